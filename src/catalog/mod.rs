@@ -1,0 +1,408 @@
+//! The merged catalog: every server's tools, prompts, resources and resource templates under one
+//! set of names, plus the routes back to each item's owner. A catalog is built whole from the
+//! servers' current lists (cheap: a few thousand items) and replaced, never edited in place, so a
+//! request always sees one consistent snapshot. It knows nothing of transports or sessions.
+
+pub mod naming;
+mod template;
+
+use std::collections::{HashMap, HashSet};
+
+use rmcp::model::{Prompt, PromptMessage, Resource, ResourceTemplate, Role, Tool};
+
+use crate::cli::PrefixMode;
+use crate::config::{InstructionMessage, InstructionRole, ToolFilter};
+
+/// What one server currently offers, as it listed it.
+#[derive(Debug, Clone, Default)]
+pub struct ServerLists {
+    pub tools: Vec<Tool>,
+    pub prompts: Vec<Prompt>,
+    pub resources: Vec<Resource>,
+    pub templates: Vec<ResourceTemplate>,
+}
+
+/// One server's part of the input to [`Catalog::build`].
+pub struct ServerEntry<'a> {
+    pub name: &'a str,
+    pub slug: &'a str,
+    pub uuid: &'a str,
+    pub filter: &'a ToolFilter,
+    pub lists: &'a ServerLists,
+    pub instructions: Option<&'a [InstructionMessage]>,
+}
+
+/// Where a tool or prompt name leads: the owning server and the name it knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub server: String,
+    pub original: String,
+}
+
+/// Where a prompt name leads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PromptRoute {
+    Downstream(Route),
+    /// The configured custom instructions of this server.
+    Instructions {
+        server: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResolveError {
+    #[error("unknown {kind} \"{name}\"")]
+    Unknown { kind: &'static str, name: String },
+    #[error(
+        "{kind} \"{name}\" is offered by several servers ({}); call it as <server>__{name}",
+        servers.join(", ")
+    )]
+    Ambiguous {
+        kind: &'static str,
+        name: String,
+        servers: Vec<String>,
+    },
+}
+
+/// The merged catalog.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    pub tools: Vec<Tool>,
+    pub prompts: Vec<Prompt>,
+    pub resources: Vec<Resource>,
+    pub templates: Vec<ResourceTemplate>,
+    tool_routes: HashMap<String, Route>,
+    prompt_routes: HashMap<String, PromptRoute>,
+    ambiguous_tools: HashMap<String, Vec<String>>,
+    ambiguous_prompts: HashMap<String, Vec<String>>,
+    /// Slug or UUID → server name, for `<slug>__<name>` and `<uuid>__<name>` on calls.
+    prefixes: HashMap<String, String>,
+    /// Server → the original names of its exposed tools and prompts.
+    server_tools: HashMap<String, HashSet<String>>,
+    server_prompts: HashMap<String, HashSet<String>>,
+    resource_routes: HashMap<String, String>,
+    /// (template, owning server), in catalog order.
+    template_routes: Vec<(String, String)>,
+    instructions: HashMap<String, Vec<PromptMessage>>,
+}
+
+impl Catalog {
+    /// Builds the catalog from the servers' lists, in the given (config) order.
+    pub fn build(servers: &[ServerEntry<'_>], mode: PrefixMode) -> Catalog {
+        let mut catalog = Catalog::default();
+        for server in servers {
+            catalog
+                .prefixes
+                .insert(server.slug.to_owned(), server.name.to_owned());
+            catalog
+                .prefixes
+                .insert(server.uuid.to_owned(), server.name.to_owned());
+        }
+        let mut taken_prompts = HashSet::new();
+        // Instructions prompts first, so they keep their exact names.
+        for server in servers {
+            let Some(messages) = server.instructions else {
+                continue;
+            };
+            let name = naming::qualify(server.slug, "instructions");
+            taken_prompts.insert(name.clone());
+            let mut prompt = Prompt::new(
+                name.clone(),
+                Some(format!(
+                    "Custom instructions for the {} server",
+                    server.name
+                )),
+                None,
+            );
+            prompt.title = Some(format!("{} instructions", server.name));
+            catalog.prompts.push(prompt);
+            catalog.prompt_routes.insert(
+                name,
+                PromptRoute::Instructions {
+                    server: server.name.to_owned(),
+                },
+            );
+            catalog.instructions.insert(
+                server.name.to_owned(),
+                messages
+                    .iter()
+                    .map(|message| {
+                        let role = match message.role {
+                            InstructionRole::User => Role::User,
+                            InstructionRole::Assistant => Role::Assistant,
+                        };
+                        PromptMessage::new_text(role, message.text.clone())
+                    })
+                    .collect(),
+            );
+        }
+
+        // Tools.
+        let tool_counts = count_names(servers.iter().flat_map(|server| {
+            server
+                .lists
+                .tools
+                .iter()
+                .filter(|tool| server.filter.permits(&tool.name))
+                .map(|tool| tool.name.as_ref())
+        }));
+        let mut taken_tools = HashSet::new();
+        for server in servers {
+            let originals = catalog
+                .server_tools
+                .entry(server.name.to_owned())
+                .or_default();
+            for tool in &server.lists.tools {
+                if !server.filter.permits(&tool.name) {
+                    continue;
+                }
+                originals.insert(tool.name.to_string());
+                let shared = tool_counts.get(tool.name.as_ref()).copied().unwrap_or(0) > 1;
+                let Some(name) = exposed_name(mode, server.slug, &tool.name, shared) else {
+                    catalog
+                        .ambiguous_tools
+                        .entry(tool.name.to_string())
+                        .or_default()
+                        .push(server.name.to_owned());
+                    continue;
+                };
+                let name = claim(&mut taken_tools, name);
+                let mut exposed = tool.clone();
+                exposed.name = name.clone().into();
+                catalog.tools.push(exposed);
+                catalog.tool_routes.insert(
+                    name,
+                    Route {
+                        server: server.name.to_owned(),
+                        original: tool.name.to_string(),
+                    },
+                );
+            }
+        }
+
+        // Prompts.
+        let prompt_counts = count_names(
+            servers
+                .iter()
+                .flat_map(|server| server.lists.prompts.iter().map(|p| p.name.as_str())),
+        );
+        for server in servers {
+            let originals = catalog
+                .server_prompts
+                .entry(server.name.to_owned())
+                .or_default();
+            for prompt in &server.lists.prompts {
+                originals.insert(prompt.name.clone());
+                let shared = prompt_counts
+                    .get(prompt.name.as_str())
+                    .copied()
+                    .unwrap_or(0)
+                    > 1;
+                let Some(name) = exposed_name(mode, server.slug, &prompt.name, shared) else {
+                    catalog
+                        .ambiguous_prompts
+                        .entry(prompt.name.clone())
+                        .or_default()
+                        .push(server.name.to_owned());
+                    continue;
+                };
+                let name = claim(&mut taken_prompts, name);
+                let mut exposed = prompt.clone();
+                exposed.name = name.clone();
+                catalog.prompts.push(exposed);
+                catalog.prompt_routes.insert(
+                    name,
+                    PromptRoute::Downstream(Route {
+                        server: server.name.to_owned(),
+                        original: prompt.name.clone(),
+                    }),
+                );
+            }
+        }
+
+        // Resources keep their URIs; the first server to list a URI owns it.
+        for server in servers {
+            for resource in &server.lists.resources {
+                if let Some(owner) = catalog.resource_routes.get(&resource.uri) {
+                    tracing::warn!(
+                        uri = %resource.uri, owner = %owner, also = %server.name,
+                        "resource listed by two servers; the first one serves it"
+                    );
+                    continue;
+                }
+                catalog
+                    .resource_routes
+                    .insert(resource.uri.clone(), server.name.to_owned());
+                catalog.resources.push(resource.clone());
+            }
+            for template in &server.lists.templates {
+                catalog
+                    .template_routes
+                    .push((template.uri_template.clone(), server.name.to_owned()));
+                catalog.templates.push(template.clone());
+            }
+        }
+        for (name, owners) in catalog
+            .ambiguous_tools
+            .iter()
+            .chain(&catalog.ambiguous_prompts)
+        {
+            tracing::warn!(
+                name = %name, servers = %owners.join(", "),
+                "name offered by several servers is not listed (--prefix-mode never)"
+            );
+        }
+        catalog
+    }
+
+    /// The owner of a tool name as a client sends it.
+    pub fn resolve_tool(&self, name: &str) -> Result<Route, ResolveError> {
+        if let Some(route) = self.tool_routes.get(name) {
+            return Ok(route.clone());
+        }
+        resolve_prefixed(
+            "tool",
+            name,
+            &self.ambiguous_tools,
+            &self.prefixes,
+            &self.server_tools,
+        )
+    }
+
+    /// The owner of a prompt name as a client sends it.
+    pub fn resolve_prompt(&self, name: &str) -> Result<PromptRoute, ResolveError> {
+        if let Some(route) = self.prompt_routes.get(name) {
+            return Ok(route.clone());
+        }
+        resolve_prefixed(
+            "prompt",
+            name,
+            &self.ambiguous_prompts,
+            &self.prefixes,
+            &self.server_prompts,
+        )
+        .map(PromptRoute::Downstream)
+    }
+
+    /// The configured custom instructions of a server, as prompt messages.
+    pub fn instructions(&self, server: &str) -> Option<&[PromptMessage]> {
+        self.instructions.get(server).map(Vec::as_slice)
+    }
+
+    /// The server that serves a resource URI: the one that listed it, else the first whose
+    /// template matches.
+    pub fn resolve_resource(&self, uri: &str) -> Option<&str> {
+        self.resource_routes
+            .get(uri)
+            .map(String::as_str)
+            .or_else(|| {
+                self.template_routes
+                    .iter()
+                    .find(|(template, _)| template::matches(template, uri))
+                    .map(|(_, server)| server.as_str())
+            })
+    }
+
+    /// The server that listed a resource template.
+    pub fn resolve_template(&self, uri_template: &str) -> Option<&str> {
+        self.template_routes
+            .iter()
+            .find(|(template, _)| template == uri_template)
+            .map(|(_, server)| server.as_str())
+    }
+}
+
+fn count_names<'a>(names: impl Iterator<Item = &'a str>) -> HashMap<&'a str, usize> {
+    let mut counts = HashMap::new();
+    for name in names {
+        *counts.entry(name).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// The name to expose, or `None` when `--prefix-mode never` must refuse an ambiguous name.
+fn exposed_name(mode: PrefixMode, slug: &str, name: &str, shared: bool) -> Option<String> {
+    match mode {
+        PrefixMode::Always => Some(naming::qualify(slug, name)),
+        PrefixMode::Auto if shared => Some(naming::qualify(slug, name)),
+        PrefixMode::Never if shared => None,
+        PrefixMode::Auto | PrefixMode::Never => Some(name.to_owned()),
+    }
+}
+
+/// Takes `name`, or when it is already taken a deterministic variant of it.
+fn claim(taken: &mut HashSet<String>, name: String) -> String {
+    if taken.insert(name.clone()) {
+        return name;
+    }
+    let mut n = 2;
+    loop {
+        let candidate = naming::fit(&format!("{name}-{n}"), 12);
+        if taken.insert(candidate.clone()) {
+            tracing::warn!(name = %name, exposed = %candidate, "name collision, renamed");
+            return candidate;
+        }
+        n += 1;
+    }
+}
+
+fn resolve_prefixed(
+    kind: &'static str,
+    name: &str,
+    ambiguous: &HashMap<String, Vec<String>>,
+    prefixes: &HashMap<String, String>,
+    originals: &HashMap<String, HashSet<String>>,
+) -> Result<Route, ResolveError> {
+    if let Some(servers) = ambiguous.get(name) {
+        return Err(ResolveError::Ambiguous {
+            kind,
+            name: name.to_owned(),
+            servers: servers.clone(),
+        });
+    }
+    if let Some((prefix, original)) = naming::split(name) {
+        let server = prefixes
+            .get(prefix)
+            .or_else(|| prefixes.get(&prefix.to_ascii_lowercase()));
+        if let Some(server) = server
+            && originals
+                .get(server)
+                .is_some_and(|names| names.contains(original))
+        {
+            return Ok(Route {
+                server: server.clone(),
+                original: original.to_owned(),
+            });
+        }
+    }
+    Err(ResolveError::Unknown {
+        kind,
+        name: name.to_owned(),
+    })
+}
+
+/// One page of a list: items from the cursor's offset, and the cursor of the next page.
+pub fn page<T: Clone>(
+    items: &[T],
+    cursor: Option<&str>,
+    page_size: usize,
+) -> Result<(Vec<T>, Option<String>), InvalidCursor> {
+    let start = match cursor {
+        None => 0,
+        Some(cursor) => cursor
+            .parse::<usize>()
+            .ok()
+            .filter(|offset| *offset <= items.len())
+            .ok_or_else(|| InvalidCursor(cursor.to_owned()))?,
+    };
+    let end = start.saturating_add(page_size.max(1)).min(items.len());
+    let next = (end < items.len()).then(|| end.to_string());
+    Ok((items[start..end].to_vec(), next))
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid cursor \"{0}\"")]
+pub struct InvalidCursor(pub String);
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,117 @@
+//! Command-line flags and environment variables. The original proxy's names are kept unchanged
+//! (`--pluggedin-api-key`, `--transport`, `--port` 12006 with `PORT`, `--stateless`,
+//! `--require-api-auth`); our additions are `--config`, `--data-dir`, `--prefix-mode`,
+//! `--log-level` and the inspector subcommands. Command-line values win over the environment.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// The default HTTP port of the original proxy's 1.x line and of its README.
+pub const DEFAULT_PORT: u16 = 12006;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "pluggedin-mcp-proxy",
+    version,
+    about = "PluggedinMCP MCP Server - The One MCP to manage all your MCPs",
+    long_about = "An MCP proxy that connects to many MCP servers (stdio, HTTP+SSE, Streamable HTTP), \
+                  merges their tools, prompts and resources into one namespaced catalog and serves \
+                  it to one MCP client. Without an API key, servers come from a local mcpServers \
+                  JSON file (see --config)."
+)]
+pub struct Cli {
+    /// API key for the plugged.in App (App mode)
+    #[arg(long, env = "PLUGGEDIN_API_KEY", hide_env_values = true, global = true)]
+    pub pluggedin_api_key: Option<String>,
+
+    /// Base URL of the plugged.in App
+    #[arg(long, env = "PLUGGEDIN_API_BASE_URL", global = true)]
+    pub pluggedin_api_base_url: Option<String>,
+
+    /// Transport served to the MCP client
+    #[arg(long, value_enum, default_value_t = Transport::Stdio)]
+    pub transport: Transport,
+
+    /// Port for the Streamable HTTP server
+    #[arg(long, env = "PORT", default_value_t = DEFAULT_PORT)]
+    pub port: u16,
+
+    /// Stateless mode for Streamable HTTP (no sessions)
+    #[arg(long)]
+    pub stateless: bool,
+
+    /// Require `Authorization: Bearer <API key>` on Streamable HTTP requests
+    #[arg(long)]
+    pub require_api_auth: bool,
+
+    /// The local server list, an `mcpServers` JSON file (default: ./mcp.json, ./.mcp.json,
+    /// then <config dir>/pluggedin-mcp-proxy/mcp.json)
+    #[arg(long, env = "PLUGGEDIN_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+
+    /// Where local state lives (default: <user data dir>/pluggedin-mcp-proxy)
+    #[arg(long, env = "PLUGGEDIN_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+
+    /// How downstream names are namespaced: always `<slug>__<name>`, only on collision, or never
+    #[arg(long, value_enum, default_value_t = PrefixMode::Always, global = true)]
+    pub prefix_mode: PrefixMode,
+
+    /// Log filter for stderr (`error`, `warn`, `info`, `debug`, `trace`, or a tracing directive);
+    /// `RUST_LOG` wins when set
+    #[arg(long, global = true)]
+    pub log_level: Option<String>,
+
+    /// Items per page of list results (tools, prompts, resources)
+    #[arg(
+        long,
+        env = "PLUGGEDIN_PAGE_SIZE",
+        default_value_t = 1000,
+        hide = true,
+        global = true
+    )]
+    pub page_size: usize,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Transport {
+    Stdio,
+    #[value(name = "streamable-http")]
+    StreamableHttp,
+}
+
+/// How the names of downstream tools and prompts are exposed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum PrefixMode {
+    /// Every name is `<slug>__<name>`, as the original proxy does.
+    #[default]
+    Always,
+    /// Only names offered by more than one server are prefixed.
+    Auto,
+    /// Original names; a name offered by several servers is refused with an error.
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Connect to the configured servers and print the merged tool catalog
+    Tools {
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Call one tool of the merged catalog and print its result
+    Call {
+        /// The tool's name as `tools` prints it
+        tool: String,
+        /// The arguments, a JSON object
+        #[arg(long, default_value = "{}")]
+        args: String,
+    },
+    /// Show each configured server: transport and state
+    Servers,
+}

@@ -1,0 +1,533 @@
+//! The local server list: a JSON file in the `mcpServers` shape that Claude Desktop, Cursor and
+//! Cline use (VS Code's `servers` spelling too), parsed into validated [`ServerConfig`]s. Every
+//! error names the file, the server and the field. Finding the file (`locate`) and watching it for
+//! edits (`watch`) live here too; what to do with a changed server list is the supervisor's job.
+
+mod watch;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+pub use watch::watch;
+
+/// The per-request timeout when a server's config does not set one.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The parsed configuration: servers by name, in name order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Config {
+    pub servers: BTreeMap<String, ServerConfig>,
+}
+
+/// One downstream server as configured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerConfig {
+    pub transport: TransportConfig,
+    pub disabled: bool,
+    pub timeout: Duration,
+    pub tools: ToolFilter,
+    /// Custom instructions, served as the prompt `<slug>__instructions`.
+    pub instructions: Option<Vec<InstructionMessage>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum TransportConfig {
+    Stdio {
+        command: String,
+        args: Vec<String>,
+        env: BTreeMap<String, String>,
+        cwd: Option<PathBuf>,
+    },
+    Sse {
+        url: url::Url,
+        headers: BTreeMap<String, String>,
+    },
+    StreamableHttp {
+        url: url::Url,
+        headers: BTreeMap<String, String>,
+    },
+}
+
+impl TransportConfig {
+    /// The transport's name as `servers` and logs show it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TransportConfig::Stdio { .. } => "stdio",
+            TransportConfig::Sse { .. } => "sse",
+            TransportConfig::StreamableHttp { .. } => "streamable-http",
+        }
+    }
+
+    /// Where the server is: the command line or the URL.
+    pub fn target(&self) -> String {
+        match self {
+            TransportConfig::Stdio { command, args, .. } => std::iter::once(command.as_str())
+                .chain(args.iter().map(String::as_str))
+                .collect::<Vec<_>>()
+                .join(" "),
+            TransportConfig::Sse { url, .. } | TransportConfig::StreamableHttp { url, .. } => {
+                url.to_string()
+            }
+        }
+    }
+}
+
+/// Which of a server's tools are exposed. Entries are exact names or prefixes ending in `*`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ToolFilter {
+    pub allow: Option<Vec<String>>,
+    pub deny: Vec<String>,
+}
+
+impl ToolFilter {
+    pub fn permits(&self, tool: &str) -> bool {
+        let matches = |pattern: &String| match pattern.strip_suffix('*') {
+            Some(prefix) => tool.starts_with(prefix),
+            None => pattern == tool,
+        };
+        self.allow
+            .as_ref()
+            .is_none_or(|allow| allow.iter().any(matches))
+            && !self.deny.iter().any(matches)
+    }
+}
+
+/// One message of a server's custom instructions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstructionMessage {
+    pub role: InstructionRole,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstructionRole {
+    User,
+    Assistant,
+}
+
+/// A configuration error, naming the file, and where known the server and the field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub server: Option<String>,
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "config {}", self.file.display())?;
+        if let Some(server) = &self.server {
+            write!(f, ": server \"{server}\"")?;
+        }
+        if let Some(field) = &self.field {
+            write!(f, ": field \"{field}\"")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError {
+            file: path.to_owned(),
+            server: None,
+            field: None,
+            message: format!("cannot read: {error}"),
+        })?;
+        Config::parse(path, &text)
+    }
+
+    /// Validates config text; `path` is only used in error messages.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let error = |server: Option<&str>, field: Option<&str>, message: String| ConfigError {
+            file: path.to_owned(),
+            server: server.map(str::to_owned),
+            field: field.map(str::to_owned),
+            message,
+        };
+        let root: Value = serde_json::from_str(text).map_err(|e| {
+            error(
+                None,
+                None,
+                format!(
+                    "not valid JSON (line {}, column {}): {e}",
+                    e.line(),
+                    e.column()
+                ),
+            )
+        })?;
+        let Value::Object(root) = root else {
+            return Err(error(
+                None,
+                None,
+                "the top level must be a JSON object".into(),
+            ));
+        };
+        let (key, servers) = match (root.get("mcpServers"), root.get("servers")) {
+            (Some(servers), _) => ("mcpServers", servers),
+            (None, Some(servers)) => ("servers", servers),
+            (None, None) => {
+                return Err(error(
+                    None,
+                    None,
+                    "no \"mcpServers\" (or \"servers\") object at the top level".into(),
+                ));
+            }
+        };
+        let Value::Object(servers) = servers else {
+            return Err(error(
+                None,
+                Some(key),
+                "must be an object of servers by name".into(),
+            ));
+        };
+        let mut config = Config::default();
+        for (name, server) in servers {
+            if name.trim().is_empty() {
+                return Err(error(None, Some(key), "a server name is empty".into()));
+            }
+            let server = parse_server(server)
+                .map_err(|(field, message)| error(Some(name), field.as_deref(), message))?;
+            config.servers.insert(name.clone(), server);
+        }
+        Ok(config)
+    }
+}
+
+type FieldError = (Option<String>, String);
+
+fn field_error(field: &str, message: impl Into<String>) -> FieldError {
+    (Some(field.to_owned()), message.into())
+}
+
+fn parse_server(value: &Value) -> Result<ServerConfig, FieldError> {
+    let Value::Object(server) = value else {
+        return Err((None, "must be an object".into()));
+    };
+    let kind = optional_string(server, "type")?;
+    let has_command = server.contains_key("command");
+    let has_url = server.contains_key("url");
+    let transport = match (kind.as_deref(), has_command, has_url) {
+        (_, true, true) => {
+            return Err(field_error(
+                "url",
+                "a server has either \"command\" (stdio) or \"url\" (HTTP), not both",
+            ));
+        }
+        (Some("stdio") | None, true, false) => parse_stdio(server)?,
+        (Some(other), true, false) => {
+            return Err(field_error(
+                "type",
+                format!("\"{other}\" does not go with \"command\"; use \"stdio\" or leave it out"),
+            ));
+        }
+        (kind, false, true) => {
+            let url = parse_url(server)?;
+            let headers = string_map(server, "headers")?;
+            let sse = match kind {
+                Some("sse") => true,
+                Some("streamable-http" | "streamableHttp" | "streamable_http" | "http") => false,
+                // Without a type, an endpoint path ending in /sse is the legacy transport.
+                None => url.path().trim_end_matches('/').ends_with("/sse"),
+                Some(other) => {
+                    return Err(field_error(
+                        "type",
+                        format!(
+                            "unknown transport \"{other}\"; expected \"sse\", \"streamable-http\" or \"http\""
+                        ),
+                    ));
+                }
+            };
+            if sse {
+                TransportConfig::Sse { url, headers }
+            } else {
+                TransportConfig::StreamableHttp { url, headers }
+            }
+        }
+        (_, false, false) => {
+            return Err((
+                None,
+                "needs \"command\" (a stdio server) or \"url\" (an HTTP server)".into(),
+            ));
+        }
+    };
+    let disabled = match server.get("disabled") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(disabled)) => *disabled,
+        Some(_) => return Err(field_error("disabled", "must be true or false")),
+    };
+    let timeout = match server.get("timeout") {
+        None | Some(Value::Null) => DEFAULT_TIMEOUT,
+        Some(Value::Number(seconds)) => match seconds.as_f64() {
+            Some(seconds) if seconds > 0.0 && seconds <= 86_400.0 => {
+                Duration::from_secs_f64(seconds)
+            }
+            _ => {
+                return Err(field_error(
+                    "timeout",
+                    "must be a number of seconds greater than 0 and at most 86400",
+                ));
+            }
+        },
+        Some(_) => return Err(field_error("timeout", "must be a number of seconds")),
+    };
+    Ok(ServerConfig {
+        transport,
+        disabled,
+        timeout,
+        tools: parse_tool_filter(server)?,
+        instructions: parse_instructions(server)?,
+    })
+}
+
+fn parse_stdio(server: &Map<String, Value>) -> Result<TransportConfig, FieldError> {
+    let command = match server.get("command") {
+        Some(Value::String(command)) if !command.trim().is_empty() => command.clone(),
+        _ => return Err(field_error("command", "must be a non-empty string")),
+    };
+    if command.contains('\0') {
+        return Err(field_error("command", "contains a NUL character"));
+    }
+    let args = match server.get("args") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .map(|(index, item)| match item {
+                Value::String(arg) if !arg.contains('\0') => Ok(arg.clone()),
+                Value::Number(number) => Ok(number.to_string()),
+                _ => Err(field_error(
+                    &format!("args[{index}]"),
+                    "must be a string without NUL characters",
+                )),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err(field_error("args", "must be an array of strings")),
+    };
+    let env = string_map(server, "env")?;
+    let cwd = optional_string(server, "cwd")?.map(PathBuf::from);
+    Ok(TransportConfig::Stdio {
+        command,
+        args,
+        env,
+        cwd,
+    })
+}
+
+fn parse_url(server: &Map<String, Value>) -> Result<url::Url, FieldError> {
+    let Some(Value::String(text)) = server.get("url") else {
+        return Err(field_error("url", "must be a string"));
+    };
+    let url = url::Url::parse(text).map_err(|e| field_error("url", format!("\"{text}\": {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(field_error(
+            "url",
+            format!("\"{text}\": only http and https URLs are supported"),
+        ));
+    }
+    Ok(url)
+}
+
+fn optional_string(server: &Map<String, Value>, field: &str) -> Result<Option<String>, FieldError> {
+    match server.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(value)) => Ok(Some(value.clone())),
+        Some(_) => Err(field_error(field, "must be a string")),
+    }
+}
+
+/// An object of string values; numbers and booleans are taken as their text, as Claude Desktop
+/// users often write `"PORT": 8080`.
+fn string_map(
+    server: &Map<String, Value>,
+    field: &str,
+) -> Result<BTreeMap<String, String>, FieldError> {
+    match server.get(field) {
+        None | Some(Value::Null) => Ok(BTreeMap::new()),
+        Some(Value::Object(map)) => map
+            .iter()
+            .map(|(key, value)| {
+                let value = match value {
+                    Value::String(text) => text.clone(),
+                    Value::Number(number) => number.to_string(),
+                    Value::Bool(flag) => flag.to_string(),
+                    _ => {
+                        return Err(field_error(&format!("{field}.{key}"), "must be a string"));
+                    }
+                };
+                if key.is_empty() || key.contains(['\0', '=']) {
+                    return Err(field_error(
+                        &format!("{field}.{key}"),
+                        "the name must be non-empty and contain no NUL or '='",
+                    ));
+                }
+                if value.contains('\0') {
+                    return Err(field_error(
+                        &format!("{field}.{key}"),
+                        "the value contains a NUL character",
+                    ));
+                }
+                Ok((key.clone(), value))
+            })
+            .collect(),
+        Some(_) => Err(field_error(field, "must be an object of strings")),
+    }
+}
+
+fn string_list(value: &Value, field: &str) -> Result<Vec<String>, FieldError> {
+    let Value::Array(items) = value else {
+        return Err(field_error(field, "must be an array of tool names"));
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(index, item)| match item {
+            Value::String(name) => Ok(name.clone()),
+            _ => Err(field_error(
+                &format!("{field}[{index}]"),
+                "must be a string",
+            )),
+        })
+        .collect()
+}
+
+fn parse_tool_filter(server: &Map<String, Value>) -> Result<ToolFilter, FieldError> {
+    match server.get("tools") {
+        None | Some(Value::Null) => Ok(ToolFilter::default()),
+        // A plain array is an allow list.
+        Some(list @ Value::Array(_)) => Ok(ToolFilter {
+            allow: Some(string_list(list, "tools")?),
+            deny: Vec::new(),
+        }),
+        Some(Value::Object(filter)) => {
+            if let Some(unknown) = filter
+                .keys()
+                .find(|key| !matches!(key.as_str(), "allow" | "deny"))
+            {
+                return Err(field_error(
+                    &format!("tools.{unknown}"),
+                    "unknown key; expected \"allow\" and/or \"deny\"",
+                ));
+            }
+            Ok(ToolFilter {
+                allow: filter
+                    .get("allow")
+                    .map(|list| string_list(list, "tools.allow"))
+                    .transpose()?,
+                deny: filter
+                    .get("deny")
+                    .map(|list| string_list(list, "tools.deny"))
+                    .transpose()?
+                    .unwrap_or_default(),
+            })
+        }
+        Some(_) => Err(field_error(
+            "tools",
+            "must be {\"allow\": [...], \"deny\": [...]} or an array of allowed tool names",
+        )),
+    }
+}
+
+/// Instructions are a string, an array of strings, or an array of `{role, content}` messages
+/// (the shape the plugged.in App stores). A `system` role becomes a user message prefixed
+/// `System: `, as MCP prompts have no system role.
+fn parse_instructions(
+    server: &Map<String, Value>,
+) -> Result<Option<Vec<InstructionMessage>>, FieldError> {
+    let user = |text: String| InstructionMessage {
+        role: InstructionRole::User,
+        text,
+    };
+    let messages = match server.get("instructions") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::String(text)) => vec![user(text.clone())],
+        Some(Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .map(|(index, item)| {
+                let field = format!("instructions[{index}]");
+                match item {
+                    Value::String(text) => Ok(user(text.clone())),
+                    Value::Object(message) => {
+                        let text = match message.get("content") {
+                            Some(Value::String(text)) => text.clone(),
+                            Some(Value::Array(parts)) => parts
+                                .iter()
+                                .filter_map(|part| part.get("text").and_then(Value::as_str))
+                                .collect::<Vec<_>>()
+                                .join("\n"),
+                            Some(Value::Object(part)) => part
+                                .get("text")
+                                .and_then(Value::as_str)
+                                .unwrap_or_default()
+                                .to_owned(),
+                            _ => {
+                                return Err(field_error(
+                                    &format!("{field}.content"),
+                                    "must be a string or text content",
+                                ));
+                            }
+                        };
+                        match message.get("role").and_then(Value::as_str) {
+                            None | Some("user") => Ok(user(text)),
+                            Some("assistant") => Ok(InstructionMessage {
+                                role: InstructionRole::Assistant,
+                                text,
+                            }),
+                            Some("system") => Ok(user(format!("System: {text}"))),
+                            Some(other) => Err(field_error(
+                                &format!("{field}.role"),
+                                format!(
+                                    "unknown role \"{other}\"; expected user, assistant or system"
+                                ),
+                            )),
+                        }
+                    }
+                    _ => Err(field_error(
+                        &field,
+                        "must be a string or a {role, content} message",
+                    )),
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        Some(_) => {
+            return Err(field_error(
+                "instructions",
+                "must be a string or an array of strings or messages",
+            ));
+        }
+    };
+    let messages: Vec<_> = messages
+        .into_iter()
+        .filter(|message| !message.text.trim().is_empty())
+        .collect();
+    Ok((!messages.is_empty()).then_some(messages))
+}
+
+/// Where a config file is looked for when `--config` is not given, in order.
+pub fn search_paths() -> Vec<PathBuf> {
+    let mut paths = vec![PathBuf::from("mcp.json"), PathBuf::from(".mcp.json")];
+    if let Some(dir) = dirs::config_dir() {
+        paths.push(dir.join("pluggedin-mcp-proxy").join("mcp.json"));
+    }
+    paths
+}
+
+/// The config file to use: the given one, or the first that exists in [`search_paths`].
+pub fn locate(explicit: Option<&Path>) -> Option<PathBuf> {
+    match explicit {
+        Some(path) => Some(path.to_owned()),
+        None => search_paths().into_iter().find(|path| path.is_file()),
+    }
+}
+
+#[cfg(test)]
+mod tests;

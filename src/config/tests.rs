@@ -1,0 +1,82 @@
+use super::*;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(Path::new("test.json"), text)
+}
+
+#[test]
+fn parses_the_three_transports_and_options() {
+    let config = parse(
+        r#"{"mcpServers": {
+            "time": {"command": "uvx", "args": ["mcp-server-time", 3], "env": {"TZ": "UTC", "PORT": 8080}, "cwd": "/tmp"},
+            "legacy": {"url": "http://127.0.0.1:3001/sse"},
+            "remote": {"url": "https://example.com/mcp", "type": "http", "headers": {"Authorization": "Bearer x"},
+                       "timeout": 5, "disabled": true, "tools": {"allow": ["get_*"], "deny": ["get_secret"]},
+                       "instructions": [{"role": "system", "content": "Be careful"}, "Read only"]}
+        }}"#,
+    )
+    .unwrap();
+    let time = &config.servers["time"];
+    assert_eq!(
+        time.transport,
+        TransportConfig::Stdio {
+            command: "uvx".into(),
+            args: vec!["mcp-server-time".into(), "3".into()],
+            env: [("PORT".into(), "8080".into()), ("TZ".into(), "UTC".into())].into(),
+            cwd: Some("/tmp".into()),
+        }
+    );
+    assert_eq!(time.timeout, DEFAULT_TIMEOUT);
+    assert!(matches!(
+        config.servers["legacy"].transport,
+        TransportConfig::Sse { .. }
+    ));
+    let remote = &config.servers["remote"];
+    assert!(matches!(
+        remote.transport,
+        TransportConfig::StreamableHttp { .. }
+    ));
+    assert!(remote.disabled);
+    assert_eq!(remote.timeout, Duration::from_secs(5));
+    assert!(remote.tools.permits("get_time"));
+    assert!(!remote.tools.permits("get_secret"));
+    assert!(!remote.tools.permits("set_time"));
+    let instructions = remote.instructions.as_ref().unwrap();
+    assert_eq!(instructions[0].text, "System: Be careful");
+    assert_eq!(instructions[1].text, "Read only");
+}
+
+#[test]
+fn accepts_vs_code_servers_spelling() {
+    let config = parse(r#"{"servers": {"a": {"type": "stdio", "command": "x"}}}"#).unwrap();
+    assert!(config.servers.contains_key("a"));
+}
+
+#[test]
+fn errors_name_file_server_and_field() {
+    let error = parse(r#"{"mcpServers": {"bad": {"command": "x", "args": "nope"}}}"#).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "config test.json: server \"bad\": field \"args\": must be an array of strings"
+    );
+    let error = parse(r#"{"mcpServers": {"web": {"url": "ftp://x"}}}"#).unwrap_err();
+    assert_eq!(error.server.as_deref(), Some("web"));
+    assert_eq!(error.field.as_deref(), Some("url"));
+    let error = parse(r#"{"mcpServers": {"t": {"command": "x", "timeout": -1}}}"#).unwrap_err();
+    assert_eq!(error.field.as_deref(), Some("timeout"));
+    let error = parse(r#"{"mcpServers": {"e": {}}}"#).unwrap_err();
+    assert!(error.to_string().contains("needs \"command\""), "{error}");
+}
+
+#[test]
+fn invalid_json_reports_position() {
+    let error = parse("{\"mcpServers\": {").unwrap_err();
+    assert!(error.message.contains("line 1"), "{error}");
+    assert!(error.server.is_none());
+}
+
+#[test]
+fn missing_servers_object_is_an_error() {
+    let error = parse(r#"{"other": {}}"#).unwrap_err();
+    assert!(error.message.contains("mcpServers"), "{error}");
+}

@@ -1,0 +1,181 @@
+//! Downstream servers: one supervised connection per configured server. A [`Downstream`] holds
+//! what the rest of the proxy may read about a server (its state, its live peer, its current
+//! lists); the supervisor task owns the connection itself, spawns or dials it, re-lists on
+//! `list_changed`, and restarts it with backoff when it fails. Events that must reach clients go
+//! through the [`Events`] trait, so this module knows nothing of upstream sessions.
+
+mod connect;
+mod handler;
+pub mod sse;
+mod supervisor;
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use rmcp::RoleClient;
+use rmcp::model::{
+    ClientResult, ErrorData, LoggingMessageNotificationParam, ProgressNotificationParam,
+    ResourceUpdatedNotificationParam, ServerCapabilities, ServerRequest,
+};
+use rmcp::service::{Peer, RequestContext};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::catalog::ServerLists;
+use crate::config::ServerConfig;
+
+pub use supervisor::spawn;
+
+/// What the proxy must hear from downstream servers. Implemented by the router.
+pub trait Events: Send + Sync + 'static {
+    /// A server's lists or state changed: rebuild the catalog and tell clients.
+    fn catalog_changed(&self);
+    fn progress(&self, server: &str, params: ProgressNotificationParam);
+    fn log(&self, server: &str, params: LoggingMessageNotificationParam);
+    fn resource_updated(&self, server: &str, params: ResourceUpdatedNotificationParam);
+    /// A server asks the client something (sampling, elicitation, roots).
+    fn server_request(
+        &self,
+        server: &str,
+        request: ServerRequest,
+        context: RequestContext<RoleClient>,
+    ) -> BoxFuture<'static, Result<ClientResult, ErrorData>>;
+}
+
+/// A server's state as `servers`, `/health` and discovery show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerState {
+    Disabled,
+    Starting,
+    Connected,
+    /// The last attempt failed; another follows after `retry_in` unless stopped.
+    Failed {
+        reason: String,
+        retry_in: Option<Duration>,
+    },
+    Stopped,
+}
+
+impl ServerState {
+    /// Whether the server has settled: connected, failed or not running at all.
+    pub fn is_settled(&self) -> bool {
+        !matches!(self, ServerState::Starting)
+    }
+}
+
+impl std::fmt::Display for ServerState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServerState::Disabled => f.write_str("disabled"),
+            ServerState::Starting => f.write_str("starting"),
+            ServerState::Connected => f.write_str("connected"),
+            ServerState::Failed {
+                reason,
+                retry_in: Some(retry_in),
+            } => write!(f, "failed: {reason} (retry in {}s)", retry_in.as_secs_f32()),
+            ServerState::Failed { reason, .. } => write!(f, "failed: {reason}"),
+            ServerState::Stopped => f.write_str("stopped"),
+        }
+    }
+}
+
+/// A live connection's handle and what the server said about itself.
+#[derive(Clone)]
+pub struct Connection {
+    pub peer: Peer<RoleClient>,
+    pub capabilities: ServerCapabilities,
+    pub instructions: Option<String>,
+    pub protocol_version: String,
+}
+
+/// One configured server, shared by the supervisor, the router and the inspector commands.
+pub struct Downstream {
+    pub name: String,
+    pub slug: String,
+    pub uuid: String,
+    pub config: ServerConfig,
+    state: watch::Sender<ServerState>,
+    connection: RwLock<Option<Connection>>,
+    lists: RwLock<Arc<ServerLists>>,
+    /// Stops this server's supervisor (config change or shutdown).
+    pub(crate) cancel: CancellationToken,
+}
+
+impl Downstream {
+    pub fn new(
+        name: String,
+        slug: String,
+        uuid: String,
+        config: ServerConfig,
+        cancel: CancellationToken,
+    ) -> Downstream {
+        let initial = if config.disabled {
+            ServerState::Disabled
+        } else {
+            ServerState::Starting
+        };
+        Downstream {
+            name,
+            slug,
+            uuid,
+            config,
+            state: watch::Sender::new(initial),
+            connection: RwLock::new(None),
+            lists: RwLock::new(Arc::default()),
+            cancel,
+        }
+    }
+
+    pub fn state(&self) -> ServerState {
+        self.state.borrow().clone()
+    }
+
+    /// Changes in state, for waiting until a server settles.
+    pub fn subscribe_state(&self) -> watch::Receiver<ServerState> {
+        self.state.subscribe()
+    }
+
+    pub fn connection(&self) -> Option<Connection> {
+        read(&self.connection).clone()
+    }
+
+    pub fn lists(&self) -> Arc<ServerLists> {
+        read(&self.lists).clone()
+    }
+
+    /// Stops the supervisor; the connection closes and the child process ends.
+    pub fn stop(&self) {
+        self.cancel.cancel();
+    }
+
+    fn set_state(&self, state: ServerState) {
+        self.state.send_replace(state);
+    }
+
+    fn set_connection(&self, connection: Option<Connection>) {
+        *write(&self.connection) = connection;
+    }
+
+    fn set_lists(&self, lists: ServerLists) {
+        *write(&self.lists) = Arc::new(lists);
+    }
+
+    fn update_lists(&self, update: impl FnOnce(&mut ServerLists)) {
+        let mut guard = write(&self.lists);
+        let mut lists = ServerLists::clone(&guard);
+        update(&mut lists);
+        *guard = Arc::new(lists);
+    }
+}
+
+/// Lock helpers: a panic while holding one of these short locks must not wedge the proxy.
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -1,0 +1,187 @@
+//! The supervisor: one task per server that connects, lists, waits for the connection to end, and
+//! reconnects with capped exponential backoff. A slow or broken server only ever delays itself;
+//! its state says why it is not connected.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rmcp::service::ServiceError;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use super::connect::{Running, connect};
+use super::handler::DownstreamHandler;
+use super::{Connection, Downstream, Events, ServerState};
+use crate::catalog::ServerLists;
+
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// A connection that lived this long resets the backoff: it was a crash, not a crash loop.
+const STABLE_AFTER: Duration = Duration::from_secs(30);
+/// How long a closing connection may take to end its child before we move on.
+const CLOSE_GRACE: Duration = Duration::from_secs(8);
+
+/// Starts supervising `downstream` on `tracker`. Returns at once.
+pub fn spawn(downstream: Arc<Downstream>, events: Arc<dyn Events>, tracker: &TaskTracker) {
+    if downstream.config.disabled {
+        return;
+    }
+    let span = tracing::info_span!("downstream", server = %downstream.name);
+    tracker.spawn(supervise(downstream, events).instrument(span));
+}
+
+async fn supervise(downstream: Arc<Downstream>, events: Arc<dyn Events>) {
+    let mut backoff = FIRST_BACKOFF;
+    loop {
+        downstream.set_state(ServerState::Starting);
+        let handler = DownstreamHandler {
+            server: downstream.name.as_str().into(),
+            downstream: Arc::downgrade(&downstream),
+            events: events.clone(),
+        };
+        let attempt = tokio::select! {
+            () = downstream.cancel.cancelled() => break,
+            attempt = connect(
+                &downstream.name,
+                &downstream.config.transport,
+                handler,
+                downstream.config.timeout,
+            ) => attempt,
+        };
+        let reason = match attempt {
+            Ok(running) => {
+                let started = Instant::now();
+                let reason = serve(&downstream, &events, running).await;
+                if downstream.cancel.is_cancelled() {
+                    break;
+                }
+                if started.elapsed() >= STABLE_AFTER {
+                    backoff = FIRST_BACKOFF;
+                }
+                reason
+            }
+            Err(error) => error.to_string(),
+        };
+        tracing::warn!(
+            retry_in_ms = backoff.as_millis() as u64,
+            "server not connected: {reason}"
+        );
+        downstream.set_state(ServerState::Failed {
+            reason,
+            retry_in: Some(backoff),
+        });
+        events.catalog_changed();
+        tokio::select! {
+            () = downstream.cancel.cancelled() => break,
+            () = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+    downstream.set_connection(None);
+    downstream.set_lists(ServerLists::default());
+    downstream.set_state(ServerState::Stopped);
+    events.catalog_changed();
+    tracing::info!("stopped");
+}
+
+/// Runs one live connection until it ends or the server is stopped; returns why it ended.
+async fn serve(downstream: &Downstream, events: &Arc<dyn Events>, running: Running) -> String {
+    let peer = running.peer().clone();
+    let info = peer.peer_info();
+    let connection = Connection {
+        peer: peer.clone(),
+        capabilities: info
+            .as_ref()
+            .map(|info| info.capabilities.clone())
+            .unwrap_or_default(),
+        instructions: info.as_ref().and_then(|info| info.instructions.clone()),
+        protocol_version: info
+            .as_ref()
+            .map(|info| info.protocol_version.to_string())
+            .unwrap_or_default(),
+    };
+    let server_info = info
+        .as_ref()
+        .and_then(|info| info.server_info.as_ref())
+        .map(|server| format!("{} {}", server.name, server.version))
+        .unwrap_or_default();
+    let stop = running.cancellation_token();
+    let ended = running.waiting();
+    tokio::pin!(ended);
+
+    let listed = tokio::select! {
+        () = downstream.cancel.cancelled() => None,
+        result = &mut ended => {
+            return format!("connection closed during listing ({result:?})");
+        }
+        lists = list_everything(&connection, downstream.config.timeout) => Some(lists),
+    };
+    let Some(lists) = listed else {
+        stop.cancel();
+        let _ = tokio::time::timeout(CLOSE_GRACE, ended).await;
+        return "stopped".into();
+    };
+    let lists = match lists {
+        Ok(lists) => lists,
+        Err(error) => {
+            stop.cancel();
+            let _ = tokio::time::timeout(CLOSE_GRACE, ended).await;
+            return format!("listing failed: {error}");
+        }
+    };
+    tracing::info!(
+        server_info = %server_info,
+        protocol = %connection.protocol_version,
+        tools = lists.tools.len(),
+        prompts = lists.prompts.len(),
+        resources = lists.resources.len(),
+        templates = lists.templates.len(),
+        "connected"
+    );
+    downstream.set_lists(lists);
+    downstream.set_connection(Some(connection));
+    downstream.set_state(ServerState::Connected);
+    events.catalog_changed();
+
+    let reason = tokio::select! {
+        () = downstream.cancel.cancelled() => {
+            stop.cancel();
+            let _ = tokio::time::timeout(CLOSE_GRACE, &mut ended).await;
+            "stopped".to_owned()
+        }
+        result = &mut ended => match result {
+            Ok(reason) => format!("connection closed ({reason:?})"),
+            Err(error) => format!("connection task failed: {error}"),
+        },
+    };
+    downstream.set_connection(None);
+    downstream.set_lists(ServerLists::default());
+    reason
+}
+
+/// Lists everything the server's capabilities announce.
+async fn list_everything(
+    connection: &Connection,
+    timeout: Duration,
+) -> Result<ServerLists, ServiceError> {
+    let peer = &connection.peer;
+    let capabilities = &connection.capabilities;
+    let list = async {
+        let mut lists = ServerLists::default();
+        if capabilities.tools.is_some() {
+            lists.tools = peer.list_all_tools().await?;
+        }
+        if capabilities.prompts.is_some() {
+            lists.prompts = peer.list_all_prompts().await?;
+        }
+        if capabilities.resources.is_some() {
+            lists.resources = peer.list_all_resources().await?;
+            // Some servers announce resources but not templates; that is not an error.
+            lists.templates = peer.list_all_resource_templates().await.unwrap_or_default();
+        }
+        Ok(lists)
+    };
+    tokio::time::timeout(timeout, list)
+        .await
+        .map_err(|_| ServiceError::Timeout { timeout })?
+}

@@ -1,0 +1,139 @@
+//! Inspector commands for people: `tools` prints the merged catalog, `call` runs one tool, and
+//! `servers` shows each server's transport and state — all against the same configuration the
+//! proxy serves. These are the only places besides the stdio transport that print to stdout.
+#![allow(
+    clippy::print_stdout,
+    reason = "these commands print their result for a person"
+)]
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use rmcp::model::{CallToolRequestParams, ServerResult};
+
+use crate::cli::Command;
+use crate::router::{Caller, Router};
+
+/// How long the commands wait for servers to connect before printing what they have.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub async fn run(command: Command, router: &Arc<Router>) -> anyhow::Result<ExitCode> {
+    router.wait_settled(SETTLE_TIMEOUT).await;
+    match command {
+        Command::Tools { json } => tools(router, json),
+        Command::Servers => servers(router),
+        Command::Call { tool, args } => call(router, &tool, &args).await,
+    }
+}
+
+fn tools(router: &Router, json: bool) -> anyhow::Result<ExitCode> {
+    let catalog = router.catalog();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&catalog.tools)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<[String; 3]> = catalog
+        .tools
+        .iter()
+        .map(|tool| {
+            let server = catalog
+                .resolve_tool(&tool.name)
+                .map(|route| route.server)
+                .unwrap_or_default();
+            let description = tool
+                .description
+                .as_deref()
+                .unwrap_or("")
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_owned();
+            [server, tool.name.to_string(), description]
+        })
+        .collect();
+    print_table(["SERVER", "TOOL", "DESCRIPTION"], &rows);
+    println!(
+        "\n{} tools from {} servers",
+        rows.len(),
+        router.servers().len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn servers(router: &Router) -> anyhow::Result<ExitCode> {
+    let rows: Vec<[String; 4]> = router
+        .servers()
+        .iter()
+        .map(|server| {
+            [
+                server.name.clone(),
+                server.config.transport.kind().to_owned(),
+                server.state().to_string(),
+                format!("{} tools", server.lists().tools.len()),
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        println!("no servers configured");
+    } else {
+        print_table(["SERVER", "TRANSPORT", "STATE", "TOOLS"], &rows);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn call(router: &Router, tool: &str, args: &str) -> anyhow::Result<ExitCode> {
+    let arguments: serde_json::Value =
+        serde_json::from_str(args).context("--args is not valid JSON")?;
+    let serde_json::Value::Object(arguments) = arguments else {
+        anyhow::bail!("--args must be a JSON object");
+    };
+    let params = CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments);
+    let result = router
+        .call_tool(&Caller::detached(), params)
+        .await
+        .map_err(|error| anyhow::anyhow!("{error}"))?;
+    let ServerResult::CallToolResult(result) = result else {
+        anyhow::bail!("the server did not answer with a tool result");
+    };
+    for content in &result.content {
+        match content.as_text() {
+            Some(text) => println!("{}", text.text),
+            None => println!("{}", serde_json::to_string(content)?),
+        }
+    }
+    if let Some(structured) = &result.structured_content {
+        println!("{}", serde_json::to_string_pretty(structured)?);
+    }
+    Ok(if result.is_error == Some(true) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn print_table<const N: usize>(header: [&str; N], rows: &[[String; N]]) {
+    let mut widths = header.map(str::len);
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count()).min(60);
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut text = String::new();
+        for (i, (cell, width)) in cells.iter().zip(widths).enumerate() {
+            let cell: String = cell.chars().take(width).collect();
+            if i + 1 == N {
+                text.push_str(&cell);
+            } else {
+                text.push_str(&format!("{cell:<width$}  "));
+            }
+        }
+        println!("{}", text.trim_end());
+    };
+    line(header.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}

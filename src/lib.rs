@@ -1,0 +1,202 @@
+//! pluggedin-mcp-proxy: an MCP proxy that connects to many downstream MCP servers, merges what
+//! they offer into one namespaced catalog, and serves it to MCP clients.
+//!
+//! Reading order:
+//! - [`cli`]: flags and environment variables, the original proxy's names unchanged.
+//! - [`config`]: the local `mcpServers` file, its validation, and watching it for edits.
+//! - [`downstream`]: one supervised connection per server (stdio child, HTTP+SSE, Streamable HTTP).
+//! - [`catalog`]: merging the servers' lists under `<slug>__<name>` names.
+//! - [`router`]: name → owner; forwarding requests and everything that flows back.
+//! - [`upstream`]: serving clients (stdio).
+//! - [`inspect`]: the `tools`, `call` and `servers` commands for people.
+
+// Sampling, roots and logging are deprecated by SEP-2577 (MCP 2026-07-28), but legacy clients and
+// servers — most of them today — use them, and a proxy must carry them both ways.
+#![allow(deprecated)]
+
+pub mod catalog;
+pub mod cli;
+pub mod config;
+pub mod downstream;
+pub mod ids;
+pub mod inspect;
+pub mod router;
+pub mod telemetry;
+pub mod upstream;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use rmcp::ServiceExt;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::cli::{Cli, Transport};
+use crate::config::Config;
+use crate::router::Router;
+
+/// How long shutdown waits for connections to close and children to exit.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Runs the proxy (or an inspector command) until it is done or told to stop.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // reqwest is built without a default TLS provider (aws-lc-rs costs minutes of compile time).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+
+    if cli
+        .pluggedin_api_key
+        .as_deref()
+        .is_some_and(|key| !key.trim().is_empty())
+    {
+        bail!(
+            "plugged.in App mode (--pluggedin-api-key / PLUGGEDIN_API_KEY) is not available yet in \
+             this version; unset the key to run on the local config file"
+        );
+    }
+    if cli.transport == Transport::StreamableHttp {
+        bail!(
+            "--transport streamable-http is not available yet in this version; use the default \
+             stdio transport"
+        );
+    }
+    if cli.stateless || cli.require_api_auth {
+        tracing::warn!(
+            "--stateless and --require-api-auth only apply to --transport streamable-http"
+        );
+    }
+
+    let config_path = config::locate(cli.config.as_deref());
+    let config = match &config_path {
+        Some(path) => {
+            let config = Config::load(path)?;
+            tracing::info!(file = %path.display(), servers = config.servers.len(), "config loaded");
+            config
+        }
+        None => {
+            let searched: Vec<String> = config::search_paths()
+                .iter()
+                .map(|path| path.display().to_string())
+                .collect();
+            tracing::warn!(
+                "no config file found (looked for {}); starting with no downstream servers",
+                searched.join(", ")
+            );
+            Config::default()
+        }
+    };
+    let data_dir = data_dir(cli.data_dir.clone());
+
+    let cancel = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let router = Router::new(
+        cli.prefix_mode,
+        cli.page_size,
+        ids::ServerIds::load(data_dir.as_deref()),
+        tracker.clone(),
+        cancel.clone(),
+    );
+    router.apply_config(&config);
+
+    let outcome = match cli.command {
+        Some(command) => inspect::run(command, &router).await,
+        None => {
+            if let Some(path) = config_path {
+                watch_config(path, config, &router, &cancel, &tracker)?;
+            }
+            serve_stdio(&router, &cancel)
+                .await
+                .map(|()| ExitCode::SUCCESS)
+        }
+    };
+
+    cancel.cancel();
+    tracker.close();
+    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            tasks = tracker.len(),
+            "shutdown grace period over with tasks still running"
+        );
+    }
+    outcome
+}
+
+/// The data dir: the given one, else `<user data dir>/pluggedin-mcp-proxy`. `None` when it
+/// cannot be created (state then lives in memory only).
+fn data_dir(explicit: Option<PathBuf>) -> Option<PathBuf> {
+    let dir = explicit.or_else(|| dirs::data_dir().map(|dir| dir.join("pluggedin-mcp-proxy")))?;
+    match std::fs::create_dir_all(&dir) {
+        Ok(()) => Some(dir),
+        Err(error) => {
+            tracing::warn!(dir = %dir.display(), "cannot create the data dir, state will not persist: {error}");
+            None
+        }
+    }
+}
+
+/// Applies config edits as they happen.
+fn watch_config(
+    path: PathBuf,
+    config: Config,
+    router: &Arc<Router>,
+    cancel: &CancellationToken,
+    tracker: &TaskTracker,
+) -> anyhow::Result<()> {
+    let mut changes = config::watch(path.clone(), config, cancel.child_token())
+        .with_context(|| format!("cannot watch {}", path.display()))?;
+    let router = router.clone();
+    tracker.spawn(async move {
+        while let Some(config) = changes.recv().await {
+            router.apply_config(&config);
+        }
+    });
+    Ok(())
+}
+
+/// Serves one client on stdin/stdout until stdin ends or a signal arrives.
+async fn serve_stdio(router: &Arc<Router>, cancel: &CancellationToken) -> anyhow::Result<()> {
+    let handler = upstream::ProxyHandler::new(router.clone());
+    let transport = upstream::stdio::StdioTransport::new();
+    let serve = async {
+        match handler.serve_with_ct(transport, cancel.child_token()).await {
+            Ok(running) => {
+                let reason = running.waiting().await;
+                tracing::info!("client session ended: {reason:?}");
+            }
+            Err(error) => tracing::info!("client left before initializing: {error}"),
+        }
+    };
+    tokio::select! {
+        () = serve => {}
+        signal = shutdown_signal() => tracing::info!("{signal}, shutting down"),
+    }
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM, naming which.
+async fn shutdown_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => tokio::select! {
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+                _ = terminate.recv() => "SIGTERM",
+            },
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                "SIGINT"
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
+    }
+}

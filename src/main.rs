@@ -1,0 +1,41 @@
+//! The `pluggedin-mcp-proxy` binary: parse the command line, set up logging, run, and turn the
+//! outcome into an exit code. Everything else lives in the library.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use pluggedin_mcp_proxy::{cli::Cli, telemetry};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init(cli.log_level.as_deref());
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            #[allow(
+                clippy::print_stderr,
+                reason = "fatal start-up report, logging may be off"
+            )]
+            {
+                eprintln!("pluggedin-mcp-proxy: cannot start the async runtime: {error}");
+            }
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(pluggedin_mcp_proxy::run(cli)) {
+        Ok(code) => code,
+        Err(error) => {
+            #[allow(
+                clippy::print_stderr,
+                reason = "the one fatal-error report of the process"
+            )]
+            {
+                eprintln!("pluggedin-mcp-proxy: {error:#}");
+            }
+            ExitCode::from(2)
+        }
+    }
+}
