@@ -10,6 +10,12 @@ pub fn init(log_level: Option<&str>) {
         .filter(|value| !value.trim().is_empty())
         .or_else(|| log_level.map(str::to_owned))
         .unwrap_or_else(|| "info".to_owned());
+    // rmcp logs every handshake and notification at info; that is our debug.
+    let filter = if filter.contains("rmcp") {
+        filter
+    } else {
+        format!("{filter},rmcp=warn")
+    };
     let filter = EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -140,8 +140,9 @@ async fn serve(downstream: &Downstream, events: &Arc<dyn Events>, running: Runni
     );
     downstream.set_lists(lists);
     downstream.set_connection(Some(connection));
-    downstream.set_state(ServerState::Connected);
+    // The catalog first: whoever waits for `Connected` must find the server's tools in it.
     events.catalog_changed();
+    downstream.set_state(ServerState::Connected);
 
     let reason = tokio::select! {
         () = downstream.cancel.cancelled() => {

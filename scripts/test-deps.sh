@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs the third-party MCP servers the integration tests run against, into .deps/ (ignored by
+# git): @modelcontextprotocol/server-everything from npm and mcp-server-time from PyPI.
+# Idempotent: a second run with everything present does nothing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DEPS="$PWD/.deps"
+mkdir -p "$DEPS"
+
+EVERYTHING_VERSION="2026.8.31"
+TIME_VERSION="${MCP_SERVER_TIME_VERSION:-}"
+
+if [ ! -f "$DEPS/npm/node_modules/@modelcontextprotocol/server-everything/dist/index.js" ]; then
+  echo "installing @modelcontextprotocol/server-everything@$EVERYTHING_VERSION" >&2
+  npm install --silent --no-audit --no-fund --prefix "$DEPS/npm" \
+    "@modelcontextprotocol/server-everything@$EVERYTHING_VERSION" >&2
+fi
+
+if [ ! -x "$DEPS/venv/bin/mcp-server-time" ]; then
+  echo "installing mcp-server-time" >&2
+  python3 -m venv "$DEPS/venv"
+  "$DEPS/venv/bin/pip" install --quiet --disable-pip-version-check "mcp-server-time${TIME_VERSION:+==$TIME_VERSION}" >&2
+fi
+echo "test dependencies ready in $DEPS" >&2

@@ -1,0 +1,166 @@
+//! The command line: config errors, the inspector commands, and flags that belong to later work.
+
+use std::process::Output;
+
+use serde_json::json;
+
+use crate::support::*;
+
+fn run(args: &[&str], config: &serde_json::Value) -> (Output, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mcp.json");
+    std::fs::write(&path, config.to_string()).unwrap();
+    let output = std::process::Command::new(proxy_bin())
+        .arg("--config")
+        .arg(&path)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(args)
+        .env_remove("PLUGGEDIN_API_KEY")
+        .output()
+        .unwrap();
+    (output, dir)
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn a_config_error_exits_non_zero_naming_file_server_and_field() {
+    let (output, _dir) = run(
+        &["servers"],
+        &json!({"mcpServers": {"broken": {"command": "x", "args": "oops"}}}),
+    );
+    assert!(!output.status.success());
+    let message = stderr(&output);
+    assert!(
+        message.contains("mcp.json")
+            && message.contains("server \"broken\"")
+            && message.contains("field \"args\""),
+        "{message}"
+    );
+}
+
+#[test]
+fn tools_servers_and_call_print_for_people() {
+    let config =
+        json!({"mcpServers": {"demo": demo(), "gone": {"command": "/nonexistent/server"}}});
+    let (output, _dir) = run(&["tools"], &config);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let table = stdout(&output);
+    assert!(
+        table.lines().next().unwrap().starts_with("SERVER"),
+        "{table}"
+    );
+    assert!(table.contains("demo__echo"), "{table}");
+
+    let (output, _dir) = run(&["servers"], &config);
+    let table = stdout(&output);
+    assert!(
+        table.contains("demo") && table.contains("connected"),
+        "{table}"
+    );
+    assert!(
+        table.contains("gone") && table.contains("failed: cannot start"),
+        "{table}"
+    );
+
+    let (output, _dir) = run(
+        &["call", "demo__echo", "--args", r#"{"message":"from cli"}"#],
+        &config,
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stdout(&output).trim(), "Echo: from cli");
+
+    let (output, _dir) = run(&["call", "demo__nope"], &config);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("demo__nope"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn version_and_help_name_the_original_flags() {
+    let output = std::process::Command::new(proxy_bin())
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&output).starts_with("pluggedin-mcp-proxy "),
+        "{}",
+        stdout(&output)
+    );
+    let output = std::process::Command::new(proxy_bin())
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = stdout(&output);
+    for flag in [
+        "--pluggedin-api-key",
+        "--pluggedin-api-base-url",
+        "--transport",
+        "--port",
+        "--stateless",
+        "--require-api-auth",
+        "--config",
+        "--data-dir",
+        "--prefix-mode",
+        "--log-level",
+    ] {
+        assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
+    }
+}
+
+#[test]
+fn later_features_answer_not_available_yet() {
+    let (output, _dir) = run(
+        &["--transport", "streamable-http"],
+        &json!({"mcpServers": {}}),
+    );
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("not available yet"),
+        "{}",
+        stderr(&output)
+    );
+    let output = std::process::Command::new(proxy_bin())
+        .env("PLUGGEDIN_API_KEY", "k".repeat(40))
+        .arg("servers")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("not available yet"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn no_config_starts_with_no_servers_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(proxy_bin())
+        .current_dir(dir.path())
+        .env("HOME", dir.path())
+        .env("XDG_CONFIG_HOME", dir.path().join("config"))
+        .env("XDG_DATA_HOME", dir.path().join("data"))
+        .env_remove("PLUGGEDIN_CONFIG")
+        .env_remove("PLUGGEDIN_API_KEY")
+        .arg("servers")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("no config file found"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(stdout(&output).contains("no servers configured"));
+}

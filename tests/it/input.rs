@@ -1,0 +1,143 @@
+//! Bad input on stdio: every malformed message gets the right JSON-RPC error, and the proxy keeps
+//! serving. These tests speak raw newline-delimited JSON to see exactly what comes back.
+
+use std::process::Stdio;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+
+use crate::support::*;
+
+struct Raw {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: tokio::io::Lines<BufReader<ChildStdout>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Raw {
+    async fn start() -> Raw {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("mcp.json");
+        std::fs::write(&config, json!({"mcpServers": {"demo": demo()}}).to_string()).unwrap();
+        let mut child = Command::new(proxy_bin())
+            .arg("--config")
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+        Raw {
+            child,
+            stdin,
+            stdout,
+            _dir: dir,
+        }
+    }
+
+    async fn send(&mut self, line: &str) {
+        self.stdin.write_all(line.as_bytes()).await.unwrap();
+        self.stdin.write_all(b"\n").await.unwrap();
+        self.stdin.flush().await.unwrap();
+    }
+
+    /// The next message on stdout, which must be JSON.
+    async fn receive(&mut self) -> Value {
+        let line = tokio::time::timeout(WAIT, self.stdout.next_line())
+            .await
+            .expect("an answer within the wait")
+            .unwrap()
+            .expect("stdout open");
+        serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("stdout carried a non-JSON line {line:?}: {e}"))
+    }
+
+    /// The answer to request `id`, skipping notifications.
+    async fn answer(&mut self, id: Value) -> Value {
+        loop {
+            let message = self.receive().await;
+            if message.get("id") == Some(&id) && message.get("method").is_none() {
+                return message;
+            }
+        }
+    }
+
+    async fn initialize(&mut self) {
+        self.send(r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#).await;
+        let answer = self.answer(json!(0)).await;
+        assert_eq!(
+            answer["result"]["serverInfo"]["name"], "PluggedinMCP",
+            "{answer}"
+        );
+        self.send(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
+            .await;
+    }
+}
+
+#[tokio::test]
+async fn malformed_messages_get_errors_and_the_proxy_keeps_serving() {
+    let mut raw = Raw::start().await;
+    raw.initialize().await;
+
+    raw.send("{this is not json").await;
+    let reply = raw.answer(Value::Null).await;
+    assert_eq!(reply["error"]["code"], -32700, "{reply}");
+
+    raw.send(r#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#)
+        .await;
+    let reply = raw.answer(Value::Null).await;
+    assert_eq!(reply["error"]["code"], -32600, "{reply}");
+
+    raw.send(r#"{"jsonrpc":"2.0","id":2,"method":"no/such/method"}"#)
+        .await;
+    let reply = raw.answer(json!(2)).await;
+    assert_eq!(reply["error"]["code"], -32601, "{reply}");
+
+    raw.send(r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":42}}"#)
+        .await;
+    let reply = raw.answer(json!(3)).await;
+    assert_eq!(reply["error"]["code"], -32602, "{reply}");
+
+    raw.send(r#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"nope__nothing","arguments":{}}}"#).await;
+    let reply = raw.answer(json!(4)).await;
+    assert_eq!(reply["error"]["code"], -32602, "{reply}");
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("nope__nothing"),
+        "{reply}"
+    );
+
+    // Still serving: a ping and a real call.
+    raw.send(r#"{"jsonrpc":"2.0","id":5,"method":"ping"}"#)
+        .await;
+    let reply = raw.answer(json!(5)).await;
+    assert_eq!(reply["result"], json!({}), "{reply}");
+    assert!(
+        raw.child.try_wait().unwrap().is_none(),
+        "the proxy is still running"
+    );
+}
+
+#[tokio::test]
+async fn stdout_carries_only_protocol_messages() {
+    let mut raw = Raw::start().await;
+    raw.initialize().await;
+    // Logs are plentiful at start-up (servers connecting); every stdout line must still be JSON-RPC.
+    for id in 10..15 {
+        raw.send(&format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/list"}}"#
+        ))
+        .await;
+        let reply = raw.answer(json!(id)).await;
+        assert_eq!(reply["jsonrpc"], "2.0");
+    }
+}

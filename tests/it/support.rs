@@ -1,0 +1,496 @@
+//! The test harness: builds a config in a temp dir, starts the real proxy binary as a child, and
+//! connects a real rmcp client to its stdio. The client records every notification and answers
+//! sampling, elicitation and roots requests so tests can check what was forwarded. Dropping a
+//! [`Proxy`] ends the proxy (its children end with it).
+
+#![allow(
+    dead_code,
+    reason = "each test module uses a different part of the harness"
+)]
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rmcp::model::*;
+use rmcp::service::{NotificationContext, RequestContext, RunningService};
+use rmcp::transport::TokioChildProcess;
+use rmcp::{ClientHandler, ErrorData, RoleClient, ServiceExt};
+use serde_json::{Value, json};
+use tokio::io::AsyncBufReadExt;
+use tokio::sync::broadcast;
+
+/// How long a test waits for something that should happen soon.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+pub fn proxy_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_pluggedin-mcp-proxy")
+}
+
+pub fn demo_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_pluggedin-demo-server")
+}
+
+fn deps() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(".deps")
+}
+
+/// `@modelcontextprotocol/server-everything`, installed by `scripts/test-deps.sh`.
+pub fn everything_js() -> PathBuf {
+    let path =
+        deps().join("npm/node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+    assert!(
+        path.is_file(),
+        "{} is missing: run scripts/test-deps.sh first",
+        path.display()
+    );
+    path
+}
+
+/// `mcp-server-time` from PyPI, installed by `scripts/test-deps.sh`.
+pub fn time_server() -> PathBuf {
+    let path = deps().join("venv/bin/mcp-server-time");
+    assert!(
+        path.is_file(),
+        "{} is missing: run scripts/test-deps.sh first",
+        path.display()
+    );
+    path
+}
+
+/// A stdio demo server entry for the config.
+pub fn demo() -> Value {
+    json!({"command": demo_bin()})
+}
+
+pub fn demo_with(args: &[&str]) -> Value {
+    json!({"command": demo_bin(), "args": args})
+}
+
+pub fn everything_stdio() -> Value {
+    json!({"command": "node", "args": [everything_js(), "stdio"]})
+}
+
+pub fn time_stdio() -> Value {
+    json!({"command": time_server()})
+}
+
+/// Something the proxy sent the client unasked.
+#[derive(Debug, Clone)]
+pub enum Event {
+    Progress(ProgressNotificationParam),
+    Log(LoggingMessageNotificationParam),
+    ResourceUpdated(String),
+    ToolsChanged,
+    PromptsChanged,
+    ResourcesChanged,
+}
+
+/// The test client: records notifications and answers server-to-client requests.
+#[derive(Clone)]
+pub struct TestClient {
+    events: broadcast::Sender<Event>,
+    pub requests: Arc<Mutex<Vec<String>>>,
+}
+
+impl TestClient {
+    fn new() -> TestClient {
+        TestClient {
+            events: broadcast::channel(4096).0,
+            requests: Arc::default(),
+        }
+    }
+
+    fn emit(&self, event: Event) {
+        let _ = self.events.send(event);
+    }
+}
+
+impl ClientHandler for TestClient {
+    fn get_info(&self) -> ClientInfo {
+        let mut capabilities = ClientCapabilities::default();
+        capabilities.sampling = Some(Default::default());
+        capabilities.elicitation =
+            Some(ElicitationCapability::new().with_form(FormElicitationCapability::new()));
+        let mut roots = RootsCapabilities::default();
+        roots.list_changed = Some(true);
+        capabilities.roots = Some(roots);
+        ClientInfo::new(capabilities, Implementation::new("proxy-tests", "1.0.0"))
+    }
+
+    async fn create_message(
+        &self,
+        params: CreateMessageRequestParams,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<CreateMessageResult, ErrorData> {
+        self.requests
+            .lock()
+            .unwrap()
+            .push("sampling/createMessage".into());
+        let asked = serde_json::to_string(&params.messages).unwrap_or_default();
+        Ok(CreateMessageResult::new(
+            SamplingMessage::assistant_text(format!(
+                "sampled by the test client ({} bytes asked)",
+                asked.len()
+            )),
+            "test-model".into(),
+        )
+        .with_stop_reason(CreateMessageResult::STOP_REASON_END_TURN))
+    }
+
+    async fn create_elicitation(
+        &self,
+        _params: ElicitRequestParams,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<ElicitResult, ErrorData> {
+        self.requests
+            .lock()
+            .unwrap()
+            .push("elicitation/create".into());
+        Ok(
+            ElicitResult::new(ElicitationAction::Accept).with_content(json!({
+                "username": "tester", "email": "tester@example.com", "name": "Tester", "age": 30,
+                "confirmed": true, "answer": "yes"
+            })),
+        )
+    }
+
+    async fn list_roots(
+        &self,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<ListRootsResult, ErrorData> {
+        self.requests.lock().unwrap().push("roots/list".into());
+        Ok(ListRootsResult::new(vec![
+            Root::new("file:///tmp/test-root").with_name("test root"),
+        ]))
+    }
+
+    async fn on_progress(
+        &self,
+        params: ProgressNotificationParam,
+        _c: NotificationContext<RoleClient>,
+    ) {
+        self.emit(Event::Progress(params));
+    }
+
+    async fn on_logging_message(
+        &self,
+        params: LoggingMessageNotificationParam,
+        _c: NotificationContext<RoleClient>,
+    ) {
+        self.emit(Event::Log(params));
+    }
+
+    async fn on_resource_updated(
+        &self,
+        params: ResourceUpdatedNotificationParam,
+        _c: NotificationContext<RoleClient>,
+    ) {
+        self.emit(Event::ResourceUpdated(params.uri));
+    }
+
+    async fn on_tool_list_changed(&self, _c: NotificationContext<RoleClient>) {
+        self.emit(Event::ToolsChanged);
+    }
+
+    async fn on_prompt_list_changed(&self, _c: NotificationContext<RoleClient>) {
+        self.emit(Event::PromptsChanged);
+    }
+
+    async fn on_resource_list_changed(&self, _c: NotificationContext<RoleClient>) {
+        self.emit(Event::ResourcesChanged);
+    }
+}
+
+/// Builds a proxy run: its config and flags.
+pub struct ProxyBuilder {
+    servers: serde_json::Map<String, Value>,
+    args: Vec<String>,
+}
+
+pub fn proxy() -> ProxyBuilder {
+    ProxyBuilder {
+        servers: serde_json::Map::new(),
+        args: Vec::new(),
+    }
+}
+
+impl ProxyBuilder {
+    pub fn server(mut self, name: &str, config: Value) -> Self {
+        self.servers.insert(name.to_owned(), config);
+        self
+    }
+
+    pub fn arg(mut self, arg: &str) -> Self {
+        self.args.push(arg.to_owned());
+        self
+    }
+
+    /// Starts the proxy and completes the client's `initialize`.
+    pub async fn start(self) -> Proxy {
+        let dir = tempfile::tempdir().unwrap();
+        let config_path = dir.path().join("mcp.json");
+        std::fs::write(
+            &config_path,
+            serde_json::to_vec_pretty(&json!({"mcpServers": self.servers})).unwrap(),
+        )
+        .unwrap();
+        let mut command = tokio::process::Command::new(proxy_bin());
+        command
+            .arg("--config")
+            .arg(&config_path)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args(&self.args)
+            .env("RUST_LOG", "info,pluggedin_mcp_proxy=debug");
+        let (transport, stderr) = TokioChildProcess::builder(command)
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the proxy binary starts");
+        let pid = transport.id().expect("the proxy has a pid");
+        let log = Log::capture(stderr.expect("stderr is piped"));
+        let client = TestClient::new();
+        let events = client.events.subscribe();
+        let requests = client.requests.clone();
+        let service = tokio::time::timeout(WAIT, client.serve(transport))
+            .await
+            .expect("initialize within the wait")
+            .expect("the proxy initializes");
+        Proxy {
+            service,
+            events,
+            requests,
+            pid,
+            log,
+            config_path,
+            dir,
+        }
+    }
+}
+
+/// The proxy's stderr, kept for assertions and printed when a test fails.
+#[derive(Clone, Default)]
+pub struct Log(Arc<Mutex<String>>);
+
+impl Log {
+    pub fn capture(stderr: tokio::process::ChildStderr) -> Log {
+        let log = Log::default();
+        let sink = log.clone();
+        tokio::spawn(async move {
+            let mut lines = tokio::io::BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let mut text = sink.0.lock().unwrap();
+                text.push_str(&line);
+                text.push('\n');
+            }
+        });
+        log
+    }
+
+    pub fn text(&self) -> String {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// Waits until the log contains `needle`.
+    pub async fn wait_for(&self, needle: &str) {
+        let found = tokio::time::timeout(WAIT, async {
+            while !self.text().contains(needle) {
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+        })
+        .await;
+        assert!(
+            found.is_ok(),
+            "the log never said {needle:?}:\n{}",
+            self.text()
+        );
+    }
+}
+
+pub struct Proxy {
+    pub service: RunningService<RoleClient, TestClient>,
+    pub events: broadcast::Receiver<Event>,
+    pub requests: Arc<Mutex<Vec<String>>>,
+    pub pid: u32,
+    pub log: Log,
+    pub config_path: PathBuf,
+    pub dir: tempfile::TempDir,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- proxy stderr ---\n{}", self.log.text());
+        }
+    }
+}
+
+impl Proxy {
+    pub fn peer(&self) -> &rmcp::service::Peer<RoleClient> {
+        self.service.peer()
+    }
+
+    pub async fn tool_names(&self) -> Vec<String> {
+        self.peer()
+            .list_all_tools()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|tool| tool.name.to_string())
+            .collect()
+    }
+
+    /// Waits until the catalog has `tool` (servers join in the background).
+    pub async fn wait_for_tool(&self, tool: &str) {
+        let found = tokio::time::timeout(WAIT, async {
+            loop {
+                if self.tool_names().await.iter().any(|name| name == tool) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await;
+        assert!(
+            found.is_ok(),
+            "tool {tool} never appeared:\n{}",
+            self.log.text()
+        );
+    }
+
+    pub async fn call(
+        &self,
+        tool: &str,
+        arguments: Value,
+    ) -> Result<CallToolResult, rmcp::service::ServiceError> {
+        let Value::Object(arguments) = arguments else {
+            panic!("arguments must be an object")
+        };
+        self.peer()
+            .call_tool(CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments))
+            .await
+    }
+
+    /// Calls a tool that must succeed and returns its first text.
+    pub async fn call_text(&self, tool: &str, arguments: Value) -> String {
+        let result = self
+            .call(tool, arguments)
+            .await
+            .unwrap_or_else(|e| panic!("{tool} failed: {e}"));
+        text_of(&result)
+    }
+
+    /// Waits for the next event matching `pick`.
+    pub async fn next_event<T>(&mut self, mut pick: impl FnMut(&Event) -> Option<T>) -> T {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            match tokio::time::timeout_at(deadline, self.events.recv()).await {
+                Ok(Ok(event)) => {
+                    if let Some(found) = pick(&event) {
+                        return found;
+                    }
+                }
+                Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
+                Ok(Err(error)) => panic!("event channel closed: {error}"),
+                Err(_) => panic!("no matching event within {WAIT:?}:\n{}", self.log.text()),
+            }
+        }
+    }
+
+    /// Rewrites the config file (hot reload).
+    pub fn rewrite_config(&self, servers: Value) {
+        let temp = self.config_path.with_extension("tmp");
+        std::fs::write(
+            &temp,
+            serde_json::to_vec_pretty(&json!({"mcpServers": servers})).unwrap(),
+        )
+        .unwrap();
+        std::fs::rename(&temp, &self.config_path).unwrap();
+    }
+}
+
+pub fn text_of(result: &CallToolResult) -> String {
+    result
+        .content
+        .iter()
+        .find_map(|content| content.as_text().map(|text| text.text.clone()))
+        .unwrap_or_default()
+}
+
+/// The error a failed request carries.
+pub fn mcp_error(error: rmcp::service::ServiceError) -> ErrorData {
+    match error {
+        rmcp::service::ServiceError::McpError(data) => data,
+        other => panic!("expected a JSON-RPC error, got {other}"),
+    }
+}
+
+/// Whether a process is alive (not a zombie).
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// Waits until none of `pids` is alive.
+pub async fn wait_gone(pids: &[u32]) {
+    let gone = tokio::time::timeout(WAIT, async {
+        while pids.iter().any(|pid| alive(*pid)) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    let alive: Vec<_> = pids.iter().filter(|pid| alive(**pid)).collect();
+    assert!(gone.is_ok(), "processes still alive: {alive:?}");
+}
+
+/// The direct children of a process.
+pub fn children(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|pid| pid.parse().ok())
+        .collect()
+}
+
+/// A free TCP port on loopback.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts a background server process, killed on drop.
+pub struct Background {
+    pub child: tokio::process::Child,
+    pub log: Log,
+}
+
+impl Background {
+    pub async fn start(
+        program: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        ready: &str,
+    ) -> Background {
+        let mut child = tokio::process::Command::new(program)
+            .args(args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {program}: {e}"));
+        let log = Log::capture(child.stderr.take().unwrap());
+        log.wait_for(ready).await;
+        Background { child, log }
+    }
+}

@@ -1,0 +1,86 @@
+//! The three downstream transports, with our demo server and server-everything on each.
+
+use serde_json::json;
+
+use crate::support::*;
+
+async fn demo_http(flag: &str) -> (Background, String) {
+    let server = Background::start(demo_bin(), &[flag, "0"], &[], "listening on http://").await;
+    let text = server.log.text();
+    let url = text
+        .lines()
+        .find_map(|line| line.split("listening on ").nth(1))
+        .unwrap()
+        .trim()
+        .to_owned();
+    (server, url)
+}
+
+#[tokio::test]
+async fn demo_over_streamable_http_and_legacy_sse() {
+    let (_http, http_url) = demo_http("--http").await;
+    let (_sse, sse_url) = demo_http("--sse").await;
+    let proxy = proxy()
+        .server(
+            "web",
+            json!({"url": http_url, "type": "streamable-http", "headers": {"X-Test": "1"}}),
+        )
+        .server("legacy", json!({"url": sse_url, "type": "sse"}))
+        .start()
+        .await;
+    proxy.wait_for_tool("web__echo").await;
+    proxy.wait_for_tool("legacy__echo").await;
+    assert_eq!(
+        proxy
+            .call_text("web__echo", json!({"message": "http"}))
+            .await,
+        "Echo: http"
+    );
+    assert_eq!(
+        proxy
+            .call_text("legacy__echo", json!({"message": "sse"}))
+            .await,
+        "Echo: sse"
+    );
+    let sampled = proxy
+        .call_text("legacy__test_sampling", json!({"prompt": "hi"}))
+        .await;
+    assert!(sampled.contains("sampled by the test client"), "{sampled}");
+}
+
+#[tokio::test]
+async fn server_everything_over_sse_and_streamable_http() {
+    let sse_port = free_port().to_string();
+    let http_port = free_port().to_string();
+    let js = everything_js();
+    let js = js.to_str().unwrap();
+    let _sse = Background::start("node", &[js, "sse"], &[("PORT", &sse_port)], "").await;
+    let _http =
+        Background::start("node", &[js, "streamableHttp"], &[("PORT", &http_port)], "").await;
+    let proxy = proxy()
+        .server(
+            "everything-sse",
+            json!({"url": format!("http://127.0.0.1:{sse_port}/sse")}),
+        )
+        .server(
+            "everything-http",
+            json!({"url": format!("http://127.0.0.1:{http_port}/mcp")}),
+        )
+        .start()
+        .await;
+    proxy.wait_for_tool("everything-sse__echo").await;
+    proxy.wait_for_tool("everything-http__echo").await;
+    assert_eq!(
+        proxy
+            .call_text("everything-sse__echo", json!({"message": "a"}))
+            .await,
+        "Echo: a"
+    );
+    assert_eq!(
+        proxy
+            .call_text("everything-http__get-sum", json!({"a": 1, "b": 2}))
+            .await
+            .contains('3'),
+        true
+    );
+}
