@@ -25,7 +25,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(pluggedin_mcp_proxy::run(cli)) {
+    let outcome = runtime.block_on(pluggedin_mcp_proxy::run(cli));
+    // The stdin reader sits in a blocking read that only a new line would end; everything that
+    // matters has shut down by now, so do not wait for it.
+    runtime.shutdown_background();
+    match outcome {
         Ok(code) => code,
         Err(error) => {
             #[allow(

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use rmcp::RoleServer;
+use rmcp::model::{ClientRequest, JsonRpcMessage};
 use rmcp::service::{RxJsonRpcMessage, TxJsonRpcMessage};
 use rmcp::transport::Transport;
 use serde_json::{Value, json};
@@ -126,7 +127,20 @@ fn decode(line: &str) -> Result<Option<RxJsonRpcMessage<RoleServer>>, Value> {
         .get("method")
         .and_then(Value::as_str)
         .map(str::to_owned);
+    let params = object.get("params").cloned();
     match serde_json::from_value::<RxJsonRpcMessage<RoleServer>>(value) {
+        // rmcp takes a standard request whose params do not fit for a custom request; that is a
+        // params error, not an unknown method.
+        Ok(JsonRpcMessage::Request(request)) if matches!(&request.request, ClientRequest::CustomRequest(custom) if is_standard(&custom.method)) =>
+        {
+            let method = request.request.method().to_owned();
+            let detail = params_error(&method, params.unwrap_or(Value::Null));
+            Err(error_reply(
+                serde_json::to_value(&request.id).unwrap_or(Value::Null),
+                -32602,
+                format!("invalid params for {method}: {detail}"),
+            ))
+        }
         Ok(message) => Ok(Some(message)),
         Err(error) => match (id, method) {
             (Some(id), Some(method)) => Err(error_reply(
@@ -153,6 +167,53 @@ fn decode(line: &str) -> Result<Option<RxJsonRpcMessage<RoleServer>>, Value> {
             }
         },
     }
+}
+
+/// Methods a client may send whose params rmcp types.
+fn is_standard(method: &str) -> bool {
+    matches!(
+        method,
+        "initialize"
+            | "ping"
+            | "server/discover"
+            | "tools/list"
+            | "tools/call"
+            | "prompts/list"
+            | "prompts/get"
+            | "resources/list"
+            | "resources/templates/list"
+            | "resources/read"
+            | "resources/subscribe"
+            | "resources/unsubscribe"
+            | "subscriptions/listen"
+            | "completion/complete"
+            | "logging/setLevel"
+    )
+}
+
+/// What is wrong with a standard method's params, in serde's words where we can get them.
+fn params_error(method: &str, params: Value) -> String {
+    use rmcp::model::{
+        CallToolRequestParams, CompleteRequestParams, GetPromptRequestParams,
+        InitializeRequestParams, ReadResourceRequestParams, SetLevelRequestParams,
+        SubscribeRequestParams,
+    };
+    fn check<T: serde::de::DeserializeOwned>(params: Value) -> Option<String> {
+        serde_json::from_value::<T>(params)
+            .err()
+            .map(|error| error.to_string())
+    }
+    let detail = match method {
+        "tools/call" => check::<CallToolRequestParams>(params),
+        "prompts/get" => check::<GetPromptRequestParams>(params),
+        "resources/read" => check::<ReadResourceRequestParams>(params),
+        "resources/subscribe" | "resources/unsubscribe" => check::<SubscribeRequestParams>(params),
+        "completion/complete" => check::<CompleteRequestParams>(params),
+        "initialize" => check::<InitializeRequestParams>(params),
+        "logging/setLevel" => check::<SetLevelRequestParams>(params),
+        _ => None,
+    };
+    detail.unwrap_or_else(|| "they do not match the method's schema".to_owned())
 }
 
 fn object_is_response(line: &str) -> bool {
