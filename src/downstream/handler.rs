@@ -49,14 +49,13 @@ impl DownstreamHandler {
                 ListKind::Resources => {
                     let resources = peer.list_all_resources().await;
                     let templates = peer.list_all_resource_templates().await;
-                    resources.and_then(|resources| {
+                    resources.map(|resources| {
                         downstream.update_lists(|lists| {
                             lists.resources = resources;
                             if let Ok(templates) = templates {
                                 lists.templates = templates;
                             }
                         });
-                        Ok(())
                     })
                 }
             };

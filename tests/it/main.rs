@@ -3,6 +3,8 @@
 
 // Legacy sampling, roots and logging are what these tests exercise; helpers are `pub` for the modules.
 #![allow(deprecated, unreachable_pub)]
+// Test code: panicking on the unexpected is the point, and a failing test prints the proxy log.
+#![allow(clippy::unwrap_used, clippy::print_stderr)]
 
 mod support;
 
