@@ -110,7 +110,6 @@ struct SleepArgs {
 #[derive(Deserialize, JsonSchema)]
 struct ExitArgs {
     /// Process exit code (default 1).
-    #[serde(default)]
     code: Option<i32>,
 }
 
@@ -130,6 +129,59 @@ struct SamplingArgs {
 struct ElicitationArgs {
     /// The message to show the user.
     message: String,
+}
+
+type SchemaFn = fn() -> Arc<JsonObject>;
+
+/// Name, description and input schema of every always-present tool.
+#[rustfmt::skip] // one row per tool reads better than rustfmt's vertical tuples
+const STATIC_TOOLS: &[(&str, &str, SchemaFn)] = &[
+    ("test_simple_text", "Tests simple text content response", schema_for_empty_input),
+    ("test_image_content", "Tests image content response", schema_for_empty_input),
+    ("test_audio_content", "Tests audio content response", schema_for_empty_input),
+    ("test_embedded_resource", "Tests embedded resource content response", schema_for_empty_input),
+    ("test_multiple_content_types", "Tests response with multiple content types (text, image, resource)", schema_for_empty_input),
+    ("test_tool_with_logging", "Tests tool that emits log messages during execution", schema_for_empty_input),
+    ("test_tool_with_progress", "Tests tool that reports progress notifications", schema_for_empty_input),
+    ("test_error_handling", "Tests error response handling", schema_for_empty_input),
+    ("test_sampling", "Tests server-initiated sampling (LLM completion request)", input_schema::<SamplingArgs>),
+    ("test_elicitation", "Tests server-initiated elicitation (user input request)", input_schema::<ElicitationArgs>),
+    ("test_dynamic_tool", "Toggles the runtime tool test_dynamic_tool_extra and sends tools/list_changed", schema_for_empty_input),
+    ("json_schema_2020_12_tool", "Tool with JSON Schema 2020-12 features for conformance testing (SEP-1613)", json_schema_2020_12),
+    ("echo", "Echoes the message back", input_schema::<EchoArgs>),
+    ("add", "Adds two numbers", input_schema::<AddArgs>),
+    ("sleep", "Waits the given number of milliseconds (stops early when cancelled)", input_schema::<SleepArgs>),
+    ("exit", "Terminates the server process immediately with the given exit code", input_schema::<ExitArgs>),
+    ("roots", "Asks the client for its roots and returns them as JSON", schema_for_empty_input),
+    ("touch_watched_resource", "Changes test://watched-resource and notifies its subscribers", schema_for_empty_input),
+    ("pid", "Returns the server's process id", schema_for_empty_input),
+];
+
+/// An input schema using JSON Schema 2020-12 keywords that must survive `tools/list` verbatim.
+fn json_schema_2020_12() -> Arc<JsonObject> {
+    object_schema(json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "$defs": {
+            "address": {
+                "$anchor": "addressDef",
+                "type": "object",
+                "properties": {"street": {"type": "string"}, "city": {"type": "string"}}
+            }
+        },
+        "properties": {
+            "name": {"type": "string"},
+            "address": {"$ref": "#/$defs/address"},
+            "contactMethod": {"type": "string", "enum": ["phone", "email"]},
+            "phone": {"type": "string"},
+            "email": {"type": "string"}
+        },
+        "allOf": [{"anyOf": [{"required": ["phone"]}, {"required": ["email"]}]}],
+        "if": {"properties": {"contactMethod": {"const": "phone"}}, "required": ["contactMethod"]},
+        "then": {"required": ["phone"]},
+        "else": {"required": ["email"]},
+        "additionalProperties": false
+    }))
 }
 
 // ===== Shared state =====
@@ -207,7 +259,7 @@ impl Shared {
     }
 
     /// Live legacy peers matching `filter`; closed sessions are pruned on the way.
-    fn legacy_peers(&self, filter: impl Fn(&LegacyPeer) -> bool) -> Vec<Peer<RoleServer>> {
+    fn live_legacy_peers(&self, filter: impl Fn(&LegacyPeer) -> bool) -> Vec<Peer<RoleServer>> {
         let mut peers = lock(&self.legacy_peers);
         peers.retain(|_, entry| !entry.peer.is_transport_closed());
         peers
@@ -222,7 +274,7 @@ impl Shared {
     }
 
     async fn broadcast_tool_list_changed(&self) {
-        for peer in self.legacy_peers(|_| true) {
+        for peer in self.live_legacy_peers(|_| true) {
             if let Err(error) = peer.notify_tool_list_changed().await {
                 debug!(%error, "tools/list_changed not delivered");
             }
@@ -235,7 +287,7 @@ impl Shared {
     }
 
     async fn broadcast_resource_updated(&self, uri: &str) {
-        for peer in self.legacy_peers(|entry| entry.subscriptions.contains(uri)) {
+        for peer in self.live_legacy_peers(|entry| entry.subscriptions.contains(uri)) {
             let param = ResourceUpdatedNotificationParam::new(uri);
             if let Err(error) = peer.notify_resource_updated(param).await {
                 debug!(%error, "resources/updated not delivered");
@@ -422,34 +474,44 @@ impl ClientInput {
             };
         }
         let peer = &context.peer;
-        let answer = match self {
-            Self::Sampling(prompt) => {
-                let params =
-                    CreateMessageRequestParams::new(vec![SamplingMessage::user_text(prompt)], 100);
-                peer.create_message(params)
-                    .await
-                    .map_err(|error| error.to_string())
-                    .and_then(|result| serde_json::to_value(result).map_err(|e| e.to_string()))
+        let answer = match self.as_input_request() {
+            Ok(InputRequest::CreateMessage(request)) => {
+                to_json(peer.create_message(request.params).await)
             }
-            Self::Elicitation(message) => match Self::elicitation_params(&message) {
-                Ok(params) => peer
-                    .create_elicitation(params)
-                    .await
-                    .map_err(|error| error.to_string())
-                    .and_then(|result| serde_json::to_value(result).map_err(|e| e.to_string())),
-                Err(error) => Err(error),
-            },
-            Self::Roots => peer
-                .list_roots()
-                .await
-                .map_err(|error| error.to_string())
-                .and_then(|result| serde_json::to_value(result).map_err(|e| e.to_string())),
+            Ok(InputRequest::Elicitation(request)) => {
+                to_json(peer.create_elicitation(request.params).await)
+            }
+            Ok(InputRequest::ListRoots(_)) => to_json(peer.list_roots().await),
+            Ok(_) => Err("unsupported input request".to_string()),
+            Err(error) => Err(error),
         };
         match answer {
             Ok(value) => ClientAnswer::Value(value),
             Err(error) => ClientAnswer::Failed(error),
         }
     }
+
+    /// Asks the client and renders its answer as the tool result (or hands back the MRTR round).
+    async fn tool_result(
+        self,
+        context: &RequestContext<RoleServer>,
+        responses: &InputResponses,
+        render: impl FnOnce(&Value) -> String,
+    ) -> CallToolResponse {
+        let what = self.key();
+        match self.ask(context, responses).await {
+            ClientAnswer::Value(reply) => text_result(render(&reply)).into(),
+            ClientAnswer::Pending(pending) => pending.into(),
+            ClientAnswer::Failed(error) => {
+                error_result(format!("{what} not supported or failed: {error}")).into()
+            }
+        }
+    }
+}
+
+fn to_json<T: serde::Serialize>(result: Result<T, rmcp::ServiceError>) -> Result<Value, String> {
+    let value = result.map_err(|error| error.to_string())?;
+    serde_json::to_value(value).map_err(|error| error.to_string())
 }
 
 /// The text of a `sampling/createMessage` result (single content block or an array).
@@ -478,105 +540,34 @@ impl DemoServer {
         }
     }
 
+    /// Records this session's peer for pushed notifications, optionally with a subscription.
+    fn register_legacy_peer(&self, peer: &Peer<RoleServer>, subscribe: Option<String>) {
+        let mut peers = lock(&self.shared.legacy_peers);
+        let entry = peers.entry(self.session_id).or_insert_with(|| LegacyPeer {
+            peer: peer.clone(),
+            subscriptions: HashSet::new(),
+        });
+        entry.subscriptions.extend(subscribe);
+    }
+
     /// The current tool catalog.
     fn tools(&self) -> Vec<Tool> {
-        let empty = schema_for_empty_input;
-        let mut tools = vec![
-            Tool::new(
-                "test_simple_text",
-                "Tests simple text content response",
-                empty(),
-            ),
-            Tool::new(
-                "test_image_content",
-                "Tests image content response",
-                empty(),
-            ),
-            Tool::new(
-                "test_audio_content",
-                "Tests audio content response",
-                empty(),
-            ),
-            Tool::new(
-                "test_embedded_resource",
-                "Tests embedded resource content response",
-                empty(),
-            ),
-            Tool::new(
-                "test_multiple_content_types",
-                "Tests response with multiple content types (text, image, resource)",
-                empty(),
-            ),
-            Tool::new(
-                "test_tool_with_logging",
-                "Tests tool that emits log messages during execution",
-                empty(),
-            ),
-            Tool::new(
-                "test_tool_with_progress",
-                "Tests tool that reports progress notifications",
-                empty(),
-            ),
-            Tool::new(
-                "test_error_handling",
-                "Tests error response handling",
-                empty(),
-            ),
-            Tool::new(
-                "test_sampling",
-                "Tests server-initiated sampling (LLM completion request)",
-                input_schema::<SamplingArgs>(),
-            ),
-            Tool::new(
-                "test_elicitation",
-                "Tests server-initiated elicitation (user input request)",
-                input_schema::<ElicitationArgs>(),
-            ),
-            Tool::new(
-                "test_dynamic_tool",
-                "Toggles the dynamically registered tool `test_dynamic_tool_extra` and sends \
-                 notifications/tools/list_changed",
-                empty(),
-            ),
-            Tool::new(
-                "echo",
-                "Echoes the message back",
-                input_schema::<EchoArgs>(),
-            ),
-            Tool::new("add", "Adds two numbers", input_schema::<AddArgs>()).with_raw_output_schema(
-                object_schema(json!({
-                    "type": "object",
-                    "properties": {"sum": {"type": "number"}},
-                    "required": ["sum"]
-                })),
-            ),
-            Tool::new(
-                "sleep",
-                "Waits the given number of milliseconds (stops early when cancelled)",
-                input_schema::<SleepArgs>(),
-            ),
-            Tool::new(
-                "exit",
-                "Terminates the server process immediately with the given exit code",
-                input_schema::<ExitArgs>(),
-            ),
-            Tool::new(
-                "roots",
-                "Asks the client for its roots and returns them as JSON",
-                empty(),
-            ),
-            Tool::new(
-                "touch_watched_resource",
-                "Changes test://watched-resource and notifies its subscribers",
-                empty(),
-            ),
-            Tool::new("pid", "Returns the server's process id", empty()),
-        ];
+        let mut tools: Vec<Tool> = STATIC_TOOLS
+            .iter()
+            .map(|(name, description, schema)| Tool::new(*name, *description, schema()))
+            .collect();
+        if let Some(add) = tools.iter_mut().find(|tool| tool.name == "add") {
+            add.output_schema = Some(object_schema(json!({
+                "type": "object",
+                "properties": {"sum": {"type": "number"}},
+                "required": ["sum"]
+            })));
+        }
         if self.shared.dynamic_tool_enabled.load(Ordering::Relaxed) {
             tools.push(Tool::new(
                 DYNAMIC_EXTRA_TOOL,
                 "A tool registered at runtime by test_dynamic_tool",
-                empty(),
+                schema_for_empty_input(),
             ));
         }
         tools.extend((0..self.shared.extra_tools).map(|i| {
@@ -716,37 +707,29 @@ impl DemoServer {
             }
             "test_sampling" => {
                 let args: SamplingArgs = parse_json_object(args)?;
-                match ClientInput::Sampling(args.prompt)
-                    .ask(context, &responses)
-                    .await
-                {
-                    ClientAnswer::Value(reply) => {
-                        text_result(format!("LLM response: {}", sampling_reply_text(&reply)))
-                    }
-                    ClientAnswer::Pending(pending) => return Ok(pending.into()),
-                    ClientAnswer::Failed(error) => {
-                        error_result(format!("Sampling not supported or error: {error}"))
-                    }
-                }
+                let input = ClientInput::Sampling(args.prompt);
+                return Ok(input
+                    .tool_result(context, &responses, |reply| {
+                        format!("LLM response: {}", sampling_reply_text(reply))
+                    })
+                    .await);
             }
             "test_elicitation" => {
                 let args: ElicitationArgs = parse_json_object(args)?;
-                match ClientInput::Elicitation(args.message)
-                    .ask(context, &responses)
-                    .await
-                {
-                    ClientAnswer::Value(reply) => text_result(format!(
-                        "User response: action={}, content={}",
-                        reply["action"].as_str().unwrap_or("unknown"),
-                        reply.get("content").unwrap_or(&json!({}))
-                    )),
-                    ClientAnswer::Pending(pending) => return Ok(pending.into()),
-                    ClientAnswer::Failed(error) => {
-                        error_result(format!("Elicitation not supported or error: {error}"))
-                    }
-                }
+                let input = ClientInput::Elicitation(args.message);
+                return Ok(input
+                    .tool_result(context, &responses, |reply| {
+                        let content = reply.get("content").cloned().unwrap_or(json!({}));
+                        let action = reply["action"].as_str().unwrap_or("unknown");
+                        format!("User response: action={action}, content={content}")
+                    })
+                    .await);
             }
             "test_dynamic_tool" => self.dynamic_tool().await,
+            "json_schema_2020_12_tool" => text_result(format!(
+                "JSON Schema 2020-12 tool called with: {}",
+                Value::Object(args)
+            )),
             DYNAMIC_EXTRA_TOOL if self.shared.dynamic_tool_enabled.load(Ordering::Relaxed) => {
                 text_result("This tool was added at runtime by test_dynamic_tool.")
             }
@@ -771,11 +754,12 @@ impl DemoServer {
                 warn!(code, "exit tool called; terminating the process");
                 std::process::exit(code);
             }
-            "roots" => match ClientInput::Roots.ask(context, &responses).await {
-                ClientAnswer::Value(reply) => text_result(reply["roots"].to_string()),
-                ClientAnswer::Pending(pending) => return Ok(pending.into()),
-                ClientAnswer::Failed(error) => error_result(format!("roots/list failed: {error}")),
-            },
+            "roots" => {
+                let render = |reply: &Value| reply["roots"].to_string();
+                return Ok(ClientInput::Roots
+                    .tool_result(context, &responses, render)
+                    .await);
+            }
             "touch_watched_resource" => {
                 self.shared.watched_version.fetch_add(1, Ordering::Relaxed);
                 self.shared.broadcast_resource_updated(WATCHED_URI).await;
@@ -896,12 +880,7 @@ impl ServerHandler for DemoServer {
         context: RequestContext<RoleServer>,
     ) -> Result<InitializeResult, McpError> {
         context.peer.set_peer_info(request.clone());
-        lock(&self.shared.legacy_peers)
-            .entry(self.session_id)
-            .or_insert_with(|| LegacyPeer {
-                peer: context.peer.clone(),
-                subscriptions: HashSet::new(),
-            });
+        self.register_legacy_peer(&context.peer, None);
         self.negotiate_initialize(&request)
     }
 
@@ -982,7 +961,7 @@ impl ServerHandler for DemoServer {
                 .with_mime_type("application/json"),
                 None => {
                     return Err(McpError::resource_not_found(
-                        "Resource not found",
+                        format!("Resource not found: {uri}"),
                         Some(json!({ "uri": uri })),
                     ));
                 }
@@ -996,14 +975,7 @@ impl ServerHandler for DemoServer {
         request: SubscribeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
-        lock(&self.shared.legacy_peers)
-            .entry(self.session_id)
-            .or_insert_with(|| LegacyPeer {
-                peer: context.peer.clone(),
-                subscriptions: HashSet::new(),
-            })
-            .subscriptions
-            .insert(request.uri);
+        self.register_legacy_peer(&context.peer, Some(request.uri));
         Ok(())
     }
 
@@ -1124,6 +1096,15 @@ async fn bind(port: u16) -> anyhow::Result<(tokio::net::TcpListener, std::net::S
     Ok((listener, addr))
 }
 
+/// Prints the one line tests wait for (on stderr: stdout is never used outside stdio mode).
+#[allow(
+    clippy::print_stderr,
+    reason = "a fixed, parseable readiness line, not a log"
+)]
+fn announce(addr: std::net::SocketAddr, path: &str) {
+    eprintln!("listening on http://{addr}{path}");
+}
+
 async fn serve_http(shared: Arc<Shared>, port: u16) -> anyhow::Result<()> {
     let service = StreamableHttpService::new(
         move || Ok(DemoServer::new_session(&shared)),
@@ -1132,7 +1113,7 @@ async fn serve_http(shared: Arc<Shared>, port: u16) -> anyhow::Result<()> {
     );
     let app = Router::new().route_service("/mcp", service);
     let (listener, addr) = bind(port).await?;
-    eprintln!("listening on http://{addr}/mcp");
+    announce(addr, "/mcp");
     axum::serve(listener, app).await?;
     Ok(())
 }
@@ -1245,7 +1226,7 @@ async fn serve_sse(shared: Arc<Shared>, port: u16) -> anyhow::Result<()> {
         .layer(DefaultBodyLimit::max(64 * 1024 * 1024))
         .with_state(state);
     let (listener, addr) = bind(port).await?;
-    eprintln!("listening on http://{addr}/sse");
+    announce(addr, "/sse");
     axum::serve(listener, app).await?;
     Ok(())
 }
