@@ -8,7 +8,9 @@ DEPS="$PWD/.deps"
 mkdir -p "$DEPS"
 
 EVERYTHING_VERSION="2026.8.31"
-TIME_VERSION="${MCP_SERVER_TIME_VERSION:-}"
+# Pinned so a registry release cannot change what the tests see.
+TIME_VERSION="2026.10.19"
+PYTHON_SDK_VERSION="2.3.0"
 
 if [ ! -f "$DEPS/npm/node_modules/@modelcontextprotocol/server-everything/dist/index.js" ]; then
   echo "installing @modelcontextprotocol/server-everything@$EVERYTHING_VERSION" >&2
@@ -19,6 +21,8 @@ fi
 if [ ! -x "$DEPS/venv/bin/mcp-server-time" ]; then
   echo "installing mcp-server-time" >&2
   python3 -m venv "$DEPS/venv"
-  "$DEPS/venv/bin/pip" install --quiet --disable-pip-version-check "mcp-server-time${TIME_VERSION:+==$TIME_VERSION}" >&2
+  # The official MCP Python SDK (`mcp`) comes along; the client tests drive the proxy with it.
+  "$DEPS/venv/bin/pip" install --quiet --disable-pip-version-check \
+    "mcp-server-time==$TIME_VERSION" "mcp==$PYTHON_SDK_VERSION" >&2
 fi
 echo "test dependencies ready in $DEPS" >&2

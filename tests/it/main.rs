@@ -9,6 +9,7 @@
 mod support;
 
 mod cli;
+mod clients;
 mod forwarding;
 mod input;
 mod reload;

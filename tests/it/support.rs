@@ -59,6 +59,17 @@ pub fn time_server() -> PathBuf {
     path
 }
 
+/// The Python of the test venv, which has the official MCP Python SDK (`mcp`).
+pub fn venv_python() -> PathBuf {
+    let path = deps().join("venv/bin/python");
+    assert!(
+        path.is_file(),
+        "{} is missing: run scripts/test-deps.sh first",
+        path.display()
+    );
+    path
+}
+
 /// A stdio demo server entry for the config.
 pub fn demo() -> Value {
     json!({"command": demo_bin()})

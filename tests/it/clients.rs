@@ -1,0 +1,46 @@
+//! Third-party clients: the official MCP Python SDK drives the proxy over stdio.
+
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+#[tokio::test]
+async fn the_python_sdk_client_lists_calls_samples_and_sees_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("mcp.json");
+    std::fs::write(&config, json!({"mcpServers": {"demo": demo()}}).to_string()).unwrap();
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/python_sdk_client.py");
+    let output = tokio::process::Command::new(venv_python())
+        .arg(script)
+        .arg(proxy_bin())
+        .arg(&config)
+        .arg(dir.path().join("data"))
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "the Python client failed:\n{stderr}"
+    );
+    let seen: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(seen["server"], "PluggedinMCP");
+    assert!(
+        seen["tools"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("demo__echo")),
+        "{seen}"
+    );
+    assert_eq!(seen["echo"], "Echo: from python");
+    assert!(
+        seen["sampling"]
+            .as_str()
+            .unwrap()
+            .contains("sampled by the python client"),
+        "{seen}"
+    );
+    assert_eq!(seen["progress"], json!([0.0, 50.0, 100.0]));
+    assert_eq!(seen["unknown"]["code"], -32602);
+}
