@@ -218,12 +218,14 @@ impl ClientHandler for TestClient {
 pub struct ProxyBuilder {
     servers: serde_json::Map<String, Value>,
     args: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 pub fn proxy() -> ProxyBuilder {
     ProxyBuilder {
         servers: serde_json::Map::new(),
         args: Vec::new(),
+        env: Vec::new(),
     }
 }
 
@@ -235,6 +237,12 @@ impl ProxyBuilder {
 
     pub fn arg(mut self, arg: &str) -> Self {
         self.args.push(arg.to_owned());
+        self
+    }
+
+    /// Sets an environment variable for the proxy process.
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_owned(), value.to_owned()));
         self
     }
 
@@ -254,6 +262,7 @@ impl ProxyBuilder {
             .arg("--data-dir")
             .arg(dir.path().join("data"))
             .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("RUST_LOG", "info,pluggedin_mcp_proxy=debug");
         let (transport, stderr) = TokioChildProcess::builder(command)
             .stderr(Stdio::piped())

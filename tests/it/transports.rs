@@ -81,3 +81,31 @@ async fn server_everything_over_sse_and_streamable_http() {
         .await;
     assert!(sum.contains('3'), "{sum}");
 }
+
+#[tokio::test]
+async fn stdio_children_get_a_minimal_environment_plus_their_env_and_their_stderr_is_logged() {
+    // The harness starts the proxy with this process's environment, so a
+    // variable set for the proxy would leak unless the proxy filters it.
+    let proxy = proxy()
+        .server(
+            "everything",
+            json!({"command": "node", "args": [everything_js(), "stdio"], "env": {"FROM_CONFIG": "yes"}}),
+        )
+        .env("PROXY_SECRET_TOKEN", "must-not-leak")
+        .start()
+        .await;
+    proxy.wait_for_tool("everything__get-env").await;
+    let env = proxy.call_text("everything__get-env", json!({})).await;
+    assert!(env.contains("FROM_CONFIG"), "{env}");
+    assert!(env.contains("PATH"), "{env}");
+    assert!(!env.contains("PROXY_SECRET_TOKEN"), "{env}");
+    proxy
+        .log
+        .wait_for("stderr: Starting default (STDIO) server")
+        .await;
+    assert!(
+        proxy.log.text().contains("server=everything"),
+        "{}",
+        proxy.log.text()
+    );
+}
