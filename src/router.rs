@@ -357,7 +357,6 @@ impl Router {
         let mut tools = ToolsCapability::default();
         tools.list_changed = Some(true);
         capabilities.tools = Some(tools);
-        capabilities.logging = Some(Default::default());
         let pending = servers.iter().any(|server| {
             !matches!(
                 server.state(),
@@ -396,6 +395,9 @@ impl Router {
                 .any(|c| c.capabilities.completions.is_some())
         {
             capabilities.completions = Some(Default::default());
+        }
+        if pending || connected.iter().any(|c| c.capabilities.logging.is_some()) {
+            capabilities.logging = Some(Default::default());
         }
         let mut implementation = Implementation::new("PluggedinMCP", env!("CARGO_PKG_VERSION"));
         implementation.title = Some("plugged.in MCP Proxy".to_owned());

@@ -155,6 +155,11 @@ const STATIC_TOOLS: &[(&str, &str, SchemaFn)] = &[
     ("roots", "Asks the client for its roots and returns them as JSON", schema_for_empty_input),
     ("touch_watched_resource", "Changes test://watched-resource and notifies its subscribers", schema_for_empty_input),
     ("pid", "Returns the server's process id", schema_for_empty_input),
+    (
+        "http_headers",
+        "Returns the HTTP request headers of this call as a JSON object (empty over stdio)",
+        schema_for_empty_input,
+    ),
 ];
 
 /// An input schema using JSON Schema 2020-12 keywords that must survive `tools/list` verbatim.
@@ -766,6 +771,23 @@ impl DemoServer {
                 text_result("touched")
             }
             "pid" => text_result(std::process::id().to_string()),
+            "http_headers" => {
+                let headers: serde_json::Map<String, Value> = context
+                    .extensions
+                    .get::<axum::http::request::Parts>()
+                    .map(|parts| {
+                        parts
+                            .headers
+                            .iter()
+                            .map(|(name, value)| {
+                                let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+                                (name.as_str().to_owned(), Value::String(value))
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                text_result(Value::Object(headers).to_string())
+            }
             extra if self.is_extra_tool(extra) => {
                 let args: TextArgs = parse_json_object(args)?;
                 text_result(args.text)

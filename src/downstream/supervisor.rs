@@ -129,20 +129,26 @@ async fn serve(downstream: &Downstream, events: &Arc<dyn Events>, running: Runni
             return format!("listing failed: {error}");
         }
     };
-    tracing::info!(
-        server_info = %server_info,
-        protocol = %connection.protocol_version,
-        tools = lists.tools.len(),
-        prompts = lists.prompts.len(),
-        resources = lists.resources.len(),
-        templates = lists.templates.len(),
-        "connected"
+    let (tools, prompts, resources, templates) = (
+        lists.tools.len(),
+        lists.prompts.len(),
+        lists.resources.len(),
+        lists.templates.len(),
     );
     downstream.set_lists(lists);
-    downstream.set_connection(Some(connection));
+    downstream.set_connection(Some(connection.clone()));
     // The catalog first: whoever waits for `Connected` must find the server's tools in it.
     events.catalog_changed();
     downstream.set_state(ServerState::Connected);
+    tracing::info!(
+        server_info = %server_info,
+        protocol = %connection.protocol_version,
+        tools = tools,
+        prompts = prompts,
+        resources = resources,
+        templates = templates,
+        "connected"
+    );
 
     let reason = tokio::select! {
         () = downstream.cancel.cancelled() => {

@@ -285,3 +285,65 @@ async fn large_catalogs_are_paginated() {
     );
     assert_eq!(error.code, ErrorCode::INVALID_PARAMS);
 }
+
+#[tokio::test]
+async fn announced_capabilities_are_what_the_servers_support() {
+    // mcp-server-time offers tools, prompts and resources, but no logging, completions or
+    // subscriptions.
+    let time_only = proxy()
+        .server("time", time_stdio())
+        .start_after(Some("connected server_info=mcp-time"))
+        .await;
+    let caps = time_only.peer().peer_info().unwrap().capabilities.clone();
+    assert!(caps.tools.is_some());
+    assert!(caps.completions.is_none(), "{caps:?}");
+    assert!(caps.logging.is_none(), "{caps:?}");
+    assert_ne!(
+        caps.resources.as_ref().and_then(|r| r.subscribe),
+        Some(true),
+        "{caps:?}"
+    );
+
+    let demo_only = proxy()
+        .server("demo", demo())
+        .start_after(Some("connected server_info=pluggedin-demo-server"))
+        .await;
+    let caps = demo_only.peer().peer_info().unwrap().capabilities.clone();
+    assert!(
+        caps.completions.is_some() && caps.logging.is_some(),
+        "{caps:?}"
+    );
+    assert_eq!(
+        caps.resources.as_ref().and_then(|r| r.subscribe),
+        Some(true),
+        "{caps:?}"
+    );
+    assert_eq!(caps.tools.as_ref().and_then(|t| t.list_changed), Some(true));
+}
+
+#[tokio::test]
+async fn the_bundled_example_configuration_works() {
+    let example =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/mcp.json")).unwrap();
+    let example: serde_json::Value =
+        serde_json::from_str(&example.replace("./target/debug/pluggedin-demo-server", demo_bin()))
+            .unwrap();
+    let mut builder = proxy();
+    for (name, server) in example["mcpServers"].as_object().unwrap() {
+        builder = builder.server(name, server.clone());
+    }
+    let proxy = builder.start().await;
+    proxy.wait_for_tool("demo__add").await;
+    proxy.wait_for_tool("calculator__add").await;
+    let names = proxy.tool_names().await;
+    assert!(
+        !names.contains(&"calculator__sleep".to_owned()),
+        "the allow list applies: {names:?}"
+    );
+    assert_eq!(
+        proxy
+            .call_text("calculator__add", json!({"a": 2, "b": 3}))
+            .await,
+        "5"
+    );
+}

@@ -248,6 +248,12 @@ impl ProxyBuilder {
 
     /// Starts the proxy and completes the client's `initialize`.
     pub async fn start(self) -> Proxy {
+        self.start_after(None).await
+    }
+
+    /// Starts the proxy, waits until its log says `needle` (say, that servers connected), and only
+    /// then initializes.
+    pub async fn start_after(self, needle: Option<&str>) -> Proxy {
         let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("mcp.json");
         std::fs::write(
@@ -270,6 +276,9 @@ impl ProxyBuilder {
             .expect("the proxy binary starts");
         let pid = transport.id().expect("the proxy has a pid");
         let log = Log::capture(stderr.expect("stderr is piped"));
+        if let Some(needle) = needle {
+            log.wait_for(needle).await;
+        }
         let client = TestClient::new();
         let events = client.events.subscribe();
         let requests = client.requests.clone();
