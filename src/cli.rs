@@ -37,13 +37,63 @@ pub struct Cli {
     #[arg(long, env = "PORT", default_value_t = DEFAULT_PORT)]
     pub port: u16,
 
+    /// Address to bind the Streamable HTTP server to
+    #[arg(long, env = "BIND_HOST", default_value = "127.0.0.1")]
+    pub host: String,
+
     /// Stateless mode for Streamable HTTP (no sessions)
     #[arg(long)]
     pub stateless: bool,
 
-    /// Require `Authorization: Bearer <API key>` on Streamable HTTP requests
+    /// Require `Authorization: Bearer <token>` on Streamable HTTP requests (all but
+    /// initialize, ping and server/discover); tokens: the API key, --auth-token, or the config's
+    /// "authTokens"
     #[arg(long)]
     pub require_api_auth: bool,
+
+    /// A bearer token accepted with --require-api-auth (repeatable; the environment variable
+    /// takes a comma-separated list)
+    #[arg(
+        long = "auth-token",
+        env = "PLUGGEDIN_AUTH_TOKEN",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub auth_tokens: Vec<String>,
+
+    /// Most concurrent HTTP sessions; the least recently used one is evicted beyond it
+    #[arg(long, default_value_t = 10_000)]
+    pub max_sessions: usize,
+
+    /// Seconds an idle HTTP session lives
+    #[arg(long, default_value_t = 1800)]
+    pub session_ttl: u64,
+
+    /// Tool calls per minute per token (or client address without auth); 0 disables
+    #[arg(long, default_value_t = 60)]
+    pub rate_limit_tools: u32,
+
+    /// Other requests per minute per token (or client address without auth); 0 disables
+    #[arg(long, default_value_t = 100)]
+    pub rate_limit_requests: u32,
+
+    /// An Origin allowed to call the HTTP endpoint (repeatable, `*` for any; default: loopback
+    /// origins only)
+    #[arg(long = "allowed-origin")]
+    pub allowed_origins: Vec<String>,
+
+    /// A Host header value accepted (repeatable; default: loopback names when bound to loopback,
+    /// any otherwise)
+    #[arg(long = "allowed-host")]
+    pub allowed_hosts: Vec<String>,
+
+    /// Largest accepted HTTP request body, in bytes
+    #[arg(long, default_value_t = 4 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// CORS headers on HTTP responses: `permissive` (the original's) or `off`
+    #[arg(long, value_enum, default_value_t = Cors::Permissive)]
+    pub cors: Cors,
 
     /// The local server list, an `mcpServers` JSON file (default: ./mcp.json, ./.mcp.json,
     /// then <config dir>/pluggedin-mcp-proxy/mcp.json)
@@ -75,6 +125,15 @@ pub struct Cli {
 
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+/// The CORS preset of the HTTP server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Cors {
+    /// `Access-Control-Allow-Origin: *` and the original proxy's allowed and exposed headers.
+    Permissive,
+    /// No CORS headers.
+    Off,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -7,7 +7,7 @@
 //! - [`downstream`]: one supervised connection per server (stdio child, HTTP+SSE, Streamable HTTP).
 //! - [`catalog`]: merging the servers' lists under `<slug>__<name>` names.
 //! - [`router`]: name → owner; forwarding requests and everything that flows back.
-//! - [`upstream`]: serving clients (stdio).
+//! - [`upstream`]: serving clients (stdio, Streamable HTTP).
 //! - [`inspect`]: the `tools`, `call` and `servers` commands for people.
 
 // Sampling, roots and logging are deprecated by SEP-2577 (MCP 2026-07-28), but legacy clients and
@@ -56,13 +56,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
              this version; unset the key to run on the local config file"
         );
     }
-    if cli.transport == Transport::StreamableHttp {
-        bail!(
-            "--transport streamable-http is not available yet in this version; use the default \
-             stdio transport"
-        );
-    }
-    if cli.stateless || cli.require_api_auth {
+    if cli.transport == Transport::Stdio && (cli.stateless || cli.require_api_auth) {
         tracing::warn!(
             "--stateless and --require-api-auth only apply to --transport streamable-http"
         );
@@ -103,12 +97,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let outcome = match cli.command {
         Some(command) => inspect::run(command, &router).await,
         None => {
+            let http = (cli.transport == Transport::StreamableHttp)
+                .then(|| http_options(&cli, &config))
+                .transpose()?;
             if let Some(path) = config_path {
                 watch_config(path, config, &router, &cancel, &tracker)?;
             }
-            serve_stdio(&router, &cancel)
-                .await
-                .map(|()| ExitCode::SUCCESS)
+            match http {
+                Some(options) => serve_http(&router, options, &cancel).await,
+                None => serve_stdio(&router, &cancel).await,
+            }
+            .map(|()| ExitCode::SUCCESS)
         }
     };
 
@@ -176,6 +175,77 @@ async fn serve_stdio(router: &Arc<Router>, cancel: &CancellationToken) -> anyhow
         signal = shutdown_signal() => tracing::info!("{signal}, shutting down"),
     }
     Ok(())
+}
+
+/// Origins a browser page may call the HTTP endpoint from by default: loopback only.
+const LOOPBACK_ORIGINS: &[&str] = &[
+    "http://localhost:*",
+    "https://localhost:*",
+    "http://127.0.0.1:*",
+    "https://127.0.0.1:*",
+    "http://[::1]:*",
+    "https://[::1]:*",
+];
+
+fn http_options(cli: &Cli, config: &Config) -> anyhow::Result<upstream::http::HttpOptions> {
+    let tokens: Vec<String> = cli
+        .auth_tokens
+        .iter()
+        .chain(&config.auth_tokens)
+        .map(|token| token.trim().to_owned())
+        .filter(|token| !token.is_empty())
+        .collect();
+    if cli.require_api_auth && tokens.is_empty() {
+        bail!(
+            "--require-api-auth needs at least one token: give --auth-token (or \
+             PLUGGEDIN_AUTH_TOKEN, or \"authTokens\" in the config file)"
+        );
+    }
+    let allowed_origins = if cli.allowed_origins.iter().any(|origin| origin == "*") {
+        None
+    } else if cli.allowed_origins.is_empty() {
+        Some(
+            LOOPBACK_ORIGINS
+                .iter()
+                .map(|origin| (*origin).to_owned())
+                .collect(),
+        )
+    } else {
+        Some(cli.allowed_origins.clone())
+    };
+    Ok(upstream::http::HttpOptions {
+        host: cli.host.clone(),
+        port: cli.port,
+        stateless: cli.stateless,
+        max_sessions: cli.max_sessions,
+        session_ttl: Duration::from_secs(cli.session_ttl.max(1)),
+        allowed_hosts: cli.allowed_hosts.clone(),
+        cors: cli.cors,
+        guard: upstream::http::GuardConfig {
+            require_auth: cli.require_api_auth,
+            tokens,
+            rate_limit_tools: cli.rate_limit_tools,
+            rate_limit_requests: cli.rate_limit_requests,
+            allowed_origins,
+            max_body_bytes: cli.max_body_bytes,
+        },
+    })
+}
+
+/// Serves MCP over Streamable HTTP until a signal arrives.
+async fn serve_http(
+    router: &Arc<Router>,
+    options: upstream::http::HttpOptions,
+    cancel: &CancellationToken,
+) -> anyhow::Result<()> {
+    let stop = cancel.child_token();
+    let signal_stop = stop.clone();
+    tokio::spawn(async move {
+        let signal = shutdown_signal().await;
+        tracing::info!("{signal}, shutting down");
+        signal_stop.cancel();
+    });
+    upstream::http::serve(router.clone(), options, stop).await
 }
 
 /// Resolves on SIGINT or SIGTERM, naming which.

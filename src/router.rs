@@ -20,7 +20,10 @@ use rmcp::model::{
     SetLevelRequestParams, SubscribeRequestParams, ToolsCapability, UnsubscribeRequestParams,
 };
 use rmcp::model::{GetExtensions, RequestMetaObject};
-use rmcp::service::{OriginatingRequestId, Peer, PeerRequestOptions, RequestContext, ServiceError};
+use rmcp::service::{
+    InboundStreamOrigin, OriginatingRequestId, Peer, PeerRequestOptions, RequestContext,
+    ServiceError,
+};
 use rmcp::{RoleClient, RoleServer};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -166,7 +169,23 @@ struct InFlight {
     server: String,
     session: Weak<Session>,
     request_id: RequestId,
+    /// The id the request has on the downstream connection.
+    downstream_id: RequestId,
 }
+
+/// Which client session a server-to-client request belongs to.
+enum Attribution {
+    Session(Arc<Session>, Option<RequestId>),
+    /// No session has a request in flight on the server, and there is not exactly one session.
+    Nobody,
+    /// Several sessions have requests in flight on a server whose transport cannot say which one
+    /// asked (stdio, legacy SSE): guessing could hand one client's question to another.
+    Ambiguous(usize),
+}
+
+/// How long a server-to-client request waits for the call that caused it to be registered (the
+/// server may ask before our forwarding task has recorded its call).
+const ATTRIBUTION_WAIT: Duration = Duration::from_millis(200);
 
 pub struct Router {
     mode: PrefixMode,
@@ -682,6 +701,7 @@ impl Router {
                 state: downstream.state(),
             })?;
         let timeout = downstream.config.timeout;
+        tracing::debug!(server, method, "forwarding");
         let mut options = PeerRequestOptions::with_timeout(timeout);
         options.meta = forwarded_meta(&caller.meta);
         let handle = connection
@@ -720,6 +740,7 @@ impl Router {
                             server: server.to_owned(),
                             session: Arc::downgrade(session),
                             request_id: request_id.clone(),
+                            downstream_id: handle.id.clone(),
                         },
                     );
                     Cleanup(move || {
@@ -767,24 +788,68 @@ impl Router {
         }
     }
 
-    /// The session a server-to-client request from `server` belongs to: the one whose request
-    /// to that server started last, else the most recent live session.
-    fn session_for(&self, server: &str) -> Option<(Arc<Session>, Option<RequestId>)> {
+    /// The session a server-to-client request from `server` belongs to. Exact when the
+    /// downstream transport tells which of our requests it came with (Streamable HTTP); else the
+    /// one session with requests in flight on that server; else, with no request in flight, the
+    /// only session there is.
+    async fn attribute(&self, server: &str, origin: Option<&InboundStreamOrigin>) -> Attribution {
+        let deadline = tokio::time::Instant::now() + ATTRIBUTION_WAIT;
+        loop {
+            let found = self.attribute_now(server, origin);
+            let settled =
+                !matches!(found, Attribution::Nobody) || tokio::time::Instant::now() >= deadline;
+            if settled {
+                return found;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    fn attribute_now(&self, server: &str, origin: Option<&InboundStreamOrigin>) -> Attribution {
         let in_flight = lock(&self.in_flight);
-        let from_call = in_flight.values().rev().find_map(|call| {
-            (call.server == server)
-                .then(|| call.session.upgrade())
-                .flatten()
-                .map(|session| (session, Some(call.request_id.clone())))
-        });
+        if let Some(InboundStreamOrigin::OutboundRequest(downstream_id)) = origin {
+            return in_flight
+                .values()
+                .find(|call| call.server == server && call.downstream_id == *downstream_id)
+                .and_then(|call| Some((call.session.upgrade()?, call.request_id.clone())))
+                .map_or(Attribution::Nobody, |(session, id)| {
+                    Attribution::Session(session, Some(id))
+                });
+        }
+        let mut sessions: Vec<(Arc<Session>, RequestId)> = Vec::new();
+        for call in in_flight.values().filter(|call| call.server == server) {
+            let Some(session) = call.session.upgrade() else {
+                continue;
+            };
+            match sessions
+                .iter_mut()
+                .find(|(known, _)| Arc::ptr_eq(known, &session))
+            {
+                // Keep the session's latest request: its stream is the freshest.
+                Some(entry) => entry.1 = call.request_id.clone(),
+                None => sessions.push((session, call.request_id.clone())),
+            }
+        }
         drop(in_flight);
-        from_call.or_else(|| {
-            self.live_sessions()
-                .into_iter()
-                .rev()
-                .find(|session| session.live_peer().is_some())
-                .map(|session| (session, None))
-        })
+        match sessions.len() {
+            1 => {
+                let (session, id) = sessions.remove(0);
+                Attribution::Session(session, Some(id))
+            }
+            0 => {
+                let mut live: Vec<_> = self
+                    .live_sessions()
+                    .into_iter()
+                    .filter(|session| session.live_peer().is_some())
+                    .collect();
+                if live.len() == 1 {
+                    Attribution::Session(live.remove(0), None)
+                } else {
+                    Attribution::Nobody
+                }
+            }
+            several => Attribution::Ambiguous(several),
+        }
     }
 }
 
@@ -890,7 +955,8 @@ impl Events for Router {
         mut request: ServerRequest,
         context: RequestContext<RoleClient>,
     ) -> BoxFuture<'static, Result<ClientResult, ErrorData>> {
-        let target = self.session_for(server);
+        let router = self.this.upgrade();
+        let origin = context.extensions.get::<InboundStreamOrigin>().cloned();
         let server = server.to_owned();
         Box::pin(async move {
             let method = match &request {
@@ -900,14 +966,42 @@ impl Events for Router {
                 ServerRequest::PingRequest(_) => return Ok(ClientResult::empty(())),
                 _ => "a custom request",
             };
-            let Some((session, origin)) = target else {
-                if matches!(request, ServerRequest::ListRootsRequest(_)) {
-                    return Ok(ClientResult::ListRootsResult(ListRootsResult::default()));
-                }
+            let Some(router) = router else {
                 return Err(ErrorData::internal_error(
-                    format!("no client is connected to answer {method} from server \"{server}\""),
+                    "the proxy is shutting down",
                     None,
                 ));
+            };
+            let (session, origin) = match router.attribute(&server, origin.as_ref()).await {
+                Attribution::Session(session, origin) => (session, origin),
+                Attribution::Nobody if matches!(request, ServerRequest::ListRootsRequest(_)) => {
+                    return Ok(ClientResult::ListRootsResult(ListRootsResult::default()));
+                }
+                Attribution::Nobody => {
+                    return Err(ErrorData::internal_error(
+                        format!(
+                            "no client session to answer {method} from server \"{server}\": \
+                             it came with no request of ours in flight"
+                        ),
+                        None,
+                    ));
+                }
+                Attribution::Ambiguous(sessions) => {
+                    tracing::warn!(
+                        server,
+                        method,
+                        sessions,
+                        "server-to-client request refused: cannot tell which client asked"
+                    );
+                    return Err(ErrorData::internal_error(
+                        format!(
+                            "{method} from server \"{server}\" refused: {sessions} client sessions \
+                             have calls in flight on it and its transport cannot say which one \
+                             this belongs to"
+                        ),
+                        None,
+                    ));
+                }
             };
             let Some(peer) = session.peer.get().cloned() else {
                 return Err(ErrorData::internal_error(

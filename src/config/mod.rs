@@ -21,6 +21,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Config {
     pub servers: BTreeMap<String, ServerConfig>,
+    /// Bearer tokens the HTTP server accepts with `--require-api-auth` (`"authTokens"`).
+    pub auth_tokens: Vec<String>,
 }
 
 /// One downstream server as configured.
@@ -190,6 +192,28 @@ impl Config {
             ));
         };
         let mut config = Config::default();
+        match root.get("authTokens") {
+            None | Some(Value::Null) => {}
+            Some(Value::Array(tokens)) => {
+                for (index, token) in tokens.iter().enumerate() {
+                    let Value::String(token) = token else {
+                        return Err(error(
+                            None,
+                            Some(&format!("authTokens[{index}]")),
+                            "must be a string".into(),
+                        ));
+                    };
+                    config.auth_tokens.push(token.clone());
+                }
+            }
+            Some(_) => {
+                return Err(error(
+                    None,
+                    Some("authTokens"),
+                    "must be an array of strings".into(),
+                ));
+            }
+        }
         for (name, server) in servers {
             if name.trim().is_empty() {
                 return Err(error(None, Some(key), "a server name is empty".into()));

@@ -2,6 +2,7 @@
 //! request from the router's catalog or by forwarding through the router; `stdio` frames it on
 //! stdin/stdout. One handler value exists per client session, all sharing one router.
 
+pub mod http;
 pub mod stdio;
 
 use std::sync::Arc;

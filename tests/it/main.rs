@@ -11,6 +11,7 @@ mod support;
 mod cli;
 mod clients;
 mod forwarding;
+mod http;
 mod input;
 mod reload;
 mod resilience;

@@ -103,14 +103,22 @@ pub enum Event {
 pub struct TestClient {
     events: broadcast::Sender<Event>,
     pub requests: Arc<Mutex<Vec<String>>>,
+    /// Put in sampling answers, so a test can tell which client answered.
+    pub label: String,
 }
 
 impl TestClient {
-    fn new() -> TestClient {
+    pub fn new() -> TestClient {
         TestClient {
             events: broadcast::channel(4096).0,
             requests: Arc::default(),
+            label: "test client".into(),
         }
+    }
+
+    /// The notifications this client receives from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
     }
 
     fn emit(&self, event: Event) {
@@ -139,12 +147,9 @@ impl ClientHandler for TestClient {
             .lock()
             .unwrap()
             .push("sampling/createMessage".into());
-        let asked = serde_json::to_string(&params.messages).unwrap_or_default();
+        let _ = params;
         Ok(CreateMessageResult::new(
-            SamplingMessage::assistant_text(format!(
-                "sampled by the test client ({} bytes asked)",
-                asked.len()
-            )),
+            SamplingMessage::assistant_text(format!("sampled by the test client ({})", self.label)),
             "test-model".into(),
         )
         .with_stop_reason(CreateMessageResult::STOP_REASON_END_TURN))

@@ -1,0 +1,709 @@
+//! The guard in front of the MCP endpoint. In order: the HTTP method (405), the `Origin`
+//! (403, DNS-rebinding protection), the `MCP-Protocol-Version` header (400), the body size (413)
+//! and JSON (400, `-32700`), bearer auth and the session's owner (401, 404), rate limits (429).
+//! It reads a POST body once and hands the same bytes on. Clients that accept only JSON get the
+//! final JSON-RPC message of the SSE stream as a JSON body. Every refusal has a JSON-RPC body.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http_body_util::BodyExt;
+use rmcp::model::ProtocolVersion;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use tokio::sync::Notify;
+
+use crate::cli::Cors;
+
+/// The most header bytes a request may carry.
+pub(crate) const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// A request body must arrive within this time.
+const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// The window of the rate limits.
+const RATE_WINDOW: Duration = Duration::from_secs(60);
+/// The JSON-RPC code of the original's auth failure.
+const UNAUTHORIZED: i64 = -32001;
+
+/// The client's address, put on every request by the accept loop.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ClientAddr(pub(crate) SocketAddr);
+
+/// The guard's settings.
+pub struct GuardConfig {
+    pub require_auth: bool,
+    /// Accepted bearer tokens (never logged).
+    pub tokens: Vec<String>,
+    pub rate_limit_tools: u32,
+    pub rate_limit_requests: u32,
+    /// `None`: any origin; `Some(list)`: only these (`scheme://host[:port]`, port `*` for any).
+    pub allowed_origins: Option<Vec<String>>,
+    pub max_body_bytes: usize,
+}
+
+type TokenHash = [u8; 32];
+
+pub(crate) struct Guard {
+    config: GuardConfig,
+    cors: Cors,
+    tokens: Vec<TokenHash>,
+    /// Session id → the token that owns it.
+    owners: Mutex<HashMap<String, TokenHash>>,
+    limits: Mutex<HashMap<(String, bool), Window>>,
+    in_flight: AtomicUsize,
+    idle: Notify,
+}
+
+struct Window {
+    started: Instant,
+    count: u32,
+}
+
+fn hash(token: &str) -> TokenHash {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+fn rpc_error(status: StatusCode, id: Value, code: i64, message: impl Into<String>) -> Response {
+    let body =
+        json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message.into()}});
+    (status, axum::Json(body)).into_response()
+}
+
+/// What the guard learned from a POST body.
+struct Parsed {
+    /// The first message's id (for error bodies).
+    id: Value,
+    methods: Vec<String>,
+}
+
+impl Guard {
+    pub(crate) fn new(config: GuardConfig, cors: Cors) -> Guard {
+        let tokens = config.tokens.iter().map(|token| hash(token)).collect();
+        Guard {
+            config,
+            cors,
+            tokens,
+            owners: Mutex::default(),
+            limits: Mutex::default(),
+            in_flight: AtomicUsize::new(0),
+            idle: Notify::new(),
+        }
+    }
+
+    pub(crate) fn auth_summary(&self) -> String {
+        if self.config.require_auth {
+            format!("bearer auth required, {} token(s)", self.tokens.len())
+        } else {
+            "no auth".to_owned()
+        }
+    }
+
+    /// Waits until no request is in flight, or the grace period ends.
+    pub(crate) async fn drain(&self, grace: Duration) {
+        let drained = tokio::time::timeout(grace, async {
+            loop {
+                let idle = self.idle.notified();
+                if self.in_flight.load(Ordering::Acquire) == 0 {
+                    return;
+                }
+                idle.await;
+            }
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                requests = self.in_flight.load(Ordering::Acquire),
+                "grace period over with requests still in flight"
+            );
+        }
+    }
+
+    fn origin_allowed(&self, origin: &str) -> bool {
+        let Some(allowed) = &self.config.allowed_origins else {
+            return true;
+        };
+        let Ok(url) = url::Url::parse(origin) else {
+            return false;
+        };
+        let port = url.port_or_known_default();
+        allowed.iter().any(|entry| {
+            if entry == "*" {
+                return true;
+            }
+            let (base, any_port) = match entry.strip_suffix(":*") {
+                Some(base) => (base, true),
+                None => (entry.as_str(), false),
+            };
+            let Ok(allowed) = url::Url::parse(base) else {
+                return false;
+            };
+            allowed.scheme() == url.scheme()
+                && allowed.host_str() == url.host_str()
+                && (any_port || allowed.port_or_known_default() == port)
+        })
+    }
+
+    fn token_of(&self, headers: &HeaderMap) -> Result<Option<TokenHash>, &'static str> {
+        let Some(value) = headers.get(header::AUTHORIZATION) else {
+            return Ok(None);
+        };
+        let value = value
+            .to_str()
+            .map_err(|_| "malformed Authorization header")?;
+        let token = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+            .map(str::trim)
+            .filter(|token| !token.is_empty())
+            .ok_or("the Authorization header must be `Bearer <token>`")?;
+        let presented = hash(token);
+        // Compare against every token, in constant time each, without stopping early.
+        let known = self.tokens.iter().fold(false, |found, known| {
+            found | bool::from(known.ct_eq(&presented))
+        });
+        if known {
+            Ok(Some(presented))
+        } else {
+            Err("unknown token")
+        }
+    }
+
+    /// Counts one request against its limit; `Err(retry_after)` when over.
+    fn rate_limit(&self, key: String, tool_call: bool) -> Result<(), Duration> {
+        let limit = if tool_call {
+            self.config.rate_limit_tools
+        } else {
+            self.config.rate_limit_requests
+        };
+        if limit == 0 {
+            return Ok(());
+        }
+        let now = Instant::now();
+        let mut limits = self
+            .limits
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if limits.len() > 100_000 {
+            limits.retain(|_, window| now.duration_since(window.started) < RATE_WINDOW);
+        }
+        let window = limits.entry((key, tool_call)).or_insert(Window {
+            started: now,
+            count: 0,
+        });
+        if now.duration_since(window.started) >= RATE_WINDOW {
+            *window = Window {
+                started: now,
+                count: 0,
+            };
+        }
+        if window.count >= limit {
+            return Err(RATE_WINDOW.saturating_sub(now.duration_since(window.started)));
+        }
+        window.count += 1;
+        Ok(())
+    }
+}
+
+/// Decrements the in-flight count when a request ends, however it ends.
+struct InFlight<'a>(&'a Guard);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if self.0.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+fn parse_body(bytes: &[u8]) -> Result<Parsed, Response> {
+    let value: Value = serde_json::from_slice(bytes).map_err(|error| {
+        rpc_error(
+            StatusCode::BAD_REQUEST,
+            Value::Null,
+            -32700,
+            format!("parse error: {error}"),
+        )
+    })?;
+    let messages: Vec<&Value> = match &value {
+        Value::Array(items) => items.iter().collect(),
+        other => vec![other],
+    };
+    let id = messages
+        .first()
+        .and_then(|message| message.get("id"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    let mut methods = Vec::new();
+    for message in &messages {
+        if !message.is_object() {
+            return Err(rpc_error(
+                StatusCode::BAD_REQUEST,
+                id,
+                -32600,
+                "invalid request: a JSON-RPC message must be a JSON object",
+            ));
+        }
+        if let Some(method) = message.get("method").and_then(Value::as_str) {
+            methods.push(method.to_owned());
+        }
+    }
+    Ok(Parsed { id, methods })
+}
+
+/// Methods anyone may call without a token: the handshake and liveness.
+fn needs_no_auth(method: &str) -> bool {
+    matches!(
+        method,
+        "initialize" | "ping" | "server/discover" | "notifications/initialized"
+    )
+}
+
+fn accepts_sse(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .any(|value| value.to_ascii_lowercase().contains("text/event-stream"))
+}
+
+/// The guard middleware on `/mcp` and `/`.
+pub(crate) async fn check(
+    State(guard): State<std::sync::Arc<Guard>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let method = request.method().clone();
+    if !matches!(method, Method::POST | Method::GET | Method::DELETE) {
+        let mut response = rpc_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            Value::Null,
+            -32600,
+            format!("method {method} is not allowed here; use POST, GET or DELETE"),
+        );
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, POST, DELETE"));
+        return response;
+    }
+    if let Some(origin) = request.headers().get(header::ORIGIN) {
+        let origin = origin.to_str().unwrap_or("");
+        if !guard.origin_allowed(origin) {
+            return rpc_error(
+                StatusCode::FORBIDDEN,
+                Value::Null,
+                -32600,
+                format!("origin {origin} is not allowed (see --allowed-origin)"),
+            );
+        }
+    }
+    if let Some(version) = request.headers().get("mcp-protocol-version") {
+        let version = version.to_str().unwrap_or("");
+        let known = ProtocolVersion::KNOWN_VERSIONS
+            .iter()
+            .any(|known| known.as_str() == version);
+        if !known {
+            let supported: Vec<&str> = ProtocolVersion::KNOWN_VERSIONS
+                .iter()
+                .map(ProtocolVersion::as_str)
+                .collect();
+            return rpc_error(
+                StatusCode::BAD_REQUEST,
+                Value::Null,
+                -32600,
+                format!(
+                    "Unsupported MCP protocol version: {version}. Supported: {}",
+                    supported.join(", ")
+                ),
+            );
+        }
+    }
+
+    let (mut parts, body) = request.into_parts();
+    let (bytes, parsed) = if method == Method::POST {
+        let limited = http_body_util::Limited::new(body, guard.config.max_body_bytes);
+        let collected = match tokio::time::timeout(BODY_READ_TIMEOUT, limited.collect()).await {
+            Err(_) => {
+                return rpc_error(
+                    StatusCode::REQUEST_TIMEOUT,
+                    Value::Null,
+                    -32600,
+                    format!(
+                        "the request body did not arrive within {}s",
+                        BODY_READ_TIMEOUT.as_secs()
+                    ),
+                );
+            }
+            Ok(Err(error)) => {
+                let too_large = error
+                    .downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some();
+                return if too_large {
+                    rpc_error(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        Value::Null,
+                        -32600,
+                        format!(
+                            "request body over the limit of {} bytes",
+                            guard.config.max_body_bytes
+                        ),
+                    )
+                } else {
+                    rpc_error(
+                        StatusCode::BAD_REQUEST,
+                        Value::Null,
+                        -32600,
+                        format!("cannot read the body: {error}"),
+                    )
+                };
+            }
+            Ok(Ok(collected)) => collected.to_bytes(),
+        };
+        let parsed = match parse_body(&collected) {
+            Ok(parsed) => parsed,
+            Err(response) => return response,
+        };
+        (collected, Some(parsed))
+    } else {
+        (Bytes::new(), None)
+    };
+    let id = parsed.as_ref().map_or(Value::Null, |p| p.id.clone());
+    let methods: Vec<String> = parsed.map(|p| p.methods).unwrap_or_default();
+
+    // Auth, and the session's owner.
+    let token = match guard.token_of(&parts.headers) {
+        Ok(token) => token,
+        Err(reason) if guard.config.require_auth => {
+            tracing::debug!("request refused: {reason}");
+            return unauthorized(id);
+        }
+        Err(_) => None,
+    };
+    let session = parts
+        .headers
+        .get("mcp-session-id")
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
+    if guard.config.require_auth {
+        let exempt = method == Method::POST
+            && !methods.is_empty()
+            && methods.iter().all(|m| needs_no_auth(m));
+        if token.is_none() && !exempt {
+            return unauthorized(id);
+        }
+        if let (Some(session), Some(token)) = (&session, &token) {
+            let mut owners = guard
+                .owners
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match owners.get(session) {
+                Some(owner) if !bool::from(owner.ct_eq(token)) => {
+                    return rpc_error(StatusCode::NOT_FOUND, id, -32600, "Session not found");
+                }
+                Some(_) => {}
+                None => {
+                    owners.insert(session.clone(), *token);
+                }
+            }
+        }
+    }
+
+    // Rate limits: per token, or per client address without one.
+    let key = match (&token, parts.extensions.get::<ClientAddr>()) {
+        (Some(token), _) => token.iter().map(|b| format!("{b:02x}")).collect(),
+        (None, Some(addr)) => addr.0.ip().to_string(),
+        (None, None) => "unknown".to_owned(),
+    };
+    let tool_call = methods.iter().any(|m| m == "tools/call");
+    let counted =
+        method == Method::POST && methods.iter().any(|m| !m.starts_with("notifications/"));
+    if counted && let Err(retry_after) = guard.rate_limit(key, tool_call) {
+        let kind = if tool_call { "tool calls" } else { "requests" };
+        let mut response = rpc_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            id,
+            -32000,
+            format!("Rate limit exceeded: too many {kind} per minute. Please try again later."),
+        );
+        let seconds = retry_after.as_secs().max(1).to_string();
+        if let Ok(value) = HeaderValue::from_str(&seconds) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        return response;
+    }
+
+    // JSON-only clients: rmcp answers stateful requests on SSE; we unwrap the final message.
+    let json_only = method == Method::POST && !accepts_sse(&parts.headers);
+    if method == Method::POST {
+        parts.headers.insert(
+            header::ACCEPT,
+            HeaderValue::from_static("application/json, text/event-stream"),
+        );
+    }
+    let is_initialize = methods.iter().any(|m| m == "initialize");
+
+    guard.in_flight.fetch_add(1, Ordering::AcqRel);
+    let _in_flight = InFlight(&guard);
+    let response = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
+
+    if is_initialize
+        && guard.config.require_auth
+        && let (Some(token), Some(session)) = (token, response.headers().get("mcp-session-id"))
+        && let Ok(session) = session.to_str()
+    {
+        guard
+            .owners
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(session.to_owned(), token);
+    }
+    let is_sse = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("text/event-stream"));
+    if json_only && is_sse {
+        return sse_to_json(response).await;
+    }
+    if response.status().is_client_error() && !is_json(response.headers()) {
+        return as_json_rpc_error(response, id).await;
+    }
+    response
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/json"))
+}
+
+/// rmcp answers some refusals (unknown session, bad Accept) in plain text; clients get a JSON-RPC
+/// error body with the same status and text.
+async fn as_json_rpc_error(response: Response, id: Value) -> Response {
+    let (parts, body) = response.into_parts();
+    let text = match body.collect().await {
+        Ok(collected) => String::from_utf8_lossy(&collected.to_bytes())
+            .trim()
+            .to_owned(),
+        Err(_) => String::new(),
+    };
+    let text = if text.is_empty() {
+        parts
+            .status
+            .canonical_reason()
+            .unwrap_or("request refused")
+            .to_owned()
+    } else {
+        text
+    };
+    // -32001 for an unknown session, as the official SDKs answer it.
+    let code = if parts.status == StatusCode::NOT_FOUND {
+        -32001
+    } else {
+        -32600
+    };
+    let mut refused = rpc_error(parts.status, id, code, text);
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            refused.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    refused
+}
+
+fn unauthorized(id: Value) -> Response {
+    let mut response = rpc_error(
+        StatusCode::UNAUTHORIZED,
+        id,
+        UNAUTHORIZED,
+        "Unauthorized: Invalid or missing API key",
+    );
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
+}
+
+/// Reads an SSE response to its end and answers with its last JSON-RPC response as JSON.
+async fn sse_to_json(response: Response) -> Response {
+    let (mut parts, body) = response.into_parts();
+    let bytes = match body.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(error) => {
+            return rpc_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Value::Null,
+                -32603,
+                format!("response stream failed: {error}"),
+            );
+        }
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let mut last = None;
+    let mut data = String::new();
+    for line in text.lines().chain(std::iter::once("")) {
+        if let Some(rest) = line.strip_prefix("data:") {
+            data.push_str(rest.strip_prefix(' ').unwrap_or(rest));
+        } else if line.is_empty() && !data.is_empty() {
+            if let Ok(message) = serde_json::from_str::<Value>(&data)
+                && (message.get("result").is_some() || message.get("error").is_some())
+            {
+                last = Some(message);
+            }
+            data.clear();
+        }
+    }
+    let Some(message) = last else {
+        return rpc_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Value::Null,
+            -32603,
+            "no response on the stream",
+        );
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    (parts, Body::from(message.to_string())).into_response()
+}
+
+/// The CORS middleware on every route: the original's permissive headers, `OPTIONS` answered.
+pub(crate) async fn cors(
+    State(guard): State<std::sync::Arc<Guard>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if guard.cors == Cors::Off {
+        return next.run(request).await;
+    }
+    let mut response = if request.method() == Method::OPTIONS {
+        (StatusCode::OK, "OK").into_response()
+    } else {
+        next.run(request).await
+    };
+    let headers = response.headers_mut();
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, POST, DELETE, OPTIONS"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static(
+            "Content-Type, Authorization, Mcp-Session-Id, Mcp-Protocol-Version, Last-Event-ID, Mcp-Method, Mcp-Name",
+        ),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("Mcp-Session-Id, Mcp-Protocol-Version"),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn guard(origins: Option<Vec<&str>>) -> Guard {
+        Guard::new(
+            GuardConfig {
+                require_auth: true,
+                tokens: vec!["secret-token".into()],
+                rate_limit_tools: 2,
+                rate_limit_requests: 0,
+                allowed_origins: origins.map(|o| o.into_iter().map(str::to_owned).collect()),
+                max_body_bytes: 1024,
+            },
+            Cors::Permissive,
+        )
+    }
+
+    #[test]
+    fn origins_match_scheme_host_and_port() {
+        let guard = guard(Some(vec!["http://localhost:*", "https://app.example.com"]));
+        assert!(guard.origin_allowed("http://localhost:3000"));
+        assert!(guard.origin_allowed("https://app.example.com"));
+        assert!(!guard.origin_allowed("https://app.example.com:8443"));
+        assert!(!guard.origin_allowed("http://evil.example"));
+        assert!(!guard.origin_allowed("not a url"));
+        assert!(
+            super::Guard::new(
+                GuardConfig {
+                    allowed_origins: None,
+                    ..guard_config()
+                },
+                Cors::Off
+            )
+            .origin_allowed("http://anything.example")
+        );
+    }
+
+    fn guard_config() -> GuardConfig {
+        GuardConfig {
+            require_auth: false,
+            tokens: Vec::new(),
+            rate_limit_tools: 0,
+            rate_limit_requests: 0,
+            allowed_origins: None,
+            max_body_bytes: 1024,
+        }
+    }
+
+    #[test]
+    fn tokens_are_checked() {
+        let guard = guard(None);
+        let mut headers = HeaderMap::new();
+        assert_eq!(guard.token_of(&headers), Ok(None));
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer secret-token"),
+        );
+        assert!(matches!(guard.token_of(&headers), Ok(Some(_))));
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer wrong"),
+        );
+        assert!(guard.token_of(&headers).is_err());
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
+        assert!(guard.token_of(&headers).is_err());
+    }
+
+    #[test]
+    fn rate_limits_count_per_key_and_kind() {
+        let guard = guard(None);
+        assert!(guard.rate_limit("a".into(), true).is_ok());
+        assert!(guard.rate_limit("a".into(), true).is_ok());
+        assert!(guard.rate_limit("a".into(), true).is_err());
+        assert!(guard.rate_limit("b".into(), true).is_ok());
+        // 0 disables the other kind.
+        for _ in 0..10 {
+            assert!(guard.rate_limit("a".into(), false).is_ok());
+        }
+    }
+
+    #[test]
+    fn bodies_must_be_json_rpc_objects() {
+        assert!(parse_body(b"{nope").is_err());
+        assert!(parse_body(b"[1]").is_err());
+        let parsed = parse_body(br#"{"jsonrpc":"2.0","id":3,"method":"tools/call"}"#).unwrap();
+        assert_eq!(
+            (parsed.id, parsed.methods),
+            (json!(3), vec!["tools/call".to_owned()])
+        );
+    }
+}

@@ -1,0 +1,230 @@
+//! Serving clients over MCP Streamable HTTP: `POST/GET/DELETE /mcp` (and `POST /`, as the
+//! original accepts), `GET /health`. rmcp's `StreamableHttpService` does the protocol; around it
+//! sits our guard (`guard.rs`: method, Origin, protocol version, body limit, JSON parse, bearer
+//! auth with session binding, rate limits, JSON-only clients) and the session ceiling
+//! (`sessions.rs`). The accept loop is ours so that slow clients time out and shutdown drains.
+
+mod guard;
+mod sessions;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router as AxumRouter;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any_service, get};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::Cors;
+use crate::router::Router;
+use crate::upstream::ProxyHandler;
+use guard::Guard;
+pub(crate) use guard::GuardConfig;
+use sessions::BoundedSessions;
+
+/// A client must send its request headers within this time.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// In-flight requests get this long to finish on shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// SSE streams carry a keep-alive comment this often, so idle proxies don't cut them.
+const SSE_KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// Everything the HTTP server is configured with.
+pub struct HttpOptions {
+    pub host: String,
+    pub port: u16,
+    pub stateless: bool,
+    pub max_sessions: usize,
+    pub session_ttl: Duration,
+    pub allowed_hosts: Vec<String>,
+    pub cors: Cors,
+    pub guard: GuardConfig,
+}
+
+#[derive(Clone)]
+struct AppState {
+    router: Arc<Router>,
+    sessions: Option<Arc<BoundedSessions>>,
+    max_sessions: usize,
+}
+
+/// Binds and serves until `shutdown` fires, then drains in-flight requests.
+pub async fn serve(
+    router: Arc<Router>,
+    options: HttpOptions,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let address = format!("{}:{}", options.host, options.port);
+    let listener = tokio::net::TcpListener::bind(&address)
+        .await
+        .map_err(|error| anyhow::anyhow!("cannot listen on {address}: {error}"))?;
+    let local = listener.local_addr()?;
+
+    let loopback = local.ip().is_loopback();
+    let mcp_cancel = shutdown.child_token();
+    let mut config = StreamableHttpServerConfig::default()
+        .with_sse_keep_alive(Some(SSE_KEEP_ALIVE))
+        .with_json_response(options.stateless)
+        .with_legacy_session_mode(!options.stateless)
+        .with_cancellation_token(mcp_cancel.clone());
+    // Origin is checked by our guard (with a JSON-RPC body); Host here, for DNS rebinding.
+    config = if !options.allowed_hosts.is_empty() {
+        config.with_allowed_hosts(options.allowed_hosts.clone())
+    } else if loopback {
+        config.with_allowed_hosts(["localhost", "127.0.0.1", "::1", "[::1]"])
+    } else {
+        // Bound to a public address on purpose: any Host, unless --allowed-host narrows it.
+        config.disable_allowed_hosts()
+    };
+    config.max_request_body_bytes = options.guard.max_body_bytes;
+
+    let sessions = (!options.stateless).then(|| {
+        Arc::new(BoundedSessions::new(
+            options.max_sessions,
+            options.session_ttl,
+        ))
+    });
+    let factory_router = router.clone();
+    let factory = move || Ok(ProxyHandler::new(factory_router.clone()));
+    let mcp = match &sessions {
+        Some(sessions) => any_service(StreamableHttpService::new(factory, sessions.clone(), config)),
+        None => any_service(StreamableHttpService::new(
+            factory,
+            Arc::new(rmcp::transport::streamable_http_server::session::never::NeverSessionManager::default()),
+            config,
+        )),
+    };
+
+    let guard = Arc::new(Guard::new(options.guard, options.cors));
+    let state = AppState {
+        router: router.clone(),
+        sessions: sessions.clone(),
+        max_sessions: if options.stateless {
+            0
+        } else {
+            options.max_sessions
+        },
+    };
+    let app = AxumRouter::new()
+        .route("/mcp", mcp.clone())
+        .route("/", mcp)
+        .layer(axum::middleware::from_fn_with_state(
+            guard.clone(),
+            guard::check,
+        ))
+        .route("/health", get(health))
+        .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(
+            guard.clone(),
+            guard::cors,
+        ));
+
+    startup_line(
+        local,
+        &options.host,
+        options.stateless,
+        guard.auth_summary(),
+    );
+
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(guard::MAX_HEADER_BYTES.max(8192));
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!("accept failed: {error}");
+                    continue;
+                }
+            },
+        };
+        let service = tower::ServiceExt::map_request(
+            app.clone(),
+            move |request: hyper::Request<hyper::body::Incoming>| {
+                let mut request = request.map(axum::body::Body::new);
+                request.extensions_mut().insert(guard::ClientAddr(peer));
+                request
+            },
+        );
+        let connection =
+            http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(client = %peer, "connection ended: {error}");
+            }
+        });
+    }
+
+    // Stop accepting (done), let requests in flight finish, then close streams and sessions.
+    drop(listener);
+    tracing::info!("stopped accepting connections; draining requests in flight");
+    guard.drain(SHUTDOWN_GRACE).await;
+    mcp_cancel.cancel();
+    if tokio::time::timeout(Duration::from_secs(2), graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::debug!("some connections were still open at exit");
+    }
+    Ok(())
+}
+
+#[allow(
+    clippy::print_stderr,
+    reason = "the one start-up line the user asked for, whatever the log level"
+)]
+fn startup_line(local: SocketAddr, host: &str, stateless: bool, auth: String) {
+    let mode = if stateless {
+        "stateless"
+    } else {
+        "stateful sessions"
+    };
+    let shown_host = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    };
+    eprintln!(
+        "pluggedin-mcp-proxy listening on http://{shown_host}:{}/mcp ({mode}, {auth})",
+        local.port()
+    );
+}
+
+async fn health(State(state): State<AppState>) -> Response {
+    let sessions = match &state.sessions {
+        Some(sessions) => sessions.count().await,
+        None => 0,
+    };
+    let servers: Vec<_> = state
+        .router
+        .servers()
+        .iter()
+        .map(|server| {
+            json!({
+                "name": server.name,
+                "transport": server.config.transport.kind(),
+                "state": server.state().to_string(),
+                "tools": server.lists().tools.len(),
+            })
+        })
+        .collect();
+    axum::Json(json!({
+        "status": "ok",
+        "transport": "streamable-http",
+        "sessions": sessions,
+        "maxSessions": state.max_sessions,
+        "servers": servers,
+    }))
+    .into_response()
+}

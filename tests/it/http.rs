@@ -1,0 +1,798 @@
+//! Serving over Streamable HTTP: real HTTP, the rmcp client and raw requests for the edge cases.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use rmcp::model::*;
+use rmcp::service::RunningService;
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::{RoleClient, ServiceExt};
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+/// The proxy serving HTTP, killed on drop.
+struct HttpProxy {
+    child: tokio::process::Child,
+    url: String,
+    log: Log,
+    _dir: tempfile::TempDir,
+}
+
+/// Rate limits are off unless a test turns them on: every test client shares 127.0.0.1.
+const NO_LIMITS: &[&str] = &["--rate-limit-tools", "0", "--rate-limit-requests", "0"];
+
+impl HttpProxy {
+    async fn start(servers: Value, args: &[&str]) -> HttpProxy {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("mcp.json");
+        std::fs::write(&config, json!({"mcpServers": servers}).to_string()).unwrap();
+        let port = free_port().to_string();
+        let mut child = tokio::process::Command::new(proxy_bin())
+            .args(["--transport", "streamable-http", "--port", &port])
+            .arg("--config")
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args(args)
+            .env_remove("PLUGGEDIN_API_KEY")
+            .env("RUST_LOG", "info,pluggedin_mcp_proxy=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let log = Log::capture(child.stderr.take().unwrap());
+        log.wait_for("listening on http://").await;
+        HttpProxy {
+            child,
+            url: format!("http://127.0.0.1:{port}/mcp"),
+            log,
+            _dir: dir,
+        }
+    }
+
+    async fn client(&self) -> RunningService<RoleClient, TestClient> {
+        self.client_with(StreamableHttpClientTransportConfig::with_uri(
+            self.url.as_str(),
+        ))
+        .await
+    }
+
+    async fn client_with(
+        &self,
+        config: StreamableHttpClientTransportConfig,
+    ) -> RunningService<RoleClient, TestClient> {
+        let transport = StreamableHttpClientTransport::from_config(config);
+        TestClient::new().serve(transport).await.unwrap()
+    }
+
+    fn post(&self, body: Value) -> reqwest::RequestBuilder {
+        reqwest::Client::new()
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .json(&body)
+    }
+
+    /// Initializes a raw session and returns its id.
+    async fn raw_session(&self, token: Option<&str>) -> String {
+        let mut request = self.post(initialize_body());
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+        response.headers()["mcp-session-id"]
+            .to_str()
+            .unwrap()
+            .to_owned()
+    }
+}
+
+impl Drop for HttpProxy {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- proxy stderr ---\n{}", self.log.text());
+        }
+    }
+}
+
+fn initialize_body() -> Value {
+    json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}})
+}
+
+fn call_body(id: u64, tool: &str, arguments: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": tool, "arguments": arguments}})
+}
+
+async fn wait_tool(client: &RunningService<RoleClient, TestClient>, tool: &str) {
+    let found = tokio::time::timeout(WAIT, async {
+        loop {
+            let tools = client.peer().list_all_tools().await.unwrap();
+            if tools.iter().any(|t| t.name == tool) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(found.is_ok(), "tool {tool} never appeared");
+}
+
+async fn call_text(
+    client: &RunningService<RoleClient, TestClient>,
+    tool: &str,
+    arguments: Value,
+) -> String {
+    let Value::Object(arguments) = arguments else {
+        panic!()
+    };
+    let result = client
+        .peer()
+        .call_tool(CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments))
+        .await
+        .unwrap_or_else(|e| panic!("{tool}: {e}"));
+    text_of(&result)
+}
+
+/// The JSON-RPC message in a response body, JSON or SSE.
+async fn message_of(response: reqwest::Response) -> Value {
+    let text = response.text().await.unwrap();
+    if let Ok(value) = serde_json::from_str(&text) {
+        return value;
+    }
+    text.lines()
+        .filter_map(|line| line.strip_prefix("data:"))
+        .filter_map(|data| serde_json::from_str::<Value>(data.trim()).ok())
+        .find(|message| message.get("result").is_some() || message.get("error").is_some())
+        .unwrap_or_else(|| panic!("no JSON-RPC response in {text:?}"))
+}
+
+#[tokio::test]
+async fn the_rmcp_client_initializes_lists_and_calls_over_http() {
+    let proxy = HttpProxy::start(json!({"demo": demo()}), NO_LIMITS).await;
+    let client = proxy.client().await;
+    assert_eq!(
+        client
+            .peer()
+            .peer_info()
+            .unwrap()
+            .server_info
+            .as_ref()
+            .unwrap()
+            .name,
+        "PluggedinMCP"
+    );
+    wait_tool(&client, "demo__echo").await;
+    assert_eq!(
+        call_text(&client, "demo__echo", json!({"message": "over http"})).await,
+        "Echo: over http"
+    );
+    let prompts = client.peer().list_all_prompts().await.unwrap();
+    assert!(prompts.iter().any(|p| p.name == "demo__test_simple_prompt"));
+}
+
+#[tokio::test]
+async fn json_only_and_sse_clients_both_get_answers() {
+    let proxy = HttpProxy::start(json!({"demo": demo()}), NO_LIMITS).await;
+    let session = proxy.raw_session(None).await;
+    let client = reqwest::Client::new();
+    let send = |accept: &'static str, body: Value| {
+        client
+            .post(&proxy.url)
+            .header("content-type", "application/json")
+            .header("accept", accept)
+            .header("mcp-session-id", &session)
+            .json(&body)
+            .send()
+    };
+    let ack = send(
+        "application/json",
+        json!({"jsonrpc":"2.0","method":"notifications/initialized"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ack.status(), 202);
+    let json = send(
+        "application/json",
+        call_body(2, "demo__add", json!({"a": 1, "b": 2})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(json.headers()["content-type"], "application/json");
+    let json: Value = json.json().await.unwrap();
+    assert_eq!(json["id"], 2);
+    assert_eq!(json["result"]["content"][0]["text"], "3");
+    let sse = send(
+        "application/json, text/event-stream",
+        call_body(3, "demo__add", json!({"a": 2, "b": 2})),
+    )
+    .await
+    .unwrap();
+    assert!(
+        sse.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    assert_eq!(message_of(sse).await["result"]["content"][0]["text"], "4");
+}
+
+/// The demo server over Streamable HTTP, whose transport says which request a sampling request
+/// belongs to.
+async fn demo_over_http() -> (Background, Value) {
+    let server = Background::start(demo_bin(), &["--http", "0"], &[], "listening on http://").await;
+    let url = server
+        .log
+        .text()
+        .lines()
+        .find_map(|line| line.split("listening on ").nth(1))
+        .unwrap()
+        .trim()
+        .to_owned();
+    (server, json!({"url": url}))
+}
+
+#[tokio::test]
+async fn two_hundred_concurrent_sessions_do_not_cross_talk() {
+    let (_demo, demo_config) = demo_over_http().await;
+    let proxy = HttpProxy::start(json!({"demo": demo_config}), NO_LIMITS).await;
+    let first = proxy.client().await;
+    wait_tool(&first, "demo__echo").await;
+    let sessions = (0..200).map(|i| {
+        let proxy = &proxy;
+        async move {
+            let mut client = TestClient::new();
+            client.label = format!("session {i}");
+            let mut events = client.subscribe();
+            let transport = StreamableHttpClientTransport::from_uri(proxy.url.as_str());
+            let service = client.serve(transport).await.unwrap();
+            let text = call_text(
+                &service,
+                "demo__echo",
+                json!({"message": format!("from {i}")}),
+            )
+            .await;
+            assert_eq!(text, format!("Echo: from {i}"));
+            let sampled =
+                call_text(&service, "demo__test_sampling", json!({"prompt": "who"})).await;
+            assert!(
+                sampled.contains(&format!("session {i})")),
+                "session {i} got {sampled}"
+            );
+            // Progress of this session's call reaches this session.
+            let mut params = CallToolRequestParams::new("demo__test_tool_with_progress");
+            params.meta = Some(RequestMetaObject::with_progress_token(ProgressToken(
+                NumberOrString::Number(i),
+            )));
+            let handle = service
+                .peer()
+                .send_request_with_option(
+                    ClientRequest::CallToolRequest(Request::new(params)),
+                    Default::default(),
+                )
+                .await
+                .unwrap();
+            let token = handle.progress_token.clone();
+            handle.await_response().await.unwrap();
+            let progress = tokio::time::timeout(WAIT, async {
+                loop {
+                    if let Ok(Event::Progress(progress)) = events.recv().await {
+                        return progress;
+                    }
+                }
+            })
+            .await
+            .expect("progress reached the session");
+            assert_eq!(progress.progress_token, token);
+            service.cancel().await.unwrap();
+        }
+    });
+    futures::future::join_all(sessions).await;
+}
+
+#[tokio::test]
+async fn sampling_goes_to_the_session_that_caused_it() {
+    let (_demo, demo_config) = demo_over_http().await;
+    let proxy = HttpProxy::start(json!({"demo": demo_config}), NO_LIMITS).await;
+    let mut alice = TestClient::new();
+    alice.label = "alice".into();
+    let mut bob = TestClient::new();
+    bob.label = "bob".into();
+    let alice = alice
+        .serve(StreamableHttpClientTransport::from_uri(proxy.url.as_str()))
+        .await
+        .unwrap();
+    let bob = bob
+        .serve(StreamableHttpClientTransport::from_uri(proxy.url.as_str()))
+        .await
+        .unwrap();
+    wait_tool(&alice, "demo__test_sampling").await;
+    let (a, b) = tokio::join!(
+        call_text(&alice, "demo__test_sampling", json!({"prompt": "a"})),
+        call_text(&bob, "demo__test_sampling", json!({"prompt": "b"})),
+    );
+    assert!(a.contains("(alice)"), "{a}");
+    assert!(b.contains("(bob)"), "{b}");
+}
+
+#[tokio::test]
+async fn sampling_on_a_shared_stdio_server_never_reaches_another_session() {
+    // Over stdio a server's request carries nothing that ties it to one of our calls; with two
+    // sessions calling at once the proxy must refuse rather than guess.
+    let proxy = HttpProxy::start(json!({"demo": demo()}), NO_LIMITS).await;
+    let mut alice = TestClient::new();
+    alice.label = "alice".into();
+    let mut bob = TestClient::new();
+    bob.label = "bob".into();
+    let alice = alice
+        .serve(StreamableHttpClientTransport::from_uri(proxy.url.as_str()))
+        .await
+        .unwrap();
+    let bob = bob
+        .serve(StreamableHttpClientTransport::from_uri(proxy.url.as_str()))
+        .await
+        .unwrap();
+    wait_tool(&alice, "demo__test_sampling").await;
+    // Alone, a session gets its own answer.
+    let alone = call_text(&alice, "demo__test_sampling", json!({"prompt": "a"})).await;
+    assert!(alone.contains("(alice)"), "{alone}");
+    // Together: each gets its own answer or a refusal, never the other's.
+    let sample = |client: &RunningService<RoleClient, TestClient>| {
+        let peer = client.peer().clone();
+        async move {
+            let mut arguments = serde_json::Map::new();
+            arguments.insert("prompt".into(), json!("x"));
+            // Hold a call in flight on the server while sampling, so both sessions overlap.
+            let sleeper = peer.clone();
+            let hold = tokio::spawn(async move {
+                let mut ms = serde_json::Map::new();
+                ms.insert("ms".into(), json!(400));
+                sleeper
+                    .call_tool(CallToolRequestParams::new("demo__sleep").with_arguments(ms))
+                    .await
+            });
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let result = peer
+                .call_tool(
+                    CallToolRequestParams::new("demo__test_sampling").with_arguments(arguments),
+                )
+                .await
+                .map(|result| text_of(&result));
+            hold.await.unwrap().unwrap();
+            result
+        }
+    };
+    let (a, b) = tokio::join!(sample(&alice), sample(&bob));
+    for (result, me, other) in [(a, "alice", "bob"), (b, "bob", "alice")] {
+        let text = match result {
+            Ok(text) => text,
+            Err(error) => error.to_string(),
+        };
+        assert!(
+            !text.contains(&format!("({other})")),
+            "{me} received {other}'s answer: {text}"
+        );
+        assert!(
+            text.contains(&format!("({me})")) || text.contains("refused"),
+            "{me}: {text}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_get_stream_receives_list_changed() {
+    let proxy = HttpProxy::start(json!({"demo": demo()}), NO_LIMITS).await;
+    let watcher_client = TestClient::new();
+    let mut events = watcher_client.subscribe();
+    let watcher = watcher_client
+        .serve(StreamableHttpClientTransport::from_uri(proxy.url.as_str()))
+        .await
+        .unwrap();
+    let actor = proxy.client().await;
+    wait_tool(&actor, "demo__test_dynamic_tool").await;
+    wait_tool(&watcher, "demo__test_dynamic_tool").await;
+    while events.try_recv().is_ok() {}
+    call_text(&actor, "demo__test_dynamic_tool", json!({})).await;
+    let changed = tokio::time::timeout(WAIT, async {
+        loop {
+            if let Ok(Event::ToolsChanged) = events.recv().await {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(
+        changed.is_ok(),
+        "the idle session got no list_changed:\n{}",
+        proxy.log.text()
+    );
+}
+
+#[tokio::test]
+async fn delete_ends_a_session_and_unknown_ids_get_404() {
+    let proxy = HttpProxy::start(json!({"demo": demo()}), NO_LIMITS).await;
+    let session = proxy.raw_session(None).await;
+    let deleted = reqwest::Client::new()
+        .delete(&proxy.url)
+        .header("mcp-session-id", &session)
+        .send()
+        .await
+        .unwrap();
+    assert!(deleted.status().is_success(), "{}", deleted.status());
+    let after = proxy
+        .post(json!({"jsonrpc":"2.0","id":2,"method":"tools/list"}))
+        .header("mcp-session-id", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.status(), 404);
+    let body: Value = after.json().await.unwrap();
+    assert_eq!(body["jsonrpc"], "2.0");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Session not found"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn idle_sessions_expire_and_the_oldest_is_evicted_at_the_limit() {
+    let proxy = HttpProxy::start(json!({}), &["--session-ttl", "1", "--max-sessions", "2"]).await;
+    let first = proxy.raw_session(None).await;
+    let second = proxy.raw_session(None).await;
+    let third = proxy.raw_session(None).await;
+    let status = |session: String| {
+        let request = proxy
+            .post(json!({"jsonrpc":"2.0","id":2,"method":"ping"}))
+            .header("mcp-session-id", session);
+        async move { request.send().await.unwrap().status() }
+    };
+    assert_eq!(
+        status(first).await,
+        404,
+        "the least recently used session was evicted"
+    );
+    assert_eq!(status(third.clone()).await, 200);
+    let health: Value = reqwest::get(proxy.url.replace("/mcp", "/health"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["maxSessions"], 2);
+    assert!(health["sessions"].as_u64().unwrap() <= 2, "{health}");
+    // With a one-second TTL, a session left alone is gone soon (asking would keep it alive, so
+    // this waits past the TTL before asking).
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(status(second).await, 404, "the idle session expired");
+}
+
+#[tokio::test]
+async fn stateless_mode_serves_fifty_concurrent_requests() {
+    let proxy = HttpProxy::start(
+        json!({"demo": demo()}),
+        &[
+            "--stateless",
+            "--rate-limit-tools",
+            "0",
+            "--rate-limit-requests",
+            "0",
+        ],
+    )
+    .await;
+    let health: Value = reqwest::get(proxy.url.replace("/mcp", "/health"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (health["sessions"].clone(), health["maxSessions"].clone()),
+        (json!(0), json!(0))
+    );
+    // Wait until the demo server is connected.
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let response = proxy
+                .post(call_body(1, "demo__echo", json!({"message": "warm"})))
+                .send()
+                .await
+                .unwrap();
+            if message_of(response).await.get("result").is_some() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .unwrap();
+    let calls = (0..50u64).map(|i| {
+        let request = proxy.post(call_body(
+            i,
+            "demo__echo",
+            json!({"message": format!("n{i}")}),
+        ));
+        async move {
+            let response = request.send().await.unwrap();
+            assert!(response.headers().get("mcp-session-id").is_none());
+            let message = message_of(response).await;
+            assert_eq!(message["id"], i);
+            assert_eq!(
+                message["result"]["content"][0]["text"],
+                format!("Echo: n{i}")
+            );
+        }
+    });
+    futures::future::join_all(calls).await;
+}
+
+#[tokio::test]
+async fn bearer_auth_cases() {
+    let proxy = HttpProxy::start(
+        json!({"demo": demo()}),
+        &[
+            "--require-api-auth",
+            "--auth-token",
+            "token-one",
+            "--auth-token",
+            "token-two",
+            "--rate-limit-tools",
+            "0",
+            "--rate-limit-requests",
+            "0",
+        ],
+    )
+    .await;
+    // initialize needs no token; the session it makes is then bound to the first token used.
+    let session = proxy.raw_session(None).await;
+    let list = json!({"jsonrpc":"2.0","id":2,"method":"tools/list"});
+    let missing = proxy
+        .post(list.clone())
+        .header("mcp-session-id", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 401);
+    assert_eq!(missing.headers()["www-authenticate"], "Bearer");
+    let body: Value = missing.json().await.unwrap();
+    assert_eq!(body["error"]["code"], -32001);
+    assert_eq!(
+        body["error"]["message"],
+        "Unauthorized: Invalid or missing API key"
+    );
+    let malformed = proxy
+        .post(list.clone())
+        .header("mcp-session-id", &session)
+        .header("authorization", "Basic dG9rZW4tb25l")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(malformed.status(), 401);
+    let wrong = proxy
+        .post(list.clone())
+        .header("mcp-session-id", &session)
+        .bearer_auth("nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let right = proxy
+        .post(list.clone())
+        .header("mcp-session-id", &session)
+        .bearer_auth("token-one")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(right.status(), 200);
+    assert!(message_of(right).await.get("result").is_some());
+    // Another valid token cannot use a session that belongs to the first.
+    let stolen = proxy
+        .post(list.clone())
+        .header("mcp-session-id", &session)
+        .bearer_auth("token-two")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stolen.status(), 404);
+    // A session created with a token is bound to it from the start.
+    let owned = proxy.raw_session(Some("token-two")).await;
+    let stolen = proxy
+        .post(list)
+        .header("mcp-session-id", &owned)
+        .bearer_auth("token-one")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stolen.status(), 404);
+    // The rmcp client with its token works end to end.
+    let client = proxy
+        .client_with(
+            StreamableHttpClientTransportConfig::with_uri(proxy.url.as_str())
+                .auth_header("token-one"),
+        )
+        .await;
+    wait_tool(&client, "demo__echo").await;
+    assert_eq!(
+        call_text(&client, "demo__echo", json!({"message": "authed"})).await,
+        "Echo: authed"
+    );
+}
+
+#[tokio::test]
+async fn over_the_rate_limit_is_429_with_retry_after() {
+    let proxy = HttpProxy::start(
+        json!({"demo": demo()}),
+        &["--rate-limit-tools", "3", "--rate-limit-requests", "0"],
+    )
+    .await;
+    let session = proxy.raw_session(None).await;
+    let mut statuses = Vec::new();
+    for id in 0..5 {
+        let response = proxy
+            .post(call_body(id, "demo__nothing", json!({})))
+            .header("mcp-session-id", &session)
+            .send()
+            .await
+            .unwrap();
+        statuses.push(response.status().as_u16());
+        if response.status() == 429 {
+            assert!(response.headers().get("retry-after").is_some());
+            let body: Value = response.json().await.unwrap();
+            assert!(
+                body["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("Rate limit exceeded"),
+                "{body}"
+            );
+        }
+    }
+    assert_eq!(statuses, [200, 200, 200, 429, 429]);
+}
+
+#[tokio::test]
+async fn refusals_have_the_right_status_and_a_json_rpc_body() {
+    let proxy = HttpProxy::start(json!({}), &["--max-body-bytes", "1000"]).await;
+    let client = reqwest::Client::new();
+    let origin = proxy
+        .post(initialize_body())
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(origin.status(), 403);
+    let allowed = proxy
+        .post(initialize_body())
+        .header("origin", "http://localhost:5173")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(allowed.status(), 200);
+    let big = proxy
+        .post(json!({"jsonrpc":"2.0","id":1,"method":"ping","params":{"pad":"x".repeat(5000)}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(big.status(), 413);
+    let bad = client
+        .post(&proxy.url)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let body: Value = bad.json().await.unwrap();
+    assert_eq!(body["error"]["code"], -32700);
+    let put = client.put(&proxy.url).send().await.unwrap();
+    assert_eq!(put.status(), 405);
+    let body: Value = put.json().await.unwrap();
+    assert_eq!(body["jsonrpc"], "2.0");
+    let version = proxy
+        .post(initialize_body())
+        .header("mcp-protocol-version", "1999-01-01")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(version.status(), 400);
+    // Every version we speak passes, including the ones the original refused after negotiating them.
+    for version in ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"] {
+        let mut initialize = initialize_body();
+        initialize["params"]["protocolVersion"] = json!(version);
+        let ok = proxy
+            .post(initialize)
+            .header("mcp-protocol-version", version)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ok.status(), 200, "{version}");
+        let session = ok.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+        let negotiated = message_of(ok).await["result"]["protocolVersion"].clone();
+        assert_eq!(negotiated, json!(version));
+        let next = proxy
+            .post(json!({"jsonrpc":"2.0","id":2,"method":"ping"}))
+            .header("mcp-protocol-version", version)
+            .header("mcp-session-id", session)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            next.status(),
+            200,
+            "a request with the negotiated {version} is served"
+        );
+    }
+    // POST / is an alias of POST /mcp; /health answers like the original.
+    let root = proxy.url.trim_end_matches("mcp").to_owned();
+    let aliased = client
+        .post(&root)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .json(&initialize_body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(aliased.status(), 200);
+    let health: Value = reqwest::get(format!("{root}health"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["transport"], "streamable-http");
+    let options = client
+        .request(reqwest::Method::OPTIONS, &proxy.url)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(options.status(), 200);
+    assert_eq!(
+        options.headers()["access-control-expose-headers"],
+        "Mcp-Session-Id, Mcp-Protocol-Version"
+    );
+}
+
+#[tokio::test]
+async fn shutdown_lets_a_call_in_flight_finish() {
+    let mut proxy = HttpProxy::start(json!({"demo": demo()}), NO_LIMITS).await;
+    let client = proxy.client().await;
+    wait_tool(&client, "demo__sleep").await;
+    let call = tokio::spawn({
+        let peer = client.peer().clone();
+        async move {
+            let mut arguments = serde_json::Map::new();
+            arguments.insert("ms".into(), json!(1500));
+            peer.call_tool(CallToolRequestParams::new("demo__sleep").with_arguments(arguments))
+                .await
+        }
+    });
+    proxy.log.wait_for("method=\"tools/call\"").await;
+    let pid = proxy.child.id().unwrap();
+    std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    let result = call.await.unwrap().expect("the call in flight finished");
+    assert_eq!(text_of(&result), "slept 1500ms");
+    let status = tokio::time::timeout(WAIT, proxy.child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status}");
+    // New connections are refused once shutdown began.
+    assert!(
+        reqwest::get(proxy.url.replace("/mcp", "/health"))
+            .await
+            .is_err()
+    );
+}
