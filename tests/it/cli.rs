@@ -119,17 +119,27 @@ fn version_and_help_name_the_original_flags() {
 }
 
 #[test]
-fn later_features_answer_not_available_yet() {
+fn http_auth_without_a_token_is_a_clear_start_up_error() {
     let (output, _dir) = run(
-        &["--transport", "streamable-http"],
+        &[
+            "--transport",
+            "streamable-http",
+            "--port",
+            "0",
+            "--require-api-auth",
+        ],
         &json!({"mcpServers": {}}),
     );
     assert!(!output.status.success());
     assert!(
-        stderr(&output).contains("not available yet"),
+        stderr(&output).contains("--require-api-auth needs at least one token"),
         "{}",
         stderr(&output)
     );
+}
+
+#[test]
+fn later_features_answer_not_available_yet() {
     let output = std::process::Command::new(proxy_bin())
         .env("PLUGGEDIN_API_KEY", "k".repeat(40))
         .arg("servers")

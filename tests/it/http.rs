@@ -782,7 +782,11 @@ async fn shutdown_lets_a_call_in_flight_finish() {
         .arg(pid.to_string())
         .status()
         .unwrap();
-    let result = call.await.unwrap().expect("the call in flight finished");
+    let result = tokio::time::timeout(WAIT, call)
+        .await
+        .expect("the call in flight got an answer")
+        .unwrap()
+        .expect("the call in flight finished");
     assert_eq!(text_of(&result), "slept 1500ms");
     let status = tokio::time::timeout(WAIT, proxy.child.wait())
         .await

@@ -111,6 +111,9 @@ impl Guard {
         let drained = tokio::time::timeout(grace, async {
             loop {
                 let idle = self.idle.notified();
+                tokio::pin!(idle);
+                // Registered before the check, so a wake-up between the two is not lost.
+                idle.as_mut().enable();
                 if self.in_flight.load(Ordering::Acquire) == 0 {
                     return;
                 }
@@ -212,10 +215,11 @@ impl Guard {
     }
 }
 
-/// Decrements the in-flight count when a request ends, however it ends.
-struct InFlight<'a>(&'a Guard);
+/// Decrements the in-flight count when a request ends, however it ends: it lives until the
+/// response body (an SSE stream, often) has been sent or dropped.
+struct InFlight(std::sync::Arc<Guard>);
 
-impl Drop for InFlight<'_> {
+impl Drop for InFlight {
     fn drop(&mut self) {
         if self.0.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.0.idle.notify_waiters();
@@ -449,11 +453,26 @@ pub(crate) async fn check(
     }
     let is_initialize = methods.iter().any(|m| m == "initialize");
 
-    guard.in_flight.fetch_add(1, Ordering::AcqRel);
-    let _in_flight = InFlight(&guard);
+    // GET streams live as long as the session; only requests count as in flight.
+    let in_flight = (method != Method::GET).then(|| {
+        guard.in_flight.fetch_add(1, Ordering::AcqRel);
+        InFlight(guard.clone())
+    });
     let response = next
         .run(Request::from_parts(parts, Body::from(bytes)))
         .await;
+    let response = match in_flight {
+        Some(in_flight) => response.map(|body| {
+            Body::from_stream(futures::StreamExt::map(
+                body.into_data_stream(),
+                move |chunk| {
+                    let _held = &in_flight;
+                    chunk
+                },
+            ))
+        }),
+        None => response,
+    };
 
     if is_initialize
         && guard.config.require_auth

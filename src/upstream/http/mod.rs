@@ -67,7 +67,8 @@ pub async fn serve(
     let local = listener.local_addr()?;
 
     let loopback = local.ip().is_loopback();
-    let mcp_cancel = shutdown.child_token();
+    // Not a child of `shutdown`: sessions and streams end only after requests in flight drained.
+    let mcp_cancel = CancellationToken::new();
     let mut config = StreamableHttpServerConfig::default()
         .with_sse_keep_alive(Some(SSE_KEEP_ALIVE))
         .with_json_response(options.stateless)
