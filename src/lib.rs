@@ -17,6 +17,7 @@
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod downstream;
 pub mod ids;
 pub mod inspect;
