@@ -21,6 +21,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Config {
     pub servers: BTreeMap<String, ServerConfig>,
+    /// The top-level `smtp` object, as written (e-mail for notifications; see `mail`).
+    pub smtp: Option<Value>,
 }
 
 /// One downstream server as configured.
@@ -198,6 +200,7 @@ impl Config {
                 .map_err(|(field, message)| error(Some(name), field.as_deref(), message))?;
             config.servers.insert(name.clone(), server);
         }
+        config.smtp = root.get("smtp").cloned();
         Ok(config)
     }
 }

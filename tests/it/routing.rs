@@ -61,11 +61,7 @@ async fn tools_keep_annotations_output_schema_and_title() {
 async fn uuid_prefix_is_accepted_on_calls() {
     let proxy = proxy().server("demo", demo()).start().await;
     proxy.wait_for_tool("demo__echo").await;
-    let ids: serde_json::Map<String, serde_json::Value> = serde_json::from_str(
-        &std::fs::read_to_string(proxy.dir.path().join("data/server-ids.json")).unwrap(),
-    )
-    .unwrap();
-    let uuid = ids["demo"].as_str().unwrap();
+    let uuid = proxy.server_uuid("demo").await;
     let text = proxy
         .call_text(&format!("{uuid}__echo"), json!({"message": "by uuid"}))
         .await;
