@@ -200,6 +200,9 @@ pub struct Router {
     ids: ServerIds,
     control: Control,
     settings: RwLock<Arc<Settings>>,
+    /// Held for a whole catalog rebuild: two servers connecting at once must not race, or the
+    /// slower rebuild (from older lists) would replace the newer catalog.
+    rebuilding: Mutex<()>,
     /// The lists last written to the catalog cache, by server UUID.
     cached: Mutex<HashMap<String, Arc<crate::catalog::ServerLists>>>,
     tracker: TaskTracker,
@@ -245,6 +248,7 @@ impl Router {
             ids,
             control,
             settings: RwLock::default(),
+            rebuilding: Mutex::default(),
             cached: Mutex::default(),
             tracker,
             cancel,
@@ -334,6 +338,7 @@ impl Router {
 
     /// Rebuilds the catalog from the servers' current lists and tells clients what changed.
     fn rebuild_catalog(&self) {
+        let _rebuilding = lock(&self.rebuilding);
         let servers = self.visible_servers();
         let lists: Vec<_> = servers.iter().map(|server| server.lists()).collect();
         self.cache_lists(&servers, &lists);
