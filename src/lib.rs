@@ -57,7 +57,7 @@ use crate::router::{Control, Router};
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Runs the proxy (or an inspector command) until it is done or told to stop.
-pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+pub async fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
     // reqwest is built without a default TLS provider (aws-lc-rs costs minutes of compile time).
     let _ = rustls::crypto::ring::default_provider().install_default();
 
@@ -107,13 +107,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     tracing::info!(store = store.path(), "local store open");
     let control: Arc<dyn ControlPlane> = Arc::new(store);
 
-    if let Some(command) = cli
-        .command
-        .as_ref()
-        .filter(|command| command.is_management())
-    {
-        let _ = command;
-        let command = cli.command.expect("checked above");
+    if let Some(command) = cli.command.take_if(|command| command.is_management()) {
         return manage::run(command, control.as_ref(), &config).await;
     }
 

@@ -32,7 +32,7 @@ use crate::builtin::{self, Builtins};
 use crate::catalog::{Catalog, InvalidCursor, PromptRoute, ResolveError, ServerEntry, page};
 use crate::cli::PrefixMode;
 use crate::config::{Config, ToolFilter};
-use crate::control::activity::{Recorder, redact};
+use crate::control::activity::Recorder;
 use crate::control::time::now_ms;
 use crate::control::{Activity, ActivityAction, CachedServer, Settings, Workspace};
 use crate::downstream::{self, Downstream, Events, ServerState};
@@ -596,7 +596,7 @@ impl Router {
             item: item.to_owned(),
             duration_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
             success: error.is_none(),
-            error: error.map(|error| redact(&error)),
+            error,
         });
     }
 

@@ -44,8 +44,10 @@ impl Recorder {
         }
     }
 
-    /// Queues one entry without waiting; drops it (counted) when the queue is full.
-    pub fn record(&self, activity: Activity) {
+    /// Queues one entry without waiting (its error text redacted first); drops it (counted)
+    /// when the queue is full.
+    pub fn record(&self, mut activity: Activity) {
+        activity.error = activity.error.map(|error| redact(&error));
         if self.queue.try_send(activity).is_err() {
             let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             if dropped == 1 || dropped.is_power_of_two() {
@@ -174,6 +176,60 @@ pub fn redact(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::control::local::LocalStore;
+
+    fn entry(item: &str, success: bool) -> Activity {
+        Activity {
+            at: crate::control::time::now_ms(),
+            action: ActivityAction::ToolCall,
+            server_name: "demo".into(),
+            server_uuid: "u".into(),
+            item: item.into(),
+            duration_ms: 3,
+            success,
+            error: (!success).then(|| "boom token=secret".into()),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_writer_records_what_was_queued_and_alerts_on_failures_before_it_stops() {
+        let store = Arc::new(LocalStore::open(None).unwrap());
+        let tracker = TaskTracker::new();
+        let cancel = CancellationToken::new();
+        let recorder = Recorder::start(store.clone(), &tracker, cancel.clone());
+        recorder.record(entry("echo", true));
+        recorder.record(entry("echo", true));
+        recorder.record(entry("fail", false));
+        cancel.cancel();
+        tracker.close();
+        tracker.wait().await;
+        let stats = store.activity_stats(0).await.unwrap();
+        let calls: Vec<(&str, u64, u64)> = stats
+            .iter()
+            .map(|row| (row.item.as_str(), row.calls, row.errors))
+            .collect();
+        assert_eq!(calls, [("echo", 2, 0), ("fail", 1, 1)]);
+        let alerts = store.list_notifications(false, None).await.unwrap();
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0].title, "Tool execution failed");
+        assert_eq!(
+            alerts[0].message,
+            "Tool \"fail\" from demo failed: boom [REDACTED] (3ms)"
+        );
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts() {
+        let (queue, _receiver) = mpsc::channel(1);
+        let recorder = Recorder {
+            queue,
+            dropped: Arc::default(),
+        };
+        recorder.record(entry("a", true));
+        recorder.record(entry("b", true));
+        recorder.record(entry("c", true));
+        assert_eq!(recorder.dropped(), 2);
+    }
 
     #[test]
     fn secrets_in_error_text_are_redacted() {
