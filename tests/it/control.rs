@@ -109,6 +109,17 @@ async fn a_tool_disabled_from_the_cli_vanishes_from_a_running_proxy() {
             .unwrap_err(),
     );
     assert_eq!(error.code, rmcp::model::ErrorCode::INVALID_PARAMS);
+    let uuid = proxy.server_uuid("demo").await;
+    let by_uuid = mcp_error(
+        proxy
+            .call(&format!("{uuid}__echo"), json!({"message": "x"}))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(by_uuid.code, rmcp::model::ErrorCode::INVALID_PARAMS);
+    let report = proxy.call_text("pluggedin_discover_tools", json!({})).await;
+    assert!(!report.contains("**demo__echo**"), "{report}");
+    assert!(report.contains("**demo__add**"), "{report}");
 
     // A built-in tool can be turned off the same way.
     proxy.cli_ok(&["tools", "disable", "pluggedin_clipboard_pop"]);
@@ -359,4 +370,23 @@ async fn a_failed_delivery_is_reported_and_the_notification_kept() {
         .call_text("pluggedin_list_notifications", json!({}))
         .await;
     assert!(listing.starts_with("Found 1 notification:"), "{listing}");
+}
+
+#[tokio::test]
+async fn activity_older_than_the_retention_is_deleted_at_start() {
+    let first = proxy().start().await;
+    first.call_text("pluggedin_setup", json!({})).await;
+    wait_for_cli(&first, &["stats"], |out| out.contains("pluggedin_setup")).await;
+    let second = proxy()
+        .in_dir_of(&first)
+        .arg("--activity-retention-days")
+        .arg("0")
+        .start()
+        .await;
+    second.log.wait_for("old activity deleted").await;
+    let stats = second.cli_ok(&["stats"]);
+    assert!(
+        stats.contains("no activity recorded in this window"),
+        "{stats}"
+    );
 }

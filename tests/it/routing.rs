@@ -214,7 +214,9 @@ async fn prefix_mode_auto_and_never() {
         .arg("auto")
         .start()
         .await;
-    auto.wait_for_tool("tool_0").await;
+    // Both servers must be in: before `a` connects, `b`'s echo is not ambiguous yet.
+    auto.log.wait_for("downstream{server=a}: connected").await;
+    auto.log.wait_for("downstream{server=b}: connected").await;
     let names = auto.tool_names().await;
     assert!(
         names.contains(&"a__echo".to_owned()) && names.contains(&"b__echo".to_owned()),
@@ -233,7 +235,8 @@ async fn prefix_mode_auto_and_never() {
         .arg("never")
         .start()
         .await;
-    never.wait_for_tool("tool_0").await;
+    never.log.wait_for("downstream{server=a}: connected").await;
+    never.log.wait_for("downstream{server=b}: connected").await;
     let names = never.tool_names().await;
     assert!(
         !names.iter().any(|n| n == "echo"),
