@@ -102,10 +102,41 @@ pub(super) fn set(
     {
         return Ok(ClipboardWrite::IndexTaken(idx));
     }
-    if let Some(name) = &name {
-        transaction.execute("DELETE FROM clipboard WHERE name = ?1", [name])?;
-    }
-    let entry = insert(&transaction, name.as_deref(), idx, &value, now)?;
+    // A named entry is updated in place: it keeps its uuid and creation time.
+    let updated = match &name {
+        Some(name) => {
+            transaction.execute(
+                "UPDATE clipboard SET idx = ?2, value = ?3, content_type = ?4, encoding = ?5,
+                 size_bytes = ?6, visibility = ?7, created_by_tool = ?8, created_by_model = ?9,
+                 source = ?10, updated_at = ?11, expires_at = ?12
+             WHERE name = ?1",
+                params![
+                    name,
+                    idx,
+                    value.value,
+                    value.content_type,
+                    value.encoding,
+                    value.value.len() as i64,
+                    value.visibility,
+                    value.created_by_tool,
+                    value.created_by_model,
+                    SOURCE,
+                    now,
+                    now.saturating_add(value.ttl_ms)
+                ],
+            )? == 1
+        }
+        None => false,
+    };
+    let entry = if updated {
+        transaction.query_row(
+            &format!("SELECT {COLUMNS} FROM clipboard WHERE name = ?1"),
+            [&name],
+            from_row,
+        )?
+    } else {
+        insert(&transaction, name.as_deref(), idx, &value, now)?
+    };
     transaction.commit()?;
     Ok(ClipboardWrite::Saved(Box::new(entry)))
 }

@@ -51,10 +51,13 @@ async fn notifications_list_newest_first_and_complete_by_id() {
 #[tokio::test]
 async fn clipboard_names_upsert_indexes_conflict_and_pop_is_lifo() {
     let store = LocalStore::open(None).unwrap();
-    store
+    let ClipboardWrite::Saved(first) = store
         .clipboard_set(Some("k".into()), None, text("one"))
         .await
-        .unwrap();
+        .unwrap()
+    else {
+        panic!("a named set is saved");
+    };
     store
         .clipboard_set(Some("k".into()), None, text("two"))
         .await
@@ -65,6 +68,10 @@ async fn clipboard_names_upsert_indexes_conflict_and_pop_is_lifo() {
         .unwrap()
         .unwrap();
     assert_eq!(entry.value, "two");
+    assert_eq!(
+        (&entry.uuid, entry.created_at),
+        (&first.uuid, first.created_at)
+    );
     assert!(matches!(
         store.clipboard_set(None, Some(0), text("a")).await.unwrap(),
         ClipboardWrite::Saved(_)
