@@ -4,6 +4,7 @@
 //! answer is instant. `force_refresh` re-lists the servers in the background and says so;
 //! `server_uuid` narrows the report to one server. Counts are what is listed.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use rmcp::model::JsonObject;
@@ -84,15 +85,28 @@ pub(super) async fn run(builtins: &Builtins, router: &Router, args: &JsonObject)
         .collect();
 
     let statics = router.builtin_tools();
+    // The names clients call: the catalog's exposed names (which depend on --prefix-mode) for
+    // tools it has, `<slug>__<name>` (always callable) for tools only the cache knows.
+    let catalog = router.catalog();
+    let exposed: HashMap<(String, String), &str> = catalog
+        .tools
+        .iter()
+        .filter_map(|tool| {
+            let route = catalog.resolve_tool(&tool.name).ok()?;
+            Some(((route.server, route.original), tool.name.as_ref()))
+        })
+        .collect();
     let tools: Vec<(String, Option<String>)> = reports
         .iter()
         .flat_map(|report| {
             report.lists.iter().flat_map(|lists| {
                 lists.tools.iter().map(|tool| {
-                    (
-                        naming::qualify(&report.slug, &tool.name),
-                        tool.description.as_deref().map(one_line),
-                    )
+                    let key = (report.name.clone(), tool.name.to_string());
+                    let name = exposed.get(&key).map_or_else(
+                        || naming::qualify(&report.slug, &tool.name),
+                        |name| (*name).to_owned(),
+                    );
+                    (name, tool.description.as_deref().map(one_line))
                 })
             })
         })

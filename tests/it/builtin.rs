@@ -758,3 +758,20 @@ async fn discovery_answers_from_the_cache_while_a_server_is_down() {
     );
     assert!(!report.contains("Not discovered yet"), "{report}");
 }
+
+#[tokio::test]
+async fn discovery_shows_the_names_clients_call_in_every_prefix_mode() {
+    let proxy = proxy()
+        .server("demo", demo())
+        .arg("--prefix-mode")
+        .arg("never")
+        .start()
+        .await;
+    proxy.wait_for_tool("echo").await;
+    let report = proxy.call_text("pluggedin_discover_tools", json!({})).await;
+    assert!(
+        report.contains(". **echo** - Echoes the message back"),
+        "{report}"
+    );
+    assert!(!report.contains("demo__echo"), "{report}");
+}
