@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use rmcp::model::JsonObject;
 
 use super::{Builtins, Outcome, boolean, string, text};
-use crate::catalog::{ServerLists, naming};
+use crate::catalog::{PromptRoute, ServerLists, naming};
 use crate::config::InstructionMessage;
 use crate::router::Router;
 
@@ -96,6 +96,16 @@ pub(super) async fn run(builtins: &Builtins, router: &Router, args: &JsonObject)
             Some(((route.server, route.original), tool.name.as_ref()))
         })
         .collect();
+    let exposed_prompts: HashMap<(String, String), &str> = catalog
+        .prompts
+        .iter()
+        .filter_map(|prompt| match catalog.resolve_prompt(&prompt.name).ok()? {
+            PromptRoute::Downstream(route) => {
+                Some(((route.server, route.original), prompt.name.as_str()))
+            }
+            PromptRoute::Instructions { .. } => None,
+        })
+        .collect();
     let tools: Vec<(String, Option<String>)> = reports
         .iter()
         .flat_map(|report| {
@@ -116,10 +126,12 @@ pub(super) async fn run(builtins: &Builtins, router: &Router, args: &JsonObject)
         .flat_map(|report| {
             report.lists.iter().flat_map(|lists| {
                 lists.prompts.iter().map(|prompt| {
-                    (
-                        naming::qualify(&report.slug, &prompt.name),
-                        prompt.description.as_deref().map(one_line),
-                    )
+                    let key = (report.name.clone(), prompt.name.clone());
+                    let name = exposed_prompts.get(&key).map_or_else(
+                        || naming::qualify(&report.slug, &prompt.name),
+                        |name| (*name).to_owned(),
+                    );
+                    (name, prompt.description.as_deref().map(one_line))
                 })
             })
         })
