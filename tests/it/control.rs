@@ -251,6 +251,13 @@ async fn stats_show_calls_error_rate_and_percentiles_and_failures_raise_alerts()
         ))
         .await
         .unwrap();
+    proxy
+        .peer()
+        .get_prompt(rmcp::model::GetPromptRequestParams::new(
+            "demo__test_simple_prompt",
+        ))
+        .await
+        .unwrap();
 
     // Rows as words: SERVER (may be two words), TOOL, CALLS, ERRORS, P50, P95, counted from the end.
     let row = |out: &str, item: &str| -> Option<Vec<String>> {
@@ -264,6 +271,7 @@ async fn stats_show_calls_error_rate_and_percentiles_and_failures_raise_alerts()
             && calls(out, "test_error_handling").as_deref() == Some("2")
             && calls(out, "pluggedin_clipboard_pop").is_some()
             && calls(out, "test://static-text").is_some()
+            && calls(out, "test_simple_prompt").is_some()
     })
     .await;
     let row = |item: &str| row(&stats, item).unwrap();
