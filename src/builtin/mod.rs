@@ -85,8 +85,7 @@ impl Builtins {
         let Some(tool) = tools().iter().find(|tool| tool.name == name) else {
             return failure(format!("Unknown built-in tool: {name}"));
         };
-        let schema = Value::Object(tool.input_schema.as_ref().clone());
-        let args = match validate::arguments(&schema, arguments) {
+        let args = match validate::arguments(&tool.input_schema, arguments) {
             Ok(args) => args,
             Err(message) => return failure(format!("Invalid arguments for {name}: {message}")),
         };

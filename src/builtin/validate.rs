@@ -12,7 +12,7 @@ const SESSION_ID_PATTERN: &str = "^[a-zA-Z0-9_-]+$";
 
 /// The arguments with defaults filled in, or why they do not fit the schema.
 pub(crate) fn arguments(
-    schema: &Value,
+    schema: &Map<String, Value>,
     arguments: Option<&Map<String, Value>>,
 ) -> Result<Map<String, Value>, String> {
     let empty = Map::new();
@@ -174,7 +174,7 @@ mod tests {
     use super::*;
 
     fn run(schema: Value, args: Value) -> Result<Map<String, Value>, String> {
-        arguments(&schema, args.as_object())
+        arguments(schema.as_object().unwrap(), args.as_object())
     }
 
     #[test]
