@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the third-party MCP servers the integration tests run against, into .deps/ (ignored by
-# git): @modelcontextprotocol/server-everything from npm and mcp-server-time from PyPI.
+# git): @modelcontextprotocol/server-everything from npm; mcp-server-time, the MCP Python SDK and
+# aiosmtpd (a loopback SMTP server for the e-mail tests) from PyPI.
 # Idempotent: a second run with everything present does nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +12,8 @@ EVERYTHING_VERSION="2026.8.31"
 # Pinned so a registry release cannot change what the tests see.
 TIME_VERSION="2026.10.19"
 PYTHON_SDK_VERSION="2.3.0"
+# A loopback SMTP server for the notification e-mail tests.
+AIOSMTPD_VERSION="1.4.6"
 
 if [ ! -f "$DEPS/npm/node_modules/@modelcontextprotocol/server-everything/dist/index.js" ]; then
   echo "installing @modelcontextprotocol/server-everything@$EVERYTHING_VERSION" >&2
@@ -24,5 +27,10 @@ if [ ! -x "$DEPS/venv/bin/mcp-server-time" ]; then
   # The official MCP Python SDK (`mcp`) comes along; the client tests drive the proxy with it.
   "$DEPS/venv/bin/pip" install --quiet --disable-pip-version-check \
     "mcp-server-time==$TIME_VERSION" "mcp==$PYTHON_SDK_VERSION" >&2
+fi
+
+if ! "$DEPS/venv/bin/python" -c "import aiosmtpd" 2>/dev/null; then
+  echo "installing aiosmtpd" >&2
+  "$DEPS/venv/bin/pip" install --quiet --disable-pip-version-check "aiosmtpd==$AIOSMTPD_VERSION" >&2
 fi
 echo "test dependencies ready in $DEPS" >&2

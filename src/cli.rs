@@ -1,7 +1,9 @@
 //! Command-line flags and environment variables. The original proxy's names are kept unchanged
 //! (`--pluggedin-api-key`, `--transport`, `--port` 12006 with `PORT`, `--stateless`,
 //! `--require-api-auth`); our additions are `--config`, `--data-dir`, `--prefix-mode`,
-//! `--log-level` and the inspector subcommands. Command-line values win over the environment.
+//! `--log-level`, `--workspace`, `--activity-retention-days`, the inspector subcommands and the
+//! management subcommands (`servers list|enable|disable`, `tools enable|disable`, `workspace`,
+//! `stats`). Command-line values win over the environment.
 
 use std::path::PathBuf;
 
@@ -123,6 +125,20 @@ pub struct Cli {
     )]
     pub page_size: usize,
 
+    /// Serve only this workspace's servers (pinned: `workspace switch` does not move this
+    /// process); without it, the active workspace is followed live
+    #[arg(long, env = "PLUGGEDIN_WORKSPACE")]
+    pub workspace: Option<String>,
+
+    /// Days of activity kept for `stats`; older entries are deleted at start
+    #[arg(
+        long,
+        env = "PLUGGEDIN_ACTIVITY_RETENTION_DAYS",
+        default_value_t = 30,
+        global = true
+    )]
+    pub activity_retention_days: u32,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -157,11 +173,14 @@ pub enum PrefixMode {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Connect to the configured servers and print the merged tool catalog
+    /// Connect to the configured servers and print the merged tool catalog; or turn a tool on
+    /// or off in every running proxy
     Tools {
         /// Print JSON instead of a table
         #[arg(long)]
         json: bool,
+        #[command(subcommand)]
+        action: Option<ToolsAction>,
     },
     /// Call one tool of the merged catalog and print its result
     Call {
@@ -171,6 +190,71 @@ pub enum Command {
         #[arg(long, default_value = "{}")]
         args: String,
     },
-    /// Show each configured server: transport and state
-    Servers,
+    /// Connect and show each configured server's transport and state; or list, enable and
+    /// disable servers (applies to running proxies)
+    Servers {
+        #[command(subcommand)]
+        action: Option<ServersAction>,
+    },
+    /// Named sets of servers: list, create, switch (applies to running proxies), delete
+    Workspace {
+        #[command(subcommand)]
+        action: WorkspaceAction,
+    },
+    /// Calls, error rate and p50/p95 duration per server and tool, from the activity log
+    Stats {
+        /// The window: a number and s, m, h, d or w (`90m`, `24h`, `7d`)
+        #[arg(long, default_value = "24h")]
+        since: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ToolsAction {
+    /// Turn a tool back on (`<server>__<tool>` or a built-in tool's name)
+    Enable { name: String },
+    /// Turn a tool off: it is neither listed nor callable
+    Disable { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServersAction {
+    /// The configured servers, whether each is on, and the workspace (without connecting)
+    List,
+    /// Turn a server back on
+    Enable { name: String },
+    /// Turn a server off: its tools, prompts and resources leave the catalog
+    Disable { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WorkspaceAction {
+    /// The workspaces and their servers; `*` marks the active one
+    List,
+    /// A new workspace of the given servers
+    Create {
+        name: String,
+        /// Comma-separated server names
+        #[arg(long, value_delimiter = ',', required = true)]
+        servers: Vec<String>,
+    },
+    /// Make a workspace the active one (`all`: every server)
+    Switch { name: String },
+    /// Delete a workspace (if it was active, every server is served again)
+    Delete { name: String },
+}
+
+impl Command {
+    /// Management commands work on the store and the config file without connecting to servers.
+    pub fn is_management(&self) -> bool {
+        matches!(
+            self,
+            Command::Tools {
+                action: Some(_),
+                ..
+            } | Command::Servers { action: Some(_) }
+                | Command::Workspace { .. }
+                | Command::Stats { .. }
+        )
+    }
 }

@@ -1,80 +1,73 @@
-//! Stable server UUIDs: every configured server gets one, persisted in the data dir
-//! (`server-ids.json`), so `<uuid>__<tool>` names survive restarts. Writes are atomic (temp file
-//! and rename); an unwritable data dir costs only persistence, never a start.
+//! Stable server UUIDs: every configured server gets one, kept in the control plane's store, so
+//! `<uuid>__<tool>` names survive restarts and are the same for every proxy on one data dir.
+//! [`ServerIds::ensure`] fetches (or makes) the ids of a config's servers before the config is
+//! applied; [`ServerIds::get`] then answers from memory, without touching the store.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-const FILE_NAME: &str = "server-ids.json";
+use crate::control::ControlPlane;
 
 pub struct ServerIds {
-    path: Option<PathBuf>,
+    store: Arc<dyn ControlPlane>,
     ids: Mutex<BTreeMap<String, String>>,
 }
 
 impl ServerIds {
-    /// Loads the ids from `data_dir`, or starts empty.
-    pub fn load(data_dir: Option<&Path>) -> ServerIds {
-        let path = data_dir.map(|dir| dir.join(FILE_NAME));
-        let ids = path
-            .as_deref()
-            .and_then(|path| std::fs::read_to_string(path).ok())
-            .and_then(|text| match serde_json::from_str(&text) {
-                Ok(ids) => Some(ids),
-                Err(error) => {
-                    tracing::warn!("ignoring unreadable {FILE_NAME}: {error}");
-                    None
-                }
-            })
-            .unwrap_or_default();
+    pub fn new(store: Arc<dyn ControlPlane>) -> ServerIds {
         ServerIds {
-            path,
-            ids: Mutex::new(ids),
+            store,
+            ids: Mutex::default(),
         }
     }
 
-    /// The UUID of a server, made and persisted on first use.
+    /// Loads (or makes and saves) the ids of `servers` not known yet.
+    pub async fn ensure<'a>(&self, servers: impl IntoIterator<Item = &'a String>) {
+        for server in servers {
+            if self.lock().contains_key(server) {
+                continue;
+            }
+            match self.store.server_uuid(server).await {
+                Ok(id) => {
+                    self.lock().insert(server.clone(), id);
+                }
+                Err(error) => tracing::warn!(server = %server, "server id not stored: {error}"),
+            }
+        }
+    }
+
+    /// The UUID of a server. One not [`ensure`](Self::ensure)d (the store failed) gets an id for
+    /// this process only.
     pub fn get(&self, server: &str) -> String {
-        let mut ids = self
-            .ids
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(id) = ids.get(server) {
-            return id.clone();
-        }
-        let id = uuid::Uuid::new_v4().to_string();
-        ids.insert(server.to_owned(), id.clone());
-        if let Some(path) = &self.path
-            && let Err(error) = save(path, &ids)
-        {
-            tracing::warn!(file = %path.display(), "cannot save server ids: {error}");
-        }
-        id
+        self.lock()
+            .entry(server.to_owned())
+            .or_insert_with(|| uuid::Uuid::new_v4().to_string())
+            .clone()
     }
-}
 
-fn save(path: &Path, ids: &BTreeMap<String, String>) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, String>> {
+        self.ids
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
-    let temp = path.with_extension(format!("json.{}.tmp", std::process::id()));
-    let text = serde_json::to_string_pretty(ids).map_err(std::io::Error::other)?;
-    std::fs::write(&temp, text)?;
-    std::fs::rename(&temp, path)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::control::local::LocalStore;
 
-    #[test]
-    fn ids_are_stable_across_loads() {
+    #[tokio::test]
+    async fn ids_are_stable_across_loads() {
         let dir = tempfile::tempdir().unwrap();
-        let first = ServerIds::load(Some(dir.path())).get("time");
-        assert!(uuid::Uuid::parse_str(&first).is_ok());
-        let again = ServerIds::load(Some(dir.path())).get("time");
-        assert_eq!(first, again);
-        assert_ne!(first, ServerIds::load(Some(dir.path())).get("other"));
+        let names = ["time".to_owned(), "other".to_owned()];
+        let first = ServerIds::new(Arc::new(LocalStore::open(Some(dir.path())).unwrap()));
+        first.ensure(&names).await;
+        let time = first.get("time");
+        assert!(uuid::Uuid::parse_str(&time).is_ok());
+        let again = ServerIds::new(Arc::new(LocalStore::open(Some(dir.path())).unwrap()));
+        again.ensure(&names).await;
+        assert_eq!(again.get("time"), time);
+        assert_ne!(again.get("other"), time);
     }
 }

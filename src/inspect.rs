@@ -22,9 +22,11 @@ const SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
 pub async fn run(command: Command, router: &Arc<Router>) -> anyhow::Result<ExitCode> {
     router.wait_settled(SETTLE_TIMEOUT).await;
     match command {
-        Command::Tools { json } => tools(router, json),
-        Command::Servers => servers(router),
+        Command::Tools { json, .. } => tools(router, json),
         Command::Call { tool, args } => call(router, &tool, &args).await,
+        Command::Servers { .. } => servers(router),
+        // Management commands never reach here (`lib::run` sends them to `manage`).
+        other => anyhow::bail!("{other:?} is not an inspector command"),
     }
 }
 
@@ -41,7 +43,7 @@ fn tools(router: &Router, json: bool) -> anyhow::Result<ExitCode> {
             let server = catalog
                 .resolve_tool(&tool.name)
                 .map(|route| route.server)
-                .unwrap_or_default();
+                .unwrap_or_else(|_| "(built-in)".to_owned());
             let description = tool
                 .description
                 .as_deref()
@@ -113,7 +115,7 @@ async fn call(router: &Router, tool: &str, args: &str) -> anyhow::Result<ExitCod
     })
 }
 
-fn print_table<const N: usize>(header: [&str; N], rows: &[[String; N]]) {
+pub(crate) fn print_table<const N: usize>(header: [&str; N], rows: &[[String; N]]) {
     let mut widths = header.map(str::len);
     for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {

@@ -7,19 +7,29 @@
 //! - [`downstream`]: one supervised connection per server (stdio child, HTTP+SSE, Streamable HTTP).
 //! - [`catalog`]: merging the servers' lists under `<slug>__<name>` names.
 //! - [`router`]: name → owner; forwarding requests and everything that flows back.
+//! - [`builtin`]: the `pluggedin_*` tools, reached through the router.
+//! - [`control`]: the control-plane boundary the built-in tools talk to, and its local SQLite
+//!   store; the activity recorder.
+//! - [`mail`]: SMTP delivery of notifications.
 //! - [`upstream`]: serving clients (stdio, Streamable HTTP).
 //! - [`inspect`]: the `tools`, `call` and `servers` commands for people.
+//! - [`manage`]: the management commands (`servers list|enable|disable`, `tools enable|disable`,
+//!   `workspace`, `stats`).
 
 // Sampling, roots and logging are deprecated by SEP-2577 (MCP 2026-07-28), but legacy clients and
 // servers — most of them today — use them, and a proxy must carry them both ways.
 #![allow(deprecated)]
 
+pub mod builtin;
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod downstream;
 pub mod ids;
 pub mod inspect;
+pub mod mail;
+pub mod manage;
 pub mod router;
 pub mod telemetry;
 pub mod upstream;
@@ -34,15 +44,20 @@ use rmcp::ServiceExt;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::builtin::Builtins;
 use crate::cli::{Cli, Transport};
 use crate::config::Config;
-use crate::router::Router;
+use crate::control::ControlPlane;
+use crate::control::activity::Recorder;
+use crate::control::local::LocalStore;
+use crate::mail::{Mailer, SmtpSettings};
+use crate::router::{Control, Router};
 
 /// How long shutdown waits for connections to close and children to exit.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Runs the proxy (or an inspector command) until it is done or told to stop.
-pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+pub async fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
     // reqwest is built without a default TLS provider (aws-lc-rs costs minutes of compile time).
     let _ = rustls::crypto::ring::default_provider().install_default();
 
@@ -82,17 +97,48 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     };
     let data_dir = data_dir(cli.data_dir.clone());
+    let store = LocalStore::open_async(data_dir).await?;
+    tracing::info!(store = store.path(), "local store open");
+    let control: Arc<dyn ControlPlane> = Arc::new(store);
+
+    if let Some(command) = cli.command.take_if(|command| command.is_management()) {
+        return manage::run(command, control.as_ref(), &config).await;
+    }
+
+    let mailer = SmtpSettings::resolve(config.smtp.as_ref(), |var| std::env::var(var).ok())?
+        .map(|settings| Mailer::new(&settings))
+        .transpose()?;
+    if let Some(workspace) = &cli.workspace
+        && !control
+            .workspaces()
+            .await?
+            .iter()
+            .any(|known| &known.name == workspace)
+    {
+        bail!("--workspace {workspace}: no such workspace (create it with `workspace create`)");
+    }
 
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
+    prune_activity(&control, cli.activity_retention_days, &tracker);
+    let ids = ids::ServerIds::new(control.clone());
+    ids.ensure(config.servers.keys()).await;
+    let recorder = Recorder::start(control.clone(), &tracker, cancel.child_token());
     let router = Router::new(
         cli.prefix_mode,
         cli.page_size,
-        ids::ServerIds::load(data_dir.as_deref()),
+        ids,
+        Control {
+            builtins: Builtins::new(control.clone(), mailer),
+            recorder,
+            pinned_workspace: cli.workspace.clone(),
+        },
         tracker.clone(),
         cancel.clone(),
     );
+    router.reload_settings().await;
     router.apply_config(&config);
+    router.watch_settings();
 
     let outcome = match cli.command {
         Some(command) => inspect::run(command, &router).await,
@@ -138,6 +184,19 @@ fn data_dir(explicit: Option<PathBuf>) -> Option<PathBuf> {
     }
 }
 
+/// Deletes activity older than the retention, in the background.
+fn prune_activity(control: &Arc<dyn ControlPlane>, retention_days: u32, tracker: &TaskTracker) {
+    let control = control.clone();
+    let before = control::time::now_ms() - i64::from(retention_days) * 86_400_000;
+    tracker.spawn(async move {
+        match control.prune_activity(before).await {
+            Ok(0) => {}
+            Ok(deleted) => tracing::info!(deleted, retention_days, "old activity deleted"),
+            Err(error) => tracing::warn!("old activity not deleted: {error}"),
+        }
+    });
+}
+
 /// Applies config edits as they happen.
 fn watch_config(
     path: PathBuf,
@@ -151,6 +210,7 @@ fn watch_config(
     let router = router.clone();
     tracker.spawn(async move {
         while let Some(config) = changes.recv().await {
+            router.ids().ensure(config.servers.keys()).await;
             router.apply_config(&config);
         }
     });

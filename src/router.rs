@@ -2,12 +2,15 @@
 //! [`Downstream`]s and the current [`Catalog`], forwards requests to their owners with the
 //! original names, and carries what flows back — progress with the client's own token, log
 //! messages, resource updates, list changes, and server-to-client requests — to the client
-//! session that caused it. It knows nothing of HTTP, stdio framing or SQL.
+//! session that caused it. Built-in tools are dispatched here too, before catalog resolution,
+//! and every tool call, prompt get and resource read is handed to the activity recorder. The
+//! operator's settings (disabled servers and tools, the workspace) shape the catalog; they are
+//! polled from the control plane. It knows nothing of HTTP, stdio framing or SQL.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use rmcp::model::{
@@ -28,14 +31,30 @@ use rmcp::{RoleClient, RoleServer};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::builtin::{self, Builtins};
 use crate::catalog::{Catalog, InvalidCursor, PromptRoute, ResolveError, ServerEntry, page};
 use crate::cli::PrefixMode;
-use crate::config::Config;
+use crate::config::{Config, ToolFilter};
+use crate::control::activity::Recorder;
+use crate::control::time::now_ms;
+use crate::control::{Activity, ActivityAction, CachedServer, Settings, Workspace};
 use crate::downstream::{self, Downstream, Events, ServerState};
 use crate::ids::ServerIds;
 
 /// How long a client may take to answer a server's sampling or elicitation request.
 const CLIENT_REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// How often a running proxy looks for settings changed by another process (the CLI). A single
+/// indexed read; half a second feels immediate to a person at a terminal.
+const SETTINGS_POLL: Duration = Duration::from_millis(500);
+
+/// The control-plane parts the router uses: the built-in tools, the activity recorder, and the
+/// workspace this process is pinned to (`--workspace`), if any.
+pub struct Control {
+    pub builtins: Builtins,
+    pub recorder: Recorder,
+    pub pinned_workspace: Option<String>,
+}
 
 /// Why a request could not be served. Converted to a JSON-RPC error in one place.
 #[derive(Debug, thiserror::Error)]
@@ -198,6 +217,13 @@ pub struct Router {
     in_flight: Mutex<BTreeMap<u64, InFlight>>,
     next_in_flight: AtomicU64,
     ids: ServerIds,
+    control: Control,
+    settings: RwLock<Arc<Settings>>,
+    /// Held for a whole catalog rebuild: two servers connecting at once must not race, or the
+    /// slower rebuild (from older lists) would replace the newer catalog.
+    rebuilding: Mutex<()>,
+    /// The lists last written to the catalog cache, by server UUID.
+    cached: Mutex<HashMap<String, Arc<crate::catalog::ServerLists>>>,
     tracker: TaskTracker,
     cancel: CancellationToken,
     this: Weak<Router>,
@@ -225,6 +251,7 @@ impl Router {
         mode: PrefixMode,
         page_size: usize,
         ids: ServerIds,
+        control: Control,
         tracker: TaskTracker,
         cancel: CancellationToken,
     ) -> Arc<Router> {
@@ -238,6 +265,10 @@ impl Router {
             in_flight: Mutex::default(),
             next_in_flight: AtomicU64::new(0),
             ids,
+            control,
+            settings: RwLock::default(),
+            rebuilding: Mutex::default(),
+            cached: Mutex::default(),
             tracker,
             cancel,
             this: this.clone(),
@@ -326,22 +357,51 @@ impl Router {
 
     /// Rebuilds the catalog from the servers' current lists and tells clients what changed.
     fn rebuild_catalog(&self) {
-        let servers = self.servers();
+        let _rebuilding = lock(&self.rebuilding);
+        let servers = self.visible_servers();
         let lists: Vec<_> = servers.iter().map(|server| server.lists()).collect();
-        let entries: Vec<ServerEntry<'_>> = servers
+        self.cache_lists(&servers, &lists);
+        let settings = self.settings();
+        let build = |filters: &[ToolFilter]| {
+            let entries: Vec<ServerEntry<'_>> = servers
+                .iter()
+                .zip(&lists)
+                .zip(filters)
+                .map(|((server, lists), filter)| ServerEntry {
+                    name: &server.name,
+                    slug: &server.slug,
+                    uuid: &server.uuid,
+                    filter,
+                    lists,
+                    instructions: server.config.instructions.as_deref(),
+                })
+                .collect();
+            Catalog::build(&entries, self.mode)
+        };
+        let mut filters: Vec<ToolFilter> = servers
             .iter()
-            .zip(&lists)
-            .filter(|(server, _)| !server.config.disabled)
-            .map(|(server, lists)| ServerEntry {
-                name: &server.name,
-                slug: &server.slug,
-                uuid: &server.uuid,
-                filter: &server.config.tools,
-                lists,
-                instructions: server.config.instructions.as_deref(),
-            })
+            .map(|server| server.config.tools.clone())
             .collect();
-        let catalog = Arc::new(Catalog::build(&entries, self.mode));
+        let mut catalog = build(&filters);
+        // Disabled tools: resolve each name against the full catalog (any spelling a client
+        // could call: exposed, `<slug>__`, `<uuid>__`), deny it at its owner, and build again.
+        let mut denied = false;
+        for name in &settings.disabled_tools {
+            if let Ok(route) = catalog.resolve_tool(name)
+                && let Some(index) = servers
+                    .iter()
+                    .position(|server| server.name == route.server)
+            {
+                filters[index].deny.push(route.original);
+                denied = true;
+            }
+        }
+        if denied {
+            catalog = build(&filters);
+        }
+        let builtins: Vec<rmcp::model::Tool> = self.builtin_tools();
+        catalog.tools.splice(0..0, builtins);
+        let catalog = Arc::new(catalog);
         let old = std::mem::replace(&mut *write(&self.catalog), catalog.clone());
         let tools_changed = old.tools != catalog.tools;
         let prompts_changed = old.prompts != catalog.prompts;
@@ -366,6 +426,206 @@ impl Router {
                 }
             });
         }
+    }
+
+    /// The operator's settings in force.
+    pub fn settings(&self) -> Arc<Settings> {
+        read(&self.settings).clone()
+    }
+
+    /// Reads the settings from the control plane and applies them (catalog rebuilt, clients
+    /// told what changed).
+    pub async fn reload_settings(&self) {
+        let control = self.control.builtins.control();
+        let mut settings = match control.settings().await {
+            Ok(settings) => settings,
+            Err(error) => {
+                tracing::warn!("settings not read: {error}");
+                return;
+            }
+        };
+        if let Some(pinned) = &self.control.pinned_workspace {
+            let workspaces = control.workspaces().await.unwrap_or_default();
+            settings.workspace = Some(
+                workspaces
+                    .into_iter()
+                    .find(|workspace| &workspace.name == pinned)
+                    .unwrap_or_else(|| Workspace {
+                        name: pinned.clone(),
+                        servers: Default::default(),
+                    }),
+            );
+        }
+        let changed = *self.settings() != settings;
+        if changed {
+            tracing::info!(
+                disabled_servers = settings.disabled_servers.len(),
+                disabled_tools = settings.disabled_tools.len(),
+                workspace = settings.workspace.as_ref().map(|w| w.name.as_str()),
+                "settings applied"
+            );
+            *write(&self.settings) = Arc::new(settings);
+            self.rebuild_catalog();
+        }
+    }
+
+    /// Polls the control plane's settings version and applies changes, until shutdown.
+    pub fn watch_settings(&self) {
+        let Some(router) = self.this.upgrade() else {
+            return;
+        };
+        let cancel = self.cancel.child_token();
+        self.tracker.spawn(async move {
+            let control = router.control.builtins.control().clone();
+            // Read the version, then the settings: a change in between is seen next round.
+            let mut seen = control.settings_version().await.ok();
+            router.reload_settings().await;
+            loop {
+                tokio::select! {
+                    () = cancel.cancelled() => return,
+                    () = tokio::time::sleep(SETTINGS_POLL) => {}
+                }
+                match control.settings_version().await {
+                    Ok(version) if Some(version) != seen => {
+                        seen = Some(version);
+                        router.reload_settings().await;
+                    }
+                    Ok(_) => {}
+                    Err(error) => tracing::debug!("settings version not read: {error}"),
+                }
+            }
+        });
+    }
+
+    /// The servers that are on: not disabled in the config or by the operator, and in the
+    /// workspace in force.
+    pub fn visible_servers(&self) -> Vec<Arc<Downstream>> {
+        let settings = self.settings();
+        self.servers()
+            .into_iter()
+            .filter(|server| {
+                !server.config.disabled
+                    && !settings.disabled_servers.contains(&server.name)
+                    && settings
+                        .workspace
+                        .as_ref()
+                        .is_none_or(|workspace| workspace.servers.contains(&server.name))
+            })
+            .collect()
+    }
+
+    /// Whether a server's tool passes the config's filter and is not disabled by the operator.
+    pub fn tool_visible(&self, server: &Downstream, original: &str) -> bool {
+        if !server.config.tools.permits(original) {
+            return false;
+        }
+        let settings = self.settings();
+        let qualified = crate::catalog::naming::qualify(&server.slug, original);
+        let by_uuid = format!("{}__{original}", server.uuid);
+        if [qualified.as_str(), by_uuid.as_str()]
+            .iter()
+            .any(|name| settings.disabled_tools.contains(*name))
+        {
+            return false;
+        }
+        // A connected server's tools are in the catalog unless disabled under another spelling
+        // (the exposed name in `auto`/`never` prefix modes).
+        server.connection().is_none()
+            || self
+                .catalog()
+                .resolve_tool(&qualified)
+                .is_ok_and(|route| route.server == server.name)
+    }
+
+    /// The built-in tools that are on, in list order.
+    pub fn builtin_tools(&self) -> Vec<rmcp::model::Tool> {
+        let settings = self.settings();
+        builtin::tools()
+            .iter()
+            .filter(|tool| !settings.disabled_tools.contains(tool.name.as_ref()))
+            .cloned()
+            .collect()
+    }
+
+    /// Re-lists `servers` in the background and rebuilds the catalog after each.
+    pub fn refresh_in_background(&self, servers: Vec<Arc<Downstream>>) {
+        for server in servers {
+            let Some(router) = self.this.upgrade() else {
+                return;
+            };
+            self.tracker.spawn(async move {
+                match server.relist().await {
+                    Ok(()) => {
+                        tracing::debug!(server = %server.name, "re-listed");
+                        router.rebuild_catalog();
+                    }
+                    Err(error) => tracing::info!(server = %server.name, "not re-listed: {error}"),
+                }
+            });
+        }
+    }
+
+    /// Writes the lists of connected servers that changed to the catalog cache, off the
+    /// caller's path.
+    fn cache_lists(&self, servers: &[Arc<Downstream>], lists: &[Arc<crate::catalog::ServerLists>]) {
+        let mut cached = lock(&self.cached);
+        for (server, lists) in servers.iter().zip(lists) {
+            if server.connection().is_none()
+                || cached
+                    .get(&server.uuid)
+                    .is_some_and(|last| Arc::ptr_eq(last, lists))
+            {
+                continue;
+            }
+            cached.insert(server.uuid.clone(), lists.clone());
+            let entry = CachedServer {
+                uuid: server.uuid.clone(),
+                name: server.name.clone(),
+                lists: lists.to_json(),
+                updated_at: now_ms(),
+            };
+            let control = self.control.builtins.control().clone();
+            self.tracker.spawn(async move {
+                if let Err(error) = control.cache_server(entry).await {
+                    tracing::debug!("catalog cache not written: {error}");
+                }
+            });
+        }
+    }
+
+    /// The server ids, for making sure a new config's servers have one before it is applied.
+    pub fn ids(&self) -> &ServerIds {
+        &self.ids
+    }
+
+    /// Hands one finished request to the activity recorder.
+    fn record(
+        &self,
+        action: ActivityAction,
+        (server_name, server_uuid): (&str, &str),
+        item: &str,
+        started: Instant,
+        error: Option<String>,
+    ) {
+        self.control.recorder.record(Activity {
+            at: now_ms(),
+            action,
+            server_name: server_name.to_owned(),
+            server_uuid: server_uuid.to_owned(),
+            item: item.to_owned(),
+            duration_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
+            success: error.is_none(),
+            error,
+        });
+    }
+
+    /// The configured name and UUID of a server, for the activity log.
+    fn identity(&self, server: &str) -> (String, String) {
+        let uuid = read(&self.servers)
+            .get(server)
+            .map(|downstream| downstream.uuid.clone())
+            .unwrap_or_else(|| "unknown".to_owned());
+        (server.to_owned(), uuid)
     }
 
     /// What we announce in `initialize`: what the servers behind us support. Servers that have
@@ -428,7 +688,7 @@ impl Router {
     /// The combined instructions: each server's configured ones, then what the server said.
     fn instructions(&self) -> Option<String> {
         let mut text = String::new();
-        for server in self.servers() {
+        for server in self.visible_servers() {
             let configured = server
                 .config
                 .instructions
@@ -497,15 +757,51 @@ impl Router {
         caller: &Caller,
         mut params: CallToolRequestParams,
     ) -> Result<ServerResult, RouteError> {
+        let started = Instant::now();
+        if let Some(name) = builtin::canonical(&params.name)
+            && !self.settings().disabled_tools.contains(name)
+        {
+            let result = self
+                .control
+                .builtins
+                .call(self, name, params.arguments.as_ref())
+                .await;
+            let error = (result.is_error == Some(true)).then(|| result_text(&result));
+            self.record(
+                ActivityAction::ToolCall,
+                builtin::activity_identity(name),
+                name,
+                started,
+                error,
+            );
+            return Ok(ServerResult::CallToolResult(result));
+        }
         let route = self.catalog().resolve_tool(&params.name)?;
-        params.name = route.original.into();
+        params.name = route.original.clone().into();
         params.meta = None;
-        self.forward(
-            &route.server,
-            ClientRequest::CallToolRequest(Request::new(params)),
-            caller,
-        )
-        .await
+        let outcome = self
+            .forward(
+                &route.server,
+                ClientRequest::CallToolRequest(Request::new(params)),
+                caller,
+            )
+            .await;
+        let error = match &outcome {
+            Ok(ServerResult::CallToolResult(result)) if result.is_error == Some(true) => {
+                Some(result_text(result))
+            }
+            Ok(_) => None,
+            Err(error) => Some(error.to_string()),
+        };
+        let (name, uuid) = self.identity(&route.server);
+        self.record(
+            ActivityAction::ToolCall,
+            (&name, &uuid),
+            &route.original,
+            started,
+            error,
+        );
+        outcome
     }
 
     pub async fn get_prompt(
@@ -513,23 +809,42 @@ impl Router {
         caller: &Caller,
         mut params: GetPromptRequestParams,
     ) -> Result<ServerResult, RouteError> {
+        let started = Instant::now();
         let catalog = self.catalog();
         match catalog.resolve_prompt(&params.name)? {
             PromptRoute::Instructions { server } => {
                 let messages = catalog.instructions(&server).unwrap_or_default().to_vec();
                 let mut result = GetPromptResult::new(messages);
                 result.description = Some(format!("Custom instructions for the {server} server"));
+                let (_, uuid) = self.identity(&server);
+                self.record(
+                    ActivityAction::PromptGet,
+                    ("Custom Instructions", &uuid),
+                    &params.name,
+                    started,
+                    None,
+                );
                 Ok(ServerResult::GetPromptResult(result))
             }
             PromptRoute::Downstream(route) => {
-                params.name = route.original;
+                params.name = route.original.clone();
                 params.meta = None;
-                self.forward(
-                    &route.server,
-                    ClientRequest::GetPromptRequest(Request::new(params)),
-                    caller,
-                )
-                .await
+                let outcome = self
+                    .forward(
+                        &route.server,
+                        ClientRequest::GetPromptRequest(Request::new(params)),
+                        caller,
+                    )
+                    .await;
+                let (name, uuid) = self.identity(&route.server);
+                self.record(
+                    ActivityAction::PromptGet,
+                    (&name, &uuid),
+                    &route.original,
+                    started,
+                    outcome.as_ref().err().map(ToString::to_string),
+                );
+                outcome
             }
         }
     }
@@ -539,14 +854,26 @@ impl Router {
         caller: &Caller,
         mut params: ReadResourceRequestParams,
     ) -> Result<ServerResult, RouteError> {
+        let started = Instant::now();
         let server = self.resource_owner(&params.uri)?;
         params.meta = None;
-        self.forward(
-            &server,
-            ClientRequest::ReadResourceRequest(Request::new(params)),
-            caller,
-        )
-        .await
+        let uri = params.uri.clone();
+        let outcome = self
+            .forward(
+                &server,
+                ClientRequest::ReadResourceRequest(Request::new(params)),
+                caller,
+            )
+            .await;
+        let (name, uuid) = self.identity(&server);
+        self.record(
+            ActivityAction::ResourceRead,
+            (&name, &uuid),
+            &uri,
+            started,
+            outcome.as_ref().err().map(ToString::to_string),
+        );
+        outcome
     }
 
     fn resource_owner(&self, uri: &str) -> Result<String, RouteError> {
@@ -850,6 +1177,20 @@ impl Router {
             }
             several => Attribution::Ambiguous(several),
         }
+    }
+}
+
+/// The text of a tool result, for the activity log's error column.
+fn result_text(result: &rmcp::model::CallToolResult) -> String {
+    let texts: Vec<&str> = result
+        .content
+        .iter()
+        .filter_map(|content| content.as_text().map(|text| text.text.as_str()))
+        .collect();
+    if texts.is_empty() {
+        "the tool reported an error".to_owned()
+    } else {
+        texts.join("\n")
     }
 }
 

@@ -22,6 +22,34 @@ pub struct ServerLists {
     pub templates: Vec<ResourceTemplate>,
 }
 
+impl ServerLists {
+    /// The lists as one JSON object (for the catalog cache).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "tools": self.tools,
+            "prompts": self.prompts,
+            "resources": self.resources,
+            "templates": self.templates,
+        })
+    }
+
+    /// The lists back from [`ServerLists::to_json`]; `None` if they do not parse.
+    pub fn from_json(value: &serde_json::Value) -> Option<ServerLists> {
+        let part = |key: &str| {
+            value
+                .get(key)
+                .cloned()
+                .unwrap_or_else(|| serde_json::json!([]))
+        };
+        Some(ServerLists {
+            tools: serde_json::from_value(part("tools")).ok()?,
+            prompts: serde_json::from_value(part("prompts")).ok()?,
+            resources: serde_json::from_value(part("resources")).ok()?,
+            templates: serde_json::from_value(part("templates")).ok()?,
+        })
+    }
+}
+
 /// One server's part of the input to [`Catalog::build`].
 pub struct ServerEntry<'a> {
     pub name: &'a str,

@@ -23,6 +23,8 @@ pub struct Config {
     pub servers: BTreeMap<String, ServerConfig>,
     /// Bearer tokens the HTTP server accepts with `--require-api-auth` (`"authTokens"`).
     pub auth_tokens: Vec<String>,
+    /// The top-level `smtp` object, as written (e-mail for notifications; see `mail`).
+    pub smtp: Option<Value>,
 }
 
 /// One downstream server as configured.
@@ -222,6 +224,7 @@ impl Config {
                 .map_err(|(field, message)| error(Some(name), field.as_deref(), message))?;
             config.servers.insert(name.clone(), server);
         }
+        config.smtp = root.get("smtp").cloned();
         Ok(config)
     }
 }

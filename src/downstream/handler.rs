@@ -62,7 +62,12 @@ impl DownstreamHandler {
             match result {
                 Ok(()) => {
                     tracing::info!(server = %this.server, list = ?kind, "list changed, re-listed");
-                    this.events.catalog_changed();
+                    // During the handshake (no connection yet) the supervisor publishes the lists
+                    // once it has the connection; publishing them now would route calls to a
+                    // server that is still "starting".
+                    if downstream.connection().is_some() {
+                        this.events.catalog_changed();
+                    }
                 }
                 Err(error) => {
                     tracing::warn!(server = %this.server, list = ?kind, "re-listing failed: {error}");

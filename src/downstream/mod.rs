@@ -144,6 +144,20 @@ impl Downstream {
         read(&self.lists).clone()
     }
 
+    /// Lists everything again on the live connection (discovery's `force_refresh`).
+    pub async fn relist(&self) -> Result<(), String> {
+        let connection = self
+            .connection()
+            .ok_or_else(|| format!("not connected ({})", self.state()))?;
+        let lists = supervisor::list_everything(&connection, self.config.timeout)
+            .await
+            .map_err(|error| error.to_string())?;
+        if self.connection().is_some() {
+            self.set_lists(lists);
+        }
+        Ok(())
+    }
+
     /// Stops the supervisor; the connection closes and the child process ends.
     pub fn stop(&self) {
         self.cancel.cancel();

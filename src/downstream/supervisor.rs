@@ -167,7 +167,7 @@ async fn serve(downstream: &Downstream, events: &Arc<dyn Events>, running: Runni
 }
 
 /// Lists everything the server's capabilities announce.
-async fn list_everything(
+pub(super) async fn list_everything(
     connection: &Connection,
     timeout: Duration,
 ) -> Result<ServerLists, ServiceError> {

@@ -8,8 +8,10 @@
 
 mod support;
 
+mod builtin;
 mod cli;
 mod clients;
+mod control;
 mod forwarding;
 mod http;
 mod input;

@@ -61,11 +61,7 @@ async fn tools_keep_annotations_output_schema_and_title() {
 async fn uuid_prefix_is_accepted_on_calls() {
     let proxy = proxy().server("demo", demo()).start().await;
     proxy.wait_for_tool("demo__echo").await;
-    let ids: serde_json::Map<String, serde_json::Value> = serde_json::from_str(
-        &std::fs::read_to_string(proxy.dir.path().join("data/server-ids.json")).unwrap(),
-    )
-    .unwrap();
-    let uuid = ids["demo"].as_str().unwrap();
+    let uuid = proxy.server_uuid("demo").await;
     let text = proxy
         .call_text(&format!("{uuid}__echo"), json!({"message": "by uuid"}))
         .await;
@@ -218,7 +214,9 @@ async fn prefix_mode_auto_and_never() {
         .arg("auto")
         .start()
         .await;
-    auto.wait_for_tool("tool_0").await;
+    // Both servers must be in: before `a` connects, `b`'s echo is not ambiguous yet.
+    auto.log.wait_for("downstream{server=a}: connected").await;
+    auto.log.wait_for("downstream{server=b}: connected").await;
     let names = auto.tool_names().await;
     assert!(
         names.contains(&"a__echo".to_owned()) && names.contains(&"b__echo".to_owned()),
@@ -237,7 +235,8 @@ async fn prefix_mode_auto_and_never() {
         .arg("never")
         .start()
         .await;
-    never.wait_for_tool("tool_0").await;
+    never.log.wait_for("downstream{server=a}: connected").await;
+    never.log.wait_for("downstream{server=b}: connected").await;
     let names = never.tool_names().await;
     assert!(
         !names.iter().any(|n| n == "echo"),

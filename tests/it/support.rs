@@ -222,15 +222,19 @@ impl ClientHandler for TestClient {
 /// Builds a proxy run: its config and flags.
 pub struct ProxyBuilder {
     servers: serde_json::Map<String, Value>,
+    top_level: serde_json::Map<String, Value>,
     args: Vec<String>,
     env: Vec<(String, String)>,
+    dir: Option<Arc<tempfile::TempDir>>,
 }
 
 pub fn proxy() -> ProxyBuilder {
     ProxyBuilder {
         servers: serde_json::Map::new(),
+        top_level: serde_json::Map::new(),
         args: Vec::new(),
         env: Vec::new(),
+        dir: None,
     }
 }
 
@@ -242,6 +246,24 @@ impl ProxyBuilder {
 
     pub fn arg(mut self, arg: &str) -> Self {
         self.args.push(arg.to_owned());
+        self
+    }
+
+    /// Adds a top-level key to the config file besides `mcpServers` (say, `smtp`).
+    pub fn config_key(mut self, key: &str, value: Value) -> Self {
+        self.top_level.insert(key.to_owned(), value);
+        self
+    }
+
+    /// Runs in another proxy's directory: same config file name and data dir (a restart, or a
+    /// second process on one store).
+    pub fn in_dir_of(self, other: &Proxy) -> Self {
+        self.in_dir_of_path(other.dir.clone())
+    }
+
+    /// Runs in a directory kept from an earlier proxy.
+    pub fn in_dir_of_path(mut self, dir: Arc<tempfile::TempDir>) -> Self {
+        self.dir = Some(dir);
         self
     }
 
@@ -259,13 +281,13 @@ impl ProxyBuilder {
     /// Starts the proxy, waits until its log says `needle` (say, that servers connected), and only
     /// then initializes.
     pub async fn start_after(self, needle: Option<&str>) -> Proxy {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = self
+            .dir
+            .unwrap_or_else(|| Arc::new(tempfile::tempdir().unwrap()));
         let config_path = dir.path().join("mcp.json");
-        std::fs::write(
-            &config_path,
-            serde_json::to_vec_pretty(&json!({"mcpServers": self.servers})).unwrap(),
-        )
-        .unwrap();
+        let mut config = self.top_level;
+        config.insert("mcpServers".into(), Value::Object(self.servers));
+        std::fs::write(&config_path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
         let mut command = tokio::process::Command::new(proxy_bin());
         command
             .arg("--config")
@@ -349,7 +371,7 @@ pub struct Proxy {
     pub pid: u32,
     pub log: Log,
     pub config_path: PathBuf,
-    pub dir: tempfile::TempDir,
+    pub dir: Arc<tempfile::TempDir>,
 }
 
 impl Drop for Proxy {
@@ -363,6 +385,67 @@ impl Drop for Proxy {
 impl Proxy {
     pub fn peer(&self) -> &rmcp::service::Peer<RoleClient> {
         self.service.peer()
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// A server's UUID, as the store keeps it.
+    pub async fn server_uuid(&self, server: &str) -> String {
+        use pluggedin_mcp_proxy::control::ControlPlane;
+        let store =
+            pluggedin_mcp_proxy::control::local::LocalStore::open(Some(&self.data_dir())).unwrap();
+        store.server_uuid(server).await.unwrap()
+    }
+
+    /// Runs the proxy binary with a (management) command on this proxy's config and data dir.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new(proxy_bin())
+            .arg("--config")
+            .arg(&self.config_path)
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .args(args)
+            .env_remove("PLUGGEDIN_API_KEY")
+            .output()
+            .unwrap()
+    }
+
+    /// Like [`Proxy::cli`], for a command that must succeed; returns its stdout.
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        let output = self.cli(args);
+        assert!(
+            output.status.success(),
+            "{args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// Ends the proxy process with SIGKILL, as a crash would, and waits until it is gone.
+    pub async fn kill9(&self) {
+        let status = std::process::Command::new("kill")
+            .args(["-9", &self.pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        wait_gone(&[self.pid]).await;
+    }
+
+    /// Calls a tool that must answer with a tool error (`isError: true`); returns its text.
+    pub async fn call_error(&self, tool: &str, arguments: Value) -> String {
+        let result = self
+            .call(tool, arguments)
+            .await
+            .unwrap_or_else(|e| panic!("{tool} failed at the protocol level: {e}"));
+        assert_eq!(
+            result.is_error,
+            Some(true),
+            "{tool} should have failed: {}",
+            text_of(&result)
+        );
+        text_of(&result)
     }
 
     pub async fn tool_names(&self) -> Vec<String> {
@@ -428,6 +511,19 @@ impl Proxy {
                 Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
                 Ok(Err(error)) => panic!("event channel closed: {error}"),
                 Err(_) => panic!("no matching event within {WAIT:?}:\n{}", self.log.text()),
+            }
+        }
+    }
+
+    /// Waits for `notifications/tools/list_changed` after which the tool list satisfies `check`
+    /// (earlier notifications, say from servers connecting, are skipped).
+    pub async fn tools_changed_until(&mut self, check: impl Fn(&[String]) -> bool) -> Vec<String> {
+        loop {
+            self.next_event(|event| matches!(event, Event::ToolsChanged).then_some(()))
+                .await;
+            let names = self.tool_names().await;
+            if check(&names) {
+                return names;
             }
         }
     }

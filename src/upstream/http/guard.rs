@@ -227,14 +227,19 @@ impl Drop for InFlight {
     }
 }
 
-fn parse_body(bytes: &[u8]) -> Result<Parsed, Response> {
-    let value: Value = serde_json::from_slice(bytes).map_err(|error| {
-        rpc_error(
-            StatusCode::BAD_REQUEST,
-            Value::Null,
-            -32700,
-            format!("parse error: {error}"),
-        )
+/// A body the guard refuses: the JSON-RPC code, the id if one was read, and why.
+#[derive(Debug)]
+struct Refusal {
+    code: i64,
+    id: Value,
+    message: String,
+}
+
+fn parse_body(bytes: &[u8]) -> Result<Parsed, Refusal> {
+    let value: Value = serde_json::from_slice(bytes).map_err(|error| Refusal {
+        code: -32700,
+        id: Value::Null,
+        message: format!("parse error: {error}"),
     })?;
     let messages: Vec<&Value> = match &value {
         Value::Array(items) => items.iter().collect(),
@@ -248,12 +253,11 @@ fn parse_body(bytes: &[u8]) -> Result<Parsed, Response> {
     let mut methods = Vec::new();
     for message in &messages {
         if !message.is_object() {
-            return Err(rpc_error(
-                StatusCode::BAD_REQUEST,
+            return Err(Refusal {
+                code: -32600,
                 id,
-                -32600,
-                "invalid request: a JSON-RPC message must be a JSON object",
-            ));
+                message: "invalid request: a JSON-RPC message must be a JSON object".into(),
+            });
         }
         if let Some(method) = message.get("method").and_then(Value::as_str) {
             methods.push(method.to_owned());
@@ -372,7 +376,14 @@ pub(crate) async fn check(
         };
         let parsed = match parse_body(&collected) {
             Ok(parsed) => parsed,
-            Err(response) => return response,
+            Err(refusal) => {
+                return rpc_error(
+                    StatusCode::BAD_REQUEST,
+                    refusal.id,
+                    refusal.code,
+                    refusal.message,
+                );
+            }
         };
         (collected, Some(parsed))
     } else {

@@ -1,0 +1,175 @@
+//! The built-in `pluggedin_*` tools: their names, wire schemas (`tools.json`, the original's
+//! schemas) and text output, backed by the [`ControlPlane`]. They are reached through the router
+//! like any downstream tool — listed first, never prefixed, dispatched before catalog resolution —
+//! so activity logging and errors treat them alike. Arguments are checked against each tool's own
+//! schema; a violation, an unknown id or a broken limit is a tool error (`isError: true`) that
+//! names the field or the id. This module knows nothing of SQL or HTTP.
+
+mod clipboard;
+mod discover;
+mod memory;
+mod notify;
+mod setup;
+mod validate;
+
+use std::sync::{Arc, OnceLock};
+
+use rmcp::model::{CallToolResult, ContentBlock, JsonObject, Tool};
+use serde_json::Value;
+
+use crate::control::ControlPlane;
+use crate::mail::Mailer;
+use crate::router::Router;
+
+/// The old name of `pluggedin_mark_notification_done` (before the original's 1.4.2), still
+/// callable.
+const MARK_READ_ALIAS: &str = "pluggedin_mark_notification_read";
+
+/// The built-in tools, in the original's `tools/list` order.
+pub fn tools() -> &'static [Tool] {
+    static TOOLS: OnceLock<Vec<Tool>> = OnceLock::new();
+    TOOLS.get_or_init(|| {
+        serde_json::from_str(include_str!("tools.json"))
+            .expect("tools.json is valid (a unit test parses it)")
+    })
+}
+
+/// The canonical name of a built-in tool, if `name` is one (or an old alias of one).
+pub fn canonical(name: &str) -> Option<&'static str> {
+    let name = if name == MARK_READ_ALIAS {
+        "pluggedin_mark_notification_done"
+    } else {
+        name
+    };
+    tools()
+        .iter()
+        .map(|tool| tool.name.as_ref())
+        .find(|known| *known == name)
+}
+
+/// How a built-in tool appears in the activity log: the original's system names.
+pub fn activity_identity(tool: &str) -> (&'static str, &'static str) {
+    match tool {
+        "pluggedin_discover_tools" => ("Discovery System", "pluggedin_discovery"),
+        name if name.starts_with("pluggedin_clipboard_") => {
+            ("Clipboard System", "pluggedin_clipboard")
+        }
+        name if name.starts_with("pluggedin_memory_") => ("Memory System", "pluggedin_memory"),
+        name if name.contains("notification") => ("Notification System", "pluggedin_notifications"),
+        _ => ("Proxy System", "pluggedin_proxy"),
+    }
+}
+
+/// The built-in tools' runtime: the control plane and the mailer.
+pub struct Builtins {
+    control: Arc<dyn ControlPlane>,
+    mailer: Option<Mailer>,
+}
+
+impl Builtins {
+    pub fn new(control: Arc<dyn ControlPlane>, mailer: Option<Mailer>) -> Builtins {
+        Builtins { control, mailer }
+    }
+
+    pub fn control(&self) -> &Arc<dyn ControlPlane> {
+        &self.control
+    }
+
+    /// Runs built-in tool `name` (canonical) with `arguments`.
+    pub async fn call(
+        &self,
+        router: &Router,
+        name: &str,
+        arguments: Option<&JsonObject>,
+    ) -> CallToolResult {
+        let Some(tool) = tools().iter().find(|tool| tool.name == name) else {
+            return failure(format!("Unknown built-in tool: {name}"));
+        };
+        let args = match validate::arguments(&tool.input_schema, arguments) {
+            Ok(args) => args,
+            Err(message) => return failure(format!("Invalid arguments for {name}: {message}")),
+        };
+        let outcome = match name {
+            "pluggedin_setup" => Ok(setup::run(&args)),
+            "pluggedin_discover_tools" => discover::run(self, router, &args).await,
+            "pluggedin_send_notification" => notify::send(self, &args).await,
+            "pluggedin_list_notifications" => notify::list(self, &args).await,
+            "pluggedin_mark_notification_done" => notify::mark_done(self, &args).await,
+            "pluggedin_delete_notification" => notify::delete(self, &args).await,
+            "pluggedin_clipboard_set" => clipboard::set(self, &args).await,
+            "pluggedin_clipboard_get" => clipboard::get(self, &args).await,
+            "pluggedin_clipboard_delete" => clipboard::delete(self, &args).await,
+            "pluggedin_clipboard_list" => clipboard::list(self, &args).await,
+            "pluggedin_clipboard_push" => clipboard::push(self, &args).await,
+            "pluggedin_clipboard_pop" => clipboard::pop(self).await,
+            "pluggedin_memory_session_start" => memory::start(self, &args).await,
+            "pluggedin_memory_session_end" => memory::end(self, &args).await,
+            "pluggedin_memory_observe" => memory::observe(self, &args).await,
+            "pluggedin_memory_search" => memory::search(self, &args).await,
+            "pluggedin_memory_details" => memory::details(self, &args).await,
+            _ => Err(format!("Unknown built-in tool: {name}")),
+        };
+        match outcome {
+            Ok(result) => result,
+            Err(message) => failure(message),
+        }
+    }
+}
+
+/// What a tool handler returns: a result, or the text of a tool error.
+type Outcome = Result<CallToolResult, String>;
+
+fn text(text: impl Into<String>) -> CallToolResult {
+    CallToolResult::success(vec![ContentBlock::text(text.into())])
+}
+
+fn failure(message: impl Into<String>) -> CallToolResult {
+    CallToolResult::error(vec![ContentBlock::text(message.into())])
+}
+
+/// A control-plane failure as a tool error naming what was being done.
+fn store_error(doing: &str, error: crate::control::ControlError) -> String {
+    tracing::warn!("{doing}: {error}");
+    format!("Failed to {doing}: {error}")
+}
+
+fn string(args: &JsonObject, key: &str) -> Option<String> {
+    args.get(key).and_then(Value::as_str).map(str::to_owned)
+}
+
+fn boolean(args: &JsonObject, key: &str) -> bool {
+    args.get(key).and_then(Value::as_bool).unwrap_or(false)
+}
+
+fn integer(args: &JsonObject, key: &str) -> Option<i64> {
+    args.get(key)
+        .and_then(|value| value.as_i64().or_else(|| value.as_f64().map(|n| n as i64)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tool_list_parses_in_the_original_order() {
+        let names: Vec<&str> = tools().iter().map(|tool| tool.name.as_ref()).collect();
+        assert_eq!(names.len(), 17);
+        assert_eq!(names[0], "pluggedin_setup");
+        assert_eq!(names[1], "pluggedin_discover_tools");
+        assert_eq!(names[16], "pluggedin_memory_details");
+        assert!(tools().iter().all(|tool| tool.annotations.is_some()));
+    }
+
+    #[test]
+    fn the_old_mark_read_name_is_an_alias() {
+        assert_eq!(
+            canonical(MARK_READ_ALIAS),
+            Some("pluggedin_mark_notification_done")
+        );
+        assert_eq!(
+            canonical("pluggedin_clipboard_get"),
+            Some("pluggedin_clipboard_get")
+        );
+        assert_eq!(canonical("demo__echo"), None);
+    }
+}

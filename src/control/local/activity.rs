@@ -1,0 +1,93 @@
+//! The activity log: one row per recorded request, written in batches; figures per server and
+//! item with percentiles computed here from the durations.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{Connection, params};
+
+use crate::control::{Activity, ActivityStats, Result};
+
+pub(super) fn record(connection: &mut Connection, batch: &[Activity]) -> Result<()> {
+    let transaction = connection.transaction()?;
+    {
+        let mut insert = transaction.prepare_cached(
+            "INSERT INTO activity
+                 (at, action, server_name, server_uuid, item, duration_ms, success, error)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?;
+        for entry in batch {
+            insert.execute(params![
+                entry.at,
+                entry.action.as_str(),
+                entry.server_name,
+                entry.server_uuid,
+                entry.item,
+                entry.duration_ms,
+                entry.success,
+                entry.error
+            ])?;
+        }
+    }
+    transaction.commit()?;
+    Ok(())
+}
+
+/// The value below which `share` of the sorted values fall (nearest rank).
+fn percentile(sorted: &[i64], share: f64) -> i64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = (share * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+pub(super) fn stats(connection: &mut Connection, since: i64) -> Result<Vec<ActivityStats>> {
+    let mut statement = connection.prepare(
+        "SELECT server_name, item, duration_ms, success FROM activity WHERE at >= ?1
+         ORDER BY server_name, item, duration_ms",
+    )?;
+    let rows = statement.query_map([since], |row| {
+        Ok((
+            row.get::<_, String>(0)?,
+            row.get::<_, String>(1)?,
+            row.get::<_, i64>(2)?,
+            row.get::<_, bool>(3)?,
+        ))
+    })?;
+    let mut groups: BTreeMap<(String, String), (Vec<i64>, u64)> = BTreeMap::new();
+    for row in rows {
+        let (server, item, duration, success) = row?;
+        let group = groups.entry((server, item)).or_default();
+        group.0.push(duration);
+        group.1 += u64::from(!success);
+    }
+    Ok(groups
+        .into_iter()
+        .map(|((server_name, item), (durations, errors))| ActivityStats {
+            server_name,
+            item,
+            calls: durations.len() as u64,
+            errors,
+            p50_ms: percentile(&durations, 0.50),
+            p95_ms: percentile(&durations, 0.95),
+        })
+        .collect())
+}
+
+pub(super) fn prune(connection: &mut Connection, before: i64) -> Result<u64> {
+    Ok(connection.execute("DELETE FROM activity WHERE at < ?1", [before])? as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percentile;
+
+    #[test]
+    fn percentiles_use_the_nearest_rank() {
+        let values: Vec<i64> = (1..=20).collect();
+        assert_eq!(percentile(&values, 0.5), 10);
+        assert_eq!(percentile(&values, 0.95), 19);
+        assert_eq!(percentile(&[7], 0.95), 7);
+        assert_eq!(percentile(&[], 0.5), 0);
+    }
+}

@@ -1,0 +1,147 @@
+//! The schema owner: every table, index and trigger of the local store, as numbered migrations.
+//! `PRAGMA user_version` holds the number applied; [`migrate`] applies the missing ones in one
+//! `BEGIN IMMEDIATE` transaction, so two processes starting together cannot both apply them, and
+//! refuses a database written by a newer version instead of guessing at it.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::control::{ControlError, Result};
+
+/// The migrations, in order; migration `n` (1-based) brings the schema to version `n`. Never
+/// edit one that has shipped: add another.
+const MIGRATIONS: &[&str] = &[
+    // 1: settings, server ids, catalog cache, notifications, clipboard, memory, activity.
+    r#"
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    INSERT INTO meta (key, value) VALUES ('settings_version', '0');
+
+    CREATE TABLE server_ids (
+        name TEXT PRIMARY KEY,
+        uuid TEXT NOT NULL UNIQUE
+    );
+
+    CREATE TABLE catalog_cache (
+        uuid       TEXT PRIMARY KEY,
+        name       TEXT NOT NULL,
+        lists      TEXT NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+
+    CREATE TABLE notifications (
+        id         TEXT PRIMARY KEY,
+        kind       TEXT NOT NULL,
+        title      TEXT NOT NULL,
+        message    TEXT NOT NULL,
+        severity   TEXT NOT NULL,
+        link       TEXT,
+        read       INTEGER NOT NULL DEFAULT 0,
+        completed  INTEGER NOT NULL DEFAULT 0,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER
+    );
+    CREATE INDEX notifications_by_time ON notifications (created_at);
+
+    CREATE TABLE clipboard (
+        uuid             TEXT PRIMARY KEY,
+        name             TEXT UNIQUE,
+        idx              INTEGER UNIQUE,
+        value            TEXT NOT NULL,
+        content_type     TEXT NOT NULL,
+        encoding         TEXT NOT NULL,
+        size_bytes       INTEGER NOT NULL,
+        visibility       TEXT NOT NULL,
+        created_by_tool  TEXT,
+        created_by_model TEXT,
+        source           TEXT NOT NULL,
+        created_at       INTEGER NOT NULL,
+        updated_at       INTEGER NOT NULL,
+        expires_at       INTEGER
+    );
+
+    CREATE TABLE memory_sessions (
+        uuid               TEXT PRIMARY KEY,
+        memory_session_id  TEXT NOT NULL UNIQUE,
+        content_session_id TEXT NOT NULL,
+        agent_uuid         TEXT,
+        active             INTEGER NOT NULL DEFAULT 1,
+        started_at         INTEGER NOT NULL,
+        ended_at           INTEGER
+    );
+
+    CREATE TABLE observations (
+        id           INTEGER PRIMARY KEY,
+        uuid         TEXT NOT NULL UNIQUE,
+        session_uuid TEXT NOT NULL REFERENCES memory_sessions (uuid) ON DELETE CASCADE,
+        type         TEXT NOT NULL,
+        ring_type    TEXT NOT NULL,
+        content      TEXT NOT NULL,
+        outcome      TEXT,
+        metadata     TEXT,
+        access_count INTEGER NOT NULL DEFAULT 0,
+        created_at   INTEGER NOT NULL
+    );
+    CREATE VIRTUAL TABLE observations_fts USING fts5 (
+        content, content = 'observations', content_rowid = 'id', tokenize = 'porter unicode61'
+    );
+    CREATE TRIGGER observations_ai AFTER INSERT ON observations BEGIN
+        INSERT INTO observations_fts (rowid, content) VALUES (new.id, new.content);
+    END;
+    CREATE TRIGGER observations_ad AFTER DELETE ON observations BEGIN
+        INSERT INTO observations_fts (observations_fts, rowid, content)
+        VALUES ('delete', old.id, old.content);
+    END;
+
+    CREATE TABLE activity (
+        id          INTEGER PRIMARY KEY,
+        at          INTEGER NOT NULL,
+        action      TEXT NOT NULL,
+        server_name TEXT NOT NULL,
+        server_uuid TEXT NOT NULL,
+        item        TEXT NOT NULL,
+        duration_ms INTEGER NOT NULL,
+        success     INTEGER NOT NULL,
+        error       TEXT
+    );
+    CREATE INDEX activity_by_time ON activity (at);
+
+    CREATE TABLE disabled_servers (name TEXT PRIMARY KEY);
+    CREATE TABLE disabled_tools (name TEXT PRIMARY KEY);
+    CREATE TABLE workspaces (
+        name       TEXT PRIMARY KEY,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE workspace_servers (
+        workspace TEXT NOT NULL REFERENCES workspaces (name) ON DELETE CASCADE,
+        server    TEXT NOT NULL,
+        PRIMARY KEY (workspace, server)
+    );
+    "#,
+];
+
+/// The schema version this build writes.
+pub(super) const VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Applies the missing migrations; refuses a database from a newer version.
+pub(super) fn migrate(connection: &mut Connection, path: &str) -> Result<()> {
+    let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let current: i64 = transaction.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if current > VERSION {
+        return Err(ControlError::Open {
+            path: path.to_owned(),
+            message: format!(
+                "it has schema version {current}, written by a newer pluggedin-mcp-proxy \
+                 (this one knows up to {VERSION}); upgrade this binary or use another --data-dir"
+            ),
+        });
+    }
+    for (index, migration) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        transaction.execute_batch(migration)?;
+        transaction.pragma_update(None, "user_version", index as i64 + 1)?;
+        tracing::info!(version = index + 1, "local store migrated");
+    }
+    transaction.commit()?;
+    Ok(())
+}

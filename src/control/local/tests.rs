@@ -1,0 +1,269 @@
+use super::*;
+use crate::control::{NewNotification, Severity};
+
+fn text(value: &str) -> ClipboardValue {
+    ClipboardValue {
+        value: value.into(),
+        content_type: "text/plain".into(),
+        encoding: "utf-8".into(),
+        visibility: "private".into(),
+        created_by_tool: None,
+        created_by_model: None,
+        ttl_ms: 60_000,
+    }
+}
+
+fn note(title: &str) -> NewNotification {
+    NewNotification {
+        kind: "CUSTOM".into(),
+        title: title.into(),
+        message: "m".into(),
+        severity: Severity::Info,
+        link: None,
+        ttl_ms: 60_000,
+    }
+}
+
+#[tokio::test]
+async fn notifications_list_newest_first_and_complete_by_id() {
+    let store = LocalStore::open(None).unwrap();
+    let first = store.create_notification(note("first")).await.unwrap();
+    let second = store.create_notification(note("second")).await.unwrap();
+    let listed = store.list_notifications(false, None).await.unwrap();
+    assert_eq!(listed, vec![second.clone(), first.clone()]);
+    assert!(store.complete_notification(&first.id).await.unwrap());
+    assert!(!store.complete_notification("nope").await.unwrap());
+    let unread = store.list_notifications(true, None).await.unwrap();
+    assert_eq!(unread.len(), 1);
+    assert_eq!(unread[0].id, second.id);
+    assert_eq!(
+        store
+            .list_notifications(false, Some(1))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(store.delete_notification(&second.id).await.unwrap());
+    assert!(!store.delete_notification(&second.id).await.unwrap());
+}
+
+#[tokio::test]
+async fn clipboard_names_upsert_indexes_conflict_and_pop_is_lifo() {
+    let store = LocalStore::open(None).unwrap();
+    let ClipboardWrite::Saved(first) = store
+        .clipboard_set(Some("k".into()), None, text("one"))
+        .await
+        .unwrap()
+    else {
+        panic!("a named set is saved");
+    };
+    store
+        .clipboard_set(Some("k".into()), None, text("two"))
+        .await
+        .unwrap();
+    let entry = store
+        .clipboard_get(ClipboardKey::Name("k".into()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(entry.value, "two");
+    assert_eq!(
+        (&entry.uuid, entry.created_at),
+        (&first.uuid, first.created_at)
+    );
+    assert!(matches!(
+        store.clipboard_set(None, Some(0), text("a")).await.unwrap(),
+        ClipboardWrite::Saved(_)
+    ));
+    assert!(matches!(
+        store.clipboard_set(None, Some(0), text("b")).await.unwrap(),
+        ClipboardWrite::IndexTaken(0)
+    ));
+    let pushed = store.clipboard_push(text("c")).await.unwrap();
+    assert_eq!(pushed.idx, Some(1));
+    assert_eq!(store.clipboard_pop().await.unwrap().unwrap().value, "c");
+    assert_eq!(store.clipboard_pop().await.unwrap().unwrap().value, "a");
+    assert!(store.clipboard_pop().await.unwrap().is_none());
+    let (entries, total) = store.clipboard_list(None, 50, 0).await.unwrap();
+    assert_eq!((entries.len(), total), (1, 1));
+    assert_eq!(store.clipboard_delete(None).await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn expired_clipboard_entries_are_invisible() {
+    let store = LocalStore::open(None).unwrap();
+    let mut value = text("old");
+    value.ttl_ms = -1;
+    store
+        .clipboard_set(Some("gone".into()), None, value)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .clipboard_get(ClipboardKey::Name("gone".into()))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn memory_search_ranks_by_full_text_relevance() {
+    let store = LocalStore::open(None).unwrap();
+    let session = store
+        .memory_session_start("chat".into(), None)
+        .await
+        .unwrap();
+    for (kind, content) in [
+        ("insight", "JWT tokens belong in httpOnly cookies"),
+        ("tool_call", "deployed the service to kubernetes with helm"),
+        (
+            "error_pattern",
+            "kubernetes deployment failed: kubernetes image pull backoff",
+        ),
+    ] {
+        let observation = NewObservation {
+            kind: kind.into(),
+            content: content.into(),
+            outcome: None,
+            metadata: None,
+        };
+        store
+            .memory_observe(&session.uuid, observation)
+            .await
+            .unwrap();
+    }
+    let query = MemoryQuery {
+        query: "kubernetes deployment".into(),
+        ring_types: None,
+        agent_uuid: None,
+        top_k: 10,
+    };
+    let hits = store.memory_search(query.clone()).await.unwrap();
+    assert_eq!(hits.len(), 2);
+    assert_eq!(hits[0].memory.ring_type, "shocks");
+    assert_eq!(hits[0].relevance, 1.0);
+    assert!(hits[1].relevance < 1.0);
+    let shocks_only = MemoryQuery {
+        ring_types: Some(vec!["practice".into()]),
+        ..query
+    };
+    let hits = store.memory_search(shocks_only).await.unwrap();
+    assert_eq!(hits.len(), 1);
+    assert!(hits[0].memory.content.contains("helm"));
+
+    let details = store
+        .memory_details(vec![hits[0].memory.uuid.clone(), "missing".into()])
+        .await
+        .unwrap();
+    assert_eq!(details.len(), 1);
+    assert_eq!(details[0].access_count, 1);
+
+    assert!(matches!(
+        store
+            .memory_session_end(&session.memory_session_id)
+            .await
+            .unwrap(),
+        SessionEnd::Ended { observations: 3 }
+    ));
+    let late = NewObservation {
+        kind: "insight".into(),
+        content: "x".into(),
+        outcome: None,
+        metadata: None,
+    };
+    assert!(matches!(
+        store.memory_observe(&session.uuid, late).await.unwrap(),
+        ObserveOutcome::SessionEnded
+    ));
+}
+
+#[tokio::test]
+async fn settings_changes_bump_the_version_and_reach_another_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = LocalStore::open(Some(dir.path())).unwrap();
+    let two = LocalStore::open(Some(dir.path())).unwrap();
+    let before = two.settings_version().await.unwrap();
+    one.set_tool_enabled("demo__echo", false).await.unwrap();
+    one.create_workspace(Workspace {
+        name: "work".into(),
+        servers: ["demo".to_owned()].into(),
+    })
+    .await
+    .unwrap();
+    assert!(one.switch_workspace(Some("work")).await.unwrap());
+    assert!(!one.switch_workspace(Some("nope")).await.unwrap());
+    assert!(two.settings_version().await.unwrap() > before);
+    let settings = two.settings().await.unwrap();
+    assert!(settings.disabled_tools.contains("demo__echo"));
+    assert_eq!(settings.workspace.unwrap().name, "work");
+    assert!(one.delete_workspace("work").await.unwrap());
+    assert_eq!(two.settings().await.unwrap().workspace, None);
+}
+
+#[tokio::test]
+async fn server_uuids_are_stable_and_legacy_ids_are_imported() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("server-ids.json"),
+        r#"{"old": "550e8400-e29b-41d4-a716-446655440000"}"#,
+    )
+    .unwrap();
+    let store = LocalStore::open(Some(dir.path())).unwrap();
+    assert_eq!(
+        store.server_uuid("old").await.unwrap(),
+        "550e8400-e29b-41d4-a716-446655440000"
+    );
+    let new = store.server_uuid("new").await.unwrap();
+    drop(store);
+    let again = LocalStore::open(Some(dir.path())).unwrap();
+    assert_eq!(again.server_uuid("new").await.unwrap(), new);
+}
+
+#[test]
+fn a_store_from_a_newer_version_is_refused_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(LocalStore::open(Some(dir.path())).unwrap());
+    let connection = rusqlite::Connection::open(dir.path().join(FILE_NAME)).unwrap();
+    connection.pragma_update(None, "user_version", 99).unwrap();
+    drop(connection);
+    let error = LocalStore::open(Some(dir.path()))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(error.contains("schema version 99"), "{error}");
+    assert!(error.contains("newer pluggedin-mcp-proxy"), "{error}");
+}
+
+#[tokio::test]
+async fn activity_figures_group_by_server_and_item() {
+    let store = LocalStore::open(None).unwrap();
+    let entry = |item: &str, duration_ms, success| Activity {
+        at: 1000,
+        action: crate::control::ActivityAction::ToolCall,
+        server_name: "demo".into(),
+        server_uuid: "u".into(),
+        item: item.into(),
+        duration_ms,
+        success,
+        error: None,
+    };
+    store
+        .record_activity(vec![
+            entry("echo", 10, true),
+            entry("echo", 30, false),
+            entry("add", 5, true),
+        ])
+        .await
+        .unwrap();
+    let stats = store.activity_stats(0).await.unwrap();
+    assert_eq!(stats.len(), 2);
+    assert_eq!(
+        (stats[1].item.as_str(), stats[1].calls, stats[1].errors),
+        ("echo", 2, 1)
+    );
+    assert_eq!((stats[1].p50_ms, stats[1].p95_ms), (10, 30));
+    assert!(store.activity_stats(2000).await.unwrap().is_empty());
+    assert_eq!(store.prune_activity(2000).await.unwrap(), 3);
+}

@@ -1,0 +1,354 @@
+//! The control plane: where the built-in tools' data and the proxy's settings live, behind one
+//! boundary trait, [`ControlPlane`]. The built-in tools, the activity recorder and the management
+//! commands talk only to this trait; [`local::LocalStore`] implements it on an embedded SQLite
+//! database in the data dir, and a plugged.in App client will implement it next. Nothing outside
+//! `local` contains SQL.
+
+pub mod activity;
+pub mod local;
+pub mod time;
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+
+/// Why a control-plane operation failed. Not-found and conflict outcomes that a tool reports to
+/// its caller are values in the operations' results, not errors.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("the local store at {path}: {message}")]
+    Open { path: String, message: String },
+    #[error("the local store: {0}")]
+    Store(#[from] rusqlite::Error),
+    #[error("the local store's worker ended: {0}")]
+    Worker(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+pub type Result<T, E = ControlError> = std::result::Result<T, E>;
+
+/// Notification severities, as the App spells them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Severity {
+    #[serde(rename = "INFO")]
+    Info,
+    #[serde(rename = "SUCCESS")]
+    Success,
+    #[serde(rename = "WARNING")]
+    Warning,
+    #[serde(rename = "ALERT")]
+    Alert,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "INFO",
+            Severity::Success => "SUCCESS",
+            Severity::Warning => "WARNING",
+            Severity::Alert => "ALERT",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Severity> {
+        Some(match text {
+            "INFO" => Severity::Info,
+            "SUCCESS" => Severity::Success,
+            "WARNING" => Severity::Warning,
+            "ALERT" => Severity::Alert,
+            _ => return None,
+        })
+    }
+}
+
+/// A notification to create.
+#[derive(Debug, Clone)]
+pub struct NewNotification {
+    /// `CUSTOM` for the send tool, `ALERT` for failures the activity log raises.
+    pub kind: String,
+    pub title: String,
+    pub message: String,
+    pub severity: Severity,
+    pub link: Option<String>,
+    pub ttl_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notification {
+    pub id: String,
+    pub kind: String,
+    pub title: String,
+    pub message: String,
+    pub severity: Severity,
+    pub link: Option<String>,
+    pub read: bool,
+    pub completed: bool,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+}
+
+/// Which clipboard entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClipboardKey {
+    Name(String),
+    Index(i64),
+}
+
+/// The value and attributes of a clipboard write.
+#[derive(Debug, Clone)]
+pub struct ClipboardValue {
+    pub value: String,
+    pub content_type: String,
+    pub encoding: String,
+    pub visibility: String,
+    pub created_by_tool: Option<String>,
+    pub created_by_model: Option<String>,
+    pub ttl_ms: i64,
+}
+
+/// A clipboard entry in the App's shape (camelCase on the wire).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClipboardEntry {
+    pub uuid: String,
+    pub name: Option<String>,
+    pub idx: Option<i64>,
+    pub value: String,
+    pub content_type: String,
+    pub encoding: String,
+    pub size_bytes: i64,
+    pub visibility: String,
+    pub created_by_tool: Option<String>,
+    pub created_by_model: Option<String>,
+    pub source: String,
+    #[serde(serialize_with = "time::serialize_iso")]
+    pub created_at: i64,
+    #[serde(serialize_with = "time::serialize_iso")]
+    pub updated_at: i64,
+    #[serde(serialize_with = "time::serialize_iso_opt")]
+    pub expires_at: Option<i64>,
+}
+
+/// What a clipboard write did.
+#[derive(Debug)]
+pub enum ClipboardWrite {
+    Saved(Box<ClipboardEntry>),
+    /// An indexed set found the index taken.
+    IndexTaken(i64),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemorySession {
+    pub uuid: String,
+    pub memory_session_id: String,
+    pub content_session_id: String,
+    pub agent_uuid: Option<String>,
+    pub active: bool,
+    pub started_at: i64,
+    pub ended_at: Option<i64>,
+}
+
+/// An observation to record.
+#[derive(Debug, Clone)]
+pub struct NewObservation {
+    pub kind: String,
+    pub content: String,
+    pub outcome: Option<String>,
+    pub metadata: Option<serde_json::Value>,
+}
+
+/// What recording an observation did.
+#[derive(Debug)]
+pub enum ObserveOutcome {
+    Recorded { uuid: String },
+    NoSession,
+    SessionEnded,
+}
+
+/// What ending a memory session did.
+#[derive(Debug)]
+pub enum SessionEnd {
+    Ended { observations: u64 },
+    AlreadyEnded,
+    NotFound,
+}
+
+/// A memory search.
+#[derive(Debug, Clone)]
+pub struct MemoryQuery {
+    pub query: String,
+    pub ring_types: Option<Vec<String>>,
+    pub agent_uuid: Option<String>,
+    pub top_k: u32,
+}
+
+/// One memory: a recorded observation, classified into a ring.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Memory {
+    pub uuid: String,
+    pub session_uuid: String,
+    pub ring_type: String,
+    pub observation_type: String,
+    pub content: String,
+    pub outcome: Option<String>,
+    pub metadata: Option<serde_json::Value>,
+    pub access_count: i64,
+    pub created_at: i64,
+}
+
+/// A search hit: the memory and its scores in `[0, 1]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemoryHit {
+    pub memory: Memory,
+    /// bm25 rank relative to the best hit.
+    pub relevance: f64,
+    /// The share of the query's terms the memory contains.
+    pub similarity: f64,
+}
+
+/// One server's lists as last seen, for answering discovery without waiting for the server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CachedServer {
+    pub uuid: String,
+    pub name: String,
+    /// `catalog::ServerLists` as JSON: `{tools, prompts, resources, templates}`.
+    pub lists: serde_json::Value,
+    pub updated_at: i64,
+}
+
+/// What kind of request an activity entry records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActivityAction {
+    ToolCall,
+    PromptGet,
+    ResourceRead,
+}
+
+impl ActivityAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActivityAction::ToolCall => "tool_call",
+            ActivityAction::PromptGet => "prompt_get",
+            ActivityAction::ResourceRead => "resource_read",
+        }
+    }
+}
+
+/// One recorded request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Activity {
+    pub at: i64,
+    pub action: ActivityAction,
+    pub server_name: String,
+    pub server_uuid: String,
+    pub item: String,
+    pub duration_ms: i64,
+    pub success: bool,
+    /// Redacted and truncated.
+    pub error: Option<String>,
+}
+
+/// Per server and item figures over a window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActivityStats {
+    pub server_name: String,
+    pub item: String,
+    pub calls: u64,
+    pub errors: u64,
+    pub p50_ms: i64,
+    pub p95_ms: i64,
+}
+
+/// What the proxy's operator turned off, and the workspace in force. A running proxy re-reads
+/// these when [`ControlPlane::settings_version`] changes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Settings {
+    pub disabled_servers: BTreeSet<String>,
+    pub disabled_tools: BTreeSet<String>,
+    /// The active workspace and its servers; `None` means every server.
+    pub workspace: Option<Workspace>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Workspace {
+    pub name: String,
+    pub servers: BTreeSet<String>,
+}
+
+/// The boundary the built-in tools, the activity recorder and the management commands talk to.
+#[async_trait::async_trait]
+pub trait ControlPlane: Send + Sync {
+    async fn create_notification(&self, new: NewNotification) -> Result<Notification>;
+    /// Newest first; expired ones are left out.
+    async fn list_notifications(
+        &self,
+        only_unread: bool,
+        limit: Option<u32>,
+    ) -> Result<Vec<Notification>>;
+    /// Marks a notification done (and read). `false` when there is no such notification.
+    async fn complete_notification(&self, id: &str) -> Result<bool>;
+    async fn delete_notification(&self, id: &str) -> Result<bool>;
+
+    /// With a name: upserts that name (taking `idx` too, if free). With only an index: fails
+    /// when the index is taken.
+    async fn clipboard_set(
+        &self,
+        name: Option<String>,
+        idx: Option<i64>,
+        value: ClipboardValue,
+    ) -> Result<ClipboardWrite>;
+    async fn clipboard_get(&self, key: ClipboardKey) -> Result<Option<ClipboardEntry>>;
+    /// A page of live entries (named first, then by index) and the total.
+    async fn clipboard_list(
+        &self,
+        content_type: Option<String>,
+        limit: u32,
+        offset: u32,
+    ) -> Result<(Vec<ClipboardEntry>, u64)>;
+    /// Deletes one entry or all; returns how many went.
+    async fn clipboard_delete(&self, key: Option<ClipboardKey>) -> Result<u64>;
+    /// Stores at the next index (highest + 1, from 0).
+    async fn clipboard_push(&self, value: ClipboardValue) -> Result<ClipboardEntry>;
+    /// Removes and returns the highest-indexed entry.
+    async fn clipboard_pop(&self) -> Result<Option<ClipboardEntry>>;
+
+    async fn memory_session_start(
+        &self,
+        content_session_id: String,
+        agent_uuid: Option<String>,
+    ) -> Result<MemorySession>;
+    async fn memory_session_end(&self, memory_session_id: &str) -> Result<SessionEnd>;
+    async fn memory_observe(
+        &self,
+        session_uuid: &str,
+        observation: NewObservation,
+    ) -> Result<ObserveOutcome>;
+    /// Ranked full-text search over observations.
+    async fn memory_search(&self, query: MemoryQuery) -> Result<Vec<MemoryHit>>;
+    /// The memories found, in the order asked; counts an access for each.
+    async fn memory_details(&self, uuids: Vec<String>) -> Result<Vec<Memory>>;
+
+    /// A server's stable UUID, made on first use.
+    async fn server_uuid(&self, server: &str) -> Result<String>;
+    async fn cache_server(&self, server: CachedServer) -> Result<()>;
+    async fn cached_servers(&self) -> Result<Vec<CachedServer>>;
+
+    async fn record_activity(&self, batch: Vec<Activity>) -> Result<()>;
+    async fn activity_stats(&self, since: i64) -> Result<Vec<ActivityStats>>;
+    /// Deletes activity older than `before`; returns how many rows went.
+    async fn prune_activity(&self, before: i64) -> Result<u64>;
+
+    /// A number that changes whenever [`Settings`] may have changed, in any process.
+    async fn settings_version(&self) -> Result<i64>;
+    async fn settings(&self) -> Result<Settings>;
+    async fn set_server_enabled(&self, server: &str, enabled: bool) -> Result<()>;
+    async fn set_tool_enabled(&self, tool: &str, enabled: bool) -> Result<()>;
+    async fn workspaces(&self) -> Result<Vec<Workspace>>;
+    async fn create_workspace(&self, workspace: Workspace) -> Result<bool>;
+    async fn delete_workspace(&self, name: &str) -> Result<bool>;
+    /// Makes `name` the active workspace (`None`: every server). `false` if there is no such
+    /// workspace.
+    async fn switch_workspace(&self, name: Option<&str>) -> Result<bool>;
+    async fn active_workspace(&self) -> Result<Option<String>>;
+}

@@ -1,0 +1,228 @@
+//! Management commands for people: turning servers and tools on and off, workspaces, and the
+//! activity figures. They work on the control plane and the config file without connecting to
+//! any server, and a running proxy on the same data dir picks their changes up within a second.
+#![allow(
+    clippy::print_stdout,
+    reason = "these commands print their result for a person"
+)]
+
+use std::collections::BTreeSet;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+
+use crate::cli::{Command, ServersAction, ToolsAction, WorkspaceAction};
+use crate::config::Config;
+use crate::control::time::{iso, now_ms, parse_window};
+use crate::control::{ControlPlane, Workspace};
+use crate::inspect::print_table;
+
+/// The workspace name that means "every server".
+const ALL: &str = "all";
+
+pub async fn run(
+    command: Command,
+    control: &dyn ControlPlane,
+    config: &Config,
+) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Servers {
+            action: Some(action),
+        } => servers(action, control, config).await,
+        Command::Tools {
+            action: Some(action),
+            ..
+        } => tools(action, control).await,
+        Command::Workspace { action } => workspace(action, control, config).await,
+        Command::Stats { since } => stats(&since, control).await,
+        other => bail!("{other:?} is not a management command"),
+    }
+}
+
+fn known_server(config: &Config, name: &str) -> anyhow::Result<()> {
+    if config.servers.contains_key(name) {
+        return Ok(());
+    }
+    let known: Vec<&str> = config.servers.keys().map(String::as_str).collect();
+    bail!(
+        "no server named \"{name}\" in the config (servers: {})",
+        if known.is_empty() {
+            "none".to_owned()
+        } else {
+            known.join(", ")
+        }
+    )
+}
+
+async fn servers(
+    action: ServersAction,
+    control: &dyn ControlPlane,
+    config: &Config,
+) -> anyhow::Result<ExitCode> {
+    match action {
+        ServersAction::List => {
+            let settings = control.settings().await?;
+            let rows: Vec<[String; 4]> = config
+                .servers
+                .iter()
+                .map(|(name, server)| {
+                    let enabled = if server.disabled {
+                        "no (config)"
+                    } else if settings.disabled_servers.contains(name) {
+                        "no"
+                    } else {
+                        "yes"
+                    };
+                    let in_workspace = settings
+                        .workspace
+                        .as_ref()
+                        .is_none_or(|workspace| workspace.servers.contains(name));
+                    [
+                        name.clone(),
+                        server.transport.kind().to_owned(),
+                        enabled.to_owned(),
+                        if in_workspace { "yes" } else { "no" }.to_owned(),
+                    ]
+                })
+                .collect();
+            if rows.is_empty() {
+                println!("no servers configured");
+            } else {
+                print_table(["SERVER", "TRANSPORT", "ENABLED", "IN WORKSPACE"], &rows);
+            }
+            let workspace = settings
+                .workspace
+                .map_or_else(|| format!("{ALL} (every server)"), |w| w.name);
+            println!("\nworkspace: {workspace}");
+        }
+        ServersAction::Enable { name } => {
+            known_server(config, &name)?;
+            control.set_server_enabled(&name, true).await?;
+            println!("server {name} enabled");
+        }
+        ServersAction::Disable { name } => {
+            known_server(config, &name)?;
+            control.set_server_enabled(&name, false).await?;
+            println!("server {name} disabled");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn tools(action: ToolsAction, control: &dyn ControlPlane) -> anyhow::Result<ExitCode> {
+    let (name, enabled) = match action {
+        ToolsAction::Enable { name } => (name, true),
+        ToolsAction::Disable { name } => (name, false),
+    };
+    let name = name.trim();
+    if name.is_empty() {
+        bail!("the tool name is empty");
+    }
+    if !name.contains("__") && crate::builtin::canonical(name).is_none() {
+        tracing::warn!(
+            "\"{name}\" is neither <server>__<tool> nor a built-in tool; it applies if a tool is \
+             exposed under exactly this name"
+        );
+    }
+    let name = crate::builtin::canonical(name).unwrap_or(name);
+    control.set_tool_enabled(name, enabled).await?;
+    println!(
+        "tool {name} {}",
+        if enabled { "enabled" } else { "disabled" }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn workspace(
+    action: WorkspaceAction,
+    control: &dyn ControlPlane,
+    config: &Config,
+) -> anyhow::Result<ExitCode> {
+    match action {
+        WorkspaceAction::List => {
+            let active = control.active_workspace().await?;
+            let mut rows = vec![[
+                if active.is_none() { "*" } else { "" }.to_owned(),
+                ALL.to_owned(),
+                "(every server)".to_owned(),
+            ]];
+            for workspace in control.workspaces().await? {
+                let servers: Vec<&str> = workspace.servers.iter().map(String::as_str).collect();
+                rows.push([
+                    if active.as_deref() == Some(workspace.name.as_str()) {
+                        "*"
+                    } else {
+                        ""
+                    }
+                    .to_owned(),
+                    workspace.name.clone(),
+                    servers.join(", "),
+                ]);
+            }
+            print_table(["", "WORKSPACE", "SERVERS"], &rows);
+        }
+        WorkspaceAction::Create { name, servers } => {
+            if name == ALL || name.trim().is_empty() {
+                bail!("\"{name}\" cannot be a workspace name");
+            }
+            for server in &servers {
+                known_server(config, server)?;
+            }
+            let servers: BTreeSet<String> = servers.into_iter().collect();
+            if !control
+                .create_workspace(Workspace {
+                    name: name.clone(),
+                    servers,
+                })
+                .await?
+            {
+                bail!("workspace \"{name}\" already exists");
+            }
+            println!("workspace {name} created");
+        }
+        WorkspaceAction::Switch { name } => {
+            let target = (name != ALL).then_some(name.as_str());
+            if !control.switch_workspace(target).await? {
+                bail!("no workspace named \"{name}\" (see `workspace list`)");
+            }
+            println!("workspace {name} is active");
+        }
+        WorkspaceAction::Delete { name } => {
+            if !control.delete_workspace(&name).await? {
+                bail!("no workspace named \"{name}\"");
+            }
+            println!("workspace {name} deleted");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn stats(since: &str, control: &dyn ControlPlane) -> anyhow::Result<ExitCode> {
+    let window = parse_window(since)
+        .with_context(|| format!("--since {since:?}: expected a number and s, m, h, d or w"))?;
+    let from = now_ms().saturating_sub(window);
+    let stats = control.activity_stats(from).await?;
+    println!("activity since {} (last {since})\n", iso(from));
+    if stats.is_empty() {
+        println!("no activity recorded in this window");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<[String; 6]> = stats
+        .iter()
+        .map(|row| {
+            [
+                row.server_name.clone(),
+                row.item.clone(),
+                row.calls.to_string(),
+                format!(
+                    "{:.1}%",
+                    row.errors as f64 * 100.0 / row.calls.max(1) as f64
+                ),
+                format!("{}ms", row.p50_ms),
+                format!("{}ms", row.p95_ms),
+            ]
+        })
+        .collect();
+    print_table(["SERVER", "TOOL", "CALLS", "ERRORS", "P50", "P95"], &rows);
+    Ok(ExitCode::SUCCESS)
+}

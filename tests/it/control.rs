@@ -1,0 +1,400 @@
+//! The local control plane through the real binary: data surviving `kill -9`, two processes on
+//! one data dir, settings changed by the CLI reaching a running proxy, workspaces, the activity
+//! figures and their ALERTs, and e-mail to a loopback SMTP server.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::*;
+
+/// Waits until `check` passes on the output of a CLI command (the activity writer is off the
+/// call path, so figures appear shortly after the calls).
+async fn wait_for_cli(proxy: &Proxy, args: &[&str], check: impl Fn(&str) -> bool) -> String {
+    let mut last = String::new();
+    let found = tokio::time::timeout(WAIT, async {
+        loop {
+            last = proxy.cli_ok(args);
+            if check(&last) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert!(
+        found.is_ok(),
+        "{args:?} never showed what was expected:\n{last}"
+    );
+    last
+}
+
+#[tokio::test]
+async fn saved_data_survives_kill_9_and_restart() {
+    let first = proxy().start().await;
+    first
+        .call_text(
+            "pluggedin_clipboard_set",
+            json!({"name": "keep", "value": "safe"}),
+        )
+        .await;
+    first
+        .call_text(
+            "pluggedin_send_notification",
+            json!({"title": "Kept", "message": "still here"}),
+        )
+        .await;
+    let started = first
+        .call_text(
+            "pluggedin_memory_session_start",
+            json!({"content_session_id": "c"}),
+        )
+        .await;
+    let session = started
+        .lines()
+        .find_map(|line| line.strip_prefix("Session UUID: "))
+        .unwrap()
+        .to_owned();
+    first
+        .call_text(
+            "pluggedin_memory_observe",
+            json!({"session_uuid": session, "type": "insight", "content": "durable observation"}),
+        )
+        .await;
+    first.kill9().await;
+
+    let second = proxy().in_dir_of(&first).start().await;
+    let entry = second
+        .call_text("pluggedin_clipboard_get", json!({"name": "keep"}))
+        .await;
+    assert!(entry.contains("\"value\": \"safe\""), "{entry}");
+    let listing = second
+        .call_text("pluggedin_list_notifications", json!({}))
+        .await;
+    assert!(listing.contains("**Kept**"), "{listing}");
+    let found = second
+        .call_text("pluggedin_memory_search", json!({"query": "durable"}))
+        .await;
+    assert!(found.starts_with("Found 1 memories"), "{found}");
+}
+
+#[tokio::test]
+async fn two_proxies_share_one_data_dir() {
+    let one = proxy().start().await;
+    let two = proxy().in_dir_of(&one).start().await;
+    one.call_text("pluggedin_clipboard_push", json!({"value": "from one"}))
+        .await;
+    two.call_text("pluggedin_clipboard_push", json!({"value": "from two"}))
+        .await;
+    let popped = one.call_text("pluggedin_clipboard_pop", json!({})).await;
+    assert!(popped.contains("\"value\": \"from two\""), "{popped}");
+    let popped = two.call_text("pluggedin_clipboard_pop", json!({})).await;
+    assert!(popped.contains("\"value\": \"from one\""), "{popped}");
+}
+
+#[tokio::test]
+async fn a_tool_disabled_from_the_cli_vanishes_from_a_running_proxy() {
+    let mut proxy = proxy().server("demo", demo()).start().await;
+    proxy.wait_for_tool("demo__echo").await;
+    let said = proxy.cli_ok(&["tools", "disable", "demo__echo"]);
+    assert_eq!(said.trim(), "tool demo__echo disabled");
+    let names = proxy
+        .tools_changed_until(|names| !names.contains(&"demo__echo".to_owned()))
+        .await;
+    assert!(names.contains(&"demo__add".to_owned()), "{names:?}");
+    let error = mcp_error(
+        proxy
+            .call("demo__echo", json!({"message": "x"}))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(error.code, rmcp::model::ErrorCode::INVALID_PARAMS);
+    let uuid = proxy.server_uuid("demo").await;
+    let by_uuid = mcp_error(
+        proxy
+            .call(&format!("{uuid}__echo"), json!({"message": "x"}))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(by_uuid.code, rmcp::model::ErrorCode::INVALID_PARAMS);
+    let report = proxy.call_text("pluggedin_discover_tools", json!({})).await;
+    assert!(!report.contains("**demo__echo**"), "{report}");
+    assert!(report.contains("**demo__add**"), "{report}");
+
+    // A built-in tool can be turned off the same way.
+    proxy.cli_ok(&["tools", "disable", "pluggedin_clipboard_pop"]);
+    proxy
+        .tools_changed_until(|names| !names.contains(&"pluggedin_clipboard_pop".to_owned()))
+        .await;
+    assert!(
+        proxy
+            .call("pluggedin_clipboard_pop", json!({}))
+            .await
+            .is_err()
+    );
+
+    proxy.cli_ok(&["tools", "enable", "demo__echo"]);
+    proxy
+        .tools_changed_until(|names| names.contains(&"demo__echo".to_owned()))
+        .await;
+    assert_eq!(
+        proxy
+            .call_text("demo__echo", json!({"message": "back"}))
+            .await,
+        "Echo: back"
+    );
+}
+
+#[tokio::test]
+async fn a_server_disabled_from_the_cli_leaves_the_running_catalog() {
+    let mut proxy = proxy()
+        .server("demo", demo())
+        .server("other", demo())
+        .start()
+        .await;
+    proxy.wait_for_tool("other__echo").await;
+    proxy.cli_ok(&["servers", "disable", "other"]);
+    let names = proxy
+        .tools_changed_until(|names| names.iter().all(|name| !name.starts_with("other__")))
+        .await;
+    assert!(names.contains(&"demo__echo".to_owned()), "{names:?}");
+    let listed = proxy.cli_ok(&["servers", "list"]);
+    assert!(
+        listed
+            .lines()
+            .any(|line| line.split_whitespace().collect::<Vec<_>>()
+                == ["other", "stdio", "no", "yes"]),
+        "{listed}"
+    );
+    proxy.cli_ok(&["servers", "enable", "other"]);
+    proxy.wait_for_tool("other__echo").await;
+
+    let refused = proxy.cli(&["servers", "disable", "nope"]);
+    assert!(!refused.status.success());
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(message.contains("no server named \"nope\""), "{message}");
+}
+
+#[tokio::test]
+async fn switching_workspace_reaches_a_running_proxy() {
+    let mut proxy = proxy()
+        .server("demo", demo())
+        .server("other", demo())
+        .start()
+        .await;
+    proxy.wait_for_tool("other__echo").await;
+    proxy.cli_ok(&["workspace", "create", "focus", "--servers", "demo"]);
+    proxy.cli_ok(&["workspace", "switch", "focus"]);
+    let names = proxy
+        .tools_changed_until(|names| names.iter().all(|name| !name.starts_with("other__")))
+        .await;
+    assert!(names.contains(&"demo__echo".to_owned()));
+    let listed = proxy.cli_ok(&["workspace", "list"]);
+    assert!(listed.contains("*  focus"), "{listed}");
+
+    proxy.cli_ok(&["workspace", "switch", "all"]);
+    proxy.wait_for_tool("other__echo").await;
+
+    let refused = proxy.cli(&["workspace", "switch", "nope"]);
+    assert!(!refused.status.success());
+    let refused = proxy.cli(&["workspace", "create", "bad", "--servers", "ghost"]);
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("no server named \"ghost\""));
+    proxy.cli_ok(&["workspace", "delete", "focus"]);
+    assert!(!proxy.cli_ok(&["workspace", "list"]).contains("focus"));
+}
+
+#[tokio::test]
+async fn a_proxy_pinned_to_a_workspace_serves_only_its_servers() {
+    let setup = proxy()
+        .server("demo", demo())
+        .server("other", demo())
+        .start()
+        .await;
+    setup.cli_ok(&["workspace", "create", "only-other", "--servers", "other"]);
+    let pinned = proxy()
+        .server("demo", demo())
+        .server("other", demo())
+        .in_dir_of(&setup)
+        .arg("--workspace")
+        .arg("only-other")
+        .start()
+        .await;
+    pinned.wait_for_tool("other__echo").await;
+    assert!(!pinned.tool_names().await.contains(&"demo__echo".to_owned()));
+
+    let refused = setup.cli(&["--workspace", "ghost", "tools"]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("--workspace ghost: no such workspace")
+    );
+}
+
+#[tokio::test]
+async fn stats_show_calls_error_rate_and_percentiles_and_failures_raise_alerts() {
+    let proxy = proxy().server("demo", demo()).start().await;
+    proxy.wait_for_tool("demo__echo").await;
+    for _ in 0..3 {
+        proxy.call_text("demo__echo", json!({"message": "x"})).await;
+    }
+    for _ in 0..2 {
+        let failed = proxy
+            .call("demo__test_error_handling", json!({}))
+            .await
+            .unwrap();
+        assert_eq!(failed.is_error, Some(true));
+    }
+    proxy.call_error("pluggedin_clipboard_pop", json!({})).await;
+    proxy
+        .peer()
+        .read_resource(rmcp::model::ReadResourceRequestParams::new(
+            "test://static-text",
+        ))
+        .await
+        .unwrap();
+    proxy
+        .peer()
+        .get_prompt(rmcp::model::GetPromptRequestParams::new(
+            "demo__test_simple_prompt",
+        ))
+        .await
+        .unwrap();
+
+    // Rows as words: SERVER (may be two words), TOOL, CALLS, ERRORS, P50, P95, counted from the end.
+    let row = |out: &str, item: &str| -> Option<Vec<String>> {
+        out.lines()
+            .find(|line| line.split_whitespace().rev().nth(4) == Some(item))
+            .map(|line| line.split_whitespace().map(str::to_owned).collect())
+    };
+    let calls = |out: &str, item: &str| row(out, item).map(|words| words[words.len() - 4].clone());
+    let stats = wait_for_cli(&proxy, &["stats", "--since", "1h"], |out| {
+        calls(out, "echo").as_deref() == Some("3")
+            && calls(out, "test_error_handling").as_deref() == Some("2")
+            && calls(out, "pluggedin_clipboard_pop").is_some()
+            && calls(out, "test://static-text").is_some()
+            && calls(out, "test_simple_prompt").is_some()
+    })
+    .await;
+    let row = |item: &str| row(&stats, item).unwrap();
+    let echo = row("echo");
+    assert_eq!(
+        echo[..],
+        ["demo", "echo", "3", "0.0%", &echo[4], &echo[5]],
+        "{stats}"
+    );
+    assert!(
+        echo[4].ends_with("ms") && echo[5].ends_with("ms"),
+        "{stats}"
+    );
+    let failing = row("test_error_handling");
+    assert_eq!(failing[2..4], ["2", "100.0%"], "{stats}");
+    let pop = row("pluggedin_clipboard_pop");
+    assert_eq!(
+        pop[..5],
+        [
+            "Clipboard",
+            "System",
+            "pluggedin_clipboard_pop",
+            "1",
+            "100.0%"
+        ],
+        "{stats}"
+    );
+
+    let listing = proxy
+        .call_text("pluggedin_list_notifications", json!({}))
+        .await;
+    assert!(listing.contains("**Tool execution failed**"), "{listing}");
+    assert!(
+        listing.contains("Type: ALERT | Severity: ALERT"),
+        "{listing}"
+    );
+    assert!(
+        listing.contains("Message: Tool \"test_error_handling\" from demo failed: This tool intentionally returns an error for testing"),
+        "{listing}"
+    );
+}
+
+#[tokio::test]
+async fn notification_email_reaches_a_loopback_smtp_server() {
+    let port = free_port();
+    let maildir = tempfile::tempdir().unwrap();
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/smtp_sink.py");
+    let _smtp = Background::start(
+        venv_python().to_str().unwrap(),
+        &[
+            script.to_str().unwrap(),
+            &port.to_string(),
+            maildir.path().to_str().unwrap(),
+        ],
+        &[],
+        "ready",
+    )
+    .await;
+    let proxy = proxy()
+        .config_key(
+            "smtp",
+            json!({"host": "127.0.0.1", "security": "none", "from": "proxy@example.com", "to": ["ops@example.com"]}),
+        )
+        .env("PLUGGEDIN_SMTP_PORT", &port.to_string())
+        .start()
+        .await;
+    let said = proxy
+        .call_text(
+            "pluggedin_send_notification",
+            json!({"title": "Deploy", "message": "Deployment finished", "severity": "SUCCESS", "sendEmail": true}),
+        )
+        .await;
+    assert_eq!(said, "Notification created and email sent");
+    let mail = std::fs::read_to_string(maildir.path().join("1.eml")).unwrap();
+    assert!(mail.contains("X-Envelope-To: ops@example.com"), "{mail}");
+    assert!(mail.contains("Subject: Deploy - Plugged.in"), "{mail}");
+    assert!(mail.contains("From: proxy@example.com"), "{mail}");
+    assert!(mail.contains("Deployment finished"), "{mail}");
+    assert!(mail.contains("Severity: SUCCESS"), "{mail}");
+}
+
+#[tokio::test]
+async fn a_failed_delivery_is_reported_and_the_notification_kept() {
+    let port = free_port();
+    let proxy = proxy()
+        .config_key(
+            "smtp",
+            json!({"host": "127.0.0.1", "port": port, "security": "none", "from": "a@example.com", "to": "b@example.com"}),
+        )
+        .start()
+        .await;
+    let said = proxy
+        .call_text(
+            "pluggedin_send_notification",
+            json!({"message": "m", "sendEmail": true}),
+        )
+        .await;
+    assert!(
+        said.starts_with("Notification created (email failed: SMTP delivery failed"),
+        "{said}"
+    );
+    let listing = proxy
+        .call_text("pluggedin_list_notifications", json!({}))
+        .await;
+    assert!(listing.starts_with("Found 1 notification:"), "{listing}");
+}
+
+#[tokio::test]
+async fn activity_older_than_the_retention_is_deleted_at_start() {
+    let first = proxy().start().await;
+    first.call_text("pluggedin_setup", json!({})).await;
+    wait_for_cli(&first, &["stats"], |out| out.contains("pluggedin_setup")).await;
+    let second = proxy()
+        .in_dir_of(&first)
+        .arg("--activity-retention-days")
+        .arg("0")
+        .start()
+        .await;
+    second.log.wait_for("old activity deleted").await;
+    let stats = second.cli_ok(&["stats"]);
+    assert!(
+        stats.contains("no activity recorded in this window"),
+        "{stats}"
+    );
+}
