@@ -8,7 +8,7 @@
 //! polled from the control plane. It knows nothing of HTTP, stdio framing or SQL.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -124,6 +124,8 @@ impl From<RouteError> for ErrorData {
 #[derive(Default)]
 pub struct Session {
     peer: OnceLock<Peer<RoleServer>>,
+    /// Progress for this session, sent one at a time by a task of its own, so it keeps order.
+    outbox: OnceLock<tokio::sync::mpsc::UnboundedSender<Outgoing>>,
     initialized: AtomicBool,
     log_level: Mutex<Option<LoggingLevel>>,
     subscriptions: Mutex<HashSet<String>>,
@@ -181,7 +183,42 @@ impl Caller {
 struct ProgressRoute {
     session: Weak<Session>,
     token: ProgressToken,
+    /// Notifications queued for the client and not yet sent; the answer waits for them.
+    pending: Arc<Pending>,
 }
+
+/// A count of queued notifications, and a way to wait for it to reach zero.
+#[derive(Default)]
+struct Pending {
+    count: AtomicUsize,
+    idle: tokio::sync::Notify,
+}
+
+impl Pending {
+    fn done(&self) {
+        if self.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.idle.notify_waiters();
+        }
+    }
+
+    async fn flushed(&self) {
+        loop {
+            let idle = self.idle.notified();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
+            if self.count.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            idle.await;
+        }
+    }
+}
+
+/// How long an answer waits for its progress notifications to reach the client first.
+const PROGRESS_FLUSH_WAIT: Duration = Duration::from_secs(2);
+
+/// A progress notification on its way to one session, in the order the server sent them.
+type Outgoing = (ProgressNotificationParam, Arc<Pending>);
 
 /// A forwarded request in flight, for finding the session a server-to-client request belongs to.
 struct InFlight {
@@ -1043,16 +1080,21 @@ impl Router {
             .zip(caller.session.as_ref())
             .map(|(token, session)| {
                 let key = (server.to_owned(), handle.progress_token.clone());
+                let pending = Arc::new(Pending::default());
                 lock(&self.progress).insert(
                     key.clone(),
                     ProgressRoute {
                         session: Arc::downgrade(session),
                         token,
+                        pending: pending.clone(),
                     },
                 );
-                Cleanup(move || {
-                    lock(&self.progress).remove(&key);
-                })
+                (
+                    pending,
+                    Cleanup(move || {
+                        lock(&self.progress).remove(&key);
+                    }),
+                )
             });
         let _in_flight =
             caller
@@ -1079,6 +1121,10 @@ impl Router {
         let peer = handle.peer.clone();
         tokio::select! {
             response = handle.await_response() => {
+                // The server sent its progress before its answer; so does the client get them.
+                if let Some((pending, _)) = &_progress {
+                    let _ = tokio::time::timeout(PROGRESS_FLUSH_WAIT, pending.flushed()).await;
+                }
                 response.map_err(|error| self.service_error(server, &method, timeout, error))
             }
             () = caller.ct.cancelled() => {
@@ -1242,18 +1288,37 @@ impl Events for Router {
     fn progress(&self, server: &str, mut params: ProgressNotificationParam) {
         let route = lock(&self.progress)
             .get(&(server.to_owned(), params.progress_token.clone()))
-            .and_then(|route| Some((route.session.upgrade()?, route.token.clone())));
-        let Some((session, token)) = route else {
+            .and_then(|route| {
+                Some((
+                    route.session.upgrade()?,
+                    route.token.clone(),
+                    route.pending.clone(),
+                ))
+            });
+        let Some((session, token, pending)) = route else {
             tracing::debug!(server, "progress for no known request dropped");
             return;
         };
-        let Some(peer) = session.peer.get().cloned() else {
+        let Some(peer) = session.peer.get() else {
             return;
         };
         params.progress_token = token;
-        self.tracker.spawn(async move {
-            let _ = peer.notify_progress(params).await;
+        let outbox = session.outbox.get_or_init(|| {
+            let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<Outgoing>();
+            let peer = peer.clone();
+            // Ends when the session (the sender) is gone.
+            self.tracker.spawn(async move {
+                while let Some((params, pending)) = receiver.recv().await {
+                    let _ = peer.notify_progress(params).await;
+                    pending.done();
+                }
+            });
+            sender
         });
+        pending.count.fetch_add(1, Ordering::AcqRel);
+        if outbox.send((params, pending.clone())).is_err() {
+            pending.done();
+        }
     }
 
     fn log(&self, server: &str, mut params: LoggingMessageNotificationParam) {

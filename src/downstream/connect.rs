@@ -15,6 +15,7 @@ use rmcp::{RoleClient, ServiceExt};
 use tokio::io::AsyncBufReadExt;
 
 use super::handler::DownstreamHandler;
+use super::observe::Observed;
 use super::sse::SseClientTransport;
 use crate::config::TransportConfig;
 
@@ -75,6 +76,8 @@ pub(super) async fn connect(
     handler: DownstreamHandler,
     timeout: Duration,
 ) -> Result<Running, ConnectError> {
+    let server_name: std::sync::Arc<str> = server.into();
+    let events = handler.events.clone();
     let handshake = async {
         match transport {
             TransportConfig::Stdio {
@@ -84,14 +87,24 @@ pub(super) async fn connect(
                 cwd,
             } => {
                 let child = spawn_child(server, command, args, env, cwd.as_deref())?;
-                handler.serve(child).await.map_err(handshake_error)
+                handler
+                    .serve(Observed::new(child, server_name.clone(), events.clone()))
+                    .await
+                    .map_err(handshake_error)
             }
             TransportConfig::Sse { url, headers } => {
                 let client = http_client()?;
                 let transport =
                     SseClientTransport::connect(client, url.clone(), header_map(headers)?, timeout)
                         .await?;
-                handler.serve(transport).await.map_err(handshake_error)
+                handler
+                    .serve(Observed::new(
+                        transport,
+                        server_name.clone(),
+                        events.clone(),
+                    ))
+                    .await
+                    .map_err(handshake_error)
             }
             TransportConfig::StreamableHttp { url, headers } => {
                 let client = http_client()?;
@@ -102,7 +115,14 @@ pub(super) async fn connect(
                 let config = StreamableHttpClientTransportConfig::with_uri(url.as_str())
                     .custom_headers(custom);
                 let transport = StreamableHttpClientTransport::with_client(client, config);
-                handler.serve(transport).await.map_err(handshake_error)
+                handler
+                    .serve(Observed::new(
+                        transport,
+                        server_name.clone(),
+                        events.clone(),
+                    ))
+                    .await
+                    .map_err(handshake_error)
             }
         }
     };

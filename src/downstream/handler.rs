@@ -7,9 +7,9 @@ use std::sync::{Arc, Weak};
 use rmcp::model::{
     ClientCapabilities, ClientInfo, CreateMessageRequestParams, CreateMessageResult,
     ElicitRequestParams, ElicitResult, ElicitationCapability, FormElicitationCapability,
-    Implementation, ListRootsResult, LoggingMessageNotificationParam, ProgressNotificationParam,
-    Request, ResourceUpdatedNotificationParam, RootsCapabilities, SamplingCapability,
-    ServerRequest, UrlElicitationCapability,
+    Implementation, ListRootsResult, LoggingMessageNotificationParam, Request,
+    ResourceUpdatedNotificationParam, RootsCapabilities, SamplingCapability, ServerRequest,
+    UrlElicitationCapability,
 };
 use rmcp::service::{NotificationContext, RequestContext};
 use rmcp::{ClientHandler, ErrorData, RoleClient};
@@ -144,14 +144,6 @@ impl ClientHandler for DownstreamHandler {
             rmcp::model::ClientResult::ElicitResult(result) => Ok(result),
             _ => Err(unexpected("elicitation/create")),
         }
-    }
-
-    async fn on_progress(
-        &self,
-        params: ProgressNotificationParam,
-        _context: NotificationContext<RoleClient>,
-    ) {
-        self.events.progress(&self.server, params);
     }
 
     async fn on_logging_message(

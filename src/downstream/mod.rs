@@ -6,6 +6,7 @@
 
 mod connect;
 mod handler;
+mod observe;
 pub mod sse;
 mod supervisor;
 
