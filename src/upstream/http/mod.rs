@@ -149,6 +149,11 @@ pub async fn serve(
                 }
             },
         };
+        // Without TCP_NODELAY, an SSE answer (headers, then the event as a second small write)
+        // waits for the client's delayed ACK: about 40 ms per call on Linux (issue 6's benchmark).
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(client = %peer, "cannot set TCP_NODELAY: {error}");
+        }
         let service = tower::ServiceExt::map_request(
             app.clone(),
             move |request: hyper::Request<hyper::body::Incoming>| {

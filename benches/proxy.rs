@@ -1,0 +1,1234 @@
+//! The benchmark suite of issue 6: the proxy against the physical floor (a client talking to the
+//! demo server directly) and against a peer proxy, in one run, side by side. It starts the real
+//! release binaries (`CARGO_BIN_EXE_*`) as separate processes and speaks raw JSON-RPC to them —
+//! newline-delimited over stdio, `reqwest` over Streamable HTTP — so the client is the same thin
+//! loop for every target and its cost cancels out of the ratios. CPU time and memory are read from
+//! `/proc/<pid>` of the proxy process alone, never its children.
+//!
+//! `cargo bench --bench proxy` runs everything and prints markdown tables for BENCHMARKS.md on
+//! stdout (progress goes to stderr); `-- --quick` runs a few iterations of each scenario only to
+//! keep the suite working (CI). Nothing here is a pass/fail threshold.
+
+// A benchmark is a command-line report: stdout carries the tables, stderr the progress.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::{
+    fmt::Write as _,
+    fs::File,
+    path::{Path, PathBuf},
+    process::Stdio,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use serde_json::{Value, json};
+use tokio::{
+    io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines},
+    process::{Child, ChildStdin, ChildStdout, Command},
+    sync::Barrier,
+};
+
+const PROXY: &str = env!("CARGO_BIN_EXE_pluggedin-mcp-proxy");
+const DEMO: &str = env!("CARGO_BIN_EXE_pluggedin-demo-server");
+const PROTOCOL_VERSION: &str = "2025-06-18";
+/// Concurrency levels of the HTTP scenario, from the issue.
+const CONCURRENCY: [usize; 4] = [1, 8, 32, 128];
+
+/// How much of each scenario to run.
+#[derive(Debug, Clone, Copy)]
+struct Plan {
+    quick: bool,
+    stdio_warmup: usize,
+    stdio_calls: usize,
+    http_seconds: f64,
+    startup_runs: usize,
+    idle_sessions: usize,
+    leak_calls: usize,
+    catalog_servers: usize,
+    catalog_tools: usize,
+    catalog_lists: usize,
+}
+
+impl Plan {
+    fn new(quick: bool) -> Self {
+        if quick {
+            Plan {
+                quick,
+                stdio_warmup: 50,
+                stdio_calls: 200,
+                http_seconds: 0.2,
+                startup_runs: 1,
+                idle_sessions: 20,
+                leak_calls: 500,
+                catalog_servers: 5,
+                catalog_tools: 20,
+                catalog_lists: 2,
+            }
+        } else {
+            Plan {
+                quick,
+                stdio_warmup: 2_000,
+                stdio_calls: 20_000,
+                http_seconds: 5.0,
+                startup_runs: 5,
+                idle_sessions: 1_000,
+                leak_calls: 100_000,
+                catalog_servers: 100,
+                catalog_tools: 100,
+                catalog_lists: 20,
+            }
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // `cargo bench` passes `--bench`; anything else unknown is a mistake worth reporting.
+    let quick = args.iter().any(|a| a == "--quick");
+    if let Some(unknown) = args
+        .iter()
+        .find(|a| !matches!(a.as_str(), "--quick" | "--bench"))
+    {
+        bail!("unknown argument {unknown:?} (usage: cargo bench --bench proxy [-- --quick])");
+    }
+    let plan = Plan::new(quick);
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let work = tempfile::tempdir().context("temp dir")?;
+    let mut report = String::new();
+    header(&mut report, plan)?;
+
+    let peer = Peer::find();
+    eprintln!("== 1. stdio per-call overhead");
+    stdio_overhead(&mut report, plan, work.path(), peer.as_ref()).await?;
+    eprintln!("== 4. start-up and idle memory");
+    startup(&mut report, plan, work.path()).await?;
+    eprintln!("== 2./3. HTTP throughput and memory");
+    http(&mut report, plan, work.path(), peer.as_ref()).await?;
+    eprintln!("== 5. big catalog");
+    big_catalog(&mut report, plan, work.path()).await?;
+    if peer.is_none() {
+        writeln!(
+            report,
+            "\n_Peer: `fastmcp` not found (run `scripts/bench-deps.sh` or put it on PATH); \
+             scenario 6 skipped._"
+        )?;
+    }
+    println!("{report}");
+    Ok(())
+}
+
+fn header(report: &mut String, plan: Plan) -> Result<()> {
+    let cpu = std::process::Command::new("lscpu")
+        .output()
+        .ok()
+        .and_then(|out| String::from_utf8(out.stdout).ok())
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with("Model name:"))
+                .map(|l| l.trim_start_matches("Model name:").trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let date = std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    writeln!(
+        report,
+        "Machine: {cores} cores, {cpu}. Date: {date}. Load average at start: {}. Mode: {}.",
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
+        if plan.quick {
+            "quick (figures meaningless)"
+        } else {
+            "full"
+        }
+    )?;
+    Ok(())
+}
+
+// ===== Statistics =====
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Summary {
+    p50: f64,
+    p90: f64,
+    p99: f64,
+    mean: f64,
+}
+
+/// Percentiles in microseconds.
+fn summarize(samples: &mut [Duration]) -> Summary {
+    if samples.is_empty() {
+        return Summary::default();
+    }
+    samples.sort_unstable();
+    let at = |q: f64| {
+        let index = ((samples.len() as f64 - 1.0) * q).round() as usize;
+        samples[index].as_secs_f64() * 1e6
+    };
+    let total: f64 = samples.iter().map(|d| d.as_secs_f64()).sum();
+    Summary {
+        p50: at(0.50),
+        p90: at(0.90),
+        p99: at(0.99),
+        mean: total / samples.len() as f64 * 1e6,
+    }
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
+
+// ===== /proc =====
+
+/// Resident memory of one process (not its children), in KiB.
+fn rss_kib(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| anyhow!("no VmRSS for {pid}"))
+}
+
+/// utime + stime of one process (its threads, not its children), in seconds.
+fn cpu_seconds(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the parenthesized command name start at field 3 (state).
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11).context("utime")?.parse()?;
+    let stime: f64 = fields.get(12).context("stime")?.parse()?;
+    Ok((utime + stime) / clock_ticks())
+}
+
+fn clock_ticks() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+            .unwrap_or(100.0)
+    })
+}
+
+// ===== Configurations and processes =====
+
+/// Writes an mcpServers file of `count` demo servers (`demo`, `demo2`, …) and returns its path.
+fn servers_config(dir: &Path, name: &str, count: usize, extra_tools: usize) -> Result<PathBuf> {
+    let mut servers = serde_json::Map::new();
+    for i in 0..count {
+        let server = if i == 0 {
+            "demo".to_owned()
+        } else {
+            format!("demo{}", i + 1)
+        };
+        let mut args = vec!["--name".to_owned(), server.clone()];
+        if extra_tools > 0 {
+            args.extend(["--extra-tools".to_owned(), extra_tools.to_string()]);
+        }
+        servers.insert(server, json!({ "command": DEMO, "args": args }));
+    }
+    let path = dir.join(format!("{name}.json"));
+    std::fs::write(&path, json!({ "mcpServers": servers }).to_string())?;
+    Ok(path)
+}
+
+fn proxy_command(dir: &Path, config: &Path, extra: &[&str]) -> Result<Command> {
+    let data = tempfile::Builder::new()
+        .prefix("data")
+        .tempdir_in(dir)?
+        .keep();
+    let mut cmd = Command::new(PROXY);
+    cmd.arg("--config")
+        .arg(config)
+        .arg("--data-dir")
+        .arg(data)
+        .args(["--log-level", "warn"])
+        .args(extra);
+    Ok(cmd)
+}
+
+fn log_file(dir: &Path, name: &str) -> Result<Stdio> {
+    Ok(File::create(dir.join(format!("{name}.log")))?.into())
+}
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+async fn wait_for_port(port: u16, child: &mut Child) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return Ok(());
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!("server exited before listening on {port}: {status}");
+        }
+        if Instant::now() > deadline {
+            bail!("nothing listens on {port} after 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Ends a process gently (SIGTERM, which also makes the proxy stop its children), then for sure.
+async fn stop(mut child: Child) {
+    if let Some(pid) = child.id() {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+    }
+    if tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .is_err()
+    {
+        let _ = child.kill().await;
+    }
+}
+
+/// An MCP client over a child's stdin/stdout: newline-delimited JSON-RPC, one request at a time.
+struct StdioClient {
+    child: Child,
+    stdin: ChildStdin,
+    lines: Lines<BufReader<ChildStdout>>,
+    next_id: u64,
+    line: String,
+}
+
+impl StdioClient {
+    fn spawn(mut cmd: Command, stderr: Stdio) -> Result<Self> {
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().context("spawn")?;
+        let stdin = child.stdin.take().context("stdin")?;
+        let stdout = child.stdout.take().context("stdout")?;
+        Ok(StdioClient {
+            child,
+            stdin,
+            lines: BufReader::new(stdout).lines(),
+            next_id: 0,
+            line: String::new(),
+        })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id().unwrap_or(0)
+    }
+
+    async fn send(&mut self, message: &Value) -> Result<()> {
+        self.line.clear();
+        self.line.push_str(&serde_json::to_string(message)?);
+        self.line.push('\n');
+        self.stdin.write_all(self.line.as_bytes()).await?;
+        self.stdin.flush().await?;
+        Ok(())
+    }
+
+    async fn request(&mut self, method: &str, params: Value) -> Result<Value> {
+        self.next_id += 1;
+        let id = self.next_id;
+        self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))
+            .await?;
+        loop {
+            let line = self
+                .lines
+                .next_line()
+                .await?
+                .ok_or_else(|| anyhow!("{method}: the server closed stdout"))?;
+            let message: Value = serde_json::from_str(&line)?;
+            if message.get("id").and_then(Value::as_u64) == Some(id) {
+                return response_result(method, message);
+            }
+            // A notification or a server request: a benchmark client ignores it.
+        }
+    }
+
+    async fn initialize(&mut self) -> Result<()> {
+        self.request("initialize", initialize_params()).await?;
+        self.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+            .await
+    }
+
+    /// Every page of `tools/list`; returns the names.
+    async fn list_tools(&mut self) -> Result<Vec<String>> {
+        let mut names = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let params = match &cursor {
+                Some(c) => json!({ "cursor": c }),
+                None => json!({}),
+            };
+            let result = self.request("tools/list", params).await?;
+            names.extend(tool_names(&result));
+            match result.get("nextCursor").and_then(Value::as_str) {
+                Some(next) => cursor = Some(next.to_owned()),
+                None => return Ok(names),
+            }
+        }
+    }
+
+    async fn call(&mut self, tool: &str, message: &str) -> Result<()> {
+        let result = self
+            .request(
+                "tools/call",
+                json!({"name": tool, "arguments": {"message": message}}),
+            )
+            .await?;
+        if result.get("isError").and_then(Value::as_bool) == Some(true) {
+            bail!("{tool} failed: {result}");
+        }
+        Ok(())
+    }
+
+    async fn close(self) {
+        drop(self.stdin);
+        let mut child = self.child;
+        if tokio::time::timeout(Duration::from_secs(10), child.wait())
+            .await
+            .is_err()
+        {
+            let _ = child.kill().await;
+        }
+    }
+}
+
+fn initialize_params() -> Value {
+    json!({
+        "protocolVersion": PROTOCOL_VERSION,
+        "capabilities": {},
+        "clientInfo": {"name": "pluggedin-bench", "version": "1"}
+    })
+}
+
+fn response_result(method: &str, mut message: Value) -> Result<Value> {
+    if let Some(error) = message.get("error") {
+        bail!("{method}: {error}");
+    }
+    message
+        .get_mut("result")
+        .map(Value::take)
+        .ok_or_else(|| anyhow!("{method}: no result in {message}"))
+}
+
+fn tool_names(result: &Value) -> impl Iterator<Item = String> + '_ {
+    result
+        .get("tools")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.get("name").and_then(Value::as_str).map(str::to_owned))
+}
+
+/// The echo tool's name in a catalog: `echo` itself, or the shortest prefixed `…echo`.
+fn echo_tool(names: &[String]) -> Result<String> {
+    names
+        .iter()
+        .filter(|n| n.as_str() == "echo" || n.ends_with("_echo"))
+        .min_by_key(|n| n.len())
+        .cloned()
+        .ok_or_else(|| anyhow!("no echo tool in {names:?}"))
+}
+
+// ===== The peer =====
+
+/// Another MCP proxy users run today: FastMCP (PyPI), `fastmcp run <mcpServers file>`.
+struct Peer {
+    fastmcp: PathBuf,
+    version: String,
+}
+
+impl Peer {
+    fn find() -> Option<Peer> {
+        let local = Path::new(env!("CARGO_MANIFEST_DIR")).join(".deps/bench-venv/bin/fastmcp");
+        let candidates = [local, PathBuf::from("fastmcp")];
+        candidates.into_iter().find_map(|fastmcp| {
+            let out = std::process::Command::new(&fastmcp)
+                .arg("--version")
+                .output()
+                .ok()?;
+            out.status.success().then(|| Peer {
+                version: String::from_utf8_lossy(&out.stdout)
+                    .split_whitespace()
+                    .last()
+                    .unwrap_or("?")
+                    .to_owned(),
+                fastmcp,
+            })
+        })
+    }
+
+    fn command(&self, config: &Path, extra: &[&str]) -> Command {
+        let mut cmd = Command::new(&self.fastmcp);
+        cmd.arg("run")
+            .arg(config)
+            .args(["--no-banner", "--log-level", "WARNING"])
+            .args(extra)
+            .env("FASTMCP_CHECK_FOR_UPDATES", "off");
+        cmd
+    }
+}
+
+// ===== 1. stdio per-call overhead =====
+
+struct StdioRun {
+    summary: Summary,
+    cpu_per_call_us: Option<f64>,
+}
+
+/// Sequential echo calls on a connected client; CPU of `cpu_pid` over the measured calls.
+async fn stdio_calls(
+    client: &mut StdioClient,
+    plan: Plan,
+    cpu_pid: Option<u32>,
+) -> Result<StdioRun> {
+    // A proxy answers before its servers are connected: wait until the echo tool is listed.
+    let started = Instant::now();
+    let tool = loop {
+        let names = client.list_tools().await?;
+        match echo_tool(&names) {
+            Ok(tool) => break tool,
+            Err(error) if started.elapsed() > Duration::from_secs(30) => return Err(error),
+            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    };
+    for _ in 0..plan.stdio_warmup {
+        client.call(&tool, "warm").await?;
+    }
+    let cpu_before = cpu_pid.map(cpu_seconds).transpose()?;
+    let mut samples = Vec::with_capacity(plan.stdio_calls);
+    for _ in 0..plan.stdio_calls {
+        let start = Instant::now();
+        client.call(&tool, "hello").await?;
+        samples.push(start.elapsed());
+    }
+    let cpu_per_call_us = match (cpu_pid, cpu_before) {
+        (Some(pid), Some(before)) => {
+            Some((cpu_seconds(pid)? - before) / plan.stdio_calls as f64 * 1e6)
+        }
+        _ => None,
+    };
+    Ok(StdioRun {
+        summary: summarize(&mut samples),
+        cpu_per_call_us,
+    })
+}
+
+async fn stdio_overhead(
+    report: &mut String,
+    plan: Plan,
+    dir: &Path,
+    peer: Option<&Peer>,
+) -> Result<()> {
+    let config = servers_config(dir, "one", 1, 0)?;
+
+    let mut demo = Command::new(DEMO);
+    demo.args(["--name", "demo"]);
+    let mut direct = StdioClient::spawn(demo, Stdio::null())?;
+    direct.initialize().await?;
+    let direct_pid = direct.pid();
+    let direct_run = stdio_calls(&mut direct, plan, Some(direct_pid)).await?;
+    direct.close().await;
+
+    let mut proxy = StdioClient::spawn(
+        proxy_command(dir, &config, &[])?,
+        log_file(dir, "stdio-proxy")?,
+    )?;
+    proxy.initialize().await?;
+    let pid = proxy.pid();
+    let proxied = stdio_calls(&mut proxy, plan, Some(pid)).await?;
+    proxy.close().await;
+
+    let peer_run = match peer {
+        Some(peer) => {
+            let mut client =
+                StdioClient::spawn(peer.command(&config, &[]), log_file(dir, "stdio-peer")?)?;
+            client.initialize().await?;
+            let pid = client.pid();
+            let run = stdio_calls(&mut client, plan, Some(pid)).await;
+            client.close().await;
+            Some(run?)
+        }
+        None => None,
+    };
+
+    writeln!(
+        report,
+        "\n### 1. stdio: per-call overhead ({} sequential `tools/call echo` after {} warm-up)\n",
+        plan.stdio_calls, plan.stdio_warmup
+    )?;
+    writeln!(
+        report,
+        "| path | p50 µs | p90 µs | p99 µs | mean µs | added p50 µs | p50 ratio | CPU µs/call (that process) |"
+    )?;
+    writeln!(report, "|---|---:|---:|---:|---:|---:|---:|---:|")?;
+    let mut row = |name: &str, run: &StdioRun| {
+        let s = run.summary;
+        let d = direct_run.summary;
+        writeln!(
+            report,
+            "| {name} | {:.1} | {:.1} | {:.1} | {:.1} | {:+.1} | {:.2}× | {} |",
+            s.p50,
+            s.p90,
+            s.p99,
+            s.mean,
+            s.p50 - d.p50,
+            s.p50 / d.p50,
+            run.cpu_per_call_us
+                .map_or_else(|| "–".into(), |c| format!("{c:.1}"))
+        )
+    };
+    row("client → demo server (direct)", &direct_run)?;
+    row("client → pluggedin-mcp-proxy → demo server", &proxied)?;
+    if let (Some(peer), Some(run)) = (peer, &peer_run) {
+        row(
+            &format!("client → fastmcp {} proxy → demo server", peer.version),
+            run,
+        )?;
+    }
+    writeln!(
+        report,
+        "\nCPU µs/call is utime+stime from `/proc/<pid>/stat` of that one process (the demo server in \
+         the direct row, the proxy alone in the others), at {} ticks/s.",
+        clock_ticks()
+    )?;
+    Ok(())
+}
+
+// ===== 4. start-up, 3a. idle memory =====
+
+/// Spawn → `initialize` → `tools/list` until it holds `expected` tools; returns the time and the
+/// connected client.
+async fn start_until_listed(
+    cmd: Command,
+    stderr: Stdio,
+    expected: usize,
+) -> Result<(f64, StdioClient)> {
+    let start = Instant::now();
+    let mut client = StdioClient::spawn(cmd, stderr)?;
+    client.initialize().await?;
+    loop {
+        let count = client.list_tools().await?.len();
+        if count >= expected {
+            return Ok((start.elapsed().as_secs_f64() * 1e3, client));
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            bail!("only {count} of {expected} tools after 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+async fn startup(report: &mut String, plan: Plan, dir: &Path) -> Result<()> {
+    const SERVERS: usize = 10;
+    // The demo server's catalog size, and the proxy's built-in tools.
+    let mut demo = StdioClient::spawn(Command::new(DEMO), Stdio::null())?;
+    demo.initialize().await?;
+    let demo_tools = demo.list_tools().await?.len();
+    demo.close().await;
+    let empty = servers_config(dir, "none", 0, 0)?;
+    let (_, client) =
+        start_until_listed(proxy_command(dir, &empty, &[])?, Stdio::null(), 0).await?;
+    let mut client = client;
+    let builtin = client.list_tools().await?.len();
+    client.close().await;
+
+    let config = servers_config(dir, "ten", SERVERS, 0)?;
+    let expected = builtin + SERVERS * demo_tools;
+    let (mut alone, mut servers, mut proxied, mut idle_rss) = (vec![], vec![], vec![], vec![]);
+    for run in 0..plan.startup_runs {
+        eprintln!("  start-up run {}", run + 1);
+        // The proxy with no servers: its own fixed cost.
+        let (ms, client) =
+            start_until_listed(proxy_command(dir, &empty, &[])?, Stdio::null(), builtin).await?;
+        alone.push(ms);
+        client.close().await;
+
+        // The servers' own start-up: ten demo servers spawned at once, each to its tools/list.
+        let start = Instant::now();
+        let spawned = (0..SERVERS).map(|i| async move {
+            let mut cmd = Command::new(DEMO);
+            cmd.args(["--name", &format!("s{i}")]);
+            let (_, client) = start_until_listed(cmd, Stdio::null(), demo_tools).await?;
+            Ok::<_, anyhow::Error>(client)
+        });
+        let clients = futures::future::try_join_all(spawned).await?;
+        servers.push(start.elapsed().as_secs_f64() * 1e3);
+        for client in clients {
+            client.close().await;
+        }
+
+        let (ms, client) = start_until_listed(
+            proxy_command(dir, &config, &[])?,
+            log_file(dir, "startup")?,
+            expected,
+        )
+        .await?;
+        proxied.push(ms);
+        // Idle memory: once everything is listed and the start-up work has settled.
+        tokio::time::sleep(Duration::from_millis(if plan.quick { 100 } else { 2000 })).await;
+        idle_rss.push(rss_kib(client.pid())? as f64 / 1024.0);
+        client.close().await;
+    }
+    let (alone, servers, proxied, idle) = (
+        median(&mut alone),
+        median(&mut servers),
+        median(&mut proxied),
+        median(&mut idle_rss),
+    );
+    writeln!(
+        report,
+        "\n### 4. Start-up: spawn → `initialize` → `tools/list` with every tool (median of {} runs)\n",
+        plan.startup_runs
+    )?;
+    writeln!(report, "| what | ms |\n|---|---:|")?;
+    writeln!(
+        report,
+        "| proxy alone, no servers ({builtin} built-in tools) | {alone:.1} |"
+    )?;
+    writeln!(
+        report,
+        "| {SERVERS} demo servers alone, spawned at once, each to its `tools/list` | {servers:.1} |"
+    )?;
+    writeln!(
+        report,
+        "| proxy with {SERVERS} demo servers ({expected} tools) | {proxied:.1} |"
+    )?;
+    writeln!(
+        report,
+        "| proxy's share (with {SERVERS} servers − servers alone) | {:.1} |",
+        proxied - servers
+    )?;
+    writeln!(
+        report,
+        "\n### 3a. Memory idle: proxy RSS with {SERVERS} demo servers connected (children excluded)\n\n\
+         | proxy RSS MiB |\n|---:|\n| {idle:.1} |"
+    )?;
+    Ok(())
+}
+
+// ===== 2. HTTP throughput, 3b/3c. session and long-run memory =====
+
+/// One Streamable HTTP session (or none, stateless) over a shared `reqwest` client.
+struct HttpSession {
+    client: reqwest::Client,
+    url: String,
+    session: Option<String>,
+    next_id: u64,
+}
+
+impl HttpSession {
+    async fn open(client: &reqwest::Client, url: &str) -> Result<HttpSession> {
+        let mut session = HttpSession {
+            client: client.clone(),
+            url: url.to_owned(),
+            session: None,
+            next_id: 0,
+        };
+        session.request("initialize", initialize_params()).await?;
+        session
+            .post(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+            .await?;
+        Ok(session)
+    }
+
+    async fn post(&mut self, body: &Value) -> Result<Option<Value>> {
+        let mut request = self
+            .client
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(body.to_string());
+        if let Some(id) = &self.session {
+            request = request
+                .header("mcp-session-id", id)
+                .header("mcp-protocol-version", PROTOCOL_VERSION);
+        }
+        let response = request.send().await?;
+        let status = response.status();
+        if let Some(id) = response.headers().get("mcp-session-id") {
+            self.session = Some(id.to_str()?.to_owned());
+        }
+        let is_sse = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        let text = response.text().await?;
+        if !status.is_success() {
+            bail!("HTTP {status}: {text}");
+        }
+        if status == reqwest::StatusCode::ACCEPTED || text.trim().is_empty() {
+            return Ok(None);
+        }
+        if !is_sse {
+            return Ok(Some(serde_json::from_str(&text)?));
+        }
+        // The answer is the SSE event carrying a JSON-RPC response (an id and a result or error).
+        for line in text.lines() {
+            let Some(data) = line.strip_prefix("data:") else {
+                continue;
+            };
+            let Ok(message) = serde_json::from_str::<Value>(data.trim()) else {
+                continue;
+            };
+            if message.get("id").is_some()
+                && (message.get("result").is_some() || message.get("error").is_some())
+            {
+                return Ok(Some(message));
+            }
+        }
+        bail!("no response in the SSE body: {text}")
+    }
+
+    async fn request(&mut self, method: &str, params: Value) -> Result<Value> {
+        self.next_id += 1;
+        let body =
+            json!({"jsonrpc": "2.0", "id": self.next_id, "method": method, "params": params});
+        let message = self
+            .post(&body)
+            .await?
+            .ok_or_else(|| anyhow!("{method}: no answer"))?;
+        response_result(method, message)
+    }
+
+    async fn call(&mut self, tool: &str) -> Result<()> {
+        let result = self
+            .request(
+                "tools/call",
+                json!({"name": tool, "arguments": {"message": "hello"}}),
+            )
+            .await?;
+        if result.get("isError").and_then(Value::as_bool) == Some(true) {
+            bail!("{tool} failed: {result}");
+        }
+        Ok(())
+    }
+
+    async fn close(self) {
+        if let Some(id) = &self.session {
+            let _ = self
+                .client
+                .delete(&self.url)
+                .header("mcp-session-id", id)
+                .send()
+                .await;
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Throughput {
+    calls_per_second: f64,
+    summary: Summary,
+    errors: usize,
+}
+
+/// `concurrency` sessions, each calling in a loop for `seconds` (or `calls` in total if given).
+async fn load(
+    client: &reqwest::Client,
+    url: &str,
+    tool: &str,
+    concurrency: usize,
+    seconds: f64,
+    total_calls: Option<usize>,
+) -> Result<Throughput> {
+    let barrier = Arc::new(Barrier::new(concurrency + 1));
+    let per_worker = total_calls.map(|n| n.div_ceil(concurrency));
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (client, url, tool, barrier) = (
+                client.clone(),
+                url.to_owned(),
+                tool.to_owned(),
+                barrier.clone(),
+            );
+            tokio::spawn(async move {
+                let opened = async {
+                    let mut session = HttpSession::open(&client, &url).await?;
+                    for _ in 0..5 {
+                        session.call(&tool).await?;
+                    }
+                    Ok::<_, anyhow::Error>(session)
+                }
+                .await;
+                barrier.wait().await;
+                let mut session = opened?;
+                let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+                let (mut samples, mut errors) = (Vec::new(), 0usize);
+                loop {
+                    let done = match per_worker {
+                        Some(n) => samples.len() + errors >= n,
+                        None => Instant::now() >= deadline,
+                    };
+                    if done {
+                        break;
+                    }
+                    let start = Instant::now();
+                    match session.call(&tool).await {
+                        Ok(()) => samples.push(start.elapsed()),
+                        Err(error) => {
+                            if errors == 0 {
+                                eprintln!("  call error: {error:#}");
+                            }
+                            errors += 1;
+                        }
+                    }
+                }
+                session.close().await;
+                Ok::<_, anyhow::Error>((samples, errors))
+            })
+        })
+        .collect();
+    barrier.wait().await;
+    let start = Instant::now();
+    let (mut samples, mut errors) = (Vec::new(), 0);
+    for worker in workers {
+        let (s, e) = worker.await??;
+        samples.extend(s);
+        errors += e;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    Ok(Throughput {
+        calls_per_second: samples.len() as f64 / elapsed,
+        summary: summarize(&mut samples),
+        errors,
+    })
+}
+
+/// A target of the HTTP scenario: its process, URL and echo tool.
+struct HttpTarget {
+    name: String,
+    child: Child,
+    url: String,
+    tool: String,
+}
+
+impl HttpTarget {
+    async fn start(
+        name: String,
+        mut cmd: Command,
+        port: u16,
+        log: Stdio,
+        client: &reqwest::Client,
+    ) -> Result<HttpTarget> {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().with_context(|| format!("spawn {name}"))?;
+        wait_for_port(port, &mut child).await?;
+        let url = format!("http://127.0.0.1:{port}/mcp");
+        let mut session = HttpSession::open(client, &url).await?;
+        // A proxy may still be connecting its servers: wait until the echo tool is listed.
+        let started = Instant::now();
+        let tool = loop {
+            let listed = session.request("tools/list", json!({})).await?;
+            let names: Vec<String> = tool_names(&listed).collect();
+            match echo_tool(&names) {
+                Ok(tool) => break tool,
+                Err(error) if started.elapsed() > Duration::from_secs(30) => return Err(error),
+                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        };
+        session.close().await;
+        Ok(HttpTarget {
+            name,
+            child,
+            url,
+            tool,
+        })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id().unwrap_or(0)
+    }
+}
+
+async fn http(report: &mut String, plan: Plan, dir: &Path, peer: Option<&Peer>) -> Result<()> {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()?;
+    let config = servers_config(dir, "http-one", 1, 0)?;
+    let mut targets = Vec::new();
+
+    let port = free_port()?;
+    let mut demo = Command::new(DEMO);
+    demo.args(["--http", &port.to_string()]);
+    targets.push(
+        HttpTarget::start(
+            "demo server's own HTTP (floor)".into(),
+            demo,
+            port,
+            log_file(dir, "http-demo")?,
+            &client,
+        )
+        .await?,
+    );
+    let port = free_port()?;
+    let port_text = port.to_string();
+    let cmd = proxy_command(
+        dir,
+        &config,
+        &[
+            "--transport",
+            "streamable-http",
+            "--port",
+            &port_text,
+            "--rate-limit-tools",
+            "0",
+            "--rate-limit-requests",
+            "0",
+        ],
+    )?;
+    targets.push(
+        HttpTarget::start(
+            "pluggedin-mcp-proxy (HTTP) → demo (stdio)".into(),
+            cmd,
+            port,
+            log_file(dir, "http-proxy")?,
+            &client,
+        )
+        .await?,
+    );
+    if let Some(peer) = peer {
+        let port = free_port()?;
+        let port_text = port.to_string();
+        let cmd = peer.command(&config, &["--transport", "http", "--port", &port_text]);
+        match HttpTarget::start(
+            format!("fastmcp {} (HTTP) → demo (stdio)", peer.version),
+            cmd,
+            port,
+            log_file(dir, "http-peer")?,
+            &client,
+        )
+        .await
+        {
+            Ok(target) => targets.push(target),
+            Err(error) => eprintln!("  peer over HTTP did not start: {error:#}"),
+        }
+    }
+
+    let mut rows = Vec::new();
+    for target in &targets {
+        for concurrency in CONCURRENCY {
+            eprintln!("  {} at c={concurrency}", target.name);
+            let result = load(
+                &client,
+                &target.url,
+                &target.tool,
+                concurrency,
+                plan.http_seconds,
+                None,
+            )
+            .await?;
+            rows.push((target.name.clone(), concurrency, result));
+        }
+    }
+    writeln!(
+        report,
+        "\n### 2. Streamable HTTP: throughput ({} s per level; c sessions, one call in flight each)\n",
+        plan.http_seconds
+    )?;
+    writeln!(
+        report,
+        "| target | c | calls/s | vs floor | p50 µs | p99 µs | p99/p50 | errors |"
+    )?;
+    writeln!(report, "|---|---:|---:|---:|---:|---:|---:|---:|")?;
+    for (name, concurrency, result) in &rows {
+        let floor = rows
+            .iter()
+            .find(|(_, c, _)| c == concurrency)
+            .map_or(1.0, |(_, _, r)| r.calls_per_second);
+        writeln!(
+            report,
+            "| {name} | {concurrency} | {:.0} | {:.0}% | {:.0} | {:.0} | {:.1} | {} |",
+            result.calls_per_second,
+            100.0 * result.calls_per_second / floor,
+            result.summary.p50,
+            result.summary.p99,
+            result.summary.p99 / result.summary.p50,
+            result.errors
+        )?;
+    }
+    writeln!(
+        report,
+        "\nThe client (tokio, `reqwest`) runs on the same cores as the target, as do the proxy's \
+         demo server child; all compete for the same CPUs."
+    )?;
+
+    // 3b/3c on the proxy: idle sessions, then a long run.
+    let proxy = &targets[1];
+    let pid = proxy.pid();
+    let base = rss_kib(pid)?;
+    eprintln!("  {} idle sessions", plan.idle_sessions);
+    let mut sessions = Vec::with_capacity(plan.idle_sessions);
+    for _ in 0..plan.idle_sessions {
+        sessions.push(HttpSession::open(&client, &proxy.url).await?);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let with_sessions = rss_kib(pid)?;
+    for session in sessions {
+        session.close().await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after_close = rss_kib(pid)?;
+
+    eprintln!("  {} calls at c=32", plan.leak_calls);
+    let warm = plan.leak_calls / 10;
+    load(&client, &proxy.url, &proxy.tool, 32, 0.0, Some(warm)).await?;
+    let after_warm = rss_kib(pid)?;
+    let long = load(
+        &client,
+        &proxy.url,
+        &proxy.tool,
+        32,
+        0.0,
+        Some(plan.leak_calls),
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after_long = rss_kib(pid)?;
+
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    writeln!(
+        report,
+        "\n### 3b/3c. Memory under HTTP: proxy RSS (children excluded), one demo server\n"
+    )?;
+    writeln!(report, "| moment | proxy RSS MiB |\n|---|---:|")?;
+    writeln!(
+        report,
+        "| after the throughput runs above | {:.1} |",
+        mib(base)
+    )?;
+    writeln!(
+        report,
+        "| with {} idle sessions open | {:.1} |",
+        plan.idle_sessions,
+        mib(with_sessions)
+    )?;
+    writeln!(
+        report,
+        "| after closing them (DELETE) | {:.1} |",
+        mib(after_close)
+    )?;
+    writeln!(
+        report,
+        "| after {warm} warm-up calls (c=32) | {:.1} |",
+        mib(after_warm)
+    )?;
+    writeln!(
+        report,
+        "| after {} more calls (c=32, {:.0} calls/s, {} errors) | {:.1} |",
+        plan.leak_calls,
+        long.calls_per_second,
+        long.errors,
+        mib(after_long)
+    )?;
+    writeln!(
+        report,
+        "\nPer idle session: {:.1} KiB ((RSS with sessions − before) / {}).",
+        (with_sessions as f64 - base as f64) / plan.idle_sessions as f64,
+        plan.idle_sessions
+    )?;
+    for target in targets {
+        stop(target.child).await;
+    }
+    Ok(())
+}
+
+// ===== 5. Big catalog =====
+
+async fn big_catalog(report: &mut String, plan: Plan, dir: &Path) -> Result<()> {
+    let (servers, extra) = (plan.catalog_servers, plan.catalog_tools);
+    let config = servers_config(dir, "big", servers, extra)?;
+    let mut demo = Command::new(DEMO);
+    demo.args(["--extra-tools", &extra.to_string()]);
+    let mut probe = StdioClient::spawn(demo, Stdio::null())?;
+    probe.initialize().await?;
+    let per_server = probe.list_tools().await?.len();
+    probe.close().await;
+    let empty = servers_config(dir, "none", 0, 0)?;
+    let mut bare = StdioClient::spawn(proxy_command(dir, &empty, &[])?, Stdio::null())?;
+    bare.initialize().await?;
+    let builtin = bare.list_tools().await?.len();
+    bare.close().await;
+
+    let expected = builtin + servers * per_server;
+    eprintln!("  waiting for {expected} tools from {servers} servers");
+    let (start_ms, mut client) = start_until_listed(
+        proxy_command(dir, &config, &[])?,
+        log_file(dir, "big")?,
+        expected,
+    )
+    .await?;
+    let mut times = Vec::new();
+    let mut pages = 0;
+    for _ in 0..plan.catalog_lists {
+        let start = Instant::now();
+        let names = client.list_tools().await?;
+        times.push(start.elapsed().as_secs_f64() * 1e3);
+        if names.len() != expected {
+            bail!("listed {} tools, expected {expected}", names.len());
+        }
+        pages = names.len().div_ceil(1000);
+    }
+    let rss = rss_kib(client.pid())? as f64 / 1024.0;
+    let mut direct_times = Vec::new();
+    let mut demo = Command::new(DEMO);
+    demo.args(["--extra-tools", &extra.to_string()]);
+    let mut one = StdioClient::spawn(demo, Stdio::null())?;
+    one.initialize().await?;
+    for _ in 0..plan.catalog_lists {
+        let start = Instant::now();
+        one.list_tools().await?;
+        direct_times.push(start.elapsed().as_secs_f64() * 1e3);
+    }
+    one.close().await;
+    client.close().await;
+    let fastest = times.iter().copied().fold(f64::INFINITY, f64::min);
+    writeln!(
+        report,
+        "\n### 5. Big catalog: {servers} servers × {per_server} tools = {expected} tools with the built-ins\n"
+    )?;
+    writeln!(report, "| what | value |\n|---|---:|")?;
+    writeln!(
+        report,
+        "| full `tools/list` through the proxy, all ~{pages} pages (median of {}) | {:.2} ms |",
+        plan.catalog_lists,
+        median(&mut times)
+    )?;
+    writeln!(report, "| same, fastest | {fastest:.2} ms |")?;
+    writeln!(
+        report,
+        "| one demo server's own `tools/list` of {per_server} tools (median) | {:.2} ms |",
+        median(&mut direct_times)
+    )?;
+    writeln!(
+        report,
+        "| proxy RSS with the catalog loaded | {rss:.1} MiB |"
+    )?;
+    writeln!(
+        report,
+        "| start-up to the complete catalog (servers' start-up included) | {start_ms:.0} ms |"
+    )?;
+    Ok(())
+}
