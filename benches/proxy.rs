@@ -87,11 +87,21 @@ async fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     // `cargo bench` passes `--bench`; anything else unknown is a mistake worth reporting.
     let quick = args.iter().any(|a| a == "--quick");
+    // `--only=stdio,http` runs some scenarios: stdio, startup, http, catalog.
+    let only: Vec<&str> = args
+        .iter()
+        .filter_map(|a| a.strip_prefix("--only="))
+        .flat_map(|list| list.split(','))
+        .collect();
+    let run = |scenario: &str| only.is_empty() || only.contains(&scenario);
     if let Some(unknown) = args
         .iter()
-        .find(|a| !matches!(a.as_str(), "--quick" | "--bench"))
+        .find(|a| !matches!(a.as_str(), "--quick" | "--bench") && !a.starts_with("--only="))
     {
-        bail!("unknown argument {unknown:?} (usage: cargo bench --bench proxy [-- --quick])");
+        bail!(
+            "unknown argument {unknown:?} \
+             (usage: cargo bench --bench proxy [-- --quick] [--only=stdio,startup,http,catalog])"
+        );
     }
     let plan = Plan::new(quick);
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -100,14 +110,22 @@ async fn main() -> Result<()> {
     header(&mut report, plan)?;
 
     let peer = Peer::find();
-    eprintln!("== 1. stdio per-call overhead");
-    stdio_overhead(&mut report, plan, work.path(), peer.as_ref()).await?;
-    eprintln!("== 4. start-up and idle memory");
-    startup(&mut report, plan, work.path()).await?;
-    eprintln!("== 2./3. HTTP throughput and memory");
-    http(&mut report, plan, work.path(), peer.as_ref()).await?;
-    eprintln!("== 5. big catalog");
-    big_catalog(&mut report, plan, work.path()).await?;
+    if run("stdio") {
+        eprintln!("== 1. stdio per-call overhead");
+        stdio_overhead(&mut report, plan, work.path(), peer.as_ref()).await?;
+    }
+    if run("startup") {
+        eprintln!("== 4. start-up and idle memory");
+        startup(&mut report, plan, work.path()).await?;
+    }
+    if run("http") {
+        eprintln!("== 2./3. HTTP throughput and memory");
+        http(&mut report, plan, work.path(), peer.as_ref()).await?;
+    }
+    if run("catalog") {
+        eprintln!("== 5. big catalog");
+        big_catalog(&mut report, plan, work.path()).await?;
+    }
     if peer.is_none() {
         writeln!(
             report,
