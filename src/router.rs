@@ -220,6 +220,20 @@ const PROGRESS_FLUSH_WAIT: Duration = Duration::from_secs(2);
 /// A progress notification on its way to one session, in the order the server sent them.
 type Outgoing = (ProgressNotificationParam, Arc<Pending>);
 
+/// Progress kept for a request not registered yet (a fast server can report before our
+/// forwarding task has recorded the route), this long at most.
+const EARLY_PROGRESS_TTL: Duration = Duration::from_secs(10);
+/// A bound on the early progress kept, so a server reporting on requests nobody follows cannot
+/// grow it.
+const EARLY_PROGRESS_MAX: usize = 10_000;
+
+/// Where progress goes: routes by (server, downstream token), and what arrived before its route.
+#[derive(Default)]
+struct ProgressTable {
+    routes: HashMap<(String, ProgressToken), ProgressRoute>,
+    early: HashMap<(String, ProgressToken), (std::time::Instant, Vec<ProgressNotificationParam>)>,
+}
+
 /// A forwarded request in flight, for finding the session a server-to-client request belongs to.
 struct InFlight {
     server: String,
@@ -250,7 +264,7 @@ pub struct Router {
     /// The configured instructions and tool filters live in each server's config.
     catalog: RwLock<Arc<Catalog>>,
     sessions: Mutex<Vec<Weak<Session>>>,
-    progress: Mutex<HashMap<(String, ProgressToken), ProgressRoute>>,
+    progress: Mutex<ProgressTable>,
     in_flight: Mutex<BTreeMap<u64, InFlight>>,
     next_in_flight: AtomicU64,
     ids: ServerIds,
@@ -1081,18 +1095,24 @@ impl Router {
             .map(|(token, session)| {
                 let key = (server.to_owned(), handle.progress_token.clone());
                 let pending = Arc::new(Pending::default());
-                lock(&self.progress).insert(
-                    key.clone(),
-                    ProgressRoute {
-                        session: Arc::downgrade(session),
-                        token,
-                        pending: pending.clone(),
-                    },
-                );
+                let route = ProgressRoute {
+                    session: Arc::downgrade(session),
+                    token,
+                    pending: pending.clone(),
+                };
+                let mut table = lock(&self.progress);
+                // Whatever the server reported before this moment goes first, in order.
+                if let Some((_, early)) = table.early.remove(&key) {
+                    for params in early {
+                        self.deliver(&route, params);
+                    }
+                }
+                table.routes.insert(key.clone(), route);
+                drop(table);
                 (
                     pending,
                     Cleanup(move || {
-                        lock(&self.progress).remove(&key);
+                        lock(&self.progress).routes.remove(&key);
                     }),
                 )
             });
@@ -1158,6 +1178,34 @@ impl Router {
                 method: method.to_owned(),
                 message: other.to_string(),
             },
+        }
+    }
+
+    /// Queues one progress notification for the route's session, with the client's token. Called
+    /// with the progress table locked, so notifications keep the order they arrived in.
+    fn deliver(&self, route: &ProgressRoute, mut params: ProgressNotificationParam) {
+        let Some(session) = route.session.upgrade() else {
+            return;
+        };
+        let Some(peer) = session.peer.get() else {
+            return;
+        };
+        params.progress_token = route.token.clone();
+        let outbox = session.outbox.get_or_init(|| {
+            let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<Outgoing>();
+            let peer = peer.clone();
+            // Ends when the session (the sender) is gone.
+            self.tracker.spawn(async move {
+                while let Some((params, pending)) = receiver.recv().await {
+                    let _ = peer.notify_progress(params).await;
+                    pending.done();
+                }
+            });
+            sender
+        });
+        route.pending.count.fetch_add(1, Ordering::AcqRel);
+        if outbox.send((params, route.pending.clone())).is_err() {
+            route.pending.done();
         }
     }
 
@@ -1285,40 +1333,29 @@ impl Events for Router {
         self.rebuild_catalog();
     }
 
-    fn progress(&self, server: &str, mut params: ProgressNotificationParam) {
-        let route = lock(&self.progress)
-            .get(&(server.to_owned(), params.progress_token.clone()))
-            .and_then(|route| {
-                Some((
-                    route.session.upgrade()?,
-                    route.token.clone(),
-                    route.pending.clone(),
-                ))
-            });
-        let Some((session, token, pending)) = route else {
+    fn progress(&self, server: &str, params: ProgressNotificationParam) {
+        let key = (server.to_owned(), params.progress_token.clone());
+        let mut table = lock(&self.progress);
+        if let Some(route) = table.routes.get(&key) {
+            self.deliver(route, params);
+            return;
+        }
+        let now = std::time::Instant::now();
+        if table.early.len() >= EARLY_PROGRESS_MAX {
+            table
+                .early
+                .retain(|_, (first, _)| now.duration_since(*first) < EARLY_PROGRESS_TTL);
+        }
+        if table.early.len() >= EARLY_PROGRESS_MAX {
             tracing::debug!(server, "progress for no known request dropped");
             return;
-        };
-        let Some(peer) = session.peer.get() else {
-            return;
-        };
-        params.progress_token = token;
-        let outbox = session.outbox.get_or_init(|| {
-            let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<Outgoing>();
-            let peer = peer.clone();
-            // Ends when the session (the sender) is gone.
-            self.tracker.spawn(async move {
-                while let Some((params, pending)) = receiver.recv().await {
-                    let _ = peer.notify_progress(params).await;
-                    pending.done();
-                }
-            });
-            sender
-        });
-        pending.count.fetch_add(1, Ordering::AcqRel);
-        if outbox.send((params, pending.clone())).is_err() {
-            pending.done();
         }
+        table
+            .early
+            .entry(key)
+            .or_insert_with(|| (now, Vec::new()))
+            .1
+            .push(params);
     }
 
     fn log(&self, server: &str, mut params: LoggingMessageNotificationParam) {
