@@ -22,10 +22,10 @@ use rmcp::model::{
     ResourcesCapability, ServerCapabilities, ServerConfig, ServerRequest, ServerResult,
     SetLevelRequestParams, SubscribeRequestParams, ToolsCapability, UnsubscribeRequestParams,
 };
-use rmcp::model::{GetExtensions, RequestMetaObject};
+use rmcp::model::{GetExtensions, RequestMetaObject, ServerNotification};
 use rmcp::service::{
     InboundStreamOrigin, OriginatingRequestId, Peer, PeerRequestOptions, RequestContext,
-    ServiceError,
+    ServiceError, SubscriptionContext, SubscriptionSink,
 };
 use rmcp::{RoleClient, RoleServer};
 use tokio_util::sync::CancellationToken;
@@ -264,6 +264,9 @@ pub struct Router {
     /// The configured instructions and tool filters live in each server's config.
     catalog: RwLock<Arc<Catalog>>,
     sessions: Mutex<Vec<Weak<Session>>>,
+    /// Modern clients' `subscriptions/listen` streams, by a local id.
+    listeners: Mutex<HashMap<u64, SubscriptionSink>>,
+    next_listener: AtomicU64,
     progress: Mutex<ProgressTable>,
     in_flight: Mutex<BTreeMap<u64, InFlight>>,
     next_in_flight: AtomicU64,
@@ -312,6 +315,8 @@ impl Router {
             servers: RwLock::default(),
             catalog: RwLock::default(),
             sessions: Mutex::default(),
+            listeners: Mutex::default(),
+            next_listener: AtomicU64::new(0),
             progress: Mutex::default(),
             in_flight: Mutex::default(),
             next_in_flight: AtomicU64::new(0),
@@ -476,6 +481,78 @@ impl Router {
                     let _ = peer.notify_resource_list_changed().await;
                 }
             });
+        }
+        let mut changes = Vec::new();
+        if tools_changed {
+            changes.push(ServerNotification::ToolListChangedNotification(
+                Default::default(),
+            ));
+        }
+        if prompts_changed {
+            changes.push(ServerNotification::PromptListChangedNotification(
+                Default::default(),
+            ));
+        }
+        if resources_changed {
+            changes.push(ServerNotification::ResourceListChangedNotification(
+                Default::default(),
+            ));
+        }
+        self.notify_listeners(changes);
+    }
+
+    /// Sends notifications to every `subscriptions/listen` stream that asked for them (each
+    /// sink drops what its filter did not accept).
+    fn notify_listeners(&self, notifications: Vec<ServerNotification>) {
+        if notifications.is_empty() {
+            return;
+        }
+        let sinks: Vec<SubscriptionSink> = lock(&self.listeners).values().cloned().collect();
+        for sink in sinks {
+            let notifications = notifications.clone();
+            self.tracker.spawn(async move {
+                for notification in notifications {
+                    let _ = sink.send(notification).await;
+                }
+            });
+        }
+    }
+
+    /// Serves one `subscriptions/listen` stream until the client ends it: list changes from
+    /// every server, and updates of the resources it named (subscribed downstream meanwhile).
+    pub async fn listen(&self, context: SubscriptionContext) {
+        let id = self.next_listener.fetch_add(1, Ordering::Relaxed);
+        lock(&self.listeners).insert(id, context.sink().clone());
+        // A session of its own holds the downstream resource subscriptions while the stream lives.
+        let holder = Arc::new(Session::default());
+        let caller = Caller {
+            session: Some(holder.clone()),
+            request_id: None,
+            meta: RequestMetaObject::default(),
+            ct: CancellationToken::new(),
+        };
+        let uris = context
+            .accepted()
+            .resource_subscriptions
+            .clone()
+            .unwrap_or_default();
+        if !uris.is_empty() {
+            self.register_session(&holder);
+        }
+        for uri in &uris {
+            if let Err(error) = self
+                .subscribe(&caller, SubscribeRequestParams::new(uri.clone()))
+                .await
+            {
+                tracing::debug!(uri, "subscription not taken downstream: {error}");
+            }
+        }
+        context.cancelled().await;
+        lock(&self.listeners).remove(&id);
+        for uri in uris {
+            let _ = self
+                .unsubscribe(&caller, UnsubscribeRequestParams::new(uri))
+                .await;
         }
     }
 
@@ -1378,6 +1455,9 @@ impl Events for Router {
     }
 
     fn resource_updated(&self, _server: &str, params: ResourceUpdatedNotificationParam) {
+        self.notify_listeners(vec![ServerNotification::ResourceUpdatedNotification(
+            rmcp::model::Notification::new(params.clone()),
+        )]);
         for session in self.live_sessions() {
             if !lock(&session.subscriptions).contains(&params.uri) {
                 continue;
