@@ -13,6 +13,7 @@ mod cli;
 mod clients;
 mod control;
 mod forwarding;
+mod generations;
 mod http;
 mod input;
 mod reload;
