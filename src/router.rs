@@ -22,7 +22,9 @@ use rmcp::model::{
     ResourcesCapability, ServerCapabilities, ServerConfig, ServerRequest, ServerResult,
     SetLevelRequestParams, SubscribeRequestParams, ToolsCapability, UnsubscribeRequestParams,
 };
-use rmcp::model::{GetExtensions, RequestMetaObject, ServerNotification};
+use rmcp::model::{
+    GetExtensions, InputRequest, InputResponses, RequestMetaObject, ServerNotification,
+};
 use rmcp::service::{
     InboundStreamOrigin, OriginatingRequestId, Peer, PeerRequestOptions, RequestContext,
     ServiceError, SubscriptionContext, SubscriptionSink,
@@ -213,6 +215,9 @@ impl Pending {
         }
     }
 }
+
+/// Rounds of `InputRequiredResult` answered for a legacy client before the proxy gives up.
+const MAX_INPUT_ROUNDS: usize = 8;
 
 /// How long an answer waits for its progress notifications to reach the client first.
 const PROGRESS_FLUSH_WAIT: Duration = Duration::from_secs(2);
@@ -1139,9 +1144,95 @@ impl Router {
         }
     }
 
+    /// Sends a request to a server and returns its answer. When a modern server answers a legacy
+    /// client with `InputRequiredResult` (sampling, elicitation or roots wanted), the proxy asks
+    /// the client those questions with real requests and retries with the answers, as the
+    /// 2026-07-28 revision has clients do; a modern client gets the `InputRequiredResult` itself.
+    async fn forward(
+        &self,
+        server: &str,
+        mut request: ClientRequest,
+        caller: &Caller,
+    ) -> Result<ServerResult, RouteError> {
+        let modern_caller = caller
+            .meta
+            .protocol_version()
+            .is_some_and(|version| !version.has_initialize());
+        for _ in 0..MAX_INPUT_ROUNDS {
+            let result = self.forward_once(server, request.clone(), caller).await?;
+            let ServerResult::InputRequiredResult(input) = result else {
+                return Ok(result);
+            };
+            let Some(session) = caller.session.as_ref().filter(|_| !modern_caller) else {
+                return Ok(ServerResult::InputRequiredResult(input));
+            };
+            let mut answers = InputResponses::new();
+            for (key, question) in input.input_requests.unwrap_or_default() {
+                let question = match question {
+                    InputRequest::CreateMessage(request) => {
+                        ServerRequest::CreateMessageRequest(request)
+                    }
+                    InputRequest::Elicitation(request) => ServerRequest::ElicitRequest(request),
+                    InputRequest::ListRoots(request) => ServerRequest::ListRootsRequest(request),
+                    other => {
+                        return Err(RouteError::Transport {
+                            server: server.to_owned(),
+                            method: request.method().to_owned(),
+                            message: format!(
+                                "asks for input of a kind the proxy does not know: {other:?}"
+                            ),
+                        });
+                    }
+                };
+                let answer = ask_client(
+                    session,
+                    caller.request_id.clone(),
+                    server,
+                    question,
+                    caller.ct.clone(),
+                )
+                .await
+                .map_err(RouteError::Downstream)?;
+                let answer =
+                    serde_json::to_value(answer).map_err(|error| RouteError::Transport {
+                        server: server.to_owned(),
+                        method: request.method().to_owned(),
+                        message: format!("cannot encode the client's answer: {error}"),
+                    })?;
+                answers.insert(key, answer);
+            }
+            let state = input.request_state;
+            match &mut request {
+                ClientRequest::CallToolRequest(call) => {
+                    call.params.input_responses = Some(answers);
+                    call.params.request_state = state;
+                }
+                ClientRequest::GetPromptRequest(get) => {
+                    get.params.input_responses = Some(answers);
+                    get.params.request_state = state;
+                }
+                ClientRequest::ReadResourceRequest(read) => {
+                    read.params.input_responses = Some(answers);
+                    read.params.request_state = state;
+                }
+                _ => {
+                    return Err(RouteError::UnexpectedResult {
+                        server: server.to_owned(),
+                        method: request.method().to_owned(),
+                    });
+                }
+            }
+        }
+        Err(RouteError::Transport {
+            server: server.to_owned(),
+            method: request.method().to_owned(),
+            message: format!("still asking for input after {MAX_INPUT_ROUNDS} rounds"),
+        })
+    }
+
     /// Sends one request to a server and waits for its answer, forwarding progress to the
     /// caller's token and the caller's cancellation to the server.
-    async fn forward(
+    async fn forward_once(
         &self,
         server: &str,
         request: ClientRequest,
@@ -1475,20 +1566,17 @@ impl Events for Router {
     fn server_request(
         &self,
         server: &str,
-        mut request: ServerRequest,
+        request: ServerRequest,
         context: RequestContext<RoleClient>,
     ) -> BoxFuture<'static, Result<ClientResult, ErrorData>> {
         let router = self.this.upgrade();
         let origin = context.extensions.get::<InboundStreamOrigin>().cloned();
         let server = server.to_owned();
         Box::pin(async move {
-            let method = match &request {
-                ServerRequest::CreateMessageRequest(_) => "sampling/createMessage",
-                ServerRequest::ElicitRequest(_) => "elicitation/create",
-                ServerRequest::ListRootsRequest(_) => "roots/list",
-                ServerRequest::PingRequest(_) => return Ok(ClientResult::empty(())),
-                _ => "a custom request",
-            };
+            let method = method_of(&request);
+            if matches!(request, ServerRequest::PingRequest(_)) {
+                return Ok(ClientResult::empty(()));
+            }
             let Some(router) = router else {
                 return Err(ErrorData::internal_error(
                     "the proxy is shutting down",
@@ -1526,71 +1614,95 @@ impl Events for Router {
                     ));
                 }
             };
-            let Some(peer) = session.peer.get().cloned() else {
-                return Err(ErrorData::internal_error(
-                    "the client session is not ready",
-                    None,
-                ));
-            };
-            let capabilities = peer
-                .peer_info()
-                .map(|info| info.capabilities.clone())
-                .unwrap_or_default();
-            let supported = match &request {
-                ServerRequest::CreateMessageRequest(_) => capabilities.sampling.is_some(),
-                ServerRequest::ElicitRequest(_) => capabilities.elicitation.is_some(),
-                ServerRequest::ListRootsRequest(_) => capabilities.roots.is_some(),
-                _ => true,
-            };
-            if !supported {
-                if matches!(request, ServerRequest::ListRootsRequest(_)) {
-                    return Ok(ClientResult::ListRootsResult(ListRootsResult::default()));
-                }
-                return Err(ErrorData::new(
-                    ErrorCode::METHOD_NOT_FOUND,
-                    format!("the client does not support {method} (asked by server \"{server}\")"),
-                    None,
-                ));
-            }
-            // Deliver it on the stream of the client request that caused it (rmcp takes the
-            // association from this marker; the downstream's task-local id would be wrong).
-            if let Some(origin) = origin {
-                request
-                    .extensions_mut()
-                    .insert(OriginatingRequestId(origin));
-            }
-            // A fresh task: rmcp's task-local request id of the downstream's request must not
-            // leak into the upstream request.
-            let ask = tokio::spawn(async move {
-                let handle = peer
-                    .send_request_with_option(
-                        request,
-                        PeerRequestOptions::with_timeout(CLIENT_REQUEST_TIMEOUT),
-                    )
-                    .await
-                    .map_err(|error| {
-                        ErrorData::internal_error(format!("cannot ask the client: {error}"), None)
-                    })?;
-                let id = handle.id.clone();
-                let upstream = handle.peer.clone();
-                tokio::select! {
-                    answer = handle.await_response() => answer.map_err(|error| match error {
-                        ServiceError::McpError(data) => data,
-                        other => ErrorData::internal_error(format!("the client did not answer {method}: {other}"), None),
-                    }),
-                    () = context.ct.cancelled() => {
-                        let params = CancelledNotificationParam::new(
-                            Some(id),
-                            Some(format!("server \"{server}\" cancelled its request")),
-                        );
-                        let _ = upstream.notify_cancelled(params).await;
-                        Err(ErrorData::internal_error("cancelled", None))
-                    }
-                }
-            });
-            ask.await.map_err(|error| {
-                ErrorData::internal_error(format!("asking the client failed: {error}"), None)
-            })?
+            ask_client(&session, origin, &server, request, context.ct).await
         })
     }
+}
+
+fn method_of(request: &ServerRequest) -> &'static str {
+    match request {
+        ServerRequest::CreateMessageRequest(_) => "sampling/createMessage",
+        ServerRequest::ElicitRequest(_) => "elicitation/create",
+        ServerRequest::ListRootsRequest(_) => "roots/list",
+        ServerRequest::PingRequest(_) => "ping",
+        _ => "a custom request",
+    }
+}
+
+/// Asks a client session something on a server's behalf (sampling, elicitation, roots), on the
+/// stream of the client request `origin` when there is one. `cancel` ends the question early.
+async fn ask_client(
+    session: &Session,
+    origin: Option<RequestId>,
+    server: &str,
+    mut request: ServerRequest,
+    cancel: CancellationToken,
+) -> Result<ClientResult, ErrorData> {
+    let method = method_of(&request);
+    let Some(peer) = session.peer.get().cloned() else {
+        return Err(ErrorData::internal_error(
+            "the client session is not ready",
+            None,
+        ));
+    };
+    let capabilities = peer
+        .peer_info()
+        .map(|info| info.capabilities.clone())
+        .unwrap_or_default();
+    let supported = match &request {
+        ServerRequest::CreateMessageRequest(_) => capabilities.sampling.is_some(),
+        ServerRequest::ElicitRequest(_) => capabilities.elicitation.is_some(),
+        ServerRequest::ListRootsRequest(_) => capabilities.roots.is_some(),
+        _ => true,
+    };
+    if !supported {
+        if matches!(request, ServerRequest::ListRootsRequest(_)) {
+            return Ok(ClientResult::ListRootsResult(ListRootsResult::default()));
+        }
+        return Err(ErrorData::new(
+            ErrorCode::METHOD_NOT_FOUND,
+            format!("the client does not support {method} (asked by server \"{server}\")"),
+            None,
+        ));
+    }
+    // Deliver it on the stream of the client request that caused it (rmcp takes the
+    // association from this marker; the downstream's task-local id would be wrong).
+    if let Some(origin) = origin {
+        request
+            .extensions_mut()
+            .insert(OriginatingRequestId(origin));
+    }
+    let server = server.to_owned();
+    // A fresh task: rmcp's task-local request id of the downstream's request must not leak into
+    // the upstream request.
+    let ask = tokio::spawn(async move {
+        let handle = peer
+            .send_request_with_option(
+                request,
+                PeerRequestOptions::with_timeout(CLIENT_REQUEST_TIMEOUT),
+            )
+            .await
+            .map_err(|error| {
+                ErrorData::internal_error(format!("cannot ask the client: {error}"), None)
+            })?;
+        let id = handle.id.clone();
+        let upstream = handle.peer.clone();
+        tokio::select! {
+            answer = handle.await_response() => answer.map_err(|error| match error {
+                ServiceError::McpError(data) => data,
+                other => ErrorData::internal_error(format!("the client did not answer {method}: {other}"), None),
+            }),
+            () = cancel.cancelled() => {
+                let params = CancelledNotificationParam::new(
+                    Some(id),
+                    Some(format!("server \"{server}\" cancelled its request")),
+                );
+                let _ = upstream.notify_cancelled(params).await;
+                Err(ErrorData::internal_error("cancelled", None))
+            }
+        }
+    });
+    ask.await.map_err(|error| {
+        ErrorData::internal_error(format!("asking the client failed: {error}"), None)
+    })?
 }

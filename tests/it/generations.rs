@@ -56,7 +56,10 @@ async fn a_modern_client_works_over_stdio() {
         .arg(&config)
         .arg("--data-dir")
         .arg(dir.path().join("data"));
-    let transport = TokioChildProcess::new(command).unwrap();
+    let (transport, _) = TokioChildProcess::builder(command)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     let client = TestClient::new()
         .serve_with_lifecycle(transport, modern())
         .await
@@ -150,4 +153,124 @@ async fn legacy_and_modern_clients_share_one_http_proxy_and_modern_ones_listen()
         "{notification:?}"
     );
     let _ = subscription.cancel().await;
+}
+
+fn modern_demo() -> serde_json::Value {
+    json!({"command": demo_bin(), "protocol": "modern"})
+}
+
+#[tokio::test]
+async fn a_legacy_client_answers_a_modern_servers_input_requests() {
+    let proxy = proxy().server("demo", modern_demo()).start().await;
+    proxy.wait_for_tool("demo__test_sampling").await;
+    proxy.log.wait_for("protocol=2026-07-28").await;
+    // The server answers with InputRequiredResult; the proxy asks this legacy client for real and
+    // retries with the answers.
+    let sampled = proxy
+        .call_text("demo__test_sampling", json!({"prompt": "hi"}))
+        .await;
+    assert!(sampled.contains("sampled by the test client"), "{sampled}");
+    let elicited = proxy
+        .call_text("demo__test_elicitation", json!({"message": "who?"}))
+        .await;
+    assert!(elicited.contains("tester"), "{elicited}");
+    let roots = proxy.call_text("demo__roots", json!({})).await;
+    assert!(roots.contains("file:///tmp/test-root"), "{roots}");
+    let asked = proxy.requests.lock().unwrap().clone();
+    assert!(
+        asked.contains(&"sampling/createMessage".to_owned()),
+        "{asked:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_modern_client_and_a_modern_server_pass_input_required_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("mcp.json");
+    std::fs::write(
+        &config,
+        json!({"mcpServers": {"demo": modern_demo()}}).to_string(),
+    )
+    .unwrap();
+    let mut command = tokio::process::Command::new(proxy_bin());
+    command
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"));
+    let (transport, _) = TokioChildProcess::builder(command)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = TestClient::new()
+        .serve_with_lifecycle(transport, modern())
+        .await
+        .unwrap();
+    wait_tool(&client, "demo__test_sampling").await;
+    // rmcp's modern client answers the InputRequiredResult itself and retries; the retry's
+    // inputResponses and requestState reach the same server through the proxy.
+    let mut arguments = serde_json::Map::new();
+    arguments.insert("prompt".into(), json!("hi"));
+    // The service's call_tool (not the peer's) drives the input rounds.
+    let result = client
+        .call_tool(CallToolRequestParams::new("demo__test_sampling").with_arguments(arguments))
+        .await
+        .unwrap();
+    assert!(
+        text_of(&result).contains("sampled by the test client"),
+        "{result:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_modern_servers_list_changes_arrive_through_listen() {
+    let mut proxy = proxy().server("demo", modern_demo()).start().await;
+    proxy.wait_for_tool("demo__test_dynamic_tool").await;
+    let before = proxy.tool_names().await;
+    while proxy.events.try_recv().is_ok() {}
+    proxy
+        .call("demo__test_dynamic_tool", json!({}))
+        .await
+        .unwrap();
+    proxy
+        .next_event(|event| matches!(event, Event::ToolsChanged).then_some(()))
+        .await;
+    assert_ne!(before, proxy.tool_names().await);
+}
+
+#[tokio::test]
+async fn auto_detects_each_servers_generation() {
+    let proxy = proxy()
+        .server("dual", json!({"command": demo_bin(), "protocol": "auto"}))
+        .server(
+            "legacy-only",
+            json!({"command": "node", "args": [everything_js(), "stdio"], "protocol": "auto"}),
+        )
+        .start()
+        .await;
+    proxy.wait_for_tool("dual__echo").await;
+    proxy.wait_for_tool("legacy-only__echo").await;
+    let log = proxy.log.text();
+    let protocol_of = |server: &str| {
+        log.lines()
+            .find(|line| line.contains(&format!("server={server}")) && line.contains(" connected "))
+            .and_then(|line| line.split("protocol=").nth(1))
+            .map(|rest| rest.split_whitespace().next().unwrap_or("").to_owned())
+    };
+    assert_eq!(protocol_of("dual").as_deref(), Some("2026-07-28"), "{log}");
+    assert_eq!(
+        protocol_of("legacy-only").as_deref(),
+        Some("2025-11-25"),
+        "{log}"
+    );
+    assert_eq!(
+        proxy.call_text("dual__echo", json!({"message": "m"})).await,
+        "Echo: m"
+    );
+    assert_eq!(
+        proxy
+            .call_text("legacy-only__echo", json!({"message": "l"}))
+            .await,
+        "Echo: l"
+    );
 }
