@@ -15,6 +15,30 @@ fn modern() -> ClientLifecycleMode {
     }
 }
 
+/// A modern (2026-07-28) rmcp client on the stdio of a proxy serving `demo`.
+async fn modern_stdio_client(
+    demo: serde_json::Value,
+) -> (RunningService<RoleClient, TestClient>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("mcp.json");
+    std::fs::write(&config, json!({"mcpServers": {"demo": demo}}).to_string()).unwrap();
+    let mut command = tokio::process::Command::new(proxy_bin());
+    command
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"));
+    let (transport, _) = TokioChildProcess::builder(command)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = TestClient::new()
+        .serve_with_lifecycle(transport, modern())
+        .await
+        .unwrap();
+    (client, dir)
+}
+
 async fn echo(client: &RunningService<RoleClient, TestClient>, text: &str) -> CallToolResult {
     let mut arguments = serde_json::Map::new();
     arguments.insert("message".into(), json!(text));
@@ -47,23 +71,7 @@ async fn wait_tool(client: &RunningService<RoleClient, TestClient>, tool: &str) 
 
 #[tokio::test]
 async fn a_modern_client_works_over_stdio() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("mcp.json");
-    std::fs::write(&config, json!({"mcpServers": {"demo": demo()}}).to_string()).unwrap();
-    let mut command = tokio::process::Command::new(proxy_bin());
-    command
-        .arg("--config")
-        .arg(&config)
-        .arg("--data-dir")
-        .arg(dir.path().join("data"));
-    let (transport, _) = TokioChildProcess::builder(command)
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let client = TestClient::new()
-        .serve_with_lifecycle(transport, modern())
-        .await
-        .unwrap();
+    let (client, _dir) = modern_stdio_client(demo()).await;
     wait_tool(&client, "demo__echo").await;
     let result = echo(&client, "modern over stdio").await;
     assert_eq!(text_of(&result), "Echo: modern over stdio");
@@ -185,27 +193,7 @@ async fn a_legacy_client_answers_a_modern_servers_input_requests() {
 
 #[tokio::test]
 async fn a_modern_client_and_a_modern_server_pass_input_required_through() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("mcp.json");
-    std::fs::write(
-        &config,
-        json!({"mcpServers": {"demo": modern_demo()}}).to_string(),
-    )
-    .unwrap();
-    let mut command = tokio::process::Command::new(proxy_bin());
-    command
-        .arg("--config")
-        .arg(&config)
-        .arg("--data-dir")
-        .arg(dir.path().join("data"));
-    let (transport, _) = TokioChildProcess::builder(command)
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let client = TestClient::new()
-        .serve_with_lifecycle(transport, modern())
-        .await
-        .unwrap();
+    let (client, _dir) = modern_stdio_client(modern_demo()).await;
     wait_tool(&client, "demo__test_sampling").await;
     // rmcp's modern client answers the InputRequiredResult itself and retries; the retry's
     // inputResponses and requestState reach the same server through the proxy.

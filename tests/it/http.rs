@@ -804,12 +804,13 @@ async fn shutdown_lets_a_call_in_flight_finish() {
 #[tokio::test]
 async fn the_python_sdk_http_client_lists_calls_samples_and_sees_progress() {
     let proxy = HttpProxy::start(json!({"demo": demo()}), NO_LIMITS).await;
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/clients/python_sdk_http_client.py");
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/python_sdk_client.py");
     let output = tokio::time::timeout(
         WAIT,
         tokio::process::Command::new(venv_python())
             .arg(script)
+            .arg("http")
             .arg(&proxy.url)
             .output(),
     )
@@ -823,14 +824,15 @@ async fn the_python_sdk_http_client_lists_calls_samples_and_sees_progress() {
     );
     let seen: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(seen["server"], "PluggedinMCP");
-    assert_eq!(seen["echo"], "Echo: from python over http");
+    assert_eq!(seen["echo"], "Echo: from python");
     assert!(
         seen["sampling"]
             .as_str()
             .unwrap()
-            .contains("sampled by the python http client"),
+            .contains("sampled by the python client"),
         "{seen}"
     );
     assert_eq!(seen["progress"], json!([0.0, 50.0, 100.0]));
     assert_eq!(seen["prompt_messages"], 1);
+    assert_eq!(seen["unknown"]["code"], -32602);
 }
