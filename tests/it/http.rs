@@ -692,6 +692,17 @@ async fn refusals_have_the_right_status_and_a_json_rpc_body() {
     assert_eq!(bad.status(), 400);
     let body: Value = bad.json().await.unwrap();
     assert_eq!(body["error"]["code"], -32700);
+    // Headers over the limit (64 KiB) are refused before rmcp sees the request.
+    let huge = client
+        .post(&proxy.url)
+        .header("x-padding", "y".repeat(100 * 1024))
+        .json(&initialize_body())
+        .send()
+        .await;
+    let huge = huge.unwrap();
+    assert_eq!(huge.status(), 431);
+    let body: Value = huge.json().await.unwrap();
+    assert_eq!(body["jsonrpc"], "2.0");
     let put = client.put(&proxy.url).send().await.unwrap();
     assert_eq!(put.status(), 405);
     let body: Value = put.json().await.unwrap();

@@ -301,6 +301,19 @@ pub(crate) async fn check(
             .insert(header::ALLOW, HeaderValue::from_static("GET, POST, DELETE"));
         return response;
     }
+    let header_bytes: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if header_bytes > MAX_HEADER_BYTES {
+        return rpc_error(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Value::Null,
+            -32600,
+            format!("request headers over the limit of {MAX_HEADER_BYTES} bytes"),
+        );
+    }
     if let Some(origin) = request.headers().get(header::ORIGIN) {
         let origin = origin.to_str().unwrap_or("");
         if !guard.origin_allowed(origin) {
