@@ -506,7 +506,8 @@ pub trait ControlPlane: Send + Sync {
 
     /// Adds a document, or finds the one with the same content. One transaction.
     async fn create_document(&self, new: NewDocument) -> Result<DocumentCreate>;
-    /// Adds many, each in its own transaction, so one failure leaves the others in place.
+    /// Adds many; each document is atomic on its own (a failed one leaves no trace and the
+    /// others stay), and the batch is committed together.
     async fn create_documents(&self, batch: Vec<NewDocument>) -> Vec<Result<DocumentCreate>>;
     /// A page (without content) and the total that match.
     async fn list_documents(&self, list: DocumentList) -> Result<(Vec<Document>, u64)>;

@@ -228,7 +228,7 @@ fn json_text(value: &impl serde::Serialize) -> String {
 }
 
 /// Adds chunks of document `pk` to the index.
-fn index(transaction: &Transaction<'_>, pk: i64, title: &str, content: &str) -> Result<()> {
+fn index(transaction: &Connection, pk: i64, title: &str, content: &str) -> Result<()> {
     let mut chunk = transaction.prepare_cached(
         "INSERT INTO document_chunks (document, start, length) VALUES (?1, ?2, ?3)",
     )?;
@@ -287,7 +287,7 @@ fn find(transaction: &Connection, id: &str, with_content: bool) -> Result<Option
         .optional()?)
 }
 
-fn insert(transaction: &Transaction<'_>, new: NewDocument) -> Result<DocumentCreate> {
+fn insert(transaction: &Connection, new: NewDocument) -> Result<DocumentCreate> {
     let hash = content_hash(&new.content);
     let existing: Option<String> = transaction
         .query_row(
@@ -354,14 +354,37 @@ pub(super) fn create(connection: &mut Connection, new: NewDocument) -> Result<Do
     Ok(created)
 }
 
+/// Adds many documents in one transaction, each in a savepoint of its own: a document that
+/// fails is rolled back whole and the others stay, and the batch costs one commit instead of one
+/// per document (the commit, not the insert, dominates ingest time in WAL mode).
 pub(super) fn create_many(
     connection: &mut Connection,
     batch: Vec<NewDocument>,
 ) -> Vec<Result<DocumentCreate>> {
-    batch
-        .into_iter()
-        .map(|new| create(connection, new))
-        .collect()
+    let count = batch.len();
+    let failed = |error: &ControlError| {
+        (0..count)
+            .map(|_| Err(ControlError::Invalid(format!("the batch failed: {error}"))))
+            .collect()
+    };
+    let mut transaction = match connection.transaction() {
+        Ok(transaction) => transaction,
+        Err(error) => return failed(&error.into()),
+    };
+    let mut results = Vec::with_capacity(count);
+    for new in batch {
+        let outcome = (|| {
+            let savepoint = transaction.savepoint()?;
+            let created = insert(&savepoint, new)?;
+            savepoint.commit()?;
+            Ok(created)
+        })();
+        results.push(outcome);
+    }
+    match transaction.commit() {
+        Ok(()) => results,
+        Err(error) => failed(&error.into()),
+    }
 }
 
 pub(super) fn list(
