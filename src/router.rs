@@ -92,6 +92,9 @@ pub enum RouteError {
     UnexpectedResult { server: String, method: String },
     #[error("the request was cancelled")]
     Cancelled,
+    /// The local document library failed (listing or reading documents as resources).
+    #[error("the document library: {0}")]
+    Library(String),
 }
 
 /// JSON-RPC `-32001`, the request-timeout code the official SDKs use.
@@ -116,7 +119,8 @@ impl From<RouteError> for ErrorData {
             | RouteError::ConnectionLost { .. }
             | RouteError::Transport { .. }
             | RouteError::UnexpectedResult { .. }
-            | RouteError::Cancelled => ErrorData::internal_error(message, None),
+            | RouteError::Cancelled
+            | RouteError::Library(_) => ErrorData::internal_error(message, None),
         }
     }
 }
@@ -788,7 +792,9 @@ impl Router {
             prompts.list_changed = Some(true);
             capabilities.prompts = Some(prompts);
         }
-        if pending || connected.iter().any(|c| c.capabilities.resources.is_some()) {
+        // Resources are always announced: the document library serves its documents as
+        // resources (issue 8), whatever the servers offer.
+        {
             let mut resources = ResourcesCapability::default();
             resources.list_changed = Some(true);
             resources.subscribe = Some(
@@ -861,11 +867,43 @@ impl Router {
         Ok(page(&self.catalog().prompts, cursor, self.page_size)?)
     }
 
-    pub fn list_resources(
+    /// The servers' resources, then the library's documents (`pluggedin://documents/<id>`,
+    /// newest first), paged together by one offset cursor.
+    pub async fn list_resources(
         &self,
         cursor: Option<&str>,
     ) -> Result<(Vec<rmcp::model::Resource>, Option<String>), RouteError> {
-        Ok(page(&self.catalog().resources, cursor, self.page_size)?)
+        // --- documents as resources (issue 8) ---
+        let catalog = self.catalog();
+        let served = catalog.resources.len();
+        let start = match cursor {
+            None => 0,
+            Some(text) => text
+                .parse::<usize>()
+                .map_err(|_| InvalidCursor(text.to_owned()))?,
+        };
+        let page_size = self.page_size.max(1);
+        let mut items: Vec<rmcp::model::Resource> = catalog
+            .resources
+            .iter()
+            .skip(start)
+            .take(page_size)
+            .cloned()
+            .collect();
+        let room = (page_size - items.len()) as u32;
+        let (documents, total) = self
+            .control
+            .builtins
+            .document_resources(start.saturating_sub(served) as u64, room.max(1))
+            .await
+            .map_err(|error| RouteError::Library(error.to_string()))?;
+        if start > served + total as usize {
+            return Err(InvalidCursor(start.to_string()).into());
+        }
+        items.extend(documents.into_iter().take(room as usize));
+        let end = start + items.len();
+        let next = (end < served + total as usize).then(|| end.to_string());
+        Ok((items, next))
     }
 
     pub fn list_templates(
@@ -988,6 +1026,22 @@ impl Router {
         mut params: ReadResourceRequestParams,
     ) -> Result<ServerResult, RouteError> {
         let started = Instant::now();
+        // --- documents as resources (issue 8): read from the library, not a server ---
+        if Builtins::is_document_uri(&params.uri) {
+            let outcome = match self.control.builtins.read_document(&params.uri).await {
+                Ok(Some(result)) => Ok(ServerResult::ReadResourceResult(result)),
+                Ok(None) => Err(RouteError::UnknownResource(params.uri.clone())),
+                Err(error) => Err(RouteError::Library(error.to_string())),
+            };
+            self.record(
+                ActivityAction::ResourceRead,
+                ("Document System", "pluggedin_documents"),
+                &params.uri,
+                started,
+                outcome.as_ref().err().map(ToString::to_string),
+            );
+            return outcome;
+        }
         let server = self.resource_owner(&params.uri)?;
         params.meta = None;
         let uri = params.uri.clone();

@@ -148,7 +148,7 @@ impl ServerHandler for ProxyHandler {
         request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
-        let (resources, next) = self.router.list_resources(cursor(request.as_ref()))?;
+        let (resources, next) = self.router.list_resources(cursor(request.as_ref())).await?;
         let mut result = ListResourcesResult::with_all_items(resources);
         result.next_cursor = next;
         Ok(result)
