@@ -180,6 +180,11 @@ async fn the_rmcp_client_initializes_lists_and_calls_over_http() {
 #[tokio::test]
 async fn json_only_and_sse_clients_both_get_answers() {
     let proxy = HttpProxy::start(json!({"demo": demo()}), NO_LIMITS).await;
+    // The demo server joins in the background; its tools must be in the catalog first.
+    proxy
+        .log
+        .wait_for("connected server_info=pluggedin-demo-server")
+        .await;
     let session = proxy.raw_session(None).await;
     let client = reqwest::Client::new();
     let send = |accept: &'static str, body: Value| {
