@@ -201,6 +201,11 @@ pub enum Command {
         #[command(subcommand)]
         action: WorkspaceAction,
     },
+    /// The document library: add files and folders, list, search, show and remove documents
+    Docs {
+        #[command(subcommand)]
+        action: DocsAction,
+    },
     /// Calls, error rate and p50/p95 duration per server and tool, from the activity log
     Stats {
         /// The window: a number and s, m, h, d or w (`90m`, `24h`, `7d`)
@@ -244,6 +249,47 @@ pub enum WorkspaceAction {
     Delete { name: String },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum DocsAction {
+    /// Add files, and folders recursively (md, txt, json, html, pdf; other names are read as
+    /// text); prints what was added, what was already there and what failed, with why
+    Add {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Tags for every added document, comma-separated
+        #[arg(long, value_delimiter = ',')]
+        tags: Vec<String>,
+    },
+    /// The documents, newest first
+    List {
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[arg(long, default_value_t = 0)]
+        offset: u64,
+    },
+    /// Ranked full-text search, with the matched words highlighted
+    Search {
+        query: String,
+        #[arg(long, default_value_t = 10)]
+        limit: u32,
+        /// Only documents with this tag (repeatable)
+        #[arg(long = "tag")]
+        tags: Vec<String>,
+        /// Only documents from this source: upload, ai_generated or api
+        #[arg(long)]
+        source: Option<String>,
+    },
+    /// A document's details and text
+    Show {
+        id: String,
+        /// Also list its versions
+        #[arg(long)]
+        versions: bool,
+    },
+    /// Remove a document and its versions
+    Rm { id: String },
+}
+
 impl Command {
     /// Management commands work on the store and the config file without connecting to servers.
     pub fn is_management(&self) -> bool {
@@ -255,6 +301,7 @@ impl Command {
             } | Command::Servers { action: Some(_) }
                 | Command::Workspace { .. }
                 | Command::Stats { .. }
+                | Command::Docs { .. }
         )
     }
 }

@@ -10,11 +10,12 @@
 //! - [`builtin`]: the `pluggedin_*` tools, reached through the router.
 //! - [`control`]: the control-plane boundary the built-in tools talk to, and its local SQLite
 //!   store; the activity recorder.
+//! - [`ingest`]: files into documents (HTML and PDF text extraction) for `docs add`.
 //! - [`mail`]: SMTP delivery of notifications.
 //! - [`upstream`]: serving clients (stdio, Streamable HTTP).
 //! - [`inspect`]: the `tools`, `call` and `servers` commands for people.
 //! - [`manage`]: the management commands (`servers list|enable|disable`, `tools enable|disable`,
-//!   `workspace`, `stats`).
+//!   `workspace`, `stats`, `docs`).
 
 // Sampling, roots and logging are deprecated by SEP-2577 (MCP 2026-07-28), but legacy clients and
 // servers — most of them today — use them, and a proxy must carry them both ways.
@@ -27,6 +28,7 @@ pub mod config;
 pub mod control;
 pub mod downstream;
 pub mod ids;
+pub mod ingest;
 pub mod inspect;
 pub mod mail;
 pub mod manage;

@@ -3,7 +3,8 @@
 //! any server, and a running proxy on the same data dir picks their changes up within a second.
 #![allow(
     clippy::print_stdout,
-    reason = "these commands print their result for a person"
+    clippy::print_stderr,
+    reason = "these commands print their result for a person, and `docs add` its progress on stderr"
 )]
 
 use std::collections::BTreeSet;
@@ -11,10 +12,12 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 
-use crate::cli::{Command, ServersAction, ToolsAction, WorkspaceAction};
+use crate::cli::{Command, DocsAction, ServersAction, ToolsAction, WorkspaceAction};
 use crate::config::Config;
-use crate::control::time::{iso, now_ms, parse_window};
-use crate::control::{ControlPlane, Workspace};
+use crate::control::time::{iso, locale, now_ms, parse_window};
+use crate::control::{
+    ControlPlane, DocumentCreate, DocumentFilter, DocumentList, DocumentSearch, Workspace,
+};
 use crate::inspect::print_table;
 
 /// The workspace name that means "every server".
@@ -35,6 +38,7 @@ pub async fn run(
         } => tools(action, control).await,
         Command::Workspace { action } => workspace(action, control, config).await,
         Command::Stats { since } => stats(&since, control).await,
+        Command::Docs { action } => docs(action, control).await,
         other => bail!("{other:?} is not a management command"),
     }
 }
@@ -225,4 +229,190 @@ async fn stats(since: &str, control: &dyn ControlPlane) -> anyhow::Result<ExitCo
         .collect();
     print_table(["SERVER", "TOOL", "CALLS", "ERRORS", "P50", "P95"], &rows);
     Ok(ExitCode::SUCCESS)
+}
+
+/// How many files `docs add` reads and stores at a time: enough to amortise the trip to the
+/// store's thread, few enough to keep memory small on large folders.
+const ADD_BATCH: usize = 256;
+/// From this many files on, `docs add` shows its progress.
+const PROGRESS_FROM: usize = 200;
+
+async fn docs(action: DocsAction, control: &dyn ControlPlane) -> anyhow::Result<ExitCode> {
+    match action {
+        DocsAction::Add { paths, tags } => return docs_add(&paths, &tags, control).await,
+        DocsAction::List { limit, offset } => {
+            let (documents, total) = control
+                .list_documents(DocumentList {
+                    limit: limit.max(1),
+                    offset,
+                    ..DocumentList::default()
+                })
+                .await?;
+            if documents.is_empty() {
+                println!("no documents (total {total})");
+                return Ok(ExitCode::SUCCESS);
+            }
+            let rows: Vec<[String; 6]> = documents
+                .iter()
+                .map(|d| {
+                    [
+                        d.id.clone(),
+                        d.title.clone(),
+                        d.format.clone(),
+                        d.source.clone(),
+                        d.size_bytes.to_string(),
+                        iso(d.created_at),
+                    ]
+                })
+                .collect();
+            print_table(
+                ["ID", "TITLE", "FORMAT", "SOURCE", "BYTES", "CREATED"],
+                &rows,
+            );
+            println!("\n{} of {total} document(s)", documents.len());
+        }
+        DocsAction::Search {
+            query,
+            limit,
+            tags,
+            source,
+        } => {
+            let hits = control
+                .search_documents(DocumentSearch {
+                    query: query.clone(),
+                    filter: DocumentFilter {
+                        tags,
+                        source,
+                        ..DocumentFilter::default()
+                    },
+                    limit: limit.max(1),
+                })
+                .await?;
+            if hits.is_empty() {
+                println!("nothing matches \"{query}\"");
+            }
+            for (index, hit) in hits.iter().enumerate() {
+                println!(
+                    "{}. {} [{}] {:.1}%\n   {}\n",
+                    index + 1,
+                    hit.document.title,
+                    hit.document.id,
+                    hit.relevance * 100.0,
+                    hit.snippet
+                );
+            }
+        }
+        DocsAction::Show { id, versions } => {
+            let Some((document, history)) = control.get_document(&id, true, versions).await? else {
+                bail!("no document with id {id}");
+            };
+            println!("{}\n", document.title);
+            println!("id:         {}", document.id);
+            println!("format:     {}", document.format);
+            println!("source:     {}", document.source);
+            println!("visibility: {}", document.visibility);
+            if let Some(model) = &document.model {
+                println!("model:      {} ({})", model.name, model.provider);
+            }
+            if !document.tags.is_empty() {
+                println!("tags:       {}", document.tags.join(", "));
+            }
+            if let Some(file) = &document.file_name {
+                println!("file:       {file}");
+            }
+            println!("version:    {}", document.version);
+            println!("created:    {}", locale(document.created_at));
+            println!("updated:    {}", locale(document.updated_at));
+            println!("sha256:     {}", document.content_hash);
+            for version in &history {
+                let by = version
+                    .created_by
+                    .as_ref()
+                    .map(|m| format!(" by {}", m.name))
+                    .unwrap_or_default();
+                let summary = version
+                    .change_summary
+                    .as_ref()
+                    .map(|s| format!(" - {s}"))
+                    .unwrap_or_default();
+                println!(
+                    "  v{} {}{by}{summary}",
+                    version.version,
+                    iso(version.created_at)
+                );
+            }
+            println!("\n{}", document.content);
+        }
+        DocsAction::Rm { id } => {
+            if !control.delete_document(&id).await? {
+                bail!("no document with id {id}");
+            }
+            println!("removed {id}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads and stores files in batches; one transaction per document, so a failure leaves no
+/// trace of that document and does not stop the others. Exits 1 if any file failed.
+async fn docs_add(
+    paths: &[std::path::PathBuf],
+    tags: &[String],
+    control: &dyn ControlPlane,
+) -> anyhow::Result<ExitCode> {
+    let (files, mut failed) = crate::ingest::files(paths);
+    let progress = files.len() >= PROGRESS_FROM;
+    let (mut added, mut duplicates) = (0usize, Vec::new());
+    for (done, batch) in files.chunks(ADD_BATCH).enumerate() {
+        let mut names = Vec::with_capacity(batch.len());
+        let mut documents = Vec::with_capacity(batch.len());
+        for path in batch {
+            match crate::ingest::read(path) {
+                Ok(mut document) => {
+                    document.tags = tags.to_vec();
+                    names.push(path.clone());
+                    documents.push(document);
+                }
+                Err(error) => failed.push((path.clone(), error.to_string())),
+            }
+        }
+        for (path, outcome) in names
+            .into_iter()
+            .zip(control.create_documents(documents).await)
+        {
+            match outcome {
+                Ok(DocumentCreate::Created(_)) => added += 1,
+                Ok(DocumentCreate::Duplicate(existing)) => {
+                    duplicates.push((path, existing.id, existing.title));
+                }
+                Err(error) => failed.push((path, format!("cannot store it: {error}"))),
+            }
+        }
+        if progress {
+            let seen = (done * ADD_BATCH + batch.len()).min(files.len());
+            eprint!("\r{seen}/{} files", files.len());
+        }
+    }
+    if progress {
+        eprintln!();
+    }
+    println!(
+        "added {added}, duplicates {}, failed {}",
+        duplicates.len(),
+        failed.len()
+    );
+    for (path, id, title) in &duplicates {
+        println!(
+            "duplicate: {} (same content as {id} \"{title}\")",
+            path.display()
+        );
+    }
+    for (path, reason) in &failed {
+        println!("failed: {}: {reason}", path.display());
+    }
+    Ok(if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -22,10 +22,12 @@ use rmcp::model::{
     ResourcesCapability, ServerCapabilities, ServerConfig, ServerRequest, ServerResult,
     SetLevelRequestParams, SubscribeRequestParams, ToolsCapability, UnsubscribeRequestParams,
 };
-use rmcp::model::{GetExtensions, RequestMetaObject};
+use rmcp::model::{
+    GetExtensions, InputRequest, InputResponses, RequestMetaObject, ServerNotification,
+};
 use rmcp::service::{
     InboundStreamOrigin, OriginatingRequestId, Peer, PeerRequestOptions, RequestContext,
-    ServiceError,
+    ServiceError, SubscriptionContext, SubscriptionSink,
 };
 use rmcp::{RoleClient, RoleServer};
 use tokio_util::sync::CancellationToken;
@@ -90,6 +92,9 @@ pub enum RouteError {
     UnexpectedResult { server: String, method: String },
     #[error("the request was cancelled")]
     Cancelled,
+    /// The local document library failed (listing or reading documents as resources).
+    #[error("the document library: {0}")]
+    Library(String),
 }
 
 /// JSON-RPC `-32001`, the request-timeout code the official SDKs use.
@@ -114,7 +119,8 @@ impl From<RouteError> for ErrorData {
             | RouteError::ConnectionLost { .. }
             | RouteError::Transport { .. }
             | RouteError::UnexpectedResult { .. }
-            | RouteError::Cancelled => ErrorData::internal_error(message, None),
+            | RouteError::Cancelled
+            | RouteError::Library(_) => ErrorData::internal_error(message, None),
         }
     }
 }
@@ -214,11 +220,28 @@ impl Pending {
     }
 }
 
+/// Rounds of `InputRequiredResult` answered for a legacy client before the proxy gives up.
+const MAX_INPUT_ROUNDS: usize = 8;
+
 /// How long an answer waits for its progress notifications to reach the client first.
 const PROGRESS_FLUSH_WAIT: Duration = Duration::from_secs(2);
 
 /// A progress notification on its way to one session, in the order the server sent them.
 type Outgoing = (ProgressNotificationParam, Arc<Pending>);
+
+/// Progress kept for a request not registered yet (a fast server can report before our
+/// forwarding task has recorded the route), this long at most.
+const EARLY_PROGRESS_TTL: Duration = Duration::from_secs(10);
+/// A bound on the early progress kept, so a server reporting on requests nobody follows cannot
+/// grow it.
+const EARLY_PROGRESS_MAX: usize = 10_000;
+
+/// Where progress goes: routes by (server, downstream token), and what arrived before its route.
+#[derive(Default)]
+struct ProgressTable {
+    routes: HashMap<(String, ProgressToken), ProgressRoute>,
+    early: HashMap<(String, ProgressToken), (std::time::Instant, Vec<ProgressNotificationParam>)>,
+}
 
 /// A forwarded request in flight, for finding the session a server-to-client request belongs to.
 struct InFlight {
@@ -250,7 +273,10 @@ pub struct Router {
     /// The configured instructions and tool filters live in each server's config.
     catalog: RwLock<Arc<Catalog>>,
     sessions: Mutex<Vec<Weak<Session>>>,
-    progress: Mutex<HashMap<(String, ProgressToken), ProgressRoute>>,
+    /// Modern clients' `subscriptions/listen` streams, by a local id.
+    listeners: Mutex<HashMap<u64, SubscriptionSink>>,
+    next_listener: AtomicU64,
+    progress: Mutex<ProgressTable>,
     in_flight: Mutex<BTreeMap<u64, InFlight>>,
     next_in_flight: AtomicU64,
     ids: ServerIds,
@@ -298,6 +324,8 @@ impl Router {
             servers: RwLock::default(),
             catalog: RwLock::default(),
             sessions: Mutex::default(),
+            listeners: Mutex::default(),
+            next_listener: AtomicU64::new(0),
             progress: Mutex::default(),
             in_flight: Mutex::default(),
             next_in_flight: AtomicU64::new(0),
@@ -462,6 +490,78 @@ impl Router {
                     let _ = peer.notify_resource_list_changed().await;
                 }
             });
+        }
+        let mut changes = Vec::new();
+        if tools_changed {
+            changes.push(ServerNotification::ToolListChangedNotification(
+                Default::default(),
+            ));
+        }
+        if prompts_changed {
+            changes.push(ServerNotification::PromptListChangedNotification(
+                Default::default(),
+            ));
+        }
+        if resources_changed {
+            changes.push(ServerNotification::ResourceListChangedNotification(
+                Default::default(),
+            ));
+        }
+        self.notify_listeners(changes);
+    }
+
+    /// Sends notifications to every `subscriptions/listen` stream that asked for them (each
+    /// sink drops what its filter did not accept).
+    fn notify_listeners(&self, notifications: Vec<ServerNotification>) {
+        if notifications.is_empty() {
+            return;
+        }
+        let sinks: Vec<SubscriptionSink> = lock(&self.listeners).values().cloned().collect();
+        for sink in sinks {
+            let notifications = notifications.clone();
+            self.tracker.spawn(async move {
+                for notification in notifications {
+                    let _ = sink.send(notification).await;
+                }
+            });
+        }
+    }
+
+    /// Serves one `subscriptions/listen` stream until the client ends it: list changes from
+    /// every server, and updates of the resources it named (subscribed downstream meanwhile).
+    pub async fn listen(&self, context: SubscriptionContext) {
+        let id = self.next_listener.fetch_add(1, Ordering::Relaxed);
+        lock(&self.listeners).insert(id, context.sink().clone());
+        // A session of its own holds the downstream resource subscriptions while the stream lives.
+        let holder = Arc::new(Session::default());
+        let caller = Caller {
+            session: Some(holder.clone()),
+            request_id: None,
+            meta: RequestMetaObject::default(),
+            ct: CancellationToken::new(),
+        };
+        let uris = context
+            .accepted()
+            .resource_subscriptions
+            .clone()
+            .unwrap_or_default();
+        if !uris.is_empty() {
+            self.register_session(&holder);
+        }
+        for uri in &uris {
+            if let Err(error) = self
+                .subscribe(&caller, SubscribeRequestParams::new(uri.clone()))
+                .await
+            {
+                tracing::debug!(uri, "subscription not taken downstream: {error}");
+            }
+        }
+        context.cancelled().await;
+        lock(&self.listeners).remove(&id);
+        for uri in uris {
+            let _ = self
+                .unsubscribe(&caller, UnsubscribeRequestParams::new(uri))
+                .await;
         }
     }
 
@@ -692,7 +792,9 @@ impl Router {
             prompts.list_changed = Some(true);
             capabilities.prompts = Some(prompts);
         }
-        if pending || connected.iter().any(|c| c.capabilities.resources.is_some()) {
+        // Resources are always announced: the document library serves its documents as
+        // resources (issue 8), whatever the servers offer.
+        {
             let mut resources = ResourcesCapability::default();
             resources.list_changed = Some(true);
             resources.subscribe = Some(
@@ -765,11 +867,43 @@ impl Router {
         Ok(page(&self.catalog().prompts, cursor, self.page_size)?)
     }
 
-    pub fn list_resources(
+    /// The servers' resources, then the library's documents (`pluggedin://documents/<id>`,
+    /// newest first), paged together by one offset cursor.
+    pub async fn list_resources(
         &self,
         cursor: Option<&str>,
     ) -> Result<(Vec<rmcp::model::Resource>, Option<String>), RouteError> {
-        Ok(page(&self.catalog().resources, cursor, self.page_size)?)
+        // --- documents as resources (issue 8) ---
+        let catalog = self.catalog();
+        let served = catalog.resources.len();
+        let start = match cursor {
+            None => 0,
+            Some(text) => text
+                .parse::<usize>()
+                .map_err(|_| InvalidCursor(text.to_owned()))?,
+        };
+        let page_size = self.page_size.max(1);
+        let mut items: Vec<rmcp::model::Resource> = catalog
+            .resources
+            .iter()
+            .skip(start)
+            .take(page_size)
+            .cloned()
+            .collect();
+        let room = (page_size - items.len()) as u32;
+        let (documents, total) = self
+            .control
+            .builtins
+            .document_resources(start.saturating_sub(served) as u64, room.max(1))
+            .await
+            .map_err(|error| RouteError::Library(error.to_string()))?;
+        if start > served + total as usize {
+            return Err(InvalidCursor(start.to_string()).into());
+        }
+        items.extend(documents.into_iter().take(room as usize));
+        let end = start + items.len();
+        let next = (end < served + total as usize).then(|| end.to_string());
+        Ok((items, next))
     }
 
     pub fn list_templates(
@@ -892,6 +1026,22 @@ impl Router {
         mut params: ReadResourceRequestParams,
     ) -> Result<ServerResult, RouteError> {
         let started = Instant::now();
+        // --- documents as resources (issue 8): read from the library, not a server ---
+        if Builtins::is_document_uri(&params.uri) {
+            let outcome = match self.control.builtins.read_document(&params.uri).await {
+                Ok(Some(result)) => Ok(ServerResult::ReadResourceResult(result)),
+                Ok(None) => Err(RouteError::UnknownResource(params.uri.clone())),
+                Err(error) => Err(RouteError::Library(error.to_string())),
+            };
+            self.record(
+                ActivityAction::ResourceRead,
+                ("Document System", "pluggedin_documents"),
+                &params.uri,
+                started,
+                outcome.as_ref().err().map(ToString::to_string),
+            );
+            return outcome;
+        }
         let server = self.resource_owner(&params.uri)?;
         params.meta = None;
         let uri = params.uri.clone();
@@ -1048,9 +1198,95 @@ impl Router {
         }
     }
 
+    /// Sends a request to a server and returns its answer. When a modern server answers a legacy
+    /// client with `InputRequiredResult` (sampling, elicitation or roots wanted), the proxy asks
+    /// the client those questions with real requests and retries with the answers, as the
+    /// 2026-07-28 revision has clients do; a modern client gets the `InputRequiredResult` itself.
+    async fn forward(
+        &self,
+        server: &str,
+        mut request: ClientRequest,
+        caller: &Caller,
+    ) -> Result<ServerResult, RouteError> {
+        let modern_caller = caller
+            .meta
+            .protocol_version()
+            .is_some_and(|version| !version.has_initialize());
+        for _ in 0..MAX_INPUT_ROUNDS {
+            let result = self.forward_once(server, request.clone(), caller).await?;
+            let ServerResult::InputRequiredResult(input) = result else {
+                return Ok(result);
+            };
+            let Some(session) = caller.session.as_ref().filter(|_| !modern_caller) else {
+                return Ok(ServerResult::InputRequiredResult(input));
+            };
+            let mut answers = InputResponses::new();
+            for (key, question) in input.input_requests.unwrap_or_default() {
+                let question = match question {
+                    InputRequest::CreateMessage(request) => {
+                        ServerRequest::CreateMessageRequest(request)
+                    }
+                    InputRequest::Elicitation(request) => ServerRequest::ElicitRequest(request),
+                    InputRequest::ListRoots(request) => ServerRequest::ListRootsRequest(request),
+                    other => {
+                        return Err(RouteError::Transport {
+                            server: server.to_owned(),
+                            method: request.method().to_owned(),
+                            message: format!(
+                                "asks for input of a kind the proxy does not know: {other:?}"
+                            ),
+                        });
+                    }
+                };
+                let answer = ask_client(
+                    session,
+                    caller.request_id.clone(),
+                    server,
+                    question,
+                    caller.ct.clone(),
+                )
+                .await
+                .map_err(RouteError::Downstream)?;
+                let answer =
+                    serde_json::to_value(answer).map_err(|error| RouteError::Transport {
+                        server: server.to_owned(),
+                        method: request.method().to_owned(),
+                        message: format!("cannot encode the client's answer: {error}"),
+                    })?;
+                answers.insert(key, answer);
+            }
+            let state = input.request_state;
+            match &mut request {
+                ClientRequest::CallToolRequest(call) => {
+                    call.params.input_responses = Some(answers);
+                    call.params.request_state = state;
+                }
+                ClientRequest::GetPromptRequest(get) => {
+                    get.params.input_responses = Some(answers);
+                    get.params.request_state = state;
+                }
+                ClientRequest::ReadResourceRequest(read) => {
+                    read.params.input_responses = Some(answers);
+                    read.params.request_state = state;
+                }
+                _ => {
+                    return Err(RouteError::UnexpectedResult {
+                        server: server.to_owned(),
+                        method: request.method().to_owned(),
+                    });
+                }
+            }
+        }
+        Err(RouteError::Transport {
+            server: server.to_owned(),
+            method: request.method().to_owned(),
+            message: format!("still asking for input after {MAX_INPUT_ROUNDS} rounds"),
+        })
+    }
+
     /// Sends one request to a server and waits for its answer, forwarding progress to the
     /// caller's token and the caller's cancellation to the server.
-    async fn forward(
+    async fn forward_once(
         &self,
         server: &str,
         request: ClientRequest,
@@ -1081,18 +1317,24 @@ impl Router {
             .map(|(token, session)| {
                 let key = (server.to_owned(), handle.progress_token.clone());
                 let pending = Arc::new(Pending::default());
-                lock(&self.progress).insert(
-                    key.clone(),
-                    ProgressRoute {
-                        session: Arc::downgrade(session),
-                        token,
-                        pending: pending.clone(),
-                    },
-                );
+                let route = ProgressRoute {
+                    session: Arc::downgrade(session),
+                    token,
+                    pending: pending.clone(),
+                };
+                let mut table = lock(&self.progress);
+                // Whatever the server reported before this moment goes first, in order.
+                if let Some((_, early)) = table.early.remove(&key) {
+                    for params in early {
+                        self.deliver(&route, params);
+                    }
+                }
+                table.routes.insert(key.clone(), route);
+                drop(table);
                 (
                     pending,
                     Cleanup(move || {
-                        lock(&self.progress).remove(&key);
+                        lock(&self.progress).routes.remove(&key);
                     }),
                 )
             });
@@ -1158,6 +1400,34 @@ impl Router {
                 method: method.to_owned(),
                 message: other.to_string(),
             },
+        }
+    }
+
+    /// Queues one progress notification for the route's session, with the client's token. Called
+    /// with the progress table locked, so notifications keep the order they arrived in.
+    fn deliver(&self, route: &ProgressRoute, mut params: ProgressNotificationParam) {
+        let Some(session) = route.session.upgrade() else {
+            return;
+        };
+        let Some(peer) = session.peer.get() else {
+            return;
+        };
+        params.progress_token = route.token.clone();
+        let outbox = session.outbox.get_or_init(|| {
+            let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<Outgoing>();
+            let peer = peer.clone();
+            // Ends when the session (the sender) is gone.
+            self.tracker.spawn(async move {
+                while let Some((params, pending)) = receiver.recv().await {
+                    let _ = peer.notify_progress(params).await;
+                    pending.done();
+                }
+            });
+            sender
+        });
+        route.pending.count.fetch_add(1, Ordering::AcqRel);
+        if outbox.send((params, route.pending.clone())).is_err() {
+            route.pending.done();
         }
     }
 
@@ -1285,40 +1555,29 @@ impl Events for Router {
         self.rebuild_catalog();
     }
 
-    fn progress(&self, server: &str, mut params: ProgressNotificationParam) {
-        let route = lock(&self.progress)
-            .get(&(server.to_owned(), params.progress_token.clone()))
-            .and_then(|route| {
-                Some((
-                    route.session.upgrade()?,
-                    route.token.clone(),
-                    route.pending.clone(),
-                ))
-            });
-        let Some((session, token, pending)) = route else {
+    fn progress(&self, server: &str, params: ProgressNotificationParam) {
+        let key = (server.to_owned(), params.progress_token.clone());
+        let mut table = lock(&self.progress);
+        if let Some(route) = table.routes.get(&key) {
+            self.deliver(route, params);
+            return;
+        }
+        let now = std::time::Instant::now();
+        if table.early.len() >= EARLY_PROGRESS_MAX {
+            table
+                .early
+                .retain(|_, (first, _)| now.duration_since(*first) < EARLY_PROGRESS_TTL);
+        }
+        if table.early.len() >= EARLY_PROGRESS_MAX {
             tracing::debug!(server, "progress for no known request dropped");
             return;
-        };
-        let Some(peer) = session.peer.get() else {
-            return;
-        };
-        params.progress_token = token;
-        let outbox = session.outbox.get_or_init(|| {
-            let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<Outgoing>();
-            let peer = peer.clone();
-            // Ends when the session (the sender) is gone.
-            self.tracker.spawn(async move {
-                while let Some((params, pending)) = receiver.recv().await {
-                    let _ = peer.notify_progress(params).await;
-                    pending.done();
-                }
-            });
-            sender
-        });
-        pending.count.fetch_add(1, Ordering::AcqRel);
-        if outbox.send((params, pending.clone())).is_err() {
-            pending.done();
         }
+        table
+            .early
+            .entry(key)
+            .or_insert_with(|| (now, Vec::new()))
+            .1
+            .push(params);
     }
 
     fn log(&self, server: &str, mut params: LoggingMessageNotificationParam) {
@@ -1341,6 +1600,9 @@ impl Events for Router {
     }
 
     fn resource_updated(&self, _server: &str, params: ResourceUpdatedNotificationParam) {
+        self.notify_listeners(vec![ServerNotification::ResourceUpdatedNotification(
+            rmcp::model::Notification::new(params.clone()),
+        )]);
         for session in self.live_sessions() {
             if !lock(&session.subscriptions).contains(&params.uri) {
                 continue;
@@ -1358,20 +1620,17 @@ impl Events for Router {
     fn server_request(
         &self,
         server: &str,
-        mut request: ServerRequest,
+        request: ServerRequest,
         context: RequestContext<RoleClient>,
     ) -> BoxFuture<'static, Result<ClientResult, ErrorData>> {
         let router = self.this.upgrade();
         let origin = context.extensions.get::<InboundStreamOrigin>().cloned();
         let server = server.to_owned();
         Box::pin(async move {
-            let method = match &request {
-                ServerRequest::CreateMessageRequest(_) => "sampling/createMessage",
-                ServerRequest::ElicitRequest(_) => "elicitation/create",
-                ServerRequest::ListRootsRequest(_) => "roots/list",
-                ServerRequest::PingRequest(_) => return Ok(ClientResult::empty(())),
-                _ => "a custom request",
-            };
+            let method = method_of(&request);
+            if matches!(request, ServerRequest::PingRequest(_)) {
+                return Ok(ClientResult::empty(()));
+            }
             let Some(router) = router else {
                 return Err(ErrorData::internal_error(
                     "the proxy is shutting down",
@@ -1409,71 +1668,95 @@ impl Events for Router {
                     ));
                 }
             };
-            let Some(peer) = session.peer.get().cloned() else {
-                return Err(ErrorData::internal_error(
-                    "the client session is not ready",
-                    None,
-                ));
-            };
-            let capabilities = peer
-                .peer_info()
-                .map(|info| info.capabilities.clone())
-                .unwrap_or_default();
-            let supported = match &request {
-                ServerRequest::CreateMessageRequest(_) => capabilities.sampling.is_some(),
-                ServerRequest::ElicitRequest(_) => capabilities.elicitation.is_some(),
-                ServerRequest::ListRootsRequest(_) => capabilities.roots.is_some(),
-                _ => true,
-            };
-            if !supported {
-                if matches!(request, ServerRequest::ListRootsRequest(_)) {
-                    return Ok(ClientResult::ListRootsResult(ListRootsResult::default()));
-                }
-                return Err(ErrorData::new(
-                    ErrorCode::METHOD_NOT_FOUND,
-                    format!("the client does not support {method} (asked by server \"{server}\")"),
-                    None,
-                ));
-            }
-            // Deliver it on the stream of the client request that caused it (rmcp takes the
-            // association from this marker; the downstream's task-local id would be wrong).
-            if let Some(origin) = origin {
-                request
-                    .extensions_mut()
-                    .insert(OriginatingRequestId(origin));
-            }
-            // A fresh task: rmcp's task-local request id of the downstream's request must not
-            // leak into the upstream request.
-            let ask = tokio::spawn(async move {
-                let handle = peer
-                    .send_request_with_option(
-                        request,
-                        PeerRequestOptions::with_timeout(CLIENT_REQUEST_TIMEOUT),
-                    )
-                    .await
-                    .map_err(|error| {
-                        ErrorData::internal_error(format!("cannot ask the client: {error}"), None)
-                    })?;
-                let id = handle.id.clone();
-                let upstream = handle.peer.clone();
-                tokio::select! {
-                    answer = handle.await_response() => answer.map_err(|error| match error {
-                        ServiceError::McpError(data) => data,
-                        other => ErrorData::internal_error(format!("the client did not answer {method}: {other}"), None),
-                    }),
-                    () = context.ct.cancelled() => {
-                        let params = CancelledNotificationParam::new(
-                            Some(id),
-                            Some(format!("server \"{server}\" cancelled its request")),
-                        );
-                        let _ = upstream.notify_cancelled(params).await;
-                        Err(ErrorData::internal_error("cancelled", None))
-                    }
-                }
-            });
-            ask.await.map_err(|error| {
-                ErrorData::internal_error(format!("asking the client failed: {error}"), None)
-            })?
+            ask_client(&session, origin, &server, request, context.ct).await
         })
     }
+}
+
+fn method_of(request: &ServerRequest) -> &'static str {
+    match request {
+        ServerRequest::CreateMessageRequest(_) => "sampling/createMessage",
+        ServerRequest::ElicitRequest(_) => "elicitation/create",
+        ServerRequest::ListRootsRequest(_) => "roots/list",
+        ServerRequest::PingRequest(_) => "ping",
+        _ => "a custom request",
+    }
+}
+
+/// Asks a client session something on a server's behalf (sampling, elicitation, roots), on the
+/// stream of the client request `origin` when there is one. `cancel` ends the question early.
+async fn ask_client(
+    session: &Session,
+    origin: Option<RequestId>,
+    server: &str,
+    mut request: ServerRequest,
+    cancel: CancellationToken,
+) -> Result<ClientResult, ErrorData> {
+    let method = method_of(&request);
+    let Some(peer) = session.peer.get().cloned() else {
+        return Err(ErrorData::internal_error(
+            "the client session is not ready",
+            None,
+        ));
+    };
+    let capabilities = peer
+        .peer_info()
+        .map(|info| info.capabilities.clone())
+        .unwrap_or_default();
+    let supported = match &request {
+        ServerRequest::CreateMessageRequest(_) => capabilities.sampling.is_some(),
+        ServerRequest::ElicitRequest(_) => capabilities.elicitation.is_some(),
+        ServerRequest::ListRootsRequest(_) => capabilities.roots.is_some(),
+        _ => true,
+    };
+    if !supported {
+        if matches!(request, ServerRequest::ListRootsRequest(_)) {
+            return Ok(ClientResult::ListRootsResult(ListRootsResult::default()));
+        }
+        return Err(ErrorData::new(
+            ErrorCode::METHOD_NOT_FOUND,
+            format!("the client does not support {method} (asked by server \"{server}\")"),
+            None,
+        ));
+    }
+    // Deliver it on the stream of the client request that caused it (rmcp takes the
+    // association from this marker; the downstream's task-local id would be wrong).
+    if let Some(origin) = origin {
+        request
+            .extensions_mut()
+            .insert(OriginatingRequestId(origin));
+    }
+    let server = server.to_owned();
+    // A fresh task: rmcp's task-local request id of the downstream's request must not leak into
+    // the upstream request.
+    let ask = tokio::spawn(async move {
+        let handle = peer
+            .send_request_with_option(
+                request,
+                PeerRequestOptions::with_timeout(CLIENT_REQUEST_TIMEOUT),
+            )
+            .await
+            .map_err(|error| {
+                ErrorData::internal_error(format!("cannot ask the client: {error}"), None)
+            })?;
+        let id = handle.id.clone();
+        let upstream = handle.peer.clone();
+        tokio::select! {
+            answer = handle.await_response() => answer.map_err(|error| match error {
+                ServiceError::McpError(data) => data,
+                other => ErrorData::internal_error(format!("the client did not answer {method}: {other}"), None),
+            }),
+            () = cancel.cancelled() => {
+                let params = CancelledNotificationParam::new(
+                    Some(id),
+                    Some(format!("server \"{server}\" cancelled its request")),
+                );
+                let _ = upstream.notify_cancelled(params).await;
+                Err(ErrorData::internal_error("cancelled", None))
+            }
+        }
+    });
+    ask.await.map_err(|error| {
+        ErrorData::internal_error(format!("asking the client failed: {error}"), None)
+    })?
 }

@@ -27,6 +27,8 @@ fn category(tool: &str) -> &'static str {
     match tool {
         "pluggedin_setup" => "Setup",
         "pluggedin_discover_tools" => "Discovery",
+        "pluggedin_ask_knowledge_base" => "Knowledge Base",
+        name if name.ends_with("_document") || name.ends_with("_documents") => "Documents",
         name if name.contains("notification") => "Notifications",
         name if name.starts_with("pluggedin_clipboard_") => "Clipboard",
         name if name.starts_with("pluggedin_memory_") => "Memory",

@@ -7,6 +7,7 @@
 
 mod clipboard;
 mod discover;
+mod documents;
 mod memory;
 mod notify;
 mod setup;
@@ -24,6 +25,9 @@ use crate::router::Router;
 /// The old name of `pluggedin_mark_notification_done` (before the original's 1.4.2), still
 /// callable.
 const MARK_READ_ALIAS: &str = "pluggedin_mark_notification_read";
+/// The old name of `pluggedin_ask_knowledge_base` (before the original's 1.10.1), still callable:
+/// it takes the same arguments and answers with the plain text, as it did then.
+const RAG_ALIAS: &str = "pluggedin_rag_query";
 
 /// The built-in tools, in the original's `tools/list` order.
 pub fn tools() -> &'static [Tool] {
@@ -36,6 +40,10 @@ pub fn tools() -> &'static [Tool] {
 
 /// The canonical name of a built-in tool, if `name` is one (or an old alias of one).
 pub fn canonical(name: &str) -> Option<&'static str> {
+    if name == RAG_ALIAS {
+        // Not listed, and answered differently from its new name: kept distinct.
+        return Some(RAG_ALIAS);
+    }
     let name = if name == MARK_READ_ALIAS {
         "pluggedin_mark_notification_done"
     } else {
@@ -55,6 +63,10 @@ pub fn activity_identity(tool: &str) -> (&'static str, &'static str) {
             ("Clipboard System", "pluggedin_clipboard")
         }
         name if name.starts_with("pluggedin_memory_") => ("Memory System", "pluggedin_memory"),
+        "pluggedin_ask_knowledge_base" | RAG_ALIAS => ("RAG System", "pluggedin_rag"),
+        name if name.ends_with("_document") || name.ends_with("_documents") => {
+            ("Document System", "pluggedin_documents")
+        }
         name if name.contains("notification") => ("Notification System", "pluggedin_notifications"),
         _ => ("Proxy System", "pluggedin_proxy"),
     }
@@ -75,6 +87,28 @@ impl Builtins {
         &self.control
     }
 
+    /// Whether `uri` names a document of the library (`pluggedin://documents/<id>`).
+    pub fn is_document_uri(uri: &str) -> bool {
+        uri.starts_with(documents::RESOURCE_PREFIX)
+    }
+
+    /// Up to `limit` documents as resources, from `offset`, and how many there are.
+    pub async fn document_resources(
+        &self,
+        offset: u64,
+        limit: u32,
+    ) -> Result<(Vec<rmcp::model::Resource>, u64), crate::control::ControlError> {
+        documents::resources(self, offset, limit).await
+    }
+
+    /// The document a `pluggedin://documents/<id>` URI names, as resource contents.
+    pub async fn read_document(
+        &self,
+        uri: &str,
+    ) -> Result<Option<rmcp::model::ReadResourceResult>, crate::control::ControlError> {
+        documents::read_resource(self, uri).await
+    }
+
     /// Runs built-in tool `name` (canonical) with `arguments`.
     pub async fn call(
         &self,
@@ -82,7 +116,12 @@ impl Builtins {
         name: &str,
         arguments: Option<&JsonObject>,
     ) -> CallToolResult {
-        let Some(tool) = tools().iter().find(|tool| tool.name == name) else {
+        let schema_name = if name == RAG_ALIAS {
+            "pluggedin_ask_knowledge_base"
+        } else {
+            name
+        };
+        let Some(tool) = tools().iter().find(|tool| tool.name == schema_name) else {
             return failure(format!("Unknown built-in tool: {name}"));
         };
         let args = match validate::arguments(&tool.input_schema, arguments) {
@@ -92,6 +131,15 @@ impl Builtins {
         let outcome = match name {
             "pluggedin_setup" => Ok(setup::run(&args)),
             "pluggedin_discover_tools" => discover::run(self, router, &args).await,
+            "pluggedin_ask_knowledge_base" => {
+                documents::ask(self, &args, documents::Answer::Json).await
+            }
+            RAG_ALIAS => documents::ask(self, &args, documents::Answer::Text).await,
+            "pluggedin_create_document" => documents::create(self, &args).await,
+            "pluggedin_list_documents" => documents::list(self, &args).await,
+            "pluggedin_search_documents" => documents::search(self, &args).await,
+            "pluggedin_get_document" => documents::get(self, &args).await,
+            "pluggedin_update_document" => documents::update(self, &args).await,
             "pluggedin_send_notification" => notify::send(self, &args).await,
             "pluggedin_list_notifications" => notify::list(self, &args).await,
             "pluggedin_mark_notification_done" => notify::mark_done(self, &args).await,
@@ -153,10 +201,12 @@ mod tests {
     #[test]
     fn the_tool_list_parses_in_the_original_order() {
         let names: Vec<&str> = tools().iter().map(|tool| tool.name.as_ref()).collect();
-        assert_eq!(names.len(), 17);
+        assert_eq!(names.len(), 23);
         assert_eq!(names[0], "pluggedin_setup");
         assert_eq!(names[1], "pluggedin_discover_tools");
-        assert_eq!(names[16], "pluggedin_memory_details");
+        assert_eq!(names[2], "pluggedin_ask_knowledge_base");
+        assert_eq!(names[7], "pluggedin_update_document");
+        assert_eq!(names[22], "pluggedin_memory_details");
         assert!(tools().iter().all(|tool| tool.annotations.is_some()));
     }
 
@@ -170,6 +220,7 @@ mod tests {
             canonical("pluggedin_clipboard_get"),
             Some("pluggedin_clipboard_get")
         );
+        assert_eq!(canonical(RAG_ALIAS), Some(RAG_ALIAS));
         assert_eq!(canonical("demo__echo"), None);
     }
 }

@@ -16,7 +16,15 @@ pub(crate) fn arguments(
     arguments: Option<&Map<String, Value>>,
 ) -> Result<Map<String, Value>, String> {
     let empty = Map::new();
-    let arguments = arguments.unwrap_or(&empty);
+    fields("", schema, arguments.unwrap_or(&empty))
+}
+
+/// The properties of one object (nested ones named `outer.inner` in messages).
+fn fields(
+    prefix: &str,
+    schema: &Map<String, Value>,
+    arguments: &Map<String, Value>,
+) -> Result<Map<String, Value>, String> {
     let properties = schema
         .get("properties")
         .and_then(Value::as_object)
@@ -24,11 +32,18 @@ pub(crate) fn arguments(
         .unwrap_or_default();
     let mut checked = Map::new();
     for (name, property) in &properties {
+        let field = format!("{prefix}{name}");
         match arguments.get(name) {
             // A null is taken as "not given", as clients often send it for optional fields.
             Some(value) if !value.is_null() => {
-                check(name, property, value)?;
-                checked.insert(name.clone(), value.clone());
+                check(&field, property, value)?;
+                let value = match (property.as_object(), value.as_object()) {
+                    (Some(nested), Some(object)) if nested.contains_key("properties") => {
+                        Value::Object(fields(&format!("{field}."), nested, object)?)
+                    }
+                    _ => value.clone(),
+                };
+                checked.insert(name.clone(), value);
             }
             _ => {
                 if let Some(default) = property.get("default") {
@@ -45,7 +60,7 @@ pub(crate) fn arguments(
         .filter_map(Value::as_str)
     {
         if !checked.contains_key(required) {
-            return Err(format!("\"{required}\" is required"));
+            return Err(format!("\"{prefix}{required}\" is required"));
         }
     }
     Ok(checked)
@@ -96,6 +111,13 @@ fn check(field: &str, schema: &Value, value: &Value) -> Result<(), String> {
             && uuid::Uuid::parse_str(text).is_err()
         {
             return Err(format!("\"{field}\" must be a UUID"));
+        }
+        if schema.get("format").and_then(Value::as_str) == Some("date-time")
+            && crate::control::time::parse_iso(text).is_none()
+        {
+            return Err(format!(
+                "\"{field}\" must be an ISO 8601 date-time such as 2025-01-02T03:04:05Z"
+            ));
         }
         match schema.get("pattern").and_then(Value::as_str) {
             Some(MIME_PATTERN) if !is_mime_type(text) => {
@@ -215,6 +237,38 @@ mod tests {
         assert_eq!(
             error(json!({"message": ""})),
             "\"message\" must not be empty"
+        );
+        let nested = json!({"properties": {"metadata": {"type": "object", "properties": {
+            "model": {"type": "object", "properties": {"name": {"type": "string"}},
+                      "required": ["name"]},
+            "visibility": {"type": "string", "default": "private"},
+            "at": {"type": "string", "format": "date-time"}
+        }, "required": ["model"]}}});
+        assert_eq!(
+            run(nested.clone(), json!({"metadata": {}})).unwrap_err(),
+            "\"metadata.model\" is required"
+        );
+        assert_eq!(
+            run(nested.clone(), json!({"metadata": {"model": {}}})).unwrap_err(),
+            "\"metadata.model.name\" is required"
+        );
+        assert!(
+            run(
+                nested.clone(),
+                json!({"metadata": {"model": {"name": "m"}, "at": "soon"}})
+            )
+            .unwrap_err()
+            .starts_with("\"metadata.at\" must be an ISO 8601 date-time")
+        );
+        assert_eq!(
+            Value::Object(
+                run(
+                    nested,
+                    json!({"metadata": {"model": {"name": "m", "x": 1}}})
+                )
+                .unwrap()
+            ),
+            json!({"metadata": {"model": {"name": "m"}, "visibility": "private"}})
         );
         assert!(
             run(

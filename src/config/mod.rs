@@ -36,6 +36,20 @@ pub struct ServerConfig {
     pub tools: ToolFilter,
     /// Custom instructions, served as the prompt `<slug>__instructions`.
     pub instructions: Option<Vec<InstructionMessage>>,
+    /// Which MCP generation to speak to the server.
+    pub protocol: Protocol,
+}
+
+/// The MCP generation spoken to a server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Protocol {
+    /// `initialize` (up to 2025-11-25): what every server in use today understands.
+    #[default]
+    Legacy,
+    /// `server/discover` and per-request `_meta` (2026-07-28).
+    Modern,
+    /// `server/discover` first, `initialize` when the server does not know it.
+    Auto,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -312,6 +326,19 @@ fn parse_server(value: &Value) -> Result<ServerConfig, FieldError> {
         timeout,
         tools: parse_tool_filter(server)?,
         instructions: parse_instructions(server)?,
+        protocol: match optional_string(server, "protocol")?.as_deref() {
+            None | Some("legacy") => Protocol::Legacy,
+            Some("modern") => Protocol::Modern,
+            Some("auto") => Protocol::Auto,
+            Some(other) => {
+                return Err(field_error(
+                    "protocol",
+                    format!(
+                        "unknown protocol \"{other}\"; expected \"legacy\", \"modern\" or \"auto\""
+                    ),
+                ));
+            }
+        },
     })
 }
 

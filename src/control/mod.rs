@@ -217,6 +217,181 @@ pub struct CachedServer {
     pub updated_at: i64,
 }
 
+/// Who wrote or changed a document: an AI model's attribution.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ModelInfo {
+    pub name: String,
+    pub provider: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+}
+
+/// A document to add to the library. `content` is text: HTML and PDF arrive here already
+/// extracted (see `ingest`).
+#[derive(Debug, Clone, Default)]
+pub struct NewDocument {
+    pub title: String,
+    pub description: Option<String>,
+    pub content: String,
+    /// `md`, `txt`, `json`, `html` or `pdf`.
+    pub format: String,
+    pub tags: Vec<String>,
+    pub category: String,
+    /// `ai_generated`, `upload` or `api`.
+    pub source: String,
+    /// `private`, `workspace` or `public`.
+    pub visibility: String,
+    pub model: Option<ModelInfo>,
+    /// The rest of the creation metadata (prompt, context, generation parameters…), kept as
+    /// given and shown by `pluggedin_get_document`.
+    pub ai_metadata: serde_json::Map<String, serde_json::Value>,
+    pub parent_id: Option<String>,
+    /// The file it came from, for `docs add`.
+    pub file_name: Option<String>,
+}
+
+/// A document of the library. `content` is empty unless it was asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Document {
+    pub id: String,
+    pub title: String,
+    pub description: Option<String>,
+    pub content: String,
+    pub format: String,
+    pub tags: Vec<String>,
+    pub category: String,
+    pub source: String,
+    pub visibility: String,
+    pub model: Option<ModelInfo>,
+    pub ai_metadata: serde_json::Map<String, serde_json::Value>,
+    pub parent_id: Option<String>,
+    pub file_name: Option<String>,
+    /// SHA-256 of the content, lower-case hex.
+    pub content_hash: String,
+    pub size_bytes: i64,
+    /// 1 at creation, one more per update.
+    pub version: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+    /// Who wrote the current version, and why, when it came from an update.
+    pub updated_by: Option<ModelInfo>,
+    pub change_summary: Option<String>,
+    pub update_reason: Option<String>,
+    pub changes_from_prompt: Option<String>,
+}
+
+/// A version a document had before an update, and who made the update that replaced it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DocumentVersion {
+    pub version: i64,
+    pub content: String,
+    pub content_hash: String,
+    /// When this version was written.
+    pub created_at: i64,
+    /// Who wrote this version.
+    pub created_by: Option<ModelInfo>,
+    pub change_summary: Option<String>,
+    pub update_reason: Option<String>,
+}
+
+/// What creating a document did.
+#[derive(Debug, Clone)]
+pub enum DocumentCreate {
+    Created(Box<Document>),
+    /// A document with the same content (SHA-256) already exists: this one.
+    Duplicate(Box<Document>),
+}
+
+/// Filters shared by listing and searching; `None` or empty means "any".
+#[derive(Debug, Clone, Default)]
+pub struct DocumentFilter {
+    pub source: Option<String>,
+    pub model_name: Option<String>,
+    pub model_provider: Option<String>,
+    /// Every tag given must be on the document.
+    pub tags: Vec<String>,
+    pub category: Option<String>,
+    pub visibility: Option<String>,
+    /// Inclusive bounds on the creation time, in ms.
+    pub created_from: Option<i64>,
+    pub created_to: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DocumentSort {
+    #[default]
+    DateDesc,
+    DateAsc,
+    Title,
+    Size,
+}
+
+/// A page of the library.
+#[derive(Debug, Clone, Default)]
+pub struct DocumentList {
+    pub filter: DocumentFilter,
+    /// Full-text condition on title and content.
+    pub search: Option<String>,
+    pub sort: DocumentSort,
+    pub limit: u32,
+    pub offset: u64,
+}
+
+/// A ranked full-text search.
+#[derive(Debug, Clone, Default)]
+pub struct DocumentSearch {
+    pub query: String,
+    pub filter: DocumentFilter,
+    /// At most this many documents (the best passage of each).
+    pub limit: u32,
+}
+
+/// A search hit: a document (without content) and its best passage.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DocumentHit {
+    pub document: Document,
+    /// The passage around the matched words, which are wrapped in `**`.
+    pub snippet: String,
+    /// The whole chunk the snippet is from.
+    pub passage: String,
+    /// bm25 relative to the best hit, in `(0, 1]`.
+    pub relevance: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateOperation {
+    Replace,
+    Append,
+    Prepend,
+}
+
+impl UpdateOperation {
+    pub fn parse(text: &str) -> Option<UpdateOperation> {
+        Some(match text {
+            "replace" => UpdateOperation::Replace,
+            "append" => UpdateOperation::Append,
+            "prepend" => UpdateOperation::Prepend,
+            _ => return None,
+        })
+    }
+}
+
+/// An update: a new version of the content, with attribution.
+#[derive(Debug, Clone)]
+pub struct DocumentUpdate {
+    pub operation: UpdateOperation,
+    pub content: String,
+    /// Replaces the tags when given.
+    pub tags: Option<Vec<String>>,
+    pub model: Option<ModelInfo>,
+    pub change_summary: Option<String>,
+    pub update_reason: Option<String>,
+    pub changes_from_prompt: Option<String>,
+}
+
+/// The bound on one document's content, in bytes: the original App's limit (10 MB).
+pub const MAX_DOCUMENT_BYTES: usize = 10 * 1024 * 1024;
+
 /// What kind of request an activity entry records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ActivityAction {
@@ -328,6 +503,27 @@ pub trait ControlPlane: Send + Sync {
     async fn memory_search(&self, query: MemoryQuery) -> Result<Vec<MemoryHit>>;
     /// The memories found, in the order asked; counts an access for each.
     async fn memory_details(&self, uuids: Vec<String>) -> Result<Vec<Memory>>;
+
+    /// Adds a document, or finds the one with the same content. One transaction.
+    async fn create_document(&self, new: NewDocument) -> Result<DocumentCreate>;
+    /// Adds many; each document is atomic on its own (a failed one leaves no trace and the
+    /// others stay), and the batch is committed together.
+    async fn create_documents(&self, batch: Vec<NewDocument>) -> Vec<Result<DocumentCreate>>;
+    /// A page (without content) and the total that match.
+    async fn list_documents(&self, list: DocumentList) -> Result<(Vec<Document>, u64)>;
+    /// Ranked by bm25 over chunks; ties broken by id, so the same library gives the same order.
+    async fn search_documents(&self, search: DocumentSearch) -> Result<Vec<DocumentHit>>;
+    /// A document with its content (if asked) and its versions, newest (the current one) first
+    /// (if asked).
+    async fn get_document(
+        &self,
+        id: &str,
+        include_content: bool,
+        include_versions: bool,
+    ) -> Result<Option<(Document, Vec<DocumentVersion>)>>;
+    /// Writes a new version, keeping the old one. `None` when there is no such document.
+    async fn update_document(&self, id: &str, update: DocumentUpdate) -> Result<Option<Document>>;
+    async fn delete_document(&self, id: &str) -> Result<bool>;
 
     /// A server's stable UUID, made on first use.
     async fn server_uuid(&self, server: &str) -> Result<String>;

@@ -71,6 +71,97 @@ pub fn locale(ms: i64) -> String {
     )
 }
 
+/// `1/2/2025`: the original's `toLocaleDateString()` in en-US, in UTC.
+pub fn locale_date(ms: i64) -> String {
+    let c = civil(ms);
+    format!("{}/{}/{}", c.month, c.day, c.year)
+}
+
+/// Days since the epoch of a civil date (Howard Hinnant's days-from-civil).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let yoe = year.rem_euclid(400);
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Parses an ISO 8601 date (`2025-01-02`) or date-time (`2025-01-02T03:04:05[.sss](Z|±hh:mm)`;
+/// no zone means UTC) into milliseconds since the epoch.
+pub fn parse_iso(text: &str) -> Option<i64> {
+    let text = text.trim();
+    let number = |range: std::ops::Range<usize>| -> Option<i64> {
+        let part = text.get(range)?;
+        part.bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| part.parse().ok())?
+    };
+    let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
+    if text.get(4..5)? != "-" || text.get(7..8)? != "-" || !(1..=12).contains(&month) {
+        return None;
+    }
+    if !(1..=31).contains(&day) {
+        return None;
+    }
+    let mut ms = days_from_civil(year, month, day) * 86_400_000;
+    let rest = &text[10..];
+    if rest.is_empty() {
+        return Some(ms);
+    }
+    let rest = rest.strip_prefix(['T', 't', ' '])?;
+    let field = |range: std::ops::Range<usize>| -> Option<i64> {
+        let part = rest.get(range)?;
+        part.bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| part.parse().ok())?
+    };
+    let (hour, minute) = (field(0..2)?, field(3..5)?);
+    if rest.get(2..3)? != ":" || hour > 23 || minute > 59 {
+        return None;
+    }
+    let mut at = 5;
+    let mut second = 0;
+    if rest.get(5..6) == Some(":") {
+        second = field(6..8)?;
+        at = 8;
+    }
+    ms += (hour * 3600 + minute * 60 + second) * 1000;
+    let mut zone = &rest[at..];
+    if let Some(fraction) = zone.strip_prefix('.') {
+        let digits = fraction.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        let millis: String = fraction[..digits]
+            .chars()
+            .chain("000".chars())
+            .take(3)
+            .collect();
+        ms += millis.parse::<i64>().ok()?;
+        zone = &fraction[digits..];
+    }
+    match zone {
+        "" | "Z" | "z" => Some(ms),
+        _ => {
+            let sign = match zone.get(0..1)? {
+                "+" => 1,
+                "-" => -1,
+                _ => return None,
+            };
+            let hours: i64 = zone.get(1..3)?.parse().ok()?;
+            let minutes: i64 = zone
+                .get(3..)?
+                .trim_start_matches(':')
+                .parse()
+                .ok()
+                .unwrap_or(0);
+            Some(ms - sign * (hours * 60 + minutes) * 60_000)
+        }
+    }
+}
+
 pub(crate) fn serialize_iso<S: serde::Serializer>(
     ms: &i64,
     serializer: S,
@@ -118,6 +209,23 @@ mod tests {
         assert_eq!(locale(ms + 12 * 3_600_000), "1/2/2025, 3:04:05 PM UTC");
         assert_eq!(iso(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(locale(951_782_400_000), "2/29/2000, 12:00:00 AM UTC");
+    }
+
+    #[test]
+    fn iso_dates_parse_with_zones() {
+        assert_eq!(
+            parse_iso("2025-01-02T03:04:05.006Z"),
+            Some(1_735_787_045_006)
+        );
+        assert_eq!(
+            parse_iso("2025-01-02T04:04:05.006+01:00"),
+            Some(1_735_787_045_006)
+        );
+        assert_eq!(parse_iso("2025-01-02"), Some(1_735_776_000_000));
+        assert_eq!(parse_iso("2000-02-29T00:00:00Z"), Some(951_782_400_000));
+        assert_eq!(parse_iso("yesterday"), None);
+        assert_eq!(parse_iso("2025-13-01"), None);
+        assert_eq!(locale_date(1_735_787_045_006), "1/2/2025");
     }
 
     #[test]

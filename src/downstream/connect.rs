@@ -8,16 +8,18 @@ use std::time::Duration;
 
 use process_wrap::tokio::{CommandWrap, KillOnDrop, ProcessGroup};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use rmcp::RoleClient;
+use rmcp::model::ProtocolVersion;
 use rmcp::service::RunningService;
+use rmcp::service::{ClientLifecycleMode, ClientServiceExt};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
-use rmcp::{RoleClient, ServiceExt};
 use tokio::io::AsyncBufReadExt;
 
 use super::handler::DownstreamHandler;
 use super::observe::Observed;
 use super::sse::SseClientTransport;
-use crate::config::TransportConfig;
+use crate::config::{Protocol, TransportConfig};
 
 /// Environment variables a stdio server inherits from the proxy; the config's `env` goes on top.
 /// Everything else (tokens, keys in the proxy's own environment) stays out.
@@ -73,9 +75,20 @@ pub(super) enum ConnectError {
 pub(super) async fn connect(
     server: &str,
     transport: &TransportConfig,
+    protocol: Protocol,
     handler: DownstreamHandler,
     timeout: Duration,
 ) -> Result<Running, ConnectError> {
+    let lifecycle = match protocol {
+        Protocol::Legacy => ClientLifecycleMode::Initialize,
+        Protocol::Modern => ClientLifecycleMode::Discover {
+            preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+        },
+        Protocol::Auto => ClientLifecycleMode::Auto {
+            preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+            legacy_version: Some(ProtocolVersion::V_2025_11_25),
+        },
+    };
     let server_name: std::sync::Arc<str> = server.into();
     let events = handler.events.clone();
     let handshake = async {
@@ -88,7 +101,10 @@ pub(super) async fn connect(
             } => {
                 let child = spawn_child(server, command, args, env, cwd.as_deref())?;
                 handler
-                    .serve(Observed::new(child, server_name.clone(), events.clone()))
+                    .serve_with_lifecycle(
+                        Observed::new(child, server_name.clone(), events.clone()),
+                        lifecycle.clone(),
+                    )
                     .await
                     .map_err(handshake_error)
             }
@@ -98,11 +114,10 @@ pub(super) async fn connect(
                     SseClientTransport::connect(client, url.clone(), header_map(headers)?, timeout)
                         .await?;
                 handler
-                    .serve(Observed::new(
-                        transport,
-                        server_name.clone(),
-                        events.clone(),
-                    ))
+                    .serve_with_lifecycle(
+                        Observed::new(transport, server_name.clone(), events.clone()),
+                        lifecycle.clone(),
+                    )
                     .await
                     .map_err(handshake_error)
             }
@@ -116,11 +131,10 @@ pub(super) async fn connect(
                     .custom_headers(custom);
                 let transport = StreamableHttpClientTransport::with_client(client, config);
                 handler
-                    .serve(Observed::new(
-                        transport,
-                        server_name.clone(),
-                        events.clone(),
-                    ))
+                    .serve_with_lifecycle(
+                        Observed::new(transport, server_name.clone(), events.clone()),
+                        lifecycle.clone(),
+                    )
                     .await
                     .map_err(handshake_error)
             }

@@ -5,7 +5,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rmcp::service::ServiceError;
+use rmcp::RoleClient;
+use rmcp::model::{ProtocolVersion, ServerNotification, SubscriptionFilter};
+use rmcp::service::{Peer, ServiceError};
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
@@ -44,6 +46,7 @@ async fn supervise(downstream: Arc<Downstream>, events: Arc<dyn Events>) {
             attempt = connect(
                 &downstream.name,
                 &downstream.config.transport,
+                downstream.config.protocol,
                 handler,
                 downstream.config.timeout,
             ) => attempt,
@@ -85,7 +88,7 @@ async fn supervise(downstream: Arc<Downstream>, events: Arc<dyn Events>) {
 }
 
 /// Runs one live connection until it ends or the server is stopped; returns why it ended.
-async fn serve(downstream: &Downstream, events: &Arc<dyn Events>, running: Running) -> String {
+async fn serve(downstream: &Arc<Downstream>, events: &Arc<dyn Events>, running: Running) -> String {
     let peer = running.peer().clone();
     let info = peer.peer_info();
     let connection = Connection {
@@ -149,6 +152,15 @@ async fn serve(downstream: &Downstream, events: &Arc<dyn Events>, running: Runni
         templates = templates,
         "connected"
     );
+    // A modern server reports list changes on a `subscriptions/listen` stream, not by notifying.
+    let modern = connection.protocol_version.as_str() >= ProtocolVersion::V_2026_07_28.as_str();
+    let _follower = modern.then(|| {
+        AbortOnDrop(tokio::spawn(follow_changes(
+            downstream.clone(),
+            events.clone(),
+            connection.peer.clone(),
+        )))
+    });
 
     let reason = tokio::select! {
         () = downstream.cancel.cancelled() => {
@@ -191,4 +203,49 @@ pub(super) async fn list_everything(
     tokio::time::timeout(timeout, list)
         .await
         .map_err(|_| ServiceError::Timeout { timeout })?
+}
+
+/// Aborts a task when dropped: the follower ends with the connection it follows.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Listens for a modern server's list changes and re-lists it on each.
+async fn follow_changes(
+    downstream: Arc<Downstream>,
+    events: Arc<dyn Events>,
+    peer: Peer<RoleClient>,
+) {
+    let mut filter = SubscriptionFilter::default();
+    filter.tools_list_changed = Some(true);
+    filter.prompts_list_changed = Some(true);
+    filter.resources_list_changed = Some(true);
+    let mut subscription = match peer.listen(filter).await {
+        Ok(subscription) => subscription,
+        Err(error) => {
+            tracing::warn!("subscriptions/listen refused, list changes will not be seen: {error}");
+            return;
+        }
+    };
+    loop {
+        match subscription.next().await {
+            Ok(Some(
+                ServerNotification::ToolListChangedNotification(_)
+                | ServerNotification::PromptListChangedNotification(_)
+                | ServerNotification::ResourceListChangedNotification(_),
+            )) => match downstream.relist().await {
+                Ok(()) => {
+                    tracing::info!("list changed (subscriptions/listen), re-listed");
+                    events.catalog_changed();
+                }
+                Err(error) => tracing::warn!("re-listing failed: {error}"),
+            },
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => return,
+        }
+    }
 }

@@ -6,9 +6,15 @@ use serde_json::json;
 
 use crate::support::*;
 
-const BUILTINS: [&str; 17] = [
+const BUILTINS: [&str; 23] = [
     "pluggedin_setup",
     "pluggedin_discover_tools",
+    "pluggedin_ask_knowledge_base",
+    "pluggedin_create_document",
+    "pluggedin_list_documents",
+    "pluggedin_search_documents",
+    "pluggedin_get_document",
+    "pluggedin_update_document",
     "pluggedin_send_notification",
     "pluggedin_list_notifications",
     "pluggedin_mark_notification_done",
@@ -53,16 +59,16 @@ async fn builtin_tools_are_listed_first_unprefixed_with_the_original_schemas() {
     proxy.wait_for_tool("demo__echo").await;
     let tools = proxy.peer().list_all_tools().await.unwrap();
     let names: Vec<&str> = tools.iter().map(|tool| tool.name.as_ref()).collect();
-    assert_eq!(names[..17], BUILTINS);
-    assert!(names[17..].iter().all(|name| name.starts_with("demo__")));
+    assert_eq!(names[..23], BUILTINS);
+    assert!(names[23..].iter().all(|name| name.starts_with("demo__")));
 
-    let send = &tools[2];
+    let send = &tools[8];
     assert_eq!(send.input_schema.get("required"), Some(&json!(["message"])));
     assert_eq!(
         send.input_schema["properties"]["severity"]["enum"],
         json!(["INFO", "SUCCESS", "WARNING", "ALERT"])
     );
-    let set = &tools[6];
+    let set = &tools[12];
     assert_eq!(set.input_schema["additionalProperties"], json!(false));
     assert_eq!(
         set.input_schema["$schema"],
@@ -72,7 +78,7 @@ async fn builtin_tools_are_listed_first_unprefixed_with_the_original_schemas() {
         set.input_schema["properties"]["ttlSeconds"]["maximum"],
         json!(31536000)
     );
-    let annotations = tools[11].annotations.as_ref().unwrap();
+    let annotations = tools[17].annotations.as_ref().unwrap();
     assert_eq!(
         annotations.destructive_hint,
         Some(true),
@@ -653,17 +659,18 @@ async fn discovery_reports_static_and_server_items_with_true_counts() {
     let dynamic = proxy.tool_names().await.len() - BUILTINS.len();
     let report = proxy.call_text("pluggedin_discover_tools", json!({})).await;
     let heading = format!(
-        "Returning cached discovery data for all servers. Found cached data: {dynamic} dynamic tools + 17 static tools = {} total tools, 3 resources, 4 prompts, 1 templates. Use force_refresh=true to update.",
-        dynamic + 17
+        "Returning cached discovery data for all servers. Found cached data: {dynamic} dynamic tools + 23 static tools = {} total tools, 3 resources, 4 prompts, 1 templates. Use force_refresh=true to update.",
+        dynamic + 23
     );
     assert!(report.starts_with(&heading), "{report}");
     assert!(
-        report.contains("**Notifications (4):**\n3. **pluggedin_send_notification**"),
+        report.contains("**Documents (5):**\n4. **pluggedin_create_document**"),
         "{report}"
     );
     assert!(report.contains("**Clipboard (6):**"), "{report}");
     assert!(
-        report.contains("17. **pluggedin_memory_details** - "),
+        report.contains("**Notifications (4):**\n9. **pluggedin_send_notification**")
+            && report.contains("23. **pluggedin_memory_details** - "),
         "{report}"
     );
     assert!(

@@ -13,6 +13,7 @@ async fn the_python_sdk_client_lists_calls_samples_and_sees_progress() {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/python_sdk_client.py");
     let output = tokio::process::Command::new(venv_python())
         .arg(script)
+        .arg("stdio")
         .arg(proxy_bin())
         .arg(&config)
         .arg(dir.path().join("data"))

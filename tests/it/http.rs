@@ -180,6 +180,11 @@ async fn the_rmcp_client_initializes_lists_and_calls_over_http() {
 #[tokio::test]
 async fn json_only_and_sse_clients_both_get_answers() {
     let proxy = HttpProxy::start(json!({"demo": demo()}), NO_LIMITS).await;
+    // The demo server joins in the background; its tools must be in the catalog first.
+    proxy
+        .log
+        .wait_for("connected server_info=pluggedin-demo-server")
+        .await;
     let session = proxy.raw_session(None).await;
     let client = reqwest::Client::new();
     let send = |accept: &'static str, body: Value| {
@@ -692,6 +697,17 @@ async fn refusals_have_the_right_status_and_a_json_rpc_body() {
     assert_eq!(bad.status(), 400);
     let body: Value = bad.json().await.unwrap();
     assert_eq!(body["error"]["code"], -32700);
+    // Headers over the limit (64 KiB) are refused before rmcp sees the request.
+    let huge = client
+        .post(&proxy.url)
+        .header("x-padding", "y".repeat(100 * 1024))
+        .json(&initialize_body())
+        .send()
+        .await;
+    let huge = huge.unwrap();
+    assert_eq!(huge.status(), 431);
+    let body: Value = huge.json().await.unwrap();
+    assert_eq!(body["jsonrpc"], "2.0");
     let put = client.put(&proxy.url).send().await.unwrap();
     assert_eq!(put.status(), 405);
     let body: Value = put.json().await.unwrap();
@@ -804,12 +820,13 @@ async fn shutdown_lets_a_call_in_flight_finish() {
 #[tokio::test]
 async fn the_python_sdk_http_client_lists_calls_samples_and_sees_progress() {
     let proxy = HttpProxy::start(json!({"demo": demo()}), NO_LIMITS).await;
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/clients/python_sdk_http_client.py");
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/python_sdk_client.py");
     let output = tokio::time::timeout(
         WAIT,
         tokio::process::Command::new(venv_python())
             .arg(script)
+            .arg("http")
             .arg(&proxy.url)
             .output(),
     )
@@ -823,14 +840,15 @@ async fn the_python_sdk_http_client_lists_calls_samples_and_sees_progress() {
     );
     let seen: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(seen["server"], "PluggedinMCP");
-    assert_eq!(seen["echo"], "Echo: from python over http");
+    assert_eq!(seen["echo"], "Echo: from python");
     assert!(
         seen["sampling"]
             .as_str()
             .unwrap()
-            .contains("sampled by the python http client"),
+            .contains("sampled by the python client"),
         "{seen}"
     );
     assert_eq!(seen["progress"], json!([0.0, 50.0, 100.0]));
     assert_eq!(seen["prompt_messages"], 1);
+    assert_eq!(seen["unknown"]["code"], -32602);
 }

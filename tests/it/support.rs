@@ -634,3 +634,37 @@ impl Background {
         Background { child, log }
     }
 }
+
+/// The value after `prefix` on the first line (trimmed) that starts with it.
+pub fn line_after(text: &str, prefix: &str) -> String {
+    text.lines()
+        .find_map(|line| line.trim().strip_prefix(prefix))
+        .unwrap_or_else(|| panic!("no {prefix:?} line in {text}"))
+        .trim()
+        .to_owned()
+}
+
+/// A one-page PDF showing `lines` with a standard font, its content stream Flate-compressed
+/// (as most writers do), for the document library's ingest tests.
+pub fn simple_pdf(lines: &[&str]) -> Vec<u8> {
+    let mut content = String::from("BT /F1 12 Tf 72 720 Td\n");
+    for line in lines {
+        content.push_str(&format!("({line}) Tj 0 -14 Td\n"));
+    }
+    content.push_str("ET\n");
+    let data = miniz_oxide::deflate::compress_to_vec_zlib(content.as_bytes(), 6);
+    let mut pdf = b"%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n\
+        2 0 obj << /Type /Pages /Kids [3 0 R] /Count 1 >> endobj\n\
+        3 0 obj << /Type /Page /Parent 2 0 R /Contents 4 0 R >> endobj\n"
+        .to_vec();
+    pdf.extend_from_slice(
+        format!(
+            "4 0 obj << /Length {} /Filter /FlateDecode >>\nstream\n",
+            data.len()
+        )
+        .as_bytes(),
+    );
+    pdf.extend_from_slice(&data);
+    pdf.extend_from_slice(b"\nendstream\nendobj\ntrailer << /Root 1 0 R >>\n%%EOF\n");
+    pdf
+}

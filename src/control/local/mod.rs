@@ -7,6 +7,7 @@
 
 mod activity;
 mod clipboard;
+mod documents;
 mod memory;
 mod notifications;
 mod schema;
@@ -20,9 +21,10 @@ use rusqlite::Connection;
 
 use crate::control::{
     Activity, ActivityStats, CachedServer, ClipboardEntry, ClipboardKey, ClipboardValue,
-    ClipboardWrite, ControlError, ControlPlane, Memory, MemoryHit, MemoryQuery, MemorySession,
-    NewNotification, NewObservation, Notification, ObserveOutcome, Result, SessionEnd, Settings,
-    Workspace,
+    ClipboardWrite, ControlError, ControlPlane, Document, DocumentCreate, DocumentHit,
+    DocumentList, DocumentSearch, DocumentUpdate, DocumentVersion, Memory, MemoryHit, MemoryQuery,
+    MemorySession, NewDocument, NewNotification, NewObservation, Notification, ObserveOutcome,
+    Result, SessionEnd, Settings, Workspace,
 };
 
 /// The database's file name in the data dir.
@@ -67,6 +69,11 @@ impl LocalStore {
             }
             connection.pragma_update(None, "synchronous", "NORMAL")?;
             connection.pragma_update(None, "foreign_keys", "ON")?;
+            // The document index is the one large structure: a 32 MiB page cache (the default is
+            // 2 MiB; memory is taken only as pages are read) keeps its hot pages in memory for
+            // ingest and search, and sorts of many bm25 scores stay off disk.
+            connection.pragma_update(None, "cache_size", -32_768)?;
+            connection.pragma_update(None, "temp_store", "MEMORY")?;
             schema::migrate(&mut connection, &path)
         })();
         opened.map_err(|error| match error {
@@ -204,6 +211,55 @@ impl ControlPlane for LocalStore {
 
     async fn memory_details(&self, uuids: Vec<String>) -> Result<Vec<Memory>> {
         self.run(move |c| memory::details(c, &uuids)).await
+    }
+
+    async fn create_document(&self, new: NewDocument) -> Result<DocumentCreate> {
+        self.run(move |c| documents::create(c, new)).await
+    }
+
+    async fn create_documents(&self, batch: Vec<NewDocument>) -> Vec<Result<DocumentCreate>> {
+        let count = batch.len();
+        match self
+            .run(move |c| Ok(documents::create_many(c, batch)))
+            .await
+        {
+            Ok(results) => results,
+            Err(error) => {
+                let message = error.to_string();
+                (0..count)
+                    .map(|_| Err(ControlError::Worker(message.clone())))
+                    .collect()
+            }
+        }
+    }
+
+    async fn list_documents(&self, list: DocumentList) -> Result<(Vec<Document>, u64)> {
+        self.run(move |c| documents::list(c, &list)).await
+    }
+
+    async fn search_documents(&self, search: DocumentSearch) -> Result<Vec<DocumentHit>> {
+        self.run(move |c| documents::search(c, &search)).await
+    }
+
+    async fn get_document(
+        &self,
+        id: &str,
+        include_content: bool,
+        include_versions: bool,
+    ) -> Result<Option<(Document, Vec<DocumentVersion>)>> {
+        let id = id.to_owned();
+        self.run(move |c| documents::get(c, &id, include_content, include_versions))
+            .await
+    }
+
+    async fn update_document(&self, id: &str, update: DocumentUpdate) -> Result<Option<Document>> {
+        let id = id.to_owned();
+        self.run(move |c| documents::update(c, &id, update)).await
+    }
+
+    async fn delete_document(&self, id: &str) -> Result<bool> {
+        let id = id.to_owned();
+        self.run(move |c| documents::delete(c, &id)).await
     }
 
     async fn server_uuid(&self, server: &str) -> Result<String> {

@@ -119,6 +119,79 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (workspace, server)
     );
     "#,
+    // 2: the document library. `documents` holds the current text; `document_versions` the
+    // earlier ones. Long documents are split into chunks, which the full-text index covers: a
+    // chunk is a character range of its document's content (no copy of the text), and the FTS5
+    // table is an external-content index over the view `document_chunk_text`, so `snippet()`
+    // reads the text from the document itself. The index is written by the documents module,
+    // not by triggers, because deleting from it needs the old text.
+    r#"
+    CREATE TABLE documents (
+        pk             INTEGER PRIMARY KEY,
+        id             TEXT NOT NULL UNIQUE,
+        title          TEXT NOT NULL,
+        description    TEXT,
+        content        TEXT NOT NULL,
+        format         TEXT NOT NULL,
+        tags           TEXT NOT NULL,
+        category       TEXT NOT NULL,
+        source         TEXT NOT NULL,
+        visibility     TEXT NOT NULL,
+        model_name     TEXT,
+        model_provider TEXT,
+        model_version  TEXT,
+        ai_metadata    TEXT NOT NULL,
+        parent_id      TEXT,
+        file_name      TEXT,
+        content_hash   TEXT NOT NULL,
+        size_bytes     INTEGER NOT NULL,
+        version        INTEGER NOT NULL,
+        created_at     INTEGER NOT NULL,
+        updated_at     INTEGER NOT NULL,
+        updated_by_name     TEXT,
+        updated_by_provider TEXT,
+        updated_by_version  TEXT,
+        change_summary      TEXT,
+        update_reason       TEXT,
+        changes_from_prompt TEXT
+    );
+    CREATE INDEX documents_by_time ON documents (created_at, id);
+    -- Not unique: creating deduplicates, but an update may arrive at another document's text.
+    CREATE INDEX documents_by_hash ON documents (content_hash);
+
+    CREATE TABLE document_versions (
+        document            INTEGER NOT NULL REFERENCES documents (pk) ON DELETE CASCADE,
+        version             INTEGER NOT NULL,
+        content             TEXT NOT NULL,
+        content_hash        TEXT NOT NULL,
+        created_at          INTEGER NOT NULL,
+        model_name          TEXT,
+        model_provider      TEXT,
+        model_version       TEXT,
+        change_summary      TEXT,
+        update_reason       TEXT,
+        changes_from_prompt TEXT,
+        PRIMARY KEY (document, version)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE document_chunks (
+        id       INTEGER PRIMARY KEY,
+        document INTEGER NOT NULL REFERENCES documents (pk) ON DELETE CASCADE,
+        start    INTEGER NOT NULL,
+        length   INTEGER NOT NULL
+    );
+    CREATE INDEX document_chunks_by_document ON document_chunks (document);
+
+    CREATE VIEW document_chunk_text (id, title, body) AS
+        SELECT c.id, d.title, substr(d.content, c.start + 1, c.length)
+        FROM document_chunks c JOIN documents d ON d.pk = c.document;
+
+    CREATE VIRTUAL TABLE document_chunks_fts USING fts5 (
+        title, body,
+        content = 'document_chunk_text', content_rowid = 'id',
+        tokenize = 'porter unicode61'
+    );
+    "#,
 ];
 
 /// The schema version this build writes.

