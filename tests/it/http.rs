@@ -70,6 +70,16 @@ impl HttpProxy {
         TestClient::new().serve(transport).await.unwrap()
     }
 
+    /// A client whose sampling answers say `label`, so a test can tell who answered.
+    async fn labelled_client(&self, label: &str) -> RunningService<RoleClient, TestClient> {
+        let mut client = TestClient::new();
+        client.label = label.into();
+        client
+            .serve(StreamableHttpClientTransport::from_uri(self.url.as_str()))
+            .await
+            .unwrap()
+    }
+
     fn post(&self, body: Value) -> reqwest::RequestBuilder {
         reqwest::Client::new()
             .post(&self.url)
@@ -305,18 +315,8 @@ async fn two_hundred_concurrent_sessions_do_not_cross_talk() {
 async fn sampling_goes_to_the_session_that_caused_it() {
     let (_demo, demo_config) = demo_over_http().await;
     let proxy = HttpProxy::start(json!({"demo": demo_config}), NO_LIMITS).await;
-    let mut alice = TestClient::new();
-    alice.label = "alice".into();
-    let mut bob = TestClient::new();
-    bob.label = "bob".into();
-    let alice = alice
-        .serve(StreamableHttpClientTransport::from_uri(proxy.url.as_str()))
-        .await
-        .unwrap();
-    let bob = bob
-        .serve(StreamableHttpClientTransport::from_uri(proxy.url.as_str()))
-        .await
-        .unwrap();
+    let alice = proxy.labelled_client("alice").await;
+    let bob = proxy.labelled_client("bob").await;
     wait_tool(&alice, "demo__test_sampling").await;
     let (a, b) = tokio::join!(
         call_text(&alice, "demo__test_sampling", json!({"prompt": "a"})),
@@ -331,18 +331,8 @@ async fn sampling_on_a_shared_stdio_server_never_reaches_another_session() {
     // Over stdio a server's request carries nothing that ties it to one of our calls; with two
     // sessions calling at once the proxy must refuse rather than guess.
     let proxy = HttpProxy::start(json!({"demo": demo()}), NO_LIMITS).await;
-    let mut alice = TestClient::new();
-    alice.label = "alice".into();
-    let mut bob = TestClient::new();
-    bob.label = "bob".into();
-    let alice = alice
-        .serve(StreamableHttpClientTransport::from_uri(proxy.url.as_str()))
-        .await
-        .unwrap();
-    let bob = bob
-        .serve(StreamableHttpClientTransport::from_uri(proxy.url.as_str()))
-        .await
-        .unwrap();
+    let alice = proxy.labelled_client("alice").await;
+    let bob = proxy.labelled_client("bob").await;
     wait_tool(&alice, "demo__test_sampling").await;
     // Alone, a session gets its own answer.
     let alone = call_text(&alice, "demo__test_sampling", json!({"prompt": "a"})).await;
