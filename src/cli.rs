@@ -98,11 +98,11 @@ pub struct Cli {
     pub cors: Cors,
 
     /// The local server list, an `mcpServers` JSON file (default: ./mcp.json, ./.mcp.json,
-    /// then <config dir>/pluggedin-mcp-proxy/mcp.json)
+    /// then `<config dir>/pluggedin-mcp-proxy/mcp.json`)
     #[arg(long, env = "PLUGGEDIN_CONFIG", global = true)]
     pub config: Option<PathBuf>,
 
-    /// Where local state lives (default: <user data dir>/pluggedin-mcp-proxy)
+    /// Where local state lives (default: `<user data dir>/pluggedin-mcp-proxy`)
     #[arg(long, env = "PLUGGEDIN_DATA_DIR", global = true)]
     pub data_dir: Option<PathBuf>,
 

@@ -1,6 +1,6 @@
 //! The activity recorder: every tool call, prompt get and resource read is handed to
 //! [`Recorder::record`], which only puts it on a bounded queue — the request path never waits
-//! for the store. One writer task takes whatever has queued (up to [`BATCH`]) and writes it in one
+//! for the store. One writer task takes whatever has queued (up to `BATCH`) and writes it in one
 //! transaction, raising an ALERT notification for each failure, as the App does. When the queue is
 //! full, entries are dropped and counted, with a warning.
 
