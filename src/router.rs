@@ -834,7 +834,7 @@ impl Router {
                 .iter()
                 .flatten()
                 .map(|m| m.text.as_str());
-            let own = server.connection().and_then(|c| c.instructions);
+            let own = server.connection().and_then(|c| c.instructions.clone());
             let parts: Vec<&str> = configured.chain(own.as_deref()).collect();
             if parts.is_empty() {
                 continue;
@@ -1212,6 +1212,15 @@ impl Router {
             .meta
             .protocol_version()
             .is_some_and(|version| !version.has_initialize());
+        // Only a modern server answers with `InputRequiredResult`; for the others (nearly all) the
+        // request goes out once, without the copy a retry would need.
+        let modern_server = self.server(server)?.connection().is_some_and(|connection| {
+            connection.protocol_version.as_str()
+                >= rmcp::model::ProtocolVersion::V_2026_07_28.as_str()
+        });
+        if !modern_server {
+            return self.forward_once(server, request, caller).await;
+        }
         for _ in 0..MAX_INPUT_ROUNDS {
             let result = self.forward_once(server, request.clone(), caller).await?;
             let ServerResult::InputRequiredResult(input) = result else {
@@ -1324,7 +1333,9 @@ impl Router {
                 };
                 let mut table = lock(&self.progress);
                 // Whatever the server reported before this moment goes first, in order.
-                if let Some((_, early)) = table.early.remove(&key) {
+                if let Some((first, early)) = table.early.remove(&key)
+                    && first.elapsed() < EARLY_PROGRESS_TTL
+                {
                     for params in early {
                         self.deliver(&route, params);
                     }
@@ -1563,7 +1574,9 @@ impl Events for Router {
             return;
         }
         let now = std::time::Instant::now();
-        if table.early.len() >= EARLY_PROGRESS_MAX {
+        // Forget what nobody claimed in time (a request without a client token, or a connection
+        // that ended): every so often, and always when full.
+        if table.early.len() >= EARLY_PROGRESS_MAX || table.early.len() % 64 == 63 {
             table
                 .early
                 .retain(|_, (first, _)| now.duration_since(*first) < EARLY_PROGRESS_TTL);

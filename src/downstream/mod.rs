@@ -97,7 +97,8 @@ pub struct Downstream {
     pub uuid: String,
     pub config: ServerConfig,
     state: watch::Sender<ServerState>,
-    connection: RwLock<Option<Connection>>,
+    /// Shared, so the per-request read is a pointer copy (the server's instructions can be long).
+    connection: RwLock<Option<Arc<Connection>>>,
     lists: RwLock<Arc<ServerLists>>,
     /// Stops this server's supervisor (config change or shutdown).
     pub(crate) cancel: CancellationToken,
@@ -137,7 +138,7 @@ impl Downstream {
         self.state.subscribe()
     }
 
-    pub fn connection(&self) -> Option<Connection> {
+    pub fn connection(&self) -> Option<Arc<Connection>> {
         read(&self.connection).clone()
     }
 
@@ -169,7 +170,7 @@ impl Downstream {
     }
 
     fn set_connection(&self, connection: Option<Connection>) {
-        *write(&self.connection) = connection;
+        *write(&self.connection) = connection.map(Arc::new);
     }
 
     fn set_lists(&self, lists: ServerLists) {
