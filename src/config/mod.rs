@@ -38,6 +38,18 @@ pub struct ServerConfig {
     pub instructions: Option<Vec<InstructionMessage>>,
     /// Which MCP generation to speak to the server.
     pub protocol: Protocol,
+    /// Where the server's configuration came from, which decides how far it is trusted.
+    pub origin: Origin,
+}
+
+/// Where a server's configuration came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Origin {
+    /// The local config file its owner wrote: trusted unless `--strict-commands` asks otherwise.
+    #[default]
+    LocalFile,
+    /// The plugged.in App's `/api/mcp-servers`: untrusted, checked by the security policy.
+    App,
 }
 
 /// The MCP generation spoken to a server.
@@ -339,6 +351,7 @@ fn parse_server(value: &Value) -> Result<ServerConfig, FieldError> {
                 ));
             }
         },
+        origin: Origin::LocalFile,
     })
 }
 
