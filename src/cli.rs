@@ -93,6 +93,11 @@ pub struct Cli {
     #[arg(long, default_value_t = 4 * 1024 * 1024)]
     pub max_body_bytes: usize,
 
+    /// Seconds a modern client's call waits, parked, for the client to retry with the input a
+    /// legacy server asked for; then it is cancelled downstream
+    #[arg(long, default_value_t = 600.0)]
+    pub parked_call_ttl: f64,
+
     /// CORS headers on HTTP responses: `permissive` (the original's) or `off`
     #[arg(long, value_enum, default_value_t = Cors::Permissive)]
     pub cors: Cors,

@@ -7,6 +7,7 @@
 //! - [`downstream`]: one supervised connection per server (stdio child, HTTP+SSE, Streamable HTTP).
 //! - [`catalog`]: merging the servers' lists under `<slug>__<name>` names.
 //! - [`router`]: name → owner; forwarding requests and everything that flows back.
+//! - [`parked`]: calls of modern clients parked while a legacy server waits for their input.
 //! - [`builtin`]: the `pluggedin_*` tools, reached through the router.
 //! - [`control`]: the control-plane boundary the built-in tools talk to, and its local SQLite
 //!   store; the activity recorder.
@@ -32,6 +33,7 @@ pub mod ingest;
 pub mod inspect;
 pub mod mail;
 pub mod manage;
+pub mod parked;
 pub mod router;
 pub mod telemetry;
 pub mod upstream;
@@ -138,6 +140,9 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
         tracker.clone(),
         cancel.clone(),
     );
+    router.parked().set_ttl(Duration::from_secs_f64(
+        cli.parked_call_ttl.clamp(0.001, 86_400.0),
+    ));
     router.reload_settings().await;
     router.apply_config(&config);
     router.watch_settings();

@@ -95,6 +95,9 @@ pub enum RouteError {
     /// The local document library failed (listing or reading documents as resources).
     #[error("the document library: {0}")]
     Library(String),
+    /// A parked call (modern client, legacy server asking for input) could not go on.
+    #[error(transparent)]
+    Parked(#[from] crate::parked::ParkedError),
 }
 
 /// JSON-RPC `-32001`, the request-timeout code the official SDKs use.
@@ -105,6 +108,7 @@ impl From<RouteError> for ErrorData {
         let message = error.to_string();
         match error {
             RouteError::Downstream(data) => data,
+            RouteError::Parked(error) => error.into(),
             RouteError::Resolve(_) | RouteError::Cursor(_) => {
                 ErrorData::invalid_params(message, None)
             }
@@ -162,6 +166,11 @@ pub struct Caller {
     pub request_id: Option<RequestId>,
     pub meta: RequestMetaObject,
     pub ct: CancellationToken,
+    /// Who the caller is beyond one request, for binding parked calls to it: the bearer token
+    /// over HTTP, the session on stdio (see `parked`).
+    pub principal: Option<String>,
+    /// Set on a parked call's own downstream request: where the server's questions go.
+    pub park: Option<crate::parked::Questions>,
 }
 
 impl Caller {
@@ -171,6 +180,8 @@ impl Caller {
             request_id: Some(context.id.clone()),
             meta: context.meta.clone(),
             ct: context.ct.clone(),
+            principal: None,
+            park: None,
         }
     }
 
@@ -181,6 +192,8 @@ impl Caller {
             request_id: None,
             meta: RequestMetaObject::default(),
             ct: CancellationToken::new(),
+            principal: None,
+            park: None,
         }
     }
 }
@@ -250,11 +263,15 @@ struct InFlight {
     request_id: RequestId,
     /// The id the request has on the downstream connection.
     downstream_id: RequestId,
+    /// A parked call's request (modern client): its questions go here, not to the session.
+    park: Option<crate::parked::Questions>,
 }
 
 /// Which client session a server-to-client request belongs to.
 enum Attribution {
     Session(Arc<Session>, Option<RequestId>),
+    /// The request came with a modern client's call: the question is parked with it.
+    Parked(crate::parked::Questions),
     /// No session has a request in flight on the server, and there is not exactly one session.
     Nobody,
     /// Several sessions have requests in flight on a server whose transport cannot say which one
@@ -279,6 +296,8 @@ pub struct Router {
     progress: Mutex<ProgressTable>,
     in_flight: Mutex<BTreeMap<u64, InFlight>>,
     next_in_flight: AtomicU64,
+    /// Modern clients' calls to legacy servers that wait for the clients' input.
+    parked: Arc<crate::parked::ParkedCalls>,
     ids: ServerIds,
     control: Control,
     settings: RwLock<Arc<Settings>>,
@@ -329,6 +348,10 @@ impl Router {
             progress: Mutex::default(),
             in_flight: Mutex::default(),
             next_in_flight: AtomicU64::new(0),
+            parked: Arc::new(crate::parked::ParkedCalls::new(
+                tracker.clone(),
+                cancel.clone(),
+            )),
             ids,
             control,
             settings: RwLock::default(),
@@ -338,6 +361,11 @@ impl Router {
             cancel,
             this: this.clone(),
         })
+    }
+
+    /// The calls parked for modern clients' input (`--parked-call-ttl` sets their lifetime).
+    pub fn parked(&self) -> &crate::parked::ParkedCalls {
+        &self.parked
     }
 
     fn events(&self) -> Arc<dyn Events> {
@@ -539,6 +567,8 @@ impl Router {
             request_id: None,
             meta: RequestMetaObject::default(),
             ct: CancellationToken::new(),
+            principal: None,
+            park: None,
         };
         let uris = context
             .accepted()
@@ -1212,6 +1242,15 @@ impl Router {
             .meta
             .protocol_version()
             .is_some_and(|version| !version.has_initialize());
+        // A modern client's retry of a call parked here (legacy server waiting for its input).
+        if let Some((state, responses)) = crate::parked::retry_of(&request) {
+            let fingerprint = crate::parked::Fingerprint::of(server, &request)
+                .expect("a retry is a parkable request");
+            return self
+                .parked
+                .resume(&state, responses, owner_of(caller), fingerprint, caller)
+                .await;
+        }
         // Only a modern server answers with `InputRequiredResult`; for the others (nearly all) the
         // request goes out once, without the copy a retry would need.
         let modern_server = self.server(server)?.connection().is_some_and(|connection| {
@@ -1219,6 +1258,14 @@ impl Router {
                 >= rmcp::model::ProtocolVersion::V_2026_07_28.as_str()
         });
         if !modern_server {
+            if modern_caller
+                && caller.session.is_some()
+                && let Some(fingerprint) = crate::parked::Fingerprint::of(server, &request)
+            {
+                return self
+                    .forward_parkable(server, request, caller, fingerprint)
+                    .await;
+            }
             return self.forward_once(server, request, caller).await;
         }
         for _ in 0..MAX_INPUT_ROUNDS {
@@ -1293,6 +1340,38 @@ impl Router {
         })
     }
 
+    /// A modern client's call to a legacy server: the downstream request runs detached, so that
+    /// when the server asks for input the call can be parked and the client answered with an
+    /// `InputRequiredResult` (see `parked`).
+    async fn forward_parkable(
+        &self,
+        server: &str,
+        request: ClientRequest,
+        caller: &Caller,
+        fingerprint: crate::parked::Fingerprint,
+    ) -> Result<ServerResult, RouteError> {
+        let Some(router) = self.this.upgrade() else {
+            return Err(RouteError::Cancelled);
+        };
+        let (call, ends) = crate::parked::Call::new(server);
+        let detached = Caller {
+            session: caller.session.clone(),
+            request_id: caller.request_id.clone(),
+            meta: caller.meta.clone(),
+            ct: ends.cancel,
+            principal: caller.principal.clone(),
+            park: Some(ends.questions),
+        };
+        let server_name = server.to_owned();
+        self.tracker.spawn(async move {
+            let outcome = router.forward_once(&server_name, request, &detached).await;
+            let _ = ends.outcome.send(outcome);
+        });
+        self.parked
+            .run(call, owner_of(caller), fingerprint, caller)
+            .await
+    }
+
     /// Sends one request to a server and waits for its answer, forwarding progress to the
     /// caller's token and the caller's cancellation to the server.
     async fn forward_once(
@@ -1363,6 +1442,7 @@ impl Router {
                             session: Arc::downgrade(session),
                             request_id: request_id.clone(),
                             downstream_id: handle.id.clone(),
+                            park: caller.park.clone(),
                         },
                     );
                     Cleanup(move || {
@@ -1462,13 +1542,28 @@ impl Router {
     fn attribute_now(&self, server: &str, origin: Option<&InboundStreamOrigin>) -> Attribution {
         let in_flight = lock(&self.in_flight);
         if let Some(InboundStreamOrigin::OutboundRequest(downstream_id)) = origin {
-            return in_flight
+            let call = in_flight
                 .values()
-                .find(|call| call.server == server && call.downstream_id == *downstream_id)
+                .find(|call| call.server == server && call.downstream_id == *downstream_id);
+            if let Some(park) = call.and_then(|call| call.park.clone()) {
+                return Attribution::Parked(park);
+            }
+            return call
                 .and_then(|call| Some((call.session.upgrade()?, call.request_id.clone())))
                 .map_or(Attribution::Nobody, |(session, id)| {
                     Attribution::Session(session, Some(id))
                 });
+        }
+        // A parked call's question can be told apart only if it is the one call on the server.
+        let mut on_server = in_flight.values().filter(|call| call.server == server);
+        if let Some(first) = on_server.next()
+            && (first.park.is_some() || on_server.clone().any(|call| call.park.is_some()))
+        {
+            let others = on_server.count();
+            return match (&first.park, others) {
+                (Some(park), 0) => Attribution::Parked(park.clone()),
+                _ => Attribution::Ambiguous(others + 1),
+            };
         }
         let mut sessions: Vec<(Arc<Session>, RequestId)> = Vec::new();
         for call in in_flight.values().filter(|call| call.server == server) {
@@ -1504,6 +1599,15 @@ impl Router {
             }
             several => Attribution::Ambiguous(several),
         }
+    }
+}
+
+/// Whom a parked call belongs to: the caller's principal, else its session.
+fn owner_of(caller: &Caller) -> String {
+    match (&caller.principal, &caller.session) {
+        (Some(principal), _) => principal.clone(),
+        (None, Some(session)) => format!("session:{:p}", Arc::as_ptr(session)),
+        (None, None) => "nobody".to_owned(),
     }
 }
 
@@ -1652,6 +1756,9 @@ impl Events for Router {
             };
             let (session, origin) = match router.attribute(&server, origin.as_ref()).await {
                 Attribution::Session(session, origin) => (session, origin),
+                Attribution::Parked(questions) => {
+                    return crate::parked::ask(&questions, request, context.ct).await;
+                }
                 Attribution::Nobody if matches!(request, ServerRequest::ListRootsRequest(_)) => {
                     return Ok(ClientResult::ListRootsResult(ListRootsResult::default()));
                 }

@@ -25,6 +25,8 @@ use crate::router::{Caller, Router, Session};
 pub struct ProxyHandler {
     router: Arc<Router>,
     session: Arc<Session>,
+    /// This handler's own random name, for binding parked calls to a stdio client.
+    id: Arc<str>,
 }
 
 impl ProxyHandler {
@@ -32,14 +34,38 @@ impl ProxyHandler {
     pub fn new(router: Arc<Router>) -> ProxyHandler {
         let session = Arc::new(Session::default());
         router.register_session(&session);
-        ProxyHandler { router, session }
+        let id = format!("session:{}", uuid::Uuid::new_v4().simple()).into();
+        ProxyHandler {
+            router,
+            session,
+            id,
+        }
     }
 
     fn caller(&self, context: &RequestContext<RoleServer>) -> Caller {
         // Modern (2026-07-28) clients never initialize: the first request brings the peer.
         self.session.attach(&context.peer);
-        Caller::from_context(&self.session, context)
+        let mut caller = Caller::from_context(&self.session, context);
+        caller.principal = Some(principal(context).unwrap_or_else(|| self.id.to_string()));
+        caller
     }
+}
+
+/// Over HTTP, who sends a request beyond its (per-request, for modern clients) session: a digest
+/// of its `Authorization` header, the same for every request with the same token.
+fn principal(context: &RequestContext<RoleServer>) -> Option<String> {
+    use sha2::Digest;
+    let parts = context.extensions.get::<axum::http::request::Parts>()?;
+    let authorization = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .map(|value| value.as_bytes())
+        .unwrap_or_default();
+    let digest = sha2::Sha256::digest(authorization);
+    Some(digest.iter().fold(String::from("http:"), |mut text, byte| {
+        text.push_str(&format!("{byte:02x}"));
+        text
+    }))
 }
 
 fn cursor(request: Option<&PaginatedRequestParams>) -> Option<&str> {

@@ -12,6 +12,7 @@ mod builtin;
 mod cli;
 mod clients;
 mod control;
+mod cross_generation;
 mod documents;
 mod forwarding;
 mod generations;

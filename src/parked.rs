@@ -1,0 +1,522 @@
+//! Parked calls: a modern (2026-07-28) client calling a legacy server that asks for input.
+//!
+//! A legacy server asks for sampling, elicitation or roots by sending a request while it is
+//! still inside `tools/call` (or `prompts/get`, `resources/read`), and it waits there for the
+//! answer. A modern client takes no requests from servers: it expects an `InputRequiredResult`
+//! and retries the same request with `inputResponses`. So the proxy lets the downstream call run
+//! on, detached from the client's request, catches the server's questions on the way
+//! ([`Question`]), answers the client with an `InputRequiredResult` whose `requestState` names
+//! the parked call, and, when the retry comes, gives the server the client's answers and waits
+//! for the final result (or the next questions).
+//!
+//! Parked calls live in a bounded table with a time to live. A `requestState` is 128 random bits
+//! behind a fixed prefix, and it is bound to its owner (the bearer token over HTTP, the session
+//! on stdio) and to the request it answers (method, server, name), so it cannot be used from
+//! another caller or for another request. A call whose client never comes back is cancelled
+//! downstream and its entry freed when its time is up.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use rmcp::model::{
+    ClientCapabilities, ClientRequest, ClientResult, CreateMessageResult, ElicitResult, ErrorCode,
+    ErrorData, InputRequest, InputRequiredResult, InputResponses, ListRootsResult, ServerRequest,
+    ServerResult,
+};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// How long a parked call waits for its client's retry unless configured otherwise.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(600);
+
+/// The most calls parked at once; beyond it, a call that asks for input fails with a clear error.
+pub const MAX_PARKED: usize = 4096;
+
+/// What every `requestState` we hand out starts with, so a retry is told apart from a modern
+/// server's own state (which passes through untouched).
+const STATE_PREFIX: &str = "pluggedin-parked.";
+
+/// A server's question caught on its way to a client that cannot be asked directly, with the
+/// way back to the server.
+pub struct Question {
+    pub request: ServerRequest,
+    pub reply: oneshot::Sender<Result<ClientResult, ErrorData>>,
+}
+
+/// Where a running call's questions go.
+pub type Questions = mpsc::UnboundedSender<Question>;
+
+/// Why a parked call could not be started or resumed.
+#[derive(Debug, thiserror::Error)]
+pub enum ParkedError {
+    #[error(
+        "requestState \"{0}\" names no parked call: it is unknown, was already used, belongs to \
+         another caller or request, or expired (parked calls wait {1}s for the retry); call again \
+         without requestState"
+    )]
+    Unknown(String, u64),
+    #[error(
+        "server \"{0}\" asks for input, but {MAX_PARKED} calls already wait for their clients' \
+         answers; try again later"
+    )]
+    Full(String),
+}
+
+impl From<ParkedError> for ErrorData {
+    fn from(error: ParkedError) -> ErrorData {
+        let message = error.to_string();
+        match error {
+            ParkedError::Unknown(..) => ErrorData::invalid_params(message, None),
+            ParkedError::Full(_) => ErrorData::internal_error(message, None),
+        }
+    }
+}
+
+/// What a retry must match: the request the state was handed out for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fingerprint {
+    method: String,
+    server: String,
+    name: String,
+}
+
+impl Fingerprint {
+    /// The fingerprint of a request that can be parked (`tools/call`, `prompts/get`,
+    /// `resources/read`), or `None` for any other request.
+    pub fn of(server: &str, request: &ClientRequest) -> Option<Fingerprint> {
+        let name = match request {
+            ClientRequest::CallToolRequest(call) => call.params.name.to_string(),
+            ClientRequest::GetPromptRequest(get) => get.params.name.clone(),
+            ClientRequest::ReadResourceRequest(read) => read.params.uri.clone(),
+            _ => return None,
+        };
+        Some(Fingerprint {
+            method: request.method().to_owned(),
+            server: server.to_owned(),
+            name,
+        })
+    }
+}
+
+/// The `requestState` and `inputResponses` of a retry, when the state is one of ours.
+pub fn retry_of(request: &ClientRequest) -> Option<(String, InputResponses)> {
+    let (state, responses) = match request {
+        ClientRequest::CallToolRequest(call) => {
+            (&call.params.request_state, &call.params.input_responses)
+        }
+        ClientRequest::GetPromptRequest(get) => {
+            (&get.params.request_state, &get.params.input_responses)
+        }
+        ClientRequest::ReadResourceRequest(read) => {
+            (&read.params.request_state, &read.params.input_responses)
+        }
+        _ => return None,
+    };
+    let state = state
+        .as_ref()
+        .filter(|state| state.starts_with(STATE_PREFIX))?;
+    Some((state.clone(), responses.clone().unwrap_or_default()))
+}
+
+/// One downstream call running detached from the client request that started it.
+pub struct Call {
+    server: String,
+    outcome: oneshot::Receiver<Result<ServerResult, crate::router::RouteError>>,
+    questions: mpsc::UnboundedReceiver<Question>,
+    /// Asked of the client and not answered yet, by the key the client was given.
+    asked: BTreeMap<String, Question>,
+    next_key: u64,
+    /// Cancels the downstream call.
+    cancel: CancellationToken,
+}
+
+/// The ends a detached call is started with: where its questions go, where its outcome goes,
+/// and its cancellation (the detached caller's token).
+pub struct Detached {
+    pub questions: Questions,
+    pub outcome: oneshot::Sender<Result<ServerResult, crate::router::RouteError>>,
+    pub cancel: CancellationToken,
+}
+
+impl Call {
+    /// A call about to be started on `server`; start it with the returned ends.
+    pub fn new(server: &str) -> (Call, Detached) {
+        let (questions_tx, questions) = mpsc::unbounded_channel();
+        let (outcome_tx, outcome) = oneshot::channel();
+        let cancel = CancellationToken::new();
+        let call = Call {
+            server: server.to_owned(),
+            outcome,
+            questions,
+            asked: BTreeMap::new(),
+            next_key: 0,
+            cancel: cancel.clone(),
+        };
+        let detached = Detached {
+            questions: questions_tx,
+            outcome: outcome_tx,
+            cancel,
+        };
+        (call, detached)
+    }
+
+    /// Takes a question: answered at once when the client lacks the capability (roots: none;
+    /// sampling and elicitation: an error naming it), else kept for the client.
+    fn take(&mut self, question: Question, capabilities: &ClientCapabilities) {
+        #[allow(deprecated)] // sampling and roots are SEP-2577-deprecated; legacy servers use them
+        let (supported, what) = match &question.request {
+            ServerRequest::CreateMessageRequest(_) => {
+                (capabilities.sampling.is_some(), "sampling/createMessage")
+            }
+            ServerRequest::ElicitRequest(_) => {
+                (capabilities.elicitation.is_some(), "elicitation/create")
+            }
+            ServerRequest::ListRootsRequest(_) => (capabilities.roots.is_some(), "roots/list"),
+            _ => (false, "a custom request"),
+        };
+        if !supported {
+            let answer = match question.request {
+                ServerRequest::ListRootsRequest(_) => {
+                    Ok(ClientResult::ListRootsResult(ListRootsResult::default()))
+                }
+                _ => Err(ErrorData::new(
+                    ErrorCode::METHOD_NOT_FOUND,
+                    format!(
+                        "the client does not support {what} (asked by server \"{}\")",
+                        self.server
+                    ),
+                    None,
+                )),
+            };
+            let _ = question.reply.send(answer);
+            return;
+        }
+        self.next_key += 1;
+        self.asked.insert(format!("q{}", self.next_key), question);
+    }
+
+    /// The questions still waiting for the client, as input requests.
+    fn input_requests(&self) -> BTreeMap<String, InputRequest> {
+        self.asked
+            .iter()
+            .filter_map(|(key, question)| {
+                let request = match &question.request {
+                    ServerRequest::CreateMessageRequest(request) => {
+                        InputRequest::CreateMessage(request.clone())
+                    }
+                    ServerRequest::ElicitRequest(request) => {
+                        InputRequest::Elicitation(request.clone())
+                    }
+                    ServerRequest::ListRootsRequest(request) => {
+                        InputRequest::ListRoots(request.clone())
+                    }
+                    _ => return None,
+                };
+                Some((key.clone(), request))
+            })
+            .collect()
+    }
+
+    /// Hands the client's answers to the questions they answer. An answer that is not a valid
+    /// result for its question fails that question (the server sees the error); answers to
+    /// unknown keys are ignored, and questions without an answer are asked again.
+    fn answer(&mut self, responses: InputResponses) {
+        for (key, value) in responses {
+            let Some(question) = self.asked.remove(&key) else {
+                continue;
+            };
+            let parsed = match &question.request {
+                ServerRequest::CreateMessageRequest(_) => {
+                    serde_json::from_value::<CreateMessageResult>(value)
+                        .map(|result| ClientResult::CreateMessageResult(Box::new(result)))
+                }
+                ServerRequest::ElicitRequest(_) => {
+                    serde_json::from_value::<ElicitResult>(value).map(ClientResult::ElicitResult)
+                }
+                _ => serde_json::from_value::<ListRootsResult>(value)
+                    .map(ClientResult::ListRootsResult),
+            };
+            let answer = parsed.map_err(|error| {
+                ErrorData::invalid_params(
+                    format!("the client's answer \"{key}\" is not a valid result: {error}"),
+                    None,
+                )
+            });
+            let _ = question.reply.send(answer);
+        }
+    }
+
+    /// Runs the call until it ends or asks for input the client must give. `ct` is the current
+    /// client request's cancellation: it cancels the downstream call too.
+    async fn drive(mut self, ct: &CancellationToken, capabilities: &ClientCapabilities) -> Step {
+        loop {
+            if !self.asked.is_empty() {
+                // Whatever else the server asked meanwhile goes out in the same round.
+                while let Ok(question) = self.questions.try_recv() {
+                    self.take(question, capabilities);
+                }
+                if !self.asked.is_empty() {
+                    return Step::Ask(self);
+                }
+            }
+            tokio::select! {
+                biased;
+                outcome = &mut self.outcome => {
+                    return Step::Done(outcome.unwrap_or_else(|_| Err(crate::router::RouteError::Cancelled)));
+                }
+                Some(question) = self.questions.recv() => self.take(question, capabilities),
+                () = ct.cancelled() => {
+                    self.cancel.cancel();
+                    return Step::Done(Err(crate::router::RouteError::Cancelled));
+                }
+            }
+        }
+    }
+}
+
+enum Step {
+    Done(Result<ServerResult, crate::router::RouteError>),
+    Ask(Call),
+}
+
+struct Entry {
+    owner: String,
+    fingerprint: Fingerprint,
+    call: Call,
+    /// Stops the entry's expiry timer when the call is resumed.
+    disarm: CancellationToken,
+}
+
+/// The table of parked calls.
+pub struct ParkedCalls {
+    ttl_ms: AtomicU64,
+    entries: Mutex<HashMap<String, Entry>>,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+impl ParkedCalls {
+    pub fn new(tracker: TaskTracker, shutdown: CancellationToken) -> ParkedCalls {
+        ParkedCalls {
+            ttl_ms: AtomicU64::new(DEFAULT_TTL.as_millis() as u64),
+            entries: Mutex::default(),
+            tracker,
+            shutdown,
+        }
+    }
+
+    /// How long a parked call waits for its client's retry.
+    pub fn set_ttl(&self, ttl: Duration) {
+        self.ttl_ms
+            .store(ttl.as_millis().max(1) as u64, Ordering::Relaxed);
+    }
+
+    fn ttl(&self) -> Duration {
+        Duration::from_millis(self.ttl_ms.load(Ordering::Relaxed))
+    }
+
+    /// How many calls are parked now.
+    pub fn len(&self) -> usize {
+        lock(&self.entries).len()
+    }
+
+    /// Whether no call is parked.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Runs a freshly started call for its first client request: its result, or an
+    /// `InputRequiredResult` naming it once the server asks for input.
+    pub async fn run(
+        self: &std::sync::Arc<Self>,
+        call: Call,
+        owner: String,
+        fingerprint: Fingerprint,
+        caller: &crate::router::Caller,
+    ) -> Result<ServerResult, crate::router::RouteError> {
+        let capabilities = caller.meta.client_capabilities().unwrap_or_default();
+        match call.drive(&caller.ct, &capabilities).await {
+            Step::Done(outcome) => outcome,
+            Step::Ask(call) => self.park(call, owner, fingerprint),
+        }
+    }
+
+    /// Resumes the parked call `state` with a retry's answers.
+    pub async fn resume(
+        self: &std::sync::Arc<Self>,
+        state: &str,
+        responses: InputResponses,
+        owner: String,
+        fingerprint: Fingerprint,
+        caller: &crate::router::Caller,
+    ) -> Result<ServerResult, crate::router::RouteError> {
+        let entry = {
+            let mut entries = lock(&self.entries);
+            match entries.remove(state) {
+                Some(entry) if entry.owner == owner && entry.fingerprint == fingerprint => entry,
+                Some(entry) => {
+                    // Not this caller's (or not this request's): leave it for its owner.
+                    tracing::warn!(
+                        method = %fingerprint.method,
+                        "a retry named a parked call of another caller or request; refused"
+                    );
+                    entries.insert(state.to_owned(), entry);
+                    return Err(self.unknown(state));
+                }
+                None => return Err(self.unknown(state)),
+            }
+        };
+        entry.disarm.cancel();
+        let mut call = entry.call;
+        call.answer(responses);
+        let capabilities = caller.meta.client_capabilities().unwrap_or_default();
+        match call.drive(&caller.ct, &capabilities).await {
+            Step::Done(outcome) => outcome,
+            Step::Ask(call) => self.park(call, owner, fingerprint),
+        }
+    }
+
+    fn unknown(&self, state: &str) -> crate::router::RouteError {
+        ParkedError::Unknown(state.to_owned(), self.ttl().as_secs()).into()
+    }
+
+    /// Parks a call that asks for input and answers with the `InputRequiredResult` naming it.
+    fn park(
+        self: &std::sync::Arc<Self>,
+        call: Call,
+        owner: String,
+        fingerprint: Fingerprint,
+    ) -> Result<ServerResult, crate::router::RouteError> {
+        let input = call.input_requests();
+        let server = call.server.clone();
+        let state = new_state();
+        let disarm = CancellationToken::new();
+        {
+            let mut entries = lock(&self.entries);
+            if entries.len() >= MAX_PARKED {
+                drop(entries);
+                call.cancel.cancel();
+                tracing::warn!(
+                    server,
+                    "a call asking for input was refused: the parked-call table is full"
+                );
+                return Err(ParkedError::Full(server).into());
+            }
+            entries.insert(
+                state.clone(),
+                Entry {
+                    owner,
+                    fingerprint,
+                    call,
+                    disarm: disarm.clone(),
+                },
+            );
+        }
+        tracing::debug!(
+            server,
+            questions = input.len(),
+            "call parked until the client answers"
+        );
+        let ttl = self.ttl();
+        let this = std::sync::Arc::downgrade(self);
+        let shutdown = self.shutdown.clone();
+        let expiring = state.clone();
+        self.tracker.spawn(async move {
+            tokio::select! {
+                () = disarm.cancelled() => {}
+                () = shutdown.cancelled() => {
+                    if let Some(this) = this.upgrade() {
+                        this.expire(&expiring, "the proxy is shutting down");
+                    }
+                }
+                () = tokio::time::sleep(ttl) => {
+                    if let Some(this) = this.upgrade() {
+                        this.expire(&expiring, "its client did not retry in time");
+                    }
+                }
+            }
+        });
+        Ok(ServerResult::InputRequiredResult(InputRequiredResult::new(
+            Some(input),
+            Some(state),
+        )))
+    }
+
+    /// Frees a parked call and cancels it downstream; its questions fail.
+    fn expire(&self, state: &str, why: &str) {
+        let Some(entry) = lock(&self.entries).remove(state) else {
+            return;
+        };
+        let Entry {
+            fingerprint, call, ..
+        } = entry;
+        tracing::info!(
+            server = %fingerprint.server,
+            method = %fingerprint.method,
+            name = %fingerprint.name,
+            "parked call expired ({why}); cancelled downstream"
+        );
+        call.cancel.cancel();
+        for (_, question) in call.asked {
+            let _ = question.reply.send(Err(ErrorData::internal_error(
+                format!("the client never answered: {why}"),
+                None,
+            )));
+        }
+    }
+}
+
+/// Sends a server's question to the running call it belongs to and waits for the client's
+/// answer (given on the retry), or for the server to give up (`cancel`).
+pub async fn ask(
+    questions: &Questions,
+    request: ServerRequest,
+    cancel: CancellationToken,
+) -> Result<ClientResult, ErrorData> {
+    let (reply, answer) = oneshot::channel();
+    questions
+        .send(Question { request, reply })
+        .map_err(|_| ErrorData::internal_error("the call that asked has ended", None))?;
+    tokio::select! {
+        answer = answer => answer.unwrap_or_else(|_| {
+            Err(ErrorData::internal_error("the call that asked has ended", None))
+        }),
+        () = cancel.cancelled() => Err(ErrorData::internal_error("cancelled", None)),
+    }
+}
+
+/// A new `requestState`: the prefix and 128 random bits in hex.
+fn new_state() -> String {
+    let mut bytes = [0u8; 16];
+    if getrandom::fill(&mut bytes).is_err() {
+        // Only a broken system lacks the OS CSPRNG; a v4 UUID comes from it by another path.
+        bytes = uuid::Uuid::new_v4().into_bytes();
+    }
+    let mut state = String::with_capacity(STATE_PREFIX.len() + 32);
+    state.push_str(STATE_PREFIX);
+    for byte in bytes {
+        state.push_str(&format!("{byte:02x}"));
+    }
+    state
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_are_ours_and_distinct() {
+        let (a, b) = (new_state(), new_state());
+        assert!(a.starts_with(STATE_PREFIX) && a.len() == STATE_PREFIX.len() + 32);
+        assert_ne!(a, b);
+    }
+}

@@ -1,0 +1,425 @@
+//! Server-to-client input across MCP generations: each of the four combinations of a legacy or
+//! modern client with a legacy or modern downstream, parked calls (a modern client calling a
+//! legacy server that asks for input) and their expiry, `subscriptions/listen` across a
+//! downstream restart, and a mixed-generation HTTP load.
+
+use std::process::Stdio;
+
+use rmcp::model::*;
+use rmcp::service::{ClientLifecycleMode, ClientServiceExt, RunningService};
+use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
+use rmcp::{RoleClient, ServiceExt};
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+fn modern() -> ClientLifecycleMode {
+    ClientLifecycleMode::Discover {
+        preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+    }
+}
+
+fn legacy_demo() -> Value {
+    json!({"command": demo_bin(), "protocol": "legacy"})
+}
+
+fn modern_demo() -> Value {
+    json!({"command": demo_bin(), "protocol": "modern"})
+}
+
+/// A proxy on stdio with a modern (2026-07-28) rmcp client in front of it.
+struct ModernProxy {
+    client: RunningService<RoleClient, TestClient>,
+    log: Log,
+    _dir: tempfile::TempDir,
+}
+
+impl ModernProxy {
+    async fn start(servers: Value, args: &[&str]) -> ModernProxy {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("mcp.json");
+        std::fs::write(&config, json!({"mcpServers": servers}).to_string()).unwrap();
+        let mut command = tokio::process::Command::new(proxy_bin());
+        command
+            .arg("--config")
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args(args)
+            .env("RUST_LOG", "info,pluggedin_mcp_proxy=debug");
+        let (transport, stderr) = TokioChildProcess::builder(command)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = Log::capture(stderr.unwrap());
+        let client = TestClient::new()
+            .serve_with_lifecycle(transport, modern())
+            .await
+            .unwrap();
+        let proxy = ModernProxy {
+            client,
+            log,
+            _dir: dir,
+        };
+        proxy.log.wait_for(" connected ").await;
+        proxy
+    }
+
+    fn peer(&self) -> &rmcp::service::Peer<RoleClient> {
+        self.client.peer()
+    }
+
+    /// A call whose input rounds the client's service drives (it answers and retries).
+    async fn call(&self, tool: &str, arguments: Value) -> CallToolResult {
+        let Value::Object(arguments) = arguments else {
+            panic!("arguments must be an object")
+        };
+        self.client
+            .call_tool(CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments))
+            .await
+            .unwrap_or_else(|e| panic!("{tool}: {e}\n{}", self.log.text()))
+    }
+
+    /// One round only: the proxy's answer as it is.
+    async fn call_once(
+        &self,
+        params: CallToolRequestParams,
+    ) -> Result<CallToolResponse, rmcp::ServiceError> {
+        self.peer().call_tool_once(params).await
+    }
+}
+
+fn with_args(tool: &str, arguments: Value) -> CallToolRequestParams {
+    let Value::Object(arguments) = arguments else {
+        panic!("arguments must be an object")
+    };
+    CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments)
+}
+
+// --- the four combinations -----------------------------------------------------------------
+
+#[tokio::test]
+async fn legacy_client_and_legacy_server_input_goes_to_the_calling_session() {
+    let proxy = proxy().server("demo", legacy_demo()).start().await;
+    proxy.wait_for_tool("demo__test_sampling").await;
+    let sampled = proxy
+        .call_text("demo__test_sampling", json!({"prompt": "hi"}))
+        .await;
+    assert!(sampled.contains("sampled by the test client"), "{sampled}");
+    let elicited = proxy
+        .call_text("demo__test_elicitation", json!({"message": "who?"}))
+        .await;
+    assert!(elicited.contains("tester"), "{elicited}");
+    assert!(proxy.log.text().contains("protocol=2025-11-25"));
+    let asked = proxy.requests.lock().unwrap().clone();
+    assert!(
+        asked.contains(&"sampling/createMessage".to_owned())
+            && asked.contains(&"elicitation/create".to_owned()),
+        "{asked:?}"
+    );
+}
+
+#[tokio::test]
+async fn legacy_client_and_modern_server_input_is_asked_for_real_and_retried() {
+    let proxy = proxy().server("demo", modern_demo()).start().await;
+    proxy.wait_for_tool("demo__test_sampling").await;
+    proxy.log.wait_for("protocol=2026-07-28").await;
+    let sampled = proxy
+        .call_text("demo__test_sampling", json!({"prompt": "hi"}))
+        .await;
+    assert!(sampled.contains("sampled by the test client"), "{sampled}");
+    let roots = proxy.call_text("demo__roots", json!({})).await;
+    assert!(roots.contains("file:///tmp/test-root"), "{roots}");
+    let asked = proxy.requests.lock().unwrap().clone();
+    assert!(asked.contains(&"roots/list".to_owned()), "{asked:?}");
+}
+
+#[tokio::test]
+async fn modern_client_and_modern_server_pass_input_required_through() {
+    let proxy = ModernProxy::start(json!({"demo": modern_demo()}), &[]).await;
+    proxy.log.wait_for("protocol=2026-07-28").await;
+    // The first round is the server's own InputRequiredResult, its state untouched.
+    let first = proxy
+        .call_once(with_args("demo__test_sampling", json!({"prompt": "hi"})))
+        .await
+        .unwrap();
+    let CallToolResponse::InputRequired(input) = first else {
+        panic!("expected input_required, got {first:?}")
+    };
+    assert!(
+        input
+            .request_state
+            .as_deref()
+            .is_none_or(|state| !state.starts_with("pluggedin-parked.")),
+        "{input:?}"
+    );
+    let result = proxy
+        .call("demo__test_sampling", json!({"prompt": "hi"}))
+        .await;
+    assert!(
+        text_of(&result).contains("sampled by the test client"),
+        "{result:?}"
+    );
+}
+
+#[tokio::test]
+async fn modern_client_and_legacy_server_calls_are_parked_and_resumed() {
+    let proxy = ModernProxy::start(json!({"demo": legacy_demo()}), &[]).await;
+    assert!(proxy.log.text().contains("protocol=2025-11-25"));
+    // rmcp's modern client answers each InputRequiredResult and retries; the proxy hands the
+    // answers to the legacy server, which has been waiting inside tools/call.
+    let sampled = proxy
+        .call("demo__test_sampling", json!({"prompt": "hi"}))
+        .await;
+    assert!(
+        text_of(&sampled).contains("sampled by the test client"),
+        "{sampled:?}"
+    );
+    let elicited = proxy
+        .call("demo__test_elicitation", json!({"message": "who?"}))
+        .await;
+    assert!(text_of(&elicited).contains("tester"), "{elicited:?}");
+    let roots = proxy.call("demo__roots", json!({})).await;
+    assert!(
+        text_of(&roots).contains("file:///tmp/test-root"),
+        "{roots:?}"
+    );
+    let asked = proxy.client.service().requests.lock().unwrap().clone();
+    assert_eq!(
+        asked,
+        ["sampling/createMessage", "elicitation/create", "roots/list"],
+        "each question reached the client once, as an input request"
+    );
+
+    // By hand: the InputRequiredResult names the parked call, the retry resumes it.
+    let params = with_args("demo__test_sampling", json!({"prompt": "by hand"}));
+    let CallToolResponse::InputRequired(input) = proxy.call_once(params.clone()).await.unwrap()
+    else {
+        panic!("expected input_required")
+    };
+    let state = input.request_state.clone().unwrap();
+    assert!(state.starts_with("pluggedin-parked."), "{state}");
+    let requests = input.input_requests.unwrap();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    let (key, request) = requests.into_iter().next().unwrap();
+    assert!(
+        matches!(request, InputRequest::CreateMessage(_)),
+        "{request:?}"
+    );
+    let answer = CreateMessageResult::new(
+        SamplingMessage::assistant_text("answered by hand"),
+        "hand".into(),
+    );
+    let mut responses = InputResponses::new();
+    responses.insert(key, serde_json::to_value(answer).unwrap());
+    let mut retry = params.clone();
+    retry.input_responses = Some(responses.clone());
+    retry.request_state = Some(state.clone());
+    let CallToolResponse::Complete(done) = proxy.call_once(retry.clone()).await.unwrap() else {
+        panic!("expected the final result")
+    };
+    assert!(text_of(&done).contains("answered by hand"), "{done:?}");
+
+    // The state is spent: using it again is refused with a clear error.
+    let error = mcp_error(proxy.call_once(retry).await.unwrap_err());
+    assert_eq!(error.code, ErrorCode::INVALID_PARAMS, "{error:?}");
+    assert!(error.message.contains("names no parked call"), "{error:?}");
+
+    // A state for another request (another tool) is refused too, and the call stays parked.
+    let CallToolResponse::InputRequired(input) = proxy.call_once(params.clone()).await.unwrap()
+    else {
+        panic!("expected input_required")
+    };
+    let mut other = with_args("demo__test_elicitation", json!({"message": "x"}));
+    other.request_state = input.request_state.clone();
+    other.input_responses = Some(InputResponses::new());
+    let error = mcp_error(proxy.call_once(other).await.unwrap_err());
+    assert!(error.message.contains("names no parked call"), "{error:?}");
+    let mut resumed = params;
+    resumed.request_state = input.request_state;
+    let key = input.input_requests.unwrap().into_keys().next().unwrap();
+    resumed.input_responses = Some(InputResponses::from([(
+        key,
+        serde_json::to_value(CreateMessageResult::new(
+            SamplingMessage::assistant_text("still parked"),
+            "hand".into(),
+        ))
+        .unwrap(),
+    )]));
+    let CallToolResponse::Complete(done) = proxy.call_once(resumed).await.unwrap() else {
+        panic!("expected the final result")
+    };
+    assert!(text_of(&done).contains("still parked"), "{done:?}");
+}
+
+#[tokio::test]
+async fn a_parked_call_expires_is_cancelled_downstream_and_its_state_is_refused() {
+    let proxy = ModernProxy::start(
+        json!({"demo": legacy_demo()}),
+        &["--parked-call-ttl", "0.3"],
+    )
+    .await;
+    let params = with_args("demo__test_sampling", json!({"prompt": "nobody answers"}));
+    let CallToolResponse::InputRequired(input) = proxy.call_once(params.clone()).await.unwrap()
+    else {
+        panic!("expected input_required")
+    };
+    // The client never comes back: the call is cancelled downstream and its entry freed.
+    proxy
+        .log
+        .wait_for("parked call expired (its client did not retry in time); cancelled downstream")
+        .await;
+    let mut retry = params;
+    retry.request_state = input.request_state;
+    retry.input_responses = Some(InputResponses::new());
+    let error = mcp_error(proxy.call_once(retry).await.unwrap_err());
+    assert_eq!(error.code, ErrorCode::INVALID_PARAMS, "{error:?}");
+    assert!(
+        error.message.contains("names no parked call") && error.message.contains("expired"),
+        "{error:?}"
+    );
+    // The server is still fine.
+    let echoed = proxy.call("demo__echo", json!({"message": "after"})).await;
+    assert_eq!(text_of(&echoed), "Echo: after");
+}
+
+// --- subscriptions/listen across a downstream restart --------------------------------------
+
+#[tokio::test]
+async fn listen_receives_list_changes_when_a_downstream_restarts() {
+    let proxy = ModernProxy::start(json!({"demo": modern_demo()}), &[]).await;
+    let mut filter = SubscriptionFilter::default();
+    filter.tools_list_changed = Some(true);
+    let mut subscription = proxy.peer().listen(filter).await.unwrap();
+    let pid = text_of(&proxy.call("demo__pid", json!({})).await);
+    // The server dies; its tools leave the catalog, then come back when it is restarted.
+    let _ = proxy
+        .call_once(with_args("demo__exit", json!({"code": 3})))
+        .await;
+    let mut changes = 0;
+    while changes < 2 {
+        let notification = tokio::time::timeout(WAIT, subscription.next())
+            .await
+            .expect("a notification on the listen stream")
+            .unwrap()
+            .expect("the stream is open");
+        if matches!(
+            notification,
+            ServerNotification::ToolListChangedNotification(_)
+        ) {
+            changes += 1;
+        }
+    }
+    let mut restarted = None;
+    for _ in 0..200 {
+        if let Ok(CallToolResponse::Complete(result)) =
+            proxy.call_once(with_args("demo__pid", json!({}))).await
+            && result.is_error != Some(true)
+        {
+            restarted = Some(text_of(&result));
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let restarted = restarted.expect("the server came back");
+    assert_ne!(restarted, pid, "a new process serves after the restart");
+    let _ = subscription.cancel().await;
+}
+
+// --- mixed generations over HTTP -----------------------------------------------------------
+
+#[tokio::test]
+async fn mixed_generation_http_load_answers_every_caller_correctly() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    // The demo over Streamable HTTP: its requests to clients say which call they came with, so
+    // input is attributed exactly even with many calls in flight.
+    let demo = Background::start(demo_bin(), &["--http", "0"], &[], "listening on http://").await;
+    let demo_url = demo
+        .log
+        .text()
+        .lines()
+        .find_map(|line| line.split("listening on ").nth(1))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("mcp.json");
+    std::fs::write(
+        &config,
+        json!({"mcpServers": {"demo": {"url": demo_url}}}).to_string(),
+    )
+    .unwrap();
+    let port = free_port().to_string();
+    let mut child = tokio::process::Command::new(proxy_bin())
+        .args(["--transport", "streamable-http", "--port", &port])
+        .args(["--rate-limit-tools", "0", "--rate-limit-requests", "0"])
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .env("RUST_LOG", "info,pluggedin_mcp_proxy=debug")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let log = Log::capture(child.stderr.take().unwrap());
+    log.wait_for("listening on http://").await;
+    log.wait_for(" connected ").await;
+    let url = format!("http://127.0.0.1:{port}/mcp");
+
+    let mut clients = Vec::new();
+    for index in 0..6 {
+        let mut client = TestClient::new();
+        client.label = format!("client {index}");
+        let transport = StreamableHttpClientTransport::from_uri(url.as_str());
+        let service = if index % 2 == 0 {
+            client.serve(transport).await.unwrap()
+        } else {
+            client
+                .serve_with_lifecycle(transport, modern())
+                .await
+                .unwrap()
+        };
+        clients.push(service);
+    }
+    let calls = clients.iter().enumerate().flat_map(|(index, client)| {
+        (0..15).map(move |call| async move {
+            let label = format!("client {index}");
+            if call % 5 == 0 {
+                // Sampling: a legacy client is asked for real, a modern one through a parked call;
+                // either way the answer must come from this very client.
+                let result = client
+                    .call_tool(with_args(
+                        "demo__test_sampling",
+                        json!({"prompt": format!("{label} call {call}")}),
+                    ))
+                    .await
+                    .unwrap();
+                assert!(
+                    text_of(&result).contains(&format!("({label})")),
+                    "{label} call {call}: {result:?}"
+                );
+            } else {
+                let (a, b) = (index as i64 * 1000, call as i64);
+                let result = client
+                    .call_tool(with_args("demo__add", json!({"a": a, "b": b})))
+                    .await
+                    .unwrap();
+                assert_eq!(text_of(&result), (a + b).to_string(), "{label} call {call}");
+            }
+        })
+    });
+    futures::future::join_all(calls).await;
+    let parked = log
+        .text()
+        .matches("call parked until the client answers")
+        .count();
+    assert_eq!(
+        parked,
+        9,
+        "every modern sampling call was parked once\n{}",
+        log.text()
+    );
+}
