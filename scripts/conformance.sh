@@ -3,6 +3,8 @@
 # against the proxy in front of it (--prefix-mode never, the demo server as its one downstream,
 # over Streamable HTTP), for 2025-11-25 and for the 2026-07-28 requirements. Both must match the
 # same expected-failures files in conformance/, so the proxy passes whatever the demo passes.
+# Then the client scenarios against our downstream client (pluggedin-conformance-client), with
+# their own expected-failures files.
 # Needs the binaries built (cargo build); installs Node 22 and the suite into .deps/conformance.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -70,4 +72,22 @@ run demo-2025-11-25 "$demo_url" --suite all --spec-version 2025-11-25 --expected
 run proxy-2025-11-25 "$proxy_url" --suite all --spec-version 2025-11-25 --expected-failures conformance/expected-2025-11-25.yml
 run demo-2026-07-28 "$demo_url" --requirements 2026-07-28 --expected-failures conformance/expected-2026-07-28.yml
 run proxy-2026-07-28 "$proxy_url" --requirements 2026-07-28 --expected-failures conformance/expected-2026-07-28.yml
+
+# Client scenarios: the suite starts its own mock servers and runs our downstream client
+# (`pluggedin-conformance-client <url>`: the proxy's config, supervisor, handshake and client
+# handler code) against each, with the protocol version in MCP_CONFORMANCE_PROTOCOL_VERSION.
+run_client() { # name args...
+  local name=$1
+  shift
+  echo "== conformance: $name"
+  if conformance client --command "$BIN/pluggedin-conformance-client" "$@" -o "$work/results-$name" >"$work/$name.log" 2>&1; then
+    sed -n '/SUMMARY ===/,$p' "$work/$name.log" | grep -E 'Total|SUMMARY|matched|expected|unexpected' || true
+  else
+    status=1
+    sed -n '/SUMMARY ===/,$p' "$work/$name.log"
+    echo "conformance run '$name' did not match its expected failures" >&2
+  fi
+}
+run_client client-2025-11-25 --suite all --spec-version 2025-11-25 --expected-failures conformance/expected-client-2025-11-25.yml
+run_client client-2026-07-28 --requirements 2026-07-28 --expected-failures conformance/expected-client-2026-07-28.yml
 exit $status

@@ -1167,12 +1167,24 @@ impl Router {
             });
         }
         let uri = params.uri.clone();
-        self.forward(
-            &server,
-            ClientRequest::SubscribeRequest(Request::new(params)),
-            caller,
-        )
-        .await?;
+        if downstream.is_modern() {
+            // A modern server has no resources/subscribe: its listen stream carries the URI.
+            downstream
+                .watch_resource(&uri)
+                .await
+                .map_err(|message| RouteError::Transport {
+                    server: server.clone(),
+                    method: "subscriptions/listen".into(),
+                    message,
+                })?;
+        } else {
+            self.forward(
+                &server,
+                ClientRequest::SubscribeRequest(Request::new(params)),
+                caller,
+            )
+            .await?;
+        }
         if let Some(session) = &caller.session {
             lock(&session.subscriptions).insert(uri);
         }
@@ -1196,6 +1208,11 @@ impl Router {
             return Ok(());
         }
         let server = self.resource_owner(&params.uri)?;
+        let downstream = self.server(&server)?;
+        if downstream.is_modern() {
+            downstream.unwatch_resource(&params.uri);
+            return Ok(());
+        }
         self.forward(
             &server,
             ClientRequest::UnsubscribeRequest(Request::new(params)),

@@ -90,6 +90,13 @@ pub struct Connection {
     pub protocol_version: String,
 }
 
+impl Connection {
+    /// Whether the server speaks the modern generation (2026-07-28 or newer).
+    pub fn is_modern(&self) -> bool {
+        self.protocol_version.as_str() >= rmcp::model::ProtocolVersion::V_2026_07_28.as_str()
+    }
+}
+
 /// One configured server, shared by the supervisor, the router and the inspector commands.
 pub struct Downstream {
     pub name: String,
@@ -100,6 +107,11 @@ pub struct Downstream {
     /// Shared, so the per-request read is a pointer copy (the server's instructions can be long).
     connection: RwLock<Option<Arc<Connection>>>,
     lists: RwLock<Arc<ServerLists>>,
+    /// Resources clients subscribed to, for a modern server's `subscriptions/listen` stream
+    /// (a legacy server gets `resources/subscribe` instead).
+    watched: watch::Sender<std::collections::BTreeSet<String>>,
+    /// The resources the open listen stream follows (it acknowledged them).
+    listening: watch::Sender<std::collections::BTreeSet<String>>,
     /// Stops this server's supervisor (config change or shutdown).
     pub(crate) cancel: CancellationToken,
 }
@@ -125,6 +137,8 @@ impl Downstream {
             state: watch::Sender::new(initial),
             connection: RwLock::new(None),
             lists: RwLock::new(Arc::default()),
+            watched: watch::Sender::new(Default::default()),
+            listening: watch::Sender::new(Default::default()),
             cancel,
         }
     }
@@ -144,6 +158,35 @@ impl Downstream {
 
     pub fn lists(&self) -> Arc<ServerLists> {
         read(&self.lists).clone()
+    }
+
+    /// Whether the live connection speaks the modern generation (2026-07-28 or newer).
+    pub fn is_modern(&self) -> bool {
+        self.connection()
+            .is_some_and(|connection| connection.is_modern())
+    }
+
+    /// Follows updates of `uri` on the server's `subscriptions/listen` stream (modern servers);
+    /// returns once the stream follows it, or with an error after the server's timeout.
+    pub async fn watch_resource(&self, uri: &str) -> Result<(), String> {
+        self.watched
+            .send_if_modified(|uris| uris.insert(uri.to_owned()));
+        let mut listening = self.listening.subscribe();
+        tokio::time::timeout(
+            self.config.timeout,
+            listening.wait_for(|uris| uris.contains(uri)),
+        )
+        .await
+        .map_err(|_| {
+            "the server's subscriptions/listen stream did not take the resource".to_owned()
+        })?
+        .map(drop)
+        .map_err(|error| error.to_string())
+    }
+
+    /// Stops following updates of `uri`.
+    pub fn unwatch_resource(&self, uri: &str) {
+        self.watched.send_if_modified(|uris| uris.remove(uri));
     }
 
     /// Lists everything again on the live connection (discovery's `force_refresh`).

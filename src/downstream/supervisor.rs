@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rmcp::RoleClient;
-use rmcp::model::{ProtocolVersion, ServerNotification, SubscriptionFilter};
+use rmcp::model::{ServerNotification, SubscriptionFilter};
 use rmcp::service::{Peer, ServiceError};
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
@@ -153,7 +153,7 @@ async fn serve(downstream: &Arc<Downstream>, events: &Arc<dyn Events>, running: 
         "connected"
     );
     // A modern server reports list changes on a `subscriptions/listen` stream, not by notifying.
-    let modern = connection.protocol_version.as_str() >= ProtocolVersion::V_2026_07_28.as_str();
+    let modern = connection.is_modern();
     let _follower = modern.then(|| {
         AbortOnDrop(tokio::spawn(follow_changes(
             downstream.clone(),
@@ -214,38 +214,77 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Listens for a modern server's list changes and re-lists it on each.
+/// Listens for a modern server's list changes (re-listing it on each) and for updates of the
+/// resources clients subscribed to. The stream is opened again whenever that set changes, since a
+/// stream's filter is fixed when it opens.
 async fn follow_changes(
     downstream: Arc<Downstream>,
     events: Arc<dyn Events>,
     peer: Peer<RoleClient>,
 ) {
-    let mut filter = SubscriptionFilter::default();
-    filter.tools_list_changed = Some(true);
-    filter.prompts_list_changed = Some(true);
-    filter.resources_list_changed = Some(true);
-    let mut subscription = match peer.listen(filter).await {
-        Ok(subscription) => subscription,
-        Err(error) => {
-            tracing::warn!("subscriptions/listen refused, list changes will not be seen: {error}");
-            return;
-        }
-    };
+    let mut watched = downstream.watched.subscribe();
     loop {
-        match subscription.next().await {
-            Ok(Some(
-                ServerNotification::ToolListChangedNotification(_)
-                | ServerNotification::PromptListChangedNotification(_)
-                | ServerNotification::ResourceListChangedNotification(_),
-            )) => match downstream.relist().await {
-                Ok(()) => {
-                    tracing::info!("list changed (subscriptions/listen), re-listed");
-                    events.catalog_changed();
-                }
-                Err(error) => tracing::warn!("re-listing failed: {error}"),
-            },
-            Ok(Some(_)) => {}
-            Ok(None) | Err(_) => return,
+        let uris: Vec<String> = watched.borrow_and_update().iter().cloned().collect();
+
+        let mut filter = SubscriptionFilter::default();
+        filter.tools_list_changed = Some(true);
+        filter.prompts_list_changed = Some(true);
+        filter.resources_list_changed = Some(true);
+        if !uris.is_empty() {
+            filter.resource_subscriptions = Some(uris);
         }
+        let mut subscription = match peer.listen(filter).await {
+            Ok(subscription) => {
+                // What the server acknowledged is what the stream follows.
+                let acknowledged = subscription.acknowledged().resource_subscriptions.clone();
+                let acknowledged = acknowledged.unwrap_or_default();
+                tracing::debug!(
+                    resources = acknowledged.len(),
+                    "subscriptions/listen stream open"
+                );
+                downstream
+                    .listening
+                    .send_replace(acknowledged.into_iter().collect());
+                subscription
+            }
+            Err(error) => {
+                tracing::warn!(
+                    "subscriptions/listen refused, list changes will not be seen: {error}"
+                );
+                return;
+            }
+        };
+        loop {
+            let next = tokio::select! {
+                next = subscription.next() => next,
+                changed = watched.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    break;
+                }
+            };
+            match next {
+                Ok(Some(
+                    ServerNotification::ToolListChangedNotification(_)
+                    | ServerNotification::PromptListChangedNotification(_)
+                    | ServerNotification::ResourceListChangedNotification(_),
+                )) => match downstream.relist().await {
+                    Ok(()) => {
+                        tracing::info!("list changed (subscriptions/listen), re-listed");
+                        events.catalog_changed();
+                    }
+                    Err(error) => tracing::warn!("re-listing failed: {error}"),
+                },
+                Ok(Some(ServerNotification::ResourceUpdatedNotification(notification))) => {
+                    tracing::debug!(uri = %notification.params.uri, "resource updated (subscriptions/listen)");
+                    events.resource_updated(&downstream.name, notification.params);
+                }
+                Ok(Some(other)) => tracing::debug!("subscriptions/listen: {other:?}"),
+                Ok(None) | Err(_) => return,
+            }
+        }
+        let _ = subscription.cancel().await;
+        tracing::debug!("resource subscriptions changed, listening again");
     }
 }

@@ -326,6 +326,76 @@ async fn listen_receives_list_changes_when_a_downstream_restarts() {
     let _ = subscription.cancel().await;
 }
 
+// --- resource subscriptions carried to a modern server ------------------------------------
+
+#[tokio::test]
+async fn a_legacy_clients_subscription_reaches_a_modern_server_through_listen() {
+    let mut proxy = proxy().server("demo", modern_demo()).start().await;
+    proxy.wait_for_tool("demo__touch_watched_resource").await;
+    assert!(proxy.log.text().contains("protocol=2026-07-28"));
+    // No resources/subscribe in 2026-07-28: the proxy's listen stream to the server takes the URI,
+    // and subscribe returns once the server acknowledged it.
+    proxy
+        .peer()
+        .subscribe(SubscribeRequestParams::new("test://watched-resource"))
+        .await
+        .unwrap();
+    // rmcp acknowledges a listen stream before the server's handler has taken its sink, so the
+    // first touch may come too early for the server: touch until an update arrives.
+    let mut updated = None;
+    for _ in 0..50 {
+        proxy
+            .call("demo__touch_watched_resource", json!({}))
+            .await
+            .unwrap();
+        let next = proxy.next_event(|event| match event {
+            Event::ResourceUpdated(uri) => Some(uri.clone()),
+            _ => None,
+        });
+        if let Ok(uri) = tokio::time::timeout(std::time::Duration::from_millis(200), next).await {
+            updated = Some(uri);
+            break;
+        }
+    }
+    assert_eq!(updated.as_deref(), Some("test://watched-resource"));
+    proxy
+        .peer()
+        .unsubscribe(UnsubscribeRequestParams::new("test://watched-resource"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_modern_clients_listen_with_resources_follows_a_modern_server() {
+    let proxy = ModernProxy::start(json!({"demo": modern_demo()}), &[]).await;
+    let mut filter = SubscriptionFilter::default();
+    filter.resource_subscriptions = Some(vec!["test://watched-resource".into()]);
+    let mut subscription = proxy.peer().listen(filter).await.unwrap();
+    // The proxy reopens its own stream to the server with the URI; once the server acknowledged
+    // it, updates flow.
+    proxy
+        .log
+        .wait_for("subscriptions/listen stream open resources=1")
+        .await;
+    // The server takes its stream's sink just after acknowledging it: touch until an update
+    // arrives.
+    let mut updated = None;
+    for _ in 0..50 {
+        proxy.call("demo__touch_watched_resource", json!({})).await;
+        let next = tokio::time::timeout(std::time::Duration::from_millis(200), subscription.next());
+        if let Ok(notification) = next.await {
+            let notification = notification.unwrap().expect("the stream is open");
+            let ServerNotification::ResourceUpdatedNotification(notification) = notification else {
+                panic!("expected resources/updated, got {notification:?}")
+            };
+            updated = Some(notification.params.uri);
+            break;
+        }
+    }
+    assert_eq!(updated.as_deref(), Some("test://watched-resource"));
+    let _ = subscription.cancel().await;
+}
+
 // --- mixed generations over HTTP -----------------------------------------------------------
 
 #[tokio::test]
