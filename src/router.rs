@@ -265,6 +265,8 @@ struct InFlight {
     downstream_id: RequestId,
     /// A parked call's request (modern client): its questions go here, not to the session.
     park: Option<crate::parked::Questions>,
+    /// The log level a modern caller asked a modern server for on this request.
+    logs_for_modern_caller: Option<LoggingLevel>,
 }
 
 /// Which client session a server-to-client request belongs to.
@@ -1231,7 +1233,8 @@ impl Router {
             let Some(connection) = server.connection() else {
                 continue;
             };
-            if connection.capabilities.logging.is_none() {
+            // A modern server takes the level per request instead (see `forward_once`).
+            if connection.capabilities.logging.is_none() || connection.is_modern() {
                 continue;
             }
             let params = SetLevelRequestParams::new(level);
@@ -1409,6 +1412,29 @@ impl Router {
         tracing::debug!(server, method, "forwarding");
         let mut options = PeerRequestOptions::with_timeout(timeout);
         options.meta = forwarded_meta(&caller.meta);
+        // A modern server logs only for a request that names a level (2026-07-28): the modern
+        // caller's own, else the level a legacy session set with logging/setLevel.
+        let modern_caller = caller
+            .meta
+            .protocol_version()
+            .is_some_and(|version| !version.has_initialize());
+        let log_level = connection
+            .is_modern()
+            .then(|| {
+                caller.meta.log_level().or_else(|| {
+                    caller
+                        .session
+                        .as_ref()
+                        .and_then(|session| *lock(&session.log_level))
+                })
+            })
+            .flatten();
+        if let Some(level) = log_level {
+            options
+                .meta
+                .get_or_insert_with(RequestMetaObject::default)
+                .set_log_level(level);
+        }
         let handle = connection
             .peer
             .send_request_with_option(request, options)
@@ -1460,6 +1486,7 @@ impl Router {
                             request_id: request_id.clone(),
                             downstream_id: handle.id.clone(),
                             park: caller.park.clone(),
+                            logs_for_modern_caller: log_level.filter(|_| modern_caller),
                         },
                     );
                     Cleanup(move || {
@@ -1727,6 +1754,24 @@ impl Events for Router {
                 continue;
             };
             let params = params.clone();
+            self.tracker.spawn(async move {
+                let _ = peer.notify_logging_message(params).await;
+            });
+        }
+        // Modern callers have no session to broadcast to: a modern server's message goes to the
+        // one modern request in flight on it that asked for logs (with several, nothing in the
+        // message tells them apart, and it is not guessed).
+        let wanting: Vec<(Weak<Session>, LoggingLevel)> = lock(&self.in_flight)
+            .values()
+            .filter(|call| call.server == server)
+            .filter_map(|call| Some((call.session.clone(), call.logs_for_modern_caller?)))
+            .collect();
+        if let [(session, level)] = wanting.as_slice()
+            && level_passes(params.level, Some(*level))
+            && let Some(peer) = session
+                .upgrade()
+                .and_then(|session| session.peer.get().cloned())
+        {
             self.tracker.spawn(async move {
                 let _ = peer.notify_logging_message(params).await;
             });

@@ -30,6 +30,7 @@ fn modern_demo() -> Value {
 /// A proxy on stdio with a modern (2026-07-28) rmcp client in front of it.
 struct ModernProxy {
     client: RunningService<RoleClient, TestClient>,
+    events: tokio::sync::broadcast::Receiver<Event>,
     log: Log,
     _dir: tempfile::TempDir,
 }
@@ -52,12 +53,15 @@ impl ModernProxy {
             .spawn()
             .unwrap();
         let log = Log::capture(stderr.unwrap());
-        let client = TestClient::new()
+        let client = TestClient::new();
+        let events = client.subscribe();
+        let client = client
             .serve_with_lifecycle(transport, modern())
             .await
             .unwrap();
         let proxy = ModernProxy {
             client,
+            events,
             log,
             _dir: dir,
         };
@@ -394,6 +398,82 @@ async fn a_modern_clients_listen_with_resources_follows_a_modern_server() {
     }
     assert_eq!(updated.as_deref(), Some("test://watched-resource"));
     let _ = subscription.cancel().await;
+}
+
+// --- per-request log level carried to a modern server -------------------------------------
+
+/// The log messages among the events received so far.
+fn logs(events: &mut tokio::sync::broadcast::Receiver<Event>) -> Vec<String> {
+    let mut messages = Vec::new();
+    while let Ok(event) = events.try_recv() {
+        if let Event::Log(log) = event {
+            messages.push(log.data.as_str().unwrap_or_default().to_owned());
+        }
+    }
+    messages
+}
+
+#[tokio::test]
+async fn a_modern_clients_log_level_reaches_a_modern_server_and_its_logs_come_back() {
+    let mut proxy = ModernProxy::start(json!({"demo": modern_demo()}), &[]).await;
+    // Without a level, a modern server sends no log messages.
+    proxy.call("demo__test_tool_with_logging", json!({})).await;
+    // With one, they come back to this request.
+    let mut params = with_args("demo__test_tool_with_logging", json!({}));
+    let mut meta = RequestMetaObject::default();
+    meta.set_log_level(LoggingLevel::Info);
+    params.meta = Some(meta);
+    let result = proxy.client.call_tool(params).await.unwrap();
+    assert_eq!(text_of(&result), "Tool with logging executed successfully");
+    // The demo logs before it answers; the notifications may still be on their way.
+    let mut messages = logs(&mut proxy.events);
+    while messages.len() < 3 {
+        match tokio::time::timeout(WAIT, proxy.events.recv()).await {
+            Ok(Ok(Event::Log(log))) => {
+                messages.push(log.data.as_str().unwrap_or_default().to_owned());
+            }
+            Ok(Ok(_)) => {}
+            other => panic!("log messages missing: {messages:?} {other:?}"),
+        }
+    }
+    assert_eq!(
+        messages,
+        [
+            "Tool execution started",
+            "Tool processing data",
+            "Tool execution completed"
+        ],
+        "{}",
+        proxy.log.text()
+    );
+}
+
+#[tokio::test]
+async fn a_legacy_sessions_log_level_is_sent_per_request_to_a_modern_server() {
+    let mut proxy = proxy().server("demo", modern_demo()).start().await;
+    proxy.wait_for_tool("demo__test_tool_with_logging").await;
+    assert!(proxy.log.text().contains("protocol=2026-07-28"));
+    proxy
+        .peer()
+        .set_level(SetLevelRequestParams::new(LoggingLevel::Info))
+        .await
+        .unwrap();
+    proxy
+        .call("demo__test_tool_with_logging", json!({}))
+        .await
+        .unwrap();
+    let mut messages = Vec::new();
+    while messages.len() < 3 {
+        let message = proxy
+            .next_event(|event| match event {
+                Event::Log(log) => Some(log.data.as_str().unwrap_or_default().to_owned()),
+                _ => None,
+            })
+            .await;
+        messages.push(message);
+    }
+    assert_eq!(messages[0], "Tool execution started");
+    assert_eq!(messages[2], "Tool execution completed");
 }
 
 // --- mixed generations over HTTP -----------------------------------------------------------
