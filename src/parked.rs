@@ -265,12 +265,12 @@ impl Call {
             tokio::select! {
                 biased;
                 outcome = &mut self.outcome => {
-                    return Step::Done(outcome.unwrap_or_else(|_| Err(crate::router::RouteError::Cancelled)));
+                    return Step::Done(Box::new(outcome.unwrap_or_else(|_| Err(crate::router::RouteError::Cancelled))));
                 }
                 Some(question) = self.questions.recv() => self.take(question, capabilities),
                 () = ct.cancelled() => {
                     self.cancel.cancel();
-                    return Step::Done(Err(crate::router::RouteError::Cancelled));
+                    return Step::Done(Box::new(Err(crate::router::RouteError::Cancelled)));
                 }
             }
         }
@@ -278,7 +278,7 @@ impl Call {
 }
 
 enum Step {
-    Done(Result<ServerResult, crate::router::RouteError>),
+    Done(Box<Result<ServerResult, crate::router::RouteError>>),
     Ask(Call),
 }
 
@@ -339,7 +339,7 @@ impl ParkedCalls {
     ) -> Result<ServerResult, crate::router::RouteError> {
         let capabilities = caller.meta.client_capabilities().unwrap_or_default();
         match call.drive(&caller.ct, &capabilities).await {
-            Step::Done(outcome) => outcome,
+            Step::Done(outcome) => *outcome,
             Step::Ask(call) => self.park(call, owner, fingerprint),
         }
     }
@@ -374,7 +374,7 @@ impl ParkedCalls {
         call.answer(responses);
         let capabilities = caller.meta.client_capabilities().unwrap_or_default();
         match call.drive(&caller.ct, &capabilities).await {
-            Step::Done(outcome) => outcome,
+            Step::Done(outcome) => *outcome,
             Step::Ask(call) => self.park(call, owner, fingerprint),
         }
     }

@@ -1421,12 +1421,14 @@ impl Router {
         let log_level = connection
             .is_modern()
             .then(|| {
-                caller.meta.log_level().or_else(|| {
-                    caller
-                        .session
-                        .as_ref()
-                        .and_then(|session| *lock(&session.log_level))
-                })
+                if modern_caller {
+                    return caller.meta.log_level();
+                }
+                // A legacy client hears every level until it sets one, as from a legacy server.
+                caller
+                    .session
+                    .as_ref()
+                    .map(|session| lock(&session.log_level).unwrap_or(LoggingLevel::Debug))
             })
             .flatten();
         if let Some(level) = log_level {

@@ -36,6 +36,9 @@ use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+/// How long a legacy session's standalone stream gets to open before the first call.
+const STREAM_SETTLE: Duration = Duration::from_millis(500);
+
 /// Rounds of `InputRequiredResult` answered before giving up, as rmcp's own client does.
 const MAX_ROUNDS: usize = 10;
 
@@ -301,6 +304,13 @@ async fn run(url: &str) -> Result<(), String> {
         .map_err(|error| error.to_string())?;
     let outcome = match (settled, server.connection()) {
         (ServerState::Connected, Some(connection)) => {
+            if !connection.is_modern() {
+                // rmcp opens the legacy session's standalone GET stream in the background after
+                // the handshake, and a server may send requests tied to no call there (the
+                // suite's elicitation fixture does): with no stream yet, they are lost. Nothing
+                // reports the stream open, so give it a moment before calling.
+                tokio::time::sleep(STREAM_SETTLE).await;
+            }
             exercise(&server, &connection.peer).await;
             Ok(())
         }

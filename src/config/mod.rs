@@ -56,11 +56,12 @@ pub enum Origin {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Protocol {
     /// `initialize` (up to 2025-11-25): what every server in use today understands.
-    #[default]
     Legacy,
     /// `server/discover` and per-request `_meta` (2026-07-28).
     Modern,
-    /// `server/discover` first, `initialize` when the server does not know it.
+    /// `server/discover` first, `initialize` when the server does not know it (the default;
+    /// legacy HTTP+SSE servers are always legacy).
+    #[default]
     Auto,
 }
 
@@ -339,9 +340,9 @@ fn parse_server(value: &Value) -> Result<ServerConfig, FieldError> {
         tools: parse_tool_filter(server)?,
         instructions: parse_instructions(server)?,
         protocol: match optional_string(server, "protocol")?.as_deref() {
-            None | Some("legacy") => Protocol::Legacy,
+            Some("legacy") => Protocol::Legacy,
             Some("modern") => Protocol::Modern,
-            Some("auto") => Protocol::Auto,
+            None | Some("auto") => Protocol::Auto,
             Some(other) => {
                 return Err(field_error(
                     "protocol",

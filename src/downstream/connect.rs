@@ -80,6 +80,10 @@ pub(super) async fn connect(
     timeout: Duration,
 ) -> Result<Running, ConnectError> {
     let lifecycle = match protocol {
+        // Legacy HTTP+SSE is a 2024-11-05 transport: no modern server speaks it.
+        Protocol::Auto if matches!(transport, TransportConfig::Sse { .. }) => {
+            ClientLifecycleMode::Initialize
+        }
         Protocol::Legacy => ClientLifecycleMode::Initialize,
         Protocol::Modern => ClientLifecycleMode::Discover {
             preferred_versions: vec![ProtocolVersion::V_2026_07_28],

@@ -38,6 +38,12 @@ impl DownstreamHandler {
             let Some(downstream) = this.downstream.upgrade() else {
                 return;
             };
+            // During the handshake (no connection yet) the supervisor lists everything once it has
+            // the connection; lists taken now would reach the catalog with any other server's
+            // change and route calls to a server that is still "starting".
+            if downstream.connection().is_none() {
+                return;
+            }
             let peer = context.peer;
             let result = match kind {
                 ListKind::Tools => peer.list_all_tools().await.map(|tools| {
@@ -62,12 +68,7 @@ impl DownstreamHandler {
             match result {
                 Ok(()) => {
                     tracing::info!(server = %this.server, list = ?kind, "list changed, re-listed");
-                    // During the handshake (no connection yet) the supervisor publishes the lists
-                    // once it has the connection; publishing them now would route calls to a
-                    // server that is still "starting".
-                    if downstream.connection().is_some() {
-                        this.events.catalog_changed();
-                    }
+                    this.events.catalog_changed();
                 }
                 Err(error) => {
                     tracing::warn!(server = %this.server, list = ?kind, "re-listing failed: {error}");

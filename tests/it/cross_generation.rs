@@ -496,7 +496,7 @@ async fn mixed_generation_http_load_answers_every_caller_correctly() {
     let config = dir.path().join("mcp.json");
     std::fs::write(
         &config,
-        json!({"mcpServers": {"demo": {"url": demo_url}}}).to_string(),
+        json!({"mcpServers": {"demo": {"url": demo_url, "protocol": "legacy"}}}).to_string(),
     )
     .unwrap();
     let port = free_port().to_string();
