@@ -80,3 +80,22 @@ fn missing_servers_object_is_an_error() {
     let error = parse(r#"{"other": {}}"#).unwrap_err();
     assert!(error.message.contains("mcpServers"), "{error}");
 }
+
+#[test]
+fn a_servers_protocol_defaults_to_auto() {
+    let config = parse(
+        r#"{"mcpServers": {
+            "plain": {"command": "x"},
+            "pinned": {"command": "x", "protocol": "legacy"},
+            "new": {"url": "http://127.0.0.1:1/mcp", "protocol": "modern"}
+        }}"#,
+    )
+    .unwrap();
+    assert_eq!(config.servers["plain"].protocol, Protocol::Auto);
+    assert_eq!(config.servers["pinned"].protocol, Protocol::Legacy);
+    assert_eq!(config.servers["new"].protocol, Protocol::Modern);
+    let error = parse(r#"{"mcpServers": {"s": {"command": "x", "protocol": "newest"}}}"#)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("unknown protocol \"newest\""), "{error}");
+}

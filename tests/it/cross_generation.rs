@@ -287,6 +287,79 @@ async fn a_parked_call_expires_is_cancelled_downstream_and_its_state_is_refused(
     assert_eq!(text_of(&echoed), "Echo: after");
 }
 
+#[tokio::test]
+async fn a_parked_calls_state_is_refused_to_another_token() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("mcp.json");
+    std::fs::write(
+        &config,
+        json!({"mcpServers": {"demo": legacy_demo()}}).to_string(),
+    )
+    .unwrap();
+    let port = free_port().to_string();
+    let mut child = tokio::process::Command::new(proxy_bin())
+        .args(["--transport", "streamable-http", "--port", &port])
+        .args(["--rate-limit-tools", "0", "--rate-limit-requests", "0"])
+        .args([
+            "--require-api-auth",
+            "--auth-token",
+            "alice",
+            "--auth-token",
+            "bob",
+        ])
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .env_remove("PLUGGEDIN_API_KEY")
+        .env("RUST_LOG", "info,pluggedin_mcp_proxy=debug")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let log = Log::capture(child.stderr.take().unwrap());
+    log.wait_for("listening on http://").await;
+    log.wait_for(" connected ").await;
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    let client = |token: &str| {
+        let config =
+            rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig::with_uri(
+                url.as_str(),
+            )
+            .auth_header(token);
+        TestClient::new()
+            .serve_with_lifecycle(StreamableHttpClientTransport::from_config(config), modern())
+    };
+    let alice = client("alice").await.unwrap();
+    let bob = client("bob").await.unwrap();
+    let params = with_args("demo__test_sampling", json!({"prompt": "alice's"}));
+    let CallToolResponse::InputRequired(input) =
+        alice.peer().call_tool_once(params.clone()).await.unwrap()
+    else {
+        panic!("expected input_required")
+    };
+    let key = input.input_requests.unwrap().into_keys().next().unwrap();
+    let answer = |text: &str| {
+        let result = CreateMessageResult::new(SamplingMessage::assistant_text(text), "m".into());
+        InputResponses::from([(key.clone(), serde_json::to_value(result).unwrap())])
+    };
+    let mut retry = params;
+    retry.request_state = input.request_state;
+    // Bob holds Alice's state (say, it leaked): refused, and Alice's call stays parked.
+    retry.input_responses = Some(answer("bob's answer"));
+    let error = mcp_error(bob.peer().call_tool_once(retry.clone()).await.unwrap_err());
+    assert!(error.message.contains("names no parked call"), "{error:?}");
+    assert!(log.text().contains("another caller or request; refused"));
+    retry.input_responses = Some(answer("alice's answer"));
+    let CallToolResponse::Complete(done) = alice.peer().call_tool_once(retry).await.unwrap() else {
+        panic!("expected the final result")
+    };
+    assert!(text_of(&done).contains("alice's answer"), "{done:?}");
+}
+
 // --- subscriptions/listen across a downstream restart --------------------------------------
 
 #[tokio::test]
