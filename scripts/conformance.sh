@@ -81,7 +81,8 @@ run_client() { # name args...
   shift
   echo "== conformance: $name"
   if conformance client --command "$BIN/pluggedin-conformance-client" "$@" -o "$work/results-$name" >"$work/$name.log" 2>&1; then
-    sed -n '/SUMMARY ===/,$p' "$work/$name.log" | grep -E 'Total|SUMMARY|matched|expected|unexpected' || true
+    # Every scenario's line, then the totals and the baseline verdict.
+    sed -n '/SUMMARY ===/,$p' "$work/$name.log" | grep -E '^[✓✗] |Total|SUMMARY|Baseline' || true
   else
     status=1
     sed -n '/SUMMARY ===/,$p' "$work/$name.log"
