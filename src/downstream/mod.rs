@@ -110,6 +110,8 @@ pub struct Downstream {
     /// Resources clients subscribed to, for a modern server's `subscriptions/listen` stream
     /// (a legacy server gets `resources/subscribe` instead).
     watched: watch::Sender<std::collections::BTreeSet<String>>,
+    /// The generation `auto` found on the last connection, spoken on reconnection.
+    detected: std::sync::Mutex<Option<crate::config::Protocol>>,
     /// The resources the open listen stream follows (it acknowledged them).
     listening: watch::Sender<std::collections::BTreeSet<String>>,
     /// Stops this server's supervisor (config change or shutdown).
@@ -139,6 +141,7 @@ impl Downstream {
             lists: RwLock::new(Arc::default()),
             watched: watch::Sender::new(Default::default()),
             listening: watch::Sender::new(Default::default()),
+            detected: std::sync::Mutex::default(),
             cancel,
         }
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rmcp::RoleClient;
-use rmcp::model::{ServerNotification, SubscriptionFilter};
+use rmcp::model::{ProtocolVersion, ServerNotification, SubscriptionFilter};
 use rmcp::service::{Peer, ServiceError};
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
@@ -15,6 +15,13 @@ use super::connect::{Running, connect};
 use super::handler::DownstreamHandler;
 use super::{Connection, Downstream, Events, ServerState};
 use crate::catalog::ServerLists;
+use crate::config::Protocol;
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -41,18 +48,37 @@ async fn supervise(downstream: Arc<Downstream>, events: Arc<dyn Events>) {
             downstream: Arc::downgrade(&downstream),
             events: events.clone(),
         };
+        // `auto` probes once; reconnections speak the generation found, until one fails.
+        let remembered = *lock(&downstream.detected);
+        let protocol = match (downstream.config.protocol, remembered) {
+            (Protocol::Auto, Some(found)) => {
+                tracing::debug!(protocol = ?found, "speaking the generation detected before");
+                found
+            }
+            (configured, _) => configured,
+        };
         let attempt = tokio::select! {
             () = downstream.cancel.cancelled() => break,
             attempt = connect(
                 &downstream.name,
                 &downstream.config.transport,
-                downstream.config.protocol,
+                protocol,
                 handler,
                 downstream.config.timeout,
             ) => attempt,
         };
         let reason = match attempt {
             Ok(running) => {
+                if downstream.config.protocol == Protocol::Auto {
+                    let modern = running.peer().peer_info().is_some_and(|info| {
+                        info.protocol_version.as_str() >= ProtocolVersion::V_2026_07_28.as_str()
+                    });
+                    *lock(&downstream.detected) = Some(if modern {
+                        Protocol::Modern
+                    } else {
+                        Protocol::Legacy
+                    });
+                }
                 let started = Instant::now();
                 let reason = serve(&downstream, &events, running).await;
                 if downstream.cancel.is_cancelled() {
@@ -63,7 +89,11 @@ async fn supervise(downstream: Arc<Downstream>, events: Arc<dyn Events>) {
                 }
                 reason
             }
-            Err(error) => error.to_string(),
+            Err(error) => {
+                // The server may have changed generation: probe again next time.
+                lock(&downstream.detected).take();
+                error.to_string()
+            }
         };
         tracing::warn!(
             retry_in_ms = backoff.as_millis() as u64,

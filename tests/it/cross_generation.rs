@@ -364,7 +364,9 @@ async fn a_parked_calls_state_is_refused_to_another_token() {
 
 #[tokio::test]
 async fn listen_receives_list_changes_when_a_downstream_restarts() {
-    let proxy = ModernProxy::start(json!({"demo": modern_demo()}), &[]).await;
+    // The default protocol, `auto`: the first connection probes, the restart speaks what it found.
+    let proxy = ModernProxy::start(json!({"demo": {"command": demo_bin()}}), &[]).await;
+    assert!(proxy.log.text().contains("protocol=2026-07-28"));
     let mut filter = SubscriptionFilter::default();
     filter.tools_list_changed = Some(true);
     let mut subscription = proxy.peer().listen(filter).await.unwrap();
@@ -400,6 +402,14 @@ async fn listen_receives_list_changes_when_a_downstream_restarts() {
     }
     let restarted = restarted.expect("the server came back");
     assert_ne!(restarted, pid, "a new process serves after the restart");
+    assert!(
+        proxy
+            .log
+            .text()
+            .contains("speaking the generation detected before protocol=Modern"),
+        "{}",
+        proxy.log.text()
+    );
     let _ = subscription.cancel().await;
 }
 
