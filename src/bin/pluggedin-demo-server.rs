@@ -48,6 +48,9 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+#[path = "demo/conformance.rs"]
+mod conformance;
+
 // ===== Command line =====
 
 /// MCP demo/test server for pluggedin-mcp-proxy (stdio by default).
@@ -87,6 +90,10 @@ const WATCHED_URI: &str = "test://watched-resource";
 const TEMPLATE_URI: &str = "test://template/{id}/data";
 /// The tool that `test_dynamic_tool` adds to / removes from the tool list.
 const DYNAMIC_EXTRA_TOOL: &str = "test_dynamic_tool_extra";
+/// The prompt that `test_trigger_prompt_change` adds to / removes from the prompt list.
+const DYNAMIC_PROMPT: &str = "test_dynamic_prompt";
+/// The prompt that asks for input first (MRTR).
+const MRTR_PROMPT: &str = "test_input_required_result_prompt";
 
 #[derive(Deserialize, JsonSchema)]
 struct EchoArgs {
@@ -148,6 +155,9 @@ const STATIC_TOOLS: &[(&str, &str, SchemaFn)] = &[
     ("test_sampling", "Tests server-initiated sampling (LLM completion request)", input_schema::<SamplingArgs>),
     ("test_elicitation", "Tests server-initiated elicitation (user input request)", input_schema::<ElicitationArgs>),
     ("test_dynamic_tool", "Toggles the runtime tool test_dynamic_tool_extra and sends tools/list_changed", schema_for_empty_input),
+    ("test_trigger_tool_change", "Toggles the runtime tool test_dynamic_tool_extra and sends tools/list_changed", schema_for_empty_input),
+    ("test_trigger_prompt_change", "Toggles the runtime prompt test_dynamic_prompt and sends prompts/list_changed", schema_for_empty_input),
+    ("test_logging_tool", "Logs three messages, only at the level the request asked for", schema_for_empty_input),
     ("json_schema_2020_12_tool", "Tool with JSON Schema 2020-12 features for conformance testing (SEP-1613)", json_schema_2020_12),
     ("echo", "Echoes the message back", input_schema::<EchoArgs>),
     ("add", "Adds two numbers", input_schema::<AddArgs>),
@@ -199,6 +209,9 @@ struct Shared {
     name: String,
     extra_tools: usize,
     dynamic_tool_enabled: AtomicBool,
+    dynamic_prompt_enabled: AtomicBool,
+    /// The conformance suite's MRTR and tasks fixtures.
+    fixtures: conformance::Fixtures,
     watched_version: AtomicU64,
     next_id: AtomicU64,
     /// Sessions that used `initialize`; they get notifications pushed directly.
@@ -233,6 +246,7 @@ impl Shared {
             .enable_resources_subscribe()
             .enable_tools()
             .enable_tool_list_changed()
+            .enable_tasks()
             .build();
         let mut info = InitializeResult::new(capabilities).with_server_info(Implementation::new(
             cli.name.clone(),
@@ -246,6 +260,8 @@ impl Shared {
             name: cli.name.clone(),
             extra_tools: cli.extra_tools,
             dynamic_tool_enabled: AtomicBool::new(false),
+            dynamic_prompt_enabled: AtomicBool::new(false),
+            fixtures: conformance::Fixtures::new(),
             watched_version: AtomicU64::new(0),
             next_id: AtomicU64::new(1),
             legacy_peers: Mutex::new(HashMap::new()),
@@ -288,6 +304,19 @@ impl Shared {
         for sink in self.listeners() {
             if let Err(error) = sink.notify_tool_list_changed().await {
                 debug!(%error, "tools/list_changed not delivered to listener");
+            }
+        }
+    }
+
+    async fn broadcast_prompt_list_changed(&self) {
+        for peer in self.live_legacy_peers(|_| true) {
+            if let Err(error) = peer.notify_prompt_list_changed().await {
+                debug!(%error, "prompts/list_changed not delivered");
+            }
+        }
+        for sink in self.listeners() {
+            if let Err(error) = sink.notify_prompt_list_changed().await {
+                debug!(%error, "prompts/list_changed not delivered to listener");
             }
         }
     }
@@ -576,6 +605,7 @@ impl DemoServer {
                 schema_for_empty_input(),
             ));
         }
+        tools.extend(conformance::tools());
         tools.extend((0..self.shared.extra_tools).map(|i| {
             Tool::new(
                 format!("tool_{i}"),
@@ -674,15 +704,37 @@ impl DemoServer {
         })
     }
 
+    async fn dynamic_prompt(&self) -> CallToolResult {
+        let was_enabled = self
+            .shared
+            .dynamic_prompt_enabled
+            .fetch_xor(true, Ordering::Relaxed);
+        self.shared.broadcast_prompt_list_changed().await;
+        text_result(if was_enabled {
+            format!("Removed prompt {DYNAMIC_PROMPT}")
+        } else {
+            format!("Added prompt {DYNAMIC_PROMPT}")
+        })
+    }
+
     async fn call(
         &self,
         request: CallToolRequestParams,
         context: &RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let args = request.arguments.unwrap_or_default();
-        let responses = request.input_responses.unwrap_or_default();
         let name = request.name.as_ref();
         debug!(session = self.session_id, tool = name, "tools/call");
+        let fixture = conformance::Call {
+            name,
+            args: &args,
+            responses: request.input_responses.as_ref(),
+            state: request.request_state.as_deref(),
+        };
+        if let Some(result) = self.shared.fixtures.call(fixture, context).await {
+            return result;
+        }
+        let responses = request.input_responses.clone().unwrap_or_default();
         let result = match name {
             "test_simple_text" => text_result("This is a simple text response for testing."),
             "test_image_content" => {
@@ -731,7 +783,9 @@ impl DemoServer {
                     })
                     .await);
             }
-            "test_dynamic_tool" => self.dynamic_tool().await,
+            "test_dynamic_tool" | "test_trigger_tool_change" => self.dynamic_tool().await,
+            "test_trigger_prompt_change" => self.dynamic_prompt().await,
+            "test_logging_tool" => self.tool_with_logging(context).await,
             "json_schema_2020_12_tool" => text_result(format!(
                 "JSON Schema 2020-12 tool called with: {}",
                 Value::Object(args)
@@ -1037,7 +1091,23 @@ impl ServerHandler for DemoServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, McpError> {
-        Ok(ListPromptsResult::with_all_items(Self::prompts()))
+        let mut prompts = Self::prompts();
+        prompts.push(
+            Prompt::new(
+                MRTR_PROMPT,
+                Some("Asks the client for context first (MRTR)"),
+                None,
+            )
+            .with_title("Prompt Asking For Input"),
+        );
+        if self.shared.dynamic_prompt_enabled.load(Ordering::Relaxed) {
+            prompts.push(Prompt::new(
+                DYNAMIC_PROMPT,
+                Some("A prompt registered at runtime by test_trigger_prompt_change"),
+                None,
+            ));
+        }
+        Ok(ListPromptsResult::with_all_items(prompts))
     }
 
     async fn get_prompt(
@@ -1045,7 +1115,17 @@ impl ServerHandler for DemoServer {
         request: GetPromptRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
-        Self::prompt(&request).map(Into::into)
+        match request.name.as_str() {
+            MRTR_PROMPT => conformance::mrtr_prompt(&request),
+            DYNAMIC_PROMPT if self.shared.dynamic_prompt_enabled.load(Ordering::Relaxed) => {
+                Ok(GetPromptResult::new(vec![PromptMessage::new_text(
+                    Role::User,
+                    "This prompt was added at runtime.",
+                )])
+                .into())
+            }
+            _ => Self::prompt(&request).map(Into::into),
+        }
     }
 
     async fn complete(
@@ -1080,6 +1160,30 @@ impl ServerHandler for DemoServer {
         let completion = CompletionInfo::with_all_values(values)
             .map_err(|error| McpError::internal_error(error, None))?;
         Ok(CompleteResult::new(completion))
+    }
+
+    async fn get_task(
+        &self,
+        request: GetTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, McpError> {
+        self.shared.fixtures.get_task(&request.task_id)
+    }
+
+    async fn update_task(
+        &self,
+        request: UpdateTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        self.shared.fixtures.update_task(request)
+    }
+
+    async fn cancel_task(
+        &self,
+        request: CancelTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        self.shared.fixtures.cancel_task(&request.task_id)
     }
 
     #[allow(deprecated)] // logging is SEP-2577-deprecated but part of the legacy protocol
