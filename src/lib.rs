@@ -33,6 +33,7 @@ pub mod inspect;
 pub mod mail;
 pub mod manage;
 pub mod router;
+pub mod tasks;
 pub mod telemetry;
 pub mod upstream;
 

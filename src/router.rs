@@ -817,6 +817,7 @@ impl Router {
         if pending || connected.iter().any(|c| c.capabilities.logging.is_some()) {
             capabilities.logging = Some(Default::default());
         }
+        crate::tasks::announce(&mut capabilities, &connected);
         let mut implementation = Implementation::new("PluggedinMCP", env!("CARGO_PKG_VERSION"));
         implementation.title = Some("plugged.in MCP Proxy".to_owned());
         let mut info = ServerConfig::new(capabilities).with_server_info(implementation);
@@ -956,7 +957,8 @@ impl Router {
                 ClientRequest::CallToolRequest(Request::new(params)),
                 caller,
             )
-            .await;
+            .await
+            .map(|result| crate::tasks::created(self, &route.server, result));
         let error = match &outcome {
             Ok(ServerResult::CallToolResult(result)) if result.is_error == Some(true) => {
                 Some(result_text(result))
@@ -1202,7 +1204,7 @@ impl Router {
     /// client with `InputRequiredResult` (sampling, elicitation or roots wanted), the proxy asks
     /// the client those questions with real requests and retries with the answers, as the
     /// 2026-07-28 revision has clients do; a modern client gets the `InputRequiredResult` itself.
-    async fn forward(
+    pub(crate) async fn forward(
         &self,
         server: &str,
         mut request: ClientRequest,
@@ -1313,6 +1315,7 @@ impl Router {
         tracing::debug!(server, method, "forwarding");
         let mut options = PeerRequestOptions::with_timeout(timeout);
         options.meta = forwarded_meta(&caller.meta);
+        crate::tasks::pass_capabilities(&mut options.meta, &connection, &caller.meta);
         let handle = connection
             .peer
             .send_request_with_option(request, options)
