@@ -158,6 +158,7 @@ const STATIC_TOOLS: &[(&str, &str, SchemaFn)] = &[
     ("test_trigger_tool_change", "Toggles the runtime tool test_dynamic_tool_extra and sends tools/list_changed", schema_for_empty_input),
     ("test_trigger_prompt_change", "Toggles the runtime prompt test_dynamic_prompt and sends prompts/list_changed", schema_for_empty_input),
     ("test_logging_tool", "Logs three messages, only at the level the request asked for", schema_for_empty_input),
+    ("test_reconnection", "Over HTTP, its response stream is closed after the first event; the answer waits for a reconnect with Last-Event-ID (SEP-1699)", schema_for_empty_input),
     ("json_schema_2020_12_tool", "Tool with JSON Schema 2020-12 features for conformance testing (SEP-1613)", json_schema_2020_12),
     ("echo", "Echoes the message back", input_schema::<EchoArgs>),
     ("add", "Adds two numbers", input_schema::<AddArgs>),
@@ -786,6 +787,12 @@ impl DemoServer {
             "test_dynamic_tool" | "test_trigger_tool_change" => self.dynamic_tool().await,
             "test_trigger_prompt_change" => self.dynamic_prompt().await,
             "test_logging_tool" => self.tool_with_logging(context).await,
+            "test_reconnection" => {
+                // Answers after the HTTP layer has closed this call's stream (see
+                // `conformance::drop_stream_mid_call`); the client gets it by resuming.
+                tokio::time::sleep(conformance::RECONNECTION_ANSWER_DELAY).await;
+                text_result("Answered after the stream was closed; delivered on resumption")
+            }
             "json_schema_2020_12_tool" => text_result(format!(
                 "JSON Schema 2020-12 tool called with: {}",
                 Value::Object(args)
@@ -1238,7 +1245,9 @@ async fn serve_http(shared: Arc<Shared>, port: u16) -> anyhow::Result<()> {
         Arc::new(LocalSessionManager::default()),
         StreamableHttpServerConfig::default(),
     );
-    let app = Router::new().route_service("/mcp", service);
+    let app = Router::new()
+        .route_service("/mcp", service)
+        .layer(axum::middleware::from_fn(conformance::drop_stream_mid_call));
     let (listener, addr) = bind(port).await?;
     announce(addr, "/mcp");
     // TCP_NODELAY: otherwise an SSE answer's second write waits ~40 ms for a delayed ACK.

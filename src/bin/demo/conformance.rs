@@ -17,6 +17,81 @@ use rmcp::{
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+/// How long `test_reconnection` waits before answering, so that its stream is closed first.
+pub(crate) const RECONNECTION_ANSWER_DELAY: Duration = Duration::from_millis(300);
+
+/// The largest request body the stream-dropping layer reads to recognise `test_reconnection`.
+const INSPECTED_BODY_LIMIT: usize = 4 * 1024 * 1024;
+
+/// Streamable HTTP layer for SEP-1699 polling (`server-sse-polling`): a `tools/call` of
+/// `test_reconnection` gets its SSE response cut after the first event (rmcp's priming event,
+/// which carries the event id and `retry`). The call goes on; rmcp caches its answer in the
+/// session, and a `GET` with `Last-Event-ID` replays it. Every other request passes untouched.
+pub(crate) async fn drop_stream_mid_call(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::body::Body;
+    use futures::StreamExt as _;
+    use http_body_util::BodyExt as _;
+
+    if request.method() != axum::http::Method::POST {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let bytes = match http_body_util::Limited::new(body, INSPECTED_BODY_LIMIT)
+        .collect()
+        .await
+    {
+        Ok(collected) => collected.to_bytes(),
+        Err(error) => {
+            return axum::response::IntoResponse::into_response((
+                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body not readable: {error}"),
+            ));
+        }
+    };
+    let reconnection = serde_json::from_slice::<Value>(&bytes).is_ok_and(|message| {
+        message["method"] == "tools/call" && message["params"]["name"] == "test_reconnection"
+    });
+    let response = next
+        .run(axum::extract::Request::from_parts(parts, Body::from(bytes)))
+        .await;
+    let is_stream = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"text/event-stream"));
+    if !reconnection || !is_stream {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    // Pass bytes through up to the end of the first event ("\n\n"), then end the stream at
+    // once, without waiting for (and so without consuming) what the call sends next.
+    let inner = body.into_data_stream();
+    let cut = futures::stream::unfold(
+        (inner, Vec::new(), false),
+        |(mut inner, mut seen, done)| async move {
+            if done {
+                return None;
+            }
+            let chunk = match inner.next().await? {
+                Ok(chunk) => chunk,
+                Err(error) => return Some((Err(error), (inner, seen, true))),
+            };
+            let start = seen.len();
+            seen.extend_from_slice(&chunk);
+            match seen.windows(2).position(|pair| pair == b"\n\n") {
+                Some(at) => {
+                    let end = (at + 2).saturating_sub(start).min(chunk.len());
+                    Some((Ok(chunk.slice(..end)), (inner, seen, true)))
+                }
+                None => Some((Ok(chunk), (inner, seen, false))),
+            }
+        },
+    );
+    axum::response::Response::from_parts(parts, Body::from_stream(cut))
+}
+
 /// How often clients should poll `tasks/get` (the suite polls at this pace).
 const POLL_INTERVAL_MS: u64 = 100;
 
