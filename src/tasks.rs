@@ -32,11 +32,17 @@ pub fn namespaced(slug: &str, id: &str) -> String {
     format!("{slug}{SEPARATOR}{id}")
 }
 
-/// Announces the tasks extension when a connected server does.
+/// Whether a server speaks 2026-07-28 or later with us.
+fn modern(connection: &Connection) -> bool {
+    connection.protocol_version.as_str() >= ProtocolVersion::V_2026_07_28.as_str()
+}
+
+/// Announces the tasks extension when a server connected with 2026-07-28 does (the extension is
+/// of that generation; tasks pass through within it).
 pub fn announce(capabilities: &mut ServerCapabilities, connected: &[Arc<Connection>]) {
     if connected
         .iter()
-        .any(|connection| connection.capabilities.supports_tasks())
+        .any(|connection| modern(connection) && connection.capabilities.supports_tasks())
     {
         capabilities
             .extensions
@@ -63,8 +69,7 @@ pub fn pass_capabilities(
     server: &Connection,
     caller: &RequestMetaObject,
 ) {
-    let modern_server = server.protocol_version.as_str() >= ProtocolVersion::V_2026_07_28.as_str();
-    if let Some(capabilities) = caller_capabilities(caller).filter(|_| modern_server) {
+    if let Some(capabilities) = caller_capabilities(caller).filter(|_| modern(server)) {
         meta.get_or_insert_with(Default::default)
             .insert(CLIENT_CAPABILITIES.to_owned(), capabilities);
     }
