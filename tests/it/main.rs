@@ -15,6 +15,7 @@ mod control;
 mod documents;
 mod forwarding;
 mod generations;
+mod headers;
 mod http;
 mod input;
 mod reload;
