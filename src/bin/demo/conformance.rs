@@ -247,11 +247,13 @@ pub(crate) fn tools() -> Vec<Tool> {
     ]
 }
 
+fn elicitation_params(message: &str, schema: Value) -> Result<ElicitRequestParams, McpError> {
+    serde_json::from_value(json!({"mode": "form", "message": message, "requestedSchema": schema}))
+        .map_err(|error| McpError::internal_error(format!("bad elicitation: {error}"), None))
+}
+
 fn elicitation(message: &str, schema: Value) -> Result<InputRequest, McpError> {
-    let params: ElicitRequestParams = serde_json::from_value(
-        json!({"mode": "form", "message": message, "requestedSchema": schema}),
-    )
-    .map_err(|error| McpError::internal_error(format!("bad elicitation: {error}"), None))?;
+    let params = elicitation_params(message, schema)?;
     Ok(InputRequest::Elicitation(ElicitRequest::new(params)))
 }
 
@@ -443,9 +445,7 @@ impl Fixtures {
         if !client_has(context, "elicitation") {
             return Err(missing(json!({"elicitation": {}})));
         }
-        let InputRequest::Elicitation(request) = elicitation(message, schema)? else {
-            unreachable!("elicitation() builds an elicitation request");
-        };
+        let params = elicitation_params(message, schema)?;
         let modern = context
             .protocol_version()
             .is_some_and(|version| !version.has_initialize());
@@ -453,16 +453,14 @@ impl Fixtures {
             match call.responses.and_then(|responses| responses.get("answer")) {
                 Some(answer) if valid_answer("elicitation", Some(answer)) => answer.clone(),
                 _ => {
-                    return Ok(pending(
-                        vec![("answer", InputRequest::Elicitation(request))],
-                        None,
-                    ));
+                    let request = InputRequest::Elicitation(ElicitRequest::new(params));
+                    return Ok(pending(vec![("answer", request)], None));
                 }
             }
         } else {
             let result = context
                 .peer
-                .create_elicitation(request.params)
+                .create_elicitation(params)
                 .await
                 .map_err(|error| McpError::internal_error(error.to_string(), None))?;
             serde_json::to_value(result).unwrap_or_default()
