@@ -788,10 +788,9 @@ impl DemoServer {
             "test_trigger_prompt_change" => self.dynamic_prompt().await,
             "test_logging_tool" => self.tool_with_logging(context).await,
             "test_reconnection" => {
-                // Answers after the HTTP layer has closed this call's stream (see
-                // `conformance::drop_stream_mid_call`); the client gets it by resuming.
-                tokio::time::sleep(conformance::RECONNECTION_ANSWER_DELAY).await;
-                text_result("Answered after the stream was closed; delivered on resumption")
+                // Over HTTP its stream is cut (`conformance::drop_stream_mid_call`); it answers
+                // once the client has resumed.
+                conformance::reconnection(&self.shared.fixtures.resumptions, context).await
             }
             "json_schema_2020_12_tool" => text_result(format!(
                 "JSON Schema 2020-12 tool called with: {}",
@@ -1240,14 +1239,19 @@ fn announce(addr: std::net::SocketAddr, path: &str) {
 }
 
 async fn serve_http(shared: Arc<Shared>, port: u16) -> anyhow::Result<()> {
+    let resumptions = shared.fixtures.resumptions.clone();
     let service = StreamableHttpService::new(
         move || Ok(DemoServer::new_session(&shared)),
         Arc::new(LocalSessionManager::default()),
         StreamableHttpServerConfig::default(),
     );
-    let app = Router::new()
-        .route_service("/mcp", service)
-        .layer(axum::middleware::from_fn(conformance::drop_stream_mid_call));
+    let app =
+        Router::new()
+            .route_service("/mcp", service)
+            .layer(axum::middleware::from_fn_with_state(
+                resumptions,
+                conformance::drop_stream_mid_call,
+            ));
     let (listener, addr) = bind(port).await?;
     announce(addr, "/mcp");
     // TCP_NODELAY: otherwise an SSE answer's second write waits ~40 ms for a delayed ACK.

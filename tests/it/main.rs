@@ -20,6 +20,7 @@ mod http;
 mod input;
 mod reload;
 mod resilience;
+mod resume;
 mod routing;
 mod tasks;
 mod transports;

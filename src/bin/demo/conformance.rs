@@ -17,17 +17,72 @@ use rmcp::{
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-/// How long `test_reconnection` waits before answering, so that its stream is closed first.
-pub(crate) const RECONNECTION_ANSWER_DELAY: Duration = Duration::from_millis(300);
+/// How long `test_reconnection` waits for its client to resume before answering anyway.
+const RECONNECTION_WAIT_LIMIT: Duration = Duration::from_secs(20);
+
+/// Resumptions (`GET` with `Last-Event-ID`) seen per session, for `test_reconnection`.
+#[derive(Default)]
+pub(crate) struct Resumptions(
+    std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Notify>>>,
+);
+
+impl Resumptions {
+    fn entry(&self, session: &str) -> Arc<tokio::sync::Notify> {
+        let mut map = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        map.entry(session.to_owned()).or_default().clone()
+    }
+
+    /// A client of `session` resumed a stream (its resumed stream is in place).
+    fn resumed(&self, session: &str) {
+        // A stored permit if the tool is not waiting yet.
+        self.entry(session).notify_one();
+    }
+
+    /// Waits until a client of `session` resumes, or the limit passes.
+    async fn wait(&self, session: &str) {
+        let resumed = self.entry(session);
+        let _ = tokio::time::timeout(RECONNECTION_WAIT_LIMIT, resumed.notified()).await;
+        let mut map = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        map.remove(session);
+    }
+}
+
+/// `test_reconnection`: over Streamable HTTP with a session, answers only once the client has
+/// resumed the stream that [`drop_stream_mid_call`] cut (rmcp forgets a request's stream once
+/// its answer is sent, so an answer sent before the resume could never be replayed); over
+/// other transports at once.
+pub(crate) async fn reconnection(
+    resumptions: &Resumptions,
+    context: &RequestContext<RoleServer>,
+) -> CallToolResult {
+    let session = context
+        .extensions
+        .get::<axum::http::request::Parts>()
+        .and_then(|parts| parts.headers.get("mcp-session-id"))
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
+    if let Some(session) = session {
+        resumptions.wait(&session).await;
+    }
+    text("Answered after the stream was closed; delivered on resumption")
+}
 
 /// The largest request body the stream-dropping layer reads to recognise `test_reconnection`.
 const INSPECTED_BODY_LIMIT: usize = 4 * 1024 * 1024;
 
 /// Streamable HTTP layer for SEP-1699 polling (`server-sse-polling`): a `tools/call` of
 /// `test_reconnection` gets its SSE response cut after the first event (rmcp's priming event,
-/// which carries the event id and `retry`). The call goes on; rmcp caches its answer in the
-/// session, and a `GET` with `Last-Event-ID` replays it. Every other request passes untouched.
+/// which carries the event id and `retry`). The call goes on; once the client comes back with a
+/// `GET` and `Last-Event-ID` (recorded in `resumptions`), it answers on the resumed stream.
+/// Every other request passes untouched.
 pub(crate) async fn drop_stream_mid_call(
+    axum::extract::State(resumptions): axum::extract::State<Arc<Resumptions>>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
@@ -35,6 +90,20 @@ pub(crate) async fn drop_stream_mid_call(
     use futures::StreamExt as _;
     use http_body_util::BodyExt as _;
 
+    if request.method() == axum::http::Method::GET {
+        let resuming = request
+            .headers()
+            .contains_key("last-event-id")
+            .then(|| request.headers().get("mcp-session-id"))
+            .flatten()
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        let response = next.run(request).await;
+        if let Some(session) = resuming.filter(|_| response.status().is_success()) {
+            resumptions.resumed(&session);
+        }
+        return response;
+    }
     if request.method() != axum::http::Method::POST {
         return next.run(request).await;
     }
@@ -97,6 +166,8 @@ const POLL_INTERVAL_MS: u64 = 100;
 
 /// Fixture state shared by every session: the tasks and the key sealing `requestState`.
 pub(crate) struct Fixtures {
+    /// Resumed streams per session, shared with the HTTP layer.
+    pub(crate) resumptions: Arc<Resumptions>,
     tasks: TaskManager,
     key: [u8; 32],
 }
@@ -109,6 +180,7 @@ impl Fixtures {
             key = Sha256::digest(std::process::id().to_le_bytes()).into();
         }
         Self {
+            resumptions: Arc::default(),
             tasks: TaskManager::new(),
             key,
         }
