@@ -396,3 +396,76 @@ async fn a_modern_server_sees_what_the_modern_client_declared() {
         .unwrap();
     assert!(matches!(ok, CallToolResponse::Complete(_)), "{ok:?}");
 }
+
+#[tokio::test]
+async fn tasks_work_for_a_modern_client_over_http() {
+    // Over Streamable HTTP every tasks/* request carries `Mcp-Name: <task id>`, which the proxy
+    // checks against the body before resolving the namespaced id.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("mcp.json");
+    let servers = json!({"alpha": modern_demo(), "beta": modern_demo()});
+    std::fs::write(&config, json!({ "mcpServers": servers }).to_string()).unwrap();
+    let port = free_port().to_string();
+    let mut child = tokio::process::Command::new(proxy_bin())
+        .args(["--transport", "streamable-http", "--port", &port])
+        .args(["--rate-limit-tools", "0", "--rate-limit-requests", "0"])
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let log = Log::capture(child.stderr.take().unwrap());
+    log.wait_for("listening on http://").await;
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    let lifecycle = ClientLifecycleMode::Discover {
+        preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+    };
+    let client = ModernClient {
+        capabilities: with_tasks(),
+    }
+    .serve_with_lifecycle(
+        rmcp::transport::StreamableHttpClientTransport::from_uri(url.as_str()),
+        lifecycle,
+    )
+    .await
+    .unwrap();
+    wait_tools(&client, &["alpha__confirm_delete", "beta__slow_compute"]).await;
+
+    let confirming = start_task(
+        &client,
+        "alpha__confirm_delete",
+        json!({"filename": "over-http.txt"}),
+    )
+    .await;
+    let long = start_task(
+        &client,
+        "beta__slow_compute",
+        json!({"seconds": 600, "label": "http"}),
+    )
+    .await;
+    wait_status(&client, &confirming, TaskStatus::InputRequired).await;
+    let answer = json!({"action": "decline"});
+    client
+        .peer()
+        .update_task(UpdateTaskParams::new(
+            confirming.clone(),
+            InputResponses::from([("confirm".to_owned(), answer)]),
+        ))
+        .await
+        .unwrap();
+    let done = wait_status(&client, &confirming, TaskStatus::Completed).await;
+    assert_eq!(result_text(&done), "Kept over-http.txt");
+    client
+        .peer()
+        .cancel_task(CancelTaskParams::new(long.clone()))
+        .await
+        .unwrap();
+    wait_status(&client, &long, TaskStatus::Cancelled).await;
+    let _ = child.kill().await;
+}
