@@ -857,3 +857,35 @@ pub(crate) fn mrtr_prompt(request: &GetPromptRequestParams) -> Result<GetPromptR
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_state_opens_only_untouched_and_for_its_tool() {
+        let fixtures = Fixtures::new();
+        let sealed = fixtures.seal("tool_a", json!({"round": 2, "name": "Ann"}));
+        assert_eq!(
+            fixtures.open("tool_a", &sealed).unwrap(),
+            json!({"round": 2, "name": "Ann"})
+        );
+        // Another tool's state, an appended suffix, a flipped byte, garbage: all refused.
+        assert!(fixtures.open("tool_b", &sealed).is_err());
+        assert!(
+            fixtures
+                .open("tool_a", &format!("{sealed}-TAMPERED"))
+                .is_err()
+        );
+        let mut flipped = sealed.clone().into_bytes();
+        flipped[3] ^= 1;
+        assert!(
+            fixtures
+                .open("tool_a", &String::from_utf8_lossy(&flipped))
+                .is_err()
+        );
+        assert!(fixtures.open("tool_a", "not a state").is_err());
+        // A state sealed by another process (another key) is refused too.
+        assert!(Fixtures::new().open("tool_a", &sealed).is_err());
+    }
+}
