@@ -8,8 +8,8 @@
 //! - [`catalog`]: merging the servers' lists under `<slug>__<name>` names.
 //! - [`router`]: name → owner; forwarding requests and everything that flows back.
 //! - [`builtin`]: the `pluggedin_*` tools, reached through the router.
-//! - [`control`]: the control-plane boundary the built-in tools talk to, and its local SQLite
-//!   store; the activity recorder.
+//! - [`control`]: the control-plane boundary the built-in tools talk to, its local SQLite
+//!   store and its plugged.in App client (App mode); the activity recorder.
 //! - [`ingest`]: files into documents (HTML and PDF text extraction) for `docs add`.
 //! - [`mail`]: SMTP delivery of notifications.
 //! - [`upstream`]: serving clients (stdio, Streamable HTTP).
@@ -51,6 +51,7 @@ use crate::cli::{Cli, Transport};
 use crate::config::Config;
 use crate::control::ControlPlane;
 use crate::control::activity::Recorder;
+use crate::control::app::{AppClient, AppControl, AppMode, AppSettings};
 use crate::control::local::LocalStore;
 use crate::mail::{Mailer, SmtpSettings};
 use crate::router::{Control, Router};
@@ -63,45 +64,75 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
     // reqwest is built without a default TLS provider (aws-lc-rs costs minutes of compile time).
     let _ = rustls::crypto::ring::default_provider().install_default();
 
-    if cli
-        .pluggedin_api_key
-        .as_deref()
-        .is_some_and(|key| !key.trim().is_empty())
-    {
-        bail!(
-            "plugged.in App mode (--pluggedin-api-key / PLUGGEDIN_API_KEY) is not available yet in \
-             this version; unset the key to run on the local config file"
-        );
-    }
+    let app_settings = AppSettings::resolve(
+        cli.pluggedin_api_key.as_deref(),
+        cli.pluggedin_api_base_url.as_deref(),
+        Duration::from_secs(cli.app_timeout_secs.max(1)),
+    )
+    .map_err(anyhow::Error::msg)?;
     if cli.transport == Transport::Stdio && (cli.stateless || cli.require_api_auth) {
         tracing::warn!(
             "--stateless and --require-api-auth only apply to --transport streamable-http"
         );
     }
 
-    let config_path = config::locate(cli.config.as_deref());
-    let config = match &config_path {
-        Some(path) => {
-            let config = Config::load(path)?;
-            tracing::info!(file = %path.display(), servers = config.servers.len(), "config loaded");
-            config
+    let data_dir = data_dir(cli.data_dir.clone());
+    let store = LocalStore::open_async(data_dir.clone()).await?;
+    tracing::info!(store = store.path(), "local store open");
+
+    let (config, config_path, app) = match &app_settings {
+        Some(settings) => {
+            if let Some(path) = &cli.config {
+                tracing::info!(file = %path.display(), "App mode: the config file is not used");
+            }
+            let client = AppClient::new(&settings.base_url, settings.key.clone(), settings.timeout)
+                .map_err(anyhow::Error::msg)?;
+            let app = Arc::new(AppMode::new(client, data_dir.clone()));
+            match app.refresh().await {
+                Ok(_) => tracing::info!(
+                    base = %settings.base_url,
+                    servers = app.servers().identities.len(),
+                    tools = app.catalog().tools.len(),
+                    "App mode: server list and catalog fetched"
+                ),
+                Err(_) => tracing::warn!("{}", app.status().summary()),
+            }
+            (app.servers().config.clone(), None, Some(app))
         }
         None => {
-            let searched: Vec<String> = config::search_paths()
-                .iter()
-                .map(|path| path.display().to_string())
-                .collect();
-            tracing::warn!(
-                "no config file found (looked for {}); starting with no downstream servers",
-                searched.join(", ")
-            );
-            Config::default()
+            let config_path = config::locate(cli.config.as_deref());
+            let config = match &config_path {
+                Some(path) => {
+                    let config = Config::load(path)?;
+                    tracing::info!(file = %path.display(), servers = config.servers.len(), "config loaded");
+                    config
+                }
+                None => {
+                    let searched: Vec<String> = config::search_paths()
+                        .iter()
+                        .map(|path| path.display().to_string())
+                        .collect();
+                    tracing::warn!(
+                        "no config file found (looked for {}); starting with no downstream servers",
+                        searched.join(", ")
+                    );
+                    Config::default()
+                }
+            };
+            (config, config_path, None)
         }
     };
-    let data_dir = data_dir(cli.data_dir.clone());
-    let store = LocalStore::open_async(data_dir).await?;
-    tracing::info!(store = store.path(), "local store open");
-    let control: Arc<dyn ControlPlane> = Arc::new(store);
+    let control: Arc<dyn ControlPlane> = match &app {
+        Some(app) => {
+            let servers = app.clone();
+            Arc::new(AppControl::new(
+                app.client().clone(),
+                store,
+                Arc::new(move || servers.servers()),
+            ))
+        }
+        None => Arc::new(store),
+    };
 
     if let Some(command) = cli.command.take_if(|command| command.is_management()) {
         return manage::run(command, control.as_ref(), &config).await;
@@ -124,7 +155,9 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
     let tracker = TaskTracker::new();
     prune_activity(&control, cli.activity_retention_days, &tracker);
     let ids = ids::ServerIds::new(control.clone());
-    ids.ensure(config.servers.keys()).await;
+    if app.is_none() {
+        ids.ensure(config.servers.keys()).await;
+    }
     let recorder = Recorder::start(control.clone(), &tracker, cancel.child_token());
     let router = Router::new(
         cli.prefix_mode,
@@ -139,17 +172,32 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
         cancel.clone(),
     );
     router.reload_settings().await;
-    router.apply_config(&config);
+    match &app {
+        Some(app) => {
+            router.set_app(app.clone());
+            router.apply_app();
+        }
+        None => router.apply_config(&config),
+    }
     router.watch_settings();
 
     let outcome = match cli.command {
         Some(command) => inspect::run(command, &router).await,
         None => {
             let http = (cli.transport == Transport::StreamableHttp)
-                .then(|| http_options(&cli, &config))
+                .then(|| http_options(&cli, &config, app_settings.as_ref()))
                 .transpose()?;
             if let Some(path) = config_path {
                 watch_config(path, config, &router, &cancel, &tracker)?;
+            }
+            if let Some(app) = &app {
+                refresh_app(
+                    app.clone(),
+                    &router,
+                    Duration::from_secs(cli.app_refresh_secs.max(1)),
+                    &cancel,
+                    &tracker,
+                );
             }
             match http {
                 Some(options) => serve_http(&router, options, &cancel).await,
@@ -219,6 +267,53 @@ fn watch_config(
     Ok(())
 }
 
+/// App mode: refreshes the App's server list and catalog every `interval`, applying what
+/// changed. While the App is unreachable the last good copy stays in force and retries come
+/// sooner (1 s, doubling up to `interval`), so the proxy recovers by itself.
+fn refresh_app(
+    app: Arc<AppMode>,
+    router: &Arc<Router>,
+    interval: Duration,
+    cancel: &CancellationToken,
+    tracker: &TaskTracker,
+) {
+    let router = router.clone();
+    let cancel = cancel.child_token();
+    tracker.spawn(async move {
+        let first_retry = Duration::from_secs(1).min(interval);
+        let mut wait = if app.status().reachable {
+            interval
+        } else {
+            first_retry
+        };
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                () = tokio::time::sleep(wait) => {}
+            }
+            let was_reachable = app.status().reachable;
+            match app.refresh().await {
+                Ok(changed) => {
+                    if !was_reachable {
+                        tracing::info!("{}", app.status().summary());
+                    }
+                    if changed || !was_reachable {
+                        router.apply_app();
+                    }
+                    wait = interval;
+                }
+                Err(_) => {
+                    wait = if was_reachable {
+                        first_retry
+                    } else {
+                        (wait * 2).min(interval)
+                    };
+                }
+            }
+        }
+    });
+}
+
 /// Serves one client on stdin/stdout until stdin ends or a signal arrives.
 async fn serve_stdio(router: &Arc<Router>, cancel: &CancellationToken) -> anyhow::Result<()> {
     let handler = upstream::ProxyHandler::new(router.clone());
@@ -249,11 +344,18 @@ const LOOPBACK_ORIGINS: &[&str] = &[
     "https://[::1]:*",
 ];
 
-fn http_options(cli: &Cli, config: &Config) -> anyhow::Result<upstream::http::HttpOptions> {
+fn http_options(
+    cli: &Cli,
+    config: &Config,
+    app: Option<&AppSettings>,
+) -> anyhow::Result<upstream::http::HttpOptions> {
+    // In App mode the API key is accepted too, as the original accepts it.
+    let key = app.map(|app| app.key.expose().to_owned());
     let tokens: Vec<String> = cli
         .auth_tokens
         .iter()
         .chain(&config.auth_tokens)
+        .chain(key.as_ref())
         .map(|token| token.trim().to_owned())
         .filter(|token| !token.is_empty())
         .collect();

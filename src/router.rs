@@ -34,10 +34,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::builtin::{self, Builtins};
-use crate::catalog::{Catalog, InvalidCursor, PromptRoute, ResolveError, ServerEntry, page};
+use crate::catalog::{
+    AppServerEntry, Catalog, InvalidCursor, PromptRoute, ResolveError, ServerEntry, page,
+};
 use crate::cli::PrefixMode;
 use crate::config::{Config, ToolFilter};
 use crate::control::activity::Recorder;
+use crate::control::app::AppMode;
 use crate::control::time::now_ms;
 use crate::control::{Activity, ActivityAction, CachedServer, Settings, Workspace};
 use crate::downstream::{self, Downstream, Events, ServerState};
@@ -95,6 +98,9 @@ pub enum RouteError {
     /// The local document library failed (listing or reading documents as resources).
     #[error("the document library: {0}")]
     Library(String),
+    /// The plugged.in App could not answer what was asked (its sanitised error).
+    #[error("{0}")]
+    App(String),
 }
 
 /// JSON-RPC `-32001`, the request-timeout code the official SDKs use.
@@ -120,7 +126,8 @@ impl From<RouteError> for ErrorData {
             | RouteError::Transport { .. }
             | RouteError::UnexpectedResult { .. }
             | RouteError::Cancelled
-            | RouteError::Library(_) => ErrorData::internal_error(message, None),
+            | RouteError::Library(_)
+            | RouteError::App(_) => ErrorData::internal_error(message, None),
         }
     }
 }
@@ -287,6 +294,8 @@ pub struct Router {
     rebuilding: Mutex<()>,
     /// The lists last written to the catalog cache, by server UUID.
     cached: Mutex<HashMap<String, Arc<crate::catalog::ServerLists>>>,
+    /// App mode: where the server list and the catalog come from (`None`: local mode).
+    app: OnceLock<Arc<AppMode>>,
     tracker: TaskTracker,
     cancel: CancellationToken,
     this: Weak<Router>,
@@ -334,6 +343,7 @@ impl Router {
             settings: RwLock::default(),
             rebuilding: Mutex::default(),
             cached: Mutex::default(),
+            app: OnceLock::new(),
             tracker,
             cancel,
             this: this.clone(),
@@ -387,6 +397,30 @@ impl Router {
         self.rebuild_catalog();
     }
 
+    /// Switches this router to App mode: servers and catalog follow `app` from now on (see
+    /// [`Router::apply_app`]).
+    pub fn set_app(&self, app: Arc<AppMode>) {
+        let _ = self.app.set(app);
+    }
+
+    /// App mode's state, when in App mode.
+    pub fn app(&self) -> Option<&Arc<AppMode>> {
+        self.app.get()
+    }
+
+    /// Applies the App's current server list (servers started, stopped, restarted as needed) and
+    /// rebuilds the catalog from the App's lists. Servers keep the App's UUIDs.
+    pub fn apply_app(&self) {
+        let Some(app) = self.app.get() else {
+            return;
+        };
+        let servers = app.servers();
+        for identity in &servers.identities {
+            self.ids.set(&identity.name, &identity.uuid);
+        }
+        self.apply_config(&servers.config);
+    }
+
     /// The configured servers, in name order.
     pub fn servers(&self) -> Vec<Arc<Downstream>> {
         read(&self.servers).values().cloned().collect()
@@ -426,6 +460,28 @@ impl Router {
         let servers = self.visible_servers();
         let lists: Vec<_> = servers.iter().map(|server| server.lists()).collect();
         self.cache_lists(&servers, &lists);
+        if let Some(app) = self.app.get() {
+            let identities = app.servers();
+            let entries: Vec<AppServerEntry<'_>> = servers
+                .iter()
+                .map(|server| AppServerEntry {
+                    name: &server.name,
+                    uuid: &server.uuid,
+                    slug: identities
+                        .identities
+                        .iter()
+                        .find(|identity| identity.name == server.name)
+                        .and_then(|identity| identity.slug.as_deref()),
+                })
+                .collect();
+            let mut catalog = Catalog::from_app(&app.catalog(), &entries);
+            let settings = self.settings();
+            catalog
+                .tools
+                .retain(|tool| !settings.disabled_tools.contains(tool.name.as_ref()));
+            self.install_catalog(catalog);
+            return;
+        }
         let settings = self.settings();
         let build = |filters: &[ToolFilter]| {
             let entries: Vec<ServerEntry<'_>> = servers
@@ -464,6 +520,11 @@ impl Router {
         if denied {
             catalog = build(&filters);
         }
+        self.install_catalog(catalog);
+    }
+
+    /// Puts the built-in tools first, replaces the catalog, and tells clients what changed.
+    fn install_catalog(&self, mut catalog: Catalog) {
         let builtins: Vec<rmcp::model::Tool> = self.builtin_tools();
         catalog.tools.splice(0..0, builtins);
         let catalog = Arc::new(catalog);
@@ -875,6 +936,10 @@ impl Router {
     ) -> Result<(Vec<rmcp::model::Resource>, Option<String>), RouteError> {
         // --- documents as resources (issue 8) ---
         let catalog = self.catalog();
+        if self.app.get().is_some() {
+            // App mode: the App's resources are the list (its documents stay in the App).
+            return Ok(page(&catalog.resources, cursor, self.page_size)?);
+        }
         let served = catalog.resources.len();
         let start = match cursor {
             None => 0,
@@ -950,13 +1015,27 @@ impl Router {
         let route = self.catalog().resolve_tool(&params.name)?;
         params.name = route.original.clone().into();
         params.meta = None;
-        let outcome = self
+        let before = self.server(&route.server).ok();
+        let mut outcome = self
             .forward(
                 &route.server,
-                ClientRequest::CallToolRequest(Request::new(params)),
+                ClientRequest::CallToolRequest(Request::new(params.clone())),
                 caller,
             )
             .await;
+        if let Err(error) = &outcome
+            && self
+                .reread_after_unauthorized(&route.server, before.as_ref(), error)
+                .await
+        {
+            outcome = self
+                .forward(
+                    &route.server,
+                    ClientRequest::CallToolRequest(Request::new(params)),
+                    caller,
+                )
+                .await;
+        }
         let error = match &outcome {
             Ok(ServerResult::CallToolResult(result)) if result.is_error == Some(true) => {
                 Some(result_text(result))
@@ -975,11 +1054,156 @@ impl Router {
         outcome
     }
 
+    /// App mode: after a downstream answered 401 (an expired OAuth token, which the App
+    /// refreshes while it serves the server list), re-reads the server list once; when that
+    /// server's configuration changed, applies it, waits for the server to settle and says
+    /// `true` (retry once). Concurrent calls share the one re-read.
+    async fn reread_after_unauthorized(
+        &self,
+        server: &str,
+        before: Option<&Arc<Downstream>>,
+        error: &RouteError,
+    ) -> bool {
+        let Some(app) = self.app.get() else {
+            return false;
+        };
+        if !is_unauthorized(error) {
+            return false;
+        }
+        tracing::info!(
+            server,
+            "the server answered 401; re-reading its configuration from the App"
+        );
+        if let Err(error) = app.reread_servers().await {
+            tracing::warn!(server, "server list not re-read: {error}");
+            return false;
+        }
+        let servers = app.servers();
+        let current = self.server(server).ok();
+        let changed = match (before, &current) {
+            (Some(before), Some(current)) if !Arc::ptr_eq(before, current) => true,
+            (Some(before), _) => servers.config.servers.get(server) != Some(&before.config),
+            (None, _) => true,
+        };
+        if !changed {
+            tracing::info!(
+                server,
+                "its configuration in the App is unchanged; not retrying"
+            );
+            return false;
+        }
+        self.apply_app();
+        let Ok(downstream) = self.server(server) else {
+            return false;
+        };
+        let mut state = downstream.subscribe_state();
+        let _ = tokio::time::timeout(
+            downstream.config.timeout,
+            state.wait_for(ServerState::is_settled),
+        )
+        .await;
+        tracing::info!(server, state = %downstream.state(), "retrying after the re-read");
+        true
+    }
+
+    /// The server with this (App) UUID.
+    fn server_by_uuid(&self, uuid: &str) -> Option<Arc<Downstream>> {
+        read(&self.servers)
+            .values()
+            .find(|server| server.uuid.eq_ignore_ascii_case(uuid))
+            .cloned()
+    }
+
+    /// App mode's `prompts/get`: the owner from `/api/resolve/prompt`, the name unchanged.
+    async fn get_prompt_app(
+        &self,
+        app: &AppMode,
+        caller: &Caller,
+        mut params: GetPromptRequestParams,
+    ) -> Result<ServerResult, RouteError> {
+        let started = Instant::now();
+        let name = params.name.clone();
+        let server = match app.resolve_prompt(&name).await {
+            Ok(uuid) => self.server_by_uuid(&uuid).ok_or_else(|| {
+                RouteError::App(format!(
+                    "Failed to get prompt {name}: its server ({uuid}) is not among the App's active servers"
+                ))
+            }),
+            Err(error) => Err(RouteError::App(format!("Failed to get prompt {name}: {error}"))),
+        };
+        let (outcome, identity) = match server {
+            Ok(server) => {
+                params.meta = None;
+                let outcome = self
+                    .forward(
+                        &server.name,
+                        ClientRequest::GetPromptRequest(Request::new(params)),
+                        caller,
+                    )
+                    .await;
+                (outcome, (server.name.clone(), server.uuid.clone()))
+            }
+            Err(error) => (Err(error), ("unknown".to_owned(), "unknown".to_owned())),
+        };
+        self.record(
+            ActivityAction::PromptGet,
+            (&identity.0, &identity.1),
+            &name,
+            started,
+            outcome.as_ref().err().map(ToString::to_string),
+        );
+        outcome
+    }
+
+    /// App mode's `resources/read`: the owner from `/api/resolve/resource`, the URI unchanged.
+    async fn read_resource_app(
+        &self,
+        app: &AppMode,
+        caller: &Caller,
+        mut params: ReadResourceRequestParams,
+    ) -> Result<ServerResult, RouteError> {
+        let started = Instant::now();
+        let uri = params.uri.clone();
+        let server = match app.resolve_resource(&uri).await {
+            Ok(uuid) => self.server_by_uuid(&uuid).ok_or_else(|| {
+                RouteError::App(format!(
+                    "Failed to read resource {uri}: its server ({uuid}) is not among the App's active servers"
+                ))
+            }),
+            Err(error) => Err(RouteError::App(format!("Failed to read resource {uri}: {error}"))),
+        };
+        let (outcome, identity) = match server {
+            Ok(server) => {
+                params.meta = None;
+                let outcome = self
+                    .forward(
+                        &server.name,
+                        ClientRequest::ReadResourceRequest(Request::new(params)),
+                        caller,
+                    )
+                    .await;
+                (outcome, (server.name.clone(), server.uuid.clone()))
+            }
+            Err(error) => (Err(error), ("unknown".to_owned(), "unknown".to_owned())),
+        };
+        self.record(
+            ActivityAction::ResourceRead,
+            (&identity.0, &identity.1),
+            &uri,
+            started,
+            outcome.as_ref().err().map(ToString::to_string),
+        );
+        outcome
+    }
+
     pub async fn get_prompt(
         &self,
         caller: &Caller,
         mut params: GetPromptRequestParams,
     ) -> Result<ServerResult, RouteError> {
+        if let Some(app) = self.app.get() {
+            return self.get_prompt_app(app, caller, params).await;
+        }
         let started = Instant::now();
         let catalog = self.catalog();
         match catalog.resolve_prompt(&params.name)? {
@@ -1025,6 +1249,9 @@ impl Router {
         caller: &Caller,
         mut params: ReadResourceRequestParams,
     ) -> Result<ServerResult, RouteError> {
+        if let Some(app) = self.app.get() {
+            return self.read_resource_app(app, caller, params).await;
+        }
         let started = Instant::now();
         // --- documents as resources (issue 8): read from the library, not a server ---
         if Builtins::is_document_uri(&params.uri) {
@@ -1508,6 +1735,19 @@ impl Router {
 }
 
 /// The text of a tool result, for the activity log's error column.
+/// Whether a failed request failed on the server's HTTP 401 (rmcp says "Auth required").
+fn is_unauthorized(error: &RouteError) -> bool {
+    let text = error.to_string().to_ascii_lowercase();
+    [
+        "401",
+        "unauthorized",
+        "auth required",
+        "authorization required",
+    ]
+    .iter()
+    .any(|needle| text.contains(needle))
+}
+
 fn result_text(result: &rmcp::model::CallToolResult) -> String {
     let texts: Vec<&str> = result
         .content

@@ -3,6 +3,8 @@
 //! servers' current lists (cheap: a few thousand items) and replaced, never edited in place, so a
 //! request always sees one consistent snapshot. It knows nothing of transports or sessions.
 
+mod app;
+pub use app::AppServerEntry;
 pub mod naming;
 mod template;
 

@@ -21,6 +21,7 @@ fn note(title: &str) -> NewNotification {
         severity: Severity::Info,
         link: None,
         ttl_ms: 60_000,
+        send_email: false,
     }
 }
 
