@@ -1435,6 +1435,19 @@ impl Router {
         mut request: ClientRequest,
         caller: &Caller,
     ) -> Result<ServerResult, RouteError> {
+        // App mode lists a server's tools before it has connected (the App's catalog): a call
+        // that arrives while it is starting waits for it, within the server's timeout.
+        if self.app.get().is_some() {
+            let downstream = self.server(server)?;
+            if downstream.state() == ServerState::Starting {
+                let mut state = downstream.subscribe_state();
+                let _ = tokio::time::timeout(
+                    downstream.config.timeout,
+                    state.wait_for(ServerState::is_settled),
+                )
+                .await;
+            }
+        }
         let modern_caller = caller
             .meta
             .protocol_version()
