@@ -302,7 +302,8 @@ fn refresh_app(
                     }
                     wait = interval;
                 }
-                Err(_) => {
+                Err(error) => {
+                    tracing::debug!("App refresh failed: {error}");
                     wait = if was_reachable {
                         first_retry
                     } else {

@@ -200,17 +200,14 @@ impl AppClient {
                 }
             }
         };
-        let result = fetch.await;
-        if owner {
-            let mut in_flight = lock(&self.inner.in_flight);
-            if in_flight
-                .get(path_and_query)
-                .is_some_and(|(current, _)| *current == id)
-            {
-                in_flight.remove(path_and_query);
-            }
-        }
-        result
+        // The owner takes the entry out when it is done — or dropped (a caller that gave up, or
+        // a sibling request of a joined group failed): a finished fetch is never served again.
+        let _cleanup = owner.then(|| InFlightEntry {
+            client: self,
+            key: path_and_query,
+            id,
+        });
+        fetch.await
     }
 
     /// `GET path` without sharing (when a fresh answer is required).
@@ -281,7 +278,7 @@ impl AppClient {
             let detail = parsed
                 .get("error")
                 .and_then(Value::as_str)
-                .map(|text| crate::control::activity::redact(text));
+                .map(crate::control::activity::redact);
             tracing::debug!(status = status.as_u16(), path = %path, "App request failed");
             return Err(AppError::Status {
                 status: status.as_u16(),
@@ -294,6 +291,25 @@ impl AppClient {
             return Ok(Value::Null);
         }
         Ok(parsed)
+    }
+}
+
+/// Removes its in-flight GET from the map when dropped, unless a newer one took its place.
+struct InFlightEntry<'a> {
+    client: &'a AppClient,
+    key: &'a str,
+    id: u64,
+}
+
+impl Drop for InFlightEntry<'_> {
+    fn drop(&mut self) {
+        let mut in_flight = lock(&self.client.inner.in_flight);
+        if in_flight
+            .get(self.key)
+            .is_some_and(|(current, _)| *current == self.id)
+        {
+            in_flight.remove(self.key);
+        }
     }
 }
 

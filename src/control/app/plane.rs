@@ -280,20 +280,12 @@ fn memory_of(value: &Value) -> Memory {
         .iter()
         .find_map(|key| text(value, key))
         .unwrap_or_default();
+    // The builtin reads tags from the metadata (where the local store keeps them).
     let mut metadata = value.get("metadata").cloned().filter(|m| !m.is_null());
-    if let Some(tags) = value.get("tags").filter(|tags| !tags.is_null()) {
-        let map = metadata
-            .get_or_insert_with(|| json!({}))
-            .as_object_mut()
-            .map(|map| {
-                map.insert("tags".into(), tags.clone());
-            });
-        let _ = map;
-    }
-    if let Some(stage) = text(value, "currentDecayStage").or_else(|| text(value, "decayStage")) {
-        if let Some(map) = metadata.get_or_insert_with(|| json!({})).as_object_mut() {
-            map.insert("decayStage".into(), json!(stage));
-        }
+    if let Some(tags) = value.get("tags").filter(|tags| !tags.is_null())
+        && let Some(map) = metadata.get_or_insert_with(|| json!({})).as_object_mut()
+    {
+        map.insert("tags".into(), tags.clone());
     }
     Memory {
         uuid: text(value, "uuid").unwrap_or_default(),
