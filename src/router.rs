@@ -359,8 +359,18 @@ impl Router {
     /// Applies a (new) configuration: starts added servers, stops removed ones, restarts changed
     /// ones, and leaves the rest alone.
     pub fn apply_config(&self, config: &Config) {
+        self.apply_servers(config, &HashMap::new());
+    }
+
+    /// [`Router::apply_config`], with slugs given for some servers (the App's own slugs, so
+    /// `<slug>__` means what it means in the App).
+    fn apply_servers(&self, config: &Config, given_slugs: &HashMap<String, String>) {
         let names: Vec<&str> = config.servers.keys().map(String::as_str).collect();
-        let slugs = crate::catalog::naming::unique_slugs(names.iter().copied());
+        let slugs: Vec<String> = crate::catalog::naming::unique_slugs(names.iter().copied())
+            .into_iter()
+            .zip(&names)
+            .map(|(slug, name)| given_slugs.get(*name).cloned().unwrap_or(slug))
+            .collect();
         let mut started = Vec::new();
         {
             let mut servers = write(&self.servers);
@@ -415,10 +425,18 @@ impl Router {
             return;
         };
         let servers = app.servers();
+        let mut slugs = HashMap::new();
         for identity in &servers.identities {
             self.ids.set(&identity.name, &identity.uuid);
+            slugs.insert(
+                identity.name.clone(),
+                identity
+                    .slug
+                    .clone()
+                    .unwrap_or_else(|| identity.uuid.clone()),
+            );
         }
-        self.apply_config(&servers.config);
+        self.apply_servers(&servers.config, &slugs);
     }
 
     /// The configured servers, in name order.
@@ -727,11 +745,12 @@ impl Router {
             return false;
         }
         // A connected server's tools are in the catalog unless disabled under another spelling
-        // (the exposed name in `auto`/`never` prefix modes).
+        // (the exposed name in `auto`/`never` prefix modes) or, in App mode, not listed by the
+        // App. The UUID spelling resolves in every mode.
         server.connection().is_none()
             || self
                 .catalog()
-                .resolve_tool(&qualified)
+                .resolve_tool(&by_uuid)
                 .is_ok_and(|route| route.server == server.name)
     }
 

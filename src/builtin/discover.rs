@@ -172,6 +172,27 @@ pub(super) async fn run(builtins: &Builtins, router: &Router, args: &JsonObject)
         })
         .collect();
 
+    // Nothing known yet: in App mode, ask the App to discover (the original's cold path).
+    if !force
+        && tools.is_empty()
+        && prompts.is_empty()
+        && resources.is_empty()
+        && templates.is_empty()
+    {
+        match builtins
+            .control
+            .trigger_discovery(wanted.as_deref(), false)
+            .await
+        {
+            Ok(Some(message)) => {
+                return Ok(text(format!(
+                    "No cached dynamic data found. {message}\n\nNote: You can call pluggedin_discover_tools again to see the cached results including both static and dynamic tools."
+                )));
+            }
+            Ok(None) => {}
+            Err(error) => return Err(format!("Failed to trigger discovery via API: {error}")),
+        }
+    }
     let target = match &wanted {
         Some(uuid) => format!("server {uuid}"),
         None => "all servers".to_owned(),

@@ -36,10 +36,9 @@ fn app_tool(name: &str, server: &str, description: &str) -> Value {
 /// what the App does not list (switched off there) must stay off.
 async fn standard_app() -> AppStub {
     let app = AppStub::start().await;
-    app.set_servers(json!([
-        demo_server(DEMO, "Demo", Some("demo-server")),
-        demo_server(OTHER, "Other", None),
-    ]));
+    let mut demo = demo_server(DEMO, "Demo", Some("demo-server"));
+    demo["customInstructions"] = json!([{"role": "user", "content": [{"type": "text", "text": "This server is read-only."}]}]);
+    app.set_servers(json!([demo, demo_server(OTHER, "Other", None)]));
     app.set_tools(json!([
         app_tool("demo-server__echo", DEMO, "Echo text"),
         app_tool("demo-server__test_error_handling", DEMO, "Fails"),
@@ -124,6 +123,24 @@ async fn app_catalog_is_listed_and_calls_route_to_live_servers() {
         !wire.to_string().contains("_serverUuid") && !wire.to_string().contains("_serverName"),
         "{wire}"
     );
+
+    // The App's custom instructions reach the client, under the App's prefix.
+    let instructions = proxy
+        .peer()
+        .peer_info()
+        .and_then(|info| info.instructions.clone())
+        .unwrap_or_default();
+    assert!(
+        instructions.contains("## Demo (tools prefixed demo-server__)")
+            && instructions.contains("This server is read-only."),
+        "{instructions}"
+    );
+
+    // Discovery reports what the App lists, not everything the live server has.
+    let report = proxy.call_text("pluggedin_discover_tools", json!({})).await;
+    assert!(report.contains("**demo-server__echo**"), "{report}");
+    assert!(!report.contains("demo-server__add"), "{report}");
+    assert!(report.contains("This server is read-only."), "{report}");
 
     // Unprefixed names work when one server offers them; UUID prefixes work.
     assert!(
@@ -689,6 +706,33 @@ async fn every_builtin_tool_speaks_the_app() {
             "{systems:?}"
         );
     }
+}
+
+#[tokio::test]
+async fn discovery_with_nothing_known_asks_the_app_to_discover() {
+    let app = AppStub::start().await;
+    let proxy = app_proxy(&app).await;
+    let text = proxy.call_text("pluggedin_discover_tools", json!({})).await;
+    assert_eq!(
+        text,
+        "No cached dynamic data found. Discovery process initiated for all active servers. Results \
+         will be available shortly.\n\nNote: You can call pluggedin_discover_tools again to see the \
+         cached results including both static and dynamic tools."
+    );
+    let request = app.wait_request("POST", "/api/discover/all").await;
+    assert_eq!(request.body, json!({"force_refresh": false}));
+    app.fail(
+        "POST /api/discover/all",
+        429,
+        json!({"error": "Too many", "limit": 1, "remaining": 0, "reset": 0}),
+    );
+    let text = proxy
+        .call_error("pluggedin_discover_tools", json!({}))
+        .await;
+    assert!(
+        text.starts_with("Failed to trigger discovery via API: Rate limit exceeded"),
+        "{text}"
+    );
 }
 
 #[test]
