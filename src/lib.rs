@@ -122,6 +122,11 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
             (config, config_path, None)
         }
     };
+    if let Some(command) = cli.command.take_if(|command| command.is_management()) {
+        // Management commands work on the local store in both modes: the operator's settings,
+        // workspaces, `stats` and the local document library live there.
+        return manage::run(command, &store, &config).await;
+    }
     let control: Arc<dyn ControlPlane> = match &app {
         Some(app) => {
             let servers = app.clone();
@@ -133,10 +138,6 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
         }
         None => Arc::new(store),
     };
-
-    if let Some(command) = cli.command.take_if(|command| command.is_management()) {
-        return manage::run(command, control.as_ref(), &config).await;
-    }
 
     let mailer = SmtpSettings::resolve(config.smtp.as_ref(), |var| std::env::var(var).ok())?
         .map(|settings| Mailer::new(&settings))

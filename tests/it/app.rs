@@ -863,6 +863,7 @@ async fn health_reports_the_app_state() {
             &port,
             "--data-dir",
             &data_dir,
+            "--require-api-auth",
         ],
         &[
             ("PLUGGEDIN_API_KEY", KEY),
@@ -881,6 +882,21 @@ async fn health_reports_the_app_state() {
             .await
             .unwrap()
     };
+    // With --require-api-auth the App key is an accepted token, as in the original.
+    let initialize = |token: Option<&str>| {
+        let mut request = reqwest::Client::new()
+            .post(format!("http://127.0.0.1:{port}/mcp"))
+            .header("accept", "application/json, text/event-stream")
+            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send()
+    };
+    assert_eq!(initialize(None).await.unwrap().status(), 401);
+    assert_eq!(initialize(Some("not-the-key")).await.unwrap().status(), 401);
+    assert_ne!(initialize(Some(KEY)).await.unwrap().status(), 401);
+
     let body = health().await;
     assert_eq!(body["controlPlane"]["mode"], json!("app"));
     assert_eq!(body["controlPlane"]["state"], json!("reachable"));
