@@ -385,6 +385,26 @@ async fn app_errors_reach_clients_sanitised_and_slow_answers_time_out() {
         .call_text("pluggedin_ask_knowledge_base", json!({"query": "status?"}))
         .await;
     assert!(text.contains("The release is green."), "{text}");
+
+    // A slow App never slows a call: activity reports wait at the App while calls answer.
+    app.hold("POST /api/notifications/mcp-activity");
+    for i in 0..5 {
+        let message = format!("while the App is slow {i}");
+        let text = proxy
+            .call_text("demo-server__echo", json!({"message": message}))
+            .await;
+        assert!(text.contains(&message), "{text}");
+    }
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while app.held("POST /api/notifications/mcp-activity") == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no report reached the App"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    app.release("POST /api/notifications/mcp-activity");
+
     let log = proxy.log.text();
     assert!(!log.contains(KEY), "the key leaked into the log");
 }
