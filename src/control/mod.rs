@@ -1,8 +1,8 @@
 //! The control plane: where the built-in tools' data and the proxy's settings live, behind one
 //! boundary trait, [`ControlPlane`]. The built-in tools, the activity recorder and the management
 //! commands talk only to this trait; [`local::LocalStore`] implements it on an embedded SQLite
-//! database in the data dir, and a plugged.in App client will implement it next. Nothing outside
-//! `local` contains SQL.
+//! database in the data dir, and [`app::AppControl`] on the plugged.in App's HTTP API (App mode).
+//! Nothing outside `local` contains SQL.
 
 pub mod activity;
 pub mod app;
@@ -187,6 +187,8 @@ pub struct MemoryQuery {
     pub ring_types: Option<Vec<String>>,
     pub agent_uuid: Option<String>,
     pub top_k: u32,
+    /// Also search the App's collective ("gut") memory; the local store has none.
+    pub include_gut: bool,
 }
 
 /// One memory: a recorded observation, classified into a ring.

@@ -480,6 +480,33 @@ async fn every_builtin_tool_speaks_the_app() {
         "/api/notifications/3f8a1c2e-4b5d-4e6f-8a9b-0c1d2e3f4a5b/completed",
     );
     assert_eq!(patch.body, json!({}));
+    // The App toggles; a notification it lists as completed already is not toggled back.
+    app.answer(
+        "GET /api/notifications",
+        200,
+        json!({"success": true, "notifications": [{"id": "3f8a1c2e-4b5d-4e6f-8a9b-0c1d2e3f4a5b",
+               "type": "CUSTOM", "title": "t", "message": "m", "read": true, "severity": "INFO",
+               "completed": true, "created_at": "2026-01-02T03:04:05.000Z"}]}),
+    );
+    let patches = app
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PATCH")
+        .count();
+    let text = proxy
+        .call_text(
+            "pluggedin_mark_notification_done",
+            json!({"notificationId": "3f8a1c2e-4b5d-4e6f-8a9b-0c1d2e3f4a5b"}),
+        )
+        .await;
+    assert_eq!(text, "Notification marked as done");
+    assert_eq!(
+        app.requests()
+            .iter()
+            .filter(|r| r.method == "PATCH")
+            .count(),
+        patches
+    );
     let text = proxy
         .call_error(
             "pluggedin_delete_notification",

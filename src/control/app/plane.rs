@@ -363,6 +363,15 @@ impl ControlPlane for AppControl {
     }
 
     async fn complete_notification(&self, id: &str) -> Result<bool> {
+        // The App toggles the flag; the tool promises "done" (and says it is idempotent). So a
+        // notification the App already lists as completed is left alone.
+        if let Ok(listed) = self.list_notifications(false, None).await
+            && listed
+                .iter()
+                .any(|notification| notification.id == id && notification.completed)
+        {
+            return Ok(true);
+        }
         // The id is path-encoded (the original put it in the path as given).
         let path = format!("/api/notifications/{}/completed", encode_path(id));
         match self
@@ -572,7 +581,8 @@ impl ControlPlane for AppControl {
     }
 
     async fn memory_search(&self, query: MemoryQuery) -> Result<Vec<MemoryHit>> {
-        let mut body = json!({"query": query.query, "top_k": query.top_k, "include_gut": false});
+        let mut body =
+            json!({"query": query.query, "top_k": query.top_k, "include_gut": query.include_gut});
         if let Some(rings) = query.ring_types {
             body["ring_types"] = json!(rings);
         }
