@@ -1020,6 +1020,86 @@ async fn a_downstream_401_rereads_its_config_once_and_retries() {
 }
 
 #[tokio::test]
+async fn fifty_concurrent_401_calls_share_one_server_list_reread() {
+    let web = Background::start(
+        demo_bin(),
+        &["--http", "0", "--require-token", "fresh-token"],
+        &[],
+        "listening on http://",
+    )
+    .await;
+    let url = web
+        .log
+        .text()
+        .lines()
+        .find_map(|line| line.split("listening on ").nth(1))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let app = AppStub::start().await;
+    let server = |token: &str| {
+        json!([{"uuid": WEB, "name": "Web", "slug": "web", "type": "STREAMABLE_HTTP", "url": url,
+                "streamableHTTPOptions": {"headers": {"Authorization": format!("Bearer {token}")}}}])
+    };
+    app.set_servers(server("expired-token"));
+    app.set_tools(json!([app_tool("web__echo", WEB, "Echo")]));
+    let proxy = in_app_mode(proxy(), &app)
+        .env("PLUGGEDIN_APP_REFRESH_SECS", "3600")
+        .start()
+        .await;
+    proxy.log.wait_for("server not connected").await;
+    let fetched_before = app.requests_to("GET", "/api/mcp-servers").len();
+    app.set_servers(server("fresh-token"));
+    app.hold("GET /api/mcp-servers");
+    let mut calls = Vec::new();
+    for i in 0..50 {
+        let peer = proxy.peer().clone();
+        calls.push(tokio::spawn(async move {
+            peer.call_tool(
+                rmcp::model::CallToolRequestParams::new("web__echo").with_arguments(
+                    json!({"message": format!("call {i}")})
+                        .as_object()
+                        .unwrap()
+                        .clone(),
+                ),
+            )
+            .await
+        }));
+    }
+    // One re-read at the App; the other 49 calls wait for it.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let joined = proxy
+            .log
+            .text()
+            .matches("joining an App GET in flight path=/api/mcp-servers")
+            .count();
+        if app.held("GET /api/mcp-servers") == 1 && joined == 49 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "held {}, joined {joined}",
+            app.held("GET /api/mcp-servers")
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    app.release("GET /api/mcp-servers");
+    for (i, call) in calls.into_iter().enumerate() {
+        let result = call.await.unwrap().unwrap();
+        assert!(
+            text_of(&result).contains(&format!("call {i}")),
+            "{}",
+            text_of(&result)
+        );
+    }
+    assert_eq!(
+        app.requests_to("GET", "/api/mcp-servers").len(),
+        fetched_before + 1
+    );
+}
+
+#[tokio::test]
 async fn fifty_concurrent_reads_share_one_app_fetch() {
     let app = standard_app().await;
     app.set_resources(
