@@ -485,6 +485,7 @@ impl Router {
                 .map(|server| AppServerEntry {
                     name: &server.name,
                     uuid: &server.uuid,
+                    instructions: server.config.instructions.as_deref(),
                     slug: identities
                         .identities
                         .iter()
@@ -1220,11 +1221,18 @@ impl Router {
         caller: &Caller,
         mut params: GetPromptRequestParams,
     ) -> Result<ServerResult, RouteError> {
-        if let Some(app) = self.app.get() {
+        let catalog = self.catalog();
+        // App mode: the App resolves every prompt except the servers' custom instructions,
+        // which are answered here.
+        if let Some(app) = self.app.get()
+            && !matches!(
+                catalog.resolve_prompt(&params.name),
+                Ok(PromptRoute::Instructions { .. })
+            )
+        {
             return self.get_prompt_app(app, caller, params).await;
         }
         let started = Instant::now();
-        let catalog = self.catalog();
         match catalog.resolve_prompt(&params.name)? {
             PromptRoute::Instructions { server } => {
                 let messages = catalog.instructions(&server).unwrap_or_default().to_vec();

@@ -10,6 +10,7 @@ use rmcp::model::{Prompt, Resource, ResourceTemplate, Tool};
 use serde_json::Value;
 
 use super::{Catalog, Route, naming};
+use crate::config::InstructionMessage;
 use crate::control::app::AppCatalog;
 
 /// One server the App's lists may name, as the router knows it.
@@ -17,6 +18,9 @@ pub struct AppServerEntry<'a> {
     pub name: &'a str,
     pub uuid: &'a str,
     pub slug: Option<&'a str>,
+    /// The App's custom instructions, served as the prompt `<slug>__instructions` (the original
+    /// listed them until 1.10 as `<name>__system_context`, then could no longer serve them).
+    pub instructions: Option<&'a [InstructionMessage]>,
 }
 
 impl Catalog {
@@ -89,7 +93,15 @@ impl Catalog {
                     .insert(original, routes.into_iter().map(|r| r.server).collect());
             }
         }
-        catalog.prompts = app.prompts.iter().filter_map(prompt_of).collect();
+        for server in servers {
+            if let Some(messages) = server.instructions {
+                let slug = server.slug.unwrap_or(server.uuid);
+                catalog.push_instructions(server.name, slug, messages);
+            }
+        }
+        catalog
+            .prompts
+            .extend(app.prompts.iter().filter_map(prompt_of));
         catalog.resources = app.resources.iter().filter_map(resource_of).collect();
         catalog.templates = app.templates.iter().filter_map(template_of).collect();
         catalog
@@ -167,11 +179,13 @@ mod tests {
                 name: "Echo",
                 uuid: UUID,
                 slug: Some("echo-server"),
+                instructions: None,
             },
             AppServerEntry {
                 name: "Other",
                 uuid: "11111111-1111-4111-8111-111111111111",
                 slug: Some("other"),
+                instructions: None,
             },
         ];
         let catalog = Catalog::from_app(&app, &servers);

@@ -248,8 +248,21 @@ async fn prompts_and_resources_resolve_through_the_app() {
     let prompts = proxy.peer().list_all_prompts().await.unwrap();
     assert_eq!(
         prompts.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
-        ["test_simple_prompt"]
+        ["demo-server__instructions", "test_simple_prompt"]
     );
+    // The App's custom instructions are a prompt answered here (no resolve at the App).
+    let instructions = proxy
+        .peer()
+        .get_prompt(GetPromptRequestParams::new("demo-server__instructions"))
+        .await
+        .unwrap();
+    assert!(
+        serde_json::to_string(&instructions)
+            .unwrap()
+            .contains("This server is read-only."),
+        "{instructions:?}"
+    );
+    assert!(app.requests_to("GET", "/api/resolve/prompt").is_empty());
     let resources = proxy.peer().list_all_resources().await.unwrap();
     assert_eq!(resources.len(), 1);
     assert_eq!(resources[0].uri, "test://static-text");
@@ -298,14 +311,24 @@ async fn prompts_and_resources_resolve_through_the_app() {
     );
 
     let reports = app
-        .wait_requests("POST", "/api/notifications/mcp-activity", 4)
+        .wait_requests("POST", "/api/notifications/mcp-activity", 5)
         .await;
     let prompt_get = reports
         .iter()
-        .find(|r| r.body["action"] == json!("prompt_get"))
+        .find(|r| r.body["itemName"] == json!("test_simple_prompt"))
         .unwrap();
+    assert_eq!(prompt_get.body["action"], json!("prompt_get"));
     assert_eq!(prompt_get.body["serverUuid"], json!(DEMO));
-    assert_eq!(prompt_get.body["itemName"], json!("test_simple_prompt"));
+    assert_eq!(prompt_get.body["serverName"], json!("Demo"));
+    let instructions = reports
+        .iter()
+        .find(|r| r.body["itemName"] == json!("demo-server__instructions"))
+        .unwrap();
+    assert_eq!(
+        instructions.body["serverName"],
+        json!("Custom Instructions")
+    );
+    assert_eq!(instructions.body["serverUuid"], json!(DEMO));
     let read_reports: Vec<_> = reports
         .iter()
         .filter(|r| r.body["action"] == json!("resource_read"))
