@@ -231,6 +231,54 @@ async fn app_catalog_is_listed_and_calls_route_to_live_servers() {
     );
 }
 
+/// A demo server over HTTP: its process and URL.
+async fn demo_over(flag: &str, extra: &[&str]) -> (Background, String) {
+    let mut args = vec![flag, "0"];
+    args.extend_from_slice(extra);
+    let server = Background::start(demo_bin(), &args, &[], "listening on http://").await;
+    let url = server
+        .log
+        .text()
+        .lines()
+        .find_map(|line| line.split("listening on ").nth(1))
+        .unwrap()
+        .trim()
+        .to_owned();
+    (server, url)
+}
+
+#[tokio::test]
+async fn sse_and_streamable_http_servers_come_from_the_app_too() {
+    let (_sse, sse_url) = demo_over("--sse", &[]).await;
+    let (_http, http_url) = demo_over("--http", &["--require-token", "t0k3n"]).await;
+    let app = AppStub::start().await;
+    app.set_servers(json!([
+        {"uuid": DEMO, "name": "Legacy", "slug": "legacy", "type": "SSE", "url": sse_url},
+        {"uuid": WEB, "name": "Web", "slug": "web", "type": "STREAMABLE_HTTP", "url": http_url,
+         "streamableHTTPOptions": {"headers": {"Authorization": "Bearer t0k3n"}}},
+        {"uuid": OTHER, "name": "Broken", "type": "SSE"}
+    ]));
+    app.set_tools(json!([
+        app_tool("legacy__echo", DEMO, "Echo"),
+        app_tool("web__add", WEB, "Adds"),
+    ]));
+    let proxy = app_proxy(&app).await;
+    assert!(
+        proxy
+            .call_text("legacy__echo", json!({"message": "over sse"}))
+            .await
+            .contains("over sse")
+    );
+    assert!(
+        proxy
+            .call_text("web__add", json!({"a": 40, "b": 2}))
+            .await
+            .contains("42")
+    );
+    // An SSE entry without a URL is skipped, as the original does, and said so.
+    proxy.log.wait_for("App server skipped").await;
+}
+
 #[tokio::test]
 async fn prompts_and_resources_resolve_through_the_app() {
     let app = standard_app().await;
@@ -999,21 +1047,7 @@ async fn health_reports_the_app_state() {
 
 #[tokio::test]
 async fn a_downstream_401_rereads_its_config_once_and_retries() {
-    let web = Background::start(
-        demo_bin(),
-        &["--http", "0", "--require-token", "fresh-token"],
-        &[],
-        "listening on http://",
-    )
-    .await;
-    let url = web
-        .log
-        .text()
-        .lines()
-        .find_map(|line| line.split("listening on ").nth(1))
-        .unwrap()
-        .trim()
-        .to_owned();
+    let (_web, url) = demo_over("--http", &["--require-token", "fresh-token"]).await;
     let app = AppStub::start().await;
     let server = |token: &str| {
         json!([{"uuid": WEB, "name": "Web", "slug": "web", "type": "STREAMABLE_HTTP", "url": url,
@@ -1044,21 +1078,7 @@ async fn a_downstream_401_rereads_its_config_once_and_retries() {
 
 #[tokio::test]
 async fn fifty_concurrent_401_calls_share_one_server_list_reread() {
-    let web = Background::start(
-        demo_bin(),
-        &["--http", "0", "--require-token", "fresh-token"],
-        &[],
-        "listening on http://",
-    )
-    .await;
-    let url = web
-        .log
-        .text()
-        .lines()
-        .find_map(|line| line.split("listening on ").nth(1))
-        .unwrap()
-        .trim()
-        .to_owned();
+    let (_web, url) = demo_over("--http", &["--require-token", "fresh-token"]).await;
     let app = AppStub::start().await;
     let server = |token: &str| {
         json!([{"uuid": WEB, "name": "Web", "slug": "web", "type": "STREAMABLE_HTTP", "url": url,
