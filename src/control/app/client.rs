@@ -210,11 +210,6 @@ impl AppClient {
         fetch.await
     }
 
-    /// `GET path` without sharing (when a fresh answer is required).
-    pub async fn get_fresh(&self, path_and_query: &str) -> Result<Value, AppError> {
-        self.send(Method::GET, path_and_query, None, None).await
-    }
-
     /// A request with a JSON body (or none), answered with the parsed JSON body (`null` for an
     /// empty body; a text body becomes a JSON string).
     pub async fn request(

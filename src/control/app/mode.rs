@@ -189,8 +189,9 @@ impl AppMode {
         Ok(changed)
     }
 
-    /// Re-reads the server list alone, bypassing requests in flight (a downstream answered 401:
-    /// the App refreshes OAuth tokens while it serves this list). `Ok(true)` when it changed.
+    /// Re-reads the server list alone (a downstream answered 401: the App refreshes OAuth tokens
+    /// while it serves this list), sharing an identical request already in flight — many calls
+    /// failing at once cause one re-read. `Ok(true)` when the list changed.
     pub async fn reread_servers(&self) -> Result<bool, AppError> {
         let body = match self.client.get("/api/mcp-servers").await {
             Ok(body) => body,
