@@ -1317,6 +1317,20 @@ impl Router {
         outcome
     }
 
+    /// The server that serves `uri`: the catalog's owner, or in App mode the App's resolver's.
+    async fn resource_owner_anywhere(&self, uri: &str) -> Result<String, RouteError> {
+        let Some(app) = self.app.get() else {
+            return self.resource_owner(uri);
+        };
+        let uuid = app
+            .resolve_resource(uri)
+            .await
+            .map_err(|error| RouteError::App(format!("resource {uri}: {error}")))?;
+        self.server_by_uuid(&uuid)
+            .map(|server| server.name.clone())
+            .ok_or_else(|| RouteError::UnknownResource(uri.to_owned()))
+    }
+
     fn resource_owner(&self, uri: &str) -> Result<String, RouteError> {
         self.catalog()
             .resolve_resource(uri)
@@ -1330,6 +1344,22 @@ impl Router {
         mut params: CompleteRequestParams,
     ) -> Result<CompleteResult, RouteError> {
         let catalog = self.catalog();
+        // App mode: the App knows who owns its prompts and resources. Completion is a
+        // convenience, so an owner the App cannot name means no suggestions, not an error.
+        if let Some(app) = self.app.get() {
+            let owner = match &params.r#ref {
+                Reference::Prompt(prompt) => match catalog.resolve_prompt(&prompt.name) {
+                    Ok(PromptRoute::Instructions { .. }) => return Ok(CompleteResult::default()),
+                    _ => app.resolve_prompt(&prompt.name).await,
+                },
+                Reference::Resource(resource) => app.resolve_resource(&resource.uri).await,
+                _ => return Ok(CompleteResult::default()),
+            };
+            let Some(server) = owner.ok().and_then(|uuid| self.server_by_uuid(&uuid)) else {
+                return Ok(CompleteResult::default());
+            };
+            return self.complete_at(&server.name, caller, params).await;
+        }
         let server = match &mut params.r#ref {
             Reference::Prompt(prompt) => match catalog.resolve_prompt(&prompt.name)? {
                 // Instructions take no arguments.
@@ -1346,6 +1376,17 @@ impl Router {
                 .ok_or_else(|| RouteError::UnknownResource(resource.uri.clone()))?,
             _ => return Ok(CompleteResult::default()),
         };
+        self.complete_at(&server, caller, params).await
+    }
+
+    /// Forwards a completion request to `server` (none when it does not do completions).
+    async fn complete_at(
+        &self,
+        server: &str,
+        caller: &Caller,
+        mut params: CompleteRequestParams,
+    ) -> Result<CompleteResult, RouteError> {
+        let server = server.to_owned();
         let downstream = self.server(&server)?;
         if downstream
             .connection()
@@ -1376,7 +1417,7 @@ impl Router {
         caller: &Caller,
         params: SubscribeRequestParams,
     ) -> Result<(), RouteError> {
-        let server = self.resource_owner(&params.uri)?;
+        let server = self.resource_owner_anywhere(&params.uri).await?;
         let downstream = self.server(&server)?;
         let supports = downstream.connection().is_some_and(|c| {
             c.capabilities
@@ -1419,7 +1460,7 @@ impl Router {
         if still_wanted {
             return Ok(());
         }
-        let server = self.resource_owner(&params.uri)?;
+        let server = self.resource_owner_anywhere(&params.uri).await?;
         self.forward(
             &server,
             ClientRequest::UnsubscribeRequest(Request::new(params)),

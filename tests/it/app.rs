@@ -387,6 +387,65 @@ async fn prompts_and_resources_resolve_through_the_app() {
 }
 
 #[tokio::test]
+async fn completion_and_subscriptions_find_their_owner_through_the_app() {
+    let app = standard_app().await;
+    app.set_prompts(
+        json!([{"name": "test_prompt_with_arguments", "arguments": [{"name": "arg1", "required": true}]}]),
+        DEMO,
+    );
+    app.set_resources(
+        json!([{"uri": "test://watched-resource", "name": "Watched"}]),
+        json!([]),
+        DEMO,
+    );
+    app.set_tools(json!([app_tool(
+        "demo-server__touch_watched_resource",
+        DEMO,
+        "Touch"
+    )]));
+    let mut proxy = app_proxy(&app).await;
+    let completion = proxy
+        .peer()
+        .complete_prompt_simple("test_prompt_with_arguments", "arg1", "pa")
+        .await
+        .unwrap();
+    assert_eq!(completion, ["paris", "park", "party"]);
+    // A prompt the App cannot place gets no suggestions, not an error.
+    let none = proxy
+        .peer()
+        .complete_prompt_simple("unknown_prompt", "arg1", "")
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+
+    proxy
+        .peer()
+        .subscribe(rmcp::model::SubscribeRequestParams::new(
+            "test://watched-resource",
+        ))
+        .await
+        .unwrap();
+    proxy
+        .call("demo-server__touch_watched_resource", json!({}))
+        .await
+        .unwrap();
+    let uri = proxy
+        .next_event(|event| match event {
+            Event::ResourceUpdated(uri) => Some(uri.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(uri, "test://watched-resource");
+    proxy
+        .peer()
+        .unsubscribe(rmcp::model::UnsubscribeRequestParams::new(
+            "test://watched-resource",
+        ))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
 async fn app_errors_reach_clients_sanitised_and_slow_answers_time_out() {
     let app = standard_app().await;
     app.set_prompts(
