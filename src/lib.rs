@@ -80,14 +80,45 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
     let store = LocalStore::open_async(data_dir.clone()).await?;
     tracing::info!(store = store.path(), "local store open");
 
+    // The local config file: the server list in local mode; in App mode only a file given with
+    // --config (never one found by searching, which may be another tool's), whose other settings
+    // (auth tokens, SMTP, …) still apply while the App's servers replace its own.
+    let config_path = match &app_settings {
+        None => config::locate(cli.config.as_deref()),
+        Some(_) => cli.config.clone(),
+    };
+    let file_config = match &config_path {
+        Some(path) => {
+            let config = Config::load(path)?;
+            if app_settings.is_none() {
+                tracing::info!(file = %path.display(), servers = config.servers.len(), "config loaded");
+            } else if !config.servers.is_empty() {
+                tracing::info!(
+                    file = %path.display(),
+                    "App mode: the servers come from the App; the file's own servers are not used"
+                );
+            }
+            config
+        }
+        None => {
+            if app_settings.is_none() {
+                let searched: Vec<String> = config::search_paths()
+                    .iter()
+                    .map(|path| path.display().to_string())
+                    .collect();
+                tracing::warn!(
+                    "no config file found (looked for {}); starting with no downstream servers",
+                    searched.join(", ")
+                );
+            }
+            Config::default()
+        }
+    };
     let (config, config_path, app) = match &app_settings {
         Some(settings) => {
-            if let Some(path) = &cli.config {
-                tracing::info!(file = %path.display(), "App mode: the config file is not used");
-            }
             let client = AppClient::new(&settings.base_url, settings.key.clone(), settings.timeout)
                 .map_err(anyhow::Error::msg)?;
-            let app = Arc::new(AppMode::new(client, data_dir.clone()));
+            let app = Arc::new(AppMode::new(client, file_config, data_dir.clone()));
             match app.refresh().await {
                 Ok(_) => tracing::info!(
                     base = %settings.base_url,
@@ -97,30 +128,10 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
                 ),
                 Err(_) => tracing::warn!("{}", app.status().summary()),
             }
-            (app.servers().config.clone(), None, Some(app))
+            // The App's server list is not a file to watch: `refresh_app` follows it.
+            (app.config(), None, Some(app))
         }
-        None => {
-            let config_path = config::locate(cli.config.as_deref());
-            let config = match &config_path {
-                Some(path) => {
-                    let config = Config::load(path)?;
-                    tracing::info!(file = %path.display(), servers = config.servers.len(), "config loaded");
-                    config
-                }
-                None => {
-                    let searched: Vec<String> = config::search_paths()
-                        .iter()
-                        .map(|path| path.display().to_string())
-                        .collect();
-                    tracing::warn!(
-                        "no config file found (looked for {}); starting with no downstream servers",
-                        searched.join(", ")
-                    );
-                    Config::default()
-                }
-            };
-            (config, config_path, None)
-        }
+        None => (file_config, config_path, None),
     };
     if let Some(command) = cli.command.take_if(|command| command.is_management()) {
         // Management commands work on the local store in both modes: the operator's settings,

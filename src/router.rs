@@ -418,8 +418,9 @@ impl Router {
         self.app.get()
     }
 
-    /// Applies the App's current server list (servers started, stopped, restarted as needed) and
-    /// rebuilds the catalog from the App's lists. Servers keep the App's UUIDs.
+    /// Applies the App's current server list (servers started, stopped, restarted as needed) with
+    /// the local config file's other settings, and rebuilds the catalog from the App's lists.
+    /// Servers keep the App's UUIDs and slugs.
     pub fn apply_app(&self) {
         let Some(app) = self.app.get() else {
             return;
@@ -436,7 +437,7 @@ impl Router {
                     .unwrap_or_else(|| identity.uuid.clone()),
             );
         }
-        self.apply_servers(&servers.config, &slugs);
+        self.apply_servers(&app.config(), &slugs);
     }
 
     /// The configured servers, in name order.

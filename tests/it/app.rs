@@ -47,8 +47,28 @@ async fn standard_app() -> AppStub {
     app
 }
 
+/// The local config file's settings that still apply in App mode. The App's servers here are
+/// local demo processes and loopback URLs, which the security policy for App-origin servers
+/// refuses unless the operator allows them (`security`).
+fn local_settings() -> Value {
+    json!({"allowLocalTargets": true, "allowedCommands": [demo_bin()]})
+}
+
+/// A config file for App mode: no servers of its own, the settings above, an extra HTTP token.
+fn app_config_file(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("settings.json");
+    std::fs::write(
+        &path,
+        json!({"mcpServers": {}, "authTokens": ["file-token"], "security": local_settings()})
+            .to_string(),
+    )
+    .unwrap();
+    path
+}
+
 fn in_app_mode(builder: ProxyBuilder, app: &AppStub) -> ProxyBuilder {
     builder
+        .config_key("security", local_settings())
         .env("PLUGGEDIN_API_KEY", KEY)
         .env("PLUGGEDIN_API_BASE_URL", &app.url())
 }
@@ -59,10 +79,13 @@ async fn app_proxy(app: &AppStub) -> Proxy {
 
 /// Runs the binary with a command in App mode (async: the stand-in runs on this test's runtime).
 async fn run_cli(app: &AppStub, data_dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::fs::create_dir_all(data_dir).unwrap();
     tokio::process::Command::new(proxy_bin())
         .env("PLUGGEDIN_API_KEY", KEY)
         .env("PLUGGEDIN_API_BASE_URL", app.url())
         .env("RUST_LOG", "warn")
+        .arg("--config")
+        .arg(app_config_file(data_dir))
         .arg("--data-dir")
         .arg(data_dir)
         .args(args)
@@ -1030,6 +1053,8 @@ async fn health_reports_the_app_state() {
     let port = free_port().to_string();
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().to_str().unwrap().to_owned();
+    let config = app_config_file(dir.path());
+    let config = config.to_str().unwrap().to_owned();
     let url = app.url();
     let _proxy = Background::start(
         proxy_bin(),
@@ -1041,6 +1066,8 @@ async fn health_reports_the_app_state() {
             "--data-dir",
             &data_dir,
             "--require-api-auth",
+            "--config",
+            &config,
         ],
         &[
             ("PLUGGEDIN_API_KEY", KEY),
@@ -1073,6 +1100,8 @@ async fn health_reports_the_app_state() {
     assert_eq!(initialize(None).await.unwrap().status(), 401);
     assert_eq!(initialize(Some("not-the-key")).await.unwrap().status(), 401);
     assert_ne!(initialize(Some(KEY)).await.unwrap().status(), 401);
+    // The --config file's settings still apply in App mode (its own servers would not).
+    assert_ne!(initialize(Some("file-token")).await.unwrap().status(), 401);
 
     let body = health().await;
     assert_eq!(body["controlPlane"]["mode"], json!("app"));

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 use super::client::{AppClient, AppError, encode};
 use super::servers::{self, AppServers};
+use crate::config::Config;
 use crate::control::time::{iso, now_ms};
 
 /// The file the last good copy is kept in, in the data dir. It holds the server list as the App
@@ -93,6 +94,9 @@ impl AppStatus {
 /// App mode's state. Shared by the router (catalog, resolving) and the refresh task.
 pub struct AppMode {
     client: AppClient,
+    /// The local config file's settings besides its servers (auth tokens, SMTP, and whatever
+    /// else applies to every server), which App mode keeps.
+    base: Config,
     cache_path: Option<PathBuf>,
     snapshot: Mutex<Snapshot>,
     status: Mutex<AppStatus>,
@@ -106,7 +110,8 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl AppMode {
     /// Starts from the last good copy in `data_dir` (if any); call [`AppMode::refresh`] next.
-    pub fn new(client: AppClient, data_dir: Option<PathBuf>) -> AppMode {
+    /// `base` is the local config file (if any): its servers are ignored, the rest applies.
+    pub fn new(client: AppClient, base: Config, data_dir: Option<PathBuf>) -> AppMode {
         let cache_path = data_dir.map(|dir| dir.join(CACHE_FILE));
         let mut snapshot = Snapshot::default();
         if let Some(path) = &cache_path
@@ -134,8 +139,13 @@ impl AppMode {
             last_error: None,
             failing_since: None,
         };
+        let base = Config {
+            servers: Default::default(),
+            ..base
+        };
         AppMode {
             client,
+            base,
             cache_path,
             snapshot: Mutex::new(snapshot),
             status: Mutex::new(status),
@@ -148,6 +158,13 @@ impl AppMode {
 
     pub fn servers(&self) -> Arc<AppServers> {
         lock(&self.snapshot).servers.clone()
+    }
+
+    /// The config in force: the local file's settings with the App's servers.
+    pub fn config(&self) -> Config {
+        let mut config = self.base.clone();
+        config.servers = self.servers().config.servers.clone();
+        config
     }
 
     pub fn catalog(&self) -> Arc<AppCatalog> {
