@@ -384,7 +384,10 @@ impl Router {
             });
             for ((name, server_config), slug) in config.servers.iter().zip(slugs) {
                 if let Some(existing) = servers.get(name) {
-                    if existing.config == *server_config && existing.slug == slug {
+                    if existing.config == *server_config
+                        && existing.slug == slug
+                        && existing.uuid == self.ids.get(name)
+                    {
                         continue;
                     }
                     tracing::info!(server = %name, "changed in the config, restarting");
