@@ -119,14 +119,26 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
             let client = AppClient::new(&settings.base_url, settings.key.clone(), settings.timeout)
                 .map_err(anyhow::Error::msg)?;
             let app = Arc::new(AppMode::new(client, file_config, data_dir.clone()));
-            match app.refresh().await {
-                Ok(_) => tracing::info!(
-                    base = %settings.base_url,
+            // Serving with a last good copy in the data dir: start from it at once and let
+            // `refresh_app` fetch right away, so a slow App never delays a client's start.
+            // Otherwise (and for the inspector commands, which print once) fetch first.
+            let start_from_copy = app.status().fetched_at.is_some() && cli.command.is_none();
+            if start_from_copy {
+                tracing::info!(
                     servers = app.servers().identities.len(),
                     tools = app.catalog().tools.len(),
-                    "App mode: server list and catalog fetched"
-                ),
-                Err(_) => tracing::warn!("{}", app.status().summary()),
+                    "App mode: starting from the last good copy; fetching from the App"
+                );
+            } else {
+                match app.refresh().await {
+                    Ok(_) => tracing::info!(
+                        base = %settings.base_url,
+                        servers = app.servers().identities.len(),
+                        tools = app.catalog().tools.len(),
+                        "App mode: server list and catalog fetched"
+                    ),
+                    Err(_) => tracing::warn!("{}", app.status().summary()),
+                }
             }
             // The App's server list is not a file to watch: `refresh_app` follows it.
             (app.config(), None, Some(app))
@@ -293,10 +305,12 @@ fn refresh_app(
     let cancel = cancel.child_token();
     tracker.spawn(async move {
         let first_retry = Duration::from_secs(1).min(interval);
-        let mut wait = if app.status().reachable {
-            interval
-        } else {
-            first_retry
+        let status = app.status();
+        let mut wait = match (status.reachable, &status.last_error) {
+            (true, _) => interval,
+            // Started from the last good copy without asking the App yet: ask now.
+            (false, None) => Duration::ZERO,
+            (false, Some(_)) => first_retry,
         };
         loop {
             tokio::select! {

@@ -1047,6 +1047,50 @@ async fn the_app_going_away_serves_the_last_good_copy_and_recovers() {
 }
 
 #[tokio::test]
+async fn a_restart_with_a_last_good_copy_does_not_wait_for_a_slow_app() {
+    let app = standard_app().await;
+    let first = app_proxy(&app).await;
+    assert!(
+        first
+            .tool_names()
+            .await
+            .contains(&"demo-server__echo".to_owned())
+    );
+    let dir = first.dir.clone();
+    drop(first);
+
+    // The App is slow now: the restarted proxy serves from the copy at once and asks meanwhile.
+    app.hold("GET /api/mcp-servers");
+    let second = in_app_mode(proxy(), &app).in_dir_of_path(dir).start().await;
+    assert!(
+        second
+            .tool_names()
+            .await
+            .contains(&"demo-server__echo".to_owned())
+    );
+    assert!(
+        second
+            .call_text("demo-server__echo", json!({"message": "from the copy"}))
+            .await
+            .contains("from the copy")
+    );
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while app.held("GET /api/mcp-servers") == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the proxy never asked the App"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    second
+        .log
+        .wait_for("starting from the last good copy")
+        .await;
+    app.release("GET /api/mcp-servers");
+    second.log.wait_for("reachable; serving").await;
+}
+
+#[tokio::test]
 async fn health_reports_the_app_state() {
     let app = standard_app().await;
     let _ = rustls::crypto::ring::default_provider().install_default();

@@ -63,6 +63,11 @@ impl AppStatus {
                 "plugged.in App {}: reachable; serving {copy}",
                 self.base_url
             )
+        } else if self.last_error.is_none() {
+            format!(
+                "plugged.in App {}: not asked yet; serving the last good copy: {copy}",
+                self.base_url
+            )
         } else {
             format!(
                 "plugged.in App {}: UNREACHABLE since {} ({}); serving the last good copy: {copy}; retrying",
@@ -78,7 +83,11 @@ impl AppStatus {
         json!({
             "mode": "app",
             "baseUrl": self.base_url,
-            "state": if self.reachable { "reachable" } else { "unreachable" },
+            "state": match (self.reachable, &self.last_error) {
+                (true, _) => "reachable",
+                (false, None) => "not-asked-yet",
+                (false, Some(_)) => "unreachable",
+            },
             "servingFrom": match (self.reachable, self.fetched_at) {
                 (true, _) => "live",
                 (false, Some(_)) => "last-good-copy",
