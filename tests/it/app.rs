@@ -1209,6 +1209,39 @@ async fn a_downstream_401_rereads_its_config_once_and_retries() {
 }
 
 #[tokio::test]
+async fn a_401_with_nothing_new_in_the_app_fails_after_one_reread() {
+    let (_web, url) = demo_over("--http", &["--require-token", "fresh-token"]).await;
+    let app = AppStub::start().await;
+    app.set_servers(
+        json!([{"uuid": WEB, "name": "Web", "slug": "web", "type": "STREAMABLE_HTTP",
+        "url": url, "streamableHTTPOptions": {"headers": {"Authorization": "Bearer revoked"}}}]),
+    );
+    app.set_tools(json!([app_tool("web__echo", WEB, "Echo")]));
+    let proxy = in_app_mode(proxy(), &app)
+        .env("PLUGGEDIN_APP_REFRESH_SECS", "3600")
+        .start()
+        .await;
+    proxy.log.wait_for("server not connected").await;
+    let fetched_before = app.requests_to("GET", "/api/mcp-servers").len();
+    let error = mcp_error(
+        proxy
+            .call("web__echo", json!({"message": "x"}))
+            .await
+            .unwrap_err(),
+    );
+    assert!(
+        error.message.contains("\"Web\" is not connected"),
+        "{}",
+        error.message
+    );
+    assert_eq!(
+        app.requests_to("GET", "/api/mcp-servers").len(),
+        fetched_before + 1
+    );
+    proxy.log.wait_for("unchanged; not retrying").await;
+}
+
+#[tokio::test]
 async fn fifty_concurrent_401_calls_share_one_server_list_reread() {
     let (_web, url) = demo_over("--http", &["--require-token", "fresh-token"]).await;
     let app = AppStub::start().await;
