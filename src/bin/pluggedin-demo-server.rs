@@ -75,6 +75,10 @@ struct Cli {
     /// Server instructions returned in the initialize result.
     #[arg(long, value_name = "TEXT")]
     instructions: Option<String>,
+    /// With --http: answer 401 unless the request has `Authorization: Bearer TOKEN` (an OAuth
+    /// protected server whose token can expire).
+    #[arg(long, value_name = "TOKEN", requires = "http")]
+    require_token: Option<String>,
 }
 
 // ===== Fixture data =====
@@ -1238,20 +1242,46 @@ fn announce(addr: std::net::SocketAddr, path: &str) {
     eprintln!("listening on http://{addr}{path}");
 }
 
-async fn serve_http(shared: Arc<Shared>, port: u16) -> anyhow::Result<()> {
+async fn serve_http(
+    shared: Arc<Shared>,
+    port: u16,
+    require_token: Option<String>,
+) -> anyhow::Result<()> {
     let resumptions = shared.fixtures.resumptions.clone();
     let service = StreamableHttpService::new(
         move || Ok(DemoServer::new_session(&shared)),
         Arc::new(LocalSessionManager::default()),
         StreamableHttpServerConfig::default(),
     );
-    let app =
-        Router::new()
-            .route_service("/mcp", service)
-            .layer(axum::middleware::from_fn_with_state(
-                resumptions,
-                conformance::drop_stream_mid_call,
-            ));
+    let mut app = Router::new()
+        .route_service("/mcp", service)
+        .layer(axum::middleware::from_fn_with_state(
+            resumptions,
+            conformance::drop_stream_mid_call,
+        ));
+    if let Some(token) = require_token {
+        let expected = format!("Bearer {token}");
+        app = app.layer(axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| {
+                let allowed = request
+                    .headers()
+                    .get(axum::http::header::AUTHORIZATION)
+                    .is_some_and(|value| value.as_bytes() == expected.as_bytes());
+                async move {
+                    if allowed {
+                        next.run(request).await
+                    } else {
+                        info!("request without the required bearer token: 401");
+                        axum::response::IntoResponse::into_response((
+                            axum::http::StatusCode::UNAUTHORIZED,
+                            [(axum::http::header::WWW_AUTHENTICATE, "Bearer")],
+                            "unauthorized",
+                        ))
+                    }
+                }
+            },
+        ));
+    }
     let (listener, addr) = bind(port).await?;
     announce(addr, "/mcp");
     // TCP_NODELAY: otherwise an SSE answer's second write waits ~40 ms for a delayed ACK.
@@ -1417,7 +1447,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             tokio::time::sleep(Duration::from_millis(cli.start_delay_ms)).await;
         }
         match (cli.http, cli.sse) {
-            (Some(port), _) => serve_http(shared, port).await,
+            (Some(port), _) => serve_http(shared, port, cli.require_token.clone()).await,
             (None, Some(port)) => serve_sse(shared, port).await,
             (None, None) => serve_stdio(shared).await,
         }
