@@ -168,4 +168,60 @@ mod tests {
         let (slug, rest) = id.split_once(SEPARATOR).expect("separator present");
         assert_eq!((slug, rest), ("demo", "a__b-1"));
     }
+
+    /// Why 2025-11-25 "core" tasks are not carried (ARCHITECTURE.md, the tasks decision): rmcp
+    /// 3.11 drops their data while parsing, in places the proxy cannot reach without its own
+    /// framing on every downstream transport. If an rmcp upgrade makes this test fail, core tasks
+    /// may have become feasible; revisit the decision.
+    #[test]
+    fn rmcp_drops_the_data_core_tasks_need() {
+        use rmcp::model::{CallToolRequestParams, InitializeResult, ServerResult, Tool};
+
+        // A server's `tasks` capability does not survive the handshake.
+        let initialize: InitializeResult = serde_json::from_value(json!({
+            "protocolVersion": "2025-11-25",
+            "capabilities": { "tools": {}, "tasks": { "list": {}, "cancel": {},
+                "requests": { "tools": { "call": {} } } } },
+            "serverInfo": { "name": "s", "version": "1" }
+        }))
+        .expect("initialize result");
+        let capabilities = serde_json::to_value(&initialize.capabilities).expect("serialize");
+        assert_eq!(capabilities, json!({ "tools": {} }));
+
+        // Nor does a tool's `execution.taskSupport`.
+        let tool: Tool = serde_json::from_value(json!({
+            "name": "research", "inputSchema": { "type": "object" },
+            "execution": { "taskSupport": "required" }
+        }))
+        .expect("tool");
+        assert!(
+            serde_json::to_value(&tool)
+                .expect("serialize")
+                .get("execution")
+                .is_none()
+        );
+
+        // Nor a client's `params.task` on `tools/call`.
+        let params: CallToolRequestParams = serde_json::from_value(json!({
+            "name": "research", "arguments": {}, "task": { "ttl": 60000 }
+        }))
+        .expect("call params");
+        assert!(
+            serde_json::to_value(&params)
+                .expect("serialize")
+                .get("task")
+                .is_none()
+        );
+
+        // A core `tasks/get` (or `tasks/cancel`) answer for a working or cancelled task is taken
+        // for the extension's `GetTaskResult`: the required `ttl` and `pollInterval` are lost.
+        let answer = json!({
+            "taskId": "t1", "status": "working", "createdAt": "2025-11-25T10:30:00Z",
+            "lastUpdatedAt": "2025-11-25T10:30:00Z", "ttl": 60000, "pollInterval": 1000
+        });
+        let parsed: ServerResult = serde_json::from_value(answer).expect("server result");
+        assert!(matches!(parsed, ServerResult::GetTaskResult(_)));
+        let back = serde_json::to_value(&parsed).expect("serialize");
+        assert!(back.get("ttl").is_none() && back.get("pollInterval").is_none());
+    }
 }
