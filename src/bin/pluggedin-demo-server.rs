@@ -1253,12 +1253,13 @@ async fn serve_http(
         Arc::new(LocalSessionManager::default()),
         StreamableHttpServerConfig::default(),
     );
-    let mut app = Router::new()
-        .route_service("/mcp", service)
-        .layer(axum::middleware::from_fn_with_state(
-            resumptions,
-            conformance::drop_stream_mid_call,
-        ));
+    let mut app =
+        Router::new()
+            .route_service("/mcp", service)
+            .layer(axum::middleware::from_fn_with_state(
+                resumptions,
+                conformance::drop_stream_mid_call,
+            ));
     if let Some(token) = require_token {
         let expected = format!("Bearer {token}");
         app = app.layer(axum::middleware::from_fn(
