@@ -511,7 +511,206 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, deprecated)]
+
+    use std::sync::Arc;
+
+    use rmcp::model::{
+        CallToolRequestParams, CallToolResult, ClientCapabilities, ContentBlock,
+        CreateMessageRequest, CreateMessageRequestParams, ElicitRequest, Request, SamplingMessage,
+    };
+    use serde_json::json;
+
     use super::*;
+    use crate::router::Caller;
+
+    fn elicitation() -> ServerRequest {
+        let params = serde_json::from_value(json!({
+            "mode": "form", "message": "name?",
+            "requestedSchema": {"type": "object", "properties": {"name": {"type": "string"}}}
+        }))
+        .unwrap();
+        ServerRequest::ElicitRequest(ElicitRequest::new(params))
+    }
+
+    fn sampling() -> ServerRequest {
+        ServerRequest::CreateMessageRequest(CreateMessageRequest::new(
+            CreateMessageRequestParams::new(vec![SamplingMessage::user_text("hi")], 10),
+        ))
+    }
+
+    /// A caller whose client can answer sampling and elicitation (no roots).
+    fn caller() -> Caller {
+        let mut caller = Caller::detached();
+        let mut capabilities = ClientCapabilities::default();
+        capabilities.sampling = Some(Default::default());
+        capabilities.elicitation = Some(Default::default());
+        caller.meta.set_client_capabilities(capabilities);
+        caller
+    }
+
+    fn input(result: ServerResult) -> (String, String, InputRequest) {
+        let ServerResult::InputRequiredResult(input) = result else {
+            panic!("expected input_required, got {result:?}")
+        };
+        let (key, request) = input.input_requests.unwrap().into_iter().next().unwrap();
+        (input.request_state.unwrap(), key, request)
+    }
+
+    #[tokio::test]
+    async fn a_call_that_asks_twice_is_parked_twice_then_completes() {
+        let table = Arc::new(ParkedCalls::new(
+            TaskTracker::new(),
+            CancellationToken::new(),
+        ));
+        let (call, ends) = Call::new("legacy");
+        // The server: asks for a name, then for a sample, then answers with both.
+        let server = tokio::spawn(async move {
+            let name = ask(&ends.questions, elicitation(), CancellationToken::new()).await;
+            // Roots without the capability are answered at once (an empty list), not parked.
+            let roots = ask(
+                &ends.questions,
+                ServerRequest::ListRootsRequest(Default::default()),
+                CancellationToken::new(),
+            )
+            .await;
+            let sample = ask(&ends.questions, sampling(), CancellationToken::new()).await;
+            let text = format!(
+                "{:?} | {:?} | {:?}",
+                name.unwrap(),
+                roots.unwrap(),
+                sample.unwrap()
+            );
+            let _ = ends
+                .outcome
+                .send(Ok(ServerResult::CallToolResult(CallToolResult::success(
+                    vec![ContentBlock::text(text)],
+                ))));
+        });
+        let request = ClientRequest::CallToolRequest(Request::new(CallToolRequestParams::new("t")));
+        let fingerprint = Fingerprint::of("legacy", &request).unwrap();
+        let caller = caller();
+        let owner = || "me".to_owned();
+
+        let first = table
+            .run(call, owner(), fingerprint.clone(), &caller)
+            .await
+            .unwrap();
+        let (state1, key1, request1) = input(first);
+        assert!(
+            matches!(request1, InputRequest::Elicitation(_)),
+            "{request1:?}"
+        );
+        assert_eq!(table.len(), 1);
+        let name = json!({"action": "accept", "content": {"name": "Ada"}});
+        let second = table
+            .resume(
+                &state1,
+                InputResponses::from([(key1, name)]),
+                owner(),
+                fingerprint.clone(),
+                &caller,
+            )
+            .await
+            .unwrap();
+        let (state2, key2, request2) = input(second);
+        assert_ne!(state1, state2, "every round gets a state of its own");
+        assert!(
+            matches!(request2, InputRequest::CreateMessage(_)),
+            "{request2:?}"
+        );
+
+        // The first state is spent.
+        let spent = table
+            .resume(
+                &state1,
+                InputResponses::new(),
+                owner(),
+                fingerprint.clone(),
+                &caller,
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            spent.to_string().contains("names no parked call"),
+            "{spent}"
+        );
+
+        let sample = json!({"role": "assistant", "content": {"type": "text", "text": "hello"}, "model": "m"});
+        let done = table
+            .resume(
+                &state2,
+                InputResponses::from([(key2, sample)]),
+                owner(),
+                fingerprint,
+                &caller,
+            )
+            .await
+            .unwrap();
+        let ServerResult::CallToolResult(done) = done else {
+            panic!("expected the final result")
+        };
+        let text = format!("{done:?}");
+        assert!(
+            text.contains("Ada") && text.contains("hello") && text.contains("ListRootsResult"),
+            "{text}"
+        );
+        assert!(table.is_empty());
+        server.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_invalid_answer_fails_its_question_and_an_unanswered_one_is_asked_again() {
+        let table = Arc::new(ParkedCalls::new(
+            TaskTracker::new(),
+            CancellationToken::new(),
+        ));
+        let (call, ends) = Call::new("legacy");
+        let server = tokio::spawn(async move {
+            let first = ask(&ends.questions, sampling(), CancellationToken::new()).await;
+            let _ = ends
+                .outcome
+                .send(Ok(ServerResult::CallToolResult(CallToolResult::success(
+                    vec![ContentBlock::text(format!("{first:?}"))],
+                ))));
+        });
+        let request = ClientRequest::CallToolRequest(Request::new(CallToolRequestParams::new("t")));
+        let fingerprint = Fingerprint::of("legacy", &request).unwrap();
+        let caller = caller();
+        let (state, key, _) = input(
+            table
+                .run(call, "me".into(), fingerprint.clone(), &caller)
+                .await
+                .unwrap(),
+        );
+        // No answer: the same question comes back under a new state.
+        let again = table
+            .resume(
+                &state,
+                InputResponses::new(),
+                "me".into(),
+                fingerprint.clone(),
+                &caller,
+            )
+            .await
+            .unwrap();
+        let (state, again_key, _) = input(again);
+        assert_eq!(key, again_key);
+        // Not a sampling result: the server's question fails with a clear error, and it decides.
+        let done = table
+            .resume(
+                &state,
+                InputResponses::from([(key, json!({"nonsense": true}))]),
+                "me".into(),
+                fingerprint,
+                &caller,
+            )
+            .await
+            .unwrap();
+        let text = format!("{done:?}");
+        assert!(text.contains("is not a valid result"), "{text}");
+        server.await.unwrap();
+    }
 
     #[test]
     fn states_are_ours_and_distinct() {
