@@ -94,13 +94,18 @@ async fn main() -> Result<()> {
         .flat_map(|list| list.split(','))
         .collect();
     let run = |scenario: &str| only.is_empty() || only.contains(&scenario);
-    if let Some(unknown) = args
-        .iter()
-        .find(|a| !matches!(a.as_str(), "--quick" | "--bench") && !a.starts_with("--only="))
-    {
+    // `--baseline=PATH` adds rows for another build of the proxy, measured in the same run.
+    if let Some(path) = args.iter().find_map(|a| a.strip_prefix("--baseline=")) {
+        let _ = BASELINE.set(PathBuf::from(path));
+    }
+    if let Some(unknown) = args.iter().find(|a| {
+        !matches!(a.as_str(), "--quick" | "--bench")
+            && !a.starts_with("--only=")
+            && !a.starts_with("--baseline=")
+    }) {
         bail!(
-            "unknown argument {unknown:?} \
-             (usage: cargo bench --bench proxy [-- --quick] [--only=stdio,startup,http,catalog])"
+            "unknown argument {unknown:?} (usage: cargo bench --bench proxy [-- --quick] \
+             [--only=stdio,startup,http,catalog] [--baseline=PATH])"
         );
     }
     let plan = Plan::new(quick);
@@ -263,11 +268,25 @@ fn servers_config(dir: &Path, name: &str, count: usize, extra_tools: usize) -> R
 }
 
 fn proxy_command(dir: &Path, config: &Path, extra: &[&str]) -> Result<Command> {
+    program_command(Path::new(PROXY), dir, config, extra)
+}
+
+/// Another build of the proxy to compare with (`--baseline=PATH`), e.g. the last release.
+static BASELINE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+fn baseline_command(dir: &Path, config: &Path, extra: &[&str]) -> Result<Option<Command>> {
+    BASELINE
+        .get()
+        .map(|program| program_command(program, dir, config, extra))
+        .transpose()
+}
+
+fn program_command(program: &Path, dir: &Path, config: &Path, extra: &[&str]) -> Result<Command> {
     let data = tempfile::Builder::new()
         .prefix("data")
         .tempdir_in(dir)?
         .keep();
-    let mut cmd = Command::new(PROXY);
+    let mut cmd = Command::new(program);
     cmd.arg("--config")
         .arg(config)
         .arg("--data-dir")
@@ -575,6 +594,18 @@ async fn stdio_overhead(
     let proxied = stdio_calls(&mut proxy, plan, Some(pid)).await?;
     proxy.close().await;
 
+    let baseline_run = match baseline_command(dir, &config, &[])? {
+        Some(cmd) => {
+            let mut client = StdioClient::spawn(cmd, log_file(dir, "stdio-baseline")?)?;
+            client.initialize().await?;
+            let pid = client.pid();
+            let run = stdio_calls(&mut client, plan, Some(pid)).await;
+            client.close().await;
+            Some(run?)
+        }
+        None => None,
+    };
+
     let peer_run = match peer {
         Some(peer) => {
             let mut client =
@@ -616,6 +647,9 @@ async fn stdio_overhead(
     };
     row("client → demo server (direct)", &direct_run)?;
     row("client → pluggedin-mcp-proxy → demo server", &proxied)?;
+    if let Some(run) = &baseline_run {
+        row("client → baseline proxy (`--baseline`) → demo server", run)?;
+    }
     if let (Some(peer), Some(run)) = (peer, &peer_run) {
         row(
             &format!("client → fastmcp {} proxy → demo server", peer.version),
@@ -1003,20 +1037,22 @@ async fn http(report: &mut String, plan: Plan, dir: &Path, peer: Option<&Peer>) 
     );
     let port = free_port()?;
     let port_text = port.to_string();
-    let cmd = proxy_command(
-        dir,
-        &config,
-        &[
+    let http_args = |port: &str| -> [String; 8] {
+        [
             "--transport",
             "streamable-http",
             "--port",
-            &port_text,
+            port,
             "--rate-limit-tools",
             "0",
             "--rate-limit-requests",
             "0",
-        ],
-    )?;
+        ]
+        .map(str::to_owned)
+    };
+    let args = http_args(&port_text);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let cmd = proxy_command(dir, &config, &args)?;
     targets.push(
         HttpTarget::start(
             "pluggedin-mcp-proxy (HTTP) → demo (stdio)".into(),
@@ -1027,6 +1063,21 @@ async fn http(report: &mut String, plan: Plan, dir: &Path, peer: Option<&Peer>) 
         )
         .await?,
     );
+    let baseline_port = free_port()?;
+    let args = http_args(&baseline_port.to_string());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    if let Some(cmd) = baseline_command(dir, &config, &args)? {
+        targets.push(
+            HttpTarget::start(
+                "baseline proxy (`--baseline`, HTTP) → demo (stdio)".into(),
+                cmd,
+                baseline_port,
+                log_file(dir, "http-baseline")?,
+                &client,
+            )
+            .await?,
+        );
+    }
     if let Some(peer) = peer {
         let port = free_port()?;
         let port_text = port.to_string();
@@ -1094,21 +1145,17 @@ async fn http(report: &mut String, plan: Plan, dir: &Path, peer: Option<&Peer>) 
     )?;
 
     // 3b/3c on the proxy: idle sessions, then a long run.
+    let mut baseline_per_session = None;
+    if BASELINE.get().is_some() {
+        let baseline = &targets[2];
+        let (base, with_sessions, _) = idle_sessions(&client, baseline, plan.idle_sessions).await?;
+        baseline_per_session =
+            Some((with_sessions as f64 - base as f64) / plan.idle_sessions as f64);
+    }
     let proxy = &targets[1];
     let pid = proxy.pid();
-    let base = rss_kib(pid)?;
-    eprintln!("  {} idle sessions", plan.idle_sessions);
-    let mut sessions = Vec::with_capacity(plan.idle_sessions);
-    for _ in 0..plan.idle_sessions {
-        sessions.push(HttpSession::open(&client, &proxy.url).await?);
-    }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let with_sessions = rss_kib(pid)?;
-    for session in sessions {
-        session.close().await;
-    }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let after_close = rss_kib(pid)?;
+    let (base, with_sessions, after_close) =
+        idle_sessions(&client, proxy, plan.idle_sessions).await?;
 
     eprintln!("  {} calls at c=32", plan.leak_calls);
     let warm = plan.leak_calls / 10;
@@ -1167,13 +1214,62 @@ async fn http(report: &mut String, plan: Plan, dir: &Path, peer: Option<&Peer>) 
         (with_sessions as f64 - base as f64) / plan.idle_sessions as f64,
         plan.idle_sessions
     )?;
+    if let Some(per_session) = baseline_per_session {
+        writeln!(
+            report,
+            "Per idle session of the baseline proxy (`--baseline`), same run: {per_session:.1} KiB."
+        )?;
+    }
     for target in targets {
         stop(target.child).await;
     }
     Ok(())
 }
 
+/// Opens `count` idle sessions on a target and closes them; RSS before, with them, after.
+async fn idle_sessions(
+    client: &reqwest::Client,
+    target: &HttpTarget,
+    count: usize,
+) -> Result<(u64, u64, u64)> {
+    let pid = target.pid();
+    let base = rss_kib(pid)?;
+    eprintln!("  {count} idle sessions on {}", target.name);
+    let mut sessions = Vec::with_capacity(count);
+    for _ in 0..count {
+        sessions.push(HttpSession::open(client, &target.url).await?);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let with_sessions = rss_kib(pid)?;
+    for session in sessions {
+        session.close().await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    Ok((base, with_sessions, rss_kib(pid)?))
+}
+
 // ===== 5. Big catalog =====
+
+/// Lists every page `plan.catalog_lists` times; the wall times (ms) and the server's CPU time per
+/// full list (ms).
+async fn list_repeatedly(
+    client: &mut StdioClient,
+    plan: Plan,
+    expected: usize,
+) -> Result<(Vec<f64>, f64)> {
+    let cpu_before = cpu_seconds(client.pid())?;
+    let mut times = Vec::new();
+    for _ in 0..plan.catalog_lists {
+        let start = Instant::now();
+        let names = client.list_tools().await?;
+        times.push(start.elapsed().as_secs_f64() * 1e3);
+        if names.len() != expected {
+            bail!("listed {} tools, expected {expected}", names.len());
+        }
+    }
+    let cpu_ms = (cpu_seconds(client.pid())? - cpu_before) / plan.catalog_lists as f64 * 1e3;
+    Ok((times, cpu_ms))
+}
 
 async fn big_catalog(report: &mut String, plan: Plan, dir: &Path) -> Result<()> {
     let (servers, extra) = (plan.catalog_servers, plan.catalog_tools);
@@ -1198,18 +1294,20 @@ async fn big_catalog(report: &mut String, plan: Plan, dir: &Path) -> Result<()> 
         expected,
     )
     .await?;
-    let mut times = Vec::new();
-    let mut pages = 0;
-    for _ in 0..plan.catalog_lists {
-        let start = Instant::now();
-        let names = client.list_tools().await?;
-        times.push(start.elapsed().as_secs_f64() * 1e3);
-        if names.len() != expected {
-            bail!("listed {} tools, expected {expected}", names.len());
-        }
-        pages = names.len().div_ceil(1000);
-    }
+    let (mut times, cpu_ms) = list_repeatedly(&mut client, plan, expected).await?;
+    let pages = expected.div_ceil(1000);
     let rss = rss_kib(client.pid())? as f64 / 1024.0;
+    client.close().await;
+    let baseline = match baseline_command(dir, &config, &[])? {
+        Some(cmd) => {
+            let (_, mut client) =
+                start_until_listed(cmd, log_file(dir, "big-baseline")?, expected).await?;
+            let (mut times, cpu_ms) = list_repeatedly(&mut client, plan, expected).await?;
+            client.close().await;
+            Some((median(&mut times), cpu_ms))
+        }
+        None => None,
+    };
     let mut direct_times = Vec::new();
     let mut demo = Command::new(DEMO);
     demo.args(["--extra-tools", &extra.to_string()]);
@@ -1221,7 +1319,6 @@ async fn big_catalog(report: &mut String, plan: Plan, dir: &Path) -> Result<()> 
         direct_times.push(start.elapsed().as_secs_f64() * 1e3);
     }
     one.close().await;
-    client.close().await;
     let fastest = times.iter().copied().fold(f64::INFINITY, f64::min);
     writeln!(
         report,
@@ -1235,6 +1332,16 @@ async fn big_catalog(report: &mut String, plan: Plan, dir: &Path) -> Result<()> 
         median(&mut times)
     )?;
     writeln!(report, "| same, fastest | {fastest:.2} ms |")?;
+    writeln!(
+        report,
+        "| proxy CPU per full `tools/list` (all pages; the proxy process alone) | {cpu_ms:.2} ms |"
+    )?;
+    if let Some((median, cpu_ms)) = baseline {
+        writeln!(
+            report,
+            "| baseline proxy (`--baseline`): full `tools/list` median / its CPU | {median:.2} ms / {cpu_ms:.2} ms |"
+        )?;
+    }
     writeln!(
         report,
         "| one demo server's own `tools/list` of {per_server} tools (median) | {:.2} ms |",

@@ -4,15 +4,24 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use pluggedin_mcp_proxy::{cli::Cli, telemetry};
+use pluggedin_mcp_proxy::{
+    cli::{Cli, Transport},
+    telemetry,
+};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     telemetry::init(cli.log_level.as_deref());
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // One client over stdio is a chain of hops (stdin → service → router → server's pipe and
+    // back), each a task wake-up: on one thread they are queue pushes, on several they are
+    // cross-thread wake-ups that cost more than the work (issue 6's profile). HTTP serves many
+    // clients at once and keeps every core.
+    let mut builder = if cli.transport == Transport::StreamableHttp {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
             #[allow(

@@ -22,7 +22,41 @@ pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 /// Messages read ahead of the service loop; bounded so a flood cannot grow memory.
 const READ_AHEAD: usize = 64;
 
-type Writer = Arc<Mutex<Box<dyn AsyncWrite + Send + Unpin>>>;
+type Writer = Arc<Mutex<Output>>;
+
+/// A buffer kept between messages up to this capacity, so a large answer (a page of 1,000 tools
+/// is about 350 KB) is not encoded into a buffer grown from nothing, copy after copy, every time.
+const KEPT_BUFFER: usize = 1024 * 1024;
+
+/// stdout, and the buffer messages are encoded into; one message at a time.
+struct Output {
+    stream: Box<dyn AsyncWrite + Send + Unpin>,
+    buffer: Vec<u8>,
+}
+
+impl Output {
+    /// Encodes one message as a line and writes it.
+    async fn write(&mut self, message: &impl serde::Serialize) -> std::io::Result<()> {
+        self.buffer.clear();
+        let encoded =
+            serde_json::to_writer(&mut self.buffer, message).map_err(std::io::Error::other);
+        let written = match encoded {
+            Ok(()) => {
+                self.buffer.push(b'\n');
+                let written = self.stream.write_all(&self.buffer).await;
+                match written {
+                    Ok(()) => self.stream.flush().await,
+                    Err(error) => Err(error),
+                }
+            }
+            Err(error) => Err(error),
+        };
+        if self.buffer.capacity() > KEPT_BUFFER {
+            self.buffer = Vec::new();
+        }
+        written
+    }
+}
 
 /// The stdio server transport.
 pub struct StdioTransport {
@@ -31,9 +65,9 @@ pub struct StdioTransport {
 }
 
 impl StdioTransport {
-    /// Serves on the process's stdin and stdout.
+    /// Serves on the process's stdin and stdout. Must be called within a tokio runtime.
     pub fn new() -> StdioTransport {
-        StdioTransport::with_io(tokio::io::stdin(), tokio::io::stdout())
+        StdioTransport::with_io(process_io::stdin(), process_io::stdout())
     }
 
     /// Serves on any pair of streams (tests use in-memory pipes).
@@ -41,7 +75,10 @@ impl StdioTransport {
         input: impl AsyncRead + Send + Unpin + 'static,
         output: impl AsyncWrite + Send + Unpin + 'static,
     ) -> StdioTransport {
-        let writer: Writer = Arc::new(Mutex::new(Box::new(output)));
+        let writer: Writer = Arc::new(Mutex::new(Output {
+            stream: Box::new(output),
+            buffer: Vec::new(),
+        }));
         let (sender, incoming) = mpsc::channel(READ_AHEAD);
         tokio::spawn(read_loop(input, sender, writer.clone()));
         StdioTransport { incoming, writer }
@@ -51,6 +88,95 @@ impl StdioTransport {
 impl Default for StdioTransport {
     fn default() -> Self {
         StdioTransport::new()
+    }
+}
+
+/// The process's stdin and stdout as the runtime's own non-blocking streams where they are pipes
+/// or sockets (as every MCP client spawns us), so a message in or out is one syscall on the
+/// runtime's thread. tokio's `stdin()`/`stdout()` hand each read and write to a blocking-pool
+/// thread instead: two thread switches per message, which the profile of issue 6 showed costing
+/// more than all the proxy's own work. Anything else (a terminal, a file) keeps tokio's streams.
+#[cfg(unix)]
+mod process_io {
+    use std::io::{Stdin, Stdout};
+    use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+
+    use tokio::io::{AsyncRead, AsyncWrite};
+
+    /// What a standard stream is, and whether it may be made non-blocking.
+    enum Kind {
+        Pipe(OwnedFd),
+        Socket(OwnedFd),
+        Other,
+    }
+
+    /// Non-blocking mode belongs to the open file, shared by every descriptor of it. A stream that
+    /// is also our stderr (`2>&1`) stays blocking, or log lines could fail with `EAGAIN`.
+    fn kind(stream: BorrowedFd<'_>) -> Kind {
+        let identity = |fd: BorrowedFd<'_>| {
+            let file = std::fs::File::from(fd.try_clone_to_owned().ok()?);
+            let metadata = file.metadata().ok()?;
+            Some((metadata.dev(), metadata.ino(), metadata.file_type(), file))
+        };
+        let Some((dev, ino, file_type, file)) = identity(stream) else {
+            return Kind::Other;
+        };
+        let stderr = identity(std::io::stderr().as_fd()).map(|(dev, ino, ..)| (dev, ino));
+        if stderr == Some((dev, ino)) {
+            Kind::Other
+        } else if file_type.is_fifo() {
+            Kind::Pipe(file.into())
+        } else if file_type.is_socket() {
+            Kind::Socket(file.into())
+        } else {
+            Kind::Other
+        }
+    }
+
+    fn socket(fd: OwnedFd) -> std::io::Result<tokio::net::UnixStream> {
+        let stream = std::os::unix::net::UnixStream::from(fd);
+        stream.set_nonblocking(true)?;
+        tokio::net::UnixStream::from_std(stream)
+    }
+
+    pub(super) fn stdin() -> Box<dyn AsyncRead + Send + Unpin> {
+        let stream = match kind(Stdin::as_fd(&std::io::stdin())) {
+            Kind::Pipe(fd) => tokio::net::unix::pipe::Receiver::from_owned_fd(fd)
+                .map(|pipe| Box::new(pipe) as Box<dyn AsyncRead + Send + Unpin>),
+            Kind::Socket(fd) => socket(fd).map(|socket| Box::new(socket) as _),
+            Kind::Other => return Box::new(tokio::io::stdin()),
+        };
+        stream.unwrap_or_else(|error| {
+            tracing::debug!("stdin stays a blocking stream: {error}");
+            Box::new(tokio::io::stdin())
+        })
+    }
+
+    pub(super) fn stdout() -> Box<dyn AsyncWrite + Send + Unpin> {
+        let stream = match kind(Stdout::as_fd(&std::io::stdout())) {
+            Kind::Pipe(fd) => tokio::net::unix::pipe::Sender::from_owned_fd(fd)
+                .map(|pipe| Box::new(pipe) as Box<dyn AsyncWrite + Send + Unpin>),
+            Kind::Socket(fd) => socket(fd).map(|socket| Box::new(socket) as _),
+            Kind::Other => return Box::new(tokio::io::stdout()),
+        };
+        stream.unwrap_or_else(|error| {
+            tracing::debug!("stdout stays a blocking stream: {error}");
+            Box::new(tokio::io::stdout())
+        })
+    }
+}
+
+#[cfg(not(unix))]
+mod process_io {
+    use tokio::io::{AsyncRead, AsyncWrite};
+
+    pub(super) fn stdin() -> Box<dyn AsyncRead + Send + Unpin> {
+        Box::new(tokio::io::stdin())
+    }
+
+    pub(super) fn stdout() -> Box<dyn AsyncWrite + Send + Unpin> {
+        Box::new(tokio::io::stdout())
     }
 }
 
@@ -97,6 +223,20 @@ fn decode(line: &str) -> Result<Option<RxJsonRpcMessage<RoleServer>>, Value> {
     let line = line.trim_start_matches('\u{feff}').trim();
     if line.is_empty() {
         return Ok(None);
+    }
+    // The common case straight into rmcp's types: a well-formed request (rmcp checks "2.0" and
+    // that the id is a string or an integer) or notification. Anything else — responses (a null
+    // id is valid there for rmcp but not for us), errors to report, standard methods with bad
+    // params — takes the checking path below.
+    if let Ok(message) = serde_json::from_str::<RxJsonRpcMessage<RoleServer>>(line) {
+        match &message {
+            JsonRpcMessage::Request(request) if !matches!(&request.request, ClientRequest::CustomRequest(custom) if is_standard(&custom.method)) =>
+            {
+                return Ok(Some(message));
+            }
+            JsonRpcMessage::Notification(_) => return Ok(Some(message)),
+            _ => {}
+        }
     }
     let value: Value = serde_json::from_str(line)
         .map_err(|error| error_reply(Value::Null, -32700, format!("parse error: {error}")))?;
@@ -232,22 +372,8 @@ fn error_reply(id: Value, code: i64, message: String) -> Value {
 }
 
 async fn write_line(writer: &Writer, value: &impl serde::Serialize) {
-    let mut bytes = match serde_json::to_vec(value) {
-        Ok(bytes) => bytes,
-        Err(error) => {
-            tracing::error!("cannot serialize an outgoing message: {error}");
-            return;
-        }
-    };
-    bytes.push(b'\n');
-    let mut writer = writer.lock().await;
-    if let Err(error) = async {
-        writer.write_all(&bytes).await?;
-        writer.flush().await
-    }
-    .await
-    {
-        tracing::debug!("stdout closed: {error}");
+    if let Err(error) = writer.lock().await.write(value).await {
+        tracing::debug!("cannot write to stdout: {error}");
     }
 }
 
@@ -259,13 +385,7 @@ impl Transport<RoleServer> for StdioTransport {
         item: TxJsonRpcMessage<RoleServer>,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
         let writer = self.writer.clone();
-        async move {
-            let mut bytes = serde_json::to_vec(&item).map_err(std::io::Error::other)?;
-            bytes.push(b'\n');
-            let mut writer = writer.lock().await;
-            writer.write_all(&bytes).await?;
-            writer.flush().await
-        }
+        async move { writer.lock().await.write(&item).await }
     }
 
     fn receive(&mut self) -> impl Future<Output = Option<RxJsonRpcMessage<RoleServer>>> + Send {
