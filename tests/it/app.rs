@@ -882,24 +882,35 @@ async fn every_builtin_tool_speaks_the_app() {
         "{text}"
     );
 
-    // Every built-in call was reported with the original's system names.
-    let reports = app.requests_to("POST", "/api/notifications/mcp-activity");
-    let systems: BTreeMap<String, String> = reports
-        .iter()
-        .map(|r| {
-            (
-                r.body["serverUuid"].as_str().unwrap().to_owned(),
-                r.body["serverName"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
-    for (uuid, name) in [
+    // Every built-in call was reported with the original's system names. Reports leave off the
+    // call path (batched), so wait until each system's has arrived.
+    let expected = [
         ("pluggedin_rag", "RAG System"),
         ("pluggedin_notifications", "Notification System"),
         ("pluggedin_clipboard", "Clipboard System"),
         ("pluggedin_memory", "Memory System"),
         ("pluggedin_documents", "Document System"),
-    ] {
+    ];
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let systems = loop {
+        let systems: BTreeMap<String, String> = app
+            .requests_to("POST", "/api/notifications/mcp-activity")
+            .iter()
+            .map(|r| {
+                (
+                    r.body["serverUuid"].as_str().unwrap().to_owned(),
+                    r.body["serverName"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        if expected.iter().all(|(uuid, _)| systems.contains_key(*uuid))
+            || tokio::time::Instant::now() > deadline
+        {
+            break systems;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    for (uuid, name) in expected {
         assert_eq!(
             systems.get(uuid).map(String::as_str),
             Some(name),
