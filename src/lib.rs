@@ -33,6 +33,7 @@ pub mod inspect;
 pub mod mail;
 pub mod manage;
 pub mod router;
+pub mod security;
 pub mod telemetry;
 pub mod upstream;
 
@@ -54,6 +55,7 @@ use crate::control::activity::Recorder;
 use crate::control::local::LocalStore;
 use crate::mail::{Mailer, SmtpSettings};
 use crate::router::{Control, Router};
+use crate::security::Secret;
 
 /// How long shutdown waits for connections to close and children to exit.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -65,8 +67,8 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
 
     if cli
         .pluggedin_api_key
-        .as_deref()
-        .is_some_and(|key| !key.trim().is_empty())
+        .as_ref()
+        .is_some_and(|key| !key.expose().trim().is_empty())
     {
         bail!(
             "plugged.in App mode (--pluggedin-api-key / PLUGGEDIN_API_KEY) is not available yet in \
@@ -80,7 +82,8 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
     }
 
     let config_path = config::locate(cli.config.as_deref());
-    let config = match &config_path {
+    let overrides = SecurityOverrides::from_cli(&cli);
+    let mut config = match &config_path {
         Some(path) => {
             let config = Config::load(path)?;
             tracing::info!(file = %path.display(), servers = config.servers.len(), "config loaded");
@@ -98,6 +101,7 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
             Config::default()
         }
     };
+    overrides.apply(&mut config);
     let data_dir = data_dir(cli.data_dir.clone());
     let store = LocalStore::open_async(data_dir).await?;
     tracing::info!(store = store.path(), "local store open");
@@ -149,7 +153,7 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
                 .then(|| http_options(&cli, &config))
                 .transpose()?;
             if let Some(path) = config_path {
-                watch_config(path, config, &router, &cancel, &tracker)?;
+                watch_config(path, config, overrides, &router, &cancel, &tracker)?;
             }
             match http {
                 Some(options) => serve_http(&router, options, &cancel).await,
@@ -199,10 +203,36 @@ fn prune_activity(control: &Arc<dyn ControlPlane>, retention_days: u32, tracker:
     });
 }
 
+/// The command line's security flags, laid over every config the file gives (at start and on
+/// each edit): a flag can turn a policy on, never off.
+#[derive(Clone, Copy)]
+struct SecurityOverrides {
+    strict_commands: bool,
+    strict_urls: bool,
+    allow_local_targets: bool,
+}
+
+impl SecurityOverrides {
+    fn from_cli(cli: &Cli) -> SecurityOverrides {
+        SecurityOverrides {
+            strict_commands: cli.strict_commands,
+            strict_urls: cli.strict_urls,
+            allow_local_targets: cli.allow_local_targets,
+        }
+    }
+
+    fn apply(self, config: &mut Config) {
+        config.security.strict_commands |= self.strict_commands;
+        config.security.strict_urls |= self.strict_urls;
+        config.security.allow_local_targets |= self.allow_local_targets;
+    }
+}
+
 /// Applies config edits as they happen.
 fn watch_config(
     path: PathBuf,
     config: Config,
+    overrides: SecurityOverrides,
     router: &Arc<Router>,
     cancel: &CancellationToken,
     tracker: &TaskTracker,
@@ -211,7 +241,8 @@ fn watch_config(
         .with_context(|| format!("cannot watch {}", path.display()))?;
     let router = router.clone();
     tracker.spawn(async move {
-        while let Some(config) = changes.recv().await {
+        while let Some(mut config) = changes.recv().await {
+            overrides.apply(&mut config);
             router.ids().ensure(config.servers.keys()).await;
             router.apply_config(&config);
         }
@@ -250,11 +281,11 @@ const LOOPBACK_ORIGINS: &[&str] = &[
 ];
 
 fn http_options(cli: &Cli, config: &Config) -> anyhow::Result<upstream::http::HttpOptions> {
-    let tokens: Vec<String> = cli
+    let tokens: Vec<Secret> = cli
         .auth_tokens
         .iter()
         .chain(&config.auth_tokens)
-        .map(|token| token.trim().to_owned())
+        .map(|token| Secret::new(token.expose().trim()))
         .filter(|token| !token.is_empty())
         .collect();
     if cli.require_api_auth && tokens.is_empty() {

@@ -100,11 +100,17 @@ pub enum RouteError {
 /// JSON-RPC `-32001`, the request-timeout code the official SDKs use.
 const REQUEST_TIMEOUT: ErrorCode = ErrorCode(-32001);
 
+/// Every error message that leaves for a client is redacted (`token=…`, `Bearer …`, …) and
+/// bounded ([`crate::security::text::for_client`]): downstream servers and URLs can put secrets
+/// into error text.
 impl From<RouteError> for ErrorData {
     fn from(error: RouteError) -> ErrorData {
-        let message = error.to_string();
+        let message = crate::security::text::for_client(&error.to_string());
         match error {
-            RouteError::Downstream(data) => data,
+            RouteError::Downstream(mut data) => {
+                data.message = message.into();
+                data
+            }
             RouteError::Resolve(_) | RouteError::Cursor(_) => {
                 ErrorData::invalid_params(message, None)
             }
@@ -352,6 +358,7 @@ impl Router {
         let names: Vec<&str> = config.servers.keys().map(String::as_str).collect();
         let slugs = crate::catalog::naming::unique_slugs(names.iter().copied());
         let mut started = Vec::new();
+        let security = Arc::new(config.security.clone());
         {
             let mut servers = write(&self.servers);
             servers.retain(|name, downstream| {
@@ -364,7 +371,10 @@ impl Router {
             });
             for ((name, server_config), slug) in config.servers.iter().zip(slugs) {
                 if let Some(existing) = servers.get(name) {
-                    if existing.config == *server_config && existing.slug == slug {
+                    if existing.config == *server_config
+                        && existing.slug == slug
+                        && existing.security == security
+                    {
                         continue;
                     }
                     tracing::info!(server = %name, "changed in the config, restarting");
@@ -375,6 +385,7 @@ impl Router {
                     slug,
                     self.ids.get(name),
                     server_config.clone(),
+                    security.clone(),
                     self.cancel.child_token(),
                 ));
                 servers.insert(name.clone(), downstream.clone());

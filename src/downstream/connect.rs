@@ -12,14 +12,17 @@ use rmcp::RoleClient;
 use rmcp::model::ProtocolVersion;
 use rmcp::service::RunningService;
 use rmcp::service::{ClientLifecycleMode, ClientServiceExt};
+use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
+use std::sync::Arc;
 use tokio::io::AsyncBufReadExt;
 
+use super::child::ChildTransport;
 use super::handler::DownstreamHandler;
 use super::observe::Observed;
 use super::sse::SseClientTransport;
-use crate::config::{Protocol, TransportConfig};
+use crate::config::{Protocol, ServerConfig, TransportConfig};
+use crate::security::{self, Secret, SecuritySettings};
 
 /// Environment variables a stdio server inherits from the proxy; the config's `env` goes on top.
 /// Everything else (tokens, keys in the proxy's own environment) stays out.
@@ -71,14 +74,18 @@ pub(super) enum ConnectError {
     HandshakeTimeout(Duration),
 }
 
-/// Connects and completes the MCP handshake within `timeout`.
+/// Connects and completes the MCP handshake within the server's timeout. The security settings
+/// decide the HTTP client (URL policy on every connection and redirect) and the message limit.
 pub(super) async fn connect(
     server: &str,
-    transport: &TransportConfig,
-    protocol: Protocol,
+    config: &ServerConfig,
+    security: &SecuritySettings,
     handler: DownstreamHandler,
-    timeout: Duration,
 ) -> Result<Running, ConnectError> {
+    let (transport, protocol, timeout) = (&config.transport, config.protocol, config.timeout);
+    let limit = security.max_message_bytes;
+    let rate = security.notifications_per_second;
+    let url_rules = security.url_rules(config.origin);
     let lifecycle = match protocol {
         Protocol::Legacy => ClientLifecycleMode::Initialize,
         Protocol::Modern => ClientLifecycleMode::Discover {
@@ -99,40 +106,47 @@ pub(super) async fn connect(
                 env,
                 cwd,
             } => {
-                let child = spawn_child(server, command, args, env, cwd.as_deref())?;
+                let child = spawn_child(server, command, args, env, cwd.as_deref(), limit)?;
                 handler
                     .serve_with_lifecycle(
-                        Observed::new(child, server_name.clone(), events.clone()),
+                        Observed::new(child, server_name.clone(), events.clone(), rate),
                         lifecycle.clone(),
                     )
                     .await
                     .map_err(handshake_error)
             }
             TransportConfig::Sse { url, headers } => {
-                let client = http_client()?;
-                let transport =
-                    SseClientTransport::connect(client, url.clone(), header_map(headers)?, timeout)
-                        .await?;
+                let client = http_client(url_rules)?;
+                let transport = SseClientTransport::connect(
+                    client,
+                    url.clone(),
+                    header_map(headers)?,
+                    timeout,
+                    limit,
+                )
+                .await?;
                 handler
                     .serve_with_lifecycle(
-                        Observed::new(transport, server_name.clone(), events.clone()),
+                        Observed::new(transport, server_name.clone(), events.clone(), rate),
                         lifecycle.clone(),
                     )
                     .await
                     .map_err(handshake_error)
             }
             TransportConfig::StreamableHttp { url, headers } => {
-                let client = http_client()?;
+                let client = http_client(url_rules)?;
                 let custom: HashMap<HeaderName, HeaderValue> = header_map(headers)?
                     .into_iter()
                     .filter_map(|(k, v)| Some((k?, v)))
                     .collect();
                 let config = StreamableHttpClientTransportConfig::with_uri(url.as_str())
-                    .custom_headers(custom);
+                    .custom_headers(custom)
+                    .max_sse_event_size(limit)
+                    .max_json_response_size(limit);
                 let transport = StreamableHttpClientTransport::with_client(client, config);
                 handler
                     .serve_with_lifecycle(
-                        Observed::new(transport, server_name.clone(), events.clone()),
+                        Observed::new(transport, server_name.clone(), events.clone(), rate),
                         lifecycle.clone(),
                     )
                     .await
@@ -145,18 +159,31 @@ pub(super) async fn connect(
         .map_err(|_| ConnectError::HandshakeTimeout(timeout))?
 }
 
-fn handshake_error(error: impl std::fmt::Display) -> ConnectError {
-    ConnectError::Handshake(error.to_string())
+/// The error with its causes (a refusal by the URL policy sits deep in a reqwest error's chain).
+fn handshake_error(error: impl std::error::Error + 'static) -> ConnectError {
+    ConnectError::Handshake(error_chain(&error))
 }
 
-fn http_client() -> Result<reqwest::Client, ConnectError> {
-    reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .build()
-        .map_err(ConnectError::Client)
+/// An error and its sources, `: `-separated, without repeating a cause its parent already says.
+pub(super) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
-fn header_map(headers: &BTreeMap<String, String>) -> Result<HeaderMap, ConnectError> {
+fn http_client(rules: Option<security::UrlRules>) -> Result<reqwest::Client, ConnectError> {
+    security::net::http_client(rules).map_err(ConnectError::Client)
+}
+
+fn header_map(headers: &BTreeMap<String, Secret>) -> Result<HeaderMap, ConnectError> {
     let mut map = HeaderMap::new();
     for (name, value) in headers {
         let header_name =
@@ -164,10 +191,12 @@ fn header_map(headers: &BTreeMap<String, String>) -> Result<HeaderMap, ConnectEr
                 name: name.clone(),
                 reason: e.to_string(),
             })?;
-        let header_value = HeaderValue::from_str(value).map_err(|_| ConnectError::Header {
-            name: name.clone(),
-            reason: "the value has characters not allowed in a header".into(),
-        })?;
+        let mut header_value =
+            HeaderValue::from_str(value.expose()).map_err(|_| ConnectError::Header {
+                name: name.clone(),
+                reason: "the value has characters not allowed in a header".into(),
+            })?;
+        header_value.set_sensitive(true);
         map.insert(header_name, header_value);
     }
     Ok(map)
@@ -179,7 +208,8 @@ fn spawn_child(
     args: &[String],
     env: &BTreeMap<String, String>,
     cwd: Option<&std::path::Path>,
-) -> Result<TokioChildProcess, ConnectError> {
+    limit: usize,
+) -> Result<ChildTransport, ConnectError> {
     let mut cmd = tokio::process::Command::new(command);
     cmd.args(args).env_clear();
     for key in INHERITED_ENV {
@@ -191,16 +221,19 @@ fn spawn_child(
     if let Some(cwd) = cwd {
         cmd.current_dir(cwd);
     }
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut wrapped = CommandWrap::from(cmd);
     // Its own process group, so that ending it ends what it started too (npx → node, uvx → python).
     wrapped.wrap(ProcessGroup::leader()).wrap(KillOnDrop);
-    let (child, stderr) = TokioChildProcess::builder(wrapped)
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|source| ConnectError::Spawn {
-            command: command.to_owned(),
-            source,
-        })?;
+    let spawn_error = |source| ConnectError::Spawn {
+        command: command.to_owned(),
+        source,
+    };
+    let mut child = wrapped.spawn().map_err(spawn_error)?;
+    let stderr = child.inner_mut().stderr().take();
+    let child = ChildTransport::new(Arc::from(server), child, limit).map_err(spawn_error)?;
     if let Some(stderr) = stderr {
         let server = server.to_owned();
         tokio::spawn(async move {

@@ -23,6 +23,9 @@ const STABLE_AFTER: Duration = Duration::from_secs(30);
 /// How long a closing connection may take to end its child before we move on.
 const CLOSE_GRACE: Duration = Duration::from_secs(8);
 
+/// How a refusal by the security policy starts (`security::Refusal`'s text).
+const REFUSAL_MARK: &str = "refused by the security policy";
+
 /// Starts supervising `downstream` on `tracker`. Returns at once.
 pub fn spawn(downstream: Arc<Downstream>, events: Arc<dyn Events>, tracker: &TaskTracker) {
     if downstream.config.disabled {
@@ -33,6 +36,18 @@ pub fn spawn(downstream: Arc<Downstream>, events: Arc<dyn Events>, tracker: &Tas
 }
 
 async fn supervise(downstream: Arc<Downstream>, events: Arc<dyn Events>) {
+    if let Err(refusal) = downstream.security.check_server(&downstream.config) {
+        // A config the policy refuses stays refused until the config (or the policy) changes.
+        tracing::warn!(rule = refusal.rule, "server not started: {refusal}");
+        downstream.set_state(ServerState::Refused {
+            reason: refusal.to_string(),
+            retry_in: None,
+        });
+        events.catalog_changed();
+        downstream.cancel.cancelled().await;
+        downstream.set_state(ServerState::Stopped);
+        return;
+    }
     let mut backoff = FIRST_BACKOFF;
     loop {
         downstream.set_state(ServerState::Starting);
@@ -45,10 +60,9 @@ async fn supervise(downstream: Arc<Downstream>, events: Arc<dyn Events>) {
             () = downstream.cancel.cancelled() => break,
             attempt = connect(
                 &downstream.name,
-                &downstream.config.transport,
-                downstream.config.protocol,
+                &downstream.config,
+                &downstream.security,
                 handler,
-                downstream.config.timeout,
             ) => attempt,
         };
         let reason = match attempt {
@@ -69,10 +83,19 @@ async fn supervise(downstream: Arc<Downstream>, events: Arc<dyn Events>) {
             retry_in_ms = backoff.as_millis() as u64,
             "server not connected: {reason}"
         );
-        downstream.set_state(ServerState::Failed {
-            reason,
-            retry_in: Some(backoff),
-        });
+        // Refused at connection time (a name resolving to a refused address, a redirect to
+        // one): shown as refused, and checked again later, as DNS answers change.
+        let state = match reason.find(REFUSAL_MARK) {
+            Some(at) => ServerState::Refused {
+                reason: reason[at..].to_owned(),
+                retry_in: Some(backoff),
+            },
+            None => ServerState::Failed {
+                reason,
+                retry_in: Some(backoff),
+            },
+        };
+        downstream.set_state(state);
         events.catalog_changed();
         tokio::select! {
             () = downstream.cancel.cancelled() => break,
