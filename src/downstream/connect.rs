@@ -72,6 +72,9 @@ pub(super) enum ConnectError {
     Handshake(String),
     #[error("no answer to the handshake within {0:?}")]
     HandshakeTimeout(Duration),
+    /// The URL policy refused a destination (after DNS, or a redirect's).
+    #[error("{0}")]
+    Refused(security::Refusal),
 }
 
 /// Connects and completes the MCP handshake within the server's timeout. The security settings
@@ -86,6 +89,7 @@ pub(super) async fn connect(
     let limit = security.max_message_bytes;
     let rate = security.notifications_per_second;
     let url_rules = security.url_rules(config.origin);
+    let refusals = security::net::RefusalSlot::default();
     let lifecycle = match protocol {
         Protocol::Legacy => ClientLifecycleMode::Initialize,
         Protocol::Modern => ClientLifecycleMode::Discover {
@@ -116,7 +120,7 @@ pub(super) async fn connect(
                     .map_err(handshake_error)
             }
             TransportConfig::Sse { url, headers } => {
-                let client = http_client(url_rules)?;
+                let client = http_client(url_rules, refusals.clone())?;
                 let transport = SseClientTransport::connect(
                     client,
                     url.clone(),
@@ -134,7 +138,7 @@ pub(super) async fn connect(
                     .map_err(handshake_error)
             }
             TransportConfig::StreamableHttp { url, headers } => {
-                let client = http_client(url_rules)?;
+                let client = http_client(url_rules, refusals.clone())?;
                 let custom: HashMap<HeaderName, HeaderValue> = header_map(headers)?
                     .into_iter()
                     .filter_map(|(k, v)| Some((k?, v)))
@@ -154,9 +158,19 @@ pub(super) async fn connect(
             }
         }
     };
-    tokio::time::timeout(timeout, handshake)
+    let outcome = tokio::time::timeout(timeout, handshake)
         .await
-        .map_err(|_| ConnectError::HandshakeTimeout(timeout))?
+        .map_err(|_| ConnectError::HandshakeTimeout(timeout))
+        .and_then(|connected| connected);
+    // Whatever the HTTP stack made of it, a refused destination is reported as the refusal.
+    let refused = refusals
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take();
+    match (outcome, refused) {
+        (Err(_), Some(refusal)) => Err(ConnectError::Refused(refusal)),
+        (outcome, _) => outcome,
+    }
 }
 
 /// The error with its causes (a refusal by the URL policy sits deep in a reqwest error's chain).
@@ -179,8 +193,11 @@ pub(super) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
-fn http_client(rules: Option<security::UrlRules>) -> Result<reqwest::Client, ConnectError> {
-    security::net::http_client(rules).map_err(ConnectError::Client)
+fn http_client(
+    rules: Option<security::UrlRules>,
+    refusals: security::net::RefusalSlot,
+) -> Result<reqwest::Client, ConnectError> {
+    security::net::http_client(rules, refusals).map_err(ConnectError::Client)
 }
 
 fn header_map(headers: &BTreeMap<String, Secret>) -> Result<HeaderMap, ConnectError> {

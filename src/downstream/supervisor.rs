@@ -11,7 +11,7 @@ use rmcp::service::{Peer, ServiceError};
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use super::connect::{Running, connect};
+use super::connect::{ConnectError, Running, connect};
 use super::handler::DownstreamHandler;
 use super::{Connection, Downstream, Events, ServerState};
 use crate::catalog::ServerLists;
@@ -22,9 +22,6 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const STABLE_AFTER: Duration = Duration::from_secs(30);
 /// How long a closing connection may take to end its child before we move on.
 const CLOSE_GRACE: Duration = Duration::from_secs(8);
-
-/// How a refusal by the security policy starts (`security::Refusal`'s text).
-const REFUSAL_MARK: &str = "refused by the security policy";
 
 /// Starts supervising `downstream` on `tracker`. Returns at once.
 pub fn spawn(downstream: Arc<Downstream>, events: Arc<dyn Events>, tracker: &TaskTracker) {
@@ -65,6 +62,7 @@ async fn supervise(downstream: Arc<Downstream>, events: Arc<dyn Events>) {
                 handler,
             ) => attempt,
         };
+        let refused = matches!(attempt, Err(ConnectError::Refused(_)));
         let reason = match attempt {
             Ok(running) => {
                 let started = Instant::now();
@@ -79,21 +77,24 @@ async fn supervise(downstream: Arc<Downstream>, events: Arc<dyn Events>) {
             }
             Err(error) => error.to_string(),
         };
+        // Connection errors quote URLs and server output: no secrets in logs or states.
+        let reason = crate::security::text::redact_bounded(&reason, 2000);
         tracing::warn!(
             retry_in_ms = backoff.as_millis() as u64,
             "server not connected: {reason}"
         );
         // Refused at connection time (a name resolving to a refused address, a redirect to
         // one): shown as refused, and checked again later, as DNS answers change.
-        let state = match reason.find(REFUSAL_MARK) {
-            Some(at) => ServerState::Refused {
-                reason: reason[at..].to_owned(),
-                retry_in: Some(backoff),
-            },
-            None => ServerState::Failed {
+        let state = if refused {
+            ServerState::Refused {
                 reason,
                 retry_in: Some(backoff),
-            },
+            }
+        } else {
+            ServerState::Failed {
+                reason,
+                retry_in: Some(backoff),
+            }
         };
         downstream.set_state(state);
         events.catalog_changed();

@@ -90,19 +90,33 @@ pub fn address_refusal(ip: IpAddr, allow_local: bool) -> Option<Refusal> {
     Some(Refusal::new(rule, format!("{ip} is {what}")))
 }
 
+/// Where a client's resolver and redirect policy put what they refused, so the connection's
+/// owner can name the rule whatever the HTTP stack makes of the error on its way up.
+pub type RefusalSlot = Arc<std::sync::Mutex<Option<Refusal>>>;
+
+fn note(slot: &RefusalSlot, refusal: &Refusal) {
+    let mut slot = slot
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    slot.get_or_insert_with(|| refusal.clone());
+}
+
 /// A DNS resolver that drops refused addresses; a name with nothing left is an error naming the
 /// rule. Resolution itself is the system's (`getaddrinfo` on the blocking pool).
 #[derive(Debug, Clone)]
 pub struct FilteringResolver {
     pub allow_local: bool,
+    pub refusals: RefusalSlot,
 }
 
 impl Resolve for FilteringResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let allow_local = self.allow_local;
+        let slot = self.refusals.clone();
         let host = name.as_str().to_owned();
         Box::pin(async move {
             if let Some(refusal) = metadata_host(&host) {
+                note(&slot, &refusal);
                 return Err(Box::new(refusal) as Box<dyn std::error::Error + Send + Sync>);
             }
             let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
@@ -124,10 +138,14 @@ impl Resolve for FilteringResolver {
                 let refusal = match refused {
                     Some(refusal) => Refusal::new(
                         refusal.rule,
-                        format!("{host} resolves to {}", refusal.detail),
+                        format!(
+                            "{host} resolves only to refused addresses ({})",
+                            refusal.detail
+                        ),
                     ),
                     None => Refusal::new("url-unresolved", format!("{host} has no address")),
                 };
+                note(&slot, &refusal);
                 return Err(Box::new(refusal) as Box<dyn std::error::Error + Send + Sync>);
             }
             Ok(Box::new(allowed.into_iter()) as Addrs)
@@ -147,11 +165,15 @@ pub fn metadata_host(host: &str) -> Option<Refusal> {
 /// connection and redirect hop, and proxies from the environment are ignored (a proxy would
 /// resolve the name itself, out of our sight). Redirects follow rmcp's rule for MCP: only
 /// same-origin 307/308 (which keep the method and body), at most ten hops.
-pub fn http_client(rules: Option<UrlRules>) -> reqwest::Result<reqwest::Client> {
+pub fn http_client(
+    rules: Option<UrlRules>,
+    refusals: RefusalSlot,
+) -> reqwest::Result<reqwest::Client> {
     let mut builder = reqwest::Client::builder().connect_timeout(Duration::from_secs(10));
     if let Some(rules) = &rules {
         builder = builder.no_proxy().dns_resolver(Arc::new(FilteringResolver {
             allow_local: rules.allow_local,
+            refusals: refusals.clone(),
         }));
     }
     builder
@@ -159,7 +181,9 @@ pub fn http_client(rules: Option<UrlRules>) -> reqwest::Result<reqwest::Client> 
             if let Some(rules) = &rules
                 && let Err(refusal) = super::check_url(attempt.url(), rules)
             {
-                return attempt.error(refusal.redirected());
+                let refusal = refusal.redirected();
+                note(&refusals, &refusal);
+                return attempt.error(refusal);
             }
             let keeps_body = matches!(
                 attempt.status(),

@@ -30,6 +30,10 @@ pub fn redact_bounded(text: &str, limit: usize) -> String {
             break;
         }
         if let Some(skip) = secret_at(rest) {
+            if rest.starts_with("://") {
+                out.push_str("://");
+                chars += 3;
+            }
             out.push_str(REDACTED);
             chars += REDACTED.len();
             rest = &rest[skip..];
@@ -52,8 +56,20 @@ pub fn for_client(text: &str) -> String {
     redact_bounded(text, MAX_CLIENT_ERROR_CHARS)
 }
 
-/// When `text` starts with a secret (key and value, or scheme and credential), the length of it.
+/// When `text` starts with a secret (key and value, or scheme and credential, or the password of
+/// a URL's `user:password@`), the length of it.
 fn secret_at(text: &str) -> Option<usize> {
+    if let Some(authority) = text.strip_prefix("://") {
+        let end = authority
+            .find(|ch: char| ch == '/' || ch == '?' || ch == '#' || ch.is_whitespace())
+            .unwrap_or(authority.len());
+        if let Some(at) = authority[..end].rfind('@')
+            && authority[..at].contains(':')
+        {
+            // Keep `://`, hide `user:password`, keep `@host`.
+            return Some(3 + at);
+        }
+    }
     for key in SECRET_KEYS {
         if starts_with_ignore_case(text, key) {
             let mut at = key.len();
@@ -187,6 +203,11 @@ mod tests {
             "Authorization: [REDACTED]"
         );
         assert_eq!(for_client("tokens are fine"), "tokens are fine");
+        assert_eq!(
+            for_client("error sending request for url (http://me:pa55@host:8/mcp)"),
+            "error sending request for url (http://[REDACTED]@host:8/mcp)"
+        );
+        assert_eq!(for_client("see http://host/a@b"), "see http://host/a@b");
         assert_eq!(for_client("a bearer of news"), "a [REDACTED] news");
     }
 

@@ -20,4 +20,5 @@ mod input;
 mod reload;
 mod resilience;
 mod routing;
+mod security;
 mod transports;
