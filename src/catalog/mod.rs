@@ -379,7 +379,8 @@ fn exposed_name(mode: PrefixMode, slug: &str, name: &str, shared: bool) -> Optio
         PrefixMode::Always => Some(naming::qualify(slug, name)),
         PrefixMode::Auto if shared => Some(naming::qualify(slug, name)),
         PrefixMode::Never if shared => None,
-        PrefixMode::Auto | PrefixMode::Never => Some(name.to_owned()),
+        // Unprefixed names keep the 64-character bound too (found by the property tests).
+        PrefixMode::Auto | PrefixMode::Never => Some(naming::fit(name, 8)),
     }
 }
 
@@ -472,5 +473,7 @@ pub fn page<T: Clone>(
 #[error("invalid cursor \"{0}\"")]
 pub struct InvalidCursor(pub String);
 
+#[cfg(test)]
+mod properties;
 #[cfg(test)]
 mod tests;
