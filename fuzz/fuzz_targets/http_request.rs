@@ -125,13 +125,11 @@ fuzz_target!(|data: &[u8]| {
     };
     let fixture = fixture();
     fixture.runtime.block_on(async {
-        let response = tokio::time::timeout(
-            Duration::from_secs(5),
-            fixture.app.clone().oneshot(request),
-        )
-        .await
-        .expect("an answer within 5 s")
-        .expect("infallible");
+        let response =
+            tokio::time::timeout(Duration::from_secs(5), fixture.app.clone().oneshot(request))
+                .await
+                .expect("an answer within 5 s")
+                .expect("infallible");
         let status = response.status();
         let bytes = tokio::time::timeout(Duration::from_secs(5), response.into_body().collect())
             .await
@@ -145,7 +143,10 @@ fuzz_target!(|data: &[u8]| {
             && !bytes.is_empty()
             && let Ok(value) = serde_json::from_slice::<serde_json::Value>(&bytes)
         {
-            assert!(value.get("jsonrpc").is_some() || value.get("error").is_some(), "{value}");
+            assert!(
+                value.get("jsonrpc").is_some() || value.get("error").is_some(),
+                "{value}"
+            );
         }
     });
 });

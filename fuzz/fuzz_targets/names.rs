@@ -16,7 +16,10 @@ fuzz_target!(|data: &[u8]| {
 
     let slug = naming::slugify(server);
     assert!(!slug.is_empty() && slug.len() <= 40);
-    assert!(slug.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-'));
+    assert!(
+        slug.chars()
+            .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-')
+    );
     let slugs = naming::unique_slugs([server, server, name]);
     assert_ne!(slugs[0], slugs[1]);
 
@@ -36,7 +39,11 @@ fuzz_target!(|data: &[u8]| {
     assert!(!clean.chars().any(char::is_control));
     assert_eq!(clean.chars().count(), name.chars().count());
     let clean = text::sanitize_text(free);
-    assert!(!clean.chars().any(|ch| ch.is_control() && ch != '\n' && ch != '\t'));
+    assert!(
+        !clean
+            .chars()
+            .any(|ch| ch.is_control() && ch != '\n' && ch != '\t')
+    );
 
     let redacted = text::redact_bounded(free, 200);
     assert!(redacted.chars().count() <= 203);

@@ -32,15 +32,24 @@ fn upstream(data: &[u8]) {
         let (output, mut reader) = tokio::io::duplex(1 << 20);
         let mut transport = StdioTransport::with_io(std::io::Cursor::new(data.to_vec()), output);
         let mut messages = 0usize;
-        while Transport::<RoleServer>::receive(&mut transport).await.is_some() {
+        while Transport::<RoleServer>::receive(&mut transport)
+            .await
+            .is_some()
+        {
             messages += 1;
         }
         drop(transport);
         let mut written = Vec::new();
-        reader.read_to_end(&mut written).await.expect("read the output");
+        reader
+            .read_to_end(&mut written)
+            .await
+            .expect("read the output");
         let lines = data.split(|byte| *byte == b'\n').count();
         assert!(messages <= lines);
-        for line in written.split(|byte| *byte == b'\n').filter(|line| !line.is_empty()) {
+        for line in written
+            .split(|byte| *byte == b'\n')
+            .filter(|line| !line.is_empty())
+        {
             let reply: serde_json::Value =
                 serde_json::from_slice(line).expect("stdout carries JSON only");
             assert_eq!(reply["jsonrpc"], "2.0", "{reply}");
@@ -73,7 +82,9 @@ fn downstream(data: &[u8]) {
         if segment.len() > max {
             expected.push(None);
         } else {
-            expected.push(Some(segment.strip_suffix(b"\r").unwrap_or(segment).to_vec()));
+            expected.push(Some(
+                segment.strip_suffix(b"\r").unwrap_or(segment).to_vec(),
+            ));
         }
     }
     assert_eq!(frames.len(), expected.len());
