@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the official MCP conformance suite's server scenarios against the demo server directly and
 # against the proxy in front of it (--prefix-mode never, the demo server as its one downstream,
-# over Streamable HTTP), for 2025-11-25 and for the 2026-07-28 requirements. Both must match the
+# the proxy served over Streamable HTTP), for 2025-11-25 and for the 2026-07-28 requirements. Both must match the
 # same expected-failures files in conformance/, so the proxy passes whatever the demo passes.
 # Needs the binaries built (cargo build); installs Node 22 and the suite into .deps/conformance.
 set -euo pipefail
@@ -42,16 +42,27 @@ pids+=($!)
 wait_for_line "$work/demo.log" "listening on http://"
 demo_url=$(sed -n 's/.*listening on \(http:[^ ]*\).*/\1/p' "$work/demo.log" | head -n1)
 
-printf '{"mcpServers": {"demo": {"command": "%s"}}}\n' "$BIN/pluggedin-demo-server" >"$work/mcp.json"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$BIN/pluggedin-mcp-proxy" --config "$work/mcp.json" --data-dir "$work/data" \
-  --transport streamable-http --port "$port" --prefix-mode never \
-  --rate-limit-tools 0 --rate-limit-requests 0 2>"$work/proxy.log" &
-pids+=($!)
-wait_for_line "$work/proxy.log" "listening on http://"
-proxy_url="http://127.0.0.1:$port/mcp"
-# The demo server must be connected behind the proxy before the suite lists tools.
-wait_for_line "$work/proxy.log" "connected server_info=pluggedin-demo-server"
+# One proxy per downstream generation, the demo server (dual-era) as its one server: the
+# 2025-11-25 suite runs through a legacy (initialize) connection, the 2026-07-28 requirements
+# through a modern (per-request _meta) one, so each generation is exercised end to end.
+start_proxy() { # name protocol -> sets proxy_url
+  printf '{"mcpServers": {"demo": {"command": "%s", "protocol": "%s"}}}\n' \
+    "$BIN/pluggedin-demo-server" "$2" >"$work/$1.json"
+  local port
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  "$BIN/pluggedin-mcp-proxy" --config "$work/$1.json" --data-dir "$work/data-$1" \
+    --transport streamable-http --port "$port" --prefix-mode never \
+    --rate-limit-tools 0 --rate-limit-requests 0 2>"$work/$1.log" &
+  pids+=($!)
+  wait_for_line "$work/$1.log" "listening on http://"
+  # The demo server must be connected behind the proxy before the suite lists tools.
+  wait_for_line "$work/$1.log" "connected server_info=pluggedin-demo-server"
+  proxy_url="http://127.0.0.1:$port/mcp"
+}
+start_proxy proxy-legacy legacy
+legacy_proxy_url=$proxy_url
+start_proxy proxy-modern modern
+modern_proxy_url=$proxy_url
 
 status=0
 run() { # name url args...
@@ -67,7 +78,7 @@ run() { # name url args...
   fi
 }
 run demo-2025-11-25 "$demo_url" --suite all --spec-version 2025-11-25 --expected-failures conformance/expected-2025-11-25.yml
-run proxy-2025-11-25 "$proxy_url" --suite all --spec-version 2025-11-25 --expected-failures conformance/expected-2025-11-25.yml
+run proxy-2025-11-25 "$legacy_proxy_url" --suite all --spec-version 2025-11-25 --expected-failures conformance/expected-2025-11-25.yml
 run demo-2026-07-28 "$demo_url" --requirements 2026-07-28 --expected-failures conformance/expected-2026-07-28.yml
-run proxy-2026-07-28 "$proxy_url" --requirements 2026-07-28 --expected-failures conformance/expected-2026-07-28.yml
+run proxy-2026-07-28 "$modern_proxy_url" --requirements 2026-07-28 --expected-failures conformance/expected-2026-07-28.yml
 exit $status

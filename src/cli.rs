@@ -33,6 +33,27 @@ pub struct Cli {
     #[arg(long, env = "PLUGGEDIN_API_BASE_URL", global = true)]
     pub pluggedin_api_base_url: Option<String>,
 
+    /// Seconds between refreshes of the App's server list and catalog (App mode); while the App
+    /// is unreachable, retries come sooner (from 1 s, doubling up to this)
+    #[arg(
+        long,
+        env = "PLUGGEDIN_APP_REFRESH_SECS",
+        default_value_t = 60,
+        hide = true,
+        global = true
+    )]
+    pub app_refresh_secs: u64,
+
+    /// The bound on every request to the App, in seconds (App mode)
+    #[arg(
+        long,
+        env = "PLUGGEDIN_APP_TIMEOUT_SECS",
+        default_value_t = 15,
+        hide = true,
+        global = true
+    )]
+    pub app_timeout_secs: u64,
+
     /// Transport served to the MCP client
     #[arg(long, value_enum, default_value_t = Transport::Stdio)]
     pub transport: Transport,

@@ -36,6 +36,12 @@ impl ServerIds {
         }
     }
 
+    /// Gives `server` the id another control plane assigned (the App's server UUID), for this
+    /// process only.
+    pub fn set(&self, server: &str, uuid: &str) {
+        self.lock().insert(server.to_owned(), uuid.to_owned());
+    }
+
     /// The UUID of a server. One not [`ensure`](Self::ensure)d (the store failed) gets an id for
     /// this process only.
     pub fn get(&self, server: &str) -> String {

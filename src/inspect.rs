@@ -77,6 +77,9 @@ fn servers(router: &Router) -> anyhow::Result<ExitCode> {
             ]
         })
         .collect();
+    if let Some(app) = router.app() {
+        println!("{}\n", app.status().summary());
+    }
     if rows.is_empty() {
         println!("no servers configured");
     } else {

@@ -8,8 +8,8 @@
 //! - [`catalog`]: merging the servers' lists under `<slug>__<name>` names.
 //! - [`router`]: name → owner; forwarding requests and everything that flows back.
 //! - [`builtin`]: the `pluggedin_*` tools, reached through the router.
-//! - [`control`]: the control-plane boundary the built-in tools talk to, and its local SQLite
-//!   store; the activity recorder.
+//! - [`control`]: the control-plane boundary the built-in tools talk to, its local SQLite
+//!   store and its plugged.in App client (App mode); the activity recorder.
 //! - [`ingest`]: files into documents (HTML and PDF text extraction) for `docs add`.
 //! - [`mail`]: SMTP delivery of notifications.
 //! - [`upstream`]: serving clients (stdio, Streamable HTTP).
@@ -34,6 +34,7 @@ pub mod mail;
 pub mod manage;
 pub mod router;
 pub mod security;
+pub mod tasks;
 pub mod telemetry;
 pub mod upstream;
 
@@ -52,6 +53,7 @@ use crate::cli::{Cli, Transport};
 use crate::config::Config;
 use crate::control::ControlPlane;
 use crate::control::activity::Recorder;
+use crate::control::app::{AppClient, AppControl, AppMode, AppSettings};
 use crate::control::local::LocalStore;
 use crate::mail::{Mailer, SmtpSettings};
 use crate::router::{Control, Router};
@@ -65,51 +67,105 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
     // reqwest is built without a default TLS provider (aws-lc-rs costs minutes of compile time).
     let _ = rustls::crypto::ring::default_provider().install_default();
 
-    if cli
-        .pluggedin_api_key
-        .as_ref()
-        .is_some_and(|key| !key.expose().trim().is_empty())
-    {
-        bail!(
-            "plugged.in App mode (--pluggedin-api-key / PLUGGEDIN_API_KEY) is not available yet in \
-             this version; unset the key to run on the local config file"
-        );
-    }
+    let app_settings = AppSettings::resolve(
+        cli.pluggedin_api_key.as_ref().map(Secret::expose),
+        cli.pluggedin_api_base_url.as_deref(),
+        Duration::from_secs(cli.app_timeout_secs.max(1)),
+    )
+    .map_err(anyhow::Error::msg)?;
     if cli.transport == Transport::Stdio && (cli.stateless || cli.require_api_auth) {
         tracing::warn!(
             "--stateless and --require-api-auth only apply to --transport streamable-http"
         );
     }
 
-    let config_path = config::locate(cli.config.as_deref());
+    let data_dir = data_dir(cli.data_dir.clone());
+    let store = LocalStore::open_async(data_dir.clone()).await?;
+    tracing::info!(store = store.path(), "local store open");
+
+    // The local config file: the server list in local mode; in App mode only a file given with
+    // --config (never one found by searching, which may be another tool's), whose other settings
+    // (auth tokens, SMTP, …) still apply while the App's servers replace its own.
+    let config_path = match &app_settings {
+        None => config::locate(cli.config.as_deref()),
+        Some(_) => cli.config.clone(),
+    };
     let overrides = SecurityOverrides::from_cli(&cli);
-    let mut config = match &config_path {
+    let mut file_config = match &config_path {
         Some(path) => {
             let config = Config::load(path)?;
-            tracing::info!(file = %path.display(), servers = config.servers.len(), "config loaded");
+            if app_settings.is_none() {
+                tracing::info!(file = %path.display(), servers = config.servers.len(), "config loaded");
+            } else if !config.servers.is_empty() {
+                tracing::info!(
+                    file = %path.display(),
+                    "App mode: the servers come from the App; the file's own servers are not used"
+                );
+            }
             config
         }
         None => {
-            let searched: Vec<String> = config::search_paths()
-                .iter()
-                .map(|path| path.display().to_string())
-                .collect();
-            tracing::warn!(
-                "no config file found (looked for {}); starting with no downstream servers",
-                searched.join(", ")
-            );
+            if app_settings.is_none() {
+                let searched: Vec<String> = config::search_paths()
+                    .iter()
+                    .map(|path| path.display().to_string())
+                    .collect();
+                tracing::warn!(
+                    "no config file found (looked for {}); starting with no downstream servers",
+                    searched.join(", ")
+                );
+            }
             Config::default()
         }
     };
-    overrides.apply(&mut config);
-    let data_dir = data_dir(cli.data_dir.clone());
-    let store = LocalStore::open_async(data_dir).await?;
-    tracing::info!(store = store.path(), "local store open");
-    let control: Arc<dyn ControlPlane> = Arc::new(store);
-
+    overrides.apply(&mut file_config);
+    let (config, config_path, app) = match &app_settings {
+        Some(settings) => {
+            let client = AppClient::new(&settings.base_url, settings.key.clone(), settings.timeout)
+                .map_err(anyhow::Error::msg)?;
+            let app = Arc::new(AppMode::new(client, file_config, data_dir.clone()));
+            // Serving with a last good copy in the data dir: start from it at once and let
+            // `refresh_app` fetch right away, so a slow App never delays a client's start.
+            // Otherwise (and for the inspector commands, which print once) fetch first.
+            let start_from_copy = app.status().fetched_at.is_some() && cli.command.is_none();
+            if start_from_copy {
+                tracing::info!(
+                    servers = app.servers().identities.len(),
+                    tools = app.catalog().tools.len(),
+                    "App mode: starting from the last good copy; fetching from the App"
+                );
+            } else {
+                match app.refresh().await {
+                    Ok(_) => tracing::info!(
+                        base = %settings.base_url,
+                        servers = app.servers().identities.len(),
+                        tools = app.catalog().tools.len(),
+                        "App mode: server list and catalog fetched"
+                    ),
+                    Err(_) => tracing::warn!("{}", app.status().summary()),
+                }
+            }
+            // The App's server list is not a file to watch: `refresh_app` follows it.
+            (app.config(), None, Some(app))
+        }
+        None => (file_config, config_path, None),
+    };
     if let Some(command) = cli.command.take_if(|command| command.is_management()) {
-        return manage::run(command, control.as_ref(), &config).await;
+        // Management commands work on the local store in both modes: the operator's settings,
+        // workspaces, `stats` and the local document library live there.
+        return manage::run(command, &store, &config).await;
     }
+    let control: Arc<dyn ControlPlane> = match &app {
+        Some(app) => {
+            let servers = app.clone();
+            Arc::new(AppControl::new(
+                app.client().clone(),
+                store,
+                Arc::new(move || servers.servers()),
+            ))
+        }
+        None => Arc::new(store),
+    };
 
     let mailer = SmtpSettings::resolve(config.smtp.as_ref(), |var| std::env::var(var).ok())?
         .map(|settings| Mailer::new(&settings))
@@ -128,7 +184,9 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
     let tracker = TaskTracker::new();
     prune_activity(&control, cli.activity_retention_days, &tracker);
     let ids = ids::ServerIds::new(control.clone());
-    ids.ensure(config.servers.keys()).await;
+    if app.is_none() {
+        ids.ensure(config.servers.keys()).await;
+    }
     let recorder = Recorder::start(control.clone(), &tracker, cancel.child_token());
     let router = Router::new(
         cli.prefix_mode,
@@ -143,17 +201,32 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
         cancel.clone(),
     );
     router.reload_settings().await;
-    router.apply_config(&config);
+    match &app {
+        Some(app) => {
+            router.set_app(app.clone());
+            router.apply_app();
+        }
+        None => router.apply_config(&config),
+    }
     router.watch_settings();
 
     let outcome = match cli.command {
         Some(command) => inspect::run(command, &router).await,
         None => {
             let http = (cli.transport == Transport::StreamableHttp)
-                .then(|| http_options(&cli, &config))
+                .then(|| http_options(&cli, &config, app_settings.as_ref()))
                 .transpose()?;
             if let Some(path) = config_path {
                 watch_config(path, config, overrides, &router, &cancel, &tracker)?;
+            }
+            if let Some(app) = &app {
+                refresh_app(
+                    app.clone(),
+                    &router,
+                    Duration::from_secs(cli.app_refresh_secs.max(1)),
+                    &cancel,
+                    &tracker,
+                );
             }
             match http {
                 Some(options) => serve_http(&router, options, &cancel).await,
@@ -250,6 +323,56 @@ fn watch_config(
     Ok(())
 }
 
+/// App mode: refreshes the App's server list and catalog every `interval`, applying what
+/// changed. While the App is unreachable the last good copy stays in force and retries come
+/// sooner (1 s, doubling up to `interval`), so the proxy recovers by itself.
+fn refresh_app(
+    app: Arc<AppMode>,
+    router: &Arc<Router>,
+    interval: Duration,
+    cancel: &CancellationToken,
+    tracker: &TaskTracker,
+) {
+    let router = router.clone();
+    let cancel = cancel.child_token();
+    tracker.spawn(async move {
+        let first_retry = Duration::from_secs(1).min(interval);
+        let status = app.status();
+        let mut wait = match (status.reachable, &status.last_error) {
+            (true, _) => interval,
+            // Started from the last good copy without asking the App yet: ask now.
+            (false, None) => Duration::ZERO,
+            (false, Some(_)) => first_retry,
+        };
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                () = tokio::time::sleep(wait) => {}
+            }
+            let was_reachable = app.status().reachable;
+            match app.refresh().await {
+                Ok(changed) => {
+                    if !was_reachable {
+                        tracing::info!("{}", app.status().summary());
+                    }
+                    if changed || !was_reachable {
+                        router.apply_app();
+                    }
+                    wait = interval;
+                }
+                Err(error) => {
+                    tracing::debug!("App refresh failed: {error}");
+                    wait = if was_reachable {
+                        first_retry
+                    } else {
+                        (wait * 2).min(interval)
+                    };
+                }
+            }
+        }
+    });
+}
+
 /// Serves one client on stdin/stdout until stdin ends or a signal arrives.
 async fn serve_stdio(router: &Arc<Router>, cancel: &CancellationToken) -> anyhow::Result<()> {
     let handler = upstream::ProxyHandler::new(router.clone());
@@ -280,11 +403,18 @@ const LOOPBACK_ORIGINS: &[&str] = &[
     "https://[::1]:*",
 ];
 
-fn http_options(cli: &Cli, config: &Config) -> anyhow::Result<upstream::http::HttpOptions> {
+fn http_options(
+    cli: &Cli,
+    config: &Config,
+    app: Option<&AppSettings>,
+) -> anyhow::Result<upstream::http::HttpOptions> {
+    // In App mode the API key is accepted too, as the original accepts it.
+    let key = app.map(|app| Secret::new(app.key.expose()));
     let tokens: Vec<Secret> = cli
         .auth_tokens
         .iter()
         .chain(&config.auth_tokens)
+        .chain(key.as_ref())
         .map(|token| Secret::new(token.expose().trim()))
         .filter(|token| !token.is_empty())
         .collect();

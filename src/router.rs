@@ -34,10 +34,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::builtin::{self, Builtins};
-use crate::catalog::{Catalog, InvalidCursor, PromptRoute, ResolveError, ServerEntry, page};
+use crate::catalog::{
+    AppServerEntry, Catalog, InvalidCursor, PromptRoute, ResolveError, ServerEntry, page,
+};
 use crate::cli::PrefixMode;
 use crate::config::{Config, ToolFilter};
 use crate::control::activity::Recorder;
+use crate::control::app::AppMode;
 use crate::control::time::now_ms;
 use crate::control::{Activity, ActivityAction, CachedServer, Settings, Workspace};
 use crate::downstream::{self, Downstream, Events, ServerState};
@@ -95,6 +98,9 @@ pub enum RouteError {
     /// The local document library failed (listing or reading documents as resources).
     #[error("the document library: {0}")]
     Library(String),
+    /// The plugged.in App could not answer what was asked (its sanitised error).
+    #[error("{0}")]
+    App(String),
 }
 
 /// JSON-RPC `-32001`, the request-timeout code the official SDKs use.
@@ -126,7 +132,8 @@ impl From<RouteError> for ErrorData {
             | RouteError::Transport { .. }
             | RouteError::UnexpectedResult { .. }
             | RouteError::Cancelled
-            | RouteError::Library(_) => ErrorData::internal_error(message, None),
+            | RouteError::Library(_)
+            | RouteError::App(_) => ErrorData::internal_error(message, None),
         }
     }
 }
@@ -293,6 +300,8 @@ pub struct Router {
     rebuilding: Mutex<()>,
     /// The lists last written to the catalog cache, by server UUID.
     cached: Mutex<HashMap<String, Arc<crate::catalog::ServerLists>>>,
+    /// App mode: where the server list and the catalog come from (`None`: local mode).
+    app: OnceLock<Arc<AppMode>>,
     tracker: TaskTracker,
     cancel: CancellationToken,
     this: Weak<Router>,
@@ -340,6 +349,7 @@ impl Router {
             settings: RwLock::default(),
             rebuilding: Mutex::default(),
             cached: Mutex::default(),
+            app: OnceLock::new(),
             tracker,
             cancel,
             this: this.clone(),
@@ -355,8 +365,18 @@ impl Router {
     /// Applies a (new) configuration: starts added servers, stops removed ones, restarts changed
     /// ones, and leaves the rest alone.
     pub fn apply_config(&self, config: &Config) {
+        self.apply_servers(config, &HashMap::new());
+    }
+
+    /// [`Router::apply_config`], with slugs given for some servers (the App's own slugs, so
+    /// `<slug>__` means what it means in the App).
+    fn apply_servers(&self, config: &Config, given_slugs: &HashMap<String, String>) {
         let names: Vec<&str> = config.servers.keys().map(String::as_str).collect();
-        let slugs = crate::catalog::naming::unique_slugs(names.iter().copied());
+        let slugs: Vec<String> = crate::catalog::naming::unique_slugs(names.iter().copied())
+            .into_iter()
+            .zip(&names)
+            .map(|(slug, name)| given_slugs.get(*name).cloned().unwrap_or(slug))
+            .collect();
         let mut started = Vec::new();
         let security = Arc::new(config.security.clone());
         {
@@ -374,6 +394,7 @@ impl Router {
                     if existing.config == *server_config
                         && existing.slug == slug
                         && existing.security == security
+                        && existing.uuid == self.ids.get(name)
                     {
                         continue;
                     }
@@ -396,6 +417,39 @@ impl Router {
             downstream::spawn(downstream, self.events(), &self.tracker);
         }
         self.rebuild_catalog();
+    }
+
+    /// Switches this router to App mode: servers and catalog follow `app` from now on (see
+    /// [`Router::apply_app`]).
+    pub fn set_app(&self, app: Arc<AppMode>) {
+        let _ = self.app.set(app);
+    }
+
+    /// App mode's state, when in App mode.
+    pub fn app(&self) -> Option<&Arc<AppMode>> {
+        self.app.get()
+    }
+
+    /// Applies the App's current server list (servers started, stopped, restarted as needed) with
+    /// the local config file's other settings, and rebuilds the catalog from the App's lists.
+    /// Servers keep the App's UUIDs and slugs.
+    pub fn apply_app(&self) {
+        let Some(app) = self.app.get() else {
+            return;
+        };
+        let servers = app.servers();
+        let mut slugs = HashMap::new();
+        for identity in &servers.identities {
+            self.ids.set(&identity.name, &identity.uuid);
+            slugs.insert(
+                identity.name.clone(),
+                identity
+                    .slug
+                    .clone()
+                    .unwrap_or_else(|| identity.uuid.clone()),
+            );
+        }
+        self.apply_servers(&app.config(), &slugs);
     }
 
     /// The configured servers, in name order.
@@ -437,6 +491,29 @@ impl Router {
         let servers = self.visible_servers();
         let lists: Vec<_> = servers.iter().map(|server| server.lists()).collect();
         self.cache_lists(&servers, &lists);
+        if let Some(app) = self.app.get() {
+            let identities = app.servers();
+            let entries: Vec<AppServerEntry<'_>> = servers
+                .iter()
+                .map(|server| AppServerEntry {
+                    name: &server.name,
+                    uuid: &server.uuid,
+                    instructions: server.config.instructions.as_deref(),
+                    slug: identities
+                        .identities
+                        .iter()
+                        .find(|identity| identity.name == server.name)
+                        .and_then(|identity| identity.slug.as_deref()),
+                })
+                .collect();
+            let mut catalog = Catalog::from_app(&app.catalog(), &entries);
+            let settings = self.settings();
+            catalog
+                .tools
+                .retain(|tool| !settings.disabled_tools.contains(tool.name.as_ref()));
+            self.install_catalog(catalog);
+            return;
+        }
         let settings = self.settings();
         let build = |filters: &[ToolFilter]| {
             let entries: Vec<ServerEntry<'_>> = servers
@@ -475,6 +552,11 @@ impl Router {
         if denied {
             catalog = build(&filters);
         }
+        self.install_catalog(catalog);
+    }
+
+    /// Puts the built-in tools first, replaces the catalog, and tells clients what changed.
+    fn install_catalog(&self, mut catalog: Catalog) {
         let builtins: Vec<rmcp::model::Tool> = self.builtin_tools();
         catalog.tools.splice(0..0, builtins);
         let catalog = Arc::new(catalog);
@@ -677,11 +759,12 @@ impl Router {
             return false;
         }
         // A connected server's tools are in the catalog unless disabled under another spelling
-        // (the exposed name in `auto`/`never` prefix modes).
+        // (the exposed name in `auto`/`never` prefix modes) or, in App mode, not listed by the
+        // App. The UUID spelling resolves in every mode.
         server.connection().is_none()
             || self
                 .catalog()
-                .resolve_tool(&qualified)
+                .resolve_tool(&by_uuid)
                 .is_ok_and(|route| route.server == server.name)
     }
 
@@ -828,6 +911,7 @@ impl Router {
         if pending || connected.iter().any(|c| c.capabilities.logging.is_some()) {
             capabilities.logging = Some(Default::default());
         }
+        crate::tasks::announce(&mut capabilities, &connected);
         let mut implementation = Implementation::new("PluggedinMCP", env!("CARGO_PKG_VERSION"));
         implementation.title = Some("plugged.in MCP Proxy".to_owned());
         let mut info = ServerConfig::new(capabilities).with_server_info(implementation);
@@ -886,6 +970,10 @@ impl Router {
     ) -> Result<(Vec<rmcp::model::Resource>, Option<String>), RouteError> {
         // --- documents as resources (issue 8) ---
         let catalog = self.catalog();
+        if self.app.get().is_some() {
+            // App mode: the App's resources are the list (its documents stay in the App).
+            return Ok(page(&catalog.resources, cursor, self.page_size)?);
+        }
         let served = catalog.resources.len();
         let start = match cursor {
             None => 0,
@@ -961,13 +1049,28 @@ impl Router {
         let route = self.catalog().resolve_tool(&params.name)?;
         params.name = route.original.clone().into();
         params.meta = None;
-        let outcome = self
+        let before = self.server(&route.server).ok();
+        let mut outcome = self
             .forward(
                 &route.server,
-                ClientRequest::CallToolRequest(Request::new(params)),
+                ClientRequest::CallToolRequest(Request::new(params.clone())),
                 caller,
             )
             .await;
+        if let Err(error) = &outcome
+            && self
+                .reread_after_unauthorized(&route.server, before.as_ref(), error)
+                .await
+        {
+            outcome = self
+                .forward(
+                    &route.server,
+                    ClientRequest::CallToolRequest(Request::new(params)),
+                    caller,
+                )
+                .await;
+        }
+        let outcome = outcome.map(|result| crate::tasks::created(self, &route.server, result));
         let error = match &outcome {
             Ok(ServerResult::CallToolResult(result)) if result.is_error == Some(true) => {
                 Some(result_text(result))
@@ -986,13 +1089,165 @@ impl Router {
         outcome
     }
 
+    /// App mode: after a downstream answered 401 (an expired OAuth token, which the App
+    /// refreshes while it serves the server list), re-reads the server list once; when that
+    /// server's configuration changed, applies it, waits for the server to settle and says
+    /// `true` (retry once). Concurrent calls share the one re-read.
+    async fn reread_after_unauthorized(
+        &self,
+        server: &str,
+        before: Option<&Arc<Downstream>>,
+        error: &RouteError,
+    ) -> bool {
+        let Some(app) = self.app.get() else {
+            return false;
+        };
+        if !is_unauthorized(error) {
+            return false;
+        }
+        tracing::info!(
+            server,
+            "the server answered 401; re-reading its configuration from the App"
+        );
+        if let Err(error) = app.reread_servers().await {
+            tracing::warn!(server, "server list not re-read: {error}");
+            return false;
+        }
+        let servers = app.servers();
+        let current = self.server(server).ok();
+        let changed = match (before, &current) {
+            (Some(before), Some(current)) if !Arc::ptr_eq(before, current) => true,
+            (Some(before), _) => servers.config.servers.get(server) != Some(&before.config),
+            (None, _) => true,
+        };
+        if !changed {
+            tracing::info!(
+                server,
+                "its configuration in the App is unchanged; not retrying"
+            );
+            return false;
+        }
+        self.apply_app();
+        let Ok(downstream) = self.server(server) else {
+            return false;
+        };
+        let mut state = downstream.subscribe_state();
+        let _ = tokio::time::timeout(
+            downstream.config.timeout,
+            state.wait_for(ServerState::is_settled),
+        )
+        .await;
+        tracing::info!(server, state = %downstream.state(), "retrying after the re-read");
+        true
+    }
+
+    /// The server with this (App) UUID.
+    fn server_by_uuid(&self, uuid: &str) -> Option<Arc<Downstream>> {
+        read(&self.servers)
+            .values()
+            .find(|server| server.uuid.eq_ignore_ascii_case(uuid))
+            .cloned()
+    }
+
+    /// App mode's `prompts/get`: the owner from `/api/resolve/prompt`, the name unchanged.
+    async fn get_prompt_app(
+        &self,
+        app: &AppMode,
+        caller: &Caller,
+        mut params: GetPromptRequestParams,
+    ) -> Result<ServerResult, RouteError> {
+        let started = Instant::now();
+        let name = params.name.clone();
+        let server = match app.resolve_prompt(&name).await {
+            Ok(uuid) => self.server_by_uuid(&uuid).ok_or_else(|| {
+                RouteError::App(format!(
+                    "Failed to get prompt {name}: its server ({uuid}) is not among the App's active servers"
+                ))
+            }),
+            Err(error) => Err(RouteError::App(format!("Failed to get prompt {name}: {error}"))),
+        };
+        let (outcome, identity) = match server {
+            Ok(server) => {
+                params.meta = None;
+                let outcome = self
+                    .forward(
+                        &server.name,
+                        ClientRequest::GetPromptRequest(Request::new(params)),
+                        caller,
+                    )
+                    .await;
+                (outcome, (server.name.clone(), server.uuid.clone()))
+            }
+            Err(error) => (Err(error), ("unknown".to_owned(), "unknown".to_owned())),
+        };
+        self.record(
+            ActivityAction::PromptGet,
+            (&identity.0, &identity.1),
+            &name,
+            started,
+            outcome.as_ref().err().map(ToString::to_string),
+        );
+        outcome
+    }
+
+    /// App mode's `resources/read`: the owner from `/api/resolve/resource`, the URI unchanged.
+    async fn read_resource_app(
+        &self,
+        app: &AppMode,
+        caller: &Caller,
+        mut params: ReadResourceRequestParams,
+    ) -> Result<ServerResult, RouteError> {
+        let started = Instant::now();
+        let uri = params.uri.clone();
+        let server = match app.resolve_resource(&uri).await {
+            Ok(uuid) => self.server_by_uuid(&uuid).ok_or_else(|| {
+                RouteError::App(format!(
+                    "Failed to read resource {uri}: its server ({uuid}) is not among the App's active servers"
+                ))
+            }),
+            Err(error) => Err(RouteError::App(format!("Failed to read resource {uri}: {error}"))),
+        };
+        let (outcome, identity) = match server {
+            Ok(server) => {
+                params.meta = None;
+                let outcome = self
+                    .forward(
+                        &server.name,
+                        ClientRequest::ReadResourceRequest(Request::new(params)),
+                        caller,
+                    )
+                    .await;
+                (outcome, (server.name.clone(), server.uuid.clone()))
+            }
+            Err(error) => (Err(error), ("unknown".to_owned(), "unknown".to_owned())),
+        };
+        self.record(
+            ActivityAction::ResourceRead,
+            (&identity.0, &identity.1),
+            &uri,
+            started,
+            outcome.as_ref().err().map(ToString::to_string),
+        );
+        outcome
+    }
+
     pub async fn get_prompt(
         &self,
         caller: &Caller,
         mut params: GetPromptRequestParams,
     ) -> Result<ServerResult, RouteError> {
-        let started = Instant::now();
         let catalog = self.catalog();
+        // App mode: the App resolves every prompt except the servers' custom instructions,
+        // which are answered here.
+        if let Some(app) = self.app.get()
+            && !matches!(
+                catalog.resolve_prompt(&params.name),
+                Ok(PromptRoute::Instructions { .. })
+            )
+        {
+            return self.get_prompt_app(app, caller, params).await;
+        }
+        let started = Instant::now();
         match catalog.resolve_prompt(&params.name)? {
             PromptRoute::Instructions { server } => {
                 let messages = catalog.instructions(&server).unwrap_or_default().to_vec();
@@ -1036,6 +1291,9 @@ impl Router {
         caller: &Caller,
         mut params: ReadResourceRequestParams,
     ) -> Result<ServerResult, RouteError> {
+        if let Some(app) = self.app.get() {
+            return self.read_resource_app(app, caller, params).await;
+        }
         let started = Instant::now();
         // --- documents as resources (issue 8): read from the library, not a server ---
         if Builtins::is_document_uri(&params.uri) {
@@ -1074,6 +1332,20 @@ impl Router {
         outcome
     }
 
+    /// The server that serves `uri`: the catalog's owner, or in App mode the App's resolver's.
+    async fn resource_owner_anywhere(&self, uri: &str) -> Result<String, RouteError> {
+        let Some(app) = self.app.get() else {
+            return self.resource_owner(uri);
+        };
+        let uuid = app
+            .resolve_resource(uri)
+            .await
+            .map_err(|error| RouteError::App(format!("resource {uri}: {error}")))?;
+        self.server_by_uuid(&uuid)
+            .map(|server| server.name.clone())
+            .ok_or_else(|| RouteError::UnknownResource(uri.to_owned()))
+    }
+
     fn resource_owner(&self, uri: &str) -> Result<String, RouteError> {
         self.catalog()
             .resolve_resource(uri)
@@ -1087,6 +1359,22 @@ impl Router {
         mut params: CompleteRequestParams,
     ) -> Result<CompleteResult, RouteError> {
         let catalog = self.catalog();
+        // App mode: the App knows who owns its prompts and resources. Completion is a
+        // convenience, so an owner the App cannot name means no suggestions, not an error.
+        if let Some(app) = self.app.get() {
+            let owner = match &params.r#ref {
+                Reference::Prompt(prompt) => match catalog.resolve_prompt(&prompt.name) {
+                    Ok(PromptRoute::Instructions { .. }) => return Ok(CompleteResult::default()),
+                    _ => app.resolve_prompt(&prompt.name).await,
+                },
+                Reference::Resource(resource) => app.resolve_resource(&resource.uri).await,
+                _ => return Ok(CompleteResult::default()),
+            };
+            let Some(server) = owner.ok().and_then(|uuid| self.server_by_uuid(&uuid)) else {
+                return Ok(CompleteResult::default());
+            };
+            return self.complete_at(&server.name, caller, params).await;
+        }
         let server = match &mut params.r#ref {
             Reference::Prompt(prompt) => match catalog.resolve_prompt(&prompt.name)? {
                 // Instructions take no arguments.
@@ -1103,6 +1391,17 @@ impl Router {
                 .ok_or_else(|| RouteError::UnknownResource(resource.uri.clone()))?,
             _ => return Ok(CompleteResult::default()),
         };
+        self.complete_at(&server, caller, params).await
+    }
+
+    /// Forwards a completion request to `server` (none when it does not do completions).
+    async fn complete_at(
+        &self,
+        server: &str,
+        caller: &Caller,
+        mut params: CompleteRequestParams,
+    ) -> Result<CompleteResult, RouteError> {
+        let server = server.to_owned();
         let downstream = self.server(&server)?;
         if downstream
             .connection()
@@ -1133,7 +1432,7 @@ impl Router {
         caller: &Caller,
         params: SubscribeRequestParams,
     ) -> Result<(), RouteError> {
-        let server = self.resource_owner(&params.uri)?;
+        let server = self.resource_owner_anywhere(&params.uri).await?;
         let downstream = self.server(&server)?;
         let supports = downstream.connection().is_some_and(|c| {
             c.capabilities
@@ -1176,7 +1475,7 @@ impl Router {
         if still_wanted {
             return Ok(());
         }
-        let server = self.resource_owner(&params.uri)?;
+        let server = self.resource_owner_anywhere(&params.uri).await?;
         self.forward(
             &server,
             ClientRequest::UnsubscribeRequest(Request::new(params)),
@@ -1213,12 +1512,25 @@ impl Router {
     /// client with `InputRequiredResult` (sampling, elicitation or roots wanted), the proxy asks
     /// the client those questions with real requests and retries with the answers, as the
     /// 2026-07-28 revision has clients do; a modern client gets the `InputRequiredResult` itself.
-    async fn forward(
+    pub(crate) async fn forward(
         &self,
         server: &str,
         mut request: ClientRequest,
         caller: &Caller,
     ) -> Result<ServerResult, RouteError> {
+        // App mode lists a server's tools before it has connected (the App's catalog): a call
+        // that arrives while it is starting waits for it, within the server's timeout.
+        if self.app.get().is_some() {
+            let downstream = self.server(server)?;
+            if downstream.state() == ServerState::Starting {
+                let mut state = downstream.subscribe_state();
+                let _ = tokio::time::timeout(
+                    downstream.config.timeout,
+                    state.wait_for(ServerState::is_settled),
+                )
+                .await;
+            }
+        }
         let modern_caller = caller
             .meta
             .protocol_version()
@@ -1324,6 +1636,7 @@ impl Router {
         tracing::debug!(server, method, "forwarding");
         let mut options = PeerRequestOptions::with_timeout(timeout);
         options.meta = forwarded_meta(&caller.meta);
+        crate::tasks::pass_capabilities(&mut options.meta, &connection, &caller.meta);
         let handle = connection
             .peer
             .send_request_with_option(request, options)
@@ -1519,6 +1832,19 @@ impl Router {
 }
 
 /// The text of a tool result, for the activity log's error column.
+/// Whether a failed request failed on the server's HTTP 401 (rmcp says "Auth required").
+fn is_unauthorized(error: &RouteError) -> bool {
+    let text = error.to_string().to_ascii_lowercase();
+    [
+        "401",
+        "unauthorized",
+        "auth required",
+        "authorization required",
+    ]
+    .iter()
+    .any(|needle| text.contains(needle))
+}
+
 fn result_text(result: &rmcp::model::CallToolResult) -> String {
     let texts: Vec<&str> = result
         .content

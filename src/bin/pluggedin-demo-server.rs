@@ -48,6 +48,9 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+#[path = "demo/conformance.rs"]
+mod conformance;
+
 // ===== Command line =====
 
 /// MCP demo/test server for pluggedin-mcp-proxy (stdio by default).
@@ -72,6 +75,10 @@ struct Cli {
     /// Server instructions returned in the initialize result.
     #[arg(long, value_name = "TEXT")]
     instructions: Option<String>,
+    /// With --http: answer 401 unless the request has `Authorization: Bearer TOKEN` (an OAuth
+    /// protected server whose token can expire).
+    #[arg(long, value_name = "TOKEN", requires = "http")]
+    require_token: Option<String>,
     /// Behave like a hostile server (for the proxy's security tests): also expose a tool whose
     /// name and description carry control and bidi characters, `flood` (sends `count` log
     /// notifications as fast as it can) and `big` (answers with `bytes` bytes of text).
@@ -107,6 +114,10 @@ const WATCHED_URI: &str = "test://watched-resource";
 const TEMPLATE_URI: &str = "test://template/{id}/data";
 /// The tool that `test_dynamic_tool` adds to / removes from the tool list.
 const DYNAMIC_EXTRA_TOOL: &str = "test_dynamic_tool_extra";
+/// The prompt that `test_trigger_prompt_change` adds to / removes from the prompt list.
+const DYNAMIC_PROMPT: &str = "test_dynamic_prompt";
+/// The prompt that asks for input first (MRTR).
+const MRTR_PROMPT: &str = "test_input_required_result_prompt";
 
 #[derive(Deserialize, JsonSchema)]
 struct EchoArgs {
@@ -168,6 +179,10 @@ const STATIC_TOOLS: &[(&str, &str, SchemaFn)] = &[
     ("test_sampling", "Tests server-initiated sampling (LLM completion request)", input_schema::<SamplingArgs>),
     ("test_elicitation", "Tests server-initiated elicitation (user input request)", input_schema::<ElicitationArgs>),
     ("test_dynamic_tool", "Toggles the runtime tool test_dynamic_tool_extra and sends tools/list_changed", schema_for_empty_input),
+    ("test_trigger_tool_change", "Toggles the runtime tool test_dynamic_tool_extra and sends tools/list_changed", schema_for_empty_input),
+    ("test_trigger_prompt_change", "Toggles the runtime prompt test_dynamic_prompt and sends prompts/list_changed", schema_for_empty_input),
+    ("test_logging_tool", "Logs three messages, only at the level the request asked for", schema_for_empty_input),
+    ("test_reconnection", "Over HTTP, its response stream is closed after the first event; the answer waits for a reconnect with Last-Event-ID (SEP-1699)", schema_for_empty_input),
     ("json_schema_2020_12_tool", "Tool with JSON Schema 2020-12 features for conformance testing (SEP-1613)", json_schema_2020_12),
     ("echo", "Echoes the message back", input_schema::<EchoArgs>),
     ("add", "Adds two numbers", input_schema::<AddArgs>),
@@ -220,6 +235,9 @@ struct Shared {
     extra_tools: usize,
     hostile: bool,
     dynamic_tool_enabled: AtomicBool,
+    dynamic_prompt_enabled: AtomicBool,
+    /// The conformance suite's MRTR and tasks fixtures.
+    fixtures: conformance::Fixtures,
     watched_version: AtomicU64,
     next_id: AtomicU64,
     /// Sessions that used `initialize`; they get notifications pushed directly.
@@ -254,6 +272,7 @@ impl Shared {
             .enable_resources_subscribe()
             .enable_tools()
             .enable_tool_list_changed()
+            .enable_tasks()
             .build();
         let mut info = InitializeResult::new(capabilities).with_server_info(Implementation::new(
             cli.name.clone(),
@@ -268,6 +287,8 @@ impl Shared {
             extra_tools: cli.extra_tools,
             hostile: cli.hostile,
             dynamic_tool_enabled: AtomicBool::new(false),
+            dynamic_prompt_enabled: AtomicBool::new(false),
+            fixtures: conformance::Fixtures::new(),
             watched_version: AtomicU64::new(0),
             next_id: AtomicU64::new(1),
             legacy_peers: Mutex::new(HashMap::new()),
@@ -310,6 +331,19 @@ impl Shared {
         for sink in self.listeners() {
             if let Err(error) = sink.notify_tool_list_changed().await {
                 debug!(%error, "tools/list_changed not delivered to listener");
+            }
+        }
+    }
+
+    async fn broadcast_prompt_list_changed(&self) {
+        for peer in self.live_legacy_peers(|_| true) {
+            if let Err(error) = peer.notify_prompt_list_changed().await {
+                debug!(%error, "prompts/list_changed not delivered");
+            }
+        }
+        for sink in self.listeners() {
+            if let Err(error) = sink.notify_prompt_list_changed().await {
+                debug!(%error, "prompts/list_changed not delivered to listener");
             }
         }
     }
@@ -615,6 +649,7 @@ impl DemoServer {
                 input_schema::<BigArgs>(),
             ));
         }
+        tools.extend(conformance::tools());
         tools.extend((0..self.shared.extra_tools).map(|i| {
             Tool::new(
                 format!("tool_{i}"),
@@ -730,15 +765,37 @@ impl DemoServer {
         })
     }
 
+    async fn dynamic_prompt(&self) -> CallToolResult {
+        let was_enabled = self
+            .shared
+            .dynamic_prompt_enabled
+            .fetch_xor(true, Ordering::Relaxed);
+        self.shared.broadcast_prompt_list_changed().await;
+        text_result(if was_enabled {
+            format!("Removed prompt {DYNAMIC_PROMPT}")
+        } else {
+            format!("Added prompt {DYNAMIC_PROMPT}")
+        })
+    }
+
     async fn call(
         &self,
         request: CallToolRequestParams,
         context: &RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let args = request.arguments.unwrap_or_default();
-        let responses = request.input_responses.unwrap_or_default();
         let name = request.name.as_ref();
         debug!(session = self.session_id, tool = name, "tools/call");
+        let fixture = conformance::Call {
+            name,
+            args: &args,
+            responses: request.input_responses.as_ref(),
+            state: request.request_state.as_deref(),
+        };
+        if let Some(result) = self.shared.fixtures.call(fixture, context).await {
+            return result;
+        }
+        let responses = request.input_responses.clone().unwrap_or_default();
         let result = match name {
             "test_simple_text" => text_result("This is a simple text response for testing."),
             "test_image_content" => {
@@ -787,7 +844,14 @@ impl DemoServer {
                     })
                     .await);
             }
-            "test_dynamic_tool" => self.dynamic_tool().await,
+            "test_dynamic_tool" | "test_trigger_tool_change" => self.dynamic_tool().await,
+            "test_trigger_prompt_change" => self.dynamic_prompt().await,
+            "test_logging_tool" => self.tool_with_logging(context).await,
+            "test_reconnection" => {
+                // Over HTTP its stream is cut (`conformance::drop_stream_mid_call`); it answers
+                // once the client has resumed.
+                conformance::reconnection(&self.shared.fixtures.resumptions, context).await
+            }
             "json_schema_2020_12_tool" => text_result(format!(
                 "JSON Schema 2020-12 tool called with: {}",
                 Value::Object(args)
@@ -1102,7 +1166,23 @@ impl ServerHandler for DemoServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, McpError> {
-        Ok(ListPromptsResult::with_all_items(Self::prompts()))
+        let mut prompts = Self::prompts();
+        prompts.push(
+            Prompt::new(
+                MRTR_PROMPT,
+                Some("Asks the client for context first (MRTR)"),
+                None,
+            )
+            .with_title("Prompt Asking For Input"),
+        );
+        if self.shared.dynamic_prompt_enabled.load(Ordering::Relaxed) {
+            prompts.push(Prompt::new(
+                DYNAMIC_PROMPT,
+                Some("A prompt registered at runtime by test_trigger_prompt_change"),
+                None,
+            ));
+        }
+        Ok(ListPromptsResult::with_all_items(prompts))
     }
 
     async fn get_prompt(
@@ -1110,7 +1190,17 @@ impl ServerHandler for DemoServer {
         request: GetPromptRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
-        Self::prompt(&request).map(Into::into)
+        match request.name.as_str() {
+            MRTR_PROMPT => conformance::mrtr_prompt(&request),
+            DYNAMIC_PROMPT if self.shared.dynamic_prompt_enabled.load(Ordering::Relaxed) => {
+                Ok(GetPromptResult::new(vec![PromptMessage::new_text(
+                    Role::User,
+                    "This prompt was added at runtime.",
+                )])
+                .into())
+            }
+            _ => Self::prompt(&request).map(Into::into),
+        }
     }
 
     async fn complete(
@@ -1145,6 +1235,30 @@ impl ServerHandler for DemoServer {
         let completion = CompletionInfo::with_all_values(values)
             .map_err(|error| McpError::internal_error(error, None))?;
         Ok(CompleteResult::new(completion))
+    }
+
+    async fn get_task(
+        &self,
+        request: GetTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, McpError> {
+        self.shared.fixtures.get_task(&request.task_id)
+    }
+
+    async fn update_task(
+        &self,
+        request: UpdateTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        self.shared.fixtures.update_task(request)
+    }
+
+    async fn cancel_task(
+        &self,
+        request: CancelTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        self.shared.fixtures.cancel_task(&request.task_id)
     }
 
     #[allow(deprecated)] // logging is SEP-2577-deprecated but part of the legacy protocol
@@ -1193,13 +1307,47 @@ fn announce(addr: std::net::SocketAddr, path: &str) {
     eprintln!("listening on http://{addr}{path}");
 }
 
-async fn serve_http(shared: Arc<Shared>, port: u16) -> anyhow::Result<()> {
+async fn serve_http(
+    shared: Arc<Shared>,
+    port: u16,
+    require_token: Option<String>,
+) -> anyhow::Result<()> {
+    let resumptions = shared.fixtures.resumptions.clone();
     let service = StreamableHttpService::new(
         move || Ok(DemoServer::new_session(&shared)),
         Arc::new(LocalSessionManager::default()),
         StreamableHttpServerConfig::default(),
     );
-    let app = Router::new().route_service("/mcp", service);
+    let mut app =
+        Router::new()
+            .route_service("/mcp", service)
+            .layer(axum::middleware::from_fn_with_state(
+                resumptions,
+                conformance::drop_stream_mid_call,
+            ));
+    if let Some(token) = require_token {
+        let expected = format!("Bearer {token}");
+        app = app.layer(axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| {
+                let allowed = request
+                    .headers()
+                    .get(axum::http::header::AUTHORIZATION)
+                    .is_some_and(|value| value.as_bytes() == expected.as_bytes());
+                async move {
+                    if allowed {
+                        next.run(request).await
+                    } else {
+                        info!("request without the required bearer token: 401");
+                        axum::response::IntoResponse::into_response((
+                            axum::http::StatusCode::UNAUTHORIZED,
+                            [(axum::http::header::WWW_AUTHENTICATE, "Bearer")],
+                            "unauthorized",
+                        ))
+                    }
+                }
+            },
+        ));
+    }
     let (listener, addr) = bind(port).await?;
     announce(addr, "/mcp");
     // TCP_NODELAY: otherwise an SSE answer's second write waits ~40 ms for a delayed ACK.
@@ -1365,7 +1513,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             tokio::time::sleep(Duration::from_millis(cli.start_delay_ms)).await;
         }
         match (cli.http, cli.sse) {
-            (Some(port), _) => serve_http(shared, port).await,
+            (Some(port), _) => serve_http(shared, port, cli.require_token.clone()).await,
             (None, Some(port)) => serve_sse(shared, port).await,
             (None, None) => serve_stdio(shared).await,
         }

@@ -57,8 +57,19 @@ pub(super) async fn run(builtins: &Builtins, router: &Router, args: &JsonObject)
             Vec::new()
         }
     };
+    // In App mode the App discovers too (`POST /api/discover/<uuid|all>`); its answer is
+    // reported, and a failure is said, not fatal: the live lists below still stand.
+    let mut app_note = None;
     if force {
         router.refresh_in_background(servers.clone());
+        app_note = match builtins
+            .control
+            .trigger_discovery(wanted.as_deref(), true)
+            .await
+        {
+            Ok(note) => note,
+            Err(error) => Some(format!("The App's discovery could not be started: {error}")),
+        };
     }
     let reports: Vec<ServerReport> = servers
         .iter()
@@ -161,6 +172,27 @@ pub(super) async fn run(builtins: &Builtins, router: &Router, args: &JsonObject)
         })
         .collect();
 
+    // Nothing known yet: in App mode, ask the App to discover (the original's cold path).
+    if !force
+        && tools.is_empty()
+        && prompts.is_empty()
+        && resources.is_empty()
+        && templates.is_empty()
+    {
+        match builtins
+            .control
+            .trigger_discovery(wanted.as_deref(), false)
+            .await
+        {
+            Ok(Some(message)) => {
+                return Ok(text(format!(
+                    "No cached dynamic data found. {message}\n\nNote: You can call pluggedin_discover_tools again to see the cached results including both static and dynamic tools."
+                )));
+            }
+            Ok(None) => {}
+            Err(error) => return Err(format!("Failed to trigger discovery via API: {error}")),
+        }
+    }
     let target = match &wanted {
         Some(uuid) => format!("server {uuid}"),
         None => "all servers".to_owned(),
@@ -174,7 +206,11 @@ pub(super) async fn run(builtins: &Builtins, router: &Router, args: &JsonObject)
         prompts.len(),
         templates.len()
     );
-    let mut out = if force {
+    let mut out = if force && let Some(note) = &app_note {
+        format!(
+            "🔄 Force refresh initiated for {target}. Discovery is running in background.\n{note}\n\nShowing current cached data ({counts}):\n\n"
+        )
+    } else if force {
         format!(
             "🔄 Force refresh initiated for {target}. Discovery is running in background.\n\nShowing current cached data ({counts}):\n\n"
         )

@@ -10,7 +10,8 @@ use super::{Builtins, Outcome, boolean, integer, store_error, string, text};
 use crate::control::time::{iso, locale, locale_date, now_ms, parse_iso};
 use crate::control::{
     ControlError, Document, DocumentCreate, DocumentFilter, DocumentList, DocumentSearch,
-    DocumentSort, DocumentUpdate, MAX_DOCUMENT_BYTES, ModelInfo, NewDocument, UpdateOperation,
+    DocumentSort, DocumentUpdate, KnowledgeAnswer, MAX_DOCUMENT_BYTES, ModelInfo, NewDocument,
+    UpdateOperation,
 };
 
 /// How many passages the knowledge base answers with.
@@ -372,6 +373,11 @@ pub(super) async fn update(builtins: &Builtins, args: &JsonObject) -> Outcome {
 
 pub(super) async fn ask(builtins: &Builtins, args: &JsonObject, answer: Answer) -> Outcome {
     let query = string(args, "query").unwrap_or_default();
+    match builtins.control.ask_knowledge_base(&query).await {
+        Ok(Some(KnowledgeAnswer(body))) => return Ok(app_answer(&query, &body, answer)),
+        Ok(None) => {}
+        Err(error) => return Err(store_error("query the knowledge base", error)),
+    }
     let hits = builtins
         .control
         .search_documents(DocumentSearch {
@@ -436,6 +442,72 @@ pub(super) async fn ask(builtins: &Builtins, args: &JsonObject, answer: Answer) 
     Ok(text(
         serde_json::to_string_pretty(&body).expect("a JSON value serializes"),
     ))
+}
+
+/// The App's `/api/rag/query` answer in the original's shape (§12): `{answer, sources:[{name,
+/// id, version, relevance}], metadata:{query, sourceCount, timestamp}}`, or the plain text for
+/// the old tool name.
+fn app_answer(query: &str, body: &Value, answer: Answer) -> rmcp::model::CallToolResult {
+    let reply = match body.get("answer") {
+        Some(Value::String(text)) if !text.is_empty() => Some(text.clone()),
+        _ => None,
+    };
+    if answer == Answer::Text {
+        return text(reply.unwrap_or_else(|| match body {
+            Value::String(plain) => plain.clone(),
+            _ => "No response generated".to_owned(),
+        }));
+    }
+    let list = |key: &str| -> Vec<Value> {
+        body.get(key)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let (names, ids, versions, scores) = (
+        list("sources"),
+        list("documentIds"),
+        list("documentVersions"),
+        list("relevanceScores"),
+    );
+    let at = |items: &[Value], index: usize| items.get(index).cloned().unwrap_or(Value::Null);
+    let sources: Vec<Value> = if reply.is_none() {
+        Vec::new()
+    } else if !names.is_empty() {
+        names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                json!({"name": name, "id": at(&ids, i), "version": at(&versions, i), "relevance": at(&scores, i)})
+            })
+            .collect()
+    } else {
+        ids.iter()
+            .enumerate()
+            .map(|(i, id)| json!({"id": id, "version": at(&versions, i), "relevance": at(&scores, i)}))
+            .collect()
+    };
+    #[derive(serde::Serialize)]
+    struct Reply {
+        answer: Value,
+        sources: Vec<Value>,
+        metadata: Value,
+    }
+    let answer_value = match (&reply, body) {
+        (Some(text), _) => Value::String(text.clone()),
+        (None, Value::String(plain)) if !plain.is_empty() => Value::String(plain.clone()),
+        _ => Value::String("No response generated".to_owned()),
+    };
+    let body = Reply {
+        answer: answer_value,
+        metadata: json!({
+            "query": query,
+            "sourceCount": sources.len(),
+            "timestamp": iso(now_ms()),
+        }),
+        sources,
+    };
+    text(serde_json::to_string_pretty(&body).expect("a JSON value serializes"))
 }
 
 /// Documents as MCP resources: `pluggedin://documents/<id>`.

@@ -99,6 +99,7 @@ pub(super) async fn search(builtins: &Builtins, args: &JsonObject) -> Outcome {
             ring_types,
             agent_uuid: string(args, "agent_uuid"),
             top_k: integer(args, "top_k").unwrap_or(10) as u32,
+            include_gut: super::boolean(args, "include_gut"),
         })
         .await
         .map_err(|error| store_error("search memories", error))?;

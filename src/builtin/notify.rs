@@ -34,9 +34,14 @@ pub(super) async fn send(builtins: &Builtins, args: &JsonObject) -> Outcome {
             severity,
             link: None,
             ttl_ms: CUSTOM_TTL_MS,
+            send_email: boolean(args, "sendEmail"),
         })
         .await
         .map_err(|error| store_error("create the notification", error))?;
+    if builtins.control.sends_email() {
+        // The App created it (and sent the e-mail if asked) and said how it went.
+        return Ok(text(notification.message));
+    }
     if !boolean(args, "sendEmail") {
         return Ok(text("Notification created successfully"));
     }

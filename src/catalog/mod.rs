@@ -3,6 +3,8 @@
 //! servers' current lists (cheap: a few thousand items) and replaced, never edited in place, so a
 //! request always sees one consistent snapshot. It knows nothing of transports or sessions.
 
+mod app;
+pub use app::AppServerEntry;
 pub mod naming;
 mod template;
 
@@ -134,37 +136,8 @@ impl Catalog {
             let Some(messages) = server.instructions else {
                 continue;
             };
-            let name = naming::qualify(server.slug, "instructions");
-            taken_prompts.insert(name.clone());
-            let mut prompt = Prompt::new(
-                name.clone(),
-                Some(format!(
-                    "Custom instructions for the {} server",
-                    server.name
-                )),
-                None,
-            );
-            prompt.title = Some(format!("{} instructions", server.name));
-            catalog.prompts.push(prompt);
-            catalog.prompt_routes.insert(
-                name,
-                PromptRoute::Instructions {
-                    server: server.name.to_owned(),
-                },
-            );
-            catalog.instructions.insert(
-                server.name.to_owned(),
-                messages
-                    .iter()
-                    .map(|message| {
-                        let role = match message.role {
-                            InstructionRole::User => Role::User,
-                            InstructionRole::Assistant => Role::Assistant,
-                        };
-                        PromptMessage::new_text(role, message.text.clone())
-                    })
-                    .collect(),
-            );
+            let name = catalog.push_instructions(server.name, server.slug, messages);
+            taken_prompts.insert(name);
         }
 
         // Tools.
@@ -303,6 +276,44 @@ impl Catalog {
             );
         }
         catalog
+    }
+
+    /// Lists a server's custom instructions as the prompt `<slug>__instructions`; returns its
+    /// name.
+    fn push_instructions(
+        &mut self,
+        server: &str,
+        slug: &str,
+        messages: &[InstructionMessage],
+    ) -> String {
+        let name = naming::qualify(slug, "instructions");
+        let mut prompt = Prompt::new(
+            name.clone(),
+            Some(format!("Custom instructions for the {server} server")),
+            None,
+        );
+        prompt.title = Some(format!("{server} instructions"));
+        self.prompts.push(prompt);
+        self.prompt_routes.insert(
+            name.clone(),
+            PromptRoute::Instructions {
+                server: server.to_owned(),
+            },
+        );
+        self.instructions.insert(
+            server.to_owned(),
+            messages
+                .iter()
+                .map(|message| {
+                    let role = match message.role {
+                        InstructionRole::User => Role::User,
+                        InstructionRole::Assistant => Role::Assistant,
+                    };
+                    PromptMessage::new_text(role, message.text.clone())
+                })
+                .collect(),
+        );
+        name
     }
 
     /// The owner of a tool name as a client sends it.

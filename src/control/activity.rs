@@ -91,7 +91,7 @@ async fn flush(control: &dyn ControlPlane, batch: &mut Vec<Activity>) {
     let entries = std::mem::take(batch);
     let alerts: Vec<NewNotification> = entries
         .iter()
-        .filter(|entry| !entry.success)
+        .filter(|entry| !entry.success && control.raises_alerts())
         .map(alert)
         .collect();
     if let Err(error) = control.record_activity(entries).await {
@@ -126,6 +126,7 @@ fn alert(entry: &Activity) -> NewNotification {
         severity: Severity::Alert,
         link: None,
         ttl_ms: ALERT_TTL_MS,
+        send_email: false,
     }
 }
 

@@ -1,10 +1,11 @@
 //! The control plane: where the built-in tools' data and the proxy's settings live, behind one
 //! boundary trait, [`ControlPlane`]. The built-in tools, the activity recorder and the management
 //! commands talk only to this trait; [`local::LocalStore`] implements it on an embedded SQLite
-//! database in the data dir, and a plugged.in App client will implement it next. Nothing outside
-//! `local` contains SQL.
+//! database in the data dir, and [`app::AppControl`] on the plugged.in App's HTTP API (App mode).
+//! Nothing outside `local` contains SQL.
 
 pub mod activity;
+pub mod app;
 pub mod local;
 pub mod time;
 
@@ -24,6 +25,9 @@ pub enum ControlError {
     Worker(String),
     #[error("{0}")]
     Invalid(String),
+    /// The plugged.in App answered with an error or could not be reached (sanitised text).
+    #[error("{0}")]
+    App(app::AppError),
 }
 
 pub type Result<T, E = ControlError> = std::result::Result<T, E>;
@@ -72,6 +76,8 @@ pub struct NewNotification {
     pub severity: Severity,
     pub link: Option<String>,
     pub ttl_ms: i64,
+    /// Asks the control plane to e-mail it too, where it can ([`ControlPlane::sends_email`]).
+    pub send_email: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -181,6 +187,8 @@ pub struct MemoryQuery {
     pub ring_types: Option<Vec<String>>,
     pub agent_uuid: Option<String>,
     pub top_k: u32,
+    /// Also search the App's collective ("gut") memory; the local store has none.
+    pub include_gut: bool,
 }
 
 /// One memory: a recorded observation, classified into a ring.
@@ -451,6 +459,11 @@ pub struct Workspace {
     pub servers: BTreeSet<String>,
 }
 
+/// The knowledge base's answer from a control plane that answers itself (the App's
+/// `/api/rag/query` body: `{answer, sources, documentIds, …}` or a text).
+#[derive(Debug, Clone, PartialEq)]
+pub struct KnowledgeAnswer(pub serde_json::Value);
+
 /// The boundary the built-in tools, the activity recorder and the management commands talk to.
 #[async_trait::async_trait]
 pub trait ControlPlane: Send + Sync {
@@ -547,4 +560,33 @@ pub trait ControlPlane: Send + Sync {
     /// workspace.
     async fn switch_workspace(&self, name: Option<&str>) -> Result<bool>;
     async fn active_workspace(&self) -> Result<Option<String>>;
+
+    /// Whether the activity recorder raises an ALERT notification per failure (the App raises
+    /// its own from the activity it is told about).
+    fn raises_alerts(&self) -> bool {
+        true
+    }
+
+    /// Whether [`ControlPlane::create_notification`] sends the e-mail itself when asked (the App
+    /// does; the local store leaves it to the mailer). Such a control plane answers with the
+    /// notification whose `message` is its own account of what it did.
+    fn sends_email(&self) -> bool {
+        false
+    }
+
+    /// The knowledge base's answer when the control plane answers itself; `None`: the built-in
+    /// tool searches the document library.
+    async fn ask_knowledge_base(&self, _query: &str) -> Result<Option<KnowledgeAnswer>> {
+        Ok(None)
+    }
+
+    /// Asks the control plane to (re)discover servers' tools; its message, or `None` when it
+    /// has no discovery of its own (the local proxy lists servers live).
+    async fn trigger_discovery(
+        &self,
+        _server_uuid: Option<&str>,
+        _force_refresh: bool,
+    ) -> Result<Option<String>> {
+        Ok(None)
+    }
 }

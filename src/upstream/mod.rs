@@ -15,6 +15,7 @@ use rmcp::model::{
     ServerConfig, ServerResult, SetLevelRequestParams, SubscribeRequestParams, SubscriptionFilter,
     UnsubscribeRequestParams,
 };
+use rmcp::model::{CancelTaskParams, GetTaskParams, GetTaskResult, Tool, UpdateTaskParams};
 use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 
@@ -109,6 +110,36 @@ impl ServerHandler for ProxyHandler {
             ServerResult::CreateTaskResult(result) => Ok(CallToolResponse::Task(result)),
             _ => Err(unexpected("tools/call")),
         }
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        // rmcp checks a call's `Mcp-Param-*` headers against the tool's `x-mcp-header`s.
+        let catalog = self.router.catalog();
+        catalog.tools.iter().find(|tool| tool.name == name).cloned()
+    }
+
+    async fn get_task(
+        &self,
+        request: GetTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, ErrorData> {
+        crate::tasks::get(&self.router, &self.caller(&context), request).await
+    }
+
+    async fn update_task(
+        &self,
+        request: UpdateTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        crate::tasks::update(&self.router, &self.caller(&context), request).await
+    }
+
+    async fn cancel_task(
+        &self,
+        request: CancelTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        crate::tasks::cancel(&self.router, &self.caller(&context), request).await
     }
 
     async fn list_prompts(

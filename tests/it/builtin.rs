@@ -659,7 +659,7 @@ async fn discovery_reports_static_and_server_items_with_true_counts() {
     let dynamic = proxy.tool_names().await.len() - BUILTINS.len();
     let report = proxy.call_text("pluggedin_discover_tools", json!({})).await;
     let heading = format!(
-        "Returning cached discovery data for all servers. Found cached data: {dynamic} dynamic tools + 23 static tools = {} total tools, 3 resources, 4 prompts, 1 templates. Use force_refresh=true to update.",
+        "Returning cached discovery data for all servers. Found cached data: {dynamic} dynamic tools + 23 static tools = {} total tools, 3 resources, 5 prompts, 1 templates. Use force_refresh=true to update.",
         dynamic + 23
     );
     assert!(report.starts_with(&heading), "{report}");
@@ -683,7 +683,7 @@ async fn discovery_reports_static_and_server_items_with_true_counts() {
         report.contains("**demo__echo** - Echoes the message back"),
         "{report}"
     );
-    assert!(report.contains("## 💬 Available Prompts (4):"), "{report}");
+    assert!(report.contains("## 💬 Available Prompts (5):"), "{report}");
     assert!(
         report.contains("## 📋 Available Resource Templates (1):"),
         "{report}"

@@ -139,21 +139,6 @@ fn http_auth_without_a_token_is_a_clear_start_up_error() {
 }
 
 #[test]
-fn later_features_answer_not_available_yet() {
-    let output = std::process::Command::new(proxy_bin())
-        .env("PLUGGEDIN_API_KEY", "k".repeat(40))
-        .arg("servers")
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    assert!(
-        stderr(&output).contains("not available yet"),
-        "{}",
-        stderr(&output)
-    );
-}
-
-#[test]
 fn no_config_starts_with_no_servers_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let output = std::process::Command::new(proxy_bin())

@@ -6,8 +6,10 @@
 // Test code: panicking on the unexpected is the point, and a failing test prints the proxy log.
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
+mod app_stub;
 mod support;
 
+mod app;
 mod builtin;
 mod cli;
 mod clients;
@@ -15,10 +17,13 @@ mod control;
 mod documents;
 mod forwarding;
 mod generations;
+mod headers;
 mod http;
 mod input;
 mod reload;
 mod resilience;
+mod resume;
 mod routing;
 mod security;
+mod tasks;
 mod transports;

@@ -21,6 +21,7 @@ fn note(title: &str) -> NewNotification {
         severity: Severity::Info,
         link: None,
         ttl_ms: 60_000,
+        send_email: false,
     }
 }
 
@@ -139,6 +140,7 @@ async fn memory_search_ranks_by_full_text_relevance() {
         ring_types: None,
         agent_uuid: None,
         top_k: 10,
+        include_gut: false,
     };
     let hits = store.memory_search(query.clone()).await.unwrap();
     assert_eq!(hits.len(), 2);

@@ -255,6 +255,10 @@ async fn health(State(state): State<AppState>) -> Response {
         "sessions": sessions,
         "maxSessions": state.max_sessions,
         "servers": servers,
+        "controlPlane": match state.router.app() {
+            Some(app) => app.status().to_json(),
+            None => json!({"mode": "local"}),
+        },
     }))
     .into_response()
 }

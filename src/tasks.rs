@@ -1,0 +1,227 @@
+//! Tasks through the proxy (the 2026-07-28 tasks extension, SEP-2663, `io.modelcontextprotocol/tasks`).
+//!
+//! A task-augmented `tools/call` passes through to the server that owns the tool; the task id it
+//! answers with is namespaced as `<slug>__<server's id>` before the client sees it, so that
+//! `tasks/get`, `tasks/update` and `tasks/cancel` reach the server that made the task (and two
+//! servers minting the same id never collide). The proxy keeps no task state: the id itself says
+//! where the task lives. The extension is announced while at least one connected server
+//! announces it, and a modern client's own capabilities (the tasks extension among them) are
+//! passed on to modern servers with each request, because whether a call becomes a task, or may
+//! ask for sampling, depends on what the real client declared, not on what the proxy could do.
+
+use std::sync::Arc;
+
+use rmcp::ErrorData;
+use rmcp::model::{
+    CancelTaskParams, ClientRequest, GetTaskParams, GetTaskResult, ProtocolVersion, Request,
+    RequestMetaObject, ServerCapabilities, ServerResult, TASKS_EXTENSION_ID, UpdateTaskParams,
+};
+use serde_json::{Value, json};
+
+use crate::downstream::{Connection, Downstream};
+use crate::router::{Caller, Router};
+
+/// Between a server's slug and its own task id in the ids clients see.
+const SEPARATOR: &str = "__";
+
+/// The `_meta` key carrying a 2026-07-28 client's capabilities on every request.
+const CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
+
+/// The task id a client sees for task `id` of the server with `slug`.
+pub fn namespaced(slug: &str, id: &str) -> String {
+    format!("{slug}{SEPARATOR}{id}")
+}
+
+/// Whether a server speaks 2026-07-28 or later with us.
+fn modern(connection: &Connection) -> bool {
+    connection.protocol_version.as_str() >= ProtocolVersion::V_2026_07_28.as_str()
+}
+
+/// Announces the tasks extension when a server connected with 2026-07-28 does (the extension is
+/// of that generation; tasks pass through within it).
+pub fn announce(capabilities: &mut ServerCapabilities, connected: &[Arc<Connection>]) {
+    if connected
+        .iter()
+        .any(|connection| modern(connection) && connection.capabilities.supports_tasks())
+    {
+        capabilities
+            .extensions
+            .get_or_insert_with(Default::default)
+            .insert(TASKS_EXTENSION_ID.to_owned(), Default::default());
+    }
+}
+
+/// The modern client's declared capabilities, to send along to a modern server in place of the
+/// proxy's own. `None` for legacy clients (the proxy answers their servers' questions itself).
+pub fn caller_capabilities(meta: &RequestMetaObject) -> Option<Value> {
+    let modern = meta
+        .protocol_version()
+        .is_some_and(|version| !version.has_initialize());
+    modern
+        .then(|| meta.get(CLIENT_CAPABILITIES).cloned())
+        .flatten()
+}
+
+/// Puts a modern client's capabilities into the `_meta` of a request to a modern server
+/// (rmcp's own per-request capabilities are overridden by what `meta` carries).
+pub fn pass_capabilities(
+    meta: &mut Option<RequestMetaObject>,
+    server: &Connection,
+    caller: &RequestMetaObject,
+) {
+    if let Some(capabilities) = caller_capabilities(caller).filter(|_| modern(server)) {
+        meta.get_or_insert_with(Default::default)
+            .insert(CLIENT_CAPABILITIES.to_owned(), capabilities);
+    }
+}
+
+/// Rewrites the id of a task that `server` just created into the id the client sees.
+pub fn created(router: &Router, server: &str, result: ServerResult) -> ServerResult {
+    let ServerResult::CreateTaskResult(mut created) = result else {
+        return result;
+    };
+    if let Some(owner) = router.servers().into_iter().find(|s| s.name == server) {
+        created.task.task_id = namespaced(&owner.slug, &created.task.task_id);
+    }
+    ServerResult::CreateTaskResult(created)
+}
+
+/// The server that owns a client-visible task id, and that server's own id for it.
+fn resolve(router: &Router, task_id: &str) -> Result<(Arc<Downstream>, String), ErrorData> {
+    let unknown = || {
+        ErrorData::invalid_params(
+            format!("unknown task: {task_id} (not a task id this proxy handed out)"),
+            Some(json!({ "taskId": task_id })),
+        )
+    };
+    let (slug, id) = task_id.split_once(SEPARATOR).ok_or_else(unknown)?;
+    let server = router
+        .servers()
+        .into_iter()
+        .find(|server| server.slug == slug)
+        .ok_or_else(unknown)?;
+    Ok((server, id.to_owned()))
+}
+
+/// `tasks/get`: asks the owning server, and answers with the client's id for the task.
+pub async fn get(
+    router: &Router,
+    caller: &Caller,
+    mut params: GetTaskParams,
+) -> Result<GetTaskResult, ErrorData> {
+    let visible = params.task_id.clone();
+    let (server, id) = resolve(router, &visible)?;
+    params.task_id = id;
+    params.meta = None;
+    let request = ClientRequest::GetTaskRequest(Request::new(params));
+    match router.forward(&server.name, request, caller).await? {
+        ServerResult::GetTaskResult(mut result) => {
+            result.task.task.task_id = visible;
+            Ok(result)
+        }
+        _ => Err(ErrorData::internal_error(
+            format!(
+                "server {} answered tasks/get with something that is not a task",
+                server.name
+            ),
+            None,
+        )),
+    }
+}
+
+/// `tasks/update`: hands the client's input responses to the owning server.
+pub async fn update(
+    router: &Router,
+    caller: &Caller,
+    mut params: UpdateTaskParams,
+) -> Result<(), ErrorData> {
+    let (server, id) = resolve(router, &params.task_id)?;
+    params.task_id = id;
+    params.meta = None;
+    let request = ClientRequest::UpdateTaskRequest(Request::new(params));
+    router.forward(&server.name, request, caller).await?;
+    Ok(())
+}
+
+/// `tasks/cancel`: asks the owning server to cancel the task.
+pub async fn cancel(
+    router: &Router,
+    caller: &Caller,
+    mut params: CancelTaskParams,
+) -> Result<(), ErrorData> {
+    let (server, id) = resolve(router, &params.task_id)?;
+    params.task_id = id;
+    params.meta = None;
+    let request = ClientRequest::CancelTaskRequest(Request::new(params));
+    router.forward(&server.name, request, caller).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn namespaced_ids_keep_the_servers_id_whole() {
+        let id = namespaced("demo", "a__b-1");
+        assert_eq!(id, "demo__a__b-1");
+        let (slug, rest) = id.split_once(SEPARATOR).expect("separator present");
+        assert_eq!((slug, rest), ("demo", "a__b-1"));
+    }
+
+    /// Why 2025-11-25 "core" tasks are not carried (ARCHITECTURE.md, the tasks decision): rmcp
+    /// 3.11 drops their data while parsing, in places the proxy cannot reach without its own
+    /// framing on every downstream transport. If an rmcp upgrade makes this test fail, core tasks
+    /// may have become feasible; revisit the decision.
+    #[test]
+    fn rmcp_drops_the_data_core_tasks_need() {
+        use rmcp::model::{CallToolRequestParams, InitializeResult, ServerResult, Tool};
+
+        // A server's `tasks` capability does not survive the handshake.
+        let initialize: InitializeResult = serde_json::from_value(json!({
+            "protocolVersion": "2025-11-25",
+            "capabilities": { "tools": {}, "tasks": { "list": {}, "cancel": {},
+                "requests": { "tools": { "call": {} } } } },
+            "serverInfo": { "name": "s", "version": "1" }
+        }))
+        .expect("initialize result");
+        let capabilities = serde_json::to_value(&initialize.capabilities).expect("serialize");
+        assert_eq!(capabilities, json!({ "tools": {} }));
+
+        // Nor does a tool's `execution.taskSupport`.
+        let tool: Tool = serde_json::from_value(json!({
+            "name": "research", "inputSchema": { "type": "object" },
+            "execution": { "taskSupport": "required" }
+        }))
+        .expect("tool");
+        assert!(
+            serde_json::to_value(&tool)
+                .expect("serialize")
+                .get("execution")
+                .is_none()
+        );
+
+        // Nor a client's `params.task` on `tools/call`.
+        let params: CallToolRequestParams = serde_json::from_value(json!({
+            "name": "research", "arguments": {}, "task": { "ttl": 60000 }
+        }))
+        .expect("call params");
+        assert!(
+            serde_json::to_value(&params)
+                .expect("serialize")
+                .get("task")
+                .is_none()
+        );
+
+        // A core `tasks/get` (or `tasks/cancel`) answer for a working or cancelled task is taken
+        // for the extension's `GetTaskResult`: the required `ttl` and `pollInterval` are lost.
+        let answer = json!({
+            "taskId": "t1", "status": "working", "createdAt": "2025-11-25T10:30:00Z",
+            "lastUpdatedAt": "2025-11-25T10:30:00Z", "ttl": 60000, "pollInterval": 1000
+        });
+        let parsed: ServerResult = serde_json::from_value(answer).expect("server result");
+        assert!(matches!(parsed, ServerResult::GetTaskResult(_)));
+        let back = serde_json::to_value(&parsed).expect("serialize");
+        assert!(back.get("ttl").is_none() && back.get("pollInterval").is_none());
+    }
+}

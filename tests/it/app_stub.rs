@@ -1,0 +1,575 @@
+//! A stand-in plugged.in App: an axum server that speaks the App's HTTP API with the shapes of
+//! the reference (`original-behaviour.md` §13–14) — bearer-key auth with the App's 401 bodies,
+//! `{tools}` and bare-array lists, resolve endpoints with their 404 bodies, the built-in tools'
+//! endpoints — records every request (method, path, query, body, auth), and can be told to fail
+//! an endpoint (any status and body), hold its answers until released, or go away and come back
+//! on the same port. The real App cannot run here; this one is as close as its shapes allow.
+
+#![allow(dead_code, reason = "each test uses a different part of the stand-in")]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// The key the stand-in accepts (the App's `pg_in_` keys are 32+ characters).
+pub const KEY: &str = "pg_in_0123456789abcdef0123456789abcdef";
+
+/// One request as the stand-in received it.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    pub body: Value,
+    pub authorization: Option<String>,
+}
+
+#[derive(Default)]
+struct Lists {
+    servers: Value,
+    tools: Value,
+    prompts: Value,
+    resources: Value,
+    templates: Value,
+    /// Prompt name / resource URI → owning server UUID.
+    prompt_owners: HashMap<String, String>,
+    resource_owners: HashMap<String, String>,
+}
+
+struct Held {
+    /// Requests that reached the hold and are waiting.
+    waiting: usize,
+    release: Arc<Notify>,
+}
+
+#[derive(Default)]
+struct Stub {
+    lists: Mutex<Lists>,
+    requests: Mutex<Vec<Recorded>>,
+    /// "METHOD /path" (or "/path" for any method) → the status and body to answer instead.
+    failures: Mutex<HashMap<String, (u16, Value)>>,
+    /// "METHOD /path" → answers held until released.
+    holds: Mutex<HashMap<String, Held>>,
+    /// "METHOD /path" → the body to answer instead of the default.
+    answers: Mutex<HashMap<String, (u16, Value)>>,
+}
+
+/// The running stand-in. Dropping it stops it.
+pub struct AppStub {
+    stub: Arc<Stub>,
+    pub addr: SocketAddr,
+    stop: Mutex<Option<CancellationToken>>,
+}
+
+impl Drop for AppStub {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.lock().unwrap().take() {
+            stop.cancel();
+        }
+    }
+}
+
+impl AppStub {
+    pub async fn start() -> AppStub {
+        let stub = Arc::new(Stub::default());
+        {
+            let mut lists = stub.lists.lock().unwrap();
+            lists.servers = json!([]);
+            lists.tools = json!([]);
+            lists.prompts = json!([]);
+            lists.resources = json!([]);
+            lists.templates = json!([]);
+        }
+        let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0)));
+        let addr = listener.local_addr().unwrap();
+        let app = AppStub {
+            stub,
+            addr,
+            stop: Mutex::new(None),
+        };
+        app.serve(listener);
+        app
+    }
+
+    /// The base URL to give the proxy.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn serve(&self, listener: tokio::net::TcpListener) {
+        let stop = CancellationToken::new();
+        *self.stop.lock().unwrap() = Some(stop.clone());
+        let router = axum::Router::new()
+            .fallback(handle)
+            .with_state(self.stub.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await;
+        });
+    }
+
+    /// Goes away: the port stops answering (connections refused).
+    pub async fn go_away(&self) {
+        if let Some(stop) = self.stop.lock().unwrap().take() {
+            stop.cancel();
+        }
+        // Wait until the port refuses connections.
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(self.addr).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("the stand-in App did not go away");
+    }
+
+    /// Comes back on the same port.
+    pub fn come_back(&self) {
+        let listener = bind(self.addr);
+        self.serve(listener);
+    }
+
+    pub fn set_servers(&self, servers: Value) {
+        self.stub.lists.lock().unwrap().servers = servers;
+    }
+
+    /// The App's `/api/tools?prefix_tools=true` list (names already prefixed).
+    pub fn set_tools(&self, tools: Value) {
+        self.stub.lists.lock().unwrap().tools = tools;
+    }
+
+    pub fn set_prompts(&self, prompts: Value, owner: &str) {
+        let mut lists = self.stub.lists.lock().unwrap();
+        for prompt in prompts.as_array().unwrap() {
+            lists.prompt_owners.insert(
+                prompt["name"].as_str().unwrap().to_owned(),
+                owner.to_owned(),
+            );
+        }
+        lists.prompts = prompts;
+    }
+
+    pub fn set_resources(&self, resources: Value, templates: Value, owner: &str) {
+        let mut lists = self.stub.lists.lock().unwrap();
+        for resource in resources.as_array().unwrap() {
+            lists.resource_owners.insert(
+                resource["uri"].as_str().unwrap().to_owned(),
+                owner.to_owned(),
+            );
+        }
+        lists.resources = resources;
+        lists.templates = templates;
+    }
+
+    /// Makes the App's resolver say `uri` belongs to server `owner`.
+    pub fn own_resource(&self, uri: &str, owner: &str) {
+        self.stub
+            .lists
+            .lock()
+            .unwrap()
+            .resource_owners
+            .insert(uri.to_owned(), owner.to_owned());
+    }
+
+    /// Answers `route` ("METHOD /path" or "/path") with `status` and `body` until cleared.
+    pub fn fail(&self, route: &str, status: u16, body: Value) {
+        self.stub
+            .failures
+            .lock()
+            .unwrap()
+            .insert(route.to_owned(), (status, body));
+    }
+
+    pub fn clear_failures(&self) {
+        self.stub.failures.lock().unwrap().clear();
+    }
+
+    /// Answers `route` ("METHOD /path") with this status and body instead of the default.
+    pub fn answer(&self, route: &str, status: u16, body: Value) {
+        self.stub
+            .answers
+            .lock()
+            .unwrap()
+            .insert(route.to_owned(), (status, body));
+    }
+
+    /// Holds answers to `route` ("METHOD /path") until [`AppStub::release`].
+    pub fn hold(&self, route: &str) {
+        self.stub.holds.lock().unwrap().insert(
+            route.to_owned(),
+            Held {
+                waiting: 0,
+                release: Arc::new(Notify::new()),
+            },
+        );
+    }
+
+    /// How many requests are waiting at the hold on `route`.
+    pub fn held(&self, route: &str) -> usize {
+        self.stub
+            .holds
+            .lock()
+            .unwrap()
+            .get(route)
+            .map_or(0, |held| held.waiting)
+    }
+
+    /// Lets every held answer of `route` go, and holds no more.
+    pub fn release(&self, route: &str) {
+        if let Some(held) = self.stub.holds.lock().unwrap().remove(route) {
+            held.release.notify_waiters();
+        }
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.stub.requests.lock().unwrap().clone()
+    }
+
+    /// The requests to `path` with `method`.
+    pub fn requests_to(&self, method: &str, path: &str) -> Vec<Recorded> {
+        self.requests()
+            .into_iter()
+            .filter(|request| request.method == method && request.path == path)
+            .collect()
+    }
+
+    /// Waits until a request to `path` with `method` arrived; returns the latest.
+    pub async fn wait_request(&self, method: &str, path: &str) -> Recorded {
+        self.wait_requests(method, path, 1).await.pop().unwrap()
+    }
+
+    /// Waits until `count` requests to `path` with `method` arrived.
+    pub async fn wait_requests(&self, method: &str, path: &str, count: usize) -> Vec<Recorded> {
+        let deadline = tokio::time::Instant::now() + crate::support::WAIT;
+        loop {
+            let found = self.requests_to(method, path);
+            if found.len() >= count {
+                return found;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no {count} {method} {path} requests within the wait; got: {:#?}",
+                self.requests()
+                    .iter()
+                    .map(|r| format!("{} {}", r.method, r.path))
+                    .collect::<Vec<_>>()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+}
+
+fn bind(addr: SocketAddr) -> tokio::net::TcpListener {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_reuseaddr(true).unwrap();
+    socket.bind(addr).unwrap();
+    socket.listen(1024).unwrap()
+}
+
+fn reply(status: u16, body: Value) -> Response {
+    (StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response()
+}
+
+fn query_value(query: &str, key: &str) -> Option<String> {
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
+}
+
+async fn handle(
+    State(stub): State<Arc<Stub>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path().to_owned();
+    let query = uri.query().unwrap_or("").to_owned();
+    let body: Value = if body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&body)
+            .unwrap_or(Value::String(String::from_utf8_lossy(&body).into()))
+    };
+    let authorization = headers
+        .get("authorization")
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
+    stub.requests.lock().unwrap().push(Recorded {
+        method: method.to_string(),
+        path: path.clone(),
+        query: query.clone(),
+        body: body.clone(),
+        authorization: authorization.clone(),
+    });
+    let route = format!("{method} {path}");
+
+    // The App's `authenticateApiKey` answers.
+    match authorization.as_deref() {
+        None => {
+            return reply(
+                401,
+                json!({"error": "Authorization header with Bearer token is required"}),
+            );
+        }
+        Some(value) if value != format!("Bearer {KEY}") => {
+            return reply(401, json!({"error": "Invalid API key"}));
+        }
+        Some(_) => {}
+    }
+    let failure = {
+        let failures = stub.failures.lock().unwrap();
+        failures
+            .get(&route)
+            .or_else(|| failures.get(&path))
+            .cloned()
+    };
+    if let Some((status, body)) = failure {
+        return reply(status, body);
+    }
+    let release = {
+        let mut holds = stub.holds.lock().unwrap();
+        holds.get_mut(&route).map(|held| {
+            held.waiting += 1;
+            held.release.clone()
+        })
+    };
+    if let Some(release) = release {
+        release.notified().await;
+    }
+    if let Some((status, body)) = stub.answers.lock().unwrap().get(&route).cloned() {
+        return reply(status, body);
+    }
+    let lists = stub.lists.lock().unwrap();
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match (method.as_str(), segments.as_slice()) {
+        ("GET", ["api", "mcp-servers"]) => reply(200, lists.servers.clone()),
+        ("GET", ["api", "tools"]) => {
+            let prefixed = query_value(&query, "prefix_tools").as_deref() == Some("true");
+            let tools: Vec<Value> = lists
+                .tools
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|tool| {
+                    let mut tool = tool.clone();
+                    if !prefixed {
+                        let name = tool["name"].as_str().unwrap();
+                        let bare = name.split_once("__").map_or(name, |(_, rest)| rest);
+                        tool["name"] = json!(bare);
+                    }
+                    tool
+                })
+                .collect();
+            reply(200, json!({"tools": tools}))
+        }
+        ("GET", ["api", "prompts"]) => reply(200, lists.prompts.clone()),
+        ("GET", ["api", "resources"]) => reply(200, lists.resources.clone()),
+        ("GET", ["api", "resource-templates"]) => reply(200, lists.templates.clone()),
+        ("GET", ["api", "resolve", "prompt"]) => {
+            let Some(name) = query_value(&query, "name") else {
+                return reply(400, json!({"error": "Prompt name is required"}));
+            };
+            owner_reply(lists.prompt_owners.get(&name), &lists.servers, || {
+                format!("Prompt not found or not associated with an active server: {name}")
+            })
+        }
+        ("GET", ["api", "resolve", "resource"]) => {
+            let Some(uri) = query_value(&query, "uri") else {
+                return reply(400, json!({"error": "URI query parameter is required"}));
+            };
+            owner_reply(lists.resource_owners.get(&uri), &lists.servers, || {
+                format!("Resource URI not found or not associated with the active profile: {uri}")
+            })
+        }
+        ("POST", ["api", "notifications", "mcp-activity"]) => reply(200, json!({"success": true})),
+        ("POST", ["api", "notifications", "custom"]) => reply(
+            200,
+            json!({"success": true, "message": if body["sendEmail"] == json!(true) {
+                "Notification created and email sent"
+            } else {
+                "Notification created successfully"
+            }}),
+        ),
+        ("GET", ["api", "notifications"]) => reply(
+            200,
+            json!({"success": true, "notifications": [{
+                "id": "3f8a1c2e-4b5d-4e6f-8a9b-0c1d2e3f4a5b", "profile_uuid": "p", "type": "CUSTOM",
+                "title": "Build finished", "message": "All green", "read": false,
+                "link": "https://plugged.in/notifications", "severity": "SUCCESS", "completed": false,
+                "metadata": {}, "created_at": "2026-01-02T03:04:05.000Z", "expires_at": null
+            }]}),
+        ),
+        ("PATCH", ["api", "notifications", id, "completed"]) if *id != "missing" => reply(
+            200,
+            json!({"success": true, "message": "Notification completed status toggled"}),
+        ),
+        ("DELETE", ["api", "notifications", id]) if *id != "missing" => reply(
+            200,
+            json!({"success": true, "message": "Notification deleted successfully"}),
+        ),
+        ("PATCH" | "DELETE", ["api", "notifications", ..]) => {
+            reply(404, json!({"error": "Notification not found"}))
+        }
+        ("POST", ["api", "clipboard"]) => reply(
+            200,
+            json!({"success": true, "entry": entry(&body, body.get("idx").cloned())}),
+        ),
+        ("POST", ["api", "clipboard", "push"]) => reply(
+            200,
+            json!({"success": true, "entry": entry(&body, Some(json!(3)))}),
+        ),
+        ("POST", ["api", "clipboard", "pop"]) => reply(
+            200,
+            json!({"success": true, "entry": entry(&json!({"value": "popped", "contentType": "text/plain"}), Some(json!(3)))}),
+        ),
+        ("GET", ["api", "clipboard"]) => {
+            if let Some(name) = query_value(&query, "name") {
+                if name == "missing" {
+                    return reply(404, json!({"error": "Clipboard entry not found"}));
+                }
+                return reply(
+                    200,
+                    json!({"entry": entry(&json!({"name": name, "value": "stored"}), None)}),
+                );
+            }
+            reply(
+                200,
+                json!({"entries": [entry(&json!({"name": "k", "value": "stored"}), None)], "total": 1,
+                       "limit": query_value(&query, "limit").and_then(|l| l.parse::<u64>().ok()).unwrap_or(50),
+                       "offset": 0}),
+            )
+        }
+        ("DELETE", ["api", "clipboard"]) => reply(200, json!({"success": true, "deleted": 1})),
+        ("POST", ["api", "memory", "sessions"]) => reply(
+            201,
+            json!({"success": true, "data": {"uuid": "9b2f6d1e-0a4c-4e8b-9f3a-2c5d7e9f1a3b", "memorySessionId": "ms_V1StGXR8_Z5jdHi6B-myT"}}),
+        ),
+        ("PATCH", ["api", "memory", "sessions", _]) => reply(
+            200,
+            json!({"success": true, "data": {"status": "completed"}}),
+        ),
+        ("POST", ["api", "memory", "sessions", _, "observations"]) => reply(
+            201,
+            json!({"success": true, "data": {"uuid": "0d9e8f7a-6b5c-4d3e-8f1a-2b3c4d5e6f70"}}),
+        ),
+        ("POST", ["api", "memory", "search"]) => reply(
+            200,
+            json!({"success": true, "data": [{"uuid": "5a4b3c2d-1e0f-4a9b-8c7d-6e5f4a3b2c1d", "ringType": "longterm",
+                   "content": "Prefers dark mode", "similarity": 0.82, "decayStage": "full", "tokenCount": 4,
+                   "tags": ["ui"], "createdAt": "2026-01-02T03:04:05.000Z"}]}),
+        ),
+        ("POST", ["api", "memory", "search", "details"]) => reply(
+            200,
+            json!({"success": true, "data": [{"uuid": "5a4b3c2d-1e0f-4a9b-8c7d-6e5f4a3b2c1d", "ringType": "longterm",
+                   "contentFull": "The user prefers dark mode in every editor.", "currentDecayStage": "full",
+                   "accessCount": 2, "relevanceScore": 0.9, "reinforcementCount": 1, "isShock": false,
+                   "tags": ["ui"], "metadata": {}, "createdAt": "2026-01-02T03:04:05.000Z"}]}),
+        ),
+        ("POST", ["api", "documents", "ai"]) => reply(
+            201,
+            json!({"success": true, "documentId": "7c6d5e4f-3a2b-4c1d-9e8f-7a6b5c4d3e2f",
+                   "message": "Document created successfully", "url": "/library/7c6d5e4f-3a2b-4c1d-9e8f-7a6b5c4d3e2f"}),
+        ),
+        ("GET", ["api", "documents"]) => reply(
+            200,
+            json!({"documents": [document()], "total": 1, "limit": 20, "offset": 0}),
+        ),
+        ("POST", ["api", "documents", "search"]) => {
+            let mut hit = document();
+            hit["snippet"] = json!("…the **release** notes…");
+            hit["relevanceScore"] = json!(0.875);
+            reply(
+                200,
+                json!({"results": [hit], "total": 1, "limit": 10, "offset": 0, "hasMore": false}),
+            )
+        }
+        ("GET", ["api", "documents", id]) => {
+            if *id != "7c6d5e4f-3a2b-4c1d-9e8f-7a6b5c4d3e2f" {
+                return reply(404, json!({"error": "Document not found"}));
+            }
+            let mut document = document();
+            if query_value(&query, "includeContent").as_deref() == Some("true") {
+                document["content"] = json!("# Release notes\nAll green.");
+            }
+            reply(200, document)
+        }
+        ("PATCH", ["api", "documents", id]) => reply(
+            200,
+            json!({"success": true, "documentId": id, "version": 2, "fileWritten": true, "message": "Document updated"}),
+        ),
+        ("POST", ["api", "rag", "query"]) => reply(
+            200,
+            json!({"answer": "The release is green.", "sources": ["Release notes"],
+                   "documentIds": ["7c6d5e4f-3a2b-4c1d-9e8f-7a6b5c4d3e2f"]}),
+        ),
+        ("POST", ["api", "discover", target]) => {
+            if *target != "all" && uuid::Uuid::parse_str(target).is_err() {
+                return reply(400, json!({"error": "Invalid discovery target"}));
+            }
+            reply(
+                200,
+                json!({"message": "Discovery process initiated for all active servers. Results will be available shortly."}),
+            )
+        }
+        _ => reply(404, json!({"error": "Not found"})),
+    }
+}
+
+/// `/api/resolve/*`: the owner's partial config, or the App's 404.
+fn owner_reply(owner: Option<&String>, servers: &Value, missing: impl Fn() -> String) -> Response {
+    let Some(owner) = owner else {
+        return reply(404, json!({"error": missing()}));
+    };
+    let server = servers
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|server| server["uuid"] == json!(owner))
+        .cloned()
+        .unwrap_or_else(|| json!({"uuid": owner}));
+    reply(
+        200,
+        json!({"uuid": server["uuid"], "name": server["name"], "type": server["type"],
+               "command": server["command"], "args": server["args"], "env": server["env"], "url": server["url"]}),
+    )
+}
+
+fn entry(body: &Value, idx: Option<Value>) -> Value {
+    let value = body["value"].as_str().unwrap_or("").to_owned();
+    json!({
+        "uuid": "e1d2c3b4-a5f6-4e7d-8c9b-0a1b2c3d4e5f",
+        "name": body.get("name").cloned().unwrap_or(Value::Null),
+        "idx": idx.unwrap_or(Value::Null),
+        "value": value,
+        "contentType": body.get("contentType").cloned().unwrap_or(json!("text/plain")),
+        "encoding": body.get("encoding").cloned().unwrap_or(json!("utf-8")),
+        "sizeBytes": value.len(),
+        "visibility": "private",
+        "createdByTool": body.get("createdByTool").cloned().unwrap_or(Value::Null),
+        "createdByModel": null,
+        "source": "mcp",
+        "createdAt": "2026-01-02T03:04:05.000Z",
+        "updatedAt": "2026-01-02T03:04:05.000Z",
+        "expiresAt": "2026-01-03T03:04:05.000Z",
+    })
+}
+
+fn document() -> Value {
+    json!({
+        "id": "7c6d5e4f-3a2b-4c1d-9e8f-7a6b5c4d3e2f", "title": "Release notes", "description": "What shipped",
+        "fileName": "release-notes.md", "fileSize": 26, "mimeType": "text/markdown", "tags": ["release"],
+        "source": "ai_generated", "visibility": "private", "version": 1,
+        "createdAt": "2026-01-02T03:04:05.000Z", "updatedAt": "2026-01-02T03:04:05.000Z",
+        "aiMetadata": {"model": {"name": "claude", "provider": "anthropic"}}, "modelAttributions": []
+    })
+}

@@ -1,0 +1,142 @@
+//! SSE polling and resumption (SEP-1699, 2025-11-25): a response stream that ends before the
+//! answer is resumed with `GET` + `Last-Event-ID`, on both sides of the proxy.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+/// The proxy over Streamable HTTP with the demo server (stdio) behind it.
+async fn http_proxy(dir: &tempfile::TempDir) -> (tokio::process::Child, Log, String) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let config = dir.path().join("mcp.json");
+    std::fs::write(&config, json!({"mcpServers": {"demo": demo()}}).to_string()).unwrap();
+    let port = free_port().to_string();
+    let mut child = tokio::process::Command::new(proxy_bin())
+        .args(["--transport", "streamable-http", "--port", &port])
+        .args(["--rate-limit-tools", "0", "--rate-limit-requests", "0"])
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let log = Log::capture(child.stderr.take().unwrap());
+    log.wait_for("listening on http://").await;
+    log.wait_for("connected server_info=pluggedin-demo-server")
+        .await;
+    (child, log, format!("http://127.0.0.1:{port}/mcp"))
+}
+
+fn post(url: &str, session: Option<&str>, body: Value) -> reqwest::RequestBuilder {
+    let mut request = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-11-25")
+        .json(&body);
+    if let Some(session) = session {
+        request = request.header("mcp-session-id", session);
+    }
+    request
+}
+
+/// The `id:` of the first SSE event in `chunk`.
+fn first_event_id(chunk: &str) -> Option<String> {
+    chunk
+        .lines()
+        .find_map(|line| line.strip_prefix("id:"))
+        .map(|id| id.trim().to_owned())
+}
+
+#[tokio::test]
+async fn a_client_that_loses_its_stream_mid_call_resumes_it_and_gets_the_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_child, _log, url) = http_proxy(&dir).await;
+    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": "raw", "version": "1"}}});
+    let response = post(&url, None, initialize).send().await.unwrap();
+    let session = response.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let _ = response.text().await;
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    post(&url, Some(&session), initialized)
+        .send()
+        .await
+        .unwrap();
+
+    // The call's stream opens with a priming event (an id, no data); the client then goes away.
+    // (The call must still be running when the client comes back: rmcp forgets a stream once its
+    // answer is out, so the sleep leaves the reconnect, which follows at once, a wide margin.)
+    let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": "demo__sleep", "arguments": {"ms": 2000}}});
+    let mut response = post(&url, Some(&session), call).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let first = response.chunk().await.unwrap().expect("a first event");
+    let first = String::from_utf8_lossy(&first).into_owned();
+    let last_event_id = first_event_id(&first).unwrap_or_else(|| panic!("no id in {first:?}"));
+    assert!(first.contains("retry:"), "{first:?}");
+    drop(response);
+
+    // It comes back with the last id it saw and gets the answer on the resumed stream.
+    let resumed = reqwest::Client::new()
+        .get(&url)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-11-25")
+        .header("last-event-id", &last_event_id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resumed.status(), 200);
+    let mut resumed = resumed;
+    let answer = tokio::time::timeout(WAIT, async {
+        let mut text = String::new();
+        while let Some(chunk) = resumed.chunk().await.unwrap() {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+            if text.contains("\"id\":2") {
+                return text;
+            }
+        }
+        text
+    })
+    .await
+    .expect("the answer on the resumed stream");
+    assert!(answer.contains("slept 2000ms"), "{answer}");
+}
+
+#[tokio::test]
+async fn the_proxy_resumes_a_servers_stream_that_closes_mid_call() {
+    // The demo over Streamable HTTP cuts test_reconnection's stream after the priming event and
+    // answers later; the proxy's client must reconnect with Last-Event-ID to get the answer.
+    let server = Background::start(demo_bin(), &["--http", "0"], &[], "listening on http://").await;
+    let url = server
+        .log
+        .text()
+        .lines()
+        .find_map(|line| line.split("listening on ").nth(1))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let proxy = proxy()
+        .server("web", json!({"url": url, "type": "streamable-http"}))
+        .start()
+        .await;
+    proxy.wait_for_tool("web__test_reconnection").await;
+    let answer = tokio::time::timeout(
+        Duration::from_secs(30),
+        proxy.call_text("web__test_reconnection", json!({})),
+    )
+    .await
+    .expect("an answer after the reconnect");
+    assert!(answer.contains("delivered on resumption"), "{answer}");
+}
