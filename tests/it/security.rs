@@ -1,14 +1,15 @@
 //! The security policy through the real binary: commands, URLs (after DNS and on redirects),
 //! headers, secrets, hostile downstreams. Servers from the local file opt in with
-//! `--strict-commands` / `--strict-urls` (servers from the plugged.in App get the same rules by
-//! default); each rule has a refused and an allowed case.
+//! `--strict-commands` / `--strict-urls`; servers from the plugged.in App (the stand-in,
+//! `app_stub.rs`) get the same rules by default. Each rule has a refused and an allowed case.
 
 use std::process::Stdio;
 
 use rmcp::model::ReadResourceRequestParams;
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::app_stub::{AppStub, KEY};
 use crate::support::*;
 
 /// A demo server over Streamable HTTP on 127.0.0.1, and its URL.
@@ -547,4 +548,177 @@ async fn a_notification_flood_is_bounded() {
             .await,
         "Echo: ok"
     );
+}
+
+// ===== Servers from the plugged.in App: untrusted by default =====
+
+const APP_DEMO: &str = "11111111-1111-4111-8111-111111111111";
+const APP_SHELL: &str = "22222222-2222-4222-8222-222222222222";
+const APP_META: &str = "33333333-3333-4333-8333-333333333333";
+const APP_PRIVATE: &str = "44444444-4444-4444-8444-444444444444";
+const APP_NAMED: &str = "55555555-5555-4555-8555-555555555555";
+const APP_REDIRECT: &str = "66666666-6666-4666-8666-666666666666";
+const APP_COOKIE: &str = "77777777-7777-4777-8777-777777777777";
+
+fn app_stdio(uuid: &str, name: &str, command: &str, args: Value) -> Value {
+    json!({"uuid": uuid, "name": name, "slug": name.to_lowercase(), "type": "STDIO",
+           "command": command, "args": args, "env": {}, "status": "ACTIVE"})
+}
+
+fn app_http(uuid: &str, name: &str, url: &str, headers: Value) -> Value {
+    json!({"uuid": uuid, "name": name, "slug": name.to_lowercase(), "type": "STREAMABLE_HTTP",
+           "url": url, "streamableHTTPOptions": {"headers": headers}})
+}
+
+fn app_tool(name: &str, server: &str) -> Value {
+    json!({"name": name, "description": "t",
+           "inputSchema": {"type": "object", "properties": {"message": {"type": "string"}}},
+           "_serverUuid": server, "_serverName": "x"})
+}
+
+/// `servers` in App mode, run without blocking the stand-in (it runs on this test's runtime).
+async fn app_servers(app: &AppStub, proxy: &Proxy) -> String {
+    let output = tokio::process::Command::new(proxy_bin())
+        .env("PLUGGEDIN_API_KEY", KEY)
+        .env("PLUGGEDIN_API_BASE_URL", app.url())
+        .env("RUST_LOG", "warn")
+        .arg("--config")
+        .arg(&proxy.config_path)
+        .arg("--data-dir")
+        .arg(proxy.data_dir())
+        .arg("servers")
+        .output()
+        .await
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn app_servers_are_refused_by_default_where_the_policy_says_so() {
+    let (_web, url) = demo_http(&[]).await;
+    let port = url::Url::parse(&url).unwrap().port().unwrap();
+    let app = AppStub::start().await;
+    app.set_servers(json!([
+        // Allowed: the demo binary, put on the allow-list by the operator's config file.
+        app_stdio(APP_DEMO, "Demo", demo_bin(), json!([])),
+        app_stdio(APP_SHELL, "Shell", "bash", json!(["-c", "echo pwned"])),
+        app_stdio(APP_META, "Meta", "npx;id", json!([])),
+        app_http(
+            APP_PRIVATE,
+            "Private",
+            "http://10.0.0.1:8080/mcp",
+            json!({})
+        ),
+        app_http(
+            APP_NAMED,
+            "Named",
+            &format!("http://localhost:{port}/mcp"),
+            json!({})
+        ),
+    ]));
+    app.set_tools(json!([
+        app_tool("demo__echo", APP_DEMO),
+        app_tool("shell__echo", APP_SHELL),
+        app_tool("named__echo", APP_NAMED),
+    ]));
+    let proxy = proxy()
+        .config_key("security", json!({"allowedCommands": [demo_bin()]}))
+        .env("PLUGGEDIN_API_KEY", KEY)
+        .env("PLUGGEDIN_API_BASE_URL", &app.url())
+        .start()
+        .await;
+    for rule in [
+        "rule command-not-allowed",
+        "rule command-metacharacter",
+        "rule url-private",
+        "rule url-loopback): localhost resolves only to refused addresses",
+    ] {
+        proxy.log.wait_for(rule).await;
+    }
+    assert_eq!(
+        proxy
+            .call_text("demo__echo", json!({"message": "app"}))
+            .await,
+        "Echo: app"
+    );
+    let error = mcp_error(
+        proxy
+            .call("shell__echo", json!({"message": "x"}))
+            .await
+            .unwrap_err(),
+    );
+    assert!(
+        error
+            .message
+            .contains("refused by the security policy (rule command-not-allowed)"),
+        "{}",
+        error.message
+    );
+    let output = app_servers(&app, &proxy).await;
+    assert!(
+        server_row(&output, "Demo").contains("connected"),
+        "{output}"
+    );
+    for (server, rule) in [
+        ("Shell", "command-not-allowed"),
+        ("Meta", "command-metacharacter"),
+        ("Private", "url-private"),
+        ("Named", "url-loopback"),
+    ] {
+        assert!(
+            server_row(&output, server).contains(&format!("rule {rule}")),
+            "{output}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn app_servers_with_local_targets_allowed_still_never_reach_metadata() {
+    let (_web, url) = demo_http(&[]).await;
+    let port = url::Url::parse(&url).unwrap().port().unwrap();
+    let (redirect_port, task) = redirector(
+        "307 Temporary Redirect",
+        "http://169.254.169.254/latest/meta-data/",
+    )
+    .await;
+    let app = AppStub::start().await;
+    app.set_servers(json!([
+        app_http(
+            APP_NAMED,
+            "Named",
+            &format!("http://localhost:{port}/mcp"),
+            json!({})
+        ),
+        app_http(
+            APP_REDIRECT,
+            "Redirect",
+            &format!("http://127.0.0.1:{redirect_port}/mcp"),
+            json!({})
+        ),
+        app_http(
+            APP_COOKIE,
+            "Cookie",
+            &url,
+            json!({"Cookie": "session=stolen"})
+        ),
+    ]));
+    app.set_tools(json!([app_tool("named__echo", APP_NAMED)]));
+    let proxy = proxy()
+        .config_key("security", json!({"allowLocalTargets": true}))
+        .env("PLUGGEDIN_API_KEY", KEY)
+        .env("PLUGGEDIN_API_BASE_URL", &app.url())
+        .start()
+        .await;
+    proxy
+        .log
+        .wait_for("rule url-metadata): redirect to 169.254.169.254 is a cloud metadata address")
+        .await;
+    proxy.log.wait_for("rule header-forbidden").await;
+    // Allowed: loopback, because the operator allowed local targets.
+    proxy.wait_for_tool("named__echo").await;
+    let text = proxy
+        .call_text("named__echo", json!({"message": "local"}))
+        .await;
+    assert_eq!(text, "Echo: local");
+    task.abort();
 }
