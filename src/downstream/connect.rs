@@ -121,14 +121,9 @@ pub(super) async fn connect(
             }
             TransportConfig::Sse { url, headers } => {
                 let client = http_client(url_rules, refusals.clone())?;
-                let transport = SseClientTransport::connect(
-                    client,
-                    url.clone(),
-                    header_map(headers)?,
-                    timeout,
-                    limit,
-                )
-                .await?;
+                let (url, headers) = credentials_to_header(url, header_map(headers)?);
+                let transport =
+                    SseClientTransport::connect(client, url, headers, timeout, limit).await?;
                 handler
                     .serve_with_lifecycle(
                         Observed::new(transport, server_name.clone(), events.clone(), rate),
@@ -139,7 +134,8 @@ pub(super) async fn connect(
             }
             TransportConfig::StreamableHttp { url, headers } => {
                 let client = http_client(url_rules, refusals.clone())?;
-                let custom: HashMap<HeaderName, HeaderValue> = header_map(headers)?
+                let (url, headers) = credentials_to_header(url, header_map(headers)?);
+                let custom: HashMap<HeaderName, HeaderValue> = headers
                     .into_iter()
                     .filter_map(|(k, v)| Some((k?, v)))
                     .collect();
@@ -198,6 +194,37 @@ fn http_client(
     refusals: security::net::RefusalSlot,
 ) -> Result<reqwest::Client, ConnectError> {
     security::net::http_client(rules, refusals).map_err(ConnectError::Client)
+}
+
+/// A URL's `user:password@` moved into an `Authorization: Basic` header (what an HTTP client
+/// would send for it anyway), so the URL handed to the transports — which quote it in their
+/// errors and logs — carries no credentials. A configured `Authorization` header wins.
+fn credentials_to_header(url: &url::Url, mut headers: HeaderMap) -> (url::Url, HeaderMap) {
+    if url.username().is_empty() && url.password().is_none() {
+        return (url.clone(), headers);
+    }
+    let mut bare = url.clone();
+    let _ = bare.set_username("");
+    let _ = bare.set_password(None);
+    if !headers.contains_key(reqwest::header::AUTHORIZATION) {
+        use base64::Engine as _;
+        let user = percent_decode(url.username());
+        let password = percent_decode(url.password().unwrap_or_default());
+        let encoded =
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        if let Ok(mut value) = HeaderValue::from_str(&format!("Basic {encoded}")) {
+            value.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
+    }
+    (bare, headers)
+}
+
+fn percent_decode(text: &str) -> String {
+    url::form_urlencoded::parse(format!("x={}", text.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, value)| value.into_owned())
+        .unwrap_or_default()
 }
 
 fn header_map(headers: &BTreeMap<String, Secret>) -> Result<HeaderMap, ConnectError> {

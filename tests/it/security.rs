@@ -393,6 +393,24 @@ async fn secrets_stay_out_of_logs_health_servers_and_client_errors() {
         .await
         .unwrap();
     assert_eq!(text_of(&echoed), "Echo: ping");
+    // A URL's user:password reaches the server as Basic auth, not inside the URL.
+    let headers = session
+        .peer()
+        .call_tool(rmcp::model::CallToolRequestParams::new(
+            "userinfo__http_headers",
+        ))
+        .await
+        .unwrap();
+    let headers: serde_json::Value = serde_json::from_str(&text_of(&headers)).unwrap();
+    let basic = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(format!("me:{URL_PASSWORD}"))
+    };
+    assert_eq!(
+        headers["authorization"],
+        format!("Basic {basic}"),
+        "{headers}"
+    );
     drop(session);
 
     let servers = std::process::Command::new(proxy_bin())
