@@ -9,6 +9,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::security::Secret;
+
 /// The default HTTP port of the original proxy's 1.x line and of its README.
 pub const DEFAULT_PORT: u16 = 12006;
 
@@ -25,7 +27,7 @@ pub const DEFAULT_PORT: u16 = 12006;
 pub struct Cli {
     /// API key for the plugged.in App (App mode)
     #[arg(long, env = "PLUGGEDIN_API_KEY", hide_env_values = true, global = true)]
-    pub pluggedin_api_key: Option<String>,
+    pub pluggedin_api_key: Option<Secret>,
 
     /// Base URL of the plugged.in App
     #[arg(long, env = "PLUGGEDIN_API_BASE_URL", global = true)]
@@ -82,7 +84,7 @@ pub struct Cli {
         value_delimiter = ',',
         hide_env_values = true
     )]
-    pub auth_tokens: Vec<String>,
+    pub auth_tokens: Vec<Secret>,
 
     /// Most concurrent HTTP sessions; the least recently used one is evicted beyond it
     #[arg(long, default_value_t = 10_000)]
@@ -140,6 +142,23 @@ pub struct Cli {
     /// `RUST_LOG` wins when set
     #[arg(long, global = true)]
     pub log_level: Option<String>,
+
+    /// Apply the command policy (allow-listed commands, no shell metacharacters, bounded
+    /// arguments, clean environment) to servers from the local config file too; servers from the
+    /// plugged.in App always get it
+    #[arg(long, env = "PLUGGEDIN_STRICT_COMMANDS", global = true)]
+    pub strict_commands: bool,
+
+    /// Apply the URL policy (no loopback, private, link-local or cloud-metadata destinations, no
+    /// blocked ports, checked after DNS and on redirects) and the header rules to servers from
+    /// the local config file too; servers from the plugged.in App always get it
+    #[arg(long, env = "PLUGGEDIN_STRICT_URLS", global = true)]
+    pub strict_urls: bool,
+
+    /// With the URL policy, still permit loopback and private destinations and the blocked ports
+    /// (cloud metadata stays refused)
+    #[arg(long, env = "PLUGGEDIN_ALLOW_LOCAL_TARGETS", global = true)]
+    pub allow_local_targets: bool,
 
     /// Items per page of list results (tools, prompts, resources)
     #[arg(

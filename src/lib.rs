@@ -35,6 +35,7 @@ pub mod mail;
 pub mod manage;
 pub mod parked;
 pub mod router;
+pub mod security;
 pub mod tasks;
 pub mod telemetry;
 pub mod upstream;
@@ -58,6 +59,7 @@ use crate::control::app::{AppClient, AppControl, AppMode, AppSettings};
 use crate::control::local::LocalStore;
 use crate::mail::{Mailer, SmtpSettings};
 use crate::router::{Control, Router};
+use crate::security::Secret;
 
 /// How long shutdown waits for connections to close and children to exit.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -68,7 +70,7 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
     let _ = rustls::crypto::ring::default_provider().install_default();
 
     let app_settings = AppSettings::resolve(
-        cli.pluggedin_api_key.as_deref(),
+        cli.pluggedin_api_key.as_ref().map(Secret::expose),
         cli.pluggedin_api_base_url.as_deref(),
         Duration::from_secs(cli.app_timeout_secs.max(1)),
     )
@@ -90,7 +92,8 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
         None => config::locate(cli.config.as_deref()),
         Some(_) => cli.config.clone(),
     };
-    let file_config = match &config_path {
+    let overrides = SecurityOverrides::from_cli(&cli);
+    let mut file_config = match &config_path {
         Some(path) => {
             let config = Config::load(path)?;
             if app_settings.is_none() {
@@ -117,6 +120,7 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
             Config::default()
         }
     };
+    overrides.apply(&mut file_config);
     let (config, config_path, app) = match &app_settings {
         Some(settings) => {
             let client = AppClient::new(&settings.base_url, settings.key.clone(), settings.timeout)
@@ -218,7 +222,7 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
                 .then(|| http_options(&cli, &config, app_settings.as_ref()))
                 .transpose()?;
             if let Some(path) = config_path {
-                watch_config(path, config, &router, &cancel, &tracker)?;
+                watch_config(path, config, overrides, &router, &cancel, &tracker)?;
             }
             if let Some(app) = &app {
                 refresh_app(
@@ -277,10 +281,36 @@ fn prune_activity(control: &Arc<dyn ControlPlane>, retention_days: u32, tracker:
     });
 }
 
+/// The command line's security flags, laid over every config the file gives (at start and on
+/// each edit): a flag can turn a policy on, never off.
+#[derive(Clone, Copy)]
+struct SecurityOverrides {
+    strict_commands: bool,
+    strict_urls: bool,
+    allow_local_targets: bool,
+}
+
+impl SecurityOverrides {
+    fn from_cli(cli: &Cli) -> SecurityOverrides {
+        SecurityOverrides {
+            strict_commands: cli.strict_commands,
+            strict_urls: cli.strict_urls,
+            allow_local_targets: cli.allow_local_targets,
+        }
+    }
+
+    fn apply(self, config: &mut Config) {
+        config.security.strict_commands |= self.strict_commands;
+        config.security.strict_urls |= self.strict_urls;
+        config.security.allow_local_targets |= self.allow_local_targets;
+    }
+}
+
 /// Applies config edits as they happen.
 fn watch_config(
     path: PathBuf,
     config: Config,
+    overrides: SecurityOverrides,
     router: &Arc<Router>,
     cancel: &CancellationToken,
     tracker: &TaskTracker,
@@ -289,7 +319,8 @@ fn watch_config(
         .with_context(|| format!("cannot watch {}", path.display()))?;
     let router = router.clone();
     tracker.spawn(async move {
-        while let Some(config) = changes.recv().await {
+        while let Some(mut config) = changes.recv().await {
+            overrides.apply(&mut config);
             router.ids().ensure(config.servers.keys()).await;
             router.apply_config(&config);
         }
@@ -383,13 +414,13 @@ fn http_options(
     app: Option<&AppSettings>,
 ) -> anyhow::Result<upstream::http::HttpOptions> {
     // In App mode the API key is accepted too, as the original accepts it.
-    let key = app.map(|app| app.key.expose().to_owned());
-    let tokens: Vec<String> = cli
+    let key = app.map(|app| Secret::new(app.key.expose()));
+    let tokens: Vec<Secret> = cli
         .auth_tokens
         .iter()
         .chain(&config.auth_tokens)
         .chain(key.as_ref())
-        .map(|token| token.trim().to_owned())
+        .map(|token| Secret::new(token.expose().trim()))
         .filter(|token| !token.is_empty())
         .collect();
     if cli.require_api_auth && tokens.is_empty() {

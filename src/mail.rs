@@ -3,7 +3,6 @@
 //! sends one message per notification through lettre (rustls on `ring`). Without a host there is
 //! no mailer, and the notification tool says plainly that no mail was sent.
 
-use std::fmt;
 use std::time::Duration;
 
 use lettre::message::Mailbox;
@@ -38,15 +37,7 @@ pub enum Security {
     None,
 }
 
-/// A password that never prints.
-#[derive(Clone)]
-pub struct Secret(String);
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
+pub use crate::security::Secret;
 
 #[derive(Debug, Clone)]
 pub struct SmtpSettings {
@@ -137,7 +128,7 @@ impl SmtpSettings {
             port,
             security,
             username: get("username", "PLUGGEDIN_SMTP_USERNAME")?,
-            password: get("password", "PLUGGEDIN_SMTP_PASSWORD")?.map(Secret),
+            password: get("password", "PLUGGEDIN_SMTP_PASSWORD")?.map(Secret::new),
             from,
             to,
         }))
@@ -187,7 +178,7 @@ impl Mailer {
             let password = settings
                 .password
                 .as_ref()
-                .map(|secret| secret.0.clone())
+                .map(|secret| secret.expose().to_owned())
                 .unwrap_or_default();
             builder = builder.credentials(Credentials::new(username.clone(), password));
         }
@@ -260,6 +251,6 @@ mod tests {
 
     #[test]
     fn the_password_never_prints() {
-        assert_eq!(format!("{:?}", Secret("hunter2".into())), "***");
+        assert_eq!(format!("{:?}", Secret::new("hunter2")), "[redacted]");
     }
 }

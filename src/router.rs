@@ -109,11 +109,17 @@ pub enum RouteError {
 /// JSON-RPC `-32001`, the request-timeout code the official SDKs use.
 const REQUEST_TIMEOUT: ErrorCode = ErrorCode(-32001);
 
+/// Every error message that leaves for a client is redacted (`token=…`, `Bearer …`, …) and
+/// bounded ([`crate::security::text::for_client`]): downstream servers and URLs can put secrets
+/// into error text.
 impl From<RouteError> for ErrorData {
     fn from(error: RouteError) -> ErrorData {
-        let message = error.to_string();
+        let message = crate::security::text::for_client(&error.to_string());
         match error {
-            RouteError::Downstream(data) => data,
+            RouteError::Downstream(mut data) => {
+                data.message = message.into();
+                data
+            }
             RouteError::Parked(error) => error.into(),
             RouteError::Resolve(_) | RouteError::Cursor(_) => {
                 ErrorData::invalid_params(message, None)
@@ -402,6 +408,7 @@ impl Router {
             .map(|(slug, name)| given_slugs.get(*name).cloned().unwrap_or(slug))
             .collect();
         let mut started = Vec::new();
+        let security = Arc::new(config.security.clone());
         {
             let mut servers = write(&self.servers);
             servers.retain(|name, downstream| {
@@ -416,6 +423,7 @@ impl Router {
                 if let Some(existing) = servers.get(name) {
                     if existing.config == *server_config
                         && existing.slug == slug
+                        && existing.security == security
                         && existing.uuid == self.ids.get(name)
                     {
                         continue;
@@ -428,6 +436,7 @@ impl Router {
                     slug,
                     self.ids.get(name),
                     server_config.clone(),
+                    security.clone(),
                     self.cancel.child_token(),
                 ));
                 servers.insert(name.clone(), downstream.clone());

@@ -293,6 +293,7 @@ async fn run(url: &str) -> Result<(), String> {
         "server".into(),
         uuid::Uuid::new_v4().to_string(),
         server_config,
+        Arc::new(config.security.clone()),
         cancel.child_token(),
     ));
     downstream::spawn(server.clone(), Arc::new(User), &tracker);

@@ -79,6 +79,26 @@ struct Cli {
     /// protected server whose token can expire).
     #[arg(long, value_name = "TOKEN", requires = "http")]
     require_token: Option<String>,
+    /// Behave like a hostile server (for the proxy's security tests): also expose a tool whose
+    /// name and description carry control and bidi characters, `flood` (sends `count` log
+    /// notifications as fast as it can) and `big` (answers with `bytes` bytes of text).
+    #[arg(long)]
+    hostile: bool,
+}
+
+/// The hostile tool's name: a bell and an escape sequence in it.
+const HOSTILE_TOOL: &str = "bell\u{7}\u{1b}[31mtool";
+
+#[derive(Deserialize, JsonSchema)]
+struct FloodArgs {
+    /// How many log notifications to send.
+    count: u32,
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct BigArgs {
+    /// How many bytes of text to answer with.
+    bytes: usize,
 }
 
 // ===== Fixture data =====
@@ -213,6 +233,7 @@ struct Shared {
     info: ServerConfig,
     name: String,
     extra_tools: usize,
+    hostile: bool,
     dynamic_tool_enabled: AtomicBool,
     dynamic_prompt_enabled: AtomicBool,
     /// The conformance suite's MRTR and tasks fixtures.
@@ -264,6 +285,7 @@ impl Shared {
             info,
             name: cli.name.clone(),
             extra_tools: cli.extra_tools,
+            hostile: cli.hostile,
             dynamic_tool_enabled: AtomicBool::new(false),
             dynamic_prompt_enabled: AtomicBool::new(false),
             fixtures: conformance::Fixtures::new(),
@@ -610,6 +632,23 @@ impl DemoServer {
                 schema_for_empty_input(),
             ));
         }
+        if self.shared.hostile {
+            tools.push(Tool::new(
+                HOSTILE_TOOL,
+                "Rings\u{1b}[31m red\u{0} and \u{202e}reversed\u{202c} text\u{200b}",
+                schema_for_empty_input(),
+            ));
+            tools.push(Tool::new(
+                "flood",
+                "Sends `count` log notifications as fast as it can",
+                input_schema::<FloodArgs>(),
+            ));
+            tools.push(Tool::new(
+                "big",
+                "Answers with `bytes` bytes of text",
+                input_schema::<BigArgs>(),
+            ));
+        }
         tools.extend(conformance::tools());
         tools.extend((0..self.shared.extra_tools).map(|i| {
             Tool::new(
@@ -619,6 +658,23 @@ impl DemoServer {
             )
         }));
         tools
+    }
+
+    /// Sends `count` log notifications without waiting for anything between them.
+    #[allow(deprecated)] // logging is SEP-2577-deprecated but part of the legacy protocol
+    async fn flood(context: &RequestContext<RoleServer>, count: u32) -> CallToolResult {
+        let mut sent = 0;
+        for index in 0..count {
+            let param = LoggingMessageNotificationParam::new(
+                LoggingLevel::Info,
+                json!(format!("flood {index}")),
+            );
+            if context.peer.notify_logging_message(param).await.is_err() {
+                break;
+            }
+            sent += 1;
+        }
+        text_result(format!("sent {sent}"))
     }
 
     fn is_extra_tool(&self, name: &str) -> bool {
@@ -852,6 +908,15 @@ impl DemoServer {
                     })
                     .unwrap_or_default();
                 text_result(Value::Object(headers).to_string())
+            }
+            HOSTILE_TOOL if self.shared.hostile => text_result("rang"),
+            "flood" if self.shared.hostile => {
+                let args: FloodArgs = parse_json_object(args)?;
+                Self::flood(context, args.count).await
+            }
+            "big" if self.shared.hostile => {
+                let args: BigArgs = parse_json_object(args)?;
+                text_result("x".repeat(args.bytes))
             }
             extra if self.is_extra_tool(extra) => {
                 let args: TextArgs = parse_json_object(args)?;

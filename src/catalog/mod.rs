@@ -8,12 +8,14 @@ pub use app::AppServerEntry;
 pub mod naming;
 mod template;
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use rmcp::model::{Prompt, PromptMessage, Resource, ResourceTemplate, Role, Tool};
 
 use crate::cli::PrefixMode;
 use crate::config::{InstructionMessage, InstructionRole, ToolFilter};
+use crate::security::text::{sanitize_name, sanitize_text};
 
 /// What one server currently offers, as it listed it.
 #[derive(Debug, Clone, Default)]
@@ -170,6 +172,12 @@ impl Catalog {
                 let name = claim(&mut taken_tools, name);
                 let mut exposed = tool.clone();
                 exposed.name = name.clone().into();
+                clean_text(&mut exposed.title);
+                if let Some(description) = &mut exposed.description
+                    && let Cow::Owned(clean) = sanitize_text(description)
+                {
+                    *description = clean.into();
+                }
                 catalog.tools.push(exposed);
                 catalog.tool_routes.insert(
                     name,
@@ -210,6 +218,12 @@ impl Catalog {
                 let name = claim(&mut taken_prompts, name);
                 let mut exposed = prompt.clone();
                 exposed.name = name.clone();
+                clean_text(&mut exposed.title);
+                clean_text(&mut exposed.description);
+                for argument in exposed.arguments.iter_mut().flatten() {
+                    clean_text(&mut argument.title);
+                    clean_text(&mut argument.description);
+                }
                 catalog.prompts.push(exposed);
                 catalog.prompt_routes.insert(
                     name,
@@ -234,13 +248,21 @@ impl Catalog {
                 catalog
                     .resource_routes
                     .insert(resource.uri.clone(), server.name.to_owned());
-                catalog.resources.push(resource.clone());
+                let mut exposed = resource.clone();
+                clean_name(&mut exposed.name);
+                clean_text(&mut exposed.title);
+                clean_text(&mut exposed.description);
+                catalog.resources.push(exposed);
             }
             for template in &server.lists.templates {
                 catalog
                     .template_routes
                     .push((template.uri_template.clone(), server.name.to_owned()));
-                catalog.templates.push(template.clone());
+                let mut exposed = template.clone();
+                clean_name(&mut exposed.name);
+                clean_text(&mut exposed.title);
+                clean_text(&mut exposed.description);
+                catalog.templates.push(exposed);
             }
         }
         for (name, owners) in catalog
@@ -361,11 +383,30 @@ fn count_names<'a>(names: impl Iterator<Item = &'a str>) -> HashMap<&'a str, usi
 
 /// The name to expose, or `None` when `--prefix-mode never` must refuse an ambiguous name.
 fn exposed_name(mode: PrefixMode, slug: &str, name: &str, shared: bool) -> Option<String> {
+    // A downstream name with control or invisible characters is shown with `_` in their place;
+    // the route keeps the original.
+    let name = &*sanitize_name(name);
     match mode {
         PrefixMode::Always => Some(naming::qualify(slug, name)),
         PrefixMode::Auto if shared => Some(naming::qualify(slug, name)),
         PrefixMode::Never if shared => None,
-        PrefixMode::Auto | PrefixMode::Never => Some(name.to_owned()),
+        // Unprefixed names keep the 64-character bound too (found by the property tests).
+        PrefixMode::Auto | PrefixMode::Never => Some(naming::fit(name, 8)),
+    }
+}
+
+/// Sanitises a downstream title or description in place (see `security::text`).
+fn clean_text(text: &mut Option<String>) {
+    if let Some(text) = text
+        && let Cow::Owned(clean) = sanitize_text(text)
+    {
+        *text = clean;
+    }
+}
+
+fn clean_name(name: &mut String) {
+    if let Cow::Owned(clean) = sanitize_name(name) {
+        *name = clean;
     }
 }
 
@@ -443,5 +484,7 @@ pub fn page<T: Clone>(
 #[error("invalid cursor \"{0}\"")]
 pub struct InvalidCursor(pub String);
 
+#[cfg(test)]
+mod properties;
 #[cfg(test)]
 mod tests;

@@ -12,19 +12,35 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+use crate::security::{Secret, SecuritySettings};
+
 pub use watch::watch;
 
 /// The per-request timeout when a server's config does not set one.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The parsed configuration: servers by name, in name order.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Clone, Default, PartialEq)]
 pub struct Config {
     pub servers: BTreeMap<String, ServerConfig>,
     /// Bearer tokens the HTTP server accepts with `--require-api-auth` (`"authTokens"`).
-    pub auth_tokens: Vec<String>,
+    pub auth_tokens: Vec<Secret>,
     /// The top-level `smtp` object, as written (e-mail for notifications; see `mail`).
     pub smtp: Option<Value>,
+    /// The top-level `security` object (see `security`), with the command line's flags on top.
+    pub security: SecuritySettings,
+}
+
+/// Never prints the SMTP object (it holds a password).
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("servers", &self.servers)
+            .field("auth_tokens", &self.auth_tokens)
+            .field("smtp", &self.smtp.as_ref().map(|_| "[redacted]"))
+            .field("security", &self.security)
+            .finish()
+    }
 }
 
 /// One downstream server as configured.
@@ -75,11 +91,11 @@ pub enum TransportConfig {
     },
     Sse {
         url: url::Url,
-        headers: BTreeMap<String, String>,
+        headers: BTreeMap<String, Secret>,
     },
     StreamableHttp {
         url: url::Url,
-        headers: BTreeMap<String, String>,
+        headers: BTreeMap<String, Secret>,
     },
 }
 
@@ -101,10 +117,23 @@ impl TransportConfig {
                 .collect::<Vec<_>>()
                 .join(" "),
             TransportConfig::Sse { url, .. } | TransportConfig::StreamableHttp { url, .. } => {
-                url.to_string()
+                display_url(url)
             }
         }
     }
+}
+
+/// A URL as `servers`, logs and errors show it: a password in it is replaced by `[redacted]`, and
+/// so is the query (it often carries a key).
+pub fn display_url(url: &url::Url) -> String {
+    let mut shown = url.clone();
+    if shown.password().is_some() {
+        let _ = shown.set_password(Some("[redacted]"));
+    }
+    if shown.query().is_some() {
+        shown.set_query(Some("[redacted]"));
+    }
+    shown.to_string()
 }
 
 /// Which of a server's tools are exposed. Entries are exact names or prefixes ending in `*`.
@@ -232,7 +261,7 @@ impl Config {
                             "must be a string".into(),
                         ));
                     };
-                    config.auth_tokens.push(token.clone());
+                    config.auth_tokens.push(Secret::new(token.clone()));
                 }
             }
             Some(_) => {
@@ -252,6 +281,8 @@ impl Config {
             config.servers.insert(name.clone(), server);
         }
         config.smtp = root.get("smtp").cloned();
+        config.security = SecuritySettings::parse(root.get("security"))
+            .map_err(|(field, message)| error(None, Some(&field), message))?;
         Ok(config)
     }
 }
@@ -285,7 +316,10 @@ fn parse_server(value: &Value) -> Result<ServerConfig, FieldError> {
         }
         (kind, false, true) => {
             let url = parse_url(server)?;
-            let headers = string_map(server, "headers")?;
+            let headers = string_map(server, "headers")?
+                .into_iter()
+                .map(|(name, value)| (name, Secret::new(value)))
+                .collect();
             let sse = match kind {
                 Some("sse") => true,
                 Some("streamable-http" | "streamableHttp" | "streamable_http" | "http") => false,

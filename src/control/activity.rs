@@ -147,45 +147,7 @@ fn alert(entry: &Activity) -> NewNotification {
 /// Hides secrets in error text (`password=…`, `token: …`, `Bearer …`, `api_key=…`, any case)
 /// and cuts it to 1000 characters, as the original's sanitiser does.
 pub fn redact(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    'scan: while !rest.is_empty() {
-        let lower = rest.to_ascii_lowercase();
-        for key in ["password", "token", "api_key"] {
-            if lower.starts_with(key) {
-                let after = &rest[key.len()..];
-                if let Some(value) = after.strip_prefix(['=', ':']) {
-                    let value = value.trim_start();
-                    let secret_len = value.find(char::is_whitespace).unwrap_or(value.len());
-                    if secret_len > 0 {
-                        out.push_str("[REDACTED]");
-                        rest = &value[secret_len..];
-                        continue 'scan;
-                    }
-                }
-            }
-        }
-        if lower.starts_with("bearer") {
-            let after = &rest["bearer".len()..];
-            let value = after.trim_start();
-            if value.len() < after.len() {
-                let secret_len = value.find(char::is_whitespace).unwrap_or(value.len());
-                if secret_len > 0 {
-                    out.push_str("[REDACTED]");
-                    rest = &value[secret_len..];
-                    continue 'scan;
-                }
-            }
-        }
-        let next = rest.chars().next().map_or(1, char::len_utf8);
-        out.push_str(&rest[..next]);
-        rest = &rest[next..];
-    }
-    if out.chars().count() > ERROR_LIMIT {
-        let cut: String = out.chars().take(ERROR_LIMIT).collect();
-        return format!("{cut}...");
-    }
-    out
+    crate::security::text::redact_bounded(text, ERROR_LIMIT)
 }
 
 #[cfg(test)]

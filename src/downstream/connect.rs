@@ -12,14 +12,17 @@ use rmcp::RoleClient;
 use rmcp::model::ProtocolVersion;
 use rmcp::service::RunningService;
 use rmcp::service::{ClientLifecycleMode, ClientServiceExt};
+use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
+use std::sync::Arc;
 use tokio::io::AsyncBufReadExt;
 
+use super::child::ChildTransport;
 use super::handler::DownstreamHandler;
 use super::observe::Observed;
 use super::sse::SseClientTransport;
-use crate::config::{Protocol, TransportConfig};
+use crate::config::{Protocol, ServerConfig, TransportConfig};
+use crate::security::{self, Secret, SecuritySettings};
 
 /// Environment variables a stdio server inherits from the proxy; the config's `env` goes on top.
 /// Everything else (tokens, keys in the proxy's own environment) stays out.
@@ -69,16 +72,26 @@ pub(super) enum ConnectError {
     Handshake(String),
     #[error("no answer to the handshake within {0:?}")]
     HandshakeTimeout(Duration),
+    /// The URL policy refused a destination (after DNS, or a redirect's).
+    #[error("{0}")]
+    Refused(security::Refusal),
 }
 
-/// Connects and completes the MCP handshake within `timeout`.
+/// Connects and completes the MCP handshake within the server's timeout, speaking `protocol` (the
+/// configured one, or for `auto` the generation found before). The security settings
+/// decide the HTTP client (URL policy on every connection and redirect) and the message limit.
 pub(super) async fn connect(
     server: &str,
-    transport: &TransportConfig,
+    config: &ServerConfig,
     protocol: Protocol,
+    security: &SecuritySettings,
     handler: DownstreamHandler,
-    timeout: Duration,
 ) -> Result<Running, ConnectError> {
+    let (transport, timeout) = (&config.transport, config.timeout);
+    let limit = security.max_message_bytes;
+    let rate = security.notifications_per_second;
+    let url_rules = security.url_rules(config.origin);
+    let refusals = security::net::RefusalSlot::default();
     let lifecycle = match protocol {
         // Legacy HTTP+SSE is a 2024-11-05 transport: no modern server speaks it.
         Protocol::Auto if matches!(transport, TransportConfig::Sse { .. }) => {
@@ -103,40 +116,43 @@ pub(super) async fn connect(
                 env,
                 cwd,
             } => {
-                let child = spawn_child(server, command, args, env, cwd.as_deref())?;
+                let child = spawn_child(server, command, args, env, cwd.as_deref(), limit)?;
                 handler
                     .serve_with_lifecycle(
-                        Observed::new(child, server_name.clone(), events.clone()),
+                        Observed::new(child, server_name.clone(), events.clone(), rate),
                         lifecycle.clone(),
                     )
                     .await
                     .map_err(handshake_error)
             }
             TransportConfig::Sse { url, headers } => {
-                let client = http_client()?;
+                let client = http_client(url_rules, refusals.clone())?;
+                let (url, headers) = credentials_to_header(url, header_map(headers)?);
                 let transport =
-                    SseClientTransport::connect(client, url.clone(), header_map(headers)?, timeout)
-                        .await?;
+                    SseClientTransport::connect(client, url, headers, timeout, limit).await?;
                 handler
                     .serve_with_lifecycle(
-                        Observed::new(transport, server_name.clone(), events.clone()),
+                        Observed::new(transport, server_name.clone(), events.clone(), rate),
                         lifecycle.clone(),
                     )
                     .await
                     .map_err(handshake_error)
             }
             TransportConfig::StreamableHttp { url, headers } => {
-                let client = http_client()?;
-                let custom: HashMap<HeaderName, HeaderValue> = header_map(headers)?
+                let client = http_client(url_rules, refusals.clone())?;
+                let (url, headers) = credentials_to_header(url, header_map(headers)?);
+                let custom: HashMap<HeaderName, HeaderValue> = headers
                     .into_iter()
                     .filter_map(|(k, v)| Some((k?, v)))
                     .collect();
                 let config = StreamableHttpClientTransportConfig::with_uri(url.as_str())
-                    .custom_headers(custom);
+                    .custom_headers(custom)
+                    .max_sse_event_size(limit)
+                    .max_json_response_size(limit);
                 let transport = StreamableHttpClientTransport::with_client(client, config);
                 handler
                     .serve_with_lifecycle(
-                        Observed::new(transport, server_name.clone(), events.clone()),
+                        Observed::new(transport, server_name.clone(), events.clone(), rate),
                         lifecycle.clone(),
                     )
                     .await
@@ -144,23 +160,80 @@ pub(super) async fn connect(
             }
         }
     };
-    tokio::time::timeout(timeout, handshake)
+    let outcome = tokio::time::timeout(timeout, handshake)
         .await
-        .map_err(|_| ConnectError::HandshakeTimeout(timeout))?
+        .map_err(|_| ConnectError::HandshakeTimeout(timeout))
+        .and_then(|connected| connected);
+    // Whatever the HTTP stack made of it, a refused destination is reported as the refusal.
+    let refused = refusals
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take();
+    match (outcome, refused) {
+        (Err(_), Some(refusal)) => Err(ConnectError::Refused(refusal)),
+        (outcome, _) => outcome,
+    }
 }
 
-fn handshake_error(error: impl std::fmt::Display) -> ConnectError {
-    ConnectError::Handshake(error.to_string())
+/// The error with its causes (a refusal by the URL policy sits deep in a reqwest error's chain).
+fn handshake_error(error: impl std::error::Error + 'static) -> ConnectError {
+    ConnectError::Handshake(error_chain(&error))
 }
 
-fn http_client() -> Result<reqwest::Client, ConnectError> {
-    reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .build()
-        .map_err(ConnectError::Client)
+/// An error and its sources, `: `-separated, without repeating a cause its parent already says.
+pub(super) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
-fn header_map(headers: &BTreeMap<String, String>) -> Result<HeaderMap, ConnectError> {
+fn http_client(
+    rules: Option<security::UrlRules>,
+    refusals: security::net::RefusalSlot,
+) -> Result<reqwest::Client, ConnectError> {
+    security::net::http_client(rules, refusals).map_err(ConnectError::Client)
+}
+
+/// A URL's `user:password@` moved into an `Authorization: Basic` header (what an HTTP client
+/// would send for it anyway), so the URL handed to the transports — which quote it in their
+/// errors and logs — carries no credentials. A configured `Authorization` header wins.
+fn credentials_to_header(url: &url::Url, mut headers: HeaderMap) -> (url::Url, HeaderMap) {
+    if url.username().is_empty() && url.password().is_none() {
+        return (url.clone(), headers);
+    }
+    let mut bare = url.clone();
+    let _ = bare.set_username("");
+    let _ = bare.set_password(None);
+    if !headers.contains_key(reqwest::header::AUTHORIZATION) {
+        use base64::Engine as _;
+        let user = percent_decode(url.username());
+        let password = percent_decode(url.password().unwrap_or_default());
+        let encoded =
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        if let Ok(mut value) = HeaderValue::from_str(&format!("Basic {encoded}")) {
+            value.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
+    }
+    (bare, headers)
+}
+
+fn percent_decode(text: &str) -> String {
+    url::form_urlencoded::parse(format!("x={}", text.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, value)| value.into_owned())
+        .unwrap_or_default()
+}
+
+fn header_map(headers: &BTreeMap<String, Secret>) -> Result<HeaderMap, ConnectError> {
     let mut map = HeaderMap::new();
     for (name, value) in headers {
         let header_name =
@@ -168,10 +241,12 @@ fn header_map(headers: &BTreeMap<String, String>) -> Result<HeaderMap, ConnectEr
                 name: name.clone(),
                 reason: e.to_string(),
             })?;
-        let header_value = HeaderValue::from_str(value).map_err(|_| ConnectError::Header {
-            name: name.clone(),
-            reason: "the value has characters not allowed in a header".into(),
-        })?;
+        let mut header_value =
+            HeaderValue::from_str(value.expose()).map_err(|_| ConnectError::Header {
+                name: name.clone(),
+                reason: "the value has characters not allowed in a header".into(),
+            })?;
+        header_value.set_sensitive(true);
         map.insert(header_name, header_value);
     }
     Ok(map)
@@ -183,7 +258,8 @@ fn spawn_child(
     args: &[String],
     env: &BTreeMap<String, String>,
     cwd: Option<&std::path::Path>,
-) -> Result<TokioChildProcess, ConnectError> {
+    limit: usize,
+) -> Result<ChildTransport, ConnectError> {
     let mut cmd = tokio::process::Command::new(command);
     cmd.args(args).env_clear();
     for key in INHERITED_ENV {
@@ -195,16 +271,19 @@ fn spawn_child(
     if let Some(cwd) = cwd {
         cmd.current_dir(cwd);
     }
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut wrapped = CommandWrap::from(cmd);
     // Its own process group, so that ending it ends what it started too (npx → node, uvx → python).
     wrapped.wrap(ProcessGroup::leader()).wrap(KillOnDrop);
-    let (child, stderr) = TokioChildProcess::builder(wrapped)
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|source| ConnectError::Spawn {
-            command: command.to_owned(),
-            source,
-        })?;
+    let spawn_error = |source| ConnectError::Spawn {
+        command: command.to_owned(),
+        source,
+    };
+    let mut child = wrapped.spawn().map_err(spawn_error)?;
+    let stderr = child.inner_mut().stderr().take();
+    let child = ChildTransport::new(Arc::from(server), child, limit).map_err(spawn_error)?;
     if let Some(stderr) = stderr {
         let server = server.to_owned();
         tokio::spawn(async move {

@@ -4,6 +4,7 @@
 //! `list_changed`, and restarts it with backoff when it fails. Events that must reach clients go
 //! through the [`Events`] trait, so this module knows nothing of upstream sessions.
 
+pub mod child;
 mod connect;
 mod handler;
 mod observe;
@@ -25,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::catalog::ServerLists;
 use crate::config::ServerConfig;
+use crate::security::SecuritySettings;
 
 pub use supervisor::spawn;
 
@@ -56,6 +58,13 @@ pub enum ServerState {
         retry_in: Option<Duration>,
     },
     Stopped,
+    /// The security policy refused the server's config (permanent until the config changes) or
+    /// its destination at connection time (checked again after `retry_in`). The reason names
+    /// the rule.
+    Refused {
+        reason: String,
+        retry_in: Option<Duration>,
+    },
 }
 
 impl ServerState {
@@ -77,6 +86,11 @@ impl std::fmt::Display for ServerState {
             } => write!(f, "failed: {reason} (retry in {}s)", retry_in.as_secs_f32()),
             ServerState::Failed { reason, .. } => write!(f, "failed: {reason}"),
             ServerState::Stopped => f.write_str("stopped"),
+            ServerState::Refused {
+                reason,
+                retry_in: Some(retry_in),
+            } => write!(f, "{reason} (retry in {}s)", retry_in.as_secs_f32()),
+            ServerState::Refused { reason, .. } => f.write_str(reason),
         }
     }
 }
@@ -103,6 +117,8 @@ pub struct Downstream {
     pub slug: String,
     pub uuid: String,
     pub config: ServerConfig,
+    /// The security settings in force when it was configured (a change restarts it).
+    pub security: Arc<SecuritySettings>,
     state: watch::Sender<ServerState>,
     /// Shared, so the per-request read is a pointer copy (the server's instructions can be long).
     connection: RwLock<Option<Arc<Connection>>>,
@@ -124,6 +140,7 @@ impl Downstream {
         slug: String,
         uuid: String,
         config: ServerConfig,
+        security: Arc<SecuritySettings>,
         cancel: CancellationToken,
     ) -> Downstream {
         let initial = if config.disabled {
@@ -136,6 +153,7 @@ impl Downstream {
             slug,
             uuid,
             config,
+            security,
             state: watch::Sender::new(initial),
             connection: RwLock::new(None),
             lists: RwLock::new(Arc::default()),

@@ -2,8 +2,14 @@
 //! every notification to its own task, so two progress notifications — or the last one and the
 //! answer — can overtake each other on the way to the client. Progress is routed here instead,
 //! from the single receive loop, before rmcp sees the message (and before the answer it precedes).
+//!
+//! It also bounds a server's notifications: a token bucket (a burst of `rate`, refilled at `rate`
+//! per second) lets normal traffic through and drops a flood here, before rmcp gives each message
+//! a task of its own and before anything is queued for clients. Drops are counted and logged.
 
 use std::sync::Arc;
+
+use tokio::time::{Duration, Instant};
 
 use rmcp::RoleClient;
 use rmcp::model::{JsonRpcMessage, ServerNotification};
@@ -16,15 +22,78 @@ pub(super) struct Observed<T> {
     inner: T,
     server: Arc<str>,
     events: Arc<dyn Events>,
+    bucket: Bucket,
 }
 
 impl<T> Observed<T> {
-    pub(super) fn new(inner: T, server: Arc<str>, events: Arc<dyn Events>) -> Observed<T> {
+    /// `rate`: notifications per second (and burst) let through.
+    pub(super) fn new(
+        inner: T,
+        server: Arc<str>,
+        events: Arc<dyn Events>,
+        rate: u32,
+    ) -> Observed<T> {
         Observed {
             inner,
             server,
             events,
+            bucket: Bucket::new(rate),
         }
+    }
+}
+
+/// How often a flood's drop count is logged, at most.
+const DROP_LOG_EVERY: Duration = Duration::from_secs(5);
+
+/// A token bucket for one server's notifications.
+struct Bucket {
+    rate: f64,
+    tokens: f64,
+    refilled: Instant,
+    dropped: u64,
+    logged_dropped: u64,
+    logged_at: Option<Instant>,
+}
+
+impl Bucket {
+    fn new(rate: u32) -> Bucket {
+        let rate = f64::from(rate.max(1));
+        Bucket {
+            rate,
+            tokens: rate,
+            refilled: Instant::now(),
+            dropped: 0,
+            logged_dropped: 0,
+            logged_at: None,
+        }
+    }
+
+    /// Whether one more notification may pass now.
+    fn admit(&mut self, server: &str) -> bool {
+        let now = Instant::now();
+        let elapsed = now.duration_since(self.refilled).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.rate);
+        self.refilled = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            return true;
+        }
+        self.dropped += 1;
+        if self
+            .logged_at
+            .is_none_or(|at| now.duration_since(at) >= DROP_LOG_EVERY)
+        {
+            tracing::warn!(
+                server = %server,
+                dropped = self.dropped - self.logged_dropped,
+                dropped_total = self.dropped,
+                limit_per_second = self.rate,
+                "server floods notifications; dropping them (security.notificationsPerSecond)"
+            );
+            self.logged_dropped = self.dropped;
+            self.logged_at = Some(now);
+        }
+        false
     }
 }
 
@@ -39,13 +108,20 @@ impl<T: Transport<RoleClient>> Transport<RoleClient> for Observed<T> {
     }
 
     async fn receive(&mut self) -> Option<RxJsonRpcMessage<RoleClient>> {
-        let message = self.inner.receive().await?;
-        if let JsonRpcMessage::Notification(notification) = &message
-            && let ServerNotification::ProgressNotification(progress) = &notification.notification
-        {
-            self.events.progress(&self.server, progress.params.clone());
+        loop {
+            let message = self.inner.receive().await?;
+            if let JsonRpcMessage::Notification(notification) = &message {
+                if !self.bucket.admit(&self.server) {
+                    continue;
+                }
+                if let ServerNotification::ProgressNotification(progress) =
+                    &notification.notification
+                {
+                    self.events.progress(&self.server, progress.params.clone());
+                }
+            }
+            return Some(message);
         }
-        Some(message)
     }
 
     fn close(&mut self) -> impl Future<Output = Result<(), Self::Error>> + Send {

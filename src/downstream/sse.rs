@@ -25,8 +25,8 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
-/// Largest single SSE event accepted; a larger one drops the connection.
-const MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
+/// Largest single SSE event accepted by default; a larger one drops the connection.
+pub const MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
 /// Messages buffered between the stream reader and `receive()`.
 const CHANNEL_CAPACITY: usize = 64;
 /// Longest response body (in characters) quoted in an error message.
@@ -136,6 +136,7 @@ impl SseClientTransport {
         url: Url,
         headers: HeaderMap,
         connect_timeout: Duration,
+        max_event_bytes: usize,
     ) -> Result<Self, SseTransportError> {
         let deadline = Instant::now() + connect_timeout;
         let timeout = |waiting_for| SseTransportError::Timeout {
@@ -175,7 +176,7 @@ impl SseClientTransport {
             }
         }
 
-        let mut events = event_stream(response);
+        let mut events = event_stream(response, max_event_bytes);
         let (message_tx, message_rx) = mpsc::channel(CHANNEL_CAPACITY);
         let endpoint = loop {
             let next = tokio::time::timeout_at(deadline, events.next())
@@ -214,6 +215,7 @@ impl SseClientTransport {
         let reader = tokio::spawn(read_events(
             events,
             url,
+            max_event_bytes,
             message_tx,
             endpoint_tx,
             cancel.clone(),
@@ -375,6 +377,7 @@ fn resolve_endpoint(sse_url: &Url, data: &str) -> Result<Url, SseTransportError>
 async fn read_events(
     mut events: EventStream,
     sse_url: Url,
+    limit: usize,
     messages: mpsc::Sender<RxJsonRpcMessage<RoleClient>>,
     endpoint: watch::Sender<Url>,
     cancel: CancellationToken,
@@ -390,7 +393,7 @@ async fn read_events(
                 if is_too_large(&e) {
                     tracing::error!(
                         url = %sse_url,
-                        limit = MAX_EVENT_BYTES,
+                        limit,
                         "SSE event exceeds the size limit; dropping the connection"
                     );
                 } else {
@@ -432,7 +435,7 @@ async fn read_events(
 enum BodyError {
     #[error("{}", error_chain(.0))]
     Read(reqwest::Error),
-    #[error("event larger than {MAX_EVENT_BYTES} bytes")]
+    #[error("event larger than the size limit (security.maxMessageBytes)")]
     TooLarge,
 }
 
@@ -449,8 +452,8 @@ fn stream_error_detail(error: &sse_stream::Error) -> String {
 
 /// Turns the response body into a stream of SSE events, with the per-event size cap applied
 /// to the raw bytes before the parser buffers them.
-fn event_stream(response: reqwest::Response) -> EventStream {
-    let mut guard = EventSizeGuard::new(MAX_EVENT_BYTES);
+fn event_stream(response: reqwest::Response, limit: usize) -> EventStream {
+    let mut guard = EventSizeGuard::new(limit);
     let mut failed = false;
     let bytes = response.bytes_stream().map(move |chunk| {
         if failed {
@@ -753,9 +756,15 @@ mod tests {
         events
             .send(event("endpoint", "/message?sessionId=abc"))
             .unwrap();
-        SseClientTransport::connect(http_client(), server.url("/sse"), test_headers(), TIMEOUT)
-            .await
-            .unwrap()
+        SseClientTransport::connect(
+            http_client(),
+            server.url("/sse"),
+            test_headers(),
+            TIMEOUT,
+            MAX_EVENT_BYTES,
+        )
+        .await
+        .unwrap()
     }
 
     async fn receive(transport: &mut SseClientTransport) -> Option<RxJsonRpcMessage<RoleClient>> {
@@ -833,6 +842,7 @@ mod tests {
             server.url("/sse"),
             HeaderMap::new(),
             TIMEOUT,
+            MAX_EVENT_BYTES,
         )
         .await
         .unwrap();
@@ -853,11 +863,16 @@ mod tests {
     async fn http_404_names_status_and_url() {
         let (server, _events) = MockServer::start().await;
         let url = server.url("/nope");
-        let error =
-            SseClientTransport::connect(http_client(), url.clone(), HeaderMap::new(), TIMEOUT)
-                .await
-                .unwrap_err()
-                .to_string();
+        let error = SseClientTransport::connect(
+            http_client(),
+            url.clone(),
+            HeaderMap::new(),
+            TIMEOUT,
+            MAX_EVENT_BYTES,
+        )
+        .await
+        .unwrap_err()
+        .to_string();
         assert_eq!(
             error,
             format!("GET {url}: HTTP 404 Not Found: <pre> Cannot GET it </pre>")
@@ -869,11 +884,16 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = Url::parse(&format!("http://{}/sse", listener.local_addr().unwrap())).unwrap();
         drop(listener);
-        let error =
-            SseClientTransport::connect(http_client(), url.clone(), HeaderMap::new(), TIMEOUT)
-                .await
-                .unwrap_err()
-                .to_string();
+        let error = SseClientTransport::connect(
+            http_client(),
+            url.clone(),
+            HeaderMap::new(),
+            TIMEOUT,
+            MAX_EVENT_BYTES,
+        )
+        .await
+        .unwrap_err()
+        .to_string();
         assert!(error.starts_with(&format!("GET {url}: ")), "{error}");
         assert!(error.to_lowercase().contains("refused"), "{error}");
     }
@@ -889,6 +909,7 @@ mod tests {
             server.url("/sse"),
             HeaderMap::new(),
             TIMEOUT,
+            MAX_EVENT_BYTES,
         )
         .await
         .unwrap_err();
@@ -906,6 +927,7 @@ mod tests {
             server.url("/sse"),
             HeaderMap::new(),
             Duration::from_millis(300),
+            MAX_EVENT_BYTES,
         )
         .await
         .unwrap_err()
@@ -923,6 +945,7 @@ mod tests {
             server.url("/sse"),
             HeaderMap::new(),
             TIMEOUT,
+            MAX_EVENT_BYTES,
         )
         .await
         .unwrap_err()

@@ -11,7 +11,7 @@ use rmcp::service::{Peer, ServiceError};
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use super::connect::{Running, connect};
+use super::connect::{ConnectError, Running, connect};
 use super::handler::DownstreamHandler;
 use super::{Connection, Downstream, Events, ServerState};
 use crate::catalog::ServerLists;
@@ -40,6 +40,18 @@ pub fn spawn(downstream: Arc<Downstream>, events: Arc<dyn Events>, tracker: &Tas
 }
 
 async fn supervise(downstream: Arc<Downstream>, events: Arc<dyn Events>) {
+    if let Err(refusal) = downstream.security.check_server(&downstream.config) {
+        // A config the policy refuses stays refused until the config (or the policy) changes.
+        tracing::warn!(rule = refusal.rule, "server not started: {refusal}");
+        downstream.set_state(ServerState::Refused {
+            reason: refusal.to_string(),
+            retry_in: None,
+        });
+        events.catalog_changed();
+        downstream.cancel.cancelled().await;
+        downstream.set_state(ServerState::Stopped);
+        return;
+    }
     let mut backoff = FIRST_BACKOFF;
     loop {
         downstream.set_state(ServerState::Starting);
@@ -61,12 +73,13 @@ async fn supervise(downstream: Arc<Downstream>, events: Arc<dyn Events>) {
             () = downstream.cancel.cancelled() => break,
             attempt = connect(
                 &downstream.name,
-                &downstream.config.transport,
+                &downstream.config,
                 protocol,
+                &downstream.security,
                 handler,
-                downstream.config.timeout,
             ) => attempt,
         };
+        let refused = matches!(attempt, Err(ConnectError::Refused(_)));
         let reason = match attempt {
             Ok(running) => {
                 if downstream.config.protocol == Protocol::Auto {
@@ -95,14 +108,26 @@ async fn supervise(downstream: Arc<Downstream>, events: Arc<dyn Events>) {
                 error.to_string()
             }
         };
+        // Connection errors quote URLs and server output: no secrets in logs or states.
+        let reason = crate::security::text::redact_bounded(&reason, 2000);
         tracing::warn!(
             retry_in_ms = backoff.as_millis() as u64,
             "server not connected: {reason}"
         );
-        downstream.set_state(ServerState::Failed {
-            reason,
-            retry_in: Some(backoff),
-        });
+        // Refused at connection time (a name resolving to a refused address, a redirect to
+        // one): shown as refused, and checked again later, as DNS answers change.
+        let state = if refused {
+            ServerState::Refused {
+                reason,
+                retry_in: Some(backoff),
+            }
+        } else {
+            ServerState::Failed {
+                reason,
+                retry_in: Some(backoff),
+            }
+        };
+        downstream.set_state(state);
         events.catalog_changed();
         tokio::select! {
             () = downstream.cancel.cancelled() => break,

@@ -25,5 +25,6 @@ mod reload;
 mod resilience;
 mod resume;
 mod routing;
+mod security;
 mod tasks;
 mod transports;

@@ -101,6 +101,14 @@ fn text(entry: &Map<String, Value>, key: &str) -> Option<String> {
     entry.get(key).and_then(Value::as_str).map(str::to_owned)
 }
 
+/// Header values are secrets (an OAuth token arrives as `Authorization`).
+fn secrets(headers: BTreeMap<String, String>) -> BTreeMap<String, crate::security::Secret> {
+    headers
+        .into_iter()
+        .map(|(name, value)| (name, crate::security::Secret::new(value)))
+        .collect()
+}
+
 fn strings(value: Option<&Value>) -> BTreeMap<String, String> {
     value
         .and_then(Value::as_object)
@@ -154,7 +162,7 @@ fn transport(entry: &Map<String, Value>) -> Result<TransportConfig, String> {
         }
         "SSE" => Ok(TransportConfig::Sse {
             url: url()?,
-            headers: strings(entry.get("headers")),
+            headers: secrets(strings(entry.get("headers"))),
         }),
         "STREAMABLE_HTTP" => {
             // Later wins: plain headers, then requestInit's, then the options' own (where the
@@ -169,7 +177,7 @@ fn transport(entry: &Map<String, Value>) -> Result<TransportConfig, String> {
             headers.extend(strings(options.and_then(|options| options.get("headers"))));
             Ok(TransportConfig::StreamableHttp {
                 url: url()?,
-                headers,
+                headers: secrets(headers),
             })
         }
         other => Err(format!("unknown server type \"{other}\"")),
@@ -251,8 +259,8 @@ mod tests {
         else {
             panic!("streamable HTTP expected");
         };
-        assert_eq!(headers["Authorization"], "Bearer new");
-        assert_eq!(headers["X"], "a");
+        assert_eq!(headers["Authorization"].expose(), "Bearer new");
+        assert_eq!(headers["X"].expose(), "a");
         assert_eq!(servers.name_of("U3"), Some("Web"));
     }
 }

@@ -23,6 +23,7 @@ use subtle::ConstantTimeEq;
 use tokio::sync::Notify;
 
 use crate::cli::Cors;
+use crate::security::Secret;
 
 /// The most header bytes a request may carry.
 pub(crate) const MAX_HEADER_BYTES: usize = 64 * 1024;
@@ -41,7 +42,7 @@ pub(crate) struct ClientAddr(pub(crate) SocketAddr);
 pub struct GuardConfig {
     pub require_auth: bool,
     /// Accepted bearer tokens (never logged).
-    pub tokens: Vec<String>,
+    pub tokens: Vec<Secret>,
     pub rate_limit_tools: u32,
     pub rate_limit_requests: u32,
     /// `None`: any origin; `Some(list)`: only these (`scheme://host[:port]`, port `*` for any).
@@ -86,7 +87,11 @@ struct Parsed {
 
 impl Guard {
     pub(crate) fn new(config: GuardConfig, cors: Cors) -> Guard {
-        let tokens = config.tokens.iter().map(|token| hash(token)).collect();
+        let tokens = config
+            .tokens
+            .iter()
+            .map(|token| hash(token.expose()))
+            .collect();
         Guard {
             config,
             cors,

@@ -25,7 +25,7 @@ use crate::cli::Cors;
 use crate::router::Router;
 use crate::upstream::ProxyHandler;
 use guard::Guard;
-pub(crate) use guard::GuardConfig;
+pub use guard::GuardConfig;
 use sessions::BoundedSessions;
 
 /// A client must send its request headers within this time.
@@ -54,6 +54,88 @@ struct AppState {
     max_sessions: usize,
 }
 
+/// The HTTP application without a listener: the routes, the guard in front of rmcp's service,
+/// `/health`. [`serve`] runs it on a socket; the fuzz target drives it request by request.
+pub struct App {
+    pub service: AxumRouter,
+    guard: Arc<Guard>,
+    /// Ends rmcp's sessions and streams (after requests in flight drained).
+    mcp_cancel: CancellationToken,
+}
+
+impl App {
+    /// Builds the application; `loopback` says whether it is served on a loopback address
+    /// (the default `Host` allow-list).
+    pub fn new(router: Arc<Router>, options: HttpOptions, loopback: bool) -> App {
+        // Not a child of the shutdown token: sessions and streams end only after requests in
+        // flight drained.
+        let mcp_cancel = CancellationToken::new();
+        let mut config = StreamableHttpServerConfig::default()
+            .with_sse_keep_alive(Some(SSE_KEEP_ALIVE))
+            .with_json_response(options.stateless)
+            .with_legacy_session_mode(!options.stateless)
+            .with_cancellation_token(mcp_cancel.clone());
+        // Origin is checked by our guard (with a JSON-RPC body); Host here, for DNS rebinding.
+        config = if !options.allowed_hosts.is_empty() {
+            config.with_allowed_hosts(options.allowed_hosts.clone())
+        } else if loopback {
+            config.with_allowed_hosts(["localhost", "127.0.0.1", "::1", "[::1]"])
+        } else {
+            // Bound to a public address on purpose: any Host, unless --allowed-host narrows it.
+            config.disable_allowed_hosts()
+        };
+        config.max_request_body_bytes = options.guard.max_body_bytes;
+
+        let sessions = (!options.stateless).then(|| {
+            Arc::new(BoundedSessions::new(
+                options.max_sessions,
+                options.session_ttl,
+            ))
+        });
+        let factory_router = router.clone();
+        let factory = move || Ok(ProxyHandler::new(factory_router.clone()));
+        let mcp = match &sessions {
+            Some(sessions) => {
+                any_service(StreamableHttpService::new(factory, sessions.clone(), config))
+            }
+            None => any_service(StreamableHttpService::new(
+                factory,
+                Arc::new(rmcp::transport::streamable_http_server::session::never::NeverSessionManager::default()),
+                config,
+            )),
+        };
+
+        let guard = Arc::new(Guard::new(options.guard, options.cors));
+        let state = AppState {
+            router: router.clone(),
+            sessions: sessions.clone(),
+            max_sessions: if options.stateless {
+                0
+            } else {
+                options.max_sessions
+            },
+        };
+        let service = AxumRouter::new()
+            .route("/mcp", mcp.clone())
+            .route("/", mcp)
+            .layer(axum::middleware::from_fn_with_state(
+                guard.clone(),
+                guard::check,
+            ))
+            .route("/health", get(health))
+            .with_state(state)
+            .layer(axum::middleware::from_fn_with_state(
+                guard.clone(),
+                guard::cors,
+            ));
+        App {
+            service,
+            guard,
+            mcp_cancel,
+        }
+    }
+}
+
 /// Binds and serves until `shutdown` fires, then drains in-flight requests.
 pub async fn serve(
     router: Arc<Router>,
@@ -65,73 +147,15 @@ pub async fn serve(
         .await
         .map_err(|error| anyhow::anyhow!("cannot listen on {address}: {error}"))?;
     let local = listener.local_addr()?;
+    let host = options.host.clone();
+    let stateless = options.stateless;
+    let App {
+        service: app,
+        guard,
+        mcp_cancel,
+    } = App::new(router, options, local.ip().is_loopback());
 
-    let loopback = local.ip().is_loopback();
-    // Not a child of `shutdown`: sessions and streams end only after requests in flight drained.
-    let mcp_cancel = CancellationToken::new();
-    let mut config = StreamableHttpServerConfig::default()
-        .with_sse_keep_alive(Some(SSE_KEEP_ALIVE))
-        .with_json_response(options.stateless)
-        .with_legacy_session_mode(!options.stateless)
-        .with_cancellation_token(mcp_cancel.clone());
-    // Origin is checked by our guard (with a JSON-RPC body); Host here, for DNS rebinding.
-    config = if !options.allowed_hosts.is_empty() {
-        config.with_allowed_hosts(options.allowed_hosts.clone())
-    } else if loopback {
-        config.with_allowed_hosts(["localhost", "127.0.0.1", "::1", "[::1]"])
-    } else {
-        // Bound to a public address on purpose: any Host, unless --allowed-host narrows it.
-        config.disable_allowed_hosts()
-    };
-    config.max_request_body_bytes = options.guard.max_body_bytes;
-
-    let sessions = (!options.stateless).then(|| {
-        Arc::new(BoundedSessions::new(
-            options.max_sessions,
-            options.session_ttl,
-        ))
-    });
-    let factory_router = router.clone();
-    let factory = move || Ok(ProxyHandler::new(factory_router.clone()));
-    let mcp = match &sessions {
-        Some(sessions) => any_service(StreamableHttpService::new(factory, sessions.clone(), config)),
-        None => any_service(StreamableHttpService::new(
-            factory,
-            Arc::new(rmcp::transport::streamable_http_server::session::never::NeverSessionManager::default()),
-            config,
-        )),
-    };
-
-    let guard = Arc::new(Guard::new(options.guard, options.cors));
-    let state = AppState {
-        router: router.clone(),
-        sessions: sessions.clone(),
-        max_sessions: if options.stateless {
-            0
-        } else {
-            options.max_sessions
-        },
-    };
-    let app = AxumRouter::new()
-        .route("/mcp", mcp.clone())
-        .route("/", mcp)
-        .layer(axum::middleware::from_fn_with_state(
-            guard.clone(),
-            guard::check,
-        ))
-        .route("/health", get(health))
-        .with_state(state)
-        .layer(axum::middleware::from_fn_with_state(
-            guard.clone(),
-            guard::cors,
-        ));
-
-    startup_line(
-        local,
-        &options.host,
-        options.stateless,
-        guard.auth_summary(),
-    );
+    startup_line(local, &host, stateless, guard.auth_summary());
 
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();

@@ -1,0 +1,152 @@
+//! The HTTP request path: the whole application (guard, CORS, rmcp's Streamable HTTP service,
+//! the proxy's handler over an in-memory store, `/health`) receives requests whose method,
+//! path, headers and body come from the input. Every request gets a response (never a panic or
+//! a hang), and a refusal by the guard carries a JSON-RPC error body.
+#![no_main]
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use axum::body::Body;
+use http_body_util::BodyExt;
+use libfuzzer_sys::fuzz_target;
+use pluggedin_mcp_proxy::builtin::Builtins;
+use pluggedin_mcp_proxy::cli::{Cors, PrefixMode};
+use pluggedin_mcp_proxy::control::ControlPlane;
+use pluggedin_mcp_proxy::control::activity::Recorder;
+use pluggedin_mcp_proxy::control::local::LocalStore;
+use pluggedin_mcp_proxy::ids::ServerIds;
+use pluggedin_mcp_proxy::router::{Control, Router};
+use pluggedin_mcp_proxy::security::Secret;
+use pluggedin_mcp_proxy::upstream::http::{App, GuardConfig, HttpOptions};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
+
+struct Fixture {
+    runtime: tokio::runtime::Runtime,
+    app: axum::Router,
+}
+
+fn fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let app = runtime.block_on(async {
+            let store: Arc<dyn ControlPlane> =
+                Arc::new(LocalStore::open(None).expect("an in-memory store"));
+            let tracker = TaskTracker::new();
+            let cancel = CancellationToken::new();
+            let router = Router::new(
+                PrefixMode::Always,
+                1000,
+                ServerIds::new(store.clone()),
+                Control {
+                    builtins: Builtins::new(store.clone(), None),
+                    recorder: Recorder::start(store, &tracker, cancel.child_token()),
+                    pinned_workspace: None,
+                },
+                tracker,
+                cancel,
+            );
+            let options = HttpOptions {
+                host: "127.0.0.1".into(),
+                port: 0,
+                // Stateless: every request stands alone, so nothing accumulates across inputs.
+                stateless: true,
+                max_sessions: 16,
+                session_ttl: Duration::from_secs(60),
+                allowed_hosts: Vec::new(),
+                cors: Cors::Permissive,
+                guard: GuardConfig {
+                    require_auth: true,
+                    tokens: vec![Secret::new("fuzz-token")],
+                    rate_limit_tools: 0,
+                    rate_limit_requests: 0,
+                    allowed_origins: Some(vec!["http://localhost:*".into()]),
+                    max_body_bytes: 64 * 1024,
+                },
+            };
+            App::new(router, options, true).service
+        });
+        Fixture { runtime, app }
+    })
+}
+
+const METHODS: &[&str] = &["POST", "GET", "DELETE", "OPTIONS", "PUT"];
+const PATHS: &[&str] = &["/mcp", "/", "/health", "/mcp/x", "/%2e%2e"];
+const HEADERS: &[&str] = &[
+    "content-type",
+    "accept",
+    "authorization",
+    "origin",
+    "host",
+    "mcp-session-id",
+    "mcp-protocol-version",
+    "last-event-id",
+];
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&control, rest)) = data.split_first() else {
+        return;
+    };
+    let method = METHODS[usize::from(control) % METHODS.len()];
+    let path = PATHS[usize::from(control / 8) % PATHS.len()];
+    // Header lines up to a blank line, `<index byte><value>`; the rest is the body.
+    let (head, body) = match rest.windows(2).position(|pair| pair == b"\n\n") {
+        Some(at) => (&rest[..at], &rest[at + 2..]),
+        None => (&[][..], rest),
+    };
+    let mut request = axum::http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "127.0.0.1");
+    for line in head.split(|byte| *byte == b'\n') {
+        let Some((&index, value)) = line.split_first() else {
+            continue;
+        };
+        let name = HEADERS[usize::from(index) % HEADERS.len()];
+        let value = match name {
+            // Mostly well-formed where a malformed value only meets one early check.
+            "authorization" if index & 0x80 != 0 => b"Bearer fuzz-token".as_slice(),
+            "content-type" if index & 0x80 != 0 => b"application/json".as_slice(),
+            "accept" if index & 0x80 != 0 => b"application/json, text/event-stream".as_slice(),
+            _ => value,
+        };
+        if let Ok(value) = axum::http::HeaderValue::from_bytes(value) {
+            request = request.header(name, value);
+        }
+    }
+    let Ok(request) = request.body(Body::from(body.to_vec())) else {
+        return;
+    };
+    let fixture = fixture();
+    fixture.runtime.block_on(async {
+        let response =
+            tokio::time::timeout(Duration::from_secs(5), fixture.app.clone().oneshot(request))
+                .await
+                .expect("an answer within 5 s")
+                .expect("infallible");
+        let status = response.status();
+        let bytes = tokio::time::timeout(Duration::from_secs(5), response.into_body().collect())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .map(|body| body.to_bytes());
+        if status.is_client_error()
+            && status != axum::http::StatusCode::NOT_FOUND
+            && status != axum::http::StatusCode::METHOD_NOT_ALLOWED
+            && let Some(bytes) = bytes
+            && !bytes.is_empty()
+            && let Ok(value) = serde_json::from_slice::<serde_json::Value>(&bytes)
+        {
+            assert!(
+                value.get("jsonrpc").is_some() || value.get("error").is_some(),
+                "{value}"
+            );
+        }
+    });
+});

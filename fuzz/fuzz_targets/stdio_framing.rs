@@ -1,0 +1,103 @@
+//! JSON-RPC over stdio, both directions.
+//!
+//! Upstream: the bytes are a client's stdin; every line becomes a message for the service or a
+//! JSON-RPC error reply on stdout, and nothing else ever reaches stdout.
+//!
+//! Downstream: the bytes are a server's stdout, fed to the bounded line framer in chunks cut
+//! where the input says; the frames must equal what a plain split at `\n` gives (a line over
+//! the limit becomes `Oversized`), whatever the chunking.
+#![no_main]
+
+use std::sync::OnceLock;
+
+use libfuzzer_sys::fuzz_target;
+use pluggedin_mcp_proxy::downstream::child::{Frame, LineFramer};
+use pluggedin_mcp_proxy::upstream::stdio::StdioTransport;
+use rmcp::RoleServer;
+use rmcp::transport::Transport;
+use tokio::io::AsyncReadExt;
+
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime")
+    })
+}
+
+fn upstream(data: &[u8]) {
+    runtime().block_on(async {
+        let (output, mut reader) = tokio::io::duplex(1 << 20);
+        let mut transport = StdioTransport::with_io(std::io::Cursor::new(data.to_vec()), output);
+        let mut messages = 0usize;
+        while Transport::<RoleServer>::receive(&mut transport)
+            .await
+            .is_some()
+        {
+            messages += 1;
+        }
+        drop(transport);
+        let mut written = Vec::new();
+        reader
+            .read_to_end(&mut written)
+            .await
+            .expect("read the output");
+        let lines = data.split(|byte| *byte == b'\n').count();
+        assert!(messages <= lines);
+        for line in written
+            .split(|byte| *byte == b'\n')
+            .filter(|line| !line.is_empty())
+        {
+            let reply: serde_json::Value =
+                serde_json::from_slice(line).expect("stdout carries JSON only");
+            assert_eq!(reply["jsonrpc"], "2.0", "{reply}");
+            assert!(reply["error"]["code"].is_i64(), "{reply}");
+        }
+    });
+}
+
+fn downstream(data: &[u8]) {
+    let Some((&control, body)) = data.split_first() else {
+        return;
+    };
+    let max = 1 + usize::from(control % 64);
+    let chunk = 1 + usize::from(control / 64) * 7;
+    let mut framer = LineFramer::new(max);
+    let mut frames = Vec::new();
+    for piece in body.chunks(chunk) {
+        let mut rest = piece;
+        while !rest.is_empty() {
+            let (used, frame) = framer.push(rest);
+            assert!(used > 0 && used <= rest.len());
+            rest = &rest[used..];
+            frames.extend(frame);
+        }
+    }
+    let mut expected = Vec::new();
+    let mut segments: Vec<&[u8]> = body.split(|byte| *byte == b'\n').collect();
+    segments.pop(); // the part after the last newline is not a line yet
+    for segment in segments {
+        if segment.len() > max {
+            expected.push(None);
+        } else {
+            expected.push(Some(
+                segment.strip_suffix(b"\r").unwrap_or(segment).to_vec(),
+            ));
+        }
+    }
+    assert_eq!(frames.len(), expected.len());
+    for (frame, expected) in frames.iter().zip(&expected) {
+        match (frame, expected) {
+            (Frame::Line(line), Some(expected)) => assert_eq!(line, expected),
+            (Frame::Oversized { .. }, None) => {}
+            (frame, expected) => panic!("{frame:?} where {expected:?} was due"),
+        }
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    upstream(data);
+    downstream(data);
+});
