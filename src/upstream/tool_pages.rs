@@ -193,3 +193,73 @@ impl Shortcut {
         };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn incoming(shortcut: &Shortcut, line: &str) {
+        let message: RxJsonRpcMessage<RoleServer> = serde_json::from_str(line).unwrap();
+        assert!(shortcut.answer(&message).is_none());
+    }
+
+    fn initialize_answered(shortcut: &Shortcut, version: &str) {
+        let line = format!(
+            r#"{{"jsonrpc":"2.0","id":0,"result":{{"protocolVersion":"{version}","capabilities":{{}},"serverInfo":{{"name":"p","version":"1"}}}}}}"#
+        );
+        let message: TxJsonRpcMessage<RoleServer> = serde_json::from_str(&line).unwrap();
+        assert!(matches!(
+            &message,
+            JsonRpcMessage::Response(response)
+                if matches!(response.result, ServerResult::InitializeResult(_))
+        ));
+        shortcut.sent(&message);
+    }
+
+    fn state(shortcut: &Shortcut) -> Handshake {
+        *lock(&shortcut.handshake)
+    }
+
+    const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"c","version":"1"}}}"#;
+    const INITIALIZED: &str = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+    const LIST: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
+
+    #[test]
+    fn a_legacy_session_is_ready_after_initialized() {
+        let shortcut = Shortcut::default();
+        incoming(&shortcut, r#"{"jsonrpc":"2.0","id":"p","method":"ping"}"#);
+        assert_eq!(state(&shortcut), Handshake::Start);
+        incoming(&shortcut, INITIALIZE);
+        assert_eq!(state(&shortcut), Handshake::Initializing);
+        initialize_answered(&shortcut, "2025-06-18");
+        assert_eq!(state(&shortcut), Handshake::Answered);
+        // Before `initialized`, the service answers.
+        incoming(&shortcut, LIST);
+        incoming(&shortcut, INITIALIZED);
+        assert_eq!(state(&shortcut), Handshake::Ready);
+        // Ready, but no pages to answer from: still the service.
+        incoming(&shortcut, LIST);
+        // A second `initialize` turns the shortcut off for good.
+        incoming(&shortcut, INITIALIZE);
+        assert_eq!(state(&shortcut), Handshake::Off);
+    }
+
+    #[test]
+    fn modern_sessions_are_never_answered_from_the_cache() {
+        // A session that starts without `initialize` (2026-07-28 inline lifecycle).
+        let shortcut = Shortcut::default();
+        incoming(&shortcut, LIST);
+        assert_eq!(state(&shortcut), Handshake::Off);
+        incoming(&shortcut, INITIALIZE);
+        initialize_answered(&shortcut, "2025-06-18");
+        incoming(&shortcut, INITIALIZED);
+        assert_eq!(state(&shortcut), Handshake::Off);
+
+        // A session initialized on 2026-07-28 gets cache hints and `resultType`: not ours.
+        let shortcut = Shortcut::default();
+        incoming(&shortcut, INITIALIZE);
+        initialize_answered(&shortcut, "2026-07-28");
+        incoming(&shortcut, INITIALIZED);
+        assert_eq!(state(&shortcut), Handshake::Off);
+    }
+}
