@@ -60,7 +60,7 @@ impl ToolPages {
             Some(text) => text
                 .parse::<usize>()
                 .ok()
-                .filter(|start| start % page_size == 0 && start.to_string() == text)?,
+                .filter(|start| start.is_multiple_of(page_size) && start.to_string() == text)?,
         };
         let catalog = self.router.catalog();
         if let Some(pages) = lock(&self.cached).as_ref()

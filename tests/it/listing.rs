@@ -119,7 +119,7 @@ impl Raw {
         loop {
             self.next_id += 1;
             // String ids and integer ids alike.
-            let id = if self.next_id % 2 == 0 {
+            let id = if self.next_id.is_multiple_of(2) {
                 json!(self.next_id)
             } else {
                 json!(format!("list-{}", self.next_id))
