@@ -186,9 +186,24 @@ mod process_io {
         })
     }
 
+    /// A page of 1,000 tools is ~350 KB; through the default 64 KiB pipe it leaves in pieces, each
+    /// after the client has read the last one and the runtime has woken us again (issue 6). A
+    /// pipe of 1 MiB (the unprivileged limit) takes a page in one write. Best effort.
+    fn widen(fd: OwnedFd) -> OwnedFd {
+        #[cfg(target_os = "linux")]
+        if let Err(error) = rustix::pipe::fcntl_setpipe_size(&fd, STDOUT_PIPE_BYTES) {
+            tracing::debug!("stdout pipe keeps its size: {error}");
+        }
+        fd
+    }
+
+    #[cfg(target_os = "linux")]
+    /// The stdout pipe's size we ask for (Linux's default `pipe-max-size` for unprivileged users).
+    const STDOUT_PIPE_BYTES: usize = 1024 * 1024;
+
     pub(super) fn stdout() -> Box<dyn AsyncWrite + Send + Unpin> {
         let stream = match kind(Stdout::as_fd(&std::io::stdout())) {
-            Kind::Pipe(fd) => tokio::net::unix::pipe::Sender::from_owned_fd(fd)
+            Kind::Pipe(fd) => tokio::net::unix::pipe::Sender::from_owned_fd(widen(fd))
                 .map(|pipe| Box::new(pipe) as Box<dyn AsyncWrite + Send + Unpin>),
             Kind::Socket(fd) => socket(fd).map(|socket| Box::new(socket) as _),
             Kind::Other => return Box::new(tokio::io::stdout()),
