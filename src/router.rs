@@ -984,7 +984,22 @@ impl Router {
         &self,
         cursor: Option<&str>,
     ) -> Result<(Vec<rmcp::model::Tool>, Option<String>), RouteError> {
-        Ok(page(&self.catalog().tools, cursor, self.page_size)?)
+        self.list_tools_of(&self.catalog(), cursor)
+    }
+
+    /// A page of `catalog`'s tools, as [`Router::list_tools`] gives it when `catalog` is current
+    /// (the encoded-page cache of `upstream::tool_pages` keys its pages by catalog).
+    pub fn list_tools_of(
+        &self,
+        catalog: &Catalog,
+        cursor: Option<&str>,
+    ) -> Result<(Vec<rmcp::model::Tool>, Option<String>), RouteError> {
+        Ok(page(&catalog.tools, cursor, self.page_size)?)
+    }
+
+    /// The largest number of items on one page of a list (`--page-size`; at least 1).
+    pub fn page_size(&self) -> usize {
+        self.page_size.max(1)
     }
 
     pub fn list_prompts(

@@ -4,6 +4,7 @@
 
 pub mod http;
 pub mod stdio;
+pub mod tool_pages;
 
 use std::sync::Arc;
 
@@ -73,6 +74,13 @@ fn cursor(request: Option<&PaginatedRequestParams>) -> Option<&str> {
     request.and_then(|params| params.cursor.as_deref())
 }
 
+/// A page of tools as `tools/list` answers it (here, and encoded once in `tool_pages`).
+fn tools_result(tools: Vec<Tool>, next: Option<String>) -> ListToolsResult {
+    let mut result = ListToolsResult::with_all_items(tools);
+    result.next_cursor = next;
+    result
+}
+
 fn unexpected(method: &str) -> ErrorData {
     ErrorData::internal_error(
         format!("the server answered {method} with an unexpected result"),
@@ -109,9 +117,7 @@ impl ServerHandler for ProxyHandler {
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         let (tools, next) = self.router.list_tools(cursor(request.as_ref()))?;
-        let mut result = ListToolsResult::with_all_items(tools);
-        result.next_cursor = next;
-        Ok(result)
+        Ok(tools_result(tools, next))
     }
 
     async fn call_tool(

@@ -8,13 +8,15 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use rmcp::RoleServer;
-use rmcp::model::{ClientRequest, JsonRpcMessage};
+use rmcp::model::{ClientRequest, JsonRpcMessage, RequestId};
 use rmcp::service::{RxJsonRpcMessage, TxJsonRpcMessage};
 use rmcp::transport::Transport;
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{Mutex, mpsc};
 use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
+
+use super::tool_pages::{Shortcut, ToolPages};
 
 /// The longest message we accept on stdin. The original refuses tool calls over 50 MiB.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
@@ -40,6 +42,23 @@ impl Output {
         self.buffer.clear();
         let encoded =
             serde_json::to_writer(&mut self.buffer, message).map_err(std::io::Error::other);
+        self.write_buffer(encoded).await
+    }
+
+    /// Writes the answer to request `id` whose `result` is already encoded (`tool_pages`): the
+    /// same line rmcp's `JsonRpcResponse` encodes to.
+    async fn write_result(&mut self, id: &RequestId, result: &[u8]) -> std::io::Result<()> {
+        self.buffer.clear();
+        self.buffer.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
+        let encoded = serde_json::to_writer(&mut self.buffer, id).map_err(std::io::Error::other);
+        self.buffer.extend_from_slice(br#","result":"#);
+        self.buffer.extend_from_slice(result);
+        self.buffer.push(b'}');
+        self.write_buffer(encoded).await
+    }
+
+    /// Ends the encoded message in the buffer with a newline and writes it.
+    async fn write_buffer(&mut self, encoded: std::io::Result<()>) -> std::io::Result<()> {
         let written = match encoded {
             Ok(()) => {
                 self.buffer.push(b'\n');
@@ -62,6 +81,7 @@ impl Output {
 pub struct StdioTransport {
     incoming: mpsc::Receiver<RxJsonRpcMessage<RoleServer>>,
     writer: Writer,
+    shortcut: Arc<Shortcut>,
 }
 
 impl StdioTransport {
@@ -80,8 +100,21 @@ impl StdioTransport {
             buffer: Vec::new(),
         }));
         let (sender, incoming) = mpsc::channel(READ_AHEAD);
-        tokio::spawn(read_loop(input, sender, writer.clone()));
-        StdioTransport { incoming, writer }
+        let shortcut = Arc::new(Shortcut::default());
+        tokio::spawn(read_loop(input, sender, writer.clone(), shortcut.clone()));
+        StdioTransport {
+            incoming,
+            writer,
+            shortcut,
+        }
+    }
+
+    /// Answers `tools/list` from `pages` once the session is initialized on a protocol before
+    /// 2026-07-28, without the service (see `upstream::tool_pages`): the same bytes, encoded
+    /// once per catalog instead of once per request.
+    pub fn with_tool_pages(self, pages: Arc<ToolPages>) -> StdioTransport {
+        self.shortcut.enable(pages);
+        self
     }
 }
 
@@ -153,9 +186,24 @@ mod process_io {
         })
     }
 
+    /// A page of 1,000 tools is ~350 KB; through the default 64 KiB pipe it leaves in pieces, each
+    /// after the client has read the last one and the runtime has woken us again (issue 6). A
+    /// pipe of 1 MiB (the unprivileged limit) takes a page in one write. Best effort.
+    fn widen(fd: OwnedFd) -> OwnedFd {
+        #[cfg(target_os = "linux")]
+        if let Err(error) = rustix::pipe::fcntl_setpipe_size(&fd, STDOUT_PIPE_BYTES) {
+            tracing::debug!("stdout pipe keeps its size: {error}");
+        }
+        fd
+    }
+
+    #[cfg(target_os = "linux")]
+    /// The stdout pipe's size we ask for (Linux's default `pipe-max-size` for unprivileged users).
+    const STDOUT_PIPE_BYTES: usize = 1024 * 1024;
+
     pub(super) fn stdout() -> Box<dyn AsyncWrite + Send + Unpin> {
         let stream = match kind(Stdout::as_fd(&std::io::stdout())) {
-            Kind::Pipe(fd) => tokio::net::unix::pipe::Sender::from_owned_fd(fd)
+            Kind::Pipe(fd) => tokio::net::unix::pipe::Sender::from_owned_fd(widen(fd))
                 .map(|pipe| Box::new(pipe) as Box<dyn AsyncWrite + Send + Unpin>),
             Kind::Socket(fd) => socket(fd).map(|socket| Box::new(socket) as _),
             Kind::Other => return Box::new(tokio::io::stdout()),
@@ -184,6 +232,7 @@ async fn read_loop(
     input: impl AsyncRead + Send + Unpin,
     sender: mpsc::Sender<RxJsonRpcMessage<RoleServer>>,
     writer: Writer,
+    shortcut: Arc<Shortcut>,
 ) {
     let mut lines = FramedRead::new(input, LinesCodec::new_with_max_length(MAX_MESSAGE_BYTES));
     while let Some(line) = lines.next().await {
@@ -206,6 +255,10 @@ async fn read_loop(
         };
         match decode(&line) {
             Ok(Some(message)) => {
+                if let Some((id, result)) = shortcut.answer(&message) {
+                    write_result(&writer, &id, &result).await;
+                    continue;
+                }
                 if sender.send(message).await.is_err() {
                     break;
                 }
@@ -377,6 +430,12 @@ async fn write_line(writer: &Writer, value: &impl serde::Serialize) {
     }
 }
 
+async fn write_result(writer: &Writer, id: &RequestId, result: &[u8]) {
+    if let Err(error) = writer.lock().await.write_result(id, result).await {
+        tracing::debug!("cannot write to stdout: {error}");
+    }
+}
+
 impl Transport<RoleServer> for StdioTransport {
     type Error = std::io::Error;
 
@@ -385,6 +444,7 @@ impl Transport<RoleServer> for StdioTransport {
         item: TxJsonRpcMessage<RoleServer>,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
         let writer = self.writer.clone();
+        self.shortcut.sent(&item);
         async move { writer.lock().await.write(&item).await }
     }
 
