@@ -78,6 +78,7 @@ pub(super) async fn connect(
     protocol: Protocol,
     handler: DownstreamHandler,
     timeout: Duration,
+    oauth: Option<&std::sync::Arc<super::oauth::OAuth>>,
 ) -> Result<Running, ConnectError> {
     let lifecycle = match protocol {
         // Legacy HTTP+SSE is a 2024-11-05 transport: no modern server speaks it.
@@ -133,6 +134,22 @@ pub(super) async fn connect(
                     .collect();
                 let config = StreamableHttpClientTransportConfig::with_uri(url.as_str())
                     .custom_headers(custom);
+                if let Some(oauth) = oauth {
+                    // OAuth: the same client, sending the access token and authorizing on a
+                    // challenge (see `oauth`).
+                    let client = super::oauth::OAuthHttp {
+                        inner: oauth.http().clone(),
+                        oauth: oauth.clone(),
+                    };
+                    let transport = StreamableHttpClientTransport::with_client(client, config);
+                    return handler
+                        .serve_with_lifecycle(
+                            Observed::new(transport, server_name.clone(), events.clone()),
+                            lifecycle.clone(),
+                        )
+                        .await
+                        .map_err(handshake_error);
+                }
                 let transport = StreamableHttpClientTransport::with_client(client, config);
                 handler
                     .serve_with_lifecycle(
@@ -153,7 +170,7 @@ fn handshake_error(error: impl std::fmt::Display) -> ConnectError {
     ConnectError::Handshake(error.to_string())
 }
 
-fn http_client() -> Result<reqwest::Client, ConnectError> {
+pub(super) fn http_client() -> Result<reqwest::Client, ConnectError> {
     reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
         .build()

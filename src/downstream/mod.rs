@@ -7,6 +7,7 @@
 mod connect;
 mod handler;
 mod observe;
+pub mod oauth;
 pub mod sse;
 mod supervisor;
 

@@ -41,6 +41,21 @@ pub fn spawn(downstream: Arc<Downstream>, events: Arc<dyn Events>, tracker: &Tas
 
 async fn supervise(downstream: Arc<Downstream>, events: Arc<dyn Events>) {
     let mut backoff = FIRST_BACKOFF;
+    // A Streamable HTTP server's OAuth client lives as long as its supervision, so its tokens
+    // outlast reconnections.
+    let oauth = match &downstream.config.transport {
+        crate::config::TransportConfig::StreamableHttp { url, .. } => {
+            super::connect::http_client().ok().map(|http| {
+                Arc::new(super::oauth::OAuth::new(
+                    &downstream.name,
+                    url.clone(),
+                    downstream.config.oauth.clone(),
+                    http,
+                ))
+            })
+        }
+        _ => None,
+    };
     loop {
         downstream.set_state(ServerState::Starting);
         let handler = DownstreamHandler {
@@ -65,6 +80,7 @@ async fn supervise(downstream: Arc<Downstream>, events: Arc<dyn Events>) {
                 protocol,
                 handler,
                 downstream.config.timeout,
+                oauth.as_ref(),
             ) => attempt,
         };
         let reason = match attempt {

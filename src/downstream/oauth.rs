@@ -1,0 +1,855 @@
+//! An OAuth 2.1 client for downstream HTTP servers, per the MCP authorization spec (2025-11-25):
+//! protected-resource metadata discovery (RFC 9728: the `resource_metadata` of a 401's
+//! `WWW-Authenticate`, else the path-based then root well-known URL), authorization-server
+//! metadata (RFC 8414 and OpenID discovery, path-aware), the client (pre-registered, a client-ID
+//! metadata document URL, or dynamic registration per RFC 7591), PKCE S256, the `resource`
+//! parameter (RFC 8707), scope selection (the challenge's `scope`, else the resource's
+//! `scopes_supported`, else none), step-up on 403 `insufficient_scope` (scopes accumulated, a
+//! bounded number of attempts), the `iss` check of the authorization response (RFC 9207), the
+//! token endpoint's client authentication (basic, post, none) and refresh.
+//!
+//! The HTTP calls go through the same `reqwest::Client` as the transport. [`OAuthHttp`] wraps
+//! that client for the Streamable HTTP transport: it sends the current access token, and on a
+//! 401 or 403 challenge authorizes and retries the request once.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use futures::stream::BoxStream;
+use reqwest::header::{HeaderName, HeaderValue, LOCATION};
+use rmcp::model::ClientJsonRpcMessage;
+use rmcp::transport::streamable_http_client::{
+    SseError, StreamableHttpClient, StreamableHttpError, StreamableHttpPostResponse,
+    StreamableHttpResponseLimits,
+};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use sse_stream::Sse;
+use url::Url;
+
+/// Authorization attempts for one request before giving up (a server that keeps answering
+/// `insufficient_scope` must not loop us).
+const MAX_ATTEMPTS: usize = 2;
+
+/// Refresh a token this long before it expires.
+const EXPIRY_MARGIN: Duration = Duration::from_secs(30);
+
+/// How a server's OAuth client is set up (the `oauth` object of a server's config).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OAuthConfig {
+    /// A pre-registered client id; without it, a client-ID metadata document or dynamic
+    /// registration is used.
+    pub client_id: Option<String>,
+    /// The pre-registered client's secret.
+    pub client_secret: Option<String>,
+    /// Scopes to ask for when neither the challenge nor the resource names any.
+    pub scopes: Option<Vec<String>>,
+    /// The URL of this client's metadata document, used as its id where the authorization
+    /// server supports client-ID metadata documents.
+    pub client_metadata_url: Option<String>,
+    /// The loopback port of the redirect listener (`pluggedin-mcp-proxy auth`); 0 picks one.
+    pub redirect_port: u16,
+    /// Follow the authorization endpoint's redirect ourselves instead of asking a user (for a
+    /// server that approves without one, such as the conformance suite's).
+    pub headless: bool,
+}
+
+/// Why authorization failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OAuthError {
+    #[error("OAuth request to {url} failed: {source}")]
+    Http { url: String, source: reqwest::Error },
+    #[error("OAuth: {0}")]
+    Protocol(String),
+    #[error(
+        "server {server} needs an OAuth authorization by a user, which this build cannot run yet \
+         (configure a pre-registered client or a static Authorization header)"
+    )]
+    NeedsUser { server: String },
+}
+
+fn protocol(message: impl Into<String>) -> OAuthError {
+    OAuthError::Protocol(message.into())
+}
+
+/// Tokens issued for the server.
+#[derive(Debug, Clone)]
+struct Tokens {
+    access: String,
+    refresh: Option<String>,
+    expires: Option<Instant>,
+    /// Scopes asked for (accumulated across step-ups).
+    scopes: Vec<String>,
+}
+
+/// What discovery found, kept for refreshes.
+#[derive(Debug, Clone)]
+struct Session {
+    token_endpoint: Url,
+    resource: String,
+    client: Client,
+}
+
+#[derive(Debug, Clone)]
+struct Client {
+    id: String,
+    secret: Option<String>,
+    /// `client_secret_basic`, `client_secret_post` or `none`.
+    auth_method: String,
+}
+
+/// One server's OAuth client and its tokens.
+#[derive(Debug)]
+pub struct OAuth {
+    server: String,
+    url: Url,
+    config: OAuthConfig,
+    http: reqwest::Client,
+    tokens: Mutex<Option<Tokens>>,
+    session: Mutex<Option<Session>>,
+    /// Serialises authorizations, so concurrent 401s run one flow.
+    flow: tokio::sync::Mutex<()>,
+}
+
+/// The parameters of a `WWW-Authenticate: Bearer ...` challenge.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Challenge {
+    pub resource_metadata: Option<String>,
+    pub scope: Option<String>,
+    pub error: Option<String>,
+}
+
+impl Challenge {
+    /// Parses the auth-params of a Bearer challenge (`key="value", key=value`).
+    pub fn parse(header: &str) -> Self {
+        let mut challenge = Challenge::default();
+        let rest = header.trim();
+        let rest = rest
+            .get(..7)
+            .filter(|scheme| scheme.eq_ignore_ascii_case("bearer "))
+            .map_or(rest, |_| &rest[7..]);
+        let mut chars = rest.chars().peekable();
+        loop {
+            while chars.peek().is_some_and(|c| *c == ',' || c.is_whitespace()) {
+                chars.next();
+            }
+            let key: String = chars
+                .by_ref()
+                .take_while(|c| *c != '=')
+                .collect::<String>()
+                .trim()
+                .to_ascii_lowercase();
+            if key.is_empty() {
+                break;
+            }
+            let mut value = String::new();
+            if chars.peek() == Some(&'"') {
+                chars.next();
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\\' => value.extend(chars.next()),
+                        '"' => break,
+                        c => value.push(c),
+                    }
+                }
+            } else {
+                while let Some(c) = chars.peek() {
+                    if *c == ',' {
+                        break;
+                    }
+                    value.push(*c);
+                    chars.next();
+                }
+                value = value.trim().to_owned();
+            }
+            match key.as_str() {
+                "resource_metadata" => challenge.resource_metadata = Some(value),
+                "scope" => challenge.scope = Some(value),
+                "error" => challenge.error = Some(value),
+                _ => {}
+            }
+        }
+        challenge
+    }
+}
+
+fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).expect("the OS random source");
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn pkce_challenge(verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|item| item.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `origin + /.well-known/<name> + path` (RFC 8414 §3.1 / RFC 9728 §3.1 path insertion).
+fn well_known(base: &Url, name: &str, path: &str) -> Option<Url> {
+    let path = path.trim_end_matches('/');
+    base.join(&format!("/.well-known/{name}{path}")).ok()
+}
+
+/// Whether the resource a server's metadata names is the server we talk to: the same origin,
+/// and the server's path at or under the resource's.
+fn resource_matches(resource: &str, server: &Url) -> bool {
+    let Ok(resource) = Url::parse(resource) else {
+        return false;
+    };
+    if resource.origin() != server.origin() {
+        return false;
+    }
+    let base = resource.path().trim_end_matches('/');
+    let path = server.path().trim_end_matches('/');
+    path == base || path.starts_with(&format!("{base}/"))
+}
+
+impl OAuth {
+    pub fn new(server: &str, url: Url, config: OAuthConfig, http: reqwest::Client) -> Self {
+        OAuth {
+            server: server.to_owned(),
+            url,
+            config,
+            http,
+            tokens: Mutex::new(None),
+            session: Mutex::new(None),
+            flow: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The HTTP client its requests (and the transport's) go through.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// The access token to send, refreshed first when it has expired.
+    pub async fn access_token(&self) -> Option<String> {
+        let tokens = self.tokens.lock().unwrap().clone()?;
+        let expired = tokens
+            .expires
+            .is_some_and(|at| Instant::now() + EXPIRY_MARGIN >= at);
+        if !expired {
+            return Some(tokens.access);
+        }
+        let _flow = self.flow.lock().await;
+        match self.refresh(&tokens).await {
+            Ok(access) => Some(access),
+            Err(error) => {
+                tracing::warn!(server = %self.server, "token refresh failed: {error}");
+                None
+            }
+        }
+    }
+
+    async fn refresh(&self, tokens: &Tokens) -> Result<String, OAuthError> {
+        let refresh = tokens
+            .refresh
+            .clone()
+            .ok_or_else(|| protocol("the access token expired and there is no refresh token"))?;
+        let session = self
+            .session
+            .lock()
+            .unwrap()
+            .clone()
+            .ok_or_else(|| protocol("no authorization to refresh"))?;
+        let mut form = vec![
+            ("grant_type", "refresh_token".to_owned()),
+            ("refresh_token", refresh),
+            ("resource", session.resource.clone()),
+        ];
+        let fresh = self
+            .token_request(&session, &mut form, tokens.scopes.clone())
+            .await?;
+        let access = fresh.access.clone();
+        *self.tokens.lock().unwrap() = Some(Tokens {
+            refresh: fresh.refresh.or(tokens.refresh.clone()),
+            ..fresh
+        });
+        tracing::info!(server = %self.server, "access token refreshed");
+        Ok(access)
+    }
+
+    /// Runs the authorization flow for a challenge (a 401's or 403's `WWW-Authenticate`).
+    pub async fn authorize(&self, challenge: &Challenge) -> Result<(), OAuthError> {
+        let _flow = self.flow.lock().await;
+        // Protected-resource metadata (RFC 9728).
+        let mut candidates = Vec::new();
+        if let Some(url) = &challenge.resource_metadata {
+            candidates.push(Url::parse(url).map_err(|e| {
+                protocol(format!("the challenge's resource_metadata is no URL: {e}"))
+            })?);
+        } else {
+            if self.url.path() != "/" {
+                candidates.extend(well_known(
+                    &self.url,
+                    "oauth-protected-resource",
+                    self.url.path(),
+                ));
+            }
+            candidates.extend(well_known(&self.url, "oauth-protected-resource", ""));
+        }
+        let (prm_url, prm) = self
+            .first_json(&candidates)
+            .await?
+            .ok_or_else(|| protocol("the server publishes no protected-resource metadata"))?;
+        let resource = prm["resource"]
+            .as_str()
+            .ok_or_else(|| protocol(format!("{prm_url} names no resource")))?
+            .to_owned();
+        if !resource_matches(&resource, &self.url) {
+            return Err(protocol(format!(
+                "the protected-resource metadata is for {resource}, not {}",
+                self.url
+            )));
+        }
+        let issuer = strings(&prm["authorization_servers"])
+            .into_iter()
+            .next()
+            .ok_or_else(|| protocol("the resource names no authorization server"))?;
+        let issuer_url = Url::parse(&issuer)
+            .map_err(|e| protocol(format!("the authorization server is no URL: {e}")))?;
+        // Authorization-server metadata (RFC 8414, OpenID Connect discovery).
+        let path = issuer_url.path().trim_end_matches('/').to_owned();
+        let mut candidates = Vec::new();
+        if path.is_empty() {
+            candidates.extend(well_known(&issuer_url, "oauth-authorization-server", ""));
+            candidates.extend(well_known(&issuer_url, "openid-configuration", ""));
+        } else {
+            candidates.extend(well_known(&issuer_url, "oauth-authorization-server", &path));
+            candidates.extend(well_known(&issuer_url, "openid-configuration", &path));
+            candidates.extend(
+                issuer_url
+                    .join(&format!("{path}/.well-known/openid-configuration"))
+                    .ok(),
+            );
+        }
+        let (_, metadata) = self.first_json(&candidates).await?.ok_or_else(|| {
+            protocol(format!(
+                "the authorization server {issuer} publishes no metadata"
+            ))
+        })?;
+        if metadata["issuer"].as_str() != Some(issuer.as_str()) {
+            return Err(protocol(format!(
+                "the authorization server's metadata names issuer {}, not {issuer}",
+                metadata["issuer"]
+            )));
+        }
+        let endpoint = |name: &str| -> Result<Url, OAuthError> {
+            metadata[name]
+                .as_str()
+                .and_then(|url| Url::parse(url).ok())
+                .ok_or_else(|| protocol(format!("the authorization server has no {name}")))
+        };
+        let authorization_endpoint = endpoint("authorization_endpoint")?;
+        let token_endpoint = endpoint("token_endpoint")?;
+        let challenges = strings(&metadata["code_challenge_methods_supported"]);
+        if !challenges.is_empty() && !challenges.iter().any(|m| m == "S256") {
+            return Err(protocol("the authorization server does not support PKCE S256"));
+        }
+        let redirect_uri = self.redirect_uri();
+        let client = self.client(&metadata, &redirect_uri).await?;
+        // Scopes: the challenge's, else the resource's, else the configured ones; accumulated
+        // across step-ups.
+        let mut scopes: Vec<String> = match (&challenge.scope, prm.get("scopes_supported")) {
+            (Some(scope), _) => scope.split_whitespace().map(str::to_owned).collect(),
+            (None, Some(supported)) => strings(supported),
+            (None, None) => self.config.scopes.clone().unwrap_or_default(),
+        };
+        if let Some(previous) = self.tokens.lock().unwrap().as_ref() {
+            for scope in &previous.scopes {
+                if !scopes.contains(scope) {
+                    scopes.insert(0, scope.clone());
+                }
+            }
+        }
+        if strings(&metadata["scopes_supported"]).contains(&"offline_access".to_owned())
+            && strings(&metadata["grant_types_supported"]).contains(&"refresh_token".to_owned())
+            && !scopes.is_empty()
+            && !scopes.iter().any(|s| s == "offline_access")
+        {
+            scopes.push("offline_access".into());
+        }
+        // The authorization request, with PKCE and the resource indicator.
+        let verifier = random_token();
+        let state = random_token();
+        let mut authorize = authorization_endpoint.clone();
+        {
+            let mut query = authorize.query_pairs_mut();
+            query
+                .append_pair("response_type", "code")
+                .append_pair("client_id", &client.id)
+                .append_pair("redirect_uri", &redirect_uri)
+                .append_pair("code_challenge", &pkce_challenge(&verifier))
+                .append_pair("code_challenge_method", "S256")
+                .append_pair("state", &state)
+                .append_pair("resource", &resource);
+            if !scopes.is_empty() {
+                query.append_pair("scope", &scopes.join(" "));
+            }
+        }
+        let callback = self.approve(&authorize).await?;
+        let params: HashMap<String, String> = callback.query_pairs().into_owned().collect();
+        if let Some(error) = params.get("error") {
+            return Err(protocol(format!("the authorization was refused: {error}")));
+        }
+        if params.get("state") != Some(&state) {
+            return Err(protocol("the authorization response's state does not match"));
+        }
+        // RFC 9207: an `iss` present must be the issuer; advertised support makes it required.
+        match params.get("iss") {
+            Some(iss) if *iss != issuer => {
+                return Err(protocol(format!(
+                    "the authorization response comes from issuer {iss}, not {issuer}"
+                )));
+            }
+            None if metadata["authorization_response_iss_parameter_supported"] == true => {
+                return Err(protocol(
+                    "the authorization response lacks the iss its server advertises",
+                ));
+            }
+            _ => {}
+        }
+        let code = params
+            .get("code")
+            .ok_or_else(|| protocol("the authorization response has no code"))?;
+        let session = Session {
+            token_endpoint,
+            resource: resource.clone(),
+            client,
+        };
+        let mut form = vec![
+            ("grant_type", "authorization_code".to_owned()),
+            ("code", code.clone()),
+            ("redirect_uri", redirect_uri),
+            ("code_verifier", verifier),
+            ("resource", resource),
+        ];
+        let tokens = self.token_request(&session, &mut form, scopes).await?;
+        *self.session.lock().unwrap() = Some(session);
+        *self.tokens.lock().unwrap() = Some(tokens);
+        tracing::info!(server = %self.server, "authorized");
+        Ok(())
+    }
+
+    fn redirect_uri(&self) -> String {
+        format!(
+            "http://127.0.0.1:{}/callback",
+            if self.config.redirect_port == 0 {
+                8976
+            } else {
+                self.config.redirect_port
+            }
+        )
+    }
+
+    /// The authorization step: headless, the redirect the authorization endpoint answers with.
+    async fn approve(&self, authorize: &Url) -> Result<Url, OAuthError> {
+        if !self.config.headless {
+            tracing::warn!(server = %self.server, "authorization needed: {authorize}");
+            return Err(OAuthError::NeedsUser {
+                server: self.server.clone(),
+            });
+        }
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|source| OAuthError::Http {
+                url: authorize.to_string(),
+                source,
+            })?;
+        let response = http
+            .get(authorize.clone())
+            .send()
+            .await
+            .map_err(|source| OAuthError::Http {
+                url: authorize.to_string(),
+                source,
+            })?;
+        let location = response
+            .headers()
+            .get(LOCATION)
+            .and_then(|value| value.to_str().ok())
+            .ok_or_else(|| {
+                protocol(format!(
+                    "the authorization endpoint answered {} without a redirect",
+                    response.status()
+                ))
+            })?;
+        authorize
+            .join(location)
+            .map_err(|e| protocol(format!("the authorization redirect is no URL: {e}")))
+    }
+
+    /// The client to authorize as: pre-registered, a metadata document URL, or registered now.
+    async fn client(&self, metadata: &Value, redirect_uri: &str) -> Result<Client, OAuthError> {
+        let methods = strings(&metadata["token_endpoint_auth_methods_supported"]);
+        let pick = |secret: bool| -> String {
+            let supported = |m: &str| methods.is_empty() || methods.iter().any(|x| x == m);
+            if secret && supported("client_secret_basic") {
+                "client_secret_basic"
+            } else if secret && supported("client_secret_post") {
+                "client_secret_post"
+            } else {
+                "none"
+            }
+            .to_owned()
+        };
+        if let Some(id) = &self.config.client_id {
+            return Ok(Client {
+                id: id.clone(),
+                secret: self.config.client_secret.clone(),
+                auth_method: pick(self.config.client_secret.is_some()),
+            });
+        }
+        if metadata["client_id_metadata_document_supported"] == true
+            && let Some(url) = &self.config.client_metadata_url
+        {
+            return Ok(Client {
+                id: url.clone(),
+                secret: None,
+                auth_method: "none".into(),
+            });
+        }
+        let registration = metadata["registration_endpoint"]
+            .as_str()
+            .and_then(|url| Url::parse(url).ok())
+            .ok_or_else(|| {
+                protocol("the authorization server offers no registration; configure oauth.clientId")
+            })?;
+        let auth_method = if methods.is_empty() || methods.iter().any(|m| m == "none") {
+            "none".to_owned()
+        } else {
+            pick(true)
+        };
+        let body = serde_json::json!({
+            "client_name": "pluggedin-mcp-proxy",
+            "redirect_uris": [redirect_uri],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "response_types": ["code"],
+            "token_endpoint_auth_method": auth_method,
+            "application_type": "native",
+        });
+        let response = self
+            .http
+            .post(registration.clone())
+            .json(&body)
+            .send()
+            .await
+            .map_err(|source| OAuthError::Http {
+                url: registration.to_string(),
+                source,
+            })?;
+        let status = response.status();
+        let answer: Value = response.json().await.map_err(|source| OAuthError::Http {
+            url: registration.to_string(),
+            source,
+        })?;
+        if !status.is_success() {
+            return Err(protocol(format!("registration refused ({status}): {answer}")));
+        }
+        let id = answer["client_id"]
+            .as_str()
+            .ok_or_else(|| protocol("the registration answer has no client_id"))?
+            .to_owned();
+        let secret = answer["client_secret"].as_str().map(str::to_owned);
+        let auth_method = answer["token_endpoint_auth_method"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| pick(secret.is_some()));
+        Ok(Client {
+            id,
+            secret,
+            auth_method,
+        })
+    }
+
+    /// A token endpoint request with the client's authentication; the issued tokens.
+    async fn token_request(
+        &self,
+        session: &Session,
+        form: &mut Vec<(&'static str, String)>,
+        scopes: Vec<String>,
+    ) -> Result<Tokens, OAuthError> {
+        let client = &session.client;
+        let mut request = self.http.post(session.token_endpoint.clone());
+        match (client.auth_method.as_str(), &client.secret) {
+            ("client_secret_basic", Some(secret)) => {
+                let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+                let credentials =
+                    STANDARD.encode(format!("{}:{}", encode(&client.id), encode(secret)));
+                request = request.header("authorization", format!("Basic {credentials}"));
+            }
+            ("client_secret_post", Some(secret)) => {
+                form.push(("client_id", client.id.clone()));
+                form.push(("client_secret", secret.clone()));
+            }
+            _ => form.push(("client_id", client.id.clone())),
+        }
+        let body: String = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form.iter().map(|(k, v)| (*k, v.as_str())))
+            .finish();
+        let url = session.token_endpoint.to_string();
+        let response = request
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("accept", "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(|source| OAuthError::Http {
+                url: url.clone(),
+                source,
+            })?;
+        let status = response.status();
+        let answer: Value = response
+            .json()
+            .await
+            .map_err(|source| OAuthError::Http { url, source })?;
+        if !status.is_success() {
+            return Err(protocol(format!("the token request was refused ({status}): {answer}")));
+        }
+        let access = answer["access_token"]
+            .as_str()
+            .ok_or_else(|| protocol("the token answer has no access_token"))?
+            .to_owned();
+        Ok(Tokens {
+            access,
+            refresh: answer["refresh_token"].as_str().map(str::to_owned),
+            expires: answer["expires_in"]
+                .as_u64()
+                .map(|seconds| Instant::now() + Duration::from_secs(seconds)),
+            scopes,
+        })
+    }
+
+    /// GETs each URL in turn; the first that answers a JSON object.
+    async fn first_json(&self, urls: &[Url]) -> Result<Option<(Url, Value)>, OAuthError> {
+        for url in urls {
+            let response = match self
+                .http
+                .get(url.clone())
+                .header("accept", "application/json")
+                .send()
+                .await
+            {
+                Ok(response) => response,
+                Err(error) => {
+                    tracing::debug!(%url, "metadata request failed: {error}");
+                    continue;
+                }
+            };
+            if !response.status().is_success() {
+                continue;
+            }
+            if let Ok(value @ Value::Object(_)) = response.json::<Value>().await {
+                return Ok(Some((url.clone(), value)));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// The Streamable HTTP transport's client with OAuth: sends the access token, and authorizes and
+/// retries once on a 401 or 403 challenge.
+#[derive(Clone)]
+pub struct OAuthHttp {
+    pub inner: reqwest::Client,
+    pub oauth: Arc<OAuth>,
+}
+
+type HttpError = StreamableHttpError<reqwest::Error>;
+
+impl OAuthHttp {
+    /// The challenge to answer, if `error` is one.
+    fn challenge(error: &HttpError) -> Option<Challenge> {
+        match error {
+            StreamableHttpError::AuthRequired(error) => {
+                Some(Challenge::parse(&error.www_authenticate_header))
+            }
+            StreamableHttpError::InsufficientScope(error) => {
+                Some(Challenge::parse(&error.www_authenticate_header))
+            }
+            _ => None,
+        }
+    }
+
+    async fn answer(&self, challenge: &Challenge) -> Result<Option<String>, HttpError> {
+        self.oauth.authorize(challenge).await.map_err(|error| {
+            tracing::warn!(server = %self.oauth.server, "{error}");
+            StreamableHttpError::UnexpectedServerResponse(Cow::Owned(error.to_string()))
+        })?;
+        Ok(self.oauth.access_token().await)
+    }
+}
+
+impl StreamableHttpClient for OAuthHttp {
+    type Error = reqwest::Error;
+
+    async fn post_message(
+        &self,
+        uri: Arc<str>,
+        message: ClientJsonRpcMessage,
+        session_id: Option<Arc<str>>,
+        auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+    ) -> Result<StreamableHttpPostResponse, HttpError> {
+        self.post_message_with_response_limits(
+            uri,
+            message,
+            session_id,
+            auth_header,
+            custom_headers,
+            StreamableHttpResponseLimits::default(),
+        )
+        .await
+    }
+
+    async fn post_message_with_response_limits(
+        &self,
+        uri: Arc<str>,
+        message: ClientJsonRpcMessage,
+        session_id: Option<Arc<str>>,
+        _auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+        limits: StreamableHttpResponseLimits,
+    ) -> Result<StreamableHttpPostResponse, HttpError> {
+        let mut token = self.oauth.access_token().await;
+        let mut attempts = 0;
+        loop {
+            let result = self
+                .inner
+                .post_message_with_response_limits(
+                    uri.clone(),
+                    message.clone(),
+                    session_id.clone(),
+                    token.clone(),
+                    custom_headers.clone(),
+                    limits.clone(),
+                )
+                .await;
+            match result.as_ref().err().and_then(Self::challenge) {
+                Some(challenge) if attempts < MAX_ATTEMPTS => {
+                    attempts += 1;
+                    token = self.answer(&challenge).await?;
+                }
+                _ => return result,
+            }
+        }
+    }
+
+    async fn delete_session(
+        &self,
+        uri: Arc<str>,
+        session_id: Arc<str>,
+        _auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+    ) -> Result<(), HttpError> {
+        let token = self.oauth.access_token().await;
+        self.inner
+            .delete_session(uri, session_id, token, custom_headers)
+            .await
+    }
+
+    async fn get_stream(
+        &self,
+        uri: Arc<str>,
+        session_id: Option<Arc<str>>,
+        last_event_id: Option<String>,
+        auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+    ) -> Result<BoxStream<'static, Result<Sse, SseError>>, HttpError> {
+        self.get_stream_with_max_sse_event_size(
+            uri,
+            session_id,
+            last_event_id,
+            auth_header,
+            custom_headers,
+            usize::MAX,
+        )
+        .await
+    }
+
+    async fn get_stream_with_max_sse_event_size(
+        &self,
+        uri: Arc<str>,
+        session_id: Option<Arc<str>>,
+        last_event_id: Option<String>,
+        _auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+        max_sse_event_size: usize,
+    ) -> Result<BoxStream<'static, Result<Sse, SseError>>, HttpError> {
+        let mut token = self.oauth.access_token().await;
+        let mut attempts = 0;
+        loop {
+            let result = self
+                .inner
+                .get_stream_with_max_sse_event_size(
+                    uri.clone(),
+                    session_id.clone(),
+                    last_event_id.clone(),
+                    token.clone(),
+                    custom_headers.clone(),
+                    max_sse_event_size,
+                )
+                .await;
+            match result.as_ref().err().and_then(Self::challenge) {
+                Some(challenge) if attempts < MAX_ATTEMPTS => {
+                    attempts += 1;
+                    token = self.answer(&challenge).await?;
+                }
+                _ => return result,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_bearer_challenges() {
+        let challenge = Challenge::parse(
+            r#"Bearer error="insufficient_scope", scope="a b", resource_metadata="https://x/.well-known/oauth-protected-resource/mcp""#,
+        );
+        assert_eq!(challenge.error.as_deref(), Some("insufficient_scope"));
+        assert_eq!(challenge.scope.as_deref(), Some("a b"));
+        assert_eq!(
+            challenge.resource_metadata.as_deref(),
+            Some("https://x/.well-known/oauth-protected-resource/mcp")
+        );
+        let bare = Challenge::parse("Bearer realm=x, scope=read");
+        assert_eq!(bare.scope.as_deref(), Some("read"));
+    }
+
+    #[test]
+    fn pkce_s256_matches_rfc7636_example() {
+        assert_eq!(
+            pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWXXjWk"),
+            "E9Melhoa2OwvFrEMTJguCQaoWm2vjPHqm4Hrk2M_Jdc"
+        );
+    }
+
+    #[test]
+    fn resource_must_be_the_server() {
+        let server = Url::parse("http://localhost:3000/mcp").unwrap();
+        assert!(resource_matches("http://localhost:3000/mcp", &server));
+        assert!(resource_matches("http://localhost:3000", &server));
+        assert!(!resource_matches("https://evil.example.com/mcp", &server));
+        assert!(!resource_matches("http://localhost:3000/other", &server));
+    }
+}
