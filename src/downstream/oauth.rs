@@ -14,8 +14,9 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -26,6 +27,7 @@ use rmcp::transport::streamable_http_client::{
     SseError, StreamableHttpClient, StreamableHttpError, StreamableHttpPostResponse,
     StreamableHttpResponseLimits,
 };
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use sse_stream::Sse;
@@ -34,6 +36,9 @@ use url::Url;
 /// Authorization attempts for one request before giving up (a server that keeps answering
 /// `insufficient_scope` must not loop us).
 const MAX_ATTEMPTS: usize = 2;
+
+/// How often a server awaiting authorization looks for stored tokens.
+const STORE_POLL: Duration = Duration::from_millis(500);
 
 /// Refresh a token this long before it expires.
 const EXPIRY_MARGIN: Duration = Duration::from_secs(30);
@@ -77,24 +82,74 @@ fn protocol(message: impl Into<String>) -> OAuthError {
 }
 
 /// Tokens issued for the server.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Tokens {
     access: String,
     refresh: Option<String>,
-    expires: Option<Instant>,
+    /// When the access token expires, in seconds since the Unix epoch.
+    expires_at: Option<u64>,
     /// Scopes asked for (accumulated across step-ups).
     scopes: Vec<String>,
 }
 
 /// What discovery found, kept for refreshes.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Session {
-    token_endpoint: Url,
+    token_endpoint: String,
     resource: String,
     client: Client,
 }
 
-#[derive(Debug, Clone)]
+/// What the token file holds.
+#[derive(Debug, Serialize, Deserialize)]
+struct Stored {
+    /// The server's URL, so that a file is never used for another server.
+    url: String,
+    tokens: Tokens,
+    session: Session,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
+
+/// Where token files go: `<data dir>/oauth`, set once at start-up.
+static STORE_DIR: OnceLock<PathBuf> = OnceLock::new();
+
+/// Keeps tokens in `<data_dir>/oauth` (one owner-only file per server) from now on.
+pub fn set_store_dir(data_dir: &Path) {
+    let _ = STORE_DIR.set(data_dir.join("oauth"));
+}
+
+/// The token file of a server: its name and URL hashed, so names need no escaping.
+fn store_path(server: &str, url: &Url) -> Option<PathBuf> {
+    let digest = Sha256::digest(format!("{server}\n{url}").as_bytes());
+    let name: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+    Some(STORE_DIR.get()?.join(format!("{name}.json")))
+}
+
+/// Writes `text` to `path` readable by the owner only, replacing it atomically.
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let temporary = path.with_extension("tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        options.mode(0o600);
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+    }
+    let mut file = options.open(&temporary)?;
+    std::io::Write::write_all(&mut file, text.as_bytes())?;
+    file.sync_all()?;
+    std::fs::rename(&temporary, path)
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Client {
     id: String,
     secret: Option<String>,
@@ -113,6 +168,8 @@ pub struct OAuth {
     session: Mutex<Option<Session>>,
     /// Serialises authorizations, so concurrent 401s run one flow.
     flow: tokio::sync::Mutex<()>,
+    /// Set when authorizing needs a user (see [`OAuth::needs_user`]).
+    needs_user: std::sync::atomic::AtomicBool,
 }
 
 /// The parameters of a `WWW-Authenticate: Bearer ...` challenge.
@@ -220,8 +277,9 @@ fn resource_matches(resource: &str, server: &Url) -> bool {
 }
 
 impl OAuth {
+    /// A server's OAuth client, with the tokens stored for it (if any).
     pub fn new(server: &str, url: Url, config: OAuthConfig, http: reqwest::Client) -> Self {
-        OAuth {
+        let oauth = OAuth {
             server: server.to_owned(),
             url,
             config,
@@ -229,6 +287,78 @@ impl OAuth {
             tokens: Mutex::new(None),
             session: Mutex::new(None),
             flow: tokio::sync::Mutex::new(()),
+            needs_user: std::sync::atomic::AtomicBool::new(false),
+        };
+        oauth.load();
+        oauth
+    }
+
+    /// Whether the last authorization stopped because it needs a user
+    /// (`pluggedin-mcp-proxy auth <server>`).
+    pub fn needs_user(&self) -> bool {
+        self.needs_user.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Takes up the tokens stored for this server, if any (and if still for its URL).
+    fn load(&self) {
+        let Some(path) = store_path(&self.server, &self.url) else {
+            return;
+        };
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            return;
+        };
+        match serde_json::from_str::<Stored>(&text) {
+            Ok(stored) if stored.url == self.url.as_str() => {
+                tracing::debug!(server = %self.server, "OAuth tokens loaded");
+                *self.tokens.lock().unwrap() = Some(stored.tokens);
+                *self.session.lock().unwrap() = Some(stored.session);
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(server = %self.server, file = %path.display(), "unreadable OAuth token file: {error}");
+            }
+        }
+    }
+
+    /// Returns once new tokens are stored for this server (by `pluggedin-mcp-proxy auth`, in
+    /// another process), having taken them up.
+    pub async fn tokens_stored(&self) {
+        let Some(path) = store_path(&self.server, &self.url) else {
+            return std::future::pending().await;
+        };
+        let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
+        let before = modified(&path);
+        loop {
+            tokio::time::sleep(STORE_POLL).await;
+            let now = modified(&path);
+            if now.is_some() && now != before {
+                self.load();
+                self.needs_user
+                    .store(false, std::sync::atomic::Ordering::Relaxed);
+                return;
+            }
+        }
+    }
+
+    /// Writes the current tokens to the server's owner-only file.
+    fn save(&self) {
+        let Some(path) = store_path(&self.server, &self.url) else {
+            return;
+        };
+        let (Some(tokens), Some(session)) = (
+            self.tokens.lock().unwrap().clone(),
+            self.session.lock().unwrap().clone(),
+        ) else {
+            return;
+        };
+        let stored = Stored {
+            url: self.url.to_string(),
+            tokens,
+            session,
+        };
+        let text = serde_json::to_string_pretty(&stored).unwrap_or_default();
+        if let Err(error) = write_private(&path, &text) {
+            tracing::warn!(server = %self.server, file = %path.display(), "OAuth tokens not saved: {error}");
         }
     }
 
@@ -241,8 +371,8 @@ impl OAuth {
     pub async fn access_token(&self) -> Option<String> {
         let tokens = self.tokens.lock().unwrap().clone()?;
         let expired = tokens
-            .expires
-            .is_some_and(|at| Instant::now() + EXPIRY_MARGIN >= at);
+            .expires_at
+            .is_some_and(|at| unix_now() + EXPIRY_MARGIN.as_secs() >= at);
         if !expired {
             return Some(tokens.access);
         }
@@ -280,13 +410,44 @@ impl OAuth {
             refresh: fresh.refresh.or(tokens.refresh.clone()),
             ..fresh
         });
+        self.save();
         tracing::info!(server = %self.server, "access token refreshed");
         Ok(access)
     }
 
-    /// Runs the authorization flow for a challenge (a 401's or 403's `WWW-Authenticate`).
+    /// Runs the authorization flow for a challenge (a 401's or 403's `WWW-Authenticate`),
+    /// headless or not at all (a user is needed: [`OAuth::needs_user`]).
     pub async fn authorize(&self, challenge: &Challenge) -> Result<(), OAuthError> {
         let _flow = self.flow.lock().await;
+        let redirect_uri = self.redirect_uri(self.config.redirect_port);
+        self.run_flow(challenge, &redirect_uri, None).await
+    }
+
+    /// Runs the authorization flow with a user: `listener` receives the redirect, `show` is
+    /// given the URL the user opens.
+    pub async fn authorize_interactive(
+        &self,
+        challenge: &Challenge,
+        listener: tokio::net::TcpListener,
+        show: &(dyn Fn(&Url) + Sync),
+    ) -> Result<(), OAuthError> {
+        let _flow = self.flow.lock().await;
+        let port = listener
+            .local_addr()
+            .map_err(|e| protocol(format!("the redirect listener has no address: {e}")))?
+            .port();
+        let redirect_uri = self.redirect_uri(port);
+        self.run_flow(challenge, &redirect_uri, Some((listener, show)))
+            .await
+    }
+
+    async fn run_flow(
+        &self,
+        challenge: &Challenge,
+        redirect_uri: &str,
+        user: Option<(tokio::net::TcpListener, &(dyn Fn(&Url) + Sync))>,
+    ) -> Result<(), OAuthError> {
+        let redirect_uri = redirect_uri.to_owned();
         // Protected-resource metadata (RFC 9728).
         let mut candidates = Vec::new();
         if let Some(url) = &challenge.resource_metadata {
@@ -361,7 +522,6 @@ impl OAuth {
         if !challenges.is_empty() && !challenges.iter().any(|m| m == "S256") {
             return Err(protocol("the authorization server does not support PKCE S256"));
         }
-        let redirect_uri = self.redirect_uri();
         let client = self.client(&metadata, &redirect_uri).await?;
         // Scopes: the challenge's, else the resource's, else the configured ones; accumulated
         // across step-ups.
@@ -402,7 +562,13 @@ impl OAuth {
                 query.append_pair("scope", &scopes.join(" "));
             }
         }
-        let callback = self.approve(&authorize).await?;
+        let callback = match user {
+            Some((listener, show)) => {
+                show(&authorize);
+                receive_redirect(listener, &redirect_uri).await?
+            }
+            None => self.approve(&authorize).await?,
+        };
         let params: HashMap<String, String> = callback.query_pairs().into_owned().collect();
         if let Some(error) = params.get("error") {
             return Err(protocol(format!("the authorization was refused: {error}")));
@@ -428,7 +594,7 @@ impl OAuth {
             .get("code")
             .ok_or_else(|| protocol("the authorization response has no code"))?;
         let session = Session {
-            token_endpoint,
+            token_endpoint: token_endpoint.to_string(),
             resource: resource.clone(),
             client,
         };
@@ -442,25 +608,22 @@ impl OAuth {
         let tokens = self.token_request(&session, &mut form, scopes).await?;
         *self.session.lock().unwrap() = Some(session);
         *self.tokens.lock().unwrap() = Some(tokens);
+        self.needs_user
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        self.save();
         tracing::info!(server = %self.server, "authorized");
         Ok(())
     }
 
-    fn redirect_uri(&self) -> String {
-        format!(
-            "http://127.0.0.1:{}/callback",
-            if self.config.redirect_port == 0 {
-                8976
-            } else {
-                self.config.redirect_port
-            }
-        )
+    fn redirect_uri(&self, port: u16) -> String {
+        format!("http://127.0.0.1:{}/callback", if port == 0 { 8976 } else { port })
     }
 
     /// The authorization step: headless, the redirect the authorization endpoint answers with.
     async fn approve(&self, authorize: &Url) -> Result<Url, OAuthError> {
         if !self.config.headless {
-            tracing::warn!(server = %self.server, "authorization needed: {authorize}");
+            self.needs_user
+                .store(true, std::sync::atomic::Ordering::Relaxed);
             return Err(OAuthError::NeedsUser {
                 server: self.server.clone(),
             });
@@ -586,7 +749,7 @@ impl OAuth {
         scopes: Vec<String>,
     ) -> Result<Tokens, OAuthError> {
         let client = &session.client;
-        let mut request = self.http.post(session.token_endpoint.clone());
+        let mut request = self.http.post(session.token_endpoint.as_str());
         match (client.auth_method.as_str(), &client.secret) {
             ("client_secret_basic", Some(secret)) => {
                 let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
@@ -603,7 +766,7 @@ impl OAuth {
         let body: String = url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(form.iter().map(|(k, v)| (*k, v.as_str())))
             .finish();
-        let url = session.token_endpoint.to_string();
+        let url = session.token_endpoint.clone();
         let response = request
             .header("content-type", "application/x-www-form-urlencoded")
             .header("accept", "application/json")
@@ -629,9 +792,9 @@ impl OAuth {
         Ok(Tokens {
             access,
             refresh: answer["refresh_token"].as_str().map(str::to_owned),
-            expires: answer["expires_in"]
+            expires_at: answer["expires_in"]
                 .as_u64()
-                .map(|seconds| Instant::now() + Duration::from_secs(seconds)),
+                .map(|seconds| unix_now() + seconds),
             scopes,
         })
     }
@@ -661,6 +824,118 @@ impl OAuth {
         }
         Ok(None)
     }
+}
+
+/// `pluggedin-mcp-proxy auth <server>`: asks the server for its challenge, runs the
+/// authorization with a loopback redirect listener (`show` gets the URL to open) and stores the
+/// tokens, which a running proxy then takes up.
+pub async fn authorize_server(
+    name: &str,
+    config: &crate::config::ServerConfig,
+    show: &(dyn Fn(&Url) + Sync),
+) -> Result<(), String> {
+    let crate::config::TransportConfig::StreamableHttp { url, headers } = &config.transport else {
+        return Err(format!(
+            "server \"{name}\" is not a Streamable HTTP server; OAuth applies to those"
+        ));
+    };
+    let http = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| e.to_string())?;
+    // The challenge: what the server answers a request without a token.
+    let mut probe = http
+        .post(url.clone())
+        .header("accept", "application/json, text/event-stream")
+        .json(&serde_json::json!({
+            "jsonrpc": "2.0", "id": 0, "method": "initialize",
+            "params": {"protocolVersion": "2025-11-25", "capabilities": {},
+                       "clientInfo": {"name": "pluggedin-mcp-proxy", "version": env!("CARGO_PKG_VERSION")}}
+        }));
+    for (key, value) in headers {
+        if !key.eq_ignore_ascii_case("authorization") {
+            probe = probe.header(key, value);
+        }
+    }
+    let response = probe
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach {url}: {e}"))?;
+    let challenge = response
+        .headers()
+        .get(reqwest::header::WWW_AUTHENTICATE)
+        .and_then(|value| value.to_str().ok())
+        .map(Challenge::parse)
+        .unwrap_or_default();
+    let oauth = OAuth::new(name, url.clone(), config.oauth.clone(), http);
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", config.oauth.redirect_port))
+        .await
+        .map_err(|e| format!("cannot listen for the redirect: {e}"))?;
+    oauth
+        .authorize_interactive(&challenge, listener, show)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// How long the interactive authorization waits for the browser's redirect.
+const USER_WAIT: Duration = Duration::from_secs(300);
+
+/// Waits for the authorization server's redirect on the loopback listener; the URL it carried.
+async fn receive_redirect(
+    listener: tokio::net::TcpListener,
+    redirect_uri: &str,
+) -> Result<Url, OAuthError> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let base = Url::parse(redirect_uri).map_err(|e| protocol(e.to_string()))?;
+    let wait = async {
+        loop {
+            let (mut stream, _) = listener
+                .accept()
+                .await
+                .map_err(|e| protocol(format!("the redirect listener failed: {e}")))?;
+            let mut buffer = vec![0u8; 8192];
+            let mut read = 0;
+            while read < buffer.len() {
+                match stream.read(&mut buffer[read..]).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => read += n,
+                }
+                if buffer[..read].windows(4).any(|w| w == b"\r\n\r\n") {
+                    break;
+                }
+            }
+            let head = String::from_utf8_lossy(&buffer[..read]);
+            let target = head
+                .lines()
+                .next()
+                .and_then(|line| line.strip_prefix("GET "))
+                .and_then(|rest| rest.split(' ').next())
+                .unwrap_or("");
+            let Ok(url) = base.join(target) else {
+                continue;
+            };
+            if url.path() != base.path() {
+                let _ = stream
+                    .write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                    .await;
+                continue;
+            }
+            let body = "Authorization received; you can close this window.";
+            let _ = stream
+                .write_all(
+                    format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                    .as_bytes(),
+                )
+                .await;
+            return Ok(url);
+        }
+    };
+    tokio::time::timeout(USER_WAIT, wait)
+        .await
+        .map_err(|_| protocol(format!("no authorization within {}s", USER_WAIT.as_secs())))?
 }
 
 /// The Streamable HTTP transport's client with OAuth: sends the access token, and authorizes and

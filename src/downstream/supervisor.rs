@@ -111,6 +111,25 @@ async fn supervise(downstream: Arc<Downstream>, events: Arc<dyn Events>) {
                 error.to_string()
             }
         };
+        if let Some(oauth) = oauth.as_ref().filter(|oauth| oauth.needs_user()) {
+            // Retrying cannot help: wait for `pluggedin-mcp-proxy auth <server>` to store tokens.
+            let reason = format!(
+                "awaiting OAuth authorization: run `pluggedin-mcp-proxy auth {}`",
+                downstream.name
+            );
+            tracing::warn!("server not connected: {reason}");
+            downstream.set_state(ServerState::Failed {
+                reason,
+                retry_in: None,
+            });
+            events.catalog_changed();
+            tokio::select! {
+                () = downstream.cancel.cancelled() => break,
+                () = oauth.tokens_stored() => {}
+            }
+            backoff = FIRST_BACKOFF;
+            continue;
+        }
         tracing::warn!(
             retry_in_ms = backoff.as_millis() as u64,
             "server not connected: {reason}"
