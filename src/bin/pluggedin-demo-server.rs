@@ -79,6 +79,10 @@ struct Cli {
     /// protected server whose token can expire).
     #[arg(long, value_name = "TOKEN", requires = "http")]
     require_token: Option<String>,
+    /// With --require-token: publish OAuth protected-resource metadata (RFC 9728) naming this
+    /// authorization server, and point the 401's `WWW-Authenticate` at it.
+    #[arg(long, value_name = "URL", requires = "require_token")]
+    oauth_issuer: Option<String>,
 }
 
 // ===== Fixture data =====
@@ -1246,7 +1250,9 @@ async fn serve_http(
     shared: Arc<Shared>,
     port: u16,
     require_token: Option<String>,
+    oauth_issuer: Option<String>,
 ) -> anyhow::Result<()> {
+    let (listener, addr) = bind(port).await?;
     let resumptions = shared.fixtures.resumptions.clone();
     let service = StreamableHttpService::new(
         move || Ok(DemoServer::new_session(&shared)),
@@ -1262,8 +1268,15 @@ async fn serve_http(
             ));
     if let Some(token) = require_token {
         let expected = format!("Bearer {token}");
+        let challenge = match &oauth_issuer {
+            Some(_) => format!(
+                "Bearer resource_metadata=\"http://{addr}/.well-known/oauth-protected-resource/mcp\""
+            ),
+            None => "Bearer".to_owned(),
+        };
         app = app.layer(axum::middleware::from_fn(
             move |request: axum::extract::Request, next: axum::middleware::Next| {
+                let challenge = challenge.clone();
                 let allowed = request
                     .headers()
                     .get(axum::http::header::AUTHORIZATION)
@@ -1275,7 +1288,7 @@ async fn serve_http(
                         info!("request without the required bearer token: 401");
                         axum::response::IntoResponse::into_response((
                             axum::http::StatusCode::UNAUTHORIZED,
-                            [(axum::http::header::WWW_AUTHENTICATE, "Bearer")],
+                            [(axum::http::header::WWW_AUTHENTICATE, challenge)],
                             "unauthorized",
                         ))
                     }
@@ -1283,7 +1296,20 @@ async fn serve_http(
             },
         ));
     }
-    let (listener, addr) = bind(port).await?;
+    if let Some(issuer) = oauth_issuer {
+        let metadata = serde_json::json!({
+            "resource": format!("http://{addr}/mcp"),
+            "authorization_servers": [issuer],
+            "scopes_supported": ["mcp"],
+        });
+        app = app.route(
+            "/.well-known/oauth-protected-resource/mcp",
+            axum::routing::get(move || {
+                let metadata = metadata.clone();
+                async move { axum::Json(metadata) }
+            }),
+        );
+    }
     announce(addr, "/mcp");
     // TCP_NODELAY: otherwise an SSE answer's second write waits ~40 ms for a delayed ACK.
     let listener = listener.tap_io(|tcp| {
@@ -1448,7 +1474,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             tokio::time::sleep(Duration::from_millis(cli.start_delay_ms)).await;
         }
         match (cli.http, cli.sse) {
-            (Some(port), _) => serve_http(shared, port, cli.require_token.clone()).await,
+            (Some(port), _) => serve_http(
+                    shared,
+                    port,
+                    cli.require_token.clone(),
+                    cli.oauth_issuer.clone(),
+                )
+                .await,
             (None, Some(port)) => serve_sse(shared, port).await,
             (None, None) => serve_stdio(shared).await,
         }

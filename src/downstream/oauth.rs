@@ -70,10 +70,7 @@ pub enum OAuthError {
     Http { url: String, source: reqwest::Error },
     #[error("OAuth: {0}")]
     Protocol(String),
-    #[error(
-        "server {server} needs an OAuth authorization by a user, which this build cannot run yet \
-         (configure a pre-registered client or a static Authorization header)"
-    )]
+    #[error("server {server} needs an OAuth authorization by a user")]
     NeedsUser { server: String },
 }
 
@@ -522,6 +519,14 @@ impl OAuth {
         if !challenges.is_empty() && !challenges.iter().any(|m| m == "S256") {
             return Err(protocol("the authorization server does not support PKCE S256"));
         }
+        if user.is_none() && !self.config.headless {
+            // Without a user nothing more can happen: register nothing, ask for nothing.
+            self.needs_user
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            return Err(OAuthError::NeedsUser {
+                server: self.server.clone(),
+            });
+        }
         let client = self.client(&metadata, &redirect_uri).await?;
         // Scopes: the challenge's, else the resource's, else the configured ones; accumulated
         // across step-ups.
@@ -619,15 +624,9 @@ impl OAuth {
         format!("http://127.0.0.1:{}/callback", if port == 0 { 8976 } else { port })
     }
 
-    /// The authorization step: headless, the redirect the authorization endpoint answers with.
+    /// The authorization step without a user (`headless`): the redirect the authorization
+    /// endpoint answers with.
     async fn approve(&self, authorize: &Url) -> Result<Url, OAuthError> {
-        if !self.config.headless {
-            self.needs_user
-                .store(true, std::sync::atomic::Ordering::Relaxed);
-            return Err(OAuthError::NeedsUser {
-                server: self.server.clone(),
-            });
-        }
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -1114,8 +1113,8 @@ mod tests {
     #[test]
     fn pkce_s256_matches_rfc7636_example() {
         assert_eq!(
-            pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWXXjWk"),
-            "E9Melhoa2OwvFrEMTJguCQaoWm2vjPHqm4Hrk2M_Jdc"
+            pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
         );
     }
 

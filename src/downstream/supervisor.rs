@@ -113,11 +113,9 @@ async fn supervise(downstream: Arc<Downstream>, events: Arc<dyn Events>) {
         };
         if let Some(oauth) = oauth.as_ref().filter(|oauth| oauth.needs_user()) {
             // Retrying cannot help: wait for `pluggedin-mcp-proxy auth <server>` to store tokens.
-            let reason = format!(
-                "awaiting OAuth authorization: run `pluggedin-mcp-proxy auth {}`",
-                downstream.name
-            );
-            tracing::warn!("server not connected: {reason}");
+            // (Short: `servers` shows it in a 60-character column.)
+            let reason = format!("OAuth: run `pluggedin-mcp-proxy auth {}`", downstream.name);
+            tracing::warn!("server not connected, awaiting OAuth authorization: {reason}");
             downstream.set_state(ServerState::Failed {
                 reason,
                 retry_in: None,

@@ -21,6 +21,7 @@ mod generations;
 mod headers;
 mod http;
 mod input;
+mod oauth;
 mod reload;
 mod resilience;
 mod resume;
