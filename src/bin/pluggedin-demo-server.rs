@@ -1474,13 +1474,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             tokio::time::sleep(Duration::from_millis(cli.start_delay_ms)).await;
         }
         match (cli.http, cli.sse) {
-            (Some(port), _) => serve_http(
+            (Some(port), _) => {
+                serve_http(
                     shared,
                     port,
                     cli.require_token.clone(),
                     cli.oauth_issuer.clone(),
                 )
-                .await,
+                .await
+            }
             (None, Some(port)) => serve_sse(shared, port).await,
             (None, None) => serve_stdio(shared).await,
         }

@@ -372,8 +372,14 @@ fn parse_oauth(
         Some(_) => return Err(field_error("oauth", "must be an object")),
     };
     for key in oauth.keys() {
-        if !["clientId", "clientSecret", "scopes", "redirectPort", "clientMetadataUrl"]
-            .contains(&key.as_str())
+        if ![
+            "clientId",
+            "clientSecret",
+            "scopes",
+            "redirectPort",
+            "clientMetadataUrl",
+        ]
+        .contains(&key.as_str())
         {
             return Err(field_error(
                 &format!("oauth.{key}"),
@@ -399,9 +405,7 @@ fn parse_oauth(
     }
     config.scopes = match oauth.get("scopes") {
         None | Some(Value::Null) => None,
-        Some(Value::String(scopes)) => {
-            Some(scopes.split_whitespace().map(str::to_owned).collect())
-        }
+        Some(Value::String(scopes)) => Some(scopes.split_whitespace().map(str::to_owned).collect()),
         Some(Value::Array(items)) => Some(
             items
                 .iter()

@@ -6,8 +6,8 @@
 
 mod connect;
 mod handler;
-mod observe;
 pub mod oauth;
+mod observe;
 pub mod sse;
 mod supervisor;
 

@@ -106,11 +106,21 @@ struct Stored {
     session: Session,
 }
 
+/// A std mutex's guard; a poisoned lock's data is still good (no invariant spans a panic).
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_secs())
 }
+
+/// Shows the user the URL to open.
+pub type ShowUrl<'a> = dyn Fn(&Url) + Sync + 'a;
 
 /// Where token files go: `<data dir>/oauth`, set once at start-up.
 static STORE_DIR: OnceLock<PathBuf> = OnceLock::new();
@@ -307,8 +317,8 @@ impl OAuth {
         match serde_json::from_str::<Stored>(&text) {
             Ok(stored) if stored.url == self.url.as_str() => {
                 tracing::debug!(server = %self.server, "OAuth tokens loaded");
-                *self.tokens.lock().unwrap() = Some(stored.tokens);
-                *self.session.lock().unwrap() = Some(stored.session);
+                *lock(&self.tokens) = Some(stored.tokens);
+                *lock(&self.session) = Some(stored.session);
             }
             Ok(_) => {}
             Err(error) => {
@@ -342,10 +352,9 @@ impl OAuth {
         let Some(path) = store_path(&self.server, &self.url) else {
             return;
         };
-        let (Some(tokens), Some(session)) = (
-            self.tokens.lock().unwrap().clone(),
-            self.session.lock().unwrap().clone(),
-        ) else {
+        let (Some(tokens), Some(session)) =
+            (lock(&self.tokens).clone(), lock(&self.session).clone())
+        else {
             return;
         };
         let stored = Stored {
@@ -366,7 +375,7 @@ impl OAuth {
 
     /// The access token to send, refreshed first when it has expired.
     pub async fn access_token(&self) -> Option<String> {
-        let tokens = self.tokens.lock().unwrap().clone()?;
+        let tokens = lock(&self.tokens).clone()?;
         let expired = tokens
             .expires_at
             .is_some_and(|at| unix_now() + EXPIRY_MARGIN.as_secs() >= at);
@@ -388,10 +397,7 @@ impl OAuth {
             .refresh
             .clone()
             .ok_or_else(|| protocol("the access token expired and there is no refresh token"))?;
-        let session = self
-            .session
-            .lock()
-            .unwrap()
+        let session = lock(&self.session)
             .clone()
             .ok_or_else(|| protocol("no authorization to refresh"))?;
         let mut form = vec![
@@ -403,7 +409,7 @@ impl OAuth {
             .token_request(&session, &mut form, tokens.scopes.clone())
             .await?;
         let access = fresh.access.clone();
-        *self.tokens.lock().unwrap() = Some(Tokens {
+        *lock(&self.tokens) = Some(Tokens {
             refresh: fresh.refresh.or(tokens.refresh.clone()),
             ..fresh
         });
@@ -426,7 +432,7 @@ impl OAuth {
         &self,
         challenge: &Challenge,
         listener: tokio::net::TcpListener,
-        show: &(dyn Fn(&Url) + Sync),
+        show: &ShowUrl<'_>,
     ) -> Result<(), OAuthError> {
         let _flow = self.flow.lock().await;
         let port = listener
@@ -442,7 +448,7 @@ impl OAuth {
         &self,
         challenge: &Challenge,
         redirect_uri: &str,
-        user: Option<(tokio::net::TcpListener, &(dyn Fn(&Url) + Sync))>,
+        user: Option<(tokio::net::TcpListener, &ShowUrl<'_>)>,
     ) -> Result<(), OAuthError> {
         let redirect_uri = redirect_uri.to_owned();
         // Protected-resource metadata (RFC 9728).
@@ -517,7 +523,9 @@ impl OAuth {
         let token_endpoint = endpoint("token_endpoint")?;
         let challenges = strings(&metadata["code_challenge_methods_supported"]);
         if !challenges.is_empty() && !challenges.iter().any(|m| m == "S256") {
-            return Err(protocol("the authorization server does not support PKCE S256"));
+            return Err(protocol(
+                "the authorization server does not support PKCE S256",
+            ));
         }
         if user.is_none() && !self.config.headless {
             // Without a user nothing more can happen: register nothing, ask for nothing.
@@ -535,7 +543,7 @@ impl OAuth {
             (None, Some(supported)) => strings(supported),
             (None, None) => self.config.scopes.clone().unwrap_or_default(),
         };
-        if let Some(previous) = self.tokens.lock().unwrap().as_ref() {
+        if let Some(previous) = lock(&self.tokens).as_ref() {
             for scope in &previous.scopes {
                 if !scopes.contains(scope) {
                     scopes.insert(0, scope.clone());
@@ -579,7 +587,9 @@ impl OAuth {
             return Err(protocol(format!("the authorization was refused: {error}")));
         }
         if params.get("state") != Some(&state) {
-            return Err(protocol("the authorization response's state does not match"));
+            return Err(protocol(
+                "the authorization response's state does not match",
+            ));
         }
         // RFC 9207: an `iss` present must be the issuer; advertised support makes it required.
         match params.get("iss") {
@@ -611,8 +621,8 @@ impl OAuth {
             ("resource", resource),
         ];
         let tokens = self.token_request(&session, &mut form, scopes).await?;
-        *self.session.lock().unwrap() = Some(session);
-        *self.tokens.lock().unwrap() = Some(tokens);
+        *lock(&self.session) = Some(session);
+        *lock(&self.tokens) = Some(tokens);
         self.needs_user
             .store(false, std::sync::atomic::Ordering::Relaxed);
         self.save();
@@ -621,7 +631,10 @@ impl OAuth {
     }
 
     fn redirect_uri(&self, port: u16) -> String {
-        format!("http://127.0.0.1:{}/callback", if port == 0 { 8976 } else { port })
+        format!(
+            "http://127.0.0.1:{}/callback",
+            if port == 0 { 8976 } else { port }
+        )
     }
 
     /// The authorization step without a user (`headless`): the redirect the authorization
@@ -634,14 +647,14 @@ impl OAuth {
                 url: authorize.to_string(),
                 source,
             })?;
-        let response = http
-            .get(authorize.clone())
-            .send()
-            .await
-            .map_err(|source| OAuthError::Http {
-                url: authorize.to_string(),
-                source,
-            })?;
+        let response =
+            http.get(authorize.clone())
+                .send()
+                .await
+                .map_err(|source| OAuthError::Http {
+                    url: authorize.to_string(),
+                    source,
+                })?;
         let location = response
             .headers()
             .get(LOCATION)
@@ -691,7 +704,9 @@ impl OAuth {
             .as_str()
             .and_then(|url| Url::parse(url).ok())
             .ok_or_else(|| {
-                protocol("the authorization server offers no registration; configure oauth.clientId")
+                protocol(
+                    "the authorization server offers no registration; configure oauth.clientId",
+                )
             })?;
         let auth_method = if methods.is_empty() || methods.iter().any(|m| m == "none") {
             "none".to_owned()
@@ -722,7 +737,9 @@ impl OAuth {
             source,
         })?;
         if !status.is_success() {
-            return Err(protocol(format!("registration refused ({status}): {answer}")));
+            return Err(protocol(format!(
+                "registration refused ({status}): {answer}"
+            )));
         }
         let id = answer["client_id"]
             .as_str()
@@ -751,7 +768,9 @@ impl OAuth {
         let mut request = self.http.post(session.token_endpoint.as_str());
         match (client.auth_method.as_str(), &client.secret) {
             ("client_secret_basic", Some(secret)) => {
-                let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+                let encode = |s: &str| {
+                    url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>()
+                };
                 let credentials =
                     STANDARD.encode(format!("{}:{}", encode(&client.id), encode(secret)));
                 request = request.header("authorization", format!("Basic {credentials}"));
@@ -782,7 +801,9 @@ impl OAuth {
             .await
             .map_err(|source| OAuthError::Http { url, source })?;
         if !status.is_success() {
-            return Err(protocol(format!("the token request was refused ({status}): {answer}")));
+            return Err(protocol(format!(
+                "the token request was refused ({status}): {answer}"
+            )));
         }
         let access = answer["access_token"]
             .as_str()
@@ -831,7 +852,7 @@ impl OAuth {
 pub async fn authorize_server(
     name: &str,
     config: &crate::config::ServerConfig,
-    show: &(dyn Fn(&Url) + Sync),
+    show: &ShowUrl<'_>,
 ) -> Result<(), String> {
     let crate::config::TransportConfig::StreamableHttp { url, headers } = &config.transport else {
         return Err(format!(
@@ -915,7 +936,9 @@ async fn receive_redirect(
             };
             if url.path() != base.path() {
                 let _ = stream
-                    .write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                    .write_all(
+                        b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                    )
                     .await;
                 continue;
             }
@@ -1012,7 +1035,7 @@ impl StreamableHttpClient for OAuthHttp {
                     session_id.clone(),
                     token.clone(),
                     custom_headers.clone(),
-                    limits.clone(),
+                    limits,
                 )
                 .await;
             match result.as_ref().err().and_then(Self::challenge) {

@@ -118,14 +118,16 @@ async fn authorize(
 
 async fn token(State(state): State<Shared>, Form(form): Form<HashMap<String, String>>) -> Response {
     let mut state = state.lock().unwrap();
-    let refused = |error: &str| (StatusCode::BAD_REQUEST, Json(json!({"error": error}))).into_response();
+    let refused =
+        |error: &str| (StatusCode::BAD_REQUEST, Json(json!({"error": error}))).into_response();
     let grant = form.get("grant_type").cloned().unwrap_or_default();
-    state.resources.push(form.get("resource").cloned().unwrap_or_default());
+    state
+        .resources
+        .push(form.get("resource").cloned().unwrap_or_default());
     match grant.as_str() {
         "authorization_code" => {
-            let Some((client, challenge, resource)) = form
-                .get("code")
-                .and_then(|code| state.codes.remove(code))
+            let Some((client, challenge, resource)) =
+                form.get("code").and_then(|code| state.codes.remove(code))
             else {
                 return refused("invalid_grant");
             };
@@ -150,8 +152,10 @@ async fn token(State(state): State<Shared>, Form(form): Form<HashMap<String, Str
     let refresh = format!("refresh-{}", state.log.len());
     state.refresh = Some(refresh.clone());
     // Expired on arrival: every use refreshes first.
-    Json(json!({"access_token": ACCESS, "token_type": "Bearer", "expires_in": 0,
-                "refresh_token": refresh}))
+    Json(
+        json!({"access_token": ACCESS, "token_type": "Bearer", "expires_in": 0,
+                "refresh_token": refresh}),
+    )
     .into_response()
 }
 
@@ -232,7 +236,12 @@ async fn oauth_protected_server_is_authorized_with_auth_and_refreshed() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let page = reqwest::get(&open).await.unwrap();
     assert_eq!(page.status(), 200);
-    assert!(page.text().await.unwrap().contains("Authorization received"));
+    assert!(
+        page.text()
+            .await
+            .unwrap()
+            .contains("Authorization received")
+    );
     let rest = lines.next_line().await.unwrap().unwrap_or_default();
     assert!(rest.starts_with("Authorized: secure"), "{rest}");
     assert!(auth.wait().await.unwrap().success());
@@ -256,7 +265,10 @@ async fn oauth_protected_server_is_authorized_with_auth_and_refreshed() {
     assert!(sum.contains('5'), "{sum}");
 
     let state = state.lock().unwrap();
-    assert_eq!(state.log[..3], ["register", "authorize", "token:authorization_code"]);
+    assert_eq!(
+        state.log[..3],
+        ["register", "authorize", "token:authorization_code"]
+    );
     // The token expires on arrival: the proxy's requests went out with refreshed ones.
     assert!(
         state.log.iter().any(|entry| entry == "token:refresh_token"),
