@@ -12,7 +12,6 @@
 //! that client for the Streamable HTTP transport: it sends the current access token, and on a
 //! 401 or 403 challenge authorizes and retries the request once.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -984,12 +983,15 @@ impl OAuthHttp {
         }
     }
 
-    async fn answer(&self, challenge: &Challenge) -> Result<Option<String>, HttpError> {
-        self.oauth.authorize(challenge).await.map_err(|error| {
-            tracing::warn!(server = %self.oauth.server, "{error}");
-            StreamableHttpError::UnexpectedServerResponse(Cow::Owned(error.to_string()))
-        })?;
-        Ok(self.oauth.access_token().await)
+    /// Authorizes for `challenge`; the new token, or (authorization failed, logged) `None`.
+    async fn answer(&self, challenge: &Challenge) -> Option<String> {
+        match self.oauth.authorize(challenge).await {
+            Ok(()) => self.oauth.access_token().await,
+            Err(error) => {
+                tracing::warn!(server = %self.oauth.server, "{error}");
+                None
+            }
+        }
     }
 }
 
@@ -1041,7 +1043,11 @@ impl StreamableHttpClient for OAuthHttp {
             match result.as_ref().err().and_then(Self::challenge) {
                 Some(challenge) if attempts < MAX_ATTEMPTS => {
                     attempts += 1;
-                    token = self.answer(&challenge).await?;
+                    // When authorizing fails, the server's own answer (401/403) stands.
+                    match self.answer(&challenge).await {
+                        Some(fresh) => token = Some(fresh),
+                        None => return result,
+                    }
                 }
                 _ => return result,
             }
@@ -1106,7 +1112,11 @@ impl StreamableHttpClient for OAuthHttp {
             match result.as_ref().err().and_then(Self::challenge) {
                 Some(challenge) if attempts < MAX_ATTEMPTS => {
                     attempts += 1;
-                    token = self.answer(&challenge).await?;
+                    // When authorizing fails, the server's own answer (401/403) stands.
+                    match self.answer(&challenge).await {
+                        Some(fresh) => token = Some(fresh),
+                        None => return result,
+                    }
                 }
                 _ => return result,
             }
