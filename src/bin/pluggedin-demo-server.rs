@@ -75,9 +75,9 @@ struct Cli {
     /// Server instructions returned in the initialize result.
     #[arg(long, value_name = "TEXT")]
     instructions: Option<String>,
-    /// With --http: answer 401 unless the request has `Authorization: Bearer TOKEN` (an OAuth
-    /// protected server whose token can expire).
-    #[arg(long, value_name = "TOKEN", requires = "http")]
+    /// With --http or --sse: answer 401 unless the request has `Authorization: Bearer TOKEN` (an
+    /// OAuth protected server whose token can expire).
+    #[arg(long, value_name = "TOKEN")]
     require_token: Option<String>,
     /// With --require-token: publish OAuth protected-resource metadata (RFC 9728) naming this
     /// authorization server, and point the 401's `WWW-Authenticate` at it.
@@ -1246,32 +1246,21 @@ fn announce(addr: std::net::SocketAddr, path: &str) {
     eprintln!("listening on http://{addr}{path}");
 }
 
-async fn serve_http(
-    shared: Arc<Shared>,
-    port: u16,
+/// With a required token: answers 401 to requests without `Authorization: Bearer TOKEN`; with
+/// an issuer too, publishes protected-resource metadata (RFC 9728) for the endpoint at `path`
+/// and points the 401's challenge at it.
+fn protect(
+    mut app: Router,
+    addr: std::net::SocketAddr,
+    path: &'static str,
     require_token: Option<String>,
     oauth_issuer: Option<String>,
-) -> anyhow::Result<()> {
-    let (listener, addr) = bind(port).await?;
-    let resumptions = shared.fixtures.resumptions.clone();
-    let service = StreamableHttpService::new(
-        move || Ok(DemoServer::new_session(&shared)),
-        Arc::new(LocalSessionManager::default()),
-        StreamableHttpServerConfig::default(),
-    );
-    let mut app =
-        Router::new()
-            .route_service("/mcp", service)
-            .layer(axum::middleware::from_fn_with_state(
-                resumptions,
-                conformance::drop_stream_mid_call,
-            ));
+) -> Router {
+    let metadata_path = format!("/.well-known/oauth-protected-resource{path}");
     if let Some(token) = require_token {
         let expected = format!("Bearer {token}");
         let challenge = match &oauth_issuer {
-            Some(_) => format!(
-                "Bearer resource_metadata=\"http://{addr}/.well-known/oauth-protected-resource/mcp\""
-            ),
+            Some(_) => format!("Bearer resource_metadata=\"http://{addr}{metadata_path}\""),
             None => "Bearer".to_owned(),
         };
         app = app.layer(axum::middleware::from_fn(
@@ -1298,18 +1287,42 @@ async fn serve_http(
     }
     if let Some(issuer) = oauth_issuer {
         let metadata = serde_json::json!({
-            "resource": format!("http://{addr}/mcp"),
+            "resource": format!("http://{addr}{path}"),
             "authorization_servers": [issuer],
             "scopes_supported": ["mcp"],
         });
         app = app.route(
-            "/.well-known/oauth-protected-resource/mcp",
+            &metadata_path,
             axum::routing::get(move || {
                 let metadata = metadata.clone();
                 async move { axum::Json(metadata) }
             }),
         );
     }
+    app
+}
+
+async fn serve_http(
+    shared: Arc<Shared>,
+    port: u16,
+    require_token: Option<String>,
+    oauth_issuer: Option<String>,
+) -> anyhow::Result<()> {
+    let (listener, addr) = bind(port).await?;
+    let resumptions = shared.fixtures.resumptions.clone();
+    let service = StreamableHttpService::new(
+        move || Ok(DemoServer::new_session(&shared)),
+        Arc::new(LocalSessionManager::default()),
+        StreamableHttpServerConfig::default(),
+    );
+    let app =
+        Router::new()
+            .route_service("/mcp", service)
+            .layer(axum::middleware::from_fn_with_state(
+                resumptions,
+                conformance::drop_stream_mid_call,
+            ));
+    let app = protect(app, addr, "/mcp", require_token, oauth_issuer);
     announce(addr, "/mcp");
     // TCP_NODELAY: otherwise an SSE answer's second write waits ~40 ms for a delayed ACK.
     let listener = listener.tap_io(|tcp| {
@@ -1416,7 +1429,12 @@ async fn sse_message(
     (StatusCode::ACCEPTED, "Accepted")
 }
 
-async fn serve_sse(shared: Arc<Shared>, port: u16) -> anyhow::Result<()> {
+async fn serve_sse(
+    shared: Arc<Shared>,
+    port: u16,
+    require_token: Option<String>,
+    oauth_issuer: Option<String>,
+) -> anyhow::Result<()> {
     let state = SseState {
         shared,
         sessions: Arc::new(Mutex::new(HashMap::new())),
@@ -1427,6 +1445,7 @@ async fn serve_sse(shared: Arc<Shared>, port: u16) -> anyhow::Result<()> {
         .layer(DefaultBodyLimit::max(64 * 1024 * 1024))
         .with_state(state);
     let (listener, addr) = bind(port).await?;
+    let app = protect(app, addr, "/sse", require_token, oauth_issuer);
     announce(addr, "/sse");
     // TCP_NODELAY: otherwise an SSE answer's second write waits ~40 ms for a delayed ACK.
     let listener = listener.tap_io(|tcp| {
@@ -1483,7 +1502,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 )
                 .await
             }
-            (None, Some(port)) => serve_sse(shared, port).await,
+            (None, Some(port)) => {
+                serve_sse(
+                    shared,
+                    port,
+                    cli.require_token.clone(),
+                    cli.oauth_issuer.clone(),
+                )
+                .await
+            }
             (None, None) => serve_stdio(shared).await,
         }
     };

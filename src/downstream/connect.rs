@@ -114,10 +114,22 @@ pub(super) async fn connect(
                     .map_err(handshake_error)
             }
             TransportConfig::Sse { url, headers } => {
-                let client = http_client()?;
-                let transport =
-                    SseClientTransport::connect(client, url.clone(), header_map(headers)?, timeout)
-                        .await?;
+                let transport = match oauth {
+                    Some(oauth) => {
+                        super::oauth::connect_sse(oauth, url.clone(), header_map(headers)?, timeout)
+                            .await?
+                    }
+                    None => {
+                        let client = http_client()?;
+                        SseClientTransport::connect(
+                            client,
+                            url.clone(),
+                            header_map(headers)?,
+                            timeout,
+                        )
+                        .await?
+                    }
+                };
                 handler
                     .serve_with_lifecycle(
                         Observed::new(transport, server_name.clone(), events.clone()),

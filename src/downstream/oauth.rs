@@ -326,6 +326,30 @@ impl OAuth {
         }
     }
 
+    /// The challenge of a legacy SSE server: what its stream answers without a token.
+    async fn probe_sse(&self, headers: &reqwest::header::HeaderMap) -> Option<Challenge> {
+        let mut headers = headers.clone();
+        headers.remove(reqwest::header::AUTHORIZATION);
+        let response = self
+            .http
+            .get(self.url.clone())
+            .headers(headers)
+            .header("accept", "text/event-stream")
+            .send()
+            .await
+            .ok()?;
+        let header = response
+            .headers()
+            .get(reqwest::header::WWW_AUTHENTICATE)?
+            .to_str()
+            .ok()?;
+        header
+            .trim_start()
+            .to_ascii_lowercase()
+            .starts_with("bearer")
+            .then(|| Challenge::parse(header))
+    }
+
     /// Returns once new tokens are stored for this server (by `pluggedin-mcp-proxy auth`, in
     /// another process), having taken them up.
     pub async fn tokens_stored(&self) {
@@ -853,24 +877,31 @@ pub async fn authorize_server(
     config: &crate::config::ServerConfig,
     show: &ShowUrl<'_>,
 ) -> Result<(), String> {
-    let crate::config::TransportConfig::StreamableHttp { url, headers } = &config.transport else {
-        return Err(format!(
-            "server \"{name}\" is not a Streamable HTTP server; OAuth applies to those"
-        ));
+    let (url, headers, sse) = match &config.transport {
+        crate::config::TransportConfig::StreamableHttp { url, headers } => (url, headers, false),
+        crate::config::TransportConfig::Sse { url, headers } => (url, headers, true),
+        crate::config::TransportConfig::Stdio { .. } => {
+            return Err(format!(
+                "server \"{name}\" is a stdio server; OAuth applies to HTTP servers"
+            ));
+        }
     };
     let http = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
         .build()
         .map_err(|e| e.to_string())?;
     // The challenge: what the server answers a request without a token.
-    let mut probe = http
-        .post(url.clone())
+    let mut probe = if sse {
+        http.get(url.clone()).header("accept", "text/event-stream")
+    } else {
+        http.post(url.clone())
         .header("accept", "application/json, text/event-stream")
         .json(&serde_json::json!({
             "jsonrpc": "2.0", "id": 0, "method": "initialize",
             "params": {"protocolVersion": "2025-11-25", "capabilities": {},
                        "clientInfo": {"name": "pluggedin-mcp-proxy", "version": env!("CARGO_PKG_VERSION")}}
-        }));
+        }))
+    };
     for (key, value) in headers {
         if !key.eq_ignore_ascii_case("authorization") {
             probe = probe.header(key, value);
@@ -894,6 +925,51 @@ pub async fn authorize_server(
         .authorize_interactive(&challenge, listener, show)
         .await
         .map_err(|e| e.to_string())
+}
+
+/// Opens a legacy HTTP+SSE connection with OAuth: the stored token goes along; when the server
+/// answers 401 (or 403), its challenge is fetched, the client authorizes and connects again once.
+/// (Messages are POSTed with the token of the connection; when it expires, the failed POST ends
+/// the connection and the reconnection refreshes it.)
+pub(super) async fn connect_sse(
+    oauth: &OAuth,
+    url: Url,
+    headers: reqwest::header::HeaderMap,
+    timeout: Duration,
+) -> Result<super::sse::SseClientTransport, super::sse::SseTransportError> {
+    let with_token = |token: Option<String>| {
+        let mut headers = headers.clone();
+        if let Some(value) =
+            token.and_then(|token| HeaderValue::from_str(&format!("Bearer {token}")).ok())
+        {
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
+        headers
+    };
+    let token = oauth.access_token().await;
+    let first = super::sse::SseClientTransport::connect(
+        oauth.http.clone(),
+        url.clone(),
+        with_token(token),
+        timeout,
+    )
+    .await;
+    let Err(super::sse::SseTransportError::Status { status, .. }) = &first else {
+        return first;
+    };
+    if *status != reqwest::StatusCode::UNAUTHORIZED && *status != reqwest::StatusCode::FORBIDDEN {
+        return first;
+    }
+    let Some(challenge) = oauth.probe_sse(&headers).await else {
+        return first;
+    };
+    if let Err(error) = oauth.authorize(&challenge).await {
+        tracing::warn!(server = %oauth.server, "{error}");
+        return first;
+    }
+    let token = oauth.access_token().await;
+    super::sse::SseClientTransport::connect(oauth.http.clone(), url, with_token(token), timeout)
+        .await
 }
 
 /// How long the interactive authorization waits for the browser's redirect.

@@ -41,11 +41,12 @@ pub fn spawn(downstream: Arc<Downstream>, events: Arc<dyn Events>, tracker: &Tas
 
 async fn supervise(downstream: Arc<Downstream>, events: Arc<dyn Events>) {
     let mut backoff = FIRST_BACKOFF;
-    // A Streamable HTTP server's OAuth client lives as long as its supervision, so its tokens
+    // An HTTP server's OAuth client lives as long as its supervision, so its tokens
     // outlast reconnections.
     // Only servers of the local file: the App hands its servers' tokens over itself.
     let oauth = match &downstream.config.transport {
         crate::config::TransportConfig::StreamableHttp { url, .. }
+        | crate::config::TransportConfig::Sse { url, .. }
             if downstream.config.origin == crate::config::Origin::LocalFile =>
         {
             super::connect::http_client().ok().map(|http| {

@@ -180,11 +180,23 @@ async fn authorization_server() -> (Shared, String) {
 // waits for a CLI command.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oauth_protected_server_is_authorized_with_auth_and_refreshed() {
+    authorized_with_auth("--http", "streamable-http").await;
+}
+
+// The same through a legacy HTTP+SSE server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oauth_protected_sse_server_is_authorized_with_auth_and_refreshed() {
+    authorized_with_auth("--sse", "sse").await;
+}
+
+/// The demo server over `flag`, behind the test authorization server; the proxy's server
+/// `secure` of type `kind` in front of it.
+async fn authorized_with_auth(flag: &str, kind: &str) {
     let (state, issuer) = authorization_server().await;
     let demo = Background::start(
         demo_bin(),
         &[
-            "--http",
+            flag,
             "0",
             "--require-token",
             ACCESS,
@@ -204,7 +216,7 @@ async fn oauth_protected_server_is_authorized_with_auth_and_refreshed() {
         .trim()
         .to_owned();
     let proxy = proxy()
-        .server("secure", json!({"type": "streamable-http", "url": url}))
+        .server("secure", json!({"type": kind, "url": url}))
         .start_after(Some("awaiting OAuth authorization"))
         .await;
     // The server waits for a user, and says which command to run.
