@@ -300,6 +300,8 @@ async fn run(url: &str) -> Result<(), String> {
     {
         server_config.oauth.client_id = context["client_id"].as_str().map(str::to_owned);
         server_config.oauth.client_secret = context["client_secret"].as_str().map(str::to_owned);
+        server_config.oauth.private_key_pem =
+            context["private_key_pem"].as_str().map(str::to_owned);
     }
     let tracker = TaskTracker::new();
     let cancel = CancellationToken::new();

@@ -360,8 +360,8 @@ fn parse_server(value: &Value) -> Result<ServerConfig, FieldError> {
     })
 }
 
-/// The `oauth` object: `clientId`, `clientSecret`, `scopes` (array or space-separated),
-/// `redirectPort`, `clientMetadataUrl`.
+/// The `oauth` object: `clientId`, `clientSecret`, `privateKeyFile` (read now), `scopes` (array
+/// or space-separated), `redirectPort`, `clientMetadataUrl`.
 fn parse_oauth(
     server: &Map<String, Value>,
 ) -> Result<crate::downstream::oauth::OAuthConfig, FieldError> {
@@ -400,8 +400,18 @@ fn parse_oauth(
     config.client_id = text("clientId")?;
     config.client_secret = text("clientSecret")?;
     config.client_metadata_url = text("clientMetadataUrl")?;
-    if config.client_secret.is_some() && config.client_id.is_none() {
-        return Err(field_error("oauth.clientSecret", "needs oauth.clientId"));
+    if let Some(path) = text("privateKeyFile")? {
+        config.private_key_pem = Some(std::fs::read_to_string(&path).map_err(|e| {
+            field_error("oauth.privateKeyFile", format!("cannot read {path}: {e}"))
+        })?);
+    }
+    if (config.client_secret.is_some() || config.private_key_pem.is_some())
+        && config.client_id.is_none()
+    {
+        return Err(field_error(
+            "oauth.clientId",
+            "is needed with oauth.clientSecret or oauth.privateKeyFile",
+        ));
     }
     config.scopes = match oauth.get("scopes") {
         None | Some(Value::Null) => None,

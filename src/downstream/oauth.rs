@@ -55,6 +55,9 @@ pub struct OAuthConfig {
     /// The URL of this client's metadata document, used as its id where the authorization
     /// server supports client-ID metadata documents.
     pub client_metadata_url: Option<String>,
+    /// A PKCS#8 PEM EC P-256 key: with `client_id`, the client authenticates with signed
+    /// assertions (`private_key_jwt`, RFC 7523) in the client-credentials grant.
+    pub private_key_pem: Option<String>,
     /// The loopback port of the redirect listener (`pluggedin-mcp-proxy auth`); 0 picks one.
     pub redirect_port: u16,
     /// Follow the authorization endpoint's redirect ourselves instead of asking a user (for a
@@ -238,6 +241,38 @@ impl Challenge {
         }
         challenge
     }
+}
+
+/// An ES256-signed client assertion (RFC 7523 §2.2): `iss` and `sub` the client, `aud` the
+/// authorization server's issuer, valid for a minute.
+fn client_assertion(pem: &str, client_id: &str, audience: &str) -> Result<String, OAuthError> {
+    use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+    let body: String = pem
+        .lines()
+        .filter(|line| !line.starts_with("-----"))
+        .map(str::trim)
+        .collect();
+    let der = STANDARD
+        .decode(body)
+        .map_err(|e| protocol(format!("the private key is not PEM: {e}")))?;
+    let rng = ring::rand::SystemRandom::new();
+    let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der, &rng)
+        .map_err(|e| protocol(format!("the private key is no PKCS#8 P-256 key: {e}")))?;
+    let now = unix_now();
+    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"ES256","typ":"JWT"}"#);
+    let claims = serde_json::json!({
+        "iss": client_id, "sub": client_id, "aud": audience,
+        "iat": now, "exp": now + 60, "jti": random_token(),
+    });
+    let claims = URL_SAFE_NO_PAD.encode(claims.to_string());
+    let signing_input = format!("{header}.{claims}");
+    let signature = key
+        .sign(&rng, signing_input.as_bytes())
+        .map_err(|_| protocol("cannot sign the client assertion"))?;
+    Ok(format!(
+        "{signing_input}.{}",
+        URL_SAFE_NO_PAD.encode(signature.as_ref())
+    ))
 }
 
 fn random_token() -> String {
@@ -550,6 +585,22 @@ impl OAuth {
                 "the authorization server does not support PKCE S256",
             ));
         }
+        let grants = strings(&metadata["grant_types_supported"]);
+        if !grants.is_empty()
+            && !grants.iter().any(|g| g == "authorization_code")
+            && grants.iter().any(|g| g == "client_credentials")
+        {
+            return self
+                .client_credentials(
+                    &metadata,
+                    &issuer,
+                    token_endpoint,
+                    resource,
+                    challenge,
+                    &prm,
+                )
+                .await;
+        }
         if user.is_none() && !self.config.headless {
             // Without a user nothing more can happen: register nothing, ask for nothing.
             self.needs_user
@@ -650,6 +701,74 @@ impl OAuth {
             .store(false, std::sync::atomic::Ordering::Relaxed);
         self.save();
         tracing::info!(server = %self.server, "authorized");
+        Ok(())
+    }
+
+    /// The client-credentials grant (no user: a machine client), authenticated with the
+    /// configured secret or a signed assertion.
+    async fn client_credentials(
+        &self,
+        metadata: &Value,
+        issuer: &str,
+        token_endpoint: Url,
+        resource: String,
+        challenge: &Challenge,
+        prm: &Value,
+    ) -> Result<(), OAuthError> {
+        let id = self.config.client_id.clone().ok_or_else(|| {
+            protocol(
+                "the authorization server grants client credentials only; configure oauth.clientId",
+            )
+        })?;
+        let methods = strings(&metadata["token_endpoint_auth_methods_supported"]);
+        let auth_method = if self.config.private_key_pem.is_some() {
+            "private_key_jwt"
+        } else if self.config.client_secret.is_some()
+            && !methods.is_empty()
+            && !methods.iter().any(|m| m == "client_secret_basic")
+            && methods.iter().any(|m| m == "client_secret_post")
+        {
+            "client_secret_post"
+        } else if self.config.client_secret.is_some() {
+            "client_secret_basic"
+        } else {
+            return Err(protocol(
+                "client credentials need oauth.clientSecret or oauth.privateKeyFile",
+            ));
+        };
+        let scopes: Vec<String> = match (&challenge.scope, prm.get("scopes_supported")) {
+            (Some(scope), _) => scope.split_whitespace().map(str::to_owned).collect(),
+            (None, Some(supported)) => strings(supported),
+            (None, None) => self.config.scopes.clone().unwrap_or_default(),
+        };
+        let session = Session {
+            token_endpoint: token_endpoint.to_string(),
+            resource: resource.clone(),
+            client: Client {
+                id: id.clone(),
+                secret: self.config.client_secret.clone(),
+                auth_method: auth_method.to_owned(),
+            },
+        };
+        let mut form = vec![
+            ("grant_type", "client_credentials".to_owned()),
+            ("resource", resource),
+        ];
+        if !scopes.is_empty() {
+            form.push(("scope", scopes.join(" ")));
+        }
+        if let Some(pem) = &self.config.private_key_pem {
+            form.push((
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".to_owned(),
+            ));
+            form.push(("client_assertion", client_assertion(pem, &id, issuer)?));
+        }
+        let tokens = self.token_request(&session, &mut form, scopes).await?;
+        *lock(&self.session) = Some(session);
+        *lock(&self.tokens) = Some(tokens);
+        self.save();
+        tracing::info!(server = %self.server, "authorized (client credentials)");
         Ok(())
     }
 
@@ -802,6 +921,7 @@ impl OAuth {
                 form.push(("client_id", client.id.clone()));
                 form.push(("client_secret", secret.clone()));
             }
+            ("private_key_jwt", _) => {}
             _ => form.push(("client_id", client.id.clone())),
         }
         let body: String = url::form_urlencoded::Serializer::new(String::new())
@@ -1225,6 +1345,35 @@ mod tests {
             pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
             "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
         );
+    }
+
+    #[test]
+    fn client_assertions_are_signed_es256_jwts() {
+        use ring::signature::{
+            ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair,
+            UnparsedPublicKey,
+        };
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+        let pem = format!(
+            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+            STANDARD.encode(pkcs8.as_ref())
+        );
+        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+            .unwrap();
+        let jwt = client_assertion(&pem, "me", "https://as.example").unwrap();
+        let parts: Vec<&str> = jwt.split('.').collect();
+        assert_eq!(parts.len(), 3);
+        let claims: Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+        assert_eq!(claims["iss"], "me");
+        assert_eq!(claims["sub"], "me");
+        assert_eq!(claims["aud"], "https://as.example");
+        let signature = URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
+        UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, key.public_key().as_ref())
+            .verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &signature)
+            .expect("the signature verifies with the key's public half");
+        assert!(client_assertion("not a key", "me", "x").is_err());
     }
 
     #[test]
