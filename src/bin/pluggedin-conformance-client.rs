@@ -302,6 +302,7 @@ async fn run(url: &str) -> Result<(), String> {
         server_config.oauth.client_secret = context["client_secret"].as_str().map(str::to_owned);
         server_config.oauth.private_key_pem =
             context["private_key_pem"].as_str().map(str::to_owned);
+        server_config.oauth.assertion = context["valid_jwt"].as_str().map(str::to_owned);
     }
     let tracker = TaskTracker::new();
     let cancel = CancellationToken::new();

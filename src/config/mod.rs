@@ -360,8 +360,8 @@ fn parse_server(value: &Value) -> Result<ServerConfig, FieldError> {
     })
 }
 
-/// The `oauth` object: `clientId`, `clientSecret`, `privateKeyFile` (read now), `scopes` (array
-/// or space-separated), `redirectPort`, `clientMetadataUrl`.
+/// The `oauth` object: `clientId`, `clientSecret`, `privateKeyFile` (read now), `assertionFile`
+/// (read at each use), `scopes` (array or space-separated), `redirectPort`, `clientMetadataUrl`.
 fn parse_oauth(
     server: &Map<String, Value>,
 ) -> Result<crate::downstream::oauth::OAuthConfig, FieldError> {
@@ -375,6 +375,8 @@ fn parse_oauth(
         if ![
             "clientId",
             "clientSecret",
+            "privateKeyFile",
+            "assertionFile",
             "scopes",
             "redirectPort",
             "clientMetadataUrl",
@@ -383,7 +385,7 @@ fn parse_oauth(
         {
             return Err(field_error(
                 &format!("oauth.{key}"),
-                "unknown field; expected clientId, clientSecret, scopes, redirectPort or clientMetadataUrl",
+                "unknown field; expected clientId, clientSecret, privateKeyFile, assertionFile, scopes, redirectPort or clientMetadataUrl",
             ));
         }
     }
@@ -405,6 +407,7 @@ fn parse_oauth(
             field_error("oauth.privateKeyFile", format!("cannot read {path}: {e}"))
         })?);
     }
+    config.assertion_file = text("assertionFile")?.map(PathBuf::from);
     if (config.client_secret.is_some() || config.private_key_pem.is_some())
         && config.client_id.is_none()
     {

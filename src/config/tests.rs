@@ -115,6 +115,20 @@ fn parses_oauth_settings() {
         Some(&["read".to_owned(), "write".to_owned()][..])
     );
     assert_eq!(oauth.redirect_port, 8977);
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("key.pem");
+    std::fs::write(&key, "PEM").unwrap();
+    let text = format!(
+        r#"{{"mcpServers": {{"m2m": {{"url": "https://example.com/mcp",
+            "oauth": {{"clientId": "me", "privateKeyFile": "{}", "assertionFile": "/run/token"}}}}}}}}"#,
+        key.display()
+    );
+    let oauth = &parse(&text).unwrap().servers["m2m"].oauth;
+    assert_eq!(oauth.private_key_pem.as_deref(), Some("PEM"));
+    assert_eq!(
+        oauth.assertion_file.as_deref(),
+        Some(Path::new("/run/token"))
+    );
     let none = parse(r#"{"mcpServers": {"remote": {"url": "https://example.com/mcp"}}}"#).unwrap();
     assert_eq!(none.servers["remote"].oauth, Default::default());
     for (bad, field) in [
@@ -123,8 +137,8 @@ fn parses_oauth_settings() {
         (r#"{"scopes": [1]}"#, "oauth.scopes"),
         (r#"{"clientid": "typo"}"#, "oauth.clientid"),
         (
-            r#"{"privateKeyFile": "/nonexistent/key.pem"}"#,
-            "oauth.privateKeyFile",
+            r#"{"clientId": "me", "privateKeyFile": "/nonexistent/key.pem"}"#,
+            "cannot read /nonexistent/key.pem",
         ),
     ] {
         let text = format!(

@@ -36,6 +36,9 @@ use url::Url;
 /// `insufficient_scope` must not loop us).
 const MAX_ATTEMPTS: usize = 2;
 
+/// The JWT-bearer grant type (RFC 7523).
+const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+
 /// How often a server awaiting authorization looks for stored tokens.
 const STORE_POLL: Duration = Duration::from_millis(500);
 
@@ -58,6 +61,11 @@ pub struct OAuthConfig {
     /// A PKCS#8 PEM EC P-256 key: with `client_id`, the client authenticates with signed
     /// assertions (`private_key_jwt`, RFC 7523) in the client-credentials grant.
     pub private_key_pem: Option<String>,
+    /// A workload identity token (a JWT issued to this workload by a trusted issuer), for the
+    /// JWT-bearer grant (RFC 7523, SEP-1933).
+    pub assertion: Option<String>,
+    /// A file holding the workload identity token, read at each use (the token rotates).
+    pub assertion_file: Option<PathBuf>,
     /// The loopback port of the redirect listener (`pluggedin-mcp-proxy auth`); 0 picks one.
     pub redirect_port: u16,
     /// Follow the authorization endpoint's redirect ourselves instead of asking a user (for a
@@ -601,6 +609,14 @@ impl OAuth {
                 )
                 .await;
         }
+        if !grants.is_empty()
+            && !grants.iter().any(|g| g == "authorization_code")
+            && grants.iter().any(|g| g == JWT_BEARER)
+        {
+            return self
+                .jwt_bearer(token_endpoint, resource, challenge, &prm)
+                .await;
+        }
         if user.is_none() && !self.config.headless {
             // Without a user nothing more can happen: register nothing, ask for nothing.
             self.needs_user
@@ -772,6 +788,60 @@ impl OAuth {
         Ok(())
     }
 
+    /// The JWT-bearer grant (RFC 7523) with the workload's identity token as the assertion.
+    async fn jwt_bearer(
+        &self,
+        token_endpoint: Url,
+        resource: String,
+        challenge: &Challenge,
+        prm: &Value,
+    ) -> Result<(), OAuthError> {
+        let assertion = match (&self.config.assertion_file, &self.config.assertion) {
+            (Some(path), _) => std::fs::read_to_string(path)
+                .map(|text| text.trim().to_owned())
+                .map_err(|e| protocol(format!("cannot read {}: {e}", path.display())))?,
+            (None, Some(assertion)) => assertion.clone(),
+            (None, None) => {
+                return Err(protocol(
+                    "the authorization server grants JWT bearer only; configure oauth.assertionFile",
+                ));
+            }
+        };
+        let scopes: Vec<String> = match (&challenge.scope, prm.get("scopes_supported")) {
+            (Some(scope), _) => scope.split_whitespace().map(str::to_owned).collect(),
+            (None, Some(supported)) => strings(supported),
+            (None, None) => self.config.scopes.clone().unwrap_or_default(),
+        };
+        let session = Session {
+            token_endpoint: token_endpoint.to_string(),
+            resource: resource.clone(),
+            client: Client {
+                id: self.config.client_id.clone().unwrap_or_default(),
+                secret: self.config.client_secret.clone(),
+                auth_method: if self.config.client_secret.is_some() {
+                    "client_secret_basic"
+                } else {
+                    "none"
+                }
+                .to_owned(),
+            },
+        };
+        let mut form = vec![
+            ("grant_type", JWT_BEARER.to_owned()),
+            ("assertion", assertion),
+            ("resource", resource),
+        ];
+        if !scopes.is_empty() {
+            form.push(("scope", scopes.join(" ")));
+        }
+        let tokens = self.token_request(&session, &mut form, scopes).await?;
+        *lock(&self.session) = Some(session);
+        *lock(&self.tokens) = Some(tokens);
+        self.save();
+        tracing::info!(server = %self.server, "authorized (JWT bearer)");
+        Ok(())
+    }
+
     fn redirect_uri(&self, port: u16) -> String {
         format!(
             "http://127.0.0.1:{}/callback",
@@ -922,6 +992,7 @@ impl OAuth {
                 form.push(("client_secret", secret.clone()));
             }
             ("private_key_jwt", _) => {}
+            _ if client.id.is_empty() => {}
             _ => form.push(("client_id", client.id.clone())),
         }
         let body: String = url::form_urlencoded::Serializer::new(String::new())
