@@ -303,6 +303,10 @@ async fn run(url: &str) -> Result<(), String> {
         server_config.oauth.private_key_pem =
             context["private_key_pem"].as_str().map(str::to_owned);
         server_config.oauth.assertion = context["valid_jwt"].as_str().map(str::to_owned);
+        server_config.oauth.idp_token_endpoint =
+            context["idp_token_endpoint"].as_str().map(str::to_owned);
+        server_config.oauth.idp_client_id = context["idp_client_id"].as_str().map(str::to_owned);
+        server_config.oauth.id_token = context["idp_id_token"].as_str().map(str::to_owned);
     }
     let tracker = TaskTracker::new();
     let cancel = CancellationToken::new();

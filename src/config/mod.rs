@@ -361,7 +361,8 @@ fn parse_server(value: &Value) -> Result<ServerConfig, FieldError> {
 }
 
 /// The `oauth` object: `clientId`, `clientSecret`, `privateKeyFile` (read now), `assertionFile`
-/// (read at each use), `scopes` (array or space-separated), `redirectPort`, `clientMetadataUrl`.
+/// (read at each use), `idpTokenEndpoint`, `idpClientId`, `idTokenFile` (read at each use),
+/// `scopes` (array or space-separated), `redirectPort`, `clientMetadataUrl`.
 fn parse_oauth(
     server: &Map<String, Value>,
 ) -> Result<crate::downstream::oauth::OAuthConfig, FieldError> {
@@ -377,6 +378,9 @@ fn parse_oauth(
             "clientSecret",
             "privateKeyFile",
             "assertionFile",
+            "idpTokenEndpoint",
+            "idpClientId",
+            "idTokenFile",
             "scopes",
             "redirectPort",
             "clientMetadataUrl",
@@ -385,7 +389,7 @@ fn parse_oauth(
         {
             return Err(field_error(
                 &format!("oauth.{key}"),
-                "unknown field; expected clientId, clientSecret, privateKeyFile, assertionFile, scopes, redirectPort or clientMetadataUrl",
+                "unknown field; expected clientId, clientSecret, privateKeyFile, assertionFile, idpTokenEndpoint, idpClientId, idTokenFile, scopes, redirectPort or clientMetadataUrl",
             ));
         }
     }
@@ -408,6 +412,9 @@ fn parse_oauth(
         })?);
     }
     config.assertion_file = text("assertionFile")?.map(PathBuf::from);
+    config.idp_token_endpoint = text("idpTokenEndpoint")?;
+    config.idp_client_id = text("idpClientId")?;
+    config.id_token_file = text("idTokenFile")?.map(PathBuf::from);
     if (config.client_secret.is_some() || config.private_key_pem.is_some())
         && config.client_id.is_none()
     {

@@ -66,6 +66,15 @@ pub struct OAuthConfig {
     pub assertion: Option<String>,
     /// A file holding the workload identity token, read at each use (the token rotates).
     pub assertion_file: Option<PathBuf>,
+    /// Enterprise-managed authorization (SEP-990): the identity provider's token endpoint, where
+    /// the user's ID token is exchanged (RFC 8693) for an identity assertion grant (ID-JAG) that
+    /// then goes to the authorization server with the JWT-bearer grant.
+    pub idp_token_endpoint: Option<String>,
+    /// This client's id at the identity provider.
+    pub idp_client_id: Option<String>,
+    /// The user's ID token from the identity provider (or `id_token_file`, read at each use).
+    pub id_token: Option<String>,
+    pub id_token_file: Option<PathBuf>,
     /// The loopback port of the redirect listener (`pluggedin-mcp-proxy auth`); 0 picks one.
     pub redirect_port: u16,
     /// Follow the authorization endpoint's redirect ourselves instead of asking a user (for a
@@ -614,7 +623,7 @@ impl OAuth {
             && grants.iter().any(|g| g == JWT_BEARER)
         {
             return self
-                .jwt_bearer(token_endpoint, resource, challenge, &prm)
+                .jwt_bearer(&issuer, token_endpoint, resource, challenge, &prm)
                 .await;
         }
         if user.is_none() && !self.config.headless {
@@ -791,26 +800,39 @@ impl OAuth {
     /// The JWT-bearer grant (RFC 7523) with the workload's identity token as the assertion.
     async fn jwt_bearer(
         &self,
+        issuer: &str,
         token_endpoint: Url,
         resource: String,
         challenge: &Challenge,
         prm: &Value,
     ) -> Result<(), OAuthError> {
-        let assertion = match (&self.config.assertion_file, &self.config.assertion) {
-            (Some(path), _) => std::fs::read_to_string(path)
-                .map(|text| text.trim().to_owned())
-                .map_err(|e| protocol(format!("cannot read {}: {e}", path.display())))?,
-            (None, Some(assertion)) => assertion.clone(),
-            (None, None) => {
-                return Err(protocol(
-                    "the authorization server grants JWT bearer only; configure oauth.assertionFile",
-                ));
-            }
-        };
         let scopes: Vec<String> = match (&challenge.scope, prm.get("scopes_supported")) {
             (Some(scope), _) => scope.split_whitespace().map(str::to_owned).collect(),
             (None, Some(supported)) => strings(supported),
             (None, None) => self.config.scopes.clone().unwrap_or_default(),
+        };
+        let read = |file: &Option<PathBuf>, value: &Option<String>| match (file, value) {
+            (Some(path), _) => std::fs::read_to_string(path)
+                .map(|text| Some(text.trim().to_owned()))
+                .map_err(|e| protocol(format!("cannot read {}: {e}", path.display()))),
+            (None, value) => Ok(value.clone()),
+        };
+        let assertion = match (
+            read(&self.config.assertion_file, &self.config.assertion)?,
+            &self.config.idp_token_endpoint,
+            read(&self.config.id_token_file, &self.config.id_token)?,
+        ) {
+            (Some(assertion), _, _) => assertion,
+            (None, Some(idp), Some(id_token)) => {
+                self.identity_assertion(idp, &id_token, issuer, &resource, &scopes)
+                    .await?
+            }
+            _ => {
+                return Err(protocol(
+                    "the authorization server grants JWT bearer only; configure oauth.assertionFile \
+                     or an identity provider (oauth.idpTokenEndpoint, oauth.idTokenFile)",
+                ));
+            }
         };
         let session = Session {
             token_endpoint: token_endpoint.to_string(),
@@ -840,6 +862,71 @@ impl OAuth {
         self.save();
         tracing::info!(server = %self.server, "authorized (JWT bearer)");
         Ok(())
+    }
+
+    /// RFC 8693 token exchange at the identity provider: the ID token for an ID-JAG naming the
+    /// authorization server and the resource (SEP-990).
+    async fn identity_assertion(
+        &self,
+        idp_token_endpoint: &str,
+        id_token: &str,
+        issuer: &str,
+        resource: &str,
+        scopes: &[String],
+    ) -> Result<String, OAuthError> {
+        let mut form = vec![
+            (
+                "grant_type",
+                "urn:ietf:params:oauth:grant-type:token-exchange".to_owned(),
+            ),
+            (
+                "requested_token_type",
+                "urn:ietf:params:oauth:token-type:id-jag".to_owned(),
+            ),
+            ("subject_token", id_token.to_owned()),
+            (
+                "subject_token_type",
+                "urn:ietf:params:oauth:token-type:id_token".to_owned(),
+            ),
+            ("audience", issuer.to_owned()),
+            ("resource", resource.to_owned()),
+        ];
+        if let Some(id) = &self.config.idp_client_id {
+            form.push(("client_id", id.clone()));
+        }
+        if !scopes.is_empty() {
+            form.push(("scope", scopes.join(" ")));
+        }
+        let body: String = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form.iter().map(|(k, v)| (*k, v.as_str())))
+            .finish();
+        let url = idp_token_endpoint.to_owned();
+        let response = self
+            .http
+            .post(idp_token_endpoint)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("accept", "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(|source| OAuthError::Http {
+                url: url.clone(),
+                source,
+            })?;
+        let status = response.status();
+        let answer: Value = response
+            .json()
+            .await
+            .map_err(|source| OAuthError::Http { url, source })?;
+        if !status.is_success() {
+            return Err(protocol(format!(
+                "the identity provider refused the token exchange ({status}): {answer}"
+            )));
+        }
+        answer["access_token"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| protocol("the token exchange answer has no access_token"))
     }
 
     fn redirect_uri(&self, port: u16) -> String {
