@@ -106,6 +106,9 @@ struct Tokens {
     expires_at: Option<u64>,
     /// Scopes asked for (accumulated across step-ups).
     scopes: Vec<String>,
+    /// A DPoP-bound token (RFC 9449): sent with the `DPoP` scheme and a proof.
+    #[serde(default)]
+    dpop: bool,
 }
 
 /// What discovery found, kept for refreshes.
@@ -123,6 +126,9 @@ struct Stored {
     url: String,
     tokens: Tokens,
     session: Session,
+    /// The DPoP key (PKCS#8, base64) the tokens are bound to.
+    #[serde(default)]
+    dpop_key: Option<String>,
 }
 
 /// A std mutex's guard; a poisoned lock's data is still good (no invariant spans a panic).
@@ -196,6 +202,10 @@ pub struct OAuth {
     flow: tokio::sync::Mutex<()>,
     /// Set when authorizing needs a user (see [`OAuth::needs_user`]).
     needs_user: std::sync::atomic::AtomicBool,
+    /// The DPoP key (PKCS#8), once an authorization server asked for DPoP.
+    dpop_key: Mutex<Option<Vec<u8>>>,
+    /// The authorization server's latest DPoP nonce.
+    dpop_nonce: Mutex<Option<String>>,
 }
 
 /// The parameters of a `WWW-Authenticate: Bearer ...` challenge.
@@ -211,10 +221,11 @@ impl Challenge {
     pub fn parse(header: &str) -> Self {
         let mut challenge = Challenge::default();
         let rest = header.trim();
-        let rest = rest
-            .get(..7)
-            .filter(|scheme| scheme.eq_ignore_ascii_case("bearer "))
-            .map_or(rest, |_| &rest[7..]);
+        // The scheme (`Bearer`, `DPoP`): a first word without `=`.
+        let rest = match rest.split_once(' ') {
+            Some((scheme, params)) if !scheme.contains('=') => params,
+            _ => rest,
+        };
         let mut chars = rest.chars().peekable();
         loop {
             while chars.peek().is_some_and(|c| *c == ',' || c.is_whitespace()) {
@@ -346,6 +357,8 @@ impl OAuth {
             session: Mutex::new(None),
             flow: tokio::sync::Mutex::new(()),
             needs_user: std::sync::atomic::AtomicBool::new(false),
+            dpop_key: Mutex::new(None),
+            dpop_nonce: Mutex::new(None),
         };
         oauth.load();
         oauth
@@ -370,6 +383,7 @@ impl OAuth {
                 tracing::debug!(server = %self.server, "OAuth tokens loaded");
                 *lock(&self.tokens) = Some(stored.tokens);
                 *lock(&self.session) = Some(stored.session);
+                *lock(&self.dpop_key) = stored.dpop_key.and_then(|key| STANDARD.decode(key).ok());
             }
             Ok(_) => {}
             Err(error) => {
@@ -436,10 +450,106 @@ impl OAuth {
             url: self.url.to_string(),
             tokens,
             session,
+            dpop_key: lock(&self.dpop_key)
+                .as_ref()
+                .map(|key| STANDARD.encode(key)),
         };
         let text = serde_json::to_string_pretty(&stored).unwrap_or_default();
         if let Err(error) = write_private(&path, &text) {
             tracing::warn!(server = %self.server, file = %path.display(), "OAuth tokens not saved: {error}");
+        }
+    }
+
+    /// Makes a DPoP key (ES256) unless there is one.
+    fn ensure_dpop_key(&self) -> Result<(), OAuthError> {
+        let mut key = lock(&self.dpop_key);
+        if key.is_none() {
+            let rng = ring::rand::SystemRandom::new();
+            let pkcs8 = ring::signature::EcdsaKeyPair::generate_pkcs8(
+                &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+                &rng,
+            )
+            .map_err(|_| protocol("cannot make a DPoP key"))?;
+            *key = Some(pkcs8.as_ref().to_vec());
+        }
+        Ok(())
+    }
+
+    /// A DPoP proof (RFC 9449 §4.2) for `method` on `url`, bound to `access` when given; `None`
+    /// without a DPoP key.
+    fn dpop_proof(
+        &self,
+        method: &str,
+        url: &str,
+        access: Option<&str>,
+        nonce: Option<&str>,
+    ) -> Option<String> {
+        use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+        let pkcs8 = lock(&self.dpop_key).clone()?;
+        let rng = ring::rand::SystemRandom::new();
+        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8, &rng).ok()?;
+        let public = key.public_key().as_ref();
+        // Uncompressed point: 0x04 || x || y.
+        let jwk = serde_json::json!({
+            "kty": "EC", "crv": "P-256",
+            "x": URL_SAFE_NO_PAD.encode(&public[1..33]),
+            "y": URL_SAFE_NO_PAD.encode(&public[33..65]),
+        });
+        let header = serde_json::json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": jwk});
+        let mut htu = Url::parse(url).ok()?;
+        htu.set_query(None);
+        htu.set_fragment(None);
+        let mut claims = serde_json::json!({
+            "jti": random_token(), "htm": method, "htu": htu.as_str(), "iat": unix_now(),
+        });
+        if let Some(access) = access {
+            claims["ath"] =
+                Value::String(URL_SAFE_NO_PAD.encode(Sha256::digest(access.as_bytes())));
+        }
+        if let Some(nonce) = nonce {
+            claims["nonce"] = Value::String(nonce.to_owned());
+        }
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let signature = key.sign(&rng, input.as_bytes()).ok()?;
+        Some(format!(
+            "{input}.{}",
+            URL_SAFE_NO_PAD.encode(signature.as_ref())
+        ))
+    }
+
+    /// How a request to `uri` carries the token: `Bearer` through rmcp's `auth_header`, or (a
+    /// DPoP-bound token) the `DPoP` scheme and a fresh proof among the custom headers.
+    async fn credentials(
+        &self,
+        method: &str,
+        uri: &str,
+        custom: &HashMap<HeaderName, HeaderValue>,
+    ) -> (Option<String>, HashMap<HeaderName, HeaderValue>) {
+        let mut custom = custom.clone();
+        let Some(token) = self.access_token().await else {
+            return (None, custom);
+        };
+        let dpop = lock(&self.tokens)
+            .as_ref()
+            .is_some_and(|tokens| tokens.dpop);
+        if !dpop {
+            return (Some(token), custom);
+        }
+        match (
+            HeaderValue::from_str(&format!("DPoP {token}")),
+            self.dpop_proof(method, uri, Some(&token), None)
+                .and_then(|proof| HeaderValue::from_str(&proof).ok()),
+        ) {
+            (Ok(authorization), Some(proof)) => {
+                custom.insert(reqwest::header::AUTHORIZATION, authorization);
+                custom.insert(HeaderName::from_static("dpop"), proof);
+                (None, custom)
+            }
+            _ => (Some(token), custom),
         }
     }
 
@@ -596,6 +706,9 @@ impl OAuth {
         };
         let authorization_endpoint = endpoint("authorization_endpoint")?;
         let token_endpoint = endpoint("token_endpoint")?;
+        if strings(&metadata["dpop_signing_alg_values_supported"]).contains(&"ES256".to_owned()) {
+            self.ensure_dpop_key()?;
+        }
         let challenges = strings(&metadata["code_challenge_methods_supported"]);
         if !challenges.is_empty() && !challenges.iter().any(|m| m == "S256") {
             return Err(protocol(
@@ -1086,21 +1199,44 @@ impl OAuth {
             .extend_pairs(form.iter().map(|(k, v)| (*k, v.as_str())))
             .finish();
         let url = session.token_endpoint.clone();
-        let response = request
+        let request = request
             .header("content-type", "application/x-www-form-urlencoded")
             .header("accept", "application/json")
-            .body(body)
-            .send()
-            .await
-            .map_err(|source| OAuthError::Http {
+            .body(body);
+        let mut nonce_retried = false;
+        let (status, answer, dpop) = loop {
+            let mut attempt = request
+                .try_clone()
+                .ok_or_else(|| protocol("unclonable request"))?;
+            let nonce = lock(&self.dpop_nonce).clone();
+            let proof = self.dpop_proof("POST", &url, None, nonce.as_deref());
+            if let Some(proof) = &proof {
+                attempt = attempt.header("dpop", proof);
+            }
+            let response = attempt.send().await.map_err(|source| OAuthError::Http {
                 url: url.clone(),
                 source,
             })?;
-        let status = response.status();
-        let answer: Value = response
-            .json()
-            .await
-            .map_err(|source| OAuthError::Http { url, source })?;
+            let status = response.status();
+            let fresh_nonce = response
+                .headers()
+                .get("dpop-nonce")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let answer: Value = response.json().await.map_err(|source| OAuthError::Http {
+                url: url.clone(),
+                source,
+            })?;
+            if let Some(fresh) = fresh_nonce {
+                *lock(&self.dpop_nonce) = Some(fresh);
+            }
+            // RFC 9449 §8: the server wants its nonce in the proof; once.
+            if proof.is_some() && answer["error"] == "use_dpop_nonce" && !nonce_retried {
+                nonce_retried = true;
+                continue;
+            }
+            break (status, answer, proof.is_some());
+        };
         if !status.is_success() {
             return Err(protocol(format!(
                 "the token request was refused ({status}): {answer}"
@@ -1117,6 +1253,10 @@ impl OAuth {
                 .as_u64()
                 .map(|seconds| unix_now() + seconds),
             scopes,
+            dpop: dpop
+                && answer["token_type"]
+                    .as_str()
+                    .is_some_and(|kind| kind.eq_ignore_ascii_case("dpop")),
         })
     }
 
@@ -1380,17 +1520,17 @@ impl StreamableHttpClient for OAuthHttp {
         custom_headers: HashMap<HeaderName, HeaderValue>,
         limits: StreamableHttpResponseLimits,
     ) -> Result<StreamableHttpPostResponse, HttpError> {
-        let mut token = self.oauth.access_token().await;
         let mut attempts = 0;
         loop {
+            let (token, headers) = self.oauth.credentials("POST", &uri, &custom_headers).await;
             let result = self
                 .inner
                 .post_message_with_response_limits(
                     uri.clone(),
                     message.clone(),
                     session_id.clone(),
-                    token.clone(),
-                    custom_headers.clone(),
+                    token,
+                    headers,
                     limits,
                 )
                 .await;
@@ -1398,9 +1538,8 @@ impl StreamableHttpClient for OAuthHttp {
                 Some(challenge) if attempts < MAX_ATTEMPTS => {
                     attempts += 1;
                     // When authorizing fails, the server's own answer (401/403) stands.
-                    match self.answer(&challenge).await {
-                        Some(fresh) => token = Some(fresh),
-                        None => return result,
+                    if self.answer(&challenge).await.is_none() {
+                        return result;
                     }
                 }
                 _ => return result,
@@ -1415,9 +1554,12 @@ impl StreamableHttpClient for OAuthHttp {
         _auth_header: Option<String>,
         custom_headers: HashMap<HeaderName, HeaderValue>,
     ) -> Result<(), HttpError> {
-        let token = self.oauth.access_token().await;
+        let (token, headers) = self
+            .oauth
+            .credentials("DELETE", &uri, &custom_headers)
+            .await;
         self.inner
-            .delete_session(uri, session_id, token, custom_headers)
+            .delete_session(uri, session_id, token, headers)
             .await
     }
 
@@ -1449,17 +1591,17 @@ impl StreamableHttpClient for OAuthHttp {
         custom_headers: HashMap<HeaderName, HeaderValue>,
         max_sse_event_size: usize,
     ) -> Result<BoxStream<'static, Result<Sse, SseError>>, HttpError> {
-        let mut token = self.oauth.access_token().await;
         let mut attempts = 0;
         loop {
+            let (token, headers) = self.oauth.credentials("GET", &uri, &custom_headers).await;
             let result = self
                 .inner
                 .get_stream_with_max_sse_event_size(
                     uri.clone(),
                     session_id.clone(),
                     last_event_id.clone(),
-                    token.clone(),
-                    custom_headers.clone(),
+                    token,
+                    headers,
                     max_sse_event_size,
                 )
                 .await;
@@ -1467,9 +1609,8 @@ impl StreamableHttpClient for OAuthHttp {
                 Some(challenge) if attempts < MAX_ATTEMPTS => {
                     attempts += 1;
                     // When authorizing fails, the server's own answer (401/403) stands.
-                    match self.answer(&challenge).await {
-                        Some(fresh) => token = Some(fresh),
-                        None => return result,
+                    if self.answer(&challenge).await.is_none() {
+                        return result;
                     }
                 }
                 _ => return result,
@@ -1532,6 +1673,59 @@ mod tests {
             .verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &signature)
             .expect("the signature verifies with the key's public half");
         assert!(client_assertion("not a key", "me", "x").is_err());
+    }
+
+    #[test]
+    fn dpop_proofs_carry_the_key_method_url_and_token_hash() {
+        use ring::signature::{ECDSA_P256_SHA256_FIXED, UnparsedPublicKey};
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let oauth = OAuth::new(
+            "s",
+            Url::parse("http://127.0.0.1:1/mcp").unwrap(),
+            OAuthConfig::default(),
+            reqwest::Client::new(),
+        );
+        assert!(oauth.dpop_proof("POST", "http://x/t", None, None).is_none());
+        oauth.ensure_dpop_key().unwrap();
+        let proof = oauth
+            .dpop_proof("POST", "http://x/mcp?q=1", Some("tok"), Some("n1"))
+            .unwrap();
+        let parts: Vec<&str> = proof.split('.').collect();
+        let header: Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
+        let claims: Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+        assert_eq!(header["typ"], "dpop+jwt");
+        assert_eq!(claims["htm"], "POST");
+        assert_eq!(claims["htu"], "http://x/mcp");
+        assert_eq!(claims["nonce"], "n1");
+        assert_eq!(
+            claims["ath"],
+            URL_SAFE_NO_PAD.encode(Sha256::digest(b"tok")).as_str()
+        );
+        let mut point = vec![4u8];
+        point.extend(
+            URL_SAFE_NO_PAD
+                .decode(header["jwk"]["x"].as_str().unwrap())
+                .unwrap(),
+        );
+        point.extend(
+            URL_SAFE_NO_PAD
+                .decode(header["jwk"]["y"].as_str().unwrap())
+                .unwrap(),
+        );
+        UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &point)
+            .verify(
+                format!("{}.{}", parts[0], parts[1]).as_bytes(),
+                &URL_SAFE_NO_PAD.decode(parts[2]).unwrap(),
+            )
+            .expect("the proof verifies with its own jwk");
+        assert_eq!(
+            Challenge::parse(r#"DPoP error="use_dpop_nonce", algs="ES256""#)
+                .error
+                .as_deref(),
+            Some("use_dpop_nonce")
+        );
     }
 
     #[test]
