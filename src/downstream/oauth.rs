@@ -206,6 +206,8 @@ pub struct OAuth {
     dpop_key: Mutex<Option<Vec<u8>>>,
     /// The authorization server's latest DPoP nonce.
     dpop_nonce: Mutex<Option<String>>,
+    /// The resource server's latest DPoP nonce.
+    resource_nonce: Mutex<Option<String>>,
 }
 
 /// The parameters of a `WWW-Authenticate: Bearer ...` challenge.
@@ -359,6 +361,7 @@ impl OAuth {
             needs_user: std::sync::atomic::AtomicBool::new(false),
             dpop_key: Mutex::new(None),
             dpop_nonce: Mutex::new(None),
+            resource_nonce: Mutex::new(None),
         };
         oauth.load();
         oauth
@@ -541,8 +544,13 @@ impl OAuth {
         }
         match (
             HeaderValue::from_str(&format!("DPoP {token}")),
-            self.dpop_proof(method, uri, Some(&token), None)
-                .and_then(|proof| HeaderValue::from_str(&proof).ok()),
+            self.dpop_proof(
+                method,
+                uri,
+                Some(&token),
+                lock(&self.resource_nonce).clone().as_deref(),
+            )
+            .and_then(|proof| HeaderValue::from_str(&proof).ok()),
         ) {
             (Ok(authorization), Some(proof)) => {
                 custom.insert(reqwest::header::AUTHORIZATION, authorization);
@@ -551,6 +559,39 @@ impl OAuth {
             }
             _ => (Some(token), custom),
         }
+    }
+
+    /// Learns the resource server's DPoP nonce: POSTs an empty JSON object (no JSON-RPC message,
+    /// so nothing is acted on) with the request's credentials; whether a nonce came back.
+    async fn fetch_resource_nonce(
+        &self,
+        uri: &str,
+        custom: &HashMap<HeaderName, HeaderValue>,
+    ) -> bool {
+        // A fresh proof of its own: a proof is never sent twice.
+        let (_, headers) = self.credentials("POST", uri, custom).await;
+        let mut request = self
+            .http
+            .post(uri)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body("{}");
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        let Ok(response) = request.send().await else {
+            return false;
+        };
+        let nonce = response
+            .headers()
+            .get("dpop-nonce")
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        let found = nonce.is_some();
+        if found {
+            *lock(&self.resource_nonce) = nonce;
+        }
+        found
     }
 
     /// The HTTP client its requests (and the transport's) go through.
@@ -1535,6 +1576,18 @@ impl StreamableHttpClient for OAuthHttp {
                 )
                 .await;
             match result.as_ref().err().and_then(Self::challenge) {
+                Some(challenge)
+                    if challenge.error.as_deref() == Some("use_dpop_nonce")
+                        && attempts < MAX_ATTEMPTS =>
+                {
+                    // RFC 9449 §9: the server wants its nonce in our proofs. rmcp keeps only
+                    // WWW-Authenticate of the 401, so ask for the DPoP-Nonce header with a probe
+                    // whose body no server would act on.
+                    attempts += 1;
+                    if !self.oauth.fetch_resource_nonce(&uri, &custom_headers).await {
+                        return result;
+                    }
+                }
                 Some(challenge) if attempts < MAX_ATTEMPTS => {
                     attempts += 1;
                     // When authorizing fails, the server's own answer (401/403) stands.
