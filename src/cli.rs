@@ -251,6 +251,12 @@ pub enum Command {
         #[command(subcommand)]
         action: DocsAction,
     },
+    /// Authorize with an OAuth-protected HTTP server: prints the URL to open, waits for the
+    /// browser's redirect on a loopback port and stores the tokens for the proxy to use
+    Auth {
+        /// The server's name in the config
+        server: String,
+    },
     /// Calls, error rate and p50/p95 duration per server and tool, from the activity log
     Stats {
         /// The window: a number and s, m, h, d or w (`90m`, `24h`, `7d`)

@@ -82,6 +82,9 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
     }
 
     let data_dir = data_dir(cli.data_dir.clone());
+    if let Some(dir) = &data_dir {
+        downstream::oauth::set_store_dir(dir);
+    }
     let store = LocalStore::open_async(data_dir.clone()).await?;
     tracing::info!(store = store.path(), "local store open");
 
@@ -152,6 +155,9 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
         }
         None => (file_config, config_path, None),
     };
+    if let Some(cli::Command::Auth { server }) = &cli.command {
+        return authorize(server, &config).await;
+    }
     if let Some(command) = cli.command.take_if(|command| command.is_management()) {
         // Management commands work on the local store in both modes: the operator's settings,
         // workspaces, `stats` and the local document library live there.
@@ -253,6 +259,29 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
         );
     }
     outcome
+}
+
+/// `pluggedin-mcp-proxy auth <server>`: the interactive OAuth authorization.
+#[allow(
+    clippy::print_stdout,
+    reason = "the URL to open is the command's output for a person"
+)]
+async fn authorize(server: &str, config: &Config) -> anyhow::Result<ExitCode> {
+    let Some(server_config) = config.servers.get(server) else {
+        let known: Vec<&str> = config.servers.keys().map(String::as_str).collect();
+        anyhow::bail!(
+            "no server named \"{server}\" in the config (servers: {})",
+            known.join(", ")
+        );
+    };
+    let show = |url: &url::Url| {
+        println!("Open this URL to authorize {server}:\n{url}");
+    };
+    downstream::oauth::authorize_server(server, server_config, &show)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    println!("Authorized: {server}. A running proxy uses the new tokens at its next connection.");
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The data dir: the given one, else `<user data dir>/pluggedin-mcp-proxy`. `None` when it

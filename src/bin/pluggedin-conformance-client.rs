@@ -42,6 +42,9 @@ const STREAM_SETTLE: Duration = Duration::from_millis(500);
 /// Rounds of `InputRequiredResult` answered before giving up, as rmcp's own client does.
 const MAX_ROUNDS: usize = 10;
 
+/// This client's metadata document (SEP-991), as the suite's CIMD scenario expects it.
+const CLIENT_METADATA_URL: &str = "https://conformance-test.local/client-metadata.json";
+
 /// Stands in for the user behind the proxy.
 struct User;
 
@@ -281,11 +284,30 @@ async fn run(url: &str) -> Result<(), String> {
         .to_string();
     let config = Config::parse(std::path::Path::new("<conformance>"), &text)
         .map_err(|error| error.to_string())?;
-    let server_config = config
+    let mut server_config = config
         .servers
         .get("server")
         .cloned()
         .ok_or("no server in the config")?;
+    // The suite's authorization servers approve without a user: follow their redirect. A
+    // pre-registered client comes from the context; the client-ID metadata document URL is the
+    // one the suite expects.
+    server_config.oauth.headless = true;
+    server_config.oauth.client_metadata_url = Some(CLIENT_METADATA_URL.into());
+    if let Some(context) = std::env::var("MCP_CONFORMANCE_CONTEXT")
+        .ok()
+        .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+    {
+        server_config.oauth.client_id = context["client_id"].as_str().map(str::to_owned);
+        server_config.oauth.client_secret = context["client_secret"].as_str().map(str::to_owned);
+        server_config.oauth.private_key_pem =
+            context["private_key_pem"].as_str().map(str::to_owned);
+        server_config.oauth.assertion = context["valid_jwt"].as_str().map(str::to_owned);
+        server_config.oauth.idp_token_endpoint =
+            context["idp_token_endpoint"].as_str().map(str::to_owned);
+        server_config.oauth.idp_client_id = context["idp_client_id"].as_str().map(str::to_owned);
+        server_config.oauth.id_token = context["idp_id_token"].as_str().map(str::to_owned);
+    }
     let tracker = TaskTracker::new();
     let cancel = CancellationToken::new();
     let server = Arc::new(Downstream::new(

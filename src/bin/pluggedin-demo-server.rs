@@ -75,15 +75,19 @@ struct Cli {
     /// Server instructions returned in the initialize result.
     #[arg(long, value_name = "TEXT")]
     instructions: Option<String>,
-    /// With --http: answer 401 unless the request has `Authorization: Bearer TOKEN` (an OAuth
-    /// protected server whose token can expire).
-    #[arg(long, value_name = "TOKEN", requires = "http")]
+    /// With --http or --sse: answer 401 unless the request has `Authorization: Bearer TOKEN` (an
+    /// OAuth protected server whose token can expire).
+    #[arg(long, value_name = "TOKEN")]
     require_token: Option<String>,
     /// Behave like a hostile server (for the proxy's security tests): also expose a tool whose
     /// name and description carry control and bidi characters, `flood` (sends `count` log
     /// notifications as fast as it can) and `big` (answers with `bytes` bytes of text).
     #[arg(long)]
     hostile: bool,
+    /// With --require-token: publish OAuth protected-resource metadata (RFC 9728) naming this
+    /// authorization server, and point the 401's `WWW-Authenticate` at it.
+    #[arg(long, value_name = "URL", requires = "require_token")]
+    oauth_issuer: Option<String>,
 }
 
 /// The hostile tool's name: a bell and an escape sequence in it.
@@ -1307,28 +1311,26 @@ fn announce(addr: std::net::SocketAddr, path: &str) {
     eprintln!("listening on http://{addr}{path}");
 }
 
-async fn serve_http(
-    shared: Arc<Shared>,
-    port: u16,
+/// With a required token: answers 401 to requests without `Authorization: Bearer TOKEN`; with
+/// an issuer too, publishes protected-resource metadata (RFC 9728) for the endpoint at `path`
+/// and points the 401's challenge at it.
+fn protect(
+    mut app: Router,
+    addr: std::net::SocketAddr,
+    path: &'static str,
     require_token: Option<String>,
-) -> anyhow::Result<()> {
-    let resumptions = shared.fixtures.resumptions.clone();
-    let service = StreamableHttpService::new(
-        move || Ok(DemoServer::new_session(&shared)),
-        Arc::new(LocalSessionManager::default()),
-        StreamableHttpServerConfig::default(),
-    );
-    let mut app =
-        Router::new()
-            .route_service("/mcp", service)
-            .layer(axum::middleware::from_fn_with_state(
-                resumptions,
-                conformance::drop_stream_mid_call,
-            ));
+    oauth_issuer: Option<String>,
+) -> Router {
+    let metadata_path = format!("/.well-known/oauth-protected-resource{path}");
     if let Some(token) = require_token {
         let expected = format!("Bearer {token}");
+        let challenge = match &oauth_issuer {
+            Some(_) => format!("Bearer resource_metadata=\"http://{addr}{metadata_path}\""),
+            None => "Bearer".to_owned(),
+        };
         app = app.layer(axum::middleware::from_fn(
             move |request: axum::extract::Request, next: axum::middleware::Next| {
+                let challenge = challenge.clone();
                 let allowed = request
                     .headers()
                     .get(axum::http::header::AUTHORIZATION)
@@ -1340,7 +1342,7 @@ async fn serve_http(
                         info!("request without the required bearer token: 401");
                         axum::response::IntoResponse::into_response((
                             axum::http::StatusCode::UNAUTHORIZED,
-                            [(axum::http::header::WWW_AUTHENTICATE, "Bearer")],
+                            [(axum::http::header::WWW_AUTHENTICATE, challenge)],
                             "unauthorized",
                         ))
                     }
@@ -1348,7 +1350,44 @@ async fn serve_http(
             },
         ));
     }
+    if let Some(issuer) = oauth_issuer {
+        let metadata = serde_json::json!({
+            "resource": format!("http://{addr}{path}"),
+            "authorization_servers": [issuer],
+            "scopes_supported": ["mcp"],
+        });
+        app = app.route(
+            &metadata_path,
+            axum::routing::get(move || {
+                let metadata = metadata.clone();
+                async move { axum::Json(metadata) }
+            }),
+        );
+    }
+    app
+}
+
+async fn serve_http(
+    shared: Arc<Shared>,
+    port: u16,
+    require_token: Option<String>,
+    oauth_issuer: Option<String>,
+) -> anyhow::Result<()> {
     let (listener, addr) = bind(port).await?;
+    let resumptions = shared.fixtures.resumptions.clone();
+    let service = StreamableHttpService::new(
+        move || Ok(DemoServer::new_session(&shared)),
+        Arc::new(LocalSessionManager::default()),
+        StreamableHttpServerConfig::default(),
+    );
+    let app =
+        Router::new()
+            .route_service("/mcp", service)
+            .layer(axum::middleware::from_fn_with_state(
+                resumptions,
+                conformance::drop_stream_mid_call,
+            ));
+    let app = protect(app, addr, "/mcp", require_token, oauth_issuer);
     announce(addr, "/mcp");
     // TCP_NODELAY: otherwise an SSE answer's second write waits ~40 ms for a delayed ACK.
     let listener = listener.tap_io(|tcp| {
@@ -1455,7 +1494,12 @@ async fn sse_message(
     (StatusCode::ACCEPTED, "Accepted")
 }
 
-async fn serve_sse(shared: Arc<Shared>, port: u16) -> anyhow::Result<()> {
+async fn serve_sse(
+    shared: Arc<Shared>,
+    port: u16,
+    require_token: Option<String>,
+    oauth_issuer: Option<String>,
+) -> anyhow::Result<()> {
     let state = SseState {
         shared,
         sessions: Arc::new(Mutex::new(HashMap::new())),
@@ -1466,6 +1510,7 @@ async fn serve_sse(shared: Arc<Shared>, port: u16) -> anyhow::Result<()> {
         .layer(DefaultBodyLimit::max(64 * 1024 * 1024))
         .with_state(state);
     let (listener, addr) = bind(port).await?;
+    let app = protect(app, addr, "/sse", require_token, oauth_issuer);
     announce(addr, "/sse");
     // TCP_NODELAY: otherwise an SSE answer's second write waits ~40 ms for a delayed ACK.
     let listener = listener.tap_io(|tcp| {
@@ -1513,8 +1558,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             tokio::time::sleep(Duration::from_millis(cli.start_delay_ms)).await;
         }
         match (cli.http, cli.sse) {
-            (Some(port), _) => serve_http(shared, port, cli.require_token.clone()).await,
-            (None, Some(port)) => serve_sse(shared, port).await,
+            (Some(port), _) => {
+                serve_http(
+                    shared,
+                    port,
+                    cli.require_token.clone(),
+                    cli.oauth_issuer.clone(),
+                )
+                .await
+            }
+            (None, Some(port)) => {
+                serve_sse(
+                    shared,
+                    port,
+                    cli.require_token.clone(),
+                    cli.oauth_issuer.clone(),
+                )
+                .await
+            }
             (None, None) => serve_stdio(shared).await,
         }
     };

@@ -56,6 +56,9 @@ pub struct ServerConfig {
     pub protocol: Protocol,
     /// Where the server's configuration came from, which decides how far it is trusted.
     pub origin: Origin,
+    /// The OAuth client's settings for an HTTP server (`"oauth"`); an HTTP server without them
+    /// still authorizes when it answers 401 with a Bearer challenge.
+    pub oauth: crate::downstream::oauth::OAuthConfig,
 }
 
 /// Where a server's configuration came from.
@@ -387,7 +390,99 @@ fn parse_server(value: &Value) -> Result<ServerConfig, FieldError> {
             }
         },
         origin: Origin::LocalFile,
+        oauth: parse_oauth(server)?,
     })
+}
+
+/// The `oauth` object: `clientId`, `clientSecret`, `privateKeyFile` (read now), `assertionFile`
+/// (read at each use), `idpTokenEndpoint`, `idpClientId`, `idTokenFile` (read at each use),
+/// `scopes` (array or space-separated), `redirectPort`, `clientMetadataUrl`.
+fn parse_oauth(
+    server: &Map<String, Value>,
+) -> Result<crate::downstream::oauth::OAuthConfig, FieldError> {
+    let mut config = crate::downstream::oauth::OAuthConfig::default();
+    let oauth = match server.get("oauth") {
+        None | Some(Value::Null) => return Ok(config),
+        Some(Value::Object(oauth)) => oauth,
+        Some(_) => return Err(field_error("oauth", "must be an object")),
+    };
+    for key in oauth.keys() {
+        if ![
+            "clientId",
+            "clientSecret",
+            "privateKeyFile",
+            "assertionFile",
+            "idpTokenEndpoint",
+            "idpClientId",
+            "idTokenFile",
+            "scopes",
+            "redirectPort",
+            "clientMetadataUrl",
+        ]
+        .contains(&key.as_str())
+        {
+            return Err(field_error(
+                &format!("oauth.{key}"),
+                "unknown field; expected clientId, clientSecret, privateKeyFile, assertionFile, idpTokenEndpoint, idpClientId, idTokenFile, scopes, redirectPort or clientMetadataUrl",
+            ));
+        }
+    }
+    let text = |key: &str| -> Result<Option<String>, FieldError> {
+        match oauth.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(value)) if !value.trim().is_empty() => Ok(Some(value.clone())),
+            Some(_) => Err(field_error(
+                &format!("oauth.{key}"),
+                "must be a non-empty string",
+            )),
+        }
+    };
+    config.client_id = text("clientId")?;
+    config.client_secret = text("clientSecret")?;
+    config.client_metadata_url = text("clientMetadataUrl")?;
+    if let Some(path) = text("privateKeyFile")? {
+        config.private_key_pem = Some(std::fs::read_to_string(&path).map_err(|e| {
+            field_error("oauth.privateKeyFile", format!("cannot read {path}: {e}"))
+        })?);
+    }
+    config.assertion_file = text("assertionFile")?.map(PathBuf::from);
+    config.idp_token_endpoint = text("idpTokenEndpoint")?;
+    config.idp_client_id = text("idpClientId")?;
+    config.id_token_file = text("idTokenFile")?.map(PathBuf::from);
+    if (config.client_secret.is_some() || config.private_key_pem.is_some())
+        && config.client_id.is_none()
+    {
+        return Err(field_error(
+            "oauth.clientId",
+            "is needed with oauth.clientSecret or oauth.privateKeyFile",
+        ));
+    }
+    config.scopes = match oauth.get("scopes") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(scopes)) => Some(scopes.split_whitespace().map(str::to_owned).collect()),
+        Some(Value::Array(items)) => Some(
+            items
+                .iter()
+                .map(|item| item.as_str().map(str::to_owned))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| field_error("oauth.scopes", "must be strings"))?,
+        ),
+        Some(_) => {
+            return Err(field_error(
+                "oauth.scopes",
+                "must be an array of strings or a space-separated string",
+            ));
+        }
+    };
+    config.redirect_port = match oauth.get("redirectPort") {
+        None | Some(Value::Null) => 0,
+        Some(Value::Number(port)) => port
+            .as_u64()
+            .and_then(|port| u16::try_from(port).ok())
+            .ok_or_else(|| field_error("oauth.redirectPort", "must be a port number"))?,
+        Some(_) => return Err(field_error("oauth.redirectPort", "must be a port number")),
+    };
+    Ok(config)
 }
 
 fn parse_stdio(server: &Map<String, Value>) -> Result<TransportConfig, FieldError> {

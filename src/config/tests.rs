@@ -99,3 +99,52 @@ fn a_servers_protocol_defaults_to_auto() {
         .to_string();
     assert!(error.contains("unknown protocol \"newest\""), "{error}");
 }
+
+#[test]
+fn parses_oauth_settings() {
+    let config = parse(
+        r#"{"mcpServers": {"remote": {"url": "https://example.com/mcp",
+            "oauth": {"clientId": "me", "clientSecret": "s", "scopes": "read write", "redirectPort": 8977}}}}"#,
+    )
+    .unwrap();
+    let oauth = &config.servers["remote"].oauth;
+    assert_eq!(oauth.client_id.as_deref(), Some("me"));
+    assert_eq!(oauth.client_secret.as_deref(), Some("s"));
+    assert_eq!(
+        oauth.scopes.as_deref(),
+        Some(&["read".to_owned(), "write".to_owned()][..])
+    );
+    assert_eq!(oauth.redirect_port, 8977);
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("key.pem");
+    std::fs::write(&key, "PEM").unwrap();
+    let text = format!(
+        r#"{{"mcpServers": {{"m2m": {{"url": "https://example.com/mcp",
+            "oauth": {{"clientId": "me", "privateKeyFile": "{}", "assertionFile": "/run/token"}}}}}}}}"#,
+        key.display()
+    );
+    let oauth = &parse(&text).unwrap().servers["m2m"].oauth;
+    assert_eq!(oauth.private_key_pem.as_deref(), Some("PEM"));
+    assert_eq!(
+        oauth.assertion_file.as_deref(),
+        Some(Path::new("/run/token"))
+    );
+    let none = parse(r#"{"mcpServers": {"remote": {"url": "https://example.com/mcp"}}}"#).unwrap();
+    assert_eq!(none.servers["remote"].oauth, Default::default());
+    for (bad, field) in [
+        (r#"{"clientSecret": "s"}"#, "oauth.clientId"),
+        (r#"{"redirectPort": 70000}"#, "oauth.redirectPort"),
+        (r#"{"scopes": [1]}"#, "oauth.scopes"),
+        (r#"{"clientid": "typo"}"#, "oauth.clientid"),
+        (
+            r#"{"clientId": "me", "privateKeyFile": "/nonexistent/key.pem"}"#,
+            "cannot read /nonexistent/key.pem",
+        ),
+    ] {
+        let text = format!(
+            r#"{{"mcpServers": {{"remote": {{"url": "https://example.com/mcp", "oauth": {bad}}}}}}}"#
+        );
+        let error = parse(&text).unwrap_err().to_string();
+        assert!(error.contains(field), "{bad}: {error}");
+    }
+}

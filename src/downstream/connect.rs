@@ -86,6 +86,7 @@ pub(super) async fn connect(
     protocol: Protocol,
     security: &SecuritySettings,
     handler: DownstreamHandler,
+    oauth: Option<&std::sync::Arc<super::oauth::OAuth>>,
 ) -> Result<Running, ConnectError> {
     let (transport, timeout) = (&config.transport, config.timeout);
     let limit = security.max_message_bytes;
@@ -126,10 +127,19 @@ pub(super) async fn connect(
                     .map_err(handshake_error)
             }
             TransportConfig::Sse { url, headers } => {
-                let client = http_client(url_rules, refusals.clone())?;
                 let (url, headers) = credentials_to_header(url, header_map(headers)?);
-                let transport =
-                    SseClientTransport::connect(client, url, headers, timeout, limit).await?;
+                // The URL policy's client, reporting refusals to this attempt's slot, with or
+                // without OAuth (whose own requests use its client).
+                let client = http_client(url_rules, refusals.clone())?;
+                let transport = match oauth {
+                    Some(oauth) => {
+                        super::oauth::connect_sse(oauth, client, url, headers, timeout, limit)
+                            .await?
+                    }
+                    None => {
+                        SseClientTransport::connect(client, url, headers, timeout, limit).await?
+                    }
+                };
                 handler
                     .serve_with_lifecycle(
                         Observed::new(transport, server_name.clone(), events.clone(), rate),
@@ -149,6 +159,22 @@ pub(super) async fn connect(
                     .custom_headers(custom)
                     .max_sse_event_size(limit)
                     .max_json_response_size(limit);
+                if let Some(oauth) = oauth {
+                    // OAuth: the same client, sending the access token and authorizing on a
+                    // challenge (see `oauth`).
+                    let client = super::oauth::OAuthHttp {
+                        inner: client,
+                        oauth: oauth.clone(),
+                    };
+                    let transport = StreamableHttpClientTransport::with_client(client, config);
+                    return handler
+                        .serve_with_lifecycle(
+                            Observed::new(transport, server_name.clone(), events.clone(), rate),
+                            lifecycle.clone(),
+                        )
+                        .await
+                        .map_err(handshake_error);
+                }
                 let transport = StreamableHttpClientTransport::with_client(client, config);
                 handler
                     .serve_with_lifecycle(

@@ -7,6 +7,7 @@
 pub mod child;
 mod connect;
 mod handler;
+pub mod oauth;
 mod observe;
 pub mod sse;
 mod supervisor;

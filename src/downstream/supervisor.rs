@@ -53,6 +53,32 @@ async fn supervise(downstream: Arc<Downstream>, events: Arc<dyn Events>) {
         return;
     }
     let mut backoff = FIRST_BACKOFF;
+    // An HTTP server's OAuth client lives as long as its supervision, so its tokens
+    // outlast reconnections.
+    // Only servers of the local file: the App hands its servers' tokens over itself.
+    let oauth = match &downstream.config.transport {
+        crate::config::TransportConfig::StreamableHttp { url, .. }
+        | crate::config::TransportConfig::Sse { url, .. }
+            if downstream.config.origin == crate::config::Origin::LocalFile =>
+        {
+            // The URL policy's client when the local file opted into it (`--strict-urls`), so
+            // discovery, registration and token requests are checked like the transport's.
+            crate::security::net::http_client(
+                downstream.security.url_rules(downstream.config.origin),
+                crate::security::net::RefusalSlot::default(),
+            )
+            .ok()
+            .map(|http| {
+                Arc::new(super::oauth::OAuth::new(
+                    &downstream.name,
+                    url.clone(),
+                    downstream.config.oauth.clone(),
+                    http,
+                ))
+            })
+        }
+        _ => None,
+    };
     loop {
         downstream.set_state(ServerState::Starting);
         let handler = DownstreamHandler {
@@ -77,6 +103,7 @@ async fn supervise(downstream: Arc<Downstream>, events: Arc<dyn Events>) {
                 protocol,
                 &downstream.security,
                 handler,
+                oauth.as_ref(),
             ) => attempt,
         };
         let refused = matches!(attempt, Err(ConnectError::Refused(_)));
@@ -110,6 +137,23 @@ async fn supervise(downstream: Arc<Downstream>, events: Arc<dyn Events>) {
         };
         // Connection errors quote URLs and server output: no secrets in logs or states.
         let reason = crate::security::text::redact_bounded(&reason, 2000);
+        if let Some(oauth) = oauth.as_ref().filter(|oauth| oauth.needs_user()) {
+            // Retrying cannot help: wait for `pluggedin-mcp-proxy auth <server>` to store tokens.
+            // (Short: `servers` shows it in a 60-character column.)
+            let reason = format!("OAuth: run `pluggedin-mcp-proxy auth {}`", downstream.name);
+            tracing::warn!("server not connected, awaiting OAuth authorization: {reason}");
+            downstream.set_state(ServerState::Failed {
+                reason,
+                retry_in: None,
+            });
+            events.catalog_changed();
+            tokio::select! {
+                () = downstream.cancel.cancelled() => break,
+                () = oauth.tokens_stored() => {}
+            }
+            backoff = FIRST_BACKOFF;
+            continue;
+        }
         tracing::warn!(
             retry_in_ms = backoff.as_millis() as u64,
             "server not connected: {reason}"

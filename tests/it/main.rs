@@ -22,6 +22,7 @@ mod headers;
 mod http;
 mod input;
 mod listing;
+mod oauth;
 mod reload;
 mod resilience;
 mod resume;

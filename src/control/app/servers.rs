@@ -86,6 +86,7 @@ pub(super) fn parse(body: &Value) -> AppServers {
             instructions: instructions(entry.get("customInstructions")),
             protocol: Protocol::Legacy,
             origin: Origin::App,
+            oauth: Default::default(),
         };
         servers.config.servers.insert(name.clone(), config);
         servers.identities.push(AppIdentity {
