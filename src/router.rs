@@ -1205,36 +1205,12 @@ impl Router {
     ) -> Result<ServerResult, RouteError> {
         let started = Instant::now();
         let name = params.name.clone();
-        let server = match app.resolve_prompt(&name).await {
-            Ok(uuid) => self.server_by_uuid(&uuid).ok_or_else(|| {
-                RouteError::App(format!(
-                    "Failed to get prompt {name}: its server ({uuid}) is not among the App's active servers"
-                ))
-            }),
-            Err(error) => Err(RouteError::App(format!("Failed to get prompt {name}: {error}"))),
-        };
-        let (outcome, identity) = match server {
-            Ok(server) => {
-                params.meta = None;
-                let outcome = self
-                    .forward(
-                        &server.name,
-                        ClientRequest::GetPromptRequest(Request::new(params)),
-                        caller,
-                    )
-                    .await;
-                (outcome, (server.name.clone(), server.uuid.clone()))
-            }
-            Err(error) => (Err(error), ("unknown".to_owned(), "unknown".to_owned())),
-        };
-        self.record(
-            ActivityAction::PromptGet,
-            (&identity.0, &identity.1),
-            &name,
-            started,
-            outcome.as_ref().err().map(ToString::to_string),
-        );
-        outcome
+        let owner = app.resolve_prompt(&name).await;
+        params.meta = None;
+        let request = ClientRequest::GetPromptRequest(Request::new(params));
+        let target = (ActivityAction::PromptGet, "get prompt", name.as_str());
+        self.forward_to_app_owner(caller, target, owner, request, started)
+            .await
     }
 
     /// App mode's `resources/read`: the owner from `/api/resolve/resource`, the URI unchanged.
@@ -1246,32 +1222,43 @@ impl Router {
     ) -> Result<ServerResult, RouteError> {
         let started = Instant::now();
         let uri = params.uri.clone();
-        let server = match app.resolve_resource(&uri).await {
+        let owner = app.resolve_resource(&uri).await;
+        params.meta = None;
+        let request = ClientRequest::ReadResourceRequest(Request::new(params));
+        let target = (ActivityAction::ResourceRead, "read resource", uri.as_str());
+        self.forward_to_app_owner(caller, target, owner, request, started)
+            .await
+    }
+
+    /// Sends a request to the server the App named as its owner (a UUID), and records it.
+    /// `target` is the activity, the verb for error messages and the item's name.
+    async fn forward_to_app_owner(
+        &self,
+        caller: &Caller,
+        (action, verb, item): (ActivityAction, &str, &str),
+        owner: Result<String, crate::control::app::AppError>,
+        request: ClientRequest,
+        started: Instant,
+    ) -> Result<ServerResult, RouteError> {
+        let server = match owner {
             Ok(uuid) => self.server_by_uuid(&uuid).ok_or_else(|| {
                 RouteError::App(format!(
-                    "Failed to read resource {uri}: its server ({uuid}) is not among the App's active servers"
+                    "Failed to {verb} {item}: its server ({uuid}) is not among the App's active servers"
                 ))
             }),
-            Err(error) => Err(RouteError::App(format!("Failed to read resource {uri}: {error}"))),
+            Err(error) => Err(RouteError::App(format!("Failed to {verb} {item}: {error}"))),
         };
         let (outcome, identity) = match server {
             Ok(server) => {
-                params.meta = None;
-                let outcome = self
-                    .forward(
-                        &server.name,
-                        ClientRequest::ReadResourceRequest(Request::new(params)),
-                        caller,
-                    )
-                    .await;
+                let outcome = self.forward(&server.name, request, caller).await;
                 (outcome, (server.name.clone(), server.uuid.clone()))
             }
             Err(error) => (Err(error), ("unknown".to_owned(), "unknown".to_owned())),
         };
         self.record(
-            ActivityAction::ResourceRead,
+            action,
             (&identity.0, &identity.1),
-            &uri,
+            item,
             started,
             outcome.as_ref().err().map(ToString::to_string),
         );
