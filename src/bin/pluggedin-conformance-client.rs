@@ -23,6 +23,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use pluggedin_mcp_proxy::config::Config;
 use pluggedin_mcp_proxy::downstream::{self, Downstream, Events, ServerState};
+use pluggedin_mcp_proxy::security::Secret;
 use rmcp::RoleClient;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, ClientResult, CreateMessageResult, ElicitResult,
@@ -299,14 +300,13 @@ async fn run(url: &str) -> Result<(), String> {
         .and_then(|text| serde_json::from_str::<Value>(&text).ok())
     {
         server_config.oauth.client_id = context["client_id"].as_str().map(str::to_owned);
-        server_config.oauth.client_secret = context["client_secret"].as_str().map(str::to_owned);
-        server_config.oauth.private_key_pem =
-            context["private_key_pem"].as_str().map(str::to_owned);
-        server_config.oauth.assertion = context["valid_jwt"].as_str().map(str::to_owned);
+        server_config.oauth.client_secret = context["client_secret"].as_str().map(Secret::new);
+        server_config.oauth.private_key_pem = context["private_key_pem"].as_str().map(Secret::new);
+        server_config.oauth.assertion = context["valid_jwt"].as_str().map(Secret::new);
         server_config.oauth.idp_token_endpoint =
             context["idp_token_endpoint"].as_str().map(str::to_owned);
         server_config.oauth.idp_client_id = context["idp_client_id"].as_str().map(str::to_owned);
-        server_config.oauth.id_token = context["idp_id_token"].as_str().map(str::to_owned);
+        server_config.oauth.id_token = context["idp_id_token"].as_str().map(Secret::new);
     }
     let tracker = TaskTracker::new();
     let cancel = CancellationToken::new();

@@ -438,12 +438,14 @@ fn parse_oauth(
         }
     };
     config.client_id = text("clientId")?;
-    config.client_secret = text("clientSecret")?;
+    config.client_secret = text("clientSecret")?.map(crate::security::Secret::new);
     config.client_metadata_url = text("clientMetadataUrl")?;
     if let Some(path) = text("privateKeyFile")? {
-        config.private_key_pem = Some(std::fs::read_to_string(&path).map_err(|e| {
-            field_error("oauth.privateKeyFile", format!("cannot read {path}: {e}"))
-        })?);
+        config.private_key_pem = Some(crate::security::Secret::new(
+            std::fs::read_to_string(&path).map_err(|e| {
+                field_error("oauth.privateKeyFile", format!("cannot read {path}: {e}"))
+            })?,
+        ));
     }
     config.assertion_file = text("assertionFile")?.map(PathBuf::from);
     config.idp_token_endpoint = text("idpTokenEndpoint")?;

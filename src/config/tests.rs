@@ -109,7 +109,7 @@ fn parses_oauth_settings() {
     .unwrap();
     let oauth = &config.servers["remote"].oauth;
     assert_eq!(oauth.client_id.as_deref(), Some("me"));
-    assert_eq!(oauth.client_secret.as_deref(), Some("s"));
+    assert_eq!(oauth.client_secret.as_ref().map(|s| s.expose()), Some("s"));
     assert_eq!(
         oauth.scopes.as_deref(),
         Some(&["read".to_owned(), "write".to_owned()][..])
@@ -124,7 +124,10 @@ fn parses_oauth_settings() {
         key.display()
     );
     let oauth = &parse(&text).unwrap().servers["m2m"].oauth;
-    assert_eq!(oauth.private_key_pem.as_deref(), Some("PEM"));
+    assert_eq!(
+        oauth.private_key_pem.as_ref().map(|s| s.expose()),
+        Some("PEM")
+    );
     assert_eq!(
         oauth.assertion_file.as_deref(),
         Some(Path::new("/run/token"))

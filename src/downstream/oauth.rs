@@ -53,7 +53,7 @@ pub struct OAuthConfig {
     /// registration is used.
     pub client_id: Option<String>,
     /// The pre-registered client's secret.
-    pub client_secret: Option<String>,
+    pub client_secret: Option<crate::security::Secret>,
     /// Scopes to ask for when neither the challenge nor the resource names any.
     pub scopes: Option<Vec<String>>,
     /// The URL of this client's metadata document, used as its id where the authorization
@@ -61,10 +61,10 @@ pub struct OAuthConfig {
     pub client_metadata_url: Option<String>,
     /// A PKCS#8 PEM EC P-256 key: with `client_id`, the client authenticates with signed
     /// assertions (`private_key_jwt`, RFC 7523) in the client-credentials grant.
-    pub private_key_pem: Option<String>,
+    pub private_key_pem: Option<crate::security::Secret>,
     /// A workload identity token (a JWT issued to this workload by a trusted issuer), for the
     /// JWT-bearer grant (RFC 7523, SEP-1933).
-    pub assertion: Option<String>,
+    pub assertion: Option<crate::security::Secret>,
     /// A file holding the workload identity token, read at each use (the token rotates).
     pub assertion_file: Option<PathBuf>,
     /// Enterprise-managed authorization (SEP-990): the identity provider's token endpoint, where
@@ -74,7 +74,7 @@ pub struct OAuthConfig {
     /// This client's id at the identity provider.
     pub idp_client_id: Option<String>,
     /// The user's ID token from the identity provider (or `id_token_file`, read at each use).
-    pub id_token: Option<String>,
+    pub id_token: Option<crate::security::Secret>,
     pub id_token_file: Option<PathBuf>,
     /// The loopback port of the redirect listener (`pluggedin-mcp-proxy auth`); 0 picks one.
     pub redirect_port: u16,
@@ -926,7 +926,11 @@ impl OAuth {
             resource: resource.clone(),
             client: Client {
                 id: id.clone(),
-                secret: self.config.client_secret.clone(),
+                secret: self
+                    .config
+                    .client_secret
+                    .as_ref()
+                    .map(|secret| secret.expose().to_owned()),
                 auth_method: auth_method.to_owned(),
             },
         };
@@ -942,7 +946,10 @@ impl OAuth {
                 "client_assertion_type",
                 "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".to_owned(),
             ));
-            form.push(("client_assertion", client_assertion(pem, &id, issuer)?));
+            form.push((
+                "client_assertion",
+                client_assertion(pem.expose(), &id, issuer)?,
+            ));
         }
         let tokens = self.token_request(&session, &mut form, scopes).await?;
         *lock(&self.session) = Some(session);
@@ -966,12 +973,13 @@ impl OAuth {
             (None, Some(supported)) => strings(supported),
             (None, None) => self.config.scopes.clone().unwrap_or_default(),
         };
-        let read = |file: &Option<PathBuf>, value: &Option<String>| match (file, value) {
-            (Some(path), _) => std::fs::read_to_string(path)
-                .map(|text| Some(text.trim().to_owned()))
-                .map_err(|e| protocol(format!("cannot read {}: {e}", path.display()))),
-            (None, value) => Ok(value.clone()),
-        };
+        let read =
+            |file: &Option<PathBuf>, value: &Option<crate::security::Secret>| match (file, value) {
+                (Some(path), _) => std::fs::read_to_string(path)
+                    .map(|text| Some(text.trim().to_owned()))
+                    .map_err(|e| protocol(format!("cannot read {}: {e}", path.display()))),
+                (None, value) => Ok(value.as_ref().map(|value| value.expose().to_owned())),
+            };
         let assertion = match (
             read(&self.config.assertion_file, &self.config.assertion)?,
             &self.config.idp_token_endpoint,
@@ -994,7 +1002,11 @@ impl OAuth {
             resource: resource.clone(),
             client: Client {
                 id: self.config.client_id.clone().unwrap_or_default(),
-                secret: self.config.client_secret.clone(),
+                secret: self
+                    .config
+                    .client_secret
+                    .as_ref()
+                    .map(|secret| secret.expose().to_owned()),
                 auth_method: if self.config.client_secret.is_some() {
                     "client_secret_basic"
                 } else {
@@ -1141,7 +1153,11 @@ impl OAuth {
         if let Some(id) = &self.config.client_id {
             return Ok(Client {
                 id: id.clone(),
-                secret: self.config.client_secret.clone(),
+                secret: self
+                    .config
+                    .client_secret
+                    .as_ref()
+                    .map(|secret| secret.expose().to_owned()),
                 auth_method: pick(self.config.client_secret.is_some()),
             });
         }
