@@ -12,6 +12,8 @@
 # fuzz/corpus/<target> (not committed); a finding is saved in fuzz/artifacts/<target> and makes
 # the script fail. Prints one line per target: how long it ran and how many inputs it tried.
 # (`cargo fuzz run <target>` works on the same crate too, with RUSTC_BOOTSTRAP=1 on stable.)
+# fuzz/Cargo.lock is committed but not `--locked`: when the proxy's dependencies change, cargo
+# brings it up to date with the fewest changes instead of failing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,7 +43,7 @@ fi
 echo "== building the fuzz targets ($profile)"
 started=$(date +%s)
 build_log="$(mktemp)"
-if ! RUSTFLAGS="$flags" cargo build --manifest-path fuzz/Cargo.toml --locked --target "$triple" \
+if ! RUSTFLAGS="$flags" cargo build --manifest-path fuzz/Cargo.toml --target "$triple" \
     --profile "$profile" --bins >"$build_log" 2>&1; then
   cat "$build_log"
   echo "the fuzz targets did not build"
