@@ -1598,10 +1598,10 @@ impl Router {
         }
         // Only a modern server answers with `InputRequiredResult`; for the others (nearly all) the
         // request goes out once, without the copy a retry would need.
-        let modern_server = self.server(server)?.connection().is_some_and(|connection| {
-            connection.protocol_version.as_str()
-                >= rmcp::model::ProtocolVersion::V_2026_07_28.as_str()
-        });
+        let modern_server = self
+            .server(server)?
+            .connection()
+            .is_some_and(|connection| connection.is_modern());
         if !modern_server {
             if modern_caller
                 && caller.session.is_some()

@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use rmcp::ErrorData;
 use rmcp::model::{
-    CancelTaskParams, ClientRequest, GetTaskParams, GetTaskResult, ProtocolVersion, Request,
-    RequestMetaObject, ServerCapabilities, ServerResult, TASKS_EXTENSION_ID, UpdateTaskParams,
+    CancelTaskParams, ClientRequest, GetTaskParams, GetTaskResult, Request, RequestMetaObject,
+    ServerCapabilities, ServerResult, TASKS_EXTENSION_ID, UpdateTaskParams,
 };
 use serde_json::{Value, json};
 
@@ -32,17 +32,12 @@ pub fn namespaced(slug: &str, id: &str) -> String {
     format!("{slug}{SEPARATOR}{id}")
 }
 
-/// Whether a server speaks 2026-07-28 or later with us.
-fn modern(connection: &Connection) -> bool {
-    connection.protocol_version.as_str() >= ProtocolVersion::V_2026_07_28.as_str()
-}
-
 /// Announces the tasks extension when a server connected with 2026-07-28 does (the extension is
 /// of that generation; tasks pass through within it).
 pub fn announce(capabilities: &mut ServerCapabilities, connected: &[Arc<Connection>]) {
     if connected
         .iter()
-        .any(|connection| modern(connection) && connection.capabilities.supports_tasks())
+        .any(|connection| connection.is_modern() && connection.capabilities.supports_tasks())
     {
         capabilities
             .extensions
@@ -69,7 +64,7 @@ pub fn pass_capabilities(
     server: &Connection,
     caller: &RequestMetaObject,
 ) {
-    if let Some(capabilities) = caller_capabilities(caller).filter(|_| modern(server)) {
+    if let Some(capabilities) = caller_capabilities(caller).filter(|_| server.is_modern()) {
         meta.get_or_insert_with(Default::default)
             .insert(CLIENT_CAPABILITIES.to_owned(), capabilities);
     }

@@ -163,23 +163,17 @@ fn store_path(server: &str, url: &Url) -> Option<PathBuf> {
     Some(STORE_DIR.get()?.join(format!("{name}.json")))
 }
 
-/// Writes `text` to `path` readable by the owner only, replacing it atomically.
+/// Writes `text` to `path` readable by the owner only, replacing it atomically, in a directory
+/// only the owner can enter (the tokens of every server live there).
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
-    let temporary = path.with_extension("tmp");
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     {
-        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-        options.mode(0o600);
+        use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
     }
-    let mut file = options.open(&temporary)?;
-    std::io::Write::write_all(&mut file, text.as_bytes())?;
-    file.sync_all()?;
-    std::fs::rename(&temporary, path)
+    crate::security::write_private(path, text.as_bytes())
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rmcp::RoleClient;
-use rmcp::model::{ProtocolVersion, ServerNotification, SubscriptionFilter};
+use rmcp::model::{ServerNotification, SubscriptionFilter};
 use rmcp::service::{Peer, ServiceError};
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
@@ -110,9 +110,10 @@ async fn supervise(downstream: Arc<Downstream>, events: Arc<dyn Events>) {
         let reason = match attempt {
             Ok(running) => {
                 if downstream.config.protocol == Protocol::Auto {
-                    let modern = running.peer().peer_info().is_some_and(|info| {
-                        info.protocol_version.as_str() >= ProtocolVersion::V_2026_07_28.as_str()
-                    });
+                    let modern = running
+                        .peer()
+                        .peer_info()
+                        .is_some_and(|info| !info.protocol_version.has_initialize());
                     *lock(&downstream.detected) = Some(if modern {
                         Protocol::Modern
                     } else {

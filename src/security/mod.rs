@@ -374,3 +374,21 @@ impl std::error::Error for Refusal {}
 
 #[cfg(test)]
 mod tests;
+
+/// Writes `bytes` to `path` readable by the owner only (it holds secrets: tokens, servers' env
+/// and headers), replacing the file atomically: a temporary file beside it, synced, then renamed,
+/// so a crash leaves the old file or the new one, never half of one.
+pub fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    let temporary = path.with_extension("tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(&temporary)?;
+    std::io::Write::write_all(&mut file, bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&temporary, path)
+}

@@ -14,9 +14,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use rmcp::RoleServer;
-use rmcp::model::{
-    ClientNotification, ClientRequest, JsonRpcMessage, ProtocolVersion, RequestId, ServerResult,
-};
+use rmcp::model::{ClientNotification, ClientRequest, JsonRpcMessage, RequestId, ServerResult};
 use rmcp::service::{RxJsonRpcMessage, TxJsonRpcMessage};
 
 use crate::catalog::Catalog;
@@ -180,8 +178,7 @@ impl Shortcut {
         *handshake = match message {
             JsonRpcMessage::Response(response) => match &response.result {
                 ServerResult::InitializeResult(result)
-                    if result.protocol_version.as_str()
-                        < ProtocolVersion::V_2026_07_28.as_str() =>
+                    if result.protocol_version.has_initialize() =>
                 {
                     Handshake::Answered
                 }

@@ -303,21 +303,7 @@ impl AppMode {
         let Some(path) = &self.cache_path else {
             return;
         };
-        let write = || -> std::io::Result<()> {
-            let temporary = path.with_extension("json.tmp");
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create(true).truncate(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                options.mode(0o600);
-            }
-            let mut file = options.open(&temporary)?;
-            std::io::Write::write_all(&mut file, saved.to_string().as_bytes())?;
-            file.sync_all()?;
-            std::fs::rename(&temporary, path)
-        };
-        if let Err(error) = write() {
+        if let Err(error) = crate::security::write_private(path, saved.to_string().as_bytes()) {
             tracing::warn!(file = %path.display(), "last good App copy not saved: {error}");
         }
     }
