@@ -323,6 +323,8 @@ pub struct Router {
     cached: Mutex<HashMap<String, Arc<crate::catalog::ServerLists>>>,
     /// App mode: where the server list and the catalog come from (`None`: local mode).
     app: OnceLock<Arc<AppMode>>,
+    /// Who created each 2025-11-25 task, for its status notifications (`tasks::legacy`).
+    core_task_owners: crate::tasks::legacy::Owners,
     tracker: TaskTracker,
     cancel: CancellationToken,
     this: Weak<Router>,
@@ -375,10 +377,41 @@ impl Router {
             rebuilding: Mutex::default(),
             cached: Mutex::default(),
             app: OnceLock::new(),
+            core_task_owners: Default::default(),
             tracker,
             cancel,
             this: this.clone(),
         })
+    }
+
+    /// The sessions that created 2025-11-25 tasks (`tasks::legacy`).
+    pub(crate) fn core_task_owners(&self) -> &crate::tasks::legacy::Owners {
+        &self.core_task_owners
+    }
+
+    /// Sends a notification the typed model has no variant for to one client session.
+    pub(crate) fn notify_session(&self, session: &Session, method: &str, params: serde_json::Value) {
+        let Some(peer) = session.live_peer().cloned() else {
+            return;
+        };
+        let notification = ServerNotification::CustomNotification(
+            rmcp::model::CustomNotification::new(method, Some(params)),
+        );
+        self.tracker.spawn(async move {
+            let _ = peer.send_notification(notification).await;
+        });
+    }
+
+    /// Records a tool call that did not go through [`Router::call_tool`] (`tasks::legacy`).
+    pub(crate) fn record_tool_call(
+        &self,
+        server: &str,
+        tool: &str,
+        started: Instant,
+        error: Option<String>,
+    ) {
+        let (name, uuid) = self.identity(server);
+        self.record(ActivityAction::ToolCall, (&name, &uuid), tool, started, error);
     }
 
     /// The calls parked for modern clients' input (`--parked-call-ttl` sets their lifetime).
@@ -2117,6 +2150,10 @@ impl Events for Router {
                 let _ = peer.notify_logging_message(params).await;
             });
         }
+    }
+
+    fn task_status(&self, server: &str, params: Option<serde_json::Value>) {
+        crate::tasks::legacy::status(self, server, params);
     }
 
     fn resource_updated(&self, _server: &str, params: ResourceUpdatedNotificationParam) {

@@ -9,6 +9,8 @@
 //! passed on to modern servers with each request, because whether a call becomes a task, or may
 //! ask for sampling, depends on what the real client declared, not on what the proxy could do.
 
+pub mod legacy;
+
 use std::sync::Arc;
 
 use rmcp::ErrorData;

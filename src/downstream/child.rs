@@ -199,6 +199,8 @@ pub(super) struct ChildTransport {
     stdin: Arc<Mutex<Option<ChildStdin>>>,
     framer: LineFramer,
     max: usize,
+    /// 2025-11-25 tasks' raw path (`tasks::legacy`).
+    wire: crate::tasks::legacy::DownstreamWire,
 }
 
 impl ChildTransport {
@@ -221,6 +223,7 @@ impl ChildTransport {
             stdin: Arc::new(Mutex::new(Some(stdin))),
             framer: LineFramer::new(max),
             max,
+            wire: Default::default(),
         })
     }
 
@@ -252,6 +255,7 @@ impl Transport<RoleClient> for ChildTransport {
         item: TxJsonRpcMessage<RoleClient>,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
         let stdin = self.stdin.clone();
+        self.wire.sent(&item);
         async move {
             let mut line = serde_json::to_vec(&item)?;
             line.push(b'\n');
@@ -274,7 +278,11 @@ impl Transport<RoleClient> for ChildTransport {
                     if line.iter().all(u8::is_ascii_whitespace) {
                         continue;
                     }
-                    match serde_json::from_slice::<RxJsonRpcMessage<RoleClient>>(&line) {
+                    let decoded = match self.wire.received(&line) {
+                        Some(value) => serde_json::from_value(value),
+                        None => serde_json::from_slice::<RxJsonRpcMessage<RoleClient>>(&line),
+                    };
+                    match decoded {
                         Ok(message) => return Some(message),
                         Err(error) => {
                             tracing::warn!(

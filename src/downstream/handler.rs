@@ -163,6 +163,16 @@ impl ClientHandler for DownstreamHandler {
         self.events.resource_updated(&self.server, params);
     }
 
+    async fn on_custom_notification(
+        &self,
+        notification: rmcp::model::CustomNotification,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        if notification.method == crate::tasks::legacy::STATUS_CUSTOM {
+            self.events.task_status(&self.server, notification.params);
+        }
+    }
+
     async fn on_tool_list_changed(&self, context: NotificationContext<RoleClient>) {
         self.relist(ListKind::Tools, context);
     }

@@ -17,6 +17,7 @@ use rmcp::model::{
     UnsubscribeRequestParams,
 };
 use rmcp::model::{CancelTaskParams, GetTaskParams, GetTaskResult, Tool, UpdateTaskParams};
+use rmcp::model::{CustomRequest, CustomResult};
 use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 
@@ -103,7 +104,30 @@ impl ServerHandler for ProxyHandler {
     ) -> Result<InitializeResult, ErrorData> {
         context.peer.set_peer_info(request.clone());
         self.session.attach(&context.peer);
-        self.negotiate_initialize(&request)
+        let mut result = self.negotiate_initialize(&request)?;
+        crate::tasks::legacy::announce(
+            &self.router,
+            &result.protocol_version,
+            &mut result.capabilities,
+        );
+        Ok(result)
+    }
+
+    async fn on_custom_request(
+        &self,
+        request: CustomRequest,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CustomResult, ErrorData> {
+        let caller = self.caller(&context);
+        let CustomRequest { method, params, .. } = request;
+        match crate::tasks::legacy::answer(&self.router, &caller, &method, params).await {
+            Some(answer) => answer.map(CustomResult),
+            None => Err(ErrorData::new(
+                rmcp::model::ErrorCode::METHOD_NOT_FOUND,
+                method,
+                None,
+            )),
+        }
     }
 
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {

@@ -253,7 +253,9 @@ async fn read_loop(
                 break;
             }
         };
-        match decode(&line) {
+        // A legacy client's 2025-11-25 task request goes to the handler's raw path.
+        let renamed = rename_core_task(&line);
+        match decode(renamed.as_deref().unwrap_or(&line)) {
             Ok(Some(message)) => {
                 if let Some((id, result)) = shortcut.answer(&message) {
                     write_result(&writer, &id, &result).await;
@@ -268,6 +270,15 @@ async fn read_loop(
         }
     }
     tracing::debug!("stdin ended");
+}
+
+/// The line of a legacy client's core-task request renamed for `tasks::legacy`, if it is one.
+fn rename_core_task(line: &str) -> Option<String> {
+    if !crate::tasks::legacy::may_rename(line.as_bytes()) {
+        return None;
+    }
+    let mut message: Value = serde_json::from_str(line).ok()?;
+    crate::tasks::legacy::rename_request(&mut message).then(|| message.to_string())
 }
 
 /// Decodes one line: a message, nothing (blank line, or a notification we cannot use), or the
@@ -445,7 +456,19 @@ impl Transport<RoleServer> for StdioTransport {
     ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
         let writer = self.writer.clone();
         self.shortcut.sent(&item);
-        async move { writer.lock().await.write(&item).await }
+        // Stashed 2025-11-25 task data goes back in place (`tasks::legacy`).
+        let unstash = matches!(&item, JsonRpcMessage::Response(response)
+            if crate::tasks::legacy::needs_unstash(&response.result));
+        async move {
+            if unstash {
+                let mut message = serde_json::to_value(&item).map_err(std::io::Error::other)?;
+                if let Some(result) = message.get_mut("result") {
+                    crate::tasks::legacy::unstash_result(result);
+                }
+                return writer.lock().await.write(&message).await;
+            }
+            writer.lock().await.write(&item).await
+        }
     }
 
     fn receive(&mut self) -> impl Future<Output = Option<RxJsonRpcMessage<RoleServer>>> + Send {

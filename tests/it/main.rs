@@ -14,6 +14,7 @@ mod builtin;
 mod cli;
 mod clients;
 mod control;
+mod core_tasks;
 mod cross_generation;
 mod documents;
 mod forwarding;

@@ -1,0 +1,664 @@
+//! 2025-11-25 "core" tasks through the proxy (the legacy generation's tasks: `capabilities.tasks`,
+//! `execution.taskSupport`, `tools/call` with `params.task`, `tasks/get|result|list|cancel`,
+//! `notifications/tasks/status`).
+//!
+//! rmcp 3.11's typed model drops the data these need while parsing (pinned by
+//! `tasks::tests::rmcp_drops_the_data_core_tasks_need`), so the proxy carries them as raw JSON,
+//! rewritten at its own framing on both sides, where it still sees the bytes:
+//!
+//! - **Downstream** ([`DownstreamWire`], in every transport of ours that reads a server's
+//!   messages: the child's stdio, legacy SSE, Streamable HTTP): a server's `capabilities.tasks`
+//!   moves to `capabilities.experimental["io.pluggedin/tasks"]` and each tool's `execution` to
+//!   its `_meta["io.pluggedin/execution"]`, slots rmcp keeps; the answer to a core-task request
+//!   the proxy sent (tracked by request id) is wrapped as `{"io.pluggedin/raw": answer}`, which
+//!   no typed result accepts, so rmcp hands it over whole as `CustomResult`; a
+//!   `notifications/tasks/status` becomes the custom notification [`STATUS_CUSTOM`]. Requests go
+//!   out as `ClientRequest::CustomRequest` with the client's raw params.
+//! - **Upstream** ([`rename_request`], [`unstash_result`], in our stdio transport and the HTTP
+//!   guard): a legacy client's `tasks/*` request (no per-request protocol version: modern
+//!   clients keep the extension's path) and any `tools/call` carrying `params.task` are renamed to
+//!   `io.pluggedin/core-tasks/<method>`, which `ProxyHandler::on_custom_request` answers here with
+//!   raw JSON; the stashed capability and `execution`s go back to their places in the answers to
+//!   `initialize` and `tools/list`.
+//!
+//! Task ids are namespaced `<slug>__<server's id>` like the extension's, so routing needs no task
+//! table. One small table exists for notifications only: the session that created each task
+//! (bounded, forgotten at a terminal status), so that `notifications/tasks/status` reaches it.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Instant;
+
+use rmcp::ErrorData;
+use rmcp::RoleClient;
+use rmcp::model::{
+    ClientRequest, CustomRequest, ErrorCode, JsonRpcMessage, ProtocolVersion, RequestId,
+    ServerCapabilities, ServerResult,
+};
+use rmcp::service::TxJsonRpcMessage;
+use serde_json::{Map, Value, json};
+
+use crate::downstream::Downstream;
+use crate::router::{Caller, Router, Session};
+
+use super::{SEPARATOR, namespaced, resolve};
+
+/// Where a server's `capabilities.tasks` waits in `capabilities.experimental`.
+pub const TASKS_STASH: &str = "io.pluggedin/tasks";
+/// Where a tool's `execution` waits in its `_meta`.
+pub const EXECUTION_STASH: &str = "io.pluggedin/execution";
+/// The key wrapping a raw answer so that rmcp's untagged `ServerResult` keeps it as `CustomResult`.
+const RAW: &str = "io.pluggedin/raw";
+/// The core tasks status notification.
+const STATUS: &str = "notifications/tasks/status";
+/// What a server's status notification is called between our transport and our handler.
+pub const STATUS_CUSTOM: &str = "io.pluggedin/core-tasks/status";
+/// The prefix of the methods a legacy client's core-task requests are renamed to.
+const PREFIX: &str = "io.pluggedin/core-tasks/";
+/// The `_meta` key of a task's result naming its task.
+const RELATED: &str = "io.modelcontextprotocol/related-task";
+/// The per-request protocol version of a modern (2026-07-28) client.
+const MODERN_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
+/// The core task methods, as a client sends them.
+const TASK_METHODS: [&str; 4] = ["tasks/get", "tasks/result", "tasks/list", "tasks/cancel"];
+/// The most task owners remembered for status notifications.
+const MAX_OWNERS: usize = 4096;
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle)
+}
+
+// ----------------------------------------------------------------------------------------------
+// Downstream: our transports to servers.
+
+/// One connection's half of the raw path: which requests we sent are core-task requests, and
+/// the rewriting of what the server sends. Cheap to clone (the send future holds a copy).
+#[derive(Clone, Default)]
+pub struct DownstreamWire {
+    pending: Arc<Mutex<HashSet<RequestId>>>,
+}
+
+impl DownstreamWire {
+    /// Notes a request we are sending whose answer must stay raw.
+    pub fn sent(&self, message: &TxJsonRpcMessage<RoleClient>) {
+        if let JsonRpcMessage::Request(request) = message
+            && let ClientRequest::CustomRequest(custom) = &request.request
+            && (custom.method == "tools/call" || TASK_METHODS.contains(&custom.method.as_str()))
+        {
+            lock(&self.pending).insert(request.id.clone());
+        }
+    }
+
+    /// A message from the server, rewritten for the raw path: `Some` when something changed
+    /// (decode that instead of the bytes), `None` when the bytes decode as they are.
+    pub fn received(&self, bytes: &[u8]) -> Option<Value> {
+        let waiting = !lock(&self.pending).is_empty();
+        if !waiting
+            && !contains(bytes, b"\"tasks\"")
+            && !contains(bytes, b"\"execution\"")
+            && !contains(bytes, STATUS.as_bytes())
+        {
+            return None;
+        }
+        let mut value: Value = serde_json::from_slice(bytes).ok()?;
+        self.rewrite(&mut value).then_some(value)
+    }
+
+    fn rewrite(&self, value: &mut Value) -> bool {
+        let Some(object) = value.as_object_mut() else {
+            return false;
+        };
+        let is_answer = object.contains_key("result") || object.contains_key("error");
+        if is_answer
+            && let Some(id) = object.get("id")
+            && let Ok(id) = serde_json::from_value::<RequestId>(id.clone())
+            && lock(&self.pending).remove(&id)
+        {
+            return match object.remove("result") {
+                Some(result) => {
+                    object.insert("result".into(), json!({ RAW: result }));
+                    true
+                }
+                None => false,
+            };
+        }
+        if object.get("method").and_then(Value::as_str) == Some(STATUS) {
+            object.insert("method".into(), STATUS_CUSTOM.into());
+            return true;
+        }
+        let Some(result) = object.get_mut("result").and_then(Value::as_object_mut) else {
+            return false;
+        };
+        let mut changed = false;
+        if let Some(capabilities) = result.get_mut("capabilities").and_then(Value::as_object_mut)
+            && let Some(tasks) = capabilities.remove("tasks")
+        {
+            changed = true;
+            if tasks.is_object() {
+                let experimental = capabilities
+                    .entry("experimental")
+                    .or_insert_with(|| json!({}));
+                if let Some(experimental) = experimental.as_object_mut() {
+                    experimental.insert(TASKS_STASH.into(), tasks);
+                }
+            }
+        }
+        if let Some(tools) = result.get_mut("tools").and_then(Value::as_array_mut) {
+            for tool in tools.iter_mut().filter_map(Value::as_object_mut) {
+                let Some(execution) = tool.remove("execution") else {
+                    continue;
+                };
+                changed = true;
+                let meta = tool.entry("_meta").or_insert_with(|| json!({}));
+                if let Some(meta) = meta.as_object_mut() {
+                    meta.insert(EXECUTION_STASH.into(), execution);
+                }
+            }
+        }
+        changed
+    }
+}
+
+// ----------------------------------------------------------------------------------------------
+// Upstream: our framing towards clients.
+
+/// Whether a client's message may be a core-task request (a cheap test before parsing it).
+pub fn may_rename(bytes: &[u8]) -> bool {
+    contains(bytes, b"tasks/") || contains(bytes, b"\"task\"")
+}
+
+/// Renames a legacy client's core-task request (a `tasks/*` request without a modern per-request
+/// protocol version, or a `tools/call` with `params.task`) to the custom method our handler
+/// answers with raw JSON. Whether it renamed.
+pub fn rename_request(message: &mut Value) -> bool {
+    let Some(object) = message.as_object_mut() else {
+        return false;
+    };
+    let Some(method) = object.get("method").and_then(Value::as_str) else {
+        return false;
+    };
+    let params = object.get("params");
+    let rename = if method == "tools/call" {
+        params
+            .and_then(|params| params.get("task"))
+            .is_some_and(Value::is_object)
+    } else if TASK_METHODS.contains(&method) {
+        params
+            .and_then(|params| params.get("_meta"))
+            .and_then(|meta| meta.get(MODERN_VERSION))
+            .is_none()
+    } else {
+        false
+    };
+    if rename {
+        let renamed = format!("{PREFIX}{method}");
+        object.insert("method".into(), renamed.into());
+    }
+    rename
+}
+
+/// Whether an answer carries stashed task data that [`unstash_result`] must put back.
+pub fn needs_unstash(result: &ServerResult) -> bool {
+    match result {
+        ServerResult::InitializeResult(result) => result
+            .capabilities
+            .experimental
+            .as_ref()
+            .is_some_and(|experimental| experimental.contains_key(TASKS_STASH)),
+        ServerResult::ListToolsResult(result) => result.tools.iter().any(|tool| {
+            tool.meta
+                .as_ref()
+                .is_some_and(|meta| meta.0.contains_key(EXECUTION_STASH))
+        }),
+        _ => false,
+    }
+}
+
+/// Puts stashed task data of an encoded `initialize` or `tools/list` result back in place:
+/// `capabilities.tasks`, and each tool's `execution`.
+pub fn unstash_result(result: &mut Value) {
+    let Some(result) = result.as_object_mut() else {
+        return;
+    };
+    if let Some(capabilities) = result.get_mut("capabilities").and_then(Value::as_object_mut)
+        && let Some(experimental) = capabilities
+            .get_mut("experimental")
+            .and_then(Value::as_object_mut)
+        && let Some(tasks) = experimental.remove(TASKS_STASH)
+    {
+        if experimental.is_empty() {
+            capabilities.remove("experimental");
+        }
+        capabilities.insert("tasks".into(), tasks);
+    }
+    if let Some(tools) = result.get_mut("tools").and_then(Value::as_array_mut) {
+        for tool in tools.iter_mut().filter_map(Value::as_object_mut) {
+            let Some(meta) = tool.get_mut("_meta").and_then(Value::as_object_mut) else {
+                continue;
+            };
+            let Some(execution) = meta.remove(EXECUTION_STASH) else {
+                continue;
+            };
+            if meta.is_empty() {
+                tool.remove("_meta");
+            }
+            tool.insert("execution".into(), execution);
+        }
+    }
+}
+
+/// Rewrites an encoded JSON-RPC message (one line, one SSE `data`, one JSON body) whose result
+/// may carry stashed task data; `None` when nothing changed.
+pub fn unstash_message(bytes: &[u8]) -> Option<Vec<u8>> {
+    if !contains(bytes, TASKS_STASH.as_bytes()) && !contains(bytes, EXECUTION_STASH.as_bytes()) {
+        return None;
+    }
+    let mut message: Value = serde_json::from_slice(bytes).ok()?;
+    unstash_result(message.get_mut("result")?);
+    serde_json::to_vec(&message).ok()
+}
+
+// ----------------------------------------------------------------------------------------------
+// The proxy's answers.
+
+/// The stashed `capabilities.tasks` of a connected legacy server.
+fn server_tasks(server: &Downstream) -> Option<Map<String, Value>> {
+    let connection = server.connection()?;
+    if connection.is_modern() {
+        return None;
+    }
+    connection
+        .capabilities
+        .experimental
+        .as_ref()?
+        .get(TASKS_STASH)
+        .cloned()
+}
+
+/// The union of the connected legacy servers' task capabilities, stashed into the `initialize`
+/// answer for a 2025-11-25 client (the transport puts it in `capabilities.tasks`).
+pub fn announce(router: &Router, version: &ProtocolVersion, capabilities: &mut ServerCapabilities) {
+    if *version != ProtocolVersion::V_2025_11_25 {
+        return;
+    }
+    let mut union = Map::new();
+    for tasks in router.servers().iter().filter_map(|s| server_tasks(s)) {
+        for key in ["list", "cancel"] {
+            if tasks.contains_key(key) {
+                union.insert(key.into(), json!({}));
+            }
+        }
+        if tasks
+            .get("requests")
+            .and_then(|requests| requests.get("tools"))
+            .and_then(|tools| tools.get("call"))
+            .is_some()
+        {
+            union.insert("requests".into(), json!({ "tools": { "call": {} } }));
+        }
+    }
+    if !union.is_empty() {
+        capabilities
+            .experimental
+            .get_or_insert_with(Default::default)
+            .insert(TASKS_STASH.to_owned(), union);
+    }
+}
+
+/// The sessions that created tasks, for their status notifications. Bounded; an entry goes at
+/// the task's terminal status (or when its session has gone and room is needed).
+#[derive(Default)]
+pub struct Owners(Mutex<HashMap<String, Weak<Session>>>);
+
+impl Owners {
+    fn insert(&self, task: String, session: &Arc<Session>) {
+        let mut owners = lock(&self.0);
+        if owners.len() >= MAX_OWNERS {
+            owners.retain(|_, session| session.strong_count() > 0);
+        }
+        if owners.len() < MAX_OWNERS {
+            owners.insert(task, Arc::downgrade(session));
+        }
+    }
+
+    fn owner(&self, task: &str, terminal: bool) -> Option<Arc<Session>> {
+        let mut owners = lock(&self.0);
+        let session = if terminal {
+            owners.remove(task)
+        } else {
+            owners.get(task).cloned()
+        };
+        session?.upgrade()
+    }
+}
+
+/// A server's `notifications/tasks/status`: to the session that created the task, with the id
+/// that session knows.
+pub fn status(router: &Router, server: &str, params: Option<Value>) {
+    let Some(mut params) = params.filter(Value::is_object) else {
+        return;
+    };
+    let Some(owner) = router.servers().into_iter().find(|s| s.name == server) else {
+        return;
+    };
+    let Some(id) = params.get("taskId").and_then(Value::as_str) else {
+        return;
+    };
+    let visible = namespaced(&owner.slug, id);
+    let terminal = matches!(
+        params.get("status").and_then(Value::as_str),
+        Some("completed" | "failed" | "cancelled")
+    );
+    let Some(session) = router.core_task_owners().owner(&visible, terminal) else {
+        tracing::debug!(server, task = %visible, "task status for no known session dropped");
+        return;
+    };
+    params["taskId"] = visible.into();
+    router.notify_session(&session, STATUS, params);
+}
+
+fn invalid(message: String) -> ErrorData {
+    ErrorData::invalid_params(message, None)
+}
+
+/// Takes a raw answer out of its wrapper.
+fn raw(server: &str, method: &str, result: ServerResult) -> Result<Value, ErrorData> {
+    match result {
+        ServerResult::CustomResult(custom) => match custom.0 {
+            Value::Object(mut wrapper) if wrapper.contains_key(RAW) => {
+                Ok(wrapper.remove(RAW).unwrap_or_default())
+            }
+            other => Ok(other),
+        },
+        // A transport without the raw path (none of ours): the typed answer as it is.
+        other => serde_json::to_value(other).map_err(|error| {
+            ErrorData::internal_error(
+                format!("server {server} answered {method} with something unusable: {error}"),
+                None,
+            )
+        }),
+    }
+}
+
+fn custom(method: &str, params: Value) -> ClientRequest {
+    ClientRequest::CustomRequest(CustomRequest::new(method, Some(params)))
+}
+
+/// Answers a renamed core-task request (`io.pluggedin/core-tasks/<method>`); `None` for any other
+/// custom method.
+pub async fn answer(
+    router: &Router,
+    caller: &Caller,
+    method: &str,
+    params: Option<Value>,
+) -> Option<Result<Value, ErrorData>> {
+    let method = method.strip_prefix(PREFIX)?;
+    let params = match params {
+        Some(Value::Object(params)) => params,
+        None => Map::new(),
+        Some(_) => return Some(Err(invalid(format!("params of {method} must be an object")))),
+    };
+    Some(match method {
+        "tools/call" => call(router, caller, params).await,
+        "tasks/list" => list(router, caller, params).await,
+        "tasks/get" | "tasks/result" | "tasks/cancel" => {
+            by_id(router, caller, method, params).await
+        }
+        _ => Err(ErrorData::new(
+            ErrorCode::METHOD_NOT_FOUND,
+            format!("unknown method: {method}"),
+            None,
+        )),
+    })
+}
+
+/// A task-augmented `tools/call`: to the tool's server if the tool may run as a task there.
+async fn call(
+    router: &Router,
+    caller: &Caller,
+    mut params: Map<String, Value>,
+) -> Result<Value, ErrorData> {
+    let started = Instant::now();
+    let Some(name) = params.get("name").and_then(Value::as_str).map(str::to_owned) else {
+        return Err(invalid("tools/call needs a tool \"name\"".into()));
+    };
+    let catalog = router.catalog();
+    let route = catalog
+        .resolve_tool(&name)
+        .map_err(|error| invalid(error.to_string()))?;
+    let support = catalog
+        .tools
+        .iter()
+        .find(|tool| tool.name == name)
+        .and_then(|tool| tool.meta.as_ref()?.0.get(EXECUTION_STASH)?.get("taskSupport"))
+        .and_then(Value::as_str)
+        .unwrap_or("forbidden")
+        .to_owned();
+    let server = router
+        .servers()
+        .into_iter()
+        .find(|server| server.name == route.server)
+        .ok_or_else(|| invalid(format!("tool {name}: its server is not configured")))?;
+    let server_calls_tasks = server_tasks(&server)
+        .and_then(|tasks| tasks.get("requests")?.get("tools")?.get("call").cloned())
+        .is_some();
+    if support == "forbidden" || !server_calls_tasks {
+        let why = if server_calls_tasks {
+            "its execution.taskSupport is \"forbidden\" (or absent)".to_owned()
+        } else {
+            format!("its server {} does not support task-augmented tools/call", server.name)
+        };
+        return Err(ErrorData::new(
+            ErrorCode::METHOD_NOT_FOUND,
+            format!("tool {name} cannot be called as a task: {why}; call it without \"task\""),
+            Some(json!({ "tool": name })),
+        ));
+    }
+    params.insert("name".into(), route.original.clone().into());
+    params.remove("_meta");
+    let outcome = router
+        .forward(&server.name, custom("tools/call", Value::Object(params)), caller)
+        .await
+        .map_err(ErrorData::from)
+        .and_then(|result| raw(&server.name, "tools/call", result));
+    let outcome = outcome.map(|mut answer| {
+        if let Some(task) = answer.get_mut("task").and_then(Value::as_object_mut)
+            && let Some(id) = task.get("taskId").and_then(Value::as_str)
+        {
+            let visible = namespaced(&server.slug, id);
+            if let Some(session) = &caller.session {
+                router.core_task_owners().insert(visible.clone(), session);
+            }
+            task.insert("taskId".into(), visible.into());
+        }
+        answer
+    });
+    let error = match &outcome {
+        Ok(answer) if answer.get("isError") == Some(&Value::Bool(true)) => {
+            Some("the tool reported an error".to_owned())
+        }
+        Ok(_) => None,
+        Err(error) => Some(error.message.to_string()),
+    };
+    router.record_tool_call(&route.server, &route.original, started, error);
+    outcome
+}
+
+/// `tasks/get`, `tasks/result`, `tasks/cancel`: to the server that owns the task.
+async fn by_id(
+    router: &Router,
+    caller: &Caller,
+    method: &str,
+    mut params: Map<String, Value>,
+) -> Result<Value, ErrorData> {
+    let Some(visible) = params.get("taskId").and_then(Value::as_str).map(str::to_owned) else {
+        return Err(invalid(format!("{method} needs a \"taskId\"")));
+    };
+    let (server, id) = resolve(router, &visible)?;
+    params.insert("taskId".into(), id.clone().into());
+    params.remove("_meta");
+    let result = router
+        .forward(&server.name, custom(method, Value::Object(params)), caller)
+        .await?;
+    let mut answer = raw(&server.name, method, result)?;
+    // A task (get, cancel) names itself; a result names its task in `_meta`.
+    if let Some(object) = answer.as_object_mut() {
+        if object.get("taskId").and_then(Value::as_str) == Some(id.as_str()) {
+            object.insert("taskId".into(), visible.clone().into());
+        }
+        if let Some(related) = object
+            .get_mut("_meta")
+            .and_then(|meta| meta.get_mut(RELATED))
+            .and_then(Value::as_object_mut)
+            && related.get("taskId").and_then(Value::as_str) == Some(id.as_str())
+        {
+            related.insert("taskId".into(), visible.into());
+        }
+    }
+    Ok(answer)
+}
+
+/// `tasks/list`: the tasks of every connected legacy server that lists tasks, one server after
+/// the other. The cursor is `<slug>__<that server's cursor>` (empty: from its start).
+async fn list(
+    router: &Router,
+    caller: &Caller,
+    params: Map<String, Value>,
+) -> Result<Value, ErrorData> {
+    let servers: Vec<Arc<Downstream>> = router
+        .servers()
+        .into_iter()
+        .filter(|server| server_tasks(server).is_some_and(|tasks| tasks.contains_key("list")))
+        .collect();
+    let (mut index, mut cursor) = match params.get("cursor") {
+        None | Some(Value::Null) => (0, None),
+        Some(Value::String(text)) => {
+            let bad = || invalid(format!("invalid cursor for tasks/list: {text}"));
+            let (slug, rest) = text.split_once(SEPARATOR).ok_or_else(bad)?;
+            let index = servers
+                .iter()
+                .position(|server| server.slug == slug)
+                .ok_or_else(bad)?;
+            (index, (!rest.is_empty()).then(|| rest.to_owned()))
+        }
+        Some(_) => return Err(invalid("the tasks/list cursor must be a string".into())),
+    };
+    let mut tasks = Vec::new();
+    let mut next = None;
+    while let Some(server) = servers.get(index) {
+        let request = match &cursor {
+            Some(cursor) => json!({ "cursor": cursor }),
+            None => json!({}),
+        };
+        let result = router
+            .forward(&server.name, custom("tasks/list", request), caller)
+            .await?;
+        let answer = raw(&server.name, "tasks/list", result)?;
+        for mut task in answer
+            .get("tasks")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+        {
+            if let Some(id) = task.get("taskId").and_then(Value::as_str) {
+                task["taskId"] = namespaced(&server.slug, id).into();
+            }
+            tasks.push(task);
+        }
+        if let Some(more) = answer.get("nextCursor").and_then(Value::as_str) {
+            next = Some(namespaced(&server.slug, more));
+            break;
+        }
+        index += 1;
+        cursor = None;
+        if !tasks.is_empty() {
+            next = servers
+                .get(index)
+                .map(|server| namespaced(&server.slug, ""));
+            break;
+        }
+    }
+    let mut answer = json!({ "tasks": tasks });
+    if let Some(next) = next {
+        answer["nextCursor"] = next.into();
+    }
+    Ok(answer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_raw_answer_survives_rmcps_result_types() {
+        let task = json!({
+            "taskId": "t1", "status": "working", "createdAt": "2025-11-25T10:30:00Z",
+            "lastUpdatedAt": "2025-11-25T10:30:00Z", "ttl": 60000, "pollInterval": 1000
+        });
+        for answer in [
+            task.clone(),
+            json!({ "task": task }),
+            json!({ "tasks": [task], "nextCursor": "2" }),
+            json!({ "content": [{ "type": "text", "text": "done" }] }),
+        ] {
+            let parsed: ServerResult =
+                serde_json::from_value(json!({ RAW: answer.clone() })).expect("server result");
+            assert_eq!(raw("s", "m", parsed).expect("raw"), answer);
+        }
+    }
+
+    #[test]
+    fn servers_task_data_is_stashed_and_put_back() {
+        let wire = DownstreamWire::default();
+        let tasks = json!({ "list": {}, "cancel": {}, "requests": { "tools": { "call": {} } } });
+        let line = json!({ "jsonrpc": "2.0", "id": 0, "result": {
+            "protocolVersion": "2025-11-25", "capabilities": { "tools": {}, "tasks": tasks },
+            "serverInfo": { "name": "s", "version": "1" } } });
+        let stashed = wire.received(line.to_string().as_bytes()).expect("rewritten");
+        let message: rmcp::service::RxJsonRpcMessage<RoleClient> =
+            serde_json::from_value(stashed).expect("decodes");
+        let mut value = serde_json::to_value(&message).expect("encodes");
+        unstash_result(&mut value["result"]);
+        assert_eq!(value["result"]["capabilities"]["tasks"], tasks);
+
+        let execution = json!({ "taskSupport": "required" });
+        let line = json!({ "jsonrpc": "2.0", "id": 1, "result": { "tools": [{
+            "name": "research", "inputSchema": { "type": "object" }, "execution": execution }] } });
+        let stashed = wire.received(line.to_string().as_bytes()).expect("rewritten");
+        let message: rmcp::service::RxJsonRpcMessage<RoleClient> =
+            serde_json::from_value(stashed).expect("decodes");
+        let JsonRpcMessage::Response(response) = &message else {
+            panic!("a response");
+        };
+        assert!(needs_unstash(&response.result));
+        let mut value = serde_json::to_value(&message).expect("encodes");
+        unstash_result(&mut value["result"]);
+        assert_eq!(value["result"]["tools"][0]["execution"], execution);
+        assert!(value["result"]["tools"][0].get("_meta").is_none());
+    }
+
+    #[test]
+    fn only_legacy_task_requests_are_renamed() {
+        let mut get = json!({ "jsonrpc": "2.0", "id": 1, "method": "tasks/get",
+            "params": { "taskId": "a__b" } });
+        assert!(rename_request(&mut get));
+        assert_eq!(get["method"], "io.pluggedin/core-tasks/tasks/get");
+        let mut modern = json!({ "jsonrpc": "2.0", "id": 1, "method": "tasks/get",
+            "params": { "taskId": "a__b", "_meta": { MODERN_VERSION: "2026-07-28" } } });
+        assert!(!rename_request(&mut modern));
+        let mut plain = json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": { "name": "x" } });
+        assert!(!rename_request(&mut plain));
+        let mut task = json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": { "name": "x", "task": { "ttl": 1000 } } });
+        assert!(rename_request(&mut task));
+    }
+}

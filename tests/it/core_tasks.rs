@@ -1,0 +1,346 @@
+//! 2025-11-25 "core" tasks through the proxy: a legacy client speaking raw JSON-RPC (no SDK at
+//! hand implements the client side of core tasks; the raw messages also show exactly what the
+//! proxy sends), the real proxy binary, and server-everything (which implements core tasks:
+//! `simulate-research-query`, `execution.taskSupport: "required"`) as two servers, so ids are
+//! namespaced and lists merged across servers.
+
+use std::process::Stdio;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+
+use crate::support::*;
+
+const RESEARCH: &str = "simulate-research-query";
+
+/// A 2025-11-25 client on the proxy's stdio, keeping what arrives while it waits for an answer.
+struct Legacy {
+    _child: Child,
+    stdin: ChildStdin,
+    stdout: tokio::io::Lines<BufReader<ChildStdout>>,
+    seen: Vec<Value>,
+    next_id: u64,
+    log: Log,
+    _dir: tempfile::TempDir,
+}
+
+impl Legacy {
+    /// The proxy with `servers`, once every server has connected.
+    async fn start(servers: Value) -> Legacy {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("mcp.json");
+        std::fs::write(&config, json!({ "mcpServers": servers }).to_string()).unwrap();
+        let mut child = Command::new(proxy_bin())
+            .arg("--config")
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .env("RUST_LOG", "info,pluggedin_mcp_proxy=debug")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let log = Log::capture(child.stderr.take().unwrap());
+        let stdin = child.stdin.take().unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut client = Legacy {
+            _child: child,
+            stdin,
+            stdout,
+            seen: Vec::new(),
+            next_id: 0,
+            log,
+            _dir: dir,
+        };
+        let count = servers.as_object().unwrap().len();
+        let log = client.log.clone();
+        let all = tokio::time::timeout(WAIT, async move {
+            while log.text().matches("connected server_info=").count() < count {
+                tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+            }
+        })
+        .await;
+        assert!(all.is_ok(), "servers did not connect:\n{}", client.log.text());
+        client
+    }
+
+    async fn send(&mut self, message: Value) {
+        let mut line = message.to_string();
+        line.push('\n');
+        self.stdin.write_all(line.as_bytes()).await.unwrap();
+        self.stdin.flush().await.unwrap();
+    }
+
+    async fn receive(&mut self) -> Value {
+        let line = tokio::time::timeout(WAIT, self.stdout.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("nothing within the wait; log:\n{}", self.log.text()))
+            .unwrap()
+            .expect("stdout open");
+        serde_json::from_str(&line).unwrap()
+    }
+
+    /// Sends a request and returns its whole answer (`result` or `error`).
+    async fn request(&mut self, method: &str, params: Value) -> Value {
+        self.next_id += 1;
+        let id = json!(self.next_id);
+        self.send(json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params }))
+            .await;
+        loop {
+            let message = self.receive().await;
+            if message.get("id") == Some(&id) && message.get("method").is_none() {
+                return message;
+            }
+            self.seen.push(message);
+        }
+    }
+
+    async fn result(&mut self, method: &str, params: Value) -> Value {
+        let answer = self.request(method, params).await;
+        answer
+            .get("result")
+            .cloned()
+            .unwrap_or_else(|| panic!("{method} failed: {answer}"))
+    }
+
+    /// The first notification `method` that `check` accepts (earlier or yet to come).
+    async fn notification(&mut self, method: &str, check: impl Fn(&Value) -> bool) -> Value {
+        let wanted = |message: &Value| message["method"] == method && check(&message["params"]);
+        if let Some(at) = self.seen.iter().position(wanted) {
+            return self.seen.remove(at)["params"].clone();
+        }
+        loop {
+            let message = self.receive().await;
+            if wanted(&message) {
+                return message["params"].clone();
+            }
+            self.seen.push(message);
+        }
+    }
+
+    async fn initialize(&mut self, version: &str) -> Value {
+        let result = self
+            .result(
+                "initialize",
+                json!({ "protocolVersion": version, "capabilities": {},
+                    "clientInfo": { "name": "core-tasks", "version": "1" } }),
+            )
+            .await;
+        self.send(json!({ "jsonrpc": "2.0", "method": "notifications/initialized" }))
+            .await;
+        result
+    }
+
+    /// Every tool on every page.
+    async fn tools(&mut self) -> Vec<Value> {
+        let mut tools = Vec::new();
+        let mut cursor = None;
+        loop {
+            let params = match &cursor {
+                Some(cursor) => json!({ "cursor": cursor }),
+                None => json!({}),
+            };
+            let page = self.result("tools/list", params).await;
+            tools.extend(page["tools"].as_array().unwrap().iter().cloned());
+            match page.get("nextCursor").and_then(Value::as_str) {
+                Some(next) => cursor = Some(next.to_owned()),
+                None => return tools,
+            }
+        }
+    }
+
+    /// A task-augmented call of `tool`: its `CreateTaskResult`'s task.
+    async fn start_task(&mut self, tool: &str, topic: &str) -> Value {
+        let created = self
+            .result(
+                "tools/call",
+                json!({ "name": tool, "arguments": { "topic": topic }, "task": { "ttl": 60000 } }),
+            )
+            .await;
+        created["task"].clone()
+    }
+}
+
+impl Drop for Legacy {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- proxy stderr ---\n{}", self.log.text());
+        }
+    }
+}
+
+fn two_servers() -> Value {
+    json!({ "alpha": everything_stdio(), "beta": everything_stdio() })
+}
+
+async fn started(servers: Value) -> Legacy {
+    let mut client = Legacy::start(servers).await;
+    client.initialize("2025-11-25").await;
+    client
+}
+
+#[tokio::test]
+async fn a_2025_11_25_client_sees_the_tasks_capability_and_each_tools_execution_on_stdio() {
+    let mut client = Legacy::start(json!({ "alpha": everything_stdio() })).await;
+    let initialized = client.initialize("2025-11-25").await;
+    assert_eq!(
+        initialized["capabilities"]["tasks"],
+        json!({ "list": {}, "cancel": {}, "requests": { "tools": { "call": {} } } }),
+        "{initialized}"
+    );
+    assert!(
+        initialized["capabilities"].get("experimental").is_none(),
+        "the stash does not leak: {initialized}"
+    );
+    let tools = client.tools().await;
+    let research = tools
+        .iter()
+        .find(|tool| tool["name"] == format!("alpha__{RESEARCH}"))
+        .expect("the research tool is listed");
+    assert_eq!(research["execution"], json!({ "taskSupport": "required" }));
+    assert!(research.get("_meta").is_none(), "{research}");
+    let echo = tools
+        .iter()
+        .find(|tool| tool["name"] == "alpha__echo")
+        .unwrap();
+    assert_eq!(echo["execution"], json!({ "taskSupport": "forbidden" }), "{echo}");
+}
+
+#[tokio::test]
+async fn a_client_before_2025_11_25_is_not_offered_core_tasks() {
+    let mut client = Legacy::start(json!({ "alpha": everything_stdio() })).await;
+    let initialized = client.initialize("2025-06-18").await;
+    assert!(
+        initialized["capabilities"].get("tasks").is_none(),
+        "{initialized}"
+    );
+    assert!(initialized["capabilities"].get("experimental").is_none());
+}
+
+#[tokio::test]
+async fn a_task_runs_through_the_proxy_get_status_notification_and_result() {
+    let mut client = started(two_servers()).await;
+    let task = client
+        .start_task(&format!("beta__{RESEARCH}"), "proxies")
+        .await;
+    let id = task["taskId"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("beta__"), "{task}");
+    // The server decides the ttl (it may override the one asked for); it must reach the client.
+    assert!(task["ttl"].is_u64(), "{task}");
+    assert!(task.get("createdAt").is_some() && task.get("lastUpdatedAt").is_some());
+
+    let got = client.result("tasks/get", json!({ "taskId": id })).await;
+    assert_eq!(got["taskId"], id.as_str(), "{got}");
+    assert!(got.get("ttl").is_some() && got.get("pollInterval").is_some(), "{got}");
+    assert!(
+        ["working", "completed"].contains(&got["status"].as_str().unwrap()),
+        "{got}"
+    );
+
+    // tasks/result blocks until the research is done, and is the tool's own result.
+    let result = client.result("tasks/result", json!({ "taskId": id })).await;
+    let text = result["content"][0]["text"].as_str().unwrap();
+    assert!(text.contains("# Research Report: proxies"), "{result}");
+    assert_eq!(
+        result["_meta"]["io.modelcontextprotocol/related-task"]["taskId"],
+        id.as_str(),
+        "{result}"
+    );
+
+    // The server's status notifications reach this session under the proxy's id.
+    let status = client
+        .notification("notifications/tasks/status", |params| {
+            params["status"] == "completed"
+        })
+        .await;
+    assert_eq!(status["taskId"], id.as_str(), "{status}");
+
+    let done = client.result("tasks/get", json!({ "taskId": id })).await;
+    assert_eq!(done["status"], "completed", "{done}");
+
+    // The call is in the activity log, under the server and the tool's own name.
+    let log = client.log.text();
+    assert!(!log.contains("panicked"), "{log}");
+}
+
+#[tokio::test]
+async fn tasks_list_merges_servers_page_by_page_and_cancel_reaches_the_owner() {
+    let mut client = started(two_servers()).await;
+    let alpha = client
+        .start_task(&format!("alpha__{RESEARCH}"), "first")
+        .await;
+    let beta = client
+        .start_task(&format!("beta__{RESEARCH}"), "second")
+        .await;
+    let (alpha, beta) = (alpha["taskId"].clone(), beta["taskId"].clone());
+
+    // One server's tasks per page here; the cursor says which server comes next.
+    let first = client.result("tasks/list", json!({})).await;
+    let ids = |page: &Value| -> Vec<Value> {
+        page["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|task| task["taskId"].clone())
+            .collect()
+    };
+    assert_eq!(ids(&first), vec![alpha.clone()], "{first}");
+    let cursor = first["nextCursor"].as_str().expect("a second page").to_owned();
+    let second = client
+        .result("tasks/list", json!({ "cursor": cursor }))
+        .await;
+    assert_eq!(ids(&second), vec![beta.clone()], "{second}");
+    assert!(second.get("nextCursor").is_none(), "{second}");
+
+    let cancelled = client.result("tasks/cancel", json!({ "taskId": beta })).await;
+    assert_eq!(cancelled["taskId"], beta, "{cancelled}");
+    assert_eq!(cancelled["status"], "cancelled", "{cancelled}");
+    let after = client.result("tasks/get", json!({ "taskId": beta })).await;
+    assert_eq!(after["status"], "cancelled", "{after}");
+    // The other server's task is untouched.
+    let other = client.result("tasks/get", json!({ "taskId": alpha })).await;
+    assert_ne!(other["status"], "cancelled", "{other}");
+}
+
+#[tokio::test]
+async fn unknown_task_ids_cursors_and_task_calls_to_tools_that_forbid_them_are_refused() {
+    let mut client = started(json!({ "alpha": everything_stdio() })).await;
+    for method in ["tasks/get", "tasks/result", "tasks/cancel"] {
+        for id in ["nobody__t1", "no-separator"] {
+            let answer = client.request(method, json!({ "taskId": id })).await;
+            assert_eq!(answer["error"]["code"], -32602, "{method} {id}: {answer}");
+            let message = answer["error"]["message"].as_str().unwrap();
+            assert!(message.contains(id), "{message}");
+        }
+    }
+    let answer = client
+        .request("tasks/list", json!({ "cursor": "nobody__x" }))
+        .await;
+    assert_eq!(answer["error"]["code"], -32602, "{answer}");
+
+    // echo's execution.taskSupport is "forbidden".
+    let answer = client
+        .request(
+            "tools/call",
+            json!({ "name": "alpha__echo", "arguments": { "message": "hi" },
+                "task": { "ttl": 1000 } }),
+        )
+        .await;
+    assert_eq!(answer["error"]["code"], -32601, "{answer}");
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("alpha__echo") && message.contains("forbidden"),
+        "{message}"
+    );
+    // The same tool called plainly still works.
+    let plain = client
+        .result(
+            "tools/call",
+            json!({ "name": "alpha__echo", "arguments": { "message": "hi" } }),
+        )
+        .await;
+    assert_eq!(plain["content"][0]["text"], "Echo: hi", "{plain}");
+}
