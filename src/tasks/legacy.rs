@@ -61,6 +61,10 @@ const RELATED: &str = "io.modelcontextprotocol/related-task";
 const MODERN_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
 /// The core task methods, as a client sends them.
 const TASK_METHODS: [&str; 4] = ["tasks/get", "tasks/result", "tasks/list", "tasks/cancel"];
+/// Whether any server's task data was stashed in this process: until then no answer carries a
+/// stash, and the HTTP guard leaves answers alone (streamed, not read whole).
+static STASHED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// The most task owners remembered for status notifications.
 const MAX_OWNERS: usize = 4096;
 
@@ -110,6 +114,7 @@ impl DownstreamWire {
         }
         let mut value: Value = serde_json::from_slice(bytes).ok()?;
         self.rewrite(&mut value).then_some(value)
+            .inspect(|_| STASHED.store(true, std::sync::atomic::Ordering::Relaxed))
     }
 
     fn rewrite(&self, value: &mut Value) -> bool {
@@ -264,6 +269,89 @@ pub fn unstash_message(bytes: &[u8]) -> Option<Vec<u8>> {
     let mut message: Value = serde_json::from_slice(bytes).ok()?;
     unstash_result(message.get_mut("result")?);
     serde_json::to_vec(&message).ok()
+}
+
+/// The HTTP guard's half: a POST body with a legacy client's core-task request renamed
+/// ([`rename_request`]); the bytes unchanged otherwise.
+pub fn rename_body(bytes: axum::body::Bytes) -> axum::body::Bytes {
+    if !may_rename(&bytes) {
+        return bytes;
+    }
+    let Ok(mut body) = serde_json::from_slice::<Value>(&bytes) else {
+        return bytes;
+    };
+    let renamed = match &mut body {
+        Value::Array(messages) => messages
+            .iter_mut()
+            .fold(false, |renamed, message| rename_request(message) || renamed),
+        message => rename_request(message),
+    };
+    if !renamed {
+        return bytes;
+    }
+    serde_json::to_vec(&body).map_or(bytes, Into::into)
+}
+
+/// Whether the HTTP guard must pass an answer through [`unstash_response`]: a POST of
+/// `initialize` or `tools/list`.
+pub fn answers_need_unstash(methods: &[String]) -> bool {
+    STASHED.load(std::sync::atomic::Ordering::Relaxed)
+        && methods
+        .iter()
+        .any(|method| method == "initialize" || method == "tools/list")
+}
+
+/// The HTTP guard's answer to `initialize` or `tools/list` (one JSON body, or an SSE stream
+/// that ends after the answer) with stashed task data back in place.
+pub async fn unstash_response(response: axum::response::Response) -> axum::response::Response {
+    use http_body_util::BodyExt;
+    let (mut parts, body) = response.into_parts();
+    let bytes = match body.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(error) => {
+            tracing::debug!("answer body failed: {error}");
+            return axum::response::Response::from_parts(parts, axum::body::Body::empty());
+        }
+    };
+    let rewritten = match unstash_message(&bytes) {
+        Some(message) => Some(message),
+        None if contains(&bytes, b"data:") => unstash_events(&bytes),
+        None => None,
+    };
+    let bytes = rewritten.map_or(bytes, Into::into);
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    axum::response::Response::from_parts(parts, axum::body::Body::from(bytes))
+}
+
+/// An SSE stream with each event's (one-line) `data` rewritten by [`unstash_message`].
+fn unstash_events(bytes: &[u8]) -> Option<Vec<u8>> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let mut changed = false;
+    let mut out = Vec::with_capacity(bytes.len());
+    for line in text.split_inclusive('\n') {
+        let (content, end) = match line.strip_suffix('\n') {
+            Some(content) => (content, "\n"),
+            None => (line, ""),
+        };
+        let (content, cr) = match content.strip_suffix('\r') {
+            Some(content) => (content, "\r"),
+            None => (content, ""),
+        };
+        match content
+            .strip_prefix("data:")
+            .and_then(|data| unstash_message(data.trim_start().as_bytes()))
+        {
+            Some(message) => {
+                changed = true;
+                out.extend_from_slice(b"data: ");
+                out.extend_from_slice(&message);
+            }
+            None => out.extend_from_slice(content.as_bytes()),
+        }
+        out.extend_from_slice(cr.as_bytes());
+        out.extend_from_slice(end.as_bytes());
+    }
+    changed.then_some(out)
 }
 
 // ----------------------------------------------------------------------------------------------

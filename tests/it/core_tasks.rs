@@ -374,3 +374,148 @@ async fn unknown_task_ids_cursors_and_task_calls_to_tools_that_forbid_them_are_r
         .await;
     assert_eq!(plain["content"][0]["text"], "Echo: hi", "{plain}");
 }
+
+/// The proxy over Streamable HTTP, and a raw 2025-11-25 session on it.
+struct HttpLegacy {
+    _child: Child,
+    url: String,
+    session: String,
+    log: Log,
+    next_id: u64,
+    _dir: tempfile::TempDir,
+}
+
+impl HttpLegacy {
+    async fn start(servers: Value) -> (HttpLegacy, Value) {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("mcp.json");
+        std::fs::write(&config, json!({ "mcpServers": servers }).to_string()).unwrap();
+        let port = free_port().to_string();
+        let mut child = Command::new(proxy_bin())
+            .args(["--transport", "streamable-http", "--port", &port])
+            .args(["--rate-limit-tools", "0", "--rate-limit-requests", "0"])
+            .arg("--config")
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .env_remove("PLUGGEDIN_API_KEY")
+            .env("RUST_LOG", "info,pluggedin_mcp_proxy=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let log = Log::capture(child.stderr.take().unwrap());
+        log.wait_for("listening on http://").await;
+        log.wait_for("connected server_info=").await;
+        let mut client = HttpLegacy {
+            _child: child,
+            url: format!("http://127.0.0.1:{port}/mcp"),
+            session: String::new(),
+            log,
+            next_id: 0,
+            _dir: dir,
+        };
+        let response = client
+            .post(json!({ "jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+                "protocolVersion": "2025-11-25", "capabilities": {},
+                "clientInfo": { "name": "core-tasks", "version": "1" } } }))
+            .send()
+            .await
+            .unwrap();
+        client.session = response.headers()["mcp-session-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let initialized = answer_of(response).await;
+        client
+            .post(json!({ "jsonrpc": "2.0", "method": "notifications/initialized" }))
+            .send()
+            .await
+            .unwrap();
+        (client, initialized["result"].clone())
+    }
+
+    fn post(&self, body: Value) -> reqwest::RequestBuilder {
+        let mut request = reqwest::Client::new()
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .json(&body);
+        if !self.session.is_empty() {
+            request = request
+                .header("mcp-session-id", &self.session)
+                .header("mcp-protocol-version", "2025-11-25");
+        }
+        request
+    }
+
+    async fn request(&mut self, method: &str, params: Value) -> Value {
+        self.next_id += 1;
+        let body = json!({ "jsonrpc": "2.0", "id": self.next_id, "method": method, "params": params });
+        answer_of(self.post(body).send().await.unwrap()).await
+    }
+
+    async fn result(&mut self, method: &str, params: Value) -> Value {
+        let answer = self.request(method, params).await;
+        answer.get("result").cloned().unwrap_or_else(|| {
+            panic!("{method} failed: {answer}\n{}", self.log.text())
+        })
+    }
+}
+
+/// The JSON-RPC answer in a response body, JSON or SSE.
+async fn answer_of(response: reqwest::Response) -> Value {
+    let text = response.text().await.unwrap();
+    if let Ok(value) = serde_json::from_str(&text) {
+        return value;
+    }
+    text.lines()
+        .filter_map(|line| line.strip_prefix("data:"))
+        .filter_map(|data| serde_json::from_str::<Value>(data.trim()).ok())
+        .find(|message| message.get("result").is_some() || message.get("error").is_some())
+        .unwrap_or_else(|| panic!("no JSON-RPC answer in {text:?}"))
+}
+
+#[tokio::test]
+async fn core_tasks_work_for_a_2025_11_25_client_over_http() {
+    let (mut client, initialized) = HttpLegacy::start(json!({ "alpha": everything_stdio() })).await;
+    assert_eq!(
+        initialized["capabilities"]["tasks"],
+        json!({ "list": {}, "cancel": {}, "requests": { "tools": { "call": {} } } }),
+        "{initialized}"
+    );
+    let tools = client.result("tools/list", json!({})).await;
+    let research = tools["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|tool| tool["name"] == format!("alpha__{RESEARCH}"))
+        .cloned()
+        .expect("the research tool is listed");
+    assert_eq!(research["execution"], json!({ "taskSupport": "required" }));
+
+    let created = client
+        .result(
+            "tools/call",
+            json!({ "name": format!("alpha__{RESEARCH}"), "arguments": { "topic": "http" },
+                "task": { "ttl": 60000 } }),
+        )
+        .await;
+    let id = created["task"]["taskId"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("alpha__"), "{created}");
+    let got = client.result("tasks/get", json!({ "taskId": id })).await;
+    assert_eq!(got["taskId"], id.as_str(), "{got}");
+    assert!(got.get("ttl").is_some(), "{got}");
+    let listed = client.result("tasks/list", json!({})).await;
+    assert_eq!(listed["tasks"][0]["taskId"], id.as_str(), "{listed}");
+    let result = client.result("tasks/result", json!({ "taskId": id })).await;
+    let text = result["content"][0]["text"].as_str().unwrap();
+    assert!(text.contains("# Research Report: http"), "{result}");
+    let unknown = client
+        .request("tasks/get", json!({ "taskId": "nobody__1" }))
+        .await;
+    assert_eq!(unknown["error"]["code"], -32602, "{unknown}");
+}

@@ -496,9 +496,16 @@ pub(crate) async fn check(
         guard.in_flight.fetch_add(1, Ordering::AcqRel);
         InFlight(guard.clone())
     });
+    // 2025-11-25 core tasks take the handler's raw path (`tasks::legacy`).
+    let bytes = crate::tasks::legacy::rename_body(bytes);
     let response = next
         .run(Request::from_parts(parts, Body::from(bytes)))
         .await;
+    let response = if crate::tasks::legacy::answers_need_unstash(&methods) {
+        crate::tasks::legacy::unstash_response(response).await
+    } else {
+        response
+    };
     let response = match in_flight {
         Some(in_flight) => response.map(|body| {
             Body::from_stream(futures::StreamExt::map(
