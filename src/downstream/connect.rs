@@ -166,6 +166,7 @@ pub(super) async fn connect(
                         inner: client,
                         oauth: oauth.clone(),
                     };
+                    let client = super::task_wire::TaskWire::new(client);
                     let transport = StreamableHttpClientTransport::with_client(client, config);
                     return handler
                         .serve_with_lifecycle(
@@ -175,6 +176,7 @@ pub(super) async fn connect(
                         .await
                         .map_err(handshake_error);
                 }
+                let client = super::task_wire::TaskWire::new(client);
                 let transport = StreamableHttpClientTransport::with_client(client, config);
                 handler
                     .serve_with_lifecycle(

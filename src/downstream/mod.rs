@@ -11,6 +11,7 @@ pub mod oauth;
 mod observe;
 pub mod sse;
 mod supervisor;
+mod task_wire;
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;

@@ -25,6 +25,8 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
+use crate::tasks::legacy::DownstreamWire;
+
 /// Largest single SSE event accepted by default; a larger one drops the connection.
 pub const MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
 /// Messages buffered between the stream reader and `receive()`.
@@ -112,6 +114,8 @@ pub struct SseClientTransport {
     /// Bounds each POST: a server that never answers one (server-everything does that for an
     /// unknown session) must not hold a request forever.
     post_timeout: Duration,
+    /// 2025-11-25 tasks' raw path (`tasks::legacy`).
+    wire: DownstreamWire,
 }
 
 impl fmt::Debug for SseClientTransport {
@@ -178,6 +182,7 @@ impl SseClientTransport {
 
         let mut events = event_stream(response, max_event_bytes);
         let (message_tx, message_rx) = mpsc::channel(CHANNEL_CAPACITY);
+        let wire = DownstreamWire::default();
         let endpoint = loop {
             let next = tokio::time::timeout_at(deadline, events.next())
                 .await
@@ -197,7 +202,7 @@ impl SseClientTransport {
                     });
                 }
             };
-            match interpret(event, &url)? {
+            match interpret(event, &url, &wire)? {
                 Incoming::Endpoint(endpoint) => break endpoint,
                 Incoming::Message(message) => {
                     // A message before the endpoint is unusual; keep it if there is room.
@@ -213,6 +218,7 @@ impl SseClientTransport {
         let (endpoint_tx, endpoint_rx) = watch::channel(endpoint);
         let cancel = CancellationToken::new();
         let reader = tokio::spawn(read_events(
+            wire.clone(),
             events,
             url,
             max_event_bytes,
@@ -229,6 +235,7 @@ impl SseClientTransport {
             reader: Some(reader),
             closed: false,
             post_timeout: connect_timeout.max(Duration::from_secs(10)),
+            wire,
         })
     }
 
@@ -262,6 +269,7 @@ impl Transport<RoleClient> for SseClientTransport {
         let mut headers = self.headers.clone();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         let body = serde_json::to_vec(&item);
+        self.wire.sent(&item);
         async move {
             if closed {
                 return Err(SseTransportError::Closed { url: url.into() });
@@ -320,7 +328,11 @@ enum Incoming {
 }
 
 /// Classifies one event; only a bad `endpoint` event is an error.
-fn interpret(event: Sse, sse_url: &Url) -> Result<Incoming, SseTransportError> {
+fn interpret(
+    event: Sse,
+    sse_url: &Url,
+    wire: &DownstreamWire,
+) -> Result<Incoming, SseTransportError> {
     // Per the SSE spec an event without an `event:` field is of type "message".
     let kind = event.event.as_deref().unwrap_or("message");
     match kind {
@@ -332,7 +344,11 @@ fn interpret(event: Sse, sse_url: &Url) -> Result<Incoming, SseTransportError> {
             let Some(data) = event.data else {
                 return Ok(Incoming::Ignored);
             };
-            match serde_json::from_str::<RxJsonRpcMessage<RoleClient>>(&data) {
+            let decoded = match wire.received(data.as_bytes()) {
+                Some(value) => serde_json::from_value(value),
+                None => serde_json::from_str::<RxJsonRpcMessage<RoleClient>>(&data),
+            };
+            match decoded {
                 Ok(message) => Ok(Incoming::Message(Box::new(message))),
                 Err(e) => {
                     tracing::warn!(
@@ -375,6 +391,7 @@ fn resolve_endpoint(sse_url: &Url, data: &str) -> Result<Url, SseTransportError>
 /// Background task: forwards `message` events and applies `endpoint` updates until the stream
 /// ends, fails, or the transport is closed. Dropping `messages` makes `receive()` return `None`.
 async fn read_events(
+    wire: DownstreamWire,
     mut events: EventStream,
     sse_url: Url,
     limit: usize,
@@ -406,7 +423,7 @@ async fn read_events(
                 return;
             }
         };
-        match interpret(event, &sse_url) {
+        match interpret(event, &sse_url, &wire) {
             Ok(Incoming::Message(message)) => {
                 tokio::select! {
                     () = cancel.cancelled() => return,

@@ -519,3 +519,45 @@ async fn core_tasks_work_for_a_2025_11_25_client_over_http() {
         .await;
     assert_eq!(unknown["error"]["code"], -32602, "{unknown}");
 }
+
+#[tokio::test]
+async fn core_tasks_reach_servers_over_legacy_sse_and_streamable_http() {
+    let (sse_port, http_port) = (free_port().to_string(), free_port().to_string());
+    let js = everything_js();
+    let js = js.to_str().unwrap();
+    let _sse = Background::start("node", &[js, "sse"], &[("PORT", &sse_port)], "").await;
+    let _http = Background::start("node", &[js, "streamableHttp"], &[("PORT", &http_port)], "").await;
+    let mut client = started(json!({
+        "sse": { "url": format!("http://127.0.0.1:{sse_port}/sse") },
+        "http": { "url": format!("http://127.0.0.1:{http_port}/mcp"), "type": "streamable-http" },
+    }))
+    .await;
+    let tools = client.tools().await;
+    for server in ["sse", "http"] {
+        let research = tools
+            .iter()
+            .find(|tool| tool["name"] == format!("{server}__{RESEARCH}"))
+            .unwrap_or_else(|| panic!("{server}'s research tool is listed: {tools:?}"));
+        assert_eq!(research["execution"], json!({ "taskSupport": "required" }));
+    }
+    for server in ["sse", "http"] {
+        let task = client
+            .start_task(&format!("{server}__{RESEARCH}"), server)
+            .await;
+        let id = task["taskId"].as_str().unwrap().to_owned();
+        assert!(id.starts_with(&format!("{server}__")), "{task}");
+        let got = client.result("tasks/get", json!({ "taskId": id })).await;
+        assert!(got.get("ttl").is_some() && got["taskId"] == id.as_str(), "{got}");
+        let result = client.result("tasks/result", json!({ "taskId": id })).await;
+        let text = result["content"][0]["text"].as_str().unwrap();
+        assert!(text.contains(&format!("# Research Report: {server}")), "{result}");
+        let status = client
+            .notification("notifications/tasks/status", |params| {
+                params["taskId"] == id.as_str() && params["status"] == "completed"
+            })
+            .await;
+        assert_eq!(status["taskId"], id.as_str());
+    }
+    let listed = client.result("tasks/list", json!({})).await;
+    assert_eq!(listed["tasks"].as_array().unwrap().len(), 1, "{listed}");
+}
