@@ -401,30 +401,59 @@ pub fn announce(router: &Router, version: &ProtocolVersion, capabilities: &mut S
     }
 }
 
-/// The sessions that created tasks, for their status notifications. Bounded; an entry goes at
-/// the task's terminal status (or when its session has gone and room is needed).
+/// Who created each task the proxy handed out: the caller's principal (its bearer token over
+/// HTTP, its session on stdio), for binding the task to it, and its session, for status
+/// notifications. Bounded: the oldest entries go first.
 #[derive(Default)]
-pub struct Owners(Mutex<HashMap<String, Weak<Session>>>);
+pub struct Owners(Mutex<OwnerTable>);
+
+#[derive(Default)]
+struct OwnerTable {
+    owners: HashMap<String, Owner>,
+    order: std::collections::VecDeque<String>,
+}
+
+struct Owner {
+    principal: Option<String>,
+    session: Weak<Session>,
+}
+
+/// Whether a caller may use a task: the task's creator, or anyone when the proxy does not know
+/// the task (created before a restart, or forgotten): then the unguessable id is the key.
+enum Access {
+    Own,
+    Unknown,
+    Foreign,
+}
 
 impl Owners {
-    fn insert(&self, task: String, session: &Arc<Session>) {
-        let mut owners = lock(&self.0);
-        if owners.len() >= MAX_OWNERS {
-            owners.retain(|_, session| session.strong_count() > 0);
+    fn insert(&self, task: String, caller: &Caller) {
+        let mut table = lock(&self.0);
+        while table.owners.len() >= MAX_OWNERS {
+            let Some(oldest) = table.order.pop_front() else {
+                break;
+            };
+            table.owners.remove(&oldest);
         }
-        if owners.len() < MAX_OWNERS {
-            owners.insert(task, Arc::downgrade(session));
+        let owner = Owner {
+            principal: caller.principal.clone(),
+            session: caller.session.as_ref().map(Arc::downgrade).unwrap_or_default(),
+        };
+        if table.owners.insert(task.clone(), owner).is_none() {
+            table.order.push_back(task);
         }
     }
 
-    fn owner(&self, task: &str, terminal: bool) -> Option<Arc<Session>> {
-        let mut owners = lock(&self.0);
-        let session = if terminal {
-            owners.remove(task)
-        } else {
-            owners.get(task).cloned()
-        };
-        session?.upgrade()
+    fn session(&self, task: &str) -> Option<Arc<Session>> {
+        lock(&self.0).owners.get(task)?.session.upgrade()
+    }
+
+    fn access(&self, task: &str, caller: &Caller) -> Access {
+        match lock(&self.0).owners.get(task) {
+            None => Access::Unknown,
+            Some(owner) if owner.principal == caller.principal => Access::Own,
+            Some(_) => Access::Foreign,
+        }
     }
 }
 
@@ -441,11 +470,7 @@ pub fn status(router: &Router, server: &str, params: Option<Value>) {
         return;
     };
     let visible = namespaced(&owner.slug, id);
-    let terminal = matches!(
-        params.get("status").and_then(Value::as_str),
-        Some("completed" | "failed" | "cancelled")
-    );
-    let Some(session) = router.core_task_owners().owner(&visible, terminal) else {
+    let Some(session) = router.core_task_owners().session(&visible) else {
         tracing::debug!(server, task = %visible, "task status for no known session dropped");
         return;
     };
@@ -562,9 +587,7 @@ async fn call(
             && let Some(id) = task.get("taskId").and_then(Value::as_str)
         {
             let visible = namespaced(&server.slug, id);
-            if let Some(session) = &caller.session {
-                router.core_task_owners().insert(visible.clone(), session);
-            }
+            router.core_task_owners().insert(visible.clone(), caller);
             task.insert("taskId".into(), visible.into());
         }
         answer
@@ -591,6 +614,12 @@ async fn by_id(
         return Err(invalid(format!("{method} needs a \"taskId\"")));
     };
     let (server, id) = resolve(router, &visible)?;
+    if let Access::Foreign = router.core_task_owners().access(&visible, caller) {
+        // Someone else's task: as unknown as one that does not exist.
+        return Err(invalid(format!(
+            "unknown task: {visible} (not a task id this proxy handed out)"
+        )));
+    }
     params.insert("taskId".into(), id.clone().into());
     params.remove("_meta");
     let result = router
@@ -656,10 +685,15 @@ async fn list(
             .cloned()
             .unwrap_or_default()
         {
-            if let Some(id) = task.get("taskId").and_then(Value::as_str) {
-                task["taskId"] = namespaced(&server.slug, id).into();
+            let Some(id) = task.get("taskId").and_then(Value::as_str) else {
+                continue;
+            };
+            let visible = namespaced(&server.slug, id);
+            // A server's tasks are all the proxy's (one connection); each caller sees its own.
+            if let Access::Own = router.core_task_owners().access(&visible, caller) {
+                task["taskId"] = visible.into();
+                tasks.push(task);
             }
-            tasks.push(task);
         }
         if let Some(more) = answer.get("nextCursor").and_then(Value::as_str) {
             next = Some(namespaced(&server.slug, more));

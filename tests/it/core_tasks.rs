@@ -337,7 +337,7 @@ async fn tasks_list_merges_servers_page_by_page_and_cancel_reaches_the_owner() {
 
 #[tokio::test]
 async fn unknown_task_ids_cursors_and_task_calls_to_tools_that_forbid_them_are_refused() {
-    let mut client = started(json!({ "alpha": everything_stdio() })).await;
+    let mut client = started(json!({ "alpha": everything_stdio(), "demo": demo() })).await;
     for method in ["tasks/get", "tasks/result", "tasks/cancel"] {
         for id in ["nobody__t1", "no-separator"] {
             let answer = client.request(method, json!({ "taskId": id })).await;
@@ -365,6 +365,17 @@ async fn unknown_task_ids_cursors_and_task_calls_to_tools_that_forbid_them_are_r
         message.contains("alpha__echo") && message.contains("forbidden"),
         "{message}"
     );
+    // The demo server announces no tasks at all.
+    let answer = client
+        .request(
+            "tools/call",
+            json!({ "name": "demo__echo", "arguments": { "message": "hi" },
+                "task": { "ttl": 1000 } }),
+        )
+        .await;
+    assert_eq!(answer["error"]["code"], -32601, "{answer}");
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(message.contains("demo__echo"), "{message}");
     // The same tool called plainly still works.
     let plain = client
         .result(
@@ -375,18 +386,16 @@ async fn unknown_task_ids_cursors_and_task_calls_to_tools_that_forbid_them_are_r
     assert_eq!(plain["content"][0]["text"], "Echo: hi", "{plain}");
 }
 
-/// The proxy over Streamable HTTP, and a raw 2025-11-25 session on it.
-struct HttpLegacy {
+/// The proxy over Streamable HTTP.
+struct HttpProxy {
     _child: Child,
     url: String,
-    session: String,
     log: Log,
-    next_id: u64,
     _dir: tempfile::TempDir,
 }
 
-impl HttpLegacy {
-    async fn start(servers: Value) -> (HttpLegacy, Value) {
+impl HttpProxy {
+    async fn start(servers: Value) -> HttpProxy {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("mcp.json");
@@ -410,13 +419,22 @@ impl HttpLegacy {
         let log = Log::capture(child.stderr.take().unwrap());
         log.wait_for("listening on http://").await;
         log.wait_for("connected server_info=").await;
-        let mut client = HttpLegacy {
+        HttpProxy {
             _child: child,
             url: format!("http://127.0.0.1:{port}/mcp"),
-            session: String::new(),
             log,
-            next_id: 0,
             _dir: dir,
+        }
+    }
+
+    /// A raw 2025-11-25 session sending `token` (who the caller is), and its `initialize` result.
+    async fn session(&self, token: &str) -> (HttpLegacy, Value) {
+        let mut client = HttpLegacy {
+            url: self.url.clone(),
+            token: token.to_owned(),
+            session: String::new(),
+            log: self.log.clone(),
+            next_id: 0,
         };
         let response = client
             .post(json!({ "jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
@@ -437,12 +455,32 @@ impl HttpLegacy {
             .unwrap();
         (client, initialized["result"].clone())
     }
+}
 
+impl Drop for HttpProxy {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- proxy stderr ---\n{}", self.log.text());
+        }
+    }
+}
+
+/// A raw 2025-11-25 session over HTTP.
+struct HttpLegacy {
+    url: String,
+    token: String,
+    session: String,
+    log: Log,
+    next_id: u64,
+}
+
+impl HttpLegacy {
     fn post(&self, body: Value) -> reqwest::RequestBuilder {
         let mut request = reqwest::Client::new()
             .post(&self.url)
             .header("content-type", "application/json")
             .header("accept", "application/json, text/event-stream")
+            .bearer_auth(&self.token)
             .json(&body);
         if !self.session.is_empty() {
             request = request
@@ -480,8 +518,9 @@ async fn answer_of(response: reqwest::Response) -> Value {
 }
 
 #[tokio::test]
-async fn core_tasks_work_for_a_2025_11_25_client_over_http() {
-    let (mut client, initialized) = HttpLegacy::start(json!({ "alpha": everything_stdio() })).await;
+async fn core_tasks_work_for_a_2025_11_25_client_over_http_and_stay_with_their_caller() {
+    let proxy = HttpProxy::start(json!({ "alpha": everything_stdio() })).await;
+    let (mut client, initialized) = proxy.session("token-one").await;
     assert_eq!(
         initialized["capabilities"]["tasks"],
         json!({ "list": {}, "cancel": {}, "requests": { "tools": { "call": {} } } }),
@@ -518,6 +557,19 @@ async fn core_tasks_work_for_a_2025_11_25_client_over_http() {
         .request("tasks/get", json!({ "taskId": "nobody__1" }))
         .await;
     assert_eq!(unknown["error"]["code"], -32602, "{unknown}");
+
+    // Another caller (another token) neither lists nor reaches the first one's task.
+    let (mut other, _) = proxy.session("token-two").await;
+    let listed = other.result("tasks/list", json!({})).await;
+    assert_eq!(listed["tasks"], json!([]), "{listed}");
+    for method in ["tasks/get", "tasks/result", "tasks/cancel"] {
+        let foreign = other.request(method, json!({ "taskId": id })).await;
+        assert_eq!(foreign["error"]["code"], -32602, "{method}: {foreign}");
+    }
+    // A new session of the same caller still does.
+    let (mut again, _) = proxy.session("token-one").await;
+    let got = again.result("tasks/get", json!({ "taskId": id })).await;
+    assert_eq!(got["status"], "completed", "{got}");
 }
 
 #[tokio::test]
