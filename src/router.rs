@@ -390,7 +390,12 @@ impl Router {
     }
 
     /// Sends a notification the typed model has no variant for to one client session.
-    pub(crate) fn notify_session(&self, session: &Session, method: &str, params: serde_json::Value) {
+    pub(crate) fn notify_session(
+        &self,
+        session: &Session,
+        method: &str,
+        params: serde_json::Value,
+    ) {
         let Some(peer) = session.live_peer().cloned() else {
             return;
         };
@@ -411,7 +416,13 @@ impl Router {
         error: Option<String>,
     ) {
         let (name, uuid) = self.identity(server);
-        self.record(ActivityAction::ToolCall, (&name, &uuid), tool, started, error);
+        self.record(
+            ActivityAction::ToolCall,
+            (&name, &uuid),
+            tool,
+            started,
+            error,
+        );
     }
 
     /// The calls parked for modern clients' input (`--parked-call-ttl` sets their lifetime).

@@ -8,6 +8,11 @@
 //! announces it, and a modern client's own capabilities (the tasks extension among them) are
 //! passed on to modern servers with each request, because whether a call becomes a task, or may
 //! ask for sampling, depends on what the real client declared, not on what the proxy could do.
+//!
+//! The 2025-11-25 generation's "core" tasks (`capabilities.tasks`, `execution.taskSupport`,
+//! `tools/call` with `params.task`, `tasks/get|result|list|cancel`) live in [`legacy`]: rmcp's
+//! typed model loses their data, so they travel as raw JSON, rewritten at the proxy's own framing
+//! on both sides, with ids namespaced the same way.
 
 pub mod legacy;
 
@@ -166,10 +171,10 @@ mod tests {
         assert_eq!((slug, rest), ("demo", "a__b-1"));
     }
 
-    /// Why 2025-11-25 "core" tasks are not carried (ARCHITECTURE.md, the tasks decision): rmcp
-    /// 3.11 drops their data while parsing, in places the proxy cannot reach without its own
-    /// framing on every downstream transport. If an rmcp upgrade makes this test fail, core tasks
-    /// may have become feasible; revisit the decision.
+    /// Why 2025-11-25 "core" tasks take the raw path of [`legacy`] (ARCHITECTURE.md, the core
+    /// tasks decision): rmcp 3.11 drops their data while parsing, so our transports stash it
+    /// where rmcp keeps it and wrap task answers as `CustomResult`. If an rmcp upgrade makes this
+    /// test fail, the typed model may carry core tasks now; the raw path could then shrink.
     #[test]
     fn rmcp_drops_the_data_core_tasks_need() {
         use rmcp::model::{CallToolRequestParams, InitializeResult, ServerResult, Tool};

@@ -113,7 +113,8 @@ impl DownstreamWire {
             return None;
         }
         let mut value: Value = serde_json::from_slice(bytes).ok()?;
-        self.rewrite(&mut value).then_some(value)
+        self.rewrite(&mut value)
+            .then_some(value)
             .inspect(|_| STASHED.store(true, std::sync::atomic::Ordering::Relaxed))
     }
 
@@ -143,7 +144,9 @@ impl DownstreamWire {
             return false;
         };
         let mut changed = false;
-        if let Some(capabilities) = result.get_mut("capabilities").and_then(Value::as_object_mut)
+        if let Some(capabilities) = result
+            .get_mut("capabilities")
+            .and_then(Value::as_object_mut)
             && let Some(tasks) = capabilities.remove("tasks")
         {
             changed = true;
@@ -233,7 +236,9 @@ pub fn unstash_result(result: &mut Value) {
     let Some(result) = result.as_object_mut() else {
         return;
     };
-    if let Some(capabilities) = result.get_mut("capabilities").and_then(Value::as_object_mut)
+    if let Some(capabilities) = result
+        .get_mut("capabilities")
+        .and_then(Value::as_object_mut)
         && let Some(experimental) = capabilities
             .get_mut("experimental")
             .and_then(Value::as_object_mut)
@@ -281,9 +286,14 @@ pub fn rename_body(bytes: axum::body::Bytes) -> axum::body::Bytes {
         return bytes;
     };
     let renamed = match &mut body {
-        Value::Array(messages) => messages
-            .iter_mut()
-            .fold(false, |renamed, message| rename_request(message) || renamed),
+        Value::Array(messages) => {
+            // Every message of a batch, not only up to the first renamed one.
+            let mut renamed = false;
+            for message in messages {
+                renamed |= rename_request(message);
+            }
+            renamed
+        }
         message => rename_request(message),
     };
     if !renamed {
@@ -297,8 +307,8 @@ pub fn rename_body(bytes: axum::body::Bytes) -> axum::body::Bytes {
 pub fn answers_need_unstash(methods: &[String]) -> bool {
     STASHED.load(std::sync::atomic::Ordering::Relaxed)
         && methods
-        .iter()
-        .any(|method| method == "initialize" || method == "tools/list")
+            .iter()
+            .any(|method| method == "initialize" || method == "tools/list")
 }
 
 /// The HTTP guard's answer to `initialize` or `tools/list` (one JSON body, or an SSE stream
@@ -437,7 +447,11 @@ impl Owners {
         }
         let owner = Owner {
             principal: caller.principal.clone(),
-            session: caller.session.as_ref().map(Arc::downgrade).unwrap_or_default(),
+            session: caller
+                .session
+                .as_ref()
+                .map(Arc::downgrade)
+                .unwrap_or_default(),
         };
         if table.owners.insert(task.clone(), owner).is_none() {
             table.order.push_back(task);
@@ -517,7 +531,11 @@ pub async fn answer(
     let params = match params {
         Some(Value::Object(params)) => params,
         None => Map::new(),
-        Some(_) => return Some(Err(invalid(format!("params of {method} must be an object")))),
+        Some(_) => {
+            return Some(Err(invalid(format!(
+                "params of {method} must be an object"
+            ))));
+        }
     };
     Some(match method {
         "tools/call" => call(router, caller, params).await,
@@ -540,7 +558,11 @@ async fn call(
     mut params: Map<String, Value>,
 ) -> Result<Value, ErrorData> {
     let started = Instant::now();
-    let Some(name) = params.get("name").and_then(Value::as_str).map(str::to_owned) else {
+    let Some(name) = params
+        .get("name")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+    else {
         return Err(invalid("tools/call needs a tool \"name\"".into()));
     };
     let catalog = router.catalog();
@@ -551,7 +573,13 @@ async fn call(
         .tools
         .iter()
         .find(|tool| tool.name == name)
-        .and_then(|tool| tool.meta.as_ref()?.0.get(EXECUTION_STASH)?.get("taskSupport"))
+        .and_then(|tool| {
+            tool.meta
+                .as_ref()?
+                .0
+                .get(EXECUTION_STASH)?
+                .get("taskSupport")
+        })
         .and_then(Value::as_str)
         .unwrap_or("forbidden")
         .to_owned();
@@ -567,7 +595,10 @@ async fn call(
         let why = if server_calls_tasks {
             "its execution.taskSupport is \"forbidden\" (or absent)".to_owned()
         } else {
-            format!("its server {} does not support task-augmented tools/call", server.name)
+            format!(
+                "its server {} does not support task-augmented tools/call",
+                server.name
+            )
         };
         return Err(ErrorData::new(
             ErrorCode::METHOD_NOT_FOUND,
@@ -578,7 +609,11 @@ async fn call(
     params.insert("name".into(), route.original.clone().into());
     params.remove("_meta");
     let outcome = router
-        .forward(&server.name, custom("tools/call", Value::Object(params)), caller)
+        .forward(
+            &server.name,
+            custom("tools/call", Value::Object(params)),
+            caller,
+        )
         .await
         .map_err(ErrorData::from)
         .and_then(|result| raw(&server.name, "tools/call", result));
@@ -610,7 +645,11 @@ async fn by_id(
     method: &str,
     mut params: Map<String, Value>,
 ) -> Result<Value, ErrorData> {
-    let Some(visible) = params.get("taskId").and_then(Value::as_str).map(str::to_owned) else {
+    let Some(visible) = params
+        .get("taskId")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+    else {
         return Err(invalid(format!("{method} needs a \"taskId\"")));
     };
     let (server, id) = resolve(router, &visible)?;
@@ -744,7 +783,9 @@ mod tests {
         let line = json!({ "jsonrpc": "2.0", "id": 0, "result": {
             "protocolVersion": "2025-11-25", "capabilities": { "tools": {}, "tasks": tasks },
             "serverInfo": { "name": "s", "version": "1" } } });
-        let stashed = wire.received(line.to_string().as_bytes()).expect("rewritten");
+        let stashed = wire
+            .received(line.to_string().as_bytes())
+            .expect("rewritten");
         let message: rmcp::service::RxJsonRpcMessage<RoleClient> =
             serde_json::from_value(stashed).expect("decodes");
         let mut value = serde_json::to_value(&message).expect("encodes");
@@ -754,7 +795,9 @@ mod tests {
         let execution = json!({ "taskSupport": "required" });
         let line = json!({ "jsonrpc": "2.0", "id": 1, "result": { "tools": [{
             "name": "research", "inputSchema": { "type": "object" }, "execution": execution }] } });
-        let stashed = wire.received(line.to_string().as_bytes()).expect("rewritten");
+        let stashed = wire
+            .received(line.to_string().as_bytes())
+            .expect("rewritten");
         let message: rmcp::service::RxJsonRpcMessage<RoleClient> =
             serde_json::from_value(stashed).expect("decodes");
         let JsonRpcMessage::Response(response) = &message else {

@@ -46,7 +46,7 @@ impl Legacy {
         let log = Log::capture(child.stderr.take().unwrap());
         let stdin = child.stdin.take().unwrap();
         let stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut client = Legacy {
+        let client = Legacy {
             _child: child,
             stdin,
             stdout,
@@ -63,7 +63,11 @@ impl Legacy {
             }
         })
         .await;
-        assert!(all.is_ok(), "servers did not connect:\n{}", client.log.text());
+        assert!(
+            all.is_ok(),
+            "servers did not connect:\n{}",
+            client.log.text()
+        );
         client
     }
 
@@ -221,7 +225,11 @@ async fn a_2025_11_25_client_sees_the_tasks_capability_and_each_tools_execution_
         .iter()
         .find(|tool| tool["name"] == "alpha__echo")
         .unwrap();
-    assert_eq!(echo["execution"], json!({ "taskSupport": "forbidden" }), "{echo}");
+    assert_eq!(
+        echo["execution"],
+        json!({ "taskSupport": "forbidden" }),
+        "{echo}"
+    );
 }
 
 #[tokio::test]
@@ -249,7 +257,10 @@ async fn a_task_runs_through_the_proxy_get_status_notification_and_result() {
 
     let got = client.result("tasks/get", json!({ "taskId": id })).await;
     assert_eq!(got["taskId"], id.as_str(), "{got}");
-    assert!(got.get("ttl").is_some() && got.get("pollInterval").is_some(), "{got}");
+    assert!(
+        got.get("ttl").is_some() && got.get("pollInterval").is_some(),
+        "{got}"
+    );
     assert!(
         ["working", "completed"].contains(&got["status"].as_str().unwrap()),
         "{got}"
@@ -318,14 +329,19 @@ async fn tasks_list_merges_servers_page_by_page_and_cancel_reaches_the_owner() {
             .collect()
     };
     assert_eq!(ids(&first), vec![alpha.clone()], "{first}");
-    let cursor = first["nextCursor"].as_str().expect("a second page").to_owned();
+    let cursor = first["nextCursor"]
+        .as_str()
+        .expect("a second page")
+        .to_owned();
     let second = client
         .result("tasks/list", json!({ "cursor": cursor }))
         .await;
     assert_eq!(ids(&second), vec![beta.clone()], "{second}");
     assert!(second.get("nextCursor").is_none(), "{second}");
 
-    let cancelled = client.result("tasks/cancel", json!({ "taskId": beta })).await;
+    let cancelled = client
+        .result("tasks/cancel", json!({ "taskId": beta }))
+        .await;
     assert_eq!(cancelled["taskId"], beta, "{cancelled}");
     assert_eq!(cancelled["status"], "cancelled", "{cancelled}");
     let after = client.result("tasks/get", json!({ "taskId": beta })).await;
@@ -437,9 +453,11 @@ impl HttpProxy {
             next_id: 0,
         };
         let response = client
-            .post(json!({ "jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            .post(
+                json!({ "jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
                 "protocolVersion": "2025-11-25", "capabilities": {},
-                "clientInfo": { "name": "core-tasks", "version": "1" } } }))
+                "clientInfo": { "name": "core-tasks", "version": "1" } } }),
+            )
             .send()
             .await
             .unwrap();
@@ -492,15 +510,17 @@ impl HttpLegacy {
 
     async fn request(&mut self, method: &str, params: Value) -> Value {
         self.next_id += 1;
-        let body = json!({ "jsonrpc": "2.0", "id": self.next_id, "method": method, "params": params });
+        let body =
+            json!({ "jsonrpc": "2.0", "id": self.next_id, "method": method, "params": params });
         answer_of(self.post(body).send().await.unwrap()).await
     }
 
     async fn result(&mut self, method: &str, params: Value) -> Value {
         let answer = self.request(method, params).await;
-        answer.get("result").cloned().unwrap_or_else(|| {
-            panic!("{method} failed: {answer}\n{}", self.log.text())
-        })
+        answer
+            .get("result")
+            .cloned()
+            .unwrap_or_else(|| panic!("{method} failed: {answer}\n{}", self.log.text()))
     }
 }
 
@@ -578,7 +598,8 @@ async fn core_tasks_reach_servers_over_legacy_sse_and_streamable_http() {
     let js = everything_js();
     let js = js.to_str().unwrap();
     let _sse = Background::start("node", &[js, "sse"], &[("PORT", &sse_port)], "").await;
-    let _http = Background::start("node", &[js, "streamableHttp"], &[("PORT", &http_port)], "").await;
+    let _http =
+        Background::start("node", &[js, "streamableHttp"], &[("PORT", &http_port)], "").await;
     let mut client = started(json!({
         "sse": { "url": format!("http://127.0.0.1:{sse_port}/sse") },
         "http": { "url": format!("http://127.0.0.1:{http_port}/mcp"), "type": "streamable-http" },
@@ -599,10 +620,16 @@ async fn core_tasks_reach_servers_over_legacy_sse_and_streamable_http() {
         let id = task["taskId"].as_str().unwrap().to_owned();
         assert!(id.starts_with(&format!("{server}__")), "{task}");
         let got = client.result("tasks/get", json!({ "taskId": id })).await;
-        assert!(got.get("ttl").is_some() && got["taskId"] == id.as_str(), "{got}");
+        assert!(
+            got.get("ttl").is_some() && got["taskId"] == id.as_str(),
+            "{got}"
+        );
         let result = client.result("tasks/result", json!({ "taskId": id })).await;
         let text = result["content"][0]["text"].as_str().unwrap();
-        assert!(text.contains(&format!("# Research Report: {server}")), "{result}");
+        assert!(
+            text.contains(&format!("# Research Report: {server}")),
+            "{result}"
+        );
         let status = client
             .notification("notifications/tasks/status", |params| {
                 params["taskId"] == id.as_str() && params["status"] == "completed"
