@@ -75,9 +75,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|window| window == needle)
+    memchr::memmem::find(haystack, needle).is_some()
 }
 
 // ----------------------------------------------------------------------------------------------
@@ -808,6 +806,44 @@ mod tests {
         unstash_result(&mut value["result"]);
         assert_eq!(value["result"]["tools"][0]["execution"], execution);
         assert!(value["result"]["tools"][0].get("_meta").is_none());
+    }
+
+    #[test]
+    fn sse_answers_and_json_bodies_are_unstashed() {
+        let stashed = json!({ "jsonrpc": "2.0", "id": 3, "result": { "tools": [{ "name": "t",
+            "inputSchema": {}, "_meta": { EXECUTION_STASH: { "taskSupport": "optional" } } }] } });
+        let stream = format!("id: 1\nevent: message\ndata: {stashed}\n\n");
+        let rewritten = unstash_events(stream.as_bytes()).expect("rewritten");
+        let text = String::from_utf8(rewritten).unwrap();
+        let data = text
+            .lines()
+            .find_map(|line| line.strip_prefix("data: "))
+            .unwrap();
+        let message: Value = serde_json::from_str(data).unwrap();
+        assert_eq!(
+            message["result"]["tools"][0]["execution"],
+            json!({ "taskSupport": "optional" })
+        );
+        assert!(text.starts_with("id: 1\nevent: message\n") && text.ends_with("\n\n"));
+        let body = unstash_message(stashed.to_string().as_bytes()).expect("rewritten");
+        let message: Value = serde_json::from_slice(&body).unwrap();
+        assert!(message["result"]["tools"][0].get("_meta").is_none());
+        // Nothing stashed: nothing rewritten.
+        assert!(unstash_message(br#"{"jsonrpc":"2.0","id":1,"result":{"tools":[]}}"#).is_none());
+    }
+
+    #[test]
+    fn a_batch_body_has_every_core_task_request_renamed() {
+        let body = json!([
+            { "jsonrpc": "2.0", "id": 1, "method": "tasks/list" },
+            { "jsonrpc": "2.0", "id": 2, "method": "tasks/get", "params": { "taskId": "a__b" } },
+            { "jsonrpc": "2.0", "id": 3, "method": "ping" },
+        ]);
+        let renamed: Value =
+            serde_json::from_slice(&rename_body(body.to_string().into_bytes().into())).unwrap();
+        assert_eq!(renamed[0]["method"], "io.pluggedin/core-tasks/tasks/list");
+        assert_eq!(renamed[1]["method"], "io.pluggedin/core-tasks/tasks/get");
+        assert_eq!(renamed[2]["method"], "ping");
     }
 
     #[test]
