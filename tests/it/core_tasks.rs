@@ -310,16 +310,25 @@ async fn a_task_runs_through_the_proxy_get_status_notification_and_result() {
 #[tokio::test]
 async fn tasks_list_merges_servers_page_by_page_and_cancel_reaches_the_owner() {
     let mut client = started(two_servers()).await;
-    let alpha = client
-        .start_task(&format!("alpha__{RESEARCH}"), "first")
-        .await;
+    // Eleven on alpha: server-everything lists ten a page, so alpha alone takes two pages.
+    let mut alpha = Vec::new();
+    for n in 0..11 {
+        let task = client
+            .start_task(&format!("alpha__{RESEARCH}"), &format!("topic {n}"))
+            .await;
+        alpha.push(task["taskId"].clone());
+    }
+    // An ambiguous query waits for the client's clarification (asked through tasks/result,
+    // which this test never calls): a task that stays unfinished until cancelled.
     let beta = client
-        .start_task(&format!("beta__{RESEARCH}"), "second")
-        .await;
-    let (alpha, beta) = (alpha["taskId"].clone(), beta["taskId"].clone());
+        .result(
+            "tools/call",
+            json!({ "name": format!("beta__{RESEARCH}"),
+                "arguments": { "topic": "python", "ambiguous": true }, "task": { "ttl": 60000 } }),
+        )
+        .await["task"]["taskId"]
+        .clone();
 
-    // One server's tasks per page here; the cursor says which server comes next.
-    let first = client.result("tasks/list", json!({})).await;
     let ids = |page: &Value| -> Vec<Value> {
         page["tasks"]
             .as_array()
@@ -328,16 +337,20 @@ async fn tasks_list_merges_servers_page_by_page_and_cancel_reaches_the_owner() {
             .map(|task| task["taskId"].clone())
             .collect()
     };
-    assert_eq!(ids(&first), vec![alpha.clone()], "{first}");
-    let cursor = first["nextCursor"]
-        .as_str()
-        .expect("a second page")
-        .to_owned();
-    let second = client
-        .result("tasks/list", json!({ "cursor": cursor }))
+    let cursor = |page: &Value| page["nextCursor"].as_str().map(str::to_owned);
+    // The cursor says which server the next page comes from, and where in its list.
+    let first = client.result("tasks/list", json!({})).await;
+    assert_eq!(ids(&first), alpha[..10], "{first}");
+    let next = cursor(&first).expect("a second page");
+    assert!(next.starts_with("alpha__"), "{next}");
+    let second = client.result("tasks/list", json!({ "cursor": next })).await;
+    assert_eq!(ids(&second), alpha[10..], "{second}");
+    assert_eq!(cursor(&second).as_deref(), Some("beta__"), "{second}");
+    let third = client
+        .result("tasks/list", json!({ "cursor": "beta__" }))
         .await;
-    assert_eq!(ids(&second), vec![beta.clone()], "{second}");
-    assert!(second.get("nextCursor").is_none(), "{second}");
+    assert_eq!(ids(&third), vec![beta.clone()], "{third}");
+    assert!(cursor(&third).is_none(), "{third}");
 
     let cancelled = client
         .result("tasks/cancel", json!({ "taskId": beta }))
@@ -346,8 +359,10 @@ async fn tasks_list_merges_servers_page_by_page_and_cancel_reaches_the_owner() {
     assert_eq!(cancelled["status"], "cancelled", "{cancelled}");
     let after = client.result("tasks/get", json!({ "taskId": beta })).await;
     assert_eq!(after["status"], "cancelled", "{after}");
-    // The other server's task is untouched.
-    let other = client.result("tasks/get", json!({ "taskId": alpha })).await;
+    // The other server's tasks are untouched.
+    let other = client
+        .result("tasks/get", json!({ "taskId": alpha[0] }))
+        .await;
     assert_ne!(other["status"], "cancelled", "{other}");
 }
 
