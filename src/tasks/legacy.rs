@@ -67,6 +67,8 @@ static STASHED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::n
 
 /// The most task owners remembered for status notifications.
 const MAX_OWNERS: usize = 4096;
+/// The most statuses kept for tasks whose creation has not passed yet.
+const MAX_EARLY: usize = 256;
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
@@ -419,6 +421,10 @@ pub struct Owners(Mutex<OwnerTable>);
 struct OwnerTable {
     owners: HashMap<String, Owner>,
     order: std::collections::VecDeque<String>,
+    /// The latest status of tasks whose creation has not come back through the proxy yet (a
+    /// server may report "working" before its `CreateTaskResult` is on its way).
+    early: HashMap<String, Value>,
+    early_order: std::collections::VecDeque<String>,
 }
 
 struct Owner {
@@ -435,7 +441,8 @@ enum Access {
 }
 
 impl Owners {
-    fn insert(&self, task: String, caller: &Caller) {
+    /// Remembers the caller as the task's creator; the status that came before, if one did.
+    fn insert(&self, task: String, caller: &Caller) -> Option<Value> {
         let mut table = lock(&self.0);
         while table.owners.len() >= MAX_OWNERS {
             let Some(oldest) = table.order.pop_front() else {
@@ -451,13 +458,30 @@ impl Owners {
                 .map(Arc::downgrade)
                 .unwrap_or_default(),
         };
+        let early = table.early.remove(&task);
         if table.owners.insert(task.clone(), owner).is_none() {
             table.order.push_back(task);
         }
+        early
     }
 
-    fn session(&self, task: &str) -> Option<Arc<Session>> {
-        lock(&self.0).owners.get(task)?.session.upgrade()
+    /// The session a status notification goes to; a status for a task not (yet) known is kept
+    /// until its creation passes (the latest one, for the most recent tasks only).
+    fn route(&self, task: String, params: Value) -> Option<(Arc<Session>, Value)> {
+        let mut table = lock(&self.0);
+        if let Some(owner) = table.owners.get(&task) {
+            return Some((owner.session.upgrade()?, params));
+        }
+        while table.early.len() >= MAX_EARLY {
+            let Some(oldest) = table.early_order.pop_front() else {
+                break;
+            };
+            table.early.remove(&oldest);
+        }
+        if table.early.insert(task.clone(), params).is_none() {
+            table.early_order.push_back(task);
+        }
+        None
     }
 
     fn access(&self, task: &str, caller: &Caller) -> Access {
@@ -482,12 +506,10 @@ pub fn status(router: &Router, server: &str, params: Option<Value>) {
         return;
     };
     let visible = namespaced(&owner.slug, id);
-    let Some(session) = router.core_task_owners().session(&visible) else {
-        tracing::debug!(server, task = %visible, "task status for no known session dropped");
-        return;
-    };
-    params["taskId"] = visible.into();
-    router.notify_session(&session, STATUS, params);
+    params["taskId"] = visible.clone().into();
+    if let Some((session, params)) = router.core_task_owners().route(visible, params) {
+        router.notify_session(&session, STATUS, params);
+    }
 }
 
 fn invalid(message: String) -> ErrorData {
@@ -620,7 +642,10 @@ async fn call(
             && let Some(id) = task.get("taskId").and_then(Value::as_str)
         {
             let visible = namespaced(&server.slug, id);
-            router.core_task_owners().insert(visible.clone(), caller);
+            let early = router.core_task_owners().insert(visible.clone(), caller);
+            if let Some((early, session)) = early.zip(caller.session.as_ref()) {
+                router.notify_session(session, STATUS, early);
+            }
             task.insert("taskId".into(), visible.into());
         }
         answer

@@ -276,7 +276,15 @@ async fn a_task_runs_through_the_proxy_get_status_notification_and_result() {
         "{result}"
     );
 
-    // The server's status notifications reach this session under the proxy's id.
+    // The server's status notifications reach this session under the proxy's id: the first
+    // ("working", which the server may send before its answer to the call has passed the proxy)
+    // and the last.
+    let working = client
+        .notification("notifications/tasks/status", |params| {
+            params["status"] == "working"
+        })
+        .await;
+    assert_eq!(working["taskId"], id.as_str(), "{working}");
     let status = client
         .notification("notifications/tasks/status", |params| {
             params["status"] == "completed"
@@ -523,6 +531,21 @@ impl HttpLegacy {
         request
     }
 
+    /// The session's GET stream (server-to-client messages outside any request).
+    async fn listen(&self) -> reqwest::Response {
+        let response = reqwest::Client::new()
+            .get(&self.url)
+            .header("accept", "text/event-stream")
+            .bearer_auth(&self.token)
+            .header("mcp-session-id", &self.session)
+            .header("mcp-protocol-version", "2025-11-25")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response
+    }
+
     async fn request(&mut self, method: &str, params: Value) -> Value {
         self.next_id += 1;
         let body =
@@ -537,6 +560,31 @@ impl HttpLegacy {
             .cloned()
             .unwrap_or_else(|| panic!("{method} failed: {answer}\n{}", self.log.text()))
     }
+}
+
+/// The first message on an SSE stream that `check` accepts.
+async fn message_on(stream: &mut reqwest::Response, check: impl Fn(&Value) -> bool) -> Value {
+    let mut text = String::new();
+    let found = tokio::time::timeout(WAIT, async {
+        loop {
+            let chunk = stream
+                .chunk()
+                .await
+                .unwrap()
+                .expect("the stream stays open");
+            text.push_str(&String::from_utf8_lossy(&chunk));
+            let found = text
+                .lines()
+                .filter_map(|line| line.strip_prefix("data:"))
+                .filter_map(|data| serde_json::from_str::<Value>(data.trim()).ok())
+                .find(|message| check(message));
+            if let Some(message) = found {
+                return message;
+            }
+        }
+    })
+    .await;
+    found.expect("the message arrives on the stream")
 }
 
 /// The JSON-RPC answer in a response body, JSON or SSE.
@@ -556,6 +604,8 @@ async fn answer_of(response: reqwest::Response) -> Value {
 async fn core_tasks_work_for_a_2025_11_25_client_over_http_and_stay_with_their_caller() {
     let proxy = HttpProxy::start(json!({ "alpha": everything_stdio() })).await;
     let (mut client, initialized) = proxy.session("token-one").await;
+    // Listening before the task exists, so no status notification can come before.
+    let mut stream = client.listen().await;
     assert_eq!(
         initialized["capabilities"]["tasks"],
         json!({ "list": {}, "cancel": {}, "requests": { "tools": { "call": {} } } }),
@@ -588,6 +638,13 @@ async fn core_tasks_work_for_a_2025_11_25_client_over_http_and_stay_with_their_c
     let result = client.result("tasks/result", json!({ "taskId": id })).await;
     let text = result["content"][0]["text"].as_str().unwrap();
     assert!(text.contains("# Research Report: http"), "{result}");
+    // The server's status notification reaches this session's stream under the proxy's id.
+    let status = message_on(&mut stream, |message| {
+        message["method"] == "notifications/tasks/status"
+            && message["params"]["status"] == "completed"
+    })
+    .await;
+    assert_eq!(status["params"]["taskId"], id.as_str(), "{status}");
     let unknown = client
         .request("tasks/get", json!({ "taskId": "nobody__1" }))
         .await;
