@@ -33,7 +33,10 @@ pub async fn run(command: Command, router: &Arc<Router>) -> anyhow::Result<ExitC
 fn tools(router: &Router, json: bool) -> anyhow::Result<ExitCode> {
     let catalog = router.catalog();
     if json {
-        println!("{}", serde_json::to_string_pretty(&catalog.tools)?);
+        // As `tools/list` shows them: a 2025-11-25 tool's `execution` in its place.
+        let mut tools = serde_json::json!({ "tools": &catalog.tools });
+        crate::tasks::legacy::unstash_result(&mut tools);
+        println!("{}", serde_json::to_string_pretty(&tools["tools"])?);
         return Ok(ExitCode::SUCCESS);
     }
     let rows: Vec<[String; 3]> = catalog

@@ -712,3 +712,34 @@ async fn core_tasks_reach_servers_over_legacy_sse_and_streamable_http() {
     let listed = client.result("tasks/list", json!({})).await;
     assert_eq!(listed["tasks"].as_array().unwrap().len(), 1, "{listed}");
 }
+
+#[tokio::test]
+async fn the_tools_command_shows_each_tools_execution() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("mcp.json");
+    std::fs::write(
+        &config,
+        json!({ "mcpServers": { "alpha": everything_stdio() } }).to_string(),
+    )
+    .unwrap();
+    let output = Command::new(proxy_bin())
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(["tools", "--json"])
+        .env_remove("PLUGGEDIN_API_KEY")
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let tools: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let research = tools
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|tool| tool["name"] == format!("alpha__{RESEARCH}"))
+        .expect("listed");
+    assert_eq!(research["execution"], json!({ "taskSupport": "required" }));
+    assert!(research.get("_meta").is_none(), "{research}");
+}
