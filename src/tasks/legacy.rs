@@ -15,8 +15,9 @@
 //!   `notifications/tasks/status` becomes the custom notification [`STATUS_CUSTOM`]. Requests go
 //!   out as `ClientRequest::CustomRequest` with the client's raw params.
 //! - **Upstream** ([`rename_request`], [`unstash_result`], in our stdio transport and the HTTP
-//!   guard): a legacy client's `tasks/*` request (no per-request protocol version: modern
-//!   clients keep the extension's path) and any `tools/call` carrying `params.task` are renamed to
+//!   guard): a legacy client's `tasks/*` request and `tools/call` carrying `params.task` (no
+//!   per-request protocol version: a modern client's `tasks/*` keep the extension's path, and
+//!   the `task` param it may send is ignored, SEP-2663) are renamed to
 //!   `io.pluggedin/core-tasks/<method>`, which `ProxyHandler::on_custom_request` answers here with
 //!   raw JSON; the stashed capability and `execution`s go back to their places in the answers to
 //!   `initialize` and `tools/list`.
@@ -183,9 +184,9 @@ pub fn may_rename(bytes: &[u8]) -> bool {
     contains(bytes, b"tasks/") || contains(bytes, b"\"task\"")
 }
 
-/// Renames a legacy client's core-task request (a `tasks/*` request without a modern per-request
-/// protocol version, or a `tools/call` with `params.task`) to the custom method our handler
-/// answers with raw JSON. Whether it renamed.
+/// Renames a legacy client's core-task request (a `tasks/*` request, or a `tools/call` with
+/// `params.task`, without a modern per-request protocol version) to the custom method our
+/// handler answers with raw JSON. Whether it renamed.
 pub fn rename_request(message: &mut Value) -> bool {
     let Some(object) = message.as_object_mut() else {
         return false;
@@ -194,18 +195,20 @@ pub fn rename_request(message: &mut Value) -> bool {
         return false;
     };
     let params = object.get("params");
-    let rename = if method == "tools/call" {
-        params
-            .and_then(|params| params.get("task"))
-            .is_some_and(Value::is_object)
-    } else if TASK_METHODS.contains(&method) {
-        params
-            .and_then(|params| params.get("_meta"))
-            .and_then(|meta| meta.get(MODERN_VERSION))
-            .is_none()
-    } else {
-        false
-    };
+    // A modern client's request names its protocol version in `_meta`; its `tasks/*` are the
+    // extension's, and a `task` param it sends is to be ignored, not made a task (SEP-2663).
+    let legacy = params
+        .and_then(|params| params.get("_meta"))
+        .and_then(|meta| meta.get(MODERN_VERSION))
+        .is_none();
+    let rename = legacy
+        && if method == "tools/call" {
+            params
+                .and_then(|params| params.get("task"))
+                .is_some_and(Value::is_object)
+        } else {
+            TASK_METHODS.contains(&method)
+        };
     if rename {
         let renamed = format!("{PREFIX}{method}");
         object.insert("method".into(), renamed.into());
@@ -886,5 +889,9 @@ mod tests {
         let mut task = json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/call",
             "params": { "name": "x", "task": { "ttl": 1000 } } });
         assert!(rename_request(&mut task));
+        let mut modern_task = json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": { "name": "x", "task": { "ttl": 1000 },
+                "_meta": { MODERN_VERSION: "2026-07-28" } } });
+        assert!(!rename_request(&mut modern_task));
     }
 }
