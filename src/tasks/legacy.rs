@@ -280,8 +280,25 @@ pub fn unstash_message(bytes: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// The HTTP guard's half: a POST body with a legacy client's core-task request renamed
-/// ([`rename_request`]); the bytes unchanged otherwise.
-pub fn rename_body(bytes: axum::body::Bytes) -> axum::body::Bytes {
+/// ([`rename_request`]), and its `Mcp-Method` header, if it sent one, naming the new method (rmcp
+/// checks that they agree); the bytes unchanged otherwise.
+pub fn rename_post(
+    headers: &mut axum::http::HeaderMap,
+    bytes: axum::body::Bytes,
+) -> axum::body::Bytes {
+    let renamed = rename_body(bytes.clone());
+    if renamed != bytes
+        && headers.contains_key("mcp-method")
+        && let Ok(message) = serde_json::from_slice::<Value>(&renamed)
+        && let Some(method) = message.get("method").and_then(Value::as_str)
+        && let Ok(value) = axum::http::HeaderValue::from_str(method)
+    {
+        headers.insert("mcp-method", value);
+    }
+    renamed
+}
+
+fn rename_body(bytes: axum::body::Bytes) -> axum::body::Bytes {
     if !may_rename(&bytes) {
         return bytes;
     }
@@ -867,11 +884,28 @@ mod tests {
             { "jsonrpc": "2.0", "id": 2, "method": "tasks/get", "params": { "taskId": "a__b" } },
             { "jsonrpc": "2.0", "id": 3, "method": "ping" },
         ]);
-        let renamed: Value =
-            serde_json::from_slice(&rename_body(body.to_string().into_bytes().into())).unwrap();
+        let mut headers = axum::http::HeaderMap::new();
+        let renamed = rename_post(&mut headers, body.to_string().into_bytes().into());
+        let renamed: Value = serde_json::from_slice(&renamed).unwrap();
         assert_eq!(renamed[0]["method"], "io.pluggedin/core-tasks/tasks/list");
         assert_eq!(renamed[1]["method"], "io.pluggedin/core-tasks/tasks/get");
         assert_eq!(renamed[2]["method"], "ping");
+    }
+
+    #[test]
+    fn the_mcp_method_header_follows_the_renamed_method() {
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert(
+            "mcp-method",
+            axum::http::HeaderValue::from_static("tasks/result"),
+        );
+        let body = json!({ "jsonrpc": "2.0", "id": 1, "method": "tasks/result",
+            "params": { "taskId": "a__b" } });
+        rename_post(&mut headers, body.to_string().into_bytes().into());
+        assert_eq!(
+            headers["mcp-method"],
+            "io.pluggedin/core-tasks/tasks/result"
+        );
     }
 
     #[test]

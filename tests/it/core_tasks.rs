@@ -635,6 +635,20 @@ async fn core_tasks_work_for_a_2025_11_25_client_over_http_and_stay_with_their_c
     assert!(got.get("ttl").is_some(), "{got}");
     let listed = client.result("tasks/list", json!({})).await;
     assert_eq!(listed["tasks"][0]["taskId"], id.as_str(), "{listed}");
+    // A client that sends the standard `Mcp-Method` header with a legacy request too.
+    let with_header = client
+        .post(json!({ "jsonrpc": "2.0", "id": 99, "method": "tasks/get",
+            "params": { "taskId": id } }))
+        .header("mcp-method", "tasks/get")
+        .send()
+        .await
+        .unwrap();
+    let with_header = answer_of(with_header).await;
+    assert_eq!(
+        with_header["result"]["taskId"],
+        id.as_str(),
+        "{with_header}"
+    );
     let result = client.result("tasks/result", json!({ "taskId": id })).await;
     let text = result["content"][0]["text"].as_str().unwrap();
     assert!(text.contains("# Research Report: http"), "{result}");

@@ -497,7 +497,7 @@ pub(crate) async fn check(
         InFlight(guard.clone())
     });
     // 2025-11-25 core tasks take the handler's raw path (`tasks::legacy`).
-    let bytes = crate::tasks::legacy::rename_body(bytes);
+    let bytes = crate::tasks::legacy::rename_post(&mut parts.headers, bytes);
     let response = next
         .run(Request::from_parts(parts, Body::from(bytes)))
         .await;
