@@ -33,8 +33,8 @@ use std::time::Instant;
 use rmcp::ErrorData;
 use rmcp::RoleClient;
 use rmcp::model::{
-    ClientRequest, CustomRequest, ErrorCode, JsonRpcMessage, ProtocolVersion, RequestId,
-    ServerCapabilities, ServerResult,
+    ClientNotification, ClientRequest, CustomRequest, ErrorCode, JsonRpcMessage, ProtocolVersion,
+    RequestId, ServerCapabilities, ServerResult,
 };
 use rmcp::service::TxJsonRpcMessage;
 use serde_json::{Map, Value, json};
@@ -68,6 +68,8 @@ static STASHED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::n
 
 /// The most task owners remembered for status notifications.
 const MAX_OWNERS: usize = 4096;
+/// The most core-task requests awaiting their answers on one connection.
+const MAX_PENDING: usize = 4096;
 /// The most statuses kept for tasks whose creation has not passed yet.
 const MAX_EARLY: usize = 256;
 
@@ -92,13 +94,32 @@ pub struct DownstreamWire {
 }
 
 impl DownstreamWire {
-    /// Notes a request we are sending whose answer must stay raw.
+    /// Notes a request we are sending whose answer must stay raw, and forgets one we cancel (a
+    /// timeout, or the client gave up): no answer may come for it.
     pub fn sent(&self, message: &TxJsonRpcMessage<RoleClient>) {
-        if let JsonRpcMessage::Request(request) = message
-            && let ClientRequest::CustomRequest(custom) = &request.request
-            && (custom.method == "tools/call" || TASK_METHODS.contains(&custom.method.as_str()))
-        {
-            lock(&self.pending).insert(request.id.clone());
+        match message {
+            JsonRpcMessage::Request(request) => {
+                if let ClientRequest::CustomRequest(custom) = &request.request
+                    && (custom.method == "tools/call"
+                        || TASK_METHODS.contains(&custom.method.as_str()))
+                {
+                    let mut pending = lock(&self.pending);
+                    if pending.len() >= MAX_PENDING {
+                        // Only answers lost without a cancellation get here; forget them.
+                        pending.clear();
+                    }
+                    pending.insert(request.id.clone());
+                }
+            }
+            JsonRpcMessage::Notification(notification) => {
+                if let ClientNotification::CancelledNotification(cancelled) =
+                    &notification.notification
+                    && let Some(id) = &cancelled.params.request_id
+                {
+                    lock(&self.pending).remove(id);
+                }
+            }
+            _ => {}
         }
     }
 
@@ -905,6 +926,28 @@ mod tests {
         assert_eq!(
             headers["mcp-method"],
             "io.pluggedin/core-tasks/tasks/result"
+        );
+    }
+
+    #[test]
+    fn a_cancelled_task_request_stops_waiting_for_its_answer() {
+        let wire = DownstreamWire::default();
+        let request = ClientRequest::CustomRequest(CustomRequest::new(
+            "tasks/result",
+            Some(json!({ "taskId": "t" })),
+        ));
+        wire.sent(&JsonRpcMessage::request(request, RequestId::Number(7)));
+        assert!(lock(&wire.pending).contains(&RequestId::Number(7)));
+        let cancelled: TxJsonRpcMessage<RoleClient> = serde_json::from_value(json!({
+            "jsonrpc": "2.0", "method": "notifications/cancelled",
+            "params": { "requestId": 7, "reason": "timeout" } }))
+        .expect("a cancellation");
+        wire.sent(&cancelled);
+        assert!(lock(&wire.pending).is_empty());
+        // With nothing pending, a plain answer is left to rmcp as it is.
+        assert!(
+            wire.received(br#"{"jsonrpc":"2.0","id":8,"result":{"content":[]}}"#)
+                .is_none()
         );
     }
 
