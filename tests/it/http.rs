@@ -1156,3 +1156,36 @@ async fn a_session_with_its_get_stream_open_does_not_hibernate() {
         proxy.log.text()
     );
 }
+
+#[tokio::test]
+async fn concurrent_requests_wake_a_hibernated_session_once() {
+    let proxy = HttpProxy::start(
+        json!({"demo": demo()}),
+        &[NO_LIMITS, &["--session-hibernate-after", "1"][..]].concat(),
+    )
+    .await;
+    let session = initialized_session(&proxy).await;
+    wait_for_count(&proxy, HIBERNATING, 1).await;
+    let calls = (0..10u64).map(|n| {
+        let (proxy, session) = (&proxy, session.clone());
+        async move {
+            let message = format!("call {n}");
+            let result = session_call(
+                proxy,
+                &session,
+                100 + n,
+                "tools/call",
+                json!({"name": "demo__echo", "arguments": {"message": message}}),
+            )
+            .await;
+            assert_eq!(result["content"][0]["text"], format!("Echo: {message}"));
+        }
+    });
+    futures::future::join_all(calls).await;
+    assert_eq!(
+        proxy.log.text().matches(WAKING).count(),
+        1,
+        "one wake for ten requests:\n{}",
+        proxy.log.text()
+    );
+}
