@@ -16,6 +16,8 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{ChildStdin, ChildStdout};
 use tokio::sync::Mutex;
 
+use super::answers::TypedAnswers;
+
 /// How long a closing child may take to exit after its stdin closes, and again after SIGTERM.
 const EXIT_GRACE: Duration = Duration::from_secs(3);
 
@@ -199,6 +201,8 @@ pub(super) struct ChildTransport {
     stdin: Arc<Mutex<Option<ChildStdin>>>,
     framer: LineFramer,
     max: usize,
+    /// `tools/call` and `tools/list` answers decoded straight into their types.
+    answers: Arc<TypedAnswers>,
 }
 
 impl ChildTransport {
@@ -221,6 +225,7 @@ impl ChildTransport {
             stdin: Arc::new(Mutex::new(Some(stdin))),
             framer: LineFramer::new(max),
             max,
+            answers: Arc::default(),
         })
     }
 
@@ -252,6 +257,7 @@ impl Transport<RoleClient> for ChildTransport {
         item: TxJsonRpcMessage<RoleClient>,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
         let stdin = self.stdin.clone();
+        self.answers.sent(&item);
         async move {
             let mut line = serde_json::to_vec(&item)?;
             line.push(b'\n');
@@ -273,6 +279,9 @@ impl Transport<RoleClient> for ChildTransport {
                 Frame::Line(line) => {
                     if line.iter().all(u8::is_ascii_whitespace) {
                         continue;
+                    }
+                    if let Some(message) = self.answers.decode(&line) {
+                        return Some(message);
                     }
                     match serde_json::from_slice::<RxJsonRpcMessage<RoleClient>>(&line) {
                         Ok(message) => return Some(message),
