@@ -1223,7 +1223,119 @@ async fn http(report: &mut String, plan: Plan, dir: &Path, peer: Option<&Peer>) 
     for target in targets {
         stop(target.child).await;
     }
+
+    // 3b'. Hibernated sessions, on a proxy of their own that hibernates them after 1 s idle.
+    let port = free_port()?;
+    let mut args = http_args(&port.to_string()).to_vec();
+    args.extend(["--session-hibernate-after".to_owned(), "1".to_owned()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let target = HttpTarget::start(
+        "pluggedin-mcp-proxy, hibernating after 1 s".into(),
+        proxy_command(dir, &config, &args)?,
+        port,
+        log_file(dir, "http-hibernate")?,
+        &client,
+    )
+    .await?;
+    let hibernated = hibernated_sessions(&client, &target, plan.idle_sessions).await?;
+    stop(target.child).await;
+    let n = plan.idle_sessions;
+    writeln!(
+        report,
+        "\n#### Hibernated sessions (`--session-hibernate-after 1`, a proxy of its own)\n\n\
+         | moment | proxy RSS MiB |\n|---|---:|\n\
+         | before | {:.1} |\n\
+         | {n} sessions opened, all hibernated | {:.1} |\n\
+         | {n} more opened, all {} hibernated | {:.1} |\n\n\
+         Per hibernated session: {:.1} KiB ((RSS with {} hibernated − RSS with {n}) / {n}; the \
+         second batch reuses the memory the first batch's workers gave back).\n\
+         A call on a hibernated session (it wakes first): p50 {:.0} µs, p99 {:.0} µs ({} calls); \
+         the next call on the same, awake sessions: p50 {:.0} µs.",
+        mib(hibernated.base),
+        mib(hibernated.first),
+        2 * n,
+        mib(hibernated.second),
+        (hibernated.second as f64 - hibernated.first as f64) / n as f64,
+        2 * n,
+        hibernated.waking.p50,
+        hibernated.waking.p99,
+        hibernated.woken,
+        hibernated.awake.p50,
+    )?;
     Ok(())
+}
+
+/// RSS figures (KiB) and call latencies of [`hibernated_sessions`].
+struct Hibernated {
+    base: u64,
+    first: u64,
+    second: u64,
+    woken: usize,
+    waking: Summary,
+    awake: Summary,
+}
+
+/// Opens `count` sessions and waits until all hibernated, then as many again; RSS at each step;
+/// then one call on some of them (waking them) and a second call (awake).
+async fn hibernated_sessions(
+    client: &reqwest::Client,
+    target: &HttpTarget,
+    count: usize,
+) -> Result<Hibernated> {
+    let pid = target.pid();
+    let health = target.url.replace("/mcp", "/health");
+    let wait_hibernated = |want: usize| {
+        let (client, health) = (client.clone(), health.clone());
+        async move {
+            let started = Instant::now();
+            loop {
+                let status: Value = client.get(&health).send().await?.json().await?;
+                if status["hibernatedSessions"].as_u64().unwrap_or(0) as usize >= want {
+                    return Ok::<_, anyhow::Error>(());
+                }
+                if started.elapsed() > Duration::from_secs(120) {
+                    bail!("sessions did not hibernate: {status}");
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    let base = rss_kib(pid)?;
+    eprintln!("  {count} sessions to hibernate on {}", target.name);
+    let mut sessions = Vec::with_capacity(2 * count);
+    for _ in 0..count {
+        sessions.push(HttpSession::open(client, &target.url).await?);
+    }
+    wait_hibernated(count).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let first = rss_kib(pid)?;
+    for _ in 0..count {
+        sessions.push(HttpSession::open(client, &target.url).await?);
+    }
+    wait_hibernated(2 * count).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let second = rss_kib(pid)?;
+    let woken = count.min(200);
+    let (mut waking, mut awake) = (Vec::new(), Vec::new());
+    for session in sessions.iter_mut().take(woken) {
+        let start = Instant::now();
+        session.call(&target.tool).await?;
+        waking.push(start.elapsed());
+        let start = Instant::now();
+        session.call(&target.tool).await?;
+        awake.push(start.elapsed());
+    }
+    for session in sessions {
+        session.close().await;
+    }
+    Ok(Hibernated {
+        base,
+        first,
+        second,
+        woken,
+        waking: summarize(&mut waking),
+        awake: summarize(&mut awake),
+    })
 }
 
 /// Opens `count` idle sessions on a target and closes them; RSS before, with them, after.

@@ -94,6 +94,11 @@ pub struct Cli {
     #[arg(long, default_value_t = 1800)]
     pub session_ttl: u64,
 
+    /// Seconds after which an idle HTTP session (no request in flight, no GET stream open) gives
+    /// up its worker and keeps only what it needs to resume on its next request; 0 never does
+    #[arg(long, default_value_t = 60)]
+    pub session_hibernate_after: u64,
+
     /// Tool calls per minute per token (or client address without auth); 0 disables
     #[arg(long, default_value_t = 60)]
     pub rate_limit_tools: u32,

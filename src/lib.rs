@@ -477,6 +477,8 @@ fn http_options(
         stateless: cli.stateless,
         max_sessions: cli.max_sessions,
         session_ttl: Duration::from_secs(cli.session_ttl.max(1)),
+        hibernate_after: (cli.session_hibernate_after > 0)
+            .then(|| Duration::from_secs(cli.session_hibernate_after)),
         allowed_hosts: cli.allowed_hosts.clone(),
         cors: cli.cors,
         guard: upstream::http::GuardConfig {

@@ -170,6 +170,23 @@ impl Session {
             .get()
             .filter(|peer| self.initialized.load(Ordering::Acquire) && !peer.is_transport_closed())
     }
+
+    /// What the client asked for (log level, resource subscriptions) without a peer: a
+    /// hibernating HTTP session keeps this, registered with the router, so its subscriptions
+    /// still count (see `upstream::http::sessions`).
+    pub fn dormant_copy(&self) -> Session {
+        Session {
+            log_level: Mutex::new(*lock(&self.log_level)),
+            subscriptions: Mutex::new(lock(&self.subscriptions).clone()),
+            ..Session::default()
+        }
+    }
+
+    /// Takes over what a dormant copy remembers (a hibernated HTTP session waking up).
+    pub fn resume_from(&self, dormant: &Session) {
+        *lock(&self.log_level) = *lock(&dormant.log_level);
+        lock(&self.subscriptions).extend(lock(&dormant.subscriptions).iter().cloned());
+    }
 }
 
 /// Who is asking: the session, the request id and `_meta` of the client's request, and its

@@ -59,6 +59,7 @@ fn fixture() -> &'static Fixture {
                 stateless: true,
                 max_sessions: 16,
                 session_ttl: Duration::from_secs(60),
+                hibernate_after: None,
                 allowed_hosts: Vec::new(),
                 cors: Cors::Permissive,
                 guard: GuardConfig {

@@ -16,6 +16,8 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{ChildStdin, ChildStdout};
 use tokio::sync::Mutex;
 
+use super::answers::TypedAnswers;
+
 /// How long a closing child may take to exit after its stdin closes, and again after SIGTERM.
 const EXIT_GRACE: Duration = Duration::from_secs(3);
 
@@ -201,6 +203,8 @@ pub(super) struct ChildTransport {
     max: usize,
     /// 2025-11-25 tasks' raw path (`tasks::legacy`).
     wire: crate::tasks::legacy::DownstreamWire,
+    /// `tools/call` and `tools/list` answers decoded straight into their types.
+    answers: Arc<TypedAnswers>,
 }
 
 impl ChildTransport {
@@ -224,6 +228,7 @@ impl ChildTransport {
             framer: LineFramer::new(max),
             max,
             wire: Default::default(),
+            answers: Arc::default(),
         })
     }
 
@@ -256,6 +261,7 @@ impl Transport<RoleClient> for ChildTransport {
     ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
         let stdin = self.stdin.clone();
         self.wire.sent(&item);
+        self.answers.sent(&item);
         async move {
             let mut line = serde_json::to_vec(&item)?;
             line.push(b'\n');
@@ -280,7 +286,10 @@ impl Transport<RoleClient> for ChildTransport {
                     }
                     let decoded = match self.wire.received(&line) {
                         Some(value) => serde_json::from_value(value),
-                        None => serde_json::from_slice::<RxJsonRpcMessage<RoleClient>>(&line),
+                        None => match self.answers.decode(&line) {
+                            Some(message) => return Some(message),
+                            None => serde_json::from_slice::<RxJsonRpcMessage<RoleClient>>(&line),
+                        },
                     };
                     match decoded {
                         Ok(message) => return Some(message),

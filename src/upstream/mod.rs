@@ -19,6 +19,7 @@ use rmcp::model::{
 use rmcp::model::{CancelTaskParams, GetTaskParams, GetTaskResult, Tool, UpdateTaskParams};
 use rmcp::model::{CustomRequest, CustomResult};
 use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
+use rmcp::transport::streamable_http_server::session::SessionRestoreMarker;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 
 use crate::router::{Caller, Router, Session};
@@ -30,6 +31,9 @@ pub struct ProxyHandler {
     session: Arc<Session>,
     /// This handler's own random name, for binding parked calls to a stdio client.
     id: Arc<str>,
+    /// Over stateful HTTP: the session manager, told which router session serves which HTTP
+    /// session (for hibernation).
+    http_sessions: Option<Arc<http::sessions::BoundedSessions>>,
 }
 
 impl ProxyHandler {
@@ -42,7 +46,17 @@ impl ProxyHandler {
             router,
             session,
             id,
+            http_sessions: None,
         }
+    }
+
+    /// The handler of a stateful HTTP session managed by `sessions`.
+    pub(crate) fn with_http_sessions(
+        mut self,
+        sessions: Option<Arc<http::sessions::BoundedSessions>>,
+    ) -> ProxyHandler {
+        self.http_sessions = sessions;
+        self
     }
 
     fn caller(&self, context: &RequestContext<RoleServer>) -> Caller {
@@ -104,6 +118,12 @@ impl ServerHandler for ProxyHandler {
     ) -> Result<InitializeResult, ErrorData> {
         context.peer.set_peer_info(request.clone());
         self.session.attach(&context.peer);
+        // A hibernated HTTP session waking up: rmcp replays its `initialize`.
+        if let Some(sessions) = &self.http_sessions
+            && let Some(marker) = context.extensions.get::<SessionRestoreMarker>()
+        {
+            sessions.resumed(&marker.id, &self.session);
+        }
         let mut result = self.negotiate_initialize(&request)?;
         crate::tasks::legacy::announce(
             &self.router,
@@ -133,6 +153,15 @@ impl ServerHandler for ProxyHandler {
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
         self.session.attach(&context.peer);
         self.session.mark_initialized();
+        if let Some(sessions) = &self.http_sessions
+            && let Some(id) = context
+                .extensions
+                .get::<axum::http::request::Parts>()
+                .and_then(|parts| parts.headers.get("mcp-session-id"))
+                .and_then(|id| id.to_str().ok())
+        {
+            sessions.link(id, &self.session);
+        }
     }
 
     async fn list_tools(

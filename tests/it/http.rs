@@ -223,9 +223,23 @@ async fn json_only_and_sse_clients_both_get_answers() {
     let json: Value = json.json().await.unwrap();
     assert_eq!(json["id"], 2);
     assert_eq!(json["result"]["content"][0]["text"], "3");
-    let sse = send(
+    // A client that takes both gets a quick answer (the first message of its stream) as JSON…
+    let quick = send(
         "application/json, text/event-stream",
         call_body(3, "demo__add", json!({"a": 2, "b": 2})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(quick.headers()["content-type"], "application/json");
+    let quick: Value = quick.json().await.unwrap();
+    assert_eq!(quick["id"], 3);
+    assert_eq!(quick["result"]["content"][0]["text"], "4");
+    // …and the stream itself when something comes before the answer: progress, in order.
+    let sse = send(
+        "application/json, text/event-stream",
+        json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {
+            "name": "demo__test_tool_with_progress", "arguments": {},
+            "_meta": {"progressToken": "p-4"}}}),
     )
     .await
     .unwrap();
@@ -235,7 +249,20 @@ async fn json_only_and_sse_clients_both_get_answers() {
             .unwrap()
             .starts_with("text/event-stream")
     );
-    assert_eq!(message_of(sse).await["result"]["content"][0]["text"], "4");
+    let text = sse.text().await.unwrap();
+    let messages: Vec<Value> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("data:"))
+        .filter_map(|data| serde_json::from_str(data.trim()).ok())
+        .collect();
+    let progress = messages
+        .iter()
+        .filter(|m| m["method"] == "notifications/progress")
+        .count();
+    assert!(progress > 0, "no progress on the stream: {text}");
+    let last = messages.last().unwrap();
+    assert_eq!(last["id"], 4, "the answer comes last: {text}");
+    assert!(last.get("result").is_some(), "{text}");
 }
 
 /// The demo server over Streamable HTTP, whose transport says which request a sampling request
@@ -841,4 +868,324 @@ async fn the_python_sdk_http_client_lists_calls_samples_and_sees_progress() {
     assert_eq!(seen["progress"], json!([0.0, 50.0, 100.0]));
     assert_eq!(seen["prompt_messages"], 1);
     assert_eq!(seen["unknown"]["code"], -32602);
+}
+
+/// The JSON-RPC messages of an open SSE response, as they come.
+fn sse_messages(response: reqwest::Response) -> tokio::sync::mpsc::UnboundedReceiver<Value> {
+    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        use futures::StreamExt;
+        let mut body = response.bytes_stream();
+        let mut pending = String::new();
+        while let Some(Ok(chunk)) = body.next().await {
+            pending.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = pending.find("\n\n") {
+                let event: String = pending.drain(..end + 2).collect();
+                for data in event.lines().filter_map(|line| line.strip_prefix("data:")) {
+                    if let Ok(message) = serde_json::from_str::<Value>(data.trim())
+                        && sender.send(message).is_err()
+                    {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    receiver
+}
+
+/// Waits until the proxy has logged `needle` `count` times.
+async fn wait_for_count(proxy: &HttpProxy, needle: &str, count: usize) {
+    let found = tokio::time::timeout(WAIT, async {
+        while proxy.log.text().matches(needle).count() < count {
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    })
+    .await;
+    assert!(
+        found.is_ok(),
+        "{needle:?} not logged {count} times:\n{}",
+        proxy.log.text()
+    );
+}
+
+const HIBERNATING: &str = "session idle: hibernating";
+const WAKING: &str = "hibernated session: waking";
+
+/// A raw session that said `initialized` (so it may hibernate), on a proxy with the demo server.
+async fn initialized_session(proxy: &HttpProxy) -> String {
+    proxy
+        .log
+        .wait_for("connected server_info=pluggedin-demo-server")
+        .await;
+    let session = proxy.raw_session(None).await;
+    let ack = proxy
+        .post(json!({"jsonrpc":"2.0","method":"notifications/initialized"}))
+        .header("mcp-session-id", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ack.status(), 202);
+    session
+}
+
+async fn session_call(
+    proxy: &HttpProxy,
+    session: &str,
+    id: u64,
+    method: &str,
+    params: Value,
+) -> Value {
+    let response = proxy
+        .post(json!({"jsonrpc":"2.0","id":id,"method":method,"params":params}))
+        .header("mcp-session-id", session)
+        .header("mcp-protocol-version", "2025-06-18")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{method}");
+    let message = message_of(response).await;
+    assert_eq!(message["id"], id, "{message}");
+    assert!(message.get("error").is_none(), "{method}: {message}");
+    message["result"].clone()
+}
+
+#[tokio::test]
+async fn a_hibernated_session_wakes_with_its_subscriptions_and_log_level() {
+    let proxy = HttpProxy::start(
+        json!({"demo": demo()}),
+        &[NO_LIMITS, &["--session-hibernate-after", "1"][..]].concat(),
+    )
+    .await;
+    let session = initialized_session(&proxy).await;
+    session_call(
+        &proxy,
+        &session,
+        2,
+        "resources/subscribe",
+        json!({"uri": "test://watched-resource"}),
+    )
+    .await;
+    session_call(
+        &proxy,
+        &session,
+        3,
+        "logging/setLevel",
+        json!({"level": "emergency"}),
+    )
+    .await;
+
+    wait_for_count(&proxy, HIBERNATING, 1).await;
+    let health: Value = reqwest::get(proxy.url.replace("/mcp", "/health"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        health["sessions"], 1,
+        "a hibernated session still counts: {health}"
+    );
+
+    // The same id still works: a call answers, and wakes the session.
+    let echoed = session_call(
+        &proxy,
+        &session,
+        4,
+        "tools/call",
+        json!({"name": "demo__echo", "arguments": {"message": "still here"}}),
+    )
+    .await;
+    assert_eq!(echoed["content"][0]["text"], "Echo: still here", "{echoed}");
+    wait_for_count(&proxy, WAKING, 1).await;
+
+    // Hibernate again, then wake through the GET stream: the subscription made before the first
+    // hibernation still brings resource updates to it, and the log level still holds.
+    wait_for_count(&proxy, HIBERNATING, 2).await;
+    let stream = reqwest::Client::new()
+        .get(&proxy.url)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-06-18")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let mut messages = sse_messages(stream);
+    wait_for_count(&proxy, WAKING, 2).await;
+    session_call(
+        &proxy,
+        &session,
+        5,
+        "tools/call",
+        json!({"name": "demo__test_tool_with_logging", "arguments": {}}),
+    )
+    .await;
+    session_call(
+        &proxy,
+        &session,
+        6,
+        "tools/call",
+        json!({"name": "demo__touch_watched_resource", "arguments": {}}),
+    )
+    .await;
+    let mut seen = Vec::new();
+    let updated = tokio::time::timeout(WAIT, async {
+        while let Some(message) = messages.recv().await {
+            seen.push(message.clone());
+            if message["method"] == "notifications/resources/updated" {
+                return message;
+            }
+        }
+        panic!("the GET stream ended");
+    })
+    .await
+    .expect("no resource update on the GET stream");
+    assert_eq!(updated["params"]["uri"], "test://watched-resource");
+    // Let any log the tool sent arrive (as the stdio test of levels does), then check none passed.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    while let Ok(message) = messages.try_recv() {
+        seen.push(message);
+    }
+    assert!(
+        !seen.iter().any(|m| m["method"] == "notifications/message"),
+        "a log passed the emergency level after waking: {seen:?}"
+    );
+    // With its GET stream open, the session stays awake and gets what it subscribed to.
+    session_call(
+        &proxy,
+        &session,
+        7,
+        "tools/call",
+        json!({"name": "demo__touch_watched_resource", "arguments": {}}),
+    )
+    .await;
+    let again = tokio::time::timeout(WAIT, async {
+        while let Some(message) = messages.recv().await {
+            if message["method"] == "notifications/resources/updated" {
+                return message;
+            }
+        }
+        panic!("the GET stream ended");
+    })
+    .await
+    .expect("no second resource update");
+    assert_eq!(again["params"]["uri"], "test://watched-resource");
+}
+
+#[tokio::test]
+async fn hibernated_sessions_can_be_deleted_and_expire() {
+    let proxy = HttpProxy::start(
+        json!({"demo": demo()}),
+        &[
+            NO_LIMITS,
+            &["--session-hibernate-after", "1", "--session-ttl", "3"][..],
+        ]
+        .concat(),
+    )
+    .await;
+    let deleted = initialized_session(&proxy).await;
+    let expiring = initialized_session(&proxy).await;
+    wait_for_count(&proxy, HIBERNATING, 2).await;
+
+    let response = reqwest::Client::new()
+        .delete(&proxy.url)
+        .header("mcp-session-id", &deleted)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    let status = |session: String| {
+        let request = proxy
+            .post(json!({"jsonrpc":"2.0","id":9,"method":"ping"}))
+            .header("mcp-session-id", session);
+        async move { request.send().await.unwrap().status() }
+    };
+    assert_eq!(
+        status(deleted).await,
+        404,
+        "a deleted hibernated session is gone"
+    );
+
+    proxy.log.wait_for("a hibernated session expired").await;
+    assert_eq!(
+        status(expiring).await,
+        404,
+        "an expired hibernated session is gone"
+    );
+    assert_eq!(
+        status("0123456789abcdef0123456789abcdef".into()).await,
+        404,
+        "unknown ids stay unknown"
+    );
+}
+
+#[tokio::test]
+async fn a_session_with_its_get_stream_open_does_not_hibernate() {
+    let proxy = HttpProxy::start(
+        json!({"demo": demo()}),
+        &[NO_LIMITS, &["--session-hibernate-after", "1"][..]].concat(),
+    )
+    .await;
+    let watcher_client = TestClient::new();
+    let mut events = watcher_client.subscribe();
+    let watcher = watcher_client
+        .serve(StreamableHttpClientTransport::from_uri(proxy.url.as_str()))
+        .await
+        .unwrap();
+    wait_tool(&watcher, "demo__test_dynamic_tool").await;
+    // A raw session without a GET stream hibernates meanwhile: sweeps have run.
+    let _idle = initialized_session(&proxy).await;
+    wait_for_count(&proxy, HIBERNATING, 1).await;
+    let actor = proxy.client().await;
+    while events.try_recv().is_ok() {}
+    call_text(&actor, "demo__test_dynamic_tool", json!({})).await;
+    let changed = tokio::time::timeout(WAIT, async {
+        loop {
+            if let Ok(Event::ToolsChanged) = events.recv().await {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(changed.is_ok(), "no list_changed:\n{}", proxy.log.text());
+    assert_eq!(
+        proxy.log.text().matches(HIBERNATING).count(),
+        1,
+        "only the raw session hibernated:\n{}",
+        proxy.log.text()
+    );
+}
+
+#[tokio::test]
+async fn concurrent_requests_wake_a_hibernated_session_once() {
+    let proxy = HttpProxy::start(
+        json!({"demo": demo()}),
+        &[NO_LIMITS, &["--session-hibernate-after", "1"][..]].concat(),
+    )
+    .await;
+    let session = initialized_session(&proxy).await;
+    wait_for_count(&proxy, HIBERNATING, 1).await;
+    let calls = (0..10u64).map(|n| {
+        let (proxy, session) = (&proxy, session.clone());
+        async move {
+            let message = format!("call {n}");
+            let result = session_call(
+                proxy,
+                &session,
+                100 + n,
+                "tools/call",
+                json!({"name": "demo__echo", "arguments": {"message": message}}),
+            )
+            .await;
+            assert_eq!(result["content"][0]["text"], format!("Echo: {message}"));
+        }
+    });
+    futures::future::join_all(calls).await;
+    assert_eq!(
+        proxy.log.text().matches(WAKING).count(),
+        1,
+        "one wake for ten requests:\n{}",
+        proxy.log.text()
+    );
 }

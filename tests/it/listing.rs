@@ -136,40 +136,43 @@ impl Raw {
         }
     }
 
-    /// The tools' names over every page (cached path), checked against the service's bytes.
-    async fn names(&mut self) -> Vec<String> {
-        let (cached, served) = self.all_pages().await;
-        assert_eq!(cached, served, "the cached pages differ from the service's");
-        cached
-            .iter()
-            .flat_map(|line| {
-                let page: Value = serde_json::from_str(line).unwrap();
-                page["result"]["tools"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|tool| tool["name"].as_str().unwrap().to_owned())
-                    .collect::<Vec<_>>()
-            })
-            .collect()
-    }
-
-    /// Lists until `check` holds for the names (servers connect, settings are polled).
+    /// Lists until `check` holds for the names (servers connect, settings are polled) and the
+    /// cached pages equal the service's byte for byte. A server connecting between the two
+    /// reads of a page changes the catalog in between, so a difference is retried until the
+    /// deadline, where it fails the test.
     async fn names_until(&mut self, check: impl Fn(&[String]) -> bool) -> Vec<String> {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
-            let names = self.names().await;
-            if check(&names) {
+            let (cached, served) = self.all_pages().await;
+            let names = names_of(&cached);
+            if cached == served && check(&names) {
                 return names;
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "the list never matched: {names:?}\n{}",
+                "the list never matched (or the cached pages never equalled the service's):\n\
+                 cached {cached:?}\nserved {served:?}\n{}",
                 self.log()
             );
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
     }
+}
+
+/// The tools' names over a list's pages.
+fn names_of(pages: &[String]) -> Vec<String> {
+    pages
+        .iter()
+        .flat_map(|line| {
+            let page: Value = serde_json::from_str(line).unwrap();
+            page["result"]["tools"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|tool| tool["name"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 #[tokio::test]

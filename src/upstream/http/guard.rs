@@ -240,7 +240,96 @@ struct Refusal {
     message: String,
 }
 
+/// What the guard reads of one message: its `id` and `method`; everything else (the params) is
+/// skipped without being built, since rmcp parses the body for real.
+struct Head {
+    id: Option<Value>,
+    method: Option<Value>,
+}
+
+impl<'de> serde::Deserialize<'de> for Head {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Head, D::Error> {
+        enum Key {
+            Id,
+            Method,
+            Other,
+        }
+        impl<'de> serde::Deserialize<'de> for Key {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Key, D::Error> {
+                struct KeyVisitor;
+                impl serde::de::Visitor<'_> for KeyVisitor {
+                    type Value = Key;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str("a member name")
+                    }
+                    fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<Key, E> {
+                        Ok(match key {
+                            "id" => Key::Id,
+                            "method" => Key::Method,
+                            _ => Key::Other,
+                        })
+                    }
+                }
+                deserializer.deserialize_str(KeyVisitor)
+            }
+        }
+        struct HeadVisitor;
+        impl<'de> serde::de::Visitor<'de> for HeadVisitor {
+            type Value = Head;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON-RPC message object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Head, A::Error> {
+                let mut head = Head {
+                    id: None,
+                    method: None,
+                };
+                while let Some(key) = map.next_key::<Key>()? {
+                    match key {
+                        Key::Id => head.id = Some(map.next_value()?),
+                        Key::Method => head.method = Some(map.next_value()?),
+                        Key::Other => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(head)
+            }
+        }
+        deserializer.deserialize_map(HeadVisitor)
+    }
+}
+
+/// Reads the `id` of the first message and every `method`, without building the messages; a body
+/// that is not JSON or not JSON-RPC objects takes the checking path for its exact refusal.
 fn parse_body(bytes: &[u8]) -> Result<Parsed, Refusal> {
+    let batch = bytes
+        .iter()
+        .find(|byte| !byte.is_ascii_whitespace())
+        .is_some_and(|byte| *byte == b'[');
+    let heads = if batch {
+        serde_json::from_slice::<Vec<Head>>(bytes)
+    } else {
+        serde_json::from_slice::<Head>(bytes).map(|head| vec![head])
+    };
+    let Ok(heads) = heads else {
+        return parse_body_checked(bytes);
+    };
+    let id = heads
+        .first()
+        .and_then(|head| head.id.clone())
+        .unwrap_or(Value::Null);
+    let methods = heads
+        .into_iter()
+        .filter_map(|head| match head.method {
+            Some(Value::String(method)) => Some(method),
+            _ => None,
+        })
+        .collect();
+    Ok(Parsed { id, methods })
+}
+
+fn parse_body_checked(bytes: &[u8]) -> Result<Parsed, Refusal> {
     let value: Value = serde_json::from_slice(bytes).map_err(|error| Refusal {
         code: -32700,
         id: Value::Null,
@@ -483,6 +572,8 @@ pub(crate) async fn check(
 
     // JSON-only clients: rmcp answers stateful requests on SSE; we unwrap the final message.
     let json_only = method == Method::POST && !accepts_sse(&parts.headers);
+    // Clients that take both get a quick answer as JSON (see `prefer_json`).
+    let json_welcome = method == Method::POST && !json_only && accepts_json(&parts.headers);
     if method == Method::POST {
         parts.headers.insert(
             header::ACCEPT,
@@ -498,14 +589,17 @@ pub(crate) async fn check(
     });
     // 2025-11-25 core tasks take the handler's raw path (`tasks::legacy`).
     let bytes = crate::tasks::legacy::rename_post(&mut parts.headers, bytes);
-    let response = next
+    let mut response = next
         .run(Request::from_parts(parts, Body::from(bytes)))
         .await;
-    let response = if crate::tasks::legacy::answers_need_unstash(&methods) {
-        crate::tasks::legacy::unstash_response(response).await
-    } else {
-        response
-    };
+    if crate::tasks::legacy::answers_need_unstash(&methods) {
+        response = crate::tasks::legacy::unstash_response(response).await;
+    }
+    if json_welcome && response.status() == StatusCode::OK && is_sse(response.headers()) {
+        response = prefer_json(response).await;
+    }
+    // A stream holds the request in flight until it ends; any other answer is complete.
+    let in_flight = in_flight.filter(|_| is_sse(response.headers()));
     let response = match in_flight {
         Some(in_flight) => response.map(|body| {
             Body::from_stream(futures::StreamExt::map(
@@ -530,18 +624,122 @@ pub(crate) async fn check(
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(session.to_owned(), token);
     }
-    let is_sse = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.starts_with("text/event-stream"));
-    if json_only && is_sse {
+    if json_only && is_sse(response.headers()) {
         return sse_to_json(response).await;
     }
     if response.status().is_client_error() && !is_json(response.headers()) {
         return as_json_rpc_error(response, id).await;
     }
     response
+}
+
+fn is_sse(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("text/event-stream"))
+}
+
+fn accepts_json(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .any(|value| {
+            let value = value.to_ascii_lowercase();
+            value.contains("application/json") || value.contains("*/*")
+        })
+}
+
+/// How long the guard waits for a session's answer to come as the first message of its stream.
+const JSON_ANSWER_WAIT: Duration = Duration::from_millis(100);
+
+/// What the start of an SSE body holds.
+enum FirstMessage {
+    /// No message yet (only priming events or comments so far).
+    NotYet,
+    /// The first message is a JSON-RPC response or error: these bytes.
+    Answer(std::ops::Range<usize>),
+    /// The first message is a notification or a request: the stream must stay a stream.
+    Other,
+}
+
+/// Finds the first message (an event with data) in the complete events at the start of `text`.
+fn first_message(text: &[u8]) -> FirstMessage {
+    let mut start = 0;
+    while let Some(end) = find(&text[start..], b"\n\n").map(|at| start + at) {
+        let mut data: Option<std::ops::Range<usize>> = None;
+        let mut line_start = start;
+        for line in text[start..end].split(|byte| *byte == b'\n') {
+            let line_range = line_start..line_start + line.len();
+            line_start += line.len() + 1;
+            let Some(rest) = line.strip_prefix(b"data:") else {
+                continue;
+            };
+            if data.is_some() {
+                // A message over several data lines: rare (rmcp writes one line); keep it a stream.
+                return FirstMessage::Other;
+            }
+            let skip = usize::from(rest.first() == Some(&b' '));
+            data = Some(line_range.end - rest.len() + skip..line_range.end);
+        }
+        if let Some(data) = data.filter(|data| !data.is_empty()) {
+            return match serde_json::from_slice::<Head>(&text[data.clone()]) {
+                Ok(head) if head.method.is_none() => FirstMessage::Answer(data),
+                _ => FirstMessage::Other,
+            };
+        }
+        start = end + 2;
+    }
+    FirstMessage::NotYet
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack
+        .windows(needle.len())
+        .position(|window| window == needle)
+}
+
+/// rmcp answers every request of a session on an SSE stream of its own (headers, a priming
+/// event, then the messages). When the first message is the answer and it comes within
+/// [`JSON_ANSWER_WAIT`], no other message can follow it on that stream (rmcp closes a request's
+/// stream with its answer), so the client gets the answer as a JSON body: one write instead of
+/// a stream. A progress notification or a server request first, or a slow answer, leaves the
+/// stream as it is (what was read of it goes first).
+async fn prefer_json(response: Response) -> Response {
+    let (mut parts, mut body) = response.into_parts();
+    let mut seen: Vec<u8> = Vec::new();
+    let deadline = tokio::time::Instant::now() + JSON_ANSWER_WAIT;
+    loop {
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Ok(Some(Ok(frame))) => frame,
+            Ok(Some(Err(_)) | None) | Err(_) => break,
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        seen.extend_from_slice(&data);
+        match first_message(&seen) {
+            FirstMessage::NotYet => {}
+            FirstMessage::Other => break,
+            FirstMessage::Answer(range) => {
+                parts.headers.remove(header::CONTENT_LENGTH);
+                parts.headers.remove(header::CACHE_CONTROL);
+                parts.headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                let answer = Bytes::copy_from_slice(&seen[range]);
+                return Response::from_parts(parts, Body::from(answer));
+            }
+        }
+    }
+    let read = futures::stream::once(async move { Ok::<_, axum::Error>(Bytes::from(seen)) });
+    let rest = body.into_data_stream();
+    Response::from_parts(
+        parts,
+        Body::from_stream(futures::StreamExt::chain(read, rest)),
+    )
 }
 
 fn is_json(headers: &HeaderMap) -> bool {

@@ -5,7 +5,7 @@
 //! (`sessions.rs`). The accept loop is ours so that slow clients time out and shutdown drains.
 
 mod guard;
-mod sessions;
+pub(crate) mod sessions;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -42,6 +42,8 @@ pub struct HttpOptions {
     pub stateless: bool,
     pub max_sessions: usize,
     pub session_ttl: Duration,
+    /// An idle session gives up its worker after this long (`None`: never); see `sessions`.
+    pub hibernate_after: Option<Duration>,
     pub allowed_hosts: Vec<String>,
     pub cors: Cors,
     pub guard: GuardConfig,
@@ -87,13 +89,28 @@ impl App {
         config.max_request_body_bytes = options.guard.max_body_bytes;
 
         let sessions = (!options.stateless).then(|| {
-            Arc::new(BoundedSessions::new(
+            let hibernation = options.hibernate_after.map(|after| sessions::Hibernation {
+                after,
+                router: router.clone(),
+            });
+            let sessions = Arc::new(BoundedSessions::new(
                 options.max_sessions,
                 options.session_ttl,
-            ))
+                hibernation,
+            ));
+            BoundedSessions::start(&sessions);
+            sessions
         });
+        if let Some(sessions) = &sessions {
+            // rmcp's restore path wakes hibernated sessions (see `sessions`).
+            config.session_store = Some(sessions.clone());
+        }
         let factory_router = router.clone();
-        let factory = move || Ok(ProxyHandler::new(factory_router.clone()));
+        let factory_sessions = sessions.clone();
+        let factory = move || {
+            Ok(ProxyHandler::new(factory_router.clone())
+                .with_http_sessions(factory_sessions.clone()))
+        };
         let mcp = match &sessions {
             Some(sessions) => {
                 any_service(StreamableHttpService::new(factory, sessions.clone(), config))
@@ -232,9 +249,9 @@ fn startup_line(local: SocketAddr, host: &str, stateless: bool, auth: String) {
 }
 
 async fn health(State(state): State<AppState>) -> Response {
-    let sessions = match &state.sessions {
-        Some(sessions) => sessions.count().await,
-        None => 0,
+    let (sessions, hibernated) = match &state.sessions {
+        Some(sessions) => (sessions.count().await, sessions.hibernated()),
+        None => (0, 0),
     };
     let servers: Vec<_> = state
         .router
@@ -253,6 +270,7 @@ async fn health(State(state): State<AppState>) -> Response {
         "status": "ok",
         "transport": "streamable-http",
         "sessions": sessions,
+        "hibernatedSessions": hibernated,
         "maxSessions": state.max_sessions,
         "servers": servers,
         "controlPlane": match state.router.app() {

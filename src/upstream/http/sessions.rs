@@ -1,31 +1,129 @@
 //! HTTP sessions: rmcp's local session manager, with our ids (128 random bits from the OS CSPRNG),
-//! a ceiling on how many live at once (the least recently used is evicted to make room), and the
-//! count `/health` reports. Idle expiry is rmcp's `keep_alive`.
+//! a ceiling on how many live at once (the least recently used is evicted to make room), the
+//! count `/health` reports, and hibernation.
+//!
+//! Idle expiry of a live session is rmcp's `keep_alive`; of a hibernated one, ours.
+//!
+//! **Hibernation.** A live session costs about 60 KiB, nearly all of it rmcp's per-session
+//! worker and service (tokio channels and task futures). A session idle for `--session-hibernate-after`
+//! (no request in flight, no GET stream open) gives them up and keeps only what it needs to come
+//! back: its `initialize` parameters, and a dormant copy of the router's [`Session`] (log level,
+//! resource subscriptions; registered with the router, so its subscriptions still count). The next
+//! request with its id wakes it through rmcp's own restore path (the `SessionStore` below): rmcp
+//! replays `initialize` and `notifications/initialized` into a new service under the same id,
+//! with a [`SessionRestoreMarker`](rmcp::transport::streamable_http_server::session::SessionRestoreMarker),
+//! and the handler takes the dormant copy over ([`BoundedSessions::resumed`]) before the
+//! client's request runs. The client sees the same session.
+//!
+//! The phases of an entry: `Live` → (idle) `Hibernating` (old worker told to stop; its end, which
+//! rmcp reports through `close_session`, makes it) → `Hibernated` → (a request) `Waking` (a new
+//! worker replaying the handshake) → (`notifications/initialized` replayed) `Live`.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use futures::Stream;
-use rmcp::model::{ClientJsonRpcMessage, ServerJsonRpcMessage};
+use futures::{Stream, StreamExt};
+use rmcp::model::{
+    ClientJsonRpcMessage, ClientNotification, InitializeRequestParams, ServerJsonRpcMessage,
+};
 use rmcp::transport::WorkerTransport;
 use rmcp::transport::streamable_http_server::session::local::{
     LocalSessionManager, LocalSessionManagerError, LocalSessionWorker, SessionConfig,
     create_local_session,
 };
 use rmcp::transport::streamable_http_server::session::{
-    ServerSseMessage, SessionId, SessionManager,
+    RestoreOutcome, ServerSseMessage, SessionId, SessionManager, SessionState, SessionStore,
+    SessionStoreError,
 };
+use tokio::sync::Notify;
+
+use crate::router::{Router, Session};
+
+/// How long a request for a hibernating session waits for its old worker to finish.
+const SETTLE_WAIT: Duration = Duration::from_secs(5);
+
+/// When idle sessions give up their worker, and the router their dormant copies register with.
+pub(crate) struct Hibernation {
+    pub(crate) after: Duration,
+    pub(crate) router: Arc<Router>,
+}
 
 pub(crate) struct BoundedSessions {
     inner: LocalSessionManager,
     max: usize,
-    /// Last use of each session, for least-recently-used eviction.
-    last_used: Mutex<HashMap<SessionId, Instant>>,
+    ttl: Duration,
+    hibernation: Option<Hibernation>,
+    entries: Mutex<HashMap<SessionId, Entry>>,
+    /// Wakes requests waiting for a hibernating session's old worker to finish.
+    settled: Notify,
+    /// The zero of [`Activity::last`].
+    epoch: Instant,
+    /// The source of [`Activity::order`].
+    uses: AtomicU64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Live,
+    Hibernating,
+    Hibernated,
+    Waking,
+}
+
+struct Entry {
+    phase: Phase,
+    activity: Arc<Activity>,
+    /// The client's `initialize` parameters (from rmcp, through [`SessionStore::store`]).
+    init: Option<InitializeRequestParams>,
+    /// The live handler's session, once the client said `notifications/initialized`.
+    linked: Weak<Session>,
+    /// While hibernating and waking: what the client asked for, registered with the router.
+    dormant: Option<Arc<Session>>,
+}
+
+/// Requests and streams in flight on a session, and when it was last used.
+struct Activity {
+    busy: AtomicUsize,
+    /// Milliseconds since [`BoundedSessions::epoch`].
+    last: AtomicU64,
+    /// The order of last uses (for least-recently-used eviction).
+    order: AtomicU64,
+}
+
+/// Held by each response stream (and GET stream) of a session while it is open.
+struct Busy {
+    activity: Arc<Activity>,
+    epoch: Instant,
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.activity
+            .last
+            .store(millis_since(self.epoch), Ordering::Relaxed);
+        self.activity.busy.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+fn millis_since(epoch: Instant) -> u64 {
+    u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl BoundedSessions {
-    pub(crate) fn new(max: usize, idle_ttl: Duration) -> BoundedSessions {
+    pub(crate) fn new(
+        max: usize,
+        idle_ttl: Duration,
+        hibernation: Option<Hibernation>,
+    ) -> BoundedSessions {
         let mut inner = LocalSessionManager::default();
         let mut config = SessionConfig::default();
         config.keep_alive = Some(idle_ttl);
@@ -33,43 +131,209 @@ impl BoundedSessions {
         BoundedSessions {
             inner,
             max: max.max(1),
-            last_used: Mutex::default(),
+            ttl: idle_ttl,
+            hibernation,
+            entries: Mutex::default(),
+            settled: Notify::new(),
+            epoch: Instant::now(),
+            uses: AtomicU64::new(0),
         }
     }
 
-    /// Live sessions.
+    /// Starts hibernating idle sessions and expiring hibernated ones (when hibernation is on), on
+    /// a task that ends with the last reference to `sessions`.
+    pub(crate) fn start(sessions: &Arc<BoundedSessions>) {
+        let Some(hibernation) = &sessions.hibernation else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let period =
+            (hibernation.after / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
+        let weak = Arc::downgrade(sessions);
+        runtime.spawn(async move {
+            let mut ticks = tokio::time::interval(period);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                let Some(sessions) = weak.upgrade() else {
+                    return;
+                };
+                sessions.sweep().await;
+            }
+        });
+    }
+
+    /// Sessions: live and hibernated.
     pub(crate) async fn count(&self) -> usize {
-        self.inner.sessions.read().await.len()
+        lock(&self.entries).len()
     }
 
-    fn touch(&self, id: &SessionId) {
-        self.last_used
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(id.clone(), Instant::now());
+    /// Sessions that gave up their worker (hibernated, or on their way).
+    pub(crate) fn hibernated(&self) -> usize {
+        lock(&self.entries)
+            .values()
+            .filter(|entry| matches!(entry.phase, Phase::Hibernating | Phase::Hibernated))
+            .count()
     }
 
-    /// Makes room for one more session: forgets expired ones, then evicts the least recently used.
+    fn idle_for(&self, activity: &Activity) -> Duration {
+        Duration::from_millis(
+            millis_since(self.epoch).saturating_sub(activity.last.load(Ordering::Relaxed)),
+        )
+    }
+
+    fn stamp(&self, activity: &Activity) {
+        activity
+            .last
+            .store(millis_since(self.epoch), Ordering::Relaxed);
+        activity
+            .order
+            .store(self.uses.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
+    }
+
+    fn touch(&self, id: &SessionId) -> Option<Arc<Activity>> {
+        let entries = lock(&self.entries);
+        let entry = entries.get(id)?;
+        self.stamp(&entry.activity);
+        Some(entry.activity.clone())
+    }
+
+    /// Marks a session busy until the returned guard drops.
+    fn busy(&self, id: &SessionId) -> Option<Busy> {
+        let activity = self.touch(id)?;
+        activity.busy.fetch_add(1, Ordering::AcqRel);
+        Some(Busy {
+            activity,
+            epoch: self.epoch,
+        })
+    }
+
+    /// The handler of session `id` says which router session it is (on `initialized`).
+    pub(crate) fn link(&self, id: &str, session: &Arc<Session>) {
+        if let Some(entry) = lock(&self.entries).get_mut(&SessionId::from(id.to_owned())) {
+            entry.linked = Arc::downgrade(session);
+        }
+    }
+
+    /// A hibernated session wakes: its new handler takes over what the dormant copy remembers.
+    pub(crate) fn resumed(&self, id: &SessionId, session: &Arc<Session>) {
+        let mut entries = lock(&self.entries);
+        if let Some(entry) = entries.get_mut(id) {
+            if let Some(dormant) = entry.dormant.take() {
+                session.resume_from(&dormant);
+            }
+            entry.linked = Arc::downgrade(session);
+        }
+    }
+
+    /// Hibernates sessions idle long enough; forgets hibernated sessions idle past the TTL.
+    async fn sweep(&self) {
+        let Some(hibernation) = &self.hibernation else {
+            return;
+        };
+        let mut to_stop = Vec::new();
+        let expired: Vec<Entry> = {
+            let mut entries = lock(&self.entries);
+            let ttl = self.ttl;
+            let expired_ids: Vec<SessionId> = entries
+                .iter()
+                .filter(|(_, entry)| {
+                    entry.phase == Phase::Hibernated && self.idle_for(&entry.activity) >= ttl
+                })
+                .map(|(id, _)| id.clone())
+                .collect();
+            let expired = expired_ids
+                .iter()
+                .filter_map(|id| entries.remove(id))
+                .collect();
+            for (id, entry) in entries.iter_mut() {
+                if entry.phase != Phase::Live
+                    || entry.init.is_none()
+                    || entry.activity.busy.load(Ordering::Acquire) != 0
+                    || self.idle_for(&entry.activity) < hibernation.after
+                {
+                    continue;
+                }
+                let Some(session) = entry.linked.upgrade() else {
+                    continue;
+                };
+                let dormant = Arc::new(session.dormant_copy());
+                hibernation.router.register_session(&dormant);
+                entry.dormant = Some(dormant);
+                entry.linked = Weak::new();
+                entry.phase = Phase::Hibernating;
+                to_stop.push(id.clone());
+            }
+            expired
+        };
+        for _ in &expired {
+            tracing::debug!("a hibernated session expired");
+        }
+        drop(expired);
+        for id in to_stop {
+            tracing::debug!(session = %id, "session idle: hibernating");
+            let handle = self.inner.sessions.write().await.remove(&id);
+            let stopped = match handle {
+                Some(handle) => handle.close().await.is_ok(),
+                None => false,
+            };
+            if !stopped {
+                // No worker left to report its end: hibernated already.
+                self.settle(&id);
+            }
+        }
+    }
+
+    /// A hibernating session's old worker is gone.
+    fn settle(&self, id: &SessionId) {
+        if let Some(entry) = lock(&self.entries).get_mut(id)
+            && entry.phase == Phase::Hibernating
+        {
+            entry.phase = Phase::Hibernated;
+        }
+        self.settled.notify_waiters();
+    }
+
+    /// Makes room for one more session: evicts the least recently used beyond the ceiling.
     async fn make_room(&self) {
-        let live: Vec<SessionId> = self.inner.sessions.read().await.keys().cloned().collect();
         let victims = {
-            let mut last_used = self
-                .last_used
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            last_used.retain(|id, _| live.contains(id));
-            let excess = (live.len() + 1).saturating_sub(self.max);
-            let mut by_age: Vec<_> = last_used.iter().map(|(id, at)| (*at, id.clone())).collect();
-            by_age.sort();
-            by_age
-                .into_iter()
-                .take(excess)
-                .map(|(_, id)| id)
-                .collect::<Vec<_>>()
+            let entries = lock(&self.entries);
+            let excess = (entries.len() + 1).saturating_sub(self.max);
+            if excess == 0 {
+                Vec::new()
+            } else {
+                let mut by_age: Vec<_> = entries
+                    .iter()
+                    .map(|(id, entry)| (entry.activity.order.load(Ordering::Relaxed), id.clone()))
+                    .collect();
+                by_age.sort();
+                by_age
+                    .into_iter()
+                    .take(excess)
+                    .map(|(_, id)| id)
+                    .collect::<Vec<_>>()
+            }
         };
         for id in victims {
             tracing::info!(session = %id, max = self.max, "session limit reached, evicting the least recently used session");
-            let _ = self.close_session(&id).await;
+            lock(&self.entries).remove(&id);
+            let _ = self.inner.close_session(&id).await;
+        }
+    }
+
+    fn new_entry(&self) -> Entry {
+        Entry {
+            phase: Phase::Live,
+            activity: Arc::new(Activity {
+                busy: AtomicUsize::new(0),
+                last: AtomicU64::new(millis_since(self.epoch)),
+                order: AtomicU64::new(self.uses.fetch_add(1, Ordering::Relaxed)),
+            }),
+            init: None,
+            linked: Weak::new(),
+            dormant: None,
         }
     }
 }
@@ -89,6 +353,20 @@ fn new_session_id() -> SessionId {
         .into()
 }
 
+/// A session's stream, holding the session busy while it is open.
+fn held<S>(
+    stream: S,
+    busy: Option<Busy>,
+) -> impl Stream<Item = ServerSseMessage> + Send + Sync + 'static
+where
+    S: Stream<Item = ServerSseMessage> + Send + Sync + 'static,
+{
+    stream.map(move |message| {
+        let _held = &busy;
+        message
+    })
+}
+
 impl SessionManager for BoundedSessions {
     type Error = LocalSessionManagerError;
     type Transport = WorkerTransport<LocalSessionWorker>;
@@ -98,7 +376,7 @@ impl SessionManager for BoundedSessions {
         let id = new_session_id();
         let (handle, worker) = create_local_session(id.clone(), self.inner.session_config.clone());
         self.inner.sessions.write().await.insert(id.clone(), handle);
-        self.touch(&id);
+        lock(&self.entries).insert(id.clone(), self.new_entry());
         Ok((id, WorkerTransport::spawn(worker)))
     }
 
@@ -112,14 +390,36 @@ impl SessionManager for BoundedSessions {
     }
 
     async fn has_session(&self, id: &SessionId) -> Result<bool, Self::Error> {
-        self.inner.has_session(id).await
+        // Touched, so that it is not hibernated between this check and the request's stream.
+        let entries = lock(&self.entries);
+        Ok(match entries.get(id) {
+            Some(entry) if entry.phase == Phase::Live => {
+                self.stamp(&entry.activity);
+                true
+            }
+            // Hibernated (or on its way): rmcp asks the store and wakes it.
+            _ => false,
+        })
     }
 
     async fn close_session(&self, id: &SessionId) -> Result<(), Self::Error> {
-        self.last_used
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(id);
+        {
+            let mut entries = lock(&self.entries);
+            match entries.get(id).map(|entry| entry.phase) {
+                // The old worker of a hibernating session ended (rmcp reports it here).
+                Some(Phase::Hibernating) => {
+                    drop(entries);
+                    self.settle(id);
+                    return Ok(());
+                }
+                // A DELETE of a hibernated session: rmcp removes it from the store next.
+                Some(Phase::Hibernated) => return Ok(()),
+                Some(Phase::Live | Phase::Waking) => {
+                    entries.remove(id);
+                }
+                None => {}
+            }
+        }
         self.inner.close_session(id).await
     }
 
@@ -128,8 +428,9 @@ impl SessionManager for BoundedSessions {
         id: &SessionId,
         message: ClientJsonRpcMessage,
     ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
-        self.touch(id);
-        self.inner.create_stream(id, message).await
+        let busy = self.busy(id);
+        let stream = self.inner.create_stream(id, message).await?;
+        Ok(held(stream, busy))
     }
 
     async fn accept_message(
@@ -137,16 +438,30 @@ impl SessionManager for BoundedSessions {
         id: &SessionId,
         message: ClientJsonRpcMessage,
     ) -> Result<(), Self::Error> {
+        let initialized = matches!(
+            &message,
+            ClientJsonRpcMessage::Notification(notification)
+                if matches!(notification.notification, ClientNotification::InitializedNotification(_))
+        );
         self.touch(id);
-        self.inner.accept_message(id, message).await
+        self.inner.accept_message(id, message).await?;
+        if initialized
+            && let Some(entry) = lock(&self.entries).get_mut(id)
+            && entry.phase == Phase::Waking
+        {
+            // The replayed handshake is queued ahead of anything else: requests may flow.
+            entry.phase = Phase::Live;
+        }
+        Ok(())
     }
 
     async fn create_standalone_stream(
         &self,
         id: &SessionId,
     ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
-        self.touch(id);
-        self.inner.create_standalone_stream(id).await
+        let busy = self.busy(id);
+        let stream = self.inner.create_standalone_stream(id).await?;
+        Ok(held(stream, busy))
     }
 
     async fn resume(
@@ -154,8 +469,114 @@ impl SessionManager for BoundedSessions {
         id: &SessionId,
         last_event_id: String,
     ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
-        self.touch(id);
-        self.inner.resume(id, last_event_id).await
+        let busy = self.busy(id);
+        let stream = self.inner.resume(id, last_event_id).await?;
+        Ok(held(stream, busy))
+    }
+
+    async fn restore_session(
+        &self,
+        id: SessionId,
+    ) -> Result<RestoreOutcome<Self::Transport>, Self::Error> {
+        {
+            let mut entries = lock(&self.entries);
+            match entries.get_mut(&id) {
+                Some(entry) if entry.phase == Phase::Hibernated => {
+                    entry.phase = Phase::Waking;
+                    self.stamp(&entry.activity);
+                }
+                Some(entry) if matches!(entry.phase, Phase::Live | Phase::Waking) => {
+                    return Ok(RestoreOutcome::AlreadyPresent);
+                }
+                _ => return Ok(RestoreOutcome::NotSupported),
+            }
+        }
+        tracing::debug!(session = %id, "hibernated session: waking");
+        let (handle, worker) = create_local_session(id.clone(), self.inner.session_config.clone());
+        self.inner.sessions.write().await.insert(id, handle);
+        Ok(RestoreOutcome::Restored(WorkerTransport::spawn(worker)))
+    }
+}
+
+/// rmcp's session store, kept in memory: the `initialize` parameters of every session, handed
+/// back only for a hibernated one (so a closed or expired session stays unknown: 404).
+impl SessionStore for BoundedSessions {
+    fn load<'a, 'b, 'f>(
+        &'a self,
+        session_id: &'b str,
+    ) -> Pin<Box<dyn Future<Output = Result<Option<SessionState>, SessionStoreError>> + Send + 'f>>
+    where
+        'a: 'f,
+        'b: 'f,
+        Self: 'f,
+    {
+        Box::pin(async move {
+            let id = SessionId::from(session_id.to_owned());
+            let deadline = tokio::time::Instant::now() + SETTLE_WAIT;
+            loop {
+                let settled = self.settled.notified();
+                tokio::pin!(settled);
+                // Registered before the check, so a wake-up between the two is not lost.
+                settled.as_mut().enable();
+                {
+                    let entries = lock(&self.entries);
+                    match entries.get(&id) {
+                        Some(entry) if entry.phase == Phase::Hibernated => {
+                            return Ok(entry.init.clone().map(SessionState::new));
+                        }
+                        Some(entry) if entry.phase == Phase::Hibernating => {}
+                        _ => return Ok(None),
+                    }
+                }
+                if tokio::time::timeout_at(deadline, settled).await.is_err() {
+                    return Err("the session is still hibernating".into());
+                }
+            }
+        })
+    }
+
+    fn store<'a, 'b, 'c, 'f>(
+        &'a self,
+        session_id: &'b str,
+        state: &'c SessionState,
+    ) -> Pin<Box<dyn Future<Output = Result<(), SessionStoreError>> + Send + 'f>>
+    where
+        'a: 'f,
+        'b: 'f,
+        'c: 'f,
+        Self: 'f,
+    {
+        Box::pin(async move {
+            let id = SessionId::from(session_id.to_owned());
+            if let Some(entry) = lock(&self.entries).get_mut(&id) {
+                entry.init = Some(state.initialize_params.clone());
+            }
+            Ok(())
+        })
+    }
+
+    fn delete<'a, 'b, 'f>(
+        &'a self,
+        session_id: &'b str,
+    ) -> Pin<Box<dyn Future<Output = Result<(), SessionStoreError>> + Send + 'f>>
+    where
+        'a: 'f,
+        'b: 'f,
+        Self: 'f,
+    {
+        Box::pin(async move {
+            let id = SessionId::from(session_id.to_owned());
+            // Only a hibernated entry is left after rmcp's `close_session` (see there).
+            let removed = {
+                let mut entries = lock(&self.entries);
+                match entries.get(&id).map(|entry| entry.phase) {
+                    Some(Phase::Hibernated | Phase::Hibernating) => entries.remove(&id),
+                    _ => None,
+                }
+            };
+            drop(removed);
+            Ok(())
+        })
     }
 }
 
@@ -174,7 +595,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_least_recently_used_session_is_evicted_at_the_limit() {
-        let sessions = BoundedSessions::new(2, Duration::from_secs(60));
+        let sessions = BoundedSessions::new(2, Duration::from_secs(60), None);
         let (first, _t1) = sessions.create_session().await.unwrap();
         let (second, _t2) = sessions.create_session().await.unwrap();
         sessions.touch(&first);
