@@ -47,14 +47,14 @@ demo_url=$(sed -n 's/.*listening on \(http:[^ ]*\).*/\1/p' "$work/demo.log" | he
 # One proxy per downstream generation, the demo server (dual-era) as its one server: the
 # 2025-11-25 suite runs through a legacy (initialize) connection, the 2026-07-28 requirements
 # through a modern (per-request _meta) one, so each generation is exercised end to end.
-start_proxy() { # name protocol -> sets proxy_url
+start_proxy() { # name protocol [proxy flags...] -> sets proxy_url
   printf '{"mcpServers": {"demo": {"command": "%s", "protocol": "%s"}}}\n' \
     "$BIN/pluggedin-demo-server" "$2" >"$work/$1.json"
   local port
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   "$BIN/pluggedin-mcp-proxy" --config "$work/$1.json" --data-dir "$work/data-$1" \
     --transport streamable-http --port "$port" --prefix-mode never \
-    --rate-limit-tools 0 --rate-limit-requests 0 2>"$work/$1.log" &
+    --rate-limit-tools 0 --rate-limit-requests 0 "${@:3}" 2>"$work/$1.log" &
   pids+=($!)
   wait_for_line "$work/$1.log" "listening on http://"
   # The demo server must be connected behind the proxy before the suite lists tools.
@@ -65,6 +65,13 @@ start_proxy proxy-legacy legacy
 legacy_proxy_url=$proxy_url
 start_proxy proxy-modern modern
 modern_proxy_url=$proxy_url
+# By default the proxy answers a quick request of a session with a JSON body (one write, issue 6),
+# which leaves the suite's SSE checks (priming event, retry field, concurrent POST streams) as
+# INFO; these answer on SSE streams as rmcp does, so those checks run through the proxy too.
+start_proxy proxy-streams legacy --sse-answers
+streams_proxy_url=$proxy_url
+start_proxy proxy-modern-streams modern --sse-answers
+modern_streams_proxy_url=$proxy_url
 
 status=0
 run() { # name url args...
@@ -81,8 +88,10 @@ run() { # name url args...
 }
 run demo-2025-11-25 "$demo_url" --suite all --spec-version 2025-11-25 --expected-failures conformance/expected-2025-11-25.yml
 run proxy-2025-11-25 "$legacy_proxy_url" --suite all --spec-version 2025-11-25 --expected-failures conformance/expected-2025-11-25.yml
+run proxy-sse-answers-2025-11-25 "$streams_proxy_url" --suite all --spec-version 2025-11-25 --expected-failures conformance/expected-2025-11-25.yml
 run demo-2026-07-28 "$demo_url" --requirements 2026-07-28 --expected-failures conformance/expected-2026-07-28.yml
 run proxy-2026-07-28 "$modern_proxy_url" --requirements 2026-07-28 --expected-failures conformance/expected-2026-07-28.yml
+run proxy-sse-answers-2026-07-28 "$modern_streams_proxy_url" --requirements 2026-07-28 --expected-failures conformance/expected-2026-07-28.yml
 
 # Client scenarios: the suite starts its own mock servers and runs our downstream client
 # (`pluggedin-conformance-client <url>`: the proxy's config, supervisor, handshake and client

@@ -99,6 +99,11 @@ pub struct Cli {
     #[arg(long, default_value_t = 60)]
     pub session_hibernate_after: u64,
 
+    /// Answer every request of an HTTP session on an SSE stream, even a quick one (by default a
+    /// request whose answer is its first message within 100 ms gets it as a JSON body)
+    #[arg(long)]
+    pub sse_answers: bool,
+
     /// Tool calls per minute per token (or client address without auth); 0 disables
     #[arg(long, default_value_t = 60)]
     pub rate_limit_tools: u32,

@@ -488,6 +488,7 @@ fn http_options(
             rate_limit_requests: cli.rate_limit_requests,
             allowed_origins,
             max_body_bytes: cli.max_body_bytes,
+            stream_answers: cli.sse_answers,
         },
     })
 }

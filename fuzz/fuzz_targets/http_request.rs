@@ -69,6 +69,7 @@ fn fixture() -> &'static Fixture {
                     rate_limit_requests: 0,
                     allowed_origins: Some(vec!["http://localhost:*".into()]),
                     max_body_bytes: 64 * 1024,
+                    stream_answers: false,
                 },
             };
             App::new(router, options, true).service

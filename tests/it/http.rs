@@ -265,6 +265,64 @@ async fn json_only_and_sse_clients_both_get_answers() {
     assert!(last.get("result").is_some(), "{text}");
 }
 
+#[tokio::test]
+async fn sse_answers_keeps_every_answer_on_a_stream() {
+    let args = [NO_LIMITS, &["--sse-answers"]].concat();
+    let proxy = HttpProxy::start(json!({"demo": demo()}), &args).await;
+    proxy
+        .log
+        .wait_for("connected server_info=pluggedin-demo-server")
+        .await;
+    let session = proxy.raw_session(None).await;
+    let client = reqwest::Client::new();
+    let send = |accept: &'static str, body: Value| {
+        client
+            .post(&proxy.url)
+            .header("content-type", "application/json")
+            .header("accept", accept)
+            .header("mcp-session-id", &session)
+            .json(&body)
+            .send()
+    };
+    let ack = send(
+        "application/json, text/event-stream",
+        json!({"jsonrpc":"2.0","method":"notifications/initialized"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ack.status(), 202);
+    // The quick call that gets a JSON body by default comes on its own SSE stream here.
+    let quick = send(
+        "application/json, text/event-stream",
+        call_body(3, "demo__add", json!({"a": 2, "b": 2})),
+    )
+    .await
+    .unwrap();
+    let content_type = quick.headers()["content-type"].to_str().unwrap().to_owned();
+    assert!(
+        content_type.starts_with("text/event-stream"),
+        "{content_type}"
+    );
+    let text = quick.text().await.unwrap();
+    let answer: Value = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("data:"))
+        .find_map(|data| serde_json::from_str(data.trim()).ok())
+        .unwrap_or_else(|| panic!("no message on the stream: {text}"));
+    assert_eq!(answer["id"], 3, "{text}");
+    assert_eq!(answer["result"]["content"][0]["text"], "4", "{text}");
+    // A client that accepts only JSON still gets JSON.
+    let json = send(
+        "application/json",
+        call_body(4, "demo__add", json!({"a": 1, "b": 2})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(json.headers()["content-type"], "application/json");
+    let json: Value = json.json().await.unwrap();
+    assert_eq!(json["result"]["content"][0]["text"], "3");
+}
+
 /// The demo server over Streamable HTTP, whose transport says which request a sampling request
 /// belongs to.
 async fn demo_over_http() -> (Background, Value) {

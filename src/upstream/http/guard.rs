@@ -48,6 +48,9 @@ pub struct GuardConfig {
     /// `None`: any origin; `Some(list)`: only these (`scheme://host[:port]`, port `*` for any).
     pub allowed_origins: Option<Vec<String>>,
     pub max_body_bytes: usize,
+    /// Always answer a session's requests on an SSE stream (rmcp's way), never with the JSON
+    /// body the guard makes of a quick answer (`prefer_json`).
+    pub stream_answers: bool,
 }
 
 type TokenHash = [u8; 32];
@@ -573,7 +576,10 @@ pub(crate) async fn check(
     // JSON-only clients: rmcp answers stateful requests on SSE; we unwrap the final message.
     let json_only = method == Method::POST && !accepts_sse(&parts.headers);
     // Clients that take both get a quick answer as JSON (see `prefer_json`).
-    let json_welcome = method == Method::POST && !json_only && accepts_json(&parts.headers);
+    let json_welcome = method == Method::POST
+        && !json_only
+        && !guard.config.stream_answers
+        && accepts_json(&parts.headers);
     if method == Method::POST {
         parts.headers.insert(
             header::ACCEPT,
@@ -890,6 +896,7 @@ mod tests {
                 rate_limit_requests: 0,
                 allowed_origins: origins.map(|o| o.into_iter().map(str::to_owned).collect()),
                 max_body_bytes: 1024,
+                stream_answers: false,
             },
             Cors::Permissive,
         )
@@ -923,6 +930,7 @@ mod tests {
             rate_limit_requests: 0,
             allowed_origins: None,
             max_body_bytes: 1024,
+            stream_answers: false,
         }
     }
 
