@@ -1384,7 +1384,14 @@ async fn list_repeatedly(
 }
 
 async fn big_catalog(report: &mut String, plan: Plan, dir: &Path) -> Result<()> {
-    let (servers, extra) = (plan.catalog_servers, plan.catalog_tools);
+    // `catalog_tools` per server in all: the demo server's own tools plus enough extra ones.
+    let mut bare_demo = Command::new(DEMO);
+    bare_demo.args(["--extra-tools", "0"]);
+    let mut probe = StdioClient::spawn(bare_demo, Stdio::null())?;
+    probe.initialize().await?;
+    let own = probe.list_tools().await?.len();
+    probe.close().await;
+    let (servers, extra) = (plan.catalog_servers, plan.catalog_tools.saturating_sub(own));
     let config = servers_config(dir, "big", servers, extra)?;
     let mut demo = Command::new(DEMO);
     demo.args(["--extra-tools", &extra.to_string()]);
