@@ -488,7 +488,7 @@ impl HttpProxy {
             .to_str()
             .unwrap()
             .to_owned();
-        let initialized = answer_of(response).await;
+        let initialized = message_of(response).await;
         client
             .post(json!({ "jsonrpc": "2.0", "method": "notifications/initialized" }))
             .send()
@@ -550,7 +550,7 @@ impl HttpLegacy {
         self.next_id += 1;
         let body =
             json!({ "jsonrpc": "2.0", "id": self.next_id, "method": method, "params": params });
-        answer_of(self.post(body).send().await.unwrap()).await
+        message_of(self.post(body).send().await.unwrap()).await
     }
 
     async fn result(&mut self, method: &str, params: Value) -> Value {
@@ -585,19 +585,6 @@ async fn message_on(stream: &mut reqwest::Response, check: impl Fn(&Value) -> bo
     })
     .await;
     found.expect("the message arrives on the stream")
-}
-
-/// The JSON-RPC answer in a response body, JSON or SSE.
-async fn answer_of(response: reqwest::Response) -> Value {
-    let text = response.text().await.unwrap();
-    if let Ok(value) = serde_json::from_str(&text) {
-        return value;
-    }
-    text.lines()
-        .filter_map(|line| line.strip_prefix("data:"))
-        .filter_map(|data| serde_json::from_str::<Value>(data.trim()).ok())
-        .find(|message| message.get("result").is_some() || message.get("error").is_some())
-        .unwrap_or_else(|| panic!("no JSON-RPC answer in {text:?}"))
 }
 
 #[tokio::test]
@@ -643,7 +630,7 @@ async fn core_tasks_work_for_a_2025_11_25_client_over_http_and_stay_with_their_c
         .send()
         .await
         .unwrap();
-    let with_header = answer_of(with_header).await;
+    let with_header = message_of(with_header).await;
     assert_eq!(
         with_header["result"]["taskId"],
         id.as_str(),

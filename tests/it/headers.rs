@@ -21,19 +21,6 @@ fn call(region: &str) -> Value {
     }})
 }
 
-/// The JSON-RPC message in a response body, JSON or SSE.
-async fn message_of(response: reqwest::Response) -> Value {
-    let text = response.text().await.unwrap();
-    if let Ok(value) = serde_json::from_str(&text) {
-        return value;
-    }
-    text.lines()
-        .filter_map(|line| line.strip_prefix("data:"))
-        .filter_map(|data| serde_json::from_str::<Value>(data.trim()).ok())
-        .find(|message| message.get("result").is_some() || message.get("error").is_some())
-        .unwrap_or_else(|| panic!("no JSON-RPC response in {text:?}"))
-}
-
 #[tokio::test]
 async fn mcp_param_headers_are_checked_against_the_body() {
     let _ = rustls::crypto::ring::default_provider().install_default();

@@ -150,19 +150,6 @@ async fn call_text(
     text_of(&result)
 }
 
-/// The JSON-RPC message in a response body, JSON or SSE.
-async fn message_of(response: reqwest::Response) -> Value {
-    let text = response.text().await.unwrap();
-    if let Ok(value) = serde_json::from_str(&text) {
-        return value;
-    }
-    text.lines()
-        .filter_map(|line| line.strip_prefix("data:"))
-        .filter_map(|data| serde_json::from_str::<Value>(data.trim()).ok())
-        .find(|message| message.get("result").is_some() || message.get("error").is_some())
-        .unwrap_or_else(|| panic!("no JSON-RPC response in {text:?}"))
-}
-
 #[tokio::test]
 async fn the_rmcp_client_initializes_lists_and_calls_over_http() {
     let proxy = HttpProxy::start(json!({"demo": demo()}), NO_LIMITS).await;
@@ -187,6 +174,48 @@ async fn the_rmcp_client_initializes_lists_and_calls_over_http() {
     assert!(prompts.iter().any(|p| p.name == "demo__test_simple_prompt"));
 }
 
+/// A session opened with raw requests and acknowledged (`notifications/initialized`), for
+/// looking at the HTTP answers themselves.
+struct RawSession {
+    client: reqwest::Client,
+    url: String,
+    id: String,
+}
+
+impl RawSession {
+    async fn open(proxy: &HttpProxy) -> RawSession {
+        let session = RawSession {
+            client: reqwest::Client::new(),
+            url: proxy.url.clone(),
+            id: proxy.raw_session(None).await,
+        };
+        let ack = session
+            .post(
+                "application/json, text/event-stream",
+                json!({"jsonrpc":"2.0","method":"notifications/initialized"}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(ack.status(), 202);
+        session
+    }
+
+    /// Posts `body` in this session, accepting `accept`.
+    fn post(
+        &self,
+        accept: &str,
+        body: Value,
+    ) -> impl Future<Output = reqwest::Result<reqwest::Response>> + use<> {
+        self.client
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .header("accept", accept)
+            .header("mcp-session-id", &self.id)
+            .json(&body)
+            .send()
+    }
+}
+
 #[tokio::test]
 async fn json_only_and_sse_clients_both_get_answers() {
     let proxy = HttpProxy::start(json!({"demo": demo()}), NO_LIMITS).await;
@@ -195,24 +224,8 @@ async fn json_only_and_sse_clients_both_get_answers() {
         .log
         .wait_for("connected server_info=pluggedin-demo-server")
         .await;
-    let session = proxy.raw_session(None).await;
-    let client = reqwest::Client::new();
-    let send = |accept: &'static str, body: Value| {
-        client
-            .post(&proxy.url)
-            .header("content-type", "application/json")
-            .header("accept", accept)
-            .header("mcp-session-id", &session)
-            .json(&body)
-            .send()
-    };
-    let ack = send(
-        "application/json",
-        json!({"jsonrpc":"2.0","method":"notifications/initialized"}),
-    )
-    .await
-    .unwrap();
-    assert_eq!(ack.status(), 202);
+    let session = RawSession::open(&proxy).await;
+    let send = |accept: &'static str, body: Value| session.post(accept, body);
     let json = send(
         "application/json",
         call_body(2, "demo__add", json!({"a": 1, "b": 2})),
@@ -273,24 +286,8 @@ async fn sse_answers_keeps_every_answer_on_a_stream() {
         .log
         .wait_for("connected server_info=pluggedin-demo-server")
         .await;
-    let session = proxy.raw_session(None).await;
-    let client = reqwest::Client::new();
-    let send = |accept: &'static str, body: Value| {
-        client
-            .post(&proxy.url)
-            .header("content-type", "application/json")
-            .header("accept", accept)
-            .header("mcp-session-id", &session)
-            .json(&body)
-            .send()
-    };
-    let ack = send(
-        "application/json, text/event-stream",
-        json!({"jsonrpc":"2.0","method":"notifications/initialized"}),
-    )
-    .await
-    .unwrap();
-    assert_eq!(ack.status(), 202);
+    let session = RawSession::open(&proxy).await;
+    let send = |accept: &'static str, body: Value| session.post(accept, body);
     // The quick call that gets a JSON body by default comes on its own SSE stream here.
     let quick = send(
         "application/json, text/event-stream",

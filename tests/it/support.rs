@@ -668,3 +668,16 @@ pub fn simple_pdf(lines: &[&str]) -> Vec<u8> {
     pdf.extend_from_slice(b"\nendstream\nendobj\ntrailer << /Root 1 0 R >>\n%%EOF\n");
     pdf
 }
+
+/// The JSON-RPC answer (result or error) in an HTTP response body, JSON or SSE.
+pub async fn message_of(response: reqwest::Response) -> Value {
+    let text = response.text().await.unwrap();
+    if let Ok(value) = serde_json::from_str(&text) {
+        return value;
+    }
+    text.lines()
+        .filter_map(|line| line.strip_prefix("data:"))
+        .filter_map(|data| serde_json::from_str::<Value>(data.trim()).ok())
+        .find(|message| message.get("result").is_some() || message.get("error").is_some())
+        .unwrap_or_else(|| panic!("no JSON-RPC response in {text:?}"))
+}
