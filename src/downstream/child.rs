@@ -204,7 +204,7 @@ pub(super) struct ChildTransport {
     /// 2025-11-25 tasks' raw path (`tasks::legacy`).
     wire: crate::tasks::legacy::DownstreamWire,
     /// `tools/call` and `tools/list` answers decoded straight into their types.
-    answers: Arc<TypedAnswers>,
+    answers: TypedAnswers,
 }
 
 impl ChildTransport {
@@ -228,7 +228,7 @@ impl ChildTransport {
             framer: LineFramer::new(max),
             max,
             wire: Default::default(),
-            answers: Arc::default(),
+            answers: TypedAnswers::default(),
         })
     }
 
