@@ -435,32 +435,12 @@ struct HttpProxy {
 
 impl HttpProxy {
     async fn start(servers: Value) -> HttpProxy {
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("mcp.json");
-        std::fs::write(&config, json!({ "mcpServers": servers }).to_string()).unwrap();
-        let port = free_port().to_string();
-        let mut child = Command::new(proxy_bin())
-            .args(["--transport", "streamable-http", "--port", &port])
-            .args(["--rate-limit-tools", "0", "--rate-limit-requests", "0"])
-            .arg("--config")
-            .arg(&config)
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .env_remove("PLUGGEDIN_API_KEY")
-            .env("RUST_LOG", "info,pluggedin_mcp_proxy=debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let log = Log::capture(child.stderr.take().unwrap());
-        log.wait_for("listening on http://").await;
+        let (child, log, url) = spawn_http_proxy(&dir, servers, &[]).await;
         log.wait_for("connected server_info=").await;
         HttpProxy {
             _child: child,
-            url: format!("http://127.0.0.1:{port}/mcp"),
+            url,
             log,
             _dir: dir,
         }

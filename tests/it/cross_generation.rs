@@ -289,41 +289,16 @@ async fn a_parked_call_expires_is_cancelled_downstream_and_its_state_is_refused(
 
 #[tokio::test]
 async fn a_parked_calls_state_is_refused_to_another_token() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("mcp.json");
-    std::fs::write(
-        &config,
-        json!({"mcpServers": {"demo": legacy_demo()}}).to_string(),
-    )
-    .unwrap();
-    let port = free_port().to_string();
-    let mut child = tokio::process::Command::new(proxy_bin())
-        .args(["--transport", "streamable-http", "--port", &port])
-        .args(["--rate-limit-tools", "0", "--rate-limit-requests", "0"])
-        .args([
-            "--require-api-auth",
-            "--auth-token",
-            "alice",
-            "--auth-token",
-            "bob",
-        ])
-        .arg("--config")
-        .arg(&config)
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .env_remove("PLUGGEDIN_API_KEY")
-        .env("RUST_LOG", "info,pluggedin_mcp_proxy=debug")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let log = Log::capture(child.stderr.take().unwrap());
-    log.wait_for("listening on http://").await;
+    let auth = [
+        "--require-api-auth",
+        "--auth-token",
+        "alice",
+        "--auth-token",
+        "bob",
+    ];
+    let (_child, log, url) = spawn_http_proxy(&dir, json!({"demo": legacy_demo()}), &auth).await;
     log.wait_for(" connected ").await;
-    let url = format!("http://127.0.0.1:{port}/mcp");
     let client = |token: &str| {
         let config =
             rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig::with_uri(
@@ -576,31 +551,9 @@ async fn mixed_generation_http_load_answers_every_caller_correctly() {
         .trim()
         .to_owned();
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("mcp.json");
-    std::fs::write(
-        &config,
-        json!({"mcpServers": {"demo": {"url": demo_url, "protocol": "legacy"}}}).to_string(),
-    )
-    .unwrap();
-    let port = free_port().to_string();
-    let mut child = tokio::process::Command::new(proxy_bin())
-        .args(["--transport", "streamable-http", "--port", &port])
-        .args(["--rate-limit-tools", "0", "--rate-limit-requests", "0"])
-        .arg("--config")
-        .arg(&config)
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .env("RUST_LOG", "info,pluggedin_mcp_proxy=debug")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let log = Log::capture(child.stderr.take().unwrap());
-    log.wait_for("listening on http://").await;
+    let servers = json!({"demo": {"url": demo_url, "protocol": "legacy"}});
+    let (_child, log, url) = spawn_http_proxy(&dir, servers, &[]).await;
     log.wait_for(" connected ").await;
-    let url = format!("http://127.0.0.1:{port}/mcp");
 
     let mut clients = Vec::new();
     for index in 0..6 {

@@ -2,8 +2,6 @@
 //! `x-mcp-header` parameters must be mirrored in `Mcp-Param-*` headers that match the body.
 //! Raw HTTP requests, because a well-behaved client (rmcp) never sends a mismatch.
 
-use std::process::Stdio;
-
 use serde_json::{Value, json};
 
 use crate::support::*;
@@ -23,29 +21,10 @@ fn call(region: &str) -> Value {
 
 #[tokio::test]
 async fn mcp_param_headers_are_checked_against_the_body() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("mcp.json");
-    std::fs::write(&config, json!({"mcpServers": {"demo": demo()}}).to_string()).unwrap();
-    let port = free_port().to_string();
-    let mut child = tokio::process::Command::new(proxy_bin())
-        .args(["--transport", "streamable-http", "--port", &port])
-        .args(["--rate-limit-tools", "0", "--rate-limit-requests", "0"])
-        .arg("--config")
-        .arg(&config)
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let log = Log::capture(child.stderr.take().unwrap());
-    log.wait_for("listening on http://").await;
+    let (mut child, log, url) = spawn_http_proxy(&dir, json!({"demo": demo()}), &[]).await;
     log.wait_for("connected server_info=pluggedin-demo-server")
         .await;
-    let url = format!("http://127.0.0.1:{port}/mcp");
     let send = |region_header: Option<&'static str>| {
         let mut request = reqwest::Client::new()
             .post(&url)

@@ -1,7 +1,6 @@
 //! SSE polling and resumption (SEP-1699, 2025-11-25): a response stream that ends before the
 //! answer is resumed with `GET` + `Last-Event-ID`, on both sides of the proxy.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -10,28 +9,10 @@ use crate::support::*;
 
 /// The proxy over Streamable HTTP with the demo server (stdio) behind it.
 async fn http_proxy(dir: &tempfile::TempDir) -> (tokio::process::Child, Log, String) {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let config = dir.path().join("mcp.json");
-    std::fs::write(&config, json!({"mcpServers": {"demo": demo()}}).to_string()).unwrap();
-    let port = free_port().to_string();
-    let mut child = tokio::process::Command::new(proxy_bin())
-        .args(["--transport", "streamable-http", "--port", &port])
-        .args(["--rate-limit-tools", "0", "--rate-limit-requests", "0"])
-        .arg("--config")
-        .arg(&config)
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let log = Log::capture(child.stderr.take().unwrap());
-    log.wait_for("listening on http://").await;
+    let (child, log, url) = spawn_http_proxy(dir, json!({"demo": demo()}), &[]).await;
     log.wait_for("connected server_info=pluggedin-demo-server")
         .await;
-    (child, log, format!("http://127.0.0.1:{port}/mcp"))
+    (child, log, url)
 }
 
 fn post(url: &str, session: Option<&str>, body: Value) -> reqwest::RequestBuilder {

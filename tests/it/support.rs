@@ -681,3 +681,36 @@ pub async fn message_of(response: reqwest::Response) -> Value {
         .find(|message| message.get("result").is_some() || message.get("error").is_some())
         .unwrap_or_else(|| panic!("no JSON-RPC response in {text:?}"))
 }
+
+/// The proxy in Streamable HTTP mode on a free port, serving `servers` (an `mcpServers` object)
+/// with its config and data in `dir`, rate limits off, plus `args`; returned once it listens, with
+/// its log and its `/mcp` URL.
+pub async fn spawn_http_proxy(
+    dir: &tempfile::TempDir,
+    servers: Value,
+    args: &[&str],
+) -> (tokio::process::Child, Log, String) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let config = dir.path().join("mcp.json");
+    std::fs::write(&config, json!({ "mcpServers": servers }).to_string()).unwrap();
+    let port = free_port().to_string();
+    let mut child = tokio::process::Command::new(proxy_bin())
+        .args(["--transport", "streamable-http", "--port", &port])
+        .args(["--rate-limit-tools", "0", "--rate-limit-requests", "0"])
+        .args(args)
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .env_remove("PLUGGEDIN_API_KEY")
+        .env("RUST_LOG", "info,pluggedin_mcp_proxy=debug")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let log = Log::capture(child.stderr.take().unwrap());
+    log.wait_for("listening on http://").await;
+    (child, log, format!("http://127.0.0.1:{port}/mcp"))
+}

@@ -401,28 +401,9 @@ async fn a_modern_server_sees_what_the_modern_client_declared() {
 async fn tasks_work_for_a_modern_client_over_http() {
     // Over Streamable HTTP every tasks/* request carries `Mcp-Name: <task id>`, which the proxy
     // checks against the body before resolving the namespaced id.
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("mcp.json");
     let servers = json!({"alpha": modern_demo(), "beta": modern_demo()});
-    std::fs::write(&config, json!({ "mcpServers": servers }).to_string()).unwrap();
-    let port = free_port().to_string();
-    let mut child = tokio::process::Command::new(proxy_bin())
-        .args(["--transport", "streamable-http", "--port", &port])
-        .args(["--rate-limit-tools", "0", "--rate-limit-requests", "0"])
-        .arg("--config")
-        .arg(&config)
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let log = Log::capture(child.stderr.take().unwrap());
-    log.wait_for("listening on http://").await;
-    let url = format!("http://127.0.0.1:{port}/mcp");
+    let (mut child, _log, url) = spawn_http_proxy(&dir, servers, &[]).await;
     let lifecycle = ClientLifecycleMode::Discover {
         preferred_versions: vec![ProtocolVersion::V_2026_07_28],
     };
