@@ -2261,7 +2261,9 @@ impl Events for Router {
     }
 }
 
-fn method_of(request: &ServerRequest) -> &'static str {
+/// The method of a server's request to a client, for logs and errors (rmcp's `ServerRequest`
+/// has no `method()`, unlike `ClientRequest`).
+pub fn method_of(request: &ServerRequest) -> &'static str {
     match request {
         ServerRequest::CreateMessageRequest(_) => "sampling/createMessage",
         ServerRequest::ElicitRequest(_) => "elicitation/create",

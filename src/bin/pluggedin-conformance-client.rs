@@ -23,6 +23,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use pluggedin_mcp_proxy::config::Config;
 use pluggedin_mcp_proxy::downstream::{self, Downstream, Events, ServerState};
+use pluggedin_mcp_proxy::router::method_of;
 use pluggedin_mcp_proxy::security::Secret;
 use rmcp::RoleClient;
 use rmcp::model::{
@@ -72,16 +73,6 @@ impl Events for User {
     ) -> BoxFuture<'static, Result<ClientResult, ErrorData>> {
         tracing::info!(server, "the server asks: {}", method_of(&request));
         Box::pin(async move { answer(request) })
-    }
-}
-
-fn method_of(request: &ServerRequest) -> &'static str {
-    match request {
-        ServerRequest::CreateMessageRequest(_) => "sampling/createMessage",
-        ServerRequest::ElicitRequest(_) => "elicitation/create",
-        ServerRequest::ListRootsRequest(_) => "roots/list",
-        ServerRequest::PingRequest(_) => "ping",
-        _ => "a custom request",
     }
 }
 

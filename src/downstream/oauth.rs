@@ -1548,6 +1548,44 @@ impl OAuthHttp {
             }
         }
     }
+
+    /// Sends a request with the server's credentials (`send` gets the `auth_header` and custom
+    /// headers to use) and, when the server challenges, answers and sends it again: on
+    /// `use_dpop_nonce` (RFC 9449 §9) after learning the nonce — rmcp keeps only a 401's
+    /// WWW-Authenticate, so a probe whose body no server would act on asks for the `DPoP-Nonce`
+    /// header — otherwise after authorizing. When that fails, the server's own answer (401/403)
+    /// stands.
+    async fn authorized<T, F>(
+        &self,
+        method: &str,
+        uri: &str,
+        custom_headers: &HashMap<HeaderName, HeaderValue>,
+        mut send: impl FnMut(Option<String>, HashMap<HeaderName, HeaderValue>) -> F,
+    ) -> Result<T, HttpError>
+    where
+        F: Future<Output = Result<T, HttpError>>,
+    {
+        let mut attempts = 0;
+        loop {
+            let (token, headers) = self.oauth.credentials(method, uri, custom_headers).await;
+            let result = send(token, headers).await;
+            let Some(challenge) = result.as_ref().err().and_then(Self::challenge) else {
+                return result;
+            };
+            if attempts >= MAX_ATTEMPTS {
+                return result;
+            }
+            attempts += 1;
+            let answered = if challenge.error.as_deref() == Some("use_dpop_nonce") {
+                self.oauth.fetch_resource_nonce(uri, custom_headers).await
+            } else {
+                self.answer(&challenge).await.is_some()
+            };
+            if !answered {
+                return result;
+            }
+        }
+    }
 }
 
 impl StreamableHttpClient for OAuthHttp {
@@ -1581,43 +1619,17 @@ impl StreamableHttpClient for OAuthHttp {
         custom_headers: HashMap<HeaderName, HeaderValue>,
         limits: StreamableHttpResponseLimits,
     ) -> Result<StreamableHttpPostResponse, HttpError> {
-        let mut attempts = 0;
-        loop {
-            let (token, headers) = self.oauth.credentials("POST", &uri, &custom_headers).await;
-            let result = self
-                .inner
-                .post_message_with_response_limits(
-                    uri.clone(),
-                    message.clone(),
-                    session_id.clone(),
-                    token,
-                    headers,
-                    limits,
-                )
-                .await;
-            match result.as_ref().err().and_then(Self::challenge) {
-                Some(challenge)
-                    if challenge.error.as_deref() == Some("use_dpop_nonce")
-                        && attempts < MAX_ATTEMPTS =>
-                {
-                    // RFC 9449 §9: the server wants its nonce in our proofs. rmcp keeps only
-                    // WWW-Authenticate of the 401, so ask for the DPoP-Nonce header with a probe
-                    // whose body no server would act on.
-                    attempts += 1;
-                    if !self.oauth.fetch_resource_nonce(&uri, &custom_headers).await {
-                        return result;
-                    }
-                }
-                Some(challenge) if attempts < MAX_ATTEMPTS => {
-                    attempts += 1;
-                    // When authorizing fails, the server's own answer (401/403) stands.
-                    if self.answer(&challenge).await.is_none() {
-                        return result;
-                    }
-                }
-                _ => return result,
-            }
-        }
+        self.authorized("POST", &uri, &custom_headers, |token, headers| {
+            self.inner.post_message_with_response_limits(
+                uri.clone(),
+                message.clone(),
+                session_id.clone(),
+                token,
+                headers,
+                limits,
+            )
+        })
+        .await
     }
 
     async fn delete_session(
@@ -1664,31 +1676,17 @@ impl StreamableHttpClient for OAuthHttp {
         custom_headers: HashMap<HeaderName, HeaderValue>,
         max_sse_event_size: usize,
     ) -> Result<BoxStream<'static, Result<Sse, SseError>>, HttpError> {
-        let mut attempts = 0;
-        loop {
-            let (token, headers) = self.oauth.credentials("GET", &uri, &custom_headers).await;
-            let result = self
-                .inner
-                .get_stream_with_max_sse_event_size(
-                    uri.clone(),
-                    session_id.clone(),
-                    last_event_id.clone(),
-                    token,
-                    headers,
-                    max_sse_event_size,
-                )
-                .await;
-            match result.as_ref().err().and_then(Self::challenge) {
-                Some(challenge) if attempts < MAX_ATTEMPTS => {
-                    attempts += 1;
-                    // When authorizing fails, the server's own answer (401/403) stands.
-                    if self.answer(&challenge).await.is_none() {
-                        return result;
-                    }
-                }
-                _ => return result,
-            }
-        }
+        self.authorized("GET", &uri, &custom_headers, |token, headers| {
+            self.inner.get_stream_with_max_sse_event_size(
+                uri.clone(),
+                session_id.clone(),
+                last_event_id.clone(),
+                token,
+                headers,
+                max_sse_event_size,
+            )
+        })
+        .await
     }
 }
 

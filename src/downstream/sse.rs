@@ -25,6 +25,7 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
+use super::connect::error_chain;
 use crate::tasks::legacy::DownstreamWire;
 
 /// Largest single SSE event accepted by default; a larger one drops the connection.
@@ -557,21 +558,6 @@ fn request_error(method: &'static str, url: &Url, error: reqwest::Error) -> SseT
         url: url.to_string(),
         detail,
     }
-}
-
-/// `error: source: source…`, skipping a source whose text the chain already contains.
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// Up to [`MAX_ERROR_BODY_CHARS`] characters of an error response's body, on one line.
