@@ -189,7 +189,7 @@ impl AppClient {
                     let target = path_and_query.to_owned();
                     let fetch = async move {
                         client
-                            .send(Method::GET, &target, None, None)
+                            .request(Method::GET, &target, None, None)
                             .await
                             .map(Arc::new)
                     }
@@ -213,16 +213,6 @@ impl AppClient {
     /// A request with a JSON body (or none), answered with the parsed JSON body (`null` for an
     /// empty body; a text body becomes a JSON string).
     pub async fn request(
-        &self,
-        method: Method,
-        path_and_query: &str,
-        body: Option<&Value>,
-        timeout: Option<Duration>,
-    ) -> Result<Value, AppError> {
-        self.send(method, path_and_query, body, timeout).await
-    }
-
-    async fn send(
         &self,
         method: Method,
         path_and_query: &str,
