@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the third-party MCP servers the integration tests run against, into .deps/ (ignored by
-# git): @modelcontextprotocol/server-everything from npm; mcp-server-time, the MCP Python SDK and
-# aiosmtpd (a loopback SMTP server for the e-mail tests) from PyPI.
+# git): @modelcontextprotocol/server-everything and the MCP TypeScript SDK from npm; mcp-server-time,
+# the MCP Python SDK and aiosmtpd (a loopback SMTP server for the e-mail tests) from PyPI.
 # Idempotent: a second run with everything present does nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,16 +9,20 @@ DEPS="$PWD/.deps"
 mkdir -p "$DEPS"
 
 EVERYTHING_VERSION="2026.8.31"
+# The official MCP TypeScript SDK: the client tests drive the proxy with it too.
+TS_SDK_VERSION="1.32.2"
 # Pinned so a registry release cannot change what the tests see.
 TIME_VERSION="2026.10.19"
 PYTHON_SDK_VERSION="2.3.0"
 # A loopback SMTP server for the notification e-mail tests.
 AIOSMTPD_VERSION="1.4.6"
 
-if [ ! -f "$DEPS/npm/node_modules/@modelcontextprotocol/server-everything/dist/index.js" ]; then
-  echo "installing @modelcontextprotocol/server-everything@$EVERYTHING_VERSION" >&2
+if [ ! -f "$DEPS/npm/node_modules/@modelcontextprotocol/server-everything/dist/index.js" ] ||
+  ! grep -qs "\"version\": \"$TS_SDK_VERSION\"" "$DEPS/npm/node_modules/@modelcontextprotocol/sdk/package.json"; then
+  echo "installing @modelcontextprotocol/server-everything@$EVERYTHING_VERSION and @modelcontextprotocol/sdk@$TS_SDK_VERSION" >&2
   npm install --silent --no-audit --no-fund --prefix "$DEPS/npm" \
-    "@modelcontextprotocol/server-everything@$EVERYTHING_VERSION" >&2
+    "@modelcontextprotocol/server-everything@$EVERYTHING_VERSION" \
+    "@modelcontextprotocol/sdk@$TS_SDK_VERSION" >&2
 fi
 
 if [ ! -x "$DEPS/venv/bin/mcp-server-time" ]; then

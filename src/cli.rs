@@ -126,10 +126,22 @@ pub struct Cli {
     #[arg(long, default_value_t = 4 * 1024 * 1024)]
     pub max_body_bytes: usize,
 
+    /// Seconds a client's first look (`initialize`, `server/discover`, the first lists) and the
+    /// `tools`, `call` and `servers` commands wait for servers still connecting for the first
+    /// time; 0 answers at once with what is connected
+    #[arg(
+        long,
+        env = "PLUGGEDIN_STARTUP_WAIT",
+        default_value = "10",
+        value_parser = seconds,
+        global = true
+    )]
+    pub startup_wait: std::time::Duration,
+
     /// Seconds a modern client's call waits, parked, for the client to retry with the input a
     /// legacy server asked for; then it is cancelled downstream
-    #[arg(long, default_value_t = 600.0)]
-    pub parked_call_ttl: f64,
+    #[arg(long, default_value = "600", value_parser = seconds)]
+    pub parked_call_ttl: std::time::Duration,
 
     /// CORS headers on HTTP responses: `permissive` (the original's) or `off`
     #[arg(long, value_enum, default_value_t = Cors::Permissive)]
@@ -365,4 +377,16 @@ impl Command {
                 | Command::Docs { .. }
         )
     }
+}
+
+/// A duration in seconds as flags take it: a number from 0 to a day, fractions allowed.
+fn seconds(text: &str) -> Result<std::time::Duration, String> {
+    let value: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("\"{text}\" is not a number of seconds"))?;
+    if !(0.0..=86_400.0).contains(&value) {
+        return Err(format!("{text} is out of range (0 to 86400 seconds)"));
+    }
+    Ok(std::time::Duration::from_secs_f64(value))
 }

@@ -16,17 +16,55 @@ use rmcp::model::{CallToolRequestParams, ServerResult};
 use crate::cli::Command;
 use crate::router::{Caller, Router};
 
-/// How long the commands wait for servers to connect before printing what they have.
-const SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the commands wait in silence for servers to connect; past this they say whom they
+/// wait for (servers usually connect well within it).
+const QUIET_WAIT: Duration = Duration::from_millis(500);
 
 pub async fn run(command: Command, router: &Arc<Router>) -> anyhow::Result<ExitCode> {
-    router.wait_settled(SETTLE_TIMEOUT).await;
+    await_servers(router).await;
     match command {
         Command::Tools { json, .. } => tools(router, json),
         Command::Call { tool, args } => call(router, &tool, &args).await,
         Command::Servers { .. } => servers(router),
         // Management commands never reach here (`lib::run` sends them to `manage`).
         other => anyhow::bail!("{other:?} is not an inspector command"),
+    }
+}
+
+/// Waits, as a client's first look does, for the servers' first connection attempts within
+/// `--startup-wait`; says on stderr whom it waits for when that takes a while, and who did not
+/// make it.
+#[allow(
+    clippy::print_stderr,
+    reason = "progress for a person at a terminal; stdout carries the result"
+)]
+async fn await_servers(router: &Router) {
+    let wait = router.await_first_attempts();
+    tokio::pin!(wait);
+    if tokio::time::timeout(QUIET_WAIT, &mut wait).await.is_ok() {
+        return;
+    }
+    let pending = router.first_attempts();
+    if pending.is_empty() {
+        return;
+    }
+    let names: Vec<&str> = pending.iter().map(|server| server.name.as_str()).collect();
+    let left = router
+        .startup_wait()
+        .saturating_sub(pending[0].created().elapsed());
+    eprintln!(
+        "waiting up to {:.0} s for {} to connect (--startup-wait)…",
+        left.as_secs_f32().ceil(),
+        names.join(", ")
+    );
+    wait.await;
+    let late: Vec<String> = pending
+        .iter()
+        .filter(|server| !server.first_attempt_done())
+        .map(|server| server.name.clone())
+        .collect();
+    if !late.is_empty() {
+        eprintln!("still starting, left out: {}", late.join(", "));
     }
 }
 

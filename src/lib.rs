@@ -208,9 +208,10 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
         tracker.clone(),
         cancel.clone(),
     );
-    router.parked().set_ttl(Duration::from_secs_f64(
-        cli.parked_call_ttl.clamp(0.001, 86_400.0),
-    ));
+    router
+        .parked()
+        .set_ttl(cli.parked_call_ttl.max(Duration::from_millis(1)));
+    router.set_startup_wait(cli.startup_wait);
     router.reload_settings().await;
     match &app {
         Some(app) => {

@@ -35,7 +35,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::builtin::{self, Builtins};
 use crate::catalog::{
-    AppServerEntry, Catalog, InvalidCursor, PromptRoute, ResolveError, ServerEntry, page,
+    AppServerEntry, Catalog, InvalidCursor, Item, PromptRoute, ResolveError, ServerEntry, page,
 };
 use crate::cli::PrefixMode;
 use crate::config::{Config, ToolFilter};
@@ -72,6 +72,9 @@ pub enum RouteError {
     Cursor(#[from] InvalidCursor),
     #[error("server \"{server}\" is not connected ({state})")]
     NotConnected { server: String, state: ServerState },
+    /// The server is starting, restarting, failed or refused; the text says which.
+    #[error(transparent)]
+    Unavailable(downstream::Unavailable),
     #[error("server \"{server}\" does not support {what}")]
     Unsupported { server: String, what: &'static str },
     #[error("server \"{server}\": {method} timed out after {}s", timeout.as_secs_f32())]
@@ -106,6 +109,15 @@ pub enum RouteError {
     App(String),
 }
 
+impl From<downstream::Unavailable> for RouteError {
+    fn from(unavailable: downstream::Unavailable) -> RouteError {
+        match unavailable {
+            downstream::Unavailable::Cancelled => RouteError::Cancelled,
+            down => RouteError::Unavailable(down),
+        }
+    }
+}
+
 /// JSON-RPC `-32001`, the request-timeout code the official SDKs use.
 const REQUEST_TIMEOUT: ErrorCode = ErrorCode(-32001);
 
@@ -132,6 +144,7 @@ impl From<RouteError> for ErrorData {
             }
             RouteError::Timeout { .. } => ErrorData::new(REQUEST_TIMEOUT, message, None),
             RouteError::NotConnected { .. }
+            | RouteError::Unavailable(_)
             | RouteError::ConnectionLost { .. }
             | RouteError::Transport { .. }
             | RouteError::UnexpectedResult { .. }
@@ -336,12 +349,22 @@ pub struct Router {
     /// Held for a whole catalog rebuild: two servers connecting at once must not race, or the
     /// slower rebuild (from older lists) would replace the newer catalog.
     rebuilding: Mutex<()>,
-    /// The lists last written to the catalog cache, by server UUID.
+    /// The lists last written to the catalog cache, by server UUID; with the store's copies
+    /// once a name had to be looked up there (`expected_owner`).
     cached: Mutex<HashMap<String, Arc<crate::catalog::ServerLists>>>,
+    /// Set once the store's catalog cache has been read into `cached` (only when needed: it is
+    /// off the start-up path).
+    stored_lists: tokio::sync::OnceCell<()>,
     /// App mode: where the server list and the catalog come from (`None`: local mode).
     app: OnceLock<Arc<AppMode>>,
     /// Who created each 2025-11-25 task, for its status notifications (`tasks::legacy`).
     core_task_owners: crate::tasks::legacy::Owners,
+    /// How long a client's first look waits for servers in their first connection attempt
+    /// (`--startup-wait`); zero answers at once.
+    startup_wait: Mutex<Duration>,
+    /// Set once no visible server is in a first connection attempt still worth waiting for: the
+    /// first-look wait is then one atomic read. Cleared when servers are added.
+    first_contact_done: AtomicBool,
     tracker: TaskTracker,
     cancel: CancellationToken,
     this: Weak<Router>,
@@ -393,8 +416,11 @@ impl Router {
             settings: RwLock::default(),
             rebuilding: Mutex::default(),
             cached: Mutex::default(),
+            stored_lists: tokio::sync::OnceCell::new(),
             app: OnceLock::new(),
             core_task_owners: Default::default(),
+            startup_wait: Mutex::new(Duration::ZERO),
+            first_contact_done: AtomicBool::new(false),
             tracker,
             cancel,
             this: this.clone(),
@@ -504,6 +530,9 @@ impl Router {
                 started.push(downstream);
             }
         }
+        if !started.is_empty() {
+            self.first_contact_done.store(false, Ordering::Release);
+        }
         for downstream in started {
             downstream::spawn(downstream, self.events(), &self.tracker);
         }
@@ -552,14 +581,53 @@ impl Router {
         read(&self.catalog).clone()
     }
 
-    /// Waits until every server has settled (connected, failed or disabled), or the timeout.
-    pub async fn wait_settled(&self, timeout: Duration) {
-        let servers = self.servers();
-        let settle = futures::future::join_all(servers.iter().map(|server| async move {
-            let mut state = server.subscribe_state();
-            let _ = state.wait_for(ServerState::is_settled).await;
-        }));
-        let _ = tokio::time::timeout(timeout, settle).await;
+    /// Sets how long a client's first look waits for servers still connecting for the first
+    /// time (`--startup-wait`).
+    pub fn set_startup_wait(&self, wait: Duration) {
+        *lock(&self.startup_wait) = wait;
+    }
+
+    pub fn startup_wait(&self) -> Duration {
+        *lock(&self.startup_wait)
+    }
+
+    /// The visible servers in their first connection attempt whose startup wait has not run
+    /// out: what a first look waits for.
+    pub fn first_attempts(&self) -> Vec<Arc<Downstream>> {
+        let wait = self.startup_wait();
+        let now = Instant::now();
+        self.visible_servers()
+            .into_iter()
+            .filter(|server| !server.first_attempt_done() && server.created() + wait > now)
+            .collect()
+    }
+
+    /// Waits until every visible server's first connection attempt has ended (connected, failed,
+    /// refused) or its startup wait ran out, so that what a client sees first is complete. At
+    /// once when that is already so (one atomic read on every later call).
+    pub async fn await_first_attempts(&self) {
+        if self.first_contact_done.load(Ordering::Acquire) {
+            return;
+        }
+        let pending = self.first_attempts();
+        if pending.is_empty() {
+            self.first_contact_done.store(true, Ordering::Release);
+            return;
+        }
+        let wait = self.startup_wait();
+        futures::future::join_all(pending.iter().map(|server| {
+            tokio::time::timeout_at((server.created() + wait).into(), server.first_attempt())
+        }))
+        .await;
+    }
+
+    /// [`Router::await_first_attempts`] for a client's first look (`initialize`,
+    /// `server/discover`, the lists). Not in App mode: there the catalog comes whole from the App
+    /// (or its saved copy), and only calls wait for the servers they need.
+    pub async fn await_first_contact(&self) {
+        if self.app.get().is_none() {
+            self.await_first_attempts().await;
+        }
     }
 
     /// Keeps `session` informed of list changes, logs and resource updates.
@@ -1154,7 +1222,12 @@ impl Router {
             );
             return Ok(ServerResult::CallToolResult(result));
         }
-        let route = self.catalog().resolve_tool(&params.name)?;
+        let name = params.name.clone();
+        let route = self
+            .resolve_waiting(caller, Item::Tool(&name), |catalog| {
+                Ok(catalog.resolve_tool(&name)?)
+            })
+            .await?;
         params.name = route.original.clone().into();
         params.meta = None;
         let before = self.server(&route.server).ok();
@@ -1343,7 +1416,13 @@ impl Router {
             return self.get_prompt_app(app, caller, params).await;
         }
         let started = Instant::now();
-        match catalog.resolve_prompt(&params.name)? {
+        let name = params.name.clone();
+        let route = self
+            .resolve_waiting(caller, Item::Prompt(&name), |catalog| {
+                Ok(catalog.resolve_prompt(&name)?)
+            })
+            .await?;
+        match route {
             PromptRoute::Instructions { server } => {
                 let messages = catalog.instructions(&server).unwrap_or_default().to_vec();
                 let mut result = GetPromptResult::new(messages);
@@ -1406,9 +1485,16 @@ impl Router {
             );
             return outcome;
         }
-        let server = self.resource_owner(&params.uri)?;
-        params.meta = None;
         let uri = params.uri.clone();
+        let server = self
+            .resolve_waiting(caller, Item::Resource(&uri), |catalog| {
+                catalog
+                    .resolve_resource(&uri)
+                    .map(str::to_owned)
+                    .ok_or_else(|| RouteError::UnknownResource(uri.clone()))
+            })
+            .await?;
+        params.meta = None;
         let outcome = self
             .forward(
                 &server,
@@ -1631,19 +1717,6 @@ impl Router {
         mut request: ClientRequest,
         caller: &Caller,
     ) -> Result<ServerResult, RouteError> {
-        // App mode lists a server's tools before it has connected (the App's catalog): a call
-        // that arrives while it is starting waits for it, within the server's timeout.
-        if self.app.get().is_some() {
-            let downstream = self.server(server)?;
-            if downstream.state() == ServerState::Starting {
-                let mut state = downstream.subscribe_state();
-                let _ = tokio::time::timeout(
-                    downstream.config.timeout,
-                    state.wait_for(ServerState::is_settled),
-                )
-                .await;
-            }
-        }
         let modern_caller = caller
             .meta
             .protocol_version()
@@ -1659,10 +1732,8 @@ impl Router {
         }
         // Only a modern server answers with `InputRequiredResult`; for the others (nearly all) the
         // request goes out once, without the copy a retry would need.
-        let modern_server = self
-            .server(server)?
-            .connection()
-            .is_some_and(|connection| connection.is_modern());
+        let downstream = self.server(server)?;
+        let modern_server = self.connection_of(&downstream, caller).await?.is_modern();
         if !modern_server {
             if modern_caller
                 && caller.session.is_some()
@@ -1788,12 +1859,7 @@ impl Router {
     ) -> Result<ServerResult, RouteError> {
         let method = request.method().to_owned();
         let downstream = self.server(server)?;
-        let connection = downstream
-            .connection()
-            .ok_or_else(|| RouteError::NotConnected {
-                server: server.to_owned(),
-                state: downstream.state(),
-            })?;
+        let connection = self.connection_of(&downstream, caller).await?;
         let timeout = downstream.config.timeout;
         tracing::debug!(server, method, "forwarding");
         let mut options = PeerRequestOptions::with_timeout(timeout);
@@ -1899,6 +1965,103 @@ impl Router {
                 Err(RouteError::Cancelled)
             }
         }
+    }
+
+    /// The server's live connection; while it is starting or restarting, waits for it within
+    /// its timeout (the request then has its own). App mode lists a server's tools before it
+    /// connected, and a local server's tools are called by name while it restarts.
+    async fn connection_of(
+        &self,
+        downstream: &Downstream,
+        caller: &Caller,
+    ) -> Result<Arc<downstream::Connection>, RouteError> {
+        if let Some(connection) = downstream.connection() {
+            return Ok(connection);
+        }
+        let deadline = tokio::time::Instant::now() + downstream.config.timeout;
+        Ok(downstream.connected(deadline, &caller.ct).await?)
+    }
+
+    /// Resolves a name in the current catalog. When it is unknown there, it may belong to a
+    /// server that is not connected yet: waits for the servers' first connection attempts (the
+    /// first-look wait), then for the server the name's `<slug>__`/`<uuid>__` prefix names, or
+    /// whose last known lists offer it, while that server starts or restarts; and resolves
+    /// again. A server that does not come up is named in the error, with why.
+    async fn resolve_waiting<T>(
+        &self,
+        caller: &Caller,
+        item: Item<'_>,
+        resolve: impl Fn(&Catalog) -> Result<T, RouteError>,
+    ) -> Result<T, RouteError> {
+        let unknown = |result: &Result<T, RouteError>| {
+            matches!(
+                result,
+                Err(RouteError::Resolve(ResolveError::Unknown { .. })
+                    | RouteError::UnknownResource(_))
+            )
+        };
+        let resolved = resolve(&self.catalog());
+        if !unknown(&resolved) {
+            return resolved;
+        }
+        self.await_first_contact().await;
+        let resolved = resolve(&self.catalog());
+        if !unknown(&resolved) {
+            return resolved;
+        }
+        let Some(owner) = self.expected_owner(item).await else {
+            return resolved;
+        };
+        tracing::debug!(server = %owner.name, "waiting for the server that offers {item}");
+        self.connection_of(&owner, caller).await?;
+        resolve(&self.catalog())
+    }
+
+    /// The visible server, not connected now, that should own `item`: the one its prefix names
+    /// (tools and prompts), else one whose last known lists offer it (the catalog cache: what
+    /// the server listed when it was last connected, in this process or an earlier one).
+    async fn expected_owner(&self, item: Item<'_>) -> Option<Arc<Downstream>> {
+        let down: Vec<Arc<Downstream>> = self
+            .visible_servers()
+            .into_iter()
+            .filter(|server| server.connection().is_none())
+            .collect();
+        if down.is_empty() {
+            return None;
+        }
+        if let Item::Tool(name) | Item::Prompt(name) = item
+            && let Some((prefix, _)) = crate::catalog::naming::split(name)
+            && let Some(server) = down.iter().find(|server| {
+                server.slug.eq_ignore_ascii_case(prefix) || server.uuid.eq_ignore_ascii_case(prefix)
+            })
+        {
+            return Some(server.clone());
+        }
+        self.stored_lists
+            .get_or_init(|| async {
+                let control = self.control.builtins.control();
+                let stored = match control.cached_servers().await {
+                    Ok(stored) => stored,
+                    Err(error) => {
+                        tracing::debug!("catalog cache not read: {error}");
+                        Vec::new()
+                    }
+                };
+                let mut cached = lock(&self.cached);
+                for server in stored {
+                    if let Some(lists) = crate::catalog::ServerLists::from_json(&server.lists) {
+                        // What a server listed in this process is newer than the store's copy.
+                        cached.entry(server.uuid).or_insert_with(|| Arc::new(lists));
+                    }
+                }
+            })
+            .await;
+        let cached = lock(&self.cached);
+        down.into_iter().find(|server| {
+            cached
+                .get(&server.uuid)
+                .is_some_and(|lists| lists.offers(item))
+        })
     }
 
     fn service_error(

@@ -37,6 +37,22 @@ impl ServerLists {
         })
     }
 
+    /// Whether these lists offer `item` under its original name (a resource: listed, or matched
+    /// by a template).
+    pub fn offers(&self, item: Item<'_>) -> bool {
+        match item {
+            Item::Tool(name) => self.tools.iter().any(|tool| tool.name == name),
+            Item::Prompt(name) => self.prompts.iter().any(|prompt| prompt.name == name),
+            Item::Resource(uri) => {
+                self.resources.iter().any(|resource| resource.uri == uri)
+                    || self
+                        .templates
+                        .iter()
+                        .any(|template| template::matches(&template.uri_template, uri))
+            }
+        }
+    }
+
     /// The lists back from [`ServerLists::to_json`]; `None` if they do not parse.
     pub fn from_json(value: &serde_json::Value) -> Option<ServerLists> {
         let part = |key: &str| {
@@ -51,6 +67,25 @@ impl ServerLists {
             resources: serde_json::from_value(part("resources")).ok()?,
             templates: serde_json::from_value(part("templates")).ok()?,
         })
+    }
+}
+
+/// Something a client asks for by name: a tool or prompt (by the name the client sends) or a
+/// resource (by URI).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Item<'a> {
+    Tool(&'a str),
+    Prompt(&'a str),
+    Resource(&'a str),
+}
+
+impl std::fmt::Display for Item<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Item::Tool(name) => write!(f, "tool \"{name}\""),
+            Item::Prompt(name) => write!(f, "prompt \"{name}\""),
+            Item::Resource(uri) => write!(f, "resource \"{uri}\""),
+        }
     }
 }
 

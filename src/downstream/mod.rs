@@ -14,8 +14,9 @@ pub mod sse;
 mod supervisor;
 mod task_wire;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use rmcp::RoleClient;
@@ -102,6 +103,27 @@ impl std::fmt::Display for ServerState {
     }
 }
 
+/// Why a request could not reach a server.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unavailable {
+    /// The server is not connected; `why` says what it is doing instead.
+    #[error("server \"{server}\" {why}")]
+    Down { server: String, why: String },
+    /// The caller gave up while waiting.
+    #[error("the request was cancelled")]
+    Cancelled,
+}
+
+/// Seconds as people read them: `3 s`, `0.5 s`.
+fn seconds(duration: Duration) -> String {
+    let secs = duration.as_secs_f32();
+    if secs.fract() == 0.0 {
+        format!("{secs:.0} s")
+    } else {
+        format!("{secs:.1} s")
+    }
+}
+
 /// A live connection's handle and what the server said about itself.
 #[derive(Clone)]
 pub struct Connection {
@@ -139,6 +161,15 @@ pub struct Downstream {
     listening: watch::Sender<std::collections::BTreeSet<String>>,
     /// Stops this server's supervisor (config change or shutdown).
     pub(crate) cancel: CancellationToken,
+    /// When this server was configured: its first connection attempt began then.
+    created: Instant,
+    /// Whether the first connection attempt has ended (connected, failed, refused, stopped).
+    first_attempt_done: AtomicBool,
+    /// Whether a live connection ended and the next attempt is a restart (cleared by the
+    /// attempt's outcome): a call waits for a restarting server, not for one that cannot connect.
+    restarting: AtomicBool,
+    /// Whether the server has been connected at some point.
+    ever_connected: AtomicBool,
 }
 
 impl Downstream {
@@ -150,7 +181,8 @@ impl Downstream {
         security: Arc<SecuritySettings>,
         cancel: CancellationToken,
     ) -> Downstream {
-        let initial = if config.disabled {
+        let disabled = config.disabled;
+        let initial = if disabled {
             ServerState::Disabled
         } else {
             ServerState::Starting
@@ -168,6 +200,10 @@ impl Downstream {
             listening: watch::Sender::new(Default::default()),
             detected: std::sync::Mutex::default(),
             cancel,
+            created: Instant::now(),
+            first_attempt_done: AtomicBool::new(disabled),
+            restarting: AtomicBool::new(false),
+            ever_connected: AtomicBool::new(false),
         }
     }
 
@@ -178,6 +214,102 @@ impl Downstream {
     /// Changes in state, for waiting until a server settles.
     pub fn subscribe_state(&self) -> watch::Receiver<ServerState> {
         self.state.subscribe()
+    }
+
+    /// When the server was configured, which is when its first connection attempt began.
+    pub fn created(&self) -> Instant {
+        self.created
+    }
+
+    /// Whether the first connection attempt has ended, however it ended.
+    pub fn first_attempt_done(&self) -> bool {
+        self.first_attempt_done.load(Ordering::Acquire)
+    }
+
+    /// Resolves once the first connection attempt has ended (at once if it has).
+    pub async fn first_attempt(&self) {
+        let mut state = self.subscribe_state();
+        let _ = state.wait_for(|_| self.first_attempt_done()).await;
+    }
+
+    /// Waits for the live connection: while the server is starting, or restarting after its
+    /// connection ended, until it connects; never past a failed attempt, past `deadline`, or
+    /// past `cancel`. The error says why the server is not available.
+    pub async fn connected(
+        &self,
+        deadline: tokio::time::Instant,
+        cancel: &CancellationToken,
+    ) -> Result<Arc<Connection>, Unavailable> {
+        let mut state = self.subscribe_state();
+        loop {
+            if let Some(connection) = self.connection() {
+                return Ok(connection);
+            }
+            let current = state.borrow_and_update().clone();
+            let waiting = match &current {
+                // Connected but the connection not published yet, or gone a moment ago.
+                ServerState::Connected | ServerState::Starting => true,
+                ServerState::Failed {
+                    retry_in: Some(_), ..
+                } => self.restarting.load(Ordering::Acquire),
+                _ => false,
+            };
+            if !waiting {
+                return Err(self.unavailable(&current, false));
+            }
+            tokio::select! {
+                changed = state.changed() => {
+                    if changed.is_err() {
+                        return Err(self.unavailable(&ServerState::Stopped, false));
+                    }
+                }
+                () = tokio::time::sleep_until(deadline) => {
+                    return Err(self.unavailable(&self.state(), true));
+                }
+                () = cancel.cancelled() => return Err(Unavailable::Cancelled),
+            }
+        }
+    }
+
+    /// Why the server is not available in `state` (`waited`: a wait for it ran out).
+    fn unavailable(&self, state: &ServerState, waited: bool) -> Unavailable {
+        let restarting = self.restarting.load(Ordering::Acquire);
+        let why = match state {
+            ServerState::Starting | ServerState::Connected if restarting => {
+                "is restarting after a crash".to_owned()
+            }
+            ServerState::Starting | ServerState::Connected if self.ever_connected() => {
+                "is reconnecting".to_owned()
+            }
+            ServerState::Starting | ServerState::Connected => "is still starting".to_owned(),
+            ServerState::Failed { reason, retry_in } => {
+                let what = if restarting {
+                    "is restarting after a crash"
+                } else if self.ever_connected() {
+                    "failed to reconnect"
+                } else {
+                    "failed to start"
+                };
+                match retry_in {
+                    Some(retry_in) => {
+                        format!("{what}: {reason} (next attempt in {})", seconds(*retry_in))
+                    }
+                    None => format!("{what}: {reason}"),
+                }
+            }
+            ServerState::Refused { .. } => format!("is {state}"),
+            ServerState::Stopped => "is stopped".to_owned(),
+            ServerState::Disabled => "is disabled in the config".to_owned(),
+        };
+        let why = if waited {
+            format!("{why} (waited {})", seconds(self.config.timeout))
+        } else {
+            why
+        };
+        Unavailable::Down {
+            server: self.name.clone(),
+            why,
+        }
     }
 
     pub fn connection(&self) -> Option<Arc<Connection>> {
@@ -237,7 +369,23 @@ impl Downstream {
     }
 
     fn set_state(&self, state: ServerState) {
+        if state.is_settled() {
+            self.first_attempt_done.store(true, Ordering::Release);
+        }
+        if state == ServerState::Connected {
+            self.ever_connected.store(true, Ordering::Release);
+        }
         self.state.send_replace(state);
+    }
+
+    /// Whether a server has been connected at some point.
+    fn ever_connected(&self) -> bool {
+        self.ever_connected.load(Ordering::Acquire)
+    }
+
+    /// Says whether the next connection attempt is a restart after a live connection ended.
+    fn set_restarting(&self, restarting: bool) {
+        self.restarting.store(restarting, Ordering::Release);
     }
 
     fn set_connection(&self, connection: Option<Connection>) {

@@ -131,6 +131,7 @@ async fn supervise(downstream: Arc<Downstream>, events: Arc<dyn Events>) {
                 reason
             }
             Err(error) => {
+                downstream.set_restarting(false);
                 // The server may have changed generation: probe again next time.
                 lock(&downstream.detected).take();
                 error.to_string()
@@ -215,7 +216,8 @@ async fn serve(downstream: &Arc<Downstream>, events: &Arc<dyn Events>, running: 
     let listed = tokio::select! {
         () = downstream.cancel.cancelled() => None,
         result = &mut ended => {
-            return format!("connection closed during listing ({result:?})");
+            downstream.set_restarting(false);
+            return format!("connection closed during listing ({})", quit_reason(result));
         }
         lists = list_everything(&connection, downstream.config.timeout) => Some(lists),
     };
@@ -227,6 +229,7 @@ async fn serve(downstream: &Arc<Downstream>, events: &Arc<dyn Events>, running: 
     let lists = match lists {
         Ok(lists) => lists,
         Err(error) => {
+            downstream.set_restarting(false);
             stop.cancel();
             let _ = tokio::time::timeout(CLOSE_GRACE, ended).await;
             return format!("listing failed: {error}");
@@ -242,6 +245,7 @@ async fn serve(downstream: &Arc<Downstream>, events: &Arc<dyn Events>, running: 
     downstream.set_connection(Some(connection.clone()));
     // The catalog first: whoever waits for `Connected` must find the server's tools in it.
     events.catalog_changed();
+    downstream.set_restarting(false);
     downstream.set_state(ServerState::Connected);
     tracing::info!(
         server_info = %server_info,
@@ -268,10 +272,11 @@ async fn serve(downstream: &Arc<Downstream>, events: &Arc<dyn Events>, running: 
             let _ = tokio::time::timeout(CLOSE_GRACE, &mut ended).await;
             "stopped".to_owned()
         }
-        result = &mut ended => match result {
-            Ok(reason) => format!("connection closed ({reason:?})"),
-            Err(error) => format!("connection task failed: {error}"),
-        },
+        result = &mut ended => {
+            // Calls wait for the restart that follows (see `Downstream::connected`).
+            downstream.set_restarting(true);
+            format!("connection closed ({})", quit_reason(result))
+        }
     };
     downstream.set_connection(None);
     downstream.set_lists(ServerLists::default());
@@ -386,5 +391,17 @@ async fn follow_changes(
         }
         let _ = subscription.cancel().await;
         tracing::debug!("resource subscriptions changed, listening again");
+    }
+}
+
+/// Why a connection's service loop ended, as people read it.
+fn quit_reason(result: Result<rmcp::service::QuitReason, tokio::task::JoinError>) -> String {
+    match result {
+        Ok(rmcp::service::QuitReason::Closed) => "the server closed it".to_owned(),
+        Ok(rmcp::service::QuitReason::Cancelled) => "cancelled".to_owned(),
+        Ok(rmcp::service::QuitReason::JoinError(error)) | Err(error) => {
+            format!("its task failed: {error}")
+        }
+        Ok(_) => "it ended".to_owned(),
     }
 }

@@ -9,7 +9,7 @@ pub mod tool_pages;
 use std::sync::Arc;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CompleteRequestParams, CompleteResult,
+    CallToolRequestParams, CallToolResponse, CompleteRequestParams, CompleteResult, DiscoverResult,
     GetPromptRequestParams, GetPromptResponse, InitializeRequestParams, InitializeResult,
     ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
     PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ResultType,
@@ -118,6 +118,9 @@ impl ServerHandler for ProxyHandler {
     ) -> Result<InitializeResult, ErrorData> {
         context.peer.set_peer_info(request.clone());
         self.session.attach(&context.peer);
+        // Capabilities and instructions cannot change after this answer: it waits for the
+        // servers still connecting for the first time (bounded by --startup-wait).
+        self.router.await_first_contact().await;
         // A hibernated HTTP session waking up: rmcp replays its `initialize`.
         if let Some(sessions) = &self.http_sessions
             && let Some(marker) = context.extensions.get::<SessionRestoreMarker>()
@@ -131,6 +134,18 @@ impl ServerHandler for ProxyHandler {
             &mut result.capabilities,
         );
         Ok(result)
+    }
+
+    async fn discover(
+        &self,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<DiscoverResult, ErrorData> {
+        // A modern client's first look, as `initialize` is a legacy one's.
+        self.router.await_first_contact().await;
+        Ok(DiscoverResult::from_server_info(
+            self.supported_protocol_versions().into_owned(),
+            self.get_info(),
+        ))
     }
 
     async fn on_custom_request(
@@ -169,6 +184,7 @@ impl ServerHandler for ProxyHandler {
         request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
+        self.router.await_first_contact().await;
         let (tools, next) = self.router.list_tools(cursor(request.as_ref()))?;
         Ok(tools_result(tools, next))
     }
@@ -232,6 +248,7 @@ impl ServerHandler for ProxyHandler {
         request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
+        self.router.await_first_contact().await;
         let (prompts, next) = self.router.list_prompts(cursor(request.as_ref()))?;
         let mut result = ListPromptsResult::with_all_items(prompts);
         result.next_cursor = next;
@@ -264,6 +281,7 @@ impl ServerHandler for ProxyHandler {
         request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
+        self.router.await_first_contact().await;
         let (resources, next) = self.router.list_resources(cursor(request.as_ref())).await?;
         let mut result = ListResourcesResult::with_all_items(resources);
         result.next_cursor = next;
@@ -275,6 +293,7 @@ impl ServerHandler for ProxyHandler {
         request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        self.router.await_first_contact().await;
         let (templates, next) = self.router.list_templates(cursor(request.as_ref()))?;
         let mut result = ListResourceTemplatesResult::with_all_items(templates);
         result.next_cursor = next;

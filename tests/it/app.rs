@@ -1241,7 +1241,7 @@ async fn a_401_with_nothing_new_in_the_app_fails_after_one_reread() {
             .unwrap_err(),
     );
     assert!(
-        error.message.contains("\"Web\" is not connected"),
+        error.message.contains("server \"Web\" failed to start"),
         "{}",
         error.message
     );

@@ -17,6 +17,7 @@ mod control;
 mod core_tasks;
 mod cross_generation;
 mod documents;
+mod first_contact;
 mod forwarding;
 mod generations;
 mod headers;
