@@ -29,6 +29,17 @@ cleanup() {
 }
 trap cleanup EXIT
 
+wait_for_health() { # port log
+  for _ in $(seq 1 200); do
+    python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' \
+      "http://127.0.0.1:$1/health" 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "timed out waiting for /health on port $1:" >&2
+  cat "$2" >&2
+  return 1
+}
+
 wait_for_line() { # file text
   for _ in $(seq 1 200); do
     grep -q "$2" "$1" 2>/dev/null && return 0
@@ -56,9 +67,9 @@ start_proxy() { # name protocol [proxy flags...] -> sets proxy_url
     --transport streamable-http --port "$port" --prefix-mode never \
     --rate-limit-tools 0 --rate-limit-requests 0 "${@:3}" 2>"$work/$1.log" &
   pids+=($!)
-  wait_for_line "$work/$1.log" "listening on http://"
-  # The demo server must be connected behind the proxy before the suite lists tools.
-  wait_for_line "$work/$1.log" "connected server_info=pluggedin-demo-server"
+  # The suite starts the moment /health answers, as a client would: the proxy's first answers
+  # wait for the demo server behind it (--startup-wait), the script does not.
+  wait_for_health "$port" "$work/$1.log"
   proxy_url="http://127.0.0.1:$port/mcp"
 }
 start_proxy proxy-legacy legacy

@@ -1388,3 +1388,28 @@ async fn servers_and_tools_commands_work_in_both_modes() {
     let text = local.cli_ok(&["servers"]);
     assert!(!text.contains("plugged.in App"), "{text}");
 }
+
+#[tokio::test]
+async fn app_mode_calls_wait_for_a_server_that_is_starting_or_restarting() {
+    let app = AppStub::start().await;
+    let mut slow = demo_server(DEMO, "Demo", Some("demo-server"));
+    slow["args"] = json!(["--start-delay-ms", "1000"]);
+    app.set_servers(json!([slow]));
+    app.set_tools(json!([
+        app_tool("demo-server__echo", DEMO, "Echo text"),
+        app_tool("demo-server__exit", DEMO, "Exits"),
+    ]));
+    let proxy = app_proxy(&app).await;
+    // The App lists the tool at once; its server takes a second to start.
+    let text = proxy
+        .call_text("demo-server__echo", json!({"message": "while starting"}))
+        .await;
+    assert_eq!(text, "Echo: while starting");
+
+    let _ = proxy.call("demo-server__exit", json!({})).await;
+    proxy.log.wait_for("server not connected").await;
+    let text = proxy
+        .call_text("demo-server__echo", json!({"message": "while restarting"}))
+        .await;
+    assert_eq!(text, "Echo: while restarting");
+}
