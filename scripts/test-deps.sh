@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the third-party MCP servers the integration tests run against, into .deps/ (ignored by
-# git): @modelcontextprotocol/server-everything from npm; mcp-server-time, the MCP Python SDK and
-# aiosmtpd (a loopback SMTP server for the e-mail tests) from PyPI.
+# git): @modelcontextprotocol/server-everything, @modelcontextprotocol/server-filesystem and the
+# official TypeScript SDK (@modelcontextprotocol/sdk, for the client scripts in tests/clients/) from
+# npm; mcp-server-time, the MCP Python SDK and aiosmtpd (a loopback SMTP server for the e-mail
+# tests) from PyPI.
 # Idempotent: a second run with everything present does nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +11,8 @@ DEPS="$PWD/.deps"
 mkdir -p "$DEPS"
 
 EVERYTHING_VERSION="2026.8.31"
+FILESYSTEM_VERSION="2026.8.31"
+TS_SDK_VERSION="1.32.2"
 # Pinned so a registry release cannot change what the tests see.
 TIME_VERSION="2026.10.19"
 PYTHON_SDK_VERSION="2.3.0"
@@ -19,6 +23,16 @@ if [ ! -f "$DEPS/npm/node_modules/@modelcontextprotocol/server-everything/dist/i
   echo "installing @modelcontextprotocol/server-everything@$EVERYTHING_VERSION" >&2
   npm install --silent --no-audit --no-fund --prefix "$DEPS/npm" \
     "@modelcontextprotocol/server-everything@$EVERYTHING_VERSION" >&2
+fi
+
+if [ ! -f "$DEPS/npm/node_modules/@modelcontextprotocol/server-filesystem/dist/index.js" ] ||
+  ! grep -q "\"version\": \"$TS_SDK_VERSION\"" \
+    "$DEPS/npm/node_modules/@modelcontextprotocol/sdk/package.json" 2>/dev/null; then
+  echo "installing @modelcontextprotocol/server-filesystem@$FILESYSTEM_VERSION and" \
+    "@modelcontextprotocol/sdk@$TS_SDK_VERSION" >&2
+  npm install --silent --no-audit --no-fund --save-exact --prefix "$DEPS/npm" \
+    "@modelcontextprotocol/server-filesystem@$FILESYSTEM_VERSION" \
+    "@modelcontextprotocol/sdk@$TS_SDK_VERSION" >&2
 fi
 
 if [ ! -x "$DEPS/venv/bin/mcp-server-time" ]; then
