@@ -138,11 +138,18 @@ impl Router {
                     .collect()
             })
             .unwrap_or_default();
-        tracing::debug!(
-            server,
-            roots = roots.len(),
-            "roots/list answered with the configured roots"
-        );
+        if roots.is_empty() {
+            tracing::debug!(
+                server,
+                "roots/list answered with an empty list (none configured)"
+            );
+        } else {
+            tracing::debug!(
+                server,
+                roots = roots.len(),
+                "roots/list answered with the configured roots"
+            );
+        }
         ListRootsResult::new(roots)
     }
 
