@@ -16,11 +16,11 @@ use futures::future::BoxFuture;
 use rmcp::model::{
     CallToolRequestParams, CancelledNotificationParam, ClientRequest, ClientResult,
     CompleteRequestParams, CompleteResult, ErrorCode, ErrorData, GetPromptRequestParams,
-    GetPromptResult, Implementation, ListRootsResult, LoggingLevel,
-    LoggingMessageNotificationParam, ProgressNotificationParam, ProgressToken, PromptsCapability,
-    ReadResourceRequestParams, Reference, Request, RequestId, ResourceUpdatedNotificationParam,
-    ResourcesCapability, ServerCapabilities, ServerConfig, ServerRequest, ServerResult,
-    SetLevelRequestParams, SubscribeRequestParams, ToolsCapability, UnsubscribeRequestParams,
+    GetPromptResult, Implementation, LoggingLevel, LoggingMessageNotificationParam,
+    ProgressNotificationParam, ProgressToken, PromptsCapability, ReadResourceRequestParams,
+    Reference, Request, RequestId, ResourceUpdatedNotificationParam, ResourcesCapability,
+    ServerCapabilities, ServerConfig, ServerRequest, ServerResult, SetLevelRequestParams,
+    SubscribeRequestParams, ToolsCapability, UnsubscribeRequestParams,
 };
 use rmcp::model::{
     GetExtensions, InputRequest, InputResponses, RequestMetaObject, ServerNotification,
@@ -2339,10 +2339,8 @@ async fn ask_client(
         ServerRequest::ListRootsRequest(_) => capabilities.roots.is_some(),
         _ => true,
     };
+    // Roots are asked only of clients that have the capability (`roots`).
     if !supported {
-        if matches!(request, ServerRequest::ListRootsRequest(_)) {
-            return Ok(ClientResult::ListRootsResult(ListRootsResult::default()));
-        }
         return Err(ErrorData::new(
             ErrorCode::METHOD_NOT_FOUND,
             format!("the client does not support {method} (asked by {asker})"),

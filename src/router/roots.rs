@@ -164,7 +164,12 @@ impl Router {
         fresh: bool,
         cancel: CancellationToken,
     ) -> Result<ListRootsResult, ErrorData> {
-        let _turn = session.asking_roots.lock().await;
+        let _turn = tokio::select! {
+            turn = session.asking_roots.lock() => turn,
+            () = cancel.cancelled() => {
+                return Err(ErrorData::internal_error("cancelled", None));
+            }
+        };
         let changes = {
             let kept = lock(&session.roots);
             if !fresh && let Some(roots) = &kept.roots {
@@ -204,6 +209,11 @@ impl Router {
             else {
                 continue;
             };
+            // A modern server asks within each call (`InputRequiredResult`); it has no such
+            // notification to take.
+            if connection.is_modern() {
+                continue;
+            }
             let peer = connection.peer.clone();
             self.tracker.spawn(async move {
                 if let Err(error) = peer.notify_roots_list_changed().await {

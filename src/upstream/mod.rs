@@ -160,7 +160,8 @@ impl ServerHandler for ProxyHandler {
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
         self.session.attach(&context.peer);
         self.session.mark_initialized();
-        // The stdio client's roots are asked now (its servers may be waiting for them).
+        // The stdio client's roots are asked now (servers may be waiting for them); an HTTP
+        // session's are asked when a server asks during one of its calls.
         self.router.refresh_client_roots(&self.session);
         if let Some(sessions) = &self.http_sessions
             && let Some(id) = context
