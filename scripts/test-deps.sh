@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the third-party MCP servers the integration tests run against, into .deps/ (ignored by
-# git): @modelcontextprotocol/server-everything and the MCP TypeScript SDK from npm; mcp-server-time,
-# the MCP Python SDK and aiosmtpd (a loopback SMTP server for the e-mail tests) from PyPI.
+# git): @modelcontextprotocol/server-everything, @modelcontextprotocol/server-filesystem and the
+# official TypeScript SDK (@modelcontextprotocol/sdk, for the client scripts in tests/clients/) from
+# npm; mcp-server-time, the MCP Python SDK and aiosmtpd (a loopback SMTP server for the e-mail
+# tests) from PyPI.
 # Idempotent: a second run with everything present does nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,7 +11,7 @@ DEPS="$PWD/.deps"
 mkdir -p "$DEPS"
 
 EVERYTHING_VERSION="2026.8.31"
-# The official MCP TypeScript SDK: the client tests drive the proxy with it too.
+FILESYSTEM_VERSION="2026.8.31"
 TS_SDK_VERSION="1.32.2"
 # Pinned so a registry release cannot change what the tests see.
 TIME_VERSION="2026.10.19"
@@ -18,10 +20,15 @@ PYTHON_SDK_VERSION="2.3.0"
 AIOSMTPD_VERSION="1.4.6"
 
 if [ ! -f "$DEPS/npm/node_modules/@modelcontextprotocol/server-everything/dist/index.js" ] ||
-  ! grep -qs "\"version\": \"$TS_SDK_VERSION\"" "$DEPS/npm/node_modules/@modelcontextprotocol/sdk/package.json"; then
-  echo "installing @modelcontextprotocol/server-everything@$EVERYTHING_VERSION and @modelcontextprotocol/sdk@$TS_SDK_VERSION" >&2
-  npm install --silent --no-audit --no-fund --prefix "$DEPS/npm" \
+  [ ! -f "$DEPS/npm/node_modules/@modelcontextprotocol/server-filesystem/dist/index.js" ] ||
+  ! grep -qs "\"version\": \"$TS_SDK_VERSION\"" \
+    "$DEPS/npm/node_modules/@modelcontextprotocol/sdk/package.json"; then
+  echo "installing @modelcontextprotocol/server-everything@$EVERYTHING_VERSION," \
+    "@modelcontextprotocol/server-filesystem@$FILESYSTEM_VERSION and" \
+    "@modelcontextprotocol/sdk@$TS_SDK_VERSION" >&2
+  npm install --silent --no-audit --no-fund --save-exact --prefix "$DEPS/npm" \
     "@modelcontextprotocol/server-everything@$EVERYTHING_VERSION" \
+    "@modelcontextprotocol/server-filesystem@$FILESYSTEM_VERSION" \
     "@modelcontextprotocol/sdk@$TS_SDK_VERSION" >&2
 fi
 

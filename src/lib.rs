@@ -410,7 +410,7 @@ fn refresh_app(
 
 /// Serves one client on stdin/stdout until stdin ends or a signal arrives.
 async fn serve_stdio(router: &Arc<Router>, cancel: &CancellationToken) -> anyhow::Result<()> {
-    let handler = upstream::ProxyHandler::new(router.clone());
+    let handler = upstream::ProxyHandler::stdio(router.clone());
     let pages = Arc::new(upstream::tool_pages::ToolPages::new(router.clone()));
     let transport = upstream::stdio::StdioTransport::new().with_tool_pages(pages);
     let serve = async {

@@ -7,7 +7,7 @@
 //! operator's settings (disabled servers and tools, the workspace) shape the catalog; they are
 //! polled from the control plane. It knows nothing of HTTP, stdio framing or SQL.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::{Duration, Instant};
@@ -16,11 +16,11 @@ use futures::future::BoxFuture;
 use rmcp::model::{
     CallToolRequestParams, CancelledNotificationParam, ClientRequest, ClientResult,
     CompleteRequestParams, CompleteResult, ErrorCode, ErrorData, GetPromptRequestParams,
-    GetPromptResult, Implementation, ListRootsResult, LoggingLevel,
-    LoggingMessageNotificationParam, ProgressNotificationParam, ProgressToken, PromptsCapability,
-    ReadResourceRequestParams, Reference, Request, RequestId, ResourceUpdatedNotificationParam,
-    ResourcesCapability, ServerCapabilities, ServerConfig, ServerRequest, ServerResult,
-    SetLevelRequestParams, SubscribeRequestParams, ToolsCapability, UnsubscribeRequestParams,
+    GetPromptResult, Implementation, LoggingLevel, LoggingMessageNotificationParam,
+    ProgressNotificationParam, ProgressToken, PromptsCapability, ReadResourceRequestParams,
+    Reference, Request, RequestId, ResourceUpdatedNotificationParam, ResourcesCapability,
+    ServerCapabilities, ServerConfig, ServerRequest, ServerResult, SetLevelRequestParams,
+    SubscribeRequestParams, ToolsCapability, UnsubscribeRequestParams,
 };
 use rmcp::model::{
     GetExtensions, InputRequest, InputResponses, RequestMetaObject, ServerNotification,
@@ -45,6 +45,8 @@ use crate::control::time::now_ms;
 use crate::control::{Activity, ActivityAction, CachedServer, Settings, Workspace};
 use crate::downstream::{self, Downstream, Events, ServerState};
 use crate::ids::ServerIds;
+
+mod roots;
 
 /// How long a client may take to answer a server's sampling or elicitation request.
 const CLIENT_REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
@@ -165,6 +167,10 @@ pub struct Session {
     initialized: AtomicBool,
     log_level: Mutex<Option<LoggingLevel>>,
     subscriptions: Mutex<HashSet<String>>,
+    /// The client's roots as the proxy knows them (`roots`).
+    roots: Mutex<roots::KeptRoots>,
+    /// One `roots/list` to the client at a time; a server asking meanwhile waits for its answer.
+    asking_roots: tokio::sync::Mutex<()>,
 }
 
 impl Session {
@@ -365,6 +371,10 @@ pub struct Router {
     /// Set once no visible server is in a first connection attempt still worth waiting for: the
     /// first-look wait is then one atomic read. Cleared when servers are added.
     first_contact_done: AtomicBool,
+    /// The stdio client, whose roots are every server's roots (`roots`).
+    roots_owner: OnceLock<Weak<Session>>,
+    /// Servers that asked for roots: told when the stdio client's roots are known or change.
+    roots_askers: Mutex<BTreeSet<String>>,
     tracker: TaskTracker,
     cancel: CancellationToken,
     this: Weak<Router>,
@@ -421,6 +431,8 @@ impl Router {
             core_task_owners: Default::default(),
             startup_wait: Mutex::new(Duration::ZERO),
             first_contact_done: AtomicBool::new(false),
+            roots_owner: OnceLock::new(),
+            roots_askers: Mutex::default(),
             tracker,
             cancel,
             this: this.clone(),
@@ -1755,6 +1767,25 @@ impl Router {
             };
             let mut answers = InputResponses::new();
             for (key, question) in input.input_requests.unwrap_or_default() {
+                if let InputRequest::ListRoots(_) = question {
+                    let roots = self
+                        .session_roots(
+                            server,
+                            session,
+                            caller.request_id.clone(),
+                            caller.ct.clone(),
+                        )
+                        .await
+                        .map_err(RouteError::Downstream)?;
+                    let answer =
+                        serde_json::to_value(roots).map_err(|error| RouteError::Transport {
+                            server: server.to_owned(),
+                            method: request.method().to_owned(),
+                            message: format!("cannot encode the client's roots: {error}"),
+                        })?;
+                    answers.insert(key, answer);
+                    continue;
+                }
                 let question = match question {
                     InputRequest::CreateMessage(request) => {
                         ServerRequest::CreateMessageRequest(request)
@@ -1774,7 +1805,7 @@ impl Router {
                 let answer = ask_client(
                     session,
                     caller.request_id.clone(),
-                    server,
+                    &format!("server \"{server}\""),
                     question,
                     caller.ct.clone(),
                 )
@@ -2385,13 +2416,15 @@ impl Events for Router {
                     None,
                 ));
             };
+            let roots = matches!(request, ServerRequest::ListRootsRequest(_));
             let (session, origin) = match router.attribute(&server, origin.as_ref()).await {
                 Attribution::Session(session, origin) => (session, origin),
                 Attribution::Parked(questions) => {
                     return crate::parked::ask(&questions, request, context.ct).await;
                 }
-                Attribution::Nobody if matches!(request, ServerRequest::ListRootsRequest(_)) => {
-                    return Ok(ClientResult::ListRootsResult(ListRootsResult::default()));
+                // Whose roots to give is unknown: the server gets its configured ones.
+                Attribution::Nobody | Attribution::Ambiguous(_) if roots => {
+                    return router.roots_for_server(&server, None, context.ct).await;
                 }
                 Attribution::Nobody => {
                     return Err(ErrorData::internal_error(
@@ -2419,7 +2452,13 @@ impl Events for Router {
                     ));
                 }
             };
-            ask_client(&session, origin, &server, request, context.ct).await
+            if roots {
+                // Without a request of the session's in flight, it is not this session's call.
+                let calling = origin.is_some().then_some((&session, origin));
+                return router.roots_for_server(&server, calling, context.ct).await;
+            }
+            let asker = format!("server \"{server}\"");
+            ask_client(&session, origin, &asker, request, context.ct).await
         })
     }
 }
@@ -2437,11 +2476,12 @@ pub fn method_of(request: &ServerRequest) -> &'static str {
 }
 
 /// Asks a client session something on a server's behalf (sampling, elicitation, roots), on the
-/// stream of the client request `origin` when there is one. `cancel` ends the question early.
+/// stream of the client request `origin` when there is one. `asker` says who asks, for messages
+/// (`server "x"`). `cancel` ends the question early.
 async fn ask_client(
     session: &Session,
     origin: Option<RequestId>,
-    server: &str,
+    asker: &str,
     mut request: ServerRequest,
     cancel: CancellationToken,
 ) -> Result<ClientResult, ErrorData> {
@@ -2462,13 +2502,11 @@ async fn ask_client(
         ServerRequest::ListRootsRequest(_) => capabilities.roots.is_some(),
         _ => true,
     };
+    // Roots are asked only of clients that have the capability (`roots`).
     if !supported {
-        if matches!(request, ServerRequest::ListRootsRequest(_)) {
-            return Ok(ClientResult::ListRootsResult(ListRootsResult::default()));
-        }
         return Err(ErrorData::new(
             ErrorCode::METHOD_NOT_FOUND,
-            format!("the client does not support {method} (asked by server \"{server}\")"),
+            format!("the client does not support {method} (asked by {asker})"),
             None,
         ));
     }
@@ -2479,7 +2517,7 @@ async fn ask_client(
             .extensions_mut()
             .insert(OriginatingRequestId(origin));
     }
-    let server = server.to_owned();
+    let asker = asker.to_owned();
     // A fresh task: rmcp's task-local request id of the downstream's request must not leak into
     // the upstream request.
     let ask = tokio::spawn(async move {
@@ -2502,7 +2540,7 @@ async fn ask_client(
             () = cancel.cancelled() => {
                 let params = CancelledNotificationParam::new(
                     Some(id),
-                    Some(format!("server \"{server}\" cancelled its request")),
+                    Some(format!("{asker} cancelled its request")),
                 );
                 let _ = upstream.notify_cancelled(params).await;
                 Err(ErrorData::internal_error("cancelled", None))

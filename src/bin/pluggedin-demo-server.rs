@@ -1,8 +1,9 @@
 //! `pluggedin-demo-server` is the MCP server used as the demo and test fixture of
 //! pluggedin-mcp-proxy: it exposes the tool, resource and prompt catalog of the official MCP
 //! conformance suite's fixture server plus a few friendly test tools (`echo`, `add`, `sleep`,
-//! `exit`, `roots`, `touch_watched_resource`, `pid`). By default it speaks MCP over stdio;
-//! `--http PORT` serves Streamable HTTP at `/mcp` and `--sse PORT` serves the legacy
+//! `exit`, `roots`, `touch_watched_resource`, `pid`; `roots_seen` with `--watch-roots`, which
+//! makes it follow the client's roots as a roots-using server does). By default it speaks MCP
+//! over stdio; `--http PORT` serves Streamable HTTP at `/mcp` and `--sse PORT` serves the legacy
 //! 2024-11-05 HTTP+SSE transport (`GET /sse` + `POST /message`), both on 127.0.0.1. Every mode
 //! accepts both the `initialize` lifecycle and the 2026-07-28 per-request `_meta` lifecycle.
 
@@ -37,7 +38,10 @@ use rmcp::{
     },
     model::*,
     schemars::JsonSchema,
-    service::{RequestContext, ServerInitializeError, SubscriptionContext, SubscriptionSink},
+    service::{
+        NotificationContext, RequestContext, ServerInitializeError, SubscriptionContext,
+        SubscriptionSink,
+    },
     transport::{
         StreamableHttpServerConfig, StreamableHttpService,
         streamable_http_server::session::local::LocalSessionManager,
@@ -88,6 +92,11 @@ struct Cli {
     /// authorization server, and point the 401's `WWW-Authenticate` at it.
     #[arg(long, value_name = "URL", requires = "require_token")]
     oauth_issuer: Option<String>,
+    /// Follow the client's roots as a roots-using server does: ask `roots/list` once the client
+    /// initialized and again on each `notifications/roots/list_changed`, and expose `roots_seen`
+    /// (what it was told, in order).
+    #[arg(long)]
+    watch_roots: bool,
 }
 
 /// The hostile tool's name: a bell and an escape sequence in it.
@@ -238,6 +247,8 @@ struct Shared {
     name: String,
     extra_tools: usize,
     hostile: bool,
+    /// `--watch-roots`: every `roots/list` answer and `list_changed` received, in order.
+    watched_roots: Option<Mutex<Vec<Value>>>,
     dynamic_tool_enabled: AtomicBool,
     dynamic_prompt_enabled: AtomicBool,
     /// The conformance suite's MRTR and tasks fixtures.
@@ -290,6 +301,7 @@ impl Shared {
             name: cli.name.clone(),
             extra_tools: cli.extra_tools,
             hostile: cli.hostile,
+            watched_roots: cli.watch_roots.then(Mutex::default),
             dynamic_tool_enabled: AtomicBool::new(false),
             dynamic_prompt_enabled: AtomicBool::new(false),
             fixtures: conformance::Fixtures::new(),
@@ -598,6 +610,20 @@ fn sampling_reply_text(result: &Value) -> String {
 }
 
 impl DemoServer {
+    /// `--watch-roots`: asks the client for its roots and notes the answer.
+    #[allow(deprecated)] // roots are SEP-2577-deprecated; following them is what this tests
+    async fn note_roots(&self, peer: &Peer<RoleServer>) {
+        let Some(seen) = &self.shared.watched_roots else {
+            return;
+        };
+        let answer = match peer.list_roots().await {
+            Ok(result) => json!({"roots": result.roots}),
+            Err(error) => json!({"error": error.to_string()}),
+        };
+        info!(%answer, "roots/list answered");
+        lock(seen).push(answer);
+    }
+
     fn new_session(shared: &Arc<Shared>) -> Self {
         Self {
             shared: shared.clone(),
@@ -651,6 +677,14 @@ impl DemoServer {
                 "big",
                 "Answers with `bytes` bytes of text",
                 input_schema::<BigArgs>(),
+            ));
+        }
+        if self.shared.watched_roots.is_some() {
+            tools.push(Tool::new(
+                "roots_seen",
+                "What the client said about its roots, in order: each roots/list answer and each \
+                 notifications/roots/list_changed",
+                schema_for_empty_input(),
             ));
         }
         tools.extend(conformance::tools());
@@ -914,6 +948,9 @@ impl DemoServer {
                 text_result(Value::Object(headers).to_string())
             }
             HOSTILE_TOOL if self.shared.hostile => text_result("rang"),
+            "roots_seen" if let Some(seen) = &self.shared.watched_roots => {
+                text_result(Value::Array(lock(seen).clone()).to_string())
+            }
             "flood" if self.shared.hostile => {
                 let args: FloodArgs = parse_json_object(args)?;
                 Self::flood(context, args.count).await
@@ -1028,6 +1065,23 @@ impl DemoServer {
 impl ServerHandler for DemoServer {
     fn get_info(&self) -> ServerConfig {
         self.shared.info.clone()
+    }
+
+    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        let supported = context
+            .peer
+            .peer_info()
+            .is_some_and(|info| info.capabilities.roots.is_some());
+        if supported {
+            self.note_roots(&context.peer).await;
+        }
+    }
+
+    async fn on_roots_list_changed(&self, context: NotificationContext<RoleServer>) {
+        if let Some(seen) = &self.shared.watched_roots {
+            lock(seen).push(json!({"listChanged": true}));
+            self.note_roots(&context.peer).await;
+        }
     }
 
     async fn initialize(

@@ -59,6 +59,16 @@ pub struct ServerConfig {
     /// The OAuth client's settings for an HTTP server (`"oauth"`); an HTTP server without them
     /// still authorizes when it answers 401 with a Bearer challenge.
     pub oauth: crate::downstream::oauth::OAuthConfig,
+    /// The roots the server gets when no client's roots apply (`"roots"`; see the router).
+    pub roots: Vec<RootConfig>,
+}
+
+/// One configured root: a `file://` URI (written as one, or as an absolute or `~/` path) and an
+/// optional name, as MCP's `roots/list` carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RootConfig {
+    pub uri: String,
+    pub name: Option<String>,
 }
 
 /// Where a server's configuration came from.
@@ -391,7 +401,107 @@ fn parse_server(value: &Value) -> Result<ServerConfig, FieldError> {
         },
         origin: Origin::LocalFile,
         oauth: parse_oauth(server)?,
+        roots: parse_roots(server)?,
     })
+}
+
+/// The `roots` array: each entry a string (a `file://` URI, an absolute path or a `~/` path) or
+/// `{"uri": …, "name": …}` with such a string as `uri`. Paths become `file://` URIs, since MCP
+/// roots are URIs. Whether a root exists is the server's business (an HTTP server may live on
+/// another machine), so it is not checked here.
+fn parse_roots(server: &Map<String, Value>) -> Result<Vec<RootConfig>, FieldError> {
+    let items = match server.get("roots") {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(items)) => items,
+        Some(_) => {
+            return Err(field_error(
+                "roots",
+                "must be an array of paths, file:// URIs or {\"uri\", \"name\"} objects",
+            ));
+        }
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(index, item)| {
+            let field = format!("roots[{index}]");
+            match item {
+                Value::String(text) => Ok(RootConfig {
+                    uri: root_uri(text).map_err(|message| field_error(&field, message))?,
+                    name: None,
+                }),
+                Value::Object(root) => {
+                    if let Some(unknown) = root
+                        .keys()
+                        .find(|key| !matches!(key.as_str(), "uri" | "name"))
+                    {
+                        return Err(field_error(
+                            &format!("{field}.{unknown}"),
+                            "unknown field; expected \"uri\" and \"name\"",
+                        ));
+                    }
+                    let uri = match root.get("uri") {
+                        Some(Value::String(text)) => root_uri(text)
+                            .map_err(|message| field_error(&format!("{field}.uri"), message))?,
+                        _ => {
+                            return Err(field_error(
+                                &format!("{field}.uri"),
+                                "must be a path or a file:// URI",
+                            ));
+                        }
+                    };
+                    let name = match root.get("name") {
+                        None | Some(Value::Null) => None,
+                        Some(Value::String(name)) if !name.trim().is_empty() => Some(name.clone()),
+                        Some(_) => {
+                            return Err(field_error(
+                                &format!("{field}.name"),
+                                "must be a non-empty string",
+                            ));
+                        }
+                    };
+                    Ok(RootConfig { uri, name })
+                }
+                _ => Err(field_error(
+                    &field,
+                    "must be a path, a file:// URI or a {\"uri\", \"name\"} object",
+                )),
+            }
+        })
+        .collect()
+}
+
+/// A root as the `file://` URI MCP wants: a URI is checked, a path converted.
+fn root_uri(text: &str) -> Result<String, String> {
+    if text.contains('\0') {
+        return Err("contains a NUL character".into());
+    }
+    if !text.starts_with(['/', '~']) && text.contains(':') {
+        let url = url::Url::parse(text).map_err(|error| format!("\"{text}\": {error}"))?;
+        if url.scheme() != "file" {
+            return Err(format!(
+                "\"{text}\": roots are file:// URIs (or paths), not {}: URIs",
+                url.scheme()
+            ));
+        }
+        return Ok(url.to_string());
+    }
+    let path = match text.strip_prefix('~') {
+        Some(rest) if rest.is_empty() || rest.starts_with('/') => {
+            let home = dirs::home_dir()
+                .ok_or_else(|| format!("\"{text}\": there is no home directory to expand ~ to"))?;
+            home.join(rest.trim_start_matches('/'))
+        }
+        _ => PathBuf::from(text),
+    };
+    if !path.is_absolute() {
+        return Err(format!(
+            "\"{text}\" is a relative path; write an absolute path, a ~/ path or a file:// URI"
+        ));
+    }
+    url::Url::from_file_path(&path)
+        .map(|url| url.to_string())
+        .map_err(|()| format!("\"{text}\" cannot be written as a file:// URI"))
 }
 
 /// The `oauth` object: `clientId`, `clientSecret`, `privateKeyFile` (read now), `assertionFile`

@@ -151,3 +151,88 @@ fn parses_oauth_settings() {
         assert!(error.contains(field), "{bad}: {error}");
     }
 }
+
+#[test]
+fn roots_take_paths_uris_and_named_objects() {
+    let config = parse(
+        r#"{"mcpServers": {"files": {"command": "x", "roots": [
+            "/srv/data",
+            "file:///home/me/project",
+            {"uri": "/srv/with space", "name": "Shared"},
+            {"uri": "file:///opt"}
+        ]}}}"#,
+    )
+    .unwrap();
+    let roots = &config.servers["files"].roots;
+    let root = |uri: &str, name: Option<&str>| RootConfig {
+        uri: uri.into(),
+        name: name.map(str::to_owned),
+    };
+    assert_eq!(
+        roots,
+        &[
+            root("file:///srv/data", None),
+            root("file:///home/me/project", None),
+            root("file:///srv/with%20space", Some("Shared")),
+            root("file:///opt", None),
+        ]
+    );
+    let none = parse(r#"{"mcpServers": {"files": {"command": "x"}}}"#).unwrap();
+    assert!(none.servers["files"].roots.is_empty());
+}
+
+#[test]
+fn a_home_relative_root_is_expanded() {
+    let Some(home) = dirs::home_dir() else {
+        return;
+    };
+    let config =
+        parse(r#"{"mcpServers": {"files": {"command": "x", "roots": ["~/project"]}}}"#).unwrap();
+    let expected = url::Url::from_file_path(home.join("project")).unwrap();
+    assert_eq!(config.servers["files"].roots[0].uri, expected.as_str());
+}
+
+#[test]
+fn bad_roots_name_the_entry_and_why() {
+    let error = |roots: &str| {
+        parse(&format!(
+            r#"{{"mcpServers": {{"files": {{"command": "x", "roots": {roots}}}}}}}"#
+        ))
+        .unwrap_err()
+        .to_string()
+    };
+    assert_eq!(
+        error(r#""/srv""#),
+        "config test.json: server \"files\": field \"roots\": must be an array of paths, \
+         file:// URIs or {\"uri\", \"name\"} objects"
+    );
+    assert_eq!(
+        error(r#"["/srv", "data"]"#),
+        "config test.json: server \"files\": field \"roots[1]\": \"data\" is a relative path; \
+         write an absolute path, a ~/ path or a file:// URI"
+    );
+    assert_eq!(
+        error(r#"["https://example.com/x"]"#),
+        "config test.json: server \"files\": field \"roots[0]\": \"https://example.com/x\": \
+         roots are file:// URIs (or paths), not https: URIs"
+    );
+    assert_eq!(
+        error(r#"[{"uri": "/srv", "label": "x"}]"#),
+        "config test.json: server \"files\": field \"roots[0].label\": unknown field; \
+         expected \"uri\" and \"name\""
+    );
+    assert_eq!(
+        error(r#"[{"name": "x"}]"#),
+        "config test.json: server \"files\": field \"roots[0].uri\": must be a path or a \
+         file:// URI"
+    );
+    assert_eq!(
+        error(r#"[{"uri": "/srv", "name": ""}]"#),
+        "config test.json: server \"files\": field \"roots[0].name\": must be a non-empty string"
+    );
+    assert_eq!(
+        error("[3]"),
+        "config test.json: server \"files\": field \"roots[0]\": must be a path, a file:// URI \
+         or a {\"uri\", \"name\"} object"
+    );
+}

@@ -50,6 +50,13 @@ impl ProxyHandler {
         }
     }
 
+    /// The handler of the one stdio client, whose roots are the servers' roots.
+    pub fn stdio(router: Arc<Router>) -> ProxyHandler {
+        let handler = ProxyHandler::new(router);
+        handler.router.set_roots_owner(&handler.session);
+        handler
+    }
+
     /// The handler of a stateful HTTP session managed by `sessions`.
     pub(crate) fn with_http_sessions(
         mut self,
@@ -168,6 +175,9 @@ impl ServerHandler for ProxyHandler {
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
         self.session.attach(&context.peer);
         self.session.mark_initialized();
+        // The stdio client's roots are asked now (servers may be waiting for them); an HTTP
+        // session's are asked when a server asks during one of its calls.
+        self.router.refresh_client_roots(&self.session);
         if let Some(sessions) = &self.http_sessions
             && let Some(id) = context
                 .extensions
@@ -177,6 +187,10 @@ impl ServerHandler for ProxyHandler {
         {
             sessions.link(id, &self.session);
         }
+    }
+
+    async fn on_roots_list_changed(&self, _context: NotificationContext<RoleServer>) {
+        self.router.refresh_client_roots(&self.session);
     }
 
     async fn list_tools(

@@ -28,6 +28,7 @@ mod oauth;
 mod reload;
 mod resilience;
 mod resume;
+mod roots;
 mod routing;
 mod security;
 mod tasks;

@@ -48,6 +48,30 @@ pub fn everything_js() -> PathBuf {
     path
 }
 
+/// `@modelcontextprotocol/server-filesystem`, installed by `scripts/test-deps.sh`.
+pub fn filesystem_js() -> PathBuf {
+    let path =
+        deps().join("npm/node_modules/@modelcontextprotocol/server-filesystem/dist/index.js");
+    assert!(
+        path.is_file(),
+        "{} is missing: run scripts/test-deps.sh first",
+        path.display()
+    );
+    path
+}
+
+/// The official TypeScript SDK (`@modelcontextprotocol/sdk`), installed by
+/// `scripts/test-deps.sh` for the client scripts in `tests/clients/`.
+pub fn ts_sdk() -> PathBuf {
+    let path = deps().join("npm/node_modules/@modelcontextprotocol/sdk/package.json");
+    assert!(
+        path.is_file(),
+        "{} is missing: run scripts/test-deps.sh first",
+        path.display()
+    );
+    path
+}
+
 /// `mcp-server-time` from PyPI, installed by `scripts/test-deps.sh`.
 pub fn time_server() -> PathBuf {
     let path = deps().join("venv/bin/mcp-server-time");
@@ -104,6 +128,17 @@ pub fn time_stdio() -> Value {
     json!({"command": time_server()})
 }
 
+/// server-filesystem over stdio, started without directory arguments: its allowed directories
+/// are the roots it is given.
+pub fn filesystem_stdio() -> Value {
+    json!({"command": "node", "args": [filesystem_js()]})
+}
+
+/// A root for a directory, as a client lists it.
+pub fn root_of(dir: &Path) -> Root {
+    Root::new(url::Url::from_file_path(dir).unwrap().as_str())
+}
+
 /// Something the proxy sent the client unasked.
 #[derive(Debug, Clone)]
 pub enum Event {
@@ -122,6 +157,10 @@ pub struct TestClient {
     pub requests: Arc<Mutex<Vec<String>>>,
     /// Put in sampling answers, so a test can tell which client answered.
     pub label: String,
+    /// What `roots/list` answers.
+    pub roots: Arc<Mutex<Vec<Root>>>,
+    /// Whether it announces the `roots` capability.
+    pub roots_capability: bool,
 }
 
 impl TestClient {
@@ -130,6 +169,10 @@ impl TestClient {
             events: broadcast::channel(4096).0,
             requests: Arc::default(),
             label: "test client".into(),
+            roots: Arc::new(Mutex::new(vec![
+                Root::new("file:///tmp/test-root").with_name("test root"),
+            ])),
+            roots_capability: true,
         }
     }
 
@@ -149,9 +192,11 @@ impl ClientHandler for TestClient {
         capabilities.sampling = Some(Default::default());
         capabilities.elicitation =
             Some(ElicitationCapability::new().with_form(FormElicitationCapability::new()));
-        let mut roots = RootsCapabilities::default();
-        roots.list_changed = Some(true);
-        capabilities.roots = Some(roots);
+        if self.roots_capability {
+            let mut roots = RootsCapabilities::default();
+            roots.list_changed = Some(true);
+            capabilities.roots = Some(roots);
+        }
         ClientInfo::new(capabilities, Implementation::new("proxy-tests", "1.0.0"))
     }
 
@@ -194,9 +239,7 @@ impl ClientHandler for TestClient {
         _context: RequestContext<RoleClient>,
     ) -> Result<ListRootsResult, ErrorData> {
         self.requests.lock().unwrap().push("roots/list".into());
-        Ok(ListRootsResult::new(vec![
-            Root::new("file:///tmp/test-root").with_name("test root"),
-        ]))
+        Ok(ListRootsResult::new(self.roots.lock().unwrap().clone()))
     }
 
     async fn on_progress(
@@ -243,6 +286,8 @@ pub struct ProxyBuilder {
     args: Vec<String>,
     env: Vec<(String, String)>,
     dir: Option<Arc<tempfile::TempDir>>,
+    /// The client's roots; `Some(None)`: no `roots` capability.
+    roots: Option<Option<Vec<Root>>>,
 }
 
 pub fn proxy() -> ProxyBuilder {
@@ -252,6 +297,7 @@ pub fn proxy() -> ProxyBuilder {
         args: Vec::new(),
         env: Vec::new(),
         dir: None,
+        roots: None,
     }
 }
 
@@ -284,6 +330,18 @@ impl ProxyBuilder {
         self
     }
 
+    /// The client's roots (by default one, `file:///tmp/test-root`).
+    pub fn client_roots(mut self, roots: Vec<Root>) -> Self {
+        self.roots = Some(Some(roots));
+        self
+    }
+
+    /// A client that does not announce the `roots` capability.
+    pub fn client_without_roots(mut self) -> Self {
+        self.roots = Some(None);
+        self
+    }
+
     /// Sets an environment variable for the proxy process.
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.env.push((key.to_owned(), value.to_owned()));
@@ -298,6 +356,12 @@ impl ProxyBuilder {
     /// Starts the proxy, waits until its log says `needle` (say, that servers connected), and only
     /// then initializes.
     pub async fn start_after(self, needle: Option<&str>) -> Proxy {
+        self.start_after_all(needle.as_slice()).await
+    }
+
+    /// Starts the proxy, waits until its log has said every one of `needles`, and only then
+    /// initializes.
+    pub async fn start_after_all(self, needles: &[&str]) -> Proxy {
         let dir = self
             .dir
             .unwrap_or_else(|| Arc::new(tempfile::tempdir().unwrap()));
@@ -320,12 +384,18 @@ impl ProxyBuilder {
             .expect("the proxy binary starts");
         let pid = transport.id().expect("the proxy has a pid");
         let log = Log::capture(stderr.expect("stderr is piped"));
-        if let Some(needle) = needle {
+        for needle in needles {
             log.wait_for(needle).await;
         }
-        let client = TestClient::new();
+        let mut client = TestClient::new();
+        match self.roots {
+            Some(Some(roots)) => *client.roots.lock().unwrap() = roots,
+            Some(None) => client.roots_capability = false,
+            None => {}
+        }
         let events = client.events.subscribe();
         let requests = client.requests.clone();
+        let roots = client.roots.clone();
         let service = tokio::time::timeout(WAIT, client.serve(transport))
             .await
             .expect("initialize within the wait")
@@ -334,6 +404,7 @@ impl ProxyBuilder {
             service,
             events,
             requests,
+            roots,
             pid,
             log,
             config_path,
@@ -385,6 +456,8 @@ pub struct Proxy {
     pub service: RunningService<RoleClient, TestClient>,
     pub events: broadcast::Receiver<Event>,
     pub requests: Arc<Mutex<Vec<String>>>,
+    /// What the client answers to `roots/list`.
+    pub roots: Arc<Mutex<Vec<Root>>>,
     pub pid: u32,
     pub log: Log,
     pub config_path: PathBuf,
@@ -402,6 +475,34 @@ impl Drop for Proxy {
 impl Proxy {
     pub fn peer(&self) -> &rmcp::service::Peer<RoleClient> {
         self.service.peer()
+    }
+
+    /// Changes the client's roots and says so (`notifications/roots/list_changed`).
+    pub async fn change_roots(&self, roots: Vec<Root>) {
+        *self.roots.lock().unwrap() = roots;
+        self.peer().notify_roots_list_changed().await.unwrap();
+    }
+
+    /// Calls `tool` until its text satisfies `check`, within [`WAIT`]; returns that text.
+    pub async fn call_until(
+        &self,
+        tool: &str,
+        arguments: Value,
+        check: impl Fn(&str) -> bool,
+    ) -> String {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let text = self.call_text(tool, arguments.clone()).await;
+            if check(&text) {
+                return text;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{tool} never gave the expected answer; last: {text}\n{}",
+                self.log.text()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     pub fn data_dir(&self) -> PathBuf {

@@ -87,6 +87,7 @@ pub(super) fn parse(body: &Value) -> AppServers {
             protocol: Protocol::Legacy,
             origin: Origin::App,
             oauth: Default::default(),
+            roots: Vec::new(),
         };
         servers.config.servers.insert(name.clone(), config);
         servers.identities.push(AppIdentity {

@@ -1,0 +1,235 @@
+//! Roots: which directories a server gets when it sends `roots/list`. Over stdio the one
+//! client's roots are every server's roots: they are asked once the client initialized, kept,
+//! asked again on its `notifications/roots/list_changed`, and each time the servers that asked
+//! for roots are told `notifications/roots/list_changed`. Over HTTP several sessions share one
+//! server connection, so a server gets a session's roots only while it asks during that
+//! session's call (kept per session, asked on the call's stream when not known yet); whenever
+//! nothing says whose roots to give, a server gets its configured `roots` (an empty list without
+//! them). A modern client's call to a legacy server is the parked path's business (`parked`).
+
+use std::sync::Arc;
+
+use rmcp::model::{ClientResult, ErrorData, ListRootsResult, RequestId, Root, ServerRequest};
+use tokio_util::sync::CancellationToken;
+
+use super::{Router, Session, ask_client, lock};
+
+/// A client's roots as it last answered, and how often it said they changed since the proxy
+/// started asking (an answer to a question asked before the latest change is passed on to the
+/// server that asked, but not kept).
+#[derive(Default)]
+pub(super) struct KeptRoots {
+    roots: Option<Arc<ListRootsResult>>,
+    changes: u64,
+}
+
+impl Router {
+    /// Makes `session` the client whose roots are the servers' roots: the one stdio client.
+    pub fn set_roots_owner(&self, session: &Arc<Session>) {
+        let _ = self.roots_owner.set(Arc::downgrade(session));
+    }
+
+    fn is_roots_owner(&self, session: &Session) -> bool {
+        self.roots_owner
+            .get()
+            .is_some_and(|owner| std::ptr::eq(owner.as_ptr(), session))
+    }
+
+    /// The client of `session` initialized, or said its roots changed. The stdio client (with
+    /// the `roots` capability) is asked at once, and the servers that asked for roots are told
+    /// when it has answered; an HTTP session's roots are forgotten, to be asked again when a
+    /// server next asks during one of its calls.
+    pub fn refresh_client_roots(&self, session: &Arc<Session>) {
+        {
+            let mut kept = lock(&session.roots);
+            kept.changes += 1;
+            if !self.is_roots_owner(session) {
+                kept.roots = None;
+                return;
+            }
+        }
+        if !supports_roots(session) {
+            return;
+        }
+        let Some(router) = self.this.upgrade() else {
+            return;
+        };
+        let session = session.clone();
+        let cancel = self.cancel.clone();
+        self.tracker.spawn(async move {
+            let asked = router
+                .ask_roots(&session, None, "the proxy", true, cancel)
+                .await;
+            if let Err(error) = asked {
+                tracing::debug!("the client's roots/list failed: {}", error.message);
+            }
+        });
+    }
+
+    /// A server's `roots/list` (legacy servers; modern ones ask through `InputRequiredResult`).
+    /// `calling` is the session whose call the question came with and that call's request id;
+    /// `None` when nothing ties it to one session's call.
+    pub(super) async fn roots_for_server(
+        &self,
+        server: &str,
+        calling: Option<(&Arc<Session>, Option<RequestId>)>,
+        cancel: CancellationToken,
+    ) -> Result<ClientResult, ErrorData> {
+        // Noted before the roots are read, so a change kept after this read still reaches it.
+        lock(&self.roots_askers).insert(server.to_owned());
+        let roots = match calling {
+            Some((session, request)) => {
+                self.session_roots(server, session, request, cancel).await?
+            }
+            None => self.roots_outside_calls(server),
+        };
+        Ok(ClientResult::ListRootsResult(roots))
+    }
+
+    /// The roots of `session`, for a server asking during its call `request`: kept ones, else the
+    /// client is asked on that call's stream (a question already on its way is waited for); a
+    /// client without the `roots` capability leaves the server its configured roots.
+    pub(super) async fn session_roots(
+        &self,
+        server: &str,
+        session: &Arc<Session>,
+        request: Option<RequestId>,
+        cancel: CancellationToken,
+    ) -> Result<ListRootsResult, ErrorData> {
+        if !supports_roots(session) {
+            return Ok(self.configured_roots(server));
+        }
+        if let Some(kept) = lock(&session.roots).roots.clone() {
+            tracing::debug!(
+                server,
+                "roots/list answered with the calling client's roots"
+            );
+            return Ok(ListRootsResult::clone(&kept));
+        }
+        let asker = format!("server \"{server}\"");
+        self.ask_roots(session, request, &asker, false, cancel)
+            .await
+    }
+
+    /// What a server gets when no call ties its question to a session: the stdio client's roots
+    /// once known, else the server's configured roots.
+    fn roots_outside_calls(&self, server: &str) -> ListRootsResult {
+        let owner = self.roots_owner.get().and_then(std::sync::Weak::upgrade);
+        if let Some(kept) = owner.and_then(|owner| lock(&owner.roots).roots.clone()) {
+            tracing::debug!(server, "roots/list answered with the client's roots");
+            return ListRootsResult::clone(&kept);
+        }
+        self.configured_roots(server)
+    }
+
+    fn configured_roots(&self, server: &str) -> ListRootsResult {
+        let roots: Vec<Root> = self
+            .server(server)
+            .map(|downstream| {
+                downstream
+                    .config
+                    .roots
+                    .iter()
+                    .map(|root| {
+                        let mut entry = Root::new(root.uri.clone());
+                        entry.name = root.name.clone();
+                        entry
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if roots.is_empty() {
+            tracing::debug!(
+                server,
+                "roots/list answered with an empty list (none configured)"
+            );
+        } else {
+            tracing::debug!(
+                server,
+                roots = roots.len(),
+                "roots/list answered with the configured roots"
+            );
+        }
+        ListRootsResult::new(roots)
+    }
+
+    /// Asks the client of `session` for its roots (one question at a time per session) and keeps
+    /// the answer. Without `fresh`, roots kept by the time the question's turn comes are answered
+    /// instead. When the stdio client's roots were kept, the servers that asked are told.
+    async fn ask_roots(
+        &self,
+        session: &Arc<Session>,
+        origin: Option<RequestId>,
+        asker: &str,
+        fresh: bool,
+        cancel: CancellationToken,
+    ) -> Result<ListRootsResult, ErrorData> {
+        let _turn = tokio::select! {
+            turn = session.asking_roots.lock() => turn,
+            () = cancel.cancelled() => {
+                return Err(ErrorData::internal_error("cancelled", None));
+            }
+        };
+        let changes = {
+            let kept = lock(&session.roots);
+            if !fresh && let Some(roots) = &kept.roots {
+                return Ok(ListRootsResult::clone(roots));
+            }
+            kept.changes
+        };
+        let request = ServerRequest::ListRootsRequest(Default::default());
+        let answer = ask_client(session, origin, asker, request, cancel).await?;
+        let ClientResult::ListRootsResult(roots) = answer else {
+            return Err(ErrorData::internal_error(
+                "the client answered roots/list with an unexpected result",
+                None,
+            ));
+        };
+        {
+            let mut kept = lock(&session.roots);
+            if kept.changes == changes {
+                kept.roots = Some(Arc::new(roots.clone()));
+            }
+        }
+        if self.is_roots_owner(session) {
+            tracing::info!(roots = roots.roots.len(), "the client's roots are known");
+            self.notify_roots_askers();
+        }
+        Ok(roots)
+    }
+
+    /// Sends `notifications/roots/list_changed` to every connected server that asked for roots.
+    fn notify_roots_askers(&self) {
+        let askers: Vec<String> = lock(&self.roots_askers).iter().cloned().collect();
+        for name in askers {
+            let Some(connection) = self
+                .server(&name)
+                .ok()
+                .and_then(|downstream| downstream.connection())
+            else {
+                continue;
+            };
+            // A modern server asks within each call (`InputRequiredResult`); it has no such
+            // notification to take.
+            if connection.is_modern() {
+                continue;
+            }
+            let peer = connection.peer.clone();
+            self.tracker.spawn(async move {
+                if let Err(error) = peer.notify_roots_list_changed().await {
+                    tracing::debug!(server = %name, "roots/list_changed not delivered: {error}");
+                }
+            });
+        }
+    }
+}
+
+/// Whether the client of `session` announced the `roots` capability (a modern client, which
+/// never initializes, has announced nothing here).
+fn supports_roots(session: &Session) -> bool {
+    session
+        .peer
+        .get()
+        .and_then(|peer| peer.peer_info())
+        .is_some_and(|info| info.capabilities.roots.is_some())
+}
