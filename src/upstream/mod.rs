@@ -34,6 +34,8 @@ pub struct ProxyHandler {
     /// Over stateful HTTP: the session manager, told which router session serves which HTTP
     /// session (for hibernation).
     http_sessions: Option<Arc<http::sessions::BoundedSessions>>,
+    /// Set by the session's first `initialize`.
+    handshake_done: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl ProxyHandler {
@@ -47,6 +49,7 @@ impl ProxyHandler {
             session,
             id,
             http_sessions: None,
+            handshake_done: Arc::default(),
         }
     }
 
@@ -123,6 +126,17 @@ impl ServerHandler for ProxyHandler {
         request: InitializeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<InitializeResult, ErrorData> {
+        // One handshake per session: a second `initialize` must not renegotiate what the first
+        // agreed (rmcp would take its parameters as the session's from here on).
+        if self
+            .handshake_done
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
+            return Err(ErrorData::invalid_request(
+                "the session is already initialized; a second initialize is refused",
+                None,
+            ));
+        }
         context.peer.set_peer_info(request.clone());
         self.session.attach(&context.peer);
         // Capabilities and instructions cannot change after this answer: it waits for the

@@ -14,7 +14,7 @@ use rmcp::transport::Transport;
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{Mutex, mpsc};
-use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
+use tokio_util::codec::{AnyDelimiterCodec, AnyDelimiterCodecError, FramedRead};
 
 use super::tool_pages::{Shortcut, ToolPages};
 
@@ -234,11 +234,15 @@ async fn read_loop(
     writer: Writer,
     shortcut: Arc<Shortcut>,
 ) {
-    let mut lines = FramedRead::new(input, LinesCodec::new_with_max_length(MAX_MESSAGE_BYTES));
+    // Lines as bytes: whatever a client writes, a line that is not UTF-8 is that line's parse
+    // error, never the end of the session (a text codec ends the stream on it).
+    let codec =
+        AnyDelimiterCodec::new_with_max_length(b"\n".to_vec(), Vec::new(), MAX_MESSAGE_BYTES);
+    let mut lines = FramedRead::new(input, codec);
     while let Some(line) = lines.next().await {
-        let line = match line {
-            Ok(line) => line,
-            Err(LinesCodecError::MaxLineLengthExceeded) => {
+        let bytes = match line {
+            Ok(bytes) => bytes,
+            Err(AnyDelimiterCodecError::MaxChunkLengthExceeded) => {
                 tracing::warn!("a message over {MAX_MESSAGE_BYTES} bytes was refused");
                 let reply = error_reply(
                     Value::Null,
@@ -248,14 +252,29 @@ async fn read_loop(
                 write_line(&writer, &reply).await;
                 continue;
             }
-            Err(LinesCodecError::Io(error)) => {
+            Err(AnyDelimiterCodecError::Io(error)) => {
                 tracing::info!("stdin closed: {error}");
                 break;
             }
         };
+        let line = match std::str::from_utf8(&bytes) {
+            Ok(line) => line,
+            Err(error) => {
+                let reply = error_reply(
+                    Value::Null,
+                    -32700,
+                    format!(
+                        "parse error: the message is not valid UTF-8 (byte {})",
+                        error.valid_up_to()
+                    ),
+                );
+                write_line(&writer, &reply).await;
+                continue;
+            }
+        };
         // A legacy client's 2025-11-25 task request goes to the handler's raw path.
-        let renamed = rename_core_task(&line);
-        match decode(renamed.as_deref().unwrap_or(&line)) {
+        let renamed = rename_core_task(line);
+        match decode(renamed.as_deref().unwrap_or(line)) {
             Ok(Some(message)) => {
                 if let Some((id, result)) = shortcut.answer(&message) {
                     write_result(&writer, &id, &result).await;

@@ -42,6 +42,12 @@ impl Raw {
         }
     }
 
+    /// Writes raw bytes, as a broken or hostile client might.
+    async fn send_bytes(&mut self, bytes: &[u8]) {
+        self.stdin.write_all(bytes).await.unwrap();
+        self.stdin.flush().await.unwrap();
+    }
+
     async fn send(&mut self, line: &str) {
         self.stdin.write_all(line.as_bytes()).await.unwrap();
         self.stdin.write_all(b"\n").await.unwrap();
@@ -140,4 +146,54 @@ async fn stdout_carries_only_protocol_messages() {
         let reply = raw.answer(json!(id)).await;
         assert_eq!(reply["jsonrpc"], "2.0");
     }
+}
+
+#[tokio::test]
+async fn a_line_that_is_not_utf8_is_a_parse_error_and_the_session_goes_on() {
+    let mut raw = Raw::start().await;
+    raw.initialize().await;
+    // A call in flight across the bad line keeps its answer.
+    raw.send(r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"demo__sleep","arguments":{"ms":200}}}"#).await;
+    raw.send_bytes(b"{\"jsonrpc\":\"2.0\",\"id\":8,\"method\":\"ping\",\"x\":\"\xff\xfe\"}\n")
+        .await;
+    let reply = raw.answer(Value::Null).await;
+    assert_eq!(reply["error"]["code"], -32700, "{reply}");
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not valid UTF-8"),
+        "{reply}"
+    );
+    let slept = raw.answer(json!(7)).await;
+    assert!(slept["result"].is_object(), "{slept}");
+    raw.send(r#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"demo__echo","arguments":{"message":"still here"}}}"#).await;
+    let reply = raw.answer(json!(9)).await;
+    assert_eq!(
+        reply["result"]["content"][0]["text"], "Echo: still here",
+        "{reply}"
+    );
+}
+
+#[tokio::test]
+async fn a_second_initialize_is_refused_and_the_first_version_stays() {
+    let mut raw = Raw::start().await;
+    raw.initialize().await;
+    raw.send(r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2024-11-05","capabilities":{},"clientInfo":{"name":"again","version":"1"}}}"#).await;
+    let reply = raw.answer(json!(1)).await;
+    assert_eq!(reply["error"]["code"], -32600, "{reply}");
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("already initialized"),
+        "{reply}"
+    );
+    // The session of the first handshake goes on.
+    raw.send(r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"demo__echo","arguments":{"message":"same session"}}}"#).await;
+    let reply = raw.answer(json!(2)).await;
+    assert_eq!(
+        reply["result"]["content"][0]["text"], "Echo: same session",
+        "{reply}"
+    );
 }
