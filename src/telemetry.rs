@@ -24,3 +24,100 @@ pub fn init(log_level: Option<&str>) {
         .with_target(false)
         .try_init();
 }
+
+/// A budget for log lines that something outside the proxy causes (a server's stderr, its stray
+/// output): a burst, then a steady rate. Lines over the budget are counted, not logged, and the
+/// count goes out with the next line let through, so a flood costs a few lines a second however
+/// fast it comes — never a line per input.
+#[derive(Debug)]
+pub struct LogBudget {
+    burst: f64,
+    per_second: f64,
+    tokens: f64,
+    refilled: std::time::Instant,
+    suppressed: u64,
+}
+
+impl LogBudget {
+    pub fn new(burst: u32, per_second: f64) -> LogBudget {
+        LogBudget {
+            burst: f64::from(burst),
+            per_second,
+            tokens: f64::from(burst),
+            refilled: std::time::Instant::now(),
+            suppressed: 0,
+        }
+    }
+
+    /// Whether one more line may be logged now: `Some(n)`, with the number of lines suppressed
+    /// since the last one let through (say so in the line), or `None` to drop this one.
+    pub fn admit(&mut self) -> Option<u64> {
+        let now = std::time::Instant::now();
+        let earned = now.duration_since(self.refilled).as_secs_f64() * self.per_second;
+        self.tokens = (self.tokens + earned).min(self.burst);
+        self.refilled = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Some(std::mem::take(&mut self.suppressed))
+        } else {
+            self.suppressed += 1;
+            None
+        }
+    }
+
+    /// When lines were suppressed and the budget has room again: their number, to report in a
+    /// line of its own (the source went quiet, or sends good input now), and the count starts
+    /// over.
+    pub fn summary(&mut self) -> Option<u64> {
+        if self.suppressed == 0 {
+            return None;
+        }
+        let suppressed = self.suppressed;
+        self.suppressed = 0;
+        match self.admit() {
+            Some(_) => Some(suppressed),
+            None => {
+                // `admit` counted the summary itself as one more suppressed line.
+                self.suppressed = suppressed;
+                None
+            }
+        }
+    }
+
+    /// The lines suppressed since the last one let through (for a last word when the source
+    /// ends), and the count starts over.
+    pub fn take_suppressed(&mut self) -> u64 {
+        std::mem::take(&mut self.suppressed)
+    }
+}
+
+/// ` (N similar lines not logged)` after a line that a [`LogBudget`] let through, or nothing.
+pub fn suppressed_note(suppressed: u64) -> String {
+    match suppressed {
+        0 => String::new(),
+        1 => " (1 similar line before this one not logged)".to_owned(),
+        n => format!(" ({n} similar lines before this one not logged)"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_budget_lets_a_burst_through_then_counts_what_it_drops() {
+        let mut budget = LogBudget::new(3, 0.0);
+        assert_eq!(budget.admit(), Some(0));
+        assert_eq!(budget.admit(), Some(0));
+        assert_eq!(budget.admit(), Some(0));
+        for _ in 0..1000 {
+            assert_eq!(budget.admit(), None);
+        }
+        assert_eq!(budget.take_suppressed(), 1000);
+        assert_eq!(budget.take_suppressed(), 0);
+        let mut refilling = LogBudget::new(1, 1e9);
+        assert_eq!(refilling.admit(), Some(0));
+        // With a huge rate the next line is earned at once.
+        assert_eq!(refilling.admit(), Some(0));
+    }
+}

@@ -205,7 +205,15 @@ pub(super) struct ChildTransport {
     wire: crate::tasks::legacy::DownstreamWire,
     /// `tools/call` and `tools/list` answers decoded straight into their types.
     answers: TypedAnswers,
+    /// Warnings about stray lines on the server's stdout (a server that prints garbage must not
+    /// fill our log).
+    stray_lines: crate::telemetry::LogBudget,
 }
+
+/// Stray stdout lines logged before the budget holds back: a few show what is wrong.
+const STRAY_LINES_BURST: u32 = 10;
+/// Then this many a second at most.
+const STRAY_LINES_PER_SECOND: f64 = 1.0;
 
 impl ChildTransport {
     pub(super) fn new(
@@ -229,6 +237,10 @@ impl ChildTransport {
             max,
             wire: Default::default(),
             answers: TypedAnswers::default(),
+            stray_lines: crate::telemetry::LogBudget::new(
+                STRAY_LINES_BURST,
+                STRAY_LINES_PER_SECOND,
+            ),
         })
     }
 
@@ -292,12 +304,25 @@ impl Transport<RoleClient> for ChildTransport {
                         },
                     };
                     match decoded {
-                        Ok(message) => return Some(message),
+                        Ok(message) => {
+                            if let Some(ignored) = self.stray_lines.summary() {
+                                tracing::warn!(
+                                    server = %self.server,
+                                    "ignored {ignored} more lines on its stdout that were not \
+                                     JSON-RPC messages"
+                                );
+                            }
+                            return Some(message);
+                        }
                         Err(error) => {
-                            tracing::warn!(
-                                server = %self.server,
-                                "ignoring a line that is not a JSON-RPC message: {error}"
-                            );
+                            if let Some(suppressed) = self.stray_lines.admit() {
+                                tracing::warn!(
+                                    server = %self.server,
+                                    "ignoring a line on its stdout that is not a JSON-RPC message: \
+                                     {error}{}",
+                                    crate::telemetry::suppressed_note(suppressed)
+                                );
+                            }
                         }
                     }
                 }

@@ -15,7 +15,7 @@ use rmcp::service::{ClientLifecycleMode, ClientServiceExt};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use std::sync::Arc;
-use tokio::io::AsyncBufReadExt;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt};
 
 use super::child::ChildTransport;
 use super::handler::DownstreamHandler;
@@ -52,6 +52,31 @@ const INHERITED_ENV: &[&str] = &[
 
 /// A server's stderr lines longer than this are cut in our log.
 const MAX_STDERR_LINE: usize = 4096;
+/// A server's stderr lines logged in a burst (a crash's trace fits), then this many a second.
+const STDERR_BURST: u32 = 200;
+const STDERR_PER_SECOND: f64 = 20.0;
+
+/// Reads and drops the rest of a line.
+async fn skip_line(reader: &mut (impl tokio::io::AsyncBufRead + Unpin)) {
+    loop {
+        let Ok(available) = reader.fill_buf().await else {
+            return;
+        };
+        if available.is_empty() {
+            return;
+        }
+        match available.iter().position(|byte| *byte == b'\n') {
+            Some(at) => {
+                reader.consume(at + 1);
+                return;
+            }
+            None => {
+                let len = available.len();
+                reader.consume(len);
+            }
+        }
+    }
+}
 
 pub(super) type Running = RunningService<RoleClient, DownstreamHandler>;
 
@@ -315,16 +340,38 @@ fn spawn_child(
     if let Some(stderr) = stderr {
         let server = server.to_owned();
         tokio::spawn(async move {
-            let mut lines = tokio::io::BufReader::new(stderr).lines();
-            while let Ok(Some(mut line)) = lines.next_line().await {
-                if line.len() > MAX_STDERR_LINE {
-                    let mut cut = MAX_STDERR_LINE;
-                    while !line.is_char_boundary(cut) {
-                        cut -= 1;
-                    }
-                    line.truncate(cut);
+            // Bytes, not text: a server's stderr is whatever it writes.
+            let mut stderr = tokio::io::BufReader::new(stderr);
+            let mut line = Vec::new();
+            let mut budget = crate::telemetry::LogBudget::new(STDERR_BURST, STDERR_PER_SECOND);
+            loop {
+                line.clear();
+                match (&mut stderr)
+                    .take(MAX_STDERR_LINE as u64)
+                    .read_until(b'\n', &mut line)
+                    .await
+                {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
                 }
-                tracing::info!(server = %server, "stderr: {line}");
+                if line.last() != Some(&b'\n') && line.len() == MAX_STDERR_LINE {
+                    // The rest of an overlong line is skipped, never held.
+                    skip_line(&mut stderr).await;
+                }
+                let Some(suppressed) = budget.admit() else {
+                    continue;
+                };
+                let text = String::from_utf8_lossy(&line);
+                tracing::info!(
+                    server = %server,
+                    "stderr: {}{}",
+                    text.trim_end(),
+                    crate::telemetry::suppressed_note(suppressed)
+                );
+            }
+            let suppressed = budget.take_suppressed();
+            if suppressed > 0 {
+                tracing::info!(server = %server, "stderr: {suppressed} more lines not logged");
             }
         });
     }

@@ -21,6 +21,7 @@ mod first_contact;
 mod forwarding;
 mod generations;
 mod headers;
+mod hostile_servers;
 mod http;
 mod input;
 mod listing;
