@@ -10,6 +10,9 @@ use pluggedin_mcp_proxy::{
 };
 
 fn main() -> ExitCode {
+    // This binary is also the reaper that ends the servers of a proxy that was killed.
+    #[cfg(unix)]
+    pluggedin_mcp_proxy::downstream::reaper::run_if_reaper();
     let cli = Cli::parse();
     telemetry::init(cli.log_level.as_deref());
     // One client over stdio is a chain of hops (stdin → service → router → server's pipe and

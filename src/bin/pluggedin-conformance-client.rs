@@ -383,6 +383,9 @@ async fn exercise(server: &Downstream, peer: &Peer<RoleClient>) {
 }
 
 fn main() -> std::process::ExitCode {
+    // This binary is also the reaper of the server processes it starts (see the proxy's main).
+    #[cfg(unix)]
+    pluggedin_mcp_proxy::downstream::reaper::run_if_reaper();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(

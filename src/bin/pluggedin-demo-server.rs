@@ -204,6 +204,7 @@ const STATIC_TOOLS: &[(&str, &str, SchemaFn)] = &[
     ("roots", "Asks the client for its roots and returns them as JSON", schema_for_empty_input),
     ("touch_watched_resource", "Changes test://watched-resource and notifies its subscribers", schema_for_empty_input),
     ("pid", "Returns the server's process id", schema_for_empty_input),
+    ("spawn_sleeper", "Starts a `sleep 600` child of its own (in its process group) and returns the child's process id", schema_for_empty_input),
     (
         "http_headers",
         "Returns the HTTP request headers of this call as a JSON object (empty over stdio)",
@@ -930,6 +931,17 @@ impl DemoServer {
                 text_result("touched")
             }
             "pid" => text_result(std::process::id().to_string()),
+            "spawn_sleeper" => {
+                // Not waited for and not killed on drop: a helper a server forgot about.
+                let child = std::process::Command::new("sleep")
+                    .arg("600")
+                    .stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .spawn()
+                    .map_err(|error| McpError::internal_error(error.to_string(), None))?;
+                text_result(child.id().to_string())
+            }
             "http_headers" => {
                 let headers: serde_json::Map<String, Value> = context
                     .extensions

@@ -197,6 +197,8 @@ impl IdScanner {
 pub(super) struct ChildTransport {
     server: Arc<str>,
     child: Option<Box<dyn ChildWrapper>>,
+    /// The child's process group: its pid, as it leads the group.
+    pgid: Option<u32>,
     stdout: BufReader<ChildStdout>,
     stdin: Arc<Mutex<Option<ChildStdin>>>,
     framer: LineFramer,
@@ -221,6 +223,7 @@ impl ChildTransport {
         mut child: Box<dyn ChildWrapper>,
         max: usize,
     ) -> std::io::Result<ChildTransport> {
+        let pgid = child.id();
         let stdin = child.inner_mut().stdin().take();
         let stdout = child.inner_mut().stdout().take();
         let (Some(stdin), Some(stdout)) = (stdin, stdout) else {
@@ -228,8 +231,15 @@ impl ChildTransport {
                 "the child's stdin or stdout is not piped",
             ));
         };
+        // The child leads its own process group (`connect`): the reaper ends it should this
+        // process be killed.
+        #[cfg(unix)]
+        if let Some(pgid) = pgid {
+            super::reaper::watch(pgid);
+        }
         Ok(ChildTransport {
             server,
+            pgid,
             child: Some(child),
             stdout: BufReader::with_capacity(64 * 1024, stdout),
             stdin: Arc::new(Mutex::new(Some(stdin))),
@@ -373,17 +383,28 @@ impl Transport<RoleClient> for ChildTransport {
             }
         }
         self.child = None;
+        // What the server started lives on in its group after the server exited.
+        #[cfg(unix)]
+        if let Some(pgid) = self.pgid.take() {
+            super::reaper::end_group(pgid, EXIT_GRACE).await;
+        }
         Ok(())
     }
 }
 
 impl Drop for ChildTransport {
     fn drop(&mut self) {
+        let pgid = self.pgid.take();
         if let Some(mut child) = self.child.take()
             && let Ok(handle) = tokio::runtime::Handle::try_current()
         {
             handle.spawn(async move {
+                // SIGKILL to the whole group.
                 let _ = Box::into_pin(child.kill()).await;
+                #[cfg(unix)]
+                if let Some(pgid) = pgid {
+                    super::reaper::forget(pgid);
+                }
             });
         }
     }

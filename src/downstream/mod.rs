@@ -10,6 +10,8 @@ mod connect;
 mod handler;
 pub mod oauth;
 mod observe;
+#[cfg(unix)]
+pub mod reaper;
 pub mod sse;
 mod supervisor;
 mod task_wire;

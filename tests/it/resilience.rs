@@ -158,7 +158,11 @@ async fn no_orphans_after(signal: Option<&str>) {
         .server("b", demo())
         .start()
         .await;
-    let pids = child_pids(&proxy, &["a__pid", "b__pid"]).await;
+    let mut pids = child_pids(&proxy, &["a__pid", "b__pid"]).await;
+    // What the servers started themselves (in their process groups) must end too.
+    let helpers = child_pids(&proxy, &["a__spawn_sleeper", "b__spawn_sleeper"]).await;
+    assert!(helpers.iter().all(|pid| alive(*pid)));
+    pids.extend(helpers);
     assert_eq!(
         children(proxy.pid).len(),
         2,
@@ -167,6 +171,11 @@ async fn no_orphans_after(signal: Option<&str>) {
     );
     let proxy_pid = proxy.pid;
     match signal {
+        // A proxy that cannot clean up: its reaper ends the servers' groups.
+        Some("KILL") => {
+            proxy.kill9().await;
+            drop(proxy);
+        }
         Some(signal) => {
             let status = std::process::Command::new("kill")
                 .arg(format!("-{signal}"))
@@ -200,4 +209,19 @@ async fn no_orphans_after_sigint() {
 #[tokio::test]
 async fn no_orphans_after_stdin_eof() {
     no_orphans_after(None).await;
+}
+
+#[tokio::test]
+async fn no_orphans_after_sigkill() {
+    no_orphans_after(Some("KILL")).await;
+}
+
+#[tokio::test]
+async fn a_crashed_servers_own_children_are_ended() {
+    let proxy = proxy().server("demo", demo()).start().await;
+    let helper = child_pids(&proxy, &["demo__spawn_sleeper"]).await;
+    let _ = proxy.call("demo__exit", json!({})).await;
+    // The server is gone; the helper it left in its group is ended with the connection.
+    wait_gone(&helper).await;
+    proxy.wait_for_tool("demo__echo").await;
 }

@@ -697,8 +697,22 @@ pub async fn wait_gone(pids: &[u32]) {
     assert!(gone.is_ok(), "processes still alive: {alive:?}");
 }
 
-/// The direct children of a process (children of any of its threads).
+/// The direct children of a process (children of any of its threads), its reaper
+/// (`downstream::reaper`) left out.
 pub fn children(pid: u32) -> Vec<u32> {
+    let mut children = all_children(pid);
+    children.retain(|child| !is_reaper(*child));
+    children
+}
+
+/// Whether a process is a proxy's reaper.
+pub fn is_reaper(pid: u32) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .is_ok_and(|cmdline| cmdline.ends_with(b"__pluggedin-reaper\0"))
+}
+
+/// The direct children of a process, as the kernel lists them.
+pub fn all_children(pid: u32) -> Vec<u32> {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return Vec::new();
     };
