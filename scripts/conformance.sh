@@ -53,8 +53,7 @@ start_proxy() { # name protocol [proxy flags...] -> sets proxy_url
   local port
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   "$BIN/pluggedin-mcp-proxy" --config "$work/$1.json" --data-dir "$work/data-$1" \
-    --transport streamable-http --port "$port" --prefix-mode never \
-    --rate-limit-tools 0 --rate-limit-requests 0 "${@:3}" 2>"$work/$1.log" &
+    --transport streamable-http --port "$port" --prefix-mode never "${@:3}" 2>"$work/$1.log" &
   pids+=($!)
   wait_for_line "$work/$1.log" "listening on http://"
   # The demo server must be connected behind the proxy before the suite lists tools.

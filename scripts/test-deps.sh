@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Installs the third-party MCP servers the integration tests run against, into .deps/ (ignored by
-# git): @modelcontextprotocol/server-everything from npm; mcp-server-time, the MCP Python SDK and
-# aiosmtpd (a loopback SMTP server for the e-mail tests) from PyPI.
+# Installs the third-party MCP servers and clients the integration tests run against, into .deps/
+# (ignored by git): @modelcontextprotocol/server-everything and the TypeScript SDK
+# (@modelcontextprotocol/sdk, whose client the tests drive the proxy with) from npm;
+# mcp-server-time, the MCP Python SDK and aiosmtpd (a loopback SMTP server for the e-mail tests)
+# from PyPI.
 # Idempotent: a second run with everything present does nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +11,7 @@ DEPS="$PWD/.deps"
 mkdir -p "$DEPS"
 
 EVERYTHING_VERSION="2026.8.31"
+TS_SDK_VERSION="1.32.2"
 # Pinned so a registry release cannot change what the tests see.
 TIME_VERSION="2026.10.19"
 PYTHON_SDK_VERSION="2.3.0"
@@ -19,6 +22,14 @@ if [ ! -f "$DEPS/npm/node_modules/@modelcontextprotocol/server-everything/dist/i
   echo "installing @modelcontextprotocol/server-everything@$EVERYTHING_VERSION" >&2
   npm install --silent --no-audit --no-fund --prefix "$DEPS/npm" \
     "@modelcontextprotocol/server-everything@$EVERYTHING_VERSION" >&2
+fi
+
+# Pinned on its own, so that a server-everything release cannot change the client the tests use.
+if [ "$(node -p "require('$DEPS/npm/node_modules/@modelcontextprotocol/sdk/package.json').version" 2>/dev/null)" != "$TS_SDK_VERSION" ] \
+  || ! grep -q '"@modelcontextprotocol/sdk"' "$DEPS/npm/package.json"; then
+  echo "installing @modelcontextprotocol/sdk@$TS_SDK_VERSION" >&2
+  npm install --silent --no-audit --no-fund --save-exact --prefix "$DEPS/npm" \
+    "@modelcontextprotocol/sdk@$TS_SDK_VERSION" >&2
 fi
 
 if [ ! -x "$DEPS/venv/bin/mcp-server-time" ]; then

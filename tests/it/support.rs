@@ -48,6 +48,19 @@ pub fn everything_js() -> PathBuf {
     path
 }
 
+/// The npm folder where `scripts/test-deps.sh` installed the TypeScript SDK
+/// (`@modelcontextprotocol/sdk`), for the scripts in `tests/clients/` that drive it.
+pub fn ts_sdk_npm_dir() -> PathBuf {
+    let dir = deps().join("npm");
+    let sdk = dir.join("node_modules/@modelcontextprotocol/sdk/package.json");
+    assert!(
+        sdk.is_file(),
+        "{} is missing: run scripts/test-deps.sh first",
+        sdk.display()
+    );
+    dir
+}
+
 /// `mcp-server-time` from PyPI, installed by `scripts/test-deps.sh`.
 pub fn time_server() -> PathBuf {
     let path = deps().join("venv/bin/mcp-server-time");
