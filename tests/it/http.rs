@@ -859,11 +859,12 @@ async fn configured_limits_count_per_token_and_refusals_are_summarised_not_logge
         json!({"toolCallsPerMinute": 5, "requestsPerMinute": 0,
                "refusedToolCalls": 200, "refusedRequests": 0})
     );
-    // One warning at the first refusal (a summary a minute later at most), not 200 lines.
+    // One warning at the first refusal, not 200 lines (on a machine so slow that a minute
+    // passed meanwhile: a summary and another first warning).
     let log = proxy.log.text();
     let lines = rate_limit_lines(&log);
     assert!(
-        (1..=2).contains(&lines.len()),
+        (1..=3).contains(&lines.len()),
         "{} lines about the rate limit:\n{log}",
         lines.len()
     );
@@ -891,7 +892,7 @@ async fn configured_limits_count_per_token_and_refusals_are_summarised_not_logge
     assert!(status.success(), "{status}");
     let log = proxy.log.text();
     let lines = rate_limit_lines(&log);
-    assert!((2..=3).contains(&lines.len()), "{log}");
+    assert!((2..=4).contains(&lines.len()), "{log}");
     assert!(
         lines.iter().any(
             |line| line.contains("requests refused by the rate limit in the last")
