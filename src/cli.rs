@@ -104,12 +104,14 @@ pub struct Cli {
     #[arg(long)]
     pub sse_answers: bool,
 
-    /// Tool calls per minute per token (or client address without auth); 0 disables
-    #[arg(long, default_value_t = 60)]
+    /// Limit HTTP tool calls to N per minute per token (or per client address for requests
+    /// without one); 0, the default, is no limit
+    #[arg(long, value_name = "N", default_value_t = 0)]
     pub rate_limit_tools: u32,
 
-    /// Other requests per minute per token (or client address without auth); 0 disables
-    #[arg(long, default_value_t = 100)]
+    /// Limit other HTTP requests to N per minute per token (or per client address for requests
+    /// without one); 0, the default, is no limit
+    #[arg(long, value_name = "N", default_value_t = 0)]
     pub rate_limit_requests: u32,
 
     /// An Origin allowed to call the HTTP endpoint (repeatable, `*` for any; default: loopback

@@ -206,28 +206,36 @@ async fn stats(since: &str, control: &dyn ControlPlane) -> anyhow::Result<ExitCo
         .with_context(|| format!("--since {since:?}: expected a number and s, m, h, d or w"))?;
     let from = now_ms().saturating_sub(window);
     let stats = control.activity_stats(from).await?;
+    let refused = control.rate_limited(from).await?;
     println!("activity since {} (last {since})\n", iso(from));
     if stats.is_empty() {
         println!("no activity recorded in this window");
-        return Ok(ExitCode::SUCCESS);
+    } else {
+        let rows: Vec<[String; 6]> = stats
+            .iter()
+            .map(|row| {
+                [
+                    row.server_name.clone(),
+                    row.item.clone(),
+                    row.calls.to_string(),
+                    format!(
+                        "{:.1}%",
+                        row.errors as f64 * 100.0 / row.calls.max(1) as f64
+                    ),
+                    format!("{}ms", row.p50_ms),
+                    format!("{}ms", row.p95_ms),
+                ]
+            })
+            .collect();
+        print_table(["SERVER", "TOOL", "CALLS", "ERRORS", "P50", "P95"], &rows);
     }
-    let rows: Vec<[String; 6]> = stats
-        .iter()
-        .map(|row| {
-            [
-                row.server_name.clone(),
-                row.item.clone(),
-                row.calls.to_string(),
-                format!(
-                    "{:.1}%",
-                    row.errors as f64 * 100.0 / row.calls.max(1) as f64
-                ),
-                format!("{}ms", row.p50_ms),
-                format!("{}ms", row.p95_ms),
-            ]
-        })
-        .collect();
-    print_table(["SERVER", "TOOL", "CALLS", "ERRORS", "P50", "P95"], &rows);
+    let total = refused.tool_calls + refused.requests;
+    if total > 0 {
+        println!(
+            "\nrefused by the HTTP rate limit: {total} requests ({} tool calls, {} other requests)",
+            refused.tool_calls, refused.requests
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

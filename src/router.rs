@@ -562,6 +562,11 @@ impl Router {
         self.app.get()
     }
 
+    /// Where the built-in tools' data, the settings and the activity log live.
+    pub fn control_plane(&self) -> &Arc<dyn crate::control::ControlPlane> {
+        self.control.builtins.control()
+    }
+
     /// Applies the App's current server list (servers started, stopped, restarted as needed) with
     /// the local config file's other settings, and rebuilds the catalog from the App's lists.
     /// Servers keep the App's UUIDs and slugs.

@@ -99,18 +99,6 @@ pub fn clients_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients")
 }
 
-/// The npm packages `scripts/test-deps.sh` installed (the TypeScript SDK among them).
-pub fn node_modules() -> PathBuf {
-    let path = deps().join("npm/node_modules");
-    assert!(
-        path.join("@modelcontextprotocol/sdk/package.json")
-            .is_file(),
-        "the MCP TypeScript SDK is missing from {}: run scripts/test-deps.sh first",
-        path.display()
-    );
-    path
-}
-
 /// A stdio demo server entry for the config.
 pub fn demo() -> Value {
     json!({"command": demo_bin()})
