@@ -365,4 +365,19 @@ impl Command {
                 | Command::Docs { .. }
         )
     }
+
+    /// Whether the command works on the configured servers (the others — `docs`, `stats`,
+    /// `workspace list|switch|delete` — need no config file and do not ask for one).
+    pub fn uses_servers(&self) -> bool {
+        !matches!(
+            self,
+            Command::Docs { .. }
+                | Command::Stats { .. }
+                | Command::Workspace {
+                    action: WorkspaceAction::List
+                        | WorkspaceAction::Switch { .. }
+                        | WorkspaceAction::Delete { .. }
+                }
+        )
+    }
 }

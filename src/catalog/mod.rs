@@ -9,7 +9,7 @@ pub mod naming;
 mod template;
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use rmcp::model::{Prompt, PromptMessage, Resource, ResourceTemplate, Role, Tool};
 
@@ -235,14 +235,16 @@ impl Catalog {
             }
         }
 
-        // Resources keep their URIs; the first server to list a URI owns it.
+        // Resources keep their URIs; the first server to list a URI owns it. Duplicates are
+        // reported in one line per pair of servers (two instances of one server share them all).
+        let mut shadowed: BTreeMap<(String, &str), Vec<&str>> = BTreeMap::new();
         for server in servers {
             for resource in &server.lists.resources {
                 if let Some(owner) = catalog.resource_routes.get(&resource.uri) {
-                    tracing::warn!(
-                        uri = %resource.uri, owner = %owner, also = %server.name,
-                        "resource listed by two servers; the first one serves it"
-                    );
+                    shadowed
+                        .entry((owner.clone(), server.name))
+                        .or_default()
+                        .push(&resource.uri);
                     continue;
                 }
                 catalog
@@ -264,6 +266,12 @@ impl Catalog {
                 clean_text(&mut exposed.description);
                 catalog.templates.push(exposed);
             }
+        }
+        for ((owner, also), uris) in shadowed {
+            tracing::warn!(
+                owner = %owner, also = %also, uris = %uris.join(", "),
+                "resources listed by two servers; the first one serves them"
+            );
         }
         for (name, owners) in catalog
             .ambiguous_tools

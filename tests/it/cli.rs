@@ -159,3 +159,42 @@ fn no_config_starts_with_no_servers_and_says_so() {
     );
     assert!(stdout(&output).contains("no servers configured"));
 }
+
+#[test]
+fn the_bundled_example_runs_from_another_directory_and_its_servers_end_at_stdin_eof() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    assert!(
+        repo.join("target/debug/pluggedin-demo-server").is_file(),
+        "the example runs the demo server that `cargo build` puts in target/debug"
+    );
+    let elsewhere = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(proxy_bin())
+        .current_dir(elsewhere.path())
+        .arg("--config")
+        .arg(repo.join("examples/mcp.json"))
+        .arg("--data-dir")
+        .arg(elsewhere.path().join("data"))
+        .args(["--log-level", "info", "tools"])
+        .env_remove("PLUGGEDIN_API_KEY")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let log = stderr(&output);
+    assert!(output.status.success(), "{log}");
+    let table = stdout(&output);
+    assert!(
+        table.contains("demo__add") && table.contains("calculator__add"),
+        "{table}\n{log}"
+    );
+    // The proxy closes each server's stdin when it is done; the demo server then ends by itself
+    // (its open subscriptions/listen stream notwithstanding), so nobody waits for a SIGTERM.
+    for server in ["demo", "calculator"] {
+        let prefix = format!("downstream{{server={server}}}: stderr:");
+        assert!(
+            log.lines()
+                .any(|line| line.contains(&prefix) && line.ends_with("stdin closed, exiting")),
+            "{log}"
+        );
+    }
+    assert!(!log.contains("SIGTERM"), "{log}");
+}

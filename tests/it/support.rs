@@ -226,6 +226,7 @@ pub struct ProxyBuilder {
     args: Vec<String>,
     env: Vec<(String, String)>,
     dir: Option<Arc<tempfile::TempDir>>,
+    config_file: Option<PathBuf>,
 }
 
 pub fn proxy() -> ProxyBuilder {
@@ -235,6 +236,7 @@ pub fn proxy() -> ProxyBuilder {
         args: Vec::new(),
         env: Vec::new(),
         dir: None,
+        config_file: None,
     }
 }
 
@@ -267,6 +269,13 @@ impl ProxyBuilder {
         self
     }
 
+    /// Serves an existing config file (say, the bundled example) instead of writing one; the
+    /// data dir stays in the proxy's temp dir.
+    pub fn config_file(mut self, path: &Path) -> Self {
+        self.config_file = Some(path.to_owned());
+        self
+    }
+
     /// Sets an environment variable for the proxy process.
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.env.push((key.to_owned(), value.to_owned()));
@@ -284,10 +293,16 @@ impl ProxyBuilder {
         let dir = self
             .dir
             .unwrap_or_else(|| Arc::new(tempfile::tempdir().unwrap()));
-        let config_path = dir.path().join("mcp.json");
-        let mut config = self.top_level;
-        config.insert("mcpServers".into(), Value::Object(self.servers));
-        std::fs::write(&config_path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+        let config_path = match self.config_file {
+            Some(path) => path,
+            None => {
+                let path = dir.path().join("mcp.json");
+                let mut config = self.top_level;
+                config.insert("mcpServers".into(), Value::Object(self.servers));
+                std::fs::write(&path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+                path
+            }
+        };
         let mut command = tokio::process::Command::new(proxy_bin());
         command
             .arg("--config")
