@@ -109,6 +109,10 @@ async fn a_tool_disabled_from_the_cli_vanishes_from_a_running_proxy() {
             .unwrap_err(),
     );
     assert_eq!(error.code, rmcp::model::ErrorCode::INVALID_PARAMS);
+    assert_eq!(
+        error.message,
+        "tool \"demo__echo\" is disabled (pluggedin-mcp-proxy tools enable demo__echo)"
+    );
     let uuid = proxy.server_uuid("demo").await;
     let by_uuid = mcp_error(
         proxy
@@ -117,6 +121,12 @@ async fn a_tool_disabled_from_the_cli_vanishes_from_a_running_proxy() {
             .unwrap_err(),
     );
     assert_eq!(by_uuid.code, rmcp::model::ErrorCode::INVALID_PARAMS);
+    assert!(
+        by_uuid
+            .message
+            .ends_with("is disabled (pluggedin-mcp-proxy tools enable demo__echo)"),
+        "{by_uuid:?}"
+    );
     let report = proxy.call_text("pluggedin_discover_tools", json!({})).await;
     assert!(!report.contains("**demo__echo**"), "{report}");
     assert!(report.contains("**demo__add**"), "{report}");
@@ -126,11 +136,16 @@ async fn a_tool_disabled_from_the_cli_vanishes_from_a_running_proxy() {
     proxy
         .tools_changed_until(|names| !names.contains(&"pluggedin_clipboard_pop".to_owned()))
         .await;
-    assert!(
+    let error = mcp_error(
         proxy
             .call("pluggedin_clipboard_pop", json!({}))
             .await
-            .is_err()
+            .unwrap_err(),
+    );
+    assert_eq!(
+        error.message,
+        "tool \"pluggedin_clipboard_pop\" is disabled (pluggedin-mcp-proxy tools enable \
+         pluggedin_clipboard_pop)"
     );
 
     proxy.cli_ok(&["tools", "enable", "demo__echo"]);
@@ -257,6 +272,18 @@ async fn a_server_disabled_from_the_cli_leaves_the_running_catalog() {
         .tools_changed_until(|names| names.iter().all(|name| !name.starts_with("other__")))
         .await;
     assert!(names.contains(&"demo__echo".to_owned()), "{names:?}");
+    let error = mcp_error(
+        proxy
+            .call("other__echo", json!({"message": "x"}))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(error.code, rmcp::model::ErrorCode::INVALID_PARAMS);
+    assert_eq!(
+        error.message,
+        "tool \"other__echo\" is in server \"other\", which is disabled (pluggedin-mcp-proxy \
+         servers enable other)"
+    );
     let listed = proxy.cli_ok(&["servers", "list"]);
     assert!(
         listed
@@ -288,6 +315,17 @@ async fn switching_workspace_reaches_a_running_proxy() {
         .tools_changed_until(|names| names.iter().all(|name| !name.starts_with("other__")))
         .await;
     assert!(names.contains(&"demo__echo".to_owned()));
+    let error = mcp_error(
+        proxy
+            .call("other__echo", json!({"message": "x"}))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        error.message,
+        "tool \"other__echo\" is in server \"other\", which is not in the active workspace \
+         \"focus\" (pluggedin-mcp-proxy workspace switch all)"
+    );
     let listed = proxy.cli_ok(&["workspace", "list"]);
     assert!(listed.contains("*  focus"), "{listed}");
 

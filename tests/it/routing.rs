@@ -333,6 +333,18 @@ async fn the_bundled_example_configuration_works() {
         !names.contains(&"calculator__sleep".to_owned()),
         "the allow list applies: {names:?}"
     );
+    let error = mcp_error(
+        proxy
+            .call("calculator__sleep", json!({"ms": 1}))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(error.code, ErrorCode::INVALID_PARAMS);
+    assert_eq!(
+        error.message,
+        "tool \"calculator__sleep\" is left out by the \"tools\" filter of server \"calculator\" \
+         in the config"
+    );
     assert_eq!(
         proxy
             .call_text("calculator__add", json!({"a": 2, "b": 3}))
