@@ -850,6 +850,91 @@ async fn refusals_have_the_right_status_and_a_json_rpc_body() {
 }
 
 #[tokio::test]
+async fn health_and_servers_count_the_tools_clients_get_after_filters_and_disabled_tools() {
+    let servers = json!({
+        "demo": demo(),
+        "narrow": {"command": demo_bin(), "tools": {"allow": ["add", "echo"]}},
+    });
+    let proxy = HttpProxy::start(servers, NO_LIMITS).await;
+    let health_url = proxy.url.replace("/mcp", "/health");
+    let tools_of = |health: &Value, name: &str| {
+        health["servers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|server| server["name"] == name)
+            .map(|server| (server["state"].clone(), server["tools"].clone()))
+            .unwrap()
+    };
+    let wait_for_health = |check: Box<dyn Fn(&Value) -> bool>| {
+        let health_url = health_url.clone();
+        async move {
+            let mut last = Value::Null;
+            let found = tokio::time::timeout(WAIT, async {
+                loop {
+                    last = reqwest::get(&health_url)
+                        .await
+                        .unwrap()
+                        .json()
+                        .await
+                        .unwrap();
+                    if check(&last) {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            })
+            .await;
+            assert!(found.is_ok(), "/health never showed it: {last}");
+            last
+        }
+    };
+    let health = wait_for_health(Box::new(move |health| {
+        tools_of(health, "narrow") == (json!("connected"), json!(2))
+    }))
+    .await;
+    let (_, demo_tools) = tools_of(&health, "demo");
+    assert!(demo_tools.as_u64().unwrap() > 2, "{health}");
+
+    // The operator turns one off: both counts follow.
+    let cli = |args: &[&str]| {
+        std::process::Command::new(proxy_bin())
+            .arg("--config")
+            .arg(proxy._dir.path().join("mcp.json"))
+            .arg("--data-dir")
+            .arg(proxy._dir.path().join("data"))
+            .args(args)
+            .env_remove("PLUGGEDIN_API_KEY")
+            .output()
+            .unwrap()
+    };
+    let disabled = cli(&["tools", "disable", "narrow__echo"]);
+    assert!(disabled.status.success(), "{disabled:?}");
+    wait_for_health(Box::new(move |health| {
+        tools_of(health, "narrow") == (json!("connected"), json!(1))
+    }))
+    .await;
+    let listed = String::from_utf8_lossy(&cli(&["servers"]).stdout).into_owned();
+    let row = |name: &str| {
+        listed
+            .lines()
+            .find(|line| line.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} row in {listed}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        row("narrow"),
+        ["narrow", "stdio", "connected", "1", "tools"]
+    );
+    assert_eq!(
+        row("demo")[3],
+        demo_tools.to_string(),
+        "servers and /health agree: {listed}"
+    );
+}
+
+#[tokio::test]
 async fn shutdown_lets_a_call_in_flight_finish() {
     let mut proxy = HttpProxy::start(json!({"demo": demo()}), NO_LIMITS).await;
     let client = proxy.client().await;
