@@ -313,7 +313,8 @@ pub enum WorkspaceAction {
 #[derive(Debug, Subcommand)]
 pub enum DocsAction {
     /// Add files, and folders recursively (md, txt, json, html, pdf; other names are read as
-    /// text); prints what was added, what was already there and what failed, with why
+    /// text); prints what was added, what was already there, what was skipped (not a document)
+    /// and what failed, with why
     Add {
         #[arg(required = true)]
         paths: Vec<PathBuf>,

@@ -558,7 +558,9 @@ async fn docs(action: DocsAction, control: &dyn ControlPlane) -> anyhow::Result<
 }
 
 /// Reads and stores files in batches; one transaction per document, so a failure leaves no
-/// trace of that document and does not stop the others. Exits 1 if any file failed.
+/// trace of that document and does not stop the others. Files that are not documents (binary,
+/// empty, too large, PDFs without text) are skipped; exits 1 only if a file failed (could not be
+/// read or stored).
 async fn docs_add(
     paths: &[std::path::PathBuf],
     tags: &[String],
@@ -566,7 +568,7 @@ async fn docs_add(
 ) -> anyhow::Result<ExitCode> {
     let (files, mut failed) = crate::ingest::files(paths);
     let progress = files.len() >= PROGRESS_FROM;
-    let (mut added, mut duplicates) = (0usize, Vec::new());
+    let (mut added, mut duplicates, mut skipped) = (0usize, Vec::new(), Vec::new());
     for (done, batch) in files.chunks(ADD_BATCH).enumerate() {
         let mut names = Vec::with_capacity(batch.len());
         let mut documents = Vec::with_capacity(batch.len());
@@ -577,6 +579,7 @@ async fn docs_add(
                     names.push(path.clone());
                     documents.push(document);
                 }
+                Err(error) if error.is_skip() => skipped.push((path.clone(), error.to_string())),
                 Err(error) => failed.push((path.clone(), error.to_string())),
             }
         }
@@ -601,8 +604,9 @@ async fn docs_add(
         eprintln!();
     }
     println!(
-        "added {added}, duplicates {}, failed {}",
+        "added {added}, duplicates {}, skipped {}, failed {}",
         duplicates.len(),
+        skipped.len(),
         failed.len()
     );
     for (path, id, title) in &duplicates {
@@ -610,6 +614,9 @@ async fn docs_add(
             "duplicate: {} (same content as {id} \"{title}\")",
             path.display()
         );
+    }
+    for (path, reason) in &skipped {
+        println!("skipped: {}: {reason}", path.display());
     }
     for (path, reason) in &failed {
         println!("failed: {}: {reason}", path.display());
