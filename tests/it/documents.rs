@@ -538,6 +538,62 @@ async fn search_ranks_with_bm25_highlights_matches_and_is_deterministic() {
 }
 
 #[tokio::test]
+async fn snippets_bold_matches_once_and_answers_carry_no_irrelevant_passages() {
+    let proxy = proxy().start().await;
+    let battery = create(
+        &proxy,
+        "Battery",
+        "The battery lasts **two hours** on a full charge. Charging takes one hour.",
+        json!({}),
+    )
+    .await;
+    create(
+        &proxy,
+        "Screen",
+        "The manual says the screen is bright and the case is blue.",
+        json!({}),
+    )
+    .await;
+    create(
+        &proxy,
+        "Weather",
+        "The weather is nice and the sea is calm; the boat is ready.",
+        json!({}),
+    )
+    .await;
+
+    // The stored text's own bold around the match does not double the highlight.
+    let found = proxy
+        .call_text("pluggedin_search_documents", json!({"query": "two hours"}))
+        .await;
+    let snippet = line_after(&found, "Snippet:");
+    assert_eq!(
+        snippet,
+        "The battery lasts **two hours** on a full charge. Charging takes one **hour**."
+    );
+
+    // Passages matched only by words every document has ("the", "does") are not padding.
+    let reply = proxy
+        .call_text(
+            "pluggedin_ask_knowledge_base",
+            json!({"query": "How long does the battery last?"}),
+        )
+        .await;
+    let body: Value = serde_json::from_str(&reply).unwrap();
+    assert_eq!(body["sources"].as_array().unwrap().len(), 1, "{reply}");
+    assert_eq!(body["sources"][0]["id"], json!(battery));
+    let answer = body["answer"].as_str().unwrap();
+    assert!(!answer.contains("relevance 0.0%"), "{answer}");
+    let listed = proxy
+        .call_text(
+            "pluggedin_search_documents",
+            json!({"query": "how long does the battery last"}),
+        )
+        .await;
+    assert_eq!(ids(&listed), vec![battery], "{listed}");
+}
+
+#[tokio::test]
 async fn the_knowledge_base_answers_with_sources_in_the_original_shape() {
     let proxy = proxy().start().await;
     let id = create(
