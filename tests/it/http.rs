@@ -14,7 +14,7 @@ use crate::support::*;
 
 /// The proxy serving HTTP, killed on drop.
 struct HttpProxy {
-    child: tokio::process::Child,
+    child: ProxyChild,
     url: String,
     log: Log,
     _dir: tempfile::TempDir,
@@ -30,21 +30,20 @@ impl HttpProxy {
         let config = dir.path().join("mcp.json");
         std::fs::write(&config, json!({"mcpServers": servers}).to_string()).unwrap();
         let port = free_port().to_string();
-        let mut child = tokio::process::Command::new(proxy_bin())
-            .args(["--transport", "streamable-http", "--port", &port])
-            .arg("--config")
-            .arg(&config)
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .args(args)
-            .env_remove("PLUGGEDIN_API_KEY")
-            .env("RUST_LOG", "info,pluggedin_mcp_proxy=debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
+        let mut child = ProxyChild::spawn(
+            tokio::process::Command::new(proxy_bin())
+                .args(["--transport", "streamable-http", "--port", &port])
+                .arg("--config")
+                .arg(&config)
+                .arg("--data-dir")
+                .arg(dir.path().join("data"))
+                .args(args)
+                .env_remove("PLUGGEDIN_API_KEY")
+                .env("RUST_LOG", "info,pluggedin_mcp_proxy=debug")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped()),
+        );
         let log = Log::capture(child.stderr.take().unwrap());
         log.wait_for("listening on http://").await;
         HttpProxy {

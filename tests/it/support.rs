@@ -1,7 +1,8 @@
 //! The test harness: builds a config in a temp dir, starts the real proxy binary as a child, and
 //! connects a real rmcp client to its stdio. The client records every notification and answers
 //! sampling, elicitation and roots requests so tests can check what was forwarded. Dropping a
-//! [`Proxy`] ends the proxy (its children end with it).
+//! [`Proxy`] (or a [`ProxyChild`]) ends the proxy with SIGTERM and waits for it, so the servers
+//! it started end with it.
 
 #![allow(
     dead_code,
@@ -394,6 +395,72 @@ impl Drop for Proxy {
         if std::thread::panicking() {
             eprintln!("--- proxy stderr ---\n{}", self.log.text());
         }
+        stop(self.pid);
+    }
+}
+
+/// Ends a proxy (or a server) the way a user does — SIGTERM, which a proxy answers by ending
+/// every server it started, each with its whole process group — and waits until it has exited.
+/// SIGKILL (what `kill_on_drop` sends) cannot be answered: the proxy's servers would only see
+/// their stdin close, and one that does not exit then (server-everything once it asked for the
+/// client's roots, or with a task in progress) would outlive the test. Should the process not
+/// exit within [`WAIT`], its children's process groups and the process are killed.
+pub fn stop(pid: u32) {
+    if !alive(pid) {
+        return;
+    }
+    let servers = children(pid);
+    let signal = |signal: &str, target: String| {
+        let _ = std::process::Command::new("kill")
+            .args([signal, "--", &target])
+            .stderr(Stdio::null())
+            .status();
+    };
+    signal("-TERM", pid.to_string());
+    let deadline = std::time::Instant::now() + WAIT;
+    while alive(pid) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if alive(pid) {
+        for server in servers {
+            signal("-KILL", format!("-{server}"));
+        }
+        signal("-KILL", pid.to_string());
+    }
+}
+
+/// A proxy process started by a test, ended with [`stop`] when dropped.
+pub struct ProxyChild(pub tokio::process::Child);
+
+impl ProxyChild {
+    pub fn spawn(command: &mut tokio::process::Command) -> ProxyChild {
+        ProxyChild(
+            command
+                .kill_on_drop(true)
+                .spawn()
+                .expect("the proxy starts"),
+        )
+    }
+}
+
+impl std::ops::Deref for ProxyChild {
+    type Target = tokio::process::Child;
+    fn deref(&self) -> &tokio::process::Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ProxyChild {
+    fn deref_mut(&mut self) -> &mut tokio::process::Child {
+        &mut self.0
+    }
+}
+
+impl Drop for ProxyChild {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0.id() {
+            stop(pid);
+        }
     }
 }
 
@@ -622,10 +689,18 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// Starts a background server process, killed on drop.
+/// Starts a background server process, ended with [`stop`] on drop.
 pub struct Background {
     pub child: tokio::process::Child,
     pub log: Log,
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(pid) = self.child.id() {
+            stop(pid);
+        }
+    }
 }
 
 impl Background {
@@ -704,27 +779,26 @@ pub async fn spawn_http_proxy(
     dir: &tempfile::TempDir,
     servers: Value,
     args: &[&str],
-) -> (tokio::process::Child, Log, String) {
+) -> (ProxyChild, Log, String) {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let config = dir.path().join("mcp.json");
     std::fs::write(&config, json!({ "mcpServers": servers }).to_string()).unwrap();
     let port = free_port().to_string();
-    let mut child = tokio::process::Command::new(proxy_bin())
-        .args(["--transport", "streamable-http", "--port", &port])
-        .args(["--rate-limit-tools", "0", "--rate-limit-requests", "0"])
-        .args(args)
-        .arg("--config")
-        .arg(&config)
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .env_remove("PLUGGEDIN_API_KEY")
-        .env("RUST_LOG", "info,pluggedin_mcp_proxy=debug")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut child = ProxyChild::spawn(
+        tokio::process::Command::new(proxy_bin())
+            .args(["--transport", "streamable-http", "--port", &port])
+            .args(["--rate-limit-tools", "0", "--rate-limit-requests", "0"])
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .env_remove("PLUGGEDIN_API_KEY")
+            .env("RUST_LOG", "info,pluggedin_mcp_proxy=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+    );
     let log = Log::capture(child.stderr.take().unwrap());
     log.wait_for("listening on http://").await;
     (child, log, format!("http://127.0.0.1:{port}/mcp"))

@@ -548,8 +548,7 @@ fn highlight(marked: &str) -> String {
         .join(" ")
         .replace(&format!("{MARK_CLOSE} {MARK_OPEN}"), " ")
         .replace(&format!("{MARK_CLOSE}{MARK_OPEN}"), "")
-        .replace(MARK_OPEN, "**")
-        .replace(MARK_CLOSE, "**")
+        .replace([MARK_OPEN, MARK_CLOSE], "**")
 }
 
 pub(super) fn get(
