@@ -207,10 +207,18 @@ impl KnownTools {
         let slugs = crate::catalog::naming::unique_slugs(names.iter().copied());
         let mut servers = Vec::with_capacity(names.len());
         for ((name, server), slug) in config.servers.iter().zip(slugs) {
-            let uuid = control.server_uuid(name).await?;
+            // The App gives its servers their UUIDs; local ones are made (once) in the store.
+            let uuid = match server.origin {
+                crate::config::Origin::App => cache
+                    .iter()
+                    .find(|entry| &entry.name == name)
+                    .map(|entry| entry.uuid.clone())
+                    .unwrap_or_default(),
+                crate::config::Origin::LocalFile => control.server_uuid(name).await?,
+            };
             let cached = cache
                 .iter()
-                .find(|entry| entry.uuid == uuid)
+                .find(|entry| !uuid.is_empty() && entry.uuid == uuid)
                 .and_then(|entry| {
                     let lists = crate::catalog::ServerLists::from_json(&entry.lists)?;
                     let tools = lists.tools.iter().map(|t| t.name.to_string()).collect();
@@ -260,11 +268,9 @@ impl KnownTools {
                 ))
             };
         };
-        let Some(server) = self
-            .servers
-            .iter()
-            .find(|server| server.slug == prefix || server.uuid == prefix)
-        else {
+        let Some(server) = self.servers.iter().find(|server| {
+            server.slug == prefix || (!server.uuid.is_empty() && server.uuid == prefix)
+        }) else {
             if self.app {
                 return Ok(CheckedTool::AppName);
             }
