@@ -327,7 +327,8 @@ pub enum WorkspaceAction {
 #[derive(Debug, Subcommand)]
 pub enum DocsAction {
     /// Add files, and folders recursively (md, txt, json, html, pdf; other names are read as
-    /// text); prints what was added, what was already there and what failed, with why
+    /// text); prints what was added, what was already there, what was skipped (not a document)
+    /// and what failed, with why
     Add {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
@@ -377,6 +378,21 @@ impl Command {
                 | Command::Workspace { .. }
                 | Command::Stats { .. }
                 | Command::Docs { .. }
+        )
+    }
+
+    /// Whether the command works on the configured servers (the others — `docs`, `stats`,
+    /// `workspace list|switch|delete` — need no config file and do not ask for one).
+    pub fn uses_servers(&self) -> bool {
+        !matches!(
+            self,
+            Command::Docs { .. }
+                | Command::Stats { .. }
+                | Command::Workspace {
+                    action: WorkspaceAction::List
+                        | WorkspaceAction::Switch { .. }
+                        | WorkspaceAction::Delete { .. }
+                }
         )
     }
 }

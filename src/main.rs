@@ -11,7 +11,7 @@ use pluggedin_mcp_proxy::{
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init(cli.log_level.as_deref());
+    telemetry::init(cli.log_level.as_deref(), cli.command.is_some());
     // One client over stdio is a chain of hops (stdin → service → router → server's pipe and
     // back), each a task wake-up: on one thread they are queue pushes, on several they are
     // cross-thread wake-ups that cost more than the work (issue 6's profile). HTTP serves many

@@ -313,20 +313,24 @@ fn spawn_child(
     let stderr = child.inner_mut().stderr().take();
     let child = ChildTransport::new(Arc::from(server), child, limit).map_err(spawn_error)?;
     if let Some(stderr) = stderr {
-        let server = server.to_owned();
-        tokio::spawn(async move {
-            let mut lines = tokio::io::BufReader::new(stderr).lines();
-            while let Ok(Some(mut line)) = lines.next_line().await {
-                if line.len() > MAX_STDERR_LINE {
-                    let mut cut = MAX_STDERR_LINE;
-                    while !line.is_char_boundary(cut) {
-                        cut -= 1;
+        // Its lines go to our log under the server's name, wherever the child was started from.
+        let span = tracing::info_span!(parent: None, "downstream", server = %server);
+        tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                let mut lines = tokio::io::BufReader::new(stderr).lines();
+                while let Ok(Some(mut line)) = lines.next_line().await {
+                    if line.len() > MAX_STDERR_LINE {
+                        let mut cut = MAX_STDERR_LINE;
+                        while !line.is_char_boundary(cut) {
+                            cut -= 1;
+                        }
+                        line.truncate(cut);
                     }
-                    line.truncate(cut);
+                    tracing::info!("stderr: {line}");
                 }
-                tracing::info!(server = %server, "stderr: {line}");
-            }
-        });
+            },
+            span,
+        ));
     }
     Ok(child)
 }

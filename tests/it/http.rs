@@ -15,7 +15,7 @@ use crate::support::*;
 
 /// The proxy serving HTTP, killed on drop.
 struct HttpProxy {
-    child: tokio::process::Child,
+    child: ProxyChild,
     url: String,
     log: Log,
     _dir: tempfile::TempDir,
@@ -32,21 +32,20 @@ impl HttpProxy {
         let config = dir.path().join("mcp.json");
         std::fs::write(&config, json!({"mcpServers": servers}).to_string()).unwrap();
         let port = free_port().to_string();
-        let mut child = tokio::process::Command::new(proxy_bin())
-            .args(["--transport", "streamable-http", "--port", &port])
-            .arg("--config")
-            .arg(&config)
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .args(args)
-            .env_remove("PLUGGEDIN_API_KEY")
-            .env("RUST_LOG", "info,pluggedin_mcp_proxy=debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
+        let mut child = ProxyChild::spawn(
+            tokio::process::Command::new(proxy_bin())
+                .args(["--transport", "streamable-http", "--port", &port])
+                .arg("--config")
+                .arg(&config)
+                .arg("--data-dir")
+                .arg(dir.path().join("data"))
+                .args(args)
+                .env_remove("PLUGGEDIN_API_KEY")
+                .env("RUST_LOG", "info,pluggedin_mcp_proxy=debug")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped()),
+        );
         let log = Log::capture(child.stderr.take().unwrap());
         log.wait_for("listening on http://").await;
         HttpProxy {
@@ -1028,6 +1027,91 @@ async fn refusals_have_the_right_status_and_a_json_rpc_body() {
     assert_eq!(
         options.headers()["access-control-expose-headers"],
         "Mcp-Session-Id, Mcp-Protocol-Version"
+    );
+}
+
+#[tokio::test]
+async fn health_and_servers_count_the_tools_clients_get_after_filters_and_disabled_tools() {
+    let servers = json!({
+        "demo": demo(),
+        "narrow": {"command": demo_bin(), "tools": {"allow": ["add", "echo"]}},
+    });
+    let proxy = HttpProxy::start(servers, NO_LIMITS).await;
+    let health_url = proxy.url.replace("/mcp", "/health");
+    let tools_of = |health: &Value, name: &str| {
+        health["servers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|server| server["name"] == name)
+            .map(|server| (server["state"].clone(), server["tools"].clone()))
+            .unwrap()
+    };
+    let wait_for_health = |check: Box<dyn Fn(&Value) -> bool>| {
+        let health_url = health_url.clone();
+        async move {
+            let mut last = Value::Null;
+            let found = tokio::time::timeout(WAIT, async {
+                loop {
+                    last = reqwest::get(&health_url)
+                        .await
+                        .unwrap()
+                        .json()
+                        .await
+                        .unwrap();
+                    if check(&last) {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            })
+            .await;
+            assert!(found.is_ok(), "/health never showed it: {last}");
+            last
+        }
+    };
+    let health = wait_for_health(Box::new(move |health| {
+        tools_of(health, "narrow") == (json!("connected"), json!(2))
+    }))
+    .await;
+    let (_, demo_tools) = tools_of(&health, "demo");
+    assert!(demo_tools.as_u64().unwrap() > 2, "{health}");
+
+    // The operator turns one off: both counts follow.
+    let cli = |args: &[&str]| {
+        std::process::Command::new(proxy_bin())
+            .arg("--config")
+            .arg(proxy._dir.path().join("mcp.json"))
+            .arg("--data-dir")
+            .arg(proxy._dir.path().join("data"))
+            .args(args)
+            .env_remove("PLUGGEDIN_API_KEY")
+            .output()
+            .unwrap()
+    };
+    let disabled = cli(&["tools", "disable", "narrow__echo"]);
+    assert!(disabled.status.success(), "{disabled:?}");
+    wait_for_health(Box::new(move |health| {
+        tools_of(health, "narrow") == (json!("connected"), json!(1))
+    }))
+    .await;
+    let listed = String::from_utf8_lossy(&cli(&["servers"]).stdout).into_owned();
+    let row = |name: &str| {
+        listed
+            .lines()
+            .find(|line| line.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} row in {listed}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        row("narrow"),
+        ["narrow", "stdio", "connected", "1", "tools"]
+    );
+    assert_eq!(
+        row("demo")[3],
+        demo_tools.to_string(),
+        "servers and /health agree: {listed}"
     );
 }
 

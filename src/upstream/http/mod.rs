@@ -316,6 +316,8 @@ async fn health(State(state): State<AppState>) -> Response {
         Some(sessions) => (sessions.count().await, sessions.hibernated()),
         None => (0, 0),
     };
+    let catalog = state.router.catalog();
+    let served = catalog.tools_per_server();
     let servers: Vec<_> = state
         .router
         .servers()
@@ -325,7 +327,8 @@ async fn health(State(state): State<AppState>) -> Response {
                 "name": server.name,
                 "transport": server.config.transport.kind(),
                 "state": server.state().to_string(),
-                "tools": server.lists().tools.len(),
+                // What clients get from it, after the config's filter and the disabled tools.
+                "tools": served.get(server.name.as_str()).copied().unwrap_or(0),
             })
         })
         .collect();
