@@ -25,7 +25,9 @@ work=$(mktemp -d)
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
+  # A proxy ends its servers and closes its store before it exits: wait, then remove their files.
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$work" || true
 }
 trap cleanup EXIT
 
@@ -64,8 +66,7 @@ start_proxy() { # name protocol [proxy flags...] -> sets proxy_url
   local port
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   "$BIN/pluggedin-mcp-proxy" --config "$work/$1.json" --data-dir "$work/data-$1" \
-    --transport streamable-http --port "$port" --prefix-mode never \
-    --rate-limit-tools 0 --rate-limit-requests 0 "${@:3}" 2>"$work/$1.log" &
+    --transport streamable-http --port "$port" --prefix-mode never "${@:3}" 2>"$work/$1.log" &
   pids+=($!)
   # The suite starts the moment /health answers, as a client would: the proxy's first answers
   # wait for the demo server behind it (--startup-wait), the script does not.

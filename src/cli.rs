@@ -104,12 +104,14 @@ pub struct Cli {
     #[arg(long)]
     pub sse_answers: bool,
 
-    /// Tool calls per minute per token (or client address without auth); 0 disables
-    #[arg(long, default_value_t = 60)]
+    /// Limit HTTP tool calls to N per minute per token (or per client address for requests
+    /// without one); 0, the default, is no limit
+    #[arg(long, value_name = "N", default_value_t = 0)]
     pub rate_limit_tools: u32,
 
-    /// Other requests per minute per token (or client address without auth); 0 disables
-    #[arg(long, default_value_t = 100)]
+    /// Limit other HTTP requests to N per minute per token (or per client address for requests
+    /// without one); 0, the default, is no limit
+    #[arg(long, value_name = "N", default_value_t = 0)]
     pub rate_limit_requests: u32,
 
     /// An Origin allowed to call the HTTP endpoint (repeatable, `*` for any; default: loopback
@@ -325,7 +327,8 @@ pub enum WorkspaceAction {
 #[derive(Debug, Subcommand)]
 pub enum DocsAction {
     /// Add files, and folders recursively (md, txt, json, html, pdf; other names are read as
-    /// text); prints what was added, what was already there and what failed, with why
+    /// text); prints what was added, what was already there, what was skipped (not a document)
+    /// and what failed, with why
     Add {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
@@ -375,6 +378,21 @@ impl Command {
                 | Command::Workspace { .. }
                 | Command::Stats { .. }
                 | Command::Docs { .. }
+        )
+    }
+
+    /// Whether the command works on the configured servers (the others — `docs`, `stats`,
+    /// `workspace list|switch|delete` — need no config file and do not ask for one).
+    pub fn uses_servers(&self) -> bool {
+        !matches!(
+            self,
+            Command::Docs { .. }
+                | Command::Stats { .. }
+                | Command::Workspace {
+                    action: WorkspaceAction::List
+                        | WorkspaceAction::Switch { .. }
+                        | WorkspaceAction::Delete { .. }
+                }
         )
     }
 }

@@ -106,15 +106,28 @@ fn tools(router: &Router, json: bool) -> anyhow::Result<ExitCode> {
 }
 
 fn servers(router: &Router) -> anyhow::Result<ExitCode> {
+    let catalog = router.catalog();
+    let served = catalog.tools_per_server();
+    let visible: Vec<String> = router
+        .visible_servers()
+        .iter()
+        .map(|server| server.name.clone())
+        .collect();
     let rows: Vec<[String; 4]> = router
         .servers()
         .iter()
         .map(|server| {
+            // What clients get from it: after the config's filter and the disabled tools.
+            let tools = served.get(server.name.as_str()).copied().unwrap_or(0);
+            let mut tools = format!("{tools} tools");
+            if !visible.contains(&server.name) {
+                tools.push_str(" (not served: disabled or outside the workspace)");
+            }
             [
                 server.name.clone(),
                 server.config.transport.kind().to_owned(),
                 server.state().to_string(),
-                format!("{} tools", server.lists().tools.len()),
+                tools,
             ]
         })
         .collect();

@@ -110,7 +110,8 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
             config
         }
         None => {
-            if app_settings.is_none() {
+            let needs_servers = cli.command.as_ref().is_none_or(cli::Command::uses_servers);
+            if app_settings.is_none() && needs_servers {
                 let searched: Vec<String> = config::search_paths()
                     .iter()
                     .map(|path| path.display().to_string())
@@ -415,10 +416,13 @@ async fn serve_stdio(router: &Arc<Router>, cancel: &CancellationToken) -> anyhow
     let transport = upstream::stdio::StdioTransport::new().with_tool_pages(pages);
     let serve = async {
         match handler.serve_with_ct(transport, cancel.child_token()).await {
-            Ok(running) => {
-                let reason = running.waiting().await;
-                tracing::info!("client session ended: {reason:?}");
-            }
+            Ok(running) => match running.waiting().await {
+                Ok(rmcp::service::QuitReason::Closed) => {
+                    tracing::info!("client session ended (stdin closed)");
+                }
+                Ok(_) => tracing::info!("client session ended"),
+                Err(error) => tracing::warn!("client session task failed: {error}"),
+            },
             Err(error) => tracing::info!("client left before initializing: {error}"),
         }
     };

@@ -14,7 +14,7 @@ fn main() -> ExitCode {
     #[cfg(unix)]
     pluggedin_mcp_proxy::downstream::reaper::run_if_reaper();
     let cli = Cli::parse();
-    telemetry::init(cli.log_level.as_deref());
+    telemetry::init(cli.log_level.as_deref(), cli.command.is_some());
     // One client over stdio is a chain of hops (stdin → service → router → server's pipe and
     // back), each a task wake-up: on one thread they are queue pushes, on several they are
     // cross-thread wake-ups that cost more than the work (issue 6's profile). HTTP serves many

@@ -35,7 +35,7 @@ pub async fn run(
         Command::Tools {
             action: Some(action),
             ..
-        } => tools(action, control).await,
+        } => tools(action, control, config).await,
         Command::Workspace { action } => workspace(action, control, config).await,
         Command::Stats { since } => stats(&since, control).await,
         Command::Docs { action } => docs(action, control).await,
@@ -113,7 +113,17 @@ async fn servers(
     Ok(ExitCode::SUCCESS)
 }
 
-async fn tools(action: ToolsAction, control: &dyn ControlPlane) -> anyhow::Result<ExitCode> {
+/// `tools enable|disable NAME`. The name is checked against what a client could call, as far as
+/// it is known without connecting: the built-in tools, the config's servers (by slug or UUID)
+/// and the tools each offered when a proxy on this data dir last connected to it (the catalog
+/// cache). An unknown server or a tool its server did not offer is an error; a server never
+/// connected yet cannot be checked, which is said. Enabling a name that is disabled always works
+/// (whatever became of its server), so stale settings can be cleared.
+async fn tools(
+    action: ToolsAction,
+    control: &dyn ControlPlane,
+    config: &Config,
+) -> anyhow::Result<ExitCode> {
     let (name, enabled) = match action {
         ToolsAction::Enable { name } => (name, true),
         ToolsAction::Disable { name } => (name, false),
@@ -122,19 +132,219 @@ async fn tools(action: ToolsAction, control: &dyn ControlPlane) -> anyhow::Resul
     if name.is_empty() {
         bail!("the tool name is empty");
     }
-    if !name.contains("__") && crate::builtin::canonical(name).is_none() {
-        tracing::warn!(
-            "\"{name}\" is neither <server>__<tool> nor a built-in tool; it applies if a tool is \
-             exposed under exactly this name"
-        );
-    }
     let name = crate::builtin::canonical(name).unwrap_or(name);
-    control.set_tool_enabled(name, enabled).await?;
-    println!(
-        "tool {name} {}",
-        if enabled { "enabled" } else { "disabled" }
-    );
+    let disabled = control.settings().await?.disabled_tools;
+    if enabled && disabled.contains(name) {
+        control.set_tool_enabled(name, true).await?;
+        println!("tool {name} enabled");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let known = KnownTools::load(control, config).await?;
+    let tool = known.check(name).map_err(anyhow::Error::msg)?;
+    if let Some(warning) = tool.warning() {
+        eprintln!("warning: {warning}");
+    }
+    if enabled {
+        // Another spelling of the same tool (`<uuid>__…` for `<slug>__…`) may be the disabled one.
+        let spellings: Vec<String> = tool
+            .spellings()
+            .into_iter()
+            .filter(|spelling| disabled.contains(spelling))
+            .collect();
+        if spellings.is_empty() {
+            println!("tool {name} is not disabled");
+        }
+        for spelling in spellings {
+            control.set_tool_enabled(&spelling, true).await?;
+            println!("tool {spelling} enabled");
+        }
+    } else {
+        control.set_tool_enabled(name, false).await?;
+        println!("tool {name} disabled");
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The tools a client could call, as known without connecting (see [`tools`]).
+struct KnownTools {
+    servers: Vec<KnownServer>,
+    /// The servers come from the plugged.in App, whose own slugs are not known here.
+    app: bool,
+}
+
+struct KnownServer {
+    name: String,
+    slug: String,
+    uuid: String,
+    filter: crate::config::ToolFilter,
+    /// The tools it offered when last connected, and when that was; `None` if never.
+    cached: Option<(Vec<String>, i64)>,
+}
+
+/// A tool name that passed [`KnownTools::check`].
+enum CheckedTool<'a> {
+    Builtin,
+    /// Offered by `server` under `original`; `filtered` when the config's filter hides it.
+    Served {
+        server: &'a KnownServer,
+        original: String,
+        filtered: bool,
+    },
+    /// An unprefixed name that servers offer (exposed so under `--prefix-mode auto|never`).
+    Unprefixed,
+    /// A server's tool that cannot be checked: the server was never connected.
+    Unchecked {
+        server: &'a KnownServer,
+    },
+    /// App mode: a prefix that is none of the config's slugs or UUIDs may be the App's slug.
+    AppName,
+}
+
+impl KnownTools {
+    async fn load(control: &dyn ControlPlane, config: &Config) -> anyhow::Result<KnownTools> {
+        let cache = control.cached_servers().await?;
+        let names: Vec<&str> = config.servers.keys().map(String::as_str).collect();
+        let slugs = crate::catalog::naming::unique_slugs(names.iter().copied());
+        let mut servers = Vec::with_capacity(names.len());
+        for ((name, server), slug) in config.servers.iter().zip(slugs) {
+            // The App gives its servers their UUIDs; local ones are made (once) in the store.
+            let uuid = match server.origin {
+                crate::config::Origin::App => cache
+                    .iter()
+                    .find(|entry| &entry.name == name)
+                    .map(|entry| entry.uuid.clone())
+                    .unwrap_or_default(),
+                crate::config::Origin::LocalFile => control.server_uuid(name).await?,
+            };
+            let cached = cache
+                .iter()
+                .find(|entry| !uuid.is_empty() && entry.uuid == uuid)
+                .and_then(|entry| {
+                    let lists = crate::catalog::ServerLists::from_json(&entry.lists)?;
+                    let tools = lists.tools.iter().map(|t| t.name.to_string()).collect();
+                    Some((tools, entry.updated_at))
+                });
+            servers.push(KnownServer {
+                name: name.clone(),
+                slug,
+                uuid,
+                filter: server.tools.clone(),
+                cached,
+            });
+        }
+        let app = config
+            .servers
+            .values()
+            .any(|server| server.origin == crate::config::Origin::App);
+        Ok(KnownTools { servers, app })
+    }
+
+    fn server_names(&self) -> String {
+        if self.servers.is_empty() {
+            return "none configured".to_owned();
+        }
+        let names: Vec<&str> = self.servers.iter().map(|s| s.name.as_str()).collect();
+        names.join(", ")
+    }
+
+    fn check(&self, name: &str) -> Result<CheckedTool<'_>, String> {
+        use crate::catalog::naming::qualify;
+        if crate::builtin::canonical(name).is_some() {
+            return Ok(CheckedTool::Builtin);
+        }
+        let Some((prefix, rest)) = name.split_once("__") else {
+            let offered = self.servers.iter().any(|server| {
+                server
+                    .cached
+                    .as_ref()
+                    .is_some_and(|(tools, _)| tools.iter().any(|tool| tool == name))
+            });
+            return if offered {
+                Ok(CheckedTool::Unprefixed)
+            } else {
+                Err(format!(
+                    "no tool named \"{name}\": a server's tool is named <server>__<tool> (see \
+                     `pluggedin-mcp-proxy tools`), a built-in one pluggedin_…"
+                ))
+            };
+        };
+        let Some(server) = self.servers.iter().find(|server| {
+            server.slug == prefix || (!server.uuid.is_empty() && server.uuid == prefix)
+        }) else {
+            if self.app {
+                return Ok(CheckedTool::AppName);
+            }
+            return Err(format!(
+                "no server \"{prefix}\" for the tool \"{name}\" (servers: {})",
+                self.server_names()
+            ));
+        };
+        let Some((tools, updated_at)) = &server.cached else {
+            return Ok(CheckedTool::Unchecked { server });
+        };
+        let found = tools.iter().find(|tool| {
+            qualify(&server.slug, tool) == name || qualify(&server.uuid, tool) == name
+        });
+        match found {
+            Some(original) => Ok(CheckedTool::Served {
+                server,
+                original: original.clone(),
+                filtered: !server.filter.permits(original),
+            }),
+            None => Err(format!(
+                "server \"{}\" offers no tool \"{rest}\" (as of {}, when it was last \
+                 connected; `pluggedin-mcp-proxy tools` lists the tools)",
+                server.name,
+                iso(*updated_at)
+            )),
+        }
+    }
+}
+
+impl CheckedTool<'_> {
+    /// What the operator should know about a name that is accepted.
+    fn warning(&self) -> Option<String> {
+        match self {
+            CheckedTool::Served {
+                server,
+                original,
+                filtered: true,
+            } => Some(format!(
+                "the config's tools filter of server \"{}\" already hides \"{original}\"",
+                server.name
+            )),
+            CheckedTool::Unchecked { server } => Some(format!(
+                "server \"{}\" has not been connected with this data dir yet, so its tool names \
+                 cannot be checked",
+                server.name
+            )),
+            CheckedTool::Unprefixed => Some(
+                "a server offers this name, which clients see unprefixed only under \
+                 --prefix-mode auto or never; otherwise it is <server>__<tool>"
+                    .to_owned(),
+            ),
+            CheckedTool::AppName => Some(
+                "the name's prefix is none of the known servers' slugs or UUIDs; it applies if \
+                 the App lists a tool under exactly this name"
+                    .to_owned(),
+            ),
+            _ => None,
+        }
+    }
+
+    /// The spellings under which this tool may have been disabled.
+    fn spellings(&self) -> Vec<String> {
+        use crate::catalog::naming::qualify;
+        match self {
+            CheckedTool::Served {
+                server, original, ..
+            } => vec![
+                qualify(&server.slug, original),
+                qualify(&server.uuid, original),
+            ],
+            _ => Vec::new(),
+        }
+    }
 }
 
 async fn workspace(
@@ -206,28 +416,36 @@ async fn stats(since: &str, control: &dyn ControlPlane) -> anyhow::Result<ExitCo
         .with_context(|| format!("--since {since:?}: expected a number and s, m, h, d or w"))?;
     let from = now_ms().saturating_sub(window);
     let stats = control.activity_stats(from).await?;
+    let refused = control.rate_limited(from).await?;
     println!("activity since {} (last {since})\n", iso(from));
     if stats.is_empty() {
         println!("no activity recorded in this window");
-        return Ok(ExitCode::SUCCESS);
+    } else {
+        let rows: Vec<[String; 6]> = stats
+            .iter()
+            .map(|row| {
+                [
+                    row.server_name.clone(),
+                    row.item.clone(),
+                    row.calls.to_string(),
+                    format!(
+                        "{:.1}%",
+                        row.errors as f64 * 100.0 / row.calls.max(1) as f64
+                    ),
+                    format!("{}ms", row.p50_ms),
+                    format!("{}ms", row.p95_ms),
+                ]
+            })
+            .collect();
+        print_table(["SERVER", "TOOL", "CALLS", "ERRORS", "P50", "P95"], &rows);
     }
-    let rows: Vec<[String; 6]> = stats
-        .iter()
-        .map(|row| {
-            [
-                row.server_name.clone(),
-                row.item.clone(),
-                row.calls.to_string(),
-                format!(
-                    "{:.1}%",
-                    row.errors as f64 * 100.0 / row.calls.max(1) as f64
-                ),
-                format!("{}ms", row.p50_ms),
-                format!("{}ms", row.p95_ms),
-            ]
-        })
-        .collect();
-    print_table(["SERVER", "TOOL", "CALLS", "ERRORS", "P50", "P95"], &rows);
+    let total = refused.tool_calls + refused.requests;
+    if total > 0 {
+        println!(
+            "\nrefused by the HTTP rate limit: {total} requests ({} tool calls, {} other requests)",
+            refused.tool_calls, refused.requests
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -354,7 +572,9 @@ async fn docs(action: DocsAction, control: &dyn ControlPlane) -> anyhow::Result<
 }
 
 /// Reads and stores files in batches; one transaction per document, so a failure leaves no
-/// trace of that document and does not stop the others. Exits 1 if any file failed.
+/// trace of that document and does not stop the others. Files that are not documents (binary,
+/// empty, too large, PDFs without text) are skipped; exits 1 only if a file failed (could not be
+/// read or stored).
 async fn docs_add(
     paths: &[std::path::PathBuf],
     tags: &[String],
@@ -362,7 +582,7 @@ async fn docs_add(
 ) -> anyhow::Result<ExitCode> {
     let (files, mut failed) = crate::ingest::files(paths);
     let progress = files.len() >= PROGRESS_FROM;
-    let (mut added, mut duplicates) = (0usize, Vec::new());
+    let (mut added, mut duplicates, mut skipped) = (0usize, Vec::new(), Vec::new());
     for (done, batch) in files.chunks(ADD_BATCH).enumerate() {
         let mut names = Vec::with_capacity(batch.len());
         let mut documents = Vec::with_capacity(batch.len());
@@ -373,6 +593,7 @@ async fn docs_add(
                     names.push(path.clone());
                     documents.push(document);
                 }
+                Err(error) if error.is_skip() => skipped.push((path.clone(), error.to_string())),
                 Err(error) => failed.push((path.clone(), error.to_string())),
             }
         }
@@ -397,8 +618,9 @@ async fn docs_add(
         eprintln!();
     }
     println!(
-        "added {added}, duplicates {}, failed {}",
+        "added {added}, duplicates {}, skipped {}, failed {}",
         duplicates.len(),
+        skipped.len(),
         failed.len()
     );
     for (path, id, title) in &duplicates {
@@ -406,6 +628,9 @@ async fn docs_add(
             "duplicate: {} (same content as {id} \"{title}\")",
             path.display()
         );
+    }
+    for (path, reason) in &skipped {
+        println!("skipped: {}: {reason}", path.display());
     }
     for (path, reason) in &failed {
         println!("failed: {}: {reason}", path.display());

@@ -70,6 +70,9 @@ pub enum RouteError {
     Resolve(#[from] ResolveError),
     #[error("unknown resource \"{0}\"")]
     UnknownResource(String),
+    /// A tool that exists but is not served: disabled, its server off, filtered out.
+    #[error("tool \"{tool}\" {why}")]
+    NotServed { tool: String, why: String },
     #[error(transparent)]
     Cursor(#[from] InvalidCursor),
     #[error("server \"{server}\" is not connected ({state})")]
@@ -135,7 +138,7 @@ impl From<RouteError> for ErrorData {
                 data
             }
             RouteError::Parked(error) => error.into(),
-            RouteError::Resolve(_) | RouteError::Cursor(_) => {
+            RouteError::Resolve(_) | RouteError::Cursor(_) | RouteError::NotServed { .. } => {
                 ErrorData::invalid_params(message, None)
             }
             RouteError::UnknownResource(uri) => {
@@ -562,6 +565,11 @@ impl Router {
         self.app.get()
     }
 
+    /// Where the built-in tools' data, the settings and the activity log live.
+    pub fn control_plane(&self) -> &Arc<dyn crate::control::ControlPlane> {
+        self.control.builtins.control()
+    }
+
     /// Applies the App's current server list (servers started, stopped, restarted as needed) with
     /// the local config file's other settings, and rebuilds the catalog from the App's lists.
     /// Servers keep the App's UUIDs and slugs.
@@ -941,6 +949,80 @@ impl Router {
                 .is_ok_and(|route| route.server == server.name)
     }
 
+    /// Why a tool name that did not resolve is not served, when it names a tool that exists:
+    /// disabled by the operator, its server disabled or outside the workspace, or left out by
+    /// the config's filter. `None` for a name nobody offers.
+    fn not_served(&self, name: &str) -> Option<RouteError> {
+        let settings = self.settings();
+        let not_served = |why: String| {
+            Some(RouteError::NotServed {
+                tool: name.to_owned(),
+                why,
+            })
+        };
+        let disabled =
+            |spelling: &str| format!("is disabled (pluggedin-mcp-proxy tools enable {spelling})");
+        let canonical = builtin::canonical(name).unwrap_or(name);
+        if settings.disabled_tools.contains(canonical) {
+            return not_served(disabled(canonical));
+        }
+        let (prefix, _) = name.split_once(crate::catalog::naming::SEPARATOR)?;
+        let server = self
+            .servers()
+            .into_iter()
+            .find(|server| server.slug == prefix || server.uuid == prefix)?;
+        let server_name = &server.name;
+        if server.config.disabled {
+            return not_served(format!(
+                "is in server \"{server_name}\", which the config disables (\"disabled\": true)"
+            ));
+        }
+        if settings.disabled_servers.contains(server_name) {
+            return not_served(format!(
+                "is in server \"{server_name}\", which is disabled (pluggedin-mcp-proxy servers \
+                 enable {server_name})"
+            ));
+        }
+        if let Some(workspace) = &settings.workspace
+            && !workspace.servers.contains(server_name)
+        {
+            let how = if self.control.pinned_workspace.is_some() {
+                "this proxy serves only that one (--workspace)"
+            } else {
+                "pluggedin-mcp-proxy workspace switch all"
+            };
+            return not_served(format!(
+                "is in server \"{server_name}\", which is not in the active workspace \"{}\" \
+                 ({how})",
+                workspace.name
+            ));
+        }
+        let qualify = crate::catalog::naming::qualify;
+        let lists = server.lists();
+        let original = lists
+            .tools
+            .iter()
+            .map(|tool| tool.name.as_ref())
+            .find(|tool| {
+                qualify(&server.slug, tool) == name || qualify(&server.uuid, tool) == name
+            })?;
+        if let Some(spelling) = [
+            qualify(&server.slug, original),
+            qualify(&server.uuid, original),
+        ]
+        .into_iter()
+        .find(|spelling| settings.disabled_tools.contains(spelling))
+        {
+            return not_served(disabled(&spelling));
+        }
+        if !server.config.tools.permits(original) {
+            return not_served(format!(
+                "is left out by the \"tools\" filter of server \"{server_name}\" in the config"
+            ));
+        }
+        None
+    }
+
     /// The built-in tools that are on, in list order.
     pub fn builtin_tools(&self) -> Vec<rmcp::model::Tool> {
         let settings = self.settings();
@@ -1235,9 +1317,13 @@ impl Router {
             return Ok(ServerResult::CallToolResult(result));
         }
         let name = params.name.clone();
+        // A tool that is off (disabled, its server disabled or outside the workspace, filtered)
+        // says so instead of "unknown"; one whose server is starting is waited for.
         let route = self
             .resolve_waiting(caller, Item::Tool(&name), |catalog| {
-                Ok(catalog.resolve_tool(&name)?)
+                catalog
+                    .resolve_tool(&name)
+                    .map_err(|error| self.not_served(&name).unwrap_or(error.into()))
             })
             .await?;
         params.name = route.original.clone().into();

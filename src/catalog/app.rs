@@ -52,7 +52,7 @@ impl Catalog {
                 continue;
             };
             let Some(tool) = tool_of(value) else {
-                tracing::warn!(tool = ?value.get("name"), "the App listed a tool that does not parse; left out");
+                tracing::warn!(tool = %value.get("name").unwrap_or(&serde_json::Value::Null), "the App listed a tool that does not parse; left out");
                 continue;
             };
             let name = tool.name.to_string();

@@ -9,7 +9,7 @@ pub mod naming;
 mod template;
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use rmcp::model::{Prompt, PromptMessage, Resource, ResourceTemplate, Role, Tool};
 
@@ -270,16 +270,23 @@ impl Catalog {
             }
         }
 
-        // Resources keep their URIs; the first server to list a URI owns it.
+        // Resources keep their URIs; the first server to list a URI owns it. A duplicate that
+        // differs from the owner's entry is hidden from clients, which is worth a warning (one
+        // line per pair of servers); an identical one (two instances of one server) is not.
+        let mut listed: HashMap<&str, &Resource> = HashMap::new();
+        let mut shadowed: BTreeMap<(String, &str), Vec<&str>> = BTreeMap::new();
         for server in servers {
             for resource in &server.lists.resources {
                 if let Some(owner) = catalog.resource_routes.get(&resource.uri) {
-                    tracing::warn!(
-                        uri = %resource.uri, owner = %owner, also = %server.name,
-                        "resource listed by two servers; the first one serves it"
-                    );
+                    if listed.get(resource.uri.as_str()) != Some(&resource) {
+                        shadowed
+                            .entry((owner.clone(), server.name))
+                            .or_default()
+                            .push(&resource.uri);
+                    }
                     continue;
                 }
+                listed.insert(&resource.uri, resource);
                 catalog
                     .resource_routes
                     .insert(resource.uri.clone(), server.name.to_owned());
@@ -299,6 +306,12 @@ impl Catalog {
                 clean_text(&mut exposed.description);
                 catalog.templates.push(exposed);
             }
+        }
+        for ((owner, also), uris) in shadowed {
+            tracing::warn!(
+                owner = %owner, also = %also, uris = %uris.join(", "),
+                "resources listed by two servers; the first one serves them"
+            );
         }
         for (name, owners) in catalog
             .ambiguous_tools
@@ -349,6 +362,18 @@ impl Catalog {
                 .collect(),
         );
         name
+    }
+
+    /// How many of each server's tools the catalog lists: what clients see, after the config's
+    /// filters and the operator's disabled tools. Servers with none are absent.
+    pub fn tools_per_server(&self) -> HashMap<&str, usize> {
+        let mut counts = HashMap::new();
+        for tool in &self.tools {
+            if let Some(route) = self.tool_routes.get(tool.name.as_ref()) {
+                *counts.entry(route.server.as_str()).or_default() += 1;
+            }
+        }
+        counts
     }
 
     /// The owner of a tool name as a client sends it.

@@ -121,6 +121,18 @@ fn filtered_tools_are_neither_listed_nor_callable() {
 }
 
 #[test]
+fn tools_per_server_counts_what_is_listed_after_filters() {
+    let mut fixture = Fixture::new(&[("a", &["read", "write", "delete"]), ("b", &["x"])]);
+    fixture.filter = ToolFilter {
+        allow: Some(vec!["read".into(), "x".into()]),
+        deny: Vec::new(),
+    };
+    let catalog = fixture.build(PrefixMode::Always);
+    let counts = catalog.tools_per_server();
+    assert_eq!((counts.get("a"), counts.get("b")), (Some(&1), Some(&1)));
+}
+
+#[test]
 fn generated_names_never_collide() {
     // Server "a" offers "b__x" unprefixed (auto mode, unique) while "b__x" is also b's "x".
     let fixture = Fixture::new(&[("a", &["b__x", "x"]), ("b", &["x"])]);

@@ -207,7 +207,9 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 impl Config {
-    /// Reads and validates a config file.
+    /// Reads and validates a config file. Relative paths in it (a stdio server's `command` when
+    /// it names a file, like `./bin/server`, and its `cwd`) are taken from the file's directory,
+    /// so the file means the same wherever the proxy is started from.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|error| ConfigError {
             file: path.to_owned(),
@@ -215,7 +217,35 @@ impl Config {
             field: None,
             message: format!("cannot read: {error}"),
         })?;
-        Config::parse(path, &text)
+        let mut config = Config::parse(path, &text)?;
+        let base = std::path::absolute(path)
+            .ok()
+            .and_then(|file| file.parent().map(Path::to_owned));
+        if let Some(base) = base {
+            config.resolve_paths(&base);
+        }
+        Ok(config)
+    }
+
+    /// Makes the stdio servers' relative `command` paths and `cwd`s relative to `base`. A bare
+    /// command (`npx`, `uvx`) is left to the `PATH` search; `args` are passed as written.
+    pub fn resolve_paths(&mut self, base: &Path) {
+        for server in self.servers.values_mut() {
+            let TransportConfig::Stdio { command, cwd, .. } = &mut server.transport else {
+                continue;
+            };
+            let program = Path::new(command.as_str());
+            // Collecting the components drops the `.` ones (`./bin/x`).
+            if program.is_relative() && program.components().count() > 1 {
+                let resolved: PathBuf = base.join(program).components().collect();
+                *command = resolved.to_string_lossy().into_owned();
+            }
+            if let Some(dir) = cwd
+                && dir.is_relative()
+            {
+                *dir = base.join(&*dir).components().collect();
+            }
+        }
     }
 
     /// Validates config text; `path` is only used in error messages.

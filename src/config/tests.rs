@@ -236,3 +236,48 @@ fn bad_roots_name_the_entry_and_why() {
          or a {\"uri\", \"name\"} object"
     );
 }
+
+#[test]
+fn relative_command_paths_and_cwd_are_taken_from_the_config_files_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mcp.json");
+    std::fs::write(
+        &file,
+        r#"{"mcpServers": {
+            "local": {"command": "./bin/server", "args": ["./data"], "cwd": "work"},
+            "up":    {"command": "../tools/server"},
+            "bare":  {"command": "npx", "args": ["-y", "pkg"]},
+            "fixed": {"command": "/usr/bin/server", "cwd": "/srv"}
+        }}"#,
+    )
+    .unwrap();
+    let config = Config::load(&file).unwrap();
+    let stdio = |name: &str| match &config.servers[name].transport {
+        TransportConfig::Stdio {
+            command, args, cwd, ..
+        } => (command.clone(), args.clone(), cwd.clone()),
+        other => panic!("{name} is not stdio: {other:?}"),
+    };
+    let base = std::path::absolute(dir.path()).unwrap();
+    assert_eq!(
+        stdio("local"),
+        (
+            base.join("bin/server").display().to_string(),
+            vec!["./data".to_owned()],
+            Some(base.join("work"))
+        )
+    );
+    assert_eq!(
+        stdio("up").0,
+        base.join("../tools/server").display().to_string()
+    );
+    assert_eq!(stdio("bare").0, "npx");
+    assert_eq!(
+        stdio("fixed"),
+        (
+            "/usr/bin/server".to_owned(),
+            Vec::new(),
+            Some("/srv".into())
+        )
+    );
+}

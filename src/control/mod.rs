@@ -443,6 +443,16 @@ pub struct ActivityStats {
     pub p95_ms: i64,
 }
 
+/// Requests the HTTP rate limit refused over a period, recorded at its end (one row per
+/// period with refusals, never one per refusal).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RateLimited {
+    /// When the period ended (ms since the epoch).
+    pub at: i64,
+    pub tool_calls: u64,
+    pub requests: u64,
+}
+
 /// What the proxy's operator turned off, and the workspace in force. A running proxy re-reads
 /// these when [`ControlPlane::settings_version`] changes.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -545,7 +555,11 @@ pub trait ControlPlane: Send + Sync {
 
     async fn record_activity(&self, batch: Vec<Activity>) -> Result<()>;
     async fn activity_stats(&self, since: i64) -> Result<Vec<ActivityStats>>;
-    /// Deletes activity older than `before`; returns how many rows went.
+    async fn record_rate_limited(&self, entry: RateLimited) -> Result<()>;
+    /// The refusals of the HTTP rate limit recorded since `since`, summed (`at` is `since`).
+    async fn rate_limited(&self, since: i64) -> Result<RateLimited>;
+    /// Deletes activity (and rate-limit records) older than `before`; returns how many activity
+    /// rows went.
     async fn prune_activity(&self, before: i64) -> Result<u64>;
 
     /// A number that changes whenever [`Settings`] may have changed, in any process.

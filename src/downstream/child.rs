@@ -340,7 +340,7 @@ impl Transport<RoleClient> for ChildTransport {
                     tracing::warn!(
                         server = %self.server,
                         limit = self.max,
-                        id = ?id,
+                        id = %id.as_ref().map_or_else(|| "none".to_owned(), ToString::to_string),
                         "refused a message larger than the limit (security.maxMessageBytes)"
                     );
                     if let Some(id) = id {

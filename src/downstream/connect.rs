@@ -56,6 +56,42 @@ const MAX_STDERR_LINE: usize = 4096;
 const STDERR_BURST: u32 = 200;
 const STDERR_PER_SECOND: f64 = 20.0;
 
+/// Copies a server's stderr into our log within a budget (a burst, then a few lines a second,
+/// with counts of what was not logged). Bytes, not text: a server's stderr is whatever it writes,
+/// and an overlong line is never held whole.
+async fn log_stderr(stderr: impl tokio::io::AsyncRead + Unpin) {
+    let mut stderr = tokio::io::BufReader::new(stderr);
+    let mut line = Vec::new();
+    let mut budget = crate::telemetry::LogBudget::new(STDERR_BURST, STDERR_PER_SECOND);
+    loop {
+        line.clear();
+        match (&mut stderr)
+            .take(MAX_STDERR_LINE as u64)
+            .read_until(b'\n', &mut line)
+            .await
+        {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        if line.last() != Some(&b'\n') && line.len() == MAX_STDERR_LINE {
+            skip_line(&mut stderr).await;
+        }
+        let Some(suppressed) = budget.admit() else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&line);
+        tracing::info!(
+            "stderr: {}{}",
+            text.trim_end(),
+            crate::telemetry::suppressed_note(suppressed)
+        );
+    }
+    let suppressed = budget.take_suppressed();
+    if suppressed > 0 {
+        tracing::info!("stderr: {suppressed} more lines not logged");
+    }
+}
+
 /// Reads and drops the rest of a line.
 async fn skip_line(reader: &mut (impl tokio::io::AsyncBufRead + Unpin)) {
     loop {
@@ -338,42 +374,9 @@ fn spawn_child(
     let stderr = child.inner_mut().stderr().take();
     let child = ChildTransport::new(Arc::from(server), child, limit).map_err(spawn_error)?;
     if let Some(stderr) = stderr {
-        let server = server.to_owned();
-        tokio::spawn(async move {
-            // Bytes, not text: a server's stderr is whatever it writes.
-            let mut stderr = tokio::io::BufReader::new(stderr);
-            let mut line = Vec::new();
-            let mut budget = crate::telemetry::LogBudget::new(STDERR_BURST, STDERR_PER_SECOND);
-            loop {
-                line.clear();
-                match (&mut stderr)
-                    .take(MAX_STDERR_LINE as u64)
-                    .read_until(b'\n', &mut line)
-                    .await
-                {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {}
-                }
-                if line.last() != Some(&b'\n') && line.len() == MAX_STDERR_LINE {
-                    // The rest of an overlong line is skipped, never held.
-                    skip_line(&mut stderr).await;
-                }
-                let Some(suppressed) = budget.admit() else {
-                    continue;
-                };
-                let text = String::from_utf8_lossy(&line);
-                tracing::info!(
-                    server = %server,
-                    "stderr: {}{}",
-                    text.trim_end(),
-                    crate::telemetry::suppressed_note(suppressed)
-                );
-            }
-            let suppressed = budget.take_suppressed();
-            if suppressed > 0 {
-                tracing::info!(server = %server, "stderr: {suppressed} more lines not logged");
-            }
-        });
+        // Its lines go to our log under the server's name, wherever the child was started from.
+        let span = tracing::info_span!(parent: None, "downstream", server = %server);
+        tokio::spawn(tracing::Instrument::instrument(log_stderr(stderr), span));
     }
     Ok(child)
 }

@@ -31,6 +31,16 @@ enum ListKind {
     Resources,
 }
 
+impl std::fmt::Display for ListKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ListKind::Tools => "tools",
+            ListKind::Prompts => "prompts",
+            ListKind::Resources => "resources",
+        })
+    }
+}
+
 impl DownstreamHandler {
     fn relist(&self, kind: ListKind, context: NotificationContext<RoleClient>) {
         let this = self.clone();
@@ -67,11 +77,11 @@ impl DownstreamHandler {
             };
             match result {
                 Ok(()) => {
-                    tracing::info!(server = %this.server, list = ?kind, "list changed, re-listed");
+                    tracing::info!(server = %this.server, list = %kind, "list changed, re-listed");
                     this.events.catalog_changed();
                 }
                 Err(error) => {
-                    tracing::warn!(server = %this.server, list = ?kind, "re-listing failed: {error}");
+                    tracing::warn!(server = %this.server, list = %kind, "re-listing failed: {error}");
                 }
             }
         });

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use rmcp::RoleClient;
 use rmcp::model::{ServerNotification, SubscriptionFilter};
-use rmcp::service::{Peer, ServiceError};
+use rmcp::service::{Peer, QuitReason, ServiceError};
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
@@ -217,7 +217,7 @@ async fn serve(downstream: &Arc<Downstream>, events: &Arc<dyn Events>, running: 
         () = downstream.cancel.cancelled() => None,
         result = &mut ended => {
             downstream.set_restarting(false);
-            return format!("connection closed during listing ({})", quit_reason(result));
+            return format!("connection closed during listing ({})", ended_by(&result));
         }
         lists = list_everything(&connection, downstream.config.timeout) => Some(lists),
     };
@@ -259,11 +259,10 @@ async fn serve(downstream: &Arc<Downstream>, events: &Arc<dyn Events>, running: 
     // A modern server reports list changes on a `subscriptions/listen` stream, not by notifying.
     let modern = connection.is_modern();
     let _follower = modern.then(|| {
-        AbortOnDrop(tokio::spawn(follow_changes(
-            downstream.clone(),
-            events.clone(),
-            connection.peer.clone(),
-        )))
+        AbortOnDrop(tokio::spawn(
+            follow_changes(downstream.clone(), events.clone(), connection.peer.clone())
+                .in_current_span(),
+        ))
     });
 
     let reason = tokio::select! {
@@ -275,12 +274,22 @@ async fn serve(downstream: &Arc<Downstream>, events: &Arc<dyn Events>, running: 
         result = &mut ended => {
             // Calls wait for the restart that follows (see `Downstream::connected`).
             downstream.set_restarting(true);
-            format!("connection closed ({})", quit_reason(result))
+            format!("connection closed ({})", ended_by(&result))
         }
     };
     downstream.set_connection(None);
     downstream.set_lists(ServerLists::default());
     reason
+}
+
+/// Why a connection's service loop ended, for its state and the log.
+fn ended_by(result: &Result<QuitReason, tokio::task::JoinError>) -> String {
+    match result {
+        Ok(QuitReason::Closed) => "by the server".to_owned(),
+        Ok(QuitReason::Cancelled) => "cancelled".to_owned(),
+        Ok(QuitReason::JoinError(error)) | Err(error) => format!("its task failed: {error}"),
+        Ok(_) => "for an unknown reason".to_owned(),
+    }
 }
 
 /// Lists everything the server's capabilities announce.
@@ -352,6 +361,8 @@ async fn follow_changes(
                     .send_replace(acknowledged.into_iter().collect());
                 subscription
             }
+            // The connection is ending (the proxy stops, the server exits): nothing to follow.
+            Err(ServiceError::TransportClosed) => return,
             Err(error) => {
                 tracing::warn!(
                     "subscriptions/listen refused, list changes will not be seen: {error}"
@@ -391,17 +402,5 @@ async fn follow_changes(
         }
         let _ = subscription.cancel().await;
         tracing::debug!("resource subscriptions changed, listening again");
-    }
-}
-
-/// Why a connection's service loop ended, as people read it.
-fn quit_reason(result: Result<rmcp::service::QuitReason, tokio::task::JoinError>) -> String {
-    match result {
-        Ok(rmcp::service::QuitReason::Closed) => "the server closed it".to_owned(),
-        Ok(rmcp::service::QuitReason::Cancelled) => "cancelled".to_owned(),
-        Ok(rmcp::service::QuitReason::JoinError(error)) | Err(error) => {
-            format!("its task failed: {error}")
-        }
-        Ok(_) => "it ended".to_owned(),
     }
 }

@@ -25,6 +25,14 @@ pub enum IngestError {
     Pdf(#[from] pdf::PdfError),
 }
 
+impl IngestError {
+    /// The file is not a document to add (too large, binary, empty, a PDF without text): it is
+    /// skipped, which is no failure. Only a file that cannot be read has failed.
+    pub fn is_skip(&self) -> bool {
+        !matches!(self, IngestError::Unreadable(_))
+    }
+}
+
 /// A file's format, from its extension.
 fn format_of(path: &Path) -> &'static str {
     let extension = path
@@ -165,10 +173,11 @@ mod tests {
         let empty = dir.path().join("empty.md");
         std::fs::write(&empty, "  \n").unwrap();
         assert!(matches!(read(&empty), Err(IngestError::Empty)));
-        assert!(matches!(
-            read(&dir.path().join("missing.md")),
-            Err(IngestError::Unreadable(_))
-        ));
+        assert!(read(&binary).unwrap_err().is_skip());
+        assert!(read(&empty).unwrap_err().is_skip());
+        let missing = read(&dir.path().join("missing.md")).unwrap_err();
+        assert!(matches!(missing, IngestError::Unreadable(_)));
+        assert!(!missing.is_skip(), "a file that cannot be read has failed");
         let note = dir.path().join("note.md");
         std::fs::write(&note, "# A Note\nbody").unwrap();
         let document = read(&note).unwrap();

@@ -2,14 +2,14 @@
 // the first tools/list, and an immediate call — what one-shot clients and clients that cache their
 // tool list see right after the proxy starts.
 //
-// Usage: node first_look.mjs NODE_MODULES TOOL stdio PROXY_BINARY CONFIG_FILE DATA_DIR
-//        node first_look.mjs NODE_MODULES TOOL http URL
-// NODE_MODULES is where @modelcontextprotocol/sdk is installed (scripts/test-deps.sh). Calls TOOL
-// with {"message": "first"}. Prints one JSON object with what it saw; exits non-zero on failure.
+// Usage: node first_look.mjs TOOL stdio PROXY_BINARY CONFIG_FILE DATA_DIR
+//        node first_look.mjs TOOL http URL
+// The SDK is the one scripts/test-deps.sh installed in .deps/npm. Calls TOOL with
+// {"message": "first"}. Prints one JSON object with what it saw; exits non-zero on failure.
 import { createRequire } from "node:module";
 
-const [modules, tool, mode, ...rest] = process.argv.slice(2);
-const require = createRequire(`${modules}/`);
+const [tool, mode, ...rest] = process.argv.slice(2);
+const require = createRequire(new URL("../../.deps/npm/package.json", import.meta.url));
 const { Client } = require("@modelcontextprotocol/sdk/client/index.js");
 const { StdioClientTransport } = require("@modelcontextprotocol/sdk/client/stdio.js");
 const { StreamableHTTPClientTransport } = require(

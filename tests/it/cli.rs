@@ -159,3 +159,115 @@ fn no_config_starts_with_no_servers_and_says_so() {
     );
     assert!(stdout(&output).contains("no servers configured"));
 }
+
+#[test]
+fn the_bundled_example_runs_from_another_directory_and_its_servers_end_at_stdin_eof() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    assert!(
+        repo.join("target/debug/pluggedin-demo-server").is_file(),
+        "the example runs the demo server that `cargo build` puts in target/debug"
+    );
+    let elsewhere = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(proxy_bin())
+        .current_dir(elsewhere.path())
+        .arg("--config")
+        .arg(repo.join("examples/mcp.json"))
+        .arg("--data-dir")
+        .arg(elsewhere.path().join("data"))
+        .args(["--log-level", "info", "tools"])
+        .env_remove("PLUGGEDIN_API_KEY")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let log = stderr(&output);
+    assert!(output.status.success(), "{log}");
+    let table = stdout(&output);
+    assert!(
+        table.contains("demo__add") && table.contains("calculator__add"),
+        "{table}\n{log}"
+    );
+    // The proxy closes each server's stdin when it is done; the demo server then ends by itself
+    // (its open subscriptions/listen stream notwithstanding), so nobody waits for a SIGTERM.
+    for server in ["demo", "calculator"] {
+        let prefix = format!("downstream{{server={server}}}: stderr:");
+        assert!(
+            log.lines()
+                .any(|line| line.contains(&prefix) && line.ends_with("stdin closed, exiting")),
+            "{log}"
+        );
+    }
+    assert!(!log.contains("SIGTERM"), "{log}");
+}
+
+#[tokio::test]
+async fn the_log_names_servers_and_has_no_debug_dumps() {
+    let mut proxy = proxy()
+        .server("demo", demo())
+        .start_after(Some("connected server_info="))
+        .await;
+    // A client's mistakes: answered to the client, not dumped into the log.
+    let unknown = mcp_error(proxy.call("nosuch__tool", json!({})).await.unwrap_err());
+    assert_eq!(unknown.code, rmcp::model::ErrorCode::INVALID_PARAMS);
+    let bad = mcp_error(
+        proxy
+            .call("demo__add", json!({"a": "x"}))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(bad.code, rmcp::model::ErrorCode::INVALID_PARAMS);
+    proxy.service.close().await.unwrap();
+    proxy.log.wait_for("downstream{server=demo}: stopped").await;
+    let log = proxy.log.text();
+    assert!(log.contains("client session ended (stdin closed)"), "{log}");
+    for dump in [
+        "ErrorData",
+        "ErrorCode(",
+        "Ok(",
+        "Closed)",
+        "response error",
+    ] {
+        assert!(!log.contains(dump), "{dump} in the log:\n{log}");
+    }
+    // What a server writes on stderr is filed under its name.
+    let stderr_lines: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains("stderr:"))
+        .collect();
+    assert!(!stderr_lines.is_empty(), "{log}");
+    assert!(
+        stderr_lines
+            .iter()
+            .all(|line| line.contains("downstream{server=demo}: stderr:")),
+        "{log}"
+    );
+}
+
+#[test]
+fn commands_that_need_no_servers_do_not_ask_for_a_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(proxy_bin())
+            .current_dir(dir.path())
+            .env("HOME", dir.path())
+            .env("XDG_CONFIG_HOME", dir.path().join("config"))
+            .env_remove("PLUGGEDIN_CONFIG")
+            .env_remove("PLUGGEDIN_API_KEY")
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    for args in [&["docs", "list"][..], &["stats"], &["workspace", "list"]] {
+        let output = run(args);
+        assert!(output.status.success(), "{args:?}: {}", stderr(&output));
+        assert_eq!(stderr(&output), "", "{args:?} wrote to stderr");
+    }
+    // `servers list` works on the config's servers: without one, it says so.
+    let output = run(&["servers", "list"]);
+    assert!(
+        stderr(&output).contains("no config file found"),
+        "{}",
+        stderr(&output)
+    );
+}

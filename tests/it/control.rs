@@ -109,6 +109,10 @@ async fn a_tool_disabled_from_the_cli_vanishes_from_a_running_proxy() {
             .unwrap_err(),
     );
     assert_eq!(error.code, rmcp::model::ErrorCode::INVALID_PARAMS);
+    assert_eq!(
+        error.message,
+        "tool \"demo__echo\" is disabled (pluggedin-mcp-proxy tools enable demo__echo)"
+    );
     let uuid = proxy.server_uuid("demo").await;
     let by_uuid = mcp_error(
         proxy
@@ -117,6 +121,12 @@ async fn a_tool_disabled_from_the_cli_vanishes_from_a_running_proxy() {
             .unwrap_err(),
     );
     assert_eq!(by_uuid.code, rmcp::model::ErrorCode::INVALID_PARAMS);
+    assert!(
+        by_uuid
+            .message
+            .ends_with("is disabled (pluggedin-mcp-proxy tools enable demo__echo)"),
+        "{by_uuid:?}"
+    );
     let report = proxy.call_text("pluggedin_discover_tools", json!({})).await;
     assert!(!report.contains("**demo__echo**"), "{report}");
     assert!(report.contains("**demo__add**"), "{report}");
@@ -126,11 +136,16 @@ async fn a_tool_disabled_from_the_cli_vanishes_from_a_running_proxy() {
     proxy
         .tools_changed_until(|names| !names.contains(&"pluggedin_clipboard_pop".to_owned()))
         .await;
-    assert!(
+    let error = mcp_error(
         proxy
             .call("pluggedin_clipboard_pop", json!({}))
             .await
-            .is_err()
+            .unwrap_err(),
+    );
+    assert_eq!(
+        error.message,
+        "tool \"pluggedin_clipboard_pop\" is disabled (pluggedin-mcp-proxy tools enable \
+         pluggedin_clipboard_pop)"
     );
 
     proxy.cli_ok(&["tools", "enable", "demo__echo"]);
@@ -142,6 +157,105 @@ async fn a_tool_disabled_from_the_cli_vanishes_from_a_running_proxy() {
             .call_text("demo__echo", json!({"message": "back"}))
             .await,
         "Echo: back"
+    );
+}
+
+#[tokio::test]
+async fn tools_enable_and_disable_check_the_name_against_the_servers_and_their_catalog() {
+    let proxy = proxy()
+        .server("demo", demo())
+        .server(
+            "narrow",
+            json!({"command": demo_bin(), "tools": {"allow": ["add"]}}),
+        )
+        .start()
+        .await;
+    proxy.wait_for_tool("demo__echo").await;
+    let stderr =
+        |output: &std::process::Output| String::from_utf8_lossy(&output.stderr).into_owned();
+    // What the servers offer reaches the store's catalog cache off the call path.
+    let found = tokio::time::timeout(WAIT, async {
+        loop {
+            let output = proxy.cli(&["tools", "disable", "demo__nosuch"]);
+            if stderr(&output).contains("server \"demo\" offers no tool \"nosuch\"") {
+                return output;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("the CLI learns demo's tools from the catalog cache");
+    assert!(!found.status.success());
+
+    let refused = proxy.cli(&["tools", "disable", "nosuch__tool"]);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused)
+            .contains("no server \"nosuch\" for the tool \"nosuch__tool\" (servers: demo, narrow)"),
+        "{}",
+        stderr(&refused)
+    );
+    let refused = proxy.cli(&["tools", "disable", "nonsense"]);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("no tool named \"nonsense\""),
+        "{}",
+        stderr(&refused)
+    );
+    let refused = proxy.cli(&["tools", "enable", "demo__nosuch"]);
+    assert!(!refused.status.success(), "enable checks the name too");
+
+    // A tool the config's filter hides may be disabled, with a word about it.
+    let hidden = proxy.cli(&["tools", "disable", "narrow__echo"]);
+    assert!(hidden.status.success(), "{}", stderr(&hidden));
+    assert!(
+        stderr(&hidden).contains("already hides \"echo\""),
+        "{}",
+        stderr(&hidden)
+    );
+
+    assert_eq!(
+        proxy.cli_ok(&["tools", "enable", "demo__add"]).trim(),
+        "tool demo__add is not disabled"
+    );
+    // Disabled under its UUID spelling, enabled under its slug.
+    let uuid = proxy.server_uuid("demo").await;
+    proxy.cli_ok(&["tools", "disable", &format!("{uuid}__echo")]);
+    assert_eq!(
+        proxy.cli_ok(&["tools", "enable", "demo__echo"]).trim(),
+        format!("tool {uuid}__echo enabled")
+    );
+    // A disabled name can always be enabled again, whatever became of its server.
+    proxy.cli_ok(&["tools", "disable", "narrow__add"]);
+    proxy.rewrite_config(json!({"demo": demo()}));
+    assert_eq!(
+        proxy.cli_ok(&["tools", "enable", "narrow__add"]).trim(),
+        "tool narrow__add enabled"
+    );
+
+    // A server never connected with this data dir: its tool names cannot be checked, and that
+    // is said rather than refused.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("mcp.json");
+    std::fs::write(
+        &config,
+        json!({"mcpServers": {"fresh": demo()}}).to_string(),
+    )
+    .unwrap();
+    let output = std::process::Command::new(proxy_bin())
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(["tools", "disable", "fresh__echo"])
+        .env_remove("PLUGGEDIN_API_KEY")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("server \"fresh\" has not been connected with this data dir yet"),
+        "{}",
+        stderr(&output)
     );
 }
 
@@ -158,6 +272,18 @@ async fn a_server_disabled_from_the_cli_leaves_the_running_catalog() {
         .tools_changed_until(|names| names.iter().all(|name| !name.starts_with("other__")))
         .await;
     assert!(names.contains(&"demo__echo".to_owned()), "{names:?}");
+    let error = mcp_error(
+        proxy
+            .call("other__echo", json!({"message": "x"}))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(error.code, rmcp::model::ErrorCode::INVALID_PARAMS);
+    assert_eq!(
+        error.message,
+        "tool \"other__echo\" is in server \"other\", which is disabled (pluggedin-mcp-proxy \
+         servers enable other)"
+    );
     let listed = proxy.cli_ok(&["servers", "list"]);
     assert!(
         listed
@@ -189,6 +315,17 @@ async fn switching_workspace_reaches_a_running_proxy() {
         .tools_changed_until(|names| names.iter().all(|name| !name.starts_with("other__")))
         .await;
     assert!(names.contains(&"demo__echo".to_owned()));
+    let error = mcp_error(
+        proxy
+            .call("other__echo", json!({"message": "x"}))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        error.message,
+        "tool \"other__echo\" is in server \"other\", which is not in the active workspace \
+         \"focus\" (pluggedin-mcp-proxy workspace switch all)"
+    );
     let listed = proxy.cli_ok(&["workspace", "list"]);
     assert!(listed.contains("*  focus"), "{listed}");
 

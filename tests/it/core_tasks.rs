@@ -8,7 +8,7 @@ use std::process::Stdio;
 
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::process::{ChildStdin, ChildStdout, Command};
 
 use crate::support::*;
 
@@ -16,7 +16,7 @@ const RESEARCH: &str = "simulate-research-query";
 
 /// A 2025-11-25 client on the proxy's stdio, keeping what arrives while it waits for an answer.
 struct Legacy {
-    _child: Child,
+    _child: ProxyChild,
     stdin: ChildStdin,
     stdout: tokio::io::Lines<BufReader<ChildStdout>>,
     seen: Vec<Value>,
@@ -31,18 +31,17 @@ impl Legacy {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("mcp.json");
         std::fs::write(&config, json!({ "mcpServers": servers }).to_string()).unwrap();
-        let mut child = Command::new(proxy_bin())
-            .arg("--config")
-            .arg(&config)
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .env("RUST_LOG", "info,pluggedin_mcp_proxy=debug")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
+        let mut child = ProxyChild::spawn(
+            Command::new(proxy_bin())
+                .arg("--config")
+                .arg(&config)
+                .arg("--data-dir")
+                .arg(dir.path().join("data"))
+                .env("RUST_LOG", "info,pluggedin_mcp_proxy=debug")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped()),
+        );
         let log = Log::capture(child.stderr.take().unwrap());
         let stdin = child.stdin.take().unwrap();
         let stdout = BufReader::new(child.stdout.take().unwrap()).lines();
@@ -427,7 +426,7 @@ async fn unknown_task_ids_cursors_and_task_calls_to_tools_that_forbid_them_are_r
 
 /// The proxy over Streamable HTTP.
 struct HttpProxy {
-    _child: Child,
+    _child: ProxyChild,
     url: String,
     log: Log,
     _dir: tempfile::TempDir,

@@ -353,7 +353,7 @@ async fn each_filter_narrows_search_and_list() {
     .unwrap();
     let added = proxy.cli_ok(&["docs", "add", dir.path().to_str().unwrap()]);
     assert!(
-        added.starts_with("added 1, duplicates 0, failed 0"),
+        added.starts_with("added 1, duplicates 0, skipped 0, failed 0"),
         "{added}"
     );
 
@@ -538,6 +538,62 @@ async fn search_ranks_with_bm25_highlights_matches_and_is_deterministic() {
 }
 
 #[tokio::test]
+async fn snippets_bold_matches_once_and_answers_carry_no_irrelevant_passages() {
+    let proxy = proxy().start().await;
+    let battery = create(
+        &proxy,
+        "Battery",
+        "The battery lasts **two hours** on a full charge. Charging takes one hour.",
+        json!({}),
+    )
+    .await;
+    create(
+        &proxy,
+        "Screen",
+        "The manual says the screen is bright and the case is blue.",
+        json!({}),
+    )
+    .await;
+    create(
+        &proxy,
+        "Weather",
+        "The weather is nice and the sea is calm; the boat is ready.",
+        json!({}),
+    )
+    .await;
+
+    // The stored text's own bold around the match does not double the highlight.
+    let found = proxy
+        .call_text("pluggedin_search_documents", json!({"query": "two hours"}))
+        .await;
+    let snippet = line_after(&found, "Snippet:");
+    assert_eq!(
+        snippet,
+        "The battery lasts **two hours** on a full charge. Charging takes one **hour**."
+    );
+
+    // Passages matched only by words every document has ("the", "does") are not padding.
+    let reply = proxy
+        .call_text(
+            "pluggedin_ask_knowledge_base",
+            json!({"query": "How long does the battery last?"}),
+        )
+        .await;
+    let body: Value = serde_json::from_str(&reply).unwrap();
+    assert_eq!(body["sources"].as_array().unwrap().len(), 1, "{reply}");
+    assert_eq!(body["sources"][0]["id"], json!(battery));
+    let answer = body["answer"].as_str().unwrap();
+    assert!(!answer.contains("relevance 0.0%"), "{answer}");
+    let listed = proxy
+        .call_text(
+            "pluggedin_search_documents",
+            json!({"query": "how long does the battery last"}),
+        )
+        .await;
+    assert_eq!(ids(&listed), vec![battery], "{listed}");
+}
+
+#[tokio::test]
 async fn the_knowledge_base_answers_with_sources_in_the_original_shape() {
     let proxy = proxy().start().await;
     let id = create(
@@ -625,6 +681,48 @@ async fn the_knowledge_base_answers_with_sources_in_the_original_shape() {
 }
 
 #[tokio::test]
+async fn docs_add_run_again_on_the_same_folder_skips_and_succeeds() {
+    let proxy = proxy().start().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("notes.md"),
+        "# Notes\n\nKettles and teapots.",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("empty.txt"), "").unwrap();
+    std::fs::write(
+        dir.path().join("image.png"),
+        [137u8, 80, 78, 71, 13, 10, 26, 10, 0, 0],
+    )
+    .unwrap();
+    let folder = dir.path().to_str().unwrap();
+
+    let first = proxy.cli(&["docs", "add", folder]);
+    let stdout = String::from_utf8_lossy(&first.stdout).into_owned();
+    assert!(
+        first.status.success(),
+        "skipped files are no failure: {stdout}"
+    );
+    assert!(
+        stdout.starts_with("added 1, duplicates 0, skipped 2, failed 0\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("skipped: ") && stdout.contains("empty.txt: it has no text"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("image.png: it looks binary"), "{stdout}");
+
+    let again = proxy.cli(&["docs", "add", folder]);
+    let stdout = String::from_utf8_lossy(&again.stdout).into_owned();
+    assert!(again.status.success(), "{stdout}");
+    assert!(
+        stdout.starts_with("added 0, duplicates 1, skipped 2, failed 0\n"),
+        "{stdout}"
+    );
+}
+
+#[tokio::test]
 async fn docs_add_ingests_html_and_pdf_and_reports_bad_files_by_name() {
     let proxy = proxy().start().await;
     let dir = tempfile::tempdir().unwrap();
@@ -662,10 +760,10 @@ async fn docs_add_ingests_html_and_pdf_and_reports_bad_files_by_name() {
     assert_eq!(
         output.status.code(),
         Some(1),
-        "failures give exit 1: {stdout}"
+        "a file that cannot be read gives exit 1: {stdout}"
     );
     assert!(
-        stdout.starts_with("added 3, duplicates 1, failed 4\n"),
+        stdout.starts_with("added 3, duplicates 1, skipped 3, failed 1\n"),
         "{stdout}"
     );
     let line = |needle: &str| {
@@ -677,12 +775,16 @@ async fn docs_add_ingests_html_and_pdf_and_reports_bad_files_by_name() {
     };
     // Files are read in name order: copy.txt first, so notes.txt is the duplicate.
     assert!(line("notes.txt").starts_with("duplicate: "), "{stdout}");
+    assert!(line("garbage.txt").starts_with("skipped: "), "{stdout}");
     assert!(line("garbage.txt").contains("looks binary"), "{stdout}");
+    assert!(line("scan.pdf").starts_with("skipped: "), "{stdout}");
     assert!(line("scan.pdf").contains("no extractable text"), "{stdout}");
+    assert!(line("huge.txt").starts_with("skipped: "), "{stdout}");
     assert!(
         line("huge.txt").contains("over the limit of 10485760 bytes"),
         "{stdout}"
     );
+    assert!(line("missing.md").starts_with("failed: "), "{stdout}");
     assert!(line("missing.md").contains("cannot read it"), "{stdout}");
 
     // Nothing of the failed files is in the library.
@@ -752,7 +854,7 @@ async fn a_large_batch_shows_progress_on_stderr() {
     assert!(output.status.success());
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
-        stdout.starts_with("added 300, duplicates 0, failed 0"),
+        stdout.starts_with("added 300, duplicates 0, skipped 0, failed 0"),
         "{stdout}"
     );
     let stderr = String::from_utf8_lossy(&output.stderr);

@@ -74,11 +74,9 @@ fn python_first_look(tool: &str) -> tokio::process::Command {
 }
 
 fn typescript_first_look(tool: &str) -> tokio::process::Command {
+    ts_sdk();
     let mut command = tokio::process::Command::new("node");
-    command
-        .arg(clients_dir().join("first_look.mjs"))
-        .arg(node_modules())
-        .arg(tool);
+    command.arg(clients_dir().join("first_look.mjs")).arg(tool);
     command
 }
 

@@ -3,6 +3,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
+use futures::StreamExt;
 use rmcp::model::*;
 use rmcp::service::RunningService;
 use rmcp::transport::StreamableHttpClientTransport;
@@ -14,13 +15,14 @@ use crate::support::*;
 
 /// The proxy serving HTTP, killed on drop.
 struct HttpProxy {
-    child: tokio::process::Child,
+    child: ProxyChild,
     url: String,
     log: Log,
     _dir: tempfile::TempDir,
 }
 
-/// Rate limits are off unless a test turns them on: every test client shares 127.0.0.1.
+/// No rate limits, as by default, spelled out so that tests about other things hold whatever the
+/// defaults become (every test client shares 127.0.0.1).
 const NO_LIMITS: &[&str] = &["--rate-limit-tools", "0", "--rate-limit-requests", "0"];
 
 impl HttpProxy {
@@ -30,21 +32,20 @@ impl HttpProxy {
         let config = dir.path().join("mcp.json");
         std::fs::write(&config, json!({"mcpServers": servers}).to_string()).unwrap();
         let port = free_port().to_string();
-        let mut child = tokio::process::Command::new(proxy_bin())
-            .args(["--transport", "streamable-http", "--port", &port])
-            .arg("--config")
-            .arg(&config)
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .args(args)
-            .env_remove("PLUGGEDIN_API_KEY")
-            .env("RUST_LOG", "info,pluggedin_mcp_proxy=debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
+        let mut child = ProxyChild::spawn(
+            tokio::process::Command::new(proxy_bin())
+                .args(["--transport", "streamable-http", "--port", &port])
+                .arg("--config")
+                .arg(&config)
+                .arg("--data-dir")
+                .arg(dir.path().join("data"))
+                .args(args)
+                .env_remove("PLUGGEDIN_API_KEY")
+                .env("RUST_LOG", "info,pluggedin_mcp_proxy=debug")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped()),
+        );
         let log = Log::capture(child.stderr.take().unwrap());
         log.wait_for("listening on http://").await;
         HttpProxy {
@@ -495,13 +496,20 @@ async fn the_get_stream_receives_list_changed() {
 async fn delete_ends_a_session_and_unknown_ids_get_404() {
     let proxy = HttpProxy::start(json!({"demo": demo()}), NO_LIMITS).await;
     let session = proxy.raw_session(None).await;
-    let deleted = reqwest::Client::new()
-        .delete(&proxy.url)
-        .header("mcp-session-id", &session)
-        .send()
-        .await
-        .unwrap();
-    assert!(deleted.status().is_success(), "{}", deleted.status());
+    let delete = || {
+        reqwest::Client::new()
+            .delete(&proxy.url)
+            .header("mcp-session-id", &session)
+            .send()
+    };
+    // The original's answer: what the SDK clients expect of a DELETE (200 or 204).
+    let deleted = delete().await.unwrap();
+    assert_eq!(deleted.status(), 200);
+    let body: Value = deleted.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({"success": true, "message": "Session terminated"})
+    );
     let after = proxy
         .post(json!({"jsonrpc":"2.0","id":2,"method":"tools/list"}))
         .header("mcp-session-id", &session)
@@ -518,6 +526,11 @@ async fn delete_ends_a_session_and_unknown_ids_get_404() {
             .contains("Session not found"),
         "{body}"
     );
+    let again = delete().await.unwrap();
+    assert_eq!(again.status(), 404);
+    let body: Value = again.json().await.unwrap();
+    assert_eq!(body["error"]["code"], -32001, "{body}");
+    assert_eq!(body["error"]["message"], "Session not found", "{body}");
 }
 
 #[tokio::test]
@@ -704,35 +717,203 @@ async fn bearer_auth_cases() {
 }
 
 #[tokio::test]
-async fn over_the_rate_limit_is_429_with_retry_after() {
-    let proxy = HttpProxy::start(
+async fn a_thousand_calls_with_default_flags_are_never_refused() {
+    let proxy = HttpProxy::start(json!({"demo": demo()}), &[]).await;
+    let client = proxy.client().await;
+    wait_tool(&client, "demo__echo").await;
+    // As fast as they go, eight at a time, with listings in between (other requests).
+    let outcomes: Vec<Result<String, String>> = futures::stream::iter(0..1200u32)
+        .map(|i| {
+            let peer = client.peer().clone();
+            async move {
+                if i % 6 == 5 {
+                    return peer
+                        .list_tools(None)
+                        .await
+                        .map(|_| "listed".to_owned())
+                        .map_err(|e| e.to_string());
+                }
+                let mut arguments = serde_json::Map::new();
+                arguments.insert("message".into(), json!(format!("n{i}")));
+                peer.call_tool(CallToolRequestParams::new("demo__echo").with_arguments(arguments))
+                    .await
+                    .map(|result| text_of(&result))
+                    .map_err(|e| e.to_string())
+            }
+        })
+        .buffered(8)
+        .collect()
+        .await;
+    let calls = outcomes
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 6 != 5)
+        .inspect(|(i, outcome)| {
+            assert_eq!(outcome.as_deref(), Ok(format!("Echo: n{i}").as_str()));
+        })
+        .count();
+    assert_eq!(calls, 1000);
+    assert!(outcomes.iter().all(Result::is_ok));
+    let health = health_of(&proxy).await;
+    assert_eq!(
+        health["rateLimits"],
+        json!({"toolCallsPerMinute": 0, "requestsPerMinute": 0,
+               "refusedToolCalls": 0, "refusedRequests": 0})
+    );
+    assert!(
+        !proxy.log.text().contains("rate limit"),
+        "{}",
+        proxy.log.text()
+    );
+}
+
+async fn health_of(proxy: &HttpProxy) -> Value {
+    reqwest::get(proxy.url.replace("/mcp", "/health"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Log lines about the rate limit.
+fn rate_limit_lines(log: &str) -> Vec<&str> {
+    log.lines()
+        .filter(|line| line.contains("rate limit"))
+        .collect()
+}
+
+#[tokio::test]
+async fn configured_limits_count_per_token_and_refusals_are_summarised_not_logged_each() {
+    let mut proxy = HttpProxy::start(
         json!({"demo": demo()}),
-        &["--rate-limit-tools", "3", "--rate-limit-requests", "0"],
+        &[
+            "--require-api-auth",
+            "--auth-token",
+            "token-one",
+            "--auth-token",
+            "token-two",
+            "--rate-limit-tools",
+            "5",
+        ],
     )
     .await;
-    let session = proxy.raw_session(None).await;
-    let mut statuses = Vec::new();
-    for id in 0..5 {
-        let response = proxy
-            .post(call_body(id, "demo__nothing", json!({})))
-            .header("mcp-session-id", &session)
+    proxy
+        .log
+        .wait_for("connected server_info=pluggedin-demo-server")
+        .await;
+    let one = proxy.raw_session(Some("token-one")).await;
+    let two = proxy.raw_session(Some("token-two")).await;
+    let call = |token: &'static str, session: &str, id: u64| {
+        proxy
+            .post(call_body(
+                id,
+                "demo__echo",
+                json!({"message": format!("m{id}")}),
+            ))
+            .header("mcp-session-id", session)
+            .bearer_auth(token)
             .send()
-            .await
-            .unwrap();
-        statuses.push(response.status().as_u16());
-        if response.status() == 429 {
-            assert!(response.headers().get("retry-after").is_some());
-            let body: Value = response.json().await.unwrap();
-            assert!(
-                body["error"]["message"]
-                    .as_str()
-                    .unwrap()
-                    .contains("Rate limit exceeded"),
-                "{body}"
-            );
-        }
+    };
+    for id in 0..5 {
+        let response = call("token-one", &one, id).await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(
+            message_of(response).await["result"]["content"][0]["text"],
+            format!("Echo: m{id}")
+        );
     }
-    assert_eq!(statuses, [200, 200, 200, 429, 429]);
+    // Token one's budget is spent: every further call is refused, saying why and until when.
+    for id in 5..205 {
+        let response = call("token-one", &one, id).await.unwrap();
+        assert_eq!(response.status(), 429);
+        let retry_after: u64 = response.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=60).contains(&retry_after), "{retry_after}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["id"], id);
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.starts_with(
+                "rate limit of 5 tool calls per minute for this token exceeded; retry in "
+            ) && message.ends_with(" s"),
+            "{body}"
+        );
+        assert_eq!(body["error"]["data"]["limit"], 5, "{body}");
+    }
+    // Token two has its own budget.
+    let response = call("token-two", &two, 300).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        message_of(response).await["result"]["content"][0]["text"],
+        "Echo: m300"
+    );
+
+    let health = health_of(&proxy).await;
+    assert_eq!(
+        health["rateLimits"],
+        json!({"toolCallsPerMinute": 5, "requestsPerMinute": 0,
+               "refusedToolCalls": 200, "refusedRequests": 0})
+    );
+    // One warning at the first refusal, not 200 lines (on a machine so slow that a minute
+    // passed meanwhile: a summary and another first warning).
+    let log = proxy.log.text();
+    let lines = rate_limit_lines(&log);
+    assert!(
+        (1..=3).contains(&lines.len()),
+        "{} lines about the rate limit:\n{log}",
+        lines.len()
+    );
+    assert!(
+        lines[0]
+            .contains("rate limit of 5 tool calls per minute exceeded by the token with SHA-256"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("token-one"),
+        "a token reached the log:\n{log}"
+    );
+
+    // Shutting down summarises the period: to the log and to the store, for `stats`.
+    let pid = proxy.child.id().unwrap();
+    std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    let status = tokio::time::timeout(WAIT, proxy.child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status}");
+    let log = proxy.log.text();
+    let lines = rate_limit_lines(&log);
+    assert!((2..=4).contains(&lines.len()), "{log}");
+    assert!(
+        lines.iter().any(
+            |line| line.contains("requests refused by the rate limit in the last")
+                && line.contains("tool calls, 0 other requests")
+        ),
+        "{log}"
+    );
+    let stats = std::process::Command::new(proxy_bin())
+        .arg("--data-dir")
+        .arg(proxy._dir.path().join("data"))
+        .args(["stats", "--since", "1d"])
+        .env_remove("PLUGGEDIN_API_KEY")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&stats.stdout);
+    assert!(stats.status.success(), "{stdout}");
+    assert!(
+        stdout.contains(
+            "refused by the HTTP rate limit: 200 requests (200 tool calls, 0 other requests)"
+        ),
+        "{stdout}"
+    );
 }
 
 #[tokio::test]
@@ -850,6 +1031,91 @@ async fn refusals_have_the_right_status_and_a_json_rpc_body() {
 }
 
 #[tokio::test]
+async fn health_and_servers_count_the_tools_clients_get_after_filters_and_disabled_tools() {
+    let servers = json!({
+        "demo": demo(),
+        "narrow": {"command": demo_bin(), "tools": {"allow": ["add", "echo"]}},
+    });
+    let proxy = HttpProxy::start(servers, NO_LIMITS).await;
+    let health_url = proxy.url.replace("/mcp", "/health");
+    let tools_of = |health: &Value, name: &str| {
+        health["servers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|server| server["name"] == name)
+            .map(|server| (server["state"].clone(), server["tools"].clone()))
+            .unwrap()
+    };
+    let wait_for_health = |check: Box<dyn Fn(&Value) -> bool>| {
+        let health_url = health_url.clone();
+        async move {
+            let mut last = Value::Null;
+            let found = tokio::time::timeout(WAIT, async {
+                loop {
+                    last = reqwest::get(&health_url)
+                        .await
+                        .unwrap()
+                        .json()
+                        .await
+                        .unwrap();
+                    if check(&last) {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            })
+            .await;
+            assert!(found.is_ok(), "/health never showed it: {last}");
+            last
+        }
+    };
+    let health = wait_for_health(Box::new(move |health| {
+        tools_of(health, "narrow") == (json!("connected"), json!(2))
+    }))
+    .await;
+    let (_, demo_tools) = tools_of(&health, "demo");
+    assert!(demo_tools.as_u64().unwrap() > 2, "{health}");
+
+    // The operator turns one off: both counts follow.
+    let cli = |args: &[&str]| {
+        std::process::Command::new(proxy_bin())
+            .arg("--config")
+            .arg(proxy._dir.path().join("mcp.json"))
+            .arg("--data-dir")
+            .arg(proxy._dir.path().join("data"))
+            .args(args)
+            .env_remove("PLUGGEDIN_API_KEY")
+            .output()
+            .unwrap()
+    };
+    let disabled = cli(&["tools", "disable", "narrow__echo"]);
+    assert!(disabled.status.success(), "{disabled:?}");
+    wait_for_health(Box::new(move |health| {
+        tools_of(health, "narrow") == (json!("connected"), json!(1))
+    }))
+    .await;
+    let listed = String::from_utf8_lossy(&cli(&["servers"]).stdout).into_owned();
+    let row = |name: &str| {
+        listed
+            .lines()
+            .find(|line| line.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} row in {listed}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        row("narrow"),
+        ["narrow", "stdio", "connected", "1", "tools"]
+    );
+    assert_eq!(
+        row("demo")[3],
+        demo_tools.to_string(),
+        "servers and /health agree: {listed}"
+    );
+}
+
+#[tokio::test]
 async fn shutdown_lets_a_call_in_flight_finish() {
     let mut proxy = HttpProxy::start(json!({"demo": demo()}), NO_LIMITS).await;
     let client = proxy.client().await;
@@ -923,13 +1189,113 @@ async fn the_python_sdk_http_client_lists_calls_samples_and_sees_progress() {
     assert_eq!(seen["progress"], json!([0.0, 50.0, 100.0]));
     assert_eq!(seen["prompt_messages"], 1);
     assert_eq!(seen["unknown"]["code"], -32602);
+    // The client ends its session with a DELETE on exit and warns unless it gets 200 or 204.
+    assert!(
+        !stderr.contains("Session termination failed"),
+        "the Python client warned at exit:\n{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn a_cancelled_call_leaves_the_typescript_client_nothing_to_poll() {
+    let proxy = HttpProxy::start(json!({"demo": demo()}), NO_LIMITS).await;
+    ts_sdk();
+    let script = clients_dir().join("ts_sdk_client.mjs");
+    let output = tokio::time::timeout(
+        WAIT * 2,
+        tokio::process::Command::new("node")
+            .arg(script)
+            .arg("cancel")
+            .arg(&proxy.url)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the TypeScript client finished")
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "the TypeScript client failed:\n{stderr}"
+    );
+    let seen: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(seen["server"], "PluggedinMCP");
+    assert!(
+        seen["cancelled"]
+            .as_str()
+            .unwrap()
+            .contains("cancelled by the test"),
+        "{seen}"
+    );
+    assert_eq!(seen["later"], "slept 7000ms");
+    // The SDK tries once to resume the cancelled call's stream (it had a priming event and no
+    // answer), is told there is nothing to resume, and stops: no attempt during the later call,
+    // which lasted over two of its 3 s intervals.
+    let resumes = seen["resumes"].as_array().unwrap();
+    assert_eq!(resumes.len(), 1, "{seen}");
+    assert_eq!(resumes[0]["status"], 405, "{seen}");
+    assert_eq!(
+        proxy
+            .log
+            .text()
+            .matches("resumption of a request stream that ended refused")
+            .count(),
+        1,
+        "{}",
+        proxy.log.text()
+    );
+}
+
+#[tokio::test]
+async fn listening_beyond_loopback_without_auth_warns_at_start() {
+    const WARNING: &str = "warning: listening beyond loopback (0.0.0.0) without --require-api-auth: \
+                           anyone who can reach port";
+    let open = HttpProxy::start(json!({}), &["--host", "0.0.0.0"]).await;
+    let log = open.log.text();
+    let listening = log
+        .lines()
+        .position(|line| line.contains("listening on http://0.0.0.0:"))
+        .unwrap_or_else(|| panic!("{log}"));
+    // Printed with the listening line, just before it.
+    assert!(
+        listening > 0
+            && log.lines().nth(listening - 1).is_some_and(|line| {
+                line.starts_with(WARNING)
+                    && line.ends_with(
+                        "can call every tool, write tools included, and read the documents and \
+                         memory",
+                    )
+            }),
+        "{log}"
+    );
+    let authed = HttpProxy::start(
+        json!({}),
+        &[
+            "--host",
+            "0.0.0.0",
+            "--require-api-auth",
+            "--auth-token",
+            "t",
+        ],
+    )
+    .await;
+    assert!(
+        !authed.log.text().contains("warning: listening beyond"),
+        "{}",
+        authed.log.text()
+    );
+    let loopback = HttpProxy::start(json!({}), &["--host", "127.0.0.1"]).await;
+    assert!(
+        !loopback.log.text().contains("warning: listening beyond"),
+        "{}",
+        loopback.log.text()
+    );
 }
 
 /// The JSON-RPC messages of an open SSE response, as they come.
 fn sse_messages(response: reqwest::Response) -> tokio::sync::mpsc::UnboundedReceiver<Value> {
     let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
-        use futures::StreamExt;
         let mut body = response.bytes_stream();
         let mut pending = String::new();
         while let Some(Ok(chunk)) = body.next().await {

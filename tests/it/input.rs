@@ -5,12 +5,12 @@ use std::process::Stdio;
 
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::process::{ChildStdin, ChildStdout, Command};
 
 use crate::support::*;
 
 struct Raw {
-    child: Child,
+    child: ProxyChild,
     stdin: ChildStdin,
     stdout: tokio::io::Lines<BufReader<ChildStdout>>,
     _dir: tempfile::TempDir,
@@ -21,17 +21,16 @@ impl Raw {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("mcp.json");
         std::fs::write(&config, json!({"mcpServers": {"demo": demo()}}).to_string()).unwrap();
-        let mut child = Command::new(proxy_bin())
-            .arg("--config")
-            .arg(&config)
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
+        let mut child = ProxyChild::spawn(
+            Command::new(proxy_bin())
+                .arg("--config")
+                .arg(&config)
+                .arg("--data-dir")
+                .arg(dir.path().join("data"))
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null()),
+        );
         let stdin = child.stdin.take().unwrap();
         let stdout = BufReader::new(child.stdout.take().unwrap()).lines();
         Raw {

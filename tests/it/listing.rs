@@ -6,7 +6,7 @@ use std::process::Stdio;
 
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::process::{ChildStdin, ChildStdout, Command};
 
 use crate::support::*;
 
@@ -14,7 +14,7 @@ use crate::support::*;
 const FROM_CACHE: &str = "tools/list answered from the encoded page";
 
 struct Raw {
-    _child: Child,
+    _child: ProxyChild,
     stdin: ChildStdin,
     stdout: tokio::io::Lines<BufReader<ChildStdout>>,
     dir: tempfile::TempDir,
@@ -27,19 +27,18 @@ impl Raw {
         let config = dir.path().join("mcp.json");
         std::fs::write(&config, json!({ "mcpServers": servers }).to_string()).unwrap();
         let log = std::fs::File::create(dir.path().join("proxy.log")).unwrap();
-        let mut child = Command::new(proxy_bin())
-            .arg("--config")
-            .arg(&config)
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .args(args)
-            .env("RUST_LOG", "info,pluggedin_mcp_proxy=debug")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
+        let mut child = ProxyChild::spawn(
+            Command::new(proxy_bin())
+                .arg("--config")
+                .arg(&config)
+                .arg("--data-dir")
+                .arg(dir.path().join("data"))
+                .args(args)
+                .env("RUST_LOG", "info,pluggedin_mcp_proxy=debug")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(log),
+        );
         let stdin = child.stdin.take().unwrap();
         let stdout = BufReader::new(child.stdout.take().unwrap()).lines();
         let mut raw = Raw {

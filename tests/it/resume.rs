@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use crate::support::*;
 
 /// The proxy over Streamable HTTP with the demo server (stdio) behind it.
-async fn http_proxy(dir: &tempfile::TempDir) -> (tokio::process::Child, Log, String) {
+async fn http_proxy(dir: &tempfile::TempDir) -> (ProxyChild, Log, String) {
     let (child, log, url) = spawn_http_proxy(dir, json!({"demo": demo()}), &[]).await;
     log.wait_for("connected server_info=pluggedin-demo-server")
         .await;

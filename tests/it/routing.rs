@@ -1,5 +1,7 @@
 //! Routing: one catalog from several servers, each method reaching its owner with original names.
 
+use std::path::Path;
+
 use rmcp::model::*;
 use serde_json::json;
 
@@ -322,22 +324,26 @@ async fn announced_capabilities_are_what_the_servers_support() {
 
 #[tokio::test]
 async fn the_bundled_example_configuration_works() {
-    let example =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/mcp.json")).unwrap();
-    let example: serde_json::Value =
-        serde_json::from_str(&example.replace("./target/debug/pluggedin-demo-server", demo_bin()))
-            .unwrap();
-    let mut builder = proxy();
-    for (name, server) in example["mcpServers"].as_object().unwrap() {
-        builder = builder.server(name, server.clone());
-    }
-    let proxy = builder.start().await;
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/mcp.json");
+    let proxy = proxy().config_file(&example).start().await;
     proxy.wait_for_tool("demo__add").await;
     proxy.wait_for_tool("calculator__add").await;
     let names = proxy.tool_names().await;
     assert!(
         !names.contains(&"calculator__sleep".to_owned()),
         "the allow list applies: {names:?}"
+    );
+    let error = mcp_error(
+        proxy
+            .call("calculator__sleep", json!({"ms": 1}))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(error.code, ErrorCode::INVALID_PARAMS);
+    assert_eq!(
+        error.message,
+        "tool \"calculator__sleep\" is left out by the \"tools\" filter of server \"calculator\" \
+         in the config"
     );
     assert_eq!(
         proxy

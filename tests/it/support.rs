@@ -1,7 +1,8 @@
 //! The test harness: builds a config in a temp dir, starts the real proxy binary as a child, and
 //! connects a real rmcp client to its stdio. The client records every notification and answers
 //! sampling, elicitation and roots requests so tests can check what was forwarded. Dropping a
-//! [`Proxy`] ends the proxy (its children end with it).
+//! [`Proxy`] (or a [`ProxyChild`]) ends the proxy with SIGTERM and waits for it, so the servers
+//! it started end with it.
 
 #![allow(
     dead_code,
@@ -97,18 +98,6 @@ pub fn venv_python() -> PathBuf {
 /// Where the client scripts live (`tests/clients/`).
 pub fn clients_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients")
-}
-
-/// The npm packages `scripts/test-deps.sh` installed (the TypeScript SDK among them).
-pub fn node_modules() -> PathBuf {
-    let path = deps().join("npm/node_modules");
-    assert!(
-        path.join("@modelcontextprotocol/sdk/package.json")
-            .is_file(),
-        "the MCP TypeScript SDK is missing from {}: run scripts/test-deps.sh first",
-        path.display()
-    );
-    path
 }
 
 /// A stdio demo server entry for the config.
@@ -288,6 +277,7 @@ pub struct ProxyBuilder {
     dir: Option<Arc<tempfile::TempDir>>,
     /// The client's roots; `Some(None)`: no `roots` capability.
     roots: Option<Option<Vec<Root>>>,
+    config_file: Option<PathBuf>,
 }
 
 pub fn proxy() -> ProxyBuilder {
@@ -298,6 +288,7 @@ pub fn proxy() -> ProxyBuilder {
         env: Vec::new(),
         dir: None,
         roots: None,
+        config_file: None,
     }
 }
 
@@ -342,6 +333,13 @@ impl ProxyBuilder {
         self
     }
 
+    /// Serves an existing config file (say, the bundled example) instead of writing one; the
+    /// data dir stays in the proxy's temp dir.
+    pub fn config_file(mut self, path: &Path) -> Self {
+        self.config_file = Some(path.to_owned());
+        self
+    }
+
     /// Sets an environment variable for the proxy process.
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.env.push((key.to_owned(), value.to_owned()));
@@ -365,10 +363,16 @@ impl ProxyBuilder {
         let dir = self
             .dir
             .unwrap_or_else(|| Arc::new(tempfile::tempdir().unwrap()));
-        let config_path = dir.path().join("mcp.json");
-        let mut config = self.top_level;
-        config.insert("mcpServers".into(), Value::Object(self.servers));
-        std::fs::write(&config_path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+        let config_path = match self.config_file {
+            Some(path) => path,
+            None => {
+                let path = dir.path().join("mcp.json");
+                let mut config = self.top_level;
+                config.insert("mcpServers".into(), Value::Object(self.servers));
+                std::fs::write(&path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+                path
+            }
+        };
         let mut command = tokio::process::Command::new(proxy_bin());
         command
             .arg("--config")
@@ -468,6 +472,72 @@ impl Drop for Proxy {
     fn drop(&mut self) {
         if std::thread::panicking() {
             eprintln!("--- proxy stderr ---\n{}", self.log.text());
+        }
+        stop(self.pid);
+    }
+}
+
+/// Ends a proxy (or a server) the way a user does — SIGTERM, which a proxy answers by ending
+/// every server it started, each with its whole process group — and waits until it has exited.
+/// SIGKILL (what `kill_on_drop` sends) cannot be answered: the proxy's servers would only see
+/// their stdin close, and one that does not exit then (server-everything once it asked for the
+/// client's roots, or with a task in progress) would outlive the test. Should the process not
+/// exit within [`WAIT`], its children's process groups and the process are killed.
+pub fn stop(pid: u32) {
+    if !alive(pid) {
+        return;
+    }
+    let servers = children(pid);
+    let signal = |signal: &str, target: String| {
+        let _ = std::process::Command::new("kill")
+            .args([signal, "--", &target])
+            .stderr(Stdio::null())
+            .status();
+    };
+    signal("-TERM", pid.to_string());
+    let deadline = std::time::Instant::now() + WAIT;
+    while alive(pid) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if alive(pid) {
+        for server in servers {
+            signal("-KILL", format!("-{server}"));
+        }
+        signal("-KILL", pid.to_string());
+    }
+}
+
+/// A proxy process started by a test, ended with [`stop`] when dropped.
+pub struct ProxyChild(pub tokio::process::Child);
+
+impl ProxyChild {
+    pub fn spawn(command: &mut tokio::process::Command) -> ProxyChild {
+        ProxyChild(
+            command
+                .kill_on_drop(true)
+                .spawn()
+                .expect("the proxy starts"),
+        )
+    }
+}
+
+impl std::ops::Deref for ProxyChild {
+    type Target = tokio::process::Child;
+    fn deref(&self) -> &tokio::process::Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ProxyChild {
+    fn deref_mut(&mut self) -> &mut tokio::process::Child {
+        &mut self.0
+    }
+}
+
+impl Drop for ProxyChild {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0.id() {
+            stop(pid);
         }
     }
 }
@@ -739,10 +809,18 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// Starts a background server process, killed on drop.
+/// Starts a background server process, ended with [`stop`] on drop.
 pub struct Background {
     pub child: tokio::process::Child,
     pub log: Log,
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(pid) = self.child.id() {
+            stop(pid);
+        }
+    }
 }
 
 impl Background {
@@ -821,27 +899,26 @@ pub async fn spawn_http_proxy(
     dir: &tempfile::TempDir,
     servers: Value,
     args: &[&str],
-) -> (tokio::process::Child, Log, String) {
+) -> (ProxyChild, Log, String) {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let config = dir.path().join("mcp.json");
     std::fs::write(&config, json!({ "mcpServers": servers }).to_string()).unwrap();
     let port = free_port().to_string();
-    let mut child = tokio::process::Command::new(proxy_bin())
-        .args(["--transport", "streamable-http", "--port", &port])
-        .args(["--rate-limit-tools", "0", "--rate-limit-requests", "0"])
-        .args(args)
-        .arg("--config")
-        .arg(&config)
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .env_remove("PLUGGEDIN_API_KEY")
-        .env("RUST_LOG", "info,pluggedin_mcp_proxy=debug")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut child = ProxyChild::spawn(
+        tokio::process::Command::new(proxy_bin())
+            .args(["--transport", "streamable-http", "--port", &port])
+            .args(["--rate-limit-tools", "0", "--rate-limit-requests", "0"])
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .env_remove("PLUGGEDIN_API_KEY")
+            .env("RUST_LOG", "info,pluggedin_mcp_proxy=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+    );
     let log = Log::capture(child.stderr.take().unwrap());
     log.wait_for("listening on http://").await;
     (child, log, format!("http://127.0.0.1:{port}/mcp"))

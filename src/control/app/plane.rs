@@ -17,8 +17,8 @@ use crate::control::{
     ClipboardWrite, ControlError, ControlPlane, Document, DocumentCreate, DocumentHit,
     DocumentList, DocumentSearch, DocumentSort, DocumentUpdate, DocumentVersion, KnowledgeAnswer,
     Memory, MemoryHit, MemoryQuery, MemorySession, ModelInfo, NewDocument, NewNotification,
-    NewObservation, Notification, ObserveOutcome, Result, SessionEnd, Settings, Severity,
-    UpdateOperation, Workspace, local::LocalStore,
+    NewObservation, Notification, ObserveOutcome, RateLimited, Result, SessionEnd, Settings,
+    Severity, UpdateOperation, Workspace, local::LocalStore,
 };
 
 /// The original's per-endpoint timeouts where it had them; the client's own bound applies to
@@ -907,6 +907,14 @@ impl ControlPlane for AppControl {
 
     async fn activity_stats(&self, since: i64) -> Result<Vec<ActivityStats>> {
         self.local.activity_stats(since).await
+    }
+
+    async fn record_rate_limited(&self, entry: RateLimited) -> Result<()> {
+        self.local.record_rate_limited(entry).await
+    }
+
+    async fn rate_limited(&self, since: i64) -> Result<RateLimited> {
+        self.local.rate_limited(since).await
     }
 
     async fn prune_activity(&self, before: i64) -> Result<u64> {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use rusqlite::{Connection, params};
 
-use crate::control::{Activity, ActivityStats, Result};
+use crate::control::{Activity, ActivityStats, RateLimited, Result};
 
 pub(super) fn record(connection: &mut Connection, batch: &[Activity]) -> Result<()> {
     let transaction = connection.transaction()?;
@@ -75,7 +75,34 @@ pub(super) fn stats(connection: &mut Connection, since: i64) -> Result<Vec<Activ
 }
 
 pub(super) fn prune(connection: &mut Connection, before: i64) -> Result<u64> {
+    connection.execute("DELETE FROM rate_limited WHERE at < ?1", [before])?;
     Ok(connection.execute("DELETE FROM activity WHERE at < ?1", [before])? as u64)
+}
+
+pub(super) fn record_rate_limited(connection: &mut Connection, entry: RateLimited) -> Result<()> {
+    connection.execute(
+        "INSERT INTO rate_limited (at, tool_calls, requests) VALUES (?1, ?2, ?3)",
+        params![
+            entry.at,
+            i64::try_from(entry.tool_calls).unwrap_or(i64::MAX),
+            i64::try_from(entry.requests).unwrap_or(i64::MAX)
+        ],
+    )?;
+    Ok(())
+}
+
+pub(super) fn rate_limited(connection: &mut Connection, since: i64) -> Result<RateLimited> {
+    let (tool_calls, requests) = connection.query_row(
+        "SELECT COALESCE(SUM(tool_calls), 0), COALESCE(SUM(requests), 0)
+         FROM rate_limited WHERE at >= ?1",
+        [since],
+        |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?)),
+    )?;
+    Ok(RateLimited {
+        at: since,
+        tool_calls: u64::try_from(tool_calls).unwrap_or(0),
+        requests: u64::try_from(requests).unwrap_or(0),
+    })
 }
 
 #[cfg(test)]

@@ -22,9 +22,15 @@ const CHUNK_CHARS: usize = 1500;
 const CHUNK_SLACK: usize = 400;
 /// Words of context `snippet()` shows around the matches.
 const SNIPPET_TOKENS: i32 = 24;
-/// Markers around matched words in snippets (Markdown bold).
-const MARK_OPEN: &str = "**";
-const MARK_CLOSE: &str = "**";
+/// Markers `snippet()` puts around matched words: private-use characters no text has, turned
+/// into Markdown bold by [`highlight`] once the text's own `**` are gone.
+const MARK_OPEN: char = '\u{E000}';
+const MARK_CLOSE: char = '\u{E001}';
+/// Hits scoring below this fraction of the best are left out: FTS5 gives a word found in more
+/// than half of the chunks an IDF of 1e-6, so a passage matched only by such words (`the`, `is`)
+/// scores about a millionth of one matched by the question's real words. Real matches are
+/// within a few orders of magnitude of each other; the threshold sits between.
+const MIN_RELEVANCE: f64 = 0.001;
 /// bm25 column weights: a match in the title counts double.
 const BM25: &str = "bm25(document_chunks_fts, 2.0, 1.0)";
 
@@ -490,6 +496,14 @@ pub(super) fn search(
     }
     // bm25 is negative, lower is better: the best hit has relevance 1.
     let best = ranked.first().map_or(0.0, |(_, _, score)| *score);
+    let relevance = |score: f64| {
+        if best < 0.0 {
+            (score / best).clamp(0.0, 1.0)
+        } else {
+            1.0
+        }
+    };
+    ranked.retain(|(_, _, score)| relevance(*score) >= MIN_RELEVANCE);
     let mut snippet = connection.prepare_cached(&format!(
         "SELECT snippet(document_chunks_fts, 1, '{MARK_OPEN}', '{MARK_CLOSE}', '…', {SNIPPET_TOKENS}),
                 body
@@ -504,16 +518,37 @@ pub(super) fn search(
             snippet.query_row(params![query, chunk], |row| Ok((row.get(0)?, row.get(1)?)))?;
         hits.push(DocumentHit {
             document: document.query_row([pk], document_from_row)?,
-            snippet: snippet.split_whitespace().collect::<Vec<_>>().join(" "),
+            snippet: highlight(&snippet),
             passage,
-            relevance: if best < 0.0 {
-                (score / best).clamp(0.0, 1.0)
-            } else {
-                1.0
-            },
+            relevance: relevance(score),
         });
     }
     Ok(hits)
+}
+
+/// A snippet as shown: on one line, the matched words in Markdown bold, adjacent ones in one
+/// run (`**two hours**`). The text's own `**` go first — a snippet shows the matches in bold
+/// and nothing else, and `snippet()` marks words, so stored bold around a match would double
+/// (`****two**`).
+fn highlight(marked: &str) -> String {
+    let mut text = String::with_capacity(marked.len());
+    let mut chars = marked.chars().peekable();
+    while let Some(ch) = chars.next() {
+        if ch == '*' && chars.peek() == Some(&'*') {
+            while chars.peek() == Some(&'*') {
+                chars.next();
+            }
+            continue;
+        }
+        text.push(ch);
+    }
+    let words: Vec<&str> = text.split_whitespace().collect();
+    // Two highlighted words next to each other become one highlighted run.
+    words
+        .join(" ")
+        .replace(&format!("{MARK_CLOSE} {MARK_OPEN}"), " ")
+        .replace(&format!("{MARK_CLOSE}{MARK_OPEN}"), "")
+        .replace([MARK_OPEN, MARK_CLOSE], "**")
 }
 
 pub(super) fn get(
@@ -654,6 +689,21 @@ pub(super) fn delete(connection: &mut Connection, id: &str) -> Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn snippets_bold_the_matches_once_whatever_the_text_had() {
+        let marked = |text: &str| text.replace('[', "\u{E000}").replace(']', "\u{E001}");
+        assert_eq!(
+            highlight(&marked("lasts **[two] [hours]** on a\n full charge")),
+            "lasts **two hours** on a full charge"
+        );
+        assert_eq!(
+            highlight(&marked("**Bold** text, a [match] and ***more***")),
+            "Bold text, a **match** and more"
+        );
+        assert_eq!(highlight(&marked("2 * 3 = [six]")), "2 * 3 = **six**");
+        assert!(!highlight(&marked("**[a]** **[b]**")).contains("****"));
+    }
 
     #[test]
     fn chunks_cover_the_text_and_end_at_boundaries() {

@@ -24,7 +24,7 @@ use crate::control::{
     ClipboardWrite, ControlError, ControlPlane, Document, DocumentCreate, DocumentHit,
     DocumentList, DocumentSearch, DocumentUpdate, DocumentVersion, Memory, MemoryHit, MemoryQuery,
     MemorySession, NewDocument, NewNotification, NewObservation, Notification, ObserveOutcome,
-    Result, SessionEnd, Settings, Workspace,
+    RateLimited, Result, SessionEnd, Settings, Workspace,
 };
 
 /// The database's file name in the data dir.
@@ -281,6 +281,15 @@ impl ControlPlane for LocalStore {
 
     async fn activity_stats(&self, since: i64) -> Result<Vec<ActivityStats>> {
         self.run(move |c| activity::stats(c, since)).await
+    }
+
+    async fn record_rate_limited(&self, entry: RateLimited) -> Result<()> {
+        self.run(move |c| activity::record_rate_limited(c, entry))
+            .await
+    }
+
+    async fn rate_limited(&self, since: i64) -> Result<RateLimited> {
+        self.run(move |c| activity::rate_limited(c, since)).await
     }
 
     async fn prune_activity(&self, before: i64) -> Result<u64> {

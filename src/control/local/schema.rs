@@ -192,6 +192,15 @@ const MIGRATIONS: &[&str] = &[
         tokenize = 'porter unicode61'
     );
     "#,
+    // 3: what the HTTP rate limit refused, one row per period (a minute) with refusals.
+    r#"
+    CREATE TABLE rate_limited (
+        at         INTEGER NOT NULL,
+        tool_calls INTEGER NOT NULL,
+        requests   INTEGER NOT NULL
+    );
+    CREATE INDEX rate_limited_by_time ON rate_limited (at);
+    "#,
 ];
 
 /// The schema version this build writes.

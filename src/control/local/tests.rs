@@ -269,3 +269,24 @@ async fn activity_figures_group_by_server_and_item() {
     assert!(store.activity_stats(2000).await.unwrap().is_empty());
     assert_eq!(store.prune_activity(2000).await.unwrap(), 3);
 }
+
+#[tokio::test]
+async fn rate_limit_refusals_sum_over_the_window_and_are_pruned_with_activity() {
+    let store = LocalStore::open(None).unwrap();
+    for (at, tool_calls, requests) in [(1000, 90, 0), (2000, 5, 7), (3000, 1, 1)] {
+        store
+            .record_rate_limited(RateLimited {
+                at,
+                tool_calls,
+                requests,
+            })
+            .await
+            .unwrap();
+    }
+    let since = store.rate_limited(2000).await.unwrap();
+    assert_eq!((since.tool_calls, since.requests), (6, 8));
+    assert_eq!(store.rate_limited(5000).await.unwrap().tool_calls, 0);
+    store.prune_activity(2500).await.unwrap();
+    let left = store.rate_limited(0).await.unwrap();
+    assert_eq!((left.tool_calls, left.requests), (1, 1));
+}

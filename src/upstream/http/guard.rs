@@ -1,14 +1,17 @@
 //! The guard in front of the MCP endpoint. In order: the HTTP method (405), the `Origin`
 //! (403, DNS-rebinding protection), the `MCP-Protocol-Version` header (400), the body size (413)
-//! and JSON (400, `-32700`), bearer auth and the session's owner (401, 404), rate limits (429).
-//! It reads a POST body once and hands the same bytes on. Clients that accept only JSON get the
-//! final JSON-RPC message of the SSE stream as a JSON body. Every refusal has a JSON-RPC body.
+//! and JSON (400, `-32700`), bearer auth and the session's owner (401, 404), the resumption of a
+//! request stream that ended (405, see [`BoundedSessions::stream_ended`]), the session a DELETE
+//! names (404), rate limits (429, `limits.rs`). It reads a POST body once and hands the same bytes
+//! on. Clients that accept only JSON get the final JSON-RPC message of the SSE stream as a JSON
+//! body. Every refusal has a JSON-RPC body; a DELETE that ended a session gets the original's
+//! `200 {"success":true,"message":"Session terminated"}` instead of rmcp's empty 202.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::Mutex;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -22,6 +25,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tokio::sync::Notify;
 
+use super::limits::{Key, Kind, RateLimits};
+use super::sessions::BoundedSessions;
 use crate::cli::Cors;
 use crate::security::Secret;
 
@@ -29,8 +34,6 @@ use crate::security::Secret;
 pub(crate) const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// A request body must arrive within this time.
 const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
-/// The window of the rate limits.
-const RATE_WINDOW: Duration = Duration::from_secs(60);
 /// The JSON-RPC code of the original's auth failure.
 const UNAUTHORIZED: i64 = -32001;
 
@@ -43,7 +46,9 @@ pub struct GuardConfig {
     pub require_auth: bool,
     /// Accepted bearer tokens (never logged).
     pub tokens: Vec<Secret>,
+    /// Tool calls per minute per token (or client address); 0 is off.
     pub rate_limit_tools: u32,
+    /// Other requests per minute per token (or client address); 0 is off.
     pub rate_limit_requests: u32,
     /// `None`: any origin; `Some(list)`: only these (`scheme://host[:port]`, port `*` for any).
     pub allowed_origins: Option<Vec<String>>,
@@ -61,14 +66,11 @@ pub(crate) struct Guard {
     tokens: Vec<TokenHash>,
     /// Session id → the token that owns it.
     owners: Mutex<HashMap<String, TokenHash>>,
-    limits: Mutex<HashMap<(String, bool), Window>>,
+    pub(crate) limits: RateLimits,
+    /// The sessions (none when stateless): which exist, which request streams ended.
+    sessions: Option<Arc<BoundedSessions>>,
     in_flight: AtomicUsize,
     idle: Notify,
-}
-
-struct Window {
-    started: Instant,
-    count: u32,
 }
 
 fn hash(token: &str) -> TokenHash {
@@ -89,21 +91,31 @@ struct Parsed {
 }
 
 impl Guard {
-    pub(crate) fn new(config: GuardConfig, cors: Cors) -> Guard {
+    pub(crate) fn new(
+        config: GuardConfig,
+        cors: Cors,
+        sessions: Option<Arc<BoundedSessions>>,
+    ) -> Guard {
         let tokens = config
             .tokens
             .iter()
             .map(|token| hash(token.expose()))
             .collect();
+        let limits = RateLimits::new(config.rate_limit_tools, config.rate_limit_requests);
         Guard {
             config,
             cors,
             tokens,
             owners: Mutex::default(),
-            limits: Mutex::default(),
+            limits,
+            sessions,
             in_flight: AtomicUsize::new(0),
             idle: Notify::new(),
         }
+    }
+
+    pub(crate) fn requires_auth(&self) -> bool {
+        self.config.require_auth
     }
 
     pub(crate) fn auth_summary(&self) -> String {
@@ -185,41 +197,6 @@ impl Guard {
         } else {
             Err("unknown token")
         }
-    }
-
-    /// Counts one request against its limit; `Err(retry_after)` when over.
-    fn rate_limit(&self, key: String, tool_call: bool) -> Result<(), Duration> {
-        let limit = if tool_call {
-            self.config.rate_limit_tools
-        } else {
-            self.config.rate_limit_requests
-        };
-        if limit == 0 {
-            return Ok(());
-        }
-        let now = Instant::now();
-        let mut limits = self
-            .limits
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if limits.len() > 100_000 {
-            limits.retain(|_, window| now.duration_since(window.started) < RATE_WINDOW);
-        }
-        let window = limits.entry((key, tool_call)).or_insert(Window {
-            started: now,
-            count: 0,
-        });
-        if now.duration_since(window.started) >= RATE_WINDOW {
-            *window = Window {
-                started: now,
-                count: 0,
-            };
-        }
-        if window.count >= limit {
-            return Err(RATE_WINDOW.saturating_sub(now.duration_since(window.started)));
-        }
-        window.count += 1;
-        Ok(())
     }
 }
 
@@ -549,28 +526,81 @@ pub(crate) async fn check(
         }
     }
 
+    if let (Some(sessions), Some(session)) = (&guard.sessions, &session) {
+        // A resumption of a request's stream that has ended: nothing will ever come on it, and
+        // an empty 200 would have the TypeScript SDK ask again every few seconds (see
+        // `BoundedSessions::stream_ended`). 405 is what the SDKs take for "no stream here".
+        if method == Method::GET
+            && let Some(last_event_id) = parts
+                .headers
+                .get("last-event-id")
+                .and_then(|value| value.to_str().ok())
+            && sessions.stream_ended(session, last_event_id)
+        {
+            tracing::debug!(
+                session = %session,
+                last_event_id,
+                "resumption of a request stream that ended refused"
+            );
+            let mut response = rpc_error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                Value::Null,
+                -32600,
+                format!(
+                    "the stream of event {last_event_id} has ended (its request was answered or \
+                     cancelled): there is nothing to resume"
+                ),
+            );
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("POST"));
+            return response;
+        }
+        // rmcp ends an unknown session without a word (202); the client should learn it was
+        // not there, as for any other request.
+        if method == Method::DELETE && !sessions.knows(session) {
+            return rpc_error(
+                StatusCode::NOT_FOUND,
+                Value::Null,
+                -32001,
+                "Session not found",
+            );
+        }
+    }
+
     // Rate limits: per token, or per client address without one.
-    let key = match (&token, parts.extensions.get::<ClientAddr>()) {
-        (Some(token), _) => token.iter().map(|b| format!("{b:02x}")).collect(),
-        (None, Some(addr)) => addr.0.ip().to_string(),
-        (None, None) => "unknown".to_owned(),
-    };
     let tool_call = methods.iter().any(|m| m == "tools/call");
     let counted =
         method == Method::POST && methods.iter().any(|m| !m.starts_with("notifications/"));
-    if counted && let Err(retry_after) = guard.rate_limit(key, tool_call) {
-        let kind = if tool_call { "tool calls" } else { "requests" };
-        let mut response = rpc_error(
-            StatusCode::TOO_MANY_REQUESTS,
-            id,
-            -32000,
-            format!("Rate limit exceeded: too many {kind} per minute. Please try again later."),
-        );
-        let seconds = retry_after.as_secs().max(1).to_string();
-        if let Ok(value) = HeaderValue::from_str(&seconds) {
-            response.headers_mut().insert(header::RETRY_AFTER, value);
+    if counted {
+        let key = match (&token, parts.extensions.get::<ClientAddr>()) {
+            (Some(token), _) => Key::Token(*token),
+            (None, Some(addr)) => Key::address(addr.0.ip()),
+            (None, None) => Key::address(Ipv4Addr::UNSPECIFIED.into()),
+        };
+        let kind = if tool_call {
+            Kind::ToolCalls
+        } else {
+            Kind::Requests
+        };
+        if let Err(refusal) = guard.limits.check(key, kind) {
+            let body = json!({"jsonrpc": "2.0", "id": id, "error": {
+                "code": -32000,
+                "message": refusal.message(),
+                "data": {
+                    "limit": refusal.limit,
+                    "per": "minute",
+                    "counts": if tool_call { "toolCalls" } else { "requests" },
+                    "retryAfterSeconds": refusal.retry_after_secs(),
+                },
+            }});
+            let mut response = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(refusal.retry_after_secs()),
+            );
+            return response;
         }
-        return response;
     }
 
     // JSON-only clients: rmcp answers stateful requests on SSE; we unwrap the final message.
@@ -629,6 +659,20 @@ pub(crate) async fn check(
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(session.to_owned(), token);
+    }
+    if method == Method::DELETE && response.status() == StatusCode::ACCEPTED {
+        if let Some(session) = &session {
+            guard
+                .owners
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(session);
+        }
+        return (
+            StatusCode::OK,
+            axum::Json(json!({"success": true, "message": "Session terminated"})),
+        )
+            .into_response();
     }
     if json_only && is_sse(response.headers()) {
         return sse_to_json(response).await;
@@ -899,6 +943,7 @@ mod tests {
                 stream_answers: false,
             },
             Cors::Permissive,
+            None,
         )
     }
 
@@ -916,7 +961,8 @@ mod tests {
                     allowed_origins: None,
                     ..guard_config()
                 },
-                Cors::Off
+                Cors::Off,
+                None
             )
             .origin_allowed("http://anything.example")
         );
@@ -951,19 +997,6 @@ mod tests {
         assert!(guard.token_of(&headers).is_err());
         headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
         assert!(guard.token_of(&headers).is_err());
-    }
-
-    #[test]
-    fn rate_limits_count_per_key_and_kind() {
-        let guard = guard(None);
-        assert!(guard.rate_limit("a".into(), true).is_ok());
-        assert!(guard.rate_limit("a".into(), true).is_ok());
-        assert!(guard.rate_limit("a".into(), true).is_err());
-        assert!(guard.rate_limit("b".into(), true).is_ok());
-        // 0 disables the other kind.
-        for _ in 0..10 {
-            assert!(guard.rate_limit("a".into(), false).is_ok());
-        }
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! Serving clients over MCP Streamable HTTP: `POST/GET/DELETE /mcp` (and `POST /`, as the
 //! original accepts), `GET /health`. rmcp's `StreamableHttpService` does the protocol; around it
 //! sits our guard (`guard.rs`: method, Origin, protocol version, body limit, JSON parse, bearer
-//! auth with session binding, rate limits, JSON-only clients) and the session ceiling
-//! (`sessions.rs`). The accept loop is ours so that slow clients time out and shutdown drains.
+//! auth with session binding, rate limits, JSON-only clients), the rate limiter (`limits.rs`)
+//! and the session ceiling (`sessions.rs`). The accept loop is ours so that slow clients time out
+//! and shutdown drains.
 
 mod guard;
+mod limits;
 pub(crate) mod sessions;
 
 use std::net::SocketAddr;
@@ -22,6 +24,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::Cors;
+use crate::control::{ControlPlane, RateLimited};
 use crate::router::Router;
 use crate::upstream::ProxyHandler;
 use guard::Guard;
@@ -53,6 +56,7 @@ pub struct HttpOptions {
 struct AppState {
     router: Arc<Router>,
     sessions: Option<Arc<BoundedSessions>>,
+    guard: Arc<Guard>,
     max_sessions: usize,
 }
 
@@ -122,10 +126,11 @@ impl App {
             )),
         };
 
-        let guard = Arc::new(Guard::new(options.guard, options.cors));
+        let guard = Arc::new(Guard::new(options.guard, options.cors, sessions.clone()));
         let state = AppState {
             router: router.clone(),
             sessions: sessions.clone(),
+            guard: guard.clone(),
             max_sessions: if options.stateless {
                 0
             } else {
@@ -166,13 +171,19 @@ pub async fn serve(
     let local = listener.local_addr()?;
     let host = options.host.clone();
     let stateless = options.stateless;
+    let control = router.control_plane().clone();
     let App {
         service: app,
         guard,
         mcp_cancel,
     } = App::new(router, options, local.ip().is_loopback());
 
-    startup_line(local, &host, stateless, guard.auth_summary());
+    startup_line(local, &host, stateless, &guard);
+    let summaries = tokio::spawn(summarise_refusals(
+        guard.clone(),
+        control.clone(),
+        shutdown.clone(),
+    ));
 
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
@@ -217,6 +228,10 @@ pub async fn serve(
     drop(listener);
     tracing::info!("stopped accepting connections; draining requests in flight");
     guard.drain(SHUTDOWN_GRACE).await;
+    // The last period's refusals reach the log and the store before the process ends.
+    if summaries.await.is_ok() {
+        record_refusals(&guard, control.as_ref()).await;
+    }
     mcp_cancel.cancel();
     if tokio::time::timeout(Duration::from_secs(2), graceful.shutdown())
         .await
@@ -227,11 +242,46 @@ pub async fn serve(
     Ok(())
 }
 
+/// Every rate-limit window (a minute), until shutdown: logs and records what the rate limit
+/// refused in it, if anything.
+async fn summarise_refusals(
+    guard: Arc<Guard>,
+    control: Arc<dyn ControlPlane>,
+    shutdown: CancellationToken,
+) {
+    let mut ticks =
+        tokio::time::interval_at(tokio::time::Instant::now() + limits::WINDOW, limits::WINDOW);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = ticks.tick() => record_refusals(&guard, control.as_ref()).await,
+        }
+    }
+}
+
+/// Ends a rate-limit period: its summary goes to the log (by the limiter) and to the store, for
+/// `stats`.
+async fn record_refusals(guard: &Guard, control: &dyn ControlPlane) {
+    let refused = guard.limits.summarise();
+    if refused.tool_calls + refused.requests == 0 {
+        return;
+    }
+    let entry = RateLimited {
+        at: crate::control::time::now_ms(),
+        tool_calls: refused.tool_calls,
+        requests: refused.requests,
+    };
+    if let Err(error) = control.record_rate_limited(entry).await {
+        tracing::warn!("rate-limit refusals not recorded: {error}");
+    }
+}
+
 #[allow(
     clippy::print_stderr,
-    reason = "the one start-up line the user asked for, whatever the log level"
+    reason = "the one start-up line the user asked for, whatever the log level, and its warning"
 )]
-fn startup_line(local: SocketAddr, host: &str, stateless: bool, auth: String) {
+fn startup_line(local: SocketAddr, host: &str, stateless: bool, guard: &Guard) {
     let mode = if stateless {
         "stateless"
     } else {
@@ -242,10 +292,23 @@ fn startup_line(local: SocketAddr, host: &str, stateless: bool, auth: String) {
     } else {
         host.to_owned()
     };
-    eprintln!(
-        "pluggedin-mcp-proxy listening on http://{shown_host}:{}/mcp ({mode}, {auth})",
-        local.port()
-    );
+    let mut text = String::new();
+    if !local.ip().is_loopback() && !guard.requires_auth() {
+        text.push_str(&format!(
+            "warning: listening beyond loopback ({shown_host}) without --require-api-auth: anyone \
+             who can reach port {} can call every tool, write tools included, and read the \
+             documents and memory\n",
+            local.port()
+        ));
+    }
+    text.push_str(&format!(
+        "pluggedin-mcp-proxy listening on http://{shown_host}:{}/mcp ({mode}, {})\n",
+        local.port(),
+        guard.auth_summary()
+    ));
+    // One write, the warning first: it is never separated from the line it qualifies, and
+    // whoever waits for the listening line has seen it.
+    eprint!("{text}");
 }
 
 async fn health(State(state): State<AppState>) -> Response {
@@ -253,6 +316,8 @@ async fn health(State(state): State<AppState>) -> Response {
         Some(sessions) => (sessions.count().await, sessions.hibernated()),
         None => (0, 0),
     };
+    let catalog = state.router.catalog();
+    let served = catalog.tools_per_server();
     let servers: Vec<_> = state
         .router
         .servers()
@@ -262,16 +327,25 @@ async fn health(State(state): State<AppState>) -> Response {
                 "name": server.name,
                 "transport": server.config.transport.kind(),
                 "state": server.state().to_string(),
-                "tools": server.lists().tools.len(),
+                // What clients get from it, after the config's filter and the disabled tools.
+                "tools": served.get(server.name.as_str()).copied().unwrap_or(0),
             })
         })
         .collect();
+    let (tool_calls, requests) = state.guard.limits.limits();
+    let refused = state.guard.limits.refused_total();
     axum::Json(json!({
         "status": "ok",
         "transport": "streamable-http",
         "sessions": sessions,
         "hibernatedSessions": hibernated,
         "maxSessions": state.max_sessions,
+        "rateLimits": {
+            "toolCallsPerMinute": tool_calls,
+            "requestsPerMinute": requests,
+            "refusedToolCalls": refused.tool_calls,
+            "refusedRequests": refused.requests,
+        },
         "servers": servers,
         "controlPlane": match state.router.app() {
             Some(app) => app.status().to_json(),

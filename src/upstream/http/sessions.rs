@@ -18,11 +18,17 @@
 //! The phases of an entry: `Live` → (idle) `Hibernating` (old worker told to stop; its end, which
 //! rmcp reports through `close_session`, makes it) → `Hibernated` → (a request) `Waking` (a new
 //! worker replaying the handshake) → (`notifications/initialized` replayed) `Live`.
+//!
+//! **Ended request streams.** Each session remembers the last event id of its request streams
+//! that ended without a result (the request was cancelled, or answered with an error), so the
+//! guard can tell a client that resumes one that there is nothing to resume
+//! ([`BoundedSessions::stream_ended`]; ARCHITECTURE.md says why).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use futures::{Stream, StreamExt};
@@ -44,6 +50,10 @@ use crate::router::{Router, Session};
 
 /// How long a request for a hibernating session waits for its old worker to finish.
 const SETTLE_WAIT: Duration = Duration::from_secs(5);
+/// Ended request streams a session remembers (the oldest are forgotten first). A client resumes
+/// within seconds (rmcp's priming event says 3 s), so this only needs to cover the calls a client
+/// cancels at once; about 50 bytes each.
+const ENDED_STREAMS_KEPT: usize = 64;
 
 /// When idle sessions give up their worker, and the router their dormant copies register with.
 pub(crate) struct Hibernation {
@@ -82,7 +92,12 @@ struct Entry {
     linked: Weak<Session>,
     /// While hibernating and waking: what the client asked for, registered with the router.
     dormant: Option<Arc<Session>>,
+    /// The last event ids of request streams that ended without a result.
+    ended: EndedStreams,
 }
+
+/// Last event ids of ended request streams, shared between a session's entry and its streams.
+type EndedStreams = Arc<Mutex<VecDeque<String>>>;
 
 /// Requests and streams in flight on a session, and when it was last used.
 struct Activity {
@@ -210,6 +225,27 @@ impl BoundedSessions {
         })
     }
 
+    /// Whether the session exists (live or hibernated).
+    pub(crate) fn knows(&self, id: &str) -> bool {
+        lock(&self.entries).contains_key(&SessionId::from(id.to_owned()))
+    }
+
+    /// Whether `last_event_id` is the last event of a request stream of session `id` that
+    /// ended without a result: resuming it would bring nothing, ever. rmcp answers such a
+    /// resumption with an empty 200 stream (or replays the stream's priming event), which a
+    /// client takes for a cut connection and resumes again: the TypeScript SDK every 3 s.
+    pub(crate) fn stream_ended(&self, id: &str, last_event_id: &str) -> bool {
+        let ended = match lock(&self.entries).get(&SessionId::from(id.to_owned())) {
+            Some(entry) => entry.ended.clone(),
+            None => return false,
+        };
+        lock(&ended).iter().any(|ended| ended == last_event_id)
+    }
+
+    fn ended_streams(&self, id: &SessionId) -> Option<EndedStreams> {
+        lock(&self.entries).get(id).map(|entry| entry.ended.clone())
+    }
+
     /// The handler of session `id` says which router session it is (on `initialized`).
     pub(crate) fn link(&self, id: &str, session: &Arc<Session>) {
         if let Some(entry) = lock(&self.entries).get_mut(&SessionId::from(id.to_owned())) {
@@ -334,6 +370,7 @@ impl BoundedSessions {
             init: None,
             linked: Weak::new(),
             dormant: None,
+            ended: EndedStreams::default(),
         }
     }
 }
@@ -365,6 +402,66 @@ where
         let _held = &busy;
         message
     })
+}
+
+/// A request's stream that notes, when it ends without a result, its last event id in its
+/// session's [`EndedStreams`].
+struct Watched<S> {
+    inner: Pin<Box<S>>,
+    last_event_id: Option<String>,
+    answered: bool,
+    ended: Option<EndedStreams>,
+}
+
+fn watched<S>(stream: S, ended: Option<EndedStreams>) -> Watched<S>
+where
+    S: Stream<Item = ServerSseMessage> + Send + Sync + 'static,
+{
+    Watched {
+        inner: Box::pin(stream),
+        last_event_id: None,
+        answered: false,
+        ended,
+    }
+}
+
+impl<S> Stream for Watched<S>
+where
+    S: Stream<Item = ServerSseMessage>,
+{
+    type Item = ServerSseMessage;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        let polled = this.inner.as_mut().poll_next(cx);
+        match &polled {
+            Poll::Ready(Some(message)) => {
+                if let Some(id) = &message.event_id {
+                    this.last_event_id = Some(id.clone());
+                }
+                if matches!(
+                    message.message.as_deref(),
+                    Some(ServerJsonRpcMessage::Response(_))
+                ) {
+                    this.answered = true;
+                }
+            }
+            Poll::Ready(None) => {
+                if let Some(ended) = this.ended.take()
+                    && !this.answered
+                    && let Some(id) = this.last_event_id.take()
+                {
+                    let mut ended = lock(&ended);
+                    if ended.len() >= ENDED_STREAMS_KEPT {
+                        ended.pop_front();
+                    }
+                    ended.push_back(id);
+                }
+            }
+            Poll::Pending => {}
+        }
+        polled
+    }
 }
 
 impl SessionManager for BoundedSessions {
@@ -429,8 +526,9 @@ impl SessionManager for BoundedSessions {
         message: ClientJsonRpcMessage,
     ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
         let busy = self.busy(id);
+        let ended = self.ended_streams(id);
         let stream = self.inner.create_stream(id, message).await?;
-        Ok(held(stream, busy))
+        Ok(held(watched(stream, ended), busy))
     }
 
     async fn accept_message(
@@ -470,8 +568,14 @@ impl SessionManager for BoundedSessions {
         last_event_id: String,
     ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
         let busy = self.busy(id);
+        // rmcp's local event ids are `<index>` on the GET stream and `<index>/<http request id>`
+        // on a request's stream; only a request's stream is over when it ends.
+        let ended = last_event_id
+            .contains('/')
+            .then(|| self.ended_streams(id))
+            .flatten();
         let stream = self.inner.resume(id, last_event_id).await?;
-        Ok(held(stream, busy))
+        Ok(held(watched(stream, ended), busy))
     }
 
     async fn restore_session(
