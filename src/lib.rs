@@ -290,12 +290,33 @@ async fn authorize(server: &str, config: &Config) -> anyhow::Result<ExitCode> {
 /// cannot be created (state then lives in memory only).
 fn data_dir(explicit: Option<PathBuf>) -> Option<PathBuf> {
     let dir = explicit.or_else(|| dirs::data_dir().map(|dir| dir.join("pluggedin-mcp-proxy")))?;
-    match std::fs::create_dir_all(&dir) {
+    match create_private_dir(&dir) {
         Ok(()) => Some(dir),
         Err(error) => {
             tracing::warn!(dir = %dir.display(), "cannot create the data dir, state will not persist: {error}");
             None
         }
+    }
+}
+
+/// Creates the data dir (and its parents), the data dir itself entered by its owner only: it
+/// holds the store, OAuth tokens and the App's server list. An existing one is left as it is.
+fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    match builder.create(dir) {
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        other => other,
     }
 }
 

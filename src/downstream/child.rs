@@ -277,6 +277,10 @@ impl ChildTransport {
 impl Transport<RoleClient> for ChildTransport {
     type Error = std::io::Error;
 
+    fn name() -> std::borrow::Cow<'static, str> {
+        "stdio".into()
+    }
+
     fn send(
         &mut self,
         item: TxJsonRpcMessage<RoleClient>,

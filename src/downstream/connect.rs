@@ -79,10 +79,12 @@ async fn log_stderr(stderr: impl tokio::io::AsyncRead + Unpin) {
         let Some(suppressed) = budget.admit() else {
             continue;
         };
+        // A server may print its environment, a URL with credentials, a token: redacted as errors
+        // are.
         let text = String::from_utf8_lossy(&line);
         tracing::info!(
             "stderr: {}{}",
-            text.trim_end(),
+            crate::security::text::redact_bounded(text.trim_end(), MAX_STDERR_LINE),
             crate::telemetry::suppressed_note(suppressed)
         );
     }

@@ -100,6 +100,17 @@ impl Bucket {
 impl<T: Transport<RoleClient>> Transport<RoleClient> for Observed<T> {
     type Error = T::Error;
 
+    /// The name rmcp puts in its transport errors, which reach `servers`, `/health` and clients:
+    /// the inner transport's own name, never a Rust type path (rmcp's default).
+    fn name() -> std::borrow::Cow<'static, str> {
+        let inner = T::name();
+        if inner.contains("::") {
+            "streamable-http".into()
+        } else {
+            inner
+        }
+    }
+
     fn send(
         &mut self,
         item: TxJsonRpcMessage<RoleClient>,

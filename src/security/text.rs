@@ -25,11 +25,13 @@ pub fn redact_bounded(text: &str, limit: usize) -> String {
     let mut out = String::with_capacity(text.len().min(limit * 4 + 16));
     let mut rest = text;
     let mut chars = 0usize;
+    let mut word_start = true;
     while !rest.is_empty() {
         if chars > limit {
             break;
         }
-        if let Some(skip) = secret_at(rest) {
+        let key = if word_start { key_shape_at(rest) } else { None };
+        if let Some(skip) = key.or_else(|| secret_at(rest)) {
             if rest.starts_with("://") {
                 out.push_str("://");
                 chars += 3;
@@ -40,6 +42,9 @@ pub fn redact_bounded(text: &str, limit: usize) -> String {
             continue;
         }
         let next = rest.chars().next().map_or(1, char::len_utf8);
+        word_start = !rest[..next]
+            .chars()
+            .all(|ch| ch.is_alphanumeric() || ch == '_' || ch == '-');
         out.push_str(&rest[..next]);
         chars += 1;
         rest = &rest[next..];
@@ -99,6 +104,64 @@ fn secret_at(text: &str) -> Option<usize> {
         }
     }
     None
+}
+
+/// Well-known access-key shapes that are secrets wherever they stand, with or without a key
+/// before them: a prefix, the characters their body uses, and its least length.
+const KEY_SHAPES: &[(&str, fn(u8) -> bool, usize)] = &[
+    // AWS access key ids (long-lived and temporary).
+    ("AKIA", is_upper_alnum, 16),
+    ("ASIA", is_upper_alnum, 16),
+    // GitHub tokens: personal, OAuth, user-to-server, server-to-server, refresh, fine-grained.
+    ("ghp_", is_alnum, 30),
+    ("gho_", is_alnum, 30),
+    ("ghu_", is_alnum, 30),
+    ("ghs_", is_alnum, 30),
+    ("ghr_", is_alnum, 30),
+    ("github_pat_", is_token_char, 20),
+    // OpenAI (`sk-…`, `sk-proj-…`) and Anthropic (`sk-ant-…`) API keys.
+    ("sk-", is_token_char, 20),
+    // Stripe secret and restricted keys.
+    ("sk_live_", is_alnum, 16),
+    ("sk_test_", is_alnum, 16),
+    ("rk_live_", is_alnum, 16),
+    // Slack tokens.
+    ("xoxb-", is_token_char, 10),
+    ("xoxp-", is_token_char, 10),
+    ("xoxa-", is_token_char, 10),
+    ("xoxs-", is_token_char, 10),
+    // Google API keys.
+    ("AIza", is_token_char, 30),
+    // GitLab personal access tokens.
+    ("glpat-", is_token_char, 20),
+    // JSON Web Tokens (a base64url JSON header starts `eyJ`).
+    ("eyJ", is_jwt_char, 30),
+];
+
+fn is_upper_alnum(byte: u8) -> bool {
+    byte.is_ascii_uppercase() || byte.is_ascii_digit()
+}
+
+fn is_alnum(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric()
+}
+
+fn is_token_char(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-'
+}
+
+fn is_jwt_char(byte: u8) -> bool {
+    is_token_char(byte) || byte == b'.'
+}
+
+/// When `text` (at the start of a word) starts with a well-known access key, its length.
+fn key_shape_at(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    KEY_SHAPES.iter().find_map(|(prefix, body, least)| {
+        let rest = bytes.strip_prefix(prefix.as_bytes())?;
+        let length = rest.iter().take_while(|byte| body(**byte)).count();
+        (length >= *least).then_some(prefix.len() + length)
+    })
 }
 
 /// The end of a value starting at `at` after optional spaces and an optional quote; `None` when
@@ -209,6 +272,38 @@ mod tests {
         );
         assert_eq!(for_client("see http://host/a@b"), "see http://host/a@b");
         assert_eq!(for_client("a bearer of news"), "a [REDACTED] news");
+    }
+
+    #[test]
+    fn redacts_well_known_key_shapes_wherever_they_stand() {
+        assert_eq!(
+            for_client("key AKIAIOSFODNN7EXAMPLE in use"),
+            "key [REDACTED] in use"
+        );
+        assert_eq!(
+            for_client("cloning with ghp_abcdefghijklmnopqrstuvwxyz0123456789 failed"),
+            "cloning with [REDACTED] failed"
+        );
+        assert_eq!(
+            for_client(
+                "OPENAI sk-proj-abcdefghijklmnopqrstuvwx, anthropic sk-ant-api03-aaaaaaaaaaaaaaaaaaaaaa"
+            ),
+            "OPENAI [REDACTED], anthropic [REDACTED]"
+        );
+        assert_eq!(
+            for_client("jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.sig_nature-x"),
+            "jwt [REDACTED]"
+        );
+        assert_eq!(for_client("xoxb-1234567890-abcdef"), "[REDACTED]");
+        // Not keys: too short, or inside a word.
+        assert_eq!(
+            for_client("task-runner sk-1 ASKIA"),
+            "task-runner sk-1 ASKIA"
+        );
+        assert_eq!(
+            for_client("mask-abcdefghijklmnopqrstuvwxyz"),
+            "mask-abcdefghijklmnopqrstuvwxyz"
+        );
     }
 
     #[test]

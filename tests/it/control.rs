@@ -535,3 +535,21 @@ async fn activity_older_than_the_retention_is_deleted_at_start() {
         "{stats}"
     );
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_data_dir_and_the_store_are_the_owners_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let proxy = proxy().server("demo", demo()).start().await;
+    proxy.call_text("demo__echo", json!({"message": "x"})).await;
+    let mode = |path: std::path::PathBuf| {
+        std::fs::metadata(&path)
+            .unwrap_or_else(|error| panic!("{}: {error}", path.display()))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode(proxy.data_dir()), 0o700);
+    assert_eq!(mode(proxy.data_dir().join("store.db")), 0o600);
+    assert_eq!(mode(proxy.data_dir().join("store.db-wal")), 0o600);
+}

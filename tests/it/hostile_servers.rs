@@ -61,3 +61,30 @@ async fn a_stderr_flood_costs_a_bounded_number_of_log_lines() {
     assert!(logged < 2_000, "{logged} log lines for 12,800 stderr lines");
     assert!(log.len() < 10 * 1024 * 1024, "{} bytes of log", log.len());
 }
+
+#[tokio::test]
+async fn access_keys_a_server_prints_are_redacted_in_the_log() {
+    // A server that prints its secrets on stderr, then serves.
+    let leaky = format!(
+        "echo 'starting with AKIAIOSFODNN7EXAMPLE and ghp_abcdefghijklmnopqrstuvwxyz0123456789 \
+         and sk-ant-api03-abcdefghijklmnopqrstuvwxyz' >&2; exec {}",
+        demo_bin()
+    );
+    let proxy = proxy()
+        .server("leaky", json!({"command": "sh", "args": ["-c", leaky]}))
+        .start()
+        .await;
+    proxy.log.wait_for("stderr: starting with").await;
+    let log = proxy.log.text();
+    for secret in [
+        "AKIAIOSFODNN7EXAMPLE",
+        "ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+        "sk-ant-api03",
+    ] {
+        assert!(!log.contains(secret), "{secret} in the log:\n{log}");
+    }
+    assert!(
+        log.contains("starting with [REDACTED] and [REDACTED] and [REDACTED]"),
+        "{log}"
+    );
+}

@@ -41,6 +41,33 @@ pub struct LocalStore {
     path: Arc<str>,
 }
 
+/// The store holds notifications, memories, documents and the servers' catalogs: readable by its
+/// owner only. A new database file is made so before SQLite opens it (its `-wal` and `-shm` files
+/// take the database's mode); an existing one, and those files, are made so too.
+fn keep_private(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let _ = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path);
+        for suffix in ["", "-wal", "-shm"] {
+            let mut file = path.as_os_str().to_owned();
+            file.push(suffix);
+            let file = std::path::PathBuf::from(file);
+            if let Ok(metadata) = std::fs::metadata(&file)
+                && metadata.permissions().mode() & 0o077 != 0
+            {
+                let _ = std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600));
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+}
+
 impl LocalStore {
     /// Opens (creating and migrating as needed) `store.db` in `data_dir`, or an in-memory
     /// database when there is no data dir. Blocking: call it at start-up or from a blocking task.
@@ -49,6 +76,7 @@ impl LocalStore {
             Some(dir) => {
                 let path = dir.join(FILE_NAME);
                 let shown = path.display().to_string();
+                keep_private(&path);
                 let connection = Connection::open(&path).map_err(|error| ControlError::Open {
                     path: shown.clone(),
                     message: error.to_string(),
