@@ -3,32 +3,28 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, Transaction, params};
 
 use crate::control::{Activity, ActivityStats, Result};
 
-pub(super) fn record(connection: &mut Connection, batch: &[Activity]) -> Result<()> {
-    let transaction = connection.transaction()?;
-    {
-        let mut insert = transaction.prepare_cached(
-            "INSERT INTO activity
-                 (at, action, server_name, server_uuid, item, duration_ms, success, error)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )?;
-        for entry in batch {
-            insert.execute(params![
-                entry.at,
-                entry.action.as_str(),
-                entry.server_name,
-                entry.server_uuid,
-                entry.item,
-                entry.duration_ms,
-                entry.success,
-                entry.error
-            ])?;
-        }
+pub(super) fn record(transaction: &Transaction<'_>, batch: &[Activity]) -> Result<()> {
+    let mut insert = transaction.prepare_cached(
+        "INSERT INTO activity
+             (at, action, server_name, server_uuid, item, duration_ms, success, error)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    for entry in batch {
+        insert.execute(params![
+            entry.at,
+            entry.action.as_str(),
+            entry.server_name,
+            entry.server_uuid,
+            entry.item,
+            entry.duration_ms,
+            entry.success,
+            entry.error
+        ])?;
     }
-    transaction.commit()?;
     Ok(())
 }
 
@@ -41,7 +37,7 @@ fn percentile(sorted: &[i64], share: f64) -> i64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-pub(super) fn stats(connection: &mut Connection, since: i64) -> Result<Vec<ActivityStats>> {
+pub(super) fn stats(connection: &Connection, since: i64) -> Result<Vec<ActivityStats>> {
     let mut statement = connection.prepare(
         "SELECT server_name, item, duration_ms, success FROM activity WHERE at >= ?1
          ORDER BY server_name, item, duration_ms",
@@ -74,8 +70,8 @@ pub(super) fn stats(connection: &mut Connection, since: i64) -> Result<Vec<Activ
         .collect())
 }
 
-pub(super) fn prune(connection: &mut Connection, before: i64) -> Result<u64> {
-    Ok(connection.execute("DELETE FROM activity WHERE at < ?1", [before])? as u64)
+pub(super) fn prune(transaction: &Transaction<'_>, before: i64) -> Result<u64> {
+    Ok(transaction.execute("DELETE FROM activity WHERE at < ?1", [before])? as u64)
 }
 
 #[cfg(test)]
