@@ -5,7 +5,7 @@
 //! on tokio's blocking pool, never on the async workers. This module and its children are the
 //! only place with SQL.
 //!
-//! Every write goes through [`LocalStore::write`] (at start-up, [`immediate`]): one
+//! Every write goes through `LocalStore::write` (at start-up, `immediate`): one
 //! `BEGIN IMMEDIATE` transaction, which takes the database's write lock before its first
 //! statement, where the busy timeout waits for another process's write to finish. A deferred
 //! transaction that reads first and writes after would hold a read snapshot while asking for the
