@@ -701,6 +701,8 @@ const APP_PRIVATE: &str = "44444444-4444-4444-8444-444444444444";
 const APP_NAMED: &str = "55555555-5555-4555-8555-555555555555";
 const APP_REDIRECT: &str = "66666666-6666-4666-8666-666666666666";
 const APP_COOKIE: &str = "77777777-7777-4777-8777-777777777777";
+const APP_EVAL: &str = "88888888-8888-4888-8888-888888888888";
+const APP_PRELOAD: &str = "99999999-9999-4999-8999-999999999999";
 
 fn app_stdio(uuid: &str, name: &str, command: &str, args: Value) -> Value {
     json!({"uuid": uuid, "name": name, "slug": name.to_lowercase(), "type": "STDIO",
@@ -745,6 +747,11 @@ async fn app_servers_are_refused_by_default_where_the_policy_says_so() {
         app_stdio(APP_DEMO, "Demo", demo_bin(), json!([])),
         app_stdio(APP_SHELL, "Shell", "bash", json!(["-c", "echo pwned"])),
         app_stdio(APP_META, "Meta", "npx;id", json!([])),
+        // An allowed interpreter given code, and an allowed runner given a preload variable.
+        app_stdio(APP_EVAL, "Eval", "node", json!(["-e", "console.log(1)"])),
+        json!({"uuid": APP_PRELOAD, "name": "Preload", "slug": "preload", "type": "STDIO",
+               "command": "npx", "args": ["-y", "some-package"],
+               "env": {"NODE_OPTIONS": "--require /tmp/x.js"}, "status": "ACTIVE"}),
         app_http(
             APP_PRIVATE,
             "Private",
@@ -772,6 +779,8 @@ async fn app_servers_are_refused_by_default_where_the_policy_says_so() {
     for rule in [
         "rule command-not-allowed",
         "rule command-metacharacter",
+        "rule arg-eval",
+        "rule env-code-loading",
         "rule url-private",
         "rule url-loopback): localhost resolves only to refused addresses",
     ] {
@@ -804,6 +813,8 @@ async fn app_servers_are_refused_by_default_where_the_policy_says_so() {
     for (server, rule) in [
         ("Shell", "command-not-allowed"),
         ("Meta", "command-metacharacter"),
+        ("Eval", "arg-eval"),
+        ("Preload", "env-code-loading"),
         ("Private", "url-private"),
         ("Named", "url-loopback"),
     ] {
