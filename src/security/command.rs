@@ -408,15 +408,15 @@ impl<'a> Check<'a> {
     /// Checks a runner's package spec: a registry name, on the allow-list when there is one.
     fn package(&self, registry: Registry, spec: &str) -> Result<(), Refusal> {
         let Some(parsed) = parse_spec(registry, spec).filter(|_| !is_archive(spec)) else {
-            return Err(Refusal::new(
+            return self.refuse(
                 RULE_PACKAGE_SOURCE,
-                format!(
-                    "{} {spec:?}: not a {} package name and version; URLs, git repositories, \
-                     local paths and archives are refused",
-                    self.command,
+                spec,
+                &format!(
+                    "not a {} package name and version; URLs, git repositories, local paths and \
+                     archives are refused",
                     registry.label()
                 ),
-            ));
+            );
         };
         if let Some(allowed) = &self.settings.allowed_packages
             && !allowed.iter().any(|entry| entry.matches(registry, &parsed))

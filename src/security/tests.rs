@@ -713,6 +713,18 @@ fn the_escape_hatches_let_exactly_what_they_name_through() {
         None
     );
     assert_eq!(node(&["/opt/mcp/other.js"], &[]), Some("script-path"));
+    let sourced = SecuritySettings {
+        allowed_args: vec!["github:me/server".into()],
+        ..SecuritySettings::default()
+    };
+    assert_eq!(
+        command_rule(&sourced, "npx", &["-y", "github:me/server"], &[]),
+        None
+    );
+    assert_eq!(
+        command_rule(&sourced, "npx", &["-y", "github:me/other"], &[]),
+        Some("package-source")
+    );
     assert_eq!(node(&["-e", "1"], &[]), Some("arg-eval"));
     assert_eq!(
         node(
