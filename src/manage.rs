@@ -452,6 +452,12 @@ async fn stats(since: &str, control: &dyn ControlPlane) -> anyhow::Result<ExitCo
 /// How many files `docs add` reads and stores at a time: enough to amortise the trip to the
 /// store's thread, few enough to keep memory small on large folders.
 const ADD_BATCH: usize = 256;
+/// A batch also ends once its content reaches this size: a batch is one transaction, and other
+/// processes on the data dir wait for its write lock, so it must end well within their busy
+/// timeout. Indexing runs at several MB per second, so a batch (this much plus at most one file
+/// of 10 MB) holds the lock for a second or two; the commit a batch saves matters for small
+/// files, not for large ones.
+const ADD_BATCH_BYTES: usize = 8 * 1024 * 1024;
 /// From this many files on, `docs add` shows its progress.
 const PROGRESS_FROM: usize = 200;
 
@@ -583,35 +589,40 @@ async fn docs_add(
     let (files, mut failed) = crate::ingest::files(paths);
     let progress = files.len() >= PROGRESS_FROM;
     let (mut added, mut duplicates, mut skipped) = (0usize, Vec::new(), Vec::new());
-    for (done, batch) in files.chunks(ADD_BATCH).enumerate() {
-        let mut names = Vec::with_capacity(batch.len());
-        let mut documents = Vec::with_capacity(batch.len());
-        for path in batch {
-            match crate::ingest::read(path) {
-                Ok(mut document) => {
-                    document.tags = tags.to_vec();
-                    names.push(path.clone());
-                    documents.push(document);
-                }
-                Err(error) if error.is_skip() => skipped.push((path.clone(), error.to_string())),
-                Err(error) => failed.push((path.clone(), error.to_string())),
+    let (mut names, mut documents, mut bytes) = (Vec::new(), Vec::new(), 0usize);
+    for (index, path) in files.iter().enumerate() {
+        match crate::ingest::read(path) {
+            Ok(mut document) => {
+                document.tags = tags.to_vec();
+                bytes += document.content.len();
+                names.push(path.clone());
+                documents.push(document);
             }
+            Err(error) if error.is_skip() => skipped.push((path.clone(), error.to_string())),
+            Err(error) => failed.push((path.clone(), error.to_string())),
         }
-        for (path, outcome) in names
-            .into_iter()
-            .zip(control.create_documents(documents).await)
-        {
-            match outcome {
-                Ok(DocumentCreate::Created(_)) => added += 1,
-                Ok(DocumentCreate::Duplicate(existing)) => {
-                    duplicates.push((path, existing.id, existing.title));
+        let batch_done =
+            index + 1 == files.len() || documents.len() >= ADD_BATCH || bytes >= ADD_BATCH_BYTES;
+        if !batch_done {
+            continue;
+        }
+        if !documents.is_empty() {
+            let stored = control
+                .create_documents(std::mem::take(&mut documents))
+                .await;
+            for (path, outcome) in names.drain(..).zip(stored) {
+                match outcome {
+                    Ok(DocumentCreate::Created(_)) => added += 1,
+                    Ok(DocumentCreate::Duplicate(existing)) => {
+                        duplicates.push((path, existing.id, existing.title));
+                    }
+                    Err(error) => failed.push((path, format!("cannot store it: {error}"))),
                 }
-                Err(error) => failed.push((path, format!("cannot store it: {error}"))),
             }
+            bytes = 0;
         }
         if progress {
-            let seen = (done * ADD_BATCH + batch.len()).min(files.len());
-            eprint!("\r{seen}/{} files", files.len());
+            eprint!("\r{}/{} files", index + 1, files.len());
         }
     }
     if progress {

@@ -7,6 +7,7 @@
 //! `"security"` object) opts it in. [`Secret`] keeps secrets out of logs; [`text`] redacts and
 //! bounds error text for clients and sanitises what downstream servers name and describe.
 
+mod command;
 pub mod net;
 mod secret;
 pub mod text;
@@ -15,6 +16,7 @@ use std::fmt;
 
 use serde_json::Value;
 
+pub use command::AllowedPackage;
 pub use secret::Secret;
 
 use crate::config::{Origin, ServerConfig, TransportConfig};
@@ -70,6 +72,13 @@ pub struct SecuritySettings {
     pub strict_urls: bool,
     /// Commands allowed besides [`DEFAULT_ALLOWED_COMMANDS`].
     pub extra_commands: Vec<String>,
+    /// When set, the only packages runners (and `python -m`) may run.
+    pub allowed_packages: Option<Vec<AllowedPackage>>,
+    /// Arguments the command policy would refuse, accepted as written (a flag by its name, with
+    /// any value).
+    pub allowed_args: Vec<String>,
+    /// Environment variable names the command policy would refuse, accepted.
+    pub allowed_env: Vec<String>,
     /// Permit loopback and private destinations (never cloud metadata) and the blocked ports.
     pub allow_local_targets: bool,
     /// The largest message accepted from a downstream server, in bytes.
@@ -84,11 +93,32 @@ impl Default for SecuritySettings {
             strict_commands: false,
             strict_urls: false,
             extra_commands: Vec::new(),
+            allowed_packages: None,
+            allowed_args: Vec::new(),
+            allowed_env: Vec::new(),
             allow_local_targets: false,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             notifications_per_second: DEFAULT_NOTIFICATIONS_PER_SECOND,
         }
     }
+}
+
+/// A list of non-empty strings, or an error naming `field`.
+fn strings(value: &Value, field: &str) -> Result<Vec<String>, (String, String)> {
+    let items = value
+        .as_array()
+        .ok_or_else(|| (field.to_owned(), "must be an array of strings".to_owned()))?;
+    items
+        .iter()
+        .enumerate()
+        .map(|(index, item)| match item {
+            Value::String(text) if !text.is_empty() => Ok(text.clone()),
+            _ => Err((
+                format!("{field}[{index}]"),
+                "must be a non-empty string".to_owned(),
+            )),
+        })
+        .collect()
 }
 
 impl SecuritySettings {
@@ -135,6 +165,25 @@ impl SecuritySettings {
                         }
                     }
                 }
+                "allowedPackages" => {
+                    let mut packages = Vec::new();
+                    for (index, text) in strings(value, &field(key))?.into_iter().enumerate() {
+                        let Some(package) = AllowedPackage::parse(&text) else {
+                            return Err((
+                                format!("security.allowedPackages[{index}]"),
+                                "must be a package name, optionally with @version".into(),
+                            ));
+                        };
+                        packages.push(package);
+                    }
+                    settings.allowed_packages = Some(packages);
+                }
+                "allowedArgs" => {
+                    settings.allowed_args = strings(value, &field(key))?;
+                }
+                "allowedEnv" => {
+                    settings.allowed_env = strings(value, &field(key))?;
+                }
                 "maxMessageBytes" | "notificationsPerSecond" => {
                     let number = value.as_u64().filter(|n| *n > 0);
                     let Some(number) = number else {
@@ -151,7 +200,8 @@ impl SecuritySettings {
                     return Err((
                         field(other),
                         "unknown key; expected strictCommands, strictUrls, allowedCommands, \
-                         allowLocalTargets, maxMessageBytes or notificationsPerSecond"
+                         allowedPackages, allowedArgs, allowedEnv, allowLocalTargets, \
+                         maxMessageBytes or notificationsPerSecond"
                             .into(),
                     ));
                 }
@@ -199,7 +249,7 @@ impl SecuritySettings {
         &self,
         command: &str,
         args: &[String],
-        env: impl IntoIterator<Item = (&'a String, &'a String)>,
+        env: impl IntoIterator<Item = (&'a String, &'a String)> + Clone,
     ) -> Result<(), Refusal> {
         if let Some(bad) = command
             .chars()
@@ -235,7 +285,7 @@ impl SecuritySettings {
                 ));
             }
         }
-        for (key, value) in env {
+        for (key, value) in env.clone() {
             let valid_key = key
                 .chars()
                 .next()
@@ -256,7 +306,7 @@ impl SecuritySettings {
                 ));
             }
         }
-        Ok(())
+        command::check(self, command, args, env)
     }
 }
 

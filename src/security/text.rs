@@ -106,9 +106,12 @@ fn secret_at(text: &str) -> Option<usize> {
     None
 }
 
+/// A key's prefix, the bytes its body is made of, and its body's least length.
+type KeyShape = (&'static str, fn(u8) -> bool, usize);
+
 /// Well-known access-key shapes that are secrets wherever they stand, with or without a key
 /// before them: a prefix, the characters their body uses, and its least length.
-const KEY_SHAPES: &[(&str, fn(u8) -> bool, usize)] = &[
+const KEY_SHAPES: &[KeyShape] = &[
     // AWS access key ids (long-lived and temporary).
     ("AKIA", is_upper_alnum, 16),
     ("ASIA", is_upper_alnum, 16),

@@ -536,6 +536,175 @@ async fn activity_older_than_the_retention_is_deleted_at_start() {
     );
 }
 
+/// Several proxies on one data dir, each with a client sending concurrent writes, and `docs add`
+/// processes beside them: no write is refused (`database is locked` or otherwise), and every
+/// acknowledged one is in the store.
+#[tokio::test]
+async fn concurrent_writes_from_several_processes_are_all_acknowledged_and_kept() {
+    use pluggedin_mcp_proxy::control::{ClipboardKey, ControlPlane};
+
+    const PROXIES: usize = 4;
+    const ROUNDS: usize = 20;
+    const FILES: usize = 12;
+    let first = proxy().start().await;
+    let mut proxies = vec![first];
+    for _ in 1..PROXIES {
+        let next = proxy().in_dir_of(&proxies[0]).start().await;
+        proxies.push(next);
+    }
+    let mut sessions = Vec::new();
+    for proxy in &proxies {
+        let started = proxy
+            .call_text(
+                "pluggedin_memory_session_start",
+                json!({"content_session_id": "concurrent"}),
+            )
+            .await;
+        sessions.push(line_after(&started, "Session UUID:"));
+    }
+    let folders: Vec<_> = (0..2)
+        .map(|folder| {
+            let path = proxies[0].dir.path().join(format!("files-{folder}"));
+            std::fs::create_dir(&path).unwrap();
+            for file in 0..FILES {
+                std::fs::write(
+                    path.join(format!("note-{file}.md")),
+                    format!("# Note {folder}-{file}\n\nFiled by docs add {folder}, file {file}."),
+                )
+                .unwrap();
+            }
+            path
+        })
+        .collect();
+
+    // Every call of every client at once; the proxies and the `docs add` processes all write.
+    let adds = folders.iter().map(|folder| {
+        tokio::process::Command::new(proxy_bin())
+            .arg("--config")
+            .arg(&proxies[0].config_path)
+            .arg("--data-dir")
+            .arg(proxies[0].data_dir())
+            .args(["docs", "add"])
+            .arg(folder)
+            .env_remove("PLUGGEDIN_API_KEY")
+            .output()
+    });
+    let calls = proxies
+        .iter()
+        .zip(&sessions)
+        .enumerate()
+        .flat_map(|(p, (proxy, session))| {
+            (0..ROUNDS).flat_map(move |round| {
+                [
+                    (
+                        "pluggedin_create_document",
+                        json!({"title": format!("Doc {p}-{round}"),
+                           "content": format!("Written by proxy {p} in round {round}."),
+                           "metadata": {"model": {"name": "m", "provider": "p"}}}),
+                    ),
+                    (
+                        "pluggedin_memory_observe",
+                        json!({"session_uuid": session, "type": "insight",
+                           "content": format!("observation {p}-{round}")}),
+                    ),
+                    (
+                        "pluggedin_clipboard_push",
+                        json!({"value": format!("pushed {p}-{round}")}),
+                    ),
+                ]
+                .map(|(tool, args)| async move { (tool, proxy.call(tool, args).await) })
+            })
+        });
+    let (added, answers) = tokio::join!(
+        futures::future::join_all(adds),
+        futures::future::join_all(calls)
+    );
+
+    let mut refused = Vec::new();
+    let (mut documents, mut observations, mut indexes) = (Vec::new(), Vec::new(), Vec::new());
+    for (tool, answer) in answers {
+        match answer {
+            Ok(result) if result.is_error != Some(true) => {
+                let text = text_of(&result);
+                match tool {
+                    "pluggedin_create_document" => documents.push(line_after(&text, "ID:")),
+                    "pluggedin_memory_observe" => observations.push(line_after(&text, "UUID:")),
+                    _ => indexes.push(
+                        line_after(&text, "Pushed to clipboard at index")
+                            .parse::<i64>()
+                            .unwrap(),
+                    ),
+                }
+            }
+            Ok(result) => refused.push(format!("{tool}: {}", text_of(&result))),
+            Err(error) => refused.push(format!("{tool}: {error}")),
+        }
+    }
+    for output in added {
+        let output = output.unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        if !output.status.success() {
+            refused.push(format!(
+                "docs add: {stdout}{}",
+                String::from_utf8_lossy(&output.stderr)
+            ));
+        } else {
+            assert!(
+                stdout.starts_with(&format!("added {FILES}, duplicates 0, failed 0")),
+                "{stdout}"
+            );
+        }
+    }
+    let locked = proxies
+        .iter()
+        .filter(|proxy| proxy.log.text().contains("database is locked"))
+        .count();
+    assert!(
+        refused.is_empty() && locked == 0,
+        "{} writes refused, {locked} proxies logged `database is locked`:\n{}",
+        refused.len(),
+        refused.join("\n")
+    );
+
+    let store = pluggedin_mcp_proxy::control::local::LocalStore::open(Some(&proxies[0].data_dir()))
+        .unwrap();
+    for id in &documents {
+        assert!(
+            store
+                .get_document(id, false, false)
+                .await
+                .unwrap()
+                .is_some(),
+            "document {id} was acknowledged but is not in the store"
+        );
+    }
+    let found = store.memory_details(observations.clone()).await.unwrap();
+    assert_eq!(
+        found.len(),
+        observations.len(),
+        "acknowledged observations are missing"
+    );
+    indexes.sort_unstable();
+    indexes.dedup();
+    assert_eq!(
+        indexes.len(),
+        PROXIES * ROUNDS,
+        "two pushes were given one index"
+    );
+    for idx in indexes {
+        assert!(
+            store
+                .clipboard_get(ClipboardKey::Index(idx))
+                .await
+                .unwrap()
+                .is_some(),
+            "the clipboard entry at index {idx} was acknowledged but is not in the store"
+        );
+    }
+    let (_, total) = store.list_documents(Default::default()).await.unwrap();
+    assert_eq!(total as usize, PROXIES * ROUNDS + 2 * FILES);
+}
+
 #[cfg(unix)]
 #[tokio::test]
 async fn the_data_dir_and_the_store_are_the_owners_only() {

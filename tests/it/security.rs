@@ -119,6 +119,130 @@ async fn strict_commands_refuse_what_the_policy_forbids_and_run_the_rest() {
     );
 }
 
+/// `--strict-commands` on interpreters and runners: code written in the arguments, code-loading
+/// environment variables, a local script, a package off the allow-list and a package named by a
+/// path are refused (and none of their code runs), while a package on the allow-list and a
+/// script the operator listed in `allowedArgs` run.
+#[tokio::test]
+async fn strict_commands_refuse_interpreter_code_and_run_only_allowed_packages() {
+    let files = tempfile::tempdir().unwrap();
+    let marker = |name: &str| files.path().join(name);
+    let touch_js = |name: &str| {
+        format!(
+            "require('fs').writeFileSync({:?}, 'ran')",
+            marker(name).display().to_string()
+        )
+    };
+    let preload = files.path().join("preload.js");
+    std::fs::write(&preload, touch_js("preloaded")).unwrap();
+    let script = files.path().join("script.js");
+    std::fs::write(&script, touch_js("script")).unwrap();
+    let everything = everything_js().display().to_string();
+    let venv_bin = venv_python().parent().unwrap().to_owned();
+    let path = format!(
+        "{}:{}",
+        venv_bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let proxy = proxy()
+        .arg("--strict-commands")
+        // The venv's python3 has mcp-server-time installed.
+        .env("PATH", &path)
+        .config_key(
+            "security",
+            json!({"allowedPackages": ["mcp-server-time"], "allowedArgs": [everything]}),
+        )
+        // Allowed: a listed package through `python3 -m`, and the operator's listed script.
+        .server(
+            "time",
+            json!({"command": "python3", "args": ["-m", "mcp_server_time"]}),
+        )
+        .server(
+            "listed-script",
+            json!({"command": "node", "args": [everything, "stdio"]}),
+        )
+        // Refused: code in the arguments.
+        .server(
+            "node-eval",
+            json!({"command": "node", "args": ["-e", touch_js("node-eval")]}),
+        )
+        .server(
+            "python-eval",
+            json!({"command": "python3", "args": ["-c",
+                format!("open({:?}, 'w')", marker("python-eval").display().to_string())]}),
+        )
+        // Refused: environment variables that load code into an allowed program.
+        .server(
+            "node-options",
+            json!({"command": "node", "args": [everything, "stdio"],
+                   "env": {"NODE_OPTIONS": format!("--require {}", preload.display())}}),
+        )
+        .server(
+            "preload",
+            json!({"command": "node", "args": [everything, "stdio"],
+                   "env": {"LD_PRELOAD": marker("missing.so")}}),
+        )
+        // Refused: a script, a module off the list, a package named by a path.
+        .server("script", json!({"command": "node", "args": [script]}))
+        .server(
+            "module",
+            json!({"command": "python3", "args": ["-m", "http.server"]}),
+        )
+        .server(
+            "local-package",
+            json!({"command": "npx", "args": ["-y", "./local-package"]}),
+        )
+        .start()
+        .await;
+    let refused = [
+        ("node-eval", "arg-eval"),
+        ("python-eval", "arg-eval"),
+        ("node-options", "env-code-loading"),
+        ("preload", "env-code-loading"),
+        ("script", "script-path"),
+        ("module", "package-not-allowed"),
+        ("local-package", "package-source"),
+    ];
+    for (_, rule) in refused {
+        proxy.log.wait_for(&format!("rule {rule}")).await;
+    }
+    proxy.wait_for_tool("time__get_current_time").await;
+    let now = proxy
+        .call_text("time__get_current_time", json!({"timezone": "UTC"}))
+        .await;
+    assert!(now.contains("\"timezone\": \"UTC\""), "{now}");
+    proxy.wait_for_tool("listed-script__echo").await;
+
+    let output = std::process::Command::new(proxy_bin())
+        .arg("--config")
+        .arg(&proxy.config_path)
+        .arg("--data-dir")
+        .arg(proxy.data_dir())
+        .args(["--strict-commands", "servers"])
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    let output = String::from_utf8_lossy(&output.stdout).into_owned();
+    for server in ["time", "listed-script"] {
+        assert!(
+            server_row(&output, server).contains("connected"),
+            "{output}"
+        );
+    }
+    for (server, rule) in refused {
+        assert!(
+            server_row(&output, server)
+                .contains(&format!("refused by the security policy (rule {rule})")),
+            "{output}"
+        );
+    }
+    let ran: Vec<_> = ["node-eval", "python-eval", "preloaded", "script"]
+        .into_iter()
+        .filter(|name| marker(name).exists())
+        .collect();
+    assert!(ran.is_empty(), "refused servers ran code: {ran:?}");
+}
+
 #[tokio::test]
 async fn strict_urls_refuse_private_and_loopback_destinations_after_dns() {
     let (_demo, url) = demo_http(&[]).await;
@@ -577,6 +701,8 @@ const APP_PRIVATE: &str = "44444444-4444-4444-8444-444444444444";
 const APP_NAMED: &str = "55555555-5555-4555-8555-555555555555";
 const APP_REDIRECT: &str = "66666666-6666-4666-8666-666666666666";
 const APP_COOKIE: &str = "77777777-7777-4777-8777-777777777777";
+const APP_EVAL: &str = "88888888-8888-4888-8888-888888888888";
+const APP_PRELOAD: &str = "99999999-9999-4999-8999-999999999999";
 
 fn app_stdio(uuid: &str, name: &str, command: &str, args: Value) -> Value {
     json!({"uuid": uuid, "name": name, "slug": name.to_lowercase(), "type": "STDIO",
@@ -621,6 +747,11 @@ async fn app_servers_are_refused_by_default_where_the_policy_says_so() {
         app_stdio(APP_DEMO, "Demo", demo_bin(), json!([])),
         app_stdio(APP_SHELL, "Shell", "bash", json!(["-c", "echo pwned"])),
         app_stdio(APP_META, "Meta", "npx;id", json!([])),
+        // An allowed interpreter given code, and an allowed runner given a preload variable.
+        app_stdio(APP_EVAL, "Eval", "node", json!(["-e", "console.log(1)"])),
+        json!({"uuid": APP_PRELOAD, "name": "Preload", "slug": "preload", "type": "STDIO",
+               "command": "npx", "args": ["-y", "some-package"],
+               "env": {"NODE_OPTIONS": "--require /tmp/x.js"}, "status": "ACTIVE"}),
         app_http(
             APP_PRIVATE,
             "Private",
@@ -648,6 +779,8 @@ async fn app_servers_are_refused_by_default_where_the_policy_says_so() {
     for rule in [
         "rule command-not-allowed",
         "rule command-metacharacter",
+        "rule arg-eval",
+        "rule env-code-loading",
         "rule url-private",
         "rule url-loopback): localhost resolves only to refused addresses",
     ] {
@@ -680,6 +813,8 @@ async fn app_servers_are_refused_by_default_where_the_policy_says_so() {
     for (server, rule) in [
         ("Shell", "command-not-allowed"),
         ("Meta", "command-metacharacter"),
+        ("Eval", "arg-eval"),
+        ("Preload", "env-code-loading"),
         ("Private", "url-private"),
         ("Named", "url-loopback"),
     ] {

@@ -3,32 +3,28 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, Transaction, params};
 
 use crate::control::{Activity, ActivityStats, RateLimited, Result};
 
-pub(super) fn record(connection: &mut Connection, batch: &[Activity]) -> Result<()> {
-    let transaction = connection.transaction()?;
-    {
-        let mut insert = transaction.prepare_cached(
-            "INSERT INTO activity
-                 (at, action, server_name, server_uuid, item, duration_ms, success, error)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )?;
-        for entry in batch {
-            insert.execute(params![
-                entry.at,
-                entry.action.as_str(),
-                entry.server_name,
-                entry.server_uuid,
-                entry.item,
-                entry.duration_ms,
-                entry.success,
-                entry.error
-            ])?;
-        }
+pub(super) fn record(transaction: &Transaction<'_>, batch: &[Activity]) -> Result<()> {
+    let mut insert = transaction.prepare_cached(
+        "INSERT INTO activity
+             (at, action, server_name, server_uuid, item, duration_ms, success, error)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    for entry in batch {
+        insert.execute(params![
+            entry.at,
+            entry.action.as_str(),
+            entry.server_name,
+            entry.server_uuid,
+            entry.item,
+            entry.duration_ms,
+            entry.success,
+            entry.error
+        ])?;
     }
-    transaction.commit()?;
     Ok(())
 }
 
@@ -41,7 +37,7 @@ fn percentile(sorted: &[i64], share: f64) -> i64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-pub(super) fn stats(connection: &mut Connection, since: i64) -> Result<Vec<ActivityStats>> {
+pub(super) fn stats(connection: &Connection, since: i64) -> Result<Vec<ActivityStats>> {
     let mut statement = connection.prepare(
         "SELECT server_name, item, duration_ms, success FROM activity WHERE at >= ?1
          ORDER BY server_name, item, duration_ms",
@@ -74,13 +70,13 @@ pub(super) fn stats(connection: &mut Connection, since: i64) -> Result<Vec<Activ
         .collect())
 }
 
-pub(super) fn prune(connection: &mut Connection, before: i64) -> Result<u64> {
-    connection.execute("DELETE FROM rate_limited WHERE at < ?1", [before])?;
-    Ok(connection.execute("DELETE FROM activity WHERE at < ?1", [before])? as u64)
+pub(super) fn prune(transaction: &Transaction<'_>, before: i64) -> Result<u64> {
+    transaction.execute("DELETE FROM rate_limited WHERE at < ?1", [before])?;
+    Ok(transaction.execute("DELETE FROM activity WHERE at < ?1", [before])? as u64)
 }
 
-pub(super) fn record_rate_limited(connection: &mut Connection, entry: RateLimited) -> Result<()> {
-    connection.execute(
+pub(super) fn record_rate_limited(transaction: &Transaction<'_>, entry: RateLimited) -> Result<()> {
+    transaction.execute(
         "INSERT INTO rate_limited (at, tool_calls, requests) VALUES (?1, ?2, ?3)",
         params![
             entry.at,
@@ -91,7 +87,7 @@ pub(super) fn record_rate_limited(connection: &mut Connection, entry: RateLimite
     Ok(())
 }
 
-pub(super) fn rate_limited(connection: &mut Connection, since: i64) -> Result<RateLimited> {
+pub(super) fn rate_limited(connection: &Connection, since: i64) -> Result<RateLimited> {
     let (tool_calls, requests) = connection.query_row(
         "SELECT COALESCE(SUM(tool_calls), 0), COALESCE(SUM(requests), 0)
          FROM rate_limited WHERE at >= ?1",

@@ -1,7 +1,7 @@
 //! The clipboard: named entries (upserted) and indexed ones (a stack for push and pop), each with
 //! an expiry. Expired entries are invisible and purged on the next write.
 
-use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
 use crate::control::time::now_ms;
 use crate::control::{ClipboardEntry, ClipboardKey, ClipboardValue, ClipboardWrite, Result};
@@ -89,16 +89,15 @@ fn index_taken(transaction: &Transaction<'_>, idx: i64, except_name: Option<&str
 }
 
 pub(super) fn set(
-    connection: &mut Connection,
+    transaction: &Transaction<'_>,
     name: Option<String>,
     idx: Option<i64>,
     value: ClipboardValue,
 ) -> Result<ClipboardWrite> {
     let now = now_ms();
-    let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    purge(&transaction, now)?;
+    purge(transaction, now)?;
     if let Some(idx) = idx
-        && index_taken(&transaction, idx, name.as_deref())?
+        && index_taken(transaction, idx, name.as_deref())?
     {
         return Ok(ClipboardWrite::IndexTaken(idx));
     }
@@ -135,16 +134,12 @@ pub(super) fn set(
             from_row,
         )?
     } else {
-        insert(&transaction, name.as_deref(), idx, &value, now)?
+        insert(transaction, name.as_deref(), idx, &value, now)?
     };
-    transaction.commit()?;
     Ok(ClipboardWrite::Saved(Box::new(entry)))
 }
 
-pub(super) fn get(
-    connection: &mut Connection,
-    key: &ClipboardKey,
-) -> Result<Option<ClipboardEntry>> {
+pub(super) fn get(connection: &Connection, key: &ClipboardKey) -> Result<Option<ClipboardEntry>> {
     let now = now_ms();
     let entry = match key {
         ClipboardKey::Name(name) => connection.query_row(
@@ -162,7 +157,7 @@ pub(super) fn get(
 }
 
 pub(super) fn list(
-    connection: &mut Connection,
+    connection: &Connection,
     content_type: Option<&str>,
     limit: u32,
     offset: u32,
@@ -183,10 +178,9 @@ pub(super) fn list(
     Ok((entries, total.max(0) as u64))
 }
 
-pub(super) fn delete(connection: &mut Connection, key: Option<&ClipboardKey>) -> Result<u64> {
+pub(super) fn delete(transaction: &Transaction<'_>, key: Option<&ClipboardKey>) -> Result<u64> {
     let now = now_ms();
-    let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    purge(&transaction, now)?;
+    purge(transaction, now)?;
     let deleted = match key {
         None => transaction.execute("DELETE FROM clipboard", [])?,
         Some(ClipboardKey::Name(name)) => {
@@ -196,28 +190,24 @@ pub(super) fn delete(connection: &mut Connection, key: Option<&ClipboardKey>) ->
             transaction.execute("DELETE FROM clipboard WHERE idx = ?1", [idx])?
         }
     };
-    transaction.commit()?;
     Ok(deleted as u64)
 }
 
-pub(super) fn push(connection: &mut Connection, value: ClipboardValue) -> Result<ClipboardEntry> {
+pub(super) fn push(transaction: &Transaction<'_>, value: ClipboardValue) -> Result<ClipboardEntry> {
     let now = now_ms();
-    let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    purge(&transaction, now)?;
+    purge(transaction, now)?;
     let next: i64 = transaction.query_row(
         "SELECT coalesce(max(idx) + 1, 0) FROM clipboard WHERE idx >= 0",
         [],
         |row| row.get(0),
     )?;
-    let entry = insert(&transaction, None, Some(next), &value, now)?;
-    transaction.commit()?;
+    let entry = insert(transaction, None, Some(next), &value, now)?;
     Ok(entry)
 }
 
-pub(super) fn pop(connection: &mut Connection) -> Result<Option<ClipboardEntry>> {
+pub(super) fn pop(transaction: &Transaction<'_>) -> Result<Option<ClipboardEntry>> {
     let now = now_ms();
-    let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    purge(&transaction, now)?;
+    purge(transaction, now)?;
     let entry = transaction
         .query_row(
             &format!(
@@ -230,6 +220,5 @@ pub(super) fn pop(connection: &mut Connection) -> Result<Option<ClipboardEntry>>
     if let Some(entry) = &entry {
         transaction.execute("DELETE FROM clipboard WHERE uuid = ?1", [&entry.uuid])?;
     }
-    transaction.commit()?;
     Ok(entry)
 }

@@ -353,10 +353,8 @@ fn insert(transaction: &Connection, new: NewDocument) -> Result<DocumentCreate> 
     Ok(DocumentCreate::Created(Box::new(document)))
 }
 
-pub(super) fn create(connection: &mut Connection, new: NewDocument) -> Result<DocumentCreate> {
-    let transaction = connection.transaction()?;
-    let created = insert(&transaction, new)?;
-    transaction.commit()?;
+pub(super) fn create(transaction: &Transaction<'_>, new: NewDocument) -> Result<DocumentCreate> {
+    let created = insert(transaction, new)?;
     Ok(created)
 }
 
@@ -364,20 +362,10 @@ pub(super) fn create(connection: &mut Connection, new: NewDocument) -> Result<Do
 /// fails is rolled back whole and the others stay, and the batch costs one commit instead of one
 /// per document (the commit, not the insert, dominates ingest time in WAL mode).
 pub(super) fn create_many(
-    connection: &mut Connection,
+    transaction: &mut Transaction<'_>,
     batch: Vec<NewDocument>,
 ) -> Vec<Result<DocumentCreate>> {
-    let count = batch.len();
-    let failed = |error: &ControlError| {
-        (0..count)
-            .map(|_| Err(ControlError::Invalid(format!("the batch failed: {error}"))))
-            .collect()
-    };
-    let mut transaction = match connection.transaction() {
-        Ok(transaction) => transaction,
-        Err(error) => return failed(&error.into()),
-    };
-    let mut results = Vec::with_capacity(count);
+    let mut results = Vec::with_capacity(batch.len());
     for new in batch {
         let outcome = (|| {
             let savepoint = transaction.savepoint()?;
@@ -387,16 +375,10 @@ pub(super) fn create_many(
         })();
         results.push(outcome);
     }
-    match transaction.commit() {
-        Ok(()) => results,
-        Err(error) => failed(&error.into()),
-    }
+    results
 }
 
-pub(super) fn list(
-    connection: &mut Connection,
-    list: &DocumentList,
-) -> Result<(Vec<Document>, u64)> {
+pub(super) fn list(connection: &Connection, list: &DocumentList) -> Result<(Vec<Document>, u64)> {
     let mut values = Vec::new();
     let mut conditions = filter_sql(&list.filter, &mut values);
     if let Some(search) = list.search.as_deref() {
@@ -480,10 +462,7 @@ fn rank(
     Ok(best)
 }
 
-pub(super) fn search(
-    connection: &mut Connection,
-    search: &DocumentSearch,
-) -> Result<Vec<DocumentHit>> {
+pub(super) fn search(connection: &Connection, search: &DocumentSearch) -> Result<Vec<DocumentHit>> {
     let Some((all, any)) = fts_queries(&search.query) else {
         return Ok(Vec::new());
     };
@@ -552,7 +531,7 @@ fn highlight(marked: &str) -> String {
 }
 
 pub(super) fn get(
-    connection: &mut Connection,
+    connection: &Connection,
     id: &str,
     include_content: bool,
     include_versions: bool,
@@ -599,12 +578,11 @@ pub(super) fn get(
 }
 
 pub(super) fn update(
-    connection: &mut Connection,
+    transaction: &Transaction<'_>,
     id: &str,
     update: DocumentUpdate,
 ) -> Result<Option<Document>> {
-    let transaction = connection.transaction()?;
-    let Some((pk, old)) = find(&transaction, id, true)? else {
+    let Some((pk, old)) = find(transaction, id, true)? else {
         return Ok(None);
     };
     let content = match update.operation {
@@ -640,7 +618,7 @@ pub(super) fn update(
             old.changes_from_prompt,
         ],
     )?;
-    unindex(&transaction, pk)?;
+    unindex(transaction, pk)?;
     let tags = update.tags.unwrap_or(old.tags);
     transaction.execute(
         "UPDATE documents SET content = ?2, content_hash = ?3, size_bytes = ?4, tags = ?5,
@@ -663,15 +641,13 @@ pub(super) fn update(
             update.changes_from_prompt,
         ],
     )?;
-    index(&transaction, pk, &old.title, &content)?;
-    let (_, document) = find(&transaction, id, false)?
+    index(transaction, pk, &old.title, &content)?;
+    let (_, document) = find(transaction, id, false)?
         .ok_or_else(|| ControlError::Invalid(format!("document {id} vanished")))?;
-    transaction.commit()?;
     Ok(Some(document))
 }
 
-pub(super) fn delete(connection: &mut Connection, id: &str) -> Result<bool> {
-    let transaction = connection.transaction()?;
+pub(super) fn delete(transaction: &Transaction<'_>, id: &str) -> Result<bool> {
     let pk: Option<i64> = transaction
         .query_row("SELECT pk FROM documents WHERE id = ?1", [id], |row| {
             row.get(0)
@@ -680,9 +656,8 @@ pub(super) fn delete(connection: &mut Connection, id: &str) -> Result<bool> {
     let Some(pk) = pk else {
         return Ok(false);
     };
-    unindex(&transaction, pk)?;
+    unindex(transaction, pk)?;
     transaction.execute("DELETE FROM documents WHERE pk = ?1", [pk])?;
-    transaction.commit()?;
     Ok(true)
 }
 

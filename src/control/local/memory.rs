@@ -1,7 +1,7 @@
 //! Memory: sessions and their observations. Each observation is a memory, put in a ring by its
 //! type; search is FTS5 full text (porter stemming, bm25 ranking) over the observations.
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
 use crate::control::time::now_ms;
 use crate::control::{
@@ -40,7 +40,7 @@ fn memory_from_row(row: &Row<'_>) -> rusqlite::Result<Memory> {
 }
 
 pub(super) fn start(
-    connection: &mut Connection,
+    transaction: &Transaction<'_>,
     content_session_id: String,
     agent_uuid: Option<String>,
 ) -> Result<MemorySession> {
@@ -53,7 +53,7 @@ pub(super) fn start(
         started_at: now_ms(),
         ended_at: None,
     };
-    connection.execute(
+    transaction.execute(
         "INSERT INTO memory_sessions
              (uuid, memory_session_id, content_session_id, agent_uuid, active, started_at)
          VALUES (?1, ?2, ?3, ?4, 1, ?5)",
@@ -68,8 +68,7 @@ pub(super) fn start(
     Ok(session)
 }
 
-pub(super) fn end(connection: &mut Connection, memory_session_id: &str) -> Result<SessionEnd> {
-    let transaction = connection.transaction()?;
+pub(super) fn end(transaction: &Transaction<'_>, memory_session_id: &str) -> Result<SessionEnd> {
     let session: Option<(String, bool)> = transaction
         .query_row(
             "SELECT uuid, active FROM memory_sessions WHERE memory_session_id = ?1",
@@ -95,16 +94,14 @@ pub(super) fn end(connection: &mut Connection, memory_session_id: &str) -> Resul
             }
         }
     };
-    transaction.commit()?;
     Ok(outcome)
 }
 
 pub(super) fn observe(
-    connection: &mut Connection,
+    transaction: &Transaction<'_>,
     session_uuid: &str,
     observation: NewObservation,
 ) -> Result<ObserveOutcome> {
-    let transaction = connection.transaction()?;
     let active: Option<bool> = transaction
         .query_row(
             "SELECT active FROM memory_sessions WHERE uuid = ?1",
@@ -135,7 +132,6 @@ pub(super) fn observe(
             ObserveOutcome::Recorded { uuid }
         }
     };
-    transaction.commit()?;
     Ok(outcome)
 }
 
@@ -148,7 +144,7 @@ fn terms(query: &str) -> Vec<String> {
         .collect()
 }
 
-pub(super) fn search(connection: &mut Connection, query: &MemoryQuery) -> Result<Vec<MemoryHit>> {
+pub(super) fn search(connection: &Connection, query: &MemoryQuery) -> Result<Vec<MemoryHit>> {
     let terms = terms(&query.query);
     if terms.is_empty() {
         return Ok(Vec::new());
@@ -200,8 +196,7 @@ pub(super) fn search(connection: &mut Connection, query: &MemoryQuery) -> Result
         .collect())
 }
 
-pub(super) fn details(connection: &mut Connection, uuids: &[String]) -> Result<Vec<Memory>> {
-    let transaction = connection.transaction()?;
+pub(super) fn details(transaction: &Transaction<'_>, uuids: &[String]) -> Result<Vec<Memory>> {
     let mut found = Vec::new();
     for uuid in uuids {
         let updated = transaction.execute(
@@ -217,6 +212,5 @@ pub(super) fn details(connection: &mut Connection, uuids: &[String]) -> Result<V
             memory_from_row,
         )?);
     }
-    transaction.commit()?;
     Ok(found)
 }

@@ -4,6 +4,16 @@
 //! crash of the process (`kill -9`), losing at most the last ones on a power cut. SQLite calls run
 //! on tokio's blocking pool, never on the async workers. This module and its children are the
 //! only place with SQL.
+//!
+//! Every write goes through `LocalStore::write` (at start-up, `immediate`): one
+//! `BEGIN IMMEDIATE` transaction, which takes the database's write lock before its first
+//! statement, where the busy timeout waits for another process's write to finish. A deferred
+//! transaction that reads first and writes after would hold a read snapshot while asking for the
+//! lock, and SQLite refuses that at once with `database is locked` (waiting could deadlock two
+//! such transactions), so with several processes on one data dir a share of such writes would
+//! fail. Outside `write` the connection is `query_only`: a write that forgets the helper fails on
+//! its first test run with `attempt to write a readonly database` instead of failing now and
+//! then under load.
 
 mod activity;
 mod clipboard;
@@ -17,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rusqlite::Connection;
+use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use crate::control::{
     Activity, ActivityStats, CachedServer, ClipboardEntry, ClipboardKey, ClipboardValue,
@@ -30,9 +40,12 @@ use crate::control::{
 /// The database's file name in the data dir.
 pub const FILE_NAME: &str = "store.db";
 
-/// How long a write waits for another process's write to finish before failing. Writes are
-/// small (milliseconds), so a wait this long means something is stuck.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a write waits for other processes' writes to finish before failing. Most writes
+/// take milliseconds; the longest hold the lock about a second (a `docs add` batch is bounded in
+/// bytes, a single document is at most 10 MB to index). The wait covers a queue of those behind
+/// one another with room to spare, since a write refused here is a tool call that fails; a wait
+/// this long means something is stuck.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The SQLite store. Cheap to clone.
 #[derive(Clone)]
@@ -112,8 +125,14 @@ impl LocalStore {
             },
         })?;
         if let Some(dir) = data_dir {
-            settings::import_legacy_ids(&connection, &dir.join("server-ids.json"));
+            settings::import_legacy_ids(&mut connection, &dir.join("server-ids.json"));
         }
+        connection
+            .pragma_update(None, "query_only", true)
+            .map_err(|error| ControlError::Open {
+                path: path.clone(),
+                message: error.to_string(),
+            })?;
         Ok(LocalStore {
             connection: Arc::new(Mutex::new(connection)),
             path: path.into(),
@@ -147,12 +166,51 @@ impl LocalStore {
         .await
         .map_err(|error| ControlError::Worker(error.to_string()))?
     }
+
+    /// Runs `work`, which only reads, on the blocking pool (the connection is `query_only`).
+    async fn read<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        self.run(move |connection| work(connection)).await
+    }
+
+    /// Runs `work` in one immediate transaction on the blocking pool (see [`immediate`]).
+    async fn write<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Transaction<'_>) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        self.run(move |connection| immediate(connection, work))
+            .await
+    }
+}
+
+/// The one way to write: `work` runs in a `BEGIN IMMEDIATE` transaction, committed when it
+/// returns `Ok` and rolled back otherwise. The write lock is taken at `BEGIN`, where the busy
+/// timeout applies, so a write waits for other processes' writes instead of being refused.
+fn immediate<T>(
+    connection: &mut Connection,
+    work: impl FnOnce(&mut Transaction<'_>) -> Result<T>,
+) -> Result<T> {
+    connection.pragma_update(None, "query_only", false)?;
+    let written = (|| {
+        let mut transaction =
+            connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let value = work(&mut transaction)?;
+        transaction.commit()?;
+        Ok(value)
+    })();
+    if let Err(error) = connection.pragma_update(None, "query_only", true) {
+        // Setting a flag on the handle; it does not fail in practice, and the write is done.
+        tracing::warn!("the local store stays writable outside transactions: {error}");
+    }
+    written
 }
 
 #[async_trait::async_trait]
 impl ControlPlane for LocalStore {
     async fn create_notification(&self, new: NewNotification) -> Result<Notification> {
-        self.run(move |c| notifications::create(c, new)).await
+        self.write(move |c| notifications::create(c, new)).await
     }
 
     async fn list_notifications(
@@ -160,18 +218,18 @@ impl ControlPlane for LocalStore {
         only_unread: bool,
         limit: Option<u32>,
     ) -> Result<Vec<Notification>> {
-        self.run(move |c| notifications::list(c, only_unread, limit))
+        self.read(move |c| notifications::list(c, only_unread, limit))
             .await
     }
 
     async fn complete_notification(&self, id: &str) -> Result<bool> {
         let id = id.to_owned();
-        self.run(move |c| notifications::complete(c, &id)).await
+        self.write(move |c| notifications::complete(c, &id)).await
     }
 
     async fn delete_notification(&self, id: &str) -> Result<bool> {
         let id = id.to_owned();
-        self.run(move |c| notifications::delete(c, &id)).await
+        self.write(move |c| notifications::delete(c, &id)).await
     }
 
     async fn clipboard_set(
@@ -180,11 +238,12 @@ impl ControlPlane for LocalStore {
         idx: Option<i64>,
         value: ClipboardValue,
     ) -> Result<ClipboardWrite> {
-        self.run(move |c| clipboard::set(c, name, idx, value)).await
+        self.write(move |c| clipboard::set(c, name, idx, value))
+            .await
     }
 
     async fn clipboard_get(&self, key: ClipboardKey) -> Result<Option<ClipboardEntry>> {
-        self.run(move |c| clipboard::get(c, &key)).await
+        self.read(move |c| clipboard::get(c, &key)).await
     }
 
     async fn clipboard_list(
@@ -193,20 +252,21 @@ impl ControlPlane for LocalStore {
         limit: u32,
         offset: u32,
     ) -> Result<(Vec<ClipboardEntry>, u64)> {
-        self.run(move |c| clipboard::list(c, content_type.as_deref(), limit, offset))
+        self.read(move |c| clipboard::list(c, content_type.as_deref(), limit, offset))
             .await
     }
 
     async fn clipboard_delete(&self, key: Option<ClipboardKey>) -> Result<u64> {
-        self.run(move |c| clipboard::delete(c, key.as_ref())).await
+        self.write(move |c| clipboard::delete(c, key.as_ref()))
+            .await
     }
 
     async fn clipboard_push(&self, value: ClipboardValue) -> Result<ClipboardEntry> {
-        self.run(move |c| clipboard::push(c, value)).await
+        self.write(move |c| clipboard::push(c, value)).await
     }
 
     async fn clipboard_pop(&self) -> Result<Option<ClipboardEntry>> {
-        self.run(clipboard::pop).await
+        self.write(|t| clipboard::pop(t)).await
     }
 
     async fn memory_session_start(
@@ -214,13 +274,13 @@ impl ControlPlane for LocalStore {
         content_session_id: String,
         agent_uuid: Option<String>,
     ) -> Result<MemorySession> {
-        self.run(move |c| memory::start(c, content_session_id, agent_uuid))
+        self.write(move |c| memory::start(c, content_session_id, agent_uuid))
             .await
     }
 
     async fn memory_session_end(&self, memory_session_id: &str) -> Result<SessionEnd> {
         let id = memory_session_id.to_owned();
-        self.run(move |c| memory::end(c, &id)).await
+        self.write(move |c| memory::end(c, &id)).await
     }
 
     async fn memory_observe(
@@ -229,44 +289,41 @@ impl ControlPlane for LocalStore {
         observation: NewObservation,
     ) -> Result<ObserveOutcome> {
         let session = session_uuid.to_owned();
-        self.run(move |c| memory::observe(c, &session, observation))
+        self.write(move |c| memory::observe(c, &session, observation))
             .await
     }
 
     async fn memory_search(&self, query: MemoryQuery) -> Result<Vec<MemoryHit>> {
-        self.run(move |c| memory::search(c, &query)).await
+        self.read(move |c| memory::search(c, &query)).await
     }
 
     async fn memory_details(&self, uuids: Vec<String>) -> Result<Vec<Memory>> {
-        self.run(move |c| memory::details(c, &uuids)).await
+        self.write(move |c| memory::details(c, &uuids)).await
     }
 
     async fn create_document(&self, new: NewDocument) -> Result<DocumentCreate> {
-        self.run(move |c| documents::create(c, new)).await
+        self.write(move |c| documents::create(c, new)).await
     }
 
     async fn create_documents(&self, batch: Vec<NewDocument>) -> Vec<Result<DocumentCreate>> {
         let count = batch.len();
         match self
-            .run(move |c| Ok(documents::create_many(c, batch)))
+            .write(move |t| Ok(documents::create_many(t, batch)))
             .await
         {
             Ok(results) => results,
-            Err(error) => {
-                let message = error.to_string();
-                (0..count)
-                    .map(|_| Err(ControlError::Worker(message.clone())))
-                    .collect()
-            }
+            Err(error) => (0..count)
+                .map(|_| Err(ControlError::Invalid(format!("the batch failed: {error}"))))
+                .collect(),
         }
     }
 
     async fn list_documents(&self, list: DocumentList) -> Result<(Vec<Document>, u64)> {
-        self.run(move |c| documents::list(c, &list)).await
+        self.read(move |c| documents::list(c, &list)).await
     }
 
     async fn search_documents(&self, search: DocumentSearch) -> Result<Vec<DocumentHit>> {
-        self.run(move |c| documents::search(c, &search)).await
+        self.read(move |c| documents::search(c, &search)).await
     }
 
     async fn get_document(
@@ -276,97 +333,98 @@ impl ControlPlane for LocalStore {
         include_versions: bool,
     ) -> Result<Option<(Document, Vec<DocumentVersion>)>> {
         let id = id.to_owned();
-        self.run(move |c| documents::get(c, &id, include_content, include_versions))
+        self.read(move |c| documents::get(c, &id, include_content, include_versions))
             .await
     }
 
     async fn update_document(&self, id: &str, update: DocumentUpdate) -> Result<Option<Document>> {
         let id = id.to_owned();
-        self.run(move |c| documents::update(c, &id, update)).await
+        self.write(move |c| documents::update(c, &id, update)).await
     }
 
     async fn delete_document(&self, id: &str) -> Result<bool> {
         let id = id.to_owned();
-        self.run(move |c| documents::delete(c, &id)).await
+        self.write(move |c| documents::delete(c, &id)).await
     }
 
     async fn server_uuid(&self, server: &str) -> Result<String> {
         let server = server.to_owned();
-        self.run(move |c| settings::server_uuid(c, &server)).await
+        self.write(move |c| settings::server_uuid(c, &server)).await
     }
 
     async fn cache_server(&self, server: CachedServer) -> Result<()> {
-        self.run(move |c| settings::cache_server(c, &server)).await
+        self.write(move |c| settings::cache_server(c, &server))
+            .await
     }
 
     async fn cached_servers(&self) -> Result<Vec<CachedServer>> {
-        self.run(settings::cached_servers).await
+        self.read(settings::cached_servers).await
     }
 
     async fn record_activity(&self, batch: Vec<Activity>) -> Result<()> {
-        self.run(move |c| activity::record(c, &batch)).await
+        self.write(move |c| activity::record(c, &batch)).await
     }
 
     async fn activity_stats(&self, since: i64) -> Result<Vec<ActivityStats>> {
-        self.run(move |c| activity::stats(c, since)).await
+        self.read(move |c| activity::stats(c, since)).await
     }
 
     async fn record_rate_limited(&self, entry: RateLimited) -> Result<()> {
-        self.run(move |c| activity::record_rate_limited(c, entry))
+        self.write(move |c| activity::record_rate_limited(c, entry))
             .await
     }
 
     async fn rate_limited(&self, since: i64) -> Result<RateLimited> {
-        self.run(move |c| activity::rate_limited(c, since)).await
+        self.read(move |c| activity::rate_limited(c, since)).await
     }
 
     async fn prune_activity(&self, before: i64) -> Result<u64> {
-        self.run(move |c| activity::prune(c, before)).await
+        self.write(move |c| activity::prune(c, before)).await
     }
 
     async fn settings_version(&self) -> Result<i64> {
-        self.run(settings::version).await
+        self.read(settings::version).await
     }
 
     async fn settings(&self) -> Result<Settings> {
-        self.run(settings::read).await
+        self.read(settings::read).await
     }
 
     async fn set_server_enabled(&self, server: &str, enabled: bool) -> Result<()> {
         let server = server.to_owned();
-        self.run(move |c| settings::set_enabled(c, "disabled_servers", &server, enabled))
+        self.write(move |c| settings::set_enabled(c, "disabled_servers", &server, enabled))
             .await
     }
 
     async fn set_tool_enabled(&self, tool: &str, enabled: bool) -> Result<()> {
         let tool = tool.to_owned();
-        self.run(move |c| settings::set_enabled(c, "disabled_tools", &tool, enabled))
+        self.write(move |c| settings::set_enabled(c, "disabled_tools", &tool, enabled))
             .await
     }
 
     async fn workspaces(&self) -> Result<Vec<Workspace>> {
-        self.run(settings::workspaces).await
+        self.read(settings::workspaces).await
     }
 
     async fn create_workspace(&self, workspace: Workspace) -> Result<bool> {
-        self.run(move |c| settings::create_workspace(c, &workspace))
+        self.write(move |c| settings::create_workspace(c, &workspace))
             .await
     }
 
     async fn delete_workspace(&self, name: &str) -> Result<bool> {
         let name = name.to_owned();
-        self.run(move |c| settings::delete_workspace(c, &name))
+        self.write(move |c| settings::delete_workspace(c, &name))
             .await
     }
 
     async fn switch_workspace(&self, name: Option<&str>) -> Result<bool> {
         let name = name.map(str::to_owned);
-        self.run(move |c| settings::switch_workspace(c, name.as_deref()))
+        self.write(move |c| settings::switch_workspace(c, name.as_deref()))
             .await
     }
 
     async fn active_workspace(&self) -> Result<Option<String>> {
-        self.run(settings::active_workspace).await
+        self.read(settings::active_workspace).await
     }
 }
 

@@ -1,7 +1,7 @@
 //! Notifications: created by the send tool and by failures in the activity log; expired ones are
 //! hidden and purged on the next write.
 
-use rusqlite::{Connection, Row, params};
+use rusqlite::{Connection, Row, Transaction, params};
 
 use crate::control::time::now_ms;
 use crate::control::{NewNotification, Notification, Result, Severity};
@@ -25,7 +25,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Notification> {
     })
 }
 
-pub(super) fn create(connection: &mut Connection, new: NewNotification) -> Result<Notification> {
+pub(super) fn create(transaction: &Transaction<'_>, new: NewNotification) -> Result<Notification> {
     let now = now_ms();
     let notification = Notification {
         id: uuid::Uuid::new_v4().to_string(),
@@ -39,7 +39,6 @@ pub(super) fn create(connection: &mut Connection, new: NewNotification) -> Resul
         created_at: now,
         expires_at: Some(now.saturating_add(new.ttl_ms)),
     };
-    let transaction = connection.transaction()?;
     transaction.execute(
         "DELETE FROM notifications WHERE expires_at IS NOT NULL AND expires_at <= ?1",
         [now],
@@ -59,12 +58,11 @@ pub(super) fn create(connection: &mut Connection, new: NewNotification) -> Resul
             notification.expires_at
         ],
     )?;
-    transaction.commit()?;
     Ok(notification)
 }
 
 pub(super) fn list(
-    connection: &mut Connection,
+    connection: &Connection,
     only_unread: bool,
     limit: Option<u32>,
 ) -> Result<Vec<Notification>> {
@@ -78,13 +76,13 @@ pub(super) fn list(
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-pub(super) fn complete(connection: &mut Connection, id: &str) -> Result<bool> {
-    Ok(connection.execute(
+pub(super) fn complete(transaction: &Transaction<'_>, id: &str) -> Result<bool> {
+    Ok(transaction.execute(
         "UPDATE notifications SET completed = 1, read = 1 WHERE id = ?1",
         [id],
     )? == 1)
 }
 
-pub(super) fn delete(connection: &mut Connection, id: &str) -> Result<bool> {
-    Ok(connection.execute("DELETE FROM notifications WHERE id = ?1", [id])? == 1)
+pub(super) fn delete(transaction: &Transaction<'_>, id: &str) -> Result<bool> {
+    Ok(transaction.execute("DELETE FROM notifications WHERE id = ?1", [id])? == 1)
 }

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::control::time::now_ms;
 use crate::control::{CachedServer, Result, Settings, Workspace};
@@ -18,7 +18,7 @@ fn bump(connection: &Connection) -> Result<()> {
     Ok(())
 }
 
-pub(super) fn version(connection: &mut Connection) -> Result<i64> {
+pub(super) fn version(connection: &Connection) -> Result<i64> {
     Ok(connection.query_row(
         "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'settings_version'",
         [],
@@ -26,7 +26,7 @@ pub(super) fn version(connection: &mut Connection) -> Result<i64> {
     )?)
 }
 
-pub(super) fn read(connection: &mut Connection) -> Result<Settings> {
+pub(super) fn read(connection: &Connection) -> Result<Settings> {
     let names = |sql: &str| -> Result<_> {
         let mut statement = connection.prepare(sql)?;
         let rows = statement.query_map([], |row| row.get::<_, String>(0))?;
@@ -49,24 +49,22 @@ pub(super) fn read(connection: &mut Connection) -> Result<Settings> {
 
 /// `table` is one of our two fixed table names, never user input.
 pub(super) fn set_enabled(
-    connection: &mut Connection,
+    transaction: &Transaction<'_>,
     table: &'static str,
     name: &str,
     enabled: bool,
 ) -> Result<()> {
-    let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let sql = if enabled {
         format!("DELETE FROM {table} WHERE name = ?1")
     } else {
         format!("INSERT OR IGNORE INTO {table} (name) VALUES (?1)")
     };
     transaction.execute(&sql, [name])?;
-    bump(&transaction)?;
-    transaction.commit()?;
+    bump(transaction)?;
     Ok(())
 }
 
-pub(super) fn workspaces(connection: &mut Connection) -> Result<Vec<Workspace>> {
+pub(super) fn workspaces(connection: &Connection) -> Result<Vec<Workspace>> {
     let mut statement = connection.prepare(
         "SELECT w.name, s.server FROM workspaces w
          LEFT JOIN workspace_servers s ON s.workspace = w.name ORDER BY w.name, s.server",
@@ -86,8 +84,10 @@ pub(super) fn workspaces(connection: &mut Connection) -> Result<Vec<Workspace>> 
     Ok(by_name.into_values().collect())
 }
 
-pub(super) fn create_workspace(connection: &mut Connection, workspace: &Workspace) -> Result<bool> {
-    let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+pub(super) fn create_workspace(
+    transaction: &Transaction<'_>,
+    workspace: &Workspace,
+) -> Result<bool> {
     let created = transaction.execute(
         "INSERT OR IGNORE INTO workspaces (name, created_at) VALUES (?1, ?2)",
         params![workspace.name, now_ms()],
@@ -99,28 +99,24 @@ pub(super) fn create_workspace(connection: &mut Connection, workspace: &Workspac
                 params![workspace.name, server],
             )?;
         }
-        bump(&transaction)?;
+        bump(transaction)?;
     }
-    transaction.commit()?;
     Ok(created)
 }
 
-pub(super) fn delete_workspace(connection: &mut Connection, name: &str) -> Result<bool> {
-    let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+pub(super) fn delete_workspace(transaction: &Transaction<'_>, name: &str) -> Result<bool> {
     let deleted = transaction.execute("DELETE FROM workspaces WHERE name = ?1", [name])? == 1;
     if deleted {
         transaction.execute(
             "DELETE FROM meta WHERE key = 'active_workspace' AND value = ?1",
             [name],
         )?;
-        bump(&transaction)?;
+        bump(transaction)?;
     }
-    transaction.commit()?;
     Ok(deleted)
 }
 
-pub(super) fn switch_workspace(connection: &mut Connection, name: Option<&str>) -> Result<bool> {
-    let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+pub(super) fn switch_workspace(transaction: &Transaction<'_>, name: Option<&str>) -> Result<bool> {
     match name {
         Some(name) => {
             let exists = transaction
@@ -142,12 +138,11 @@ pub(super) fn switch_workspace(connection: &mut Connection, name: Option<&str>) 
             transaction.execute("DELETE FROM meta WHERE key = 'active_workspace'", [])?;
         }
     }
-    bump(&transaction)?;
-    transaction.commit()?;
+    bump(transaction)?;
     Ok(true)
 }
 
-pub(super) fn active_workspace(connection: &mut Connection) -> Result<Option<String>> {
+pub(super) fn active_workspace(connection: &Connection) -> Result<Option<String>> {
     Ok(connection
         .query_row(
             "SELECT value FROM meta WHERE key = 'active_workspace'",
@@ -158,12 +153,12 @@ pub(super) fn active_workspace(connection: &mut Connection) -> Result<Option<Str
 }
 
 /// The server's UUID; a new one is made once, and if two processes race, both read the winner.
-pub(super) fn server_uuid(connection: &mut Connection, server: &str) -> Result<String> {
-    connection.execute(
+pub(super) fn server_uuid(transaction: &Transaction<'_>, server: &str) -> Result<String> {
+    transaction.execute(
         "INSERT OR IGNORE INTO server_ids (name, uuid) VALUES (?1, ?2)",
         params![server, uuid::Uuid::new_v4().to_string()],
     )?;
-    Ok(connection.query_row(
+    Ok(transaction.query_row(
         "SELECT uuid FROM server_ids WHERE name = ?1",
         [server],
         |row| row.get(0),
@@ -171,7 +166,7 @@ pub(super) fn server_uuid(connection: &mut Connection, server: &str) -> Result<S
 }
 
 /// Takes over the ids of the JSON file earlier versions kept, then renames it out of the way.
-pub(super) fn import_legacy_ids(connection: &Connection, file: &Path) {
+pub(super) fn import_legacy_ids(connection: &mut Connection, file: &Path) {
     let Ok(text) = std::fs::read_to_string(file) else {
         return;
     };
@@ -182,14 +177,18 @@ pub(super) fn import_legacy_ids(connection: &Connection, file: &Path) {
             return;
         }
     };
-    for (name, uuid) in &ids {
-        if let Err(error) = connection.execute(
-            "INSERT OR IGNORE INTO server_ids (name, uuid) VALUES (?1, ?2)",
-            params![name, uuid],
-        ) {
-            tracing::warn!("cannot import the id of server {name}: {error}");
-            return;
+    let imported = super::immediate(connection, |transaction| {
+        for (name, uuid) in &ids {
+            transaction.execute(
+                "INSERT OR IGNORE INTO server_ids (name, uuid) VALUES (?1, ?2)",
+                params![name, uuid],
+            )?;
         }
+        Ok(())
+    });
+    if let Err(error) = imported {
+        tracing::warn!(file = %file.display(), "cannot import the server ids: {error}");
+        return;
     }
     let _ = std::fs::rename(file, file.with_extension("json.imported"));
     tracing::info!(
@@ -198,8 +197,8 @@ pub(super) fn import_legacy_ids(connection: &Connection, file: &Path) {
     );
 }
 
-pub(super) fn cache_server(connection: &mut Connection, server: &CachedServer) -> Result<()> {
-    connection.execute(
+pub(super) fn cache_server(transaction: &Transaction<'_>, server: &CachedServer) -> Result<()> {
+    transaction.execute(
         "INSERT INTO catalog_cache (uuid, name, lists, updated_at) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (uuid) DO UPDATE SET name = excluded.name, lists = excluded.lists,
              updated_at = excluded.updated_at",
@@ -213,7 +212,7 @@ pub(super) fn cache_server(connection: &mut Connection, server: &CachedServer) -
     Ok(())
 }
 
-pub(super) fn cached_servers(connection: &mut Connection) -> Result<Vec<CachedServer>> {
+pub(super) fn cached_servers(connection: &Connection) -> Result<Vec<CachedServer>> {
     let mut statement =
         connection.prepare("SELECT uuid, name, lists, updated_at FROM catalog_cache")?;
     let rows = statement.query_map([], |row| {

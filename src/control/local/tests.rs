@@ -290,3 +290,37 @@ async fn rate_limit_refusals_sum_over_the_window_and_are_pruned_with_activity() 
     let left = store.rate_limited(0).await.unwrap();
     assert_eq!((left.tool_calls, left.requests), (1, 1));
 }
+
+#[tokio::test]
+async fn writes_outside_the_write_helper_are_refused_and_a_failed_write_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalStore::open(Some(dir.path())).unwrap();
+    let stray = |store: LocalStore| async move {
+        store
+            .read(|c| Ok(c.execute("DELETE FROM clipboard", [])?))
+            .await
+    };
+    let error = stray(store.clone()).await.unwrap_err().to_string();
+    assert!(error.contains("readonly database"), "{error}");
+
+    let failed = store
+        .write(|t| {
+            t.execute("INSERT INTO meta (key, value) VALUES ('probe', '1')", [])?;
+            Err::<(), _>(ControlError::Invalid("stopped halfway".into()))
+        })
+        .await;
+    assert!(failed.is_err());
+    let probes: i64 = store
+        .read(|c| {
+            Ok(
+                c.query_row("SELECT count(*) FROM meta WHERE key = 'probe'", [], |row| {
+                    row.get(0)
+                })?,
+            )
+        })
+        .await
+        .unwrap();
+    assert_eq!(probes, 0, "a failed write was rolled back");
+    // After a write, the connection is read-only again.
+    assert!(stray(store).await.is_err());
+}
