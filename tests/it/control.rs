@@ -650,7 +650,7 @@ async fn concurrent_writes_from_several_processes_are_all_acknowledged_and_kept(
             ));
         } else {
             assert!(
-                stdout.starts_with(&format!("added {FILES}, duplicates 0, failed 0")),
+                stdout.starts_with(&format!("added {FILES}, duplicates 0, skipped 0, failed 0")),
                 "{stdout}"
             );
         }

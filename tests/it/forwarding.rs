@@ -166,15 +166,8 @@ async fn resource_updates_reach_subscribers() {
         .subscribe(SubscribeRequestParams::new("test://watched-resource"))
         .await
         .unwrap();
-    proxy
-        .call("demo__touch_watched_resource", json!({}))
-        .await
-        .unwrap();
     let uri = proxy
-        .next_event(|event| match event {
-            Event::ResourceUpdated(uri) => Some(uri.clone()),
-            _ => None,
-        })
+        .touch_until_updated("demo__touch_watched_resource")
         .await;
     assert_eq!(uri, "test://watched-resource");
     proxy

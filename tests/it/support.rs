@@ -703,6 +703,32 @@ impl Proxy {
         }
     }
 
+    /// Calls `tool` (a demo server's `touch_watched_resource`) until a `resources/updated` for
+    /// the watched resource arrives; returns its URI. A modern demo server (rmcp) acknowledges a
+    /// `subscriptions/listen` stream before it registers it, so a change in that moment reaches
+    /// nobody: touching again is what a test can do about that.
+    pub async fn touch_until_updated(&mut self, tool: &str) -> String {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            self.call(tool, json!({}))
+                .await
+                .unwrap_or_else(|error| panic!("{tool} failed: {error}"));
+            let update = tokio::time::timeout(
+                Duration::from_millis(500),
+                self.next_event(|event| match event {
+                    Event::ResourceUpdated(uri) => Some(uri.clone()),
+                    _ => None,
+                }),
+            )
+            .await;
+            match update {
+                Ok(uri) => return uri,
+                Err(_) if tokio::time::Instant::now() < deadline => {}
+                Err(_) => panic!("no resources/updated within {WAIT:?}:\n{}", self.log.text()),
+            }
+        }
+    }
+
     /// Waits for `notifications/tools/list_changed` after which the tool list satisfies `check`
     /// (earlier notifications, say from servers connecting, are skipped).
     pub async fn tools_changed_until(&mut self, check: impl Fn(&[String]) -> bool) -> Vec<String> {
