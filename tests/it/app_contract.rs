@@ -559,7 +559,7 @@ async fn clipboard_get_and_document_filters_reach_the_app() {
             .pop()
             .unwrap()
             .query,
-        "visibility=public&sort=date_desc&limit=20&offset=0"
+        "source=all&visibility=public&sort=date_desc&limit=20&offset=0"
     );
     assert!(text.starts_with("Found 0 document(s)"), "{text}");
     // The App's search has no such filter; its results say each one's visibility.

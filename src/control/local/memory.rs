@@ -36,6 +36,10 @@ fn memory_from_row(row: &Row<'_>) -> rusqlite::Result<Memory> {
         metadata: metadata.and_then(|text| serde_json::from_str(&text).ok()),
         access_count: row.get(7)?,
         created_at: row.get(8)?,
+        decay_stage: None,
+        relevance_score: None,
+        success_score: None,
+        reinforcement_count: None,
     })
 }
 
@@ -91,7 +95,7 @@ pub(super) fn end(connection: &mut Connection, memory_session_id: &str) -> Resul
                 |row| row.get(0),
             )?;
             SessionEnd::Ended {
-                observations: observations.max(0) as u64,
+                observations: Some(observations.max(0) as u64),
             }
         }
     };
@@ -193,7 +197,7 @@ pub(super) fn search(connection: &mut Connection, query: &MemoryQuery) -> Result
                 .count();
             MemoryHit {
                 similarity: matched as f64 / terms.len() as f64,
-                relevance,
+                relevance: Some(relevance),
                 memory,
             }
         })
