@@ -240,6 +240,9 @@ async fn a_cold_start_serves_every_list_that_answered() {
     );
     app.clear_failures();
     proxy.log.wait_for("/api/resources answers again").await;
+    proxy
+        .next_event(|event| matches!(event, Event::ResourcesChanged).then_some(()))
+        .await;
     assert_eq!(proxy.peer().list_all_resources().await.unwrap().len(), 1);
     app.fail(
         "GET /api/prompts",
