@@ -44,7 +44,8 @@ pub struct Cli {
     )]
     pub app_refresh_secs: u64,
 
-    /// The bound on every request to the App, in seconds (App mode)
+    /// The bound on an ordinary request to the App, in seconds (App mode); slower kinds of
+    /// request get a multiple of it
     #[arg(
         long,
         env = "PLUGGEDIN_APP_TIMEOUT_SECS",
@@ -53,6 +54,16 @@ pub struct Cli {
         global = true
     )]
     pub app_timeout_secs: u64,
+
+    /// `false` asks the App for its plain tool names instead of `<slug>__`/`<uuid>__` ones (App
+    /// mode; only the exact text `false` counts, as in the original)
+    #[arg(
+        long,
+        env = "PLUGGEDIN_UUID_TOOL_PREFIXING",
+        hide = true,
+        global = true
+    )]
+    pub uuid_tool_prefixing: Option<String>,
 
     /// Transport served to the MCP client
     #[arg(long, value_enum, default_value_t = Transport::Stdio)]

@@ -73,6 +73,7 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
         cli.pluggedin_api_key.as_ref().map(Secret::expose),
         cli.pluggedin_api_base_url.as_deref(),
         Duration::from_secs(cli.app_timeout_secs.max(1)),
+        cli.uuid_tool_prefixing.as_deref(),
     )
     .map_err(anyhow::Error::msg)?;
     if cli.transport == Transport::Stdio && (cli.stateless || cli.require_api_auth) {
@@ -129,7 +130,12 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
         Some(settings) => {
             let client = AppClient::new(&settings.base_url, settings.key.clone(), settings.timeout)
                 .map_err(anyhow::Error::msg)?;
-            let app = Arc::new(AppMode::new(client, file_config, data_dir.clone()));
+            let app = Arc::new(AppMode::new(
+                client,
+                file_config,
+                data_dir.clone(),
+                settings.prefix_tools,
+            ));
             // Serving with a last good copy in the data dir: start from it at once and let
             // `refresh_app` fetch right away, so a slow App never delays a client's start.
             // Otherwise (and for the inspector commands, which print once) fetch first.
@@ -141,14 +147,15 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
                     "App mode: starting from the last good copy; fetching from the App"
                 );
             } else {
-                match app.refresh().await {
-                    Ok(_) => tracing::info!(
+                // Each list that answered is served, whatever the others did.
+                match app.refresh().await.error {
+                    None => tracing::info!(
                         base = %settings.base_url,
                         servers = app.servers().identities.len(),
                         tools = app.catalog().tools.len(),
                         "App mode: server list and catalog fetched"
                     ),
-                    Err(_) => tracing::warn!("{}", app.status().summary()),
+                    Some(_) => tracing::warn!("{}", app.status().summary()),
                 }
             }
             // The App's server list is not a file to watch: `refresh_app` follows it.
@@ -381,8 +388,8 @@ fn watch_config(
 }
 
 /// App mode: refreshes the App's server list and catalog every `interval`, applying what
-/// changed. While the App is unreachable the last good copy stays in force and retries come
-/// sooner (1 s, doubling up to `interval`), so the proxy recovers by itself.
+/// changed. While a list fails (or the whole App) its last good copy stays in force and retries
+/// come sooner (1 s, doubling up to `interval`), so the proxy recovers by itself.
 fn refresh_app(
     app: Arc<AppMode>,
     router: &Arc<Router>,
@@ -407,18 +414,19 @@ fn refresh_app(
                 () = tokio::time::sleep(wait) => {}
             }
             let was_reachable = app.status().reachable;
-            match app.refresh().await {
-                Ok(changed) => {
+            let refresh = app.refresh().await;
+            if refresh.changed || (!was_reachable && !refresh.every_list_failed) {
+                router.apply_app();
+            }
+            match refresh.error {
+                None => {
                     if !was_reachable {
                         tracing::info!("{}", app.status().summary());
                     }
-                    if changed || !was_reachable {
-                        router.apply_app();
-                    }
                     wait = interval;
                 }
-                Err(error) => {
-                    tracing::debug!("App refresh failed: {error}");
+                Some(error) => {
+                    tracing::debug!("App refresh incomplete: {error}");
                     wait = if was_reachable {
                         first_retry
                     } else {

@@ -734,10 +734,12 @@ impl Router {
         self.install_catalog(catalog);
     }
 
-    /// Puts the built-in tools first, replaces the catalog, and tells clients what changed.
+    /// Puts the built-in tools and prompt first, replaces the catalog, and tells clients what
+    /// changed.
     fn install_catalog(&self, mut catalog: Catalog) {
         let builtins: Vec<rmcp::model::Tool> = self.builtin_tools();
         catalog.tools.splice(0..0, builtins);
+        catalog.prompts.insert(0, builtin::capabilities::prompt());
         let catalog = Arc::new(catalog);
         let old = std::mem::replace(&mut *write(&self.catalog), catalog.clone());
         let tools_changed = old.tools != catalog.tools;
@@ -1088,10 +1090,24 @@ impl Router {
     fn record(
         &self,
         action: ActivityAction,
+        identity: (&str, &str),
+        item: &str,
+        started: Instant,
+        error: Option<String>,
+    ) {
+        self.record_call(action, identity, item, started, error, false);
+    }
+
+    /// [`Router::record`], saying whether `error` is a tool's own error result (`isError`) rather
+    /// than a failed request.
+    fn record_call(
+        &self,
+        action: ActivityAction,
         (server_name, server_uuid): (&str, &str),
         item: &str,
         started: Instant,
         error: Option<String>,
+        tool_error: bool,
     ) {
         self.control.recorder.record(Activity {
             at: now_ms(),
@@ -1102,6 +1118,7 @@ impl Router {
             duration_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
             success: error.is_none(),
             error,
+            tool_error,
         });
     }
 
@@ -1132,10 +1149,7 @@ impl Router {
             .iter()
             .filter_map(|server| server.connection())
             .collect();
-        let has_instructions = servers
-            .iter()
-            .any(|server| server.config.instructions.is_some());
-        if pending || has_instructions || connected.iter().any(|c| c.capabilities.prompts.is_some())
+        // Prompts are always announced: the proxy's own `pluggedin_proxy_capabilities` is one.
         {
             let mut prompts = PromptsCapability::default();
             prompts.list_changed = Some(true);
@@ -1207,7 +1221,18 @@ impl Router {
         &self,
         cursor: Option<&str>,
     ) -> Result<(Vec<rmcp::model::Tool>, Option<String>), RouteError> {
+        if cursor.is_none() {
+            self.tools_listed();
+        }
         self.list_tools_of(&self.catalog(), cursor)
+    }
+
+    /// A client asked for the tool list (its first page). In App mode the App's tool list is
+    /// read again at the next refresh, as the original read it for every `tools/list`.
+    pub fn tools_listed(&self) {
+        if let Some(app) = self.app.get() {
+            app.tools_listed();
+        }
     }
 
     /// A page of `catalog`'s tools, as [`Router::list_tools`] gives it when `catalog` is current
@@ -1350,20 +1375,21 @@ impl Router {
                 .await;
         }
         let outcome = outcome.map(|result| crate::tasks::created(self, &route.server, result));
-        let error = match &outcome {
+        let (error, tool_error) = match &outcome {
             Ok(ServerResult::CallToolResult(result)) if result.is_error == Some(true) => {
-                Some(result_text(result))
+                (Some(result_text(result)), true)
             }
-            Ok(_) => None,
-            Err(error) => Some(error.to_string()),
+            Ok(_) => (None, false),
+            Err(error) => (Some(error.to_string()), false),
         };
         let (name, uuid) = self.identity(&route.server);
-        self.record(
+        self.record_call(
             ActivityAction::ToolCall,
             (&name, &uuid),
             &route.original,
             started,
             error,
+            tool_error,
         );
         outcome
     }
@@ -1502,6 +1528,18 @@ impl Router {
         caller: &Caller,
         mut params: GetPromptRequestParams,
     ) -> Result<ServerResult, RouteError> {
+        if params.name == builtin::capabilities::NAME {
+            let started = Instant::now();
+            let result = builtin::capabilities::get(&self.builtin_tools());
+            self.record(
+                ActivityAction::PromptGet,
+                builtin::capabilities::ACTIVITY_IDENTITY,
+                builtin::capabilities::NAME,
+                started,
+                None,
+            );
+            return Ok(ServerResult::GetPromptResult(result));
+        }
         let catalog = self.catalog();
         // App mode: the App resolves every prompt except the servers' custom instructions,
         // which are answered here.

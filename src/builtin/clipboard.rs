@@ -117,7 +117,12 @@ pub(super) async fn set(builtins: &Builtins, args: &JsonObject) -> Outcome {
 
 pub(super) async fn get(builtins: &Builtins, args: &JsonObject) -> Outcome {
     if let Some(key) = key(args) {
-        return match builtins.control.clipboard_get(key.clone()).await {
+        let content_type = string(args, "contentType");
+        return match builtins
+            .control
+            .clipboard_get(key.clone(), content_type)
+            .await
+        {
             Ok(Some(entry)) => Ok(single(&entry)),
             Ok(None) => Err(format!("Clipboard entry not found: {}", describe(&key))),
             Err(error) => Err(store_error("get clipboard entry", error)),

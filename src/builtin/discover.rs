@@ -23,7 +23,7 @@ struct ServerReport {
 }
 
 /// The categories of the built-in tools, in list order.
-fn category(tool: &str) -> &'static str {
+pub(super) fn category(tool: &str) -> &'static str {
     match tool {
         "pluggedin_setup" => "Setup",
         "pluggedin_discover_tools" => "Discovery",
@@ -62,6 +62,8 @@ pub(super) async fn run(builtins: &Builtins, router: &Router, args: &JsonObject)
     let mut app_note = None;
     if force {
         router.refresh_in_background(servers.clone());
+        // In App mode, what the App discovers shows once its tool list is read again.
+        router.tools_listed();
         app_note = match builtins
             .control
             .trigger_discovery(wanted.as_deref(), true)

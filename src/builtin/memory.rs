@@ -1,5 +1,6 @@
 //! The memory tools: sessions, observations, ranked full-text search and details. Locally a
-//! memory is one observation, put in a ring by its type; its decay stage follows its age.
+//! memory is one observation, put in a ring by its type; its decay stage follows its age. The
+//! App keeps its own decay stage and scores for each memory, and those are shown as it says.
 
 use rmcp::model::JsonObject;
 use serde_json::Value;
@@ -11,7 +12,11 @@ use crate::control::{Memory, MemoryQuery, NewObservation, ObserveOutcome, Sessio
 /// How much of a memory a search result shows.
 const SUMMARY_CHARS: usize = 150;
 
-fn decay_stage(memory: &Memory) -> &'static str {
+/// The App's decay stage, or locally one that follows the memory's age.
+fn decay_stage(memory: &Memory) -> &str {
+    if let Some(stage) = &memory.decay_stage {
+        return stage;
+    }
     let age_days = (now_ms() - memory.created_at) / 86_400_000;
     match age_days {
         ..=0 => "fresh",
@@ -49,10 +54,16 @@ pub(super) async fn start(builtins: &Builtins, args: &JsonObject) -> Outcome {
 pub(super) async fn end(builtins: &Builtins, args: &JsonObject) -> Outcome {
     let id = string(args, "memory_session_id").unwrap_or_default();
     match builtins.control.memory_session_end(&id).await {
-        Ok(SessionEnd::Ended { observations }) => Ok(text(format!(
+        Ok(SessionEnd::Ended {
+            observations: Some(observations),
+        }) => Ok(text(format!(
             "Memory session ended successfully.\nZ-report: {observations} observation{} recorded in this session; they stay searchable with pluggedin_memory_search.",
             if observations == 1 { "" } else { "s" }
         ))),
+        // The App makes the Z-report itself, after it answered.
+        Ok(SessionEnd::Ended { observations: None }) => Ok(text(
+            "Memory session ended successfully.\nZ-report generation has been triggered and will process in the background.",
+        )),
         Ok(SessionEnd::AlreadyEnded) => Err(format!("Memory session {id} has already ended")),
         Ok(SessionEnd::NotFound) => Err(format!("Memory session not found: {id}")),
         Err(error) => Err(store_error("end memory session", error)),
@@ -111,13 +122,19 @@ pub(super) async fn search(builtins: &Builtins, args: &JsonObject) -> Outcome {
         let memory = &hit.memory;
         let summary: String = memory.content.chars().take(SUMMARY_CHARS).collect();
         let more = memory.content.chars().count() > SUMMARY_CHARS;
+        let scores = match hit.relevance {
+            Some(relevance) => format!(
+                "Relevance: {}% | Similarity: {}%",
+                percent(relevance),
+                percent(hit.similarity)
+            ),
+            None => format!("Similarity: {}%", percent(hit.similarity)),
+        };
         out.push_str(&format!(
-            "---\nUUID: {}\nRing: {} | Decay: {}\nRelevance: {}% | Similarity: {}%\nSummary: {summary}{}\n",
+            "---\nUUID: {}\nRing: {} | Decay: {}\n{scores}\nSummary: {summary}{}\n",
             memory.uuid,
             memory.ring_type,
             decay_stage(memory),
-            percent(hit.relevance),
-            percent(hit.similarity),
             if more { "..." } else { "" }
         ));
         if let Some(tags) = tags(memory) {
@@ -154,20 +171,28 @@ pub(super) async fn details(builtins: &Builtins, args: &JsonObject) -> Outcome {
     let mut out = format!("Memory Details ({} items):\n\n", memories.len());
     for memory in &memories {
         out.push_str(&format!(
-            "===== {} =====\nRing: {} | Decay Stage: {}\nType: {}\n",
+            "===== {} =====\nRing: {} | Decay Stage: {}\n",
             memory.uuid,
             memory.ring_type,
             decay_stage(memory),
-            memory.observation_type
         ));
-        match memory.outcome.as_deref() {
-            Some("success") => out.push_str("Success: 100%\n"),
-            Some("failure") => out.push_str("Success: 0%\n"),
+        if !memory.observation_type.is_empty() {
+            out.push_str(&format!("Type: {}\n", memory.observation_type));
+        }
+        if let Some(relevance) = memory.relevance_score {
+            out.push_str(&format!("Relevance: {}%\n", percent(relevance)));
+        }
+        match (memory.success_score, memory.outcome.as_deref()) {
+            (Some(score), _) => out.push_str(&format!("Success: {}%\n", percent(score))),
+            (None, Some("success")) => out.push_str("Success: 100%\n"),
+            (None, Some("failure")) => out.push_str("Success: 0%\n"),
             _ => {}
         }
         out.push_str(&format!(
-            "Reinforcements: 0 | Accessed: {} times\n\nFull Content:\n{}\n",
-            memory.access_count, memory.content
+            "Reinforcements: {} | Accessed: {} times\n\nFull Content:\n{}\n",
+            memory.reinforcement_count.unwrap_or(0),
+            memory.access_count,
+            memory.content
         ));
         if let Some(tags) = tags(memory) {
             out.push_str(&format!("Tags: {tags}\n"));

@@ -1,10 +1,12 @@
 //! The built-in `pluggedin_*` tools: their names, wire schemas (`tools.json`, the original's
-//! schemas) and text output, backed by the [`ControlPlane`]. They are reached through the router
+//! schemas) and text output, backed by the [`ControlPlane`]; and the original's static prompt
+//! (`capabilities`). They are reached through the router
 //! like any downstream tool — listed first, never prefixed, dispatched before catalog resolution —
 //! so activity logging and errors treat them alike. Arguments are checked against each tool's own
 //! schema; a violation, an unknown id or a broken limit is a tool error (`isError: true`) that
 //! names the field or the id. This module knows nothing of SQL or HTTP.
 
+pub mod capabilities;
 mod clipboard;
 mod discover;
 mod documents;

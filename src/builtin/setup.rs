@@ -1,5 +1,5 @@
 //! `pluggedin_setup`: Markdown help per topic, describing local mode (what this proxy does without
-//! an account) and App mode (the plugged.in App, coming in a later version).
+//! an account) and App mode (the plugged.in App, with an API key).
 
 use rmcp::model::{CallToolResult, JsonObject};
 
@@ -27,8 +27,8 @@ This proxy merges many MCP servers into one, and brings its own tools.
   `~/.local/share/pluggedin-mcp-proxy/`): notifications, clipboard, memory, activity.
 
 ## App mode (plugged.in account)
-With `PLUGGEDIN_API_KEY` the same tools will talk to the plugged.in App instead (not available
-in this version yet).
+With `PLUGGEDIN_API_KEY` the servers and the catalog come from the plugged.in App (what you
+switched on there), and the same tools keep their data in your account.
 
 ## Built-in tools
 - `pluggedin_discover_tools` — every server's tools, prompts, resources and instructions
@@ -44,13 +44,16 @@ You do not need a key: without one the proxy runs in local mode, and every built
 offline against the local database.
 
 A key (it starts with `pg_in_`) connects the proxy to the plugged.in App, which manages servers
-and keeps your data in your account. App mode is not available in this version yet; when it is:
+and keeps your data in your account:
 
 1. Sign up at https://plugged.in
 2. Get your API key from https://plugged.in/settings/api-keys
 3. Set it: `export PLUGGEDIN_API_KEY=pg_in_...` (macOS/Linux) or
    `set PLUGGEDIN_API_KEY=pg_in_...` (Windows), or pass `--pluggedin-api-key`
-4. Restart your MCP client";
+4. Restart your MCP client
+
+A self-hosted App: set `PLUGGEDIN_API_BASE_URL` (or `--pluggedin-api-base-url`) to its URL, the
+one it knows itself by (its `NEXTAUTH_URL`).";
 
 const CONFIGURATION: &str = "# Plugged.in Configuration Guide ⚙️
 
@@ -93,6 +96,10 @@ Check the client's MCP configuration, for example Claude Desktop:
   }
 }
 ```
+
+## App mode
+`pluggedin-mcp-proxy servers` (and `GET /health` over HTTP) says whether the App answers, which of
+its lists fail and why; each list is served from its last good copy meanwhile.
 
 ## Logs
 The proxy logs to stderr (your client's MCP log); `--log-level debug` or `RUST_LOG=debug` for more.

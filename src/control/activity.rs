@@ -165,6 +165,7 @@ mod tests {
             duration_ms: 3,
             success,
             error: (!success).then(|| "boom token=secret".into()),
+            tool_error: false,
         }
     }
 

@@ -28,6 +28,13 @@ pub enum ControlError {
     /// The plugged.in App answered with an error or could not be reached (sanitised text).
     #[error("{0}")]
     App(app::AppError),
+    /// The App may have done what was asked although no answer came (a document created or
+    /// updated, then a timeout): said so, so that nobody repeats it blindly.
+    #[error("{error}; {consequence}")]
+    AppUnconfirmed {
+        error: app::AppError,
+        consequence: &'static str,
+    },
 }
 
 pub type Result<T, E = ControlError> = std::result::Result<T, E>;
@@ -175,7 +182,11 @@ pub enum ObserveOutcome {
 /// What ending a memory session did.
 #[derive(Debug)]
 pub enum SessionEnd {
-    Ended { observations: u64 },
+    /// Ended; with the number of observations the session recorded, when the store says (the
+    /// App does not).
+    Ended {
+        observations: Option<u64>,
+    },
     AlreadyEnded,
     NotFound,
 }
@@ -203,14 +214,22 @@ pub struct Memory {
     pub metadata: Option<serde_json::Value>,
     pub access_count: i64,
     pub created_at: i64,
+    /// How the App keeps the memory now (`full`, `compressed`, `summary`, `essence`) and its
+    /// scores in `[0, 1]`; `None` locally, where the stage follows the memory's age and success
+    /// its outcome.
+    pub decay_stage: Option<String>,
+    pub relevance_score: Option<f64>,
+    pub success_score: Option<f64>,
+    pub reinforcement_count: Option<i64>,
 }
 
 /// A search hit: the memory and its scores in `[0, 1]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MemoryHit {
     pub memory: Memory,
-    /// bm25 rank relative to the best hit.
-    pub relevance: f64,
+    /// bm25 rank relative to the best hit; `None` where the search gives none (the App's gives
+    /// only the similarity).
+    pub relevance: Option<f64>,
     /// The share of the query's terms the memory contains.
     pub similarity: f64,
 }
@@ -430,6 +449,10 @@ pub struct Activity {
     pub success: bool,
     /// Redacted and truncated.
     pub error: Option<String>,
+    /// The request was answered, with a tool error (`isError: true`): a failure for the local
+    /// log, but the request itself worked — the App is told so, as the original told it, and
+    /// raises no alert for it.
+    pub tool_error: bool,
 }
 
 /// Per server and item figures over a window.
@@ -496,7 +519,12 @@ pub trait ControlPlane: Send + Sync {
         idx: Option<i64>,
         value: ClipboardValue,
     ) -> Result<ClipboardWrite>;
-    async fn clipboard_get(&self, key: ClipboardKey) -> Result<Option<ClipboardEntry>>;
+    /// The live entry under `key`; with `content_type`, only if it has that type.
+    async fn clipboard_get(
+        &self,
+        key: ClipboardKey,
+        content_type: Option<String>,
+    ) -> Result<Option<ClipboardEntry>>;
     /// A page of live entries (named first, then by index) and the total.
     async fn clipboard_list(
         &self,

@@ -60,6 +60,9 @@ impl ToolPages {
                 .ok()
                 .filter(|start| start.is_multiple_of(page_size) && start.to_string() == text)?,
         };
+        if start == 0 {
+            self.router.tools_listed();
+        }
         let catalog = self.router.catalog();
         if let Some(pages) = lock(&self.cached).as_ref()
             && Arc::ptr_eq(&pages.catalog, &catalog)

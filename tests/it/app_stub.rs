@@ -1,9 +1,14 @@
-//! A stand-in plugged.in App: an axum server that speaks the App's HTTP API with the shapes of
-//! the reference (`original-behaviour.md` §13–14) — bearer-key auth with the App's 401 bodies,
-//! `{tools}` and bare-array lists, resolve endpoints with their 404 bodies, the built-in tools'
-//! endpoints — records every request (method, path, query, body, auth), and can be told to fail
-//! an endpoint (any status and body), hold its answers until released, or go away and come back
-//! on the same port. The real App cannot run here; this one is as close as its shapes allow.
+//! A stand-in plugged.in App: an axum server that speaks the App's HTTP API as the App's route
+//! handlers do (`VeriTeknik/pluggedin-app`, `app/api/**/route.ts`) — bearer-key auth with the
+//! App's 401 bodies (`/api/resources` has its own), `{tools}` and bare-array lists, `/api/tools`
+//! starting the App's discovery for servers without tools (5-minute throttle, `message` and
+//! `X-Discovery-Status`), resolve endpoints with their 404 bodies, the CSRF check that
+//! `PATCH /api/documents/{id}` runs before auth, UUID checks on notification ids, memory sessions
+//! that end once (then `200 {success: false}`), the memory answers' real field names, zod-style
+//! `400 {error, details}` bodies — records every request (method, path, query, body, auth and the
+//! headers the App looks at), and can be told to fail an endpoint (any status and body), hold its
+//! answers until released, or go away and come back on the same port. The real App cannot run
+//! here; this one is as close as its handlers allow.
 
 #![allow(dead_code, reason = "each test uses a different part of the stand-in")]
 
@@ -30,6 +35,10 @@ pub struct Recorded {
     pub query: String,
     pub body: Value,
     pub authorization: Option<String>,
+    pub origin: Option<String>,
+    pub referer: Option<String>,
+    pub requested_with: Option<String>,
+    pub content_type: Option<String>,
 }
 
 #[derive(Default)]
@@ -52,7 +61,15 @@ struct Held {
 
 #[derive(Default)]
 struct Stub {
+    /// The App's own origin (its `NEXTAUTH_URL`), which its CSRF check allows.
+    origin: Mutex<String>,
     lists: Mutex<Lists>,
+    /// Memory sessions (`memorySessionId`) that were ended.
+    ended_sessions: Mutex<std::collections::HashSet<String>>,
+    /// Server UUID → when `GET /api/tools` last started the App's discovery of it.
+    discovery_attempts: Mutex<HashMap<String, std::time::Instant>>,
+    /// How many discoveries `GET /api/tools` started.
+    discoveries: std::sync::atomic::AtomicUsize,
     requests: Mutex<Vec<Recorded>>,
     /// "METHOD /path" (or "/path" for any method) → the status and body to answer instead.
     failures: Mutex<HashMap<String, (u16, Value)>>,
@@ -90,6 +107,7 @@ impl AppStub {
         }
         let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0)));
         let addr = listener.local_addr().unwrap();
+        *stub.origin.lock().unwrap() = format!("http://{addr}");
         let app = AppStub {
             stub,
             addr,
@@ -230,6 +248,14 @@ impl AppStub {
         }
     }
 
+    /// How many discoveries `GET /api/tools` started at the App (servers without tools, at most
+    /// once per server in five minutes, as the App throttles them).
+    pub fn discoveries(&self) -> usize {
+        self.stub
+            .discoveries
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     pub fn requests(&self) -> Vec<Recorded> {
         self.stub.requests.lock().unwrap().clone()
     }
@@ -300,19 +326,49 @@ async fn handle(
         serde_json::from_slice(&body)
             .unwrap_or(Value::String(String::from_utf8_lossy(&body).into()))
     };
-    let authorization = headers
-        .get("authorization")
-        .and_then(|value| value.to_str().ok())
-        .map(str::to_owned);
-    stub.requests.lock().unwrap().push(Recorded {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned)
+    };
+    let authorization = header("authorization");
+    let recorded = Recorded {
         method: method.to_string(),
         path: path.clone(),
         query: query.clone(),
         body: body.clone(),
         authorization: authorization.clone(),
-    });
+        origin: header("origin"),
+        referer: header("referer"),
+        requested_with: header("x-requested-with"),
+        content_type: header("content-type"),
+    };
+    stub.requests.lock().unwrap().push(recorded.clone());
     let route = format!("{method} {path}");
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
 
+    // `PATCH /api/documents/{id}` runs `validateCSRF` (lib/csrf-protection.ts) before it looks
+    // at the key.
+    if method == Method::PATCH
+        && matches!(segments.as_slice(), ["api", "documents", _])
+        && let Some(refusal) = csrf_refusal(&stub.origin.lock().unwrap(), &recorded)
+    {
+        return refusal;
+    }
+
+    // `/api/resources` checks the key itself, with texts of its own.
+    if path == "/api/resources" && authorization.as_deref() != Some(&*format!("Bearer {KEY}")) {
+        let error = if authorization
+            .as_deref()
+            .is_some_and(|value| value.starts_with("Bearer "))
+        {
+            "Unauthorized: Invalid API key."
+        } else {
+            "Unauthorized: Missing or invalid API key."
+        };
+        return reply(401, json!({ "error": error }));
+    }
     // The App's `authenticateApiKey` answers.
     match authorization.as_deref() {
         None => {
@@ -350,10 +406,34 @@ async fn handle(
         return reply(status, body);
     }
     let lists = stub.lists.lock().unwrap();
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match (method.as_str(), segments.as_slice()) {
         ("GET", ["api", "mcp-servers"]) => reply(200, lists.servers.clone()),
         ("GET", ["api", "tools"]) => {
+            // The App starts discovering every active server without tools (at most once per
+            // server in five minutes) and says so.
+            let mut discovering = Vec::new();
+            {
+                let mut attempts = stub.discovery_attempts.lock().unwrap();
+                for server in lists.servers.as_array().unwrap() {
+                    let uuid = server["uuid"].as_str().unwrap_or_default().to_owned();
+                    let has_tools = lists
+                        .tools
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|tool| tool["_serverUuid"] == json!(uuid));
+                    let recent = attempts
+                        .get(&uuid)
+                        .is_some_and(|at| at.elapsed() < std::time::Duration::from_secs(300));
+                    if !has_tools && !recent {
+                        attempts.insert(uuid.clone(), std::time::Instant::now());
+                        stub.discoveries
+                            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        discovering
+                            .push(server["name"].as_str().map_or(uuid.clone(), str::to_owned));
+                    }
+                }
+            }
             let prefixed = query_value(&query, "prefix_tools").as_deref() == Some("true");
             let tools: Vec<Value> = lists
                 .tools
@@ -370,7 +450,20 @@ async fn handle(
                     tool
                 })
                 .collect();
-            reply(200, json!({"tools": tools}))
+            if discovering.is_empty() {
+                return reply(200, json!({ "tools": tools }));
+            }
+            let mut response = reply(
+                200,
+                json!({"tools": tools, "message": format!(
+                    "Discovery initiated for servers: {}. Full tool list may be available shortly.",
+                    discovering.join(", ")
+                )}),
+            );
+            response
+                .headers_mut()
+                .insert("x-discovery-status", "pending".parse().unwrap());
+            response
         }
         ("GET", ["api", "prompts"]) => reply(200, lists.prompts.clone()),
         ("GET", ["api", "resources"]) => reply(200, lists.resources.clone()),
@@ -403,22 +496,47 @@ async fn handle(
         ("GET", ["api", "notifications"]) => reply(
             200,
             json!({"success": true, "notifications": [{
-                "id": "3f8a1c2e-4b5d-4e6f-8a9b-0c1d2e3f4a5b", "profile_uuid": "p", "type": "CUSTOM",
+                "id": NOTIFICATION_ID, "profile_uuid": "p", "type": "CUSTOM",
                 "title": "Build finished", "message": "All green", "read": false,
                 "link": "https://plugged.in/notifications", "severity": "SUCCESS", "completed": false,
                 "metadata": {}, "created_at": "2026-01-02T03:04:05.000Z", "expires_at": null
             }]}),
         ),
-        ("PATCH", ["api", "notifications", id, "completed"]) if *id != "missing" => reply(
-            200,
-            json!({"success": true, "message": "Notification completed status toggled"}),
-        ),
-        ("DELETE", ["api", "notifications", id]) if *id != "missing" => reply(
-            200,
-            json!({"success": true, "message": "Notification deleted successfully"}),
-        ),
-        ("PATCH" | "DELETE", ["api", "notifications", ..]) => {
-            reply(404, json!({"error": "Notification not found"}))
+        // The completed route checks ids with the `uuid` package's `validate` (version and
+        // variant too), the delete route with a plain pattern; both answer 400 before looking.
+        ("PATCH", ["api", "notifications", id, "completed"]) => {
+            if !uuid::Uuid::parse_str(id).is_ok_and(|parsed| {
+                (1..=8).contains(&parsed.get_version_num())
+                    && matches!(parsed.get_variant(), uuid::Variant::RFC4122)
+            }) || id.len() != 36
+            {
+                return reply(400, json!({"error": NOTIFICATION_ID_FORMAT}));
+            }
+            if *id != NOTIFICATION_ID {
+                return reply(
+                    404,
+                    json!({"error": "Notification not found or not accessible"}),
+                );
+            }
+            reply(
+                200,
+                json!({"success": true, "message": "Notification completed status toggled"}),
+            )
+        }
+        ("DELETE", ["api", "notifications", id]) => {
+            if id.len() != 36 || uuid::Uuid::parse_str(id).is_err() {
+                return reply(400, json!({"error": NOTIFICATION_ID_FORMAT}));
+            }
+            if *id != NOTIFICATION_ID {
+                return reply(
+                    404,
+                    json!({"error": "Notification not found or not accessible"}),
+                );
+            }
+            reply(
+                200,
+                json!({"success": true, "message": "Notification deleted successfully"}),
+            )
         }
         ("POST", ["api", "clipboard"]) => reply(
             200,
@@ -434,7 +552,11 @@ async fn handle(
         ),
         ("GET", ["api", "clipboard"]) => {
             if let Some(name) = query_value(&query, "name") {
-                if name == "missing" {
+                // The entry the App has under any name is text/plain; a contentType filter is
+                // part of the lookup.
+                let wrong_type = query_value(&query, "contentType")
+                    .is_some_and(|content_type| content_type != "text/plain");
+                if name == "missing" || wrong_type {
                     return reply(404, json!({"error": "Clipboard entry not found"}));
                 }
                 return reply(
@@ -452,38 +574,105 @@ async fn handle(
         ("DELETE", ["api", "clipboard"]) => reply(200, json!({"success": true, "deleted": 1})),
         ("POST", ["api", "memory", "sessions"]) => reply(
             201,
-            json!({"success": true, "data": {"uuid": "9b2f6d1e-0a4c-4e8b-9f3a-2c5d7e9f1a3b", "memorySessionId": "ms_V1StGXR8_Z5jdHi6B-myT"}}),
+            json!({"success": true, "data": {"uuid": MEMORY_SESSION_UUID, "memorySessionId": MEMORY_SESSION_ID}}),
         ),
-        ("PATCH", ["api", "memory", "sessions", _]) => reply(
-            200,
-            json!({"success": true, "data": {"status": "completed"}}),
-        ),
-        ("POST", ["api", "memory", "sessions", _, "observations"]) => reply(
-            201,
-            json!({"success": true, "data": {"uuid": "0d9e8f7a-6b5c-4d3e-8f1a-2b3c4d5e6f70"}}),
-        ),
+        // `PATCH /api/memory/sessions/[id]`: 404 for a session the key does not own, else
+        // `endSession`'s result as it is — `200 {success: false}` once it has ended.
+        ("PATCH", ["api", "memory", "sessions", id]) => {
+            if *id != MEMORY_SESSION_ID && *id != MEMORY_SESSION_UUID {
+                return reply(404, json!({"success": false, "error": "Session not found"}));
+            }
+            if !stub
+                .ended_sessions
+                .lock()
+                .unwrap()
+                .insert(MEMORY_SESSION_ID.to_owned())
+            {
+                return reply(
+                    200,
+                    json!({"success": false, "error": "Session not found or already ended"}),
+                );
+            }
+            reply(
+                200,
+                json!({"success": true, "data": {"uuid": MEMORY_SESSION_UUID}}),
+            )
+        }
+        ("POST", ["api", "memory", "sessions", id, "observations"]) => {
+            if uuid::Uuid::parse_str(id).is_err() || id.len() != 36 {
+                return reply(
+                    400,
+                    json!({"success": false, "error": "Invalid session ID format"}),
+                );
+            }
+            if *id != MEMORY_SESSION_UUID {
+                return reply(404, json!({"success": false, "error": "Session not found"}));
+            }
+            if stub
+                .ended_sessions
+                .lock()
+                .unwrap()
+                .contains(MEMORY_SESSION_ID)
+            {
+                return reply(
+                    400,
+                    json!({"success": false, "error": "Session is not active"}),
+                );
+            }
+            let content = body["content"].as_str().unwrap_or_default();
+            if content.is_empty() || content.chars().count() > 10_000 {
+                let message = if content.is_empty() {
+                    "String must contain at least 1 character(s)"
+                } else {
+                    "String must contain at most 10000 character(s)"
+                };
+                return reply(
+                    400,
+                    json!({"success": false, "error": "Invalid request body",
+                           "details": {"formErrors": [], "fieldErrors": {"content": [message]}}}),
+                );
+            }
+            reply(
+                201,
+                json!({"success": true, "data": {"uuid": "0d9e8f7a-6b5c-4d3e-8f1a-2b3c4d5e6f70"}}),
+            )
+        }
+        // `searchMemories` / `getMemoryDetails`: layer 1 carries `content`, `similarity` and
+        // `decayStage`; layer 3 the full row with `currentDecayStage` and the scores.
         ("POST", ["api", "memory", "search"]) => reply(
             200,
             json!({"success": true, "data": [{"uuid": "5a4b3c2d-1e0f-4a9b-8c7d-6e5f4a3b2c1d", "ringType": "longterm",
-                   "content": "Prefers dark mode", "similarity": 0.82, "decayStage": "full", "tokenCount": 4,
-                   "tags": ["ui"], "createdAt": "2026-01-02T03:04:05.000Z"}]}),
+                   "content": "Prefers dark mode", "similarity": 0.82, "decayStage": "compressed", "tokenCount": 4,
+                   "tags": ["ui"], "createdAt": "2026-01-02T03:04:05.000Z",
+                   "lastAccessedAt": "2026-01-05T03:04:05.000Z"}]}),
         ),
         ("POST", ["api", "memory", "search", "details"]) => reply(
             200,
-            json!({"success": true, "data": [{"uuid": "5a4b3c2d-1e0f-4a9b-8c7d-6e5f4a3b2c1d", "ringType": "longterm",
-                   "contentFull": "The user prefers dark mode in every editor.", "currentDecayStage": "full",
-                   "accessCount": 2, "relevanceScore": 0.9, "reinforcementCount": 1, "isShock": false,
-                   "tags": ["ui"], "metadata": {}, "createdAt": "2026-01-02T03:04:05.000Z"}]}),
+            json!({"success": true, "data": [{"uuid": "5a4b3c2d-1e0f-4a9b-8c7d-6e5f4a3b2c1d",
+                   "profileUuid": "p", "ringType": "longterm",
+                   "contentFull": "The user prefers dark mode in every editor.",
+                   "contentSummary": "Prefers dark mode", "currentDecayStage": "compressed",
+                   "currentTokenCount": 9, "accessCount": 2, "relevanceScore": 0.73,
+                   "successScore": 0.9, "reinforcementCount": 4, "isShock": false,
+                   "tags": ["ui"], "metadata": {}, "createdAt": "2026-01-02T03:04:05.000Z",
+                   "updatedAt": "2026-01-04T03:04:05.000Z"}]}),
         ),
         ("POST", ["api", "documents", "ai"]) => reply(
             201,
             json!({"success": true, "documentId": "7c6d5e4f-3a2b-4c1d-9e8f-7a6b5c4d3e2f",
-                   "message": "Document created successfully", "url": "/library/7c6d5e4f-3a2b-4c1d-9e8f-7a6b5c4d3e2f"}),
+                   "message": "Document successfully created", "url": "/library/7c6d5e4f-3a2b-4c1d-9e8f-7a6b5c4d3e2f"}),
         ),
-        ("GET", ["api", "documents"]) => reply(
-            200,
-            json!({"documents": [document()], "total": 1, "limit": 20, "offset": 0}),
-        ),
+        ("GET", ["api", "documents"]) => {
+            // The one document is private; `visibility` filters (default `all`).
+            let shown = query_value(&query, "visibility")
+                .is_none_or(|visibility| visibility == "all" || visibility == "private");
+            let documents: Vec<Value> = shown.then(document).into_iter().collect();
+            let total = documents.len();
+            reply(
+                200,
+                json!({"documents": documents, "total": total, "limit": 20, "offset": 0}),
+            )
+        }
         ("POST", ["api", "documents", "search"]) => {
             let mut hit = document();
             hit["snippet"] = json!("…the **release** notes…");
@@ -503,10 +692,16 @@ async fn handle(
             }
             reply(200, document)
         }
-        ("PATCH", ["api", "documents", id]) => reply(
-            200,
-            json!({"success": true, "documentId": id, "version": 2, "fileWritten": true, "message": "Document updated"}),
-        ),
+        ("PATCH", ["api", "documents", id]) => {
+            if *id != "7c6d5e4f-3a2b-4c1d-9e8f-7a6b5c4d3e2f" {
+                return reply(404, json!({"error": "Document not found or access denied"}));
+            }
+            reply(
+                200,
+                json!({"success": true, "documentId": id, "version": 2, "fileWritten": true,
+                       "message": "Document updated successfully"}),
+            )
+        }
         ("POST", ["api", "rag", "query"]) => reply(
             200,
             json!({"answer": "The release is green.", "sources": ["Release notes"],
@@ -523,6 +718,55 @@ async fn handle(
         }
         _ => reply(404, json!({"error": "Not found"})),
     }
+}
+
+/// The notification the stand-in lists, and the memory session it starts.
+pub const NOTIFICATION_ID: &str = "3f8a1c2e-4b5d-4e6f-8a9b-0c1d2e3f4a5b";
+pub const MEMORY_SESSION_UUID: &str = "9b2f6d1e-0a4c-4e8b-9f3a-2c5d7e9f1a3b";
+pub const MEMORY_SESSION_ID: &str = "ms_V1StGXR8_Z5jdHi6B-myT";
+const NOTIFICATION_ID_FORMAT: &str =
+    "Invalid notification ID format. Please use the UUID from the notification list.";
+
+/// The App's CSRF check (`validateCSRF`): a state-changing request needs an `Origin` (else a
+/// `Referer`) of the App's own origin or plugged.in's, and a JSON one `X-Requested-With`.
+fn csrf_refusal(own_origin: &str, request: &Recorded) -> Option<Response> {
+    let allowed = |origin: &str| {
+        origin == own_origin
+            || [
+                "plugged.in",
+                "www.plugged.in",
+                "rc1.plugged.in",
+                "api.plugged.in",
+            ]
+            .iter()
+            .any(|domain| {
+                origin == format!("https://{domain}") || origin == format!("http://{domain}")
+            })
+    };
+    let origin_ok = match (&request.origin, &request.referer) {
+        (Some(origin), _) => allowed(origin),
+        (None, Some(referer)) => {
+            url::Url::parse(referer).is_ok_and(|url| allowed(&url.origin().ascii_serialization()))
+        }
+        (None, None) => false,
+    };
+    if !origin_ok {
+        return Some(reply(
+            403,
+            json!({"error": "Invalid request origin", "code": "CSRF_INVALID_ORIGIN"}),
+        ));
+    }
+    let json_body = request
+        .content_type
+        .as_deref()
+        .is_some_and(|content_type| content_type.contains("application/json"));
+    if json_body && request.requested_with.is_none() {
+        return Some(reply(
+            403,
+            json!({"error": "Missing required header for JSON requests", "code": "CSRF_MISSING_HEADER"}),
+        ));
+    }
+    None
 }
 
 /// `/api/resolve/*`: the owner's partial config, or the App's 404.

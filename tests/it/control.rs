@@ -694,7 +694,7 @@ async fn concurrent_writes_from_several_processes_are_all_acknowledged_and_kept(
     for idx in indexes {
         assert!(
             store
-                .clipboard_get(ClipboardKey::Index(idx))
+                .clipboard_get(ClipboardKey::Index(idx), None)
                 .await
                 .unwrap()
                 .is_some(),

@@ -10,6 +10,7 @@ mod app_stub;
 mod support;
 
 mod app;
+mod app_contract;
 mod builtin;
 mod cli;
 mod clients;

@@ -5,12 +5,11 @@
 //! workspaces, the activity statistics of `stats`, the catalog cache — stays in the local store.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{Map, Value, json};
 
-use super::client::{AppClient, AppError, encode};
+use super::client::{AppClient, AppError, Call, encode};
 use crate::control::time::{now_ms, parse_iso};
 use crate::control::{
     Activity, ActivityStats, CachedServer, ClipboardEntry, ClipboardKey, ClipboardValue,
@@ -21,13 +20,11 @@ use crate::control::{
     Severity, UpdateOperation, Workspace, local::LocalStore,
 };
 
-/// The original's per-endpoint timeouts where it had them; the client's own bound applies to
-/// the rest (the original had none for documents, clipboard and memory).
-const NOTIFY_SEND_TIMEOUT: Duration = Duration::from_secs(30);
-const NOTIFY_TIMEOUT: Duration = Duration::from_secs(15);
-const RAG_TIMEOUT: Duration = Duration::from_secs(15);
-const ACTIVITY_TIMEOUT: Duration = Duration::from_secs(5);
-const DISCOVER_TIMEOUT: Duration = Duration::from_secs(30);
+/// What a create or update that timed out may have done, in its error.
+const CREATE_UNCONFIRMED: &str = "the document may have been created anyway: look for it \
+     (pluggedin_list_documents) before creating it again";
+const UPDATE_UNCONFIRMED: &str = "the update may have been applied anyway: look at the \
+     document (pluggedin_get_document) before sending it again";
 
 /// The App as the control plane, with the local store for what stays local.
 pub struct AppControl {
@@ -50,10 +47,16 @@ impl AppControl {
         }
     }
 
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value> {
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        kind: Call,
+    ) -> Result<Value> {
         Ok(self
             .client
-            .request(method, path, body.as_ref(), None)
+            .request(method, path, body.as_ref(), kind)
             .await?)
     }
 }
@@ -94,6 +97,21 @@ fn data(body: Value) -> Value {
 
 fn is_status(error: &AppError, status: u16) -> bool {
     error.status() == Some(status)
+}
+
+/// A create or update whose answer never came: the error says it may have been done.
+fn unconfirmed(error: AppError, consequence: &'static str) -> ControlError {
+    if error.maybe_done() {
+        ControlError::AppUnconfirmed { error, consequence }
+    } else {
+        ControlError::App(error)
+    }
+}
+
+/// Whether `id` has the shape of a UUID, which the App's notification routes check first (and
+/// refuse with 400 otherwise): such an id names no notification.
+fn uuid_shaped(id: &str) -> bool {
+    id.len() == 36 && uuid::Uuid::try_parse(id).is_ok()
 }
 
 fn notification_of(value: &Value) -> Notification {
@@ -259,6 +277,7 @@ fn filter_query(query: &mut Vec<(String, String)>, list: &DocumentList, with_sou
     }
     for (key, value) in [
         ("category", &filter.category),
+        ("visibility", &filter.visibility),
         ("searchQuery", &list.search),
     ] {
         if let Some(value) = value {
@@ -297,6 +316,11 @@ fn memory_of(value: &Value) -> Memory {
         metadata,
         access_count: number(value, "accessCount").unwrap_or_default(),
         created_at: time(value, "createdAt").unwrap_or_default(),
+        // Search results say `decayStage`, details `currentDecayStage`.
+        decay_stage: text(value, "currentDecayStage").or_else(|| text(value, "decayStage")),
+        relevance_score: value.get("relevanceScore").and_then(Value::as_f64),
+        success_score: value.get("successScore").and_then(Value::as_f64),
+        reinforcement_count: number(value, "reinforcementCount"),
     }
 }
 
@@ -316,7 +340,7 @@ impl ControlPlane for AppControl {
                 Method::POST,
                 "/api/notifications/custom",
                 Some(&body),
-                Some(NOTIFY_SEND_TIMEOUT),
+                Call::Slow,
             )
             .await?;
         Ok(Notification {
@@ -353,7 +377,7 @@ impl ControlPlane for AppControl {
         };
         let body = self
             .client
-            .request(Method::GET, &path, None, Some(NOTIFY_TIMEOUT))
+            .request(Method::GET, &path, None, Call::Read)
             .await?;
         Ok(body
             .get("notifications")
@@ -363,6 +387,9 @@ impl ControlPlane for AppControl {
     }
 
     async fn complete_notification(&self, id: &str) -> Result<bool> {
+        if !uuid_shaped(id) {
+            return Ok(false);
+        }
         // The App toggles the flag; the tool promises "done" (and says it is idempotent). So a
         // notification the App already lists as completed is left alone.
         if let Ok(listed) = self.list_notifications(false, None).await
@@ -376,24 +403,28 @@ impl ControlPlane for AppControl {
         let path = format!("/api/notifications/{}/completed", encode_path(id));
         match self
             .client
-            .request(Method::PATCH, &path, Some(&json!({})), Some(NOTIFY_TIMEOUT))
+            .request(Method::PATCH, &path, Some(&json!({})), Call::Write)
             .await
         {
             Ok(_) => Ok(true),
-            Err(error) if is_status(&error, 404) => Ok(false),
+            // 400: an id the App's stricter check (`uuid`'s `validate`) refuses.
+            Err(error) if is_status(&error, 404) || is_status(&error, 400) => Ok(false),
             Err(error) => Err(error.into()),
         }
     }
 
     async fn delete_notification(&self, id: &str) -> Result<bool> {
+        if !uuid_shaped(id) {
+            return Ok(false);
+        }
         let path = format!("/api/notifications/{}", encode_path(id));
         match self
             .client
-            .request(Method::DELETE, &path, None, Some(NOTIFY_TIMEOUT))
+            .request(Method::DELETE, &path, None, Call::Write)
             .await
         {
             Ok(_) => Ok(true),
-            Err(error) if is_status(&error, 404) => Ok(false),
+            Err(error) if is_status(&error, 404) || is_status(&error, 400) => Ok(false),
             Err(error) => Err(error.into()),
         }
     }
@@ -407,7 +438,7 @@ impl ControlPlane for AppControl {
         let body = clipboard_body(name, idx, value);
         match self
             .client
-            .request(Method::POST, "/api/clipboard", Some(&body), None)
+            .request(Method::POST, "/api/clipboard", Some(&body), Call::Write)
             .await
         {
             Ok(answer) => Ok(ClipboardWrite::Saved(Box::new(clipboard_of(
@@ -420,18 +451,25 @@ impl ControlPlane for AppControl {
         }
     }
 
-    async fn clipboard_get(&self, key: ClipboardKey) -> Result<Option<ClipboardEntry>> {
-        let query = match &key {
+    async fn clipboard_get(
+        &self,
+        key: ClipboardKey,
+        content_type: Option<String>,
+    ) -> Result<Option<ClipboardEntry>> {
+        let mut query = match &key {
             ClipboardKey::Name(name) => format!("name={}", encode(name)),
             ClipboardKey::Index(idx) => format!("idx={idx}"),
         };
+        if let Some(content_type) = content_type {
+            query.push_str(&format!("&contentType={}", encode(&content_type)));
+        }
         match self
             .client
             .request(
                 Method::GET,
                 &format!("/api/clipboard?{query}&limit=50&offset=0"),
                 None,
-                None,
+                Call::Read,
             )
             .await
         {
@@ -453,7 +491,12 @@ impl ControlPlane for AppControl {
         }
         query.push_str(&format!("limit={limit}&offset={offset}"));
         let answer = self
-            .call(Method::GET, &format!("/api/clipboard?{query}"), None)
+            .call(
+                Method::GET,
+                &format!("/api/clipboard?{query}"),
+                None,
+                Call::Read,
+            )
             .await?;
         let entries: Vec<ClipboardEntry> = answer
             .get("entries")
@@ -472,7 +515,7 @@ impl ControlPlane for AppControl {
         };
         match self
             .client
-            .request(Method::DELETE, "/api/clipboard", Some(&body), None)
+            .request(Method::DELETE, "/api/clipboard", Some(&body), Call::Write)
             .await
         {
             Ok(answer) => Ok(number(&answer, "deleted").unwrap_or(1).max(0) as u64),
@@ -484,7 +527,7 @@ impl ControlPlane for AppControl {
     async fn clipboard_push(&self, value: ClipboardValue) -> Result<ClipboardEntry> {
         let body = clipboard_body(None, None, value);
         let answer = self
-            .call(Method::POST, "/api/clipboard/push", Some(body))
+            .call(Method::POST, "/api/clipboard/push", Some(body), Call::Write)
             .await?;
         Ok(clipboard_of(answer.get("entry").unwrap_or(&answer)))
     }
@@ -492,7 +535,12 @@ impl ControlPlane for AppControl {
     async fn clipboard_pop(&self) -> Result<Option<ClipboardEntry>> {
         match self
             .client
-            .request(Method::POST, "/api/clipboard/pop", Some(&json!({})), None)
+            .request(
+                Method::POST,
+                "/api/clipboard/pop",
+                Some(&json!({})),
+                Call::Write,
+            )
             .await
         {
             Ok(answer) => Ok(answer.get("entry").map(clipboard_of)),
@@ -511,8 +559,13 @@ impl ControlPlane for AppControl {
             body["agent_uuid"] = json!(agent);
         }
         let answer = data(
-            self.call(Method::POST, "/api/memory/sessions", Some(body))
-                .await?,
+            self.call(
+                Method::POST,
+                "/api/memory/sessions",
+                Some(body),
+                Call::Write,
+            )
+            .await?,
         );
         Ok(MemorySession {
             uuid: text(&answer, "uuid").unwrap_or_default(),
@@ -529,16 +582,26 @@ impl ControlPlane for AppControl {
         let path = format!("/api/memory/sessions/{}", encode_path(memory_session_id));
         match self
             .client
-            .request(Method::PATCH, &path, Some(&json!({"action": "end"})), None)
+            .request(
+                Method::PATCH,
+                &path,
+                Some(&json!({"action": "end"})),
+                Call::Write,
+            )
             .await
         {
-            Ok(answer) => Ok(SessionEnd::Ended {
-                observations: data(answer)
-                    .get("observationCount")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(0),
-            }),
+            // `{success, data: {uuid}}`: the App says nothing of the observations.
+            Ok(_) => Ok(SessionEnd::Ended { observations: None }),
             Err(error) if is_status(&error, 404) => Ok(SessionEnd::NotFound),
+            // A session the key owns that does not end has ended already: `endSession` only
+            // ends active ones, and answers `200 {success: false}` otherwise.
+            Err(error @ AppError::Refused { .. })
+                if error
+                    .detail()
+                    .is_some_and(|detail| detail.contains("already ended")) =>
+            {
+                Ok(SessionEnd::AlreadyEnded)
+            }
             Err(error) => Err(error.into()),
         }
     }
@@ -561,7 +624,7 @@ impl ControlPlane for AppControl {
         );
         match self
             .client
-            .request(Method::POST, &path, Some(&body), None)
+            .request(Method::POST, &path, Some(&body), Call::Write)
             .await
         {
             Ok(answer) => Ok(ObserveOutcome::Recorded {
@@ -590,7 +653,7 @@ impl ControlPlane for AppControl {
             body["agent_uuid"] = json!(agent);
         }
         let answer = data(
-            self.call(Method::POST, "/api/memory/search", Some(body))
+            self.call(Method::POST, "/api/memory/search", Some(body), Call::Read)
                 .await?,
         );
         Ok(answer
@@ -599,17 +662,14 @@ impl ControlPlane for AppControl {
                 items
                     .iter()
                     .map(|item| {
-                        let similarity = item
-                            .get("similarity")
-                            .and_then(Value::as_f64)
-                            .unwrap_or(0.0);
+                        // Layer 1 of the App's search: `similarity` and `decayStage`, no relevance.
                         MemoryHit {
                             memory: memory_of(item),
-                            relevance: item
-                                .get("relevanceScore")
+                            relevance: item.get("relevanceScore").and_then(Value::as_f64),
+                            similarity: item
+                                .get("similarity")
                                 .and_then(Value::as_f64)
-                                .unwrap_or(similarity),
-                            similarity,
+                                .unwrap_or(0.0),
                         }
                     })
                     .collect()
@@ -623,6 +683,7 @@ impl ControlPlane for AppControl {
                 Method::POST,
                 "/api/memory/search/details",
                 Some(json!({"memory_uuids": uuids})),
+                Call::Read,
             )
             .await?,
         );
@@ -647,8 +708,15 @@ impl ControlPlane for AppControl {
             "metadata": metadata,
         });
         let answer = self
-            .call(Method::POST, "/api/documents/ai", Some(body))
-            .await?;
+            .client
+            .request(
+                Method::POST,
+                "/api/documents/ai",
+                Some(&body),
+                Call::Document,
+            )
+            .await
+            .map_err(|error| unconfirmed(error, CREATE_UNCONFIRMED))?;
         Ok(DocumentCreate::Created(Box::new(Document {
             id: text(&answer, "documentId").unwrap_or_default(),
             title: new.title,
@@ -700,6 +768,7 @@ impl ControlPlane for AppControl {
                 Method::GET,
                 &format!("/api/documents?{}", query_string(&query)),
                 None,
+                Call::Read,
             )
             .await?;
         let documents: Vec<Document> = answer
@@ -746,14 +815,27 @@ impl ControlPlane for AppControl {
             body["filters"] = Value::Object(filters);
         }
         let answer = self
-            .call(Method::POST, "/api/documents/search", Some(body))
+            .call(
+                Method::POST,
+                "/api/documents/search",
+                Some(body),
+                Call::Read,
+            )
             .await?;
+        // The App's search has no visibility filter; each result says its visibility.
+        let visible = |item: &&Value| {
+            filter
+                .visibility
+                .as_deref()
+                .is_none_or(|wanted| item.get("visibility").and_then(Value::as_str) == Some(wanted))
+        };
         Ok(answer
             .get("results")
             .and_then(Value::as_array)
             .map(|items| {
                 items
                     .iter()
+                    .filter(visible)
                     .map(|item| DocumentHit {
                         document: document_of(item),
                         snippet: text(item, "snippet").unwrap_or_default(),
@@ -778,7 +860,11 @@ impl ControlPlane for AppControl {
             "/api/documents/{}?includeContent={include_content}&includeVersions={include_versions}",
             encode_path(id)
         );
-        let answer = match self.client.request(Method::GET, &path, None, None).await {
+        let answer = match self
+            .client
+            .request(Method::GET, &path, None, Call::Read)
+            .await
+        {
             Ok(answer) => answer,
             Err(error) if is_status(&error, 404) => return Ok(None),
             Err(error) => return Err(error.into()),
@@ -833,7 +919,7 @@ impl ControlPlane for AppControl {
         let path = format!("/api/documents/{}", encode_path(id));
         match self
             .client
-            .request(Method::PATCH, &path, Some(&body), None)
+            .request(Method::PATCH, &path, Some(&body), Call::Document)
             .await
         {
             Ok(answer) => Ok(Some(Document {
@@ -842,7 +928,16 @@ impl ControlPlane for AppControl {
                 ..document_of(&json!({}))
             })),
             Err(error) if is_status(&error, 404) => Ok(None),
-            Err(error) => Err(error.into()),
+            // The App's CSRF check allows only its own origin (its `NEXTAUTH_URL`) and
+            // plugged.in's; ours is the base URL's.
+            Err(error) if error.code().is_some_and(|code| code.starts_with("CSRF_")) => {
+                Err(ControlError::AppUnconfirmed {
+                    error,
+                    consequence: "the App accepts document updates only from its own origin \
+                         (its NEXTAUTH_URL): give --pluggedin-api-base-url as that URL",
+                })
+            }
+            Err(error) => Err(unconfirmed(error, UPDATE_UNCONFIRMED)),
         }
     }
 
@@ -873,15 +968,18 @@ impl ControlPlane for AppControl {
         let mut failed = 0usize;
         let mut last_error = None;
         for entry in &batch {
+            // The original's `success` is "no exception": a tool that answered with `isError`
+            // worked, and the App raises no alert for it (the local log still counts it).
+            let success = entry.success || entry.tool_error;
             let mut body = json!({
                 "action": entry.action.as_str(),
                 "serverName": entry.server_name,
                 "serverUuid": entry.server_uuid,
                 "itemName": entry.item,
-                "success": entry.success,
+                "success": success,
                 "executionTime": entry.duration_ms,
             });
-            if let Some(error) = &entry.error {
+            if let Some(error) = entry.error.as_ref().filter(|_| !success) {
                 body["errorMessage"] = json!(error);
             }
             if let Err(error) = self
@@ -890,7 +988,7 @@ impl ControlPlane for AppControl {
                     Method::POST,
                     "/api/notifications/mcp-activity",
                     Some(&body),
-                    Some(ACTIVITY_TIMEOUT),
+                    Call::Report,
                 )
                 .await
             {
@@ -970,12 +1068,7 @@ impl ControlPlane for AppControl {
         let body = json!({"query": query, "includeMetadata": true});
         let answer = self
             .client
-            .request(
-                Method::POST,
-                "/api/rag/query",
-                Some(&body),
-                Some(RAG_TIMEOUT),
-            )
+            .request(Method::POST, "/api/rag/query", Some(&body), Call::Slow)
             .await?;
         Ok(Some(KnowledgeAnswer(answer)))
     }
@@ -992,7 +1085,7 @@ impl ControlPlane for AppControl {
                 Method::POST,
                 &format!("/api/discover/{target}"),
                 Some(&json!({"force_refresh": force_refresh})),
-                Some(DISCOVER_TIMEOUT),
+                Call::Slow,
             )
             .await?;
         Ok(Some(

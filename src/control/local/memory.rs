@@ -36,6 +36,10 @@ fn memory_from_row(row: &Row<'_>) -> rusqlite::Result<Memory> {
         metadata: metadata.and_then(|text| serde_json::from_str(&text).ok()),
         access_count: row.get(7)?,
         created_at: row.get(8)?,
+        decay_stage: None,
+        relevance_score: None,
+        success_score: None,
+        reinforcement_count: None,
     })
 }
 
@@ -90,7 +94,7 @@ pub(super) fn end(transaction: &Transaction<'_>, memory_session_id: &str) -> Res
                 |row| row.get(0),
             )?;
             SessionEnd::Ended {
-                observations: observations.max(0) as u64,
+                observations: Some(observations.max(0) as u64),
             }
         }
     };
@@ -189,7 +193,7 @@ pub(super) fn search(connection: &Connection, query: &MemoryQuery) -> Result<Vec
                 .count();
             MemoryHit {
                 similarity: matched as f64 / terms.len() as f64,
-                relevance,
+                relevance: Some(relevance),
                 memory,
             }
         })

@@ -242,8 +242,17 @@ impl ControlPlane for LocalStore {
             .await
     }
 
-    async fn clipboard_get(&self, key: ClipboardKey) -> Result<Option<ClipboardEntry>> {
-        self.read(move |c| clipboard::get(c, &key)).await
+    async fn clipboard_get(
+        &self,
+        key: ClipboardKey,
+        content_type: Option<String>,
+    ) -> Result<Option<ClipboardEntry>> {
+        let entry = self.read(move |c| clipboard::get(c, &key)).await?;
+        Ok(entry.filter(|entry| {
+            content_type
+                .as_deref()
+                .is_none_or(|wanted| entry.content_type == wanted)
+        }))
     }
 
     async fn clipboard_list(

@@ -64,7 +64,7 @@ async fn clipboard_names_upsert_indexes_conflict_and_pop_is_lifo() {
         .await
         .unwrap();
     let entry = store
-        .clipboard_get(ClipboardKey::Name("k".into()))
+        .clipboard_get(ClipboardKey::Name("k".into()), None)
         .await
         .unwrap()
         .unwrap();
@@ -102,7 +102,7 @@ async fn expired_clipboard_entries_are_invisible() {
         .unwrap();
     assert!(
         store
-            .clipboard_get(ClipboardKey::Name("gone".into()))
+            .clipboard_get(ClipboardKey::Name("gone".into()), None)
             .await
             .unwrap()
             .is_none()
@@ -145,8 +145,8 @@ async fn memory_search_ranks_by_full_text_relevance() {
     let hits = store.memory_search(query.clone()).await.unwrap();
     assert_eq!(hits.len(), 2);
     assert_eq!(hits[0].memory.ring_type, "shocks");
-    assert_eq!(hits[0].relevance, 1.0);
-    assert!(hits[1].relevance < 1.0);
+    assert_eq!(hits[0].relevance, Some(1.0));
+    assert!(hits[1].relevance < Some(1.0));
     let shocks_only = MemoryQuery {
         ring_types: Some(vec!["practice".into()]),
         ..query
@@ -167,7 +167,9 @@ async fn memory_search_ranks_by_full_text_relevance() {
             .memory_session_end(&session.memory_session_id)
             .await
             .unwrap(),
-        SessionEnd::Ended { observations: 3 }
+        SessionEnd::Ended {
+            observations: Some(3)
+        }
     ));
     let late = NewObservation {
         kind: "insight".into(),
@@ -250,6 +252,7 @@ async fn activity_figures_group_by_server_and_item() {
         duration_ms,
         success,
         error: None,
+        tool_error: false,
     };
     store
         .record_activity(vec![

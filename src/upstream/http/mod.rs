@@ -1,5 +1,5 @@
 //! Serving clients over MCP Streamable HTTP: `POST/GET/DELETE /mcp` (and `POST /`, as the
-//! original accepts), `GET /health`. rmcp's `StreamableHttpService` does the protocol; around it
+//! original accepts), `GET /health`, `GET /.well-known/mcp-config` (`well_known.rs`). rmcp's `StreamableHttpService` does the protocol; around it
 //! sits our guard (`guard.rs`: method, Origin, protocol version, body limit, JSON parse, bearer
 //! auth with session binding, rate limits, JSON-only clients), the rate limiter (`limits.rs`)
 //! and the session ceiling (`sessions.rs`). The accept loop is ours so that slow clients time out
@@ -8,6 +8,7 @@
 mod guard;
 mod limits;
 pub(crate) mod sessions;
+mod well_known;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -145,6 +146,7 @@ impl App {
                 guard::check,
             ))
             .route("/health", get(health))
+            .merge(well_known::routes())
             .with_state(state)
             .layer(axum::middleware::from_fn_with_state(
                 guard.clone(),
