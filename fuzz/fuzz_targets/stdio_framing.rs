@@ -1,7 +1,8 @@
 //! JSON-RPC over stdio, both directions.
 //!
 //! Upstream: the bytes are a client's stdin; every line becomes a message for the service or a
-//! JSON-RPC error reply on stdout, and nothing else ever reaches stdout.
+//! JSON-RPC error reply on stdout, and nothing else ever reaches stdout. No byte sequence ends the
+//! session: a `ping` written after the input always arrives, last.
 //!
 //! Downstream: the bytes are a server's stdout, fed to the bounded line framer in chunks cut
 //! where the input says; the frames must equal what a plain split at `\n` gives (a line over
@@ -27,24 +28,30 @@ fn runtime() -> &'static tokio::runtime::Runtime {
     })
 }
 
+/// A request written after the fuzzed bytes: whatever came before, it must reach the service.
+const SENTINEL: &[u8] = b"\n{\"jsonrpc\":\"2.0\",\"id\":424242,\"method\":\"ping\"}\n";
+
 fn upstream(data: &[u8]) {
     runtime().block_on(async {
         let (output, mut reader) = tokio::io::duplex(1 << 20);
-        let mut transport = StdioTransport::with_io(std::io::Cursor::new(data.to_vec()), output);
+        let mut input = data.to_vec();
+        input.extend_from_slice(SENTINEL);
+        let mut transport = StdioTransport::with_io(std::io::Cursor::new(input), output);
         let mut messages = 0usize;
-        while Transport::<RoleServer>::receive(&mut transport)
-            .await
-            .is_some()
-        {
+        let mut last = None;
+        while let Some(message) = Transport::<RoleServer>::receive(&mut transport).await {
             messages += 1;
+            last = Some(message);
         }
+        let last = serde_json::to_value(last.expect("the sentinel arrives")).expect("encodes");
+        assert_eq!(last["id"], 424242, "the sentinel is the last message: {last}");
         drop(transport);
         let mut written = Vec::new();
         reader
             .read_to_end(&mut written)
             .await
             .expect("read the output");
-        let lines = data.split(|byte| *byte == b'\n').count();
+        let lines = data.split(|byte| *byte == b'\n').count() + 2;
         assert!(messages <= lines);
         for line in written
             .split(|byte| *byte == b'\n')
