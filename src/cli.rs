@@ -9,7 +9,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::security::Secret;
+use crate::names::PrefixMode;
+use crate::secret::Secret;
 
 /// The default HTTP port of the original proxy's 1.x line and of its README.
 pub const DEFAULT_PORT: u16 = 12006;
@@ -237,18 +238,6 @@ pub enum Transport {
     Stdio,
     #[value(name = "streamable-http")]
     StreamableHttp,
-}
-
-/// How the names of downstream tools and prompts are exposed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub enum PrefixMode {
-    /// Every name is `<slug>__<name>`, as the original proxy does.
-    #[default]
-    Always,
-    /// Only names offered by more than one server are prefixed.
-    Auto,
-    /// Original names; a name offered by several servers is refused with an error.
-    Never,
 }
 
 #[derive(Debug, Subcommand)]

@@ -33,9 +33,12 @@ pub mod ingest;
 pub mod inspect;
 pub mod mail;
 pub mod manage;
+pub mod names;
 pub mod parked;
 pub mod router;
+pub mod secret;
 pub mod security;
+pub mod sync;
 pub mod tasks;
 pub mod telemetry;
 pub mod upstream;
@@ -59,7 +62,7 @@ use crate::control::app::{AppClient, AppControl, AppMode, AppSettings};
 use crate::control::local::LocalStore;
 use crate::mail::{Mailer, SmtpSettings};
 use crate::router::{Control, Router};
-use crate::security::Secret;
+use crate::secret::Secret;
 
 /// How long shutdown waits for connections to close and children to exit.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);

@@ -37,7 +37,7 @@ pub enum Security {
     None,
 }
 
-pub use crate::security::Secret;
+pub use crate::secret::Secret;
 
 #[derive(Debug, Clone)]
 pub struct SmtpSettings {

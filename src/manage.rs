@@ -204,7 +204,7 @@ impl KnownTools {
     async fn load(control: &dyn ControlPlane, config: &Config) -> anyhow::Result<KnownTools> {
         let cache = control.cached_servers().await?;
         let names: Vec<&str> = config.servers.keys().map(String::as_str).collect();
-        let slugs = crate::catalog::naming::unique_slugs(names.iter().copied());
+        let slugs = crate::names::unique_slugs(names.iter().copied());
         let mut servers = Vec::with_capacity(names.len());
         for ((name, server), slug) in config.servers.iter().zip(slugs) {
             // The App gives its servers their UUIDs; local ones are made (once) in the store.
@@ -248,7 +248,7 @@ impl KnownTools {
     }
 
     fn check(&self, name: &str) -> Result<CheckedTool<'_>, String> {
-        use crate::catalog::naming::qualify;
+        use crate::names::qualify;
         if crate::builtin::canonical(name).is_some() {
             return Ok(CheckedTool::Builtin);
         }
@@ -334,7 +334,7 @@ impl CheckedTool<'_> {
 
     /// The spellings under which this tool may have been disabled.
     fn spellings(&self) -> Vec<String> {
-        use crate::catalog::naming::qualify;
+        use crate::names::qualify;
         match self {
             CheckedTool::Served {
                 server, original, ..

@@ -29,6 +29,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::sync::lock;
+
 /// How long a parked call waits for its client's retry unless configured otherwise.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(600);
 
@@ -501,12 +503,6 @@ fn new_state() -> String {
         state.push_str(&format!("{byte:02x}"));
     }
     state
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]

@@ -37,7 +37,6 @@ use crate::builtin::{self, Builtins};
 use crate::catalog::{
     AppServerEntry, Catalog, InvalidCursor, Item, PromptRoute, ResolveError, ServerEntry, page,
 };
-use crate::cli::PrefixMode;
 use crate::config::{Config, ToolFilter};
 use crate::control::activity::Recorder;
 use crate::control::app::AppMode;
@@ -45,6 +44,8 @@ use crate::control::time::now_ms;
 use crate::control::{Activity, ActivityAction, CachedServer, Settings, Workspace};
 use crate::downstream::{self, Downstream, Events, ServerState};
 use crate::ids::ServerIds;
+use crate::names::PrefixMode;
+use crate::sync::{lock, read, write};
 
 mod roots;
 
@@ -383,23 +384,6 @@ pub struct Router {
     this: Weak<Router>,
 }
 
-/// Lock helpers: these locks guard short sections only; a panic elsewhere must not wedge us.
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    lock.read()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    lock.write()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 impl Router {
     pub fn new(
         mode: PrefixMode,
@@ -504,7 +488,7 @@ impl Router {
     /// `<slug>__` means what it means in the App).
     fn apply_servers(&self, config: &Config, given_slugs: &HashMap<String, String>) {
         let names: Vec<&str> = config.servers.keys().map(String::as_str).collect();
-        let slugs: Vec<String> = crate::catalog::naming::unique_slugs(names.iter().copied())
+        let slugs: Vec<String> = crate::names::unique_slugs(names.iter().copied())
             .into_iter()
             .zip(&names)
             .map(|(slug, name)| given_slugs.get(*name).cloned().unwrap_or(slug))
@@ -933,7 +917,7 @@ impl Router {
             return false;
         }
         let settings = self.settings();
-        let qualified = crate::catalog::naming::qualify(&server.slug, original);
+        let qualified = crate::names::qualify(&server.slug, original);
         let by_uuid = format!("{}__{original}", server.uuid);
         if [qualified.as_str(), by_uuid.as_str()]
             .iter()
@@ -968,7 +952,7 @@ impl Router {
         if settings.disabled_tools.contains(canonical) {
             return not_served(disabled(canonical));
         }
-        let (prefix, _) = name.split_once(crate::catalog::naming::SEPARATOR)?;
+        let (prefix, _) = name.split_once(crate::names::SEPARATOR)?;
         let server = self
             .servers()
             .into_iter()
@@ -999,7 +983,7 @@ impl Router {
                 workspace.name
             ));
         }
-        let qualify = crate::catalog::naming::qualify;
+        let qualify = crate::names::qualify;
         let lists = server.lists();
         let original = lists
             .tools
@@ -2185,7 +2169,7 @@ impl Router {
             return None;
         }
         if let Item::Tool(name) | Item::Prompt(name) = item
-            && let Some((prefix, _)) = crate::catalog::naming::split(name)
+            && let Some((prefix, _)) = crate::names::split(name)
             && let Some(server) = down.iter().find(|server| {
                 server.slug.eq_ignore_ascii_case(prefix) || server.uuid.eq_ignore_ascii_case(prefix)
             })
@@ -2215,7 +2199,7 @@ impl Router {
         down.into_iter().find(|server| {
             cached
                 .get(&server.uuid)
-                .is_some_and(|lists| lists.offers(item))
+                .is_some_and(|lists| crate::catalog::offers(lists, item))
         })
     }
 

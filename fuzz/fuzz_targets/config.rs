@@ -17,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
             for server in config.servers.values() {
                 let mut untrusted = server.clone();
                 untrusted.origin = Origin::App;
-                if let Err(refusal) = config.security.check_server(&untrusted) {
+                if let Err(refusal) = untrusted.check(&config.security) {
                     assert!(!refusal.rule.is_empty());
                     assert!(refusal.to_string().contains(refusal.rule));
                 }

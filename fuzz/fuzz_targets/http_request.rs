@@ -17,7 +17,7 @@ use pluggedin_mcp_proxy::control::activity::Recorder;
 use pluggedin_mcp_proxy::control::local::LocalStore;
 use pluggedin_mcp_proxy::ids::ServerIds;
 use pluggedin_mcp_proxy::router::{Control, Router};
-use pluggedin_mcp_proxy::security::Secret;
+use pluggedin_mcp_proxy::secret::Secret;
 use pluggedin_mcp_proxy::upstream::http::{App, GuardConfig, HttpOptions};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pluggedin_mcp_proxy::catalog::naming;
+use pluggedin_mcp_proxy::names;
 use pluggedin_mcp_proxy::security::text;
 
 fuzz_target!(|data: &[u8]| {

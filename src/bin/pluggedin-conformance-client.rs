@@ -24,7 +24,7 @@ use futures::future::BoxFuture;
 use pluggedin_mcp_proxy::config::Config;
 use pluggedin_mcp_proxy::downstream::{self, Downstream, Events, ServerState};
 use pluggedin_mcp_proxy::router::method_of;
-use pluggedin_mcp_proxy::security::Secret;
+use pluggedin_mcp_proxy::secret::Secret;
 use rmcp::RoleClient;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, ClientResult, CreateMessageResult, ElicitResult,

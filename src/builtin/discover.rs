@@ -10,8 +10,9 @@ use std::fmt::Write as _;
 use rmcp::model::JsonObject;
 
 use super::{Builtins, Outcome, boolean, string, text};
-use crate::catalog::{PromptRoute, ServerLists, naming};
+use crate::catalog::{PromptRoute, ServerLists};
 use crate::config::InstructionMessage;
+use crate::names;
 use crate::router::Router;
 
 /// One server's part of the report.
@@ -128,7 +129,7 @@ pub(super) async fn run(builtins: &Builtins, router: &Router, args: &JsonObject)
                 lists.tools.iter().map(|tool| {
                     let key = (report.name.clone(), tool.name.to_string());
                     let name = exposed.get(&key).map_or_else(
-                        || naming::qualify(&report.slug, &tool.name),
+                        || names::qualify(&report.slug, &tool.name),
                         |name| (*name).to_owned(),
                     );
                     (name, tool.description.as_deref().map(one_line))
@@ -143,7 +144,7 @@ pub(super) async fn run(builtins: &Builtins, router: &Router, args: &JsonObject)
                 lists.prompts.iter().map(|prompt| {
                     let key = (report.name.clone(), prompt.name.clone());
                     let name = exposed_prompts.get(&key).map_or_else(
-                        || naming::qualify(&report.slug, &prompt.name),
+                        || names::qualify(&report.slug, &prompt.name),
                         |name| (*name).to_owned(),
                     );
                     (name, prompt.description.as_deref().map(one_line))

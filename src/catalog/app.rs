@@ -9,9 +9,10 @@ use std::collections::HashMap;
 use rmcp::model::{Prompt, Resource, ResourceTemplate, Tool};
 use serde_json::Value;
 
-use super::{Catalog, Route, naming};
+use super::{Catalog, Route};
 use crate::config::InstructionMessage;
 use crate::control::app::AppCatalog;
+use crate::names;
 
 /// One server the App's lists may name, as the router knows it.
 pub struct AppServerEntry<'a> {
@@ -56,7 +57,7 @@ impl Catalog {
                 continue;
             };
             let name = tool.name.to_string();
-            let original = match naming::split(&name) {
+            let original = match names::split(&name) {
                 Some((prefix, rest))
                     if prefix.eq_ignore_ascii_case(server.uuid)
                         || server.slug.is_some_and(|slug| slug == prefix) =>

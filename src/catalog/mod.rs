@@ -5,7 +5,6 @@
 
 mod app;
 pub use app::AppServerEntry;
-pub mod naming;
 mod template;
 
 use std::borrow::Cow;
@@ -13,62 +12,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use rmcp::model::{Prompt, PromptMessage, Resource, ResourceTemplate, Role, Tool};
 
-use crate::cli::PrefixMode;
 use crate::config::{InstructionMessage, InstructionRole, ToolFilter};
+pub use crate::downstream::ServerLists;
+use crate::names::{self, PrefixMode};
 use crate::security::text::{sanitize_name, sanitize_text};
-
-/// What one server currently offers, as it listed it.
-#[derive(Debug, Clone, Default)]
-pub struct ServerLists {
-    pub tools: Vec<Tool>,
-    pub prompts: Vec<Prompt>,
-    pub resources: Vec<Resource>,
-    pub templates: Vec<ResourceTemplate>,
-}
-
-impl ServerLists {
-    /// The lists as one JSON object (for the catalog cache).
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "tools": self.tools,
-            "prompts": self.prompts,
-            "resources": self.resources,
-            "templates": self.templates,
-        })
-    }
-
-    /// Whether these lists offer `item` under its original name (a resource: listed, or matched
-    /// by a template).
-    pub fn offers(&self, item: Item<'_>) -> bool {
-        match item {
-            Item::Tool(name) => self.tools.iter().any(|tool| tool.name == name),
-            Item::Prompt(name) => self.prompts.iter().any(|prompt| prompt.name == name),
-            Item::Resource(uri) => {
-                self.resources.iter().any(|resource| resource.uri == uri)
-                    || self
-                        .templates
-                        .iter()
-                        .any(|template| template::matches(&template.uri_template, uri))
-            }
-        }
-    }
-
-    /// The lists back from [`ServerLists::to_json`]; `None` if they do not parse.
-    pub fn from_json(value: &serde_json::Value) -> Option<ServerLists> {
-        let part = |key: &str| {
-            value
-                .get(key)
-                .cloned()
-                .unwrap_or_else(|| serde_json::json!([]))
-        };
-        Some(ServerLists {
-            tools: serde_json::from_value(part("tools")).ok()?,
-            prompts: serde_json::from_value(part("prompts")).ok()?,
-            resources: serde_json::from_value(part("resources")).ok()?,
-            templates: serde_json::from_value(part("templates")).ok()?,
-        })
-    }
-}
 
 /// Something a client asks for by name: a tool or prompt (by the name the client sends) or a
 /// resource (by URI).
@@ -85,6 +32,22 @@ impl std::fmt::Display for Item<'_> {
             Item::Tool(name) => write!(f, "tool \"{name}\""),
             Item::Prompt(name) => write!(f, "prompt \"{name}\""),
             Item::Resource(uri) => write!(f, "resource \"{uri}\""),
+        }
+    }
+}
+
+/// Whether a server's lists offer `item` under its original name (a resource: listed, or matched
+/// by a template).
+pub fn offers(lists: &ServerLists, item: Item<'_>) -> bool {
+    match item {
+        Item::Tool(name) => lists.tools.iter().any(|tool| tool.name == name),
+        Item::Prompt(name) => lists.prompts.iter().any(|prompt| prompt.name == name),
+        Item::Resource(uri) => {
+            lists.resources.iter().any(|resource| resource.uri == uri)
+                || lists
+                    .templates
+                    .iter()
+                    .any(|template| template::matches(&template.uri_template, uri))
         }
     }
 }
@@ -334,7 +297,7 @@ impl Catalog {
         slug: &str,
         messages: &[InstructionMessage],
     ) -> String {
-        let name = naming::qualify(slug, "instructions");
+        let name = names::qualify(slug, "instructions");
         let mut prompt = Prompt::new(
             name.clone(),
             Some(format!("Custom instructions for the {server} server")),
@@ -447,11 +410,11 @@ fn exposed_name(mode: PrefixMode, slug: &str, name: &str, shared: bool) -> Optio
     // the route keeps the original.
     let name = &*sanitize_name(name);
     match mode {
-        PrefixMode::Always => Some(naming::qualify(slug, name)),
-        PrefixMode::Auto if shared => Some(naming::qualify(slug, name)),
+        PrefixMode::Always => Some(names::qualify(slug, name)),
+        PrefixMode::Auto if shared => Some(names::qualify(slug, name)),
         PrefixMode::Never if shared => None,
         // Unprefixed names keep the 64-character bound too (found by the property tests).
-        PrefixMode::Auto | PrefixMode::Never => Some(naming::fit(name, 8)),
+        PrefixMode::Auto | PrefixMode::Never => Some(names::fit(name, 8)),
     }
 }
 
@@ -477,7 +440,7 @@ fn claim(taken: &mut HashSet<String>, name: String) -> String {
     }
     let mut n = 2;
     loop {
-        let candidate = naming::fit(&format!("{name}-{n}"), 12);
+        let candidate = names::fit(&format!("{name}-{n}"), 12);
         if taken.insert(candidate.clone()) {
             tracing::warn!(name = %name, exposed = %candidate, "name collision, renamed");
             return candidate;
@@ -500,7 +463,7 @@ fn resolve_prefixed(
             servers: servers.clone(),
         });
     }
-    if let Some((prefix, original)) = naming::split(name) {
+    if let Some((prefix, original)) = names::split(name) {
         let server = prefixes
             .get(prefix)
             .or_else(|| prefixes.get(&prefix.to_ascii_lowercase()));

@@ -69,7 +69,7 @@ fn exposed_names_are_unique_bounded_clean_and_route_back() {
         let names: Vec<String> = (0..servers)
             .map(|i| format!("{}{i}", rng.name(8)))
             .collect();
-        let slugs = naming::unique_slugs(names.iter().map(String::as_str));
+        let slugs = names::unique_slugs(names.iter().map(String::as_str));
         let uuids: Vec<String> = (0..servers)
             .map(|i| format!("00000000-0000-4000-8000-{i:012}"))
             .collect();
@@ -107,7 +107,7 @@ fn exposed_names_are_unique_bounded_clean_and_route_back() {
                     "seed {seed} {mode:?}: {name:?} twice"
                 );
                 assert!(
-                    name.len() <= naming::MAX_NAME_LEN,
+                    name.len() <= names::MAX_NAME_LEN,
                     "seed {seed} {mode:?}: {name:?} is {} bytes",
                     name.len()
                 );
@@ -138,15 +138,15 @@ fn qualify_and_split_round_trip_and_shortening_stays_distinct() {
     let mut rng = Rng(0x5EED);
     let mut shortened = HashSet::new();
     for _ in 0..5000 {
-        let slug = naming::slugify(&rng.name(6));
+        let slug = names::slugify(&rng.name(6));
         let name = rng.name(40);
-        let qualified = naming::qualify(&slug, &name);
-        assert!(qualified.len() <= naming::MAX_NAME_LEN, "{qualified:?}");
-        assert_eq!(qualified, naming::qualify(&slug, &name), "deterministic");
-        let whole = slug.len() + naming::SEPARATOR.len() + name.len() <= naming::MAX_NAME_LEN;
+        let qualified = names::qualify(&slug, &name);
+        assert!(qualified.len() <= names::MAX_NAME_LEN, "{qualified:?}");
+        assert_eq!(qualified, names::qualify(&slug, &name), "deterministic");
+        let whole = slug.len() + names::SEPARATOR.len() + name.len() <= names::MAX_NAME_LEN;
         if whole {
             assert_eq!(
-                naming::split(&qualified),
+                names::split(&qualified),
                 Some((slug.as_str(), name.as_str())),
                 "{qualified:?}"
             );

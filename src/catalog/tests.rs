@@ -20,7 +20,7 @@ impl Fixture {
     fn new(servers: &[(&str, &[&str])]) -> Fixture {
         let names: Vec<String> = servers.iter().map(|(name, _)| (*name).to_owned()).collect();
         Fixture {
-            slugs: naming::unique_slugs(names.iter().map(String::as_str)),
+            slugs: names::unique_slugs(names.iter().map(String::as_str)),
             uuids: (0..servers.len())
                 .map(|i| format!("00000000-0000-4000-8000-00000000000{i}"))
                 .collect(),

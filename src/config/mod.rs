@@ -3,6 +3,7 @@
 //! error names the file, the server and the field. Finding the file (`locate`) and watching it for
 //! edits (`watch`) live here too; what to do with a changed server list is the supervisor's job.
 
+mod oauth;
 mod watch;
 
 use std::collections::BTreeMap;
@@ -12,7 +13,8 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::security::{Secret, SecuritySettings};
+use crate::secret::Secret;
+use crate::security::SecuritySettings;
 
 pub use watch::watch;
 
@@ -58,7 +60,7 @@ pub struct ServerConfig {
     pub origin: Origin,
     /// The OAuth client's settings for an HTTP server (`"oauth"`); an HTTP server without them
     /// still authorizes when it answers 401 with a Bearer challenge.
-    pub oauth: crate::downstream::oauth::OAuthConfig,
+    pub oauth: OAuthConfig,
     /// The roots the server gets when no client's roots apply (`"roots"`; see the router).
     pub roots: Vec<RootConfig>,
 }
@@ -71,14 +73,33 @@ pub struct RootConfig {
     pub name: Option<String>,
 }
 
-/// Where a server's configuration came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Origin {
-    /// The local config file its owner wrote: trusted unless `--strict-commands` asks otherwise.
-    #[default]
-    LocalFile,
-    /// The plugged.in App's `/api/mcp-servers`: untrusted, checked by the security policy.
-    App,
+pub use crate::security::Origin;
+pub use oauth::OAuthConfig;
+
+impl ServerConfig {
+    /// Checks the server against the security policy before it is started or dialled (nothing
+    /// for a trusted origin unless the settings say strict); the refusal names the rule.
+    pub fn check(&self, security: &SecuritySettings) -> Result<(), crate::security::Refusal> {
+        match &self.transport {
+            TransportConfig::Stdio {
+                command, args, env, ..
+            } => {
+                if security.commands_strict(self.origin) {
+                    security.check_command(command, args, env)?;
+                }
+            }
+            TransportConfig::Sse { url, headers }
+            | TransportConfig::StreamableHttp { url, headers } => {
+                if let Some(rules) = security.url_rules(self.origin) {
+                    crate::security::check_url(url, &rules)?;
+                    for (name, value) in headers {
+                        crate::security::check_header(name, value.expose())?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The MCP generation spoken to a server.
@@ -537,10 +558,8 @@ fn root_uri(text: &str) -> Result<String, String> {
 /// The `oauth` object: `clientId`, `clientSecret`, `privateKeyFile` (read now), `assertionFile`
 /// (read at each use), `idpTokenEndpoint`, `idpClientId`, `idTokenFile` (read at each use),
 /// `scopes` (array or space-separated), `redirectPort`, `clientMetadataUrl`.
-fn parse_oauth(
-    server: &Map<String, Value>,
-) -> Result<crate::downstream::oauth::OAuthConfig, FieldError> {
-    let mut config = crate::downstream::oauth::OAuthConfig::default();
+fn parse_oauth(server: &Map<String, Value>) -> Result<OAuthConfig, FieldError> {
+    let mut config = OAuthConfig::default();
     let oauth = match server.get("oauth") {
         None | Some(Value::Null) => return Ok(config),
         Some(Value::Object(oauth)) => oauth,
@@ -578,10 +597,10 @@ fn parse_oauth(
         }
     };
     config.client_id = text("clientId")?;
-    config.client_secret = text("clientSecret")?.map(crate::security::Secret::new);
+    config.client_secret = text("clientSecret")?.map(crate::secret::Secret::new);
     config.client_metadata_url = text("clientMetadataUrl")?;
     if let Some(path) = text("privateKeyFile")? {
-        config.private_key_pem = Some(crate::security::Secret::new(
+        config.private_key_pem = Some(crate::secret::Secret::new(
             std::fs::read_to_string(&path).map_err(|e| {
                 field_error("oauth.privateKeyFile", format!("cannot read {path}: {e}"))
             })?,

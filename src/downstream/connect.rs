@@ -22,7 +22,8 @@ use super::handler::DownstreamHandler;
 use super::observe::Observed;
 use super::sse::SseClientTransport;
 use crate::config::{Protocol, ServerConfig, TransportConfig};
-use crate::security::{self, Secret, SecuritySettings};
+use crate::secret::Secret;
+use crate::security::{self, SecuritySettings};
 
 /// Environment variables a stdio server inherits from the proxy; the config's `env` goes on top.
 /// Everything else (tokens, keys in the proxy's own environment) stays out.

@@ -30,9 +30,10 @@ use rmcp::service::{Peer, RequestContext};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::catalog::ServerLists;
 use crate::config::ServerConfig;
 use crate::security::SecuritySettings;
+use crate::sync::{read, write};
+use rmcp::model::{Prompt, Resource, ResourceTemplate, Tool};
 
 pub use supervisor::spawn;
 
@@ -102,6 +103,43 @@ impl std::fmt::Display for ServerState {
             } => write!(f, "{reason} (retry in {}s)", retry_in.as_secs_f32()),
             ServerState::Refused { reason, .. } => f.write_str(reason),
         }
+    }
+}
+
+/// What one server currently offers, as it listed it.
+#[derive(Debug, Clone, Default)]
+pub struct ServerLists {
+    pub tools: Vec<Tool>,
+    pub prompts: Vec<Prompt>,
+    pub resources: Vec<Resource>,
+    pub templates: Vec<ResourceTemplate>,
+}
+
+impl ServerLists {
+    /// The lists as one JSON object (for the catalog cache).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "tools": self.tools,
+            "prompts": self.prompts,
+            "resources": self.resources,
+            "templates": self.templates,
+        })
+    }
+
+    /// The lists back from [`ServerLists::to_json`]; `None` if they do not parse.
+    pub fn from_json(value: &serde_json::Value) -> Option<ServerLists> {
+        let part = |key: &str| {
+            value
+                .get(key)
+                .cloned()
+                .unwrap_or_else(|| serde_json::json!([]))
+        };
+        Some(ServerLists {
+            tools: serde_json::from_value(part("tools")).ok()?,
+            prompts: serde_json::from_value(part("prompts")).ok()?,
+            resources: serde_json::from_value(part("resources")).ok()?,
+            templates: serde_json::from_value(part("templates")).ok()?,
+        })
     }
 }
 
@@ -404,15 +442,4 @@ impl Downstream {
         update(&mut lists);
         *guard = Arc::new(lists);
     }
-}
-
-/// Lock helpers: a panic while holding one of these short locks must not wedge the proxy.
-fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    lock.read()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    lock.write()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

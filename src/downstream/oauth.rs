@@ -33,6 +33,9 @@ use sha2::{Digest, Sha256};
 use sse_stream::Sse;
 use url::Url;
 
+use crate::config::OAuthConfig;
+use crate::sync::lock;
+
 /// Authorization attempts for one request before giving up (a server that keeps answering
 /// `insufficient_scope` must not loop us).
 const MAX_ATTEMPTS: usize = 2;
@@ -45,43 +48,6 @@ const STORE_POLL: Duration = Duration::from_millis(500);
 
 /// Refresh a token this long before it expires.
 const EXPIRY_MARGIN: Duration = Duration::from_secs(30);
-
-/// How a server's OAuth client is set up (the `oauth` object of a server's config).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct OAuthConfig {
-    /// A pre-registered client id; without it, a client-ID metadata document or dynamic
-    /// registration is used.
-    pub client_id: Option<String>,
-    /// The pre-registered client's secret.
-    pub client_secret: Option<crate::security::Secret>,
-    /// Scopes to ask for when neither the challenge nor the resource names any.
-    pub scopes: Option<Vec<String>>,
-    /// The URL of this client's metadata document, used as its id where the authorization
-    /// server supports client-ID metadata documents.
-    pub client_metadata_url: Option<String>,
-    /// A PKCS#8 PEM EC P-256 key: with `client_id`, the client authenticates with signed
-    /// assertions (`private_key_jwt`, RFC 7523) in the client-credentials grant.
-    pub private_key_pem: Option<crate::security::Secret>,
-    /// A workload identity token (a JWT issued to this workload by a trusted issuer), for the
-    /// JWT-bearer grant (RFC 7523, SEP-1933).
-    pub assertion: Option<crate::security::Secret>,
-    /// A file holding the workload identity token, read at each use (the token rotates).
-    pub assertion_file: Option<PathBuf>,
-    /// Enterprise-managed authorization (SEP-990): the identity provider's token endpoint, where
-    /// the user's ID token is exchanged (RFC 8693) for an identity assertion grant (ID-JAG) that
-    /// then goes to the authorization server with the JWT-bearer grant.
-    pub idp_token_endpoint: Option<String>,
-    /// This client's id at the identity provider.
-    pub idp_client_id: Option<String>,
-    /// The user's ID token from the identity provider (or `id_token_file`, read at each use).
-    pub id_token: Option<crate::security::Secret>,
-    pub id_token_file: Option<PathBuf>,
-    /// The loopback port of the redirect listener (`pluggedin-mcp-proxy auth`); 0 picks one.
-    pub redirect_port: u16,
-    /// Follow the authorization endpoint's redirect ourselves instead of asking a user (for a
-    /// server that approves without one, such as the conformance suite's).
-    pub headless: bool,
-}
 
 /// Why authorization failed.
 #[derive(Debug, thiserror::Error)]
@@ -130,13 +96,6 @@ struct Stored {
     /// The DPoP key (PKCS#8, base64) the tokens are bound to.
     #[serde(default)]
     dpop_key: Option<String>,
-}
-
-/// A std mutex's guard; a poisoned lock's data is still good (no invariant spans a panic).
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn unix_now() -> u64 {
@@ -968,7 +927,7 @@ impl OAuth {
             (None, None) => self.config.scopes.clone().unwrap_or_default(),
         };
         let read =
-            |file: &Option<PathBuf>, value: &Option<crate::security::Secret>| match (file, value) {
+            |file: &Option<PathBuf>, value: &Option<crate::secret::Secret>| match (file, value) {
                 (Some(path), _) => std::fs::read_to_string(path)
                     .map(|text| Some(text.trim().to_owned()))
                     .map_err(|e| protocol(format!("cannot read {}: {e}", path.display()))),

@@ -11,17 +11,12 @@ use rmcp::service::{Peer, QuitReason, ServiceError};
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use super::ServerLists;
 use super::connect::{ConnectError, Running, connect};
 use super::handler::DownstreamHandler;
 use super::{Connection, Downstream, Events, ServerState};
-use crate::catalog::ServerLists;
 use crate::config::Protocol;
-
-fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
+use crate::sync::lock;
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -40,7 +35,7 @@ pub fn spawn(downstream: Arc<Downstream>, events: Arc<dyn Events>, tracker: &Tas
 }
 
 async fn supervise(downstream: Arc<Downstream>, events: Arc<dyn Events>) {
-    if let Err(refusal) = downstream.security.check_server(&downstream.config) {
+    if let Err(refusal) = downstream.config.check(&downstream.security) {
         // A config the policy refuses stays refused until the config (or the policy) changes.
         tracing::warn!(rule = refusal.rule, "server not started: {refusal}");
         downstream.set_state(ServerState::Refused {

@@ -9,7 +9,6 @@
 
 mod command;
 pub mod net;
-mod secret;
 pub mod text;
 
 use std::fmt;
@@ -17,9 +16,16 @@ use std::fmt;
 use serde_json::Value;
 
 pub use command::AllowedPackage;
-pub use secret::Secret;
 
-use crate::config::{Origin, ServerConfig, TransportConfig};
+/// Where a server's configuration came from: what the policy trusts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Origin {
+    /// The local config file its owner wrote: trusted unless `--strict-commands` asks otherwise.
+    #[default]
+    LocalFile,
+    /// The plugged.in App's `/api/mcp-servers`: untrusted, checked by the security policy.
+    App,
+}
 
 /// The commands an untrusted server may run: the plugged.in App's own list (exact match).
 pub const DEFAULT_ALLOWED_COMMANDS: &[&str] = &[
@@ -222,30 +228,8 @@ impl SecuritySettings {
         })
     }
 
-    /// Checks a server's config before it is started; the refusal names the rule.
-    pub fn check_server(&self, server: &ServerConfig) -> Result<(), Refusal> {
-        match &server.transport {
-            TransportConfig::Stdio {
-                command, args, env, ..
-            } => {
-                if self.commands_strict(server.origin) {
-                    self.check_command(command, args, env)?;
-                }
-            }
-            TransportConfig::Sse { url, headers }
-            | TransportConfig::StreamableHttp { url, headers } => {
-                if let Some(rules) = self.url_rules(server.origin) {
-                    check_url(url, &rules)?;
-                    for (name, value) in headers {
-                        check_header(name, value.expose())?;
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn check_command<'a>(
+    /// The command policy for a stdio server's command line and environment.
+    pub fn check_command<'a>(
         &self,
         command: &str,
         args: &[String],

@@ -1,5 +1,5 @@
 use super::*;
-use crate::config::Config;
+use crate::config::{Config, ServerConfig};
 use std::path::Path;
 
 fn server(origin: Origin, json: &str) -> ServerConfig {
@@ -14,8 +14,8 @@ fn server(origin: Origin, json: &str) -> ServerConfig {
 }
 
 fn rule(settings: &SecuritySettings, origin: Origin, json: &str) -> Option<&'static str> {
-    settings
-        .check_server(&server(origin, json))
+    server(origin, json)
+        .check(settings)
         .err()
         .map(|refusal| refusal.rule)
 }
@@ -761,11 +761,8 @@ fn the_escape_hatches_let_exactly_what_they_name_through() {
 #[test]
 fn refusals_name_the_rule_the_argument_and_the_setting_that_lets_it_through() {
     let settings = SecuritySettings::default();
-    let refusal = settings
-        .check_server(&server(
-            Origin::App,
-            r#"{"command": "node", "args": ["-e", "1"]}"#,
-        ))
+    let refusal = server(Origin::App, r#"{"command": "node", "args": ["-e", "1"]}"#)
+        .check(&settings)
         .unwrap_err()
         .to_string();
     assert_eq!(
@@ -773,13 +770,13 @@ fn refusals_name_the_rule_the_argument_and_the_setting_that_lets_it_through() {
         "refused by the security policy (rule arg-eval): node \"-e\": runs code written in the \
          configuration (security.allowedArgs lets an argument through)"
     );
-    let refusal = settings
-        .check_server(&server(
-            Origin::App,
-            r#"{"command": "npx", "args": ["-y", "pkg"], "env": {"LD_PRELOAD": "/x.so"}}"#,
-        ))
-        .unwrap_err()
-        .to_string();
+    let refusal = server(
+        Origin::App,
+        r#"{"command": "npx", "args": ["-y", "pkg"], "env": {"LD_PRELOAD": "/x.so"}}"#,
+    )
+    .check(&settings)
+    .unwrap_err()
+    .to_string();
     assert!(refusal.contains("rule env-code-loading"), "{refusal}");
     assert!(refusal.contains("security.allowedEnv"), "{refusal}");
 }

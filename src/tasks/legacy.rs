@@ -41,6 +41,7 @@ use serde_json::{Map, Value, json};
 
 use crate::downstream::Downstream;
 use crate::router::{Caller, Router, Session};
+use crate::sync::lock;
 
 use super::{SEPARATOR, namespaced, resolve};
 
@@ -72,12 +73,6 @@ const MAX_OWNERS: usize = 4096;
 const MAX_PENDING: usize = 4096;
 /// The most statuses kept for tasks whose creation has not passed yet.
 const MAX_EARLY: usize = 256;
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     memchr::memmem::find(haystack, needle).is_some()

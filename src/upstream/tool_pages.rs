@@ -19,6 +19,7 @@ use rmcp::service::{RxJsonRpcMessage, TxJsonRpcMessage};
 
 use crate::catalog::Catalog;
 use crate::router::Router;
+use crate::sync::lock;
 
 /// The encoded `tools/list` results of the current catalog, as a legacy session gets them.
 pub struct ToolPages {
@@ -31,12 +32,6 @@ struct Pages {
     catalog: Arc<Catalog>,
     /// By the index of the page's first tool: at most one entry per page of the catalog.
     encoded: HashMap<usize, Arc<[u8]>>,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl ToolPages {

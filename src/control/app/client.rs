@@ -15,6 +15,8 @@ use futures::future::{BoxFuture, Shared};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
+use crate::sync::lock;
+
 /// An App API key. `Debug` and `Display` print `***`: the key must not reach logs or errors.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ApiKey(String);
@@ -528,12 +530,6 @@ impl Drop for InFlightEntry<'_> {
             in_flight.remove(self.key);
         }
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn method_name(method: &Method) -> &'static str {

@@ -16,6 +16,7 @@ use super::client::{AppClient, AppError, Call, encode};
 use super::servers::{self, AppServers};
 use crate::config::Config;
 use crate::control::time::{iso, now_ms};
+use crate::sync::lock;
 
 /// The file the last good copy is kept in, in the data dir. It holds the server list as the App
 /// sent it (with its env and headers, which may carry secrets), so it is written owner-only.
@@ -373,12 +374,6 @@ pub struct AppMode {
     tools_due: Mutex<ToolsDue>,
     /// A client listed tools since the tool list was last read.
     tools_listed: AtomicBool,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl AppMode {

@@ -104,10 +104,10 @@ fn text(entry: &Map<String, Value>, key: &str) -> Option<String> {
 }
 
 /// Header values are secrets (an OAuth token arrives as `Authorization`).
-fn secrets(headers: BTreeMap<String, String>) -> BTreeMap<String, crate::security::Secret> {
+fn secrets(headers: BTreeMap<String, String>) -> BTreeMap<String, crate::secret::Secret> {
     headers
         .into_iter()
-        .map(|(name, value)| (name, crate::security::Secret::new(value)))
+        .map(|(name, value)| (name, crate::secret::Secret::new(value)))
         .collect()
 }
 

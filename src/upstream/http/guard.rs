@@ -28,7 +28,7 @@ use tokio::sync::Notify;
 use super::limits::{Key, Kind, RateLimits};
 use super::sessions::BoundedSessions;
 use crate::cli::Cors;
-use crate::security::Secret;
+use crate::secret::Secret;
 
 /// The most header bytes a request may carry.
 pub(crate) const MAX_HEADER_BYTES: usize = 64 * 1024;

@@ -15,6 +15,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::sync::lock;
+
 /// The window of the rate limits.
 pub(crate) const WINDOW: Duration = Duration::from_secs(60);
 /// Live windows kept at most (about 100 bytes each: 10 MB). Past this many distinct tokens and
@@ -290,12 +292,6 @@ impl RateLimits {
     fn windows(&self) -> usize {
         lock(&self.windows).map.len()
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]

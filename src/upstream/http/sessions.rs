@@ -47,6 +47,7 @@ use rmcp::transport::streamable_http_server::session::{
 use tokio::sync::Notify;
 
 use crate::router::{Router, Session};
+use crate::sync::lock;
 
 /// How long a request for a hibernating session waits for its old worker to finish.
 const SETTLE_WAIT: Duration = Duration::from_secs(5);
@@ -125,12 +126,6 @@ impl Drop for Busy {
 
 fn millis_since(epoch: Instant) -> u64 {
     u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl BoundedSessions {

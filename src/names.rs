@@ -1,7 +1,20 @@
-//! Names exposed to clients: server slugs, `<slug>__<name>` qualification within the 64-character
-//! limit that Claude and OpenAI clients enforce, and parsing a qualified name back into its parts.
+//! The vocabulary of names: server slugs, `<slug>__<name>` qualification within the 64-character
+//! limit that Claude and OpenAI clients enforce, parsing a qualified name back into its parts, and
+//! how names are exposed ([`PrefixMode`]). Floor 0: it imports nothing from the crate.
 
 use sha2::{Digest, Sha256};
+
+/// How the names of downstream tools and prompts are exposed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum PrefixMode {
+    /// Every name is `<slug>__<name>`, as the original proxy does.
+    #[default]
+    Always,
+    /// Only names offered by more than one server are prefixed.
+    Auto,
+    /// Original names; a name offered by several servers is refused with an error.
+    Never,
+}
 
 /// The separator between a server's slug (or UUID) and an original name, as in the original.
 pub const SEPARATOR: &str = "__";
