@@ -73,7 +73,7 @@ fn tools(router: &Router, json: bool) -> anyhow::Result<ExitCode> {
     if json {
         // As `tools/list` shows them: a 2025-11-25 tool's `execution` in its place.
         let mut tools = serde_json::json!({ "tools": &catalog.tools });
-        crate::tasks::legacy::unstash_result(&mut tools);
+        crate::wire::core_tasks::unstash_result(&mut tools);
         println!("{}", serde_json::to_string_pretty(&tools["tools"])?);
         return Ok(ExitCode::SUCCESS);
     }

@@ -42,6 +42,7 @@ pub mod sync;
 pub mod tasks;
 pub mod telemetry;
 pub mod upstream;
+pub mod wire;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -16,7 +16,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{ChildStdin, ChildStdout};
 use tokio::sync::Mutex;
 
-use super::answers::TypedAnswers;
+use crate::wire::typed_answers::TypedAnswers;
 
 /// How long a closing child may take to exit after its stdin closes, and again after SIGTERM.
 const EXIT_GRACE: Duration = Duration::from_secs(3);
@@ -204,7 +204,7 @@ pub(super) struct ChildTransport {
     framer: LineFramer,
     max: usize,
     /// 2025-11-25 tasks' raw path (`tasks::legacy`).
-    wire: crate::tasks::legacy::DownstreamWire,
+    wire: crate::wire::core_tasks::DownstreamWire,
     /// `tools/call` and `tools/list` answers decoded straight into their types.
     answers: TypedAnswers,
     /// Warnings about stray lines on the server's stdout (a server that prints garbage must not

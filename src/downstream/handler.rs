@@ -178,7 +178,7 @@ impl ClientHandler for DownstreamHandler {
         notification: rmcp::model::CustomNotification,
         _context: NotificationContext<RoleClient>,
     ) {
-        if notification.method == crate::tasks::legacy::STATUS_CUSTOM {
+        if notification.method == crate::wire::core_tasks::STATUS_CUSTOM {
             self.events.task_status(&self.server, notification.params);
         }
     }

@@ -4,7 +4,6 @@
 //! `list_changed`, and restarts it with backoff when it fails. Events that must reach clients go
 //! through the [`Events`] trait, so this module knows nothing of upstream sessions.
 
-mod answers;
 pub mod child;
 mod connect;
 mod handler;

@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use super::connect::error_chain;
-use crate::tasks::legacy::DownstreamWire;
+use crate::wire::core_tasks::DownstreamWire;
 
 /// Largest single SSE event accepted by default; a larger one drops the connection.
 pub const MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;

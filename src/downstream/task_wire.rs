@@ -17,7 +17,7 @@ use rmcp::transport::streamable_http_client::{
 };
 use sse_stream::Sse;
 
-use crate::tasks::legacy::DownstreamWire;
+use crate::wire::core_tasks::DownstreamWire;
 
 /// A Streamable HTTP client (reqwest's, or OAuth's around it) with the raw path of core tasks.
 #[derive(Clone)]

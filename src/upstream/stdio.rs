@@ -293,11 +293,11 @@ async fn read_loop(
 
 /// The line of a legacy client's core-task request renamed for `tasks::legacy`, if it is one.
 fn rename_core_task(line: &str) -> Option<String> {
-    if !crate::tasks::legacy::may_rename(line.as_bytes()) {
+    if !crate::wire::core_tasks::may_rename(line.as_bytes()) {
         return None;
     }
     let mut message: Value = serde_json::from_str(line).ok()?;
-    crate::tasks::legacy::rename_request(&mut message).then(|| message.to_string())
+    crate::wire::core_tasks::rename_request(&mut message).then(|| message.to_string())
 }
 
 /// Decodes one line: a message, nothing (blank line, or a notification we cannot use), or the
@@ -477,12 +477,12 @@ impl Transport<RoleServer> for StdioTransport {
         self.shortcut.sent(&item);
         // Stashed 2025-11-25 task data goes back in place (`tasks::legacy`).
         let unstash = matches!(&item, JsonRpcMessage::Response(response)
-            if crate::tasks::legacy::needs_unstash(&response.result));
+            if crate::wire::core_tasks::needs_unstash(&response.result));
         async move {
             if unstash {
                 let mut message = serde_json::to_value(&item).map_err(std::io::Error::other)?;
                 if let Some(result) = message.get_mut("result") {
-                    crate::tasks::legacy::unstash_result(result);
+                    crate::wire::core_tasks::unstash_result(result);
                 }
                 return writer.lock().await.write(&message).await;
             }

@@ -70,10 +70,10 @@ impl ToolPages {
         // What rmcp's `ServerHandler` does to a result for a peer before 2026-07-28.
         result.strip_result_type_for_legacy_peer();
         result.strip_non_object_output_for_legacy_peer();
-        let encoded: Arc<[u8]> = if crate::tasks::legacy::needs_unstash(&result) {
+        let encoded: Arc<[u8]> = if crate::wire::core_tasks::needs_unstash(&result) {
             // Tools' 2025-11-25 `execution`, stashed in `_meta`, back in place.
             let mut value = serde_json::to_value(&result).ok()?;
-            crate::tasks::legacy::unstash_result(&mut value);
+            crate::wire::core_tasks::unstash_result(&mut value);
             serde_json::to_vec(&value).ok()?.into()
         } else {
             serde_json::to_vec(&result).ok()?.into()

@@ -624,12 +624,12 @@ pub(crate) async fn check(
         InFlight(guard.clone())
     });
     // 2025-11-25 core tasks take the handler's raw path (`tasks::legacy`).
-    let bytes = crate::tasks::legacy::rename_post(&mut parts.headers, bytes);
+    let bytes = crate::wire::core_tasks::rename_post(&mut parts.headers, bytes);
     let mut response = next
         .run(Request::from_parts(parts, Body::from(bytes)))
         .await;
-    if crate::tasks::legacy::answers_need_unstash(&methods) {
-        response = crate::tasks::legacy::unstash_response(response).await;
+    if crate::wire::core_tasks::answers_need_unstash(&methods) {
+        response = crate::wire::core_tasks::unstash_response(response).await;
     }
     if json_welcome && response.status() == StatusCode::OK && is_sse(response.headers()) {
         response = prefer_json(response).await;

@@ -35,7 +35,7 @@ enum Expect {
 
 /// The requests in flight whose answers can be decoded directly, by id.
 #[derive(Debug, Default)]
-pub(super) struct TypedAnswers {
+pub struct TypedAnswers {
     pending: Mutex<HashMap<RequestId, Expect>>,
 }
 
@@ -52,7 +52,7 @@ struct Head<'a> {
 
 impl TypedAnswers {
     /// Notes a message on its way to the server.
-    pub(super) fn sent(&self, message: &TxJsonRpcMessage<RoleClient>) {
+    pub fn sent(&self, message: &TxJsonRpcMessage<RoleClient>) {
         match message {
             JsonRpcMessage::Request(request) => {
                 let expect = match &request.request {
@@ -88,7 +88,7 @@ impl TypedAnswers {
 
     /// The message in `line`, when it answers a noted request and decodes as that request's
     /// result; `None` sends the line down rmcp's general path.
-    pub(super) fn decode(&self, line: &[u8]) -> Option<RxJsonRpcMessage<RoleClient>> {
+    pub fn decode(&self, line: &[u8]) -> Option<RxJsonRpcMessage<RoleClient>> {
         if self
             .pending
             .lock()

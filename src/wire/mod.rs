@@ -1,0 +1,11 @@
+//! The wire floor: every place the proxy steps around rmcp at the byte level. Each file says which
+//! rmcp behaviour it compensates and what to do when rmcp changes, so a reader can tell the
+//! design from the compensation for the SDK. It depends on external crates and floor 0 only;
+//! the transports (downstream, upstream) call it.
+//!
+//! - [`core_tasks`]: 2025-11-25 tasks carried as raw JSON (rmcp's model drops their data).
+//! - [`typed_answers`]: `tools/call` and `tools/list` answers decoded straight into their types
+//!   (rmcp's untagged `ServerResult` tries fifteen variants first).
+
+pub mod core_tasks;
+pub mod typed_answers;
