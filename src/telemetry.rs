@@ -34,6 +34,21 @@ fn with_rmcp_quieted(filter: &str) -> String {
     }
 }
 
+/// An error and its sources, `: `-separated, without repeating a cause its parent already says.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// A budget for log lines that something outside the proxy causes (a server's stderr, its stray
 /// output): a burst, then a steady rate. Lines over the budget are counted, not logged, and the
 /// count goes out with the next line let through, so a flood costs a few lines a second however

@@ -269,22 +269,7 @@ pub(super) async fn connect(
 
 /// The error with its causes (a refusal by the URL policy sits deep in a reqwest error's chain).
 fn handshake_error(error: impl std::error::Error + 'static) -> ConnectError {
-    ConnectError::Handshake(error_chain(&error))
-}
-
-/// An error and its sources, `: `-separated, without repeating a cause its parent already says.
-pub(super) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
+    ConnectError::Handshake(crate::telemetry::error_chain(&error))
 }
 
 fn http_client(

@@ -25,7 +25,7 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
-use super::connect::error_chain;
+use crate::telemetry::error_chain;
 use crate::wire::core_tasks::DownstreamWire;
 
 /// Largest single SSE event accepted by default; a larger one drops the connection.
