@@ -214,7 +214,9 @@ impl KnownTools {
                     .find(|entry| &entry.name == name)
                     .map(|entry| entry.uuid.clone())
                     .unwrap_or_default(),
-                crate::config::Origin::LocalFile => control.server_uuid(name).await?,
+                crate::config::Origin::LocalFile | crate::config::Origin::Registry => {
+                    control.server_uuid(name).await?
+                }
             };
             let cached = cache
                 .iter()
