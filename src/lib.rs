@@ -12,6 +12,8 @@
 //! - [`control`]: the control-plane boundary the built-in tools talk to, its local SQLite
 //!   store and its plugged.in App client (App mode); the activity recorder.
 //! - [`ingest`]: files into documents (HTML and PDF text extraction) for `docs add`.
+//! - [`import`]: the servers of the user's MCP clients, merged into the config file.
+//! - [`registry`]: an MCP registry's servers: search, show, add to the config, update.
 //! - [`mail`]: SMTP delivery of notifications.
 //! - [`upstream`]: serving clients (stdio, Streamable HTTP).
 //! - [`inspect`]: the `tools`, `call` and `servers` commands for people.
@@ -29,6 +31,7 @@ pub mod config;
 pub mod control;
 pub mod downstream;
 pub mod ids;
+pub mod import;
 pub mod ingest;
 pub mod inspect;
 pub mod mail;

@@ -5,6 +5,7 @@
 //! `${VAR}` references are resolved here, at load (`vars`); editing the file in place, keeping
 //! what the user wrote, is `jsonc`'s.
 
+pub mod edit;
 pub mod jsonc;
 pub mod vars;
 mod watch;
