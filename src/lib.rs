@@ -37,6 +37,7 @@ pub mod inspect;
 pub mod mail;
 pub mod manage;
 pub mod parked;
+pub mod registry;
 pub mod router;
 pub mod security;
 pub mod tasks;
@@ -100,6 +101,19 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
         Some(_) => cli.config.clone(),
     };
     let overrides = SecurityOverrides::from_cli(&cli);
+    if let Some(command) = cli.command.take_if(|command| command.adds_servers()) {
+        // They read and edit the file as written (its `${VAR}` references unresolved), so a
+        // variable set only for the proxy's clients does not stop them.
+        let files = manage::Files {
+            config: config_path
+                .clone()
+                .unwrap_or_else(config::edit::default_path),
+            data_dir: data_dir.clone(),
+            explicit_data_dir: cli.data_dir.is_some(),
+            app_mode: app_settings.is_some(),
+        };
+        return manage::add_servers(command, &files).await;
+    }
     let mut file_config = match &config_path {
         Some(path) => {
             let config = Config::load(path)?;

@@ -20,6 +20,10 @@ use crate::control::{
 };
 use crate::inspect::print_table;
 
+mod adding;
+
+pub use adding::{Files, add_servers, registry_url};
+
 /// The workspace name that means "every server".
 const ALL: &str = "all";
 

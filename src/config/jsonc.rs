@@ -33,9 +33,9 @@ pub fn strip(text: &str) -> String {
                 let end = text[at + 2..]
                     .find("*/")
                     .map_or(bytes.len(), |end| at + 2 + end + 2);
-                for index in at..end {
-                    if out[index] != b'\n' {
-                        out[index] = b' ';
+                for byte in &mut out[at..end] {
+                    if *byte != b'\n' {
+                        *byte = b' ';
                     }
                 }
                 at = end;

@@ -277,10 +277,7 @@ pub fn secrets_path(data_dir: &Path, server: &str) -> PathBuf {
 
 /// Writes (or merges into) an owner-only env file; the directory is owner-only too.
 pub fn write_secrets(file: &Path, values: &BTreeMap<String, String>) -> Result<(), String> {
-    let mut all = match crate::config::vars::read_env_file(file) {
-        Ok(existing) => existing,
-        Err(_) => BTreeMap::new(),
-    };
+    let mut all = crate::config::vars::read_env_file(file).unwrap_or_default();
     all.extend(values.iter().map(|(k, v)| (k.clone(), v.clone())));
     if let Some(dir) = file.parent() {
         create_private_dir(dir)
