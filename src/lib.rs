@@ -541,6 +541,25 @@ fn http_options(
             max_body_bytes: cli.max_body_bytes,
             stream_answers: cli.sse_answers,
         },
+        api: Some(api_files(cli, app.is_some())?),
+    })
+}
+
+/// What the console's JSON API works on: this proxy's config file and data dir.
+fn api_files(cli: &Cli, app_mode: bool) -> anyhow::Result<upstream::http::ApiFiles> {
+    let config = config::locate(cli.config.as_deref()).unwrap_or_else(config::edit::default_path);
+    let files = manage::Files {
+        config: config.clone(),
+        data_dir: data_dir(cli.data_dir.clone()),
+        explicit_data_dir: cli.data_dir.is_some(),
+        app_mode,
+    };
+    Ok(upstream::http::ApiFiles {
+        registry_url: manage::registry_url(None, &config)?,
+        proxy: manage::proxy_entry(&files)?,
+        config,
+        data_dir: files.data_dir,
+        app_mode,
     })
 }
 

@@ -22,7 +22,7 @@ use crate::inspect::print_table;
 
 mod adding;
 
-pub use adding::{Files, add_servers, registry_url};
+pub use adding::{Files, add_servers, proxy_entry, registry_url};
 
 /// The workspace name that means "every server".
 const ALL: &str = "all";

@@ -108,7 +108,7 @@ fn pairs(flag: &str, items: &[String]) -> anyhow::Result<BTreeMap<String, String
 
 /// How the clients start the proxy after `--replace`: this binary, with this config (and data
 /// dir, when one was given).
-fn proxy_entry(files: &Files) -> anyhow::Result<import::replace::ProxyEntry> {
+pub fn proxy_entry(files: &Files) -> anyhow::Result<import::replace::ProxyEntry> {
     let exe = std::env::current_exe().context("the proxy's own path")?;
     let exe = std::fs::canonicalize(&exe).unwrap_or(exe);
     let mut args = vec![

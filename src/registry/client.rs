@@ -89,6 +89,9 @@ impl Registry {
             let path = format!("{}/", url.path());
             url.set_path(&path);
         }
+        // reqwest is built without a default TLS provider (see `lib::run`); installing it twice
+        // is harmless.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .timeout(TIMEOUT)
             .user_agent(concat!("pluggedin-mcp-proxy/", env!("CARGO_PKG_VERSION")))
