@@ -1,0 +1,1 @@
+//! `registry`: search, show, add, outdated and update against a stand-in registry.
