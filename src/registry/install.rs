@@ -66,7 +66,7 @@ impl std::fmt::Display for Needed {
 pub enum AddError {
     #[error("{}", missing_text(.0))]
     Missing(Vec<Needed>),
-    #[error("{0}")]
+    #[error(transparent)]
     Registry(#[from] RegistryError),
     #[error("{0}")]
     Refused(String),
@@ -250,6 +250,8 @@ struct Values<'a> {
 struct Resolved {
     text: String,
     secret: bool,
+    /// Already written for the config (references kept, literal `${` escaped).
+    escaped: bool,
 }
 
 impl Values<'_> {
@@ -291,20 +293,23 @@ impl Values<'_> {
         Ok(Some(Resolved {
             secret: input.is_secret && !is_reference(&value),
             text: value,
+            escaped: false,
         }))
     }
 
     /// A fixed value with its `{variables}` filled in (a variable nobody gave, without a
-    /// default, stays as written unless it is required).
+    /// default, stays as written unless it is required). The text comes back written for the
+    /// config: a secret variable's value goes to the secrets file and the text references it
+    /// (`Bearer ${TOKEN}`), the rest is escaped as literal text.
     fn template(
         &mut self,
         template: &str,
         variables: &BTreeMap<String, Input>,
         secret: bool,
     ) -> Result<Option<Resolved>, AddError> {
-        let mut text = template.to_owned();
-        let mut secret = secret;
+        let mut text = escape_literal(template);
         let mut complete = true;
+        let mut replaced = false;
         for (variable, input) in variables {
             let placeholder = format!("{{{variable}}}");
             if !text.contains(&placeholder) {
@@ -316,19 +321,34 @@ impl Values<'_> {
                 .get(variable)
                 .and_then(|values| values.first())
                 .cloned();
-            if let Some(given) = &given {
-                self.used_args.insert(variable.clone(), vec![given.clone()]);
-            }
-            match self.input("arg", variable, input, given.as_deref())? {
+            // The whole value is secret: so is each of its parts.
+            let mut input = input.clone();
+            input.is_secret |= secret;
+            match self.input("arg", variable, &input, given.as_deref())? {
                 Some(value) => {
-                    secret |= value.secret;
-                    text = text.replace(&placeholder, &value.text);
+                    replaced = true;
+                    let written = if value.secret {
+                        self.keep_secret(&variable_name(variable), value.text)
+                    } else if is_reference(&value.text) {
+                        value.text
+                    } else {
+                        escape_literal(&value.text)
+                    };
+                    if given.is_some() {
+                        self.used_args
+                            .insert(variable.clone(), vec![written.clone()]);
+                    }
+                    text = text.replace(&placeholder, &written);
                 }
                 None if input.is_required => complete = false,
                 None => {}
             }
         }
-        Ok(complete.then_some(Resolved { text, secret }))
+        Ok(complete.then_some(Resolved {
+            text,
+            secret: secret && !replaced,
+            escaped: true,
+        }))
     }
 
     /// Puts a secret value in the secrets file under `variable`; the reference to write.
@@ -439,6 +459,8 @@ impl Values<'_> {
                     variable_name(&item.name)
                 };
                 self.keep_secret(&variable, value.text)
+            } else if value.escaped {
+                value.text
             } else {
                 escape_literal(&value.text)
             };
