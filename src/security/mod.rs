@@ -212,12 +212,12 @@ impl SecuritySettings {
 
     /// Whether the command policy applies to a server from `origin`.
     pub fn commands_strict(&self, origin: Origin) -> bool {
-        origin == Origin::App || self.strict_commands
+        origin.is_untrusted() || self.strict_commands
     }
 
     /// The URL rules for a server from `origin`, or `None` when its URLs are trusted.
     pub fn url_rules(&self, origin: Origin) -> Option<UrlRules> {
-        (origin == Origin::App || self.strict_urls).then_some(UrlRules {
+        (origin.is_untrusted() || self.strict_urls).then_some(UrlRules {
             allow_local: self.allow_local_targets,
         })
     }
