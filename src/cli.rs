@@ -3,7 +3,7 @@
 //! `--require-api-auth`); our additions are `--config`, `--data-dir`, `--prefix-mode`,
 //! `--log-level`, `--workspace`, `--activity-retention-days`, the inspector subcommands and the
 //! management subcommands (`servers list|enable|disable`, `tools enable|disable`, `workspace`,
-//! `stats`). Command-line values win over the environment.
+//! `stats`, `import`, `registry`). Command-line values win over the environment.
 
 use std::path::PathBuf;
 
@@ -281,11 +281,91 @@ pub enum Command {
         /// The server's name in the config
         server: String,
     },
+    /// Import the servers your MCP clients already have into the config file (and, with
+    /// --replace, make the clients start only the proxy)
+    Import {
+        /// claude-desktop, claude-code, cursor, vscode, windsurf, cline, codex, or all
+        #[arg(default_value = "all")]
+        client: String,
+        /// Show what would be imported, change nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Then rewrite each imported client config so that it starts only the proxy (a backup
+        /// of each file goes to the data dir first)
+        #[arg(long, conflicts_with = "restore")]
+        replace: bool,
+        /// Undo an earlier --replace (refused for a file whose servers changed since)
+        #[arg(long)]
+        restore: bool,
+        /// The project whose project-level configs are read (default: the current directory)
+        #[arg(long, value_name = "DIR")]
+        project: Option<PathBuf>,
+        /// A value for a client's `${input:ID}` (repeatable)
+        #[arg(long = "input", value_name = "ID=VALUE")]
+        inputs: Vec<String>,
+    },
+    /// Find servers in an MCP registry (the official one by default) and add them
+    Registry {
+        /// The registry's base URL (default: the config's "registryUrl", else the official
+        /// MCP Registry)
+        #[arg(long, value_name = "URL")]
+        registry_url: Option<String>,
+        #[command(subcommand)]
+        action: RegistryAction,
+    },
     /// Calls, error rate and p50/p95 duration per server and tool, from the activity log
     Stats {
         /// The window: a number and s, m, h, d or w (`90m`, `24h`, `7d`)
         #[arg(long, default_value = "24h")]
         since: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RegistryAction {
+    /// Servers whose name or description contains QUERY (their latest versions), a page at a
+    /// time
+    Search {
+        #[arg(default_value = "")]
+        query: String,
+        /// Servers per page
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// The page after the one that printed this cursor
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+    /// A server's description, packages, remotes and the variables each needs
+    Show {
+        /// NAME or NAME@VERSION (default: the latest)
+        name: String,
+    },
+    /// Add a server to the config file
+    Add {
+        /// NAME or NAME@VERSION (default: the latest)
+        name: String,
+        /// An environment variable's value (repeatable)
+        #[arg(long = "env", value_name = "KEY=VALUE")]
+        env: Vec<String>,
+        /// A header's value, for a remote (repeatable)
+        #[arg(long = "header", value_name = "KEY=VALUE")]
+        headers: Vec<String>,
+        /// An argument's value, by its name or value hint, or a variable's (repeatable)
+        #[arg(long = "arg", value_name = "NAME=VALUE")]
+        args: Vec<String>,
+        /// The server's name in the config (default: the last part of NAME)
+        #[arg(long = "as", value_name = "NAME")]
+        as_name: Option<String>,
+        /// Which way to run it when it has several: npm, pypi, oci, nuget, or remote
+        #[arg(long, value_name = "KIND")]
+        package: Option<String>,
+    },
+    /// The config's servers from a registry that has a newer version
+    Outdated,
+    /// Move a server of the config to the registry's latest version, keeping its values
+    Update {
+        /// The server's name in the config
+        name: String,
     },
 }
 
@@ -379,6 +459,11 @@ impl Command {
                 | Command::Stats { .. }
                 | Command::Docs { .. }
         )
+    }
+
+    /// `import` and `registry`: they write the config file (and need no servers running).
+    pub fn adds_servers(&self) -> bool {
+        matches!(self, Command::Import { .. } | Command::Registry { .. })
     }
 
     /// Whether the command works on the configured servers (the others — `docs`, `stats`,

@@ -12,6 +12,8 @@
 //! - [`control`]: the control-plane boundary the built-in tools talk to, its local SQLite
 //!   store and its plugged.in App client (App mode); the activity recorder.
 //! - [`ingest`]: files into documents (HTML and PDF text extraction) for `docs add`.
+//! - [`import`]: the servers of the user's MCP clients, merged into the config file.
+//! - [`registry`]: an MCP registry's servers: search, show, add to the config, update.
 //! - [`mail`]: SMTP delivery of notifications.
 //! - [`upstream`]: serving clients (stdio, Streamable HTTP).
 //! - [`inspect`]: the `tools`, `call` and `servers` commands for people.
@@ -29,12 +31,14 @@ pub mod config;
 pub mod control;
 pub mod downstream;
 pub mod ids;
+pub mod import;
 pub mod ingest;
 pub mod inspect;
 pub mod mail;
 pub mod manage;
 pub mod names;
 pub mod parked;
+pub mod registry;
 pub mod router;
 pub mod secret;
 pub mod security;
@@ -101,6 +105,19 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
         Some(_) => cli.config.clone(),
     };
     let overrides = SecurityOverrides::from_cli(&cli);
+    if let Some(command) = cli.command.take_if(|command| command.adds_servers()) {
+        // They read and edit the file as written (its `${VAR}` references unresolved), so a
+        // variable set only for the proxy's clients does not stop them.
+        let files = manage::Files {
+            config: config_path
+                .clone()
+                .unwrap_or_else(config::edit::default_path),
+            data_dir: data_dir.clone(),
+            explicit_data_dir: cli.data_dir.is_some(),
+            app_mode: app_settings.is_some(),
+        };
+        return manage::add_servers(command, &files).await;
+    }
     let mut file_config = match &config_path {
         Some(path) => {
             let config = Config::load(path)?;
@@ -528,6 +545,25 @@ fn http_options(
             max_body_bytes: cli.max_body_bytes,
             stream_answers: cli.sse_answers,
         },
+        api: Some(api_files(cli, app.is_some())?),
+    })
+}
+
+/// What the console's JSON API works on: this proxy's config file and data dir.
+fn api_files(cli: &Cli, app_mode: bool) -> anyhow::Result<upstream::http::ApiFiles> {
+    let config = config::locate(cli.config.as_deref()).unwrap_or_else(config::edit::default_path);
+    let files = manage::Files {
+        config: config.clone(),
+        data_dir: data_dir(cli.data_dir.clone()),
+        explicit_data_dir: cli.data_dir.is_some(),
+        app_mode,
+    };
+    Ok(upstream::http::ApiFiles {
+        registry_url: manage::registry_url(None, &config)?,
+        proxy: manage::proxy_entry(&files)?,
+        config,
+        data_dir: files.data_dir,
+        app_mode,
     })
 }
 

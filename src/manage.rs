@@ -20,6 +20,10 @@ use crate::control::{
 };
 use crate::inspect::print_table;
 
+mod adding;
+
+pub use adding::{Files, add_servers, proxy_entry, registry_url};
+
 /// The workspace name that means "every server".
 const ALL: &str = "all";
 
@@ -214,7 +218,9 @@ impl KnownTools {
                     .find(|entry| &entry.name == name)
                     .map(|entry| entry.uuid.clone())
                     .unwrap_or_default(),
-                crate::config::Origin::LocalFile => control.server_uuid(name).await?,
+                crate::config::Origin::LocalFile | crate::config::Origin::Registry => {
+                    control.server_uuid(name).await?
+                }
             };
             let cached = cache
                 .iter()

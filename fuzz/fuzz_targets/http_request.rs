@@ -71,6 +71,7 @@ fn fixture() -> &'static Fixture {
                     max_body_bytes: 64 * 1024,
                     stream_answers: false,
                 },
+                api: None,
             };
             App::new(router, options, true).service
         });

@@ -2,8 +2,13 @@
 //! Cline use (VS Code's `servers` spelling too), parsed into validated [`ServerConfig`]s. Every
 //! error names the file, the server and the field. Finding the file (`locate`) and watching it for
 //! edits (`watch`) live here too; what to do with a changed server list is the supervisor's job.
+//! `${VAR}` references are resolved here, at load (`vars`); editing the file in place, keeping
+//! what the user wrote, is `jsonc`'s.
 
+pub mod edit;
+pub mod jsonc;
 mod oauth;
+pub mod vars;
 mod watch;
 
 use std::collections::BTreeMap;
@@ -269,8 +274,20 @@ impl Config {
         }
     }
 
-    /// Validates config text; `path` is only used in error messages.
+    /// Validates config text; `path` names the file in error messages, and a server's relative
+    /// `envFile` is taken from its directory. `${VAR}` references are resolved from the process
+    /// environment.
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        Config::parse_with_env(path, text, &|name| std::env::var(name).ok())
+    }
+
+    /// [`Config::parse`] with `${VAR}` references resolved by `lookup` (after each server's
+    /// `envFile`).
+    pub fn parse_with_env(
+        path: &Path,
+        text: &str,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
         let error = |server: Option<&str>, field: Option<&str>, message: String| ConfigError {
             file: path.to_owned(),
             server: server.map(str::to_owned),
@@ -340,7 +357,9 @@ impl Config {
             if name.trim().is_empty() {
                 return Err(error(None, Some(key), "a server name is empty".into()));
             }
-            let server = parse_server(server)
+            let base = path.parent().unwrap_or(Path::new(""));
+            let server = resolve_server(server, base, lookup)
+                .and_then(|server| parse_server(&server))
                 .map_err(|(field, message)| error(Some(name), field.as_deref(), message))?;
             config.servers.insert(name.clone(), server);
         }
@@ -355,6 +374,75 @@ type FieldError = (Option<String>, String);
 
 fn field_error(field: &str, message: impl Into<String>) -> FieldError {
     (Some(field.to_owned()), message.into())
+}
+
+/// The server's entry with its `${VAR}` references resolved (see `vars`): in `command`,
+/// `args`, `env` values, `cwd`, `url` and `headers` values, looked up in its `envFile` first and
+/// then with `lookup`. The `envFile`'s variables also go into a stdio server's `env` (its own
+/// `env` wins), as VS Code and Cursor start servers.
+fn resolve_server(
+    value: &Value,
+    base: &Path,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Value, FieldError> {
+    let Value::Object(server) = value else {
+        return Err((None, "must be an object".into()));
+    };
+    let mut server = server.clone();
+    let file_vars = match server.get("envFile") {
+        None | Some(Value::Null) => BTreeMap::new(),
+        Some(Value::String(file)) => {
+            let file = vars::expand(file, lookup)
+                .map_err(|error| field_error("envFile", error.to_string()))?;
+            let file = match file.strip_prefix("~/") {
+                Some(rest) => dirs::home_dir().unwrap_or_default().join(rest),
+                None => base.join(file),
+            };
+            vars::read_env_file(&file).map_err(|message| field_error("envFile", message))?
+        }
+        Some(_) => return Err(field_error("envFile", "must be a path")),
+    };
+    let resolve = |text: &str| {
+        vars::expand(text, &|name| {
+            file_vars.get(name).cloned().or_else(|| lookup(name))
+        })
+    };
+    for field in ["command", "cwd", "url"] {
+        if let Some(Value::String(text)) = server.get(field) {
+            let resolved = resolve(text).map_err(|error| field_error(field, error.to_string()))?;
+            server.insert(field.to_owned(), Value::String(resolved));
+        }
+    }
+    if let Some(Value::Array(args)) = server.get_mut("args") {
+        for (index, arg) in args.iter_mut().enumerate() {
+            if let Value::String(text) = arg {
+                *text = resolve(text)
+                    .map_err(|error| field_error(&format!("args[{index}]"), error.to_string()))?;
+            }
+        }
+    }
+    for field in ["env", "headers"] {
+        if let Some(Value::Object(map)) = server.get_mut(field) {
+            for (key, item) in map.iter_mut() {
+                if let Value::String(text) = item {
+                    *text = resolve(text).map_err(|error| {
+                        field_error(&format!("{field}.{key}"), error.to_string())
+                    })?;
+                }
+            }
+        }
+    }
+    if !file_vars.is_empty() && server.contains_key("command") {
+        let env = server
+            .entry("env")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(env) = env {
+            for (key, value) in file_vars {
+                env.entry(key).or_insert(Value::String(value));
+            }
+        }
+    }
+    Ok(Value::Object(server))
 }
 
 fn parse_server(value: &Value) -> Result<ServerConfig, FieldError> {
@@ -450,7 +538,18 @@ fn parse_server(value: &Value) -> Result<ServerConfig, FieldError> {
                 ));
             }
         },
-        origin: Origin::LocalFile,
+        origin: match server.get("registry") {
+            None | Some(Value::Null) => Origin::LocalFile,
+            Some(Value::Object(source)) if source.get("name").is_some_and(Value::is_string) => {
+                Origin::Registry
+            }
+            Some(_) => {
+                return Err(field_error(
+                    "registry",
+                    "must be an object naming the registry entry ({\"url\", \"name\", \"version\"})",
+                ));
+            }
+        },
         oauth: parse_oauth(server)?,
         roots: parse_roots(server)?,
     })

@@ -281,3 +281,99 @@ fn relative_command_paths_and_cwd_are_taken_from_the_config_files_directory() {
         )
     );
 }
+
+#[test]
+fn environment_references_resolve_in_every_field_that_takes_them() {
+    let lookup = |name: &str| match name {
+        "TOKEN" => Some("t0k3n".to_owned()),
+        "BIN" => Some("/opt/bin".to_owned()),
+        _ => None,
+    };
+    let config = Config::parse_with_env(
+        Path::new("test.json"),
+        r#"{"mcpServers": {
+            "stdio": {"command": "${BIN}/server", "args": ["--token", "${TOKEN}", "${MODE:-fast}"],
+                      "env": {"KEY": "${TOKEN}", "LITERAL": "$${TOKEN}"}, "cwd": "${HOME_DIR:-/tmp}"},
+            "http": {"url": "https://${HOST:-example.com}/mcp", "headers": {"Authorization": "Bearer ${TOKEN}"}}
+        }}"#,
+        &lookup,
+    )
+    .unwrap();
+    let TransportConfig::Stdio {
+        command,
+        args,
+        env,
+        cwd,
+    } = &config.servers["stdio"].transport
+    else {
+        panic!("stdio expected");
+    };
+    assert_eq!(command, "/opt/bin/server");
+    assert_eq!(args, &["--token", "t0k3n", "fast"]);
+    assert_eq!(env["KEY"], "t0k3n");
+    assert_eq!(env["LITERAL"], "${TOKEN}");
+    assert_eq!(cwd.as_deref(), Some(Path::new("/tmp")));
+    let TransportConfig::StreamableHttp { url, headers } = &config.servers["http"].transport else {
+        panic!("http expected");
+    };
+    assert_eq!(url.as_str(), "https://example.com/mcp");
+    assert_eq!(headers["Authorization"].expose(), "Bearer t0k3n");
+}
+
+#[test]
+fn a_missing_variable_is_an_error_naming_server_field_and_variable() {
+    let error = Config::parse_with_env(
+        Path::new("test.json"),
+        r#"{"mcpServers": {"gh": {"command": "x", "env": {"GITHUB_TOKEN": "${GITHUB_TOKEN}"}}}}"#,
+        &|_| None,
+    )
+    .unwrap_err();
+    assert_eq!(error.server.as_deref(), Some("gh"));
+    assert_eq!(error.field.as_deref(), Some("env.GITHUB_TOKEN"));
+    assert!(error.message.contains("GITHUB_TOKEN is not set"), "{error}");
+    let error = parse(r#"{"mcpServers": {"v": {"command": "x", "args": ["${input:token}"]}}}"#)
+        .unwrap_err();
+    assert_eq!(error.field.as_deref(), Some("args[0]"));
+    assert!(
+        error.message.contains("not an environment reference"),
+        "{error}"
+    );
+}
+
+#[test]
+fn an_env_file_gives_variables_to_references_and_to_a_stdio_servers_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("secrets.env"),
+        "API_KEY=from-file\nEXTRA=1\n",
+    )
+    .unwrap();
+    let config = Config::parse_with_env(
+        &dir.path().join("mcp.json"),
+        r#"{"mcpServers": {
+            "s": {"command": "x", "envFile": "secrets.env", "env": {"EXTRA": "mine"}, "args": ["${API_KEY}"]},
+            "h": {"url": "https://example.com/mcp", "envFile": "secrets.env", "headers": {"X-Key": "${API_KEY}"}},
+            "r": {"command": "npx", "registry": {"name": "io.github.x/y", "version": "1.0.0"}}
+        }}"#,
+        &|name| (name == "API_KEY").then(|| "from-environment".to_owned()),
+    )
+    .unwrap();
+    let TransportConfig::Stdio { args, env, .. } = &config.servers["s"].transport else {
+        panic!("stdio expected");
+    };
+    assert_eq!(args, &["from-file"], "the env file is looked up first");
+    assert_eq!(env["API_KEY"], "from-file");
+    assert_eq!(env["EXTRA"], "mine", "the entry's own env wins");
+    let TransportConfig::StreamableHttp { headers, .. } = &config.servers["h"].transport else {
+        panic!("http expected");
+    };
+    assert_eq!(headers["X-Key"].expose(), "from-file");
+    assert_eq!(config.servers["s"].origin, Origin::LocalFile);
+    assert_eq!(config.servers["r"].origin, Origin::Registry);
+    let error = Config::parse(
+        &dir.path().join("mcp.json"),
+        r#"{"mcpServers": {"s": {"command": "x", "envFile": "missing.env"}}}"#,
+    )
+    .unwrap_err();
+    assert_eq!(error.field.as_deref(), Some("envFile"));
+}

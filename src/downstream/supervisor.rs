@@ -50,11 +50,12 @@ async fn supervise(downstream: Arc<Downstream>, events: Arc<dyn Events>) {
     let mut backoff = FIRST_BACKOFF;
     // An HTTP server's OAuth client lives as long as its supervision, so its tokens
     // outlast reconnections.
-    // Only servers of the local file: the App hands its servers' tokens over itself.
+    // Only servers of the local file (registry entries included): the App hands its servers'
+    // tokens over itself.
     let oauth = match &downstream.config.transport {
         crate::config::TransportConfig::StreamableHttp { url, .. }
         | crate::config::TransportConfig::Sse { url, .. }
-            if downstream.config.origin == crate::config::Origin::LocalFile =>
+            if downstream.config.origin != crate::config::Origin::App =>
         {
             // The URL policy's client when the local file opted into it (`--strict-urls`), so
             // discovery, registration and token requests are checked like the transport's.

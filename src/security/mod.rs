@@ -25,6 +25,17 @@ pub enum Origin {
     LocalFile,
     /// The plugged.in App's `/api/mcp-servers`: untrusted, checked by the security policy.
     App,
+    /// An entry of the local file added from an MCP registry (it has a `"registry"` object):
+    /// its command and URLs are the registry's, so it is checked like the App's.
+    Registry,
+}
+
+impl Origin {
+    /// Whether the server's command and URLs came from elsewhere than its owner's hand, so the
+    /// security policy always applies to them.
+    pub fn is_untrusted(self) -> bool {
+        matches!(self, Origin::App | Origin::Registry)
+    }
 }
 
 /// The commands an untrusted server may run: the plugged.in App's own list (exact match).
@@ -218,12 +229,12 @@ impl SecuritySettings {
 
     /// Whether the command policy applies to a server from `origin`.
     pub fn commands_strict(&self, origin: Origin) -> bool {
-        origin == Origin::App || self.strict_commands
+        origin.is_untrusted() || self.strict_commands
     }
 
     /// The URL rules for a server from `origin`, or `None` when its URLs are trusted.
     pub fn url_rules(&self, origin: Origin) -> Option<UrlRules> {
-        (origin == Origin::App || self.strict_urls).then_some(UrlRules {
+        (origin.is_untrusted() || self.strict_urls).then_some(UrlRules {
             allow_local: self.allow_local_targets,
         })
     }

@@ -33,7 +33,7 @@ pub fn demo_bin() -> &'static str {
     env!("CARGO_BIN_EXE_pluggedin-demo-server")
 }
 
-fn deps() -> PathBuf {
+pub fn deps() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(".deps")
 }
 
@@ -278,6 +278,7 @@ pub struct ProxyBuilder {
     /// The client's roots; `Some(None)`: no `roots` capability.
     roots: Option<Option<Vec<Root>>>,
     config_file: Option<PathBuf>,
+    current_dir: Option<PathBuf>,
 }
 
 pub fn proxy() -> ProxyBuilder {
@@ -289,6 +290,7 @@ pub fn proxy() -> ProxyBuilder {
         dir: None,
         roots: None,
         config_file: None,
+        current_dir: None,
     }
 }
 
@@ -340,6 +342,12 @@ impl ProxyBuilder {
         self
     }
 
+    /// The proxy's working directory (where servers without a `cwd` start).
+    pub fn current_dir(mut self, dir: &Path) -> Self {
+        self.current_dir = Some(dir.to_owned());
+        self
+    }
+
     /// Sets an environment variable for the proxy process.
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.env.push((key.to_owned(), value.to_owned()));
@@ -382,6 +390,9 @@ impl ProxyBuilder {
             .args(&self.args)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("RUST_LOG", "info,pluggedin_mcp_proxy=debug");
+        if let Some(dir) = &self.current_dir {
+            command.current_dir(dir);
+        }
         let (transport, stderr) = TokioChildProcess::builder(command)
             .stderr(Stdio::piped())
             .spawn()

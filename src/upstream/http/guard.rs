@@ -174,6 +174,33 @@ impl Guard {
         })
     }
 
+    /// The `/mcp` rules for the JSON API (`api.rs`): an allowed `Origin` when there is one, and
+    /// a known bearer token when auth is required.
+    pub(crate) fn check_api(&self, headers: &HeaderMap) -> Result<(), (StatusCode, String)> {
+        if let Some(origin) = headers.get(header::ORIGIN) {
+            let origin = origin.to_str().unwrap_or("");
+            if !self.origin_allowed(origin) {
+                return Err((
+                    StatusCode::FORBIDDEN,
+                    format!("origin {origin} is not allowed (see --allowed-origin)"),
+                ));
+            }
+        }
+        if self.config.require_auth {
+            match self.token_of(headers) {
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    return Err((
+                        StatusCode::UNAUTHORIZED,
+                        "a bearer token is required".into(),
+                    ));
+                }
+                Err(why) => return Err((StatusCode::UNAUTHORIZED, why.to_owned())),
+            }
+        }
+        Ok(())
+    }
+
     fn token_of(&self, headers: &HeaderMap) -> Result<Option<TokenHash>, &'static str> {
         let Some(value) = headers.get(header::AUTHORIZATION) else {
             return Ok(None);

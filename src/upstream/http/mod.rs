@@ -1,10 +1,12 @@
 //! Serving clients over MCP Streamable HTTP: `POST/GET/DELETE /mcp` (and `POST /`, as the
-//! original accepts), `GET /health`, `GET /.well-known/mcp-config` (`well_known.rs`). rmcp's `StreamableHttpService` does the protocol; around it
+//! original accepts), `GET /health`, `GET /.well-known/mcp-config` (`well_known.rs`), the
+//! console's JSON API (`api.rs`: registry search, show and add, import). rmcp's `StreamableHttpService` does the protocol; around it
 //! sits our guard (`guard.rs`: method, Origin, protocol version, body limit, JSON parse, bearer
 //! auth with session binding, rate limits, JSON-only clients), the rate limiter (`limits.rs`)
 //! and the session ceiling (`sessions.rs`). The accept loop is ours so that slow clients time out
 //! and shutdown drains.
 
+mod api;
 mod guard;
 mod limits;
 pub(crate) mod sessions;
@@ -28,6 +30,7 @@ use crate::cli::Cors;
 use crate::control::{ControlPlane, RateLimited};
 use crate::router::Router;
 use crate::upstream::ProxyHandler;
+pub use api::ApiFiles;
 use guard::Guard;
 pub use guard::GuardConfig;
 use sessions::BoundedSessions;
@@ -51,6 +54,8 @@ pub struct HttpOptions {
     pub allowed_hosts: Vec<String>,
     pub cors: Cors,
     pub guard: GuardConfig,
+    /// The files the JSON API (`/api/…`) works on; without them it is not served.
+    pub api: Option<ApiFiles>,
 }
 
 #[derive(Clone)]
@@ -127,6 +132,17 @@ impl App {
             )),
         };
 
+        let api_hosts = if !options.allowed_hosts.is_empty() {
+            Some(options.allowed_hosts.clone())
+        } else if loopback {
+            Some(
+                ["localhost", "127.0.0.1", "::1", "[::1]"]
+                    .map(str::to_owned)
+                    .to_vec(),
+            )
+        } else {
+            None
+        };
         let guard = Arc::new(Guard::new(options.guard, options.cors, sessions.clone()));
         let state = AppState {
             router: router.clone(),
@@ -147,6 +163,10 @@ impl App {
             ))
             .route("/health", get(health))
             .merge(well_known::routes())
+            .merge(match options.api {
+                Some(files) => api::routes(files, guard.clone(), api_hosts),
+                None => AxumRouter::new(),
+            })
             .with_state(state)
             .layer(axum::middleware::from_fn_with_state(
                 guard.clone(),

@@ -1,0 +1,320 @@
+//! The JSON API behind the console's "Add server" and "Import" pages: `GET
+//! /api/registry/search`, `GET /api/registry/show`, `POST /api/registry/add`, `POST /api/import`.
+//! The work is `registry`'s and `import`'s, as for the commands; a page only shows it. Requests
+//! pass the rules `/mcp` has: the `Host` allow-list (DNS rebinding), the `Origin` allow-list, and
+//! a bearer token with `--require-api-auth`. Errors are `{"error": "…"}` with a 4xx/5xx status;
+//! missing values for an add are 422 with `{"error", "missing": [{kind, name, …}]}`, so a page
+//! can ask for them and send the add again.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router as AxumRouter;
+use axum::extract::{Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::guard::Guard;
+use crate::import::{self, Client, ImportOptions, Platform};
+use crate::registry::install::{self, AddError, AddRequest, Target};
+use crate::registry::{Registry, RegistryError};
+
+/// The files the API works on (the proxy's own).
+#[derive(Debug, Clone)]
+pub struct ApiFiles {
+    /// The config file (where a new one goes when the proxy found none).
+    pub config: PathBuf,
+    pub data_dir: Option<PathBuf>,
+    /// The config's `registryUrl`, else the official registry.
+    pub registry_url: String,
+    /// How clients start this proxy, for an import with `replace`.
+    pub proxy: import::replace::ProxyEntry,
+    /// App mode: the servers come from the App, and these endpoints say so.
+    pub app_mode: bool,
+}
+
+#[derive(Clone)]
+struct ApiState {
+    files: Arc<ApiFiles>,
+    guard: Arc<Guard>,
+    /// Accepted `Host` values (`None`: any).
+    hosts: Option<Arc<Vec<String>>>,
+}
+
+/// The routes, protected like `/mcp`.
+pub(super) fn routes<S: Clone + Send + Sync + 'static>(
+    files: ApiFiles,
+    guard: Arc<Guard>,
+    hosts: Option<Vec<String>>,
+) -> AxumRouter<S> {
+    let state = ApiState {
+        files: Arc::new(files),
+        guard,
+        hosts: hosts.map(Arc::new),
+    };
+    AxumRouter::new()
+        .route("/api/registry/search", get(search))
+        .route("/api/registry/show", get(show))
+        .route("/api/registry/add", post(add))
+        .route("/api/import", post(import_servers))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), protect))
+        .with_state(state)
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({"error": message.into()}))).into_response()
+}
+
+/// Host, Origin and bearer token, as for `/mcp`.
+async fn protect(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    if let Some(hosts) = &state.hosts {
+        let host = headers
+            .get(header::HOST)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default();
+        let name = host_name(host);
+        if !hosts
+            .iter()
+            .any(|allowed| allowed.eq_ignore_ascii_case(name) || allowed == host)
+        {
+            return error(
+                StatusCode::FORBIDDEN,
+                format!("host {host:?} is not allowed (see --allowed-host)"),
+            );
+        }
+    }
+    if let Err((status, message)) = state.guard.check_api(headers) {
+        return error(status, message);
+    }
+    if state.files.app_mode {
+        return error(
+            StatusCode::CONFLICT,
+            "App mode: the servers come from the plugged.in App; add and import them there",
+        );
+    }
+    next.run(request).await
+}
+
+/// The host name of a `Host` header (without its port; IPv6 brackets kept).
+fn host_name(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host
+            .split(']')
+            .next()
+            .map_or(host, |name| &host[..name.len() + 1]);
+    }
+    host.rsplit_once(':').map_or(host, |(name, _)| name)
+}
+
+fn registry_of(state: &ApiState, url: Option<&str>) -> Result<Registry, RegistryError> {
+    Registry::new(
+        url.unwrap_or(&state.files.registry_url),
+        state.files.data_dir.as_deref(),
+    )
+}
+
+fn registry_error(failure: &RegistryError) -> Response {
+    let status = match failure {
+        RegistryError::NotFound { .. } => StatusCode::NOT_FOUND,
+        RegistryError::Setup(_) => StatusCode::BAD_REQUEST,
+        _ => StatusCode::BAD_GATEWAY,
+    };
+    error(status, failure.to_string())
+}
+
+#[derive(Deserialize)]
+struct SearchQuery {
+    #[serde(default)]
+    q: String,
+    limit: Option<u32>,
+    cursor: Option<String>,
+    #[serde(rename = "registryUrl")]
+    registry_url: Option<String>,
+}
+
+async fn search(State(state): State<ApiState>, Query(query): Query<SearchQuery>) -> Response {
+    let registry = match registry_of(&state, query.registry_url.as_deref()) {
+        Ok(registry) => registry,
+        Err(failure) => return registry_error(&failure),
+    };
+    match registry
+        .search(&query.q, query.limit.unwrap_or(20), query.cursor.as_deref())
+        .await
+    {
+        Ok(page) => Json(page).into_response(),
+        Err(failure) => registry_error(&failure),
+    }
+}
+
+#[derive(Deserialize)]
+struct ShowQuery {
+    name: String,
+    version: Option<String>,
+    #[serde(rename = "registryUrl")]
+    registry_url: Option<String>,
+}
+
+async fn show(State(state): State<ApiState>, Query(query): Query<ShowQuery>) -> Response {
+    let registry = match registry_of(&state, query.registry_url.as_deref()) {
+        Ok(registry) => registry,
+        Err(failure) => return registry_error(&failure),
+    };
+    match registry.show(&query.name, query.version.as_deref()).await {
+        Ok(server) => Json(server).into_response(),
+        Err(failure) => registry_error(&failure),
+    }
+}
+
+#[derive(Deserialize)]
+struct AddBody {
+    name: String,
+    version: Option<String>,
+    #[serde(rename = "as")]
+    as_name: Option<String>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    /// Argument and variable values; a list for an argument that repeats.
+    #[serde(default)]
+    args: BTreeMap<String, Value>,
+    package: Option<String>,
+    #[serde(rename = "registryUrl")]
+    registry_url: Option<String>,
+}
+
+async fn add(
+    State(state): State<ApiState>,
+    body: Result<Json<AddBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Json(body) = match body {
+        Ok(body) => body,
+        Err(rejection) => return error(StatusCode::BAD_REQUEST, rejection.body_text()),
+    };
+    let registry = match registry_of(&state, body.registry_url.as_deref()) {
+        Ok(registry) => registry,
+        Err(failure) => return registry_error(&failure),
+    };
+    let mut args = BTreeMap::new();
+    for (key, value) in body.args {
+        let values = match value {
+            Value::String(text) => vec![text],
+            Value::Array(items) => items
+                .into_iter()
+                .filter_map(|item| item.as_str().map(str::to_owned))
+                .collect(),
+            other => vec![other.to_string()],
+        };
+        args.insert(key, values);
+    }
+    let request = AddRequest {
+        env: body.env,
+        headers: body.headers,
+        args,
+        package: body.package,
+    };
+    let target = Target {
+        config: &state.files.config,
+        data_dir: state.files.data_dir.as_deref(),
+    };
+    match install::add(
+        &registry,
+        &target,
+        &body.name,
+        body.version.as_deref(),
+        body.as_name.as_deref(),
+        &request,
+    )
+    .await
+    {
+        Ok(added) => (StatusCode::CREATED, Json(added)).into_response(),
+        Err(AddError::Missing(missing)) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({"error": "required values are missing", "missing": missing})),
+        )
+            .into_response(),
+        Err(AddError::Registry(failure)) => registry_error(&failure),
+        Err(AddError::Refused(message)) => error(StatusCode::FORBIDDEN, message),
+        Err(AddError::Invalid(message)) => error(StatusCode::BAD_REQUEST, message),
+    }
+}
+
+#[derive(Deserialize)]
+struct ImportBody {
+    /// Client names; all when absent.
+    clients: Option<Vec<String>>,
+    project: Option<PathBuf>,
+    #[serde(default, rename = "dryRun")]
+    dry_run: bool,
+    #[serde(default)]
+    replace: bool,
+    #[serde(default)]
+    inputs: BTreeMap<String, String>,
+}
+
+async fn import_servers(
+    State(state): State<ApiState>,
+    body: Result<Json<ImportBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Json(body) = match body {
+        Ok(body) => body,
+        Err(rejection) => return error(StatusCode::BAD_REQUEST, rejection.body_text()),
+    };
+    let clients = match body.clients {
+        None => Client::ALL.to_vec(),
+        Some(names) => {
+            let mut clients = Vec::new();
+            for name in names {
+                match Client::parse(&name) {
+                    Some(client) => clients.push(client),
+                    None => {
+                        return error(
+                            StatusCode::BAD_REQUEST,
+                            format!("unknown client \"{name}\""),
+                        );
+                    }
+                }
+            }
+            clients
+        }
+    };
+    let project = match body.project {
+        Some(project) if project.is_absolute() => project,
+        Some(project) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("project {} must be an absolute path", project.display()),
+            );
+        }
+        None => std::env::current_dir().unwrap_or_default(),
+    };
+    let options = ImportOptions {
+        clients,
+        project,
+        dry_run: body.dry_run,
+        replace: body.replace,
+        inputs: body.inputs,
+        config_path: state.files.config.clone(),
+        data_dir: state.files.data_dir.clone(),
+        proxy: state.files.proxy.clone(),
+    };
+    // Files are read and written: off the async workers.
+    let outcome = tokio::task::spawn_blocking(move || {
+        // Nobody to ask: a value only a client knew comes in `inputs`, or the server is
+        // reported as skipped with the input it needs.
+        import::run(&options, &Platform::current(), &mut |_, _| None)
+    })
+    .await;
+    match outcome {
+        Ok(Ok(report)) => Json(report).into_response(),
+        Ok(Err(message)) => error(StatusCode::BAD_REQUEST, message),
+        Err(failure) => error(StatusCode::INTERNAL_SERVER_ERROR, failure.to_string()),
+    }
+}
