@@ -1,11 +1,13 @@
-//! The security policy (see SECURITY.md for the threat model). Server configs from an untrusted
-//! source — the plugged.in App — are checked before anything is started or dialled: the command
+//! The security policy (see SECURITY.md for the threat model) and its settings. Server configs from
+//! an untrusted source — the plugged.in App, a registry — are checked before anything is started or
+//! dialled (`ServerConfig::check` applies these rules to a config): the command
 //! policy (an allow-list, no shell metacharacters, bounded arguments, clean environment), the URL
 //! policy (http(s) only, no loopback/private/link-local/metadata destinations or blocked ports,
 //! re-checked after DNS resolution and on every redirect by [`net`]) and the header rules. The
 //! local config file is trusted unless `--strict-commands` / `--strict-urls` (or its own
-//! `"security"` object) opts it in. [`Secret`] keeps secrets out of logs; [`text`] redacts and
-//! bounds error text for clients and sanitises what downstream servers name and describe.
+//! `"security"` object) opts it in. [`text`] redacts and bounds error text for clients and
+//! sanitises what downstream servers name and describe. It imports nothing from the crate above
+//! floor 0, so the config and the store can use it.
 
 mod command;
 pub mod net;
