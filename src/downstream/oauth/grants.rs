@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::Value;
-use url::Url;
 
+use super::discovery::Discovered;
 use super::registration::Client;
 use super::{
     Challenge, OAuth, OAuthError, Session, Tokens, protocol, random_token, strings, unix_now,
@@ -18,7 +18,29 @@ use super::{
 use crate::sync::lock;
 
 /// The JWT-bearer grant type (RFC 7523).
-pub(super) const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+
+/// A grant that needs no user.
+pub(super) enum GrantWithoutUser {
+    ClientCredentials,
+    JwtBearer,
+}
+
+/// The grant without a user to take: where the authorization server lists its grants, offers no
+/// authorization code and offers client credentials (preferred) or the JWT bearer grant.
+pub(super) fn grant_without_user(metadata: &Value) -> Option<GrantWithoutUser> {
+    let grants = strings(&metadata["grant_types_supported"]);
+    let offers = |grant: &str| grants.iter().any(|g| g == grant);
+    if grants.is_empty() || offers("authorization_code") {
+        None
+    } else if offers("client_credentials") {
+        Some(GrantWithoutUser::ClientCredentials)
+    } else if offers(JWT_BEARER) {
+        Some(GrantWithoutUser::JwtBearer)
+    } else {
+        None
+    }
+}
 
 /// An ES256-signed client assertion (RFC 7523 §2.2): `iss` and `sub` the client, `aud` the
 /// authorization server's issuer, valid for a minute.
@@ -83,42 +105,19 @@ impl OAuth {
     /// configured secret or a signed assertion.
     pub(super) async fn client_credentials(
         &self,
-        metadata: &Value,
-        issuer: &str,
-        token_endpoint: Url,
-        resource: String,
+        found: &Discovered,
         challenge: &Challenge,
-        prm: &Value,
     ) -> Result<(), OAuthError> {
         let id = self.config.client_id.clone().ok_or_else(|| {
             protocol(
                 "the authorization server grants client credentials only; configure oauth.clientId",
             )
         })?;
-        let methods = strings(&metadata["token_endpoint_auth_methods_supported"]);
-        let auth_method = if self.config.private_key_pem.is_some() {
-            "private_key_jwt"
-        } else if self.config.client_secret.is_some()
-            && !methods.is_empty()
-            && !methods.iter().any(|m| m == "client_secret_basic")
-            && methods.iter().any(|m| m == "client_secret_post")
-        {
-            "client_secret_post"
-        } else if self.config.client_secret.is_some() {
-            "client_secret_basic"
-        } else {
-            return Err(protocol(
-                "client credentials need oauth.clientSecret or oauth.privateKeyFile",
-            ));
-        };
-        let scopes: Vec<String> = match (&challenge.scope, prm.get("scopes_supported")) {
-            (Some(scope), _) => scope.split_whitespace().map(str::to_owned).collect(),
-            (None, Some(supported)) => strings(supported),
-            (None, None) => self.config.scopes.clone().unwrap_or_default(),
-        };
+        let auth_method = self.client_credentials_auth(&found.metadata)?;
+        let scopes = self.requested_scopes(challenge, &found.resource_metadata);
         let session = Session {
-            token_endpoint: token_endpoint.to_string(),
-            resource: resource.clone(),
+            token_endpoint: found.token_endpoint.to_string(),
+            resource: found.resource.clone(),
             client: Client {
                 id: id.clone(),
                 secret: self
@@ -131,7 +130,7 @@ impl OAuth {
         };
         let mut form = vec![
             ("grant_type", "client_credentials".to_owned()),
-            ("resource", resource),
+            ("resource", found.resource.clone()),
         ];
         if !scopes.is_empty() {
             form.push(("scope", scopes.join(" ")));
@@ -143,7 +142,7 @@ impl OAuth {
             ));
             form.push((
                 "client_assertion",
-                client_assertion(pem.expose(), &id, issuer)?,
+                client_assertion(pem.expose(), &id, &found.issuer)?,
             ));
         }
         let tokens = self.token_request(&session, &mut form, scopes).await?;
@@ -154,47 +153,40 @@ impl OAuth {
         Ok(())
     }
 
+    /// How a machine client authenticates: a configured private key signs an assertion, else the
+    /// secret goes by basic auth, or in the form where the server takes only that.
+    fn client_credentials_auth(&self, metadata: &Value) -> Result<&'static str, OAuthError> {
+        let methods = strings(&metadata["token_endpoint_auth_methods_supported"]);
+        if self.config.private_key_pem.is_some() {
+            Ok("private_key_jwt")
+        } else if self.config.client_secret.is_some()
+            && !methods.is_empty()
+            && !methods.iter().any(|m| m == "client_secret_basic")
+            && methods.iter().any(|m| m == "client_secret_post")
+        {
+            Ok("client_secret_post")
+        } else if self.config.client_secret.is_some() {
+            Ok("client_secret_basic")
+        } else {
+            Err(protocol(
+                "client credentials need oauth.clientSecret or oauth.privateKeyFile",
+            ))
+        }
+    }
+
     /// The JWT-bearer grant (RFC 7523) with the workload's identity token as the assertion.
     pub(super) async fn jwt_bearer(
         &self,
-        issuer: &str,
-        token_endpoint: Url,
-        resource: String,
+        found: &Discovered,
         challenge: &Challenge,
-        prm: &Value,
     ) -> Result<(), OAuthError> {
-        let scopes: Vec<String> = match (&challenge.scope, prm.get("scopes_supported")) {
-            (Some(scope), _) => scope.split_whitespace().map(str::to_owned).collect(),
-            (None, Some(supported)) => strings(supported),
-            (None, None) => self.config.scopes.clone().unwrap_or_default(),
-        };
-        let read =
-            |file: &Option<PathBuf>, value: &Option<crate::secret::Secret>| match (file, value) {
-                (Some(path), _) => std::fs::read_to_string(path)
-                    .map(|text| Some(text.trim().to_owned()))
-                    .map_err(|e| protocol(format!("cannot read {}: {e}", path.display()))),
-                (None, value) => Ok(value.as_ref().map(|value| value.expose().to_owned())),
-            };
-        let assertion = match (
-            read(&self.config.assertion_file, &self.config.assertion)?,
-            &self.config.idp_token_endpoint,
-            read(&self.config.id_token_file, &self.config.id_token)?,
-        ) {
-            (Some(assertion), _, _) => assertion,
-            (None, Some(idp), Some(id_token)) => {
-                self.identity_assertion(idp, &id_token, issuer, &resource, &scopes)
-                    .await?
-            }
-            _ => {
-                return Err(protocol(
-                    "the authorization server grants JWT bearer only; configure oauth.assertionFile \
-                     or an identity provider (oauth.idpTokenEndpoint, oauth.idTokenFile)",
-                ));
-            }
-        };
+        let scopes = self.requested_scopes(challenge, &found.resource_metadata);
+        let assertion = self
+            .bearer_assertion(&found.issuer, &found.resource, &scopes)
+            .await?;
         let session = Session {
-            token_endpoint: token_endpoint.to_string(),
-            resource: resource.clone(),
+            token_endpoint: found.token_endpoint.to_string(),
+            resource: found.resource.clone(),
             client: Client {
                 id: self.config.client_id.clone().unwrap_or_default(),
                 secret: self
@@ -213,7 +205,7 @@ impl OAuth {
         let mut form = vec![
             ("grant_type", JWT_BEARER.to_owned()),
             ("assertion", assertion),
-            ("resource", resource),
+            ("resource", found.resource.clone()),
         ];
         if !scopes.is_empty() {
             form.push(("scope", scopes.join(" ")));
@@ -226,9 +218,41 @@ impl OAuth {
         Ok(())
     }
 
+    /// The JWT-bearer grant's assertion: the configured one (`oauth.assertion`, or its file read
+    /// now), else an ID-JAG the identity provider issues for the configured ID token.
+    async fn bearer_assertion(
+        &self,
+        issuer: &str,
+        resource: &str,
+        scopes: &[String],
+    ) -> Result<String, OAuthError> {
+        let read =
+            |file: &Option<PathBuf>, value: &Option<crate::secret::Secret>| match (file, value) {
+                (Some(path), _) => std::fs::read_to_string(path)
+                    .map(|text| Some(text.trim().to_owned()))
+                    .map_err(|e| protocol(format!("cannot read {}: {e}", path.display()))),
+                (None, value) => Ok(value.as_ref().map(|value| value.expose().to_owned())),
+            };
+        match (
+            read(&self.config.assertion_file, &self.config.assertion)?,
+            &self.config.idp_token_endpoint,
+            read(&self.config.id_token_file, &self.config.id_token)?,
+        ) {
+            (Some(assertion), _, _) => Ok(assertion),
+            (None, Some(idp), Some(id_token)) => {
+                self.identity_assertion(idp, &id_token, issuer, resource, scopes)
+                    .await
+            }
+            _ => Err(protocol(
+                "the authorization server grants JWT bearer only; configure oauth.assertionFile \
+                 or an identity provider (oauth.idpTokenEndpoint, oauth.idTokenFile)",
+            )),
+        }
+    }
+
     /// RFC 8693 token exchange at the identity provider: the ID token for an ID-JAG naming the
     /// authorization server and the resource (SEP-990).
-    pub(super) async fn identity_assertion(
+    async fn identity_assertion(
         &self,
         idp_token_endpoint: &str,
         id_token: &str,

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use url::Url;
 
+use super::authorization_code::redirect_uri;
 use super::{Challenge, OAuth, OAuthError, ShowUrl, protocol};
 
 /// How long the interactive authorization waits for the browser's redirect.
@@ -83,7 +84,7 @@ impl OAuth {
             .local_addr()
             .map_err(|e| protocol(format!("the redirect listener has no address: {e}")))?
             .port();
-        let redirect_uri = self.redirect_uri(port);
+        let redirect_uri = redirect_uri(port);
         self.run_flow(challenge, &redirect_uri, Some((listener, show)))
             .await
     }

@@ -17,7 +17,6 @@ mod registration;
 mod sse;
 mod store;
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -36,10 +35,8 @@ pub use interactive::authorize_server;
 pub(super) use sse::connect_sse;
 pub use store::set_store_dir;
 
-use authorization_code::pkce_challenge;
-use discovery::{resource_matches, well_known};
-use grants::JWT_BEARER;
-use interactive::receive_redirect;
+use authorization_code::{redirect_uri, require_pkce_s256};
+use grants::{GrantWithoutUser, grant_without_user};
 use registration::Client;
 
 /// Refresh a token this long before it expires.
@@ -102,22 +99,26 @@ struct Session {
     client: Client,
 }
 
+/// A protocol error saying `message`.
 fn protocol(message: impl Into<String>) -> OAuthError {
     OAuthError::Protocol(message.into())
 }
 
+/// Seconds since the Unix epoch (0 for a clock before it).
 fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_secs())
 }
 
+/// 32 random bytes, base64url: PKCE verifiers, `state` values, JWT ids.
 fn random_token() -> String {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).expect("the OS random source");
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// The strings of a JSON array (a metadata list); none for anything else.
 fn strings(value: &Value) -> Vec<String> {
     value
         .as_array()
@@ -184,119 +185,32 @@ impl OAuth {
     /// headless or not at all (a user is needed: [`OAuth::needs_user`]).
     pub async fn authorize(&self, challenge: &Challenge) -> Result<(), OAuthError> {
         let _flow = self.flow.lock().await;
-        let redirect_uri = self.redirect_uri(self.config.redirect_port);
+        let redirect_uri = redirect_uri(self.config.redirect_port);
         self.run_flow(challenge, &redirect_uri, None).await
     }
 
+    /// The flow: discovery, a DPoP key where the authorization server offers DPoP, then a grant
+    /// without a user where it offers only those, else the authorization code grant (with
+    /// `user`, or headless, or not at all: [`OAuth::needs_user`]).
     async fn run_flow(
         &self,
         challenge: &Challenge,
         redirect_uri: &str,
         user: Option<(tokio::net::TcpListener, &ShowUrl<'_>)>,
     ) -> Result<(), OAuthError> {
-        let redirect_uri = redirect_uri.to_owned();
-        // Protected-resource metadata (RFC 9728).
-        let mut candidates = Vec::new();
-        if let Some(url) = &challenge.resource_metadata {
-            candidates.push(Url::parse(url).map_err(|e| {
-                protocol(format!("the challenge's resource_metadata is no URL: {e}"))
-            })?);
-        } else {
-            if self.url.path() != "/" {
-                candidates.extend(well_known(
-                    &self.url,
-                    "oauth-protected-resource",
-                    self.url.path(),
-                ));
-            }
-            candidates.extend(well_known(&self.url, "oauth-protected-resource", ""));
-        }
-        let (prm_url, prm) = self
-            .first_json(&candidates)
-            .await?
-            .ok_or_else(|| protocol("the server publishes no protected-resource metadata"))?;
-        let resource = prm["resource"]
-            .as_str()
-            .ok_or_else(|| protocol(format!("{prm_url} names no resource")))?
-            .to_owned();
-        if !resource_matches(&resource, &self.url) {
-            return Err(protocol(format!(
-                "the protected-resource metadata is for {resource}, not {}",
-                self.url
-            )));
-        }
-        let issuer = strings(&prm["authorization_servers"])
-            .into_iter()
-            .next()
-            .ok_or_else(|| protocol("the resource names no authorization server"))?;
-        let issuer_url = Url::parse(&issuer)
-            .map_err(|e| protocol(format!("the authorization server is no URL: {e}")))?;
-        // Authorization-server metadata (RFC 8414, OpenID Connect discovery).
-        let path = issuer_url.path().trim_end_matches('/').to_owned();
-        let mut candidates = Vec::new();
-        if path.is_empty() {
-            candidates.extend(well_known(&issuer_url, "oauth-authorization-server", ""));
-            candidates.extend(well_known(&issuer_url, "openid-configuration", ""));
-        } else {
-            candidates.extend(well_known(&issuer_url, "oauth-authorization-server", &path));
-            candidates.extend(well_known(&issuer_url, "openid-configuration", &path));
-            candidates.extend(
-                issuer_url
-                    .join(&format!("{path}/.well-known/openid-configuration"))
-                    .ok(),
-            );
-        }
-        let (_, metadata) = self.first_json(&candidates).await?.ok_or_else(|| {
-            protocol(format!(
-                "the authorization server {issuer} publishes no metadata"
-            ))
-        })?;
-        if metadata["issuer"].as_str() != Some(issuer.as_str()) {
-            return Err(protocol(format!(
-                "the authorization server's metadata names issuer {}, not {issuer}",
-                metadata["issuer"]
-            )));
-        }
-        let endpoint = |name: &str| -> Result<Url, OAuthError> {
-            metadata[name]
-                .as_str()
-                .and_then(|url| Url::parse(url).ok())
-                .ok_or_else(|| protocol(format!("the authorization server has no {name}")))
-        };
-        let authorization_endpoint = endpoint("authorization_endpoint")?;
-        let token_endpoint = endpoint("token_endpoint")?;
-        if strings(&metadata["dpop_signing_alg_values_supported"]).contains(&"ES256".to_owned()) {
+        let found = self.discover(challenge).await?;
+        if strings(&found.metadata["dpop_signing_alg_values_supported"])
+            .contains(&"ES256".to_owned())
+        {
             self.ensure_dpop_key()?;
         }
-        let challenges = strings(&metadata["code_challenge_methods_supported"]);
-        if !challenges.is_empty() && !challenges.iter().any(|m| m == "S256") {
-            return Err(protocol(
-                "the authorization server does not support PKCE S256",
-            ));
-        }
-        let grants = strings(&metadata["grant_types_supported"]);
-        if !grants.is_empty()
-            && !grants.iter().any(|g| g == "authorization_code")
-            && grants.iter().any(|g| g == "client_credentials")
-        {
-            return self
-                .client_credentials(
-                    &metadata,
-                    &issuer,
-                    token_endpoint,
-                    resource,
-                    challenge,
-                    &prm,
-                )
-                .await;
-        }
-        if !grants.is_empty()
-            && !grants.iter().any(|g| g == "authorization_code")
-            && grants.iter().any(|g| g == JWT_BEARER)
-        {
-            return self
-                .jwt_bearer(&issuer, token_endpoint, resource, challenge, &prm)
-                .await;
+        require_pkce_s256(&found.metadata)?;
+        match grant_without_user(&found.metadata) {
+            Some(GrantWithoutUser::ClientCredentials) => {
+                return self.client_credentials(&found, challenge).await;
+            }
+            Some(GrantWithoutUser::JwtBearer) => return self.jwt_bearer(&found, challenge).await,
+            None => {}
         }
         if user.is_none() && !self.config.headless {
             // Without a user nothing more can happen: register nothing, ask for nothing.
@@ -306,98 +220,17 @@ impl OAuth {
                 server: self.server.clone(),
             });
         }
-        let client = self.client(&metadata, &redirect_uri).await?;
-        // Scopes: the challenge's, else the resource's, else the configured ones; accumulated
-        // across step-ups.
-        let mut scopes: Vec<String> = match (&challenge.scope, prm.get("scopes_supported")) {
+        self.authorization_code(&found, challenge, redirect_uri, user)
+            .await
+    }
+
+    /// The scopes to ask for: the challenge's, else the resource's `scopes_supported`, else the
+    /// configured ones.
+    fn requested_scopes(&self, challenge: &Challenge, resource_metadata: &Value) -> Vec<String> {
+        match (&challenge.scope, resource_metadata.get("scopes_supported")) {
             (Some(scope), _) => scope.split_whitespace().map(str::to_owned).collect(),
             (None, Some(supported)) => strings(supported),
             (None, None) => self.config.scopes.clone().unwrap_or_default(),
-        };
-        if let Some(previous) = lock(&self.tokens).as_ref() {
-            for scope in &previous.scopes {
-                if !scopes.contains(scope) {
-                    scopes.insert(0, scope.clone());
-                }
-            }
         }
-        if strings(&metadata["scopes_supported"]).contains(&"offline_access".to_owned())
-            && strings(&metadata["grant_types_supported"]).contains(&"refresh_token".to_owned())
-            && !scopes.is_empty()
-            && !scopes.iter().any(|s| s == "offline_access")
-        {
-            scopes.push("offline_access".into());
-        }
-        // The authorization request, with PKCE and the resource indicator.
-        let verifier = random_token();
-        let state = random_token();
-        let mut authorize = authorization_endpoint.clone();
-        {
-            let mut query = authorize.query_pairs_mut();
-            query
-                .append_pair("response_type", "code")
-                .append_pair("client_id", &client.id)
-                .append_pair("redirect_uri", &redirect_uri)
-                .append_pair("code_challenge", &pkce_challenge(&verifier))
-                .append_pair("code_challenge_method", "S256")
-                .append_pair("state", &state)
-                .append_pair("resource", &resource);
-            if !scopes.is_empty() {
-                query.append_pair("scope", &scopes.join(" "));
-            }
-        }
-        let callback = match user {
-            Some((listener, show)) => {
-                show(&authorize);
-                receive_redirect(listener, &redirect_uri).await?
-            }
-            None => self.approve(&authorize).await?,
-        };
-        let params: HashMap<String, String> = callback.query_pairs().into_owned().collect();
-        if let Some(error) = params.get("error") {
-            return Err(protocol(format!("the authorization was refused: {error}")));
-        }
-        if params.get("state") != Some(&state) {
-            return Err(protocol(
-                "the authorization response's state does not match",
-            ));
-        }
-        // RFC 9207: an `iss` present must be the issuer; advertised support makes it required.
-        match params.get("iss") {
-            Some(iss) if *iss != issuer => {
-                return Err(protocol(format!(
-                    "the authorization response comes from issuer {iss}, not {issuer}"
-                )));
-            }
-            None if metadata["authorization_response_iss_parameter_supported"] == true => {
-                return Err(protocol(
-                    "the authorization response lacks the iss its server advertises",
-                ));
-            }
-            _ => {}
-        }
-        let code = params
-            .get("code")
-            .ok_or_else(|| protocol("the authorization response has no code"))?;
-        let session = Session {
-            token_endpoint: token_endpoint.to_string(),
-            resource: resource.clone(),
-            client,
-        };
-        let mut form = vec![
-            ("grant_type", "authorization_code".to_owned()),
-            ("code", code.clone()),
-            ("redirect_uri", redirect_uri),
-            ("code_verifier", verifier),
-            ("resource", resource),
-        ];
-        let tokens = self.token_request(&session, &mut form, scopes).await?;
-        *lock(&self.session) = Some(session);
-        *lock(&self.tokens) = Some(tokens);
-        self.needs_user
-            .store(false, std::sync::atomic::Ordering::Relaxed);
-        self.save();
-        tracing::info!(server = %self.server, "authorized");
-        Ok(())
     }
 }
