@@ -58,6 +58,8 @@ fn fixture() -> &'static Fixture {
                 // Stateless: every request stands alone, so nothing accumulates across inputs.
                 stateless: true,
                 max_sessions: 16,
+                max_anonymous_sessions: 4,
+                max_connections: None,
                 session_ttl: Duration::from_secs(60),
                 hibernate_after: None,
                 allowed_hosts: Vec::new(),
