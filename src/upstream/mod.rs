@@ -176,6 +176,13 @@ impl ServerHandler for ProxyHandler {
     ) -> Result<CustomResult, ErrorData> {
         let caller = self.caller(&context);
         let CustomRequest { method, params, .. } = request;
+        // An MCP method whose params rmcp could not read arrives here as a custom request.
+        if let Some(why) = invalid_params(&method, params.as_ref()) {
+            return Err(ErrorData::invalid_params(
+                format!("invalid params for {method}: {why}"),
+                None,
+            ));
+        }
         match crate::tasks::legacy::answer(&self.router, &caller, &method, params).await {
             Some(answer) => answer.map(CustomResult),
             None => Err(ErrorData::new(
@@ -407,4 +414,40 @@ impl ServerHandler for ProxyHandler {
             .await;
         Ok(())
     }
+}
+
+/// Why `params` do not make the MCP request `method` names, when it is one of the methods rmcp
+/// reads (a request it cannot read reaches the handler as a custom request, which would
+/// otherwise be answered `-32601` as if the method did not exist).
+fn invalid_params(method: &str, params: Option<&serde_json::Value>) -> Option<String> {
+    fn why<T: serde::de::DeserializeOwned>(
+        method: &str,
+        params: Option<&serde_json::Value>,
+    ) -> String {
+        let mut request = serde_json::Map::new();
+        request.insert("method".into(), method.into());
+        if let Some(params) = params {
+            request.insert("params".into(), params.clone());
+        }
+        match serde_json::from_value::<T>(serde_json::Value::Object(request)) {
+            Err(error) => error.to_string(),
+            Ok(_) => "they do not match the method".to_owned(),
+        }
+    }
+    use rmcp::model::*;
+    Some(match method {
+        "initialize" => why::<InitializeRequest>(method, params),
+        "tools/call" => why::<CallToolRequest>(method, params),
+        "tools/list" => why::<ListToolsRequest>(method, params),
+        "prompts/get" => why::<GetPromptRequest>(method, params),
+        "prompts/list" => why::<ListPromptsRequest>(method, params),
+        "resources/read" => why::<ReadResourceRequest>(method, params),
+        "resources/list" => why::<ListResourcesRequest>(method, params),
+        "resources/templates/list" => why::<ListResourceTemplatesRequest>(method, params),
+        "resources/subscribe" => why::<SubscribeRequest>(method, params),
+        "resources/unsubscribe" => why::<UnsubscribeRequest>(method, params),
+        "completion/complete" => why::<CompleteRequest>(method, params),
+        "logging/setLevel" => why::<SetLevelRequest>(method, params),
+        _ => return None,
+    })
 }

@@ -23,6 +23,7 @@ mod generations;
 mod headers;
 mod hostile_servers;
 mod http;
+mod http_hostile_clients;
 mod input;
 mod listing;
 mod oauth;

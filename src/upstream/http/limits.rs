@@ -290,11 +290,6 @@ impl RateLimits {
         }
         refused
     }
-
-    #[cfg(test)]
-    fn windows(&self) -> usize {
-        lock(&self.windows).map.len()
-    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
