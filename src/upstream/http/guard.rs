@@ -244,16 +244,16 @@ impl Guard {
     /// The `Host` and `Origin` checks, on `/mcp` and on `/health` (`probe`: an IP address or
     /// `localhost` passes too). A request with several of either is refused: which one a
     /// server or a proxy in front of it believes is anyone's guess.
-    fn check_host_and_origin(&self, headers: &HeaderMap, probe: bool) -> Result<(), Response> {
+    fn check_host_and_origin(&self, headers: &HeaderMap, probe: bool) -> Result<(), Box<Response>> {
         let mut hosts = headers.get_all(header::HOST).iter();
         match (hosts.next(), hosts.next()) {
             (Some(_), Some(_)) => {
-                return Err(rpc_error(
+                return Err(Box::new(rpc_error(
                     StatusCode::BAD_REQUEST,
                     Value::Null,
                     -32600,
                     "several Host headers: a request carries exactly one",
-                ));
+                )));
             }
             (Some(host), None) => {
                 let text = host.to_str().unwrap_or("");
@@ -265,7 +265,7 @@ impl Guard {
                     }
                 });
                 if !allowed {
-                    return Err(rpc_error(
+                    return Err(Box::new(rpc_error(
                         StatusCode::FORBIDDEN,
                         Value::Null,
                         -32600,
@@ -273,34 +273,34 @@ impl Guard {
                             "Host {} is not allowed (see --allowed-host)",
                             String::from_utf8_lossy(host.as_bytes())
                         ),
-                    ));
+                    )));
                 }
             }
             (None, _) => {
                 if self.hosts.allowed.is_some() {
-                    return Err(rpc_error(
+                    return Err(Box::new(rpc_error(
                         StatusCode::BAD_REQUEST,
                         Value::Null,
                         -32600,
                         "missing Host header",
-                    ));
+                    )));
                 }
             }
         }
         let mut origins = headers.get_all(header::ORIGIN).iter();
         match (origins.next(), origins.next()) {
-            (Some(_), Some(_)) => Err(rpc_error(
+            (Some(_), Some(_)) => Err(Box::new(rpc_error(
                 StatusCode::FORBIDDEN,
                 Value::Null,
                 -32600,
                 "several Origin headers: a request carries one at most",
-            )),
+            ))),
             (Some(origin), None) => {
                 let text = origin.to_str().unwrap_or("");
                 if self.origin_allowed(text) {
                     Ok(())
                 } else {
-                    Err(rpc_error(
+                    Err(Box::new(rpc_error(
                         StatusCode::FORBIDDEN,
                         Value::Null,
                         -32600,
@@ -308,7 +308,7 @@ impl Guard {
                             "origin {} is not allowed (see --allowed-origin)",
                             String::from_utf8_lossy(origin.as_bytes())
                         ),
-                    ))
+                    )))
                 }
             }
             (None, _) => Ok(()),
@@ -319,7 +319,7 @@ impl Guard {
     /// and `localhost` pass, for probes); with `--require-api-auth`, the details only with a
     /// valid token (a wrong one is 401), the minimal answer without one. Without auth, anyone
     /// who may call `/mcp` — which tells more — sees the details.
-    pub(crate) fn health_access(&self, headers: &HeaderMap) -> Result<HealthView, Response> {
+    pub(crate) fn health_access(&self, headers: &HeaderMap) -> Result<HealthView, Box<Response>> {
         self.check_host_and_origin(headers, true)?;
         if !self.config.require_auth {
             return Ok(HealthView::Details);
@@ -327,7 +327,7 @@ impl Guard {
         match self.token_of(headers) {
             Ok(Some(_)) => Ok(HealthView::Details),
             Ok(None) => Ok(HealthView::Minimal),
-            Err(_) => Err(unauthorized(Value::Null)),
+            Err(_) => Err(Box::new(unauthorized(Value::Null))),
         }
     }
 
@@ -555,7 +555,7 @@ pub(crate) async fn check(
         );
     }
     if let Err(refused) = guard.check_host_and_origin(request.headers(), false) {
-        return refused;
+        return *refused;
     }
     let unknown_version = request
         .headers()
@@ -1138,6 +1138,23 @@ mod tests {
             max_body_bytes: 1024,
             stream_answers: false,
         }
+    }
+
+    #[test]
+    fn hosts_match_name_and_port_and_probes_may_use_an_address() {
+        let host = |text: &str| Authority::parse(text).unwrap();
+        let hosts = Hosts::new(["localhost", "127.0.0.1", "::1", "proxy.example:8443"]);
+        assert!(hosts.allows(&host("localhost:12006")));
+        assert!(hosts.allows(&host("LOCALHOST")));
+        assert!(hosts.allows(&host("[::1]:12006")));
+        assert!(hosts.allows(&host("proxy.example:8443")));
+        assert!(!hosts.allows(&host("proxy.example:80")));
+        assert!(!hosts.allows(&host("evil.example")));
+        assert!(!hosts.allows(&host("10.0.0.5:8081")));
+        assert!(hosts.allows_probe(&host("10.0.0.5:8081")));
+        assert!(hosts.allows_probe(&host("[fd00::5]")));
+        assert!(!hosts.allows_probe(&host("evil.example:12006")));
+        assert!(Hosts::new(Vec::<String>::new()).allows(&host("anything.example")));
     }
 
     #[test]

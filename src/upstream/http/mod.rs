@@ -366,7 +366,7 @@ fn startup_line(local: SocketAddr, host: &str, stateless: bool, guard: &Guard) {
 async fn health(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
     let view = match state.guard.health_access(&headers) {
         Ok(view) => view,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     if view == HealthView::Minimal {
         // What the original's health checks read; nothing about servers or sessions.

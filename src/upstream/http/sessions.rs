@@ -1010,4 +1010,71 @@ mod tests {
         assert!(!sessions.has_session(&second).await.unwrap());
         assert!(sessions.has_session(&third).await.unwrap());
     }
+
+    #[tokio::test]
+    async fn anonymous_sessions_evict_only_each_other_and_a_token_moves_one_out() {
+        let sessions = BoundedSessions::new(2, 2, Duration::from_secs(60), None);
+        let with_token = Creator {
+            owner: Some([1; 32]),
+            anonymous: false,
+        };
+        let without = Creator {
+            owner: None,
+            anonymous: true,
+        };
+        let (owned, _owned) = CREATOR
+            .scope(with_token, sessions.create_session())
+            .await
+            .unwrap();
+        let mut anonymous = Vec::new();
+        for _ in 0..5 {
+            anonymous.push(
+                CREATOR
+                    .scope(without, sessions.create_session())
+                    .await
+                    .unwrap(),
+            );
+        }
+        let counts = sessions.counts().await;
+        assert_eq!((counts.sessions, counts.anonymous, counts.owned), (3, 2, 1));
+        assert!(sessions.has_session(&owned).await.unwrap());
+        // A token's first use binds the session and moves it to the main pool.
+        let (lazy, _) = anonymous.last().unwrap();
+        assert_eq!(sessions.bind(lazy, &[2; 32]).await, Binding::Owner);
+        assert_eq!(sessions.bind(lazy, &[2; 32]).await, Binding::Owner);
+        assert_eq!(sessions.bind(lazy, &[3; 32]).await, Binding::Foreign);
+        assert!(sessions.owned_by_another(lazy, &[3; 32]));
+        // An unknown id is not remembered.
+        assert_eq!(sessions.bind("made-up", &[2; 32]).await, Binding::Unknown);
+        let counts = sessions.counts().await;
+        assert_eq!((counts.sessions, counts.anonymous, counts.owned), (3, 1, 2));
+    }
+
+    #[test]
+    fn a_request_id_is_taken_until_answered_and_a_cancelled_one_for_a_while() {
+        let requests = Requests::default();
+        let seven = RequestId::Number(7);
+        assert_eq!(requests.claim(&seven), Ok(()));
+        assert_eq!(requests.claim(&seven), Err(Refused::InFlight));
+        // The same digits as a string are another id.
+        assert_eq!(requests.claim(&RequestId::String("7".into())), Ok(()));
+        requests.release(&seven);
+        assert_eq!(requests.claim(&seven), Ok(()));
+        requests.cancelled(&seven);
+        assert_eq!(requests.claim(&seven), Err(Refused::InFlight));
+        for n in 0..CANCELLED_KEPT {
+            let id = RequestId::Number(1000 + n as i64);
+            requests.claim(&id).unwrap();
+            requests.cancelled(&id);
+        }
+        assert_eq!(requests.claim(&seven), Ok(()));
+        assert_eq!(requests.len(), 2 + CANCELLED_KEPT);
+        for n in 0..MAX_REQUESTS_IN_FLIGHT {
+            let _ = requests.claim(&RequestId::Number(10_000 + n as i64));
+        }
+        assert_eq!(
+            requests.claim(&RequestId::Number(-1)),
+            Err(Refused::TooMany)
+        );
+    }
 }
