@@ -174,7 +174,8 @@ impl App {
                 guard.clone(),
                 guard::check,
             ))
-            .route("/health", get(health))
+            .route("/health", get(health).fallback(health_method_not_allowed))
+            .fallback(no_such_path)
             .with_state(state)
             .layer(axum::middleware::from_fn_with_state(
                 guard.clone(),
@@ -361,6 +362,25 @@ fn startup_line(local: SocketAddr, host: &str, stateless: bool, guard: &Guard) {
     // One write, the warning first: it is never separated from the line it qualifies, and
     // whoever waits for the listening line has seen it.
     eprint!("{text}");
+}
+
+/// Every refusal has a JSON-RPC body, a path we do not serve too.
+async fn no_such_path(uri: axum::http::Uri) -> Response {
+    let body = json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32600,
+        "message": format!("no such path: {}; the MCP endpoint is /mcp", uri.path())}});
+    (axum::http::StatusCode::NOT_FOUND, axum::Json(body)).into_response()
+}
+
+async fn health_method_not_allowed() -> Response {
+    let body = json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32600,
+        "message": "/health answers GET only"}});
+    let mut response =
+        (axum::http::StatusCode::METHOD_NOT_ALLOWED, axum::Json(body)).into_response();
+    response.headers_mut().insert(
+        axum::http::header::ALLOW,
+        axum::http::HeaderValue::from_static("GET"),
+    );
+    response
 }
 
 async fn health(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {

@@ -140,8 +140,9 @@ enum Phase {
 struct Entry {
     phase: Phase,
     activity: Arc<Activity>,
-    /// The client's `initialize` parameters (from rmcp, through [`SessionStore::store`]).
-    init: Option<InitializeRequestParams>,
+    /// The client's `initialize` parameters (from rmcp, through [`SessionStore::store`]); boxed,
+    /// so that the map's slots stay small.
+    init: Option<Box<InitializeRequestParams>>,
     /// The live handler's session, once the client said `notifications/initialized`.
     linked: Weak<Session>,
     /// While hibernating and waking: what the client asked for, registered with the router.
@@ -304,6 +305,17 @@ impl Drop for Busy {
 
 fn millis_since(epoch: Instant) -> u64 {
     u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Slots a session map keeps however empty it gets.
+const MIN_CAPACITY: usize = 64;
+
+/// Gives back most of a map's table once it is mostly empty: a hash map keeps its largest
+/// capacity otherwise, and 10,000 sessions that came and went would hold their slots for good.
+fn shrink<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>) {
+    if map.capacity() > MIN_CAPACITY && map.len() * 4 < map.capacity() {
+        map.shrink_to((map.len() * 2).max(MIN_CAPACITY));
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -508,6 +520,7 @@ impl BoundedSessions {
                 .iter()
                 .filter_map(|id| entries.remove(id))
                 .collect();
+            shrink(&mut entries);
             for (id, entry) in entries.iter_mut() {
                 if entry.phase != Phase::Live
                     || entry.init.is_none()
@@ -536,7 +549,12 @@ impl BoundedSessions {
         drop(expired);
         for id in to_stop {
             tracing::debug!(session = %id, "session idle: hibernating");
-            let handle = self.inner.sessions.write().await.remove(&id);
+            let handle = {
+                let mut workers = self.inner.sessions.write().await;
+                let handle = workers.remove(&id);
+                shrink(&mut workers);
+                handle
+            };
             let stopped = match handle {
                 Some(handle) => handle.close().await.is_ok(),
                 None => false,
@@ -594,6 +612,13 @@ impl BoundedSessions {
             lock(&self.entries).remove(&id);
             let _ = self.inner.close_session(&id).await;
         }
+        shrink(&mut lock(&self.entries));
+        self.shrink_workers().await;
+    }
+
+    /// Shrinks rmcp's map of session workers once mostly empty (see [`shrink`]).
+    async fn shrink_workers(&self) {
+        shrink(&mut *self.inner.sessions.write().await);
     }
 
     fn new_entry(&self, creator: Creator) -> Entry {
@@ -787,11 +812,14 @@ impl SessionManager for BoundedSessions {
                 Some(Phase::Hibernated) => return Ok(()),
                 Some(Phase::Live | Phase::Waking) => {
                     entries.remove(id);
+                    shrink(&mut entries);
                 }
                 None => {}
             }
         }
-        self.inner.close_session(id).await
+        let closed = self.inner.close_session(id).await;
+        self.shrink_workers().await;
+        closed
     }
 
     async fn create_stream(
@@ -927,7 +955,7 @@ impl SessionStore for BoundedSessions {
                     let entries = lock(&self.entries);
                     match entries.get(&id) {
                         Some(entry) if entry.phase == Phase::Hibernated => {
-                            return Ok(entry.init.clone().map(SessionState::new));
+                            return Ok(entry.init.clone().map(|init| SessionState::new(*init)));
                         }
                         Some(entry) if entry.phase == Phase::Hibernating => {}
                         _ => return Ok(None),
@@ -954,7 +982,7 @@ impl SessionStore for BoundedSessions {
         Box::pin(async move {
             let id = SessionId::from(session_id.to_owned());
             if let Some(entry) = lock(&self.entries).get_mut(&id) {
-                entry.init = Some(state.initialize_params.clone());
+                entry.init = Some(Box::new(state.initialize_params.clone()));
             }
             Ok(())
         })
@@ -975,7 +1003,11 @@ impl SessionStore for BoundedSessions {
             let removed = {
                 let mut entries = lock(&self.entries);
                 match entries.get(&id).map(|entry| entry.phase) {
-                    Some(Phase::Hibernated | Phase::Hibernating) => entries.remove(&id),
+                    Some(Phase::Hibernated | Phase::Hibernating) => {
+                        let removed = entries.remove(&id);
+                        shrink(&mut entries);
+                        removed
+                    }
                     _ => None,
                 }
             };
@@ -1048,6 +1080,22 @@ mod tests {
         assert_eq!(sessions.bind("made-up", &[2; 32]).await, Binding::Unknown);
         let counts = sessions.counts().await;
         assert_eq!((counts.sessions, counts.anonymous, counts.owned), (3, 1, 2));
+    }
+
+    #[test]
+    fn a_mostly_empty_map_gives_its_table_back() {
+        let mut map: HashMap<u32, [u8; 64]> = (0..10_000).map(|n| (n, [0; 64])).collect();
+        let full = map.capacity();
+        for n in 3..10_000 {
+            map.remove(&n);
+            shrink(&mut map);
+        }
+        assert_eq!(map.len(), 3);
+        assert!(
+            map.capacity() <= 2 * MIN_CAPACITY,
+            "{} of {full}",
+            map.capacity()
+        );
     }
 
     #[test]
