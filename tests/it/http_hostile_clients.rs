@@ -832,6 +832,31 @@ async fn malformed_oversized_and_ambiguous_requests_are_refused_with_json_rpc_bo
     origins.rpc_error();
     // A tool name that is not a string is an invalid parameter, not an unknown method.
     let session = proxy.session(None, json!({})).await;
+    // What clients send wrong is answered, not logged line by line: an `initialize` whose
+    // version header and body differ, a resumption of a stream that never was.
+    for _ in 0..20 {
+        let mismatched = proxy
+            .post(
+                json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                "protocolVersion": "2025-03-26", "capabilities": {},
+                "clientInfo": {"name": "raw", "version": "1"}}}),
+            )
+            .header("mcp-protocol-version", "2025-06-18")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(mismatched.status(), 400);
+        let resumed = proxy
+            .client
+            .get(&proxy.url)
+            .header("accept", "text/event-stream")
+            .header("mcp-session-id", &session)
+            .header("last-event-id", "99/99")
+            .send()
+            .await
+            .unwrap();
+        let _ = resumed.bytes().await;
+    }
     let named = proxy
         .post(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
                      "params": {"name": 5, "arguments": {}}}))
@@ -847,5 +872,10 @@ async fn malformed_oversized_and_ambiguous_requests_are_refused_with_json_rpc_bo
             .unwrap()
             .contains("invalid params for tools/call"),
         "{named}"
+    );
+    let log = proxy.log.text();
+    assert!(
+        !log.contains("rejecting initialize") && !log.contains("Resume failed"),
+        "a line per client mistake:\n{log}"
     );
 }
