@@ -122,7 +122,7 @@ mod tests {
     fn rmcp_service_warnings_are_off_unless_the_filter_names_rmcp() {
         assert_eq!(
             with_rmcp_quieted("info"),
-            "info,rmcp=warn,rmcp::service=error"
+            "info,rmcp=warn,rmcp::service=error,rmcp::transport::streamable_http_server=error"
         );
         assert_eq!(with_rmcp_quieted("debug,rmcp=trace"), "debug,rmcp=trace");
     }

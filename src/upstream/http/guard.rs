@@ -94,10 +94,13 @@ impl Authority {
 }
 
 impl Hosts {
-    /// `allowed` as `host` or `host:port` entries; empty means any host.
+    /// `allowed` as `host` or `host:port` entries; none means any host. Entries that are not a
+    /// host match nothing: a list of only such entries allows no host, never every host.
     pub(crate) fn new<S: AsRef<str>>(allowed: impl IntoIterator<Item = S>) -> Hosts {
+        let mut given = false;
         let allowed: Vec<Authority> = allowed
             .into_iter()
+            .inspect(|_| given = true)
             .filter_map(|entry| {
                 let entry = entry.as_ref();
                 Authority::parse(entry).or_else(|| {
@@ -107,7 +110,7 @@ impl Hosts {
             })
             .collect();
         Hosts {
-            allowed: (!allowed.is_empty()).then_some(allowed),
+            allowed: given.then_some(allowed),
         }
     }
 
@@ -1155,6 +1158,7 @@ mod tests {
         assert!(hosts.allows_probe(&host("[fd00::5]")));
         assert!(!hosts.allows_probe(&host("evil.example:12006")));
         assert!(Hosts::new(Vec::<String>::new()).allows(&host("anything.example")));
+        assert!(!Hosts::new(["not a host"]).allows(&host("anything.example")));
     }
 
     #[test]
