@@ -102,6 +102,16 @@ pub struct Cli {
     #[arg(long, default_value_t = 10_000)]
     pub max_sessions: usize,
 
+    /// With --require-api-auth: most HTTP sessions made without a token, in a pool of their own
+    /// (the least recently used is evicted beyond it); they never evict a session with a token
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub max_anonymous_sessions: usize,
+
+    /// Most open HTTP connections; one more is answered 503 and closed. Default: half the
+    /// open-file limit (at most 16384)
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+
     /// Seconds an idle HTTP session lives
     #[arg(long, default_value_t = 1800)]
     pub session_ttl: u64,

@@ -531,6 +531,8 @@ fn http_options(
         port: cli.port,
         stateless: cli.stateless,
         max_sessions: cli.max_sessions,
+        max_anonymous_sessions: cli.max_anonymous_sessions,
+        max_connections: cli.max_connections,
         session_ttl: Duration::from_secs(cli.session_ttl.max(1)),
         hibernate_after: (cli.session_hibernate_after > 0)
             .then(|| Duration::from_secs(cli.session_hibernate_after)),

@@ -25,12 +25,17 @@ pub fn init(log_level: Option<&str>, command: bool) {
 /// rmcp logs every handshake and notification at info (that is our debug), and warns about every
 /// error answer its service loop sends or receives — one line per outside input, with a `Debug`
 /// dump of the error. The router answers and records those calls itself, so rmcp's service loop
-/// speaks only of its own failures, unless the filter names rmcp.
+/// speaks only of its own failures, unless the filter names rmcp. Its Streamable HTTP server
+/// warns about what clients send too (an `initialize` whose version header and body differ, a
+/// resumption of an unknown stream, a 33rd GET stream): each is answered to the client, so only
+/// its errors are logged.
 fn with_rmcp_quieted(filter: &str) -> String {
     if filter.contains("rmcp") {
         filter.to_owned()
     } else {
-        format!("{filter},rmcp=warn,rmcp::service=error")
+        format!(
+            "{filter},rmcp=warn,rmcp::service=error,rmcp::transport::streamable_http_server=error"
+        )
     }
 }
 
@@ -132,7 +137,7 @@ mod tests {
     fn rmcp_service_warnings_are_off_unless_the_filter_names_rmcp() {
         assert_eq!(
             with_rmcp_quieted("info"),
-            "info,rmcp=warn,rmcp::service=error"
+            "info,rmcp=warn,rmcp::service=error,rmcp::transport::streamable_http_server=error"
         );
         assert_eq!(with_rmcp_quieted("debug,rmcp=trace"), "debug,rmcp=trace");
     }

@@ -1,7 +1,10 @@
 //! The HTTP request path: the whole application (guard, CORS, rmcp's Streamable HTTP service,
 //! the proxy's handler over an in-memory store, `/health`) receives requests whose method,
-//! path, headers and body come from the input. Every request gets a response (never a panic or
-//! a hang), and a refusal by the guard carries a JSON-RPC error body.
+//! path, headers (known names or any, any values, any number of each — two `Host` or `Origin`
+//! headers included) and body come from the input. Every request gets a response (never a panic
+//! or a hang); every refusal carries a JSON-RPC error body; a request whose `Host` headers are
+//! not exactly one allowed host is never served; `/health` without the token shows only the
+//! minimal answer.
 #![no_main]
 
 use std::sync::{Arc, OnceLock};
@@ -58,6 +61,8 @@ fn fixture() -> &'static Fixture {
                 // Stateless: every request stands alone, so nothing accumulates across inputs.
                 stateless: true,
                 max_sessions: 16,
+                max_anonymous_sessions: 4,
+                max_connections: None,
                 session_ttl: Duration::from_secs(60),
                 hibernate_after: None,
                 allowed_hosts: Vec::new(),
@@ -90,7 +95,25 @@ const HEADERS: &[&str] = &[
     "mcp-session-id",
     "mcp-protocol-version",
     "last-event-id",
+    "content-length",
+    "connection",
+    "x-forwarded-for",
+    "mcp-method",
 ];
+
+/// Whether `value` is a `Host` the fixture serves `/mcp` to (it is bound to loopback).
+fn loopback_host(value: &[u8]) -> bool {
+    let Ok(text) = std::str::from_utf8(value) else {
+        return false;
+    };
+    let Ok(authority) = text.parse::<axum::http::uri::Authority>() else {
+        return false;
+    };
+    let host = authority.host().trim_start_matches('[').trim_end_matches(']');
+    ["localhost", "127.0.0.1", "::1"]
+        .iter()
+        .any(|allowed| host.eq_ignore_ascii_case(allowed))
+}
 
 fuzz_target!(|data: &[u8]| {
     let Some((&control, rest)) = data.split_first() else {
@@ -103,26 +126,53 @@ fuzz_target!(|data: &[u8]| {
         Some(at) => (&rest[..at], &rest[at + 2..]),
         None => (&[][..], rest),
     };
-    let mut request = axum::http::Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", "127.0.0.1");
+    let mut request = axum::http::Request::builder().method(method).uri(path);
+    // The fixture's own Host first, unless the input brings its own (bit 6 of the control byte).
+    let mut hosts: Vec<Vec<u8>> = Vec::new();
+    if control & 0x40 == 0 {
+        request = request.header("host", "127.0.0.1");
+        hosts.push(b"127.0.0.1".to_vec());
+    }
+    let mut valid_token = false;
     for line in head.split(|byte| *byte == b'\n') {
         let Some((&index, value)) = line.split_first() else {
             continue;
         };
-        let name = HEADERS[usize::from(index) % HEADERS.len()];
-        let value = match name {
-            // Mostly well-formed where a malformed value only meets one early check.
-            "authorization" if index & 0x80 != 0 => b"Bearer fuzz-token".as_slice(),
-            "content-type" if index & 0x80 != 0 => b"application/json".as_slice(),
-            "accept" if index & 0x80 != 0 => b"application/json, text/event-stream".as_slice(),
-            _ => value,
+        // Index 0xff: any header name, `name:value` from the input.
+        let (name, value) = if index == 0xff {
+            let Some(colon) = value.iter().position(|byte| *byte == b':') else {
+                continue;
+            };
+            let Ok(name) = axum::http::HeaderName::from_bytes(&value[..colon]) else {
+                continue;
+            };
+            (name, &value[colon + 1..])
+        } else {
+            let name = HEADERS[usize::from(index) % HEADERS.len()];
+            let value = match name {
+                // Mostly well-formed where a malformed value only meets one early check.
+                "authorization" if index & 0x80 != 0 => b"Bearer fuzz-token".as_slice(),
+                "content-type" if index & 0x80 != 0 => b"application/json".as_slice(),
+                "accept" if index & 0x80 != 0 => {
+                    b"application/json, text/event-stream".as_slice()
+                }
+                "host" if index & 0x80 != 0 => b"localhost:12006".as_slice(),
+                "origin" if index & 0x80 != 0 => b"http://localhost:3000".as_slice(),
+                _ => value,
+            };
+            (axum::http::HeaderName::from_static(name), value)
         };
         if let Ok(value) = axum::http::HeaderValue::from_bytes(value) {
+            if name == axum::http::header::HOST {
+                hosts.push(value.as_bytes().to_vec());
+            }
+            if name == axum::http::header::AUTHORIZATION {
+                valid_token |= value.as_bytes() == b"Bearer fuzz-token";
+            }
             request = request.header(name, value);
         }
     }
+    let served_host = hosts.len() == 1 && loopback_host(&hosts[0]);
     let Ok(request) = request.body(Body::from(body.to_vec())) else {
         return;
     };
@@ -139,16 +189,37 @@ fuzz_target!(|data: &[u8]| {
             .ok()
             .and_then(Result::ok)
             .map(|body| body.to_bytes());
-        if status.is_client_error()
-            && status != axum::http::StatusCode::NOT_FOUND
-            && status != axum::http::StatusCode::METHOD_NOT_ALLOWED
-            && let Some(bytes) = bytes
-            && !bytes.is_empty()
-            && let Ok(value) = serde_json::from_slice::<serde_json::Value>(&bytes)
-        {
+        if (path == "/mcp" || path == "/") && method != "OPTIONS" && !served_host {
             assert!(
-                value.get("jsonrpc").is_some() || value.get("error").is_some(),
+                status.is_client_error(),
+                "served with Host headers {hosts:?}: {status}"
+            );
+        }
+        if status.is_client_error()
+            && let Some(bytes) = &bytes
+        {
+            let value: serde_json::Value = serde_json::from_slice(bytes).unwrap_or_else(|_| {
+                panic!(
+                    "a {status} without a JSON body: {:?}",
+                    String::from_utf8_lossy(bytes)
+                )
+            });
+            assert!(
+                value.get("jsonrpc").is_some() && value.get("error").is_some(),
                 "{value}"
+            );
+        }
+        if path == "/health"
+            && method == "GET"
+            && status.is_success()
+            && !valid_token
+            && let Some(bytes) = &bytes
+        {
+            let value: serde_json::Value = serde_json::from_slice(bytes).expect("a JSON body");
+            assert_eq!(
+                value,
+                serde_json::json!({"status": "ok", "transport": "streamable-http"}),
+                "/health showed details without the token"
             );
         }
     });

@@ -176,6 +176,24 @@ impl ServerHandler for ProxyHandler {
     ) -> Result<CustomResult, ErrorData> {
         let caller = self.caller(&context);
         let CustomRequest { method, params, .. } = request;
+        // An MCP method whose params rmcp could not read arrives here as a custom request; one
+        // that 2026-07-28 removed, from a modern client, stays an unknown method.
+        let modern = caller
+            .meta
+            .protocol_version()
+            .is_some_and(|version| !version.has_initialize());
+        let removed = matches!(
+            method.as_str(),
+            "initialize" | "logging/setLevel" | "resources/subscribe" | "resources/unsubscribe"
+        );
+        if !(modern && removed)
+            && let Some(why) = invalid_params(&method, params.as_ref())
+        {
+            return Err(ErrorData::invalid_params(
+                format!("invalid params for {method}: {why}"),
+                None,
+            ));
+        }
         match crate::tasks::legacy::answer(&self.router, &caller, &method, params).await {
             Some(answer) => answer.map(CustomResult),
             None => Err(ErrorData::new(
@@ -406,5 +424,42 @@ impl ServerHandler for ProxyHandler {
             .set_level(&self.caller(&context), request.level)
             .await;
         Ok(())
+    }
+}
+
+/// Why `params` do not make the MCP request `method` names, when it is one of the methods rmcp
+/// reads (a request it cannot read reaches the handler as a custom request, which would
+/// otherwise be answered `-32601` as if the method did not exist). A request that does read as
+/// its method reached the handler for another reason (a method the negotiated protocol version
+/// removed, say): `None`, and it is answered as before.
+fn invalid_params(method: &str, params: Option<&serde_json::Value>) -> Option<String> {
+    fn why<T: serde::de::DeserializeOwned>(
+        method: &str,
+        params: Option<&serde_json::Value>,
+    ) -> Option<String> {
+        let mut request = serde_json::Map::new();
+        request.insert("method".into(), method.into());
+        if let Some(params) = params {
+            request.insert("params".into(), params.clone());
+        }
+        serde_json::from_value::<T>(serde_json::Value::Object(request))
+            .err()
+            .map(|error| error.to_string())
+    }
+    use rmcp::model::*;
+    match method {
+        "initialize" => why::<InitializeRequest>(method, params),
+        "tools/call" => why::<CallToolRequest>(method, params),
+        "tools/list" => why::<ListToolsRequest>(method, params),
+        "prompts/get" => why::<GetPromptRequest>(method, params),
+        "prompts/list" => why::<ListPromptsRequest>(method, params),
+        "resources/read" => why::<ReadResourceRequest>(method, params),
+        "resources/list" => why::<ListResourcesRequest>(method, params),
+        "resources/templates/list" => why::<ListResourceTemplatesRequest>(method, params),
+        "resources/subscribe" => why::<SubscribeRequest>(method, params),
+        "resources/unsubscribe" => why::<UnsubscribeRequest>(method, params),
+        "completion/complete" => why::<CompleteRequest>(method, params),
+        "logging/setLevel" => why::<SetLevelRequest>(method, params),
+        _ => None,
     }
 }

@@ -1123,8 +1123,12 @@ async fn health_reports_the_app_state() {
         "listening on http://",
     )
     .await;
+    // With --require-api-auth, /health shows the details to a token (the App key is one).
     let health = || async {
-        reqwest::get(format!("http://127.0.0.1:{port}/health"))
+        reqwest::Client::new()
+            .get(format!("http://127.0.0.1:{port}/health"))
+            .bearer_auth(KEY)
+            .send()
             .await
             .unwrap()
             .json::<Value>()

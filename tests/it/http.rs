@@ -852,7 +852,16 @@ async fn configured_limits_count_per_token_and_refusals_are_summarised_not_logge
         "Echo: m300"
     );
 
-    let health = health_of(&proxy).await;
+    // With auth on, /health shows its details to a token.
+    let health: Value = reqwest::Client::new()
+        .get(proxy.url.replace("/mcp", "/health"))
+        .bearer_auth("token-one")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(
         health["rateLimits"],
         json!({"toolCallsPerMinute": 5, "requestsPerMinute": 0,

@@ -24,6 +24,7 @@ mod generations;
 mod headers;
 mod hostile_servers;
 mod http;
+mod http_hostile_clients;
 mod import;
 mod input;
 mod listing;

@@ -1,16 +1,17 @@
-//! The guard in front of the MCP endpoint. In order: the HTTP method (405), the `Origin`
-//! (403, DNS-rebinding protection), the `MCP-Protocol-Version` header (400), the body size (413)
-//! and JSON (400, `-32700`), bearer auth and the session's owner (401, 404), the resumption of a
+//! The guard in front of the MCP endpoint. In order: the HTTP method (405), the header size (431),
+//! the `Host` (400 for several, 403 for a foreign one) and the `Origin` (403 for several or a
+//! foreign one) — DNS-rebinding protection, which `/health` shares ([`Guard::health_access`]) —,
+//! the `MCP-Protocol-Version` header (400), the body size (413, from `Content-Length` before
+//! anything is read) and JSON (400, `-32700`), bearer auth and the session's owner (401, 404), the resumption of a
 //! request stream that ended (405, see [`BoundedSessions::stream_ended`]), the session a DELETE
 //! names (404), rate limits (429, `limits.rs`). It reads a POST body once and hands the same bytes
 //! on. Clients that accept only JSON get the final JSON-RPC message of the SSE stream as a JSON
 //! body. Every refusal has a JSON-RPC body; a DELETE that ended a session gets the original's
 //! `200 {"success":true,"message":"Session terminated"}` instead of rmcp's empty 202.
 
-use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -26,7 +27,7 @@ use subtle::ConstantTimeEq;
 use tokio::sync::Notify;
 
 use super::limits::{Key, Kind, RateLimits};
-use super::sessions::BoundedSessions;
+use super::sessions::{Binding, BoundedSessions, CREATOR, Creator};
 use crate::cli::Cors;
 use crate::secret::Secret;
 
@@ -58,14 +59,82 @@ pub struct GuardConfig {
     pub stream_answers: bool,
 }
 
-type TokenHash = [u8; 32];
+/// The SHA-256 of a bearer token.
+pub(crate) type TokenHash = [u8; 32];
+
+/// The `Host` headers accepted (DNS-rebinding protection).
+pub(crate) struct Hosts {
+    /// `None`: any (bound beyond loopback without `--allowed-host`).
+    allowed: Option<Vec<Authority>>,
+}
+
+/// A host, lowercase and without brackets, and a port when one is given.
+#[derive(Debug, PartialEq, Eq)]
+struct Authority {
+    host: String,
+    port: Option<u16>,
+}
+
+impl Authority {
+    fn parse(text: &str) -> Option<Authority> {
+        let text = text.trim();
+        if text.is_empty() {
+            return None;
+        }
+        let authority = axum::http::uri::Authority::try_from(text).ok()?;
+        Some(Authority {
+            host: authority
+                .host()
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_ascii_lowercase(),
+            port: authority.port_u16(),
+        })
+    }
+}
+
+impl Hosts {
+    /// `allowed` as `host` or `host:port` entries; none means any host. Entries that are not a
+    /// host match nothing: a list of only such entries allows no host, never every host.
+    pub(crate) fn new<S: AsRef<str>>(allowed: impl IntoIterator<Item = S>) -> Hosts {
+        let mut given = false;
+        let allowed: Vec<Authority> = allowed
+            .into_iter()
+            .inspect(|_| given = true)
+            .filter_map(|entry| {
+                let entry = entry.as_ref();
+                Authority::parse(entry).or_else(|| {
+                    // A bare IPv6 address (`::1`) is not an authority until bracketed.
+                    Authority::parse(&format!("[{entry}]"))
+                })
+            })
+            .collect();
+        Hosts {
+            allowed: given.then_some(allowed),
+        }
+    }
+
+    fn allows(&self, host: &Authority) -> bool {
+        let Some(allowed) = &self.allowed else {
+            return true;
+        };
+        allowed.iter().any(|entry| {
+            entry.host == host.host && entry.port.is_none_or(|port| Some(port) == host.port)
+        })
+    }
+
+    /// For `/health`: also an IP address or `localhost`, as load balancers and container health
+    /// checks send. A DNS-rebinding page can only send a name it controls.
+    fn allows_probe(&self, host: &Authority) -> bool {
+        self.allows(host) || host.host == "localhost" || host.host.parse::<IpAddr>().is_ok()
+    }
+}
 
 pub(crate) struct Guard {
     config: GuardConfig,
     cors: Cors,
+    hosts: Hosts,
     tokens: Vec<TokenHash>,
-    /// Session id → the token that owns it.
-    owners: Mutex<HashMap<String, TokenHash>>,
     pub(crate) limits: RateLimits,
     /// The sessions (none when stateless): which exist, which request streams ended.
     sessions: Option<Arc<BoundedSessions>>,
@@ -94,6 +163,7 @@ impl Guard {
     pub(crate) fn new(
         config: GuardConfig,
         cors: Cors,
+        hosts: Hosts,
         sessions: Option<Arc<BoundedSessions>>,
     ) -> Guard {
         let tokens = config
@@ -105,8 +175,8 @@ impl Guard {
         Guard {
             config,
             cors,
+            hosts,
             tokens,
-            owners: Mutex::default(),
             limits,
             sessions,
             in_flight: AtomicUsize::new(0),
@@ -201,6 +271,96 @@ impl Guard {
         Ok(())
     }
 
+    /// The `Host` and `Origin` checks, on `/mcp` and on `/health` (`probe`: an IP address or
+    /// `localhost` passes too). A request with several of either is refused: which one a
+    /// server or a proxy in front of it believes is anyone's guess.
+    fn check_host_and_origin(&self, headers: &HeaderMap, probe: bool) -> Result<(), Box<Response>> {
+        let mut hosts = headers.get_all(header::HOST).iter();
+        match (hosts.next(), hosts.next()) {
+            (Some(_), Some(_)) => {
+                return Err(Box::new(rpc_error(
+                    StatusCode::BAD_REQUEST,
+                    Value::Null,
+                    -32600,
+                    "several Host headers: a request carries exactly one",
+                )));
+            }
+            (Some(host), None) => {
+                let text = host.to_str().unwrap_or("");
+                let allowed = Authority::parse(text).is_some_and(|host| {
+                    if probe {
+                        self.hosts.allows_probe(&host)
+                    } else {
+                        self.hosts.allows(&host)
+                    }
+                });
+                if !allowed {
+                    return Err(Box::new(rpc_error(
+                        StatusCode::FORBIDDEN,
+                        Value::Null,
+                        -32600,
+                        format!(
+                            "Host {} is not allowed (see --allowed-host)",
+                            String::from_utf8_lossy(host.as_bytes())
+                        ),
+                    )));
+                }
+            }
+            (None, _) => {
+                if self.hosts.allowed.is_some() {
+                    return Err(Box::new(rpc_error(
+                        StatusCode::BAD_REQUEST,
+                        Value::Null,
+                        -32600,
+                        "missing Host header",
+                    )));
+                }
+            }
+        }
+        let mut origins = headers.get_all(header::ORIGIN).iter();
+        match (origins.next(), origins.next()) {
+            (Some(_), Some(_)) => Err(Box::new(rpc_error(
+                StatusCode::FORBIDDEN,
+                Value::Null,
+                -32600,
+                "several Origin headers: a request carries one at most",
+            ))),
+            (Some(origin), None) => {
+                let text = origin.to_str().unwrap_or("");
+                if self.origin_allowed(text) {
+                    Ok(())
+                } else {
+                    Err(Box::new(rpc_error(
+                        StatusCode::FORBIDDEN,
+                        Value::Null,
+                        -32600,
+                        format!(
+                            "origin {} is not allowed (see --allowed-origin)",
+                            String::from_utf8_lossy(origin.as_bytes())
+                        ),
+                    )))
+                }
+            }
+            (None, _) => Ok(()),
+        }
+    }
+
+    /// Who may see what of `/health`: the same `Host` and `Origin` rules as `/mcp` (IP addresses
+    /// and `localhost` pass, for probes); with `--require-api-auth`, the details only with a
+    /// valid token (a wrong one is 401), the minimal answer without one. Without auth, anyone
+    /// who may call `/mcp` — which tells more — sees the details.
+    pub(crate) fn health_access(&self, headers: &HeaderMap) -> Result<HealthView, Box<Response>> {
+        self.check_host_and_origin(headers, true)?;
+        if !self.config.require_auth {
+            return Ok(HealthView::Details);
+        }
+        match self.token_of(headers) {
+            Ok(Some(_)) => Ok(HealthView::Details),
+            Ok(None) => Ok(HealthView::Minimal),
+            Err(_) => Err(Box::new(unauthorized(Value::Null))),
+        }
+    }
+
     fn token_of(&self, headers: &HeaderMap) -> Result<Option<TokenHash>, &'static str> {
         let Some(value) = headers.get(header::AUTHORIZATION) else {
             return Ok(None);
@@ -225,6 +385,15 @@ impl Guard {
             Err("unknown token")
         }
     }
+}
+
+/// What `/health` shows a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum HealthView {
+    /// `{"status": "ok", "transport": …}`: what health checks read.
+    Minimal,
+    /// Servers, states, errors, sessions, counters.
+    Details,
 }
 
 /// Decrements the in-flight count when a request ends, however it ends: it lives until the
@@ -415,16 +584,8 @@ pub(crate) async fn check(
             format!("request headers over the limit of {MAX_HEADER_BYTES} bytes"),
         );
     }
-    if let Some(origin) = request.headers().get(header::ORIGIN) {
-        let origin = origin.to_str().unwrap_or("");
-        if !guard.origin_allowed(origin) {
-            return rpc_error(
-                StatusCode::FORBIDDEN,
-                Value::Null,
-                -32600,
-                format!("origin {origin} is not allowed (see --allowed-origin)"),
-            );
-        }
+    if let Err(refused) = guard.check_host_and_origin(request.headers(), false) {
+        return *refused;
     }
     let unknown_version = request
         .headers()
@@ -437,6 +598,15 @@ pub(crate) async fn check(
         });
 
     let (mut parts, body) = request.into_parts();
+    // A body announced over the limit is refused before a byte of it is read.
+    let announced = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse::<u64>().ok());
+    if announced.is_some_and(|length| length > guard.config.max_body_bytes as u64) {
+        return body_too_large(guard.config.max_body_bytes);
+    }
     let (bytes, parsed) = if method == Method::POST {
         let limited = http_body_util::Limited::new(body, guard.config.max_body_bytes);
         let collected = match tokio::time::timeout(BODY_READ_TIMEOUT, limited.collect()).await {
@@ -456,15 +626,7 @@ pub(crate) async fn check(
                     .downcast_ref::<http_body_util::LengthLimitError>()
                     .is_some();
                 return if too_large {
-                    rpc_error(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        Value::Null,
-                        -32600,
-                        format!(
-                            "request body over the limit of {} bytes",
-                            guard.config.max_body_bytes
-                        ),
-                    )
+                    body_too_large(guard.config.max_body_bytes)
                 } else {
                     rpc_error(
                         StatusCode::BAD_REQUEST,
@@ -536,20 +698,12 @@ pub(crate) async fn check(
         if token.is_none() && !exempt {
             return unauthorized(id);
         }
-        if let (Some(session), Some(token)) = (&session, &token) {
-            let mut owners = guard
-                .owners
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            match owners.get(session) {
-                Some(owner) if !bool::from(owner.ct_eq(token)) => {
-                    return rpc_error(StatusCode::NOT_FOUND, id, -32600, "Session not found");
-                }
-                Some(_) => {}
-                None => {
-                    owners.insert(session.clone(), *token);
-                }
-            }
+        // Another token's session is not there for this one (nothing is changed yet; the
+        // binding of an unowned session waits until the request passed the rate limit).
+        if let (Some(session), Some(token), Some(sessions)) = (&session, &token, &guard.sessions)
+            && sessions.owned_by_another(session, token)
+        {
+            return rpc_error(StatusCode::NOT_FOUND, id, -32001, "Session not found");
         }
     }
 
@@ -630,6 +784,15 @@ pub(crate) async fn check(
         }
     }
 
+    // A session used with a token for the first time becomes that token's. Only a session that
+    // exists is bound: an id a client made up is not remembered.
+    if guard.config.require_auth
+        && let (Some(session), Some(token), Some(sessions)) = (&session, &token, &guard.sessions)
+        && sessions.bind(session, token).await == Binding::Foreign
+    {
+        return rpc_error(StatusCode::NOT_FOUND, id, -32001, "Session not found");
+    }
+
     // JSON-only clients: rmcp answers stateful requests on SSE; we unwrap the final message.
     let json_only = method == Method::POST && !accepts_sse(&parts.headers);
     // Clients that take both get a quick answer as JSON (see `prefer_json`).
@@ -643,7 +806,6 @@ pub(crate) async fn check(
             HeaderValue::from_static("application/json, text/event-stream"),
         );
     }
-    let is_initialize = methods.iter().any(|m| m == "initialize");
 
     // GET streams live as long as the session; only requests count as in flight.
     let in_flight = (method != Method::GET).then(|| {
@@ -652,8 +814,16 @@ pub(crate) async fn check(
     });
     // 2025-11-25 core tasks take the handler's raw path (`tasks::legacy`).
     let bytes = crate::wire::core_tasks::rename_post(&mut parts.headers, bytes);
-    let mut response = next
-        .run(Request::from_parts(parts, Body::from(bytes)))
+    // Who creates the session, should this request create one (an `initialize`).
+    let creator = Creator {
+        owner: token,
+        anonymous: guard.config.require_auth && token.is_none(),
+    };
+    let mut response = CREATOR
+        .scope(
+            creator,
+            next.run(Request::from_parts(parts, Body::from(bytes))),
+        )
         .await;
     if crate::wire::core_tasks::answers_need_unstash(&methods) {
         response = crate::wire::core_tasks::unstash_response(response).await;
@@ -676,25 +846,7 @@ pub(crate) async fn check(
         None => response,
     };
 
-    if is_initialize
-        && guard.config.require_auth
-        && let (Some(token), Some(session)) = (token, response.headers().get("mcp-session-id"))
-        && let Ok(session) = session.to_str()
-    {
-        guard
-            .owners
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(session.to_owned(), token);
-    }
     if method == Method::DELETE && response.status() == StatusCode::ACCEPTED {
-        if let Some(session) = &session {
-            guard
-                .owners
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .remove(session);
-        }
         return (
             StatusCode::OK,
             axum::Json(json!({"success": true, "message": "Session terminated"})),
@@ -860,6 +1012,15 @@ async fn as_json_rpc_error(response: Response, id: Value) -> Response {
     refused
 }
 
+fn body_too_large(max: usize) -> Response {
+    rpc_error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        Value::Null,
+        -32600,
+        format!("request body over the limit of {max} bytes"),
+    )
+}
+
 fn unauthorized(id: Value) -> Response {
     let mut response = rpc_error(
         StatusCode::UNAUTHORIZED,
@@ -970,6 +1131,7 @@ mod tests {
                 stream_answers: false,
             },
             Cors::Permissive,
+            Hosts::new(["localhost"]),
             None,
         )
     }
@@ -989,6 +1151,7 @@ mod tests {
                     ..guard_config()
                 },
                 Cors::Off,
+                Hosts::new(Vec::<String>::new()),
                 None
             )
             .origin_allowed("http://anything.example")
@@ -1005,6 +1168,24 @@ mod tests {
             max_body_bytes: 1024,
             stream_answers: false,
         }
+    }
+
+    #[test]
+    fn hosts_match_name_and_port_and_probes_may_use_an_address() {
+        let host = |text: &str| Authority::parse(text).unwrap();
+        let hosts = Hosts::new(["localhost", "127.0.0.1", "::1", "proxy.example:8443"]);
+        assert!(hosts.allows(&host("localhost:12006")));
+        assert!(hosts.allows(&host("LOCALHOST")));
+        assert!(hosts.allows(&host("[::1]:12006")));
+        assert!(hosts.allows(&host("proxy.example:8443")));
+        assert!(!hosts.allows(&host("proxy.example:80")));
+        assert!(!hosts.allows(&host("evil.example")));
+        assert!(!hosts.allows(&host("10.0.0.5:8081")));
+        assert!(hosts.allows_probe(&host("10.0.0.5:8081")));
+        assert!(hosts.allows_probe(&host("[fd00::5]")));
+        assert!(!hosts.allows_probe(&host("evil.example:12006")));
+        assert!(Hosts::new(Vec::<String>::new()).allows(&host("anything.example")));
+        assert!(!Hosts::new(["not a host"]).allows(&host("anything.example")));
     }
 
     #[test]

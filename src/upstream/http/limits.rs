@@ -172,6 +172,11 @@ impl RateLimits {
         (self.tool_calls, self.requests)
     }
 
+    /// Live windows (one per token or client address and kind), for `/health`.
+    pub(crate) fn windows(&self) -> usize {
+        lock(&self.windows).map.len()
+    }
+
     /// Refusals since start.
     pub(crate) fn refused_total(&self) -> Refused {
         Refused {
@@ -286,11 +291,6 @@ impl RateLimits {
             );
         }
         refused
-    }
-
-    #[cfg(test)]
-    fn windows(&self) -> usize {
-        lock(&self.windows).map.len()
     }
 }
 

@@ -1,12 +1,14 @@
 //! Serving clients over MCP Streamable HTTP: `POST/GET/DELETE /mcp` (and `POST /`, as the
 //! original accepts), `GET /health`, `GET /.well-known/mcp-config` (`well_known.rs`), the
-//! console's JSON API (`api.rs`: registry search, show and add, import). rmcp's `StreamableHttpService` does the protocol; around it
-//! sits our guard (`guard.rs`: method, Origin, protocol version, body limit, JSON parse, bearer
-//! auth with session binding, rate limits, JSON-only clients), the rate limiter (`limits.rs`)
-//! and the session ceiling (`sessions.rs`). The accept loop is ours so that slow clients time out
-//! and shutdown drains.
+//! console's JSON API (`api.rs`: registry search, show and add, import). rmcp's
+//! `StreamableHttpService` does the protocol; around it sits our guard (`guard.rs`: method, Host and
+//! Origin, protocol version, body limit, JSON parse, bearer auth with session binding, rate limits,
+//! JSON-only clients), the rate limiter (`limits.rs`) and the sessions with their two pools
+//! (`sessions.rs`). The accept loop is ours so that slow and idle clients time out, connections
+//! have a ceiling, failed accepts back off (`connections.rs`), and shutdown drains.
 
 mod api;
+mod connections;
 mod guard;
 mod limits;
 pub(crate) mod sessions;
@@ -31,8 +33,9 @@ use crate::control::{ControlPlane, RateLimited};
 use crate::router::Router;
 use crate::upstream::ProxyHandler;
 pub use api::ApiFiles;
-use guard::Guard;
+use connections::Connections;
 pub use guard::GuardConfig;
+use guard::{Guard, HealthView, Hosts};
 use sessions::BoundedSessions;
 
 /// A client must send its request headers within this time.
@@ -48,6 +51,10 @@ pub struct HttpOptions {
     pub port: u16,
     pub stateless: bool,
     pub max_sessions: usize,
+    /// With auth required: sessions made without a token, in a pool of their own.
+    pub max_anonymous_sessions: usize,
+    /// Open connections at most; `None`: half the open-file limit (see `connections`).
+    pub max_connections: Option<usize>,
     pub session_ttl: Duration,
     /// An idle session gives up its worker after this long (`None`: never); see `sessions`.
     pub hibernate_after: Option<Duration>,
@@ -63,7 +70,9 @@ struct AppState {
     router: Arc<Router>,
     sessions: Option<Arc<BoundedSessions>>,
     guard: Arc<Guard>,
+    connections: Arc<Connections>,
     max_sessions: usize,
+    max_anonymous_sessions: usize,
 }
 
 /// The HTTP application without a listener: the routes, the guard in front of rmcp's service,
@@ -71,6 +80,7 @@ struct AppState {
 pub struct App {
     pub service: AxumRouter,
     guard: Arc<Guard>,
+    connections: Arc<Connections>,
     /// Ends rmcp's sessions and streams (after requests in flight drained).
     mcp_cancel: CancellationToken,
 }
@@ -87,14 +97,16 @@ impl App {
             .with_json_response(options.stateless)
             .with_legacy_session_mode(!options.stateless)
             .with_cancellation_token(mcp_cancel.clone());
-        // Origin is checked by our guard (with a JSON-RPC body); Host here, for DNS rebinding.
-        config = if !options.allowed_hosts.is_empty() {
-            config.with_allowed_hosts(options.allowed_hosts.clone())
+        // Host and Origin are checked by our guard, for `/health` too, with a JSON-RPC body and
+        // without a log line per refusal (rmcp warns at each).
+        config = config.disable_allowed_hosts();
+        let hosts = if !options.allowed_hosts.is_empty() {
+            Hosts::new(&options.allowed_hosts)
         } else if loopback {
-            config.with_allowed_hosts(["localhost", "127.0.0.1", "::1", "[::1]"])
+            Hosts::new(["localhost", "127.0.0.1", "::1"])
         } else {
             // Bound to a public address on purpose: any Host, unless --allowed-host narrows it.
-            config.disable_allowed_hosts()
+            Hosts::new(Vec::<String>::new())
         };
         config.max_request_body_bytes = options.guard.max_body_bytes;
 
@@ -105,6 +117,7 @@ impl App {
             });
             let sessions = Arc::new(BoundedSessions::new(
                 options.max_sessions,
+                options.max_anonymous_sessions,
                 options.session_ttl,
                 hibernation,
             ));
@@ -143,15 +156,32 @@ impl App {
         } else {
             None
         };
-        let guard = Arc::new(Guard::new(options.guard, options.cors, sessions.clone()));
+        let require_auth = options.guard.require_auth;
+        let guard = Arc::new(Guard::new(
+            options.guard,
+            options.cors,
+            hosts,
+            sessions.clone(),
+        ));
+        let connections = Connections::new(
+            options
+                .max_connections
+                .unwrap_or_else(connections::default_max_connections),
+        );
         let state = AppState {
             router: router.clone(),
             sessions: sessions.clone(),
             guard: guard.clone(),
+            connections: connections.clone(),
             max_sessions: if options.stateless {
                 0
             } else {
                 options.max_sessions
+            },
+            max_anonymous_sessions: if options.stateless || !require_auth {
+                0
+            } else {
+                options.max_anonymous_sessions
             },
         };
         let service = AxumRouter::new()
@@ -161,12 +191,13 @@ impl App {
                 guard.clone(),
                 guard::check,
             ))
-            .route("/health", get(health))
+            .route("/health", get(health).fallback(health_method_not_allowed))
             .merge(well_known::routes())
             .merge(match options.api {
                 Some(files) => api::routes(files, guard.clone(), api_hosts),
                 None => AxumRouter::new(),
             })
+            .fallback(no_such_path)
             .with_state(state)
             .layer(axum::middleware::from_fn_with_state(
                 guard.clone(),
@@ -175,6 +206,7 @@ impl App {
         App {
             service,
             guard,
+            connections,
             mcp_cancel,
         }
     }
@@ -197,6 +229,7 @@ pub async fn serve(
     let App {
         service: app,
         guard,
+        connections,
         mcp_cancel,
     } = App::new(router, options, local.ip().is_loopback());
 
@@ -209,22 +242,39 @@ pub async fn serve(
 
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
+    // The header timeout also bounds an idle keep-alive connection: hyper starts it whenever it
+    // waits for a request head.
     http.timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .max_buf_size(guard::MAX_HEADER_BYTES.max(8192));
+    let mut accepts = connections::AcceptLog::new(connections.clone());
     loop {
         let (stream, peer) = tokio::select! {
             () = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(error) => {
-                    tracing::warn!("accept failed: {error}");
+                    // Out of descriptors, accepting again fails again at once: pause.
+                    let pause = accepts.failed(&error);
+                    tokio::select! {
+                        () = shutdown.cancelled() => break,
+                        () = tokio::time::sleep(pause) => {}
+                    }
                     continue;
                 }
             },
         };
+        accepts.accepted();
+        let Some(slot) = connections.open() else {
+            // Over the ceiling: a fixed answer, written without waiting, and the socket closed.
+            accepts.refused();
+            let _ = stream.try_write(&connections.refusal());
+            drop(stream);
+            continue;
+        };
+        accepts.admitted();
         // Without TCP_NODELAY, an SSE answer (headers, then the event as a second small write)
-        // waits for the client's delayed ACK: about 40 ms per call on Linux (issue 6's benchmark).
+        // waits for the client's delayed ACK: about 40 ms per call on Linux.
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(client = %peer, "cannot set TCP_NODELAY: {error}");
         }
@@ -236,12 +286,15 @@ pub async fn serve(
                 request
             },
         );
-        let connection =
-            http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+        let connection = http.serve_connection(
+            TokioIo::new(connections::Refusals::new(stream)),
+            TowerToHyperService::new(service),
+        );
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
+            let _slot = slot;
             if let Err(error) = connection.await {
-                tracing::debug!(client = %peer, "connection ended: {error}");
+                tracing::trace!(client = %peer, "connection ended: {error}");
             }
         });
     }
@@ -333,10 +386,37 @@ fn startup_line(local: SocketAddr, host: &str, stateless: bool, guard: &Guard) {
     eprint!("{text}");
 }
 
-async fn health(State(state): State<AppState>) -> Response {
-    let (sessions, hibernated) = match &state.sessions {
-        Some(sessions) => (sessions.count().await, sessions.hibernated()),
-        None => (0, 0),
+/// Every refusal has a JSON-RPC body, a path we do not serve too.
+async fn no_such_path(uri: axum::http::Uri) -> Response {
+    let body = json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32600,
+        "message": format!("no such path: {}; the MCP endpoint is /mcp", uri.path())}});
+    (axum::http::StatusCode::NOT_FOUND, axum::Json(body)).into_response()
+}
+
+async fn health_method_not_allowed() -> Response {
+    let body = json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32600,
+        "message": "/health answers GET only"}});
+    let mut response =
+        (axum::http::StatusCode::METHOD_NOT_ALLOWED, axum::Json(body)).into_response();
+    response.headers_mut().insert(
+        axum::http::header::ALLOW,
+        axum::http::HeaderValue::from_static("GET"),
+    );
+    response
+}
+
+async fn health(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    let view = match state.guard.health_access(&headers) {
+        Ok(view) => view,
+        Err(refused) => return *refused,
+    };
+    if view == HealthView::Minimal {
+        // What the original's health checks read; nothing about servers or sessions.
+        return axum::Json(json!({"status": "ok", "transport": "streamable-http"})).into_response();
+    }
+    let counts = match &state.sessions {
+        Some(sessions) => sessions.counts().await,
+        None => sessions::SessionCounts::default(),
     };
     let catalog = state.router.catalog();
     let served = catalog.tools_per_server();
@@ -356,12 +436,29 @@ async fn health(State(state): State<AppState>) -> Response {
         .collect();
     let (tool_calls, requests) = state.guard.limits.limits();
     let refused = state.guard.limits.refused_total();
+    let connections = state.connections.counts();
     axum::Json(json!({
         "status": "ok",
         "transport": "streamable-http",
-        "sessions": sessions,
-        "hibernatedSessions": hibernated,
+        "sessions": counts.sessions,
+        "hibernatedSessions": counts.hibernated,
         "maxSessions": state.max_sessions,
+        "anonymousSessions": counts.anonymous,
+        "maxAnonymousSessions": state.max_anonymous_sessions,
+        "connections": {
+            "open": connections.open,
+            "max": connections.max,
+            "refused": connections.refused,
+            "failedAccepts": connections.failed_accepts,
+        },
+        // Everything kept per client-chosen key, each bounded (see SECURITY.md).
+        "kept": {
+            "sessions": counts.sessions,
+            "sessionWorkers": counts.workers,
+            "sessionOwners": counts.owned,
+            "requestIds": counts.request_ids,
+            "rateLimitWindows": state.guard.limits.windows(),
+        },
         "rateLimits": {
             "toolCallsPerMinute": tool_calls,
             "requestsPerMinute": requests,
