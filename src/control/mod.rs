@@ -19,8 +19,9 @@ use serde::Serialize;
 pub enum ControlError {
     #[error("the local store at {path}: {message}")]
     Open { path: String, message: String },
+    /// The local store's engine failed (its message; the conversion lives with the store).
     #[error("the local store: {0}")]
-    Store(#[from] rusqlite::Error),
+    Store(String),
     #[error("the local store's worker ended: {0}")]
     Worker(String),
     #[error("{0}")]

@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
 mod app_stub;
+mod architecture;
 mod support;
 
 mod app;

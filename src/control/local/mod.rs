@@ -54,6 +54,12 @@ pub struct LocalStore {
     path: Arc<str>,
 }
 
+impl From<rusqlite::Error> for ControlError {
+    fn from(error: rusqlite::Error) -> ControlError {
+        ControlError::Store(error.to_string())
+    }
+}
+
 /// The store holds notifications, memories, documents and the servers' catalogs: readable by its
 /// owner only. A new database file is made so before SQLite opens it (its `-wal` and `-shm` files
 /// take the database's mode); an existing one, and those files, are made so too.
