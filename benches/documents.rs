@@ -1,4 +1,4 @@
-//! The document library's benchmark (issue 8): ingest and search over a generated corpus.
+//! The document library's benchmark: ingest and search over a generated corpus.
 //!
 //! `cargo bench --bench documents` (set `DOCS_BENCH_N` for another corpus size; default
 //! 100,000). The corpus is deterministic: a fixed-seed generator writes ~2 KB documents from a

@@ -1,4 +1,4 @@
-//! The benchmark suite of issue 6: the proxy against the physical floor (a client talking to the
+//! The benchmark suite: the proxy against the physical floor (a client talking to the
 //! demo server directly) and against a peer proxy, in one run, side by side. It starts the real
 //! release binaries (`CARGO_BIN_EXE_*`) as separate processes and speaks raw JSON-RPC to them —
 //! newline-delimited over stdio, `reqwest` over Streamable HTTP — so the client is the same thin
@@ -32,7 +32,7 @@ use tokio::{
 const PROXY: &str = env!("CARGO_BIN_EXE_pluggedin-mcp-proxy");
 const DEMO: &str = env!("CARGO_BIN_EXE_pluggedin-demo-server");
 const PROTOCOL_VERSION: &str = "2025-06-18";
-/// Concurrency levels of the HTTP scenario, from the issue.
+/// Concurrency levels of the HTTP scenario.
 const CONCURRENCY: [usize; 4] = [1, 8, 32, 128];
 
 /// How much of each scenario to run.

@@ -77,7 +77,7 @@ start_proxy proxy-legacy legacy
 legacy_proxy_url=$proxy_url
 start_proxy proxy-modern modern
 modern_proxy_url=$proxy_url
-# By default the proxy answers a quick request of a session with a JSON body (one write, issue 6),
+# By default the proxy answers a quick request of a session with a JSON body (one write),
 # which leaves the suite's SSE checks (priming event, retry field, concurrent POST streams) as
 # INFO; these answer on SSE streams as rmcp does, so those checks run through the proxy too.
 start_proxy proxy-streams legacy --sse-answers

@@ -17,7 +17,7 @@ fn main() -> ExitCode {
     telemetry::init(cli.log_level.as_deref(), cli.command.is_some());
     // One client over stdio is a chain of hops (stdin → service → router → server's pipe and
     // back), each a task wake-up: on one thread they are queue pushes, on several they are
-    // cross-thread wake-ups that cost more than the work (issue 6's profile). HTTP serves many
+    // cross-thread wake-ups that cost more than the work (BENCHMARKS.md). HTTP serves many
     // clients at once and keeps every core.
     let mut builder = if cli.transport == Transport::StreamableHttp {
         tokio::runtime::Builder::new_multi_thread()

@@ -19,7 +19,7 @@ const QUEUE: usize = 4096;
 /// Entries written per transaction at most.
 const BATCH: usize = 512;
 /// How long the writer waits for more entries after the first, so a run of calls becomes one
-/// transaction instead of one each (a commit costs more CPU than forwarding a call; issue 6).
+/// transaction instead of one each (a commit costs more CPU than forwarding a call).
 const COALESCE: std::time::Duration = std::time::Duration::from_millis(50);
 /// How long ALERT notifications of failures live, as in the App.
 const ALERT_TTL_MS: i64 = 7 * 86_400_000;

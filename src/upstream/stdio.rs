@@ -127,7 +127,7 @@ impl Default for StdioTransport {
 /// The process's stdin and stdout as the runtime's own non-blocking streams where they are pipes
 /// or sockets (as every MCP client spawns us), so a message in or out is one syscall on the
 /// runtime's thread. tokio's `stdin()`/`stdout()` hand each read and write to a blocking-pool
-/// thread instead: two thread switches per message, which the profile of issue 6 showed costing
+/// thread instead: two thread switches per message, which the profile showed costing
 /// more than all the proxy's own work. Anything else (a terminal, a file) keeps tokio's streams.
 #[cfg(unix)]
 mod process_io {
@@ -187,7 +187,7 @@ mod process_io {
     }
 
     /// A page of 1,000 tools is ~350 KB; through the default 64 KiB pipe it leaves in pieces, each
-    /// after the client has read the last one and the runtime has woken us again (issue 6). A
+    /// after the client has read the last one and the runtime has woken us again. A
     /// pipe of 1 MiB (the unprivileged limit) takes a page in one write. Best effort.
     fn widen(fd: OwnedFd) -> OwnedFd {
         #[cfg(target_os = "linux")]

@@ -1,4 +1,4 @@
-//! `tools/list` answered from pages encoded once per catalog (issue 6). A page of 1,000 tools is
+//! `tools/list` answered from pages encoded once per catalog. A page of 1,000 tools is
 //! about 350 KB of JSON; encoding it for every request (and copying the tools into rmcp's result
 //! first) was most of the proxy's time for a big catalog. [`ToolPages`] keeps each page's encoded
 //! `result` for the current catalog — a catalog is immutable and replaced whole on any change, so

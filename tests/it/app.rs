@@ -1,4 +1,4 @@
-//! App mode (issue 9), through the real binary and a real rmcp client, against the stand-in App
+//! App mode, through the real binary and a real rmcp client, against the stand-in App
 //! (`app_stub.rs`) and real downstream demo servers that the stand-in lists.
 
 use std::collections::BTreeMap;

@@ -1,4 +1,4 @@
-//! The document library and the knowledge base (issue 8) through the real binary and a real
+//! The document library and the knowledge base through the real binary and a real
 //! client: every document tool and its errors, deduplication, versions, each filter,
 //! highlighting, the old `pluggedin_rag_query` name, `docs` ingesting HTML and PDF files made
 //! here, bad files, and documents as MCP resources.

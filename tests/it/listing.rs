@@ -1,4 +1,4 @@
-//! `tools/list` over stdio answered from pages encoded once per catalog (issue 6): byte for byte
+//! `tools/list` over stdio answered from pages encoded once per catalog: byte for byte
 //! the service's answer, page after page, and a new answer after every catalog change. The
 //! service's own answer is what a request with `_meta` gets (the shortcut leaves those to it).
 
