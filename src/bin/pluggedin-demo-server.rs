@@ -52,7 +52,7 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-#[path = "demo/conformance.rs"]
+#[path = "demo/conformance/mod.rs"]
 mod conformance;
 
 // ===== Command line =====
