@@ -141,3 +141,40 @@ fn versioned(identifier: &str, version: Option<&str>, separator: &str) -> String
         None => identifier.to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::launch;
+
+    #[test]
+    fn each_runner_names_the_package_and_its_version_in_its_own_syntax() {
+        assert_eq!(
+            launch("npx", "@scope/server", Some("1.2.0")),
+            (vec!["-y"], "@scope/server@1.2.0".to_owned())
+        );
+        assert_eq!(
+            launch("uvx", "mcp-server-time", Some("0.6.2")),
+            (vec![], "mcp-server-time@0.6.2".to_owned())
+        );
+        assert_eq!(
+            launch("pipx", "mcp-server-time", Some("0.6.2")),
+            (vec!["run"], "mcp-server-time==0.6.2".to_owned())
+        );
+        assert_eq!(
+            launch("python", "Mcp-Server.Time", Some("0.6.2")),
+            (vec!["-m"], "mcp_server_time".to_owned())
+        );
+        assert_eq!(
+            launch("docker", "ghcr.io/org/server", Some("1.0")),
+            (
+                vec!["run", "-i", "--rm"],
+                "ghcr.io/org/server:1.0".to_owned()
+            )
+        );
+        // An image that names its tag or digest keeps it.
+        for image in ["ghcr.io/org/server:2.0", "server@sha256:abc"] {
+            assert_eq!(launch("podman", image, Some("1.0")).1, image);
+        }
+        assert_eq!(launch("npx", "server", None).1, "server");
+    }
+}
