@@ -1,23 +1,28 @@
 //! `import`: the servers a user already has in their MCP clients, merged into our config file.
-//! `clients` knows where each client keeps them and how it writes them; this module merges
-//! (same name and definition: once; same name, another definition: both, the newcomer renamed
-//! and reported), writes values only the client knew (VS Code's inputs, a client's `envFile`) to
-//! an owner-only env file in the data dir that the entry references, and writes the config in
-//! place. `replace` rewrites the clients' files to start only the proxy, and undoes that.
-//! The command and the HTTP API (`/api/import`) both call [`run`].
+//! `clients` knows where each client keeps them and how it writes them; `merge` tells what is
+//! already there (same name and definition: once; same name, another definition: both, the
+//! newcomer renamed and reported); `secrets` keeps values only the client knew (VS Code's
+//! inputs, a client's `envFile`) in an owner-only env file in the data dir that the entry
+//! references. This module runs an import and writes the config in place; `replace` rewrites
+//! the clients' files to start only the proxy, and undoes that. The command and the HTTP API
+//! (`/api/import`) both call [`run`].
 
 pub mod clients;
+mod merge;
 pub mod replace;
+mod secrets;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Serialize;
 use serde_json::{Value, json};
 
 pub use clients::{Client, Input, Platform};
+pub use secrets::{secrets_path, write_secrets};
 
-use crate::config::edit::{ConfigFile, free_name};
+use crate::config::edit::ConfigFile;
+use clients::Source;
 
 /// What to import, and how.
 pub struct ImportOptions {
@@ -97,212 +102,177 @@ pub fn run(
     platform: &Platform,
     ask: &mut dyn FnMut(&str, &Input) -> Option<String>,
 ) -> Result<ImportReport, String> {
-    let mut config = ConfigFile::open(&options.config_path)?;
-    let existing = config.servers();
-    let mut report = ImportReport {
-        config: options.config_path.clone(),
-        dry_run: options.dry_run,
-        ..ImportReport::default()
+    let config = ConfigFile::open(&options.config_path)?;
+    let mut import = Import {
+        options,
+        platform,
+        ask,
+        taken: config.servers().into_iter().collect(),
+        config,
+        secrets_files: Vec::new(),
+        report: ImportReport {
+            config: options.config_path.clone(),
+            dry_run: options.dry_run,
+            ..ImportReport::default()
+        },
     };
-    // Names taken so far, by our config and by what this import adds.
-    let mut taken: BTreeMap<String, Value> = existing.clone().into_iter().collect();
-    let mut secrets_files: Vec<(PathBuf, BTreeMap<String, String>)> = Vec::new();
     // Sources whose every server made it: only those are rewritten by `--replace`.
     let mut complete = Vec::new();
     for client in &options.clients {
         for source in clients::sources(*client, platform, &options.project) {
-            let read = match clients::read(&source) {
-                Ok(Some(read)) => read,
-                Ok(None) => {
-                    report.sources.push(SourceReport {
-                        client: *client,
-                        scope: source.scope,
-                        path: source.path.clone(),
-                        servers: None,
-                        error: None,
-                    });
-                    continue;
-                }
-                Err(error) => {
-                    report.sources.push(SourceReport {
-                        client: *client,
-                        scope: source.scope,
-                        path: source.path.clone(),
-                        servers: None,
-                        error: Some(error),
-                    });
-                    continue;
-                }
-            };
-            report.sources.push(SourceReport {
-                client: *client,
-                scope: source.scope,
-                path: source.path.clone(),
-                servers: Some(read.servers.len()),
-                error: None,
-            });
-            let mut all_carried = true;
-            for (name, raw) in &read.servers {
-                if clients::is_this_proxy(raw) {
-                    report.skipped.push(Skipped {
-                        name: name.clone(),
-                        client: *client,
-                        reason: "it starts this proxy".into(),
-                    });
-                    continue;
-                }
-                let mut input_value = |input: &Input| {
-                    options
-                        .inputs
-                        .get(&input.id)
-                        .cloned()
-                        .or_else(|| ask(name, input))
-                };
-                let mut context = clients::Context {
-                    client: *client,
-                    source: &source,
-                    platform,
-                    project: &options.project,
-                    inputs: &read.inputs,
-                    input_value: &mut input_value,
-                };
-                let translated = match clients::translate(raw, &mut context) {
-                    Ok(translated) => translated,
-                    Err(reason) => {
-                        all_carried = false;
-                        report.skipped.push(Skipped {
-                            name: name.clone(),
-                            client: *client,
-                            reason,
-                        });
-                        continue;
-                    }
-                };
-                // The same server under the same name (or already imported under another name
-                // from another client) is there once. An entry with values in a secrets file
-                // is the same when it references its own.
-                let same = taken.iter().find(|(taken_name, entry)| {
-                    let related =
-                        *taken_name == name || taken_name.starts_with(&format!("{name}-"));
-                    let mut candidate = translated.entry.clone();
-                    if !translated.secrets.is_empty() {
-                        let Some(data_dir) = &options.data_dir else {
-                            return false;
-                        };
-                        candidate["envFile"] = json!(secrets_path(data_dir, taken_name));
-                    }
-                    related && clients::definition(entry) == clients::definition(&candidate)
-                });
-                if let Some((same, _)) = same {
-                    report.unchanged.push(Named {
-                        name: same.clone(),
-                        client: *client,
-                    });
-                    continue;
-                }
-                let new_name = if taken.contains_key(name) {
-                    free_name(&format!("{name}-{}", client.name()), &|candidate| {
-                        taken.contains_key(candidate)
-                    })
-                } else {
-                    name.clone()
-                };
-                let mut entry = translated.entry.clone();
-                if !translated.secrets.is_empty() {
-                    let Some(data_dir) = &options.data_dir else {
-                        all_carried = false;
-                        report.skipped.push(Skipped {
-                            name: name.clone(),
-                            client: *client,
-                            reason: "it needs values kept in a secrets file, and there is no \
-                                     data dir to keep it in"
-                                .into(),
-                        });
-                        continue;
-                    };
-                    let file = secrets_path(data_dir, &new_name);
-                    entry["envFile"] = json!(file);
-                    secrets_files.push((file, translated.secrets.clone()));
-                }
-                let (transport, target) = describe(&entry);
-                report.added.push(Added {
-                    name: new_name.clone(),
-                    client: *client,
-                    renamed_from: (new_name != *name).then(|| name.clone()),
-                    transport,
-                    target,
-                });
-                config.add(&new_name, &entry);
-                taken.insert(new_name, entry);
-            }
-            if all_carried && !read.servers.is_empty() {
+            if import.source(&source) {
                 complete.push(source);
             }
         }
     }
-    if options.dry_run {
-        return Ok(report);
-    }
-    if options.replace && options.data_dir.is_none() {
-        return Err("--replace needs a data dir to keep the backups in".into());
-    }
-    for (file, values) in &secrets_files {
-        write_secrets(file, values)?;
-    }
-    if !report.added.is_empty() {
-        config.save()?;
-    }
-    if options.replace
-        && let Some(data_dir) = &options.data_dir
-    {
-        report.replaced = replace::replace(&complete, &options.proxy, data_dir)?;
-    }
-    Ok(report)
+    import.finish(&complete)
 }
 
-/// The owner-only env file that keeps a server's values only a client knew.
-pub fn secrets_path(data_dir: &Path, server: &str) -> PathBuf {
-    let safe: String = server
-        .chars()
-        .map(|ch| {
-            if ch.is_ascii_alphanumeric() || "-_.".contains(ch) {
-                ch
-            } else {
-                '_'
+/// One import under way.
+struct Import<'a> {
+    options: &'a ImportOptions,
+    platform: &'a Platform,
+    ask: &'a mut dyn FnMut(&str, &Input) -> Option<String>,
+    config: ConfigFile,
+    /// Names taken so far, by our config and by what this import adds.
+    taken: BTreeMap<String, Value>,
+    /// The secrets files to write, with their values.
+    secrets_files: Vec<(PathBuf, BTreeMap<String, String>)>,
+    report: ImportReport,
+}
+
+impl Import<'_> {
+    /// Reads one source and imports its servers: whether it had some and every one made it.
+    fn source(&mut self, source: &Source) -> bool {
+        let read = clients::read(source);
+        self.report.sources.push(SourceReport {
+            client: source.client,
+            scope: source.scope,
+            path: source.path.clone(),
+            servers: read
+                .as_ref()
+                .ok()
+                .and_then(Option::as_ref)
+                .map(|read| read.servers.len()),
+            error: read.as_ref().err().cloned(),
+        });
+        let Ok(Some(read)) = read else {
+            return false;
+        };
+        let mut all_carried = true;
+        for (name, raw) in &read.servers {
+            all_carried &= self.server(source, &read.inputs, name, raw);
+        }
+        all_carried && !read.servers.is_empty()
+    }
+
+    /// Imports one server, or reports it unchanged or skipped; `false` when a server the user
+    /// has could not be carried over.
+    fn server(
+        &mut self,
+        source: &Source,
+        inputs: &BTreeMap<String, (String, bool)>,
+        name: &str,
+        raw: &Value,
+    ) -> bool {
+        let client = source.client;
+        if merge::is_this_proxy(raw) {
+            self.skip(name, client, "it starts this proxy".into());
+            return true;
+        }
+        let options = self.options;
+        let ask = &mut *self.ask;
+        let mut input_value = |input: &Input| {
+            options
+                .inputs
+                .get(&input.id)
+                .cloned()
+                .or_else(|| ask(name, input))
+        };
+        let mut context = clients::Context {
+            client,
+            source,
+            platform: self.platform,
+            project: &options.project,
+            inputs,
+            input_value: &mut input_value,
+        };
+        let translated = match clients::translate(raw, &mut context) {
+            Ok(translated) => translated,
+            Err(reason) => {
+                self.skip(name, client, reason);
+                return false;
             }
-        })
-        .collect();
-    data_dir.join("secrets").join(format!("{safe}.env"))
-}
+        };
+        let data_dir = options.data_dir.as_deref();
+        if let Some(same) = merge::already_there(&self.taken, name, &translated, data_dir) {
+            self.report.unchanged.push(Named {
+                name: same.clone(),
+                client,
+            });
+            return true;
+        }
+        let new_name = merge::new_name(&self.taken, name, client);
+        let mut entry = translated.entry;
+        if !translated.secrets.is_empty() {
+            let Some(data_dir) = data_dir else {
+                self.skip(
+                    name,
+                    client,
+                    "it needs values kept in a secrets file, and there is no data dir to keep \
+                     it in"
+                        .into(),
+                );
+                return false;
+            };
+            let file = secrets_path(data_dir, &new_name);
+            entry["envFile"] = json!(file);
+            self.secrets_files.push((file, translated.secrets));
+        }
+        let (transport, target) = describe(&entry);
+        self.report.added.push(Added {
+            name: new_name.clone(),
+            client,
+            renamed_from: (new_name != name).then(|| name.to_owned()),
+            transport,
+            target,
+        });
+        self.config.add(&new_name, &entry);
+        self.taken.insert(new_name, entry);
+        true
+    }
 
-/// Writes (or merges into) an owner-only env file; the directory is owner-only too.
-pub fn write_secrets(file: &Path, values: &BTreeMap<String, String>) -> Result<(), String> {
-    let mut all = crate::config::vars::read_env_file(file).unwrap_or_default();
-    all.extend(values.iter().map(|(k, v)| (k.clone(), v.clone())));
-    if let Some(dir) = file.parent() {
-        create_private_dir(dir)
-            .map_err(|error| format!("cannot create {}: {error}", dir.display()))?;
+    fn skip(&mut self, name: &str, client: Client, reason: String) {
+        self.report.skipped.push(Skipped {
+            name: name.to_owned(),
+            client,
+            reason,
+        });
     }
-    let text: String = all
-        .iter()
-        .map(|(key, value)| crate::config::vars::env_file_line(key, value))
-        .collect();
-    crate::security::write_private(file, text.as_bytes())
-        .map_err(|error| format!("cannot write {}: {error}", file.display()))
-}
 
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    if dir.is_dir() {
-        return Ok(());
+    /// Unless dry: writes the secrets files and the config, then replaces the `complete`
+    /// sources when asked to.
+    fn finish(mut self, complete: &[Source]) -> Result<ImportReport, String> {
+        let options = self.options;
+        if options.dry_run {
+            return Ok(self.report);
+        }
+        if options.replace && options.data_dir.is_none() {
+            return Err("--replace needs a data dir to keep the backups in".into());
+        }
+        for (file, values) in &self.secrets_files {
+            write_secrets(file, values)?;
+        }
+        if !self.report.added.is_empty() {
+            self.config.save()?;
+        }
+        if options.replace
+            && let Some(data_dir) = &options.data_dir
+        {
+            self.report.replaced = replace::replace(complete, &options.proxy, data_dir)?;
+        }
+        Ok(self.report)
     }
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o700);
-    }
-    builder.create(dir)
 }
 
 /// A config entry's transport and target as the reports show them (secrets in the target

@@ -1,0 +1,180 @@
+//! A package into a stdio entry. A package runs under its registry type's runner — `npx -y`
+//! (npm), `uvx` (PyPI), `dnx` (NuGet), `docker run -i --rm` (OCI) — unless the entry's
+//! `runtimeHint` names another (`pipx`, `python` for `python -m`, `podman`, …), with its runtime
+//! arguments before the package and its package arguments after. A container gets each of the
+//! entry's variables passed in by name. The values themselves are `values`'s job.
+
+use serde_json::{Map, Value, json};
+
+use super::values::Values;
+use super::{AddError, unsupported_kind};
+use crate::registry::Package;
+
+/// The command line and environment that run `package`.
+pub(super) fn package_entry(
+    package: &Package,
+    values: &mut Values<'_>,
+) -> Result<Map<String, Value>, AddError> {
+    let identifier = check(package)?;
+    let command = command(package);
+    let runner = command
+        .rsplit(['/', '\\'])
+        .next()
+        .unwrap_or(&command)
+        .to_ascii_lowercase();
+    let version = package
+        .version
+        .as_deref()
+        .filter(|version| !version.is_empty());
+    let (prefix, spec) = launch(&runner, identifier, version);
+    let mut args: Vec<String> = prefix.into_iter().map(str::to_owned).collect();
+    let mut env = Map::new();
+    values.key_values(
+        "env",
+        &package.environment_variables,
+        &values.request.env.clone(),
+        &mut env,
+    )?;
+    let runtime = values.arguments(&package.runtime_arguments)?;
+    let container = matches!(runner.as_str(), "docker" | "podman");
+    args.extend(runtime);
+    if container {
+        // A container sees no environment but what `-e` passes: each variable by name, its
+        // value from the entry's env.
+        for name in env.keys() {
+            args.push("-e".into());
+            args.push(name.clone());
+        }
+    }
+    args.push(spec);
+    let package_args = values.arguments(&package.package_arguments)?;
+    if runner == "dnx" {
+        args.push("--yes".into());
+        if !package_args.is_empty() {
+            args.push("--".into());
+        }
+    }
+    args.extend(package_args);
+    let mut entry = Map::new();
+    entry.insert("command".into(), json!(command));
+    entry.insert("args".into(), json!(args));
+    if !env.is_empty() {
+        entry.insert("env".into(), Value::Object(env));
+    }
+    Ok(entry)
+}
+
+/// A package the proxy can run: of a type it knows, serving stdio, with an identifier that is a
+/// package name (not a flag, no spaces). The identifier, trimmed.
+fn check(package: &Package) -> Result<&str, AddError> {
+    let kind = package.registry_type.to_ascii_lowercase();
+    if !matches!(kind.as_str(), "npm" | "pypi" | "nuget" | "oci") {
+        return Err(unsupported_kind(&package.registry_type));
+    }
+    if let Some(transport) = &package.transport
+        && transport.kind != "stdio"
+    {
+        return Err(AddError::Invalid(format!(
+            "this package serves {} at {} instead of stdio; the proxy starts stdio packages \
+             and connects to remotes: start the package yourself and add its URL to the config",
+            transport.kind,
+            transport.url.as_deref().unwrap_or("a URL")
+        )));
+    }
+    let identifier = package.identifier.trim();
+    if identifier.is_empty()
+        || identifier.starts_with('-')
+        || identifier.contains(char::is_whitespace)
+    {
+        return Err(AddError::Refused(format!(
+            "refused: the package identifier {identifier:?} is not a package name"
+        )));
+    }
+    Ok(identifier)
+}
+
+/// The command that runs the package: its `runtimeHint`, else its registry type's runner.
+fn command(package: &Package) -> String {
+    let hint = package
+        .runtime_hint
+        .as_deref()
+        .map(str::trim)
+        .filter(|hint| !hint.is_empty());
+    let default_runner = match package.registry_type.to_ascii_lowercase().as_str() {
+        "npm" => "npx",
+        "pypi" => "uvx",
+        "nuget" => "dnx",
+        _ => "docker",
+    };
+    hint.unwrap_or(default_runner).to_owned()
+}
+
+/// The runner's own words before the package, and the package as the runner names it (with its
+/// version in the runner's syntax).
+fn launch(runner: &str, identifier: &str, version: Option<&str>) -> (Vec<&'static str>, String) {
+    match runner {
+        "npx" => (vec!["-y"], versioned(identifier, version, "@")),
+        "docker" | "podman" => {
+            let tagged = identifier
+                .rsplit('/')
+                .next()
+                .is_some_and(|last| last.contains(':'))
+                || identifier.contains('@');
+            let image = match version {
+                Some(version) if !tagged => format!("{identifier}:{version}"),
+                _ => identifier.to_owned(),
+            };
+            (vec!["run", "-i", "--rm"], image)
+        }
+        "pipx" => (vec!["run"], versioned(identifier, version, "==")),
+        "python" | "python3" => (
+            vec!["-m"],
+            identifier.to_ascii_lowercase().replace(['-', '.'], "_"),
+        ),
+        _ => (Vec::new(), versioned(identifier, version, "@")),
+    }
+}
+
+fn versioned(identifier: &str, version: Option<&str>, separator: &str) -> String {
+    match version {
+        Some(version) => format!("{identifier}{separator}{version}"),
+        None => identifier.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::launch;
+
+    #[test]
+    fn each_runner_names_the_package_and_its_version_in_its_own_syntax() {
+        assert_eq!(
+            launch("npx", "@scope/server", Some("1.2.0")),
+            (vec!["-y"], "@scope/server@1.2.0".to_owned())
+        );
+        assert_eq!(
+            launch("uvx", "mcp-server-time", Some("0.6.2")),
+            (vec![], "mcp-server-time@0.6.2".to_owned())
+        );
+        assert_eq!(
+            launch("pipx", "mcp-server-time", Some("0.6.2")),
+            (vec!["run"], "mcp-server-time==0.6.2".to_owned())
+        );
+        assert_eq!(
+            launch("python", "Mcp-Server.Time", Some("0.6.2")),
+            (vec!["-m"], "mcp_server_time".to_owned())
+        );
+        assert_eq!(
+            launch("docker", "ghcr.io/org/server", Some("1.0")),
+            (
+                vec!["run", "-i", "--rm"],
+                "ghcr.io/org/server:1.0".to_owned()
+            )
+        );
+        // An image that names its tag or digest keeps it.
+        for image in ["ghcr.io/org/server:2.0", "server@sha256:abc"] {
+            assert_eq!(launch("podman", image, Some("1.0")).1, image);
+        }
+        assert_eq!(launch("npx", "server", None).1, "server");
+    }
+}
