@@ -7,7 +7,6 @@
 //! - [`downstream`]: one supervised connection per server (stdio child, HTTP+SSE, Streamable HTTP).
 //! - [`catalog`]: merging the servers' lists under `<slug>__<name>` names.
 //! - [`router`]: name → owner; forwarding requests and everything that flows back.
-//! - [`parked`]: calls of modern clients parked while a legacy server waits for their input.
 //! - [`builtin`]: the `pluggedin_*` tools, reached through the router.
 //! - [`control`]: the control-plane boundary the built-in tools talk to, its local SQLite
 //!   store and its plugged.in App client (App mode); the activity recorder.
@@ -34,12 +33,10 @@ pub mod inspect;
 pub mod mail;
 pub mod manage;
 pub mod names;
-pub mod parked;
 pub mod router;
 pub mod secret;
 pub mod security;
 pub mod sync;
-pub mod tasks;
 pub mod telemetry;
 pub mod upstream;
 pub mod wire;

@@ -12,11 +12,11 @@ use rmcp::ErrorData;
 use rmcp::model::{ErrorCode, ProtocolVersion, ServerCapabilities};
 use serde_json::{Map, Value, json};
 
+use super::tasks::{SEPARATOR, namespaced, resolve};
+use super::{Caller, Router, Session};
 use crate::downstream::Downstream;
-use crate::router::{Caller, Router, Session};
 use crate::sync::lock;
 
-use super::{SEPARATOR, namespaced, resolve};
 use crate::wire::core_tasks::{
     EXECUTION_STASH, MAX_EARLY, MAX_OWNERS, PREFIX, RELATED, STATUS, TASKS_STASH, custom, raw,
 };
@@ -40,7 +40,11 @@ fn server_tasks(server: &Downstream) -> Option<Map<String, Value>> {
 
 /// The union of the connected legacy servers' task capabilities, stashed into the `initialize`
 /// answer for a 2025-11-25 client (the transport puts it in `capabilities.tasks`).
-pub fn announce(router: &Router, version: &ProtocolVersion, capabilities: &mut ServerCapabilities) {
+pub(super) fn announce(
+    router: &Router,
+    version: &ProtocolVersion,
+    capabilities: &mut ServerCapabilities,
+) {
     if *version != ProtocolVersion::V_2025_11_25 {
         return;
     }
@@ -72,7 +76,7 @@ pub fn announce(router: &Router, version: &ProtocolVersion, capabilities: &mut S
 /// HTTP, its session on stdio), for binding the task to it, and its session, for status
 /// notifications. Bounded: the oldest entries go first.
 #[derive(Default)]
-pub struct Owners(Mutex<OwnerTable>);
+pub(super) struct Owners(Mutex<OwnerTable>);
 
 #[derive(Default)]
 struct OwnerTable {
@@ -152,7 +156,7 @@ impl Owners {
 
 /// A server's `notifications/tasks/status`: to the session that created the task, with the id
 /// that session knows.
-pub fn status(router: &Router, server: &str, params: Option<Value>) {
+pub(super) fn status(router: &Router, server: &str, params: Option<Value>) {
     let Some(mut params) = params.filter(Value::is_object) else {
         return;
     };
@@ -175,7 +179,7 @@ fn invalid(message: String) -> ErrorData {
 
 /// Answers a renamed core-task request (`io.pluggedin/core-tasks/<method>`); `None` for any other
 /// custom method.
-pub async fn answer(
+pub(super) async fn answer(
     router: &Router,
     caller: &Caller,
     method: &str,
@@ -409,4 +413,27 @@ async fn list(
         answer["nextCursor"] = next.into();
     }
     Ok(answer)
+}
+
+impl Router {
+    /// Puts the union of the connected legacy servers' task capabilities into a 2025-11-25
+    /// client's `initialize` answer (see [`announce`]).
+    pub fn announce_core_tasks(
+        &self,
+        version: &ProtocolVersion,
+        capabilities: &mut ServerCapabilities,
+    ) {
+        announce(self, version, capabilities);
+    }
+
+    /// Answers a renamed core-task request (`io.pluggedin/core-tasks/<method>`); `None` for any
+    /// other custom method.
+    pub async fn answer_core_task(
+        &self,
+        caller: &Caller,
+        method: &str,
+        params: Option<Value>,
+    ) -> Option<Result<Value, ErrorData>> {
+        answer(self, caller, method, params).await
+    }
 }

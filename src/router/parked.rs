@@ -126,7 +126,7 @@ pub fn retry_of(request: &ClientRequest) -> Option<(String, InputResponses)> {
 /// One downstream call running detached from the client request that started it.
 pub struct Call {
     server: String,
-    outcome: oneshot::Receiver<Result<ServerResult, crate::router::RouteError>>,
+    outcome: oneshot::Receiver<Result<ServerResult, super::RouteError>>,
     questions: mpsc::UnboundedReceiver<Question>,
     /// Asked of the client and not answered yet, by the key the client was given.
     asked: BTreeMap<String, Question>,
@@ -139,7 +139,7 @@ pub struct Call {
 /// and its cancellation (the detached caller's token).
 pub struct Detached {
     pub questions: Questions,
-    pub outcome: oneshot::Sender<Result<ServerResult, crate::router::RouteError>>,
+    pub outcome: oneshot::Sender<Result<ServerResult, super::RouteError>>,
     pub cancel: CancellationToken,
 }
 
@@ -267,12 +267,12 @@ impl Call {
             tokio::select! {
                 biased;
                 outcome = &mut self.outcome => {
-                    return Step::Done(Box::new(outcome.unwrap_or_else(|_| Err(crate::router::RouteError::Cancelled))));
+                    return Step::Done(Box::new(outcome.unwrap_or_else(|_| Err(super::RouteError::Cancelled))));
                 }
                 Some(question) = self.questions.recv() => self.take(question, capabilities),
                 () = ct.cancelled() => {
                     self.cancel.cancel();
-                    return Step::Done(Box::new(Err(crate::router::RouteError::Cancelled)));
+                    return Step::Done(Box::new(Err(super::RouteError::Cancelled)));
                 }
             }
         }
@@ -280,7 +280,7 @@ impl Call {
 }
 
 enum Step {
-    Done(Box<Result<ServerResult, crate::router::RouteError>>),
+    Done(Box<Result<ServerResult, super::RouteError>>),
     Ask(Call),
 }
 
@@ -337,8 +337,8 @@ impl ParkedCalls {
         call: Call,
         owner: String,
         fingerprint: Fingerprint,
-        caller: &crate::router::Caller,
-    ) -> Result<ServerResult, crate::router::RouteError> {
+        caller: &super::Caller,
+    ) -> Result<ServerResult, super::RouteError> {
         let capabilities = caller.meta.client_capabilities().unwrap_or_default();
         match call.drive(&caller.ct, &capabilities).await {
             Step::Done(outcome) => *outcome,
@@ -353,8 +353,8 @@ impl ParkedCalls {
         responses: InputResponses,
         owner: String,
         fingerprint: Fingerprint,
-        caller: &crate::router::Caller,
-    ) -> Result<ServerResult, crate::router::RouteError> {
+        caller: &super::Caller,
+    ) -> Result<ServerResult, super::RouteError> {
         let entry = {
             let mut entries = lock(&self.entries);
             match entries.remove(state) {
@@ -381,7 +381,7 @@ impl ParkedCalls {
         }
     }
 
-    fn unknown(&self, state: &str) -> crate::router::RouteError {
+    fn unknown(&self, state: &str) -> super::RouteError {
         ParkedError::Unknown(state.to_owned(), self.ttl().as_secs()).into()
     }
 
@@ -391,7 +391,7 @@ impl ParkedCalls {
         call: Call,
         owner: String,
         fingerprint: Fingerprint,
-    ) -> Result<ServerResult, crate::router::RouteError> {
+    ) -> Result<ServerResult, super::RouteError> {
         let input = call.input_requests();
         let server = call.server.clone();
         let state = new_state();
@@ -517,8 +517,8 @@ mod tests {
     };
     use serde_json::json;
 
-    use super::*;
     use crate::router::Caller;
+    use super::*;
 
     fn elicitation() -> ServerRequest {
         let params = serde_json::from_value(json!({

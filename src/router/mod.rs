@@ -47,7 +47,10 @@ use crate::ids::ServerIds;
 use crate::names::PrefixMode;
 use crate::sync::{lock, read, write};
 
+mod core_tasks;
+pub mod parked;
 mod roots;
+mod tasks;
 
 /// How long a client may take to answer a server's sampling or elicitation request.
 const CLIENT_REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
@@ -109,7 +112,7 @@ pub enum RouteError {
     Library(String),
     /// A parked call (modern client, legacy server asking for input) could not go on.
     #[error(transparent)]
-    Parked(#[from] crate::parked::ParkedError),
+    Parked(#[from] parked::ParkedError),
     /// The plugged.in App could not answer what was asked (its sanitised error).
     #[error("{0}")]
     App(String),
@@ -223,7 +226,7 @@ pub struct Caller {
     /// over HTTP, the session on stdio (see `parked`).
     pub principal: Option<String>,
     /// Set on a parked call's own downstream request: where the server's questions go.
-    pub park: Option<crate::parked::Questions>,
+    pub park: Option<parked::Questions>,
 }
 
 impl Caller {
@@ -317,7 +320,7 @@ struct InFlight {
     /// The id the request has on the downstream connection.
     downstream_id: RequestId,
     /// A parked call's request (modern client): its questions go here, not to the session.
-    park: Option<crate::parked::Questions>,
+    park: Option<parked::Questions>,
     /// The log level a modern caller asked a modern server for on this request.
     logs_for_modern_caller: Option<LoggingLevel>,
 }
@@ -326,7 +329,7 @@ struct InFlight {
 enum Attribution {
     Session(Arc<Session>, Option<RequestId>),
     /// The request came with a modern client's call: the question is parked with it.
-    Parked(crate::parked::Questions),
+    Parked(parked::Questions),
     /// No session has a request in flight on the server, and there is not exactly one session.
     Nobody,
     /// Several sessions have requests in flight on a server whose transport cannot say which one
@@ -352,7 +355,7 @@ pub struct Router {
     in_flight: Mutex<BTreeMap<u64, InFlight>>,
     next_in_flight: AtomicU64,
     /// Modern clients' calls to legacy servers that wait for the clients' input.
-    parked: Arc<crate::parked::ParkedCalls>,
+    parked: Arc<parked::ParkedCalls>,
     ids: ServerIds,
     control: Control,
     settings: RwLock<Arc<Settings>>,
@@ -368,7 +371,7 @@ pub struct Router {
     /// App mode: where the server list and the catalog come from (`None`: local mode).
     app: OnceLock<Arc<AppMode>>,
     /// Who created each 2025-11-25 task, for its status notifications (`tasks::legacy`).
-    core_task_owners: crate::tasks::legacy::Owners,
+    core_task_owners: core_tasks::Owners,
     /// How long a client's first look waits for servers in their first connection attempt
     /// (`--startup-wait`); zero answers at once.
     startup_wait: Mutex<Duration>,
@@ -404,10 +407,7 @@ impl Router {
             progress: Mutex::default(),
             in_flight: Mutex::default(),
             next_in_flight: AtomicU64::new(0),
-            parked: Arc::new(crate::parked::ParkedCalls::new(
-                tracker.clone(),
-                cancel.clone(),
-            )),
+            parked: Arc::new(parked::ParkedCalls::new(tracker.clone(), cancel.clone())),
             ids,
             control,
             settings: RwLock::default(),
@@ -427,7 +427,7 @@ impl Router {
     }
 
     /// The sessions that created 2025-11-25 tasks (`tasks::legacy`).
-    pub(crate) fn core_task_owners(&self) -> &crate::tasks::legacy::Owners {
+    fn core_task_owners(&self) -> &core_tasks::Owners {
         &self.core_task_owners
     }
 
@@ -468,7 +468,7 @@ impl Router {
     }
 
     /// The calls parked for modern clients' input (`--parked-call-ttl` sets their lifetime).
-    pub fn parked(&self) -> &crate::parked::ParkedCalls {
+    pub fn parked(&self) -> &parked::ParkedCalls {
         &self.parked
     }
 
@@ -1164,7 +1164,7 @@ impl Router {
         if pending || connected.iter().any(|c| c.capabilities.logging.is_some()) {
             capabilities.logging = Some(Default::default());
         }
-        crate::tasks::announce(&mut capabilities, &connected);
+        tasks::announce(&mut capabilities, &connected);
         let mut implementation = Implementation::new("PluggedinMCP", env!("CARGO_PKG_VERSION"));
         implementation.title = Some("plugged.in MCP Proxy".to_owned());
         let mut info = ServerConfig::new(capabilities).with_server_info(implementation);
@@ -1358,7 +1358,7 @@ impl Router {
                 )
                 .await;
         }
-        let outcome = outcome.map(|result| crate::tasks::created(self, &route.server, result));
+        let outcome = outcome.map(|result| tasks::created(self, &route.server, result));
         let (error, tool_error) = match &outcome {
             Ok(ServerResult::CallToolResult(result)) if result.is_error == Some(true) => {
                 (Some(result_text(result)), true)
@@ -1842,9 +1842,9 @@ impl Router {
             .protocol_version()
             .is_some_and(|version| !version.has_initialize());
         // A modern client's retry of a call parked here (legacy server waiting for its input).
-        if let Some((state, responses)) = crate::parked::retry_of(&request) {
-            let fingerprint = crate::parked::Fingerprint::of(server, &request)
-                .expect("a retry is a parkable request");
+        if let Some((state, responses)) = parked::retry_of(&request) {
+            let fingerprint =
+                parked::Fingerprint::of(server, &request).expect("a retry is a parkable request");
             return self
                 .parked
                 .resume(&state, responses, owner_of(caller), fingerprint, caller)
@@ -1857,7 +1857,7 @@ impl Router {
         if !modern_server {
             if modern_caller
                 && caller.session.is_some()
-                && let Some(fingerprint) = crate::parked::Fingerprint::of(server, &request)
+                && let Some(fingerprint) = parked::Fingerprint::of(server, &request)
             {
                 return self
                     .forward_parkable(server, request, caller, fingerprint)
@@ -1964,12 +1964,12 @@ impl Router {
         server: &str,
         request: ClientRequest,
         caller: &Caller,
-        fingerprint: crate::parked::Fingerprint,
+        fingerprint: parked::Fingerprint,
     ) -> Result<ServerResult, RouteError> {
         let Some(router) = self.this.upgrade() else {
             return Err(RouteError::Cancelled);
         };
-        let (call, ends) = crate::parked::Call::new(server);
+        let (call, ends) = parked::Call::new(server);
         let detached = Caller {
             session: caller.session.clone(),
             request_id: caller.request_id.clone(),
@@ -2028,7 +2028,7 @@ impl Router {
                 .get_or_insert_with(RequestMetaObject::default)
                 .set_log_level(level);
         }
-        crate::tasks::pass_capabilities(&mut options.meta, &connection, &caller.meta);
+        tasks::pass_capabilities(&mut options.meta, &connection, &caller.meta);
         let handle = connection
             .peer
             .send_request_with_option(request, options)
@@ -2483,7 +2483,7 @@ impl Events for Router {
     }
 
     fn task_status(&self, server: &str, params: Option<serde_json::Value>) {
-        crate::tasks::legacy::status(self, server, params);
+        core_tasks::status(self, server, params);
     }
 
     fn resource_updated(&self, _server: &str, params: ResourceUpdatedNotificationParam) {
@@ -2528,7 +2528,7 @@ impl Events for Router {
             let (session, origin) = match router.attribute(&server, origin.as_ref()).await {
                 Attribution::Session(session, origin) => (session, origin),
                 Attribution::Parked(questions) => {
-                    return crate::parked::ask(&questions, request, context.ct).await;
+                    return parked::ask(&questions, request, context.ct).await;
                 }
                 // Whose roots to give is unknown: the server gets its configured ones.
                 Attribution::Nobody | Attribution::Ambiguous(_) if roots => {
