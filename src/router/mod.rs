@@ -1019,24 +1019,6 @@ impl Router {
             .collect()
     }
 
-    /// Re-lists `servers` in the background and rebuilds the catalog after each.
-    pub fn refresh_in_background(&self, servers: Vec<Arc<Downstream>>) {
-        for server in servers {
-            let Some(router) = self.this.upgrade() else {
-                return;
-            };
-            self.tracker.spawn(async move {
-                match server.relist().await {
-                    Ok(()) => {
-                        tracing::debug!(server = %server.name, "re-listed");
-                        router.rebuild_catalog();
-                    }
-                    Err(error) => tracing::info!(server = %server.name, "not re-listed: {error}"),
-                }
-            });
-        }
-    }
-
     /// Writes the lists of connected servers that changed to the catalog cache, off the
     /// caller's path.
     fn cache_lists(&self, servers: &[Arc<Downstream>], lists: &[Arc<crate::catalog::ServerLists>]) {
@@ -2410,6 +2392,44 @@ fn severity(level: LoggingLevel) -> u8 {
         LoggingLevel::Critical => 5,
         LoggingLevel::Alert => 6,
         LoggingLevel::Emergency => 7,
+    }
+}
+
+impl builtin::Servers for Router {
+    fn visible_servers(&self) -> Vec<Arc<Downstream>> {
+        Router::visible_servers(self)
+    }
+
+    fn tool_visible(&self, server: &Downstream, original: &str) -> bool {
+        Router::tool_visible(self, server, original)
+    }
+
+    fn catalog(&self) -> Arc<Catalog> {
+        Router::catalog(self)
+    }
+
+    fn builtin_tools(&self) -> Vec<rmcp::model::Tool> {
+        Router::builtin_tools(self)
+    }
+
+    fn refresh(&self, servers: Vec<Arc<Downstream>>) {
+        if let Some(router) = self.this.upgrade() {
+            for server in servers {
+                let router = router.clone();
+                self.tracker.spawn(async move {
+                    match server.relist().await {
+                        Ok(()) => {
+                            tracing::debug!(server = %server.name, "re-listed");
+                            router.rebuild_catalog();
+                        }
+                        Err(error) => {
+                            tracing::info!(server = %server.name, "not re-listed: {error}")
+                        }
+                    }
+                });
+            }
+        }
+        self.tools_listed();
     }
 }
 

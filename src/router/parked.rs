@@ -517,8 +517,8 @@ mod tests {
     };
     use serde_json::json;
 
-    use crate::router::Caller;
     use super::*;
+    use crate::router::Caller;
 
     fn elicitation() -> ServerRequest {
         let params = serde_json::from_value(json!({
