@@ -1,13 +1,15 @@
-//! Tasks through the proxy (the 2026-07-28 tasks extension, SEP-2663, `io.modelcontextprotocol/tasks`).
+//! Tasks through the proxy (the 2026-07-28 tasks extension, SEP-2663,
+//! `io.modelcontextprotocol/tasks`).
 //!
 //! A task-augmented `tools/call` passes through to the server that owns the tool; the task id it
 //! answers with is namespaced as `<slug>__<server's id>` before the client sees it, so that
 //! `tasks/get`, `tasks/update` and `tasks/cancel` reach the server that made the task (and two
 //! servers minting the same id never collide). The proxy keeps no task state: the id itself says
 //! where the task lives. The extension is announced while at least one connected server
-//! announces it, and a modern client's own capabilities (the tasks extension among them) are
-//! passed on to modern servers with each request, because whether a call becomes a task, or may
-//! ask for sampling, depends on what the real client declared, not on what the proxy could do.
+//! announces it (`fleet`), and a modern client's own capabilities (the tasks extension among
+//! them) are passed on to modern servers with each request (`forward`), because whether a call
+//! becomes a task, or may ask for sampling, depends on what the real client declared, not on
+//! what the proxy could do.
 //!
 //! The 2025-11-25 generation's "core" tasks (`capabilities.tasks`, `execution.taskSupport`,
 //! `tools/call` with `params.task`, `tasks/get|result|list|cancel`) live in `core_tasks`: rmcp's
@@ -18,61 +20,21 @@ use std::sync::Arc;
 
 use rmcp::ErrorData;
 use rmcp::model::{
-    CancelTaskParams, ClientRequest, GetTaskParams, GetTaskResult, Request, RequestMetaObject,
-    ServerCapabilities, ServerResult, TASKS_EXTENSION_ID, UpdateTaskParams,
+    CancelTaskParams, ClientRequest, GetTaskParams, GetTaskResult, Request, ServerResult,
+    UpdateTaskParams,
 };
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::{Caller, Router};
-use crate::downstream::{Connection, Downstream};
+use super::Router;
+use super::session::Caller;
+use crate::downstream::Downstream;
 
 /// Between a server's slug and its own task id in the ids clients see.
 pub(super) const SEPARATOR: &str = "__";
 
-/// The `_meta` key carrying a 2026-07-28 client's capabilities on every request.
-const CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
-
 /// The task id a client sees for task `id` of the server with `slug`.
 pub(super) fn namespaced(slug: &str, id: &str) -> String {
     format!("{slug}{SEPARATOR}{id}")
-}
-
-/// Announces the tasks extension when a server connected with 2026-07-28 does (the extension is
-/// of that generation; tasks pass through within it).
-pub(super) fn announce(capabilities: &mut ServerCapabilities, connected: &[Arc<Connection>]) {
-    if connected
-        .iter()
-        .any(|connection| connection.is_modern() && connection.capabilities.supports_tasks())
-    {
-        capabilities
-            .extensions
-            .get_or_insert_with(Default::default)
-            .insert(TASKS_EXTENSION_ID.to_owned(), Default::default());
-    }
-}
-
-/// The modern client's declared capabilities, to send along to a modern server in place of the
-/// proxy's own. `None` for legacy clients (the proxy answers their servers' questions itself).
-pub(super) fn caller_capabilities(meta: &RequestMetaObject) -> Option<Value> {
-    let modern = meta
-        .protocol_version()
-        .is_some_and(|version| !version.has_initialize());
-    modern
-        .then(|| meta.get(CLIENT_CAPABILITIES).cloned())
-        .flatten()
-}
-
-/// Puts a modern client's capabilities into the `_meta` of a request to a modern server
-/// (rmcp's own per-request capabilities are overridden by what `meta` carries).
-pub(super) fn pass_capabilities(
-    meta: &mut Option<RequestMetaObject>,
-    server: &Connection,
-    caller: &RequestMetaObject,
-) {
-    if let Some(capabilities) = caller_capabilities(caller).filter(|_| server.is_modern()) {
-        meta.get_or_insert_with(Default::default)
-            .insert(CLIENT_CAPABILITIES.to_owned(), capabilities);
-    }
 }
 
 /// Rewrites the id of a task that `server` just created into the id the client sees.

@@ -4,8 +4,9 @@
 //! policy (http(s) only, no loopback/private/link-local/metadata destinations or blocked ports,
 //! re-checked after DNS resolution and on every redirect by [`net`]) and the header rules. The
 //! local config file is trusted unless `--strict-commands` / `--strict-urls` (or its own
-//! `"security"` object) opts it in. [`Secret`] keeps secrets out of logs; [`text`] redacts and
-//! bounds error text for clients and sanitises what downstream servers name and describe.
+//! `"security"` object) opts it in. [`Secret`](crate::secret::Secret) keeps secrets out of
+//! logs; [`text`] redacts and bounds error text for clients and sanitises what downstream
+//! servers name and describe.
 
 mod command;
 pub mod net;
