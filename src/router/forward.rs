@@ -13,6 +13,7 @@ use rmcp::model::{
     RequestMetaObject, ServerRequest, ServerResult,
 };
 use rmcp::service::PeerRequestOptions;
+use serde_json::Value;
 
 use super::Router;
 use super::attribution::Forwarded;
@@ -22,7 +23,6 @@ use super::session::{Caller, ask_client};
 use crate::catalog::{Catalog, Item, ResolveError};
 use crate::downstream::{self, Connection, Downstream};
 use crate::sync::lock;
-use serde_json::Value;
 
 /// Rounds of `InputRequiredResult` answered for a legacy client before the proxy gives up.
 const MAX_INPUT_ROUNDS: usize = 8;

@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use super::error::RouteError;
 use crate::builtin::Builtins;
 use crate::catalog::{
     AppServerEntry, Catalog, InvalidCursor, PromptRoute, ServerEntry, ServerLists, page,
@@ -16,8 +17,6 @@ use crate::control::Settings;
 use crate::control::app::{AppError, AppMode};
 use crate::downstream::Downstream;
 use crate::names::PrefixMode;
-
-use super::error::RouteError;
 
 /// Local mode (the config file's servers, the local library) or App mode.
 pub(super) enum Source {

@@ -3,12 +3,13 @@
 //! once no session wants the URI), a modern client's `subscriptions/listen` stream, and the log
 //! level (`logging/setLevel`). Delivering what the servers send is `events`' business.
 
+use std::sync::Arc;
+
 use rmcp::model::{
     ClientRequest, LoggingLevel, Request, RequestMetaObject, SetLevelRequestParams,
     SubscribeRequestParams, UnsubscribeRequestParams,
 };
 use rmcp::service::SubscriptionContext;
-use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::Router;
