@@ -188,3 +188,61 @@ impl Drop for Registered<'_> {
         lock(&self.in_flight.calls).remove(&self.key);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rmcp::model::NumberOrString;
+
+    use super::*;
+
+    fn forwarded(session: &Arc<Session>, downstream_id: i64) -> Forwarded {
+        Forwarded {
+            server: "demo".to_owned(),
+            session: Arc::downgrade(session),
+            request_id: NumberOrString::Number(1),
+            downstream_id: NumberOrString::Number(downstream_id),
+            park: None,
+            logs_for_modern_caller: None,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_that_comes_before_its_call_is_registered_is_attributed_when_it_is() {
+        let in_flight = Arc::new(InFlight::default());
+        let sessions = Arc::new(Sessions::default());
+        let session = Arc::new(Session::default());
+        let origin = InboundStreamOrigin::OutboundRequest(NumberOrString::Number(7));
+        let started = tokio::time::Instant::now();
+        let asking = tokio::spawn({
+            let (in_flight, sessions) = (in_flight.clone(), sessions.clone());
+            async move { in_flight.attribute("demo", Some(&origin), &sessions).await }
+        });
+        // The attribution runs (one thread) and waits for a registration.
+        tokio::task::yield_now().await;
+        let _registered = in_flight.register(forwarded(&session, 7));
+        match asking.await.unwrap() {
+            Attribution::Session(found, Some(NumberOrString::Number(1))) => {
+                assert!(Arc::ptr_eq(&found, &session));
+            }
+            _ => panic!("expected the session of the registered call"),
+        }
+        // Woken by the registration, not by the end of its wait (time is paused: it moves only
+        // when every task waits for a timer).
+        assert_eq!(started.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_no_call_of_ours_explains_is_attributed_to_nobody_after_the_wait() {
+        let in_flight = InFlight::default();
+        let session = Arc::new(Session::default());
+        // A call on the same server, but another downstream request than the one that asked.
+        let _registered = in_flight.register(forwarded(&session, 8));
+        let origin = InboundStreamOrigin::OutboundRequest(NumberOrString::Number(7));
+        let started = tokio::time::Instant::now();
+        let found = in_flight
+            .attribute("demo", Some(&origin), &Sessions::default())
+            .await;
+        assert!(matches!(found, Attribution::Nobody));
+        assert_eq!(started.elapsed(), ATTRIBUTION_WAIT);
+    }
+}
