@@ -72,6 +72,7 @@ pub struct Control {
     pub pinned_workspace: Option<String>,
 }
 
+/// The router: its parts (see above), and the tracker and token of the tasks it starts.
 pub struct Router {
     mode: PrefixMode,
     page_size: usize,
