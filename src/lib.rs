@@ -6,8 +6,8 @@
 //! - [`config`]: the local `mcpServers` file, its validation, and watching it for edits.
 //! - [`downstream`]: one supervised connection per server (stdio child, HTTP+SSE, Streamable HTTP).
 //! - [`catalog`]: merging the servers' lists under `<slug>__<name>` names.
-//! - [`router`]: name → owner; forwarding requests and everything that flows back.
-//! - [`parked`]: calls of modern clients parked while a legacy server waits for their input.
+//! - [`router`]: name → owner; forwarding requests and everything that flows back; calls parked
+//!   for modern clients' input; tasks.
 //! - [`builtin`]: the `pluggedin_*` tools, reached through the router.
 //! - [`control`]: the control-plane boundary the built-in tools talk to, its local SQLite
 //!   store and its plugged.in App client (App mode); the activity recorder.
@@ -37,13 +37,11 @@ pub mod inspect;
 pub mod mail;
 pub mod manage;
 pub mod names;
-pub mod parked;
 pub mod registry;
 pub mod router;
 pub mod secret;
 pub mod security;
 pub mod sync;
-pub mod tasks;
 pub mod telemetry;
 pub mod upstream;
 pub mod wire;

@@ -9,11 +9,10 @@ use std::fmt::Write as _;
 
 use rmcp::model::JsonObject;
 
-use super::{Builtins, Outcome, boolean, string, text};
+use super::{Builtins, Outcome, Servers, boolean, string, text};
 use crate::catalog::{PromptRoute, ServerLists};
 use crate::config::InstructionMessage;
 use crate::names;
-use crate::router::Router;
 
 /// One server's part of the report.
 struct ServerReport {
@@ -41,10 +40,10 @@ fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-pub(super) async fn run(builtins: &Builtins, router: &Router, args: &JsonObject) -> Outcome {
+pub(super) async fn run(builtins: &Builtins, fleet: &dyn Servers, args: &JsonObject) -> Outcome {
     let force = boolean(args, "force_refresh");
     let wanted = string(args, "server_uuid");
-    let mut servers = router.visible_servers();
+    let mut servers = fleet.visible_servers();
     if let Some(uuid) = &wanted {
         servers.retain(|server| server.uuid.eq_ignore_ascii_case(uuid));
         if servers.is_empty() {
@@ -62,9 +61,8 @@ pub(super) async fn run(builtins: &Builtins, router: &Router, args: &JsonObject)
     // reported, and a failure is said, not fatal: the live lists below still stand.
     let mut app_note = None;
     if force {
-        router.refresh_in_background(servers.clone());
         // In App mode, what the App discovers shows once its tool list is read again.
-        router.tools_listed();
+        fleet.refresh(servers.clone());
         app_note = match builtins
             .control
             .trigger_discovery(wanted.as_deref(), true)
@@ -88,7 +86,7 @@ pub(super) async fn run(builtins: &Builtins, router: &Router, args: &JsonObject)
             let lists = lists.map(|mut lists| {
                 lists
                     .tools
-                    .retain(|tool| router.tool_visible(server, &tool.name));
+                    .retain(|tool| fleet.tool_visible(server, &tool.name));
                 lists
             });
             ServerReport {
@@ -100,10 +98,10 @@ pub(super) async fn run(builtins: &Builtins, router: &Router, args: &JsonObject)
         })
         .collect();
 
-    let statics = router.builtin_tools();
+    let statics = fleet.builtin_tools();
     // The names clients call: the catalog's exposed names (which depend on --prefix-mode) for
     // tools it has, `<slug>__<name>` (always callable) for tools only the cache knows.
-    let catalog = router.catalog();
+    let catalog = fleet.catalog();
     let exposed: HashMap<(String, String), &str> = catalog
         .tools
         .iter()

@@ -4,7 +4,8 @@
 //! like any downstream tool — listed first, never prefixed, dispatched before catalog resolution —
 //! so activity logging and errors treat them alike. Arguments are checked against each tool's own
 //! schema; a violation, an unknown id or a broken limit is a tool error (`isError: true`) that
-//! names the field or the id. This module knows nothing of SQL or HTTP.
+//! names the field or the id. What they need of the servers behind the proxy they ask through
+//! [`Servers`], which the router implements: this module knows nothing of the router, SQL or HTTP.
 
 pub mod capabilities;
 mod clipboard;
@@ -20,9 +21,10 @@ use std::sync::{Arc, OnceLock};
 use rmcp::model::{CallToolResult, ContentBlock, JsonObject, Tool};
 use serde_json::Value;
 
+use crate::catalog::Catalog;
 use crate::control::ControlPlane;
+use crate::downstream::Downstream;
 use crate::mail::Mailer;
-use crate::router::Router;
 
 /// The old name of `pluggedin_mark_notification_done` (before the original's 1.4.2), still
 /// callable.
@@ -74,6 +76,27 @@ pub fn activity_identity(tool: &str) -> (&'static str, &'static str) {
     }
 }
 
+/// What the built-in tools need of the servers behind the proxy (`pluggedin_discover_tools`
+/// reports on them). The router implements it.
+pub trait Servers: Send + Sync {
+    /// The servers that are on: not disabled in the config or by the operator, and in the
+    /// workspace in force.
+    fn visible_servers(&self) -> Vec<Arc<Downstream>>;
+
+    /// Whether a server's tool passes the config's filter and is not disabled by the operator.
+    fn tool_visible(&self, server: &Downstream, original: &str) -> bool;
+
+    /// The catalog clients see now.
+    fn catalog(&self) -> Arc<Catalog>;
+
+    /// The built-in tools that are on, in list order.
+    fn builtin_tools(&self) -> Vec<Tool>;
+
+    /// Re-lists `servers` in the background (the catalog follows each), and in App mode has the
+    /// App's tool list read again at its next refresh.
+    fn refresh(&self, servers: Vec<Arc<Downstream>>);
+}
+
 /// The built-in tools' runtime: the control plane and the mailer.
 pub struct Builtins {
     control: Arc<dyn ControlPlane>,
@@ -114,7 +137,7 @@ impl Builtins {
     /// Runs built-in tool `name` (canonical) with `arguments`.
     pub async fn call(
         &self,
-        router: &Router,
+        servers: &dyn Servers,
         name: &str,
         arguments: Option<&JsonObject>,
     ) -> CallToolResult {
@@ -132,7 +155,7 @@ impl Builtins {
         };
         let outcome = match name {
             "pluggedin_setup" => Ok(setup::run(&args)),
-            "pluggedin_discover_tools" => discover::run(self, router, &args).await,
+            "pluggedin_discover_tools" => discover::run(self, servers, &args).await,
             "pluggedin_ask_knowledge_base" => {
                 documents::ask(self, &args, documents::Answer::Json).await
             }

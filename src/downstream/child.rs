@@ -203,7 +203,7 @@ pub(super) struct ChildTransport {
     stdin: Arc<Mutex<Option<ChildStdin>>>,
     framer: LineFramer,
     max: usize,
-    /// 2025-11-25 tasks' raw path (`tasks::legacy`).
+    /// 2025-11-25 tasks' raw path (`router::core_tasks`).
     wire: crate::wire::core_tasks::DownstreamWire,
     /// `tools/call` and `tools/list` answers decoded straight into their types.
     answers: TypedAnswers,

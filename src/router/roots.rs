@@ -7,30 +7,44 @@
 //! nothing says whose roots to give, a server gets its configured `roots` (an empty list without
 //! them). A modern client's call to a legacy server is the parked path's business (`parked`).
 
-use std::sync::Arc;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use rmcp::model::{ClientResult, ErrorData, ListRootsResult, RequestId, Root, ServerRequest};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
-use super::{Router, Session, ask_client, lock};
+use super::fleet::Fleet;
+use super::session::{Session, ask_client};
+use crate::sync::lock;
 
-/// A client's roots as it last answered, and how often it said they changed since the proxy
-/// started asking (an answer to a question asked before the latest change is passed on to the
-/// server that asked, but not kept).
-#[derive(Default)]
-pub(super) struct KeptRoots {
-    roots: Option<Arc<ListRootsResult>>,
-    changes: u64,
+/// Whose roots the servers get outside calls, and which servers asked for roots.
+pub(super) struct Roots {
+    /// The stdio client, whose roots are every server's roots.
+    owner: OnceLock<Weak<Session>>,
+    /// Servers that asked for roots: told when the stdio client's roots are known or change.
+    askers: Mutex<BTreeSet<String>>,
+    fleet: Arc<Fleet>,
+    tracker: TaskTracker,
 }
 
-impl Router {
-    /// Makes `session` the client whose roots are the servers' roots: the one stdio client.
-    pub fn set_roots_owner(&self, session: &Arc<Session>) {
-        let _ = self.roots_owner.set(Arc::downgrade(session));
+impl Roots {
+    pub(super) fn new(fleet: Arc<Fleet>, tracker: TaskTracker) -> Roots {
+        Roots {
+            owner: OnceLock::new(),
+            askers: Mutex::default(),
+            fleet,
+            tracker,
+        }
     }
 
-    fn is_roots_owner(&self, session: &Session) -> bool {
-        self.roots_owner
+    /// Makes `session` the client whose roots are the servers' roots: the one stdio client.
+    pub(super) fn set_owner(&self, session: &Arc<Session>) {
+        let _ = self.owner.set(Arc::downgrade(session));
+    }
+
+    fn is_owner(&self, session: &Session) -> bool {
+        self.owner
             .get()
             .is_some_and(|owner| std::ptr::eq(owner.as_ptr(), session))
     }
@@ -38,12 +52,12 @@ impl Router {
     /// The client of `session` initialized, or said its roots changed. The stdio client (with
     /// the `roots` capability) is asked at once, and the servers that asked for roots are told
     /// when it has answered; an HTTP session's roots are forgotten, to be asked again when a
-    /// server next asks during one of its calls.
-    pub fn refresh_client_roots(&self, session: &Arc<Session>) {
+    /// server next asks during one of its calls. `cancel` ends the question (shutdown).
+    pub(super) fn refresh(self: &Arc<Self>, session: &Arc<Session>, cancel: CancellationToken) {
         {
             let mut kept = lock(&session.roots);
             kept.changes += 1;
-            if !self.is_roots_owner(session) {
+            if !self.is_owner(session) {
                 kept.roots = None;
                 return;
             }
@@ -51,15 +65,10 @@ impl Router {
         if !supports_roots(session) {
             return;
         }
-        let Some(router) = self.this.upgrade() else {
-            return;
-        };
+        let roots = self.clone();
         let session = session.clone();
-        let cancel = self.cancel.clone();
         self.tracker.spawn(async move {
-            let asked = router
-                .ask_roots(&session, None, "the proxy", true, cancel)
-                .await;
+            let asked = roots.ask(&session, None, "the proxy", true, cancel).await;
             if let Err(error) = asked {
                 tracing::debug!("the client's roots/list failed: {}", error.message);
             }
@@ -69,19 +78,17 @@ impl Router {
     /// A server's `roots/list` (legacy servers; modern ones ask through `InputRequiredResult`).
     /// `calling` is the session whose call the question came with and that call's request id;
     /// `None` when nothing ties it to one session's call.
-    pub(super) async fn roots_for_server(
+    pub(super) async fn for_server(
         &self,
         server: &str,
         calling: Option<(&Arc<Session>, Option<RequestId>)>,
         cancel: CancellationToken,
     ) -> Result<ClientResult, ErrorData> {
         // Noted before the roots are read, so a change kept after this read still reaches it.
-        lock(&self.roots_askers).insert(server.to_owned());
+        lock(&self.askers).insert(server.to_owned());
         let roots = match calling {
-            Some((session, request)) => {
-                self.session_roots(server, session, request, cancel).await?
-            }
-            None => self.roots_outside_calls(server),
+            Some((session, request)) => self.of_session(server, session, request, cancel).await?,
+            None => self.outside_calls(server),
         };
         Ok(ClientResult::ListRootsResult(roots))
     }
@@ -89,7 +96,7 @@ impl Router {
     /// The roots of `session`, for a server asking during its call `request`: kept ones, else the
     /// client is asked on that call's stream (a question already on its way is waited for); a
     /// client without the `roots` capability leaves the server its configured roots.
-    pub(super) async fn session_roots(
+    pub(super) async fn of_session(
         &self,
         server: &str,
         session: &Arc<Session>,
@@ -97,7 +104,7 @@ impl Router {
         cancel: CancellationToken,
     ) -> Result<ListRootsResult, ErrorData> {
         if !supports_roots(session) {
-            return Ok(self.configured_roots(server));
+            return Ok(self.configured(server));
         }
         if let Some(kept) = lock(&session.roots).roots.clone() {
             tracing::debug!(
@@ -107,23 +114,24 @@ impl Router {
             return Ok(ListRootsResult::clone(&kept));
         }
         let asker = format!("server \"{server}\"");
-        self.ask_roots(session, request, &asker, false, cancel)
-            .await
+        self.ask(session, request, &asker, false, cancel).await
     }
 
     /// What a server gets when no call ties its question to a session: the stdio client's roots
     /// once known, else the server's configured roots.
-    fn roots_outside_calls(&self, server: &str) -> ListRootsResult {
-        let owner = self.roots_owner.get().and_then(std::sync::Weak::upgrade);
+    fn outside_calls(&self, server: &str) -> ListRootsResult {
+        let owner = self.owner.get().and_then(Weak::upgrade);
         if let Some(kept) = owner.and_then(|owner| lock(&owner.roots).roots.clone()) {
             tracing::debug!(server, "roots/list answered with the client's roots");
             return ListRootsResult::clone(&kept);
         }
-        self.configured_roots(server)
+        self.configured(server)
     }
 
-    fn configured_roots(&self, server: &str) -> ListRootsResult {
+    /// The server's configured roots (an empty list without them).
+    fn configured(&self, server: &str) -> ListRootsResult {
         let roots: Vec<Root> = self
+            .fleet
             .server(server)
             .map(|downstream| {
                 downstream
@@ -156,7 +164,7 @@ impl Router {
     /// Asks the client of `session` for its roots (one question at a time per session) and keeps
     /// the answer. Without `fresh`, roots kept by the time the question's turn comes are answered
     /// instead. When the stdio client's roots were kept, the servers that asked are told.
-    async fn ask_roots(
+    async fn ask(
         &self,
         session: &Arc<Session>,
         origin: Option<RequestId>,
@@ -191,18 +199,19 @@ impl Router {
                 kept.roots = Some(Arc::new(roots.clone()));
             }
         }
-        if self.is_roots_owner(session) {
+        if self.is_owner(session) {
             tracing::info!(roots = roots.roots.len(), "the client's roots are known");
-            self.notify_roots_askers();
+            self.notify_askers();
         }
         Ok(roots)
     }
 
     /// Sends `notifications/roots/list_changed` to every connected server that asked for roots.
-    fn notify_roots_askers(&self) {
-        let askers: Vec<String> = lock(&self.roots_askers).iter().cloned().collect();
+    fn notify_askers(&self) {
+        let askers: Vec<String> = lock(&self.askers).iter().cloned().collect();
         for name in askers {
             let Some(connection) = self
+                .fleet
                 .server(&name)
                 .ok()
                 .and_then(|downstream| downstream.connection())

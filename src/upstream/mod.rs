@@ -149,11 +149,8 @@ impl ServerHandler for ProxyHandler {
             sessions.resumed(&marker.id, &self.session);
         }
         let mut result = self.negotiate_initialize(&request)?;
-        crate::tasks::legacy::announce(
-            &self.router,
-            &result.protocol_version,
-            &mut result.capabilities,
-        );
+        self.router
+            .announce_core_tasks(&result.protocol_version, &mut result.capabilities);
         Ok(result)
     }
 
@@ -194,7 +191,7 @@ impl ServerHandler for ProxyHandler {
                 None,
             ));
         }
-        match crate::tasks::legacy::answer(&self.router, &caller, &method, params).await {
+        match self.router.answer_core_task(&caller, &method, params).await {
             Some(answer) => answer.map(CustomResult),
             None => Err(ErrorData::new(
                 rmcp::model::ErrorCode::METHOD_NOT_FOUND,
@@ -270,7 +267,7 @@ impl ServerHandler for ProxyHandler {
         request: GetTaskParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetTaskResult, ErrorData> {
-        crate::tasks::get(&self.router, &self.caller(&context), request).await
+        self.router.get_task(&self.caller(&context), request).await
     }
 
     async fn update_task(
@@ -278,7 +275,9 @@ impl ServerHandler for ProxyHandler {
         request: UpdateTaskParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        crate::tasks::update(&self.router, &self.caller(&context), request).await
+        self.router
+            .update_task(&self.caller(&context), request)
+            .await
     }
 
     async fn cancel_task(
@@ -286,7 +285,9 @@ impl ServerHandler for ProxyHandler {
         request: CancelTaskParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        crate::tasks::cancel(&self.router, &self.caller(&context), request).await
+        self.router
+            .cancel_task(&self.caller(&context), request)
+            .await
     }
 
     async fn list_prompts(

@@ -291,7 +291,7 @@ async fn read_loop(
     tracing::debug!("stdin ended");
 }
 
-/// The line of a legacy client's core-task request renamed for `tasks::legacy`, if it is one.
+/// The line of a legacy client's core-task request renamed for `router::core_tasks`, if it is one.
 fn rename_core_task(line: &str) -> Option<String> {
     if !crate::wire::core_tasks::may_rename(line.as_bytes()) {
         return None;
@@ -475,7 +475,7 @@ impl Transport<RoleServer> for StdioTransport {
     ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
         let writer = self.writer.clone();
         self.shortcut.sent(&item);
-        // Stashed 2025-11-25 task data goes back in place (`tasks::legacy`).
+        // Stashed 2025-11-25 task data goes back in place (`router::core_tasks`).
         let unstash = matches!(&item, JsonRpcMessage::Response(response)
             if crate::wire::core_tasks::needs_unstash(&response.result));
         async move {

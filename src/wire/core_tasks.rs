@@ -3,8 +3,9 @@
 //! `tasks/get|result|list|cancel`, `notifications/tasks/status`).
 //!
 //! **The rmcp behaviour compensated:** rmcp 3.11's typed model drops the data these need while
-//! parsing (pinned by `tasks::tests::rmcp_drops_the_data_core_tasks_need`), so they are carried
-//! as raw JSON, rewritten at our own framing on both sides, where the bytes are still seen:
+//! parsing (pinned by `router::tasks::tests::rmcp_drops_the_data_core_tasks_need`), so they are
+//! carried as raw JSON, rewritten at our own framing on both sides, where the bytes are still
+//! seen:
 //!
 //! - **Downstream** ([`DownstreamWire`], in every transport of ours that reads a server's
 //!   messages: the child's stdio, legacy SSE, Streamable HTTP): a server's `capabilities.tasks`

@@ -812,7 +812,7 @@ pub(crate) async fn check(
         guard.in_flight.fetch_add(1, Ordering::AcqRel);
         InFlight(guard.clone())
     });
-    // 2025-11-25 core tasks take the handler's raw path (`tasks::legacy`).
+    // 2025-11-25 core tasks take the handler's raw path (`router::core_tasks`).
     let bytes = crate::wire::core_tasks::rename_post(&mut parts.headers, bytes);
     // Who creates the session, should this request create one (an `initialize`).
     let creator = Creator {

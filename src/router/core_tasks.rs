@@ -1,25 +1,23 @@
-//! 2025-11-25 "core" tasks through the proxy, the routing half: who created each task (bounded,
-//! for `notifications/tasks/status`), the union of the servers' task capabilities announced to
-//! a 2025-11-25 client, and the answers to the renamed core-task requests. Task ids are
-//! namespaced `<slug>__<server's id>` like the extension's, so routing needs no task table. The
-//! byte-level half (renaming, stashing, raw answers) is `wire::core_tasks`.
+//! 2025-11-25 "core" tasks through the proxy, the routing half: the union of the servers' task
+//! capabilities announced to a 2025-11-25 client, the answers to the renamed core-task requests,
+//! and the servers' status notifications sent on to the sessions that created the tasks (who did
+//! is kept by `task_owners`). Task ids are namespaced `<slug>__<server's id>` like the
+//! extension's, so routing needs no task table. The byte-level half (renaming, stashing, raw
+//! answers) is `wire::core_tasks`.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
 use std::time::Instant;
 
 use rmcp::ErrorData;
 use rmcp::model::{ErrorCode, ProtocolVersion, ServerCapabilities};
 use serde_json::{Map, Value, json};
 
+use super::Router;
+use super::session::Caller;
+use super::task_owners::Access;
+use super::tasks::{SEPARATOR, namespaced, resolve};
 use crate::downstream::Downstream;
-use crate::router::{Caller, Router, Session};
-use crate::sync::lock;
-
-use super::{SEPARATOR, namespaced, resolve};
-use crate::wire::core_tasks::{
-    EXECUTION_STASH, MAX_EARLY, MAX_OWNERS, PREFIX, RELATED, STATUS, TASKS_STASH, custom, raw,
-};
+use crate::wire::core_tasks::{EXECUTION_STASH, PREFIX, RELATED, STATUS, TASKS_STASH, custom, raw};
 
 // ----------------------------------------------------------------------------------------------
 // The proxy's answers.
@@ -40,7 +38,11 @@ fn server_tasks(server: &Downstream) -> Option<Map<String, Value>> {
 
 /// The union of the connected legacy servers' task capabilities, stashed into the `initialize`
 /// answer for a 2025-11-25 client (the transport puts it in `capabilities.tasks`).
-pub fn announce(router: &Router, version: &ProtocolVersion, capabilities: &mut ServerCapabilities) {
+pub(super) fn announce(
+    router: &Router,
+    version: &ProtocolVersion,
+    capabilities: &mut ServerCapabilities,
+) {
     if *version != ProtocolVersion::V_2025_11_25 {
         return;
     }
@@ -68,91 +70,9 @@ pub fn announce(router: &Router, version: &ProtocolVersion, capabilities: &mut S
     }
 }
 
-/// Who created each task the proxy handed out: the caller's principal (its bearer token over
-/// HTTP, its session on stdio), for binding the task to it, and its session, for status
-/// notifications. Bounded: the oldest entries go first.
-#[derive(Default)]
-pub struct Owners(Mutex<OwnerTable>);
-
-#[derive(Default)]
-struct OwnerTable {
-    owners: HashMap<String, Owner>,
-    order: std::collections::VecDeque<String>,
-    /// The latest status of tasks whose creation has not come back through the proxy yet (a
-    /// server may report "working" before its `CreateTaskResult` is on its way).
-    early: HashMap<String, Value>,
-    early_order: std::collections::VecDeque<String>,
-}
-
-struct Owner {
-    principal: Option<String>,
-    session: Weak<Session>,
-}
-
-/// Whether a caller may use a task: the task's creator, or anyone when the proxy does not know
-/// the task (created before a restart, or forgotten): then the unguessable id is the key.
-enum Access {
-    Own,
-    Unknown,
-    Foreign,
-}
-
-impl Owners {
-    /// Remembers the caller as the task's creator; the status that came before, if one did.
-    fn insert(&self, task: String, caller: &Caller) -> Option<Value> {
-        let mut table = lock(&self.0);
-        while table.owners.len() >= MAX_OWNERS {
-            let Some(oldest) = table.order.pop_front() else {
-                break;
-            };
-            table.owners.remove(&oldest);
-        }
-        let owner = Owner {
-            principal: caller.principal.clone(),
-            session: caller
-                .session
-                .as_ref()
-                .map(Arc::downgrade)
-                .unwrap_or_default(),
-        };
-        let early = table.early.remove(&task);
-        if table.owners.insert(task.clone(), owner).is_none() {
-            table.order.push_back(task);
-        }
-        early
-    }
-
-    /// The session a status notification goes to; a status for a task not (yet) known is kept
-    /// until its creation passes (the latest one, for the most recent tasks only).
-    fn route(&self, task: String, params: Value) -> Option<(Arc<Session>, Value)> {
-        let mut table = lock(&self.0);
-        if let Some(owner) = table.owners.get(&task) {
-            return Some((owner.session.upgrade()?, params));
-        }
-        while table.early.len() >= MAX_EARLY {
-            let Some(oldest) = table.early_order.pop_front() else {
-                break;
-            };
-            table.early.remove(&oldest);
-        }
-        if table.early.insert(task.clone(), params).is_none() {
-            table.early_order.push_back(task);
-        }
-        None
-    }
-
-    fn access(&self, task: &str, caller: &Caller) -> Access {
-        match lock(&self.0).owners.get(task) {
-            None => Access::Unknown,
-            Some(owner) if owner.principal == caller.principal => Access::Own,
-            Some(_) => Access::Foreign,
-        }
-    }
-}
-
 /// A server's `notifications/tasks/status`: to the session that created the task, with the id
 /// that session knows.
-pub fn status(router: &Router, server: &str, params: Option<Value>) {
+pub(super) fn status(router: &Router, server: &str, params: Option<Value>) {
     let Some(mut params) = params.filter(Value::is_object) else {
         return;
     };
@@ -164,8 +84,8 @@ pub fn status(router: &Router, server: &str, params: Option<Value>) {
     };
     let visible = namespaced(&owner.slug, id);
     params["taskId"] = visible.clone().into();
-    if let Some((session, params)) = router.core_task_owners().route(visible, params) {
-        router.notify_session(&session, STATUS, params);
+    if let Some((session, params)) = router.core_task_owners.route(visible, params) {
+        session.notify(STATUS, params, &router.tracker);
     }
 }
 
@@ -175,7 +95,7 @@ fn invalid(message: String) -> ErrorData {
 
 /// Answers a renamed core-task request (`io.pluggedin/core-tasks/<method>`); `None` for any other
 /// custom method.
-pub async fn answer(
+pub(super) async fn answer(
     router: &Router,
     caller: &Caller,
     method: &str,
@@ -276,9 +196,9 @@ async fn call(
             && let Some(id) = task.get("taskId").and_then(Value::as_str)
         {
             let visible = namespaced(&server.slug, id);
-            let early = router.core_task_owners().insert(visible.clone(), caller);
+            let early = router.core_task_owners.insert(visible.clone(), caller);
             if let Some((early, session)) = early.zip(caller.session.as_ref()) {
-                router.notify_session(session, STATUS, early);
+                session.notify(STATUS, early, &router.tracker);
             }
             task.insert("taskId".into(), visible.into());
         }
@@ -310,7 +230,7 @@ async fn by_id(
         return Err(invalid(format!("{method} needs a \"taskId\"")));
     };
     let (server, id) = resolve(router, &visible)?;
-    if let Access::Foreign = router.core_task_owners().access(&visible, caller) {
+    if let Access::Foreign = router.core_task_owners.access(&visible, caller) {
         // Someone else's task: as unknown as one that does not exist.
         return Err(invalid(format!(
             "unknown task: {visible} (not a task id this proxy handed out)"
@@ -386,7 +306,7 @@ async fn list(
             };
             let visible = namespaced(&server.slug, id);
             // A server's tasks are all the proxy's (one connection); each caller sees its own.
-            if let Access::Own = router.core_task_owners().access(&visible, caller) {
+            if let Access::Own = router.core_task_owners.access(&visible, caller) {
                 task["taskId"] = visible.into();
                 tasks.push(task);
             }
@@ -409,4 +329,27 @@ async fn list(
         answer["nextCursor"] = next.into();
     }
     Ok(answer)
+}
+
+impl Router {
+    /// Puts the union of the connected legacy servers' task capabilities into a 2025-11-25
+    /// client's `initialize` answer.
+    pub fn announce_core_tasks(
+        &self,
+        version: &ProtocolVersion,
+        capabilities: &mut ServerCapabilities,
+    ) {
+        announce(self, version, capabilities);
+    }
+
+    /// Answers a renamed core-task request (`io.pluggedin/core-tasks/<method>`); `None` for any
+    /// other custom method.
+    pub async fn answer_core_task(
+        &self,
+        caller: &Caller,
+        method: &str,
+        params: Option<Value>,
+    ) -> Option<Result<Value, ErrorData>> {
+        answer(self, caller, method, params).await
+    }
 }

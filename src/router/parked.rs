@@ -22,13 +22,14 @@ use std::time::Duration;
 
 use rmcp::model::{
     ClientCapabilities, ClientRequest, ClientResult, CreateMessageResult, ElicitResult, ErrorCode,
-    ErrorData, InputRequest, InputRequiredResult, InputResponses, ListRootsResult, ServerRequest,
-    ServerResult,
+    ErrorData, InputRequest, InputRequiredResult, InputResponses, ListRootsResult,
+    RequestMetaObject, ServerRequest, ServerResult,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::error::{ParkedError, RouteError};
 use crate::sync::lock;
 
 /// How long a parked call waits for its client's retry unless configured otherwise.
@@ -50,32 +51,6 @@ pub struct Question {
 
 /// Where a running call's questions go.
 pub type Questions = mpsc::UnboundedSender<Question>;
-
-/// Why a parked call could not be started or resumed.
-#[derive(Debug, thiserror::Error)]
-pub enum ParkedError {
-    #[error(
-        "requestState \"{0}\" names no parked call: it is unknown, was already used, belongs to \
-         another caller or request, or expired (parked calls wait {1}s for the retry); call again \
-         without requestState"
-    )]
-    Unknown(String, u64),
-    #[error(
-        "server \"{0}\" asks for input, but {MAX_PARKED} calls already wait for their clients' \
-         answers; try again later"
-    )]
-    Full(String),
-}
-
-impl From<ParkedError> for ErrorData {
-    fn from(error: ParkedError) -> ErrorData {
-        let message = error.to_string();
-        match error {
-            ParkedError::Unknown(..) => ErrorData::invalid_params(message, None),
-            ParkedError::Full(_) => ErrorData::internal_error(message, None),
-        }
-    }
-}
 
 /// What a retry must match: the request the state was handed out for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -126,7 +101,7 @@ pub fn retry_of(request: &ClientRequest) -> Option<(String, InputResponses)> {
 /// One downstream call running detached from the client request that started it.
 pub struct Call {
     server: String,
-    outcome: oneshot::Receiver<Result<ServerResult, crate::router::RouteError>>,
+    outcome: oneshot::Receiver<Result<ServerResult, RouteError>>,
     questions: mpsc::UnboundedReceiver<Question>,
     /// Asked of the client and not answered yet, by the key the client was given.
     asked: BTreeMap<String, Question>,
@@ -139,7 +114,7 @@ pub struct Call {
 /// and its cancellation (the detached caller's token).
 pub struct Detached {
     pub questions: Questions,
-    pub outcome: oneshot::Sender<Result<ServerResult, crate::router::RouteError>>,
+    pub outcome: oneshot::Sender<Result<ServerResult, RouteError>>,
     pub cancel: CancellationToken,
 }
 
@@ -267,12 +242,12 @@ impl Call {
             tokio::select! {
                 biased;
                 outcome = &mut self.outcome => {
-                    return Step::Done(Box::new(outcome.unwrap_or_else(|_| Err(crate::router::RouteError::Cancelled))));
+                    return Step::Done(Box::new(outcome.unwrap_or_else(|_| Err(RouteError::Cancelled))));
                 }
                 Some(question) = self.questions.recv() => self.take(question, capabilities),
                 () = ct.cancelled() => {
                     self.cancel.cancel();
-                    return Step::Done(Box::new(Err(crate::router::RouteError::Cancelled)));
+                    return Step::Done(Box::new(Err(RouteError::Cancelled)));
                 }
             }
         }
@@ -280,7 +255,7 @@ impl Call {
 }
 
 enum Step {
-    Done(Box<Result<ServerResult, crate::router::RouteError>>),
+    Done(Box<Result<ServerResult, RouteError>>),
     Ask(Call),
 }
 
@@ -331,16 +306,18 @@ impl ParkedCalls {
     }
 
     /// Runs a freshly started call for its first client request: its result, or an
-    /// `InputRequiredResult` naming it once the server asks for input.
+    /// `InputRequiredResult` naming it once the server asks for input. `client` is the request's
+    /// `_meta` (what the client can answer), `ct` its cancellation.
     pub async fn run(
         self: &std::sync::Arc<Self>,
         call: Call,
         owner: String,
         fingerprint: Fingerprint,
-        caller: &crate::router::Caller,
-    ) -> Result<ServerResult, crate::router::RouteError> {
-        let capabilities = caller.meta.client_capabilities().unwrap_or_default();
-        match call.drive(&caller.ct, &capabilities).await {
+        client: &RequestMetaObject,
+        ct: &CancellationToken,
+    ) -> Result<ServerResult, RouteError> {
+        let capabilities = client.client_capabilities().unwrap_or_default();
+        match call.drive(ct, &capabilities).await {
             Step::Done(outcome) => *outcome,
             Step::Ask(call) => self.park(call, owner, fingerprint),
         }
@@ -353,8 +330,9 @@ impl ParkedCalls {
         responses: InputResponses,
         owner: String,
         fingerprint: Fingerprint,
-        caller: &crate::router::Caller,
-    ) -> Result<ServerResult, crate::router::RouteError> {
+        client: &RequestMetaObject,
+        ct: &CancellationToken,
+    ) -> Result<ServerResult, RouteError> {
         let entry = {
             let mut entries = lock(&self.entries);
             match entries.remove(state) {
@@ -374,14 +352,14 @@ impl ParkedCalls {
         entry.disarm.cancel();
         let mut call = entry.call;
         call.answer(responses);
-        let capabilities = caller.meta.client_capabilities().unwrap_or_default();
-        match call.drive(&caller.ct, &capabilities).await {
+        let capabilities = client.client_capabilities().unwrap_or_default();
+        match call.drive(ct, &capabilities).await {
             Step::Done(outcome) => *outcome,
             Step::Ask(call) => self.park(call, owner, fingerprint),
         }
     }
 
-    fn unknown(&self, state: &str) -> crate::router::RouteError {
+    fn unknown(&self, state: &str) -> RouteError {
         ParkedError::Unknown(state.to_owned(), self.ttl().as_secs()).into()
     }
 
@@ -391,7 +369,7 @@ impl ParkedCalls {
         call: Call,
         owner: String,
         fingerprint: Fingerprint,
-    ) -> Result<ServerResult, crate::router::RouteError> {
+    ) -> Result<ServerResult, RouteError> {
         let input = call.input_requests();
         let server = call.server.clone();
         let state = new_state();
@@ -405,7 +383,7 @@ impl ParkedCalls {
                     server,
                     "a call asking for input was refused: the parked-call table is full"
                 );
-                return Err(ParkedError::Full(server).into());
+                return Err(ParkedError::Full(server, MAX_PARKED).into());
             }
             entries.insert(
                 state.clone(),
@@ -518,7 +496,6 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::router::Caller;
 
     fn elicitation() -> ServerRequest {
         let params = serde_json::from_value(json!({
@@ -535,14 +512,14 @@ mod tests {
         ))
     }
 
-    /// A caller whose client can answer sampling and elicitation (no roots).
-    fn caller() -> Caller {
-        let mut caller = Caller::detached();
+    /// The `_meta` of a client that can answer sampling and elicitation (no roots).
+    fn client() -> RequestMetaObject {
+        let mut meta = RequestMetaObject::default();
         let mut capabilities = ClientCapabilities::default();
         capabilities.sampling = Some(Default::default());
         capabilities.elicitation = Some(Default::default());
-        caller.meta.set_client_capabilities(capabilities);
-        caller
+        meta.set_client_capabilities(capabilities);
+        meta
     }
 
     fn input(result: ServerResult) -> (String, String, InputRequest) {
@@ -585,11 +562,11 @@ mod tests {
         });
         let request = ClientRequest::CallToolRequest(Request::new(CallToolRequestParams::new("t")));
         let fingerprint = Fingerprint::of("legacy", &request).unwrap();
-        let caller = caller();
+        let (client, ct) = (client(), CancellationToken::new());
         let owner = || "me".to_owned();
 
         let first = table
-            .run(call, owner(), fingerprint.clone(), &caller)
+            .run(call, owner(), fingerprint.clone(), &client, &ct)
             .await
             .unwrap();
         let (state1, key1, request1) = input(first);
@@ -605,7 +582,8 @@ mod tests {
                 InputResponses::from([(key1, name)]),
                 owner(),
                 fingerprint.clone(),
-                &caller,
+                &client,
+                &ct,
             )
             .await
             .unwrap();
@@ -623,7 +601,8 @@ mod tests {
                 InputResponses::new(),
                 owner(),
                 fingerprint.clone(),
-                &caller,
+                &client,
+                &ct,
             )
             .await
             .unwrap_err();
@@ -639,7 +618,8 @@ mod tests {
                 InputResponses::from([(key2, sample)]),
                 owner(),
                 fingerprint,
-                &caller,
+                &client,
+                &ct,
             )
             .await
             .unwrap();
@@ -672,10 +652,10 @@ mod tests {
         });
         let request = ClientRequest::CallToolRequest(Request::new(CallToolRequestParams::new("t")));
         let fingerprint = Fingerprint::of("legacy", &request).unwrap();
-        let caller = caller();
+        let (client, ct) = (client(), CancellationToken::new());
         let (state, key, _) = input(
             table
-                .run(call, "me".into(), fingerprint.clone(), &caller)
+                .run(call, "me".into(), fingerprint.clone(), &client, &ct)
                 .await
                 .unwrap(),
         );
@@ -686,7 +666,8 @@ mod tests {
                 InputResponses::new(),
                 "me".into(),
                 fingerprint.clone(),
-                &caller,
+                &client,
+                &ct,
             )
             .await
             .unwrap();
@@ -699,7 +680,8 @@ mod tests {
                 InputResponses::from([(key, json!({"nonsense": true}))]),
                 "me".into(),
                 fingerprint,
-                &caller,
+                &client,
+                &ct,
             )
             .await
             .unwrap();

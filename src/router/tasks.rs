@@ -1,84 +1,44 @@
-//! Tasks through the proxy (the 2026-07-28 tasks extension, SEP-2663, `io.modelcontextprotocol/tasks`).
+//! Tasks through the proxy (the 2026-07-28 tasks extension, SEP-2663,
+//! `io.modelcontextprotocol/tasks`).
 //!
 //! A task-augmented `tools/call` passes through to the server that owns the tool; the task id it
 //! answers with is namespaced as `<slug>__<server's id>` before the client sees it, so that
 //! `tasks/get`, `tasks/update` and `tasks/cancel` reach the server that made the task (and two
 //! servers minting the same id never collide). The proxy keeps no task state: the id itself says
 //! where the task lives. The extension is announced while at least one connected server
-//! announces it, and a modern client's own capabilities (the tasks extension among them) are
-//! passed on to modern servers with each request, because whether a call becomes a task, or may
-//! ask for sampling, depends on what the real client declared, not on what the proxy could do.
+//! announces it (`fleet`), and a modern client's own capabilities (the tasks extension among
+//! them) are passed on to modern servers with each request (`forward`), because whether a call
+//! becomes a task, or may ask for sampling, depends on what the real client declared, not on
+//! what the proxy could do.
 //!
 //! The 2025-11-25 generation's "core" tasks (`capabilities.tasks`, `execution.taskSupport`,
-//! `tools/call` with `params.task`, `tasks/get|result|list|cancel`) live in [`legacy`]: rmcp's
+//! `tools/call` with `params.task`, `tasks/get|result|list|cancel`) live in `core_tasks`: rmcp's
 //! typed model loses their data, so they travel as raw JSON, rewritten at the proxy's own framing
 //! on both sides, with ids namespaced the same way.
-
-pub mod legacy;
 
 use std::sync::Arc;
 
 use rmcp::ErrorData;
 use rmcp::model::{
-    CancelTaskParams, ClientRequest, GetTaskParams, GetTaskResult, Request, RequestMetaObject,
-    ServerCapabilities, ServerResult, TASKS_EXTENSION_ID, UpdateTaskParams,
+    CancelTaskParams, ClientRequest, GetTaskParams, GetTaskResult, Request, ServerResult,
+    UpdateTaskParams,
 };
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::downstream::{Connection, Downstream};
-use crate::router::{Caller, Router};
+use super::Router;
+use super::session::Caller;
+use crate::downstream::Downstream;
 
 /// Between a server's slug and its own task id in the ids clients see.
-const SEPARATOR: &str = "__";
-
-/// The `_meta` key carrying a 2026-07-28 client's capabilities on every request.
-const CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
+pub(super) const SEPARATOR: &str = "__";
 
 /// The task id a client sees for task `id` of the server with `slug`.
-pub fn namespaced(slug: &str, id: &str) -> String {
+pub(super) fn namespaced(slug: &str, id: &str) -> String {
     format!("{slug}{SEPARATOR}{id}")
 }
 
-/// Announces the tasks extension when a server connected with 2026-07-28 does (the extension is
-/// of that generation; tasks pass through within it).
-pub fn announce(capabilities: &mut ServerCapabilities, connected: &[Arc<Connection>]) {
-    if connected
-        .iter()
-        .any(|connection| connection.is_modern() && connection.capabilities.supports_tasks())
-    {
-        capabilities
-            .extensions
-            .get_or_insert_with(Default::default)
-            .insert(TASKS_EXTENSION_ID.to_owned(), Default::default());
-    }
-}
-
-/// The modern client's declared capabilities, to send along to a modern server in place of the
-/// proxy's own. `None` for legacy clients (the proxy answers their servers' questions itself).
-pub fn caller_capabilities(meta: &RequestMetaObject) -> Option<Value> {
-    let modern = meta
-        .protocol_version()
-        .is_some_and(|version| !version.has_initialize());
-    modern
-        .then(|| meta.get(CLIENT_CAPABILITIES).cloned())
-        .flatten()
-}
-
-/// Puts a modern client's capabilities into the `_meta` of a request to a modern server
-/// (rmcp's own per-request capabilities are overridden by what `meta` carries).
-pub fn pass_capabilities(
-    meta: &mut Option<RequestMetaObject>,
-    server: &Connection,
-    caller: &RequestMetaObject,
-) {
-    if let Some(capabilities) = caller_capabilities(caller).filter(|_| server.is_modern()) {
-        meta.get_or_insert_with(Default::default)
-            .insert(CLIENT_CAPABILITIES.to_owned(), capabilities);
-    }
-}
-
 /// Rewrites the id of a task that `server` just created into the id the client sees.
-pub fn created(router: &Router, server: &str, result: ServerResult) -> ServerResult {
+pub(super) fn created(router: &Router, server: &str, result: ServerResult) -> ServerResult {
     let ServerResult::CreateTaskResult(mut created) = result else {
         return result;
     };
@@ -89,7 +49,10 @@ pub fn created(router: &Router, server: &str, result: ServerResult) -> ServerRes
 }
 
 /// The server that owns a client-visible task id, and that server's own id for it.
-fn resolve(router: &Router, task_id: &str) -> Result<(Arc<Downstream>, String), ErrorData> {
+pub(super) fn resolve(
+    router: &Router,
+    task_id: &str,
+) -> Result<(Arc<Downstream>, String), ErrorData> {
     let unknown = || {
         ErrorData::invalid_params(
             format!("unknown task: {task_id} (not a task id this proxy handed out)"),
@@ -105,58 +68,60 @@ fn resolve(router: &Router, task_id: &str) -> Result<(Arc<Downstream>, String), 
     Ok((server, id.to_owned()))
 }
 
-/// `tasks/get`: asks the owning server, and answers with the client's id for the task.
-pub async fn get(
-    router: &Router,
-    caller: &Caller,
-    mut params: GetTaskParams,
-) -> Result<GetTaskResult, ErrorData> {
-    let visible = params.task_id.clone();
-    let (server, id) = resolve(router, &visible)?;
-    params.task_id = id;
-    params.meta = None;
-    let request = ClientRequest::GetTaskRequest(Request::new(params));
-    match router.forward(&server.name, request, caller).await? {
-        ServerResult::GetTaskResult(mut result) => {
-            result.task.task.task_id = visible;
-            Ok(result)
+impl Router {
+    /// `tasks/get`: asks the owning server, and answers with the client's id for the task.
+    pub async fn get_task(
+        &self,
+        caller: &Caller,
+        mut params: GetTaskParams,
+    ) -> Result<GetTaskResult, ErrorData> {
+        let visible = params.task_id.clone();
+        let (server, id) = resolve(self, &visible)?;
+        params.task_id = id;
+        params.meta = None;
+        let request = ClientRequest::GetTaskRequest(Request::new(params));
+        match self.forward(&server.name, request, caller).await? {
+            ServerResult::GetTaskResult(mut result) => {
+                result.task.task.task_id = visible;
+                Ok(result)
+            }
+            _ => Err(ErrorData::internal_error(
+                format!(
+                    "server {} answered tasks/get with something that is not a task",
+                    server.name
+                ),
+                None,
+            )),
         }
-        _ => Err(ErrorData::internal_error(
-            format!(
-                "server {} answered tasks/get with something that is not a task",
-                server.name
-            ),
-            None,
-        )),
     }
-}
 
-/// `tasks/update`: hands the client's input responses to the owning server.
-pub async fn update(
-    router: &Router,
-    caller: &Caller,
-    mut params: UpdateTaskParams,
-) -> Result<(), ErrorData> {
-    let (server, id) = resolve(router, &params.task_id)?;
-    params.task_id = id;
-    params.meta = None;
-    let request = ClientRequest::UpdateTaskRequest(Request::new(params));
-    router.forward(&server.name, request, caller).await?;
-    Ok(())
-}
+    /// `tasks/update`: hands the client's input responses to the owning server.
+    pub async fn update_task(
+        &self,
+        caller: &Caller,
+        mut params: UpdateTaskParams,
+    ) -> Result<(), ErrorData> {
+        let (server, id) = resolve(self, &params.task_id)?;
+        params.task_id = id;
+        params.meta = None;
+        let request = ClientRequest::UpdateTaskRequest(Request::new(params));
+        self.forward(&server.name, request, caller).await?;
+        Ok(())
+    }
 
-/// `tasks/cancel`: asks the owning server to cancel the task.
-pub async fn cancel(
-    router: &Router,
-    caller: &Caller,
-    mut params: CancelTaskParams,
-) -> Result<(), ErrorData> {
-    let (server, id) = resolve(router, &params.task_id)?;
-    params.task_id = id;
-    params.meta = None;
-    let request = ClientRequest::CancelTaskRequest(Request::new(params));
-    router.forward(&server.name, request, caller).await?;
-    Ok(())
+    /// `tasks/cancel`: asks the owning server to cancel the task.
+    pub async fn cancel_task(
+        &self,
+        caller: &Caller,
+        mut params: CancelTaskParams,
+    ) -> Result<(), ErrorData> {
+        let (server, id) = resolve(self, &params.task_id)?;
+        params.task_id = id;
+        params.meta = None;
+        let request = ClientRequest::CancelTaskRequest(Request::new(params));
+        self.forward(&server.name, request, caller).await?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

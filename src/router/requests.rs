@@ -1,0 +1,518 @@
+//! The requests that name one item: `tools/call`, `prompts/get`, `resources/read` and
+//! `completion/complete`. Each finds its owner — a built-in tool or prompt, the library, the
+//! catalog's server, or the server the App names (`source`) — forwards with the original name,
+//! and hands the outcome to the activity recorder. A tool that is off says why; in App mode a
+//! server that answered 401 gets its configuration re-read from the App once. How a request
+//! travels is `forward`'s business.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResult, ClientRequest, CompleteRequestParams, CompleteResult,
+    GetPromptRequestParams, GetPromptResult, ReadResourceRequestParams, Reference, Request,
+    ServerResult, Tool,
+};
+
+use super::error::RouteError;
+use super::session::Caller;
+use super::source::{Owner, Source};
+use super::{Router, tasks};
+use crate::builtin;
+use crate::catalog::{Catalog, Item, PromptRoute};
+use crate::control::app::AppError;
+use crate::control::time::now_ms;
+use crate::control::{Activity, ActivityAction};
+use crate::downstream::{Downstream, ServerState};
+
+impl Router {
+    pub async fn call_tool(
+        &self,
+        caller: &Caller,
+        mut params: CallToolRequestParams,
+    ) -> Result<ServerResult, RouteError> {
+        let started = Instant::now();
+        if let Some(name) = builtin::canonical(&params.name)
+            && !self.visibility.disables(name)
+        {
+            let result = self
+                .builtins
+                .call(self, name, params.arguments.as_ref())
+                .await;
+            let error = (result.is_error == Some(true)).then(|| result_text(&result));
+            self.record(
+                ActivityAction::ToolCall,
+                builtin::activity_identity(name),
+                name,
+                started,
+                error,
+            );
+            return Ok(ServerResult::CallToolResult(result));
+        }
+        let name = params.name.clone();
+        // A tool that is off (disabled, its server disabled or outside the workspace, filtered)
+        // says so instead of "unknown"; one whose server is starting is waited for.
+        let route = self
+            .resolve_waiting(caller, Item::Tool(&name), |catalog| {
+                catalog.resolve_tool(&name).map_err(|error| {
+                    self.visibility
+                        .not_served(&name, &self.fleet)
+                        .unwrap_or(error.into())
+                })
+            })
+            .await?;
+        params.name = route.original.clone().into();
+        params.meta = None;
+        let before = self.fleet.server(&route.server).ok();
+        let mut outcome = self
+            .forward(
+                &route.server,
+                ClientRequest::CallToolRequest(Request::new(params.clone())),
+                caller,
+            )
+            .await;
+        if let Err(error) = &outcome
+            && self
+                .reread_after_unauthorized(&route.server, before.as_ref(), error)
+                .await
+        {
+            outcome = self
+                .forward(
+                    &route.server,
+                    ClientRequest::CallToolRequest(Request::new(params)),
+                    caller,
+                )
+                .await;
+        }
+        let outcome = outcome.map(|result| tasks::created(self, &route.server, result));
+        let (error, tool_error) = match &outcome {
+            Ok(ServerResult::CallToolResult(result)) if result.is_error == Some(true) => {
+                (Some(result_text(result)), true)
+            }
+            Ok(_) => (None, false),
+            Err(error) => (Some(error.to_string()), false),
+        };
+        let (name, uuid) = self.fleet.identity(&route.server);
+        self.record_call(
+            ActivityAction::ToolCall,
+            (&name, &uuid),
+            &route.original,
+            started,
+            error,
+            tool_error,
+        );
+        outcome
+    }
+
+    /// App mode: after a downstream answered 401 (an expired OAuth token, which the App
+    /// refreshes while it serves the server list), re-reads the server list once; when that
+    /// server's configuration changed, applies it, waits for the server to settle and says
+    /// `true` (retry once). Concurrent calls share the one re-read.
+    async fn reread_after_unauthorized(
+        &self,
+        server: &str,
+        before: Option<&Arc<Downstream>>,
+        error: &RouteError,
+    ) -> bool {
+        let Source::App(app) = self.source() else {
+            return false;
+        };
+        if !is_unauthorized(error) {
+            return false;
+        }
+        tracing::info!(
+            server,
+            "the server answered 401; re-reading its configuration from the App"
+        );
+        if let Err(error) = app.reread_servers().await {
+            tracing::warn!(server, "server list not re-read: {error}");
+            return false;
+        }
+        let servers = app.servers();
+        let current = self.fleet.server(server).ok();
+        let changed = match (before, &current) {
+            (Some(before), Some(current)) if !Arc::ptr_eq(before, current) => true,
+            (Some(before), _) => servers.config.servers.get(server) != Some(&before.config),
+            (None, _) => true,
+        };
+        if !changed {
+            tracing::info!(
+                server,
+                "its configuration in the App is unchanged; not retrying"
+            );
+            return false;
+        }
+        self.apply_app();
+        let Ok(downstream) = self.fleet.server(server) else {
+            return false;
+        };
+        let mut state = downstream.subscribe_state();
+        let _ = tokio::time::timeout(
+            downstream.config.timeout,
+            state.wait_for(ServerState::is_settled),
+        )
+        .await;
+        tracing::info!(server, state = %downstream.state(), "retrying after the re-read");
+        true
+    }
+
+    pub async fn get_prompt(
+        &self,
+        caller: &Caller,
+        mut params: GetPromptRequestParams,
+    ) -> Result<ServerResult, RouteError> {
+        let started = Instant::now();
+        if params.name == builtin::capabilities::NAME {
+            let result = builtin::capabilities::get(&self.builtin_tools());
+            self.record(
+                ActivityAction::PromptGet,
+                builtin::capabilities::ACTIVITY_IDENTITY,
+                builtin::capabilities::NAME,
+                started,
+                None,
+            );
+            return Ok(ServerResult::GetPromptResult(result));
+        }
+        let catalog = self.catalog();
+        if let Owner::App(owner) = self.source().prompt_owner(&catalog, &params.name).await {
+            // App mode: the owner from `/api/resolve/prompt`, the name unchanged.
+            let name = params.name.clone();
+            params.meta = None;
+            let request = ClientRequest::GetPromptRequest(Request::new(params));
+            let target = (ActivityAction::PromptGet, "get prompt", name.as_str());
+            return self
+                .forward_to_app_owner(caller, target, owner, request, started)
+                .await;
+        }
+        let name = params.name.clone();
+        let route = self
+            .resolve_waiting(caller, Item::Prompt(&name), |catalog| {
+                Ok(catalog.resolve_prompt(&name)?)
+            })
+            .await?;
+        match route {
+            PromptRoute::Instructions { server } => {
+                let messages = catalog.instructions(&server).unwrap_or_default().to_vec();
+                let mut result = GetPromptResult::new(messages);
+                result.description = Some(format!("Custom instructions for the {server} server"));
+                let (_, uuid) = self.fleet.identity(&server);
+                self.record(
+                    ActivityAction::PromptGet,
+                    ("Custom Instructions", &uuid),
+                    &params.name,
+                    started,
+                    None,
+                );
+                Ok(ServerResult::GetPromptResult(result))
+            }
+            PromptRoute::Downstream(route) => {
+                params.name = route.original.clone();
+                params.meta = None;
+                let outcome = self
+                    .forward(
+                        &route.server,
+                        ClientRequest::GetPromptRequest(Request::new(params)),
+                        caller,
+                    )
+                    .await;
+                let (name, uuid) = self.fleet.identity(&route.server);
+                self.record(
+                    ActivityAction::PromptGet,
+                    (&name, &uuid),
+                    &route.original,
+                    started,
+                    outcome.as_ref().err().map(ToString::to_string),
+                );
+                outcome
+            }
+        }
+    }
+
+    pub async fn read_resource(
+        &self,
+        caller: &Caller,
+        mut params: ReadResourceRequestParams,
+    ) -> Result<ServerResult, RouteError> {
+        let started = Instant::now();
+        match self.source().resource_owner(&params.uri).await {
+            Owner::App(owner) => {
+                // App mode: the owner from `/api/resolve/resource`, the URI unchanged.
+                let uri = params.uri.clone();
+                params.meta = None;
+                let request = ClientRequest::ReadResourceRequest(Request::new(params));
+                let target = (ActivityAction::ResourceRead, "read resource", uri.as_str());
+                return self
+                    .forward_to_app_owner(caller, target, owner, request, started)
+                    .await;
+            }
+            Owner::Library => {
+                // The library's documents are read from the store, not a server.
+                let outcome = match self.builtins.read_document(&params.uri).await {
+                    Ok(Some(result)) => Ok(ServerResult::ReadResourceResult(result)),
+                    Ok(None) => Err(RouteError::UnknownResource(params.uri.clone())),
+                    Err(error) => Err(RouteError::Library(error.to_string())),
+                };
+                self.record(
+                    ActivityAction::ResourceRead,
+                    ("Document System", "pluggedin_documents"),
+                    &params.uri,
+                    started,
+                    outcome.as_ref().err().map(ToString::to_string),
+                );
+                return outcome;
+            }
+            Owner::Catalog => {}
+        }
+        let uri = params.uri.clone();
+        let server = self
+            .resolve_waiting(caller, Item::Resource(&uri), |catalog| {
+                catalog
+                    .resolve_resource(&uri)
+                    .map(str::to_owned)
+                    .ok_or_else(|| RouteError::UnknownResource(uri.clone()))
+            })
+            .await?;
+        params.meta = None;
+        let outcome = self
+            .forward(
+                &server,
+                ClientRequest::ReadResourceRequest(Request::new(params)),
+                caller,
+            )
+            .await;
+        let (name, uuid) = self.fleet.identity(&server);
+        self.record(
+            ActivityAction::ResourceRead,
+            (&name, &uuid),
+            &uri,
+            started,
+            outcome.as_ref().err().map(ToString::to_string),
+        );
+        outcome
+    }
+
+    /// Sends a request to the server the App named as its owner (a UUID), and records it.
+    /// `target` is the activity, the verb for error messages and the item's name.
+    async fn forward_to_app_owner(
+        &self,
+        caller: &Caller,
+        (action, verb, item): (ActivityAction, &str, &str),
+        owner: Result<String, AppError>,
+        request: ClientRequest,
+        started: Instant,
+    ) -> Result<ServerResult, RouteError> {
+        let server = match owner {
+            Ok(uuid) => self.fleet.by_uuid(&uuid).ok_or_else(|| {
+                RouteError::App(format!(
+                    "Failed to {verb} {item}: its server ({uuid}) is not among the App's active servers"
+                ))
+            }),
+            Err(error) => Err(RouteError::App(format!("Failed to {verb} {item}: {error}"))),
+        };
+        let (outcome, identity) = match server {
+            Ok(server) => {
+                let outcome = self.forward(&server.name, request, caller).await;
+                (outcome, (server.name.clone(), server.uuid.clone()))
+            }
+            Err(error) => (Err(error), ("unknown".to_owned(), "unknown".to_owned())),
+        };
+        self.record(
+            action,
+            (&identity.0, &identity.1),
+            item,
+            started,
+            outcome.as_ref().err().map(ToString::to_string),
+        );
+        outcome
+    }
+
+    pub async fn complete(
+        &self,
+        caller: &Caller,
+        mut params: CompleteRequestParams,
+    ) -> Result<CompleteResult, RouteError> {
+        let catalog = self.catalog();
+        // App mode: the App knows who owns its prompts and resources. Completion is a
+        // convenience, so an owner the App cannot name means no suggestions, not an error.
+        let owner = match &params.r#ref {
+            Reference::Prompt(prompt) => self.source().prompt_owner(&catalog, &prompt.name).await,
+            Reference::Resource(resource) => self.source().resource_owner(&resource.uri).await,
+            _ => return Ok(CompleteResult::default()),
+        };
+        if let Owner::App(owner) = owner {
+            let Some(server) = owner.ok().and_then(|uuid| self.fleet.by_uuid(&uuid)) else {
+                return Ok(CompleteResult::default());
+            };
+            return self.complete_at(&server.name, caller, params).await;
+        }
+        let server = match &mut params.r#ref {
+            Reference::Prompt(prompt) => match catalog.resolve_prompt(&prompt.name)? {
+                // Instructions take no arguments.
+                PromptRoute::Instructions { .. } => return Ok(CompleteResult::default()),
+                PromptRoute::Downstream(route) => {
+                    prompt.name = route.original;
+                    route.server
+                }
+            },
+            Reference::Resource(resource) => catalog
+                .resolve_template(&resource.uri)
+                .or_else(|| catalog.resolve_resource(&resource.uri))
+                .map(str::to_owned)
+                .ok_or_else(|| RouteError::UnknownResource(resource.uri.clone()))?,
+            _ => return Ok(CompleteResult::default()),
+        };
+        self.complete_at(&server, caller, params).await
+    }
+
+    /// Forwards a completion request to `server` (none when it does not do completions).
+    async fn complete_at(
+        &self,
+        server: &str,
+        caller: &Caller,
+        mut params: CompleteRequestParams,
+    ) -> Result<CompleteResult, RouteError> {
+        let server = server.to_owned();
+        let downstream = self.fleet.server(&server)?;
+        if downstream
+            .connection()
+            .is_some_and(|c| c.capabilities.completions.is_none())
+        {
+            return Ok(CompleteResult::default());
+        }
+        params.meta = None;
+        match self
+            .forward(
+                &server,
+                ClientRequest::CompleteRequest(Request::new(params)),
+                caller,
+            )
+            .await?
+        {
+            ServerResult::CompleteResult(result) => Ok(result),
+            _ => Err(RouteError::UnexpectedResult {
+                server,
+                method: "completion/complete".into(),
+            }),
+        }
+    }
+
+    /// Records a tool call that did not go through [`Router::call_tool`] (`core_tasks`).
+    pub(super) fn record_tool_call(
+        &self,
+        server: &str,
+        tool: &str,
+        started: Instant,
+        error: Option<String>,
+    ) {
+        let (name, uuid) = self.fleet.identity(server);
+        self.record(
+            ActivityAction::ToolCall,
+            (&name, &uuid),
+            tool,
+            started,
+            error,
+        );
+    }
+
+    /// Hands one finished request to the activity recorder.
+    fn record(
+        &self,
+        action: ActivityAction,
+        identity: (&str, &str),
+        item: &str,
+        started: Instant,
+        error: Option<String>,
+    ) {
+        self.record_call(action, identity, item, started, error, false);
+    }
+
+    /// [`Router::record`], saying whether `error` is a tool's own error result (`isError`) rather
+    /// than a failed request.
+    fn record_call(
+        &self,
+        action: ActivityAction,
+        (server_name, server_uuid): (&str, &str),
+        item: &str,
+        started: Instant,
+        error: Option<String>,
+        tool_error: bool,
+    ) {
+        self.recorder.record(Activity {
+            at: now_ms(),
+            action,
+            server_name: server_name.to_owned(),
+            server_uuid: server_uuid.to_owned(),
+            item: item.to_owned(),
+            duration_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
+            success: error.is_none(),
+            error,
+            tool_error,
+        });
+    }
+}
+
+/// What the built-in tools see of the servers (`pluggedin_discover_tools`).
+impl builtin::Servers for Router {
+    fn visible_servers(&self) -> Vec<Arc<Downstream>> {
+        Router::visible_servers(self)
+    }
+
+    fn tool_visible(&self, server: &Downstream, original: &str) -> bool {
+        Router::tool_visible(self, server, original)
+    }
+
+    fn catalog(&self) -> Arc<Catalog> {
+        Router::catalog(self)
+    }
+
+    fn builtin_tools(&self) -> Vec<Tool> {
+        Router::builtin_tools(self)
+    }
+
+    fn refresh(&self, servers: Vec<Arc<Downstream>>) {
+        if let Some(router) = self.this.upgrade() {
+            for server in servers {
+                let router = router.clone();
+                self.tracker.spawn(async move {
+                    match server.relist().await {
+                        Ok(()) => {
+                            tracing::debug!(server = %server.name, "re-listed");
+                            router.rebuild_catalog();
+                        }
+                        Err(error) => {
+                            tracing::info!(server = %server.name, "not re-listed: {error}")
+                        }
+                    }
+                });
+            }
+        }
+        self.tools_listed();
+    }
+}
+
+/// Whether a failed request failed on the server's HTTP 401 (rmcp says "Auth required").
+fn is_unauthorized(error: &RouteError) -> bool {
+    let text = error.to_string().to_ascii_lowercase();
+    [
+        "401",
+        "unauthorized",
+        "auth required",
+        "authorization required",
+    ]
+    .iter()
+    .any(|needle| text.contains(needle))
+}
+
+/// The text of a tool result, for the activity log's error column.
+fn result_text(result: &CallToolResult) -> String {
+    let texts: Vec<&str> = result
+        .content
+        .iter()
+        .filter_map(|content| content.as_text().map(|text| text.text.as_str()))
+        .collect();
+    if texts.is_empty() {
+        "the tool reported an error".to_owned()
+    } else {
+        texts.join("\n")
+    }
+}

@@ -1,0 +1,322 @@
+//! Client sessions as the router sees them: a [`Session`] (its peer, log level, resource
+//! subscriptions, kept roots, and the outbox that sends its progress in order), the registry of
+//! sessions to notify ([`Sessions`]), who is asking ([`Caller`]), and asking a client something
+//! on a server's behalf ([`ask_client`]). Which session a server's request belongs to is
+//! `attribution`'s business; which roots a server gets is `roots`'.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
+
+use rmcp::RoleServer;
+use rmcp::model::{
+    CancelledNotificationParam, ClientResult, ErrorCode, ErrorData, GetExtensions, ListRootsResult,
+    LoggingLevel, ProgressNotificationParam, RequestId, RequestMetaObject, ServerNotification,
+    ServerRequest,
+};
+use rmcp::service::{OriginatingRequestId, Peer, PeerRequestOptions, RequestContext, ServiceError};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::parked::Questions;
+use crate::sync::lock;
+
+/// How long a client may take to answer a server's sampling or elicitation request.
+const CLIENT_REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// One client session as the router sees it: where to send notifications and server-to-client
+/// requests, and what the client asked for (log level, resource subscriptions).
+#[derive(Default)]
+pub struct Session {
+    pub(super) peer: OnceLock<Peer<RoleServer>>,
+    /// Progress for this session, sent one at a time by a task of its own, so it keeps order.
+    outbox: OnceLock<tokio::sync::mpsc::UnboundedSender<Outgoing>>,
+    initialized: AtomicBool,
+    pub(super) log_level: Mutex<Option<LoggingLevel>>,
+    pub(super) subscriptions: Mutex<HashSet<String>>,
+    /// The client's roots as the proxy knows them (`roots`).
+    pub(super) roots: Mutex<KeptRoots>,
+    /// One `roots/list` to the client at a time; a server asking meanwhile waits for its answer.
+    pub(super) asking_roots: tokio::sync::Mutex<()>,
+}
+
+/// A client's roots as it last answered, and how often it said they changed since the proxy
+/// started asking (an answer to a question asked before the latest change is passed on to the
+/// server that asked, but not kept).
+#[derive(Default)]
+pub(super) struct KeptRoots {
+    pub(super) roots: Option<Arc<ListRootsResult>>,
+    pub(super) changes: u64,
+}
+
+/// A count of notifications queued on a session's outbox, and a way to wait for it to reach
+/// zero.
+#[derive(Default)]
+pub(super) struct Pending {
+    count: AtomicUsize,
+    idle: tokio::sync::Notify,
+}
+
+/// A progress notification on its way to one session, in the order the server sent them.
+type Outgoing = (ProgressNotificationParam, Arc<Pending>);
+
+/// Who is asking: the session, the request id and `_meta` of the client's request, and its
+/// cancellation. The inspector commands call with no session.
+pub struct Caller {
+    pub session: Option<Arc<Session>>,
+    pub request_id: Option<RequestId>,
+    pub meta: RequestMetaObject,
+    pub ct: CancellationToken,
+    /// Who the caller is beyond one request, for binding parked calls to it: the bearer token
+    /// over HTTP, the session on stdio (see `parked`).
+    pub principal: Option<String>,
+    /// Set on a parked call's own downstream request: where the server's questions go.
+    pub park: Option<Questions>,
+}
+
+/// The sessions to keep informed of list changes, logs and resource updates.
+#[derive(Default)]
+pub(super) struct Sessions(Mutex<Vec<Weak<Session>>>);
+
+impl Session {
+    /// Records the session's peer (on `initialize`).
+    pub fn attach(&self, peer: &Peer<RoleServer>) {
+        let _ = self.peer.set(peer.clone());
+    }
+
+    /// The client said `notifications/initialized`: notifications may flow now.
+    pub fn mark_initialized(&self) {
+        self.initialized.store(true, Ordering::Release);
+    }
+
+    pub(super) fn live_peer(&self) -> Option<&Peer<RoleServer>> {
+        self.peer
+            .get()
+            .filter(|peer| self.initialized.load(Ordering::Acquire) && !peer.is_transport_closed())
+    }
+
+    /// What the client asked for (log level, resource subscriptions) without a peer: a
+    /// hibernating HTTP session keeps this, registered with the router, so its subscriptions
+    /// still count (see `upstream::http::sessions`).
+    pub fn dormant_copy(&self) -> Session {
+        Session {
+            log_level: Mutex::new(*lock(&self.log_level)),
+            subscriptions: Mutex::new(lock(&self.subscriptions).clone()),
+            ..Session::default()
+        }
+    }
+
+    /// Takes over what a dormant copy remembers (a hibernated HTTP session waking up).
+    pub fn resume_from(&self, dormant: &Session) {
+        *lock(&self.log_level) = *lock(&dormant.log_level);
+        lock(&self.subscriptions).extend(lock(&dormant.subscriptions).iter().cloned());
+    }
+
+    /// Sends a notification the typed model has no variant for to this session's client.
+    pub(super) fn notify(&self, method: &str, params: serde_json::Value, tracker: &TaskTracker) {
+        let Some(peer) = self.live_peer().cloned() else {
+            return;
+        };
+        let notification = ServerNotification::CustomNotification(
+            rmcp::model::CustomNotification::new(method, Some(params)),
+        );
+        tracker.spawn(async move {
+            let _ = peer.send_notification(notification).await;
+        });
+    }
+
+    /// Queues a progress notification on the session's outbox, counted in `pending` until it is
+    /// sent. The outbox's task starts with the first notification and ends with the session.
+    pub(super) fn queue_progress(
+        &self,
+        params: ProgressNotificationParam,
+        pending: &Arc<Pending>,
+        tracker: &TaskTracker,
+    ) {
+        let Some(peer) = self.peer.get() else {
+            return;
+        };
+        let outbox = self.outbox.get_or_init(|| {
+            let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<Outgoing>();
+            let peer = peer.clone();
+            // Ends when the session (the sender) is gone.
+            tracker.spawn(async move {
+                while let Some((params, pending)) = receiver.recv().await {
+                    let _ = peer.notify_progress(params).await;
+                    pending.done();
+                }
+            });
+            sender
+        });
+        pending.count.fetch_add(1, Ordering::AcqRel);
+        if outbox.send((params, pending.clone())).is_err() {
+            pending.done();
+        }
+    }
+}
+
+impl Pending {
+    fn done(&self) {
+        if self.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.idle.notify_waiters();
+        }
+    }
+
+    /// Waits until every notification counted here has been sent.
+    pub(super) async fn flushed(&self) {
+        loop {
+            let idle = self.idle.notified();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
+            if self.count.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            idle.await;
+        }
+    }
+}
+
+impl Caller {
+    pub fn from_context(session: &Arc<Session>, context: &RequestContext<RoleServer>) -> Caller {
+        Caller {
+            session: Some(session.clone()),
+            request_id: Some(context.id.clone()),
+            meta: context.meta.clone(),
+            ct: context.ct.clone(),
+            principal: None,
+            park: None,
+        }
+    }
+
+    /// A caller with no client behind it (the `call` command).
+    pub fn detached() -> Caller {
+        Caller {
+            session: None,
+            request_id: None,
+            meta: RequestMetaObject::default(),
+            ct: CancellationToken::new(),
+            principal: None,
+            park: None,
+        }
+    }
+
+    /// Whether the caller speaks a protocol revision without `initialize` (2026-07-28 on).
+    pub(super) fn is_modern(&self) -> bool {
+        self.meta
+            .protocol_version()
+            .is_some_and(|version| !version.has_initialize())
+    }
+
+    /// Whom a parked call belongs to: the caller's principal, else its session.
+    pub(super) fn owner(&self) -> String {
+        match (&self.principal, &self.session) {
+            (Some(principal), _) => principal.clone(),
+            (None, Some(session)) => format!("session:{:p}", Arc::as_ptr(session)),
+            (None, None) => "nobody".to_owned(),
+        }
+    }
+}
+
+impl Sessions {
+    /// Keeps `session` informed of list changes, logs and resource updates.
+    pub(super) fn register(&self, session: &Arc<Session>) {
+        let mut sessions = lock(&self.0);
+        sessions.retain(|weak| weak.strong_count() > 0);
+        sessions.push(Arc::downgrade(session));
+    }
+
+    /// The registered sessions still alive.
+    pub(super) fn live(&self) -> Vec<Arc<Session>> {
+        lock(&self.0).iter().filter_map(Weak::upgrade).collect()
+    }
+}
+
+/// The method of a server's request to a client, for logs and errors (rmcp's `ServerRequest`
+/// has no `method()`, unlike `ClientRequest`).
+pub fn method_of(request: &ServerRequest) -> &'static str {
+    match request {
+        ServerRequest::CreateMessageRequest(_) => "sampling/createMessage",
+        ServerRequest::ElicitRequest(_) => "elicitation/create",
+        ServerRequest::ListRootsRequest(_) => "roots/list",
+        ServerRequest::PingRequest(_) => "ping",
+        _ => "a custom request",
+    }
+}
+
+/// Asks a client session something on a server's behalf (sampling, elicitation, roots), on the
+/// stream of the client request `origin` when there is one. `asker` says who asks, for messages
+/// (`server "x"`). `cancel` ends the question early.
+pub(super) async fn ask_client(
+    session: &Session,
+    origin: Option<RequestId>,
+    asker: &str,
+    mut request: ServerRequest,
+    cancel: CancellationToken,
+) -> Result<ClientResult, ErrorData> {
+    let method = method_of(&request);
+    let Some(peer) = session.peer.get().cloned() else {
+        return Err(ErrorData::internal_error(
+            "the client session is not ready",
+            None,
+        ));
+    };
+    let capabilities = peer
+        .peer_info()
+        .map(|info| info.capabilities.clone())
+        .unwrap_or_default();
+    let supported = match &request {
+        ServerRequest::CreateMessageRequest(_) => capabilities.sampling.is_some(),
+        ServerRequest::ElicitRequest(_) => capabilities.elicitation.is_some(),
+        ServerRequest::ListRootsRequest(_) => capabilities.roots.is_some(),
+        _ => true,
+    };
+    // Roots are asked only of clients that have the capability (`roots`).
+    if !supported {
+        return Err(ErrorData::new(
+            ErrorCode::METHOD_NOT_FOUND,
+            format!("the client does not support {method} (asked by {asker})"),
+            None,
+        ));
+    }
+    // Deliver it on the stream of the client request that caused it (rmcp takes the
+    // association from this marker; the downstream's task-local id would be wrong).
+    if let Some(origin) = origin {
+        request
+            .extensions_mut()
+            .insert(OriginatingRequestId(origin));
+    }
+    let asker = asker.to_owned();
+    // A fresh task: rmcp's task-local request id of the downstream's request must not leak into
+    // the upstream request.
+    let ask = tokio::spawn(async move {
+        let handle = peer
+            .send_request_with_option(
+                request,
+                PeerRequestOptions::with_timeout(CLIENT_REQUEST_TIMEOUT),
+            )
+            .await
+            .map_err(|error| {
+                ErrorData::internal_error(format!("cannot ask the client: {error}"), None)
+            })?;
+        let id = handle.id.clone();
+        let upstream = handle.peer.clone();
+        tokio::select! {
+            answer = handle.await_response() => answer.map_err(|error| match error {
+                ServiceError::McpError(data) => data,
+                other => ErrorData::internal_error(format!("the client did not answer {method}: {other}"), None),
+            }),
+            () = cancel.cancelled() => {
+                let params = CancelledNotificationParam::new(
+                    Some(id),
+                    Some(format!("{asker} cancelled its request")),
+                );
+                let _ = upstream.notify_cancelled(params).await;
+                Err(ErrorData::internal_error("cancelled", None))
+            }
+        }
+    });
+    ask.await.map_err(|error| {
+        ErrorData::internal_error(format!("asking the client failed: {error}"), None)
+    })?
+}

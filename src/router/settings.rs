@@ -1,0 +1,247 @@
+//! The operator's settings and what they hide: disabled servers and tools, and the workspace in
+//! force (pinned by `--workspace`, or chosen in the store), read from the control plane and
+//! polled for changes another process made (the CLI). From them follow the visible servers,
+//! whether a server's tool is visible, the built-in tools that are on, and why a name that does
+//! not resolve is not served ([`Visibility::not_served`]). Rebuilding the catalog when they
+//! change is the router's.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use rmcp::model::Tool;
+use tokio_util::sync::CancellationToken;
+
+use super::error::RouteError;
+use super::fleet::Fleet;
+use crate::builtin;
+use crate::catalog::Catalog;
+use crate::control::{ControlPlane, Settings, Workspace};
+use crate::downstream::Downstream;
+use crate::sync::{read, write};
+
+/// How often a running proxy looks for settings changed by another process (the CLI). A single
+/// indexed read; half a second feels immediate to a person at a terminal.
+const SETTINGS_POLL: Duration = Duration::from_millis(500);
+
+/// The operator's settings in force, and where they come from.
+pub(super) struct Visibility {
+    settings: RwLock<Arc<Settings>>,
+    control: Arc<dyn ControlPlane>,
+    /// The workspace this process is pinned to (`--workspace`), if any.
+    pinned_workspace: Option<String>,
+}
+
+impl Visibility {
+    pub(super) fn new(
+        control: Arc<dyn ControlPlane>,
+        pinned_workspace: Option<String>,
+    ) -> Visibility {
+        Visibility {
+            settings: RwLock::default(),
+            control,
+            pinned_workspace,
+        }
+    }
+
+    /// The operator's settings in force.
+    pub(super) fn settings(&self) -> Arc<Settings> {
+        read(&self.settings).clone()
+    }
+
+    /// Reads the settings from the control plane and puts them in force; `true` when they
+    /// changed.
+    pub(super) async fn reload(&self) -> bool {
+        let mut settings = match self.control.settings().await {
+            Ok(settings) => settings,
+            Err(error) => {
+                tracing::warn!("settings not read: {error}");
+                return false;
+            }
+        };
+        if let Some(pinned) = &self.pinned_workspace {
+            let workspaces = self.control.workspaces().await.unwrap_or_default();
+            settings.workspace = Some(
+                workspaces
+                    .into_iter()
+                    .find(|workspace| &workspace.name == pinned)
+                    .unwrap_or_else(|| Workspace {
+                        name: pinned.clone(),
+                        servers: Default::default(),
+                    }),
+            );
+        }
+        let changed = *self.settings() != settings;
+        if changed {
+            tracing::info!(
+                disabled_servers = settings.disabled_servers.len(),
+                disabled_tools = settings.disabled_tools.len(),
+                workspace = settings.workspace.as_ref().map(|w| w.name.as_str()),
+                "settings applied"
+            );
+            *write(&self.settings) = Arc::new(settings);
+        }
+        changed
+    }
+
+    /// Reloads the settings now and whenever the control plane's settings version moves, until
+    /// `cancel`; `changed` runs after each reload that changed them.
+    pub(super) async fn watch(&self, cancel: CancellationToken, changed: impl Fn()) {
+        // Read the version, then the settings: a change in between is seen next round.
+        let mut seen = self.control.settings_version().await.ok();
+        if self.reload().await {
+            changed();
+        }
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                () = tokio::time::sleep(SETTINGS_POLL) => {}
+            }
+            match self.control.settings_version().await {
+                Ok(version) if Some(version) != seen => {
+                    seen = Some(version);
+                    if self.reload().await {
+                        changed();
+                    }
+                }
+                Ok(_) => {}
+                Err(error) => tracing::debug!("settings version not read: {error}"),
+            }
+        }
+    }
+
+    /// The servers of `fleet` that are on: not disabled in the config or by the operator, and in
+    /// the workspace in force.
+    pub(super) fn visible(&self, fleet: &Fleet) -> Vec<Arc<Downstream>> {
+        let settings = self.settings();
+        fleet
+            .all()
+            .into_iter()
+            .filter(|server| {
+                !server.config.disabled
+                    && !settings.disabled_servers.contains(&server.name)
+                    && settings
+                        .workspace
+                        .as_ref()
+                        .is_none_or(|workspace| workspace.servers.contains(&server.name))
+            })
+            .collect()
+    }
+
+    /// Whether a server's tool passes the config's filter and is not disabled by the operator.
+    /// `catalog` is asked for only when the server is connected.
+    pub(super) fn tool_visible(
+        &self,
+        server: &Downstream,
+        original: &str,
+        catalog: impl FnOnce() -> Arc<Catalog>,
+    ) -> bool {
+        if !server.config.tools.permits(original) {
+            return false;
+        }
+        let settings = self.settings();
+        let qualified = crate::names::qualify(&server.slug, original);
+        let by_uuid = format!("{}__{original}", server.uuid);
+        if [qualified.as_str(), by_uuid.as_str()]
+            .iter()
+            .any(|name| settings.disabled_tools.contains(*name))
+        {
+            return false;
+        }
+        // A connected server's tools are in the catalog unless disabled under another spelling
+        // (the exposed name in `auto`/`never` prefix modes) or, in App mode, not listed by the
+        // App. The UUID spelling resolves in every mode.
+        server.connection().is_none()
+            || catalog()
+                .resolve_tool(&by_uuid)
+                .is_ok_and(|route| route.server == server.name)
+    }
+
+    /// Whether the operator disabled the tool `name` (as spelled in the settings).
+    pub(super) fn disables(&self, name: &str) -> bool {
+        self.settings().disabled_tools.contains(name)
+    }
+
+    /// The built-in tools that are on, in list order.
+    pub(super) fn builtin_tools(&self) -> Vec<Tool> {
+        let settings = self.settings();
+        builtin::tools()
+            .iter()
+            .filter(|tool| !settings.disabled_tools.contains(tool.name.as_ref()))
+            .cloned()
+            .collect()
+    }
+
+    /// Why a tool name that did not resolve is not served, when it names a tool of `fleet` that
+    /// exists: disabled by the operator, its server disabled or outside the workspace, or left
+    /// out by the config's filter. `None` for a name nobody offers.
+    pub(super) fn not_served(&self, name: &str, fleet: &Fleet) -> Option<RouteError> {
+        let settings = self.settings();
+        let not_served = |why: String| {
+            Some(RouteError::NotServed {
+                tool: name.to_owned(),
+                why,
+            })
+        };
+        let disabled =
+            |spelling: &str| format!("is disabled (pluggedin-mcp-proxy tools enable {spelling})");
+        let canonical = builtin::canonical(name).unwrap_or(name);
+        if settings.disabled_tools.contains(canonical) {
+            return not_served(disabled(canonical));
+        }
+        let (prefix, _) = name.split_once(crate::names::SEPARATOR)?;
+        let server = fleet
+            .all()
+            .into_iter()
+            .find(|server| server.slug == prefix || server.uuid == prefix)?;
+        let server_name = &server.name;
+        if server.config.disabled {
+            return not_served(format!(
+                "is in server \"{server_name}\", which the config disables (\"disabled\": true)"
+            ));
+        }
+        if settings.disabled_servers.contains(server_name) {
+            return not_served(format!(
+                "is in server \"{server_name}\", which is disabled (pluggedin-mcp-proxy servers \
+                 enable {server_name})"
+            ));
+        }
+        if let Some(workspace) = &settings.workspace
+            && !workspace.servers.contains(server_name)
+        {
+            let how = if self.pinned_workspace.is_some() {
+                "this proxy serves only that one (--workspace)"
+            } else {
+                "pluggedin-mcp-proxy workspace switch all"
+            };
+            return not_served(format!(
+                "is in server \"{server_name}\", which is not in the active workspace \"{}\" \
+                 ({how})",
+                workspace.name
+            ));
+        }
+        let qualify = crate::names::qualify;
+        let lists = server.lists();
+        let original = lists
+            .tools
+            .iter()
+            .map(|tool| tool.name.as_ref())
+            .find(|tool| {
+                qualify(&server.slug, tool) == name || qualify(&server.uuid, tool) == name
+            })?;
+        if let Some(spelling) = [
+            qualify(&server.slug, original),
+            qualify(&server.uuid, original),
+        ]
+        .into_iter()
+        .find(|spelling| settings.disabled_tools.contains(spelling))
+        {
+            return not_served(disabled(&spelling));
+        }
+        if !server.config.tools.permits(original) {
+            return not_served(format!(
+                "is left out by the \"tools\" filter of server \"{server_name}\" in the config"
+            ));
+        }
+        None
+    }
+}
