@@ -4,8 +4,11 @@
 //! the transports (downstream, upstream) call it.
 //!
 //! - [`core_tasks`]: 2025-11-25 tasks carried as raw JSON (rmcp's model drops their data).
+//! - [`json_answers`]: a session's answer as a JSON body instead of an SSE stream (rmcp answers
+//!   every request of a session on a stream).
 //! - [`typed_answers`]: `tools/call` and `tools/list` answers decoded straight into their types
 //!   (rmcp's untagged `ServerResult` tries fifteen variants first).
 
 pub mod core_tasks;
+pub mod json_answers;
 pub mod typed_answers;

@@ -19,7 +19,7 @@ const FLOORS: &[(u8, &[&str])] = &[
     // The two sides' data: one supervised connection per server; the merged catalog.
     (3, &["downstream", "catalog"]),
     // Routing: name to owner, forwarding both ways; the built-in tools.
-    (4, &["router", "builtin", "parked", "tasks"]),
+    (4, &["router", "builtin"]),
     // What clients and people touch.
     (
         5,

@@ -1,0 +1,252 @@
+//! The guard in front of the MCP endpoint: [`check`] runs its layers in order, each a file of its
+//! own — the request's shape (`shape.rs`: method 405, header size 431), `Host` and `Origin`
+//! (`hosts.rs`, DNS-rebinding protection that `/health` shares), the body (`body.rs`: size 413,
+//! read once, JSON 400) and the protocol version (400), bearer auth and the session's owner
+//! (`auth.rs`: 401, 404), the resumption of a request stream that ended (`resumption.rs`: 405),
+//! the session a DELETE names (`delete.rs`: 404), rate limits (`rate.rs`: 429) — then hands the
+//! bytes it read to rmcp's service and shapes the answer on its way back (`answers.rs`, the
+//! DELETE's answer, the 2025-11-25 core-task renaming of `wire::core_tasks`). Every refusal has a
+//! JSON-RPC body (`refusals.rs`); `in_flight.rs` counts requests for shutdown; `cors.rs` is the
+//! CORS middleware on every route.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::Method;
+use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::Response;
+use serde_json::Value;
+
+use super::limits::RateLimits;
+use super::sessions::{BoundedSessions, CREATOR, Creator};
+use crate::cli::Cors;
+use crate::secret::Secret;
+use answers::Answers;
+use in_flight::InFlight;
+use refusals::Refused;
+
+mod answers;
+mod auth;
+mod body;
+mod cors;
+mod delete;
+mod hosts;
+mod in_flight;
+mod rate;
+mod refusals;
+mod resumption;
+mod shape;
+
+pub(crate) use auth::{HealthView, TokenHash};
+pub(crate) use cors::cors;
+pub(crate) use hosts::Hosts;
+pub(crate) use shape::MAX_HEADER_BYTES;
+
+/// The client's address, put on every request by the accept loop.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ClientAddr(pub(crate) SocketAddr);
+
+/// The guard's settings.
+pub struct GuardConfig {
+    pub require_auth: bool,
+    /// Accepted bearer tokens (never logged).
+    pub tokens: Vec<Secret>,
+    /// Tool calls per minute per token (or client address); 0 is off.
+    pub rate_limit_tools: u32,
+    /// Other requests per minute per token (or client address); 0 is off.
+    pub rate_limit_requests: u32,
+    /// `None`: any origin; `Some(list)`: only these (`scheme://host[:port]`, port `*` for any).
+    pub allowed_origins: Option<Vec<String>>,
+    pub max_body_bytes: usize,
+    /// Always answer a session's requests on an SSE stream (rmcp's way), never with the JSON
+    /// body the guard makes of a quick answer (`answers.rs`).
+    pub stream_answers: bool,
+}
+
+pub(crate) struct Guard {
+    config: GuardConfig,
+    cors: Cors,
+    hosts: Hosts,
+    tokens: Vec<TokenHash>,
+    pub(crate) limits: RateLimits,
+    /// The sessions (none when stateless): which exist, whose they are, which streams ended.
+    sessions: Option<Arc<BoundedSessions>>,
+    in_flight: Arc<InFlight>,
+}
+
+/// A request that passed every refusal, on its way to rmcp's service.
+struct Admitted {
+    method: Method,
+    parts: Parts,
+    /// The body, read once.
+    bytes: Bytes,
+    /// The first message's id (for error bodies).
+    id: Value,
+    methods: Vec<String>,
+    token: Option<TokenHash>,
+}
+
+impl Guard {
+    pub(crate) fn new(
+        config: GuardConfig,
+        cors: Cors,
+        hosts: Hosts,
+        sessions: Option<Arc<BoundedSessions>>,
+    ) -> Guard {
+        let tokens = config
+            .tokens
+            .iter()
+            .map(|token| auth::hash(token.expose()))
+            .collect();
+        let limits = RateLimits::new(config.rate_limit_tools, config.rate_limit_requests);
+        Guard {
+            config,
+            cors,
+            hosts,
+            tokens,
+            limits,
+            sessions,
+            in_flight: Arc::default(),
+        }
+    }
+
+    pub(crate) fn requires_auth(&self) -> bool {
+        self.config.require_auth
+    }
+
+    pub(crate) fn auth_summary(&self) -> String {
+        if self.config.require_auth {
+            format!("bearer auth required, {} token(s)", self.tokens.len())
+        } else {
+            "no auth".to_owned()
+        }
+    }
+
+    /// Waits until no request is in flight, or the grace period ends.
+    pub(crate) async fn drain(&self, grace: Duration) {
+        self.in_flight.drain(grace).await;
+    }
+
+    /// The refusals, in order; a request that passes them all is [`Admitted`].
+    async fn admit(&self, request: Request) -> Result<Admitted, Refused> {
+        let method = request.method().clone();
+        shape::check_method(&method)?;
+        shape::check_header_size(request.headers())?;
+        self.check_host_and_origin(request.headers(), false)?;
+        let unknown_version = shape::unknown_version(request.headers());
+        let (parts, body) = request.into_parts();
+        let (bytes, parsed) = self.read_body(&method, &parts.headers, body).await?;
+        let id = parsed.id;
+        if let Some(version) = unknown_version {
+            return Err(refusals::unsupported_version(id, version));
+        }
+        let methods = parsed.methods;
+        let session = parts
+            .headers
+            .get("mcp-session-id")
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        let session = session.as_deref();
+        let token = self.authenticate(&method, &parts.headers, &methods, session, &id)?;
+        self.check_resumption(&method, &parts.headers, session)?;
+        self.check_delete(&method, session)?;
+        self.check_rate(&method, &methods, token.as_ref(), &parts, &id)?;
+        self.bind_session(session, token.as_ref(), &id).await?;
+        Ok(Admitted {
+            method,
+            parts,
+            bytes,
+            id,
+            methods,
+            token,
+        })
+    }
+}
+
+/// The guard middleware on `/mcp` and `/`: the refusals ([`Guard::admit`]), then rmcp's service
+/// ([`serve`]).
+pub(crate) async fn check(
+    State(guard): State<Arc<Guard>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match guard.admit(request).await {
+        Ok(admitted) => serve(&guard, admitted, next).await,
+        Err(refused) => *refused,
+    }
+}
+
+/// Runs an admitted request through rmcp's service and shapes its answer for the client.
+async fn serve(guard: &Guard, admitted: Admitted, next: Next) -> Response {
+    let Admitted {
+        method,
+        mut parts,
+        bytes,
+        id,
+        methods,
+        token,
+    } = admitted;
+    let answers = Answers::negotiate(&method, &mut parts.headers, guard.config.stream_answers);
+    // GET streams live as long as the session; only requests count as in flight.
+    let held = (method != Method::GET).then(|| guard.in_flight.enter());
+    // 2025-11-25 core tasks take the handler's raw path (`router::core_tasks`).
+    let bytes = crate::wire::core_tasks::rename_post(&mut parts.headers, bytes);
+    // Who creates the session, should this request create one (an `initialize`).
+    let creator = Creator {
+        owner: token,
+        anonymous: guard.config.require_auth && token.is_none(),
+    };
+    let mut response = CREATOR
+        .scope(
+            creator,
+            next.run(Request::from_parts(parts, Body::from(bytes))),
+        )
+        .await;
+    if crate::wire::core_tasks::answers_need_unstash(&methods) {
+        response = crate::wire::core_tasks::unstash_response(response).await;
+    }
+    let response = answers.first(response).await;
+    let response = in_flight::hold(response, held);
+    if let Some(deleted) = delete::deleted(&method, &response) {
+        return deleted;
+    }
+    answers.last(response, id).await
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+
+    pub(in crate::upstream::http) fn guard(origins: Option<Vec<&str>>) -> Guard {
+        Guard::new(
+            GuardConfig {
+                require_auth: true,
+                tokens: vec!["secret-token".into()],
+                rate_limit_tools: 2,
+                rate_limit_requests: 0,
+                allowed_origins: origins.map(|o| o.into_iter().map(str::to_owned).collect()),
+                max_body_bytes: 1024,
+                stream_answers: false,
+            },
+            Cors::Permissive,
+            Hosts::new(["localhost"]),
+            None,
+        )
+    }
+
+    pub(in crate::upstream::http) fn guard_config() -> GuardConfig {
+        GuardConfig {
+            require_auth: false,
+            tokens: Vec::new(),
+            rate_limit_tools: 0,
+            rate_limit_requests: 0,
+            allowed_origins: None,
+            max_body_bytes: 1024,
+            stream_answers: false,
+        }
+    }
+}
