@@ -1,11 +1,12 @@
-"""A loopback SMTP server for the e-mail tests: aiosmtpd on 127.0.0.1:PORT that writes each
-message it receives to DIR/<n>.eml and says 'ready' on stderr once it listens."""
+"""A loopback SMTP server for the e-mail tests: aiosmtpd on a port of 127.0.0.1 it binds itself,
+which writes each message it receives to DIR/<n>.eml and says
+'listening on smtp://127.0.0.1:PORT' on stderr once it listens. Usage: smtp_sink.py DIR"""
 
 import asyncio
 import os
 import sys
 
-from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
 
 
 class Sink:
@@ -25,14 +26,16 @@ class Sink:
 
 
 async def main():
-    port, directory = int(sys.argv[1]), sys.argv[2]
-    controller = Controller(Sink(directory), hostname="127.0.0.1", port=port)
-    controller.start()
-    print("ready", file=sys.stderr, flush=True)
-    try:
-        await asyncio.Event().wait()
-    finally:
-        controller.stop()
+    directory = sys.argv[1]
+    sink = Sink(directory)
+    loop = asyncio.get_running_loop()
+    # Port 0: the kernel picks a free port, which this says; aiosmtpd's Controller cannot be
+    # started on port 0 (it connects to the port it was given to check that it listens).
+    server = await loop.create_server(lambda: SMTP(sink), host="127.0.0.1", port=0)
+    port = server.sockets[0].getsockname()[1]
+    print(f"listening on smtp://127.0.0.1:{port}", file=sys.stderr, flush=True)
+    async with server:
+        await server.serve_forever()
 
 
 asyncio.run(main())

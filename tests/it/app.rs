@@ -244,14 +244,7 @@ async fn demo_over(flag: &str, extra: &[&str]) -> (Background, String) {
     let mut args = vec![flag, "0"];
     args.extend_from_slice(extra);
     let server = Background::start(demo_bin(), &args, &[], "listening on http://").await;
-    let url = server
-        .log
-        .text()
-        .lines()
-        .find_map(|line| line.split("listening on ").nth(1))
-        .unwrap()
-        .trim()
-        .to_owned();
+    let url = listening_url(&server.log).await;
     (server, url)
 }
 
@@ -1095,19 +1088,18 @@ async fn a_restart_with_a_last_good_copy_does_not_wait_for_a_slow_app() {
 async fn health_reports_the_app_state() {
     let app = standard_app().await;
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let port = free_port().to_string();
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().to_str().unwrap().to_owned();
     let config = app_config_file(dir.path());
     let config = config.to_str().unwrap().to_owned();
     let url = app.url();
-    let _proxy = Background::start(
+    let proxy = Background::start(
         proxy_bin(),
         &[
             "--transport",
             "streamable-http",
             "--port",
-            &port,
+            "0",
             "--data-dir",
             &data_dir,
             "--require-api-auth",
@@ -1123,10 +1115,12 @@ async fn health_reports_the_app_state() {
         "listening on http://",
     )
     .await;
+    let mcp = listening_url(&proxy.log).await;
+    let health_url = mcp.replace("/mcp", "/health");
     // With --require-api-auth, /health shows the details to a token (the App key is one).
     let health = || async {
         reqwest::Client::new()
-            .get(format!("http://127.0.0.1:{port}/health"))
+            .get(&health_url)
             .bearer_auth(KEY)
             .send()
             .await
@@ -1138,7 +1132,7 @@ async fn health_reports_the_app_state() {
     // With --require-api-auth the App key is an accepted token, as in the original.
     let initialize = |token: Option<&str>| {
         let mut request = reqwest::Client::new()
-            .post(format!("http://127.0.0.1:{port}/mcp"))
+            .post(&mcp)
             .header("accept", "application/json, text/event-stream")
             .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}));
         if let Some(token) = token {

@@ -31,14 +31,13 @@ async fn until_held(app: &AppStub, route: &str, count: usize) {
     }
 }
 
-/// The proxy over Streamable HTTP in App mode; returns it with its port once it listens.
+/// The proxy over Streamable HTTP in App mode; returns it with its `/health` URL once it listens.
 async fn http_app_proxy(
     app: &AppStub,
     dir: &tempfile::TempDir,
     env: &[(&str, &str)],
 ) -> (Background, String) {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let port = free_port().to_string();
     let data_dir = dir.path().to_str().unwrap().to_owned();
     let config = crate::app::app_config_file(dir.path());
     let config = config.to_str().unwrap().to_owned();
@@ -55,7 +54,7 @@ async fn http_app_proxy(
             "--transport",
             "streamable-http",
             "--port",
-            &port,
+            "0",
             "--data-dir",
             &data_dir,
             "--config",
@@ -65,11 +64,12 @@ async fn http_app_proxy(
         "listening on http://",
     )
     .await;
-    (proxy, port)
+    let health_url = listening_url(&proxy.log).await.replace("/mcp", "/health");
+    (proxy, health_url)
 }
 
-async fn health(port: &str) -> Value {
-    reqwest::get(format!("http://127.0.0.1:{port}/health"))
+async fn health(url: &str) -> Value {
+    reqwest::get(url)
         .await
         .unwrap()
         .json::<Value>()
@@ -270,8 +270,8 @@ async fn health_names_the_lists_that_fail() {
         json!({"error": "Too many requests. Please try again later."}),
     );
     let dir = tempfile::tempdir().unwrap();
-    let (_proxy, port) = http_app_proxy(&app, &dir, &[]).await;
-    let body = health(&port).await;
+    let (_proxy, health_url) = http_app_proxy(&app, &dir, &[]).await;
+    let body = health(&health_url).await;
     let plane = &body["controlPlane"];
     assert_eq!(plane["state"], json!("degraded"), "{body}");
     assert_eq!(

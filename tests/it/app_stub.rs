@@ -84,6 +84,9 @@ pub struct AppStub {
     stub: Arc<Stub>,
     pub addr: SocketAddr,
     stop: Mutex<Option<CancellationToken>>,
+    /// While away: the port, bound but not listening (connections are refused, and no other
+    /// process can take it before the stand-in comes back).
+    away: Mutex<Option<tokio::net::TcpSocket>>,
 }
 
 impl Drop for AppStub {
@@ -112,6 +115,7 @@ impl AppStub {
             stub,
             addr,
             stop: Mutex::new(None),
+            away: Mutex::new(None),
         };
         app.serve(listener);
         app
@@ -137,22 +141,24 @@ impl AppStub {
 
     /// Goes away: the port stops answering (connections refused).
     pub async fn go_away(&self) {
+        *self.away.lock().unwrap() = Some(socket(self.addr));
         if let Some(stop) = self.stop.lock().unwrap().take() {
             stop.cancel();
         }
         // Wait until the port refuses connections.
-        for _ in 0..200 {
-            if tokio::net::TcpStream::connect(self.addr).await.is_err() {
-                return;
+        let gone = tokio::time::timeout(crate::support::WAIT, async {
+            while tokio::net::TcpStream::connect(self.addr).await.is_ok() {
+                tokio::time::sleep(std::time::Duration::from_millis(25)).await;
             }
-            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-        }
-        panic!("the stand-in App did not go away");
+        })
+        .await;
+        assert!(gone.is_ok(), "the stand-in App did not go away");
     }
 
     /// Comes back on the same port.
     pub fn come_back(&self) {
-        let listener = bind(self.addr);
+        let away = self.away.lock().unwrap().take();
+        let listener = away.expect("the stand-in went away").listen(1024).unwrap();
         self.serve(listener);
     }
 
@@ -295,10 +301,17 @@ impl AppStub {
 }
 
 fn bind(addr: SocketAddr) -> tokio::net::TcpListener {
+    socket(addr).listen(1024).unwrap()
+}
+
+/// A socket bound to `addr`, not listening yet; with `SO_REUSEPORT`, so that the port can be held
+/// by a second socket of this process while the first still listens (see [`AppStub::go_away`]).
+fn socket(addr: SocketAddr) -> tokio::net::TcpSocket {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_reuseaddr(true).unwrap();
+    socket.set_reuseport(true).unwrap();
     socket.bind(addr).unwrap();
-    socket.listen(1024).unwrap()
+    socket
 }
 
 fn reply(status: u16, body: Value) -> Response {

@@ -204,6 +204,11 @@ async fn tools_enable_and_disable_check_the_name_against_the_servers_and_their_c
     );
     let refused = proxy.cli(&["tools", "enable", "demo__nosuch"]);
     assert!(!refused.status.success(), "enable checks the name too");
+    assert!(
+        stderr(&refused).contains("server \"demo\" offers no tool \"nosuch\""),
+        "{}",
+        stderr(&refused)
+    );
 
     // A tool the config's filter hides may be disabled, with a word about it.
     let hidden = proxy.cli(&["tools", "disable", "narrow__echo"]);
@@ -334,8 +339,12 @@ async fn switching_workspace_reaches_a_running_proxy() {
 
     let refused = proxy.cli(&["workspace", "switch", "nope"]);
     assert!(!refused.status.success());
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(message.contains("no workspace named \"nope\""), "{message}");
     let refused = proxy.cli(&["workspace", "create", "bad", "--servers", "ghost"]);
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("no server named \"ghost\""));
+    assert!(!refused.status.success());
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(message.contains("no server named \"ghost\""), "{message}");
     proxy.cli_ok(&["workspace", "delete", "focus"]);
     assert!(!proxy.cli_ok(&["workspace", "list"]).contains("focus"));
 }
@@ -453,21 +462,17 @@ async fn stats_show_calls_error_rate_and_percentiles_and_failures_raise_alerts()
 
 #[tokio::test]
 async fn notification_email_reaches_a_loopback_smtp_server() {
-    let port = free_port();
     let maildir = tempfile::tempdir().unwrap();
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/smtp_sink.py");
-    let _smtp = Background::start(
+    let script = clients_dir().join("smtp_sink.py");
+    let smtp = Background::start(
         venv_python().to_str().unwrap(),
-        &[
-            script.to_str().unwrap(),
-            &port.to_string(),
-            maildir.path().to_str().unwrap(),
-        ],
+        &[script.to_str().unwrap(), maildir.path().to_str().unwrap()],
         &[],
-        "ready",
+        "listening on smtp://",
     )
     .await;
+    let smtp_url = listening_url(&smtp.log).await;
+    let port = url::Url::parse(&smtp_url).unwrap().port().unwrap();
     let proxy = proxy()
         .config_key(
             "smtp",
@@ -493,7 +498,11 @@ async fn notification_email_reaches_a_loopback_smtp_server() {
 
 #[tokio::test]
 async fn a_failed_delivery_is_reported_and_the_notification_kept() {
-    let port = free_port();
+    // A port bound but not listening: connections to it are refused, and no other process can
+    // take it while the test holds it.
+    let refusing = tokio::net::TcpSocket::new_v4().unwrap();
+    refusing.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = refusing.local_addr().unwrap().port();
     let proxy = proxy()
         .config_key(
             "smtp",
@@ -508,7 +517,8 @@ async fn a_failed_delivery_is_reported_and_the_notification_kept() {
         )
         .await;
     assert!(
-        said.starts_with("Notification created (email failed: SMTP delivery failed"),
+        said.starts_with("Notification created (email failed: SMTP delivery failed")
+            && said.contains("Connection refused"),
         "{said}"
     );
     let listing = proxy

@@ -646,15 +646,11 @@ async fn core_tasks_work_for_a_2025_11_25_client_over_http_and_stay_with_their_c
 
 #[tokio::test]
 async fn core_tasks_reach_servers_over_legacy_sse_and_streamable_http() {
-    let (sse_port, http_port) = (free_port().to_string(), free_port().to_string());
-    let js = everything_js();
-    let js = js.to_str().unwrap();
-    let _sse = Background::start("node", &[js, "sse"], &[("PORT", &sse_port)], "").await;
-    let _http =
-        Background::start("node", &[js, "streamableHttp"], &[("PORT", &http_port)], "").await;
+    let (_sse, sse_base) = everything_over("sse").await;
+    let (_http, http_base) = everything_over("streamableHttp").await;
     let mut client = started(json!({
-        "sse": { "url": format!("http://127.0.0.1:{sse_port}/sse") },
-        "http": { "url": format!("http://127.0.0.1:{http_port}/mcp"), "type": "streamable-http" },
+        "sse": { "url": format!("{sse_base}/sse") },
+        "http": { "url": format!("{http_base}/mcp"), "type": "streamable-http" },
     }))
     .await;
     let tools = client.tools().await;

@@ -364,18 +364,20 @@ async fn listen_receives_list_changes_when_a_downstream_restarts() {
             changes += 1;
         }
     }
-    let mut restarted = None;
-    for _ in 0..200 {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let restarted = loop {
         if let Ok(CallToolResponse::Complete(result)) =
             proxy.call_once(with_args("demo__pid", json!({}))).await
             && result.is_error != Some(true)
         {
-            restarted = Some(text_of(&result));
-            break;
+            break text_of(&result);
         }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the server never came back"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    let restarted = restarted.expect("the server came back");
+    };
     assert_ne!(restarted, pid, "a new process serves after the restart");
     assert!(
         proxy
@@ -404,22 +406,10 @@ async fn a_legacy_clients_subscription_reaches_a_modern_server_through_listen() 
         .unwrap();
     // rmcp acknowledges a listen stream before the server's handler has taken its sink, so the
     // first touch may come too early for the server: touch until an update arrives.
-    let mut updated = None;
-    for _ in 0..50 {
-        proxy
-            .call("demo__touch_watched_resource", json!({}))
-            .await
-            .unwrap();
-        let next = proxy.next_event(|event| match event {
-            Event::ResourceUpdated(uri) => Some(uri.clone()),
-            _ => None,
-        });
-        if let Ok(uri) = tokio::time::timeout(std::time::Duration::from_millis(200), next).await {
-            updated = Some(uri);
-            break;
-        }
-    }
-    assert_eq!(updated.as_deref(), Some("test://watched-resource"));
+    let updated = proxy
+        .touch_until_updated("demo__touch_watched_resource")
+        .await;
+    assert_eq!(updated, "test://watched-resource");
     proxy
         .peer()
         .unsubscribe(UnsubscribeRequestParams::new("test://watched-resource"))
@@ -441,20 +431,23 @@ async fn a_modern_clients_listen_with_resources_follows_a_modern_server() {
         .await;
     // The server takes its stream's sink just after acknowledging it: touch until an update
     // arrives.
-    let mut updated = None;
-    for _ in 0..50 {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let updated = loop {
         proxy.call("demo__touch_watched_resource", json!({})).await;
-        let next = tokio::time::timeout(std::time::Duration::from_millis(200), subscription.next());
+        let next = tokio::time::timeout(std::time::Duration::from_millis(500), subscription.next());
         if let Ok(notification) = next.await {
             let notification = notification.unwrap().expect("the stream is open");
             let ServerNotification::ResourceUpdatedNotification(notification) = notification else {
                 panic!("expected resources/updated, got {notification:?}")
             };
-            updated = Some(notification.params.uri);
-            break;
+            break notification.params.uri;
         }
-    }
-    assert_eq!(updated.as_deref(), Some("test://watched-resource"));
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no resources/updated within {WAIT:?}"
+        );
+    };
+    assert_eq!(updated, "test://watched-resource");
     let _ = subscription.cancel().await;
 }
 
@@ -542,14 +535,7 @@ async fn mixed_generation_http_load_answers_every_caller_correctly() {
     // The demo over Streamable HTTP: its requests to clients say which call they came with, so
     // input is attributed exactly even with many calls in flight.
     let demo = Background::start(demo_bin(), &["--http", "0"], &[], "listening on http://").await;
-    let demo_url = demo
-        .log
-        .text()
-        .lines()
-        .find_map(|line| line.split("listening on ").nth(1))
-        .unwrap()
-        .trim()
-        .to_owned();
+    let demo_url = listening_url(&demo.log).await;
     let dir = tempfile::tempdir().unwrap();
     let servers = json!({"demo": {"url": demo_url, "protocol": "legacy"}});
     let (_child, log, url) = spawn_http_proxy(&dir, servers, &[]).await;

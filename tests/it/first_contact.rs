@@ -298,8 +298,7 @@ async fn a_server_that_never_starts_is_named_in_a_bounded_error() {
         .arg("1")
         .start()
         .await;
-    let tools = proxy.tool_names().await;
-    assert!(tools.contains(&"demo__echo".to_owned()), "{tools:?}");
+    proxy.wait_for_tool("demo__echo").await;
     let error = mcp_error(proxy.call("never__anything", json!({})).await.unwrap_err());
     assert!(
         error.message.contains("server \"never\"")

@@ -1,8 +1,6 @@
 //! What flows back: progress, logging, list changes, resource updates, server-to-client requests,
 //! and cancellation going down.
 
-use std::time::Duration;
-
 use rmcp::model::*;
 use serde_json::json;
 
@@ -76,16 +74,38 @@ async fn log_messages_are_forwarded_and_set_level_is_honoured() {
         .call("demo__test_tool_with_logging", json!({}))
         .await
         .unwrap();
+    // Back at `debug`, the same call's three messages arrive: whatever the first call let through
+    // was forwarded before them.
     proxy
-        .call_text("demo__echo", json!({"message": "fence"}))
-        .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    while let Ok(event) = proxy.events.try_recv() {
-        assert!(
-            !matches!(event, Event::Log(_)),
-            "a log passed the emergency level: {event:?}"
-        );
+        .peer()
+        .set_level(SetLevelRequestParams::new(LoggingLevel::Debug))
+        .await
+        .unwrap();
+    proxy
+        .call("demo__test_tool_with_logging", json!({}))
+        .await
+        .unwrap();
+    let mut messages = Vec::new();
+    while messages.last().map(String::as_str) != Some("Tool execution completed") {
+        let message = proxy
+            .next_event(|event| match event {
+                Event::Log(log) if log.logger.as_deref().unwrap_or("").starts_with("demo") => {
+                    Some(log.data.as_str().unwrap_or_default().to_owned())
+                }
+                _ => None,
+            })
+            .await;
+        messages.push(message);
     }
+    assert_eq!(
+        messages,
+        [
+            "Tool execution started",
+            "Tool processing data",
+            "Tool execution completed"
+        ],
+        "a log passed the emergency level"
+    );
 }
 
 #[tokio::test]
@@ -128,7 +148,11 @@ async fn cancellation_reaches_the_downstream_request() {
         .send_request_with_option(request, Default::default())
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Cancelled once the proxy has sent the call on to the server.
+    proxy
+        .log
+        .wait_for("forwarding server=\"demo\" method=\"tools/call\"")
+        .await;
     handle.cancel(Some("test cancels".into())).await.unwrap();
     proxy.log.wait_for("sleep cancelled by the client").await;
     // The proxy stays responsive.
@@ -179,9 +203,15 @@ async fn resource_updates_reach_subscribers() {
 
 #[tokio::test]
 async fn a_slow_server_joins_later_with_a_list_changed() {
+    // The slow server starts once the test lets it: when `gate` exists.
+    let gate_dir = tempfile::tempdir().unwrap();
+    let gate = gate_dir.path().join("go");
+    let slow = json!({"command": "sh", "args": [
+        "-c", "while [ ! -e \"$0\" ]; do sleep 0.05; done; exec \"$1\"",
+        gate, demo_bin()]});
     let mut proxy = proxy()
         .server("fast", demo())
-        .server("slow", demo_with(&["--start-delay-ms", "3000"]))
+        .server("slow", slow)
         .arg("--startup-wait")
         .arg("1")
         .start()
@@ -189,6 +219,8 @@ async fn a_slow_server_joins_later_with_a_list_changed() {
     // initialize waited one second at most, not for the slow server.
     assert!(!proxy.tool_names().await.contains(&"slow__echo".to_owned()));
     proxy.wait_for_tool("fast__echo").await;
+    while proxy.events.try_recv().is_ok() {}
+    std::fs::write(&gate, "").unwrap();
     proxy
         .next_event(|event| matches!(event, Event::ToolsChanged).then_some(()))
         .await;

@@ -79,35 +79,8 @@ async fn a_modern_client_works_over_stdio() {
 
 #[tokio::test]
 async fn legacy_and_modern_clients_share_one_http_proxy_and_modern_ones_listen() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("mcp.json");
-    std::fs::write(&config, json!({"mcpServers": {"demo": demo()}}).to_string()).unwrap();
-    let port = free_port().to_string();
-    let mut child = tokio::process::Command::new(proxy_bin())
-        .args([
-            "--transport",
-            "streamable-http",
-            "--port",
-            &port,
-            "--rate-limit-tools",
-            "0",
-            "--rate-limit-requests",
-            "0",
-        ])
-        .arg("--config")
-        .arg(&config)
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let log = Log::capture(child.stderr.take().unwrap());
-    log.wait_for("listening on http://").await;
-    let url = format!("http://127.0.0.1:{port}/mcp");
+    let (_proxy, _log, url) = spawn_http_proxy(&dir, json!({"demo": demo()}), &[]).await;
 
     let legacy = TestClient::new()
         .serve(StreamableHttpClientTransport::from_uri(url.as_str()))

@@ -133,12 +133,7 @@ impl Served {
         let mut child = ProxyChild::spawn(&mut command);
         let log = Stderr::capture(child.stderr.take().unwrap());
         log.wait_for("listening on http://").await;
-        let text = log.text();
-        let url = line_after(&text, "pluggedin-mcp-proxy listening on ")
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .to_owned();
+        let url = listening_url_in(&log.text()).unwrap();
         let addr: SocketAddr = url
             .trim_start_matches("http://")
             .trim_end_matches("/mcp")

@@ -207,14 +207,7 @@ async fn authorized_with_auth(flag: &str, kind: &str) {
         "listening on http://",
     )
     .await;
-    let url = demo
-        .log
-        .text()
-        .lines()
-        .find_map(|line| line.split("listening on ").nth(1))
-        .unwrap()
-        .trim()
-        .to_owned();
+    let url = listening_url(&demo.log).await;
     let proxy = proxy()
         .server("secure", json!({"type": kind, "url": url}))
         .start_after(Some("awaiting OAuth authorization"))

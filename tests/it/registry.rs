@@ -432,9 +432,8 @@ async fn added_npm_pypi_and_remote_entries_start_and_serve() {
         "listening on http://",
     )
     .await;
-    let port = line_after(&demo.log.text(), "listening on http://127.0.0.1:")
-        .trim_end_matches("/mcp")
-        .to_owned();
+    let demo_url = listening_url(&demo.log).await;
+    let port = url::Url::parse(&demo_url).unwrap().port().unwrap();
     setup.ok(
         &registry.url,
         &[
@@ -698,13 +697,8 @@ async fn http_proxy(dir: &Path, registry: &str) -> (ProxyChild, String) {
             .stderr(std::process::Stdio::piped()),
     );
     let log = Log::capture(child.stderr.take().unwrap());
-    log.wait_for("listening on http://").await;
-    let base = line_after(&log.text(), "pluggedin-mcp-proxy listening on http://")
-        .split("/mcp")
-        .next()
-        .unwrap()
-        .to_owned();
-    (child, format!("http://{base}"))
+    let url = listening_url(&log).await;
+    (child, url.trim_end_matches("/mcp").to_owned())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -41,7 +41,7 @@ async fn a_client_that_loses_its_stream_mid_call_resumes_it_and_gets_the_answer(
     let dir = tempfile::tempdir().unwrap();
     let (_child, _log, url) = http_proxy(&dir).await;
     let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-11-25", "capabilities": {},
+        "protocolVersion": "2025-11-25", "capabilities": {"sampling": {}},
         "clientInfo": {"name": "raw", "version": "1"}}});
     let response = post(&url, None, initialize).send().await.unwrap();
     let session = response.headers()["mcp-session-id"]
@@ -56,10 +56,10 @@ async fn a_client_that_loses_its_stream_mid_call_resumes_it_and_gets_the_answer(
         .unwrap();
 
     // The call's stream opens with a priming event (an id, no data); the client then goes away.
-    // (The call must still be running when the client comes back: rmcp forgets a stream once its
-    // answer is out, so the sleep leaves the reconnect, which follows at once, a wide margin.)
+    // The call cannot end while it is away (rmcp forgets a stream once its answer is out): it
+    // waits for the client's answer to the server's sampling request, which comes on the stream.
     let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
-        "params": {"name": "demo__sleep", "arguments": {"ms": 2000}}});
+        "params": {"name": "demo__test_sampling", "arguments": {"prompt": "still there?"}}});
     let mut response = post(&url, Some(&session), call).send().await.unwrap();
     assert_eq!(response.status(), 200);
     let first = response.chunk().await.unwrap().expect("a first event");
@@ -68,7 +68,8 @@ async fn a_client_that_loses_its_stream_mid_call_resumes_it_and_gets_the_answer(
     assert!(first.contains("retry:"), "{first:?}");
     drop(response);
 
-    // It comes back with the last id it saw and gets the answer on the resumed stream.
+    // It comes back with the last id it saw: the resumed stream brings what it missed, the
+    // server's question, and once that is answered, the answer to the call.
     let resumed = reqwest::Client::new()
         .get(&url)
         .header("accept", "text/event-stream")
@@ -80,19 +81,55 @@ async fn a_client_that_loses_its_stream_mid_call_resumes_it_and_gets_the_answer(
         .unwrap();
     assert_eq!(resumed.status(), 200);
     let mut resumed = resumed;
-    let answer = tokio::time::timeout(WAIT, async {
-        let mut text = String::new();
-        while let Some(chunk) = resumed.chunk().await.unwrap() {
-            text.push_str(&String::from_utf8_lossy(&chunk));
-            if text.contains("\"id\":2") {
-                return text;
-            }
-        }
-        text
+    let mut text = String::new();
+    let question = message_on(&mut resumed, &mut text, |message| {
+        message["method"] == "sampling/createMessage"
     })
-    .await
-    .expect("the answer on the resumed stream");
-    assert!(answer.contains("slept 2000ms"), "{answer}");
+    .await;
+    let reply = json!({"jsonrpc": "2.0", "id": question["id"], "result": {
+        "role": "assistant", "content": {"type": "text", "text": "yes, resumed"},
+        "model": "test-model"}});
+    let replied = post(&url, Some(&session), reply).send().await.unwrap();
+    assert_eq!(replied.status(), 202);
+    let answer = message_on(&mut resumed, &mut text, |message| {
+        message["id"] == 2 && message.get("method").is_none()
+    })
+    .await;
+    assert!(
+        answer["result"]["content"][0]["text"]
+            .as_str()
+            .is_some_and(|text| text.contains("yes, resumed")),
+        "{answer}"
+    );
+}
+
+/// The first message on an SSE stream, read on from `text` (what was read of it so far), that
+/// `check` accepts.
+async fn message_on(
+    stream: &mut reqwest::Response,
+    text: &mut String,
+    check: impl Fn(&Value) -> bool,
+) -> Value {
+    let found = tokio::time::timeout(WAIT, async {
+        loop {
+            let found = text
+                .lines()
+                .filter_map(|line| line.strip_prefix("data:"))
+                .filter_map(|data| serde_json::from_str::<Value>(data.trim()).ok())
+                .find(|message| check(message));
+            if let Some(message) = found {
+                return message;
+            }
+            let chunk = stream
+                .chunk()
+                .await
+                .unwrap()
+                .expect("the stream stays open");
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    })
+    .await;
+    found.unwrap_or_else(|_| panic!("no such message on the stream: {text}"))
 }
 
 #[tokio::test]
@@ -100,14 +137,7 @@ async fn the_proxy_resumes_a_servers_stream_that_closes_mid_call() {
     // The demo over Streamable HTTP cuts test_reconnection's stream after the priming event and
     // answers later; the proxy's client must reconnect with Last-Event-ID to get the answer.
     let server = Background::start(demo_bin(), &["--http", "0"], &[], "listening on http://").await;
-    let url = server
-        .log
-        .text()
-        .lines()
-        .find_map(|line| line.split("listening on ").nth(1))
-        .unwrap()
-        .trim()
-        .to_owned();
+    let url = listening_url(&server.log).await;
     let proxy = proxy()
         .server("web", json!({"url": url, "type": "streamable-http"}))
         .start()

@@ -114,6 +114,10 @@ async fn downstream_errors_keep_their_code_and_message() {
             .unwrap_err(),
     );
     assert_eq!(error.code, ErrorCode::INVALID_PARAMS, "{error:?}");
+    assert_eq!(
+        error.message,
+        "failed to deserialize parameters: invalid type: string \"x\", expected f64"
+    );
 }
 
 #[tokio::test]
@@ -285,6 +289,7 @@ async fn large_catalogs_are_paginated() {
             .unwrap_err(),
     );
     assert_eq!(error.code, ErrorCode::INVALID_PARAMS);
+    assert_eq!(error.message, "invalid cursor \"bogus\"");
 }
 
 #[tokio::test]

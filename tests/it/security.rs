@@ -17,10 +17,7 @@ async fn demo_http(args: &[&str]) -> (Background, String) {
     let mut all = vec!["--http", "0"];
     all.extend_from_slice(args);
     let server = Background::start(demo_bin(), &all, &[], "listening on http://").await;
-    let url = line_after(
-        &server.log.text().replace("listening on", "\nlistening on"),
-        "listening on",
-    );
+    let url = listening_url(&server.log).await;
     (server, url)
 }
 
@@ -446,13 +443,12 @@ async fn secrets_stay_out_of_logs_health_servers_and_client_errors() {
         .to_string(),
     )
     .unwrap();
-    let port = free_port().to_string();
     let mut child = tokio::process::Command::new(proxy_bin())
         .args([
             "--transport",
             "streamable-http",
             "--port",
-            &port,
+            "0",
             "--require-api-auth",
         ])
         .arg("--config")
@@ -469,11 +465,11 @@ async fn secrets_stay_out_of_logs_health_servers_and_client_errors() {
         .spawn()
         .unwrap();
     let log = Log::capture(child.stderr.take().unwrap());
-    log.wait_for("listening on http://").await;
+    let proxy_url = listening_url(&log).await;
     log.wait_for("connected").await;
 
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let base = format!("http://127.0.0.1:{port}");
+    let base = proxy_url.trim_end_matches("/mcp").to_owned();
     let client = reqwest::Client::new();
     let health = client
         .get(format!("{base}/health"))

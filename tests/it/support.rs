@@ -837,13 +837,52 @@ pub fn all_children(pid: u32) -> Vec<u32> {
     children
 }
 
-/// A free TCP port on loopback.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// The URL in the first "listening on URL" line of `text`: what the proxy, the demo server, the
+/// SMTP sink and a Node server under [`everything_over`] print once they listen.
+pub fn listening_url_in(text: &str) -> Option<String> {
+    text.lines()
+        .filter_map(|line| line.split_once("listening on ").map(|(_, rest)| rest))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .find(|url| url.contains("://"))
+        .map(str::to_owned)
+}
+
+/// Waits for a server's "listening on URL" line and returns the URL. Servers a test starts bind
+/// port 0 themselves and say here which port they got: a port picked for them beforehand could be
+/// taken by another process before they bind it.
+pub async fn listening_url(log: &Log) -> String {
+    let found = tokio::time::timeout(WAIT, async {
+        loop {
+            if let Some(url) = listening_url_in(&log.text()) {
+                return url;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    })
+    .await;
+    found.unwrap_or_else(|_| panic!("no \"listening on URL\" line:\n{}", log.text()))
+}
+
+/// server-everything over `transport` (`sse` or `streamableHttp`) on a port it binds itself; its
+/// base URL (`http://127.0.0.1:PORT`). It prints the port it was given, not the one it bound, so
+/// `tests/servers/announce_port.cjs`, preloaded, prints that.
+pub async fn everything_over(transport: &str) -> (Background, String) {
+    let announce = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/servers/announce_port.cjs");
+    let js = everything_js();
+    let server = Background::start(
+        "node",
+        &[
+            "--require",
+            announce.to_str().unwrap(),
+            js.to_str().unwrap(),
+            transport,
+        ],
+        &[("PORT", "0")],
+        "",
+    )
+    .await;
+    let url = listening_url(&server.log).await;
+    (server, url)
 }
 
 /// Starts a background server process, ended with [`stop`] on drop.
@@ -929,7 +968,7 @@ pub async fn message_of(response: reqwest::Response) -> Value {
         .unwrap_or_else(|| panic!("no JSON-RPC response in {text:?}"))
 }
 
-/// The proxy in Streamable HTTP mode on a free port, serving `servers` (an `mcpServers` object)
+/// The proxy in Streamable HTTP mode on a port it picks, serving `servers` (an `mcpServers` object)
 /// with its config and data in `dir`, rate limits off, plus `args`; returned once it listens, with
 /// its log and its `/mcp` URL.
 pub async fn spawn_http_proxy(
@@ -940,10 +979,9 @@ pub async fn spawn_http_proxy(
     let _ = rustls::crypto::ring::default_provider().install_default();
     let config = dir.path().join("mcp.json");
     std::fs::write(&config, json!({ "mcpServers": servers }).to_string()).unwrap();
-    let port = free_port().to_string();
     let mut child = ProxyChild::spawn(
         tokio::process::Command::new(proxy_bin())
-            .args(["--transport", "streamable-http", "--port", &port])
+            .args(["--transport", "streamable-http", "--port", "0"])
             .args(["--rate-limit-tools", "0", "--rate-limit-requests", "0"])
             .args(args)
             .arg("--config")
@@ -957,6 +995,6 @@ pub async fn spawn_http_proxy(
             .stderr(Stdio::piped()),
     );
     let log = Log::capture(child.stderr.take().unwrap());
-    log.wait_for("listening on http://").await;
-    (child, log, format!("http://127.0.0.1:{port}/mcp"))
+    let url = listening_url(&log).await;
+    (child, log, url)
 }

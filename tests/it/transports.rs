@@ -6,13 +6,7 @@ use crate::support::*;
 
 async fn demo_http(flag: &str) -> (Background, String) {
     let server = Background::start(demo_bin(), &[flag, "0"], &[], "listening on http://").await;
-    let text = server.log.text();
-    let url = text
-        .lines()
-        .find_map(|line| line.split("listening on ").nth(1))
-        .unwrap()
-        .trim()
-        .to_owned();
+    let url = listening_url(&server.log).await;
     (server, url)
 }
 
@@ -50,21 +44,13 @@ async fn demo_over_streamable_http_and_legacy_sse() {
 
 #[tokio::test]
 async fn server_everything_over_sse_and_streamable_http() {
-    let sse_port = free_port().to_string();
-    let http_port = free_port().to_string();
-    let js = everything_js();
-    let js = js.to_str().unwrap();
-    let _sse = Background::start("node", &[js, "sse"], &[("PORT", &sse_port)], "").await;
-    let _http =
-        Background::start("node", &[js, "streamableHttp"], &[("PORT", &http_port)], "").await;
+    let (_sse, sse_base) = everything_over("sse").await;
+    let (_http, http_base) = everything_over("streamableHttp").await;
     let proxy = proxy()
-        .server(
-            "everything-sse",
-            json!({"url": format!("http://127.0.0.1:{sse_port}/sse")}),
-        )
+        .server("everything-sse", json!({"url": format!("{sse_base}/sse")}))
         .server(
             "everything-http",
-            json!({"url": format!("http://127.0.0.1:{http_port}/mcp")}),
+            json!({"url": format!("{http_base}/mcp")}),
         )
         .start()
         .await;
