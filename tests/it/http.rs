@@ -417,9 +417,11 @@ async fn sampling_goes_to_the_session_that_caused_it() {
 
 #[tokio::test]
 async fn sampling_on_a_shared_stdio_server_never_reaches_another_session() {
-    // Over stdio a server's request carries nothing that ties it to one of our calls; with two
-    // sessions calling at once the proxy must refuse rather than guess.
-    let proxy = HttpProxy::start(json!({"demo": demo()}), NO_LIMITS).await;
+    // Over stdio a legacy server's request carries nothing that ties it to one of our calls
+    // (a 2026-07-28 server asks within the call's own answer); with two sessions calling at once
+    // the proxy must refuse rather than guess.
+    let legacy = json!({"command": demo_bin(), "protocol": "legacy"});
+    let proxy = HttpProxy::start(json!({"demo": legacy}), NO_LIMITS).await;
     let alice = proxy.labelled_client("alice").await;
     let bob = proxy.labelled_client("bob").await;
     wait_tool(&alice, "demo__test_sampling").await;
