@@ -43,7 +43,7 @@ pub trait Events: Send + Sync + 'static {
     fn progress(&self, server: &str, params: ProgressNotificationParam);
     fn log(&self, server: &str, params: LoggingMessageNotificationParam);
     fn resource_updated(&self, server: &str, params: ResourceUpdatedNotificationParam);
-    /// A 2025-11-25 server's `notifications/tasks/status`, raw (`router::core_tasks`).
+    /// A 2025-11-25 server's `notifications/tasks/status`, raw (`wire::core_tasks`).
     fn task_status(&self, server: &str, params: Option<serde_json::Value>) {
         let _ = (server, params);
     }

@@ -1,5 +1,5 @@
 //! The Streamable HTTP client of every such connection, wrapped for 2025-11-25 core tasks
-//! (`router::core_tasks`): the requests we send are noted, and the server's SSE events (answers
+//! (`wire::core_tasks`): the requests we send are noted, and the server's SSE events (answers
 //! on a POST's stream, notifications on the GET stream) pass through [`DownstreamWire`] before rmcp
 //! decodes them. An answer the server sends as a plain JSON body is decoded inside rmcp's
 //! client, before we see it: such a server's task data is not carried (ARCHITECTURE.md).

@@ -136,7 +136,7 @@ mod tests {
         assert_eq!((slug, rest), ("demo", "a__b-1"));
     }
 
-    /// Why 2025-11-25 "core" tasks take the raw path of [`legacy`] (ARCHITECTURE.md, the core
+    /// Why 2025-11-25 "core" tasks take the raw path of `router::core_tasks` and `wire::core_tasks` (ARCHITECTURE.md, the core
     /// tasks decision): rmcp 3.11 drops their data while parsing, so our transports stash it
     /// where rmcp keeps it and wrap task answers as `CustomResult`. If an rmcp upgrade makes this
     /// test fail, the typed model may carry core tasks now; the raw path could then shrink.

@@ -54,7 +54,7 @@ pub struct SseClientTransport {
     /// Bounds each POST: a server that never answers one (server-everything does that for an
     /// unknown session) must not hold a request forever.
     post_timeout: Duration,
-    /// 2025-11-25 tasks' raw path (`router::core_tasks`).
+    /// 2025-11-25 tasks' raw path (`wire::core_tasks`).
     wire: DownstreamWire,
 }
 

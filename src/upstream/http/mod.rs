@@ -1,10 +1,10 @@
 //! Serving clients over MCP Streamable HTTP: `POST/GET/DELETE /mcp` (and `POST /`, as the
 //! original accepts), `GET /health`, `GET /.well-known/mcp-config` (`well_known.rs`), the
 //! console's JSON API (`api.rs`: registry search, show and add, import). rmcp's
-//! `StreamableHttpService` does the protocol; around it sits our guard (`guard.rs`: method, Host and
+//! `StreamableHttpService` does the protocol; around it sits our guard (`guard/`, a file per layer: method, Host and
 //! Origin, protocol version, body limit, JSON parse, bearer auth with session binding, rate limits,
 //! JSON-only clients), the rate limiter (`limits.rs`) and the sessions with their two pools
-//! (`sessions.rs`). The accept loop is ours so that slow and idle clients time out, connections
+//! (`sessions/`). The accept loop is ours so that slow and idle clients time out, connections
 //! have a ceiling, failed accepts back off (`connections.rs`), and shutdown drains.
 
 mod api;
