@@ -216,7 +216,132 @@ fn versioned(identifier: &str, version: Option<&str>, separator: &str) -> String
 
 #[cfg(test)]
 mod tests {
+    use serde_json::{Value, json};
+
     use super::launch;
+    use crate::registry::install::{AddError, AddRequest, plan};
+
+    /// The entry `plan` makes for an npm package with `transport` and `extra` fields.
+    fn http_entry(transport: Value, extra: Value, request: &AddRequest) -> Result<Value, AddError> {
+        let mut package = json!({"registryType": "npm", "identifier": "some-server",
+                                 "version": "1.0.0", "transport": transport});
+        for (key, value) in extra.as_object().unwrap() {
+            package[key] = value.clone();
+        }
+        let detail = serde_json::from_value(json!({"name": "io.example/some", "version": "1.0.0",
+                                                   "packages": [package]}))
+        .unwrap();
+        plan("https://registry.example", &detail, request).map(|plan| plan.entry)
+    }
+
+    #[test]
+    fn an_http_package_passes_the_proxys_port_through_its_input_named_port() {
+        let entry = http_entry(
+            json!({"type": "streamable-http", "url": "http://localhost:{port}/mcp"}),
+            json!({"environmentVariables": [{"name": "PORT", "isRequired": true, "default": "3001"},
+                                            {"name": "LOG", "default": "info"}],
+                   "packageArguments": [{"type": "positional", "value": "streamableHttp"}]}),
+            &AddRequest::default(),
+        )
+        .unwrap();
+        assert_eq!(entry["command"], json!("npx"));
+        assert_eq!(
+            entry["args"],
+            json!(["-y", "some-server@1.0.0", "streamableHttp"])
+        );
+        assert_eq!(entry["env"], json!({"PORT": "{port}", "LOG": "info"}));
+        assert_eq!(entry["type"], json!("streamable-http"));
+        assert_eq!(entry["url"], json!("http://localhost:{port}/mcp"));
+
+        // A named argument, and a value template's variable, carry it the same way.
+        let entry = http_entry(
+            json!({"type": "sse", "url": "http://127.0.0.1:{PORT}/sse"}),
+            json!({"packageArguments": [
+                {"type": "named", "name": "--port", "isRequired": true},
+                {"type": "named", "name": "--listen", "value": "127.0.0.1:{port}",
+                 "variables": {"port": {"isRequired": true}}}]}),
+            &AddRequest::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            entry["args"],
+            json!([
+                "-y",
+                "some-server@1.0.0",
+                "--port",
+                "{port}",
+                "--listen",
+                "127.0.0.1:{port}"
+            ])
+        );
+        assert_eq!(entry["type"], json!("sse"));
+        assert_eq!(entry["url"], json!("http://127.0.0.1:{port}/sse"));
+    }
+
+    #[test]
+    fn other_url_variables_are_filled_from_the_inputs_they_name() {
+        let request = AddRequest {
+            args: [("base".to_owned(), vec!["api".to_owned()])].into(),
+            ..AddRequest::default()
+        };
+        let entry = http_entry(
+            json!({"type": "streamable-http", "url": "http://localhost:{port}/{base}/{TENANT}"}),
+            json!({"environmentVariables": [{"name": "PORT"}, {"name": "TENANT", "default": "t1"}],
+                   "packageArguments": [{"type": "named", "name": "--base", "valueHint": "base"}]}),
+            &request,
+        )
+        .unwrap();
+        assert_eq!(entry["url"], json!("http://localhost:{port}/api/t1"));
+        assert_eq!(
+            entry["args"],
+            json!(["-y", "some-server@1.0.0", "--base", "api"])
+        );
+
+        let Err(AddError::Missing(missing)) = http_entry(
+            json!({"type": "streamable-http", "url": "http://localhost:{port}/{region}"}),
+            json!({"environmentVariables": [{"name": "PORT"}]}),
+            &AddRequest::default(),
+        ) else {
+            panic!("a URL variable nobody gave is missing");
+        };
+        assert_eq!(missing[0].name, "region");
+    }
+
+    #[test]
+    fn an_http_package_that_cannot_be_reached_or_told_its_port_is_refused() {
+        let remote = http_entry(
+            json!({"type": "streamable-http", "url": "http://example.com:{port}/mcp"}),
+            json!({"environmentVariables": [{"name": "PORT"}]}),
+            &AddRequest::default(),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&remote, AddError::Refused(message) if message.contains("not on this machine")),
+            "{remote}"
+        );
+        let untold = http_entry(
+            json!({"type": "streamable-http", "url": "http://localhost:{port}/mcp"}),
+            json!({"environmentVariables": [{"name": "HTTP_PORT"}]}),
+            &AddRequest::default(),
+        )
+        .unwrap_err();
+        assert!(
+            untold
+                .to_string()
+                .contains("none of its arguments or environment variables is named port"),
+            "{untold}"
+        );
+        let unknown = http_entry(
+            json!({"type": "websocket", "url": "ws://localhost:{port}"}),
+            json!({}),
+            &AddRequest::default(),
+        )
+        .unwrap_err();
+        assert!(
+            unknown.to_string().contains("\"websocket\" is neither"),
+            "{unknown}"
+        );
+    }
 
     #[test]
     fn each_runner_names_the_package_and_its_version_in_its_own_syntax() {
