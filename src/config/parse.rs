@@ -331,7 +331,9 @@ pub(super) fn http_kind(kind: Option<&str>, path: &str) -> Result<bool, FieldErr
         None => Ok(path.trim_end_matches('/').ends_with("/sse")),
         Some(other) => Err(field_error(
             "type",
-            format!("unknown transport \"{other}\"; expected \"sse\", \"streamable-http\" or \"http\""),
+            format!(
+                "unknown transport \"{other}\"; expected \"sse\", \"streamable-http\" or \"http\""
+            ),
         )),
     }
 }

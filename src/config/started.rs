@@ -283,8 +283,7 @@ mod tests {
         }
         let not_loopback = check_started_url("http://example.com:{port}/mcp").unwrap_err();
         assert!(
-            not_loopback.contains("not on this machine")
-                && not_loopback.contains("loopback only"),
+            not_loopback.contains("not on this machine") && not_loopback.contains("loopback only"),
             "{not_loopback}"
         );
         assert!(check_started_url("http://0.0.0.0:{port}/mcp").is_err());

@@ -150,7 +150,11 @@ async fn servers_the_proxy_starts_serve_on_the_port_it_picked_and_are_restarted_
         "Echo: over sse"
     );
     // Each is the proxy's own child, leading its process group, and said where it listens.
-    let web: u32 = proxy.call_text("web__pid", json!({})).await.parse().unwrap();
+    let web: u32 = proxy
+        .call_text("web__pid", json!({}))
+        .await
+        .parse()
+        .unwrap();
     assert!(children(proxy.pid).contains(&web), "{web}");
     let log = proxy.log.text();
     assert!(
@@ -178,11 +182,7 @@ async fn a_started_server_that_exits_before_listening_fails_with_its_status_and_
     let proxy = proxy()
         .server(
             "broken",
-            started_demo(
-                "--http",
-                "http://127.0.0.1:{port}/mcp",
-                &["--no-such-flag"],
-            ),
+            started_demo("--http", "http://127.0.0.1:{port}/mcp", &["--no-such-flag"]),
         )
         .server("demo", demo())
         .start()

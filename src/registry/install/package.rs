@@ -116,7 +116,11 @@ fn http_transport(package: &Package) -> Result<Option<(&'static str, &str, &Tran
             )));
         }
     };
-    let Some(url) = transport.url.as_deref().filter(|url| !url.trim().is_empty()) else {
+    let Some(url) = transport
+        .url
+        .as_deref()
+        .filter(|url| !url.trim().is_empty())
+    else {
         return Err(AddError::Invalid(format!(
             "its package serves {kind} but names no URL to reach it at"
         )));
