@@ -73,7 +73,7 @@ pub(super) enum Output {
 pub(super) type Tail = Arc<std::sync::Mutex<std::collections::VecDeque<String>>>;
 
 /// Lines a [`Tail`] keeps.
-pub(super) const TAIL_LINES: usize = 5;
+const TAIL_LINES: usize = 5;
 /// A [`Tail`] line's length at most, in characters.
 const TAIL_LINE_CHARS: usize = 300;
 

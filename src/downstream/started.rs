@@ -203,7 +203,7 @@ impl StartedProcess {
     /// The error for a process that exited before it listened, with its last stderr lines.
     async fn exited_early(&mut self, status: ExitStatus, url: &url::Url) -> StartError {
         self.exited = Some(status);
-        if let Some(task) = self.stderr_task.as_mut() {
+        if let Some(task) = self.stderr_task.take() {
             let _ = tokio::time::timeout(STDERR_DRAIN, task).await;
         }
         let lines: Vec<String> = crate::sync::lock(&self.tail).iter().cloned().collect();
