@@ -3,13 +3,15 @@
 //! error names the file, the server and the field. Finding the file (`locate`) and watching it for
 //! edits (`watch`) live here too; what to do with a changed server list is the supervisor's job.
 //! `${VAR}` references are resolved here, at load (`vars`); editing the file in place, keeping
-//! what the user wrote, is `jsonc`'s.
+//! what the user wrote, is `jsonc`'s. `started` is the entry with both a command and a URL: a
+//! server the proxy starts and reaches over HTTP on a port it picks.
 
 pub mod edit;
 mod fields;
 pub mod jsonc;
 mod oauth;
 mod parse;
+mod started;
 pub mod vars;
 mod watch;
 
@@ -82,6 +84,7 @@ pub struct RootConfig {
 
 pub use crate::security::Origin;
 pub use oauth::OAuthConfig;
+pub use started::{PORT_PLACEHOLDER, StartedHttp, check_started_url, is_loopback};
 
 impl ServerConfig {
     /// Checks the server against the security policy before it is started or dialled (nothing
@@ -104,6 +107,7 @@ impl ServerConfig {
                     }
                 }
             }
+            TransportConfig::StartedHttp(started) => started.check(self.origin, security)?,
         }
         Ok(())
     }
@@ -138,6 +142,9 @@ pub enum TransportConfig {
         url: url::Url,
         headers: BTreeMap<String, Secret>,
     },
+    /// A server the proxy starts as a local process and reaches over HTTP (an entry with both
+    /// `command` and `url`).
+    StartedHttp(StartedHttp),
 }
 
 impl TransportConfig {
@@ -147,10 +154,12 @@ impl TransportConfig {
             TransportConfig::Stdio { .. } => "stdio",
             TransportConfig::Sse { .. } => "sse",
             TransportConfig::StreamableHttp { .. } => "streamable-http",
+            TransportConfig::StartedHttp(started) if started.sse => "sse",
+            TransportConfig::StartedHttp(_) => "streamable-http",
         }
     }
 
-    /// Where the server is: the command line or the URL.
+    /// Where the server is: the command line, the URL, or both.
     pub fn target(&self) -> String {
         match self {
             TransportConfig::Stdio { command, args, .. } => std::iter::once(command.as_str())
@@ -160,6 +169,7 @@ impl TransportConfig {
             TransportConfig::Sse { url, .. } | TransportConfig::StreamableHttp { url, .. } => {
                 display_url(url)
             }
+            TransportConfig::StartedHttp(started) => started.target(),
         }
     }
 }

@@ -36,8 +36,10 @@ impl Config {
     /// command (`npx`, `uvx`) is left to the `PATH` search; `args` are passed as written.
     pub fn resolve_paths(&mut self, base: &Path) {
         for server in self.servers.values_mut() {
-            let TransportConfig::Stdio { command, cwd, .. } = &mut server.transport else {
-                continue;
+            let (command, cwd) = match &mut server.transport {
+                TransportConfig::Stdio { command, cwd, .. } => (command, cwd),
+                TransportConfig::StartedHttp(started) => (&mut started.command, &mut started.cwd),
+                _ => continue,
             };
             let program = Path::new(command.as_str());
             // Collecting the components drops the `.` ones (`./bin/x`).
@@ -232,12 +234,8 @@ fn parse_server(value: &Value) -> Result<ServerConfig, FieldError> {
     let has_command = server.contains_key("command");
     let has_url = server.contains_key("url");
     let transport = match (kind.as_deref(), has_command, has_url) {
-        (_, true, true) => {
-            return Err(field_error(
-                "url",
-                "a server has either \"command\" (stdio) or \"url\" (HTTP), not both",
-            ));
-        }
+        // Both: a server the proxy starts and reaches over HTTP.
+        (kind, true, true) => super::started::parse(server, kind)?,
         (Some("stdio") | None, true, false) => parse_stdio(server)?,
         (Some(other), true, false) => {
             return Err(field_error(
@@ -251,20 +249,7 @@ fn parse_server(value: &Value) -> Result<ServerConfig, FieldError> {
                 .into_iter()
                 .map(|(name, value)| (name, Secret::new(value)))
                 .collect();
-            let sse = match kind {
-                Some("sse") => true,
-                Some("streamable-http" | "streamableHttp" | "streamable_http" | "http") => false,
-                // Without a type, an endpoint path ending in /sse is the legacy transport.
-                None => url.path().trim_end_matches('/').ends_with("/sse"),
-                Some(other) => {
-                    return Err(field_error(
-                        "type",
-                        format!(
-                            "unknown transport \"{other}\"; expected \"sse\", \"streamable-http\" or \"http\""
-                        ),
-                    ));
-                }
-            };
+            let sse = http_kind(kind, url.path())?;
             if sse {
                 TransportConfig::Sse { url, headers }
             } else {
@@ -274,7 +259,9 @@ fn parse_server(value: &Value) -> Result<ServerConfig, FieldError> {
         (_, false, false) => {
             return Err((
                 None,
-                "needs \"command\" (a stdio server) or \"url\" (an HTTP server)".into(),
+                "needs \"command\" (a stdio server), \"url\" (an HTTP server), or both (a \
+                 server the proxy starts and reaches over HTTP)"
+                    .into(),
             ));
         }
     };
@@ -334,7 +321,42 @@ fn parse_server(value: &Value) -> Result<ServerConfig, FieldError> {
     })
 }
 
+/// Whether an HTTP server's `type` (or, without one, its URL's `path`) means legacy HTTP+SSE
+/// rather than Streamable HTTP.
+pub(super) fn http_kind(kind: Option<&str>, path: &str) -> Result<bool, FieldError> {
+    match kind {
+        Some("sse") => Ok(true),
+        Some("streamable-http" | "streamableHttp" | "streamable_http" | "http") => Ok(false),
+        // Without a type, an endpoint path ending in /sse is the legacy transport.
+        None => Ok(path.trim_end_matches('/').ends_with("/sse")),
+        Some(other) => Err(field_error(
+            "type",
+            format!(
+                "unknown transport \"{other}\"; expected \"sse\", \"streamable-http\" or \"http\""
+            ),
+        )),
+    }
+}
+
 fn parse_stdio(server: &Map<String, Value>) -> Result<TransportConfig, FieldError> {
+    let (command, args, env, cwd) = parse_process(server)?;
+    Ok(TransportConfig::Stdio {
+        command,
+        args,
+        env,
+        cwd,
+    })
+}
+
+/// A process to start: `command`, `args`, `env` and `cwd`.
+pub(super) type Process = (
+    String,
+    Vec<String>,
+    BTreeMap<String, String>,
+    Option<PathBuf>,
+);
+
+pub(super) fn parse_process(server: &Map<String, Value>) -> Result<Process, FieldError> {
     let command = match server.get("command") {
         Some(Value::String(command)) if !command.trim().is_empty() => command.clone(),
         _ => return Err(field_error("command", "must be a non-empty string")),
@@ -360,12 +382,7 @@ fn parse_stdio(server: &Map<String, Value>) -> Result<TransportConfig, FieldErro
     };
     let env = string_map(server, "env")?;
     let cwd = optional_string(server, "cwd")?.map(PathBuf::from);
-    Ok(TransportConfig::Stdio {
-        command,
-        args,
-        env,
-        cwd,
-    })
+    Ok((command, args, env, cwd))
 }
 
 fn parse_url(server: &Map<String, Value>) -> Result<url::Url, FieldError> {

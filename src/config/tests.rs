@@ -377,3 +377,106 @@ fn an_env_file_gives_variables_to_references_and_to_a_stdio_servers_environment(
     .unwrap_err();
     assert_eq!(error.field.as_deref(), Some("envFile"));
 }
+
+#[test]
+fn a_command_with_a_url_is_a_server_the_proxy_starts_and_reaches_over_http() {
+    let config = parse(
+        r#"{"mcpServers": {
+            "http": {"command": "./bin/server", "args": ["--port", "{port}"], "env": {"LOG": "debug"},
+                     "url": "http://127.0.0.1:{port}/mcp", "headers": {"X-Key": "k"}, "cwd": "work"},
+            "sse": {"command": "server", "env": {"PORT": "{port}"}, "url": "http://localhost:{port}/sse"},
+            "fixed": {"command": "server", "args": ["--http", "8931"], "url": "http://[::1]:8931/mcp", "type": "sse"}
+        }}"#,
+    )
+    .unwrap();
+    let TransportConfig::StartedHttp(http) = &config.servers["http"].transport else {
+        panic!("{:?}", config.servers["http"].transport);
+    };
+    assert_eq!(http.command, "./bin/server");
+    assert_eq!(http.args, ["--port", "{port}"]);
+    assert_eq!(http.url, "http://127.0.0.1:{port}/mcp");
+    assert!(!http.sse && http.uses_port());
+    assert_eq!(http.headers["X-Key"].expose(), "k");
+    assert_eq!(config.servers["http"].transport.kind(), "streamable-http");
+    let TransportConfig::StartedHttp(sse) = &config.servers["sse"].transport else {
+        panic!("a started SSE server");
+    };
+    assert!(sse.sse, "a path ending in /sse without a type is SSE");
+    let TransportConfig::StartedHttp(fixed) = &config.servers["fixed"].transport else {
+        panic!("a started server on a fixed port");
+    };
+    assert!(fixed.sse && !fixed.uses_port());
+
+    // Relative paths are the file's, as for a stdio server.
+    let mut config = config;
+    config.resolve_paths(Path::new("/etc/proxy"));
+    let TransportConfig::StartedHttp(http) = &config.servers["http"].transport else {
+        panic!("still started");
+    };
+    assert_eq!(http.command, "/etc/proxy/bin/server");
+    assert_eq!(http.cwd.as_deref(), Some(Path::new("/etc/proxy/work")));
+}
+
+#[test]
+fn a_started_servers_url_and_port_errors_name_file_server_and_field() {
+    let error = |entry: &str| {
+        parse(&format!(r#"{{"mcpServers": {{"web": {entry}}}}}"#))
+            .unwrap_err()
+            .to_string()
+    };
+    assert_eq!(
+        error(r#"{"command": "s", "args": ["{port}"], "url": "http://example.com:{port}/mcp"}"#),
+        "config test.json: server \"web\": field \"url\": \"http://example.com:{port}/mcp\" is not \
+         on this machine; the rule for a server the proxy starts (\"command\" with \"url\") is \
+         that it is reached over loopback only: localhost, 127.0.0.0/8 or [::1]"
+    );
+    let untold = error(r#"{"command": "s", "url": "http://localhost:{port}/mcp"}"#);
+    assert!(
+        untold.starts_with("config test.json: server \"web\": field \"url\": ")
+            && untold.contains("neither \"args\" nor \"env\" passes {port}"),
+        "{untold}"
+    );
+    let unnamed =
+        error(r#"{"command": "s", "env": {"PORT": "{port}"}, "url": "http://localhost:9/mcp"}"#);
+    assert!(
+        unnamed.contains("field \"url\"") && unnamed.contains("does not name it"),
+        "{unnamed}"
+    );
+    let variable = error(r#"{"command": "s", "url": "http://localhost:{port}/{path}"}"#);
+    assert!(variable.contains("{path} is not filled in"), "{variable}");
+    let stdio = error(r#"{"command": "s", "url": "http://localhost:9/mcp", "type": "stdio"}"#);
+    assert!(
+        stdio.contains("field \"type\"") && stdio.contains("does not go with \"url\""),
+        "{stdio}"
+    );
+    let command = error(r#"{"command": "", "url": "http://localhost:9/mcp"}"#);
+    assert!(command.contains("field \"command\""), "{command}");
+}
+
+#[test]
+fn a_started_server_from_an_untrusted_entry_passes_the_command_policy_and_names_port() {
+    let config = parse(
+        r#"{"mcpServers": {
+            "ok": {"command": "npx", "args": ["-y", "server@1.0.0"], "env": {"PORT": "{port}"},
+                   "url": "http://localhost:{port}/mcp", "registry": {"name": "io.example/ok"}},
+            "shell": {"command": "sh", "args": ["-c", "{port}"], "url": "http://localhost:{port}/mcp",
+                      "registry": {"name": "io.example/shell"}},
+            "fixed": {"command": "npx", "args": ["-y", "server@1.0.0"], "url": "http://localhost:6379/",
+                      "registry": {"name": "io.example/fixed"}}
+        }}"#,
+    )
+    .unwrap();
+    let security = SecuritySettings::default();
+    assert_eq!(config.servers["ok"].check(&security), Ok(()));
+    assert_eq!(
+        config.servers["shell"].check(&security).unwrap_err().rule,
+        "command-not-allowed"
+    );
+    let fixed = config.servers["fixed"].check(&security).unwrap_err();
+    assert_eq!(fixed.rule, "started-url-port", "{fixed}");
+    let local = SecuritySettings {
+        allow_local_targets: true,
+        ..SecuritySettings::default()
+    };
+    assert_eq!(config.servers["fixed"].check(&local), Ok(()));
+}

@@ -1,6 +1,7 @@
 //! Opening one connection: spawning a stdio child (no shell, minimal inherited environment, its
 //! stderr captured into our log, its whole process group ended with it), dialing legacy HTTP+SSE,
-//! or Streamable HTTP with configured headers; then the MCP handshake.
+//! or Streamable HTTP with configured headers, or starting a server's process the same way and
+//! dialing it once it listens (`started`); then the MCP handshake.
 
 use std::collections::{BTreeMap, HashMap};
 use std::process::Stdio;
@@ -21,7 +22,8 @@ use super::child::ChildTransport;
 use super::handler::DownstreamHandler;
 use super::observe::Observed;
 use super::sse::SseClientTransport;
-use crate::config::{Protocol, ServerConfig, TransportConfig};
+use super::started::WithProcess;
+use crate::config::{Protocol, ServerConfig, StartedHttp, TransportConfig};
 use crate::secret::Secret;
 use crate::security::{self, SecuritySettings};
 
@@ -57,16 +59,39 @@ const MAX_STDERR_LINE: usize = 4096;
 const STDERR_BURST: u32 = 200;
 const STDERR_PER_SECOND: f64 = 20.0;
 
-/// Copies a server's stderr into our log within a budget (a burst, then a few lines a second,
-/// with counts of what was not logged). Bytes, not text: a server's stderr is whatever it writes,
-/// and an overlong line is never held whole.
-async fn log_stderr(stderr: impl tokio::io::AsyncRead + Unpin) {
-    let mut stderr = tokio::io::BufReader::new(stderr);
+/// Which of a server's output streams a reader copies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Output {
+    /// Logged at `info`: what a server says about itself.
+    Stderr,
+    /// A started server's stdout (a stdio server's is the protocol), logged at `debug`: servers
+    /// print a line per request there.
+    Stdout,
+}
+
+/// The last lines a server wrote on stderr, kept to say why it exited (redacted, bounded).
+pub(super) type Tail = Arc<std::sync::Mutex<std::collections::VecDeque<String>>>;
+
+/// Lines a [`Tail`] keeps.
+const TAIL_LINES: usize = 5;
+/// A [`Tail`] line's length at most, in characters.
+const TAIL_LINE_CHARS: usize = 300;
+
+/// Copies a server's stderr (or a started server's stdout) into our log within a budget (a
+/// burst, then a few lines a second, with counts of what was not logged), and its last lines
+/// into `tail`. Bytes, not text: a server's output is whatever it writes, and an overlong line is
+/// never held whole.
+pub(super) async fn log_output(
+    output: impl tokio::io::AsyncRead + Unpin,
+    stream: Output,
+    tail: Option<Tail>,
+) {
+    let mut output = tokio::io::BufReader::new(output);
     let mut line = Vec::new();
     let mut budget = crate::telemetry::LogBudget::new(STDERR_BURST, STDERR_PER_SECOND);
     loop {
         line.clear();
-        match (&mut stderr)
+        match (&mut output)
             .take(MAX_STDERR_LINE as u64)
             .read_until(b'\n', &mut line)
             .await
@@ -75,23 +100,39 @@ async fn log_stderr(stderr: impl tokio::io::AsyncRead + Unpin) {
             Ok(_) => {}
         }
         if line.last() != Some(&b'\n') && line.len() == MAX_STDERR_LINE {
-            skip_line(&mut stderr).await;
+            skip_line(&mut output).await;
+        }
+        // A server may print its environment, a URL with credentials, a token: redacted as errors
+        // are.
+        let text = String::from_utf8_lossy(&line);
+        if let Some(tail) = &tail
+            && !text.trim().is_empty()
+        {
+            let mut tail = crate::sync::lock(tail);
+            if tail.len() == TAIL_LINES {
+                tail.pop_front();
+            }
+            tail.push_back(crate::security::text::redact_bounded(
+                text.trim_end(),
+                TAIL_LINE_CHARS,
+            ));
         }
         let Some(suppressed) = budget.admit() else {
             continue;
         };
-        // A server may print its environment, a URL with credentials, a token: redacted as errors
-        // are.
-        let text = String::from_utf8_lossy(&line);
-        tracing::info!(
-            "stderr: {}{}",
-            crate::security::text::redact_bounded(text.trim_end(), MAX_STDERR_LINE),
-            crate::telemetry::suppressed_note(suppressed)
-        );
+        let text = crate::security::text::redact_bounded(text.trim_end(), MAX_STDERR_LINE);
+        let note = crate::telemetry::suppressed_note(suppressed);
+        match stream {
+            Output::Stderr => tracing::info!("stderr: {text}{note}"),
+            Output::Stdout => tracing::debug!("stdout: {text}{note}"),
+        }
     }
     let suppressed = budget.take_suppressed();
     if suppressed > 0 {
-        tracing::info!("stderr: {suppressed} more lines not logged");
+        match stream {
+            Output::Stderr => tracing::info!("stderr: {suppressed} more lines not logged"),
+            Output::Stdout => tracing::debug!("stdout: {suppressed} more lines not logged"),
+        }
     }
 }
 
@@ -126,6 +167,9 @@ pub(super) enum ConnectError {
         command: String,
         source: std::io::Error,
     },
+    /// A started server's process or port (see `started`).
+    #[error("{0}")]
+    Started(#[from] super::started::StartError),
     #[error("{0}")]
     Sse(#[from] super::sse::SseTransportError),
     #[error("invalid header \"{name}\": {reason}")]
@@ -159,7 +203,13 @@ pub(super) async fn connect(
     let refusals = security::net::RefusalSlot::default();
     let lifecycle = match protocol {
         // Legacy HTTP+SSE is a 2024-11-05 transport: no modern server speaks it.
-        Protocol::Auto if matches!(transport, TransportConfig::Sse { .. }) => {
+        Protocol::Auto
+            if matches!(
+                transport,
+                TransportConfig::Sse { .. }
+                    | TransportConfig::StartedHttp(StartedHttp { sse: true, .. })
+            ) =>
+        {
             ClientLifecycleMode::Initialize
         }
         Protocol::Legacy => ClientLifecycleMode::Initialize,
@@ -173,6 +223,14 @@ pub(super) async fn connect(
     };
     let server_name: std::sync::Arc<str> = server.into();
     let events = handler.events.clone();
+    // A started server's process runs and accepts connections before the handshake's own
+    // timeout starts: waiting for its port has the server's timeout too.
+    let mut started = match transport {
+        TransportConfig::StartedHttp(config) => {
+            Some(super::started::start(server, config, timeout).await?)
+        }
+        _ => None,
+    };
     let handshake = async {
         match transport {
             TransportConfig::Stdio {
@@ -245,6 +303,56 @@ pub(super) async fn connect(
                 handler
                     .serve_with_lifecycle(
                         Observed::new(transport, server_name.clone(), events.clone(), rate),
+                        lifecycle.clone(),
+                    )
+                    .await
+                    .map_err(handshake_error)
+            }
+            TransportConfig::StartedHttp(config) => {
+                let Some((process, url)) = started.take() else {
+                    return Err(super::started::StartError::NotStarted.into());
+                };
+                // The process we started, on loopback: the URL policy's client with local
+                // targets allowed, which still refuses metadata addresses, ignores proxies from
+                // the environment (one would not reach this machine's loopback) and follows
+                // same-origin redirects only.
+                let rules = security::UrlRules { allow_local: true };
+                let client = http_client(Some(rules), refusals.clone())?;
+                let (url, headers) = credentials_to_header(&url, header_map(&config.headers)?);
+                if config.sse {
+                    let transport =
+                        SseClientTransport::connect(client, url, headers, timeout, limit).await?;
+                    return handler
+                        .serve_with_lifecycle(
+                            Observed::new(
+                                WithProcess::new(transport, process),
+                                server_name.clone(),
+                                events.clone(),
+                                rate,
+                            ),
+                            lifecycle.clone(),
+                        )
+                        .await
+                        .map_err(handshake_error);
+                }
+                let custom: HashMap<HeaderName, HeaderValue> = headers
+                    .into_iter()
+                    .filter_map(|(k, v)| Some((k?, v)))
+                    .collect();
+                let config = StreamableHttpClientTransportConfig::with_uri(url.as_str())
+                    .custom_headers(custom)
+                    .max_sse_event_size(limit)
+                    .max_json_response_size(limit);
+                let client = super::task_wire::TaskWire::new(client);
+                let transport = StreamableHttpClientTransport::with_client(client, config);
+                handler
+                    .serve_with_lifecycle(
+                        Observed::new(
+                            WithProcess::new(transport, process),
+                            server_name.clone(),
+                            events.clone(),
+                            rate,
+                        ),
                         lifecycle.clone(),
                     )
                     .await
@@ -329,14 +437,14 @@ fn header_map(headers: &BTreeMap<String, Secret>) -> Result<HeaderMap, ConnectEr
     Ok(map)
 }
 
-fn spawn_child(
-    server: &str,
+/// A server's command: no shell, only [`INHERITED_ENV`] of the proxy's environment with the
+/// server's `env` on top, in `cwd` when given. Its stdio and process group are the caller's.
+pub(super) fn server_command(
     command: &str,
     args: &[String],
     env: &BTreeMap<String, String>,
     cwd: Option<&std::path::Path>,
-    limit: usize,
-) -> Result<ChildTransport, ConnectError> {
+) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(command);
     cmd.args(args).env_clear();
     for key in INHERITED_ENV {
@@ -348,6 +456,18 @@ fn spawn_child(
     if let Some(cwd) = cwd {
         cmd.current_dir(cwd);
     }
+    cmd
+}
+
+fn spawn_child(
+    server: &str,
+    command: &str,
+    args: &[String],
+    env: &BTreeMap<String, String>,
+    cwd: Option<&std::path::Path>,
+    limit: usize,
+) -> Result<ChildTransport, ConnectError> {
+    let mut cmd = server_command(command, args, env, cwd);
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -364,7 +484,10 @@ fn spawn_child(
     if let Some(stderr) = stderr {
         // Its lines go to our log under the server's name, wherever the child was started from.
         let span = tracing::info_span!(parent: None, "downstream", server = %server);
-        tokio::spawn(tracing::Instrument::instrument(log_stderr(stderr), span));
+        tokio::spawn(tracing::Instrument::instrument(
+            log_output(stderr, Output::Stderr, None),
+            span,
+        ));
     }
     Ok(child)
 }

@@ -12,6 +12,7 @@ mod observe;
 #[cfg(unix)]
 pub mod reaper;
 pub mod sse;
+mod started;
 mod supervisor;
 mod task_wire;
 

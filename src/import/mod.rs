@@ -285,7 +285,17 @@ pub fn describe(entry: &Value) -> (String, String) {
             line.extend(args.iter().filter_map(Value::as_str).map(str::to_owned));
         }
         let target = crate::security::text::redact_bounded(&line.join(" "), 300);
-        ("stdio".into(), target)
+        // With a URL too: a server the proxy starts and reaches over HTTP.
+        match entry.get("url").and_then(Value::as_str) {
+            Some(url) => {
+                let kind = match text("type") {
+                    "sse" => "sse",
+                    _ => "streamable-http",
+                };
+                (kind.into(), format!("{target} ({url})"))
+            }
+            None => ("stdio".into(), target),
+        }
     } else {
         let kind = match text("type") {
             "sse" => "sse",

@@ -34,7 +34,12 @@ const PLACES: &[(&str, &str, &[&str])] = &[
     (
         "only the stdio transport writes stdout (the protocol's channel)",
         "stdout()",
-        &["upstream::stdio", "downstream::child"],
+        // The downstream ones read a child's stdout: the protocol, or a started server's log.
+        &[
+            "upstream::stdio",
+            "downstream::child",
+            "downstream::started",
+        ],
     ),
     (
         "only the local store speaks SQL",

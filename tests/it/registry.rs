@@ -134,6 +134,23 @@ fn entries() -> Vec<Value> {
                 "remotes": [{"type": "streamable-http", "url": "http://169.254.169.254/latest/meta-data/"}]
             }),
         ),
+        // The same package serving Streamable HTTP on the port the client gives it in `PORT`.
+        official(
+            "io.github.modelcontextprotocol/everything-http",
+            "2026.8.31",
+            true,
+            json!({
+                "description": "MCP server that exercises all the features of the MCP protocol, over Streamable HTTP",
+                "packages": [{
+                    "registryType": "npm", "registryBaseUrl": "https://registry.npmjs.org",
+                    "identifier": "@modelcontextprotocol/server-everything", "version": "2026.8.31",
+                    "transport": {"type": "streamable-http", "url": "http://localhost:{port}/mcp"},
+                    "packageArguments": [{"type": "positional", "value": "streamableHttp"}],
+                    "environmentVariables": [{"name": "PORT", "description": "The port it listens on",
+                        "isRequired": true, "default": "3001"}]
+                }]
+            }),
+        ),
     ]
 }
 
@@ -515,6 +532,100 @@ async fn added_npm_pypi_and_remote_entries_start_and_serve() {
         .await;
     assert!(echo.contains("through the registry"), "{echo}");
     drop(demo);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_npm_package_serving_http_on_a_port_runs_is_restarted_and_leaves_nothing_behind() {
+    let registry = StandIn::start().await;
+    let setup = Setup::new(packages_allowed());
+    let name = "io.github.modelcontextprotocol/everything-http";
+    // `{port}` is the proxy's to fill: nothing is asked.
+    setup.ok(&registry.url, &["add", name]);
+    assert_eq!(
+        setup.servers()["everything-http"],
+        json!({"command": "npx",
+               "args": ["-y", "@modelcontextprotocol/server-everything@2026.8.31", "streamableHttp"],
+               "env": {"PORT": "{port}"},
+               "type": "streamable-http", "url": "http://localhost:{port}/mcp",
+               "registry": {"url": registry.url, "name": name, "version": "2026.8.31", "package": "npm"}})
+    );
+
+    // npx runs the package installed under .deps, offline.
+    let proxy = proxy()
+        .config_file(&setup.config())
+        .current_dir(&deps().join("npm"))
+        .start()
+        .await;
+    let echo = proxy
+        .call_until(
+            "everything-http__echo",
+            json!({"message": "served over http"}),
+            |text| !text.is_empty(),
+        )
+        .await;
+    assert!(echo.contains("served over http"), "{echo}");
+    // It listens where the proxy told it to, not on its default port.
+    let port = picked_port(&proxy.log.text());
+    assert_ne!(port, 3001);
+    proxy
+        .log
+        .wait_for(&format!("listening on port {port}"))
+        .await;
+
+    // The package's processes: npx and what it started, in the process group npx leads.
+    let first = descendants(proxy.pid);
+    let servers: Vec<u32> = first
+        .iter()
+        .copied()
+        .filter(|pid| all_children(*pid).is_empty())
+        .collect();
+    assert!(!servers.is_empty(), "{first:?}");
+    for pid in &servers {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+    }
+    // What is left of that start ends with it, and a new start serves again.
+    wait_gone(&first).await;
+    let again = tokio::time::timeout(WAIT, async {
+        loop {
+            if let Ok(result) = proxy
+                .call(
+                    "everything-http__echo",
+                    json!({"message": "after the restart"}),
+                )
+                .await
+                && !result.is_error.unwrap_or(false)
+            {
+                return text_of(&result);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("never served again:\n{}", proxy.log.text()));
+    assert!(again.contains("after the restart"), "{again}");
+    let second = descendants(proxy.pid);
+    assert!(
+        !second.is_empty() && second.iter().all(|pid| !first.contains(pid)),
+        "{first:?} {second:?}"
+    );
+
+    // Nothing outlives the proxy.
+    let proxy_pid = proxy.pid;
+    drop(proxy);
+    wait_gone(&[proxy_pid]).await;
+    wait_gone(&second).await;
+}
+
+/// The port the proxy picked for a started server, from its debug log line.
+fn picked_port(log: &str) -> u16 {
+    log.lines()
+        .filter(|line| line.contains("picked a port for the server's process"))
+        .filter_map(|line| line.split("port=").nth(1))
+        .filter_map(|rest| rest.split_whitespace().next()?.parse().ok())
+        .next()
+        .unwrap_or_else(|| panic!("no picked port in the log:\n{log}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -153,9 +153,14 @@ async fn child_pids(proxy: &Proxy, tools: &[&str]) -> Vec<u32> {
 }
 
 async fn no_orphans_after(signal: Option<&str>) {
+    no_orphans_of(demo(), signal).await;
+}
+
+/// Two servers started from `server`'s entry; `signal` ends the proxy (stdin EOF for `None`).
+async fn no_orphans_of(server: serde_json::Value, signal: Option<&str>) {
     let proxy = proxy()
-        .server("a", demo())
-        .server("b", demo())
+        .server("a", server.clone())
+        .server("b", server)
         .start()
         .await;
     let mut pids = child_pids(&proxy, &["a__pid", "b__pid"]).await;
@@ -216,12 +221,42 @@ async fn no_orphans_after_sigkill() {
     no_orphans_after(Some("KILL")).await;
 }
 
+/// A demo server the proxy starts and reaches over Streamable HTTP on `{port}`.
+fn started_demo() -> serde_json::Value {
+    json!({"command": demo_bin(), "args": ["--http", "{port}"], "url": "http://127.0.0.1:{port}/mcp"})
+}
+
+#[tokio::test]
+async fn no_orphans_of_started_http_servers_after_sigterm() {
+    no_orphans_of(started_demo(), Some("TERM")).await;
+}
+
+#[tokio::test]
+async fn no_orphans_of_started_http_servers_after_sigkill() {
+    no_orphans_of(started_demo(), Some("KILL")).await;
+}
+
+#[tokio::test]
+async fn no_orphans_of_started_http_servers_after_stdin_eof() {
+    no_orphans_of(started_demo(), None).await;
+}
+
 #[tokio::test]
 async fn a_crashed_servers_own_children_are_ended() {
     let proxy = proxy().server("demo", demo()).start().await;
     let helper = child_pids(&proxy, &["demo__spawn_sleeper"]).await;
     let _ = proxy.call("demo__exit", json!({})).await;
     // The server is gone; the helper it left in its group is ended with the connection.
+    wait_gone(&helper).await;
+    proxy.wait_for_tool("demo__echo").await;
+}
+
+#[tokio::test]
+async fn a_crashed_started_servers_own_children_are_ended() {
+    let proxy = proxy().server("demo", started_demo()).start().await;
+    let helper = child_pids(&proxy, &["demo__spawn_sleeper"]).await;
+    let _ = proxy.call("demo__exit", json!({})).await;
+    // The process is gone; the connection with it, and the helper it left in its group.
     wait_gone(&helper).await;
     proxy.wait_for_tool("demo__echo").await;
 }

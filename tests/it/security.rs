@@ -871,3 +871,46 @@ async fn app_servers_with_local_targets_allowed_still_never_reach_metadata() {
     assert_eq!(text, "Echo: local");
     task.abort();
 }
+
+#[tokio::test]
+async fn a_started_server_from_a_registry_entry_passes_the_command_policy_and_its_own_port_rule() {
+    let registry = json!({"url": "https://registry.example", "name": "io.example/demo"});
+    let started = |args: &[&str], url: &str| json!({"command": demo_bin(), "args": args, "url": url, "registry": registry.clone()});
+    let proxy = proxy()
+        .config_key("security", json!({"allowedCommands": [demo_bin()]}))
+        // Allowed: an allowed command, reached on the port the proxy picked.
+        .server(
+            "picked",
+            started(&["--http", "{port}"], "http://127.0.0.1:{port}/mcp"),
+        )
+        // Refused: a fixed port could be another service on this machine.
+        .server(
+            "fixed",
+            started(&["--http", "6380"], "http://127.0.0.1:6380/mcp"),
+        )
+        // Refused: the command policy applies as to a stdio server.
+        .server(
+            "shell",
+            json!({"command": "sh", "args": ["-c", "exec server --port {port}"],
+                   "url": "http://localhost:{port}/mcp", "registry": registry.clone()}),
+        )
+        .start()
+        .await;
+    proxy.wait_for_tool("picked__echo").await;
+    proxy.log.wait_for("rule started-url-port").await;
+    proxy.log.wait_for("rule command-not-allowed").await;
+    let output = proxy.cli_ok(&["servers"]);
+    assert!(
+        server_row(&output, "picked").contains("connected"),
+        "{output}"
+    );
+    assert!(
+        server_row(&output, "fixed")
+            .contains("refused by the security policy (rule started-url-port)"),
+        "{output}"
+    );
+    assert!(
+        server_row(&output, "shell").contains("rule command-not-allowed"),
+        "{output}"
+    );
+}

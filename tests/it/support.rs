@@ -818,6 +818,18 @@ pub fn is_reaper(pid: u32) -> bool {
         .is_ok_and(|cmdline| cmdline.ends_with(b"__pluggedin-reaper\0"))
 }
 
+/// Every process below `pid` (children, their children, …), its reaper left out, parents before
+/// their children.
+pub fn descendants(pid: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    let mut next = children(pid);
+    while let Some(child) = next.pop() {
+        found.push(child);
+        next.extend(all_children(child));
+    }
+    found
+}
+
 /// The direct children of a process, as the kernel lists them.
 pub fn all_children(pid: u32) -> Vec<u32> {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {

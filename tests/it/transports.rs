@@ -95,3 +95,106 @@ async fn stdio_children_get_a_minimal_environment_plus_their_env_and_their_stder
         proxy.log.text()
     );
 }
+
+/// A demo server the proxy starts itself, serving `flag` (`--http` or `--sse`) on `{port}`.
+fn started_demo(flag: &str, url: &str, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec![flag, "{port}"];
+    args.extend_from_slice(extra);
+    json!({"command": demo_bin(), "args": args, "url": url})
+}
+
+/// Calls `tool` until it answers (the server may be restarting); its text.
+async fn call_when_back(proxy: &Proxy, tool: &str) -> String {
+    let answered = tokio::time::timeout(WAIT, async {
+        loop {
+            if let Ok(result) = proxy.call(tool, json!({})).await {
+                return text_of(&result);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    answered.unwrap_or_else(|_| panic!("{tool} never answered:\n{}", proxy.log.text()))
+}
+
+#[tokio::test]
+async fn servers_the_proxy_starts_serve_on_the_port_it_picked_and_are_restarted_when_they_exit() {
+    let proxy = proxy()
+        .server(
+            "web",
+            // Slow to listen: the proxy waits for the port, not for a fixed time.
+            started_demo(
+                "--http",
+                "http://127.0.0.1:{port}/mcp",
+                &["--start-delay-ms", "300"],
+            ),
+        )
+        .server(
+            "legacy",
+            started_demo("--sse", "http://localhost:{port}/sse", &[]),
+        )
+        .start()
+        .await;
+    proxy.wait_for_tool("web__echo").await;
+    proxy.wait_for_tool("legacy__echo").await;
+    assert_eq!(
+        proxy
+            .call_text("web__echo", json!({"message": "started"}))
+            .await,
+        "Echo: started"
+    );
+    assert_eq!(
+        proxy
+            .call_text("legacy__echo", json!({"message": "over sse"}))
+            .await,
+        "Echo: over sse"
+    );
+    // Each is the proxy's own child, leading its process group, and said where it listens.
+    let web: u32 = proxy
+        .call_text("web__pid", json!({}))
+        .await
+        .parse()
+        .unwrap();
+    assert!(children(proxy.pid).contains(&web), "{web}");
+    let log = proxy.log.text();
+    assert!(
+        log.contains("stderr: listening on http://127.0.0.1:") && log.contains("server=web"),
+        "{log}"
+    );
+
+    // The process exits: the connection is lost, and the proxy starts it again.
+    let _ = proxy.call("web__exit", json!({"code": 3})).await;
+    wait_gone(&[web]).await;
+    let back: u32 = call_when_back(&proxy, "web__pid").await.parse().unwrap();
+    assert_ne!(back, web);
+    assert!(children(proxy.pid).contains(&back), "{back}");
+    assert_eq!(
+        proxy
+            .call_text("web__echo", json!({"message": "again"}))
+            .await,
+        "Echo: again"
+    );
+    proxy.log.wait_for("the server's process exited").await;
+}
+
+#[tokio::test]
+async fn a_started_server_that_exits_before_listening_fails_with_its_status_and_stderr() {
+    let proxy = proxy()
+        .server(
+            "broken",
+            started_demo("--http", "http://127.0.0.1:{port}/mcp", &["--no-such-flag"]),
+        )
+        .server("demo", demo())
+        .start()
+        .await;
+    proxy.wait_for_tool("demo__echo").await;
+    proxy
+        .log
+        .wait_for("exited (exit status: 2) before it listened on http://127.0.0.1:")
+        .await;
+    let log = proxy.log.text();
+    assert!(
+        log.contains("its last lines on stderr:") && log.contains("--no-such-flag"),
+        "{log}"
+    );
+}

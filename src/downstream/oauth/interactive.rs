@@ -28,6 +28,12 @@ pub async fn authorize_server(
                 "server \"{name}\" is a stdio server; OAuth applies to HTTP servers"
             ));
         }
+        crate::config::TransportConfig::StartedHttp(_) => {
+            return Err(format!(
+                "server \"{name}\" is started by the proxy and reached on this machine; OAuth \
+                 applies to remote HTTP servers"
+            ));
+        }
     };
     let http = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))

@@ -3,13 +3,15 @@
 //! command-line words (named flags, booleans, repeats), environment variables and headers into
 //! the entry. A required value nobody gave is recorded, never guessed; a secret one goes to the
 //! secrets file and the entry references it (`${NAME}`), and literal text is escaped so the
-//! config reads it back as it is.
+//! config reads it back as it is. For a package that serves HTTP on `{port}`, the inputs named
+//! `port` are the proxy's: they get the `{port}` placeholder, and nobody is asked for them.
 
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
 use super::{AddError, AddRequest, Needed};
+use crate::config::PORT_PLACEHOLDER;
 use crate::registry::{Argument, Input, KeyValueInput};
 
 /// The values being gathered for one entry.
@@ -21,6 +23,13 @@ pub(super) struct Values<'a> {
     pub(super) secrets: BTreeMap<String, String>,
     /// The argument values given, as written into the entry (secret ones as references).
     pub(super) used_args: BTreeMap<String, Vec<String>>,
+    /// The package serves HTTP on a URL that names `{port}`: its inputs named `port` carry the
+    /// port the proxy picks at each start.
+    pub(super) port: bool,
+    /// Each input's value as written into the entry, by the names a package URL's variables use
+    /// for it (an argument's value hint and flag name without dashes, an environment variable's
+    /// name), lowercase.
+    provided: BTreeMap<String, String>,
 }
 
 /// A value ready for the entry, or a reference to the secrets file.
@@ -38,7 +47,81 @@ impl<'a> Values<'a> {
             missing: Vec::new(),
             secrets: BTreeMap::new(),
             used_args: BTreeMap::new(),
+            port: false,
+            provided: BTreeMap::new(),
         }
+    }
+
+    /// Whether `name` is the port the proxy fills in.
+    fn is_port(&self, name: &str) -> bool {
+        self.port && name.trim_start_matches('-').eq_ignore_ascii_case("port")
+    }
+
+    /// The placeholder for the port the proxy picks, as the entry writes it.
+    fn port_value() -> Resolved {
+        Resolved {
+            text: PORT_PLACEHOLDER.to_owned(),
+            secret: false,
+            escaped: true,
+        }
+    }
+
+    /// Notes the value written for an input known by `names`.
+    fn provide<'n>(&mut self, names: impl IntoIterator<Item = &'n str>, text: &str) {
+        for name in names {
+            let name = name.trim_start_matches('-').to_ascii_lowercase();
+            if !name.is_empty() {
+                self.provided.entry(name).or_insert_with(|| text.to_owned());
+            }
+        }
+    }
+
+    /// A package's transport URL with its `{variables}` filled in from the package's inputs (an
+    /// argument's value hint or name, an environment variable's name), else from `--arg`;
+    /// `{port}` stays for the proxy when the inputs carry it. A variable nobody gave is missing.
+    pub(super) fn package_url(&mut self, template: &str) -> String {
+        let mut url = String::new();
+        let mut rest = template;
+        while let Some(start) = rest.find('{') {
+            let Some(length) = rest[start..].find('}') else {
+                break;
+            };
+            url.push_str(&rest[..start]);
+            let variable = &rest[start + 1..start + length];
+            rest = &rest[start + length + 1..];
+            if self.is_port(variable) {
+                url.push_str(PORT_PLACEHOLDER);
+                continue;
+            }
+            let given = self
+                .request
+                .args
+                .get(variable)
+                .and_then(|values| values.first());
+            match (self.provided.get(&variable.to_ascii_lowercase()), given) {
+                (Some(value), _) => url.push_str(value),
+                (None, Some(value)) => {
+                    let written = escape_literal(value);
+                    self.used_args
+                        .insert(variable.to_owned(), vec![written.clone()]);
+                    url.push_str(&written);
+                }
+                (None, None) => {
+                    self.missing.push(Needed {
+                        kind: "arg",
+                        name: variable.to_owned(),
+                        description: Some("a variable of the package's URL".into()),
+                        secret: false,
+                        choices: Vec::new(),
+                    });
+                    url.push('{');
+                    url.push_str(variable);
+                    url.push('}');
+                }
+            }
+        }
+        url.push_str(rest);
+        url
     }
 
     /// The value of one input: its fixed `value` (with `{variables}`), else the user's, else its
@@ -101,6 +184,10 @@ impl<'a> Values<'a> {
             if !text.contains(&placeholder) {
                 continue;
             }
+            if self.is_port(variable) {
+                text = text.replace(&placeholder, PORT_PLACEHOLDER);
+                continue;
+            }
             let given = self
                 .request
                 .args
@@ -146,6 +233,12 @@ impl<'a> Values<'a> {
     /// An argument's words (none when it has no value and needs none).
     fn argument(&mut self, argument: &Argument) -> Result<Vec<String>, AddError> {
         let key = argument.key().unwrap_or_default();
+        let names = [argument.value_hint.as_deref(), argument.name.as_deref()];
+        if names.into_iter().flatten().any(|name| self.is_port(name)) {
+            let mut words = Vec::new();
+            push_words(argument, Self::port_value().text, &mut words)?;
+            return Ok(words);
+        }
         let given: Vec<String> = self.request.args.get(&key).cloned().unwrap_or_default();
         let values = self.argument_values(argument, &key, &given)?;
         let mut words = Vec::new();
@@ -167,6 +260,7 @@ impl<'a> Values<'a> {
             if argument.input.value.is_none() && !given.is_empty() {
                 written.push(text.clone());
             }
+            self.provide(names.into_iter().flatten(), &text);
             push_words(argument, text, &mut words)?;
         }
         if !written.is_empty() {
@@ -225,13 +319,17 @@ impl<'a> Values<'a> {
         out: &mut Map<String, Value>,
     ) -> Result<(), AddError> {
         for item in items {
-            let Some(value) = self.input(
-                kind,
-                &item.name,
-                &item.input,
-                given.get(&item.name).map(String::as_str),
-            )?
-            else {
+            let value = if kind == "env" && self.is_port(&item.name) {
+                Some(Self::port_value())
+            } else {
+                self.input(
+                    kind,
+                    &item.name,
+                    &item.input,
+                    given.get(&item.name).map(String::as_str),
+                )?
+            };
+            let Some(value) = value else {
                 continue;
             };
             let text = if value.secret {
@@ -246,12 +344,18 @@ impl<'a> Values<'a> {
             } else {
                 escape_literal(&value.text)
             };
+            if kind == "env" {
+                self.provide([item.name.as_str()], &text);
+            }
             out.insert(item.name.clone(), json!(text));
         }
         // Values given for names the entry does not list are passed too: the user knows the
         // server.
         for (name, value) in given {
             if !out.contains_key(name) {
+                if kind == "env" {
+                    self.provide([name.as_str()], value);
+                }
                 out.insert(name.clone(), json!(value));
             }
         }
