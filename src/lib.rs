@@ -20,10 +20,6 @@
 //! - [`manage`]: the management commands (`servers list|enable|disable`, `tools enable|disable`,
 //!   `workspace`, `stats`, `docs`).
 
-// Sampling, roots and logging are deprecated by SEP-2577 (MCP 2026-07-28), but legacy clients and
-// servers — most of them today — use them, and a proxy must carry them both ways.
-#![allow(deprecated)]
-
 pub mod builtin;
 pub mod catalog;
 pub mod cli;

@@ -417,8 +417,7 @@ fn is_standard(method: &str) -> bool {
 fn params_error(method: &str, params: Value) -> String {
     use rmcp::model::{
         CallToolRequestParams, CompleteRequestParams, GetPromptRequestParams,
-        InitializeRequestParams, ReadResourceRequestParams, SetLevelRequestParams,
-        SubscribeRequestParams,
+        InitializeRequestParams, ReadResourceRequestParams, SubscribeRequestParams,
     };
     fn check<T: serde::de::DeserializeOwned>(params: Value) -> Option<String> {
         serde_json::from_value::<T>(params)
@@ -432,7 +431,9 @@ fn params_error(method: &str, params: Value) -> String {
         "resources/subscribe" | "resources/unsubscribe" => check::<SubscribeRequestParams>(params),
         "completion/complete" => check::<CompleteRequestParams>(params),
         "initialize" => check::<InitializeRequestParams>(params),
-        "logging/setLevel" => check::<SetLevelRequestParams>(params),
+        // Logging is deprecated by SEP-2577; legacy clients use it.
+        #[allow(deprecated)]
+        "logging/setLevel" => check::<rmcp::model::SetLevelRequestParams>(params),
         _ => None,
     };
     detail.unwrap_or_else(|| "they do not match the method's schema".to_owned())
