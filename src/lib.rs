@@ -20,10 +20,6 @@
 //! - [`manage`]: the management commands (`servers list|enable|disable`, `tools enable|disable`,
 //!   `workspace`, `stats`, `docs`).
 
-// Sampling, roots and logging are deprecated by SEP-2577 (MCP 2026-07-28), but legacy clients and
-// servers — most of them today — use them, and a proxy must carry them both ways.
-#![allow(deprecated)]
-
 pub mod builtin;
 pub mod catalog;
 pub mod cli;
@@ -46,7 +42,7 @@ pub mod telemetry;
 pub mod upstream;
 pub mod wire;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -74,7 +70,76 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub async fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
     // reqwest is built without a default TLS provider (aws-lc-rs costs minutes of compile time).
     let _ = rustls::crypto::ring::default_provider().install_default();
+    let app_settings = app_settings(&cli)?;
+    let (data_dir, store) = open_store(cli.data_dir.clone()).await?;
+    let config_path = config_path(&cli, app_settings.is_some());
+    let overrides = SecurityOverrides::from_cli(&cli);
+    if let Some(command) = cli.command.take_if(|command| command.adds_servers()) {
+        // They read and edit the file as written (its `${VAR}` references unresolved), so a
+        // variable set only for the proxy's clients does not stop them.
+        let files = manage::Files {
+            config: config_path.unwrap_or_else(config::edit::default_path),
+            data_dir,
+            explicit_data_dir: cli.data_dir.is_some(),
+            app_mode: app_settings.is_some(),
+        };
+        return manage::add_servers(command, &files).await;
+    }
+    let sources = settle_sources(
+        &cli,
+        app_settings.as_ref(),
+        config_path,
+        overrides,
+        data_dir,
+    )
+    .await?;
+    if let Some(cli::Command::Auth { server }) = &cli.command {
+        return authorize(server, &sources.config).await;
+    }
+    if let Some(command) = cli.command.take_if(|command| command.is_management()) {
+        // Management commands work on the local store in both modes: the operator's settings,
+        // workspaces, `stats` and the local document library live there.
+        return manage::run(command, &store, &sources.config).await;
+    }
+    let control = control_plane(sources.app.as_ref(), store);
+    let mailer = mailer(&sources.config)?;
+    check_workspace(cli.workspace.as_deref(), control.as_ref()).await?;
 
+    let cancel = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let router = start_router(&cli, &sources, control, mailer, &cancel, &tracker).await;
+    let outcome = match cli.command {
+        Some(command) => inspect::run(command, &router).await,
+        None => {
+            let http = (cli.transport == Transport::StreamableHttp)
+                .then(|| http_options(&cli, &sources.config, app_settings.as_ref()))
+                .transpose()?;
+            let app_refresh = Duration::from_secs(cli.app_refresh_secs.max(1));
+            keep_current(sources, app_refresh, &router, &cancel, &tracker)?;
+            match http {
+                Some(options) => serve_http(&router, options, &cancel).await,
+                None => serve_stdio(&router, &cancel).await,
+            }
+            .map(|()| ExitCode::SUCCESS)
+        }
+    };
+    shut_down(&cancel, &tracker).await;
+    outcome
+}
+
+/// What the proxy serves from, settled at start: the config in force, and what keeps it current
+/// (the file to watch in local mode, the App in App mode).
+struct Sources {
+    config: Config,
+    /// The file to watch; none in App mode.
+    config_path: Option<PathBuf>,
+    overrides: SecurityOverrides,
+    app: Option<Arc<AppMode>>,
+}
+
+/// App mode's settings from the flags (none in local mode); a warning for flags the transport
+/// ignores.
+fn app_settings(cli: &Cli) -> anyhow::Result<Option<AppSettings>> {
     let app_settings = AppSettings::resolve(
         cli.pluggedin_api_key.as_ref().map(Secret::expose),
         cli.pluggedin_api_base_url.as_deref(),
@@ -87,110 +152,135 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
             "--stateless and --require-api-auth only apply to --transport streamable-http"
         );
     }
+    Ok(app_settings)
+}
 
-    let data_dir = data_dir(cli.data_dir.clone());
+/// The data dir (OAuth tokens are kept there too) and the local store in it.
+async fn open_store(explicit: Option<PathBuf>) -> anyhow::Result<(Option<PathBuf>, LocalStore)> {
+    let data_dir = data_dir(explicit);
     if let Some(dir) = &data_dir {
         downstream::oauth::set_store_dir(dir);
     }
     let store = LocalStore::open_async(data_dir.clone()).await?;
     tracing::info!(store = store.path(), "local store open");
+    Ok((data_dir, store))
+}
 
-    // The local config file: the server list in local mode; in App mode only a file given with
-    // --config (never one found by searching, which may be another tool's), whose other settings
-    // (auth tokens, SMTP, …) still apply while the App's servers replace its own.
-    let config_path = match &app_settings {
-        None => config::locate(cli.config.as_deref()),
-        Some(_) => cli.config.clone(),
-    };
-    let overrides = SecurityOverrides::from_cli(&cli);
-    if let Some(command) = cli.command.take_if(|command| command.adds_servers()) {
-        // They read and edit the file as written (its `${VAR}` references unresolved), so a
-        // variable set only for the proxy's clients does not stop them.
-        let files = manage::Files {
-            config: config_path
-                .clone()
-                .unwrap_or_else(config::edit::default_path),
-            data_dir: data_dir.clone(),
-            explicit_data_dir: cli.data_dir.is_some(),
-            app_mode: app_settings.is_some(),
-        };
-        return manage::add_servers(command, &files).await;
+/// The local config file: the server list in local mode; in App mode only a file given with
+/// --config (never one found by searching, which may be another tool's), whose other settings
+/// (auth tokens, SMTP, …) still apply while the App's servers replace its own.
+fn config_path(cli: &Cli, app_mode: bool) -> Option<PathBuf> {
+    if app_mode {
+        cli.config.clone()
+    } else {
+        config::locate(cli.config.as_deref())
     }
-    let mut file_config = match &config_path {
-        Some(path) => {
-            let config = Config::load(path)?;
-            if app_settings.is_none() {
-                tracing::info!(file = %path.display(), servers = config.servers.len(), "config loaded");
-            } else if !config.servers.is_empty() {
-                tracing::info!(
-                    file = %path.display(),
-                    "App mode: the servers come from the App; the file's own servers are not used"
-                );
-            }
-            config
-        }
-        None => {
-            let needs_servers = cli.command.as_ref().is_none_or(cli::Command::uses_servers);
-            if app_settings.is_none() && needs_servers {
-                let searched: Vec<String> = config::search_paths()
-                    .iter()
-                    .map(|path| path.display().to_string())
-                    .collect();
-                tracing::warn!(
-                    "no config file found (looked for {}); starting with no downstream servers",
-                    searched.join(", ")
-                );
-            }
-            Config::default()
-        }
-    };
+}
+
+/// The config file (or none) with the command line's security overrides, and in App mode the
+/// App's servers in place of its own.
+async fn settle_sources(
+    cli: &Cli,
+    app_settings: Option<&AppSettings>,
+    config_path: Option<PathBuf>,
+    overrides: SecurityOverrides,
+    data_dir: Option<PathBuf>,
+) -> anyhow::Result<Sources> {
+    let mut file_config = load_config(config_path.as_deref(), cli, app_settings.is_some())?;
     overrides.apply(&mut file_config);
-    let (config, config_path, app) = match &app_settings {
+    Ok(match app_settings {
         Some(settings) => {
-            let client = AppClient::new(&settings.base_url, settings.key.clone(), settings.timeout)
-                .map_err(anyhow::Error::msg)?;
-            let app = Arc::new(AppMode::new(
-                client,
-                file_config,
-                data_dir.clone(),
-                settings.prefix_tools,
-            ));
-            // Serving with a last good copy in the data dir: start from it at once and let
-            // `refresh_app` fetch right away, so a slow App never delays a client's start.
-            // Otherwise (and for the inspector commands, which print once) fetch first.
-            let start_from_copy = app.status().fetched_at.is_some() && cli.command.is_none();
-            if start_from_copy {
-                tracing::info!(
-                    servers = app.servers().identities.len(),
-                    tools = app.catalog().tools.len(),
-                    "App mode: starting from the last good copy; fetching from the App"
-                );
-            } else {
-                // Each list that answered is served, whatever the others did.
-                match app.refresh().await.error {
-                    None => tracing::info!(
-                        base = %settings.base_url,
-                        servers = app.servers().identities.len(),
-                        tools = app.catalog().tools.len(),
-                        "App mode: server list and catalog fetched"
-                    ),
-                    Some(_) => tracing::warn!("{}", app.status().summary()),
-                }
-            }
+            let serving = cli.command.is_none();
+            let app = start_app(settings, file_config, data_dir, serving).await?;
             // The App's server list is not a file to watch: `refresh_app` follows it.
-            (app.config(), None, Some(app))
+            Sources {
+                config: app.config(),
+                config_path: None,
+                overrides,
+                app: Some(app),
+            }
         }
-        None => (file_config, config_path, None),
+        None => Sources {
+            config: file_config,
+            config_path,
+            overrides,
+            app: None,
+        },
+    })
+}
+
+/// The config file at `path`, or an empty config (with a warning where servers were expected).
+fn load_config(path: Option<&Path>, cli: &Cli, app_mode: bool) -> anyhow::Result<Config> {
+    let Some(path) = path else {
+        let needs_servers = cli.command.as_ref().is_none_or(cli::Command::uses_servers);
+        if !app_mode && needs_servers {
+            let searched: Vec<String> = config::search_paths()
+                .iter()
+                .map(|path| path.display().to_string())
+                .collect();
+            tracing::warn!(
+                "no config file found (looked for {}); starting with no downstream servers",
+                searched.join(", ")
+            );
+        }
+        return Ok(Config::default());
     };
-    if let Some(cli::Command::Auth { server }) = &cli.command {
-        return authorize(server, &config).await;
+    let config = Config::load(path)?;
+    if !app_mode {
+        tracing::info!(file = %path.display(), servers = config.servers.len(), "config loaded");
+    } else if !config.servers.is_empty() {
+        tracing::info!(
+            file = %path.display(),
+            "App mode: the servers come from the App; the file's own servers are not used"
+        );
     }
-    if let Some(command) = cli.command.take_if(|command| command.is_management()) {
-        // Management commands work on the local store in both modes: the operator's settings,
-        // workspaces, `stats` and the local document library live there.
-        return manage::run(command, &store, &config).await;
+    Ok(config)
+}
+
+/// App mode: the App's servers and catalog, from the last good copy or fetched.
+async fn start_app(
+    settings: &AppSettings,
+    file_config: Config,
+    data_dir: Option<PathBuf>,
+    serving: bool,
+) -> anyhow::Result<Arc<AppMode>> {
+    let client = AppClient::new(&settings.base_url, settings.key.clone(), settings.timeout)
+        .map_err(anyhow::Error::msg)?;
+    let app = Arc::new(AppMode::new(
+        client,
+        file_config,
+        data_dir,
+        settings.prefix_tools,
+    ));
+    // Serving with a last good copy in the data dir: start from it at once and let
+    // `refresh_app` fetch right away, so a slow App never delays a client's start.
+    // Otherwise (and for the inspector commands, which print once) fetch first.
+    let start_from_copy = app.status().fetched_at.is_some() && serving;
+    if start_from_copy {
+        tracing::info!(
+            servers = app.servers().identities.len(),
+            tools = app.catalog().tools.len(),
+            "App mode: starting from the last good copy; fetching from the App"
+        );
+    } else {
+        // Each list that answered is served, whatever the others did.
+        match app.refresh().await.error {
+            None => tracing::info!(
+                base = %settings.base_url,
+                servers = app.servers().identities.len(),
+                tools = app.catalog().tools.len(),
+                "App mode: server list and catalog fetched"
+            ),
+            Some(_) => tracing::warn!("{}", app.status().summary()),
+        }
     }
-    let control: Arc<dyn ControlPlane> = match &app {
+    Ok(app)
+}
+
+/// The built-in tools' data: the App in App mode (with the local store for what stays local),
+/// else the local store.
+fn control_plane(app: Option<&Arc<AppMode>>, store: LocalStore) -> Arc<dyn ControlPlane> {
+    match app {
         Some(app) => {
             let servers = app.clone();
             Arc::new(AppControl::new(
@@ -200,29 +290,50 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
             ))
         }
         None => Arc::new(store),
-    };
+    }
+}
 
-    let mailer = SmtpSettings::resolve(config.smtp.as_ref(), |var| std::env::var(var).ok())?
+/// The SMTP mailer, when the config or the environment sets one up.
+fn mailer(config: &Config) -> anyhow::Result<Option<Mailer>> {
+    let settings = SmtpSettings::resolve(config.smtp.as_ref(), |var| std::env::var(var).ok())?;
+    Ok(settings
         .map(|settings| Mailer::new(&settings))
-        .transpose()?;
-    if let Some(workspace) = &cli.workspace
+        .transpose()?)
+}
+
+/// `--workspace` must name a workspace that exists.
+async fn check_workspace(
+    workspace: Option<&str>,
+    control: &dyn ControlPlane,
+) -> anyhow::Result<()> {
+    if let Some(workspace) = workspace
         && !control
             .workspaces()
             .await?
             .iter()
-            .any(|known| &known.name == workspace)
+            .any(|known| known.name == workspace)
     {
         bail!("--workspace {workspace}: no such workspace (create it with `workspace create`)");
     }
+    Ok(())
+}
 
-    let cancel = CancellationToken::new();
-    let tracker = TaskTracker::new();
-    prune_activity(&control, cli.activity_retention_days, &tracker);
+/// The router with its built-in tools and activity recorder, its settings read, and the servers
+/// of `sources` applied (which starts them).
+async fn start_router(
+    cli: &Cli,
+    sources: &Sources,
+    control: Arc<dyn ControlPlane>,
+    mailer: Option<Mailer>,
+    cancel: &CancellationToken,
+    tracker: &TaskTracker,
+) -> Arc<Router> {
+    prune_activity(&control, cli.activity_retention_days, tracker);
     let ids = ids::ServerIds::new(control.clone());
-    if app.is_none() {
-        ids.ensure(config.servers.keys()).await;
+    if sources.app.is_none() {
+        ids.ensure(sources.config.servers.keys()).await;
     }
-    let recorder = Recorder::start(control.clone(), &tracker, cancel.child_token());
+    let recorder = Recorder::start(control.clone(), tracker, cancel.child_token());
     let router = Router::new(
         cli.prefix_mode,
         cli.page_size,
@@ -240,41 +351,43 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
         .set_ttl(cli.parked_call_ttl.max(Duration::from_millis(1)));
     router.set_startup_wait(cli.startup_wait);
     router.reload_settings().await;
-    match &app {
+    match &sources.app {
         Some(app) => {
             router.set_app(app.clone());
             router.apply_app();
         }
-        None => router.apply_config(&config),
+        None => router.apply_config(&sources.config),
     }
     router.watch_settings();
+    router
+}
 
-    let outcome = match cli.command {
-        Some(command) => inspect::run(command, &router).await,
-        None => {
-            let http = (cli.transport == Transport::StreamableHttp)
-                .then(|| http_options(&cli, &config, app_settings.as_ref()))
-                .transpose()?;
-            if let Some(path) = config_path {
-                watch_config(path, config, overrides, &router, &cancel, &tracker)?;
-            }
-            if let Some(app) = &app {
-                refresh_app(
-                    app.clone(),
-                    &router,
-                    Duration::from_secs(cli.app_refresh_secs.max(1)),
-                    &cancel,
-                    &tracker,
-                );
-            }
-            match http {
-                Some(options) => serve_http(&router, options, &cancel).await,
-                None => serve_stdio(&router, &cancel).await,
-            }
-            .map(|()| ExitCode::SUCCESS)
-        }
-    };
+/// Follows what the servers come from while serving: the config file's edits, or the App.
+fn keep_current(
+    sources: Sources,
+    app_refresh: Duration,
+    router: &Arc<Router>,
+    cancel: &CancellationToken,
+    tracker: &TaskTracker,
+) -> anyhow::Result<()> {
+    if let Some(path) = sources.config_path {
+        watch_config(
+            path,
+            sources.config,
+            sources.overrides,
+            router,
+            cancel,
+            tracker,
+        )?;
+    }
+    if let Some(app) = &sources.app {
+        refresh_app(app.clone(), router, app_refresh, cancel, tracker);
+    }
+    Ok(())
+}
 
+/// Cancels every task and waits for them to end, for the grace period at most.
+async fn shut_down(cancel: &CancellationToken, tracker: &TaskTracker) {
     cancel.cancel();
     tracker.close();
     if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
@@ -286,7 +399,6 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
             "shutdown grace period over with tasks still running"
         );
     }
-    outcome
 }
 
 /// `pluggedin-mcp-proxy auth <server>`: the interactive OAuth authorization.

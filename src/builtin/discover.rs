@@ -6,12 +6,15 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::Arc;
 
-use rmcp::model::JsonObject;
+use rmcp::model::{CallToolResult, JsonObject, Tool};
 
 use super::{Builtins, Outcome, Servers, boolean, string, text};
-use crate::catalog::{PromptRoute, ServerLists};
+use crate::catalog::{Catalog, PromptRoute, ServerLists};
 use crate::config::InstructionMessage;
+use crate::control::CachedServer;
+use crate::downstream::Downstream;
 use crate::names;
 
 /// One server's part of the report.
@@ -20,6 +23,113 @@ struct ServerReport {
     lists: Option<ServerLists>,
     slug: String,
     instructions: Vec<InstructionMessage>,
+}
+
+/// What the report lists from the servers: (name, description) for tools and prompts, under
+/// the names clients call; (name, description, uri) for resources and templates.
+struct Listing {
+    tools: Vec<(String, Option<String>)>,
+    prompts: Vec<(String, Option<String>)>,
+    resources: Vec<(String, Option<String>, String)>,
+    templates: Vec<(String, Option<String>, String)>,
+}
+
+impl Listing {
+    fn of(catalog: &Catalog, reports: &[ServerReport]) -> Listing {
+        let resources = reports
+            .iter()
+            .flat_map(|report| report.lists.iter().flat_map(|lists| lists.resources.iter()))
+            .map(|resource| {
+                (
+                    resource.name.clone(),
+                    resource.description.as_deref().map(one_line),
+                    resource.uri.clone(),
+                )
+            })
+            .collect();
+        let templates = reports
+            .iter()
+            .flat_map(|report| report.lists.iter().flat_map(|lists| lists.templates.iter()))
+            .map(|template| {
+                (
+                    template.name.clone(),
+                    template.description.as_deref().map(one_line),
+                    template.uri_template.clone(),
+                )
+            })
+            .collect();
+        Listing {
+            tools: called_tools(catalog, reports),
+            prompts: called_prompts(catalog, reports),
+            resources,
+            templates,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.tools.is_empty()
+            && self.prompts.is_empty()
+            && self.resources.is_empty()
+            && self.templates.is_empty()
+    }
+}
+
+/// The servers' tools under the names clients call: the catalog's exposed names (which depend on
+/// --prefix-mode) for tools it has, `<slug>__<name>` (always callable) for tools only the cache
+/// knows.
+fn called_tools(catalog: &Catalog, reports: &[ServerReport]) -> Vec<(String, Option<String>)> {
+    let exposed: HashMap<(String, String), &str> = catalog
+        .tools
+        .iter()
+        .filter_map(|tool| {
+            let route = catalog.resolve_tool(&tool.name).ok()?;
+            Some(((route.server, route.original), tool.name.as_ref()))
+        })
+        .collect();
+    reports
+        .iter()
+        .flat_map(|report| {
+            report.lists.iter().flat_map(|lists| {
+                lists.tools.iter().map(|tool| {
+                    let key = (report.name.clone(), tool.name.to_string());
+                    let name = exposed.get(&key).map_or_else(
+                        || names::qualify(&report.slug, &tool.name),
+                        |name| (*name).to_owned(),
+                    );
+                    (name, tool.description.as_deref().map(one_line))
+                })
+            })
+        })
+        .collect()
+}
+
+/// The servers' prompts under the names clients call, as [`called_tools`] names tools.
+fn called_prompts(catalog: &Catalog, reports: &[ServerReport]) -> Vec<(String, Option<String>)> {
+    let exposed: HashMap<(String, String), &str> = catalog
+        .prompts
+        .iter()
+        .filter_map(|prompt| match catalog.resolve_prompt(&prompt.name).ok()? {
+            PromptRoute::Downstream(route) => {
+                Some(((route.server, route.original), prompt.name.as_str()))
+            }
+            PromptRoute::Instructions { .. } => None,
+        })
+        .collect();
+    reports
+        .iter()
+        .flat_map(|report| {
+            report.lists.iter().flat_map(|lists| {
+                lists.prompts.iter().map(|prompt| {
+                    let key = (report.name.clone(), prompt.name.clone());
+                    let name = exposed.get(&key).map_or_else(
+                        || names::qualify(&report.slug, &prompt.name),
+                        |name| (*name).to_owned(),
+                    );
+                    (name, prompt.description.as_deref().map(one_line))
+                })
+            })
+        })
+        .collect()
 }
 
 /// The categories of the built-in tools, in list order.
@@ -43,36 +153,90 @@ fn one_line(text: &str) -> String {
 pub(super) async fn run(builtins: &Builtins, fleet: &dyn Servers, args: &JsonObject) -> Outcome {
     let force = boolean(args, "force_refresh");
     let wanted = string(args, "server_uuid");
+    let servers = chosen_servers(fleet, wanted.as_deref())?;
+    let cache = cached_lists(builtins).await;
+    let app_note = if force {
+        start_refresh(builtins, fleet, &servers, wanted.as_deref()).await
+    } else {
+        None
+    };
+    let reports = server_reports(fleet, &servers, &cache);
+    let statics = fleet.builtin_tools();
+    let listing = Listing::of(&fleet.catalog(), &reports);
+    // Nothing known yet: in App mode, ask the App to discover (the original's cold path).
+    if !force
+        && listing.is_empty()
+        && let Some(answer) = cold_discovery(builtins, wanted.as_deref()).await?
+    {
+        return Ok(answer);
+    }
+    let mut out = heading(
+        force,
+        app_note.as_deref(),
+        wanted.as_deref(),
+        &listing,
+        &statics,
+    );
+    push_builtin_tools(&mut out, &statics);
+    push_listing(&mut out, &listing, &reports);
+    push_instructions(&mut out, &reports);
+    if force {
+        out.push_str("\n📝 **Note**: Fresh discovery is running in background. Call pluggedin_discover_tools() again in a few seconds to see if any new tools were discovered.");
+    }
+    Ok(text(out.trim_end().to_owned()))
+}
+
+/// The visible servers, or the one `server_uuid` names.
+fn chosen_servers(
+    fleet: &dyn Servers,
+    wanted: Option<&str>,
+) -> Result<Vec<Arc<Downstream>>, String> {
     let mut servers = fleet.visible_servers();
-    if let Some(uuid) = &wanted {
+    if let Some(uuid) = wanted {
         servers.retain(|server| server.uuid.eq_ignore_ascii_case(uuid));
         if servers.is_empty() {
             return Err(format!("Server not found: {uuid}"));
         }
     }
-    let cache = match builtins.control.cached_servers().await {
+    Ok(servers)
+}
+
+/// What the store remembers of the servers' lists; nothing when it cannot be read.
+async fn cached_lists(builtins: &Builtins) -> Vec<CachedServer> {
+    match builtins.control.cached_servers().await {
         Ok(cache) => cache,
         Err(error) => {
             tracing::warn!("discovery cache unreadable: {error}");
             Vec::new()
         }
-    };
-    // In App mode the App discovers too (`POST /api/discover/<uuid|all>`); its answer is
-    // reported, and a failure is said, not fatal: the live lists below still stand.
-    let mut app_note = None;
-    if force {
-        // In App mode, what the App discovers shows once its tool list is read again.
-        fleet.refresh(servers.clone());
-        app_note = match builtins
-            .control
-            .trigger_discovery(wanted.as_deref(), true)
-            .await
-        {
-            Ok(note) => note,
-            Err(error) => Some(format!("The App's discovery could not be started: {error}")),
-        };
     }
-    let reports: Vec<ServerReport> = servers
+}
+
+/// `force_refresh`: re-lists the servers in the background. In App mode the App discovers too
+/// (`POST /api/discover/<uuid|all>`); its answer is the note returned, and a failure is said,
+/// not fatal: the live lists still stand.
+async fn start_refresh(
+    builtins: &Builtins,
+    fleet: &dyn Servers,
+    servers: &[Arc<Downstream>],
+    wanted: Option<&str>,
+) -> Option<String> {
+    // In App mode, what the App discovers shows once its tool list is read again.
+    fleet.refresh(servers.to_vec());
+    match builtins.control.trigger_discovery(wanted, true).await {
+        Ok(note) => note,
+        Err(error) => Some(format!("The App's discovery could not be started: {error}")),
+    }
+}
+
+/// Each server's lists: live when connected, else from the cache; tools the client may not see
+/// left out.
+fn server_reports(
+    fleet: &dyn Servers,
+    servers: &[Arc<Downstream>],
+    cache: &[CachedServer],
+) -> Vec<ServerReport> {
+    servers
         .iter()
         .map(|server| {
             let lists = if server.connection().is_some() {
@@ -96,118 +260,46 @@ pub(super) async fn run(builtins: &Builtins, fleet: &dyn Servers, args: &JsonObj
                 instructions: server.config.instructions.clone().unwrap_or_default(),
             }
         })
-        .collect();
+        .collect()
+}
 
-    let statics = fleet.builtin_tools();
-    // The names clients call: the catalog's exposed names (which depend on --prefix-mode) for
-    // tools it has, `<slug>__<name>` (always callable) for tools only the cache knows.
-    let catalog = fleet.catalog();
-    let exposed: HashMap<(String, String), &str> = catalog
-        .tools
-        .iter()
-        .filter_map(|tool| {
-            let route = catalog.resolve_tool(&tool.name).ok()?;
-            Some(((route.server, route.original), tool.name.as_ref()))
-        })
-        .collect();
-    let exposed_prompts: HashMap<(String, String), &str> = catalog
-        .prompts
-        .iter()
-        .filter_map(|prompt| match catalog.resolve_prompt(&prompt.name).ok()? {
-            PromptRoute::Downstream(route) => {
-                Some(((route.server, route.original), prompt.name.as_str()))
-            }
-            PromptRoute::Instructions { .. } => None,
-        })
-        .collect();
-    let tools: Vec<(String, Option<String>)> = reports
-        .iter()
-        .flat_map(|report| {
-            report.lists.iter().flat_map(|lists| {
-                lists.tools.iter().map(|tool| {
-                    let key = (report.name.clone(), tool.name.to_string());
-                    let name = exposed.get(&key).map_or_else(
-                        || names::qualify(&report.slug, &tool.name),
-                        |name| (*name).to_owned(),
-                    );
-                    (name, tool.description.as_deref().map(one_line))
-                })
-            })
-        })
-        .collect();
-    let prompts: Vec<(String, Option<String>)> = reports
-        .iter()
-        .flat_map(|report| {
-            report.lists.iter().flat_map(|lists| {
-                lists.prompts.iter().map(|prompt| {
-                    let key = (report.name.clone(), prompt.name.clone());
-                    let name = exposed_prompts.get(&key).map_or_else(
-                        || names::qualify(&report.slug, &prompt.name),
-                        |name| (*name).to_owned(),
-                    );
-                    (name, prompt.description.as_deref().map(one_line))
-                })
-            })
-        })
-        .collect();
-    let resources: Vec<(String, Option<String>, String)> = reports
-        .iter()
-        .flat_map(|report| report.lists.iter().flat_map(|lists| lists.resources.iter()))
-        .map(|resource| {
-            (
-                resource.name.clone(),
-                resource.description.as_deref().map(one_line),
-                resource.uri.clone(),
-            )
-        })
-        .collect();
-    let templates: Vec<(String, Option<String>, String)> = reports
-        .iter()
-        .flat_map(|report| report.lists.iter().flat_map(|lists| lists.templates.iter()))
-        .map(|template| {
-            (
-                template.name.clone(),
-                template.description.as_deref().map(one_line),
-                template.uri_template.clone(),
-            )
-        })
-        .collect();
-
-    // Nothing known yet: in App mode, ask the App to discover (the original's cold path).
-    if !force
-        && tools.is_empty()
-        && prompts.is_empty()
-        && resources.is_empty()
-        && templates.is_empty()
-    {
-        match builtins
-            .control
-            .trigger_discovery(wanted.as_deref(), false)
-            .await
-        {
-            Ok(Some(message)) => {
-                return Ok(text(format!(
-                    "No cached dynamic data found. {message}\n\nNote: You can call pluggedin_discover_tools again to see the cached results including both static and dynamic tools."
-                )));
-            }
-            Ok(None) => {}
-            Err(error) => return Err(format!("Failed to trigger discovery via API: {error}")),
-        }
+/// With nothing known, the App's cold-path discovery: its message as the whole answer when it
+/// started one, `None` when there is no App to ask.
+async fn cold_discovery(
+    builtins: &Builtins,
+    wanted: Option<&str>,
+) -> Result<Option<CallToolResult>, String> {
+    match builtins.control.trigger_discovery(wanted, false).await {
+        Ok(Some(message)) => Ok(Some(text(format!(
+            "No cached dynamic data found. {message}\n\nNote: You can call pluggedin_discover_tools again to see the cached results including both static and dynamic tools."
+        )))),
+        Ok(None) => Ok(None),
+        Err(error) => Err(format!("Failed to trigger discovery via API: {error}")),
     }
-    let target = match &wanted {
+}
+
+/// The report's first lines: what was done, for which servers, and the counts.
+fn heading(
+    force: bool,
+    app_note: Option<&str>,
+    wanted: Option<&str>,
+    listing: &Listing,
+    statics: &[Tool],
+) -> String {
+    let target = match wanted {
         Some(uuid) => format!("server {uuid}"),
         None => "all servers".to_owned(),
     };
     let counts = format!(
         "{} dynamic tools + {} static tools = {} total tools, {} resources, {} prompts, {} templates",
-        tools.len(),
+        listing.tools.len(),
         statics.len(),
-        tools.len() + statics.len(),
-        resources.len(),
-        prompts.len(),
-        templates.len()
+        listing.tools.len() + statics.len(),
+        listing.resources.len(),
+        listing.prompts.len(),
+        listing.templates.len()
     );
-    let mut out = if force && let Some(note) = &app_note {
+    if force && let Some(note) = app_note {
         format!(
             "🔄 Force refresh initiated for {target}. Discovery is running in background.\n{note}\n\nShowing current cached data ({counts}):\n\n"
         )
@@ -219,12 +311,15 @@ pub(super) async fn run(builtins: &Builtins, fleet: &dyn Servers, args: &JsonObj
         format!(
             "Returning cached discovery data for {target}. Found cached data: {counts}. Use force_refresh=true to update.\n\n"
         )
-    };
+    }
+}
 
+/// The built-in tools by category, each with the first sentence of its description.
+fn push_builtin_tools(out: &mut String, statics: &[Tool]) {
     out.push_str("## 🔧 Static Built-in Tools (Always Available):\n");
     let mut number = 0;
     let mut current = "";
-    for tool in &statics {
+    for tool in statics {
         let group = category(&tool.name);
         if group != current {
             if !current.is_empty() {
@@ -251,18 +346,22 @@ pub(super) async fn run(builtins: &Builtins, fleet: &dyn Servers, args: &JsonObj
             .unwrap_or_default();
         let _ = writeln!(out, "{number}. **{}** - {summary}", tool.name);
     }
+}
 
+/// The servers' tools (and the servers not discovered yet), prompts, resources and templates.
+fn push_listing(out: &mut String, listing: &Listing, reports: &[ServerReport]) {
     let _ = write!(
         out,
         "\n## ⚡ Dynamic MCP Tools ({}) - From Connected Servers:\n",
-        tools.len()
+        listing.tools.len()
     );
-    if tools.is_empty() {
+    if listing.tools.is_empty() {
         out.push_str("No dynamic tools available. Add MCP servers to get more tools.\n");
     }
     push_items(
-        &mut out,
-        tools
+        out,
+        listing
+            .tools
             .iter()
             .map(|(name, d)| (name.as_str(), d.as_deref(), None)),
     );
@@ -278,10 +377,16 @@ pub(super) async fn run(builtins: &Builtins, fleet: &dyn Servers, args: &JsonObj
             pending.join(", ")
         );
     }
+    let Listing {
+        prompts,
+        resources,
+        templates,
+        ..
+    } = listing;
     if !prompts.is_empty() {
         let _ = write!(out, "\n## 💬 Available Prompts ({}):\n", prompts.len());
         push_items(
-            &mut out,
+            out,
             prompts
                 .iter()
                 .map(|(name, d)| (name.as_str(), d.as_deref(), None)),
@@ -290,7 +395,7 @@ pub(super) async fn run(builtins: &Builtins, fleet: &dyn Servers, args: &JsonObj
     if !resources.is_empty() {
         let _ = write!(out, "\n## 📄 Available Resources ({}):\n", resources.len());
         push_items(
-            &mut out,
+            out,
             resources
                 .iter()
                 .map(|(name, d, uri)| (name.as_str(), d.as_deref(), Some(uri.as_str()))),
@@ -303,36 +408,37 @@ pub(super) async fn run(builtins: &Builtins, fleet: &dyn Servers, args: &JsonObj
             templates.len()
         );
         push_items(
-            &mut out,
+            out,
             templates
                 .iter()
                 .map(|(name, d, uri)| (name.as_str(), d.as_deref(), Some(uri.as_str()))),
         );
     }
+}
+
+/// The servers' custom instructions, as they are given to clients.
+fn push_instructions(out: &mut String, reports: &[ServerReport]) {
     let instructed: Vec<&ServerReport> = reports
         .iter()
         .filter(|report| !report.instructions.is_empty())
         .collect();
-    if !instructed.is_empty() {
-        out.push_str("\n## 🔧 Server Custom Instructions (Auto-Injected)\nThe following custom instructions are automatically provided to AI assistants:\n\n");
-        for report in instructed {
-            let raw: Vec<&str> = report
-                .instructions
-                .iter()
-                .map(|message| message.text.as_str())
-                .collect();
-            let _ = write!(
-                out,
-                "### {}\n**Instructions:** {}\n\n",
-                report.name,
-                raw.join("\n")
-            );
-        }
+    if instructed.is_empty() {
+        return;
     }
-    if force {
-        out.push_str("\n📝 **Note**: Fresh discovery is running in background. Call pluggedin_discover_tools() again in a few seconds to see if any new tools were discovered.");
+    out.push_str("\n## 🔧 Server Custom Instructions (Auto-Injected)\nThe following custom instructions are automatically provided to AI assistants:\n\n");
+    for report in instructed {
+        let raw: Vec<&str> = report
+            .instructions
+            .iter()
+            .map(|message| message.text.as_str())
+            .collect();
+        let _ = write!(
+            out,
+            "### {}\n**Instructions:** {}\n\n",
+            report.name,
+            raw.join("\n")
+        );
     }
-    Ok(text(out.trim_end().to_owned()))
 }
 
 /// `N. **name** - description (uri)`; the uri only when it differs from the name.

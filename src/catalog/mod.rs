@@ -137,8 +137,15 @@ impl Catalog {
             let name = catalog.push_instructions(server.name, server.slug, messages);
             taken_prompts.insert(name);
         }
+        catalog.add_tools(servers, mode);
+        catalog.add_prompts(servers, mode, taken_prompts);
+        catalog.add_resources(servers);
+        catalog.warn_ambiguous();
+        catalog
+    }
 
-        // Tools.
+    /// The servers' tools their filters permit, under their exposed names.
+    fn add_tools(&mut self, servers: &[ServerEntry<'_>], mode: PrefixMode) {
         let tool_counts = count_names(servers.iter().flat_map(|server| {
             server
                 .lists
@@ -149,10 +156,7 @@ impl Catalog {
         }));
         let mut taken_tools = HashSet::new();
         for server in servers {
-            let originals = catalog
-                .server_tools
-                .entry(server.name.to_owned())
-                .or_default();
+            let originals = self.server_tools.entry(server.name.to_owned()).or_default();
             for tool in &server.lists.tools {
                 if !server.filter.permits(&tool.name) {
                     continue;
@@ -160,8 +164,7 @@ impl Catalog {
                 originals.insert(tool.name.to_string());
                 let shared = tool_counts.get(tool.name.as_ref()).copied().unwrap_or(0) > 1;
                 let Some(name) = exposed_name(mode, server.slug, &tool.name, shared) else {
-                    catalog
-                        .ambiguous_tools
+                    self.ambiguous_tools
                         .entry(tool.name.to_string())
                         .or_default()
                         .push(server.name.to_owned());
@@ -176,8 +179,8 @@ impl Catalog {
                 {
                     *description = clean.into();
                 }
-                catalog.tools.push(exposed);
-                catalog.tool_routes.insert(
+                self.tools.push(exposed);
+                self.tool_routes.insert(
                     name,
                     Route {
                         server: server.name.to_owned(),
@@ -186,15 +189,23 @@ impl Catalog {
                 );
             }
         }
+    }
 
-        // Prompts.
+    /// The servers' prompts under their exposed names; `taken` holds the names of the
+    /// instructions prompts, listed first.
+    fn add_prompts(
+        &mut self,
+        servers: &[ServerEntry<'_>],
+        mode: PrefixMode,
+        mut taken: HashSet<String>,
+    ) {
         let prompt_counts = count_names(
             servers
                 .iter()
                 .flat_map(|server| server.lists.prompts.iter().map(|p| p.name.as_str())),
         );
         for server in servers {
-            let originals = catalog
+            let originals = self
                 .server_prompts
                 .entry(server.name.to_owned())
                 .or_default();
@@ -206,14 +217,13 @@ impl Catalog {
                     .unwrap_or(0)
                     > 1;
                 let Some(name) = exposed_name(mode, server.slug, &prompt.name, shared) else {
-                    catalog
-                        .ambiguous_prompts
+                    self.ambiguous_prompts
                         .entry(prompt.name.clone())
                         .or_default()
                         .push(server.name.to_owned());
                     continue;
                 };
-                let name = claim(&mut taken_prompts, name);
+                let name = claim(&mut taken, name);
                 let mut exposed = prompt.clone();
                 exposed.name = name.clone();
                 clean_text(&mut exposed.title);
@@ -222,8 +232,8 @@ impl Catalog {
                     clean_text(&mut argument.title);
                     clean_text(&mut argument.description);
                 }
-                catalog.prompts.push(exposed);
-                catalog.prompt_routes.insert(
+                self.prompts.push(exposed);
+                self.prompt_routes.insert(
                     name,
                     PromptRoute::Downstream(Route {
                         server: server.name.to_owned(),
@@ -232,7 +242,10 @@ impl Catalog {
                 );
             }
         }
+    }
 
+    /// The servers' resources and templates.
+    fn add_resources(&mut self, servers: &[ServerEntry<'_>]) {
         // Resources keep their URIs; the first server to list a URI owns it. A duplicate that
         // differs from the owner's entry is hidden from clients, which is worth a warning (one
         // line per pair of servers); an identical one (two instances of one server) is not.
@@ -240,7 +253,7 @@ impl Catalog {
         let mut shadowed: BTreeMap<(String, &str), Vec<&str>> = BTreeMap::new();
         for server in servers {
             for resource in &server.lists.resources {
-                if let Some(owner) = catalog.resource_routes.get(&resource.uri) {
+                if let Some(owner) = self.resource_routes.get(&resource.uri) {
                     if listed.get(resource.uri.as_str()) != Some(&resource) {
                         shadowed
                             .entry((owner.clone(), server.name))
@@ -250,24 +263,22 @@ impl Catalog {
                     continue;
                 }
                 listed.insert(&resource.uri, resource);
-                catalog
-                    .resource_routes
+                self.resource_routes
                     .insert(resource.uri.clone(), server.name.to_owned());
                 let mut exposed = resource.clone();
                 clean_name(&mut exposed.name);
                 clean_text(&mut exposed.title);
                 clean_text(&mut exposed.description);
-                catalog.resources.push(exposed);
+                self.resources.push(exposed);
             }
             for template in &server.lists.templates {
-                catalog
-                    .template_routes
+                self.template_routes
                     .push((template.uri_template.clone(), server.name.to_owned()));
                 let mut exposed = template.clone();
                 clean_name(&mut exposed.name);
                 clean_text(&mut exposed.title);
                 clean_text(&mut exposed.description);
-                catalog.templates.push(exposed);
+                self.templates.push(exposed);
             }
         }
         for ((owner, also), uris) in shadowed {
@@ -276,17 +287,16 @@ impl Catalog {
                 "resources listed by two servers; the first one serves them"
             );
         }
-        for (name, owners) in catalog
-            .ambiguous_tools
-            .iter()
-            .chain(&catalog.ambiguous_prompts)
-        {
+    }
+
+    /// A name several servers offer, not listed under `--prefix-mode never`, is worth a warning.
+    fn warn_ambiguous(&self) {
+        for (name, owners) in self.ambiguous_tools.iter().chain(&self.ambiguous_prompts) {
             tracing::warn!(
                 name = %name, servers = %owners.join(", "),
                 "name offered by several servers is not listed (--prefix-mode never)"
             );
         }
-        catalog
     }
 
     /// Lists a server's custom instructions as the prompt `<slug>__instructions`; returns its

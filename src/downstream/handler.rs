@@ -5,11 +5,15 @@
 use std::sync::{Arc, Weak};
 
 use rmcp::model::{
-    ClientCapabilities, ClientInfo, CreateMessageRequestParams, CreateMessageResult,
-    ElicitRequestParams, ElicitResult, ElicitationCapability, FormElicitationCapability,
-    Implementation, ListRootsResult, LoggingMessageNotificationParam, Request,
-    ResourceUpdatedNotificationParam, RootsCapabilities, SamplingCapability, ServerRequest,
-    UrlElicitationCapability,
+    ClientCapabilities, ClientConfig, ElicitRequestParams, ElicitResult, ElicitationCapability,
+    FormElicitationCapability, Implementation, Request, ResourceUpdatedNotificationParam,
+    RootsCapabilities, SamplingCapability, ServerRequest, UrlElicitationCapability,
+};
+// Sampling, roots and logging are deprecated by SEP-2577; legacy servers use them.
+#[allow(deprecated)]
+use rmcp::model::{
+    CreateMessageRequestParams, CreateMessageResult, ListRootsResult,
+    LoggingMessageNotificationParam,
 };
 use rmcp::service::{NotificationContext, RequestContext};
 use rmcp::{ClientHandler, ErrorData, RoleClient};
@@ -106,7 +110,7 @@ fn unexpected(method: &str) -> ErrorData {
 // Sampling and roots are deprecated by SEP-2577 but still what legacy servers use.
 #[allow(deprecated)]
 impl ClientHandler for DownstreamHandler {
-    fn get_info(&self) -> ClientInfo {
+    fn get_info(&self) -> ClientConfig {
         let mut capabilities = ClientCapabilities::default();
         let mut roots = RootsCapabilities::default();
         roots.list_changed = Some(true);
@@ -119,7 +123,7 @@ impl ClientHandler for DownstreamHandler {
         );
         let mut implementation = Implementation::new("PluggedinMCP", env!("CARGO_PKG_VERSION"));
         implementation.title = Some("plugged.in MCP Proxy".to_owned());
-        ClientInfo::new(capabilities, implementation)
+        ClientConfig::new(capabilities, implementation)
     }
 
     async fn create_message(

@@ -23,9 +23,12 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 use rmcp::RoleClient;
 use rmcp::model::{
-    ClientResult, ErrorData, LoggingMessageNotificationParam, ProgressNotificationParam,
-    ResourceUpdatedNotificationParam, ServerCapabilities, ServerRequest,
+    ClientResult, ErrorData, ProgressNotificationParam, ResourceUpdatedNotificationParam,
+    ServerCapabilities, ServerRequest,
 };
+// Logging is deprecated by SEP-2577; legacy clients and servers use it.
+#[allow(deprecated)]
+use rmcp::model::LoggingMessageNotificationParam;
 use rmcp::service::{Peer, RequestContext};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -42,6 +45,8 @@ pub trait Events: Send + Sync + 'static {
     /// A server's lists or state changed: rebuild the catalog and tell clients.
     fn catalog_changed(&self);
     fn progress(&self, server: &str, params: ProgressNotificationParam);
+    // Logging is deprecated by SEP-2577; legacy clients and servers use it.
+    #[allow(deprecated)]
     fn log(&self, server: &str, params: LoggingMessageNotificationParam);
     fn resource_updated(&self, server: &str, params: ResourceUpdatedNotificationParam);
     /// A 2025-11-25 server's `notifications/tasks/status`, raw (`wire::core_tasks`).

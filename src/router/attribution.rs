@@ -10,7 +10,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use rmcp::model::{LoggingLevel, RequestId};
+use rmcp::model::RequestId;
+// Logging is deprecated by SEP-2577; legacy clients and servers use it.
+#[allow(deprecated)]
+use rmcp::model::LoggingLevel;
 use rmcp::service::InboundStreamOrigin;
 
 use super::parked::Questions;
@@ -41,6 +44,7 @@ pub(super) struct Forwarded {
     /// A parked call's request (modern client): its questions go here, not to the session.
     pub(super) park: Option<Questions>,
     /// The log level a modern caller asked a modern server for on this request.
+    #[allow(deprecated)] // see the import
     pub(super) logs_for_modern_caller: Option<LoggingLevel>,
 }
 
@@ -170,6 +174,7 @@ impl InFlight {
     /// The session of the one modern request in flight on `server` that asked for logs, with
     /// the level it asked for. With several, nothing in a log message tells them apart, and it
     /// is not guessed.
+    #[allow(deprecated)] // see the import
     pub(super) fn log_listener(&self, server: &str) -> Option<(Weak<Session>, LoggingLevel)> {
         let wanting: Vec<(Weak<Session>, LoggingLevel)> = lock(&self.calls)
             .values()

@@ -8,9 +8,12 @@
 use futures::future::BoxFuture;
 use rmcp::RoleClient;
 use rmcp::model::{
-    ClientResult, ErrorData, LoggingLevel, LoggingMessageNotificationParam,
-    ProgressNotificationParam, ResourceUpdatedNotificationParam, ServerNotification, ServerRequest,
+    ClientResult, ErrorData, ProgressNotificationParam, ResourceUpdatedNotificationParam,
+    ServerNotification, ServerRequest,
 };
+// Logging is deprecated by SEP-2577; legacy clients and servers use it.
+#[allow(deprecated)]
+use rmcp::model::{LoggingLevel, LoggingMessageNotificationParam};
 use rmcp::service::{InboundStreamOrigin, RequestContext};
 
 use super::attribution::Attribution;
@@ -28,6 +31,8 @@ impl Events for Router {
         self.progress.arrived(server, params);
     }
 
+    // Logging is deprecated by SEP-2577; legacy clients and servers use it.
+    #[allow(deprecated)]
     fn log(&self, server: &str, mut params: LoggingMessageNotificationParam) {
         params.logger = Some(match params.logger.take() {
             Some(logger) => format!("{server}/{logger}"),
@@ -155,10 +160,12 @@ impl Events for Router {
 }
 
 /// Whether a message at `level` passes a session's threshold.
+#[allow(deprecated)] // logging levels: see the import
 fn level_passes(level: LoggingLevel, threshold: Option<LoggingLevel>) -> bool {
     threshold.is_none_or(|threshold| severity(level) >= severity(threshold))
 }
 
+#[allow(deprecated)] // logging levels: see the import
 fn severity(level: LoggingLevel) -> u8 {
     match level {
         LoggingLevel::Debug => 0,

@@ -9,9 +9,12 @@
 use std::sync::Arc;
 
 use rmcp::model::{
-    CancelledNotificationParam, ClientRequest, InputRequest, InputResponses, LoggingLevel,
-    RequestMetaObject, ServerRequest, ServerResult,
+    CancelledNotificationParam, ClientRequest, InputRequest, InputResponses, RequestMetaObject,
+    ServerRequest, ServerResult,
 };
+// Logging is deprecated by SEP-2577; legacy clients and servers use it.
+#[allow(deprecated)]
+use rmcp::model::LoggingLevel;
 use rmcp::service::PeerRequestOptions;
 use serde_json::Value;
 
@@ -215,6 +218,7 @@ impl Router {
         // A modern server logs only for a request that names a level (2026-07-28): the modern
         // caller's own, else the level a legacy session set with logging/setLevel.
         let modern_caller = caller.is_modern();
+        #[allow(deprecated)] // a legacy session's logging level: see the import
         let log_level = connection
             .is_modern()
             .then(|| {

@@ -21,10 +21,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rmcp::model::{
-    ClientCapabilities, ClientRequest, ClientResult, CreateMessageResult, ElicitResult, ErrorCode,
-    ErrorData, InputRequest, InputRequiredResult, InputResponses, ListRootsResult,
-    RequestMetaObject, ServerRequest, ServerResult,
+    ClientCapabilities, ClientRequest, ClientResult, ElicitResult, ErrorCode, ErrorData,
+    InputRequest, InputRequiredResult, InputResponses, RequestMetaObject, ServerRequest,
+    ServerResult,
 };
+// Sampling and roots are deprecated by SEP-2577; legacy servers use them.
+#[allow(deprecated)]
+use rmcp::model::{CreateMessageResult, ListRootsResult};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -155,6 +158,7 @@ impl Call {
             _ => (false, "a custom request"),
         };
         if !supported {
+            #[allow(deprecated)] // see the import
             let answer = match question.request {
                 ServerRequest::ListRootsRequest(_) => {
                     Ok(ClientResult::ListRootsResult(ListRootsResult::default()))
@@ -205,6 +209,7 @@ impl Call {
             let Some(question) = self.asked.remove(&key) else {
                 continue;
             };
+            #[allow(deprecated)] // see the import
             let parsed = match &question.request {
                 ServerRequest::CreateMessageRequest(_) => {
                     serde_json::from_value::<CreateMessageResult>(value)

@@ -10,7 +10,10 @@
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
-use rmcp::model::{ClientResult, ErrorData, ListRootsResult, RequestId, Root, ServerRequest};
+use rmcp::model::{ClientResult, ErrorData, RequestId, ServerRequest};
+// Roots are deprecated by SEP-2577; legacy clients and servers use them.
+#[allow(deprecated)]
+use rmcp::model::{ListRootsResult, Root};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -96,6 +99,7 @@ impl Roots {
     /// The roots of `session`, for a server asking during its call `request`: kept ones, else the
     /// client is asked on that call's stream (a question already on its way is waited for); a
     /// client without the `roots` capability leaves the server its configured roots.
+    #[allow(deprecated)] // see the import
     pub(super) async fn of_session(
         &self,
         server: &str,
@@ -119,6 +123,7 @@ impl Roots {
 
     /// What a server gets when no call ties its question to a session: the stdio client's roots
     /// once known, else the server's configured roots.
+    #[allow(deprecated)] // see the import
     fn outside_calls(&self, server: &str) -> ListRootsResult {
         let owner = self.owner.get().and_then(Weak::upgrade);
         if let Some(kept) = owner.and_then(|owner| lock(&owner.roots).roots.clone()) {
@@ -129,6 +134,7 @@ impl Roots {
     }
 
     /// The server's configured roots (an empty list without them).
+    #[allow(deprecated)] // see the import
     fn configured(&self, server: &str) -> ListRootsResult {
         let roots: Vec<Root> = self
             .fleet
@@ -164,6 +170,7 @@ impl Roots {
     /// Asks the client of `session` for its roots (one question at a time per session) and keeps
     /// the answer. Without `fresh`, roots kept by the time the question's turn comes are answered
     /// instead. When the stdio client's roots were kept, the servers that asked are told.
+    #[allow(deprecated)] // see the import
     async fn ask(
         &self,
         session: &Arc<Session>,

@@ -11,10 +11,12 @@ use std::time::Duration;
 
 use rmcp::RoleServer;
 use rmcp::model::{
-    CancelledNotificationParam, ClientResult, ErrorCode, ErrorData, GetExtensions, ListRootsResult,
-    LoggingLevel, ProgressNotificationParam, RequestId, RequestMetaObject, ServerNotification,
-    ServerRequest,
+    CancelledNotificationParam, ClientResult, ErrorCode, ErrorData, GetExtensions,
+    ProgressNotificationParam, RequestId, RequestMetaObject, ServerNotification, ServerRequest,
 };
+// Logging and roots are deprecated by SEP-2577; legacy clients and servers use them.
+#[allow(deprecated)]
+use rmcp::model::{ListRootsResult, LoggingLevel};
 use rmcp::service::{OriginatingRequestId, Peer, PeerRequestOptions, RequestContext, ServiceError};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -33,6 +35,7 @@ pub struct Session {
     /// Progress for this session, sent one at a time by a task of its own, so it keeps order.
     outbox: OnceLock<tokio::sync::mpsc::UnboundedSender<Outgoing>>,
     initialized: AtomicBool,
+    #[allow(deprecated)] // see the import
     pub(super) log_level: Mutex<Option<LoggingLevel>>,
     pub(super) subscriptions: Mutex<HashSet<String>>,
     /// The client's roots as the proxy knows them (`roots`).
@@ -46,6 +49,7 @@ pub struct Session {
 /// server that asked, but not kept).
 #[derive(Default)]
 pub(super) struct KeptRoots {
+    #[allow(deprecated)] // see the import
     pub(super) roots: Option<Arc<ListRootsResult>>,
     pub(super) changes: u64,
 }

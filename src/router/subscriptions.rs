@@ -6,9 +6,11 @@
 use std::sync::Arc;
 
 use rmcp::model::{
-    ClientRequest, LoggingLevel, Request, RequestMetaObject, SetLevelRequestParams,
-    SubscribeRequestParams, UnsubscribeRequestParams,
+    ClientRequest, Request, RequestMetaObject, SubscribeRequestParams, UnsubscribeRequestParams,
 };
+// Logging is deprecated by SEP-2577; legacy clients and servers use it.
+#[allow(deprecated)]
+use rmcp::model::{LoggingLevel, SetLevelRequestParams};
 use rmcp::service::SubscriptionContext;
 use tokio_util::sync::CancellationToken;
 
@@ -155,6 +157,7 @@ impl Router {
     }
 
     /// `logging/setLevel`: remembered for the session and passed to servers that log.
+    #[allow(deprecated)] // see the import
     pub async fn set_level(&self, caller: &Caller, level: LoggingLevel) {
         if let Some(session) = &caller.session {
             *lock(&session.log_level) = Some(level);

@@ -13,9 +13,12 @@ use rmcp::model::{
     GetPromptRequestParams, GetPromptResponse, InitializeRequestParams, InitializeResult,
     ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
     PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ResultType,
-    ServerConfig, ServerResult, SetLevelRequestParams, SubscribeRequestParams, SubscriptionFilter,
+    ServerConfig, ServerResult, SubscribeRequestParams, SubscriptionFilter,
     UnsubscribeRequestParams,
 };
+// Logging is deprecated by SEP-2577; legacy clients and servers use it.
+#[allow(deprecated)]
+use rmcp::model::SetLevelRequestParams;
 use rmcp::model::{CancelTaskParams, GetTaskParams, GetTaskResult, Tool, UpdateTaskParams};
 use rmcp::model::{CustomRequest, CustomResult};
 use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
@@ -457,9 +460,14 @@ fn invalid_params(method: &str, params: Option<&serde_json::Value>) -> Option<St
         "resources/read" => why::<ReadResourceRequest>(method, params),
         "resources/list" => why::<ListResourcesRequest>(method, params),
         "resources/templates/list" => why::<ListResourceTemplatesRequest>(method, params),
+        // Legacy-only methods (logging deprecated by SEP-2577, subscriptions replaced by
+        // subscriptions/listen); legacy clients send them.
+        #[allow(deprecated)]
         "resources/subscribe" => why::<SubscribeRequest>(method, params),
+        #[allow(deprecated)]
         "resources/unsubscribe" => why::<UnsubscribeRequest>(method, params),
         "completion/complete" => why::<CompleteRequest>(method, params),
+        #[allow(deprecated)]
         "logging/setLevel" => why::<SetLevelRequest>(method, params),
         _ => None,
     }

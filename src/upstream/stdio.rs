@@ -1,12 +1,12 @@
 //! The stdio transport towards the client: newline-delimited JSON-RPC on stdin and stdout. We
-//! frame it ourselves instead of using rmcp's `stdio()` because rmcp silently drops a line it
-//! cannot parse, and a client deserves an answer: malformed JSON gets `-32700`, a batch or a
-//! message that is not JSON-RPC gets `-32600`, a known method with unusable params gets `-32602`
-//! — each with the request's id where it has one. This is the only module that writes stdout.
+//! frame it ourselves (`wire::framing`) instead of using rmcp's `stdio()` because rmcp silently
+//! drops a line it cannot parse, and a client deserves an answer: malformed JSON gets `-32700`, a
+//! batch, a message that is not JSON-RPC or one over `MAX_MESSAGE_BYTES` gets `-32600`, a known
+//! method with unusable params gets `-32602` — each with the request's id where it has one. This
+//! is the only module that writes stdout.
 
 use std::sync::Arc;
 
-use futures::StreamExt;
 use rmcp::RoleServer;
 use rmcp::model::{ClientRequest, JsonRpcMessage, RequestId};
 use rmcp::service::{RxJsonRpcMessage, TxJsonRpcMessage};
@@ -14,9 +14,9 @@ use rmcp::transport::Transport;
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{Mutex, mpsc};
-use tokio_util::codec::{AnyDelimiterCodec, AnyDelimiterCodecError, FramedRead};
 
 use super::tool_pages::{Shortcut, ToolPages};
+use crate::wire::framing::{Frame, LineReader};
 
 /// The longest message we accept on stdin. The original refuses tool calls over 50 MiB.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
@@ -235,29 +235,28 @@ async fn read_loop(
     shortcut: Arc<Shortcut>,
 ) {
     // Lines as bytes: whatever a client writes, a line that is not UTF-8 is that line's parse
-    // error, never the end of the session (a text codec ends the stream on it).
-    let codec =
-        AnyDelimiterCodec::new_with_max_length(b"\n".to_vec(), Vec::new(), MAX_MESSAGE_BYTES);
-    let mut lines = FramedRead::new(input, codec);
-    while let Some(line) = lines.next().await {
-        let bytes = match line {
-            Ok(bytes) => bytes,
-            Err(AnyDelimiterCodecError::MaxChunkLengthExceeded) => {
+    // error, never the end of the session.
+    let mut lines = LineReader::new(input, MAX_MESSAGE_BYTES);
+    loop {
+        let bytes = match lines.next().await {
+            Ok(Some(Frame::Line(bytes))) => bytes,
+            Ok(Some(Frame::Oversized { id })) => {
                 tracing::warn!("a message over {MAX_MESSAGE_BYTES} bytes was refused");
                 let reply = error_reply(
-                    Value::Null,
+                    serde_json::to_value(id).unwrap_or(Value::Null),
                     -32600,
                     format!("message too large: the limit is {MAX_MESSAGE_BYTES} bytes"),
                 );
                 write_line(&writer, &reply).await;
                 continue;
             }
-            Err(AnyDelimiterCodecError::Io(error)) => {
+            Ok(None) => break,
+            Err(error) => {
                 tracing::info!("stdin closed: {error}");
                 break;
             }
         };
-        let line = match std::str::from_utf8(&bytes) {
+        let line = match std::str::from_utf8(bytes) {
             Ok(line) => line,
             Err(error) => {
                 let reply = error_reply(
@@ -418,8 +417,7 @@ fn is_standard(method: &str) -> bool {
 fn params_error(method: &str, params: Value) -> String {
     use rmcp::model::{
         CallToolRequestParams, CompleteRequestParams, GetPromptRequestParams,
-        InitializeRequestParams, ReadResourceRequestParams, SetLevelRequestParams,
-        SubscribeRequestParams,
+        InitializeRequestParams, ReadResourceRequestParams, SubscribeRequestParams,
     };
     fn check<T: serde::de::DeserializeOwned>(params: Value) -> Option<String> {
         serde_json::from_value::<T>(params)
@@ -433,7 +431,9 @@ fn params_error(method: &str, params: Value) -> String {
         "resources/subscribe" | "resources/unsubscribe" => check::<SubscribeRequestParams>(params),
         "completion/complete" => check::<CompleteRequestParams>(params),
         "initialize" => check::<InitializeRequestParams>(params),
-        "logging/setLevel" => check::<SetLevelRequestParams>(params),
+        // Logging is deprecated by SEP-2577; legacy clients use it.
+        #[allow(deprecated)]
+        "logging/setLevel" => check::<rmcp::model::SetLevelRequestParams>(params),
         _ => None,
     };
     detail.unwrap_or_else(|| "they do not match the method's schema".to_owned())

@@ -4,11 +4,15 @@
 //! the transports (downstream, upstream) call it.
 //!
 //! - [`core_tasks`]: 2025-11-25 tasks carried as raw JSON (rmcp's model drops their data).
+//! - [`framing`]: newline framing for both stdio sides, with a limit of our choosing and an answer
+//!   for every line (rmcp's stdio transports drop a line they cannot parse or that passes their
+//!   fixed 16 MiB limit).
 //! - [`json_answers`]: a session's answer as a JSON body instead of an SSE stream (rmcp answers
 //!   every request of a session on a stream).
 //! - [`typed_answers`]: `tools/call` and `tools/list` answers decoded straight into their types
 //!   (rmcp's untagged `ServerResult` tries fifteen variants first).
 
 pub mod core_tasks;
+pub mod framing;
 pub mod json_answers;
 pub mod typed_answers;

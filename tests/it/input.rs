@@ -175,6 +175,38 @@ async fn a_line_that_is_not_utf8_is_a_parse_error_and_the_session_goes_on() {
 }
 
 #[tokio::test]
+async fn an_oversized_line_is_refused_with_its_id_and_the_session_goes_on() {
+    let mut raw = Raw::start().await;
+    raw.initialize().await;
+    // One byte over the 64 MiB limit of a client's message.
+    let limit = 64 * 1024 * 1024;
+    let head = r#"{"jsonrpc":"2.0","id":11,"method":"tools/call","params":{"name":"demo__echo","arguments":{"message":""#;
+    let tail = r#""}}}"#;
+    let mut line = Vec::with_capacity(limit + 2);
+    line.extend_from_slice(head.as_bytes());
+    line.resize(limit + 1 - tail.len(), b'x');
+    line.extend_from_slice(tail.as_bytes());
+    line.push(b'\n');
+    raw.send_bytes(&line).await;
+    drop(line);
+    let reply = raw.answer(json!(11)).await;
+    assert_eq!(reply["error"]["code"], -32600, "{reply}");
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("the limit is {limit} bytes")),
+        "{reply}"
+    );
+    raw.send(r#"{"jsonrpc":"2.0","id":12,"method":"tools/call","params":{"name":"demo__echo","arguments":{"message":"after"}}}"#).await;
+    let reply = raw.answer(json!(12)).await;
+    assert_eq!(
+        reply["result"]["content"][0]["text"], "Echo: after",
+        "{reply}"
+    );
+}
+
+#[tokio::test]
 async fn a_second_initialize_is_refused_and_the_first_version_stays() {
     let mut raw = Raw::start().await;
     raw.initialize().await;
