@@ -198,31 +198,14 @@ pub(super) async fn connect(
 ) -> Result<Running, ConnectError> {
     let (transport, timeout) = (&config.transport, config.timeout);
     let limit = security.max_message_bytes;
-    let rate = security.notifications_per_second;
     let url_rules = security.url_rules(config.origin);
     let refusals = security::net::RefusalSlot::default();
-    let lifecycle = match protocol {
-        // Legacy HTTP+SSE is a 2024-11-05 transport: no modern server speaks it.
-        Protocol::Auto
-            if matches!(
-                transport,
-                TransportConfig::Sse { .. }
-                    | TransportConfig::StartedHttp(StartedHttp { sse: true, .. })
-            ) =>
-        {
-            ClientLifecycleMode::Initialize
-        }
-        Protocol::Legacy => ClientLifecycleMode::Initialize,
-        Protocol::Modern => ClientLifecycleMode::Discover {
-            preferred_versions: vec![ProtocolVersion::V_2026_07_28],
-        },
-        Protocol::Auto => ClientLifecycleMode::Auto {
-            preferred_versions: vec![ProtocolVersion::V_2026_07_28],
-            legacy_version: Some(ProtocolVersion::V_2025_11_25),
-        },
+    let serve = Serve {
+        handler,
+        server: server.into(),
+        rate: security.notifications_per_second,
+        lifecycle: lifecycle(protocol, transport),
     };
-    let server_name: std::sync::Arc<str> = server.into();
-    let events = handler.events.clone();
     // A started server's process runs and accepts connections before the handshake's own
     // timeout starts: waiting for its port has the server's timeout too.
     let mut started = match transport {
@@ -240,13 +223,7 @@ pub(super) async fn connect(
                 cwd,
             } => {
                 let child = spawn_child(server, command, args, env, cwd.as_deref(), limit)?;
-                handler
-                    .serve_with_lifecycle(
-                        Observed::new(child, server_name.clone(), events.clone(), rate),
-                        lifecycle.clone(),
-                    )
-                    .await
-                    .map_err(handshake_error)
+                serve.on(child).await
             }
             TransportConfig::Sse { url, headers } => {
                 let (url, headers) = credentials_to_header(url, header_map(headers)?);
@@ -262,51 +239,32 @@ pub(super) async fn connect(
                         SseClientTransport::connect(client, url, headers, timeout, limit).await?
                     }
                 };
-                handler
-                    .serve_with_lifecycle(
-                        Observed::new(transport, server_name.clone(), events.clone(), rate),
-                        lifecycle.clone(),
-                    )
-                    .await
-                    .map_err(handshake_error)
+                serve.on(transport).await
             }
             TransportConfig::StreamableHttp { url, headers } => {
                 let client = http_client(url_rules, refusals.clone())?;
                 let (url, headers) = credentials_to_header(url, header_map(headers)?);
-                let custom: HashMap<HeaderName, HeaderValue> = headers
-                    .into_iter()
-                    .filter_map(|(k, v)| Some((k?, v)))
-                    .collect();
-                let config = StreamableHttpClientTransportConfig::with_uri(url.as_str())
-                    .custom_headers(custom)
-                    .max_sse_event_size(limit)
-                    .max_json_response_size(limit);
-                if let Some(oauth) = oauth {
+                let config = streamable_config(&url, headers, limit);
+                match oauth {
                     // OAuth: the same client, sending the access token and authorizing on a
                     // challenge (see `oauth`).
-                    let client = super::oauth::OAuthHttp {
-                        inner: client,
-                        oauth: oauth.clone(),
-                    };
-                    let client = super::task_wire::TaskWire::new(client);
-                    let transport = StreamableHttpClientTransport::with_client(client, config);
-                    return handler
-                        .serve_with_lifecycle(
-                            Observed::new(transport, server_name.clone(), events.clone(), rate),
-                            lifecycle.clone(),
-                        )
-                        .await
-                        .map_err(handshake_error);
+                    Some(oauth) => {
+                        let client = super::oauth::OAuthHttp {
+                            inner: client,
+                            oauth: oauth.clone(),
+                        };
+                        let client = super::task_wire::TaskWire::new(client);
+                        serve
+                            .on(StreamableHttpClientTransport::with_client(client, config))
+                            .await
+                    }
+                    None => {
+                        let client = super::task_wire::TaskWire::new(client);
+                        serve
+                            .on(StreamableHttpClientTransport::with_client(client, config))
+                            .await
+                    }
                 }
-                let client = super::task_wire::TaskWire::new(client);
-                let transport = StreamableHttpClientTransport::with_client(client, config);
-                handler
-                    .serve_with_lifecycle(
-                        Observed::new(transport, server_name.clone(), events.clone(), rate),
-                        lifecycle.clone(),
-                    )
-                    .await
-                    .map_err(handshake_error)
             }
             TransportConfig::StartedHttp(config) => {
                 let Some((process, url)) = started.take() else {
@@ -322,41 +280,12 @@ pub(super) async fn connect(
                 if config.sse {
                     let transport =
                         SseClientTransport::connect(client, url, headers, timeout, limit).await?;
-                    return handler
-                        .serve_with_lifecycle(
-                            Observed::new(
-                                WithProcess::new(transport, process),
-                                server_name.clone(),
-                                events.clone(),
-                                rate,
-                            ),
-                            lifecycle.clone(),
-                        )
-                        .await
-                        .map_err(handshake_error);
+                    return serve.on(WithProcess::new(transport, process)).await;
                 }
-                let custom: HashMap<HeaderName, HeaderValue> = headers
-                    .into_iter()
-                    .filter_map(|(k, v)| Some((k?, v)))
-                    .collect();
-                let config = StreamableHttpClientTransportConfig::with_uri(url.as_str())
-                    .custom_headers(custom)
-                    .max_sse_event_size(limit)
-                    .max_json_response_size(limit);
+                let config = streamable_config(&url, headers, limit);
                 let client = super::task_wire::TaskWire::new(client);
                 let transport = StreamableHttpClientTransport::with_client(client, config);
-                handler
-                    .serve_with_lifecycle(
-                        Observed::new(
-                            WithProcess::new(transport, process),
-                            server_name.clone(),
-                            events.clone(),
-                            rate,
-                        ),
-                        lifecycle.clone(),
-                    )
-                    .await
-                    .map_err(handshake_error)
+                serve.on(WithProcess::new(transport, process)).await
             }
         }
     };
@@ -372,6 +301,68 @@ pub(super) async fn connect(
     match (outcome, refused) {
         (Err(_), Some(refusal)) => Err(ConnectError::Refused(refusal)),
         (outcome, _) => outcome,
+    }
+}
+
+/// The handshake the configured protocol asks for. Legacy HTTP+SSE is a 2024-11-05 transport:
+/// no modern server speaks it.
+fn lifecycle(protocol: Protocol, transport: &TransportConfig) -> ClientLifecycleMode {
+    let sse = matches!(
+        transport,
+        TransportConfig::Sse { .. } | TransportConfig::StartedHttp(StartedHttp { sse: true, .. })
+    );
+    match protocol {
+        Protocol::Auto if sse => ClientLifecycleMode::Initialize,
+        Protocol::Legacy => ClientLifecycleMode::Initialize,
+        Protocol::Modern => ClientLifecycleMode::Discover {
+            preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+        },
+        Protocol::Auto => ClientLifecycleMode::Auto {
+            preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+            legacy_version: Some(ProtocolVersion::V_2025_11_25),
+        },
+    }
+}
+
+/// rmcp's Streamable HTTP client settings: our headers, and the message limit on both SSE events
+/// and JSON bodies.
+fn streamable_config(
+    url: &url::Url,
+    headers: reqwest::header::HeaderMap,
+    limit: usize,
+) -> StreamableHttpClientTransportConfig {
+    let custom: HashMap<HeaderName, HeaderValue> = headers
+        .into_iter()
+        .filter_map(|(name, value)| Some((name?, value)))
+        .collect();
+    StreamableHttpClientTransportConfig::with_uri(url.as_str())
+        .custom_headers(custom)
+        .max_sse_event_size(limit)
+        .max_json_response_size(limit)
+}
+
+/// The handshake on any transport: wrapped in [`Observed`], with the chosen lifecycle.
+struct Serve {
+    handler: DownstreamHandler,
+    server: std::sync::Arc<str>,
+    rate: u32,
+    lifecycle: ClientLifecycleMode,
+}
+
+impl Serve {
+    async fn on<T>(self, transport: T) -> Result<Running, ConnectError>
+    where
+        T: rmcp::transport::Transport<RoleClient> + Send + 'static,
+        T::Error: Send + Sync + 'static,
+    {
+        let events = self.handler.events.clone();
+        self.handler
+            .serve_with_lifecycle(
+                Observed::new(transport, self.server, events, self.rate),
+                self.lifecycle,
+            )
+            .await
+            .map_err(handshake_error)
     }
 }
 
