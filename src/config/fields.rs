@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 
-use super::parse::{FieldError, field_error, string_list};
+use super::field::{FieldError, field_error, string_list};
 use super::*;
 
 /// The `roots` array: each entry a string (a `file://` URI, an absolute path or a `~/` path) or

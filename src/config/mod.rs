@@ -7,6 +7,7 @@
 //! server the proxy starts and reaches over HTTP on a port it picks.
 
 pub mod edit;
+mod field;
 mod fields;
 pub mod jsonc;
 mod oauth;

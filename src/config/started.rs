@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use serde_json::{Map, Value};
 
-use super::parse::{FieldError, field_error, http_kind, parse_process, string_map};
+use super::field::{FieldError, field_error, http_kind, parse_process, string_map};
 use super::{Origin, TransportConfig};
 use crate::secret::Secret;
 use crate::security::{Refusal, SecuritySettings};

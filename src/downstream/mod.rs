@@ -10,6 +10,7 @@ mod handler;
 pub mod oauth;
 mod observe;
 #[cfg(unix)]
+mod process;
 pub mod reaper;
 pub mod sse;
 mod started;

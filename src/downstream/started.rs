@@ -16,7 +16,7 @@ use tokio::process::ChildStdin;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::connect::{Output, Tail, log_output, server_command};
+use super::process::{Output, Tail, log_output, server_command};
 use crate::config::{StartedHttp, display_url};
 
 /// How long a started server's process may take to exit after SIGTERM before it is killed, as

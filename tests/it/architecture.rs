@@ -1,8 +1,8 @@
 //! The shape of the code, read from its own imports: every module lives on a floor and imports
-//! only from its own floor or below; the modules of one floor import each other without a
-//! circle; and a few facts stay where they belong (only the stdio transport writes stdout, only
-//! the local store speaks SQL, nothing that serves clients starts a process). Test code is
-//! exempt: a unit test may build its fixtures from any floor.
+//! only from its own floor or below; the top-level modules, and the parts of any one module,
+//! import each other without a circle; and a few facts stay where they belong (only the stdio
+//! transports write stdout, only the local store speaks SQL, nothing that serves clients starts a
+//! process). Test code is exempt: a unit test may build its fixtures from any floor.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -182,17 +182,104 @@ fn every_module_imports_only_from_its_floor_or_below() {
     assert!(wrong.is_empty(), "forbidden imports:\n{}", wrong.join("\n"));
 }
 
-#[test]
-fn the_modules_of_a_floor_import_each_other_without_a_circle() {
-    let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for (module, code) in sources() {
-        let top = module.split("::").next().unwrap_or(&module).to_owned();
-        if top == "lib" {
+/// The module paths a file at `module` names, resolved: `crate::a::b` and `super::…`/`self::…`
+/// paths (grouped `use` lists too), each cut to the longest path that is a module in `known`.
+fn named_paths(module: &str, code: &str, known: &BTreeSet<String>) -> BTreeSet<String> {
+    let here: Vec<&str> = if module == "lib" {
+        Vec::new()
+    } else {
+        module.split("::").collect()
+    };
+    let is_ident = |ch: char| ch.is_ascii_alphanumeric() || ch == '_';
+    // The longest module in `known` that `base` followed by the path at the start of `text` names.
+    let resolve = |mut base: Vec<String>, text: &str| -> Option<String> {
+        let mut rest = text.trim_start();
+        let mut longest = None;
+        loop {
+            let end = rest.find(|ch: char| !is_ident(ch)).unwrap_or(rest.len());
+            if end == 0 {
+                break;
+            }
+            base.push(rest[..end].to_owned());
+            let joined = base.join("::");
+            if known.contains(&joined) {
+                longest = Some(joined);
+            }
+            match rest[end..].strip_prefix("::") {
+                Some(after) => rest = after,
+                None => break,
+            }
+        }
+        longest
+    };
+    let mut named = BTreeSet::new();
+    for (at, _) in code.char_indices() {
+        let rest = &code[at..];
+        let boundary = code[..at]
+            .chars()
+            .next_back()
+            .is_none_or(|ch| !(is_ident(ch) || ch == ':'));
+        if !boundary {
             continue;
         }
-        for named in named_modules(&code) {
-            if named != top {
-                edges.entry(top.clone()).or_default().insert(named);
+        let (mut base, mut path): (Vec<String>, &str) =
+            if let Some(after) = rest.strip_prefix("crate::") {
+                (Vec::new(), after)
+            } else if rest.starts_with("super::") || rest.starts_with("self::") {
+                (here.iter().map(|part| (*part).to_owned()).collect(), rest)
+            } else {
+                continue;
+            };
+        loop {
+            if let Some(after) = path.strip_prefix("super::") {
+                base.pop();
+                path = after;
+            } else if let Some(after) = path.strip_prefix("self::") {
+                path = after;
+            } else {
+                break;
+            }
+        }
+        // A grouped `use …::{a, b::c}`: each member is a path of its own.
+        if let Some(group) = path.strip_prefix('{') {
+            let end = group.find('}').unwrap_or(group.len());
+            named.extend(
+                group[..end]
+                    .split(',')
+                    .filter_map(|member| resolve(base.clone(), member)),
+            );
+        } else {
+            named.extend(resolve(base, path));
+        }
+    }
+    named
+}
+
+/// At every level of the module tree, the parts of one module (its files and folders) import
+/// each other without a circle, as the top-level modules do: a part is read from the parts below
+/// it, never the other way round.
+#[test]
+fn the_parts_of_every_module_import_each_other_without_a_circle() {
+    let sources = sources();
+    let known: BTreeSet<String> = sources.iter().map(|(module, _)| module.clone()).collect();
+    // (parent module, its part that imports, its part imported)
+    let mut edges: BTreeMap<String, BTreeMap<String, BTreeSet<String>>> = BTreeMap::new();
+    for (module, code) in &sources {
+        if module == "lib" {
+            continue;
+        }
+        let from: Vec<&str> = module.split("::").collect();
+        for named in named_paths(module, code, &known) {
+            let to: Vec<&str> = named.split("::").collect();
+            let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
+            // Only between two parts of one module: not a part and its own module or sub-part.
+            if common < from.len() && common < to.len() {
+                edges
+                    .entry(from[..common].join("::"))
+                    .or_default()
+                    .entry(from[common].to_owned())
+                    .or_default()
+                    .insert(to[common].to_owned());
             }
         }
     }
@@ -221,12 +308,22 @@ fn the_modules_of_a_floor_import_each_other_without_a_circle() {
         done.insert(node.to_owned());
         None
     }
-    let mut done = BTreeSet::new();
-    for node in edges.keys() {
-        if let Some(circle) = visit(node, &edges, &mut Vec::new(), &mut done) {
-            panic!("an import circle: {}", circle.join(" -> "));
+    let mut circles = Vec::new();
+    for (parent, parts) in &edges {
+        let mut done = BTreeSet::new();
+        for part in parts.keys() {
+            if let Some(circle) = visit(part, parts, &mut Vec::new(), &mut done) {
+                let inside = if parent.is_empty() { "crate" } else { parent };
+                circles.push(format!("in {inside}: {}", circle.join(" -> ")));
+                break;
+            }
         }
     }
+    assert!(
+        circles.is_empty(),
+        "import circles:\n{}",
+        circles.join("\n")
+    );
 }
 
 #[test]

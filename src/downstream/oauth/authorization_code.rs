@@ -13,25 +13,9 @@ use sha2::{Digest, Sha256};
 use url::Url;
 
 use super::discovery::Discovered;
-use super::interactive::receive_redirect;
+use super::redirect::receive_redirect;
 use super::{Challenge, OAuth, OAuthError, Session, ShowUrl, protocol, random_token, strings};
 use crate::sync::lock;
-
-/// The redirect URI's port when `oauth.redirectPort` is 0 in a headless flow: the URI must name
-/// one, though nothing listens there (the redirect is read from the authorization endpoint's answer).
-const DEFAULT_REDIRECT_PORT: u16 = 8976;
-
-/// The loopback redirect URI on `port` (0: the default port).
-pub(super) fn redirect_uri(port: u16) -> String {
-    format!(
-        "http://127.0.0.1:{}/callback",
-        if port == 0 {
-            DEFAULT_REDIRECT_PORT
-        } else {
-            port
-        }
-    )
-}
 
 /// Refuses an authorization server that lists PKCE methods without S256.
 pub(super) fn require_pkce_s256(metadata: &Value) -> Result<(), OAuthError> {

@@ -4,13 +4,8 @@
 
 use std::time::Duration;
 
-use url::Url;
-
-use super::authorization_code::redirect_uri;
+use super::redirect::redirect_uri;
 use super::{Challenge, OAuth, OAuthError, ShowUrl, protocol};
-
-/// How long the interactive authorization waits for the browser's redirect.
-const USER_WAIT: Duration = Duration::from_secs(300);
 
 /// `pluggedin-mcp-proxy auth <server>`: asks the server for its challenge, runs the
 /// authorization with a loopback redirect listener (`show` gets the URL to open) and stores the
@@ -94,64 +89,4 @@ impl OAuth {
         self.run_flow(challenge, &redirect_uri, Some((listener, show)))
             .await
     }
-}
-
-/// Waits for the authorization server's redirect on the loopback listener; the URL it carried.
-pub(super) async fn receive_redirect(
-    listener: tokio::net::TcpListener,
-    redirect_uri: &str,
-) -> Result<Url, OAuthError> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let base = Url::parse(redirect_uri).map_err(|e| protocol(e.to_string()))?;
-    let wait = async {
-        loop {
-            let (mut stream, _) = listener
-                .accept()
-                .await
-                .map_err(|e| protocol(format!("the redirect listener failed: {e}")))?;
-            let mut buffer = vec![0u8; 8192];
-            let mut read = 0;
-            while read < buffer.len() {
-                match stream.read(&mut buffer[read..]).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => read += n,
-                }
-                if buffer[..read].windows(4).any(|w| w == b"\r\n\r\n") {
-                    break;
-                }
-            }
-            let head = String::from_utf8_lossy(&buffer[..read]);
-            let target = head
-                .lines()
-                .next()
-                .and_then(|line| line.strip_prefix("GET "))
-                .and_then(|rest| rest.split(' ').next())
-                .unwrap_or("");
-            let Ok(url) = base.join(target) else {
-                continue;
-            };
-            if url.path() != base.path() {
-                let _ = stream
-                    .write_all(
-                        b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
-                    )
-                    .await;
-                continue;
-            }
-            let body = "Authorization received; you can close this window.";
-            let _ = stream
-                .write_all(
-                    format!(
-                        "HTTP/1.1 200 OK\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                        body.len()
-                    )
-                    .as_bytes(),
-                )
-                .await;
-            return Ok(url);
-        }
-    };
-    tokio::time::timeout(USER_WAIT, wait)
-        .await
-        .map_err(|_| protocol(format!("no authorization within {}s", USER_WAIT.as_secs())))?
 }

@@ -13,6 +13,7 @@ mod dpop;
 mod grants;
 mod http;
 mod interactive;
+mod redirect;
 mod registration;
 mod sse;
 mod store;
@@ -35,8 +36,9 @@ pub use interactive::authorize_server;
 pub(super) use sse::connect_sse;
 pub use store::set_store_dir;
 
-use authorization_code::{redirect_uri, require_pkce_s256};
+use authorization_code::require_pkce_s256;
 use grants::{GrantWithoutUser, grant_without_user};
+use redirect::redirect_uri;
 use registration::Client;
 
 /// Refresh a token this long before it expires.

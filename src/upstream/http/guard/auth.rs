@@ -11,10 +11,7 @@ use subtle::ConstantTimeEq;
 
 use super::Guard;
 use super::refusals::{self, Refused};
-use crate::upstream::http::sessions::Binding;
-
-/// The SHA-256 of a bearer token.
-pub(crate) type TokenHash = [u8; 32];
+use crate::upstream::http::sessions::{Binding, TokenHash};
 
 /// What `/health` shows a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -22,7 +22,7 @@ use axum::response::Response;
 use serde_json::Value;
 
 use super::limits::RateLimits;
-use super::sessions::{BoundedSessions, CREATOR, Creator};
+use super::sessions::{BoundedSessions, CREATOR, Creator, TokenHash};
 use crate::cli::Cors;
 use crate::secret::Secret;
 use answers::Answers;
@@ -41,7 +41,7 @@ mod refusals;
 mod resumption;
 mod shape;
 
-pub(crate) use auth::{HealthView, TokenHash};
+pub(crate) use auth::HealthView;
 pub(crate) use cors::cors;
 pub(crate) use hosts::Hosts;
 pub(crate) use shape::MAX_HEADER_BYTES;

@@ -8,10 +8,10 @@ use axum::http::Method;
 use axum::http::request::Parts;
 use serde_json::Value;
 
-use super::auth::TokenHash;
 use super::refusals::{self, Refused};
 use super::{ClientAddr, Guard};
 use crate::upstream::http::limits::{Key, Kind};
+use crate::upstream::http::sessions::TokenHash;
 
 impl Guard {
     /// 429 with `Retry-After` for a request over its limit.

@@ -18,7 +18,6 @@ use tokio::sync::Notify;
 
 use crate::router::Session;
 use crate::sync::lock;
-use crate::upstream::http::guard::TokenHash;
 use activity::Activity;
 use ended::EndedStreams;
 use requests::Requests;
@@ -31,7 +30,7 @@ mod pools;
 mod requests;
 
 pub(crate) use hibernation::Hibernation;
-pub(crate) use pools::{Binding, CREATOR, Creator};
+pub(crate) use pools::{Binding, CREATOR, Creator, TokenHash};
 
 /// Slots a session map keeps however empty it gets.
 const MIN_CAPACITY: usize = 64;

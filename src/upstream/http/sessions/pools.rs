@@ -11,7 +11,9 @@ use subtle::ConstantTimeEq;
 
 use super::{BoundedSessions, shrink};
 use crate::sync::lock;
-use crate::upstream::http::guard::TokenHash;
+
+/// The SHA-256 of a bearer token: who owns a session.
+pub(crate) type TokenHash = [u8; 32];
 
 tokio::task_local! {
     /// Who is creating a session: set by the guard around an `initialize`, read by
