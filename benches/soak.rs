@@ -274,7 +274,16 @@ impl Proxy {
             .to_string(),
         )?;
         let log = dir.join("proxy.log");
-        let child = tokio::process::Command::new(PROXY)
+        // `SOAK_WRAPPER=heaptrack` (say) runs the proxy under a profiler.
+        let mut command = match std::env::var("SOAK_WRAPPER") {
+            Ok(wrapper) if !wrapper.trim().is_empty() => {
+                let mut command = tokio::process::Command::new(wrapper.trim());
+                command.arg(PROXY);
+                command
+            }
+            _ => tokio::process::Command::new(PROXY),
+        };
+        let child = command
             .args(["--transport", "streamable-http", "--port", "0"])
             .args(["--require-api-auth", "--auth-token", TOKEN])
             .arg("--config")
