@@ -2,6 +2,8 @@
 //! every notification to its own task, so two progress notifications — or the last one and the
 //! answer — can overtake each other on the way to the client. Progress is routed here instead,
 //! from the single receive loop, before rmcp sees the message (and before the answer it precedes).
+//! This steps around rmcp (see `wire`): if rmcp delivered a server's notifications in order, the
+//! progress routing could move back into the handler.
 //!
 //! It also bounds a server's notifications: a token bucket (a burst of `rate`, refilled at `rate`
 //! per second) lets normal traffic through and drops a flood here, before rmcp gives each message

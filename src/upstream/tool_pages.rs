@@ -8,7 +8,10 @@
 //! `tools/list` from the cache only where the service would give the very same bytes — a session
 //! that initialized with a protocol before 2026-07-28 (the legacy shape: no `resultType`, no cache
 //! hints, non-object output schemas dropped), a request without `_meta`, a cursor we hand out.
-//! Everything else goes to the service as before.
+//! Everything else goes to the service.
+//!
+//! It steps around rmcp (see `wire`): if rmcp's service could send a result encoded beforehand,
+//! the cache could hand it the bytes and the shortcut could go.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};

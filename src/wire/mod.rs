@@ -11,6 +11,13 @@
 //!   every request of a session on a stream).
 //! - [`typed_answers`]: `tools/call` and `tools/list` answers decoded straight into their types
 //!   (rmcp's untagged `ServerResult` tries fifteen variants first).
+//!
+//! Two more live beside what they need from the floors above, and say the same of themselves:
+//! `upstream::tool_pages` answers `tools/list` from pages encoded once per catalog (rmcp encodes
+//! its typed result for every request; drop it if rmcp can send pre-encoded results), and
+//! `downstream::observe` routes a server's progress from the one receive loop (rmcp gives each
+//! notification its own task, so progress could overtake the answer; drop it if rmcp delivers
+//! notifications in order).
 
 pub mod core_tasks;
 pub mod framing;
