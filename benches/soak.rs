@@ -274,7 +274,8 @@ impl Proxy {
             .to_string(),
         )?;
         let log = dir.join("proxy.log");
-        // `SOAK_WRAPPER=heaptrack` (say) runs the proxy under a profiler.
+        // `SOAK_WRAPPER=heaptrack` (say) runs the proxy under a profiler; the figures stay the
+        // proxy's own, and it is the proxy that gets SIGTERM at the end.
         let mut command = match std::env::var("SOAK_WRAPPER") {
             Ok(wrapper) if !wrapper.trim().is_empty() => {
                 let mut command = tokio::process::Command::new(wrapper.trim());
@@ -316,6 +317,8 @@ impl Proxy {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         };
+        // Under a wrapper, the figures are the proxy's own: the wrapper's descendant that runs it.
+        let pid = proxy_under(pid).context("the proxy under the wrapper")?;
         Ok(Proxy {
             child,
             pid,
@@ -353,6 +356,30 @@ impl Proxy {
             let _ = self.child.kill().await;
         }
     }
+}
+
+/// The process running the proxy binary: `pid` itself, or the first of its descendants that does
+/// (a wrapper such as heaptrack runs the proxy as its child).
+fn proxy_under(pid: u32) -> Option<u32> {
+    let binary = std::fs::canonicalize(PROXY).ok()?;
+    let mut queue = std::collections::VecDeque::from([pid]);
+    while let Some(pid) = queue.pop_front() {
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
+        if exe.as_deref() == Some(binary.as_path()) {
+            return Some(pid);
+        }
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+        for task in tasks.flatten() {
+            let children =
+                std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            queue.extend(
+                children
+                    .split_whitespace()
+                    .filter_map(|child| child.parse::<u32>().ok()),
+            );
+        }
+    }
+    None
 }
 
 /// One JSON-RPC request on a session; the answer (result or error), JSON or SSE.

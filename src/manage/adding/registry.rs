@@ -76,6 +76,7 @@ pub(super) async fn registry_command(
                 headers: pairs("--header", &headers)?,
                 args: arguments(&args)?,
                 package,
+                written: false,
             };
             let added = add(&registry, &target, &name, as_name.as_deref(), request).await?;
             print_added(&added);

@@ -35,6 +35,9 @@ pub struct AddRequest {
     pub args: BTreeMap<String, Vec<String>>,
     /// `npm`, `pypi`, `nuget`, `oci` or `remote`.
     pub package: Option<String>,
+    /// The values are as the config file holds them (an update re-reads them from the entry):
+    /// taken as written, not escaped again.
+    pub written: bool,
 }
 
 /// A value the entry needs and nobody gave.

@@ -283,6 +283,49 @@ mod tests {
     }
 
     #[test]
+    fn literal_dollar_braces_in_given_values_are_written_so_the_config_reads_them_back() {
+        let request = AddRequest {
+            args: [("pattern".to_owned(), vec!["${HOME}/*.md".to_owned()])].into(),
+            env: [("GREETING".to_owned(), "hi ${USER}".to_owned())].into(),
+            ..AddRequest::default()
+        };
+        let mut package = json!({"registryType": "npm", "identifier": "some-server",
+            "version": "1.0.0",
+            "environmentVariables": [{"name": "GREETING"}],
+            "packageArguments": [{"type": "named", "name": "--pattern", "valueHint": "pattern"}]});
+        package["transport"] = json!({"type": "stdio"});
+        let detail = serde_json::from_value(json!({"name": "io.example/some", "version": "1.0.0",
+                                                   "packages": [package]}))
+        .unwrap();
+        let entry = plan("https://registry.example", &detail, &request)
+            .unwrap()
+            .entry;
+        assert_eq!(
+            entry["args"],
+            json!(["-y", "some-server@1.0.0", "--pattern", "$${HOME}/*.md"])
+        );
+        assert_eq!(entry["env"], json!({"GREETING": "hi $${USER}"}));
+        // An update reads them back as written and keeps them so, not escaped twice.
+        let again = AddRequest {
+            args: [("pattern".to_owned(), vec!["$${HOME}/*.md".to_owned()])].into(),
+            env: [("GREETING".to_owned(), "hi $${USER}".to_owned())].into(),
+            written: true,
+            ..AddRequest::default()
+        };
+        let updated = plan("https://registry.example", &detail, &again)
+            .unwrap()
+            .entry;
+        assert_eq!(updated["args"], entry["args"]);
+        assert_eq!(updated["env"], entry["env"]);
+        // What the config's loader makes of them: the literal text given.
+        let nothing = |_: &str| None;
+        assert_eq!(
+            crate::config::vars::expand("$${HOME}/*.md", &nothing).unwrap(),
+            "${HOME}/*.md"
+        );
+    }
+
+    #[test]
     fn other_url_variables_are_filled_from_the_inputs_they_name() {
         let request = AddRequest {
             args: [("base".to_owned(), vec!["api".to_owned()])].into(),

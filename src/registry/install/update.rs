@@ -160,6 +160,7 @@ fn request_of(entry: &Value, source: &Map<String, Value>) -> AddRequest {
         headers: strings("headers"),
         args,
         package: Some(source_text(source, "package").to_owned()).filter(|kind| !kind.is_empty()),
+        written: true,
     }
 }
 

@@ -101,7 +101,11 @@ impl<'a> Values<'a> {
             match (self.provided.get(&variable.to_ascii_lowercase()), given) {
                 (Some(value), _) => url.push_str(value),
                 (None, Some(value)) => {
-                    let written = escape_literal(value);
+                    let written = if self.request.written {
+                        value.clone()
+                    } else {
+                        escape_literal(value)
+                    };
                     self.used_args
                         .insert(variable.to_owned(), vec![written.clone()]);
                     url.push_str(&written);
@@ -136,10 +140,10 @@ impl<'a> Values<'a> {
         if let Some(template) = &input.value {
             return self.template(template, &input.variables, input.is_secret);
         }
-        let value = match (given, &input.default) {
-            (Some(given), _) => Some(given.to_owned()),
-            (None, Some(default)) => Some(default.clone()),
-            (None, None) => None,
+        let (value, given) = match (given, &input.default) {
+            (Some(given), _) => (Some(given.to_owned()), true),
+            (None, Some(default)) => (Some(default.clone()), false),
+            (None, None) => (None, false),
         };
         let Some(value) = value else {
             if input.is_required {
@@ -162,7 +166,7 @@ impl<'a> Values<'a> {
         Ok(Some(Resolved {
             secret: input.is_secret && !is_reference(&value),
             text: value,
-            escaped: false,
+            escaped: given && self.request.written,
         }))
     }
 
@@ -202,7 +206,7 @@ impl<'a> Values<'a> {
                     replaced = true;
                     let written = if value.secret {
                         self.keep_secret(&variable_name(variable), value.text)
-                    } else if is_reference(&value.text) {
+                    } else if value.escaped || is_reference(&value.text) {
                         value.text
                     } else {
                         escape_literal(&value.text)
@@ -254,8 +258,10 @@ impl<'a> Values<'a> {
                     }
                 ));
                 self.keep_secret(&variable, value.text)
-            } else {
+            } else if value.escaped {
                 value.text
+            } else {
+                escape_literal(&value.text)
             };
             if argument.input.value.is_none() && !given.is_empty() {
                 written.push(text.clone());

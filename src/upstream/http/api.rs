@@ -219,6 +219,7 @@ async fn add(
         headers: body.headers,
         args,
         package: body.package,
+        written: false,
     };
     let target = Target {
         config: &state.files.config,
