@@ -230,9 +230,11 @@ impl Sessions {
         sessions.push(Arc::downgrade(session));
     }
 
-    /// The registered sessions still alive.
+    /// The registered sessions still alive; ended ones are forgotten on the way.
     pub(super) fn live(&self) -> Vec<Arc<Session>> {
-        lock(&self.0).iter().filter_map(Weak::upgrade).collect()
+        let mut sessions = lock(&self.0);
+        sessions.retain(|weak| weak.strong_count() > 0);
+        sessions.iter().filter_map(Weak::upgrade).collect()
     }
 }
 
