@@ -133,8 +133,13 @@ impl Guard {
     }
 
     pub(super) fn token_of(&self, headers: &HeaderMap) -> Result<Option<TokenHash>, &'static str> {
-        let Some(value) = headers.get(header::AUTHORIZATION) else {
-            return Ok(None);
+        let mut values = headers.get_all(header::AUTHORIZATION).iter();
+        let value = match (values.next(), values.next()) {
+            (None, _) => return Ok(None),
+            (Some(value), None) => value,
+            (Some(_), Some(_)) => {
+                return Err("several Authorization headers: a request carries exactly one");
+            }
         };
         let value = value
             .to_str()
@@ -182,5 +187,18 @@ mod tests {
         assert!(guard.token_of(&headers).is_err());
         headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
         assert!(guard.token_of(&headers).is_err());
+        // Two Authorization headers: neither is taken, whichever a server behind would read.
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer secret-token"),
+        );
+        headers.append(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer wrong"),
+        );
+        assert_eq!(
+            guard.token_of(&headers),
+            Err("several Authorization headers: a request carries exactly one")
+        );
     }
 }
