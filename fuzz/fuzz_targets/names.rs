@@ -14,26 +14,26 @@ fuzz_target!(|data: &[u8]| {
     let name = parts.next().unwrap_or_default();
     let free = parts.next().unwrap_or_default();
 
-    let slug = naming::slugify(server);
+    let slug = names::slugify(server);
     assert!(!slug.is_empty() && slug.len() <= 40);
     assert!(
         slug.chars()
             .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-')
     );
-    let slugs = naming::unique_slugs([server, server, name]);
+    let slugs = names::unique_slugs([server, server, name]);
     assert_ne!(slugs[0], slugs[1]);
 
-    let qualified = naming::qualify(&slug, name);
-    assert!(qualified.len() <= naming::MAX_NAME_LEN);
-    assert_eq!(qualified, naming::qualify(&slug, name));
-    if !name.is_empty() && slug.len() + 2 + name.len() <= naming::MAX_NAME_LEN {
-        assert_eq!(naming::split(&qualified), Some((slug.as_str(), name)));
+    let qualified = names::qualify(&slug, name);
+    assert!(qualified.len() <= names::MAX_NAME_LEN);
+    assert_eq!(qualified, names::qualify(&slug, name));
+    if !name.is_empty() && slug.len() + 2 + name.len() <= names::MAX_NAME_LEN {
+        assert_eq!(names::split(&qualified), Some((slug.as_str(), name)));
     }
-    if let Some((prefix, rest)) = naming::split(name) {
+    if let Some((prefix, rest)) = names::split(name) {
         assert!(!prefix.is_empty() && !rest.is_empty());
     }
-    let fitted = naming::fit(free, 12);
-    assert!(fitted.len() <= naming::MAX_NAME_LEN);
+    let fitted = names::fit(free, 12);
+    assert!(fitted.len() <= names::MAX_NAME_LEN);
 
     let clean = text::sanitize_name(name);
     assert!(!clean.chars().any(char::is_control));
