@@ -1328,29 +1328,6 @@ async fn listening_beyond_loopback_without_auth_warns_at_start() {
     );
 }
 
-/// The JSON-RPC messages of an open SSE response, as they come.
-fn sse_messages(response: reqwest::Response) -> tokio::sync::mpsc::UnboundedReceiver<Value> {
-    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        let mut body = response.bytes_stream();
-        let mut pending = String::new();
-        while let Some(Ok(chunk)) = body.next().await {
-            pending.push_str(&String::from_utf8_lossy(&chunk));
-            while let Some(end) = pending.find("\n\n") {
-                let event: String = pending.drain(..end + 2).collect();
-                for data in event.lines().filter_map(|line| line.strip_prefix("data:")) {
-                    if let Ok(message) = serde_json::from_str::<Value>(data.trim())
-                        && sender.send(message).is_err()
-                    {
-                        return;
-                    }
-                }
-            }
-        }
-    });
-    receiver
-}
-
 /// Waits until the proxy has logged `needle` `count` times.
 async fn wait_for_count(proxy: &HttpProxy, needle: &str, count: usize) {
     let found = tokio::time::timeout(WAIT, async {

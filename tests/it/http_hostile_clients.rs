@@ -658,29 +658,6 @@ async fn health_follows_the_host_and_origin_rules_and_shows_details_only_with_a_
     );
 }
 
-/// The JSON-RPC messages of an SSE response, as they arrive.
-fn sse_messages(response: reqwest::Response) -> tokio::sync::mpsc::UnboundedReceiver<Value> {
-    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        let mut body = response.bytes_stream();
-        let mut pending = String::new();
-        while let Some(Ok(chunk)) = body.next().await {
-            pending.push_str(&String::from_utf8_lossy(&chunk));
-            while let Some(end) = pending.find("\n\n") {
-                let event: String = pending.drain(..end + 2).collect();
-                for data in event.lines().filter_map(|line| line.strip_prefix("data:")) {
-                    if let Ok(message) = serde_json::from_str::<Value>(data.trim())
-                        && sender.send(message).is_err()
-                    {
-                        return;
-                    }
-                }
-            }
-        }
-    });
-    receiver
-}
-
 /// The next message on `messages` that `wanted` picks (others are skipped).
 async fn next_message(
     messages: &mut tokio::sync::mpsc::UnboundedReceiver<Value>,

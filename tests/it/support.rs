@@ -1010,3 +1010,26 @@ pub async fn spawn_http_proxy(
     let url = listening_url(&log).await;
     (child, log, url)
 }
+
+/// The JSON-RPC messages of an SSE response, as they arrive.
+pub fn sse_messages(response: reqwest::Response) -> tokio::sync::mpsc::UnboundedReceiver<Value> {
+    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut body = response.bytes_stream();
+        let mut pending = String::new();
+        while let Some(Ok(chunk)) = futures::StreamExt::next(&mut body).await {
+            pending.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = pending.find("\n\n") {
+                let event: String = pending.drain(..end + 2).collect();
+                for data in event.lines().filter_map(|line| line.strip_prefix("data:")) {
+                    if let Ok(message) = serde_json::from_str::<Value>(data.trim())
+                        && sender.send(message).is_err()
+                    {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    receiver
+}
