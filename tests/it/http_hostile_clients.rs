@@ -731,7 +731,11 @@ async fn a_request_id_already_in_flight_gets_an_error_and_the_first_keeps_its_an
     let result = next_message(&mut first, |message| message["id"] == 7).await;
     let text = result["result"]["content"][0]["text"].as_str().unwrap();
     assert!(text.contains("sampled for the first"), "{result}");
-    // Answered, the id is free again.
+    // Answered, the id is free again: once its stream has ended on the proxy's side too, which
+    // may come just after the client read the answer.
+    proxy
+        .health_until(None, |health| health["kept"]["requestIds"] == 0)
+        .await;
     let third = message_of(
         call(7, "demo__echo", json!({"message": "third"}))
             .send()
