@@ -1108,6 +1108,7 @@ async fn health_and_servers_count_the_tools_clients_get_after_filters_and_disabl
     };
     let health = wait_for_health(Box::new(move |health| {
         tools_of(health, "narrow") == (json!("connected"), json!(2))
+            && tools_of(health, "demo").0 == json!("connected")
     }))
     .await;
     let (_, demo_tools) = tools_of(&health, "demo");
