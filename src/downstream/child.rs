@@ -15,6 +15,7 @@ use tokio::process::{ChildStdin, ChildStdout};
 use tokio::sync::Mutex;
 
 use crate::wire::framing::{Frame, LineReader};
+use crate::wire::lane::Lane;
 use crate::wire::typed_answers::TypedAnswers;
 
 /// How long a closing child may take to exit after its stdin closes, and again after SIGTERM.
@@ -28,6 +29,8 @@ pub(super) struct ChildTransport {
     pgid: Option<u32>,
     stdout: LineReader<ChildStdout>,
     stdin: Arc<Mutex<Option<ChildStdin>>>,
+    /// Relayed `tools/call`s written and answered beside rmcp (`wire::lane`).
+    lane: Arc<Lane<ChildStdin>>,
     max: usize,
     /// 2025-11-25 tasks' raw path (`router::core_tasks`).
     wire: crate::wire::core_tasks::DownstreamWire,
@@ -63,12 +66,14 @@ impl ChildTransport {
         if let Some(pgid) = pgid {
             super::reaper::watch(pgid);
         }
+        let stdin = Arc::new(Mutex::new(Some(stdin)));
         Ok(ChildTransport {
             server,
             pgid,
             child: Some(child),
             stdout: LineReader::new(stdout, max),
-            stdin: Arc::new(Mutex::new(Some(stdin))),
+            lane: Lane::new(stdin.clone()),
+            stdin,
             max,
             wire: Default::default(),
             answers: TypedAnswers::default(),
@@ -77,6 +82,13 @@ impl ChildTransport {
                 STRAY_LINES_PER_SECOND,
             ),
         })
+    }
+}
+
+impl ChildTransport {
+    /// The connection's lane for relayed requests.
+    pub(super) fn lane(&self) -> Arc<Lane<ChildStdin>> {
+        self.lane.clone()
     }
 }
 
@@ -112,15 +124,20 @@ impl Transport<RoleClient> for ChildTransport {
     async fn receive(&mut self) -> Option<RxJsonRpcMessage<RoleClient>> {
         loop {
             let frame = match self.stdout.next().await {
-                Ok(frame) => frame?,
+                Ok(Some(frame)) => frame,
+                Ok(None) => {
+                    self.lane.close();
+                    return None;
+                }
                 Err(error) => {
                     tracing::warn!(server = %self.server, "reading the server's stdout: {error}");
+                    self.lane.close();
                     return None;
                 }
             };
             match frame {
                 Frame::Line(line) => {
-                    if line.iter().all(u8::is_ascii_whitespace) {
+                    if line.iter().all(u8::is_ascii_whitespace) || self.lane.deliver(line) {
                         continue;
                     }
                     let decoded = match self.wire.received(line) {
@@ -161,17 +178,18 @@ impl Transport<RoleClient> for ChildTransport {
                         "refused a message larger than the limit (security.maxMessageBytes)"
                     );
                     if let Some(id) = id {
-                        return Some(JsonRpcMessage::error(
-                            ErrorData::internal_error(
-                                format!(
-                                    "server \"{}\" sent a message larger than the {} byte limit \
-                                     (security.maxMessageBytes); it was refused",
-                                    self.server, self.max
-                                ),
-                                None,
+                        let error = ErrorData::internal_error(
+                            format!(
+                                "server \"{}\" sent a message larger than the {} byte limit \
+                                 (security.maxMessageBytes); it was refused",
+                                self.server, self.max
                             ),
-                            Some(id),
-                        ));
+                            None,
+                        );
+                        if self.lane.fail(&id, error.clone()) {
+                            continue;
+                        }
+                        return Some(JsonRpcMessage::error(error, Some(id)));
                     }
                 }
             }
@@ -179,6 +197,7 @@ impl Transport<RoleClient> for ChildTransport {
     }
 
     async fn close(&mut self) -> Result<(), Self::Error> {
+        self.lane.close();
         drop(self.stdin.lock().await.take());
         let Some(child) = self.child.as_mut() else {
             return Ok(());
@@ -211,6 +230,7 @@ impl Transport<RoleClient> for ChildTransport {
 
 impl Drop for ChildTransport {
     fn drop(&mut self) {
+        self.lane.close();
         let pgid = self.pgid.take();
         if let Some(mut child) = self.child.take()
             && let Ok(handle) = tokio::runtime::Handle::try_current()

@@ -17,6 +17,7 @@ use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use std::sync::Arc;
 
+use super::ChildLane;
 use super::child::ChildTransport;
 use super::handler::DownstreamHandler;
 use super::observe::Observed;
@@ -64,7 +65,7 @@ pub(super) async fn connect(
     security: &SecuritySettings,
     handler: DownstreamHandler,
     oauth: Option<&std::sync::Arc<super::oauth::OAuth>>,
-) -> Result<Running, ConnectError> {
+) -> Result<(Running, Option<Arc<ChildLane>>), ConnectError> {
     let (transport, timeout) = (&config.transport, config.timeout);
     let limit = security.max_message_bytes;
     let url_rules = security.url_rules(config.origin);
@@ -83,6 +84,8 @@ pub(super) async fn connect(
         }
         _ => None,
     };
+    // A child's lane for relayed requests (`wire::lane`); other transports have none.
+    let mut lane = None;
     let handshake = async {
         match transport {
             TransportConfig::Stdio {
@@ -92,6 +95,7 @@ pub(super) async fn connect(
                 cwd,
             } => {
                 let child = spawn_child(server, command, args, env, cwd.as_deref(), limit)?;
+                lane = Some(child.lane());
                 serve.on(child).await
             }
             TransportConfig::Sse { url, headers } => {
@@ -169,7 +173,7 @@ pub(super) async fn connect(
         .take();
     match (outcome, refused) {
         (Err(_), Some(refusal)) => Err(ConnectError::Refused(refusal)),
-        (outcome, _) => outcome,
+        (outcome, _) => outcome.map(|running| (running, lane)),
     }
 }
 

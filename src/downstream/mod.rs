@@ -170,10 +170,15 @@ fn seconds(duration: Duration) -> String {
     }
 }
 
+/// The lane of a stdio child's connection.
+pub type ChildLane = crate::wire::lane::Lane<tokio::process::ChildStdin>;
+
 /// A live connection's handle and what the server said about itself.
 #[derive(Clone)]
 pub struct Connection {
     pub peer: Peer<RoleClient>,
+    /// A stdio child's lane for relayed `tools/call`s (`wire::lane`), beside `peer`.
+    pub lane: Option<Arc<ChildLane>>,
     pub capabilities: ServerCapabilities,
     pub instructions: Option<String>,
     pub protocol_version: String,

@@ -11,7 +11,7 @@ use rmcp::service::{Peer, QuitReason, ServiceError};
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use super::ServerLists;
+use super::{ChildLane, ServerLists};
 use super::connect::{ConnectError, Running, connect};
 use super::handler::DownstreamHandler;
 use super::{Connection, Downstream, Events, ServerState};
@@ -104,7 +104,7 @@ async fn supervise(downstream: Arc<Downstream>, events: Arc<dyn Events>) {
         };
         let refused = matches!(attempt, Err(ConnectError::Refused(_)));
         let reason = match attempt {
-            Ok(running) => {
+            Ok((running, lane)) => {
                 if downstream.config.protocol == Protocol::Auto {
                     let modern = running
                         .peer()
@@ -117,7 +117,7 @@ async fn supervise(downstream: Arc<Downstream>, events: Arc<dyn Events>) {
                     });
                 }
                 let started = Instant::now();
-                let reason = serve(&downstream, &events, running).await;
+                let reason = serve(&downstream, &events, running, lane).await;
                 if downstream.cancel.is_cancelled() {
                     break;
                 }
@@ -185,11 +185,17 @@ async fn supervise(downstream: Arc<Downstream>, events: Arc<dyn Events>) {
 }
 
 /// Runs one live connection until it ends or the server is stopped; returns why it ended.
-async fn serve(downstream: &Arc<Downstream>, events: &Arc<dyn Events>, running: Running) -> String {
+async fn serve(
+    downstream: &Arc<Downstream>,
+    events: &Arc<dyn Events>,
+    running: Running,
+    lane: Option<Arc<ChildLane>>,
+) -> String {
     let peer = running.peer().clone();
     let info = peer.peer_info();
     let connection = Connection {
         peer: peer.clone(),
+        lane,
         capabilities: info
             .as_ref()
             .map(|info| info.capabilities.clone())

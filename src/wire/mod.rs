@@ -7,6 +7,8 @@
 //! - [`framing`]: newline framing for both stdio sides, with a limit of our choosing and an answer
 //!   for every line (rmcp's stdio transports drop a line they cannot parse or that passes their
 //!   fixed 16 MiB limit).
+//! - [`lane`]: a `tools/call` written to a stdio child and its answer taken back raw, beside
+//!   rmcp's client service (which encodes, decodes and hops tasks for every request).
 //! - [`json_answers`]: a session's answer as a JSON body instead of an SSE stream (rmcp answers
 //!   every request of a session on a stream).
 //! - [`typed_answers`]: `tools/call` and `tools/list` answers decoded straight into their types
@@ -22,4 +24,5 @@
 pub mod core_tasks;
 pub mod framing;
 pub mod json_answers;
+pub mod lane;
 pub mod typed_answers;
