@@ -11,9 +11,9 @@ use rmcp::service::{Peer, QuitReason, ServiceError};
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use super::{ChildLane, ServerLists};
 use super::connect::{ConnectError, Running, connect};
 use super::handler::DownstreamHandler;
+use super::{ChildLane, ServerLists};
 use super::{Connection, Downstream, Events, ServerState};
 use crate::config::Protocol;
 use crate::sync::lock;

@@ -55,6 +55,9 @@ pub enum RouteError {
     UnexpectedResult { server: String, method: String },
     #[error("the request was cancelled")]
     Cancelled,
+    /// A call's arguments that are not a JSON object.
+    #[error("invalid arguments: {0}")]
+    InvalidArguments(String),
     /// The local document library failed (listing or reading documents as resources).
     #[error("the document library: {0}")]
     Library(String),
@@ -104,9 +107,10 @@ impl From<RouteError> for ErrorData {
                 data
             }
             RouteError::Parked(error) => error.into(),
-            RouteError::Resolve(_) | RouteError::Cursor(_) | RouteError::NotServed { .. } => {
-                ErrorData::invalid_params(message, None)
-            }
+            RouteError::Resolve(_)
+            | RouteError::Cursor(_)
+            | RouteError::NotServed { .. }
+            | RouteError::InvalidArguments(_) => ErrorData::invalid_params(message, None),
             RouteError::UnknownResource(uri) => {
                 ErrorData::resource_not_found(message, Some(serde_json::json!({ "uri": uri })))
             }

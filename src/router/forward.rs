@@ -363,7 +363,7 @@ impl Router {
 
 /// The caller's `_meta` minus what belongs to the upstream hop: the progress token (rmcp sets its
 /// own) and the protocol keys of the client's revision.
-fn forwarded_meta(meta: &RequestMetaObject) -> Option<RequestMetaObject> {
+pub(super) fn forwarded_meta(meta: &RequestMetaObject) -> Option<RequestMetaObject> {
     let mut forwarded = RequestMetaObject::default();
     for (key, value) in meta.iter() {
         if key == "progressToken" || key.starts_with("io.modelcontextprotocol/") {

@@ -12,7 +12,7 @@
 //! (`source`), client sessions (`session`), progress (`progress`), calls in flight
 //! (`attribution`), roots (`roots`), parked calls (`parked`), core-task owners
 //! (`task_owners`). The work that needs several of them is done above, one file per kind:
-//! `forward`, `requests`, `subscriptions`, `events`, `tasks`, `core_tasks`.
+//! `forward`, `relay` (every `tools/call` to a server), `requests`, `subscriptions`, `events`, `tasks`, `core_tasks`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, Weak};
@@ -41,6 +41,7 @@ mod fleet;
 mod forward;
 pub mod parked;
 mod progress;
+mod relay;
 mod requests;
 mod roots;
 mod session;
@@ -51,6 +52,7 @@ mod task_owners;
 mod tasks;
 
 pub use error::{ParkedError, RouteError};
+pub use relay::ToolAnswer;
 pub use session::{Caller, Session, method_of};
 
 use attribution::InFlight;

@@ -8,13 +8,16 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use serde_json::value::RawValue;
+
 use rmcp::model::{
-    CallToolRequestParams, CallToolResult, ClientRequest, CompleteRequestParams, CompleteResult,
+    CallToolRequestParams, ClientRequest, CompleteRequestParams, CompleteResult,
     GetPromptRequestParams, GetPromptResult, ReadResourceRequestParams, Reference, Request,
     ServerResult, Tool,
 };
 
 use super::error::RouteError;
+use super::relay::{self, ToolAnswer};
 use super::session::Caller;
 use super::source::{Owner, Source};
 use super::{Router, tasks};
@@ -29,17 +32,36 @@ impl Router {
     pub async fn call_tool(
         &self,
         caller: &Caller,
-        mut params: CallToolRequestParams,
+        params: CallToolRequestParams,
     ) -> Result<ServerResult, RouteError> {
+        match self.call_tool_relayed(caller, params, None).await? {
+            ToolAnswer::Typed(result) => Ok(result),
+            ToolAnswer::Raw(_) => unreachable!("a call with typed arguments is answered typed"),
+        }
+    }
+
+    /// A `tools/call` whose arguments may be raw (`raw`, in place of `params.arguments`: the
+    /// stdio server's fast entry), answered then with a server's result unparsed where it was
+    /// relayed on a lane (`relay`); a call with typed arguments is answered typed. Every call takes this one path: built-in tools, the first-contact
+    /// wait, policy, forwarding and the activity log.
+    pub async fn call_tool_relayed(
+        &self,
+        caller: &Caller,
+        mut params: CallToolRequestParams,
+        raw: Option<Box<RawValue>>,
+    ) -> Result<ToolAnswer, RouteError> {
         let started = Instant::now();
         if let Some(name) = builtin::canonical(&params.name)
             && !self.visibility.disables(name)
         {
+            if let Some(raw) = &raw {
+                params.arguments = Some(relay::decode_arguments(raw)?);
+            }
             let result = self
                 .builtins
                 .call(self, name, params.arguments.as_ref())
                 .await;
-            let error = (result.is_error == Some(true)).then(|| result_text(&result));
+            let error = (result.is_error == Some(true)).then(|| relay::result_text(&result));
             self.record(
                 ActivityAction::ToolCall,
                 builtin::activity_identity(name),
@@ -47,7 +69,7 @@ impl Router {
                 started,
                 error,
             );
-            return Ok(ServerResult::CallToolResult(result));
+            return Ok(ToolAnswer::Typed(ServerResult::CallToolResult(result)));
         }
         let name = params.name.clone();
         // A tool that is off (disabled, its server disabled or outside the workspace, filtered)
@@ -64,12 +86,9 @@ impl Router {
         params.name = route.original.clone().into();
         params.meta = None;
         let before = self.fleet.server(&route.server).ok();
+        let raw = raw.as_deref();
         let mut outcome = self
-            .forward(
-                &route.server,
-                ClientRequest::CallToolRequest(Request::new(params.clone())),
-                caller,
-            )
+            .relay_tool_call(&route.server, &params, raw, caller)
             .await;
         if let Err(error) = &outcome
             && self
@@ -77,19 +96,24 @@ impl Router {
                 .await
         {
             outcome = self
-                .forward(
-                    &route.server,
-                    ClientRequest::CallToolRequest(Request::new(params)),
-                    caller,
-                )
+                .relay_tool_call(&route.server, &params, raw, caller)
                 .await;
         }
-        let outcome = outcome.map(|result| tasks::created(self, &route.server, result));
+        let typed_caller = raw.is_none();
+        let outcome = outcome.and_then(|answer| match answer {
+            ToolAnswer::Typed(result) => Ok(ToolAnswer::Typed(tasks::created(
+                self,
+                &route.server,
+                result,
+            ))),
+            relayed if typed_caller => relayed.into_typed(&route.server).map(ToolAnswer::Typed),
+            relayed => Ok(relayed),
+        });
         let (error, tool_error) = match &outcome {
-            Ok(ServerResult::CallToolResult(result)) if result.is_error == Some(true) => {
-                (Some(result_text(result)), true)
-            }
-            Ok(_) => (None, false),
+            Ok(answer) => match answer.tool_error() {
+                Some(text) => (Some(text), true),
+                None => (None, false),
+            },
             Err(error) => (Some(error.to_string()), false),
         };
         let (name, uuid) = self.fleet.identity(&route.server);
@@ -501,18 +525,4 @@ fn is_unauthorized(error: &RouteError) -> bool {
     ]
     .iter()
     .any(|needle| text.contains(needle))
-}
-
-/// The text of a tool result, for the activity log's error column.
-fn result_text(result: &CallToolResult) -> String {
-    let texts: Vec<&str> = result
-        .content
-        .iter()
-        .filter_map(|content| content.as_text().map(|text| text.text.as_str()))
-        .collect();
-    if texts.is_empty() {
-        "the tool reported an error".to_owned()
-    } else {
-        texts.join("\n")
-    }
 }

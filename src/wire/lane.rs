@@ -101,11 +101,12 @@ impl<W: AsyncWrite + Unpin + Send> Lane<W> {
         })
     }
 
-    /// Writes a request and returns the call to await its answer on.
-    pub async fn send(
+    /// Writes a request, its params made by `params` from the request's id (a progress token
+    /// may be the id), and returns the call to await its answer on.
+    pub async fn send<P: Serialize>(
         self: &Arc<Self>,
         method: &str,
-        params: impl Serialize,
+        params: impl FnOnce(&str) -> P,
     ) -> Result<Call<W>, LaneError> {
         let number = self.next.fetch_add(1, Ordering::Relaxed);
         let id = format!("{ID_PREFIX}{number}");
@@ -113,7 +114,7 @@ impl<W: AsyncWrite + Unpin + Send> Lane<W> {
             jsonrpc: "2.0",
             id: &id,
             method,
-            params,
+            params: params(&id),
         })?;
         line.push(b'\n');
         let (sender, answer) = oneshot::channel();
@@ -123,7 +124,8 @@ impl<W: AsyncWrite + Unpin + Send> Lane<W> {
                 return Err(LaneError::Closed);
             }
             waiting.answers.insert(number, sender);
-            self.in_flight.store(waiting.answers.len(), Ordering::Release);
+            self.in_flight
+                .store(waiting.answers.len(), Ordering::Release);
         }
         // From here on the call forgets itself when dropped, whatever happens.
         let call = Call {
@@ -190,7 +192,8 @@ impl<W> Lane<W> {
         let sender = {
             let mut waiting = self.lock();
             let sender = waiting.answers.remove(&number);
-            self.in_flight.store(waiting.answers.len(), Ordering::Release);
+            self.in_flight
+                .store(waiting.answers.len(), Ordering::Release);
             sender
         };
         // An answer for a call that gave up (timeout, cancellation) is taken and dropped.
@@ -251,7 +254,10 @@ mod tests {
 
     fn lane() -> (Arc<Lane<tokio::io::DuplexStream>>, tokio::io::DuplexStream) {
         let (ours, theirs) = tokio::io::duplex(64 * 1024);
-        (Lane::new(Arc::new(tokio::sync::Mutex::new(Some(ours)))), theirs)
+        (
+            Lane::new(Arc::new(tokio::sync::Mutex::new(Some(ours)))),
+            theirs,
+        )
     }
 
     async fn written(theirs: &mut tokio::io::DuplexStream) -> serde_json::Value {
@@ -267,7 +273,7 @@ mod tests {
     async fn an_answer_reaches_its_call_unparsed() {
         let (lane, mut theirs) = lane();
         let mut call = lane
-            .send("tools/call", serde_json::json!({"name": "echo"}))
+            .send("tools/call", |_| serde_json::json!({"name": "echo"}))
             .await
             .unwrap();
         let request = written(&mut theirs).await;
@@ -284,12 +290,10 @@ mod tests {
     #[tokio::test]
     async fn other_lines_pass_to_rmcp() {
         let (lane, _theirs) = lane();
-        let _call = lane.send("tools/call", ()).await.unwrap();
+        let _call = lane.send("tools/call", |_| ()).await.unwrap();
         // rmcp's own answers, the server's requests and notifications are not the lane's.
         assert!(!lane.deliver(br#"{"jsonrpc":"2.0","id":1,"result":{}}"#));
-        assert!(!lane.deliver(
-            br#"{"jsonrpc":"2.0","id":"pluggedin:1","method":"roots/list"}"#
-        ));
+        assert!(!lane.deliver(br#"{"jsonrpc":"2.0","id":"pluggedin:1","method":"roots/list"}"#));
         assert!(!lane.deliver(br#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"pluggedin:1"}}"#));
         assert!(!lane.deliver(b"not json pluggedin:1"));
     }
@@ -297,12 +301,12 @@ mod tests {
     #[tokio::test]
     async fn errors_and_refusals_fail_their_call() {
         let (lane, _theirs) = lane();
-        let mut call = lane.send("tools/call", ()).await.unwrap();
+        let mut call = lane.send("tools/call", |_| ()).await.unwrap();
         assert!(lane.deliver(
             br#"{"jsonrpc":"2.0","id":"pluggedin:1","error":{"code":-32602,"message":"no"}}"#
         ));
         assert!(matches!(call.answer().await, Ok(Answer::Error(e)) if e.message == "no"));
-        let mut call = lane.send("tools/call", ()).await.unwrap();
+        let mut call = lane.send("tools/call", |_| ()).await.unwrap();
         let refused = ErrorData::internal_error("too large", None);
         assert!(lane.fail(&call.id(), refused));
         assert!(matches!(call.answer().await, Ok(Answer::Error(e)) if e.message == "too large"));
@@ -311,11 +315,11 @@ mod tests {
     #[tokio::test]
     async fn a_closed_lane_fails_waiting_calls_and_refuses_new_ones() {
         let (lane, _theirs) = lane();
-        let mut call = lane.send("tools/call", ()).await.unwrap();
+        let mut call = lane.send("tools/call", |_| ()).await.unwrap();
         lane.close();
         assert!(matches!(call.answer().await, Err(LaneError::Closed)));
         assert!(matches!(
-            lane.send("tools/call", ()).await,
+            lane.send("tools/call", |_| ()).await,
             Err(LaneError::Closed)
         ));
     }
@@ -323,7 +327,7 @@ mod tests {
     #[tokio::test]
     async fn a_call_given_up_is_forgotten_and_its_late_answer_taken() {
         let (lane, _theirs) = lane();
-        let call = lane.send("tools/call", ()).await.unwrap();
+        let call = lane.send("tools/call", |_| ()).await.unwrap();
         drop(call);
         assert_eq!(lane.lock().answers.len(), 0);
         // Nothing waits now: the line is not even inspected, and rmcp drops an unknown answer.

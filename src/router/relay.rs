@@ -1,0 +1,269 @@
+//! Relaying a `tools/call`: the one way every call to a server goes, whichever way it came in.
+//! A call from a legacy client to a legacy server on stdio goes out on the connection's lane
+//! (`wire::lane`): the arguments are written as the client wrote them (raw from the stdio
+//! server's fast entry, `upstream::stdio`, or encoded once from rmcp's types) and the server's
+//! result comes back unparsed — decoded only for a caller that needs it typed. Any other call
+//! (a modern side, a server over HTTP) takes `forward`. Both share what a call needs besides its
+//! bytes: the progress route, the in-flight registration that attributes the server's own
+//! requests, the client's cancellation passed on, the server's timeout.
+
+use std::sync::Arc;
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResult, CancelledNotificationParam, ClientRequest, JsonObject,
+    NumberOrString, ProgressToken, Request, RequestMetaObject, ServerResult,
+};
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use super::Router;
+use super::attribution::Forwarded;
+use super::error::RouteError;
+use super::forward::forwarded_meta;
+use super::session::Caller;
+use crate::downstream::{ChildLane, Connection};
+use crate::wire::lane::{Answer, LaneError};
+
+const METHOD: &str = "tools/call";
+
+/// A `tools/call` answer: a result decoded or made here, or a server's result as it wrote it.
+#[derive(Debug)]
+pub enum ToolAnswer {
+    Typed(ServerResult),
+    /// A `CallToolResult` object, unparsed.
+    Raw(Box<RawValue>),
+}
+
+impl ToolAnswer {
+    /// The answer as rmcp's type. A relayed result is decoded here.
+    pub(super) fn into_typed(self, server: &str) -> Result<ServerResult, RouteError> {
+        match self {
+            ToolAnswer::Typed(result) => Ok(result),
+            ToolAnswer::Raw(raw) => serde_json::from_str::<CallToolResult>(raw.get())
+                .map(ServerResult::CallToolResult)
+                .map_err(|_| RouteError::UnexpectedResult {
+                    server: server.to_owned(),
+                    method: METHOD.to_owned(),
+                }),
+        }
+    }
+
+    /// The tool's own failure (`isError`), with its text, for the activity log. A relayed
+    /// result is read only where it says `isError`.
+    pub(super) fn tool_error(&self) -> Option<String> {
+        match self {
+            ToolAnswer::Typed(ServerResult::CallToolResult(result)) => {
+                (result.is_error == Some(true)).then(|| result_text(result))
+            }
+            ToolAnswer::Typed(_) => None,
+            ToolAnswer::Raw(raw) => {
+                memchr::memmem::find(raw.get().as_bytes(), b"\"isError\"")?;
+                let result: CallToolResult = serde_json::from_str(raw.get()).ok()?;
+                (result.is_error == Some(true)).then(|| result_text(&result))
+            }
+        }
+    }
+}
+
+/// The text of a tool's result, or a stand-in when it has none.
+pub(super) fn result_text(result: &CallToolResult) -> String {
+    let texts: Vec<&str> = result
+        .content
+        .iter()
+        .filter_map(|content| content.as_text().map(|text| text.text.as_str()))
+        .collect();
+    if texts.is_empty() {
+        "the tool reported an error".to_owned()
+    } else {
+        texts.join("\n")
+    }
+}
+
+/// A call's arguments on the lane: as the client wrote them, or rmcp's decoded object.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Arguments<'a> {
+    Raw(&'a RawValue),
+    Typed(&'a JsonObject),
+}
+
+#[derive(Serialize)]
+struct LaneParams<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    arguments: Option<Arguments<'a>>,
+    #[serde(rename = "_meta", skip_serializing_if = "Option::is_none")]
+    meta: Option<RequestMetaObject>,
+}
+
+impl Router {
+    /// Sends a call to the server that owns it: on the lane where the call can take it, else
+    /// through `forward`. `raw`: the arguments as the client wrote them, in place of
+    /// `params.arguments` (`params.name` is the server's own name for the tool).
+    pub(super) async fn relay_tool_call(
+        &self,
+        server: &str,
+        params: &CallToolRequestParams,
+        raw: Option<&RawValue>,
+        caller: &Caller,
+    ) -> Result<ToolAnswer, RouteError> {
+        let downstream = self.fleet.server(server)?;
+        let connection = self.connection_of(&downstream, caller).await?;
+        let on_lane = connection.lane.as_ref().filter(|_| {
+            // A modern side has input rounds or parking (`forward`); a retry carries its state.
+            !connection.is_modern()
+                && !caller.is_modern()
+                && caller.park.is_none()
+                && params.input_responses.is_none()
+                && params.request_state.is_none()
+        });
+        if let Some(lane) = on_lane {
+            let arguments = match raw {
+                Some(raw) => Some(Arguments::Raw(raw)),
+                None => params.arguments.as_ref().map(Arguments::Typed),
+            };
+            let lane_params = LaneParams {
+                name: &params.name,
+                arguments,
+                meta: forwarded_meta(&caller.meta),
+            };
+            return self
+                .on_lane(
+                    server,
+                    &connection,
+                    lane,
+                    lane_params,
+                    caller,
+                    downstream.config.timeout,
+                )
+                .await
+                .map(ToolAnswer::Raw);
+        }
+        let mut params = params.clone();
+        if let Some(raw) = raw {
+            params.arguments = Some(decode_arguments(raw)?);
+        }
+        self.forward(
+            server,
+            ClientRequest::CallToolRequest(Request::new(params)),
+            caller,
+        )
+        .await
+        .map(ToolAnswer::Typed)
+    }
+
+    /// One call on a lane: written, followed (progress, attribution), awaited within the
+    /// server's timeout or until the client cancels.
+    async fn on_lane(
+        &self,
+        server: &str,
+        connection: &Connection,
+        lane: &Arc<ChildLane>,
+        mut params: LaneParams<'_>,
+        caller: &Caller,
+        timeout: std::time::Duration,
+    ) -> Result<Box<RawValue>, RouteError> {
+        tracing::debug!(server, method = METHOD, "forwarding");
+        let client_token = caller.meta.get_progress_token();
+        let lane_error = |error: LaneError| match error {
+            LaneError::Closed => RouteError::ConnectionLost {
+                server: server.to_owned(),
+                method: METHOD.to_owned(),
+            },
+            other => RouteError::Transport {
+                server: server.to_owned(),
+                method: METHOD.to_owned(),
+                message: other.to_string(),
+            },
+        };
+        // The server's progress comes with a token of ours (the request's id), swapped back.
+        let mut call = lane
+            .send(METHOD, |id: &str| {
+                if client_token.is_some() {
+                    params
+                        .meta
+                        .get_or_insert_with(RequestMetaObject::default)
+                        .set_progress_token(token(id));
+                }
+                params
+            })
+            .await
+            .map_err(lane_error)?;
+        let id = call.id();
+        let progress = client_token
+            .zip(caller.session.as_ref())
+            .map(|(client_token, session)| {
+                let NumberOrString::String(text) = &id else {
+                    unreachable!("lane ids are strings")
+                };
+                self.progress
+                    .follow(server, token(text), session, client_token)
+            });
+        let _in_flight =
+            caller
+                .session
+                .as_ref()
+                .zip(caller.request_id.as_ref())
+                .map(|(session, request_id)| {
+                    self.in_flight.register(Forwarded {
+                        server: server.to_owned(),
+                        session: Arc::downgrade(session),
+                        request_id: request_id.clone(),
+                        downstream_id: id.clone(),
+                        park: None,
+                        logs_for_modern_caller: None,
+                    })
+                });
+        let cancel = |reason: &str| {
+            let params = CancelledNotificationParam::new(Some(id.clone()), Some(reason.into()));
+            let peer = connection.peer.clone();
+            async move {
+                let _ = peer.notify_cancelled(params).await;
+            }
+        };
+        tokio::select! {
+            answer = tokio::time::timeout(timeout, call.answer()) => {
+                let answer = match answer {
+                    Ok(answer) => answer.map_err(lane_error)?,
+                    Err(_) => {
+                        cancel("request timeout").await;
+                        return Err(RouteError::Timeout {
+                            server: server.to_owned(),
+                            method: METHOD.to_owned(),
+                            timeout,
+                        });
+                    }
+                };
+                // The server sent its progress before its answer; so does the client get them.
+                if let Some(progress) = &progress {
+                    progress.flush().await;
+                }
+                match answer {
+                    Answer::Result(result) if is_object(&result) => Ok(result),
+                    Answer::Result(_) => Err(RouteError::UnexpectedResult {
+                        server: server.to_owned(),
+                        method: METHOD.to_owned(),
+                    }),
+                    Answer::Error(error) => Err(RouteError::Downstream(error)),
+                }
+            }
+            () = caller.ct.cancelled() => {
+                cancel("cancelled by the client").await;
+                Err(RouteError::Cancelled)
+            }
+        }
+    }
+}
+
+fn token(id: &str) -> ProgressToken {
+    ProgressToken(NumberOrString::String(id.into()))
+}
+
+fn is_object(raw: &RawValue) -> bool {
+    raw.get().trim_start().starts_with('{')
+}
+
+/// Raw arguments decoded for a path that needs them typed (a built-in tool, `forward`).
+pub(super) fn decode_arguments(raw: &RawValue) -> Result<JsonObject, RouteError> {
+    serde_json::from_str(raw.get()).map_err(|error| RouteError::InvalidArguments(error.to_string()))
+}
