@@ -28,6 +28,8 @@ const METHOD: &str = "tools/call";
 
 /// A `tools/call` answer: a result decoded or made here, or a server's result as it wrote it.
 #[derive(Debug)]
+// Moved a few times per call; boxing the typed result would add an allocation to that path.
+#[allow(clippy::large_enum_variant)]
 pub enum ToolAnswer {
     Typed(ServerResult),
     /// A `CallToolResult` object, unparsed.
