@@ -1,13 +1,20 @@
-//! The benchmark suite: the proxy against the physical floor (a client talking to the
-//! demo server directly) and against a peer proxy, in one run, side by side. It starts the real
-//! release binaries (`CARGO_BIN_EXE_*`) as separate processes and speaks raw JSON-RPC to them —
-//! newline-delimited over stdio, `reqwest` over Streamable HTTP — so the client is the same thin
-//! loop for every target and its cost cancels out of the ratios. CPU time and memory are read from
-//! `/proc/<pid>` of the proxy process alone, never its children.
+//! The benchmark suite: the proxy against the physical floors and against a peer proxy, in one
+//! run, side by side. It starts the real binaries (`CARGO_BIN_EXE_*`) as separate processes and
+//! speaks raw JSON-RPC to them — newline-delimited over stdio, `reqwest` over Streamable HTTP — so
+//! the client is the same thin loop for every target and its cost cancels out of the ratios. CPU
+//! time and memory are read from `/proc/<pid>` of the measured process alone, never its children.
+//!
+//! The floors: the demo server called directly (no hop at all); over stdio, a byte relay in C
+//! (`benches/relay.c`, compiled at start-up: one process, `poll(2)`, no parsing), the least one
+//! extra process hop costs; over HTTP, HAProxy in front of the demo server's own HTTP, the least
+//! one HTTP hop costs. HTTP throughput is driven by wrk with `benches/calls.lua`, one wrk thread,
+//! over sessions the suite opens.
 //!
 //! `cargo bench --bench proxy` runs everything and prints markdown tables for BENCHMARKS.md on
 //! stdout (progress goes to stderr); `-- --quick` runs a few iterations of each scenario only to
-//! keep the suite working (CI). Nothing here is a pass/fail threshold.
+//! keep the suite working (CI). Nothing here is a pass/fail threshold: the targets are printed as
+//! met or not met. A missing wrk or HAProxy fails the HTTP scenario (`scripts/bench-deps.sh`
+//! installs them); the peer is optional unless `--require-peer` is given.
 
 // A benchmark is a command-line report: stdout carries the tables, stderr the progress.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -32,6 +39,10 @@ use tokio::{
 const PROXY: &str = env!("CARGO_BIN_EXE_pluggedin-mcp-proxy");
 const DEMO: &str = env!("CARGO_BIN_EXE_pluggedin-demo-server");
 const PROTOCOL_VERSION: &str = "2025-06-18";
+/// The stdio floor's source, compiled with `cc` into the work dir at start-up.
+const RELAY_SOURCE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/relay.c");
+/// wrk's script for the HTTP scenario's load.
+const CALLS_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/calls.lua");
 /// Concurrency levels of the HTTP scenario.
 const CONCURRENCY: [usize; 4] = [1, 8, 32, 128];
 
@@ -41,7 +52,8 @@ struct Plan {
     quick: bool,
     stdio_warmup: usize,
     stdio_calls: usize,
-    http_seconds: f64,
+    /// Whole seconds: wrk takes integer durations.
+    http_seconds: u64,
     startup_runs: usize,
     idle_sessions: usize,
     leak_calls: usize,
@@ -57,7 +69,7 @@ impl Plan {
                 quick,
                 stdio_warmup: 50,
                 stdio_calls: 200,
-                http_seconds: 0.2,
+                http_seconds: 1,
                 startup_runs: 1,
                 idle_sessions: 20,
                 leak_calls: 500,
@@ -70,7 +82,7 @@ impl Plan {
                 quick,
                 stdio_warmup: 2_000,
                 stdio_calls: 20_000,
-                http_seconds: 5.0,
+                http_seconds: 5,
                 startup_runs: 5,
                 idle_sessions: 1_000,
                 leak_calls: 100_000,
@@ -98,34 +110,61 @@ async fn main() -> Result<()> {
     if let Some(path) = args.iter().find_map(|a| a.strip_prefix("--baseline=")) {
         let _ = BASELINE.set(PathBuf::from(path));
     }
+    // `--require-peer` fails the run when the peer is missing instead of skipping its rows (CI).
+    let require_peer = args.iter().any(|a| a == "--require-peer");
     if let Some(unknown) = args.iter().find(|a| {
-        !matches!(a.as_str(), "--quick" | "--bench")
+        !matches!(a.as_str(), "--quick" | "--bench" | "--require-peer")
             && !a.starts_with("--only=")
             && !a.starts_with("--baseline=")
     }) {
         bail!(
             "unknown argument {unknown:?} (usage: cargo bench --bench proxy [-- --quick] \
-             [--only=stdio,startup,http,catalog] [--baseline=PATH])"
+             [--only=stdio,startup,http,catalog] [--baseline=PATH] [--require-peer])"
         );
     }
     let plan = Plan::new(quick);
     let _ = rustls::crypto::ring::default_provider().install_default();
     let work = tempfile::tempdir().context("temp dir")?;
+    // Every tool a scenario needs is found before anything runs, so a missing one fails at once.
+    let relay = if run("stdio") {
+        Some(compile_relay(work.path())?)
+    } else {
+        None
+    };
+    let http_tools = if run("http") {
+        Some(HttpTools::find()?)
+    } else {
+        None
+    };
+    let peer = Peer::find();
+    if peer.is_none() && require_peer {
+        bail!(
+            "the peer proxy `fastmcp` is missing (--require-peer): run scripts/bench-deps.sh, \
+             or put fastmcp on PATH"
+        );
+    }
     let mut report = String::new();
     header(&mut report, plan)?;
 
-    let peer = Peer::find();
-    if run("stdio") {
+    if let Some(relay) = &relay {
         eprintln!("== 1. stdio per-call overhead");
-        stdio_overhead(&mut report, plan, work.path(), peer.as_ref()).await?;
+        stdio_overhead(&mut report, plan, work.path(), relay, peer.as_ref()).await?;
     }
     if run("startup") {
         eprintln!("== 4. start-up and idle memory");
         startup(&mut report, plan, work.path()).await?;
     }
-    if run("http") {
+    if let Some(tools) = &http_tools {
         eprintln!("== 2./3. HTTP throughput and memory");
-        http(&mut report, plan, work.path(), peer.as_ref()).await?;
+        http(
+            &mut report,
+            plan,
+            work.path(),
+            tools,
+            peer.as_ref(),
+            require_peer,
+        )
+        .await?;
     }
     if run("catalog") {
         eprintln!("== 5. big catalog");
@@ -135,11 +174,31 @@ async fn main() -> Result<()> {
         writeln!(
             report,
             "\n_Peer: `fastmcp` not found (run `scripts/bench-deps.sh` or put it on PATH); \
-             scenario 6 skipped._"
+             its rows are left out._"
         )?;
     }
     println!("{report}");
     Ok(())
+}
+
+/// Compiles the stdio floor, `benches/relay.c`, into `dir`; returns the program's path.
+fn compile_relay(dir: &Path) -> Result<PathBuf> {
+    let program = dir.join("relay");
+    let output = std::process::Command::new("cc")
+        .args(["-O2", "-o"])
+        .arg(&program)
+        .arg(RELAY_SOURCE)
+        .output()
+        .context("cannot run `cc` to compile the byte relay (benches/relay.c)")?;
+    if !output.status.success() {
+        bail!(
+            "`cc -O2 -o {} {RELAY_SOURCE}` failed ({}): {}",
+            program.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(program)
 }
 
 fn header(report: &mut String, plan: Plan) -> Result<()> {
@@ -181,9 +240,7 @@ fn header(report: &mut String, plan: Plan) -> Result<()> {
 #[derive(Debug, Clone, Copy, Default)]
 struct Summary {
     p50: f64,
-    p90: f64,
     p99: f64,
-    mean: f64,
 }
 
 /// Percentiles in microseconds.
@@ -196,12 +253,9 @@ fn summarize(samples: &mut [Duration]) -> Summary {
         let index = ((samples.len() as f64 - 1.0) * q).round() as usize;
         samples[index].as_secs_f64() * 1e6
     };
-    let total: f64 = samples.iter().map(|d| d.as_secs_f64()).sum();
     Summary {
         p50: at(0.50),
-        p90: at(0.90),
         p99: at(0.99),
-        mean: total / samples.len() as f64 * 1e6,
     }
 }
 
@@ -569,55 +623,52 @@ async fn stdio_calls(
     })
 }
 
+/// Spawns a stdio target, makes the calls, stops it; the CPU is that process's own.
+async fn stdio_target(cmd: Command, stderr: Stdio, plan: Plan) -> Result<StdioRun> {
+    let mut client = StdioClient::spawn(cmd, stderr)?;
+    client.initialize().await?;
+    let pid = client.pid();
+    let run = stdio_calls(&mut client, plan, Some(pid)).await;
+    client.close().await;
+    run
+}
+
 async fn stdio_overhead(
     report: &mut String,
     plan: Plan,
     dir: &Path,
+    relay: &Path,
     peer: Option<&Peer>,
 ) -> Result<()> {
     let config = servers_config(dir, "one", 1, 0)?;
 
     let mut demo = Command::new(DEMO);
     demo.args(["--name", "demo"]);
-    let mut direct = StdioClient::spawn(demo, Stdio::null())?;
-    direct.initialize().await?;
-    let direct_pid = direct.pid();
-    let direct_run = stdio_calls(&mut direct, plan, Some(direct_pid)).await?;
-    direct.close().await;
+    let direct = stdio_target(demo, Stdio::null(), plan).await?;
 
-    let mut proxy = StdioClient::spawn(
+    let mut relayed = Command::new(relay);
+    relayed.arg(DEMO).args(["--name", "demo"]);
+    let relay_run = stdio_target(relayed, log_file(dir, "stdio-relay")?, plan).await?;
+
+    let proxied = stdio_target(
         proxy_command(dir, &config, &[])?,
         log_file(dir, "stdio-proxy")?,
-    )?;
-    proxy.initialize().await?;
-    let pid = proxy.pid();
-    let proxied = stdio_calls(&mut proxy, plan, Some(pid)).await?;
-    proxy.close().await;
+        plan,
+    )
+    .await?;
 
-    let baseline_run = match baseline_command(dir, &config, &[])? {
-        Some(cmd) => {
-            let mut client = StdioClient::spawn(cmd, log_file(dir, "stdio-baseline")?)?;
-            client.initialize().await?;
-            let pid = client.pid();
-            let run = stdio_calls(&mut client, plan, Some(pid)).await;
-            client.close().await;
-            Some(run?)
-        }
-        None => None,
-    };
-
-    let peer_run = match peer {
-        Some(peer) => {
-            let mut client =
-                StdioClient::spawn(peer.command(&config, &[]), log_file(dir, "stdio-peer")?)?;
-            client.initialize().await?;
-            let pid = client.pid();
-            let run = stdio_calls(&mut client, plan, Some(pid)).await;
-            client.close().await;
-            Some(run?)
-        }
-        None => None,
-    };
+    let mut others = Vec::new();
+    if let Some(cmd) = baseline_command(dir, &config, &[])? {
+        let run = stdio_target(cmd, log_file(dir, "stdio-baseline")?, plan).await?;
+        others.push(("baseline proxy (`--baseline`)".to_owned(), run));
+    }
+    if let Some(peer) = peer {
+        let cmd = peer.command(&config, &[]);
+        let run = stdio_target(cmd, log_file(dir, "stdio-peer")?, plan).await?;
+        others.push((format!("fastmcp {} proxy", peer.version), run));
+    }
+    let mut proxies = vec![("pluggedin-mcp-proxy".to_owned(), proxied)];
+    proxies.extend(others);
 
     writeln!(
         report,
@@ -626,43 +677,82 @@ async fn stdio_overhead(
     )?;
     writeln!(
         report,
-        "| path | p50 µs | p90 µs | p99 µs | mean µs | added p50 µs | p50 ratio | CPU µs/call (that process) |"
+        "| path | p50 µs | p99 µs | p99/p50 | added p50 µs | added p99 µs | CPU µs/call added (that process) |"
     )?;
-    writeln!(report, "|---|---:|---:|---:|---:|---:|---:|---:|")?;
+    writeln!(report, "|---|---:|---:|---:|---:|---:|---:|")?;
+    let d = direct.summary;
     let mut row = |name: &str, run: &StdioRun| {
         let s = run.summary;
-        let d = direct_run.summary;
         writeln!(
             report,
-            "| {name} | {:.1} | {:.1} | {:.1} | {:.1} | {:+.1} | {:.2}× | {} |",
+            "| {name} | {:.1} | {:.1} | {:.2} | {:+.1} | {:+.1} | {} |",
             s.p50,
-            s.p90,
             s.p99,
-            s.mean,
+            s.p99 / s.p50,
             s.p50 - d.p50,
-            s.p50 / d.p50,
+            s.p99 - d.p99,
             run.cpu_per_call_us
                 .map_or_else(|| "–".into(), |c| format!("{c:.1}"))
         )
     };
-    row("client → demo server (direct)", &direct_run)?;
-    row("client → pluggedin-mcp-proxy → demo server", &proxied)?;
-    if let Some(run) = &baseline_run {
-        row("client → baseline proxy (`--baseline`) → demo server", run)?;
+    row("client → demo server (direct)", &direct)?;
+    row("client → byte relay (C, poll) → demo server", &relay_run)?;
+    for (name, run) in &proxies {
+        row(&format!("client → {name} → demo server"), run)?;
     }
-    if let (Some(peer), Some(run)) = (peer, &peer_run) {
-        row(
-            &format!("client → fastmcp {} proxy → demo server", peer.version),
-            run,
+    writeln!(
+        report,
+        "\nAdded = that path's percentile − the direct path's. CPU µs/call is utime+stime from \
+         `/proc/<pid>/stat` of that one process at {} ticks/s: the process added in the path \
+         (the relay, a proxy; never its demo server child), and in the direct row the demo \
+         server's own.",
+        clock_ticks()
+    )?;
+
+    // Against the floor of one extra process hop: the relay.
+    let relay_added = relay_run.summary.p50 - d.p50;
+    let relay_cpu = relay_run.cpu_per_call_us.unwrap_or(0.0);
+    let relay_tail = relay_run.summary.p99 / relay_run.summary.p50;
+    writeln!(
+        report,
+        "\n#### Against the byte relay (targets: added p50 ≤ 1.5× the relay's, CPU/call ≤ 2× the \
+         relay's, p99/p50 ≤ 1.5× the relay's)\n"
+    )?;
+    writeln!(
+        report,
+        "| path | added p50 ÷ relay's | CPU/call ÷ relay's | p99/p50 ÷ relay's |\n|---|---|---|---|"
+    )?;
+    for (name, run) in &proxies {
+        let s = run.summary;
+        writeln!(
+            report,
+            "| {name} | {} | {} | {} |",
+            ratio_cell(s.p50 - d.p50, relay_added, 1.5),
+            ratio_cell(run.cpu_per_call_us.unwrap_or(0.0), relay_cpu, 2.0),
+            ratio_cell(s.p99 / s.p50, relay_tail, 1.5),
         )?;
     }
     writeln!(
         report,
-        "\nCPU µs/call is utime+stime from `/proc/<pid>/stat` of that one process (the demo server in \
-         the direct row, the proxy alone in the others), at {} ticks/s.",
-        clock_ticks()
+        "\nThe relay (`benches/relay.c`) is one process copying bytes both ways with `poll(2)` on \
+         one thread and parsing nothing: the least one extra process hop costs. p99/p50 is of \
+         the whole path's latency, as the client sees it."
     )?;
     Ok(())
+}
+
+/// `numerator / denominator` against a ceiling, for the targets tables: `1.32× met`.
+fn ratio_cell(numerator: f64, denominator: f64, ceiling: f64) -> String {
+    if denominator <= 0.0 || !numerator.is_finite() {
+        // No ratio to a floor at or below zero: a quick run's few calls, within the noise.
+        return format!("– (the relay's: {denominator:.1})");
+    }
+    let ratio = numerator / denominator;
+    format!("{ratio:.2}× {}", met(ratio <= ceiling))
+}
+
+fn met(yes: bool) -> &'static str {
+    if yes { "met" } else { "not met" }
 }
 
 // ===== 4. start-up, 3a. idle memory =====
@@ -1015,28 +1105,217 @@ impl HttpTarget {
     }
 }
 
-async fn http(report: &mut String, plan: Plan, dir: &Path, peer: Option<&Peer>) -> Result<()> {
+/// The HTTP scenario's outside programs: the load generator and the floor of one HTTP hop.
+struct HttpTools {
+    wrk: PathBuf,
+    wrk_version: String,
+    haproxy: PathBuf,
+    haproxy_version: String,
+}
+
+impl HttpTools {
+    fn find() -> Result<HttpTools> {
+        // `wrk debian/4.1.0-3+b2 [epoll] Copyright …`, `HAProxy version 2.6.12-1+deb12u4 2026/10/17 …`
+        let (wrk, wrk_version) = find_program("wrk", "wrk", 2)?;
+        let (haproxy, haproxy_version) = find_program("haproxy", "HAProxy", 3)?;
+        Ok(HttpTools {
+            wrk,
+            wrk_version,
+            haproxy,
+            haproxy_version,
+        })
+    }
+}
+
+/// `name` on PATH, else in /usr/sbin or /usr/bin (Debian puts haproxy in /usr/sbin, outside a
+/// user's PATH); returns its path and the first `words` words of `name -v`, which start with
+/// `banner`.
+fn find_program(name: &str, banner: &str, words: usize) -> Result<(PathBuf, String)> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let dirs = std::env::split_paths(&path).chain(["/usr/sbin".into(), "/usr/bin".into()]);
+    for program in dirs.map(|dir| dir.join(name)) {
+        if !program.is_file() {
+            continue;
+        }
+        // `wrk -v` prints its version and exits with 1: the banner tells it is the program.
+        let Ok(output) = std::process::Command::new(&program).arg("-v").output() else {
+            continue;
+        };
+        let version = String::from_utf8_lossy(&output.stdout)
+            .split_whitespace()
+            .take(words)
+            .collect::<Vec<_>>()
+            .join(" ");
+        if version.starts_with(banner) {
+            return Ok((program, version));
+        }
+    }
+    bail!(
+        "`{name}` not found on PATH, in /usr/sbin or /usr/bin: the HTTP scenario needs it; run \
+         scripts/bench-deps.sh (as root it installs it; or `apt-get install {name}`), or leave \
+         the scenario out with --only=stdio,startup,catalog"
+    )
+}
+
+/// Writes HAProxy's configuration for the floor of one HTTP hop: `port` in front of the demo
+/// server's own HTTP on `backend_port`, both on loopback. Returns its path.
+fn haproxy_config(dir: &Path, port: u16, backend_port: u16) -> Result<PathBuf> {
+    // `nbthread` is left at its default, one thread per CPU HAProxy may run on: the proxy's HTTP
+    // runtime also runs one worker per core, so the floor gets the threads what it is compared
+    // with gets. No `log` line: nothing is logged. `maxconn` is above the most connections a run
+    // opens on either side (wrk's c plus the setup client's pool); the timeouts are far above any
+    // call, so no keep-alive connection is closed during a run.
+    let text = format!(
+        "global\n\
+         \x20   maxconn 1024\n\
+         \n\
+         defaults\n\
+         \x20   mode http\n\
+         \x20   option http-keep-alive\n\
+         \x20   timeout connect 10s\n\
+         \x20   timeout client 300s\n\
+         \x20   timeout server 300s\n\
+         \x20   timeout http-request 300s\n\
+         \x20   timeout http-keep-alive 300s\n\
+         \n\
+         frontend mcp\n\
+         \x20   bind 127.0.0.1:{port}\n\
+         \x20   default_backend demo\n\
+         \n\
+         backend demo\n\
+         \x20   server demo 127.0.0.1:{backend_port}\n"
+    );
+    let path = dir.join("haproxy.cfg");
+    std::fs::write(&path, text)?;
+    Ok(path)
+}
+
+/// Calls over `concurrency` sessions for `seconds`, driven by wrk (`benches/calls.lua`, one
+/// thread, `concurrency` connections). The sessions are opened here, each warmed with a few
+/// calls, handed to the script in a file, and closed after the run.
+async fn wrk_load(
+    tools: &HttpTools,
+    client: &reqwest::Client,
+    target: &HttpTarget,
+    concurrency: usize,
+    seconds: u64,
+    dir: &Path,
+) -> Result<Throughput> {
+    const WARM_CALLS: usize = 5;
+    let sessions = futures::future::try_join_all((0..concurrency).map(|_| async {
+        let mut session = HttpSession::open(client, &target.url).await?;
+        for _ in 0..WARM_CALLS {
+            session.call(&target.tool).await?;
+        }
+        Ok::<_, anyhow::Error>(session)
+    }))
+    .await
+    .with_context(|| format!("opening {concurrency} sessions on {}", target.name))?;
+    // `-` stands for a target that gives no session id (stateless): the script sends none.
+    let ids: Vec<&str> = sessions
+        .iter()
+        .map(|s| s.session.as_deref().unwrap_or("-"))
+        .collect();
+    let file = dir.join("wrk-sessions");
+    std::fs::write(&file, ids.join("\n") + "\n")?;
+    let output = Command::new(&tools.wrk)
+        .args(["-t1", "-c", &concurrency.to_string()])
+        .args([
+            "-d",
+            &format!("{seconds}s"),
+            "--timeout",
+            "10s",
+            "--latency",
+        ])
+        .args(["-s", CALLS_SCRIPT, &target.url, "--"])
+        .arg(&file)
+        .args([target.tool.as_str(), PROTOCOL_VERSION])
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .with_context(|| format!("cannot run {}", tools.wrk.display()))?;
+    futures::future::join_all(sessions.into_iter().map(HttpSession::close)).await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let Some(line) = stdout.lines().find_map(|l| l.strip_prefix("wrk-calls ")) else {
+        bail!(
+            "wrk on {} at c={concurrency} printed no result line ({}): {stdout}{}",
+            target.name,
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    let field = |name: &str| -> Result<f64> {
+        line.split_whitespace()
+            .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+            .with_context(|| format!("no {name} in wrk's line {line:?}"))?
+            .parse()
+            .with_context(|| format!("{name} in wrk's line {line:?}"))
+    };
+    let errors = field("errors")? as usize;
+    if errors > 0 {
+        eprintln!("  errors: {line}");
+    }
+    Ok(Throughput {
+        calls_per_second: field("calls_per_second")?,
+        summary: Summary {
+            p50: field("p50_us")?,
+            p99: field("p99_us")?,
+        },
+        errors,
+    })
+}
+
+async fn http(
+    report: &mut String,
+    plan: Plan,
+    dir: &Path,
+    tools: &HttpTools,
+    peer: Option<&Peer>,
+    require_peer: bool,
+) -> Result<()> {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(256)
         .build()?;
     let config = servers_config(dir, "http-one", 1, 0)?;
     let mut targets = Vec::new();
 
-    let port = free_port()?;
+    let demo_port = free_port()?;
     let mut demo = Command::new(DEMO);
-    demo.args(["--http", &port.to_string()]);
+    demo.args(["--http", &demo_port.to_string()]);
     targets.push(
         HttpTarget::start(
-            "demo server's own HTTP (floor)".into(),
+            "demo server's own HTTP (no hop)".into(),
             demo,
-            port,
+            demo_port,
             log_file(dir, "http-demo")?,
             &client,
         )
         .await?,
     );
+    const DIRECT: usize = 0;
+    let port = free_port()?;
+    let mut haproxy = Command::new(&tools.haproxy);
+    haproxy
+        .arg("-db")
+        .arg("-f")
+        .arg(haproxy_config(dir, port, demo_port)?);
+    targets.push(
+        HttpTarget::start(
+            "HAProxy → demo server's own HTTP (floor of one HTTP hop)".into(),
+            haproxy,
+            port,
+            log_file(dir, "http-haproxy")?,
+            &client,
+        )
+        .await?,
+    );
+    const HAPROXY: usize = 1;
     let port = free_port()?;
     let port_text = port.to_string();
+    // Rate limits are off by default; passed anyway, so a changed default cannot turn the load
+    // into refusals. The other limits' defaults are far above the load (10,000 sessions, 1,024
+    // requests in flight per session, connections up to half the open-file limit).
     let http_args = |port: &str| -> [String; 8] {
         [
             "--transport",
@@ -1063,10 +1342,13 @@ async fn http(report: &mut String, plan: Plan, dir: &Path, peer: Option<&Peer>) 
         )
         .await?,
     );
+    const PROXY: usize = 2;
     let baseline_port = free_port()?;
     let args = http_args(&baseline_port.to_string());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut baseline_index = None;
     if let Some(cmd) = baseline_command(dir, &config, &args)? {
+        baseline_index = Some(targets.len());
         targets.push(
             HttpTarget::start(
                 "baseline proxy (`--baseline`, HTTP) → demo (stdio)".into(),
@@ -1092,46 +1374,54 @@ async fn http(report: &mut String, plan: Plan, dir: &Path, peer: Option<&Peer>) 
         .await
         {
             Ok(target) => targets.push(target),
+            Err(error) if require_peer => {
+                return Err(error.context("the peer over HTTP did not start (--require-peer)"));
+            }
             Err(error) => eprintln!("  peer over HTTP did not start: {error:#}"),
         }
     }
 
+    // (target index, c, result)
     let mut rows = Vec::new();
-    for target in &targets {
+    for (index, target) in targets.iter().enumerate() {
         for concurrency in CONCURRENCY {
             eprintln!("  {} at c={concurrency}", target.name);
-            let result = load(
-                &client,
-                &target.url,
-                &target.tool,
-                concurrency,
-                plan.http_seconds,
-                None,
-            )
-            .await?;
-            rows.push((target.name.clone(), concurrency, result));
+            let result =
+                wrk_load(tools, &client, target, concurrency, plan.http_seconds, dir).await?;
+            rows.push((index, concurrency, result));
         }
     }
+    let calls = |index: usize, concurrency: usize| {
+        rows.iter()
+            .find(|(i, c, _)| *i == index && *c == concurrency)
+            .map_or(0.0, |(_, _, r)| r.calls_per_second)
+    };
+    let percent = |value: f64, of: f64| {
+        if of > 0.0 {
+            format!("{:.0}%", 100.0 * value / of)
+        } else {
+            "–".to_owned()
+        }
+    };
     writeln!(
         report,
-        "\n### 2. Streamable HTTP: throughput ({} s per level; c sessions, one call in flight each)\n",
+        "\n### 2. Streamable HTTP: throughput ({} s per level; c sessions and c connections, \
+         wrk with one thread)\n",
         plan.http_seconds
     )?;
     writeln!(
         report,
-        "| target | c | calls/s | vs floor | p50 µs | p99 µs | p99/p50 | errors |"
+        "| target | c | calls/s | % of demo's own | % of HAProxy | p50 µs | p99 µs | p99/p50 | errors |"
     )?;
-    writeln!(report, "|---|---:|---:|---:|---:|---:|---:|---:|")?;
-    for (name, concurrency, result) in &rows {
-        let floor = rows
-            .iter()
-            .find(|(_, c, _)| c == concurrency)
-            .map_or(1.0, |(_, _, r)| r.calls_per_second);
+    writeln!(report, "|---|---:|---:|---:|---:|---:|---:|---:|---:|")?;
+    for (index, concurrency, result) in &rows {
         writeln!(
             report,
-            "| {name} | {concurrency} | {:.0} | {:.0}% | {:.0} | {:.0} | {:.1} | {} |",
+            "| {} | {concurrency} | {:.0} | {} | {} | {:.0} | {:.0} | {:.1} | {} |",
+            targets[*index].name,
             result.calls_per_second,
-            100.0 * result.calls_per_second / floor,
+            percent(result.calls_per_second, calls(DIRECT, *concurrency)),
+            percent(result.calls_per_second, calls(HAPROXY, *concurrency)),
             result.summary.p50,
             result.summary.p99,
             result.summary.p99 / result.summary.p50,
@@ -1140,19 +1430,61 @@ async fn http(report: &mut String, plan: Plan, dir: &Path, peer: Option<&Peer>) 
     }
     writeln!(
         report,
-        "\nThe client (tokio, `reqwest`) runs on the same cores as the target, as do the proxy's \
-         demo server child; all compete for the same CPUs."
+        "\nLoad: {} with one thread (`-t1`), which leaves the other core to the target, and \
+         `benches/calls.lua`: requests round-robin over c sessions the suite opened (`initialize`, \
+         then 5 warm-up calls each). Errors: answers other than 200, bodies without a JSON-RPC \
+         result or with `\"isError\": true`, and socket errors. A proxy's demo server child and \
+         HAProxy's demo server run on the same cores. Floor of one HTTP hop: {}, \
+         `nbthread` at its default (one thread per core, as the proxy's runtime), keep-alive on \
+         both sides.",
+        tools.wrk_version, tools.haproxy_version
     )?;
+
+    // The targets, for every proxy measured.
+    let proxies: Vec<usize> = (PROXY..targets.len()).collect();
+    writeln!(report, "\n#### HTTP targets\n")?;
+    let names: Vec<&str> = proxies.iter().map(|&i| targets[i].name.as_str()).collect();
+    writeln!(report, "| target | {} |", names.join(" | "))?;
+    writeln!(report, "|---|{}", "---|".repeat(proxies.len()))?;
+    let mut target_row = |label: &str, cell: &dyn Fn(usize) -> String| {
+        let cells: Vec<String> = proxies.iter().map(|&i| cell(i)).collect();
+        writeln!(report, "| {label} | {} |", cells.join(" | "))
+    };
+    let share = |index: usize, concurrency: usize, floor: usize, at_least: f64| {
+        let of = calls(floor, concurrency);
+        if of <= 0.0 {
+            return "– (floor 0)".to_owned();
+        }
+        let share = calls(index, concurrency) / of;
+        format!("{:.0}% {}", 100.0 * share, met(share >= at_least))
+    };
+    target_row("c=32: ≥ 60% of the demo's own calls/s", &|i| {
+        share(i, 32, DIRECT, 0.6)
+    })?;
+    target_row("c=32: ≥ 80% of HAProxy's calls/s", &|i| {
+        share(i, 32, HAPROXY, 0.8)
+    })?;
+    target_row("c=128: ≥ 50% of the demo's own calls/s", &|i| {
+        share(i, 128, DIRECT, 0.5)
+    })?;
+    target_row("zero errors, every level", &|i| {
+        let errors: usize = rows
+            .iter()
+            .filter(|(index, _, _)| *index == i)
+            .map(|(_, _, r)| r.errors)
+            .sum();
+        format!("{errors} {}", met(errors == 0))
+    })?;
 
     // 3b/3c on the proxy: idle sessions, then a long run.
     let mut baseline_per_session = None;
-    if BASELINE.get().is_some() {
-        let baseline = &targets[2];
+    if let Some(index) = baseline_index {
+        let baseline = &targets[index];
         let (base, with_sessions, _) = idle_sessions(&client, baseline, plan.idle_sessions).await?;
         baseline_per_session =
             Some((with_sessions as f64 - base as f64) / plan.idle_sessions as f64);
     }
-    let proxy = &targets[1];
+    let proxy = &targets[PROXY];
     let pid = proxy.pid();
     let (base, with_sessions, after_close) =
         idle_sessions(&client, proxy, plan.idle_sessions).await?;

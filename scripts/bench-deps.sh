@@ -1,17 +1,42 @@
 #!/usr/bin/env bash
-# Installs the peer proxy the benchmark suite compares against (scenario 6) into .deps/bench-venv
-# (ignored by git): FastMCP from PyPI, whose `fastmcp run <mcpServers file>` aggregates the same
-# file format. Optional: without it, `cargo bench --bench proxy` skips the peer rows.
+# Installs what the benchmark suite (`cargo bench --bench proxy`) needs beyond the Rust build:
+#   - wrk, the HTTP load generator, and HAProxy, the floor of one HTTP hop: Debian packages, through
+#     apt-get when missing (as root; otherwise it says what to install and fails). Without them the
+#     suite's HTTP scenario fails.
+#   - the peer proxy it compares against, into .deps/bench-venv (ignored by git): FastMCP from PyPI,
+#     whose `fastmcp run <mcpServers file>` aggregates the same file format. Optional locally: without
+#     it the suite leaves the peer rows out (CI passes --require-peer, so there it must be present).
+# On a machine with systemd, installing haproxy also starts the package's own haproxy service (its
+# default configuration listens nowhere); the suite runs an instance of its own from its work dir.
 # Idempotent: a second run with everything present does nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DEPS="$PWD/.deps"
+mkdir -p .deps
+# The physical path: .deps may be a symlink shared between checkouts, and a venv records the path
+# it was made at in its scripts; made through one checkout's link, it would break with that checkout.
+DEPS="$(cd .deps && pwd -P)"
 # Pinned so a registry release cannot change what the figures compare against.
 FASTMCP_VERSION="4.1.6"
 
+missing=()
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+# Debian installs haproxy in /usr/sbin, outside a user's PATH; the suite looks there too.
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+if [ "${#missing[@]}" -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "missing: ${missing[*]}; install them (on Debian or Ubuntu, as root:" \
+      "apt-get install ${missing[*]}) and run this script again" >&2
+    exit 1
+  fi
+  echo "installing ${missing[*]} with apt-get" >&2
+  apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+
 if [ "$("$DEPS/bench-venv/bin/fastmcp" --version 2>/dev/null | awk '{print $NF}')" != "$FASTMCP_VERSION" ]; then
   echo "installing fastmcp==$FASTMCP_VERSION" >&2
-  python3 -m venv "$DEPS/bench-venv"
+  # --clear: a venv whose scripts point at another path cannot be repaired in place.
+  python3 -m venv --clear "$DEPS/bench-venv"
   "$DEPS/bench-venv/bin/pip" install --quiet --disable-pip-version-check "fastmcp==$FASTMCP_VERSION" >&2
 fi
-echo "benchmark peer ready in $DEPS/bench-venv" >&2
+echo "benchmark dependencies ready: wrk, haproxy, fastmcp $FASTMCP_VERSION in $DEPS/bench-venv" >&2
