@@ -573,7 +573,9 @@ fn refresh_app(
 async fn serve_stdio(router: &Arc<Router>, cancel: &CancellationToken) -> anyhow::Result<()> {
     let handler = upstream::ProxyHandler::stdio(router.clone());
     let pages = Arc::new(upstream::tool_pages::ToolPages::new(router.clone()));
-    let transport = upstream::stdio::StdioTransport::new().with_tool_pages(pages);
+    let transport = upstream::stdio::StdioTransport::new()
+        .with_tool_pages(pages)
+        .with_fast_calls(handler.fast_calls());
     let serve = async {
         match handler.serve_with_ct(transport, cancel.child_token()).await {
             Ok(running) => match running.waiting().await {

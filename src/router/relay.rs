@@ -13,7 +13,7 @@ use rmcp::model::{
     CallToolRequestParams, CallToolResult, CancelledNotificationParam, ClientRequest, JsonObject,
     NumberOrString, ProgressToken, Request, RequestMetaObject, ServerResult,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use super::Router;
@@ -268,4 +268,64 @@ fn is_object(raw: &RawValue) -> bool {
 /// Raw arguments decoded for a path that needs them typed (a built-in tool, `forward`).
 pub(super) fn decode_arguments(raw: &RawValue) -> Result<JsonObject, RouteError> {
     serde_json::from_str(raw.get()).map_err(|error| RouteError::InvalidArguments(error.to_string()))
+}
+
+/// Whether a relayed result needs what rmcp's service does for a legacy client (so it must go up
+/// typed): a `resultType` to drop, or structured output that is not an object to move into the
+/// content. Read only where one of those keys appears.
+pub(super) fn needs_legacy_shaping(raw: &RawValue) -> bool {
+    #[derive(Deserialize)]
+    struct Shape<'a> {
+        #[serde(rename = "resultType")]
+        result_type: Option<serde::de::IgnoredAny>,
+        #[serde(rename = "structuredContent", borrow)]
+        structured: Option<&'a RawValue>,
+    }
+    let bytes = raw.get().as_bytes();
+    let finder = |key: &[u8]| memchr::memmem::find(bytes, key).is_some();
+    if !finder(b"\"resultType\"") && !finder(b"\"structuredContent\"") {
+        return false;
+    }
+    match serde_json::from_str::<Shape<'_>>(raw.get()) {
+        Ok(shape) => {
+            shape.result_type.is_some()
+                || shape
+                    .structured
+                    .is_some_and(|value| !value.get().trim_start().starts_with('{'))
+        }
+        Err(_) => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(text: &str) -> Box<RawValue> {
+        RawValue::from_string(text.to_owned()).unwrap()
+    }
+
+    #[test]
+    fn a_plain_result_is_relayed_as_written() {
+        assert!(!needs_legacy_shaping(&raw(
+            r#"{"content":[{"type":"text","text":"hi"}]}"#
+        )));
+        assert!(!needs_legacy_shaping(&raw(
+            r#"{"content":[],"structuredContent":{"a":1}}"#
+        )));
+        // The words inside a string are not keys.
+        assert!(!needs_legacy_shaping(&raw(
+            r#"{"content":[{"type":"text","text":"resultType structuredContent"}]}"#
+        )));
+    }
+
+    #[test]
+    fn a_result_in_the_modern_shape_is_shaped_for_the_legacy_client() {
+        assert!(needs_legacy_shaping(&raw(
+            r#"{"content":[],"resultType":"complete"}"#
+        )));
+        assert!(needs_legacy_shaping(&raw(
+            r#"{"content":[],"structuredContent":["a","b"]}"#
+        )));
+    }
 }

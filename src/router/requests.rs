@@ -106,7 +106,12 @@ impl Router {
                 &route.server,
                 result,
             ))),
-            relayed if typed_caller => relayed.into_typed(&route.server).map(ToolAnswer::Typed),
+            // A legacy client's result in the modern shape is shaped by rmcp's types upstream.
+            ToolAnswer::Raw(raw) if typed_caller || relay::needs_legacy_shaping(&raw) => {
+                ToolAnswer::Raw(raw)
+                    .into_typed(&route.server)
+                    .map(ToolAnswer::Typed)
+            }
             relayed => Ok(relayed),
         });
         let (error, tool_error) = match &outcome {

@@ -2,6 +2,7 @@
 //! request from the router's catalog or by forwarding through the router; `stdio` frames it on
 //! stdin/stdout. One handler value exists per client session, all sharing one router.
 
+pub mod fast_calls;
 pub mod http;
 pub mod stdio;
 pub mod tool_pages;
@@ -61,6 +62,11 @@ impl ProxyHandler {
         let handler = ProxyHandler::new(router);
         handler.router.set_roots_owner(&handler.session);
         handler
+    }
+
+    /// This stdio session's fast entry for `tools/call` (`fast_calls`).
+    pub fn fast_calls(&self) -> Arc<fast_calls::FastCalls> {
+        fast_calls::FastCalls::new(self.router.clone(), self.session.clone(), self.id.clone())
     }
 
     /// The handler of a stateful HTTP session managed by `sessions`.

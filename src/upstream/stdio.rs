@@ -5,16 +5,17 @@
 //! method with unusable params gets `-32602` — each with the request's id where it has one. This
 //! is the only module that writes stdout.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rmcp::RoleServer;
-use rmcp::model::{ClientRequest, JsonRpcMessage, RequestId};
+use rmcp::model::{ClientNotification, ClientRequest, JsonRpcMessage, RequestId};
 use rmcp::service::{RxJsonRpcMessage, TxJsonRpcMessage};
 use rmcp::transport::Transport;
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{Mutex, mpsc};
 
+use super::fast_calls::{Answer, FastCalls};
 use super::tool_pages::{Shortcut, ToolPages};
 use crate::wire::framing::{Frame, LineReader};
 
@@ -82,6 +83,7 @@ pub struct StdioTransport {
     incoming: mpsc::Receiver<RxJsonRpcMessage<RoleServer>>,
     writer: Writer,
     shortcut: Arc<Shortcut>,
+    fast: Arc<OnceLock<Arc<FastCalls>>>,
 }
 
 impl StdioTransport {
@@ -101,12 +103,24 @@ impl StdioTransport {
         }));
         let (sender, incoming) = mpsc::channel(READ_AHEAD);
         let shortcut = Arc::new(Shortcut::default());
-        tokio::spawn(read_loop(input, sender, writer.clone(), shortcut.clone()));
+        let fast = Arc::new(OnceLock::new());
+        let entries = Entries {
+            shortcut: shortcut.clone(),
+            fast: fast.clone(),
+        };
+        tokio::spawn(read_loop(input, sender, writer.clone(), entries));
         StdioTransport {
             incoming,
             writer,
             shortcut,
+            fast,
         }
+    }
+
+    /// Takes a legacy session's `tools/call` past the service (see `upstream::fast_calls`).
+    pub fn with_fast_calls(self, calls: Arc<FastCalls>) -> StdioTransport {
+        let _ = self.fast.set(calls);
+        self
     }
 
     /// Answers `tools/list` from `pages` once the session is initialized on a protocol before
@@ -228,12 +242,20 @@ mod process_io {
     }
 }
 
+/// The ways past the service a line may take: `tools/list` from encoded pages, `tools/call`
+/// straight to the router.
+struct Entries {
+    shortcut: Arc<Shortcut>,
+    fast: Arc<OnceLock<Arc<FastCalls>>>,
+}
+
 async fn read_loop(
     input: impl AsyncRead + Send + Unpin,
     sender: mpsc::Sender<RxJsonRpcMessage<RoleServer>>,
     writer: Writer,
-    shortcut: Arc<Shortcut>,
+    entries: Entries,
 ) {
+    let Entries { shortcut, fast } = entries;
     // Lines as bytes: whatever a client writes, a line that is not UTF-8 is that line's parse
     // error, never the end of the session.
     let mut lines = LineReader::new(input, MAX_MESSAGE_BYTES);
@@ -271,10 +293,30 @@ async fn read_loop(
                 continue;
             }
         };
+        if shortcut.is_ready()
+            && let Some(fast) = fast.get()
+            && let Some(taken) = fast.take(bytes)
+        {
+            let (fast, writer) = (fast.clone(), writer.clone());
+            tokio::spawn(async move {
+                if let Some(answer) = fast.run(taken).await {
+                    write_answer(&writer, answer).await;
+                }
+            });
+            continue;
+        }
         // A legacy client's 2025-11-25 task request goes to the handler's raw path.
         let renamed = rename_core_task(line);
         match decode(renamed.as_deref().unwrap_or(line)) {
             Ok(Some(message)) => {
+                if let Some(fast) = fast.get()
+                    && let JsonRpcMessage::Notification(notification) = &message
+                    && let ClientNotification::CancelledNotification(cancelled) =
+                        &notification.notification
+                    && let Some(id) = &cancelled.params.request_id
+                {
+                    fast.cancel(id);
+                }
                 if let Some((id, result)) = shortcut.answer(&message) {
                     write_result(&writer, &id, &result).await;
                     continue;
@@ -457,6 +499,13 @@ fn error_reply(id: Value, code: i64, message: String) -> Value {
 async fn write_line(writer: &Writer, value: &impl serde::Serialize) {
     if let Err(error) = writer.lock().await.write(value).await {
         tracing::debug!("cannot write to stdout: {error}");
+    }
+}
+
+async fn write_answer(writer: &Writer, answer: Answer) {
+    match answer {
+        Answer::Raw(id, result) => write_result(writer, &id, result.get().as_bytes()).await,
+        Answer::Message(message) => write_line(writer, &message).await,
     }
 }
 

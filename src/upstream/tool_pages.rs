@@ -127,6 +127,12 @@ impl Default for Shortcut {
 }
 
 impl Shortcut {
+    /// Whether the session initialized on a protocol before 2026-07-28 (and so answers in the
+    /// legacy shape).
+    pub fn is_ready(&self) -> bool {
+        *lock(&self.handshake) == Handshake::Ready
+    }
+
     /// Answers `tools/list` from `pages` from now on, where the answer is the service's.
     pub fn enable(&self, pages: Arc<ToolPages>) {
         let _ = self.pages.set(pages);

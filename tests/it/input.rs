@@ -1,94 +1,13 @@
 //! Bad input on stdio: every malformed message gets the right JSON-RPC error, and the proxy keeps
 //! serving. These tests speak raw newline-delimited JSON to see exactly what comes back.
 
-use std::process::Stdio;
-
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{ChildStdin, ChildStdout, Command};
 
 use crate::support::*;
 
-struct Raw {
-    child: ProxyChild,
-    stdin: ChildStdin,
-    stdout: tokio::io::Lines<BufReader<ChildStdout>>,
-    _dir: tempfile::TempDir,
-}
-
-impl Raw {
-    async fn start() -> Raw {
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("mcp.json");
-        std::fs::write(&config, json!({"mcpServers": {"demo": demo()}}).to_string()).unwrap();
-        let mut child = ProxyChild::spawn(
-            Command::new(proxy_bin())
-                .arg("--config")
-                .arg(&config)
-                .arg("--data-dir")
-                .arg(dir.path().join("data"))
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null()),
-        );
-        let stdin = child.stdin.take().unwrap();
-        let stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-        Raw {
-            child,
-            stdin,
-            stdout,
-            _dir: dir,
-        }
-    }
-
-    /// Writes raw bytes, as a broken or hostile client might.
-    async fn send_bytes(&mut self, bytes: &[u8]) {
-        self.stdin.write_all(bytes).await.unwrap();
-        self.stdin.flush().await.unwrap();
-    }
-
-    async fn send(&mut self, line: &str) {
-        self.stdin.write_all(line.as_bytes()).await.unwrap();
-        self.stdin.write_all(b"\n").await.unwrap();
-        self.stdin.flush().await.unwrap();
-    }
-
-    /// The next message on stdout, which must be JSON.
-    async fn receive(&mut self) -> Value {
-        let line = tokio::time::timeout(WAIT, self.stdout.next_line())
-            .await
-            .expect("an answer within the wait")
-            .unwrap()
-            .expect("stdout open");
-        serde_json::from_str(&line)
-            .unwrap_or_else(|e| panic!("stdout carried a non-JSON line {line:?}: {e}"))
-    }
-
-    /// The answer to request `id`, skipping notifications.
-    async fn answer(&mut self, id: Value) -> Value {
-        loop {
-            let message = self.receive().await;
-            if message.get("id") == Some(&id) && message.get("method").is_none() {
-                return message;
-            }
-        }
-    }
-
-    async fn initialize(&mut self) {
-        self.send(r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#).await;
-        let answer = self.answer(json!(0)).await;
-        assert_eq!(
-            answer["result"]["serverInfo"]["name"], "PluggedinMCP",
-            "{answer}"
-        );
-        self.send(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
-            .await;
-    }
-}
-
 #[tokio::test]
 async fn malformed_messages_get_errors_and_the_proxy_keeps_serving() {
-    let mut raw = Raw::start().await;
+    let mut raw = RawStdio::start().await;
     raw.initialize().await;
 
     raw.send("{this is not json").await;
@@ -134,7 +53,7 @@ async fn malformed_messages_get_errors_and_the_proxy_keeps_serving() {
 
 #[tokio::test]
 async fn stdout_carries_only_protocol_messages() {
-    let mut raw = Raw::start().await;
+    let mut raw = RawStdio::start().await;
     raw.initialize().await;
     // Logs are plentiful at start-up (servers connecting); every stdout line must still be JSON-RPC.
     for id in 10..15 {
@@ -149,7 +68,7 @@ async fn stdout_carries_only_protocol_messages() {
 
 #[tokio::test]
 async fn a_line_that_is_not_utf8_is_a_parse_error_and_the_session_goes_on() {
-    let mut raw = Raw::start().await;
+    let mut raw = RawStdio::start().await;
     raw.initialize().await;
     // A call in flight across the bad line keeps its answer.
     raw.send(r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"demo__sleep","arguments":{"ms":200}}}"#).await;
@@ -176,7 +95,7 @@ async fn a_line_that_is_not_utf8_is_a_parse_error_and_the_session_goes_on() {
 
 #[tokio::test]
 async fn an_oversized_line_is_refused_with_its_id_and_the_session_goes_on() {
-    let mut raw = Raw::start().await;
+    let mut raw = RawStdio::start().await;
     raw.initialize().await;
     // One byte over the 64 MiB limit of a client's message.
     let limit = 64 * 1024 * 1024;
@@ -208,7 +127,7 @@ async fn an_oversized_line_is_refused_with_its_id_and_the_session_goes_on() {
 
 #[tokio::test]
 async fn a_second_initialize_is_refused_and_the_first_version_stays() {
-    let mut raw = Raw::start().await;
+    let mut raw = RawStdio::start().await;
     raw.initialize().await;
     raw.send(r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2024-11-05","capabilities":{},"clientInfo":{"name":"again","version":"1"}}}"#).await;
     let reply = raw.answer(json!(1)).await;

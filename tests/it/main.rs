@@ -31,6 +31,7 @@ mod input;
 mod listing;
 mod oauth;
 mod registry;
+mod relay;
 mod reload;
 mod resilience;
 mod resume;

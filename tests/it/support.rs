@@ -19,7 +19,7 @@ use rmcp::service::{NotificationContext, RequestContext, RunningService};
 use rmcp::transport::TokioChildProcess;
 use rmcp::{ClientHandler, ErrorData, RoleClient, ServiceExt};
 use serde_json::{Value, json};
-use tokio::io::AsyncBufReadExt;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::sync::broadcast;
 
 /// How long a test waits for something that should happen soon.
@@ -1032,4 +1032,105 @@ pub fn sse_messages(response: reqwest::Response) -> tokio::sync::mpsc::Unbounded
         }
     });
     receiver
+}
+
+/// A stdio client speaking raw newline-delimited JSON to the proxy, to see exactly what comes
+/// back.
+pub struct RawStdio {
+    pub child: ProxyChild,
+    stdin: tokio::process::ChildStdin,
+    stdout: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    _dir: tempfile::TempDir,
+}
+
+impl RawStdio {
+    /// The proxy with the demo server.
+    pub async fn start() -> RawStdio {
+        RawStdio::start_with(json!({"demo": demo()})).await
+    }
+
+    /// The proxy with `servers` (an `mcpServers` object).
+    pub async fn start_with(servers: Value) -> RawStdio {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("mcp.json");
+        std::fs::write(&config, json!({"mcpServers": servers}).to_string()).unwrap();
+        let mut child = ProxyChild::spawn(
+            tokio::process::Command::new(proxy_bin())
+                .arg("--config")
+                .arg(&config)
+                .arg("--data-dir")
+                .arg(dir.path().join("data"))
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null()),
+        );
+        let stdin = child.stdin.take().unwrap();
+        let stdout = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        RawStdio {
+            child,
+            stdin,
+            stdout,
+            _dir: dir,
+        }
+    }
+
+    /// Writes raw bytes, as a broken or hostile client might.
+    pub async fn send_bytes(&mut self, bytes: &[u8]) {
+        self.stdin.write_all(bytes).await.unwrap();
+        self.stdin.flush().await.unwrap();
+    }
+
+    pub async fn send(&mut self, line: &str) {
+        self.stdin.write_all(line.as_bytes()).await.unwrap();
+        self.stdin.write_all(b"\n").await.unwrap();
+        self.stdin.flush().await.unwrap();
+    }
+
+    /// The next message on stdout, which must be JSON.
+    pub async fn receive(&mut self) -> Value {
+        let line = tokio::time::timeout(WAIT, self.stdout.next_line())
+            .await
+            .expect("an answer within the wait")
+            .unwrap()
+            .expect("stdout open");
+        serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("stdout carried a non-JSON line {line:?}: {e}"))
+    }
+
+    /// The line answering request `id`, as the proxy wrote it, skipping notifications.
+    pub async fn answer_line(&mut self, id: Value) -> String {
+        loop {
+            let line = tokio::time::timeout(WAIT, self.stdout.next_line())
+                .await
+                .expect("an answer within the wait")
+                .unwrap()
+                .expect("stdout open");
+            let message: Value = serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("stdout carried a non-JSON line {line:?}: {e}"));
+            if message.get("id") == Some(&id) && message.get("method").is_none() {
+                return line;
+            }
+        }
+    }
+
+    /// The answer to request `id`, skipping notifications.
+    pub async fn answer(&mut self, id: Value) -> Value {
+        loop {
+            let message = self.receive().await;
+            if message.get("id") == Some(&id) && message.get("method").is_none() {
+                return message;
+            }
+        }
+    }
+
+    pub async fn initialize(&mut self) {
+        self.send(r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#).await;
+        let answer = self.answer(json!(0)).await;
+        assert_eq!(
+            answer["result"]["serverInfo"]["name"], "PluggedinMCP",
+            "{answer}"
+        );
+        self.send(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
+            .await;
+    }
 }

@@ -1,0 +1,177 @@
+//! The stdio server's fast entry for `tools/call`. rmcp's service takes every request through
+//! its loop: a channel from the transport, a task per request, the typed decode of the
+//! arguments, the typed encode of the result, a channel and a task per response. A call the
+//! proxy relays needs none of it: a legacy session's `tools/call` goes from its line straight to
+//! the router (`Router::call_tool_relayed`, the one path every call takes) with its arguments
+//! unparsed, and a result relayed on a server's lane is written back as the server wrote it.
+//!
+//! Only what the service would answer the same way is taken here: a session that initialized
+//! on a protocol before 2026-07-28 (`tool_pages::Shortcut` follows the handshake), a request
+//! whose params are exactly `name`, `arguments` (an object) and `_meta`, an id not already in
+//! flight here. Everything else goes to the service. The service's work on a legacy peer's
+//! result is done here too (no `resultType`, non-object structured output moved into the
+//! content: a relayed result that needs it comes back typed, see `router::relay`), and a
+//! cancelled call gets no answer, as from the service.
+//!
+//! It steps around rmcp (see `wire`): if rmcp's service could hand a request's params over raw
+//! and send a result encoded elsewhere, this entry could go.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use rmcp::model::{CallToolRequestParams, ErrorData, JsonRpcMessage, RequestId, ServerResult};
+use rmcp::{RoleServer, service::TxJsonRpcMessage};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use tokio_util::sync::CancellationToken;
+
+use crate::router::{Caller, RouteError, Router, Session, ToolAnswer};
+use crate::sync::lock;
+
+/// Calls in flight through the fast entry at once; past it a call takes the service's path.
+const MAX_IN_FLIGHT: usize = 4096;
+
+/// One stdio session's fast entry.
+pub struct FastCalls {
+    router: Arc<Router>,
+    session: Arc<Session>,
+    principal: Arc<str>,
+    /// The calls in flight here, for the client's `notifications/cancelled`.
+    in_flight: Mutex<HashMap<RequestId, CancellationToken>>,
+}
+
+/// A request's envelope; its params stay unparsed until the method is known.
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    jsonrpc: &'a str,
+    id: RequestId,
+    method: &'a str,
+    #[serde(borrow)]
+    params: Option<&'a RawValue>,
+}
+
+/// The params the fast entry takes: nothing else (a task, input responses…) may be present.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Params {
+    name: String,
+    arguments: Option<Box<RawValue>>,
+    #[serde(rename = "_meta")]
+    meta: Option<rmcp::model::RequestMetaObject>,
+}
+
+/// A call taken by the fast entry, to run.
+pub struct Taken {
+    id: RequestId,
+    params: CallToolRequestParams,
+    arguments: Option<Box<RawValue>>,
+    caller: Caller,
+}
+
+impl FastCalls {
+    pub(super) fn new(
+        router: Arc<Router>,
+        session: Arc<Session>,
+        principal: Arc<str>,
+    ) -> Arc<FastCalls> {
+        Arc::new(FastCalls {
+            router,
+            session,
+            principal,
+            in_flight: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Takes `line` if it is a `tools/call` the fast entry answers as the service would.
+    pub fn take(&self, line: &[u8]) -> Option<Taken> {
+        // Cheap refusals first: most lines are not calls.
+        memchr::memmem::find(line, b"tools/call")?;
+        let envelope: Envelope<'_> = serde_json::from_slice(line).ok()?;
+        if envelope.jsonrpc != "2.0" || envelope.method != "tools/call" {
+            return None;
+        }
+        let params: Params = serde_json::from_str(envelope.params?.get()).ok()?;
+        let arguments = match params.arguments {
+            Some(raw) if raw.get().trim_start().starts_with('{') => Some(raw),
+            Some(raw) if raw.get() == "null" => None,
+            // Not an object: the service says why.
+            Some(_) => return None,
+            None => None,
+        };
+        let ct = CancellationToken::new();
+        {
+            let mut in_flight = lock(&self.in_flight);
+            if in_flight.len() >= MAX_IN_FLIGHT || in_flight.contains_key(&envelope.id) {
+                return None;
+            }
+            in_flight.insert(envelope.id.clone(), ct.clone());
+        }
+        let meta = params.meta.unwrap_or_default();
+        Some(Taken {
+            caller: Caller {
+                session: Some(self.session.clone()),
+                request_id: Some(envelope.id.clone()),
+                meta,
+                ct,
+                principal: Some(self.principal.to_string()),
+                park: None,
+            },
+            id: envelope.id,
+            params: CallToolRequestParams::new(params.name),
+            arguments,
+        })
+    }
+
+    /// The client cancelled `id`: a call taken here stops (and gets no answer).
+    pub fn cancel(&self, id: &RequestId) {
+        if let Some(ct) = lock(&self.in_flight).remove(id) {
+            ct.cancel();
+        }
+    }
+
+    /// Runs a taken call; the answer to write, or `None` when it was cancelled.
+    pub async fn run(&self, taken: Taken) -> Option<Answer> {
+        let Taken {
+            id,
+            params,
+            arguments,
+            caller,
+        } = taken;
+        let outcome = self
+            .router
+            .call_tool_relayed(&caller, params, arguments)
+            .await;
+        let cancelled = caller.ct.is_cancelled();
+        lock(&self.in_flight).remove(&id);
+        if cancelled {
+            return None;
+        }
+        Some(match outcome {
+            Ok(ToolAnswer::Raw(raw)) => Answer::Raw(id, raw),
+            Ok(ToolAnswer::Typed(result)) => Answer::message(id, Ok(result)),
+            Err(error) => Answer::message(id, Err(error)),
+        })
+    }
+}
+
+/// What the fast entry writes back.
+pub enum Answer {
+    /// A server's result, relayed as it wrote it.
+    Raw(RequestId, Box<RawValue>),
+    /// A result made or decoded here, or an error.
+    Message(TxJsonRpcMessage<RoleServer>),
+}
+
+impl Answer {
+    fn message(id: RequestId, outcome: Result<ServerResult, RouteError>) -> Answer {
+        Answer::Message(match outcome {
+            Ok(mut result) => {
+                // What rmcp's service does to a result for a peer before 2026-07-28.
+                result.strip_result_type_for_legacy_peer();
+                result.strip_non_object_output_for_legacy_peer();
+                JsonRpcMessage::response(result, id)
+            }
+            Err(error) => JsonRpcMessage::error(ErrorData::from(error), Some(id)),
+        })
+    }
+}

@@ -1,0 +1,139 @@
+//! Relaying: a legacy client's `tools/call` to a legacy stdio server goes on the server's lane,
+//! its arguments and the server's result passed on as they were written, with everything else a
+//! call does kept: the legacy shape of a result, cancellation, the server's timeout.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+/// `tests/servers/verbatim_server.py`, recording every line it receives into `record`.
+fn verbatim_server(record: &Path, timeout: Option<u64>) -> Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/servers/verbatim_server.py");
+    let mut server = json!({"command": venv_python(), "args": [script, record]});
+    if let Some(seconds) = timeout {
+        server["timeout"] = json!(seconds);
+    }
+    server
+}
+
+/// The server's result for `verbatim`, as the script writes it.
+const VERBATIM_RESULT: &str = r#"{ "content" : [ {"type":"text","text":"verbatim \u00e9"} ], "x-vendor": {"big": 123456789012345678901234567890, "f": 1.50} }"#;
+
+struct Recorded(PathBuf);
+
+impl Recorded {
+    /// Waits until the server has received a line with every one of `needles`; returns it.
+    async fn line_with(&self, needles: &[&str]) -> String {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let text = std::fs::read_to_string(&self.0).unwrap_or_default();
+            if let Some(line) = text
+                .lines()
+                .find(|line| needles.iter().all(|needle| line.contains(needle)))
+            {
+                return line.to_owned();
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the server never received {needles:?}; it received:\n{text}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+}
+
+async fn start(timeout: Option<u64>) -> (RawStdio, Recorded, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("received.jsonl");
+    let mut raw =
+        RawStdio::start_with(json!({"verbatim": verbatim_server(&record, timeout)})).await;
+    raw.initialize().await;
+    (raw, Recorded(record), dir)
+}
+
+#[tokio::test]
+async fn arguments_and_result_pass_through_byte_for_byte() {
+    let (mut raw, record, _dir) = start(None).await;
+    let arguments = r#"{"big": 123456789012345678901234567890, "f": 1.50, "s": "\u00e9"}"#;
+    raw.send(&format!(
+        r#"{{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{{"name":"verbatim__verbatim","arguments":{arguments}}}}}"#
+    ))
+    .await;
+    let line = raw.answer_line(json!(7)).await;
+    assert_eq!(
+        line,
+        format!(r#"{{"jsonrpc":"2.0","id":7,"result":{VERBATIM_RESULT}}}"#),
+        "the result as the server wrote it"
+    );
+    // The server got the arguments as the client wrote them, under the tool's own name.
+    let request = record.line_with(&["\"tools/call\""]).await;
+    assert!(
+        request.contains(&format!(r#""arguments":{arguments}"#)),
+        "{request}"
+    );
+    assert!(request.contains(r#""name":"verbatim""#), "{request}");
+}
+
+#[tokio::test]
+async fn a_result_in_the_modern_shape_reaches_a_legacy_client_in_the_legacy_shape() {
+    let (mut raw, _record, _dir) = start(None).await;
+    raw.send(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"verbatim__modern_shape","arguments":{}}}"#).await;
+    let answer = raw.answer(json!(1)).await;
+    let result = &answer["result"];
+    assert!(result.get("resultType").is_none(), "{answer}");
+    assert!(result.get("structuredContent").is_none(), "{answer}");
+    assert_eq!(result["content"][0]["text"], r#"["a","b"]"#, "{answer}");
+}
+
+#[tokio::test]
+async fn a_cancelled_call_reaches_the_server_and_gets_no_answer() {
+    let (mut raw, record, _dir) = start(None).await;
+    raw.send(r#"{"jsonrpc":"2.0","id":"c1","method":"tools/call","params":{"name":"verbatim__hang","arguments":{}}}"#).await;
+    let request = record.line_with(&["\"tools/call\"", "\"hang\""]).await;
+    let sent: Value = serde_json::from_str(&request).unwrap();
+    let downstream_id = sent["id"].as_str().expect("a string id").to_owned();
+    raw.send(r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"c1","reason":"changed my mind"}}"#).await;
+    record
+        .line_with(&[
+            "notifications/cancelled",
+            &format!(r#""requestId":"{downstream_id}""#),
+        ])
+        .await;
+    // The proxy goes on serving, and the cancelled call was never answered.
+    raw.send(r#"{"jsonrpc":"2.0","id":"p","method":"ping"}"#)
+        .await;
+    loop {
+        let message = raw.receive().await;
+        assert_ne!(
+            message["id"], "c1",
+            "a cancelled call was answered: {message}"
+        );
+        if message["id"] == "p" {
+            break;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_call_past_the_servers_timeout_fails_and_is_cancelled_downstream() {
+    let (mut raw, record, _dir) = start(Some(1)).await;
+    raw.send(r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"verbatim__hang","arguments":{}}}"#).await;
+    let answer = raw.answer(json!(3)).await;
+    let message = answer["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("verbatim") && message.contains("timed out after 1s"),
+        "{answer}"
+    );
+    let request = record.line_with(&["\"tools/call\"", "\"hang\""]).await;
+    let sent: Value = serde_json::from_str(&request).unwrap();
+    let downstream_id = sent["id"].as_str().expect("a string id").to_owned();
+    record
+        .line_with(&[
+            "notifications/cancelled",
+            &format!(r#""requestId":"{downstream_id}""#),
+            "request timeout",
+        ])
+        .await;
+}

@@ -1,0 +1,62 @@
+"""A minimal MCP server over stdio that writes its answers as literal text, to see what a proxy
+relays byte for byte. Every line it receives is appended to the file named by its one argument.
+Tools: `verbatim` answers with RESULT exactly as written here (odd spacing, a number no double
+holds, a member no schema knows); `modern_shape` answers in the 2026-07-28 shape (a
+`resultType`, structured output that is not an object); `hang` never answers. Standard library
+only.
+"""
+
+import json
+import sys
+
+RECORD = sys.argv[1]
+
+RESULT = ('{ "content" : [ {"type":"text","text":"verbatim \\u00e9"} ],'
+          ' "x-vendor": {"big": 123456789012345678901234567890, "f": 1.50} }')
+MODERN = '{"content":[],"structuredContent":["a","b"],"resultType":"complete"}'
+
+TOOLS = [
+    {"name": name, "description": description, "inputSchema": {"type": "object"}}
+    for name, description in [
+        ("verbatim", "Answers with a fixed result, written by hand"),
+        ("modern_shape", "Answers in the 2026-07-28 result shape"),
+        ("hang", "Never answers"),
+    ]
+]
+
+
+def send(text):
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def answer(ident, result):
+    send('{"jsonrpc":"2.0","id":' + json.dumps(ident) + ',"result":' + result + "}")
+
+
+for raw in sys.stdin:
+    with open(RECORD, "a", encoding="utf-8") as record:
+        record.write(raw if raw.endswith("\n") else raw + "\n")
+    message = json.loads(raw)
+    method, ident = message.get("method"), message.get("id")
+    if ident is None:
+        continue
+    if method == "initialize":
+        answer(ident, json.dumps({
+            "protocolVersion": message["params"]["protocolVersion"],
+            "capabilities": {"tools": {}},
+            "serverInfo": {"name": "verbatim", "version": "1.0.0"},
+        }))
+    elif method == "tools/list":
+        answer(ident, json.dumps({"tools": TOOLS}))
+    elif method == "tools/call":
+        name = message["params"]["name"]
+        if name == "verbatim":
+            answer(ident, RESULT)
+        elif name == "modern_shape":
+            answer(ident, MODERN)
+    elif method == "ping":
+        answer(ident, "{}")
+    else:
+        send('{"jsonrpc":"2.0","id":' + json.dumps(ident)
+             + ',"error":{"code":-32601,"message":"method not found"}}')
