@@ -159,12 +159,12 @@ pub enum Answer {
     /// A server's result, relayed as it wrote it.
     Raw(RequestId, Box<RawValue>),
     /// A result made or decoded here, or an error.
-    Message(TxJsonRpcMessage<RoleServer>),
+    Message(Box<TxJsonRpcMessage<RoleServer>>),
 }
 
 impl Answer {
     fn message(id: RequestId, outcome: Result<ServerResult, RouteError>) -> Answer {
-        Answer::Message(match outcome {
+        Answer::Message(Box::new(match outcome {
             Ok(mut result) => {
                 // What rmcp's service does to a result for a peer before 2026-07-28.
                 result.strip_result_type_for_legacy_peer();
@@ -172,6 +172,6 @@ impl Answer {
                 JsonRpcMessage::response(result, id)
             }
             Err(error) => JsonRpcMessage::error(ErrorData::from(error), Some(id)),
-        })
+        }))
     }
 }

@@ -505,7 +505,7 @@ async fn write_line(writer: &Writer, value: &impl serde::Serialize) {
 async fn write_answer(writer: &Writer, answer: Answer) {
     match answer {
         Answer::Raw(id, result) => write_result(writer, &id, result.get().as_bytes()).await,
-        Answer::Message(message) => write_line(writer, &message).await,
+        Answer::Message(message) => write_line(writer, &*message).await,
     }
 }
 
