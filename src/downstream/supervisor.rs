@@ -193,9 +193,22 @@ async fn serve(
 ) -> String {
     let peer = running.peer().clone();
     let info = peer.peer_info();
+    // A modern server gets on every request what a legacy one got once in `initialize`.
+    let request_meta = info
+        .as_ref()
+        .filter(|info| !info.protocol_version.has_initialize())
+        .map(|info| {
+            let ours = rmcp::ClientHandler::get_info(running.service());
+            let mut meta = rmcp::model::RequestMetaObject::default();
+            meta.set_protocol_version(info.protocol_version.clone());
+            meta.set_client_info(ours.client_info);
+            meta.set_client_capabilities(ours.capabilities);
+            meta
+        });
     let connection = Connection {
         peer: peer.clone(),
         lane,
+        request_meta,
         capabilities: info
             .as_ref()
             .map(|info| info.capabilities.clone())

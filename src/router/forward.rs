@@ -41,7 +41,7 @@ impl Router {
     pub(super) async fn forward(
         &self,
         server: &str,
-        mut request: ClientRequest,
+        request: ClientRequest,
         caller: &Caller,
     ) -> Result<ServerResult, RouteError> {
         let modern_caller = caller.is_modern();
@@ -76,8 +76,23 @@ impl Router {
             }
             return self.forward_once(server, request, caller).await;
         }
-        for _ in 0..MAX_INPUT_ROUNDS {
-            let result = self.forward_once(server, request.clone(), caller).await?;
+        let first = self.forward_once(server, request.clone(), caller).await?;
+        self.input_rounds(server, request, first, caller).await
+    }
+
+    /// A modern server's answer to a request: when it asks a legacy client for input
+    /// (`InputRequiredResult`), the proxy asks the client with real requests and sends the
+    /// request again with the answers, round after round; a modern client gets the
+    /// `InputRequiredResult` itself.
+    pub(super) async fn input_rounds(
+        &self,
+        server: &str,
+        mut request: ClientRequest,
+        mut result: ServerResult,
+        caller: &Caller,
+    ) -> Result<ServerResult, RouteError> {
+        let modern_caller = caller.is_modern();
+        for _ in 1..MAX_INPUT_ROUNDS {
             let ServerResult::InputRequiredResult(input) = result else {
                 return Ok(result);
             };
@@ -160,6 +175,10 @@ impl Router {
                     });
                 }
             }
+            result = self.forward_once(server, request.clone(), caller).await?;
+        }
+        if !matches!(result, ServerResult::InputRequiredResult(_)) {
+            return Ok(result);
         }
         Err(RouteError::Transport {
             server: server.to_owned(),
@@ -218,20 +237,7 @@ impl Router {
         // A modern server logs only for a request that names a level (2026-07-28): the modern
         // caller's own, else the level a legacy session set with logging/setLevel.
         let modern_caller = caller.is_modern();
-        #[allow(deprecated)] // a legacy session's logging level: see the import
-        let log_level = connection
-            .is_modern()
-            .then(|| {
-                if modern_caller {
-                    return caller.meta.log_level();
-                }
-                // A legacy client hears every level until it sets one, as from a legacy server.
-                caller
-                    .session
-                    .as_ref()
-                    .map(|session| lock(&session.log_level).unwrap_or(LoggingLevel::Debug))
-            })
-            .flatten();
+        let log_level = log_level_for(&connection, caller);
         if let Some(level) = log_level {
             options
                 .meta
@@ -359,6 +365,24 @@ impl Router {
         }
         self.catalog.offered_by(down, item).await
     }
+}
+
+/// The log level a request to a modern server names (2026-07-28: a modern server logs only for
+/// a request that does): the modern caller's own, else the level a legacy session set with
+/// `logging/setLevel`. `None` for a legacy server.
+#[allow(deprecated)] // a legacy session's logging level: see the import
+pub(super) fn log_level_for(connection: &Connection, caller: &Caller) -> Option<LoggingLevel> {
+    if !connection.is_modern() {
+        return None;
+    }
+    if caller.is_modern() {
+        return caller.meta.log_level();
+    }
+    // A legacy client hears every level until it sets one, as from a legacy server.
+    caller
+        .session
+        .as_ref()
+        .map(|session| lock(&session.log_level).unwrap_or(LoggingLevel::Debug))
 }
 
 /// The caller's `_meta` minus what belongs to the upstream hop: the progress token (rmcp sets its

@@ -1,9 +1,10 @@
 //! Relaying a `tools/call`: the one way every call to a server goes, whichever way it came in.
-//! A call from a legacy client to a legacy server on stdio goes out on the connection's lane
+//! A call from a legacy client to a server on stdio goes out on the connection's lane
 //! (`wire::lane`): the arguments are written as the client wrote them (raw from the stdio
 //! server's fast entry, `upstream::stdio`, or encoded once from rmcp's types) and the server's
-//! result comes back unparsed — decoded only for a caller that needs it typed. Any other call
-//! (a modern side, a server over HTTP) takes `forward`. Both share what a call needs besides its
+//! result comes back unparsed — decoded only for a caller that needs it typed, or when a modern
+//! server asks for input (then `forward`'s rounds go on). Any other call (a modern client, a
+//! server over HTTP) takes `forward`. Both share what a call needs besides its
 //! bytes: the progress route, the in-flight registration that attributes the server's own
 //! requests, the client's cancellation passed on, the server's timeout.
 
@@ -19,7 +20,7 @@ use serde_json::value::RawValue;
 use super::Router;
 use super::attribution::Forwarded;
 use super::error::RouteError;
-use super::forward::forwarded_meta;
+use super::forward::{forwarded_meta, log_level_for};
 use super::session::Caller;
 use crate::downstream::{ChildLane, Connection};
 use crate::wire::lane::{Answer, LaneError};
@@ -112,9 +113,9 @@ impl Router {
         let downstream = self.fleet.server(server)?;
         let connection = self.connection_of(&downstream, caller).await?;
         let on_lane = connection.lane.as_ref().filter(|_| {
-            // A modern side has input rounds or parking (`forward`); a retry carries its state.
-            !connection.is_modern()
-                && !caller.is_modern()
+            // A modern caller has parking and its own log level (`forward`); a retry carries its
+            // state.
+            !caller.is_modern()
                 && caller.park.is_none()
                 && params.input_responses.is_none()
                 && params.request_state.is_none()
@@ -124,22 +125,44 @@ impl Router {
                 Some(raw) => Some(Arguments::Raw(raw)),
                 None => params.arguments.as_ref().map(Arguments::Typed),
             };
+            // What rmcp would put in `_meta`: a modern server's lifecycle, then the caller's own
+            // keys and the log level.
+            let mut meta = connection.request_meta.clone();
+            if let Some(forwarded) = forwarded_meta(&caller.meta) {
+                meta.get_or_insert_with(RequestMetaObject::default)
+                    .extend(forwarded);
+            }
+            if let Some(level) = log_level_for(&connection, caller) {
+                meta.get_or_insert_with(RequestMetaObject::default)
+                    .set_log_level(level);
+            }
             let lane_params = LaneParams {
                 name: &params.name,
                 arguments,
-                meta: forwarded_meta(&caller.meta),
+                meta,
             };
-            return self
-                .on_lane(
-                    server,
-                    &connection,
-                    lane,
-                    lane_params,
-                    caller,
-                    downstream.config.timeout,
-                )
-                .await
-                .map(ToolAnswer::Raw);
+            let timeout = downstream.config.timeout;
+            let result = self
+                .on_lane(server, &connection, lane, lane_params, caller, timeout)
+                .await?;
+            // A modern server asking the legacy caller for input: the proxy asks and sends the
+            // call again (`forward`'s rounds).
+            if connection.is_modern()
+                && memchr::memmem::find(result.get().as_bytes(), b"\"input_required\"").is_some()
+                && let Ok(first @ ServerResult::InputRequiredResult(_)) =
+                    serde_json::from_str::<ServerResult>(result.get())
+            {
+                let mut params = params.clone();
+                if let Some(raw) = raw {
+                    params.arguments = Some(decode_arguments(raw)?);
+                }
+                let request = ClientRequest::CallToolRequest(Request::new(params));
+                return self
+                    .input_rounds(server, request, first, caller)
+                    .await
+                    .map(ToolAnswer::Typed);
+            }
+            return Ok(ToolAnswer::Raw(result));
         }
         let mut params = params.clone();
         if let Some(raw) = raw {
@@ -297,6 +320,68 @@ pub(super) fn needs_legacy_shaping(raw: &RawValue) -> bool {
     }
 }
 
+/// A relayed result in the shape rmcp's service gives a legacy client: without `resultType`, the
+/// other members as the server wrote them. `Err` with the result when it needs rmcp's types
+/// (structured output that is not an object, moved into the content) or is not a plain object.
+pub(super) fn legacy_shape(raw: Box<RawValue>) -> Result<Box<RawValue>, Box<RawValue>> {
+    if !needs_legacy_shaping(&raw) {
+        return Ok(raw);
+    }
+    let shaped = {
+        let Ok(Members(members)) = serde_json::from_str::<Members<'_>>(raw.get()) else {
+            return Err(raw);
+        };
+        let structured_not_object = members.iter().any(|(key, value)| {
+            *key == "structuredContent" && !value.get().trim_start().starts_with('{')
+        });
+        if structured_not_object {
+            return Err(raw);
+        }
+        let mut text = String::with_capacity(raw.get().len());
+        text.push('{');
+        for (key, value) in members.iter().filter(|(key, _)| *key != "resultType") {
+            if text.len() > 1 {
+                text.push(',');
+            }
+            // A key borrowed from the text has no escapes: it is written back as it was.
+            text.push('"');
+            text.push_str(key);
+            text.push_str("\":");
+            text.push_str(value.get());
+        }
+        text.push('}');
+        text
+    };
+    RawValue::from_string(shaped).map_err(|_| raw)
+}
+
+/// An object's members in their order, each value unparsed; keys with escapes do not borrow,
+/// and fail (the caller then takes the typed path).
+struct Members<'a>(Vec<(&'a str, &'a RawValue)>);
+
+impl<'de> Deserialize<'de> for Members<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Members<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut members = Vec::new();
+                while let Some(member) = map.next_entry::<&'de str, &'de RawValue>()? {
+                    members.push(member);
+                }
+                Ok(Members(members))
+            }
+        }
+        deserializer.deserialize_map(Visit)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -327,5 +412,27 @@ mod tests {
         assert!(needs_legacy_shaping(&raw(
             r#"{"content":[],"structuredContent":["a","b"]}"#
         )));
+    }
+
+    #[test]
+    fn the_legacy_shape_drops_result_type_and_keeps_the_rest_as_written() {
+        let shaped = legacy_shape(raw(
+            r#"{"content":[{"type":"text","text":"a"}], "resultType":"complete","_meta":{"n":1.50}}"#,
+        ))
+        .unwrap();
+        assert_eq!(
+            shaped.get(),
+            r#"{"content":[{"type":"text","text":"a"}],"_meta":{"n":1.50}}"#
+        );
+        // Structured output that is not an object needs rmcp's types.
+        assert!(
+            legacy_shape(raw(
+                r#"{"content":[],"structuredContent":[1],"resultType":"complete"}"#
+            ))
+            .is_err()
+        );
+        // Nothing to do: the same bytes.
+        let plain = r#"{ "content" : [] }"#;
+        assert_eq!(legacy_shape(raw(plain)).unwrap().get(), plain);
     }
 }

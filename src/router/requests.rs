@@ -106,13 +106,16 @@ impl Router {
                 &route.server,
                 result,
             ))),
-            // A legacy client's result in the modern shape is shaped by rmcp's types upstream.
-            ToolAnswer::Raw(raw) if typed_caller || relay::needs_legacy_shaping(&raw) => {
-                ToolAnswer::Raw(raw)
-                    .into_typed(&route.server)
-                    .map(ToolAnswer::Typed)
+            relayed @ ToolAnswer::Raw(_) if typed_caller => {
+                relayed.into_typed(&route.server).map(ToolAnswer::Typed)
             }
-            relayed => Ok(relayed),
+            // The raw caller is a legacy client (`relay`): its result in the legacy shape.
+            ToolAnswer::Raw(raw) => match relay::legacy_shape(raw) {
+                Ok(shaped) => Ok(ToolAnswer::Raw(shaped)),
+                Err(raw) => ToolAnswer::Raw(raw)
+                    .into_typed(&route.server)
+                    .map(ToolAnswer::Typed),
+            },
         });
         let (error, tool_error) = match &outcome {
             Ok(answer) => match answer.tool_error() {
