@@ -9,8 +9,8 @@
 use std::sync::Arc;
 
 use rmcp::model::{
-    CancelledNotificationParam, ClientRequest, InputRequest, InputResponses, RequestMetaObject,
-    ServerRequest, ServerResult,
+    CancelledNotificationParam, ClientRequest, InputRequest, InputResponses, ProgressToken,
+    RequestId, RequestMetaObject, ServerRequest, ServerResult,
 };
 // Logging is deprecated by SEP-2577; legacy clients and servers use it.
 #[allow(deprecated)]
@@ -19,9 +19,10 @@ use rmcp::service::PeerRequestOptions;
 use serde_json::Value;
 
 use super::Router;
-use super::attribution::Forwarded;
+use super::attribution::{Forwarded, Registered};
 use super::error::{RouteError, service_error};
 use super::parked::{self, Fingerprint};
+use super::progress::Following;
 use super::session::{Caller, ask_client};
 use crate::catalog::{Catalog, Item, ResolveError};
 use crate::downstream::{self, Connection, Downstream};
@@ -251,15 +252,50 @@ impl Router {
             .await
             .map_err(|error| service_error(server, &method, timeout, error))?;
 
+        let tracked = self.track(
+            server,
+            caller,
+            handle.id.clone(),
+            handle.progress_token.clone(),
+            log_level.filter(|_| modern_caller),
+        );
+
+        let id = handle.id.clone();
+        let peer = handle.peer.clone();
+        tokio::select! {
+            response = handle.await_response() => {
+                tracked.flush().await;
+                response.map_err(|error| service_error(server, &method, timeout, error))
+            }
+            () = caller.ct.cancelled() => {
+                let params = CancelledNotificationParam::new(Some(id), Some("cancelled by the client".into()));
+                let _ = peer.notify_cancelled(params).await;
+                Err(RouteError::Cancelled)
+            }
+        }
+    }
+
+    /// Follows a request in flight on a server, until the returned guard is dropped: its
+    /// progress (sent with `downstream_token`) goes to the caller's token, and the server's own
+    /// requests meanwhile are attributed to the caller's session.
+    #[allow(deprecated)] // a modern caller's logging level: see the import
+    pub(super) fn track(
+        &self,
+        server: &str,
+        caller: &Caller,
+        downstream_id: RequestId,
+        downstream_token: ProgressToken,
+        logs_for_modern_caller: Option<LoggingLevel>,
+    ) -> Tracked<'_> {
         let progress = caller
             .meta
             .get_progress_token()
             .zip(caller.session.as_ref())
             .map(|(token, session)| {
                 self.progress
-                    .follow(server, handle.progress_token.clone(), session, token)
+                    .follow(server, downstream_token, session, token)
             });
-        let _in_flight =
+        let in_flight =
             caller
                 .session
                 .as_ref()
@@ -269,27 +305,14 @@ impl Router {
                         server: server.to_owned(),
                         session: Arc::downgrade(session),
                         request_id: request_id.clone(),
-                        downstream_id: handle.id.clone(),
+                        downstream_id,
                         park: caller.park.clone(),
-                        logs_for_modern_caller: log_level.filter(|_| modern_caller),
+                        logs_for_modern_caller,
                     })
                 });
-
-        let id = handle.id.clone();
-        let peer = handle.peer.clone();
-        tokio::select! {
-            response = handle.await_response() => {
-                // The server sent its progress before its answer; so does the client get them.
-                if let Some(progress) = &progress {
-                    progress.flush().await;
-                }
-                response.map_err(|error| service_error(server, &method, timeout, error))
-            }
-            () = caller.ct.cancelled() => {
-                let params = CancelledNotificationParam::new(Some(id), Some("cancelled by the client".into()));
-                let _ = peer.notify_cancelled(params).await;
-                Err(RouteError::Cancelled)
-            }
+        Tracked {
+            progress,
+            _in_flight: in_flight,
         }
     }
 
@@ -364,6 +387,21 @@ impl Router {
             return Some(server.clone());
         }
         self.catalog.offered_by(down, item).await
+    }
+}
+
+/// A request in flight, followed (see [`Router::track`]).
+pub(super) struct Tracked<'a> {
+    progress: Option<Following<'a>>,
+    _in_flight: Option<Registered<'a>>,
+}
+
+impl Tracked<'_> {
+    /// The server sent its progress before its answer; so does the client get them.
+    pub(super) async fn flush(&self) {
+        if let Some(progress) = &self.progress {
+            progress.flush().await;
+        }
     }
 }
 

@@ -18,7 +18,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use super::Router;
-use super::attribution::Forwarded;
 use super::error::RouteError;
 use super::forward::{forwarded_meta, log_level_for};
 use super::session::Caller;
@@ -215,30 +214,10 @@ impl Router {
             .await
             .map_err(lane_error)?;
         let id = call.id();
-        let progress = client_token
-            .zip(caller.session.as_ref())
-            .map(|(client_token, session)| {
-                let NumberOrString::String(text) = &id else {
-                    unreachable!("lane ids are strings")
-                };
-                self.progress
-                    .follow(server, token(text), session, client_token)
-            });
-        let _in_flight =
-            caller
-                .session
-                .as_ref()
-                .zip(caller.request_id.as_ref())
-                .map(|(session, request_id)| {
-                    self.in_flight.register(Forwarded {
-                        server: server.to_owned(),
-                        session: Arc::downgrade(session),
-                        request_id: request_id.clone(),
-                        downstream_id: id.clone(),
-                        park: None,
-                        logs_for_modern_caller: None,
-                    })
-                });
+        let NumberOrString::String(text) = &id else {
+            unreachable!("lane ids are strings")
+        };
+        let tracked = self.track(server, caller, id.clone(), token(text), None);
         let cancel = |reason: &str| {
             let params = CancelledNotificationParam::new(Some(id.clone()), Some(reason.into()));
             let peer = connection.peer.clone();
@@ -259,10 +238,7 @@ impl Router {
                         });
                     }
                 };
-                // The server sent its progress before its answer; so does the client get them.
-                if let Some(progress) = &progress {
-                    progress.flush().await;
-                }
+                tracked.flush().await;
                 match answer {
                     Answer::Result(result) if is_object(&result) => Ok(result),
                     Answer::Result(_) => Err(RouteError::UnexpectedResult {
