@@ -156,8 +156,8 @@ impl Router {
                     params.arguments = Some(decode_arguments(raw)?);
                 }
                 let request = ClientRequest::CallToolRequest(Request::new(params));
-                return self
-                    .input_rounds(server, request, first, caller)
+                // Boxed, as the path below: a call on the lane carries neither in its future.
+                return Box::pin(self.input_rounds(server, request, first, caller))
                     .await
                     .map(ToolAnswer::Typed);
             }
@@ -167,11 +167,11 @@ impl Router {
         if let Some(raw) = raw {
             params.arguments = Some(decode_arguments(raw)?);
         }
-        self.forward(
+        Box::pin(self.forward(
             server,
             ClientRequest::CallToolRequest(Request::new(params)),
             caller,
-        )
+        ))
         .await
         .map(ToolAnswer::Typed)
     }

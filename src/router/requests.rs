@@ -57,10 +57,8 @@ impl Router {
             if let Some(raw) = &raw {
                 params.arguments = Some(relay::decode_arguments(raw)?);
             }
-            let result = self
-                .builtins
-                .call(self, name, params.arguments.as_ref())
-                .await;
+            // Boxed: a call to a server does not carry a built-in's future in its own.
+            let result = Box::pin(self.builtins.call(self, name, params.arguments.as_ref())).await;
             let error = (result.is_error == Some(true)).then(|| relay::result_text(&result));
             self.record(
                 ActivityAction::ToolCall,
