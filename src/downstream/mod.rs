@@ -180,8 +180,9 @@ pub struct Connection {
     /// A stdio child's lane for relayed `tools/call`s (`wire::lane`), beside `peer`.
     pub lane: Option<Arc<ChildLane>>,
     /// What rmcp puts in the `_meta` of every request to a modern server (its generation, our
-    /// client info and capabilities), for requests on the lane. `None` for a legacy server.
-    pub request_meta: Option<rmcp::model::RequestMetaObject>,
+    /// client info and capabilities), encoded once for requests on the lane. `None` for a legacy
+    /// server.
+    pub request_meta: Option<Box<serde_json::value::RawValue>>,
     pub capabilities: ServerCapabilities,
     pub instructions: Option<String>,
     pub protocol_version: String,

@@ -95,7 +95,7 @@ struct LaneParams<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     arguments: Option<Arguments<'a>>,
     #[serde(rename = "_meta", skip_serializing_if = "Option::is_none")]
-    meta: Option<RequestMetaObject>,
+    meta: Option<Box<RawValue>>,
 }
 
 impl Router {
@@ -124,25 +124,27 @@ impl Router {
                 Some(raw) => Some(Arguments::Raw(raw)),
                 None => params.arguments.as_ref().map(Arguments::Typed),
             };
-            // What rmcp would put in `_meta`: a modern server's lifecycle, then the caller's own
-            // keys and the log level.
-            let mut meta = connection.request_meta.clone();
-            if let Some(forwarded) = forwarded_meta(&caller.meta) {
-                meta.get_or_insert_with(RequestMetaObject::default)
-                    .extend(forwarded);
-            }
+            // What rmcp would put in `_meta` after a modern server's lifecycle keys: the caller's
+            // own keys and the log level (the progress token is added with the id).
+            let mut extra = forwarded_meta(&caller.meta).unwrap_or_default();
             if let Some(level) = log_level_for(&connection, caller) {
-                meta.get_or_insert_with(RequestMetaObject::default)
-                    .set_log_level(level);
+                extra.set_log_level(level);
             }
             let lane_params = LaneParams {
                 name: &params.name,
                 arguments,
-                meta,
+                meta: None,
             };
             let timeout = downstream.config.timeout;
             let result = self
-                .on_lane(server, &connection, lane, lane_params, caller, timeout)
+                .on_lane(
+                    server,
+                    &connection,
+                    lane,
+                    (lane_params, extra),
+                    caller,
+                    timeout,
+                )
                 .await?;
             // A modern server asking the legacy caller for input: the proxy asks and sends the
             // call again (`forward`'s rounds).
@@ -183,7 +185,7 @@ impl Router {
         server: &str,
         connection: &Connection,
         lane: &Arc<ChildLane>,
-        mut params: LaneParams<'_>,
+        (mut params, mut extra): (LaneParams<'_>, RequestMetaObject),
         caller: &Caller,
         timeout: std::time::Duration,
     ) -> Result<Box<RawValue>, RouteError> {
@@ -204,11 +206,9 @@ impl Router {
         let mut call = lane
             .send(METHOD, |id: &str| {
                 if client_token.is_some() {
-                    params
-                        .meta
-                        .get_or_insert_with(RequestMetaObject::default)
-                        .set_progress_token(token(id));
+                    extra.set_progress_token(token(id));
                 }
+                params.meta = lane_meta(connection.request_meta.as_deref(), &extra);
                 params
             })
             .await
@@ -254,6 +254,29 @@ impl Router {
             }
         }
     }
+}
+
+/// A lane call's `_meta`: a modern server's lifecycle keys (encoded once per connection), then
+/// `extra` (a few keys, encoded per call).
+fn lane_meta(lifecycle: Option<&RawValue>, extra: &RequestMetaObject) -> Option<Box<RawValue>> {
+    let extra = (!extra.is_empty())
+        .then(|| serde_json::to_string(extra).ok())
+        .flatten();
+    let text = match (lifecycle.map(RawValue::get), extra) {
+        (None, None) => return None,
+        (Some(lifecycle), None) => lifecycle.to_owned(),
+        (None, Some(extra)) => extra,
+        (Some(lifecycle), Some(extra)) => {
+            // Both are encoded objects: `{…}` + `{…}` make `{…,…}`.
+            let mut text = lifecycle.trim_end().strip_suffix('}')?.to_owned();
+            if !text.trim_end().ends_with('{') {
+                text.push(',');
+            }
+            text.push_str(extra.trim_start().strip_prefix('{')?);
+            text
+        }
+    };
+    RawValue::from_string(text).ok()
 }
 
 fn token(id: &str) -> ProgressToken {
@@ -410,5 +433,29 @@ mod tests {
         // Nothing to do: the same bytes.
         let plain = r#"{ "content" : [] }"#;
         assert_eq!(legacy_shape(raw(plain)).unwrap().get(), plain);
+    }
+
+    #[test]
+    fn a_lane_calls_meta_is_the_lifecycle_then_the_calls_own_keys() {
+        let mut extra = RequestMetaObject::default();
+        assert!(lane_meta(None, &extra).is_none());
+        let lifecycle = raw(r#"{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}"#);
+        assert_eq!(
+            lane_meta(Some(&lifecycle), &extra).unwrap().get(),
+            lifecycle.get()
+        );
+        extra.set_progress_token(token("pluggedin:3"));
+        let meta = lane_meta(Some(&lifecycle), &extra).unwrap();
+        let meta: serde_json::Value = serde_json::from_str(meta.get()).unwrap();
+        assert_eq!(
+            meta,
+            serde_json::json!({
+                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                "progressToken": "pluggedin:3"
+            })
+        );
+        let empty = raw("{ }");
+        let meta = lane_meta(Some(&empty), &extra).unwrap();
+        assert_eq!(meta.get(), r#"{ "progressToken":"pluggedin:3"}"#);
     }
 }

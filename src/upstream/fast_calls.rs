@@ -40,14 +40,14 @@ pub struct FastCalls {
     in_flight: Mutex<HashMap<RequestId, CancellationToken>>,
 }
 
-/// A request's envelope; its params stay unparsed until the method is known.
+/// A request's envelope, read in one pass: any other params (or method) fail it, and the line
+/// goes to the service.
 #[derive(Deserialize)]
 struct Envelope<'a> {
     jsonrpc: &'a str,
     id: RequestId,
     method: &'a str,
-    #[serde(borrow)]
-    params: Option<&'a RawValue>,
+    params: Option<Params>,
 }
 
 /// The params the fast entry takes: nothing else (a task, input responses…) may be present.
@@ -90,7 +90,7 @@ impl FastCalls {
         if envelope.jsonrpc != "2.0" || envelope.method != "tools/call" {
             return None;
         }
-        let params: Params = serde_json::from_str(envelope.params?.get()).ok()?;
+        let params = envelope.params?;
         let arguments = match params.arguments {
             Some(raw) if raw.get().trim_start().starts_with('{') => Some(raw),
             Some(raw) if raw.get() == "null" => None,
