@@ -202,40 +202,49 @@ impl Router {
                 message: other.to_string(),
             },
         };
-        // The server's progress comes with a token of ours (the request's id), swapped back.
-        let mut call = lane
-            .send(METHOD, |id: &str| {
-                if client_token.is_some() {
-                    extra.set_progress_token(token(id));
-                }
-                params.meta = lane_meta(connection.request_meta.as_deref(), &extra);
-                params
-            })
-            .await
-            .map_err(lane_error)?;
+        // The server's timeout runs from here: writing the request is part of the call (a server
+        // that stopped reading its stdin blocks the write). The server's progress comes with a
+        // token of ours (the request's id), swapped back.
+        let deadline = tokio::time::Instant::now() + timeout;
+        let send = lane.send(METHOD, |id: &str| {
+            if client_token.is_some() {
+                extra.set_progress_token(token(id));
+            }
+            params.meta = lane_meta(connection.request_meta.as_deref(), &extra);
+            params
+        });
+        let timed_out = || RouteError::Timeout {
+            server: server.to_owned(),
+            method: METHOD.to_owned(),
+            timeout,
+        };
+        let mut call = tokio::select! {
+            sent = tokio::time::timeout_at(deadline, send) => match sent {
+                Ok(call) => call.map_err(lane_error)?,
+                Err(_) => return Err(timed_out()),
+            },
+            () = caller.ct.cancelled() => return Err(RouteError::Cancelled),
+        };
         let id = call.id();
         let NumberOrString::String(text) = &id else {
             unreachable!("lane ids are strings")
         };
         let tracked = self.track(server, caller, id.clone(), token(text), None);
+        // Told without waiting: a server that stopped reading would hold the caller past its end.
         let cancel = |reason: &str| {
             let params = CancelledNotificationParam::new(Some(id.clone()), Some(reason.into()));
             let peer = connection.peer.clone();
-            async move {
+            self.tracker.spawn(async move {
                 let _ = peer.notify_cancelled(params).await;
-            }
+            });
         };
         tokio::select! {
-            answer = tokio::time::timeout(timeout, call.answer()) => {
+            answer = tokio::time::timeout_at(deadline, call.answer()) => {
                 let answer = match answer {
                     Ok(answer) => answer.map_err(lane_error)?,
                     Err(_) => {
-                        cancel("request timeout").await;
-                        return Err(RouteError::Timeout {
-                            server: server.to_owned(),
-                            method: METHOD.to_owned(),
-                            timeout,
-                        });
+                        cancel("request timeout");
+                        return Err(timed_out());
                     }
                 };
                 tracked.flush().await;
@@ -249,7 +258,7 @@ impl Router {
                 }
             }
             () = caller.ct.cancelled() => {
-                cancel("cancelled by the client").await;
+                cancel("cancelled by the client");
                 Err(RouteError::Cancelled)
             }
         }

@@ -133,13 +133,41 @@ impl<W: AsyncWrite + Unpin + Send> Lane<W> {
             number,
             answer,
         };
-        let mut stdin = self.stdin.lock().await;
-        let Some(stdin) = stdin.as_mut() else {
+        let mut slot = self.stdin.lock().await;
+        if slot.is_none() {
             return Err(LaneError::Closed);
+        }
+        // A caller may give up while the line is half written (a server that stopped reading its
+        // stdin fills the pipe): the rest of the stream would be garbled, so the stream is closed
+        // instead, and the server, seeing its stdin end, ends and is restarted.
+        let mut writing = Unfinished {
+            slot: &mut slot,
+            finished: false,
         };
-        stdin.write_all(&line).await?;
-        stdin.flush().await?;
+        let written = match writing.slot.as_mut() {
+            Some(stdin) => match stdin.write_all(&line).await {
+                Ok(()) => stdin.flush().await,
+                Err(error) => Err(error),
+            },
+            None => Ok(()),
+        };
+        writing.finished = true;
+        written?;
         Ok(call)
+    }
+}
+
+/// A line being written; dropped before it is finished, it closes the stream it was cut short on.
+struct Unfinished<'a, W> {
+    slot: &'a mut Option<W>,
+    finished: bool,
+}
+
+impl<W> Drop for Unfinished<'_, W> {
+    fn drop(&mut self) {
+        if !self.finished {
+            *self.slot = None;
+        }
     }
 }
 
@@ -332,5 +360,26 @@ mod tests {
         assert_eq!(lane.lock().answers.len(), 0);
         // Nothing waits now: the line is not even inspected, and rmcp drops an unknown answer.
         assert!(!lane.deliver(br#"{"jsonrpc":"2.0","id":"pluggedin:1","result":{}}"#));
+    }
+
+    #[tokio::test]
+    async fn a_line_cut_short_closes_the_stream_instead_of_garbling_it() {
+        // The server reads nothing, and its pipe holds 16 bytes.
+        let (ours, _theirs) = tokio::io::duplex(16);
+        let lane = Lane::new(Arc::new(tokio::sync::Mutex::new(Some(ours))));
+        let gave_up = tokio::time::timeout(
+            std::time::Duration::from_millis(50),
+            lane.send(
+                "tools/call",
+                |_| serde_json::json!({"name": "a long enough name"}),
+            ),
+        )
+        .await;
+        assert!(gave_up.is_err(), "the write cannot finish");
+        assert!(lane.stdin.lock().await.is_none(), "the stream is closed");
+        assert!(matches!(
+            lane.send("tools/call", |_| ()).await,
+            Err(LaneError::Closed)
+        ));
     }
 }

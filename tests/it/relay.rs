@@ -137,3 +137,37 @@ async fn a_call_past_the_servers_timeout_fails_and_is_cancelled_downstream() {
         ])
         .await;
 }
+
+#[tokio::test]
+async fn a_server_that_stops_reading_times_out_calls_and_the_others_keep_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("received.jsonl");
+    let mut raw = RawStdio::start_with(json!({
+        "verbatim": verbatim_server(&record, Some(1)),
+        "demo": demo(),
+    }))
+    .await;
+    raw.initialize().await;
+    raw.send(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"verbatim__deaf","arguments":{}}}"#).await;
+    Recorded(record)
+        .line_with(&["\"tools/call\"", "\"deaf\""])
+        .await;
+    // A call larger than the pipe holds: its line cannot be written, and the call still ends
+    // within the server's timeout.
+    let big = "x".repeat(256 * 1024);
+    raw.send(&format!(
+        r#"{{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{{"name":"verbatim__verbatim","arguments":{{"pad":"{big}"}}}}}}"#
+    ))
+    .await;
+    for id in [1, 2] {
+        let answer = raw.answer(json!(id)).await;
+        let message = answer["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("timed out after 1s"), "{id}: {answer}");
+    }
+    raw.send(r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"demo__echo","arguments":{"message":"still here"}}}"#).await;
+    let answer = raw.answer(json!(3)).await;
+    assert_eq!(
+        answer["result"]["content"][0]["text"], "Echo: still here",
+        "{answer}"
+    );
+}

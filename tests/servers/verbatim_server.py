@@ -2,12 +2,13 @@
 relays byte for byte. Every line it receives is appended to the file named by its one argument.
 Tools: `verbatim` answers with RESULT exactly as written here (odd spacing, a number no double
 holds, a member no schema knows); `modern_shape` answers in the 2026-07-28 shape (a
-`resultType`, structured output that is not an object); `hang` never answers. Standard library
-only.
+`resultType`, structured output that is not an object); `hang` never answers; `deaf` never
+answers and stops reading its stdin. Standard library only.
 """
 
 import json
 import sys
+import time
 
 RECORD = sys.argv[1]
 
@@ -21,6 +22,7 @@ TOOLS = [
         ("verbatim", "Answers with a fixed result, written by hand"),
         ("modern_shape", "Answers in the 2026-07-28 result shape"),
         ("hang", "Never answers"),
+        ("deaf", "Never answers, and stops reading its stdin"),
     ]
 ]
 
@@ -55,6 +57,9 @@ for raw in sys.stdin:
             answer(ident, RESULT)
         elif name == "modern_shape":
             answer(ident, MODERN)
+        elif name == "deaf":
+            while True:
+                time.sleep(3600)
     elif method == "ping":
         answer(ident, "{}")
     else:
