@@ -301,64 +301,59 @@ pub(super) fn decode_arguments(raw: &RawValue) -> Result<JsonObject, RouteError>
     serde_json::from_str(raw.get()).map_err(|error| RouteError::InvalidArguments(error.to_string()))
 }
 
-/// Whether a relayed result needs what rmcp's service does for a legacy client (so it must go up
-/// typed): a `resultType` to drop, or structured output that is not an object to move into the
-/// content. Read only where one of those keys appears.
-pub(super) fn needs_legacy_shaping(raw: &RawValue) -> bool {
-    #[derive(Deserialize)]
-    struct Shape<'a> {
-        #[serde(rename = "resultType")]
-        result_type: Option<serde::de::IgnoredAny>,
-        #[serde(rename = "structuredContent", borrow)]
-        structured: Option<&'a RawValue>,
-    }
+/// What a relayed result needs before it reaches a legacy client, as rmcp's service would
+/// shape it: nothing; dropping a `resultType` (done here, the other members as written); or
+/// rmcp's types (structured output that is not an object is moved into the content, or the
+/// result is not a plain object). Read once, and only where one of those keys appears.
+enum Shaping<'a> {
+    AsIs,
+    WithoutResultType(Members<'a>),
+    Typed,
+}
+
+fn shaping(raw: &RawValue) -> Shaping<'_> {
     let bytes = raw.get().as_bytes();
     let finder = |key: &[u8]| memchr::memmem::find(bytes, key).is_some();
     if !finder(b"\"resultType\"") && !finder(b"\"structuredContent\"") {
-        return false;
+        return Shaping::AsIs;
     }
-    match serde_json::from_str::<Shape<'_>>(raw.get()) {
-        Ok(shape) => {
-            shape.result_type.is_some()
-                || shape
-                    .structured
-                    .is_some_and(|value| !value.get().trim_start().starts_with('{'))
-        }
-        Err(_) => true,
+    let Ok(members) = serde_json::from_str::<Members<'_>>(raw.get()) else {
+        return Shaping::Typed;
+    };
+    let structured_not_object = members.0.iter().any(|(key, value)| {
+        *key == "structuredContent" && !value.get().trim_start().starts_with('{')
+    });
+    if structured_not_object {
+        Shaping::Typed
+    } else if members.0.iter().any(|(key, _)| *key == "resultType") {
+        Shaping::WithoutResultType(members)
+    } else {
+        Shaping::AsIs
     }
 }
 
-/// A relayed result in the shape rmcp's service gives a legacy client: without `resultType`, the
-/// other members as the server wrote them. `Err` with the result when it needs rmcp's types
-/// (structured output that is not an object, moved into the content) or is not a plain object.
+/// A relayed result in the shape rmcp's service gives a legacy client (see [`Shaping`]); `Err`
+/// with the result when it needs rmcp's types.
 pub(super) fn legacy_shape(raw: Box<RawValue>) -> Result<Box<RawValue>, Box<RawValue>> {
-    if !needs_legacy_shaping(&raw) {
-        return Ok(raw);
-    }
-    let shaped = {
-        let Ok(Members(members)) = serde_json::from_str::<Members<'_>>(raw.get()) else {
-            return Err(raw);
-        };
-        let structured_not_object = members.iter().any(|(key, value)| {
-            *key == "structuredContent" && !value.get().trim_start().starts_with('{')
-        });
-        if structured_not_object {
-            return Err(raw);
-        }
-        let mut text = String::with_capacity(raw.get().len());
-        text.push('{');
-        for (key, value) in members.iter().filter(|(key, _)| *key != "resultType") {
-            if text.len() > 1 {
-                text.push(',');
+    let shaped = match shaping(&raw) {
+        Shaping::AsIs => return Ok(raw),
+        Shaping::Typed => return Err(raw),
+        Shaping::WithoutResultType(Members(members)) => {
+            let mut text = String::with_capacity(raw.get().len());
+            text.push('{');
+            for (key, value) in members.iter().filter(|(key, _)| *key != "resultType") {
+                if text.len() > 1 {
+                    text.push(',');
+                }
+                // A key borrowed from the text has no escapes: it is written back as it was.
+                text.push('"');
+                text.push_str(key);
+                text.push_str("\":");
+                text.push_str(value.get());
             }
-            // A key borrowed from the text has no escapes: it is written back as it was.
-            text.push('"');
-            text.push_str(key);
-            text.push_str("\":");
-            text.push_str(value.get());
+            text.push('}');
+            text
         }
-        text.push('}');
-        text
     };
     RawValue::from_string(shaped).map_err(|_| raw)
 }
@@ -393,6 +388,10 @@ impl<'de> Deserialize<'de> for Members<'de> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn needs_legacy_shaping(raw: &RawValue) -> bool {
+        !matches!(shaping(raw), Shaping::AsIs)
+    }
 
     fn raw(text: &str) -> Box<RawValue> {
         RawValue::from_string(text.to_owned()).unwrap()

@@ -36,7 +36,8 @@ pub struct FastCalls {
     router: Arc<Router>,
     session: Arc<Session>,
     principal: Arc<str>,
-    /// The calls in flight here, for the client's `notifications/cancelled`.
+    /// The calls in flight here, for the client's `notifications/cancelled`. A cancelled call's
+    /// entry leaves with the cancellation, so the client may reuse its id at once.
     in_flight: Mutex<HashMap<RequestId, CancellationToken>>,
 }
 
@@ -141,11 +142,11 @@ impl FastCalls {
             .router
             .call_tool_relayed(&caller, params, arguments)
             .await;
-        let cancelled = caller.ct.is_cancelled();
-        lock(&self.in_flight).remove(&id);
-        if cancelled {
+        if caller.ct.is_cancelled() {
+            // Its entry left with the cancellation; one under the same id is a later call's.
             return None;
         }
+        lock(&self.in_flight).remove(&id);
         Some(match outcome {
             Ok(ToolAnswer::Raw(raw)) => Answer::Raw(id, raw),
             Ok(ToolAnswer::Typed(result)) => Answer::message(id, Ok(result)),

@@ -1115,12 +1115,8 @@ impl RawStdio {
 
     /// The answer to request `id`, skipping notifications.
     pub async fn answer(&mut self, id: Value) -> Value {
-        loop {
-            let message = self.receive().await;
-            if message.get("id") == Some(&id) && message.get("method").is_none() {
-                return message;
-            }
-        }
+        let line = self.answer_line(id).await;
+        serde_json::from_str(&line).expect("checked by answer_line")
     }
 
     pub async fn initialize(&mut self) {
