@@ -100,6 +100,19 @@ impl Session {
             .filter(|peer| self.initialized.load(Ordering::Acquire) && !peer.is_transport_closed())
     }
 
+    /// Whether nothing but its answer can reach the client during one of its calls that carries
+    /// no progress token: the client takes no sampling or elicitation, and takes roots only if
+    /// they are already kept (`roots` asks on the call's stream when they are not).
+    pub fn asks_nothing_during_calls(&self) -> bool {
+        let Some(info) = self.peer.get().and_then(|peer| peer.peer_info()) else {
+            return false;
+        };
+        let capabilities = &info.capabilities;
+        capabilities.sampling.is_none()
+            && capabilities.elicitation.is_none()
+            && (capabilities.roots.is_none() || lock(&self.roots).roots.is_some())
+    }
+
     /// What the client asked for (log level, resource subscriptions) without a peer: a
     /// hibernating HTTP session keeps this, registered with the router, so its subscriptions
     /// still count (see `upstream::http::sessions`).

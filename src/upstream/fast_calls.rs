@@ -19,7 +19,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use rmcp::model::{CallToolRequestParams, ErrorData, JsonRpcMessage, RequestId, ServerResult};
+use rmcp::model::{
+    CallToolRequestParams, ErrorData, JsonRpcMessage, RequestId, RequestMetaObject, ServerResult,
+};
 use rmcp::{RoleServer, service::TxJsonRpcMessage};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -58,7 +60,7 @@ struct Params {
     name: String,
     arguments: Option<Box<RawValue>>,
     #[serde(rename = "_meta")]
-    meta: Option<rmcp::model::RequestMetaObject>,
+    meta: Option<RequestMetaObject>,
 }
 
 /// A call taken by the fast entry, to run.
@@ -67,6 +69,41 @@ pub struct Taken {
     params: CallToolRequestParams,
     arguments: Option<Box<RawValue>>,
     caller: Caller,
+}
+
+/// A `tools/call` read in one pass, its arguments left raw: what both servers' fast entries take
+/// (this one, and the HTTP session layer's, `upstream::http::sessions::fast`).
+pub(crate) struct Call {
+    pub(crate) id: RequestId,
+    pub(crate) name: String,
+    /// An object, or none.
+    pub(crate) arguments: Option<Box<RawValue>>,
+    pub(crate) meta: RequestMetaObject,
+}
+
+/// Reads `message` as a `tools/call` whose params are exactly `name`, `arguments` (an object)
+/// and `_meta`; anything else is `None`, for the service to answer.
+pub(crate) fn parse(message: &[u8]) -> Option<Call> {
+    // Cheap refusals first: most messages are not calls.
+    memchr::memmem::find(message, b"tools/call")?;
+    let envelope: Envelope<'_> = serde_json::from_slice(message).ok()?;
+    if envelope.jsonrpc != "2.0" || envelope.method != "tools/call" {
+        return None;
+    }
+    let params = envelope.params?;
+    let arguments = match params.arguments {
+        Some(raw) if raw.get().trim_start().starts_with('{') => Some(raw),
+        Some(raw) if raw.get() == "null" => None,
+        // Not an object: the service says why.
+        Some(_) => return None,
+        None => None,
+    };
+    Some(Call {
+        id: envelope.id,
+        name: params.name,
+        arguments,
+        meta: params.meta.unwrap_or_default(),
+    })
 }
 
 impl FastCalls {
@@ -85,41 +122,27 @@ impl FastCalls {
 
     /// Takes `line` if it is a `tools/call` the fast entry answers as the service would.
     pub fn take(&self, line: &[u8]) -> Option<Taken> {
-        // Cheap refusals first: most lines are not calls.
-        memchr::memmem::find(line, b"tools/call")?;
-        let envelope: Envelope<'_> = serde_json::from_slice(line).ok()?;
-        if envelope.jsonrpc != "2.0" || envelope.method != "tools/call" {
-            return None;
-        }
-        let params = envelope.params?;
-        let arguments = match params.arguments {
-            Some(raw) if raw.get().trim_start().starts_with('{') => Some(raw),
-            Some(raw) if raw.get() == "null" => None,
-            // Not an object: the service says why.
-            Some(_) => return None,
-            None => None,
-        };
+        let call = parse(line)?;
         let ct = CancellationToken::new();
         {
             let mut in_flight = lock(&self.in_flight);
-            if in_flight.len() >= MAX_IN_FLIGHT || in_flight.contains_key(&envelope.id) {
+            if in_flight.len() >= MAX_IN_FLIGHT || in_flight.contains_key(&call.id) {
                 return None;
             }
-            in_flight.insert(envelope.id.clone(), ct.clone());
+            in_flight.insert(call.id.clone(), ct.clone());
         }
-        let meta = params.meta.unwrap_or_default();
         Some(Taken {
             caller: Caller {
                 session: Some(self.session.clone()),
-                request_id: Some(envelope.id.clone()),
-                meta,
+                request_id: Some(call.id.clone()),
+                meta: call.meta,
                 ct,
                 principal: Some(self.principal.to_string()),
                 park: None,
             },
-            id: envelope.id,
-            params: CallToolRequestParams::new(params.name),
-            arguments,
+            id: call.id,
+            params: CallToolRequestParams::new(call.name),
+            arguments: call.arguments,
         })
     }
 
@@ -147,11 +170,7 @@ impl FastCalls {
             return None;
         }
         lock(&self.in_flight).remove(&id);
-        Some(match outcome {
-            Ok(ToolAnswer::Raw(raw)) => Answer::Raw(id, raw),
-            Ok(ToolAnswer::Typed(result)) => Answer::message(id, Ok(result)),
-            Err(error) => Answer::message(id, Err(error)),
-        })
+        Some(Answer::new(id, outcome))
     }
 }
 
@@ -164,6 +183,35 @@ pub enum Answer {
 }
 
 impl Answer {
+    /// The answer to call `id` that ended with `outcome`.
+    pub(crate) fn new(id: RequestId, outcome: Result<ToolAnswer, RouteError>) -> Answer {
+        match outcome {
+            Ok(ToolAnswer::Raw(raw)) => Answer::Raw(id, raw),
+            Ok(ToolAnswer::Typed(result)) => Answer::message(id, Ok(result)),
+            Err(error) => Answer::message(id, Err(error)),
+        }
+    }
+
+    /// Whether it is a JSON-RPC error.
+    pub(crate) fn is_error(&self) -> bool {
+        matches!(self, Answer::Message(message) if matches!(**message, JsonRpcMessage::Error(_)))
+    }
+
+    /// The answer as one JSON-RPC message, written into `out`; a relayed result is not parsed.
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        match self {
+            Answer::Raw(id, result) => {
+                out.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
+                serde_json::to_writer(&mut *out, id)?;
+                out.extend_from_slice(br#","result":"#);
+                out.extend_from_slice(result.get().as_bytes());
+                out.push(b'}');
+                Ok(())
+            }
+            Answer::Message(message) => serde_json::to_writer(out, &**message),
+        }
+    }
+
     fn message(id: RequestId, outcome: Result<ServerResult, RouteError>) -> Answer {
         Answer::Message(Box::new(match outcome {
             Ok(mut result) => {

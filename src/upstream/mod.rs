@@ -87,21 +87,28 @@ impl ProxyHandler {
     }
 }
 
-/// Over HTTP, who sends a request beyond its (per-request, for modern clients) session: a digest
-/// of its `Authorization` header, the same for every request with the same token.
+/// Over HTTP, who sends a request beyond its (per-request, for modern clients) session.
 fn principal(context: &RequestContext<RoleServer>) -> Option<String> {
-    use sha2::Digest;
     let parts = context.extensions.get::<axum::http::request::Parts>()?;
-    let authorization = parts
-        .headers
+    Some(http_principal(&parts.headers))
+}
+
+/// A digest of a request's `Authorization` header: the same for every request with the same
+/// token.
+pub(crate) fn http_principal(headers: &axum::http::HeaderMap) -> String {
+    use sha2::Digest;
+    use std::fmt::Write;
+    let authorization = headers
         .get(axum::http::header::AUTHORIZATION)
         .map(|value| value.as_bytes())
         .unwrap_or_default();
     let digest = sha2::Sha256::digest(authorization);
-    Some(digest.iter().fold(String::from("http:"), |mut text, byte| {
-        text.push_str(&format!("{byte:02x}"));
-        text
-    }))
+    let mut text = String::with_capacity(5 + 2 * digest.len());
+    text.push_str("http:");
+    for byte in digest {
+        let _ = write!(text, "{byte:02x}");
+    }
+    text
 }
 
 fn cursor(request: Option<&PaginatedRequestParams>) -> Option<&str> {

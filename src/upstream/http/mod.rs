@@ -43,7 +43,9 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// In-flight requests get this long to finish on shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// SSE streams carry a keep-alive comment this often, so idle proxies don't cut them.
-const SSE_KEEP_ALIVE: Duration = Duration::from_secs(15);
+pub(crate) const SSE_KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// A request's SSE stream tells the client to resume it after this long, should it be cut.
+pub(crate) const SSE_RETRY: Duration = Duration::from_secs(3);
 
 /// Everything the HTTP server is configured with.
 pub struct HttpOptions {
@@ -94,6 +96,7 @@ impl App {
         let mcp_cancel = CancellationToken::new();
         let mut config = StreamableHttpServerConfig::default()
             .with_sse_keep_alive(Some(SSE_KEEP_ALIVE))
+            .with_sse_retry(Some(SSE_RETRY))
             .with_json_response(options.stateless)
             .with_legacy_session_mode(!options.stateless)
             .with_cancellation_token(mcp_cancel.clone());
@@ -157,12 +160,10 @@ impl App {
             None
         };
         let require_auth = options.guard.require_auth;
-        let guard = Arc::new(Guard::new(
-            options.guard,
-            options.cors,
-            hosts,
-            sessions.clone(),
-        ));
+        let guard = Arc::new(
+            Guard::new(options.guard, options.cors, hosts, sessions.clone())
+                .with_fast_calls(router.clone()),
+        );
         let connections = Connections::new(
             options
                 .max_connections

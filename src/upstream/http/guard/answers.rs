@@ -46,6 +46,18 @@ impl Answers {
         }
     }
 
+    /// How long a call the session layer runs itself may take to be answered with a JSON body
+    /// (`None`: as long as it takes); `None` outside: this client is answered on a stream.
+    pub(super) fn json_wait(&self) -> Option<Option<Duration>> {
+        if self.json_only {
+            Some(None)
+        } else if self.json_welcome {
+            Some(Some(JSON_ANSWER_WAIT))
+        } else {
+            None
+        }
+    }
+
     /// A quick answer that is the first message of its stream, as a JSON body.
     pub(super) async fn first(&self, response: Response) -> Response {
         if self.json_welcome && response.status() == StatusCode::OK && is_sse(response.headers()) {

@@ -24,6 +24,7 @@ use serde_json::Value;
 use super::limits::RateLimits;
 use super::sessions::{BoundedSessions, CREATOR, Creator, TokenHash};
 use crate::cli::Cors;
+use crate::router::Router;
 use crate::secret::Secret;
 use answers::Answers;
 use in_flight::InFlight;
@@ -34,6 +35,7 @@ mod auth;
 mod body;
 mod cors;
 mod delete;
+mod fast;
 mod hosts;
 mod in_flight;
 mod rate;
@@ -76,6 +78,8 @@ pub(crate) struct Guard {
     /// The sessions (none when stateless): which exist, whose they are, which streams ended.
     sessions: Option<Arc<BoundedSessions>>,
     in_flight: Arc<InFlight>,
+    /// Runs the calls the session layer answers itself (`fast.rs`); none in the unit tests.
+    router: Option<Arc<Router>>,
 }
 
 /// A request that passed every refusal, on its way to rmcp's service.
@@ -111,7 +115,14 @@ impl Guard {
             limits,
             sessions,
             in_flight: Arc::default(),
+            router: None,
         }
+    }
+
+    /// Lets the session layer run quick calls itself (`fast.rs`) through `router`.
+    pub(crate) fn with_fast_calls(mut self, router: Arc<Router>) -> Guard {
+        self.router = Some(router);
+        self
     }
 
     pub(crate) fn requires_auth(&self) -> bool {
@@ -193,6 +204,20 @@ async fn serve(guard: &Guard, admitted: Admitted, next: Next) -> Response {
     let answers = Answers::negotiate(&method, &mut parts.headers, guard.config.stream_answers);
     // GET streams live as long as the session; only requests count as in flight.
     let held = (method != Method::GET).then(|| guard.in_flight.enter());
+    if let (Some(sessions), Some(router)) = (&guard.sessions, &guard.router)
+        && let Some(response) = fast::answer(
+            sessions,
+            router,
+            &method,
+            &parts.headers,
+            &bytes,
+            &methods,
+            &answers,
+        )
+        .await
+    {
+        return in_flight::hold(response, held);
+    }
     // 2025-11-25 core tasks take the handler's raw path (`router::core_tasks`).
     let bytes = crate::wire::core_tasks::rename_post(&mut parts.headers, bytes);
     // Who creates the session, should this request create one (an `initialize`).

@@ -39,10 +39,14 @@ impl BoundedSessions {
     /// resumption with an empty 200 stream (or replays the stream's priming event), which a
     /// client takes for a cut connection and resumes again: the TypeScript SDK every 3 s.
     pub(crate) fn stream_ended(&self, id: &str, last_event_id: &str) -> bool {
-        let ended = match lock(&self.entries).get(&SessionId::from(id.to_owned())) {
-            Some(entry) => entry.ended.clone(),
+        let (ended, requests) = match lock(&self.entries).get(&SessionId::from(id.to_owned())) {
+            Some(entry) => (entry.ended.clone(), entry.requests.clone()),
             None => return false,
         };
+        // A fast call's stream that is no longer known: its answer went out or was given up.
+        if let Some(stream) = super::fast::stream_number(last_event_id) {
+            return requests.fast_stream(stream).is_none();
+        }
         lock(&ended).iter().any(|ended| ended == last_event_id)
     }
 
@@ -70,13 +74,18 @@ impl<S> Watched<S> {
             && !self.answered
             && let Some(id) = self.last_event_id.take()
         {
-            let mut ended = lock(&ended);
-            if ended.len() >= ENDED_STREAMS_KEPT {
-                ended.pop_front();
-            }
-            ended.push_back(id);
+            note_ended(&ended, id);
         }
     }
+}
+
+/// Notes `last_event_id` as the last event of a request stream that ended without a result.
+pub(super) fn note_ended(ended: &EndedStreams, last_event_id: String) {
+    let mut ended = lock(ended);
+    if ended.len() >= ENDED_STREAMS_KEPT {
+        ended.pop_front();
+    }
+    ended.push_back(last_event_id);
 }
 
 impl<S> Stream for Watched<S>

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use rmcp::transport::streamable_http_server::session::local::create_local_session;
 use rmcp::transport::streamable_http_server::session::{
-    RestoreOutcome, SessionId, SessionState, SessionStore, SessionStoreError,
+    RestoreOutcome, SessionId, SessionManager, SessionState, SessionStore, SessionStoreError,
 };
 
 use super::requests::SessionTransport;
@@ -32,17 +32,19 @@ pub(crate) struct Hibernation {
 }
 
 impl BoundedSessions {
-    /// Starts hibernating idle sessions and expiring hibernated ones (when hibernation is on), on
-    /// a task that ends with the last reference to `sessions`.
+    /// Starts expiring idle sessions and, when hibernation is on, hibernating them, on a task that
+    /// ends with the last reference to `sessions`. Expiry is ours, not rmcp's worker's
+    /// `keep_alive`: a session whose calls the session layer runs itself (`fast.rs`) sends its
+    /// worker nothing, yet is in use.
     pub(crate) fn start(sessions: &Arc<BoundedSessions>) {
-        let Some(hibernation) = &sessions.hibernation else {
-            return;
-        };
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let period =
-            (hibernation.after / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
+        let shortest = match &sessions.hibernation {
+            Some(hibernation) => hibernation.after.min(sessions.ttl),
+            None => sessions.ttl,
+        };
+        let period = (shortest / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
         let weak = Arc::downgrade(sessions);
         runtime.spawn(async move {
             let mut ticks = tokio::time::interval(period);
@@ -75,26 +77,49 @@ impl BoundedSessions {
         }
     }
 
-    /// Hibernates sessions idle long enough; forgets hibernated sessions idle past the TTL.
+    /// Ends live sessions idle past the TTL, forgets hibernated ones idle past it, and hibernates
+    /// sessions idle long enough (when hibernation is on).
     async fn sweep(&self) {
-        let Some(hibernation) = &self.hibernation else {
-            return;
-        };
-        let (expired, to_stop) = {
+        let (expired, ended, to_stop) = {
             let mut entries = lock(&self.entries);
             let expired = self.take_expired(&mut entries);
+            let ended = self.take_idle_live(&mut entries);
             shrink(&mut entries);
-            let to_stop = self.begin_hibernating(&mut entries, hibernation);
-            (expired, to_stop)
+            let to_stop = match &self.hibernation {
+                Some(hibernation) => self.begin_hibernating(&mut entries, hibernation),
+                None => Vec::new(),
+            };
+            (expired, ended, to_stop)
         };
         for _ in &expired {
             tracing::debug!("a hibernated session expired");
         }
         drop(expired);
+        for id in ended {
+            tracing::debug!(session = %id, "session idle past its TTL: ended");
+            let _ = SessionManager::close_session(&self.inner, &id).await;
+        }
         for id in to_stop {
             tracing::debug!(session = %id, "session idle: hibernating");
             self.stop_worker(&id).await;
         }
+    }
+
+    /// Takes out the live sessions idle past the TTL (none in use); says whose workers to end.
+    fn take_idle_live(&self, entries: &mut HashMap<SessionId, Entry>) -> Vec<SessionId> {
+        let idle: Vec<SessionId> = entries
+            .iter()
+            .filter(|(_, entry)| {
+                matches!(entry.phase, Phase::Live | Phase::Waking)
+                    && entry.activity.busy.load(Ordering::Acquire) == 0
+                    && self.idle_for(&entry.activity) >= self.ttl
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &idle {
+            entries.remove(id);
+        }
+        idle
     }
 
     /// Takes out the hibernated sessions idle past the TTL.

@@ -4,8 +4,8 @@
 //! hold their session busy and note how they ended; a hibernated session is restored through
 //! rmcp's own restore path.
 
-use futures::Stream;
 use futures::future::Either;
+use futures::{Stream, StreamExt};
 use rmcp::model::{ClientJsonRpcMessage, ClientNotification, ServerJsonRpcMessage};
 use rmcp::transport::streamable_http_server::session::local::{
     LocalSessionManagerError, create_local_session,
@@ -146,6 +146,11 @@ impl SessionManager for BoundedSessions {
         id: &SessionId,
         last_event_id: String,
     ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
+        // A fast call's stream (`fast.rs`): its answer, when it is still known.
+        if let Some(waiter) = self.resume_fast_call(id, &last_event_id) {
+            let stream = futures::stream::iter(waiter).flat_map(super::Waiter::into_stream);
+            return Ok(Either::Left(stream));
+        }
         let busy = self.busy(id);
         // rmcp's local event ids are `<index>` on the GET stream and `<index>/<http request id>`
         // on a request's stream; only a request's stream is over when it ends.
@@ -154,7 +159,7 @@ impl SessionManager for BoundedSessions {
             .then(|| self.ended_streams(id))
             .flatten();
         let stream = self.inner.resume(id, last_event_id).await?;
-        Ok(held(watched(stream, ended), busy))
+        Ok(Either::Right(held(watched(stream, ended), busy)))
     }
 
     async fn restore_session(

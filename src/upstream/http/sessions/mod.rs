@@ -1,8 +1,8 @@
 //! HTTP sessions: rmcp's local session manager with our ids (128 random bits from the OS CSPRNG),
 //! a ceiling on how many live at once in each of two pools (`pools.rs`), and everything kept per
 //! session in its [`Entry`], keyed by an id we made, so it goes with the session (expired,
-//! evicted, deleted): nothing is ever kept for an id a client made up. Idle expiry of a live
-//! session is rmcp's `keep_alive`; of a hibernated one, ours (`hibernation.rs`). The rest is one
+//! evicted, deleted): nothing is ever kept for an id a client made up. Idle expiry is ours
+//! (`hibernation.rs`), by each session's last use. The rest is one
 //! file each: rmcp's `SessionManager` calls (`manager.rs`), request ids in flight and the wrapped
 //! worker transport (`requests.rs`), ended request streams (`ended.rs`), last use (`activity.rs`).
 
@@ -24,11 +24,13 @@ use requests::Requests;
 
 mod activity;
 mod ended;
+mod fast;
 mod hibernation;
 mod manager;
 mod pools;
 mod requests;
 
+pub(crate) use fast::{Outcome, Waiter};
 pub(crate) use hibernation::Hibernation;
 pub(crate) use pools::{Binding, CREATOR, Creator, TokenHash};
 
@@ -108,7 +110,8 @@ impl BoundedSessions {
     ) -> BoundedSessions {
         let mut inner = LocalSessionManager::default();
         let mut config = SessionConfig::default();
-        config.keep_alive = Some(idle_ttl);
+        // Idle expiry is ours (`hibernation.rs`): rmcp's counts only what reaches the worker.
+        config.keep_alive = None;
         inner.session_config = config;
         BoundedSessions {
             inner,

@@ -5,7 +5,7 @@
 //! answered it, seen where the answer leaves it ([`SessionTransport`]); a cancelled request's id
 //! stays taken among the last [`CANCELLED_KEPT`] cancelled, since its handler may still be finishing.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use rmcp::RoleServer;
@@ -19,6 +19,7 @@ use rmcp::transport::streamable_http_server::session::{ServerSseMessage, Session
 use rmcp::transport::{Transport, WorkerTransport};
 
 use super::BoundedSessions;
+use super::fast::FastCall;
 use crate::sync::lock;
 
 /// Requests one session may have in flight at once. Beyond what a client does (an agent runs a
@@ -26,6 +27,9 @@ use crate::sync::lock;
 const MAX_REQUESTS_IN_FLIGHT: usize = 1024;
 /// Cancelled requests whose ids stay taken (see the module's documentation); about 50 bytes each.
 const CANCELLED_KEPT: usize = 256;
+/// Answers of fast calls kept for a client that lost their stream (see `fast.rs`). A client
+/// resumes within seconds; past this many the oldest are given up.
+const UNDELIVERED_KEPT: usize = 64;
 
 /// The ids of a session's requests in flight, and of its last cancelled ones.
 #[derive(Default)]
@@ -35,6 +39,14 @@ pub(crate) struct Requests(Mutex<RequestIds>);
 struct RequestIds {
     in_flight: HashSet<RequestId>,
     cancelled: VecDeque<RequestId>,
+    /// The calls the session layer runs itself (`fast.rs`), from their start until their answer
+    /// went out on a response (or they were cancelled, or their answer was given up).
+    fast: HashMap<RequestId, Arc<FastCall>>,
+    /// Fast calls that ended while no response waited for them, oldest first: kept for a
+    /// resumption, at most [`UNDELIVERED_KEPT`].
+    undelivered: VecDeque<RequestId>,
+    /// The last fast call's stream number.
+    streams: u64,
 }
 
 /// Why a request was not let into its session.
@@ -59,15 +71,59 @@ pub(crate) struct SessionTransport {
 
 impl Requests {
     fn claim(&self, id: &RequestId) -> Result<(), Refused> {
+        lock(&self.0).claim(id)
+    }
+
+    /// Claims `id` for a call the session layer runs itself; `None` (the request goes to the
+    /// session's worker, which refuses it the same way) when the id is taken or too many are in
+    /// flight.
+    pub(super) fn start_fast(&self, id: &RequestId) -> Option<Arc<FastCall>> {
         let mut ids = lock(&self.0);
-        if ids.in_flight.contains(id) || ids.cancelled.contains(id) {
-            return Err(Refused::InFlight);
+        if ids.fast.len() >= MAX_REQUESTS_IN_FLIGHT || ids.claim(id).is_err() {
+            return None;
         }
-        if ids.in_flight.len() >= MAX_REQUESTS_IN_FLIGHT {
-            return Err(Refused::TooMany);
+        ids.streams += 1;
+        let call = Arc::new(FastCall::new(ids.streams));
+        // An answer kept under the same id was given up: the client reused the id.
+        ids.fast.insert(id.clone(), call.clone());
+        Some(call)
+    }
+
+    /// Fast call `id` ended: its id is free again (unless it was cancelled: see the module's
+    /// documentation).
+    pub(super) fn end_fast(&self, id: &RequestId, cancelled: bool) {
+        if !cancelled {
+            self.release(id);
         }
-        ids.in_flight.insert(id.clone());
-        Ok(())
+    }
+
+    /// The answer of fast call `id` went out, or there is none to give: it is forgotten.
+    pub(super) fn forget_fast(&self, id: &RequestId, call: &Arc<FastCall>) {
+        let mut ids = lock(&self.0);
+        if ids.fast.get(id).is_some_and(|kept| Arc::ptr_eq(kept, call)) {
+            ids.fast.remove(id);
+            ids.undelivered.retain(|kept| kept != id);
+        }
+    }
+
+    /// Fast call `id` ended while no response waited for it: its answer is kept for a while.
+    pub(super) fn keep_undelivered(&self, id: &RequestId) {
+        let mut ids = lock(&self.0);
+        if ids.undelivered.len() >= UNDELIVERED_KEPT
+            && let Some(oldest) = ids.undelivered.pop_front()
+        {
+            ids.fast.remove(&oldest);
+        }
+        ids.undelivered.push_back(id.clone());
+    }
+
+    /// The fast call whose stream is number `stream`, with its id.
+    pub(super) fn fast_stream(&self, stream: u64) -> Option<(RequestId, Arc<FastCall>)> {
+        lock(&self.0)
+            .fast
+            .iter()
+            .find(|(_, call)| call.stream() == stream)
+            .map(|(id, call)| (id.clone(), call.clone()))
     }
 
     fn release(&self, id: &RequestId) {
@@ -76,6 +132,9 @@ impl Requests {
 
     fn cancelled(&self, id: &RequestId) {
         let mut ids = lock(&self.0);
+        if let Some(call) = ids.fast.get(id) {
+            call.cancel();
+        }
         if ids.in_flight.remove(id) {
             if ids.cancelled.len() >= CANCELLED_KEPT {
                 ids.cancelled.pop_front();
@@ -84,10 +143,23 @@ impl Requests {
         }
     }
 
-    /// The ids kept: in flight, and recently cancelled.
+    /// The ids kept: in flight, recently cancelled, and answered but not yet delivered.
     pub(super) fn len(&self) -> usize {
         let ids = lock(&self.0);
-        ids.in_flight.len() + ids.cancelled.len()
+        ids.in_flight.len() + ids.cancelled.len() + ids.undelivered.len()
+    }
+}
+
+impl RequestIds {
+    fn claim(&mut self, id: &RequestId) -> Result<(), Refused> {
+        if self.in_flight.contains(id) || self.cancelled.contains(id) {
+            return Err(Refused::InFlight);
+        }
+        if self.in_flight.len() >= MAX_REQUESTS_IN_FLIGHT {
+            return Err(Refused::TooMany);
+        }
+        self.in_flight.insert(id.clone());
+        Ok(())
     }
 }
 

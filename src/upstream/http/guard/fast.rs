@@ -1,0 +1,135 @@
+//! The response to a call the session layer runs itself (`sessions::fast`): its answer as a JSON
+//! body when it comes within the client's wait (`answers.rs`), else an SSE stream as rmcp's
+//! would be: a priming event (the call's event id, the retry interval), a keep-alive comment
+//! while the call runs, the answer, the end.
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::Response;
+
+use super::answers::Answers;
+use super::refusals;
+use crate::router::Router;
+use crate::upstream::http::sessions::{BoundedSessions, Outcome, Waiter};
+use crate::upstream::http::{SSE_KEEP_ALIVE, SSE_RETRY};
+use crate::wire::json_answers::NoAnswer;
+
+/// Answers `body` as a fast call when it is one; `None`: the request goes to rmcp's service.
+pub(super) async fn answer(
+    sessions: &BoundedSessions,
+    router: &Arc<Router>,
+    method: &Method,
+    headers: &HeaderMap,
+    body: &Bytes,
+    methods: &[String],
+    answers: &Answers,
+) -> Option<Response> {
+    if method != Method::POST || methods != ["tools/call"] {
+        return None;
+    }
+    let wait = answers.json_wait()?;
+    if !plain(headers) {
+        return None;
+    }
+    let session = headers.get("mcp-session-id")?.to_str().ok()?;
+    let mut waiter = sessions.start_fast_call(router, session, headers, body)?;
+    if !waiter.wait(wait).await {
+        return Some(stream(waiter));
+    }
+    Some(match waiter.take() {
+        Outcome::Answer(answer) => json(answer.bytes),
+        // A cancelled call's stream ends without an answer; a client that takes JSON only is
+        // told there is none, as from rmcp's stream.
+        Outcome::Cancelled | Outcome::Taken if wait.is_none() => {
+            refusals::no_answer(&NoAnswer::NoneOnStream)
+        }
+        Outcome::Cancelled | Outcome::Taken => sse(futures::stream::iter([Ok(priming(&waiter))])),
+    })
+}
+
+/// Whether rmcp would have nothing to check in the headers: a JSON body, and none of the
+/// standard headers it checks against the body (`Mcp-Method`, `Mcp-Name`, `Mcp-Param-*`).
+fn plain(headers: &HeaderMap) -> bool {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| {
+            let essence = value.split_once(';').map_or(value, |(essence, _)| essence);
+            essence.trim().eq_ignore_ascii_case("application/json")
+        });
+    json && !headers.keys().any(|name| {
+        let name = name.as_str();
+        name == "mcp-method" || name == "mcp-name" || name.starts_with("mcp-param-")
+    })
+}
+
+fn json(bytes: Bytes) -> Response {
+    let mut response = Response::new(Body::from(bytes));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// The priming event of the call's stream (SEP-1699): its id, the retry interval, no data.
+fn priming(waiter: &Waiter) -> Bytes {
+    format!(
+        "id: {}\nretry: {}\ndata: \n\n",
+        waiter.event_id(),
+        SSE_RETRY.as_millis()
+    )
+    .into()
+}
+
+/// A slow call's stream: priming, keep-alive comments while it runs, its answer.
+fn stream(waiter: Waiter) -> Response {
+    enum Step {
+        Priming,
+        Waiting,
+        Done,
+    }
+    let events =
+        futures::stream::unfold((waiter, Step::Priming), |(mut waiter, step)| async move {
+            match step {
+                Step::Priming => {
+                    let event = priming(&waiter);
+                    Some((Ok(event), (waiter, Step::Waiting)))
+                }
+                Step::Waiting => {
+                    if !waiter.wait(Some(SSE_KEEP_ALIVE)).await {
+                        return Some((Ok(Bytes::from_static(b":\n\n")), (waiter, Step::Waiting)));
+                    }
+                    match waiter.take() {
+                        Outcome::Answer(answer) => {
+                            let mut event = Vec::with_capacity(answer.bytes.len() + 8);
+                            event.extend_from_slice(b"data: ");
+                            event.extend_from_slice(&answer.bytes);
+                            event.extend_from_slice(b"\n\n");
+                            Some((Ok(event.into()), (waiter, Step::Done)))
+                        }
+                        Outcome::Cancelled | Outcome::Taken => None,
+                    }
+                }
+                Step::Done => None,
+            }
+        });
+    sse(events)
+}
+
+fn sse(
+    events: impl futures::Stream<Item = Result<Bytes, std::convert::Infallible>> + Send + 'static,
+) -> Response {
+    let mut response = Response::new(Body::from_stream(events));
+    *response.status_mut() = StatusCode::OK;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
+}
