@@ -38,5 +38,6 @@ mod resume;
 mod roots;
 mod routing;
 mod security;
+mod session_layer;
 mod tasks;
 mod transports;
