@@ -24,7 +24,8 @@ impl Guard {
             && let Some(last_event_id) = headers
                 .get("last-event-id")
                 .and_then(|value| value.to_str().ok())
-            && sessions.stream_ended(session, last_event_id)
+            && (sessions.stream_ended(session, last_event_id)
+                || sessions.fast_stream_gone(session, last_event_id))
         {
             tracing::debug!(
                 session = %session,

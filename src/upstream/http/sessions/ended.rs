@@ -39,14 +39,10 @@ impl BoundedSessions {
     /// resumption with an empty 200 stream (or replays the stream's priming event), which a
     /// client takes for a cut connection and resumes again: the TypeScript SDK every 3 s.
     pub(crate) fn stream_ended(&self, id: &str, last_event_id: &str) -> bool {
-        let (ended, requests) = match lock(&self.entries).get(&SessionId::from(id.to_owned())) {
-            Some(entry) => (entry.ended.clone(), entry.requests.clone()),
+        let ended = match lock(&self.entries).get(&SessionId::from(id.to_owned())) {
+            Some(entry) => entry.ended.clone(),
             None => return false,
         };
-        // A fast call's stream that is no longer known: its answer went out or was given up.
-        if let Some(stream) = super::fast::stream_number(last_event_id) {
-            return requests.fast_stream(stream).is_none();
-        }
         lock(&ended).iter().any(|ended| ended == last_event_id)
     }
 

@@ -19,6 +19,7 @@
 //! waits for it, among the last [`super::requests`] keeps. A stream that ended without a result
 //! is noted in the session's ended streams, like one of rmcp's.
 
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -32,7 +33,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::activity::Busy;
 use super::ended::{EndedStreams, note_ended};
-use super::requests::Requests;
 use super::{BoundedSessions, Phase};
 use crate::router::{Caller, Router};
 use crate::sync::lock;
@@ -40,9 +40,77 @@ use crate::upstream::fast_calls::{self, Answer};
 
 /// The prefix of a fast call's event ids; rmcp's are digits.
 const EVENT_ID_PREFIX: char = 'f';
+/// Fast calls one session may have at once (running, or answered and kept); past it a request
+/// goes to the worker, whose own ceiling refuses it.
+const MAX_CALLS: usize = 1024;
+/// Answers kept for clients that lost their call's stream. A client resumes within seconds
+/// (the priming event says 3 s); past this many the oldest are given up.
+const UNDELIVERED_KEPT: usize = 64;
+
+/// A session's fast calls: from their start until their answer went out on a response (or
+/// they were cancelled, or their answer was given up).
+#[derive(Default)]
+pub(super) struct FastCalls(Mutex<Calls>);
+
+#[derive(Default)]
+struct Calls {
+    /// By stream number.
+    calls: HashMap<u64, Arc<FastCall>>,
+    /// Calls that ended while no response waited for them, oldest first.
+    undelivered: VecDeque<u64>,
+    /// The last call's stream number.
+    streams: u64,
+}
+
+impl FastCalls {
+    fn start(&self, id: RequestId) -> Arc<FastCall> {
+        let mut calls = lock(&self.0);
+        calls.streams += 1;
+        let call = Arc::new(FastCall {
+            id,
+            stream: calls.streams,
+            ct: CancellationToken::new(),
+            state: Mutex::default(),
+            ended: Notify::new(),
+        });
+        calls.calls.insert(call.stream, call.clone());
+        call
+    }
+
+    fn get(&self, stream: u64) -> Option<Arc<FastCall>> {
+        lock(&self.0).calls.get(&stream).cloned()
+    }
+
+    /// The call's answer went out, or there is none to give.
+    fn forget(&self, stream: u64) {
+        let mut calls = lock(&self.0);
+        calls.calls.remove(&stream);
+        calls.undelivered.retain(|kept| *kept != stream);
+    }
+
+    /// The call ended while no response waited for it: its answer is kept for a while.
+    fn keep_undelivered(&self, stream: u64) {
+        let mut calls = lock(&self.0);
+        if calls.undelivered.contains(&stream) {
+            return;
+        }
+        if calls.undelivered.len() >= UNDELIVERED_KEPT
+            && let Some(oldest) = calls.undelivered.pop_front()
+        {
+            calls.calls.remove(&oldest);
+        }
+        calls.undelivered.push_back(stream);
+    }
+
+    /// Calls kept: running, or answered and not yet delivered.
+    pub(super) fn len(&self) -> usize {
+        lock(&self.0).calls.len()
+    }
+}
 
 /// One call the session layer runs, shared by its task and the responses that wait for it.
 pub(crate) struct FastCall {
+    id: RequestId,
     /// The call's stream number in its session (its event id is `f<stream>`).
     stream: u64,
     ct: CancellationToken,
@@ -78,23 +146,6 @@ pub(crate) enum Outcome {
 }
 
 impl FastCall {
-    pub(super) fn new(stream: u64) -> FastCall {
-        FastCall {
-            stream,
-            ct: CancellationToken::new(),
-            state: Mutex::default(),
-            ended: Notify::new(),
-        }
-    }
-
-    pub(super) fn stream(&self) -> u64 {
-        self.stream
-    }
-
-    pub(super) fn cancel(&self) {
-        self.ct.cancel();
-    }
-
     /// The call ended with `outcome`; whether a response was waiting for it.
     fn end(&self, outcome: Option<Encoded>) -> bool {
         let waited = {
@@ -123,10 +174,9 @@ impl FastCall {
 /// A response waiting for a fast call's answer. Dropped without taking it (the client went
 /// away), it leaves the answer kept for a resumption.
 pub(crate) struct Waiter {
-    id: RequestId,
     call: Arc<FastCall>,
-    requests: Arc<Requests>,
-    ended: Option<EndedStreams>,
+    calls: Arc<FastCalls>,
+    ended: EndedStreams,
     /// Holds the session busy while the response is open.
     _busy: Option<Busy>,
     took: bool,
@@ -134,17 +184,15 @@ pub(crate) struct Waiter {
 
 impl Waiter {
     fn new(
-        id: RequestId,
         call: Arc<FastCall>,
-        requests: Arc<Requests>,
-        ended: Option<EndedStreams>,
+        calls: Arc<FastCalls>,
+        ended: EndedStreams,
         busy: Option<Busy>,
     ) -> Waiter {
         lock(&call.state).waiters += 1;
         Waiter {
-            id,
             call,
-            requests,
+            calls,
             ended,
             _busy: busy,
             took: false,
@@ -181,14 +229,14 @@ impl Waiter {
             outcome
         };
         self.took = true;
-        self.requests.forget_fast(&self.id, &self.call);
+        self.calls.forget(self.call.stream);
         let without_result = match &outcome {
             Outcome::Answer(answer) => answer.error,
             Outcome::Cancelled => true,
             Outcome::Taken => false,
         };
-        if without_result && let Some(ended) = &self.ended {
-            note_ended(ended, self.event_id());
+        if without_result {
+            note_ended(&self.ended, self.event_id());
         }
         outcome
     }
@@ -221,7 +269,7 @@ impl Drop for Waiter {
             !self.took && state.waiters == 0 && !state.taken
         };
         if keep {
-            self.requests.keep_undelivered(&self.id);
+            self.calls.keep_undelivered(self.call.stream);
         }
     }
 }
@@ -250,52 +298,54 @@ impl BoundedSessions {
             return None;
         }
         let id = SessionId::from(id.to_owned());
-        let (session, requests, ended) = {
+        let (session, requests, calls, ended) = {
             let entries = lock(&self.entries);
             let entry = entries.get(&id)?;
             if entry.phase != Phase::Live {
                 return None;
             }
             let session = entry.linked.upgrade()?;
-            (session, entry.requests.clone(), entry.ended.clone())
+            (
+                session,
+                entry.requests.clone(),
+                entry.fast.clone(),
+                entry.ended.clone(),
+            )
         };
-        if !session.asks_nothing_during_calls() {
+        if !session.asks_nothing_during_calls() || calls.len() >= MAX_CALLS {
             return None;
         }
-        let fast = requests.start_fast(&call.id)?;
+        let fast = calls.start(call.id.clone());
+        if !requests.claim_fast(&call.id, &fast.ct) {
+            calls.forget(fast.stream);
+            return None;
+        }
         let caller = Caller {
             session: Some(session),
-            request_id: Some(call.id.clone()),
+            request_id: Some(call.id),
             meta: call.meta,
             ct: fast.ct.clone(),
             principal: Some(crate::upstream::http_principal(headers)),
             park: None,
         };
-        let waiter = Waiter::new(
-            call.id.clone(),
-            fast.clone(),
-            requests.clone(),
-            Some(ended),
-            self.busy(&id),
-        );
+        let waiter = Waiter::new(fast.clone(), calls.clone(), ended, self.busy(&id));
         let busy = self.busy(&id);
         let router = router.clone();
         let params = CallToolRequestParams::new(call.name);
         let arguments = call.arguments;
-        let request_id = call.id;
         // A task of its own: a client that goes away does not cancel its call.
         tokio::spawn(async move {
             let _busy = busy;
             let outcome = router.call_tool_relayed(&caller, params, arguments).await;
             let cancelled = caller.ct.is_cancelled();
-            requests.end_fast(&request_id, cancelled);
-            let answer = (!cancelled).then(|| encode(Answer::new(request_id.clone(), outcome)));
-            let kept = answer.is_some();
+            requests.end_fast(&fast.id, cancelled);
+            let answer = (!cancelled).then(|| encode(Answer::new(fast.id.clone(), outcome)));
+            let answered = answer.is_some();
             if !fast.end(answer) {
-                if kept {
-                    requests.keep_undelivered(&request_id);
+                if answered {
+                    calls.keep_undelivered(fast.stream);
                 } else {
-                    requests.forget_fast(&request_id, &fast);
+                    calls.forget(fast.stream);
                 }
             }
         });
@@ -310,21 +360,34 @@ impl BoundedSessions {
         last_event_id: &str,
     ) -> Option<Option<Waiter>> {
         let stream = stream_number(last_event_id)?;
-        let (requests, ended) = {
+        let (calls, ended) = {
             let entries = lock(&self.entries);
             match entries.get(id) {
-                Some(entry) => (entry.requests.clone(), entry.ended.clone()),
+                Some(entry) => (entry.fast.clone(), entry.ended.clone()),
                 None => return Some(None),
             }
         };
-        Some(requests.fast_stream(stream).map(|(request_id, call)| {
-            Waiter::new(request_id, call, requests, Some(ended), self.busy(id))
-        }))
+        Some(
+            calls
+                .get(stream)
+                .map(|call| Waiter::new(call, calls, ended, self.busy(id))),
+        )
+    }
+
+    /// Whether `last_event_id` names a fast call's stream of session `id` that is no longer
+    /// known (its answer went out, or it was cancelled or given up): nothing to resume, ever.
+    pub(crate) fn fast_stream_gone(&self, id: &str, last_event_id: &str) -> bool {
+        let Some(stream) = stream_number(last_event_id) else {
+            return false;
+        };
+        lock(&self.entries)
+            .get(&SessionId::from(id.to_owned()))
+            .is_some_and(|entry| entry.fast.get(stream).is_none())
     }
 }
 
 /// The stream number in a fast call's event id (`f<n>`).
-pub(super) fn stream_number(event_id: &str) -> Option<u64> {
+fn stream_number(event_id: &str) -> Option<u64> {
     event_id.strip_prefix(EVENT_ID_PREFIX)?.parse().ok()
 }
 

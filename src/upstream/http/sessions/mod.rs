@@ -20,6 +20,7 @@ use crate::router::Session;
 use crate::sync::lock;
 use activity::Activity;
 use ended::EndedStreams;
+use fast::FastCalls;
 use requests::Requests;
 
 mod activity;
@@ -64,7 +65,8 @@ pub(crate) struct SessionCounts {
     pub(crate) owned: usize,
     /// rmcp's live session workers.
     pub(crate) workers: usize,
-    /// Request ids kept (in flight, and recently cancelled), over all sessions.
+    /// Request ids kept (in flight, recently cancelled, and fast calls' answers not yet
+    /// delivered), over all sessions.
     pub(crate) request_ids: usize,
 }
 
@@ -98,6 +100,8 @@ struct Entry {
     anonymous: bool,
     /// The ids of its requests in flight, shared with its worker's transport.
     requests: Arc<Requests>,
+    /// The calls the session layer runs itself (`fast.rs`).
+    fast: Arc<FastCalls>,
 }
 
 impl BoundedSessions {
@@ -141,7 +145,7 @@ impl BoundedSessions {
                 ));
                 counts.anonymous += usize::from(entry.anonymous);
                 counts.owned += usize::from(entry.owner.is_some());
-                counts.request_ids += entry.requests.len();
+                counts.request_ids += entry.requests.len() + entry.fast.len();
             }
             counts
         };
@@ -165,6 +169,7 @@ impl BoundedSessions {
             owner: creator.owner,
             anonymous: creator.anonymous,
             requests: Arc::default(),
+            fast: Arc::default(),
         }
     }
 

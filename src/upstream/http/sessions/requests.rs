@@ -18,8 +18,9 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionWorker;
 use rmcp::transport::streamable_http_server::session::{ServerSseMessage, SessionId};
 use rmcp::transport::{Transport, WorkerTransport};
 
+use tokio_util::sync::CancellationToken;
+
 use super::BoundedSessions;
-use super::fast::FastCall;
 use crate::sync::lock;
 
 /// Requests one session may have in flight at once. Beyond what a client does (an agent runs a
@@ -27,9 +28,6 @@ use crate::sync::lock;
 const MAX_REQUESTS_IN_FLIGHT: usize = 1024;
 /// Cancelled requests whose ids stay taken (see the module's documentation); about 50 bytes each.
 const CANCELLED_KEPT: usize = 256;
-/// Answers of fast calls kept for a client that lost their stream (see `fast.rs`). A client
-/// resumes within seconds; past this many the oldest are given up.
-const UNDELIVERED_KEPT: usize = 64;
 
 /// The ids of a session's requests in flight, and of its last cancelled ones.
 #[derive(Default)]
@@ -39,14 +37,9 @@ pub(crate) struct Requests(Mutex<RequestIds>);
 struct RequestIds {
     in_flight: HashSet<RequestId>,
     cancelled: VecDeque<RequestId>,
-    /// The calls the session layer runs itself (`fast.rs`), from their start until their answer
-    /// went out on a response (or they were cancelled, or their answer was given up).
-    fast: HashMap<RequestId, Arc<FastCall>>,
-    /// Fast calls that ended while no response waited for them, oldest first: kept for a
-    /// resumption, at most [`UNDELIVERED_KEPT`].
-    undelivered: VecDeque<RequestId>,
-    /// The last fast call's stream number.
-    streams: u64,
+    /// The cancellations of the calls in flight that the session layer runs itself (`fast.rs`):
+    /// a client's `notifications/cancelled` reaches them through the worker's transport.
+    fast: HashMap<RequestId, CancellationToken>,
 }
 
 /// Why a request was not let into its session.
@@ -74,56 +67,26 @@ impl Requests {
         lock(&self.0).claim(id)
     }
 
-    /// Claims `id` for a call the session layer runs itself; `None` (the request goes to the
-    /// session's worker, which refuses it the same way) when the id is taken or too many are in
-    /// flight.
-    pub(super) fn start_fast(&self, id: &RequestId) -> Option<Arc<FastCall>> {
+    /// Claims `id` for a call the session layer runs itself, cancelled by `ct`; `false` (the
+    /// request goes to the session's worker, which refuses it the same way) when the id is taken
+    /// or too many are in flight.
+    pub(super) fn claim_fast(&self, id: &RequestId, ct: &CancellationToken) -> bool {
         let mut ids = lock(&self.0);
-        if ids.fast.len() >= MAX_REQUESTS_IN_FLIGHT || ids.claim(id).is_err() {
-            return None;
+        if ids.claim(id).is_err() {
+            return false;
         }
-        ids.streams += 1;
-        let call = Arc::new(FastCall::new(ids.streams));
-        // An answer kept under the same id was given up: the client reused the id.
-        ids.fast.insert(id.clone(), call.clone());
-        Some(call)
+        ids.fast.insert(id.clone(), ct.clone());
+        true
     }
 
-    /// Fast call `id` ended: its id is free again (unless it was cancelled: see the module's
-    /// documentation).
+    /// Fast call `id` ended: its id is free again, unless it was cancelled (the cancellation
+    /// moved it among the cancelled ids, see the module's documentation).
     pub(super) fn end_fast(&self, id: &RequestId, cancelled: bool) {
         if !cancelled {
-            self.release(id);
-        }
-    }
-
-    /// The answer of fast call `id` went out, or there is none to give: it is forgotten.
-    pub(super) fn forget_fast(&self, id: &RequestId, call: &Arc<FastCall>) {
-        let mut ids = lock(&self.0);
-        if ids.fast.get(id).is_some_and(|kept| Arc::ptr_eq(kept, call)) {
+            let mut ids = lock(&self.0);
             ids.fast.remove(id);
-            ids.undelivered.retain(|kept| kept != id);
+            ids.in_flight.remove(id);
         }
-    }
-
-    /// Fast call `id` ended while no response waited for it: its answer is kept for a while.
-    pub(super) fn keep_undelivered(&self, id: &RequestId) {
-        let mut ids = lock(&self.0);
-        if ids.undelivered.len() >= UNDELIVERED_KEPT
-            && let Some(oldest) = ids.undelivered.pop_front()
-        {
-            ids.fast.remove(&oldest);
-        }
-        ids.undelivered.push_back(id.clone());
-    }
-
-    /// The fast call whose stream is number `stream`, with its id.
-    pub(super) fn fast_stream(&self, stream: u64) -> Option<(RequestId, Arc<FastCall>)> {
-        lock(&self.0)
-            .fast
-            .iter()
-            .find(|(_, call)| call.stream() == stream)
-            .map(|(id, call)| (id.clone(), call.clone()))
     }
 
     fn release(&self, id: &RequestId) {
@@ -132,8 +95,8 @@ impl Requests {
 
     fn cancelled(&self, id: &RequestId) {
         let mut ids = lock(&self.0);
-        if let Some(call) = ids.fast.get(id) {
-            call.cancel();
+        if let Some(ct) = ids.fast.remove(id) {
+            ct.cancel();
         }
         if ids.in_flight.remove(id) {
             if ids.cancelled.len() >= CANCELLED_KEPT {
@@ -143,10 +106,10 @@ impl Requests {
         }
     }
 
-    /// The ids kept: in flight, recently cancelled, and answered but not yet delivered.
+    /// The ids kept: in flight, and recently cancelled.
     pub(super) fn len(&self) -> usize {
         let ids = lock(&self.0);
-        ids.in_flight.len() + ids.cancelled.len() + ids.undelivered.len()
+        ids.in_flight.len() + ids.cancelled.len()
     }
 }
 
