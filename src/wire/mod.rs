@@ -9,6 +9,8 @@
 //!   fixed 16 MiB limit).
 //! - [`lane`]: a `tools/call` written to a stdio child and its answer taken back raw, beside
 //!   rmcp's client service (which encodes, decodes and hops tasks for every request).
+//! - [`process_io`]: stdin and stdout as non-blocking streams on the runtime's own thread (tokio's
+//!   standard streams, which rmcp's stdio transport takes, go through the blocking pool).
 //! - [`json_answers`]: a session's answer as a JSON body instead of an SSE stream (rmcp answers
 //!   every request of a session on a stream).
 //! - [`typed_answers`]: `tools/call` and `tools/list` answers decoded straight into their types
@@ -25,4 +27,5 @@ pub mod core_tasks;
 pub mod framing;
 pub mod json_answers;
 pub mod lane;
+pub mod process_io;
 pub mod typed_answers;

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use pluggedin_mcp_proxy::wire::process_io;
 use rmcp::{
     ErrorData as McpError, RoleServer, ServiceExt,
     model::*,
@@ -22,11 +23,13 @@ pub(crate) async fn serve_stdio(shared: Arc<Shared>) -> anyhow::Result<()> {
         inner: DemoServer::new_session(&shared),
         input_closed: input_closed.clone(),
     };
+    // Pipes as non-blocking streams, not tokio's blocking-pool stdin and stdout: a proxy's
+    // benchmark measures the hop, not the thread switches of the server behind it.
     let stdin = WatchedStdin {
-        inner: tokio::io::stdin(),
+        inner: process_io::stdin(),
         closed: input_closed,
     };
-    match server.serve((stdin, tokio::io::stdout())).await {
+    match server.serve((stdin, process_io::stdout())).await {
         Ok(running) => {
             match running.waiting().await? {
                 QuitReason::Closed => info!("stdin closed, exiting"),
@@ -92,7 +95,7 @@ impl rmcp::Service<RoleServer> for StdioSession {
 /// Stdin that cancels `closed` when it ends (or fails): in stdio mode the end of input is the
 /// end of the session, whatever streams are still open.
 struct WatchedStdin {
-    inner: tokio::io::Stdin,
+    inner: Box<dyn tokio::io::AsyncRead + Send + Unpin>,
     closed: CancellationToken,
 }
 
