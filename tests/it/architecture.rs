@@ -35,8 +35,10 @@ const PLACES: &[(&str, &str, &[&str])] = &[
         "only the stdio transport writes stdout (the protocol's channel)",
         "stdout()",
         // The downstream ones read a child's stdout: the protocol, or a started server's log.
+        // `wire::process_io` makes the stream the stdio transport writes, and writes nothing.
         &[
             "upstream::stdio",
+            "wire::process_io",
             "downstream::child",
             "downstream::started",
         ],
