@@ -59,12 +59,25 @@ impl ToolAnswer {
             }
             ToolAnswer::Typed(_) => None,
             ToolAnswer::Raw(raw) => {
-                memchr::memmem::find(raw.get().as_bytes(), b"\"isError\"")?;
+                if !may_say_is_error(raw.get().as_bytes()) {
+                    return None;
+                }
                 let result: CallToolResult = serde_json::from_str(raw.get()).ok()?;
                 (result.is_error == Some(true)).then(|| result_text(&result))
             }
         }
     }
+}
+
+/// Whether a result's text has `"isError"` followed by `true` (spaces and the colon between):
+/// only then is it worth reading. A key of that name inside a value can only add a read.
+fn may_say_is_error(bytes: &[u8]) -> bool {
+    memchr::memmem::find_iter(bytes, b"\"isError\"").any(|at| {
+        let rest = &bytes[at + b"\"isError\"".len()..];
+        let rest = rest.trim_ascii_start();
+        rest.strip_prefix(b":")
+            .is_some_and(|rest| rest.trim_ascii_start().starts_with(b"true"))
+    })
 }
 
 /// The text of a tool's result, or a stand-in when it has none.
@@ -271,11 +284,13 @@ fn lane_meta(lifecycle: Option<&RawValue>, extra: &RequestMetaObject) -> Option<
     let extra = (!extra.is_empty())
         .then(|| serde_json::to_string(extra).ok())
         .flatten();
-    let text = match (lifecycle.map(RawValue::get), extra) {
+    let text = match (lifecycle, extra) {
         (None, None) => return None,
-        (Some(lifecycle), None) => lifecycle.to_owned(),
+        // Already valid JSON: copied, not read again.
+        (Some(lifecycle), None) => return Some(lifecycle.to_owned()),
         (None, Some(extra)) => extra,
         (Some(lifecycle), Some(extra)) => {
+            let lifecycle = lifecycle.get();
             // Both are encoded objects: `{…}` + `{…}` make `{…,…}`.
             let mut text = lifecycle.trim_end().strip_suffix('}')?.to_owned();
             if !text.trim_end().ends_with('{') {
@@ -441,6 +456,24 @@ mod tests {
         // Nothing to do: the same bytes.
         let plain = r#"{ "content" : [] }"#;
         assert_eq!(legacy_shape(raw(plain)).unwrap().get(), plain);
+    }
+
+    #[test]
+    fn a_relayed_result_is_read_for_its_error_only_when_it_says_is_error_true() {
+        let error = |text: &str| ToolAnswer::Raw(raw(text)).tool_error();
+        assert_eq!(error(r#"{"content":[],"isError":false}"#), None);
+        assert_eq!(error(r#"{"content":[]}"#), None);
+        assert_eq!(
+            error(r#"{"content":[{"type":"text","text":"no such file"}],"isError" : true}"#),
+            Some("no such file".to_owned())
+        );
+        // The words inside a text are read, and found not to be the result's.
+        assert_eq!(
+            error(r#"{"content":[{"type":"text","text":"\"isError\": true"}]}"#),
+            None
+        );
+        assert!(may_say_is_error(br#"{"isError":true}"#));
+        assert!(!may_say_is_error(br#"{"isError":false,"x":"isError"}"#));
     }
 
     #[test]
