@@ -15,19 +15,6 @@ async fn http_proxy(dir: &tempfile::TempDir) -> (ProxyChild, Log, String) {
     (child, log, url)
 }
 
-fn post(url: &str, session: Option<&str>, body: Value) -> reqwest::RequestBuilder {
-    let mut request = reqwest::Client::new()
-        .post(url)
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2025-11-25")
-        .json(&body);
-    if let Some(session) = session {
-        request = request.header("mcp-session-id", session);
-    }
-    request
-}
-
 /// The `id:` of the first SSE event in `chunk`.
 fn first_event_id(chunk: &str) -> Option<String> {
     chunk
@@ -43,14 +30,14 @@ async fn a_client_that_loses_its_stream_mid_call_resumes_it_and_gets_the_answer(
     let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": "2025-11-25", "capabilities": {"sampling": {}},
         "clientInfo": {"name": "raw", "version": "1"}}});
-    let response = post(&url, None, initialize).send().await.unwrap();
+    let response = post_mcp(&url, None, initialize).send().await.unwrap();
     let session = response.headers()["mcp-session-id"]
         .to_str()
         .unwrap()
         .to_owned();
     let _ = response.text().await;
     let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-    post(&url, Some(&session), initialized)
+    post_mcp(&url, Some(&session), initialized)
         .send()
         .await
         .unwrap();
@@ -60,7 +47,7 @@ async fn a_client_that_loses_its_stream_mid_call_resumes_it_and_gets_the_answer(
     // waits for the client's answer to the server's sampling request, which comes on the stream.
     let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
         "params": {"name": "demo__test_sampling", "arguments": {"prompt": "still there?"}}});
-    let mut response = post(&url, Some(&session), call).send().await.unwrap();
+    let mut response = post_mcp(&url, Some(&session), call).send().await.unwrap();
     assert_eq!(response.status(), 200);
     let first = response.chunk().await.unwrap().expect("a first event");
     let first = String::from_utf8_lossy(&first).into_owned();
@@ -89,7 +76,7 @@ async fn a_client_that_loses_its_stream_mid_call_resumes_it_and_gets_the_answer(
     let reply = json!({"jsonrpc": "2.0", "id": question["id"], "result": {
         "role": "assistant", "content": {"type": "text", "text": "yes, resumed"},
         "model": "test-model"}});
-    let replied = post(&url, Some(&session), reply).send().await.unwrap();
+    let replied = post_mcp(&url, Some(&session), reply).send().await.unwrap();
     assert_eq!(replied.status(), 202);
     let answer = message_on(&mut resumed, &mut text, |message| {
         message["id"] == 2 && message.get("method").is_none()

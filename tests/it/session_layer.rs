@@ -26,7 +26,7 @@ impl Proxy {
         let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
             "protocolVersion": "2025-11-25", "capabilities": {},
             "clientInfo": {"name": "raw", "version": "1"}}});
-        let response = post(&url, None, initialize).send().await.unwrap();
+        let response = post_mcp(&url, None, initialize).send().await.unwrap();
         assert_eq!(response.status(), 200);
         let session = response.headers()["mcp-session-id"]
             .to_str()
@@ -34,7 +34,7 @@ impl Proxy {
             .to_owned();
         let _ = response.text().await;
         let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-        let response = post(&url, Some(&session), initialized)
+        let response = post_mcp(&url, Some(&session), initialized)
             .send()
             .await
             .unwrap();
@@ -49,7 +49,7 @@ impl Proxy {
     }
 
     fn call(&self, id: u64, tool: &str, arguments: Value) -> reqwest::RequestBuilder {
-        post(
+        post_mcp(
             &self.url,
             Some(&self.session),
             json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
@@ -77,19 +77,6 @@ impl Drop for Proxy {
             eprintln!("--- proxy stderr ---\n{}", self.log.text());
         }
     }
-}
-
-fn post(url: &str, session: Option<&str>, body: Value) -> reqwest::RequestBuilder {
-    let mut request = reqwest::Client::new()
-        .post(url)
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2025-11-25")
-        .json(&body);
-    if let Some(session) = session {
-        request = request.header("mcp-session-id", session);
-    }
-    request
 }
 
 /// Reads a response stream's first event (the priming event of a slow call's stream): its id.
@@ -197,20 +184,16 @@ async fn a_cancelled_calls_stream_ends_without_an_answer_and_its_id_stays_taken(
         .send()
         .await
         .unwrap();
-    let second = message_of(second).await;
-    assert_eq!(second["error"]["code"], -32600, "{second}");
-    assert!(
-        second["error"]["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("request id 7 is already in flight in this session"),
-        "{second}"
+    assert_rpc_error(
+        &message_of(second).await,
+        -32600,
+        "request id 7 is already in flight in this session",
     );
 
     // The client cancels: the server hears of it, the stream ends with no answer on it.
     let cancelled = json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
                            "params": {"requestId": 7, "reason": "changed my mind"}});
-    let response = post(&proxy.url, Some(&proxy.session), cancelled)
+    let response = post_mcp(&proxy.url, Some(&proxy.session), cancelled)
         .send()
         .await
         .unwrap();
@@ -232,8 +215,7 @@ async fn a_cancelled_calls_stream_ends_without_an_answer_and_its_id_stays_taken(
         .send()
         .await
         .unwrap();
-    let reused = message_of(reused).await;
-    assert_eq!(reused["error"]["code"], -32600, "{reused}");
+    assert_rpc_error(&message_of(reused).await, -32600, "already in flight");
     // Other ids are served.
     let other = proxy
         .call(8, "demo__echo", json!({"message": "other"}))

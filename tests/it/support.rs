@@ -980,6 +980,33 @@ pub async fn message_of(response: reqwest::Response) -> Value {
         .unwrap_or_else(|| panic!("no JSON-RPC response in {text:?}"))
 }
 
+/// A POST of `body` to an MCP endpoint as a 2025-11-25 client sends it (JSON, accepting JSON and
+/// SSE), in `session` when given.
+pub fn post_mcp(url: &str, session: Option<&str>, body: Value) -> reqwest::RequestBuilder {
+    let mut request = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-11-25")
+        .json(&body);
+    if let Some(session) = session {
+        request = request.header("mcp-session-id", session);
+    }
+    request
+}
+
+/// Asserts that `message` is a JSON-RPC error with `code` whose message contains `text`.
+pub fn assert_rpc_error(message: &Value, code: i64, text: &str) {
+    assert_eq!(message["error"]["code"], code, "{message}");
+    assert!(message.get("result").is_none(), "{message}");
+    assert!(
+        message["error"]["message"]
+            .as_str()
+            .is_some_and(|message| message.contains(text)),
+        "{message}"
+    );
+}
+
 /// The proxy in Streamable HTTP mode on a port it picks, serving `servers` (an `mcpServers` object)
 /// with its config and data in `dir`, rate limits off, plus `args`; returned once it listens, with
 /// its log and its `/mcp` URL.
