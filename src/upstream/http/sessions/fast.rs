@@ -8,15 +8,15 @@
 //!
 //! Taken here: a request of a live session whose client said `initialized`, that carries no
 //! progress token, whose client cannot be asked anything during the call
-//! ([`Session::asks_nothing_during_calls`]), under an id the session's [`Requests`] lets it
-//! claim (the same claim rmcp's path makes, so a reused id is refused on both). Everything else
+//! ([`Session::asks_nothing_during_calls`]), under an id the session's
+//! [`Requests`](super::requests::Requests) lets it claim (the same claim rmcp's path makes, so a reused id is refused on both). Everything else
 //! goes to the worker.
 //!
 //! What the worker gives a request's stream, this gives too: the session is busy while the
 //! call runs (no hibernation, no idle expiry), the client's `notifications/cancelled` (seen by
 //! the worker's transport, `requests.rs`) cancels the call, and a client that loses a slow
 //! call's stream resumes it with `Last-Event-ID` (`f<n>`, the call's stream number): the answer
-//! waits for it, among the last [`super::requests`] keeps. A stream that ended without a result
+//! waits for it, among the last [`UNDELIVERED_KEPT`]. A stream that ended without a result
 //! is noted in the session's ended streams, like one of rmcp's.
 
 use std::collections::{HashMap, VecDeque};
@@ -34,6 +34,8 @@ use tokio_util::sync::CancellationToken;
 use super::activity::Busy;
 use super::ended::{EndedStreams, note_ended};
 use super::{BoundedSessions, Phase};
+#[cfg(doc)]
+use crate::router::Session;
 use crate::router::{Caller, Router};
 use crate::sync::lock;
 use crate::upstream::fast_calls::{self, Answer};
