@@ -192,11 +192,6 @@ impl Answer {
         }
     }
 
-    /// Whether it is a JSON-RPC error.
-    pub(crate) fn is_error(&self) -> bool {
-        matches!(self, Answer::Message(message) if matches!(**message, JsonRpcMessage::Error(_)))
-    }
-
     /// The answer as one JSON-RPC message, written into `out`; a relayed result is not parsed.
     pub(crate) fn encode(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
         match self {

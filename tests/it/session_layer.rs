@@ -1,14 +1,14 @@
-//! The HTTP session layer's own calls: a session's `tools/call` that nothing but its answer can
-//! follow is answered without rmcp's session worker, and keeps everything a request's stream
-//! gives: the answer as JSON or on a stream, resumption of a cut stream, cancellation, the refusal
-//! of a reused id, and the session kept alive while it is in use.
+//! The HTTP session layer's own calls: a session's `tools/call` is answered without rmcp's session
+//! worker, and keeps everything a request's stream gives: the answer as JSON or on a stream, a
+//! server's questions on that stream before it, resumption of a cut stream from where the client
+//! was, cancellation, the refusal of a reused id, and the session kept alive while it is in use.
 
 use serde_json::{Value, json};
 
 use crate::support::*;
 
-/// The proxy over Streamable HTTP with the demo server behind it, and an initialized session of
-/// a client that takes neither sampling nor elicitation nor roots.
+/// The proxy over Streamable HTTP with the demo server behind it, and an initialized session of a
+/// client with `capabilities`.
 struct Proxy {
     _child: ProxyChild,
     log: Log,
@@ -19,12 +19,16 @@ struct Proxy {
 
 impl Proxy {
     async fn start(args: &[&str]) -> Proxy {
+        Proxy::with_capabilities(args, json!({})).await
+    }
+
+    async fn with_capabilities(args: &[&str], capabilities: Value) -> Proxy {
         let dir = tempfile::tempdir().unwrap();
         let (child, log, url) = spawn_http_proxy(&dir, json!({"demo": demo()}), args).await;
         log.wait_for("connected server_info=pluggedin-demo-server")
             .await;
         let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-11-25", "capabilities": {},
+            "protocolVersion": "2025-11-25", "capabilities": capabilities,
             "clientInfo": {"name": "raw", "version": "1"}}});
         let response = post_mcp(&url, None, initialize).send().await.unwrap();
         assert_eq!(response.status(), 200);
@@ -256,4 +260,60 @@ async fn a_session_in_use_outlives_its_idle_ttl_and_expires_once_left_alone() {
         .await
         .unwrap();
     assert_eq!(gone.status(), 404);
+}
+
+#[tokio::test]
+async fn a_servers_question_comes_on_the_calls_stream_and_a_resumed_stream_goes_on_after_it() {
+    let proxy = Proxy::with_capabilities(&[], json!({"sampling": {}})).await;
+    let mut call = proxy
+        .call(2, "demo__test_sampling", json!({"prompt": "still there?"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(call.status(), 200);
+    // The priming event, then the server's question with an event id of its own.
+    let mut text = String::new();
+    let question = loop {
+        let found = text
+            .split("\n\n")
+            .filter(|event| event.contains("sampling/createMessage"))
+            .find_map(|event| {
+                let id = event.lines().find_map(|line| line.strip_prefix("id:"))?;
+                let data = event.lines().find_map(|line| line.strip_prefix("data:"))?;
+                Some((
+                    id.trim().to_owned(),
+                    serde_json::from_str::<Value>(data.trim()).ok()?,
+                ))
+            });
+        if let Some(found) = found {
+            break found;
+        }
+        let chunk = tokio::time::timeout(WAIT, call.chunk())
+            .await
+            .expect("the question comes")
+            .unwrap()
+            .expect("the stream is open");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    };
+    let (seen, question) = question;
+    assert!(text.contains("retry:"), "{text:?}");
+    // The client goes away after the question, answers it, and resumes from what it saw: the
+    // rest is the answer alone, not the question again.
+    drop(call);
+    let reply = json!({"jsonrpc": "2.0", "id": question["id"], "result": {
+        "role": "assistant", "content": {"type": "text", "text": "yes, here"},
+        "model": "test-model"}});
+    let replied = post_mcp(&proxy.url, Some(&proxy.session), reply)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replied.status(), 202);
+    let resumed = proxy.resume(&seen).await;
+    assert_eq!(resumed.status(), 200);
+    let mut messages = sse_messages(resumed);
+    let next = tokio::time::timeout(WAIT, messages.recv())
+        .await
+        .expect("the answer comes")
+        .expect("a message");
+    assert!(answer_text(&next, 2).contains("yes, here"), "{next}");
 }

@@ -1,7 +1,8 @@
 //! The response to a call the session layer runs itself (`sessions::fast`): its answer as a JSON
-//! body when it comes within the client's wait (`answers.rs`), else an SSE stream as rmcp's
-//! would be: a priming event (the call's event id, the retry interval), a keep-alive comment
-//! while the call runs, the answer, the end.
+//! body when it comes first and within the client's wait (`answers.rs`), else an SSE stream as
+//! rmcp's would be: a priming event (the call's event id, the retry interval), what comes before
+//! the answer (each with its event id), keep-alive comments while nothing comes, the answer, the
+//! end.
 
 use std::sync::Arc;
 
@@ -12,7 +13,7 @@ use axum::response::Response;
 use super::answers::Answers;
 use super::refusals;
 use crate::router::Router;
-use crate::upstream::http::sessions::{BoundedSessions, Outcome, Waiter};
+use crate::upstream::http::sessions::{BoundedSessions, Next, Outcome, Waiter};
 use crate::upstream::http::{SSE_KEEP_ALIVE, SSE_RETRY};
 use crate::wire::json_answers::NoAnswer;
 
@@ -34,9 +35,12 @@ pub(super) async fn answer(
         return None;
     }
     let session = headers.get("mcp-session-id")?.to_str().ok()?;
-    let mut waiter = sessions.start_fast_call(router, session, headers, body)?;
-    if !waiter.wait(wait).await {
-        return Some(stream(waiter));
+    // A client that takes SSE can be sent what comes before the answer.
+    let streams = wait.is_some();
+    let mut waiter = sessions.start_fast_call(router, session, headers, body, streams)?;
+    let first = waiter.next(wait).await;
+    if !matches!(first, Next::Ended) {
+        return Some(stream(waiter, first));
     }
     Some(match waiter.take() {
         Outcome::Answer(answer) => json(answer.bytes),
@@ -78,44 +82,56 @@ fn json(bytes: Bytes) -> Response {
 fn priming(waiter: &Waiter) -> Bytes {
     format!(
         "id: {}\nretry: {}\ndata: \n\n",
-        waiter.event_id(),
+        waiter.priming_id(),
         SSE_RETRY.as_millis()
     )
     .into()
 }
 
-/// A slow call's stream: priming, keep-alive comments while it runs, its answer.
-fn stream(waiter: Waiter) -> Response {
+/// A call's stream, once it is not answered at once (`first` is what came within the wait): the
+/// priming event, then what comes before the answer (a server's questions, progress), each with
+/// its event id, keep-alive comments while nothing comes, the answer, the end.
+fn stream(waiter: Waiter, first: Next) -> Response {
     enum Step {
-        Priming,
-        Waiting,
+        Priming(Next),
+        Next(Option<Next>),
         Done,
     }
-    let events =
-        futures::stream::unfold((waiter, Step::Priming), |(mut waiter, step)| async move {
-            match step {
-                Step::Priming => {
+    let events = futures::stream::unfold(
+        (waiter, Step::Priming(first)),
+        |(mut waiter, step)| async move {
+            let next = match step {
+                Step::Priming(first) => {
                     let event = priming(&waiter);
-                    Some((Ok(event), (waiter, Step::Waiting)))
+                    return Some((Ok(event), (waiter, Step::Next(Some(first)))));
                 }
-                Step::Waiting => {
-                    if !waiter.wait(Some(SSE_KEEP_ALIVE)).await {
-                        return Some((Ok(Bytes::from_static(b":\n\n")), (waiter, Step::Waiting)));
-                    }
-                    match waiter.take() {
-                        Outcome::Answer(answer) => {
-                            let mut event = Vec::with_capacity(answer.bytes.len() + 8);
-                            event.extend_from_slice(b"data: ");
-                            event.extend_from_slice(&answer.bytes);
-                            event.extend_from_slice(b"\n\n");
-                            Some((Ok(event.into()), (waiter, Step::Done)))
-                        }
-                        Outcome::Cancelled | Outcome::Taken => None,
-                    }
+                Step::Next(Some(next)) => next,
+                Step::Next(None) => waiter.next(Some(SSE_KEEP_ALIVE)).await,
+                Step::Done => return None,
+            };
+            match next {
+                Next::Nothing => {
+                    Some((Ok(Bytes::from_static(b":\n\n")), (waiter, Step::Next(None))))
                 }
-                Step::Done => None,
+                Next::Message(_, message) => {
+                    let mut event = format!("id: {}\ndata: ", waiter.event_id()).into_bytes();
+                    serde_json::to_writer(&mut event, &*message).ok()?;
+                    event.extend_from_slice(b"\n\n");
+                    Some((Ok(event.into()), (waiter, Step::Next(None))))
+                }
+                Next::Ended => match waiter.take() {
+                    Outcome::Answer(answer) => {
+                        let mut event = Vec::with_capacity(answer.bytes.len() + 8);
+                        event.extend_from_slice(b"data: ");
+                        event.extend_from_slice(&answer.bytes);
+                        event.extend_from_slice(b"\n\n");
+                        Some((Ok(event.into()), (waiter, Step::Done)))
+                    }
+                    Outcome::Cancelled | Outcome::Taken => None,
+                },
             }
-        });
+        },
+    );
     sse(events)
 }
 

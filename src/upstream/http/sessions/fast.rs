@@ -1,23 +1,27 @@
 //! Calls the session layer runs itself. rmcp's service takes every request of a session through
 //! the session's worker: a channel to the worker task, a channel to the service task, a task for
 //! the request, the typed decode of its arguments and encode of its result, a channel back to
-//! the worker and a stream to the HTTP response. A `tools/call` whose stream can carry nothing
-//! but its answer needs none of it: the router runs it ([`Router::call_tool_relayed`], the one
-//! path of every call) on a task of its own, and the answer goes to the response that waits for
-//! it (`guard::fast` makes that response: a JSON body, or an SSE stream for a slow call).
+//! the worker and a stream to the HTTP response. A `tools/call` needs none of it: the router runs
+//! it ([`Router::call_tool_relayed`], the one path of every call) on a task of its own, and the
+//! answer goes to the response that waits for it (`guard::fast` makes that response: a JSON
+//! body, or an SSE stream when something comes first or the call is slow).
 //!
-//! Taken here: a request of a live session whose client said `initialized`, that carries no
-//! progress token, whose client cannot be asked anything during the call
-//! ([`Session::asks_nothing_during_calls`]), under an id the session's
-//! [`Requests`](super::requests::Requests) lets it claim (the same claim rmcp's path makes, so a reused id is refused on both). Everything else
-//! goes to the worker.
+//! Taken here: a `tools/call` of a live session whose client said `initialized`, under an id the
+//! session's [`Requests`](super::requests::Requests) lets it claim (the same claim rmcp's path
+//! makes, so a reused id is refused on both). What the stream carries before the answer — the
+//! server's questions that name the call as their origin, the progress the client asked for —
+//! the router sends through the session's peer as always, and the worker's transport diverts it
+//! to the call (`diverted.rs`). A client that takes no SSE gets only calls that can have nothing
+//! before the answer (no progress token, a client that can be asked nothing:
+//! [`Session::asks_nothing_during_calls`]). Everything else goes to the worker.
 //!
 //! What the worker gives a request's stream, this gives too: the session is busy while the
 //! call runs (no hibernation, no idle expiry), the client's `notifications/cancelled` (seen by
-//! the worker's transport, `requests.rs`) cancels the call, and a client that loses a slow
-//! call's stream resumes it with `Last-Event-ID` (`f<n>`, the call's stream number): the answer
-//! waits for it, among the last [`UNDELIVERED_KEPT`]. A stream that ended without a result
-//! is noted in the session's ended streams, like one of rmcp's.
+//! the worker's transport) cancels the call, and a client that loses the stream resumes it with
+//! `Last-Event-ID` (`f<n>` for the priming event, `f<n>/<k>` for the k-th message): what it had
+//! not seen, then the answer, which waits for it among the last [`UNDELIVERED_KEPT`]. Once the
+//! answer went out (or the call was cancelled), resuming the stream gets 405, like an ended one
+//! of rmcp's.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -26,13 +30,12 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::http::HeaderMap;
 use futures::Stream;
-use rmcp::model::{CallToolRequestParams, RequestId, ServerJsonRpcMessage};
+use rmcp::model::{CallToolRequestParams, ErrorData, RequestId, ServerJsonRpcMessage};
 use rmcp::transport::streamable_http_server::session::{ServerSseMessage, SessionId};
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::activity::Busy;
-use super::ended::{EndedStreams, note_ended};
+use super::diverted::Diverted;
 use super::{BoundedSessions, Phase};
 #[cfg(doc)]
 use crate::router::Session;
@@ -73,7 +76,7 @@ impl FastCalls {
             stream: calls.streams,
             ct: CancellationToken::new(),
             state: Mutex::default(),
-            ended: Notify::new(),
+            diverted: Arc::default(),
         });
         calls.calls.insert(call.stream, call.clone());
         call
@@ -117,7 +120,8 @@ pub(crate) struct FastCall {
     stream: u64,
     ct: CancellationToken,
     state: Mutex<CallState>,
-    ended: Notify,
+    /// What its stream carries before the answer; its wake-up also says the call ended.
+    diverted: Arc<Diverted>,
 }
 
 #[derive(Default)]
@@ -134,8 +138,16 @@ struct CallState {
 #[derive(Clone)]
 pub(crate) struct Encoded {
     pub(crate) bytes: Bytes,
-    /// A JSON-RPC error: its stream counts as ended without a result.
-    pub(crate) error: bool,
+}
+
+/// What comes next on a fast call's stream.
+pub(crate) enum Next {
+    /// A message before the answer (a question, progress), with its number.
+    Message(u64, Arc<ServerJsonRpcMessage>),
+    /// The call ended: its outcome is to be taken.
+    Ended,
+    /// Nothing within the wait.
+    Nothing,
 }
 
 /// What a response gets of the call it waited for.
@@ -155,70 +167,84 @@ impl FastCall {
             state.outcome = Some(outcome);
             state.waiters > 0
         };
-        self.ended.notify_waiters();
+        self.diverted.wake();
         waited
     }
 
-    /// Waits until the call ended.
-    async fn ended(&self) {
+    /// What comes after message number `after`: a message, else the end, else a wait for
+    /// either. Messages come before the end: the router sends a call's progress before its
+    /// answer.
+    async fn next(&self, after: u64) -> Next {
         loop {
-            let notified = self.ended.notified();
+            let notified = self.diverted.changed().notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
+            if let Some((number, message)) = self.diverted.next_after(after) {
+                return Next::Message(number, message);
+            }
             if lock(&self.state).outcome.is_some() {
-                return;
+                return Next::Ended;
             }
             notified.await;
         }
     }
 }
 
-/// A response waiting for a fast call's answer. Dropped without taking it (the client went
-/// away), it leaves the answer kept for a resumption.
+/// A response waiting for a fast call's messages and answer. Dropped without taking the answer
+/// (the client went away), it leaves the call kept for a resumption.
 pub(crate) struct Waiter {
     call: Arc<FastCall>,
     calls: Arc<FastCalls>,
-    ended: EndedStreams,
+    /// The number of the last message this response sent.
+    sent: u64,
     /// Holds the session busy while the response is open.
     _busy: Option<Busy>,
     took: bool,
 }
 
 impl Waiter {
-    fn new(
-        call: Arc<FastCall>,
-        calls: Arc<FastCalls>,
-        ended: EndedStreams,
-        busy: Option<Busy>,
-    ) -> Waiter {
+    fn new(call: Arc<FastCall>, calls: Arc<FastCalls>, sent: u64, busy: Option<Busy>) -> Waiter {
         lock(&call.state).waiters += 1;
         Waiter {
             call,
             calls,
-            ended,
+            sent,
             _busy: busy,
             took: false,
         }
     }
 
-    /// The event id of the call's stream.
-    pub(crate) fn event_id(&self) -> String {
+    /// The id of the call's stream's priming event: `f<n>`.
+    pub(crate) fn priming_id(&self) -> String {
         format!("{EVENT_ID_PREFIX}{}", self.call.stream)
     }
 
-    /// Waits until the call ended, at most `wait` (`None`: as long as it takes); whether it did.
-    pub(crate) async fn wait(&self, wait: Option<Duration>) -> bool {
-        match wait {
-            None => {
-                self.call.ended().await;
-                true
-            }
-            Some(wait) => tokio::time::timeout(wait, self.call.ended()).await.is_ok(),
+    /// The event id of the call's stream after the messages sent so far (`f<n>`, then
+    /// `f<n>/<message>`).
+    pub(crate) fn event_id(&self) -> String {
+        match self.sent {
+            0 => format!("{EVENT_ID_PREFIX}{}", self.call.stream),
+            sent => format!("{EVENT_ID_PREFIX}{}/{sent}", self.call.stream),
         }
     }
 
-    /// Takes the ended call's outcome (call [`Waiter::wait`] first): the call is forgotten, and a
-    /// stream that ends without a result is noted as ended.
+    /// What comes next, waiting at most `wait` (`None`: as long as it takes). A message is
+    /// counted as sent.
+    pub(crate) async fn next(&mut self, wait: Option<Duration>) -> Next {
+        let next = match wait {
+            None => self.call.next(self.sent).await,
+            Some(wait) => tokio::time::timeout(wait, self.call.next(self.sent))
+                .await
+                .unwrap_or(Next::Nothing),
+        };
+        if let Next::Message(number, _) = &next {
+            self.sent = *number;
+        }
+        next
+    }
+
+    /// Takes the ended call's outcome (once [`Waiter::next`] said it ended): the call is
+    /// forgotten, so resuming its stream finds nothing (405).
     pub(crate) fn take(&mut self) -> Outcome {
         let outcome = {
             let mut state = lock(&self.call.state);
@@ -232,32 +258,30 @@ impl Waiter {
         };
         self.took = true;
         self.calls.forget(self.call.stream);
-        let without_result = match &outcome {
-            Outcome::Answer(answer) => answer.error,
-            Outcome::Cancelled => true,
-            Outcome::Taken => false,
-        };
-        if without_result {
-            note_ended(&self.ended, self.event_id());
-        }
         outcome
     }
 
-    /// The call's stream from here as SSE messages, for a client that resumes it: its answer,
-    /// then the end (rmcp frames it and keeps it alive).
+    /// The call's stream from here as SSE messages, for a client that resumes it: the messages
+    /// it had not seen, then the answer, then the end (rmcp frames it and keeps it alive).
     pub(crate) fn into_stream(
         self,
     ) -> impl Stream<Item = ServerSseMessage> + Send + Sync + 'static {
         futures::stream::unfold(Some(self), |waiter| async move {
             let mut waiter = waiter?;
-            waiter.wait(None).await;
-            match waiter.take() {
-                Outcome::Answer(answer) => {
-                    let message =
-                        serde_json::from_slice::<ServerJsonRpcMessage>(&answer.bytes).ok()?;
-                    Some((ServerSseMessage::from_message(message), None))
+            match waiter.next(None).await {
+                Next::Message(_, message) => {
+                    let event = ServerSseMessage::new(waiter.event_id(), (*message).clone());
+                    Some((event, Some(waiter)))
                 }
-                Outcome::Cancelled | Outcome::Taken => None,
+                Next::Ended => match waiter.take() {
+                    Outcome::Answer(answer) => {
+                        let message =
+                            serde_json::from_slice::<ServerJsonRpcMessage>(&answer.bytes).ok()?;
+                        Some((ServerSseMessage::from_message(message), None))
+                    }
+                    Outcome::Cancelled | Outcome::Taken => None,
+                },
+                Next::Nothing => None,
             }
         })
     }
@@ -286,39 +310,39 @@ impl BoundedSessions {
         id: &str,
         headers: &HeaderMap,
         message: &[u8],
+        streams: bool,
     ) -> Option<Waiter> {
         let call = fast_calls::parse(message)?;
-        // A progress token asks for notifications on the call's stream; a revision's `_meta`
-        // keys are rmcp's to check against the headers.
-        if call.meta.get_progress_token().is_some()
-            || call
-                .meta
-                .0
-                .keys()
-                .any(|key| key.starts_with("io.modelcontextprotocol/"))
+        // A revision's `_meta` keys are rmcp's to check against the headers.
+        if call
+            .meta
+            .0
+            .keys()
+            .any(|key| key.starts_with("io.modelcontextprotocol/"))
         {
             return None;
         }
+        let token = call.meta.get_progress_token();
         let id = SessionId::from(id.to_owned());
-        let (session, requests, calls, ended) = {
+        let (session, requests, calls) = {
             let entries = lock(&self.entries);
             let entry = entries.get(&id)?;
             if entry.phase != Phase::Live {
                 return None;
             }
             let session = entry.linked.upgrade()?;
-            (
-                session,
-                entry.requests.clone(),
-                entry.fast.clone(),
-                entry.ended.clone(),
-            )
+            (session, entry.requests.clone(), entry.fast.clone())
         };
-        if !session.asks_nothing_during_calls() || calls.len() >= MAX_CALLS {
+        // A client that takes no stream gets the answer alone: only a call that can have
+        // nothing else before it.
+        if !streams && (token.is_some() || !session.asks_nothing_during_calls()) {
+            return None;
+        }
+        if calls.len() >= MAX_CALLS {
             return None;
         }
         let fast = calls.start(call.id.clone());
-        if !requests.claim_fast(&call.id, &fast.ct) {
+        if !requests.claim_fast(&call.id, &fast.ct, token, &fast.diverted) {
             calls.forget(fast.stream);
             return None;
         }
@@ -330,7 +354,7 @@ impl BoundedSessions {
             principal: Some(crate::upstream::http_principal(headers)),
             park: None,
         };
-        let waiter = Waiter::new(fast.clone(), calls.clone(), ended, self.busy(&id));
+        let waiter = Waiter::new(fast.clone(), calls.clone(), 0, self.busy(&id));
         let busy = self.busy(&id);
         let router = router.clone();
         let params = CallToolRequestParams::new(call.name);
@@ -341,7 +365,8 @@ impl BoundedSessions {
             let outcome = router.call_tool_relayed(&caller, params, arguments).await;
             let cancelled = caller.ct.is_cancelled();
             requests.end_fast(&fast.id, cancelled);
-            let answer = (!cancelled).then(|| encode(Answer::new(fast.id.clone(), outcome)));
+            let answer =
+                (!cancelled).then(|| encode(&fast.id, Answer::new(fast.id.clone(), outcome)));
             let answered = answer.is_some();
             if !fast.end(answer) {
                 if answered {
@@ -354,32 +379,29 @@ impl BoundedSessions {
         Some(waiter)
     }
 
-    /// A client resumes the stream of a fast call of session `id` with `last_event_id`: a waiter
-    /// for its answer, when the call is still known; `None` when the id is not a fast call's.
+    /// A client resumes the stream of a fast call of session `id` after `last_event_id`: a
+    /// waiter for the rest of it, when the call is still known; `None` when the id is not a fast
+    /// call's.
     pub(crate) fn resume_fast_call(
         &self,
         id: &SessionId,
         last_event_id: &str,
     ) -> Option<Option<Waiter>> {
-        let stream = stream_number(last_event_id)?;
-        let (calls, ended) = {
-            let entries = lock(&self.entries);
-            match entries.get(id) {
-                Some(entry) => (entry.fast.clone(), entry.ended.clone()),
-                None => return Some(None),
-            }
+        let (stream, sent) = event_position(last_event_id)?;
+        let Some(calls) = lock(&self.entries).get(id).map(|entry| entry.fast.clone()) else {
+            return Some(None);
         };
         Some(
             calls
                 .get(stream)
-                .map(|call| Waiter::new(call, calls, ended, self.busy(id))),
+                .map(|call| Waiter::new(call, calls, sent, self.busy(id))),
         )
     }
 
     /// Whether `last_event_id` names a fast call's stream of session `id` that is no longer
     /// known (its answer went out, or it was cancelled or given up): nothing to resume, ever.
     pub(crate) fn fast_stream_gone(&self, id: &str, last_event_id: &str) -> bool {
-        let Some(stream) = stream_number(last_event_id) else {
+        let Some((stream, _)) = event_position(last_event_id) else {
             return false;
         };
         lock(&self.entries)
@@ -388,26 +410,29 @@ impl BoundedSessions {
     }
 }
 
-/// The stream number in a fast call's event id (`f<n>`).
-fn stream_number(event_id: &str) -> Option<u64> {
-    event_id.strip_prefix(EVENT_ID_PREFIX)?.parse().ok()
+/// Where a fast call's event id (`f<n>` or `f<n>/<message>`) is: the stream number, and the
+/// number of the last message sent (0 for the priming event).
+fn event_position(event_id: &str) -> Option<(u64, u64)> {
+    let rest = event_id.strip_prefix(EVENT_ID_PREFIX)?;
+    match rest.split_once('/') {
+        None => Some((rest.parse().ok()?, 0)),
+        Some((stream, sent)) => Some((stream.parse().ok()?, sent.parse().ok()?)),
+    }
 }
 
-/// An answer encoded once, for a JSON body or an SSE event.
-fn encode(answer: Answer) -> Encoded {
+/// The answer to call `id`, encoded once, for a JSON body or an SSE event.
+fn encode(id: &RequestId, answer: Answer) -> Encoded {
     let mut bytes = Vec::with_capacity(256);
-    if answer.encode(&mut bytes).is_err() {
+    if let Err(error) = answer.encode(&mut bytes) {
+        // A result made of JSON values always encodes; should one not, the client still gets
+        // an answer to its call.
         bytes.clear();
-        bytes.extend_from_slice(
-            br#"{"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":"the answer could not be encoded"}}"#,
-        );
-        return Encoded {
-            bytes: bytes.into(),
-            error: true,
-        };
+        let message = format!("the answer could not be encoded: {error}");
+        let failed =
+            ServerJsonRpcMessage::error(ErrorData::internal_error(message, None), Some(id.clone()));
+        let _ = serde_json::to_writer(&mut bytes, &failed);
     }
     Encoded {
-        error: answer.is_error(),
         bytes: bytes.into(),
     }
 }

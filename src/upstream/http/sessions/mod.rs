@@ -24,6 +24,7 @@ use fast::FastCalls;
 use requests::Requests;
 
 mod activity;
+mod diverted;
 mod ended;
 mod fast;
 mod hibernation;
@@ -31,7 +32,7 @@ mod manager;
 mod pools;
 mod requests;
 
-pub(crate) use fast::{Outcome, Waiter};
+pub(crate) use fast::{Next, Outcome, Waiter};
 pub(crate) use hibernation::Hibernation;
 pub(crate) use pools::{Binding, CREATOR, Creator, TokenHash};
 

@@ -18,9 +18,13 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionWorker;
 use rmcp::transport::streamable_http_server::session::{ServerSseMessage, SessionId};
 use rmcp::transport::{Transport, WorkerTransport};
 
+use futures::future::Either;
+use rmcp::model::{GetExtensions, ProgressToken, ServerNotification};
+use rmcp::service::OriginatingRequestId;
 use tokio_util::sync::CancellationToken;
 
 use super::BoundedSessions;
+use super::diverted::Diverted;
 use crate::sync::lock;
 
 /// Requests one session may have in flight at once. Beyond what a client does (an agent runs a
@@ -37,10 +41,24 @@ pub(crate) struct Requests(Mutex<RequestIds>);
 struct RequestIds {
     in_flight: HashSet<RequestId>,
     cancelled: VecDeque<RequestId>,
-    /// The cancellations of the calls in flight that the session layer runs itself (`fast.rs`):
-    /// a client's `notifications/cancelled` reaches them through the worker's transport.
-    fast: HashMap<RequestId, CancellationToken>,
+    /// The calls in flight that the session layer runs itself (`fast.rs`): a client's
+    /// `notifications/cancelled` reaches them through the worker's transport, and what the
+    /// service sends for them is diverted to their own streams.
+    fast: HashMap<RequestId, FastRoute>,
 }
+
+/// Where a fast call's messages go, and how it is cancelled.
+struct FastRoute {
+    ct: CancellationToken,
+    /// The client's progress token for the call.
+    token: Option<ProgressToken>,
+    diverted: Arc<Diverted>,
+    /// The ids of the questions sent on its stream (for their cancellation), the last few.
+    asked: VecDeque<RequestId>,
+}
+
+/// Questions per fast call whose cancellation is followed; a server asks one thing at a time.
+const ASKED_KEPT: usize = 16;
 
 /// Why a request was not let into its session.
 #[derive(Debug, PartialEq, Eq)]
@@ -67,16 +85,65 @@ impl Requests {
         lock(&self.0).claim(id)
     }
 
-    /// Claims `id` for a call the session layer runs itself, cancelled by `ct`; `false` (the
-    /// request goes to the session's worker, which refuses it the same way) when the id is taken
-    /// or too many are in flight.
-    pub(super) fn claim_fast(&self, id: &RequestId, ct: &CancellationToken) -> bool {
+    /// Claims `id` for a call the session layer runs itself, cancelled by `ct`, whose messages
+    /// (progress under `token`, questions that name it as their origin) go to `diverted`;
+    /// `false` (the request goes to the session's worker, which refuses it the same way) when
+    /// the id is taken or too many are in flight.
+    pub(super) fn claim_fast(
+        &self,
+        id: &RequestId,
+        ct: &CancellationToken,
+        token: Option<ProgressToken>,
+        diverted: &Arc<Diverted>,
+    ) -> bool {
         let mut ids = lock(&self.0);
         if ids.claim(id).is_err() {
             return false;
         }
-        ids.fast.insert(id.clone(), ct.clone());
+        let route = FastRoute {
+            ct: ct.clone(),
+            token,
+            diverted: diverted.clone(),
+            asked: VecDeque::new(),
+        };
+        ids.fast.insert(id.clone(), route);
         true
+    }
+
+    /// Where `message`, on its way from the service to the client, goes instead of the worker:
+    /// the stream of the fast call it belongs to, if any.
+    fn diverted(&self, message: &TxJsonRpcMessage<RoleServer>) -> Option<Arc<Diverted>> {
+        let mut ids = lock(&self.0);
+        if ids.fast.is_empty() {
+            return None;
+        }
+        match message {
+            JsonRpcMessage::Request(request) => {
+                let origin = request.request.extensions().get::<OriginatingRequestId>()?;
+                let route = ids.fast.get_mut(&origin.0)?;
+                if route.asked.len() >= ASKED_KEPT {
+                    route.asked.pop_front();
+                }
+                route.asked.push_back(request.id.clone());
+                Some(route.diverted.clone())
+            }
+            JsonRpcMessage::Notification(notification) => match &notification.notification {
+                ServerNotification::ProgressNotification(progress) => ids
+                    .fast
+                    .values()
+                    .find(|route| route.token.as_ref() == Some(&progress.params.progress_token))
+                    .map(|route| route.diverted.clone()),
+                ServerNotification::CancelledNotification(cancelled) => {
+                    let asked = cancelled.params.request_id.as_ref()?;
+                    ids.fast
+                        .values()
+                        .find(|route| route.asked.contains(asked))
+                        .map(|route| route.diverted.clone())
+                }
+                _ => None,
+            },
+            _ => None,
+        }
     }
 
     /// Fast call `id` ended: its id is free again, unless it was cancelled (the cancellation
@@ -95,8 +162,8 @@ impl Requests {
 
     fn cancelled(&self, id: &RequestId) {
         let mut ids = lock(&self.0);
-        if let Some(ct) = ids.fast.remove(id) {
-            ct.cancel();
+        if let Some(route) = ids.fast.remove(id) {
+            route.ct.cancel();
         }
         if ids.in_flight.remove(id) {
             if ids.cancelled.len() >= CANCELLED_KEPT {
@@ -203,9 +270,14 @@ impl Transport<RoleServer> for SessionTransport {
             JsonRpcMessage::Error(error) => error.id.clone(),
             _ => None,
         };
+        // A fast call's messages go to its own stream (`diverted.rs`), not the worker's.
+        if let Some(diverted) = self.requests.diverted(&item) {
+            diverted.push(item);
+            return Either::Left(std::future::ready(Ok(())));
+        }
         let sent = self.inner.send(item);
         let requests = self.requests.clone();
-        async move {
+        Either::Right(async move {
             // Freed once the worker has routed the answer to its stream: a request reusing the
             // id after that gets a stream of its own.
             let result = sent.await;
@@ -213,7 +285,7 @@ impl Transport<RoleServer> for SessionTransport {
                 requests.release(&id);
             }
             result
-        }
+        })
     }
 
     fn receive(&mut self) -> impl Future<Output = Option<RxJsonRpcMessage<RoleServer>>> + Send {
