@@ -27,20 +27,7 @@ fn first_event_id(chunk: &str) -> Option<String> {
 async fn a_client_that_loses_its_stream_mid_call_resumes_it_and_gets_the_answer() {
     let dir = tempfile::tempdir().unwrap();
     let (_child, _log, url) = http_proxy(&dir).await;
-    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-11-25", "capabilities": {"sampling": {}},
-        "clientInfo": {"name": "raw", "version": "1"}}});
-    let response = post_mcp(&url, None, initialize).send().await.unwrap();
-    let session = response.headers()["mcp-session-id"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let _ = response.text().await;
-    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-    post_mcp(&url, Some(&session), initialized)
-        .send()
-        .await
-        .unwrap();
+    let session = initialized_session(&url, json!({"sampling": {}})).await;
 
     // The call's stream opens with a priming event (an id, no data); the client then goes away.
     // The call cannot end while it is away (rmcp forgets a stream once its answer is out): it

@@ -27,22 +27,7 @@ impl Proxy {
         let (child, log, url) = spawn_http_proxy(&dir, json!({"demo": demo()}), args).await;
         log.wait_for("connected server_info=pluggedin-demo-server")
             .await;
-        let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-11-25", "capabilities": capabilities,
-            "clientInfo": {"name": "raw", "version": "1"}}});
-        let response = post_mcp(&url, None, initialize).send().await.unwrap();
-        assert_eq!(response.status(), 200);
-        let session = response.headers()["mcp-session-id"]
-            .to_str()
-            .unwrap()
-            .to_owned();
-        let _ = response.text().await;
-        let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-        let response = post_mcp(&url, Some(&session), initialized)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 202);
+        let session = initialized_session(&url, capabilities).await;
         Proxy {
             _child: child,
             log,

@@ -995,6 +995,28 @@ pub fn post_mcp(url: &str, session: Option<&str>, body: Value) -> reqwest::Reque
     request
 }
 
+/// Opens a 2025-11-25 session at `url` for a client with `capabilities` (`initialize`, then
+/// `notifications/initialized`); its id.
+pub async fn initialized_session(url: &str, capabilities: Value) -> String {
+    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": capabilities,
+        "clientInfo": {"name": "raw", "version": "1"}}});
+    let response = post_mcp(url, None, initialize).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let session = response.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let _ = response.text().await;
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    let response = post_mcp(url, Some(&session), initialized)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    session
+}
+
 /// Asserts that `message` is a JSON-RPC error with `code` whose message contains `text`.
 pub fn assert_rpc_error(message: &Value, code: i64, text: &str) {
     assert_eq!(message["error"]["code"], code, "{message}");
