@@ -5,6 +5,7 @@
 //! with its id wakes it through rmcp's own restore path: rmcp loads the parameters from our
 //! [`SessionStore`], replays the handshake into a new worker under the same id, and the handler
 //! takes the dormant copy over ([`BoundedSessions::resumed`]) before the client's request runs.
+//! The same sweep ends sessions idle past `--session-ttl`, live or hibernated.
 
 use std::collections::HashMap;
 use std::pin::Pin;
