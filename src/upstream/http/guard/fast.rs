@@ -38,7 +38,13 @@ pub(super) async fn answer(
     // A client that takes SSE can be sent what comes before the answer.
     let streams = wait.is_some();
     let mut waiter = sessions.start_fast_call(router, session, headers, body, streams)?;
-    let first = waiter.next(wait).await;
+    let mut first = waiter.next(wait).await;
+    // A client that takes JSON only cannot be sent a message before the answer (its calls are
+    // those that should have none: a question can still come, should the roots it had answered
+    // change meanwhile); it goes unseen, as on rmcp's path.
+    while !streams && matches!(first, Next::Message(..)) {
+        first = waiter.next(wait).await;
+    }
     if !matches!(first, Next::Ended) {
         return Some(stream(waiter, first));
     }
