@@ -302,3 +302,76 @@ async fn a_servers_question_comes_on_the_calls_stream_and_a_resumed_stream_goes_
         .expect("a message");
     assert!(answer_text(&next, 2).contains("yes, here"), "{next}");
 }
+
+#[tokio::test]
+async fn prompts_resources_and_completions_are_answered_like_calls() {
+    let proxy = Proxy::start(&[]).await;
+    let request = |id: u64, method: &str, params: Value| {
+        post_mcp(
+            &proxy.url,
+            Some(&proxy.session),
+            json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}),
+        )
+        .send()
+    };
+    let prompt = message_of(
+        request(
+            2,
+            "prompts/get",
+            json!({"name": "demo__test_prompt_with_arguments",
+                   "arguments": {"arg1": "one", "arg2": "two"}}),
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    let text = prompt["result"]["messages"].to_string();
+    assert!(text.contains("one") && text.contains("two"), "{prompt}");
+    assert!(prompt["result"].get("resultType").is_none(), "{prompt}");
+
+    let read = message_of(
+        request(
+            3,
+            "resources/read",
+            json!({"uri": "test://template/42/data"}),
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert!(
+        read["result"]["contents"].to_string().contains("42"),
+        "{read}"
+    );
+
+    let completion = message_of(
+        request(
+            4,
+            "completion/complete",
+            json!({"ref": {"type": "ref/prompt", "name": "demo__test_prompt_with_arguments"},
+                   "argument": {"name": "arg1", "value": ""}}),
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    let values = completion["result"]["completion"]["values"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{completion}"));
+    assert!(!values.is_empty(), "{completion}");
+
+    // What the router refuses is refused with its reason, under the request's id.
+    let unknown = message_of(
+        request(5, "resources/read", json!({"uri": "test://nowhere"}))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(unknown["id"], 5, "{unknown}");
+    assert!(
+        unknown["error"]["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("test://nowhere")),
+        "{unknown}"
+    );
+}

@@ -17,6 +17,14 @@ use crate::upstream::http::sessions::{BoundedSessions, Next, Outcome, Waiter};
 use crate::upstream::http::{SSE_KEEP_ALIVE, SSE_RETRY};
 use crate::wire::json_answers::NoAnswer;
 
+/// The methods the session layer runs itself (`sessions::fast`).
+const FAST_METHODS: [&str; 4] = [
+    "tools/call",
+    "prompts/get",
+    "resources/read",
+    "completion/complete",
+];
+
 /// Answers `body` as a fast call when it is one; `None`: the request goes to rmcp's service.
 pub(super) async fn answer(
     sessions: &BoundedSessions,
@@ -27,7 +35,11 @@ pub(super) async fn answer(
     methods: &[String],
     answers: &Answers,
 ) -> Option<Response> {
-    if method != Method::POST || methods != ["tools/call"] {
+    let one = match methods {
+        [one] => one.as_str(),
+        _ => return None,
+    };
+    if method != Method::POST || !FAST_METHODS.contains(&one) {
         return None;
     }
     let wait = answers.json_wait()?;

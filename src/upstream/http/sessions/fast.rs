@@ -1,12 +1,14 @@
 //! Calls the session layer runs itself. rmcp's service takes every request of a session through
 //! the session's worker: a channel to the worker task, a channel to the service task, a task for
 //! the request, the typed decode of its arguments and encode of its result, a channel back to
-//! the worker and a stream to the HTTP response. A `tools/call` needs none of it: the router runs
-//! it ([`Router::call_tool_relayed`], the one path of every call) on a task of its own, and the
-//! answer goes to the response that waits for it (`guard::fast` makes that response: a JSON
-//! body, or an SSE stream when something comes first or the call is slow).
+//! the worker and a stream to the HTTP response. The requests the proxy passes on need none of
+//! it: the router runs a `tools/call` ([`Router::call_tool_relayed`], the one path of every call,
+//! its arguments raw), a `prompts/get`, `resources/read` or `completion/complete` (the router's
+//! own methods, typed) on a task of its own, and the answer goes to the response that waits for
+//! it (`guard::fast` makes that response: a JSON body, or an SSE stream when something comes
+//! first or the request is slow).
 //!
-//! Taken here: a `tools/call` of a live session whose client said `initialized`, under an id the
+//! Taken here: such a request of a live session whose client said `initialized`, under an id the
 //! session's [`Requests`](super::requests::Requests) lets it claim (the same claim rmcp's path
 //! makes, so a reused id is refused on both). What the stream carries before the answer — the
 //! server's questions that name the call as their origin, the progress the client asked for —
@@ -30,8 +32,13 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::http::HeaderMap;
 use futures::Stream;
-use rmcp::model::{CallToolRequestParams, ErrorData, RequestId, ServerJsonRpcMessage};
+use rmcp::model::{
+    CallToolRequestParams, CompleteRequestParams, ErrorData, GetPromptRequestParams,
+    ReadResourceRequestParams, RequestId, RequestMetaObject, ServerJsonRpcMessage, ServerResult,
+};
 use rmcp::transport::streamable_http_server::session::{ServerSseMessage, SessionId};
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use tokio_util::sync::CancellationToken;
 
 use super::activity::Busy;
@@ -39,7 +46,7 @@ use super::diverted::Diverted;
 use super::{BoundedSessions, Phase};
 #[cfg(doc)]
 use crate::router::Session;
-use crate::router::{Caller, Router};
+use crate::router::{Caller, RouteError, Router, ToolAnswer};
 use crate::sync::lock;
 use crate::upstream::fast_calls::{self, Answer};
 
@@ -312,17 +319,16 @@ impl BoundedSessions {
         message: &[u8],
         streams: bool,
     ) -> Option<Waiter> {
-        let call = fast_calls::parse(message)?;
+        let (request_id, job, meta) = Job::parse(message)?;
         // A revision's `_meta` keys are rmcp's to check against the headers.
-        if call
-            .meta
+        if meta
             .0
             .keys()
             .any(|key| key.starts_with("io.modelcontextprotocol/"))
         {
             return None;
         }
-        let token = call.meta.get_progress_token();
+        let token = meta.get_progress_token();
         let id = SessionId::from(id.to_owned());
         let (session, requests, calls) = {
             let entries = lock(&self.entries);
@@ -341,15 +347,15 @@ impl BoundedSessions {
         if calls.len() >= MAX_CALLS {
             return None;
         }
-        let fast = calls.start(call.id.clone());
-        if !requests.claim_fast(&call.id, &fast.ct, token, &fast.diverted) {
+        let fast = calls.start(request_id.clone());
+        if !requests.claim_fast(&request_id, &fast.ct, token, &fast.diverted) {
             calls.forget(fast.stream);
             return None;
         }
         let caller = Caller {
             session: Some(session),
-            request_id: Some(call.id),
-            meta: call.meta,
+            request_id: Some(request_id),
+            meta,
             ct: fast.ct.clone(),
             principal: Some(crate::upstream::http_principal(headers)),
             park: None,
@@ -357,12 +363,10 @@ impl BoundedSessions {
         let waiter = Waiter::new(fast.clone(), calls.clone(), 0, self.busy(&id));
         let busy = self.busy(&id);
         let router = router.clone();
-        let params = CallToolRequestParams::new(call.name);
-        let arguments = call.arguments;
         // A task of its own: a client that goes away does not cancel its call.
         tokio::spawn(async move {
             let _busy = busy;
-            let outcome = router.call_tool_relayed(&caller, params, arguments).await;
+            let outcome = job.run(&router, &caller).await;
             let cancelled = caller.ct.is_cancelled();
             requests.end_fast(&fast.id, cancelled);
             let answer =
@@ -407,6 +411,89 @@ impl BoundedSessions {
         lock(&self.entries)
             .get(&SessionId::from(id.to_owned()))
             .is_some_and(|entry| entry.fast.get(stream).is_none())
+    }
+}
+
+/// A request the session layer runs: a `tools/call` (its arguments raw, its result relayed as
+/// the server wrote it where it can be), or a `prompts/get`, `resources/read` or
+/// `completion/complete` (typed, as the router takes them).
+enum Job {
+    Tool(CallToolRequestParams, Option<Box<RawValue>>),
+    Prompt(GetPromptRequestParams),
+    Resource(ReadResourceRequestParams),
+    Complete(CompleteRequestParams),
+}
+
+/// A request's envelope, for the methods other than `tools/call`.
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    jsonrpc: &'a str,
+    id: RequestId,
+    method: &'a str,
+    #[serde(borrow)]
+    params: &'a RawValue,
+}
+
+impl Job {
+    /// Reads `message` as a request the session layer runs, with its id and `_meta`; `None`
+    /// (for rmcp to answer, or to say what is wrong) for anything else, or for params a modern
+    /// client's retry carries (input responses, request state).
+    fn parse(message: &[u8]) -> Option<(RequestId, Job, RequestMetaObject)> {
+        if let Some(call) = fast_calls::parse(message) {
+            let params = CallToolRequestParams::new(call.name);
+            return Some((call.id, Job::Tool(params, call.arguments), call.meta));
+        }
+        let envelope: Envelope<'_> = serde_json::from_slice(message).ok()?;
+        if envelope.jsonrpc != "2.0" {
+            return None;
+        }
+        let params = envelope.params.get();
+        let (job, meta) = match envelope.method {
+            "prompts/get" => {
+                let mut params: GetPromptRequestParams = serde_json::from_str(params).ok()?;
+                if params.input_responses.is_some() || params.request_state.is_some() {
+                    return None;
+                }
+                let meta = params.meta.take();
+                (Job::Prompt(params), meta)
+            }
+            "resources/read" => {
+                let mut params: ReadResourceRequestParams = serde_json::from_str(params).ok()?;
+                if params.input_responses.is_some() || params.request_state.is_some() {
+                    return None;
+                }
+                let meta = params.meta.take();
+                (Job::Resource(params), meta)
+            }
+            "completion/complete" => {
+                let mut params: CompleteRequestParams = serde_json::from_str(params).ok()?;
+                let meta = params.meta.take();
+                (Job::Complete(params), meta)
+            }
+            _ => return None,
+        };
+        Some((envelope.id, job, meta.unwrap_or_default()))
+    }
+
+    /// Runs it through the router, as rmcp's handler would (`ProxyHandler`).
+    async fn run(self, router: &Router, caller: &Caller) -> Result<ToolAnswer, RouteError> {
+        match self {
+            Job::Tool(params, arguments) => {
+                router.call_tool_relayed(caller, params, arguments).await
+            }
+            Job::Prompt(params) => router
+                .get_prompt(caller, params)
+                .await
+                .map(ToolAnswer::Typed),
+            Job::Resource(params) => router
+                .read_resource(caller, params)
+                .await
+                .map(ToolAnswer::Typed),
+            Job::Complete(params) => router
+                .complete(caller, params)
+                .await
+                .map(|result| ToolAnswer::Typed(ServerResult::CompleteResult(result))),
+        }
     }
 }
 
