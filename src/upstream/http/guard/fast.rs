@@ -61,7 +61,7 @@ pub(super) async fn answer(
         return Some(stream(waiter, first));
     }
     Some(match waiter.take() {
-        Outcome::Answer(answer) => json(answer.bytes),
+        Outcome::Answer(answer) => json(answer),
         // A cancelled call's stream ends without an answer; a client that takes JSON only is
         // told there is none, as from rmcp's stream.
         Outcome::Cancelled | Outcome::Taken if wait.is_none() => {
@@ -139,9 +139,9 @@ fn stream(waiter: Waiter, first: Next) -> Response {
                 }
                 Next::Ended => match waiter.take() {
                     Outcome::Answer(answer) => {
-                        let mut event = Vec::with_capacity(answer.bytes.len() + 8);
+                        let mut event = Vec::with_capacity(answer.len() + 8);
                         event.extend_from_slice(b"data: ");
-                        event.extend_from_slice(&answer.bytes);
+                        event.extend_from_slice(&answer);
                         event.extend_from_slice(b"\n\n");
                         Some((Ok(event.into()), (waiter, Step::Done)))
                     }

@@ -114,6 +114,16 @@ impl FastCalls {
         calls.undelivered.push_back(stream);
     }
 
+    /// Call `stream` ended with no response waiting for it: an answer is kept for a resumption,
+    /// a cancelled call (no answer) is forgotten.
+    fn left_alone(&self, stream: u64, answered: bool) {
+        if answered {
+            self.keep_undelivered(stream);
+        } else {
+            self.forget(stream);
+        }
+    }
+
     /// Calls kept: running, or answered and not yet delivered.
     pub(super) fn len(&self) -> usize {
         lock(&self.0).calls.len()
@@ -133,18 +143,12 @@ pub(crate) struct FastCall {
 
 #[derive(Default)]
 struct CallState {
-    /// `Some` once the call ended: its answer, or `None` when it was cancelled.
-    outcome: Option<Option<Encoded>>,
+    /// `Some` once the call ended: its answer, encoded once, or `None` when it was cancelled.
+    outcome: Option<Option<Bytes>>,
     /// Responses waiting for the answer.
     waiters: usize,
     /// The answer went out on a response (or the end of a cancelled call did).
     taken: bool,
-}
-
-/// A call's answer, encoded once.
-#[derive(Clone)]
-pub(crate) struct Encoded {
-    pub(crate) bytes: Bytes,
 }
 
 /// What comes next on a fast call's stream.
@@ -159,7 +163,8 @@ pub(crate) enum Next {
 
 /// What a response gets of the call it waited for.
 pub(crate) enum Outcome {
-    Answer(Encoded),
+    /// The answer, one JSON-RPC message.
+    Answer(Bytes),
     /// Cancelled: no answer, ever.
     Cancelled,
     /// Another response took it.
@@ -168,7 +173,7 @@ pub(crate) enum Outcome {
 
 impl FastCall {
     /// The call ended with `outcome`; whether a response was waiting for it.
-    fn end(&self, outcome: Option<Encoded>) -> bool {
+    fn end(&self, outcome: Option<Bytes>) -> bool {
         let waited = {
             let mut state = lock(&self.state);
             state.outcome = Some(outcome);
@@ -230,8 +235,8 @@ impl Waiter {
     /// `f<n>/<message>`).
     pub(crate) fn event_id(&self) -> String {
         match self.sent {
-            0 => format!("{EVENT_ID_PREFIX}{}", self.call.stream),
-            sent => format!("{EVENT_ID_PREFIX}{}/{sent}", self.call.stream),
+            0 => self.priming_id(),
+            sent => format!("{}/{sent}", self.priming_id()),
         }
     }
 
@@ -282,8 +287,16 @@ impl Waiter {
                 }
                 Next::Ended => match waiter.take() {
                     Outcome::Answer(answer) => {
-                        let message =
-                            serde_json::from_slice::<ServerJsonRpcMessage>(&answer.bytes).ok()?;
+                        // rmcp frames a typed message: the answer is read back (a resumption,
+                        // rare). Should rmcp's types refuse it, the client still gets an answer.
+                        let message = serde_json::from_slice::<ServerJsonRpcMessage>(&answer)
+                            .unwrap_or_else(|error| {
+                                let why = format!("the answer cannot be resumed: {error}");
+                                ServerJsonRpcMessage::error(
+                                    ErrorData::internal_error(why, None),
+                                    Some(waiter.call.id.clone()),
+                                )
+                            });
                         Some((ServerSseMessage::from_message(message), None))
                     }
                     Outcome::Cancelled | Outcome::Taken => None,
@@ -296,13 +309,19 @@ impl Waiter {
 
 impl Drop for Waiter {
     fn drop(&mut self) {
-        let keep = {
+        // The last response gone before the answer went out: an ended call is settled here, a
+        // running one by its task when it ends (it sees no one waiting).
+        let ended = {
             let mut state = lock(&self.call.state);
             state.waiters -= 1;
-            !self.took && state.waiters == 0 && !state.taken
+            if self.took || state.waiters > 0 || state.taken {
+                None
+            } else {
+                state.outcome.as_ref().map(Option::is_some)
+            }
         };
-        if keep {
-            self.calls.keep_undelivered(self.call.stream);
+        if let Some(answered) = ended {
+            self.calls.left_alone(self.call.stream, answered);
         }
     }
 }
@@ -373,11 +392,7 @@ impl BoundedSessions {
                 (!cancelled).then(|| encode(&fast.id, Answer::new(fast.id.clone(), outcome)));
             let answered = answer.is_some();
             if !fast.end(answer) {
-                if answered {
-                    calls.keep_undelivered(fast.stream);
-                } else {
-                    calls.forget(fast.stream);
-                }
+                calls.left_alone(fast.stream, answered);
             }
         });
         Some(waiter)
@@ -508,7 +523,7 @@ fn event_position(event_id: &str) -> Option<(u64, u64)> {
 }
 
 /// The answer to call `id`, encoded once, for a JSON body or an SSE event.
-fn encode(id: &RequestId, answer: Answer) -> Encoded {
+fn encode(id: &RequestId, answer: Answer) -> Bytes {
     let mut bytes = Vec::with_capacity(256);
     if let Err(error) = answer.encode(&mut bytes) {
         // A result made of JSON values always encodes; should one not, the client still gets
@@ -519,7 +534,42 @@ fn encode(id: &RequestId, answer: Answer) -> Encoded {
             ServerJsonRpcMessage::error(ErrorData::internal_error(message, None), Some(id.clone()));
         let _ = serde_json::to_writer(&mut bytes, &failed);
     }
-    Encoded {
-        bytes: bytes.into(),
+    bytes.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_call_left_alone_is_kept_once_it_has_an_answer_and_forgotten_when_it_has_none() {
+        let calls = Arc::new(FastCalls::default());
+        let kept = |calls: &FastCalls| lock(&calls.0).undelivered.clone();
+
+        // The client goes away while the call runs: nothing is kept for it yet.
+        let running = calls.start(RequestId::Number(1));
+        drop(Waiter::new(running.clone(), calls.clone(), 0, None));
+        assert!(kept(&calls).is_empty());
+        assert!(calls.get(running.stream).is_some(), "still resumable");
+        // It ends with no one waiting: its answer is kept for a resumption.
+        assert!(!running.end(Some(Bytes::from_static(b"{}"))));
+        calls.left_alone(running.stream, true);
+        assert_eq!(kept(&calls), [running.stream]);
+
+        // It ends while a response waits, and the response goes before taking it: kept once.
+        let answered = calls.start(RequestId::Number(2));
+        let waiter = Waiter::new(answered.clone(), calls.clone(), 0, None);
+        assert!(answered.end(Some(Bytes::from_static(b"{}"))));
+        drop(waiter);
+        drop(Waiter::new(answered.clone(), calls.clone(), 0, None));
+        assert_eq!(kept(&calls), [running.stream, answered.stream]);
+
+        // Cancelled, with the response gone: nothing to resume, ever.
+        let cancelled = calls.start(RequestId::Number(3));
+        let waiter = Waiter::new(cancelled.clone(), calls.clone(), 0, None);
+        assert!(cancelled.end(None));
+        drop(waiter);
+        assert!(calls.get(cancelled.stream).is_none());
+        assert_eq!(calls.len(), 2);
     }
 }
