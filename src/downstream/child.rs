@@ -29,7 +29,8 @@ pub(super) struct ChildTransport {
     pgid: Option<u32>,
     stdout: LineReader<ChildStdout>,
     stdin: Arc<Mutex<Option<ChildStdin>>>,
-    /// Relayed `tools/call`s written and answered beside rmcp (`wire::lane`).
+    /// Relayed requests (`tools/call`, `prompts/get`…) written and answered beside rmcp
+    /// (`wire::lane`).
     lane: Arc<Lane<ChildStdin>>,
     max: usize,
     /// 2025-11-25 tasks' raw path (`router::core_tasks`).

@@ -94,7 +94,26 @@ pub(super) async fn connect(
                 env,
                 cwd,
             } => {
-                let child = spawn_child(server, command, args, env, cwd.as_deref(), limit)?;
+                // On a blocking-pool thread: a spawn waits for the child's `exec` (posix_spawn
+                // is a vfork), and servers starting together should not wait for each other's on
+                // the runtime's one thread (stdio mode).
+                let (server_name, command_line) = (server.to_owned(), command.to_owned());
+                let (args, env, cwd) = (args.clone(), env.clone(), cwd.clone());
+                let child = tokio::task::spawn_blocking(move || {
+                    spawn_child(
+                        &server_name,
+                        &command_line,
+                        &args,
+                        &env,
+                        cwd.as_deref(),
+                        limit,
+                    )
+                })
+                .await
+                .map_err(|error| ConnectError::Spawn {
+                    command: command.to_owned(),
+                    source: std::io::Error::other(error),
+                })??;
                 lane = Some(child.lane());
                 serve.on(child).await
             }

@@ -52,7 +52,7 @@ mod task_owners;
 mod tasks;
 
 pub use error::{ParkedError, RouteError};
-pub use relay::ToolAnswer;
+pub use relay::Relayed;
 pub use session::{Caller, Session, method_of};
 
 use attribution::InFlight;

@@ -1,14 +1,18 @@
-//! Relaying a `tools/call`: the one way every call to a server goes, whichever way it came in.
-//! A call from a legacy client to a server on stdio goes out on the connection's lane
-//! (`wire::lane`): the arguments are written as the client wrote them (raw from the stdio
-//! server's fast entry, `upstream::stdio`, or encoded once from rmcp's types) and the server's
-//! result comes back unparsed — decoded only for a caller that needs it typed, or when a modern
-//! server asks for input (then `forward`'s rounds go on). Any other call (a modern client, a
-//! server over HTTP) takes `forward`. Both share what a call needs besides its
-//! bytes: the progress route, the in-flight registration that attributes the server's own
-//! requests, the client's cancellation passed on, the server's timeout.
+//! Relaying the requests that name one item (`tools/call`, `prompts/get`, `resources/read`,
+//! `completion/complete`): the one way each goes to a server, whichever way it came in. A
+//! request from a legacy client to a server on stdio goes out on the connection's lane
+//! (`wire::lane`): a call's arguments are written as the client wrote them (raw from the fast
+//! entries, `upstream::fast_calls`, or encoded once from rmcp's types), the other requests'
+//! small params encoded once, and the server's result comes back unparsed — decoded only for a
+//! caller that needs it typed, or when a modern server asks for input (then `forward`'s rounds
+//! go on). Any other request (a modern client, a server over HTTP) takes `forward`. Both share
+//! what a request needs besides its bytes: the progress route, the in-flight registration that
+//! attributes the server's own requests, the client's cancellation passed on, the server's
+//! timeout.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
+
+use memchr::memmem::Finder;
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResult, CancelledNotificationParam, ClientRequest, JsonObject,
@@ -26,27 +30,97 @@ use crate::wire::lane::{Answer, LaneError};
 
 const METHOD: &str = "tools/call";
 
-/// A `tools/call` answer: a result decoded or made here, or a server's result as it wrote it.
+/// Where a modern server's result may be an `InputRequiredResult` (read only then).
+static INPUT_REQUIRED: LazyLock<Finder<'static>> =
+    LazyLock::new(|| Finder::new(b"\"input_required\""));
+
+/// An answer to a request that names one item: a result decoded or made here, or a server's
+/// result as it wrote it.
 #[derive(Debug)]
 // Moved a few times per call; boxing the typed result would add an allocation to that path.
 #[allow(clippy::large_enum_variant)]
-pub enum ToolAnswer {
+pub enum Relayed {
     Typed(ServerResult),
-    /// A `CallToolResult` object, unparsed.
+    /// The method's result object (`CallToolResult`, `GetPromptResult`…), unparsed.
     Raw(Box<RawValue>),
 }
 
-impl ToolAnswer {
-    /// The answer as rmcp's type. A relayed result is decoded here.
-    pub(super) fn into_typed(self, server: &str) -> Result<ServerResult, RouteError> {
+/// The requests whose results are relayed as written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Relayable {
+    CallTool,
+    GetPrompt,
+    ReadResource,
+    Complete,
+}
+
+impl Relayable {
+    fn of(request: &ClientRequest) -> Option<Relayable> {
+        Some(match request {
+            ClientRequest::CallToolRequest(_) => Relayable::CallTool,
+            ClientRequest::GetPromptRequest(_) => Relayable::GetPrompt,
+            ClientRequest::ReadResourceRequest(_) => Relayable::ReadResource,
+            ClientRequest::CompleteRequest(_) => Relayable::Complete,
+            _ => return None,
+        })
+    }
+
+    pub(super) fn method(self) -> &'static str {
         match self {
-            ToolAnswer::Typed(result) => Ok(result),
-            ToolAnswer::Raw(raw) => serde_json::from_str::<CallToolResult>(raw.get())
-                .map(ServerResult::CallToolResult)
-                .map_err(|_| RouteError::UnexpectedResult {
-                    server: server.to_owned(),
-                    method: METHOD.to_owned(),
-                }),
+            Relayable::CallTool => METHOD,
+            Relayable::GetPrompt => "prompts/get",
+            Relayable::ReadResource => "resources/read",
+            Relayable::Complete => "completion/complete",
+        }
+    }
+
+    /// A server's result for this request, decoded.
+    fn decode(self, raw: &RawValue) -> serde_json::Result<ServerResult> {
+        let text = raw.get();
+        Ok(match self {
+            Relayable::CallTool => ServerResult::CallToolResult(serde_json::from_str(text)?),
+            Relayable::GetPrompt => ServerResult::GetPromptResult(serde_json::from_str(text)?),
+            Relayable::ReadResource => {
+                ServerResult::ReadResourceResult(serde_json::from_str(text)?)
+            }
+            Relayable::Complete => ServerResult::CompleteResult(serde_json::from_str(text)?),
+        })
+    }
+}
+
+impl Relayed {
+    /// The answer to a `kind` request as rmcp's type. A relayed result is decoded here.
+    pub(super) fn into_typed(
+        self,
+        server: &str,
+        kind: Relayable,
+    ) -> Result<ServerResult, RouteError> {
+        match self {
+            Relayed::Typed(result) => Ok(result),
+            Relayed::Raw(raw) => kind.decode(&raw).map_err(|_| RouteError::UnexpectedResult {
+                server: server.to_owned(),
+                method: kind.method().to_owned(),
+            }),
+        }
+    }
+
+    /// The answer for a `kind` request's caller: a raw caller is a legacy client, whose result
+    /// takes the legacy shape (decoded where it needs rmcp's types for that); a typed caller
+    /// gets it decoded.
+    pub(super) fn for_caller(
+        self,
+        server: &str,
+        kind: Relayable,
+        raw_caller: bool,
+    ) -> Result<Relayed, RouteError> {
+        match self {
+            Relayed::Raw(raw) if raw_caller => match legacy_shape(raw) {
+                Ok(shaped) => Ok(Relayed::Raw(shaped)),
+                Err(raw) => Relayed::Raw(raw)
+                    .into_typed(server, kind)
+                    .map(Relayed::Typed),
+            },
+            relayed => relayed.into_typed(server, kind).map(Relayed::Typed),
         }
     }
 
@@ -54,11 +128,11 @@ impl ToolAnswer {
     /// result is read only where it says `isError`.
     pub(super) fn tool_error(&self) -> Option<String> {
         match self {
-            ToolAnswer::Typed(ServerResult::CallToolResult(result)) => {
+            Relayed::Typed(ServerResult::CallToolResult(result)) => {
                 (result.is_error == Some(true)).then(|| result_text(result))
             }
-            ToolAnswer::Typed(_) => None,
-            ToolAnswer::Raw(raw) => {
+            Relayed::Typed(_) => None,
+            Relayed::Raw(raw) => {
                 if !may_say_is_error(raw.get().as_bytes()) {
                     return None;
                 }
@@ -72,7 +146,8 @@ impl ToolAnswer {
 /// Whether a result's text has `"isError"` followed by `true` (spaces and the colon between):
 /// only then is it worth reading. A key of that name inside a value can only add a read.
 fn may_say_is_error(bytes: &[u8]) -> bool {
-    memchr::memmem::find_iter(bytes, b"\"isError\"").any(|at| {
+    static KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"isError\""));
+    KEY.find_iter(bytes).any(|at| {
         let rest = &bytes[at + b"\"isError\"".len()..];
         let rest = rest.trim_ascii_start();
         rest.strip_prefix(b":")
@@ -91,6 +166,43 @@ pub(super) fn result_text(result: &CallToolResult) -> String {
         "the tool reported an error".to_owned()
     } else {
         texts.join("\n")
+    }
+}
+
+/// A request's params on the lane with the `_meta` made for it (the params' own is cleared).
+struct WithMeta<'a>(&'a ClientRequest, Option<Box<RawValue>>);
+
+impl Serialize for WithMeta<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Flat<'a, P> {
+            #[serde(flatten)]
+            params: &'a P,
+            #[serde(rename = "_meta", skip_serializing_if = "Option::is_none")]
+            meta: &'a Option<Box<RawValue>>,
+        }
+        let meta = &self.1;
+        match self.0 {
+            ClientRequest::GetPromptRequest(get) => Flat {
+                params: &get.params,
+                meta,
+            }
+            .serialize(serializer),
+            ClientRequest::ReadResourceRequest(read) => Flat {
+                params: &read.params,
+                meta,
+            }
+            .serialize(serializer),
+            ClientRequest::CompleteRequest(complete) => Flat {
+                params: &complete.params,
+                meta,
+            }
+            .serialize(serializer),
+            other => Err(serde::ser::Error::custom(format!(
+                "{} does not go on a lane this way",
+                other.method()
+            ))),
+        }
     }
 }
 
@@ -121,7 +233,7 @@ impl Router {
         params: &CallToolRequestParams,
         raw: Option<&RawValue>,
         caller: &Caller,
-    ) -> Result<ToolAnswer, RouteError> {
+    ) -> Result<Relayed, RouteError> {
         let downstream = self.fleet.server(server)?;
         let connection = self.connection_of(&downstream, caller).await?;
         let on_lane = connection.lane.as_ref().filter(|_| {
@@ -137,35 +249,27 @@ impl Router {
                 Some(raw) => Some(Arguments::Raw(raw)),
                 None => params.arguments.as_ref().map(Arguments::Typed),
             };
-            // What rmcp would put in `_meta` after a modern server's lifecycle keys: the caller's
-            // own keys and the log level (the progress token is added with the id).
-            let mut extra = forwarded_meta(&caller.meta).unwrap_or_default();
-            if let Some(level) = log_level_for(&connection, caller) {
-                extra.set_log_level(level);
-            }
-            let lane_params = LaneParams {
-                name: &params.name,
-                arguments,
-                meta: None,
-            };
-            let timeout = downstream.config.timeout;
+            let extra = lane_extra(&connection, caller);
+            let name = &params.name;
             let result = self
                 .on_lane(
                     server,
                     &connection,
-                    lane,
-                    (lane_params, extra),
+                    (lane, Relayable::CallTool, downstream.config.timeout),
+                    (
+                        |meta| LaneParams {
+                            name,
+                            arguments,
+                            meta,
+                        },
+                        extra,
+                    ),
                     caller,
-                    timeout,
                 )
                 .await?;
             // A modern server asking the legacy caller for input: the proxy asks and sends the
             // call again (`forward`'s rounds).
-            if connection.is_modern()
-                && memchr::memmem::find(result.get().as_bytes(), b"\"input_required\"").is_some()
-                && let Ok(first @ ServerResult::InputRequiredResult(_)) =
-                    serde_json::from_str::<ServerResult>(result.get())
-            {
+            if let Some(first) = asks_for_input(&connection, &result) {
                 let mut params = params.clone();
                 if let Some(raw) = raw {
                     params.arguments = Some(decode_arguments(raw)?);
@@ -174,9 +278,9 @@ impl Router {
                 // Boxed, as the path below: a call on the lane carries neither in its future.
                 return Box::pin(self.input_rounds(server, request, first, caller))
                     .await
-                    .map(ToolAnswer::Typed);
+                    .map(Relayed::Typed);
             }
-            return Ok(ToolAnswer::Raw(result));
+            return Ok(Relayed::Raw(result));
         }
         let mut params = params.clone();
         if let Some(raw) = raw {
@@ -188,30 +292,79 @@ impl Router {
             caller,
         ))
         .await
-        .map(ToolAnswer::Typed)
+        .map(Relayed::Typed)
     }
 
-    /// One call on a lane: written, followed (progress, attribution), awaited within the
-    /// server's timeout or until the client cancels.
-    async fn on_lane(
+    /// Sends a `prompts/get`, `resources/read` or `completion/complete` (its params' `_meta`
+    /// already cleared) to the server that owns its item: on the lane where the request can
+    /// take it, else through `forward`.
+    pub(super) async fn relay_request(
+        &self,
+        server: &str,
+        request: ClientRequest,
+        caller: &Caller,
+    ) -> Result<Relayed, RouteError> {
+        let downstream = self.fleet.server(server)?;
+        let connection = self.connection_of(&downstream, caller).await?;
+        let kind = Relayable::of(&request).filter(|kind| *kind != Relayable::CallTool);
+        let retry = match &request {
+            ClientRequest::GetPromptRequest(get) => {
+                get.params.input_responses.is_some() || get.params.request_state.is_some()
+            }
+            ClientRequest::ReadResourceRequest(read) => {
+                read.params.input_responses.is_some() || read.params.request_state.is_some()
+            }
+            _ => false,
+        };
+        let on_lane = connection
+            .lane
+            .as_ref()
+            .filter(|_| !caller.is_modern() && caller.park.is_none() && !retry);
+        if let (Some(lane), Some(kind)) = (on_lane, kind) {
+            let extra = lane_extra(&connection, caller);
+            let result = self
+                .on_lane(
+                    server,
+                    &connection,
+                    (lane, kind, downstream.config.timeout),
+                    (|meta| WithMeta(&request, meta), extra),
+                    caller,
+                )
+                .await?;
+            if let Some(first) = asks_for_input(&connection, &result) {
+                return Box::pin(self.input_rounds(server, request, first, caller))
+                    .await
+                    .map(Relayed::Typed);
+            }
+            return Ok(Relayed::Raw(result));
+        }
+        Box::pin(self.forward(server, request, caller))
+            .await
+            .map(Relayed::Typed)
+    }
+
+    /// One request on a lane: written (its params made by `params` from their `_meta`),
+    /// followed (progress, attribution), awaited within the server's timeout or until the
+    /// client cancels.
+    async fn on_lane<P: Serialize>(
         &self,
         server: &str,
         connection: &Connection,
-        lane: &Arc<ChildLane>,
-        (mut params, mut extra): (LaneParams<'_>, RequestMetaObject),
+        (lane, kind, timeout): (&Arc<ChildLane>, Relayable, std::time::Duration),
+        (params, mut extra): (impl FnOnce(Option<Box<RawValue>>) -> P, RequestMetaObject),
         caller: &Caller,
-        timeout: std::time::Duration,
     ) -> Result<Box<RawValue>, RouteError> {
-        tracing::debug!(server, method = METHOD, "forwarding");
+        let method = kind.method();
+        tracing::debug!(server, method, "forwarding");
         let client_token = caller.meta.get_progress_token();
         let lane_error = |error: LaneError| match error {
             LaneError::Closed => RouteError::ConnectionLost {
                 server: server.to_owned(),
-                method: METHOD.to_owned(),
+                method: method.to_owned(),
             },
             other => RouteError::Transport {
                 server: server.to_owned(),
-                method: METHOD.to_owned(),
+                method: method.to_owned(),
                 message: other.to_string(),
             },
         };
@@ -219,16 +372,15 @@ impl Router {
         // that stopped reading its stdin blocks the write). The server's progress comes with a
         // token of ours (the request's id), swapped back.
         let deadline = tokio::time::Instant::now() + timeout;
-        let send = lane.send(METHOD, |id: &str| {
+        let send = lane.send(method, |id: &str| {
             if client_token.is_some() {
                 extra.set_progress_token(token(id));
             }
-            params.meta = lane_meta(connection.request_meta.as_deref(), &extra);
-            params
+            params(lane_meta(connection.request_meta.as_deref(), &extra))
         });
         let timed_out = || RouteError::Timeout {
             server: server.to_owned(),
-            method: METHOD.to_owned(),
+            method: method.to_owned(),
             timeout,
         };
         let mut call = tokio::select! {
@@ -265,7 +417,7 @@ impl Router {
                     Answer::Result(result) if is_object(&result) => Ok(result),
                     Answer::Result(_) => Err(RouteError::UnexpectedResult {
                         server: server.to_owned(),
-                        method: METHOD.to_owned(),
+                        method: method.to_owned(),
                     }),
                     Answer::Error(error) => Err(RouteError::Downstream(error)),
                 }
@@ -278,8 +430,32 @@ impl Router {
     }
 }
 
+/// What rmcp would put in a lane call's `_meta` after a modern server's lifecycle keys: the
+/// caller's own keys and the log level (the progress token is added with the id).
+fn lane_extra(connection: &Connection, caller: &Caller) -> RequestMetaObject {
+    let mut extra = forwarded_meta(&caller.meta).unwrap_or_default();
+    if let Some(level) = log_level_for(connection, caller) {
+        extra.set_log_level(level);
+    }
+    extra
+}
+
+/// A modern server's result that asks the legacy caller for input, decoded (a result is read
+/// only where it may be one); the proxy then asks and sends the request again (`forward`'s
+/// rounds).
+fn asks_for_input(connection: &Connection, result: &RawValue) -> Option<ServerResult> {
+    if !connection.is_modern() || INPUT_REQUIRED.find(result.get().as_bytes()).is_none() {
+        return None;
+    }
+    match serde_json::from_str::<ServerResult>(result.get()) {
+        Ok(first @ ServerResult::InputRequiredResult(_)) => Some(first),
+        _ => None,
+    }
+}
+
 /// A lane call's `_meta`: a modern server's lifecycle keys (encoded once per connection), then
-/// `extra` (a few keys, encoded per call).
+/// `extra` (a few keys, encoded per call). Two encoded objects spliced as text and checked once:
+/// cheaper than reading the lifecycle's members to write them again.
 fn lane_meta(lifecycle: Option<&RawValue>, extra: &RequestMetaObject) -> Option<Box<RawValue>> {
     let extra = (!extra.is_empty())
         .then(|| serde_json::to_string(extra).ok())
@@ -301,6 +477,23 @@ fn lane_meta(lifecycle: Option<&RawValue>, extra: &RequestMetaObject) -> Option<
         }
     };
     RawValue::from_string(text).ok()
+}
+
+/// An object written member by member from an iterator (cloned, so that encoding takes `&self`).
+struct Object<I>(I);
+
+impl<'a, I> Serialize for Object<I>
+where
+    I: Iterator<Item = (&'a str, &'a RawValue)> + Clone,
+{
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        for (key, value) in self.0.clone() {
+            map.serialize_entry(key, &value)?;
+        }
+        map.end()
+    }
 }
 
 fn token(id: &str) -> ProgressToken {
@@ -327,9 +520,12 @@ enum Shaping<'a> {
 }
 
 fn shaping(raw: &RawValue) -> Shaping<'_> {
+    static RESULT_TYPE: LazyLock<Finder<'static>> =
+        LazyLock::new(|| Finder::new(b"\"resultType\""));
+    static STRUCTURED: LazyLock<Finder<'static>> =
+        LazyLock::new(|| Finder::new(b"\"structuredContent\""));
     let bytes = raw.get().as_bytes();
-    let finder = |key: &[u8]| memchr::memmem::find(bytes, key).is_some();
-    if !finder(b"\"resultType\"") && !finder(b"\"structuredContent\"") {
+    if RESULT_TYPE.find(bytes).is_none() && STRUCTURED.find(bytes).is_none() {
         return Shaping::AsIs;
     }
     let Ok(members) = serde_json::from_str::<Members<'_>>(raw.get()) else {
@@ -354,23 +550,15 @@ pub(super) fn legacy_shape(raw: Box<RawValue>) -> Result<Box<RawValue>, Box<RawV
         Shaping::AsIs => return Ok(raw),
         Shaping::Typed => return Err(raw),
         Shaping::WithoutResultType(Members(members)) => {
-            let mut text = String::with_capacity(raw.get().len());
-            text.push('{');
-            for (key, value) in members.iter().filter(|(key, _)| *key != "resultType") {
-                if text.len() > 1 {
-                    text.push(',');
-                }
-                // A key borrowed from the text has no escapes: it is written back as it was.
-                text.push('"');
-                text.push_str(key);
-                text.push_str("\":");
-                text.push_str(value.get());
-            }
-            text.push('}');
-            text
+            let kept = members
+                .iter()
+                .filter(|(key, _)| *key != "resultType")
+                .map(|(key, value)| (*key, *value));
+            // Encoded once, never read back (`to_raw_value`).
+            serde_json::value::to_raw_value(&Object(kept))
         }
     };
-    RawValue::from_string(shaped).map_err(|_| raw)
+    shaped.map_err(|_| raw)
 }
 
 /// An object's members in their order, each value unparsed; keys with escapes do not borrow,
@@ -460,7 +648,7 @@ mod tests {
 
     #[test]
     fn a_relayed_result_is_read_for_its_error_only_when_it_says_is_error_true() {
-        let error = |text: &str| ToolAnswer::Raw(raw(text)).tool_error();
+        let error = |text: &str| Relayed::Raw(raw(text)).tool_error();
         assert_eq!(error(r#"{"content":[],"isError":false}"#), None);
         assert_eq!(error(r#"{"content":[]}"#), None);
         assert_eq!(
@@ -474,6 +662,26 @@ mod tests {
         );
         assert!(may_say_is_error(br#"{"isError":true}"#));
         assert!(!may_say_is_error(br#"{"isError":false,"x":"isError"}"#));
+    }
+
+    #[test]
+    fn a_requests_params_on_the_lane_carry_the_meta_made_for_them_once() {
+        let mut params = rmcp::model::GetPromptRequestParams::new("greet");
+        params.arguments = Some(serde_json::from_str(r#"{"who":"you"}"#).unwrap());
+        let request = ClientRequest::GetPromptRequest(Request::new(params));
+        let meta = raw(r#"{"progressToken":"pluggedin:7"}"#);
+        let written = serde_json::to_string(&WithMeta(&request, Some(meta))).unwrap();
+        assert_eq!(
+            written,
+            r#"{"name":"greet","arguments":{"who":"you"},"_meta":{"progressToken":"pluggedin:7"}}"#
+        );
+        let read = ClientRequest::ReadResourceRequest(Request::new(
+            rmcp::model::ReadResourceRequestParams::new("demo://a"),
+        ));
+        assert_eq!(
+            serde_json::to_string(&WithMeta(&read, None)).unwrap(),
+            r#"{"uri":"demo://a"}"#
+        );
     }
 
     #[test]

@@ -17,7 +17,7 @@ use rmcp::model::{
 };
 
 use super::error::RouteError;
-use super::relay::{self, ToolAnswer};
+use super::relay::{self, Relayable, Relayed};
 use super::session::Caller;
 use super::source::{Owner, Source};
 use super::{Router, tasks};
@@ -35,21 +35,22 @@ impl Router {
         params: CallToolRequestParams,
     ) -> Result<ServerResult, RouteError> {
         match self.call_tool_relayed(caller, params, None).await? {
-            ToolAnswer::Typed(result) => Ok(result),
-            ToolAnswer::Raw(_) => unreachable!("a call with typed arguments is answered typed"),
+            Relayed::Typed(result) => Ok(result),
+            Relayed::Raw(_) => unreachable!("a call with typed arguments is answered typed"),
         }
     }
 
-    /// A `tools/call` whose arguments may be raw (`raw`, in place of `params.arguments`: the
-    /// stdio server's fast entry), answered then with a server's result unparsed where it was
-    /// relayed on a lane (`relay`); a call with typed arguments is answered typed. Every call takes this one path: built-in tools, the first-contact
-    /// wait, policy, forwarding and the activity log.
+    /// A `tools/call` whose arguments may be raw (`raw`, in place of `params.arguments`: the fast
+    /// entries, `upstream::fast_calls`), answered then with a server's result unparsed where it
+    /// was relayed on a lane (`relay`), in the legacy shape; a call with typed arguments is
+    /// answered typed. Every call takes this one path: built-in tools, the first-contact wait,
+    /// policy, forwarding and the activity log.
     pub async fn call_tool_relayed(
         &self,
         caller: &Caller,
         mut params: CallToolRequestParams,
         raw: Option<Box<RawValue>>,
-    ) -> Result<ToolAnswer, RouteError> {
+    ) -> Result<Relayed, RouteError> {
         let started = Instant::now();
         if let Some(name) = builtin::canonical(&params.name)
             && !self.visibility.disables(name)
@@ -67,7 +68,7 @@ impl Router {
                 started,
                 error,
             );
-            return Ok(ToolAnswer::Typed(ServerResult::CallToolResult(result)));
+            return Ok(Relayed::Typed(ServerResult::CallToolResult(result)));
         }
         let name = params.name.clone();
         // A tool that is off (disabled, its server disabled or outside the workspace, filtered)
@@ -97,23 +98,12 @@ impl Router {
                 .relay_tool_call(&route.server, &params, raw, caller)
                 .await;
         }
-        let typed_caller = raw.is_none();
+        let raw_caller = raw.is_some();
         let outcome = outcome.and_then(|answer| match answer {
-            ToolAnswer::Typed(result) => Ok(ToolAnswer::Typed(tasks::created(
-                self,
-                &route.server,
-                result,
-            ))),
-            relayed @ ToolAnswer::Raw(_) if typed_caller => {
-                relayed.into_typed(&route.server).map(ToolAnswer::Typed)
+            Relayed::Typed(result) => {
+                Ok(Relayed::Typed(tasks::created(self, &route.server, result)))
             }
-            // The raw caller is a legacy client (`relay`): its result in the legacy shape.
-            ToolAnswer::Raw(raw) => match relay::legacy_shape(raw) {
-                Ok(shaped) => Ok(ToolAnswer::Raw(shaped)),
-                Err(raw) => ToolAnswer::Raw(raw)
-                    .into_typed(&route.server)
-                    .map(ToolAnswer::Typed),
-            },
+            relayed => relayed.for_caller(&route.server, Relayable::CallTool, raw_caller),
         });
         let (error, tool_error) = match &outcome {
             Ok(answer) => match answer.tool_error() {
@@ -189,8 +179,22 @@ impl Router {
     pub async fn get_prompt(
         &self,
         caller: &Caller,
-        mut params: GetPromptRequestParams,
+        params: GetPromptRequestParams,
     ) -> Result<ServerResult, RouteError> {
+        self.get_prompt_relayed(caller, params, false)
+            .await
+            .map(typed)
+    }
+
+    /// A `prompts/get`, answered with a server's result unparsed for a `raw_caller` (a legacy
+    /// client's fast entry, `upstream::fast_calls`) where it was relayed on a lane, in the
+    /// legacy shape; a typed caller is answered typed.
+    pub async fn get_prompt_relayed(
+        &self,
+        caller: &Caller,
+        mut params: GetPromptRequestParams,
+        raw_caller: bool,
+    ) -> Result<Relayed, RouteError> {
         let started = Instant::now();
         if params.name == builtin::capabilities::NAME {
             let result = builtin::capabilities::get(&self.builtin_tools());
@@ -201,7 +205,7 @@ impl Router {
                 started,
                 None,
             );
-            return Ok(ServerResult::GetPromptResult(result));
+            return Ok(Relayed::Typed(ServerResult::GetPromptResult(result)));
         }
         let catalog = self.catalog();
         if let Owner::App(owner) = self.source().prompt_owner(&catalog, &params.name).await {
@@ -212,7 +216,8 @@ impl Router {
             let target = (ActivityAction::PromptGet, "get prompt", name.as_str());
             return self
                 .forward_to_app_owner(caller, target, owner, request, started)
-                .await;
+                .await
+                .map(Relayed::Typed);
         }
         let name = params.name.clone();
         let route = self
@@ -233,18 +238,18 @@ impl Router {
                     started,
                     None,
                 );
-                Ok(ServerResult::GetPromptResult(result))
+                Ok(Relayed::Typed(ServerResult::GetPromptResult(result)))
             }
             PromptRoute::Downstream(route) => {
                 params.name = route.original.clone();
                 params.meta = None;
+                let request = ClientRequest::GetPromptRequest(Request::new(params));
                 let outcome = self
-                    .forward(
-                        &route.server,
-                        ClientRequest::GetPromptRequest(Request::new(params)),
-                        caller,
-                    )
-                    .await;
+                    .relay_request(&route.server, request, caller)
+                    .await
+                    .and_then(|relayed| {
+                        relayed.for_caller(&route.server, Relayable::GetPrompt, raw_caller)
+                    });
                 let (name, uuid) = self.fleet.identity(&route.server);
                 self.record(
                     ActivityAction::PromptGet,
@@ -261,8 +266,20 @@ impl Router {
     pub async fn read_resource(
         &self,
         caller: &Caller,
-        mut params: ReadResourceRequestParams,
+        params: ReadResourceRequestParams,
     ) -> Result<ServerResult, RouteError> {
+        self.read_resource_relayed(caller, params, false)
+            .await
+            .map(typed)
+    }
+
+    /// A `resources/read`, answered as [`Router::get_prompt_relayed`] answers.
+    pub async fn read_resource_relayed(
+        &self,
+        caller: &Caller,
+        mut params: ReadResourceRequestParams,
+        raw_caller: bool,
+    ) -> Result<Relayed, RouteError> {
         let started = Instant::now();
         match self.source().resource_owner(&params.uri).await {
             Owner::App(owner) => {
@@ -273,7 +290,8 @@ impl Router {
                 let target = (ActivityAction::ResourceRead, "read resource", uri.as_str());
                 return self
                     .forward_to_app_owner(caller, target, owner, request, started)
-                    .await;
+                    .await
+                    .map(Relayed::Typed);
             }
             Owner::Library => {
                 // The library's documents are read from the store, not a server.
@@ -289,7 +307,7 @@ impl Router {
                     started,
                     outcome.as_ref().err().map(ToString::to_string),
                 );
-                return outcome;
+                return outcome.map(Relayed::Typed);
             }
             Owner::Catalog => {}
         }
@@ -303,13 +321,11 @@ impl Router {
             })
             .await?;
         params.meta = None;
+        let request = ClientRequest::ReadResourceRequest(Request::new(params));
         let outcome = self
-            .forward(
-                &server,
-                ClientRequest::ReadResourceRequest(Request::new(params)),
-                caller,
-            )
-            .await;
+            .relay_request(&server, request, caller)
+            .await
+            .and_then(|relayed| relayed.for_caller(&server, Relayable::ReadResource, raw_caller));
         let (name, uuid) = self.fleet.identity(&server);
         self.record(
             ActivityAction::ResourceRead,
@@ -359,26 +375,51 @@ impl Router {
     pub async fn complete(
         &self,
         caller: &Caller,
-        mut params: CompleteRequestParams,
+        params: CompleteRequestParams,
     ) -> Result<CompleteResult, RouteError> {
+        match self
+            .complete_relayed(caller, params, false)
+            .await
+            .map(typed)?
+        {
+            ServerResult::CompleteResult(result) => Ok(result),
+            // `complete_at` turns any other result of a server into `UnexpectedResult`.
+            _ => unreachable!("a typed completion is answered with a CompleteResult"),
+        }
+    }
+
+    /// A `completion/complete`, answered as [`Router::get_prompt_relayed`] answers.
+    pub async fn complete_relayed(
+        &self,
+        caller: &Caller,
+        mut params: CompleteRequestParams,
+        raw_caller: bool,
+    ) -> Result<Relayed, RouteError> {
+        let none = || {
+            Ok(Relayed::Typed(ServerResult::CompleteResult(
+                CompleteResult::default(),
+            )))
+        };
         let catalog = self.catalog();
         // App mode: the App knows who owns its prompts and resources. Completion is a
         // convenience, so an owner the App cannot name means no suggestions, not an error.
         let owner = match &params.r#ref {
             Reference::Prompt(prompt) => self.source().prompt_owner(&catalog, &prompt.name).await,
             Reference::Resource(resource) => self.source().resource_owner(&resource.uri).await,
-            _ => return Ok(CompleteResult::default()),
+            _ => return none(),
         };
         if let Owner::App(owner) = owner {
             let Some(server) = owner.ok().and_then(|uuid| self.fleet.by_uuid(&uuid)) else {
-                return Ok(CompleteResult::default());
+                return none();
             };
-            return self.complete_at(&server.name, caller, params).await;
+            return self
+                .complete_at(&server.name, caller, params, raw_caller)
+                .await;
         }
         let server = match &mut params.r#ref {
             Reference::Prompt(prompt) => match catalog.resolve_prompt(&prompt.name)? {
                 // Instructions take no arguments.
-                PromptRoute::Instructions { .. } => return Ok(CompleteResult::default()),
+                PromptRoute::Instructions { .. } => return none(),
                 PromptRoute::Downstream(route) => {
                     prompt.name = route.original;
                     route.server
@@ -389,9 +430,9 @@ impl Router {
                 .or_else(|| catalog.resolve_resource(&resource.uri))
                 .map(str::to_owned)
                 .ok_or_else(|| RouteError::UnknownResource(resource.uri.clone()))?,
-            _ => return Ok(CompleteResult::default()),
+            _ => return none(),
         };
-        self.complete_at(&server, caller, params).await
+        self.complete_at(&server, caller, params, raw_caller).await
     }
 
     /// Forwards a completion request to `server` (none when it does not do completions).
@@ -400,29 +441,28 @@ impl Router {
         server: &str,
         caller: &Caller,
         mut params: CompleteRequestParams,
-    ) -> Result<CompleteResult, RouteError> {
-        let server = server.to_owned();
-        let downstream = self.fleet.server(&server)?;
+        raw_caller: bool,
+    ) -> Result<Relayed, RouteError> {
+        let downstream = self.fleet.server(server)?;
         if downstream
             .connection()
             .is_some_and(|c| c.capabilities.completions.is_none())
         {
-            return Ok(CompleteResult::default());
+            return Ok(Relayed::Typed(ServerResult::CompleteResult(
+                CompleteResult::default(),
+            )));
         }
         params.meta = None;
-        match self
-            .forward(
-                &server,
-                ClientRequest::CompleteRequest(Request::new(params)),
-                caller,
-            )
-            .await?
-        {
-            ServerResult::CompleteResult(result) => Ok(result),
-            _ => Err(RouteError::UnexpectedResult {
-                server,
-                method: "completion/complete".into(),
+        let request = ClientRequest::CompleteRequest(Request::new(params));
+        match self.relay_request(server, request, caller).await? {
+            Relayed::Typed(ServerResult::CompleteResult(result)) => {
+                Ok(Relayed::Typed(ServerResult::CompleteResult(result)))
+            }
+            Relayed::Typed(_) => Err(RouteError::UnexpectedResult {
+                server: server.to_owned(),
+                method: Relayable::Complete.method().into(),
             }),
+            relayed => relayed.for_caller(server, Relayable::Complete, raw_caller),
         }
     }
 
@@ -531,4 +571,12 @@ fn is_unauthorized(error: &RouteError) -> bool {
     ]
     .iter()
     .any(|needle| text.contains(needle))
+}
+
+/// The answer to a typed caller, which the `_relayed` methods always answer typed.
+fn typed(relayed: Relayed) -> ServerResult {
+    match relayed {
+        Relayed::Typed(result) => result,
+        Relayed::Raw(_) => unreachable!("a typed caller is answered typed"),
+    }
 }

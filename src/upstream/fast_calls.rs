@@ -1,13 +1,16 @@
-//! The stdio server's fast entry for `tools/call`. rmcp's service takes every request through
-//! its loop: a channel from the transport, a task per request, the typed decode of the
-//! arguments, the typed encode of the result, a channel and a task per response. A call the
-//! proxy relays needs none of it: a legacy session's `tools/call` goes from its line straight to
-//! the router (`Router::call_tool_relayed`, the one path every call takes) with its arguments
-//! unparsed, and a result relayed on a server's lane is written back as the server wrote it.
+//! The fast entries' requests (`Job`: `tools/call`, `prompts/get`, `resources/read`,
+//! `completion/complete`, read in one pass, shared with the HTTP session layer) and the stdio
+//! server's fast entry. rmcp's service takes every request through its loop: a channel from the
+//! transport, a task per request, the typed decode of the params, the typed encode of the result,
+//! a channel and a task per response. A request the proxy relays needs none of it: a legacy
+//! session's request goes from its line straight to the router (`Router::call_tool_relayed` and
+//! its siblings, the one path each takes) with a call's arguments unparsed, and a result relayed
+//! on a server's lane is written back as the server wrote it.
 //!
 //! Only what the service would answer the same way is taken here: a session that initialized
-//! on a protocol before 2026-07-28 (`tool_pages::Shortcut` follows the handshake), a request
-//! whose params are exactly `name`, `arguments` (an object) and `_meta`, an id not already in
+//! on a protocol before 2026-07-28 (`tool_pages::Shortcut` follows the handshake), a call whose
+//! params are exactly `name`, `arguments` (an object) and `_meta` (the other three: their typed
+//! params without a modern retry's input responses or request state), an id not already in
 //! flight here. Everything else goes to the service. The service's work on a legacy peer's
 //! result is done here too (no `resultType`, non-object structured output moved into the
 //! content: a relayed result that needs it comes back typed, see `router::relay`), and a
@@ -17,17 +20,20 @@
 //! and send a result encoded elsewhere, this entry could go.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
+
+use memchr::memmem::Finder;
 
 use rmcp::model::{
-    CallToolRequestParams, ErrorData, JsonRpcMessage, RequestId, RequestMetaObject, ServerResult,
+    CallToolRequestParams, CompleteRequestParams, ErrorData, GetPromptRequestParams,
+    JsonRpcMessage, ReadResourceRequestParams, RequestId, RequestMetaObject, ServerResult,
 };
 use rmcp::{RoleServer, service::TxJsonRpcMessage};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio_util::sync::CancellationToken;
 
-use crate::router::{Caller, RouteError, Router, Session, ToolAnswer};
+use crate::router::{Caller, Relayed, RouteError, Router, Session};
 use crate::sync::lock;
 
 /// Calls in flight through the fast entry at once; past it a call takes the service's path.
@@ -63,12 +69,100 @@ struct Params {
     meta: Option<RequestMetaObject>,
 }
 
-/// A call taken by the fast entry, to run.
+/// A request taken by the fast entry, to run.
 pub struct Taken {
     id: RequestId,
-    params: CallToolRequestParams,
-    arguments: Option<Box<RawValue>>,
+    job: Job,
     caller: Caller,
+}
+
+/// A request a fast entry runs: a `tools/call` (its arguments raw), or a `prompts/get`,
+/// `resources/read` or `completion/complete` (their small params typed); each answered with the
+/// server's result as it wrote it where it was relayed on a lane (`router::relay`).
+pub(crate) enum Job {
+    Tool(CallToolRequestParams, Option<Box<RawValue>>),
+    Prompt(GetPromptRequestParams),
+    Resource(ReadResourceRequestParams),
+    Complete(CompleteRequestParams),
+}
+
+/// A request's envelope, for the methods other than `tools/call`.
+#[derive(Deserialize)]
+struct AnyEnvelope<'a> {
+    jsonrpc: &'a str,
+    id: RequestId,
+    method: &'a str,
+    #[serde(borrow)]
+    params: &'a RawValue,
+}
+
+impl Job {
+    /// Reads `message` as a request a fast entry runs, with its id and `_meta`; `None` (for
+    /// rmcp's service to answer, or to say what is wrong) for anything else, or for params a
+    /// modern client's retry carries (input responses, request state).
+    pub(crate) fn parse(message: &[u8]) -> Option<(RequestId, Job, RequestMetaObject)> {
+        if let Some(call) = parse(message) {
+            let params = CallToolRequestParams::new(call.name);
+            return Some((call.id, Job::Tool(params, call.arguments), call.meta));
+        }
+        static METHODS: LazyLock<[Finder<'static>; 3]> = LazyLock::new(|| {
+            [
+                Finder::new(b"prompts/get"),
+                Finder::new(b"resources/read"),
+                Finder::new(b"completion/complete"),
+            ]
+        });
+        if METHODS.iter().all(|method| method.find(message).is_none()) {
+            return None;
+        }
+        let envelope: AnyEnvelope<'_> = serde_json::from_slice(message).ok()?;
+        if envelope.jsonrpc != "2.0" {
+            return None;
+        }
+        let params = envelope.params.get();
+        let (job, meta) = match envelope.method {
+            "prompts/get" => {
+                let mut params: GetPromptRequestParams = serde_json::from_str(params).ok()?;
+                if params.input_responses.is_some() || params.request_state.is_some() {
+                    return None;
+                }
+                let meta = params.meta.take();
+                (Job::Prompt(params), meta)
+            }
+            "resources/read" => {
+                let mut params: ReadResourceRequestParams = serde_json::from_str(params).ok()?;
+                if params.input_responses.is_some() || params.request_state.is_some() {
+                    return None;
+                }
+                let meta = params.meta.take();
+                (Job::Resource(params), meta)
+            }
+            "completion/complete" => {
+                let mut params: CompleteRequestParams = serde_json::from_str(params).ok()?;
+                let meta = params.meta.take();
+                (Job::Complete(params), meta)
+            }
+            _ => return None,
+        };
+        Some((envelope.id, job, meta.unwrap_or_default()))
+    }
+
+    /// Runs it through the router, as rmcp's handler would (`ProxyHandler`), for a legacy
+    /// client: a relayed result comes back unparsed, in the legacy shape.
+    pub(crate) async fn run(self, router: &Router, caller: &Caller) -> Result<Relayed, RouteError> {
+        match self {
+            Job::Tool(params, arguments) => {
+                router.call_tool_relayed(caller, params, arguments).await
+            }
+            // Boxed: a call's future, which every fast request's task is as large as, does not
+            // carry theirs (larger: the App's owners, the library's documents).
+            Job::Prompt(params) => Box::pin(router.get_prompt_relayed(caller, params, true)).await,
+            Job::Resource(params) => {
+                Box::pin(router.read_resource_relayed(caller, params, true)).await
+            }
+            Job::Complete(params) => Box::pin(router.complete_relayed(caller, params, true)).await,
+        }
+    }
 }
 
 /// A `tools/call` read in one pass, its arguments left raw: what both servers' fast entries take
@@ -85,7 +179,8 @@ pub(crate) struct Call {
 /// and `_meta`; anything else is `None`, for the service to answer.
 pub(crate) fn parse(message: &[u8]) -> Option<Call> {
     // Cheap refusals first: most messages are not calls.
-    memchr::memmem::find(message, b"tools/call")?;
+    static METHOD: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"tools/call"));
+    METHOD.find(message)?;
     let envelope: Envelope<'_> = serde_json::from_slice(message).ok()?;
     if envelope.jsonrpc != "2.0" || envelope.method != "tools/call" {
         return None;
@@ -120,29 +215,28 @@ impl FastCalls {
         })
     }
 
-    /// Takes `line` if it is a `tools/call` the fast entry answers as the service would.
+    /// Takes `line` if it is a request the fast entry answers as the service would.
     pub fn take(&self, line: &[u8]) -> Option<Taken> {
-        let call = parse(line)?;
+        let (id, job, meta) = Job::parse(line)?;
         let ct = CancellationToken::new();
         {
             let mut in_flight = lock(&self.in_flight);
-            if in_flight.len() >= MAX_IN_FLIGHT || in_flight.contains_key(&call.id) {
+            if in_flight.len() >= MAX_IN_FLIGHT || in_flight.contains_key(&id) {
                 return None;
             }
-            in_flight.insert(call.id.clone(), ct.clone());
+            in_flight.insert(id.clone(), ct.clone());
         }
         Some(Taken {
             caller: Caller {
                 session: Some(self.session.clone()),
-                request_id: Some(call.id.clone()),
-                meta: call.meta,
+                request_id: Some(id.clone()),
+                meta,
                 ct,
                 principal: Some(self.principal.to_string()),
                 park: None,
             },
-            id: call.id,
-            params: CallToolRequestParams::new(call.name),
-            arguments: call.arguments,
+            id,
+            job,
         })
     }
 
@@ -155,16 +249,8 @@ impl FastCalls {
 
     /// Runs a taken call; the answer to write, or `None` when it was cancelled.
     pub async fn run(&self, taken: Taken) -> Option<Answer> {
-        let Taken {
-            id,
-            params,
-            arguments,
-            caller,
-        } = taken;
-        let outcome = self
-            .router
-            .call_tool_relayed(&caller, params, arguments)
-            .await;
+        let Taken { id, job, caller } = taken;
+        let outcome = job.run(&self.router, &caller).await;
         if caller.ct.is_cancelled() {
             // Its entry left with the cancellation; one under the same id is a later call's.
             return None;
@@ -184,10 +270,10 @@ pub enum Answer {
 
 impl Answer {
     /// The answer to call `id` that ended with `outcome`.
-    pub(crate) fn new(id: RequestId, outcome: Result<ToolAnswer, RouteError>) -> Answer {
+    pub(crate) fn new(id: RequestId, outcome: Result<Relayed, RouteError>) -> Answer {
         match outcome {
-            Ok(ToolAnswer::Raw(raw)) => Answer::Raw(id, raw),
-            Ok(ToolAnswer::Typed(result)) => Answer::message(id, Ok(result)),
+            Ok(Relayed::Raw(raw)) => Answer::Raw(id, raw),
+            Ok(Relayed::Typed(result)) => Answer::message(id, Ok(result)),
             Err(error) => Answer::message(id, Err(error)),
         }
     }

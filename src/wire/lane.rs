@@ -3,7 +3,8 @@
 //!
 //! rmcp's client service takes each request through its loop: a channel to the loop, the typed
 //! encode of the whole request, a task to write it, the typed decode of the answer, a oneshot
-//! back. A `tools/call` the proxy relays needs none of that: the lane writes the request's line
+//! back. A request the proxy relays (`tools/call`, `prompts/get`, `resources/read`,
+//! `completion/complete`) needs none of that: the lane writes the request's line
 //! straight to the child's stdin (under the same lock rmcp's writes take, so messages keep their
 //! order) and the child transport's read loop hands the answer's `result` back unparsed, before
 //! rmcp sees the line. Ids on the lane are strings (`"pluggedin:N"`) and rmcp's are numbers, so
@@ -15,7 +16,9 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+
+use memchr::memmem::Finder;
 
 use rmcp::model::{ErrorData, NumberOrString, RequestId};
 use serde::{Deserialize, Serialize};
@@ -69,6 +72,8 @@ struct Waiting {
 pub struct Call<W> {
     lane: Arc<Lane<W>>,
     number: u64,
+    /// Its id on the connection: `"pluggedin:N"`.
+    id: Arc<str>,
     answer: oneshot::Receiver<Answer>,
 }
 
@@ -109,7 +114,8 @@ impl<W: AsyncWrite + Unpin + Send> Lane<W> {
         params: impl FnOnce(&str) -> P,
     ) -> Result<Call<W>, LaneError> {
         let number = self.next.fetch_add(1, Ordering::Relaxed);
-        let id = format!("{ID_PREFIX}{number}");
+        let mut digits = itoa::Buffer::new();
+        let id: Arc<str> = [ID_PREFIX, digits.format(number)].concat().into();
         let mut line = serde_json::to_vec(&Request {
             jsonrpc: "2.0",
             id: &id,
@@ -131,6 +137,7 @@ impl<W: AsyncWrite + Unpin + Send> Lane<W> {
         let call = Call {
             lane: self.clone(),
             number,
+            id,
             answer,
         };
         let mut slot = self.stdin.lock().await;
@@ -182,7 +189,9 @@ impl<W> Lane<W> {
         if self.in_flight.load(Ordering::Acquire) == 0 {
             return false;
         }
-        if memchr::memmem::find(line, ID_PREFIX.as_bytes()).is_none() {
+        static PREFIX: LazyLock<Finder<'static>> =
+            LazyLock::new(|| Finder::new(ID_PREFIX.as_bytes()));
+        if PREFIX.find(line).is_none() {
             return false;
         }
         let Ok(head) = serde_json::from_slice::<Head<'_>>(line) else {
@@ -246,7 +255,7 @@ impl<W> Lane<W> {
 impl<W> Call<W> {
     /// The id the request has on the connection.
     pub fn id(&self) -> RequestId {
-        NumberOrString::String(format!("{ID_PREFIX}{}", self.number).into())
+        NumberOrString::String(self.id.clone())
     }
 
     /// The answer, or [`LaneError::Closed`] when the connection ended first.

@@ -1,6 +1,8 @@
-//! Relaying: a legacy client's `tools/call` to a legacy stdio server goes on the server's lane,
-//! its arguments and the server's result passed on as they were written, with everything else a
-//! call does kept: the legacy shape of a result, cancellation, the server's timeout.
+//! Relaying: a legacy client's `tools/call`, `prompts/get`, `resources/read` and
+//! `completion/complete` to a legacy stdio server go on the server's lane, a call's arguments and
+//! the server's results passed on as they were written, over stdio and over HTTP, with
+//! everything else a call does kept: the legacy shape of a result, cancellation, the server's
+//! timeout.
 
 use std::path::{Path, PathBuf};
 
@@ -20,6 +22,29 @@ fn verbatim_server(record: &Path, timeout: Option<u64>) -> Value {
 
 /// The server's result for `verbatim`, as the script writes it.
 const VERBATIM_RESULT: &str = r#"{ "content" : [ {"type":"text","text":"verbatim \u00e9"} ], "x-vendor": {"big": 123456789012345678901234567890, "f": 1.50} }"#;
+
+/// The server's results for its prompt, its resource and completions, as the script writes them:
+/// each request with a client's id, and the result it must get back untouched.
+fn verbatim_requests() -> [(&'static str, Value, &'static str); 3] {
+    [
+        (
+            "prompts/get",
+            json!({"name": "verbatim__verbatim", "arguments": {"who": "you"}}),
+            r#"{ "messages" : [ {"role":"user","content":{"type":"text","text":"prompt \u00e9"}} ], "x-vendor": 1.50 }"#,
+        ),
+        (
+            "resources/read",
+            json!({"uri": "verbatim://doc"}),
+            r#"{ "contents" : [ {"uri":"verbatim://doc","text":"doc \u00e9"} ], "x-vendor": 123456789012345678901234567890 }"#,
+        ),
+        (
+            "completion/complete",
+            json!({"ref": {"type": "ref/prompt", "name": "verbatim__verbatim"},
+                   "argument": {"name": "who", "value": "y"}}),
+            r#"{ "completion" : {"values":["a" , "b"],"total":2}, "x-vendor": 1.50 }"#,
+        ),
+    ]
+}
 
 struct Recorded(PathBuf);
 
@@ -74,6 +99,79 @@ async fn arguments_and_result_pass_through_byte_for_byte() {
         "{request}"
     );
     assert!(request.contains(r#""name":"verbatim""#), "{request}");
+}
+
+#[tokio::test]
+async fn prompts_resources_and_completions_come_back_byte_for_byte_over_stdio() {
+    let (mut raw, record, _dir) = start(None).await;
+    for (n, (method, params, result)) in verbatim_requests().into_iter().enumerate() {
+        let id = 100 + n as u64;
+        raw.send(
+            &json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).to_string(),
+        )
+        .await;
+        let line = raw.answer_line(json!(id)).await;
+        assert_eq!(
+            line,
+            format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{result}}}"#),
+            "{method}: the result as the server wrote it"
+        );
+    }
+    // The server got the prompt's own name, in the request and in the completion's reference.
+    let get = record.line_with(&["\"prompts/get\""]).await;
+    assert!(get.contains(r#""name":"verbatim""#), "{get}");
+    let complete = record.line_with(&["\"completion/complete\""]).await;
+    assert!(complete.contains(r#""name":"verbatim""#), "{complete}");
+}
+
+#[tokio::test]
+async fn calls_prompts_resources_and_completions_come_back_byte_for_byte_over_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("received.jsonl");
+    let servers = json!({"verbatim": verbatim_server(&record, None)});
+    let (_child, log, url) = spawn_http_proxy(&dir, servers, &[]).await;
+    log.wait_for("connected server_info=verbatim").await;
+    let session = initialized_session(&url, json!({})).await;
+    let call = (
+        "tools/call",
+        json!({"name": "verbatim__verbatim", "arguments": {}}),
+        VERBATIM_RESULT,
+    );
+    for (n, (method, params, result)) in
+        std::iter::once(call).chain(verbatim_requests()).enumerate()
+    {
+        let id = 200 + n as u64;
+        let request = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        let response = post_mcp(&url, Some(&session), request)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{method}");
+        assert_eq!(
+            answer_text_of(response).await,
+            format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{result}}}"#),
+            "{method}: the result as the server wrote it"
+        );
+    }
+}
+
+/// The text of the one answer in a response: its JSON body, or the data of the stream's last
+/// event (a slow machine may answer on a stream).
+async fn answer_text_of(response: reqwest::Response) -> String {
+    let json = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/json");
+    let body = response.text().await.unwrap();
+    if json {
+        return body;
+    }
+    body.lines()
+        .filter_map(|line| line.strip_prefix("data:"))
+        .map(str::trim_start)
+        .rfind(|data| data.contains("\"result\"") || data.contains("\"error\""))
+        .unwrap_or_else(|| panic!("no answer on the stream: {body}"))
+        .to_owned()
 }
 
 #[tokio::test]

@@ -368,6 +368,24 @@ fn startup_line(local: SocketAddr, host: &str, stateless: bool, guard: &Guard) {
     } else {
         host.to_owned()
     };
+    let url = format!("http://{shown_host}:{}/mcp", local.port());
+    if crate::telemetry::json() {
+        if !local.ip().is_loopback() && !guard.requires_auth() {
+            tracing::warn!(
+                host = %shown_host,
+                "listening beyond loopback without --require-api-auth: anyone who can reach the \
+                 port can call every tool, write tools included, and read the documents and memory"
+            );
+        }
+        let auth = guard.auth_summary();
+        tracing::info!(
+            %url,
+            mode,
+            %auth,
+            "pluggedin-mcp-proxy listening on {url} ({mode}, {auth})"
+        );
+        return;
+    }
     let mut text = String::new();
     if !local.ip().is_loopback() && !guard.requires_auth() {
         text.push_str(&format!(
@@ -378,8 +396,7 @@ fn startup_line(local: SocketAddr, host: &str, stateless: bool, guard: &Guard) {
         ));
     }
     text.push_str(&format!(
-        "pluggedin-mcp-proxy listening on http://{shown_host}:{}/mcp ({mode}, {})\n",
-        local.port(),
+        "pluggedin-mcp-proxy listening on {url} ({mode}, {})\n",
         guard.auth_summary()
     ));
     // One write, the warning first: it is never separated from the line it qualifies, and

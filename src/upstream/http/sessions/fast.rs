@@ -3,10 +3,11 @@
 //! the request, the typed decode of its arguments and encode of its result, a channel back to
 //! the worker and a stream to the HTTP response. The requests the proxy passes on need none of
 //! it: the router runs a `tools/call` ([`Router::call_tool_relayed`], the one path of every call,
-//! its arguments raw), a `prompts/get`, `resources/read` or `completion/complete` (the router's
-//! own methods, typed) on a task of its own, and the answer goes to the response that waits for
-//! it (`guard::fast` makes that response: a JSON body, or an SSE stream when something comes
-//! first or the request is slow).
+//! its arguments raw), a `prompts/get`, `resources/read` or `completion/complete` (their small
+//! params typed; `fast_calls::Job`, shared with the stdio server) on a task of its own, a
+//! server's result relayed unparsed where it went on a lane, and the answer goes to the response
+//! that waits for it (`guard::fast` makes that response: a JSON body, or an SSE stream when
+//! something comes first or the request is slow).
 //!
 //! Taken here: such a request of a live session whose client said `initialized`, under an id the
 //! session's [`Requests`](super::requests::Requests) lets it claim (the same claim rmcp's path
@@ -32,13 +33,8 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::http::HeaderMap;
 use futures::Stream;
-use rmcp::model::{
-    CallToolRequestParams, CompleteRequestParams, ErrorData, GetPromptRequestParams,
-    ReadResourceRequestParams, RequestId, RequestMetaObject, ServerJsonRpcMessage, ServerResult,
-};
+use rmcp::model::{ErrorData, RequestId, ServerJsonRpcMessage};
 use rmcp::transport::streamable_http_server::session::{ServerSseMessage, SessionId};
-use serde::Deserialize;
-use serde_json::value::RawValue;
 use tokio_util::sync::CancellationToken;
 
 use super::activity::Busy;
@@ -46,9 +42,9 @@ use super::diverted::Diverted;
 use super::{BoundedSessions, Phase};
 #[cfg(doc)]
 use crate::router::Session;
-use crate::router::{Caller, RouteError, Router, ToolAnswer};
+use crate::router::{Caller, Router};
 use crate::sync::lock;
-use crate::upstream::fast_calls::{self, Answer};
+use crate::upstream::fast_calls::{Answer, Job};
 
 /// The prefix of a fast call's event ids; rmcp's are digits.
 const EVENT_ID_PREFIX: char = 'f';
@@ -426,89 +422,6 @@ impl BoundedSessions {
         lock(&self.entries)
             .get(&SessionId::from(id.to_owned()))
             .is_some_and(|entry| entry.fast.get(stream).is_none())
-    }
-}
-
-/// A request the session layer runs: a `tools/call` (its arguments raw, its result relayed as
-/// the server wrote it where it can be), or a `prompts/get`, `resources/read` or
-/// `completion/complete` (typed, as the router takes them).
-enum Job {
-    Tool(CallToolRequestParams, Option<Box<RawValue>>),
-    Prompt(GetPromptRequestParams),
-    Resource(ReadResourceRequestParams),
-    Complete(CompleteRequestParams),
-}
-
-/// A request's envelope, for the methods other than `tools/call`.
-#[derive(Deserialize)]
-struct Envelope<'a> {
-    jsonrpc: &'a str,
-    id: RequestId,
-    method: &'a str,
-    #[serde(borrow)]
-    params: &'a RawValue,
-}
-
-impl Job {
-    /// Reads `message` as a request the session layer runs, with its id and `_meta`; `None`
-    /// (for rmcp to answer, or to say what is wrong) for anything else, or for params a modern
-    /// client's retry carries (input responses, request state).
-    fn parse(message: &[u8]) -> Option<(RequestId, Job, RequestMetaObject)> {
-        if let Some(call) = fast_calls::parse(message) {
-            let params = CallToolRequestParams::new(call.name);
-            return Some((call.id, Job::Tool(params, call.arguments), call.meta));
-        }
-        let envelope: Envelope<'_> = serde_json::from_slice(message).ok()?;
-        if envelope.jsonrpc != "2.0" {
-            return None;
-        }
-        let params = envelope.params.get();
-        let (job, meta) = match envelope.method {
-            "prompts/get" => {
-                let mut params: GetPromptRequestParams = serde_json::from_str(params).ok()?;
-                if params.input_responses.is_some() || params.request_state.is_some() {
-                    return None;
-                }
-                let meta = params.meta.take();
-                (Job::Prompt(params), meta)
-            }
-            "resources/read" => {
-                let mut params: ReadResourceRequestParams = serde_json::from_str(params).ok()?;
-                if params.input_responses.is_some() || params.request_state.is_some() {
-                    return None;
-                }
-                let meta = params.meta.take();
-                (Job::Resource(params), meta)
-            }
-            "completion/complete" => {
-                let mut params: CompleteRequestParams = serde_json::from_str(params).ok()?;
-                let meta = params.meta.take();
-                (Job::Complete(params), meta)
-            }
-            _ => return None,
-        };
-        Some((envelope.id, job, meta.unwrap_or_default()))
-    }
-
-    /// Runs it through the router, as rmcp's handler would (`ProxyHandler`).
-    async fn run(self, router: &Router, caller: &Caller) -> Result<ToolAnswer, RouteError> {
-        match self {
-            Job::Tool(params, arguments) => {
-                router.call_tool_relayed(caller, params, arguments).await
-            }
-            Job::Prompt(params) => router
-                .get_prompt(caller, params)
-                .await
-                .map(ToolAnswer::Typed),
-            Job::Resource(params) => router
-                .read_resource(caller, params)
-                .await
-                .map(ToolAnswer::Typed),
-            Job::Complete(params) => router
-                .complete(caller, params)
-                .await
-                .map(|result| ToolAnswer::Typed(ServerResult::CompleteResult(result))),
-        }
     }
 }
 
