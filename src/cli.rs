@@ -1,9 +1,10 @@
 //! Command-line flags and environment variables. The original proxy's names are kept unchanged
 //! (`--pluggedin-api-key`, `--transport`, `--port` 12006 with `PORT`, `--stateless`,
 //! `--require-api-auth`); our additions are `--config`, `--data-dir`, `--prefix-mode`,
-//! `--log-level`, `--workspace`, `--activity-retention-days`, the inspector subcommands and the
-//! management subcommands (`servers list|enable|disable`, `tools enable|disable`, `workspace`,
-//! `stats`, `import`, `registry`). Command-line values win over the environment.
+//! `--log-level`, `--log-format`, `--workspace`, `--activity-retention-days`, the inspector
+//! subcommands and the management subcommands (`servers list|enable|disable`, `tools
+//! enable|disable`, `workspace`, `stats`, `import`, `registry`). Command-line values win over the
+//! environment.
 
 use std::path::PathBuf;
 
@@ -11,6 +12,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::names::PrefixMode;
 use crate::secret::Secret;
+use crate::telemetry::LogFormat;
 
 /// The default HTTP port of the original proxy's 1.x line and of its README.
 pub const DEFAULT_PORT: u16 = 12006;
@@ -188,6 +190,17 @@ pub struct Cli {
     /// `RUST_LOG` wins when set
     #[arg(long, global = true)]
     pub log_level: Option<String>,
+
+    /// How log lines on stderr are written: `human` (one line of text each) or `json` (one JSON
+    /// object each: timestamp, level, target, the message and fields, the spans it is in)
+    #[arg(
+        long,
+        value_enum,
+        env = "PLUGGEDIN_LOG_FORMAT",
+        default_value_t = LogFormat::Human,
+        global = true
+    )]
+    pub log_format: LogFormat,
 
     /// Apply the command policy (allow-listed commands, no shell metacharacters, bounded
     /// arguments, clean environment) to servers from the local config file too; servers from the

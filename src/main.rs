@@ -14,7 +14,11 @@ fn main() -> ExitCode {
     #[cfg(unix)]
     pluggedin_mcp_proxy::downstream::reaper::run_if_reaper();
     let cli = Cli::parse();
-    telemetry::init(cli.log_level.as_deref(), cli.command.is_some());
+    telemetry::init(
+        cli.log_level.as_deref(),
+        cli.log_format,
+        cli.command.is_some(),
+    );
     // One client over stdio is a chain of hops (stdin → service → router → server's pipe and
     // back), each a task wake-up: on one thread they are queue pushes, on several they are
     // cross-thread wake-ups that cost more than the work (BENCHMARKS.md). HTTP serves many
@@ -44,6 +48,10 @@ fn main() -> ExitCode {
     match outcome {
         Ok(code) => code,
         Err(error) => {
+            if telemetry::json() {
+                tracing::error!("pluggedin-mcp-proxy: {error:#}");
+                return ExitCode::from(2);
+            }
             #[allow(
                 clippy::print_stderr,
                 reason = "the one fatal-error report of the process"

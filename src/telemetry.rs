@@ -1,12 +1,34 @@
-//! Logging: `tracing` to stderr only, filtered by `RUST_LOG` or `--log-level`. In stdio mode
-//! stdout carries protocol messages and nothing else, so no log line may ever reach it.
+//! Logging: `tracing` to stderr only, filtered by `RUST_LOG` or `--log-level`, as text or as JSON
+//! lines (`--log-format`). In stdio mode stdout carries protocol messages and nothing else, so no
+//! log line may ever reach it. Secrets stay out of both formats the same way: what is logged never
+//! holds one (a server's output and errors are redacted before they are logged).
 
 use tracing_subscriber::EnvFilter;
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One line of text per event.
+    Human,
+    /// One JSON object per line: `timestamp`, `level`, `target`, `fields` (with `message`),
+    /// `span` (the innermost span's name and fields) and `spans` (all of them, outermost first),
+    /// for a log pipeline to read.
+    Json,
+}
+
+/// The format `init` installed.
+static FORMAT: std::sync::OnceLock<LogFormat> = std::sync::OnceLock::new();
+
+/// Whether log lines are JSON: then what the proxy writes on stderr for people (the start-up
+/// line, a fatal error) goes out as a log event too, so that every line parses.
+pub fn json() -> bool {
+    FORMAT.get() == Some(&LogFormat::Json)
+}
 
 /// Installs the global subscriber. `RUST_LOG` wins over `--log-level`; without either, serving
 /// logs at `info` and the commands for people (`tools`, `servers`, `docs`, …) at `warn`, so their
 /// output is not buried under lifecycle lines.
-pub fn init(log_level: Option<&str>, command: bool) {
+pub fn init(log_level: Option<&str>, format: LogFormat, command: bool) {
     let filter = std::env::var("RUST_LOG")
         .ok()
         .filter(|value| !value.trim().is_empty())
@@ -14,12 +36,19 @@ pub fn init(log_level: Option<&str>, command: bool) {
         .unwrap_or_else(|| if command { "warn" } else { "info" }.to_owned());
     let filter =
         EnvFilter::try_new(with_rmcp_quieted(&filter)).unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let _ = FORMAT.set(format);
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .with_target(false)
-        .try_init();
+        .with_ansi(false);
+    let _ = match format {
+        LogFormat::Human => builder.with_target(false).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .try_init(),
+    };
 }
 
 /// rmcp logs every handshake and notification at info (that is our debug), and warns about every

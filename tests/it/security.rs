@@ -419,6 +419,41 @@ async fn configured_headers_follow_the_rules() {
 
 #[tokio::test]
 async fn secrets_stay_out_of_logs_health_servers_and_client_errors() {
+    secrets_stay_out("human").await;
+}
+
+/// The same with `--log-format json`: every line on stderr is one JSON object a log pipeline can
+/// read (timestamp, level, target, the message and fields, the spans), at every level, and no
+/// secret is in any of them.
+#[tokio::test]
+async fn json_logs_parse_line_by_line_and_keep_secrets_out_too() {
+    let log = secrets_stay_out("json").await;
+    let mut messages = Vec::new();
+    for line in log.lines().filter(|line| !line.trim().is_empty()) {
+        let event: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|error| panic!("not a JSON line ({error}): {line}"));
+        for key in ["timestamp", "level", "target", "fields"] {
+            assert!(event.get(key).is_some(), "no {key} in {line}");
+        }
+        if let Some(message) = event["fields"]["message"].as_str() {
+            messages.push(message.to_owned());
+        }
+    }
+    // The start-up line and the servers' lifecycle are among them, with the spans they ran in.
+    assert!(
+        messages.iter().any(|m| m.contains("listening on http://")),
+        "{messages:?}"
+    );
+    assert!(
+        log.lines().any(|line| line.contains(r#""message":"connected""#)
+            && line.contains(r#""spans":[{"#)),
+        "{log}"
+    );
+}
+
+/// Starts a proxy that holds every kind of secret, logging at `trace` in `format`, uses it, and
+/// checks no secret reached its log, `/health`, `servers` or a client's error; its log.
+async fn secrets_stay_out(format: &str) -> String {
     const TOKEN: &str = "tok-7d1f0c9e-secret";
     const HEADER: &str = "hdr-51b2aa-secret";
     const PASSWORD: &str = "pw-93ce11-secret";
@@ -458,6 +493,7 @@ async fn secrets_stay_out_of_logs_health_servers_and_client_errors() {
         .args(["--auth-token", TOKEN, "--log-level", "trace"])
         .env_remove("PLUGGEDIN_API_KEY")
         .env("RUST_LOG", "trace")
+        .env("PLUGGEDIN_LOG_FORMAT", format)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -540,6 +576,7 @@ async fn secrets_stay_out_of_logs_health_servers_and_client_errors() {
         .arg(dir.path().join("data"))
         .arg("servers")
         .env("RUST_LOG", "trace")
+        .env("PLUGGEDIN_LOG_FORMAT", format)
         .output()
         .unwrap();
     let servers_out = format!(
@@ -560,6 +597,7 @@ async fn secrets_stay_out_of_logs_health_servers_and_client_errors() {
         );
     }
     assert!(health.contains("\"web\""), "{health}");
+    log.text()
 }
 
 #[tokio::test]
