@@ -4,9 +4,22 @@
 # official TypeScript SDK (@modelcontextprotocol/sdk, for the client scripts in tests/clients/) from
 # npm; mcp-server-time, the MCP Python SDK and aiosmtpd (a loopback SMTP server for the e-mail
 # tests) from PyPI.
+# Prometheus (the server and promtool, for the metrics tests) is a Debian package, installed through
+# apt-get when missing (as root; otherwise it says what to install and fails).
 # Idempotent: a second run with everything present does nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
+  if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "missing: prometheus; install it (on Debian or Ubuntu, as root:" \
+      "apt-get install prometheus) and run this script again" >&2
+    exit 1
+  fi
+  echo "installing prometheus with apt-get" >&2
+  apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >&2
+fi
 DEPS="$PWD/.deps"
 mkdir -p "$DEPS"
 

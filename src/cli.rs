@@ -202,6 +202,16 @@ pub struct Cli {
     )]
     pub log_format: LogFormat,
 
+    /// Stdio mode: serve Prometheus metrics at `http://127.0.0.1:PORT/metrics` (in HTTP mode
+    /// they are at `/metrics` on the HTTP port)
+    #[arg(long, env = "PLUGGEDIN_METRICS_PORT", value_name = "PORT")]
+    pub metrics_port: Option<u16>,
+
+    /// How many tools get a metrics label of their own (the first called); the others are counted
+    /// under `other`, so the number of series stays bounded whatever the catalog's size
+    #[arg(long, value_name = "N", default_value_t = crate::metrics::DEFAULT_TOOL_LABELS)]
+    pub metrics_tool_labels: usize,
+
     /// Apply the command policy (allow-listed commands, no shell metacharacters, bounded
     /// arguments, clean environment) to servers from the local config file too; servers from the
     /// plugged.in App always get it

@@ -32,6 +32,7 @@ pub mod ingest;
 pub mod inspect;
 pub mod mail;
 pub mod manage;
+pub mod metrics;
 pub mod names;
 pub mod registry;
 pub mod router;
@@ -116,9 +117,10 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
                 .transpose()?;
             let app_refresh = Duration::from_secs(cli.app_refresh_secs.max(1));
             keep_current(sources, app_refresh, &router, &cancel, &tracker)?;
+            metrics::global().set_tool_labels(cli.metrics_tool_labels);
             match http {
                 Some(options) => serve_http(&router, options, &cancel).await,
-                None => serve_stdio(&router, &cancel).await,
+                None => serve_stdio(&router, cli.metrics_port, &cancel).await,
             }
             .map(|()| ExitCode::SUCCESS)
         }
@@ -570,7 +572,18 @@ fn refresh_app(
 }
 
 /// Serves one client on stdin/stdout until stdin ends or a signal arrives.
-async fn serve_stdio(router: &Arc<Router>, cancel: &CancellationToken) -> anyhow::Result<()> {
+async fn serve_stdio(
+    router: &Arc<Router>,
+    metrics_port: Option<u16>,
+    cancel: &CancellationToken,
+) -> anyhow::Result<()> {
+    metrics::global().set_transport("pipe");
+    metrics::global()
+        .sessions_opened
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    if let Some(port) = metrics_port {
+        upstream::scrape::serve_loopback(port, router.clone(), cancel.child_token()).await?;
+    }
     let handler = upstream::ProxyHandler::stdio(router.clone());
     let pages = Arc::new(upstream::tool_pages::ToolPages::new(router.clone()));
     let transport = upstream::stdio::StdioTransport::new()
@@ -687,6 +700,7 @@ async fn serve_http(
     options: upstream::http::HttpOptions,
     cancel: &CancellationToken,
 ) -> anyhow::Result<()> {
+    metrics::global().set_transport("tcp");
     let stop = cancel.child_token();
     let signal_stop = stop.clone();
     tokio::spawn(async move {

@@ -225,6 +225,8 @@ pub struct Downstream {
     restarting: AtomicBool,
     /// Whether the server has been connected at some point.
     ever_connected: AtomicBool,
+    /// How often a live connection ended and the supervisor connected again (or tried).
+    restarts: std::sync::atomic::AtomicU64,
 }
 
 impl Downstream {
@@ -259,6 +261,7 @@ impl Downstream {
             first_attempt_done: AtomicBool::new(disabled),
             restarting: AtomicBool::new(false),
             ever_connected: AtomicBool::new(false),
+            restarts: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -441,6 +444,14 @@ impl Downstream {
     /// Says whether the next connection attempt is a restart after a live connection ended.
     fn set_restarting(&self, restarting: bool) {
         self.restarting.store(restarting, Ordering::Release);
+        if restarting {
+            self.restarts.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// How often a live connection ended and the server was (or is being) connected again.
+    pub fn restarts(&self) -> u64 {
+        self.restarts.load(Ordering::Relaxed)
     }
 
     fn set_connection(&self, connection: Option<Connection>) {

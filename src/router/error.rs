@@ -130,6 +130,24 @@ impl From<RouteError> for ErrorData {
     }
 }
 
+impl crate::metrics::HasCode for RouteError {
+    /// The JSON-RPC code the client is answered with (the one conversion below).
+    fn code(&self) -> i32 {
+        match self {
+            RouteError::Downstream(data) => data.code.0,
+            RouteError::Parked(ParkedError::Unknown(..))
+            | RouteError::Resolve(_)
+            | RouteError::Cursor(_)
+            | RouteError::NotServed { .. }
+            | RouteError::InvalidArguments(_) => ErrorCode::INVALID_PARAMS.0,
+            RouteError::UnknownResource(_) => ErrorCode::RESOURCE_NOT_FOUND.0,
+            RouteError::Unsupported { .. } => ErrorCode::METHOD_NOT_FOUND.0,
+            RouteError::Timeout { .. } => REQUEST_TIMEOUT.0,
+            _ => ErrorCode::INTERNAL_ERROR.0,
+        }
+    }
+}
+
 impl From<ParkedError> for ErrorData {
     fn from(error: ParkedError) -> ErrorData {
         let message = error.to_string();

@@ -26,6 +26,7 @@ use super::progress::Following;
 use super::session::{Caller, ask_client};
 use crate::catalog::{Catalog, Item, ResolveError};
 use crate::downstream::{self, Connection, Downstream};
+use crate::metrics::{self, Outcome};
 use crate::sync::lock;
 
 /// Rounds of `InputRequiredResult` answered for a legacy client before the proxy gives up.
@@ -223,6 +224,30 @@ impl Router {
     /// Sends one request to a server and waits for its answer, forwarding progress to the
     /// caller's token and the caller's cancellation to the server.
     async fn forward_once(
+        &self,
+        server: &str,
+        request: ClientRequest,
+        caller: &Caller,
+    ) -> Result<ServerResult, RouteError> {
+        let started = std::time::Instant::now();
+        let method = metrics::method_label(request.method());
+        let tool = match &request {
+            ClientRequest::CallToolRequest(call) => Some(call.params.name.clone()),
+            _ => None,
+        };
+        let result = self.forward_once_unmeasured(server, request, caller).await;
+        let outcome = match &result {
+            Ok(ServerResult::CallToolResult(result)) if result.is_error == Some(true) => {
+                Outcome::ToolError
+            }
+            other => Outcome::of(other),
+        };
+        let elapsed = started.elapsed();
+        metrics::global().client_operation(method, tool.as_deref(), server, outcome, elapsed);
+        result
+    }
+
+    async fn forward_once_unmeasured(
         &self,
         server: &str,
         request: ClientRequest,

@@ -214,6 +214,11 @@ impl Router {
         self.fleet.all()
     }
 
+    /// Activity entries the recorder's full queue dropped.
+    pub fn activity_dropped(&self) -> u64 {
+        self.recorder.dropped()
+    }
+
     pub fn catalog(&self) -> Arc<Catalog> {
         self.catalog.get()
     }

@@ -26,6 +26,7 @@ use super::error::RouteError;
 use super::forward::{forwarded_meta, log_level_for};
 use super::session::Caller;
 use crate::downstream::{ChildLane, Connection};
+use crate::metrics::{self, Outcome};
 use crate::wire::lane::{Answer, LaneError};
 
 const METHOD: &str = "tools/call";
@@ -264,7 +265,7 @@ impl Router {
                         },
                         extra,
                     ),
-                    caller,
+                    (caller, Some(name)),
                 )
                 .await?;
             // A modern server asking the legacy caller for input: the proxy asks and sends the
@@ -328,7 +329,7 @@ impl Router {
                     &connection,
                     (lane, kind, downstream.config.timeout),
                     (|meta| WithMeta(&request, meta), extra),
-                    caller,
+                    (caller, None),
                 )
                 .await?;
             if let Some(first) = asks_for_input(&connection, &result) {
@@ -347,6 +348,34 @@ impl Router {
     /// followed (progress, attribution), awaited within the server's timeout or until the
     /// client cancels.
     async fn on_lane<P: Serialize>(
+        &self,
+        server: &str,
+        connection: &Connection,
+        lane: (&Arc<ChildLane>, Relayable, std::time::Duration),
+        params: (impl FnOnce(Option<Box<RawValue>>) -> P, RequestMetaObject),
+        (caller, tool): (&Caller, Option<&str>),
+    ) -> Result<Box<RawValue>, RouteError> {
+        let started = std::time::Instant::now();
+        let result = self
+            .on_lane_unmeasured(server, connection, lane, params, caller)
+            .await;
+        // A result is not read here: one that may say `isError` counts as the tool's error (the
+        // server side's figure reads it).
+        let kind = lane.1;
+        let outcome = match &result {
+            Ok(result)
+                if kind == Relayable::CallTool && may_say_is_error(result.get().as_bytes()) =>
+            {
+                Outcome::ToolError
+            }
+            other => Outcome::of(other),
+        };
+        let method = kind.method();
+        metrics::global().client_operation(method, tool, server, outcome, started.elapsed());
+        result
+    }
+
+    async fn on_lane_unmeasured<P: Serialize>(
         &self,
         server: &str,
         connection: &Connection,

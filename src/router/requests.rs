@@ -27,6 +27,7 @@ use crate::control::app::AppError;
 use crate::control::time::now_ms;
 use crate::control::{Activity, ActivityAction};
 use crate::downstream::{Downstream, ServerState};
+use crate::metrics::{self, HasCode, Outcome};
 
 impl Router {
     pub async fn call_tool(
@@ -48,19 +49,54 @@ impl Router {
     pub async fn call_tool_relayed(
         &self,
         caller: &Caller,
-        mut params: CallToolRequestParams,
+        params: CallToolRequestParams,
         raw: Option<Box<RawValue>>,
     ) -> Result<Relayed, RouteError> {
         let started = Instant::now();
+        let _in_flight = metrics::global().in_flight();
+        let name = params.name.clone();
+        let (outcome, tool_error) = self.call_tool_routed(caller, params, raw, started).await;
+        let metric = match &outcome {
+            Ok(_) if tool_error => Outcome::ToolError,
+            Ok(_) => Outcome::Ok,
+            Err(error) => Outcome::Code(error.code()),
+        };
+        // A name the catalog does not serve is no label: clients choose it.
+        let named = !matches!(
+            outcome,
+            Err(RouteError::Resolve(_) | RouteError::NotServed { .. })
+        );
+        self.observe(
+            caller,
+            "tools/call",
+            named.then_some(&*name),
+            metric,
+            started,
+        );
+        outcome
+    }
+
+    /// A `tools/call` routed, recorded, and said whether the tool answered with its own error.
+    async fn call_tool_routed(
+        &self,
+        caller: &Caller,
+        mut params: CallToolRequestParams,
+        raw: Option<Box<RawValue>>,
+        started: Instant,
+    ) -> (Result<Relayed, RouteError>, bool) {
         if let Some(name) = builtin::canonical(&params.name)
             && !self.visibility.disables(name)
         {
             if let Some(raw) = &raw {
-                params.arguments = Some(relay::decode_arguments(raw)?);
+                match relay::decode_arguments(raw) {
+                    Ok(arguments) => params.arguments = Some(arguments),
+                    Err(error) => return (Err(error), false),
+                }
             }
             // Boxed: a call to a server does not carry a built-in's future in its own.
             let result = Box::pin(self.builtins.call(self, name, params.arguments.as_ref())).await;
             let error = (result.is_error == Some(true)).then(|| relay::result_text(&result));
+            let tool_error = error.is_some();
             self.record(
                 ActivityAction::ToolCall,
                 builtin::activity_identity(name),
@@ -68,7 +104,8 @@ impl Router {
                 started,
                 error,
             );
-            return Ok(Relayed::Typed(ServerResult::CallToolResult(result)));
+            let answer = Relayed::Typed(ServerResult::CallToolResult(result));
+            return (Ok(answer), tool_error);
         }
         let name = params.name.clone();
         // A tool that is off (disabled, its server disabled or outside the workspace, filtered)
@@ -81,7 +118,11 @@ impl Router {
                         .unwrap_or(error.into())
                 })
             })
-            .await?;
+            .await;
+        let route = match route {
+            Ok(route) => route,
+            Err(error) => return (Err(error), false),
+        };
         params.name = route.original.clone().into();
         params.meta = None;
         let before = self.fleet.server(&route.server).ok();
@@ -121,7 +162,7 @@ impl Router {
             error,
             tool_error,
         );
-        outcome
+        (outcome, tool_error)
     }
 
     /// App mode: after a downstream answered 401 (an expired OAuth token, which the App
@@ -192,10 +233,25 @@ impl Router {
     pub async fn get_prompt_relayed(
         &self,
         caller: &Caller,
-        mut params: GetPromptRequestParams,
+        params: GetPromptRequestParams,
         raw_caller: bool,
     ) -> Result<Relayed, RouteError> {
         let started = Instant::now();
+        let _in_flight = metrics::global().in_flight();
+        let outcome = self
+            .get_prompt_routed(caller, params, raw_caller, started)
+            .await;
+        self.observe(caller, "prompts/get", None, Outcome::of(&outcome), started);
+        outcome
+    }
+
+    async fn get_prompt_routed(
+        &self,
+        caller: &Caller,
+        mut params: GetPromptRequestParams,
+        raw_caller: bool,
+        started: Instant,
+    ) -> Result<Relayed, RouteError> {
         if params.name == builtin::capabilities::NAME {
             let result = builtin::capabilities::get(&self.builtin_tools());
             self.record(
@@ -277,10 +333,31 @@ impl Router {
     pub async fn read_resource_relayed(
         &self,
         caller: &Caller,
-        mut params: ReadResourceRequestParams,
+        params: ReadResourceRequestParams,
         raw_caller: bool,
     ) -> Result<Relayed, RouteError> {
         let started = Instant::now();
+        let _in_flight = metrics::global().in_flight();
+        let outcome = self
+            .read_resource_routed(caller, params, raw_caller, started)
+            .await;
+        self.observe(
+            caller,
+            "resources/read",
+            None,
+            Outcome::of(&outcome),
+            started,
+        );
+        outcome
+    }
+
+    async fn read_resource_routed(
+        &self,
+        caller: &Caller,
+        mut params: ReadResourceRequestParams,
+        raw_caller: bool,
+        started: Instant,
+    ) -> Result<Relayed, RouteError> {
         match self.source().resource_owner(&params.uri).await {
             Owner::App(owner) => {
                 // App mode: the owner from `/api/resolve/resource`, the URI unchanged.
@@ -392,6 +469,25 @@ impl Router {
     pub async fn complete_relayed(
         &self,
         caller: &Caller,
+        params: CompleteRequestParams,
+        raw_caller: bool,
+    ) -> Result<Relayed, RouteError> {
+        let started = Instant::now();
+        let _in_flight = metrics::global().in_flight();
+        let outcome = self.complete_routed(caller, params, raw_caller).await;
+        self.observe(
+            caller,
+            "completion/complete",
+            None,
+            Outcome::of(&outcome),
+            started,
+        );
+        outcome
+    }
+
+    async fn complete_routed(
+        &self,
+        caller: &Caller,
         mut params: CompleteRequestParams,
         raw_caller: bool,
     ) -> Result<Relayed, RouteError> {
@@ -481,6 +577,25 @@ impl Router {
             tool,
             started,
             error,
+        );
+    }
+
+    /// One client request answered, for the metrics (`mcp.server.operation.duration`). `tool`:
+    /// a name the catalog serves, else none.
+    pub fn observe(
+        &self,
+        caller: &Caller,
+        method: &'static str,
+        tool: Option<&str>,
+        outcome: Outcome,
+        started: Instant,
+    ) {
+        metrics::global().server_operation(
+            method,
+            tool,
+            outcome,
+            caller.version_label(),
+            started.elapsed(),
         );
     }
 

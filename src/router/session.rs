@@ -225,6 +225,21 @@ impl Caller {
             .is_some_and(|version| !version.has_initialize())
     }
 
+    /// The protocol revision the caller speaks, as a metrics label: a modern client's from its
+    /// request's `_meta`, a legacy one's from its handshake.
+    pub fn version_label(&self) -> &'static str {
+        if let Some(version) = self.meta.protocol_version() {
+            return crate::metrics::version_label(Some(version.as_str()));
+        }
+        self.session
+            .as_ref()
+            .and_then(|session| session.peer.get())
+            .and_then(|peer| peer.peer_info())
+            .map_or("", |info| {
+                crate::metrics::version_label(Some(info.protocol_version.as_str()))
+            })
+    }
+
     /// Whom a parked call belongs to: the caller's principal, else its session.
     pub(super) fn owner(&self) -> String {
         match (&self.principal, &self.session) {

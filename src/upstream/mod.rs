@@ -4,6 +4,7 @@
 
 pub mod fast_calls;
 pub mod http;
+pub mod scrape;
 pub mod stdio;
 pub mod tool_pages;
 
@@ -78,6 +79,56 @@ impl ProxyHandler {
         self
     }
 
+    /// A request rmcp does not know: a core task method, or a known one whose params it could
+    /// not read.
+    async fn custom_request(
+        &self,
+        caller: &Caller,
+        method: String,
+        params: Option<serde_json::Value>,
+    ) -> Result<CustomResult, ErrorData> {
+        // An MCP method whose params rmcp could not read arrives here as a custom request; one
+        // that 2026-07-28 removed, from a modern client, stays an unknown method.
+        let modern = caller
+            .meta
+            .protocol_version()
+            .is_some_and(|version| !version.has_initialize());
+        let removed = matches!(
+            method.as_str(),
+            "initialize" | "logging/setLevel" | "resources/subscribe" | "resources/unsubscribe"
+        );
+        if !(modern && removed)
+            && let Some(why) = invalid_params(&method, params.as_ref())
+        {
+            return Err(ErrorData::invalid_params(
+                format!("invalid params for {method}: {why}"),
+                None,
+            ));
+        }
+        match self.router.answer_core_task(caller, &method, params).await {
+            Some(answer) => answer.map(CustomResult),
+            None => Err(ErrorData::new(
+                rmcp::model::ErrorCode::METHOD_NOT_FOUND,
+                method,
+                None,
+            )),
+        }
+    }
+
+    /// One request answered here, for the metrics (the router's own requests record
+    /// themselves).
+    fn observe<T>(
+        &self,
+        context: &RequestContext<RoleServer>,
+        method: &'static str,
+        result: &Result<T, ErrorData>,
+        started: std::time::Instant,
+    ) {
+        let outcome = crate::metrics::Outcome::of(result);
+        self.router
+            .observe(&self.caller(context), method, None, outcome, started);
+    }
+
     fn caller(&self, context: &RequestContext<RoleServer>) -> Caller {
         // Modern (2026-07-28) clients never initialize: the first request brings the peer.
         self.session.attach(&context.peer);
@@ -142,44 +193,56 @@ impl ServerHandler for ProxyHandler {
         request: InitializeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<InitializeResult, ErrorData> {
-        // One handshake per session: a second `initialize` must not renegotiate what the first
-        // agreed (rmcp would take its parameters as the session's from here on).
-        if self
-            .handshake_done
-            .swap(true, std::sync::atomic::Ordering::AcqRel)
-        {
-            return Err(ErrorData::invalid_request(
-                "the session is already initialized; a second initialize is refused",
-                None,
-            ));
+        let started = std::time::Instant::now();
+        let result = async {
+            // One handshake per session: a second `initialize` must not renegotiate what the first
+            // agreed (rmcp would take its parameters as the session's from here on).
+            if self
+                .handshake_done
+                .swap(true, std::sync::atomic::Ordering::AcqRel)
+            {
+                return Err(ErrorData::invalid_request(
+                    "the session is already initialized; a second initialize is refused",
+                    None,
+                ));
+            }
+            context.peer.set_peer_info(request.clone());
+            self.session.attach(&context.peer);
+            // Capabilities and instructions cannot change after this answer: it waits for the
+            // servers still connecting for the first time (bounded by --startup-wait).
+            self.router.await_first_contact().await;
+            // A hibernated HTTP session waking up: rmcp replays its `initialize`.
+            if let Some(sessions) = &self.http_sessions
+                && let Some(marker) = context.extensions.get::<SessionRestoreMarker>()
+            {
+                sessions.resumed(&marker.id, &self.session);
+            }
+            let mut result = self.negotiate_initialize(&request)?;
+            self.router
+                .announce_core_tasks(&result.protocol_version, &mut result.capabilities);
+            Ok(result)
         }
-        context.peer.set_peer_info(request.clone());
-        self.session.attach(&context.peer);
-        // Capabilities and instructions cannot change after this answer: it waits for the
-        // servers still connecting for the first time (bounded by --startup-wait).
-        self.router.await_first_contact().await;
-        // A hibernated HTTP session waking up: rmcp replays its `initialize`.
-        if let Some(sessions) = &self.http_sessions
-            && let Some(marker) = context.extensions.get::<SessionRestoreMarker>()
-        {
-            sessions.resumed(&marker.id, &self.session);
-        }
-        let mut result = self.negotiate_initialize(&request)?;
-        self.router
-            .announce_core_tasks(&result.protocol_version, &mut result.capabilities);
-        Ok(result)
+        .await;
+        self.observe(&context, "initialize", &result, started);
+        result
     }
 
     async fn discover(
         &self,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<DiscoverResult, ErrorData> {
-        // A modern client's first look, as `initialize` is a legacy one's.
-        self.router.await_first_contact().await;
-        Ok(DiscoverResult::from_server_info(
-            self.supported_protocol_versions().into_owned(),
-            self.get_info(),
-        ))
+        let started = std::time::Instant::now();
+        let result = async {
+            // A modern client's first look, as `initialize` is a legacy one's.
+            self.router.await_first_contact().await;
+            Ok(DiscoverResult::from_server_info(
+                self.supported_protocol_versions().into_owned(),
+                self.get_info(),
+            ))
+        }
+        .await;
+        self.observe(&context, "server/discover", &result, started);
+        result
     }
 
     async fn on_custom_request(
@@ -187,34 +250,14 @@ impl ServerHandler for ProxyHandler {
         request: CustomRequest,
         context: RequestContext<RoleServer>,
     ) -> Result<CustomResult, ErrorData> {
+        let started = std::time::Instant::now();
         let caller = self.caller(&context);
         let CustomRequest { method, params, .. } = request;
-        // An MCP method whose params rmcp could not read arrives here as a custom request; one
-        // that 2026-07-28 removed, from a modern client, stays an unknown method.
-        let modern = caller
-            .meta
-            .protocol_version()
-            .is_some_and(|version| !version.has_initialize());
-        let removed = matches!(
-            method.as_str(),
-            "initialize" | "logging/setLevel" | "resources/subscribe" | "resources/unsubscribe"
-        );
-        if !(modern && removed)
-            && let Some(why) = invalid_params(&method, params.as_ref())
-        {
-            return Err(ErrorData::invalid_params(
-                format!("invalid params for {method}: {why}"),
-                None,
-            ));
-        }
-        match self.router.answer_core_task(&caller, &method, params).await {
-            Some(answer) => answer.map(CustomResult),
-            None => Err(ErrorData::new(
-                rmcp::model::ErrorCode::METHOD_NOT_FOUND,
-                method,
-                None,
-            )),
-        }
+        let label = crate::metrics::method_label(&method);
+        let result = self.custom_request(&caller, method, params).await;
+        let outcome = crate::metrics::Outcome::of(&result);
+        self.router.observe(&caller, label, None, outcome, started);
+        result
     }
 
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
@@ -241,11 +284,17 @@ impl ServerHandler for ProxyHandler {
     async fn list_tools(
         &self,
         request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        self.router.await_first_contact().await;
-        let (tools, next) = self.router.list_tools(cursor(request.as_ref()))?;
-        Ok(tools_result(tools, next))
+        let started = std::time::Instant::now();
+        let result = async {
+            self.router.await_first_contact().await;
+            let (tools, next) = self.router.list_tools(cursor(request.as_ref()))?;
+            Ok(tools_result(tools, next))
+        }
+        .await;
+        self.observe(&context, "tools/list", &result, started);
+        result
     }
 
     async fn call_tool(
@@ -283,7 +332,10 @@ impl ServerHandler for ProxyHandler {
         request: GetTaskParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetTaskResult, ErrorData> {
-        self.router.get_task(&self.caller(&context), request).await
+        let started = std::time::Instant::now();
+        let result = async { self.router.get_task(&self.caller(&context), request).await }.await;
+        self.observe(&context, "tasks/get", &result, started);
+        result
     }
 
     async fn update_task(
@@ -291,9 +343,15 @@ impl ServerHandler for ProxyHandler {
         request: UpdateTaskParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        self.router
-            .update_task(&self.caller(&context), request)
-            .await
+        let started = std::time::Instant::now();
+        let result = async {
+            self.router
+                .update_task(&self.caller(&context), request)
+                .await
+        }
+        .await;
+        self.observe(&context, "tasks/update", &result, started);
+        result
     }
 
     async fn cancel_task(
@@ -301,21 +359,33 @@ impl ServerHandler for ProxyHandler {
         request: CancelTaskParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        self.router
-            .cancel_task(&self.caller(&context), request)
-            .await
+        let started = std::time::Instant::now();
+        let result = async {
+            self.router
+                .cancel_task(&self.caller(&context), request)
+                .await
+        }
+        .await;
+        self.observe(&context, "tasks/cancel", &result, started);
+        result
     }
 
     async fn list_prompts(
         &self,
         request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
-        self.router.await_first_contact().await;
-        let (prompts, next) = self.router.list_prompts(cursor(request.as_ref()))?;
-        let mut result = ListPromptsResult::with_all_items(prompts);
-        result.next_cursor = next;
-        Ok(result)
+        let started = std::time::Instant::now();
+        let result = async {
+            self.router.await_first_contact().await;
+            let (prompts, next) = self.router.list_prompts(cursor(request.as_ref()))?;
+            let mut result = ListPromptsResult::with_all_items(prompts);
+            result.next_cursor = next;
+            Ok(result)
+        }
+        .await;
+        self.observe(&context, "prompts/list", &result, started);
+        result
     }
 
     async fn get_prompt(
@@ -342,25 +412,37 @@ impl ServerHandler for ProxyHandler {
     async fn list_resources(
         &self,
         request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
-        self.router.await_first_contact().await;
-        let (resources, next) = self.router.list_resources(cursor(request.as_ref())).await?;
-        let mut result = ListResourcesResult::with_all_items(resources);
-        result.next_cursor = next;
-        Ok(result)
+        let started = std::time::Instant::now();
+        let result = async {
+            self.router.await_first_contact().await;
+            let (resources, next) = self.router.list_resources(cursor(request.as_ref())).await?;
+            let mut result = ListResourcesResult::with_all_items(resources);
+            result.next_cursor = next;
+            Ok(result)
+        }
+        .await;
+        self.observe(&context, "resources/list", &result, started);
+        result
     }
 
     async fn list_resource_templates(
         &self,
         request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
-        self.router.await_first_contact().await;
-        let (templates, next) = self.router.list_templates(cursor(request.as_ref()))?;
-        let mut result = ListResourceTemplatesResult::with_all_items(templates);
-        result.next_cursor = next;
-        Ok(result)
+        let started = std::time::Instant::now();
+        let result = async {
+            self.router.await_first_contact().await;
+            let (templates, next) = self.router.list_templates(cursor(request.as_ref()))?;
+            let mut result = ListResourceTemplatesResult::with_all_items(templates);
+            result.next_cursor = next;
+            Ok(result)
+        }
+        .await;
+        self.observe(&context, "resources/templates/list", &result, started);
+        result
     }
 
     async fn read_resource(
@@ -389,10 +471,16 @@ impl ServerHandler for ProxyHandler {
         request: SubscribeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        Ok(self
-            .router
-            .subscribe(&self.caller(&context), request)
-            .await?)
+        let started = std::time::Instant::now();
+        let result = async {
+            Ok(self
+                .router
+                .subscribe(&self.caller(&context), request)
+                .await?)
+        }
+        .await;
+        self.observe(&context, "resources/subscribe", &result, started);
+        result
     }
 
     async fn unsubscribe(
@@ -400,10 +488,16 @@ impl ServerHandler for ProxyHandler {
         request: UnsubscribeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        Ok(self
-            .router
-            .unsubscribe(&self.caller(&context), request)
-            .await?)
+        let started = std::time::Instant::now();
+        let result = async {
+            Ok(self
+                .router
+                .unsubscribe(&self.caller(&context), request)
+                .await?)
+        }
+        .await;
+        self.observe(&context, "resources/unsubscribe", &result, started);
+        result
     }
 
     async fn complete(
@@ -437,10 +531,16 @@ impl ServerHandler for ProxyHandler {
         request: SetLevelRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        self.router
-            .set_level(&self.caller(&context), request.level)
-            .await;
-        Ok(())
+        let started = std::time::Instant::now();
+        let result = async {
+            self.router
+                .set_level(&self.caller(&context), request.level)
+                .await;
+            Ok(())
+        }
+        .await;
+        self.observe(&context, "logging/setLevel", &result, started);
+        result
     }
 }
 

@@ -14,19 +14,19 @@ use serde_json::{Value, json};
 use crate::support::*;
 
 /// The proxy serving HTTP, killed on drop.
-struct HttpProxy {
+pub(crate) struct HttpProxy {
     child: ProxyChild,
-    url: String,
-    log: Log,
+    pub(crate) url: String,
+    pub(crate) log: Log,
     _dir: tempfile::TempDir,
 }
 
 /// No rate limits, as by default, spelled out so that tests about other things hold whatever the
 /// defaults become (every test client shares 127.0.0.1).
-const NO_LIMITS: &[&str] = &["--rate-limit-tools", "0", "--rate-limit-requests", "0"];
+pub(crate) const NO_LIMITS: &[&str] = &["--rate-limit-tools", "0", "--rate-limit-requests", "0"];
 
 impl HttpProxy {
-    async fn start(servers: Value, args: &[&str]) -> HttpProxy {
+    pub(crate) async fn start(servers: Value, args: &[&str]) -> HttpProxy {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("mcp.json");
@@ -57,7 +57,7 @@ impl HttpProxy {
         }
     }
 
-    async fn client(&self) -> RunningService<RoleClient, TestClient> {
+    pub(crate) async fn client(&self) -> RunningService<RoleClient, TestClient> {
         self.client_with(StreamableHttpClientTransportConfig::with_uri(
             self.url.as_str(),
         ))

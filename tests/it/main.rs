@@ -30,6 +30,7 @@ mod import;
 mod input;
 mod listing;
 mod oauth;
+mod observability;
 mod registry;
 mod relay;
 mod reload;

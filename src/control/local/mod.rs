@@ -163,14 +163,22 @@ impl LocalStore {
         work: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let connection = self.connection.clone();
-        tokio::task::spawn_blocking(move || {
+        let result = tokio::task::spawn_blocking(move || {
             let mut connection = connection
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             work(&mut connection)
         })
         .await
-        .map_err(|error| ControlError::Worker(error.to_string()))?
+        .map_err(|error| ControlError::Worker(error.to_string()))
+        .flatten();
+        // The engine's failures, not a refusal of what was asked (`Invalid`).
+        if let Err(ControlError::Store(_) | ControlError::Worker(_)) = &result {
+            crate::metrics::global()
+                .store_errors
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        result
     }
 
     /// Runs `work`, which only reads, on the blocking pool (the connection is `query_only`).

@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::Cors;
 use crate::control::{ControlPlane, RateLimited};
 use crate::router::Router;
-use crate::upstream::ProxyHandler;
+use crate::upstream::{ProxyHandler, scrape};
 pub use api::ApiFiles;
 use connections::Connections;
 pub use guard::GuardConfig;
@@ -193,6 +193,7 @@ impl App {
                 guard::check,
             ))
             .route("/health", get(health).fallback(health_method_not_allowed))
+            .route("/metrics", get(metrics_page))
             .merge(well_known::routes())
             .merge(match options.api {
                 Some(files) => api::routes(files, guard.clone(), api_hosts),
@@ -421,6 +422,48 @@ async fn health_method_not_allowed() -> Response {
         axum::http::HeaderValue::from_static("GET"),
     );
     response
+}
+
+/// `GET /metrics`: the process's metrics with this endpoint's sessions, connections and
+/// rate-limit refusals.
+async fn metrics_page(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    if let Err(refused) = state.guard.metrics_access(&headers) {
+        return *refused;
+    }
+    let counts = match &state.sessions {
+        Some(sessions) => sessions.counts().await,
+        None => sessions::SessionCounts::default(),
+    };
+    let connections = state.connections.counts();
+    let refused = state.guard.limits.refused_total();
+    scrape::page(&state.router, &headers, |out| {
+        let live = counts.sessions.saturating_sub(counts.hibernated);
+        out.gauges(
+            "pluggedin_proxy_sessions",
+            "Client sessions kept, live (a worker of their own) or hibernated.",
+            [("live", live), ("hibernated", counts.hibernated)]
+                .map(|(state, count)| (vec![("state", state)], count as f64)),
+        );
+        out.gauges(
+            "pluggedin_proxy_connections_open",
+            "HTTP connections open.",
+            [(vec![], connections.open as f64)],
+        );
+        out.counter(
+            "pluggedin_proxy_connections_refused",
+            "HTTP connections refused at the ceiling (--max-connections).",
+            &[],
+            connections.refused,
+        );
+        out.counters(
+            "pluggedin_proxy_rate_limited",
+            "Requests refused by a rate limit, by limit.",
+            [
+                (vec![("limit", "tool_calls")], refused.tool_calls),
+                (vec![("limit", "requests")], refused.requests),
+            ],
+        );
+    })
 }
 
 async fn health(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {

@@ -78,6 +78,15 @@ impl Guard {
         }
     }
 
+    /// Whether a request may read `/metrics`: as `/health`'s details, but without a token under
+    /// `--require-api-auth` it is refused (the page names servers and tools).
+    pub(crate) fn metrics_access(&self, headers: &HeaderMap) -> Result<(), Refused> {
+        match self.health_access(headers)? {
+            HealthView::Details => Ok(()),
+            HealthView::Minimal => Err(refusals::unauthorized(Value::Null)),
+        }
+    }
+
     /// The request's token, and whether it may make this request and use the session it names
     /// (nothing is changed yet: an unowned session is bound only once the request passed the
     /// rate limit, [`Guard::bind_session`]). Without `--require-api-auth` a bad token is no token.

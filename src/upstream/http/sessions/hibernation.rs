@@ -19,7 +19,7 @@ use rmcp::transport::streamable_http_server::session::{
 };
 
 use super::requests::SessionTransport;
-use super::{BoundedSessions, Entry, Phase, shrink};
+use super::{BoundedSessions, Entry, Phase, closed, shrink};
 use crate::router::{Router, Session};
 use crate::sync::lock;
 
@@ -92,6 +92,7 @@ impl BoundedSessions {
             };
             (expired, ended, to_stop)
         };
+        closed(expired.len() + ended.len());
         for _ in &expired {
             tracing::debug!("a hibernated session expired");
         }
@@ -295,6 +296,7 @@ impl SessionStore for BoundedSessions {
                     Some(Phase::Hibernated | Phase::Hibernating) => {
                         let removed = entries.remove(&id);
                         shrink(&mut entries);
+                        closed(1);
                         removed
                     }
                     _ => None,

@@ -18,7 +18,7 @@ use super::activity::held;
 use super::ended::watched;
 use super::pools::CREATOR;
 use super::requests::SessionTransport;
-use super::{BoundedSessions, Phase, new_session_id, shrink};
+use super::{BoundedSessions, Phase, closed, new_session_id, shrink};
 use crate::sync::lock;
 
 impl SessionManager for BoundedSessions {
@@ -32,6 +32,9 @@ impl SessionManager for BoundedSessions {
         let (handle, worker) = create_local_session(id.clone(), self.inner.session_config.clone());
         self.inner.sessions.write().await.insert(id.clone(), handle);
         lock(&self.entries).insert(id.clone(), self.new_entry(creator));
+        crate::metrics::global()
+            .sessions_opened
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let transport = self.transport(&id, worker);
         Ok((id, transport))
     }
@@ -73,6 +76,7 @@ impl SessionManager for BoundedSessions {
                 Some(Phase::Live | Phase::Waking) => {
                     entries.remove(id);
                     shrink(&mut entries);
+                    closed(1);
                 }
                 None => {}
             }

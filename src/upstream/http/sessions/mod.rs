@@ -54,6 +54,13 @@ pub(crate) struct BoundedSessions {
     uses: AtomicU64,
 }
 
+/// `n` sessions ended (deleted, expired, evicted), for the metrics.
+fn closed(n: usize) {
+    crate::metrics::global()
+        .sessions_closed
+        .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// What `/health` says of the sessions and what is kept for them.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct SessionCounts {

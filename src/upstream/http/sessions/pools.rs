@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use rmcp::transport::streamable_http_server::session::{SessionId, SessionManager};
 use subtle::ConstantTimeEq;
 
-use super::{BoundedSessions, shrink};
+use super::{BoundedSessions, closed, shrink};
 use crate::sync::lock;
 
 /// The SHA-256 of a bearer token: who owns a session.
@@ -86,7 +86,9 @@ impl BoundedSessions {
         for id in self.victims(anonymous, max, keep) {
             // One line per eviction would be one per `initialize` from anyone: debug.
             tracing::debug!(session = %id, max, anonymous, "session limit reached, evicting the least recently used session");
-            lock(&self.entries).remove(&id);
+            if lock(&self.entries).remove(&id).is_some() {
+                closed(1);
+            }
             let _ = self.inner.close_session(&id).await;
         }
         shrink(&mut lock(&self.entries));
