@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fails, listing them, when processes the test suite starts are still running after it: the
-# proxy, the demo server, the third-party test servers and Prometheus. Run it after the tests (`.ci/run` does).
+# proxy, the demo server, the third-party test servers and Prometheus. Run it after the tests
+# (`.ci/run` does).
 # Only processes of this checkout count — their command line, executable or working directory is
 # inside it — so test runs of other checkouts on the same machine are left out. Processes get up
 # to LEFTOVERS_GRACE seconds (default 10) to finish exiting before they count.

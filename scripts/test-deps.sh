@@ -2,8 +2,8 @@
 # Installs the third-party MCP servers the integration tests run against, into .deps/ (ignored by
 # git): @modelcontextprotocol/server-everything, @modelcontextprotocol/server-filesystem and the
 # official TypeScript SDK (@modelcontextprotocol/sdk, for the client scripts in tests/clients/) from
-# npm; mcp-server-time, the MCP Python SDK and aiosmtpd (a loopback SMTP server for the e-mail
-# tests) from PyPI.
+# npm; mcp-server-time, the MCP Python SDK, aiosmtpd (a loopback SMTP server for the e-mail
+# tests) and opentelemetry-proto (for the OTLP receiver of the traces tests) from PyPI.
 # Prometheus (the server and promtool, for the metrics tests) is a Debian package, installed through
 # apt-get when missing (as root; otherwise it says what to install and fails).
 # Idempotent: a second run with everything present does nothing.
@@ -31,6 +31,8 @@ TIME_VERSION="2026.10.19"
 PYTHON_SDK_VERSION="2.3.0"
 # A loopback SMTP server for the notification e-mail tests.
 AIOSMTPD_VERSION="1.4.6"
+# The OpenTelemetry protobuf definitions, for the OTLP receiver of the traces tests.
+OTEL_PROTO_VERSION="1.45.2"
 
 if [ ! -f "$DEPS/npm/node_modules/@modelcontextprotocol/server-everything/dist/index.js" ] ||
   [ ! -f "$DEPS/npm/node_modules/@modelcontextprotocol/server-filesystem/dist/index.js" ] ||
@@ -56,5 +58,11 @@ fi
 if ! "$DEPS/venv/bin/python" -c "import aiosmtpd" 2>/dev/null; then
   echo "installing aiosmtpd" >&2
   "$DEPS/venv/bin/pip" install --quiet --disable-pip-version-check "aiosmtpd==$AIOSMTPD_VERSION" >&2
+fi
+if ! "$DEPS/venv/bin/python" -c "import importlib.metadata as m, sys
+sys.exit(m.version('opentelemetry-proto') != '$OTEL_PROTO_VERSION')" 2>/dev/null; then
+  echo "installing opentelemetry-proto" >&2
+  "$DEPS/venv/bin/pip" install --quiet --disable-pip-version-check \
+    "opentelemetry-proto==$OTEL_PROTO_VERSION" >&2
 fi
 echo "test dependencies ready in $DEPS" >&2

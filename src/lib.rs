@@ -40,6 +40,7 @@ pub mod secret;
 pub mod security;
 pub mod sync;
 pub mod telemetry;
+pub mod traces;
 pub mod upstream;
 pub mod wire;
 
@@ -71,6 +72,11 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub async fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
     // reqwest is built without a default TLS provider (aws-lc-rs costs minutes of compile time).
     let _ = rustls::crypto::ring::default_provider().install_default();
+    if cli.command.is_none()
+        && let Some(endpoint) = traces::init_from_env().map_err(anyhow::Error::msg)?
+    {
+        tracing::info!(endpoint, "traces exported over OTLP/HTTP");
+    }
     let app_settings = app_settings(&cli)?;
     let (data_dir, store) = open_store(cli.data_dir.clone()).await?;
     let config_path = config_path(&cli, app_settings.is_some());
@@ -401,6 +407,7 @@ async fn shut_down(cancel: &CancellationToken, tracker: &TaskTracker) {
             "shutdown grace period over with tasks still running"
         );
     }
+    traces::shutdown().await;
 }
 
 /// `pluggedin-mcp-proxy auth <server>`: the interactive OAuth authorization.

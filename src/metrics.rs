@@ -278,6 +278,11 @@ impl Metrics {
         let _ = self.transport.set(transport);
     }
 
+    /// `network.transport` of the client side (`""` before serving: the commands).
+    pub fn transport(&self) -> &'static str {
+        self.transport.get().copied().unwrap_or("")
+    }
+
     /// One request in flight until the guard is dropped.
     pub fn in_flight(&'static self) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
@@ -333,7 +338,7 @@ impl Metrics {
             text: String::with_capacity(8192),
             openmetrics,
         };
-        let transport = self.transport.get().copied().unwrap_or("");
+        let transport = self.transport();
         out.histograms(
             "mcp_server_operation_duration_seconds",
             "Duration of the MCP requests the proxy answered, from receipt to answer.",

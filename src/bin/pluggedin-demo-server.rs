@@ -74,6 +74,8 @@ async fn shutdown_signal() {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    // Spans of its own when the OTLP variables say where (the proxy's traces tests).
+    pluggedin_mcp_proxy::traces::init_from_env().map_err(anyhow::Error::msg)?;
     let shared = Arc::new(Shared::new(&cli));
     let serve = async {
         if cli.start_delay_ms > 0 {
@@ -102,10 +104,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             (None, None) => stdio::serve_stdio(shared).await,
         }
     };
-    tokio::select! {
+    let result = tokio::select! {
         result = serve => result,
         () = shutdown_signal() => Ok(()),
-    }
+    };
+    pluggedin_mcp_proxy::traces::shutdown().await;
+    result
 }
 
 fn main() -> std::process::ExitCode {

@@ -21,6 +21,7 @@ use serde_json::Value;
 use super::Router;
 use super::attribution::{Forwarded, Registered};
 use super::error::{RouteError, service_error};
+use super::observed;
 use super::parked::{self, Fingerprint};
 use super::progress::Following;
 use super::session::{Caller, ask_client};
@@ -210,12 +211,16 @@ impl Router {
             ct: ends.cancel,
             principal: caller.principal.clone(),
             park: Some(ends.questions),
+            http: caller.http.clone(),
         };
         let server_name = server.to_owned();
-        self.tracker.spawn(async move {
-            let outcome = router.forward_once(&server_name, request, &detached).await;
-            let _ = ends.outcome.send(outcome);
-        });
+        // A task of its own, in the caller's span still.
+        let span = crate::traces::current();
+        self.tracker
+            .spawn(crate::traces::in_context(span, async move {
+                let outcome = router.forward_once(&server_name, request, &detached).await;
+                let _ = ends.outcome.send(outcome);
+            }));
         self.parked
             .run(call, caller.owner(), fingerprint, &caller.meta, &caller.ct)
             .await
@@ -235,7 +240,10 @@ impl Router {
             ClientRequest::CallToolRequest(call) => Some(call.params.name.clone()),
             _ => None,
         };
-        let result = self.forward_once_unmeasured(server, request, caller).await;
+        let mut span = self.client_span(server, method, tool.as_deref());
+        let result = self
+            .forward_once_unmeasured(server, request, caller, &span)
+            .await;
         let outcome = match &result {
             Ok(ServerResult::CallToolResult(result)) if result.is_error == Some(true) => {
                 Outcome::ToolError
@@ -244,6 +252,11 @@ impl Router {
         };
         let elapsed = started.elapsed();
         metrics::global().client_operation(method, tool.as_deref(), server, outcome, elapsed);
+        let error = result
+            .as_ref()
+            .err()
+            .map(|error| error as &dyn std::fmt::Display);
+        observed::end_span(&mut span, outcome, error);
         result
     }
 
@@ -252,6 +265,7 @@ impl Router {
         server: &str,
         request: ClientRequest,
         caller: &Caller,
+        span: &crate::traces::Span,
     ) -> Result<ServerResult, RouteError> {
         let method = request.method().to_owned();
         let downstream = self.fleet.server(server)?;
@@ -260,6 +274,9 @@ impl Router {
         tracing::debug!(server, method, "forwarding");
         let mut options = PeerRequestOptions::with_timeout(timeout);
         options.meta = forwarded_meta(&caller.meta);
+        if span.context().is_some() {
+            observed::inject(span, options.meta.get_or_insert_with(Default::default));
+        }
         // A modern server logs only for a request that names a level (2026-07-28): the modern
         // caller's own, else the level a legacy session set with logging/setLevel.
         let modern_caller = caller.is_modern();

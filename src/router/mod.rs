@@ -39,6 +39,7 @@ mod error;
 mod events;
 mod fleet;
 mod forward;
+mod observed;
 pub mod parked;
 mod progress;
 mod relay;
@@ -52,8 +53,9 @@ mod task_owners;
 mod tasks;
 
 pub use error::{ParkedError, RouteError};
+pub use observed::Operation;
 pub use relay::Relayed;
-pub use session::{Caller, Session, method_of};
+pub use session::{Caller, HttpTrace, Session, method_of};
 
 use attribution::InFlight;
 use catalog::CatalogState;

@@ -24,6 +24,7 @@ use serde_json::value::RawValue;
 use super::Router;
 use super::error::RouteError;
 use super::forward::{forwarded_meta, log_level_for};
+use super::observed;
 use super::session::Caller;
 use crate::downstream::{ChildLane, Connection};
 use crate::metrics::{self, Outcome};
@@ -352,12 +353,14 @@ impl Router {
         server: &str,
         connection: &Connection,
         lane: (&Arc<ChildLane>, Relayable, std::time::Duration),
-        params: (impl FnOnce(Option<Box<RawValue>>) -> P, RequestMetaObject),
+        (params, mut extra): (impl FnOnce(Option<Box<RawValue>>) -> P, RequestMetaObject),
         (caller, tool): (&Caller, Option<&str>),
     ) -> Result<Box<RawValue>, RouteError> {
         let started = std::time::Instant::now();
+        let mut span = self.client_span(server, lane.1.method(), tool);
+        observed::inject(&span, &mut extra);
         let result = self
-            .on_lane_unmeasured(server, connection, lane, params, caller)
+            .on_lane_unmeasured(server, connection, lane, (params, extra), caller)
             .await;
         // A result is not read here: one that may say `isError` counts as the tool's error (the
         // server side's figure reads it).
@@ -372,6 +375,11 @@ impl Router {
         };
         let method = kind.method();
         metrics::global().client_operation(method, tool, server, outcome, started.elapsed());
+        let error = result
+            .as_ref()
+            .err()
+            .map(|error| error as &dyn std::fmt::Display);
+        observed::end_span(&mut span, outcome, error);
         result
     }
 

@@ -28,6 +28,7 @@ use crate::control::time::now_ms;
 use crate::control::{Activity, ActivityAction};
 use crate::downstream::{Downstream, ServerState};
 use crate::metrics::{self, HasCode, Outcome};
+use crate::traces;
 
 impl Router {
     pub async fn call_tool(
@@ -52,10 +53,11 @@ impl Router {
         params: CallToolRequestParams,
         raw: Option<Box<RawValue>>,
     ) -> Result<Relayed, RouteError> {
-        let started = Instant::now();
         let _in_flight = metrics::global().in_flight();
         let name = params.name.clone();
-        let (outcome, tool_error) = self.call_tool_routed(caller, params, raw, started).await;
+        let operation = self.begin(caller, "tools/call", Some(&name));
+        let routed = self.call_tool_routed(caller, params, raw, Instant::now());
+        let (outcome, tool_error) = traces::within(&operation.span, routed).await;
         let metric = match &outcome {
             Ok(_) if tool_error => Outcome::ToolError,
             Ok(_) => Outcome::Ok,
@@ -66,13 +68,11 @@ impl Router {
             outcome,
             Err(RouteError::Resolve(_) | RouteError::NotServed { .. })
         );
-        self.observe(
-            caller,
-            "tools/call",
-            named.then_some(&*name),
-            metric,
-            started,
-        );
+        let error = outcome
+            .as_ref()
+            .err()
+            .map(|error| error as &dyn std::fmt::Display);
+        self.finish(operation, caller, named.then_some(&*name), metric, error);
         outcome
     }
 
@@ -94,7 +94,15 @@ impl Router {
                 }
             }
             // Boxed: a call to a server does not carry a built-in's future in its own.
-            let result = Box::pin(self.builtins.call(self, name, params.arguments.as_ref())).await;
+            let mut span =
+                traces::Span::child(traces::Kind::Internal, || format!("execute_tool {name}"));
+            span.set("gen_ai.operation.name", "execute_tool");
+            span.set("gen_ai.tool.name", name);
+            let call = self.builtins.call(self, name, params.arguments.as_ref());
+            let result = Box::pin(traces::within(&span, call)).await;
+            if result.is_error == Some(true) {
+                span.fail("tool_error", "the built-in tool answered with an error");
+            }
             let error = (result.is_error == Some(true)).then(|| relay::result_text(&result));
             let tool_error = error.is_some();
             self.record(
@@ -236,12 +244,15 @@ impl Router {
         params: GetPromptRequestParams,
         raw_caller: bool,
     ) -> Result<Relayed, RouteError> {
-        let started = Instant::now();
         let _in_flight = metrics::global().in_flight();
-        let outcome = self
-            .get_prompt_routed(caller, params, raw_caller, started)
-            .await;
-        self.observe(caller, "prompts/get", None, Outcome::of(&outcome), started);
+        let operation = self.begin(caller, "prompts/get", Some(&params.name));
+        let routed = self.get_prompt_routed(caller, params, raw_caller, Instant::now());
+        let outcome = traces::within(&operation.span, routed).await;
+        let error = outcome
+            .as_ref()
+            .err()
+            .map(|error| error as &dyn std::fmt::Display);
+        self.finish(operation, caller, None, Outcome::of(&outcome), error);
         outcome
     }
 
@@ -336,18 +347,15 @@ impl Router {
         params: ReadResourceRequestParams,
         raw_caller: bool,
     ) -> Result<Relayed, RouteError> {
-        let started = Instant::now();
         let _in_flight = metrics::global().in_flight();
-        let outcome = self
-            .read_resource_routed(caller, params, raw_caller, started)
-            .await;
-        self.observe(
-            caller,
-            "resources/read",
-            None,
-            Outcome::of(&outcome),
-            started,
-        );
+        let operation = self.begin(caller, "resources/read", None);
+        let routed = self.read_resource_routed(caller, params, raw_caller, Instant::now());
+        let outcome = traces::within(&operation.span, routed).await;
+        let error = outcome
+            .as_ref()
+            .err()
+            .map(|error| error as &dyn std::fmt::Display);
+        self.finish(operation, caller, None, Outcome::of(&outcome), error);
         outcome
     }
 
@@ -472,16 +480,15 @@ impl Router {
         params: CompleteRequestParams,
         raw_caller: bool,
     ) -> Result<Relayed, RouteError> {
-        let started = Instant::now();
         let _in_flight = metrics::global().in_flight();
-        let outcome = self.complete_routed(caller, params, raw_caller).await;
-        self.observe(
-            caller,
-            "completion/complete",
-            None,
-            Outcome::of(&outcome),
-            started,
-        );
+        let operation = self.begin(caller, "completion/complete", None);
+        let routed = self.complete_routed(caller, params, raw_caller);
+        let outcome = traces::within(&operation.span, routed).await;
+        let error = outcome
+            .as_ref()
+            .err()
+            .map(|error| error as &dyn std::fmt::Display);
+        self.finish(operation, caller, None, Outcome::of(&outcome), error);
         outcome
     }
 
@@ -577,25 +584,6 @@ impl Router {
             tool,
             started,
             error,
-        );
-    }
-
-    /// One client request answered, for the metrics (`mcp.server.operation.duration`). `tool`:
-    /// a name the catalog serves, else none.
-    pub fn observe(
-        &self,
-        caller: &Caller,
-        method: &'static str,
-        tool: Option<&str>,
-        outcome: Outcome,
-        started: Instant,
-    ) {
-        metrics::global().server_operation(
-            method,
-            tool,
-            outcome,
-            caller.version_label(),
-            started.elapsed(),
         );
     }
 

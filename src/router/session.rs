@@ -77,6 +77,36 @@ pub struct Caller {
     pub principal: Option<String>,
     /// Set on a parked call's own downstream request: where the server's questions go.
     pub park: Option<Questions>,
+    /// What the HTTP request said that traces read (none over stdio, or with tracing off).
+    pub http: Option<Box<HttpTrace>>,
+}
+
+/// The HTTP request's session id and trace context headers, for its server span.
+#[derive(Clone, Debug, Default)]
+pub struct HttpTrace {
+    pub session_id: Option<String>,
+    pub traceparent: Option<String>,
+    pub tracestate: Option<String>,
+}
+
+impl HttpTrace {
+    /// What `headers` say, when tracing is on.
+    pub fn of(headers: &axum::http::HeaderMap) -> Option<Box<HttpTrace>> {
+        if !crate::traces::enabled() {
+            return None;
+        }
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned)
+        };
+        Some(Box::new(HttpTrace {
+            session_id: header("mcp-session-id"),
+            traceparent: header("traceparent"),
+            tracestate: header("tracestate"),
+        }))
+    }
 }
 
 /// The sessions to keep informed of list changes, logs and resource updates.
@@ -203,6 +233,7 @@ impl Caller {
             ct: context.ct.clone(),
             principal: None,
             park: None,
+            http: None,
         }
     }
 
@@ -215,6 +246,7 @@ impl Caller {
             ct: CancellationToken::new(),
             principal: None,
             park: None,
+            http: None,
         }
     }
 

@@ -130,6 +130,7 @@ impl Router {
             ct: CancellationToken::new(),
             principal: None,
             park: None,
+            http: None,
         };
         let uris = context
             .accepted()

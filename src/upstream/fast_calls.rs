@@ -234,6 +234,7 @@ impl FastCalls {
                 ct,
                 principal: Some(self.principal.to_string()),
                 park: None,
+                http: None,
             },
             id,
             job,

@@ -27,7 +27,7 @@ use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::transport::streamable_http_server::session::SessionRestoreMarker;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 
-use crate::router::{Caller, Router, Session};
+use crate::router::{Caller, HttpTrace, Operation, Router, Session};
 
 /// The server handler of one client session.
 #[derive(Clone)]
@@ -115,18 +115,28 @@ impl ProxyHandler {
         }
     }
 
-    /// One request answered here, for the metrics (the router's own requests record
-    /// themselves).
-    fn observe<T>(
+    /// Begins a request answered here (the router's own begin themselves): its caller as
+    /// traces and metrics see it, and its operation.
+    fn begin(
         &self,
         context: &RequestContext<RoleServer>,
         method: &'static str,
-        result: &Result<T, ErrorData>,
-        started: std::time::Instant,
-    ) {
+    ) -> (Caller, Operation) {
+        let mut caller = Caller::from_context(&self.session, context);
+        if let Some(parts) = context.extensions.get::<axum::http::request::Parts>() {
+            caller.http = HttpTrace::of(&parts.headers);
+        }
+        let operation = self.router.begin(&caller, method, None);
+        (caller, operation)
+    }
+
+    fn finish<T>(&self, caller: &Caller, operation: Operation, result: &Result<T, ErrorData>) {
         let outcome = crate::metrics::Outcome::of(result);
-        self.router
-            .observe(&self.caller(context), method, None, outcome, started);
+        let error = result
+            .as_ref()
+            .err()
+            .map(|error| &error.message as &dyn std::fmt::Display);
+        self.router.finish(operation, caller, None, outcome, error);
     }
 
     fn caller(&self, context: &RequestContext<RoleServer>) -> Caller {
@@ -134,6 +144,9 @@ impl ProxyHandler {
         self.session.attach(&context.peer);
         let mut caller = Caller::from_context(&self.session, context);
         caller.principal = Some(principal(context).unwrap_or_else(|| self.id.to_string()));
+        if let Some(parts) = context.extensions.get::<axum::http::request::Parts>() {
+            caller.http = HttpTrace::of(&parts.headers);
+        }
         caller
     }
 }
@@ -193,8 +206,8 @@ impl ServerHandler for ProxyHandler {
         request: InitializeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<InitializeResult, ErrorData> {
-        let started = std::time::Instant::now();
-        let result = async {
+        let (caller, operation) = self.begin(&context, "initialize");
+        let result = crate::traces::within(&operation.span, async {
             // One handshake per session: a second `initialize` must not renegotiate what the first
             // agreed (rmcp would take its parameters as the session's from here on).
             if self
@@ -221,9 +234,9 @@ impl ServerHandler for ProxyHandler {
             self.router
                 .announce_core_tasks(&result.protocol_version, &mut result.capabilities);
             Ok(result)
-        }
+        })
         .await;
-        self.observe(&context, "initialize", &result, started);
+        self.finish(&caller, operation, &result);
         result
     }
 
@@ -231,17 +244,17 @@ impl ServerHandler for ProxyHandler {
         &self,
         context: RequestContext<RoleServer>,
     ) -> Result<DiscoverResult, ErrorData> {
-        let started = std::time::Instant::now();
-        let result = async {
+        let (caller, operation) = self.begin(&context, "server/discover");
+        let result = crate::traces::within(&operation.span, async {
             // A modern client's first look, as `initialize` is a legacy one's.
             self.router.await_first_contact().await;
             Ok(DiscoverResult::from_server_info(
                 self.supported_protocol_versions().into_owned(),
                 self.get_info(),
             ))
-        }
+        })
         .await;
-        self.observe(&context, "server/discover", &result, started);
+        self.finish(&caller, operation, &result);
         result
     }
 
@@ -250,13 +263,14 @@ impl ServerHandler for ProxyHandler {
         request: CustomRequest,
         context: RequestContext<RoleServer>,
     ) -> Result<CustomResult, ErrorData> {
-        let started = std::time::Instant::now();
         let caller = self.caller(&context);
         let CustomRequest { method, params, .. } = request;
-        let label = crate::metrics::method_label(&method);
-        let result = self.custom_request(&caller, method, params).await;
-        let outcome = crate::metrics::Outcome::of(&result);
-        self.router.observe(&caller, label, None, outcome, started);
+        let operation = self
+            .router
+            .begin(&caller, crate::metrics::method_label(&method), None);
+        let custom = self.custom_request(&caller, method, params);
+        let result = crate::traces::within(&operation.span, custom).await;
+        self.finish(&caller, operation, &result);
         result
     }
 
@@ -286,14 +300,14 @@ impl ServerHandler for ProxyHandler {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        let started = std::time::Instant::now();
-        let result = async {
+        let (caller, operation) = self.begin(&context, "tools/list");
+        let result = crate::traces::within(&operation.span, async {
             self.router.await_first_contact().await;
             let (tools, next) = self.router.list_tools(cursor(request.as_ref()))?;
             Ok(tools_result(tools, next))
-        }
+        })
         .await;
-        self.observe(&context, "tools/list", &result, started);
+        self.finish(&caller, operation, &result);
         result
     }
 
@@ -332,9 +346,11 @@ impl ServerHandler for ProxyHandler {
         request: GetTaskParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetTaskResult, ErrorData> {
-        let started = std::time::Instant::now();
-        let result = async { self.router.get_task(&self.caller(&context), request).await }.await;
-        self.observe(&context, "tasks/get", &result, started);
+        let (caller, operation) = self.begin(&context, "tasks/get");
+        let routed = self.caller(&context);
+        let get = self.router.get_task(&routed, request);
+        let result = crate::traces::within(&operation.span, get).await;
+        self.finish(&caller, operation, &result);
         result
     }
 
@@ -343,14 +359,14 @@ impl ServerHandler for ProxyHandler {
         request: UpdateTaskParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        let started = std::time::Instant::now();
-        let result = async {
+        let (caller, operation) = self.begin(&context, "tasks/update");
+        let result = crate::traces::within(&operation.span, async {
             self.router
                 .update_task(&self.caller(&context), request)
                 .await
-        }
+        })
         .await;
-        self.observe(&context, "tasks/update", &result, started);
+        self.finish(&caller, operation, &result);
         result
     }
 
@@ -359,14 +375,14 @@ impl ServerHandler for ProxyHandler {
         request: CancelTaskParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        let started = std::time::Instant::now();
-        let result = async {
+        let (caller, operation) = self.begin(&context, "tasks/cancel");
+        let result = crate::traces::within(&operation.span, async {
             self.router
                 .cancel_task(&self.caller(&context), request)
                 .await
-        }
+        })
         .await;
-        self.observe(&context, "tasks/cancel", &result, started);
+        self.finish(&caller, operation, &result);
         result
     }
 
@@ -375,16 +391,16 @@ impl ServerHandler for ProxyHandler {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
-        let started = std::time::Instant::now();
-        let result = async {
+        let (caller, operation) = self.begin(&context, "prompts/list");
+        let result = crate::traces::within(&operation.span, async {
             self.router.await_first_contact().await;
             let (prompts, next) = self.router.list_prompts(cursor(request.as_ref()))?;
             let mut result = ListPromptsResult::with_all_items(prompts);
             result.next_cursor = next;
             Ok(result)
-        }
+        })
         .await;
-        self.observe(&context, "prompts/list", &result, started);
+        self.finish(&caller, operation, &result);
         result
     }
 
@@ -414,16 +430,16 @@ impl ServerHandler for ProxyHandler {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
-        let started = std::time::Instant::now();
-        let result = async {
+        let (caller, operation) = self.begin(&context, "resources/list");
+        let result = crate::traces::within(&operation.span, async {
             self.router.await_first_contact().await;
             let (resources, next) = self.router.list_resources(cursor(request.as_ref())).await?;
             let mut result = ListResourcesResult::with_all_items(resources);
             result.next_cursor = next;
             Ok(result)
-        }
+        })
         .await;
-        self.observe(&context, "resources/list", &result, started);
+        self.finish(&caller, operation, &result);
         result
     }
 
@@ -432,16 +448,16 @@ impl ServerHandler for ProxyHandler {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
-        let started = std::time::Instant::now();
-        let result = async {
+        let (caller, operation) = self.begin(&context, "resources/templates/list");
+        let result = crate::traces::within(&operation.span, async {
             self.router.await_first_contact().await;
             let (templates, next) = self.router.list_templates(cursor(request.as_ref()))?;
             let mut result = ListResourceTemplatesResult::with_all_items(templates);
             result.next_cursor = next;
             Ok(result)
-        }
+        })
         .await;
-        self.observe(&context, "resources/templates/list", &result, started);
+        self.finish(&caller, operation, &result);
         result
     }
 
@@ -471,15 +487,15 @@ impl ServerHandler for ProxyHandler {
         request: SubscribeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        let started = std::time::Instant::now();
-        let result = async {
+        let (caller, operation) = self.begin(&context, "resources/subscribe");
+        let result = crate::traces::within(&operation.span, async {
             Ok(self
                 .router
                 .subscribe(&self.caller(&context), request)
                 .await?)
-        }
+        })
         .await;
-        self.observe(&context, "resources/subscribe", &result, started);
+        self.finish(&caller, operation, &result);
         result
     }
 
@@ -488,15 +504,15 @@ impl ServerHandler for ProxyHandler {
         request: UnsubscribeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        let started = std::time::Instant::now();
-        let result = async {
+        let (caller, operation) = self.begin(&context, "resources/unsubscribe");
+        let result = crate::traces::within(&operation.span, async {
             Ok(self
                 .router
                 .unsubscribe(&self.caller(&context), request)
                 .await?)
-        }
+        })
         .await;
-        self.observe(&context, "resources/unsubscribe", &result, started);
+        self.finish(&caller, operation, &result);
         result
     }
 
@@ -531,15 +547,15 @@ impl ServerHandler for ProxyHandler {
         request: SetLevelRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        let started = std::time::Instant::now();
-        let result = async {
+        let (caller, operation) = self.begin(&context, "logging/setLevel");
+        let result = crate::traces::within(&operation.span, async {
             self.router
                 .set_level(&self.caller(&context), request.level)
                 .await;
             Ok(())
-        }
+        })
         .await;
-        self.observe(&context, "logging/setLevel", &result, started);
+        self.finish(&caller, operation, &result);
         result
     }
 }

@@ -383,3 +383,251 @@ async fn stdio_mode_serves_metrics_on_its_own_port() {
     let elsewhere = reqwest::get(url.replace("/metrics", "/mcp")).await.unwrap();
     assert_eq!(elsewhere.status(), 404);
 }
+
+/// The OTLP receiver (`tests/servers/otlp_receiver.py`, on the official protobuf definitions).
+struct Receiver {
+    server: Background,
+    url: String,
+}
+
+impl Receiver {
+    async fn start() -> Receiver {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/servers/otlp_receiver.py");
+        let python = venv_python();
+        let server = Background::start(
+            python.to_str().unwrap(),
+            &[script.to_str().unwrap()],
+            &[],
+            "listening on",
+        )
+        .await;
+        let url = listening_url(&server.log).await;
+        Receiver { server, url }
+    }
+
+    /// The spans received so far in `trace`.
+    fn spans(&self, trace: &str) -> Vec<Value> {
+        self.server
+            .log
+            .text()
+            .lines()
+            .filter_map(|line| line.strip_prefix("span "))
+            .map(|line| serde_json::from_str::<Value>(line).unwrap())
+            .filter(|span| span["trace_id"] == trace)
+            .collect()
+    }
+
+    /// Waits until `trace` has a span that `pick` accepts.
+    async fn span(&self, trace: &str, pick: impl Fn(&Value) -> bool) -> Value {
+        let found = tokio::time::timeout(WAIT, async {
+            loop {
+                if let Some(span) = self.spans(trace).into_iter().find(&pick) {
+                    return span;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await;
+        found.unwrap_or_else(|_| {
+            panic!(
+                "no such span in {:#?}\n{}",
+                self.spans(trace),
+                self.server.log.text()
+            )
+        })
+    }
+
+    /// The environment that sends a process's spans here, as `service`.
+    fn env(&self, service: &str) -> Vec<(&'static str, String)> {
+        vec![
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", self.url.clone()),
+            ("OTEL_SERVICE_NAME", service.to_owned()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "50".to_owned()),
+        ]
+    }
+}
+
+const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const CLIENT_SPAN: &str = "00f067aa0ba902b7";
+
+/// One trace from the client through the proxy into the demo server: the proxy's server span is
+/// the client's span's child, its client span the server span's, and the demo server's own span
+/// the client span's; each named and attributed as the MCP conventions say.
+#[tokio::test]
+async fn one_trace_runs_from_the_client_through_the_proxy_into_the_server() {
+    let receiver = Receiver::start().await;
+    let mut demo = demo();
+    let demo_env: serde_json::Map<String, Value> = receiver
+        .env("demo")
+        .into_iter()
+        .map(|(key, value)| (key.to_owned(), Value::String(value)))
+        .collect();
+    demo["env"] = Value::Object(demo_env);
+    let mut builder = proxy().server("demo", demo);
+    for (key, value) in receiver.env("pluggedin-mcp-proxy") {
+        builder = builder.env(key, &value);
+    }
+    let proxy = builder.start().await;
+    proxy.wait_for_tool("demo__echo").await;
+    let call = |name: &str, arguments: Value| {
+        let params: rmcp::model::CallToolRequestParams = serde_json::from_value(json!({
+            "name": name,
+            "arguments": arguments,
+            "_meta": {
+                "traceparent": format!("00-{TRACE}-{CLIENT_SPAN}-01"),
+                "tracestate": "vendor=opaque",
+            },
+        }))
+        .unwrap();
+        proxy.peer().call_tool(params)
+    };
+    call("demo__echo", json!({"message": "traced"}))
+        .await
+        .unwrap();
+
+    let server = receiver
+        .span(TRACE, |span| {
+            span["kind"] == "server" && span["service"] == "pluggedin-mcp-proxy"
+        })
+        .await;
+    assert_eq!(server["parent_span_id"], CLIENT_SPAN);
+    assert_eq!(server["name"], "tools/call demo__echo");
+    let attributes = &server["attributes"];
+    assert_eq!(attributes["mcp.method.name"], "tools/call");
+    assert_eq!(attributes["gen_ai.tool.name"], "demo__echo");
+    assert_eq!(attributes["gen_ai.operation.name"], "execute_tool");
+    assert_eq!(attributes["network.transport"], "pipe");
+    assert!(
+        attributes["mcp.protocol.version"]
+            .as_str()
+            .unwrap()
+            .starts_with("20")
+    );
+    assert!(attributes.get("jsonrpc.request.id").is_some(), "{server:#}");
+    assert!(attributes.get("error.type").is_none(), "{server:#}");
+
+    let client = receiver.span(TRACE, |span| span["kind"] == "client").await;
+    assert_eq!(client["parent_span_id"], server["span_id"]);
+    assert_eq!(client["name"], "tools/call echo");
+    assert_eq!(client["attributes"]["mcp.method.name"], "tools/call");
+    assert_eq!(client["attributes"]["gen_ai.tool.name"], "echo");
+    assert_eq!(client["attributes"]["network.transport"], "pipe");
+    // The client span started after the server span and ended before it.
+    assert!(client["start"].as_u64() >= server["start"].as_u64());
+    assert!(client["end"].as_u64() <= server["end"].as_u64());
+
+    let downstream = receiver.span(TRACE, |span| span["service"] == "demo").await;
+    assert_eq!(downstream["kind"], "server");
+    assert_eq!(downstream["parent_span_id"], client["span_id"]);
+    assert_eq!(downstream["name"], "tools/call echo");
+
+    // A failing call: its span says why, by the conventions.
+    let _ = call("demo__no_such_tool", json!({})).await;
+    let failed = receiver
+        .span(TRACE, |span| {
+            span["name"] == "tools/call demo__no_such_tool"
+        })
+        .await;
+    assert_eq!(failed["attributes"]["error.type"], "-32602");
+    assert_eq!(failed["attributes"]["rpc.response.status_code"], "-32602");
+    assert_eq!(failed["status"]["code"], 2, "{failed:#}");
+    assert!(
+        failed["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no_such_tool")
+    );
+}
+
+/// Over HTTP the `traceparent` header is the parent when `_meta` has none; the span names the
+/// session; a built-in tool and the store it writes get spans of their own.
+#[tokio::test]
+async fn over_http_the_header_carries_the_context_and_built_ins_have_spans() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let receiver = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("mcp.json");
+    std::fs::write(&config, json!({"mcpServers": {"demo": demo()}}).to_string()).unwrap();
+    let mut child = ProxyChild::spawn(
+        tokio::process::Command::new(proxy_bin())
+            .args(["--transport", "streamable-http", "--port", "0"])
+            .args(NO_LIMITS)
+            .arg("--config")
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .envs(receiver.env("pluggedin-mcp-proxy"))
+            .env_remove("PLUGGEDIN_API_KEY")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+    );
+    let log = Log::capture(child.stderr.take().unwrap());
+    let url = listening_url(&log).await;
+    let http = reqwest::Client::new();
+    let post = |body: Value, session: Option<&str>| {
+        let mut request = http
+            .post(&url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("traceparent", format!("00-{TRACE}-{CLIENT_SPAN}-01"))
+            .json(&body);
+        if let Some(session) = session {
+            request = request
+                .header("mcp-session-id", session)
+                .header("mcp-protocol-version", "2025-06-18");
+        }
+        request.send()
+    };
+    let initialized = post(
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "raw", "version": "1"}}}),
+        None,
+    )
+    .await
+    .unwrap();
+    let session = initialized.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    post(
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        Some(&session),
+    )
+    .await
+    .unwrap();
+    let answer = post(
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+            "name": "pluggedin_clipboard_set", "arguments": {"name": "traced", "value": "x"}}}),
+        Some(&session),
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer.status(), 200, "{}", log.text());
+    let _ = answer.text().await.unwrap();
+
+    let server = receiver
+        .span(TRACE, |span| {
+            span["name"] == "tools/call pluggedin_clipboard_set"
+        })
+        .await;
+    assert_eq!(server["kind"], "server");
+    assert_eq!(server["parent_span_id"], CLIENT_SPAN);
+    assert_eq!(server["attributes"]["mcp.session.id"], session.as_str());
+    assert_eq!(server["attributes"]["network.transport"], "tcp");
+    assert_eq!(server["attributes"]["network.protocol.name"], "http");
+    let builtin = receiver
+        .span(TRACE, |span| {
+            span["name"] == "execute_tool pluggedin_clipboard_set"
+        })
+        .await;
+    assert_eq!(builtin["kind"], "internal");
+    assert_eq!(builtin["parent_span_id"], server["span_id"]);
+    let store = receiver
+        .span(TRACE, |span| span["name"] == "local store")
+        .await;
+    assert_eq!(store["parent_span_id"], builtin["span_id"]);
+    assert_eq!(store["attributes"]["db.system.name"], "sqlite");
+    drop(child);
+}

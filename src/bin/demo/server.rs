@@ -7,6 +7,7 @@
 use std::sync::{Arc, Mutex};
 
 use pluggedin_mcp_proxy::sync::lock;
+use pluggedin_mcp_proxy::traces;
 use rmcp::{
     ErrorData as McpError, Peer, RoleServer, ServerHandler,
     model::*,
@@ -112,7 +113,13 @@ impl ServerHandler for DemoServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        self.call(request, &context).await
+        // A server span in the caller's trace (`_meta.traceparent`), as the conventions name it.
+        let parent = traces::from_meta(&context.meta);
+        let mut span = traces::Span::server(|| format!("tools/call {}", request.name), parent);
+        span.set("mcp.method.name", "tools/call");
+        span.set("gen_ai.tool.name", request.name.to_string());
+        span.set("gen_ai.operation.name", "execute_tool");
+        traces::within(&span, self.call(request, &context)).await
     }
 
     async fn list_resources(

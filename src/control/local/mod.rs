@@ -163,6 +163,9 @@ impl LocalStore {
         work: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let connection = self.connection.clone();
+        let mut span =
+            crate::traces::Span::child(crate::traces::Kind::Internal, || "local store".to_owned());
+        span.set("db.system.name", "sqlite");
         let result = tokio::task::spawn_blocking(move || {
             let mut connection = connection
                 .lock()
@@ -173,10 +176,11 @@ impl LocalStore {
         .map_err(|error| ControlError::Worker(error.to_string()))
         .flatten();
         // The engine's failures, not a refusal of what was asked (`Invalid`).
-        if let Err(ControlError::Store(_) | ControlError::Worker(_)) = &result {
+        if let Err(error @ (ControlError::Store(_) | ControlError::Worker(_))) = &result {
             crate::metrics::global()
                 .store_errors
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            span.fail("store", &error.to_string());
         }
         result
     }

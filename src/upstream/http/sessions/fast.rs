@@ -42,7 +42,7 @@ use super::diverted::Diverted;
 use super::{BoundedSessions, Phase};
 #[cfg(doc)]
 use crate::router::Session;
-use crate::router::{Caller, Router};
+use crate::router::{Caller, HttpTrace, Router};
 use crate::sync::lock;
 use crate::upstream::fast_calls::{Answer, Job};
 
@@ -374,6 +374,7 @@ impl BoundedSessions {
             ct: fast.ct.clone(),
             principal: Some(crate::upstream::http_principal(headers)),
             park: None,
+            http: HttpTrace::of(headers),
         };
         let waiter = Waiter::new(fast.clone(), calls.clone(), 0, self.busy(&id));
         let busy = self.busy(&id);

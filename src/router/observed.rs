@@ -1,0 +1,168 @@
+//! One client request as an operator sees it: its server span (traces) and its duration
+//! (metrics), begun before the request is routed and ended with its outcome. The router's
+//! requests and the handler's own (`upstream`) both go through here, so a request is measured
+//! once, on whichever path it takes.
+
+use std::time::Instant;
+
+use super::Router;
+use super::session::Caller;
+use crate::metrics::{self, Outcome};
+use crate::traces::{self, Span, SpanContext};
+
+/// A request being answered.
+pub struct Operation {
+    pub span: Span,
+    method: &'static str,
+    started: Instant,
+}
+
+impl Router {
+    /// Begins `method` (`target`: the tool or prompt it names) for `caller`: a server span whose
+    /// parent is the client's context (`params._meta`, else the HTTP `traceparent` header).
+    pub fn begin(&self, caller: &Caller, method: &'static str, target: Option<&str>) -> Operation {
+        let started = Instant::now();
+        if !traces::enabled() {
+            return Operation {
+                span: Span::none(),
+                method,
+                started,
+            };
+        }
+        let http = caller.http.as_deref();
+        let parent = traces::from_meta(&caller.meta).or_else(|| {
+            let http = http?;
+            SpanContext::parse(http.traceparent.as_deref()?, http.tracestate.as_deref())
+        });
+        let mut span = Span::server(|| span_name(method, target), parent);
+        if span.is_recording() {
+            span.set("mcp.method.name", method);
+            if let Some(target) = target {
+                attribute_target(&mut span, method, target);
+            }
+            if let Some(id) = &caller.request_id {
+                span.set("jsonrpc.request.id", id.to_string());
+            }
+            let version = caller.version_label();
+            if !version.is_empty() {
+                span.set("mcp.protocol.version", version);
+            }
+            let transport = metrics::global().transport();
+            if !transport.is_empty() {
+                span.set("network.transport", transport);
+            }
+            if let Some(http) = http {
+                span.set("network.protocol.name", "http");
+                if let Some(session) = &http.session_id {
+                    span.set("mcp.session.id", session.clone());
+                }
+            }
+        }
+        Operation {
+            span,
+            method,
+            started,
+        }
+    }
+
+    /// Ends a request: its duration into the metrics (`tool`: a name the catalog serves, else
+    /// none), its outcome onto its span (`error`: the message the client got).
+    pub fn finish(
+        &self,
+        mut operation: Operation,
+        caller: &Caller,
+        tool: Option<&str>,
+        outcome: Outcome,
+        error: Option<&dyn std::fmt::Display>,
+    ) {
+        metrics::global().server_operation(
+            operation.method,
+            tool,
+            outcome,
+            caller.version_label(),
+            operation.started.elapsed(),
+        );
+        end_span(&mut operation.span, outcome, error);
+    }
+}
+
+impl Router {
+    /// A client span for a request to `server` (inside the current span; none outside one):
+    /// `tool`, the server's own name for a called tool.
+    pub(super) fn client_span(
+        &self,
+        server: &str,
+        method: &'static str,
+        tool: Option<&str>,
+    ) -> Span {
+        let mut span = Span::child(traces::Kind::Client, || span_name(method, tool));
+        if span.is_recording() {
+            span.set("mcp.method.name", method);
+            if let Some(tool) = tool {
+                attribute_target(&mut span, method, tool);
+            }
+            span.set("pluggedin.server", server);
+            if let Ok(downstream) = self.fleet.server(server) {
+                let transport = downstream.config.transport.kind();
+                let network = if transport == "stdio" { "pipe" } else { "tcp" };
+                span.set("network.transport", network);
+            }
+        }
+        span
+    }
+}
+
+/// Puts a client span's context into a downstream request's `_meta` (`traceparent`, and the
+/// client's `tracestate`), in place of the client's own: the server's spans are its children.
+pub(super) fn inject(span: &Span, meta: &mut rmcp::model::RequestMetaObject) {
+    let Some(context) = span.context() else {
+        return;
+    };
+    meta.insert(
+        "traceparent".to_owned(),
+        serde_json::Value::String(context.traceparent()),
+    );
+    if let Some(state) = &context.trace_state {
+        meta.insert(
+            "tracestate".to_owned(),
+            serde_json::Value::String(state.clone()),
+        );
+    }
+}
+
+/// A span's name by the conventions: `{mcp.method.name} {target}`.
+pub(super) fn span_name(method: &str, target: Option<&str>) -> String {
+    match target {
+        Some(target) => format!("{method} {target}"),
+        None => method.to_owned(),
+    }
+}
+
+/// The attribute naming what `method` is about.
+pub(super) fn attribute_target(span: &mut Span, method: &str, target: &str) {
+    match method {
+        "tools/call" => {
+            span.set("gen_ai.tool.name", target);
+            span.set("gen_ai.operation.name", "execute_tool");
+        }
+        "prompts/get" => span.set("gen_ai.prompt.name", target),
+        _ => {}
+    }
+}
+
+/// A span's outcome: `error.type` (the JSON-RPC code, or `tool_error`), `rpc.response.status_code`
+/// and an error status with the message.
+pub(super) fn end_span(span: &mut Span, outcome: Outcome, error: Option<&dyn std::fmt::Display>) {
+    if !span.is_recording() {
+        return;
+    }
+    let message = error.map(ToString::to_string);
+    match outcome {
+        Outcome::Ok => {}
+        Outcome::ToolError => span.fail("tool_error", message.as_deref().unwrap_or("tool error")),
+        Outcome::Code(code) => {
+            span.set("rpc.response.status_code", code.to_string());
+            span.fail(&code.to_string(), message.as_deref().unwrap_or(""));
+        }
+    }
+}

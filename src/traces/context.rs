@@ -1,0 +1,139 @@
+//! W3C Trace Context: the `traceparent` a span is known by, read and written
+//! (`00-<trace id>-<span id>-<flags>`, lowercase hex), and new ids.
+
+use std::fmt::Write as _;
+
+/// Where a span sits in its trace, as `traceparent` carries it, with the `tracestate` that
+/// travels beside it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpanContext {
+    pub trace_id: [u8; 16],
+    pub span_id: [u8; 8],
+    pub sampled: bool,
+    /// The vendors' `tracestate`, passed on as received (bounded by [`parse`]'s caller).
+    pub trace_state: Option<String>,
+}
+
+/// The most of a `tracestate` passed on (the W3C limit is 32 members of at most 256 bytes).
+const MAX_TRACE_STATE: usize = 512;
+
+impl SpanContext {
+    /// A context read from `traceparent` (and `tracestate`): `None` for anything the W3C
+    /// format does not allow (unknown version `ff`, zero ids, wrong lengths, upper case).
+    pub fn parse(traceparent: &str, trace_state: Option<&str>) -> Option<SpanContext> {
+        let mut parts = traceparent.trim().split('-');
+        let version = parts.next()?;
+        let trace_id = parts.next()?;
+        let span_id = parts.next()?;
+        let flags = parts.next()?;
+        // Version 00 has exactly four parts; a later version may add more after them.
+        if version.len() != 2 || version == "ff" || (version == "00" && parts.next().is_some()) {
+            return None;
+        }
+        let trace_id: [u8; 16] = hex(trace_id)?;
+        let span_id: [u8; 8] = hex(span_id)?;
+        let [flags]: [u8; 1] = hex(flags)?;
+        if trace_id == [0; 16] || span_id == [0; 8] {
+            return None;
+        }
+        Some(SpanContext {
+            trace_id,
+            span_id,
+            sampled: flags & 1 == 1,
+            trace_state: trace_state
+                .map(str::trim)
+                .filter(|state| !state.is_empty() && state.len() <= MAX_TRACE_STATE)
+                .map(str::to_owned),
+        })
+    }
+
+    /// The `traceparent` naming this span.
+    pub fn traceparent(&self) -> String {
+        let mut text = String::with_capacity(55);
+        text.push_str("00-");
+        push_hex(&mut text, &self.trace_id);
+        text.push('-');
+        push_hex(&mut text, &self.span_id);
+        text.push_str(if self.sampled { "-01" } else { "-00" });
+        text
+    }
+
+    /// A child of this context: same trace, a new span id.
+    pub fn child(&self) -> SpanContext {
+        SpanContext {
+            trace_id: self.trace_id,
+            span_id: new_span_id(),
+            sampled: self.sampled,
+            trace_state: self.trace_state.clone(),
+        }
+    }
+}
+
+/// Lowercase hex, as the ids are written.
+pub(super) fn push_hex(text: &mut String, bytes: &[u8]) {
+    for byte in bytes {
+        let _ = write!(text, "{byte:02x}");
+    }
+}
+
+fn hex<const N: usize>(text: &str) -> Option<[u8; N]> {
+    if text.len() != N * 2
+        || !text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return None;
+    }
+    let mut bytes = [0; N];
+    for (index, byte) in bytes.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[index * 2..index * 2 + 2], 16).ok()?;
+    }
+    Some(bytes)
+}
+
+/// Random bytes for ids (never all zero).
+fn random<const N: usize>() -> [u8; N] {
+    let mut bytes = [0; N];
+    while bytes == [0; N] {
+        getrandom::fill(&mut bytes).expect("the OS random source answers");
+    }
+    bytes
+}
+
+pub(super) fn new_trace_id() -> [u8; 16] {
+    random()
+}
+
+pub(super) fn new_span_id() -> [u8; 8] {
+    random()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traceparent_round_trips_and_bad_ones_are_refused() {
+        let text = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        let context = SpanContext::parse(text, Some("vendor=x")).unwrap();
+        assert!(context.sampled);
+        assert_eq!(context.traceparent(), text);
+        assert_eq!(context.trace_state.as_deref(), Some("vendor=x"));
+        for bad in [
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331",
+            "00-00000000000000000000000000000000-b7ad6b7169203331-01",
+            "00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01",
+            "00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01",
+            "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-extra",
+            "00-xyz",
+        ] {
+            assert_eq!(SpanContext::parse(bad, None), None, "{bad}");
+        }
+        let later = "01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00-extra";
+        assert!(!SpanContext::parse(later, None).unwrap().sampled);
+        let child = context.child();
+        assert_eq!(child.trace_id, context.trace_id);
+        assert_ne!(child.span_id, context.span_id);
+    }
+}

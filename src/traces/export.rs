@@ -1,0 +1,367 @@
+//! The exporter: ended spans go into a bounded queue (full: dropped and counted, never waited
+//! for), a task sends them in batches to the OTLP/HTTP endpoint, and at shutdown what is left is
+//! sent within a bounded time. Which spans are kept is the sampler's call.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::context::SpanContext;
+use super::proto;
+use super::span::{SpanData, Value};
+
+/// Spans waiting to be sent, at most (`OTEL_BSP_MAX_QUEUE_SIZE`'s default).
+const QUEUE: usize = 2048;
+/// Spans per request, at most (`OTEL_BSP_MAX_EXPORT_BATCH_SIZE`'s default).
+const BATCH: usize = 512;
+/// How long one export may take.
+const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long shutdown waits for the last batch.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(3);
+
+/// Which new spans are recorded (`OTEL_TRACES_SAMPLER`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Sampler {
+    AlwaysOn,
+    AlwaysOff,
+    /// A share of traces, chosen by trace id (so every process keeps the same ones).
+    Ratio(f64),
+    /// A span with a parent does as the parent did; a root as the inner sampler says.
+    ParentBased(Box<Sampler>),
+}
+
+impl Sampler {
+    /// From `OTEL_TRACES_SAMPLER` and `OTEL_TRACES_SAMPLER_ARG`; the default is
+    /// `parentbased_always_on`.
+    pub fn from_env(name: Option<&str>, argument: Option<&str>) -> Result<Sampler, String> {
+        let ratio = || {
+            let ratio = argument.map_or(Ok(1.0), |text| text.trim().parse::<f64>());
+            match ratio {
+                Ok(ratio) if (0.0..=1.0).contains(&ratio) => Ok(Sampler::Ratio(ratio)),
+                _ => Err(format!(
+                    "OTEL_TRACES_SAMPLER_ARG must be a number from 0 to 1, not {argument:?}"
+                )),
+            }
+        };
+        let parent_based = |inner: Sampler| Sampler::ParentBased(Box::new(inner));
+        Ok(
+            match name.map(str::trim).unwrap_or("parentbased_always_on") {
+                "always_on" => Sampler::AlwaysOn,
+                "always_off" => Sampler::AlwaysOff,
+                "traceidratio" => ratio()?,
+                "parentbased_always_on" | "" => parent_based(Sampler::AlwaysOn),
+                "parentbased_always_off" => parent_based(Sampler::AlwaysOff),
+                "parentbased_traceidratio" => parent_based(ratio()?),
+                other => {
+                    return Err(format!(
+                        "OTEL_TRACES_SAMPLER {other:?} is not one of always_on, always_off, \
+                     traceidratio, parentbased_always_on, parentbased_always_off, \
+                     parentbased_traceidratio"
+                    ));
+                }
+            },
+        )
+    }
+
+    pub(super) fn sample(&self, parent: Option<&SpanContext>, trace_id: &[u8; 16]) -> bool {
+        match self {
+            Sampler::AlwaysOn => true,
+            Sampler::AlwaysOff => false,
+            Sampler::Ratio(ratio) => {
+                let low = u64::from_be_bytes(trace_id[8..].try_into().expect("8 bytes"));
+                (low as f64) < ratio * (u64::MAX as f64)
+            }
+            Sampler::ParentBased(root) => match parent {
+                Some(parent) => parent.sampled,
+                None => root.sample(None, trace_id),
+            },
+        }
+    }
+}
+
+/// What the exporter was configured with.
+struct Settings {
+    endpoint: String,
+    headers: Vec<(String, String)>,
+    resource: Vec<(&'static str, Value)>,
+    delay: Duration,
+}
+
+pub(super) struct Exporter {
+    pub(super) sampler: Sampler,
+    queue: mpsc::Sender<SpanData>,
+    flush: mpsc::Sender<oneshot::Sender<()>>,
+    dropped: AtomicU64,
+}
+
+static EXPORTER: OnceLock<Exporter> = OnceLock::new();
+
+pub(super) fn exporter() -> Option<&'static Exporter> {
+    EXPORTER.get()
+}
+
+/// Whether spans are being made.
+pub fn enabled() -> bool {
+    EXPORTER.get().is_some()
+}
+
+/// Spans the full queue dropped.
+pub fn dropped() -> u64 {
+    EXPORTER
+        .get()
+        .map_or(0, |exporter| exporter.dropped.load(Ordering::Relaxed))
+}
+
+pub(super) fn submit(span: SpanData) {
+    if let Some(exporter) = EXPORTER.get()
+        && exporter.queue.try_send(span).is_err()
+    {
+        exporter.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Starts the exporter when the environment names an endpoint (and does not turn the SDK or the
+/// trace exporter off); says where spans go. Needs a Tokio runtime.
+pub fn init_from_env() -> Result<Option<String>, String> {
+    let var = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .filter(|value| !value.trim().is_empty())
+    };
+    if var("OTEL_SDK_DISABLED").is_some_and(|value| value.trim().eq_ignore_ascii_case("true"))
+        || var("OTEL_TRACES_EXPORTER").is_some_and(|value| value.trim() == "none")
+    {
+        return Ok(None);
+    }
+    let endpoint = match (
+        var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
+        var("OTEL_EXPORTER_OTLP_ENDPOINT"),
+    ) {
+        (Some(traces), _) => traces.trim().to_owned(),
+        (None, Some(base)) => format!("{}/v1/traces", base.trim().trim_end_matches('/')),
+        (None, None) => return Ok(None),
+    };
+    let url = url::Url::parse(&endpoint)
+        .map_err(|error| format!("the OTLP endpoint {endpoint:?} is not a URL: {error}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("the OTLP endpoint {endpoint:?} is not http(s)"));
+    }
+    let protocol = var("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL").or(var("OTEL_EXPORTER_OTLP_PROTOCOL"));
+    if let Some(protocol) = protocol.filter(|protocol| protocol.trim() != "http/protobuf") {
+        return Err(format!(
+            "OTLP protocol {protocol:?} is not spoken here: only http/protobuf"
+        ));
+    }
+    let sampler = Sampler::from_env(
+        var("OTEL_TRACES_SAMPLER").as_deref(),
+        var("OTEL_TRACES_SAMPLER_ARG").as_deref(),
+    )?;
+    let headers = var("OTEL_EXPORTER_OTLP_TRACES_HEADERS")
+        .or(var("OTEL_EXPORTER_OTLP_HEADERS"))
+        .map(|text| parse_pairs(&text))
+        .unwrap_or_default();
+    let service = var("OTEL_SERVICE_NAME").unwrap_or_else(|| env!("CARGO_PKG_NAME").to_owned());
+    let mut resource = vec![
+        ("service.name", Value::Str(service)),
+        ("service.version", Value::from(env!("CARGO_PKG_VERSION"))),
+        ("telemetry.sdk.name", Value::from(env!("CARGO_PKG_NAME"))),
+        ("telemetry.sdk.language", Value::from("rust")),
+    ];
+    // Known keys only: the resource's keys are `&'static str`.
+    for (key, value) in var("OTEL_RESOURCE_ATTRIBUTES")
+        .map(|text| parse_pairs(&text))
+        .unwrap_or_default()
+    {
+        let known = [
+            "deployment.environment.name",
+            "deployment.environment",
+            "service.namespace",
+            "service.instance.id",
+            "host.name",
+        ];
+        if let Some(key) = known.iter().find(|known| **known == key) {
+            resource.push((key, Value::Str(value)));
+        }
+    }
+    let delay = var("OTEL_BSP_SCHEDULE_DELAY")
+        .and_then(|ms| ms.trim().parse::<u64>().ok())
+        .map_or(Duration::from_secs(5), Duration::from_millis);
+    // reqwest is built without a default TLS provider (an https endpoint needs one).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let (queue, spans) = mpsc::channel(QUEUE);
+    let (flush, flushes) = mpsc::channel(1);
+    let settings = Settings {
+        endpoint: endpoint.clone(),
+        headers,
+        resource,
+        delay,
+    };
+    let exporter = Exporter {
+        sampler,
+        queue,
+        flush,
+        dropped: AtomicU64::new(0),
+    };
+    if EXPORTER.set(exporter).is_err() {
+        return Ok(Some(endpoint));
+    }
+    tokio::spawn(run(settings, spans, flushes));
+    Ok(Some(endpoint))
+}
+
+/// `key=value,key=value`, values percent-decoded (the W3C Baggage format the variables use).
+fn parse_pairs(text: &str) -> Vec<(String, String)> {
+    text.split(',')
+        .filter_map(|pair| {
+            let (key, value) = pair.split_once('=')?;
+            let value = url::form_urlencoded::parse(format!("v={}", value.trim()).as_bytes())
+                .next()
+                .map(|(_, value)| value.into_owned())?;
+            Some((key.trim().to_owned(), value))
+        })
+        .filter(|(key, _)| !key.is_empty())
+        .collect()
+}
+
+/// Sends what is left, waiting at most a few seconds.
+pub async fn shutdown() {
+    let Some(exporter) = EXPORTER.get() else {
+        return;
+    };
+    let (done, sent) = oneshot::channel();
+    if exporter.flush.send(done).await.is_ok() {
+        let _ = tokio::time::timeout(SHUTDOWN_WAIT, sent).await;
+    }
+}
+
+/// The batch task: sends when a batch is full, when the delay passed since the first span of
+/// one, and when asked to flush.
+async fn run(
+    settings: Settings,
+    mut spans: mpsc::Receiver<SpanData>,
+    mut flushes: mpsc::Receiver<oneshot::Sender<()>>,
+) {
+    let client = match reqwest::Client::builder().timeout(EXPORT_TIMEOUT).build() {
+        Ok(client) => client,
+        Err(error) => {
+            tracing::warn!("traces are not exported: no HTTP client ({error})");
+            return;
+        }
+    };
+    let mut failures = 0u64;
+    let mut batch = Vec::with_capacity(BATCH);
+    loop {
+        let deadline = tokio::time::sleep(settings.delay);
+        tokio::pin!(deadline);
+        let mut flushed = None;
+        // Wait for a first span (or a flush), then fill the batch until it is full or due.
+        loop {
+            tokio::select! {
+                span = spans.recv() => match span {
+                    Some(span) => {
+                        batch.push(span);
+                        if batch.len() >= BATCH {
+                            break;
+                        }
+                    }
+                    None => break,
+                },
+                () = &mut deadline, if !batch.is_empty() => break,
+                done = flushes.recv() => {
+                    while let Ok(span) = spans.try_recv() {
+                        batch.push(span);
+                    }
+                    flushed = done;
+                    break;
+                }
+            }
+        }
+        for chunk in batch.chunks(BATCH) {
+            send(&client, &settings, chunk, &mut failures).await;
+        }
+        batch.clear();
+        if let Some(done) = flushed {
+            let _ = done.send(());
+        }
+    }
+}
+
+async fn send(
+    client: &reqwest::Client,
+    settings: &Settings,
+    spans: &[SpanData],
+    failures: &mut u64,
+) {
+    let body = proto::export_request(&settings.resource, spans);
+    let mut request = client
+        .post(&settings.endpoint)
+        .header("content-type", "application/x-protobuf")
+        .body(body);
+    for (key, value) in &settings.headers {
+        request = request.header(key.as_str(), value.as_str());
+    }
+    let failure = match request.send().await {
+        Ok(response) if response.status().is_success() => None,
+        Ok(response) => Some(format!("the collector answered {}", response.status())),
+        // The error's text names the endpoint, never the headers (they may hold a key).
+        Err(error) => Some(format!("{error}")),
+    };
+    match failure {
+        None => *failures = 0,
+        Some(why) => {
+            *failures += 1;
+            // The first failure of a run is a warning; the rest would be one per batch.
+            if *failures == 1 {
+                tracing::warn!(
+                    endpoint = settings.endpoint,
+                    spans = spans.len(),
+                    "traces could not be exported: {why}"
+                );
+            } else {
+                tracing::debug!(spans = spans.len(), "traces could not be exported: {why}");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samplers_read_the_standard_names() {
+        assert_eq!(
+            Sampler::from_env(None, None).unwrap(),
+            Sampler::ParentBased(Box::new(Sampler::AlwaysOn))
+        );
+        assert_eq!(
+            Sampler::from_env(Some("traceidratio"), Some("0.25")).unwrap(),
+            Sampler::Ratio(0.25)
+        );
+        assert!(Sampler::from_env(Some("traceidratio"), Some("2")).is_err());
+        assert!(Sampler::from_env(Some("sometimes"), None).is_err());
+        let parent = SpanContext::parse(
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00",
+            None,
+        )
+        .unwrap();
+        let sampler = Sampler::from_env(None, None).unwrap();
+        assert!(!sampler.sample(Some(&parent), &parent.trace_id));
+        assert!(sampler.sample(None, &parent.trace_id));
+        assert!(!Sampler::Ratio(0.0).sample(None, &[0xff; 16]));
+        assert!(Sampler::Ratio(1.0).sample(None, &[0xfe; 16]));
+    }
+
+    #[test]
+    fn header_pairs_are_percent_decoded() {
+        assert_eq!(
+            parse_pairs("api-key=a%20b, x = y ,broken"),
+            [
+                ("api-key".to_owned(), "a b".to_owned()),
+                ("x".to_owned(), "y".to_owned())
+            ]
+        );
+    }
+}
