@@ -321,6 +321,39 @@ fn servers_config(dir: &Path, name: &str, count: usize, extra_tools: usize) -> R
     Ok(path)
 }
 
+/// A collector stand-in for the rows with tracing on: answers every OTLP/HTTP export with 200
+/// and counts what it received, so a row says its spans really went out.
+async fn otlp_sink() -> Result<(String, Arc<std::sync::atomic::AtomicU64>)> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    let received = Arc::new(AtomicU64::new(0));
+    let counter = received.clone();
+    let app = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            counter.fetch_add(body.len() as u64, Ordering::Relaxed);
+            async { [("content-type", "application/x-protobuf")] }
+        }),
+    );
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok((format!("http://{address}"), received))
+}
+
+/// The proxy with tracing on: every request sampled, spans exported to `sink`.
+fn traced(mut cmd: Command, sink: &str) -> Command {
+    cmd.env("OTEL_EXPORTER_OTLP_ENDPOINT", sink)
+        .env("OTEL_TRACES_SAMPLER", "always_on")
+        .env("OTEL_BSP_SCHEDULE_DELAY", "200");
+    cmd
+}
+
+/// The row name of the proxy with tracing on.
+const TRACED: &str =
+    "pluggedin-mcp-proxy, tracing on (every request sampled, OTLP to a local sink)";
+
 fn proxy_command(dir: &Path, config: &Path, extra: &[&str]) -> Result<Command> {
     program_command(Path::new(PROXY), dir, config, extra)
 }
@@ -657,7 +690,19 @@ async fn stdio_overhead(
     )
     .await?;
 
-    let mut others = Vec::new();
+    let (sink, exported) = otlp_sink().await?;
+    let traced_run = stdio_target(
+        traced(proxy_command(dir, &config, &[])?, &sink),
+        log_file(dir, "stdio-traced")?,
+        plan,
+    )
+    .await?;
+    let exported = exported.load(std::sync::atomic::Ordering::Relaxed);
+    if exported == 0 {
+        bail!("the proxy with tracing on exported no spans (log: stdio-traced)");
+    }
+
+    let mut others = vec![(TRACED.to_owned(), traced_run)];
     if let Some(cmd) = baseline_command(dir, &config, &[])? {
         let run = stdio_target(cmd, log_file(dir, "stdio-baseline")?, plan).await?;
         others.push(("baseline proxy (`--baseline`)".to_owned(), run));
@@ -1381,6 +1426,21 @@ async fn http(
         }
     }
 
+    let (sink, exported) = otlp_sink().await?;
+    let port = free_port()?;
+    let args = http_args(&port.to_string());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    targets.push(
+        HttpTarget::start(
+            format!("{TRACED} (HTTP) → demo (stdio)"),
+            traced(proxy_command(dir, &config, &args)?, &sink),
+            port,
+            log_file(dir, "http-traced")?,
+            &client,
+        )
+        .await?,
+    );
+
     // (target index, c, result)
     let mut rows = Vec::new();
     for (index, target) in targets.iter().enumerate() {
@@ -1390,6 +1450,9 @@ async fn http(
                 wrk_load(tools, &client, target, concurrency, plan.http_seconds, dir).await?;
             rows.push((index, concurrency, result));
         }
+    }
+    if exported.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+        bail!("the proxy with tracing on exported no spans over HTTP (log: http-traced)");
     }
     let calls = |index: usize, concurrency: usize| {
         rows.iter()

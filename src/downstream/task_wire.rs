@@ -10,7 +10,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use reqwest::header::{HeaderName, HeaderValue};
-use rmcp::model::ClientJsonRpcMessage;
+use rmcp::model::{ClientJsonRpcMessage, GetMeta};
 use rmcp::transport::streamable_http_client::{
     SseError, StreamableHttpClient, StreamableHttpError, StreamableHttpPostResponse,
     StreamableHttpResponseLimits,
@@ -31,6 +31,22 @@ impl<C> TaskWire<C> {
         TaskWire {
             inner,
             wire: DownstreamWire::default(),
+        }
+    }
+}
+
+/// A request's trace context as HTTP headers too (`traceparent`, `tracestate`), from the `_meta`
+/// the router gave it: a server that reads only the headers joins the trace as well.
+fn trace_headers(message: &ClientJsonRpcMessage, headers: &mut HashMap<HeaderName, HeaderValue>) {
+    let ClientJsonRpcMessage::Request(request) = message else {
+        return;
+    };
+    let meta = request.request.get_meta();
+    for key in ["traceparent", "tracestate"] {
+        if let Some(value) = meta.get(key).and_then(|value| value.as_str())
+            && let Ok(value) = HeaderValue::from_str(value)
+        {
+            headers.insert(HeaderName::from_static(key), value);
         }
     }
 }
@@ -86,6 +102,10 @@ impl<C: StreamableHttpClient + Sync> StreamableHttpClient for TaskWire<C> {
         limits: StreamableHttpResponseLimits,
     ) -> Result<StreamableHttpPostResponse, StreamableHttpError<Self::Error>> {
         self.wire.sent(&message);
+        let mut custom_headers = custom_headers;
+        if crate::traces::enabled() {
+            trace_headers(&message, &mut custom_headers);
+        }
         let response = self
             .inner
             .post_message_with_response_limits(

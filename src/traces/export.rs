@@ -9,8 +9,8 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 use super::context::SpanContext;
+use super::data::{SpanData, Value};
 use super::proto;
-use super::span::{SpanData, Value};
 
 /// Spans waiting to be sent, at most (`OTEL_BSP_MAX_QUEUE_SIZE`'s default).
 const QUEUE: usize = 2048;

@@ -15,13 +15,15 @@
 //! OpenTelemetry crates: see ARCHITECTURE.md for the build time that saves.
 
 mod context;
+mod data;
 mod export;
 mod proto;
 mod span;
 
 pub use context::SpanContext;
+pub use data::{Kind, SpanData, Status, Value};
 pub use export::{Sampler, dropped, enabled, init_from_env, shutdown};
-pub use span::{Kind, Span, SpanData, Status, Value, current, in_context, within};
+pub use span::{Span, current, in_context, within};
 
 /// The context a request's `_meta` carries (`traceparent`, `tracestate`), if valid.
 pub fn from_meta(meta: &serde_json::Map<String, serde_json::Value>) -> Option<SpanContext> {

@@ -3,7 +3,7 @@
 //! span needs, by their field numbers. Writing them is a page; a protobuf code generator and the
 //! OpenTelemetry crates would be about 30 s of every clean build (see ARCHITECTURE.md).
 
-use super::span::{Kind, SpanData, Status, Value};
+use super::data::{Kind, SpanData, Status, Value};
 
 /// Wire types.
 const VARINT: u8 = 0;

@@ -5,73 +5,11 @@
 use std::future::Future;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use tracing::Instrument;
+
 use super::context::{SpanContext, new_span_id, new_trace_id};
+use super::data::{Kind, SpanData, Status, Value};
 use super::export;
-
-/// What a span stands for, as OTLP says.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    Internal,
-    /// A request the proxy answers.
-    Server,
-    /// A request the proxy sends.
-    Client,
-}
-
-/// An attribute's value.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Value {
-    Str(String),
-    Int(i64),
-    Bool(bool),
-}
-
-impl From<&str> for Value {
-    fn from(text: &str) -> Value {
-        Value::Str(text.to_owned())
-    }
-}
-
-impl From<String> for Value {
-    fn from(text: String) -> Value {
-        Value::Str(text)
-    }
-}
-
-impl From<i64> for Value {
-    fn from(int: i64) -> Value {
-        Value::Int(int)
-    }
-}
-
-impl From<bool> for Value {
-    fn from(flag: bool) -> Value {
-        Value::Bool(flag)
-    }
-}
-
-/// How a span ended: unset (fine), or an error with its description.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Status {
-    Unset,
-    Error(String),
-}
-
-/// One ended span, as exported.
-#[derive(Clone, Debug)]
-pub struct SpanData {
-    pub context: SpanContext,
-    pub parent: Option<[u8; 8]>,
-    /// The parent came from another process (a client's `traceparent`).
-    pub remote_parent: bool,
-    pub name: String,
-    pub kind: Kind,
-    /// Unix time in nanoseconds.
-    pub start: u64,
-    pub end: u64,
-    pub attributes: Vec<(&'static str, Value)>,
-    pub status: Status,
-}
 
 tokio::task_local! {
     /// The span a task's work is in, for the spans it starts.
@@ -85,10 +23,30 @@ pub fn current() -> Option<SpanContext> {
 
 /// Runs `work` inside `span`: the spans it starts are its children. Without a span (tracing
 /// off), `work` runs as it is.
+/// The log lines written meanwhile carry the span's ids (a `trace` span with `trace_id` and
+/// `span_id`), so a log pipeline can join them to the trace.
 pub async fn within<F: Future>(span: &Span, work: F) -> F::Output {
     match span.context() {
-        Some(context) => CURRENT.scope(context.clone(), work).await,
+        Some(context) => {
+            let ids = tracing::info_span!(
+                "trace",
+                trace_id = %Hex(&context.trace_id),
+                span_id = %Hex(&context.span_id),
+            );
+            CURRENT.scope(context.clone(), work.instrument(ids)).await
+        }
         None => work.await,
+    }
+}
+
+/// Bytes as lowercase hex, for the log lines.
+struct Hex<'a>(&'a [u8]);
+
+impl std::fmt::Display for Hex<'_> {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0
+            .iter()
+            .try_for_each(|byte| write!(formatter, "{byte:02x}"))
     }
 }
 

@@ -119,6 +119,14 @@ fn router_gauges(router: &Router, out: &mut Exposition) {
         &[],
         router.activity_dropped(),
     );
+    if crate::traces::enabled() {
+        out.counter(
+            "pluggedin_proxy_spans_dropped",
+            "Spans dropped because the exporter's queue was full (the collector is slow or away).",
+            &[],
+            crate::traces::dropped(),
+        );
+    }
     if let Some(app) = router.app() {
         let status = app.status();
         out.gauges(

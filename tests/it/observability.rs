@@ -463,7 +463,22 @@ async fn one_trace_runs_from_the_client_through_the_proxy_into_the_server() {
         .map(|(key, value)| (key.to_owned(), Value::String(value)))
         .collect();
     demo["env"] = Value::Object(demo_env);
-    let mut builder = proxy().server("demo", demo);
+    // The same demo over Streamable HTTP, sending its spans here too.
+    let web_env = receiver.env("demo-web");
+    let web_env: Vec<(&str, &str)> = web_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let web = Background::start(
+        demo_bin(),
+        &["--http", "0"],
+        &web_env,
+        "listening on http://",
+    )
+    .await;
+    let web_url = listening_url(&web.log).await;
+    let mut builder = proxy()
+        .server("demo", demo)
+        .server("web", json!({"url": web_url, "type": "streamable-http"}))
+        .arg("--log-format")
+        .arg("json");
     for (key, value) in receiver.env("pluggedin-mcp-proxy") {
         builder = builder.env(key, &value);
     }
@@ -520,6 +535,41 @@ async fn one_trace_runs_from_the_client_through_the_proxy_into_the_server() {
     assert_eq!(downstream["kind"], "server");
     assert_eq!(downstream["parent_span_id"], client["span_id"]);
     assert_eq!(downstream["name"], "tools/call echo");
+
+    // The log lines written while it ran carry the proxy's span ids.
+    let log = proxy.log.text();
+    let joined = log.lines().any(|line| {
+        let Ok(event) = serde_json::from_str::<Value>(line) else {
+            return false;
+        };
+        event["spans"].as_array().is_some_and(|spans| {
+            spans
+                .iter()
+                .any(|span| span["trace_id"] == TRACE && span["span_id"] == server["span_id"])
+        })
+    });
+    assert!(joined, "no log line in the trace:\n{log}");
+
+    // Over HTTP the context goes in the `traceparent` header too.
+    proxy.wait_for_tool("web__echo").await;
+    call("web__echo", json!({"message": "over http"}))
+        .await
+        .unwrap();
+    let web_client = receiver
+        .span(TRACE, |span| {
+            span["kind"] == "client" && span["attributes"]["pluggedin.server"] == "web"
+        })
+        .await;
+    assert_eq!(web_client["attributes"]["network.transport"], "tcp");
+    let web_server = receiver
+        .span(TRACE, |span| span["service"] == "demo-web")
+        .await;
+    assert_eq!(web_server["parent_span_id"], web_client["span_id"]);
+    let header = format!("00-{TRACE}-{}-01", web_client["span_id"].as_str().unwrap());
+    assert_eq!(
+        web_server["attributes"]["http.request.header.traceparent"],
+        header.as_str()
+    );
 
     // A failing call: its span says why, by the conventions.
     let _ = call("demo__no_such_tool", json!({})).await;

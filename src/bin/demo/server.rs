@@ -119,6 +119,15 @@ impl ServerHandler for DemoServer {
         span.set("mcp.method.name", "tools/call");
         span.set("gen_ai.tool.name", request.name.to_string());
         span.set("gen_ai.operation.name", "execute_tool");
+        // Over HTTP, the header as it came (the conventions' captured request header).
+        let header = context
+            .extensions
+            .get::<axum::http::request::Parts>()
+            .and_then(|parts| parts.headers.get("traceparent"))
+            .and_then(|value| value.to_str().ok());
+        if let Some(header) = header {
+            span.set("http.request.header.traceparent", header);
+        }
         traces::within(&span, self.call(request, &context)).await
     }
 

@@ -1,0 +1,68 @@
+//! What a span is made of, as exported: its kind, attributes, status, and the ended span.
+
+use super::context::SpanContext;
+
+/// What a span stands for, as OTLP says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Internal,
+    /// A request the proxy answers.
+    Server,
+    /// A request the proxy sends.
+    Client,
+}
+
+/// An attribute's value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    Str(String),
+    Int(i64),
+    Bool(bool),
+}
+
+impl From<&str> for Value {
+    fn from(text: &str) -> Value {
+        Value::Str(text.to_owned())
+    }
+}
+
+impl From<String> for Value {
+    fn from(text: String) -> Value {
+        Value::Str(text)
+    }
+}
+
+impl From<i64> for Value {
+    fn from(int: i64) -> Value {
+        Value::Int(int)
+    }
+}
+
+impl From<bool> for Value {
+    fn from(flag: bool) -> Value {
+        Value::Bool(flag)
+    }
+}
+
+/// How a span ended: unset (fine), or an error with its description.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Status {
+    Unset,
+    Error(String),
+}
+
+/// One ended span, as exported.
+#[derive(Clone, Debug)]
+pub struct SpanData {
+    pub context: SpanContext,
+    pub parent: Option<[u8; 8]>,
+    /// The parent came from another process (a client's `traceparent`).
+    pub remote_parent: bool,
+    pub name: String,
+    pub kind: Kind,
+    /// Unix time in nanoseconds.
+    pub start: u64,
+    pub end: u64,
+    pub attributes: Vec<(&'static str, Value)>,
+    pub status: Status,
+}
