@@ -263,6 +263,24 @@ async fn prometheus_scrapes_tool_calls_with_their_error_split_and_histograms() {
         .query("pluggedin_proxy_catalog_tools{server=\"demo\"}")
         .await;
     assert!(tools[0].1 > 10.0, "{tools:?}");
+    // Every query of the example Grafana dashboard parses and finds its series.
+    let dashboard: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/grafana-dashboard.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap().replace("$__rate_interval", "1m");
+            // `query` asserts Prometheus took it; the gauges and counts have samples already.
+            let samples = prometheus.query(&expr).await;
+            if !expr.contains("rate(") && !expr.contains("increase(") {
+                assert!(!samples.is_empty(), "{expr} found nothing");
+            }
+        }
+    }
     // Prometheus asks for OpenMetrics and got it: the scrape is healthy.
     let up = prometheus.query("up{job=\"proxy\"}").await;
     assert_eq!(up[0].1, 1.0, "{up:?}");

@@ -458,6 +458,7 @@ async fn secrets_stay_out(format: &str) -> String {
     const HEADER: &str = "hdr-51b2aa-secret";
     const PASSWORD: &str = "pw-93ce11-secret";
     const URL_PASSWORD: &str = "urlpw-0af3-secret";
+    const OTEL_KEY: &str = "otelkey-6c2d-secret";
     let (_demo, url) = demo_http(&[]).await;
     let mut with_password = url::Url::parse(&url).unwrap();
     with_password.set_username("me").unwrap();
@@ -494,6 +495,14 @@ async fn secrets_stay_out(format: &str) -> String {
         .env_remove("PLUGGEDIN_API_KEY")
         .env("RUST_LOG", "trace")
         .env("PLUGGEDIN_LOG_FORMAT", format)
+        // Traces to a "collector" that refuses them (the demo answers 404): the failure is
+        // logged, the key in the exporter's headers is not.
+        .env(
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            url.replace("/mcp", "/v1/traces"),
+        )
+        .env("OTEL_EXPORTER_OTLP_HEADERS", format!("api-key={OTEL_KEY}"))
+        .env("OTEL_BSP_SCHEDULE_DELAY", "50")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -589,8 +598,23 @@ async fn secrets_stay_out(format: &str) -> String {
         "{servers_out}"
     );
 
-    let everything = format!("{}\n{health}\n{error}\n{servers_out}", log.text());
-    for secret in [TOKEN, HEADER, PASSWORD, URL_PASSWORD] {
+    log.wait_for("traces could not be exported").await;
+    let metrics = client
+        .get(format!("{base}/metrics"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("pluggedin_proxy_spans_dropped_total"), "{metrics}");
+
+    let everything = format!(
+        "{}\n{health}\n{error}\n{servers_out}\n{metrics}",
+        log.text()
+    );
+    for secret in [TOKEN, HEADER, PASSWORD, URL_PASSWORD, OTEL_KEY] {
         assert!(
             !everything.contains(secret),
             "{secret} leaked:\n{everything}"
