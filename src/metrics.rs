@@ -204,24 +204,34 @@ impl Family {
     }
 }
 
-/// The tools with a label of their own.
-struct ToolLabels {
+/// Label values kept once and shared (a lookup per use, no allocation): at most `limit` of them,
+/// the rest `other`.
+struct Labels {
     limit: AtomicUsize,
     named: Mutex<HashSet<Arc<str>>>,
+    other: Arc<str>,
 }
 
-impl ToolLabels {
-    fn label(&self, tool: &str) -> Arc<str> {
+impl Labels {
+    fn new(limit: usize) -> Labels {
+        Labels {
+            limit: AtomicUsize::new(limit),
+            named: Mutex::default(),
+            other: OTHER.into(),
+        }
+    }
+
+    fn label(&self, value: &str) -> Arc<str> {
         let mut named = lock(&self.named);
-        if let Some(label) = named.get(tool) {
+        if let Some(label) = named.get(value) {
             return label.clone();
         }
         if named.len() < self.limit.load(Ordering::Relaxed) {
-            let label: Arc<str> = tool.into();
+            let label: Arc<str> = value.into();
             named.insert(label.clone());
             return label;
         }
-        OTHER.into()
+        self.other.clone()
     }
 }
 
@@ -238,7 +248,12 @@ impl Drop for InFlight {
 pub struct Metrics {
     server_operations: Family,
     client_operations: Family,
-    tools: ToolLabels,
+    /// The tools with a label of their own (`--metrics-tool-labels`).
+    tools: Labels,
+    /// Protocol versions (a bounded set already) and servers (the configured ones, at most 1,024
+    /// over the process's life).
+    extras: Labels,
+    empty: Arc<str>,
     /// `pipe` (stdio) or `tcp` (Streamable HTTP): one per process.
     transport: OnceLock<&'static str>,
     pub sessions_opened: AtomicU64,
@@ -255,10 +270,9 @@ pub fn global() -> &'static Metrics {
     METRICS.get_or_init(|| Metrics {
         server_operations: Family::default(),
         client_operations: Family::default(),
-        tools: ToolLabels {
-            limit: AtomicUsize::new(DEFAULT_TOOL_LABELS),
-            named: Mutex::default(),
-        },
+        tools: Labels::new(DEFAULT_TOOL_LABELS),
+        extras: Labels::new(1024),
+        empty: "".into(),
         transport: OnceLock::new(),
         sessions_opened: AtomicU64::new(0),
         sessions_closed: AtomicU64::new(0),
@@ -292,7 +306,7 @@ impl Metrics {
     fn tool_label(&self, tool: Option<&str>) -> Arc<str> {
         match tool {
             Some(tool) => self.tools.label(tool),
-            None => "".into(),
+            None => self.empty.clone(),
         }
     }
 
@@ -309,7 +323,7 @@ impl Metrics {
             method,
             tool: self.tool_label(tool),
             outcome,
-            extra: version.into(),
+            extra: self.extras.label(version),
         };
         self.server_operations.observe(key, elapsed);
     }
@@ -327,7 +341,7 @@ impl Metrics {
             method,
             tool: self.tool_label(tool),
             outcome,
-            extra: server.into(),
+            extra: self.extras.label(server),
         };
         self.client_operations.observe(key, elapsed);
     }
@@ -558,10 +572,7 @@ mod tests {
         assert_eq!(version_label(Some("1999-01-01")), OTHER);
         let mut buffer = itoa::Buffer::new();
         assert_eq!(Outcome::Code(7).label(&mut buffer), "_OTHER");
-        let tools = ToolLabels {
-            limit: AtomicUsize::new(2),
-            named: Mutex::default(),
-        };
+        let tools = Labels::new(2);
         assert_eq!(&*tools.label("a"), "a");
         assert_eq!(&*tools.label("b"), "b");
         assert_eq!(&*tools.label("c"), OTHER);

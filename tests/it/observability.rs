@@ -273,7 +273,10 @@ async fn prometheus_scrapes_tool_calls_with_their_error_split_and_histograms() {
     .unwrap();
     for panel in dashboard["panels"].as_array().unwrap() {
         for target in panel["targets"].as_array().unwrap() {
-            let expr = target["expr"].as_str().unwrap().replace("$__rate_interval", "1m");
+            let expr = target["expr"]
+                .as_str()
+                .unwrap()
+                .replace("$__rate_interval", "1m");
             // `query` asserts Prometheus took it; the gauges and counts have samples already.
             let samples = prometheus.query(&expr).await;
             if !expr.contains("rate(") && !expr.contains("increase(") {

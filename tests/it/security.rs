@@ -608,7 +608,10 @@ async fn secrets_stay_out(format: &str) -> String {
         .text()
         .await
         .unwrap();
-    assert!(metrics.contains("pluggedin_proxy_spans_dropped_total"), "{metrics}");
+    assert!(
+        metrics.contains("pluggedin_proxy_spans_dropped_total"),
+        "{metrics}"
+    );
 
     let everything = format!(
         "{}\n{health}\n{error}\n{servers_out}\n{metrics}",
