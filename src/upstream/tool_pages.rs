@@ -21,8 +21,10 @@ use rmcp::model::{ClientNotification, ClientRequest, JsonRpcMessage, RequestId, 
 use rmcp::service::{RxJsonRpcMessage, TxJsonRpcMessage};
 
 use crate::catalog::Catalog;
+use crate::metrics;
 use crate::router::Router;
 use crate::sync::lock;
+use crate::traces::Span;
 
 /// The encoded `tools/list` results of the current catalog, as a legacy session gets them.
 pub struct ToolPages {
@@ -115,6 +117,8 @@ enum Handshake {
 pub struct Shortcut {
     pages: OnceLock<Arc<ToolPages>>,
     handshake: Mutex<Handshake>,
+    /// The protocol version the handshake agreed, as a metrics label.
+    version: OnceLock<&'static str>,
 }
 
 impl Default for Shortcut {
@@ -122,6 +126,7 @@ impl Default for Shortcut {
         Shortcut {
             pages: OnceLock::new(),
             handshake: Mutex::new(Handshake::Start),
+            version: OnceLock::new(),
         }
     }
 }
@@ -153,9 +158,25 @@ impl Shortcut {
                         return None;
                     }
                     drop(handshake);
+                    let started = std::time::Instant::now();
+                    let mut span = Span::server(|| "tools/list".to_owned(), None);
+                    let version = self.version.get().copied().unwrap_or("");
+                    if span.is_recording() {
+                        span.set("mcp.method.name", "tools/list");
+                        span.set("jsonrpc.request.id", request.id.to_string());
+                        span.set("mcp.protocol.version", version);
+                        span.set("network.transport", "pipe");
+                    }
                     let cursor = params.and_then(|params| params.cursor.as_deref());
                     let result = self.pages.get()?.legacy_result(cursor)?;
                     tracing::debug!(cursor, "tools/list answered from the encoded page");
+                    metrics::global().server_operation(
+                        "tools/list",
+                        None,
+                        metrics::Outcome::Ok,
+                        version,
+                        started.elapsed(),
+                    );
                     Some((request.id.clone(), result))
                 }
                 (ClientRequest::InitializeRequest(_), Handshake::Start) => {
@@ -194,6 +215,8 @@ impl Shortcut {
                 ServerResult::InitializeResult(result)
                     if result.protocol_version.has_initialize() =>
                 {
+                    let version = result.protocol_version.as_str();
+                    let _ = self.version.set(metrics::version_label(Some(version)));
                     Handshake::Answered
                 }
                 _ => Handshake::Off,

@@ -388,6 +388,7 @@ async fn stdio_mode_serves_metrics_on_its_own_port() {
         .start_after(Some("metrics at http://"))
         .await;
     proxy.call_text("demo__echo", json!({"message": "x"})).await;
+    proxy.tool_names().await;
     let log = proxy.log.text();
     let (_, after) = log.split_once("metrics at ").unwrap();
     let url = after.split_whitespace().next().unwrap().to_owned();
@@ -401,6 +402,15 @@ async fn stdio_mode_serves_metrics_on_its_own_port() {
         .unwrap_or_else(|| panic!("{text}"));
     assert!(line.contains("network_transport=\"pipe\""), "{line}");
     assert!(line.ends_with(" 1"), "{line}");
+    // `tools/list` is answered from encoded pages on this path, and counted all the same.
+    assert!(
+        text.lines().any(|line| {
+            line.starts_with("mcp_server_operation_duration_seconds_count")
+                && line.contains("mcp_method_name=\"tools/list\"")
+                && line.contains("network_transport=\"pipe\"")
+        }),
+        "{text}"
+    );
     let elsewhere = reqwest::get(url.replace("/metrics", "/mcp")).await.unwrap();
     assert_eq!(elsewhere.status(), 404);
 }
