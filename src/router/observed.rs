@@ -101,7 +101,7 @@ impl Router {
             if let Some(tool) = tool {
                 attribute_target(&mut span, method, tool);
             }
-            span.set("pluggedin.server", server);
+            span.set("pluggedin.server", server.to_owned());
             if let Ok(downstream) = self.fleet.server(server) {
                 let transport = downstream.config.transport.kind();
                 let network = if transport == "stdio" { "pipe" } else { "tcp" };
@@ -142,10 +142,10 @@ pub(super) fn span_name(method: &str, target: Option<&str>) -> String {
 pub(super) fn attribute_target(span: &mut Span, method: &str, target: &str) {
     match method {
         "tools/call" => {
-            span.set("gen_ai.tool.name", target);
+            span.set("gen_ai.tool.name", target.to_owned());
             span.set("gen_ai.operation.name", "execute_tool");
         }
-        "prompts/get" => span.set("gen_ai.prompt.name", target),
+        "prompts/get" => span.set("gen_ai.prompt.name", target.to_owned()),
         _ => {}
     }
 }

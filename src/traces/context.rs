@@ -1,8 +1,6 @@
 //! W3C Trace Context: the `traceparent` a span is known by, read and written
 //! (`00-<trace id>-<span id>-<flags>`, lowercase hex), and new ids.
 
-use std::fmt::Write as _;
-
 /// Where a span sits in its trace, as `traceparent` carries it, with the `tracestate` that
 /// travels beside it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,8 +69,10 @@ impl SpanContext {
 
 /// Lowercase hex, as the ids are written.
 pub(super) fn push_hex(text: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     for byte in bytes {
-        let _ = write!(text, "{byte:02x}");
+        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        text.push(char::from(DIGITS[usize::from(byte & 0xf)]));
     }
 }
 
@@ -91,11 +91,29 @@ fn hex<const N: usize>(text: &str) -> Option<[u8; N]> {
     Some(bytes)
 }
 
-/// Random bytes for ids (never all zero).
+/// Random bytes for ids (never all zero), from a per-thread generator seeded once from the OS:
+/// ids must be unpredictable enough not to collide, not secret (W3C Trace Context), and a system
+/// call per id would be most of a span's cost.
 fn random<const N: usize>() -> [u8; N] {
+    thread_local! {
+        static STATE: std::cell::Cell<u64> = std::cell::Cell::new({
+            let mut seed = [0; 8];
+            getrandom::fill(&mut seed).expect("the OS random source answers");
+            u64::from_le_bytes(seed)
+        });
+    }
     let mut bytes = [0; N];
     while bytes == [0; N] {
-        getrandom::fill(&mut bytes).expect("the OS random source answers");
+        for chunk in bytes.chunks_mut(8) {
+            let word = STATE.with(|state| {
+                // wyrand: a 64-bit step and a 128-bit multiply, well distributed.
+                let next = state.get().wrapping_add(0xa076_1d64_78bd_642f);
+                state.set(next);
+                let product = u128::from(next) * u128::from(next ^ 0xe703_7ed1_a0b4_28db);
+                ((product >> 64) as u64) ^ (product as u64)
+            });
+            chunk.copy_from_slice(&word.to_le_bytes()[..chunk.len()]);
+        }
     }
     bytes
 }

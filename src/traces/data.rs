@@ -1,5 +1,7 @@
 //! What a span is made of, as exported: its kind, attributes, status, and the ended span.
 
+use std::borrow::Cow;
+
 use super::context::SpanContext;
 
 /// What a span stands for, as OTLP says.
@@ -12,23 +14,23 @@ pub enum Kind {
     Client,
 }
 
-/// An attribute's value.
+/// An attribute's value: a name written in the code is borrowed, not copied.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
-    Str(String),
+    Str(Cow<'static, str>),
     Int(i64),
     Bool(bool),
 }
 
-impl From<&str> for Value {
-    fn from(text: &str) -> Value {
-        Value::Str(text.to_owned())
+impl From<&'static str> for Value {
+    fn from(text: &'static str) -> Value {
+        Value::Str(Cow::Borrowed(text))
     }
 }
 
 impl From<String> for Value {
     fn from(text: String) -> Value {
-        Value::Str(text)
+        Value::Str(Cow::Owned(text))
     }
 }
 

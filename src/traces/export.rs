@@ -1,16 +1,18 @@
-//! The exporter: ended spans go into a bounded queue (full: dropped and counted, never waited
-//! for), a task sends them in batches to the OTLP/HTTP endpoint, and at shutdown what is left is
-//! sent within a bounded time. Which spans are kept is the sampler's call.
+//! The exporter: ended spans go into a bounded buffer (full: dropped and counted, never waited
+//! for), and a task sends them in batches to the OTLP/HTTP endpoint — when the delay passed or a
+//! batch is full, so a span costs a push, not a task wake-up — and at shutdown what is left within
+//! a bounded time. Which spans are kept is the sampler's call.
 
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::context::SpanContext;
 use super::data::{SpanData, Value};
 use super::proto;
+use crate::sync::lock;
 
 /// Spans waiting to be sent, at most (`OTEL_BSP_MAX_QUEUE_SIZE`'s default).
 const QUEUE: usize = 2048;
@@ -91,7 +93,10 @@ struct Settings {
 
 pub(super) struct Exporter {
     pub(super) sampler: Sampler,
-    queue: mpsc::Sender<SpanData>,
+    /// Ended spans not sent yet, at most [`QUEUE`].
+    buffer: Mutex<Vec<SpanData>>,
+    /// A batch is full.
+    full: Notify,
     flush: mpsc::Sender<oneshot::Sender<()>>,
     dropped: AtomicU64,
 }
@@ -115,10 +120,17 @@ pub fn dropped() -> u64 {
 }
 
 pub(super) fn submit(span: SpanData) {
-    if let Some(exporter) = EXPORTER.get()
-        && exporter.queue.try_send(span).is_err()
-    {
+    let Some(exporter) = EXPORTER.get() else {
+        return;
+    };
+    let mut buffer = lock(&exporter.buffer);
+    if buffer.len() >= QUEUE {
         exporter.dropped.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    buffer.push(span);
+    if buffer.len() == BATCH {
+        exporter.full.notify_one();
     }
 }
 
@@ -164,7 +176,7 @@ pub fn init_from_env() -> Result<Option<String>, String> {
         .unwrap_or_default();
     let service = var("OTEL_SERVICE_NAME").unwrap_or_else(|| env!("CARGO_PKG_NAME").to_owned());
     let mut resource = vec![
-        ("service.name", Value::Str(service)),
+        ("service.name", Value::from(service)),
         ("service.version", Value::from(env!("CARGO_PKG_VERSION"))),
         ("telemetry.sdk.name", Value::from(env!("CARGO_PKG_NAME"))),
         ("telemetry.sdk.language", Value::from("rust")),
@@ -182,7 +194,7 @@ pub fn init_from_env() -> Result<Option<String>, String> {
             "host.name",
         ];
         if let Some(key) = known.iter().find(|known| **known == key) {
-            resource.push((key, Value::Str(value)));
+            resource.push((key, Value::from(value)));
         }
     }
     let delay = var("OTEL_BSP_SCHEDULE_DELAY")
@@ -190,7 +202,6 @@ pub fn init_from_env() -> Result<Option<String>, String> {
         .map_or(Duration::from_secs(5), Duration::from_millis);
     // reqwest is built without a default TLS provider (an https endpoint needs one).
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let (queue, spans) = mpsc::channel(QUEUE);
     let (flush, flushes) = mpsc::channel(1);
     let settings = Settings {
         endpoint: endpoint.clone(),
@@ -200,14 +211,16 @@ pub fn init_from_env() -> Result<Option<String>, String> {
     };
     let exporter = Exporter {
         sampler,
-        queue,
+        buffer: Mutex::new(Vec::with_capacity(BATCH)),
+        full: Notify::new(),
         flush,
         dropped: AtomicU64::new(0),
     };
     if EXPORTER.set(exporter).is_err() {
         return Ok(Some(endpoint));
     }
-    tokio::spawn(run(settings, spans, flushes));
+    let exporter = EXPORTER.get().expect("set just now");
+    tokio::spawn(run(settings, exporter, flushes));
     Ok(Some(endpoint))
 }
 
@@ -236,11 +249,11 @@ pub async fn shutdown() {
     }
 }
 
-/// The batch task: sends when a batch is full, when the delay passed since the first span of
-/// one, and when asked to flush.
+/// The batch task: sends what is buffered when the delay has passed, when a batch is full, and
+/// when asked to flush.
 async fn run(
     settings: Settings,
-    mut spans: mpsc::Receiver<SpanData>,
+    exporter: &'static Exporter,
     mut flushes: mpsc::Receiver<oneshot::Sender<()>>,
 ) {
     let client = match reqwest::Client::builder().timeout(EXPORT_TIMEOUT).build() {
@@ -251,37 +264,16 @@ async fn run(
         }
     };
     let mut failures = 0u64;
-    let mut batch = Vec::with_capacity(BATCH);
     loop {
-        let deadline = tokio::time::sleep(settings.delay);
-        tokio::pin!(deadline);
-        let mut flushed = None;
-        // Wait for a first span (or a flush), then fill the batch until it is full or due.
-        loop {
-            tokio::select! {
-                span = spans.recv() => match span {
-                    Some(span) => {
-                        batch.push(span);
-                        if batch.len() >= BATCH {
-                            break;
-                        }
-                    }
-                    None => break,
-                },
-                () = &mut deadline, if !batch.is_empty() => break,
-                done = flushes.recv() => {
-                    while let Ok(span) = spans.try_recv() {
-                        batch.push(span);
-                    }
-                    flushed = done;
-                    break;
-                }
-            }
-        }
+        let flushed = tokio::select! {
+            () = tokio::time::sleep(settings.delay) => None,
+            () = exporter.full.notified() => None,
+            done = flushes.recv() => done,
+        };
+        let batch = std::mem::take(&mut *lock(&exporter.buffer));
         for chunk in batch.chunks(BATCH) {
             send(&client, &settings, chunk, &mut failures).await;
         }
-        batch.clear();
         if let Some(done) = flushed {
             let _ = done.send(());
         }

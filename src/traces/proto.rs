@@ -44,11 +44,22 @@ fn number(out: &mut Vec<u8>, field: u32, value: u64) {
     varint(out, value);
 }
 
-/// A nested message: written to its own buffer, then length-prefixed.
+/// A nested message, written in place after a one-byte length that is widened afterwards when
+/// the message is longer than 127 bytes (a span; its attributes and values rarely are): no buffer
+/// of its own.
 fn message(out: &mut Vec<u8>, field: u32, write: impl FnOnce(&mut Vec<u8>)) {
-    let mut inner = Vec::new();
-    write(&mut inner);
-    bytes(out, field, &inner);
+    tag(out, field, LEN);
+    let at = out.len();
+    out.push(0);
+    write(out);
+    let len = out.len() - at - 1;
+    if len < 0x80 {
+        out[at] = len as u8;
+    } else {
+        let mut prefix = Vec::with_capacity(10);
+        varint(&mut prefix, len as u64);
+        out.splice(at..=at, prefix);
+    }
 }
 
 /// `KeyValue { key = 1; AnyValue value = 2 }`, `AnyValue { string_value = 1; bool_value = 2;
@@ -129,6 +140,18 @@ pub(super) fn export_request(resource: &[(&str, Value)], spans: &[SpanData]) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_nested_message_gets_its_length_widened() {
+        let mut out = Vec::new();
+        message(&mut out, 1, |inner| bytes(inner, 2, &[7; 200]));
+        // tag 1/LEN, length 203 as two bytes, then tag 2/LEN, length 200 as two bytes.
+        assert_eq!(&out[..6], &[0x0a, 0xcb, 0x01, 0x12, 0xc8, 0x01]);
+        assert_eq!(out.len(), 6 + 200);
+        let mut short = Vec::new();
+        message(&mut short, 1, |inner| bytes(inner, 2, b"ab"));
+        assert_eq!(short, [0x0a, 4, 0x12, 2, b'a', b'b']);
+    }
 
     #[test]
     fn varints_are_little_endian_groups_of_seven() {

@@ -44,9 +44,9 @@ struct Hex<'a>(&'a [u8]);
 
 impl std::fmt::Display for Hex<'_> {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0
-            .iter()
-            .try_for_each(|byte| write!(formatter, "{byte:02x}"))
+        let mut text = String::with_capacity(self.0.len() * 2);
+        super::context::push_hex(&mut text, self.0);
+        formatter.write_str(&text)
     }
 }
 
@@ -133,7 +133,7 @@ impl Span {
                 kind,
                 start: now(),
                 end: 0,
-                attributes: Vec::new(),
+                attributes: Vec::with_capacity(12),
                 status: Status::Unset,
             })
         });
@@ -163,7 +163,7 @@ impl Span {
     pub fn fail(&mut self, error_type: &str, message: &str) {
         if let Some(data) = &mut self.data {
             data.attributes
-                .push(("error.type", Value::Str(error_type.to_owned())));
+                .push(("error.type", Value::from(error_type.to_owned())));
             data.status = Status::Error(message.to_owned());
         }
     }

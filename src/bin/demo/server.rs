@@ -126,7 +126,7 @@ impl ServerHandler for DemoServer {
             .and_then(|parts| parts.headers.get("traceparent"))
             .and_then(|value| value.to_str().ok());
         if let Some(header) = header {
-            span.set("http.request.header.traceparent", header);
+            span.set("http.request.header.traceparent", header.to_owned());
         }
         traces::within(&span, self.call(request, &context)).await
     }
