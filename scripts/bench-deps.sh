@@ -23,14 +23,7 @@ command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 # Debian installs haproxy in /usr/sbin, outside a user's PATH; the suite looks there too.
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
 if [ "${#missing[@]}" -gt 0 ]; then
-  if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-    echo "missing: ${missing[*]}; install them (on Debian or Ubuntu, as root:" \
-      "apt-get install ${missing[*]}) and run this script again" >&2
-    exit 1
-  fi
-  echo "installing ${missing[*]} with apt-get" >&2
-  apt-get update -qq >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+  scripts/apt-install.sh "${missing[@]}"
 fi
 
 if [ "$("$DEPS/bench-venv/bin/fastmcp" --version 2>/dev/null | awk '{print $NF}')" != "$FASTMCP_VERSION" ]; then

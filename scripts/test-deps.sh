@@ -11,14 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
-  if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-    echo "missing: prometheus; install it (on Debian or Ubuntu, as root:" \
-      "apt-get install prometheus) and run this script again" >&2
-    exit 1
-  fi
-  echo "installing prometheus with apt-get" >&2
-  apt-get update -qq >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >&2
+  scripts/apt-install.sh prometheus
 fi
 DEPS="$PWD/.deps"
 mkdir -p "$DEPS"
