@@ -4,6 +4,9 @@
 //! holds one (a server's output and errors are redacted before they are logged).
 
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::FmtContext;
+use tracing_subscriber::fmt::format::{self, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -42,13 +45,62 @@ pub fn init(log_level: Option<&str>, format: LogFormat, command: bool) {
         .with_writer(std::io::stderr)
         .with_ansi(false);
     let _ = match format {
-        LogFormat::Human => builder.with_target(false).try_init(),
+        LogFormat::Human => builder
+            .event_format(WithTraceIds {
+                inner: format::format().with_target(false).with_ansi(false),
+                json: false,
+            })
+            .try_init(),
         LogFormat::Json => builder
-            .json()
-            .with_current_span(true)
-            .with_span_list(true)
+            .fmt_fields(format::JsonFields::new())
+            .event_format(WithTraceIds {
+                inner: format::format()
+                    .json()
+                    .with_current_span(true)
+                    .with_span_list(true),
+                json: true,
+            })
             .try_init(),
     };
+}
+
+/// An event format that adds the ids of the trace a line was written in (`traces::current`):
+/// `trace_id` and `span_id` members of a JSON line, or `trace_id=… span_id=…` at the end of a
+/// line of text. Read when a line is written, so a request costs nothing for it.
+struct WithTraceIds<F> {
+    inner: F,
+    json: bool,
+}
+
+impl<S, N, F> FormatEvent<S, N> for WithTraceIds<F>
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+    F: FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        context: &FmtContext<'_, S, N>,
+        mut writer: format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let Some(trace) = crate::traces::current() else {
+            return self.inner.format_event(context, writer, event);
+        };
+        let mut line = String::with_capacity(256);
+        self.inner
+            .format_event(context, format::Writer::new(&mut line), event)?;
+        let (trace_id, span_id) = (trace.trace_id_hex(), trace.span_id_hex());
+        let end = line.trim_end().len();
+        let ids = if self.json && line[..end].ends_with('}') {
+            format!(r#","trace_id":"{trace_id}","span_id":"{span_id}""#)
+        } else {
+            format!(" trace_id={trace_id} span_id={span_id}")
+        };
+        let at = if self.json { end - 1 } else { end };
+        line.insert_str(at, &ids);
+        writer.write_str(&line)
+    }
 }
 
 /// rmcp logs every handshake and notification at info (that is our debug), and warns about every

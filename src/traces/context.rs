@@ -56,6 +56,20 @@ impl SpanContext {
         text
     }
 
+    /// The trace id in hex, as log lines carry it.
+    pub fn trace_id_hex(&self) -> String {
+        let mut text = String::with_capacity(32);
+        push_hex(&mut text, &self.trace_id);
+        text
+    }
+
+    /// The span id in hex.
+    pub fn span_id_hex(&self) -> String {
+        let mut text = String::with_capacity(16);
+        push_hex(&mut text, &self.span_id);
+        text
+    }
+
     /// A child of this context: same trace, a new span id.
     pub fn child(&self) -> SpanContext {
         SpanContext {

@@ -5,8 +5,6 @@
 use std::future::Future;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use tracing::Instrument;
-
 use super::context::{SpanContext, new_span_id, new_trace_id};
 use super::data::{Kind, SpanData, Status, Value};
 use super::export;
@@ -21,32 +19,12 @@ pub fn current() -> Option<SpanContext> {
     CURRENT.try_with(Clone::clone).ok()
 }
 
-/// Runs `work` inside `span`: the spans it starts are its children. Without a span (tracing
-/// off), `work` runs as it is.
-/// The log lines written meanwhile carry the span's ids (a `trace` span with `trace_id` and
-/// `span_id`), so a log pipeline can join them to the trace.
+/// Runs `work` inside `span`: the spans it starts are its children, and the log lines it writes
+/// carry the span's ids (`telemetry`). Without a span (tracing off), `work` runs as it is.
 pub async fn within<F: Future>(span: &Span, work: F) -> F::Output {
     match span.context() {
-        Some(context) => {
-            let ids = tracing::info_span!(
-                "trace",
-                trace_id = %Hex(&context.trace_id),
-                span_id = %Hex(&context.span_id),
-            );
-            CURRENT.scope(context.clone(), work.instrument(ids)).await
-        }
+        Some(context) => CURRENT.scope(context.clone(), work).await,
         None => work.await,
-    }
-}
-
-/// Bytes as lowercase hex, for the log lines.
-struct Hex<'a>(&'a [u8]);
-
-impl std::fmt::Display for Hex<'_> {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut text = String::with_capacity(self.0.len() * 2);
-        super::context::push_hex(&mut text, self.0);
-        formatter.write_str(&text)
     }
 }
 
