@@ -21,7 +21,6 @@ use serde_json::Value;
 use super::Router;
 use super::attribution::{Forwarded, Registered};
 use super::error::{RouteError, service_error};
-use super::observed;
 use super::parked::{self, Fingerprint};
 use super::progress::Following;
 use super::session::{Caller, ask_client};
@@ -234,15 +233,14 @@ impl Router {
         request: ClientRequest,
         caller: &Caller,
     ) -> Result<ServerResult, RouteError> {
-        let started = std::time::Instant::now();
         let method = metrics::method_label(request.method());
         let tool = match &request {
             ClientRequest::CallToolRequest(call) => Some(call.params.name.clone()),
             _ => None,
         };
-        let mut span = self.client_span(server, method, tool.as_deref());
+        let operation = self.begin_client(server, method, tool.as_deref());
         let result = self
-            .forward_once_unmeasured(server, request, caller, &span)
+            .forward_once_unmeasured(server, request, caller, &operation.span)
             .await;
         let outcome = match &result {
             Ok(ServerResult::CallToolResult(result)) if result.is_error == Some(true) => {
@@ -250,13 +248,7 @@ impl Router {
             }
             other => Outcome::of(other),
         };
-        let elapsed = started.elapsed();
-        metrics::global().client_operation(method, tool.as_deref(), server, outcome, elapsed);
-        let error = result
-            .as_ref()
-            .err()
-            .map(|error| error as &dyn std::fmt::Display);
-        observed::end_span(&mut span, outcome, error);
+        operation.finish(tool.as_deref(), outcome, &result);
         result
     }
 
@@ -275,7 +267,7 @@ impl Router {
         let mut options = PeerRequestOptions::with_timeout(timeout);
         options.meta = forwarded_meta(&caller.meta);
         if span.context().is_some() {
-            observed::inject(span, options.meta.get_or_insert_with(Default::default));
+            super::observed::inject(span, options.meta.get_or_insert_with(Default::default));
         }
         // A modern server logs only for a request that names a level (2026-07-28): the modern
         // caller's own, else the level a legacy session set with logging/setLevel.

@@ -3,9 +3,12 @@
 //! requests and the handler's own (`upstream`) both go through here, so a request is measured
 //! once, on whichever path it takes.
 
+use std::fmt::Display;
+use std::future::Future;
 use std::time::Instant;
 
 use super::Router;
+use super::error::RouteError;
 use super::session::Caller;
 use crate::metrics::{self, Outcome};
 use crate::traces::{self, Span, SpanContext};
@@ -65,6 +68,21 @@ impl Router {
         }
     }
 
+    /// Runs `routed` as `operation`: counted in flight, inside its span, finished with its outcome
+    /// (no tool label: `tools/call` finishes itself, its outcome has more to say).
+    pub(super) async fn observed<T>(
+        &self,
+        caller: &Caller,
+        operation: Operation,
+        routed: impl Future<Output = Result<T, RouteError>>,
+    ) -> Result<T, RouteError> {
+        let _in_flight = metrics::global().in_flight();
+        let outcome = traces::within(&operation.span, routed).await;
+        let error = outcome.as_ref().err().map(|error| error as &dyn Display);
+        self.finish(operation, caller, None, Outcome::of(&outcome), error);
+        outcome
+    }
+
     /// Ends a request: its duration into the metrics (`tool`: a name the catalog serves, else
     /// none), its outcome onto its span (`error`: the message the client got).
     pub fn finish(
@@ -86,15 +104,48 @@ impl Router {
     }
 }
 
+/// A request to a server being answered: its client span and its clock.
+pub(super) struct ClientOperation<'a> {
+    pub(super) span: Span,
+    method: &'static str,
+    server: &'a str,
+    started: Instant,
+}
+
+impl ClientOperation<'_> {
+    /// Ends it: its duration into the metrics (`mcp.client.operation.duration`), its outcome onto
+    /// its span.
+    pub(super) fn finish<T>(
+        mut self,
+        tool: Option<&str>,
+        outcome: Outcome,
+        result: &Result<T, RouteError>,
+    ) {
+        let elapsed = self.started.elapsed();
+        metrics::global().client_operation(self.method, tool, self.server, outcome, elapsed);
+        let error = result.as_ref().err().map(|error| error as &dyn Display);
+        end_span(&mut self.span, outcome, error);
+    }
+}
+
 impl Router {
-    /// A client span for a request to `server` (inside the current span; none outside one):
-    /// `tool`, the server's own name for a called tool.
-    pub(super) fn client_span(
+    /// Begins a request to `server` (`tool`: the server's own name for a called tool).
+    pub(super) fn begin_client<'a>(
         &self,
-        server: &str,
+        server: &'a str,
         method: &'static str,
         tool: Option<&str>,
-    ) -> Span {
+    ) -> ClientOperation<'a> {
+        ClientOperation {
+            started: Instant::now(),
+            span: self.client_span(server, method, tool),
+            method,
+            server,
+        }
+    }
+
+    /// A client span for a request to `server` (inside the current span; none outside one).
+    fn client_span(&self, server: &str, method: &'static str, tool: Option<&str>) -> Span {
         let mut span = Span::child(traces::Kind::Client, || span_name(method, tool));
         if span.is_recording() {
             span.set("mcp.method.name", method);
@@ -152,7 +203,7 @@ pub(super) fn attribute_target(span: &mut Span, method: &str, target: &str) {
 
 /// A span's outcome: `error.type` (the JSON-RPC code, or `tool_error`), `rpc.response.status_code`
 /// and an error status with the message.
-pub(super) fn end_span(span: &mut Span, outcome: Outcome, error: Option<&dyn std::fmt::Display>) {
+fn end_span(span: &mut Span, outcome: Outcome, error: Option<&dyn std::fmt::Display>) {
     if !span.is_recording() {
         return;
     }

@@ -27,7 +27,7 @@ use super::forward::{forwarded_meta, log_level_for};
 use super::observed;
 use super::session::Caller;
 use crate::downstream::{ChildLane, Connection};
-use crate::metrics::{self, Outcome};
+use crate::metrics::Outcome;
 use crate::wire::lane::{Answer, LaneError};
 
 const METHOD: &str = "tools/call";
@@ -356,15 +356,14 @@ impl Router {
         (params, mut extra): (impl FnOnce(Option<Box<RawValue>>) -> P, RequestMetaObject),
         (caller, tool): (&Caller, Option<&str>),
     ) -> Result<Box<RawValue>, RouteError> {
-        let started = std::time::Instant::now();
-        let mut span = self.client_span(server, lane.1.method(), tool);
-        observed::inject(&span, &mut extra);
+        let operation = self.begin_client(server, lane.1.method(), tool);
+        observed::inject(&operation.span, &mut extra);
+        let kind = lane.1;
         let result = self
             .on_lane_unmeasured(server, connection, lane, (params, extra), caller)
             .await;
         // A result is not read here: one that may say `isError` counts as the tool's error (the
         // server side's figure reads it).
-        let kind = lane.1;
         let outcome = match &result {
             Ok(result)
                 if kind == Relayable::CallTool && may_say_is_error(result.get().as_bytes()) =>
@@ -373,13 +372,7 @@ impl Router {
             }
             other => Outcome::of(other),
         };
-        let method = kind.method();
-        metrics::global().client_operation(method, tool, server, outcome, started.elapsed());
-        let error = result
-            .as_ref()
-            .err()
-            .map(|error| error as &dyn std::fmt::Display);
-        observed::end_span(&mut span, outcome, error);
+        operation.finish(tool, outcome, &result);
         result
     }
 

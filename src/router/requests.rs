@@ -244,16 +244,9 @@ impl Router {
         params: GetPromptRequestParams,
         raw_caller: bool,
     ) -> Result<Relayed, RouteError> {
-        let _in_flight = metrics::global().in_flight();
         let operation = self.begin(caller, "prompts/get", Some(&params.name));
         let routed = self.get_prompt_routed(caller, params, raw_caller, Instant::now());
-        let outcome = traces::within(&operation.span, routed).await;
-        let error = outcome
-            .as_ref()
-            .err()
-            .map(|error| error as &dyn std::fmt::Display);
-        self.finish(operation, caller, None, Outcome::of(&outcome), error);
-        outcome
+        self.observed(caller, operation, routed).await
     }
 
     async fn get_prompt_routed(
@@ -347,16 +340,9 @@ impl Router {
         params: ReadResourceRequestParams,
         raw_caller: bool,
     ) -> Result<Relayed, RouteError> {
-        let _in_flight = metrics::global().in_flight();
         let operation = self.begin(caller, "resources/read", None);
         let routed = self.read_resource_routed(caller, params, raw_caller, Instant::now());
-        let outcome = traces::within(&operation.span, routed).await;
-        let error = outcome
-            .as_ref()
-            .err()
-            .map(|error| error as &dyn std::fmt::Display);
-        self.finish(operation, caller, None, Outcome::of(&outcome), error);
-        outcome
+        self.observed(caller, operation, routed).await
     }
 
     async fn read_resource_routed(
@@ -480,16 +466,9 @@ impl Router {
         params: CompleteRequestParams,
         raw_caller: bool,
     ) -> Result<Relayed, RouteError> {
-        let _in_flight = metrics::global().in_flight();
         let operation = self.begin(caller, "completion/complete", None);
         let routed = self.complete_routed(caller, params, raw_caller);
-        let outcome = traces::within(&operation.span, routed).await;
-        let error = outcome
-            .as_ref()
-            .err()
-            .map(|error| error as &dyn std::fmt::Display);
-        self.finish(operation, caller, None, Outcome::of(&outcome), error);
-        outcome
+        self.observed(caller, operation, routed).await
     }
 
     async fn complete_routed(

@@ -130,6 +130,19 @@ impl ProxyHandler {
         (caller, operation)
     }
 
+    /// Runs `work`, a request answered here, observed: in its span, finished with its outcome.
+    async fn observed<T>(
+        &self,
+        context: &RequestContext<RoleServer>,
+        method: &'static str,
+        work: impl std::future::Future<Output = Result<T, ErrorData>>,
+    ) -> Result<T, ErrorData> {
+        let (caller, operation) = self.begin(context, method);
+        let result = crate::traces::within(&operation.span, work).await;
+        self.finish(&caller, operation, &result);
+        result
+    }
+
     fn finish<T>(&self, caller: &Caller, operation: Operation, result: &Result<T, ErrorData>) {
         let outcome = crate::metrics::Outcome::of(result);
         let error = result
@@ -206,8 +219,7 @@ impl ServerHandler for ProxyHandler {
         request: InitializeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<InitializeResult, ErrorData> {
-        let (caller, operation) = self.begin(&context, "initialize");
-        let result = crate::traces::within(&operation.span, async {
+        self.observed(&context, "initialize", async {
             // One handshake per session: a second `initialize` must not renegotiate what the first
             // agreed (rmcp would take its parameters as the session's from here on).
             if self
@@ -235,17 +247,14 @@ impl ServerHandler for ProxyHandler {
                 .announce_core_tasks(&result.protocol_version, &mut result.capabilities);
             Ok(result)
         })
-        .await;
-        self.finish(&caller, operation, &result);
-        result
+        .await
     }
 
     async fn discover(
         &self,
         context: RequestContext<RoleServer>,
     ) -> Result<DiscoverResult, ErrorData> {
-        let (caller, operation) = self.begin(&context, "server/discover");
-        let result = crate::traces::within(&operation.span, async {
+        self.observed(&context, "server/discover", async {
             // A modern client's first look, as `initialize` is a legacy one's.
             self.router.await_first_contact().await;
             Ok(DiscoverResult::from_server_info(
@@ -253,9 +262,7 @@ impl ServerHandler for ProxyHandler {
                 self.get_info(),
             ))
         })
-        .await;
-        self.finish(&caller, operation, &result);
-        result
+        .await
     }
 
     async fn on_custom_request(
@@ -300,15 +307,12 @@ impl ServerHandler for ProxyHandler {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        let (caller, operation) = self.begin(&context, "tools/list");
-        let result = crate::traces::within(&operation.span, async {
+        self.observed(&context, "tools/list", async {
             self.router.await_first_contact().await;
             let (tools, next) = self.router.list_tools(cursor(request.as_ref()))?;
             Ok(tools_result(tools, next))
         })
-        .await;
-        self.finish(&caller, operation, &result);
-        result
+        .await
     }
 
     async fn call_tool(
@@ -346,12 +350,9 @@ impl ServerHandler for ProxyHandler {
         request: GetTaskParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetTaskResult, ErrorData> {
-        let (caller, operation) = self.begin(&context, "tasks/get");
-        let routed = self.caller(&context);
-        let get = self.router.get_task(&routed, request);
-        let result = crate::traces::within(&operation.span, get).await;
-        self.finish(&caller, operation, &result);
-        result
+        let caller = self.caller(&context);
+        let get = self.router.get_task(&caller, request);
+        self.observed(&context, "tasks/get", get).await
     }
 
     async fn update_task(
@@ -359,15 +360,12 @@ impl ServerHandler for ProxyHandler {
         request: UpdateTaskParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        let (caller, operation) = self.begin(&context, "tasks/update");
-        let result = crate::traces::within(&operation.span, async {
+        self.observed(&context, "tasks/update", async {
             self.router
                 .update_task(&self.caller(&context), request)
                 .await
         })
-        .await;
-        self.finish(&caller, operation, &result);
-        result
+        .await
     }
 
     async fn cancel_task(
@@ -375,15 +373,12 @@ impl ServerHandler for ProxyHandler {
         request: CancelTaskParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        let (caller, operation) = self.begin(&context, "tasks/cancel");
-        let result = crate::traces::within(&operation.span, async {
+        self.observed(&context, "tasks/cancel", async {
             self.router
                 .cancel_task(&self.caller(&context), request)
                 .await
         })
-        .await;
-        self.finish(&caller, operation, &result);
-        result
+        .await
     }
 
     async fn list_prompts(
@@ -391,17 +386,14 @@ impl ServerHandler for ProxyHandler {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
-        let (caller, operation) = self.begin(&context, "prompts/list");
-        let result = crate::traces::within(&operation.span, async {
+        self.observed(&context, "prompts/list", async {
             self.router.await_first_contact().await;
             let (prompts, next) = self.router.list_prompts(cursor(request.as_ref()))?;
             let mut result = ListPromptsResult::with_all_items(prompts);
             result.next_cursor = next;
             Ok(result)
         })
-        .await;
-        self.finish(&caller, operation, &result);
-        result
+        .await
     }
 
     async fn get_prompt(
@@ -430,17 +422,14 @@ impl ServerHandler for ProxyHandler {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
-        let (caller, operation) = self.begin(&context, "resources/list");
-        let result = crate::traces::within(&operation.span, async {
+        self.observed(&context, "resources/list", async {
             self.router.await_first_contact().await;
             let (resources, next) = self.router.list_resources(cursor(request.as_ref())).await?;
             let mut result = ListResourcesResult::with_all_items(resources);
             result.next_cursor = next;
             Ok(result)
         })
-        .await;
-        self.finish(&caller, operation, &result);
-        result
+        .await
     }
 
     async fn list_resource_templates(
@@ -448,17 +437,14 @@ impl ServerHandler for ProxyHandler {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
-        let (caller, operation) = self.begin(&context, "resources/templates/list");
-        let result = crate::traces::within(&operation.span, async {
+        self.observed(&context, "resources/templates/list", async {
             self.router.await_first_contact().await;
             let (templates, next) = self.router.list_templates(cursor(request.as_ref()))?;
             let mut result = ListResourceTemplatesResult::with_all_items(templates);
             result.next_cursor = next;
             Ok(result)
         })
-        .await;
-        self.finish(&caller, operation, &result);
-        result
+        .await
     }
 
     async fn read_resource(
@@ -487,16 +473,13 @@ impl ServerHandler for ProxyHandler {
         request: SubscribeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        let (caller, operation) = self.begin(&context, "resources/subscribe");
-        let result = crate::traces::within(&operation.span, async {
+        self.observed(&context, "resources/subscribe", async {
             Ok(self
                 .router
                 .subscribe(&self.caller(&context), request)
                 .await?)
         })
-        .await;
-        self.finish(&caller, operation, &result);
-        result
+        .await
     }
 
     async fn unsubscribe(
@@ -504,16 +487,13 @@ impl ServerHandler for ProxyHandler {
         request: UnsubscribeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        let (caller, operation) = self.begin(&context, "resources/unsubscribe");
-        let result = crate::traces::within(&operation.span, async {
+        self.observed(&context, "resources/unsubscribe", async {
             Ok(self
                 .router
                 .unsubscribe(&self.caller(&context), request)
                 .await?)
         })
-        .await;
-        self.finish(&caller, operation, &result);
-        result
+        .await
     }
 
     async fn complete(
@@ -547,16 +527,13 @@ impl ServerHandler for ProxyHandler {
         request: SetLevelRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        let (caller, operation) = self.begin(&context, "logging/setLevel");
-        let result = crate::traces::within(&operation.span, async {
+        self.observed(&context, "logging/setLevel", async {
             self.router
                 .set_level(&self.caller(&context), request.level)
                 .await;
             Ok(())
         })
-        .await;
-        self.finish(&caller, operation, &result);
-        result
+        .await
     }
 }
 

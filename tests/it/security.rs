@@ -516,15 +516,11 @@ async fn secrets_stay_out(format: &str) -> String {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let base = proxy_url.trim_end_matches("/mcp").to_owned();
     let client = reqwest::Client::new();
-    let health = client
-        .get(format!("{base}/health"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let read = |path: &str| {
+        let request = client.get(format!("{base}{path}")).bearer_auth(TOKEN);
+        async move { request.send().await.unwrap().text().await.unwrap() }
+    };
+    let health = read("/health").await;
     // A client error built from text a secret can hide in: an unknown resource URI.
     let transport = rmcp::transport::StreamableHttpClientTransport::from_config(
         rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig::with_uri(
@@ -599,15 +595,7 @@ async fn secrets_stay_out(format: &str) -> String {
     );
 
     log.wait_for("traces could not be exported").await;
-    let metrics = client
-        .get(format!("{base}/metrics"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = read("/metrics").await;
     assert!(
         metrics.contains("pluggedin_proxy_spans_dropped_total"),
         "{metrics}"
