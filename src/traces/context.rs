@@ -8,7 +8,7 @@ pub struct SpanContext {
     pub trace_id: [u8; 16],
     pub span_id: [u8; 8],
     pub sampled: bool,
-    /// The vendors' `tracestate`, passed on as received (bounded by [`parse`]'s caller).
+    /// The vendors' `tracestate`, passed on as received (at most 512 bytes: [`SpanContext::parse`]).
     pub trace_state: Option<String>,
 }
 
