@@ -160,6 +160,12 @@ fn app_settings(cli: &Cli) -> anyhow::Result<Option<AppSettings>> {
             "--stateless and --require-api-auth only apply to --transport streamable-http"
         );
     }
+    if cli.transport == Transport::StreamableHttp && cli.metrics_port.is_some() {
+        tracing::warn!(
+            "--metrics-port applies to stdio mode; over HTTP the metrics are at /metrics on the HTTP \
+             port"
+        );
+    }
     Ok(app_settings)
 }
 

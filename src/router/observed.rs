@@ -212,8 +212,9 @@ fn end_span(span: &mut Span, outcome: Outcome, error: Option<&dyn std::fmt::Disp
         Outcome::Ok => {}
         Outcome::ToolError => span.fail("tool_error", message.as_deref().unwrap_or("tool error")),
         Outcome::Code(code) => {
-            span.set("rpc.response.status_code", code.to_string());
-            span.fail(&code.to_string(), message.as_deref().unwrap_or(""));
+            let code = code.to_string();
+            span.fail(&code, message.as_deref().unwrap_or(""));
+            span.set("rpc.response.status_code", code);
         }
     }
 }

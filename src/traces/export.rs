@@ -86,7 +86,8 @@ impl Sampler {
 /// What the exporter was configured with.
 struct Settings {
     endpoint: String,
-    headers: Vec<(String, String)>,
+    /// Checked at start, so that a bad one is an error that names it, not a failed export.
+    headers: reqwest::header::HeaderMap,
     resource: Vec<(&'static str, Value)>,
     delay: Duration,
 }
@@ -170,10 +171,12 @@ pub fn init_from_env() -> Result<Option<String>, String> {
         var("OTEL_TRACES_SAMPLER").as_deref(),
         var("OTEL_TRACES_SAMPLER_ARG").as_deref(),
     )?;
-    let headers = var("OTEL_EXPORTER_OTLP_TRACES_HEADERS")
-        .or(var("OTEL_EXPORTER_OTLP_HEADERS"))
-        .map(|text| parse_pairs(&text))
-        .unwrap_or_default();
+    let headers = headers(
+        var("OTEL_EXPORTER_OTLP_TRACES_HEADERS")
+            .or(var("OTEL_EXPORTER_OTLP_HEADERS"))
+            .map(|text| parse_pairs(&text))
+            .unwrap_or_default(),
+    )?;
     let service = var("OTEL_SERVICE_NAME").unwrap_or_else(|| env!("CARGO_PKG_NAME").to_owned());
     let mut resource = vec![
         ("service.name", Value::from(service)),
@@ -222,6 +225,24 @@ pub fn init_from_env() -> Result<Option<String>, String> {
     let exporter = EXPORTER.get().expect("set just now");
     tokio::spawn(run(settings, exporter, flushes));
     Ok(Some(endpoint))
+}
+
+/// The exporter's extra headers, each checked: the error names a bad one, never its value (it may
+/// be a key).
+fn headers(pairs: Vec<(String, String)>) -> Result<reqwest::header::HeaderMap, String> {
+    use reqwest::header::{HeaderName, HeaderValue};
+    let mut headers = reqwest::header::HeaderMap::new();
+    for (key, value) in pairs {
+        let name = HeaderName::from_bytes(key.as_bytes()).map_err(|_| {
+            format!("OTEL_EXPORTER_OTLP_HEADERS: {key:?} is not an HTTP header name")
+        })?;
+        let mut value = HeaderValue::from_str(&value).map_err(|_| {
+            format!("OTEL_EXPORTER_OTLP_HEADERS: the value of {key:?} is not a valid header value")
+        })?;
+        value.set_sensitive(true);
+        headers.insert(name, value);
+    }
+    Ok(headers)
 }
 
 /// `key=value,key=value`, values percent-decoded (the W3C Baggage format the variables use).
@@ -291,9 +312,7 @@ async fn send(
         .post(&settings.endpoint)
         .header("content-type", "application/x-protobuf")
         .body(body);
-    for (key, value) in &settings.headers {
-        request = request.header(key.as_str(), value.as_str());
-    }
+    request = request.headers(settings.headers.clone());
     let failure = match request.send().await {
         Ok(response) if response.status().is_success() => None,
         Ok(response) => Some(format!("the collector answered {}", response.status())),
@@ -344,6 +363,22 @@ mod tests {
         assert!(sampler.sample(None, &parent.trace_id));
         assert!(!Sampler::Ratio(0.0).sample(None, &[0xff; 16]));
         assert!(Sampler::Ratio(1.0).sample(None, &[0xfe; 16]));
+    }
+
+    #[test]
+    fn a_bad_header_is_named_and_its_value_kept_out() {
+        let error = headers(vec![("bad name".into(), "secret-1".into())]).unwrap_err();
+        assert!(
+            error.contains("\"bad name\" is not an HTTP header name"),
+            "{error}"
+        );
+        let error = headers(vec![("api-key".into(), "sec\nret-2".into())]).unwrap_err();
+        assert!(error.contains("the value of \"api-key\""), "{error}");
+        assert!(!error.contains("ret-2"), "{error}");
+        assert_eq!(
+            headers(vec![("api-key".into(), "k".into())]).unwrap().len(),
+            1
+        );
     }
 
     #[test]

@@ -113,6 +113,21 @@ impl Prometheus {
             .collect()
     }
 
+    /// A query's samples as two of their labels (absent: empty) and the value, sorted.
+    async fn by_two(&self, promql: &str, (a, b): (&str, &str)) -> Vec<(String, String, f64)> {
+        let mut samples: Vec<(String, String, f64)> = self
+            .query(promql)
+            .await
+            .into_iter()
+            .map(|(labels, value)| {
+                let label = |name: &str| labels[name].as_str().unwrap_or("").to_owned();
+                (label(a), label(b), value)
+            })
+            .collect();
+        samples.sort_by(|x, y| x.partial_cmp(y).unwrap());
+        samples
+    }
+
     /// Queries until the single value of `promql` is `expected` (a scrape after the calls has
     /// landed); the last answer otherwise.
     async fn until(&self, promql: &str, expected: f64) -> Vec<(Value, f64)> {
@@ -161,18 +176,12 @@ async fn prometheus_scrapes_tool_calls_with_their_error_split_and_histograms() {
     assert_eq!(total.len(), 1, "{total:?}\n{}", proxy.log.text());
     assert_eq!(total[0].1, 10.0, "{total:?}");
 
-    let mut split: Vec<(String, String, f64)> = prometheus
-        .query(&format!(
-            "sum by (error_type, gen_ai_tool_name) ({server_calls})"
-        ))
-        .await
-        .into_iter()
-        .map(|(labels, value)| {
-            let label = |name: &str| labels[name].as_str().unwrap_or("").to_owned();
-            (label("error_type"), label("gen_ai_tool_name"), value)
-        })
-        .collect();
-    split.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let split = prometheus
+        .by_two(
+            &format!("sum by (error_type, gen_ai_tool_name) ({server_calls})"),
+            ("error_type", "gen_ai_tool_name"),
+        )
+        .await;
     assert_eq!(
         split,
         [
@@ -189,19 +198,12 @@ async fn prometheus_scrapes_tool_calls_with_their_error_split_and_histograms() {
 
     // The downstream side: the 8 calls that reached the server, by server and its own name.
     let client_calls = prometheus
-        .query(
+        .by_two(
             "sum by (server, gen_ai_tool_name) \
              (mcp_client_operation_duration_seconds_count{mcp_method_name=\"tools/call\"})",
+            ("server", "gen_ai_tool_name"),
         )
         .await;
-    let mut client_calls: Vec<(String, String, f64)> = client_calls
-        .into_iter()
-        .map(|(labels, value)| {
-            let label = |name: &str| labels[name].as_str().unwrap_or("").to_owned();
-            (label("server"), label("gen_ai_tool_name"), value)
-        })
-        .collect();
-    client_calls.sort_by(|a, b| a.partial_cmp(b).unwrap());
     assert_eq!(
         client_calls,
         [
