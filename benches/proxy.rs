@@ -60,6 +60,8 @@ struct Plan {
     catalog_servers: usize,
     catalog_tools: usize,
     catalog_lists: usize,
+    /// Rounds of the alternating observability comparison.
+    observe_rounds: usize,
 }
 
 impl Plan {
@@ -76,6 +78,7 @@ impl Plan {
                 catalog_servers: 5,
                 catalog_tools: 20,
                 catalog_lists: 2,
+                observe_rounds: 2,
             }
         } else {
             Plan {
@@ -89,6 +92,7 @@ impl Plan {
                 catalog_servers: 100,
                 catalog_tools: 100,
                 catalog_lists: 20,
+                observe_rounds: 7,
             }
         }
     }
@@ -99,7 +103,7 @@ async fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     // `cargo bench` passes `--bench`; anything else unknown is a mistake worth reporting.
     let quick = args.iter().any(|a| a == "--quick");
-    // `--only=stdio,http` runs some scenarios: stdio, startup, http, catalog.
+    // `--only=stdio,http` runs some scenarios: stdio, startup, http, catalog, observe.
     let only: Vec<&str> = args
         .iter()
         .filter_map(|a| a.strip_prefix("--only="))
@@ -119,7 +123,7 @@ async fn main() -> Result<()> {
     }) {
         bail!(
             "unknown argument {unknown:?} (usage: cargo bench --bench proxy [-- --quick] \
-             [--only=stdio,startup,http,catalog] [--baseline=PATH] [--require-peer])"
+             [--only=stdio,startup,http,catalog,observe] [--baseline=PATH] [--require-peer])"
         );
     }
     let plan = Plan::new(quick);
@@ -131,7 +135,7 @@ async fn main() -> Result<()> {
     } else {
         None
     };
-    let http_tools = if run("http") {
+    let http_tools = if run("http") || run("observe") {
         Some(HttpTools::find()?)
     } else {
         None
@@ -154,7 +158,7 @@ async fn main() -> Result<()> {
         eprintln!("== 4. start-up and idle memory");
         startup(&mut report, plan, work.path()).await?;
     }
-    if let Some(tools) = &http_tools {
+    if let Some(tools) = http_tools.as_ref().filter(|_| run("http")) {
         eprintln!("== 2./3. HTTP throughput and memory");
         http(
             &mut report,
@@ -169,6 +173,10 @@ async fn main() -> Result<()> {
     if run("catalog") {
         eprintln!("== 5. big catalog");
         big_catalog(&mut report, plan, work.path()).await?;
+    }
+    if run("observe") {
+        eprintln!("== 6. what metrics and traces cost");
+        observability_overhead(&mut report, plan, work.path(), http_tools.as_ref()).await?;
     }
     if peer.is_none() {
         writeln!(
@@ -1868,6 +1876,302 @@ async fn big_catalog(report: &mut String, plan: Plan, dir: &Path) -> Result<()> 
     writeln!(
         report,
         "| start-up to the complete catalog (servers' start-up included) | {start_ms:.0} ms |"
+    )?;
+    Ok(())
+}
+
+// ===== 6. what metrics and traces cost, in alternating rounds =====
+
+/// One way of running the proxy in the alternating comparison.
+#[derive(Clone, Copy, PartialEq)]
+enum Observing {
+    /// The `--baseline` build (the one before metrics and traces, when that is what it is).
+    Baseline,
+    /// As built: metrics recorded, nobody scraping, tracing off.
+    Quiet,
+    /// Metrics scraped every second.
+    Scraped,
+    /// Tracing on, every request sampled, spans exported to the sink.
+    Traced,
+}
+
+impl Observing {
+    fn label(self) -> &'static str {
+        match self {
+            Observing::Baseline => "off: the `--baseline` build",
+            Observing::Quiet => "as built, metrics recorded, not scraped, tracing off",
+            Observing::Scraped => "metrics scraped every second",
+            Observing::Traced => "tracing on, every request sampled, OTLP to a local sink",
+        }
+    }
+
+    /// The variants this run has, the reference (off) first.
+    fn all() -> Vec<Observing> {
+        let mut all = Vec::new();
+        if BASELINE.get().is_some() {
+            all.push(Observing::Baseline);
+        }
+        all.extend([Observing::Quiet, Observing::Scraped, Observing::Traced]);
+        all
+    }
+
+    fn command(self, dir: &Path, config: &Path, extra: &[&str], sink: &str) -> Result<Command> {
+        Ok(match self {
+            Observing::Baseline => baseline_command(dir, config, extra)?.context("no baseline")?,
+            Observing::Quiet | Observing::Scraped => proxy_command(dir, config, extra)?,
+            Observing::Traced => traced(proxy_command(dir, config, extra)?, sink),
+        })
+    }
+}
+
+/// One demo server that traces nothing of its own even when the proxy's environment says to
+/// (`OTEL_SDK_DISABLED`), so that a traced row measures the proxy's spans alone.
+fn untraced_config(dir: &Path) -> Result<PathBuf> {
+    let path = dir.join("observe.json");
+    let server = json!({
+        "command": DEMO,
+        "args": ["--name", "demo"],
+        "env": { "OTEL_SDK_DISABLED": "true" },
+    });
+    std::fs::write(
+        &path,
+        json!({ "mcpServers": { "demo": server } }).to_string(),
+    )?;
+    Ok(path)
+}
+
+/// Reads `url` every second until dropped: the scraping Prometheus would do, faster.
+struct Scraper(tokio::task::JoinHandle<()>);
+
+impl Scraper {
+    fn start(client: &reqwest::Client, url: String) -> Scraper {
+        let client = client.clone();
+        Scraper(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                if let Ok(response) = client.get(&url).send().await {
+                    let _ = response.bytes().await;
+                }
+            }
+        }))
+    }
+}
+
+impl Drop for Scraper {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// CPU time of every live thread of `pid` in seconds, to the nanosecond
+/// (`/proc/<pid>/task/*/schedstat`): `/proc/<pid>/stat` counts in clock ticks, too coarse to
+/// split a few percent of one batch.
+fn thread_cpu_seconds(pid: u32) -> Result<f64> {
+    let mut nanos = 0u64;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        let path = task?.path().join("schedstat");
+        // A thread that ended since the listing has nothing left to count.
+        if let Ok(text) = std::fs::read_to_string(path) {
+            nanos += text
+                .split_whitespace()
+                .next()
+                .and_then(|field| field.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    Ok(nanos as f64 / 1e9)
+}
+
+/// The figures of each variant over the rounds.
+#[derive(Default)]
+struct Rounds {
+    stdio_cpu_us: Vec<f64>,
+    stdio_p50_us: Vec<f64>,
+    http_calls: Vec<f64>,
+}
+
+/// Every variant of [`Observing`] measured in rounds, each round running them one after the other
+/// in a rotated order, so that the machine's drift falls on all of them alike: stdio's CPU per call
+/// and p50, and calls/s over HTTP at c=32. Medians of the rounds.
+async fn observability_overhead(
+    report: &mut String,
+    plan: Plan,
+    dir: &Path,
+    tools: Option<&HttpTools>,
+) -> Result<()> {
+    let variants = Observing::all();
+    let config = untraced_config(dir)?;
+    let (sink, exported) = otlp_sink().await?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()?;
+
+    // Over stdio: one long-lived proxy per variant, a batch of calls per round.
+    let mut stdio = Vec::new();
+    let mut scrapers = Vec::new();
+    for (index, variant) in variants.iter().enumerate() {
+        let mut extra = Vec::new();
+        let metrics_port = free_port()?.to_string();
+        if *variant == Observing::Scraped {
+            extra.extend(["--metrics-port", metrics_port.as_str()]);
+        }
+        let cmd = variant.command(dir, &config, &extra, &sink)?;
+        let mut client_of = StdioClient::spawn(cmd, log_file(dir, &format!("observe-{index}"))?)?;
+        client_of.initialize().await?;
+        // Warm-up, and the wait for the echo tool.
+        stdio_calls(
+            &mut client_of,
+            Plan {
+                stdio_calls: 0,
+                ..plan
+            },
+            None,
+        )
+        .await?;
+        if *variant == Observing::Scraped {
+            let url = format!("http://127.0.0.1:{metrics_port}/metrics");
+            scrapers.push(Scraper::start(&client, url));
+        }
+        stdio.push(client_of);
+    }
+    let tool = echo_tool(&stdio[0].list_tools().await?)?;
+    let mut rounds: Vec<Rounds> = variants.iter().map(|_| Rounds::default()).collect();
+    for round in 0..plan.observe_rounds {
+        for offset in 0..variants.len() {
+            let index = (round + offset) % variants.len();
+            eprintln!("  stdio round {round}: {}", variants[index].label());
+            let client_of = &mut stdio[index];
+            let pid = client_of.pid();
+            let before = thread_cpu_seconds(pid)?;
+            let mut samples = Vec::with_capacity(plan.stdio_calls);
+            for _ in 0..plan.stdio_calls {
+                let start = Instant::now();
+                client_of.call(&tool, "hello").await?;
+                samples.push(start.elapsed());
+            }
+            let cpu = thread_cpu_seconds(pid)? - before;
+            rounds[index]
+                .stdio_cpu_us
+                .push(cpu / plan.stdio_calls as f64 * 1e6);
+            rounds[index].stdio_p50_us.push(summarize(&mut samples).p50);
+        }
+    }
+    for client_of in stdio {
+        client_of.close().await;
+    }
+    drop(scrapers);
+
+    // Over HTTP: one proxy per variant, wrk at c=32 per round.
+    const OBSERVE_CONCURRENCY: usize = 32;
+    if let Some(tools) = tools {
+        let mut targets = Vec::new();
+        let mut scrapers = Vec::new();
+        for (index, variant) in variants.iter().enumerate() {
+            let port = free_port()?;
+            let port_text = port.to_string();
+            let args = [
+                "--transport",
+                "streamable-http",
+                "--port",
+                &port_text,
+                "--rate-limit-tools",
+                "0",
+                "--rate-limit-requests",
+                "0",
+            ];
+            let cmd = variant.command(dir, &config, &args, &sink)?;
+            let log = log_file(dir, &format!("observe-http-{index}"))?;
+            let target =
+                HttpTarget::start(variant.label().to_owned(), cmd, port, log, &client).await?;
+            if *variant == Observing::Scraped {
+                let url = format!("http://127.0.0.1:{port}/metrics");
+                scrapers.push(Scraper::start(&client, url));
+            }
+            targets.push(target);
+        }
+        for round in 0..plan.observe_rounds {
+            for offset in 0..variants.len() {
+                let index = (round + offset) % variants.len();
+                eprintln!("  HTTP round {round}: {}", variants[index].label());
+                let result = wrk_load(
+                    tools,
+                    &client,
+                    &targets[index],
+                    OBSERVE_CONCURRENCY,
+                    plan.http_seconds,
+                    dir,
+                )
+                .await?;
+                rounds[index].http_calls.push(result.calls_per_second);
+            }
+        }
+        drop(scrapers);
+        for target in targets {
+            stop(target.child).await;
+        }
+    }
+    if exported.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+        bail!("the traced proxy exported no spans (logs: observe-*)");
+    }
+
+    writeln!(
+        report,
+        "\n### 6. What metrics and traces cost ({} rounds; a round measures every variant once, \
+         in a rotated order; medians)\n",
+        plan.observe_rounds
+    )?;
+    writeln!(
+        report,
+        "Each variant is one long-lived process; a round is {} sequential stdio `tools/call echo` \
+         (CPU: every thread of the proxy, `/proc/<pid>/task/*/schedstat`) and {} s of wrk at \
+         c={OBSERVE_CONCURRENCY} over HTTP. The downstream demo server traces nothing of its own, \
+         so a traced row measures the proxy's spans alone.\n",
+        plan.stdio_calls, plan.http_seconds
+    )?;
+    writeln!(
+        report,
+        "| variant | stdio CPU µs/call | vs off | stdio p50 µs | HTTP calls/s c={OBSERVE_CONCURRENCY} \
+         | vs off | stdio CPU, every round |"
+    )?;
+    writeln!(report, "|---|---:|---:|---:|---:|---:|---|")?;
+    let medians: Vec<(f64, f64, f64)> = rounds
+        .iter_mut()
+        .map(|r| {
+            (
+                median(&mut r.stdio_cpu_us.clone()),
+                median(&mut r.stdio_p50_us),
+                median(&mut r.http_calls),
+            )
+        })
+        .collect();
+    let (off_cpu, _, off_calls) = medians[0];
+    let change = |value: f64, of: f64| {
+        if of > 0.0 {
+            format!("{:+.1}%", 100.0 * (value - of) / of)
+        } else {
+            "–".to_owned()
+        }
+    };
+    for ((variant, (cpu, p50, calls)), rounds) in variants.iter().zip(&medians).zip(&rounds) {
+        let every: Vec<String> = rounds
+            .stdio_cpu_us
+            .iter()
+            .map(|cpu| format!("{cpu:.1}"))
+            .collect();
+        writeln!(
+            report,
+            "| {} | {cpu:.1} | {} | {p50:.1} | {calls:.0} | {} | {} |",
+            variant.label(),
+            change(*cpu, off_cpu),
+            change(*calls, off_calls),
+            every.join(", ")
+        )?;
+    }
+    writeln!(
+        report,
+        "\n\"Off\" is the first row. Target: each variant's stdio CPU per call at most 5% above \
+         it, and its HTTP calls/s at most 5% below."
     )?;
     Ok(())
 }

@@ -487,25 +487,21 @@ fn asks_for_input(connection: &Connection, result: &RawValue) -> Option<ServerRe
 /// `extra` (a few keys, encoded per call). Two encoded objects spliced as text and checked once:
 /// cheaper than reading the lifecycle's members to write them again.
 fn lane_meta(lifecycle: Option<&RawValue>, extra: &RequestMetaObject) -> Option<Box<RawValue>> {
-    let extra = (!extra.is_empty())
-        .then(|| serde_json::to_string(extra).ok())
-        .flatten();
-    let text = match (lifecycle, extra) {
-        (None, None) => return None,
+    if extra.is_empty() {
         // Already valid JSON: copied, not read again.
-        (Some(lifecycle), None) => return Some(lifecycle.to_owned()),
-        (None, Some(extra)) => extra,
-        (Some(lifecycle), Some(extra)) => {
-            let lifecycle = lifecycle.get();
-            // Both are encoded objects: `{…}` + `{…}` make `{…,…}`.
-            let mut text = lifecycle.trim_end().strip_suffix('}')?.to_owned();
-            if !text.trim_end().ends_with('{') {
-                text.push(',');
-            }
-            text.push_str(extra.trim_start().strip_prefix('{')?);
-            text
-        }
+        return lifecycle.map(ToOwned::to_owned);
+    }
+    let Some(lifecycle) = lifecycle else {
+        // Written by serde: valid as it is, not read again either.
+        return serde_json::value::to_raw_value(extra).ok();
     };
+    let extra = serde_json::to_string(extra).ok()?;
+    // Both are encoded objects: `{…}` + `{…}` make `{…,…}`.
+    let mut text = lifecycle.get().trim_end().strip_suffix('}')?.to_owned();
+    if !text.trim_end().ends_with('{') {
+        text.push(',');
+    }
+    text.push_str(extra.trim_start().strip_prefix('{')?);
     RawValue::from_string(text).ok()
 }
 
