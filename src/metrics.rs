@@ -5,7 +5,8 @@
 //! attribute `mcp.method.name` → the label `mcp_method_name`), with the conventions' advisory
 //! buckets; what a gateway adds is named `pluggedin_proxy_*`.
 //!
-//! Recording is a few atomic adds behind one short lock per operation. Every label value comes
+//! Recording is one hash of a few short strings and a few atomic adds behind one short lock per
+//! operation. Every label value comes
 //! from a bounded set whatever clients send: methods are the protocol's (else `other`), error
 //! types JSON-RPC codes in the reserved range (else `_OTHER`), protocol versions the known ones,
 //! servers the configured ones, and a tool gets a label of its own only while fewer than
@@ -15,6 +16,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -165,35 +167,77 @@ struct Key {
     extra: Arc<str>,
 }
 
-/// One histogram per label set, at most [`MAX_SERIES`].
+/// One histogram per label set, at most [`MAX_SERIES`]; found on the recording path by the
+/// values as recorded, so that a recording hashes a few short strings once and interns nothing.
 #[derive(Default)]
-struct Family(Mutex<HashMap<Key, Arc<Histogram>>>);
+struct Family(Mutex<Series>);
+
+#[derive(Default)]
+struct Series {
+    /// By label values: what a scrape reads.
+    labelled: HashMap<Key, Arc<Histogram>>,
+    /// By the values as recorded (a tool's own name, before it became `other`), under their
+    /// [`Quick`] hash, at most [`MAX_RECORDED`]; past it, a recording interns its labels.
+    recorded: HashMap<u64, Vec<Recorded>, BuildHasherDefault<Identity>>,
+    recorded_count: usize,
+}
+
+/// Values as recorded, before they are made labels, and their histogram.
+struct Recorded {
+    method: &'static str,
+    tool: Option<Box<str>>,
+    outcome: Outcome,
+    extra: Box<str>,
+    histogram: Arc<Histogram>,
+}
+
+/// The most recorded value sets remembered per histogram family.
+const MAX_RECORDED: usize = 8192;
 
 impl Family {
-    fn observe(&self, key: Key, elapsed: Duration) {
-        let histogram = {
-            let mut series = lock(&self.0);
-            let full = series.len() >= MAX_SERIES;
-            match series.get(&key) {
-                Some(histogram) => histogram.clone(),
-                None if full => {
-                    let other: Arc<str> = OTHER.into();
-                    let key = Key {
-                        method: OTHER,
-                        tool: other.clone(),
-                        outcome: Outcome::Code(0),
-                        extra: other,
-                    };
-                    series.entry(key).or_default().clone()
-                }
-                None => series.entry(key).or_default().clone(),
-            }
+    /// Counts `elapsed` under the values given; `labels` makes their label set when they are new.
+    fn observe(
+        &self,
+        (method, tool, outcome, extra): (&'static str, Option<&str>, Outcome, &str),
+        labels: impl FnOnce() -> Key,
+        elapsed: Duration,
+    ) {
+        let hash = {
+            let mut hasher = Quick::default();
+            (method, tool, outcome, extra).hash(&mut hasher);
+            hasher.finish()
         };
+        let mut series = lock(&self.0);
+        let found = series.recorded.get(&hash).and_then(|entries| {
+            entries.iter().find(|recorded| {
+                recorded.method == method
+                    && recorded.tool.as_deref() == tool
+                    && recorded.outcome == outcome
+                    && &*recorded.extra == extra
+            })
+        });
+        if let Some(recorded) = found {
+            recorded.histogram.observe(elapsed);
+            return;
+        }
+        let histogram = series.labelled(labels());
         histogram.observe(elapsed);
+        if series.recorded_count < MAX_RECORDED {
+            series.recorded_count += 1;
+            let recorded = Recorded {
+                method,
+                tool: tool.map(Into::into),
+                outcome,
+                extra: extra.into(),
+                histogram,
+            };
+            series.recorded.entry(hash).or_default().push(recorded);
+        }
     }
 
     fn snapshot(&self) -> Vec<(Key, Arc<Histogram>)> {
         let mut series: Vec<_> = lock(&self.0)
+            .labelled
             .iter()
             .map(|(key, histogram)| (key.clone(), histogram.clone()))
             .collect();
@@ -201,6 +245,72 @@ impl Family {
             (a.method, &*a.tool, &*a.extra).cmp(&(b.method, &*b.tool, &*b.extra))
         });
         series
+    }
+}
+
+impl Series {
+    /// The histogram of `key`'s label set; past [`MAX_SERIES`] sets, the shared `other` one.
+    fn labelled(&mut self, key: Key) -> Arc<Histogram> {
+        let full = self.labelled.len() >= MAX_SERIES;
+        if let Some(histogram) = self.labelled.get(&key) {
+            return histogram.clone();
+        }
+        let key = if full {
+            let other: Arc<str> = OTHER.into();
+            Key {
+                method: OTHER,
+                tool: other.clone(),
+                outcome: Outcome::Code(0),
+                extra: other,
+            }
+        } else {
+            key
+        };
+        self.labelled.entry(key).or_default().clone()
+    }
+}
+
+/// A fast hash of a few short strings (the multiply-rotate of rustc's FxHash): the maps it keys
+/// are bounded and compare the values on a hit, so collisions cost a longer scan, never a wrong
+/// count.
+#[derive(Default)]
+struct Quick(u64);
+
+impl Hasher for Quick {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let word = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+            self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(K);
+        }
+        let mut tail = [0; 8];
+        tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+        self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(tail)).wrapping_mul(K);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A hasher for keys that are hashes already.
+#[derive(Default)]
+struct Identity(u64);
+
+impl Hasher for Identity {
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*byte);
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = value;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
     }
 }
 
@@ -319,13 +429,16 @@ impl Metrics {
         version: &'static str,
         elapsed: Duration,
     ) {
-        let key = Key {
-            method,
-            tool: self.tool_label(tool),
-            outcome,
-            extra: self.extras.label(version),
-        };
-        self.server_operations.observe(key, elapsed);
+        self.server_operations.observe(
+            (method, tool, outcome, version),
+            || Key {
+                method,
+                tool: self.tool_label(tool),
+                outcome,
+                extra: self.extras.label(version),
+            },
+            elapsed,
+        );
     }
 
     /// One request to a downstream server answered (`mcp.client.operation.duration`).
@@ -337,13 +450,16 @@ impl Metrics {
         outcome: Outcome,
         elapsed: Duration,
     ) {
-        let key = Key {
-            method,
-            tool: self.tool_label(tool),
-            outcome,
-            extra: self.extras.label(server),
-        };
-        self.client_operations.observe(key, elapsed);
+        self.client_operations.observe(
+            (method, tool, outcome, server),
+            || Key {
+                method,
+                tool: self.tool_label(tool),
+                outcome,
+                extra: self.extras.label(server),
+            },
+            elapsed,
+        );
     }
 
     /// Everything, in the format asked for; `elsewhere` writes the numbers kept elsewhere.

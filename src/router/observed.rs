@@ -37,14 +37,20 @@ impl Router {
             let http = http?;
             SpanContext::parse(http.traceparent.as_deref()?, http.tracestate.as_deref())
         });
-        let mut span = Span::server(|| span_name(method, target), parent);
+        let mut span = Span::server((method, target), parent);
         if span.is_recording() {
             span.set("mcp.method.name", method);
             if let Some(target) = target {
                 attribute_target(&mut span, method, target);
             }
-            if let Some(id) = &caller.request_id {
-                span.set("jsonrpc.request.id", id.to_string());
+            match &caller.request_id {
+                Some(rmcp::model::NumberOrString::Number(id)) => {
+                    span.set("jsonrpc.request.id", itoa::Buffer::new().format(*id));
+                }
+                Some(rmcp::model::NumberOrString::String(id)) => {
+                    span.set("jsonrpc.request.id", &**id);
+                }
+                None => {}
             }
             let version = caller.version_label();
             if !version.is_empty() {
@@ -57,7 +63,7 @@ impl Router {
             if let Some(http) = http {
                 span.set("network.protocol.name", "http");
                 if let Some(session) = &http.session_id {
-                    span.set("mcp.session.id", session.clone());
+                    span.set("mcp.session.id", session);
                 }
             }
         }
@@ -146,13 +152,13 @@ impl Router {
 
     /// A client span for a request to `server` (inside the current span; none outside one).
     fn client_span(&self, server: &str, method: &'static str, tool: Option<&str>) -> Span {
-        let mut span = Span::child(traces::Kind::Client, || span_name(method, tool));
+        let mut span = Span::child(traces::Kind::Client, (method, tool));
         if span.is_recording() {
             span.set("mcp.method.name", method);
             if let Some(tool) = tool {
                 attribute_target(&mut span, method, tool);
             }
-            span.set("pluggedin.server", server.to_owned());
+            span.set("pluggedin.server", server);
             if let Ok(downstream) = self.fleet.server(server) {
                 let transport = downstream.config.transport.kind();
                 let network = if transport == "stdio" { "pipe" } else { "tcp" };
@@ -181,22 +187,14 @@ pub(super) fn inject(span: &Span, meta: &mut rmcp::model::RequestMetaObject) {
     }
 }
 
-/// A span's name by the conventions: `{mcp.method.name} {target}`.
-pub(super) fn span_name(method: &str, target: Option<&str>) -> String {
-    match target {
-        Some(target) => format!("{method} {target}"),
-        None => method.to_owned(),
-    }
-}
-
 /// The attribute naming what `method` is about.
 pub(super) fn attribute_target(span: &mut Span, method: &str, target: &str) {
     match method {
         "tools/call" => {
-            span.set("gen_ai.tool.name", target.to_owned());
+            span.set("gen_ai.tool.name", target);
             span.set("gen_ai.operation.name", "execute_tool");
         }
-        "prompts/get" => span.set("gen_ai.prompt.name", target.to_owned()),
+        "prompts/get" => span.set("gen_ai.prompt.name", target),
         _ => {}
     }
 }
@@ -214,7 +212,7 @@ fn end_span(span: &mut Span, outcome: Outcome, error: Option<&dyn std::fmt::Disp
         Outcome::Code(code) => {
             let code = code.to_string();
             span.fail(&code, message.as_deref().unwrap_or(""));
-            span.set("rpc.response.status_code", code);
+            span.set("rpc.response.status_code", &code);
         }
     }
 }

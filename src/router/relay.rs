@@ -24,10 +24,10 @@ use serde_json::value::RawValue;
 use super::Router;
 use super::error::RouteError;
 use super::forward::{forwarded_meta, log_level_for};
-use super::observed;
 use super::session::Caller;
 use crate::downstream::{ChildLane, Connection};
 use crate::metrics::Outcome;
+use crate::traces::SpanContext;
 use crate::wire::lane::{Answer, LaneError};
 
 const METHOD: &str = "tools/call";
@@ -357,10 +357,15 @@ impl Router {
         (caller, tool): (&Caller, Option<&str>),
     ) -> Result<Box<RawValue>, RouteError> {
         let operation = self.begin_client(server, lane.1.method(), tool);
-        observed::inject(&operation.span, &mut extra);
+        let trace = operation.span.context();
+        if trace.is_some() {
+            // The client span's context goes in place of the client's own.
+            extra.remove("traceparent");
+            extra.remove("tracestate");
+        }
         let kind = lane.1;
         let result = self
-            .on_lane_unmeasured(server, connection, lane, (params, extra), caller)
+            .on_lane_unmeasured(server, connection, lane, (params, extra, trace), caller)
             .await;
         // A result is not read here: one that may say `isError` counts as the tool's error (the
         // server side's figure reads it).
@@ -381,7 +386,11 @@ impl Router {
         server: &str,
         connection: &Connection,
         (lane, kind, timeout): (&Arc<ChildLane>, Relayable, std::time::Duration),
-        (params, mut extra): (impl FnOnce(Option<Box<RawValue>>) -> P, RequestMetaObject),
+        (params, mut extra, trace): (
+            impl FnOnce(Option<Box<RawValue>>) -> P,
+            RequestMetaObject,
+            Option<&SpanContext>,
+        ),
         caller: &Caller,
     ) -> Result<Box<RawValue>, RouteError> {
         let method = kind.method();
@@ -406,7 +415,7 @@ impl Router {
             if client_token.is_some() {
                 extra.set_progress_token(token(id));
             }
-            params(lane_meta(connection.request_meta.as_deref(), &extra))
+            params(lane_meta(connection.request_meta.as_deref(), &extra, trace))
         });
         let timed_out = || RouteError::Timeout {
             server: server.to_owned(),
@@ -484,24 +493,49 @@ fn asks_for_input(connection: &Connection, result: &RawValue) -> Option<ServerRe
 }
 
 /// A lane call's `_meta`: a modern server's lifecycle keys (encoded once per connection), then
-/// `extra` (a few keys, encoded per call). Two encoded objects spliced as text and checked once:
-/// cheaper than reading the lifecycle's members to write them again.
-fn lane_meta(lifecycle: Option<&RawValue>, extra: &RequestMetaObject) -> Option<Box<RawValue>> {
-    if extra.is_empty() {
-        // Already valid JSON: copied, not read again.
-        return lifecycle.map(ToOwned::to_owned);
+/// `extra` (a few keys, encoded per call), then the client span's context (`traceparent`,
+/// `tracestate`; `extra` holds neither). Encoded objects spliced as text and checked once: cheaper
+/// than reading the lifecycle's members to write them again.
+fn lane_meta(
+    lifecycle: Option<&RawValue>,
+    extra: &RequestMetaObject,
+    trace: Option<&SpanContext>,
+) -> Option<Box<RawValue>> {
+    if trace.is_none() {
+        if extra.is_empty() {
+            // Already valid JSON: copied, not read again.
+            return lifecycle.map(ToOwned::to_owned);
+        }
+        if lifecycle.is_none() {
+            // Written by serde: valid as it is, not read again either.
+            return serde_json::value::to_raw_value(extra).ok();
+        }
     }
-    let Some(lifecycle) = lifecycle else {
-        // Written by serde: valid as it is, not read again either.
-        return serde_json::value::to_raw_value(extra).ok();
+    let mut text = match lifecycle {
+        Some(lifecycle) => lifecycle.get().trim_end().strip_suffix('}')?.to_owned(),
+        None => "{".to_owned(),
     };
-    let extra = serde_json::to_string(extra).ok()?;
-    // Both are encoded objects: `{…}` + `{…}` make `{…,…}`.
-    let mut text = lifecycle.get().trim_end().strip_suffix('}')?.to_owned();
-    if !text.trim_end().ends_with('{') {
-        text.push(',');
+    let member = |text: &mut String| {
+        if !text.trim_end().ends_with('{') {
+            text.push(',');
+        }
+    };
+    if !extra.is_empty() {
+        let extra = serde_json::to_string(extra).ok()?;
+        member(&mut text);
+        text.push_str(extra.trim_start().strip_prefix('{')?.strip_suffix('}')?);
     }
-    text.push_str(extra.trim_start().strip_prefix('{')?);
+    if let Some(trace) = trace {
+        member(&mut text);
+        text.push_str("\"traceparent\":\"");
+        trace.write_traceparent(&mut text);
+        text.push('"');
+        if let Some(state) = &trace.trace_state {
+            text.push_str(",\"tracestate\":");
+            text.push_str(&serde_json::to_string(state).ok()?);
+        }
+    }
+    text.push('}');
     RawValue::from_string(text).ok()
 }
 
@@ -713,14 +747,14 @@ mod tests {
     #[test]
     fn a_lane_calls_meta_is_the_lifecycle_then_the_calls_own_keys() {
         let mut extra = RequestMetaObject::default();
-        assert!(lane_meta(None, &extra).is_none());
+        assert!(lane_meta(None, &extra, None).is_none());
         let lifecycle = raw(r#"{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}"#);
         assert_eq!(
-            lane_meta(Some(&lifecycle), &extra).unwrap().get(),
+            lane_meta(Some(&lifecycle), &extra, None).unwrap().get(),
             lifecycle.get()
         );
         extra.set_progress_token(token("pluggedin:3"));
-        let meta = lane_meta(Some(&lifecycle), &extra).unwrap();
+        let meta = lane_meta(Some(&lifecycle), &extra, None).unwrap();
         let meta: serde_json::Value = serde_json::from_str(meta.get()).unwrap();
         assert_eq!(
             meta,
@@ -730,7 +764,39 @@ mod tests {
             })
         );
         let empty = raw("{ }");
-        let meta = lane_meta(Some(&empty), &extra).unwrap();
+        let meta = lane_meta(Some(&empty), &extra, None).unwrap();
         assert_eq!(meta.get(), r#"{ "progressToken":"pluggedin:3"}"#);
+        assert_eq!(
+            lane_meta(None, &extra, None).unwrap().get(),
+            r#"{"progressToken":"pluggedin:3"}"#
+        );
+    }
+
+    #[test]
+    fn a_lane_calls_meta_carries_the_client_spans_context_last() {
+        let mut trace = SpanContext::parse(
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            Some("vendor=\"q\""),
+        )
+        .unwrap();
+        let lifecycle = raw(r#"{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}"#);
+        let mut extra = RequestMetaObject::default();
+        let alone = lane_meta(None, &extra, Some(&trace)).unwrap();
+        assert_eq!(
+            alone.get(),
+            r#"{"traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01","tracestate":"vendor=\"q\""}"#
+        );
+        extra.set_progress_token(token("pluggedin:3"));
+        trace.trace_state = None;
+        let all = lane_meta(Some(&lifecycle), &extra, Some(&trace)).unwrap();
+        let all: serde_json::Value = serde_json::from_str(all.get()).unwrap();
+        assert_eq!(
+            all,
+            serde_json::json!({
+                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                "progressToken": "pluggedin:3",
+                "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+            })
+        );
     }
 }

@@ -95,7 +95,7 @@ impl Router {
             }
             // Boxed: a call to a server does not carry a built-in's future in its own.
             let mut span =
-                traces::Span::child(traces::Kind::Internal, || format!("execute_tool {name}"));
+                traces::Span::child(traces::Kind::Internal, ("execute_tool", Some(name)));
             span.set("gen_ai.operation.name", "execute_tool");
             span.set("gen_ai.tool.name", name);
             let call = self.builtins.call(self, name, params.arguments.as_ref());

@@ -48,12 +48,17 @@ impl SpanContext {
     /// The `traceparent` naming this span.
     pub fn traceparent(&self) -> String {
         let mut text = String::with_capacity(55);
-        text.push_str("00-");
-        push_hex(&mut text, &self.trace_id);
-        text.push('-');
-        push_hex(&mut text, &self.span_id);
-        text.push_str(if self.sampled { "-01" } else { "-00" });
+        self.write_traceparent(&mut text);
         text
+    }
+
+    /// Writes the `traceparent` naming this span at the end of `text`.
+    pub fn write_traceparent(&self, text: &mut String) {
+        text.push_str("00-");
+        push_hex(text, &self.trace_id);
+        text.push('-');
+        push_hex(text, &self.span_id);
+        text.push_str(if self.sampled { "-01" } else { "-00" });
     }
 
     /// The trace id in hex, as log lines carry it.

@@ -1,8 +1,4 @@
-//! What a span is made of, as exported: its kind, attributes, status, and the ended span.
-
-use std::borrow::Cow;
-
-use super::context::SpanContext;
+//! What a span is made of: its kind, and its attributes' values.
 
 /// What a span stands for, as OTLP says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -14,57 +10,45 @@ pub enum Kind {
     Client,
 }
 
-/// An attribute's value: a name written in the code is borrowed, not copied.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Value {
-    Str(Cow<'static, str>),
+impl Kind {
+    /// Its number in OTLP's `Span.SpanKind`.
+    pub(super) fn number(self) -> u64 {
+        match self {
+            Kind::Internal => 1,
+            Kind::Server => 2,
+            Kind::Client => 3,
+        }
+    }
+}
+
+/// An attribute's value, borrowed: a span encodes it when it is set, so nothing is copied twice.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Value<'a> {
+    Str(&'a str),
     Int(i64),
     Bool(bool),
 }
 
-impl From<&'static str> for Value {
-    fn from(text: &'static str) -> Value {
-        Value::Str(Cow::Borrowed(text))
+impl<'a> From<&'a str> for Value<'a> {
+    fn from(text: &'a str) -> Value<'a> {
+        Value::Str(text)
     }
 }
 
-impl From<String> for Value {
-    fn from(text: String) -> Value {
-        Value::Str(Cow::Owned(text))
+impl<'a> From<&'a String> for Value<'a> {
+    fn from(text: &'a String) -> Value<'a> {
+        Value::Str(text)
     }
 }
 
-impl From<i64> for Value {
-    fn from(int: i64) -> Value {
+impl From<i64> for Value<'_> {
+    fn from(int: i64) -> Self {
         Value::Int(int)
     }
 }
 
-impl From<bool> for Value {
-    fn from(flag: bool) -> Value {
+impl From<bool> for Value<'_> {
+    fn from(flag: bool) -> Self {
         Value::Bool(flag)
     }
-}
-
-/// How a span ended: unset (fine), or an error with its description.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Status {
-    Unset,
-    Error(String),
-}
-
-/// One ended span, as exported.
-#[derive(Clone, Debug)]
-pub struct SpanData {
-    pub context: SpanContext,
-    pub parent: Option<[u8; 8]>,
-    /// The parent came from another process (a client's `traceparent`).
-    pub remote_parent: bool,
-    pub name: String,
-    pub kind: Kind,
-    /// Unix time in nanoseconds.
-    pub start: u64,
-    pub end: u64,
-    pub attributes: Vec<(&'static str, Value)>,
-    pub status: Status,
 }

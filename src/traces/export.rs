@@ -1,7 +1,7 @@
-//! The exporter: ended spans go into a bounded buffer (full: dropped and counted, never waited
-//! for), and a task sends them in batches to the OTLP/HTTP endpoint — when the delay passed or a
-//! batch is full, so a span costs a push, not a task wake-up — and at shutdown what is left within
-//! a bounded time. Which spans are kept is the sampler's call.
+//! The exporter: ended spans, encoded already, go into a bounded buffer (full: dropped and
+//! counted, never waited for), and a task sends them in batches to the OTLP/HTTP endpoint — when
+//! the delay passed or a batch is full, so a span costs a copy, not a task wake-up — and at
+//! shutdown what is left within a bounded time. Which spans are kept is the sampler's call.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -10,13 +10,17 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::context::SpanContext;
-use super::data::{SpanData, Value};
+use super::data::Value;
 use super::proto;
 use crate::sync::lock;
 
-/// Spans waiting to be sent, at most (`OTEL_BSP_MAX_QUEUE_SIZE`'s default).
+/// Spans waiting to be sent, at most (`OTEL_BSP_MAX_QUEUE_SIZE`'s default); what is waiting is
+/// sent in one request.
 const QUEUE: usize = 2048;
-/// Spans per request, at most (`OTEL_BSP_MAX_EXPORT_BATCH_SIZE`'s default).
+/// The most bytes of spans waiting (a span is a few hundred).
+const QUEUE_BYTES: usize = 4 << 20;
+/// Spans that wake the batch task before its delay has passed
+/// (`OTEL_BSP_MAX_EXPORT_BATCH_SIZE`'s default).
 const BATCH: usize = 512;
 /// How long one export may take.
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -88,18 +92,26 @@ struct Settings {
     endpoint: String,
     /// Checked at start, so that a bad one is an error that names it, not a failed export.
     headers: reqwest::header::HeaderMap,
-    resource: Vec<(&'static str, Value)>,
+    /// The resource's attributes, encoded once.
+    resource: Vec<u8>,
     delay: Duration,
 }
 
 pub(super) struct Exporter {
     pub(super) sampler: Sampler,
     /// Ended spans not sent yet, at most [`QUEUE`].
-    buffer: Mutex<Vec<SpanData>>,
+    buffer: Mutex<Waiting>,
     /// A batch is full.
     full: Notify,
     flush: mpsc::Sender<oneshot::Sender<()>>,
     dropped: AtomicU64,
+}
+
+/// Ended spans, each an encoded `ScopeSpans.spans` field.
+#[derive(Default)]
+struct Waiting {
+    bytes: Vec<u8>,
+    spans: usize,
 }
 
 static EXPORTER: OnceLock<Exporter> = OnceLock::new();
@@ -120,17 +132,21 @@ pub fn dropped() -> u64 {
         .map_or(0, |exporter| exporter.dropped.load(Ordering::Relaxed))
 }
 
-pub(super) fn submit(span: SpanData) {
+/// Queues an ended span, `fields` its encoded `Span` fields.
+pub(super) fn submit(fields: &[u8]) {
     let Some(exporter) = EXPORTER.get() else {
         return;
     };
-    let mut buffer = lock(&exporter.buffer);
-    if buffer.len() >= QUEUE {
+    let mut waiting = lock(&exporter.buffer);
+    if waiting.spans >= QUEUE || waiting.bytes.len() + fields.len() > QUEUE_BYTES {
         exporter.dropped.fetch_add(1, Ordering::Relaxed);
         return;
     }
-    buffer.push(span);
-    if buffer.len() == BATCH {
+    proto::tag(&mut waiting.bytes, 2, proto::LEN);
+    proto::varint(&mut waiting.bytes, fields.len() as u64);
+    waiting.bytes.extend_from_slice(fields);
+    waiting.spans += 1;
+    if waiting.spans == BATCH {
         exporter.full.notify_one();
     }
 }
@@ -178,13 +194,15 @@ pub fn init_from_env() -> Result<Option<String>, String> {
             .unwrap_or_default(),
     )?;
     let service = var("OTEL_SERVICE_NAME").unwrap_or_else(|| env!("CARGO_PKG_NAME").to_owned());
-    let mut resource = vec![
-        ("service.name", Value::from(service)),
-        ("service.version", Value::from(env!("CARGO_PKG_VERSION"))),
-        ("telemetry.sdk.name", Value::from(env!("CARGO_PKG_NAME"))),
-        ("telemetry.sdk.language", Value::from("rust")),
-    ];
-    // Known keys only: the resource's keys are `&'static str`.
+    let mut resource = Vec::with_capacity(256);
+    let mut attribute = |key: &str, value: &str| {
+        proto::key_value(&mut resource, 1, key, Value::Str(value));
+    };
+    attribute("service.name", &service);
+    attribute("service.version", env!("CARGO_PKG_VERSION"));
+    attribute("telemetry.sdk.name", env!("CARGO_PKG_NAME"));
+    attribute("telemetry.sdk.language", "rust");
+    // Known keys only.
     for (key, value) in var("OTEL_RESOURCE_ATTRIBUTES")
         .map(|text| parse_pairs(&text))
         .unwrap_or_default()
@@ -196,8 +214,8 @@ pub fn init_from_env() -> Result<Option<String>, String> {
             "service.instance.id",
             "host.name",
         ];
-        if let Some(key) = known.iter().find(|known| **known == key) {
-            resource.push((key, Value::from(value)));
+        if known.contains(&key.as_str()) {
+            attribute(&key, &value);
         }
     }
     let delay = var("OTEL_BSP_SCHEDULE_DELAY")
@@ -214,7 +232,7 @@ pub fn init_from_env() -> Result<Option<String>, String> {
     };
     let exporter = Exporter {
         sampler,
-        buffer: Mutex::new(Vec::with_capacity(BATCH)),
+        buffer: Mutex::default(),
         full: Notify::new(),
         flush,
         dropped: AtomicU64::new(0),
@@ -291,9 +309,14 @@ async fn run(
             () = exporter.full.notified() => None,
             done = flushes.recv() => done,
         };
-        let batch = std::mem::take(&mut *lock(&exporter.buffer));
-        for chunk in batch.chunks(BATCH) {
-            send(&client, &settings, chunk, &mut failures).await;
+        // The next batch's room, made before the lock is taken: about as much as this one took.
+        let room = Waiting {
+            bytes: Vec::with_capacity(lock(&exporter.buffer).bytes.len().max(4096)),
+            spans: 0,
+        };
+        let batch = std::mem::replace(&mut *lock(&exporter.buffer), room);
+        if batch.spans > 0 {
+            send(&client, &settings, &batch, &mut failures).await;
         }
         if let Some(done) = flushed {
             let _ = done.send(());
@@ -301,13 +324,8 @@ async fn run(
     }
 }
 
-async fn send(
-    client: &reqwest::Client,
-    settings: &Settings,
-    spans: &[SpanData],
-    failures: &mut u64,
-) {
-    let body = proto::export_request(&settings.resource, spans);
+async fn send(client: &reqwest::Client, settings: &Settings, spans: &Waiting, failures: &mut u64) {
+    let body = proto::export_request(&settings.resource, &spans.bytes);
     let mut request = client
         .post(&settings.endpoint)
         .header("content-type", "application/x-protobuf")
@@ -327,11 +345,11 @@ async fn send(
             if *failures == 1 {
                 tracing::warn!(
                     endpoint = settings.endpoint,
-                    spans = spans.len(),
+                    spans = spans.spans,
                     "traces could not be exported: {why}"
                 );
             } else {
-                tracing::debug!(spans = spans.len(), "traces could not be exported: {why}");
+                tracing::debug!(spans = spans.spans, "traces could not be exported: {why}");
             }
         }
     }

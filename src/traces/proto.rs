@@ -3,15 +3,15 @@
 //! span needs, by their field numbers. Writing them is a page; a protobuf code generator and the
 //! OpenTelemetry crates would be about 30 s of every clean build (see ARCHITECTURE.md).
 
-use super::data::{Kind, SpanData, Status, Value};
+use super::data::Value;
 
 /// Wire types.
-const VARINT: u8 = 0;
-const FIXED64: u8 = 1;
-const LEN: u8 = 2;
-const FIXED32: u8 = 5;
+pub(super) const VARINT: u8 = 0;
+pub(super) const FIXED64: u8 = 1;
+pub(super) const LEN: u8 = 2;
+pub(super) const FIXED32: u8 = 5;
 
-fn varint(out: &mut Vec<u8>, mut value: u64) {
+pub(super) fn varint(out: &mut Vec<u8>, mut value: u64) {
     while value >= 0x80 {
         out.push((value as u8) | 0x80);
         value >>= 7;
@@ -19,27 +19,27 @@ fn varint(out: &mut Vec<u8>, mut value: u64) {
     out.push(value as u8);
 }
 
-fn tag(out: &mut Vec<u8>, field: u32, wire: u8) {
+pub(super) fn tag(out: &mut Vec<u8>, field: u32, wire: u8) {
     varint(out, (u64::from(field) << 3) | u64::from(wire));
 }
 
-fn bytes(out: &mut Vec<u8>, field: u32, value: &[u8]) {
+pub(super) fn bytes(out: &mut Vec<u8>, field: u32, value: &[u8]) {
     tag(out, field, LEN);
     varint(out, value.len() as u64);
     out.extend_from_slice(value);
 }
 
-fn fixed64(out: &mut Vec<u8>, field: u32, value: u64) {
+pub(super) fn fixed64(out: &mut Vec<u8>, field: u32, value: u64) {
     tag(out, field, FIXED64);
     out.extend_from_slice(&value.to_le_bytes());
 }
 
-fn fixed32(out: &mut Vec<u8>, field: u32, value: u32) {
+pub(super) fn fixed32(out: &mut Vec<u8>, field: u32, value: u32) {
     tag(out, field, FIXED32);
     out.extend_from_slice(&value.to_le_bytes());
 }
 
-fn number(out: &mut Vec<u8>, field: u32, value: u64) {
+pub(super) fn number(out: &mut Vec<u8>, field: u32, value: u64) {
     tag(out, field, VARINT);
     varint(out, value);
 }
@@ -47,7 +47,7 @@ fn number(out: &mut Vec<u8>, field: u32, value: u64) {
 /// A nested message, written in place after a one-byte length that is widened afterwards when
 /// the message is longer than 127 bytes (a span; its attributes and values rarely are): no buffer
 /// of its own.
-fn message(out: &mut Vec<u8>, field: u32, write: impl FnOnce(&mut Vec<u8>)) {
+pub(super) fn message(out: &mut Vec<u8>, field: u32, write: impl FnOnce(&mut Vec<u8>)) {
     tag(out, field, LEN);
     let at = out.len();
     out.push(0);
@@ -64,77 +64,59 @@ fn message(out: &mut Vec<u8>, field: u32, write: impl FnOnce(&mut Vec<u8>)) {
 
 /// `KeyValue { key = 1; AnyValue value = 2 }`, `AnyValue { string_value = 1; bool_value = 2;
 /// int_value = 3 }`.
-fn key_value(out: &mut Vec<u8>, field: u32, key: &str, value: &Value) {
-    message(out, field, |kv| {
-        bytes(kv, 1, key.as_bytes());
-        message(kv, 2, |any| match value {
-            Value::Str(text) => bytes(any, 1, text.as_bytes()),
-            Value::Bool(flag) => number(any, 2, u64::from(*flag)),
-            Value::Int(int) => number(any, 3, *int as u64),
-        });
-    });
-}
-
-/// `Span`: trace_id 1, span_id 2, trace_state 3, parent_span_id 4, name 5, kind 6,
-/// start_time_unix_nano 7, end_time_unix_nano 8, attributes 9, status 15, flags 16.
-fn span(out: &mut Vec<u8>, span: &SpanData) {
-    message(out, 2, |s| {
-        bytes(s, 1, &span.context.trace_id);
-        bytes(s, 2, &span.context.span_id);
-        if let Some(state) = &span.context.trace_state {
-            bytes(s, 3, state.as_bytes());
-        }
-        if let Some(parent) = &span.parent {
-            bytes(s, 4, parent);
-        }
-        bytes(s, 5, span.name.as_bytes());
-        let kind = match span.kind {
-            Kind::Internal => 1,
-            Kind::Server => 2,
-            Kind::Client => 3,
-        };
-        number(s, 6, kind);
-        fixed64(s, 7, span.start);
-        fixed64(s, 8, span.end);
-        for (key, value) in &span.attributes {
-            key_value(s, 9, key, value);
-        }
-        // `Status { message = 2; code = 3 }`: 2 is ERROR.
-        if let Status::Error(text) = &span.status {
-            message(s, 15, |status| {
-                bytes(status, 2, text.as_bytes());
-                number(status, 3, 2);
-            });
-        }
-        // The sampled flag, and that whether the parent is remote is known (bit 8) and said
-        // (bit 9).
-        let remote = if span.remote_parent { 0x300 } else { 0x100 };
-        fixed32(s, 16, u32::from(span.context.sampled) | remote);
-    });
+pub(super) fn key_value(out: &mut Vec<u8>, field: u32, key: &str, value: Value<'_>) {
+    // Every length is known before writing: the prefixes go out once, in order.
+    let any_len = match value {
+        Value::Str(text) => field_len(text.len()),
+        Value::Bool(flag) => 1 + varint_len(u64::from(flag)),
+        Value::Int(int) => 1 + varint_len(int as u64),
+    };
+    let kv_len = field_len(key.len()) + field_len(any_len);
+    out.reserve(10 + kv_len);
+    tag(out, field, LEN);
+    varint(out, kv_len as u64);
+    bytes(out, 1, key.as_bytes());
+    tag(out, 2, LEN);
+    varint(out, any_len as u64);
+    match value {
+        Value::Str(text) => bytes(out, 1, text.as_bytes()),
+        Value::Bool(flag) => number(out, 2, u64::from(flag)),
+        Value::Int(int) => number(out, 3, int as u64),
+    }
 }
 
 /// `ExportTraceServiceRequest { repeated ResourceSpans resource_spans = 1 }` with one resource
-/// (`Resource { attributes = 1 }`) and one scope (`ScopeSpans { scope = 1; spans = 2 }`,
-/// `InstrumentationScope { name = 1; version = 2 }`).
-pub(super) fn export_request(resource: &[(&str, Value)], spans: &[SpanData]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(256 * spans.len() + 128);
-    message(&mut out, 1, |resource_spans| {
-        message(resource_spans, 1, |attributes| {
-            for (key, value) in resource {
-                key_value(attributes, 1, key, value);
-            }
-        });
-        message(resource_spans, 2, |scope_spans| {
-            message(scope_spans, 1, |scope| {
-                bytes(scope, 1, env!("CARGO_PKG_NAME").as_bytes());
-                bytes(scope, 2, env!("CARGO_PKG_VERSION").as_bytes());
-            });
-            for one in spans {
-                span(scope_spans, one);
-            }
-        });
+/// (`Resource { attributes = 1 }`: `resource`, its encoded `KeyValue`s) and one scope
+/// (`ScopeSpans { scope = 1; spans = 2 }`, `InstrumentationScope { name = 1; version = 2 }`);
+/// `spans` are encoded `ScopeSpans.spans` fields, as ended spans wrote them.
+pub(super) fn export_request(resource: &[u8], spans: &[u8]) -> Vec<u8> {
+    let mut scope = Vec::with_capacity(64);
+    message(&mut scope, 1, |scope| {
+        bytes(scope, 1, env!("CARGO_PKG_NAME").as_bytes());
+        bytes(scope, 2, env!("CARGO_PKG_VERSION").as_bytes());
     });
+    // Lengths known up front: each message's prefix written once, nothing moved.
+    let scope_spans = scope.len() + spans.len();
+    let resource_spans = field_len(resource.len()) + field_len(scope_spans);
+    let mut out = Vec::with_capacity(field_len(resource_spans));
+    tag(&mut out, 1, LEN);
+    varint(&mut out, resource_spans as u64);
+    bytes(&mut out, 1, resource);
+    tag(&mut out, 2, LEN);
+    varint(&mut out, scope_spans as u64);
+    out.extend_from_slice(&scope);
+    out.extend_from_slice(spans);
     out
+}
+
+/// The length of a length-delimited field of field number below 16 holding `len` bytes.
+fn field_len(len: usize) -> usize {
+    1 + varint_len(len as u64) + len
+}
+
+/// How many bytes `value` takes as a varint.
+pub(super) fn varint_len(value: u64) -> usize {
+    (64 - (value | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 #[cfg(test)]
@@ -154,6 +136,26 @@ mod tests {
     }
 
     #[test]
+    fn a_key_value_is_written_with_its_lengths_up_front() {
+        let mut out = Vec::new();
+        key_value(&mut out, 9, "k", Value::Str("vv"));
+        // KeyValue (9) { key (1) "k", value (2) AnyValue { string_value (1) "vv" } }
+        assert_eq!(out, [0x4a, 9, 0x0a, 1, b'k', 0x12, 4, 0x0a, 2, b'v', b'v']);
+        out.clear();
+        key_value(&mut out, 9, "k", Value::Int(300));
+        assert_eq!(out, [0x4a, 8, 0x0a, 1, b'k', 0x12, 3, 0x18, 0xac, 0x02]);
+        out.clear();
+        key_value(&mut out, 9, "k", Value::Bool(true));
+        assert_eq!(out, [0x4a, 7, 0x0a, 1, b'k', 0x12, 2, 0x10, 1]);
+        let long = "x".repeat(200);
+        out.clear();
+        key_value(&mut out, 1, "k", Value::Str(&long));
+        // 200 needs two bytes, the AnyValue (203) two, the KeyValue (3 + 3 + 203 = 209) two.
+        assert_eq!(&out[..3], &[0x0a, 0xd1, 0x01]);
+        assert_eq!(out.len(), 3 + 209);
+    }
+
+    #[test]
     fn varints_are_little_endian_groups_of_seven() {
         let mut out = Vec::new();
         varint(&mut out, 300);
@@ -161,6 +163,11 @@ mod tests {
         out.clear();
         varint(&mut out, u64::MAX);
         assert_eq!(out.len(), 10);
+        for value in [0, 1, 127, 128, 300, 16_383, 16_384, u64::MAX] {
+            out.clear();
+            varint(&mut out, value);
+            assert_eq!(varint_len(value), out.len(), "{value}");
+        }
         out.clear();
         tag(&mut out, 16, FIXED32);
         assert_eq!(out, [0x85, 0x01]);

@@ -1,13 +1,15 @@
 //! Spans: started with a parent (a client's context, or the span the task is in), given
 //! attributes, and handed to the exporter when they end (dropped, so that a cancelled request's
-//! span ends too). With tracing off a span is nothing: no ids, no clock reads.
+//! span ends too). A sampled span is encoded as it goes — its name when it starts, each attribute
+//! when it is set, the rest when it ends — so that nothing is copied or allocated twice and the
+//! exporter only wraps the bytes. With tracing off a span is nothing: no ids, no clock reads.
 
 use std::future::Future;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::context::{SpanContext, new_span_id, new_trace_id};
-use super::data::{Kind, SpanData, Status, Value};
-use super::export;
+use super::data::{Kind, Value};
+use super::{export, proto};
 
 tokio::task_local! {
     /// The span a task's work is in, for the spans it starts.
@@ -45,11 +47,33 @@ fn now() -> u64 {
         })
 }
 
+/// The most of an error's description a span keeps (a downstream server writes it).
+const MAX_STATUS: usize = 1024;
+/// The most of one attribute's text a span keeps.
+const MAX_VALUE: usize = 4096;
+
+/// A span's name: `{first} {second}` (the conventions' `{mcp.method.name} {target}`), or `first`.
+pub type Name<'a> = (&'a str, Option<&'a str>);
+
 /// A span being timed. Ends when dropped; recorded only when sampled.
 pub struct Span {
     context: Option<SpanContext>,
     /// What is recorded: `None` when not sampled or tracing is off.
-    data: Option<Box<SpanData>>,
+    recording: Option<Recording>,
+}
+
+/// A sampled span's record so far.
+struct Recording {
+    parent: Option<[u8; 8]>,
+    /// The parent came from another process (a client's `traceparent`).
+    remote_parent: bool,
+    kind: Kind,
+    /// Unix time in nanoseconds.
+    start: u64,
+    /// `Span` fields encoded so far: the name, then each attribute as it was set.
+    fields: Vec<u8>,
+    /// The error's description, when it ended in one.
+    status: Option<Box<str>>,
 }
 
 impl Span {
@@ -57,38 +81,38 @@ impl Span {
     pub const fn none() -> Span {
         Span {
             context: None,
-            data: None,
+            recording: None,
         }
     }
 
     /// A span answering a request whose sender's context is `remote` (from its `traceparent`),
     /// else a new trace.
-    pub fn server(name: impl FnOnce() -> String, remote: Option<SpanContext>) -> Span {
+    pub fn server(name: Name<'_>, remote: Option<SpanContext>) -> Span {
         Span::start(Kind::Server, name, remote, true)
     }
 
     /// A span inside the current one; outside one, none (background work starts no trace).
-    pub fn child(kind: Kind, name: impl FnOnce() -> String) -> Span {
+    pub fn child(kind: Kind, name: Name<'_>) -> Span {
         match current() {
             Some(parent) => Span::start(kind, name, Some(parent), false),
             None => Span::none(),
         }
     }
 
-    fn start(
-        kind: Kind,
-        name: impl FnOnce() -> String,
-        parent: Option<SpanContext>,
-        remote_parent: bool,
-    ) -> Span {
+    fn start(kind: Kind, name: Name<'_>, parent: Option<SpanContext>, remote_parent: bool) -> Span {
         let Some(exporter) = export::exporter() else {
             return Span::none();
         };
-        let (context, parent_id) = match &parent {
+        let (context, parent_id) = match parent {
             Some(parent) => {
-                let mut context = parent.child();
-                context.sampled = exporter.sampler.sample(Some(parent), &context.trace_id);
-                (context, Some(parent.span_id))
+                let sampled = exporter.sampler.sample(Some(&parent), &parent.trace_id);
+                let parent_id = parent.span_id;
+                let context = SpanContext {
+                    span_id: new_span_id(),
+                    sampled,
+                    ..parent
+                };
+                (context, Some(parent_id))
             }
             None => {
                 let trace_id = new_trace_id();
@@ -102,22 +126,29 @@ impl Span {
                 (context, None)
             }
         };
-        let data = context.sampled.then(|| {
-            Box::new(SpanData {
-                context: context.clone(),
+        let recording = context.sampled.then(|| {
+            let mut fields = Vec::with_capacity(384);
+            let (first, second) = name;
+            let len = first.len() + second.map_or(0, |second| second.len() + 1);
+            proto::tag(&mut fields, 5, proto::LEN);
+            proto::varint(&mut fields, len as u64);
+            fields.extend_from_slice(first.as_bytes());
+            if let Some(second) = second {
+                fields.push(b' ');
+                fields.extend_from_slice(second.as_bytes());
+            }
+            Recording {
                 parent: parent_id,
-                remote_parent: remote_parent && parent.is_some(),
-                name: name(),
+                remote_parent: remote_parent && parent_id.is_some(),
                 kind,
                 start: now(),
-                end: 0,
-                attributes: Vec::with_capacity(12),
-                status: Status::Unset,
-            })
+                fields,
+                status: None,
+            }
         });
         Span {
             context: Some(context),
-            data,
+            recording,
         }
     }
 
@@ -128,30 +159,90 @@ impl Span {
 
     /// Whether attributes are kept (sampled): cheap to ask before working one out.
     pub fn is_recording(&self) -> bool {
-        self.data.is_some()
+        self.recording.is_some()
     }
 
-    pub fn set(&mut self, key: &'static str, value: impl Into<Value>) {
-        if let Some(data) = &mut self.data {
-            data.attributes.push((key, value.into()));
+    pub fn set<'a>(&mut self, key: &str, value: impl Into<Value<'a>>) {
+        if let Some(recording) = &mut self.recording {
+            let value = match value.into() {
+                Value::Str(text) => Value::Str(truncated(text, MAX_VALUE)),
+                other => other,
+            };
+            proto::key_value(&mut recording.fields, 9, key, value);
         }
     }
 
     /// Ends in error: `error.type` and the status's description.
     pub fn fail(&mut self, error_type: &str, message: &str) {
-        if let Some(data) = &mut self.data {
-            data.attributes
-                .push(("error.type", Value::from(error_type.to_owned())));
-            data.status = Status::Error(message.to_owned());
+        self.set("error.type", error_type);
+        if let Some(recording) = &mut self.recording {
+            recording.status = Some(truncated(message, MAX_STATUS).into());
         }
     }
 }
 
+/// At most `max` bytes of `text`, cut at a character's boundary.
+fn truncated(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 impl Drop for Span {
     fn drop(&mut self) {
-        if let Some(mut data) = self.data.take() {
-            data.end = now();
-            export::submit(*data);
+        let (Some(recording), Some(context)) = (self.recording.take(), &self.context) else {
+            return;
+        };
+        let Recording {
+            parent,
+            remote_parent,
+            kind,
+            start,
+            mut fields,
+            status,
+        } = recording;
+        // `Span`: trace_id 1, span_id 2, trace_state 3, parent_span_id 4, name 5 (written),
+        // kind 6, start_time_unix_nano 7, end_time_unix_nano 8, attributes 9 (written),
+        // status 15, flags 16.
+        proto::bytes(&mut fields, 1, &context.trace_id);
+        proto::bytes(&mut fields, 2, &context.span_id);
+        if let Some(state) = &context.trace_state {
+            proto::bytes(&mut fields, 3, state.as_bytes());
         }
+        if let Some(parent) = &parent {
+            proto::bytes(&mut fields, 4, parent);
+        }
+        proto::number(&mut fields, 6, kind.number());
+        proto::fixed64(&mut fields, 7, start);
+        proto::fixed64(&mut fields, 8, now());
+        // `Status { message = 2; code = 3 }`: 2 is ERROR.
+        if let Some(text) = &status {
+            proto::message(&mut fields, 15, |status| {
+                proto::bytes(status, 2, text.as_bytes());
+                proto::number(status, 3, 2);
+            });
+        }
+        // The sampled flag, and that whether the parent is remote is known (bit 8) and said
+        // (bit 9).
+        let remote = if remote_parent { 0x300 } else { 0x100 };
+        proto::fixed32(&mut fields, 16, u32::from(context.sampled) | remote);
+        export::submit(&fields);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_text_is_cut_at_a_character() {
+        assert_eq!(truncated("abc", 5), "abc");
+        assert_eq!(truncated("aé", 2), "a");
+        assert_eq!(truncated("aé", 3), "aé");
     }
 }

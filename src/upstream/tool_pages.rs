@@ -159,11 +159,11 @@ impl Shortcut {
                     }
                     drop(handshake);
                     let started = std::time::Instant::now();
-                    let mut span = Span::server(|| "tools/list".to_owned(), None);
+                    let mut span = Span::server(("tools/list", None), None);
                     let version = self.version.get().copied().unwrap_or("");
                     if span.is_recording() {
                         span.set("mcp.method.name", "tools/list");
-                        span.set("jsonrpc.request.id", request.id.to_string());
+                        span.set("jsonrpc.request.id", &request.id.to_string());
                         span.set("mcp.protocol.version", version);
                         span.set("network.transport", "pipe");
                     }

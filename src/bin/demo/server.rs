@@ -115,9 +115,9 @@ impl ServerHandler for DemoServer {
     ) -> Result<CallToolResponse, McpError> {
         // A server span in the caller's trace (`_meta.traceparent`), as the conventions name it.
         let parent = traces::from_meta(&context.meta);
-        let mut span = traces::Span::server(|| format!("tools/call {}", request.name), parent);
+        let mut span = traces::Span::server(("tools/call", Some(&request.name)), parent);
         span.set("mcp.method.name", "tools/call");
-        span.set("gen_ai.tool.name", request.name.to_string());
+        span.set("gen_ai.tool.name", &*request.name);
         span.set("gen_ai.operation.name", "execute_tool");
         // Over HTTP, the header as it came (the conventions' captured request header).
         let header = context
@@ -126,7 +126,7 @@ impl ServerHandler for DemoServer {
             .and_then(|parts| parts.headers.get("traceparent"))
             .and_then(|value| value.to_str().ok());
         if let Some(header) = header {
-            span.set("http.request.header.traceparent", header.to_owned());
+            span.set("http.request.header.traceparent", header);
         }
         traces::within(&span, self.call(request, &context)).await
     }

@@ -164,7 +164,7 @@ impl LocalStore {
     ) -> Result<T> {
         let connection = self.connection.clone();
         let mut span =
-            crate::traces::Span::child(crate::traces::Kind::Internal, || "local store".to_owned());
+            crate::traces::Span::child(crate::traces::Kind::Internal, ("local store", None));
         span.set("db.system.name", "sqlite");
         let result = tokio::task::spawn_blocking(move || {
             let mut connection = connection
