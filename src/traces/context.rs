@@ -54,11 +54,13 @@ impl SpanContext {
 
     /// Writes the `traceparent` naming this span at the end of `text`.
     pub fn write_traceparent(&self, text: &mut String) {
-        text.push_str("00-");
-        push_hex(text, &self.trace_id);
-        text.push('-');
-        push_hex(text, &self.span_id);
-        text.push_str(if self.sampled { "-01" } else { "-00" });
+        let mut out = [0u8; 55];
+        out[..3].copy_from_slice(b"00-");
+        hex_into(&mut out[3..35], &self.trace_id);
+        out[35] = b'-';
+        hex_into(&mut out[36..52], &self.span_id);
+        out[52..].copy_from_slice(if self.sampled { b"-01" } else { b"-00" });
+        text.push_str(std::str::from_utf8(&out).expect("hex is ASCII"));
     }
 
     /// The trace id in hex, as log lines carry it.
@@ -83,6 +85,15 @@ impl SpanContext {
             sampled: self.sampled,
             trace_state: self.trace_state.clone(),
         }
+    }
+}
+
+/// Lowercase hex of `bytes` into `out` (twice as long).
+fn hex_into(out: &mut [u8], bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (pair, byte) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(byte >> 4)];
+        pair[1] = DIGITS[usize::from(byte & 0xf)];
     }
 }
 

@@ -29,9 +29,9 @@ pub(super) fn bytes(out: &mut Vec<u8>, field: u32, value: &[u8]) {
     out.extend_from_slice(value);
 }
 
-pub(super) fn fixed64(out: &mut Vec<u8>, field: u32, value: u64) {
-    tag(out, field, FIXED64);
-    out.extend_from_slice(&value.to_le_bytes());
+/// The one-byte key of a field numbered below 16.
+pub(super) const fn key(field: u8, wire: u8) -> u8 {
+    (field << 3) | wire
 }
 
 pub(super) fn fixed32(out: &mut Vec<u8>, field: u32, value: u32) {
@@ -72,6 +72,23 @@ pub(super) fn key_value(out: &mut Vec<u8>, field: u32, key: &str, value: Value<'
         Value::Int(int) => 1 + varint_len(int as u64),
     };
     let kv_len = field_len(key.len()) + field_len(any_len);
+    if let (Value::Str(text), true) = (value, field < 16 && kv_len < 0x80) {
+        // Every length fits in one byte, as nearly always: three copies.
+        #[expect(clippy::cast_possible_truncation, reason = "each length is below 0x80")]
+        let head = [
+            (field << 3) as u8 | LEN,
+            kv_len as u8,
+            0x0a,
+            key.len() as u8,
+        ];
+        out.extend_from_slice(&head);
+        out.extend_from_slice(key.as_bytes());
+        #[expect(clippy::cast_possible_truncation, reason = "each length is below 0x80")]
+        let value_head = [0x12, any_len as u8, 0x0a, text.len() as u8];
+        out.extend_from_slice(&value_head);
+        out.extend_from_slice(text.as_bytes());
+        return;
+    }
     out.reserve(10 + kv_len);
     tag(out, field, LEN);
     varint(out, kv_len as u64);

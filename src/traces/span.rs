@@ -9,6 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::context::{SpanContext, new_span_id, new_trace_id};
 use super::data::{Kind, Value};
+use super::proto::{FIXED64, LEN, VARINT, key};
 use super::{export, proto};
 
 tokio::task_local! {
@@ -209,17 +210,31 @@ impl Drop for Span {
         // `Span`: trace_id 1, span_id 2, trace_state 3, parent_span_id 4, name 5 (written),
         // kind 6, start_time_unix_nano 7, end_time_unix_nano 8, attributes 9 (written),
         // status 15, flags 16.
-        proto::bytes(&mut fields, 1, &context.trace_id);
-        proto::bytes(&mut fields, 2, &context.span_id);
+        // The fixed-size fields in one copy: ids, kind, times.
+        let mut fixed = [0u8; 2 + 16 + 2 + 8 + 2 + 8 + 2 + 9 + 9];
+        let mut at = 0;
+        let mut put = |bytes: &[u8]| {
+            fixed[at..at + bytes.len()].copy_from_slice(bytes);
+            at += bytes.len();
+        };
+        put(&[key(1, LEN), 16]);
+        put(&context.trace_id);
+        put(&[key(2, LEN), 8]);
+        put(&context.span_id);
+        if let Some(parent) = &parent {
+            put(&[key(4, LEN), 8]);
+            put(parent);
+        }
+        #[expect(clippy::cast_possible_truncation, reason = "a kind is 1 to 3")]
+        put(&[key(6, VARINT), kind.number() as u8]);
+        put(&[key(7, FIXED64)]);
+        put(&start.to_le_bytes());
+        put(&[key(8, FIXED64)]);
+        put(&now().to_le_bytes());
+        fields.extend_from_slice(&fixed[..at]);
         if let Some(state) = &context.trace_state {
             proto::bytes(&mut fields, 3, state.as_bytes());
         }
-        if let Some(parent) = &parent {
-            proto::bytes(&mut fields, 4, parent);
-        }
-        proto::number(&mut fields, 6, kind.number());
-        proto::fixed64(&mut fields, 7, start);
-        proto::fixed64(&mut fields, 8, now());
         // `Status { message = 2; code = 3 }`: 2 is ERROR.
         if let Some(text) = &status {
             proto::message(&mut fields, 15, |status| {
