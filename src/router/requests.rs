@@ -56,8 +56,14 @@ impl Router {
         let _in_flight = metrics::global().in_flight();
         let name = params.name.clone();
         let operation = self.begin(caller, "tools/call", Some(&name));
-        let routed = self.call_tool_routed(caller, params, raw, Instant::now());
-        let (outcome, tool_error) = traces::within(&operation.span, routed).await;
+        let started = Instant::now();
+        // Without a span the call is awaited where it is made: not moved into a wrapper.
+        let (outcome, tool_error) = if operation.span.context().is_some() {
+            let routed = self.call_tool_routed(caller, params, raw, started);
+            traces::within(&operation.span, routed).await
+        } else {
+            self.call_tool_routed(caller, params, raw, started).await
+        };
         let metric = match &outcome {
             Ok(_) if tool_error => Outcome::ToolError,
             Ok(_) => Outcome::Ok,

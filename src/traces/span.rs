@@ -56,10 +56,13 @@ const MAX_VALUE: usize = 4096;
 /// A span's name: `{first} {second}` (the conventions' `{mcp.method.name} {target}`), or `first`.
 pub type Name<'a> = (&'a str, Option<&'a str>);
 
-/// A span being timed. Ends when dropped; recorded only when sampled.
-pub struct Span {
-    context: Option<SpanContext>,
-    /// What is recorded: `None` when not sampled or tracing is off.
+/// A span being timed. Ends when dropped; recorded only when sampled. One pointer wide, so that
+/// the requests that carry one are moved as cheaply as without: `None` with tracing off.
+pub struct Span(Option<Box<Inner>>);
+
+struct Inner {
+    context: SpanContext,
+    /// What is recorded: `None` when not sampled.
     recording: Option<Recording>,
 }
 
@@ -80,10 +83,7 @@ struct Recording {
 impl Span {
     /// No span (tracing off).
     pub const fn none() -> Span {
-        Span {
-            context: None,
-            recording: None,
-        }
+        Span(None)
     }
 
     /// A span answering a request whose sender's context is `remote` (from its `traceparent`),
@@ -147,24 +147,29 @@ impl Span {
                 status: None,
             }
         });
-        Span {
-            context: Some(context),
-            recording,
-        }
+        Span(Some(Box::new(Inner { context, recording })))
     }
 
     /// Where this span sits, to pass on (`None`: tracing off).
     pub fn context(&self) -> Option<&SpanContext> {
-        self.context.as_ref()
+        self.0.as_ref().map(|inner| &inner.context)
     }
 
     /// Whether attributes are kept (sampled): cheap to ask before working one out.
     pub fn is_recording(&self) -> bool {
-        self.recording.is_some()
+        self.recording().is_some()
+    }
+
+    fn recording(&self) -> Option<&Recording> {
+        self.0.as_ref()?.recording.as_ref()
+    }
+
+    fn recording_mut(&mut self) -> Option<&mut Recording> {
+        self.0.as_mut()?.recording.as_mut()
     }
 
     pub fn set<'a>(&mut self, key: &str, value: impl Into<Value<'a>>) {
-        if let Some(recording) = &mut self.recording {
+        if let Some(recording) = self.recording_mut() {
             let value = match value.into() {
                 Value::Str(text) => Value::Str(truncated(text, MAX_VALUE)),
                 other => other,
@@ -176,7 +181,7 @@ impl Span {
     /// Ends in error: `error.type` and the status's description.
     pub fn fail(&mut self, error_type: &str, message: &str) {
         self.set("error.type", error_type);
-        if let Some(recording) = &mut self.recording {
+        if let Some(recording) = self.recording_mut() {
             recording.status = Some(truncated(message, MAX_STATUS).into());
         }
     }
@@ -196,7 +201,11 @@ fn truncated(text: &str, max: usize) -> &str {
 
 impl Drop for Span {
     fn drop(&mut self) {
-        let (Some(recording), Some(context)) = (self.recording.take(), &self.context) else {
+        let Some(Inner {
+            context,
+            recording: Some(recording),
+        }) = self.0.take().map(|inner| *inner)
+        else {
             return;
         };
         let Recording {
