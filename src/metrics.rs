@@ -16,7 +16,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -204,7 +204,15 @@ impl Family {
     ) {
         let hash = {
             let mut hasher = Quick::default();
-            (method, tool, outcome, extra).hash(&mut hasher);
+            hasher.write(method.as_bytes());
+            hasher.write(tool.unwrap_or("\u{0}").as_bytes());
+            hasher.write(extra.as_bytes());
+            let outcome = match outcome {
+                Outcome::Ok => 0,
+                Outcome::ToolError => 1,
+                Outcome::Code(code) => 2 + i64::from(code).unsigned_abs(),
+            };
+            hasher.write_u64(outcome);
             hasher.finish()
         };
         let mut series = lock(&self.0);
@@ -287,6 +295,11 @@ impl Hasher for Quick {
         let mut tail = [0; 8];
         tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
         self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(tail)).wrapping_mul(K);
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        self.0 = (self.0.rotate_left(5) ^ value).wrapping_mul(K);
     }
 
     fn finish(&self) -> u64 {

@@ -5,6 +5,7 @@
 //! exporter only wraps the bytes. With tracing off a span is nothing: no ids, no clock reads.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::context::{SpanContext, new_span_id, new_trace_id};
@@ -13,27 +14,28 @@ use super::proto::{FIXED64, LEN, VARINT, key};
 use super::{export, proto};
 
 tokio::task_local! {
-    /// The span a task's work is in, for the spans it starts.
-    static CURRENT: SpanContext;
+    /// The span a task's work is in, for the spans it starts: shared, so that entering it on
+    /// every poll moves a pointer.
+    static CURRENT: Arc<SpanContext>;
 }
 
 /// The span the current task's work is in, if any.
-pub fn current() -> Option<SpanContext> {
+pub fn current() -> Option<Arc<SpanContext>> {
     CURRENT.try_with(Clone::clone).ok()
 }
 
 /// Runs `work` inside `span`: the spans it starts are its children, and the log lines it writes
 /// carry the span's ids (`telemetry`). Without a span (tracing off), `work` runs as it is.
 pub async fn within<F: Future>(span: &Span, work: F) -> F::Output {
-    match span.context() {
-        Some(context) => CURRENT.scope(context.clone(), work).await,
+    match &span.0 {
+        Some(inner) => CURRENT.scope(inner.context.clone(), work).await,
         None => work.await,
     }
 }
 
 /// Runs `work` inside the span `context` names (none: as it is), as [`within`] does: for work
 /// moved to a task of its own.
-pub async fn in_context<F: Future>(context: Option<SpanContext>, work: F) -> F::Output {
+pub async fn in_context<F: Future>(context: Option<Arc<SpanContext>>, work: F) -> F::Output {
     match context {
         Some(context) => CURRENT.scope(context, work).await,
         None => work.await,
@@ -61,7 +63,7 @@ pub type Name<'a> = (&'a str, Option<&'a str>);
 pub struct Span(Option<Box<Inner>>);
 
 struct Inner {
-    context: SpanContext,
+    context: Arc<SpanContext>,
     /// What is recorded: `None` when not sampled.
     recording: Option<Recording>,
 }
@@ -89,31 +91,35 @@ impl Span {
     /// A span answering a request whose sender's context is `remote` (from its `traceparent`),
     /// else a new trace.
     pub fn server(name: Name<'_>, remote: Option<SpanContext>) -> Span {
-        Span::start(Kind::Server, name, remote, true)
+        Span::start(Kind::Server, name, remote.as_ref(), true)
     }
 
     /// A span inside the current one; outside one, none (background work starts no trace).
     pub fn child(kind: Kind, name: Name<'_>) -> Span {
         match current() {
-            Some(parent) => Span::start(kind, name, Some(parent), false),
+            Some(parent) => Span::start(kind, name, Some(&parent), false),
             None => Span::none(),
         }
     }
 
-    fn start(kind: Kind, name: Name<'_>, parent: Option<SpanContext>, remote_parent: bool) -> Span {
+    fn start(
+        kind: Kind,
+        name: Name<'_>,
+        parent: Option<&SpanContext>,
+        remote_parent: bool,
+    ) -> Span {
         let Some(exporter) = export::exporter() else {
             return Span::none();
         };
         let (context, parent_id) = match parent {
             Some(parent) => {
-                let sampled = exporter.sampler.sample(Some(&parent), &parent.trace_id);
-                let parent_id = parent.span_id;
                 let context = SpanContext {
+                    trace_id: parent.trace_id,
                     span_id: new_span_id(),
-                    sampled,
-                    ..parent
+                    sampled: exporter.sampler.sample(Some(parent), &parent.trace_id),
+                    trace_state: parent.trace_state.clone(),
                 };
-                (context, Some(parent_id))
+                (context, Some(parent.span_id))
             }
             None => {
                 let trace_id = new_trace_id();
@@ -147,12 +153,15 @@ impl Span {
                 status: None,
             }
         });
-        Span(Some(Box::new(Inner { context, recording })))
+        Span(Some(Box::new(Inner {
+            context: Arc::new(context),
+            recording,
+        })))
     }
 
     /// Where this span sits, to pass on (`None`: tracing off).
     pub fn context(&self) -> Option<&SpanContext> {
-        self.0.as_ref().map(|inner| &inner.context)
+        self.0.as_ref().map(|inner| &*inner.context)
     }
 
     /// Whether attributes are kept (sampled): cheap to ask before working one out.
