@@ -1991,9 +1991,99 @@ struct Rounds {
     http_calls: Vec<f64>,
 }
 
+/// Calls/s over HTTP at this concurrency in the observability comparison.
+const OBSERVE_CONCURRENCY: usize = 32;
+
+/// A fresh proxy of `variant` over stdio: warmed up, then its CPU per call (µs, every thread) and
+/// p50 over the plan's calls.
+async fn observed_stdio(
+    plan: Plan,
+    dir: &Path,
+    config: &Path,
+    sink: &str,
+    client: &reqwest::Client,
+    variant: Observing,
+) -> Result<(f64, f64)> {
+    let metrics_port = free_port()?.to_string();
+    let mut extra = Vec::new();
+    if variant == Observing::Scraped {
+        extra.extend(["--metrics-port", metrics_port.as_str()]);
+    }
+    let cmd = variant.command(dir, config, &extra, sink)?;
+    let mut stdio = StdioClient::spawn(cmd, log_file(dir, "observe-stdio")?)?;
+    stdio.initialize().await?;
+    // Warm-up, and the wait for the echo tool.
+    stdio_calls(
+        &mut stdio,
+        Plan {
+            stdio_calls: 0,
+            ..plan
+        },
+        None,
+    )
+    .await?;
+    let _scraper = (variant == Observing::Scraped)
+        .then(|| Scraper::start(client, format!("http://127.0.0.1:{metrics_port}/metrics")));
+    let tool = echo_tool(&stdio.list_tools().await?)?;
+    let pid = stdio.pid();
+    let before = thread_cpu_seconds(pid)?;
+    let mut samples = Vec::with_capacity(plan.stdio_calls);
+    for _ in 0..plan.stdio_calls {
+        let start = Instant::now();
+        stdio.call(&tool, "hello").await?;
+        samples.push(start.elapsed());
+    }
+    let cpu = thread_cpu_seconds(pid)? - before;
+    stdio.close().await;
+    Ok((
+        cpu / plan.stdio_calls as f64 * 1e6,
+        summarize(&mut samples).p50,
+    ))
+}
+
+/// A fresh proxy of `variant` over HTTP: calls/s of wrk at [`OBSERVE_CONCURRENCY`].
+async fn observed_http(
+    plan: Plan,
+    dir: &Path,
+    (config, sink): (&Path, &str),
+    client: &reqwest::Client,
+    tools: &HttpTools,
+    variant: Observing,
+) -> Result<f64> {
+    let port = free_port()?;
+    let port_text = port.to_string();
+    let args = [
+        "--transport",
+        "streamable-http",
+        "--port",
+        &port_text,
+        "--rate-limit-tools",
+        "0",
+        "--rate-limit-requests",
+        "0",
+    ];
+    let cmd = variant.command(dir, config, &args, sink)?;
+    let log = log_file(dir, "observe-http")?;
+    let target = HttpTarget::start(variant.label().to_owned(), cmd, port, log, client).await?;
+    let _scraper = (variant == Observing::Scraped)
+        .then(|| Scraper::start(client, format!("http://127.0.0.1:{port}/metrics")));
+    let result = wrk_load(
+        tools,
+        client,
+        &target,
+        OBSERVE_CONCURRENCY,
+        plan.http_seconds,
+        dir,
+    )
+    .await;
+    stop(target.child).await;
+    Ok(result?.calls_per_second)
+}
+
 /// Every variant of [`Observing`] measured in rounds, each round running them one after the other
-/// in a rotated order, so that the machine's drift falls on all of them alike: stdio's CPU per call
-/// and p50, and calls/s over HTTP at c=32. Medians of the rounds.
+/// in a rotated order, so that the machine's drift falls on all of them alike, each run a fresh
+/// process, so that one process's luck (where its memory landed) does not stay with a variant:
+/// stdio's CPU per call and p50, and calls/s over HTTP at c=32. Medians of the rounds.
 async fn observability_overhead(
     report: &mut String,
     plan: Plan,
@@ -2007,108 +2097,27 @@ async fn observability_overhead(
         .pool_max_idle_per_host(256)
         .build()?;
 
-    // Over stdio: one long-lived proxy per variant, a batch of calls per round.
-    let mut stdio = Vec::new();
-    let mut scrapers = Vec::new();
-    for (index, variant) in variants.iter().enumerate() {
-        let mut extra = Vec::new();
-        let metrics_port = free_port()?.to_string();
-        if *variant == Observing::Scraped {
-            extra.extend(["--metrics-port", metrics_port.as_str()]);
-        }
-        let cmd = variant.command(dir, &config, &extra, &sink)?;
-        let mut client_of = StdioClient::spawn(cmd, log_file(dir, &format!("observe-{index}"))?)?;
-        client_of.initialize().await?;
-        // Warm-up, and the wait for the echo tool.
-        stdio_calls(
-            &mut client_of,
-            Plan {
-                stdio_calls: 0,
-                ..plan
-            },
-            None,
-        )
-        .await?;
-        if *variant == Observing::Scraped {
-            let url = format!("http://127.0.0.1:{metrics_port}/metrics");
-            scrapers.push(Scraper::start(&client, url));
-        }
-        stdio.push(client_of);
-    }
-    let tool = echo_tool(&stdio[0].list_tools().await?)?;
     let mut rounds: Vec<Rounds> = variants.iter().map(|_| Rounds::default()).collect();
     for round in 0..plan.observe_rounds {
         for offset in 0..variants.len() {
             let index = (round + offset) % variants.len();
             eprintln!("  stdio round {round}: {}", variants[index].label());
-            let client_of = &mut stdio[index];
-            let pid = client_of.pid();
-            let before = thread_cpu_seconds(pid)?;
-            let mut samples = Vec::with_capacity(plan.stdio_calls);
-            for _ in 0..plan.stdio_calls {
-                let start = Instant::now();
-                client_of.call(&tool, "hello").await?;
-                samples.push(start.elapsed());
-            }
-            let cpu = thread_cpu_seconds(pid)? - before;
-            rounds[index]
-                .stdio_cpu_us
-                .push(cpu / plan.stdio_calls as f64 * 1e6);
-            rounds[index].stdio_p50_us.push(summarize(&mut samples).p50);
+            let (cpu, p50) =
+                observed_stdio(plan, dir, &config, &sink, &client, variants[index]).await?;
+            rounds[index].stdio_cpu_us.push(cpu);
+            rounds[index].stdio_p50_us.push(p50);
         }
     }
-    for client_of in stdio {
-        client_of.close().await;
-    }
-    drop(scrapers);
-
-    // Over HTTP: one proxy per variant, wrk at c=32 per round.
-    const OBSERVE_CONCURRENCY: usize = 32;
     if let Some(tools) = tools {
-        let mut targets = Vec::new();
-        let mut scrapers = Vec::new();
-        for (index, variant) in variants.iter().enumerate() {
-            let port = free_port()?;
-            let port_text = port.to_string();
-            let args = [
-                "--transport",
-                "streamable-http",
-                "--port",
-                &port_text,
-                "--rate-limit-tools",
-                "0",
-                "--rate-limit-requests",
-                "0",
-            ];
-            let cmd = variant.command(dir, &config, &args, &sink)?;
-            let log = log_file(dir, &format!("observe-http-{index}"))?;
-            let target =
-                HttpTarget::start(variant.label().to_owned(), cmd, port, log, &client).await?;
-            if *variant == Observing::Scraped {
-                let url = format!("http://127.0.0.1:{port}/metrics");
-                scrapers.push(Scraper::start(&client, url));
-            }
-            targets.push(target);
-        }
         for round in 0..plan.observe_rounds {
             for offset in 0..variants.len() {
                 let index = (round + offset) % variants.len();
                 eprintln!("  HTTP round {round}: {}", variants[index].label());
-                let result = wrk_load(
-                    tools,
-                    &client,
-                    &targets[index],
-                    OBSERVE_CONCURRENCY,
-                    plan.http_seconds,
-                    dir,
-                )
-                .await?;
-                rounds[index].http_calls.push(result.calls_per_second);
+                let calls =
+                    observed_http(plan, dir, (&config, &sink), &client, tools, variants[index])
+                        .await?;
+                rounds[index].http_calls.push(calls);
             }
-        }
-        drop(scrapers);
-        for target in targets {
-            stop(target.child).await;
         }
     }
     if exported.load(std::sync::atomic::Ordering::Relaxed) == 0 {
@@ -2123,11 +2132,11 @@ async fn observability_overhead(
     )?;
     writeln!(
         report,
-        "Each variant is one long-lived process; a round is {} sequential stdio `tools/call echo` \
-         (CPU: every thread of the proxy, `/proc/<pid>/task/*/schedstat`) and {} s of wrk at \
+        "A round starts each variant afresh for {} sequential stdio `tools/call echo` after {} \
+         warm-up (CPU: every thread of the proxy, `/proc/<pid>/task/*/schedstat`) and again for {} s of wrk at \
          c={OBSERVE_CONCURRENCY} over HTTP. The downstream demo server traces nothing of its own, \
          so a traced row measures the proxy's spans alone.\n",
-        plan.stdio_calls, plan.http_seconds
+        plan.stdio_calls, plan.stdio_warmup, plan.http_seconds
     )?;
     writeln!(
         report,
