@@ -329,27 +329,6 @@ fn servers_config(dir: &Path, name: &str, count: usize, extra_tools: usize) -> R
     Ok(path)
 }
 
-/// A collector stand-in for the rows with tracing on: answers every OTLP/HTTP export with 200
-/// and counts what it received, so a row says its spans really went out.
-async fn otlp_sink() -> Result<(String, Arc<std::sync::atomic::AtomicU64>)> {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let address = listener.local_addr()?;
-    let received = Arc::new(AtomicU64::new(0));
-    let counter = received.clone();
-    let app = axum::Router::new().route(
-        "/v1/traces",
-        axum::routing::post(move |body: axum::body::Bytes| {
-            counter.fetch_add(body.len() as u64, Ordering::Relaxed);
-            async { [("content-type", "application/x-protobuf")] }
-        }),
-    );
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    Ok((format!("http://{address}"), received))
-}
-
 /// The proxy with tracing on: every request sampled, spans exported to `sink`.
 fn traced(mut cmd: Command, sink: &str) -> Command {
     cmd.env("OTEL_EXPORTER_OTLP_ENDPOINT", sink)
@@ -698,7 +677,7 @@ async fn stdio_overhead(
     )
     .await?;
 
-    let (sink, exported) = otlp_sink().await?;
+    let (sink, _sink_process, exported) = external_sink(dir).await?;
     let traced_run = stdio_target(
         traced(proxy_command(dir, &config, &[])?, &sink),
         log_file(dir, "stdio-traced")?,
@@ -1434,7 +1413,7 @@ async fn http(
         }
     }
 
-    let (sink, exported) = otlp_sink().await?;
+    let (sink, _sink_process, exported) = external_sink(dir).await?;
     let port = free_port()?;
     let args = http_args(&port.to_string());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -1924,6 +1903,52 @@ impl Observing {
     }
 }
 
+/// A collector stand-in for the rows with tracing on, in a process of its own as a collector is
+/// (Python's standard library: a sink in the bench's own process shares the bench's runtime and
+/// moves the traced rows by several µs a call):
+/// answers every OTLP/HTTP export with 200 and says on stdout how many bytes each carried. Stopped
+/// when the returned child is dropped.
+async fn external_sink(dir: &Path) -> Result<(String, Child, Arc<std::sync::atomic::AtomicU64>)> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    const SINK: &str = r#"
+import http.server, sys
+class Sink(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_POST(self):
+        size = int(self.headers.get("content-length", 0))
+        self.rfile.read(size)
+        self.send_response(200)
+        self.send_header("content-type", "application/x-protobuf")
+        self.send_header("content-length", "0")
+        self.end_headers()
+        print(size, flush=True)
+    def log_message(self, *args):
+        pass
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"#;
+    let script = dir.join("otlp_sink.py");
+    std::fs::write(&script, SINK)?;
+    let mut child = Command::new("python3")
+        .arg(&script)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("python3 for the OTLP sink")?;
+    let mut lines = BufReader::new(child.stdout.take().context("sink stdout")?).lines();
+    let port = lines.next_line().await?.context("the sink said no port")?;
+    let received = Arc::new(AtomicU64::new(0));
+    let counter = received.clone();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            counter.fetch_add(line.trim().parse().unwrap_or(0), Ordering::Relaxed);
+        }
+    });
+    Ok((format!("http://127.0.0.1:{}", port.trim()), child, received))
+}
+
 /// One demo server that traces nothing of its own even when the proxy's environment says to
 /// (`OTEL_SDK_DISABLED`), so that a traced row measures the proxy's spans alone.
 fn untraced_config(dir: &Path) -> Result<PathBuf> {
@@ -2092,7 +2117,7 @@ async fn observability_overhead(
 ) -> Result<()> {
     let variants = Observing::all();
     let config = untraced_config(dir)?;
-    let (sink, exported) = otlp_sink().await?;
+    let (sink, _sink_process, exported) = external_sink(dir).await?;
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(256)
         .build()?;
