@@ -553,6 +553,8 @@ async fn one_trace_runs_from_the_client_through_the_proxy_into_the_server() {
     );
     assert!(attributes.get("jsonrpc.request.id").is_some(), "{server:#}");
     assert!(attributes.get("error.type").is_none(), "{server:#}");
+    // The client's `tracestate` travels with its trace.
+    assert_eq!(server["trace_state"], "vendor=opaque", "{server:#}");
 
     let client = receiver.span(TRACE, |span| span["kind"] == "client").await;
     assert_eq!(client["parent_span_id"], server["span_id"]);
@@ -560,6 +562,8 @@ async fn one_trace_runs_from_the_client_through_the_proxy_into_the_server() {
     assert_eq!(client["attributes"]["mcp.method.name"], "tools/call");
     assert_eq!(client["attributes"]["gen_ai.tool.name"], "echo");
     assert_eq!(client["attributes"]["network.transport"], "pipe");
+    assert_eq!(client["attributes"]["pluggedin.server"], "demo");
+    assert_eq!(client["trace_state"], "vendor=opaque", "{client:#}");
     // The client span started after the server span and ended before it.
     assert!(client["start"].as_u64() >= server["start"].as_u64());
     assert!(client["end"].as_u64() <= server["end"].as_u64());
@@ -568,6 +572,8 @@ async fn one_trace_runs_from_the_client_through_the_proxy_into_the_server() {
     assert_eq!(downstream["kind"], "server");
     assert_eq!(downstream["parent_span_id"], client["span_id"]);
     assert_eq!(downstream["name"], "tools/call echo");
+    // The `_meta` the server got carried the client span's context and the client's state.
+    assert_eq!(downstream["trace_state"], "vendor=opaque", "{downstream:#}");
 
     // The log lines written while it ran carry the proxy's span ids.
     let log = proxy.log.text();
