@@ -6,11 +6,11 @@
 //! buckets; what a gateway adds is named `pluggedin_proxy_*`.
 //!
 //! Recording is one hash of a few short strings and a few atomic adds behind one short lock per
-//! operation. Every label value comes
-//! from a bounded set whatever clients send: methods are the protocol's (else `other`), error
-//! types JSON-RPC codes in the reserved range (else `_OTHER`), protocol versions the known ones,
-//! servers the configured ones, and a tool gets a label of its own only while fewer than
-//! [`Metrics::set_tool_labels`] tools have one (the first called); the rest share `other`.
+//! operation. Every label value comes from a bounded set whatever clients send: methods are the
+//! protocol's (else `other`), error types JSON-RPC codes in the reserved range (else `_OTHER`),
+//! protocol versions the known ones, servers the configured ones, and a tool gets a label of its
+//! own only while fewer than [`Metrics::set_tool_labels`] tools have one (the first called); the
+//! rest share `other`.
 //! Numbers that already live elsewhere (sessions, servers, catalog sizes) are read when scraped
 //! (the `elsewhere` of [`Metrics::render`]), not kept twice.
 

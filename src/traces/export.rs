@@ -14,13 +14,12 @@ use super::data::Value;
 use super::proto;
 use crate::sync::lock;
 
-/// Spans waiting to be sent, at most (`OTEL_BSP_MAX_QUEUE_SIZE`'s default); what is waiting is
-/// sent in one request.
+/// Spans waiting to be sent, at most (`OTEL_BSP_MAX_QUEUE_SIZE`'s default).
 const QUEUE: usize = 2048;
 /// The most bytes of spans waiting (a span is a few hundred).
 const QUEUE_BYTES: usize = 4 << 20;
-/// Spans that wake the batch task before its delay has passed
-/// (`OTEL_BSP_MAX_EXPORT_BATCH_SIZE`'s default).
+/// Spans per request, at most (`OTEL_BSP_MAX_EXPORT_BATCH_SIZE`'s default); a full batch wakes
+/// the batch task before its delay has passed.
 const BATCH: usize = 512;
 /// How long one export may take.
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -107,11 +106,30 @@ pub(super) struct Exporter {
     dropped: AtomicU64,
 }
 
-/// Ended spans, each an encoded `ScopeSpans.spans` field.
+/// Ended spans, each an encoded `ScopeSpans.spans` field, one after the other.
 #[derive(Default)]
 struct Waiting {
     bytes: Vec<u8>,
     spans: usize,
+    /// Where each full batch of [`BATCH`] spans ends in `bytes`.
+    batch_ends: Vec<usize>,
+}
+
+impl Waiting {
+    /// The batches, each its bytes and its number of spans.
+    fn batches(&self) -> Vec<(&[u8], usize)> {
+        let mut batches = Vec::with_capacity(self.batch_ends.len() + 1);
+        let mut start = 0;
+        for &end in &self.batch_ends {
+            batches.push((&self.bytes[start..end], BATCH));
+            start = end;
+        }
+        let rest = self.spans - self.batch_ends.len() * BATCH;
+        if rest > 0 {
+            batches.push((&self.bytes[start..], rest));
+        }
+        batches
+    }
 }
 
 static EXPORTER: OnceLock<Exporter> = OnceLock::new();
@@ -146,7 +164,9 @@ pub(super) fn submit(fields: &[u8]) {
     proto::varint(&mut waiting.bytes, fields.len() as u64);
     waiting.bytes.extend_from_slice(fields);
     waiting.spans += 1;
-    if waiting.spans == BATCH {
+    if waiting.spans % BATCH == 0 {
+        let end = waiting.bytes.len();
+        waiting.batch_ends.push(end);
         exporter.full.notify_one();
     }
 }
@@ -312,11 +332,11 @@ async fn run(
         // The next batch's room, made before the lock is taken: about as much as this one took.
         let room = Waiting {
             bytes: Vec::with_capacity(lock(&exporter.buffer).bytes.len().max(4096)),
-            spans: 0,
+            ..Waiting::default()
         };
-        let batch = std::mem::replace(&mut *lock(&exporter.buffer), room);
-        if batch.spans > 0 {
-            send(&client, &settings, &batch, &mut failures).await;
+        let waiting = std::mem::replace(&mut *lock(&exporter.buffer), room);
+        for (spans, count) in waiting.batches() {
+            send(&client, &settings, (spans, count), &mut failures).await;
         }
         if let Some(done) = flushed {
             let _ = done.send(());
@@ -324,8 +344,13 @@ async fn run(
     }
 }
 
-async fn send(client: &reqwest::Client, settings: &Settings, spans: &Waiting, failures: &mut u64) {
-    let body = proto::export_request(&settings.resource, &spans.bytes);
+async fn send(
+    client: &reqwest::Client,
+    settings: &Settings,
+    (spans, count): (&[u8], usize),
+    failures: &mut u64,
+) {
+    let body = proto::export_request(&settings.resource, spans);
     let mut request = client
         .post(&settings.endpoint)
         .header("content-type", "application/x-protobuf")
@@ -345,11 +370,11 @@ async fn send(client: &reqwest::Client, settings: &Settings, spans: &Waiting, fa
             if *failures == 1 {
                 tracing::warn!(
                     endpoint = settings.endpoint,
-                    spans = spans.spans,
+                    spans = count,
                     "traces could not be exported: {why}"
                 );
             } else {
-                tracing::debug!(spans = spans.spans, "traces could not be exported: {why}");
+                tracing::debug!(spans = count, "traces could not be exported: {why}");
             }
         }
     }
@@ -397,6 +422,33 @@ mod tests {
             headers(vec![("api-key".into(), "k".into())]).unwrap().len(),
             1
         );
+    }
+
+    #[test]
+    fn waiting_spans_go_out_in_batches_of_at_most_batch() {
+        let mut waiting = Waiting::default();
+        assert!(waiting.batches().is_empty());
+        for index in 0..BATCH * 2 + 3 {
+            waiting.bytes.push(u8::try_from(index % 200).unwrap());
+            waiting.spans += 1;
+            if waiting.spans % BATCH == 0 {
+                waiting.batch_ends.push(waiting.bytes.len());
+            }
+        }
+        let batches: Vec<_> = waiting
+            .batches()
+            .into_iter()
+            .map(|(bytes, n)| (bytes.len(), n))
+            .collect();
+        assert_eq!(batches, [(BATCH, BATCH), (BATCH, BATCH), (3, 3)]);
+        waiting.bytes.truncate(BATCH * 2);
+        waiting.spans = BATCH * 2;
+        let batches: Vec<_> = waiting
+            .batches()
+            .into_iter()
+            .map(|(bytes, n)| (bytes.len(), n))
+            .collect();
+        assert_eq!(batches, [(BATCH, BATCH), (BATCH, BATCH)]);
     }
 
     #[test]
