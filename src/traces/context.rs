@@ -97,13 +97,12 @@ fn hex_into(out: &mut [u8], bytes: &[u8]) {
     }
 }
 
-/// Lowercase hex, as the ids are written.
-pub(super) fn push_hex(text: &mut String, bytes: &[u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for byte in bytes {
-        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        text.push(char::from(DIGITS[usize::from(byte & 0xf)]));
-    }
+/// Lowercase hex of `bytes` at the end of `text`, as the ids are written.
+fn push_hex(text: &mut String, bytes: &[u8]) {
+    let mut out = [0u8; 32];
+    let out = &mut out[..bytes.len() * 2];
+    hex_into(out, bytes);
+    text.push_str(std::str::from_utf8(out).expect("hex is ASCII"));
 }
 
 fn hex<const N: usize>(text: &str) -> Option<[u8; N]> {

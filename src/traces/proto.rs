@@ -74,17 +74,25 @@ pub(super) fn key_value(out: &mut Vec<u8>, field: u32, key: &str, value: Value<'
     let kv_len = field_len(key.len()) + field_len(any_len);
     if let (Value::Str(text), true) = (value, field < 16 && kv_len < 0x80) {
         // Every length fits in one byte, as nearly always: three copies.
-        #[expect(clippy::cast_possible_truncation, reason = "each length is below 0x80")]
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "the field and each length fit"
+        )]
         let head = [
-            (field << 3) as u8 | LEN,
+            self::key(field as u8, LEN),
             kv_len as u8,
-            0x0a,
+            self::key(1, LEN),
             key.len() as u8,
         ];
         out.extend_from_slice(&head);
         out.extend_from_slice(key.as_bytes());
         #[expect(clippy::cast_possible_truncation, reason = "each length is below 0x80")]
-        let value_head = [0x12, any_len as u8, 0x0a, text.len() as u8];
+        let value_head = [
+            self::key(2, LEN),
+            any_len as u8,
+            self::key(1, LEN),
+            text.len() as u8,
+        ];
         out.extend_from_slice(&value_head);
         out.extend_from_slice(text.as_bytes());
         return;

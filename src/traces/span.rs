@@ -135,7 +135,11 @@ impl Span {
         };
         let recording = context.sampled.then(|| {
             let mut fields = Vec::with_capacity(384);
-            let (first, second) = name;
+            // A client chooses the target (the tool it calls): cut as an attribute is.
+            let (first, second) = (
+                truncated(name.0, MAX_VALUE),
+                name.1.map(|second| truncated(second, MAX_VALUE)),
+            );
             let len = first.len() + second.map_or(0, |second| second.len() + 1);
             proto::tag(&mut fields, 5, proto::LEN);
             proto::varint(&mut fields, len as u64);
