@@ -11,7 +11,7 @@ use super::Router;
 use super::error::RouteError;
 use super::session::Caller;
 use crate::metrics::{self, Outcome};
-use crate::traces::{self, Span, SpanContext};
+use crate::traces::{self, Span};
 
 /// A request being answered.
 pub struct Operation {
@@ -33,13 +33,11 @@ impl Router {
             };
         }
         let http = caller.http.as_deref();
-        let parent = traces::from_meta(&caller.meta).or_else(|| {
-            let http = http?;
-            SpanContext::parse(http.traceparent.as_deref()?, http.tracestate.as_deref())
-        });
+        let parent =
+            traces::from_meta(&caller.meta).or_else(|| http.and_then(|http| http.parent.clone()));
         let mut span = Span::server((method, target), parent);
         if span.is_recording() {
-            span.set("mcp.method.name", method);
+            span.set_fixed("mcp.method.name", method);
             if let Some(target) = target {
                 attribute_target(&mut span, method, target);
             }
@@ -54,16 +52,16 @@ impl Router {
             }
             let version = caller.version_label();
             if !version.is_empty() {
-                span.set("mcp.protocol.version", version);
+                span.set_fixed("mcp.protocol.version", version);
             }
             let transport = metrics::global().transport();
             if !transport.is_empty() {
-                span.set("network.transport", transport);
+                span.set_fixed("network.transport", transport);
             }
             if let Some(http) = http {
-                span.set("network.protocol.name", "http");
+                span.set_fixed("network.protocol.name", "http");
                 if let Some(session) = &http.session_id {
-                    span.set("mcp.session.id", session);
+                    span.set("mcp.session.id", &**session);
                 }
             }
         }
@@ -99,14 +97,15 @@ impl Router {
         outcome: Outcome,
         error: Option<&dyn std::fmt::Display>,
     ) {
+        let elapsed = operation.started.elapsed();
         metrics::global().server_operation(
             operation.method,
             tool,
             outcome,
             caller.version_label(),
-            operation.started.elapsed(),
+            elapsed,
         );
-        end_span(&mut operation.span, outcome, error);
+        end_span(&mut operation.span, outcome, error, elapsed);
     }
 }
 
@@ -130,7 +129,7 @@ impl ClientOperation<'_> {
         let elapsed = self.started.elapsed();
         metrics::global().client_operation(self.method, tool, self.server, outcome, elapsed);
         let error = result.as_ref().err().map(|error| error as &dyn Display);
-        end_span(&mut self.span, outcome, error);
+        end_span(&mut self.span, outcome, error, elapsed);
     }
 }
 
@@ -154,7 +153,7 @@ impl Router {
     fn client_span(&self, server: &str, method: &'static str, tool: Option<&str>) -> Span {
         let mut span = Span::child(traces::Kind::Client, (method, tool));
         if span.is_recording() {
-            span.set("mcp.method.name", method);
+            span.set_fixed("mcp.method.name", method);
             if let Some(tool) = tool {
                 attribute_target(&mut span, method, tool);
             }
@@ -162,7 +161,7 @@ impl Router {
             if let Ok(downstream) = self.fleet.server(server) {
                 let transport = downstream.config.transport.kind();
                 let network = if transport == "stdio" { "pipe" } else { "tcp" };
-                span.set("network.transport", network);
+                span.set_fixed("network.transport", network);
             }
         }
         span
@@ -192,7 +191,7 @@ pub(super) fn attribute_target(span: &mut Span, method: &str, target: &str) {
     match method {
         "tools/call" => {
             span.set("gen_ai.tool.name", target);
-            span.set("gen_ai.operation.name", "execute_tool");
+            span.set_fixed("gen_ai.operation.name", "execute_tool");
         }
         "prompts/get" => span.set("gen_ai.prompt.name", target),
         _ => {}
@@ -200,11 +199,17 @@ pub(super) fn attribute_target(span: &mut Span, method: &str, target: &str) {
 }
 
 /// A span's outcome: `error.type` (the JSON-RPC code, or `tool_error`), `rpc.response.status_code`
-/// and an error status with the message.
-fn end_span(span: &mut Span, outcome: Outcome, error: Option<&dyn std::fmt::Display>) {
+/// and an error status with the message; its end, `elapsed` after its start.
+fn end_span(
+    span: &mut Span,
+    outcome: Outcome,
+    error: Option<&dyn std::fmt::Display>,
+    elapsed: std::time::Duration,
+) {
     if !span.is_recording() {
         return;
     }
+    span.end_after(elapsed);
     let message = error.map(ToString::to_string);
     match outcome {
         Outcome::Ok => {}

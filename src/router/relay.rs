@@ -358,7 +358,7 @@ impl Router {
     ) -> Result<Box<RawValue>, RouteError> {
         let operation = self.begin_client(server, lane.1.method(), tool);
         let trace = operation.span.context();
-        if trace.is_some() {
+        if trace.is_some() && !extra.is_empty() {
             // The client span's context goes in place of the client's own.
             extra.remove("traceparent");
             extra.remove("tracestate");
@@ -511,10 +511,12 @@ fn lane_meta(
             return serde_json::value::to_raw_value(extra).ok();
         }
     }
-    let mut text = match lifecycle {
-        Some(lifecycle) => lifecycle.get().trim_end().strip_suffix('}')?.to_owned(),
-        None => "{".to_owned(),
-    };
+    // Room for the lifecycle, a few keys of `extra` and the trace context: grown once at most.
+    let mut text = String::with_capacity(lifecycle.map_or(0, |raw| raw.get().len()) + 256);
+    match lifecycle {
+        Some(lifecycle) => text.push_str(lifecycle.get().trim_end().strip_suffix('}')?),
+        None => text.push('{'),
+    }
     let member = |text: &mut String| {
         if !text.trim_end().ends_with('{') {
             text.push(',');

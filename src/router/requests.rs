@@ -58,9 +58,9 @@ impl Router {
         let operation = self.begin(caller, "tools/call", Some(&name));
         let started = Instant::now();
         // Without a span the call is awaited where it is made: not moved into a wrapper.
-        let (outcome, tool_error) = if operation.span.context().is_some() {
+        let (outcome, tool_error) = if let Some(context) = operation.span.context() {
             let routed = self.call_tool_routed(caller, params, raw, started);
-            traces::within(&operation.span, routed).await
+            traces::entered(context.clone(), routed).await
         } else {
             self.call_tool_routed(caller, params, raw, started).await
         };

@@ -81,30 +81,37 @@ pub struct Caller {
     pub http: Option<Box<HttpTrace>>,
 }
 
-/// The HTTP request's session id and trace context headers, for its server span.
+/// The HTTP request's session id and the trace context its headers carry, for its server span.
 #[derive(Clone, Debug, Default)]
 pub struct HttpTrace {
-    pub session_id: Option<String>,
-    pub traceparent: Option<String>,
-    pub tracestate: Option<String>,
+    /// The session the request is in (`Mcp-Session-Id`).
+    pub session_id: Option<Arc<str>>,
+    /// The client's span, from `traceparent` (and `tracestate`).
+    pub parent: Option<crate::traces::SpanContext>,
 }
 
 impl HttpTrace {
-    /// What `headers` say, when tracing is on.
-    pub fn of(headers: &axum::http::HeaderMap) -> Option<Box<HttpTrace>> {
+    /// What `headers` say, when tracing is on; `session`: the session's id when the caller
+    /// knows it already (else the header is read).
+    pub fn of(
+        headers: &axum::http::HeaderMap,
+        session: Option<&Arc<str>>,
+    ) -> Option<Box<HttpTrace>> {
+        use axum::http::HeaderName;
+        static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+        static TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
+        static SESSION: HeaderName = HeaderName::from_static("mcp-session-id");
         if !crate::traces::enabled() {
             return None;
         }
-        let header = |name: &str| {
-            headers
-                .get(name)
-                .and_then(|value| value.to_str().ok())
-                .map(str::to_owned)
-        };
+        let text = |name: &HeaderName| headers.get(name).and_then(|value| value.to_str().ok());
+        // `tracestate` is read only beside a `traceparent`: alone it means nothing.
+        let parent = text(&TRACEPARENT).and_then(|traceparent| {
+            crate::traces::SpanContext::parse(traceparent, text(&TRACESTATE))
+        });
         Some(Box::new(HttpTrace {
-            session_id: header("mcp-session-id"),
-            traceparent: header("traceparent"),
-            tracestate: header("tracestate"),
+            session_id: session.cloned().or_else(|| text(&SESSION).map(Arc::from)),
+            parent,
         }))
     }
 }

@@ -4,8 +4,8 @@
 //! when it is set, the rest when it ends — so that nothing is copied or allocated twice and the
 //! exporter only wraps the bytes. With tracing off a span is nothing: no ids, no clock reads.
 
+use std::cell::RefCell;
 use std::future::Future;
-use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::context::{SpanContext, new_span_id, new_trace_id};
@@ -14,13 +14,12 @@ use super::proto::{FIXED64, LEN, VARINT, key};
 use super::{export, proto};
 
 tokio::task_local! {
-    /// The span a task's work is in, for the spans it starts: shared, so that entering it on
-    /// every poll moves a pointer.
-    static CURRENT: Arc<SpanContext>;
+    /// The span a task's work is in, for the spans it starts.
+    static CURRENT: SpanContext;
 }
 
 /// The span the current task's work is in, if any.
-pub fn current() -> Option<Arc<SpanContext>> {
+pub fn current() -> Option<SpanContext> {
     CURRENT.try_with(Clone::clone).ok()
 }
 
@@ -33,9 +32,18 @@ pub async fn within<F: Future>(span: &Span, work: F) -> F::Output {
     }
 }
 
+/// Runs `work` inside the span `context` names, as [`within`] does for a span known to be on:
+/// the future is not moved into a wrapper of its own first (a call's is large).
+pub fn entered<F: Future>(
+    context: SpanContext,
+    work: F,
+) -> tokio::task::futures::TaskLocalFuture<SpanContext, F> {
+    CURRENT.scope(context, work)
+}
+
 /// Runs `work` inside the span `context` names (none: as it is), as [`within`] does: for work
 /// moved to a task of its own.
-pub async fn in_context<F: Future>(context: Option<Arc<SpanContext>>, work: F) -> F::Output {
+pub async fn in_context<F: Future>(context: Option<SpanContext>, work: F) -> F::Output {
     match context {
         Some(context) => CURRENT.scope(context, work).await,
         None => work.await,
@@ -63,7 +71,7 @@ pub type Name<'a> = (&'a str, Option<&'a str>);
 pub struct Span(Option<Box<Inner>>);
 
 struct Inner {
-    context: Arc<SpanContext>,
+    context: SpanContext,
     /// What is recorded: `None` when not sampled.
     recording: Option<Recording>,
 }
@@ -76,6 +84,8 @@ struct Recording {
     kind: Kind,
     /// Unix time in nanoseconds.
     start: u64,
+    /// When it ended, if its owner timed it ([`Span::end_after`]); else it ends when dropped.
+    end: Option<u64>,
     /// `Span` fields encoded so far: the name, then each attribute as it was set.
     fields: Vec<u8>,
     /// The error's description, when it ended in one.
@@ -96,10 +106,9 @@ impl Span {
 
     /// A span inside the current one; outside one, none (background work starts no trace).
     pub fn child(kind: Kind, name: Name<'_>) -> Span {
-        match current() {
-            Some(parent) => Span::start(kind, name, Some(&parent), false),
-            None => Span::none(),
-        }
+        CURRENT
+            .try_with(|parent| Span::start(kind, name, Some(parent), false))
+            .unwrap_or(Span::none())
     }
 
     fn start(
@@ -134,7 +143,7 @@ impl Span {
             }
         };
         let recording = context.sampled.then(|| {
-            let mut fields = Vec::with_capacity(384);
+            let mut fields = spare_buffer();
             // A client chooses the target (the tool it calls): cut as an attribute is.
             let (first, second) = (
                 truncated(name.0, MAX_VALUE),
@@ -153,19 +162,17 @@ impl Span {
                 remote_parent: remote_parent && parent_id.is_some(),
                 kind,
                 start: now(),
+                end: None,
                 fields,
                 status: None,
             }
         });
-        Span(Some(Box::new(Inner {
-            context: Arc::new(context),
-            recording,
-        })))
+        Span(Some(Box::new(Inner { context, recording })))
     }
 
     /// Where this span sits, to pass on (`None`: tracing off).
     pub fn context(&self) -> Option<&SpanContext> {
-        self.0.as_ref().map(|inner| &*inner.context)
+        self.0.as_ref().map(|inner| &inner.context)
     }
 
     /// Whether attributes are kept (sampled): cheap to ask before working one out.
@@ -188,6 +195,42 @@ impl Span {
                 other => other,
             };
             proto::key_value(&mut recording.fields, 9, key, value);
+        }
+    }
+
+    /// Sets an attribute whose key and value are both fixed text (a method's name, a transport):
+    /// encoded once per thread, then copied. Most of a call's attributes are such pairs.
+    pub fn set_fixed(&mut self, key: &'static str, value: &'static str) {
+        let Some(recording) = self.recording_mut() else {
+            return;
+        };
+        let id = (key.as_ptr() as usize, key.len(), value.as_ptr() as usize, value.len());
+        let copied = FIXED.try_with(|fixed| {
+            let mut fixed = fixed.borrow_mut();
+            if let Some((_, bytes)) = fixed.iter().find(|(known, _)| *known == id) {
+                recording.fields.extend_from_slice(bytes);
+                return true;
+            }
+            if fixed.len() >= FIXED_PAIRS {
+                return false;
+            }
+            let mut bytes = Vec::new();
+            proto::key_value(&mut bytes, 9, key, Value::Str(truncated(value, MAX_VALUE)));
+            recording.fields.extend_from_slice(&bytes);
+            fixed.push((id, bytes.into_boxed_slice()));
+            true
+        });
+        if copied != Ok(true) {
+            self.set(key, value);
+        }
+    }
+
+    /// Says how long after its start the span ended, as its owner timed the work (one clock
+    /// read for both the metrics and the span).
+    pub fn end_after(&mut self, elapsed: std::time::Duration) {
+        if let Some(recording) = self.recording_mut() {
+            let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+            recording.end = Some(recording.start.saturating_add(nanos));
         }
     }
 
@@ -226,6 +269,7 @@ impl Drop for Span {
             remote_parent,
             kind,
             start,
+            end,
             mut fields,
             status,
         } = recording;
@@ -252,7 +296,7 @@ impl Drop for Span {
         put(&[key(7, FIXED64)]);
         put(&start.to_le_bytes());
         put(&[key(8, FIXED64)]);
-        put(&now().to_le_bytes());
+        put(&end.unwrap_or_else(now).to_le_bytes());
         fields.extend_from_slice(&fixed[..at]);
         if let Some(state) = &context.trace_state {
             proto::bytes(&mut fields, 3, state.as_bytes());
@@ -269,12 +313,101 @@ impl Drop for Span {
         let remote = if remote_parent { 0x300 } else { 0x100 };
         proto::fixed32(&mut fields, 16, u32::from(context.sampled) | remote);
         export::submit(&fields);
+        give_back(fields);
     }
+}
+
+thread_local! {
+    /// Buffers of ended spans, cleared, for the next spans to start on this thread: a span's
+    /// bytes are copied to the exporter when it ends, and allocating them anew for every span
+    /// was a tenth of what tracing costs a call.
+    static SPARE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A fixed pair's identity: where its key and value are, and how long.
+type PairId = (usize, usize, usize, usize);
+
+thread_local! {
+    /// Fixed attributes already encoded on this thread ([`Span::set_fixed`]).
+    static FIXED: RefCell<Vec<(PairId, Box<[u8]>)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The most fixed pairs kept per thread: the code holds a few dozen; past that they are encoded
+/// each time.
+const FIXED_PAIRS: usize = 64;
+
+/// The most buffers kept per thread, and the largest kept (a span with a long attribute gives
+/// its buffer back to the allocator).
+const SPARE_BUFFERS: usize = 16;
+const SPARE_CAPACITY: usize = 2048;
+
+fn spare_buffer() -> Vec<u8> {
+    SPARE
+        .try_with(|spare| spare.borrow_mut().pop())
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| Vec::with_capacity(384))
+}
+
+fn give_back(mut buffer: Vec<u8>) {
+    if buffer.capacity() > SPARE_CAPACITY {
+        return;
+    }
+    buffer.clear();
+    let _ = SPARE.try_with(|spare| {
+        let mut spare = spare.borrow_mut();
+        if spare.len() < SPARE_BUFFERS {
+            spare.push(buffer);
+        }
+    });
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn recording() -> Span {
+        let context = SpanContext {
+            trace_id: [1; 16],
+            span_id: [2; 8],
+            sampled: true,
+            trace_state: None,
+        };
+        let recording = Recording {
+            parent: None,
+            remote_parent: false,
+            kind: Kind::Server,
+            start: 0,
+            end: None,
+            fields: spare_buffer(),
+            status: None,
+        };
+        Span(Some(Box::new(Inner {
+            context,
+            recording: Some(recording),
+        })))
+    }
+
+    fn fields(span: &Span) -> Vec<u8> {
+        span.recording().unwrap().fields.clone()
+    }
+
+    #[test]
+    fn a_fixed_pair_is_encoded_as_any_attribute_is() {
+        let (mut plain, mut fixed) = (recording(), recording());
+        for _ in 0..2 {
+            plain.set("mcp.method.name", "tools/call");
+            plain.set("network.transport", "pipe");
+            fixed.set_fixed("mcp.method.name", "tools/call");
+            fixed.set_fixed("network.transport", "pipe");
+        }
+        assert!(!fields(&plain).is_empty());
+        assert_eq!(fields(&plain), fields(&fixed));
+        // A value that shares the key's text but not its length is a pair of its own.
+        fixed.set_fixed("mcp.method.name", &"tools/call"[..5]);
+        plain.set("mcp.method.name", "tools");
+        assert_eq!(fields(&plain), fields(&fixed));
+    }
 
     #[test]
     fn long_text_is_cut_at_a_character() {

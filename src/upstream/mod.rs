@@ -124,7 +124,7 @@ impl ProxyHandler {
     ) -> (Caller, Operation) {
         let mut caller = Caller::from_context(&self.session, context);
         if let Some(parts) = context.extensions.get::<axum::http::request::Parts>() {
-            caller.http = HttpTrace::of(&parts.headers);
+            caller.http = HttpTrace::of(&parts.headers, None);
         }
         let operation = self.router.begin(&caller, method, None);
         (caller, operation)
@@ -158,7 +158,7 @@ impl ProxyHandler {
         let mut caller = Caller::from_context(&self.session, context);
         caller.principal = Some(principal(context).unwrap_or_else(|| self.id.to_string()));
         if let Some(parts) = context.extensions.get::<axum::http::request::Parts>() {
-            caller.http = HttpTrace::of(&parts.headers);
+            caller.http = HttpTrace::of(&parts.headers, None);
         }
         caller
     }

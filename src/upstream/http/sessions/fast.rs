@@ -374,7 +374,7 @@ impl BoundedSessions {
             ct: fast.ct.clone(),
             principal: Some(crate::upstream::http_principal(headers)),
             park: None,
-            http: HttpTrace::of(headers),
+            http: HttpTrace::of(headers, Some(&id)),
         };
         let waiter = Waiter::new(fast.clone(), calls.clone(), 0, self.busy(&id));
         let busy = self.busy(&id);
