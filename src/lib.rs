@@ -682,6 +682,12 @@ fn http_options(
             rate_limit_tools: cli.rate_limit_tools,
             rate_limit_requests: cli.rate_limit_requests,
             allowed_origins,
+            named_origins: cli
+                .allowed_origins
+                .iter()
+                .filter(|origin| *origin != "*")
+                .cloned()
+                .collect(),
             max_body_bytes: cli.max_body_bytes,
             stream_answers: cli.sse_answers,
         },

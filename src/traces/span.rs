@@ -204,7 +204,12 @@ impl Span {
         let Some(recording) = self.recording_mut() else {
             return;
         };
-        let id = (key.as_ptr() as usize, key.len(), value.as_ptr() as usize, value.len());
+        let id = (
+            key.as_ptr() as usize,
+            key.len(),
+            value.as_ptr() as usize,
+            value.len(),
+        );
         let copied = FIXED.try_with(|fixed| {
             let mut fixed = fixed.borrow_mut();
             if let Some((_, bytes)) = fixed.iter().find(|(known, _)| *known == id) {

@@ -834,6 +834,80 @@ async fn the_json_api_searches_shows_adds_and_imports_behind_the_mcp_rules() {
         .await
         .unwrap();
     assert_eq!(foreign.status(), 403);
+    let why: Value = foreign.json().await.unwrap();
+    assert!(
+        why["error"]
+            .as_str()
+            .unwrap()
+            .contains("https://evil.example"),
+        "{why}"
+    );
+    // The console's API answers its own pages only: another page on loopback is foreign too,
+    // and so is a browser's cross-site GET that carries no Origin.
+    let port = url::Url::parse(&base).unwrap().port().unwrap();
+    let search = |origin: Option<String>, site: Option<&str>| {
+        let mut request = http
+            .get(format!("{base}/api/registry/search?q=time"))
+            .header("Authorization", auth);
+        if let Some(origin) = origin {
+            request = request.header("Origin", origin);
+        }
+        if let Some(site) = site {
+            request = request.header("Sec-Fetch-Site", site);
+        }
+        request.send()
+    };
+    let other_local = search(Some("http://localhost:3000".into()), None)
+        .await
+        .unwrap();
+    assert_eq!(other_local.status(), 403);
+    let cross_site = search(None, Some("cross-site")).await.unwrap();
+    assert_eq!(cross_site.status(), 403);
+    let own = search(
+        Some(format!("http://127.0.0.1:{port}")),
+        Some("same-origin"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(own.status(), 200);
+    // No CORS on the API, though `/mcp` keeps the original's permissive headers.
+    assert!(own.headers().get("access-control-allow-origin").is_none());
+    let preflight = http
+        .request(reqwest::Method::OPTIONS, format!("{base}/api/registry/add"))
+        .header("Origin", "http://localhost:3000")
+        .header("Access-Control-Request-Method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert!(!preflight.status().is_success(), "{}", preflight.status());
+    assert!(
+        preflight
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+    let mcp_preflight = http
+        .request(reqwest::Method::OPTIONS, format!("{base}/mcp"))
+        .header("Origin", "http://localhost:3000")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        mcp_preflight
+            .headers()
+            .get("access-control-allow-origin")
+            .is_some()
+    );
+    // A change sent as a form (what another page can post without asking) is refused.
+    let form = http
+        .post(format!("{base}/api/registry/add"))
+        .header("Authorization", auth)
+        .header("Content-Type", "text/plain")
+        .body(r#"{"name": "io.github.modelcontextprotocol/everything"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(form.status(), 415);
 
     let page: Value = http
         .get(format!("{base}/api/registry/search?q=time"))
@@ -897,4 +971,47 @@ async fn the_json_api_searches_shows_adds_and_imports_behind_the_mcp_rules() {
             .unwrap();
     let names: Vec<&String> = config["mcpServers"].as_object().unwrap().keys().collect();
     assert_eq!(names, ["cursor-demo", "everything"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_json_api_is_off_beyond_loopback_without_auth() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("mcp.json"), r#"{"mcpServers": {}}"#).unwrap();
+    let mut child = ProxyChild::spawn(
+        tokio::process::Command::new(proxy_bin())
+            .args([
+                "--transport",
+                "streamable-http",
+                "--host",
+                "0.0.0.0",
+                "--port",
+                "0",
+            ])
+            .arg("--config")
+            .arg(dir.path().join("mcp.json"))
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .env_remove("PLUGGEDIN_API_KEY")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped()),
+    );
+    let log = Log::capture(child.stderr.take().unwrap());
+    let url = listening_url(&log).await;
+    let port = url::Url::parse(&url).unwrap().port().unwrap();
+    let off = reqwest::get(format!(
+        "http://127.0.0.1:{port}/api/registry/search?q=time"
+    ))
+    .await
+    .unwrap();
+    assert_eq!(off.status(), 403);
+    let why: Value = off.json().await.unwrap();
+    assert!(
+        why["error"]
+            .as_str()
+            .unwrap()
+            .contains("--require-api-auth"),
+        "{why}"
+    );
 }

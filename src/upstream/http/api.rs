@@ -1,10 +1,11 @@
 //! The JSON API behind the console's "Add server" and "Import" pages: `GET
 //! /api/registry/search`, `GET /api/registry/show`, `POST /api/registry/add`, `POST /api/import`.
 //! The work is `registry`'s and `import`'s, as for the commands; a page only shows it. Requests
-//! pass the rules `/mcp` has: the `Host` allow-list (DNS rebinding), the `Origin` allow-list, and
-//! a bearer token with `--require-api-auth`. Errors are `{"error": "…"}` with a 4xx/5xx status;
-//! missing values for an add are 422 with `{"error", "missing": [{kind, name, …}]}`, so a page
-//! can ask for them and send the add again.
+//! pass stricter rules than `/mcp`'s: the `Host` allow-list (DNS rebinding); an `Origin` that is
+//! the proxy's own or one `--allowed-origin` names; JSON for a change (CSRF); a bearer token with
+//! `--require-api-auth`; no CORS; and none at all beyond loopback without auth. Errors are
+//! `{"error": "…"}` with a 4xx/5xx status; missing values for an add are 422 with
+//! `{"error", "missing": [{kind, name, …}]}`, so a page can ask for them and send the add again.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -45,6 +46,8 @@ struct ApiState {
     guard: Arc<Guard>,
     /// Accepted `Host` values (`None`: any).
     hosts: Option<Arc<Vec<String>>>,
+    /// Served at all: on loopback, or with auth required.
+    open: bool,
 }
 
 /// The routes, protected like `/mcp`.
@@ -52,11 +55,13 @@ pub(super) fn routes<S: Clone + Send + Sync + 'static>(
     files: ApiFiles,
     guard: Arc<Guard>,
     hosts: Option<Vec<String>>,
+    open: bool,
 ) -> AxumRouter<S> {
     let state = ApiState {
         files: Arc::new(files),
         guard,
         hosts: hosts.map(Arc::new),
+        open,
     };
     AxumRouter::new()
         .route("/api/registry/search", get(search))
@@ -71,8 +76,16 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({"error": message.into()}))).into_response()
 }
 
-/// Host, Origin and bearer token, as for `/mcp`.
+/// Host, Origin (same-origin, `Guard::check_api`) and bearer token; off beyond loopback
+/// without auth.
 async fn protect(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+    if !state.open {
+        return error(
+            StatusCode::FORBIDDEN,
+            "the console's API is off: this proxy listens beyond loopback without \
+             --require-api-auth",
+        );
+    }
     let headers = request.headers();
     if let Some(hosts) = &state.hosts {
         let host = headers
@@ -90,7 +103,7 @@ async fn protect(State(state): State<ApiState>, request: Request, next: Next) ->
             );
         }
     }
-    if let Err((status, message)) = state.guard.check_api(headers) {
+    if let Err((status, message)) = state.guard.check_api(request.method(), headers) {
         return error(status, message);
     }
     if state.files.app_mode {

@@ -196,7 +196,9 @@ impl App {
             .route("/metrics", get(metrics_page))
             .merge(well_known::routes())
             .merge(match options.api {
-                Some(files) => api::routes(files, guard.clone(), api_hosts),
+                Some(files) => {
+                    api::routes(files, guard.clone(), api_hosts, loopback || require_auth)
+                }
                 None => AxumRouter::new(),
             })
             .fallback(no_such_path)
@@ -375,7 +377,8 @@ fn startup_line(local: SocketAddr, host: &str, stateless: bool, guard: &Guard) {
             tracing::warn!(
                 host = %shown_host,
                 "listening beyond loopback without --require-api-auth: anyone who can reach the \
-                 port can call every tool, write tools included, and read the documents and memory"
+                 port can call every tool, write tools included, and read the documents and \
+                 memory; the console's API (/api/) stays off"
             );
         }
         let auth = guard.auth_summary();
@@ -392,7 +395,7 @@ fn startup_line(local: SocketAddr, host: &str, stateless: bool, guard: &Guard) {
         text.push_str(&format!(
             "warning: listening beyond loopback ({shown_host}) without --require-api-auth: anyone \
              who can reach port {} can call every tool, write tools included, and read the \
-             documents and memory\n",
+             documents and memory; the console's API (/api/) stays off\n",
             local.port()
         ));
     }

@@ -35,15 +35,60 @@ fn needs_no_auth(method: &str) -> bool {
 }
 
 impl Guard {
-    /// The `/mcp` rules for the JSON API (`api.rs`): an allowed `Origin` when there is one, and
-    /// a known bearer token when auth is required.
-    pub(crate) fn check_api(&self, headers: &HeaderMap) -> Result<(), (StatusCode, String)> {
-        if let Some(origin) = headers.get(header::ORIGIN) {
-            let origin = origin.to_str().unwrap_or("");
-            if !self.origin_allowed(origin) {
+    /// The console's rules for its JSON API (`api.rs`), stricter than `/mcp`'s: a browser's
+    /// request comes from a page this proxy served (its `Origin` is the `Host` it was sent to)
+    /// or from an origin `--allowed-origin` names — never from any other page, even on
+    /// loopback, and `*` does not open it; a request that changes something carries JSON (a
+    /// form posted from another page cannot); and a known bearer token when auth is required.
+    pub(crate) fn check_api(
+        &self,
+        method: &Method,
+        headers: &HeaderMap,
+    ) -> Result<(), (StatusCode, String)> {
+        let refused = |message: String| Err((StatusCode::FORBIDDEN, message));
+        let mut origins = headers.get_all(header::ORIGIN).iter();
+        let origin = match (origins.next(), origins.next()) {
+            (Some(_), Some(_)) => {
+                return refused("several Origin headers: a request carries one at most".into());
+            }
+            (origin, _) => origin.map(|origin| origin.to_str().unwrap_or("")),
+        };
+        let named = origin
+            .is_some_and(|origin| super::hosts::origin_listed(&self.config.named_origins, origin));
+        if let Some(origin) = origin
+            && !named
+        {
+            let host = headers
+                .get(header::HOST)
+                .and_then(|host| host.to_str().ok())
+                .unwrap_or("");
+            if !super::hosts::same_origin(origin, host) {
+                return refused(format!(
+                    "origin {origin} is not this proxy's: the console's API answers its own \
+                     pages and the origins --allowed-origin names"
+                ));
+            }
+        }
+        // A browser says where a request without an `Origin` (a GET) comes from.
+        let site = headers
+            .get("sec-fetch-site")
+            .and_then(|site| site.to_str().ok());
+        if !named && matches!(site, Some("cross-site" | "same-site")) {
+            return refused(format!(
+                "a {} request: the console's API answers its own pages",
+                site.unwrap_or_default()
+            ));
+        }
+        if !matches!(*method, Method::GET | Method::HEAD) {
+            let json = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| value.split(';').next())
+                .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"));
+            if !json {
                 return Err((
-                    StatusCode::FORBIDDEN,
-                    format!("origin {origin} is not allowed (see --allowed-origin)"),
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "a request that changes something carries application/json".into(),
                 ));
             }
         }

@@ -1,6 +1,8 @@
-//! The CORS middleware on every route: the original's permissive headers on every answer, and
-//! `OPTIONS` answered `200 OK` without reaching the routes. `--cors off` turns it off; which
-//! origins may call `/mcp` at all is the `Origin` rule's (`hosts.rs`), not CORS's.
+//! The CORS middleware on every route but the console's API: the original's permissive headers
+//! on every answer, and `OPTIONS` answered `200 OK` without reaching the routes. `--cors off`
+//! turns it off; which origins may call `/mcp` at all is the `Origin` rule's (`hosts.rs`), not
+//! CORS's. The console's API (`/api/`) never gets CORS: another page may not read documents,
+//! configuration or the catalog from a proxy on loopback, nor preflight a change to them.
 
 use std::sync::Arc;
 
@@ -17,7 +19,7 @@ pub(crate) async fn cors(
     request: Request,
     next: Next,
 ) -> Response {
-    if guard.cors == Cors::Off {
+    if guard.cors == Cors::Off || request.uri().path().starts_with("/api/") {
         return next.run(request).await;
     }
     let mut response = if request.method() == Method::OPTIONS {

@@ -81,30 +81,52 @@ impl Hosts {
 
 impl Guard {
     pub(super) fn origin_allowed(&self, origin: &str) -> bool {
-        let Some(allowed) = &self.config.allowed_origins else {
+        match &self.config.allowed_origins {
+            Some(allowed) => origin_listed(allowed, origin),
+            None => true,
+        }
+    }
+}
+
+/// Whether `origin` is the origin of a page served by the same `host` (a `Host` header): same
+/// host and port, over http or https. `null` and anything unparsable are not.
+pub(super) fn same_origin(origin: &str, host: &str) -> bool {
+    let (Ok(url), Some(host)) = (url::Url::parse(origin), Authority::parse(host)) else {
+        return false;
+    };
+    let origin_host = url
+        .host_str()
+        .map(|name| name.trim_start_matches('[').trim_end_matches(']'));
+    matches!(url.scheme(), "http" | "https")
+        && origin_host.is_some_and(|name| name.eq_ignore_ascii_case(&host.host))
+        && url.port_or_known_default() == host.port.or(url.port_or_known_default())
+}
+
+/// Whether an entry of `allowed` (`scheme://host[:port]`, port `*` for any, `*` for all) names
+/// `origin`.
+pub(super) fn origin_listed(allowed: &[String], origin: &str) -> bool {
+    let Ok(url) = url::Url::parse(origin) else {
+        return false;
+    };
+    let port = url.port_or_known_default();
+    allowed.iter().any(|entry| {
+        if entry == "*" {
             return true;
+        }
+        let (base, any_port) = match entry.strip_suffix(":*") {
+            Some(base) => (base, true),
+            None => (entry.as_str(), false),
         };
-        let Ok(url) = url::Url::parse(origin) else {
+        let Ok(allowed) = url::Url::parse(base) else {
             return false;
         };
-        let port = url.port_or_known_default();
-        allowed.iter().any(|entry| {
-            if entry == "*" {
-                return true;
-            }
-            let (base, any_port) = match entry.strip_suffix(":*") {
-                Some(base) => (base, true),
-                None => (entry.as_str(), false),
-            };
-            let Ok(allowed) = url::Url::parse(base) else {
-                return false;
-            };
-            allowed.scheme() == url.scheme()
-                && allowed.host_str() == url.host_str()
-                && (any_port || allowed.port_or_known_default() == port)
-        })
-    }
+        allowed.scheme() == url.scheme()
+            && allowed.host_str() == url.host_str()
+            && (any_port || allowed.port_or_known_default() == port)
+    })
+}
 
+impl Guard {
     /// The `Host` and `Origin` checks, on `/mcp` and on `/health` (`probe`: an IP address or
     /// `localhost` passes too). A request with several of either is refused: which one a
     /// server or a proxy in front of it believes is anyone's guess.
@@ -198,6 +220,7 @@ mod tests {
             Guard::new(
                 GuardConfig {
                     allowed_origins: None,
+                    named_origins: Vec::new(),
                     ..guard_config()
                 },
                 Cors::Off,
@@ -206,6 +229,19 @@ mod tests {
             )
             .origin_allowed("http://anything.example")
         );
+    }
+
+    #[test]
+    fn a_page_is_same_origin_only_with_the_host_and_port_it_was_sent_to() {
+        assert!(same_origin("http://127.0.0.1:12006", "127.0.0.1:12006"));
+        assert!(same_origin("http://LOCALHOST:12006", "localhost:12006"));
+        assert!(same_origin("http://[::1]:12006", "[::1]:12006"));
+        assert!(same_origin("http://proxy.example", "proxy.example"));
+        assert!(!same_origin("http://localhost:3000", "localhost:12006"));
+        assert!(!same_origin("http://evil.example:12006", "localhost:12006"));
+        assert!(!same_origin("null", "localhost:12006"));
+        assert!(!same_origin("file://", "localhost:12006"));
+        assert!(!same_origin("http://localhost:12006", ""));
     }
 
     #[test]

@@ -63,6 +63,9 @@ pub struct GuardConfig {
     pub rate_limit_requests: u32,
     /// `None`: any origin; `Some(list)`: only these (`scheme://host[:port]`, port `*` for any).
     pub allowed_origins: Option<Vec<String>>,
+    /// Origins named by `--allowed-origin` itself (not `*`, not the loopback default): the only
+    /// foreign ones the JSON API takes (`check_api`).
+    pub named_origins: Vec<String>,
     pub max_body_bytes: usize,
     /// Always answer a session's requests on an SSE stream (rmcp's way), never with the JSON
     /// body the guard makes of a quick answer (`answers.rs`).
@@ -254,6 +257,7 @@ pub(super) mod tests {
                 rate_limit_tools: 2,
                 rate_limit_requests: 0,
                 allowed_origins: origins.map(|o| o.into_iter().map(str::to_owned).collect()),
+                named_origins: Vec::new(),
                 max_body_bytes: 1024,
                 stream_answers: false,
             },
@@ -270,6 +274,7 @@ pub(super) mod tests {
             rate_limit_tools: 0,
             rate_limit_requests: 0,
             allowed_origins: None,
+            named_origins: Vec::new(),
             max_body_bytes: 1024,
             stream_answers: false,
         }
