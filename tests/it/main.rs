@@ -10,6 +10,7 @@ mod app_stub;
 mod architecture;
 mod support;
 
+mod api;
 mod app;
 mod app_contract;
 mod builtin;

@@ -1,5 +1,6 @@
 //! The JSON API behind the console's "Add server" and "Import" pages: `GET
-//! /api/registry/search`, `GET /api/registry/show`, `POST /api/registry/add`, `POST /api/import`.
+//! /api/registry/search`, `GET /api/registry/show`, `POST /api/registry/add`, `POST /api/import`;
+//! and the live view under `/api/v1/` (`api_v1`).
 //! The work is `registry`'s and `import`'s, as for the commands; a page only shows it. Requests
 //! pass stricter rules than `/mcp`'s: the `Host` allow-list (DNS rebinding); an `Origin` that is
 //! the proxy's own or one `--allowed-origin` names; JSON for a change (CSRF); a bearer token with
@@ -43,6 +44,8 @@ pub struct ApiFiles {
 #[derive(Clone)]
 struct ApiState {
     files: Arc<ApiFiles>,
+    /// The live proxy, for `/api/v1/` (`api_v1`).
+    router: Arc<crate::router::Router>,
     guard: Arc<Guard>,
     /// Accepted `Host` values (`None`: any).
     hosts: Option<Arc<Vec<String>>>,
@@ -53,12 +56,14 @@ struct ApiState {
 /// The routes, protected like `/mcp`.
 pub(super) fn routes<S: Clone + Send + Sync + 'static>(
     files: ApiFiles,
+    router: Arc<crate::router::Router>,
     guard: Arc<Guard>,
     hosts: Option<Vec<String>>,
     open: bool,
 ) -> AxumRouter<S> {
     let state = ApiState {
         files: Arc::new(files),
+        router,
         guard,
         hosts: hosts.map(Arc::new),
         open,
@@ -68,6 +73,7 @@ pub(super) fn routes<S: Clone + Send + Sync + 'static>(
         .route("/api/registry/show", get(show))
         .route("/api/registry/add", post(add))
         .route("/api/import", post(import_servers))
+        .merge(super::api_v1::routes())
         .layer(axum::middleware::from_fn_with_state(state.clone(), protect))
         .with_state(state)
 }
@@ -106,7 +112,8 @@ async fn protect(State(state): State<ApiState>, request: Request, next: Next) ->
     if let Err((status, message)) = state.guard.check_api(request.method(), headers) {
         return error(status, message);
     }
-    if state.files.app_mode {
+    // What the App owns is changed there; the live view works in both modes.
+    if state.files.app_mode && !request.uri().path().starts_with("/api/v1/") {
         return error(
             StatusCode::CONFLICT,
             "App mode: the servers come from the plugged.in App; add and import them there",
@@ -330,5 +337,11 @@ async fn import_servers(
         Ok(Ok(report)) => Json(report).into_response(),
         Ok(Err(message)) => error(StatusCode::BAD_REQUEST, message),
         Err(failure) => error(StatusCode::INTERNAL_SERVER_ERROR, failure.to_string()),
+    }
+}
+
+impl axum::extract::FromRef<ApiState> for Arc<crate::router::Router> {
+    fn from_ref(state: &ApiState) -> Self {
+        state.router.clone()
     }
 }

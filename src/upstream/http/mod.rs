@@ -8,6 +8,7 @@
 //! have a ceiling, failed accepts back off (`connections.rs`), and shutdown drains.
 
 mod api;
+mod api_v1;
 mod connections;
 mod guard;
 mod limits;
@@ -196,9 +197,13 @@ impl App {
             .route("/metrics", get(metrics_page))
             .merge(well_known::routes())
             .merge(match options.api {
-                Some(files) => {
-                    api::routes(files, guard.clone(), api_hosts, loopback || require_auth)
-                }
+                Some(files) => api::routes(
+                    files,
+                    router.clone(),
+                    guard.clone(),
+                    api_hosts,
+                    loopback || require_auth,
+                ),
                 None => AxumRouter::new(),
             })
             .fallback(no_such_path)

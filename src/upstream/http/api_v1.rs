@@ -1,0 +1,211 @@
+//! The JSON API's live view of the proxy, under `/api/v1/`: the servers as they run, the
+//! catalog exactly as clients see it, and tool calls through the router (policy, activity log and
+//! timeouts as for a client's call). Behind the same rules as the rest of the API (`api.rs`).
+//! Errors are `{"error": "…"}` with the status that says what went wrong: 404 for a tool the
+//! catalog does not serve, 400 for arguments that are not an object or that the server refused
+//! as invalid, 503 for a server that is not connected, 504 for a timeout, 502 for any other error
+//! of the server's.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router as AxumRouter;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use rmcp::model::{CallToolRequestParams, ServerResult};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::downstream::ServerState;
+use crate::router::{Caller, RouteError, Router};
+
+/// The routes; `S` is the API's state, which gives the router.
+pub(super) fn routes<S>() -> AxumRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Router>: axum::extract::FromRef<S>,
+{
+    AxumRouter::new()
+        .route("/api/v1/servers", get(servers))
+        .route("/api/v1/tools", get(tools))
+        .route("/api/v1/prompts", get(prompts))
+        .route("/api/v1/tools/call", post(call))
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({"error": message.into()}))).into_response()
+}
+
+/// Each configured server: how it is reached, its state (with the reason when it failed or was
+/// refused), whether clients see it, its tools as clients get them, and its restarts.
+async fn servers(State(router): State<Arc<Router>>) -> Response {
+    let catalog = router.catalog();
+    let served = catalog.tools_per_server();
+    let visible: Vec<String> = router
+        .visible_servers()
+        .iter()
+        .map(|server| server.name.clone())
+        .collect();
+    let servers: Vec<Value> = router
+        .servers()
+        .iter()
+        .map(|server| {
+            let state = server.state();
+            let (label, reason) = match &state {
+                ServerState::Disabled => ("disabled", None),
+                ServerState::Starting => ("starting", None),
+                ServerState::Connected => ("connected", None),
+                ServerState::Failed { reason, .. } => ("failed", Some(reason.as_str())),
+                ServerState::Stopped => ("stopped", None),
+                ServerState::Refused { reason, .. } => ("refused", Some(reason.as_str())),
+            };
+            json!({
+                "name": server.name,
+                "transport": server.config.transport.kind(),
+                "state": label,
+                "reason": reason,
+                "description": state.to_string(),
+                "served": visible.contains(&server.name),
+                "tools": served.get(server.name.as_str()).copied().unwrap_or(0),
+                "restarts": server.restarts(),
+            })
+        })
+        .collect();
+    Json(json!({ "servers": servers })).into_response()
+}
+
+#[derive(Deserialize)]
+struct Search {
+    /// Words that must all appear in a tool's name, title or description (any case).
+    q: Option<String>,
+}
+
+/// Whether every word of `query` appears in one of `texts`.
+fn matches(query: Option<&str>, texts: &[Option<&str>]) -> bool {
+    let Some(query) = query else {
+        return true;
+    };
+    let texts: Vec<String> = texts.iter().flatten().map(|t| t.to_lowercase()).collect();
+    query
+        .split_whitespace()
+        .map(str::to_lowercase)
+        .all(|word| texts.iter().any(|text| text.contains(&word)))
+}
+
+/// The tools exactly as `tools/list` gives them to clients, all pages, with `?q=` to search.
+async fn tools(State(router): State<Arc<Router>>, Query(search): Query<Search>) -> Response {
+    let catalog = router.catalog();
+    let query = search.q.as_deref().filter(|q| !q.trim().is_empty());
+    let found: Vec<&rmcp::model::Tool> = catalog
+        .tools
+        .iter()
+        .filter(|tool| {
+            matches(
+                query,
+                &[
+                    Some(&tool.name),
+                    tool.title.as_deref(),
+                    tool.description.as_deref(),
+                ],
+            )
+        })
+        .collect();
+    // As `tools/list` shows them: a 2025-11-25 tool's `execution` in its place.
+    let mut answer = json!({ "tools": found });
+    crate::wire::core_tasks::unstash_result(&mut answer);
+    Json(answer).into_response()
+}
+
+/// The prompts as `prompts/list` gives them, with `?q=` to search.
+async fn prompts(State(router): State<Arc<Router>>, Query(search): Query<Search>) -> Response {
+    let catalog = router.catalog();
+    let query = search.q.as_deref().filter(|q| !q.trim().is_empty());
+    let found: Vec<&rmcp::model::Prompt> = catalog
+        .prompts
+        .iter()
+        .filter(|prompt| {
+            matches(
+                query,
+                &[
+                    Some(&prompt.name),
+                    prompt.title.as_deref(),
+                    prompt.description.as_deref(),
+                ],
+            )
+        })
+        .collect();
+    Json(json!({ "prompts": found })).into_response()
+}
+
+#[derive(Deserialize)]
+struct Call {
+    name: String,
+    #[serde(default)]
+    arguments: Option<Value>,
+}
+
+/// Calls a tool as a client would (the `call` command's way): 200 with the tool's result — a
+/// tool's own error included, `isError: true` — or the status of what stopped it.
+async fn call(
+    State(router): State<Arc<Router>>,
+    body: Result<Json<Call>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Json(body) = match body {
+        Ok(body) => body,
+        Err(rejection) => return error(StatusCode::BAD_REQUEST, rejection.body_text()),
+    };
+    let mut params = CallToolRequestParams::new(body.name);
+    match body.arguments {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(arguments)) => params = params.with_arguments(arguments),
+        Some(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "\"arguments\" must be a JSON object",
+            );
+        }
+    }
+    match router.call_tool(&Caller::detached(), params).await {
+        Ok(ServerResult::CallToolResult(result)) => Json(result).into_response(),
+        Ok(_) => error(
+            StatusCode::BAD_GATEWAY,
+            "the server did not answer with a tool result",
+        ),
+        Err(failure) => error(status_of(&failure), failure.to_string()),
+    }
+}
+
+/// The HTTP status that says why a call did not reach a result.
+fn status_of(failure: &RouteError) -> StatusCode {
+    match failure {
+        RouteError::Resolve(_) | RouteError::NotServed { .. } | RouteError::UnknownResource(_) => {
+            StatusCode::NOT_FOUND
+        }
+        RouteError::InvalidArguments(_) | RouteError::Cursor(_) => StatusCode::BAD_REQUEST,
+        RouteError::NotConnected { .. } | RouteError::Unavailable(_) => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        RouteError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+        RouteError::Cancelled => StatusCode::REQUEST_TIMEOUT,
+        // The server's word: arguments it refused are the caller's to fix.
+        RouteError::Downstream(error) if error.code == rmcp::model::ErrorCode::INVALID_PARAMS => {
+            StatusCode::BAD_REQUEST
+        }
+        _ => StatusCode::BAD_GATEWAY,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_word_of_a_search_must_appear_somewhere() {
+        let texts = [Some("demo__echo"), None, Some("Echoes the message back")];
+        assert!(matches(None, &texts));
+        assert!(matches(Some("ECHO message"), &texts));
+        assert!(!matches(Some("echo weather"), &texts));
+    }
+}

@@ -1,0 +1,181 @@
+//! The console's JSON API over the live proxy (`/api/v1/`): servers as they run, the catalog as
+//! clients see it, and tool calls through the router, with the statuses that say what failed.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+struct Api {
+    _child: ProxyChild,
+    base: String,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+impl Api {
+    async fn start() -> Api {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let dir = tempfile::tempdir().unwrap();
+        let config = json!({"mcpServers": {
+            "demo": {"command": demo_bin(), "args": ["--name", "demo"],
+                     "env": {"DEMO_SECRET": "s3cr3t-env-value"}},
+            "broken": {"command": dir.path().join("no-such-server").to_str().unwrap()},
+        }});
+        std::fs::write(dir.path().join("mcp.json"), config.to_string()).unwrap();
+        let mut child = ProxyChild::spawn(
+            tokio::process::Command::new(proxy_bin())
+                .args(["--transport", "streamable-http", "--port", "0"])
+                .arg("--config")
+                .arg(dir.path().join("mcp.json"))
+                .arg("--data-dir")
+                .arg(dir.path().join("data"))
+                .env_remove("PLUGGEDIN_API_KEY")
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped()),
+        );
+        let log = Log::capture(child.stderr.take().unwrap());
+        let url = listening_url(&log).await;
+        Api {
+            _child: child,
+            base: url.trim_end_matches("/mcp").to_owned(),
+            http: reqwest::Client::new(),
+            _dir: dir,
+        }
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
+    }
+
+    async fn call(&self, body: Value) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{}/api/v1/tools/call", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
+    }
+
+    /// The servers once both have settled (the proxy answers before its servers connect).
+    async fn settled_servers(&self) -> Vec<Value> {
+        let started = Instant::now();
+        loop {
+            let (status, body) = self.get("/api/v1/servers").await;
+            assert_eq!(status, 200, "{body}");
+            let servers = body["servers"].as_array().unwrap().clone();
+            if servers.iter().all(|server| server["state"] != "starting") {
+                return servers;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "servers never settled: {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_show_their_state_and_reason_without_secrets() {
+    let api = Api::start().await;
+    let servers = api.settled_servers().await;
+    let by_name = |name: &str| {
+        servers
+            .iter()
+            .find(|server| server["name"] == name)
+            .unwrap_or_else(|| panic!("{name} missing: {servers:?}"))
+            .clone()
+    };
+    let demo = by_name("demo");
+    assert_eq!(demo["state"], "connected", "{demo}");
+    assert_eq!(demo["transport"], "stdio");
+    assert_eq!(demo["served"], true);
+    assert!(demo["tools"].as_u64().unwrap() > 0, "{demo}");
+    let broken = by_name("broken");
+    assert_eq!(broken["state"], "failed", "{broken}");
+    assert!(
+        broken["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no-such-server"),
+        "{broken}"
+    );
+    let (_, whole) = api.get("/api/v1/servers").await;
+    assert!(!whole.to_string().contains("s3cr3t-env-value"), "{whole}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_catalog_is_searchable_and_a_tool_is_called_through_the_router() {
+    let api = Api::start().await;
+    api.settled_servers().await;
+    let (status, found) = api.get("/api/v1/tools?q=echoes%20message").await;
+    assert_eq!(status, 200);
+    let names: Vec<&str> = found["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|tool| tool["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["demo__echo"], "{found}");
+    assert!(found["tools"][0]["inputSchema"]["properties"]["message"].is_object());
+    let (_, all) = api.get("/api/v1/tools").await;
+    assert!(all["tools"].as_array().unwrap().len() > names.len());
+    let (status, prompts) = api.get("/api/v1/prompts").await;
+    assert_eq!(status, 200);
+    assert!(prompts["prompts"].is_array(), "{prompts}");
+
+    let (status, result) = api
+        .call(json!({"name": "demo__echo", "arguments": {"message": "from the console"}}))
+        .await;
+    assert_eq!(status, 200, "{result}");
+    assert_eq!(result["content"][0]["text"], "Echo: from the console");
+    let (status, result) = api
+        .call(json!({"name": "demo__add", "arguments": {"a": 2, "b": 3}}))
+        .await;
+    assert_eq!(status, 200, "{result}");
+    assert_eq!(result["structuredContent"]["sum"], 5);
+
+    let (status, unknown) = api.call(json!({"name": "demo__nope"})).await;
+    assert_eq!(status, 404, "{unknown}");
+    assert!(
+        unknown["error"].as_str().unwrap().contains("demo__nope"),
+        "{unknown}"
+    );
+    let (status, bad) = api
+        .call(json!({"name": "demo__echo", "arguments": [1, 2]}))
+        .await;
+    assert_eq!(status, 400, "{bad}");
+    let (status, bad) = api.call(json!({"arguments": {}})).await;
+    assert_eq!(status, 400, "{bad}");
+    // Arguments the server refuses are the caller's to fix, with the server's reason.
+    let (status, refused) = api
+        .call(json!({"name": "demo__echo", "arguments": {"wrong": true}}))
+        .await;
+    assert_eq!(status, 400, "{refused}");
+    assert!(
+        refused["error"].as_str().unwrap().contains("message"),
+        "{refused}"
+    );
+    let (status, foreign) = {
+        let response = api
+            .http
+            .get(format!("{}/api/v1/servers", api.base))
+            .header("Origin", "https://evil.example")
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    };
+    assert_eq!(status, 403, "{foreign}");
+}
