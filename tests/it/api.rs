@@ -179,3 +179,90 @@ async fn the_catalog_is_searchable_and_a_tool_is_called_through_the_router() {
     };
     assert_eq!(status, 403, "{foreign}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_switch_off_and_on_and_notifications_and_activity_are_listed() {
+    let api = Api::start().await;
+    api.settled_servers().await;
+    let post = |path: String| {
+        api.http
+            .post(format!("{}{path}", api.base))
+            .json(&json!({}))
+    };
+
+    let off = post("/api/v1/servers/demo/disable".into())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(off.status(), 200);
+    let (_, servers) = api.get("/api/v1/servers").await;
+    assert_eq!(servers["servers"][1]["name"], "demo", "{servers}");
+    assert_eq!(servers["servers"][1]["served"], false, "{servers}");
+    let (status, gone) = api
+        .call(json!({"name": "demo__echo", "arguments": {"message": "x"}}))
+        .await;
+    assert_eq!(status, 404, "{gone}");
+    let on = post("/api/v1/servers/demo/enable".into())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(on.status(), 200);
+    let (status, back) = api
+        .call(json!({"name": "demo__echo", "arguments": {"message": "x"}}))
+        .await;
+    assert_eq!(status, 200, "{back}");
+    let unknown = post("/api/v1/servers/nope/enable".into())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+
+    // A notification sent through a built-in tool is listed, marked done, and deleted.
+    let (status, sent) = api
+        .call(json!({"name": "pluggedin_send_notification",
+                     "arguments": {"title": "From the API", "message": "hello"}}))
+        .await;
+    assert_eq!(status, 200, "{sent}");
+    let (_, listed) = api.get("/api/v1/notifications").await;
+    let first = &listed["notifications"][0];
+    assert_eq!(first["title"], "From the API", "{listed}");
+    assert_eq!(first["completed"], false);
+    let id = first["id"].as_str().unwrap().to_owned();
+    let done = post(format!("/api/v1/notifications/{id}/done"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 200);
+    let (_, listed) = api.get("/api/v1/notifications").await;
+    assert_eq!(listed["notifications"][0]["completed"], true, "{listed}");
+    let delete = |id: String| {
+        api.http
+            .delete(format!("{}/api/v1/notifications/{id}", api.base))
+            .send()
+    };
+    assert_eq!(delete(id.clone()).await.unwrap().status(), 200);
+    assert_eq!(delete(id).await.unwrap().status(), 404);
+
+    // The calls above reach the activity log (written in the background): waited for.
+    let started = Instant::now();
+    loop {
+        let (status, stats) = api.get("/api/v1/activity/stats").await;
+        assert_eq!(status, 200, "{stats}");
+        let echo = stats["stats"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|row| row["server"] == "demo" && row["item"] == "echo")
+            .cloned();
+        if let Some(echo) = echo {
+            assert!(echo["calls"].as_u64().unwrap() >= 1, "{echo}");
+            assert!(echo["p95Ms"].as_i64().unwrap() >= echo["p50Ms"].as_i64().unwrap());
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no activity: {stats}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

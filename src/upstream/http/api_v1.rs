@@ -10,10 +10,10 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::Router as AxumRouter;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use rmcp::model::{CallToolRequestParams, ServerResult};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -32,6 +32,15 @@ where
         .route("/api/v1/tools", get(tools))
         .route("/api/v1/prompts", get(prompts))
         .route("/api/v1/tools/call", post(call))
+        .route("/api/v1/servers/{name}/enable", post(enable))
+        .route("/api/v1/servers/{name}/disable", post(disable))
+        .route("/api/v1/notifications", get(notifications))
+        .route(
+            "/api/v1/notifications/{id}/done",
+            post(complete_notification),
+        )
+        .route("/api/v1/notifications/{id}", delete(delete_notification))
+        .route("/api/v1/activity/stats", get(activity_stats))
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -174,6 +183,141 @@ async fn call(
             "the server did not answer with a tool result",
         ),
         Err(failure) => error(status_of(&failure), failure.to_string()),
+    }
+}
+
+/// Switches a configured server on (`enabled`) or off, as `servers enable|disable` does: kept in
+/// the store, applied here at once (and by other proxies on the same store when they poll it).
+/// In App mode the App owns the servers: 409.
+async fn set_enabled(router: &Router, name: &str, enabled: bool) -> Response {
+    if router.app().is_some() {
+        return error(
+            StatusCode::CONFLICT,
+            "App mode: the servers are the plugged.in App's; switch them there",
+        );
+    }
+    if !router.servers().iter().any(|server| server.name == name) {
+        return error(StatusCode::NOT_FOUND, format!("no server named {name:?}"));
+    }
+    if let Err(failure) = router
+        .control_plane()
+        .set_server_enabled(name, enabled)
+        .await
+    {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, failure.to_string());
+    }
+    router.reload_settings().await;
+    Json(json!({ "name": name, "enabled": enabled })).into_response()
+}
+
+async fn enable(State(router): State<Arc<Router>>, Path(name): Path<String>) -> Response {
+    set_enabled(&router, &name, true).await
+}
+
+async fn disable(State(router): State<Arc<Router>>, Path(name): Path<String>) -> Response {
+    set_enabled(&router, &name, false).await
+}
+
+#[derive(Deserialize)]
+struct NotificationQuery {
+    #[serde(default, rename = "unreadOnly")]
+    unread_only: bool,
+    limit: Option<u32>,
+}
+
+/// The most notifications one answer lists.
+const MAX_NOTIFICATIONS: u32 = 500;
+
+/// Notifications, newest first (`?unreadOnly=true`, `?limit=`, at most 500).
+async fn notifications(
+    State(router): State<Arc<Router>>,
+    Query(query): Query<NotificationQuery>,
+) -> Response {
+    let limit = query.limit.unwrap_or(100).min(MAX_NOTIFICATIONS);
+    match router
+        .control_plane()
+        .list_notifications(query.unread_only, Some(limit))
+        .await
+    {
+        Ok(list) => {
+            let list: Vec<Value> = list
+                .iter()
+                .map(|n| {
+                    json!({
+                        "id": n.id,
+                        "type": n.kind,
+                        "title": n.title,
+                        "message": n.message,
+                        "severity": n.severity.as_str(),
+                        "link": n.link,
+                        "read": n.read,
+                        "completed": n.completed,
+                        "createdAt": n.created_at,
+                        "expiresAt": n.expires_at,
+                    })
+                })
+                .collect();
+            Json(json!({ "notifications": list })).into_response()
+        }
+        Err(failure) => error(StatusCode::BAD_GATEWAY, failure.to_string()),
+    }
+}
+
+/// The answer to a change of one notification: 404 when there is none by that id.
+fn changed(outcome: crate::control::Result<bool>, id: &str) -> Response {
+    match outcome {
+        Ok(true) => Json(json!({ "id": id })).into_response(),
+        Ok(false) => error(StatusCode::NOT_FOUND, format!("no notification {id:?}")),
+        Err(failure) => error(StatusCode::BAD_GATEWAY, failure.to_string()),
+    }
+}
+
+async fn complete_notification(
+    State(router): State<Arc<Router>>,
+    Path(id): Path<String>,
+) -> Response {
+    changed(router.control_plane().complete_notification(&id).await, &id)
+}
+
+async fn delete_notification(
+    State(router): State<Arc<Router>>,
+    Path(id): Path<String>,
+) -> Response {
+    changed(router.control_plane().delete_notification(&id).await, &id)
+}
+
+#[derive(Deserialize)]
+struct StatsQuery {
+    /// Milliseconds since the epoch; the last 24 hours when absent.
+    since: Option<i64>,
+}
+
+/// Calls, errors, p50 and p95 per server and item since `since` (the `stats` command's figures).
+async fn activity_stats(
+    State(router): State<Arc<Router>>,
+    Query(query): Query<StatsQuery>,
+) -> Response {
+    let since = query
+        .since
+        .unwrap_or_else(|| crate::control::time::now_ms() - 24 * 60 * 60 * 1000);
+    match router.control_plane().activity_stats(since).await {
+        Ok(stats) => {
+            let stats: Vec<Value> = stats
+                .iter()
+                .map(|row| {
+                    json!({
+                        "server": row.server_name,
+                        "item": row.item,
+                        "calls": row.calls,
+                        "errors": row.errors,
+                        "p50Ms": row.p50_ms,
+                        "p95Ms": row.p95_ms,
+                    })
+                })
+                .collect();
+            Json(json!({ "since": since, "stats": stats })).into_response()
+        }
+        Err(failure) => error(StatusCode::BAD_GATEWAY, failure.to_string()),
     }
 }
 

@@ -38,8 +38,8 @@ impl Guard {
     /// The console's rules for its JSON API (`api.rs`), stricter than `/mcp`'s: a browser's
     /// request comes from a page this proxy served (its `Origin` is the `Host` it was sent to)
     /// or from an origin `--allowed-origin` names — never from any other page, even on
-    /// loopback, and `*` does not open it; a request that changes something carries JSON (a
-    /// form posted from another page cannot); and a known bearer token when auth is required.
+    /// loopback, and `*` does not open it; a POST carries JSON (a form posted from another page
+    /// cannot); and a known bearer token when auth is required.
     pub(crate) fn check_api(
         &self,
         method: &Method,
@@ -79,7 +79,9 @@ impl Guard {
                 site.unwrap_or_default()
             ));
         }
-        if !matches!(*method, Method::GET | Method::HEAD) {
+        // A form can POST across sites without asking; any other method needs a preflight,
+        // which the API never approves (no CORS).
+        if *method == Method::POST {
             let json = headers
                 .get(header::CONTENT_TYPE)
                 .and_then(|value| value.to_str().ok())
@@ -88,7 +90,7 @@ impl Guard {
             if !json {
                 return Err((
                     StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "a request that changes something carries application/json".into(),
+                    "a POST to the API carries application/json".into(),
                 ));
             }
         }
