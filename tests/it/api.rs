@@ -266,3 +266,124 @@ async fn servers_switch_off_and_on_and_notifications_and_activity_are_listed() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documents_are_listed_searched_read_and_deleted_and_workspaces_switch() {
+    let api = Api::start().await;
+    api.settled_servers().await;
+    let (status, created) = api
+        .call(json!({"name": "pluggedin_create_document", "arguments": {
+            "title": "Harbour notes", "content": "The lighthouse keeper logs every passing ship.",
+            "tags": ["sea"],
+            "metadata": {"model": {"name": "claude", "provider": "anthropic"}}}}))
+        .await;
+    assert_eq!(status, 200, "{created}");
+    let (status, listed) = api.get("/api/v1/documents?tags=sea&sort=title").await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(listed["total"], 1, "{listed}");
+    let id = listed["documents"][0]["id"].as_str().unwrap().to_owned();
+    assert!(listed["documents"][0].get("content").is_none());
+    let (_, none) = api.get("/api/v1/documents?tags=land").await;
+    assert_eq!(none["total"], 0, "{none}");
+    let (status, bad) = api.get("/api/v1/documents?sort=colour").await;
+    assert_eq!(status, 400, "{bad}");
+
+    let (status, found) = api.get("/api/v1/documents/search?q=lighthouse").await;
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(found["hits"][0]["document"]["id"], id.as_str(), "{found}");
+    assert!(
+        found["hits"][0]["snippet"]
+            .as_str()
+            .unwrap()
+            .contains("**lighthouse**"),
+        "{found}"
+    );
+    let (status, _) = api.get("/api/v1/documents/search").await;
+    assert_eq!(status, 400);
+
+    let (status, one) = api.get(&format!("/api/v1/documents/{id}")).await;
+    assert_eq!(status, 200, "{one}");
+    assert_eq!(
+        one["content"],
+        "The lighthouse keeper logs every passing ship."
+    );
+    assert_eq!(one["versions"][0]["version"], 1, "{one}");
+    assert_eq!(one["model"]["provider"], "anthropic", "{one}");
+    let delete = |path: String| api.http.delete(format!("{}{path}", api.base)).send();
+    assert_eq!(
+        delete(format!("/api/v1/documents/{id}"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let (status, _) = api.get(&format!("/api/v1/documents/{id}")).await;
+    assert_eq!(status, 404);
+
+    // A workspace of the broken server alone hides the demo server's tools; leaving it brings
+    // them back.
+    let post = |path: &str, body: Value| {
+        api.http
+            .post(format!("{}{path}", api.base))
+            .json(&body)
+            .send()
+    };
+    let made = post(
+        "/api/v1/workspaces",
+        json!({"name": "quiet", "servers": ["broken"]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(made.status(), 201);
+    let again = post(
+        "/api/v1/workspaces",
+        json!({"name": "quiet", "servers": ["broken"]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(again.status(), 409);
+    let unknown = post(
+        "/api/v1/workspaces",
+        json!({"name": "x", "servers": ["nope"]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(unknown.status(), 400);
+    let switched = post("/api/v1/workspaces/switch", json!({"name": "quiet"}))
+        .await
+        .unwrap();
+    assert_eq!(switched.status(), 200);
+    let (_, spaces) = api.get("/api/v1/workspaces").await;
+    assert_eq!(spaces["active"], "quiet", "{spaces}");
+    assert_eq!(spaces["workspaces"][0]["servers"], json!(["broken"]));
+    let (status, hidden) = api
+        .call(json!({"name": "demo__echo", "arguments": {"message": "x"}}))
+        .await;
+    assert_eq!(status, 404, "{hidden}");
+    let missing = post("/api/v1/workspaces/switch", json!({"name": "nowhere"}))
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    let all = post("/api/v1/workspaces/switch", json!({"name": null}))
+        .await
+        .unwrap();
+    assert_eq!(all.status(), 200);
+    let (status, back) = api
+        .call(json!({"name": "demo__echo", "arguments": {"message": "x"}}))
+        .await;
+    assert_eq!(status, 200, "{back}");
+    assert_eq!(
+        delete("/api/v1/workspaces/quiet".into())
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        delete("/api/v1/workspaces/quiet".into())
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+}

@@ -41,6 +41,15 @@ where
         )
         .route("/api/v1/notifications/{id}", delete(delete_notification))
         .route("/api/v1/activity/stats", get(activity_stats))
+        .route("/api/v1/documents", get(documents))
+        .route("/api/v1/documents/search", get(search_documents))
+        .route(
+            "/api/v1/documents/{id}",
+            get(document).delete(delete_document),
+        )
+        .route("/api/v1/workspaces", get(workspaces).post(create_workspace))
+        .route("/api/v1/workspaces/{name}", delete(delete_workspace))
+        .route("/api/v1/workspaces/switch", post(switch_workspace))
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -317,6 +326,288 @@ async fn activity_stats(
                 .collect();
             Json(json!({ "since": since, "stats": stats })).into_response()
         }
+        Err(failure) => error(StatusCode::BAD_GATEWAY, failure.to_string()),
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct DocumentQuery {
+    q: Option<String>,
+    source: Option<String>,
+    model_name: Option<String>,
+    model_provider: Option<String>,
+    /// Comma-separated: every one must be on the document.
+    tags: Option<String>,
+    category: Option<String>,
+    visibility: Option<String>,
+    created_from: Option<i64>,
+    created_to: Option<i64>,
+    /// `date_desc` (default), `date_asc`, `title` or `size`.
+    sort: Option<String>,
+    limit: Option<u32>,
+    offset: Option<u64>,
+}
+
+/// The most documents (or hits) one answer carries.
+const MAX_DOCUMENTS: u32 = 200;
+
+impl DocumentQuery {
+    fn filter(&self) -> crate::control::DocumentFilter {
+        crate::control::DocumentFilter {
+            source: self.source.clone(),
+            model_name: self.model_name.clone(),
+            model_provider: self.model_provider.clone(),
+            tags: self
+                .tags
+                .iter()
+                .flat_map(|tags| tags.split(','))
+                .map(str::trim)
+                .filter(|tag| !tag.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            category: self.category.clone(),
+            visibility: self.visibility.clone(),
+            created_from: self.created_from,
+            created_to: self.created_to,
+        }
+    }
+
+    fn limit(&self) -> u32 {
+        self.limit.unwrap_or(50).clamp(1, MAX_DOCUMENTS)
+    }
+}
+
+/// A document's description, without its content unless `content`.
+fn document_json(document: &crate::control::Document, content: bool) -> Value {
+    let mut value = json!({
+        "id": document.id,
+        "title": document.title,
+        "description": document.description,
+        "format": document.format,
+        "tags": document.tags,
+        "category": document.category,
+        "source": document.source,
+        "visibility": document.visibility,
+        "model": document.model,
+        "fileName": document.file_name,
+        "sizeBytes": document.size_bytes,
+        "version": document.version,
+        "createdAt": document.created_at,
+        "updatedAt": document.updated_at,
+        "updatedBy": document.updated_by,
+    });
+    if content {
+        value["content"] = json!(document.content);
+    }
+    value
+}
+
+/// The library, a page at a time, with every filter of `pluggedin_list_documents`.
+async fn documents(
+    State(router): State<Arc<Router>>,
+    Query(query): Query<DocumentQuery>,
+) -> Response {
+    use crate::control::DocumentSort;
+    let sort = match query.sort.as_deref() {
+        None | Some("date_desc") => DocumentSort::DateDesc,
+        Some("date_asc") => DocumentSort::DateAsc,
+        Some("title") => DocumentSort::Title,
+        Some("size") => DocumentSort::Size,
+        Some(other) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("sort {other:?}: one of date_desc, date_asc, title, size"),
+            );
+        }
+    };
+    let list = crate::control::DocumentList {
+        filter: query.filter(),
+        search: query.q.clone().filter(|q| !q.trim().is_empty()),
+        sort,
+        limit: query.limit(),
+        offset: query.offset.unwrap_or(0),
+    };
+    match router.control_plane().list_documents(list).await {
+        Ok((found, total)) => {
+            let found: Vec<Value> = found.iter().map(|d| document_json(d, false)).collect();
+            Json(json!({ "documents": found, "total": total })).into_response()
+        }
+        Err(failure) => error(StatusCode::BAD_GATEWAY, failure.to_string()),
+    }
+}
+
+/// A ranked full-text search: each hit's document, its best passage with the matched words
+/// wrapped in `**`, and its relevance (the best hit's is 1).
+async fn search_documents(
+    State(router): State<Arc<Router>>,
+    Query(query): Query<DocumentQuery>,
+) -> Response {
+    let Some(text) = query.q.clone().filter(|q| !q.trim().is_empty()) else {
+        return error(StatusCode::BAD_REQUEST, "q= is the search's words");
+    };
+    let search = crate::control::DocumentSearch {
+        query: text,
+        filter: query.filter(),
+        limit: query.limit(),
+    };
+    match router.control_plane().search_documents(search).await {
+        Ok(hits) => {
+            let hits: Vec<Value> = hits
+                .iter()
+                .map(|hit| {
+                    json!({
+                        "document": document_json(&hit.document, false),
+                        "snippet": hit.snippet,
+                        "relevance": hit.relevance,
+                    })
+                })
+                .collect();
+            Json(json!({ "hits": hits })).into_response()
+        }
+        Err(failure) => error(StatusCode::BAD_GATEWAY, failure.to_string()),
+    }
+}
+
+/// One document with its content and its versions (who wrote each, and why).
+async fn document(State(router): State<Arc<Router>>, Path(id): Path<String>) -> Response {
+    match router.control_plane().get_document(&id, true, true).await {
+        Ok(Some((document, versions))) => {
+            let versions: Vec<Value> = versions
+                .iter()
+                .map(|version| {
+                    json!({
+                        "version": version.version,
+                        "createdAt": version.created_at,
+                        "createdBy": version.created_by,
+                        "changeSummary": version.change_summary,
+                        "updateReason": version.update_reason,
+                    })
+                })
+                .collect();
+            let mut answer = document_json(&document, true);
+            answer["versions"] = json!(versions);
+            Json(answer).into_response()
+        }
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("no document {id:?}")),
+        Err(failure) => error(StatusCode::BAD_GATEWAY, failure.to_string()),
+    }
+}
+
+async fn delete_document(State(router): State<Arc<Router>>, Path(id): Path<String>) -> Response {
+    match router.control_plane().delete_document(&id).await {
+        Ok(true) => Json(json!({ "id": id })).into_response(),
+        Ok(false) => error(StatusCode::NOT_FOUND, format!("no document {id:?}")),
+        Err(failure) => error(StatusCode::BAD_GATEWAY, failure.to_string()),
+    }
+}
+
+/// The workspaces, which servers each holds, and the active one (`null`: every server).
+async fn workspaces(State(router): State<Arc<Router>>) -> Response {
+    let control = router.control_plane();
+    match (control.workspaces().await, control.active_workspace().await) {
+        (Ok(list), Ok(active)) => {
+            let list: Vec<Value> = list
+                .iter()
+                .map(|w| json!({ "name": w.name, "servers": w.servers }))
+                .collect();
+            Json(json!({ "active": active, "workspaces": list })).into_response()
+        }
+        (Err(failure), _) | (_, Err(failure)) => {
+            error(StatusCode::BAD_GATEWAY, failure.to_string())
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct NewWorkspace {
+    name: String,
+    servers: Vec<String>,
+}
+
+/// A new workspace of configured servers: 201, 409 when the name is taken, 400 for a server
+/// that is not configured.
+async fn create_workspace(
+    State(router): State<Arc<Router>>,
+    body: Result<Json<NewWorkspace>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Json(body) = match body {
+        Ok(body) => body,
+        Err(rejection) => return error(StatusCode::BAD_REQUEST, rejection.body_text()),
+    };
+    let name = body.name.trim();
+    if name.is_empty() || name == "all" {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "a workspace needs a name (\"all\" means every server)",
+        );
+    }
+    let configured = router.servers();
+    if let Some(unknown) = body
+        .servers
+        .iter()
+        .find(|server| !configured.iter().any(|known| &known.name == *server))
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("no server named {unknown:?}"),
+        );
+    }
+    let workspace = crate::control::Workspace {
+        name: name.to_owned(),
+        servers: body.servers.into_iter().collect(),
+    };
+    match router.control_plane().create_workspace(workspace).await {
+        Ok(true) => (StatusCode::CREATED, Json(json!({ "name": name }))).into_response(),
+        Ok(false) => error(
+            StatusCode::CONFLICT,
+            format!("a workspace named {name:?} exists"),
+        ),
+        Err(failure) => error(StatusCode::BAD_GATEWAY, failure.to_string()),
+    }
+}
+
+/// Deletes a workspace (if it was active, every server is served again).
+async fn delete_workspace(State(router): State<Arc<Router>>, Path(name): Path<String>) -> Response {
+    match router.control_plane().delete_workspace(&name).await {
+        Ok(true) => {
+            router.reload_settings().await;
+            Json(json!({ "name": name })).into_response()
+        }
+        Ok(false) => error(StatusCode::NOT_FOUND, format!("no workspace {name:?}")),
+        Err(failure) => error(StatusCode::BAD_GATEWAY, failure.to_string()),
+    }
+}
+
+#[derive(Deserialize)]
+struct Switch {
+    /// `null` leaves every workspace: all servers.
+    name: Option<String>,
+}
+
+/// Switches the active workspace, as `workspace use` does: kept in the store, applied here at
+/// once and by every proxy on the same store when it next polls.
+async fn switch_workspace(
+    State(router): State<Arc<Router>>,
+    body: Result<Json<Switch>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Json(body) = match body {
+        Ok(body) => body,
+        Err(rejection) => return error(StatusCode::BAD_REQUEST, rejection.body_text()),
+    };
+    match router
+        .control_plane()
+        .switch_workspace(body.name.as_deref())
+        .await
+    {
+        Ok(true) => {
+            router.reload_settings().await;
+            Json(json!({ "active": body.name })).into_response()
+        }
+        Ok(false) => error(
+            StatusCode::NOT_FOUND,
+            format!("no workspace {:?}", body.name.unwrap_or_default()),
+        ),
         Err(failure) => error(StatusCode::BAD_GATEWAY, failure.to_string()),
     }
 }
