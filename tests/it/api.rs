@@ -387,3 +387,55 @@ async fn documents_are_listed_searched_read_and_deleted_and_workspaces_switch() 
         404
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prompts_are_filled_in_and_resources_read() {
+    let api = Api::start().await;
+    api.settled_servers().await;
+    let post = |path: &str, body: Value| {
+        let request = api.http.post(format!("{}{path}", api.base)).json(&body);
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, prompt) = post(
+        "/api/v1/prompts/get",
+        json!({"name": "demo__test_prompt_with_arguments",
+               "arguments": {"arg1": "sea", "arg2": "sky"}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{prompt}");
+    assert_eq!(
+        prompt["messages"][0]["content"]["text"],
+        "Prompt with arguments: arg1='sea', arg2='sky'"
+    );
+    let (status, unknown) = post("/api/v1/prompts/get", json!({"name": "demo__nope"})).await;
+    assert_eq!(status, 404, "{unknown}");
+
+    let (status, listed) = api.get("/api/v1/resources").await;
+    assert_eq!(status, 200, "{listed}");
+    let uris: Vec<&str> = listed["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|resource| resource["uri"].as_str())
+        .collect();
+    let text_uri = *uris
+        .iter()
+        .find(|uri| uri.contains("static-text"))
+        .unwrap_or_else(|| panic!("{listed}"));
+    assert!(
+        listed["templates"].as_array().unwrap().len() >= 1,
+        "{listed}"
+    );
+    let (status, read) = post("/api/v1/resources/read", json!({"uri": text_uri})).await;
+    assert_eq!(status, 200, "{read}");
+    assert_eq!(
+        read["contents"][0]["text"],
+        "This is the content of the static text resource."
+    );
+    let (status, missing) = post("/api/v1/resources/read", json!({"uri": "nowhere://x"})).await;
+    assert_eq!(status, 404, "{missing}");
+}

@@ -14,7 +14,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
-use rmcp::model::{CallToolRequestParams, ServerResult};
+use rmcp::model::{
+    CallToolRequestParams, GetPromptRequestParams, ReadResourceRequestParams, ServerResult,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -32,6 +34,9 @@ where
         .route("/api/v1/tools", get(tools))
         .route("/api/v1/prompts", get(prompts))
         .route("/api/v1/tools/call", post(call))
+        .route("/api/v1/prompts/get", post(get_prompt))
+        .route("/api/v1/resources", get(resources))
+        .route("/api/v1/resources/read", post(read_resource))
         .route("/api/v1/servers/{name}/enable", post(enable))
         .route("/api/v1/servers/{name}/disable", post(disable))
         .route("/api/v1/notifications", get(notifications))
@@ -190,6 +195,85 @@ async fn call(
         Ok(_) => error(
             StatusCode::BAD_GATEWAY,
             "the server did not answer with a tool result",
+        ),
+        Err(failure) => error(status_of(&failure), failure.to_string()),
+    }
+}
+
+#[derive(Deserialize)]
+struct PromptGet {
+    name: String,
+    #[serde(default)]
+    arguments: Option<serde_json::Map<String, Value>>,
+}
+
+/// A prompt filled in with its arguments (text values), as `prompts/get` gives it.
+async fn get_prompt(
+    State(router): State<Arc<Router>>,
+    body: Result<Json<PromptGet>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Json(body) = match body {
+        Ok(body) => body,
+        Err(rejection) => return error(StatusCode::BAD_REQUEST, rejection.body_text()),
+    };
+    let mut params = GetPromptRequestParams::new(body.name);
+    if let Some(arguments) = body.arguments {
+        params = params.with_arguments(arguments);
+    }
+    match router.get_prompt(&Caller::detached(), params).await {
+        Ok(ServerResult::GetPromptResult(result)) => Json(result).into_response(),
+        Ok(_) => error(
+            StatusCode::BAD_GATEWAY,
+            "the server did not answer with a prompt",
+        ),
+        Err(failure) => error(status_of(&failure), failure.to_string()),
+    }
+}
+
+/// The resources and templates clients see (the servers', then in local mode the library's).
+async fn resources(State(router): State<Arc<Router>>) -> Response {
+    let mut all = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        match router.list_resources(cursor.as_deref()).await {
+            Ok((page, next)) => {
+                all.extend(page);
+                match next {
+                    Some(next) if all.len() < MAX_RESOURCES => cursor = Some(next),
+                    _ => break,
+                }
+            }
+            Err(failure) => return error(status_of(&failure), failure.to_string()),
+        }
+    }
+    all.truncate(MAX_RESOURCES);
+    let templates = router.catalog().templates.clone();
+    Json(json!({ "resources": all, "templates": templates })).into_response()
+}
+
+/// The most resources one answer lists.
+const MAX_RESOURCES: usize = 1000;
+
+#[derive(Deserialize)]
+struct ResourceRead {
+    uri: String,
+}
+
+/// A resource's contents, as `resources/read` gives them.
+async fn read_resource(
+    State(router): State<Arc<Router>>,
+    body: Result<Json<ResourceRead>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Json(body) = match body {
+        Ok(body) => body,
+        Err(rejection) => return error(StatusCode::BAD_REQUEST, rejection.body_text()),
+    };
+    let params = ReadResourceRequestParams::new(body.uri);
+    match router.read_resource(&Caller::detached(), params).await {
+        Ok(ServerResult::ReadResourceResult(result)) => Json(result).into_response(),
+        Ok(_) => error(
+            StatusCode::BAD_GATEWAY,
+            "the server did not answer with contents",
         ),
         Err(failure) => error(status_of(&failure), failure.to_string()),
     }
