@@ -427,7 +427,7 @@ async fn prompts_are_filled_in_and_resources_read() {
         .find(|uri| uri.contains("static-text"))
         .unwrap_or_else(|| panic!("{listed}"));
     assert!(
-        listed["templates"].as_array().unwrap().len() >= 1,
+        !listed["templates"].as_array().unwrap().is_empty(),
         "{listed}"
     );
     let (status, read) = post("/api/v1/resources/read", json!({"uri": text_uri})).await;
