@@ -15,7 +15,12 @@ struct Api {
 }
 
 impl Api {
+    /// A proxy over HTTP on loopback with a demo server and one that cannot start.
     async fn start() -> Api {
+        Api::start_with(&[]).await
+    }
+
+    async fn start_with(args: &[&str]) -> Api {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir().unwrap();
         let config = json!({"mcpServers": {
@@ -27,6 +32,7 @@ impl Api {
         let mut child = ProxyChild::spawn(
             tokio::process::Command::new(proxy_bin())
                 .args(["--transport", "streamable-http", "--port", "0"])
+                .args(args)
                 .arg("--config")
                 .arg(dir.path().join("mcp.json"))
                 .arg("--data-dir")
@@ -38,9 +44,10 @@ impl Api {
         );
         let log = Log::capture(child.stderr.take().unwrap());
         let url = listening_url(&log).await;
+        let port = url::Url::parse(&url).unwrap().port().unwrap();
         Api {
             _child: child,
-            base: url.trim_end_matches("/mcp").to_owned(),
+            base: format!("http://127.0.0.1:{port}"),
             http: reqwest::Client::new(),
             _dir: dir,
         }
@@ -438,4 +445,20 @@ async fn prompts_are_filled_in_and_resources_read() {
     );
     let (status, missing) = post("/api/v1/resources/read", json!({"uri": "nowhere://x"})).await;
     assert_eq!(status, 404, "{missing}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_is_off_beyond_loopback_without_auth() {
+    let api = Api::start_with(&["--host", "0.0.0.0"]).await;
+    let (status, why) = api.get("/api/v1/servers").await;
+    assert_eq!(status, 403);
+    assert!(
+        why["error"]
+            .as_str()
+            .unwrap()
+            .contains("--require-api-auth"),
+        "{why}"
+    );
+    let (status, _) = api.get("/api/registry/search?q=time").await;
+    assert_eq!(status, 403);
 }

@@ -117,24 +117,29 @@ fn matches(query: Option<&str>, texts: &[Option<&str>]) -> bool {
         .all(|word| texts.iter().any(|text| text.contains(&word)))
 }
 
+/// The items of `items` whose texts (name, title, description) hold every word of `search`.
+fn searched<'a, T>(
+    items: &'a [T],
+    search: &Search,
+    texts: impl Fn(&'a T) -> [Option<&'a str>; 3],
+) -> Vec<&'a T> {
+    let query = search.q.as_deref().filter(|q| !q.trim().is_empty());
+    items
+        .iter()
+        .filter(|item| matches(query, &texts(item)))
+        .collect()
+}
+
 /// The tools exactly as `tools/list` gives them to clients, all pages, with `?q=` to search.
 async fn tools(State(router): State<Arc<Router>>, Query(search): Query<Search>) -> Response {
     let catalog = router.catalog();
-    let query = search.q.as_deref().filter(|q| !q.trim().is_empty());
-    let found: Vec<&rmcp::model::Tool> = catalog
-        .tools
-        .iter()
-        .filter(|tool| {
-            matches(
-                query,
-                &[
-                    Some(&tool.name),
-                    tool.title.as_deref(),
-                    tool.description.as_deref(),
-                ],
-            )
-        })
-        .collect();
+    let found = searched(&catalog.tools, &search, |tool| {
+        [
+            Some(&*tool.name),
+            tool.title.as_deref(),
+            tool.description.as_deref(),
+        ]
+    });
     // As `tools/list` shows them: a 2025-11-25 tool's `execution` in its place.
     let mut answer = json!({ "tools": found });
     crate::wire::core_tasks::unstash_result(&mut answer);
@@ -144,21 +149,13 @@ async fn tools(State(router): State<Arc<Router>>, Query(search): Query<Search>) 
 /// The prompts as `prompts/list` gives them, with `?q=` to search.
 async fn prompts(State(router): State<Arc<Router>>, Query(search): Query<Search>) -> Response {
     let catalog = router.catalog();
-    let query = search.q.as_deref().filter(|q| !q.trim().is_empty());
-    let found: Vec<&rmcp::model::Prompt> = catalog
-        .prompts
-        .iter()
-        .filter(|prompt| {
-            matches(
-                query,
-                &[
-                    Some(&prompt.name),
-                    prompt.title.as_deref(),
-                    prompt.description.as_deref(),
-                ],
-            )
-        })
-        .collect();
+    let found = searched(&catalog.prompts, &search, |prompt| {
+        [
+            Some(prompt.name.as_str()),
+            prompt.title.as_deref(),
+            prompt.description.as_deref(),
+        ]
+    });
     Json(json!({ "prompts": found })).into_response()
 }
 
