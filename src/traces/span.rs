@@ -324,8 +324,8 @@ impl Drop for Span {
 
 thread_local! {
     /// Buffers of ended spans, cleared, for the next spans to start on this thread: a span's
-    /// bytes are copied to the exporter when it ends, and allocating them anew for every span
-    /// was a tenth of what tracing costs a call.
+    /// bytes are copied to the exporter when it ends, so its buffer can serve again at once
+    /// instead of an allocation and a free per span.
     static SPARE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
 }
 
