@@ -74,6 +74,7 @@ fn fixture() -> &'static Fixture {
                     rate_limit_tools: 0,
                     rate_limit_requests: 0,
                     allowed_origins: Some(vec!["http://localhost:*".into()]),
+                    named_origins: Vec::new(),
                     max_body_bytes: 64 * 1024,
                     stream_answers: false,
                 },
