@@ -4,12 +4,14 @@
 //! Errors are `{"error": "…"}` with the status that says what went wrong: 404 for a tool the
 //! catalog does not serve, 400 for arguments that are not an object or that the server refused
 //! as invalid, 503 for a server that is not connected, 504 for a timeout, 502 for any other error
-//! of the server's.
+//! of the server's; for the store's pages, 500 when the local store failed and 502 when the
+//! plugged.in App did.
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::Router as AxumRouter;
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -20,6 +22,7 @@ use rmcp::model::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::control::ControlError;
 use crate::downstream::ServerState;
 use crate::router::{Caller, RouteError, Router};
 
@@ -59,6 +62,25 @@ where
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({"error": message.into()}))).into_response()
+}
+
+/// A request's JSON body, or 400 saying what is wrong with it.
+fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, Box<Response>> {
+    body.map(|Json(body)| body)
+        .map_err(|rejection| Box::new(error(StatusCode::BAD_REQUEST, rejection.body_text())))
+}
+
+/// A control plane's failure: 400 for a request it refused, 502 when the plugged.in App failed,
+/// 500 when the local store did.
+fn control_error(failure: &ControlError) -> Response {
+    let status = match failure {
+        ControlError::Invalid(_) => StatusCode::BAD_REQUEST,
+        ControlError::App(_) | ControlError::AppUnconfirmed { .. } => StatusCode::BAD_GATEWAY,
+        ControlError::Open { .. } | ControlError::Store(_) | ControlError::Worker(_) => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+    };
+    error(status, failure.to_string())
 }
 
 /// Each configured server: how it is reached, its state (with the reason when it failed or was
@@ -170,11 +192,11 @@ struct Call {
 /// tool's own error included, `isError: true` — or the status of what stopped it.
 async fn call(
     State(router): State<Arc<Router>>,
-    body: Result<Json<Call>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<Call>, JsonRejection>,
 ) -> Response {
-    let Json(body) = match body {
+    let body = match json_body(body) {
         Ok(body) => body,
-        Err(rejection) => return error(StatusCode::BAD_REQUEST, rejection.body_text()),
+        Err(refused) => return *refused,
     };
     let mut params = CallToolRequestParams::new(body.name);
     match body.arguments {
@@ -207,11 +229,11 @@ struct PromptGet {
 /// A prompt filled in with its arguments (text values), as `prompts/get` gives it.
 async fn get_prompt(
     State(router): State<Arc<Router>>,
-    body: Result<Json<PromptGet>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<PromptGet>, JsonRejection>,
 ) -> Response {
-    let Json(body) = match body {
+    let body = match json_body(body) {
         Ok(body) => body,
-        Err(rejection) => return error(StatusCode::BAD_REQUEST, rejection.body_text()),
+        Err(refused) => return *refused,
     };
     let mut params = GetPromptRequestParams::new(body.name);
     if let Some(arguments) = body.arguments {
@@ -259,11 +281,11 @@ struct ResourceRead {
 /// A resource's contents, as `resources/read` gives them.
 async fn read_resource(
     State(router): State<Arc<Router>>,
-    body: Result<Json<ResourceRead>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<ResourceRead>, JsonRejection>,
 ) -> Response {
-    let Json(body) = match body {
+    let body = match json_body(body) {
         Ok(body) => body,
-        Err(rejection) => return error(StatusCode::BAD_REQUEST, rejection.body_text()),
+        Err(refused) => return *refused,
     };
     let params = ReadResourceRequestParams::new(body.uri);
     match router.read_resource(&Caller::detached(), params).await {
@@ -294,7 +316,7 @@ async fn set_enabled(router: &Router, name: &str, enabled: bool) -> Response {
         .set_server_enabled(name, enabled)
         .await
     {
-        return error(StatusCode::INTERNAL_SERVER_ERROR, failure.to_string());
+        return control_error(&failure);
     }
     router.reload_settings().await;
     Json(json!({ "name": name, "enabled": enabled })).into_response()
@@ -349,7 +371,7 @@ async fn notifications(
                 .collect();
             Json(json!({ "notifications": list })).into_response()
         }
-        Err(failure) => error(StatusCode::BAD_GATEWAY, failure.to_string()),
+        Err(failure) => control_error(&failure),
     }
 }
 
@@ -358,7 +380,7 @@ fn changed(outcome: crate::control::Result<bool>, id: &str) -> Response {
     match outcome {
         Ok(true) => Json(json!({ "id": id })).into_response(),
         Ok(false) => error(StatusCode::NOT_FOUND, format!("no notification {id:?}")),
-        Err(failure) => error(StatusCode::BAD_GATEWAY, failure.to_string()),
+        Err(failure) => control_error(&failure),
     }
 }
 
@@ -407,7 +429,7 @@ async fn activity_stats(
                 .collect();
             Json(json!({ "since": since, "stats": stats })).into_response()
         }
-        Err(failure) => error(StatusCode::BAD_GATEWAY, failure.to_string()),
+        Err(failure) => control_error(&failure),
     }
 }
 
@@ -514,7 +536,7 @@ async fn documents(
             let found: Vec<Value> = found.iter().map(|d| document_json(d, false)).collect();
             Json(json!({ "documents": found, "total": total })).into_response()
         }
-        Err(failure) => error(StatusCode::BAD_GATEWAY, failure.to_string()),
+        Err(failure) => control_error(&failure),
     }
 }
 
@@ -546,7 +568,7 @@ async fn search_documents(
                 .collect();
             Json(json!({ "hits": hits })).into_response()
         }
-        Err(failure) => error(StatusCode::BAD_GATEWAY, failure.to_string()),
+        Err(failure) => control_error(&failure),
     }
 }
 
@@ -571,7 +593,7 @@ async fn document(State(router): State<Arc<Router>>, Path(id): Path<String>) -> 
             Json(answer).into_response()
         }
         Ok(None) => error(StatusCode::NOT_FOUND, format!("no document {id:?}")),
-        Err(failure) => error(StatusCode::BAD_GATEWAY, failure.to_string()),
+        Err(failure) => control_error(&failure),
     }
 }
 
@@ -579,7 +601,7 @@ async fn delete_document(State(router): State<Arc<Router>>, Path(id): Path<Strin
     match router.control_plane().delete_document(&id).await {
         Ok(true) => Json(json!({ "id": id })).into_response(),
         Ok(false) => error(StatusCode::NOT_FOUND, format!("no document {id:?}")),
-        Err(failure) => error(StatusCode::BAD_GATEWAY, failure.to_string()),
+        Err(failure) => control_error(&failure),
     }
 }
 
@@ -594,9 +616,7 @@ async fn workspaces(State(router): State<Arc<Router>>) -> Response {
                 .collect();
             Json(json!({ "active": active, "workspaces": list })).into_response()
         }
-        (Err(failure), _) | (_, Err(failure)) => {
-            error(StatusCode::BAD_GATEWAY, failure.to_string())
-        }
+        (Err(failure), _) | (_, Err(failure)) => control_error(&failure),
     }
 }
 
@@ -610,11 +630,11 @@ struct NewWorkspace {
 /// that is not configured.
 async fn create_workspace(
     State(router): State<Arc<Router>>,
-    body: Result<Json<NewWorkspace>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<NewWorkspace>, JsonRejection>,
 ) -> Response {
-    let Json(body) = match body {
+    let body = match json_body(body) {
         Ok(body) => body,
-        Err(rejection) => return error(StatusCode::BAD_REQUEST, rejection.body_text()),
+        Err(refused) => return *refused,
     };
     let name = body.name.trim();
     if name.is_empty() || name == "all" {
@@ -644,7 +664,7 @@ async fn create_workspace(
             StatusCode::CONFLICT,
             format!("a workspace named {name:?} exists"),
         ),
-        Err(failure) => error(StatusCode::BAD_GATEWAY, failure.to_string()),
+        Err(failure) => control_error(&failure),
     }
 }
 
@@ -656,7 +676,7 @@ async fn delete_workspace(State(router): State<Arc<Router>>, Path(name): Path<St
             Json(json!({ "name": name })).into_response()
         }
         Ok(false) => error(StatusCode::NOT_FOUND, format!("no workspace {name:?}")),
-        Err(failure) => error(StatusCode::BAD_GATEWAY, failure.to_string()),
+        Err(failure) => control_error(&failure),
     }
 }
 
@@ -670,11 +690,11 @@ struct Switch {
 /// once and by every proxy on the same store when it next polls.
 async fn switch_workspace(
     State(router): State<Arc<Router>>,
-    body: Result<Json<Switch>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<Switch>, JsonRejection>,
 ) -> Response {
-    let Json(body) = match body {
+    let body = match json_body(body) {
         Ok(body) => body,
-        Err(rejection) => return error(StatusCode::BAD_REQUEST, rejection.body_text()),
+        Err(refused) => return *refused,
     };
     match router
         .control_plane()
@@ -689,7 +709,7 @@ async fn switch_workspace(
             StatusCode::NOT_FOUND,
             format!("no workspace {:?}", body.name.unwrap_or_default()),
         ),
-        Err(failure) => error(StatusCode::BAD_GATEWAY, failure.to_string()),
+        Err(failure) => control_error(&failure),
     }
 }
 
