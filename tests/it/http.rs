@@ -1300,7 +1300,7 @@ async fn listening_beyond_loopback_without_auth_warns_at_start() {
                 line.starts_with(WARNING)
                     && line.ends_with(
                         "can call every tool, write tools included, and read the documents and \
-                         memory; the console's API (/api/) stays off",
+                         memory; the console and its API (/console/, /api/) stay off",
                     )
             }),
         "{log}"

@@ -75,6 +75,10 @@ pub(super) fn routes<S: Clone + Send + Sync + 'static>(
         .route("/api/import", post(import_servers))
         .merge(super::api_v1::routes())
         .layer(axum::middleware::from_fn_with_state(state.clone(), protect))
+        .merge(
+            super::console::routes()
+                .layer(axum::middleware::from_fn_with_state(state.clone(), protect_page)),
+        )
         .with_state(state)
 }
 
@@ -85,31 +89,10 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 /// Host, Origin (same-origin, `Guard::check_api`) and bearer token; off beyond loopback
 /// without auth.
 async fn protect(State(state): State<ApiState>, request: Request, next: Next) -> Response {
-    if !state.open {
-        return error(
-            StatusCode::FORBIDDEN,
-            "the console's API is off: this proxy listens beyond loopback without \
-             --require-api-auth",
-        );
+    if let Err(refused) = open_to(&state, request.headers()) {
+        return refused;
     }
-    let headers = request.headers();
-    if let Some(hosts) = &state.hosts {
-        let host = headers
-            .get(header::HOST)
-            .and_then(|value| value.to_str().ok())
-            .unwrap_or_default();
-        let name = host_name(host);
-        if !hosts
-            .iter()
-            .any(|allowed| allowed.eq_ignore_ascii_case(name) || allowed == host)
-        {
-            return error(
-                StatusCode::FORBIDDEN,
-                format!("host {host:?} is not allowed (see --allowed-host)"),
-            );
-        }
-    }
-    if let Err((status, message)) = state.guard.check_api(request.method(), headers) {
+    if let Err((status, message)) = state.guard.check_api(request.method(), request.headers()) {
         return error(status, message);
     }
     // What the App owns is changed there; the live view works in both modes.
@@ -120,6 +103,46 @@ async fn protect(State(state): State<ApiState>, request: Request, next: Next) ->
         );
     }
     next.run(request).await
+}
+
+/// The console's files: the API's rules but the token (the page asks for it).
+async fn protect_page(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+    if let Err(refused) = open_to(&state, request.headers()) {
+        return refused;
+    }
+    if let Err((status, message)) = state.guard.check_page(request.method(), request.headers()) {
+        return error(status, message);
+    }
+    next.run(request).await
+}
+
+/// Whether the console and its API are served at all (loopback, or auth required), and to this
+/// `Host` (DNS rebinding).
+fn open_to(state: &ApiState, headers: &axum::http::HeaderMap) -> Result<(), Response> {
+    if !state.open {
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            "the console and its API are off: this proxy listens beyond loopback without \
+             --require-api-auth",
+        ));
+    }
+    if let Some(hosts) = &state.hosts {
+        let host = headers
+            .get(header::HOST)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default();
+        let name = host_name(host);
+        if !hosts
+            .iter()
+            .any(|allowed| allowed.eq_ignore_ascii_case(name) || allowed == host)
+        {
+            return Err(error(
+                StatusCode::FORBIDDEN,
+                format!("host {host:?} is not allowed (see --allowed-host)"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The host name of a `Host` header (without its port; IPv6 brackets kept).

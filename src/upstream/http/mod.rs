@@ -10,6 +10,7 @@
 mod api;
 mod api_v1;
 mod connections;
+mod console;
 mod guard;
 mod limits;
 pub(crate) mod sessions;
@@ -186,13 +187,18 @@ impl App {
                 options.max_anonymous_sessions
             },
         };
-        let service = AxumRouter::new()
+        let console = options.api.is_some();
+        let mut service = AxumRouter::new()
             .route("/mcp", mcp.clone())
             .route("/", mcp)
             .layer(axum::middleware::from_fn_with_state(
                 guard.clone(),
                 guard::check,
-            ))
+            ));
+        if console {
+            service = service.layer(axum::middleware::from_fn(console::browsers_to_console));
+        }
+        let service = service
             .route("/health", get(health).fallback(health_method_not_allowed))
             .route("/metrics", get(metrics_page))
             .merge(well_known::routes())
@@ -383,7 +389,7 @@ fn startup_line(local: SocketAddr, host: &str, stateless: bool, guard: &Guard) {
                 host = %shown_host,
                 "listening beyond loopback without --require-api-auth: anyone who can reach the \
                  port can call every tool, write tools included, and read the documents and \
-                 memory; the console's API (/api/) stays off"
+                 memory; the console and its API (/console/, /api/) stay off"
             );
         }
         let auth = guard.auth_summary();
@@ -400,7 +406,7 @@ fn startup_line(local: SocketAddr, host: &str, stateless: bool, guard: &Guard) {
         text.push_str(&format!(
             "warning: listening beyond loopback ({shown_host}) without --require-api-auth: anyone \
              who can reach port {} can call every tool, write tools included, and read the \
-             documents and memory; the console's API (/api/) stays off\n",
+             documents and memory; the console and its API (/console/, /api/) stay off\n",
             local.port()
         ));
     }

@@ -45,6 +45,29 @@ impl Guard {
         method: &Method,
         headers: &HeaderMap,
     ) -> Result<(), (StatusCode, String)> {
+        self.check_page(method, headers)?;
+        if self.config.require_auth {
+            match self.token_of(headers) {
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    return Err((
+                        StatusCode::UNAUTHORIZED,
+                        "a bearer token is required".into(),
+                    ));
+                }
+                Err(why) => return Err((StatusCode::UNAUTHORIZED, why.to_owned())),
+            }
+        }
+        Ok(())
+    }
+
+    /// The console's rules without the token: what its pages (HTML, script, style, which hold
+    /// no data) are served under, so a browser can load the sign-in form.
+    pub(crate) fn check_page(
+        &self,
+        method: &Method,
+        headers: &HeaderMap,
+    ) -> Result<(), (StatusCode, String)> {
         let refused = |message: String| Err((StatusCode::FORBIDDEN, message));
         let mut origins = headers.get_all(header::ORIGIN).iter();
         let origin = match (origins.next(), origins.next()) {
@@ -92,18 +115,6 @@ impl Guard {
                     StatusCode::UNSUPPORTED_MEDIA_TYPE,
                     "a POST to the API carries application/json".into(),
                 ));
-            }
-        }
-        if self.config.require_auth {
-            match self.token_of(headers) {
-                Ok(Some(_)) => {}
-                Ok(None) => {
-                    return Err((
-                        StatusCode::UNAUTHORIZED,
-                        "a bearer token is required".into(),
-                    ));
-                }
-                Err(why) => return Err((StatusCode::UNAUTHORIZED, why.to_owned())),
             }
         }
         Ok(())

@@ -1,7 +1,7 @@
-//! The CORS middleware on every route but the console's API: the original's permissive headers
+//! The CORS middleware on every route but the console's and its API's: the original's permissive headers
 //! on every answer, and `OPTIONS` answered `200 OK` without reaching the routes. `--cors off`
 //! turns it off; which origins may call `/mcp` at all is the `Origin` rule's (`hosts.rs`), not
-//! CORS's. The console's API (`/api/`) never gets CORS: another page may not read documents,
+//! CORS's. The console (`/console/`) and its API (`/api/`) never get CORS: another page may not read documents,
 //! configuration or the catalog from a proxy on loopback, nor preflight a change to them.
 
 use std::sync::Arc;
@@ -19,7 +19,12 @@ pub(crate) async fn cors(
     request: Request,
     next: Next,
 ) -> Response {
-    if guard.cors == Cors::Off || request.uri().path().starts_with("/api/") {
+    let path = request.uri().path();
+    if guard.cors == Cors::Off
+        || path.starts_with("/api/")
+        || path == "/console"
+        || path.starts_with("/console/")
+    {
         return next.run(request).await;
     }
     let mut response = if request.method() == Method::OPTIONS {
