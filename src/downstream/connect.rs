@@ -65,6 +65,7 @@ pub(super) async fn connect(
     security: &SecuritySettings,
     handler: DownstreamHandler,
     oauth: Option<&std::sync::Arc<super::oauth::OAuth>>,
+    stderr: &super::process::Tail,
 ) -> Result<(Running, Option<Arc<ChildLane>>), ConnectError> {
     let (transport, timeout) = (&config.transport, config.timeout);
     let limit = security.max_message_bytes;
@@ -99,6 +100,7 @@ pub(super) async fn connect(
                 // the runtime's one thread (stdio mode).
                 let (server_name, command_line) = (server.to_owned(), command.to_owned());
                 let (args, env, cwd) = (args.clone(), env.clone(), cwd.clone());
+                let tail = stderr.clone();
                 let child = tokio::task::spawn_blocking(move || {
                     spawn_child(
                         &server_name,
@@ -107,6 +109,7 @@ pub(super) async fn connect(
                         &env,
                         cwd.as_deref(),
                         limit,
+                        tail,
                     )
                 })
                 .await
@@ -327,6 +330,7 @@ fn spawn_child(
     env: &BTreeMap<String, String>,
     cwd: Option<&std::path::Path>,
     limit: usize,
+    tail: super::process::Tail,
 ) -> Result<ChildTransport, ConnectError> {
     let mut cmd = server_command(command, args, env, cwd);
     cmd.stdin(Stdio::piped())
@@ -346,7 +350,7 @@ fn spawn_child(
         // Its lines go to our log under the server's name, wherever the child was started from.
         let span = tracing::info_span!(parent: None, "downstream", server = %server);
         tokio::spawn(tracing::Instrument::instrument(
-            log_output(stderr, Output::Stderr, None),
+            log_output(stderr, Output::Stderr, Some(tail)),
             span,
         ));
     }

@@ -227,6 +227,10 @@ pub struct Downstream {
     ever_connected: AtomicBool,
     /// How often a live connection ended and the supervisor connected again (or tried).
     restarts: std::sync::atomic::AtomicU64,
+    /// Asks the supervisor to close the connection and connect again (`restart`).
+    restart: tokio::sync::Notify,
+    /// A stdio server's last lines on stderr (redacted, bounded).
+    stderr: process::Tail,
 }
 
 impl Downstream {
@@ -262,6 +266,8 @@ impl Downstream {
             restarting: AtomicBool::new(false),
             ever_connected: AtomicBool::new(false),
             restarts: std::sync::atomic::AtomicU64::new(0),
+            restart: tokio::sync::Notify::new(),
+            stderr: process::Tail::default(),
         }
     }
 
@@ -419,6 +425,17 @@ impl Downstream {
             self.set_lists(lists);
         }
         Ok(())
+    }
+
+    /// Closes the live connection and connects again (a stdio server is a new process); a
+    /// server waiting to retry tries at once. A server not running (disabled, stopped) stays so.
+    pub fn restart(&self) {
+        self.restart.notify_waiters();
+    }
+
+    /// A stdio server's last lines on stderr, oldest first (redacted).
+    pub fn stderr_tail(&self) -> Vec<String> {
+        crate::sync::lock(&self.stderr).iter().cloned().collect()
     }
 
     /// Stops the supervisor; the connection closes and the child process ends.

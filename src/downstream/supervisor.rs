@@ -100,6 +100,7 @@ async fn supervise(downstream: Arc<Downstream>, events: Arc<dyn Events>) {
                 &downstream.security,
                 handler,
                 oauth.as_ref(),
+                &downstream.stderr,
             ) => attempt,
         };
         let refused = matches!(attempt, Err(ConnectError::Refused(_)));
@@ -120,6 +121,12 @@ async fn supervise(downstream: Arc<Downstream>, events: Arc<dyn Events>) {
                 let reason = serve(&downstream, &events, running, lane).await;
                 if downstream.cancel.is_cancelled() {
                     break;
+                }
+                if reason == RESTARTED {
+                    // Asked for: connect again at once, as from the start.
+                    backoff = FIRST_BACKOFF;
+                    events.catalog_changed();
+                    continue;
                 }
                 if started.elapsed() >= STABLE_AFTER {
                     backoff = FIRST_BACKOFF;
@@ -174,6 +181,11 @@ async fn supervise(downstream: Arc<Downstream>, events: Arc<dyn Events>) {
         tokio::select! {
             () = downstream.cancel.cancelled() => break,
             () = tokio::time::sleep(backoff) => {}
+            () = downstream.restart.notified() => {
+                tracing::info!("restart asked for: connecting now");
+                backoff = FIRST_BACKOFF;
+                continue;
+            }
         }
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
@@ -183,6 +195,9 @@ async fn supervise(downstream: Arc<Downstream>, events: Arc<dyn Events>) {
     events.catalog_changed();
     tracing::info!("stopped");
 }
+
+/// Why a connection ended when a restart was asked for.
+const RESTARTED: &str = "restarted, as asked";
 
 /// Runs one live connection until it ends or the server is stopped; returns why it ended.
 async fn serve(
@@ -291,6 +306,13 @@ async fn serve(
             // Calls wait for the restart that follows (see `Downstream::connected`).
             downstream.set_restarting(true);
             format!("connection closed ({})", ended_by(&result))
+        }
+        () = downstream.restart.notified() => {
+            downstream.set_restarting(true);
+            stop.cancel();
+            let _ = tokio::time::timeout(CLOSE_GRACE, &mut ended).await;
+            tracing::info!("restarting, as asked");
+            RESTARTED.to_owned()
         }
     };
     downstream.set_connection(None);

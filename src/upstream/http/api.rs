@@ -51,6 +51,8 @@ struct ApiState {
     hosts: Option<Arc<Vec<String>>>,
     /// Served at all: on loopback, or with auth required.
     open: bool,
+    /// The tool calls streamed to pages and scripts (`calls`).
+    calls: Arc<super::calls::Calls>,
 }
 
 /// The routes, protected like `/mcp`.
@@ -67,6 +69,7 @@ pub(super) fn routes<S: Clone + Send + Sync + 'static>(
         guard,
         hosts: hosts.map(Arc::new),
         open,
+        calls: Arc::default(),
     };
     AxumRouter::new()
         .route("/api/registry/search", get(search))
@@ -76,8 +79,10 @@ pub(super) fn routes<S: Clone + Send + Sync + 'static>(
         .merge(super::api_v1::routes())
         .layer(axum::middleware::from_fn_with_state(state.clone(), protect))
         .merge(
-            super::console::routes()
-                .layer(axum::middleware::from_fn_with_state(state.clone(), protect_page)),
+            super::console::routes().layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                protect_page,
+            )),
         )
         .with_state(state)
 }
@@ -360,6 +365,12 @@ async fn import_servers(
         Ok(Ok(report)) => Json(report).into_response(),
         Ok(Err(message)) => error(StatusCode::BAD_REQUEST, message),
         Err(failure) => error(StatusCode::INTERNAL_SERVER_ERROR, failure.to_string()),
+    }
+}
+
+impl axum::extract::FromRef<ApiState> for Arc<super::calls::Calls> {
+    fn from_ref(state: &ApiState) -> Self {
+        state.calls.clone()
     }
 }
 

@@ -13,7 +13,7 @@ use axum::Json;
 use axum::Router as AxumRouter;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use rmcp::model::{
@@ -22,6 +22,7 @@ use rmcp::model::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::calls::{self, Calls, Missing};
 use crate::control::ControlError;
 use crate::downstream::ServerState;
 use crate::router::{Caller, RouteError, Router};
@@ -31,17 +32,21 @@ pub(super) fn routes<S>() -> AxumRouter<S>
 where
     S: Clone + Send + Sync + 'static,
     Arc<Router>: axum::extract::FromRef<S>,
+    Arc<Calls>: axum::extract::FromRef<S>,
 {
     AxumRouter::new()
         .route("/api/v1/servers", get(servers))
         .route("/api/v1/tools", get(tools))
         .route("/api/v1/prompts", get(prompts))
         .route("/api/v1/tools/call", post(call))
+        .route("/api/v1/calls/{call}", delete(cancel_call))
+        .route("/api/v1/calls/{call}/answers/{question}", post(answer_call))
         .route("/api/v1/prompts/get", post(get_prompt))
         .route("/api/v1/resources", get(resources))
         .route("/api/v1/resources/read", post(read_resource))
         .route("/api/v1/servers/{name}/enable", post(enable))
         .route("/api/v1/servers/{name}/disable", post(disable))
+        .route("/api/v1/servers/{name}/restart", post(restart))
         .route("/api/v1/notifications", get(notifications))
         .route(
             "/api/v1/notifications/{id}/done",
@@ -84,7 +89,8 @@ fn control_error(failure: &ControlError) -> Response {
 }
 
 /// Each configured server: how it is reached, its state (with the reason when it failed or was
-/// refused), whether clients see it, its tools as clients get them, and its restarts.
+/// refused), whether clients see it, its tools as clients get them, its restarts, the protocol
+/// revision it speaks and its last lines on stderr.
 async fn servers(State(router): State<Arc<Router>>) -> Response {
     let catalog = router.catalog();
     let served = catalog.tools_per_server();
@@ -115,6 +121,10 @@ async fn servers(State(router): State<Arc<Router>>) -> Response {
                 "served": visible.contains(&server.name),
                 "tools": served.get(server.name.as_str()).copied().unwrap_or(0),
                 "restarts": server.restarts(),
+                "generation": server
+                    .connection()
+                    .map(|connection| connection.protocol_version.clone()),
+                "stderr": server.stderr_tail(),
             })
         })
         .collect();
@@ -190,14 +200,22 @@ struct Call {
 
 /// Calls a tool as a client would (the `call` command's way): 200 with the tool's result — a
 /// tool's own error included, `isError: true` — or the status of what stopped it.
+/// With `Accept: text/event-stream`, a tool the catalog serves is called in a session of its own
+/// and its progress, logs, questions and result come as events (`calls`).
 async fn call(
     State(router): State<Arc<Router>>,
+    State(streamed): State<Arc<Calls>>,
+    headers: HeaderMap,
     body: Result<Json<Call>, JsonRejection>,
 ) -> Response {
     let body = match json_body(body) {
         Ok(body) => body,
         Err(refused) => return *refused,
     };
+    let wants_events = headers
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/event-stream"));
     let mut params = CallToolRequestParams::new(body.name);
     match body.arguments {
         None | Some(Value::Null) => {}
@@ -209,6 +227,25 @@ async fn call(
             );
         }
     }
+    // A tool the catalog does not serve (yet) is answered as JSON: 404, or the call once its
+    // server is up.
+    let served = router
+        .catalog()
+        .tools
+        .iter()
+        .any(|tool| *tool.name == *params.name);
+    if wants_events && served {
+        return match streamed.start(router, params) {
+            Some(events) => events.into_response(),
+            None => error(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "{} streamed calls are in flight, the most at once; wait for one to end",
+                    calls::MAX_CALLS
+                ),
+            ),
+        };
+    }
     match router.call_tool(&Caller::detached(), params).await {
         Ok(ServerResult::CallToolResult(result)) => Json(result).into_response(),
         Ok(_) => error(
@@ -217,6 +254,39 @@ async fn call(
         ),
         Err(failure) => error(status_of(&failure), failure.to_string()),
     }
+}
+
+/// Answers a streamed call's question (the body is the answer: an elicitation or sampling
+/// result).
+async fn answer_call(
+    State(streamed): State<Arc<Calls>>,
+    Path((call, question)): Path<(String, String)>,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Response {
+    let answer = match json_body(body) {
+        Ok(answer) => answer,
+        Err(refused) => return *refused,
+    };
+    match streamed.answer(&call, &question, answer) {
+        Ok(()) => Json(json!({ "answered": question })).into_response(),
+        Err(missing) => missing_call(&call, &question, &missing),
+    }
+}
+
+/// Cancels a streamed call.
+async fn cancel_call(State(streamed): State<Arc<Calls>>, Path(call): Path<String>) -> Response {
+    match streamed.cancel(&call) {
+        Ok(()) => Json(json!({ "cancelled": call })).into_response(),
+        Err(missing) => missing_call(&call, "", &missing),
+    }
+}
+
+fn missing_call(call: &str, question: &str, missing: &Missing) -> Response {
+    let message = match missing {
+        Missing::Call => format!("no call {call:?} is in flight"),
+        Missing::Question => format!("call {call:?} has no open question {question:?}"),
+    };
+    error(StatusCode::NOT_FOUND, message)
 }
 
 #[derive(Deserialize)]
@@ -328,6 +398,32 @@ async fn enable(State(router): State<Arc<Router>>, Path(name): Path<String>) -> 
 
 async fn disable(State(router): State<Arc<Router>>, Path(name): Path<String>) -> Response {
     set_enabled(&router, &name, false).await
+}
+
+/// Closes a server's connection and connects again (a stdio server is a new process); a server
+/// waiting to retry tries at once.
+async fn restart(State(router): State<Arc<Router>>, Path(name): Path<String>) -> Response {
+    let Some(server) = router
+        .servers()
+        .into_iter()
+        .find(|server| server.name == name)
+    else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("no server is named {name:?}"),
+        );
+    };
+    if matches!(server.state(), ServerState::Disabled | ServerState::Stopped) {
+        return error(
+            StatusCode::CONFLICT,
+            format!(
+                "server {name:?} is not running ({}); enable it instead",
+                server.state()
+            ),
+        );
+    }
+    server.restart();
+    Json(json!({ "name": name, "restarting": true })).into_response()
 }
 
 #[derive(Deserialize)]

@@ -25,7 +25,10 @@ const STYLE: &str = include_str!("console/style.css");
 pub(super) fn routes<S: Clone + Send + Sync + 'static>() -> AxumRouter<S> {
     AxumRouter::new()
         .route("/console", get(|| async { Redirect::to("/console/") }))
-        .route("/console/", get(|| async { file(INDEX, "text/html; charset=utf-8") }))
+        .route(
+            "/console/",
+            get(|| async { file(INDEX, "text/html; charset=utf-8") }),
+        )
         .route(
             "/console/app.js",
             get(|| async { file(SCRIPT, "text/javascript; charset=utf-8") }),
@@ -49,7 +52,10 @@ fn file(body: &'static str, media: &'static str) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     // The files change with the binary: a browser asks again each time.
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     response

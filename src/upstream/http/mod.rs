@@ -9,6 +9,7 @@
 
 mod api;
 mod api_v1;
+mod calls;
 mod connections;
 mod console;
 mod guard;

@@ -1,0 +1,355 @@
+//! Tool calls with an event stream, for the console and scripts: `POST /api/v1/tools/call` with
+//! `Accept: text/event-stream` runs the call in a client session of its own, in-process — an MCP
+//! client that declares sampling and elicitation, connected to a `ProxyHandler` as any client
+//! is — so the call takes the path a client's does (policy, activity log, timeouts, progress,
+//! cancellation, the server's questions). What the session receives becomes server-sent events:
+//! `call` (its id, first), `progress`, `log`, `elicitation` and `sampling` (a question, answered
+//! with `POST /api/v1/calls/{call}/answers/{question}`), then `result` or `error`.
+//! `DELETE /api/v1/calls/{call}`, or closing the stream, cancels the call. Bounded: at most
+//! [`MAX_CALLS`] calls at once, [`MAX_QUESTIONS`] open questions a call, progress and logs
+//! dropped (never the result) when the reader falls [`EVENT_BUFFER`] events behind.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures::Stream;
+use rmcp::model::{
+    CallToolRequest, CallToolRequestParams, ClientCapabilities, ClientConfig, ClientRequest,
+    ElicitRequestParams, ElicitResult, ElicitationCapability, FormElicitationCapability,
+    Implementation, ProgressNotificationParam, ProtocolVersion, SamplingCapability, ServerResult,
+};
+// Sampling and logging are deprecated by SEP-2577; legacy sessions (this one) use them.
+#[allow(deprecated)]
+use rmcp::model::{
+    CreateMessageRequestParams, CreateMessageResult, LoggingLevel, LoggingMessageNotificationParam,
+    SetLevelRequestParams,
+};
+use rmcp::service::{NotificationContext, PeerRequestOptions, RequestContext, ServiceExt};
+use rmcp::{ClientHandler, ErrorData, RoleClient};
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::router::Router;
+use crate::sync::lock;
+use crate::upstream::ProxyHandler;
+
+/// The most streamed calls in flight at once.
+pub(super) const MAX_CALLS: usize = 32;
+/// The most questions one call has open (a server asks one thing at a time).
+const MAX_QUESTIONS: usize = 8;
+/// Events a reader may fall behind by before progress and logs are dropped.
+const EVENT_BUFFER: usize = 256;
+/// The in-process pipe between the call's client and its session.
+const PIPE_BYTES: usize = 1 << 20;
+
+/// The streamed calls in flight, by id.
+#[derive(Default)]
+pub(super) struct Calls {
+    live: Mutex<HashMap<String, Arc<Live>>>,
+    next: AtomicU64,
+}
+
+/// One streamed call: its cancellation and its open questions.
+struct Live {
+    cancel: CancellationToken,
+    questions: Mutex<HashMap<String, oneshot::Sender<Value>>>,
+    next_question: AtomicU64,
+}
+
+/// Why an answer or a cancellation found nothing to act on.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Missing {
+    Call,
+    Question,
+}
+
+/// Removes the call from the table and cancels it, however its stream ends.
+struct Registered {
+    calls: Arc<Calls>,
+    id: String,
+    cancel: CancellationToken,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+        lock(&self.calls.live).remove(&self.id);
+    }
+}
+
+impl Calls {
+    /// Starts `params` as a streamed call; `None` when [`MAX_CALLS`] are in flight.
+    pub(super) fn start(
+        self: &Arc<Calls>,
+        router: Arc<Router>,
+        params: CallToolRequestParams,
+    ) -> Option<Sse<impl Stream<Item = Result<Event, Infallible>> + use<>>> {
+        let live = Arc::new(Live {
+            cancel: CancellationToken::new(),
+            questions: Mutex::default(),
+            next_question: AtomicU64::new(1),
+        });
+        let id = format!("call-{}", self.next.fetch_add(1, Ordering::Relaxed) + 1);
+        {
+            let mut table = lock(&self.live);
+            if table.len() >= MAX_CALLS {
+                return None;
+            }
+            table.insert(id.clone(), live.clone());
+        }
+        let registered = Registered {
+            calls: self.clone(),
+            id: id.clone(),
+            cancel: live.cancel.clone(),
+        };
+        let (events, receiver) = mpsc::channel::<Event>(EVENT_BUFFER);
+        let _ = events.try_send(event("call", &json!({ "id": id })));
+        tokio::spawn(run(router, params, live, events));
+        let stream = futures::stream::unfold(
+            (receiver, registered),
+            |(mut receiver, registered)| async move {
+                let event = receiver.recv().await?;
+                Some((Ok(event), (receiver, registered)))
+            },
+        );
+        Some(Sse::new(stream).keep_alive(KeepAlive::default()))
+    }
+
+    /// Gives the answer to a call's open question.
+    pub(super) fn answer(&self, call: &str, question: &str, answer: Value) -> Result<(), Missing> {
+        let live = lock(&self.live).get(call).cloned().ok_or(Missing::Call)?;
+        let waiting = lock(&live.questions)
+            .remove(question)
+            .ok_or(Missing::Question)?;
+        // The call may have ended meanwhile; the answer then has nobody to go to.
+        let _ = waiting.send(answer);
+        Ok(())
+    }
+
+    /// Cancels a call in flight.
+    pub(super) fn cancel(&self, call: &str) -> Result<(), Missing> {
+        let live = lock(&self.live).get(call).cloned().ok_or(Missing::Call)?;
+        live.cancel.cancel();
+        Ok(())
+    }
+}
+
+fn event(name: &'static str, data: &Value) -> Event {
+    Event::default().event(name).data(data.to_string())
+}
+
+/// Runs the call in its own session and sends what happens as events; the result (or the
+/// error) last.
+async fn run(
+    router: Arc<Router>,
+    params: CallToolRequestParams,
+    live: Arc<Live>,
+    events: mpsc::Sender<Event>,
+) {
+    let last = match call(router, params, live, events.clone()).await {
+        Ok(result) => event("result", &result),
+        Err(failure) => event("error", &failure),
+    };
+    let _ = events.send(last).await;
+}
+
+async fn call(
+    router: Arc<Router>,
+    params: CallToolRequestParams,
+    live: Arc<Live>,
+    events: mpsc::Sender<Event>,
+) -> Result<Value, Value> {
+    let failed = |status: u16, message: String| json!({"status": status, "error": message});
+    let (client_end, server_end) = tokio::io::duplex(PIPE_BYTES);
+    let session = ProxyHandler::new(router);
+    let server = tokio::spawn(async move {
+        if let Ok(running) = session.serve(server_end).await {
+            let _ = running.waiting().await;
+        }
+    });
+    let handler = ConsoleClient {
+        live: live.clone(),
+        events,
+    };
+    let client = tokio::select! {
+        client = handler.serve(client_end) => client.map_err(|error| {
+            failed(500, format!("the call's session did not start: {error}"))
+        })?,
+        () = live.cancel.cancelled() => return Err(failed(499, "cancelled".into())),
+    };
+    // Logs at every level reach the console; the call's own stream is all that gets them.
+    #[allow(deprecated)]
+    let _ = client
+        .peer()
+        .set_level(SetLevelRequestParams::new(LoggingLevel::Debug))
+        .await;
+    let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
+    let sent = client
+        .peer()
+        .send_cancellable_request(request, PeerRequestOptions::no_options())
+        .await;
+    let outcome = match sent {
+        Err(error) => Err(failed(500, format!("the call was not sent: {error}"))),
+        Ok(handle) => {
+            let peer = handle.peer.clone();
+            let id = handle.id.clone();
+            tokio::select! {
+                answer = handle.await_response() => answer.map_err(|error| failed_call(&error)),
+                () = live.cancel.cancelled() => {
+                    let params = rmcp::model::CancelledNotificationParam::new(
+                        Some(id),
+                        Some("cancelled in the console".into()),
+                    );
+                    let _ = peer.notify_cancelled(params).await;
+                    Err(failed(499, "cancelled".into()))
+                }
+            }
+        }
+    };
+    let _ = client.cancel().await;
+    let _ = server.await;
+    match outcome? {
+        ServerResult::CallToolResult(result) => {
+            let mut result = serde_json::to_value(result).unwrap_or_default();
+            crate::wire::core_tasks::unstash_result(&mut result);
+            Ok(result)
+        }
+        _ => Err(failed(
+            502,
+            "the server did not answer with a tool result".into(),
+        )),
+    }
+}
+
+/// The HTTP status that says what stopped a call, and its message.
+fn failed_call(error: &rmcp::service::ServiceError) -> Value {
+    use rmcp::model::ErrorCode;
+    let (status, message) = match error {
+        rmcp::service::ServiceError::McpError(data) => {
+            let status = match data.code {
+                ErrorCode::INVALID_PARAMS => 400,
+                ErrorCode::METHOD_NOT_FOUND => 404,
+                _ if data.message.contains("timed out") => 504,
+                _ if data.message.contains("not connected") => 503,
+                _ => 502,
+            };
+            (status, data.message.to_string())
+        }
+        other => (502, other.to_string()),
+    };
+    json!({"status": status, "error": message})
+}
+
+/// The call's client: declares sampling and elicitation, and turns what the session sends into
+/// events.
+#[derive(Clone)]
+struct ConsoleClient {
+    live: Arc<Live>,
+    events: mpsc::Sender<Event>,
+}
+
+impl ConsoleClient {
+    /// Sends a question as an event and waits for its answer (or the call's end).
+    async fn ask(&self, kind: &'static str, mut question: Value) -> Result<Value, ErrorData> {
+        let id = format!(
+            "q{}",
+            self.live.next_question.fetch_add(1, Ordering::Relaxed)
+        );
+        let (sender, answer) = oneshot::channel();
+        {
+            let mut open = lock(&self.live.questions);
+            if open.len() >= MAX_QUESTIONS {
+                return Err(ErrorData::internal_error(
+                    "too many questions open on this call",
+                    None,
+                ));
+            }
+            open.insert(id.clone(), sender);
+        }
+        question["id"] = Value::String(id.clone());
+        if self.events.send(event(kind, &question)).await.is_err() {
+            lock(&self.live.questions).remove(&id);
+            return Err(ErrorData::internal_error("nobody reads this call", None));
+        }
+        tokio::select! {
+            answer = answer => answer.map_err(|_| {
+                ErrorData::internal_error("the question was not answered", None)
+            }),
+            () = self.live.cancel.cancelled() => {
+                lock(&self.live.questions).remove(&id);
+                Err(ErrorData::internal_error("cancelled in the console", None))
+            }
+        }
+    }
+
+    /// An event that may be dropped when the reader is behind.
+    fn tell(&self, kind: &'static str, data: &Value) {
+        let _ = self.events.try_send(event(kind, data));
+    }
+}
+
+fn invalid_answer(what: &str, error: &serde_json::Error) -> ErrorData {
+    ErrorData::invalid_params(format!("the console's answer is not {what}: {error}"), None)
+}
+
+#[allow(deprecated)] // sampling and logging: see the import
+impl ClientHandler for ConsoleClient {
+    fn get_info(&self) -> ClientConfig {
+        let mut capabilities = ClientCapabilities::default();
+        capabilities.sampling = Some(SamplingCapability::default());
+        capabilities.elicitation =
+            Some(ElicitationCapability::new().with_form(FormElicitationCapability::new()));
+        let implementation = Implementation::new("pluggedin-console", env!("CARGO_PKG_VERSION"));
+        let mut config = ClientConfig::new(capabilities, implementation);
+        config.protocol_version = ProtocolVersion::V_2025_11_25;
+        config
+    }
+
+    async fn create_elicitation(
+        &self,
+        params: ElicitRequestParams,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<ElicitResult, ErrorData> {
+        let question = serde_json::to_value(&params).unwrap_or_default();
+        let answer = self.ask("elicitation", question).await?;
+        serde_json::from_value(answer)
+            .map_err(|error| invalid_answer("an elicitation result", &error))
+    }
+
+    async fn create_message(
+        &self,
+        params: CreateMessageRequestParams,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<CreateMessageResult, ErrorData> {
+        let question = serde_json::to_value(&params).unwrap_or_default();
+        let answer = self.ask("sampling", question).await?;
+        serde_json::from_value(answer).map_err(|error| invalid_answer("a sampling result", &error))
+    }
+
+    async fn on_progress(
+        &self,
+        params: ProgressNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        let mut data = json!({ "progress": params.progress });
+        if let Some(total) = params.total {
+            data["total"] = json!(total);
+        }
+        if let Some(message) = params.message {
+            data["message"] = json!(message);
+        }
+        self.tell("progress", &data);
+    }
+
+    async fn on_logging_message(
+        &self,
+        params: LoggingMessageNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        self.tell("log", &serde_json::to_value(&params).unwrap_or_default());
+    }
+}
