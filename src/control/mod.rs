@@ -467,6 +467,62 @@ pub struct ActivityStats {
     pub p95_ms: i64,
 }
 
+/// What the console's activity page asks for: a time range, cut into `buckets` equal parts, for
+/// one server or item or all of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActivityQuery {
+    pub since: i64,
+    pub until: i64,
+    pub buckets: u32,
+    pub server: Option<String>,
+    pub item: Option<String>,
+}
+
+/// Calls, errors and durations of a set of requests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Figures {
+    pub calls: u64,
+    pub errors: u64,
+    pub p50_ms: i64,
+    pub p95_ms: i64,
+}
+
+/// One recorded request, as the activity page and the export show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActivityEntry {
+    pub at: i64,
+    pub action: String,
+    pub server_name: String,
+    pub item: String,
+    pub duration_ms: i64,
+    pub success: bool,
+    pub error: Option<String>,
+}
+
+/// The activity over a range, bounded whatever it holds: figures per time bucket, per server and
+/// per item (the busiest [`ActivityReport::MAX_ITEMS`]), and the slowest and the latest failed
+/// requests ([`ActivityReport::MAX_ENTRIES`] each).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ActivityReport {
+    pub bucket_ms: i64,
+    /// Each bucket's start and figures, oldest first; every bucket, empty ones too.
+    pub buckets: Vec<(i64, Figures)>,
+    pub servers: Vec<(String, Figures)>,
+    /// By (server, item), busiest first.
+    pub items: Vec<((String, String), Figures)>,
+    pub slowest: Vec<ActivityEntry>,
+    pub failing: Vec<ActivityEntry>,
+}
+
+impl ActivityReport {
+    /// The most buckets a report cuts its range into.
+    pub const MAX_BUCKETS: u32 = 240;
+    /// The most items a report lists.
+    pub const MAX_ITEMS: usize = 100;
+    /// The most slowest and failed requests a report lists.
+    pub const MAX_ENTRIES: usize = 20;
+}
+
 /// Requests the HTTP rate limit refused over a period, recorded at its end (one row per
 /// period with refusals, never one per refusal).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -584,6 +640,15 @@ pub trait ControlPlane: Send + Sync {
 
     async fn record_activity(&self, batch: Vec<Activity>) -> Result<()>;
     async fn activity_stats(&self, since: i64) -> Result<Vec<ActivityStats>>;
+    /// The console's view of a range of the activity log (bounded, see [`ActivityReport`]).
+    async fn activity_report(&self, query: ActivityQuery) -> Result<ActivityReport>;
+    /// The requests recorded in `[since, until)`, oldest first, `limit` at most.
+    async fn activity_entries(
+        &self,
+        since: i64,
+        until: i64,
+        limit: u32,
+    ) -> Result<Vec<ActivityEntry>>;
     async fn record_rate_limited(&self, entry: RateLimited) -> Result<()>;
     /// The refusals of the HTTP rate limit recorded since `since`, summed (`at` is `since`).
     async fn rate_limited(&self, since: i64) -> Result<RateLimited>;

@@ -30,11 +30,12 @@ use std::time::Duration;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use crate::control::{
-    Activity, ActivityStats, CachedServer, ClipboardEntry, ClipboardKey, ClipboardValue,
-    ClipboardWrite, ControlError, ControlPlane, Document, DocumentCreate, DocumentHit,
-    DocumentList, DocumentSearch, DocumentUpdate, DocumentVersion, Memory, MemoryHit, MemoryQuery,
-    MemorySession, NewDocument, NewNotification, NewObservation, Notification, ObserveOutcome,
-    RateLimited, Result, SessionEnd, Settings, Workspace,
+    Activity, ActivityEntry, ActivityQuery, ActivityReport, ActivityStats, CachedServer,
+    ClipboardEntry, ClipboardKey, ClipboardValue, ClipboardWrite, ControlError, ControlPlane,
+    Document, DocumentCreate, DocumentHit, DocumentList, DocumentSearch, DocumentUpdate,
+    DocumentVersion, Memory, MemoryHit, MemoryQuery, MemorySession, NewDocument, NewNotification,
+    NewObservation, Notification, ObserveOutcome, RateLimited, Result, SessionEnd, Settings,
+    Workspace,
 };
 
 /// The database's file name in the data dir.
@@ -394,6 +395,20 @@ impl ControlPlane for LocalStore {
 
     async fn activity_stats(&self, since: i64) -> Result<Vec<ActivityStats>> {
         self.read(move |c| activity::stats(c, since)).await
+    }
+
+    async fn activity_report(&self, query: ActivityQuery) -> Result<ActivityReport> {
+        self.read(move |c| activity::report(c, &query)).await
+    }
+
+    async fn activity_entries(
+        &self,
+        since: i64,
+        until: i64,
+        limit: u32,
+    ) -> Result<Vec<ActivityEntry>> {
+        self.read(move |c| activity::entries(c, since, until, limit))
+            .await
     }
 
     async fn record_rate_limited(&self, entry: RateLimited) -> Result<()> {

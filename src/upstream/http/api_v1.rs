@@ -54,6 +54,8 @@ where
         )
         .route("/api/v1/notifications/{id}", delete(delete_notification))
         .route("/api/v1/activity/stats", get(activity_stats))
+        .route("/api/v1/activity/series", get(activity_series))
+        .route("/api/v1/activity/export", get(activity_export))
         .route("/api/v1/documents", get(documents))
         .route("/api/v1/documents/search", get(search_documents))
         .route(
@@ -526,6 +528,241 @@ async fn activity_stats(
             Json(json!({ "since": since, "stats": stats })).into_response()
         }
         Err(failure) => control_error(&failure),
+    }
+}
+
+#[derive(Deserialize)]
+struct SeriesQuery {
+    /// Where the range starts: milliseconds since the epoch, or how long ago (`90m`, `24h`,
+    /// `7d`); the last 24 hours when absent.
+    since: Option<String>,
+    /// Where it ends, the same way; now when absent.
+    until: Option<String>,
+    /// How many parts the range is cut into (60 when absent, 240 at most).
+    buckets: Option<u32>,
+    server: Option<String>,
+    /// One tool (or prompt, or resource) of `server`, by its name on that server.
+    tool: Option<String>,
+}
+
+const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// A point in time: milliseconds since the epoch, or a duration back from `now` (`30m`, `6h`,
+/// `7d`).
+fn point_in_time(text: &str, now: i64) -> Result<i64, Response> {
+    let text = text.trim();
+    if let Ok(ms) = text.parse::<i64>() {
+        return Ok(ms);
+    }
+    let unit = match text.chars().last() {
+        Some('m') => 60_000,
+        Some('h') => 3_600_000,
+        Some('d') => DAY_MS,
+        _ => 0,
+    };
+    text.get(..text.len().saturating_sub(1))
+        .and_then(|number| number.parse::<i64>().ok())
+        .filter(|number| unit > 0 && (0..=3650).contains(&(number * unit / DAY_MS)))
+        .map(|number| now - number * unit)
+        .ok_or_else(|| {
+            error(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "{text:?} is not a time: milliseconds since the epoch, or how long ago \
+                     (30m, 24h, 7d)"
+                ),
+            )
+        })
+}
+
+/// The range a query names: `since` (24 hours ago by default) to `until` (now by default).
+fn range_of(since: Option<&str>, until: Option<&str>) -> Result<(i64, i64), Response> {
+    let now = crate::control::time::now_ms();
+    let since = since.map_or(Ok(now - DAY_MS), |text| point_in_time(text, now))?;
+    let until = until.map_or(Ok(now), |text| point_in_time(text, now))?;
+    if until <= since {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "the range ends before it starts (until <= since)",
+        ));
+    }
+    Ok((since, until))
+}
+
+fn figures_json(figures: &crate::control::Figures) -> Value {
+    json!({
+        "calls": figures.calls,
+        "errors": figures.errors,
+        "p50Ms": figures.p50_ms,
+        "p95Ms": figures.p95_ms,
+    })
+}
+
+fn entry_json(entry: &crate::control::ActivityEntry) -> Value {
+    json!({
+        "at": entry.at,
+        "action": entry.action,
+        "server": entry.server_name,
+        "item": entry.item,
+        "durationMs": entry.duration_ms,
+        "ok": entry.success,
+        "error": entry.error,
+    })
+}
+
+/// The activity page's figures over a range: per time bucket (calls, errors, p50 and p95),
+/// per server, per item (the busiest 100), the slowest and the latest failed requests.
+async fn activity_series(
+    State(router): State<Arc<Router>>,
+    Query(query): Query<SeriesQuery>,
+) -> Response {
+    let (since, until) = match range_of(query.since.as_deref(), query.until.as_deref()) {
+        Ok(range) => range,
+        Err(refused) => return refused,
+    };
+    let asked = crate::control::ActivityQuery {
+        since,
+        until,
+        buckets: query.buckets.unwrap_or(60),
+        server: query.server.filter(|server| !server.is_empty()),
+        item: query.tool.filter(|tool| !tool.is_empty()),
+    };
+    match router.control_plane().activity_report(asked).await {
+        Ok(report) => {
+            let buckets: Vec<Value> = report
+                .buckets
+                .iter()
+                .map(|(start, figures)| {
+                    let mut bucket = figures_json(figures);
+                    bucket["start"] = json!(start);
+                    bucket["end"] = json!(start + report.bucket_ms);
+                    bucket
+                })
+                .collect();
+            let servers: Vec<Value> = report
+                .servers
+                .iter()
+                .map(|(server, figures)| {
+                    let mut row = figures_json(figures);
+                    row["server"] = json!(server);
+                    row
+                })
+                .collect();
+            let tools: Vec<Value> = report
+                .items
+                .iter()
+                .map(|((server, item), figures)| {
+                    let mut row = figures_json(figures);
+                    row["server"] = json!(server);
+                    row["tool"] = json!(item);
+                    row
+                })
+                .collect();
+            Json(json!({
+                "since": since,
+                "until": until,
+                "bucketMs": report.bucket_ms,
+                "buckets": buckets,
+                "servers": servers,
+                "tools": tools,
+                "slowest": report.slowest.iter().map(entry_json).collect::<Vec<_>>(),
+                "failing": report.failing.iter().map(entry_json).collect::<Vec<_>>(),
+            }))
+            .into_response()
+        }
+        Err(failure) => control_error(&failure),
+    }
+}
+
+#[derive(Deserialize)]
+struct ExportQuery {
+    since: Option<String>,
+    until: Option<String>,
+    /// `csv` or `json` (the default).
+    format: Option<String>,
+    /// The most rows (10,000 when absent, 100,000 at most).
+    limit: Option<u32>,
+}
+
+/// The most rows one export gives.
+const MAX_EXPORT: u32 = 100_000;
+
+/// The requests of a range as a file to download: CSV or JSON, oldest first.
+async fn activity_export(
+    State(router): State<Arc<Router>>,
+    Query(query): Query<ExportQuery>,
+) -> Response {
+    let (since, until) = match range_of(query.since.as_deref(), query.until.as_deref()) {
+        Ok(range) => range,
+        Err(refused) => return refused,
+    };
+    let csv = match query.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(other) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("format {other:?}: csv or json"),
+            );
+        }
+    };
+    let limit = query.limit.unwrap_or(10_000).min(MAX_EXPORT);
+    let entries = match router
+        .control_plane()
+        .activity_entries(since, until, limit)
+        .await
+    {
+        Ok(entries) => entries,
+        Err(failure) => return control_error(&failure),
+    };
+    let (body, media, extension) = if csv {
+        let mut text = String::from("at,action,server,item,duration_ms,ok,error\n");
+        for entry in &entries {
+            let fields = [
+                entry.at.to_string(),
+                entry.action.clone(),
+                entry.server_name.clone(),
+                entry.item.clone(),
+                entry.duration_ms.to_string(),
+                entry.success.to_string(),
+                entry.error.clone().unwrap_or_default(),
+            ];
+            let row: Vec<String> = fields.iter().map(|field| csv_field(field)).collect();
+            text.push_str(&row.join(","));
+            text.push('\n');
+        }
+        (text, "text/csv; charset=utf-8", "csv")
+    } else {
+        let rows: Vec<Value> = entries.iter().map(entry_json).collect();
+        (
+            json!({ "since": since, "until": until, "activity": rows }).to_string(),
+            "application/json",
+            "json",
+        )
+    };
+    let disposition = format!("attachment; filename=\"activity-{since}-{until}.{extension}\"");
+    (
+        [
+            (header::CONTENT_TYPE, media.to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// A CSV field (RFC 4180): quoted when it holds a comma, a quote or a line break; a leading
+/// `=`, `+`, `-` or `@` is prefixed with `'` so a spreadsheet does not run it as a formula.
+fn csv_field(field: &str) -> String {
+    let field = if field.starts_with(['=', '+', '-', '@']) {
+        format!("'{field}")
+    } else {
+        field.to_owned()
+    };
+    if field.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", field.replace('"', "\"\""))
+    } else {
+        field
     }
 }
 

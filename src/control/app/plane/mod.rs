@@ -18,12 +18,13 @@ use serde_json::{Map, Value, json};
 use super::client::{AppClient, AppError, Call, encode};
 use crate::control::time::{now_ms, parse_iso};
 use crate::control::{
-    Activity, ActivityStats, CachedServer, ClipboardEntry, ClipboardKey, ClipboardValue,
-    ClipboardWrite, ControlError, ControlPlane, Document, DocumentCreate, DocumentHit,
-    DocumentList, DocumentSearch, DocumentSort, DocumentUpdate, DocumentVersion, KnowledgeAnswer,
-    Memory, MemoryHit, MemoryQuery, MemorySession, ModelInfo, NewDocument, NewNotification,
-    NewObservation, Notification, ObserveOutcome, RateLimited, Result, SessionEnd, Settings,
-    Severity, UpdateOperation, Workspace, local::LocalStore,
+    Activity, ActivityEntry, ActivityQuery, ActivityReport, ActivityStats, CachedServer,
+    ClipboardEntry, ClipboardKey, ClipboardValue, ClipboardWrite, ControlError, ControlPlane,
+    Document, DocumentCreate, DocumentHit, DocumentList, DocumentSearch, DocumentSort,
+    DocumentUpdate, DocumentVersion, KnowledgeAnswer, Memory, MemoryHit, MemoryQuery,
+    MemorySession, ModelInfo, NewDocument, NewNotification, NewObservation, Notification,
+    ObserveOutcome, RateLimited, Result, SessionEnd, Settings, Severity, UpdateOperation,
+    Workspace, local::LocalStore,
 };
 
 /// What a create or update that timed out may have done, in its error.
@@ -474,6 +475,19 @@ impl ControlPlane for AppControl {
 
     async fn activity_stats(&self, since: i64) -> Result<Vec<ActivityStats>> {
         self.local.activity_stats(since).await
+    }
+
+    async fn activity_report(&self, query: ActivityQuery) -> Result<ActivityReport> {
+        self.local.activity_report(query).await
+    }
+
+    async fn activity_entries(
+        &self,
+        since: i64,
+        until: i64,
+        limit: u32,
+    ) -> Result<Vec<ActivityEntry>> {
+        self.local.activity_entries(since, until, limit).await
     }
 
     async fn record_rate_limited(&self, entry: RateLimited) -> Result<()> {
