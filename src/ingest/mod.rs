@@ -1,4 +1,4 @@
-//! Files into documents, for `docs add`: walking folders, telling the format from the name (and
+//! Files into documents, for `docs add` and the console's uploads: walking folders, telling the format from the name (and
 //! the bytes), extracting the text of HTML and PDF, and refusing what is not a document —
 //! unreadable, binary or over the size limit — with a reason. It builds [`NewDocument`]s and
 //! leaves storing them (and deduplicating) to the control plane.
@@ -74,6 +74,18 @@ pub fn read(path: &Path) -> Result<NewDocument, IngestError> {
         });
     }
     let bytes = std::fs::read(path).map_err(IngestError::Unreadable)?;
+    from_bytes(path, bytes)
+}
+
+/// A file's bytes into a document to add (source `upload`, private); `path` is its name (a
+/// file uploaded through the console has only its name and the folders it was in).
+pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<NewDocument, IngestError> {
+    if bytes.len() > MAX_DOCUMENT_BYTES {
+        return Err(IngestError::TooLarge {
+            size: bytes.len() as u64,
+            limit: MAX_DOCUMENT_BYTES,
+        });
+    }
     let stem = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())

@@ -53,6 +53,8 @@ struct ApiState {
     open: bool,
     /// The tool calls streamed to pages and scripts (`calls`).
     calls: Arc<super::calls::Calls>,
+    /// Documents being uploaded in chunks (`uploads`).
+    uploads: Arc<super::uploads::Uploads>,
 }
 
 /// The routes, protected like `/mcp`.
@@ -66,17 +68,20 @@ pub(super) fn routes<S: Clone + Send + Sync + 'static>(
     let state = ApiState {
         files: Arc::new(files),
         router,
-        guard,
+        guard: guard.clone(),
         hosts: hosts.map(Arc::new),
         open,
         calls: Arc::default(),
+        uploads: Arc::new(super::uploads::Uploads::new(guard.max_body_bytes())),
     };
+    let body_limit = axum::extract::DefaultBodyLimit::max(guard.max_body_bytes());
     AxumRouter::new()
         .route("/api/registry/search", get(search))
         .route("/api/registry/show", get(show))
         .route("/api/registry/add", post(add))
         .route("/api/import", post(import_servers))
         .merge(super::api_v1::routes())
+        .layer(body_limit)
         .layer(axum::middleware::from_fn_with_state(state.clone(), protect))
         .merge(
             super::console::routes().layer(axum::middleware::from_fn_with_state(
@@ -365,6 +370,12 @@ async fn import_servers(
         Ok(Ok(report)) => Json(report).into_response(),
         Ok(Err(message)) => error(StatusCode::BAD_REQUEST, message),
         Err(failure) => error(StatusCode::INTERNAL_SERVER_ERROR, failure.to_string()),
+    }
+}
+
+impl axum::extract::FromRef<ApiState> for Arc<super::uploads::Uploads> {
+    fn from_ref(state: &ApiState) -> Self {
+        state.uploads.clone()
     }
 }
 

@@ -23,6 +23,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::calls::{self, Calls, Missing};
+use super::uploads::{UploadError, Uploads};
 use crate::control::ControlError;
 use crate::downstream::ServerState;
 use crate::router::{Caller, RouteError, Router};
@@ -33,6 +34,7 @@ where
     S: Clone + Send + Sync + 'static,
     Arc<Router>: axum::extract::FromRef<S>,
     Arc<Calls>: axum::extract::FromRef<S>,
+    Arc<Uploads>: axum::extract::FromRef<S>,
 {
     AxumRouter::new()
         .route("/api/v1/servers", get(servers))
@@ -58,6 +60,10 @@ where
         .route("/api/v1/activity/export", get(activity_export))
         .route("/api/v1/documents", get(documents))
         .route("/api/v1/documents/search", get(search_documents))
+        .route("/api/v1/uploads", post(open_upload))
+        .route("/api/v1/uploads/{id}", delete(drop_upload))
+        .route("/api/v1/uploads/{id}/chunks", post(upload_chunk))
+        .route("/api/v1/uploads/{id}/finish", post(finish_upload))
         .route(
             "/api/v1/documents/{id}",
             get(document).delete(delete_document),
@@ -837,6 +843,120 @@ fn document_json(document: &crate::control::Document, content: bool) -> Value {
         value["content"] = json!(document.content);
     }
     value
+}
+
+fn upload_error(failure: &UploadError) -> Response {
+    let status = match failure {
+        UploadError::Unknown(_) => StatusCode::NOT_FOUND,
+        UploadError::TooMany => StatusCode::TOO_MANY_REQUESTS,
+        UploadError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        UploadError::Invalid(_) => StatusCode::BAD_REQUEST,
+    };
+    error(status, failure.to_string())
+}
+
+#[derive(Deserialize)]
+struct UploadOpen {
+    /// The file's name, with the folders it was in (`notes/plan.md`).
+    name: String,
+    size: usize,
+}
+
+/// Opens an upload: its id, and how many bytes a chunk may carry.
+async fn open_upload(
+    State(uploads): State<Arc<Uploads>>,
+    body: Result<Json<UploadOpen>, JsonRejection>,
+) -> Response {
+    let body = match json_body(body) {
+        Ok(body) => body,
+        Err(refused) => return *refused,
+    };
+    match uploads.open(&body.name, body.size) {
+        Ok(id) => (
+            StatusCode::CREATED,
+            Json(json!({ "id": id, "chunkBytes": uploads.chunk_bytes })),
+        )
+            .into_response(),
+        Err(failure) => upload_error(&failure),
+    }
+}
+
+#[derive(Deserialize)]
+struct UploadChunk {
+    offset: usize,
+    /// The chunk's bytes, base64.
+    data: String,
+}
+
+async fn upload_chunk(
+    State(uploads): State<Arc<Uploads>>,
+    Path(id): Path<String>,
+    body: Result<Json<UploadChunk>, JsonRejection>,
+) -> Response {
+    let body = match json_body(body) {
+        Ok(body) => body,
+        Err(refused) => return *refused,
+    };
+    match uploads.chunk(&id, body.offset, &body.data) {
+        Ok(received) => Json(json!({ "received": received })).into_response(),
+        Err(failure) => upload_error(&failure),
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct UploadFinish {
+    #[serde(default)]
+    tags: Vec<String>,
+    description: Option<String>,
+}
+
+/// The uploaded file into the library, as `docs add` reads a file: 201 with the document, 200
+/// with the one already holding the same content, 422 for a file that is no document.
+async fn finish_upload(
+    State(router): State<Arc<Router>>,
+    State(uploads): State<Arc<Uploads>>,
+    Path(id): Path<String>,
+    body: Result<Json<UploadFinish>, JsonRejection>,
+) -> Response {
+    let body = match json_body(body) {
+        Ok(body) => body,
+        Err(refused) => return *refused,
+    };
+    let (name, bytes) = match uploads.take(&id) {
+        Ok(file) => file,
+        Err(failure) => return upload_error(&failure),
+    };
+    let read = tokio::task::spawn_blocking(move || crate::ingest::from_bytes(&name, bytes)).await;
+    let mut document = match read {
+        Ok(Ok(document)) => document,
+        Ok(Err(why)) => {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("not added: {why}"),
+            );
+        }
+        Err(_) => return error(StatusCode::INTERNAL_SERVER_ERROR, "reading the file failed"),
+    };
+    document.tags = body.tags;
+    document.description = body.description;
+    match router.control_plane().create_document(document).await {
+        Ok(crate::control::DocumentCreate::Created(document)) => {
+            (StatusCode::CREATED, Json(document_json(&document, false))).into_response()
+        }
+        Ok(crate::control::DocumentCreate::Duplicate(document)) => {
+            let mut answer = document_json(&document, false);
+            answer["duplicate"] = json!(true);
+            Json(answer).into_response()
+        }
+        Err(failure) => control_error(&failure),
+    }
+}
+
+async fn drop_upload(State(uploads): State<Arc<Uploads>>, Path(id): Path<String>) -> Response {
+    match uploads.drop_upload(&id) {
+        Ok(()) => Json(json!({ "dropped": id })).into_response(),
+        Err(failure) => upload_error(&failure),
+    }
 }
 
 /// The library, a page at a time, with every filter of `pluggedin_list_documents`.

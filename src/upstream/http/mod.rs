@@ -15,6 +15,7 @@ mod console;
 mod guard;
 mod limits;
 pub(crate) mod sessions;
+mod uploads;
 mod well_known;
 
 use std::net::SocketAddr;

@@ -85,6 +85,13 @@ pub(crate) struct Guard {
     router: Option<Arc<Router>>,
 }
 
+impl Guard {
+    /// The largest request body taken (`--max-body-bytes`).
+    pub(crate) fn max_body_bytes(&self) -> usize {
+        self.config.max_body_bytes
+    }
+}
+
 /// A request that passed every refusal, on its way to rmcp's service.
 struct Admitted {
     method: Method,
