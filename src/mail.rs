@@ -189,6 +189,11 @@ impl Mailer {
         })
     }
 
+    /// Where the e-mails go.
+    pub fn recipients(&self) -> Vec<String> {
+        self.to.iter().map(ToString::to_string).collect()
+    }
+
     /// Sends one notification: subject `<title> - Plugged.in`, the message as plain text.
     pub async fn send(&self, notification: &Notification) -> Result<(), MailError> {
         let mut message = Message::builder()

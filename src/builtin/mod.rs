@@ -112,6 +112,34 @@ impl Builtins {
         &self.control
     }
 
+    /// Sends a test e-mail as notifications are sent; the recipients, or why it was not sent.
+    pub async fn send_test_email(&self) -> Result<Vec<String>, String> {
+        let Some(mailer) = &self.mailer else {
+            return Err(
+                "no SMTP server is set up (the config's \"smtp\" object or the \
+                        PLUGGEDIN_SMTP_* variables)"
+                    .to_owned(),
+            );
+        };
+        let test = crate::control::Notification {
+            id: "test".to_owned(),
+            kind: "test".to_owned(),
+            title: "Test e-mail".to_owned(),
+            message: "pluggedin-mcp-proxy sends its notifications to this address.".to_owned(),
+            severity: crate::control::Severity::Info,
+            link: None,
+            read: false,
+            completed: false,
+            created_at: crate::control::time::now_ms(),
+            expires_at: None,
+        };
+        mailer
+            .send(&test)
+            .await
+            .map(|()| mailer.recipients())
+            .map_err(|error| error.to_string())
+    }
+
     /// Whether `uri` names a document of the library (`pluggedin://documents/<id>`).
     pub fn is_document_uri(uri: &str) -> bool {
         uri.starts_with(documents::RESOURCE_PREFIX)

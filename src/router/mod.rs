@@ -137,6 +137,11 @@ impl Router {
         })
     }
 
+    /// The built-in tools' runtime (its mailer, for the console's test e-mail).
+    pub fn builtins(&self) -> &Builtins {
+        &self.builtins
+    }
+
     /// The calls parked for modern clients' input (`--parked-call-ttl` sets their lifetime).
     pub fn parked(&self) -> &ParkedCalls {
         &self.parked

@@ -80,6 +80,7 @@ pub(super) fn routes<S: Clone + Send + Sync + 'static>(
         .route("/api/registry/show", get(show))
         .route("/api/registry/add", post(add))
         .route("/api/import", post(import_servers))
+        .route("/api/v1/config", get(config))
         .merge(super::api_v1::routes())
         .layer(body_limit)
         .layer(axum::middleware::from_fn_with_state(state.clone(), protect))
@@ -113,6 +114,65 @@ async fn protect(State(state): State<ApiState>, request: Request, next: Next) ->
         );
     }
     next.run(request).await
+}
+
+/// What every secret becomes in the effective configuration.
+const MASK: &str = "••••";
+
+/// The effective configuration, as the console shows it: the mode, the files, and each server
+/// as the proxy runs it, with every value of `env` and `headers` masked and secrets in command
+/// lines and URLs redacted.
+async fn config(State(state): State<ApiState>) -> Response {
+    use crate::config::TransportConfig;
+    let masked = |keys: Vec<&String>| -> serde_json::Map<String, Value> {
+        keys.into_iter()
+            .map(|key| (key.clone(), Value::String(MASK.to_owned())))
+            .collect()
+    };
+    let servers: Vec<Value> = state
+        .router
+        .servers()
+        .iter()
+        .map(|server| {
+            let config = &server.config;
+            let (env, headers, cwd) = match &config.transport {
+                TransportConfig::Stdio { env, cwd, .. } => (
+                    masked(env.keys().collect()),
+                    Default::default(),
+                    cwd.clone(),
+                ),
+                TransportConfig::Sse { headers, .. }
+                | TransportConfig::StreamableHttp { headers, .. } => {
+                    (Default::default(), masked(headers.keys().collect()), None)
+                }
+                TransportConfig::StartedHttp(started) => (
+                    masked(started.env.keys().collect()),
+                    masked(started.headers.keys().collect()),
+                    started.cwd.clone(),
+                ),
+            };
+            json!({
+                "name": server.name,
+                "transport": config.transport.kind(),
+                "target": crate::security::text::redact_bounded(&config.transport.target(), 2000),
+                "env": env,
+                "headers": headers,
+                "cwd": cwd,
+                "disabled": config.disabled,
+                "timeoutMs": config.timeout.as_millis() as u64,
+                "protocol": format!("{:?}", config.protocol).to_lowercase(),
+                "tools": {"allow": config.tools.allow, "deny": config.tools.deny},
+            })
+        })
+        .collect();
+    Json(json!({
+        "mode": if state.files.app_mode { "app" } else { "local" },
+        "configFile": state.files.config,
+        "dataDir": state.files.data_dir,
+        "registryUrl": state.files.registry_url,
+        "servers": servers,
+    }))
+    .into_response()
 }
 
 /// The console's files: the API's rules but the token (the page asks for it).

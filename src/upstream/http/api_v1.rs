@@ -55,6 +55,7 @@ where
             post(complete_notification),
         )
         .route("/api/v1/notifications/{id}", delete(delete_notification))
+        .route("/api/v1/notifications/test-email", post(test_email))
         .route("/api/v1/activity/stats", get(activity_stats))
         .route("/api/v1/activity/series", get(activity_series))
         .route("/api/v1/activity/export", get(activity_export))
@@ -432,6 +433,16 @@ async fn restart(State(router): State<Arc<Router>>, Path(name): Path<String>) ->
     }
     server.restart();
     Json(json!({ "name": name, "restarting": true })).into_response()
+}
+
+/// Sends a test e-mail through the configured SMTP server: the recipients, or 502 with the
+/// server's reason (400 when none is set up).
+async fn test_email(State(router): State<Arc<Router>>) -> Response {
+    match router.builtins().send_test_email().await {
+        Ok(to) => Json(json!({ "sent": true, "to": to })).into_response(),
+        Err(why) if why.starts_with("no SMTP") => error(StatusCode::BAD_REQUEST, why),
+        Err(why) => error(StatusCode::BAD_GATEWAY, why),
+    }
 }
 
 #[derive(Deserialize)]

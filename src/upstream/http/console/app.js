@@ -1,1 +1,2989 @@
+/*
+ * The pluggedin-mcp-proxy console: a single page over the proxy's JSON API (/api/v1/...).
+ * Each page is a hash route (#/servers, #/tools, ...) showing the live proxy and acting on it.
+ * Everything the API returns is untrusted: the DOM is built with createElement and textContent
+ * only, links are limited to http(s) and in-console routes, media to base64 data: URLs.
+ * No libraries and no build step; charts are hand-drawn SVG.
+ */
 "use strict";
+
+const SVG_NS = "http://www.w3.org/2000/svg";
+/** Files up to this size are sent in one request; larger ones in chunks. */
+const SMALL_UPLOAD_BYTES = 1024 * 1024;
+/** How deep a generated form nests objects and arrays before it asks for raw JSON. */
+const MAX_FORM_DEPTH = 8;
+const PAGE_TITLES = {
+  servers: "Servers", tools: "Tools", prompts: "Prompts", resources: "Resources",
+  documents: "Documents", notifications: "Notifications", activity: "Activity",
+  workspaces: "Workspaces", settings: "Settings",
+};
+
+/* ------------------------------------------------------------------------------------------ */
+/* DOM helpers                                                                                  */
+/* ------------------------------------------------------------------------------------------ */
+
+/**
+ * Creates an element. `props`: `class`, `text` (textContent), `on<event>` listeners, known
+ * properties (value, type, disabled, ...) and any other attribute (data-*, aria-*, for, ...).
+ */
+function el(tag, props, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(props || {})) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === "class") node.className = value;
+    else if (key === "text") node.textContent = String(value);
+    else if (key === "for") node.htmlFor = value;
+    else if (key.startsWith("on") && typeof value === "function") {
+      node.addEventListener(key.slice(2), value);
+    } else if (!key.includes("-") && key in node) node[key] = value;
+    else node.setAttribute(key, value === true ? "" : String(value));
+  }
+  return append(node, children);
+}
+
+/** Creates an SVG element with the given attributes. */
+function svg(tag, attrs, ...children) {
+  const node = document.createElementNS(SVG_NS, tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value !== undefined && value !== null) node.setAttribute(key, String(value));
+  }
+  return append(node, children);
+}
+
+/** Appends children (nodes, strings as text, nested arrays; null and false are skipped). */
+function append(node, children) {
+  for (const child of children.flat(Infinity)) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : String(child));
+  }
+  return node;
+}
+
+/** A page's title bar: heading, a line of explanation and its actions. */
+function pageHeader(title, subtitle, ...actions) {
+  return el("header", { class: "page-header" },
+    el("div", {}, el("h1", { text: title }), subtitle ? el("p", { class: "subtitle" },
+      subtitle) : null),
+    el("div", { class: "page-actions" }, actions));
+}
+
+/** A card with an optional title. */
+function card(title, ...children) {
+  return el("section", { class: "card" }, title ? el("h2", { class: "card-title", text: title })
+    : null, children);
+}
+
+function badge(text, kind) {
+  return el("span", { class: "badge" + (kind ? " badge-" + kind : ""), text });
+}
+
+function button(text, props) {
+  return el("button", Object.assign({ type: "button", class: "btn" }, props || {}), text);
+}
+
+/** A table: `headers` as strings, `rows` as <tr> elements. */
+function table(headers, rows, props) {
+  return el("table", Object.assign({ class: "table" }, props || {}),
+    el("thead", {}, el("tr", {}, headers.map((h) => el("th", { scope: "col", text: h })))),
+    el("tbody", {}, rows));
+}
+
+function emptyRow(columns, text) {
+  return el("tr", { class: "empty" }, el("td", { colSpan: columns, text }));
+}
+
+function muted(text) {
+  return el("p", { class: "muted", text });
+}
+
+/** Calls `fn` once input has paused for `ms`. */
+function debounce(fn, ms) {
+  let timer = 0;
+  return (...args) => {
+    clearTimeout(timer);
+    timer = setTimeout(() => fn(...args), ms);
+  };
+}
+
+/** An href that is safe to follow: http(s) only, else null. */
+function safeHref(value) {
+  if (typeof value !== "string") return null;
+  try {
+    const url = new URL(value, location.href);
+    return url.protocol === "http:" || url.protocol === "https:" ? url.href : null;
+  } catch (error) {
+    return null;
+  }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Formatting                                                                                   */
+/* ------------------------------------------------------------------------------------------ */
+
+/** A Date from epoch milliseconds, an ISO string or a numeric string; null when none. */
+function toDate(value) {
+  if (value === null || value === undefined || value === "") return null;
+  const input = typeof value === "string" && /^\d+$/.test(value) ? Number(value) : value;
+  const date = new Date(input);
+  return Number.isNaN(date.getTime()) ? null : date;
+}
+
+function pad(number) {
+  return String(number).padStart(2, "0");
+}
+
+function formatTime(value) {
+  const date = toDate(value);
+  if (!date) return "—";
+  return date.getFullYear() + "-" + pad(date.getMonth() + 1) + "-" + pad(date.getDate()) +
+    " " + pad(date.getHours()) + ":" + pad(date.getMinutes()) + ":" + pad(date.getSeconds());
+}
+
+function formatAgo(value) {
+  const date = toDate(value);
+  if (!date) return "—";
+  const seconds = Math.round((Date.now() - date.getTime()) / 1000);
+  if (seconds < 0) return formatTime(value);
+  if (seconds < 60) return seconds + " s ago";
+  if (seconds < 3600) return Math.floor(seconds / 60) + " min ago";
+  if (seconds < 86400) return Math.floor(seconds / 3600) + " h ago";
+  return Math.floor(seconds / 86400) + " d ago";
+}
+
+/** A <time> showing "5 min ago", with the full date as its tooltip. */
+function timeAgo(value) {
+  const date = toDate(value);
+  return el("time", { dateTime: date ? date.toISOString() : "", title: formatTime(value),
+    text: formatAgo(value) });
+}
+
+function formatBytes(bytes) {
+  if (typeof bytes !== "number" || !Number.isFinite(bytes)) return "—";
+  if (bytes < 1024) return bytes + " B";
+  if (bytes < 1024 * 1024) return (bytes / 1024).toFixed(1) + " KB";
+  return (bytes / 1024 / 1024).toFixed(1) + " MB";
+}
+
+function formatMs(ms) {
+  if (typeof ms !== "number" || !Number.isFinite(ms)) return "—";
+  if (ms < 1000) return Math.round(ms) + " ms";
+  return (ms / 1000).toFixed(ms < 10000 ? 2 : 1) + " s";
+}
+
+function formatPercent(part, whole) {
+  if (!whole) return "—";
+  const rate = (100 * part) / whole;
+  return (rate < 10 && rate > 0 ? rate.toFixed(1) : Math.round(rate)) + "%";
+}
+
+function pretty(value) {
+  try {
+    return JSON.stringify(value, null, 2);
+  } catch (error) {
+    return String(value);
+  }
+}
+
+/** Text as it should be shown: JSON pretty-printed when it parses as an object or array. */
+function prettyText(text) {
+  const trimmed = typeof text === "string" ? text.trim() : "";
+  if (trimmed.startsWith("{") || trimmed.startsWith("[")) {
+    try {
+      return JSON.stringify(JSON.parse(trimmed), null, 2);
+    } catch (error) {
+      return text;
+    }
+  }
+  return typeof text === "string" ? text : pretty(text);
+}
+
+/** A model or author as text: "name (provider)" for objects, the string itself otherwise. */
+function formatAuthor(value) {
+  if (!value) return "—";
+  if (typeof value === "string") return value;
+  if (typeof value === "object") {
+    const name = value.name || value.id || "";
+    const provider = value.provider ? " (" + value.provider + ")" : "";
+    const version = value.version ? " " + value.version : "";
+    return (name + version + provider).trim() || pretty(value);
+  }
+  return String(value);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Banner                                                                                       */
+/* ------------------------------------------------------------------------------------------ */
+
+let bannerTimer = 0;
+
+/** Shows the last error or notice in #banner; notices fade after a few seconds. */
+function setBanner(message, kind) {
+  const text = document.getElementById("banner");
+  const bar = text.parentElement;
+  text.textContent = message;
+  bar.className = "banner-bar " + kind;
+  bar.hidden = !message;
+  clearTimeout(bannerTimer);
+  if (kind === "notice") {
+    bannerTimer = setTimeout(() => {
+      if (text.textContent === message) bar.hidden = true;
+    }, 8000);
+  }
+}
+
+function notify(message) {
+  setBanner(message, "notice");
+}
+
+function showError(message) {
+  setBanner(message, "error");
+}
+
+function dismissBanner() {
+  document.querySelector(".banner-bar").hidden = true;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* API                                                                                          */
+/* ------------------------------------------------------------------------------------------ */
+
+/** A failed API call: its HTTP status (0 when the proxy did not answer) and message. */
+class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+  }
+}
+
+/**
+ * How the console proves who it is. Normally the session cookie (HttpOnly, set by the proxy);
+ * a proxy without the session endpoint gets the token as a bearer header, kept in memory only.
+ */
+const auth = { bearer: null, signedIn: false };
+
+function apiHeaders(hasBody, accept) {
+  const headers = { Accept: accept || "application/json" };
+  if (hasBody) headers["Content-Type"] = "application/json";
+  if (auth.bearer) headers.Authorization = "Bearer " + auth.bearer;
+  return headers;
+}
+
+/** A response's body: JSON when it parses, else its text, null when empty. */
+async function readBody(response) {
+  const text = await response.text();
+  if (!text) return null;
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    return text;
+  }
+}
+
+/** The message of an error answer: `{"error": "..."}`, `{"error": {"message"}}` or text. */
+function errorMessage(status, data) {
+  let message = "";
+  const error = data && typeof data === "object" ? data.error : data;
+  if (typeof error === "string") message = error;
+  else if (error && typeof error.message === "string") message = error.message;
+  return (status ? status + ": " : "") + (message || "the request failed");
+}
+
+/** Calls the API; resolves with the JSON answer or rejects with an ApiError. */
+async function api(path, options) {
+  const opts = options || {};
+  const method = opts.method || "GET";
+  let body = opts.body;
+  // The API takes a POST only with a JSON body.
+  if (body === undefined && method === "POST") body = {};
+  const init = { method, headers: apiHeaders(body !== undefined), signal: opts.signal,
+    credentials: "same-origin" };
+  if (body !== undefined) init.body = JSON.stringify(body);
+  let response;
+  try {
+    response = await fetch(path, init);
+  } catch (error) {
+    if (error.name === "AbortError") throw error;
+    throw new ApiError(0, "The proxy did not answer (" + error.message + ").");
+  }
+  const data = await readBody(response);
+  if (!response.ok) throw new ApiError(response.status, errorMessage(response.status, data));
+  return data;
+}
+
+/** Shows a failure where it belongs: sign-in for 401, the banner for everything else. */
+function report(error) {
+  if (!error || error.name === "AbortError") return;
+  if (error.status === 401) {
+    showSignIn();
+    showError(error.message);
+    return;
+  }
+  showError(error.message || String(error));
+  if (error.status === 403) {
+    document.querySelector(".banner-bar").classList.add("fatal");
+  }
+}
+
+function encodeSegment(value) {
+  return encodeURIComponent(String(value));
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Routing                                                                                      */
+/* ------------------------------------------------------------------------------------------ */
+
+/** The page on screen: its timers and requests end when another page replaces it. */
+let currentPage = null;
+/** Object URLs made for downloads on the current page, released when it goes. */
+let objectUrls = [];
+
+function pageContext(name) {
+  const ctx = {
+    name,
+    alive: true,
+    timers: [],
+    controller: new AbortController(),
+    /** Runs `fn` every `ms` while the page is shown and the browser tab is visible. */
+    every(ms, fn) {
+      const timer = setInterval(() => {
+        if (ctx.alive && !document.hidden) fn();
+      }, ms);
+      ctx.timers.push(timer);
+    },
+    /** API call tied to this page: aborted when the page goes. */
+    api(path, options) {
+      return api(path, Object.assign({ signal: ctx.controller.signal }, options || {}));
+    },
+  };
+  return ctx;
+}
+
+function leavePage() {
+  if (!currentPage) return;
+  currentPage.alive = false;
+  currentPage.timers.forEach(clearInterval);
+  currentPage.controller.abort();
+  currentPage = null;
+  objectUrls.forEach((url) => URL.revokeObjectURL(url));
+  objectUrls = [];
+}
+
+function highlightNav(page) {
+  for (const link of document.querySelectorAll("[data-nav]")) {
+    const active = link.dataset.nav === page;
+    link.classList.toggle("active", active);
+    if (active) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+}
+
+/** The route in the hash: page name and the rest (an item to open), decoded. */
+function parseHash() {
+  const parts = location.hash.replace(/^#\/?/, "").split("/");
+  const name = parts.shift();
+  let rest = parts.join("/");
+  try {
+    rest = decodeURIComponent(rest);
+  } catch (error) {
+    rest = "";
+  }
+  return { name, rest };
+}
+
+/** Records the item open on the current page in the hash, without reloading the page. */
+function setSubroute(page, item) {
+  const hash = "#/" + page + (item ? "/" + encodeURIComponent(item) : "");
+  if (location.hash !== hash) history.replaceState(null, "", hash);
+}
+
+function route() {
+  const { name, rest } = parseHash();
+  const page = Object.prototype.hasOwnProperty.call(PAGES, name) ? name : "servers";
+  leavePage();
+  const ctx = pageContext(page);
+  currentPage = ctx;
+  highlightNav(page);
+  document.title = PAGE_TITLES[page] + " · pluggedin-mcp-proxy";
+  const section = el("section", { class: "page", "data-page": page });
+  document.getElementById("main").replaceChildren(section);
+  Promise.resolve()
+    .then(() => PAGES[page](section, ctx, rest))
+    .catch(report);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Sign-in                                                                                      */
+/* ------------------------------------------------------------------------------------------ */
+
+/** Replaces the page with the sign-in form (the API answered 401). */
+function showSignIn() {
+  if (document.getElementById("signin")) return;
+  leavePage();
+  highlightNav(null);
+  const input = el("input", { type: "password", name: "token", id: "signin-token",
+    autocomplete: "current-password", required: true, "aria-required": "true" });
+  const form = el("form", { id: "signin", class: "card signin", novalidate: true },
+    el("h1", { text: "Sign in" }),
+    el("p", { class: "muted", text: "This proxy asks for a token before it shows its API. " +
+      "Use one of its auth tokens (--auth-token, the config's authTokens, or the API key)." }),
+    el("div", { class: "field" }, el("label", { for: "signin-token", class: "field-label",
+      text: "Token" }), input),
+    el("div", { class: "form-actions" }, el("button", { type: "submit", class: "btn primary",
+      text: "Sign in" })));
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    signIn(form, input);
+  });
+  const section = el("section", { class: "page", "data-page": "signin" }, form);
+  document.getElementById("main").replaceChildren(section);
+  input.focus();
+}
+
+async function signIn(form, input) {
+  const token = input.value.trim();
+  clearFieldErrors(form);
+  if (!token) {
+    showFieldErrors(form, [{ wrap: input.parentElement, control: input,
+      message: "Enter a token." }]);
+    return;
+  }
+  const submit = form.querySelector("button[type=submit]");
+  submit.disabled = true;
+  try {
+    await openSession(token);
+    await api("/api/v1/servers");
+  } catch (error) {
+    auth.bearer = null;
+    submit.disabled = false;
+    const message = error.status === 401 ? "The proxy refused this token." : error.message;
+    showFieldErrors(form, [{ wrap: input.parentElement, control: input, message }]);
+    showError(message);
+    return;
+  }
+  auth.signedIn = true;
+  document.getElementById("signout").hidden = false;
+  notify("Signed in.");
+  route();
+}
+
+/** Asks the proxy for a session cookie; a proxy without sessions takes a bearer header. */
+async function openSession(token) {
+  try {
+    await api("/api/v1/session", { method: "POST", body: { token } });
+    auth.bearer = null;
+  } catch (error) {
+    if (error.status !== 404 && error.status !== 405) throw error;
+    auth.bearer = token;
+  }
+}
+
+async function signOut() {
+  try {
+    if (!auth.bearer) await api("/api/v1/session", { method: "DELETE" });
+  } catch (error) {
+    if (error.status !== 404 && error.status !== 401) report(error);
+  }
+  auth.bearer = null;
+  auth.signedIn = false;
+  document.getElementById("signout").hidden = true;
+  notify("Signed out.");
+  showSignIn();
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Forms generated from JSON Schema                                                             */
+/* ------------------------------------------------------------------------------------------ */
+/*
+ * A field is {element, collect(), raw()}. collect() returns {value, explicit, errors}:
+ * `value` undefined means "leave it out"; `explicit` says the user gave something (not just a
+ * prefilled default), which decides whether an optional object is sent at all; `errors` are
+ * {wrap, control, message} for inline messages. raw() is the value as typed, used to rebuild
+ * an array's items after one is removed (their names follow their index).
+ */
+
+let fieldSerial = 0;
+
+function nextFieldId() {
+  fieldSerial += 1;
+  return "field-" + fieldSerial;
+}
+
+function joinPath(path, key) {
+  return path === "" ? String(key) : path + "." + key;
+}
+
+function lastSegment(path) {
+  const parts = path.split(".");
+  return parts[parts.length - 1];
+}
+
+function firstDefined(...values) {
+  return values.find((value) => value !== undefined);
+}
+
+function isObject(value) {
+  return value !== null && typeof value === "object" && !Array.isArray(value);
+}
+
+/** The node a local reference points to: "#", "#/$defs/x", "#/definitions/x" or "#anchor". */
+function lookupRef(ref, root) {
+  if (ref === "#") return root;
+  if (ref.startsWith("#/")) {
+    let node = root;
+    for (const raw of ref.slice(2).split("/")) {
+      let key;
+      try {
+        key = decodeURIComponent(raw).replace(/~1/g, "/").replace(/~0/g, "~");
+      } catch (error) {
+        return null;
+      }
+      if (!node || typeof node !== "object" || !Object.prototype.hasOwnProperty.call(node, key)) {
+        return null;
+      }
+      node = node[key];
+    }
+    return node;
+  }
+  if (ref.startsWith("#")) return findAnchor(root, ref.slice(1), 0);
+  return null;
+}
+
+function findAnchor(node, anchor, depth) {
+  if (!node || typeof node !== "object" || depth > 12) return null;
+  if (node.$anchor === anchor) return node;
+  for (const value of Object.values(node)) {
+    const found = findAnchor(value, anchor, depth + 1);
+    if (found) return found;
+  }
+  return null;
+}
+
+/**
+ * A schema with its local $ref followed (sibling keywords win), allOf's properties merged and
+ * "T or null" unwrapped to T.
+ */
+function resolveSchema(schema, root, depth) {
+  const level = depth || 0;
+  let current = schema === true || !isObject(schema) ? {} : schema;
+  for (let hops = 0; typeof current.$ref === "string" && hops < 32; hops += 1) {
+    const target = lookupRef(current.$ref, root);
+    const rest = Object.assign({}, current);
+    delete rest.$ref;
+    if (!isObject(target)) return rest;
+    current = Object.assign({}, target, rest);
+  }
+  if (level > MAX_FORM_DEPTH) return current;
+  return unwrapNullable(mergeAllOf(current, root, level), root, level);
+}
+
+const MERGED_KEYWORDS = ["type", "title", "description", "default", "enum", "const", "items",
+  "format", "minimum", "maximum", "minLength", "maxLength", "pattern", "minItems", "maxItems"];
+
+function mergeAllOf(schema, root, depth) {
+  if (!Array.isArray(schema.allOf)) return schema;
+  const merged = Object.assign({}, schema);
+  delete merged.allOf;
+  for (const part of schema.allOf) {
+    const resolved = resolveSchema(part, root, depth + 1);
+    if (isObject(resolved.properties)) {
+      merged.properties = Object.assign({}, resolved.properties, merged.properties || {});
+    }
+    if (Array.isArray(resolved.required)) {
+      const required = (merged.required || []).concat(resolved.required);
+      merged.required = required.filter((key, index) => required.indexOf(key) === index);
+    }
+    for (const key of MERGED_KEYWORDS) {
+      if (merged[key] === undefined && resolved[key] !== undefined) merged[key] = resolved[key];
+    }
+  }
+  return merged;
+}
+
+function unwrapNullable(schema, root, depth) {
+  if (schema.type || schema.properties) return schema;
+  for (const key of ["anyOf", "oneOf"]) {
+    const options = schema[key];
+    if (!Array.isArray(options)) continue;
+    const real = options.filter((option) => !(isObject(option) && option.type === "null"));
+    if (real.length === 1 && real.length < options.length) {
+      const rest = Object.assign({}, schema);
+      delete rest[key];
+      return Object.assign({}, resolveSchema(real[0], root, depth + 1), rest);
+    }
+  }
+  return schema;
+}
+
+function choiceLabel(value) {
+  return typeof value === "string" ? value : JSON.stringify(value);
+}
+
+/** The fixed choices of a schema (enum, enumNames, oneOf/anyOf of consts), else null. */
+function choicesOf(schema) {
+  if (Array.isArray(schema.enum)) {
+    const names = Array.isArray(schema.enumNames) ? schema.enumNames : [];
+    return schema.enum.map((value, index) => ({ value,
+      label: names[index] !== undefined ? String(names[index]) : choiceLabel(value) }));
+  }
+  const options = schema.oneOf || schema.anyOf;
+  if (Array.isArray(options) && options.length &&
+      options.every((option) => isObject(option) && "const" in option)) {
+    return options.map((option) => ({ value: option.const,
+      label: option.title !== undefined ? String(option.title) : choiceLabel(option.const) }));
+  }
+  return null;
+}
+
+/** The kind of input a (resolved) schema gets. */
+function kindOf(schema) {
+  if (choicesOf(schema)) return "enum";
+  if ("const" in schema) return "const";
+  let type = schema.type;
+  if (Array.isArray(type)) type = type.find((t) => t !== "null");
+  if (!type && isObject(schema.properties)) type = "object";
+  if (!type && schema.items) type = "array";
+  if (type === "object" && !isObject(schema.properties)) return "json";
+  if (["string", "number", "integer", "boolean", "object", "array"].includes(type)) return type;
+  return "json";
+}
+
+/** The field for one schema at `path`; options: root, required, initial, label, depth. */
+function schemaField(rawSchema, path, options) {
+  const schema = resolveSchema(rawSchema, options.root, 0);
+  const depth = options.depth || 0;
+  let kind = kindOf(schema);
+  if (path === "" && kind === "json") kind = "object";
+  if (depth > MAX_FORM_DEPTH && (kind === "object" || kind === "array")) kind = "json";
+  switch (kind) {
+    case "object": return objectField(schema, path, options);
+    case "array": return arrayField(schema, path, options);
+    case "enum": return enumField(schema, path, options);
+    case "boolean": return booleanField(schema, path, options);
+    case "number":
+    case "integer": return numberField(schema, path, options, kind === "integer");
+    case "string": return stringField(schema, path, options);
+    case "const": return constField(schema, path, options);
+    default: return jsonField(schema, path, options);
+  }
+}
+
+function fieldLabel(schema, path, options) {
+  return options.label || schema.title || lastSegment(path) || "value";
+}
+
+function requiredMark(required) {
+  return required ? el("span", { class: "required", title: "required", text: "*" }) : null;
+}
+
+/** The wrapper of one input: label (with the required mark), control, description. */
+function fieldShell(schema, path, options, control) {
+  if (!control.id) control.id = nextFieldId();
+  if (options.required) control.setAttribute("aria-required", "true");
+  const label = el("label", { for: control.id, class: "field-label" },
+    fieldLabel(schema, path, options), requiredMark(options.required));
+  const hint = schema.description ? el("p", { class: "hint", text: schema.description }) : null;
+  return el("div", { class: "field", "data-field": path }, label, control, hint);
+}
+
+function absent() {
+  return { value: undefined, explicit: false, errors: [] };
+}
+
+function missing(wrap, control) {
+  return { value: undefined, explicit: false,
+    errors: [{ wrap, control, message: "This field is required." }] };
+}
+
+function invalid(wrap, control, message) {
+  return { value: undefined, explicit: true, errors: [{ wrap, control, message }] };
+}
+
+const FORMAT_HINTS = {
+  "date-time": "2025-01-31T12:00:00Z", date: "2025-01-31", time: "12:00:00",
+  email: "name@example.com", uri: "https://…", url: "https://…", uuid: "xxxxxxxx-xxxx-…",
+};
+
+function inputTypeFor(schema) {
+  if (schema.format === "date") return "date";
+  if (schema.format === "email") return "email";
+  if (schema.format === "uri" || schema.format === "url") return "url";
+  if (schema.format === "password" || schema.writeOnly === true) return "password";
+  return "text";
+}
+
+function wantsTextarea(schema, path) {
+  if (schema.format || schema.enum) return false;
+  if (typeof schema.maxLength === "number" && schema.maxLength <= 200) return false;
+  if (schema.contentMediaType) return true;
+  return /^(content|body|text|prompt|code|markdown|html|script|query|sql|template)$/i
+    .test(lastSegment(path));
+}
+
+/** What is wrong with a string for its schema, or "". */
+function stringProblem(schema, text) {
+  const length = Array.from(text).length;
+  if (typeof schema.minLength === "number" && length < schema.minLength) {
+    return "At least " + schema.minLength + " characters.";
+  }
+  if (typeof schema.maxLength === "number" && length > schema.maxLength) {
+    return "At most " + schema.maxLength + " characters.";
+  }
+  if (typeof schema.pattern === "string") {
+    try {
+      if (!new RegExp(schema.pattern, "u").test(text)) {
+        return "Does not match the pattern " + schema.pattern + ".";
+      }
+    } catch (error) {
+      // A pattern this browser cannot compile is left to the server.
+    }
+  }
+  if (schema.format === "email" && !/^[^@\s]+@[^@\s]+$/.test(text)) return "Not an e-mail address.";
+  if ((schema.format === "uri" || schema.format === "url") && !/^[a-z][a-z0-9+.-]*:/i.test(text)) {
+    return "Not a URI.";
+  }
+  if (schema.format === "date-time" && Number.isNaN(Date.parse(text))) return "Not a date-time.";
+  return "";
+}
+
+function stringField(schema, path, options) {
+  const control = wantsTextarea(schema, path)
+    ? el("textarea", { name: path, rows: 4 })
+    : el("input", { type: inputTypeFor(schema), name: path, autocomplete: "off" });
+  const initial = firstDefined(options.initial, schema.default);
+  if (initial !== undefined && initial !== null) {
+    control.value = typeof initial === "string" ? initial : JSON.stringify(initial);
+  }
+  const example = Array.isArray(schema.examples) ? schema.examples[0] : undefined;
+  if (typeof example === "string") control.placeholder = example;
+  else if (FORMAT_HINTS[schema.format]) control.placeholder = FORMAT_HINTS[schema.format];
+  const wrap = fieldShell(schema, path, options, control);
+  return {
+    element: wrap,
+    raw: () => control.value,
+    collect() {
+      const text = control.value;
+      if (text === "") return options.required ? missing(wrap, control) : absent();
+      const problem = stringProblem(schema, text);
+      if (problem) return invalid(wrap, control, problem);
+      return { value: text, explicit: text !== schema.default, errors: [] };
+    },
+  };
+}
+
+const NUMBER_PATTERN = /^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/;
+
+/** What is wrong with a number for its schema, or "". */
+function numberProblem(schema, number, integer) {
+  if (integer && !Number.isInteger(number)) return "Must be a whole number.";
+  if (typeof schema.minimum === "number") {
+    if (schema.exclusiveMinimum === true ? number <= schema.minimum : number < schema.minimum) {
+      return "Must be at least " + schema.minimum + ".";
+    }
+  }
+  if (typeof schema.maximum === "number") {
+    if (schema.exclusiveMaximum === true ? number >= schema.maximum : number > schema.maximum) {
+      return "Must be at most " + schema.maximum + ".";
+    }
+  }
+  if (typeof schema.exclusiveMinimum === "number" && number <= schema.exclusiveMinimum) {
+    return "Must be more than " + schema.exclusiveMinimum + ".";
+  }
+  if (typeof schema.exclusiveMaximum === "number" && number >= schema.exclusiveMaximum) {
+    return "Must be less than " + schema.exclusiveMaximum + ".";
+  }
+  return "";
+}
+
+/** A number typed as text (so anything typed can be checked and explained), sent as a number. */
+function numberField(schema, path, options, integer) {
+  const control = el("input", { type: "text", name: path, autocomplete: "off",
+    inputMode: integer ? "numeric" : "decimal", class: "number" });
+  const initial = firstDefined(options.initial, schema.default);
+  if (initial !== undefined && initial !== null) control.value = String(initial);
+  const wrap = fieldShell(schema, path, options, control);
+  return {
+    element: wrap,
+    raw: () => control.value,
+    collect() {
+      const text = control.value.trim();
+      if (text === "") return options.required ? missing(wrap, control) : absent();
+      if (!NUMBER_PATTERN.test(text)) return invalid(wrap, control, "Not a number.");
+      const number = Number(text);
+      const problem = numberProblem(schema, number, integer);
+      if (problem) return invalid(wrap, control, problem);
+      return { value: number, explicit: number !== schema.default, errors: [] };
+    },
+  };
+}
+
+/** A checkbox; an optional one without a default is sent only once the user changed it. */
+function booleanField(schema, path, options) {
+  const control = el("input", { type: "checkbox", name: path });
+  const initial = firstDefined(options.initial, schema.default);
+  control.checked = initial === true;
+  let touched = options.initial !== undefined;
+  control.addEventListener("change", () => {
+    touched = true;
+  });
+  if (!control.id) control.id = nextFieldId();
+  const label = el("label", { for: control.id, class: "check-label" }, control,
+    el("span", {}, fieldLabel(schema, path, options)), requiredMark(options.required));
+  const hint = schema.description ? el("p", { class: "hint", text: schema.description }) : null;
+  const wrap = el("div", { class: "field field-check", "data-field": path }, label, hint);
+  return {
+    element: wrap,
+    raw: () => control.checked,
+    collect() {
+      if (!options.required && schema.default === undefined && !touched) return absent();
+      return { value: control.checked, explicit: touched, errors: [] };
+    },
+  };
+}
+
+/** A select of fixed choices; option values are the choices as text, sent as their own type. */
+function enumField(schema, path, options) {
+  const choices = choicesOf(schema);
+  const control = el("select", { name: path });
+  const initial = firstDefined(options.initial, schema.default);
+  const hasInitial = choices.some((choice) => sameValue(choice.value, initial));
+  if (!options.required || !hasInitial) {
+    const text = options.required ? "— choose —" : "— none —";
+    control.append(el("option", { value: "", text }));
+  }
+  for (const choice of choices) {
+    const option = el("option", { value: choiceLabel(choice.value), text: choice.label });
+    if (sameValue(choice.value, initial)) option.selected = true;
+    control.append(option);
+  }
+  const offset = control.options.length - choices.length;
+  const wrap = fieldShell(schema, path, options, control);
+  const selected = () => control.selectedIndex >= offset
+    ? choices[control.selectedIndex - offset] : undefined;
+  return {
+    element: wrap,
+    raw: () => (selected() ? selected().value : undefined),
+    collect() {
+      const choice = selected();
+      if (!choice) return options.required ? missing(wrap, control) : absent();
+      return { value: choice.value, explicit: !sameValue(choice.value, schema.default),
+        errors: [] };
+    },
+  };
+}
+
+function sameValue(a, b) {
+  return a === b || (a !== undefined && b !== undefined && JSON.stringify(a) === JSON.stringify(b));
+}
+
+function constField(schema, path, options) {
+  const control = el("input", { type: "text", name: path, readOnly: true,
+    value: choiceLabel(schema.const) });
+  const wrap = fieldShell(schema, path, options, control);
+  return {
+    element: wrap,
+    raw: () => schema.const,
+    collect: () => (options.required ? { value: schema.const, explicit: false, errors: [] }
+      : absent()),
+  };
+}
+
+/** Raw JSON, for what the form cannot lay out (any type, unions, free-form objects). */
+function jsonField(schema, path, options) {
+  const control = el("textarea", { name: path, rows: 3, class: "code", placeholder: "JSON value" });
+  control.spellcheck = false;
+  const initial = firstDefined(options.initial, schema.default);
+  if (initial !== undefined) {
+    control.value = typeof initial === "string" && options.initial !== undefined
+      ? initial : JSON.stringify(initial, null, 2);
+  }
+  const wrap = fieldShell(schema, path, options, control);
+  return {
+    element: wrap,
+    raw: () => control.value,
+    collect() {
+      const text = control.value.trim();
+      if (text === "") return options.required ? missing(wrap, control) : absent();
+      try {
+        return { value: JSON.parse(text), explicit: true, errors: [] };
+      } catch (error) {
+        return invalid(wrap, control, "Not valid JSON (" + error.message + ").");
+      }
+    },
+  };
+}
+
+/** An object: its properties as fields (a fieldset when nested); left out when optional and
+ * untouched. */
+function objectField(schema, path, options) {
+  const required = new Set(Array.isArray(schema.required) ? schema.required : []);
+  const initial = firstDefined(options.initial, schema.default);
+  const values = isObject(initial) ? initial : {};
+  const depth = options.depth || 0;
+  const children = Object.keys(schema.properties || {}).map((key) => ({
+    key,
+    field: schemaField(schema.properties[key], joinPath(path, key), { root: options.root,
+      required: required.has(key), initial: values[key], depth: depth + 1 }),
+  }));
+  const body = children.map((child) => child.field.element);
+  let element;
+  if (path === "" && !options.label) {
+    element = el("div", { class: "fields" }, body);
+  } else {
+    element = el("fieldset", { class: "object", "data-field": path },
+      el("legend", {}, fieldLabel(schema, path, options), requiredMark(options.required)),
+      schema.description ? el("p", { class: "hint", text: schema.description }) : null,
+      body.length ? body : muted("No properties."));
+  }
+  return {
+    element,
+    raw() {
+      const out = {};
+      for (const { key, field } of children) {
+        const value = field.raw();
+        if (value !== undefined && value !== "") out[key] = value;
+      }
+      return out;
+    },
+    collect() {
+      const value = {};
+      const errors = [];
+      let explicit = false;
+      for (const { key, field } of children) {
+        const result = field.collect();
+        errors.push(...result.errors);
+        if (result.value !== undefined) value[key] = result.value;
+        if (result.explicit) explicit = true;
+      }
+      if (path !== "" && !options.required && !explicit) return absent();
+      return { value, explicit, errors };
+    },
+  };
+}
+
+/** An array: items added and removed one by one (any item type), or checkboxes for choices. */
+function arrayField(schema, path, options) {
+  const itemSchema = Array.isArray(schema.items) ? false : (schema.items || {});
+  if (itemSchema === false) return jsonField(schema, path, options);
+  const resolvedItem = resolveSchema(itemSchema, options.root, 0);
+  const choices = choicesOf(resolvedItem);
+  if (choices) return choiceArrayField(schema, path, options, choices);
+  const depth = options.depth || 0;
+  const list = el("ol", { class: "array-items" });
+  const items = [];
+  const add = el("button", { type: "button", class: "btn small add-item", "data-path": path,
+    text: "Add item" });
+  const wrap = el("fieldset", { class: "array", "data-field": path },
+    el("legend", {}, fieldLabel(schema, path, options), requiredMark(options.required)),
+    schema.description ? el("p", { class: "hint", text: schema.description }) : null,
+    list, el("div", { class: "array-actions" }, add));
+
+  function addItem(initial) {
+    const index = items.length;
+    const itemPath = joinPath(path, index);
+    const field = schemaField(itemSchema, itemPath, { root: options.root, required: true,
+      initial, label: "Item " + (index + 1), depth: depth + 1 });
+    const remove = el("button", { type: "button", class: "btn small subtle remove-item",
+      "data-path": itemPath, text: "Remove", "aria-label": "Remove item " + (index + 1) });
+    remove.addEventListener("click", () => removeItem(index));
+    const item = el("li", { class: "array-item" }, field.element, remove);
+    items.push({ field, item });
+    list.append(item);
+    add.disabled = typeof schema.maxItems === "number" && items.length >= schema.maxItems;
+    return field;
+  }
+
+  function rebuild(values) {
+    list.replaceChildren();
+    items.length = 0;
+    values.forEach((value) => addItem(value));
+    add.disabled = typeof schema.maxItems === "number" && items.length >= schema.maxItems;
+  }
+
+  function removeItem(index) {
+    const values = items.map((entry) => entry.field.raw());
+    values.splice(index, 1);
+    rebuild(values);
+  }
+
+  add.addEventListener("click", () => {
+    const field = addItem(undefined);
+    const first = field.element.querySelector("input, select, textarea");
+    if (first) first.focus();
+  });
+  const initial = firstDefined(options.initial, schema.default);
+  if (Array.isArray(initial)) rebuild(initial);
+  return {
+    element: wrap,
+    raw: () => items.map((entry) => entry.field.raw()),
+    collect() {
+      if (!items.length && !options.required) return absent();
+      const value = [];
+      const errors = [];
+      for (const { field } of items) {
+        const result = field.collect();
+        errors.push(...result.errors);
+        value.push(result.value === undefined ? null : result.value);
+      }
+      const problem = itemsProblem(schema, value.length);
+      if (problem) errors.push({ wrap, control: add, message: problem });
+      return { value, explicit: items.length > 0, errors };
+    },
+  };
+}
+
+function itemsProblem(schema, count) {
+  if (typeof schema.minItems === "number" && count < schema.minItems) {
+    return "At least " + schema.minItems + " item" + (schema.minItems === 1 ? "" : "s") + ".";
+  }
+  if (typeof schema.maxItems === "number" && count > schema.maxItems) {
+    return "At most " + schema.maxItems + " items.";
+  }
+  return "";
+}
+
+/** An array of fixed choices: one checkbox per choice, all named by the array's path. */
+function choiceArrayField(schema, path, options, choices) {
+  const initial = firstDefined(options.initial, schema.default);
+  const selected = Array.isArray(initial) ? initial : [];
+  const boxes = choices.map((choice) => {
+    const box = el("input", { type: "checkbox", name: path, value: choiceLabel(choice.value),
+      id: nextFieldId() });
+    box.checked = selected.some((value) => sameValue(value, choice.value));
+    return { box, choice };
+  });
+  const wrap = el("fieldset", { class: "array choices", "data-field": path },
+    el("legend", {}, fieldLabel(schema, path, options), requiredMark(options.required)),
+    schema.description ? el("p", { class: "hint", text: schema.description }) : null,
+    el("div", { class: "choice-list" }, boxes.map(({ box, choice }) =>
+      el("label", { for: box.id, class: "check-label" }, box,
+        el("span", { text: choice.label })))));
+  const picked = () => boxes.filter(({ box }) => box.checked).map(({ choice }) => choice.value);
+  return {
+    element: wrap,
+    raw: picked,
+    collect() {
+      const value = picked();
+      if (!value.length && !options.required) return absent();
+      const problem = itemsProblem(schema, value.length);
+      const errors = problem ? [{ wrap, control: boxes[0] && boxes[0].box, message: problem }]
+        : [];
+      return { value, explicit: value.length > 0, errors };
+    },
+  };
+}
+
+/** A form's fields for an object schema (a tool's inputSchema, an elicitation's schema). */
+function formFields(schema) {
+  const root = isObject(schema) ? schema : { type: "object", properties: {} };
+  return schemaField(root, "", { root, required: true, depth: 0 });
+}
+
+function clearFieldErrors(form) {
+  for (const node of form.querySelectorAll(".field-error")) node.remove();
+  for (const node of form.querySelectorAll(".invalid")) node.classList.remove("invalid");
+  for (const node of form.querySelectorAll("[aria-invalid]")) {
+    node.removeAttribute("aria-invalid");
+  }
+}
+
+/** Shows each error under its field and focuses the first one. */
+function showFieldErrors(form, errors) {
+  clearFieldErrors(form);
+  for (const { wrap, control, message } of errors) {
+    const id = nextFieldId();
+    wrap.classList.add("invalid");
+    if (control) {
+      control.setAttribute("aria-invalid", "true");
+      control.setAttribute("aria-describedby", id);
+    }
+    const note = el("p", { class: "field-error", id, role: "alert", text: message });
+    const anchor = wrap.tagName === "FIELDSET" ? wrap.querySelector(":scope > .array-actions")
+      : null;
+    if (anchor) anchor.after(note);
+    else wrap.append(note);
+  }
+  const first = errors.find((error) => error.control);
+  if (first) first.control.focus();
+}
+
+/** Clears a field's error as soon as the user edits it. */
+function clearErrorsOnInput(form) {
+  const clear = (event) => {
+    const wrap = event.target.closest(".field, fieldset");
+    if (!wrap || !wrap.classList.contains("invalid")) return;
+    wrap.classList.remove("invalid");
+    for (const note of wrap.querySelectorAll(":scope > .field-error")) note.remove();
+    event.target.removeAttribute("aria-invalid");
+  };
+  form.addEventListener("input", clear);
+  form.addEventListener("change", clear);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Content rendering (tool results, prompt messages, resources)                                 */
+/* ------------------------------------------------------------------------------------------ */
+
+const MIME_PATTERN = /^[a-z0-9][a-z0-9!#$&^_.+-]*\/[a-z0-9][a-z0-9!#$&^_.+-]*$/i;
+
+/** A base64 data: URL when the media type and data look right, else null. */
+function dataUrl(mimeType, data) {
+  if (typeof mimeType !== "string" || typeof data !== "string") return null;
+  const clean = data.replace(/\s+/g, "");
+  if (!MIME_PATTERN.test(mimeType) || !/^[A-Za-z0-9+/_-]*={0,2}$/.test(clean)) return null;
+  return "data:" + mimeType + ";base64," + clean;
+}
+
+/** Text in a <pre>, pretty-printed when it is JSON. */
+function textBlock(text) {
+  return el("pre", { class: "text", text: prettyText(text) });
+}
+
+function mediaError(kind, mimeType) {
+  return el("p", { class: "error", text: "Could not show this " + kind + " (" +
+    (mimeType || "no media type") + ")." });
+}
+
+function imageBlock(mimeType, data) {
+  const src = dataUrl(mimeType, data);
+  if (!src || !mimeType.startsWith("image/")) return mediaError("image", mimeType);
+  return el("img", { class: "media", src, alt: "Image (" + mimeType + ")" });
+}
+
+function audioBlock(mimeType, data) {
+  const src = dataUrl(mimeType, data);
+  if (!src || !mimeType.startsWith("audio/")) return mediaError("audio", mimeType);
+  return el("audio", { class: "media", controls: true, src });
+}
+
+function base64ToBytes(data) {
+  const binary = atob(data.replace(/\s+/g, "").replace(/-/g, "+").replace(/_/g, "/"));
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i += 1) bytes[i] = binary.charCodeAt(i);
+  return bytes;
+}
+
+function bytesToBase64(buffer) {
+  const bytes = new Uint8Array(buffer);
+  let binary = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    binary += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(binary);
+}
+
+/** A download link for base64 content. */
+function downloadLink(uri, mimeType, blob) {
+  let href;
+  try {
+    const type = MIME_PATTERN.test(mimeType || "") ? mimeType : "application/octet-stream";
+    href = URL.createObjectURL(new Blob([base64ToBytes(blob)], { type }));
+    objectUrls.push(href);
+  } catch (error) {
+    return el("p", { class: "error", text: "The content is not valid base64." });
+  }
+  const name = String(uri || "download").split(/[/\\?#]/).filter(Boolean).pop() || "download";
+  return el("a", { class: "download", href, download: name,
+    text: "Download " + name + " (" + (mimeType || "binary") + ", " +
+      formatBytes(Math.floor((blob.length * 3) / 4)) + ")" });
+}
+
+/** A resource's contents (embedded in a result, or read): text, image, audio or a download. */
+function resourceBlock(resource) {
+  if (!isObject(resource)) return el("pre", { class: "text", text: pretty(resource) });
+  const mimeType = typeof resource.mimeType === "string" ? resource.mimeType : "";
+  const head = el("div", { class: "resource-head" },
+    el("code", { class: "uri", text: resource.uri || "" }),
+    mimeType ? badge(mimeType) : null);
+  let body;
+  if (typeof resource.text === "string") body = textBlock(resource.text);
+  else if (typeof resource.blob === "string") {
+    const preview = mimeType.startsWith("image/") ? imageBlock(mimeType, resource.blob)
+      : mimeType.startsWith("audio/") ? audioBlock(mimeType, resource.blob) : null;
+    body = [preview, downloadLink(resource.uri, mimeType, resource.blob)];
+  } else body = muted("No content.");
+  return el("div", { class: "resource" }, head, body);
+}
+
+/** A link to a resource: opens it on the Resources page. */
+function resourceLinkBlock(item) {
+  const uri = typeof item.uri === "string" ? item.uri : "";
+  return el("div", { class: "resource-link" },
+    el("a", { href: "#/resources/" + encodeURIComponent(uri),
+      text: (item.title || item.name || uri) + (item.name || item.title ? " — " + uri : "") }),
+    item.mimeType ? badge(String(item.mimeType)) : null,
+    item.description ? el("p", { class: "hint", text: item.description }) : null);
+}
+
+/** One MCP content item. */
+function contentBlock(item) {
+  if (!isObject(item)) return el("pre", { class: "text", text: pretty(item) });
+  let body;
+  switch (item.type) {
+    case "text": body = textBlock(item.text); break;
+    case "image": body = imageBlock(item.mimeType, item.data); break;
+    case "audio": body = audioBlock(item.mimeType, item.data); break;
+    case "resource": body = resourceBlock(item.resource); break;
+    case "resource_link": body = resourceLinkBlock(item); break;
+    default: body = el("pre", { class: "text", text: pretty(item) });
+  }
+  return el("div", { class: "content-item", "data-type": String(item.type || "unknown") }, body);
+}
+
+function contentList(content) {
+  const items = Array.isArray(content) ? content : content === undefined ? [] : [content];
+  if (!items.length) return muted("No content.");
+  return el("div", { class: "content-list" }, items.map(contentBlock));
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Servers page                                                                                 */
+/* ------------------------------------------------------------------------------------------ */
+
+const STATE_KINDS = { connected: "ok", starting: "info", failed: "danger", refused: "danger",
+  disabled: "muted", stopped: "warn" };
+
+async function renderServers(section, ctx) {
+  const summary = el("span");
+  const tbody = el("tbody");
+  const refreshNow = button("Refresh", { class: "btn" });
+  section.append(
+    pageHeader("Servers", summary, refreshNow),
+    el("div", { class: "card flush" }, el("table", { class: "table servers" },
+      el("thead", {}, el("tr", {}, ["Server", "Transport", "State", "Served", "Tools",
+        "Restarts", "Stderr", ""].map((h) => el("th", { scope: "col", text: h })))),
+      tbody)));
+  const refresh = async () => {
+    const data = await ctx.api("/api/v1/servers");
+    if (!ctx.alive) return;
+    const servers = Array.isArray(data && data.servers) ? data.servers : [];
+    updateServerRows(tbody, servers, refresh);
+    const connected = servers.filter((server) => server.state === "connected").length;
+    summary.textContent = servers.length + " configured, " + connected + " connected. " +
+      "Refreshed every 3 s.";
+  };
+  refreshNow.addEventListener("click", () => refresh().catch(report));
+  await refresh();
+  ctx.every(3000, () => refresh().catch(report));
+}
+
+/** Updates the rows in place (keyed by name) so a refresh never steals a click. */
+function updateServerRows(tbody, servers, refresh) {
+  const existing = new Map();
+  for (const row of tbody.querySelectorAll("tr[data-server]")) {
+    existing.set(row.dataset.server, row);
+  }
+  const rows = servers.map((server) => {
+    const name = String(server.name);
+    const row = existing.get(name) || serverRow(name, refresh);
+    existing.delete(name);
+    fillServerRow(row, server);
+    return row;
+  });
+  tbody.replaceChildren(...(rows.length ? rows : [emptyRow(8, "No servers are configured.")]));
+}
+
+function serverRow(name, refresh) {
+  const row = el("tr", { "data-server": name },
+    el("td", { class: "name" }, el("strong", { text: name }), el("div", { class: "description" })),
+    el("td", {}, el("code", { class: "transport" })),
+    el("td", {}, el("span", { class: "state badge" }), el("div", { class: "reason" })),
+    el("td", { class: "served" }),
+    el("td", { class: "tools num" }),
+    el("td", { class: "restarts num" }),
+    el("td", { class: "stderr-cell" }, el("pre", { class: "stderr" })),
+    el("td", { class: "actions" }));
+  row.refresh = refresh;
+  return row;
+}
+
+function fillServerRow(row, server) {
+  const state = String(server.state || "unknown");
+  const description = typeof server.description === "string" ? server.description : "";
+  row.querySelector(".description").textContent = description !== state ? description : "";
+  row.querySelector(".transport").textContent = server.transport || "—";
+  const stateBadge = row.querySelector(".state");
+  stateBadge.textContent = state;
+  stateBadge.className = "state badge badge-" + (STATE_KINDS[state] || "muted");
+  row.querySelector(".reason").textContent = server.reason ? String(server.reason) : "";
+  row.querySelector(".served").textContent = server.served ? "yes" : "no";
+  row.querySelector(".tools").textContent = String(server.tools ?? 0);
+  row.querySelector(".restarts").textContent = String(server.restarts ?? 0);
+  const stderr = row.querySelector(".stderr");
+  const lines = Array.isArray(server.stderr) ? server.stderr.slice(-50).map(String) : [];
+  const text = lines.join("\n");
+  if (stderr.textContent !== text) {
+    stderr.textContent = text;
+    stderr.scrollTop = stderr.scrollHeight;
+  }
+  fillServerActions(row, server.name, state);
+}
+
+/** Restart, and enable or disable (whichever applies); rebuilt only when the state changes. */
+function fillServerActions(row, name, state) {
+  const cell = row.querySelector(".actions");
+  if (cell.dataset.state === state) return;
+  cell.dataset.state = state;
+  const disabled = state === "disabled";
+  const idle = disabled || state === "stopped";
+  const restart = button("Restart", { class: "btn small restart", disabled: idle,
+    title: idle ? "The server is not running" : "Close the connection and connect again" });
+  const toggle = disabled
+    ? button("Enable", { class: "btn small enable" })
+    : button("Disable", { class: "btn small subtle disable" });
+  restart.addEventListener("click", () => serverAction(row, name, "restart", restart));
+  toggle.addEventListener("click", () =>
+    serverAction(row, name, disabled ? "enable" : "disable", toggle));
+  cell.replaceChildren(el("div", { class: "button-row" }, restart, toggle));
+}
+
+const SERVER_ACTION_DONE = { restart: "Restarting", enable: "Enabled", disable: "Disabled" };
+
+async function serverAction(row, name, action, control) {
+  control.disabled = true;
+  try {
+    await api("/api/v1/servers/" + encodeSegment(name) + "/" + action, { method: "POST" });
+    notify(SERVER_ACTION_DONE[action] + " " + name + ".");
+    await row.refresh();
+  } catch (error) {
+    report(error);
+  } finally {
+    control.disabled = false;
+  }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Tools page                                                                                   */
+/* ------------------------------------------------------------------------------------------ */
+
+/** Badges for a tool's annotations, output schema and task support. */
+function toolBadges(tool) {
+  const notes = isObject(tool.annotations) ? tool.annotations : {};
+  const badges = [];
+  if (notes.readOnlyHint === true) badges.push(badge("read-only", "ok"));
+  if (notes.destructiveHint === true && notes.readOnlyHint !== true) {
+    badges.push(badge("destructive", "danger"));
+  }
+  if (notes.idempotentHint === true) badges.push(badge("idempotent", "info"));
+  if (notes.openWorldHint === true) badges.push(badge("open-world", "warn"));
+  if (isObject(tool.outputSchema)) badges.push(badge("structured output", "muted"));
+  const execution = isObject(tool.execution) ? tool.execution : {};
+  if (execution.taskSupport && execution.taskSupport !== "forbidden") {
+    badges.push(badge("task: " + execution.taskSupport, "muted"));
+  }
+  return badges.length ? el("div", { class: "badges" }, badges) : null;
+}
+
+function firstLine(text) {
+  return typeof text === "string" ? text.split("\n")[0] : "";
+}
+
+async function renderTools(section, ctx, open) {
+  const search = el("input", { type: "search", id: "tool-search", class: "search",
+    placeholder: "Search name, title or description", autocomplete: "off",
+    "aria-label": "Search tools" });
+  const count = el("p", { class: "muted small" });
+  const list = el("ul", { class: "item-list" });
+  const detail = el("div", { class: "detail" }, card(null, muted("Pick a tool to call it.")));
+  const view = { ctx, detail, run: null, tool: null, list };
+  section.append(
+    pageHeader("Tools", "The merged catalog, as clients see it. Pick a tool to call it."),
+    el("div", { class: "split" },
+      el("div", { class: "card list-pane" }, search, count, list), detail));
+  const load = async () => {
+    const query = search.value.trim();
+    const data = await ctx.api("/api/v1/tools" + (query ? "?q=" + encodeURIComponent(query) : ""));
+    if (!ctx.alive || search.value.trim() !== query) return;
+    const tools = Array.isArray(data && data.tools) ? data.tools : [];
+    count.textContent = tools.length + (tools.length === 1 ? " tool" : " tools") +
+      (query ? " match" : "");
+    list.replaceChildren(...tools.map((tool) => toolItem(view, tool)));
+    if (!tools.length) list.append(el("li", { class: "empty" }, muted("No tools.")));
+    markSelected(list, "tool", view.tool && view.tool.name);
+    return tools;
+  };
+  search.addEventListener("input", debounce(() => load().catch(report), 200));
+  const tools = await load();
+  const wanted = tools && tools.find((tool) => tool.name === open);
+  if (wanted) openTool(view, wanted);
+  else if (open) showError("No tool named " + open + ".");
+}
+
+function markSelected(list, key, value) {
+  for (const item of list.querySelectorAll("[data-" + key + "]")) {
+    const on = item.getAttribute("data-" + key) === value;
+    item.classList.toggle("selected", on);
+    if (on) item.setAttribute("aria-current", "true");
+    else item.removeAttribute("aria-current");
+  }
+}
+
+function toolItem(view, tool) {
+  const name = String(tool.name);
+  const title = tool.title && tool.title !== name ? tool.title : "";
+  const item = el("button", { type: "button", class: "item", "data-tool": name },
+    el("span", { class: "item-name", text: name }),
+    title ? el("span", { class: "item-title", text: title }) : null,
+    tool.description ? el("span", { class: "item-desc", text: firstLine(tool.description) })
+      : null,
+    toolBadges(tool));
+  item.addEventListener("click", () => openTool(view, tool));
+  return el("li", {}, item);
+}
+
+/** Opens a tool: its description, a form from its input schema, and the call's output. */
+function openTool(view, tool) {
+  if (view.run) cancelRun(view.run);
+  view.tool = tool;
+  setSubroute("tools", tool.name);
+  markSelected(view.list, "tool", tool.name);
+  const fields = formFields(tool.inputSchema);
+  const call = el("button", { type: "submit", id: "tool-call", class: "btn primary",
+    text: "Call" });
+  const cancel = button("Cancel", { id: "tool-cancel", disabled: true });
+  const form = el("form", { id: "tool-form", class: "schema-form", novalidate: true },
+    fields.element,
+    fields.element.querySelector("input, select, textarea, button") ? null
+      : muted("This tool takes no arguments."),
+    el("div", { class: "form-actions" }, call, cancel));
+  clearErrorsOnInput(form);
+  const progressBar = el("progress", { max: 1 });
+  const progressText = el("span", { class: "progress-text" });
+  const progress = el("div", { id: "tool-progress", class: "progress", hidden: true },
+    progressBar, progressText);
+  const logs = el("ul", { id: "tool-logs", class: "logs" });
+  const logBox = el("div", { class: "log-box", hidden: true }, el("h3", { text: "Log" }), logs);
+  const questions = el("div", { class: "questions" });
+  const result = el("div", { id: "tool-result", class: "result", "aria-live": "polite" });
+  Object.assign(view, { form, fields, call, cancel, progress, progressBar, progressText, logs,
+    logBox, questions, result });
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    startCall(view);
+  });
+  cancel.addEventListener("click", () => {
+    if (view.run) cancelRun(view.run);
+  });
+  view.detail.replaceChildren(
+    el("div", { class: "card" },
+      el("div", { class: "detail-head" },
+        el("h2", { text: tool.title || tool.name }),
+        tool.title ? el("code", { class: "qualified", text: tool.name }) : null),
+      toolBadges(tool),
+      tool.description ? el("p", { class: "description", text: tool.description }) : null,
+      schemaDetails("Input schema", tool.inputSchema),
+      isObject(tool.outputSchema) ? schemaDetails("Output schema", tool.outputSchema) : null,
+      form),
+    el("div", { class: "card run" }, el("h2", { class: "card-title", text: "Call" }),
+      questions, progress, logBox, result));
+}
+
+function schemaDetails(title, schema) {
+  return el("details", { class: "schema" }, el("summary", { text: title }),
+    el("pre", { class: "code", text: pretty(schema) }));
+}
+
+function resetRunView(view) {
+  view.progress.hidden = true;
+  view.progressBar.max = 1;
+  view.progressBar.removeAttribute("value");
+  view.progressText.textContent = "";
+  view.logs.replaceChildren();
+  view.logBox.hidden = true;
+  view.questions.replaceChildren();
+  view.result.replaceChildren(el("p", { class: "muted running", text: "Calling…" }));
+}
+
+function setRunning(view, running) {
+  view.call.disabled = running;
+  view.cancel.disabled = !running;
+  view.form.classList.toggle("busy", running);
+}
+
+/** Checks the form, then calls the tool and follows its event stream. */
+function startCall(view) {
+  const collected = view.fields.collect();
+  showFieldErrors(view.form, collected.errors);
+  if (collected.errors.length) return;
+  resetRunView(view);
+  const run = { view, tool: view.tool, controller: new AbortController(), callId: null,
+    settled: false, cancelled: false, queue: [], asking: null };
+  view.run = run;
+  setRunning(view, true);
+  executeCall(run, collected.value || {})
+    .catch((error) => callFailed(run, error))
+    .finally(() => finishRun(run));
+}
+
+function finishRun(run) {
+  const view = run.view;
+  if (view.run !== run) return;
+  view.run = null;
+  setRunning(view, false);
+  run.queue = [];
+  view.questions.replaceChildren();
+  if (!run.settled) {
+    showRunNote(view, run.cancelled ? "Call cancelled." : "The call ended without a result.");
+  }
+}
+
+async function executeCall(run, args) {
+  const response = await fetch("/api/v1/tools/call", {
+    method: "POST",
+    headers: apiHeaders(true, "text/event-stream"),
+    body: JSON.stringify({ name: run.tool.name, arguments: args }),
+    signal: run.controller.signal,
+    credentials: "same-origin",
+  });
+  const type = response.headers.get("Content-Type") || "";
+  if (response.ok && type.includes("text/event-stream") && response.body) {
+    await readEvents(response.body, (event) => onCallEvent(run, event));
+    return;
+  }
+  const data = await readBody(response);
+  if (response.ok) {
+    run.settled = true;
+    showResult(run.view, run.tool, data);
+    return;
+  }
+  run.settled = true;
+  if (response.status === 401) report(new ApiError(401, errorMessage(401, data)));
+  else showCallError(run.view, response.status, errorMessage(0, data));
+}
+
+function callFailed(run, error) {
+  if (error && error.name === "AbortError") return;
+  run.settled = true;
+  showCallError(run.view, 0, "The proxy did not answer (" + (error && error.message) + ").");
+}
+
+/** Cancels a running call: tells the proxy (when it named the call) and stops reading. */
+function cancelRun(run) {
+  if (run.cancelled) return;
+  run.cancelled = true;
+  if (run.callId) {
+    api("/api/v1/calls/" + encodeSegment(run.callId), { method: "DELETE" }).catch((error) => {
+      if (error.status !== 404) report(error);
+    });
+  }
+  run.controller.abort();
+}
+
+/** Reads a text/event-stream body, calling `onEvent({event, data})` for each event. */
+async function readEvents(body, onEvent) {
+  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += value;
+    // A lone "\r" at the end may be half of "\r\n": keep it for the next chunk.
+    const held = buffer.endsWith("\r") ? "\r" : "";
+    let text = (held ? buffer.slice(0, -1) : buffer).replace(/\r\n?/g, "\n");
+    let cut = text.indexOf("\n\n");
+    while (cut >= 0) {
+      const event = parseEvent(text.slice(0, cut));
+      text = text.slice(cut + 2);
+      if (event) onEvent(event);
+      cut = text.indexOf("\n\n");
+    }
+    buffer = text + held;
+  }
+  const last = parseEvent(buffer.replace(/\r\n?/g, "\n"));
+  if (last) onEvent(last);
+}
+
+function parseEvent(block) {
+  let event = "message";
+  const data = [];
+  let seen = false;
+  for (const line of block.split("\n")) {
+    if (!line || line.startsWith(":")) continue;
+    const colon = line.indexOf(":");
+    const field = colon < 0 ? line : line.slice(0, colon);
+    let value = colon < 0 ? "" : line.slice(colon + 1);
+    if (value.startsWith(" ")) value = value.slice(1);
+    if (field === "event") event = value;
+    else if (field === "data") {
+      data.push(value);
+      seen = true;
+    }
+  }
+  return seen ? { event, data: data.join("\n") } : null;
+}
+
+function onCallEvent(run, event) {
+  if (run.view.run !== run) return;
+  let data;
+  try {
+    data = JSON.parse(event.data);
+  } catch (error) {
+    data = event.data;
+  }
+  switch (event.event) {
+    case "call": run.callId = isObject(data) ? data.id : null; break;
+    case "progress": showProgress(run.view, isObject(data) ? data : {}); break;
+    case "log": addLog(run.view, isObject(data) ? data : { level: "info", data }); break;
+    case "elicitation":
+    case "sampling":
+      if (isObject(data)) askQuestion(run, Object.assign({ kind: event.event }, data));
+      break;
+    case "result":
+      run.settled = true;
+      showResult(run.view, run.tool, data);
+      break;
+    case "error":
+      run.settled = true;
+      if (run.cancelled || (isObject(data) && data.status === 499)) {
+        showRunNote(run.view, "Call cancelled.");
+      } else if (isObject(data) && data.status === 401) {
+        report(new ApiError(401, String(data.error)));
+      }
+      else {
+        showCallError(run.view, isObject(data) ? data.status : 0,
+          isObject(data) ? String(data.error || "the call failed") : String(data));
+      }
+      break;
+    default: break;
+  }
+}
+
+function showProgress(view, data) {
+  const progress = Number(data.progress);
+  const total = Number(data.total);
+  view.progress.hidden = false;
+  if (Number.isFinite(total) && total > 0 && Number.isFinite(progress)) {
+    view.progressBar.max = total;
+    view.progressBar.value = Math.min(progress, total);
+  } else {
+    view.progressBar.removeAttribute("value");
+  }
+  const figures = Number.isFinite(progress)
+    ? String(progress) + (Number.isFinite(total) && data.total !== undefined ? "/" + total : "")
+    : "";
+  const message = typeof data.message === "string" ? data.message : "";
+  view.progressText.textContent = [figures, message].filter(Boolean).join(" ");
+}
+
+function addLog(view, data) {
+  const level = typeof data.level === "string" ? data.level : "info";
+  const text = typeof data.data === "string" ? data.data : pretty(data.data);
+  view.logBox.hidden = false;
+  view.logs.append(el("li", { class: "log log-" + level.toLowerCase() },
+    el("span", { class: "log-level", text: level }),
+    data.logger ? el("span", { class: "log-logger", text: String(data.logger) }) : null,
+    el("span", { class: "log-text", text })));
+}
+
+function showRunNote(view, text) {
+  view.result.replaceChildren(el("p", { class: "cancelled muted", text }));
+}
+
+function showCallError(view, status, message) {
+  const text = (status ? status + ": " : "") + message;
+  view.result.replaceChildren(el("div", { class: "error" },
+    el("strong", { text: status ? "Call failed (" + status + ")" : "Call failed" }),
+    el("p", { text: message })));
+  showError(text);
+}
+
+/** Renders a CallToolResult: its content, structured content (checked against outputSchema). */
+function showResult(view, tool, result) {
+  if (!isObject(result)) {
+    view.result.replaceChildren(el("pre", { class: "text", text: pretty(result) }));
+    return;
+  }
+  const content = contentList(result.content);
+  const parts = [];
+  if (result.isError === true) {
+    parts.push(el("div", { class: "error" },
+      el("strong", { text: "The tool reported an error" }), content));
+  } else parts.push(content);
+  if (result.structuredContent !== undefined) {
+    parts.push(el("h3", { text: "Structured content" }),
+      el("pre", { class: "structured", text: pretty(result.structuredContent) }),
+      outputCheck(tool, result.structuredContent));
+  }
+  parts.push(el("details", { class: "raw" }, el("summary", { text: "Raw result" }),
+    el("pre", { class: "code", text: pretty(result) })));
+  view.result.replaceChildren(...parts);
+}
+
+/** Whether structured content has every key the tool's outputSchema requires. */
+function outputCheck(tool, structured) {
+  if (!isObject(tool.outputSchema)) {
+    return el("p", { class: "schema-check muted", text: "The tool declares no outputSchema." });
+  }
+  const schema = resolveSchema(tool.outputSchema, tool.outputSchema, 0);
+  const required = Array.isArray(schema.required) ? schema.required : [];
+  const missingKeys = required.filter((key) =>
+    !(isObject(structured) && Object.prototype.hasOwnProperty.call(structured, key)));
+  if (!isObject(structured)) {
+    return el("p", { class: "schema-check mismatch", text: "Does not match outputSchema: " +
+      "structured content is not an object." });
+  }
+  if (missingKeys.length) {
+    return el("p", { class: "schema-check mismatch",
+      text: "Does not match outputSchema: missing " + missingKeys.join(", ") + "." });
+  }
+  return el("p", { class: "schema-check match", text: "Matches outputSchema" +
+    (required.length ? " (required: " + required.join(", ") + ")." : ".") });
+}
+
+/* Questions a server asks during a call (elicitation, sampling), answered one at a time. */
+
+function askQuestion(run, question) {
+  run.queue.push(question);
+  if (!run.asking) nextQuestion(run);
+}
+
+function nextQuestion(run) {
+  const question = run.queue.shift();
+  run.asking = question || null;
+  if (!question) return;
+  const form = question.kind === "sampling" ? samplingForm(run, question)
+    : elicitationForm(run, question);
+  run.view.questions.replaceChildren(form);
+  const first = form.querySelector("input, select, textarea");
+  if (first) first.focus();
+}
+
+async function answerQuestion(run, question, form, body) {
+  const buttons = form.querySelectorAll("button");
+  buttons.forEach((b) => {
+    b.disabled = true;
+  });
+  try {
+    if (!run.callId) throw new ApiError(0, "The proxy did not name the call.");
+    await api("/api/v1/calls/" + encodeSegment(run.callId) + "/answers/" +
+      encodeSegment(question.id), { method: "POST", body });
+    form.remove();
+    if (run.asking === question) nextQuestion(run);
+  } catch (error) {
+    report(error);
+    buttons.forEach((b) => {
+      b.disabled = false;
+    });
+  }
+}
+
+function elicitationForm(run, question) {
+  const fields = formFields(question.requestedSchema);
+  const accept = el("button", { type: "submit", id: "elicitation-accept", class: "btn primary",
+    text: "Accept" });
+  const decline = button("Decline", { id: "elicitation-decline" });
+  const cancel = button("Cancel", { id: "elicitation-cancel", class: "btn subtle" });
+  const form = el("form", { id: "elicitation-form", class: "question", novalidate: true },
+    el("h3", { text: "The server asks" }),
+    el("p", { class: "message", text: String(question.message || "") }),
+    fields.element,
+    el("div", { class: "form-actions" }, accept, decline, cancel));
+  clearErrorsOnInput(form);
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const collected = fields.collect();
+    showFieldErrors(form, collected.errors);
+    if (collected.errors.length) return;
+    answerQuestion(run, question, form, { action: "accept", content: collected.value || {} });
+  });
+  decline.addEventListener("click", () =>
+    answerQuestion(run, question, form, { action: "decline" }));
+  cancel.addEventListener("click", () =>
+    answerQuestion(run, question, form, { action: "cancel" }));
+  return form;
+}
+
+/** A sampling message's content (one item or several) as content blocks. */
+function messageBlock(message) {
+  const role = isObject(message) ? String(message.role || "") : "";
+  return el("div", { class: "message-item" }, badge(role || "message", "muted"),
+    contentList(isObject(message) ? message.content : message));
+}
+
+function samplingForm(run, question) {
+  const text = el("textarea", { name: "text", id: nextFieldId(), rows: 4, required: true,
+    "aria-required": "true" });
+  const send = el("button", { type: "submit", id: "sampling-send", class: "btn primary",
+    text: "Send answer" });
+  const messages = Array.isArray(question.messages) ? question.messages : [];
+  const wrap = el("div", { class: "field" },
+    el("label", { for: text.id, class: "field-label" }, "Your answer (as the model)",
+      requiredMark(true)), text);
+  const form = el("form", { id: "sampling-form", class: "question", novalidate: true },
+    el("h3", { text: "The server asks for a completion" }),
+    question.systemPrompt ? el("div", { class: "system-prompt" },
+      el("strong", { text: "System prompt" }), el("pre", { class: "text",
+        text: String(question.systemPrompt) })) : null,
+    el("div", { class: "messages" }, messages.map(messageBlock)),
+    question.maxTokens !== undefined ? el("p", { class: "muted small",
+      text: "Max tokens: " + question.maxTokens }) : null,
+    wrap,
+    el("div", { class: "form-actions" }, send));
+  clearErrorsOnInput(form);
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    if (!text.value.trim()) {
+      showFieldErrors(form, [{ wrap, control: text, message: "This field is required." }]);
+      return;
+    }
+    answerQuestion(run, question, form, { role: "assistant",
+      content: { type: "text", text: text.value }, model: "console", stopReason: "endTurn" });
+  });
+  return form;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Prompts page                                                                                 */
+/* ------------------------------------------------------------------------------------------ */
+
+async function renderPrompts(section, ctx, open) {
+  const search = el("input", { type: "search", id: "prompt-search", class: "search",
+    placeholder: "Search prompts", autocomplete: "off", "aria-label": "Search prompts" });
+  const count = el("p", { class: "muted small" });
+  const list = el("ul", { class: "item-list" });
+  const detail = el("div", { class: "detail" }, card(null, muted("Pick a prompt.")));
+  const view = { list, detail, prompt: null };
+  section.append(pageHeader("Prompts", "Prompts of every server, filled in with arguments."),
+    el("div", { class: "split" }, el("div", { class: "card list-pane" }, search, count, list),
+      detail));
+  const load = async () => {
+    const query = search.value.trim();
+    const data = await ctx.api("/api/v1/prompts" +
+      (query ? "?q=" + encodeURIComponent(query) : ""));
+    if (!ctx.alive || search.value.trim() !== query) return [];
+    const prompts = Array.isArray(data && data.prompts) ? data.prompts : [];
+    count.textContent = prompts.length + (prompts.length === 1 ? " prompt" : " prompts");
+    list.replaceChildren(...prompts.map((prompt) => promptItem(view, prompt)));
+    if (!prompts.length) list.append(el("li", { class: "empty" }, muted("No prompts.")));
+    markSelected(list, "prompt", view.prompt && view.prompt.name);
+    return prompts;
+  };
+  search.addEventListener("input", debounce(() => load().catch(report), 200));
+  const prompts = await load();
+  const wanted = prompts.find((prompt) => prompt.name === open);
+  if (wanted) openPrompt(view, wanted);
+}
+
+function promptItem(view, prompt) {
+  const name = String(prompt.name);
+  const item = el("button", { type: "button", class: "item", "data-prompt": name },
+    el("span", { class: "item-name", text: name }),
+    prompt.title && prompt.title !== name ? el("span", { class: "item-title", text: prompt.title })
+      : null,
+    prompt.description ? el("span", { class: "item-desc", text: firstLine(prompt.description) })
+      : null);
+  item.addEventListener("click", () => openPrompt(view, prompt));
+  return el("li", {}, item);
+}
+
+/** A prompt's arguments as a schema: each a string, required as the prompt says. */
+function promptSchema(prompt) {
+  const args = Array.isArray(prompt.arguments) ? prompt.arguments.filter(isObject) : [];
+  const properties = {};
+  for (const arg of args) {
+    properties[String(arg.name)] = { type: "string", title: arg.title || String(arg.name),
+      description: arg.description };
+  }
+  return { type: "object", properties,
+    required: args.filter((arg) => arg.required === true).map((arg) => String(arg.name)) };
+}
+
+function openPrompt(view, prompt) {
+  view.prompt = prompt;
+  setSubroute("prompts", prompt.name);
+  markSelected(view.list, "prompt", prompt.name);
+  const schema = promptSchema(prompt);
+  const fields = formFields(schema);
+  const get = el("button", { type: "submit", id: "prompt-get", class: "btn primary",
+    text: "Get prompt" });
+  const form = el("form", { id: "prompt-form", class: "schema-form", novalidate: true },
+    fields.element, Object.keys(schema.properties).length ? null
+      : muted("This prompt takes no arguments."),
+    el("div", { class: "form-actions" }, get));
+  const result = el("div", { id: "prompt-result", class: "result" });
+  clearErrorsOnInput(form);
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const collected = fields.collect();
+    showFieldErrors(form, collected.errors);
+    if (!collected.errors.length) getPrompt(prompt, collected.value || {}, get, result);
+  });
+  view.detail.replaceChildren(el("div", { class: "card" },
+    el("div", { class: "detail-head" }, el("h2", { text: prompt.title || prompt.name }),
+      prompt.title ? el("code", { class: "qualified", text: prompt.name }) : null),
+    prompt.description ? el("p", { class: "description", text: prompt.description }) : null,
+    form), el("div", { class: "card" }, el("h2", { class: "card-title", text: "Messages" }),
+    result));
+}
+
+async function getPrompt(prompt, args, control, result) {
+  control.disabled = true;
+  result.replaceChildren(el("p", { class: "muted", text: "Getting…" }));
+  try {
+    const data = await api("/api/v1/prompts/get", { method: "POST",
+      body: { name: prompt.name, arguments: args } });
+    const messages = isObject(data) && Array.isArray(data.messages) ? data.messages : [];
+    result.replaceChildren(
+      isObject(data) && data.description ? el("p", { class: "description",
+        text: data.description }) : null,
+      messages.length ? el("div", { class: "messages" }, messages.map(messageBlock))
+        : muted("The prompt has no messages."));
+  } catch (error) {
+    result.replaceChildren(el("div", { class: "error", text: error.message }));
+    report(error);
+  } finally {
+    control.disabled = false;
+  }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Resources page                                                                               */
+/* ------------------------------------------------------------------------------------------ */
+
+async function renderResources(section, ctx, open) {
+  const resources = el("ul", { class: "item-list" });
+  const templates = el("ul", { class: "item-list" });
+  const content = el("div", { id: "resource-content", class: "result" },
+    muted("Pick a resource to read it."));
+  const view = { resources, templates, content };
+  section.append(pageHeader("Resources", "Resources and resource templates of every server."),
+    el("div", { class: "split" },
+      el("div", { class: "list-pane-stack" },
+        el("div", { class: "card list-pane" }, el("h2", { class: "card-title",
+          text: "Resources" }), resources),
+        el("div", { class: "card list-pane" }, el("h2", { class: "card-title",
+          text: "Templates" }), templates)),
+      el("div", { class: "detail" }, el("div", { class: "card" },
+        el("h2", { class: "card-title", text: "Content" }), content))));
+  const data = await ctx.api("/api/v1/resources");
+  const list = isObject(data) && Array.isArray(data.resources) ? data.resources : [];
+  const templateList = isObject(data) ? (data.resourceTemplates || data.templates || []) : [];
+  resources.replaceChildren(...list.filter(isObject).map((r) => resourceItem(view, r)));
+  if (!list.length) resources.append(el("li", { class: "empty" }, muted("No resources.")));
+  templates.replaceChildren(...(Array.isArray(templateList) ? templateList : [])
+    .filter(isObject).map((t) => templateItem(view, t)));
+  if (!templates.children.length) {
+    templates.append(el("li", { class: "empty" }, muted("No templates.")));
+  }
+  if (open) readResource(view, open);
+}
+
+function resourceItem(view, resource) {
+  const uri = String(resource.uri);
+  const item = el("button", { type: "button", class: "item", "data-resource": uri },
+    el("span", { class: "item-name", text: resource.title || resource.name || uri }),
+    el("span", { class: "item-desc mono", text: uri }),
+    resource.mimeType ? el("div", { class: "badges" }, badge(String(resource.mimeType))) : null);
+  item.addEventListener("click", () => readResource(view, uri));
+  return el("li", {}, item);
+}
+
+/** The variables of a URI template ({id}, {+path}, {?q,r}). */
+function templateVariables(template) {
+  const names = [];
+  for (const match of template.matchAll(/\{([^}]+)\}/g)) {
+    for (const name of match[1].replace(/^[+#./;?&]/, "").split(",")) {
+      const clean = name.replace(/[*]$|:\d+$/, "").trim();
+      if (clean && !names.includes(clean)) names.push(clean);
+    }
+  }
+  return names;
+}
+
+/** A URI from a template and its values (simple and reserved expansion, query forms). */
+function expandTemplate(template, values) {
+  return template.replace(/\{([^}]+)\}/g, (whole, body) => {
+    const operator = /^[+#./;?&]/.test(body) ? body[0] : "";
+    const names = body.slice(operator.length).split(",").map((n) => n.replace(/[*]$|:\d+$/, ""));
+    const encode = operator === "+" || operator === "#" ? encodeURI : encodeURIComponent;
+    const parts = names.filter((n) => values[n] !== undefined && values[n] !== "")
+      .map((n) => (operator === "?" || operator === "&" || operator === ";"
+        ? n + "=" + encodeURIComponent(values[n]) : encode(values[n])));
+    if (!parts.length) return "";
+    if (operator === "?" || operator === "&") return operator + parts.join("&");
+    if (operator === "+" || operator === "") return parts.join(",");
+    return operator + parts.join(operator === "." || operator === "/" || operator === ";"
+      ? operator : ",");
+  });
+}
+
+function templateItem(view, template) {
+  const uriTemplate = String(template.uriTemplate || "");
+  const names = templateVariables(uriTemplate);
+  const inputs = names.map((name) => el("input", { type: "text", name, id: nextFieldId(),
+    autocomplete: "off", placeholder: name }));
+  const form = el("form", { class: "template-form", novalidate: true },
+    inputs.map((input) => el("div", { class: "field inline" },
+      el("label", { for: input.id, class: "field-label", text: input.name }), input)),
+    el("button", { type: "submit", class: "btn small", text: "Read" }));
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const values = {};
+    inputs.forEach((input) => {
+      values[input.name] = input.value;
+    });
+    readResource(view, expandTemplate(uriTemplate, values));
+  });
+  return el("li", { class: "template", "data-template": uriTemplate },
+    el("div", { class: "item static" },
+      el("span", { class: "item-name", text: template.title || template.name || uriTemplate }),
+      el("span", { class: "item-desc mono", text: uriTemplate }),
+      template.description ? el("span", { class: "item-desc", text: template.description })
+        : null),
+    form);
+}
+
+async function readResource(view, uri) {
+  setSubroute("resources", uri);
+  markSelected(view.resources, "resource", uri);
+  view.content.replaceChildren(el("p", { class: "muted", text: "Reading " + uri + "…" }));
+  try {
+    const data = await api("/api/v1/resources/read", { method: "POST", body: { uri } });
+    const contents = isObject(data) && Array.isArray(data.contents) ? data.contents : [];
+    view.content.replaceChildren(el("h3", { class: "mono", text: uri }),
+      contents.length ? contents.map(resourceBlock) : muted("The resource is empty."));
+  } catch (error) {
+    view.content.replaceChildren(el("div", { class: "error", text: error.message }));
+    report(error);
+  }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Documents page                                                                               */
+/* ------------------------------------------------------------------------------------------ */
+
+const DOC_SOURCES = ["all", "upload", "ai_generated", "api"];
+const DOC_CATEGORIES = ["report", "analysis", "documentation", "guide", "research", "code",
+  "other"];
+const DOC_VISIBILITY = ["private", "workspace", "public"];
+const DOC_SORTS = [["date_desc", "Newest first"], ["date_asc", "Oldest first"],
+  ["title", "Title"], ["size", "Size"]];
+
+function selectField(label, name, options, value) {
+  const select = el("select", { name, id: nextFieldId() },
+    options.map((option) => {
+      const [optionValue, text] = Array.isArray(option) ? option : [option, option || "any"];
+      return el("option", { value: optionValue, text, selected: optionValue === value });
+    }));
+  return el("div", { class: "field" }, el("label", { for: select.id, class: "field-label",
+    text: label }), select);
+}
+
+function inputField(label, props) {
+  const input = el("input", Object.assign({ id: nextFieldId(), autocomplete: "off" }, props));
+  return el("div", { class: "field" }, el("label", { for: input.id, class: "field-label",
+    text: label }), input);
+}
+
+/** The filters of the library, named as GET /api/v1/documents takes them. */
+function documentFilters() {
+  return el("form", { id: "doc-filters", class: "filters", novalidate: true },
+    inputField("Title or content", { type: "search", name: "q" }),
+    selectField("Source", "source", DOC_SOURCES, "all"),
+    selectField("Category", "category", [""].concat(DOC_CATEGORIES), ""),
+    selectField("Visibility", "visibility", [""].concat(DOC_VISIBILITY), ""),
+    inputField("Tags (comma-separated)", { type: "text", name: "tags" }),
+    inputField("Model name", { type: "text", name: "modelName" }),
+    inputField("Model provider", { type: "text", name: "modelProvider" }),
+    inputField("Created from", { type: "date", name: "createdFrom" }),
+    inputField("Created to", { type: "date", name: "createdTo" }),
+    selectField("Sort", "sort", DOC_SORTS, "date_desc"),
+    inputField("Per page", { type: "number", name: "limit", value: "50", min: "1",
+      max: "200" }),
+    el("div", { class: "filter-actions" },
+      el("button", { type: "submit", class: "btn primary", text: "Apply" }),
+      el("button", { type: "reset", class: "btn subtle", text: "Reset" })));
+}
+
+/** The query string for the filters: empty ones left out, dates as epoch milliseconds. */
+function filterQuery(form, offset) {
+  const params = new URLSearchParams();
+  for (const [name, raw] of new FormData(form).entries()) {
+    const value = String(raw).trim();
+    if (!value || (name === "source" && value === "all")) continue;
+    if (name === "createdFrom" || name === "createdTo") {
+      const date = new Date(value + (name === "createdFrom" ? "T00:00:00" : "T23:59:59.999"));
+      if (!Number.isNaN(date.getTime())) params.set(name, String(date.getTime()));
+    } else params.set(name, value);
+  }
+  if (offset) params.set("offset", String(offset));
+  return params;
+}
+
+async function renderDocuments(section, ctx, open) {
+  const filters = documentFilters();
+  const rows = el("tbody");
+  const pager = el("div", { class: "pager" });
+  const view = { ctx, rows, pager, filters, offset: 0, total: 0, docView: null };
+  view.docView = el("div", { id: "doc-view", class: "card doc-view" },
+    muted("Pick a document to see its content, versions and attribution."));
+  const total = el("span");
+  view.totalText = total;
+  section.append(
+    pageHeader("Documents", total),
+    uploadCard(view),
+    searchCard(view),
+    el("div", { class: "split wide-left" },
+      el("div", { class: "card" }, el("h2", { class: "card-title", text: "Library" }), filters,
+        el("div", { class: "table-wrap" }, el("table", { class: "table documents" },
+          el("thead", {}, el("tr", {}, ["Title", "Source", "Model", "Tags", "Size", "Version",
+            "Updated"].map((h) => el("th", { scope: "col", text: h })))), rows)),
+        pager),
+      el("div", { class: "detail" }, view.docView)));
+  filters.addEventListener("submit", (event) => {
+    event.preventDefault();
+    view.offset = 0;
+    loadDocuments(view).catch(report);
+  });
+  filters.addEventListener("change", (event) => {
+    if (event.target.tagName === "SELECT" || event.target.type === "date") {
+      view.offset = 0;
+      loadDocuments(view).catch(report);
+    }
+  });
+  filters.addEventListener("reset", () => setTimeout(() => {
+    view.offset = 0;
+    loadDocuments(view).catch(report);
+  }, 0));
+  await loadDocuments(view);
+  if (open) openDocument(view, open);
+}
+
+async function loadDocuments(view) {
+  const params = filterQuery(view.filters, view.offset);
+  const data = await view.ctx.api("/api/v1/documents?" + params.toString());
+  if (!view.ctx.alive) return;
+  const documents = isObject(data) && Array.isArray(data.documents) ? data.documents : [];
+  view.total = isObject(data) && typeof data.total === "number" ? data.total : documents.length;
+  view.totalText.textContent = view.total + (view.total === 1 ? " document" : " documents") +
+    " in the library.";
+  view.rows.replaceChildren(...documents.filter(isObject).map((doc) => documentRow(view, doc)));
+  if (!documents.length) view.rows.append(emptyRow(7, "No documents match."));
+  renderPager(view, documents.length, Number(params.get("limit")) || 50);
+}
+
+function renderPager(view, shown, limit) {
+  const first = shown ? view.offset + 1 : 0;
+  const previous = button("Previous", { class: "btn small", disabled: view.offset <= 0 });
+  const next = button("Next", { class: "btn small",
+    disabled: view.offset + shown >= view.total });
+  previous.addEventListener("click", () => {
+    view.offset = Math.max(0, view.offset - limit);
+    loadDocuments(view).catch(report);
+  });
+  next.addEventListener("click", () => {
+    view.offset += limit;
+    loadDocuments(view).catch(report);
+  });
+  view.pager.replaceChildren(el("span", { class: "muted small",
+    text: first + "–" + (view.offset + shown) + " of " + view.total }), previous, next);
+}
+
+function tagList(tags) {
+  const list = Array.isArray(tags) ? tags : [];
+  return el("span", { class: "tags" }, list.map((tag) => el("span", { class: "tag",
+    text: String(tag) })));
+}
+
+function documentRow(view, doc) {
+  const id = String(doc.id);
+  const row = el("tr", { "data-document": id, class: "clickable", tabIndex: 0 },
+    el("td", {}, el("strong", { text: doc.title || "(untitled)" }),
+      doc.fileName ? el("div", { class: "muted small", text: doc.fileName }) : null),
+    el("td", {}, badge(String(doc.source || "—"), "muted")),
+    el("td", { text: doc.model ? formatAuthor(doc.model) : "—" }),
+    el("td", {}, tagList(doc.tags)),
+    el("td", { class: "num", text: formatBytes(doc.sizeBytes) }),
+    el("td", { class: "num", text: doc.version !== undefined ? "v" + doc.version : "—" }),
+    el("td", {}, timeAgo(doc.updatedAt || doc.createdAt)));
+  row.addEventListener("click", () => openDocument(view, id));
+  row.addEventListener("keydown", (event) => {
+    if (event.key === "Enter") openDocument(view, id);
+  });
+  return row;
+}
+
+/** Shows one document: attribution, content, versions; with a delete button. */
+async function openDocument(view, id) {
+  setSubroute("documents", id);
+  for (const row of view.rows.querySelectorAll("[data-document]")) {
+    row.classList.toggle("selected", row.dataset.document === id);
+  }
+  view.docView.replaceChildren(muted("Loading…"));
+  let doc;
+  try {
+    doc = await view.ctx.api("/api/v1/documents/" + encodeSegment(id));
+  } catch (error) {
+    view.docView.replaceChildren(el("div", { class: "error", text: error.message }));
+    report(error);
+    return;
+  }
+  if (!isObject(doc)) return;
+  const remove = button("Delete", { class: "btn danger delete" });
+  remove.addEventListener("click", () => deleteDocument(view, id, doc.title, remove));
+  const versions = Array.isArray(doc.versions) ? doc.versions.filter(isObject) : [];
+  view.docView.replaceChildren(
+    el("div", { class: "detail-head" }, el("h2", { text: doc.title || "(untitled)" }), remove),
+    doc.description ? el("p", { class: "description", text: doc.description }) : null,
+    documentFacts(doc),
+    el("h3", { text: "Content" }),
+    typeof doc.content === "string" ? el("pre", { class: "text doc-content",
+      text: doc.content }) : muted("No content."),
+    el("h3", { text: "Versions" }),
+    table(["Version", "When", "By", "Summary", "Reason"], versions.length
+      ? versions.map((v) => el("tr", {},
+        el("td", { class: "num", text: "v" + v.version }),
+        el("td", { text: formatTime(v.createdAt) }),
+        el("td", { text: formatAuthor(v.createdBy) }),
+        el("td", { text: v.changeSummary || "—" }),
+        el("td", { text: v.updateReason || "—" })))
+      : [emptyRow(5, "No versions recorded.")], { class: "table versions" }));
+}
+
+function documentFacts(doc) {
+  const facts = [
+    ["Source", doc.source], ["Model", doc.model ? formatAuthor(doc.model) : null],
+    ["Category", doc.category], ["Visibility", doc.visibility], ["Format", doc.format],
+    ["File", doc.fileName], ["Size", formatBytes(doc.sizeBytes)],
+    ["Version", doc.version !== undefined ? "v" + doc.version : null],
+    ["Created", formatTime(doc.createdAt)], ["Updated", formatTime(doc.updatedAt)],
+    ["Updated by", doc.updatedBy ? formatAuthor(doc.updatedBy) : null],
+  ];
+  return el("dl", { class: "facts attribution" },
+    facts.filter(([, value]) => value !== null && value !== undefined && value !== "")
+      .map(([term, value]) => [el("dt", { text: term }), el("dd", { text: String(value) })]),
+    Array.isArray(doc.tags) && doc.tags.length ? [el("dt", { text: "Tags" }),
+      el("dd", {}, tagList(doc.tags))] : null);
+}
+
+async function deleteDocument(view, id, title, control) {
+  control.disabled = true;
+  try {
+    await api("/api/v1/documents/" + encodeSegment(id), { method: "DELETE" });
+    notify("Deleted " + (title || id) + ".");
+    view.docView.replaceChildren(muted("The document was deleted."));
+    setSubroute("documents", "");
+    await loadDocuments(view);
+  } catch (error) {
+    control.disabled = false;
+    report(error);
+  }
+}
+
+/* Search, with the matches the API marks (**word**) shown as <mark>. */
+
+function searchCard(view) {
+  const input = el("input", { type: "search", id: "doc-search", class: "search",
+    placeholder: "Search the library (full text)", autocomplete: "off",
+    "aria-label": "Search documents" });
+  const go = el("button", { type: "submit", id: "doc-search-go", class: "btn primary",
+    text: "Search" });
+  const results = el("div", { id: "doc-results", class: "hits" });
+  const form = el("form", { class: "search-row", novalidate: true, role: "search" }, input, go);
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    searchDocuments(view, input.value.trim(), results, go);
+  });
+  return el("section", { class: "card" }, el("h2", { class: "card-title", text: "Search" }),
+    form, results);
+}
+
+/** A snippet as text and <mark> nodes: the parts between "**" pairs are the matches. */
+function highlightSnippet(snippet) {
+  const parts = String(snippet || "").split("**");
+  // An unpaired marker is shown as it is.
+  if (parts.length % 2 === 0) return [String(snippet)];
+  return parts.map((part, index) => (index % 2 === 1 ? el("mark", { text: part }) : part));
+}
+
+async function searchDocuments(view, query, results, control) {
+  if (!query) {
+    results.replaceChildren(muted("Type words to search for."));
+    return;
+  }
+  control.disabled = true;
+  try {
+    const params = filterQuery(view.filters, 0);
+    params.delete("sort");
+    params.delete("offset");
+    params.set("q", query);
+    const data = await view.ctx.api("/api/v1/documents/search?" + params.toString());
+    const hits = isObject(data) && Array.isArray(data.hits) ? data.hits.filter(isObject) : [];
+    results.replaceChildren(el("p", { class: "muted small", text: hits.length +
+      (hits.length === 1 ? " match" : " matches") + " for “" + query + "”" }),
+    ...hits.map((hit) => searchHit(view, hit)));
+  } catch (error) {
+    report(error);
+  } finally {
+    control.disabled = false;
+  }
+}
+
+function searchHit(view, hit) {
+  const doc = isObject(hit.document) ? hit.document : {};
+  const open = el("a", { href: "#/documents/" + encodeURIComponent(String(doc.id)),
+    class: "hit-title", text: doc.title || "(untitled)" });
+  open.addEventListener("click", (event) => {
+    event.preventDefault();
+    openDocument(view, String(doc.id));
+  });
+  const relevance = typeof hit.relevance === "number"
+    ? badge(Math.round(hit.relevance * 100) + "%", "info") : null;
+  return el("div", { class: "hit", "data-document-hit": String(doc.id) },
+    el("div", { class: "hit-head" }, open, relevance, tagList(doc.tags)),
+    el("p", { class: "snippet" }, highlightSnippet(hit.snippet)));
+}
+
+/* Upload: files and folders; small files in one request, larger ones in chunks. */
+
+function uploadCard(view) {
+  const files = el("input", { type: "file", id: "doc-upload", multiple: true });
+  const folder = el("input", { type: "file", id: "doc-upload-folder", multiple: true,
+    webkitdirectory: true });
+  const tags = el("input", { type: "text", name: "tags", id: nextFieldId(),
+    placeholder: "e.g. notes, q3", autocomplete: "off" });
+  const description = el("input", { type: "text", name: "description", id: nextFieldId(),
+    autocomplete: "off" });
+  const progress = el("progress", { id: "upload-progress", max: 1, value: 0 });
+  const status = el("span", { class: "upload-status muted small" });
+  const ui = { progress, status, tags, description };
+  const pick = (input) => async () => {
+    const list = Array.from(input.files || []);
+    input.disabled = true;
+    try {
+      await uploadFiles(view, list, ui);
+    } finally {
+      input.disabled = false;
+      input.value = "";
+    }
+  };
+  files.addEventListener("change", pick(files));
+  folder.addEventListener("change", pick(folder));
+  return el("section", { class: "card" }, el("h2", { class: "card-title", text: "Upload" }),
+    el("div", { class: "upload-grid" },
+      el("div", { class: "field" }, el("label", { for: "doc-upload", class: "field-label",
+        text: "Files" }), files),
+      el("div", { class: "field" }, el("label", { for: "doc-upload-folder",
+        class: "field-label", text: "A folder" }), folder),
+      el("div", { class: "field" }, el("label", { for: tags.id, class: "field-label",
+        text: "Tags (comma-separated)" }), tags),
+      el("div", { class: "field" }, el("label", { for: description.id, class: "field-label",
+        text: "Description" }), description)),
+    el("div", { class: "upload-progress" }, progress, status));
+}
+
+const TEXT_EXTENSIONS = /\.(md|markdown|txt|text|json|csv|tsv|log|ya?ml|xml|html?|ini|toml)$/i;
+const MIME_BY_EXTENSION = { md: "text/markdown", markdown: "text/markdown", txt: "text/plain",
+  json: "application/json", csv: "text/csv", html: "text/html", htm: "text/html",
+  xml: "application/xml", yaml: "application/yaml", yml: "application/yaml",
+  pdf: "application/pdf", png: "image/png", jpg: "image/jpeg", jpeg: "image/jpeg" };
+
+function mimeOf(file) {
+  if (file.type) return file.type;
+  const extension = (file.name.split(".").pop() || "").toLowerCase();
+  return MIME_BY_EXTENSION[extension] || "application/octet-stream";
+}
+
+/** Whether a file is sent as text: text/*, JSON or Markdown. */
+function isTextFile(file) {
+  const type = file.type || "";
+  if (type.startsWith("text/") || /json|markdown/.test(type)) return true;
+  return !type && TEXT_EXTENSIONS.test(file.name);
+}
+
+function uploadExtras(ui) {
+  const extras = {};
+  const tags = ui.tags.value.split(",").map((tag) => tag.trim()).filter(Boolean);
+  if (tags.length) extras.tags = tags;
+  if (ui.description.value.trim()) extras.description = ui.description.value.trim();
+  return extras;
+}
+
+async function uploadFiles(view, files, ui) {
+  if (!files.length) return;
+  const totalBytes = files.reduce((sum, file) => sum + file.size, 0);
+  ui.progress.max = Math.max(totalBytes, 1);
+  ui.progress.value = 0;
+  let sent = 0;
+  let done = 0;
+  const extras = uploadExtras(ui);
+  for (const [index, file] of files.entries()) {
+    const name = file.webkitRelativePath || file.name;
+    ui.status.textContent = "Uploading " + name + " (" + (index + 1) + "/" + files.length + ")…";
+    try {
+      if (file.size <= SMALL_UPLOAD_BYTES) await uploadSmall(file, name, extras);
+      else {
+        await uploadChunked(file, name, extras, (bytes) => {
+          ui.progress.value = sent + bytes;
+        });
+      }
+      done += 1;
+    } catch (error) {
+      report(new ApiError(error.status, name + ": " + error.message));
+      if (error.status === 401) return;
+    }
+    sent += file.size;
+    ui.progress.value = sent;
+  }
+  ui.progress.value = ui.progress.max;
+  const text = "Uploaded " + done + " of " + files.length + (files.length === 1 ? " file."
+    : " files.");
+  ui.status.textContent = text;
+  if (done === files.length) notify(text);
+  if (view.ctx.alive) await loadDocuments(view).catch(report);
+}
+
+/** One request; a proxy without that endpoint gets the file through an upload instead. */
+async function uploadSmall(file, name, extras) {
+  const body = Object.assign({ name, mimeType: mimeOf(file) }, extras);
+  if (isTextFile(file)) body.content = await file.text();
+  else body.contentBase64 = bytesToBase64(await file.arrayBuffer());
+  try {
+    return await api("/api/v1/documents", { method: "POST", body });
+  } catch (error) {
+    if (error.status !== 404 && error.status !== 405) throw error;
+    return uploadChunked(file, name, extras, () => {});
+  }
+}
+
+async function uploadChunked(file, name, extras, onProgress) {
+  const started = await api("/api/v1/uploads", { method: "POST",
+    body: { name, mimeType: mimeOf(file), size: file.size } });
+  const id = isObject(started) ? started.id : null;
+  if (!id) throw new ApiError(0, "the proxy did not start the upload");
+  const chunk = Math.max(1024, Number(started.chunkBytes) || 512 * 1024);
+  for (let offset = 0; offset < file.size; offset += chunk) {
+    const part = file.slice(offset, offset + chunk);
+    const data = bytesToBase64(await part.arrayBuffer());
+    await api("/api/v1/uploads/" + encodeSegment(id) + "/chunks", { method: "POST",
+      body: { offset, data } });
+    onProgress(offset + part.size);
+  }
+  return api("/api/v1/uploads/" + encodeSegment(id) + "/finish", { method: "POST",
+    body: extras });
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Notifications page                                                                           */
+/* ------------------------------------------------------------------------------------------ */
+
+const SEVERITY_KINDS = { INFO: "info", SUCCESS: "ok", WARNING: "warn", ALERT: "danger",
+  ERROR: "danger" };
+
+async function renderNotifications(section, ctx) {
+  const unread = el("input", { type: "checkbox", id: "notifications-unread" });
+  const testEmail = button("Send a test e-mail", { id: "test-email" });
+  const list = el("div", { class: "notifications" });
+  const count = el("span");
+  section.append(pageHeader("Notifications", count,
+    el("label", { class: "check-label", for: "notifications-unread" }, unread,
+      el("span", { text: "Unread only" })), testEmail),
+  list);
+  const refresh = async () => {
+    const query = "?limit=200" + (unread.checked ? "&unreadOnly=true" : "");
+    const data = await ctx.api("/api/v1/notifications" + query);
+    if (!ctx.alive) return;
+    const items = isObject(data) && Array.isArray(data.notifications)
+      ? data.notifications.filter(isObject) : [];
+    count.textContent = items.length + (items.length === 1 ? " notification" :
+      " notifications") + ". Refreshed every 10 s.";
+    list.replaceChildren(...items.map((item) => notificationCard(item, refresh)));
+    if (!items.length) list.append(card(null, muted("No notifications.")));
+  };
+  unread.addEventListener("change", () => refresh().catch(report));
+  testEmail.addEventListener("click", () => sendTestEmail(testEmail));
+  await refresh();
+  ctx.every(10000, () => refresh().catch(report));
+}
+
+function notificationCard(item, refresh) {
+  const id = String(item.id);
+  const severity = String(item.severity || item.type || "INFO").toUpperCase();
+  const actions = [];
+  if (item.completed !== true) {
+    const done = button("Mark done", { class: "btn small done" });
+    done.addEventListener("click", () => notificationAction(id, "done", done, refresh));
+    actions.push(done);
+  }
+  const remove = button("Delete", { class: "btn small subtle delete" });
+  remove.addEventListener("click", () => notificationAction(id, "delete", remove, refresh));
+  actions.push(remove);
+  const link = safeHref(item.link);
+  const classes = ["card", "notification", "severity-" + severity.toLowerCase()];
+  if (item.completed === true) classes.push("completed");
+  if (item.read === false) classes.push("unread");
+  return el("article", { class: classes.join(" "), "data-notification": id },
+    el("div", { class: "notification-head" },
+      badge(severity, SEVERITY_KINDS[severity] || "muted"),
+      el("h3", { text: item.title || "(no title)" }),
+      item.completed === true ? badge("done", "ok") : null,
+      item.read === false ? badge("unread", "info") : null,
+      el("span", { class: "spacer" }), timeAgo(item.createdAt || item.created_at)),
+    item.message ? el("p", { class: "notification-message", text: String(item.message) }) : null,
+    link ? el("a", { href: link, rel: "noopener noreferrer", target: "_blank", text: link })
+      : null,
+    el("div", { class: "button-row" }, actions));
+}
+
+async function notificationAction(id, action, control, refresh) {
+  control.disabled = true;
+  try {
+    if (action === "done") {
+      await api("/api/v1/notifications/" + encodeSegment(id) + "/done", { method: "POST" });
+      notify("Marked done.");
+    } else {
+      await api("/api/v1/notifications/" + encodeSegment(id), { method: "DELETE" });
+      notify("Notification deleted.");
+    }
+    await refresh();
+  } catch (error) {
+    control.disabled = false;
+    report(error);
+  }
+}
+
+async function sendTestEmail(control) {
+  control.disabled = true;
+  try {
+    const data = await api("/api/v1/notifications/test-email", { method: "POST", body: {} });
+    const to = isObject(data) && data.to ? " to " + data.to : "";
+    notify(isObject(data) && data.sent === false ? "The test e-mail was not sent."
+      : "Test e-mail sent" + to + ".");
+  } catch (error) {
+    report(error);
+  } finally {
+    control.disabled = false;
+  }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Activity page                                                                                */
+/* ------------------------------------------------------------------------------------------ */
+
+const RANGES = [["1h", "Last hour", 60], ["24h", "Last 24 hours", 48], ["7d", "Last 7 days", 84]];
+
+async function renderActivity(section, ctx) {
+  const range = el("select", { id: "activity-range", "aria-label": "Time range" },
+    RANGES.map(([value, text]) => el("option", { value, text, selected: value === "24h" })));
+  const server = el("select", { id: "activity-server", "aria-label": "Server" },
+    el("option", { value: "", text: "All servers" }));
+  const tool = el("select", { id: "activity-tool", "aria-label": "Tool" },
+    el("option", { value: "", text: "All tools" }));
+  const csv = el("a", { id: "export-csv", class: "btn", text: "Export CSV", download: "" });
+  const json = el("a", { id: "export-json", class: "btn", text: "Export JSON", download: "" });
+  const charts = el("div", { class: "charts" });
+  const tables = el("div", { class: "activity-tables" });
+  const view = { ctx, range, server, tool, csv, json, charts, tables };
+  section.append(pageHeader("Activity", "Calls through the proxy, from its activity log.",
+    range, server, tool, csv, json), charts, tables);
+  const reload = () => loadActivity(view).catch(report);
+  range.addEventListener("change", reload);
+  server.addEventListener("change", () => {
+    tool.value = "";
+    reload();
+  });
+  tool.addEventListener("change", reload);
+  await loadActivity(view);
+  ctx.every(30000, reload);
+}
+
+function setOptions(select, values, allText) {
+  const current = select.value;
+  select.replaceChildren(el("option", { value: "", text: allText }),
+    ...values.map((value) => el("option", { value, text: value })));
+  select.value = values.includes(current) ? current : "";
+}
+
+async function loadActivity(view) {
+  const entry = RANGES.find(([value]) => value === view.range.value) || RANGES[1];
+  const params = new URLSearchParams({ since: entry[0], buckets: String(entry[2]) });
+  if (view.server.value) params.set("server", view.server.value);
+  if (view.tool.value) params.set("tool", view.tool.value);
+  const exportParams = new URLSearchParams({ since: entry[0] });
+  view.csv.href = "/api/v1/activity/export?" + exportParams + "&format=csv";
+  view.json.href = "/api/v1/activity/export?" + exportParams + "&format=json";
+  const data = await view.ctx.api("/api/v1/activity/series?" + params.toString());
+  if (!view.ctx.alive || !isObject(data)) return;
+  const rows = (key) => (Array.isArray(data[key]) ? data[key].filter(isObject) : []);
+  const buckets = rows("buckets");
+  const servers = rows("servers");
+  const tools = rows("tools");
+  if (!view.server.value) setOptions(view.server, servers.map((s) => String(s.server)),
+    "All servers");
+  if (!view.tool.value) {
+    setOptions(view.tool, tools.map((t) => String(t.tool)).filter((t, i, all) =>
+      all.indexOf(t) === i), "All tools");
+  }
+  view.charts.replaceChildren(...activityCharts(buckets, entry[0]));
+  view.tables.replaceChildren(
+    card("Servers", activityTable("activity-servers", ["Server", "Calls", "Errors",
+      "Error rate", "p50", "p95"], servers.map((s) => statRow([s.server], s)), 6)),
+    card("Tools", activityTable("activity-tools", ["Tool", "Server", "Calls", "Errors",
+      "Error rate", "p50", "p95"], tools.map((t) => statRow([t.tool, t.server], t)), 7)),
+    card("Slowest calls", activityTable("activity-slowest", ["Time", "Server", "Tool",
+      "Duration", "Result"], rows("slowest").map(slowRow), 5)),
+    card("Failing calls", activityTable("activity-failing", ["Time", "Server", "Tool", "Error"],
+      rows("failing").map(failingRow), 4)));
+}
+
+function activityTable(id, headers, rows, columns) {
+  return el("div", { class: "table-wrap" }, table(headers, rows.length ? rows
+    : [emptyRow(columns, "Nothing in this range.")], { id }));
+}
+
+function statRow(names, stat) {
+  return el("tr", {}, names.map((name) => el("td", { text: String(name ?? "—") })),
+    el("td", { class: "num", text: String(stat.calls ?? 0) }),
+    el("td", { class: "num", text: String(stat.errors ?? 0) }),
+    el("td", { class: "num", text: formatPercent(stat.errors || 0, stat.calls || 0) }),
+    el("td", { class: "num", text: formatMs(stat.p50Ms) }),
+    el("td", { class: "num", text: formatMs(stat.p95Ms) }));
+}
+
+/** An activity entry's fields: when, which server and tool, how long. */
+function entryFacts(call) {
+  return { time: call.at ?? call.time, server: String(call.server ?? "—"),
+    tool: String(call.item ?? call.tool ?? "—"), ms: call.durationMs ?? call.ms };
+}
+
+function slowRow(call) {
+  const facts = entryFacts(call);
+  return el("tr", {}, el("td", { text: formatTime(facts.time) }),
+    el("td", { text: facts.server }), el("td", { text: facts.tool }),
+    el("td", { class: "num", text: formatMs(facts.ms) }),
+    el("td", {}, call.ok === false ? badge("error", "danger") : badge("ok", "ok")));
+}
+
+function failingRow(call) {
+  const facts = entryFacts(call);
+  return el("tr", {}, el("td", { text: formatTime(facts.time) }),
+    el("td", { text: facts.server }), el("td", { text: facts.tool }),
+    el("td", { class: "error-text", text: String(call.error ?? "—") }));
+}
+
+/* Charts: hand-drawn SVG over the buckets (bars for calls, lines for rates and durations). */
+
+const CHART = { width: 720, height: 200, left: 52, right: 14, top: 14, bottom: 28 };
+
+/** A round upper bound for an axis. */
+function niceMax(value) {
+  if (!(value > 0)) return 1;
+  const magnitude = Math.pow(10, Math.floor(Math.log10(value)));
+  for (const step of [1, 2, 2.5, 5, 10]) {
+    if (step * magnitude >= value) return step * magnitude;
+  }
+  return 10 * magnitude;
+}
+
+function bucketLabel(value, range) {
+  const date = toDate(value);
+  if (!date) return "";
+  const time = pad(date.getHours()) + ":" + pad(date.getMinutes());
+  if (range !== "7d") return time;
+  return date.toLocaleDateString(undefined, { weekday: "short" }) + " " + time;
+}
+
+/** The frame of a chart: axes, grid, labels; returns the scales. */
+function chartFrame(name, title, buckets, maxValue, format, range) {
+  const { width, height, left, right, top, bottom } = CHART;
+  const plotWidth = width - left - right;
+  const plotHeight = height - top - bottom;
+  const count = Math.max(buckets.length, 1);
+  const band = plotWidth / count;
+  const x = (index) => left + band * index + band / 2;
+  const y = (value) => top + plotHeight - (plotHeight * value) / maxValue;
+  const root = svg("svg", { class: "chart", "data-chart": name, viewBox: "0 0 " + width + " " +
+    height, role: "img", "aria-label": title },
+  svg("title", {}, title));
+  for (const fraction of [0, 0.5, 1]) {
+    const value = maxValue * fraction;
+    root.append(svg("line", { class: "grid", x1: left, x2: width - right, y1: y(value),
+      y2: y(value) }), svg("text", { class: "axis", x: left - 6, y: y(value) + 4,
+      "text-anchor": "end" }, format(value)));
+  }
+  const ticks = Math.min(6, buckets.length);
+  for (let i = 0; i < ticks; i += 1) {
+    const index = ticks === 1 ? 0 : Math.round((i * (buckets.length - 1)) / (ticks - 1));
+    root.append(svg("text", { class: "axis", x: x(index), y: height - 8,
+      "text-anchor": "middle" }, bucketLabel(buckets[index].start, range)));
+  }
+  return { root, x, y, band, plotTop: top, plotHeight };
+}
+
+/** Per-bucket invisible areas whose tooltips give the figures. */
+function chartTooltips(frame, buckets, describe) {
+  buckets.forEach((bucket, index) => {
+    frame.root.append(svg("rect", { class: "hover", x: frame.x(index) - frame.band / 2,
+      y: frame.plotTop, width: frame.band, height: frame.plotHeight },
+    svg("title", {}, bucketLabel(bucket.start, "7d") + " — " + describe(bucket))));
+  });
+}
+
+/** A polyline with gaps where a value is missing; single points get a dot. */
+function linePath(frame, values, className) {
+  let path = "";
+  const dots = [];
+  values.forEach((value, index) => {
+    if (typeof value !== "number" || !Number.isFinite(value)) return;
+    const previous = values[index - 1];
+    const next = values[index + 1];
+    const joined = typeof previous === "number" && Number.isFinite(previous);
+    path += (joined ? " L" : " M") + frame.x(index).toFixed(1) + " " + frame.y(value).toFixed(1);
+    if (!joined && !(typeof next === "number" && Number.isFinite(next))) {
+      dots.push(svg("circle", { class: className, cx: frame.x(index), cy: frame.y(value),
+        r: 2.5 }));
+    }
+  });
+  return [path ? svg("path", { class: "line " + className, d: path.trim() }) : null, dots];
+}
+
+function noData() {
+  return svg("text", { class: "no-data", x: CHART.width / 2, y: CHART.height / 2,
+    "text-anchor": "middle" }, "No calls in this range");
+}
+
+function legend(entries) {
+  return el("div", { class: "legend" }, entries.map(([className, text]) =>
+    el("span", { class: "legend-item" }, el("span", { class: "swatch " + className }), text)));
+}
+
+function activityCharts(buckets, range) {
+  const calls = buckets.map((b) => Number(b.calls) || 0);
+  const errors = buckets.map((b) => Number(b.errors) || 0);
+  const rates = buckets.map((b, i) => (calls[i] ? (100 * errors[i]) / calls[i] : null));
+  // A bucket without calls has no durations.
+  const p50 = buckets.map((b, i) => (calls[i] && typeof b.p50Ms === "number" ? b.p50Ms : null));
+  const p95 = buckets.map((b, i) => (calls[i] && typeof b.p95Ms === "number" ? b.p95Ms : null));
+  const totalCalls = calls.reduce((a, b) => a + b, 0);
+  const totalErrors = errors.reduce((a, b) => a + b, 0);
+  const describe = (b) => (b.calls || 0) + " calls, " + (b.errors || 0) + " errors" +
+    (b.calls ? ", p50 " + formatMs(b.p50Ms) + ", p95 " + formatMs(b.p95Ms) : "");
+
+  const callFrame = chartFrame("calls", "Calls per interval", buckets,
+    niceMax(Math.max(0, ...calls)), (v) => String(Math.round(v)), range);
+  buckets.forEach((bucket, index) => {
+    const width = Math.max(1, callFrame.band * 0.7);
+    const x = callFrame.x(index) - width / 2;
+    const bar = (value, className) => svg("rect", { class: "bar " + className, x, width,
+      y: callFrame.y(value), height: Math.max(0, callFrame.y(0) - callFrame.y(value)) });
+    if (calls[index]) callFrame.root.append(bar(calls[index], "calls"));
+    if (errors[index]) callFrame.root.append(bar(errors[index], "errors"));
+  });
+  const rateFrame = chartFrame("errors", "Error rate", buckets,
+    niceMax(Math.max(1, ...rates.filter((r) => r !== null))), (v) => Math.round(v) + "%", range);
+  append(rateFrame.root, linePath(rateFrame, rates, "rate"));
+  const durations = p95.concat(p50).filter((v) => v !== null);
+  const msFrame = chartFrame("duration", "Duration p50 and p95", buckets,
+    niceMax(Math.max(1, ...durations)), formatMs, range);
+  append(msFrame.root, [linePath(msFrame, p95, "p95"), linePath(msFrame, p50, "p50")]);
+  for (const frame of [callFrame, rateFrame, msFrame]) {
+    if (!totalCalls) frame.root.append(noData());
+    chartTooltips(frame, buckets, describe);
+  }
+  return [
+    chartCard("Calls", totalCalls + " calls, " + totalErrors + " errors", callFrame.root,
+      legend([["calls", "calls"], ["errors", "errors"]])),
+    chartCard("Error rate", formatPercent(totalErrors, totalCalls) + " overall", rateFrame.root,
+      legend([["rate", "errors / calls"]])),
+    chartCard("Duration", "per interval", msFrame.root,
+      legend([["p50", "p50"], ["p95", "p95"]])),
+  ];
+}
+
+function chartCard(title, summary, chart, key) {
+  return el("section", { class: "card chart-card" },
+    el("div", { class: "chart-head" }, el("h2", { class: "card-title", text: title }),
+      el("span", { class: "muted small", text: summary })),
+    chart, key);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Workspaces page                                                                              */
+/* ------------------------------------------------------------------------------------------ */
+
+async function renderWorkspaces(section, ctx) {
+  const list = el("div", { class: "workspaces" });
+  const active = el("div", { class: "active-workspace" });
+  const reached = el("div", { class: "reached" });
+  const create = el("div", { class: "create-slot" });
+  const view = { ctx, list, active, reached, create };
+  section.append(pageHeader("Workspaces", "Named sets of servers; the active one is what " +
+    "clients see, in every proxy on this store."), active, reached, list, create);
+  await loadWorkspaces(view);
+}
+
+async function loadWorkspaces(view) {
+  const [data, serverData] = await Promise.all([view.ctx.api("/api/v1/workspaces"),
+    view.ctx.api("/api/v1/servers").catch(() => ({ servers: [] }))]);
+  if (!view.ctx.alive) return;
+  const workspaces = isObject(data) && Array.isArray(data.workspaces)
+    ? data.workspaces.filter(isObject) : [];
+  const current = isObject(data) ? data.active ?? null : null;
+  const servers = (isObject(serverData) && Array.isArray(serverData.servers)
+    ? serverData.servers : []).map((server) => String(server.name));
+  const all = button("Serve all servers", { id: "workspace-all", class: "btn",
+    disabled: current === null });
+  all.addEventListener("click", () => switchWorkspace(view, null, all));
+  view.active.replaceChildren(el("div", { class: "card active-card" },
+    el("span", { text: "Active: " }),
+    el("strong", { text: current === null ? "all servers (no workspace)" : String(current) }),
+    el("span", { class: "spacer" }), all));
+  view.list.replaceChildren(...workspaces.map((w) => workspaceCard(view, w, current)));
+  if (!workspaces.length) view.list.append(card(null, muted("No workspaces yet.")));
+  fillCreateForm(view, servers);
+}
+
+function workspaceCard(view, workspace, current) {
+  const name = String(workspace.name);
+  const isCurrent = name === current;
+  const use = button(isCurrent ? "Current" : "Switch", { class: "btn small switch" +
+    (isCurrent ? "" : " primary"), disabled: isCurrent });
+  const remove = button("Delete", { class: "btn small subtle delete" });
+  use.addEventListener("click", () => switchWorkspace(view, name, use));
+  remove.addEventListener("click", () => deleteWorkspace(view, name, remove));
+  const servers = Array.isArray(workspace.servers) ? workspace.servers : [];
+  return el("article", { class: "card workspace" + (isCurrent ? " current" : ""),
+    "data-workspace": name },
+  el("div", { class: "workspace-head" }, el("h3", { text: name }),
+    isCurrent ? badge("active", "ok") : null, el("span", { class: "spacer" }), use, remove),
+  el("div", { class: "tags" }, servers.length ? servers.map((s) => el("span", { class: "tag",
+    text: String(s) })) : muted("No servers.")));
+}
+
+/** Switches the active workspace and says which running proxies took the change. */
+async function switchWorkspace(view, name, control) {
+  control.disabled = true;
+  try {
+    const data = await api("/api/v1/workspaces/switch", { method: "POST", body: { name } });
+    notify(name === null ? "Serving all servers." : "Switched to " + name + ".");
+    view.reached.replaceChildren(switchReport(data));
+    await loadWorkspaces(view);
+  } catch (error) {
+    control.disabled = false;
+    report(error);
+  }
+}
+
+/** What the switch answer says beyond the active name: the proxies it reached, as given. */
+function switchReport(data) {
+  if (!isObject(data)) return muted("");
+  const details = Object.keys(data).filter((key) => key !== "active");
+  if (!details.length) return el("div");
+  return el("div", { class: "card switch-report" }, el("h2", { class: "card-title",
+    text: "Switch applied" }),
+  details.map((key) => {
+    const value = data[key];
+    if (Array.isArray(value)) {
+      return el("div", { class: "report-part" }, el("strong", { text: key }),
+        value.length ? el("ul", {}, value.map((entry) => el("li", {
+          text: isObject(entry) ? describeProxy(entry) : String(entry) })))
+          : muted("none"));
+    }
+    return el("p", {}, el("strong", { text: key + ": " }),
+      isObject(value) ? pretty(value) : String(value));
+  }));
+}
+
+function describeProxy(entry) {
+  const parts = [];
+  for (const [key, value] of Object.entries(entry)) {
+    parts.push(key + ": " + (isObject(value) || Array.isArray(value) ? JSON.stringify(value)
+      : String(value)));
+  }
+  return parts.join(", ");
+}
+
+async function deleteWorkspace(view, name, control) {
+  control.disabled = true;
+  try {
+    await api("/api/v1/workspaces/" + encodeSegment(name), { method: "DELETE" });
+    notify("Deleted workspace " + name + ".");
+    await loadWorkspaces(view);
+  } catch (error) {
+    control.disabled = false;
+    report(error);
+  }
+}
+
+function fillCreateForm(view, servers) {
+  const name = el("input", { type: "text", name: "name", id: nextFieldId(), required: true,
+    autocomplete: "off", "aria-required": "true" });
+  const nameWrap = el("div", { class: "field" }, el("label", { for: name.id,
+    class: "field-label" }, "Name", requiredMark(true)), name);
+  const boxes = servers.map((server) => el("input", { type: "checkbox", name: "servers",
+    value: server, id: nextFieldId() }));
+  const serverWrap = el("fieldset", { class: "choices" }, el("legend", { text: "Servers" }),
+    el("div", { class: "choice-list" }, boxes.length ? boxes.map((box) => el("label",
+      { for: box.id, class: "check-label" }, box, el("span", { text: box.value })))
+      : muted("No servers are configured.")));
+  const submit = el("button", { type: "submit", class: "btn primary", text: "Create" });
+  const form = el("form", { id: "workspace-create", class: "card", novalidate: true },
+    el("h2", { class: "card-title", text: "New workspace" }), nameWrap, serverWrap,
+    el("div", { class: "form-actions" }, submit));
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const value = name.value.trim();
+    if (!value) {
+      showFieldErrors(form, [{ wrap: nameWrap, control: name, message: "Give it a name." }]);
+      return;
+    }
+    clearFieldErrors(form);
+    const chosen = boxes.filter((box) => box.checked).map((box) => box.value);
+    createWorkspace(view, value, chosen, submit);
+  });
+  view.create.replaceChildren(form);
+}
+
+async function createWorkspace(view, name, servers, control) {
+  control.disabled = true;
+  try {
+    await api("/api/v1/workspaces", { method: "POST", body: { name, servers } });
+    notify("Created workspace " + name + ".");
+    await loadWorkspaces(view);
+  } catch (error) {
+    control.disabled = false;
+    report(error);
+  }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Settings page                                                                                */
+/* ------------------------------------------------------------------------------------------ */
+
+async function renderSettings(section, ctx) {
+  const config = el("pre", { id: "config", class: "code config" }, "Loading…");
+  section.append(pageHeader("Settings", "The configuration this proxy runs with; secrets are " +
+    "masked."), card("Effective configuration", config));
+  try {
+    const data = await ctx.api("/api/v1/config");
+    config.textContent = pretty(data);
+  } catch (error) {
+    config.textContent = "Not available (" + error.message + ").";
+    throw error;
+  }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Start                                                                                        */
+/* ------------------------------------------------------------------------------------------ */
+
+const PAGES = {
+  servers: renderServers,
+  tools: renderTools,
+  prompts: renderPrompts,
+  resources: renderResources,
+  documents: renderDocuments,
+  notifications: renderNotifications,
+  activity: renderActivity,
+  workspaces: renderWorkspaces,
+  settings: renderSettings,
+};
+
+function start() {
+  document.querySelector(".banner-close").addEventListener("click", dismissBanner);
+  document.getElementById("signout").addEventListener("click", signOut);
+  window.addEventListener("hashchange", route);
+  route();
+}
+
+start();
