@@ -41,6 +41,9 @@ where
         .route("/api/v1/tools", get(tools))
         .route("/api/v1/prompts", get(prompts))
         .route("/api/v1/tools/call", post(call))
+        .route("/api/v1/tools/disabled", get(disabled_tools))
+        .route("/api/v1/tools/{name}/enable", post(enable_tool))
+        .route("/api/v1/tools/{name}/disable", post(disable_tool))
         .route("/api/v1/calls/{call}", delete(cancel_call))
         .route("/api/v1/calls/{call}/answers/{question}", post(answer_call))
         .route("/api/v1/prompts/get", post(get_prompt))
@@ -407,6 +410,53 @@ async fn enable(State(router): State<Arc<Router>>, Path(name): Path<String>) -> 
 
 async fn disable(State(router): State<Arc<Router>>, Path(name): Path<String>) -> Response {
     set_enabled(&router, &name, false).await
+}
+
+/// The tools switched off for every client (by the name clients called them).
+async fn disabled_tools(State(router): State<Arc<Router>>) -> Response {
+    match router.control_plane().settings().await {
+        Ok(settings) => Json(json!({ "disabled": settings.disabled_tools })).into_response(),
+        Err(failure) => control_error(&failure),
+    }
+}
+
+/// Switches a tool clients see off, or a switched-off one on again, for every client.
+async fn set_tool_enabled(router: &Router, name: &str, enabled: bool) -> Response {
+    let name = crate::builtin::canonical(name).unwrap_or(name);
+    let settings = match router.control_plane().settings().await {
+        Ok(settings) => settings,
+        Err(failure) => return control_error(&failure),
+    };
+    let known = if enabled {
+        settings.disabled_tools.contains(name)
+    } else {
+        router
+            .catalog()
+            .tools
+            .iter()
+            .any(|tool| *tool.name == *name)
+    };
+    if !known {
+        let why = if enabled {
+            "is not switched off"
+        } else {
+            "is not in the catalog"
+        };
+        return error(StatusCode::NOT_FOUND, format!("tool {name:?} {why}"));
+    }
+    if let Err(failure) = router.control_plane().set_tool_enabled(name, enabled).await {
+        return control_error(&failure);
+    }
+    router.reload_settings().await;
+    Json(json!({ "name": name, "enabled": enabled })).into_response()
+}
+
+async fn enable_tool(State(router): State<Arc<Router>>, Path(name): Path<String>) -> Response {
+    set_tool_enabled(&router, &name, true).await
+}
+
+async fn disable_tool(State(router): State<Arc<Router>>, Path(name): Path<String>) -> Response {
+    set_tool_enabled(&router, &name, false).await
 }
 
 /// Closes a server's connection and connects again (a stdio server is a new process); a server

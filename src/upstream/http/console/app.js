@@ -2618,12 +2618,18 @@ async function loadActivity(view) {
   view.tables.replaceChildren(
     card("Servers", activityTable("activity-servers", ["Server", "Calls", "Errors",
       "Error rate", "p50", "p95"], servers.map((s) => statRow([s.server], s)), 6)),
-    card("Tools", activityTable("activity-tools", ["Tool", "Server", "Calls", "Errors",
-      "Error rate", "p50", "p95"], tools.map((t) => statRow([t.tool, t.server], t)), 7)),
-    card("Slowest calls", activityTable("activity-slowest", ["Time", "Server", "Tool",
-      "Duration", "Result"], rows("slowest").map(slowRow), 5)),
     card("Failing calls", activityTable("activity-failing", ["Time", "Server", "Tool", "Error"],
-      rows("failing").map(failingRow), 4)));
+      rows("failing").map(failingRow), 4)),
+    wideCard("Tools", activityTable("activity-tools", ["Tool", "Server", "Calls", "Errors",
+      "Error rate", "p50", "p95"], tools.map((t) => statRow([t.tool, t.server], t)), 7)),
+    wideCard("Slowest calls", activityTable("activity-slowest", ["Time", "Server", "Tool",
+      "Duration", "Result"], rows("slowest").map(slowRow), 5)));
+}
+
+function wideCard(title, ...children) {
+  const section = card(title, ...children);
+  section.classList.add("wide");
+  return section;
 }
 
 function activityTable(id, headers, rows, columns) {
