@@ -85,10 +85,15 @@ pub(super) fn routes<S: Clone + Send + Sync + 'static>(
         .layer(body_limit)
         .layer(axum::middleware::from_fn_with_state(state.clone(), protect))
         .merge(
-            super::console::routes().layer(axum::middleware::from_fn_with_state(
-                state.clone(),
-                protect_page,
-            )),
+            super::console::routes()
+                .route(
+                    "/api/v1/session",
+                    get(session).post(sign_in).delete(sign_out),
+                )
+                .layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    protect_page,
+                )),
         )
         .with_state(state)
 }
@@ -114,6 +119,62 @@ async fn protect(State(state): State<ApiState>, request: Request, next: Next) ->
         );
     }
     next.run(request).await
+}
+
+/// Whether the console must sign in (`--require-api-auth`), and whether this browser has.
+async fn session(State(state): State<ApiState>, headers: axum::http::HeaderMap) -> Response {
+    let required = state.guard.requires_auth();
+    let signed_in = !required || state.guard.signed_in(&headers);
+    Json(json!({ "required": required, "signedIn": signed_in })).into_response()
+}
+
+#[derive(Deserialize)]
+struct SignIn {
+    token: String,
+}
+
+/// Signs the console in with an API token: a session cookie (HttpOnly, SameSite=Strict,
+/// expiring), never the token itself.
+async fn sign_in(
+    State(state): State<ApiState>,
+    body: Result<Json<SignIn>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Json(body) = match body {
+        Ok(body) => body,
+        Err(rejection) => return error(StatusCode::BAD_REQUEST, rejection.body_text()),
+    };
+    if !state.guard.requires_auth() {
+        return Json(json!({ "signedIn": true, "required": false })).into_response();
+    }
+    match state.guard.sign_in(&body.token) {
+        Ok(id) => {
+            let cookie = format!(
+                "{}={id}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
+                super::guard::SIGN_IN_COOKIE,
+                super::guard::SIGN_IN_TTL.as_secs()
+            );
+            (
+                [(header::SET_COOKIE, cookie)],
+                Json(json!({ "signedIn": true, "required": true })),
+            )
+                .into_response()
+        }
+        Err(why) => error(StatusCode::UNAUTHORIZED, why),
+    }
+}
+
+/// Ends the console's sign-in and clears its cookie.
+async fn sign_out(State(state): State<ApiState>, headers: axum::http::HeaderMap) -> Response {
+    state.guard.sign_out(&headers);
+    let cookie = format!(
+        "{}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0",
+        super::guard::SIGN_IN_COOKIE
+    );
+    (
+        [(header::SET_COOKIE, cookie)],
+        Json(json!({ "signedIn": false, "required": state.guard.requires_auth() })),
+    )
+        .into_response()
 }
 
 /// What every secret becomes in the effective configuration.

@@ -2646,6 +2646,18 @@ function statRow(names, stat) {
     el("td", { class: "num", text: formatMs(stat.p95Ms) }));
 }
 
+/** A time as "HH:MM:SS" today, "MM-DD HH:MM" before; the full date as its tooltip. */
+function shortTime(value) {
+  const date = toDate(value);
+  if (!date) return el("span", { text: "—" });
+  const today = new Date().toDateString() === date.toDateString();
+  const text = today
+    ? pad(date.getHours()) + ":" + pad(date.getMinutes()) + ":" + pad(date.getSeconds())
+    : pad(date.getMonth() + 1) + "-" + pad(date.getDate()) + " " + pad(date.getHours()) + ":" +
+      pad(date.getMinutes());
+  return el("time", { dateTime: date.toISOString(), title: formatTime(value), text });
+}
+
 /** An activity entry's fields: when, which server and tool, how long. */
 function entryFacts(call) {
   return { time: call.at ?? call.time, server: String(call.server ?? "—"),
@@ -2654,7 +2666,7 @@ function entryFacts(call) {
 
 function slowRow(call) {
   const facts = entryFacts(call);
-  return el("tr", {}, el("td", { text: formatTime(facts.time) }),
+  return el("tr", {}, el("td", {}, shortTime(facts.time)),
     el("td", { text: facts.server }), el("td", { text: facts.tool }),
     el("td", { class: "num", text: formatMs(facts.ms) }),
     el("td", {}, call.ok === false ? badge("error", "danger") : badge("ok", "ok")));
@@ -2662,14 +2674,20 @@ function slowRow(call) {
 
 function failingRow(call) {
   const facts = entryFacts(call);
-  return el("tr", {}, el("td", { text: formatTime(facts.time) }),
+  return el("tr", {}, el("td", {}, shortTime(facts.time)),
     el("td", { text: facts.server }), el("td", { text: facts.tool }),
     el("td", { class: "error-text", text: String(call.error ?? "—") }));
 }
 
 /* Charts: hand-drawn SVG over the buckets (bars for calls, lines for rates and durations). */
 
-const CHART = { width: 720, height: 200, left: 52, right: 14, top: 14, bottom: 28 };
+/** Chart geometry in SVG units; a chart's width is about the pixels it gets, so text keeps
+ * its size. */
+const CHART = { height: 200, left: 52, right: 14, top: 14, bottom: 28 };
+
+function formatCount(value) {
+  return Number.isInteger(value) ? String(value) : value.toFixed(1);
+}
 
 /** A round upper bound for an axis. */
 function niceMax(value) {
@@ -2690,8 +2708,8 @@ function bucketLabel(value, range) {
 }
 
 /** The frame of a chart: axes, grid, labels; returns the scales. */
-function chartFrame(name, title, buckets, maxValue, format, range) {
-  const { width, height, left, right, top, bottom } = CHART;
+function chartFrame(name, title, buckets, maxValue, format, range, width) {
+  const { height, left, right, top, bottom } = CHART;
   const plotWidth = width - left - right;
   const plotHeight = height - top - bottom;
   const count = Math.max(buckets.length, 1);
@@ -2713,7 +2731,7 @@ function chartFrame(name, title, buckets, maxValue, format, range) {
     root.append(svg("text", { class: "axis", x: x(index), y: height - 8,
       "text-anchor": "middle" }, bucketLabel(buckets[index].start, range)));
   }
-  return { root, x, y, band, plotTop: top, plotHeight };
+  return { root, x, y, band, plotTop: top, plotHeight, width };
 }
 
 /** Per-bucket invisible areas whose tooltips give the figures. */
@@ -2743,8 +2761,8 @@ function linePath(frame, values, className) {
   return [path ? svg("path", { class: "line " + className, d: path.trim() }) : null, dots];
 }
 
-function noData() {
-  return svg("text", { class: "no-data", x: CHART.width / 2, y: CHART.height / 2,
+function noData(frame) {
+  return svg("text", { class: "no-data", x: frame.width / 2, y: CHART.height / 2,
     "text-anchor": "middle" }, "No calls in this range");
 }
 
@@ -2766,7 +2784,7 @@ function activityCharts(buckets, range) {
     (b.calls ? ", p50 " + formatMs(b.p50Ms) + ", p95 " + formatMs(b.p95Ms) : "");
 
   const callFrame = chartFrame("calls", "Calls per interval", buckets,
-    niceMax(Math.max(0, ...calls)), (v) => String(Math.round(v)), range);
+    niceMax(Math.max(0, ...calls)), formatCount, range, 980);
   buckets.forEach((bucket, index) => {
     const width = Math.max(1, callFrame.band * 0.7);
     const x = callFrame.x(index) - width / 2;
@@ -2776,14 +2794,15 @@ function activityCharts(buckets, range) {
     if (errors[index]) callFrame.root.append(bar(errors[index], "errors"));
   });
   const rateFrame = chartFrame("errors", "Error rate", buckets,
-    niceMax(Math.max(1, ...rates.filter((r) => r !== null))), (v) => Math.round(v) + "%", range);
+    niceMax(Math.max(1, ...rates.filter((r) => r !== null))), (v) => formatCount(v) + "%",
+    range, 480);
   append(rateFrame.root, linePath(rateFrame, rates, "rate"));
   const durations = p95.concat(p50).filter((v) => v !== null);
   const msFrame = chartFrame("duration", "Duration p50 and p95", buckets,
-    niceMax(Math.max(1, ...durations)), formatMs, range);
+    niceMax(Math.max(1, ...durations)), formatMs, range, 480);
   append(msFrame.root, [linePath(msFrame, p95, "p95"), linePath(msFrame, p50, "p50")]);
   for (const frame of [callFrame, rateFrame, msFrame]) {
-    if (!totalCalls) frame.root.append(noData());
+    if (!totalCalls) frame.root.append(noData(frame));
     chartTooltips(frame, buckets, describe);
   }
   return [

@@ -39,7 +39,7 @@ impl Guard {
     /// request comes from a page this proxy served (its `Origin` is the `Host` it was sent to)
     /// or from an origin `--allowed-origin` names — never from any other page, even on
     /// loopback, and `*` does not open it; a POST carries JSON (a form posted from another page
-    /// cannot); and a known bearer token when auth is required.
+    /// cannot); and a known bearer token (or the console's sign-in cookie) when auth is required.
     pub(crate) fn check_api(
         &self,
         method: &Method,
@@ -49,10 +49,11 @@ impl Guard {
         if self.config.require_auth {
             match self.token_of(headers) {
                 Ok(Some(_)) => {}
+                Ok(None) if self.signed_in(headers) => {}
                 Ok(None) => {
                     return Err((
                         StatusCode::UNAUTHORIZED,
-                        "a bearer token is required".into(),
+                        "a bearer token is required (or the console's sign-in)".into(),
                     ));
                 }
                 Err(why) => return Err((StatusCode::UNAUTHORIZED, why.to_owned())),

@@ -9,6 +9,7 @@
 //! JSON-RPC body (`refusals.rs`); `in_flight.rs` counts requests for shutdown; `cors.rs` is the
 //! CORS middleware on every route.
 
+pub(crate) use sign_in::{COOKIE as SIGN_IN_COOKIE, TTL as SIGN_IN_TTL};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,6 +43,7 @@ mod rate;
 mod refusals;
 mod resumption;
 mod shape;
+mod sign_in;
 
 pub(crate) use auth::HealthView;
 pub(crate) use cors::cors;
@@ -83,6 +85,8 @@ pub(crate) struct Guard {
     in_flight: Arc<InFlight>,
     /// Runs the calls the session layer answers itself (`fast.rs`); none in the unit tests.
     router: Option<Arc<Router>>,
+    /// The console's sign-ins (`sign_in.rs`).
+    sign_ins: sign_in::SignIns,
 }
 
 impl Guard {
@@ -126,6 +130,7 @@ impl Guard {
             sessions,
             in_flight: Arc::default(),
             router: None,
+            sign_ins: sign_in::SignIns::default(),
         }
     }
 
