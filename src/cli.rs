@@ -284,6 +284,17 @@ pub enum Command {
         #[command(subcommand)]
         action: Option<ToolsAction>,
     },
+    /// Serve the console on a loopback port: the running stdio proxy's (the one your MCP client
+    /// started, through its control channel), or with none running, one with its own
+    /// connections
+    Console {
+        /// The loopback port (0: any free one; the address is printed)
+        #[arg(long, default_value_t = 12007)]
+        port: u16,
+        /// Open it in the default browser
+        #[arg(long)]
+        open: bool,
+    },
     /// Call one tool of the merged catalog and print its result
     Call {
         /// The tool's name as `tools` prints it

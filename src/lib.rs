@@ -78,6 +78,24 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
         tracing::info!(endpoint, "traces exported over OTLP/HTTP");
     }
     let app_settings = app_settings(&cli)?;
+    if let Some(cli::Command::Console { port, open }) = cli.command
+        && let Some(dir) = data_dir(cli.data_dir.clone())
+        && let Some((socket, pid)) = upstream::http::find_channel(&dir).await
+    {
+        let listener = console_listener(
+            port,
+            open,
+            &format!("attached to the proxy of process {pid}"),
+        )
+        .await?;
+        let cancel = CancellationToken::new();
+        tokio::select! {
+            relayed = upstream::http::relay(listener, socket, cancel.clone()) => relayed?,
+            signal = shutdown_signal() => tracing::info!("{signal}, shutting down"),
+        }
+        cancel.cancel();
+        return Ok(ExitCode::SUCCESS);
+    }
     let (data_dir, store) = open_store(cli.data_dir.clone()).await?;
     let config_path = config_path(&cli, app_settings.is_some());
     let overrides = SecurityOverrides::from_cli(&cli);
@@ -116,6 +134,27 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
     let tracker = TaskTracker::new();
     let router = start_router(&cli, &sources, control, mailer, &cancel, &tracker).await;
     let outcome = match cli.command {
+        Some(cli::Command::Console { port, open }) => {
+            let files = api_files(&cli, sources.app.is_some())?;
+            let app_refresh = Duration::from_secs(cli.app_refresh_secs.max(1));
+            keep_current(sources, app_refresh, &router, &cancel, &tracker)?;
+            let listener =
+                console_listener(port, open, "its own connections: no proxy is running").await?;
+            tokio::select! {
+                served = upstream::http::serve_standalone(
+                    listener,
+                    router.clone(),
+                    files,
+                    cli.max_body_bytes,
+                    cancel.child_token(),
+                ) => served,
+                signal = shutdown_signal() => {
+                    tracing::info!("{signal}, shutting down");
+                    Ok(())
+                }
+            }
+            .map(|()| ExitCode::SUCCESS)
+        }
         Some(command) => inspect::run(command, &router).await,
         None => {
             let http = (cli.transport == Transport::StreamableHttp)
@@ -126,7 +165,11 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
             metrics::global().set_tool_labels(cli.metrics_tool_labels);
             match http {
                 Some(options) => serve_http(&router, options, &cancel).await,
-                None => serve_stdio(&router, cli.metrics_port, &cancel).await,
+                None => {
+                    let files = api_files(&cli, app_settings.is_some())?;
+                    let channel = (files, cli.max_body_bytes);
+                    serve_stdio(&router, cli.metrics_port, channel, &cancel).await
+                }
             }
             .map(|()| ExitCode::SUCCESS)
         }
@@ -584,12 +627,54 @@ fn refresh_app(
     });
 }
 
-/// Serves one client on stdin/stdout until stdin ends or a signal arrives.
+/// Binds the console command's loopback port and says where the console is (on stdout: the
+/// command's result); opens it in the browser when asked.
+#[allow(
+    clippy::print_stdout,
+    reason = "the console's address is the command's output"
+)]
+async fn console_listener(
+    port: u16,
+    open: bool,
+    showing: &str,
+) -> anyhow::Result<tokio::net::TcpListener> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .map_err(|error| anyhow::anyhow!("cannot listen on 127.0.0.1:{port}: {error}"))?;
+    let url = format!("http://{}/console/", listener.local_addr()?);
+    println!("console: {url} ({showing})");
+    if open {
+        let opener = if cfg!(target_os = "macos") {
+            "open"
+        } else {
+            "xdg-open"
+        };
+        if let Err(error) = std::process::Command::new(opener)
+            .arg(&url)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+        {
+            tracing::warn!("could not open a browser ({opener}): {error}; open {url}");
+        }
+    }
+    Ok(listener)
+}
+
+/// Serves one client on stdin/stdout until stdin ends or a signal arrives; the console's control
+/// channel beside it (`pluggedin-mcp-proxy console` attaches to it).
 async fn serve_stdio(
     router: &Arc<Router>,
     metrics_port: Option<u16>,
+    (files, max_body_bytes): (upstream::http::ApiFiles, usize),
     cancel: &CancellationToken,
 ) -> anyhow::Result<()> {
+    match upstream::http::serve_channel(router.clone(), files, max_body_bytes, cancel.child_token())
+        .await
+    {
+        Ok(socket) => tracing::debug!(socket = %socket.display(), "console control channel"),
+        Err(error) => tracing::warn!("the console cannot attach to this proxy: {error}"),
+    }
     metrics::global().set_transport("pipe");
     metrics::global()
         .sessions_opened

@@ -10,6 +10,7 @@
 mod api;
 mod api_v1;
 mod calls;
+mod channel;
 mod connections;
 mod console;
 mod guard;
@@ -37,6 +38,7 @@ use crate::control::{ControlPlane, RateLimited};
 use crate::router::Router;
 use crate::upstream::{ProxyHandler, scrape};
 pub use api::ApiFiles;
+pub use channel::{find_channel, relay, serve_channel, serve_standalone};
 use connections::Connections;
 pub use guard::GuardConfig;
 use guard::{Guard, HealthView, Hosts};
@@ -211,6 +213,7 @@ impl App {
                     guard.clone(),
                     api_hosts,
                     loopback || require_auth,
+                    channel::Attachment::Http,
                 ),
                 None => AxumRouter::new(),
             })

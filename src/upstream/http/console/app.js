@@ -59,6 +59,12 @@ function append(node, children) {
   return node;
 }
 
+/** Replaces a node's children (null and false are skipped, as in `append`). */
+function setChildren(node, ...children) {
+  node.replaceChildren();
+  return append(node, children);
+}
+
 /** A page's title bar: heading, a line of explanation and its actions. */
 function pageHeader(title, subtitle, ...actions) {
   return el("header", { class: "page-header" },
@@ -260,7 +266,7 @@ class ApiError extends Error {
  * How the console proves who it is. Normally the session cookie (HttpOnly, set by the proxy);
  * a proxy without the session endpoint gets the token as a bearer header, kept in memory only.
  */
-const auth = { bearer: null, signedIn: false };
+const auth = { bearer: null, signedIn: false, asking: false };
 
 function apiHeaders(hasBody, accept) {
   const headers = { Accept: accept || "application/json" };
@@ -406,7 +412,7 @@ function route() {
   highlightNav(page);
   document.title = PAGE_TITLES[page] + " · pluggedin-mcp-proxy";
   const section = el("section", { class: "page", "data-page": page });
-  document.getElementById("main").replaceChildren(section);
+  setChildren(document.getElementById("main"), section);
   Promise.resolve()
     .then(() => PAGES[page](section, ctx, rest))
     .catch(report);
@@ -418,6 +424,7 @@ function route() {
 
 /** Replaces the page with the sign-in form (the API answered 401). */
 function showSignIn() {
+  auth.asking = true;
   if (document.getElementById("signin")) return;
   leavePage();
   highlightNav(null);
@@ -436,7 +443,7 @@ function showSignIn() {
     signIn(form, input);
   });
   const section = el("section", { class: "page", "data-page": "signin" }, form);
-  document.getElementById("main").replaceChildren(section);
+  setChildren(document.getElementById("main"), section);
   input.focus();
 }
 
@@ -462,6 +469,7 @@ async function signIn(form, input) {
     return;
   }
   auth.signedIn = true;
+  auth.asking = false;
   document.getElementById("signout").hidden = false;
   notify("Signed in.");
   route();
@@ -1280,13 +1288,13 @@ function updateServerRows(tbody, servers, refresh) {
     fillServerRow(row, server);
     return row;
   });
-  tbody.replaceChildren(...(rows.length ? rows : [emptyRow(8, "No servers are configured.")]));
+  setChildren(tbody, ...(rows.length ? rows : [emptyRow(8, "No servers are configured.")]));
 }
 
 function serverRow(name, refresh) {
   const row = el("tr", { "data-server": name },
     el("td", { class: "name" }, el("strong", { text: name }), el("div", { class: "description" })),
-    el("td", {}, el("code", { class: "transport" })),
+    el("td", {}, el("code", { class: "transport" }), el("div", { class: "generation" })),
     el("td", {}, el("span", { class: "state badge" }), el("div", { class: "reason" })),
     el("td", { class: "served" }),
     el("td", { class: "tools num" }),
@@ -1302,6 +1310,8 @@ function fillServerRow(row, server) {
   const description = typeof server.description === "string" ? server.description : "";
   row.querySelector(".description").textContent = description !== state ? description : "";
   row.querySelector(".transport").textContent = server.transport || "—";
+  row.querySelector(".generation").textContent = server.generation
+    ? "MCP " + server.generation : "";
   const stateBadge = row.querySelector(".state");
   stateBadge.textContent = state;
   stateBadge.className = "state badge badge-" + (STATE_KINDS[state] || "muted");
@@ -1316,25 +1326,42 @@ function fillServerRow(row, server) {
     stderr.textContent = text;
     stderr.scrollTop = stderr.scrollHeight;
   }
-  fillServerActions(row, server.name, state);
+  fillServerActions(row, server.name, state, enabledOf(server));
 }
 
-/** Restart, and enable or disable (whichever applies); rebuilt only when the state changes. */
-function fillServerActions(row, name, state) {
+/**
+ * Whether a server is switched on: as the API says when it says so; off when its state is
+ * "disabled"; on when clients are served it; else unknown (a server switched off by the
+ * operator and one outside the active workspace both look "not served").
+ */
+function enabledOf(server) {
+  if (typeof server.enabled === "boolean") return server.enabled;
+  if (server.state === "disabled") return false;
+  return server.served === true ? true : null;
+}
+
+/** Restart, and enable and/or disable (what applies); rebuilt only when that changes. */
+function fillServerActions(row, name, state, enabled) {
   const cell = row.querySelector(".actions");
-  if (cell.dataset.state === state) return;
-  cell.dataset.state = state;
-  const disabled = state === "disabled";
-  const idle = disabled || state === "stopped";
+  const key = state + "/" + enabled;
+  if (cell.dataset.key === key) return;
+  cell.dataset.key = key;
+  const idle = state === "disabled" || state === "stopped";
   const restart = button("Restart", { class: "btn small restart", disabled: idle,
     title: idle ? "The server is not running" : "Close the connection and connect again" });
-  const toggle = disabled
-    ? button("Enable", { class: "btn small enable" })
-    : button("Disable", { class: "btn small subtle disable" });
   restart.addEventListener("click", () => serverAction(row, name, "restart", restart));
-  toggle.addEventListener("click", () =>
-    serverAction(row, name, disabled ? "enable" : "disable", toggle));
-  cell.replaceChildren(el("div", { class: "button-row" }, restart, toggle));
+  const buttons = [restart];
+  if (enabled !== true) {
+    const enable = button("Enable", { class: "btn small enable" });
+    enable.addEventListener("click", () => serverAction(row, name, "enable", enable));
+    buttons.push(enable);
+  }
+  if (enabled !== false) {
+    const disable = button("Disable", { class: "btn small subtle disable" });
+    disable.addEventListener("click", () => serverAction(row, name, "disable", disable));
+    buttons.push(disable);
+  }
+  setChildren(cell, el("div", { class: "button-row" }, buttons));
 }
 
 const SERVER_ACTION_DONE = { restart: "Restarting", enable: "Enabled", disable: "Disabled" };
@@ -1397,7 +1424,7 @@ async function renderTools(section, ctx, open) {
     const tools = Array.isArray(data && data.tools) ? data.tools : [];
     count.textContent = tools.length + (tools.length === 1 ? " tool" : " tools") +
       (query ? " match" : "");
-    list.replaceChildren(...tools.map((tool) => toolItem(view, tool)));
+    setChildren(list, ...tools.map((tool) => toolItem(view, tool)));
     if (!tools.length) list.append(el("li", { class: "empty" }, muted("No tools.")));
     markSelected(list, "tool", view.tool && view.tool.name);
     return tools;
@@ -1405,8 +1432,17 @@ async function renderTools(section, ctx, open) {
   search.addEventListener("input", debounce(() => load().catch(report), 200));
   const tools = await load();
   const wanted = tools && tools.find((tool) => tool.name === open);
-  if (wanted) openTool(view, wanted);
+  if (wanted) {
+    openTool(view, wanted);
+    scrollToSelected(list);
+  }
   else if (open) showError("No tool named " + open + ".");
+}
+
+/** Scrolls a list so its selected item shows. */
+function scrollToSelected(list) {
+  const item = list.querySelector(".selected");
+  if (item) item.scrollIntoView({ block: "nearest" });
 }
 
 function markSelected(list, key, value) {
@@ -1464,7 +1500,7 @@ function openTool(view, tool) {
   cancel.addEventListener("click", () => {
     if (view.run) cancelRun(view.run);
   });
-  view.detail.replaceChildren(
+  setChildren(view.detail,
     el("div", { class: "card" },
       el("div", { class: "detail-head" },
         el("h2", { text: tool.title || tool.name }),
@@ -1491,7 +1527,7 @@ function resetRunView(view) {
   view.logs.replaceChildren();
   view.logBox.hidden = true;
   view.questions.replaceChildren();
-  view.result.replaceChildren(el("p", { class: "muted running", text: "Calling…" }));
+  setChildren(view.result, el("p", { class: "muted running", text: "Calling…" }));
 }
 
 function setRunning(view, running) {
@@ -1676,12 +1712,12 @@ function addLog(view, data) {
 }
 
 function showRunNote(view, text) {
-  view.result.replaceChildren(el("p", { class: "cancelled muted", text }));
+  setChildren(view.result, el("p", { class: "cancelled muted", text }));
 }
 
 function showCallError(view, status, message) {
   const text = (status ? status + ": " : "") + message;
-  view.result.replaceChildren(el("div", { class: "error" },
+  setChildren(view.result, el("div", { class: "error" },
     el("strong", { text: status ? "Call failed (" + status + ")" : "Call failed" }),
     el("p", { text: message })));
   showError(text);
@@ -1690,7 +1726,7 @@ function showCallError(view, status, message) {
 /** Renders a CallToolResult: its content, structured content (checked against outputSchema). */
 function showResult(view, tool, result) {
   if (!isObject(result)) {
-    view.result.replaceChildren(el("pre", { class: "text", text: pretty(result) }));
+    setChildren(view.result, el("pre", { class: "text", text: pretty(result) }));
     return;
   }
   const content = contentList(result.content);
@@ -1706,7 +1742,7 @@ function showResult(view, tool, result) {
   }
   parts.push(el("details", { class: "raw" }, el("summary", { text: "Raw result" }),
     el("pre", { class: "code", text: pretty(result) })));
-  view.result.replaceChildren(...parts);
+  setChildren(view.result, ...parts);
 }
 
 /** Whether structured content has every key the tool's outputSchema requires. */
@@ -1743,7 +1779,7 @@ function nextQuestion(run) {
   if (!question) return;
   const form = question.kind === "sampling" ? samplingForm(run, question)
     : elicitationForm(run, question);
-  run.view.questions.replaceChildren(form);
+  setChildren(run.view.questions, form);
   const first = form.querySelector("input, select, textarea");
   if (first) first.focus();
 }
@@ -1853,7 +1889,7 @@ async function renderPrompts(section, ctx, open) {
     if (!ctx.alive || search.value.trim() !== query) return [];
     const prompts = Array.isArray(data && data.prompts) ? data.prompts : [];
     count.textContent = prompts.length + (prompts.length === 1 ? " prompt" : " prompts");
-    list.replaceChildren(...prompts.map((prompt) => promptItem(view, prompt)));
+    setChildren(list, ...prompts.map((prompt) => promptItem(view, prompt)));
     if (!prompts.length) list.append(el("li", { class: "empty" }, muted("No prompts.")));
     markSelected(list, "prompt", view.prompt && view.prompt.name);
     return prompts;
@@ -1861,7 +1897,10 @@ async function renderPrompts(section, ctx, open) {
   search.addEventListener("input", debounce(() => load().catch(report), 200));
   const prompts = await load();
   const wanted = prompts.find((prompt) => prompt.name === open);
-  if (wanted) openPrompt(view, wanted);
+  if (wanted) {
+    openPrompt(view, wanted);
+    scrollToSelected(list);
+  }
 }
 
 function promptItem(view, prompt) {
@@ -1908,7 +1947,7 @@ function openPrompt(view, prompt) {
     showFieldErrors(form, collected.errors);
     if (!collected.errors.length) getPrompt(prompt, collected.value || {}, get, result);
   });
-  view.detail.replaceChildren(el("div", { class: "card" },
+  setChildren(view.detail, el("div", { class: "card" },
     el("div", { class: "detail-head" }, el("h2", { text: prompt.title || prompt.name }),
       prompt.title ? el("code", { class: "qualified", text: prompt.name }) : null),
     prompt.description ? el("p", { class: "description", text: prompt.description }) : null,
@@ -1918,18 +1957,18 @@ function openPrompt(view, prompt) {
 
 async function getPrompt(prompt, args, control, result) {
   control.disabled = true;
-  result.replaceChildren(el("p", { class: "muted", text: "Getting…" }));
+  setChildren(result, el("p", { class: "muted", text: "Getting…" }));
   try {
     const data = await api("/api/v1/prompts/get", { method: "POST",
       body: { name: prompt.name, arguments: args } });
     const messages = isObject(data) && Array.isArray(data.messages) ? data.messages : [];
-    result.replaceChildren(
+    setChildren(result,
       isObject(data) && data.description ? el("p", { class: "description",
         text: data.description }) : null,
       messages.length ? el("div", { class: "messages" }, messages.map(messageBlock))
         : muted("The prompt has no messages."));
   } catch (error) {
-    result.replaceChildren(el("div", { class: "error", text: error.message }));
+    setChildren(result, el("div", { class: "error", text: error.message }));
     report(error);
   } finally {
     control.disabled = false;
@@ -1958,9 +1997,9 @@ async function renderResources(section, ctx, open) {
   const data = await ctx.api("/api/v1/resources");
   const list = isObject(data) && Array.isArray(data.resources) ? data.resources : [];
   const templateList = isObject(data) ? (data.resourceTemplates || data.templates || []) : [];
-  resources.replaceChildren(...list.filter(isObject).map((r) => resourceItem(view, r)));
+  setChildren(resources, ...list.filter(isObject).map((r) => resourceItem(view, r)));
   if (!list.length) resources.append(el("li", { class: "empty" }, muted("No resources.")));
-  templates.replaceChildren(...(Array.isArray(templateList) ? templateList : [])
+  setChildren(templates, ...(Array.isArray(templateList) ? templateList : [])
     .filter(isObject).map((t) => templateItem(view, t)));
   if (!templates.children.length) {
     templates.append(el("li", { class: "empty" }, muted("No templates.")));
@@ -2036,14 +2075,14 @@ function templateItem(view, template) {
 async function readResource(view, uri) {
   setSubroute("resources", uri);
   markSelected(view.resources, "resource", uri);
-  view.content.replaceChildren(el("p", { class: "muted", text: "Reading " + uri + "…" }));
+  setChildren(view.content, el("p", { class: "muted", text: "Reading " + uri + "…" }));
   try {
     const data = await api("/api/v1/resources/read", { method: "POST", body: { uri } });
     const contents = isObject(data) && Array.isArray(data.contents) ? data.contents : [];
-    view.content.replaceChildren(el("h3", { class: "mono", text: uri }),
+    setChildren(view.content, el("h3", { class: "mono", text: uri }),
       contents.length ? contents.map(resourceBlock) : muted("The resource is empty."));
   } catch (error) {
-    view.content.replaceChildren(el("div", { class: "error", text: error.message }));
+    setChildren(view.content, el("div", { class: "error", text: error.message }));
     report(error);
   }
 }
@@ -2126,8 +2165,8 @@ async function renderDocuments(section, ctx, open) {
     el("div", { class: "split wide-left" },
       el("div", { class: "card" }, el("h2", { class: "card-title", text: "Library" }), filters,
         el("div", { class: "table-wrap" }, el("table", { class: "table documents" },
-          el("thead", {}, el("tr", {}, ["Title", "Source", "Model", "Tags", "Size", "Version",
-            "Updated"].map((h) => el("th", { scope: "col", text: h })))), rows)),
+          el("thead", {}, el("tr", {}, ["Title", "Source", "Tags", "Size", "Updated"]
+            .map((h) => el("th", { scope: "col", text: h })))), rows)),
         pager),
       el("div", { class: "detail" }, view.docView)));
   filters.addEventListener("submit", (event) => {
@@ -2157,8 +2196,8 @@ async function loadDocuments(view) {
   view.total = isObject(data) && typeof data.total === "number" ? data.total : documents.length;
   view.totalText.textContent = view.total + (view.total === 1 ? " document" : " documents") +
     " in the library.";
-  view.rows.replaceChildren(...documents.filter(isObject).map((doc) => documentRow(view, doc)));
-  if (!documents.length) view.rows.append(emptyRow(7, "No documents match."));
+  setChildren(view.rows, ...documents.filter(isObject).map((doc) => documentRow(view, doc)));
+  if (!documents.length) view.rows.append(emptyRow(5, "No documents match."));
   renderPager(view, documents.length, Number(params.get("limit")) || 50);
 }
 
@@ -2175,7 +2214,7 @@ function renderPager(view, shown, limit) {
     view.offset += limit;
     loadDocuments(view).catch(report);
   });
-  view.pager.replaceChildren(el("span", { class: "muted small",
+  setChildren(view.pager, el("span", { class: "muted small",
     text: first + "–" + (view.offset + shown) + " of " + view.total }), previous, next);
 }
 
@@ -2189,13 +2228,13 @@ function documentRow(view, doc) {
   const id = String(doc.id);
   const row = el("tr", { "data-document": id, class: "clickable", tabIndex: 0 },
     el("td", {}, el("strong", { text: doc.title || "(untitled)" }),
-      doc.fileName ? el("div", { class: "muted small", text: doc.fileName }) : null),
-    el("td", {}, badge(String(doc.source || "—"), "muted")),
-    el("td", { text: doc.model ? formatAuthor(doc.model) : "—" }),
+      el("div", { class: "muted small", text: [doc.fileName, doc.version !== undefined
+        ? "v" + doc.version : null].filter(Boolean).join(" · ") })),
+    el("td", {}, badge(String(doc.source || "—"), "muted"),
+      doc.model ? el("div", { class: "muted small", text: formatAuthor(doc.model) }) : null),
     el("td", {}, tagList(doc.tags)),
     el("td", { class: "num", text: formatBytes(doc.sizeBytes) }),
-    el("td", { class: "num", text: doc.version !== undefined ? "v" + doc.version : "—" }),
-    el("td", {}, timeAgo(doc.updatedAt || doc.createdAt)));
+    el("td", { class: "nowrap" }, timeAgo(doc.updatedAt || doc.createdAt)));
   row.addEventListener("click", () => openDocument(view, id));
   row.addEventListener("keydown", (event) => {
     if (event.key === "Enter") openDocument(view, id);
@@ -2209,12 +2248,12 @@ async function openDocument(view, id) {
   for (const row of view.rows.querySelectorAll("[data-document]")) {
     row.classList.toggle("selected", row.dataset.document === id);
   }
-  view.docView.replaceChildren(muted("Loading…"));
+  setChildren(view.docView, muted("Loading…"));
   let doc;
   try {
     doc = await view.ctx.api("/api/v1/documents/" + encodeSegment(id));
   } catch (error) {
-    view.docView.replaceChildren(el("div", { class: "error", text: error.message }));
+    setChildren(view.docView, el("div", { class: "error", text: error.message }));
     report(error);
     return;
   }
@@ -2222,7 +2261,7 @@ async function openDocument(view, id) {
   const remove = button("Delete", { class: "btn danger delete" });
   remove.addEventListener("click", () => deleteDocument(view, id, doc.title, remove));
   const versions = Array.isArray(doc.versions) ? doc.versions.filter(isObject) : [];
-  view.docView.replaceChildren(
+  setChildren(view.docView,
     el("div", { class: "detail-head" }, el("h2", { text: doc.title || "(untitled)" }), remove),
     doc.description ? el("p", { class: "description", text: doc.description }) : null,
     documentFacts(doc),
@@ -2230,14 +2269,19 @@ async function openDocument(view, id) {
     typeof doc.content === "string" ? el("pre", { class: "text doc-content",
       text: doc.content }) : muted("No content."),
     el("h3", { text: "Versions" }),
-    table(["Version", "When", "By", "Summary", "Reason"], versions.length
-      ? versions.map((v) => el("tr", {},
-        el("td", { class: "num", text: "v" + v.version }),
-        el("td", { text: formatTime(v.createdAt) }),
-        el("td", { text: formatAuthor(v.createdBy) }),
-        el("td", { text: v.changeSummary || "—" }),
-        el("td", { text: v.updateReason || "—" })))
-      : [emptyRow(5, "No versions recorded.")], { class: "table versions" }));
+    el("ol", { class: "versions" }, versions.length ? versions.map(versionItem)
+      : el("li", { class: "muted", text: "No versions recorded." })));
+}
+
+/** One version: its number, when and by whom, and why it changed. */
+function versionItem(version) {
+  const why = [version.changeSummary, version.updateReason].filter(Boolean).join(" — ");
+  return el("li", { class: "version", "data-version": String(version.version) },
+    el("div", { class: "version-head" }, el("strong", { text: "v" + version.version }),
+      el("span", { text: formatTime(version.createdAt) }),
+      el("span", { class: "muted", text: version.createdBy ? "by " +
+        formatAuthor(version.createdBy) : "" })),
+    why ? el("p", { class: "small", text: why }) : null);
 }
 
 function documentFacts(doc) {
@@ -2261,7 +2305,7 @@ async function deleteDocument(view, id, title, control) {
   try {
     await api("/api/v1/documents/" + encodeSegment(id), { method: "DELETE" });
     notify("Deleted " + (title || id) + ".");
-    view.docView.replaceChildren(muted("The document was deleted."));
+    setChildren(view.docView, muted("The document was deleted."));
     setSubroute("documents", "");
     await loadDocuments(view);
   } catch (error) {
@@ -2298,7 +2342,7 @@ function highlightSnippet(snippet) {
 
 async function searchDocuments(view, query, results, control) {
   if (!query) {
-    results.replaceChildren(muted("Type words to search for."));
+    setChildren(results, muted("Type words to search for."));
     return;
   }
   control.disabled = true;
@@ -2309,7 +2353,7 @@ async function searchDocuments(view, query, results, control) {
     params.set("q", query);
     const data = await view.ctx.api("/api/v1/documents/search?" + params.toString());
     const hits = isObject(data) && Array.isArray(data.hits) ? data.hits.filter(isObject) : [];
-    results.replaceChildren(el("p", { class: "muted small", text: hits.length +
+    setChildren(results, el("p", { class: "muted small", text: hits.length +
       (hits.length === 1 ? " match" : " matches") + " for “" + query + "”" }),
     ...hits.map((hit) => searchHit(view, hit)));
   } catch (error) {
@@ -2406,18 +2450,18 @@ async function uploadFiles(view, files, ui) {
   ui.progress.value = 0;
   let sent = 0;
   let done = 0;
+  let duplicates = 0;
   const extras = uploadExtras(ui);
   for (const [index, file] of files.entries()) {
     const name = file.webkitRelativePath || file.name;
     ui.status.textContent = "Uploading " + name + " (" + (index + 1) + "/" + files.length + ")…";
     try {
-      if (file.size <= SMALL_UPLOAD_BYTES) await uploadSmall(file, name, extras);
-      else {
-        await uploadChunked(file, name, extras, (bytes) => {
+      const doc = file.size <= SMALL_UPLOAD_BYTES ? await uploadSmall(file, name, extras)
+        : await uploadChunked(file, name, extras, (bytes) => {
           ui.progress.value = sent + bytes;
         });
-      }
       done += 1;
+      if (isObject(doc) && doc.duplicate === true) duplicates += 1;
     } catch (error) {
       report(new ApiError(error.status, name + ": " + error.message));
       if (error.status === 401) return;
@@ -2426,8 +2470,8 @@ async function uploadFiles(view, files, ui) {
     ui.progress.value = sent;
   }
   ui.progress.value = ui.progress.max;
-  const text = "Uploaded " + done + " of " + files.length + (files.length === 1 ? " file."
-    : " files.");
+  const text = "Uploaded " + done + " of " + files.length + (files.length === 1 ? " file"
+    : " files") + (duplicates ? " (" + duplicates + " already in the library)." : ".");
   ui.status.textContent = text;
   if (done === files.length) notify(text);
   if (view.ctx.alive) await loadDocuments(view).catch(report);
@@ -2487,7 +2531,7 @@ async function renderNotifications(section, ctx) {
       ? data.notifications.filter(isObject) : [];
     count.textContent = items.length + (items.length === 1 ? " notification" :
       " notifications") + ". Refreshed every 10 s.";
-    list.replaceChildren(...items.map((item) => notificationCard(item, refresh)));
+    setChildren(list, ...items.map((item) => notificationCard(item, refresh)));
     if (!items.length) list.append(card(null, muted("No notifications.")));
   };
   unread.addEventListener("change", () => refresh().catch(report));
@@ -2589,7 +2633,7 @@ async function renderActivity(section, ctx) {
 
 function setOptions(select, values, allText) {
   const current = select.value;
-  select.replaceChildren(el("option", { value: "", text: allText }),
+  setChildren(select, el("option", { value: "", text: allText }),
     ...values.map((value) => el("option", { value, text: value })));
   select.value = values.includes(current) ? current : "";
 }
@@ -2614,8 +2658,8 @@ async function loadActivity(view) {
     setOptions(view.tool, tools.map((t) => String(t.tool)).filter((t, i, all) =>
       all.indexOf(t) === i), "All tools");
   }
-  view.charts.replaceChildren(...activityCharts(buckets, entry[0]));
-  view.tables.replaceChildren(
+  setChildren(view.charts, ...activityCharts(buckets, entry[0]));
+  setChildren(view.tables,
     card("Servers", activityTable("activity-servers", ["Server", "Calls", "Errors",
       "Error rate", "p50", "p95"], servers.map((s) => statRow([s.server], s)), 6)),
     card("Failing calls", activityTable("activity-failing", ["Time", "Server", "Tool", "Error"],
@@ -2849,11 +2893,11 @@ async function loadWorkspaces(view) {
   const all = button("Serve all servers", { id: "workspace-all", class: "btn",
     disabled: current === null });
   all.addEventListener("click", () => switchWorkspace(view, null, all));
-  view.active.replaceChildren(el("div", { class: "card active-card" },
+  setChildren(view.active, el("div", { class: "card active-card" },
     el("span", { text: "Active: " }),
     el("strong", { text: current === null ? "all servers (no workspace)" : String(current) }),
     el("span", { class: "spacer" }), all));
-  view.list.replaceChildren(...workspaces.map((w) => workspaceCard(view, w, current)));
+  setChildren(view.list, ...workspaces.map((w) => workspaceCard(view, w, current)));
   if (!workspaces.length) view.list.append(card(null, muted("No workspaces yet.")));
   fillCreateForm(view, servers);
 }
@@ -2881,7 +2925,7 @@ async function switchWorkspace(view, name, control) {
   try {
     const data = await api("/api/v1/workspaces/switch", { method: "POST", body: { name } });
     notify(name === null ? "Serving all servers." : "Switched to " + name + ".");
-    view.reached.replaceChildren(switchReport(data));
+    setChildren(view.reached, switchReport(data));
     await loadWorkspaces(view);
   } catch (error) {
     control.disabled = false;
@@ -2956,7 +3000,7 @@ function fillCreateForm(view, servers) {
     const chosen = boxes.filter((box) => box.checked).map((box) => box.value);
     createWorkspace(view, value, chosen, submit);
   });
-  view.create.replaceChildren(form);
+  setChildren(view.create, form);
 }
 
 async function createWorkspace(view, name, servers, control) {
@@ -3004,10 +3048,31 @@ const PAGES = {
   settings: renderSettings,
 };
 
-function start() {
+/** Whether the proxy wants a sign-in, and whether this browser has one: {required, signedIn}. */
+async function sessionState() {
+  try {
+    const state = await api("/api/v1/session");
+    return isObject(state) ? state : {};
+  } catch (error) {
+    return {};
+  }
+}
+
+async function start() {
   document.querySelector(".banner-close").addEventListener("click", dismissBanner);
   document.getElementById("signout").addEventListener("click", signOut);
-  window.addEventListener("hashchange", route);
+  window.addEventListener("hashchange", () => {
+    if (!auth.asking) route();
+  });
+  const session = await sessionState();
+  if (session.required === true) {
+    auth.signedIn = session.signedIn === true;
+    document.getElementById("signout").hidden = !auth.signedIn;
+    if (!auth.signedIn) {
+      showSignIn();
+      return;
+    }
+  }
   route();
 }
 
