@@ -108,7 +108,7 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 /// without auth.
 async fn protect(State(state): State<ApiState>, request: Request, next: Next) -> Response {
     if let Err(refused) = open_to(&state, request.headers()) {
-        return refused;
+        return *refused;
     }
     if let Err((status, message)) = state.guard.check_api(request.method(), request.headers()) {
         return error(status, message);
@@ -241,7 +241,7 @@ async fn config(State(state): State<ApiState>) -> Response {
 /// The console's files: the API's rules but the token (the page asks for it).
 async fn protect_page(State(state): State<ApiState>, request: Request, next: Next) -> Response {
     if let Err(refused) = open_to(&state, request.headers()) {
-        return refused;
+        return *refused;
     }
     if let Err((status, message)) = state.guard.check_page(request.method(), request.headers()) {
         return error(status, message);
@@ -251,13 +251,13 @@ async fn protect_page(State(state): State<ApiState>, request: Request, next: Nex
 
 /// Whether the console and its API are served at all (loopback, or auth required), and to this
 /// `Host` (DNS rebinding).
-fn open_to(state: &ApiState, headers: &axum::http::HeaderMap) -> Result<(), Response> {
+fn open_to(state: &ApiState, headers: &axum::http::HeaderMap) -> Result<(), Box<Response>> {
     if !state.open {
-        return Err(error(
+        return Err(Box::new(error(
             StatusCode::FORBIDDEN,
             "the console and its API are off: this proxy listens beyond loopback without \
              --require-api-auth",
-        ));
+        )));
     }
     if let Some(hosts) = &state.hosts {
         let host = headers
@@ -269,10 +269,10 @@ fn open_to(state: &ApiState, headers: &axum::http::HeaderMap) -> Result<(), Resp
             .iter()
             .any(|allowed| allowed.eq_ignore_ascii_case(name) || allowed == host)
         {
-            return Err(error(
+            return Err(Box::new(error(
                 StatusCode::FORBIDDEN,
                 format!("host {host:?} is not allowed (see --allowed-host)"),
-            ));
+            )));
         }
     }
     Ok(())

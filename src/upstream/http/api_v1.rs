@@ -616,7 +616,7 @@ const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// A point in time: milliseconds since the epoch, or a duration back from `now` (`30m`, `6h`,
 /// `7d`).
-fn point_in_time(text: &str, now: i64) -> Result<i64, Response> {
+fn point_in_time(text: &str, now: i64) -> Result<i64, Box<Response>> {
     let text = text.trim();
     if let Ok(ms) = text.parse::<i64>() {
         return Ok(ms);
@@ -632,26 +632,26 @@ fn point_in_time(text: &str, now: i64) -> Result<i64, Response> {
         .filter(|number| unit > 0 && (0..=3650).contains(&(number * unit / DAY_MS)))
         .map(|number| now - number * unit)
         .ok_or_else(|| {
-            error(
+            Box::new(error(
                 StatusCode::BAD_REQUEST,
                 format!(
                     "{text:?} is not a time: milliseconds since the epoch, or how long ago \
                      (30m, 24h, 7d)"
                 ),
-            )
+            ))
         })
 }
 
 /// The range a query names: `since` (24 hours ago by default) to `until` (now by default).
-fn range_of(since: Option<&str>, until: Option<&str>) -> Result<(i64, i64), Response> {
+fn range_of(since: Option<&str>, until: Option<&str>) -> Result<(i64, i64), Box<Response>> {
     let now = crate::control::time::now_ms();
     let since = since.map_or(Ok(now - DAY_MS), |text| point_in_time(text, now))?;
     let until = until.map_or(Ok(now), |text| point_in_time(text, now))?;
     if until <= since {
-        return Err(error(
+        return Err(Box::new(error(
             StatusCode::BAD_REQUEST,
             "the range ends before it starts (until <= since)",
-        ));
+        )));
     }
     Ok((since, until))
 }
@@ -685,7 +685,7 @@ async fn activity_series(
 ) -> Response {
     let (since, until) = match range_of(query.since.as_deref(), query.until.as_deref()) {
         Ok(range) => range,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let asked = crate::control::ActivityQuery {
         since,
@@ -761,7 +761,7 @@ async fn activity_export(
 ) -> Response {
     let (since, until) = match range_of(query.since.as_deref(), query.until.as_deref()) {
         Ok(range) => range,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let csv = match query.format.as_deref() {
         None | Some("json") => false,

@@ -206,7 +206,7 @@ pub async fn find_channel(data_dir: &Path) -> Option<(PathBuf, u32)> {
             Some((modified, path, pid))
         })
         .collect();
-    found.sort_by(|a, b| b.0.cmp(&a.0));
+    found.sort_by_key(|found| std::cmp::Reverse(found.0));
     for (_, path, pid) in found {
         if UnixStream::connect(&path).await.is_ok() {
             return Some((path, pid));

@@ -3021,14 +3021,90 @@ async function createWorkspace(view, name, servers, control) {
 
 async function renderSettings(section, ctx) {
   const config = el("pre", { id: "config", class: "code config" }, "Loading…");
-  section.append(pageHeader("Settings", "The configuration this proxy runs with; secrets are " +
-    "masked."), card("Effective configuration", config));
+  const toggles = el("div", { class: "toggles-slot" });
+  section.append(pageHeader("Settings", "The configuration this proxy runs with (secrets " +
+    "masked), and which tools clients get."), card("Effective configuration", config), toggles);
+  const [configDone, togglesDone] = await Promise.allSettled([
+    ctx.api("/api/v1/config").then((data) => {
+      config.textContent = pretty(data);
+    }),
+    renderToolToggles(toggles, ctx),
+  ]);
+  if (configDone.status === "rejected") {
+    config.textContent = "Not available (" + configDone.reason.message + ").";
+    report(configDone.reason);
+  }
+  if (togglesDone.status === "rejected") report(togglesDone.reason);
+}
+
+/**
+ * One switch per tool, for every client: the catalog's tools (on) and the switched-off ones.
+ * Left out when the proxy offers no such switch.
+ */
+async function renderToolToggles(slot, ctx) {
+  let disabled;
   try {
-    const data = await ctx.api("/api/v1/config");
-    config.textContent = pretty(data);
+    disabled = await ctx.api("/api/v1/tools/disabled");
   } catch (error) {
-    config.textContent = "Not available (" + error.message + ").";
+    if (error.status === 404 || error.status === 405) return;
     throw error;
+  }
+  const filter = el("input", { type: "search", id: "toggle-search", class: "search",
+    placeholder: "Filter tools", autocomplete: "off", "aria-label": "Filter tools" });
+  const list = el("ul", { class: "toggles" });
+  const summary = el("span", { class: "muted small" });
+  setChildren(slot, el("section", { class: "card" },
+    el("div", { class: "chart-head" }, el("h2", { class: "card-title", text: "Tools" }),
+      summary),
+    el("p", { class: "muted small", text: "A tool switched off is hidden from every client " +
+      "of every proxy on this store, until it is switched on again." }),
+    filter, list));
+  const load = async (off) => {
+    const data = await ctx.api("/api/v1/tools");
+    const names = (isObject(data) && Array.isArray(data.tools) ? data.tools : [])
+      .map((tool) => String(tool.name));
+    const offNames = (isObject(off) && Array.isArray(off.disabled) ? off.disabled : [])
+      .map(String);
+    const all = names.concat(offNames.filter((name) => !names.includes(name))).sort();
+    summary.textContent = names.length + " on, " + offNames.length + " off";
+    setChildren(list, all.map((name) => toggleRow(name, !offNames.includes(name), reload)));
+    applyFilter(list, filter.value);
+  };
+  const reload = async () => load(await ctx.api("/api/v1/tools/disabled"));
+  filter.addEventListener("input", () => applyFilter(list, filter.value));
+  await load(disabled);
+}
+
+function applyFilter(list, text) {
+  const words = text.toLowerCase().split(/\s+/).filter(Boolean);
+  for (const row of list.children) {
+    const name = (row.dataset.name || "").toLowerCase();
+    row.hidden = !words.every((word) => name.includes(word));
+  }
+}
+
+function toggleRow(name, on, reload) {
+  const box = el("input", { type: "checkbox", role: "switch", id: nextFieldId(),
+    "data-tool-toggle": name, checked: on });
+  box.addEventListener("change", () => toggleTool(name, box, reload));
+  return el("li", { class: "toggle-row" + (on ? "" : " off"), "data-name": name },
+    el("label", { for: box.id, class: "toggle" }, box, el("span", { class: "track" }),
+      el("code", { text: name }),
+      el("span", { class: "toggle-state muted small", text: on ? "on" : "off" })));
+}
+
+async function toggleTool(name, box, reload) {
+  const on = box.checked;
+  box.disabled = true;
+  try {
+    await api("/api/v1/tools/" + encodeSegment(name) + "/" + (on ? "enable" : "disable"),
+      { method: "POST" });
+    notify((on ? "Switched on " : "Switched off ") + name + ".");
+    await reload();
+  } catch (error) {
+    box.checked = !on;
+    box.disabled = false;
+    report(error);
   }
 }
 
@@ -3058,12 +3134,29 @@ async function sessionState() {
   }
 }
 
+/** Says whose console this is when it is not the HTTP proxy's own (GET /api/v1/console). */
+async function showAttachment() {
+  let data;
+  try {
+    data = await api("/api/v1/console");
+  } catch (error) {
+    return;
+  }
+  if (!isObject(data) || !data.attached || data.attached === "http") return;
+  const strip = document.querySelector(".attachment");
+  strip.textContent = typeof data.note === "string" ? data.note
+    : "Attached to: " + String(data.attached);
+  strip.className = "attachment " + (data.attached === "standalone" ? "warn" : "info");
+  strip.hidden = false;
+}
+
 async function start() {
   document.querySelector(".banner-close").addEventListener("click", dismissBanner);
   document.getElementById("signout").addEventListener("click", signOut);
   window.addEventListener("hashchange", () => {
     if (!auth.asking) route();
   });
+  showAttachment();
   const session = await sessionState();
   if (session.required === true) {
     auth.signedIn = session.signedIn === true;
