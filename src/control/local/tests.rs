@@ -274,6 +274,71 @@ async fn activity_figures_group_by_server_and_item() {
 }
 
 #[tokio::test]
+async fn an_activity_report_cuts_its_range_into_buckets_and_stays_bounded() {
+    let store = LocalStore::open(None).unwrap();
+    let entry = |at, server: &str, item: &str, duration_ms, success| Activity {
+        at,
+        action: crate::control::ActivityAction::ToolCall,
+        server_name: server.into(),
+        server_uuid: "u".into(),
+        item: item.into(),
+        duration_ms,
+        success,
+        error: (!success).then(|| "=boom".to_owned()),
+        tool_error: false,
+    };
+    let mut batch = vec![
+        entry(1_000, "demo", "echo", 10, true),
+        entry(1_500, "demo", "echo", 30, false),
+        entry(3_500, "other", "add", 5, true),
+        // Outside the range: neither counted nor listed.
+        entry(4_000, "demo", "echo", 999, true),
+    ];
+    // More items than a report lists: the busiest come first.
+    batch.extend((0..150).map(|i| entry(2_000, "many", &format!("tool_{i}"), 1, true)));
+    store.record_activity(batch).await.unwrap();
+    let query = |server: Option<&str>| ActivityQuery {
+        since: 0,
+        until: 4_000,
+        buckets: 4,
+        server: server.map(str::to_owned),
+        item: None,
+    };
+    let report = store.activity_report(query(None)).await.unwrap();
+    assert_eq!(report.bucket_ms, 1_000);
+    let calls: Vec<u64> = report.buckets.iter().map(|(_, f)| f.calls).collect();
+    assert_eq!(calls, [0, 2, 150, 1]);
+    assert_eq!(report.buckets[1].1.errors, 1);
+    assert_eq!(
+        (report.buckets[1].1.p50_ms, report.buckets[1].1.p95_ms),
+        (10, 30)
+    );
+    assert_eq!(report.items.len(), ActivityReport::MAX_ITEMS);
+    assert_eq!(report.items[0].0, ("demo".to_owned(), "echo".to_owned()));
+    assert_eq!(report.slowest.len(), ActivityReport::MAX_ENTRIES);
+    assert_eq!(report.slowest[0].duration_ms, 30);
+    assert_eq!(report.failing.len(), 1);
+    assert_eq!(report.failing[0].error.as_deref(), Some("=boom"));
+    // One server alone.
+    let report = store.activity_report(query(Some("other"))).await.unwrap();
+    assert_eq!(report.servers.len(), 1);
+    assert_eq!(report.servers[0].1.calls, 1);
+    // A report never has more buckets than its bound.
+    let many = ActivityQuery {
+        buckets: 100_000,
+        ..query(None)
+    };
+    let report = store.activity_report(many).await.unwrap();
+    assert_eq!(report.buckets.len(), ActivityReport::MAX_BUCKETS as usize);
+    // The export: oldest first, within the range, up to the limit.
+    let entries = store.activity_entries(0, 4_000, 2).await.unwrap();
+    assert_eq!(
+        entries.iter().map(|e| e.at).collect::<Vec<_>>(),
+        [1_000, 1_500]
+    );
+}
+
+#[tokio::test]
 async fn rate_limit_refusals_sum_over_the_window_and_are_pruned_with_activity() {
     let store = LocalStore::open(None).unwrap();
     for (at, tool_calls, requests) in [(1000, 90, 0), (2000, 5, 7), (3000, 1, 1)] {
