@@ -87,3 +87,64 @@ fn cookie(headers: &HeaderMap) -> Option<&str> {
         .map(|(_, value)| value.trim())
         .filter(|value| !value.is_empty())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use axum::http::HeaderValue;
+
+    use super::*;
+    use crate::cli::Cors;
+    use crate::secret::Secret;
+    use crate::upstream::http::guard::{GuardConfig, Hosts};
+
+    fn guard() -> Guard {
+        let config = GuardConfig {
+            require_auth: true,
+            tokens: vec![Secret::new("right-token")],
+            rate_limit_tools: 0,
+            rate_limit_requests: 0,
+            allowed_origins: None,
+            named_origins: Vec::new(),
+            max_body_bytes: 1024,
+            stream_answers: false,
+        };
+        Guard::new(config, Cors::Off, Hosts::new(["localhost"]), None)
+    }
+
+    fn with_cookie(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::COOKIE, HeaderValue::from_str(value).unwrap());
+        headers
+    }
+
+    #[test]
+    fn a_token_becomes_a_cookie_that_signs_in_until_signed_out() {
+        let guard = guard();
+        assert_eq!(guard.sign_in("wrong"), Err("unknown token"));
+        let id = guard.sign_in("right-token").unwrap();
+        assert_eq!(id.len(), 64);
+        assert!(!id.contains("right-token"));
+        let headers = with_cookie(&format!("theme=dark; {COOKIE}={id}; other=1"));
+        assert!(guard.signed_in(&headers));
+        let other = if id.starts_with('0') { '1' } else { '0' };
+        assert!(!guard.signed_in(&with_cookie(&format!("{COOKIE}={other}{}", &id[1..]))));
+        assert!(!guard.signed_in(&with_cookie(&format!("x{COOKIE}={id}"))));
+        assert!(!guard.signed_in(&HeaderMap::new()));
+        guard.sign_out(&headers);
+        assert!(!guard.signed_in(&headers));
+    }
+
+    #[test]
+    fn sign_ins_are_bounded() {
+        let guard = guard();
+        let first = guard.sign_in("right-token").unwrap();
+        for _ in 0..MAX_SIGN_INS {
+            guard.sign_in("right-token").unwrap();
+        }
+        assert_eq!(lock(&guard.sign_ins.0).len(), MAX_SIGN_INS);
+        // The oldest went to make room.
+        assert!(!guard.signed_in(&with_cookie(&format!("{COOKIE}={first}"))));
+    }
+}
