@@ -4,14 +4,18 @@
 # official TypeScript SDK (@modelcontextprotocol/sdk, for the client scripts in tests/clients/) from
 # npm; mcp-server-time, the MCP Python SDK, aiosmtpd (a loopback SMTP server for the e-mail
 # tests) and opentelemetry-proto (for the OTLP receiver of the traces tests) from PyPI.
-# Prometheus (the server and promtool, for the metrics tests) is a Debian package, installed through
-# apt-get when missing (as root; otherwise it says what to install and fails).
+# Prometheus (the server and promtool, for the metrics tests) and Chromium with ChromeDriver (for
+# the console's browser tests, headless) are Debian packages, installed through apt-get when
+# missing (as root; otherwise it says what to install and fails).
 # Idempotent: a second run with everything present does nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
   scripts/apt-install.sh prometheus
+fi
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  scripts/apt-install.sh chromium chromium-driver
 fi
 DEPS="$PWD/.deps"
 mkdir -p "$DEPS"

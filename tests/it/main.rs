@@ -9,6 +9,7 @@
 mod app_stub;
 mod architecture;
 mod support;
+mod webdriver;
 
 mod api;
 mod app;
@@ -16,6 +17,7 @@ mod app_contract;
 mod builtin;
 mod cli;
 mod clients;
+mod console;
 mod control;
 mod core_tasks;
 mod cross_generation;
