@@ -430,8 +430,11 @@ function showSignIn() {
   highlightNav(null);
   const input = el("input", { type: "password", name: "token", id: "signin-token",
     autocomplete: "current-password", required: true, "aria-required": "true" });
+  // Password managers pair a token with an account name; this one names the console.
+  const account = el("input", { type: "text", name: "username", autocomplete: "username",
+    value: "pluggedin-console", hidden: true, tabIndex: -1 });
   const form = el("form", { id: "signin", class: "card signin", novalidate: true },
-    el("h1", { text: "Sign in" }),
+    account, el("h1", { text: "Sign in" }),
     el("p", { class: "muted", text: "This proxy asks for a token before it shows its API. " +
       "Use one of its auth tokens (--auth-token, the config's authTokens, or the API key)." }),
     el("div", { class: "field" }, el("label", { for: "signin-token", class: "field-label",
@@ -656,11 +659,18 @@ function kindOf(schema) {
   return "json";
 }
 
-/** The field for one schema at `path`; options: root, required, initial, label, depth. */
-function schemaField(rawSchema, path, options) {
+/**
+ * The field for one schema at `path`; options: root, required, initial, label, depth, and refs
+ * (the references being expanded above it: one met again is a recursive schema, asked as JSON).
+ */
+function schemaField(rawSchema, path, givenOptions) {
+  const ref = isObject(rawSchema) && typeof rawSchema.$ref === "string" ? rawSchema.$ref : null;
+  const refs = givenOptions.refs || [];
+  const options = Object.assign({}, givenOptions, { refs: ref ? refs.concat(ref) : refs });
   const schema = resolveSchema(rawSchema, options.root, 0);
   const depth = options.depth || 0;
   let kind = kindOf(schema);
+  if (ref && refs.includes(ref)) kind = "json";
   if (path === "" && kind === "json") kind = "object";
   if (depth > MAX_FORM_DEPTH && (kind === "object" || kind === "array")) kind = "json";
   switch (kind) {
@@ -841,7 +851,8 @@ function booleanField(schema, path, options) {
   const wrap = el("div", { class: "field field-check", "data-field": path }, label, hint);
   return {
     element: wrap,
-    raw: () => control.checked,
+    raw: () => (touched || options.required || schema.default !== undefined
+      ? control.checked : undefined),
     collect() {
       if (!options.required && schema.default === undefined && !touched) return absent();
       return { value: control.checked, explicit: touched, errors: [] };
@@ -931,7 +942,8 @@ function objectField(schema, path, options) {
   const children = Object.keys(schema.properties || {}).map((key) => ({
     key,
     field: schemaField(schema.properties[key], joinPath(path, key), { root: options.root,
-      required: required.has(key), initial: values[key], depth: depth + 1 }),
+      required: required.has(key), initial: values[key], depth: depth + 1,
+      refs: options.refs }),
   }));
   const body = children.map((child) => child.field.element);
   let element;
@@ -990,7 +1002,7 @@ function arrayField(schema, path, options) {
     const index = items.length;
     const itemPath = joinPath(path, index);
     const field = schemaField(itemSchema, itemPath, { root: options.root, required: true,
-      initial, label: "Item " + (index + 1), depth: depth + 1 });
+      initial, label: "Item " + (index + 1), depth: depth + 1, refs: options.refs });
     const remove = el("button", { type: "button", class: "btn small subtle remove-item",
       "data-path": itemPath, text: "Remove", "aria-label": "Remove item " + (index + 1) });
     remove.addEventListener("click", () => removeItem(index));
@@ -1035,7 +1047,7 @@ function arrayField(schema, path, options) {
       }
       const problem = itemsProblem(schema, value.length);
       if (problem) errors.push({ wrap, control: add, message: problem });
-      return { value, explicit: items.length > 0, errors };
+      return { value, explicit: items.length > 0 && !sameValue(value, schema.default), errors };
     },
   };
 }
@@ -1076,7 +1088,7 @@ function choiceArrayField(schema, path, options, choices) {
       const problem = itemsProblem(schema, value.length);
       const errors = problem ? [{ wrap, control: boxes[0] && boxes[0].box, message: problem }]
         : [];
-      return { value, explicit: value.length > 0, errors };
+      return { value, explicit: value.length > 0 && !sameValue(value, schema.default), errors };
     },
   };
 }
@@ -1084,7 +1096,7 @@ function choiceArrayField(schema, path, options, choices) {
 /** A form's fields for an object schema (a tool's inputSchema, an elicitation's schema). */
 function formFields(schema) {
   const root = isObject(schema) ? schema : { type: "object", properties: {} };
-  return schemaField(root, "", { root, required: true, depth: 0 });
+  return schemaField(root, "", { root, required: true, depth: 0, refs: ["#"] });
 }
 
 function clearFieldErrors(form) {
@@ -1289,6 +1301,10 @@ function updateServerRows(tbody, servers, refresh) {
     return row;
   });
   setChildren(tbody, ...(rows.length ? rows : [emptyRow(8, "No servers are configured.")]));
+  for (const stderr of tbody.querySelectorAll(".stderr[data-fresh]")) {
+    stderr.scrollTop = stderr.scrollHeight;
+    delete stderr.dataset.fresh;
+  }
 }
 
 function serverRow(name, refresh) {
@@ -1307,8 +1323,7 @@ function serverRow(name, refresh) {
 
 function fillServerRow(row, server) {
   const state = String(server.state || "unknown");
-  const description = typeof server.description === "string" ? server.description : "";
-  row.querySelector(".description").textContent = description !== state ? description : "";
+  row.querySelector(".description").textContent = serverNote(server, state);
   row.querySelector(".transport").textContent = server.transport || "—";
   row.querySelector(".generation").textContent = server.generation
     ? "MCP " + server.generation : "";
@@ -1324,9 +1339,21 @@ function fillServerRow(row, server) {
   const text = lines.join("\n");
   if (stderr.textContent !== text) {
     stderr.textContent = text;
-    stderr.scrollTop = stderr.scrollHeight;
+    // Scrolled to the newest line once the row is on the page.
+    stderr.dataset.fresh = "true";
   }
   fillServerActions(row, server.name, state, enabledOf(server));
+}
+
+/** What the server's description adds to its state and reason (e.g. when it retries). */
+function serverNote(server, state) {
+  const description = typeof server.description === "string" ? server.description : "";
+  if (!description || description === state) return "";
+  if (server.reason && description.includes(String(server.reason))) {
+    const retry = description.match(/\(retry[^)]*\)/);
+    return retry ? retry[0].slice(1, -1) : "";
+  }
+  return description;
 }
 
 /**
@@ -1430,13 +1457,16 @@ async function renderTools(section, ctx, open) {
     return tools;
   };
   search.addEventListener("input", debounce(() => load().catch(report), 200));
+  // Leaving the page cancels the call in flight.
+  ctx.controller.signal.addEventListener("abort", () => {
+    if (view.run) cancelRun(view.run);
+  });
   const tools = await load();
   const wanted = tools && tools.find((tool) => tool.name === open);
   if (wanted) {
     openTool(view, wanted);
     scrollToSelected(list);
-  }
-  else if (open) showError("No tool named " + open + ".");
+  } else if (open) showError("No tool named " + open + ".");
 }
 
 /** Scrolls a list so its selected item shows. */
@@ -1470,6 +1500,7 @@ function toolItem(view, tool) {
 /** Opens a tool: its description, a form from its input schema, and the call's output. */
 function openTool(view, tool) {
   if (view.run) cancelRun(view.run);
+  view.run = null;
   view.tool = tool;
   setSubroute("tools", tool.name);
   markSelected(view.list, "tool", tool.name);
@@ -3088,8 +3119,7 @@ function toggleRow(name, on, reload) {
     "data-tool-toggle": name, checked: on });
   box.addEventListener("change", () => toggleTool(name, box, reload));
   return el("li", { class: "toggle-row" + (on ? "" : " off"), "data-name": name },
-    el("label", { for: box.id, class: "toggle" }, box, el("span", { class: "track" }),
-      el("code", { text: name }),
+    el("label", { for: box.id, class: "toggle" }, box, el("code", { text: name }),
       el("span", { class: "toggle-state muted small", text: on ? "on" : "off" })));
 }
 
