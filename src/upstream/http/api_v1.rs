@@ -101,9 +101,15 @@ fn control_error(failure: &ControlError) -> Response {
 }
 
 /// Each configured server: how it is reached, its state (with the reason when it failed or was
-/// refused), whether clients see it, its tools as clients get them, its restarts, the protocol
-/// revision it speaks and its last lines on stderr.
+/// refused), whether it is switched on and whether clients see it (it may be outside the
+/// workspace), its tools as clients get them, its restarts, the protocol revision it speaks and
+/// its last lines on stderr.
 async fn servers(State(router): State<Arc<Router>>) -> Response {
+    // Switched off in the store (`servers disable`), as against outside the workspace.
+    let switched_off = match router.control_plane().settings().await {
+        Ok(settings) => settings.disabled_servers,
+        Err(failure) => return control_error(&failure),
+    };
     let catalog = router.catalog();
     let served = catalog.tools_per_server();
     let visible: Vec<String> = router
@@ -131,6 +137,7 @@ async fn servers(State(router): State<Arc<Router>>) -> Response {
                 "reason": reason,
                 "description": state.to_string(),
                 "served": visible.contains(&server.name),
+                "enabled": !server.config.disabled && !switched_off.contains(&server.name),
                 "tools": served.get(server.name.as_str()).copied().unwrap_or(0),
                 "restarts": server.restarts(),
                 "generation": server
