@@ -662,3 +662,76 @@ async fn every_page_renders_without_errors() {
         .collect();
     assert!(errors.is_empty(), "{errors:#?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_app_mode_the_apps_servers_are_read_only_and_calls_go_through_the_proxy() {
+    let app = crate::app::standard_app().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().to_str().unwrap().to_owned();
+    let config = crate::app::app_config_file(dir.path());
+    let url = app.url();
+    let proxy = Background::start(
+        proxy_bin(),
+        &[
+            "--transport",
+            "streamable-http",
+            "--port",
+            "0",
+            "--data-dir",
+            &data_dir,
+            "--config",
+            config.to_str().unwrap(),
+        ],
+        &[
+            ("PLUGGEDIN_API_KEY", crate::app_stub::KEY),
+            ("PLUGGEDIN_API_BASE_URL", &url),
+            ("RUST_LOG", "info"),
+        ],
+        "listening on http://",
+    )
+    .await;
+    let base = listening_url(&proxy.log).await.replace("/mcp", "");
+    let browser = Browser::start().await;
+    browser.goto(&format!("{base}/console/#/servers")).await;
+    browser
+        .wait_for_text(".app-owned", "come from the plugged.in App")
+        .await;
+    let link = browser.find(".app-owned a").await.attribute("href").await;
+    assert_eq!(link.as_deref(), Some("https://plugged.in"));
+    browser.find("tr[data-server] .state").await;
+    browser
+        .wait_until(
+            "the App's servers are listed with a restart button only",
+            "const rows = document.querySelectorAll('tr[data-server]');
+             return rows.length > 0 && [...rows].every((row) =>
+               row.querySelector('button.restart') &&
+               !row.querySelector('button.enable, button.disable'));",
+            vec![],
+        )
+        .await;
+    browser.screenshot("app-mode-servers").await;
+    // The App's catalog, called through this proxy.
+    browser.goto(&format!("{base}/console/#/tools")).await;
+    let echo = browser
+        .wait_until(
+            "an echo tool of the App's catalog",
+            "const tool = [...document.querySelectorAll('[data-tool]')]
+               .find((t) => t.dataset.tool.endsWith('__echo'));
+             return tool ? tool.dataset.tool : null;",
+            vec![],
+        )
+        .await;
+    let echo = echo.as_str().unwrap().to_owned();
+    browser
+        .goto(&format!("{base}/console/#/tools/{echo}"))
+        .await;
+    let form = browser.find("form#tool-form").await;
+    form.find("[name='message']")
+        .await
+        .send_keys("through the proxy")
+        .await;
+    browser.find("#tool-call").await.click().await;
+    browser
+        .wait_for_text("#tool-result", "through the proxy")
+        .await;
+}

@@ -1273,11 +1273,20 @@ async function renderServers(section, ctx) {
       el("thead", {}, el("tr", {}, ["Server", "Transport", "State", "Served", "Tools",
         "Restarts", "Stderr", ""].map((h) => el("th", { scope: "col", text: h })))),
       tbody)));
+  // In App mode the servers are the plugged.in App's: shown here, switched on and off there.
+  const config = await ctx.api("/api/v1/config").catch(() => null);
+  const appMode = isObject(config) && config.mode === "app";
+  if (appMode) {
+    section.insertBefore(el("p", { class: "card note app-owned" },
+      "These servers come from the plugged.in App: add them and switch them on and off there. ",
+      el("a", { href: "https://plugged.in", target: "_blank", rel: "noopener noreferrer",
+        text: "Open the plugged.in App" })), section.children[1]);
+  }
   const refresh = async () => {
     const data = await ctx.api("/api/v1/servers");
     if (!ctx.alive) return;
     const servers = Array.isArray(data && data.servers) ? data.servers : [];
-    updateServerRows(tbody, servers, refresh);
+    updateServerRows(tbody, servers, refresh, appMode);
     const connected = servers.filter((server) => server.state === "connected").length;
     summary.textContent = servers.length + " configured, " + connected + " connected. " +
       "Refreshed every 3 s.";
@@ -1288,7 +1297,7 @@ async function renderServers(section, ctx) {
 }
 
 /** Updates the rows in place (keyed by name) so a refresh never steals a click. */
-function updateServerRows(tbody, servers, refresh) {
+function updateServerRows(tbody, servers, refresh, appMode) {
   const existing = new Map();
   for (const row of tbody.querySelectorAll("tr[data-server]")) {
     existing.set(row.dataset.server, row);
@@ -1297,7 +1306,7 @@ function updateServerRows(tbody, servers, refresh) {
     const name = String(server.name);
     const row = existing.get(name) || serverRow(name, refresh);
     existing.delete(name);
-    fillServerRow(row, server);
+    fillServerRow(row, server, appMode);
     return row;
   });
   setChildren(tbody, ...(rows.length ? rows : [emptyRow(8, "No servers are configured.")]));
@@ -1321,7 +1330,7 @@ function serverRow(name, refresh) {
   return row;
 }
 
-function fillServerRow(row, server) {
+function fillServerRow(row, server, appMode) {
   const state = String(server.state || "unknown");
   row.querySelector(".description").textContent = serverNote(server, state);
   row.querySelector(".transport").textContent = server.transport || "—";
@@ -1342,7 +1351,7 @@ function fillServerRow(row, server) {
     // Scrolled to the newest line once the row is on the page.
     stderr.dataset.fresh = "true";
   }
-  fillServerActions(row, server.name, state, enabledOf(server));
+  fillServerActions(row, server.name, state, enabledOf(server), appMode);
 }
 
 /** What the server's description adds to its state and reason (e.g. when it retries). */
@@ -1367,10 +1376,13 @@ function enabledOf(server) {
   return server.served === true ? true : null;
 }
 
-/** Restart, and enable and/or disable (what applies); rebuilt only when that changes. */
-function fillServerActions(row, name, state, enabled) {
+/**
+ * Restart, and enable and/or disable (what applies; not in App mode, where the App owns the
+ * servers); rebuilt only when that changes.
+ */
+function fillServerActions(row, name, state, enabled, appMode) {
   const cell = row.querySelector(".actions");
-  const key = state + "/" + enabled;
+  const key = state + "/" + enabled + "/" + appMode;
   if (cell.dataset.key === key) return;
   cell.dataset.key = key;
   const idle = state === "disabled" || state === "stopped";
@@ -1378,6 +1390,10 @@ function fillServerActions(row, name, state, enabled) {
     title: idle ? "The server is not running" : "Close the connection and connect again" });
   restart.addEventListener("click", () => serverAction(row, name, "restart", restart));
   const buttons = [restart];
+  if (appMode) {
+    setChildren(cell, el("div", { class: "button-row" }, buttons));
+    return;
+  }
   if (enabled !== true) {
     const enable = button("Enable", { class: "btn small enable" });
     enable.addEventListener("click", () => serverAction(row, name, "enable", enable));
