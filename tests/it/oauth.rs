@@ -286,3 +286,117 @@ async fn authorized_with_auth(flag: &str, kind: &str) {
         state.resources
     );
 }
+
+// The console's way: the API starts the authorization and hands out the URL; the proxy takes the
+// redirect itself and connects with the tokens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_starts_an_authorization_and_the_server_connects() {
+    let (state, issuer) = authorization_server().await;
+    let demo = Background::start(
+        demo_bin(),
+        &[
+            "--http",
+            "0",
+            "--require-token",
+            ACCESS,
+            "--oauth-issuer",
+            &issuer,
+        ],
+        &[],
+        "listening on http://",
+    )
+    .await;
+    let url = listening_url(&demo.log).await;
+    let dir = tempfile::tempdir().unwrap();
+    let servers = json!({
+        "secure": {"type": "streamable-http", "url": url},
+        "local": demo_with(&["--name", "local"]),
+    });
+    let (_proxy, log, mcp) = spawn_http_proxy(&dir, servers, &[]).await;
+    let base = mcp.replace("/mcp", "");
+    let http = reqwest::Client::new();
+    log.wait_for("awaiting OAuth authorization").await;
+    let servers: Value = http
+        .get(format!("{base}/api/v1/servers"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let secure = servers["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|server| server["name"] == "secure")
+        .unwrap()
+        .clone();
+    assert_eq!(secure["state"], "failed", "{secure}");
+    assert!(
+        secure["reason"].as_str().unwrap().contains("OAuth"),
+        "{secure}"
+    );
+
+    // A stdio server has nothing to authorize; an unknown one is not found.
+    let post = |path: String| http.post(format!("{base}{path}")).json(&json!({})).send();
+    let local = post("/api/v1/servers/local/authorize".into())
+        .await
+        .unwrap();
+    assert_eq!(local.status(), 400);
+    assert!(local.text().await.unwrap().contains("stdio server"));
+    let unknown = post("/api/v1/servers/nope/authorize".into()).await.unwrap();
+    assert_eq!(unknown.status(), 404);
+
+    let started = post("/api/v1/servers/secure/authorize".into())
+        .await
+        .unwrap();
+    assert_eq!(started.status(), 200);
+    let started: Value = started.json().await.unwrap();
+    let open = started["url"].as_str().unwrap();
+    assert!(open.starts_with(&format!("{issuer}/authorize?")), "{open}");
+    // The user's browser: the authorization server redirects to the proxy's loopback listener.
+    let page = reqwest::get(open).await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.text()
+            .await
+            .unwrap()
+            .contains("Authorization received")
+    );
+    // The server connects with the stored tokens; its tools reach the catalog.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let tools: Value = http
+            .get(format!("{base}/api/v1/tools?q=secure__add"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if tools["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|tool| tool["name"] == "secure__add")
+        {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{}", log.text());
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let called: Value = http
+        .post(format!("{base}/api/v1/tools/call"))
+        .json(&json!({"name": "secure__add", "arguments": {"a": 2, "b": 3}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(called.to_string().contains('5'), "{called}");
+    assert_eq!(
+        state.lock().unwrap().log[..3],
+        ["register", "authorize", "token:authorization_code"]
+    );
+}

@@ -52,6 +52,7 @@ where
         .route("/api/v1/servers/{name}/enable", post(enable))
         .route("/api/v1/servers/{name}/disable", post(disable))
         .route("/api/v1/servers/{name}/restart", post(restart))
+        .route("/api/v1/servers/{name}/authorize", post(authorize))
         .route("/api/v1/notifications", get(notifications))
         .route(
             "/api/v1/notifications/{id}/done",
@@ -417,6 +418,69 @@ async fn enable(State(router): State<Arc<Router>>, Path(name): Path<String>) -> 
 
 async fn disable(State(router): State<Arc<Router>>, Path(name): Path<String>) -> Response {
     set_enabled(&router, &name, false).await
+}
+
+/// OAuth authorizations started from the console and not finished yet, at most
+/// [`MAX_AUTHORIZATIONS`]; each ends after [`AUTHORIZATION_WAIT`] without the user's answer.
+static AUTHORIZATIONS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+const MAX_AUTHORIZATIONS: usize = 4;
+const AUTHORIZATION_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Starts the OAuth authorization of an HTTP server, as `pluggedin-mcp-proxy auth NAME` does:
+/// the URL for the user to open; the flow goes on in the background, its loopback listener
+/// takes the redirect, the tokens are stored and the server connects with them.
+async fn authorize(State(router): State<Arc<Router>>, Path(name): Path<String>) -> Response {
+    let Some(server) = router
+        .servers()
+        .into_iter()
+        .find(|server| server.name == name)
+    else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("no server is named {name:?}"),
+        );
+    };
+    let running = AUTHORIZATIONS.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    if running >= MAX_AUTHORIZATIONS {
+        AUTHORIZATIONS.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        return error(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("{MAX_AUTHORIZATIONS} authorizations are waiting for their users already"),
+        );
+    }
+    let (url_sender, url) = tokio::sync::oneshot::channel::<Result<String, String>>();
+    let config = server.config.clone();
+    let server_name = name.clone();
+    tokio::spawn(async move {
+        let sender = std::sync::Mutex::new(Some(url_sender));
+        let show = |url: &url::Url| {
+            if let Some(sender) = crate::sync::lock(&sender).take() {
+                let _ = sender.send(Ok(url.to_string()));
+            }
+        };
+        let flow = crate::downstream::oauth::authorize_server(&server_name, &config, &show);
+        let outcome = match tokio::time::timeout(AUTHORIZATION_WAIT, flow).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err("the user did not finish the authorization in time".to_owned()),
+        };
+        match (outcome, crate::sync::lock(&sender).take()) {
+            (Err(why), Some(sender)) => {
+                let _ = sender.send(Err(why));
+            }
+            (Err(why), None) => tracing::warn!(server = %server_name, "authorization: {why}"),
+            (Ok(()), _) => tracing::info!(server = %server_name, "authorized from the console"),
+        }
+        AUTHORIZATIONS.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    });
+    match url.await {
+        Ok(Ok(url)) => Json(json!({ "name": name, "url": url })).into_response(),
+        Ok(Err(why)) if why.contains("applies to") => error(StatusCode::BAD_REQUEST, why),
+        Ok(Err(why)) => error(StatusCode::BAD_GATEWAY, why),
+        Err(_) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the authorization stopped",
+        ),
+    }
 }
 
 /// The tools switched off for every client (by the name clients called them).

@@ -1351,7 +1351,8 @@ function fillServerRow(row, server, appMode) {
     // Scrolled to the newest line once the row is on the page.
     stderr.dataset.fresh = "true";
   }
-  fillServerActions(row, server.name, state, enabledOf(server), appMode);
+  const awaitsUser = state === "failed" && /OAuth/.test(String(server.reason || ""));
+  fillServerActions(row, server.name, state, enabledOf(server), appMode, awaitsUser);
 }
 
 /** What the server's description adds to its state and reason (e.g. when it retries). */
@@ -1380,9 +1381,9 @@ function enabledOf(server) {
  * Restart, and enable and/or disable (what applies; not in App mode, where the App owns the
  * servers); rebuilt only when that changes.
  */
-function fillServerActions(row, name, state, enabled, appMode) {
+function fillServerActions(row, name, state, enabled, appMode, awaitsUser) {
   const cell = row.querySelector(".actions");
-  const key = state + "/" + enabled + "/" + appMode;
+  const key = state + "/" + enabled + "/" + appMode + "/" + awaitsUser;
   if (cell.dataset.key === key) return;
   cell.dataset.key = key;
   const idle = state === "disabled" || state === "stopped";
@@ -1390,6 +1391,12 @@ function fillServerActions(row, name, state, enabled, appMode) {
     title: idle ? "The server is not running" : "Close the connection and connect again" });
   restart.addEventListener("click", () => serverAction(row, name, "restart", restart));
   const buttons = [restart];
+  if (awaitsUser) {
+    const authorize = button("Authorize", { class: "btn small primary authorize",
+      title: "Start the server's OAuth authorization" });
+    authorize.addEventListener("click", () => startAuthorization(row, name, authorize));
+    buttons.unshift(authorize);
+  }
   if (appMode) {
     setChildren(cell, el("div", { class: "button-row" }, buttons));
     return;
@@ -1408,6 +1415,28 @@ function fillServerActions(row, name, state, enabled, appMode) {
 }
 
 const SERVER_ACTION_DONE = { restart: "Restarting", enable: "Enabled", disable: "Disabled" };
+
+/**
+ * Starts a server's OAuth authorization: the proxy answers with the URL to open (a link here,
+ * as a page may not open windows on its own after a request), then takes the redirect itself.
+ */
+async function startAuthorization(row, name, control) {
+  control.disabled = true;
+  try {
+    const data = await api("/api/v1/servers/" + encodeSegment(name) + "/authorize",
+      { method: "POST" });
+    const link = el("a", { class: "authorize-link", href: String(data.url), target: "_blank",
+      rel: "noopener noreferrer", text: "Open the authorization page" });
+    const cell = row.querySelector(".actions");
+    for (const old of cell.querySelectorAll(".authorize-link")) old.remove();
+    cell.append(link);
+    notify("Authorize " + name + " in the page that opens; the proxy connects once you have.");
+  } catch (error) {
+    report(error);
+  } finally {
+    control.disabled = false;
+  }
+}
 
 async function serverAction(row, name, action, control) {
   control.disabled = true;
