@@ -462,3 +462,39 @@ async fn the_api_is_off_beyond_loopback_without_auth() {
     let (status, _) = api.get("/api/registry/search?q=time").await;
     assert_eq!(status, 403);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_counts_calls_and_changes_against_the_rate_limits() {
+    let api = Api::start_with(&["--rate-limit-tools", "2", "--rate-limit-requests", "3"]).await;
+    let echo = json!({"name": "demo__echo", "arguments": {"message": "hi"}});
+    for _ in 0..2 {
+        let (status, body) = api.call(echo.clone()).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let response = api
+        .http
+        .post(format!("{}/api/v1/tools/call", api.base))
+        .json(&echo)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 429);
+    let retry: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("rate limit of 2 tool calls"),
+        "{body}"
+    );
+    // Reads are not counted: the console polls them.
+    for _ in 0..5 {
+        assert_eq!(api.get("/api/v1/servers").await.0, 200);
+    }
+}

@@ -113,6 +113,18 @@ async fn protect(State(state): State<ApiState>, request: Request, next: Next) ->
     if let Err((status, message)) = state.guard.check_api(request.method(), request.headers()) {
         return error(status, message);
     }
+    if let Err((message, retry_after)) = state.guard.check_api_rate(
+        request.method(),
+        request.uri().path(),
+        request.headers(),
+        request.extensions(),
+    ) {
+        let mut refused = error(StatusCode::TOO_MANY_REQUESTS, message);
+        refused
+            .headers_mut()
+            .insert(header::RETRY_AFTER, retry_after.into());
+        return refused;
+    }
     // What the App owns is changed there; the live view works in both modes.
     if state.files.app_mode && !request.uri().path().starts_with("/api/v1/") {
         return error(

@@ -44,3 +44,33 @@ impl Guard {
             .map_err(|refusal| refusals::rate_limited(id.clone(), &refusal, tool_call))
     }
 }
+
+impl Guard {
+    /// The rate limits for the console's API: a change or a call (any method but GET) counts,
+    /// a tool call as one; for the token, else the client's address. 429's message and
+    /// `Retry-After` seconds when over.
+    pub(crate) fn check_api_rate(
+        &self,
+        method: &Method,
+        path: &str,
+        headers: &axum::http::HeaderMap,
+        extensions: &axum::http::Extensions,
+    ) -> Result<(), (String, u64)> {
+        if *method == Method::GET {
+            return Ok(());
+        }
+        let key = match (self.token_of(headers), extensions.get::<ClientAddr>()) {
+            (Ok(Some(token)), _) => Key::Token(token),
+            (_, Some(addr)) => Key::address(addr.0.ip()),
+            (_, None) => Key::address(Ipv4Addr::UNSPECIFIED.into()),
+        };
+        let kind = if path == "/api/v1/tools/call" {
+            Kind::ToolCalls
+        } else {
+            Kind::Requests
+        };
+        self.limits
+            .check(key, kind)
+            .map_err(|refusal| (refusal.message(), refusal.retry_after_secs()))
+    }
+}
