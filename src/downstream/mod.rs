@@ -428,9 +428,11 @@ impl Downstream {
     }
 
     /// Closes the live connection and connects again (a stdio server is a new process); a
-    /// server waiting to retry tries at once. A server not running (disabled, stopped) stays so.
+    /// server waiting to retry tries at once, one still connecting restarts once connected. A
+    /// server not running (disabled, stopped) stays so.
     pub fn restart(&self) {
-        self.restart.notify_waiters();
+        // Kept when nobody waits: asked while connecting, the server restarts once connected.
+        self.restart.notify_one();
     }
 
     /// A stdio server's last lines on stderr, oldest first (redacted).

@@ -308,6 +308,8 @@ async fn serve(
             format!("connection closed ({})", ended_by(&result))
         }
         () = downstream.restart.notified() => {
+            // Calls from now on wait for the new connection, not the closing one.
+            downstream.set_connection(None);
             downstream.set_restarting(true);
             stop.cancel();
             let _ = tokio::time::timeout(CLOSE_GRACE, &mut ended).await;

@@ -423,6 +423,8 @@ impl Router {
             timeout,
         };
         let mut call = tokio::select! {
+            // The line first: written, it is cancelled on the server below, never left running.
+            biased;
             sent = tokio::time::timeout_at(deadline, send) => match sent {
                 Ok(call) => call.map_err(lane_error)?,
                 Err(_) => return Err(timed_out()),

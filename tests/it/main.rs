@@ -12,6 +12,7 @@ mod support;
 mod webdriver;
 
 mod api;
+mod api_console;
 mod app;
 mod app_contract;
 mod builtin;

@@ -223,6 +223,7 @@ impl DemoServer {
         ms: u64,
         context: &RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
+        info!(ms, "sleep started");
         tokio::select! {
             () = tokio::time::sleep(Duration::from_millis(ms)) => Ok(text_result(format!("slept {ms}ms"))),
             () = context.ct.cancelled() => {

@@ -155,7 +155,12 @@ async fn sign_in(
 ) -> Response {
     let Json(body) = match body {
         Ok(body) => body,
-        Err(rejection) => return error(StatusCode::BAD_REQUEST, rejection.body_text()),
+        Err(rejection) => {
+            return error(
+                super::api_v1::rejection_status(&rejection),
+                rejection.body_text(),
+            );
+        }
     };
     if !state.guard.requires_auth() {
         return Json(json!({ "signedIn": true, "required": false })).into_response();
@@ -384,7 +389,12 @@ async fn add(
 ) -> Response {
     let Json(body) = match body {
         Ok(body) => body,
-        Err(rejection) => return error(StatusCode::BAD_REQUEST, rejection.body_text()),
+        Err(rejection) => {
+            return error(
+                super::api_v1::rejection_status(&rejection),
+                rejection.body_text(),
+            );
+        }
     };
     let registry = match registry_of(&state, body.registry_url.as_deref()) {
         Ok(registry) => registry,
@@ -454,7 +464,12 @@ async fn import_servers(
 ) -> Response {
     let Json(body) = match body {
         Ok(body) => body,
-        Err(rejection) => return error(StatusCode::BAD_REQUEST, rejection.body_text()),
+        Err(rejection) => {
+            return error(
+                super::api_v1::rejection_status(&rejection),
+                rejection.body_text(),
+            );
+        }
     };
     let clients = match body.clients {
         None => Client::ALL.to_vec(),

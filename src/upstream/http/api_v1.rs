@@ -82,10 +82,20 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({"error": message.into()}))).into_response()
 }
 
-/// A request's JSON body, or 400 saying what is wrong with it.
+/// A request's JSON body, or what is wrong with it: 400 (413 when over the body limit, 415
+/// without the JSON media type).
 fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, Box<Response>> {
     body.map(|Json(body)| body)
-        .map_err(|rejection| Box::new(error(StatusCode::BAD_REQUEST, rejection.body_text())))
+        .map_err(|rejection| Box::new(error(rejection_status(&rejection), rejection.body_text())))
+}
+
+/// 413 for a body over the limit, 415 for one not sent as JSON, 400 for anything else wrong
+/// with it (not JSON, not the expected shape).
+pub(super) fn rejection_status(rejection: &JsonRejection) -> StatusCode {
+    match rejection.status() {
+        status @ (StatusCode::PAYLOAD_TOO_LARGE | StatusCode::UNSUPPORTED_MEDIA_TYPE) => status,
+        _ => StatusCode::BAD_REQUEST,
+    }
 }
 
 /// A control plane's failure: 400 for a request it refused, 502 when the plugged.in App failed,

@@ -5,7 +5,11 @@
 //! cancellation, the server's questions). What the session receives becomes server-sent events:
 //! `call` (its id, first), `progress`, `log`, `elicitation` and `sampling` (a question, answered
 //! with `POST /api/v1/calls/{call}/answers/{question}`), then `result` or `error`.
-//! `DELETE /api/v1/calls/{call}`, or closing the stream, cancels the call. Bounded: at most
+//! `DELETE /api/v1/calls/{call}`, or closing the stream, cancels the call (its session ends, and
+//! with it the request, which the router cancels on the server). Log messages are the called
+//! tool's server's: legacy logging belongs to a session, so calls on the same server meanwhile
+//! share them, and a message the server sent just before its result may come after it (rmcp
+//! handles notifications apart from responses) and be missed. Bounded: at most
 //! [`MAX_CALLS`] calls at once, [`MAX_QUESTIONS`] open questions a call, progress and logs
 //! dropped (never the result) when the reader falls [`EVENT_BUFFER`] events behind.
 
@@ -150,8 +154,13 @@ async fn run(
     live: Arc<Live>,
     events: mpsc::Sender<Event>,
 ) {
+    let cancel = live.cancel.clone();
     let last = match call(router, params, live, events.clone()).await {
         Ok(result) => event("result", &result),
+        // Whatever the ending session made of the call, it was cancelled.
+        Err(_) if cancel.is_cancelled() => {
+            event("error", &json!({"status": 499, "error": "cancelled"}))
+        }
         Err(failure) => event("error", &failure),
     };
     let _ = events.send(last).await;
@@ -164,16 +173,26 @@ async fn call(
     events: mpsc::Sender<Event>,
 ) -> Result<Value, Value> {
     let failed = |status: u16, message: String| json!({"status": status, "error": message});
+    // Log messages name their server (`<server>/<logger>`): the called tool's are shown.
+    let server_name = router
+        .catalog()
+        .resolve_tool(&params.name)
+        .ok()
+        .map(|route| route.server);
     let (client_end, server_end) = tokio::io::duplex(PIPE_BYTES);
     let session = ProxyHandler::new(router);
+    // Cancelling the call ends its session at once: the request's own cancellation then reaches
+    // the server, whatever the order in which the pipe carried the request and a notification.
+    let session_cancel = live.cancel.child_token();
     let server = tokio::spawn(async move {
-        if let Ok(running) = session.serve(server_end).await {
+        if let Ok(running) = session.serve_with_ct(server_end, session_cancel).await {
             let _ = running.waiting().await;
         }
     });
     let handler = ConsoleClient {
         live: live.clone(),
         events,
+        server: server_name,
     };
     let client = tokio::select! {
         client = handler.serve(client_end) => client.map_err(|error| {
@@ -194,24 +213,16 @@ async fn call(
         .await;
     let outcome = match sent {
         Err(error) => Err(failed(500, format!("the call was not sent: {error}"))),
-        Ok(handle) => {
-            let peer = handle.peer.clone();
-            let id = handle.id.clone();
-            tokio::select! {
-                answer = handle.await_response() => answer.map_err(|error| failed_call(&error)),
-                () = live.cancel.cancelled() => {
-                    let params = rmcp::model::CancelledNotificationParam::new(
-                        Some(id),
-                        Some("cancelled in the console".into()),
-                    );
-                    let _ = peer.notify_cancelled(params).await;
-                    Err(failed(499, "cancelled".into()))
-                }
-            }
-        }
+        Ok(handle) => tokio::select! {
+            () = live.cancel.cancelled() => Err(failed(499, "cancelled".into())),
+            answer = handle.await_response() => answer.map_err(|error| failed_call(&error)),
+        },
     };
-    let _ = client.cancel().await;
-    let _ = server.await;
+    // The outcome goes out now; the session closes behind it.
+    tokio::spawn(async move {
+        let _ = client.cancel().await;
+        let _ = server.await;
+    });
     match outcome? {
         ServerResult::CallToolResult(result) => {
             let mut result = serde_json::to_value(result).unwrap_or_default();
@@ -250,6 +261,9 @@ fn failed_call(error: &rmcp::service::ServiceError) -> Value {
 struct ConsoleClient {
     live: Arc<Live>,
     events: mpsc::Sender<Event>,
+    /// The called tool's server, whose log messages are the call's (`None`: a built-in tool,
+    /// all are shown).
+    server: Option<String>,
 }
 
 impl ConsoleClient {
@@ -350,6 +364,17 @@ impl ClientHandler for ConsoleClient {
         params: LoggingMessageNotificationParam,
         _context: NotificationContext<RoleClient>,
     ) {
+        // Legacy logging belongs to a session, not a request: calls running on the same server
+        // meanwhile share its messages; other servers' are left out.
+        if let Some(server) = &self.server {
+            let logger = params.logger.as_deref().unwrap_or_default();
+            let ours = logger
+                .strip_prefix(server.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
+            if !ours {
+                return;
+            }
+        }
         self.tell("log", &serde_json::to_value(&params).unwrap_or_default());
     }
 }
