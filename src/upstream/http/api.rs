@@ -64,7 +64,7 @@ pub(super) fn routes<S: Clone + Send + Sync + 'static>(
     guard: Arc<Guard>,
     hosts: Option<Vec<String>>,
     open: bool,
-    attachment: super::channel::Attachment,
+    attachment: super::console::Attachment,
 ) -> AxumRouter<S> {
     let state = ApiState {
         files: Arc::new(files),
@@ -83,7 +83,7 @@ pub(super) fn routes<S: Clone + Send + Sync + 'static>(
         .route("/api/import", post(import_servers))
         .route("/api/v1/config", get(config))
         .merge(super::api_v1::routes())
-        .merge(super::channel::route(attachment))
+        .merge(super::console::route(attachment))
         .layer(body_limit)
         .layer(axum::middleware::from_fn_with_state(state.clone(), protect))
         .merge(

@@ -11,12 +11,12 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::Router as AxumRouter;
-use axum::routing::get;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::net::{UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
 
 use super::api::ApiFiles;
+use super::console::Attachment;
 use super::guard::{Guard, GuardConfig, Hosts};
 use crate::cli::Cors;
 use crate::router::Router;
@@ -25,47 +25,6 @@ use crate::router::Router;
 const SOCKETS: &str = "consoles";
 /// Connections the console command relays at once.
 const MAX_RELAYED: usize = 64;
-
-/// Whose console a page shows, for `GET /api/v1/console`.
-#[derive(Clone, Debug)]
-pub(crate) enum Attachment {
-    /// The proxy serving it over HTTP.
-    Http,
-    /// A proxy serving a client on stdio, reached through its control channel.
-    Stdio { pid: u32 },
-    /// The console command's own connections (no proxy was running).
-    Standalone,
-}
-
-impl Attachment {
-    fn describe(&self) -> Value {
-        match self {
-            Attachment::Http => json!({ "attached": "http" }),
-            Attachment::Stdio { pid } => json!({
-                "attached": "stdio",
-                "pid": pid,
-                "note": format!("the proxy your MCP client runs (process {pid})"),
-            }),
-            Attachment::Standalone => json!({
-                "attached": "standalone",
-                "note": "no running proxy was found: this console runs its own connections to \
-                         the configured servers, not your MCP client's",
-            }),
-        }
-    }
-}
-
-/// `GET /api/v1/console`: whose console this is.
-pub(super) fn route<S: Clone + Send + Sync + 'static>(attachment: Attachment) -> AxumRouter<S> {
-    let answer = Arc::new(attachment.describe());
-    AxumRouter::new().route(
-        "/api/v1/console",
-        get(move || {
-            let answer = answer.clone();
-            async move { Json((*answer).clone()) }
-        }),
-    )
-}
 
 /// The console and its JSON API alone (no MCP endpoint), for the control channel and the
 /// standalone console: loopback rules, no auth (the channel is its owner's; the standalone

@@ -4,12 +4,16 @@
 //! rules but without the token, which the page asks for when the API wants one: the files hold
 //! no data. A strict Content-Security-Policy keeps them to this origin; no framing.
 
+use std::sync::Arc;
+
+use axum::Json;
 use axum::Router as AxumRouter;
 use axum::extract::Request;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
+use serde_json::{Value, json};
 
 /// What the console's files may load and where they may connect: this origin only (images and
 /// audio from a tool's result come as `data:` URLs).
@@ -82,4 +86,45 @@ fn wants_html(request: &Request) -> bool {
             .any(|part| part.split(';').next().unwrap_or("").trim() == name)
     };
     media("text/html") && !media("text/event-stream")
+}
+
+/// Whose console a page shows, for `GET /api/v1/console`.
+#[derive(Clone, Debug)]
+pub(crate) enum Attachment {
+    /// The proxy serving it over HTTP.
+    Http,
+    /// A proxy serving a client on stdio, reached through its control channel.
+    Stdio { pid: u32 },
+    /// The console command's own connections (no proxy was running).
+    Standalone,
+}
+
+impl Attachment {
+    fn describe(&self) -> Value {
+        match self {
+            Attachment::Http => json!({ "attached": "http" }),
+            Attachment::Stdio { pid } => json!({
+                "attached": "stdio",
+                "pid": pid,
+                "note": format!("the proxy your MCP client runs (process {pid})"),
+            }),
+            Attachment::Standalone => json!({
+                "attached": "standalone",
+                "note": "no running proxy was found: this console runs its own connections to \
+                         the configured servers, not your MCP client's",
+            }),
+        }
+    }
+}
+
+/// `GET /api/v1/console`: whose console this is.
+pub(super) fn route<S: Clone + Send + Sync + 'static>(attachment: Attachment) -> AxumRouter<S> {
+    let answer = Arc::new(attachment.describe());
+    AxumRouter::new().route(
+        "/api/v1/console",
+        get(move || {
+            let answer = answer.clone();
+            async move { Json((*answer).clone()) }
+        }),
+    )
 }

@@ -213,7 +213,7 @@ impl App {
                     guard.clone(),
                     api_hosts,
                     loopback || require_auth,
-                    channel::Attachment::Http,
+                    console::Attachment::Http,
                 ),
                 None => AxumRouter::new(),
             })
