@@ -646,6 +646,17 @@ async fn every_page_renders_without_errors() {
                         vec![],
                     )
                     .await;
+                // The metrics' figures: the three calls above among the requests served.
+                browser
+                    .wait_until(
+                        "the live figures from the metrics",
+                        "const served = [...document.querySelectorAll('#activity-now .figure')]
+                           .find((f) => f.querySelector('dt').textContent === 'Requests served');
+                         return !!served &&
+                                Number(served.querySelector('dd').textContent) >= 3;",
+                        vec![],
+                    )
+                    .await;
             }
             "settings" => {
                 browser.wait_for_text("#config", "demo").await;

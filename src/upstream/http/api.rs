@@ -153,14 +153,9 @@ async fn sign_in(
     State(state): State<ApiState>,
     body: Result<Json<SignIn>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
-    let Json(body) = match body {
+    let body = match super::api_v1::json_body(body) {
         Ok(body) => body,
-        Err(rejection) => {
-            return error(
-                super::api_v1::rejection_status(&rejection),
-                rejection.body_text(),
-            );
-        }
+        Err(refused) => return *refused,
     };
     if !state.guard.requires_auth() {
         return Json(json!({ "signedIn": true, "required": false })).into_response();
@@ -387,14 +382,9 @@ async fn add(
     State(state): State<ApiState>,
     body: Result<Json<AddBody>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
-    let Json(body) = match body {
+    let body = match super::api_v1::json_body(body) {
         Ok(body) => body,
-        Err(rejection) => {
-            return error(
-                super::api_v1::rejection_status(&rejection),
-                rejection.body_text(),
-            );
-        }
+        Err(refused) => return *refused,
     };
     let registry = match registry_of(&state, body.registry_url.as_deref()) {
         Ok(registry) => registry,
@@ -462,14 +452,9 @@ async fn import_servers(
     State(state): State<ApiState>,
     body: Result<Json<ImportBody>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
-    let Json(body) = match body {
+    let body = match super::api_v1::json_body(body) {
         Ok(body) => body,
-        Err(rejection) => {
-            return error(
-                super::api_v1::rejection_status(&rejection),
-                rejection.body_text(),
-            );
-        }
+        Err(refused) => return *refused,
     };
     let clients = match body.clients {
         None => Client::ALL.to_vec(),

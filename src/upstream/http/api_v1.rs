@@ -63,6 +63,7 @@ where
         .route("/api/v1/activity/stats", get(activity_stats))
         .route("/api/v1/activity/series", get(activity_series))
         .route("/api/v1/activity/export", get(activity_export))
+        .route("/api/v1/metrics", get(metrics))
         .route("/api/v1/documents", get(documents))
         .route("/api/v1/documents/search", get(search_documents))
         .route("/api/v1/uploads", post(open_upload))
@@ -84,14 +85,14 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 
 /// A request's JSON body, or what is wrong with it: 400 (413 when over the body limit, 415
 /// without the JSON media type).
-fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, Box<Response>> {
+pub(super) fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, Box<Response>> {
     body.map(|Json(body)| body)
         .map_err(|rejection| Box::new(error(rejection_status(&rejection), rejection.body_text())))
 }
 
 /// 413 for a body over the limit, 415 for one not sent as JSON, 400 for anything else wrong
 /// with it (not JSON, not the expected shape).
-pub(super) fn rejection_status(rejection: &JsonRejection) -> StatusCode {
+fn rejection_status(rejection: &JsonRejection) -> StatusCode {
     match rejection.status() {
         status @ (StatusCode::PAYLOAD_TOO_LARGE | StatusCode::UNSUPPORTED_MEDIA_TYPE) => status,
         _ => StatusCode::BAD_REQUEST,
@@ -677,6 +678,12 @@ async fn activity_stats(
         }
         Err(failure) => control_error(&failure),
     }
+}
+
+/// The metrics as `/metrics` shows them (the router's; an HTTP endpoint's own sessions and
+/// connections are on `/metrics`), under the API's rules: the console's live figures.
+async fn metrics(State(router): State<Arc<Router>>, headers: HeaderMap) -> Response {
+    crate::upstream::scrape::page(&router, &headers, |_| {})
 }
 
 #[derive(Deserialize)]

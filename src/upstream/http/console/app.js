@@ -2693,9 +2693,13 @@ async function renderActivity(section, ctx) {
   const json = el("a", { id: "export-json", class: "btn", text: "Export JSON", download: "" });
   const charts = el("div", { class: "charts" });
   const tables = el("div", { class: "activity-tables" });
+  const now = el("div", { id: "activity-now", class: "card now" });
   const view = { ctx, range, server, tool, csv, json, charts, tables };
   section.append(pageHeader("Activity", "Calls through the proxy, from its activity log.",
-    range, server, tool, csv, json), charts, tables);
+    range, server, tool, csv, json), now, charts, tables);
+  const refreshNow = () => loadNow(now, ctx).catch(() => { now.hidden = true; });
+  refreshNow();
+  ctx.every(5000, refreshNow);
   const reload = () => loadActivity(view).catch(report);
   range.addEventListener("change", reload);
   server.addEventListener("change", () => {
@@ -2705,6 +2709,52 @@ async function renderActivity(section, ctx) {
   tool.addEventListener("change", reload);
   await loadActivity(view);
   ctx.every(30000, reload);
+}
+
+/** The metrics' figures as they stand (the same as /metrics), above the activity log's. */
+const NOW_FIGURES = [
+  ["Requests served", (m) => sumOf(m, "mcp_server_operation_duration_seconds_count")],
+  ["Failed", (m) => sumOf(m, "mcp_server_operation_duration_seconds_count",
+    (labels) => "error_type" in labels)],
+  ["In flight", (m) => sumOf(m, "pluggedin_proxy_requests_in_flight")],
+  ["Sessions opened", (m) => sumOf(m, "pluggedin_proxy_sessions_opened_total")],
+  ["Parked calls", (m) => sumOf(m, "pluggedin_proxy_parked_calls")],
+  ["Server restarts", (m) => sumOf(m, "pluggedin_proxy_server_restarts_total")],
+  ["Activity dropped", (m) => sumOf(m, "pluggedin_proxy_activity_dropped_total")],
+  ["Store errors", (m) => sumOf(m, "pluggedin_proxy_store_errors_total")],
+];
+
+async function loadNow(card, ctx) {
+  const response = await fetch("/api/v1/metrics", { credentials: "same-origin" });
+  if (!response.ok) throw new Error("metrics: " + response.status);
+  const samples = parseExposition(await response.text());
+  if (!ctx.alive) return;
+  setChildren(card, el("h2", { class: "card-title", text: "Now" }),
+    el("dl", { class: "figures" }, NOW_FIGURES.map(([label, figure]) => el("div",
+      { class: "figure" }, el("dt", { text: label }),
+      el("dd", { text: formatCount(figure(samples)) })))));
+  card.hidden = false;
+}
+
+/** The samples of a Prometheus text exposition: name, labels and value of each line. */
+function parseExposition(text) {
+  const samples = [];
+  for (const line of text.split("\n")) {
+    if (!line || line.startsWith("#")) continue;
+    const match = line.match(/^([a-zA-Z_:][\w:]*)(\{(.*)\})?\s+(\S+)/);
+    if (!match) continue;
+    const labels = {};
+    for (const pair of (match[3] || "").matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) {
+      labels[pair[1]] = pair[2];
+    }
+    samples.push({ name: match[1], labels, value: Number(match[4]) });
+  }
+  return samples;
+}
+
+function sumOf(samples, name, keep) {
+  return samples.filter((sample) => sample.name === name && (!keep || keep(sample.labels)))
+    .reduce((total, sample) => total + (Number.isFinite(sample.value) ? sample.value : 0), 0);
 }
 
 function setOptions(select, values, allText) {
