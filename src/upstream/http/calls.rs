@@ -54,7 +54,6 @@ const PIPE_BYTES: usize = 1 << 20;
 #[derive(Default)]
 pub(super) struct Calls {
     live: Mutex<HashMap<String, Arc<Live>>>,
-    next: AtomicU64,
 }
 
 /// One streamed call: its cancellation and its open questions.
@@ -97,7 +96,9 @@ impl Calls {
             questions: Mutex::default(),
             next_question: AtomicU64::new(1),
         });
-        let id = format!("call-{}", self.next.fetch_add(1, Ordering::Relaxed) + 1);
+        // Random: with several tokens, one caller cannot guess another's call to answer or
+        // cancel it.
+        let id = format!("call-{}", uuid::Uuid::new_v4().simple());
         {
             let mut table = lock(&self.live);
             if table.len() >= MAX_CALLS {
