@@ -681,6 +681,38 @@ async fn a_call_cancelled_as_soon_as_it_starts_is_cancelled_on_the_server() {
     .await;
 }
 
+/// A plain call whose HTTP client goes away is cancelled on the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_call_whose_client_goes_away_is_cancelled_on_the_server() {
+    let live = Live::demo().await;
+    live.connected("demo").await;
+    let http = reqwest::Client::new();
+    let url = format!("{}/api/v1/tools/call", live.base);
+    let call = tokio::spawn(async move {
+        http.post(url)
+            .json(&json!({"name": "demo__sleep", "arguments": {"ms": 600_000}}))
+            .send()
+            .await
+    });
+    eventually("the sleep started on the server", async || {
+        match live.log.text().contains("sleep started") {
+            true => Ok(()),
+            false => Err("not yet".to_owned()),
+        }
+    })
+    .await;
+    // The client goes away: its connection closes with the request unanswered.
+    call.abort();
+    let _ = call.await;
+    eventually("the sleep cancelled on the server", async || {
+        match live.log.text().contains("sleep cancelled by the client") {
+            true => Ok(()),
+            false => Err("not yet".to_owned()),
+        }
+    })
+    .await;
+}
+
 /// A streamed call's log messages are its server's: another server's, logged by a call running
 /// meanwhile, stay in that call's stream.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

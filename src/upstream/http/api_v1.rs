@@ -277,13 +277,21 @@ async fn call(
             ),
         };
     }
-    match router.call_tool(&Caller::detached(), params).await {
-        Ok(ServerResult::CallToolResult(result)) => Json(result).into_response(),
-        Ok(_) => error(
+    // The call runs in a task of its own, cancelled when this request is dropped (its client
+    // went away): the router then tells the server, as for a client's cancellation.
+    let caller = Caller::detached();
+    let gone = caller.ct.clone().drop_guard();
+    let call = tokio::spawn(async move { router.call_tool(&caller, params).await });
+    let outcome = call.await;
+    gone.disarm();
+    match outcome {
+        Ok(Ok(ServerResult::CallToolResult(result))) => Json(result).into_response(),
+        Ok(Ok(_)) => error(
             StatusCode::BAD_GATEWAY,
             "the server did not answer with a tool result",
         ),
-        Err(failure) => error(status_of(&failure), failure.to_string()),
+        Ok(Err(failure)) => error(status_of(&failure), failure.to_string()),
+        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "the call's task failed"),
     }
 }
 
