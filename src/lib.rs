@@ -166,8 +166,13 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
             match http {
                 Some(options) => serve_http(&router, options, &cancel).await,
                 None => {
-                    let files = api_files(&cli, app_settings.is_some())?;
-                    let channel = (files, cli.max_body_bytes);
+                    // The console's channel is an extra: what stops it never stops the proxy.
+                    let files = api_files(&cli, app_settings.is_some())
+                        .inspect_err(|error| {
+                            tracing::warn!("the console cannot attach to this proxy: {error:#}");
+                        })
+                        .ok();
+                    let channel = files.map(|files| (files, cli.max_body_bytes));
                     serve_stdio(&router, cli.metrics_port, channel, &cancel).await
                 }
             }
@@ -666,14 +671,20 @@ async fn console_listener(
 async fn serve_stdio(
     router: &Arc<Router>,
     metrics_port: Option<u16>,
-    (files, max_body_bytes): (upstream::http::ApiFiles, usize),
+    channel: Option<(upstream::http::ApiFiles, usize)>,
     cancel: &CancellationToken,
 ) -> anyhow::Result<()> {
-    match upstream::http::serve_channel(router.clone(), files, max_body_bytes, cancel.child_token())
-        .await
-    {
-        Ok(socket) => tracing::debug!(socket = %socket.display(), "console control channel"),
-        Err(error) => tracing::warn!("the console cannot attach to this proxy: {error}"),
+    if let Some((files, max_body_bytes)) = channel {
+        let serving = upstream::http::serve_channel(
+            router.clone(),
+            files,
+            max_body_bytes,
+            cancel.child_token(),
+        );
+        match serving.await {
+            Ok(socket) => tracing::debug!(socket = %socket.display(), "console control channel"),
+            Err(error) => tracing::warn!("the console cannot attach to this proxy: {error}"),
+        }
     }
     metrics::global().set_transport("pipe");
     metrics::global()
