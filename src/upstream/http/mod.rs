@@ -191,18 +191,21 @@ impl App {
                 options.max_anonymous_sessions
             },
         };
-        let console = options.api.is_some();
-        let mut service = AxumRouter::new()
-            .route("/mcp", mcp.clone())
-            .route("/", mcp)
+        // A browser's GET of `/` goes to the console (when it is served); `/mcp` never pays for
+        // the look.
+        let root = if options.api.is_some() {
+            mcp.clone()
+                .layer(axum::middleware::from_fn(console::browsers_to_console))
+        } else {
+            mcp.clone()
+        };
+        let service = AxumRouter::new()
+            .route("/mcp", mcp)
+            .route("/", root)
             .layer(axum::middleware::from_fn_with_state(
                 guard.clone(),
                 guard::check,
-            ));
-        if console {
-            service = service.layer(axum::middleware::from_fn(console::browsers_to_console));
-        }
-        let service = service
+            ))
             .route("/health", get(health).fallback(health_method_not_allowed))
             .route("/metrics", get(metrics_page))
             .merge(well_known::routes())
