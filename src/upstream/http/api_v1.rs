@@ -117,11 +117,9 @@ fn control_error(failure: &ControlError) -> Response {
 /// workspace), its tools as clients get them, its restarts, the protocol revision it speaks and
 /// its last lines on stderr.
 async fn servers(State(router): State<Arc<Router>>) -> Response {
-    // Switched off in the store (`servers disable`), as against outside the workspace.
-    let switched_off = match router.control_plane().settings().await {
-        Ok(settings) => settings.disabled_servers,
-        Err(failure) => return control_error(&failure),
-    };
+    // Switched off (`servers disable`), as against outside the workspace: the settings this
+    // proxy applies, kept in memory (no store read per poll of the page).
+    let settings = router.settings();
     let catalog = router.catalog();
     let served = catalog.tools_per_server();
     let visible: Vec<String> = router
@@ -149,7 +147,8 @@ async fn servers(State(router): State<Arc<Router>>) -> Response {
                 "reason": reason,
                 "description": state.to_string(),
                 "served": visible.contains(&server.name),
-                "enabled": !server.config.disabled && !switched_off.contains(&server.name),
+                "enabled": !server.config.disabled
+                    && !settings.disabled_servers.contains(&server.name),
                 "tools": served.get(server.name.as_str()).copied().unwrap_or(0),
                 "restarts": server.restarts(),
                 "generation": server
@@ -502,12 +501,10 @@ async fn authorize(State(router): State<Arc<Router>>, Path(name): Path<String>) 
     }
 }
 
-/// The tools switched off for every client (by the name clients called them).
+/// The tools switched off for every client (by the name clients called them), as this proxy
+/// applies them.
 async fn disabled_tools(State(router): State<Arc<Router>>) -> Response {
-    match router.control_plane().settings().await {
-        Ok(settings) => Json(json!({ "disabled": settings.disabled_tools })).into_response(),
-        Err(failure) => control_error(&failure),
-    }
+    Json(json!({ "disabled": router.settings().disabled_tools })).into_response()
 }
 
 /// Switches a tool clients see off, or a switched-off one on again, for every client.
