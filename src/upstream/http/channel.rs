@@ -175,6 +175,23 @@ pub async fn find_channel(data_dir: &Path) -> Option<(PathBuf, u32)> {
     None
 }
 
+/// The answer to a browser when the proxy the console attached to has ended: 503, saying so.
+fn gone(error: &std::io::Error) -> Vec<u8> {
+    let body = json!({
+        "error": format!(
+            "the proxy this console attached to has ended ({error}); run \
+             `pluggedin-mcp-proxy console` again"
+        )
+    })
+    .to_string();
+    format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
 /// Relays a loopback port to a running proxy's control channel until `cancel`.
 pub async fn relay(
     listener: tokio::net::TcpListener,
@@ -202,6 +219,8 @@ pub async fn relay(
                 }
                 Err(error) => {
                     tracing::warn!("the proxy's control channel is gone: {error}");
+                    // The page says why rather than failing to connect.
+                    let _ = tokio::io::AsyncWriteExt::write_all(&mut browser, &gone(&error)).await;
                 }
             }
         });
