@@ -30,6 +30,7 @@ pub mod ids;
 pub mod import;
 pub mod ingest;
 pub mod inspect;
+pub mod llm;
 pub mod mail;
 pub mod manage;
 pub mod metrics;

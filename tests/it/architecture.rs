@@ -16,7 +16,10 @@ const FLOORS: &[(u8, &[&str])] = &[
     ),
     // Data and policy: the config file, the flags, the security policy, the store and the App
     // client, mail.
-    (1, &["config", "cli", "security", "control", "mail", "ids"]),
+    (
+        1,
+        &["config", "cli", "security", "control", "mail", "ids", "llm"],
+    ),
     // Every place the proxy steps around rmcp at the byte level.
     (2, &["wire"]),
     // The two sides' data: one supervised connection per server; the merged catalog.
