@@ -55,6 +55,8 @@ struct ApiState {
     calls: Arc<super::calls::Calls>,
     /// Documents being uploaded in chunks (`uploads`).
     uploads: Arc<super::uploads::Uploads>,
+    /// The providers and the chats running (`playground`).
+    playground: Arc<super::playground::Playground>,
 }
 
 /// The routes, protected like `/mcp`.
@@ -67,13 +69,16 @@ pub(super) fn routes<S: Clone + Send + Sync + 'static>(
     attachment: super::console::Attachment,
 ) -> AxumRouter<S> {
     let state = ApiState {
-        files: Arc::new(files),
         router,
         guard: guard.clone(),
         hosts: hosts.map(Arc::new),
         open,
         calls: Arc::default(),
         uploads: Arc::new(super::uploads::Uploads::new(guard.max_body_bytes())),
+        playground: Arc::new(super::playground::Playground::new(
+            files.data_dir.as_deref(),
+        )),
+        files: Arc::new(files),
     };
     let body_limit = axum::extract::DefaultBodyLimit::max(guard.max_body_bytes());
     AxumRouter::new()
@@ -83,6 +88,7 @@ pub(super) fn routes<S: Clone + Send + Sync + 'static>(
         .route("/api/import", post(import_servers))
         .route("/api/v1/config", get(config))
         .merge(super::api_v1::routes())
+        .merge(super::playground::routes())
         .merge(super::console::route(attachment))
         .layer(body_limit)
         .layer(axum::middleware::from_fn_with_state(state.clone(), protect))
@@ -511,6 +517,12 @@ async fn import_servers(
 impl axum::extract::FromRef<ApiState> for Arc<super::uploads::Uploads> {
     fn from_ref(state: &ApiState) -> Self {
         state.uploads.clone()
+    }
+}
+
+impl axum::extract::FromRef<ApiState> for Arc<super::playground::Playground> {
+    fn from_ref(state: &ApiState) -> Self {
+        state.playground.clone()
     }
 }
 

@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
+use futures::future::BoxFuture;
 use rmcp::model::{
     CallToolRequest, CallToolRequestParams, ClientCapabilities, ClientConfig, ClientRequest,
     ElicitRequestParams, ElicitResult, ElicitationCapability, FormElicitationCapability,
@@ -31,7 +32,9 @@ use rmcp::model::{
     CreateMessageRequestParams, CreateMessageResult, LoggingLevel, LoggingMessageNotificationParam,
     SetLevelRequestParams,
 };
-use rmcp::service::{NotificationContext, PeerRequestOptions, RequestContext, ServiceExt};
+use rmcp::service::{
+    NotificationContext, PeerRequestOptions, RequestContext, RunningService, ServiceExt,
+};
 use rmcp::{ClientHandler, ErrorData, RoleClient};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
@@ -56,11 +59,31 @@ pub(super) struct Calls {
     live: Mutex<HashMap<String, Arc<Live>>>,
 }
 
-/// One streamed call: its cancellation and its open questions.
-struct Live {
-    cancel: CancellationToken,
+/// One streamed call (or playground chat): its cancellation and its open questions.
+pub(super) struct Live {
+    pub(super) cancel: CancellationToken,
     questions: Mutex<HashMap<String, oneshot::Sender<Value>>>,
     next_question: AtomicU64,
+}
+
+impl Live {
+    pub(super) fn new() -> Arc<Live> {
+        Arc::new(Live {
+            cancel: CancellationToken::new(),
+            questions: Mutex::default(),
+            next_question: AtomicU64::new(1),
+        })
+    }
+
+    /// Gives the answer to an open question.
+    pub(super) fn answer(&self, question: &str, answer: Value) -> Result<(), Missing> {
+        let waiting = lock(&self.questions)
+            .remove(question)
+            .ok_or(Missing::Question)?;
+        // The call may have ended meanwhile; the answer then has nobody to go to.
+        let _ = waiting.send(answer);
+        Ok(())
+    }
 }
 
 /// Why an answer or a cancellation found nothing to act on.
@@ -91,11 +114,7 @@ impl Calls {
         router: Arc<Router>,
         params: CallToolRequestParams,
     ) -> Option<Sse<impl Stream<Item = Result<Event, Infallible>> + use<>>> {
-        let live = Arc::new(Live {
-            cancel: CancellationToken::new(),
-            questions: Mutex::default(),
-            next_question: AtomicU64::new(1),
-        });
+        let live = Live::new();
         // Random: with several tokens, one caller cannot guess another's call to answer or
         // cancel it.
         let id = format!("call-{}", uuid::Uuid::new_v4().simple());
@@ -127,12 +146,7 @@ impl Calls {
     /// Gives the answer to a call's open question.
     pub(super) fn answer(&self, call: &str, question: &str, answer: Value) -> Result<(), Missing> {
         let live = lock(&self.live).get(call).cloned().ok_or(Missing::Call)?;
-        let waiting = lock(&live.questions)
-            .remove(question)
-            .ok_or(Missing::Question)?;
-        // The call may have ended meanwhile; the answer then has nobody to go to.
-        let _ = waiting.send(answer);
-        Ok(())
+        live.answer(question, answer)
     }
 
     /// Cancels a call in flight.
@@ -143,7 +157,7 @@ impl Calls {
     }
 }
 
-fn event(name: &'static str, data: &Value) -> Event {
+pub(super) fn event(name: &'static str, data: &Value) -> Event {
     Event::default().event(name).data(data.to_string())
 }
 
@@ -173,67 +187,108 @@ async fn call(
     live: Arc<Live>,
     events: mpsc::Sender<Event>,
 ) -> Result<Value, Value> {
-    let failed = |status: u16, message: String| json!({"status": status, "error": message});
     // Log messages name their server (`<server>/<logger>`): the called tool's are shown.
-    let server_name = router
-        .catalog()
-        .resolve_tool(&params.name)
-        .ok()
-        .map(|route| route.server);
-    let (client_end, server_end) = tokio::io::duplex(PIPE_BYTES);
-    let session = ProxyHandler::new(router);
-    // Cancelling the call ends its session at once: the request's own cancellation then reaches
-    // the server, whatever the order in which the pipe carried the request and a notification.
-    let session_cancel = live.cancel.child_token();
-    let server = tokio::spawn(async move {
-        if let Ok(running) = session.serve_with_ct(server_end, session_cancel).await {
-            let _ = running.waiting().await;
-        }
-    });
-    let handler = ConsoleClient {
-        live: live.clone(),
-        events,
-        server: server_name,
-    };
-    let client = tokio::select! {
-        client = handler.serve(client_end) => client.map_err(|error| {
-            failed(500, format!("the call's session did not start: {error}"))
-        })?,
-        () = live.cancel.cancelled() => return Err(failed(499, "cancelled".into())),
-    };
-    // Logs at every level reach the console; the call's own stream is all that gets them.
-    #[allow(deprecated)]
-    let _ = client
-        .peer()
-        .set_level(SetLevelRequestParams::new(LoggingLevel::Debug))
-        .await;
-    let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
-    let sent = client
-        .peer()
-        .send_cancellable_request(request, PeerRequestOptions::no_options())
-        .await;
-    let outcome = match sent {
-        Err(error) => Err(failed(500, format!("the call was not sent: {error}"))),
-        Ok(handle) => tokio::select! {
-            () = live.cancel.cancelled() => Err(failed(499, "cancelled".into())),
-            answer = handle.await_response() => answer.map_err(|error| failed_call(&error)),
-        },
-    };
+    let server = server_of(&router, &params.name);
+    let handler = ConsoleClient::new(live.clone(), events, None);
+    handler.set_current(None, server);
+    let session = InProcess::open(router, handler, &live.cancel).await?;
+    let outcome = session.call(params, &live.cancel).await;
     // The outcome goes out now; the session closes behind it.
-    tokio::spawn(async move {
-        let _ = client.cancel().await;
-        let _ = server.await;
-    });
-    match outcome? {
-        ServerResult::CallToolResult(result) => {
-            let mut result = serde_json::to_value(result).unwrap_or_default();
-            crate::wire::core_tasks::unstash_result(&mut result);
-            Ok(result)
+    session.close();
+    outcome
+}
+
+/// The server a tool name routes to (`None`: a built-in tool, or not served).
+pub(super) fn server_of(router: &Router, tool: &str) -> Option<String> {
+    router
+        .catalog()
+        .resolve_tool(tool)
+        .ok()
+        .map(|route| route.server)
+}
+
+fn failed(status: u16, message: String) -> Value {
+    json!({"status": status, "error": message})
+}
+
+/// A client session of our own, in-process, connected to a `ProxyHandler` as any client is.
+pub(super) struct InProcess {
+    client: RunningService<RoleClient, ConsoleClient>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl InProcess {
+    /// Opens the session; `cancel` ends it (and with it every request in flight).
+    pub(super) async fn open(
+        router: Arc<Router>,
+        handler: ConsoleClient,
+        cancel: &CancellationToken,
+    ) -> Result<InProcess, Value> {
+        let (client_end, server_end) = tokio::io::duplex(PIPE_BYTES);
+        let session = ProxyHandler::new(router);
+        // Cancelling ends the session at once: the request's own cancellation then reaches the
+        // server, whatever the order in which the pipe carried the request and a notification.
+        let session_cancel = cancel.child_token();
+        let server = tokio::spawn(async move {
+            if let Ok(running) = session.serve_with_ct(server_end, session_cancel).await {
+                let _ = running.waiting().await;
+            }
+        });
+        let client = tokio::select! {
+            client = handler.serve(client_end) => client.map_err(|error| {
+                failed(500, format!("the call's session did not start: {error}"))
+            })?,
+            () = cancel.cancelled() => return Err(failed(499, "cancelled".into())),
+        };
+        // Logs at every level reach the console; the session's own stream is all that gets
+        // them.
+        #[allow(deprecated)]
+        let _ = client
+            .peer()
+            .set_level(SetLevelRequestParams::new(LoggingLevel::Debug))
+            .await;
+        Ok(InProcess { client, server })
+    }
+
+    /// Calls a tool: its result as JSON, or `{status, error}` saying what stopped it.
+    pub(super) async fn call(
+        &self,
+        params: CallToolRequestParams,
+        cancel: &CancellationToken,
+    ) -> Result<Value, Value> {
+        let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
+        let sent = self
+            .client
+            .peer()
+            .send_cancellable_request(request, PeerRequestOptions::no_options())
+            .await;
+        let outcome = match sent {
+            Err(error) => Err(failed(500, format!("the call was not sent: {error}"))),
+            Ok(handle) => tokio::select! {
+                () = cancel.cancelled() => Err(failed(499, "cancelled".into())),
+                answer = handle.await_response() => answer.map_err(|error| failed_call(&error)),
+            },
+        };
+        match outcome? {
+            ServerResult::CallToolResult(result) => {
+                let mut result = serde_json::to_value(result).unwrap_or_default();
+                crate::wire::core_tasks::unstash_result(&mut result);
+                Ok(result)
+            }
+            _ => Err(failed(
+                502,
+                "the server did not answer with a tool result".into(),
+            )),
         }
-        _ => Err(failed(
-            502,
-            "the server did not answer with a tool result".into(),
-        )),
+    }
+
+    /// Ends the session, in the background.
+    pub(super) fn close(self) {
+        let InProcess { client, server } = self;
+        tokio::spawn(async move {
+            let _ = client.cancel().await;
+            let _ = server.await;
+        });
     }
 }
 
@@ -256,18 +311,61 @@ fn failed_call(error: &rmcp::service::ServiceError) -> Value {
     json!({"status": status, "error": message})
 }
 
-/// The call's client: declares sampling and elicitation, and turns what the session sends into
-/// events.
-#[derive(Clone)]
-struct ConsoleClient {
-    live: Arc<Live>,
-    events: mpsc::Sender<Event>,
+/// Answers a server's sampling request otherwise than by asking the person (the playground's
+/// model).
+#[allow(deprecated)] // sampling: see the import
+pub(super) trait Sampler: Send + Sync {
+    fn sample(
+        &self,
+        params: CreateMessageRequestParams,
+    ) -> BoxFuture<'static, Result<CreateMessageResult, ErrorData>>;
+}
+
+/// The call the session is running now, which its events are about.
+#[derive(Default)]
+struct Current {
+    /// Put in progress and log events as `call` (`None`: one call a session, no need).
+    call: Option<String>,
     /// The called tool's server, whose log messages are the call's (`None`: a built-in tool,
     /// all are shown).
     server: Option<String>,
 }
 
+/// The session's client: declares sampling and elicitation, and turns what the session sends
+/// into events.
+#[derive(Clone)]
+pub(super) struct ConsoleClient {
+    live: Arc<Live>,
+    events: mpsc::Sender<Event>,
+    current: Arc<Mutex<Current>>,
+    sampler: Option<Arc<dyn Sampler>>,
+}
+
 impl ConsoleClient {
+    pub(super) fn new(
+        live: Arc<Live>,
+        events: mpsc::Sender<Event>,
+        sampler: Option<Arc<dyn Sampler>>,
+    ) -> ConsoleClient {
+        ConsoleClient {
+            live,
+            events,
+            current: Arc::default(),
+            sampler,
+        }
+    }
+
+    /// Says which call (and server) the events that follow are about.
+    pub(super) fn set_current(&self, call: Option<String>, server: Option<String>) {
+        *lock(&self.current) = Current { call, server };
+    }
+
+    fn label(&self, data: &mut Value) {
+        if let Some(call) = &lock(&self.current).call {
+            data["call"] = Value::String(call.clone());
+        }
+    }
+
     /// Sends a question as an event and waits for its answer (or the call's end).
     async fn ask(&self, kind: &'static str, mut question: Value) -> Result<Value, ErrorData> {
         let id = format!(
@@ -286,6 +384,7 @@ impl ConsoleClient {
             open.insert(id.clone(), sender);
         }
         question["id"] = Value::String(id.clone());
+        self.label(&mut question);
         if self.events.send(event(kind, &question)).await.is_err() {
             lock(&self.live.questions).remove(&id);
             return Err(ErrorData::internal_error("nobody reads this call", None));
@@ -340,6 +439,9 @@ impl ClientHandler for ConsoleClient {
         params: CreateMessageRequestParams,
         _context: RequestContext<RoleClient>,
     ) -> Result<CreateMessageResult, ErrorData> {
+        if let Some(sampler) = &self.sampler {
+            return sampler.sample(params).await;
+        }
         let question = serde_json::to_value(&params).unwrap_or_default();
         let answer = self.ask("sampling", question).await?;
         serde_json::from_value(answer).map_err(|error| invalid_answer("a sampling result", &error))
@@ -357,6 +459,7 @@ impl ClientHandler for ConsoleClient {
         if let Some(message) = params.message {
             data["message"] = json!(message);
         }
+        self.label(&mut data);
         self.tell("progress", &data);
     }
 
@@ -367,7 +470,8 @@ impl ClientHandler for ConsoleClient {
     ) {
         // Legacy logging belongs to a session, not a request: calls running on the same server
         // meanwhile share its messages; other servers' are left out.
-        if let Some(server) = &self.server {
+        let server = lock(&self.current).server.clone();
+        if let Some(server) = &server {
             let logger = params.logger.as_deref().unwrap_or_default();
             let ours = logger
                 .strip_prefix(server.as_str())
@@ -376,6 +480,8 @@ impl ClientHandler for ConsoleClient {
                 return;
             }
         }
-        self.tell("log", &serde_json::to_value(&params).unwrap_or_default());
+        let mut data = serde_json::to_value(&params).unwrap_or_default();
+        self.label(&mut data);
+        self.tell("log", &data);
     }
 }

@@ -15,6 +15,7 @@ mod connections;
 mod console;
 mod guard;
 mod limits;
+mod playground;
 pub(crate) mod sessions;
 mod uploads;
 mod well_known;
