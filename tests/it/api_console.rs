@@ -18,14 +18,14 @@ use tokio::io::AsyncBufReadExt;
 use crate::support::*;
 
 /// An HTTP answer: status, headers and body as text.
-struct Reply {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    text: String,
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
 }
 
 impl Reply {
-    fn json(&self) -> Value {
+    pub fn json(&self) -> Value {
         serde_json::from_str(&self.text)
             .unwrap_or_else(|error| panic!("not JSON ({error}): {:?}", self.text))
     }
@@ -39,7 +39,7 @@ impl Reply {
     }
 
     /// Everything the answer carried, for checks that a secret is nowhere in it.
-    fn everything(&self) -> String {
+    pub fn everything(&self) -> String {
         let headers: Vec<String> = self
             .headers
             .iter()
@@ -49,7 +49,7 @@ impl Reply {
     }
 }
 
-async fn send(request: reqwest::RequestBuilder) -> Reply {
+pub async fn send(request: reqwest::RequestBuilder) -> Reply {
     let response = request.send().await.unwrap();
     let status = response.status().as_u16();
     let headers = response.headers().clone();
@@ -63,7 +63,7 @@ async fn send(request: reqwest::RequestBuilder) -> Reply {
 
 /// Polls `probe` until it gives a value, within [`WAIT`]; its error is the last state seen,
 /// printed when the wait runs out.
-async fn eventually<T>(what: &str, mut probe: impl AsyncFnMut() -> Result<T, String>) -> T {
+pub async fn eventually<T>(what: &str, mut probe: impl AsyncFnMut() -> Result<T, String>) -> T {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         match probe().await {
@@ -79,13 +79,13 @@ async fn eventually<T>(what: &str, mut probe: impl AsyncFnMut() -> Result<T, Str
 
 /// The proxy in Streamable HTTP mode on a loopback port it picks, its config and data in a temp
 /// dir; ended (SIGTERM, then waited for) when dropped, its log printed when a test fails.
-struct Live {
+pub struct Live {
     child: ProxyChild,
-    log: Log,
+    pub log: Log,
     /// `http://127.0.0.1:PORT`
-    base: String,
-    http: reqwest::Client,
-    dir: tempfile::TempDir,
+    pub base: String,
+    pub http: reqwest::Client,
+    pub dir: tempfile::TempDir,
 }
 
 impl Drop for Live {
@@ -97,12 +97,12 @@ impl Drop for Live {
 }
 
 /// The demo server as `demo` (its logger and serverInfo name).
-fn demo_servers() -> Value {
+pub fn demo_servers() -> Value {
     json!({"demo": demo_with(&["--name", "demo"])})
 }
 
 /// A proxy process with nothing from the environment that would change what a test sees.
-fn proxy_command() -> tokio::process::Command {
+pub fn proxy_command() -> tokio::process::Command {
     let mut command = tokio::process::Command::new(proxy_bin());
     command
         .env_remove("PLUGGEDIN_API_KEY")
@@ -115,6 +115,12 @@ fn proxy_command() -> tokio::process::Command {
     ] {
         command.env_remove(format!("PLUGGEDIN_SMTP_{field}"));
     }
+    // The playground's providers: only what a test gives.
+    for provider in ["ANTHROPIC", "OPENAI", "GEMINI", "GOOGLE", "XAI", "OPENAI_COMPATIBLE"] {
+        command
+            .env_remove(format!("{provider}_API_KEY"))
+            .env_remove(format!("{provider}_BASE_URL"));
+    }
     command
 }
 
@@ -126,6 +132,11 @@ impl Live {
 
     /// The proxy with `config` (the whole file) and `args`.
     async fn start(config: Value, args: &[&str]) -> Live {
+        Live::start_with(config, args, &[]).await
+    }
+
+    /// The proxy with `config`, `args` and environment variables `env`.
+    pub async fn start_with(config: Value, args: &[&str], env: &[(&str, &str)]) -> Live {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("mcp.json");
@@ -135,6 +146,7 @@ impl Live {
                 .args(["--transport", "streamable-http", "--port", "0"])
                 .args(["--rate-limit-tools", "0", "--rate-limit-requests", "0"])
                 .args(args)
+                .envs(env.iter().copied())
                 .arg("--config")
                 .arg(&path)
                 .arg("--data-dir")
@@ -155,21 +167,21 @@ impl Live {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
-    async fn get(&self, path: &str) -> (u16, Value) {
+    pub async fn get(&self, path: &str) -> (u16, Value) {
         let reply = send(self.http.get(self.url(path))).await;
         (reply.status, reply.json())
     }
 
-    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
         let reply = send(self.http.post(self.url(path)).json(&body)).await;
         (reply.status, reply.json())
     }
 
-    async fn delete(&self, path: &str) -> (u16, Value) {
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
         let reply = send(self.http.delete(self.url(path))).await;
         (reply.status, reply.json())
     }
@@ -193,12 +205,12 @@ impl Live {
     }
 
     /// A server's row of `GET /api/v1/servers`.
-    async fn server(&self, name: &str) -> Value {
+    pub async fn server(&self, name: &str) -> Value {
         server_row(&self.http, &self.base, name).await
     }
 
     /// A server's row once it is connected.
-    async fn connected(&self, name: &str) -> Value {
+    pub async fn connected(&self, name: &str) -> Value {
         connected_row(&self.http, &self.base, name).await
     }
 
@@ -264,25 +276,30 @@ async fn stream_call(http: &reqwest::Client, base: &str, tool: &str, arguments: 
         let text = response.text().await.unwrap_or_default();
         panic!("{tool}: {status} {media}: {text}");
     }
-    Events {
-        body: response
-            .bytes_stream()
-            .map(|chunk| chunk.map(|bytes| bytes.to_vec()))
-            .boxed(),
-        pending: String::new(),
-    }
+    Events::of(response)
 }
 
 /// A streamed call's server-sent events, read as they come; dropping it closes the stream.
-struct Events {
+pub struct Events {
     body: BoxStream<'static, reqwest::Result<Vec<u8>>>,
     pending: String,
 }
 
 impl Events {
+    /// The events of an answer that is an event stream.
+    pub fn of(response: reqwest::Response) -> Events {
+        Events {
+            body: response
+                .bytes_stream()
+                .map(|chunk| chunk.map(|bytes| bytes.to_vec()))
+                .boxed(),
+            pending: String::new(),
+        }
+    }
+
     /// The next event (its name and JSON data), or `None` once the stream has ended; fails
     /// after [`WAIT`] without one.
-    async fn next(&mut self) -> Option<(String, Value)> {
+    pub async fn next(&mut self) -> Option<(String, Value)> {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
             if let Some(end) = self.pending.find("\n\n") {
@@ -322,7 +339,7 @@ impl Events {
     }
 
     /// The next event, which must be `name`; its data.
-    async fn expect(&mut self, name: &str) -> Value {
+    pub async fn expect(&mut self, name: &str) -> Value {
         match self.next().await {
             Some((got, data)) if got == name => data,
             other => panic!("expected a {name} event, got {other:?}"),
@@ -330,7 +347,7 @@ impl Events {
     }
 
     /// The events up to the first `name` (left out), and that one's data.
-    async fn until(&mut self, name: &str) -> (Vec<(String, Value)>, Value) {
+    pub async fn until(&mut self, name: &str) -> (Vec<(String, Value)>, Value) {
         let mut before = Vec::new();
         loop {
             match self.next().await {
@@ -342,7 +359,7 @@ impl Events {
     }
 
     /// Asserts that the stream ends with no further event.
-    async fn ends(&mut self) {
+    pub async fn ends(&mut self) {
         if let Some(event) = self.next().await {
             panic!("an event after the last: {event:?}");
         }
@@ -557,7 +574,7 @@ async fn a_streamed_calls_questions_are_answered_through_the_api() {
 }
 
 /// How many tool calls the proxy has forwarded to the demo server, by its log.
-fn forwarded_calls(log: &Log) -> usize {
+pub fn forwarded_calls(log: &Log) -> usize {
     log.text()
         .matches("forwarding server=\"demo\" method=\"tools/call\"")
         .count()
@@ -583,7 +600,7 @@ async fn sleeping(live: &Live) -> (Events, String) {
 }
 
 /// Waits until the demo server has said `count` times on stderr that a sleep was cancelled.
-async fn sleeps_cancelled(live: &Live, count: usize) {
+pub async fn sleeps_cancelled(live: &Live, count: usize) {
     eventually("the server's sleep cancelled", async || {
         let row = live.server("demo").await;
         if stderr_lines_with(&row, "sleep cancelled by the client") == count {
