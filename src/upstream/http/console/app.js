@@ -13,9 +13,9 @@ const SMALL_UPLOAD_BYTES = 1024 * 1024;
 /** How deep a generated form nests objects and arrays before it asks for raw JSON. */
 const MAX_FORM_DEPTH = 8;
 const PAGE_TITLES = {
-  servers: "Servers", tools: "Tools", prompts: "Prompts", resources: "Resources",
-  documents: "Documents", notifications: "Notifications", activity: "Activity",
-  workspaces: "Workspaces", settings: "Settings",
+  servers: "Servers", playground: "Playground", tools: "Tools", prompts: "Prompts",
+  resources: "Resources", documents: "Documents", notifications: "Notifications",
+  activity: "Activity", workspaces: "Workspaces", settings: "Settings",
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -253,12 +253,16 @@ function dismissBanner() {
 /* API                                                                                          */
 /* ------------------------------------------------------------------------------------------ */
 
-/** A failed API call: its HTTP status (0 when the proxy did not answer) and message. */
+/**
+ * A failed API call: its HTTP status (0 when the proxy did not answer), message and the error
+ * answer's body (null when there was none).
+ */
 class ApiError extends Error {
-  constructor(status, message) {
+  constructor(status, message, data) {
     super(message);
     this.name = "ApiError";
     this.status = status;
+    this.data = data === undefined ? null : data;
   }
 }
 
@@ -313,7 +317,9 @@ async function api(path, options) {
     throw new ApiError(0, "The proxy did not answer (" + error.message + ").");
   }
   const data = await readBody(response);
-  if (!response.ok) throw new ApiError(response.status, errorMessage(response.status, data));
+  if (!response.ok) {
+    throw new ApiError(response.status, errorMessage(response.status, data), data);
+  }
   return data;
 }
 
@@ -1799,12 +1805,17 @@ function showCallError(view, status, message) {
   showError(text);
 }
 
-/** Renders a CallToolResult: its content, structured content (checked against outputSchema). */
+/** Renders a CallToolResult in the Tools page's result pane. */
 function showResult(view, tool, result) {
-  if (!isObject(result)) {
-    setChildren(view.result, el("pre", { class: "text", text: pretty(result) }));
-    return;
-  }
+  setChildren(view.result, ...resultParts(tool, result));
+}
+
+/**
+ * A CallToolResult as nodes: its content, its structured content (checked against the tool's
+ * outputSchema when `tool` is given) and the raw result.
+ */
+function resultParts(tool, result) {
+  if (!isObject(result)) return [el("pre", { class: "text", text: pretty(result) })];
   const content = contentList(result.content);
   const parts = [];
   if (result.isError === true) {
@@ -1814,11 +1825,11 @@ function showResult(view, tool, result) {
   if (result.structuredContent !== undefined) {
     parts.push(el("h3", { text: "Structured content" }),
       el("pre", { class: "structured", text: pretty(result.structuredContent) }),
-      outputCheck(tool, result.structuredContent));
+      tool ? outputCheck(tool, result.structuredContent) : null);
   }
   parts.push(el("details", { class: "raw" }, el("summary", { text: "Raw result" }),
     el("pre", { class: "code", text: pretty(result) })));
-  setChildren(view.result, ...parts);
+  return parts;
 }
 
 /** Whether structured content has every key the tool's outputSchema requires. */
@@ -1853,33 +1864,55 @@ function nextQuestion(run) {
   const question = run.queue.shift();
   run.asking = question || null;
   if (!question) return;
-  const form = question.kind === "sampling" ? samplingForm(run, question)
-    : elicitationForm(run, question);
+  const form = questionForm(question, (answerForm, body) =>
+    answerQuestion(run, question, answerForm, body));
   setChildren(run.view.questions, form);
   const first = form.querySelector("input, select, textarea");
   if (first) first.focus();
 }
 
 async function answerQuestion(run, question, form, body) {
+  const path = run.callId ? "/api/v1/calls/" + encodeSegment(run.callId) + "/answers/" +
+    encodeSegment(question.id) : null;
+  if (!(await postAnswer(path, form, body))) return;
+  form.remove();
+  if (run.asking === question) nextQuestion(run);
+}
+
+/**
+ * Posts the answer to a server's question with the form's buttons disabled; true once the
+ * proxy took it (a failure is reported and the buttons come back). A null `path`: the proxy
+ * did not name the call or chat the question belongs to.
+ */
+async function postAnswer(path, form, body) {
   const buttons = form.querySelectorAll("button");
   buttons.forEach((b) => {
     b.disabled = true;
   });
   try {
-    if (!run.callId) throw new ApiError(0, "The proxy did not name the call.");
-    await api("/api/v1/calls/" + encodeSegment(run.callId) + "/answers/" +
-      encodeSegment(question.id), { method: "POST", body });
-    form.remove();
-    if (run.asking === question) nextQuestion(run);
+    if (!path) throw new ApiError(0, "The proxy did not name the call or chat asking.");
+    await api(path, { method: "POST", body });
+    return true;
   } catch (error) {
     report(error);
     buttons.forEach((b) => {
       b.disabled = false;
     });
+    return false;
   }
 }
 
-function elicitationForm(run, question) {
+/**
+ * The form answering a server's question: `question.kind` "sampling" (a completion written by
+ * hand) or else an elicitation. `answer(form, body)` sends the MCP result the person chose.
+ */
+function questionForm(question, answer) {
+  return question.kind === "sampling" ? samplingForm(question, answer)
+    : elicitationForm(question, answer);
+}
+
+/** An elicitation as a form made from its requestedSchema: accept, decline or cancel. */
+function elicitationForm(question, answer) {
   const fields = formFields(question.requestedSchema);
   const accept = el("button", { type: "submit", id: "elicitation-accept", class: "btn primary",
     text: "Accept" });
@@ -1896,12 +1929,10 @@ function elicitationForm(run, question) {
     const collected = fields.collect();
     showFieldErrors(form, collected.errors);
     if (collected.errors.length) return;
-    answerQuestion(run, question, form, { action: "accept", content: collected.value || {} });
+    answer(form, { action: "accept", content: collected.value || {} });
   });
-  decline.addEventListener("click", () =>
-    answerQuestion(run, question, form, { action: "decline" }));
-  cancel.addEventListener("click", () =>
-    answerQuestion(run, question, form, { action: "cancel" }));
+  decline.addEventListener("click", () => answer(form, { action: "decline" }));
+  cancel.addEventListener("click", () => answer(form, { action: "cancel" }));
   return form;
 }
 
@@ -1912,7 +1943,8 @@ function messageBlock(message) {
     contentList(isObject(message) ? message.content : message));
 }
 
-function samplingForm(run, question) {
+/** A sampling request answered by hand: its prompt shown, the person writes the completion. */
+function samplingForm(question, answer) {
   const text = el("textarea", { name: "text", id: nextFieldId(), rows: 4, required: true,
     "aria-required": "true" });
   const send = el("button", { type: "submit", id: "sampling-send", class: "btn primary",
@@ -1938,10 +1970,1124 @@ function samplingForm(run, question) {
       showFieldErrors(form, [{ wrap, control: text, message: "This field is required." }]);
       return;
     }
-    answerQuestion(run, question, form, { role: "assistant",
-      content: { type: "text", text: text.value }, model: "console", stopReason: "endTurn" });
+    answer(form, { role: "assistant", content: { type: "text", text: text.value },
+      model: "console", stopReason: "endTurn" });
   });
   return form;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Playground page                                                                              */
+/* ------------------------------------------------------------------------------------------ */
+/*
+ * A chat with a language model that calls this proxy's tools. The proxy holds the providers'
+ * keys and speaks to them; the page sends the whole conversation each turn, in the neutral
+ * shape the proxy answers with, and draws the turn's event stream as it comes. A key typed
+ * here goes to the proxy once and is never shown or kept by the page.
+ */
+
+/** Where the playground's settings (never a key) are kept in the browser. */
+const PLAYGROUND_STORE = "pluggedin.console.playground";
+const COMPATIBLE_HINT = "Ollama: http://127.0.0.1:11434/v1, LM Studio: http://127.0.0.1:1234/v1";
+/** What a provider did, by the kind of its error. */
+const PROVIDER_FAILURES = {
+  auth: "refused the key",
+  rate_limit: "is limiting requests (rate limit)",
+  context_length: "says the conversation is too long for the model",
+  invalid_request: "refused the request",
+  unavailable: "is unavailable",
+};
+
+/**
+ * The conversation while the console is open (not stored): it survives a visit to another
+ * page. `messages` is what the proxy last answered with, sent again with the next message.
+ */
+const playgroundMemory = { messages: [], usage: { input: 0, output: 0 } };
+
+/** The settings kept from an earlier visit ({} when none or unreadable). */
+function loadPlaygroundSettings() {
+  try {
+    const data = JSON.parse(localStorage.getItem(PLAYGROUND_STORE) || "{}");
+    return isObject(data) ? data : {};
+  } catch (error) {
+    return {};
+  }
+}
+
+/** Keeps the settings for the next visit. */
+function savePlaygroundSettings(settings) {
+  try {
+    localStorage.setItem(PLAYGROUND_STORE, JSON.stringify(settings));
+  } catch (error) {
+    // A browser that stores nothing: the settings last as long as the page.
+  }
+}
+
+/** A provider's failure in words: "OpenAI refused the key (401): Incorrect API key…". */
+function providerFailure(title, provider) {
+  const what = PROVIDER_FAILURES[provider.kind] || "answered with an error";
+  const status = typeof provider.status === "number" ? " (" + provider.status + ")" : "";
+  const message = typeof provider.message === "string" && provider.message
+    ? ": " + provider.message : ".";
+  return (title || "The provider") + " " + what + status + message;
+}
+
+/** The playground: settings on one side, the chat on the other. */
+async function renderPlayground(section, ctx) {
+  const body = el("div", { class: "playground-slot" }, muted("Loading…"));
+  section.append(pageHeader("Playground", "Chat with a language model that calls this " +
+    "proxy's tools. Keys stay on the proxy."), body);
+  let info;
+  try {
+    info = await ctx.api("/api/v1/playground");
+  } catch (error) {
+    if (error.name === "AbortError") return;
+    if (error.status === 401) throw error;
+    setChildren(body, el("div", { class: "card" }, el("div", { class: "error" },
+      el("strong", { text: "The playground is not available" }),
+      el("p", { text: error.message }))));
+    return;
+  }
+  if (!ctx.alive) return;
+  const providers = isObject(info) && Array.isArray(info.providers)
+    ? info.providers.filter((row) => isObject(row) && typeof row.id === "string") : [];
+  if (!providers.length) {
+    setChildren(body, card(null, muted("This proxy offers no model providers.")));
+    return;
+  }
+  const view = {
+    ctx,
+    info,
+    providers,
+    provider: null,
+    settings: loadPlaygroundSettings(),
+    memory: playgroundMemory,
+    turn: null,
+    /** The text node the model's streamed answer is appended to (null: start a new one). */
+    textNode: null,
+    modelRequest: 0,
+  };
+  if (!isObject(view.settings.models)) view.settings.models = {};
+  setChildren(body, el("div", { class: "playground" }, playgroundSettings(view),
+    playgroundChat(view)));
+  ctx.controller.signal.addEventListener("abort", () => {
+    if (view.turn) stopTurn(view.turn, true);
+  });
+  const stored = providers.find((row) => row.id === view.settings.provider);
+  const first = stored || providers.find((row) => row.ready === true) || providers[0];
+  view.providerSelect.value = first.id;
+  selectProvider(view, first);
+  restoreConversation(view);
+}
+
+/* Settings: provider, key, base URL, model, system prompt, switches, tools. */
+
+/** A provider as its select option shows it: its title, and whether it is set up. */
+function providerLabel(row) {
+  return String(row.title || row.id) + (row.ready === true ? "" : " (not set up)");
+}
+
+/** The settings pane; its controls are kept on `view`. */
+function playgroundSettings(view) {
+  const settings = view.settings;
+  const info = view.info;
+  view.providerSelect = el("select", { id: "playground-provider", name: "provider" },
+    view.providers.map((row) => el("option", { value: row.id, text: providerLabel(row) })));
+  view.providerSelect.addEventListener("change", () => {
+    const row = view.providers.find((entry) => entry.id === view.providerSelect.value);
+    if (row) selectProvider(view, row);
+  });
+  view.providerStatus = el("div", { class: "playground-provider-status", role: "status" });
+
+  view.keyInput = el("input", { type: "password", id: "playground-key", name: "api-key",
+    autocomplete: "off" });
+  view.keyInput.spellcheck = false;
+  view.keyHint = el("p", { class: "hint" });
+  view.saveKey = el("button", { type: "submit", id: "playground-save-key",
+    class: "btn small primary", text: "Save key" });
+  view.forgetKey = button("Forget the saved key", { id: "playground-forget-key",
+    class: "btn small subtle" });
+  const keyField = el("div", { class: "field" },
+    el("label", { for: "playground-key", class: "field-label", text: "API key" }),
+    view.keyInput, view.keyHint);
+  view.keyForm = el("form", { id: "playground-key-form", class: "playground-form" }, keyField,
+    el("div", { class: "button-row" }, view.saveKey, view.forgetKey));
+  view.keyForm.noValidate = true;
+  view.keyForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const key = view.keyInput.value.trim();
+    view.keyInput.value = "";
+    if (!key) {
+      showFieldErrors(view.keyForm, [{ wrap: view.keyInput.parentElement,
+        control: view.keyInput, message: "Paste a key to save." }]);
+      return;
+    }
+    saveProvider(view, { key }, view.keyForm, view.keyInput, view.saveKey);
+  });
+  view.forgetKey.addEventListener("click", () =>
+    saveProvider(view, { key: "" }, view.keyForm, view.keyInput, view.forgetKey));
+  clearErrorsOnInput(view.keyForm);
+
+  view.baseUrl = el("input", { type: "url", id: "playground-base-url", name: "baseUrl",
+    autocomplete: "off" });
+  view.baseUrl.spellcheck = false;
+  view.baseUrlMark = el("span", { class: "required", title: "required", text: "*" });
+  view.baseUrlHint = el("p", { class: "hint" });
+  view.saveBaseUrl = el("button", { type: "submit", id: "playground-save-base-url",
+    class: "btn small", text: "Save base URL" });
+  const baseUrlField = el("div", { class: "field" },
+    el("label", { for: "playground-base-url", class: "field-label" }, "Base URL",
+      view.baseUrlMark),
+    view.baseUrl, view.baseUrlHint);
+  view.baseUrlForm = el("form", { id: "playground-base-url-form", class: "playground-form" },
+    baseUrlField, el("div", { class: "button-row" }, view.saveBaseUrl));
+  view.baseUrlForm.noValidate = true;
+  view.baseUrlForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const baseUrl = view.baseUrl.value.trim();
+    if (baseUrl && !/^https?:\/\/[^/\s]/i.test(baseUrl)) {
+      showFieldErrors(view.baseUrlForm, [{ wrap: view.baseUrl.parentElement,
+        control: view.baseUrl, message: "An http:// or https:// address." }]);
+      return;
+    }
+    saveProvider(view, { baseUrl }, view.baseUrlForm, view.baseUrl, view.saveBaseUrl);
+  });
+  clearErrorsOnInput(view.baseUrlForm);
+
+  view.model = el("input", { type: "text", id: "playground-model", name: "model",
+    autocomplete: "off" });
+  view.model.spellcheck = false;
+  // An input's `list` is a read-only property: it is set as an attribute.
+  view.model.setAttribute("list", "playground-models");
+  view.modelList = el("datalist", { id: "playground-models" });
+  view.modelNote = el("p", { class: "hint playground-models-note", "aria-live": "polite" });
+  const listModelsButton = button("List models", { id: "playground-list-models",
+    class: "btn small subtle" });
+  listModelsButton.addEventListener("click", () => listModels(view));
+  view.model.addEventListener("input", () => {
+    if (!view.provider) return;
+    settings.models[view.provider.id] = view.model.value.trim();
+    savePlaygroundSettings(settings);
+  });
+
+  view.system = el("textarea", { id: "playground-system", name: "system", rows: 3,
+    placeholder: "You are a helpful assistant…" });
+  view.system.value = typeof settings.system === "string" ? settings.system : "";
+  const saveSystem = () => {
+    settings.system = view.system.value;
+    savePlaygroundSettings(settings);
+  };
+  view.system.addEventListener("input", debounce(saveSystem, 300));
+  view.system.addEventListener("change", saveSystem);
+
+  const documentsAvailable = isObject(info) && info.documents === true;
+  view.documents = el("input", { type: "checkbox", id: "playground-documents",
+    name: "documents", disabled: !documentsAvailable });
+  view.documents.checked = documentsAvailable && settings.documents === true;
+  view.documents.addEventListener("change", () => {
+    settings.documents = view.documents.checked;
+    savePlaygroundSettings(settings);
+  });
+  view.sampling = el("input", { type: "checkbox", id: "playground-sampling", name: "sampling" });
+  view.sampling.checked = settings.sampling !== "person";
+  view.sampling.addEventListener("change", () => {
+    settings.sampling = view.sampling.checked ? "model" : "person";
+    savePlaygroundSettings(settings);
+  });
+
+  const limit = maxStepsLimit(view);
+  view.maxSteps = el("input", { type: "number", id: "playground-max-steps", name: "maxSteps",
+    min: "1", max: String(limit), step: "1", inputMode: "numeric" });
+  view.maxSteps.value = String(Number.isInteger(settings.maxSteps) ? settings.maxSteps
+    : defaultMaxSteps(view));
+  view.maxSteps.addEventListener("change", () => {
+    view.maxSteps.value = String(maxStepsOf(view));
+    settings.maxSteps = maxStepsOf(view);
+    savePlaygroundSettings(settings);
+  });
+
+  return el("aside", { class: "card playground-settings", "aria-label": "Playground settings" },
+    el("h2", { class: "card-title", text: "Model" }),
+    el("div", { class: "field" },
+      el("label", { for: "playground-provider", class: "field-label", text: "Provider" }),
+      view.providerSelect),
+    view.providerStatus,
+    view.keyForm,
+    view.baseUrlForm,
+    el("div", { class: "field" },
+      el("label", { for: "playground-model", class: "field-label", text: "Model" }),
+      view.model, view.modelList,
+      el("div", { class: "playground-models-row" }, view.modelNote, listModelsButton)),
+    el("div", { class: "field" },
+      el("label", { for: "playground-system", class: "field-label", text: "System prompt" }),
+      view.system),
+    el("div", { class: "field field-check" },
+      el("label", { for: "playground-documents", class: "check-label" }, view.documents,
+        el("span", { text: "Use my documents" })),
+      el("p", { class: "hint", text: documentsAvailable
+        ? "Passages of your knowledge base that match your message are given to the model."
+        : "No knowledge base is available to this proxy." })),
+    el("div", { class: "field field-check" },
+      el("label", { for: "playground-sampling", class: "check-label" }, view.sampling,
+        el("span", { text: "Model answers servers' sampling requests" })),
+      el("p", { class: "hint", text: "Off: you write the answer when a server asks for a " +
+        "completion." })),
+    el("div", { class: "field playground-steps" },
+      el("label", { for: "playground-max-steps", class: "field-label", text: "Max steps" }),
+      view.maxSteps,
+      el("p", { class: "hint", text: "Model turns per message (each may call tools), 1–" +
+        limit + "." })),
+    toolChooser(view));
+}
+
+/** The proxy's default max steps (8 when it names none). */
+function defaultMaxSteps(view) {
+  const value = isObject(view.info) ? Number(view.info.maxSteps) : NaN;
+  return Number.isInteger(value) && value > 0 ? value : 8;
+}
+
+/** The most steps the proxy takes (50 when it names none). */
+function maxStepsLimit(view) {
+  const value = isObject(view.info) ? Number(view.info.maxStepsLimit) : NaN;
+  return Number.isInteger(value) && value > 0 ? value : 50;
+}
+
+/** The max steps typed, kept within 1 and the proxy's limit (the default when not a number). */
+function maxStepsOf(view) {
+  const value = Number.parseInt(view.maxSteps.value, 10);
+  if (!Number.isFinite(value) || value < 1) return defaultMaxSteps(view);
+  return Math.min(value, maxStepsLimit(view));
+}
+
+/** Shows a provider: why it is not ready, its key and base URL, its model; lists its models. */
+function selectProvider(view, row) {
+  view.provider = row;
+  view.settings.provider = row.id;
+  savePlaygroundSettings(view.settings);
+  showProvider(view);
+  const stored = view.settings.models[row.id];
+  view.model.value = typeof stored === "string" && stored ? stored
+    : String(row.defaultModel || "");
+  view.model.placeholder = String(row.defaultModel || "");
+  updateToolCount(view);
+  listModels(view);
+}
+
+/** Fills the provider's status, key and base URL parts from its row. */
+function showProvider(view) {
+  const row = view.provider;
+  const title = String(row.title || row.id);
+  const key = isObject(row.key) ? row.key : { from: "none" };
+  const compatible = row.id === "compatible";
+  for (const option of view.providerSelect.options) {
+    const entry = view.providers.find((candidate) => candidate.id === option.value);
+    if (entry) option.textContent = providerLabel(entry);
+  }
+  let why = "";
+  if (row.ready !== true) {
+    if (compatible && !row.baseUrl) why = "Give the server's base URL below.";
+    else if (row.needsKey === true && key.from === "none") {
+      why = "No API key: save one below, or set the provider's key variable where the proxy runs.";
+    } else why = "Not ready yet.";
+  }
+  setChildren(view.providerStatus,
+    row.ready === true ? badge("ready", "ok") : badge("not set up", "warn"),
+    why ? el("span", { class: "small", text: " " + why }) : null);
+  if (key.from === "saved") {
+    view.keyHint.textContent = "A key is saved on the proxy (never shown). Paste another to " +
+      "replace it.";
+  } else if (key.from === "environment") {
+    view.keyHint.textContent = "From " + String(key.variable || "the environment") +
+      ". A key saved here is used instead.";
+  } else if (row.needsKey === true) {
+    view.keyHint.textContent = "Saved on the proxy for " + title + "; never shown again.";
+  } else {
+    view.keyHint.textContent = "Optional: a local server may need none.";
+  }
+  view.keyInput.placeholder = key.from === "saved" ? "•••••••• (saved)" : "";
+  view.forgetKey.hidden = key.from !== "saved";
+  view.baseUrl.value = typeof row.baseUrl === "string" ? row.baseUrl : "";
+  view.baseUrl.placeholder = compatible ? "http://127.0.0.1:11434/v1" : "";
+  view.baseUrl.required = compatible;
+  if (compatible) view.baseUrl.setAttribute("aria-required", "true");
+  else view.baseUrl.removeAttribute("aria-required");
+  view.baseUrlMark.hidden = !compatible;
+  const variable = row.baseUrlVariable ? String(row.baseUrlVariable) : "";
+  view.baseUrlHint.textContent = compatible
+    ? COMPATIBLE_HINT + (variable ? ". Or set " + variable + "." : ".")
+    : "Saved here, else " + (variable || "the environment") + ", else " + title +
+      "'s own. Save it empty to go back.";
+  clearFieldErrors(view.keyForm);
+  clearFieldErrors(view.baseUrlForm);
+}
+
+/**
+ * Saves a key or base URL for the provider on screen (PUT); the row the proxy answers with
+ * replaces the page's. The key is never kept: its input is emptied before the request.
+ */
+async function saveProvider(view, body, form, control, trigger) {
+  const row = view.provider;
+  trigger.disabled = true;
+  clearFieldErrors(form);
+  try {
+    const answer = await view.ctx.api("/api/v1/playground/providers/" + encodeSegment(row.id),
+      { method: "PUT", body });
+    const updated = isObject(answer) && answer.id === row.id ? answer : row;
+    view.providers = view.providers.map((entry) => (entry.id === row.id ? updated : entry));
+    if (view.provider && view.provider.id === row.id) {
+      view.provider = updated;
+      showProvider(view);
+      updateToolCount(view);
+      listModels(view);
+    }
+    const title = String(updated.title || updated.id);
+    if (body.key !== undefined) notify(body.key ? "Saved the key for " + title + "."
+      : "Forgot the saved key for " + title + ".");
+    else notify(body.baseUrl ? "Saved the base URL for " + title + "."
+      : "The base URL for " + title + " is back to its default.");
+  } catch (error) {
+    if (error.name === "AbortError") return;
+    if (error.status === 401) {
+      report(error);
+      return;
+    }
+    showFieldErrors(form, [{ wrap: control.parentElement, control, message: error.message }]);
+  } finally {
+    trigger.disabled = false;
+  }
+}
+
+/** Fills the model suggestions from the provider; a failure is told, and blocks nothing. */
+async function listModels(view) {
+  const row = view.provider;
+  view.modelRequest += 1;
+  const request = view.modelRequest;
+  view.modelList.replaceChildren();
+  view.modelNote.classList.remove("error-text");
+  if (row.ready !== true) {
+    view.modelNote.textContent = "";
+    return;
+  }
+  view.modelNote.textContent = "Listing the models…";
+  let models;
+  try {
+    const data = await view.ctx.api("/api/v1/playground/providers/" + encodeSegment(row.id) +
+      "/models");
+    models = isObject(data) && Array.isArray(data.models) ? data.models.map(String) : [];
+  } catch (error) {
+    if (error.name === "AbortError" || request !== view.modelRequest) return;
+    const provider = isObject(error.data) && isObject(error.data.provider)
+      ? error.data.provider : null;
+    if (error.status === 401 && !provider) {
+      report(error);
+      return;
+    }
+    view.modelNote.classList.add("error-text");
+    view.modelNote.textContent = "Could not list the models: " + (provider
+      ? providerFailure(String(row.title || row.id), provider) : error.message);
+    return;
+  }
+  if (request !== view.modelRequest) return;
+  setChildren(view.modelList, models.map((model) => el("option", { value: model })));
+  view.modelNote.textContent = models.length
+    ? models.length + (models.length === 1 ? " model" : " models") + " to choose from."
+    : "The provider listed no models: type one.";
+}
+
+/* The tool chooser: checkboxes by server, a filter, all or none, and the count. */
+
+function toolChooser(view) {
+  const tools = (isObject(view.info) && Array.isArray(view.info.tools) ? view.info.tools : [])
+    .filter((tool) => isObject(tool) && typeof tool.name === "string");
+  const off = new Set(Array.isArray(view.settings.toolsOff)
+    ? view.settings.toolsOff.map(String) : []);
+  const byServer = new Map();
+  for (const tool of tools) {
+    const server = String(tool.server || "other");
+    if (!byServer.has(server)) byServer.set(server, []);
+    byServer.get(server).push(tool);
+  }
+  view.toolBoxes = [];
+  view.toolGroups = [];
+  const groups = Array.from(byServer.keys()).sort().map((server) => {
+    const entries = byServer.get(server).slice().sort((a, b) => a.name.localeCompare(b.name));
+    const groupBox = el("input", { type: "checkbox", id: nextFieldId(),
+      class: "playground-group-box", "aria-label": "All tools of " + server });
+    const items = entries.map((tool) => {
+      const box = el("input", { type: "checkbox", id: nextFieldId(), name: "tool",
+        value: tool.name });
+      box.checked = !off.has(tool.name);
+      view.toolBoxes.push(box);
+      return toolChoice(tool, server, box);
+    });
+    const boxes = items.map((item) => item.querySelector("input"));
+    const group = el("div", { class: "playground-tool-group", "data-server": server },
+      el("div", { class: "playground-tool-group-head" },
+        el("label", { for: groupBox.id, class: "check-label" }, groupBox,
+          el("strong", { text: server })),
+        el("span", { class: "muted small playground-group-count" })),
+      el("ul", { class: "playground-tool-items" }, items));
+    groupBox.addEventListener("change", () => {
+      for (const box of boxes) {
+        if (!box.closest(".playground-tool").hidden) box.checked = groupBox.checked;
+      }
+      toolsChanged(view);
+    });
+    view.toolGroups.push({ group, groupBox, boxes });
+    return group;
+  });
+  view.toolFilter = el("input", { type: "search", id: "playground-tool-filter",
+    class: "search", placeholder: "Filter tools", autocomplete: "off",
+    "aria-label": "Filter tools" });
+  view.toolFilter.addEventListener("input", () => filterTools(view));
+  const all = button("Select all", { id: "playground-tools-all", class: "btn small" });
+  const none = button("Select none", { id: "playground-tools-none", class: "btn small" });
+  all.addEventListener("click", () => checkShownTools(view, true));
+  none.addEventListener("click", () => checkShownTools(view, false));
+  view.toolCount = el("p", { class: "playground-tool-count muted small", "aria-live": "polite" });
+  view.toolWarning = el("p", { class: "playground-tool-warning", role: "status", hidden: true });
+  const list = el("div", { class: "playground-tool-list" },
+    groups.length ? groups : muted("No tools: the model can only talk."));
+  list.addEventListener("change", (event) => {
+    if (event.target.name === "tool") toolsChanged(view);
+  });
+  const fieldset = el("fieldset", { class: "playground-tools" },
+    el("legend", { text: "Tools" }),
+    view.toolFilter,
+    el("div", { class: "playground-tool-actions" }, all, none, view.toolCount),
+    view.toolWarning,
+    list);
+  return fieldset;
+}
+
+/** One tool of the chooser: its checkbox, name and the first line of its description. */
+function toolChoice(tool, server, box) {
+  const description = typeof tool.description === "string" ? firstLine(tool.description) : "";
+  const label = el("label", { for: box.id, class: "check-label", title: description || null },
+    box, el("span", { class: "playground-tool-text" },
+      el("code", { class: "playground-tool-name", text: tool.name }),
+      description ? el("span", { class: "playground-tool-desc", text: description }) : null));
+  return el("li", { class: "playground-tool", "data-name": tool.name,
+    "data-search": [tool.name, server, tool.description || ""].join(" ").toLowerCase() },
+    label);
+}
+
+/** Checks or unchecks the tools the filter shows (every tool when there is no filter). */
+function checkShownTools(view, on) {
+  for (const box of view.toolBoxes) {
+    if (!box.closest(".playground-tool").hidden) box.checked = on;
+  }
+  toolsChanged(view);
+}
+
+/** Shows the tools whose name, server or description has every word of the filter. */
+function filterTools(view) {
+  const words = view.toolFilter.value.toLowerCase().split(/\s+/).filter(Boolean);
+  for (const { group, boxes } of view.toolGroups) {
+    let shown = 0;
+    for (const box of boxes) {
+      const item = box.closest(".playground-tool");
+      item.hidden = !words.every((word) => item.dataset.search.includes(word));
+      if (!item.hidden) shown += 1;
+    }
+    group.hidden = shown === 0;
+  }
+  updateToolCount(view);
+}
+
+/** Keeps the tools left out (so tools added later start chosen) and recounts. */
+function toolsChanged(view) {
+  view.settings.toolsOff = view.toolBoxes.filter((box) => !box.checked).map((box) => box.value);
+  savePlaygroundSettings(view.settings);
+  updateToolCount(view);
+}
+
+/** The count of chosen tools, each server's state, and whether the provider takes that many. */
+function updateToolCount(view) {
+  if (!view.toolBoxes) return;
+  const total = view.toolBoxes.length;
+  const chosen = view.toolBoxes.filter((box) => box.checked).length;
+  view.toolCount.textContent = chosen + " of " + total + (total === 1 ? " tool" : " tools");
+  for (const { group, groupBox, boxes } of view.toolGroups) {
+    const on = boxes.filter((box) => box.checked).length;
+    groupBox.checked = on === boxes.length;
+    groupBox.indeterminate = on > 0 && on < boxes.length;
+    group.querySelector(".playground-group-count").textContent = on + "/" + boxes.length;
+  }
+  const row = view.provider;
+  const max = row && typeof row.maxTools === "number" ? row.maxTools : null;
+  const over = max !== null && chosen > max;
+  view.toolWarning.hidden = !over;
+  view.toolWarning.textContent = over ? String(row.title || row.id) + " accepts at most " +
+    max + " tools: choose, or leave all selected and the most relevant are offered." : "";
+}
+
+/** The tools to offer: null for all of them (the proxy then picks when there are too many). */
+function selectedTools(view) {
+  const chosen = view.toolBoxes.filter((box) => box.checked).map((box) => box.value);
+  return chosen.length === view.toolBoxes.length ? null : chosen;
+}
+
+/* The conversation: transcript and composer. */
+
+/** The chat pane: usage, New chat, the transcript and the composer. */
+function playgroundChat(view) {
+  view.transcript = el("div", { id: "playground-transcript", class: "playground-transcript",
+    role: "log", "aria-live": "polite", "aria-label": "Conversation", tabIndex: 0 });
+  view.usage = el("span", { class: "playground-usage", title: "Tokens used in this chat" });
+  view.input = el("textarea", { id: "playground-input", name: "message", rows: 3,
+    placeholder: "Message the model — Enter sends, Shift+Enter starts a new line" });
+  view.send = el("button", { type: "submit", id: "playground-send", class: "btn primary",
+    text: "Send" });
+  view.stop = button("Stop", { id: "playground-stop", class: "btn danger", hidden: true });
+  view.newChat = button("New chat", { id: "playground-new", class: "btn small" });
+  const composer = el("form", { id: "playground-composer", class: "playground-composer" },
+    el("label", { for: "playground-input", class: "visually-hidden", text: "Message" }),
+    view.input,
+    el("div", { class: "playground-composer-actions" }, view.send, view.stop));
+  composer.noValidate = true;
+  composer.addEventListener("submit", (event) => {
+    event.preventDefault();
+    sendMessage(view);
+  });
+  view.input.addEventListener("keydown", (event) => {
+    if (event.key !== "Enter" || event.shiftKey || event.isComposing) return;
+    event.preventDefault();
+    sendMessage(view);
+  });
+  view.stop.addEventListener("click", () => {
+    if (view.turn) stopTurn(view.turn, false);
+  });
+  view.newChat.addEventListener("click", () => newChat(view));
+  showUsage(view);
+  return el("section", { class: "card playground-chat", "aria-label": "Chat" },
+    el("div", { class: "playground-chat-head" },
+      el("h2", { text: "Chat" }), view.usage, view.newChat),
+    view.transcript, composer);
+}
+
+/** What an empty transcript says. */
+function emptyTranscript() {
+  return el("p", { class: "playground-empty muted", text: "Ask something. The model answers " +
+    "and calls the tools chosen on the left when it needs them." });
+}
+
+/** Runs `change` on the transcript, then keeps it scrolled to the end if it was there. */
+function followTranscript(view, change) {
+  const box = view.transcript;
+  const atEnd = box.scrollHeight - box.scrollTop - box.clientHeight < 48;
+  change();
+  if (atEnd) box.scrollTop = box.scrollHeight;
+}
+
+/** Adds an item at the end of the transcript; the model's next text starts a new message. */
+function addToTranscript(view, node) {
+  followTranscript(view, () => {
+    for (const empty of view.transcript.querySelectorAll(":scope > .playground-empty")) {
+      empty.remove();
+    }
+    view.transcript.append(node);
+  });
+  view.textNode = null;
+  return node;
+}
+
+/**
+ * A message bubble ("You" or "Model" is drawn by the stylesheet); the text is kept as it is
+ * (newlines shown), never read as markup.
+ */
+function messageBubble(role, text) {
+  const node = document.createTextNode(text);
+  const bubble = el("div", { class: "playground-message " + role }, node);
+  return { bubble, node };
+}
+
+/** Appends a piece of the model's streamed answer. */
+function appendAnswer(view, text) {
+  if (!text) return;
+  if (!view.textNode) {
+    const { bubble, node } = messageBubble("assistant", "");
+    addToTranscript(view, bubble);
+    view.textNode = node;
+  }
+  followTranscript(view, () => view.textNode.appendData(text));
+}
+
+/** A note in the transcript (`kind`: "warn", "info" and extra classes). */
+function noticeItem(kind, ...children) {
+  return el("div", { class: "playground-notice" + (kind ? " " + kind : ""), role: "note" },
+    children);
+}
+
+/** The tokens this chat used, summed over its model steps. */
+function showUsage(view) {
+  const usage = view.memory.usage;
+  view.usage.textContent = "Tokens: " + usage.input.toLocaleString("en-US") + " in · " +
+    usage.output.toLocaleString("en-US") + " out";
+}
+
+/** A tool call's card: name, state and duration; arguments, progress and result inside. */
+function toolCallCard(call, running) {
+  const name = String(call.name || "tool");
+  const status = badge(running ? "running" : "called", running ? "info" : "muted");
+  status.classList.add("playground-tool-status");
+  const duration = el("span", { class: "playground-duration muted small" });
+  const progressBar = el("progress", { max: 1 });
+  const progressText = el("span", { class: "progress-text" });
+  const progress = el("div", { class: "progress", hidden: true }, progressBar, progressText);
+  const result = el("div", { class: "result", "aria-live": "polite" },
+    muted(running ? "Running…" : "No result."));
+  const summary = el("summary", {},
+    el("span", { class: "playground-tool-label", text: "Tool" }),
+    el("code", { class: "playground-tool-name", text: name }), status, duration);
+  const body = el("div", { class: "playground-tool-body" },
+    el("h3", { text: "Arguments" }),
+    el("pre", { class: "code playground-arguments", text: argumentsText(call.arguments) }),
+    progress,
+    el("h3", { text: "Result" }),
+    result);
+  const element = el("details", { class: "playground-tool-call", "data-name": name,
+    "data-id": String(call.id || ""), open: true }, summary, body);
+  element.classList.toggle("running", running);
+  return { element, status, duration, progress, progressBar, progressText, result };
+}
+
+/** A tool call's arguments as text: JSON pretty-printed (arguments that are not JSON as sent). */
+function argumentsText(args) {
+  if (args === undefined || args === null) return "{}";
+  return typeof args === "string" ? prettyText(args) : pretty(args);
+}
+
+/** A tool card's state badge ("running", "done", "error", ...), its class following. */
+function setToolState(card, state, kind) {
+  card.status.textContent = state;
+  card.status.className = "badge badge-" + kind + " playground-tool-status";
+  card.element.classList.toggle("running", state === "running");
+  card.element.classList.toggle("failed", kind === "danger");
+}
+
+/** Shows a tool's result (the MCP CallToolResult) on its card. */
+function fillToolResult(card, data) {
+  const result = data.result;
+  const failed = data.isError === true || (isObject(result) && result.isError === true);
+  setToolState(card, failed ? "error" : "done", failed ? "danger" : "ok");
+  card.duration.textContent = typeof data.durationMs === "number"
+    ? formatMs(data.durationMs) : "";
+  card.progress.hidden = true;
+  if (result === undefined || result === null) {
+    setChildren(card.result, el("div", { class: "error", text: typeof data.error === "string"
+      ? data.error : "No result." }));
+  } else setChildren(card.result, ...resultParts(null, result));
+}
+
+/** Draws the conversation kept from before (the page was left and opened again). */
+function restoreConversation(view) {
+  const messages = Array.isArray(view.memory.messages) ? view.memory.messages : [];
+  setChildren(view.transcript, messages.length ? null : emptyTranscript());
+  const cards = new Map();
+  for (const message of messages.filter(isObject)) {
+    const role = message.role === "assistant" ? "assistant" : "user";
+    const parts = Array.isArray(message.content) ? message.content.filter(isObject) : [];
+    for (const part of parts) {
+      if (part.type === "text" && typeof part.text === "string") {
+        addToTranscript(view, messageBubble(role, part.text).bubble);
+      } else if (part.type === "tool_call") {
+        const toolCard = toolCallCard(part, false);
+        cards.set(String(part.id), toolCard);
+        addToTranscript(view, toolCard.element);
+      } else if (part.type === "tool_result") {
+        let toolCard = cards.get(String(part.id));
+        if (!toolCard) {
+          toolCard = toolCallCard({ id: part.id, name: part.name }, false);
+          addToTranscript(view, toolCard.element);
+        }
+        const failed = part.isError === true;
+        setToolState(toolCard, failed ? "error" : "done", failed ? "danger" : "ok");
+        const text = textBlock(typeof part.content === "string" ? part.content
+          : pretty(part.content));
+        setChildren(toolCard.result, failed ? el("div", { class: "error" }, text) : text);
+      }
+    }
+  }
+  view.transcript.scrollTop = view.transcript.scrollHeight;
+}
+
+/** Clears the conversation (stopping a turn in progress, whose end is then not shown). */
+function newChat(view) {
+  if (view.turn) {
+    stopTurn(view.turn, true);
+    view.turn = null;
+    setStreaming(view, false);
+  }
+  view.memory.messages = [];
+  view.memory.usage = { input: 0, output: 0 };
+  view.textNode = null;
+  setChildren(view.transcript, emptyTranscript());
+  showUsage(view);
+  view.input.focus();
+}
+
+/** Send or Stop, and the transcript marked busy, while a turn streams. */
+function setStreaming(view, on) {
+  view.send.disabled = on;
+  view.stop.hidden = !on;
+  view.stop.disabled = !on;
+  view.transcript.setAttribute("aria-busy", on ? "true" : "false");
+}
+
+/** What the proxy is asked for this turn: the conversation so far and the new message. */
+function chatRequest(view, text) {
+  const row = view.provider;
+  const system = view.system.value.trim() ? view.system.value : null;
+  return {
+    provider: row.id,
+    model: view.model.value.trim() || String(row.defaultModel || ""),
+    system,
+    messages: view.memory.messages.concat([{ role: "user",
+      content: [{ type: "text", text }] }]),
+    tools: selectedTools(view),
+    documents: !view.documents.disabled && view.documents.checked,
+    maxSteps: maxStepsOf(view),
+    sampling: view.sampling.checked ? "model" : "person",
+  };
+}
+
+/** Sends the person's message and follows the turn's events until it ends. */
+function sendMessage(view) {
+  if (view.turn || !view.provider) return;
+  const text = view.input.value;
+  if (!text.trim()) {
+    view.input.focus();
+    return;
+  }
+  const request = chatRequest(view, text);
+  view.input.value = "";
+  for (const node of view.transcript.querySelectorAll(".playground-done")) {
+    node.classList.remove("playground-done");
+  }
+  addToTranscript(view, messageBubble("user", text).bubble);
+  const turn = { view, text, provider: view.provider, controller: new AbortController(),
+    chatId: null, cards: new Map(), ended: false, stopping: false, stopTimer: 0, queue: [],
+    asking: null, slots: [] };
+  view.turn = turn;
+  setStreaming(view, true);
+  runTurn(turn, request)
+    .catch((error) => turnFailed(turn, error))
+    .finally(() => finishTurn(turn));
+}
+
+/** Posts the turn and reads its event stream (an answer without one is an error). */
+async function runTurn(turn, request) {
+  const response = await fetch("/api/v1/playground/chat", {
+    method: "POST",
+    headers: apiHeaders(true, "text/event-stream"),
+    body: JSON.stringify(request),
+    signal: turn.controller.signal,
+    credentials: "same-origin",
+  });
+  const type = response.headers.get("Content-Type") || "";
+  if (response.ok && type.includes("text/event-stream") && response.body) {
+    await readEvents(response.body, (event) => onChatEvent(turn, event));
+    return;
+  }
+  const data = await readBody(response);
+  const provider = isObject(data) && isObject(data.provider) ? data.provider : null;
+  if (response.status === 401 && !provider) {
+    turn.ended = true;
+    report(new ApiError(401, errorMessage(401, data), data));
+    return;
+  }
+  chatError(turn, { status: response.status, error: response.ok
+    ? "The proxy answered without an event stream." : errorMessage(0, data), provider });
+}
+
+/** The request itself failed (not a stopped turn). */
+function turnFailed(turn, error) {
+  if (turn.ended || (error && error.name === "AbortError")) return;
+  chatError(turn, { status: 0, error: "The proxy did not answer (" +
+    (error && error.message) + ")." });
+}
+
+/**
+ * Stops a turn: asks the proxy to stop the chat, whose stream then ends with what was kept;
+ * reading stops anyway after a few seconds, or at once when `now` (the page is going).
+ */
+function stopTurn(turn, now) {
+  const abort = () => turn.controller.abort();
+  if (turn.stopping) {
+    if (now) abort();
+    return;
+  }
+  turn.stopping = true;
+  turn.view.stop.disabled = true;
+  if (!turn.chatId) {
+    abort();
+    return;
+  }
+  api("/api/v1/playground/chats/" + encodeSegment(turn.chatId), { method: "DELETE" })
+    .catch((error) => {
+      if (error.status !== 404) report(error);
+      abort();
+    });
+  if (now) abort();
+  else turn.stopTimer = setTimeout(abort, 3000);
+}
+
+/**
+ * Ends a turn on the page: questions left unanswered and tools still running are marked, and
+ * a turn that ended without `done` or `error` says so (its message is not in the conversation).
+ */
+function finishTurn(turn) {
+  const view = turn.view;
+  clearTimeout(turn.stopTimer);
+  if (view.turn !== turn) return;
+  view.turn = null;
+  setStreaming(view, false);
+  turn.queue = [];
+  turn.asking = null;
+  for (const slot of turn.slots) {
+    if (slot.querySelector("form")) {
+      setChildren(slot, muted("Not answered: the turn ended."));
+    }
+  }
+  for (const toolCard of turn.cards.values()) {
+    if (toolCard.element.classList.contains("running")) {
+      setToolState(toolCard, "not finished", "warn");
+      setChildren(toolCard.result, muted("The turn ended before the tool answered."));
+    }
+  }
+  if (!turn.ended) {
+    addToTranscript(view, noticeItem("warn", el("p", { text: turn.stopping
+      ? "Stopped. This message was not answered and is left out of the conversation."
+      : "The answer ended early: this message is left out of the conversation." })));
+    turnEnd(view, turn.stopping ? "cancelled" : "lost", null);
+  }
+}
+
+/** Marks the end of a turn: `.playground-done` is on the last turn's mark once it ended. */
+function turnEnd(view, stop, steps) {
+  const stepText = Number.isInteger(steps) && steps > 0
+    ? steps + (steps === 1 ? " step" : " steps") : "";
+  const text = stop === "end_turn" ? "Done" + (stepText ? " · " + stepText : "")
+    : stop === "error" ? "Ended with an error" : "Ended" + (stepText ? " · " + stepText : "");
+  addToTranscript(view, el("p", { class: "playground-turn-end playground-done",
+    "data-stop": stop, "data-steps": Number.isInteger(steps) ? String(steps) : null, text }));
+}
+
+/** One event of the turn's stream. */
+function onChatEvent(turn, event) {
+  const view = turn.view;
+  if (view.turn !== turn) return;
+  let data;
+  try {
+    data = JSON.parse(event.data);
+  } catch (error) {
+    data = event.data;
+  }
+  const fields = isObject(data) ? data : {};
+  switch (event.event) {
+    case "chat":
+      turn.chatId = typeof fields.id === "string" ? fields.id : null;
+      break;
+    case "tools": toolsNote(turn, fields); break;
+    case "documents": documentsNote(view, fields); break;
+    case "text":
+      appendAnswer(view, typeof fields.text === "string" ? fields.text : "");
+      break;
+    case "tool_call": {
+      const toolCard = toolCallCard(fields, true);
+      turn.cards.set(String(fields.id), toolCard);
+      addToTranscript(view, toolCard.element);
+      break;
+    }
+    case "progress": {
+      const toolCard = turn.cards.get(String(fields.id));
+      if (toolCard) showProgress(toolCard, fields);
+      break;
+    }
+    case "tool_result": {
+      let toolCard = turn.cards.get(String(fields.id));
+      if (!toolCard) {
+        toolCard = toolCallCard(fields, false);
+        turn.cards.set(String(fields.id), toolCard);
+        addToTranscript(view, toolCard.element);
+      }
+      followTranscript(view, () => fillToolResult(toolCard, fields));
+      break;
+    }
+    case "elicitation":
+    case "sampling":
+      askInChat(turn, Object.assign({}, fields, { kind: event.event }));
+      break;
+    case "sampled": sampledNote(view, fields); break;
+    case "usage": {
+      const usage = view.memory.usage;
+      usage.input += Number.isFinite(fields.input_tokens) ? fields.input_tokens : 0;
+      usage.output += Number.isFinite(fields.output_tokens) ? fields.output_tokens : 0;
+      showUsage(view);
+      break;
+    }
+    case "done": chatDone(turn, fields); break;
+    case "error": chatError(turn, isObject(data) ? data : { error: String(data) }); break;
+    default: break;
+  }
+}
+
+/** Which tools were offered: the ones left out and why, and schema parts a provider drops. */
+function toolsNote(turn, data) {
+  const view = turn.view;
+  const offered = Array.isArray(data.offered) ? data.offered.map(String) : [];
+  const omitted = Array.isArray(data.omitted) ? data.omitted.map(String) : [];
+  const lost = Array.isArray(data.lost) ? data.lost.filter(isObject) : [];
+  const title = String(turn.provider.title || turn.provider.id);
+  if (omitted.length || data.reason) {
+    addToTranscript(view, noticeItem("warn playground-omitted",
+      el("p", { text: typeof data.reason === "string" && data.reason ? data.reason
+        : omitted.length + " chosen tools were not offered." }),
+      omitted.length ? el("details", {}, el("summary", { text: "Not offered (" +
+        omitted.length + ")" }), el("p", { class: "mono small playground-names",
+        text: omitted.join(", ") })) : null));
+  } else if (offered.length) {
+    addToTranscript(view, el("p", { class: "playground-meta muted small", text: "Offered " +
+      offered.length + (offered.length === 1 ? " tool." : " tools.") }));
+  }
+  if (lost.length) {
+    addToTranscript(view, noticeItem("info playground-lost",
+      el("p", { text: "Parts of some tools' input schemas were dropped: " + title +
+        " does not take them." }),
+      el("ul", { class: "small" }, lost.map((entry) => el("li", {},
+        el("code", { text: String(entry.tool) }), ": ",
+        (Array.isArray(entry.lost) ? entry.lost.map(String) : []).join("; "))))));
+  }
+}
+
+/** The documents of the knowledge base given to the model, linked to the Documents page. */
+function documentsNote(view, data) {
+  const sources = Array.isArray(data.sources) ? data.sources.filter(isObject) : [];
+  if (!sources.length) return;
+  addToTranscript(view, noticeItem("info playground-documents-used",
+    el("p", { text: "Used " + sources.length + (sources.length === 1 ? " document" :
+      " documents") + " from your knowledge base:" }),
+    el("ul", { class: "small" }, sources.map((source) => {
+      const title = String(source.title || source.uuid || "(untitled)");
+      return el("li", {}, typeof source.uuid === "string" && source.uuid
+        ? el("a", { href: "#/documents/" + encodeURIComponent(source.uuid), text: title })
+        : title);
+    }))));
+}
+
+/** A server's sampling request the model answered. */
+function sampledNote(view, data) {
+  addToTranscript(view, el("div", { class: "playground-sampled", role: "note" },
+    el("p", { class: "small" }, el("strong", { text: "A server asked the model for a " +
+      "completion" }), data.model ? " · " + String(data.model) : null),
+    el("div", { class: "playground-sampled-text",
+      text: typeof data.text === "string" ? data.text : pretty(data.text) })));
+}
+
+/** The turn ended: the conversation is now the proxy's, and why it stopped is told. */
+function chatDone(turn, data) {
+  const view = turn.view;
+  turn.ended = true;
+  if (Array.isArray(data.messages)) view.memory.messages = data.messages;
+  const stop = typeof data.stop === "string" ? data.stop : "end_turn";
+  const steps = Number.isInteger(data.steps) ? data.steps : null;
+  const said = stopText(stop, steps);
+  if (said) addToTranscript(view, noticeItem("warn playground-stop", el("p", { text: said })));
+  turnEnd(view, stop, steps);
+}
+
+/** Why a turn stopped, when it is not the model having finished its answer. */
+function stopText(stop, steps) {
+  switch (stop) {
+    case "end_turn": return "";
+    case "step_limit":
+      return "Stopped after " + (steps === null ? "the most" : steps) +
+        (steps === 1 ? " step" : " steps") + ": the model still wanted to call tools. Raise " +
+        "Max steps, or send a message to let it go on.";
+    case "max_tokens": return "The answer was cut off: the model reached its output limit.";
+    case "refused": return "The model refused to answer.";
+    case "cancelled": return "Stopped.";
+    default: return "Stopped (" + stop + ").";
+  }
+}
+
+/** An error ending the turn, with the provider's own reason when it is the provider's. */
+function chatError(turn, data) {
+  const view = turn.view;
+  turn.ended = true;
+  if (Array.isArray(data.messages)) view.memory.messages = data.messages;
+  const provider = isObject(data.provider) ? data.provider : null;
+  const status = typeof data.status === "number" ? data.status : 0;
+  const message = typeof data.error === "string" && data.error ? data.error : "the chat failed";
+  if (status === 401 && !provider) {
+    report(new ApiError(401, message));
+    return;
+  }
+  if (turn.stopping && status === 499) {
+    addToTranscript(view, noticeItem("warn playground-stop", el("p", { text: "Stopped." })));
+    turnEnd(view, "cancelled", null);
+    return;
+  }
+  const title = String(turn.provider.title || turn.provider.id);
+  const headline = provider ? providerFailure(title, provider)
+    : "The chat failed" + (status ? " (" + status + ")" : "") + ": " + message;
+  const detail = provider && (!provider.message || !message.includes(String(provider.message)))
+    ? message : null;
+  // A message the conversation did not keep goes back to the box, to be sent again.
+  const restored = !Array.isArray(data.messages) && !view.input.value;
+  if (restored) view.input.value = turn.text;
+  addToTranscript(view, el("div", { class: "playground-error", role: "alert" },
+    el("strong", { text: headline }),
+    detail ? el("p", { class: "small", text: (status ? status + ": " : "") + detail }) : null,
+    restored ? el("p", { class: "small", text: "Your message is back in the message box." })
+      : null));
+  turnEnd(view, "error", null);
+}
+
+/* Questions a server asks during a turn, answered in the transcript one at a time. */
+
+/** Queues a server's question; one is shown at a time. */
+function askInChat(turn, question) {
+  turn.queue.push(question);
+  if (!turn.asking) nextChatQuestion(turn);
+}
+
+/** Shows the next question in the transcript; once answered, the answer stays in its place. */
+function nextChatQuestion(turn) {
+  const question = turn.queue.shift();
+  turn.asking = question || null;
+  if (!question) return;
+  const slot = el("div", { class: "playground-question" });
+  const form = questionForm(question, async (answerForm, body) => {
+    const path = turn.chatId ? "/api/v1/playground/chats/" + encodeSegment(turn.chatId) +
+      "/answers/" + encodeSegment(question.id) : null;
+    if (!(await postAnswer(path, answerForm, body))) return;
+    setChildren(slot, answeredNote(question, body));
+    if (turn.asking === question) nextChatQuestion(turn);
+  });
+  slot.append(form);
+  turn.slots.push(slot);
+  addToTranscript(turn.view, slot);
+  const first = form.querySelector("input, select, textarea");
+  if (first) first.focus({ preventScroll: true });
+  slot.scrollIntoView({ block: "nearest" });
+}
+
+/** What the person answered a server, as the transcript keeps it. */
+function answeredNote(question, body) {
+  if (question.kind === "sampling") {
+    const text = isObject(body.content) ? String(body.content.text || "") : "";
+    return el("div", { class: "playground-answered muted small" },
+      el("p", { text: "A server asked for a completion; you answered:" }),
+      el("div", { class: "playground-sampled-text", text }));
+  }
+  const said = body.action === "accept" ? "You accepted" : body.action === "decline"
+    ? "You declined" : "You cancelled";
+  return el("div", { class: "playground-answered muted small" },
+    el("p", { text: "The server asked: " + String(question.message || "") }),
+    el("p", { text: said + (body.action === "accept" ? ":" : ".") }),
+    body.action === "accept" ? el("pre", { class: "code", text: pretty(body.content) }) : null);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -3239,6 +4385,7 @@ async function toggleTool(name, box, reload) {
 
 const PAGES = {
   servers: renderServers,
+  playground: renderPlayground,
   tools: renderTools,
   prompts: renderPrompts,
   resources: renderResources,
