@@ -118,6 +118,22 @@ impl Keys {
             .map(Secret::new)
     }
 
+    /// Where the base URL comes from: `saved`, `environment`, `default`, or `none`.
+    pub fn base_url_source(&self, kind: ProviderKind) -> &'static str {
+        if lock(&self.saved)
+            .get(kind.id())
+            .is_some_and(|saved| saved.base_url.is_some())
+        {
+            "saved"
+        } else if self.variable(base_url_variable(kind)).is_some() {
+            "environment"
+        } else if kind.default_base_url().is_some() {
+            "default"
+        } else {
+            "none"
+        }
+    }
+
     /// The base URL requests go to (`None`: an OpenAI-compatible server not configured yet).
     pub fn base_url(&self, kind: ProviderKind) -> Option<String> {
         let saved = lock(&self.saved)
