@@ -209,6 +209,31 @@ async fn openai_refuses_names_and_schemas_it_does_not_take() {
         refused.json()["error"]["param"],
         "tools[1].function.parameters"
     );
+    let untyped = json!({"function": {"name": "now", "parameters": {"type": "object",
+                                                                     "properties": {}}}});
+    let refused = send(chat(&standin, ProviderKind::OpenAi, &with_tool(untyped))).await;
+    assert_eq!(
+        refused.json()["error"],
+        json!({"message": "Missing required parameter: 'tools[1].type'.",
+               "type": "invalid_request_error", "param": "tools[1].type",
+               "code": "missing_required_parameter"})
+    );
+    // A reasoning model takes `max_completion_tokens`, not `max_tokens`.
+    let hello = json!([{"role": "user", "content": "hello"}]);
+    let refused = send(chat(
+        &standin,
+        ProviderKind::OpenAi,
+        &json!({"model": "gpt-5", "max_tokens": 100, "messages": hello}),
+    ))
+    .await;
+    assert_eq!(refused.json()["error"]["code"], "unsupported_parameter");
+    let taken = send(chat(
+        &standin,
+        ProviderKind::OpenAi,
+        &json!({"model": "gpt-5", "max_completion_tokens": 100, "messages": hello}),
+    ))
+    .await;
+    assert_eq!(taken.status, 200, "{}", taken.text);
 }
 
 #[tokio::test]

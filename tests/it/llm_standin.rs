@@ -1515,6 +1515,18 @@ fn chat_completions(inner: &Inner, request: &Incoming) -> Result<Response, Refus
         tool_message_order(messages)?;
     }
     let model = find_model(kind, requested).ok_or_else(|| unknown_model(kind, requested))?;
+    // OpenAI's reasoning models take `max_completion_tokens` only.
+    let reasoning = model.id.starts_with("gpt-5")
+        || (model.id.starts_with('o') && model.id[1..].starts_with(|c: char| c.is_ascii_digit()));
+    if kind == ProviderKind::OpenAi && reasoning && body.contains_key("max_tokens") {
+        return Err(Refusal::new(
+            400,
+            "Unsupported parameter: 'max_tokens' is not supported with this model. Use \
+             'max_completion_tokens' instead.",
+        )
+        .param("max_tokens")
+        .code("unsupported_parameter"));
+    }
     if !model.chat {
         return Err(Refusal::new(
             404,
@@ -1625,6 +1637,25 @@ fn openai_tools(kind: ProviderKind, tools: Option<&Value>) -> Result<Vec<String>
     for (index, tool) in tools.iter().enumerate() {
         let function = &tool["function"];
         let name = function["name"].as_str().unwrap_or("");
+        if kind == ProviderKind::OpenAi {
+            for (present, field) in [
+                (tool.get("type").is_some(), format!("tools[{index}].type")),
+                (function.is_object(), format!("tools[{index}].function")),
+                (
+                    function.get("name").is_some(),
+                    format!("tools[{index}].function.name"),
+                ),
+            ] {
+                if !present {
+                    return Err(Refusal::new(
+                        400,
+                        format!("Missing required parameter: '{field}'."),
+                    )
+                    .param(field)
+                    .code("missing_required_parameter"));
+                }
+            }
+        }
         if kind != ProviderKind::Compatible {
             let at = format!("tools[{index}].function.name");
             if name.len() > 64 {
@@ -2415,6 +2446,11 @@ fn gemini_answer(
             .map(|piece| vec![json!({ "text": piece })])
             .collect(),
         Answer::Calls(_) => parts.into_iter().map(|part| vec![part]).collect(),
+    };
+    let pieces = if pieces.is_empty() {
+        vec![vec![json!({ "text": "" })]]
+    } else {
+        pieces
     };
     let count = pieces.len();
     let responses: Vec<Value> = pieces
