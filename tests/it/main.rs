@@ -8,6 +8,7 @@
 
 mod app_stub;
 mod architecture;
+mod llm_standin;
 mod support;
 mod webdriver;
 
@@ -33,6 +34,7 @@ mod http_hostile_clients;
 mod import;
 mod input;
 mod listing;
+mod llm;
 mod oauth;
 mod observability;
 mod registry;
