@@ -109,10 +109,10 @@ impl ProviderKind {
     /// The most tools one request may carry (`None`: no published limit).
     pub fn max_tools(self) -> Option<usize> {
         match self {
-            ProviderKind::OpenAi | ProviderKind::Xai => Some(128),
-            // Gemini documents 512 function declarations at most.
-            ProviderKind::Gemini => Some(512),
-            ProviderKind::Anthropic | ProviderKind::Compatible => None,
+            ProviderKind::OpenAi => Some(128),
+            // xAI's function-calling guide: up to 200 tools.
+            ProviderKind::Xai => Some(200),
+            ProviderKind::Anthropic | ProviderKind::Gemini | ProviderKind::Compatible => None,
         }
     }
 

@@ -643,6 +643,8 @@ impl Gemini<'_> {
                     ),
                 },
                 "$defs" | "definitions" if at.is_empty() => {}
+                // Annotations for schema tools, not constraints: nothing is lost without them.
+                "$schema" | "$id" | "$comment" | "$anchor" => {}
                 _ => self.lose(at, format_args!("{keyword} dropped")),
             }
         }
@@ -863,8 +865,8 @@ mod tests {
         lost.sort();
         assert_eq!(
             lost,
+            // `$schema` goes without a note: an annotation, not a constraint.
             vec![
-                "/: $schema dropped",
                 "/: additionalProperties dropped",
                 "/properties/email: format \"email\" dropped",
                 "/properties/options/properties/depth: exclusiveMinimum dropped",

@@ -116,7 +116,14 @@ pub fn proxy_command() -> tokio::process::Command {
         command.env_remove(format!("PLUGGEDIN_SMTP_{field}"));
     }
     // The playground's providers: only what a test gives.
-    for provider in ["ANTHROPIC", "OPENAI", "GEMINI", "GOOGLE", "XAI", "OPENAI_COMPATIBLE"] {
+    for provider in [
+        "ANTHROPIC",
+        "OPENAI",
+        "GEMINI",
+        "GOOGLE",
+        "XAI",
+        "OPENAI_COMPATIBLE",
+    ] {
         command
             .env_remove(format!("{provider}_API_KEY"))
             .env_remove(format!("{provider}_BASE_URL"));

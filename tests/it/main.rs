@@ -37,6 +37,7 @@ mod listing;
 mod llm;
 mod oauth;
 mod observability;
+mod playground;
 mod registry;
 mod relay;
 mod reload;
