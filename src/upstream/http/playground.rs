@@ -15,7 +15,8 @@
 //! than the provider's limit narrowed to the tools most relevant to the person's message.
 //! Keys (`llm::keys`) stay on this side: `GET /api/v1/playground` says only where each one comes
 //! from. Bounded: [`MAX_CHATS`] chats at once, [`MAX_STEPS_LIMIT`] steps a turn, a tool result
-//! given to the model cut at [`MAX_RESULT_TEXT`].
+//! given to the model cut at [`MAX_RESULT_TEXT`], a model's answer at [`MAX_ANSWER_TEXT`]
+//! and [`MAX_CALLS_A_STEP`] tool calls.
 
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
@@ -65,6 +66,9 @@ const DEFAULT_MAX_TOKENS: u32 = 4096;
 const MAX_TOKENS_LIMIT: u32 = 64_000;
 /// A tool result is given to the model cut at this many bytes.
 const MAX_RESULT_TEXT: usize = 64 * 1024;
+/// The longest text one model answer may bring, and the most tool calls.
+const MAX_ANSWER_TEXT: usize = 1024 * 1024;
+const MAX_CALLS_A_STEP: usize = 64;
 /// Events a reader may fall behind by (text waits for it; progress and logs are dropped).
 const EVENT_BUFFER: usize = 256;
 /// Documents put before the conversation with "use my documents".
@@ -773,6 +777,16 @@ impl Turn {
                 None => break,
                 Some(Err(failure)) => return Err(failed(failure)),
                 Some(Ok(Delta::Text(piece))) => {
+                    if text.len() + piece.len() > MAX_ANSWER_TEXT {
+                        return Err(failed(LlmError {
+                            kind: ErrorKind::Unavailable,
+                            status: None,
+                            message: format!(
+                                "the answer went past {} MiB of text; it was cut off",
+                                MAX_ANSWER_TEXT >> 20
+                            ),
+                        }));
+                    }
                     self.send("text", &json!({ "text": piece })).await;
                     text.push_str(&piece);
                 }
@@ -780,7 +794,18 @@ impl Turn {
                     id,
                     name,
                     arguments,
-                })) => calls.push((id, name, arguments)),
+                })) => {
+                    if calls.len() == MAX_CALLS_A_STEP {
+                        return Err(failed(LlmError {
+                            kind: ErrorKind::Unavailable,
+                            status: None,
+                            message: format!(
+                                "the answer asked for more than {MAX_CALLS_A_STEP} tool calls at once"
+                            ),
+                        }));
+                    }
+                    calls.push((id, name, arguments));
+                }
                 Some(Ok(Delta::Done { stop: why, usage })) => {
                     stop = why;
                     if let Some(usage) = usage {
