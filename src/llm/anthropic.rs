@@ -403,13 +403,7 @@ mod tests {
     }
 
     async fn decode(chunks: &[&str]) -> Vec<Result<Delta, LlmError>> {
-        let chunks: Vec<Result<Vec<u8>, std::io::Error>> = chunks
-            .iter()
-            .map(|chunk| Ok(chunk.as_bytes().to_vec()))
-            .collect();
-        sse::deltas(futures::stream::iter(chunks), Decoder::default())
-            .collect()
-            .await
+        sse::decode_chunks(chunks, Decoder::default()).await
     }
 
     #[test]

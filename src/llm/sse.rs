@@ -249,6 +249,22 @@ where
     }
 }
 
+/// The deltas `decode` makes of a body arriving in `chunks` (the providers' stream tests).
+#[cfg(test)]
+pub(super) async fn decode_chunks<D: Decode>(
+    chunks: &[&str],
+    decode: D,
+) -> Vec<Result<super::Delta, LlmError>> {
+    use futures::StreamExt;
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = chunks
+        .iter()
+        .map(|chunk| Ok(chunk.as_bytes().to_vec()))
+        .collect();
+    deltas(futures::stream::iter(chunks), decode)
+        .collect()
+        .await
+}
+
 /// The deltas of a streamed body, decoded by `decode`; the stream ends after a
 /// [`Delta::Done`] or the first error.
 pub(super) fn deltas<S, B, E, D>(body: S, decode: D) -> Deltas

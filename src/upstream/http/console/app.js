@@ -2135,12 +2135,16 @@ function playgroundSettings(view) {
   view.baseUrlHint = el("p", { class: "hint" });
   view.saveBaseUrl = el("button", { type: "submit", id: "playground-save-base-url",
     class: "btn small", text: "Save base URL" });
+  view.resetBaseUrl = button("Reset the saved base URL", { id: "playground-reset-base-url",
+    class: "btn small subtle", hidden: true });
+  view.resetBaseUrl.addEventListener("click", () => saveProvider(view, { baseUrl: "" },
+    view.baseUrlForm, view.baseUrl, view.resetBaseUrl));
   const baseUrlField = el("div", { class: "field" },
     el("label", { for: "playground-base-url", class: "field-label" }, "Base URL",
       view.baseUrlMark),
     view.baseUrl, view.baseUrlHint);
   view.baseUrlForm = el("form", { id: "playground-base-url-form", class: "playground-form" },
-    baseUrlField, el("div", { class: "button-row" }, view.saveBaseUrl));
+    baseUrlField, el("div", { class: "button-row" }, view.saveBaseUrl, view.resetBaseUrl));
   view.baseUrlForm.noValidate = true;
   view.baseUrlForm.addEventListener("submit", (event) => {
     event.preventDefault();
@@ -2283,11 +2287,14 @@ function showProvider(view) {
     const entry = view.providers.find((candidate) => candidate.id === option.value);
     if (entry) option.textContent = providerLabel(entry);
   }
+  const keyVariables = (Array.isArray(row.keyVariables) ? row.keyVariables : [])
+    .filter((name) => typeof name === "string" && name).join(" / ");
   let why = "";
   if (row.ready !== true) {
     if (compatible && !row.baseUrl) why = "Give the server's base URL below.";
     else if (row.needsKey === true && key.from === "none") {
-      why = "No API key: save one below, or set the provider's key variable where the proxy runs.";
+      why = "No API key: save one below, or set " +
+        (keyVariables || "the provider's key variable") + " where the proxy runs.";
     } else why = "Not ready yet.";
   }
   setChildren(view.providerStatus,
@@ -2300,9 +2307,11 @@ function showProvider(view) {
     view.keyHint.textContent = "From " + String(key.variable || "the environment") +
       ". A key saved here is used instead.";
   } else if (row.needsKey === true) {
-    view.keyHint.textContent = "Saved on the proxy for " + title + "; never shown again.";
+    view.keyHint.textContent = "Saved on the proxy for " + title + "; never shown again." +
+      (keyVariables ? " Or set " + keyVariables + " where the proxy runs." : "");
   } else {
-    view.keyHint.textContent = "Optional: a local server may need none.";
+    view.keyHint.textContent = "Optional: a local server may need none." +
+      (keyVariables ? " Or set " + keyVariables + "." : "");
   }
   view.keyInput.placeholder = key.from === "saved" ? "•••••••• (saved)" : "";
   view.forgetKey.hidden = key.from !== "saved";
@@ -2313,12 +2322,31 @@ function showProvider(view) {
   else view.baseUrl.removeAttribute("aria-required");
   view.baseUrlMark.hidden = !compatible;
   const variable = row.baseUrlVariable ? String(row.baseUrlVariable) : "";
-  view.baseUrlHint.textContent = compatible
-    ? COMPATIBLE_HINT + (variable ? ". Or set " + variable + "." : ".")
-    : "Saved here, else " + (variable || "the environment") + ", else " + title +
-      "'s own. Save it empty to go back.";
+  const from = typeof row.baseUrlFrom === "string" ? row.baseUrlFrom : "";
+  view.baseUrlHint.dataset.from = from;
+  view.baseUrlHint.textContent = baseUrlSource(from, variable, title, compatible);
+  view.resetBaseUrl.hidden = from !== "saved";
   clearFieldErrors(view.keyForm);
   clearFieldErrors(view.baseUrlForm);
+}
+
+/** Where a provider's base URL comes from, and how to change it. */
+function baseUrlSource(from, variable, title, compatible) {
+  const orVariable = variable ? " (or set " + variable + ")" : "";
+  switch (from) {
+    case "saved":
+      return "Saved on the proxy. Reset it to use " + (variable ? variable + " if set, else " : "") +
+        (compatible ? "none." : title + "'s own.");
+    case "environment":
+      return "From " + (variable || "the environment") + ". A base URL saved here is used " +
+        "instead.";
+    case "default":
+      return title + "'s own. Save another" + orVariable + " to reach a different server.";
+    case "none":
+      return (compatible ? COMPATIBLE_HINT + ". " : "") + "None yet: save one" + orVariable + ".";
+    default:
+      return compatible ? COMPATIBLE_HINT + "." : "";
+  }
 }
 
 /**
@@ -2343,8 +2371,13 @@ async function saveProvider(view, body, form, control, trigger) {
     const title = String(updated.title || updated.id);
     if (body.key !== undefined) notify(body.key ? "Saved the key for " + title + "."
       : "Forgot the saved key for " + title + ".");
-    else notify(body.baseUrl ? "Saved the base URL for " + title + "."
-      : "The base URL for " + title + " is back to its default.");
+    else if (body.baseUrl) notify("Saved the base URL for " + title + ".");
+    else {
+      notify("The saved base URL for " + title + " is reset: " + (updated.baseUrlFrom ===
+        "environment" ? "it comes from " + String(updated.baseUrlVariable || "the environment")
+        : updated.baseUrlFrom === "default" ? "it is " + title + "'s own" : "there is none") +
+        ".");
+    }
   } catch (error) {
     if (error.name === "AbortError") return;
     if (error.status === 401) {
