@@ -38,6 +38,7 @@ mod llm;
 mod oauth;
 mod observability;
 mod playground;
+mod playground_console;
 mod registry;
 mod relay;
 mod reload;

@@ -15,26 +15,51 @@ use crate::api_console::{
 use crate::llm_standin::{Failure, Standin};
 use crate::support::*;
 
-/// The variables pointing the proxy at the stand-in, with every provider's key.
-fn provider_env(standin: &Standin) -> Vec<(String, String)> {
+pub const PLAN: &str = "Add 2 and 3, then echo the sum.\nplan: demo__add {\"a\":2,\"b\":3} | \
+                    demo__echo {\"message\":\"sum $1\"} | answer The sum is $1; the echo said $2.";
+/// What the stand-in's model answers to [`PLAN`] once both tools have answered.
+pub const ANSWER: &str = "The sum is 5; the echo said Echo: sum 5.";
+
+/// The prefix of a provider's variables (`GEMINI` in `GEMINI_API_KEY`).
+fn prefix(kind: ProviderKind) -> &'static str {
+    match kind {
+        ProviderKind::Anthropic => "ANTHROPIC",
+        ProviderKind::OpenAi => "OPENAI",
+        ProviderKind::Gemini => "GEMINI",
+        ProviderKind::Xai => "XAI",
+        ProviderKind::Compatible => "OPENAI_COMPATIBLE",
+    }
+}
+
+/// The variables pointing the proxy at the stand-in: every provider's base URL, and the key `key`
+/// gives it (`Some(None)`: a wrong one; `None`: no key).
+pub fn provider_env(
+    standin: &Standin,
+    key: impl Fn(ProviderKind) -> Option<Option<&'static str>>,
+) -> Vec<(String, String)> {
     let mut env = Vec::new();
     for kind in ProviderKind::ALL {
-        let prefix = match kind {
-            ProviderKind::Anthropic => "ANTHROPIC",
-            ProviderKind::OpenAi => "OPENAI",
-            ProviderKind::Gemini => "GEMINI",
-            ProviderKind::Xai => "XAI",
-            ProviderKind::Compatible => "OPENAI_COMPATIBLE",
-        };
-        env.push((format!("{prefix}_BASE_URL"), standin.base_url(kind)));
-        env.push((format!("{prefix}_API_KEY"), Standin::key(kind).to_owned()));
+        env.push((format!("{}_BASE_URL", prefix(kind)), standin.base_url(kind)));
+        match key(kind) {
+            Some(Some(value)) => env.push((format!("{}_API_KEY", prefix(kind)), value.into())),
+            Some(None) => env.push((
+                format!("{}_API_KEY", prefix(kind)),
+                "sk-proj-not-the-right-key-0000000000000000".into(),
+            )),
+            None => {}
+        }
     }
     env
 }
 
+/// Every provider's right key.
+pub fn right_keys(kind: ProviderKind) -> Option<Option<&'static str>> {
+    Some(Some(Standin::key(kind)))
+}
+
 /// The proxy with `servers`, its providers the stand-in's.
 async fn proxy_with(standin: &Standin, servers: Value, args: &[&str]) -> Live {
-    let env = provider_env(standin);
+    let env = provider_env(standin, right_keys);
     let env: Vec<(&str, &str)> = env
         .iter()
         .map(|(name, value)| (name.as_str(), value.as_str()))
@@ -107,9 +132,6 @@ fn streamed_text(events: &[(String, Value)]) -> String {
         .collect()
 }
 
-const PLAN: &str = "Add 2 and 3, then echo the sum.\nplan: demo__add {\"a\":2,\"b\":3} | \
-                    demo__echo {\"message\":\"sum $1\"} | answer The sum is $1; the echo said $2.";
-
 #[tokio::test]
 async fn each_provider_calls_two_tools_in_sequence_and_answers_from_their_results() {
     let standin = Standin::start().await;
@@ -143,7 +165,7 @@ async fn each_provider_calls_two_tools_in_sequence_and_answers_from_their_result
             named(&first, "tool_call")[1]["arguments"]["message"],
             "sum 5"
         );
-        let answer = "The sum is 5; the echo said Echo: sum 5.";
+        let answer = ANSWER;
         assert_eq!(streamed_text(&first), answer, "{kind:?}");
         // The conversation: the person, the model's two calls and their results, the answer.
         let messages = done["messages"].as_array().unwrap();
@@ -249,12 +271,10 @@ async fn a_schema_gemini_cannot_take_is_converted_and_what_is_lost_is_said() {
 #[tokio::test]
 async fn a_providers_error_reaches_the_chat_with_the_providers_reason() {
     let standin = Standin::start().await;
-    let mut env = provider_env(&standin);
-    for (name, value) in &mut env {
-        if name == "OPENAI_API_KEY" {
-            *value = "sk-proj-not-the-right-key-0000000000000000".into();
-        }
-    }
+    let env = provider_env(&standin, |kind| match kind {
+        ProviderKind::OpenAi => Some(None),
+        _ => right_keys(kind),
+    });
     let env: Vec<(&str, &str)> = env
         .iter()
         .map(|(name, value)| (name.as_str(), value.as_str()))

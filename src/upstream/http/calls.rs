@@ -315,9 +315,11 @@ fn failed_call(error: &rmcp::service::ServiceError) -> Value {
 /// model).
 #[allow(deprecated)] // sampling: see the import
 pub(super) trait Sampler: Send + Sync {
+    /// Answers `params`, asked during the tool call `call` (see [`ConsoleClient::set_current`]).
     fn sample(
         &self,
         params: CreateMessageRequestParams,
+        call: Option<String>,
     ) -> BoxFuture<'static, Result<CreateMessageResult, ErrorData>>;
 }
 
@@ -440,7 +442,8 @@ impl ClientHandler for ConsoleClient {
         _context: RequestContext<RoleClient>,
     ) -> Result<CreateMessageResult, ErrorData> {
         if let Some(sampler) = &self.sampler {
-            return sampler.sample(params).await;
+            let call = lock(&self.current).call.clone();
+            return sampler.sample(params, call).await;
         }
         let question = serde_json::to_value(&params).unwrap_or_default();
         let answer = self.ask("sampling", question).await?;

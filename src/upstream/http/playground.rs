@@ -245,15 +245,21 @@ async fn models(State(playground): State<Arc<Playground>>, Path(id): Path<String
         Ok(kind) => kind,
         Err(refused) => return *refused,
     };
-    let listed = match playground.keys.endpoint(kind) {
-        Ok(endpoint) => llm::models(&playground.http, &endpoint).await,
-        Err(failure) => Err(failure),
-    };
-    match listed {
-        Ok(models) => Json(json!({ "models": models })).into_response(),
+    // Not set up: the page's to fix, 400.
+    let endpoint = match playground.keys.endpoint(kind) {
+        Ok(endpoint) => endpoint,
         Err(failure) => {
             let body = provider_error(kind, &failure);
-            (status_of(&failure), Json(body)).into_response()
+            return (StatusCode::BAD_REQUEST, Json(body)).into_response();
+        }
+    };
+    match llm::models(&playground.http, &endpoint).await {
+        Ok(models) => Json(json!({ "models": models })).into_response(),
+        // The provider's refusal is not the proxy's: 502, the provider's status in the body (a
+        // 401 here would read as the proxy asking the page to sign in).
+        Err(failure) => {
+            let body = provider_error(kind, &failure);
+            (StatusCode::BAD_GATEWAY, Json(body)).into_response()
         }
     }
 }
@@ -1022,6 +1028,7 @@ impl Sampler for ModelSampler {
     fn sample(
         &self,
         params: CreateMessageRequestParams,
+        call: Option<String>,
     ) -> BoxFuture<'static, Result<CreateMessageResult, ErrorData>> {
         let http = self.http.clone();
         let endpoint = self.endpoint.clone();
@@ -1079,7 +1086,7 @@ impl Sampler for ModelSampler {
             let _ = events
                 .send(event(
                     "sampled",
-                    &json!({"id": id, "model": model, "text": text}),
+                    &json!({"id": id, "call": call, "model": model, "text": text}),
                 ))
                 .await;
             let reason = match stop {

@@ -2335,8 +2335,8 @@ function baseUrlSource(from, variable, title, compatible) {
   const orVariable = variable ? " (or set " + variable + ")" : "";
   switch (from) {
     case "saved":
-      return "Saved on the proxy. Reset it to use " + (variable ? variable + " if set, else " : "") +
-        (compatible ? "none." : title + "'s own.");
+      return "Saved on the proxy. Reset it to use " +
+        (variable ? variable + " if set, else " : "") + (compatible ? "none." : title + "'s own.");
     case "environment":
       return "From " + (variable || "the environment") + ". A base URL saved here is used " +
         "instead.";
@@ -2668,6 +2668,7 @@ function toolCallCard(call, running) {
   const progressBar = el("progress", { max: 1 });
   const progressText = el("span", { class: "progress-text" });
   const progress = el("div", { class: "progress", hidden: true }, progressBar, progressText);
+  const questions = el("div", { class: "playground-tool-questions" });
   const result = el("div", { class: "result", "aria-live": "polite" },
     muted(running ? "Running…" : "No result."));
   const summary = el("summary", {},
@@ -2677,12 +2678,14 @@ function toolCallCard(call, running) {
     el("h3", { text: "Arguments" }),
     el("pre", { class: "code playground-arguments", text: argumentsText(call.arguments) }),
     progress,
+    questions,
     el("h3", { text: "Result" }),
     result);
   const element = el("details", { class: "playground-tool-call", "data-name": name,
     "data-id": String(call.id || ""), open: true }, summary, body);
   element.classList.toggle("running", running);
-  return { element, status, duration, progress, progressBar, progressText, result };
+  return { element, status, duration, progress, progressBar, progressText, questions,
+    result };
 }
 
 /** A tool call's arguments as text: JSON pretty-printed (arguments that are not JSON as sent). */
@@ -2934,8 +2937,10 @@ function onChatEvent(turn, event) {
       break;
     }
     case "progress": {
-      const toolCard = turn.cards.get(String(fields.id));
-      if (toolCard) showProgress(toolCard, fields);
+      // Progress names the tool call it is about as `call`.
+      const toolCard = turn.cards.get(String(fields.call !== undefined ? fields.call
+        : fields.id));
+      if (toolCard) followTranscript(view, () => showProgress(toolCard, fields));
       break;
     }
     case "tool_result": {
@@ -2952,7 +2957,7 @@ function onChatEvent(turn, event) {
     case "sampling":
       askInChat(turn, Object.assign({}, fields, { kind: event.event }));
       break;
-    case "sampled": sampledNote(view, fields); break;
+    case "sampled": sampledNote(turn, fields); break;
     case "usage": {
       const usage = view.memory.usage;
       usage.input += Number.isFinite(fields.input_tokens) ? fields.input_tokens : 0;
@@ -3009,13 +3014,22 @@ function documentsNote(view, data) {
     }))));
 }
 
-/** A server's sampling request the model answered. */
-function sampledNote(view, data) {
-  addToTranscript(view, el("div", { class: "playground-sampled", role: "note" },
+/**
+ * A server's sampling request the model answered: in the card of the tool running (tools run
+ * one at a time; the server asked during its call), else at the end of the transcript.
+ */
+function sampledNote(turn, data) {
+  const note = el("div", { class: "playground-sampled", role: "note" },
     el("p", { class: "small" }, el("strong", { text: "A server asked the model for a " +
       "completion" }), data.model ? " · " + String(data.model) : null),
     el("div", { class: "playground-sampled-text",
-      text: typeof data.text === "string" ? data.text : pretty(data.text) })));
+      text: typeof data.text === "string" ? data.text : pretty(data.text) }));
+  const running = Array.from(turn.cards.values())
+    .filter((toolCard) => toolCard.element.classList.contains("running"));
+  const toolCard = data.call != null ? turn.cards.get(String(data.call))
+    : running.length === 1 ? running[0] : null;
+  if (toolCard) followTranscript(turn.view, () => toolCard.questions.append(note));
+  else addToTranscript(turn.view, note);
 }
 
 /** The turn ended: the conversation is now the proxy's, and why it stopped is told. */
@@ -3101,7 +3115,12 @@ function nextChatQuestion(turn) {
   });
   slot.append(form);
   turn.slots.push(slot);
-  addToTranscript(turn.view, slot);
+  // Shown in the card of the tool call that asked, when the proxy names it.
+  const toolCard = question.call !== undefined ? turn.cards.get(String(question.call)) : null;
+  if (toolCard) {
+    toolCard.element.open = true;
+    followTranscript(turn.view, () => toolCard.questions.append(slot));
+  } else addToTranscript(turn.view, slot);
   const first = form.querySelector("input, select, textarea");
   if (first) first.focus({ preventScroll: true });
   slot.scrollIntoView({ block: "nearest" });
