@@ -8,8 +8,9 @@
 //! `DELETE /api/v1/calls/{call}`, or closing the stream, cancels the call (its session ends, and
 //! with it the request, which the router cancels on the server). Log messages are the called
 //! tool's server's: legacy logging belongs to a session, so calls on the same server meanwhile
-//! share them, and a message the server sent just before its result may come after it (rmcp
-//! handles notifications apart from responses) and be missed. Bounded: at most
+//! share them. rmcp handles each notification in a task of its own, apart from responses: the
+//! session's transport counts the progress and log notifications it receives ([`Counted`]), and a
+//! result waits until those that came before it have become events. Bounded: at most
 //! [`MAX_CALLS`] calls at once, [`MAX_QUESTIONS`] open questions a call, progress and logs
 //! dropped (never the result) when the reader falls [`EVENT_BUFFER`] events behind.
 
@@ -32,9 +33,12 @@ use rmcp::model::{
     CreateMessageRequestParams, CreateMessageResult, LoggingLevel, LoggingMessageNotificationParam,
     SetLevelRequestParams,
 };
+use rmcp::model::{JsonRpcMessage, ServerNotification};
 use rmcp::service::{
     NotificationContext, PeerRequestOptions, RequestContext, RunningService, ServiceExt,
 };
+use rmcp::transport::Transport;
+use rmcp::transport::async_rw::AsyncRwTransport;
 use rmcp::{ClientHandler, ErrorData, RoleClient};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
@@ -52,6 +56,8 @@ const MAX_QUESTIONS: usize = 8;
 const EVENT_BUFFER: usize = 256;
 /// The in-process pipe between the call's client and its session.
 const PIPE_BYTES: usize = 1 << 20;
+/// The longest a result waits for the notifications before it to become events.
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The streamed calls in flight, by id.
 #[derive(Default)]
@@ -234,8 +240,13 @@ impl InProcess {
                 let _ = running.waiting().await;
             }
         });
+        let (read, write) = tokio::io::split(client_end);
+        let transport = Counted {
+            inner: AsyncRwTransport::new_client(read, write),
+            notes: handler.notes.clone(),
+        };
         let client = tokio::select! {
-            client = handler.serve(client_end) => client.map_err(|error| {
+            client = handler.serve(transport) => client.map_err(|error| {
                 failed(500, format!("the call's session did not start: {error}"))
             })?,
             () = cancel.cancelled() => return Err(failed(499, "cancelled".into())),
@@ -269,7 +280,10 @@ impl InProcess {
                 answer = handle.await_response() => answer.map_err(|error| failed_call(&error)),
             },
         };
-        match outcome? {
+        let outcome = outcome?;
+        // The progress and logs the server sent before its answer go out before it.
+        self.client.service().notes.settled().await;
+        match outcome {
             ServerResult::CallToolResult(result) => {
                 let mut result = serde_json::to_value(result).unwrap_or_default();
                 crate::wire::core_tasks::unstash_result(&mut result);
@@ -341,6 +355,74 @@ pub(super) struct ConsoleClient {
     events: mpsc::Sender<Event>,
     current: Arc<Mutex<Current>>,
     sampler: Option<Arc<dyn Sampler>>,
+    notes: Arc<Notes>,
+}
+
+/// Progress and log notifications: how many the transport received, how many became events (or
+/// were left out).
+#[derive(Default)]
+struct Notes {
+    received: AtomicU64,
+    handled: AtomicU64,
+    changed: tokio::sync::Notify,
+}
+
+impl Notes {
+    fn handled(&self) {
+        self.handled.fetch_add(1, Ordering::AcqRel);
+        self.changed.notify_waiters();
+    }
+
+    /// Waits (at most [`SETTLE`]) until every notification received so far is handled.
+    async fn settled(&self) {
+        let received = self.received.load(Ordering::Acquire);
+        let _ = tokio::time::timeout(SETTLE, async {
+            loop {
+                let changed = self.changed.notified();
+                if self.handled.load(Ordering::Acquire) >= received {
+                    return;
+                }
+                changed.await;
+            }
+        })
+        .await;
+    }
+}
+
+/// The client's end of the pipe, counting the progress and log notifications it receives
+/// before rmcp hands each to a task of its own.
+struct Counted<T> {
+    inner: T,
+    notes: Arc<Notes>,
+}
+
+impl<T: Transport<RoleClient>> Transport<RoleClient> for Counted<T> {
+    type Error = T::Error;
+
+    fn send(
+        &mut self,
+        item: rmcp::service::TxJsonRpcMessage<RoleClient>,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
+        self.inner.send(item)
+    }
+
+    async fn receive(&mut self) -> Option<rmcp::service::RxJsonRpcMessage<RoleClient>> {
+        let message = self.inner.receive().await?;
+        if let JsonRpcMessage::Notification(note) = &message
+            && matches!(
+                note.notification,
+                ServerNotification::ProgressNotification(_)
+                    | ServerNotification::LoggingMessageNotification(_)
+            )
+        {
+            self.notes.received.fetch_add(1, Ordering::AcqRel);
+        }
+        Some(message)
+    }
+
+    fn close(&mut self) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        self.inner.close()
+    }
 }
 
 impl ConsoleClient {
@@ -354,6 +436,7 @@ impl ConsoleClient {
             events,
             current: Arc::default(),
             sampler,
+            notes: Arc::default(),
         }
     }
 
@@ -464,6 +547,7 @@ impl ClientHandler for ConsoleClient {
         }
         self.label(&mut data);
         self.tell("progress", &data);
+        self.notes.handled();
     }
 
     async fn on_logging_message(
@@ -480,11 +564,13 @@ impl ClientHandler for ConsoleClient {
                 .strip_prefix(server.as_str())
                 .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
             if !ours {
+                self.notes.handled();
                 return;
             }
         }
         let mut data = serde_json::to_value(&params).unwrap_or_default();
         self.label(&mut data);
         self.tell("log", &data);
+        self.notes.handled();
     }
 }
