@@ -319,6 +319,20 @@ async fn a_providers_error_reaches_the_chat_with_the_providers_reason() {
         "{failure}"
     );
 
+    // A conversation too long for the model, in Gemini's words.
+    standin.fail_next(ProviderKind::Gemini, Failure::ContextTooLong);
+    let (mut events, _) = chat(
+        &live,
+        json!({"provider": "gemini", "model": "gemini-2.5-flash", "messages": [user("hi")]}),
+    )
+    .await;
+    let seen = turn(&mut events).await;
+    let failure = last(&seen, "error");
+    assert_eq!(failure["provider"]["kind"], "context_length", "{failure}");
+    assert_eq!(failure["provider"]["status"], 400, "{failure}");
+    let reason = failure["provider"]["message"].as_str().unwrap();
+    assert!(reason.contains("token"), "{failure}");
+
     // A provider unknown is refused before anything is sent, naming those there are.
     let refused = send(
         live.http
