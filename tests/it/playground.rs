@@ -440,10 +440,25 @@ async fn a_stopped_chat_cancels_its_tool_call_and_keeps_the_conversation() {
     let seen = turn(&mut events).await;
     let done = last(&seen, "done");
     assert_eq!(done["stop"], "cancelled", "{seen:#?}");
-    assert_eq!(done["messages"].as_array().unwrap().len(), 2, "{done}");
+    // The call stopped is answered as stopped, so that the conversation can go on.
+    let messages = done["messages"].as_array().unwrap().clone();
+    assert_eq!(messages.len(), 3, "{done}");
+    assert_eq!(messages[2]["content"][0]["isError"], true, "{done}");
     sleeps_cancelled(&live, 1).await;
     let (status, _) = live.delete(&format!("/api/v1/playground/chats/{id}")).await;
     assert_eq!(status, 404);
+    // The next turn goes on from there: the provider, which refuses a call left unanswered,
+    // takes it.
+    let mut next = messages;
+    next.push(user("Never mind."));
+    let (mut events, _) = chat(
+        &live,
+        json!({"provider": "xai", "model": "grok-4", "messages": next, "tools": ["demo__sleep"]}),
+    )
+    .await;
+    let seen = turn(&mut events).await;
+    assert_eq!(last(&seen, "done")["stop"], "end_turn", "{seen:#?}");
+    assert_eq!(streamed_text(&seen), "slept");
 }
 
 #[tokio::test]

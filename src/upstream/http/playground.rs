@@ -595,19 +595,34 @@ impl Turn {
                 return Ok((stop_name(stop), step));
             }
             let mut results = Vec::new();
+            let mut stopped = false;
             for (id, name, arguments) in calls {
+                // Every call is answered, stopped ones too: providers refuse a conversation with
+                // a call left unanswered, and the next turn goes on from this one.
+                if stopped {
+                    results.push(stopped_call(id, name));
+                    continue;
+                }
                 let provider_name = offered.names.provider_name(&name);
                 let offered_here = offered
                     .specs
                     .iter()
                     .any(|spec| Some(spec.name.as_str()) == provider_name);
-                let outcome = self.run_tool(&id, &name, arguments, offered_here).await;
-                results.push(outcome?);
+                match self.run_tool(&id, &name, arguments, offered_here).await {
+                    Ok(result) => results.push(result),
+                    Err(_) => {
+                        stopped = true;
+                        results.push(stopped_call(id, name));
+                    }
+                }
             }
             self.chat.messages.push(Message {
                 role: Role::User,
                 content: results,
             });
+            if stopped {
+                return Err(Ended::Cancelled);
+            }
         }
         Ok(("step_limit", self.chat.max_steps))
     }
@@ -899,6 +914,16 @@ impl Turn {
             params = params.with_arguments(arguments);
         }
         session.call(params, &self.live.cancel).await
+    }
+}
+
+/// The answer given to the model for a call the person stopped.
+fn stopped_call(id: String, name: String) -> Part {
+    Part::ToolResult {
+        id,
+        name,
+        content: "The call was stopped by the user before it finished.".to_owned(),
+        is_error: true,
     }
 }
 
