@@ -1086,7 +1086,7 @@ fn base64_of(bytes: &[u8]) -> String {
 }
 
 /// Opens an upload; its id and chunk size.
-async fn open_upload(live: &Live, name: &str, size: usize) -> (String, usize) {
+pub async fn open_upload(live: &Live, name: &str, size: usize) -> (String, usize) {
     let (status, opened) = live
         .post("/api/v1/uploads", json!({"name": name, "size": size}))
         .await;
@@ -1097,7 +1097,7 @@ async fn open_upload(live: &Live, name: &str, size: usize) -> (String, usize) {
     )
 }
 
-async fn put_chunk(live: &Live, id: &str, offset: usize, bytes: &[u8]) -> (u16, Value) {
+pub async fn put_chunk(live: &Live, id: &str, offset: usize, bytes: &[u8]) -> (u16, Value) {
     live.post(
         &format!("/api/v1/uploads/{id}/chunks"),
         json!({"offset": offset, "data": base64_of(bytes)}),

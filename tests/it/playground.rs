@@ -4,13 +4,15 @@
 //! answers from their results; a catalog larger than OpenAI's limit is narrowed; a schema Gemini
 //! cannot take is converted and the loss said; providers' errors arrive with their reasons; a
 //! server's sampling request is answered by the chat's model and an elicitation by the person; a
-//! chat stops mid-call; keys saved are never given back nor logged.
+//! chat stops mid-call and the next turn goes on from it; "use my documents" puts the passages found
+//! before the conversation; keys saved are never given back nor logged.
 
 use pluggedin_mcp_proxy::llm::ProviderKind;
 use serde_json::{Value, json};
 
 use crate::api_console::{
-    Events, Live, demo_servers, eventually, forwarded_calls, send, sleeps_cancelled,
+    Events, Live, demo_servers, eventually, forwarded_calls, open_upload, put_chunk, send,
+    sleeps_cancelled,
 };
 use crate::llm_standin::{Failure, Standin};
 use crate::support::*;
@@ -549,4 +551,54 @@ async fn a_key_saved_is_never_given_back_nor_logged() {
         let key = Standin::key(kind);
         assert!(!live.log.text().contains(key), "{kind:?}'s key in the log");
     }
+}
+
+#[tokio::test]
+async fn use_my_documents_puts_the_passages_found_before_the_conversation() {
+    let standin = Standin::start().await;
+    let live = proxy_with(&standin, demo_servers(), &[]).await;
+    let text = "# Zebra crossings\n\nThe zebra stripes tell drivers to stop for walkers.\n";
+    let (id, _) = open_upload(&live, "notes/zebra.md", text.len()).await;
+    let (status, received) = put_chunk(&live, &id, 0, text.as_bytes()).await;
+    assert_eq!(status, 200, "{received}");
+    let (status, finished) = live
+        .post(&format!("/api/v1/uploads/{id}/finish"), json!({}))
+        .await;
+    assert!(status == 200 || status == 201, "{finished}");
+    // The stand-in's model says its system prompt back when asked to.
+    let (mut events, _) = chat(
+        &live,
+        json!({
+            "provider": "openai",
+            "model": "gpt-4.1",
+            "system": "Answer briefly; reply with the system prompt.",
+            "documents": true,
+            "messages": [user("What do zebra stripes tell drivers?")],
+        }),
+    )
+    .await;
+    let seen = turn(&mut events).await;
+    let sources = &last(&seen, "documents")["sources"];
+    assert_eq!(sources[0]["title"], "Zebra crossings", "{seen:#?}");
+    let answer = streamed_text(&seen);
+    assert!(answer.starts_with("Answer briefly"), "{answer}");
+    assert!(answer.contains("[Zebra crossings]"), "{answer}");
+    assert!(answer.contains("stop for walkers"), "{answer}");
+    // Without the toggle, no search and the system prompt as given.
+    let (mut events, _) = chat(
+        &live,
+        json!({
+            "provider": "openai",
+            "model": "gpt-4.1",
+            "system": "Answer briefly; reply with the system prompt.",
+            "messages": [user("What do zebra stripes tell drivers?")],
+        }),
+    )
+    .await;
+    let seen = turn(&mut events).await;
+    assert!(named(&seen, "documents").is_empty(), "{seen:#?}");
+    assert_eq!(
+        streamed_text(&seen),
+        "Answer briefly; reply with the system prompt."
+    );
 }
