@@ -4,8 +4,8 @@
 //! answers from their results; a catalog larger than OpenAI's limit is narrowed; a schema Gemini
 //! cannot take is converted and the loss said; providers' errors arrive with their reasons; a
 //! server's sampling request is answered by the chat's model and an elicitation by the person; a
-//! chat stops mid-call and the next turn goes on from it; "use my documents" puts the passages found
-//! before the conversation; keys saved are never given back nor logged.
+//! chat stops mid-call and the next turn goes on from it; "use my documents" puts the passages
+//! found before the conversation; keys saved are never given back nor logged.
 
 use pluggedin_mcp_proxy::llm::ProviderKind;
 use serde_json::{Value, json};
@@ -219,7 +219,9 @@ async fn a_catalog_larger_than_openais_limit_is_narrowed_to_the_tools_most_relev
         json!({
             "provider": "openai",
             "model": "gpt-4.1",
-            "messages": [user("Please add 2 and 3.\nplan: demo__add {\"a\":2,\"b\":3} | answer $1")],
+            "messages": [user(
+                "Please add 2 and 3.\nplan: demo__add {\"a\":2,\"b\":3} | answer $1"
+            )],
         }),
     )
     .await;

@@ -821,7 +821,8 @@ impl Turn {
                             kind: ErrorKind::Unavailable,
                             status: None,
                             message: format!(
-                                "the answer asked for more than {MAX_CALLS_A_STEP} tool calls at once"
+                                "the answer asked for more than {MAX_CALLS_A_STEP} tool calls \
+                                 at once"
                             ),
                         }));
                     }
