@@ -93,6 +93,14 @@ struct Tokens {
     dpop: bool,
 }
 
+impl Tokens {
+    /// Whether the access token has expired, or will within [`EXPIRY_MARGIN`].
+    fn expired(&self) -> bool {
+        self.expires_at
+            .is_some_and(|at| unix_now() + EXPIRY_MARGIN.as_secs() >= at)
+    }
+}
+
 /// What discovery found, kept for refreshes.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Session {
@@ -167,13 +175,16 @@ impl OAuth {
     /// The access token to send, refreshed first when it has expired.
     pub async fn access_token(&self) -> Option<String> {
         let tokens = lock(&self.tokens).clone()?;
-        let expired = tokens
-            .expires_at
-            .is_some_and(|at| unix_now() + EXPIRY_MARGIN.as_secs() >= at);
-        if !expired {
+        if !tokens.expired() {
             return Some(tokens.access);
         }
         let _flow = self.flow.lock().await;
+        // Another request may have refreshed meanwhile: an authorization server that rotates
+        // refresh tokens refuses the one read before the wait.
+        let tokens = lock(&self.tokens).clone()?;
+        if !tokens.expired() {
+            return Some(tokens.access);
+        }
         match self.refresh(&tokens).await {
             Ok(access) => Some(access),
             Err(error) => {
@@ -234,5 +245,69 @@ impl OAuth {
             (None, Some(supported)) => strings(supported),
             (None, None) => self.config.scopes.clone().unwrap_or_default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use axum::Form;
+    use axum::response::{IntoResponse, Response};
+    use serde_json::json;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn requests_waiting_on_one_refresh_use_its_tokens_where_refresh_tokens_rotate() {
+        // An authorization server that takes only the refresh token it issued last.
+        let latest = Arc::new(Mutex::new("refresh-1".to_owned()));
+        let grants = Arc::new(AtomicUsize::new(0));
+        let (issued, counted) = (latest.clone(), grants.clone());
+        let token = move |Form(form): Form<std::collections::HashMap<String, String>>| {
+            let (issued, counted) = (issued.clone(), counted.clone());
+            async move {
+                let mut latest = lock(&issued);
+                if form.get("refresh_token") != Some(&*latest) {
+                    let refused = json!({"error": "invalid_grant"});
+                    return (axum::http::StatusCode::BAD_REQUEST, axum::Json(refused))
+                        .into_response();
+                }
+                let n = counted.fetch_add(1, Ordering::SeqCst) + 2;
+                *latest = format!("refresh-{n}");
+                let fresh = json!({"access_token": format!("access-{n}"), "token_type": "Bearer",
+                                   "expires_in": 3600, "refresh_token": *latest});
+                Response::from(axum::Json(fresh).into_response())
+            }
+        };
+        let app = axum::Router::new().route("/token", axum::routing::post(token));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let url = Url::parse("http://127.0.0.1:1/mcp").unwrap();
+        let oauth = OAuth::new("s", url, OAuthConfig::default(), reqwest::Client::new());
+        *lock(&oauth.tokens) = Some(Tokens {
+            access: "access-1".into(),
+            refresh: Some("refresh-1".into()),
+            expires_at: Some(0),
+            scopes: Vec::new(),
+            dpop: false,
+        });
+        *lock(&oauth.session) = Some(Session {
+            token_endpoint: format!("{base}/token"),
+            resource: "http://127.0.0.1:1/mcp".into(),
+            client: Client {
+                id: "client".into(),
+                secret: None,
+                auth_method: "none".into(),
+            },
+        });
+        let (first, second) = tokio::join!(oauth.access_token(), oauth.access_token());
+        assert_eq!(first.as_deref(), Some("access-2"));
+        assert_eq!(second.as_deref(), Some("access-2"));
+        assert_eq!(grants.load(Ordering::SeqCst), 1, "one refresh for both");
     }
 }
