@@ -98,6 +98,15 @@ async fn chat(live: &Live, body: Value) -> (Events, String) {
     (events, id)
 }
 
+/// A turn of one message to `kind`'s default model that must fail: its `error` event.
+async fn failed_turn(live: &Live, kind: ProviderKind, text: &str) -> Value {
+    let body =
+        json!({"provider": kind.id(), "model": kind.default_model(), "messages": [user(text)]});
+    let (mut events, _) = chat(live, body).await;
+    let seen = turn(&mut events).await;
+    last(&seen, "error").clone()
+}
+
 /// Every event up to the end of the turn (`done` or `error`, included).
 async fn turn(events: &mut Events) -> Vec<(String, Value)> {
     let mut seen = Vec::new();
@@ -286,13 +295,7 @@ async fn a_providers_error_reaches_the_chat_with_the_providers_reason() {
     let live = Live::start_with(json!({ "mcpServers": demo_servers() }), &[], &env).await;
     live.connected("demo").await;
 
-    let (mut events, _) = chat(
-        &live,
-        json!({"provider": "openai", "model": "gpt-4.1", "messages": [user("hello")]}),
-    )
-    .await;
-    let seen = turn(&mut events).await;
-    let failure = last(&seen, "error");
+    let failure = failed_turn(&live, ProviderKind::OpenAi, "hello").await;
     assert_eq!(failure["provider"]["kind"], "auth", "{failure}");
     assert_eq!(failure["provider"]["status"], 401, "{failure}");
     let reason = failure["provider"]["message"].as_str().unwrap();
@@ -307,13 +310,7 @@ async fn a_providers_error_reaches_the_chat_with_the_providers_reason() {
     );
 
     standin.fail_next(ProviderKind::Anthropic, Failure::RateLimit);
-    let (mut events, _) = chat(
-        &live,
-        json!({"provider": "anthropic", "model": "claude-sonnet-4-5", "messages": [user("hi")]}),
-    )
-    .await;
-    let seen = turn(&mut events).await;
-    let failure = last(&seen, "error");
+    let failure = failed_turn(&live, ProviderKind::Anthropic, "hi").await;
     assert_eq!(failure["provider"]["kind"], "rate_limit", "{failure}");
     assert_eq!(failure["status"], 429, "{failure}");
     // The conversation comes back whole, for the page to try again.
@@ -325,13 +322,7 @@ async fn a_providers_error_reaches_the_chat_with_the_providers_reason() {
 
     // A conversation too long for the model, in Gemini's words.
     standin.fail_next(ProviderKind::Gemini, Failure::ContextTooLong);
-    let (mut events, _) = chat(
-        &live,
-        json!({"provider": "gemini", "model": "gemini-2.5-flash", "messages": [user("hi")]}),
-    )
-    .await;
-    let seen = turn(&mut events).await;
-    let failure = last(&seen, "error");
+    let failure = failed_turn(&live, ProviderKind::Gemini, "hi").await;
     assert_eq!(failure["provider"]["kind"], "context_length", "{failure}");
     assert_eq!(failure["provider"]["status"], 400, "{failure}");
     let reason = failure["provider"]["message"].as_str().unwrap();
