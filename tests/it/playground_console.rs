@@ -739,3 +739,37 @@ async fn a_base_url_saved_in_the_page_is_used_and_can_be_reset() {
     assert_eq!(browser.find(reset).await.property("hidden").await, true);
     no_errors(&browser, |_| false).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stop_button_ends_the_turn_and_its_tool_call_and_the_chat_goes_on() {
+    let standin = Standin::start().await;
+    let live = proxy(demo_servers(), &provider_env(&standin, right_keys)).await;
+    let browser = Browser::start().await;
+    open_playground(&browser, &live).await;
+    choose_provider(&browser, ProviderKind::Gemini).await;
+    choose_tools(&browser, &["demo__sleep"]).await;
+    send_message(
+        &browser,
+        "plan: demo__sleep {\"ms\":600000} | answer Stopped, as asked.",
+    )
+    .await;
+    // The call is running on the server when Stop is pressed.
+    let card = ".playground-tool-call[data-name=demo__sleep]";
+    browser.find(card).await;
+    crate::api_console::eventually("the sleep forwarded", async || {
+        match crate::api_console::forwarded_calls(&live.log) {
+            0 => Err("not yet".to_owned()),
+            _ => Ok(()),
+        }
+    })
+    .await;
+    browser.find("#playground-stop").await.click().await;
+    assert_eq!(turn_ended(&browser, 1).await, "cancelled");
+    crate::api_console::sleeps_cancelled(&live, 1).await;
+    // The next message goes on from the stopped call, which was answered as stopped: Gemini,
+    // which refuses a call turn without its responses, takes the conversation.
+    send_message(&browser, "Never mind.").await;
+    assert_eq!(turn_ended(&browser, 2).await, "end_turn");
+    assert_eq!(answers(&browser).await, ["Stopped, as asked."]);
+    no_errors(&browser, |_| false).await;
+}
