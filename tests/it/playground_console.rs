@@ -5,8 +5,8 @@
 //! narrowed; a schema Gemini cannot take is converted and the loss shown; a provider's error is
 //! shown with its reason; a server's sampling request is answered by the model, and a tool's
 //! progress and a server's question show in the tool's card; a key saved in the page is never
-//! given back to it; a base URL saved there says so and can be reset. No page logs an error to
-//! the browser's console.
+//! given back to it; a base URL saved there says so and can be reset; Stop ends a turn and its
+//! tool call, and the chat goes on. No page logs an error to the browser's console.
 
 use pluggedin_mcp_proxy::llm::ProviderKind;
 use serde_json::{Value, json};
