@@ -22,6 +22,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::api_v1::error;
 use super::guard::Guard;
 use crate::import::{self, Client, ImportOptions, Platform};
 use crate::registry::install::{self, AddError, AddRequest, Target};
@@ -52,7 +53,7 @@ struct ApiState {
     /// Served at all: on loopback, or with auth required.
     open: bool,
     /// The tool calls streamed to pages and scripts (`calls`).
-    calls: Arc<super::calls::Calls>,
+    calls: Arc<super::calls::Running>,
     /// Documents being uploaded in chunks (`uploads`).
     uploads: Arc<super::uploads::Uploads>,
     /// The providers and the chats running (`playground`).
@@ -73,7 +74,7 @@ pub(super) fn routes<S: Clone + Send + Sync + 'static>(
         guard: guard.clone(),
         hosts: hosts.map(Arc::new),
         open,
-        calls: Arc::default(),
+        calls: Arc::new(super::calls::Running::new("call", super::calls::MAX_CALLS)),
         uploads: Arc::new(super::uploads::Uploads::new(guard.max_body_bytes())),
         playground: Arc::new(super::playground::Playground::new(
             files.data_dir.as_deref(),
@@ -104,10 +105,6 @@ pub(super) fn routes<S: Clone + Send + Sync + 'static>(
                 )),
         )
         .with_state(state)
-}
-
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(json!({"error": message.into()}))).into_response()
 }
 
 /// Host, Origin (same-origin, `Guard::check_api`) and bearer token; off beyond loopback
@@ -526,7 +523,7 @@ impl axum::extract::FromRef<ApiState> for Arc<super::playground::Playground> {
     }
 }
 
-impl axum::extract::FromRef<ApiState> for Arc<super::calls::Calls> {
+impl axum::extract::FromRef<ApiState> for Arc<super::calls::Running> {
     fn from_ref(state: &ApiState) -> Self {
         state.calls.clone()
     }

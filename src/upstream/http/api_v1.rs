@@ -22,7 +22,7 @@ use rmcp::model::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::calls::{self, Calls, Missing};
+use super::calls::{self, Missing, Running};
 use super::uploads::{UploadError, Uploads};
 use crate::control::ControlError;
 use crate::downstream::ServerState;
@@ -33,7 +33,7 @@ pub(super) fn routes<S>() -> AxumRouter<S>
 where
     S: Clone + Send + Sync + 'static,
     Arc<Router>: axum::extract::FromRef<S>,
-    Arc<Calls>: axum::extract::FromRef<S>,
+    Arc<Running>: axum::extract::FromRef<S>,
     Arc<Uploads>: axum::extract::FromRef<S>,
 {
     AxumRouter::new()
@@ -79,12 +79,20 @@ where
         .route("/api/v1/workspaces/switch", post(switch_workspace))
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
+pub(super) fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({"error": message.into()}))).into_response()
 }
 
 /// A request's JSON body, or what is wrong with it: 400 (413 when over the body limit, 415
 /// without the JSON media type).
+/// Whether the request asks for an event stream (`Accept: text/event-stream`).
+pub(super) fn accepts_events(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/event-stream"))
+}
+
 pub(super) fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, Box<Response>> {
     body.map(|Json(body)| body)
         .map_err(|rejection| Box::new(error(rejection_status(&rejection), rejection.body_text())))
@@ -234,7 +242,7 @@ struct Call {
 /// and its progress, logs, questions and result come as events (`calls`).
 async fn call(
     State(router): State<Arc<Router>>,
-    State(streamed): State<Arc<Calls>>,
+    State(streamed): State<Arc<Running>>,
     headers: HeaderMap,
     body: Result<Json<Call>, JsonRejection>,
 ) -> Response {
@@ -242,10 +250,7 @@ async fn call(
         Ok(body) => body,
         Err(refused) => return *refused,
     };
-    let wants_events = headers
-        .get(header::ACCEPT)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|accept| accept.contains("text/event-stream"));
+    let wants_events = accepts_events(&headers);
     let mut params = CallToolRequestParams::new(body.name);
     match body.arguments {
         None | Some(Value::Null) => {}
@@ -265,7 +270,7 @@ async fn call(
         .iter()
         .any(|tool| *tool.name == *params.name);
     if wants_events && served {
-        return match streamed.start(router, params) {
+        return match calls::start(&streamed, router, params) {
             Some(events) => events.into_response(),
             None => error(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -297,7 +302,7 @@ async fn call(
 /// Answers a streamed call's question (the body is the answer: an elicitation or sampling
 /// result).
 async fn answer_call(
-    State(streamed): State<Arc<Calls>>,
+    State(streamed): State<Arc<Running>>,
     Path((call, question)): Path<(String, String)>,
     body: Result<Json<Value>, JsonRejection>,
 ) -> Response {
@@ -312,7 +317,7 @@ async fn answer_call(
 }
 
 /// Cancels a streamed call.
-async fn cancel_call(State(streamed): State<Arc<Calls>>, Path(call): Path<String>) -> Response {
+async fn cancel_call(State(streamed): State<Arc<Running>>, Path(call): Path<String>) -> Response {
     match streamed.cancel(&call) {
         Ok(()) => Json(json!({ "cancelled": call })).into_response(),
         Err(missing) => missing_call(&call, "", &missing),

@@ -59,10 +59,13 @@ const PIPE_BYTES: usize = 1 << 20;
 /// The longest a result waits for the notifications before it to become events.
 const SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// The streamed calls in flight, by id.
-#[derive(Default)]
-pub(super) struct Calls {
+/// Work running with an event stream — streamed calls, the playground's chats — by id: at most
+/// `max` at once, and each removed and cancelled when its stream ends.
+pub(super) struct Running {
     live: Mutex<HashMap<String, Arc<Live>>>,
+    /// Starts each id: `call`, `chat`.
+    prefix: &'static str,
+    max: usize,
 }
 
 /// One streamed call (or playground chat): its cancellation and its open questions.
@@ -99,9 +102,9 @@ pub(super) enum Missing {
     Question,
 }
 
-/// Removes the call from the table and cancels it, however its stream ends.
-struct Registered {
-    calls: Arc<Calls>,
+/// Removes the work from its table and cancels it, however its stream ends.
+pub(super) struct Registered {
+    running: Arc<Running>,
     id: String,
     cancel: CancellationToken,
 }
@@ -109,58 +112,81 @@ struct Registered {
 impl Drop for Registered {
     fn drop(&mut self) {
         self.cancel.cancel();
-        lock(&self.calls.live).remove(&self.id);
+        lock(&self.running.live).remove(&self.id);
     }
 }
 
-impl Calls {
-    /// Starts `params` as a streamed call; `None` when [`MAX_CALLS`] are in flight.
-    pub(super) fn start(
-        self: &Arc<Calls>,
-        router: Arc<Router>,
-        params: CallToolRequestParams,
-    ) -> Option<Sse<impl Stream<Item = Result<Event, Infallible>> + use<>>> {
+impl Running {
+    pub(super) fn new(prefix: &'static str, max: usize) -> Running {
+        Running {
+            live: Mutex::default(),
+            prefix,
+            max,
+        }
+    }
+
+    /// Registers new work: its id, its state, and the guard that ends it (held by its event
+    /// stream); `None` when `max` are running.
+    pub(super) fn register(self: &Arc<Running>) -> Option<(String, Arc<Live>, Registered)> {
         let live = Live::new();
-        // Random: with several tokens, one caller cannot guess another's call to answer or
+        // Random: with several tokens, one caller cannot guess another's work to answer or
         // cancel it.
-        let id = format!("call-{}", uuid::Uuid::new_v4().simple());
+        let id = format!("{}-{}", self.prefix, uuid::Uuid::new_v4().simple());
         {
             let mut table = lock(&self.live);
-            if table.len() >= MAX_CALLS {
+            if table.len() >= self.max {
                 return None;
             }
             table.insert(id.clone(), live.clone());
         }
         let registered = Registered {
-            calls: self.clone(),
+            running: self.clone(),
             id: id.clone(),
             cancel: live.cancel.clone(),
         };
-        let (events, receiver) = mpsc::channel::<Event>(EVENT_BUFFER);
-        let _ = events.try_send(event("call", &json!({ "id": id })));
-        tokio::spawn(run(router, params, live, events));
-        let stream = futures::stream::unfold(
-            (receiver, registered),
-            |(mut receiver, registered)| async move {
-                let event = receiver.recv().await?;
-                Some((Ok(event), (receiver, registered)))
-            },
-        );
-        Some(Sse::new(stream).keep_alive(KeepAlive::default()))
+        Some((id, live, registered))
     }
 
-    /// Gives the answer to a call's open question.
-    pub(super) fn answer(&self, call: &str, question: &str, answer: Value) -> Result<(), Missing> {
-        let live = lock(&self.live).get(call).cloned().ok_or(Missing::Call)?;
+    /// Gives the answer to an open question of the work `id`.
+    pub(super) fn answer(&self, id: &str, question: &str, answer: Value) -> Result<(), Missing> {
+        let live = lock(&self.live).get(id).cloned().ok_or(Missing::Call)?;
         live.answer(question, answer)
     }
 
-    /// Cancels a call in flight.
-    pub(super) fn cancel(&self, call: &str) -> Result<(), Missing> {
-        let live = lock(&self.live).get(call).cloned().ok_or(Missing::Call)?;
+    /// Cancels the work `id`.
+    pub(super) fn cancel(&self, id: &str) -> Result<(), Missing> {
+        let live = lock(&self.live).get(id).cloned().ok_or(Missing::Call)?;
         live.cancel.cancel();
         Ok(())
     }
+}
+
+/// Starts `params` as a streamed call; `None` when [`MAX_CALLS`] are in flight.
+pub(super) fn start(
+    calls: &Arc<Running>,
+    router: Arc<Router>,
+    params: CallToolRequestParams,
+) -> Option<Sse<impl Stream<Item = Result<Event, Infallible>> + use<>>> {
+    let (id, live, registered) = calls.register()?;
+    let (events, receiver) = mpsc::channel::<Event>(EVENT_BUFFER);
+    let _ = events.try_send(event("call", &json!({ "id": id })));
+    tokio::spawn(run(router, params, live, events));
+    Some(event_stream(receiver, registered))
+}
+
+/// The events `receiver` gets, as a response's stream; the work ends when the stream does.
+pub(super) fn event_stream(
+    receiver: mpsc::Receiver<Event>,
+    registered: Registered,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let stream = futures::stream::unfold(
+        (receiver, registered),
+        |(mut receiver, registered)| async move {
+            let event = receiver.recv().await?;
+            Some((Ok(event), (receiver, registered)))
+        },
+    );
+    Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
 pub(super) fn event(name: &'static str, data: &Value) -> Event {

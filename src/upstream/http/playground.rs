@@ -18,22 +18,21 @@
 //! given to the model cut at [`MAX_RESULT_TEXT`], a model's answer at [`MAX_ANSWER_TEXT`]
 //! and [`MAX_CALLS_A_STEP`] tool calls.
 
-use std::collections::{HashMap, HashSet};
-use std::convert::Infallible;
+use std::collections::HashSet;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::Router as AxumRouter;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::Event;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
+use futures::StreamExt;
 use futures::future::BoxFuture;
-use futures::{Stream, StreamExt};
 use rmcp::ErrorData;
 use rmcp::model::CallToolRequestParams;
 // Sampling is deprecated by SEP-2577; the legacy session the tools run in uses it.
@@ -46,7 +45,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use super::calls::{ConsoleClient, InProcess, Live, Missing, Sampler, event, server_of};
+use super::api_v1::error;
+use super::calls::{
+    ConsoleClient, InProcess, Live, Missing, Running, Sampler, event, event_stream, server_of,
+};
 use crate::llm::keys::{Keys, SaveError, base_url_variable};
 use crate::llm::names::ToolNames;
 use crate::llm::{
@@ -54,7 +56,6 @@ use crate::llm::{
     ToolSpec,
 };
 use crate::router::Router;
-use crate::sync::lock;
 
 /// The most chats running at once.
 pub(super) const MAX_CHATS: usize = 8;
@@ -80,7 +81,7 @@ const READ_TIMEOUT: Duration = Duration::from_secs(300);
 pub(super) struct Playground {
     keys: Keys,
     http: reqwest::Client,
-    chats: Mutex<HashMap<String, Arc<Live>>>,
+    chats: Arc<Running>,
 }
 
 impl Playground {
@@ -98,7 +99,7 @@ impl Playground {
         Playground {
             keys: Keys::load(data_dir),
             http,
-            chats: Mutex::default(),
+            chats: Arc::new(Running::new("chat", MAX_CHATS)),
         }
     }
 }
@@ -120,10 +121,6 @@ where
             "/api/v1/playground/chats/{id}/answers/{question}",
             post(answer),
         )
-}
-
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(json!({"error": message.into()}))).into_response()
 }
 
 fn provider_of(id: &str) -> Result<ProviderKind, Box<Response>> {
@@ -169,7 +166,7 @@ async fn overview(
         .map(|tool| {
             json!({
                 "name": tool.name,
-                "server": server_of(&router, &tool.name),
+                "server": catalog.resolve_tool(&tool.name).ok().map(|route| route.server),
                 "description": tool.description,
             })
         })
@@ -377,20 +374,6 @@ impl Chat {
     }
 }
 
-/// Removes the chat from the table and stops it, however its stream ends.
-struct Registered {
-    playground: Arc<Playground>,
-    id: String,
-    live: Arc<Live>,
-}
-
-impl Drop for Registered {
-    fn drop(&mut self) {
-        self.live.cancel.cancel();
-        lock(&self.playground.chats).remove(&self.id);
-    }
-}
-
 /// Starts a chat's turn; its events stream back.
 async fn chat(
     State(playground): State<Arc<Playground>>,
@@ -398,11 +381,7 @@ async fn chat(
     headers: HeaderMap,
     body: Result<Json<ChatRequest>, JsonRejection>,
 ) -> Response {
-    let wants_events = headers
-        .get(header::ACCEPT)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|accept| accept.contains("text/event-stream"));
-    if !wants_events {
+    if !super::api_v1::accepts_events(&headers) {
         return error(
             StatusCode::NOT_ACCEPTABLE,
             "a chat answers with events: send Accept: text/event-stream",
@@ -416,23 +395,11 @@ async fn chat(
         Ok(chat) => chat,
         Err(refused) => return *refused,
     };
-    let live = Live::new();
-    // Random: with several tokens, one caller cannot guess another's chat to stop it.
-    let id = format!("chat-{}", uuid::Uuid::new_v4().simple());
-    {
-        let mut table = lock(&playground.chats);
-        if table.len() >= MAX_CHATS {
-            return error(
-                StatusCode::TOO_MANY_REQUESTS,
-                format!("{MAX_CHATS} chats are running, the most at once; wait for one to end"),
-            );
-        }
-        table.insert(id.clone(), live.clone());
-    }
-    let registered = Registered {
-        playground: playground.clone(),
-        id: id.clone(),
-        live: live.clone(),
+    let Some((id, live, registered)) = playground.chats.register() else {
+        return error(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("{MAX_CHATS} chats are running, the most at once; wait for one to end"),
+        );
     };
     let (events, receiver) = mpsc::channel::<Event>(EVENT_BUFFER);
     let _ = events.try_send(event("chat", &json!({ "id": id })));
@@ -451,33 +418,15 @@ async fn chat(
             session.0.close();
         }
     });
-    events_of(receiver, registered).into_response()
-}
-
-fn events_of(
-    receiver: mpsc::Receiver<Event>,
-    registered: Registered,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let stream = futures::stream::unfold(
-        (receiver, registered),
-        |(mut receiver, registered)| async move {
-            let event = receiver.recv().await?;
-            Some((Ok(event), (receiver, registered)))
-        },
-    );
-    Sse::new(stream).keep_alive(KeepAlive::default())
+    event_stream(receiver, registered).into_response()
 }
 
 /// Stops a chat: the model's answer and any tool call in flight end, and `done` says
 /// `cancelled`.
 async fn stop(State(playground): State<Arc<Playground>>, Path(id): Path<String>) -> Response {
-    let live = lock(&playground.chats).get(&id).cloned();
-    match live {
-        Some(live) => {
-            live.cancel.cancel();
-            Json(json!({ "stopped": id })).into_response()
-        }
-        None => error(StatusCode::NOT_FOUND, format!("no chat {id:?} is running")),
+    match playground.chats.cancel(&id) {
+        Ok(()) => Json(json!({ "stopped": id })).into_response(),
+        Err(_) => error(StatusCode::NOT_FOUND, format!("no chat {id:?} is running")),
     }
 }
 
@@ -491,12 +440,7 @@ async fn answer(
         Ok(answer) => answer,
         Err(refused) => return *refused,
     };
-    let live = lock(&playground.chats).get(&id).cloned();
-    let answered = match live {
-        Some(live) => live.answer(&question, answer),
-        None => Err(Missing::Call),
-    };
-    match answered {
+    match playground.chats.answer(&id, &question, answer) {
         Ok(()) => Json(json!({ "answered": question })).into_response(),
         Err(Missing::Call) => error(StatusCode::NOT_FOUND, format!("no chat {id:?} is running")),
         Err(Missing::Question) => error(
