@@ -1126,7 +1126,16 @@ async fn health_and_servers_count_the_tools_clients_get_after_filters_and_disabl
             .output()
             .unwrap()
     };
-    let disabled = cli(&["tools", "disable", "narrow__echo"]);
+    // The command reads the catalog the proxy keeps in the store, written just after the
+    // connection that /health shows: it may not have the tool for a moment.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let disabled = loop {
+        let disabled = cli(&["tools", "disable", "narrow__echo"]);
+        if disabled.status.success() || tokio::time::Instant::now() >= deadline {
+            break disabled;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert!(disabled.status.success(), "{disabled:?}");
     wait_for_health(Box::new(move |health| {
         tools_of(health, "narrow") == (json!("connected"), json!(1))
