@@ -191,47 +191,19 @@ impl Browser {
         // reqwest is built with rustls but no provider of its own.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let profile = tempfile::tempdir().unwrap();
-        // ChromeDriver under a guard: a shell leading a process group of its own (ChromeDriver
-        // and the Chromium it starts stay in it), which ends the group once its stdin closes —
-        // when the browser is dropped, or when the test process dies without dropping it.
-        let mut driver = tokio::process::Command::new("sh")
-            .args(["-c", GUARD, "chromedriver-guard", CHROMEDRIVER])
-            .process_group(0)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("sh starts");
-        let output = Output::default();
-        let (lines, mut said) = mpsc::unbounded_channel();
-        output.capture(driver.stdout.take().unwrap(), lines.clone());
-        output.capture(driver.stderr.take().unwrap(), lines);
-        let mut driver = Driver {
-            pid: driver.id().expect("the guard has a pid"),
-            // Held apart: waiting on the child would close it.
-            stdin: driver.stdin.take(),
-            guard: driver,
-        };
-        // ChromeDriver binds port 0 and prints the port it got.
-        let deadline = tokio::time::Instant::now() + WAIT;
-        let port = loop {
-            tokio::select! {
-                line = said.recv() => match line {
-                    Some(line) => if let Some(port) = started_on(&line) {
-                        break port;
-                    },
-                    None => panic!("ChromeDriver closed its output:\n{}", output.text()),
-                },
-                status = driver.guard.wait() => {
-                    panic!("ChromeDriver's guard exited ({status:?}):\n{}", output.text())
+        // ChromeDriver now and then never gets as far as saying its port on a loaded machine:
+        // another one is started in its place (the first ends with its guard).
+        let mut attempts = 1;
+        let (driver, output, port) = loop {
+            match start_driver().await {
+                Ok(started) => break started,
+                Err(said) if attempts < DRIVER_ATTEMPTS => {
+                    eprintln!("ChromeDriver did not start, starting another:\n{said}");
+                    attempts += 1;
                 }
-                () = tokio::time::sleep_until(deadline) => {
-                    panic!("ChromeDriver never said its port:\n{}", output.text())
-                }
+                Err(said) => panic!("{said}"),
             }
         };
-        drop(said);
         let http = reqwest::Client::builder().timeout(COMMAND).build().unwrap();
         let base = format!("http://127.0.0.1:{port}");
         wait_ready(&http, &base, &output).await;
@@ -428,6 +400,61 @@ impl Browser {
 }
 
 /// The port in ChromeDriver's "ChromeDriver was started successfully on port N." line.
+/// How many times a ChromeDriver is started before a test gives up.
+const DRIVER_ATTEMPTS: u32 = 3;
+
+/// Starts ChromeDriver on a port it picks: the driver, its output and the port; or what it
+/// said when it did not get that far within [`WAIT`].
+async fn start_driver() -> Result<(Driver, Output, u16), String> {
+    // ChromeDriver under a guard: a shell leading a process group of its own (ChromeDriver
+    // and the Chromium it starts stay in it), which ends the group once its stdin closes —
+    // when the browser is dropped, or when the test process dies without dropping it.
+    let mut driver = tokio::process::Command::new("sh")
+        .args(["-c", GUARD, "chromedriver-guard", CHROMEDRIVER])
+        .process_group(0)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("sh starts");
+    let output = Output::default();
+    let (lines, mut said) = mpsc::unbounded_channel();
+    output.capture(driver.stdout.take().unwrap(), lines.clone());
+    output.capture(driver.stderr.take().unwrap(), lines);
+    let mut driver = Driver {
+        pid: driver.id().expect("the guard has a pid"),
+        // Held apart: waiting on the child would close it.
+        stdin: driver.stdin.take(),
+        guard: driver,
+    };
+    // ChromeDriver binds port 0 and prints the port it got.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let port = loop {
+        tokio::select! {
+            line = said.recv() => match line {
+                Some(line) => if let Some(port) = started_on(&line) {
+                    break port;
+                },
+                None => {
+                    return Err(format!("ChromeDriver closed its output:\n{}", output.text()));
+                }
+            },
+            status = driver.guard.wait() => {
+                return Err(format!(
+                    "ChromeDriver's guard exited ({status:?}):\n{}",
+                    output.text()
+                ));
+            }
+            () = tokio::time::sleep_until(deadline) => {
+                return Err(format!("ChromeDriver never said its port:\n{}", output.text()));
+            }
+        }
+    };
+    drop(said);
+    Ok((driver, output, port))
+}
+
 fn started_on(line: &str) -> Option<u16> {
     let (_, rest) = line.split_once("started successfully on port ")?;
     rest.trim_end_matches(|c: char| !c.is_ascii_digit())
