@@ -11,7 +11,7 @@ use super::Router;
 use super::error::RouteError;
 use super::session::Caller;
 use crate::metrics::{self, Outcome};
-use crate::traces::{self, Span};
+use crate::traces::{self, Fixed, Span};
 
 /// A request being answered.
 pub struct Operation {
@@ -37,10 +37,23 @@ impl Router {
             traces::from_meta(&caller.meta).or_else(|| http.and_then(|http| http.parent.clone()));
         let mut span = Span::server((method, target), parent);
         if span.is_recording() {
-            span.set_fixed("mcp.method.name", method);
+            let mut fixed = Fixed::new();
+            fixed.push("mcp.method.name", method);
             if let Some(target) = target {
-                attribute_target(&mut span, method, target);
+                attribute_target(&mut span, &mut fixed, method, target);
             }
+            let version = caller.version_label();
+            if !version.is_empty() {
+                fixed.push("mcp.protocol.version", version);
+            }
+            let transport = metrics::global().transport();
+            if !transport.is_empty() {
+                fixed.push("network.transport", transport);
+            }
+            if http.is_some() {
+                fixed.push("network.protocol.name", "http");
+            }
+            span.set_fixed(&fixed);
             match &caller.request_id {
                 Some(rmcp::model::NumberOrString::Number(id)) => {
                     span.set("jsonrpc.request.id", itoa::Buffer::new().format(*id));
@@ -50,19 +63,8 @@ impl Router {
                 }
                 None => {}
             }
-            let version = caller.version_label();
-            if !version.is_empty() {
-                span.set_fixed("mcp.protocol.version", version);
-            }
-            let transport = metrics::global().transport();
-            if !transport.is_empty() {
-                span.set_fixed("network.transport", transport);
-            }
-            if let Some(http) = http {
-                span.set_fixed("network.protocol.name", "http");
-                if let Some(session) = &http.session_id {
-                    span.set("mcp.session.id", &**session);
-                }
+            if let Some(session) = http.and_then(|http| http.session_id.as_deref()) {
+                span.set("mcp.session.id", session);
             }
         }
         Operation {
@@ -134,35 +136,45 @@ impl ClientOperation<'_> {
 }
 
 impl Router {
-    /// Begins a request to `server` (`tool`: the server's own name for a called tool).
+    /// Begins a request to `server` (`tool`: the server's own name for a called tool; `network`:
+    /// its `network.transport` when the caller knows it, else looked up).
     pub(super) fn begin_client<'a>(
         &self,
         server: &'a str,
-        method: &'static str,
-        tool: Option<&str>,
+        (method, tool): (&'static str, Option<&str>),
+        network: Option<&'static str>,
     ) -> ClientOperation<'a> {
         ClientOperation {
             started: Instant::now(),
-            span: self.client_span(server, method, tool),
+            span: self.client_span(server, (method, tool), network),
             method,
             server,
         }
     }
 
     /// A client span for a request to `server` (inside the current span; none outside one).
-    fn client_span(&self, server: &str, method: &'static str, tool: Option<&str>) -> Span {
+    fn client_span(
+        &self,
+        server: &str,
+        (method, tool): (&'static str, Option<&str>),
+        network: Option<&'static str>,
+    ) -> Span {
         let mut span = Span::child(traces::Kind::Client, (method, tool));
         if span.is_recording() {
-            span.set_fixed("mcp.method.name", method);
+            let mut fixed = Fixed::new();
+            fixed.push("mcp.method.name", method);
             if let Some(tool) = tool {
-                attribute_target(&mut span, method, tool);
+                attribute_target(&mut span, &mut fixed, method, tool);
             }
             span.set("pluggedin.server", server);
-            if let Ok(downstream) = self.fleet.server(server) {
-                let transport = downstream.config.transport.kind();
-                let network = if transport == "stdio" { "pipe" } else { "tcp" };
-                span.set_fixed("network.transport", network);
+            let network = network.or_else(|| {
+                let transport = self.fleet.server(server).ok()?.config.transport.kind();
+                Some(if transport == "stdio" { "pipe" } else { "tcp" })
+            });
+            if let Some(network) = network {
+                fixed.push("network.transport", network);
             }
+            span.set_fixed(&fixed);
         }
         span
     }
@@ -186,12 +198,12 @@ pub(super) fn inject(span: &Span, meta: &mut rmcp::model::RequestMetaObject) {
     }
 }
 
-/// The attribute naming what `method` is about.
-pub(super) fn attribute_target(span: &mut Span, method: &str, target: &str) {
+/// The attribute naming what `method` is about (and the fixed ones that go with it).
+pub(super) fn attribute_target(span: &mut Span, fixed: &mut Fixed, method: &str, target: &str) {
     match method {
         "tools/call" => {
             span.set("gen_ai.tool.name", target);
-            span.set_fixed("gen_ai.operation.name", "execute_tool");
+            fixed.push("gen_ai.operation.name", "execute_tool");
         }
         "prompts/get" => span.set("gen_ai.prompt.name", target),
         _ => {}

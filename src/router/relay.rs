@@ -42,7 +42,9 @@ static INPUT_REQUIRED: LazyLock<Finder<'static>> =
 // Moved a few times per call; boxing the typed result would add an allocation to that path.
 #[allow(clippy::large_enum_variant)]
 pub enum Relayed {
-    Typed(ServerResult),
+    /// Boxed: a result is large, and a call's answer is moved through every future it is
+    /// awaited in (a relayed call's, the common answer, is `Raw`).
+    Typed(Box<ServerResult>),
     /// The method's result object (`CallToolResult`, `GetPromptResult`…), unparsed.
     Raw(Box<RawValue>),
 }
@@ -92,13 +94,18 @@ impl Relayable {
 
 impl Relayed {
     /// The answer to a `kind` request as rmcp's type. A relayed result is decoded here.
+    /// A typed result.
+    pub fn typed(result: ServerResult) -> Relayed {
+        Relayed::Typed(Box::new(result))
+    }
+
     pub(super) fn into_typed(
         self,
         server: &str,
         kind: Relayable,
     ) -> Result<ServerResult, RouteError> {
         match self {
-            Relayed::Typed(result) => Ok(result),
+            Relayed::Typed(result) => Ok(*result),
             Relayed::Raw(raw) => kind.decode(&raw).map_err(|_| RouteError::UnexpectedResult {
                 server: server.to_owned(),
                 method: kind.method().to_owned(),
@@ -120,9 +127,9 @@ impl Relayed {
                 Ok(shaped) => Ok(Relayed::Raw(shaped)),
                 Err(raw) => Relayed::Raw(raw)
                     .into_typed(server, kind)
-                    .map(Relayed::Typed),
+                    .map(Relayed::typed),
             },
-            relayed => relayed.into_typed(server, kind).map(Relayed::Typed),
+            relayed => relayed.into_typed(server, kind).map(Relayed::typed),
         }
     }
 
@@ -130,10 +137,12 @@ impl Relayed {
     /// result is read only where it says `isError`.
     pub(super) fn tool_error(&self) -> Option<String> {
         match self {
-            Relayed::Typed(ServerResult::CallToolResult(result)) => {
-                (result.is_error == Some(true)).then(|| result_text(result))
-            }
-            Relayed::Typed(_) => None,
+            Relayed::Typed(typed) => match &**typed {
+                ServerResult::CallToolResult(result) => {
+                    (result.is_error == Some(true)).then(|| result_text(result))
+                }
+                _ => None,
+            },
             Relayed::Raw(raw) => {
                 if !may_say_is_error(raw.get().as_bytes()) {
                     return None;
@@ -172,7 +181,7 @@ pub(super) fn result_text(result: &CallToolResult) -> String {
 }
 
 /// A request's params on the lane with the `_meta` made for it (the params' own is cleared).
-struct WithMeta<'a>(&'a ClientRequest, Option<Box<RawValue>>);
+struct WithMeta<'a>(&'a ClientRequest, LaneMeta);
 
 impl Serialize for WithMeta<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -180,8 +189,8 @@ impl Serialize for WithMeta<'_> {
         struct Flat<'a, P> {
             #[serde(flatten)]
             params: &'a P,
-            #[serde(rename = "_meta", skip_serializing_if = "Option::is_none")]
-            meta: &'a Option<Box<RawValue>>,
+            #[serde(rename = "_meta", skip_serializing_if = "LaneMeta::is_empty")]
+            meta: &'a LaneMeta,
         }
         let meta = &self.1;
         match self.0 {
@@ -221,8 +230,8 @@ struct LaneParams<'a> {
     name: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     arguments: Option<Arguments<'a>>,
-    #[serde(rename = "_meta", skip_serializing_if = "Option::is_none")]
-    meta: Option<Box<RawValue>>,
+    #[serde(rename = "_meta", skip_serializing_if = "LaneMeta::is_empty")]
+    meta: LaneMeta,
 }
 
 impl Router {
@@ -280,7 +289,7 @@ impl Router {
                 // Boxed, as the path below: a call on the lane carries neither in its future.
                 return Box::pin(self.input_rounds(server, request, first, caller))
                     .await
-                    .map(Relayed::Typed);
+                    .map(Relayed::typed);
             }
             return Ok(Relayed::Raw(result));
         }
@@ -294,7 +303,7 @@ impl Router {
             caller,
         ))
         .await
-        .map(Relayed::Typed)
+        .map(Relayed::typed)
     }
 
     /// Sends a `prompts/get`, `resources/read` or `completion/complete` (its params' `_meta`
@@ -336,13 +345,13 @@ impl Router {
             if let Some(first) = asks_for_input(&connection, &result) {
                 return Box::pin(self.input_rounds(server, request, first, caller))
                     .await
-                    .map(Relayed::Typed);
+                    .map(Relayed::typed);
             }
             return Ok(Relayed::Raw(result));
         }
         Box::pin(self.forward(server, request, caller))
             .await
-            .map(Relayed::Typed)
+            .map(Relayed::typed)
     }
 
     /// One request on a lane: written (its params made by `params` from their `_meta`),
@@ -353,13 +362,15 @@ impl Router {
         server: &str,
         connection: &Connection,
         lane: (&Arc<ChildLane>, Relayable, std::time::Duration),
-        (params, mut extra): (impl FnOnce(Option<Box<RawValue>>) -> P, RequestMetaObject),
+        (params, mut extra): (impl FnOnce(LaneMeta) -> P, RequestMetaObject),
         (caller, tool): (&Caller, Option<&str>),
     ) -> Result<Box<RawValue>, RouteError> {
-        let operation = self.begin_client(server, lane.1.method(), tool);
+        // A lane is a child's: a pipe.
+        let operation = self.begin_client(server, (lane.1.method(), tool), Some("pipe"));
         let trace = operation.span.context();
-        if trace.is_some() && !extra.is_empty() {
-            // The client span's context goes in place of the client's own.
+        // The client span's context goes in place of the client's own (looked for first: most
+        // requests carry none, and a removal costs more than a look).
+        if trace.is_some() && extra.keys().any(|key| key.starts_with("trace")) {
             extra.remove("traceparent");
             extra.remove("tracestate");
         }
@@ -387,7 +398,7 @@ impl Router {
         connection: &Connection,
         (lane, kind, timeout): (&Arc<ChildLane>, Relayable, std::time::Duration),
         (params, mut extra, trace): (
-            impl FnOnce(Option<Box<RawValue>>) -> P,
+            impl FnOnce(LaneMeta) -> P,
             RequestMetaObject,
             Option<&SpanContext>,
         ),
@@ -415,7 +426,11 @@ impl Router {
             if client_token.is_some() {
                 extra.set_progress_token(token(id));
             }
-            params(lane_meta(connection.request_meta.as_deref(), &extra, trace))
+            params(LaneMeta {
+                lifecycle: connection.request_meta.clone(),
+                extra,
+                trace: trace.cloned(),
+            })
         });
         let timed_out = || RouteError::Timeout {
             server: server.to_owned(),
@@ -495,52 +510,86 @@ fn asks_for_input(connection: &Connection, result: &RawValue) -> Option<ServerRe
 }
 
 /// A lane call's `_meta`: a modern server's lifecycle keys (encoded once per connection), then
-/// `extra` (a few keys, encoded per call), then the client span's context (`traceparent`,
-/// `tracestate`; `extra` holds neither). Encoded objects spliced as text and checked once: cheaper
-/// than reading the lifecycle's members to write them again.
-fn lane_meta(
-    lifecycle: Option<&RawValue>,
-    extra: &RequestMetaObject,
-    trace: Option<&SpanContext>,
-) -> Option<Box<RawValue>> {
-    if trace.is_none() {
-        if extra.is_empty() {
-            // Already valid JSON: copied, not read again.
-            return lifecycle.map(ToOwned::to_owned);
-        }
-        if lifecycle.is_none() {
-            // Written by serde: valid as it is, not read again either.
-            return serde_json::value::to_raw_value(extra).ok();
-        }
+/// `extra` (a few keys of the call's), then the client span's context (`traceparent`,
+/// `tracestate`; `extra` holds neither). Written as the request's line is.
+pub(super) struct LaneMeta {
+    pub(super) lifecycle: Option<Arc<RawValue>>,
+    pub(super) extra: RequestMetaObject,
+    pub(super) trace: Option<SpanContext>,
+}
+
+impl LaneMeta {
+    /// Nothing to write: the request goes without `_meta`.
+    pub(super) fn is_empty(&self) -> bool {
+        self.lifecycle.is_none() && self.extra.is_empty() && self.trace.is_none()
     }
-    // Room for the lifecycle, a few keys of `extra` and the trace context: grown once at most.
-    let mut text = String::with_capacity(lifecycle.map_or(0, |raw| raw.get().len()) + 256);
-    match lifecycle {
-        Some(lifecycle) => text.push_str(lifecycle.get().trim_end().strip_suffix('}')?),
-        None => text.push('{'),
-    }
-    let member = |text: &mut String| {
-        if !text.trim_end().ends_with('{') {
-            text.push(',');
+
+    /// The lifecycle object with the call's own members spliced in as text, and read once to
+    /// check it: cheaper than writing the lifecycle's members one by one, whose long keys the
+    /// writer would scan for characters to escape.
+    fn spliced(
+        lifecycle: &RawValue,
+        extra: &RequestMetaObject,
+        trace: Option<&SpanContext>,
+    ) -> Option<Box<RawValue>> {
+        // Room for the lifecycle, a few keys of `extra` and the trace context: grown once at most.
+        let mut text = String::with_capacity(lifecycle.get().len() + 256);
+        text.push_str(lifecycle.get().trim_end().strip_suffix('}')?);
+        let member = |text: &mut String| {
+            if !text.trim_end().ends_with('{') {
+                text.push(',');
+            }
+        };
+        if !extra.is_empty() {
+            let extra = serde_json::to_string(extra).ok()?;
+            member(&mut text);
+            text.push_str(extra.trim_start().strip_prefix('{')?.strip_suffix('}')?);
         }
-    };
-    if !extra.is_empty() {
-        let extra = serde_json::to_string(extra).ok()?;
-        member(&mut text);
-        text.push_str(extra.trim_start().strip_prefix('{')?.strip_suffix('}')?);
-    }
-    if let Some(trace) = trace {
-        member(&mut text);
-        text.push_str("\"traceparent\":\"");
-        trace.write_traceparent(&mut text);
-        text.push('"');
-        if let Some(state) = &trace.trace_state {
-            text.push_str(",\"tracestate\":");
-            text.push_str(&serde_json::to_string(state).ok()?);
+        if let Some(trace) = trace {
+            member(&mut text);
+            text.push_str("\"traceparent\":\"");
+            trace.write_traceparent(&mut text);
+            text.push('"');
+            if let Some(state) = &trace.trace_state {
+                text.push_str(",\"tracestate\":");
+                text.push_str(&serde_json::to_string(state).ok()?);
+            }
         }
+        text.push('}');
+        RawValue::from_string(text).ok()
     }
-    text.push('}');
-    RawValue::from_string(text).ok()
+}
+
+impl Serialize for LaneMeta {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{Error, SerializeMap};
+        if let Some(lifecycle) = &self.lifecycle {
+            if self.extra.is_empty() && self.trace.is_none() {
+                // Already valid JSON: written as it is.
+                return lifecycle.serialize(serializer);
+            }
+            return match LaneMeta::spliced(lifecycle, &self.extra, self.trace.as_ref()) {
+                Some(spliced) => spliced.serialize(serializer),
+                None => Err(S::Error::custom(
+                    "the server's lifecycle _meta is not an object",
+                )),
+            };
+        }
+        // A few short keys: written one by one.
+        let mut map = serializer.serialize_map(None)?;
+        for (key, value) in self.extra.iter() {
+            map.serialize_entry(key, value)?;
+        }
+        if let Some(trace) = &self.trace {
+            let mut traceparent = String::with_capacity(55);
+            trace.write_traceparent(&mut traceparent);
+            map.serialize_entry("traceparent", &traceparent)?;
+            if let Some(state) = &trace.trace_state {
+                map.serialize_entry("tracestate", state)?;
+            }
+        }
+        map.end()
+    }
 }
 
 /// An object written member by member from an iterator (cloned, so that encoding takes `&self`).
@@ -728,22 +777,42 @@ mod tests {
         assert!(!may_say_is_error(br#"{"isError":false,"x":"isError"}"#));
     }
 
+    /// A lane call's `_meta` as written, from a lifecycle object's text.
+    fn meta(
+        lifecycle: Option<&str>,
+        extra: &RequestMetaObject,
+        trace: Option<&SpanContext>,
+    ) -> LaneMeta {
+        let lifecycle = lifecycle.map(|text| Arc::from(raw(text)));
+        LaneMeta {
+            lifecycle,
+            extra: extra.clone(),
+            trace: trace.cloned(),
+        }
+    }
+
+    fn written(meta: &LaneMeta) -> String {
+        serde_json::to_string(meta).unwrap()
+    }
+
     #[test]
     fn a_requests_params_on_the_lane_carry_the_meta_made_for_them_once() {
         let mut params = rmcp::model::GetPromptRequestParams::new("greet");
         params.arguments = Some(serde_json::from_str(r#"{"who":"you"}"#).unwrap());
         let request = ClientRequest::GetPromptRequest(Request::new(params));
-        let meta = raw(r#"{"progressToken":"pluggedin:7"}"#);
-        let written = serde_json::to_string(&WithMeta(&request, Some(meta))).unwrap();
+        let mut extra = RequestMetaObject::default();
+        extra.set_progress_token(token("pluggedin:7"));
+        let text = serde_json::to_string(&WithMeta(&request, meta(None, &extra, None))).unwrap();
         assert_eq!(
-            written,
+            text,
             r#"{"name":"greet","arguments":{"who":"you"},"_meta":{"progressToken":"pluggedin:7"}}"#
         );
         let read = ClientRequest::ReadResourceRequest(Request::new(
             rmcp::model::ReadResourceRequestParams::new("demo://a"),
         ));
+        let none = meta(None, &RequestMetaObject::default(), None);
         assert_eq!(
-            serde_json::to_string(&WithMeta(&read, None)).unwrap(),
+            serde_json::to_string(&WithMeta(&read, none)).unwrap(),
             r#"{"uri":"demo://a"}"#
         );
     }
@@ -751,27 +820,20 @@ mod tests {
     #[test]
     fn a_lane_calls_meta_is_the_lifecycle_then_the_calls_own_keys() {
         let mut extra = RequestMetaObject::default();
-        assert!(lane_meta(None, &extra, None).is_none());
-        let lifecycle = raw(r#"{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}"#);
-        assert_eq!(
-            lane_meta(Some(&lifecycle), &extra, None).unwrap().get(),
-            lifecycle.get()
-        );
+        assert!(meta(None, &extra, None).is_empty());
+        let lifecycle = r#"{"io.modelcontextprotocol/protocolVersion":"2026-07-28","z":{"c":[1]}}"#;
+        assert_eq!(written(&meta(Some(lifecycle), &extra, None)), lifecycle);
         extra.set_progress_token(token("pluggedin:3"));
-        let meta = lane_meta(Some(&lifecycle), &extra, None).unwrap();
-        let meta: serde_json::Value = serde_json::from_str(meta.get()).unwrap();
         assert_eq!(
-            meta,
-            serde_json::json!({
-                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-                "progressToken": "pluggedin:3"
-            })
+            written(&meta(Some(lifecycle), &extra, None)),
+            r#"{"io.modelcontextprotocol/protocolVersion":"2026-07-28","z":{"c":[1]},"progressToken":"pluggedin:3"}"#
         );
-        let empty = raw("{ }");
-        let meta = lane_meta(Some(&empty), &extra, None).unwrap();
-        assert_eq!(meta.get(), r#"{ "progressToken":"pluggedin:3"}"#);
         assert_eq!(
-            lane_meta(None, &extra, None).unwrap().get(),
+            written(&meta(Some("{ }"), &extra, None)),
+            r#"{ "progressToken":"pluggedin:3"}"#
+        );
+        assert_eq!(
+            written(&meta(None, &extra, None)),
             r#"{"progressToken":"pluggedin:3"}"#
         );
     }
@@ -783,24 +845,17 @@ mod tests {
             Some("vendor=\"q\""),
         )
         .unwrap();
-        let lifecycle = raw(r#"{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}"#);
+        let lifecycle = r#"{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}"#;
         let mut extra = RequestMetaObject::default();
-        let alone = lane_meta(None, &extra, Some(&trace)).unwrap();
         assert_eq!(
-            alone.get(),
+            written(&meta(None, &extra, Some(&trace))),
             r#"{"traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01","tracestate":"vendor=\"q\""}"#
         );
         extra.set_progress_token(token("pluggedin:3"));
         trace.trace_state = None;
-        let all = lane_meta(Some(&lifecycle), &extra, Some(&trace)).unwrap();
-        let all: serde_json::Value = serde_json::from_str(all.get()).unwrap();
         assert_eq!(
-            all,
-            serde_json::json!({
-                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-                "progressToken": "pluggedin:3",
-                "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-            })
+            written(&meta(Some(lifecycle), &extra, Some(&trace))),
+            r#"{"io.modelcontextprotocol/protocolVersion":"2026-07-28","progressToken":"pluggedin:3","traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}"#
         );
     }
 }

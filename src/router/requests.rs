@@ -37,7 +37,7 @@ impl Router {
         params: CallToolRequestParams,
     ) -> Result<ServerResult, RouteError> {
         match self.call_tool_relayed(caller, params, None).await? {
-            Relayed::Typed(result) => Ok(result),
+            Relayed::Typed(result) => Ok(*result),
             Relayed::Raw(_) => unreachable!("a call with typed arguments is answered typed"),
         }
     }
@@ -118,7 +118,7 @@ impl Router {
                 started,
                 error,
             );
-            let answer = Relayed::Typed(ServerResult::CallToolResult(result));
+            let answer = Relayed::typed(ServerResult::CallToolResult(result));
             return (Ok(answer), tool_error);
         }
         let name = params.name.clone();
@@ -156,7 +156,7 @@ impl Router {
         let raw_caller = raw.is_some();
         let outcome = outcome.and_then(|answer| match answer {
             Relayed::Typed(result) => {
-                Ok(Relayed::Typed(tasks::created(self, &route.server, result)))
+                Ok(Relayed::typed(tasks::created(self, &route.server, *result)))
             }
             relayed => relayed.for_caller(&route.server, Relayable::CallTool, raw_caller),
         });
@@ -271,7 +271,7 @@ impl Router {
                 started,
                 None,
             );
-            return Ok(Relayed::Typed(ServerResult::GetPromptResult(result)));
+            return Ok(Relayed::typed(ServerResult::GetPromptResult(result)));
         }
         let catalog = self.catalog();
         if let Owner::App(owner) = self.source().prompt_owner(&catalog, &params.name).await {
@@ -283,7 +283,7 @@ impl Router {
             return self
                 .forward_to_app_owner(caller, target, owner, request, started)
                 .await
-                .map(Relayed::Typed);
+                .map(Relayed::typed);
         }
         let name = params.name.clone();
         let route = self
@@ -304,7 +304,7 @@ impl Router {
                     started,
                     None,
                 );
-                Ok(Relayed::Typed(ServerResult::GetPromptResult(result)))
+                Ok(Relayed::typed(ServerResult::GetPromptResult(result)))
             }
             PromptRoute::Downstream(route) => {
                 params.name = route.original.clone();
@@ -368,7 +368,7 @@ impl Router {
                 return self
                     .forward_to_app_owner(caller, target, owner, request, started)
                     .await
-                    .map(Relayed::Typed);
+                    .map(Relayed::typed);
             }
             Owner::Library => {
                 // The library's documents are read from the store, not a server.
@@ -384,7 +384,7 @@ impl Router {
                     started,
                     outcome.as_ref().err().map(ToString::to_string),
                 );
-                return outcome.map(Relayed::Typed);
+                return outcome.map(Relayed::typed);
             }
             Owner::Catalog => {}
         }
@@ -484,7 +484,7 @@ impl Router {
         raw_caller: bool,
     ) -> Result<Relayed, RouteError> {
         let none = || {
-            Ok(Relayed::Typed(ServerResult::CompleteResult(
+            Ok(Relayed::typed(ServerResult::CompleteResult(
                 CompleteResult::default(),
             )))
         };
@@ -536,15 +536,15 @@ impl Router {
             .connection()
             .is_some_and(|c| c.capabilities.completions.is_none())
         {
-            return Ok(Relayed::Typed(ServerResult::CompleteResult(
+            return Ok(Relayed::typed(ServerResult::CompleteResult(
                 CompleteResult::default(),
             )));
         }
         params.meta = None;
         let request = ClientRequest::CompleteRequest(Request::new(params));
         match self.relay_request(server, request, caller).await? {
-            Relayed::Typed(ServerResult::CompleteResult(result)) => {
-                Ok(Relayed::Typed(ServerResult::CompleteResult(result)))
+            Relayed::Typed(typed) if matches!(*typed, ServerResult::CompleteResult(_)) => {
+                Ok(Relayed::Typed(typed))
             }
             Relayed::Typed(_) => Err(RouteError::UnexpectedResult {
                 server: server.to_owned(),
@@ -664,7 +664,7 @@ fn is_unauthorized(error: &RouteError) -> bool {
 /// The answer to a typed caller, which the `_relayed` methods always answer typed.
 fn typed(relayed: Relayed) -> ServerResult {
     match relayed {
-        Relayed::Typed(result) => result,
+        Relayed::Typed(result) => *result,
         Relayed::Raw(_) => unreachable!("a typed caller is answered typed"),
     }
 }

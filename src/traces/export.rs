@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
+use hyper::body::Bytes;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::context::SpanContext;
@@ -91,13 +92,14 @@ struct Settings {
     endpoint: String,
     /// Checked at start, so that a bad one is an error that names it, not a failed export.
     headers: reqwest::header::HeaderMap,
-    /// The resource's attributes, encoded once.
-    resource: Vec<u8>,
     delay: Duration,
 }
 
 pub(super) struct Exporter {
     pub(super) sampler: Sampler,
+    /// The start of every export request, the resource's attributes in it
+    /// ([`proto::export_head`]).
+    head: Box<[u8]>,
     /// Ended spans not sent yet, at most [`QUEUE`].
     buffer: Mutex<Waiting>,
     /// A batch is full.
@@ -106,29 +108,36 @@ pub(super) struct Exporter {
     dropped: AtomicU64,
 }
 
-/// Ended spans, each an encoded `ScopeSpans.spans` field, one after the other.
+/// Ended spans in export requests of at most [`BATCH`] spans, one after the other: each request
+/// the exporter's head, then its spans, each an encoded `ScopeSpans.spans` field.
 #[derive(Default)]
 struct Waiting {
     bytes: Vec<u8>,
     spans: usize,
-    /// Where each full batch of [`BATCH`] spans ends in `bytes`.
-    batch_ends: Vec<usize>,
+    /// Where each request starts in `bytes`.
+    batch_starts: Vec<usize>,
 }
 
 impl Waiting {
-    /// The batches, each its bytes and its number of spans.
-    fn batches(&self) -> Vec<(&[u8], usize)> {
-        let mut batches = Vec::with_capacity(self.batch_ends.len() + 1);
-        let mut start = 0;
-        for &end in &self.batch_ends {
-            batches.push((&self.bytes[start..end], BATCH));
-            start = end;
+    /// The export requests, their lengths filled in, each with its number of spans: slices of
+    /// one buffer, not copies.
+    fn requests(mut self, head_len: usize) -> Vec<(Bytes, usize)> {
+        let mut ends: Vec<usize> = self.batch_starts.iter().skip(1).copied().collect();
+        ends.push(self.bytes.len());
+        for (&start, &end) in self.batch_starts.iter().zip(&ends) {
+            proto::finish_export(&mut self.bytes[start..end], head_len);
         }
-        let rest = self.spans - self.batch_ends.len() * BATCH;
-        if rest > 0 {
-            batches.push((&self.bytes[start..], rest));
-        }
-        batches
+        let bytes = Bytes::from(self.bytes);
+        let mut left = self.spans;
+        self.batch_starts
+            .iter()
+            .zip(&ends)
+            .map(|(&start, &end)| {
+                let count = left.min(BATCH);
+                left -= count;
+                (bytes.slice(start..end), count)
+            })
+            .collect()
     }
 }
 
@@ -152,21 +161,27 @@ pub fn dropped() -> u64 {
 
 /// Queues an ended span, `fields` its encoded `Span` fields.
 pub(super) fn submit(fields: &[u8]) {
-    let Some(exporter) = EXPORTER.get() else {
-        return;
-    };
+    if let Some(exporter) = EXPORTER.get() {
+        queue(exporter, fields);
+    }
+}
+
+fn queue(exporter: &Exporter, fields: &[u8]) {
     let mut waiting = lock(&exporter.buffer);
     if waiting.spans >= QUEUE || waiting.bytes.len() + fields.len() > QUEUE_BYTES {
         exporter.dropped.fetch_add(1, Ordering::Relaxed);
         return;
     }
+    if waiting.spans.is_multiple_of(BATCH) {
+        let start = waiting.bytes.len();
+        waiting.batch_starts.push(start);
+        waiting.bytes.extend_from_slice(&exporter.head);
+    }
     proto::tag(&mut waiting.bytes, 2, proto::LEN);
     proto::varint(&mut waiting.bytes, fields.len() as u64);
     waiting.bytes.extend_from_slice(fields);
     waiting.spans += 1;
-    if waiting.spans % BATCH == 0 {
-        let end = waiting.bytes.len();
-        waiting.batch_ends.push(end);
+    if waiting.spans.is_multiple_of(BATCH) {
         exporter.full.notify_one();
     }
 }
@@ -247,11 +262,11 @@ pub fn init_from_env() -> Result<Option<String>, String> {
     let settings = Settings {
         endpoint: endpoint.clone(),
         headers,
-        resource,
         delay,
     };
     let exporter = Exporter {
         sampler,
+        head: proto::export_head(&resource).into_boxed_slice(),
         buffer: Mutex::default(),
         full: Notify::new(),
         flush,
@@ -329,14 +344,16 @@ async fn run(
             () = exporter.full.notified() => None,
             done = flushes.recv() => done,
         };
-        // The next batch's room, made before the lock is taken: about as much as this one took.
+        // The next batch's room, made before the lock is taken: as much as this one took and a
+        // quarter more, so that a busier next batch need not grow it.
+        let last = lock(&exporter.buffer).bytes.len();
         let room = Waiting {
-            bytes: Vec::with_capacity(lock(&exporter.buffer).bytes.len().max(4096)),
+            bytes: Vec::with_capacity((last + last / 4).max(4096)),
             ..Waiting::default()
         };
         let waiting = std::mem::replace(&mut *lock(&exporter.buffer), room);
-        for (spans, count) in waiting.batches() {
-            send(&client, &settings, (spans, count), &mut failures).await;
+        for request in waiting.requests(exporter.head.len()) {
+            send(&client, &settings, request, &mut failures).await;
         }
         if let Some(done) = flushed {
             let _ = done.send(());
@@ -347,10 +364,9 @@ async fn run(
 async fn send(
     client: &reqwest::Client,
     settings: &Settings,
-    (spans, count): (&[u8], usize),
+    (body, count): (Bytes, usize),
     failures: &mut u64,
 ) {
-    let body = proto::export_request(&settings.resource, spans);
     let mut request = client
         .post(&settings.endpoint)
         .header("content-type", "application/x-protobuf")
@@ -425,30 +441,35 @@ mod tests {
     }
 
     #[test]
-    fn waiting_spans_go_out_in_batches_of_at_most_batch() {
-        let mut waiting = Waiting::default();
-        assert!(waiting.batches().is_empty());
-        for index in 0..BATCH * 2 + 3 {
-            waiting.bytes.push(u8::try_from(index % 200).unwrap());
-            waiting.spans += 1;
-            if waiting.spans % BATCH == 0 {
-                waiting.batch_ends.push(waiting.bytes.len());
+    fn waiting_spans_go_out_in_requests_of_at_most_batch() {
+        let head = proto::export_head(&[]);
+        let span = [0x2a, 1, b'x'];
+        let exporter = Exporter {
+            sampler: Sampler::AlwaysOn,
+            head: head.clone().into_boxed_slice(),
+            buffer: Mutex::default(),
+            full: Notify::new(),
+            flush: mpsc::channel(1).0,
+            dropped: AtomicU64::new(0),
+        };
+        let take = || std::mem::take(&mut *lock(&exporter.buffer)).requests(head.len());
+        assert!(take().is_empty());
+        // A span as a request carries it: field 2, its length, its bytes.
+        let each = 2 + span.len();
+        for spans in [BATCH * 2 + 3, BATCH * 2] {
+            for _ in 0..spans {
+                queue(&exporter, &span);
             }
+            let requests: Vec<_> = take()
+                .into_iter()
+                .map(|(bytes, n)| (bytes.len() - head.len(), n))
+                .collect();
+            let mut expected = vec![(BATCH * each, BATCH), (BATCH * each, BATCH)];
+            if spans % BATCH != 0 {
+                expected.push((3 * each, 3));
+            }
+            assert_eq!(requests, expected);
         }
-        let batches: Vec<_> = waiting
-            .batches()
-            .into_iter()
-            .map(|(bytes, n)| (bytes.len(), n))
-            .collect();
-        assert_eq!(batches, [(BATCH, BATCH), (BATCH, BATCH), (3, 3)]);
-        waiting.bytes.truncate(BATCH * 2);
-        waiting.spans = BATCH * 2;
-        let batches: Vec<_> = waiting
-            .batches()
-            .into_iter()
-            .map(|(bytes, n)| (bytes.len(), n))
-            .collect();
-        assert_eq!(batches, [(BATCH, BATCH), (BATCH, BATCH)]);
     }
 
     #[test]

@@ -110,28 +110,73 @@ pub(super) fn key_value(out: &mut Vec<u8>, field: u32, key: &str, value: Value<'
     }
 }
 
-/// `ExportTraceServiceRequest { repeated ResourceSpans resource_spans = 1 }` with one resource
-/// (`Resource { attributes = 1 }`: `resource`, its encoded `KeyValue`s) and one scope
-/// (`ScopeSpans { scope = 1; spans = 2 }`, `InstrumentationScope { name = 1; version = 2 }`);
-/// `spans` are encoded `ScopeSpans.spans` fields, as ended spans wrote them.
-pub(super) fn export_request(resource: &[u8], spans: &[u8]) -> Vec<u8> {
-    let mut scope = Vec::with_capacity(64);
-    message(&mut scope, 1, |scope| {
+/// The start of an export request, before its spans: `ExportTraceServiceRequest { repeated
+/// ResourceSpans resource_spans = 1 }` with one resource (`Resource { attributes = 1 }`:
+/// `resource`, its encoded `KeyValue`s) and one scope (`ScopeSpans { scope = 1; spans = 2 }`,
+/// `InstrumentationScope { name = 1; version = 2 }`). Ended spans are written after it as
+/// `ScopeSpans.spans` fields; the two lengths that depend on them are left as room of
+/// [`PADDED`] bytes each, filled by [`finish_export`] when the batch is sent, so that the spans
+/// are sent where they were written, never copied into a request.
+pub(super) fn export_head(resource: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(resource.len() + 64);
+    tag(&mut out, 1, LEN);
+    out.extend_from_slice(&[0; PADDED]);
+    bytes(&mut out, 1, resource);
+    tag(&mut out, 2, LEN);
+    out.extend_from_slice(&[0; PADDED]);
+    message(&mut out, 1, |scope| {
         bytes(scope, 1, env!("CARGO_PKG_NAME").as_bytes());
         bytes(scope, 2, env!("CARGO_PKG_VERSION").as_bytes());
     });
-    // Lengths known up front: each message's prefix written once, nothing moved.
-    let scope_spans = scope.len() + spans.len();
-    let resource_spans = field_len(resource.len()) + field_len(scope_spans);
-    let mut out = Vec::with_capacity(field_len(resource_spans));
-    tag(&mut out, 1, LEN);
-    varint(&mut out, resource_spans as u64);
-    bytes(&mut out, 1, resource);
-    tag(&mut out, 2, LEN);
-    varint(&mut out, scope_spans as u64);
-    out.extend_from_slice(&scope);
-    out.extend_from_slice(spans);
     out
+}
+
+/// The bytes of a length written in room of fixed size: a varint with continuation bits on
+/// bytes it does not need (protobuf's parsers read varints of up to ten bytes), enough for
+/// lengths below 2^35.
+pub(super) const PADDED: usize = 5;
+
+/// Fills in the lengths of an export request that starts with `head_len` bytes of
+/// [`export_head`] and has its spans after them, to the end of `request`.
+pub(super) fn finish_export(request: &mut [u8], head_len: usize) {
+    let spans = request.len() - head_len;
+    // The head: tag, room, the resource field, tag, room, the scope field.
+    let scope_spans_room = 1 + PADDED + field_len_of(&request[1 + PADDED..]) + 1;
+    let scope = head_len - scope_spans_room - PADDED;
+    let scope_spans = scope + spans;
+    let resource_spans = request.len() - 1 - PADDED;
+    padded(&mut request[1..=PADDED], resource_spans as u64);
+    padded(
+        &mut request[scope_spans_room..scope_spans_room + PADDED],
+        scope_spans as u64,
+    );
+}
+
+/// The whole length of the length-delimited field that `bytes` starts with (tag of one byte).
+fn field_len_of(bytes: &[u8]) -> usize {
+    let mut len = 0u64;
+    let mut at = 1;
+    for (shift, byte) in bytes[1..].iter().enumerate().take(10) {
+        len |= u64::from(byte & 0x7f) << (7 * shift);
+        at += 1;
+        if byte & 0x80 == 0 {
+            break;
+        }
+    }
+    at + usize::try_from(len).unwrap_or(usize::MAX)
+}
+
+/// `value` as a varint of exactly [`PADDED`] bytes.
+fn padded(out: &mut [u8], value: u64) {
+    debug_assert!(value < 1 << 35, "a length the room holds");
+    for (index, byte) in out.iter_mut().enumerate() {
+        let group = ((value >> (7 * index)) & 0x7f) as u8;
+        *byte = if index + 1 < PADDED {
+            group | 0x80
+        } else {
+            group
+        };
+    }
 }
 
 /// The length of a length-delimited field of field number below 16 holding `len` bytes.
@@ -178,6 +223,76 @@ mod tests {
         // 200 needs two bytes, the AnyValue (203) two, the KeyValue (3 + 3 + 203 = 209) two.
         assert_eq!(&out[..3], &[0x0a, 0xd1, 0x01]);
         assert_eq!(out.len(), 3 + 209);
+    }
+
+    #[test]
+    fn an_export_request_reads_as_one_with_its_lengths_in_the_usual_form() {
+        let mut resource = Vec::new();
+        key_value(&mut resource, 1, "service.name", Value::Str("p"));
+        let head = export_head(&resource);
+        let mut span = Vec::new();
+        bytes(&mut span, 5, &[9; 150]);
+        let mut request = head.clone();
+        for _ in 0..3 {
+            bytes(&mut request, 2, &span);
+        }
+        finish_export(&mut request, head.len());
+        // The same request written with the shortest lengths.
+        let mut scope = Vec::new();
+        message(&mut scope, 1, |scope| {
+            bytes(scope, 1, env!("CARGO_PKG_NAME").as_bytes());
+            bytes(scope, 2, env!("CARGO_PKG_VERSION").as_bytes());
+        });
+        for _ in 0..3 {
+            bytes(&mut scope, 2, &span);
+        }
+        let mut resource_spans = Vec::new();
+        bytes(&mut resource_spans, 1, &resource);
+        bytes(&mut resource_spans, 2, &scope);
+        let mut usual = Vec::new();
+        bytes(&mut usual, 1, &resource_spans);
+        assert_eq!(canonical(&request), usual);
+    }
+
+    /// `bytes` with every varint rewritten in its shortest form, reading length-delimited
+    /// fields as messages down to the spans' own fields (field 5 of a span is its name).
+    fn canonical(bytes: &[u8]) -> Vec<u8> {
+        fn read_varint(bytes: &[u8], at: &mut usize) -> u64 {
+            let mut value = 0;
+            let mut shift = 0;
+            loop {
+                let byte = bytes[*at];
+                *at += 1;
+                value |= u64::from(byte & 0x7f) << shift;
+                shift += 7;
+                if byte & 0x80 == 0 {
+                    return value;
+                }
+            }
+        }
+        fn walk(bytes: &[u8], depth: usize, out: &mut Vec<u8>) {
+            let mut at = 0;
+            while at < bytes.len() {
+                let key = read_varint(bytes, &mut at);
+                varint(out, key);
+                assert_eq!(key & 7, u64::from(LEN), "only length-delimited fields here");
+                let len = usize::try_from(read_varint(bytes, &mut at)).unwrap();
+                let inner = &bytes[at..at + len];
+                at += len;
+                let mut nested = Vec::new();
+                // Request > ResourceSpans > ScopeSpans: messages; below them, bytes as they are.
+                if depth < 3 && !(depth == 1 && key >> 3 == 1) && !(depth == 2 && key >> 3 == 1) {
+                    walk(inner, depth + 1, &mut nested);
+                } else {
+                    nested.extend_from_slice(inner);
+                }
+                varint(out, nested.len() as u64);
+                out.extend_from_slice(&nested);
+            }
+        }
+        let mut out = Vec::new();
+        walk(bytes, 0, &mut out);
+        out
     }
 
     #[test]

@@ -142,32 +142,51 @@ impl Span {
                 (context, None)
             }
         };
-        let recording = context.sampled.then(|| {
-            let mut fields = spare_buffer();
-            // A client chooses the target (the tool it calls): cut as an attribute is.
-            let (first, second) = (
-                truncated(name.0, MAX_VALUE),
-                name.1.map(|second| truncated(second, MAX_VALUE)),
-            );
-            let len = first.len() + second.map_or(0, |second| second.len() + 1);
-            proto::tag(&mut fields, 5, proto::LEN);
-            proto::varint(&mut fields, len as u64);
-            fields.extend_from_slice(first.as_bytes());
-            if let Some(second) = second {
-                fields.push(b' ');
-                fields.extend_from_slice(second.as_bytes());
-            }
-            Recording {
-                parent: parent_id,
-                remote_parent: remote_parent && parent_id.is_some(),
-                kind,
-                start: now(),
-                end: None,
-                fields,
-                status: None,
-            }
+        if !context.sampled {
+            return Span(Some(Box::new(Inner {
+                context,
+                recording: None,
+            })));
+        }
+        // A box and a buffer an ended span left, filled in place; else new ones.
+        let mut inner = spare().unwrap_or_else(|| {
+            Box::new(Inner {
+                context: context.clone(),
+                recording: None,
+            })
         });
-        Span(Some(Box::new(Inner { context, recording })))
+        inner.context = context;
+        let recording = inner.recording.get_or_insert_with(|| Recording {
+            parent: None,
+            remote_parent: false,
+            kind,
+            start: 0,
+            end: None,
+            fields: Vec::with_capacity(384),
+            status: None,
+        });
+        recording.parent = parent_id;
+        recording.remote_parent = remote_parent && parent_id.is_some();
+        recording.kind = kind;
+        recording.start = now();
+        recording.end = None;
+        recording.status = None;
+        let fields = &mut recording.fields;
+        fields.clear();
+        // A client chooses the target (the tool it calls): cut as an attribute is.
+        let (first, second) = (
+            truncated(name.0, MAX_VALUE),
+            name.1.map(|second| truncated(second, MAX_VALUE)),
+        );
+        let len = first.len() + second.map_or(0, |second| second.len() + 1);
+        proto::tag(fields, 5, proto::LEN);
+        proto::varint(fields, len as u64);
+        fields.extend_from_slice(first.as_bytes());
+        if let Some(second) = second {
+            fields.push(b' ');
+            fields.extend_from_slice(second.as_bytes());
+        }
+        Span(Some(inner))
     }
 
     /// Where this span sits, to pass on (`None`: tracing off).
@@ -198,35 +217,36 @@ impl Span {
         }
     }
 
-    /// Sets an attribute whose key and value are both fixed text (a method's name, a transport):
-    /// encoded once per thread, then copied. Most of a call's attributes are such pairs.
-    pub fn set_fixed(&mut self, key: &'static str, value: &'static str) {
+    /// Sets attributes whose keys and values are all fixed text (a method's name, a transport),
+    /// as one group: encoded once per thread, then copied in one piece. Most of a call's
+    /// attributes are such pairs, and a span's are known together.
+    pub fn set_fixed(&mut self, pairs: &Fixed) {
         let Some(recording) = self.recording_mut() else {
             return;
         };
-        let id = (
-            key.as_ptr() as usize,
-            key.len(),
-            value.as_ptr() as usize,
-            value.len(),
-        );
+        let pairs = pairs.pairs();
         let copied = FIXED.try_with(|fixed| {
             let mut fixed = fixed.borrow_mut();
-            if let Some((_, bytes)) = fixed.iter().find(|(known, _)| *known == id) {
+            if let Some((_, bytes)) = fixed.iter().find(|(known, _)| same_pairs(known, pairs)) {
                 recording.fields.extend_from_slice(bytes);
                 return true;
             }
-            if fixed.len() >= FIXED_PAIRS {
+            if fixed.len() >= FIXED_GROUPS {
                 return false;
             }
             let mut bytes = Vec::new();
-            proto::key_value(&mut bytes, 9, key, Value::Str(truncated(value, MAX_VALUE)));
+            for (key, value) in pairs {
+                let value = Value::Str(truncated(value, MAX_VALUE));
+                proto::key_value(&mut bytes, 9, key, value);
+            }
             recording.fields.extend_from_slice(&bytes);
-            fixed.push((id, bytes.into_boxed_slice()));
+            fixed.push((pairs.into(), bytes.into_boxed_slice()));
             true
         });
         if copied != Ok(true) {
-            self.set(key, value);
+            for (key, value) in pairs {
+                self.set(key, *value);
+            }
         }
     }
 
@@ -262,10 +282,13 @@ fn truncated(text: &str, max: usize) -> &str {
 
 impl Drop for Span {
     fn drop(&mut self) {
-        let Some(Inner {
+        let Some(mut inner) = self.0.take() else {
+            return;
+        };
+        let Inner {
             context,
             recording: Some(recording),
-        }) = self.0.take().map(|inner| *inner)
+        } = &mut *inner
         else {
             return;
         };
@@ -275,7 +298,7 @@ impl Drop for Span {
             kind,
             start,
             end,
-            mut fields,
+            fields,
             status,
         } = recording;
         // `Span`: trace_id 1, span_id 2, trace_state 3, parent_span_id 4, name 5 (written),
@@ -304,65 +327,126 @@ impl Drop for Span {
         put(&end.unwrap_or_else(now).to_le_bytes());
         fields.extend_from_slice(&fixed[..at]);
         if let Some(state) = &context.trace_state {
-            proto::bytes(&mut fields, 3, state.as_bytes());
+            proto::bytes(fields, 3, state.as_bytes());
         }
         // `Status { message = 2; code = 3 }`: 2 is ERROR.
         if let Some(text) = &status {
-            proto::message(&mut fields, 15, |status| {
+            proto::message(fields, 15, |status| {
                 proto::bytes(status, 2, text.as_bytes());
                 proto::number(status, 3, 2);
             });
         }
         // The sampled flag, and that whether the parent is remote is known (bit 8) and said
         // (bit 9).
-        let remote = if remote_parent { 0x300 } else { 0x100 };
-        proto::fixed32(&mut fields, 16, u32::from(context.sampled) | remote);
-        export::submit(&fields);
-        give_back(fields);
+        let remote = if *remote_parent { 0x300 } else { 0x100 };
+        proto::fixed32(fields, 16, u32::from(context.sampled) | remote);
+        export::submit(fields);
+        give_back(inner);
     }
 }
 
 thread_local! {
-    /// Buffers of ended spans, cleared, for the next spans to start on this thread: a span's
-    /// bytes are copied to the exporter when it ends, so its buffer can serve again at once
-    /// instead of an allocation and a free per span.
-    static SPARE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+    /// Ended sampled spans, for the next spans to start on this thread: a span's bytes are
+    /// copied to the exporter when it ends, so its box and its buffer can serve again at once
+    /// instead of two allocations and two frees per span.
+    #[expect(clippy::vec_box, reason = "the boxes are what is kept: a span is one")]
+    static SPARE: RefCell<Vec<Box<Inner>>> = const { RefCell::new(Vec::new()) };
 }
 
-/// A fixed pair's identity: where its key and value are, and how long.
-type PairId = (usize, usize, usize, usize);
+/// A key and its value, both fixed text.
+type Pair = (&'static str, &'static str);
+
+/// Attributes whose keys and values are fixed text, gathered for [`Span::set_fixed`]: at most
+/// [`Fixed::MAX`], on the stack.
+pub struct Fixed {
+    pairs: [Pair; Fixed::MAX],
+    len: usize,
+}
+
+impl Fixed {
+    pub const MAX: usize = 6;
+
+    pub const fn new() -> Fixed {
+        Fixed {
+            pairs: [("", ""); Fixed::MAX],
+            len: 0,
+        }
+    }
+
+    /// Adds a pair (past [`Fixed::MAX`], a mistake in the code: left out).
+    pub fn push(&mut self, key: &'static str, value: &'static str) {
+        debug_assert!(
+            self.len < Fixed::MAX,
+            "more fixed attributes than a group holds"
+        );
+        if let Some(slot) = self.pairs.get_mut(self.len) {
+            *slot = (key, value);
+            self.len += 1;
+        }
+    }
+
+    fn pairs(&self) -> &[Pair] {
+        &self.pairs[..self.len]
+    }
+}
+
+impl Default for Fixed {
+    fn default() -> Fixed {
+        Fixed::new()
+    }
+}
+
+/// Whether two groups are the same text at the same places: fixed text is known by where it is,
+/// so that a group is found without reading it.
+fn same_pairs(known: &[Pair], pairs: &[Pair]) -> bool {
+    known.len() == pairs.len()
+        && known
+            .iter()
+            .zip(pairs)
+            .all(|((key, value), (other_key, other_value))| {
+                std::ptr::eq(*key, *other_key) && std::ptr::eq(*value, *other_value)
+            })
+}
+
+/// A group of fixed attributes and its encoding.
+type Encoded = (Box<[Pair]>, Box<[u8]>);
 
 thread_local! {
-    /// Fixed attributes already encoded on this thread ([`Span::set_fixed`]).
-    static FIXED: RefCell<Vec<(PairId, Box<[u8]>)>> = const { RefCell::new(Vec::new()) };
+    /// Groups of fixed attributes already encoded on this thread ([`Span::set_fixed`]).
+    static FIXED: RefCell<Vec<Encoded>> = const { RefCell::new(Vec::new()) };
 }
 
-/// The most fixed pairs kept per thread: the code holds a few dozen; past that they are encoded
+/// The most groups kept per thread: the code makes a few dozen; past that they are encoded
 /// each time.
-const FIXED_PAIRS: usize = 64;
+const FIXED_GROUPS: usize = 64;
 
-/// The most buffers kept per thread, and the largest kept (a span with a long attribute gives
-/// its buffer back to the allocator).
-const SPARE_BUFFERS: usize = 16;
+/// The most spans kept per thread, and the largest buffer kept (a span with a long attribute
+/// gives its buffer back to the allocator).
+const SPARE_SPANS: usize = 16;
 const SPARE_CAPACITY: usize = 2048;
 
-fn spare_buffer() -> Vec<u8> {
+fn spare() -> Option<Box<Inner>> {
     SPARE
         .try_with(|spare| spare.borrow_mut().pop())
         .ok()
         .flatten()
-        .unwrap_or_else(|| Vec::with_capacity(384))
 }
 
-fn give_back(mut buffer: Vec<u8>) {
-    if buffer.capacity() > SPARE_CAPACITY {
+/// Keeps an ended span's box for the next: its buffer cleared, its text dropped.
+fn give_back(mut inner: Box<Inner>) {
+    let Some(recording) = &mut inner.recording else {
+        return;
+    };
+    if recording.fields.capacity() > SPARE_CAPACITY {
         return;
     }
-    buffer.clear();
+    recording.fields.clear();
+    recording.status = None;
+    inner.context.trace_state = None;
     let _ = SPARE.try_with(|spare| {
         let mut spare = spare.borrow_mut();
-        if spare.len() < SPARE_BUFFERS {
-            spare.push(buffer);
+        if spare.len() < SPARE_SPANS {
+            spare.push(inner);
         }
     });
 }
@@ -384,7 +468,7 @@ mod tests {
             kind: Kind::Server,
             start: 0,
             end: None,
-            fields: spare_buffer(),
+            fields: Vec::new(),
             status: None,
         };
         Span(Some(Box::new(Inner {
@@ -398,19 +482,28 @@ mod tests {
     }
 
     #[test]
-    fn a_fixed_pair_is_encoded_as_any_attribute_is() {
+    fn fixed_pairs_are_encoded_as_any_attribute_is() {
         let (mut plain, mut fixed) = (recording(), recording());
+        let mut group = Fixed::new();
+        group.push("mcp.method.name", "tools/call");
+        group.push("network.transport", "pipe");
         for _ in 0..2 {
             plain.set("mcp.method.name", "tools/call");
             plain.set("network.transport", "pipe");
-            fixed.set_fixed("mcp.method.name", "tools/call");
-            fixed.set_fixed("network.transport", "pipe");
+            fixed.set_fixed(&group);
         }
         assert!(!fields(&plain).is_empty());
         assert_eq!(fields(&plain), fields(&fixed));
-        // A value that shares the key's text but not its length is a pair of its own.
-        fixed.set_fixed("mcp.method.name", &"tools/call"[..5]);
+        // A value that shares another's text but not its length is a pair of its own, and a
+        // group that starts like a known one is a group of its own.
+        let mut shorter = Fixed::new();
+        shorter.push("mcp.method.name", &"tools/call"[..5]);
+        fixed.set_fixed(&shorter);
         plain.set("mcp.method.name", "tools");
+        let mut first = Fixed::new();
+        first.push("mcp.method.name", "tools/call");
+        fixed.set_fixed(&first);
+        plain.set("mcp.method.name", "tools/call");
         assert_eq!(fields(&plain), fields(&fixed));
     }
 

@@ -274,7 +274,7 @@ impl Answer {
     pub(crate) fn new(id: RequestId, outcome: Result<Relayed, RouteError>) -> Answer {
         match outcome {
             Ok(Relayed::Raw(raw)) => Answer::Raw(id, raw),
-            Ok(Relayed::Typed(result)) => Answer::message(id, Ok(result)),
+            Ok(Relayed::Typed(result)) => Answer::message(id, Ok(*result)),
             Err(error) => Answer::message(id, Err(error)),
         }
     }

@@ -26,6 +26,9 @@ use serde_json::value::RawValue;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::oneshot;
 
+/// The bytes a request's line starts with room for.
+const LINE_ROOM: usize = 1024;
+
 /// The prefix of the lane's request ids.
 const ID_PREFIX: &str = "pluggedin:";
 
@@ -116,12 +119,18 @@ impl<W: AsyncWrite + Unpin + Send> Lane<W> {
         let number = self.next.fetch_add(1, Ordering::Relaxed);
         let mut digits = itoa::Buffer::new();
         let id: Arc<str> = [ID_PREFIX, digits.format(number)].concat().into();
-        let mut line = serde_json::to_vec(&Request {
-            jsonrpc: "2.0",
-            id: &id,
-            method,
-            params: params(&id),
-        })?;
+        // Room for a usual call's line (its envelope, a modern server's lifecycle `_meta`, a trace
+        // context and short arguments) without growing it on the way.
+        let mut line = Vec::with_capacity(LINE_ROOM);
+        serde_json::to_writer(
+            &mut line,
+            &Request {
+                jsonrpc: "2.0",
+                id: &id,
+                method,
+                params: params(&id),
+            },
+        )?;
         line.push(b'\n');
         let (sender, answer) = oneshot::channel();
         {
