@@ -182,7 +182,7 @@ pub struct Connection {
     /// What rmcp puts in the `_meta` of every request to a modern server (its generation, our
     /// client info and capabilities), encoded once for requests on the lane. `None` for a legacy
     /// server.
-    pub request_meta: Option<Arc<serde_json::value::RawValue>>,
+    pub request_meta: Option<Box<serde_json::value::RawValue>>,
     pub capabilities: ServerCapabilities,
     pub instructions: Option<String>,
     pub protocol_version: String,

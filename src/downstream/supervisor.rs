@@ -218,7 +218,7 @@ async fn serve(
             meta.set_protocol_version(info.protocol_version.clone());
             meta.set_client_info(ours.client_info);
             meta.set_client_capabilities(ours.capabilities);
-            serde_json::value::to_raw_value(&meta).map(Arc::from)
+            serde_json::value::to_raw_value(&meta)
         })
         .and_then(Result::ok);
     let connection = Connection {

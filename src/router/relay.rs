@@ -181,34 +181,14 @@ pub(super) fn result_text(result: &CallToolResult) -> String {
 }
 
 /// A request's params on the lane with the `_meta` made for it (the params' own is cleared).
-struct WithMeta<'a>(&'a ClientRequest, LaneMeta);
+struct WithMeta<'a>(&'a ClientRequest);
 
 impl Serialize for WithMeta<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        #[derive(Serialize)]
-        struct Flat<'a, P> {
-            #[serde(flatten)]
-            params: &'a P,
-            #[serde(rename = "_meta", skip_serializing_if = "LaneMeta::is_empty")]
-            meta: &'a LaneMeta,
-        }
-        let meta = &self.1;
         match self.0 {
-            ClientRequest::GetPromptRequest(get) => Flat {
-                params: &get.params,
-                meta,
-            }
-            .serialize(serializer),
-            ClientRequest::ReadResourceRequest(read) => Flat {
-                params: &read.params,
-                meta,
-            }
-            .serialize(serializer),
-            ClientRequest::CompleteRequest(complete) => Flat {
-                params: &complete.params,
-                meta,
-            }
-            .serialize(serializer),
+            ClientRequest::GetPromptRequest(get) => get.params.serialize(serializer),
+            ClientRequest::ReadResourceRequest(read) => read.params.serialize(serializer),
+            ClientRequest::CompleteRequest(complete) => complete.params.serialize(serializer),
             other => Err(serde::ser::Error::custom(format!(
                 "{} does not go on a lane this way",
                 other.method()
@@ -230,8 +210,6 @@ struct LaneParams<'a> {
     name: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     arguments: Option<Arguments<'a>>,
-    #[serde(rename = "_meta", skip_serializing_if = "LaneMeta::is_empty")]
-    meta: LaneMeta,
 }
 
 impl Router {
@@ -267,14 +245,7 @@ impl Router {
                     server,
                     &connection,
                     (lane, Relayable::CallTool, downstream.config.timeout),
-                    (
-                        |meta| LaneParams {
-                            name,
-                            arguments,
-                            meta,
-                        },
-                        extra,
-                    ),
+                    (|| LaneParams { name, arguments }, extra),
                     (caller, Some(name)),
                 )
                 .await?;
@@ -338,7 +309,7 @@ impl Router {
                     server,
                     &connection,
                     (lane, kind, downstream.config.timeout),
-                    (|meta| WithMeta(&request, meta), extra),
+                    (|| WithMeta(&request), extra),
                     (caller, None),
                 )
                 .await?;
@@ -362,7 +333,7 @@ impl Router {
         server: &str,
         connection: &Connection,
         lane: (&Arc<ChildLane>, Relayable, std::time::Duration),
-        (params, mut extra): (impl FnOnce(LaneMeta) -> P, RequestMetaObject),
+        (params, mut extra): (impl FnOnce() -> P, RequestMetaObject),
         (caller, tool): (&Caller, Option<&str>),
     ) -> Result<Box<RawValue>, RouteError> {
         // A lane is a child's: a pipe.
@@ -397,11 +368,7 @@ impl Router {
         server: &str,
         connection: &Connection,
         (lane, kind, timeout): (&Arc<ChildLane>, Relayable, std::time::Duration),
-        (params, mut extra, trace): (
-            impl FnOnce(LaneMeta) -> P,
-            RequestMetaObject,
-            Option<&SpanContext>,
-        ),
+        (params, mut extra, trace): (impl FnOnce() -> P, RequestMetaObject, Option<&SpanContext>),
         caller: &Caller,
     ) -> Result<Box<RawValue>, RouteError> {
         let method = kind.method();
@@ -422,15 +389,16 @@ impl Router {
         // that stopped reading its stdin blocks the write). The server's progress comes with a
         // token of ours (the request's id), swapped back.
         let deadline = tokio::time::Instant::now() + timeout;
-        let send = lane.send(method, |id: &str| {
+        let send = lane.send_written(method, |id: &str, line: &mut Vec<u8>| {
             if client_token.is_some() {
                 extra.set_progress_token(token(id));
             }
-            params(LaneMeta {
-                lifecycle: connection.request_meta.clone(),
-                extra,
-                trace: trace.cloned(),
-            })
+            let meta = LaneMeta {
+                lifecycle: connection.request_meta.as_deref(),
+                extra: &extra,
+                trace,
+            };
+            meta.write_params(&params(), line)
         });
         let timed_out = || RouteError::Timeout {
             server: server.to_owned(),
@@ -511,84 +479,92 @@ fn asks_for_input(connection: &Connection, result: &RawValue) -> Option<ServerRe
 
 /// A lane call's `_meta`: a modern server's lifecycle keys (encoded once per connection), then
 /// `extra` (a few keys of the call's), then the client span's context (`traceparent`,
-/// `tracestate`; `extra` holds neither). Written as the request's line is.
-pub(super) struct LaneMeta {
-    pub(super) lifecycle: Option<Arc<RawValue>>,
-    pub(super) extra: RequestMetaObject,
-    pub(super) trace: Option<SpanContext>,
+/// `tracestate`; `extra` holds neither).
+pub(super) struct LaneMeta<'a> {
+    pub(super) lifecycle: Option<&'a RawValue>,
+    pub(super) extra: &'a RequestMetaObject,
+    pub(super) trace: Option<&'a SpanContext>,
 }
 
-impl LaneMeta {
+impl LaneMeta<'_> {
     /// Nothing to write: the request goes without `_meta`.
     pub(super) fn is_empty(&self) -> bool {
         self.lifecycle.is_none() && self.extra.is_empty() && self.trace.is_none()
     }
 
-    /// The lifecycle object with the call's own members spliced in as text, and read once to
-    /// check it: cheaper than writing the lifecycle's members one by one, whose long keys the
-    /// writer would scan for characters to escape.
-    fn spliced(
-        lifecycle: &RawValue,
-        extra: &RequestMetaObject,
-        trace: Option<&SpanContext>,
-    ) -> Option<Box<RawValue>> {
-        // Room for the lifecycle, a few keys of `extra` and the trace context: grown once at most.
-        let mut text = String::with_capacity(lifecycle.get().len() + 256);
-        text.push_str(lifecycle.get().trim_end().strip_suffix('}')?);
-        let member = |text: &mut String| {
-            if !text.trim_end().ends_with('{') {
-                text.push(',');
-            }
-        };
-        if !extra.is_empty() {
-            let extra = serde_json::to_string(extra).ok()?;
-            member(&mut text);
-            text.push_str(extra.trim_start().strip_prefix('{')?.strip_suffix('}')?);
+    /// Writes `params` (an object) with this `_meta` in it, into a request's line: each part
+    /// written by serde or known to be JSON (the lifecycle was, the trace context is hex), spliced
+    /// as bytes, so that nothing is encoded twice or read back.
+    pub(super) fn write_params(
+        &self,
+        params: &impl Serialize,
+        line: &mut Vec<u8>,
+    ) -> serde_json::Result<()> {
+        use serde::ser::Error;
+        serde_json::to_writer(&mut *line, params)?;
+        if self.is_empty() {
+            return Ok(());
         }
-        if let Some(trace) = trace {
-            member(&mut text);
-            text.push_str("\"traceparent\":\"");
-            trace.write_traceparent(&mut text);
-            text.push('"');
+        // The params' closing brace gives way to `_meta`.
+        if line.pop() != Some(b'}') {
+            return Err(serde_json::Error::custom(
+                "a request's params are not an object",
+            ));
+        }
+        member(line);
+        line.extend_from_slice(br#""_meta":"#);
+        match self.lifecycle {
+            Some(lifecycle) if self.extra.is_empty() && self.trace.is_none() => {
+                line.extend_from_slice(lifecycle.get().as_bytes());
+            }
+            Some(lifecycle) => {
+                let open = lifecycle
+                    .get()
+                    .trim_end()
+                    .strip_suffix('}')
+                    .ok_or_else(|| {
+                        serde_json::Error::custom("a server's lifecycle _meta is not an object")
+                    })?;
+                line.extend_from_slice(open.as_bytes());
+                self.write_members(line)?;
+                line.push(b'}');
+            }
+            None => {
+                line.push(b'{');
+                self.write_members(line)?;
+                line.push(b'}');
+            }
+        }
+        line.push(b'}');
+        Ok(())
+    }
+
+    /// `extra`'s members and the trace context's, each after a comma unless it comes first.
+    fn write_members(&self, line: &mut Vec<u8>) -> serde_json::Result<()> {
+        for (key, value) in self.extra.iter() {
+            member(line);
+            serde_json::to_writer(&mut *line, key)?;
+            line.push(b':');
+            serde_json::to_writer(&mut *line, value)?;
+        }
+        if let Some(trace) = self.trace {
+            member(line);
+            line.extend_from_slice(br#""traceparent":""#);
+            line.extend_from_slice(&trace.traceparent_bytes());
+            line.push(b'"');
             if let Some(state) = &trace.trace_state {
-                text.push_str(",\"tracestate\":");
-                text.push_str(&serde_json::to_string(state).ok()?);
+                line.extend_from_slice(br#","tracestate":"#);
+                serde_json::to_writer(&mut *line, state)?;
             }
         }
-        text.push('}');
-        RawValue::from_string(text).ok()
+        Ok(())
     }
 }
 
-impl Serialize for LaneMeta {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::{Error, SerializeMap};
-        if let Some(lifecycle) = &self.lifecycle {
-            if self.extra.is_empty() && self.trace.is_none() {
-                // Already valid JSON: written as it is.
-                return lifecycle.serialize(serializer);
-            }
-            return match LaneMeta::spliced(lifecycle, &self.extra, self.trace.as_ref()) {
-                Some(spliced) => spliced.serialize(serializer),
-                None => Err(S::Error::custom(
-                    "the server's lifecycle _meta is not an object",
-                )),
-            };
-        }
-        // A few short keys: written one by one.
-        let mut map = serializer.serialize_map(None)?;
-        for (key, value) in self.extra.iter() {
-            map.serialize_entry(key, value)?;
-        }
-        if let Some(trace) = &self.trace {
-            let mut traceparent = String::with_capacity(55);
-            trace.write_traceparent(&mut traceparent);
-            map.serialize_entry("traceparent", &traceparent)?;
-            if let Some(state) = &trace.trace_state {
-                map.serialize_entry("tracestate", state)?;
-            }
-        }
-        map.end()
+/// A comma before the next member of the object being written, unless it is the first.
+fn member(line: &mut Vec<u8>) {
+    if line.trim_ascii_end().last() != Some(&b'{') {
+        line.push(b',');
     }
 }
 
@@ -777,22 +753,24 @@ mod tests {
         assert!(!may_say_is_error(br#"{"isError":false,"x":"isError"}"#));
     }
 
-    /// A lane call's `_meta` as written, from a lifecycle object's text.
-    fn meta(
+    /// The params `{"name":"t"}` as a lane call writes them with this `_meta`.
+    fn written(
         lifecycle: Option<&str>,
         extra: &RequestMetaObject,
         trace: Option<&SpanContext>,
-    ) -> LaneMeta {
-        let lifecycle = lifecycle.map(|text| Arc::from(raw(text)));
-        LaneMeta {
-            lifecycle,
-            extra: extra.clone(),
-            trace: trace.cloned(),
-        }
-    }
-
-    fn written(meta: &LaneMeta) -> String {
-        serde_json::to_string(meta).unwrap()
+    ) -> String {
+        let lifecycle = lifecycle.map(raw);
+        let meta = LaneMeta {
+            lifecycle: lifecycle.as_deref(),
+            extra,
+            trace,
+        };
+        let mut line = Vec::new();
+        meta.write_params(&serde_json::json!({"name": "t"}), &mut line)
+            .unwrap();
+        let line = String::from_utf8(line).unwrap();
+        serde_json::from_str::<serde_json::Value>(&line).expect("the line is JSON");
+        line
     }
 
     #[test]
@@ -802,39 +780,59 @@ mod tests {
         let request = ClientRequest::GetPromptRequest(Request::new(params));
         let mut extra = RequestMetaObject::default();
         extra.set_progress_token(token("pluggedin:7"));
-        let text = serde_json::to_string(&WithMeta(&request, meta(None, &extra, None))).unwrap();
+        let meta = LaneMeta {
+            lifecycle: None,
+            extra: &extra,
+            trace: None,
+        };
+        let mut line = Vec::new();
+        meta.write_params(&WithMeta(&request), &mut line).unwrap();
         assert_eq!(
-            text,
+            String::from_utf8(line).unwrap(),
             r#"{"name":"greet","arguments":{"who":"you"},"_meta":{"progressToken":"pluggedin:7"}}"#
         );
         let read = ClientRequest::ReadResourceRequest(Request::new(
             rmcp::model::ReadResourceRequestParams::new("demo://a"),
         ));
-        let none = meta(None, &RequestMetaObject::default(), None);
-        assert_eq!(
-            serde_json::to_string(&WithMeta(&read, none)).unwrap(),
-            r#"{"uri":"demo://a"}"#
-        );
+        let none = RequestMetaObject::default();
+        let meta = LaneMeta {
+            lifecycle: None,
+            extra: &none,
+            trace: None,
+        };
+        let mut line = Vec::new();
+        meta.write_params(&WithMeta(&read), &mut line).unwrap();
+        assert_eq!(String::from_utf8(line).unwrap(), r#"{"uri":"demo://a"}"#);
+        // Params that are not an object take no `_meta`: an error, not a broken line.
+        let meta = LaneMeta {
+            lifecycle: None,
+            extra: &extra,
+            trace: None,
+        };
+        assert!(meta.write_params(&[1], &mut Vec::new()).is_err());
     }
 
     #[test]
     fn a_lane_calls_meta_is_the_lifecycle_then_the_calls_own_keys() {
         let mut extra = RequestMetaObject::default();
-        assert!(meta(None, &extra, None).is_empty());
+        assert_eq!(written(None, &extra, None), r#"{"name":"t"}"#);
         let lifecycle = r#"{"io.modelcontextprotocol/protocolVersion":"2026-07-28","z":{"c":[1]}}"#;
-        assert_eq!(written(&meta(Some(lifecycle), &extra, None)), lifecycle);
+        assert_eq!(
+            written(Some(lifecycle), &extra, None),
+            format!(r#"{{"name":"t","_meta":{lifecycle}}}"#)
+        );
         extra.set_progress_token(token("pluggedin:3"));
         assert_eq!(
-            written(&meta(Some(lifecycle), &extra, None)),
-            r#"{"io.modelcontextprotocol/protocolVersion":"2026-07-28","z":{"c":[1]},"progressToken":"pluggedin:3"}"#
+            written(Some(lifecycle), &extra, None),
+            r#"{"name":"t","_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","z":{"c":[1]},"progressToken":"pluggedin:3"}}"#
         );
         assert_eq!(
-            written(&meta(Some("{ }"), &extra, None)),
-            r#"{ "progressToken":"pluggedin:3"}"#
+            written(Some("{ }"), &extra, None),
+            r#"{"name":"t","_meta":{ "progressToken":"pluggedin:3"}}"#
         );
         assert_eq!(
-            written(&meta(None, &extra, None)),
-            r#"{"progressToken":"pluggedin:3"}"#
+            written(None, &extra, None),
+            r#"{"name":"t","_meta":{"progressToken":"pluggedin:3"}}"#
         );
     }
 
@@ -848,14 +846,14 @@ mod tests {
         let lifecycle = r#"{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}"#;
         let mut extra = RequestMetaObject::default();
         assert_eq!(
-            written(&meta(None, &extra, Some(&trace))),
-            r#"{"traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01","tracestate":"vendor=\"q\""}"#
+            written(None, &extra, Some(&trace)),
+            r#"{"name":"t","_meta":{"traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01","tracestate":"vendor=\"q\""}}"#
         );
         extra.set_progress_token(token("pluggedin:3"));
         trace.trace_state = None;
         assert_eq!(
-            written(&meta(Some(lifecycle), &extra, Some(&trace))),
-            r#"{"io.modelcontextprotocol/protocolVersion":"2026-07-28","progressToken":"pluggedin:3","traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}"#
+            written(Some(lifecycle), &extra, Some(&trace)),
+            r#"{"name":"t","_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","progressToken":"pluggedin:3","traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}}"#
         );
     }
 }

@@ -57,9 +57,11 @@ impl Router {
         let name = params.name.clone();
         let operation = self.begin(caller, "tools/call", Some(&name));
         let started = Instant::now();
-        // Without a span the call is awaited where it is made: not moved into a wrapper.
+        // Without a span the call is awaited where it is made; with one it is pinned where it is
+        // made and the span's wrapper holds a reference to it: a call's future is large, and
+        // moving it into the wrapper would copy it.
         let (outcome, tool_error) = if let Some(context) = operation.span.context() {
-            let routed = self.call_tool_routed(caller, params, raw, started);
+            let routed = std::pin::pin!(self.call_tool_routed(caller, params, raw, started));
             traces::entered(context.clone(), routed).await
         } else {
             self.call_tool_routed(caller, params, raw, started).await

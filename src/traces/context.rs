@@ -54,13 +54,18 @@ impl SpanContext {
 
     /// Writes the `traceparent` naming this span at the end of `text`.
     pub fn write_traceparent(&self, text: &mut String) {
+        text.push_str(std::str::from_utf8(&self.traceparent_bytes()).expect("hex is ASCII"));
+    }
+
+    /// The `traceparent` naming this span, as ASCII bytes.
+    pub fn traceparent_bytes(&self) -> [u8; 55] {
         let mut out = [0u8; 55];
         out[..3].copy_from_slice(b"00-");
         hex_into(&mut out[3..35], &self.trace_id);
         out[35] = b'-';
         hex_into(&mut out[36..52], &self.span_id);
         out[52..].copy_from_slice(if self.sampled { b"-01" } else { b"-00" });
-        text.push_str(std::str::from_utf8(&out).expect("hex is ASCII"));
+        out
     }
 
     /// The trace id in hex, as log lines carry it.

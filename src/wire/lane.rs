@@ -91,14 +91,6 @@ struct Head<'a> {
     error: Option<ErrorData>,
 }
 
-#[derive(Serialize)]
-struct Request<'a, P> {
-    jsonrpc: &'static str,
-    id: &'a str,
-    method: &'a str,
-    params: P,
-}
-
 impl<W: AsyncWrite + Unpin + Send> Lane<W> {
     pub fn new(stdin: Stdin<W>) -> Arc<Lane<W>> {
         Arc::new(Lane {
@@ -116,22 +108,29 @@ impl<W: AsyncWrite + Unpin + Send> Lane<W> {
         method: &str,
         params: impl FnOnce(&str) -> P,
     ) -> Result<Call<W>, LaneError> {
+        self.send_written(method, |id, line| serde_json::to_writer(line, &params(id)))
+            .await
+    }
+
+    /// Sends a request whose params `write` writes into its line, given the request's id.
+    pub async fn send_written(
+        self: &Arc<Self>,
+        method: &str,
+        write: impl FnOnce(&str, &mut Vec<u8>) -> serde_json::Result<()>,
+    ) -> Result<Call<W>, LaneError> {
         let number = self.next.fetch_add(1, Ordering::Relaxed);
         let mut digits = itoa::Buffer::new();
         let id: Arc<str> = [ID_PREFIX, digits.format(number)].concat().into();
         // Room for a usual call's line (its envelope, a modern server's lifecycle `_meta`, a trace
         // context and short arguments) without growing it on the way.
         let mut line = Vec::with_capacity(LINE_ROOM);
-        serde_json::to_writer(
-            &mut line,
-            &Request {
-                jsonrpc: "2.0",
-                id: &id,
-                method,
-                params: params(&id),
-            },
-        )?;
-        line.push(b'\n');
+        line.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
+        serde_json::to_writer(&mut line, &*id)?;
+        line.extend_from_slice(br#","method":"#);
+        serde_json::to_writer(&mut line, method)?;
+        line.extend_from_slice(br#","params":"#);
+        write(&id, &mut line)?;
+        line.extend_from_slice(b"}\n");
         let (sender, answer) = oneshot::channel();
         {
             let mut waiting = self.lock();
