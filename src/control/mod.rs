@@ -6,7 +6,9 @@
 
 pub mod activity;
 pub mod app;
+mod library;
 pub mod local;
+pub mod postgres;
 pub mod time;
 
 use std::collections::BTreeSet;

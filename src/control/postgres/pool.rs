@@ -1,0 +1,307 @@
+//! Connections to the database: the URL read and checked (`sslmode`), a description of it that
+//! never holds the password, and a small pool. A connection is made when a call finds none idle,
+//! with a connect timeout and the server's `statement_timeout` set for its session; one that
+//! the server or the network closed is dropped and the next call makes a fresh one, so the store
+//! recovers by itself once the database is back. Failing to reach the database is
+//! `store unavailable: …`.
+
+use std::str::FromStr;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio_postgres::config::{Host, SslMode};
+use tokio_postgres::{Client, Config, NoTls};
+
+use crate::control::{ControlError, Result};
+
+/// How long making a connection may take. A database on the same host or network answers in
+/// milliseconds; past this it is down or unreachable, and the call says so.
+pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The server's bound on one statement (`statement_timeout`): as long as SQLite's busy timeout,
+/// far above the longest write (indexing a 10 MB document), so hitting it means something is
+/// stuck.
+const STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
+/// The bound on a whole call on our side, for a server that stopped answering without closing
+/// the connection (a network partition), which `statement_timeout` cannot see.
+pub(super) const CALL_TIMEOUT: Duration = Duration::from_secs(45);
+/// Connections open at once. Calls are short and a proxy makes few at a time (the recorder's
+/// batches, built-in tools, the settings poll); a few connections keep one slow search from
+/// holding up the rest without taking many of the server's `max_connections`.
+const POOL_SIZE: usize = 4;
+
+/// The database's URL, read: its connection settings, and how to name it in logs and errors.
+pub(super) struct Target {
+    pub(super) config: Config,
+    /// `postgres://user@host:port/dbname`: never the password.
+    pub(super) shown: String,
+}
+
+impl Target {
+    /// Reads `postgres://user:password@host:port/dbname?…` (or `postgresql://`). TLS is not built
+    /// in: `sslmode` may be `disable`, `allow` or `prefer` (all connect without TLS); `require`,
+    /// `verify-ca` and `verify-full` are refused with what to do instead.
+    pub(super) fn parse(url: &str) -> Result<Target> {
+        let scheme = url.split_once("://").map(|(scheme, _)| scheme);
+        if !matches!(scheme, Some("postgres" | "postgresql")) {
+            return Err(ControlError::Invalid(
+                "--database-url: expected postgres://user:password@host:port/dbname (or \
+                 postgresql://…)"
+                    .into(),
+            ));
+        }
+        let mut parsed = url::Url::parse(url).map_err(|error| {
+            ControlError::Invalid(format!("--database-url: not a valid URL ({error})"))
+        })?;
+        let mut ssl_mode = None;
+        let rest: Vec<(String, String)> = parsed
+            .query_pairs()
+            .filter_map(|(key, value)| {
+                if key == "sslmode" {
+                    ssl_mode = Some(value.into_owned());
+                    None
+                } else {
+                    Some((key.into_owned(), value.into_owned()))
+                }
+            })
+            .collect();
+        parsed.set_query(None);
+        if !rest.is_empty() {
+            parsed.query_pairs_mut().extend_pairs(rest);
+        }
+        let mut config = Config::from_str(parsed.as_str()).map_err(|error| {
+            ControlError::Invalid(format!("--database-url: {}", describe(&error)))
+        })?;
+        let shown = show(&config);
+        match ssl_mode.as_deref() {
+            None | Some("disable" | "allow" | "prefer") => {}
+            Some(mode @ ("require" | "verify-ca" | "verify-full")) => {
+                return Err(ControlError::Open {
+                    path: shown,
+                    message: format!(
+                        "sslmode={mode}: this build connects to PostgreSQL without TLS; use \
+                         sslmode=disable over a Unix socket, loopback or a network you trust, or \
+                         reach the server through a TLS tunnel"
+                    ),
+                });
+            }
+            Some(other) => {
+                return Err(ControlError::Invalid(format!(
+                    "--database-url: sslmode={other} is not a PostgreSQL sslmode"
+                )));
+            }
+        }
+        config.ssl_mode(SslMode::Disable);
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("pluggedin-mcp-proxy");
+        }
+        let timeout = format!("-c statement_timeout={}", STATEMENT_TIMEOUT.as_millis());
+        let options = match config.get_options() {
+            Some(given) => format!("{given} {timeout}"),
+            None => timeout,
+        };
+        config.options(options);
+        Ok(Target { config, shown })
+    }
+}
+
+/// `postgres://user@host:port/dbname` from the settings, without the password.
+fn show(config: &Config) -> String {
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(index, host)| {
+            let name = match host {
+                Host::Tcp(name) => name.clone(),
+                #[cfg(unix)]
+                Host::Unix(path) => path.display().to_string(),
+            };
+            match config.get_ports().get(index).or(config.get_ports().first()) {
+                Some(port) => format!("{name}:{port}"),
+                None => name,
+            }
+        })
+        .collect();
+    let user = config
+        .get_user()
+        .map(|user| format!("{user}@"))
+        .unwrap_or_default();
+    format!(
+        "postgres://{user}{}/{}",
+        hosts.join(","),
+        config.get_dbname().unwrap_or_default()
+    )
+}
+
+/// The client's error as one line: the server's own message for a database error, else what
+/// went wrong with its cause (tokio-postgres keeps the cause apart from its message).
+pub(super) fn describe(error: &tokio_postgres::Error) -> String {
+    if let Some(database) = error.as_db_error() {
+        return format!("{}: {}", database.severity(), database.message());
+    }
+    match std::error::Error::source(error) {
+        Some(cause) => format!("{error}: {cause}"),
+        None => error.to_string(),
+    }
+}
+
+/// The error a call answers with when the database cannot be reached.
+pub(super) fn unavailable(why: impl std::fmt::Display) -> ControlError {
+    ControlError::Store(format!("store unavailable: {why}"))
+}
+
+impl From<tokio_postgres::Error> for ControlError {
+    fn from(error: tokio_postgres::Error) -> ControlError {
+        use tokio_postgres::error::SqlState;
+        let text = describe(&error);
+        let gone = match error.code() {
+            // The server is shutting down, starting up, or ended this session.
+            Some(code) => [
+                SqlState::ADMIN_SHUTDOWN,
+                SqlState::CRASH_SHUTDOWN,
+                SqlState::CANNOT_CONNECT_NOW,
+            ]
+            .contains(code),
+            // No answer from the server: the socket failed or closed.
+            None => {
+                error.is_closed()
+                    || ["error communicating", "error connecting", "timeout waiting"]
+                        .iter()
+                        .any(|start| text.starts_with(start))
+            }
+        };
+        if gone {
+            unavailable(text)
+        } else {
+            ControlError::Store(text)
+        }
+    }
+}
+
+/// Up to [`POOL_SIZE`] connections, kept open between calls.
+pub(super) struct Pool {
+    config: Config,
+    idle: Mutex<Vec<Client>>,
+    slots: Semaphore,
+}
+
+/// A connection taken from the pool; it goes back when dropped, unless it closed.
+pub(super) struct Pooled<'a> {
+    client: Option<Client>,
+    pool: &'a Pool,
+    _slot: SemaphorePermit<'a>,
+}
+
+impl Pool {
+    pub(super) fn new(config: Config) -> Pool {
+        Pool {
+            config,
+            idle: Mutex::new(Vec::new()),
+            slots: Semaphore::new(POOL_SIZE),
+        }
+    }
+
+    /// An open connection: an idle one, else a new one.
+    pub(super) async fn get(&self) -> Result<Pooled<'_>> {
+        let slot = self
+            .slots
+            .acquire()
+            .await
+            .expect("the pool's semaphore is never closed");
+        let idle = loop {
+            let Some(client) = crate::sync::lock(&self.idle).pop() else {
+                break None;
+            };
+            if !client.is_closed() {
+                break Some(client);
+            }
+        };
+        let client = match idle {
+            Some(client) => client,
+            None => self.connect().await?,
+        };
+        Ok(Pooled {
+            client: Some(client),
+            pool: self,
+            _slot: slot,
+        })
+    }
+
+    async fn connect(&self) -> Result<Client> {
+        let connecting = self.config.connect(NoTls);
+        let (client, connection) = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
+            .await
+            .map_err(|_| unavailable(format!("no connection within {CONNECT_TIMEOUT:?}")))?
+            .map_err(|error| match error.as_db_error() {
+                // The server answered and refused (authentication, no such database).
+                Some(_) => ControlError::Store(describe(&error)),
+                None => unavailable(describe(&error)),
+            })?;
+        // The connection's I/O runs on its own task, which ends when the client is dropped
+        // (by the pool, or when it sees the connection closed) or the server goes away.
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!("a connection to the PostgreSQL store ended: {error}");
+            }
+        });
+        Ok(client)
+    }
+}
+
+impl std::ops::Deref for Pooled<'_> {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        self.client.as_ref().expect("present until dropped")
+    }
+}
+
+impl std::ops::DerefMut for Pooled<'_> {
+    fn deref_mut(&mut self) -> &mut Client {
+        self.client.as_mut().expect("present until dropped")
+    }
+}
+
+impl Drop for Pooled<'_> {
+    fn drop(&mut self) {
+        // A transaction dropped unfinished has already queued its rollback on the connection.
+        if let Some(client) = self.client.take()
+            && !client.is_closed()
+        {
+            crate::sync::lock(&self.pool.idle).push(client);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shown_url_never_has_the_password() {
+        let target =
+            Target::parse("postgres://proxy:s3cret@db.example:5433/plugged?sslmode=disable")
+                .unwrap();
+        assert_eq!(target.shown, "postgres://proxy@db.example:5433/plugged");
+        let socket = Target::parse("postgresql://proxy:s3cret@/plugged?host=/run/pg").unwrap();
+        assert_eq!(socket.shown, "postgres://proxy@/run/pg:5432/plugged");
+    }
+
+    #[test]
+    fn tls_modes_and_other_urls_are_refused_with_what_to_do() {
+        let error = |url: &str| Target::parse(url).err().unwrap().to_string();
+        let require = error("postgres://u:s3cret@db/x?sslmode=require");
+        assert!(require.contains("sslmode=require"), "{require}");
+        assert!(require.contains("without TLS"), "{require}");
+        assert!(!require.contains("s3cret"), "{require}");
+        assert!(error("postgres://u:s3cret@db/x?sslmode=verify-full").contains("without TLS"));
+        let mysql = error("mysql://u:s3cret@db/x");
+        assert!(mysql.contains("expected postgres://"), "{mysql}");
+        assert!(!mysql.contains("s3cret"), "{mysql}");
+        let option = error("postgres://u:s3cret@db/x?nonsense=1");
+        assert!(!option.contains("s3cret"), "{option}");
+    }
+}
