@@ -700,3 +700,6 @@ pub trait ControlPlane: Send + Sync {
         Ok(None)
     }
 }
+
+#[cfg(test)]
+mod tests;

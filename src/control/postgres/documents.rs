@@ -46,11 +46,11 @@ fn refs(values: &Values) -> Vec<&(dyn ToSql + Sync)> {
         .collect()
 }
 
-/// A document from a row of [`COLUMNS`] (and the content at index 25, if selected).
-fn document_from_row(row: &Row) -> Result<Document> {
+/// A document from a row of [`COLUMNS`], and the content at index 25 when `with_content`.
+fn document_from_row(row: &Row, with_content: bool) -> Result<Document> {
     let metadata: String = row.try_get(11)?;
-    let content = if row.len() > 25 {
-        row.try_get::<_, Option<String>>(25)?.unwrap_or_default()
+    let content = if with_content {
+        row.try_get(25)?
     } else {
         String::new()
     };
@@ -206,11 +206,7 @@ async fn find(
         return Ok(None);
     };
     let pk: i64 = row.try_get(if with_content { 26 } else { 25 })?;
-    let mut document = document_from_row(&row)?;
-    if !with_content {
-        document.content.clear();
-    }
-    Ok(Some((pk, document)))
+    Ok(Some((pk, document_from_row(&row, with_content)?)))
 }
 
 async fn insert(transaction: &impl GenericClient, new: NewDocument) -> Result<DocumentCreate> {
@@ -347,7 +343,10 @@ pub(super) async fn list(client: &Client, list: &DocumentList) -> Result<(Vec<Do
             &refs(&values),
         )
         .await?;
-    let documents = rows.iter().map(document_from_row).collect::<Result<_>>()?;
+    let documents = rows
+        .iter()
+        .map(|row| document_from_row(row, false))
+        .collect::<Result<_>>()?;
     Ok((documents, total.max(0) as u64))
 }
 
@@ -428,10 +427,8 @@ pub(super) async fn search(client: &Client, search: &DocumentSearch) -> Result<V
             .await?;
         let passage: String = row.try_get(25)?;
         let snippet: String = row.try_get(26)?;
-        let mut document = document_from_row(&row)?;
-        document.content.clear();
         hits.push(DocumentHit {
-            document,
+            document: document_from_row(&row, false)?,
             snippet: highlight(&snippet),
             passage,
             relevance: relevance(score),

@@ -50,26 +50,25 @@ impl Target {
                     .into(),
             ));
         }
-        let mut parsed = url::Url::parse(url).map_err(|error| {
-            ControlError::Invalid(format!("--database-url: not a valid URL ({error})"))
-        })?;
+        // `sslmode` is taken out before tokio-postgres reads the rest, which knows fewer modes
+        // than libpq and would refuse `verify-full` without saying what to do.
+        let (base, query) = url.split_once('?').unwrap_or((url, ""));
         let mut ssl_mode = None;
-        let rest: Vec<(String, String)> = parsed
-            .query_pairs()
-            .filter_map(|(key, value)| {
-                if key == "sslmode" {
-                    ssl_mode = Some(value.into_owned());
-                    None
-                } else {
-                    Some((key.into_owned(), value.into_owned()))
-                }
-            })
-            .collect();
-        parsed.set_query(None);
-        if !rest.is_empty() {
-            parsed.query_pairs_mut().extend_pairs(rest);
+        let mut rest = url::form_urlencoded::Serializer::new(String::new());
+        for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+            if key == "sslmode" {
+                ssl_mode = Some(value.into_owned());
+            } else {
+                rest.append_pair(&key, &value);
+            }
         }
-        let mut config = Config::from_str(parsed.as_str()).map_err(|error| {
+        let rest = rest.finish();
+        let url = if rest.is_empty() {
+            base.to_owned()
+        } else {
+            format!("{base}?{rest}")
+        };
+        let mut config = Config::from_str(&url).map_err(|error| {
             ControlError::Invalid(format!("--database-url: {}", describe(&error)))
         })?;
         let shown = show(&config);
@@ -108,31 +107,35 @@ impl Target {
     }
 }
 
-/// `postgres://user@host:port/dbname` from the settings, without the password.
+/// `postgres://user@host:port/dbname` from the settings, without the password; a Unix socket's
+/// directory as `?host=/path`, as libpq writes it.
 fn show(config: &Config) -> String {
-    let hosts: Vec<String> = config
-        .get_hosts()
-        .iter()
-        .enumerate()
-        .map(|(index, host)| {
-            let name = match host {
-                Host::Tcp(name) => name.clone(),
-                #[cfg(unix)]
-                Host::Unix(path) => path.display().to_string(),
-            };
-            match config.get_ports().get(index).or(config.get_ports().first()) {
+    let ports = config.get_ports();
+    let mut tcp = Vec::new();
+    let mut sockets = Vec::new();
+    for (index, host) in config.get_hosts().iter().enumerate() {
+        let port = ports.get(index).or(ports.first());
+        match host {
+            Host::Tcp(name) => tcp.push(match port {
                 Some(port) => format!("{name}:{port}"),
-                None => name,
-            }
-        })
-        .collect();
+                None => name.clone(),
+            }),
+            #[cfg(unix)]
+            Host::Unix(path) => sockets.push(format!("host={}", path.display())),
+        }
+    }
     let user = config
         .get_user()
         .map(|user| format!("{user}@"))
         .unwrap_or_default();
+    let query = if sockets.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", sockets.join("&"))
+    };
     format!(
-        "postgres://{user}{}/{}",
-        hosts.join(","),
+        "postgres://{user}{}/{}{query}",
+        tcp.join(","),
         config.get_dbname().unwrap_or_default()
     )
 }
@@ -236,11 +239,9 @@ impl Pool {
         let (client, connection) = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
             .await
             .map_err(|_| unavailable(format!("no connection within {CONNECT_TIMEOUT:?}")))?
-            .map_err(|error| match error.as_db_error() {
-                // The server answered and refused (authentication, no such database).
-                Some(_) => ControlError::Store(describe(&error)),
-                None => unavailable(describe(&error)),
-            })?;
+            // Down, unreachable, or refusing us (a login, a database that is gone or closed to
+            // connections): unavailable either way, and the next call tries again.
+            .map_err(|error| unavailable(describe(&error)))?;
         // The connection's I/O runs on its own task, which ends when the client is dropped
         // (by the pool, or when it sees the connection closed) or the server goes away.
         tokio::spawn(async move {
@@ -287,7 +288,7 @@ mod tests {
                 .unwrap();
         assert_eq!(target.shown, "postgres://proxy@db.example:5433/plugged");
         let socket = Target::parse("postgresql://proxy:s3cret@/plugged?host=/run/pg").unwrap();
-        assert_eq!(socket.shown, "postgres://proxy@/run/pg:5432/plugged");
+        assert_eq!(socket.shown, "postgres://proxy@/plugged?host=/run/pg");
     }
 
     #[test]
