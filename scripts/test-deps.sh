@@ -19,7 +19,8 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null
   scripts/apt-install.sh chromium chromium-driver
 fi
 # Debian keeps the server's binaries off PATH, in /usr/lib/postgresql/<version>/bin.
-if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 &&
+  ! command -v initdb >/dev/null 2>&1; then
   scripts/apt-install.sh postgresql
 fi
 DEPS="$PWD/.deps"

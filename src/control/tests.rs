@@ -599,14 +599,14 @@ async fn search_ranks_highlights_falls_back_to_any_word_and_is_deterministic(pla
     let again = store.search_documents(search("vector", 10)).await.unwrap();
     assert_eq!(hits, again, "same library, same answer");
     let one = store.search_documents(search("vector", 1)).await.unwrap();
-    assert_eq!(ids(&one), [strong.id.clone()]);
+    assert_eq!(ids(&one), [strong.id.as_str()]);
 
     // The matching passage deep in a long document is its own chunk.
     let deep = store
         .search_documents(search("zeppelin airships", 10))
         .await
         .unwrap();
-    assert_eq!(ids(&deep), [long.id.clone()]);
+    assert_eq!(ids(&deep), [long.id.as_str()]);
     assert!(
         deep[0]
             .snippet
@@ -633,7 +633,7 @@ async fn search_ranks_highlights_falls_back_to_any_word_and_is_deterministic(pla
         .search_documents(search("two hours", 10))
         .await
         .unwrap();
-    assert_eq!(ids(&found), [battery.id.clone()]);
+    assert_eq!(ids(&found), [battery.id.as_str()]);
     assert!(
         found[0].snippet.contains("lasts **two hours** on"),
         "{}",

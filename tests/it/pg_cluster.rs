@@ -15,7 +15,7 @@
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::{ChildStdin, Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -27,8 +27,8 @@ const START_WAIT: Duration = Duration::from_secs(90);
 pub(crate) struct Cluster {
     /// The directory of its Unix socket (and of its data).
     socket_dir: PathBuf,
-    /// The keeper's stdin: closed when this process exits, which stops the cluster.
-    _keeper: ChildStdin,
+    /// The keeper, whose stdin closes when this process exits, which stops the cluster.
+    _keeper: Child,
 }
 
 static CLUSTER: OnceLock<Cluster> = OnceLock::new();
@@ -214,7 +214,7 @@ fn start() -> Cluster {
         wait "$postmaster"
         rm -rf "$2"
     "#;
-    let mut keeper = as_owner(Path::new("/bin/sh"), root)
+    let keeper = as_owner(Path::new("/bin/sh"), root)
         .args(["-c", script, "pluggedin-test-cluster"])
         .arg(&bin)
         .arg(&dir)
@@ -225,7 +225,6 @@ fn start() -> Cluster {
         .stderr(Stdio::null())
         .spawn()
         .expect("the test cluster's keeper starts");
-    let stdin = keeper.stdin.take().expect("the keeper's stdin is piped");
     let log = dir.join("postgres.log");
     let deadline = Instant::now() + START_WAIT;
     loop {
@@ -254,6 +253,6 @@ fn start() -> Cluster {
     }
     Cluster {
         socket_dir: dir,
-        _keeper: stdin,
+        _keeper: keeper,
     }
 }

@@ -7,7 +7,7 @@ use crate::control::time::now_ms;
 use crate::control::{ClipboardEntry, ClipboardKey, ClipboardValue, ClipboardWrite, Result};
 
 const COLUMNS: &str = "uuid, name, idx, value, content_type, encoding, size_bytes, visibility, \
-                       created_by_tool, created_by_model, source, created_at, updated_at, expires_at";
+     created_by_tool, created_by_model, source, created_at, updated_at, expires_at";
 
 /// Entries written through MCP, as the original marks them.
 const SOURCE: &str = "mcp";
