@@ -9,8 +9,9 @@
 //! - [`router`]: name → owner; forwarding requests and everything that flows back; calls parked
 //!   for modern clients' input; tasks.
 //! - [`builtin`]: the `pluggedin_*` tools, reached through the router.
-//! - [`control`]: the control-plane boundary the built-in tools talk to, its local SQLite
-//!   store and its plugged.in App client (App mode); the activity recorder.
+//! - [`control`]: the control-plane boundary the built-in tools talk to, its local store (SQLite,
+//!   or PostgreSQL with `--database-url`) and its plugged.in App client (App mode); the activity
+//!   recorder.
 //! - [`ingest`]: files into documents (HTML and PDF text extraction) for `docs add`.
 //! - [`import`]: the servers of the user's MCP clients, merged into the config file.
 //! - [`registry`]: an MCP registry's servers: search, show, add to the config, update.

@@ -1,8 +1,9 @@
 //! The control plane: where the built-in tools' data and the proxy's settings live, behind one
 //! boundary trait, [`ControlPlane`]. The built-in tools, the activity recorder and the management
 //! commands talk only to this trait; [`local::LocalStore`] implements it on an embedded SQLite
-//! database in the data dir, and [`app::AppControl`] on the plugged.in App's HTTP API (App mode).
-//! Nothing outside `local` contains SQL.
+//! database in the data dir, [`postgres::PostgresStore`] on a PostgreSQL database
+//! (`--database-url`), and [`app::AppControl`] on the plugged.in App's HTTP API (App mode).
+//! Nothing outside `local` and `postgres` contains SQL.
 
 pub mod activity;
 pub mod app;
