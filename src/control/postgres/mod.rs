@@ -4,7 +4,7 @@
 //! `ts_headline`). This module and its children, with `local`, are the only places with SQL.
 //!
 //! Every write is one transaction that first takes a transaction-scoped advisory lock
-//! ([`WRITE_LOCK`]): writes are serialized across every proxy on the database, as SQLite's
+//! (`WRITE_LOCK`): writes are serialized across every proxy on the database, as SQLite's
 //! `BEGIN IMMEDIATE` serializes them, so read-then-write steps (the clipboard's next index, a
 //! document's dedup, a server's UUID) need no retry logic of their own. Writes are small next to
 //! the network around them. Reads take a connection and no transaction. A settings change bumps
@@ -55,7 +55,9 @@ impl PostgresStore {
         let pool = Pool::new(config);
         let opened = async {
             let mut client = pool.get().await?;
-            schema::migrate(&mut client, &shown).await
+            let migrated = schema::migrate(&mut client, &shown).await;
+            client.finished();
+            migrated
         };
         match tokio::time::timeout(CALL_TIMEOUT, opened).await {
             Ok(Ok(())) => {}
@@ -117,9 +119,13 @@ macro_rules! read {
     ($store:ident, |$client:ident| $work:expr) => {
         $store
             .observed(async {
-                let $client = $store.pool.get().await?;
-                let $client: &tokio_postgres::Client = &$client;
-                $work.await
+                let mut pooled = $store.pool.get().await?;
+                let result = {
+                    let $client: &tokio_postgres::Client = &pooled;
+                    $work.await
+                };
+                pooled.finished();
+                result
             })
             .await
     };
@@ -131,12 +137,17 @@ macro_rules! write_tx {
     ($store:ident, |$transaction:ident| $work:expr) => {
         $store
             .observed(async {
-                let mut client = $store.pool.get().await?;
-                #[allow(unused_mut, reason = "a savepoint needs the transaction mutable")]
-                let mut $transaction = begin_write(&mut client).await?;
-                let value = $work.await?;
-                $transaction.commit().await?;
-                Ok(value)
+                let mut pooled = $store.pool.get().await?;
+                let result = async {
+                    #[allow(unused_mut, reason = "a savepoint needs the transaction mutable")]
+                    let mut $transaction = begin_write(&mut pooled).await?;
+                    let value = $work.await?;
+                    $transaction.commit().await?;
+                    Ok(value)
+                }
+                .await;
+                pooled.finished();
+                result
             })
             .await
     };

@@ -192,9 +192,12 @@ pub(super) struct Pool {
     slots: Semaphore,
 }
 
-/// A connection taken from the pool; it goes back when dropped, unless it closed.
+/// A connection taken from the pool. It goes back when dropped after [`Pooled::finished`], unless
+/// it closed; one dropped in the middle of a call (its call timed out or was cancelled) is closed
+/// instead, since a statement may still be running on it.
 pub(super) struct Pooled<'a> {
     client: Option<Client>,
+    finished: bool,
     pool: &'a Pool,
     _slot: SemaphorePermit<'a>,
 }
@@ -229,6 +232,7 @@ impl Pool {
         };
         Ok(Pooled {
             client: Some(client),
+            finished: false,
             pool: self,
             _slot: slot,
         })
@@ -253,6 +257,13 @@ impl Pool {
     }
 }
 
+impl Pooled<'_> {
+    /// The call is over (whatever its outcome): the connection may serve another.
+    pub(super) fn finished(&mut self) {
+        self.finished = true;
+    }
+}
+
 impl std::ops::Deref for Pooled<'_> {
     type Target = Client;
     fn deref(&self) -> &Client {
@@ -270,6 +281,7 @@ impl Drop for Pooled<'_> {
     fn drop(&mut self) {
         // A transaction dropped unfinished has already queued its rollback on the connection.
         if let Some(client) = self.client.take()
+            && self.finished
             && !client.is_closed()
         {
             crate::sync::lock(&self.pool.idle).push(client);

@@ -191,3 +191,45 @@ async fn errors_name_the_database_without_its_password() {
     assert!(error.contains("postgres://postgres@"), "{error}");
     assert!(!error.contains("s3cret"), "{error}");
 }
+
+#[tokio::test]
+async fn a_connection_left_in_the_middle_of_a_call_is_closed_not_reused() {
+    let url = cluster::database().await;
+    let store = PostgresStore::connect(&url).await.unwrap();
+    let backend = async |store: &PostgresStore| -> i32 {
+        read!(store, |c| async {
+            Ok::<_, ControlError>(c.query_one("SELECT pg_backend_pid()", &[]).await?.get(0))
+        })
+        .unwrap()
+    };
+    let first = backend(&store).await;
+    assert_eq!(
+        backend(&store).await,
+        first,
+        "a finished call's connection is reused"
+    );
+    // A call cancelled while its statement runs (as a call past its bound is).
+    let running = store.clone();
+    let call = tokio::spawn(async move {
+        let store = &running;
+        read!(store, |c| async {
+            c.batch_execute("SELECT pg_sleep(600)").await?;
+            Ok::<_, ControlError>(())
+        })
+    });
+    let admin = admin("postgres").await;
+    let sleeping = "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(600)'";
+    while admin
+        .query_one(sleeping, &[])
+        .await
+        .unwrap()
+        .get::<_, i64>(0)
+        == 0
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    call.abort();
+    let _ = call.await;
+    let next = backend(&store).await;
+    assert_ne!(next, first, "a fresh connection, not the busy one");
+}
