@@ -703,4 +703,4 @@ pub trait ControlPlane: Send + Sync {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

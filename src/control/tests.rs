@@ -12,21 +12,21 @@ use crate::control::*;
 pub(crate) mod cluster;
 
 /// Where a test's store lives; each [`Place::open`] is another process's view of it.
-enum Place {
+pub(crate) enum Place {
     Sqlite(tempfile::TempDir),
     Postgres(String),
 }
 
 impl Place {
-    fn sqlite() -> Place {
+    pub(crate) fn sqlite() -> Place {
         Place::Sqlite(tempfile::tempdir().unwrap())
     }
 
-    async fn postgres() -> Place {
+    pub(crate) async fn postgres() -> Place {
         Place::Postgres(cluster::database().await)
     }
 
-    async fn open(&self) -> Arc<dyn ControlPlane> {
+    pub(crate) async fn open(&self) -> Arc<dyn ControlPlane> {
         match self {
             Place::Sqlite(dir) => Arc::new(
                 LocalStore::open_async(Some(dir.path().to_owned()))
@@ -38,14 +38,15 @@ impl Place {
     }
 }
 
-/// Each test, once per store.
+/// Each test, once per store: `async fn test(place: &Place)` in the calling module becomes
+/// `sqlite::test` and `postgres::test`.
 macro_rules! on_both_stores {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
             $(
                 #[tokio::test]
                 async fn $test() {
-                    super::$test(&super::Place::sqlite()).await;
+                    super::$test(&$crate::control::tests::Place::sqlite()).await;
                 }
             )*
         }
@@ -53,12 +54,14 @@ macro_rules! on_both_stores {
             $(
                 #[tokio::test]
                 async fn $test() {
-                    super::$test(&super::Place::postgres().await).await;
+                    super::$test(&$crate::control::tests::Place::postgres().await).await;
                 }
             )*
         }
     };
 }
+
+pub(crate) use on_both_stores;
 
 on_both_stores!(
     notifications_list_newest_first_and_complete_by_id,
