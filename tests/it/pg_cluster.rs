@@ -1,7 +1,9 @@
 //! A throwaway PostgreSQL cluster for tests, shared by the library's store tests and the
 //! integration tests (the library includes this file). It starts once per test process, on a
-//! Unix socket in a temp dir (no port to race for), and each test gets a database of its own
-//! ([`database`]). As root it runs as the `postgres` user, since PostgreSQL refuses root.
+//! Unix socket in a temp dir, and each test gets a database of its own ([`database`]). It also
+//! takes TLS on a loopback port (a certificate for `localhost` from a CA made with `openssl`,
+//! [`Cluster::tls_url`]); should another process take the port first, it starts again on another.
+//! As root it runs as the `postgres` user, since PostgreSQL refuses root.
 //!
 //! The cluster is held by a keeper: a shell that starts `postgres`, then waits for its stdin to
 //! close. This process keeps the other end of that pipe until it exits, however it exits (a
@@ -10,8 +12,8 @@
 //! (`-c pluggedin.checkout=…`), so `scripts/leftovers.sh` finds one that outlived its tests.
 //!
 //! The binaries come from `PG_BIN`, else the newest `/usr/lib/postgresql/*/bin` (Debian's
-//! `postgresql` package, installed by `scripts/test-deps.sh`), else `PATH`. Without them the
-//! tests fail, saying how to install them.
+//! `postgresql` package, installed by `scripts/test-deps.sh` with `openssl`), else `PATH`.
+//! Without them the tests fail, saying how to install them.
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
@@ -25,8 +27,10 @@ const START_WAIT: Duration = Duration::from_secs(90);
 
 /// The running cluster.
 pub(crate) struct Cluster {
-    /// The directory of its Unix socket (and of its data).
+    /// The directory of its Unix socket (and of its data, and its CA's certificate `ca.crt`).
     socket_dir: PathBuf,
+    /// Its port: on loopback (TLS) and in the socket's name.
+    port: u16,
     /// The keeper, whose stdin closes when this process exits, which stops the cluster.
     _keeper: Child,
 }
@@ -42,16 +46,27 @@ impl Cluster {
     /// A connection string for `database` (key=value form, for tokio-postgres).
     pub(crate) fn settings(&self, database: &str) -> String {
         format!(
-            "host={} user=postgres dbname={database}",
-            self.socket_dir.display()
+            "host={} port={} user=postgres dbname={database}",
+            self.socket_dir.display(),
+            self.port
         )
     }
 
     /// A `postgres://` URL for `database`, as `--database-url` takes it.
     pub(crate) fn url(&self, database: &str) -> String {
         format!(
-            "postgres:///{database}?host={}&user=postgres",
-            self.socket_dir.display()
+            "postgres:///{database}?host={}&port={}&user=postgres",
+            self.socket_dir.display(),
+            self.port
+        )
+    }
+
+    /// A `postgres://` URL for `database` over TLS on loopback, verified against the cluster's CA.
+    pub(crate) fn tls_url(&self, database: &str) -> String {
+        format!(
+            "postgres://postgres@localhost:{}/{database}?sslmode=verify-full&sslrootcert={}",
+            self.port,
+            self.socket_dir.join("ca.crt").display()
         )
     }
 }
@@ -72,6 +87,12 @@ pub(crate) async fn database() -> String {
     drop(client);
     let _ = connection.await;
     cluster.url(&name)
+}
+
+/// The database of a URL from [`database`] (`postgres:///NAME?…`).
+pub(crate) fn name_of(url: &str) -> String {
+    let path = url.trim_start_matches("postgres:///");
+    path.split('?').next().unwrap_or(path).to_owned()
 }
 
 /// Where the PostgreSQL binaries are, or a failure that says how to install them.
@@ -164,9 +185,106 @@ fn as_owner(program: &Path, root: bool) -> Command {
     }
 }
 
+/// How many ports the cluster tries: another process may take the one picked before PostgreSQL
+/// binds it.
+const ATTEMPTS: usize = 3;
+
 fn start() -> Cluster {
     let bin = binaries();
     let root = is_root();
+    let mut failures = Vec::new();
+    for _ in 0..ATTEMPTS {
+        match start_once(&bin, root) {
+            Ok(cluster) => return cluster,
+            Err(failure) => failures.push(failure),
+        }
+    }
+    panic!(
+        "the test cluster did not start:\n{}",
+        failures.join("\n---\n")
+    );
+}
+
+/// A port free on loopback now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
+/// Runs `command` as the cluster's owner in `dir`, which must succeed.
+fn run(mut command: Command, what: &str) {
+    let output = command
+        .output()
+        .unwrap_or_else(|error| panic!("{what}: {error}"));
+    assert!(
+        output.status.success(),
+        "{what} failed:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A CA and a certificate for `localhost` signed by it, in `dir`, made as the cluster's owner
+/// (PostgreSQL wants its key file to be its own).
+fn certificates(dir: &Path, root: bool) {
+    let openssl = |args: &[&str], what: &str| {
+        let mut command = as_owner(Path::new("openssl"), root);
+        command.args(args).current_dir(dir);
+        run(command, what);
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec![
+        "req",
+        "-x509",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=pluggedin test CA",
+    ];
+    ca.extend(ec);
+    ca.extend(["-keyout", "ca.key", "-out", "ca.crt"]);
+    openssl(&ca, "openssl (the test CA)");
+    let mut request = vec!["req", "-subj", "/CN=localhost", "-keyout", "server.key"];
+    request.extend(ec);
+    request.extend(["-out", "server.csr"]);
+    openssl(&request, "openssl (the server's request)");
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("the certificate's extensions are written");
+    openssl(
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+            "-out",
+            "server.crt",
+        ],
+        "openssl (the server's certificate)",
+    );
+}
+
+/// One try at starting the cluster: its log when it failed.
+fn start_once(bin: &Path, root: bool) -> Result<Cluster, String> {
     let dir = tempfile::Builder::new()
         .prefix("pluggedin-pg-")
         .tempdir()
@@ -177,6 +295,8 @@ fn start() -> Cluster {
             .expect("the test cluster's dir is given to the postgres user");
     }
     let data = dir.join("data");
+    certificates(&dir, root);
+    let port = free_port();
     let initdb = as_owner(&bin.join("initdb"), root)
         .arg("-D")
         .arg(&data)
@@ -201,13 +321,15 @@ fn start() -> Cluster {
         String::from_utf8_lossy(&initdb.stderr)
     );
     let checkout = format!("{}/", env!("CARGO_MANIFEST_DIR"));
-    // $1: the binaries, $2: the cluster's dir, $3: this checkout. The keeper starts the
-    // postmaster, waits for stdin to close (this process ended), then stops it (a fast
-    // shutdown), waits for it and removes the dir.
+    // $1: the binaries, $2: the cluster's dir, $3: this checkout, $4: the port. The keeper
+    // starts the postmaster, waits for stdin to close (this process ended), then stops it (a
+    // fast shutdown), waits for it and removes the dir.
     let script = r#"
-        "$1/postgres" -D "$2/data" -k "$2" -c listen_addresses= -c fsync=off \
-            -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 \
-            -c "pluggedin.checkout=$3" </dev/null >"$2/postgres.log" 2>&1 &
+        "$1/postgres" -D "$2/data" -k "$2" -p "$4" -c listen_addresses=127.0.0.1 \
+            -c ssl=on -c "ssl_cert_file=$2/server.crt" -c "ssl_key_file=$2/server.key" \
+            -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
+            -c max_connections=200 -c "pluggedin.checkout=$3" \
+            </dev/null >"$2/postgres.log" 2>&1 &
         postmaster=$!
         read -r _ || true
         kill -INT "$postmaster" 2>/dev/null
@@ -216,9 +338,10 @@ fn start() -> Cluster {
     "#;
     let keeper = as_owner(Path::new("/bin/sh"), root)
         .args(["-c", script, "pluggedin-test-cluster"])
-        .arg(&bin)
+        .arg(bin)
         .arg(&dir)
         .arg(&checkout)
+        .arg(port.to_string())
         .current_dir(&dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -232,27 +355,28 @@ fn start() -> Cluster {
             .arg("-q")
             .arg("-h")
             .arg(&dir)
-            .args(["-U", "postgres", "-d", "postgres"])
+            .args(["-p", &port.to_string(), "-U", "postgres", "-d", "postgres"])
             .status()
             .is_ok_and(|status| status.success());
         if ready {
             break;
         }
         let text = std::fs::read(&log).unwrap_or_default();
-        // The postmaster's last line when it stops, as it does when it cannot start.
-        let failed = text
-            .lines()
-            .map_while(Result::ok)
-            .any(|line| line.contains("database system is shut down"));
-        assert!(
-            !failed && Instant::now() < deadline,
-            "the test cluster did not start:\n{}",
-            String::from_utf8_lossy(&text)
-        );
+        // The postmaster's own failures (a port taken, …); the startup refusals pg_isready meets
+        // while it starts are not.
+        let failed = text.lines().map_while(Result::ok).any(|line| {
+            line.contains("FATAL:") && !line.contains("the database system is starting up")
+        });
+        if failed || Instant::now() >= deadline {
+            // Dropping the keeper's stdin stops what started and removes the dir.
+            drop(keeper);
+            return Err(String::from_utf8_lossy(&text).into_owned());
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
-    Cluster {
+    Ok(Cluster {
         socket_dir: dir,
+        port,
         _keeper: keeper,
-    }
+    })
 }

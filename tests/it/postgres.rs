@@ -16,10 +16,13 @@ fn with_password(url: &str) -> String {
 
 #[tokio::test]
 async fn two_proxies_on_one_database_share_documents_clipboard_and_settings() {
-    let url = with_password(&pg_cluster::database().await);
+    let database = pg_cluster::database().await;
+    let url = with_password(&database);
     let first = proxy().arg("--database-url").arg(&url).start().await;
-    // Its own temp dir, so its own data dir: what it reads comes from the database.
-    let second = proxy().env("PLUGGEDIN_DATABASE_URL", &url).start().await;
+    // Its own temp dir, so its own data dir: what it reads comes from the database, over TLS
+    // on loopback this time.
+    let tls = pg_cluster::cluster().tls_url(&pg_cluster::name_of(&database));
+    let second = proxy().env("PLUGGEDIN_DATABASE_URL", &tls).start().await;
 
     let created = first
         .call_text(

@@ -19,6 +19,7 @@ mod notifications;
 mod pool;
 mod schema;
 mod settings;
+mod tls;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -51,8 +52,8 @@ impl PostgresStore {
     /// migrates it. Fails when it cannot be reached, refuses the login, or was written by a
     /// newer version; errors name the database without the password.
     pub async fn connect(url: &str) -> Result<PostgresStore> {
-        let Target { config, shown } = Target::parse(url)?;
-        let pool = Pool::new(config);
+        let Target { config, tls, shown } = Target::parse(url)?;
+        let pool = Pool::new(config, tls);
         let opened = async {
             let mut client = pool.get().await?;
             let migrated = schema::migrate(&mut client, &shown).await;

@@ -1,5 +1,5 @@
-//! Connections to the database: the URL read and checked (`sslmode`), a description of it that
-//! never holds the password, and a small pool. A connection is made when a call finds none idle,
+//! Connections to the database: the URL read (`sslmode`, `sslrootcert`), a description of it
+//! that never holds the password, and a small pool. A connection is made when a call finds none idle,
 //! with a connect timeout and the server's `statement_timeout` set for its session; one that
 //! the server or the network closed is dropped and the next call makes a fresh one, so the store
 //! recovers by itself once the database is back. Failing to reach the database is
@@ -13,6 +13,7 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio_postgres::config::{Host, SslMode};
 use tokio_postgres::{Client, Config, NoTls};
 
+use super::tls::Tls;
 use crate::control::{ControlError, Result};
 
 /// How long making a connection may take. A database on the same host or network answers in
@@ -30,17 +31,20 @@ pub(super) const CALL_TIMEOUT: Duration = Duration::from_secs(45);
 /// holding up the rest without taking many of the server's `max_connections`.
 const POOL_SIZE: usize = 4;
 
-/// The database's URL, read: its connection settings, and how to name it in logs and errors.
+/// The database's URL, read: its connection settings, TLS when asked for, and how to name it in
+/// logs and errors.
 pub(super) struct Target {
     pub(super) config: Config,
+    pub(super) tls: Option<Tls>,
     /// `postgres://user@host:port/dbname`: never the password.
     pub(super) shown: String,
 }
 
 impl Target {
-    /// Reads `postgres://user:password@host:port/dbname?…` (or `postgresql://`). TLS is not built
-    /// in: `sslmode` may be `disable`, `allow` or `prefer` (all connect without TLS); `require`,
-    /// `verify-ca` and `verify-full` are refused with what to do instead.
+    /// Reads `postgres://user:password@host:port/dbname?…` (or `postgresql://`). `sslmode`
+    /// `disable`, `allow` and `prefer` (and none) connect without TLS; `require`, `verify-ca` and
+    /// `verify-full` all require TLS and verify the server's certificate and name, against
+    /// `sslrootcert` (a PEM file) when given, else the platform's roots.
     pub(super) fn parse(url: &str) -> Result<Target> {
         let scheme = url.split_once("://").map(|(scheme, _)| scheme);
         if !matches!(scheme, Some("postgres" | "postgresql")) {
@@ -50,16 +54,18 @@ impl Target {
                     .into(),
             ));
         }
-        // `sslmode` is taken out before tokio-postgres reads the rest, which knows fewer modes
-        // than libpq and would refuse `verify-full` without saying what to do.
+        // `sslmode` and `sslrootcert` are taken out before tokio-postgres reads the rest: it
+        // knows fewer modes than libpq, and no root file.
         let (base, query) = url.split_once('?').unwrap_or((url, ""));
-        let mut ssl_mode = None;
+        let (mut ssl_mode, mut root_file) = (None, None);
         let mut rest = url::form_urlencoded::Serializer::new(String::new());
         for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
-            if key == "sslmode" {
-                ssl_mode = Some(value.into_owned());
-            } else {
-                rest.append_pair(&key, &value);
+            match &*key {
+                "sslmode" => ssl_mode = Some(value.into_owned()),
+                "sslrootcert" => root_file = Some(std::path::PathBuf::from(&*value)),
+                _ => {
+                    rest.append_pair(&key, &value);
+                }
             }
         }
         let rest = rest.finish();
@@ -72,25 +78,26 @@ impl Target {
             ControlError::Invalid(format!("--database-url: {}", describe(&error)))
         })?;
         let shown = show(&config);
-        match ssl_mode.as_deref() {
-            None | Some("disable" | "allow" | "prefer") => {}
-            Some(mode @ ("require" | "verify-ca" | "verify-full")) => {
-                return Err(ControlError::Open {
-                    path: shown,
-                    message: format!(
-                        "sslmode={mode}: this build connects to PostgreSQL without TLS; use \
-                         sslmode=disable over a Unix socket, loopback or a network you trust, or \
-                         reach the server through a TLS tunnel"
-                    ),
-                });
+        let tls = match ssl_mode.as_deref() {
+            None | Some("disable" | "allow" | "prefer") => {
+                config.ssl_mode(SslMode::Disable);
+                None
+            }
+            Some("require" | "verify-ca" | "verify-full") => {
+                config.ssl_mode(SslMode::Require);
+                let tls = Tls::new(root_file.as_deref()).map_err(|message| ControlError::Open {
+                    path: shown.clone(),
+                    message,
+                })?;
+                Some(tls)
             }
             Some(other) => {
                 return Err(ControlError::Invalid(format!(
-                    "--database-url: sslmode={other} is not a PostgreSQL sslmode"
+                    "--database-url: sslmode={other} is not a PostgreSQL sslmode (disable, allow, \
+                     prefer, require, verify-ca or verify-full)"
                 )));
             }
-        }
-        config.ssl_mode(SslMode::Disable);
+        };
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
@@ -103,7 +110,7 @@ impl Target {
             None => timeout,
         };
         config.options(options);
-        Ok(Target { config, shown })
+        Ok(Target { config, tls, shown })
     }
 }
 
@@ -188,6 +195,7 @@ impl From<tokio_postgres::Error> for ControlError {
 /// Up to [`POOL_SIZE`] connections, kept open between calls.
 pub(super) struct Pool {
     config: Config,
+    tls: Option<Tls>,
     idle: Mutex<Vec<Client>>,
     slots: Semaphore,
 }
@@ -203,9 +211,10 @@ pub(super) struct Pooled<'a> {
 }
 
 impl Pool {
-    pub(super) fn new(config: Config) -> Pool {
+    pub(super) fn new(config: Config, tls: Option<Tls>) -> Pool {
         Pool {
             config,
+            tls,
             idle: Mutex::new(Vec::new()),
             slots: Semaphore::new(POOL_SIZE),
         }
@@ -239,20 +248,35 @@ impl Pool {
     }
 
     async fn connect(&self) -> Result<Client> {
-        let connecting = self.config.connect(NoTls);
-        let (client, connection) = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
-            .await
-            .map_err(|_| unavailable(format!("no connection within {CONNECT_TIMEOUT:?}")))?
-            // Down, unreachable, or refusing us (a login, a database that is gone or closed to
-            // connections): unavailable either way, and the next call tries again.
-            .map_err(|error| unavailable(describe(&error)))?;
-        // The connection's I/O runs on its own task, which ends when the client is dropped
-        // (by the pool, or when it sees the connection closed) or the server goes away.
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!("a connection to the PostgreSQL store ended: {error}");
+        let timed_out = |_| unavailable(format!("no connection within {CONNECT_TIMEOUT:?}"));
+        // Down, unreachable, or refusing us (a login, a database that is gone or closed to
+        // connections): unavailable either way, and the next call tries again.
+        let refused = |error: tokio_postgres::Error| unavailable(describe(&error));
+        // The connection's I/O runs on its own task, which ends when the client is dropped (by
+        // the pool, or when it sees the connection closed) or the server goes away.
+        let ended = |error: tokio_postgres::Error| {
+            tracing::debug!("a connection to the PostgreSQL store ended: {error}");
+        };
+        let client = match &self.tls {
+            None => {
+                let connecting = self.config.connect(NoTls);
+                let (client, connection) = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
+                    .await
+                    .map_err(timed_out)?
+                    .map_err(refused)?;
+                tokio::spawn(async move { connection.await.unwrap_or_else(ended) });
+                client
             }
-        });
+            Some(tls) => {
+                let connecting = self.config.connect(tls.clone());
+                let (client, connection) = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
+                    .await
+                    .map_err(timed_out)?
+                    .map_err(refused)?;
+                tokio::spawn(async move { connection.await.unwrap_or_else(ended) });
+                client
+            }
+        };
         Ok(client)
     }
 }
@@ -304,13 +328,18 @@ mod tests {
     }
 
     #[test]
-    fn tls_modes_and_other_urls_are_refused_with_what_to_do() {
+    fn tls_modes_and_other_urls_are_read_or_refused_with_what_to_do() {
+        let disabled = Target::parse("postgres://u:s3cret@db/x?sslmode=disable").unwrap();
+        assert!(disabled.tls.is_none());
+        let verified = Target::parse("postgres://u:s3cret@db/x?sslmode=verify-full").unwrap();
+        assert!(verified.tls.is_some());
+        assert_eq!(verified.config.get_ssl_mode(), SslMode::Require);
         let error = |url: &str| Target::parse(url).err().unwrap().to_string();
-        let require = error("postgres://u:s3cret@db/x?sslmode=require");
-        assert!(require.contains("sslmode=require"), "{require}");
-        assert!(require.contains("without TLS"), "{require}");
-        assert!(!require.contains("s3cret"), "{require}");
-        assert!(error("postgres://u:s3cret@db/x?sslmode=verify-full").contains("without TLS"));
+        let missing = error("postgres://u:s3cret@db/x?sslmode=require&sslrootcert=/nonexistent");
+        assert!(missing.contains("sslrootcert=/nonexistent"), "{missing}");
+        assert!(!missing.contains("s3cret"), "{missing}");
+        let unknown = error("postgres://u:s3cret@db/x?sslmode=sometimes");
+        assert!(unknown.contains("not a PostgreSQL sslmode"), "{unknown}");
         let mysql = error("mysql://u:s3cret@db/x");
         assert!(mysql.contains("expected postgres://"), "{mysql}");
         assert!(!mysql.contains("s3cret"), "{mysql}");

@@ -20,11 +20,7 @@ async fn admin(database: &str) -> tokio_postgres::Client {
     client
 }
 
-/// The database name of a test cluster URL (`postgres:///NAME?host=…`).
-fn name_of(url: &str) -> String {
-    let path = url.trim_start_matches("postgres:///");
-    path.split('?').next().unwrap().to_owned()
-}
+use cluster::name_of;
 
 #[tokio::test]
 async fn a_database_from_a_newer_version_is_refused_naming_both_versions() {
@@ -232,4 +228,34 @@ async fn a_connection_left_in_the_middle_of_a_call_is_closed_not_reused() {
     let _ = call.await;
     let next = backend(&store).await;
     assert_ne!(next, first, "a fresh connection, not the busy one");
+}
+
+#[tokio::test]
+async fn tls_connections_verify_the_servers_certificate() {
+    let url = cluster::database().await;
+    let tls = cluster::cluster().tls_url(&name_of(&url));
+    let store = PostgresStore::connect(&tls).await.unwrap();
+    store.set_tool_enabled("demo__echo", false).await.unwrap();
+    let ssl: bool = read!(store, |c| async {
+        Ok::<_, ControlError>(
+            c.query_one(
+                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                &[],
+            )
+            .await?
+            .get(0),
+        )
+    })
+    .unwrap();
+    assert!(ssl, "the connection is encrypted");
+    // The same server, its certificate checked against the platform's roots, which do not
+    // have the test CA: refused, saying why.
+    let untrusted = tls.split("&sslrootcert=").next().unwrap();
+    let error = PostgresStore::connect(untrusted)
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(error.contains("store unavailable"), "{error}");
+    assert!(error.to_lowercase().contains("certificate"), "{error}");
 }
