@@ -1,9 +1,9 @@
-//! Connections to the database: the URL read (`sslmode`, `sslrootcert`), a description of it
-//! that never holds the password, and a small pool. A connection is made when a call finds none idle,
-//! with a connect timeout and the server's `statement_timeout` set for its session; one that
-//! the server or the network closed is dropped and the next call makes a fresh one, so the store
-//! recovers by itself once the database is back. Failing to reach the database is
-//! `store unavailable: …`.
+//! Connections to the database: the URL read (`sslmode`, `sslrootcert`), a description of it that
+//! never holds the password, and a small pool. A connection is made when a call finds none idle,
+//! with a connect timeout and the server's `statement_timeout` set for its session; one that the
+//! server or the network closed is dropped and the next call makes a fresh one, so the store
+//! recovers by itself once the database is back. Failing to reach the database is `store
+//! unavailable: …`.
 
 use std::str::FromStr;
 use std::sync::Mutex;
