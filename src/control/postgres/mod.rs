@@ -63,6 +63,12 @@ impl PostgresStore {
         match tokio::time::timeout(CALL_TIMEOUT, opened).await {
             Ok(Ok(())) => {}
             Ok(Err(open @ ControlError::Open { .. })) => return Err(open),
+            Ok(Err(ControlError::Store(message))) => {
+                return Err(ControlError::Open {
+                    path: shown,
+                    message,
+                });
+            }
             Ok(Err(other)) => {
                 return Err(ControlError::Open {
                     path: shown,
