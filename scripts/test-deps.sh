@@ -2,12 +2,13 @@
 # Installs the third-party MCP servers the integration tests run against, into .deps/ (ignored by
 # git): @modelcontextprotocol/server-everything, @modelcontextprotocol/server-filesystem and the
 # official TypeScript SDK (@modelcontextprotocol/sdk, for the client scripts in tests/clients/) from
-# npm; mcp-server-time, the MCP Python SDK, aiosmtpd (a loopback SMTP server for the e-mail
-# tests) and opentelemetry-proto (for the OTLP receiver of the traces tests) from PyPI.
-# Prometheus (the server and promtool, for the metrics tests) and Chromium with ChromeDriver (for
-# the console's browser tests, headless) are Debian packages, installed through apt-get when
-# missing (as root; otherwise it says what to install and fails).
-# Idempotent: a second run with everything present does nothing.
+# npm; mcp-server-time, the MCP Python SDK, aiosmtpd (a loopback SMTP server for the e-mail tests)
+# and opentelemetry-proto (for the OTLP receiver of the traces tests) from PyPI. Prometheus (the
+# server and promtool, for the metrics tests), Chromium with ChromeDriver (for the console's browser
+# tests, headless), PostgreSQL (initdb, postgres and pg_isready, for the PostgreSQL store's tests: a
+# throwaway cluster per test process) and openssl are Debian packages, installed through apt-get
+# when missing (as root; otherwise it says what to install and fails). Idempotent: a second run with
+# everything present does nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +17,15 @@ if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2
 fi
 if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
   scripts/apt-install.sh chromium chromium-driver
+fi
+# Debian keeps the server's binaries off PATH, in /usr/lib/postgresql/<version>/bin; openssl
+# makes the test cluster's certificates.
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 &&
+  ! command -v initdb >/dev/null 2>&1; then
+  scripts/apt-install.sh postgresql
+fi
+if ! command -v openssl >/dev/null 2>&1; then
+  scripts/apt-install.sh openssl
 fi
 DEPS="$PWD/.deps"
 mkdir -p "$DEPS"

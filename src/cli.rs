@@ -182,6 +182,18 @@ pub struct Cli {
     #[arg(long, env = "PLUGGEDIN_DATA_DIR", global = true)]
     pub data_dir: Option<PathBuf>,
 
+    /// The local store in a PostgreSQL database instead of SQLite in the data dir:
+    /// `postgres://user:password@host:port/dbname` (`?host=/run/postgresql` for a Unix socket;
+    /// without TLS, `sslmode=disable`). Proxies on several machines can share it. Local mode
+    /// only; the data dir still holds OAuth tokens and the console's socket
+    #[arg(
+        long,
+        env = "PLUGGEDIN_DATABASE_URL",
+        hide_env_values = true,
+        global = true
+    )]
+    pub database_url: Option<Secret>,
+
     /// How downstream names are namespaced: always `<slug>__<name>`, only on collision, or never
     #[arg(long, value_enum, default_value_t = PrefixMode::Always, global = true)]
     pub prefix_mode: PrefixMode,

@@ -61,17 +61,17 @@ impl ServerIds {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::control::local::LocalStore;
+    use crate::control::tests::{Place, on_both_stores};
 
-    #[tokio::test]
-    async fn ids_are_stable_across_loads() {
-        let dir = tempfile::tempdir().unwrap();
+    on_both_stores!(ids_are_stable_across_loads);
+
+    async fn ids_are_stable_across_loads(place: &Place) {
         let names = ["time".to_owned(), "other".to_owned()];
-        let first = ServerIds::new(Arc::new(LocalStore::open(Some(dir.path())).unwrap()));
+        let first = ServerIds::new(place.open().await);
         first.ensure(&names).await;
         let time = first.get("time");
         assert!(uuid::Uuid::parse_str(&time).is_ok());
-        let again = ServerIds::new(Arc::new(LocalStore::open(Some(dir.path())).unwrap()));
+        let again = ServerIds::new(place.open().await);
         again.ensure(&names).await;
         assert_eq!(again.get("time"), time);
         assert_ne!(again.get("other"), time);

@@ -9,8 +9,9 @@
 //! - [`router`]: name → owner; forwarding requests and everything that flows back; calls parked
 //!   for modern clients' input; tasks.
 //! - [`builtin`]: the `pluggedin_*` tools, reached through the router.
-//! - [`control`]: the control-plane boundary the built-in tools talk to, its local SQLite
-//!   store and its plugged.in App client (App mode); the activity recorder.
+//! - [`control`]: the control-plane boundary the built-in tools talk to, its local store (SQLite,
+//!   or PostgreSQL with `--database-url`) and its plugged.in App client (App mode); the activity
+//!   recorder.
 //! - [`ingest`]: files into documents (HTML and PDF text extraction) for `docs add`.
 //! - [`import`]: the servers of the user's MCP clients, merged into the config file.
 //! - [`registry`]: an MCP registry's servers: search, show, add to the config, update.
@@ -62,6 +63,7 @@ use crate::control::ControlPlane;
 use crate::control::activity::Recorder;
 use crate::control::app::{AppClient, AppControl, AppMode, AppSettings};
 use crate::control::local::LocalStore;
+use crate::control::postgres::PostgresStore;
 use crate::mail::{Mailer, SmtpSettings};
 use crate::router::{Control, Router};
 use crate::secret::Secret;
@@ -97,7 +99,7 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
         cancel.cancel();
         return Ok(ExitCode::SUCCESS);
     }
-    let (data_dir, store) = open_store(cli.data_dir.clone()).await?;
+    let (data_dir, store) = open_store(&cli, app_settings.is_some()).await?;
     let config_path = config_path(&cli, app_settings.is_some());
     let overrides = SecurityOverrides::from_cli(&cli);
     if let Some(command) = cli.command.take_if(|command| command.adds_servers()) {
@@ -125,7 +127,7 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
     if let Some(command) = cli.command.take_if(|command| command.is_management()) {
         // Management commands work on the local store in both modes: the operator's settings,
         // workspaces, `stats` and the local document library live there.
-        return manage::run(command, &store, &sources.config).await;
+        return manage::run(command, store.plane(), &sources.config).await;
     }
     let control = control_plane(sources.app.as_ref(), store);
     let mailer = mailer(&sources.config)?;
@@ -218,14 +220,51 @@ fn app_settings(cli: &Cli) -> anyhow::Result<Option<AppSettings>> {
     Ok(app_settings)
 }
 
-/// The data dir (OAuth tokens are kept there too) and the local store in it.
-async fn open_store(explicit: Option<PathBuf>) -> anyhow::Result<(Option<PathBuf>, LocalStore)> {
-    let data_dir = data_dir(explicit);
+/// The local store: SQLite in the data dir, or PostgreSQL with `--database-url` (local mode).
+enum Store {
+    Sqlite(LocalStore),
+    Postgres(PostgresStore),
+}
+
+impl Store {
+    fn plane(&self) -> &dyn ControlPlane {
+        match self {
+            Store::Sqlite(store) => store,
+            Store::Postgres(store) => store,
+        }
+    }
+}
+
+/// The data dir (OAuth tokens are kept there too) and the local store: in the data dir, or the
+/// PostgreSQL database of `--database-url` in local mode.
+async fn open_store(cli: &Cli, app_mode: bool) -> anyhow::Result<(Option<PathBuf>, Store)> {
+    let data_dir = data_dir(cli.data_dir.clone());
     if let Some(dir) = &data_dir {
         downstream::oauth::set_store_dir(dir);
     }
-    let store = LocalStore::open_async(data_dir.clone()).await?;
-    tracing::info!(store = store.path(), "local store open");
+    let store = match cli.database_url.as_ref().filter(|url| !url.is_empty()) {
+        Some(_) if app_mode => {
+            tracing::warn!(
+                "--database-url applies in local mode; App mode keeps its local settings in the \
+                 data dir"
+            );
+            None
+        }
+        Some(url) => {
+            let store = PostgresStore::connect(url.expose()).await?;
+            tracing::info!(store = store.path(), "PostgreSQL store open");
+            Some(Store::Postgres(store))
+        }
+        None => None,
+    };
+    let store = match store {
+        Some(store) => store,
+        None => {
+            let store = LocalStore::open_async(data_dir.clone()).await?;
+            tracing::info!(store = store.path(), "local store open");
+            Store::Sqlite(store)
+        }
+    };
     Ok((data_dir, store))
 }
 
@@ -342,9 +381,9 @@ async fn start_app(
 
 /// The built-in tools' data: the App in App mode (with the local store for what stays local),
 /// else the local store.
-fn control_plane(app: Option<&Arc<AppMode>>, store: LocalStore) -> Arc<dyn ControlPlane> {
-    match app {
-        Some(app) => {
+fn control_plane(app: Option<&Arc<AppMode>>, store: Store) -> Arc<dyn ControlPlane> {
+    match (app, store) {
+        (Some(app), Store::Sqlite(store)) => {
             let servers = app.clone();
             Arc::new(AppControl::new(
                 app.client().clone(),
@@ -352,7 +391,9 @@ fn control_plane(app: Option<&Arc<AppMode>>, store: LocalStore) -> Arc<dyn Contr
                 Arc::new(move || servers.servers()),
             ))
         }
-        None => Arc::new(store),
+        (None, Store::Sqlite(store)) => Arc::new(store),
+        // `open_store` opens PostgreSQL in local mode only.
+        (_, Store::Postgres(store)) => Arc::new(store),
     }
 }
 

@@ -153,7 +153,9 @@ pub fn redact(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::control::local::LocalStore;
+    use crate::control::tests::{Place, on_both_stores};
+
+    on_both_stores!(the_writer_records_what_was_queued_and_alerts_on_failures_before_it_stops);
 
     fn entry(item: &str, success: bool) -> Activity {
         Activity {
@@ -169,9 +171,10 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn the_writer_records_what_was_queued_and_alerts_on_failures_before_it_stops() {
-        let store = Arc::new(LocalStore::open(None).unwrap());
+    async fn the_writer_records_what_was_queued_and_alerts_on_failures_before_it_stops(
+        place: &Place,
+    ) {
+        let store = place.open().await;
         let tracker = TaskTracker::new();
         let cancel = CancellationToken::new();
         let recorder = Recorder::start(store.clone(), &tracker, cancel.clone());

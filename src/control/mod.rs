@@ -1,12 +1,15 @@
 //! The control plane: where the built-in tools' data and the proxy's settings live, behind one
 //! boundary trait, [`ControlPlane`]. The built-in tools, the activity recorder and the management
 //! commands talk only to this trait; [`local::LocalStore`] implements it on an embedded SQLite
-//! database in the data dir, and [`app::AppControl`] on the plugged.in App's HTTP API (App mode).
-//! Nothing outside `local` contains SQL.
+//! database in the data dir, [`postgres::PostgresStore`] on a PostgreSQL database
+//! (`--database-url`), and [`app::AppControl`] on the plugged.in App's HTTP API (App mode).
+//! Nothing outside `local` and `postgres` contains SQL.
 
 pub mod activity;
 pub mod app;
+mod library;
 pub mod local;
+pub mod postgres;
 pub mod time;
 
 use std::collections::BTreeSet;
@@ -698,3 +701,6 @@ pub trait ControlPlane: Send + Sync {
         Ok(None)
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests;

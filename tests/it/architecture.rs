@@ -50,9 +50,14 @@ const PLACES: &[(&str, &str, &[&str])] = &[
         ],
     ),
     (
-        "only the local store speaks SQL",
+        "only the SQLite store speaks SQLite",
         "rusqlite",
         &["control::local"],
+    ),
+    (
+        "only the PostgreSQL store speaks PostgreSQL",
+        "tokio_postgres",
+        &["control::postgres"],
     ),
     (
         "nothing that serves clients starts a process",

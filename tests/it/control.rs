@@ -551,15 +551,37 @@ async fn activity_older_than_the_retention_is_deleted_at_start() {
 /// acknowledged one is in the store.
 #[tokio::test]
 async fn concurrent_writes_from_several_processes_are_all_acknowledged_and_kept() {
+    concurrent_writes(None).await;
+}
+
+/// The same on one PostgreSQL database (`--database-url`), whose writes take its advisory lock.
+#[tokio::test]
+async fn concurrent_writes_to_one_postgresql_database_are_all_acknowledged_and_kept() {
+    concurrent_writes(Some(crate::pg_cluster::database().await)).await;
+}
+
+/// Several proxies and `docs add` processes writing at once, on one data dir's SQLite store or
+/// on the PostgreSQL database at `database_url`.
+async fn concurrent_writes(database_url: Option<String>) {
     use pluggedin_mcp_proxy::control::{ClipboardKey, ControlPlane};
 
     const PROXIES: usize = 4;
     const ROUNDS: usize = 20;
     const FILES: usize = 12;
-    let first = proxy().start().await;
+    let database: Vec<&str> = match &database_url {
+        Some(url) => vec!["--database-url", url],
+        None => Vec::new(),
+    };
+    let with_database = |mut builder: ProxyBuilder| {
+        for arg in &database {
+            builder = builder.arg(arg);
+        }
+        builder
+    };
+    let first = with_database(proxy()).start().await;
     let mut proxies = vec![first];
     for _ in 1..PROXIES {
-        let next = proxy().in_dir_of(&proxies[0]).start().await;
+        let next = with_database(proxy().in_dir_of(&proxies[0])).start().await;
         proxies.push(next);
     }
     let mut sessions = Vec::new();
@@ -594,6 +616,7 @@ async fn concurrent_writes_from_several_processes_are_all_acknowledged_and_kept(
             .arg(&proxies[0].config_path)
             .arg("--data-dir")
             .arg(proxies[0].data_dir())
+            .args(&database)
             .args(["docs", "add"])
             .arg(folder)
             .env_remove("PLUGGEDIN_API_KEY")
@@ -676,8 +699,17 @@ async fn concurrent_writes_from_several_processes_are_all_acknowledged_and_kept(
         refused.join("\n")
     );
 
-    let store = pluggedin_mcp_proxy::control::local::LocalStore::open(Some(&proxies[0].data_dir()))
-        .unwrap();
+    let store: Box<dyn ControlPlane> = match &database_url {
+        Some(url) => Box::new(
+            pluggedin_mcp_proxy::control::postgres::PostgresStore::connect(url)
+                .await
+                .unwrap(),
+        ),
+        None => Box::new(
+            pluggedin_mcp_proxy::control::local::LocalStore::open(Some(&proxies[0].data_dir()))
+                .unwrap(),
+        ),
+    };
     for id in &documents {
         assert!(
             store

@@ -9,6 +9,7 @@
 mod app_stub;
 mod architecture;
 mod llm_standin;
+mod pg_cluster;
 mod support;
 mod webdriver;
 
@@ -39,6 +40,7 @@ mod oauth;
 mod observability;
 mod playground;
 mod playground_console;
+mod postgres;
 mod registry;
 mod relay;
 mod reload;

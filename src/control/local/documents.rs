@@ -4,33 +4,20 @@
 //! transaction, so a failure leaves nothing half-written. Search order is bm25, then chunk id:
 //! the same library answers the same query the same way.
 
-use rusqlite::types::Value as SqlValue;
-use rusqlite::{Connection, OptionalExtension, Row, Transaction, params, params_from_iter};
-use sha2::{Digest, Sha256};
-
+use crate::control::library::{
+    MARK_CLOSE, MARK_OPEN, MIN_RELEVANCE, chunks, content_hash, highlight, model, writer,
+};
 use crate::control::time::now_ms;
 use crate::control::{
     ControlError, Document, DocumentCreate, DocumentFilter, DocumentHit, DocumentList,
-    DocumentSearch, DocumentSort, DocumentUpdate, DocumentVersion, ModelInfo, NewDocument, Result,
+    DocumentSearch, DocumentSort, DocumentUpdate, DocumentVersion, NewDocument, Result,
     UpdateOperation,
 };
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, params, params_from_iter};
 
-/// A chunk's target length, in characters: about 300 tokens, a passage long enough to answer
-/// from and short enough for bm25 to tell passages of one long document apart.
-const CHUNK_CHARS: usize = 1500;
-/// How far back from the target a chunk may end to end at a paragraph, sentence or word.
-const CHUNK_SLACK: usize = 400;
 /// Words of context `snippet()` shows around the matches.
 const SNIPPET_TOKENS: i32 = 24;
-/// Markers `snippet()` puts around matched words: private-use characters no text has, turned
-/// into Markdown bold by [`highlight`] once the text's own `**` are gone.
-const MARK_OPEN: char = '\u{E000}';
-const MARK_CLOSE: char = '\u{E001}';
-/// Hits scoring below this fraction of the best are left out: FTS5 gives a word found in more
-/// than half of the chunks an IDF of 1e-6, so a passage matched only by such words (`the`, `is`)
-/// scores about a millionth of one matched by the question's real words. Real matches are
-/// within a few orders of magnitude of each other; the threshold sits between.
-const MIN_RELEVANCE: f64 = 0.001;
 /// bm25 column weights: a match in the title counts double.
 const BM25: &str = "bm25(document_chunks_fts, 2.0, 1.0)";
 
@@ -39,18 +26,6 @@ const COLUMNS: &str = "d.id, d.title, d.description, d.format, d.tags, d.categor
      d.file_name, d.content_hash, d.size_bytes, d.version, d.created_at, d.updated_at, \
      d.updated_by_name, d.updated_by_provider, d.updated_by_version, d.change_summary, \
      d.update_reason, d.changes_from_prompt";
-
-fn model(
-    name: Option<String>,
-    provider: Option<String>,
-    version: Option<String>,
-) -> Option<ModelInfo> {
-    Some(ModelInfo {
-        name: name?,
-        provider: provider.unwrap_or_default(),
-        version,
-    })
-}
 
 /// A document from a row of [`COLUMNS`] (and the content at index 25, if selected).
 fn document_from_row(row: &Row<'_>) -> rusqlite::Result<Document> {
@@ -84,64 +59,6 @@ fn document_from_row(row: &Row<'_>) -> rusqlite::Result<Document> {
             .flatten()
             .unwrap_or_default(),
     })
-}
-
-/// Who wrote a document's current version: its creator for the first, else the update's
-/// attribution (none when the update gave none).
-fn writer(document: &Document) -> Option<ModelInfo> {
-    if document.version == 1 {
-        document.model.clone()
-    } else {
-        document.updated_by.clone()
-    }
-}
-
-/// SHA-256 of the text, lower-case hex.
-pub(crate) fn content_hash(content: &str) -> String {
-    Sha256::digest(content.as_bytes())
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
-}
-
-/// Splits text into contiguous chunks of about [`CHUNK_CHARS`] characters, ending each at a
-/// paragraph break, else a sentence end or line break, else a space, when one is near the
-/// target. Returns `(start, length)` in characters; together they cover the text exactly.
-pub(crate) fn chunks(text: &str) -> Vec<(usize, usize)> {
-    let chars: Vec<char> = text.chars().collect();
-    let total = chars.len();
-    let mut spans = Vec::with_capacity(total / CHUNK_CHARS + 1);
-    let mut start = 0;
-    while start < total {
-        let mut end = (start + CHUNK_CHARS).min(total);
-        if end < total {
-            let floor = end.saturating_sub(CHUNK_SLACK).max(start + 1);
-            let window = floor..end;
-            let after = |at: usize, what: &dyn Fn(usize) -> bool| {
-                window
-                    .clone()
-                    .rev()
-                    .find(|&i| what(i))
-                    .map(|i| i + 1)
-                    .filter(|&cut| cut > at)
-            };
-            let paragraph = |i: usize| chars[i] == '\n' && i > 0 && chars[i - 1] == '\n';
-            let sentence = |i: usize| {
-                chars[i] == '\n'
-                    || (chars[i].is_whitespace()
-                        && i > 0
-                        && matches!(chars[i - 1], '.' | '!' | '?'))
-            };
-            let space = |i: usize| chars[i].is_whitespace();
-            end = after(start, &paragraph)
-                .or_else(|| after(start, &sentence))
-                .or_else(|| after(start, &space))
-                .unwrap_or(end);
-        }
-        spans.push((start, end - start));
-        start = end;
-    }
-    spans
 }
 
 /// The FTS5 queries for a user's text: all terms (AND), and any term (OR) as the fallback when
@@ -505,31 +422,6 @@ pub(super) fn search(connection: &Connection, search: &DocumentSearch) -> Result
     Ok(hits)
 }
 
-/// A snippet as shown: on one line, the matched words in Markdown bold, adjacent ones in one
-/// run (`**two hours**`). The text's own `**` go first — a snippet shows the matches in bold
-/// and nothing else, and `snippet()` marks words, so stored bold around a match would double
-/// (`****two**`).
-fn highlight(marked: &str) -> String {
-    let mut text = String::with_capacity(marked.len());
-    let mut chars = marked.chars().peekable();
-    while let Some(ch) = chars.next() {
-        if ch == '*' && chars.peek() == Some(&'*') {
-            while chars.peek() == Some(&'*') {
-                chars.next();
-            }
-            continue;
-        }
-        text.push(ch);
-    }
-    let words: Vec<&str> = text.split_whitespace().collect();
-    // Two highlighted words next to each other become one highlighted run.
-    words
-        .join(" ")
-        .replace(&format!("{MARK_CLOSE} {MARK_OPEN}"), " ")
-        .replace(&format!("{MARK_CLOSE}{MARK_OPEN}"), "")
-        .replace([MARK_OPEN, MARK_CLOSE], "**")
-}
-
 pub(super) fn get(
     connection: &Connection,
     id: &str,
@@ -666,54 +558,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn snippets_bold_the_matches_once_whatever_the_text_had() {
-        let marked = |text: &str| text.replace('[', "\u{E000}").replace(']', "\u{E001}");
-        assert_eq!(
-            highlight(&marked("lasts **[two] [hours]** on a\n full charge")),
-            "lasts **two hours** on a full charge"
-        );
-        assert_eq!(
-            highlight(&marked("**Bold** text, a [match] and ***more***")),
-            "Bold text, a **match** and more"
-        );
-        assert_eq!(highlight(&marked("2 * 3 = [six]")), "2 * 3 = **six**");
-        assert!(!highlight(&marked("**[a]** **[b]**")).contains("****"));
-    }
-
-    #[test]
-    fn chunks_cover_the_text_and_end_at_boundaries() {
-        assert!(chunks("").is_empty());
-        assert_eq!(chunks("short"), vec![(0, 5)]);
-        let paragraph = "word ".repeat(240); // 1200 chars
-        let text = format!("{paragraph}\n\n{paragraph}\n\n{paragraph}");
-        let spans = chunks(&text);
-        let total: usize = spans.iter().map(|(_, length)| length).sum();
-        assert_eq!(total, text.chars().count());
-        for pair in spans.windows(2) {
-            assert_eq!(pair[0].0 + pair[0].1, pair[1].0, "contiguous");
-        }
-        // The first chunk ends after the first paragraph break (within the slack).
-        assert_eq!(spans[0], (0, 1202));
-        assert!(spans.iter().all(|(_, length)| *length <= CHUNK_CHARS));
-    }
-
-    #[test]
-    fn chunks_without_boundaries_are_cut_at_the_target() {
-        let text = "x".repeat(CHUNK_CHARS * 2 + 10);
-        assert_eq!(
-            chunks(&text),
-            vec![
-                (0, CHUNK_CHARS),
-                (CHUNK_CHARS, CHUNK_CHARS),
-                (CHUNK_CHARS * 2, 10)
-            ]
-        );
-        // Characters, not bytes.
-        let text = "é".repeat(CHUNK_CHARS + 1);
-        assert_eq!(chunks(&text), vec![(0, CHUNK_CHARS), (CHUNK_CHARS, 1)]);
-    }
-
-    #[test]
     fn queries_quote_words_and_keep_phrases_and_prefixes() {
         assert_eq!(
             fts_queries("Rust sqlite"),
@@ -732,13 +576,5 @@ mod tests {
             "\"title\" \"x\" \"and\" \"y\" \"or\" \"near\" \"z\""
         );
         assert_eq!(fts_queries("  ** -- \"\" "), None);
-    }
-
-    #[test]
-    fn hashes_are_lowercase_hex_sha256() {
-        assert_eq!(
-            content_hash("abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
     }
 }

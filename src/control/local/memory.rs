@@ -3,23 +3,12 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
+use crate::control::library::ring_of;
 use crate::control::time::now_ms;
 use crate::control::{
     Memory, MemoryHit, MemoryQuery, MemorySession, NewObservation, ObserveOutcome, Result,
     SessionEnd,
 };
-
-/// The ring a type of observation belongs to: how-to knowledge (procedures), what happened while
-/// working (practice), lasting facts and preferences (longterm), and failures to remember
-/// (shocks).
-fn ring_of(observation_type: &str) -> &'static str {
-    match observation_type {
-        "success_pattern" | "decision" | "workflow_step" => "procedures",
-        "user_preference" | "insight" => "longterm",
-        "error_pattern" | "failure_pattern" => "shocks",
-        _ => "practice",
-    }
-}
 
 const MEMORY_COLUMNS: &str = "o.uuid, o.session_uuid, o.ring_type, o.type, o.content, o.outcome, \
                               o.metadata, o.access_count, o.created_at";

@@ -1,0 +1,239 @@
+//! The schema owner of the PostgreSQL store, as numbered migrations: the table
+//! `pluggedin_schema` holds one row per migration applied. [`migrate`] applies the missing ones
+//! in one transaction under the store's write lock, so proxies starting together cannot both
+//! apply them, and refuses a database written by a newer version instead of guessing at it.
+//! The tables are the SQLite store's, in PostgreSQL's types; full-text search is a `tsvector`
+//! per document chunk and per observation, each with a GIN index.
+
+use tokio_postgres::Client;
+
+use super::WRITE_LOCK;
+use crate::control::{ControlError, Result};
+
+/// The migrations, in order; migration `n` (1-based) brings the schema to version `n`. Never
+/// edit one that has shipped: add another.
+const MIGRATIONS: &[&str] = &[
+    // 1: everything the SQLite store has after its third migration. Text is compared and sorted
+    // in the "C" collation where order matters, as SQLite compares bytes.
+    r#"
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    INSERT INTO meta (key, value) VALUES ('settings_version', '0');
+
+    CREATE TABLE server_ids (
+        name TEXT PRIMARY KEY,
+        uuid TEXT NOT NULL UNIQUE
+    );
+
+    CREATE TABLE catalog_cache (
+        uuid       TEXT PRIMARY KEY,
+        name       TEXT NOT NULL,
+        lists      TEXT NOT NULL,
+        updated_at BIGINT NOT NULL
+    );
+
+    CREATE TABLE notifications (
+        seq        BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        id         TEXT NOT NULL UNIQUE,
+        kind       TEXT NOT NULL,
+        title      TEXT NOT NULL,
+        message    TEXT NOT NULL,
+        severity   TEXT NOT NULL,
+        link       TEXT,
+        read       BOOLEAN NOT NULL DEFAULT FALSE,
+        completed  BOOLEAN NOT NULL DEFAULT FALSE,
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT
+    );
+    CREATE INDEX notifications_by_time ON notifications (created_at);
+
+    CREATE TABLE clipboard (
+        uuid             TEXT PRIMARY KEY,
+        name             TEXT COLLATE "C" UNIQUE,
+        idx              BIGINT UNIQUE,
+        value            TEXT NOT NULL,
+        content_type     TEXT NOT NULL,
+        encoding         TEXT NOT NULL,
+        size_bytes       BIGINT NOT NULL,
+        visibility       TEXT NOT NULL,
+        created_by_tool  TEXT,
+        created_by_model TEXT,
+        source           TEXT NOT NULL,
+        created_at       BIGINT NOT NULL,
+        updated_at       BIGINT NOT NULL,
+        expires_at       BIGINT
+    );
+
+    CREATE TABLE memory_sessions (
+        uuid               TEXT PRIMARY KEY,
+        memory_session_id  TEXT NOT NULL UNIQUE,
+        content_session_id TEXT NOT NULL,
+        agent_uuid         TEXT,
+        active             BOOLEAN NOT NULL DEFAULT TRUE,
+        started_at         BIGINT NOT NULL,
+        ended_at           BIGINT
+    );
+
+    CREATE TABLE observations (
+        id           BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        uuid         TEXT NOT NULL UNIQUE,
+        session_uuid TEXT NOT NULL REFERENCES memory_sessions (uuid) ON DELETE CASCADE,
+        type         TEXT NOT NULL,
+        ring_type    TEXT NOT NULL,
+        content      TEXT NOT NULL,
+        outcome      TEXT,
+        metadata     TEXT,
+        access_count BIGINT NOT NULL DEFAULT 0,
+        created_at   BIGINT NOT NULL,
+        search       TSVECTOR GENERATED ALWAYS AS (to_tsvector('english', content)) STORED
+    );
+    CREATE INDEX observations_by_session ON observations (session_uuid);
+    CREATE INDEX observations_search ON observations USING GIN (search);
+
+    CREATE TABLE activity (
+        id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        at          BIGINT NOT NULL,
+        action      TEXT NOT NULL,
+        server_name TEXT COLLATE "C" NOT NULL,
+        server_uuid TEXT NOT NULL,
+        item        TEXT COLLATE "C" NOT NULL,
+        duration_ms BIGINT NOT NULL,
+        success     BOOLEAN NOT NULL,
+        error       TEXT
+    );
+    CREATE INDEX activity_by_time ON activity (at);
+
+    CREATE TABLE rate_limited (
+        at         BIGINT NOT NULL,
+        tool_calls BIGINT NOT NULL,
+        requests   BIGINT NOT NULL
+    );
+    CREATE INDEX rate_limited_by_time ON rate_limited (at);
+
+    CREATE TABLE disabled_servers (name TEXT PRIMARY KEY);
+    CREATE TABLE disabled_tools (name TEXT PRIMARY KEY);
+    CREATE TABLE workspaces (
+        name       TEXT PRIMARY KEY,
+        created_at BIGINT NOT NULL
+    );
+    CREATE TABLE workspace_servers (
+        workspace TEXT NOT NULL REFERENCES workspaces (name) ON DELETE CASCADE,
+        server    TEXT NOT NULL,
+        PRIMARY KEY (workspace, server)
+    );
+
+    -- The document library: `documents` holds the current text, `document_versions` the
+    -- earlier ones. A chunk is a character range of its document's content (no copy of the
+    -- text) with its own `tsvector` (the title weighted A, the chunk's text B), written by the
+    -- documents module with the chunk; snippets read the text from the document.
+    CREATE TABLE documents (
+        pk             BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        id             TEXT NOT NULL UNIQUE,
+        title          TEXT NOT NULL,
+        description    TEXT,
+        content        TEXT NOT NULL,
+        format         TEXT NOT NULL,
+        tags           TEXT[] NOT NULL,
+        category       TEXT NOT NULL,
+        source         TEXT NOT NULL,
+        visibility     TEXT NOT NULL,
+        model_name     TEXT,
+        model_provider TEXT,
+        model_version  TEXT,
+        ai_metadata    TEXT NOT NULL,
+        parent_id      TEXT,
+        file_name      TEXT,
+        content_hash   TEXT NOT NULL,
+        size_bytes     BIGINT NOT NULL,
+        version        BIGINT NOT NULL,
+        created_at     BIGINT NOT NULL,
+        updated_at     BIGINT NOT NULL,
+        updated_by_name     TEXT,
+        updated_by_provider TEXT,
+        updated_by_version  TEXT,
+        change_summary      TEXT,
+        update_reason       TEXT,
+        changes_from_prompt TEXT
+    );
+    CREATE INDEX documents_by_time ON documents (created_at, id);
+    -- Not unique: creating deduplicates, but an update may arrive at another document's text.
+    CREATE INDEX documents_by_hash ON documents (content_hash);
+
+    CREATE TABLE document_versions (
+        document            BIGINT NOT NULL REFERENCES documents (pk) ON DELETE CASCADE,
+        version             BIGINT NOT NULL,
+        content             TEXT NOT NULL,
+        content_hash        TEXT NOT NULL,
+        created_at          BIGINT NOT NULL,
+        model_name          TEXT,
+        model_provider      TEXT,
+        model_version       TEXT,
+        change_summary      TEXT,
+        update_reason       TEXT,
+        changes_from_prompt TEXT,
+        PRIMARY KEY (document, version)
+    );
+
+    CREATE TABLE document_chunks (
+        id       BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        document BIGINT NOT NULL REFERENCES documents (pk) ON DELETE CASCADE,
+        start    INTEGER NOT NULL,
+        length   INTEGER NOT NULL,
+        search   TSVECTOR NOT NULL
+    );
+    CREATE INDEX document_chunks_by_document ON document_chunks (document);
+    CREATE INDEX document_chunks_search ON document_chunks USING GIN (search);
+    "#,
+];
+
+/// The schema version this build writes.
+pub(super) const VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Applies the missing migrations; refuses a database from a newer version. `shown` names the
+/// database in errors.
+pub(super) async fn migrate(client: &mut Client, shown: &str) -> Result<()> {
+    let transaction = client.transaction().await?;
+    transaction
+        .execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])
+        .await?;
+    transaction
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS pluggedin_schema (
+                 version    BIGINT PRIMARY KEY,
+                 applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+             )",
+        )
+        .await?;
+    let current: i64 = transaction
+        .query_one(
+            "SELECT coalesce(max(version), 0) FROM pluggedin_schema",
+            &[],
+        )
+        .await?
+        .try_get(0)?;
+    if current > VERSION {
+        return Err(ControlError::Open {
+            path: shown.to_owned(),
+            message: format!(
+                "it has schema version {current}, written by a newer pluggedin-mcp-proxy \
+                 (this one knows up to {VERSION}); upgrade this binary or use another \
+                 --database-url"
+            ),
+        });
+    }
+    for (index, migration) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let version = index as i64 + 1;
+        transaction.batch_execute(migration).await?;
+        transaction
+            .execute(
+                "INSERT INTO pluggedin_schema (version) VALUES ($1)",
+                &[&version],
+            )
+            .await?;
+        tracing::info!(version, "PostgreSQL store migrated");
+    }
+    transaction.commit().await?;
+    Ok(())
+}

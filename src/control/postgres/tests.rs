@@ -1,0 +1,261 @@
+//! What only the PostgreSQL store does: its schema table, losing and finding the database again,
+//! `NOTIFY` on settings changes, its write transaction, and URLs with passwords. The control
+//! plane's contract is tested on both stores in `control::tests`.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio_postgres::AsyncMessage;
+
+use super::*;
+use crate::control::tests::cluster;
+
+/// A client of the test cluster as its superuser, on `database`.
+async fn admin(database: &str) -> tokio_postgres::Client {
+    let settings = cluster::cluster().settings(database);
+    let (client, connection) = tokio_postgres::connect(&settings, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+}
+
+use cluster::name_of;
+
+#[tokio::test]
+async fn a_database_from_a_newer_version_is_refused_naming_both_versions() {
+    let url = cluster::database().await;
+    drop(PostgresStore::connect(&url).await.unwrap());
+    admin(&name_of(&url))
+        .await
+        .execute("INSERT INTO pluggedin_schema (version) VALUES (99)", &[])
+        .await
+        .unwrap();
+    let error = PostgresStore::connect(&url)
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(error.contains("schema version 99"), "{error}");
+    assert!(error.contains("newer pluggedin-mcp-proxy"), "{error}");
+    assert!(
+        error.contains(&format!("knows up to {}", schema::VERSION)),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn opening_twice_migrates_once_and_keeps_the_data() {
+    let url = cluster::database().await;
+    let (one, two) = tokio::join!(PostgresStore::connect(&url), PostgresStore::connect(&url));
+    let (one, two) = (one.unwrap(), two.unwrap());
+    one.set_tool_enabled("demo__echo", false).await.unwrap();
+    drop(one);
+    let again = PostgresStore::connect(&url).await.unwrap();
+    assert!(
+        again
+            .settings()
+            .await
+            .unwrap()
+            .disabled_tools
+            .contains("demo__echo")
+    );
+    assert!(
+        two.settings()
+            .await
+            .unwrap()
+            .disabled_tools
+            .contains("demo__echo")
+    );
+    let versions: i64 = admin(&name_of(&url))
+        .await
+        .query_one("SELECT count(*) FROM pluggedin_schema", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(versions, schema::VERSION);
+}
+
+#[tokio::test]
+async fn calls_say_the_store_is_unavailable_while_the_database_is_down_and_recover_after() {
+    let url = cluster::database().await;
+    let name = name_of(&url);
+    let store = PostgresStore::connect(&url).await.unwrap();
+    store.server_uuid("before").await.unwrap();
+    // The database goes away: no new connections, and the store's are ended by the server.
+    let postgres = admin("postgres").await;
+    postgres
+        .batch_execute(&format!(
+            "ALTER DATABASE {name} ALLOW_CONNECTIONS false;
+             SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+        ))
+        .await
+        .unwrap();
+    // Each call fails with a clear error, on the connection the server ended or a new one it
+    // refuses; none hangs.
+    for _ in 0..3 {
+        let error = store.settings_version().await.unwrap_err();
+        assert!(
+            matches!(&error, ControlError::Store(text) if text.starts_with("store unavailable")),
+            "{error}"
+        );
+    }
+    postgres
+        .batch_execute(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
+        .await
+        .unwrap();
+    // Back: the next call connects afresh.
+    assert_eq!(store.settings_version().await.unwrap(), 0);
+    store.server_uuid("after").await.unwrap();
+}
+
+#[tokio::test]
+async fn settings_changes_are_notified_at_commit_with_the_new_version() {
+    let url = cluster::database().await;
+    let store = PostgresStore::connect(&url).await.unwrap();
+    let settings = cluster::cluster().settings(&name_of(&url));
+    let (listener, mut connection) = tokio_postgres::connect(&settings, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let (sender, mut notices) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(Ok(message)) = messages.next().await {
+            if let AsyncMessage::Notification(notice) = message {
+                let _ = sender.send((notice.channel().to_owned(), notice.payload().to_owned()));
+            }
+        }
+    });
+    listener
+        .batch_execute("LISTEN pluggedin_settings")
+        .await
+        .unwrap();
+    store.set_server_enabled("demo", false).await.unwrap();
+    let workspace = Workspace {
+        name: "work".into(),
+        servers: ["demo".to_owned()].into(),
+    };
+    store.create_workspace(workspace).await.unwrap();
+    for expected in ["1", "2"] {
+        let notice = tokio::time::timeout(Duration::from_secs(30), notices.recv())
+            .await
+            .expect("a notification within the wait")
+            .unwrap();
+        assert_eq!(
+            notice,
+            ("pluggedin_settings".to_owned(), expected.to_owned())
+        );
+    }
+    assert_eq!(store.settings_version().await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn a_failed_write_leaves_nothing() {
+    let url = cluster::database().await;
+    let store = PostgresStore::connect(&url).await.unwrap();
+    let failed: Result<()> = write_tx!(store, |t| async {
+        t.execute("INSERT INTO meta (key, value) VALUES ('probe', '1')", &[])
+            .await?;
+        Err::<(), _>(ControlError::Invalid("stopped halfway".into()))
+    });
+    assert!(failed.is_err());
+    let store = &store;
+    let probes: i64 = read!(store, |c| async {
+        Ok::<_, ControlError>(
+            c.query_one("SELECT count(*) FROM meta WHERE key = 'probe'", &[])
+                .await?
+                .get(0),
+        )
+    })
+    .unwrap();
+    assert_eq!(probes, 0, "a failed write was rolled back");
+}
+
+#[tokio::test]
+async fn errors_name_the_database_without_its_password() {
+    let url = cluster::database().await;
+    let wrong = url
+        .replace("postgres:///", "postgres://postgres:s3cret@/")
+        .replace("&user=postgres", "")
+        .replace(&name_of(&url), "no_such_database");
+    let error = PostgresStore::connect(&wrong)
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(error.contains("no_such_database"), "{error}");
+    assert!(error.contains("postgres://postgres@"), "{error}");
+    assert!(!error.contains("s3cret"), "{error}");
+}
+
+#[tokio::test]
+async fn a_connection_left_in_the_middle_of_a_call_is_closed_not_reused() {
+    let url = cluster::database().await;
+    let store = PostgresStore::connect(&url).await.unwrap();
+    let backend = async |store: &PostgresStore| -> i32 {
+        read!(store, |c| async {
+            Ok::<_, ControlError>(c.query_one("SELECT pg_backend_pid()", &[]).await?.get(0))
+        })
+        .unwrap()
+    };
+    let first = backend(&store).await;
+    assert_eq!(
+        backend(&store).await,
+        first,
+        "a finished call's connection is reused"
+    );
+    // A call cancelled while its statement runs (as a call past its bound is).
+    let running = store.clone();
+    let call = tokio::spawn(async move {
+        let store = &running;
+        read!(store, |c| async {
+            c.batch_execute("SELECT pg_sleep(600)").await?;
+            Ok::<_, ControlError>(())
+        })
+    });
+    let admin = admin("postgres").await;
+    let sleeping = "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(600)'";
+    while admin
+        .query_one(sleeping, &[])
+        .await
+        .unwrap()
+        .get::<_, i64>(0)
+        == 0
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    call.abort();
+    let _ = call.await;
+    let next = backend(&store).await;
+    assert_ne!(next, first, "a fresh connection, not the busy one");
+}
+
+#[tokio::test]
+async fn tls_connections_verify_the_servers_certificate() {
+    let url = cluster::database().await;
+    let tls = cluster::cluster().tls_url(&name_of(&url));
+    let store = PostgresStore::connect(&tls).await.unwrap();
+    store.set_tool_enabled("demo__echo", false).await.unwrap();
+    let ssl: bool = read!(store, |c| async {
+        Ok::<_, ControlError>(
+            c.query_one(
+                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                &[],
+            )
+            .await?
+            .get(0),
+        )
+    })
+    .unwrap();
+    assert!(ssl, "the connection is encrypted");
+    // The same server, its certificate checked against the platform's roots, which do not
+    // have the test CA: refused, saying why.
+    let untrusted = tls.split("&sslrootcert=").next().unwrap();
+    let error = PostgresStore::connect(untrusted)
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(error.contains("store unavailable"), "{error}");
+    assert!(error.to_lowercase().contains("certificate"), "{error}");
+}
