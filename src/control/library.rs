@@ -192,3 +192,50 @@ mod tests {
         );
     }
 }
+
+/// One term of a user's search text: a `"quoted phrase"` (its words in order) or a word, a
+/// prefix when it ended in `*`. Only letters and digits reach a term, lower-cased, so that no
+/// query syntax in the text becomes an operator of either store's full-text language.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Term {
+    Phrase(Vec<String>),
+    Word { word: String, prefix: bool },
+}
+
+/// The terms of a user's search text, in order, repeats next to each other dropped.
+pub(crate) fn search_terms(text: &str) -> Vec<Term> {
+    let words = |part: &str| -> Vec<String> {
+        part.split(|c: char| !c.is_alphanumeric())
+            .filter(|word| !word.is_empty())
+            .map(str::to_lowercase)
+            .collect()
+    };
+    let mut terms = Vec::new();
+    for (index, part) in text.split('"').enumerate() {
+        if index % 2 == 1 {
+            let mut phrase = words(part);
+            match phrase.len() {
+                0 => {}
+                1 => terms.push(Term::Word {
+                    word: phrase.remove(0),
+                    prefix: false,
+                }),
+                _ => terms.push(Term::Phrase(phrase)),
+            }
+            continue;
+        }
+        for token in part.split_whitespace() {
+            let prefix = token.ends_with('*');
+            let parts = words(token);
+            let last = parts.len().saturating_sub(1);
+            for (at, word) in parts.into_iter().enumerate() {
+                terms.push(Term::Word {
+                    word,
+                    prefix: prefix && at == last,
+                });
+            }
+        }
+    }
+    terms.dedup();
+    terms
+}

@@ -5,7 +5,8 @@
 //! the same library answers the same query the same way.
 
 use crate::control::library::{
-    MARK_CLOSE, MARK_OPEN, MIN_RELEVANCE, chunks, content_hash, highlight, model, writer,
+    self, MARK_CLOSE, MARK_OPEN, MIN_RELEVANCE, Term, chunks, content_hash, highlight, model,
+    writer,
 };
 use crate::control::time::now_ms;
 use crate::control::{
@@ -66,35 +67,16 @@ fn document_from_row(row: &Row<'_>) -> rusqlite::Result<Document> {
 /// a trailing `*` makes a prefix, so FTS5 syntax in the text never becomes an operator. `None`
 /// when the text has no words.
 pub(crate) fn fts_queries(text: &str) -> Option<(String, String)> {
-    let mut terms = Vec::new();
-    let words = |part: &str| -> Vec<String> {
-        part.split(|c: char| !c.is_alphanumeric())
-            .filter(|word| !word.is_empty())
-            .map(str::to_lowercase)
-            .collect()
-    };
-    for (index, part) in text.split('"').enumerate() {
-        if index % 2 == 1 {
-            let phrase = words(part);
-            if !phrase.is_empty() {
-                terms.push(format!("\"{}\"", phrase.join(" ")));
-            }
-            continue;
-        }
-        for token in part.split_whitespace() {
-            let prefix = token.ends_with('*');
-            let parts = words(token);
-            let last = parts.len().saturating_sub(1);
-            for (at, word) in parts.into_iter().enumerate() {
-                let star = if prefix && at == last { "*" } else { "" };
-                terms.push(format!("\"{word}\"{star}"));
-            }
-        }
-    }
+    let terms: Vec<String> = library::search_terms(text)
+        .into_iter()
+        .map(|term| match term {
+            Term::Phrase(words) => format!("\"{}\"", words.join(" ")),
+            Term::Word { word, prefix } => format!("\"{word}\"{}", if prefix { "*" } else { "" }),
+        })
+        .collect();
     if terms.is_empty() {
         return None;
     }
-    terms.dedup();
     Some((terms.join(" "), terms.join(" OR ")))
 }
 

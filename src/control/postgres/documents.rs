@@ -10,7 +10,8 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, GenericClient, Row, Transaction};
 
 use crate::control::library::{
-    MARK_CLOSE, MARK_OPEN, MIN_RELEVANCE, chunks, content_hash, highlight, model, writer,
+    self, MARK_CLOSE, MARK_OPEN, MIN_RELEVANCE, Term, chunks, content_hash, highlight, model,
+    writer,
 };
 use crate::control::time::now_ms;
 use crate::control::{
@@ -85,37 +86,19 @@ fn document_from_row(row: &Row, with_content: bool) -> Result<Document> {
 /// `"quoted phrases"` stay phrases (`<->`) and a trailing `*` makes a prefix (`:*`), so nothing
 /// in user text becomes an operator. `None` when the text has no words.
 pub(super) fn tsqueries(text: &str) -> Option<(String, String)> {
-    let words = |part: &str| -> Vec<String> {
-        part.split(|c: char| !c.is_alphanumeric())
-            .filter(|word| !word.is_empty())
-            .map(|word| format!("'{}'", word.to_lowercase()))
-            .collect()
-    };
-    let mut terms = Vec::new();
-    for (index, part) in text.split('"').enumerate() {
-        if index % 2 == 1 {
-            let phrase = words(part);
-            match phrase.len() {
-                0 => {}
-                1 => terms.extend(phrase),
-                _ => terms.push(format!("({})", phrase.join(" <-> "))),
+    let terms: Vec<String> = library::search_terms(text)
+        .into_iter()
+        .map(|term| match term {
+            Term::Phrase(words) => {
+                let quoted: Vec<String> = words.iter().map(|word| format!("'{word}'")).collect();
+                format!("({})", quoted.join(" <-> "))
             }
-            continue;
-        }
-        for token in part.split_whitespace() {
-            let prefix = token.ends_with('*');
-            let parts = words(token);
-            let last = parts.len().saturating_sub(1);
-            for (at, word) in parts.into_iter().enumerate() {
-                let star = if prefix && at == last { ":*" } else { "" };
-                terms.push(format!("{word}{star}"));
-            }
-        }
-    }
+            Term::Word { word, prefix } => format!("'{word}'{}", if prefix { ":*" } else { "" }),
+        })
+        .collect();
     if terms.is_empty() {
         return None;
     }
-    terms.dedup();
     Some((terms.join(" & "), terms.join(" | ")))
 }
 
