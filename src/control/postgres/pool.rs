@@ -9,9 +9,11 @@ use std::str::FromStr;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use futures::StreamExt;
+use futures::stream::BoxStream;
 use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio_postgres::config::{Host, SslMode};
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::{AsyncMessage, Client, Config, NoTls};
 
 use super::tls::Tls;
 use crate::control::{ControlError, Result};
@@ -30,6 +32,11 @@ pub(super) const CALL_TIMEOUT: Duration = Duration::from_secs(45);
 /// batches, built-in tools, the settings poll); a few connections keep one slow search from
 /// holding up the rest without taking many of the server's `max_connections`.
 const POOL_SIZE: usize = 4;
+
+/// What a connection's server sends outside answers to calls, until the connection ends (then
+/// `None`, or an error for a failure).
+pub(super) type Messages =
+    BoxStream<'static, std::result::Result<AsyncMessage, tokio_postgres::Error>>;
 
 /// The database's URL, read: its connection settings, TLS when asked for, and how to name it in
 /// logs and errors.
@@ -248,37 +255,54 @@ impl Pool {
     }
 
     async fn connect(&self) -> Result<Client> {
-        let timed_out = |_| unavailable(format!("no connection within {CONNECT_TIMEOUT:?}"));
-        // Down, unreachable, or refusing us (a login, a database that is gone or closed to
-        // connections): unavailable either way, and the next call tries again.
-        let refused = |error: tokio_postgres::Error| unavailable(describe(&error));
+        let (client, mut messages) = dial(&self.config, self.tls.as_ref()).await?;
         // The connection's I/O runs on its own task, which ends when the client is dropped (by
         // the pool, or when it sees the connection closed) or the server goes away.
-        let ended = |error: tokio_postgres::Error| {
-            tracing::debug!("a connection to the PostgreSQL store ended: {error}");
-        };
-        let client = match &self.tls {
-            None => {
-                let connecting = self.config.connect(NoTls);
-                let (client, connection) = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
-                    .await
-                    .map_err(timed_out)?
-                    .map_err(refused)?;
-                tokio::spawn(async move { connection.await.unwrap_or_else(ended) });
-                client
+        tokio::spawn(async move {
+            while let Some(message) = messages.next().await {
+                if let Err(error) = message {
+                    tracing::debug!("a connection to the PostgreSQL store ended: {error}");
+                    break;
+                }
             }
-            Some(tls) => {
-                let connecting = self.config.connect(tls.clone());
-                let (client, connection) = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
-                    .await
-                    .map_err(timed_out)?
-                    .map_err(refused)?;
-                tokio::spawn(async move { connection.await.unwrap_or_else(ended) });
-                client
-            }
-        };
+        });
         Ok(client)
     }
+
+    /// The connection settings and TLS, for a connection of its own outside the pool.
+    pub(super) fn target(&self) -> (Config, Option<Tls>) {
+        (self.config.clone(), self.tls.clone())
+    }
+}
+
+/// Opens a connection: its client, and what the server sends on its own (notices,
+/// notifications), which must be polled for the connection's I/O to run at all.
+pub(super) async fn dial(config: &Config, tls: Option<&Tls>) -> Result<(Client, Messages)> {
+    let timed_out = |_| unavailable(format!("no connection within {CONNECT_TIMEOUT:?}"));
+    // Down, unreachable, or refusing us (a login, a database that is gone or closed to
+    // connections): unavailable either way, and the next call tries again.
+    let refused = |error: tokio_postgres::Error| unavailable(describe(&error));
+    let opened = match tls {
+        None => {
+            let connecting = config.connect(NoTls);
+            let (client, mut connection) = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
+                .await
+                .map_err(timed_out)?
+                .map_err(refused)?;
+            let messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+            (client, messages.boxed())
+        }
+        Some(tls) => {
+            let connecting = config.connect(tls.clone());
+            let (client, mut connection) = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
+                .await
+                .map_err(timed_out)?
+                .map_err(refused)?;
+            let messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+            (client, messages.boxed())
+        }
+    };
+    Ok(opened)
 }
 
 impl Pooled<'_> {
