@@ -552,6 +552,23 @@ pub struct Workspace {
     pub servers: BTreeSet<String>,
 }
 
+/// Wake-ups from a store that tells running proxies when the settings may have changed (in any
+/// process), so that they need not poll: each one means "re-read the settings version". Many
+/// changes in a row may come as one wake-up; one also comes whenever the store may have missed
+/// changes (it reconnected), so that nothing is skipped.
+pub struct SettingsChanges(tokio::sync::watch::Receiver<u64>);
+
+impl SettingsChanges {
+    pub(crate) fn new(wakes: tokio::sync::watch::Receiver<u64>) -> SettingsChanges {
+        SettingsChanges(wakes)
+    }
+
+    /// Waits for the next wake-up; `false` when the store will send none any more.
+    pub async fn changed(&mut self) -> bool {
+        self.0.changed().await.is_ok()
+    }
+}
+
 /// The knowledge base's answer from a control plane that answers itself (the App's
 /// `/api/rag/query` body: `{answer, sources, documentIds, …}` or a text).
 #[derive(Debug, Clone, PartialEq)]
@@ -661,6 +678,11 @@ pub trait ControlPlane: Send + Sync {
 
     /// A number that changes whenever [`Settings`] may have changed, in any process.
     async fn settings_version(&self) -> Result<i64>;
+    /// Wake-ups when the settings may have changed, for a store that pushes them (PostgreSQL's
+    /// `LISTEN`); `None` when the settings version must be polled.
+    fn settings_changes(&self) -> Option<SettingsChanges> {
+        None
+    }
     async fn settings(&self) -> Result<Settings>;
     async fn set_server_enabled(&self, server: &str, enabled: bool) -> Result<()>;
     async fn set_tool_enabled(&self, tool: &str, enabled: bool) -> Result<()>;

@@ -9,11 +9,13 @@
 //! document's dedup, a server's UUID) need no retry logic of their own. Writes are small next to
 //! the network around them. Reads take a connection and no transaction. A settings change bumps
 //! `meta.settings_version` and sends `NOTIFY pluggedin_settings` with the new version in the
-//! same transaction (delivered at commit), for a listener to come.
+//! same transaction (delivered at commit); a running proxy hears it on a connection of its own
+//! (`listen`), started on first use.
 
 mod activity;
 mod clipboard;
 mod documents;
+mod listen;
 mod memory;
 mod notifications;
 mod pool;
@@ -22,7 +24,7 @@ mod settings;
 mod tls;
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use tokio_postgres::Transaction;
 
@@ -32,7 +34,7 @@ use crate::control::{
     Document, DocumentCreate, DocumentHit, DocumentList, DocumentSearch, DocumentUpdate,
     DocumentVersion, Memory, MemoryHit, MemoryQuery, MemorySession, NewDocument, NewNotification,
     NewObservation, Notification, ObserveOutcome, RateLimited, Result, SessionEnd, Settings,
-    Workspace,
+    SettingsChanges, Workspace,
 };
 use pool::{CALL_TIMEOUT, Pool, Target, unavailable};
 
@@ -45,6 +47,9 @@ const WRITE_LOCK: i64 = 0x706c_7567_6765_6469;
 pub struct PostgresStore {
     pool: Arc<Pool>,
     shown: Arc<str>,
+    /// The settings listener's wake-ups, once something asked for them (a running proxy; a
+    /// management command never does, and opens no listening connection).
+    changes: Arc<OnceLock<tokio::sync::watch::Receiver<u64>>>,
 }
 
 impl PostgresStore {
@@ -85,6 +90,7 @@ impl PostgresStore {
         Ok(PostgresStore {
             pool: Arc::new(pool),
             shown: shown.into(),
+            changes: Arc::default(),
         })
     }
 
@@ -356,6 +362,14 @@ impl ControlPlane for PostgresStore {
 
     async fn settings(&self) -> Result<Settings> {
         read!(self, |c| settings::read(c))
+    }
+
+    fn settings_changes(&self) -> Option<SettingsChanges> {
+        let wakes = self.changes.get_or_init(|| {
+            let (config, tls) = self.pool.target();
+            listen::Listener::start(config, tls, self.shown.clone())
+        });
+        Some(SettingsChanges::new(wakes.clone()))
     }
 
     async fn set_server_enabled(&self, server: &str, enabled: bool) -> Result<()> {

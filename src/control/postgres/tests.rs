@@ -1,5 +1,6 @@
 //! What only the PostgreSQL store does: its schema table, losing and finding the database again,
-//! `NOTIFY` on settings changes, its write transaction, and URLs with passwords. The control
+//! `NOTIFY` on settings changes and the listener that wakes other stores on them, its write
+//! transaction, and URLs with passwords. The control
 //! plane's contract is tested on both stores in `control::tests`.
 
 use std::time::Duration;
@@ -147,6 +148,105 @@ async fn settings_changes_are_notified_at_commit_with_the_new_version() {
         );
     }
     assert_eq!(store.settings_version().await.unwrap(), 2);
+}
+
+/// How long a test waits for a wake-up: far above what it takes, even on a loaded machine.
+const WAKE_WAIT: Duration = Duration::from_secs(60);
+
+/// Waits for the next wake-up of `changes`.
+async fn woken(changes: &mut SettingsChanges) {
+    let woken = tokio::time::timeout(WAKE_WAIT, changes.changed())
+        .await
+        .expect("a wake-up within the wait");
+    assert!(woken, "the listener is still running");
+}
+
+#[tokio::test]
+async fn a_settings_change_through_one_store_wakes_another_stores_listener() {
+    let url = cluster::database().await;
+    let (one, two) = (
+        PostgresStore::connect(&url).await.unwrap(),
+        PostgresStore::connect(&url).await.unwrap(),
+    );
+    let mut changes = two
+        .settings_changes()
+        .expect("PostgreSQL announces changes");
+    // The first wake-up says `LISTEN` took effect (the re-read every new listening connection
+    // asks for); from then on a change is announced.
+    woken(&mut changes).await;
+    one.set_tool_enabled("demo__echo", false).await.unwrap();
+    woken(&mut changes).await;
+    assert_eq!(two.settings_version().await.unwrap(), 1);
+    assert!(
+        two.settings()
+            .await
+            .unwrap()
+            .disabled_tools
+            .contains("demo__echo")
+    );
+    // A management command (a store nobody asked for changes) opens no listening connection.
+    let listening: i64 = admin(&name_of(&url))
+        .await
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(listening, 1, "only the store asked for changes listens");
+}
+
+#[tokio::test]
+async fn a_listener_whose_connection_is_ended_reconnects_rereads_and_hears_later_changes() {
+    let url = cluster::database().await;
+    let name = name_of(&url);
+    let (one, two) = (
+        PostgresStore::connect(&url).await.unwrap(),
+        PostgresStore::connect(&url).await.unwrap(),
+    );
+    let mut changes = two
+        .settings_changes()
+        .expect("PostgreSQL announces changes");
+    woken(&mut changes).await;
+    // The listener's session is ended by the server (as a restart or an administrator would),
+    // and it cannot connect again for now; the stores' pooled connections stay.
+    let admin = admin("postgres").await;
+    admin
+        .batch_execute(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"))
+        .await
+        .unwrap();
+    let ended = admin
+        .query(
+            "SELECT pg_terminate_backend(pid, 60000) FROM pg_stat_activity \
+             WHERE datname = $1 AND query LIKE 'LISTEN%'",
+            &[&name],
+        )
+        .await
+        .unwrap();
+    assert_eq!(ended.len(), 1, "one listening session");
+    assert!(ended[0].get::<_, bool>(0), "it ended");
+    // A change while nobody listens is announced to nobody.
+    one.set_tool_enabled("demo__echo", false).await.unwrap();
+    admin
+        .batch_execute(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
+        .await
+        .unwrap();
+    // Listening again, the listener asks for a re-read, which finds the change.
+    woken(&mut changes).await;
+    assert!(
+        two.settings()
+            .await
+            .unwrap()
+            .disabled_tools
+            .contains("demo__echo")
+    );
+    // And a later change is announced on the new connection (the only wake-up left to come).
+    let before = two.settings_version().await.unwrap();
+    one.set_tool_enabled("demo__add", false).await.unwrap();
+    woken(&mut changes).await;
+    assert!(two.settings_version().await.unwrap() > before);
 }
 
 #[tokio::test]
