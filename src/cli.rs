@@ -241,6 +241,16 @@ pub struct Cli {
     #[arg(long, env = "PLUGGEDIN_ALLOW_LOCAL_TARGETS", global = true)]
     pub allow_local_targets: bool,
 
+    /// Seconds between re-reads of the settings version when the store announces settings
+    /// changes (PostgreSQL), in case an announcement was lost; 30 when not given
+    #[arg(
+        long,
+        env = "PLUGGEDIN_SETTINGS_RECHECK_SECS",
+        hide = true,
+        global = true
+    )]
+    pub settings_recheck_secs: Option<u64>,
+
     /// Items per page of list results (tools, prompts, resources)
     #[arg(
         long,

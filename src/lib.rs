@@ -446,6 +446,11 @@ async fn start_router(
             builtins: Builtins::new(control.clone(), mailer),
             recorder,
             pinned_workspace: cli.workspace.clone(),
+            settings_recheck: cli
+                .settings_recheck_secs
+                .map_or(router::SETTINGS_RECHECK, |secs| {
+                    Duration::from_secs(secs.max(1))
+                }),
         },
         tracker.clone(),
         cancel.clone(),

@@ -52,6 +52,7 @@ fn fixture() -> &'static Fixture {
                     builtins: Builtins::new(store.clone(), None),
                     recorder: Recorder::start(store, &tracker, cancel.child_token()),
                     pinned_workspace: None,
+                    settings_recheck: pluggedin_mcp_proxy::router::SETTINGS_RECHECK,
                 },
                 tracker,
                 cancel,

@@ -56,6 +56,7 @@ pub use error::{ParkedError, RouteError};
 pub use observed::Operation;
 pub use relay::Relayed;
 pub use session::{Caller, HttpTrace, Session, method_of};
+pub use settings::SETTINGS_RECHECK;
 
 use attribution::InFlight;
 use catalog::CatalogState;
@@ -68,12 +69,14 @@ use settings::Visibility;
 use source::Source;
 use task_owners::Owners;
 
-/// The control-plane parts the router uses: the built-in tools, the activity recorder, and the
-/// workspace this process is pinned to (`--workspace`), if any.
+/// The control-plane parts the router uses: the built-in tools, the activity recorder, the
+/// workspace this process is pinned to (`--workspace`), if any, and how often the settings are
+/// re-checked when the store announces changes ([`SETTINGS_RECHECK`] by default).
 pub struct Control {
     pub builtins: Builtins,
     pub recorder: Recorder,
     pub pinned_workspace: Option<String>,
+    pub settings_recheck: Duration,
 }
 
 /// The router: its parts (see above), and the tracker and token of the tasks it starts.
@@ -113,6 +116,7 @@ impl Router {
             builtins,
             recorder,
             pinned_workspace,
+            settings_recheck,
         } = control;
         let plane = builtins.control().clone();
         let fleet = Arc::new(Fleet::new(ids, tracker.clone(), cancel.clone()));
@@ -120,7 +124,7 @@ impl Router {
             mode,
             page_size,
             fleet: fleet.clone(),
-            visibility: Visibility::new(plane.clone(), pinned_workspace),
+            visibility: Visibility::new(plane.clone(), pinned_workspace, settings_recheck),
             catalog: CatalogState::new(plane, tracker.clone()),
             source: OnceLock::new(),
             sessions: Sessions::default(),

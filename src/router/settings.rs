@@ -1,9 +1,10 @@
 //! The operator's settings and what they hide: disabled servers and tools, and the workspace in
 //! force (pinned by `--workspace`, or chosen in the store), read from the control plane and
-//! polled for changes another process made (the CLI). From them follow the visible servers,
-//! whether a server's tool is visible, the built-in tools that are on, and why a name that does
-//! not resolve is not served ([`Visibility::not_served`]). Rebuilding the catalog when they
-//! change is the router's.
+//! re-read when another process changed them (the CLI, another proxy on the same database):
+//! woken by the store when it pushes changes (PostgreSQL), else polled. From them follow the
+//! visible servers, whether a server's tool is visible, the built-in tools that are on, and why
+//! a name that does not resolve is not served ([`Visibility::not_served`]). Rebuilding the
+//! catalog when they change is the router's.
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -19,9 +20,22 @@ use crate::control::{ControlPlane, Settings, Workspace};
 use crate::downstream::Downstream;
 use crate::sync::{read, write};
 
-/// How often a running proxy looks for settings changed by another process (the CLI). A single
-/// indexed read; half a second feels immediate to a person at a terminal.
+/// How often a running proxy looks for settings changed by another process (the CLI), when the
+/// store does not say. A single indexed read; half a second feels immediate to a person at a
+/// terminal.
 const SETTINGS_POLL: Duration = Duration::from_millis(500);
+/// How often a proxy whose store wakes it on changes re-reads the settings version anyway
+/// (`--settings-recheck-secs`), so that a wake-up lost some way nobody foresaw leaves it stale
+/// for this long at most, not forever. A wake-up is the rule; this is rare, hence long.
+pub const SETTINGS_RECHECK: Duration = Duration::from_secs(30);
+
+/// Why the settings watch looks at the version now.
+enum Due {
+    /// Woken, or time for a look.
+    Now,
+    /// The store will not wake us again: look now, and poll from now on.
+    Polling,
+}
 
 /// The operator's settings in force, and where they come from.
 pub(super) struct Visibility {
@@ -29,17 +43,21 @@ pub(super) struct Visibility {
     control: Arc<dyn ControlPlane>,
     /// The workspace this process is pinned to (`--workspace`), if any.
     pinned_workspace: Option<String>,
+    /// The safety re-check when the store wakes us ([`SETTINGS_RECHECK`] unless told).
+    recheck: Duration,
 }
 
 impl Visibility {
     pub(super) fn new(
         control: Arc<dyn ControlPlane>,
         pinned_workspace: Option<String>,
+        recheck: Duration,
     ) -> Visibility {
         Visibility {
             settings: RwLock::default(),
             control,
             pinned_workspace,
+            recheck,
         }
     }
 
@@ -84,17 +102,39 @@ impl Visibility {
     }
 
     /// Reloads the settings now and whenever the control plane's settings version moves, until
-    /// `cancel`; `changed` runs after each reload that changed them.
+    /// `cancel`; `changed` runs after each reload that changed them. The version is re-read
+    /// when the store wakes us (and every `recheck` in case a wake-up was lost), or every
+    /// [`SETTINGS_POLL`] when the store cannot wake us.
     pub(super) async fn watch(&self, cancel: CancellationToken, changed: impl Fn()) {
+        // Asked for first, so that a change made while the settings are first read wakes us.
+        let mut wakes = self.control.settings_changes();
         // Read the version, then the settings: a change in between is seen next round.
         let mut seen = self.control.settings_version().await.ok();
         if self.reload().await {
             changed();
         }
         loop {
+            let due = async {
+                match wakes.as_mut() {
+                    Some(wakes) => {
+                        match tokio::time::timeout(self.recheck, wakes.changed()).await {
+                            // The store stopped waking us: poll from now on.
+                            Ok(false) => Due::Polling,
+                            Ok(true) | Err(_) => Due::Now,
+                        }
+                    }
+                    None => {
+                        tokio::time::sleep(SETTINGS_POLL).await;
+                        Due::Now
+                    }
+                }
+            };
             tokio::select! {
                 () = cancel.cancelled() => return,
-                () = tokio::time::sleep(SETTINGS_POLL) => {}
+                due = due => if let Due::Polling = due {
+                    tracing::warn!("the store stopped announcing settings changes; polling");
+                    wakes = None;
+                },
             }
             match self.control.settings_version().await {
                 Ok(version) if Some(version) != seen => {

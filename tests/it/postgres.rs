@@ -1,6 +1,7 @@
 //! The PostgreSQL store through the real binary: proxies given one `--database-url` share the
-//! built-in tools' data and the settings, whatever their data dirs, and none of them writes the
-//! SQLite store or prints the password.
+//! built-in tools' data and the settings, whatever their data dirs, a settings change reaches
+//! every running proxy as it is made, and none of them writes the SQLite store or prints the
+//! password.
 
 use serde_json::{Value, json};
 
@@ -94,6 +95,44 @@ async fn two_proxies_on_one_database_share_documents_clipboard_and_settings() {
         assert!(log.contains("PostgreSQL store open"), "{log}");
         assert!(!log.contains("pg-s3cret"), "{log}");
     }
+}
+
+#[tokio::test]
+async fn a_tool_disabled_through_one_proxy_leaves_the_others_list_when_announced() {
+    let database = pg_cluster::database().await;
+    let mut first = proxy()
+        .server("demo", demo())
+        .arg("--database-url")
+        .arg(&database)
+        .start()
+        .await;
+    // The second re-checks the settings on its own only every hour: what it learns within the
+    // test's wait, it learns from the announcement.
+    let mut second = proxy()
+        .server("demo", demo())
+        .arg("--database-url")
+        .arg(&database)
+        .env("PLUGGEDIN_SETTINGS_RECHECK_SECS", "3600")
+        .start()
+        .await;
+    second.wait_for_tool("demo__echo").await;
+    second.log.wait_for("listening for settings changes").await;
+    let said = first.cli_ok(&[
+        "--database-url",
+        &database,
+        "tools",
+        "disable",
+        "demo__echo",
+    ]);
+    assert_eq!(said.trim(), "tool demo__echo disabled");
+    let names = second
+        .tools_changed_until(|names| !names.contains(&"demo__echo".to_owned()))
+        .await;
+    assert!(names.contains(&"demo__add".to_owned()), "{names:?}");
+    // The proxy whose database the command wrote hears it the same way.
+    first
+        .tools_changed_until(|names| !names.contains(&"demo__echo".to_owned()))
+        .await;
 }
 
 #[tokio::test]
