@@ -105,9 +105,8 @@ impl Listener {
                     );
                     outage = true;
                 }
-                Err(error) if outage => {
-                    tracing::debug!(database, "settings listener not connected: {error}");
-                }
+                // Still away: said once already.
+                Err(_) if outage => {}
                 Err(error) => {
                     tracing::warn!(
                         database,
