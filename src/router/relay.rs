@@ -180,10 +180,11 @@ pub(super) fn result_text(result: &CallToolResult) -> String {
     }
 }
 
-/// A request's params on the lane with the `_meta` made for it (the params' own is cleared).
-struct WithMeta<'a>(&'a ClientRequest);
+/// A request's params as the lane writes them, before the `_meta` made for it (`LaneMeta`; the
+/// params' own is cleared).
+struct LaneRequestParams<'a>(&'a ClientRequest);
 
-impl Serialize for WithMeta<'_> {
+impl Serialize for LaneRequestParams<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self.0 {
             ClientRequest::GetPromptRequest(get) => get.params.serialize(serializer),
@@ -309,7 +310,7 @@ impl Router {
                     server,
                     &connection,
                     (lane, kind, downstream.config.timeout),
-                    (|| WithMeta(&request), extra),
+                    (|| LaneRequestParams(&request), extra),
                     (caller, None),
                 )
                 .await?;
@@ -786,7 +787,8 @@ mod tests {
             trace: None,
         };
         let mut line = Vec::new();
-        meta.write_params(&WithMeta(&request), &mut line).unwrap();
+        meta.write_params(&LaneRequestParams(&request), &mut line)
+            .unwrap();
         assert_eq!(
             String::from_utf8(line).unwrap(),
             r#"{"name":"greet","arguments":{"who":"you"},"_meta":{"progressToken":"pluggedin:7"}}"#
@@ -801,7 +803,8 @@ mod tests {
             trace: None,
         };
         let mut line = Vec::new();
-        meta.write_params(&WithMeta(&read), &mut line).unwrap();
+        meta.write_params(&LaneRequestParams(&read), &mut line)
+            .unwrap();
         assert_eq!(String::from_utf8(line).unwrap(), r#"{"uri":"demo://a"}"#);
         // Params that are not an object take no `_meta`: an error, not a broken line.
         let meta = LaneMeta {

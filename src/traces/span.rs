@@ -149,13 +149,16 @@ impl Span {
             })));
         }
         // A box and a buffer an ended span left, filled in place; else new ones.
-        let mut inner = spare().unwrap_or_else(|| {
-            Box::new(Inner {
-                context: context.clone(),
+        let mut inner = match spare() {
+            Some(mut inner) => {
+                inner.context = context;
+                inner
+            }
+            None => Box::new(Inner {
+                context,
                 recording: None,
-            })
-        });
-        inner.context = context;
+            }),
+        };
         let recording = inner.recording.get_or_insert_with(|| Recording {
             parent: None,
             remote_parent: false,
