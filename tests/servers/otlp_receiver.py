@@ -7,12 +7,24 @@ values). It binds port 0 and prints `listening on http://127.0.0.1:PORT` on stde
 
 import json
 import sys
+import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
+
+# Requests are handled on several threads; `print` writes a line and its newline separately, so two
+# threads' lines could share one. Each line is written whole, under this lock.
+WRITING = threading.Lock()
+
+
+def report(line):
+    with WRITING:
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
 
 KINDS = {0: "unspecified", 1: "internal", 2: "server", 3: "client", 4: "producer", 5: "consumer"}
 
@@ -26,7 +38,7 @@ class Receiver(BaseHTTPRequestHandler):
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("content-length", "0")))
         if self.path != "/v1/traces" or self.headers.get("content-type") != "application/x-protobuf":
-            print(f"refused {self.path} {self.headers.get('content-type')}", file=sys.stderr, flush=True)
+            report(f"refused {self.path} {self.headers.get('content-type')}")
             self.send_response(404)
             self.end_headers()
             return
@@ -34,7 +46,7 @@ class Receiver(BaseHTTPRequestHandler):
         try:
             request.ParseFromString(body)
         except Exception as error:  # noqa: BLE001 - any parse failure is the test's failure
-            print(f"unparsable export: {error}", file=sys.stderr, flush=True)
+            report(f"unparsable export: {error}")
             self.send_response(400)
             self.end_headers()
             return
@@ -57,7 +69,7 @@ class Receiver(BaseHTTPRequestHandler):
                         "status": {"code": span.status.code, "message": span.status.message},
                         "flags": span.flags,
                     }
-                    print("span " + json.dumps(line), file=sys.stderr, flush=True)
+                    report("span " + json.dumps(line))
         answer = ExportTraceServiceResponse().SerializeToString()
         self.send_response(200)
         self.send_header("content-type", "application/x-protobuf")
