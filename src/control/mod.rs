@@ -7,6 +7,7 @@
 
 pub mod activity;
 pub mod app;
+pub mod fleet;
 mod library;
 pub mod local;
 pub mod postgres;
@@ -681,6 +682,10 @@ pub trait ControlPlane: Send + Sync {
     /// Wake-ups when the settings may have changed, for a store that pushes them (PostgreSQL's
     /// `LISTEN`); `None` when the settings version must be polled.
     fn settings_changes(&self) -> Option<SettingsChanges> {
+        None
+    }
+    /// What replicas of a fleet share, for a store several proxies can share (PostgreSQL).
+    fn fleet(&self) -> Option<std::sync::Arc<dyn fleet::FleetStore>> {
         None
     }
     async fn settings(&self) -> Result<Settings>;

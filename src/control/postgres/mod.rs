@@ -15,6 +15,7 @@
 mod activity;
 mod clipboard;
 mod documents;
+mod fleet;
 mod listen;
 mod memory;
 mod notifications;
@@ -127,7 +128,8 @@ async fn begin_write(client: &mut tokio_postgres::Client) -> Result<Transaction<
     Ok(transaction)
 }
 
-/// A read: `$work` with a pooled connection bound to `$client`.
+/// A read, or a single statement outside the write lock (the fleet's): `$work` with a pooled
+/// connection bound to `$client`.
 macro_rules! read {
     ($store:ident, |$client:ident| $work:expr) => {
         $store
@@ -364,6 +366,10 @@ impl ControlPlane for PostgresStore {
         read!(self, |c| settings::read(c))
     }
 
+    fn fleet(&self) -> Option<Arc<dyn crate::control::fleet::FleetStore>> {
+        Some(Arc::new(self.clone()))
+    }
+
     fn settings_changes(&self) -> Option<SettingsChanges> {
         let wakes = self.changes.get_or_init(|| {
             let (config, tls) = self.pool.target();
@@ -413,3 +419,57 @@ impl ControlPlane for PostgresStore {
 
 #[cfg(test)]
 mod tests;
+
+#[async_trait::async_trait]
+impl crate::control::fleet::FleetStore for PostgresStore {
+    async fn join(&self, url: &str, version: &str) -> Result<i64> {
+        read!(self, |c| fleet::join(c, url, version))
+    }
+
+    async fn beat(
+        &self,
+        id: i64,
+        url: &str,
+        draining: bool,
+        session_ttl_ms: i64,
+    ) -> Result<Vec<crate::control::fleet::Replica>> {
+        read!(self, |c| fleet::beat(c, id, url, draining, session_ttl_ms))
+    }
+
+    async fn leave(&self, id: i64) -> Result<()> {
+        read!(self, |c| fleet::leave(c, id))
+    }
+
+    async fn session_key(&self, fresh: &str) -> Result<String> {
+        read!(self, |c| fleet::session_key(c, fresh))
+    }
+
+    async fn save_session(&self, record: &crate::control::fleet::SessionRecord) -> Result<()> {
+        read!(self, |c| fleet::save_session(c, record))
+    }
+
+    async fn session(&self, id: &str) -> Result<Option<crate::control::fleet::SessionRecord>> {
+        read!(self, |c| fleet::session(c, id))
+    }
+
+    async fn adopt_session(
+        &self,
+        id: &str,
+        from: Option<i64>,
+        to: i64,
+    ) -> Result<Option<crate::control::fleet::SessionRecord>> {
+        read!(self, |c| fleet::adopt_session(c, id, from, to))
+    }
+
+    async fn set_session_state(&self, id: &str, state: &str) -> Result<()> {
+        read!(self, |c| fleet::set_session_state(c, id, state))
+    }
+
+    async fn touch_sessions(&self, ids: &[String]) -> Result<()> {
+        read!(self, |c| fleet::touch_sessions(c, ids))
+    }
+
+    async fn delete_sessions(&self, ids: &[String]) -> Result<()> {
+        read!(self, |c| fleet::delete_sessions(c, ids))
+    }
+}

@@ -186,7 +186,37 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX document_chunks_by_document ON document_chunks (document);
     CREATE INDEX document_chunks_search ON document_chunks USING GIN (search);
     "#,
+    // 2: a fleet of proxies on one database: the replicas serving (their address for each
+    // other, a heartbeat by the database's clock) and the HTTP sessions they share. Additive:
+    // a build that knows only version 1 runs on it unchanged.
+    r#"
+    CREATE TABLE replicas (
+        id         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        url        TEXT NOT NULL,
+        version    TEXT NOT NULL,
+        started_at BIGINT NOT NULL,
+        seen_at    BIGINT NOT NULL,
+        draining   BOOLEAN NOT NULL DEFAULT FALSE
+    );
+
+    CREATE TABLE sessions (
+        id         TEXT PRIMARY KEY,
+        home       BIGINT,
+        init       TEXT NOT NULL,
+        owner      BYTEA,
+        anonymous  BOOLEAN NOT NULL,
+        state      TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        used_at    BIGINT NOT NULL
+    );
+    CREATE INDEX sessions_by_home ON sessions (home);
+    "#,
 ];
+
+/// For each migration, the oldest schema version whose builds still run on the schema it makes:
+/// an additive migration keeps the previous one's, so a fleet can restart one replica at a time
+/// onto a new version while the others still run the old one on the same database.
+const READABLE_BY: [i64; MIGRATIONS.len()] = [1, 1];
 
 /// The schema version this build writes.
 pub(super) const VERSION: i64 = MIGRATIONS.len() as i64;
@@ -213,6 +243,27 @@ pub(super) async fn migrate(client: &mut Client, shown: &str) -> Result<()> {
         )
         .await?
         .try_get(0)?;
+    // A newer schema says which builds still run on it; without the row, none older does.
+    let readable_by = if current > VERSION {
+        transaction
+            .query_opt("SELECT value FROM meta WHERE key = 'schema_readable_by'", &[])
+            .await?
+            .and_then(|row| row.try_get::<_, String>(0).ok())
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(current)
+    } else {
+        current
+    };
+    if current > VERSION && readable_by <= VERSION {
+        tracing::info!(
+            schema = current,
+            this = VERSION,
+            "PostgreSQL store written by a newer pluggedin-mcp-proxy whose schema this one still \
+             runs on (a rolling restart)"
+        );
+        transaction.commit().await?;
+        return Ok(());
+    }
     if current > VERSION {
         return Err(ControlError::Open {
             path: shown.to_owned(),
@@ -233,6 +284,16 @@ pub(super) async fn migrate(client: &mut Client, shown: &str) -> Result<()> {
             )
             .await?;
         tracing::info!(version, "PostgreSQL store migrated");
+    }
+    if current < VERSION {
+        let readable_by = READABLE_BY[VERSION as usize - 1].to_string();
+        transaction
+            .execute(
+                "INSERT INTO meta (key, value) VALUES ('schema_readable_by', $1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                &[&readable_by],
+            )
+            .await?;
     }
     transaction.commit().await?;
     Ok(())

@@ -1,0 +1,213 @@
+//! The fleet's tables: `replicas` (a heartbeat by the database's clock, so replicas' clocks
+//! need not agree) and `sessions` (one small row per shared HTTP session). Single-row
+//! statements outside the write lock: no read-then-write step here needs it, and a heartbeat
+//! must not queue behind a document's ingest.
+
+use tokio_postgres::{Client, Row};
+
+use crate::control::Result;
+use crate::control::fleet::{REPLICA_GONE_MS, Replica, SessionRecord};
+
+/// The database's clock, in milliseconds since the epoch.
+const NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::BIGINT";
+
+const SESSION_COLUMNS: &str = "id, home, init, owner, anonymous, state";
+
+fn session_from(row: &Row) -> Result<SessionRecord> {
+    let owner: Option<Vec<u8>> = row.try_get(3)?;
+    Ok(SessionRecord {
+        id: row.try_get(0)?,
+        home: row.try_get(1)?,
+        init: row.try_get(2)?,
+        owner: owner.and_then(|bytes| bytes.try_into().ok()),
+        anonymous: row.try_get(4)?,
+        state: row.try_get(5)?,
+    })
+}
+
+pub(super) async fn join(client: &Client, url: &str, version: &str) -> Result<i64> {
+    let row = client
+        .query_one(
+            &format!(
+                "INSERT INTO replicas (url, version, started_at, seen_at)
+                 VALUES ($1, $2, {NOW_MS}, {NOW_MS}) RETURNING id"
+            ),
+            &[&url, &version],
+        )
+        .await?;
+    Ok(row.try_get(0)?)
+}
+
+pub(super) async fn beat(
+    client: &Client,
+    id: i64,
+    url: &str,
+    draining: bool,
+    session_ttl_ms: i64,
+) -> Result<Vec<Replica>> {
+    let refreshed = client
+        .execute(
+            &format!("UPDATE replicas SET seen_at = {NOW_MS}, draining = $2 WHERE id = $1"),
+            &[&id, &draining],
+        )
+        .await?;
+    if refreshed == 0 {
+        // Counted gone by another replica (a long pause, or the database away): back, same id.
+        client
+            .execute(
+                &format!(
+                    "INSERT INTO replicas (id, url, version, started_at, seen_at, draining)
+                     OVERRIDING SYSTEM VALUE
+                     VALUES ($1, $2, '', {NOW_MS}, {NOW_MS}, $3) ON CONFLICT (id) DO NOTHING"
+                ),
+                &[&id, &url, &draining],
+            )
+            .await?;
+    }
+    let gone = client
+        .query(
+            &format!("DELETE FROM replicas WHERE seen_at < {NOW_MS} - $1 RETURNING id"),
+            &[&REPLICA_GONE_MS],
+        )
+        .await?;
+    let gone: Vec<i64> = gone
+        .iter()
+        .map(|row| row.try_get(0))
+        .collect::<std::result::Result<_, _>>()?;
+    if !gone.is_empty() {
+        client
+            .execute(
+                "UPDATE sessions SET home = NULL WHERE home = ANY($1)",
+                &[&gone],
+            )
+            .await?;
+    }
+    client
+        .execute(
+            &format!("DELETE FROM sessions WHERE home IS NULL AND used_at < {NOW_MS} - $1"),
+            &[&session_ttl_ms],
+        )
+        .await?;
+    let rows = client
+        .query("SELECT id, url, draining FROM replicas ORDER BY id", &[])
+        .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(Replica {
+                id: row.try_get(0)?,
+                url: row.try_get(1)?,
+                draining: row.try_get(2)?,
+            })
+        })
+        .collect()
+}
+
+pub(super) async fn leave(client: &Client, id: i64) -> Result<()> {
+    client
+        .execute("DELETE FROM replicas WHERE id = $1", &[&id])
+        .await?;
+    client
+        .execute(
+            &format!("UPDATE sessions SET home = NULL, used_at = {NOW_MS} WHERE home = $1"),
+            &[&id],
+        )
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn session_key(client: &Client, fresh: &str) -> Result<String> {
+    client
+        .execute(
+            "INSERT INTO meta (key, value) VALUES ('session_key', $1) ON CONFLICT (key) DO NOTHING",
+            &[&fresh],
+        )
+        .await?;
+    let row = client
+        .query_one("SELECT value FROM meta WHERE key = 'session_key'", &[])
+        .await?;
+    Ok(row.try_get(0)?)
+}
+
+pub(super) async fn save_session(client: &Client, record: &SessionRecord) -> Result<()> {
+    let owner = record.owner.map(|owner| owner.to_vec());
+    client
+        .execute(
+            &format!(
+                "INSERT INTO sessions ({SESSION_COLUMNS}, created_at, used_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, {NOW_MS}, {NOW_MS})
+                 ON CONFLICT (id) DO UPDATE SET home = excluded.home, init = excluded.init,
+                     owner = excluded.owner, anonymous = excluded.anonymous,
+                     state = excluded.state, used_at = excluded.used_at"
+            ),
+            &[
+                &record.id,
+                &record.home,
+                &record.init,
+                &owner,
+                &record.anonymous,
+                &record.state,
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn session(client: &Client, id: &str) -> Result<Option<SessionRecord>> {
+    client
+        .query_opt(
+            &format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = $1"),
+            &[&id],
+        )
+        .await?
+        .as_ref()
+        .map(session_from)
+        .transpose()
+}
+
+pub(super) async fn adopt_session(
+    client: &Client,
+    id: &str,
+    from: Option<i64>,
+    to: i64,
+) -> Result<Option<SessionRecord>> {
+    client
+        .query_opt(
+            &format!(
+                "UPDATE sessions SET home = $3, used_at = {NOW_MS}
+                 WHERE id = $1 AND home IS NOT DISTINCT FROM $2
+                 RETURNING {SESSION_COLUMNS}"
+            ),
+            &[&id, &from, &to],
+        )
+        .await?
+        .as_ref()
+        .map(session_from)
+        .transpose()
+}
+
+pub(super) async fn set_session_state(client: &Client, id: &str, state: &str) -> Result<()> {
+    client
+        .execute(
+            "UPDATE sessions SET state = $2 WHERE id = $1",
+            &[&id, &state],
+        )
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn touch_sessions(client: &Client, ids: &[String]) -> Result<()> {
+    client
+        .execute(
+            &format!("UPDATE sessions SET used_at = {NOW_MS} WHERE id = ANY($1)"),
+            &[&ids],
+        )
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn delete_sessions(client: &Client, ids: &[String]) -> Result<()> {
+    client
+        .execute("DELETE FROM sessions WHERE id = ANY($1)", &[&ids])
+        .await?;
+    Ok(())
+}
