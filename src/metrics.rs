@@ -381,6 +381,10 @@ pub struct Metrics {
     transport: OnceLock<&'static str>,
     pub sessions_opened: AtomicU64,
     pub sessions_closed: AtomicU64,
+    /// Sessions taken over from a fleet replica that was gone.
+    pub sessions_adopted: AtomicU64,
+    /// Requests passed to the fleet replica that holds their session.
+    pub fleet_forwarded: AtomicU64,
     pub store_errors: AtomicU64,
     /// `tools/call`, `prompts/get`, `resources/read` and `completion/complete` being answered.
     in_flight: AtomicU64,
@@ -399,6 +403,8 @@ pub fn global() -> &'static Metrics {
         transport: OnceLock::new(),
         sessions_opened: AtomicU64::new(0),
         sessions_closed: AtomicU64::new(0),
+        sessions_adopted: AtomicU64::new(0),
+        fleet_forwarded: AtomicU64::new(0),
         store_errors: AtomicU64::new(0),
         in_flight: AtomicU64::new(0),
     })
@@ -508,6 +514,18 @@ impl Metrics {
             "Client sessions closed (deleted, expired or evicted).",
             &[],
             self.sessions_closed.load(Ordering::Relaxed),
+        );
+        out.counter(
+            "pluggedin_proxy_sessions_adopted",
+            "Client sessions taken over from a fleet replica that was gone.",
+            &[],
+            self.sessions_adopted.load(Ordering::Relaxed),
+        );
+        out.counter(
+            "pluggedin_proxy_fleet_forwarded",
+            "Requests passed to the fleet replica that holds their session.",
+            &[],
+            self.fleet_forwarded.load(Ordering::Relaxed),
         );
         out.counter(
             "pluggedin_proxy_store_errors",

@@ -55,7 +55,7 @@ mod tasks;
 pub use error::{ParkedError, RouteError};
 pub use observed::Operation;
 pub use relay::Relayed;
-pub use session::{Caller, HttpTrace, Session, method_of};
+pub use session::{Caller, HttpTrace, Interests, Session, method_of};
 pub use settings::SETTINGS_RECHECK;
 
 use attribution::InFlight;

@@ -27,6 +27,17 @@ use crate::sync::lock;
 /// How long a client may take to answer a server's sampling or elicitation request.
 const CLIENT_REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
 
+/// What a client asked to hear: its log level and the resources it subscribed to.
+#[allow(deprecated)] // see the import
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Interests {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_level: Option<LoggingLevel>,
+    #[serde(default)]
+    pub subscriptions: Vec<String>,
+}
+
 /// One client session as the router sees it: where to send notifications and server-to-client
 /// requests, and what the client asked for (log level, resource subscriptions).
 #[derive(Default)]
@@ -161,6 +172,31 @@ impl Session {
         }
     }
 
+    /// What the client asked to hear, to be kept where another process can take the session
+    /// over (a fleet's session row).
+    pub fn interests(&self) -> Interests {
+        let mut subscriptions: Vec<String> = lock(&self.subscriptions).iter().cloned().collect();
+        subscriptions.sort();
+        Interests {
+            log_level: *lock(&self.log_level),
+            subscriptions,
+        }
+    }
+
+    /// A dormant session that asked to hear `interests` (one taken over from another process).
+    pub fn dormant_with(interests: Interests) -> Session {
+        Session {
+            log_level: Mutex::new(interests.log_level),
+            subscriptions: Mutex::new(interests.subscriptions.into_iter().collect()),
+            ..Session::default()
+        }
+    }
+
+    /// The resources this session subscribed to.
+    pub fn subscribed(&self) -> Vec<String> {
+        lock(&self.subscriptions).iter().cloned().collect()
+    }
+
     /// Takes over what a dormant copy remembers (a hibernated HTTP session waking up).
     pub fn resume_from(&self, dormant: &Session) {
         *lock(&self.log_level) = *lock(&dormant.log_level);
@@ -241,6 +277,15 @@ impl Caller {
             principal: None,
             park: None,
             http: None,
+        }
+    }
+
+    /// The session itself, outside any request of its client (making an adopted session's
+    /// subscriptions again).
+    pub fn for_session(session: Arc<Session>) -> Caller {
+        Caller {
+            session: Some(session),
+            ..Caller::detached()
         }
     }
 

@@ -152,6 +152,40 @@ impl ProxyHandler {
         self.router.finish(operation, caller, None, outcome, error);
     }
 
+    /// Keeps what the client asked to hear where a fleet replica adopting its session finds it.
+    async fn keep_interests(&self, context: &RequestContext<RoleServer>) {
+        let Some(sessions) = &self.http_sessions else {
+            return;
+        };
+        let id = context
+            .extensions
+            .get::<axum::http::request::Parts>()
+            .and_then(|parts| parts.headers.get("mcp-session-id"))
+            .and_then(|id| id.to_str().ok());
+        if let Some(id) = id {
+            sessions.keep_interests(id, &self.session).await;
+        }
+    }
+
+    /// Makes this session's subscriptions again on this process's downstream connections.
+    fn resubscribe(&self) {
+        let uris = self.session.subscribed();
+        if uris.is_empty() {
+            return;
+        }
+        let router = self.router.clone();
+        let session = self.session.clone();
+        tokio::spawn(async move {
+            let caller = Caller::for_session(session);
+            for uri in uris {
+                let params = SubscribeRequestParams::new(uri.clone());
+                if let Err(error) = router.subscribe(&caller, params).await {
+                    tracing::warn!(uri, "an adopted session's subscription not made: {error}");
+                }
+            }
+        });
+    }
+
     fn caller(&self, context: &RequestContext<RoleServer>) -> Caller {
         // Modern (2026-07-28) clients never initialize: the first request brings the peer.
         self.session.attach(&context.peer);
@@ -239,8 +273,11 @@ impl ServerHandler for ProxyHandler {
             // A hibernated HTTP session waking up: rmcp replays its `initialize`.
             if let Some(sessions) = &self.http_sessions
                 && let Some(marker) = context.extensions.get::<SessionRestoreMarker>()
+                && sessions.resumed(&marker.id, &self.session)
             {
-                sessions.resumed(&marker.id, &self.session);
+                // Adopted from a fleet replica that is gone: its subscriptions were that
+                // replica's downstream; they are made again here.
+                self.resubscribe();
             }
             let mut result = self.negotiate_initialize(&request)?;
             self.router
@@ -474,10 +511,11 @@ impl ServerHandler for ProxyHandler {
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
         self.observed(&context, "resources/subscribe", async {
-            Ok(self
-                .router
+            self.router
                 .subscribe(&self.caller(&context), request)
-                .await?)
+                .await?;
+            self.keep_interests(&context).await;
+            Ok(())
         })
         .await
     }
@@ -488,10 +526,11 @@ impl ServerHandler for ProxyHandler {
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
         self.observed(&context, "resources/unsubscribe", async {
-            Ok(self
-                .router
+            self.router
                 .unsubscribe(&self.caller(&context), request)
-                .await?)
+                .await?;
+            self.keep_interests(&context).await;
+            Ok(())
         })
         .await
     }
@@ -531,6 +570,7 @@ impl ServerHandler for ProxyHandler {
             self.router
                 .set_level(&self.caller(&context), request.level)
                 .await;
+            self.keep_interests(&context).await;
             Ok(())
         })
         .await

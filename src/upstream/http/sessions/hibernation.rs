@@ -68,14 +68,18 @@ impl BoundedSessions {
     }
 
     /// A hibernated session wakes: its new handler takes over what the dormant copy remembers.
-    pub(crate) fn resumed(&self, id: &SessionId, session: &Arc<Session>) {
+    /// `true` when the session was adopted from a replica that is gone (`shared.rs`): its
+    /// subscriptions are this replica's to make downstream.
+    pub(crate) fn resumed(&self, id: &SessionId, session: &Arc<Session>) -> bool {
         let mut entries = lock(&self.entries);
-        if let Some(entry) = entries.get_mut(id) {
-            if let Some(dormant) = entry.dormant.take() {
-                session.resume_from(&dormant);
-            }
-            entry.linked = Arc::downgrade(session);
+        let Some(entry) = entries.get_mut(id) else {
+            return false;
+        };
+        if let Some(dormant) = entry.dormant.take() {
+            session.resume_from(&dormant);
         }
+        entry.linked = Arc::downgrade(session);
+        BoundedSessions::take_adopted(entry)
     }
 
     /// Ends live sessions idle past the TTL, forgets hibernated ones idle past it, and hibernates
@@ -96,7 +100,11 @@ impl BoundedSessions {
         for _ in &expired {
             tracing::debug!("a hibernated session expired");
         }
+        let gone = expired.iter().map(|(id, _)| id.to_string());
+        let gone: Vec<String> = gone.chain(ended.iter().map(ToString::to_string)).collect();
         drop(expired);
+        self.forget_rows(gone).await;
+        self.touch_rows().await;
         for id in ended {
             tracing::debug!(session = %id, "session idle past its TTL: ended");
             let _ = SessionManager::close_session(&self.inner, &id).await;
@@ -125,7 +133,7 @@ impl BoundedSessions {
     }
 
     /// Takes out the hibernated sessions idle past the TTL.
-    fn take_expired(&self, entries: &mut HashMap<SessionId, Entry>) -> Vec<Entry> {
+    fn take_expired(&self, entries: &mut HashMap<SessionId, Entry>) -> Vec<(SessionId, Entry)> {
         let expired_ids: Vec<SessionId> = entries
             .iter()
             .filter(|(_, entry)| {
@@ -134,8 +142,8 @@ impl BoundedSessions {
             .map(|(id, _)| id.clone())
             .collect();
         expired_ids
-            .iter()
-            .filter_map(|id| entries.remove(id))
+            .into_iter()
+            .filter_map(|id| entries.remove(&id).map(|entry| (id, entry)))
             .collect()
     }
 
@@ -274,6 +282,7 @@ impl SessionStore for BoundedSessions {
             if let Some(entry) = lock(&self.entries).get_mut(&id) {
                 entry.init = Some(Box::new(state.initialize_params.clone()));
             }
+            self.save_row(&id, &state.initialize_params).await;
             Ok(())
         })
     }

@@ -18,7 +18,7 @@ use super::activity::held;
 use super::ended::watched;
 use super::pools::CREATOR;
 use super::requests::SessionTransport;
-use super::{BoundedSessions, Phase, closed, new_session_id, shrink};
+use super::{BoundedSessions, Phase, closed, shrink};
 use crate::sync::lock;
 
 impl SessionManager for BoundedSessions {
@@ -28,7 +28,7 @@ impl SessionManager for BoundedSessions {
     async fn create_session(&self) -> Result<(SessionId, Self::Transport), Self::Error> {
         let creator = CREATOR.try_with(|creator| *creator).unwrap_or_default();
         self.make_room(creator.anonymous, None).await;
-        let id = new_session_id();
+        let id = self.new_id();
         let (handle, worker) = create_local_session(id.clone(), self.inner.session_config.clone());
         self.inner.sessions.write().await.insert(id.clone(), handle);
         lock(&self.entries).insert(id.clone(), self.new_entry(creator));
@@ -81,6 +81,7 @@ impl SessionManager for BoundedSessions {
                 None => {}
             }
         }
+        self.forget_rows(vec![id.to_string()]).await;
         let closed = self.inner.close_session(id).await;
         self.shrink_workers().await;
         closed

@@ -31,10 +31,13 @@ mod hibernation;
 mod manager;
 mod pools;
 mod requests;
+mod seal;
+mod shared;
 
 pub(crate) use fast::{Next, Outcome, Waiter};
 pub(crate) use hibernation::Hibernation;
 pub(crate) use pools::{Binding, CREATOR, Creator, TokenHash};
+pub(crate) use shared::{Membership, Sealer};
 
 /// Slots a session map keeps however empty it gets.
 const MIN_CAPACITY: usize = 64;
@@ -52,6 +55,8 @@ pub(crate) struct BoundedSessions {
     epoch: Instant,
     /// The source of [`Activity::order`].
     uses: AtomicU64,
+    /// This replica's fleet, when it is one of several on a shared store (`shared.rs`).
+    fleet: Option<Arc<Membership>>,
 }
 
 /// `n` sessions ended (deleted, expired, evicted), for the metrics.
@@ -110,6 +115,10 @@ struct Entry {
     requests: Arc<Requests>,
     /// The calls the session layer runs itself (`fast.rs`).
     fast: Arc<FastCalls>,
+    /// Taken over from a replica that is gone, not woken yet (`shared.rs`).
+    adopted: bool,
+    /// [`Activity::order`] when its row's last use was last written (`shared.rs`).
+    shared_use: u64,
 }
 
 impl BoundedSessions {
@@ -135,6 +144,7 @@ impl BoundedSessions {
             settled: Notify::new(),
             epoch: Instant::now(),
             uses: AtomicU64::new(0),
+            fleet: None,
         }
     }
 
@@ -178,6 +188,16 @@ impl BoundedSessions {
             anonymous: creator.anonymous,
             requests: Arc::default(),
             fast: Arc::default(),
+            adopted: false,
+            shared_use: 0,
+        }
+    }
+
+    /// A new session id: sealed, naming this replica, in a fleet.
+    fn new_id(&self) -> SessionId {
+        match &self.fleet {
+            Some(fleet) => fleet.sealer.seal(fleet.me).into(),
+            None => new_session_id(),
         }
     }
 

@@ -83,14 +83,17 @@ impl BoundedSessions {
         } else {
             self.max
         };
-        for id in self.victims(anonymous, max, keep) {
+        let victims = self.victims(anonymous, max, keep);
+        for id in &victims {
             // One line per eviction would be one per `initialize` from anyone: debug.
             tracing::debug!(session = %id, max, anonymous, "session limit reached, evicting the least recently used session");
-            if lock(&self.entries).remove(&id).is_some() {
+            if lock(&self.entries).remove(id).is_some() {
                 closed(1);
             }
-            let _ = self.inner.close_session(&id).await;
+            let _ = self.inner.close_session(id).await;
         }
+        self.forget_rows(victims.iter().map(ToString::to_string).collect())
+            .await;
         shrink(&mut lock(&self.entries));
         self.shrink_workers().await;
     }

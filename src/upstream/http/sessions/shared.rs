@@ -1,0 +1,163 @@
+//! Sessions shared by a fleet (HTTP replicas on one PostgreSQL store). Each session lives on
+//! one replica, its *home* — where every message of it is handled, as on a single proxy — and
+//! has a row in the store (the client's `initialize` parameters, its owner, what it asked to
+//! hear). Its id is sealed (`seal.rs`) and names the replica that made it. When a home is gone,
+//! the replica a request lands on *adopts* the session: it takes the row over and wakes the
+//! session through the same path as a hibernated one (rmcp replays the handshake). The rows
+//! follow the sessions here: written at `initialize`, their interests when they change, their
+//! last use once a sweep, deleted when the session ends. Which replica a request goes to is
+//! `http::fleet`'s business.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use rmcp::model::InitializeRequestParams;
+use rmcp::transport::streamable_http_server::session::SessionId;
+
+use super::{BoundedSessions, Entry, Phase};
+use crate::control::fleet::{FleetStore, SessionRecord};
+use crate::router::{Interests, Session};
+use crate::sync::lock;
+
+pub(crate) use super::seal::Sealer;
+
+/// This replica in its fleet, as the session layer needs it.
+pub(crate) struct Membership {
+    /// This replica's id in the store.
+    pub(crate) me: i64,
+    pub(crate) sealer: Sealer,
+    pub(crate) store: Arc<dyn FleetStore>,
+}
+
+impl BoundedSessions {
+    /// Makes the sessions this replica's share of a fleet: sealed ids, rows in the store.
+    pub(crate) fn with_fleet(mut self, membership: Arc<Membership>) -> BoundedSessions {
+        self.fleet = Some(membership);
+        self
+    }
+
+    /// This replica's fleet membership, if it is in one.
+    pub(crate) fn membership(&self) -> Option<&Arc<Membership>> {
+        self.fleet.as_ref()
+    }
+
+    /// The row of session `id`, now that its `initialize` parameters are known.
+    pub(super) async fn save_row(&self, id: &SessionId, init: &InitializeRequestParams) {
+        let Some(fleet) = &self.fleet else {
+            return;
+        };
+        let (owner, anonymous, interests) = {
+            let entries = lock(&self.entries);
+            let Some(entry) = entries.get(id) else {
+                return;
+            };
+            let interests = entry
+                .dormant
+                .as_ref()
+                .map(|dormant| dormant.interests())
+                .unwrap_or_default();
+            (entry.owner, entry.anonymous, interests)
+        };
+        let record = SessionRecord {
+            id: id.to_string(),
+            home: Some(fleet.me),
+            init: serde_json::to_string(init).unwrap_or_default(),
+            owner,
+            anonymous,
+            state: serde_json::to_string(&interests).unwrap_or_default(),
+        };
+        if let Err(error) = fleet.store.save_session(&record).await {
+            tracing::warn!(
+                session = %id,
+                "session not shared with the fleet (it works on this replica only): {error}"
+            );
+        }
+    }
+
+    /// Keeps what session `id`'s client asked to hear (after `logging/setLevel` or a
+    /// subscription), so that a replica adopting it hears the same.
+    pub(crate) async fn keep_interests(&self, id: &str, session: &Session) {
+        let Some(fleet) = &self.fleet else {
+            return;
+        };
+        let state = serde_json::to_string(&session.interests()).unwrap_or_default();
+        if let Err(error) = fleet.store.set_session_state(id, &state).await {
+            tracing::warn!(session = %id, "session interests not kept in the store: {error}");
+        }
+    }
+
+    /// Deletes the rows of sessions that ended here.
+    pub(super) async fn forget_rows(&self, ids: Vec<String>) {
+        let Some(fleet) = &self.fleet else {
+            return;
+        };
+        if ids.is_empty() {
+            return;
+        }
+        if let Err(error) = fleet.store.delete_sessions(&ids).await {
+            tracing::warn!(sessions = ids.len(), "ended sessions' rows not deleted: {error}");
+        }
+    }
+
+    /// Marks in the store the sessions used since the last sweep (their fleet-wide expiry counts
+    /// from their last use): one statement per sweep, not a write per request.
+    pub(super) async fn touch_rows(&self) {
+        let Some(fleet) = &self.fleet else {
+            return;
+        };
+        let used: Vec<String> = {
+            let mut entries = lock(&self.entries);
+            entries
+                .iter_mut()
+                .filter_map(|(id, entry)| {
+                    let order = entry.activity.order.load(Ordering::Relaxed);
+                    (order != entry.shared_use).then(|| {
+                        entry.shared_use = order;
+                        id.to_string()
+                    })
+                })
+                .collect()
+        };
+        if used.is_empty() {
+            return;
+        }
+        if let Err(error) = fleet.store.touch_sessions(&used).await {
+            tracing::debug!(sessions = used.len(), "session use not recorded: {error}");
+        }
+    }
+
+    /// Takes over a session whose home is gone, from its row: kept as hibernated, so that the
+    /// request that found it wakes it (rmcp replays its `initialize`). `false` when the row
+    /// cannot be read back into a session.
+    pub(crate) fn adopt(&self, record: SessionRecord) -> bool {
+        let Ok(init) = serde_json::from_str::<InitializeRequestParams>(&record.init) else {
+            tracing::warn!(session = %record.id, "a shared session's row is unreadable: not adopted");
+            return false;
+        };
+        let interests: Interests = serde_json::from_str(&record.state).unwrap_or_default();
+        let id = SessionId::from(record.id);
+        let mut entry = self.new_entry(super::Creator {
+            owner: record.owner,
+            anonymous: record.anonymous,
+        });
+        entry.phase = Phase::Hibernated;
+        entry.init = Some(Box::new(init));
+        entry.dormant = Some(Arc::new(Session::dormant_with(interests)));
+        entry.adopted = true;
+        let mut entries = lock(&self.entries);
+        if entries.contains_key(&id) {
+            return true;
+        }
+        entries.insert(id, entry);
+        crate::metrics::global()
+            .sessions_adopted
+            .fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
+    /// Whether session `id` was adopted and has not woken yet: its subscriptions must be made
+    /// again downstream, where this replica's connections are.
+    pub(super) fn take_adopted(entry: &mut Entry) -> bool {
+        std::mem::take(&mut entry.adopted)
+    }
+}
