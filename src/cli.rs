@@ -118,6 +118,16 @@ pub struct Cli {
     #[arg(long, default_value_t = 1800)]
     pub session_ttl: u64,
 
+    /// The key that seals HTTP session ids across a fleet (replicas on one `--database-url`);
+    /// without it the replicas share a key kept in the database
+    #[arg(long, env = "PLUGGEDIN_SESSION_KEY", hide_env_values = true)]
+    pub session_key: Option<Secret>,
+
+    /// Where the other replicas of a fleet reach this one (`http://host:port`); default: the
+    /// address it listens on, which must then not be a wildcard
+    #[arg(long, env = "PLUGGEDIN_REPLICA_URL", value_name = "URL")]
+    pub replica_url: Option<String>,
+
     /// Seconds after which an idle HTTP session (no request in flight, no GET stream open) gives
     /// up its worker and keeps only what it needs to resume on its next request; 0 never does
     #[arg(long, default_value_t = 60)]

@@ -835,6 +835,8 @@ fn http_options(
             stream_answers: cli.sse_answers,
         },
         api: Some(api_files(cli, app.is_some())?),
+        session_key: cli.session_key.clone(),
+        replica_url: cli.replica_url.clone(),
     })
 }
 

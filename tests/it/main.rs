@@ -26,6 +26,7 @@ mod core_tasks;
 mod cross_generation;
 mod documents;
 mod first_contact;
+mod fleet;
 mod forwarding;
 mod generations;
 mod headers;

@@ -32,7 +32,9 @@ pub(crate) struct Cluster {
     /// Its port: on loopback (TLS) and in the socket's name.
     port: u16,
     /// The keeper, whose stdin closes when this process exits, which stops the cluster.
-    _keeper: Child,
+    keeper: std::sync::Mutex<Child>,
+    /// The binaries (`pg_isready`).
+    bin: PathBuf,
 }
 
 static CLUSTER: OnceLock<Cluster> = OnceLock::new();
@@ -43,6 +45,39 @@ pub(crate) fn cluster() -> &'static Cluster {
 }
 
 impl Cluster {
+    /// Stops the server (a fast shutdown: connections are cut) and waits until it refuses
+    /// connections; its data stays for [`Cluster::start_server`].
+    #[allow(dead_code, reason = "the integration tests use it, the library's do not")]
+    pub(crate) fn stop_server(&self) {
+        self.tell("stop");
+        self.wait_until(false);
+    }
+
+    /// Starts the server stopped by [`Cluster::stop_server`] and waits until it accepts
+    /// connections.
+    #[allow(dead_code, reason = "the integration tests use it, the library's do not")]
+    pub(crate) fn start_server(&self) {
+        self.tell("start");
+        self.wait_until(true);
+    }
+
+    fn tell(&self, line: &str) {
+        use std::io::Write;
+        let mut keeper = self.keeper.lock().unwrap_or_else(|e| e.into_inner());
+        let stdin = keeper.stdin.as_mut().expect("the keeper's stdin");
+        writeln!(stdin, "{line}").expect("the keeper takes a line");
+        stdin.flush().expect("the keeper takes a line");
+    }
+
+    /// Waits until the server accepts connections (`true`) or refuses them (`false`).
+    fn wait_until(&self, ready: bool) {
+        let deadline = Instant::now() + START_WAIT;
+        while is_ready(&self.bin, &self.socket_dir, self.port) != ready {
+            assert!(Instant::now() < deadline, "the test cluster did not change state");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// A connection string for `database` (key=value form, for tokio-postgres).
     pub(crate) fn settings(&self, database: &str) -> String {
         format!(
@@ -324,16 +359,31 @@ fn start_once(bin: &Path, root: bool) -> Result<Cluster, String> {
     // $1: the binaries, $2: the cluster's dir, $3: this checkout, $4: the port. The keeper
     // starts the postmaster, waits for stdin to close (this process ended), then stops it (a
     // fast shutdown), waits for it and removes the dir.
+    // A line `stop` on its stdin stops the postmaster (a fast shutdown) and `start` starts it
+    // again, for tests of an outage ([`Cluster::stop_server`], [`Cluster::start_server`]).
     let script = r#"
-        "$1/postgres" -D "$2/data" -k "$2" -p "$4" -c listen_addresses=127.0.0.1 \
-            -c ssl=on -c "ssl_cert_file=$2/server.crt" -c "ssl_key_file=$2/server.key" \
-            -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
-            -c max_connections=200 -c "pluggedin.checkout=$3" \
-            </dev/null >"$2/postgres.log" 2>&1 &
-        postmaster=$!
-        read -r _ || true
-        kill -INT "$postmaster" 2>/dev/null
-        wait "$postmaster"
+        postmaster=
+        start() {
+            "$1/postgres" -D "$2/data" -k "$2" -p "$4" -c listen_addresses=127.0.0.1 \
+                -c ssl=on -c "ssl_cert_file=$2/server.crt" -c "ssl_key_file=$2/server.key" \
+                -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
+                -c max_connections=200 -c "pluggedin.checkout=$3" \
+                </dev/null >>"$2/postgres.log" 2>&1 &
+            postmaster=$!
+        }
+        stop() {
+            [ -n "$postmaster" ] && kill -INT "$postmaster" 2>/dev/null
+            [ -n "$postmaster" ] && wait "$postmaster"
+            postmaster=
+        }
+        start
+        while read -r line; do
+            case "$line" in
+                stop) stop ;;
+                start) [ -z "$postmaster" ] && start ;;
+            esac
+        done
+        stop
         rm -rf "$2"
     "#;
     let keeper = as_owner(Path::new("/bin/sh"), root)
@@ -351,14 +401,7 @@ fn start_once(bin: &Path, root: bool) -> Result<Cluster, String> {
     let log = dir.join("postgres.log");
     let deadline = Instant::now() + START_WAIT;
     loop {
-        let ready = Command::new(bin.join("pg_isready"))
-            .arg("-q")
-            .arg("-h")
-            .arg(&dir)
-            .args(["-p", &port.to_string(), "-U", "postgres", "-d", "postgres"])
-            .status()
-            .is_ok_and(|status| status.success());
-        if ready {
+        if is_ready(bin, &dir, port) {
             break;
         }
         let text = std::fs::read(&log).unwrap_or_default();
@@ -377,6 +420,18 @@ fn start_once(bin: &Path, root: bool) -> Result<Cluster, String> {
     Ok(Cluster {
         socket_dir: dir,
         port,
-        _keeper: keeper,
+        keeper: std::sync::Mutex::new(keeper),
+        bin: bin.to_owned(),
     })
+}
+
+/// Whether the cluster on `dir`'s socket accepts connections.
+fn is_ready(bin: &Path, dir: &Path, port: u16) -> bool {
+    Command::new(bin.join("pg_isready"))
+        .arg("-q")
+        .arg("-h")
+        .arg(dir)
+        .args(["-p", &port.to_string(), "-U", "postgres", "-d", "postgres"])
+        .status()
+        .is_ok_and(|status| status.success())
 }

@@ -13,6 +13,7 @@ mod calls;
 mod channel;
 mod connections;
 mod console;
+mod fleet;
 mod guard;
 mod limits;
 mod playground;
@@ -37,13 +38,15 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::Cors;
 use crate::control::{ControlPlane, RateLimited};
 use crate::router::Router;
+use crate::secret::Secret;
 use crate::upstream::{ProxyHandler, scrape};
 pub use api::ApiFiles;
 pub use channel::{find_channel, relay, serve_channel, serve_standalone};
 use connections::Connections;
 pub use guard::GuardConfig;
 use guard::{Guard, HealthView, Hosts};
-use sessions::BoundedSessions;
+use fleet::{Fleet, Joined, Joining};
+use sessions::{BoundedSessions, Membership};
 
 /// A client must send its request headers within this time.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -72,6 +75,10 @@ pub struct HttpOptions {
     pub guard: GuardConfig,
     /// The files the JSON API (`/api/…`) works on; without them it is not served.
     pub api: Option<ApiFiles>,
+    /// `--session-key`: seals session ids across a fleet (a PostgreSQL store).
+    pub session_key: Option<Secret>,
+    /// `--replica-url`: where the other replicas reach this one.
+    pub replica_url: Option<String>,
 }
 
 #[derive(Clone)]
@@ -92,12 +99,24 @@ pub struct App {
     connections: Arc<Connections>,
     /// Ends rmcp's sessions and streams (after requests in flight drained).
     mcp_cancel: CancellationToken,
+    /// This replica's fleet, when the store is shared.
+    fleet: Option<Arc<Fleet>>,
 }
 
 impl App {
     /// Builds the application; `loopback` says whether it is served on a loopback address
     /// (the default `Host` allow-list).
     pub fn new(router: Arc<Router>, options: HttpOptions, loopback: bool) -> App {
+        App::build(router, options, loopback, None)
+    }
+
+    /// [`App::new`], as a replica of a fleet when `joined`.
+    fn build(
+        router: Arc<Router>,
+        options: HttpOptions,
+        loopback: bool,
+        joined: Option<(Arc<Membership>, Joined)>,
+    ) -> App {
         // Not a child of the shutdown token: sessions and streams end only after requests in
         // flight drained.
         let mcp_cancel = CancellationToken::new();
@@ -125,15 +144,25 @@ impl App {
                 after,
                 router: router.clone(),
             });
-            let sessions = Arc::new(BoundedSessions::new(
+            let mut sessions = BoundedSessions::new(
                 options.max_sessions,
                 options.max_anonymous_sessions,
                 options.session_ttl,
                 hibernation,
-            ));
+            );
+            if let Some((membership, _)) = &joined {
+                sessions = sessions.with_fleet(membership.clone());
+            }
+            let sessions = Arc::new(sessions);
             BoundedSessions::start(&sessions);
             sessions
         });
+        let fleet = match (joined, &sessions) {
+            (Some((membership, joined)), Some(sessions)) => {
+                Some(Arc::new(joined.fleet(membership, sessions.clone())))
+            }
+            _ => None,
+        };
         if let Some(sessions) = &sessions {
             // rmcp's restore path wakes hibernated sessions (see `sessions`).
             config.session_store = Some(sessions.clone());
@@ -167,10 +196,12 @@ impl App {
             None
         };
         let require_auth = options.guard.require_auth;
-        let guard = Arc::new(
-            Guard::new(options.guard, options.cors, hosts, sessions.clone())
-                .with_fast_calls(router.clone()),
-        );
+        let mut guard = Guard::new(options.guard, options.cors, hosts, sessions.clone())
+            .with_fast_calls(router.clone());
+        if let Some(fleet) = &fleet {
+            guard = guard.with_fleet(fleet.clone());
+        }
+        let guard = Arc::new(guard);
         let connections = Connections::new(
             options
                 .max_connections
@@ -232,8 +263,38 @@ impl App {
             guard,
             connections,
             mcp_cancel,
+            fleet,
         }
     }
+}
+
+/// Registers this replica in the fleet of the shared store it runs on.
+async fn join_fleet(
+    store: Arc<dyn crate::control::fleet::FleetStore>,
+    options: &HttpOptions,
+    local: SocketAddr,
+) -> anyhow::Result<(Arc<Membership>, Joined)> {
+    let url = match &options.replica_url {
+        Some(url) => url.trim_end_matches('/').to_owned(),
+        None if local.ip().is_unspecified() => anyhow::bail!(
+            "listening on {local} with a shared store (--database-url): set --replica-url \
+             (PLUGGEDIN_REPLICA_URL) to the address the other replicas reach this one at"
+        ),
+        None => format!("http://{local}"),
+    };
+    let joining = Joining {
+        store,
+        session_key: options
+            .session_key
+            .as_ref()
+            .map(|key| key.expose().to_owned()),
+        url,
+        session_ttl: options.session_ttl,
+    };
+    joining
+        .join()
+        .await
+        .map_err(|error| anyhow::anyhow!("cannot join the fleet on the shared store: {error}"))
 }
 
 /// Binds and serves until `shutdown` fires, then drains in-flight requests.
@@ -250,12 +311,21 @@ pub async fn serve(
     let host = options.host.clone();
     let stateless = options.stateless;
     let control = router.control_plane().clone();
+    let joined = match control.fleet().filter(|_| !stateless) {
+        Some(store) => Some(join_fleet(store, &options, local).await?),
+        None => None,
+    };
     let App {
         service: app,
         guard,
         connections,
         mcp_cancel,
-    } = App::new(router, options, local.ip().is_loopback());
+        fleet,
+    } = App::build(router, options, local.ip().is_loopback(), joined);
+    let heartbeat_stop = CancellationToken::new();
+    let heartbeat = fleet
+        .as_ref()
+        .map(|fleet| Fleet::start(fleet, heartbeat_stop.clone()));
 
     startup_line(local, &host, stateless, &guard);
     let summaries = tokio::spawn(summarise_refusals(
@@ -327,6 +397,11 @@ pub async fn serve(
     drop(listener);
     tracing::info!("stopped accepting connections; draining requests in flight");
     guard.drain(SHUTDOWN_GRACE).await;
+    // Out of the fleet once nothing is in flight: its sessions are the others' to adopt.
+    heartbeat_stop.cancel();
+    if let Some(heartbeat) = heartbeat {
+        let _ = heartbeat.await;
+    }
     // The last period's refusals reach the log and the store before the process ends.
     if summaries.await.is_ok() {
         record_refusals(&guard, control.as_ref()).await;

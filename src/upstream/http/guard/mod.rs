@@ -22,6 +22,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use serde_json::Value;
 
+use super::fleet::{FORWARDED_BY, Fleet, Forwarded, Place};
 use super::limits::RateLimits;
 use super::sessions::{BoundedSessions, CREATOR, Creator, TokenHash};
 use crate::cli::Cors;
@@ -87,6 +88,8 @@ pub(crate) struct Guard {
     router: Option<Arc<Router>>,
     /// The console's sign-ins (`sign_in.rs`).
     sign_ins: sign_in::SignIns,
+    /// This replica's fleet: requests for sessions held elsewhere are passed there.
+    fleet: Option<Arc<Fleet>>,
 }
 
 impl Guard {
@@ -94,6 +97,24 @@ impl Guard {
     pub(crate) fn max_body_bytes(&self) -> usize {
         self.config.max_body_bytes
     }
+}
+
+/// Where a request that passed the refusals goes.
+enum Admission {
+    /// To rmcp's service here.
+    Here(Admitted),
+    /// To the fleet replica that holds its session.
+    Elsewhere(Elsewhere),
+}
+
+/// A request for a session another replica holds.
+struct Elsewhere {
+    replica: i64,
+    url: String,
+    session: String,
+    parts: Parts,
+    bytes: Bytes,
+    id: Value,
 }
 
 /// A request that passed every refusal, on its way to rmcp's service.
@@ -131,7 +152,14 @@ impl Guard {
             in_flight: Arc::default(),
             router: None,
             sign_ins: sign_in::SignIns::default(),
+            fleet: None,
         }
+    }
+
+    /// Passes requests for sessions other replicas hold to them.
+    pub(crate) fn with_fleet(mut self, fleet: Arc<Fleet>) -> Guard {
+        self.fleet = Some(fleet);
+        self
     }
 
     /// Lets the session layer run quick calls itself (`fast.rs`) through `router`.
@@ -157,8 +185,9 @@ impl Guard {
         self.in_flight.drain(grace).await;
     }
 
-    /// The refusals, in order; a request that passes them all is [`Admitted`].
-    async fn admit(&self, request: Request) -> Result<Admitted, Refused> {
+    /// The refusals, in order; a request that passes them all is [`Admitted`], or passed to
+    /// the fleet replica that holds its session once its token is known good.
+    async fn admit(&self, request: Request) -> Result<Admission, Refused> {
         let method = request.method().clone();
         shape::check_method(&method)?;
         shape::check_header_size(request.headers())?;
@@ -178,18 +207,94 @@ impl Guard {
             .map(str::to_owned);
         let session = session.as_deref();
         let token = self.authenticate(&method, &parts.headers, &methods, session, &id)?;
+        if let (Some(fleet), Some(session)) = (&self.fleet, session) {
+            let hops = parts.headers.get_all(FORWARDED_BY).iter().count();
+            match fleet.place(session, hops).await {
+                Place::Here => {}
+                Place::There { replica, url } => {
+                    return Ok(Admission::Elsewhere(Elsewhere {
+                        replica,
+                        url,
+                        session: session.to_owned(),
+                        parts,
+                        bytes,
+                        id,
+                    }));
+                }
+                Place::Unknown => return Err(refusals::session_not_found(id)),
+                Place::Unavailable(error) => return Err(refusals::store_unavailable(id, &error)),
+            }
+        }
         self.check_resumption(&method, &parts.headers, session)?;
         self.check_delete(&method, session)?;
         self.check_rate(&method, &methods, token.as_ref(), &parts, &id)?;
         self.bind_session(session, token.as_ref(), &id).await?;
-        Ok(Admitted {
+        Ok(Admission::Here(Admitted {
             method,
             parts,
             bytes,
             id,
             methods,
             token,
-        })
+        }))
+    }
+
+    /// Passes a request to the replica holding its session; a replica that turns out gone is
+    /// dropped from the view and the request placed again (adopted here, most often).
+    async fn pass_on(self: &Arc<Self>, elsewhere: Elsewhere, next: Next) -> Response {
+        let Some(fleet) = &self.fleet else {
+            return *refusals::session_not_found(elsewhere.id);
+        };
+        let Elsewhere {
+            replica,
+            url,
+            session,
+            parts,
+            bytes,
+            id,
+        } = elsewhere;
+        let mut target = (replica, url);
+        let mut adopted = false;
+        // The home, and at most one more replica if the home turns out gone and the store
+        // says another took the session.
+        for _ in 0..super::fleet::MAX_HOPS {
+            // Counted in flight here too: a draining replica waits for what it passed on.
+            let held = self.in_flight.enter();
+            let forwarded = super::fleet::forward(
+                &fleet.client,
+                &target.1,
+                fleet.me(),
+                &parts,
+                bytes.clone(),
+                &id,
+            )
+            .await;
+            let error = match forwarded {
+                Forwarded::Answered(response) => return in_flight::hold(response, Some(held)),
+                Forwarded::Unreachable(error) => error,
+            };
+            drop(held);
+            tracing::info!(replica = target.0, url = target.1, "fleet replica unreachable: {error}");
+            match fleet.unreachable(target.0, &session).await {
+                Place::Here => {
+                    adopted = true;
+                    break;
+                }
+                Place::There { replica, url } => target = (replica, url),
+                Place::Unknown => return *refusals::session_not_found(id),
+                Place::Unavailable(error) => return *refusals::store_unavailable(id, &error),
+            }
+        }
+        if !adopted {
+            return *refusals::session_not_found(id);
+        }
+        // Adopted here: the request goes through the refusals again, now for a local session.
+        let request = Request::from_parts(parts, Body::from(bytes));
+        match self.admit(request).await {
+            Ok(Admission::Here(admitted)) => serve(self, admitted, next).await,
+            Ok(Admission::Elsewhere(_)) => *refusals::session_not_found(id),
+            Err(refused) => *refused,
+        }
     }
 }
 
@@ -201,7 +306,8 @@ pub(crate) async fn check(
     next: Next,
 ) -> Response {
     match guard.admit(request).await {
-        Ok(admitted) => serve(&guard, admitted, next).await,
+        Ok(Admission::Here(admitted)) => serve(&guard, admitted, next).await,
+        Ok(Admission::Elsewhere(elsewhere)) => guard.pass_on(elsewhere, next).await,
         Err(refused) => *refused,
     }
 }

@@ -116,6 +116,20 @@ pub(super) fn session_not_found(id: Value) -> Refused {
     ))
 }
 
+/// The fleet's store could not say where a session lives: 503, try again.
+pub(super) fn store_unavailable(id: Value, error: &str) -> Refused {
+    let mut response = rpc_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        id,
+        INTERNAL_ERROR,
+        format!("store unavailable: cannot find where this session lives ({error})"),
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    Box::new(response)
+}
+
 /// A `GET` resuming a request stream that has ended: 405, what the SDKs take for "no stream
 /// here" (see `BoundedSessions::stream_ended`).
 pub(super) fn stream_ended(last_event_id: &str) -> Refused {

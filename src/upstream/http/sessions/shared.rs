@@ -36,11 +36,6 @@ impl BoundedSessions {
         self
     }
 
-    /// This replica's fleet membership, if it is in one.
-    pub(crate) fn membership(&self) -> Option<&Arc<Membership>> {
-        self.fleet.as_ref()
-    }
-
     /// The row of session `id`, now that its `initialize` parameters are known.
     pub(super) async fn save_row(&self, id: &SessionId, init: &InitializeRequestParams) {
         let Some(fleet) = &self.fleet else {

@@ -1,0 +1,365 @@
+//! A fleet: three replicas in Streamable HTTP mode on one PostgreSQL database, behind HAProxy in
+//! round robin with no session pinning, driven by the official Python SDK and rmcp through the
+//! load balancer. A session is served wherever its requests land (they are passed to the replica
+//! that holds it), survives the death of that replica (another adopts it), and the fleet keeps
+//! serving downstream tools while PostgreSQL restarts.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use rmcp::ServiceExt;
+use rmcp::model::CallToolRequestParams;
+use rmcp::transport::StreamableHttpClientTransport;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+
+use crate::pg_cluster;
+use crate::support::*;
+
+/// One replica of the fleet.
+struct Replica {
+    child: ProxyChild,
+    log: Log,
+    /// Its `/mcp` URL.
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Replica {
+    /// Its base URL (`http://127.0.0.1:PORT`).
+    fn base(&self) -> String {
+        self.url.trim_end_matches("/mcp").to_owned()
+    }
+
+    /// The sum of the samples of metric `name` on its `/metrics` page whose labels contain
+    /// `labels`.
+    async fn metric(&self, name: &str, labels: &str) -> f64 {
+        let page = reqwest::get(format!("{}/metrics", self.base()))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        page.lines()
+            .filter(|line| !line.starts_with('#'))
+            .filter(|line| {
+                line.split(['{', ' ']).next() == Some(name) && line.contains(labels)
+            })
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+}
+
+/// The replicas and their load balancer.
+struct Fleet {
+    replicas: Vec<Replica>,
+    balancer: Background,
+    /// The load balancer's `/mcp` URL.
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+fn haproxy() -> PathBuf {
+    ["/usr/sbin/haproxy", "/usr/bin/haproxy"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|path| path.is_file())
+        .expect("haproxy is installed (scripts/test-deps.sh)")
+}
+
+/// Three replicas serving the demo server on `database`, and HAProxy in front of them.
+async fn fleet(database: &str) -> Fleet {
+    let mut replicas = Vec::new();
+    for _ in 0..3 {
+        let dir = tempfile::tempdir().unwrap();
+        let (child, log, url) = spawn_http_proxy(
+            &dir,
+            json!({"demo": demo()}),
+            &["--database-url", database, "--session-key", "fleet test key"],
+        )
+        .await;
+        log.wait_for("joined the fleet").await;
+        replicas.push(Replica {
+            child,
+            log,
+            url,
+            _dir: dir,
+        });
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/servers/haproxy_lb.py");
+    let mut args = vec![
+        script.to_str().unwrap().to_owned(),
+        haproxy().to_str().unwrap().to_owned(),
+        dir.path().to_str().unwrap().to_owned(),
+    ];
+    args.extend(replicas.iter().map(Replica::base));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let balancer = Background::start("python3", &args, &[], "listening on").await;
+    let url = format!("{}/mcp", listening_url(&balancer.log).await);
+    Fleet {
+        replicas,
+        balancer,
+        url,
+        _dir: dir,
+    }
+}
+
+/// The Python SDK's fleet client (`tests/clients/fleet_client.py`), one command at a time.
+struct Driver {
+    child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    log: Log,
+}
+
+impl Driver {
+    fn start(url: &str) -> Driver {
+        let mut child = tokio::process::Command::new(venv_python())
+            .arg(clients_dir().join("fleet_client.py"))
+            .arg(url)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let log = Log::capture(child.stderr.take().unwrap());
+        Driver {
+            child,
+            stdin,
+            lines,
+            log,
+        }
+    }
+
+    async fn ask(&mut self, command: &str) -> Value {
+        self.stdin
+            .write_all(format!("{command}\n").as_bytes())
+            .await
+            .unwrap();
+        let line = tokio::time::timeout(WAIT, self.lines.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("no answer to {command}:\n{}", self.log.text()))
+            .unwrap()
+            .unwrap_or_else(|| panic!("the client ended at {command}:\n{}", self.log.text()));
+        serde_json::from_str(&line).unwrap()
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        if let Some(pid) = self.child.id() {
+            stop(pid);
+        }
+    }
+}
+
+/// The index of the replica that holds the one session made so far (the one that counted it
+/// opened).
+async fn home_of(replicas: &[Replica]) -> usize {
+    let mut homes = Vec::new();
+    for (index, replica) in replicas.iter().enumerate() {
+        if replica.metric("pluggedin_proxy_sessions_opened", "").await > 0.0 {
+            homes.push(index);
+        }
+    }
+    assert_eq!(homes.len(), 1, "one replica made the session");
+    homes[0]
+}
+
+#[tokio::test]
+async fn a_session_is_served_through_every_replica_and_outlives_the_one_holding_it() {
+    let database = pg_cluster::database().await;
+    let mut fleet = fleet(&database).await;
+    let mut client = Driver::start(&fleet.url);
+    let started = client.ask("start").await;
+    assert!(
+        started["tools"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("demo__echo")),
+        "{started}"
+    );
+
+    let calls = client.ask("calls 200").await;
+    assert_eq!(calls, json!({"ok": 200, "errors": []}));
+    let home = home_of(&fleet.replicas).await;
+    // The requests that landed on the other two replicas were passed to the home.
+    for (index, replica) in fleet.replicas.iter().enumerate() {
+        let forwarded = replica.metric("pluggedin_proxy_fleet_forwarded", "").await;
+        if index == home {
+            assert_eq!(forwarded, 0.0, "the home passes nothing on");
+        } else {
+            assert!(forwarded > 0.0, "replica {index} took some of the requests");
+        }
+    }
+    let calls_at_home = fleet.replicas[home]
+        .metric(
+            "mcp_server_operation_duration_seconds_count",
+            "mcp_method_name=\"tools/call\"",
+        )
+        .await;
+    assert!(calls_at_home >= 200.0, "{calls_at_home}");
+
+    // The server's questions and progress reach the client wherever its requests land.
+    assert_eq!(
+        client.ask("sampling").await,
+        json!({"text": "sampled by the fleet client"})
+    );
+    let progress = client.ask("progress").await;
+    assert!(
+        !progress["progress"].as_array().unwrap().is_empty(),
+        "{progress}"
+    );
+
+    // The home dies with a call in flight: that call fails, the session goes on elsewhere.
+    assert_eq!(client.ask("slow 60000").await, json!({"started": true}));
+    let holder = &fleet.replicas[home];
+    tokio::time::timeout(WAIT, async {
+        while holder
+            .metric("pluggedin_proxy_requests_in_flight", "")
+            .await
+            < 1.0
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+    })
+    .await
+    .expect("the slow call reaches the home");
+    let pid = holder.child.id().unwrap();
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let _ = fleet.replicas[home].child.wait().await;
+    let slow = client.ask("slow-result").await;
+    assert!(slow["error"].is_string(), "{slow}");
+
+    let calls = client.ask("calls 20").await;
+    assert_eq!(calls, json!({"ok": 20, "errors": []}));
+    let mut adopted = 0.0;
+    for (index, replica) in fleet.replicas.iter().enumerate() {
+        if index != home {
+            adopted += replica.metric("pluggedin_proxy_sessions_adopted", "").await;
+        }
+    }
+    assert_eq!(adopted, 1.0, "one replica adopted the session");
+    assert_eq!(
+        client.ask("sampling").await,
+        json!({"text": "sampled by the fleet client"})
+    );
+
+    // PostgreSQL restarts: downstream tools keep working, built-in tools say the store is away,
+    // and everything comes back by itself.
+    let cluster = pg_cluster::cluster();
+    cluster.stop_server();
+    let calls = client.ask("calls 20").await;
+    assert_eq!(calls, json!({"ok": 20, "errors": []}));
+    let away = client
+        .ask(r#"tool pluggedin_clipboard_get {"name": "x"}"#)
+        .await;
+    assert!(
+        away["error"]
+            .as_str()
+            .is_some_and(|error| error.contains("store unavailable")),
+        "{away}"
+    );
+    cluster.start_server();
+    let set = client
+        .ask(r#"tool pluggedin_clipboard_set {"name": "after", "value": "the restart"}"#)
+        .await;
+    let set = if set["error"].is_string() {
+        // The first call after the outage may meet a connection the database cut.
+        client
+            .ask(r#"tool pluggedin_clipboard_set {"name": "after", "value": "the restart"}"#)
+            .await
+    } else {
+        set
+    };
+    assert!(set["text"].is_string(), "{set}");
+    assert_eq!(client.ask("calls 10").await, json!({"ok": 10, "errors": []}));
+    drop(client);
+    let _ = &fleet.balancer;
+}
+
+#[tokio::test]
+async fn an_rmcp_client_through_the_balancer_and_the_store_shared_by_every_replica() {
+    let database = pg_cluster::database().await;
+    let fleet = fleet(&database).await;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = TestClient::new()
+        .serve(StreamableHttpClientTransport::from_uri(fleet.url.as_str()))
+        .await
+        .unwrap();
+    for n in 0..30 {
+        let result = client
+            .call_tool(
+                CallToolRequestParams::new("demo__echo")
+                    .with_arguments(json!({"message": format!("rmcp {n}")}).as_object().unwrap().clone()),
+            )
+            .await
+            .unwrap();
+        assert_eq!(text_of(&result), format!("rmcp {n}"));
+    }
+    let tools = client.list_all_tools().await.unwrap();
+    assert!(tools.iter().any(|tool| tool.name == "demo__echo"));
+
+    // A document made through one replica is found through another.
+    let direct = |index: usize| fleet.replicas[index].url.clone();
+    let one = TestClient::new()
+        .serve(StreamableHttpClientTransport::from_uri(direct(0).as_str()))
+        .await
+        .unwrap();
+    let other = TestClient::new()
+        .serve(StreamableHttpClientTransport::from_uri(direct(2).as_str()))
+        .await
+        .unwrap();
+    let created = one
+        .call_tool(
+            CallToolRequestParams::new("pluggedin_create_document").with_arguments(
+                json!({"title": "Fleet notes", "content": "Replicas share one database."})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            ),
+        )
+        .await
+        .unwrap();
+    let id = line_after(&text_of(&created), "ID:");
+    let found = other
+        .call_tool(
+            CallToolRequestParams::new("pluggedin_search_documents").with_arguments(
+                json!({"query": "replicas database"}).as_object().unwrap().clone(),
+            ),
+        )
+        .await
+        .unwrap();
+    assert!(text_of(&found).contains(&id), "{}", text_of(&found));
+    client.cancel().await.unwrap();
+    one.cancel().await.unwrap();
+    other.cancel().await.unwrap();
+}
+
+/// A session id no replica made is refused by every replica at once, without a store lookup.
+#[tokio::test]
+async fn a_forged_session_id_is_refused_by_the_fleet() {
+    let database = pg_cluster::database().await;
+    let fleet = fleet(&database).await;
+    for target in fleet.replicas.iter().map(|r| r.url.clone()).chain([fleet.url.clone()]) {
+        for forged in ["0123456789abcdef0123456789abcdef", "not-a-sealed-id"] {
+            let response = post_mcp(
+                &target,
+                Some(forged),
+                json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}),
+            )
+            .send()
+            .await
+            .unwrap();
+            assert_eq!(response.status(), 404, "{target} {forged}");
+        }
+    }
+}
