@@ -76,7 +76,7 @@ async def main() -> None:
                 ok, errors = 0, []
                 for n in range(int(args[0])):
                     result, error = await call(session, "demo__echo", {"message": f"call {n}"})
-                    if error is None and result.content[0].text == f"call {n}":
+                    if error is None and result.content[0].text == f"Echo: call {n}":
                         ok += 1
                     else:
                         errors.append(error or result.content[0].text)

@@ -43,7 +43,9 @@ impl Replica {
         page.lines()
             .filter(|line| !line.starts_with('#'))
             .filter(|line| {
-                line.split(['{', ' ']).next() == Some(name) && line.contains(labels)
+                let sample = line.split(['{', ' ']).next().unwrap_or_default();
+                (sample == name || sample.strip_suffix("_total") == Some(name))
+                    && line.contains(labels)
             })
             .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
             .sum()
@@ -185,7 +187,12 @@ async fn a_session_is_served_through_every_replica_and_outlives_the_one_holding_
     );
 
     let calls = client.ask("calls 200").await;
-    assert_eq!(calls, json!({"ok": 200, "errors": []}));
+    assert_eq!(
+        calls,
+        json!({"ok": 200, "errors": []}),
+        "{}",
+        fleet.replicas[0].log.text()
+    );
     let home = home_of(&fleet.replicas).await;
     // The requests that landed on the other two replicas were passed to the home.
     for (index, replica) in fleet.replicas.iter().enumerate() {
@@ -207,7 +214,7 @@ async fn a_session_is_served_through_every_replica_and_outlives_the_one_holding_
     // The server's questions and progress reach the client wherever its requests land.
     assert_eq!(
         client.ask("sampling").await,
-        json!({"text": "sampled by the fleet client"})
+        json!({"text": "LLM response: sampled by the fleet client"})
     );
     let progress = client.ask("progress").await;
     assert!(
@@ -250,7 +257,7 @@ async fn a_session_is_served_through_every_replica_and_outlives_the_one_holding_
     assert_eq!(adopted, 1.0, "one replica adopted the session");
     assert_eq!(
         client.ask("sampling").await,
-        json!({"text": "sampled by the fleet client"})
+        json!({"text": "LLM response: sampled by the fleet client"})
     );
 
     // PostgreSQL restarts: downstream tools keep working, built-in tools say the store is away,
@@ -303,7 +310,7 @@ async fn an_rmcp_client_through_the_balancer_and_the_store_shared_by_every_repli
             )
             .await
             .unwrap();
-        assert_eq!(text_of(&result), format!("rmcp {n}"));
+        assert_eq!(text_of(&result), format!("Echo: rmcp {n}"));
     }
     let tools = client.list_all_tools().await.unwrap();
     assert!(tools.iter().any(|tool| tool.name == "demo__echo"));
@@ -321,7 +328,11 @@ async fn an_rmcp_client_through_the_balancer_and_the_store_shared_by_every_repli
     let created = one
         .call_tool(
             CallToolRequestParams::new("pluggedin_create_document").with_arguments(
-                json!({"title": "Fleet notes", "content": "Replicas share one database."})
+                json!({
+                    "title": "Fleet notes",
+                    "content": "Replicas share one database.",
+                    "metadata": {"model": {"name": "claude-3-opus", "provider": "anthropic"}}
+                })
                     .as_object()
                     .unwrap()
                     .clone(),

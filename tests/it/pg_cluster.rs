@@ -362,13 +362,13 @@ fn start_once(bin: &Path, root: bool) -> Result<Cluster, String> {
     // A line `stop` on its stdin stops the postmaster (a fast shutdown) and `start` starts it
     // again, for tests of an outage ([`Cluster::stop_server`], [`Cluster::start_server`]).
     let script = r#"
-        postmaster=
+        bin=$1 dir=$2 checkout=$3 port=$4 postmaster=
         start() {
-            "$1/postgres" -D "$2/data" -k "$2" -p "$4" -c listen_addresses=127.0.0.1 \
-                -c ssl=on -c "ssl_cert_file=$2/server.crt" -c "ssl_key_file=$2/server.key" \
+            "$bin/postgres" -D "$dir/data" -k "$dir" -p "$port" -c listen_addresses=127.0.0.1 \
+                -c ssl=on -c "ssl_cert_file=$dir/server.crt" -c "ssl_key_file=$dir/server.key" \
                 -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
-                -c max_connections=200 -c "pluggedin.checkout=$3" \
-                </dev/null >>"$2/postgres.log" 2>&1 &
+                -c max_connections=200 -c "pluggedin.checkout=$checkout" \
+                </dev/null >>"$dir/postgres.log" 2>&1 &
             postmaster=$!
         }
         stop() {
@@ -384,7 +384,7 @@ fn start_once(bin: &Path, root: bool) -> Result<Cluster, String> {
             esac
         done
         stop
-        rm -rf "$2"
+        rm -rf "$dir"
     "#;
     let keeper = as_owner(Path::new("/bin/sh"), root)
         .args(["-c", script, "pluggedin-test-cluster"])
