@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fails, listing them, when processes the test suite starts are still running after it: the
 # proxy, the demo server, the third-party test servers, Prometheus, ChromeDriver with the
-# Chromium it drives, and the test PostgreSQL cluster (its postmaster names the checkout in
+# Chromium it drives, HAProxy in front of the fleet tests' replicas, and the test PostgreSQL cluster (its postmaster names the checkout in
 # `-c pluggedin.checkout=…`, its keeper shell too). Run it after the tests (`.ci/run` does).
 # Only processes of this checkout count — their command line, executable or working directory is
 # inside it — so test runs of other checkouts on the same machine are left out. Processes get up
@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 logical="$(pwd -L)"
 physical="$(pwd -P)"
 names='pluggedin-mcp-proxy|pluggedin-demo-server|server-everything|mcp-server-time'
-names="$names|server-filesystem|prometheus|chromedriver|chromium|postgres"
+names="$names|server-filesystem|prometheus|chromedriver|chromium|postgres|haproxy"
 grace="${LEFTOVERS_GRACE:-10}"
 
 leftovers() {

@@ -6,7 +6,8 @@
 # and opentelemetry-proto (for the OTLP receiver of the traces tests) from PyPI. Prometheus (the
 # server and promtool, for the metrics tests), Chromium with ChromeDriver (for the console's browser
 # tests, headless), PostgreSQL (initdb, postgres and pg_isready, for the PostgreSQL store's tests: a
-# throwaway cluster per test process) and openssl are Debian packages, installed through apt-get
+# throwaway cluster per test process), openssl and HAProxy (the fleet tests' load balancer) are
+# Debian packages, installed through apt-get
 # when missing (as root; otherwise it says what to install and fails). Idempotent: a second run with
 # everything present does nothing.
 set -euo pipefail
@@ -26,6 +27,10 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 &&
 fi
 if ! command -v openssl >/dev/null 2>&1; then
   scripts/apt-install.sh openssl
+fi
+# The load balancer in front of the fleet tests' replicas (Debian puts it in /usr/sbin).
+if ! command -v haproxy >/dev/null 2>&1 && [ ! -x /usr/sbin/haproxy ]; then
+  scripts/apt-install.sh haproxy
 fi
 DEPS="$PWD/.deps"
 mkdir -p "$DEPS"
