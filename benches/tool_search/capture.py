@@ -96,7 +96,7 @@ def shown_command(entry):
 
 
 async def list_tools(entry, work):
-    """Runs the server and returns (its initialize result's serverInfo, the raw tools/list pages)."""
+    """Runs the server; returns its serverInfo, the raw tools/list pages, and SDK refusals."""
     env = {key: substitute(value, work) for key, value in entry.get("env", {}).items()}
     # Keep PATH and HOME (the SDK passes only a safe subset of the environment otherwise).
     env.setdefault("PATH", os.environ["PATH"])
