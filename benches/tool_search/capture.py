@@ -101,6 +101,9 @@ async def list_tools(entry, work):
     # Keep PATH and HOME (the SDK passes only a safe subset of the environment otherwise).
     env.setdefault("PATH", os.environ["PATH"])
     env.setdefault("HOME", str(work / "home"))
+    # Python servers that write a set into a schema (mcp-atlassian's default field lists) would
+    # order it differently on each run.
+    env.setdefault("PYTHONHASHSEED", "0")
     params = StdioServerParameters(
         command=str(executable(entry)),
         args=[substitute(arg, work) for arg in entry.get("args", [])],
