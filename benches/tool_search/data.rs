@@ -551,6 +551,11 @@ impl Varier {
         let mut out = self.prose(text);
         if self.random.below(3) == 0 {
             let sentence = VENDOR_SENTENCES[self.random.below(VENDOR_SENTENCES.len())];
+            let trimmed = out.trim_end().len();
+            out.truncate(trimmed);
+            if !out.is_empty() && !out.ends_with(['.', '!', '?', ':']) {
+                out.push('.');
+            }
             if !out.is_empty() {
                 out.push(' ');
             }
