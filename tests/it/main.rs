@@ -11,6 +11,9 @@ mod architecture;
 mod llm_standin;
 mod pg_cluster;
 mod support;
+// The tool-search benchmark's data module, shared with the benchmark.
+#[path = "../../benches/tool_search/data.rs"]
+mod tool_search_data;
 mod webdriver;
 
 mod api;
@@ -52,4 +55,5 @@ mod routing;
 mod security;
 mod session_layer;
 mod tasks;
+mod tool_search;
 mod transports;
