@@ -81,6 +81,12 @@ impl Fingerprint {
     }
 }
 
+/// The fleet replica a `requestState` of ours names, if it names one.
+pub fn replica_of_state(state: &str) -> Option<i64> {
+    let named = state.strip_prefix(STATE_PREFIX)?.strip_prefix('r')?;
+    named.split_once('.')?.0.parse().ok()
+}
+
 /// The `requestState` and `inputResponses` of a retry, when the state is one of ours.
 pub fn retry_of(request: &ClientRequest) -> Option<(String, InputResponses)> {
     let (state, responses) = match request {
@@ -275,6 +281,9 @@ struct Entry {
 /// The table of parked calls.
 pub struct ParkedCalls {
     ttl_ms: AtomicU64,
+    /// This process's replica id in a fleet: its states name it, so that a retry landing on
+    /// another replica is passed here.
+    replica: std::sync::OnceLock<i64>,
     entries: Mutex<HashMap<String, Entry>>,
     tracker: TaskTracker,
     shutdown: CancellationToken,
@@ -284,10 +293,16 @@ impl ParkedCalls {
     pub fn new(tracker: TaskTracker, shutdown: CancellationToken) -> ParkedCalls {
         ParkedCalls {
             ttl_ms: AtomicU64::new(DEFAULT_TTL.as_millis() as u64),
+            replica: std::sync::OnceLock::new(),
             entries: Mutex::default(),
             tracker,
             shutdown,
         }
+    }
+
+    /// Names this process's replica of a fleet in every state handed out from now on.
+    pub fn set_replica(&self, replica: i64) {
+        let _ = self.replica.set(replica);
     }
 
     /// How long a parked call waits for its client's retry.
@@ -377,7 +392,7 @@ impl ParkedCalls {
     ) -> Result<ServerResult, RouteError> {
         let input = call.input_requests();
         let server = call.server.clone();
-        let state = new_state();
+        let state = new_state(self.replica.get().copied());
         let disarm = CancellationToken::new();
         {
             let mut entries = lock(&self.entries);
@@ -473,15 +488,18 @@ pub async fn ask(
     }
 }
 
-/// A new `requestState`: the prefix and 128 random bits in hex.
-fn new_state() -> String {
+/// A new `requestState`: the prefix, in a fleet `r<replica>.`, and 128 random bits in hex.
+fn new_state(replica: Option<i64>) -> String {
     let mut bytes = [0u8; 16];
     if getrandom::fill(&mut bytes).is_err() {
         // Only a broken system lacks the OS CSPRNG; a v4 UUID comes from it by another path.
         bytes = uuid::Uuid::new_v4().into_bytes();
     }
-    let mut state = String::with_capacity(STATE_PREFIX.len() + 32);
+    let mut state = String::with_capacity(STATE_PREFIX.len() + 32 + 22);
     state.push_str(STATE_PREFIX);
+    if let Some(replica) = replica {
+        state.push_str(&format!("r{replica}."));
+    }
     for byte in bytes {
         state.push_str(&format!("{byte:02x}"));
     }
@@ -697,8 +715,19 @@ mod tests {
 
     #[test]
     fn states_are_ours_and_distinct() {
-        let (a, b) = (new_state(), new_state());
+        let (a, b) = (new_state(None), new_state(None));
         assert!(a.starts_with(STATE_PREFIX) && a.len() == STATE_PREFIX.len() + 32);
         assert_ne!(a, b);
+        assert_eq!(replica_of_state(&a), None);
+    }
+
+    #[test]
+    fn a_fleet_replicas_states_name_it() {
+        let state = new_state(Some(42));
+        assert!(state.starts_with("pluggedin-parked.r42."), "{state}");
+        assert_eq!(replica_of_state(&state), Some(42));
+        for other in ["pluggedin-parked.rx.00", "pluggedin-parked.r7", "their-own-state.r7.0"] {
+            assert_eq!(replica_of_state(other), None, "{other}");
+        }
     }
 }

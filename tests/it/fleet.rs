@@ -71,12 +71,17 @@ fn haproxy() -> PathBuf {
 
 /// Three replicas serving the demo server on `database`, and HAProxy in front of them.
 async fn fleet(database: &str) -> Fleet {
+    fleet_of(database, json!({"demo": demo()})).await
+}
+
+/// Three replicas serving `servers` on `database`, and HAProxy in front of them.
+async fn fleet_of(database: &str, servers: Value) -> Fleet {
     let mut replicas = Vec::new();
     for _ in 0..3 {
         let dir = tempfile::tempdir().unwrap();
         let (child, log, url) = spawn_http_proxy(
             &dir,
-            json!({"demo": demo()}),
+            servers.clone(),
             &["--database-url", database, "--session-key", "fleet test key"],
         )
         .await;
@@ -373,4 +378,82 @@ async fn a_forged_session_id_is_refused_by_the_fleet() {
             assert_eq!(response.status(), 404, "{target} {forged}");
         }
     }
+}
+
+/// A modern (2026-07-28) client's call parked on one replica for its input is resumed by a retry
+/// sent to another; once that replica is gone, the retry gets a clear error.
+#[tokio::test]
+async fn a_modern_clients_parked_call_is_resumed_through_another_replica() {
+    use rmcp::model::{
+        CallToolResponse, CreateMessageResult, InputResponses,
+        ProtocolVersion, SamplingMessage,
+    };
+    use rmcp::service::{ClientLifecycleMode, ClientServiceExt};
+
+    let database = pg_cluster::database().await;
+    // A legacy server asks its questions inside the call: the proxy parks the call for the
+    // modern client.
+    let legacy = json!({"command": demo_bin(), "protocol": "legacy"});
+    let mut fleet = fleet_of(&database, json!({"demo": legacy})).await;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let modern = |url: String| async move {
+        TestClient::new()
+            .serve_with_lifecycle(
+                StreamableHttpClientTransport::from_uri(url.as_str()),
+                ClientLifecycleMode::Discover {
+                    preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+                },
+            )
+            .await
+            .unwrap()
+    };
+    let first = modern(fleet.replicas[0].url.clone()).await;
+    let second = modern(fleet.replicas[1].url.clone()).await;
+    let params = CallToolRequestParams::new("demo__test_sampling")
+        .with_arguments(json!({"prompt": "parked"}).as_object().unwrap().clone());
+    let CallToolResponse::InputRequired(input) =
+        first.peer().call_tool_once(params.clone()).await.unwrap()
+    else {
+        panic!("expected input_required")
+    };
+    let state = input.request_state.clone().unwrap_or_else(|| panic!("{input:?}"));
+    let (key, _) = input.input_requests.unwrap().into_iter().next().unwrap();
+    let answer = CreateMessageResult::new(
+        SamplingMessage::assistant_text("answered on another replica"),
+        "hand".into(),
+    );
+    let mut responses = InputResponses::new();
+    responses.insert(key, serde_json::to_value(answer).unwrap());
+    let mut retry = params.clone();
+    retry.input_responses = Some(responses);
+    retry.request_state = Some(state);
+    let CallToolResponse::Complete(done) = second.peer().call_tool_once(retry).await.unwrap()
+    else {
+        panic!("expected the final result")
+    };
+    assert!(
+        text_of(&done).contains("answered on another replica"),
+        "{done:?}"
+    );
+
+    // Parked again on the first replica, which then dies: the retry elsewhere says so.
+    let CallToolResponse::InputRequired(input) =
+        first.peer().call_tool_once(params.clone()).await.unwrap()
+    else {
+        panic!("expected input_required")
+    };
+    let mut retry = params;
+    retry.request_state = input.request_state;
+    retry.input_responses = Some(InputResponses::new());
+    let pid = fleet.replicas[0].child.id().unwrap();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let _ = fleet.replicas[0].child.wait().await;
+    let error = mcp_error(second.peer().call_tool_once(retry).await.unwrap_err());
+    assert!(error.message.contains("which is gone"), "{error:?}");
 }

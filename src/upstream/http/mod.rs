@@ -152,6 +152,8 @@ impl App {
             );
             if let Some((membership, _)) = &joined {
                 sessions = sessions.with_fleet(membership.clone());
+                // A modern client's retry finds its parked call by the replica its state names.
+                router.parked().set_replica(membership.me);
             }
             let sessions = Arc::new(sessions);
             BoundedSessions::start(&sessions);

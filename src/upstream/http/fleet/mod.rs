@@ -128,6 +128,24 @@ impl Joined {
     }
 }
 
+/// The replica named by the `requestState` of a modern client's retry in `body` (a call parked
+/// on that replica for the client's input), if there is one. Only a body that contains our
+/// state's prefix is parsed.
+pub(crate) fn parked_replica(body: &[u8]) -> Option<i64> {
+    #[derive(serde::Deserialize)]
+    struct Retry {
+        params: Option<Params>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Params {
+        #[serde(rename = "requestState")]
+        request_state: Option<String>,
+    }
+    memchr::memmem::find(body, b"pluggedin-parked.r")?;
+    let retry: Retry = serde_json::from_slice(body).ok()?;
+    crate::router::parked::replica_of_state(&retry.params?.request_state?)
+}
+
 /// A new key for the fleet's session ids, when none was given and the store has none: 256 bits
 /// from the OS CSPRNG, as hex.
 fn fresh_key() -> String {
@@ -191,6 +209,11 @@ impl Fleet {
         })
     }
 
+    /// Where another replica is reached, if it serves.
+    pub(crate) fn url_of(&self, replica: i64) -> Option<String> {
+        read(&self.others).get(&replica).cloned()
+    }
+
     /// Where a request for session `id` goes; `hops` replicas passed it on already.
     pub(crate) async fn place(&self, id: &str, hops: usize) -> Place {
         let Some(made_by) = self.membership.sealer.open(id) else {
@@ -210,9 +233,15 @@ impl Fleet {
     }
 
     /// Replica `replica` refused a connection: gone, for this replica, until a heartbeat says
-    /// it serves again. Where its session `id` goes now.
-    pub(crate) async fn unreachable(&self, replica: i64, id: &str) -> Place {
+    /// it serves again.
+    pub(crate) fn forget(&self, replica: i64) {
         write(&self.others).remove(&replica);
+    }
+
+    /// Replica `replica` refused a connection ([`Fleet::forget`]): where its session `id` goes
+    /// now.
+    pub(crate) async fn unreachable(&self, replica: i64, id: &str) -> Place {
+        self.forget(replica);
         self.locate(id, 0).await
     }
 

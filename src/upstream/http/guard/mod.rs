@@ -107,11 +107,12 @@ enum Admission {
     Elsewhere(Elsewhere),
 }
 
-/// A request for a session another replica holds.
+/// A request for a session (or a parked call) another replica holds.
 struct Elsewhere {
     replica: i64,
     url: String,
-    session: String,
+    /// The session; none for a modern client's retry of a parked call.
+    session: Option<String>,
     parts: Parts,
     bytes: Bytes,
     id: Value,
@@ -215,7 +216,7 @@ impl Guard {
                     return Ok(Admission::Elsewhere(Elsewhere {
                         replica,
                         url,
-                        session: session.to_owned(),
+                        session: Some(session.to_owned()),
                         parts,
                         bytes,
                         id,
@@ -224,6 +225,24 @@ impl Guard {
                 Place::Unknown => return Err(refusals::session_not_found(id)),
                 Place::Unavailable(error) => return Err(refusals::store_unavailable(id, &error)),
             }
+        }
+        // A modern client's retry of a call parked on another replica goes there.
+        if let (Some(fleet), None) = (&self.fleet, session)
+            && method == Method::POST
+            && let Some(replica) = super::fleet::parked_replica(&bytes)
+            && replica != fleet.me()
+        {
+            let Some(url) = fleet.url_of(replica) else {
+                return Err(refusals::parked_elsewhere_gone(id, replica));
+            };
+            return Ok(Admission::Elsewhere(Elsewhere {
+                replica,
+                url,
+                session: None,
+                parts,
+                bytes,
+                id,
+            }));
         }
         self.check_resumption(&method, &parts.headers, session)?;
         self.check_delete(&method, session)?;
@@ -275,7 +294,11 @@ impl Guard {
             };
             drop(held);
             tracing::info!(replica = target.0, url = target.1, "fleet replica unreachable: {error}");
-            match fleet.unreachable(target.0, &session).await {
+            let Some(session) = &session else {
+                fleet.forget(target.0);
+                return *refusals::parked_elsewhere_gone(id, target.0);
+            };
+            match fleet.unreachable(target.0, session).await {
                 Place::Here => {
                     adopted = true;
                     break;

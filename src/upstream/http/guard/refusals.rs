@@ -116,6 +116,20 @@ pub(super) fn session_not_found(id: Value) -> Refused {
     ))
 }
 
+/// A modern client's retry names a call parked on a fleet replica that is gone: the call went
+/// with it (a JSON-RPC error, as the call's own answer would be).
+pub(super) fn parked_elsewhere_gone(id: Value, replica: i64) -> Refused {
+    Box::new(rpc_error(
+        StatusCode::OK,
+        id,
+        -32602,
+        format!(
+            "the call this requestState names was parked on fleet replica {replica}, which is \
+             gone, and the call with it; make the request again without requestState"
+        ),
+    ))
+}
+
 /// The fleet's store could not say where a session lives: 503, try again.
 pub(super) fn store_unavailable(id: Value, error: &str) -> Refused {
     let mut response = rpc_error(
