@@ -44,6 +44,7 @@ mod postgres;
 mod registry;
 mod relay;
 mod reload;
+mod replicas;
 mod resilience;
 mod resume;
 mod roots;

@@ -1,7 +1,8 @@
 //! The guard in front of the MCP endpoint: [`check`] runs its layers in order, each a file of its
 //! own — the request's shape (`shape.rs`: method 405, header size 431), `Host` and `Origin`
 //! (`hosts.rs`, DNS-rebinding protection that `/health` shares), the body (`body.rs`: size 413,
-//! read once, JSON 400) and the protocol version (400), bearer auth and the session's owner
+//! read once, JSON 400) and the protocol version (400), a new session while the replica drains
+//! (`draining.rs`: 503), bearer auth and the session's owner
 //! (`auth.rs`: 401, 404), the resumption of a request stream that ended (`resumption.rs`: 405),
 //! the session a DELETE names (`delete.rs`: 404), rate limits (`rate.rs`: 429) — then hands the
 //! bytes it read to rmcp's service and shapes the answer on its way back (`answers.rs`, the
@@ -22,6 +23,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use serde_json::Value;
 
+use super::drain::Drain;
 use super::limits::RateLimits;
 use super::sessions::{BoundedSessions, CREATOR, Creator, TokenHash};
 use crate::cli::Cors;
@@ -36,6 +38,7 @@ mod auth;
 mod body;
 mod cors;
 mod delete;
+mod draining;
 mod fast;
 mod hosts;
 mod in_flight;
@@ -87,6 +90,8 @@ pub(crate) struct Guard {
     router: Option<Arc<Router>>,
     /// The console's sign-ins (`sign_in.rs`).
     sign_ins: sign_in::SignIns,
+    /// The replica's drain: while it lasts, no session begins (`draining.rs`).
+    drain: Drain,
 }
 
 impl Guard {
@@ -131,7 +136,14 @@ impl Guard {
             in_flight: Arc::default(),
             router: None,
             sign_ins: sign_in::SignIns::default(),
+            drain: Drain::new(),
         }
+    }
+
+    /// Follows `drain`: new sessions are refused while it lasts.
+    pub(crate) fn with_drain(mut self, drain: Drain) -> Guard {
+        self.drain = drain;
+        self
     }
 
     /// Lets the session layer run quick calls itself (`fast.rs`) through `router`.
@@ -157,6 +169,16 @@ impl Guard {
         self.in_flight.drain(grace).await;
     }
 
+    /// How many requests are in flight now.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight.count()
+    }
+
+    /// Resolves once no request is in flight.
+    pub(crate) async fn idle(&self) {
+        self.in_flight.idle().await;
+    }
+
     /// The refusals, in order; a request that passes them all is [`Admitted`].
     async fn admit(&self, request: Request) -> Result<Admitted, Refused> {
         let method = request.method().clone();
@@ -171,6 +193,7 @@ impl Guard {
             return Err(refusals::unsupported_version(id, version));
         }
         let methods = parsed.methods;
+        self.check_draining(&methods, &id)?;
         let session = parts
             .headers
             .get("mcp-session-id")
