@@ -158,6 +158,17 @@ pub struct Cli {
     #[arg(long = "allowed-host")]
     pub allowed_hosts: Vec<String>,
 
+    /// Seconds an HTTP proxy drains after SIGTERM or SIGINT at most: it reports not ready
+    /// (`/health/ready`), refuses new sessions, and serves the existing ones until nothing is in
+    /// flight; a second signal ends the drain at once
+    #[arg(
+        long,
+        env = "PLUGGEDIN_DRAIN_SECS",
+        default_value = "15",
+        value_parser = seconds
+    )]
+    pub drain_secs: std::time::Duration,
+
     /// Largest accepted HTTP request body, in bytes
     #[arg(long, default_value_t = 4 * 1024 * 1024)]
     pub max_body_bytes: usize,

@@ -167,7 +167,7 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
             keep_current(sources, app_refresh, &router, &cancel, &tracker)?;
             metrics::global().set_tool_labels(cli.metrics_tool_labels);
             match http {
-                Some(options) => serve_http(&router, options, &cancel).await,
+                Some(options) => serve_http(&router, options).await,
                 None => {
                     // The console's channel is an extra: what stops it never stops the proxy.
                     let files = api_files(&cli, app_settings.is_some())
@@ -837,6 +837,8 @@ fn http_options(
         api: Some(api_files(cli, app.is_some())?),
         session_key: cli.session_key.clone(),
         replica_url: cli.replica_url.clone(),
+        drain: upstream::http::Drain::new(),
+        drain_period: cli.drain_secs,
     })
 }
 
@@ -858,42 +860,73 @@ fn api_files(cli: &Cli, app_mode: bool) -> anyhow::Result<upstream::http::ApiFil
     })
 }
 
-/// Serves MCP over Streamable HTTP until a signal arrives.
+/// Serves MCP over Streamable HTTP until a signal arrives, then drains: the first SIGTERM or
+/// SIGINT begins the drain (the replica reports not ready, takes no new sessions, serves the
+/// existing ones until nothing is in flight, `--drain-secs` at most), a second one ends it at
+/// once.
 async fn serve_http(
     router: &Arc<Router>,
     options: upstream::http::HttpOptions,
-    cancel: &CancellationToken,
 ) -> anyhow::Result<()> {
     metrics::global().set_transport("tcp");
-    let stop = cancel.child_token();
-    let signal_stop = stop.clone();
-    tokio::spawn(async move {
-        let signal = shutdown_signal().await;
-        tracing::info!("{signal}, shutting down");
-        signal_stop.cancel();
+    let drain = options.drain.clone();
+    let drain_secs = options.drain_period.as_secs_f64();
+    // Registered now, so that a second signal is seen however soon it follows the first.
+    let mut signals = Signals::new();
+    let signalled = tokio::spawn(async move {
+        let signal = signals.next().await;
+        drain.begin();
+        tracing::info!(
+            drain_secs,
+            "{signal}: draining — not ready, new sessions refused, existing ones served until \
+             nothing is in flight ({drain_secs} s at most; a second signal stops at once)"
+        );
+        let signal = signals.next().await;
+        tracing::info!("{signal} again: ending the drain now");
+        drain.end();
     });
-    upstream::http::serve(router.clone(), options, stop).await
+    let served = upstream::http::serve(router.clone(), options).await;
+    signalled.abort();
+    served
 }
 
 /// Resolves on SIGINT or SIGTERM, naming which.
 async fn shutdown_signal() -> &'static str {
+    Signals::new().next().await
+}
+
+/// SIGINT and SIGTERM, each listened for from creation on, for as many signals as come.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => tokio::select! {
-                _ = tokio::signal::ctrl_c() => "SIGINT",
-                _ = terminate.recv() => "SIGTERM",
-            },
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                "SIGINT"
-            }
+    unix: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl Signals {
+    fn new() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let unix = signal(SignalKind::interrupt())
+                .and_then(|interrupt| Ok((interrupt, signal(SignalKind::terminate())?)))
+                .ok();
+            Signals { unix }
+        }
+        #[cfg(not(unix))]
+        {
+            Signals {}
         }
     }
-    #[cfg(not(unix))]
-    {
+
+    /// The next signal, named.
+    async fn next(&mut self) -> &'static str {
+        #[cfg(unix)]
+        if let Some((interrupt, terminate)) = &mut self.unix {
+            return tokio::select! {
+                _ = interrupt.recv() => "SIGINT",
+                _ = terminate.recv() => "SIGTERM",
+            };
+        }
         let _ = tokio::signal::ctrl_c().await;
-        "Ctrl-C"
+        if cfg!(unix) { "SIGINT" } else { "Ctrl-C" }
     }
 }

@@ -22,7 +22,7 @@ use pluggedin_mcp_proxy::ids::ServerIds;
 use pluggedin_mcp_proxy::names::PrefixMode;
 use pluggedin_mcp_proxy::router::{Control, Router};
 use pluggedin_mcp_proxy::secret::Secret;
-use pluggedin_mcp_proxy::upstream::http::{App, GuardConfig, HttpOptions};
+use pluggedin_mcp_proxy::upstream::http::{App, Drain, GuardConfig, HttpOptions};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
@@ -80,6 +80,8 @@ fn fixture() -> &'static Fixture {
                     stream_answers: false,
                 },
                 api: None,
+                drain: Drain::new(),
+                drain_period: Duration::from_secs(15),
             };
             App::new(router, options, true).service
         });

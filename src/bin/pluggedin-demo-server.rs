@@ -1,12 +1,12 @@
 //! `pluggedin-demo-server` is the MCP server used as the demo and test fixture of
 //! pluggedin-mcp-proxy: it exposes the tool, resource and prompt catalog of the official MCP
 //! conformance suite's fixture server plus a few friendly test tools (`echo`, `add`, `sleep`,
-//! `exit`, `roots`, `touch_watched_resource`, `pid`; `roots_seen` with `--watch-roots`, which
-//! makes it follow the client's roots as a roots-using server does). By default it speaks MCP
-//! over stdio; `--http PORT` serves Streamable HTTP at `/mcp` and `--sse PORT` serves the legacy
-//! 2024-11-05 HTTP+SSE transport (`GET /sse` + `POST /message`), both on 127.0.0.1. Every mode
-//! accepts both the `initialize` lifecycle and the 2026-07-28 per-request `_meta` lifecycle.
-//! Each scenario has its own file under `demo/`; this one only wires them.
+//! `wait_for_file`, `exit`, `roots`, `touch_watched_resource`, `pid`; `roots_seen` with
+//! `--watch-roots`, which makes it follow the client's roots as a roots-using server does). By
+//! default it speaks MCP over stdio; `--http PORT` serves Streamable HTTP at `/mcp` and `--sse
+//! PORT` serves the legacy 2024-11-05 HTTP+SSE transport (`GET /sse` + `POST /message`), both on
+//! 127.0.0.1. Every mode accepts both the `initialize` lifecycle and the 2026-07-28 per-request
+//! `_meta` lifecycle. Each scenario has its own file under `demo/`; this one only wires them.
 
 use std::{sync::Arc, time::Duration};
 
@@ -81,6 +81,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         if cli.start_delay_ms > 0 {
             info!(ms = cli.start_delay_ms, "delaying start");
             tokio::time::sleep(Duration::from_millis(cli.start_delay_ms)).await;
+        }
+        if let Some(path) = &cli.start_when {
+            info!(path = %path.display(), "starting once the file exists");
+            tools::until_exists(path).await;
         }
         match (cli.http, cli.sse) {
             (Some(port), _) => {

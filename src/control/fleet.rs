@@ -43,8 +43,13 @@ pub trait FleetStore: Send + Sync {
     /// replica counted it gone), replicas silent past [`REPLICA_GONE_MS`] removed with their
     /// sessions left homeless, homeless sessions unused for `session_ttl_ms` deleted. The
     /// replicas serving now.
-    async fn beat(&self, id: i64, url: &str, draining: bool, session_ttl_ms: i64)
-    -> super::Result<Vec<Replica>>;
+    async fn beat(
+        &self,
+        id: i64,
+        url: &str,
+        draining: bool,
+        session_ttl_ms: i64,
+    ) -> super::Result<Vec<Replica>>;
     /// Replica `id` leaves: its row deleted, its sessions left homeless for another to adopt.
     async fn leave(&self, id: i64) -> super::Result<()>;
     /// The key that seals session ids, shared by the fleet: `fresh` stored unless one is already.

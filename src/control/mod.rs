@@ -699,6 +699,13 @@ pub trait ControlPlane: Send + Sync {
     async fn switch_workspace(&self, name: Option<&str>) -> Result<bool>;
     async fn active_workspace(&self) -> Result<Option<String>>;
 
+    /// Whether the store answers now, for readiness (`/health/ready`): one cheap round trip, its
+    /// error naming the store (never its password). A store in the process (SQLite) answers by
+    /// being open; App mode does not ask the App here (ARCHITECTURE.md says why).
+    async fn ping(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// Whether the activity recorder raises an ALERT notification per failure (the App raises
     /// its own from the activity it is told about).
     fn raises_alerts(&self) -> bool {

@@ -55,6 +55,12 @@ pub enum RouteError {
     UnexpectedResult { server: String, method: String },
     #[error("the request was cancelled")]
     Cancelled,
+    /// The proxy stopped its servers to shut down while this request waited for one.
+    #[error(
+        "the proxy is shutting down: server \"{server}\" was stopped before it answered {method}, \
+         which may or may not have taken effect"
+    )]
+    ShuttingDown { server: String, method: String },
     /// A call's arguments that are not a JSON object.
     #[error("invalid arguments: {0}")]
     InvalidArguments(String),
@@ -124,6 +130,7 @@ impl From<RouteError> for ErrorData {
             | RouteError::Transport { .. }
             | RouteError::UnexpectedResult { .. }
             | RouteError::Cancelled
+            | RouteError::ShuttingDown { .. }
             | RouteError::Library(_)
             | RouteError::App(_) => ErrorData::internal_error(message, None),
         }

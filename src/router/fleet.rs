@@ -31,6 +31,8 @@ pub(super) struct Fleet {
     /// Set once no visible server is in a first connection attempt still worth waiting for: the
     /// first-look wait is then one atomic read. Cleared when servers are added.
     first_contact_done: AtomicBool,
+    /// Set by [`Fleet::stop_all`] at shutdown: no server starts again.
+    stopped: AtomicBool,
     tracker: TaskTracker,
     cancel: CancellationToken,
 }
@@ -42,6 +44,7 @@ impl Fleet {
             ids,
             startup_wait: Mutex::new(Duration::ZERO),
             first_contact_done: AtomicBool::new(false),
+            stopped: AtomicBool::new(false),
             tracker,
             cancel,
         }
@@ -66,6 +69,9 @@ impl Fleet {
         let security = Arc::new(config.security.clone());
         {
             let mut servers = write(&self.servers);
+            if self.is_stopped() {
+                return;
+            }
             servers.retain(|name, downstream| {
                 let keep = config.servers.contains_key(name);
                 if !keep {
@@ -104,6 +110,22 @@ impl Fleet {
         for downstream in started {
             downstream::spawn(downstream, events.clone(), &self.tracker);
         }
+    }
+
+    /// Stops every server for good (shutdown): their connections close, their processes end,
+    /// and a later config or App list starts none.
+    pub(super) fn stop_all(&self) {
+        // Under the lock that `apply` takes: no server is started after this.
+        let servers = write(&self.servers);
+        self.stopped.store(true, Ordering::Release);
+        for server in servers.values() {
+            server.stop();
+        }
+    }
+
+    /// Whether [`Fleet::stop_all`] ran.
+    pub(super) fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Acquire)
     }
 
     /// The configured servers, in name order.

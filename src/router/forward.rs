@@ -241,7 +241,8 @@ impl Router {
         let operation = self.begin_client(server, (method, tool.as_deref()), None);
         let result = self
             .forward_once_unmeasured(server, request, caller, &operation.span)
-            .await;
+            .await
+            .map_err(|error| self.during_shutdown(error));
         let outcome = match &result {
             Ok(ServerResult::CallToolResult(result)) if result.is_error == Some(true) => {
                 Outcome::ToolError

@@ -220,6 +220,26 @@ impl Router {
         this
     }
 
+    /// Stops every server for good, for shutdown: a request still waiting for one gets an error
+    /// saying the proxy is shutting down (`RouteError::ShuttingDown`) instead of no answer.
+    pub fn stop_servers(&self) {
+        self.fleet.stop_all();
+    }
+
+    /// A request's failure as its client hears of it: after [`Router::stop_servers`], a
+    /// connection that closed under it closed because the proxy is shutting down.
+    fn during_shutdown(&self, error: RouteError) -> RouteError {
+        match error {
+            RouteError::ConnectionLost { server, method }
+            | RouteError::Transport { server, method, .. }
+                if self.fleet.is_stopped() =>
+            {
+                RouteError::ShuttingDown { server, method }
+            }
+            other => other,
+        }
+    }
+
     /// The configured servers, in name order.
     pub fn servers(&self) -> Vec<Arc<Downstream>> {
         self.fleet.all()

@@ -726,7 +726,11 @@ mod tests {
         let state = new_state(Some(42));
         assert!(state.starts_with("pluggedin-parked.r42."), "{state}");
         assert_eq!(replica_of_state(&state), Some(42));
-        for other in ["pluggedin-parked.rx.00", "pluggedin-parked.r7", "their-own-state.r7.0"] {
+        for other in [
+            "pluggedin-parked.rx.00",
+            "pluggedin-parked.r7",
+            "their-own-state.r7.0",
+        ] {
             assert_eq!(replica_of_state(other), None, "{other}");
         }
     }

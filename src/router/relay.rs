@@ -349,7 +349,8 @@ impl Router {
         let kind = lane.1;
         let result = self
             .on_lane_unmeasured(server, connection, lane, (params, extra, trace), caller)
-            .await;
+            .await
+            .map_err(|error| self.during_shutdown(error));
         // A result is not read here: one that may say `isError` counts as the tool's error (the
         // server side's figure reads it).
         let outcome = match &result {

@@ -82,7 +82,12 @@ async fn fleet_of(database: &str, servers: Value) -> Fleet {
         let (child, log, url) = spawn_http_proxy(
             &dir,
             servers.clone(),
-            &["--database-url", database, "--session-key", "fleet test key"],
+            &[
+                "--database-url",
+                database,
+                "--session-key",
+                "fleet test key",
+            ],
         )
         .await;
         log.wait_for("joined the fleet").await;
@@ -94,7 +99,8 @@ async fn fleet_of(database: &str, servers: Value) -> Fleet {
         });
     }
     let dir = tempfile::tempdir().unwrap();
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/servers/haproxy_lb.py");
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/servers/haproxy_lb.py");
     let mut args = vec![
         script.to_str().unwrap().to_owned(),
         haproxy().to_str().unwrap().to_owned(),
@@ -179,7 +185,11 @@ async fn home_of(replicas: &[Replica]) -> usize {
 
 #[tokio::test]
 async fn a_session_is_served_through_every_replica_and_outlives_the_one_holding_it() {
-    let database = pg_cluster::database().await;
+    // A cluster of this test's own: it is restarted below.
+    let cluster = tokio::task::spawn_blocking(pg_cluster::private)
+        .await
+        .unwrap();
+    let database = cluster.url("postgres");
     let mut fleet = fleet(&database).await;
     let mut client = Driver::start(&fleet.url);
     let started = client.ask("start").await;
@@ -267,8 +277,7 @@ async fn a_session_is_served_through_every_replica_and_outlives_the_one_holding_
 
     // PostgreSQL restarts: downstream tools keep working, built-in tools say the store is away,
     // and everything comes back by itself.
-    let cluster = pg_cluster::cluster();
-    cluster.stop_server();
+    cluster.stop();
     let calls = client.ask("calls 20").await;
     assert_eq!(calls, json!({"ok": 20, "errors": []}));
     let away = client
@@ -280,7 +289,7 @@ async fn a_session_is_served_through_every_replica_and_outlives_the_one_holding_
             .is_some_and(|error| error.contains("store unavailable")),
         "{away}"
     );
-    cluster.start_server();
+    cluster.start();
     let set = client
         .ask(r#"tool pluggedin_clipboard_set {"name": "after", "value": "the restart"}"#)
         .await;
@@ -293,7 +302,10 @@ async fn a_session_is_served_through_every_replica_and_outlives_the_one_holding_
         set
     };
     assert!(set["text"].is_string(), "{set}");
-    assert_eq!(client.ask("calls 10").await, json!({"ok": 10, "errors": []}));
+    assert_eq!(
+        client.ask("calls 10").await,
+        json!({"ok": 10, "errors": []})
+    );
     drop(client);
     let _ = &fleet.balancer;
 }
@@ -310,8 +322,12 @@ async fn an_rmcp_client_through_the_balancer_and_the_store_shared_by_every_repli
     for n in 0..30 {
         let result = client
             .call_tool(
-                CallToolRequestParams::new("demo__echo")
-                    .with_arguments(json!({"message": format!("rmcp {n}")}).as_object().unwrap().clone()),
+                CallToolRequestParams::new("demo__echo").with_arguments(
+                    json!({"message": format!("rmcp {n}")})
+                        .as_object()
+                        .unwrap()
+                        .clone(),
+                ),
             )
             .await
             .unwrap();
@@ -338,9 +354,9 @@ async fn an_rmcp_client_through_the_balancer_and_the_store_shared_by_every_repli
                     "content": "Replicas share one database.",
                     "metadata": {"model": {"name": "claude-3-opus", "provider": "anthropic"}}
                 })
-                    .as_object()
-                    .unwrap()
-                    .clone(),
+                .as_object()
+                .unwrap()
+                .clone(),
             ),
         )
         .await
@@ -349,7 +365,10 @@ async fn an_rmcp_client_through_the_balancer_and_the_store_shared_by_every_repli
     let found = other
         .call_tool(
             CallToolRequestParams::new("pluggedin_search_documents").with_arguments(
-                json!({"query": "replicas database"}).as_object().unwrap().clone(),
+                json!({"query": "replicas database"})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
             ),
         )
         .await
@@ -365,7 +384,12 @@ async fn an_rmcp_client_through_the_balancer_and_the_store_shared_by_every_repli
 async fn a_forged_session_id_is_refused_by_the_fleet() {
     let database = pg_cluster::database().await;
     let fleet = fleet(&database).await;
-    for target in fleet.replicas.iter().map(|r| r.url.clone()).chain([fleet.url.clone()]) {
+    for target in fleet
+        .replicas
+        .iter()
+        .map(|r| r.url.clone())
+        .chain([fleet.url.clone()])
+    {
         for forged in ["0123456789abcdef0123456789abcdef", "not-a-sealed-id"] {
             let response = post_mcp(
                 &target,
@@ -385,8 +409,7 @@ async fn a_forged_session_id_is_refused_by_the_fleet() {
 #[tokio::test]
 async fn a_modern_clients_parked_call_is_resumed_through_another_replica() {
     use rmcp::model::{
-        CallToolResponse, CreateMessageResult, InputResponses,
-        ProtocolVersion, SamplingMessage,
+        CallToolResponse, CreateMessageResult, InputResponses, ProtocolVersion, SamplingMessage,
     };
     use rmcp::service::{ClientLifecycleMode, ClientServiceExt};
 
@@ -416,7 +439,10 @@ async fn a_modern_clients_parked_call_is_resumed_through_another_replica() {
     else {
         panic!("expected input_required")
     };
-    let state = input.request_state.clone().unwrap_or_else(|| panic!("{input:?}"));
+    let state = input
+        .request_state
+        .clone()
+        .unwrap_or_else(|| panic!("{input:?}"));
     let (key, _) = input.input_requests.unwrap().into_iter().next().unwrap();
     let answer = CreateMessageResult::new(
         SamplingMessage::assistant_text("answered on another replica"),

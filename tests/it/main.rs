@@ -48,6 +48,7 @@ mod postgres;
 mod registry;
 mod relay;
 mod reload;
+mod replicas;
 mod resilience;
 mod resume;
 mod roots;

@@ -5,20 +5,23 @@
 //! [`Cluster::tls_url`]); should another process take the port first, it starts again on another.
 //! As root it runs as the `postgres` user, since PostgreSQL refuses root.
 //!
-//! The cluster is held by a keeper: a shell that starts `postgres`, then waits for its stdin to
-//! close. This process keeps the other end of that pipe until it exits, however it exits (a
+//! The cluster is held by a keeper: a shell that starts `postgres`, then reads its stdin until it
+//! closes. This process keeps the other end of that pipe until it exits, however it exits (a
 //! panic, a signal, `kill -9`), so the keeper then stops the cluster and removes its directory:
-//! nothing is left running after the tests. The postmaster's command line names this checkout
-//! (`-c pluggedin.checkout=…`), so `scripts/leftovers.sh` finds one that outlived its tests.
+//! nothing is left running after the tests. A test that needs the database to go down and come
+//! back takes a cluster of its own ([`private`]) and has the keeper stop and start it
+//! ([`Cluster::stop`], [`Cluster::start`]); the shared one is never stopped. The postmaster's
+//! command line names this checkout (`-c pluggedin.checkout=…`), so `scripts/leftovers.sh` finds
+//! one that outlived its tests.
 //!
 //! The binaries come from `PG_BIN`, else the newest `/usr/lib/postgresql/*/bin` (Debian's
 //! `postgresql` package, installed by `scripts/test-deps.sh` with `openssl`), else `PATH`.
 //! Without them the tests fail, saying how to install them.
 
-use std::io::BufRead;
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// How long the cluster may take to accept connections: initdb and start take about a second;
@@ -31,10 +34,11 @@ pub(crate) struct Cluster {
     socket_dir: PathBuf,
     /// Its port: on loopback (TLS) and in the socket's name.
     port: u16,
-    /// The keeper, whose stdin closes when this process exits, which stops the cluster.
-    keeper: std::sync::Mutex<Child>,
-    /// The binaries (`pg_isready`).
+    /// Where `pg_isready` is.
     bin: PathBuf,
+    /// The keeper, whose stdin closes when this process exits, which stops the cluster; it
+    /// takes `stop` and `start` on that stdin and says `stopped` and `started` on its stdout.
+    keeper: Mutex<(Child, BufReader<ChildStdout>)>,
 }
 
 static CLUSTER: OnceLock<Cluster> = OnceLock::new();
@@ -44,40 +48,16 @@ pub(crate) fn cluster() -> &'static Cluster {
     CLUSTER.get_or_init(start)
 }
 
+/// A cluster of the caller's own, which it may stop and start; it ends when dropped.
+#[allow(
+    dead_code,
+    reason = "the integration tests stop a cluster, the library's do not"
+)]
+pub(crate) fn private() -> Cluster {
+    start()
+}
+
 impl Cluster {
-    /// Stops the server (a fast shutdown: connections are cut) and waits until it refuses
-    /// connections; its data stays for [`Cluster::start_server`].
-    #[allow(dead_code, reason = "the integration tests use it, the library's do not")]
-    pub(crate) fn stop_server(&self) {
-        self.tell("stop");
-        self.wait_until(false);
-    }
-
-    /// Starts the server stopped by [`Cluster::stop_server`] and waits until it accepts
-    /// connections.
-    #[allow(dead_code, reason = "the integration tests use it, the library's do not")]
-    pub(crate) fn start_server(&self) {
-        self.tell("start");
-        self.wait_until(true);
-    }
-
-    fn tell(&self, line: &str) {
-        use std::io::Write;
-        let mut keeper = self.keeper.lock().unwrap_or_else(|e| e.into_inner());
-        let stdin = keeper.stdin.as_mut().expect("the keeper's stdin");
-        writeln!(stdin, "{line}").expect("the keeper takes a line");
-        stdin.flush().expect("the keeper takes a line");
-    }
-
-    /// Waits until the server accepts connections (`true`) or refuses them (`false`).
-    fn wait_until(&self, ready: bool) {
-        let deadline = Instant::now() + START_WAIT;
-        while is_ready(&self.bin, &self.socket_dir, self.port) != ready {
-            assert!(Instant::now() < deadline, "the test cluster did not change state");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
     /// A connection string for `database` (key=value form, for tokio-postgres).
     pub(crate) fn settings(&self, database: &str) -> String {
         format!(
@@ -94,6 +74,46 @@ impl Cluster {
             self.socket_dir.display(),
             self.port
         )
+    }
+
+    /// Stops the postmaster (a fast shutdown: sessions are ended) and waits until it has exited;
+    /// the data stays, and [`Cluster::start`] brings it back on the same socket and port.
+    #[allow(
+        dead_code,
+        reason = "the integration tests stop a cluster, the library's do not"
+    )]
+    pub(crate) fn stop(&self) {
+        self.tell("stop", "stopped");
+    }
+
+    /// Starts the postmaster again and waits until it accepts connections.
+    #[allow(
+        dead_code,
+        reason = "the integration tests stop a cluster, the library's do not"
+    )]
+    pub(crate) fn start(&self) {
+        self.tell("start", "started");
+        let deadline = Instant::now() + START_WAIT;
+        while !is_ready(&self.bin, &self.socket_dir, self.port) {
+            assert!(
+                Instant::now() < deadline,
+                "the test cluster did not start again:\n{}",
+                std::fs::read_to_string(self.socket_dir.join("postgres.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Gives the keeper `command` and waits for its `answer`.
+    fn tell(&self, command: &str, answer: &str) {
+        let mut keeper = self.keeper.lock().unwrap_or_else(|e| e.into_inner());
+        let (child, answers) = &mut *keeper;
+        let stdin = child.stdin.as_mut().expect("the keeper's stdin is kept");
+        writeln!(stdin, "{command}").expect("the keeper takes a command");
+        stdin.flush().expect("the keeper takes a command");
+        let mut line = String::new();
+        answers.read_line(&mut line).expect("the keeper answers");
+        assert_eq!(line.trim(), answer, "the keeper's answer to {command}");
     }
 
     /// A `postgres://` URL for `database` over TLS on loopback, verified against the cluster's CA.
@@ -357,12 +377,11 @@ fn start_once(bin: &Path, root: bool) -> Result<Cluster, String> {
     );
     let checkout = format!("{}/", env!("CARGO_MANIFEST_DIR"));
     // $1: the binaries, $2: the cluster's dir, $3: this checkout, $4: the port. The keeper
-    // starts the postmaster, waits for stdin to close (this process ended), then stops it (a
-    // fast shutdown), waits for it and removes the dir.
-    // A line `stop` on its stdin stops the postmaster (a fast shutdown) and `start` starts it
-    // again, for tests of an outage ([`Cluster::stop_server`], [`Cluster::start_server`]).
+    // starts the postmaster and reads commands until stdin closes (this process ended): `stop`
+    // (a fast shutdown, waited for) and `start`, each acknowledged on stdout. Then it stops the
+    // postmaster, waits for it and removes the dir.
     let script = r#"
-        bin=$1 dir=$2 checkout=$3 port=$4 postmaster=
+        bin=$1 dir=$2 checkout=$3 port=$4
         start() {
             "$bin/postgres" -D "$dir/data" -k "$dir" -p "$port" -c listen_addresses=127.0.0.1 \
                 -c ssl=on -c "ssl_cert_file=$dir/server.crt" -c "ssl_key_file=$dir/server.key" \
@@ -371,22 +390,18 @@ fn start_once(bin: &Path, root: bool) -> Result<Cluster, String> {
                 </dev/null >>"$dir/postgres.log" 2>&1 &
             postmaster=$!
         }
-        stop() {
-            [ -n "$postmaster" ] && kill -INT "$postmaster" 2>/dev/null
-            [ -n "$postmaster" ] && wait "$postmaster"
-            postmaster=
-        }
         start
-        while read -r line; do
-            case "$line" in
-                stop) stop ;;
-                start) [ -z "$postmaster" ] && start ;;
+        while read -r command; do
+            case "$command" in
+                stop) kill -INT "$postmaster" 2>/dev/null; wait "$postmaster"; echo stopped ;;
+                start) start; echo started ;;
             esac
         done
-        stop
+        kill -INT "$postmaster" 2>/dev/null
+        wait "$postmaster"
         rm -rf "$dir"
     "#;
-    let keeper = as_owner(Path::new("/bin/sh"), root)
+    let mut keeper = as_owner(Path::new("/bin/sh"), root)
         .args(["-c", script, "pluggedin-test-cluster"])
         .arg(bin)
         .arg(&dir)
@@ -394,10 +409,11 @@ fn start_once(bin: &Path, root: bool) -> Result<Cluster, String> {
         .arg(port.to_string())
         .current_dir(&dir)
         .stdin(Stdio::piped())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("the test cluster's keeper starts");
+    let answers = BufReader::new(keeper.stdout.take().expect("the keeper's stdout is piped"));
     let log = dir.join("postgres.log");
     let deadline = Instant::now() + START_WAIT;
     loop {
@@ -420,12 +436,12 @@ fn start_once(bin: &Path, root: bool) -> Result<Cluster, String> {
     Ok(Cluster {
         socket_dir: dir,
         port,
-        keeper: std::sync::Mutex::new(keeper),
         bin: bin.to_owned(),
+        keeper: Mutex::new((keeper, answers)),
     })
 }
 
-/// Whether the cluster on `dir`'s socket accepts connections.
+/// Whether the cluster on `dir`'s socket and `port` accepts connections.
 fn is_ready(bin: &Path, dir: &Path, port: u16) -> bool {
     Command::new(bin.join("pg_isready"))
         .arg("-q")

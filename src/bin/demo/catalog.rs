@@ -39,6 +39,12 @@ pub(crate) struct SleepArgs {
 }
 
 #[derive(Deserialize, JsonSchema)]
+pub(crate) struct WaitForFileArgs {
+    /// The file whose existence ends the wait.
+    pub(crate) path: String,
+}
+
+#[derive(Deserialize, JsonSchema)]
 pub(crate) struct ExitArgs {
     /// Process exit code (default 1).
     pub(crate) code: Option<i32>,
@@ -86,6 +92,7 @@ const STATIC_TOOLS: &[(&str, &str, SchemaFn)] = &[
     ("echo", "Echoes the message back", input_schema::<EchoArgs>),
     ("add", "Adds two numbers", input_schema::<AddArgs>),
     ("sleep", "Waits the given number of milliseconds (stops early when cancelled)", input_schema::<SleepArgs>),
+    ("wait_for_file", "Waits until the file at `path` exists (stops early when cancelled)", input_schema::<WaitForFileArgs>),
     ("exit", "Terminates the server process immediately with the given exit code", input_schema::<ExitArgs>),
     ("roots", "Asks the client for its roots and returns them as JSON", schema_for_empty_input),
     ("touch_watched_resource", "Changes test://watched-resource and notifies its subscribers", schema_for_empty_input),

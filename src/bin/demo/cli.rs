@@ -1,7 +1,8 @@
 //! The demo server's command line: the serving mode (stdio by default, `--http PORT` or
 //! `--sse PORT`), what the initialize result reports, and the switches that shape the catalog
-//! or the behaviour tests need (extra tools, a slow start, a required bearer token, the hostile
-//! tools, following the client's roots). Parsing only; `main` acts on it.
+//! or the behaviour tests need (extra tools, a slow start, for a time or until a file exists, a
+//! required bearer token, the hostile tools, following the client's roots). Parsing only; `main`
+//! acts on it.
 
 use clap::Parser;
 
@@ -24,6 +25,9 @@ pub(crate) struct Cli {
     /// Sleep this long before starting to serve (simulates a slow server).
     #[arg(long, value_name = "MS", default_value_t = 0)]
     pub(crate) start_delay_ms: u64,
+    /// Start serving only once PATH exists (a slow start that a test ends when it chooses).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) start_when: Option<std::path::PathBuf>,
     /// Server instructions returned in the initialize result.
     #[arg(long, value_name = "TEXT")]
     pub(crate) instructions: Option<String>,

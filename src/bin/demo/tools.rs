@@ -1,8 +1,8 @@
 //! What the demo's tools do: `tools/call` dispatch, first to the conformance fixtures, then to
 //! the content fixtures (text, image, audio, embedded resource), the friendly test tools (`echo`,
-//! `add`, `sleep`, `exit`, `pid`, `spawn_sleeper`, `roots`, `http_headers`, …), the runtime
-//! tool and prompt toggles, `--hostile`'s and `--extra-tools`' tools. Which tools exist and their
-//! schemas is `catalog.rs`'s business.
+//! `add`, `sleep`, `wait_for_file`, `exit`, `pid`, `spawn_sleeper`, `roots`, `http_headers`, …),
+//! the runtime tool and prompt toggles, `--hostile`'s and `--extra-tools`' tools. Which tools
+//! exist and their schemas is `catalog.rs`'s business.
 
 use std::{sync::atomic::Ordering, time::Duration};
 
@@ -17,7 +17,7 @@ use tracing::{debug, info, warn};
 use crate::{
     catalog::{
         AddArgs, DYNAMIC_EXTRA_TOOL, EchoArgs, ElicitationArgs, ExitArgs, SamplingArgs, SleepArgs,
-        TextArgs, is_extra_tool,
+        TextArgs, WaitForFileArgs, is_extra_tool,
     },
     client_input::{ClientInput, sampling_reply_text},
     conformance,
@@ -126,6 +126,18 @@ impl DemoServer {
             "sleep" => {
                 let args: SleepArgs = parse_json_object(args)?;
                 Self::sleep(args.ms, context).await?
+            }
+            "wait_for_file" => {
+                let args: WaitForFileArgs = parse_json_object(args)?;
+                info!(path = args.path, "waiting for the file");
+                tokio::select! {
+                    () = until_exists(std::path::Path::new(&args.path)) => {
+                        text_result(format!("{} exists", args.path))
+                    }
+                    () = context.ct.cancelled() => {
+                        return Err(McpError::internal_error("request cancelled", None));
+                    }
+                }
             }
             "exit" => {
                 let args: ExitArgs = parse_json_object(args)?;
@@ -257,6 +269,14 @@ impl DemoServer {
         } else {
             format!("Added prompt {DYNAMIC_PROMPT}")
         })
+    }
+}
+
+/// Resolves once `path` exists, looking every 10 ms: a test creates the file when the moment
+/// it waits for has come.
+pub(crate) async fn until_exists(path: &std::path::Path) {
+    while !path.exists() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 

@@ -415,6 +415,25 @@ impl ControlPlane for PostgresStore {
     async fn active_workspace(&self) -> Result<Option<String>> {
         read!(self, |c| settings::active_workspace(c))
     }
+
+    /// `SELECT 1` on a pooled connection (made afresh when none is idle). Not through `observed`:
+    /// a load balancer asks every second, and an outage is not a store error per poll nor a span.
+    async fn ping(&self) -> Result<()> {
+        let answered = tokio::time::timeout(CALL_TIMEOUT, async {
+            let mut pooled = self.pool.get().await?;
+            pooled.simple_query("SELECT 1").await?;
+            pooled.finished();
+            Ok(())
+        })
+        .await
+        .unwrap_or_else(|_| Err(unavailable(format!("no answer within {CALL_TIMEOUT:?}"))));
+        answered.map_err(|error| match error {
+            ControlError::Store(message) => {
+                ControlError::Store(format!("{}: {message}", self.shown))
+            }
+            other => other,
+        })
+    }
 }
 
 #[cfg(test)]

@@ -246,7 +246,10 @@ pub(super) async fn migrate(client: &mut Client, shown: &str) -> Result<()> {
     // A newer schema says which builds still run on it; without the row, none older does.
     let readable_by = if current > VERSION {
         transaction
-            .query_opt("SELECT value FROM meta WHERE key = 'schema_readable_by'", &[])
+            .query_opt(
+                "SELECT value FROM meta WHERE key = 'schema_readable_by'",
+                &[],
+            )
             .await?
             .and_then(|row| row.try_get::<_, String>(0).ok())
             .and_then(|value| value.parse().ok())

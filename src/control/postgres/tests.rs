@@ -111,6 +111,37 @@ async fn calls_say_the_store_is_unavailable_while_the_database_is_down_and_recov
 }
 
 #[tokio::test]
+async fn a_ping_answers_while_the_database_does_and_names_it_without_the_password_when_not() {
+    let url = cluster::database().await;
+    let name = name_of(&url);
+    let with_password = url
+        .replace("postgres:///", "postgres://postgres:s3cret@/")
+        .replace("&user=postgres", "");
+    let store = PostgresStore::connect(&with_password).await.unwrap();
+    store.ping().await.unwrap();
+    let postgres = admin("postgres").await;
+    postgres
+        .batch_execute(&format!(
+            "ALTER DATABASE {name} ALLOW_CONNECTIONS false;
+             SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+        ))
+        .await
+        .unwrap();
+    let error = store.ping().await.unwrap_err().to_string();
+    assert!(error.contains("store unavailable"), "{error}");
+    assert!(
+        error.contains(&format!("postgres://postgres@/{name}")),
+        "{error}"
+    );
+    assert!(!error.contains("s3cret"), "{error}");
+    postgres
+        .batch_execute(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
+        .await
+        .unwrap();
+    store.ping().await.unwrap();
+}
+
+#[tokio::test]
 async fn settings_changes_are_notified_at_commit_with_the_new_version() {
     let url = cluster::database().await;
     let store = PostgresStore::connect(&url).await.unwrap();

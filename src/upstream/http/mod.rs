@@ -1,11 +1,13 @@
 //! Serving clients over MCP Streamable HTTP: `POST/GET/DELETE /mcp` (and `POST /`, as the
-//! original accepts), `GET /health`, `GET /.well-known/mcp-config` (`well_known.rs`), the
-//! console's JSON API (`api.rs`: registry search, show and add, import). rmcp's
-//! `StreamableHttpService` does the protocol; around it sits our guard (`guard/`, a file per layer: method, Host and
-//! Origin, protocol version, body limit, JSON parse, bearer auth with session binding, rate limits,
-//! JSON-only clients), the rate limiter (`limits.rs`) and the sessions with their two pools
-//! (`sessions/`). The accept loop is ours so that slow and idle clients time out, connections
-//! have a ceiling, failed accepts back off (`connections.rs`), and shutdown drains.
+//! original accepts), `GET /health`, `GET /health/ready` (`ready.rs`), `GET
+//! /.well-known/mcp-config` (`well_known.rs`), the console's JSON API (`api.rs`: registry search,
+//! show and add, import). rmcp's `StreamableHttpService` does the protocol; around it sits our
+//! guard (`guard/`, a file per layer: method, Host and Origin, protocol version, body limit, JSON
+//! parse, new sessions while draining, bearer auth with session binding, rate limits, JSON-only
+//! clients), the rate limiter (`limits.rs`) and the sessions with their two pools (`sessions/`).
+//! The accept loop is ours so that slow and idle clients time out, connections have a ceiling,
+//! failed accepts back off (`connections.rs`), and shutdown drains: [`Drain`] (`drain.rs`) is the
+//! drain's shared state, [`serve`] follows it.
 
 mod api;
 mod api_v1;
@@ -13,10 +15,12 @@ mod calls;
 mod channel;
 mod connections;
 mod console;
+mod drain;
 mod fleet;
 mod guard;
 mod limits;
 mod playground;
+mod ready;
 pub(crate) mod sessions;
 mod uploads;
 mod well_known;
@@ -43,15 +47,19 @@ use crate::upstream::{ProxyHandler, scrape};
 pub use api::ApiFiles;
 pub use channel::{find_channel, relay, serve_channel, serve_standalone};
 use connections::Connections;
+pub use drain::Drain;
+use fleet::{Fleet, Joined, Joining};
 pub use guard::GuardConfig;
 use guard::{Guard, HealthView, Hosts};
-use fleet::{Fleet, Joined, Joining};
+use ready::Readiness;
 use sessions::{BoundedSessions, Membership};
 
 /// A client must send its request headers within this time.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// In-flight requests get this long to finish on shutdown.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// After the drain, requests still in flight get this long for their answers: the servers they
+/// wait on are stopped, so each gets an error unless the server's own ending takes longer (a
+/// stdio server gets 3 s to exit after its stdin closes, then 3 s after SIGTERM).
+const ANSWER_GRACE: Duration = Duration::from_secs(10);
 /// SSE streams carry a keep-alive comment this often, so idle proxies don't cut them.
 pub(crate) const SSE_KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// A request's SSE stream tells the client to resume it after this long, should it be cut.
@@ -79,6 +87,10 @@ pub struct HttpOptions {
     pub session_key: Option<Secret>,
     /// `--replica-url`: where the other replicas reach this one.
     pub replica_url: Option<String>,
+    /// The drain this server follows: whoever stops the process begins it (and may end it).
+    pub drain: Drain,
+    /// The longest a drain lasts (`--drain-secs`); it ends sooner once nothing is in flight.
+    pub drain_period: Duration,
 }
 
 #[derive(Clone)]
@@ -87,6 +99,7 @@ struct AppState {
     sessions: Option<Arc<BoundedSessions>>,
     guard: Arc<Guard>,
     connections: Arc<Connections>,
+    readiness: Arc<Readiness>,
     max_sessions: usize,
     max_anonymous_sessions: usize,
 }
@@ -199,7 +212,8 @@ impl App {
         };
         let require_auth = options.guard.require_auth;
         let mut guard = Guard::new(options.guard, options.cors, hosts, sessions.clone())
-            .with_fast_calls(router.clone());
+            .with_fast_calls(router.clone())
+            .with_drain(options.drain.clone());
         if let Some(fleet) = &fleet {
             guard = guard.with_fleet(fleet.clone());
         }
@@ -214,6 +228,7 @@ impl App {
             sessions: sessions.clone(),
             guard: guard.clone(),
             connections: connections.clone(),
+            readiness: Arc::new(Readiness::new(router.clone(), options.drain.clone())),
             max_sessions: if options.stateless {
                 0
             } else {
@@ -240,7 +255,8 @@ impl App {
                 guard.clone(),
                 guard::check,
             ))
-            .route("/health", get(health).fallback(health_method_not_allowed))
+            .route("/health", get(health).fallback(get_only))
+            .route("/health/ready", get(ready).fallback(get_only))
             .route("/metrics", get(metrics_page))
             .merge(well_known::routes())
             .merge(match options.api {
@@ -299,12 +315,10 @@ async fn join_fleet(
         .map_err(|error| anyhow::anyhow!("cannot join the fleet on the shared store: {error}"))
 }
 
-/// Binds and serves until `shutdown` fires, then drains in-flight requests.
-pub async fn serve(
-    router: Arc<Router>,
-    options: HttpOptions,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
+/// Binds and serves until the drain of `options.drain` is over (see `follow_drain`), then
+/// closes: requests still in flight get their answers (errors, their servers stopped), streams
+/// and sessions end, connections close.
+pub async fn serve(router: Arc<Router>, options: HttpOptions) -> anyhow::Result<()> {
     let address = format!("{}:{}", options.host, options.port);
     let listener = tokio::net::TcpListener::bind(&address)
         .await
@@ -312,6 +326,8 @@ pub async fn serve(
     let local = listener.local_addr()?;
     let host = options.host.clone();
     let stateless = options.stateless;
+    let drain = options.drain.clone();
+    let drain_period = options.drain_period;
     let control = router.control_plane().clone();
     let joined = match control.fleet().filter(|_| !stateless) {
         Some(store) => Some(join_fleet(store, &options, local).await?),
@@ -323,18 +339,20 @@ pub async fn serve(
         connections,
         mcp_cancel,
         fleet,
-    } = App::build(router, options, local.ip().is_loopback(), joined);
+    } = App::build(router.clone(), options, local.ip().is_loopback(), joined);
     let heartbeat_stop = CancellationToken::new();
     let heartbeat = fleet
         .as_ref()
-        .map(|fleet| Fleet::start(fleet, heartbeat_stop.clone()));
+        .map(|fleet| Fleet::start(fleet, heartbeat_stop.clone(), drain.clone()));
 
     startup_line(local, &host, stateless, &guard);
+    let summaries_stop = CancellationToken::new();
     let summaries = tokio::spawn(summarise_refusals(
         guard.clone(),
         control.clone(),
-        shutdown.clone(),
+        summaries_stop.clone(),
     ));
+    let drained = tokio::spawn(follow_drain(drain.clone(), drain_period, guard.clone()));
 
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
@@ -344,16 +362,20 @@ pub async fn serve(
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .max_buf_size(guard::MAX_HEADER_BYTES.max(8192));
     let mut accepts = connections::AcceptLog::new(connections.clone());
+    // Connections are accepted while the drain lasts: existing sessions' requests come on new
+    // connections too.
+    let over = drain.over();
+    tokio::pin!(over);
     loop {
         let (stream, peer) = tokio::select! {
-            () = shutdown.cancelled() => break,
+            () = &mut over => break,
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(error) => {
                     // Out of descriptors, accepting again fails again at once: pause.
                     let pause = accepts.failed(&error);
                     tokio::select! {
-                        () = shutdown.cancelled() => break,
+                        () = &mut over => break,
                         () = tokio::time::sleep(pause) => {}
                     }
                     continue;
@@ -395,16 +417,21 @@ pub async fn serve(
         });
     }
 
-    // Stop accepting (done), let requests in flight finish, then close streams and sessions.
+    // Stop accepting (done); then what the drain left in flight gets an answer, never silence:
+    // its servers are stopped, so each request waiting on one ends with an error saying so.
     drop(listener);
-    tracing::info!("stopped accepting connections; draining requests in flight");
-    guard.drain(SHUTDOWN_GRACE).await;
+    let _ = drained.await;
+    if guard.in_flight() > 0 {
+        router.stop_servers();
+        guard.drain(ANSWER_GRACE).await;
+    }
     // Out of the fleet once nothing is in flight: its sessions are the others' to adopt.
     heartbeat_stop.cancel();
     if let Some(heartbeat) = heartbeat {
         let _ = heartbeat.await;
     }
     // The last period's refusals reach the log and the store before the process ends.
+    summaries_stop.cancel();
     if summaries.await.is_ok() {
         record_refusals(&guard, control.as_ref()).await;
     }
@@ -416,6 +443,25 @@ pub async fn serve(
         tracing::debug!("some connections were still open at exit");
     }
     Ok(())
+}
+
+/// Follows the drain once it has begun: ends it as soon as no request is in flight, or when the
+/// drain period is over (a second signal ends it sooner), and says so with how many requests
+/// were still in flight. Readiness and the guard read the drain's state themselves.
+async fn follow_drain(drain: Drain, period: Duration, guard: Arc<Guard>) {
+    drain.begun().await;
+    let began = tokio::time::Instant::now();
+    let why = tokio::select! {
+        () = guard.idle() => "nothing left in flight",
+        () = tokio::time::sleep(period) => "the drain period is over",
+        () = drain.over() => "cut short",
+    };
+    drain.end();
+    tracing::info!(
+        in_flight = guard.in_flight(),
+        elapsed_ms = began.elapsed().as_millis() as u64,
+        "drain over ({why}); shutting down"
+    );
 }
 
 /// Every rate-limit window (a minute), until shutdown: logs and records what the rate limit
@@ -512,9 +558,10 @@ async fn no_such_path(uri: axum::http::Uri) -> Response {
     (axum::http::StatusCode::NOT_FOUND, axum::Json(body)).into_response()
 }
 
-async fn health_method_not_allowed() -> Response {
+/// `/health` and `/health/ready` answer GET (and HEAD) only.
+async fn get_only(uri: axum::http::Uri) -> Response {
     let body = json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32600,
-        "message": "/health answers GET only"}});
+        "message": format!("{} answers GET only", uri.path())}});
     let mut response =
         (axum::http::StatusCode::METHOD_NOT_ALLOWED, axum::Json(body)).into_response();
     response.headers_mut().insert(
@@ -564,6 +611,16 @@ async fn metrics_page(State(state): State<AppState>, headers: axum::http::Header
             ],
         );
     })
+}
+
+/// `GET /health/ready`: readiness for load balancers (`ready.rs`), under `/health`'s rules: the
+/// same `Host` and `Origin` checks, never rate-limited, no session; the causes' details only for
+/// a request that may see `/health`'s.
+async fn ready(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    match state.guard.health_access(&headers) {
+        Ok(view) => state.readiness.answer(view).await,
+        Err(refused) => *refused,
+    }
 }
 
 async fn health(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {

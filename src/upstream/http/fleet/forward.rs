@@ -121,7 +121,9 @@ pub(crate) async fn forward(
                         let event = tail.error_event(&id, &message);
                         Some((Ok(event), (stream, true, tail)))
                     }
-                    Some(Err(error)) => Some((Err(std::io::Error::other(error)), (stream, true, tail))),
+                    Some(Err(error)) => {
+                        Some((Err(std::io::Error::other(error)), (stream, true, tail)))
+                    }
                     None => None,
                 }
             }

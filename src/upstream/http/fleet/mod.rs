@@ -14,7 +14,6 @@
 mod forward;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -60,7 +59,6 @@ pub(crate) struct Fleet {
     moved: Mutex<HashMap<String, i64>>,
     pub(crate) client: reqwest::Client,
     session_ttl_ms: i64,
-    draining: AtomicBool,
 }
 
 /// What a replica needs to join its fleet.
@@ -107,7 +105,11 @@ pub(crate) struct Joined {
 }
 
 impl Joined {
-    pub(crate) fn fleet(self, membership: Arc<Membership>, sessions: Arc<BoundedSessions>) -> Fleet {
+    pub(crate) fn fleet(
+        self,
+        membership: Arc<Membership>,
+        sessions: Arc<BoundedSessions>,
+    ) -> Fleet {
         let client = reqwest::Client::builder()
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
@@ -123,7 +125,6 @@ impl Joined {
             moved: Mutex::default(),
             client,
             session_ttl_ms: i64::try_from(self.session_ttl.as_millis()).unwrap_or(i64::MAX),
-            draining: AtomicBool::new(false),
         }
     }
 }
@@ -166,7 +167,11 @@ impl Fleet {
     /// Starts the heartbeat: every [`HEARTBEAT`], this replica's row refreshed and the other
     /// replicas read, until `stop`; then the replica leaves the store (its sessions left for the
     /// others to adopt).
-    pub(crate) fn start(fleet: &Arc<Fleet>, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
+    pub(crate) fn start(
+        fleet: &Arc<Fleet>,
+        stop: CancellationToken,
+        drain: super::Drain,
+    ) -> tokio::task::JoinHandle<()> {
         let fleet = fleet.clone();
         tokio::spawn(async move {
             let mut failing = false;
@@ -174,7 +179,7 @@ impl Fleet {
                 let beat = fleet.membership.store.beat(
                     fleet.me(),
                     &fleet.url,
-                    fleet.draining.load(Ordering::Relaxed),
+                    drain.is_draining(),
                     fleet.session_ttl_ms,
                 );
                 match beat.await {

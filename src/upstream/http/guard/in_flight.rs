@@ -1,7 +1,7 @@
 //! Requests in flight, counted so that shutdown can drain them: a request counts from the guard
 //! until its response body (an SSE stream, often) has been sent or dropped. `GET` streams live
-//! as long as their session and do not count. [`InFlight::drain`] waits for the count to reach
-//! zero, within a grace period.
+//! as long as their session and do not count. [`InFlight::idle`] waits for the count to reach
+//! zero, [`InFlight::drain`] the same within a grace period.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -38,21 +38,28 @@ impl InFlight {
         Held(self.clone())
     }
 
+    /// How many requests are in flight now.
+    pub(super) fn count(&self) -> usize {
+        self.count.load(Ordering::Acquire)
+    }
+
+    /// Resolves once no request is in flight (at once if none is).
+    pub(super) async fn idle(&self) {
+        loop {
+            let idle = self.idle.notified();
+            tokio::pin!(idle);
+            // Registered before the check, so a wake-up between the two is not lost.
+            idle.as_mut().enable();
+            if self.count() == 0 {
+                return;
+            }
+            idle.await;
+        }
+    }
+
     /// Waits until no request is in flight, or the grace period ends.
     pub(super) async fn drain(&self, grace: Duration) {
-        let drained = tokio::time::timeout(grace, async {
-            loop {
-                let idle = self.idle.notified();
-                tokio::pin!(idle);
-                // Registered before the check, so a wake-up between the two is not lost.
-                idle.as_mut().enable();
-                if self.count.load(Ordering::Acquire) == 0 {
-                    return;
-                }
-                idle.await;
-            }
-        })
-        .await;
+        let drained = tokio::time::timeout(grace, self.idle()).await;
         if drained.is_err() {
             tracing::warn!(
                 requests = self.count.load(Ordering::Acquire),

@@ -1,7 +1,8 @@
 //! The guard in front of the MCP endpoint: [`check`] runs its layers in order, each a file of its
 //! own — the request's shape (`shape.rs`: method 405, header size 431), `Host` and `Origin`
 //! (`hosts.rs`, DNS-rebinding protection that `/health` shares), the body (`body.rs`: size 413,
-//! read once, JSON 400) and the protocol version (400), bearer auth and the session's owner
+//! read once, JSON 400) and the protocol version (400), a new session while the replica drains
+//! (`draining.rs`: 503), bearer auth and the session's owner
 //! (`auth.rs`: 401, 404), the resumption of a request stream that ended (`resumption.rs`: 405),
 //! the session a DELETE names (`delete.rs`: 404), rate limits (`rate.rs`: 429) — then hands the
 //! bytes it read to rmcp's service and shapes the answer on its way back (`answers.rs`, the
@@ -22,6 +23,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use serde_json::Value;
 
+use super::drain::Drain;
 use super::fleet::{FORWARDED_BY, Fleet, Forwarded, Place};
 use super::limits::RateLimits;
 use super::sessions::{BoundedSessions, CREATOR, Creator, TokenHash};
@@ -37,6 +39,7 @@ mod auth;
 mod body;
 mod cors;
 mod delete;
+mod draining;
 mod fast;
 mod hosts;
 mod in_flight;
@@ -90,6 +93,8 @@ pub(crate) struct Guard {
     sign_ins: sign_in::SignIns,
     /// This replica's fleet: requests for sessions held elsewhere are passed there.
     fleet: Option<Arc<Fleet>>,
+    /// The replica's drain: while it lasts, no session begins (`draining.rs`).
+    drain: Drain,
 }
 
 impl Guard {
@@ -154,12 +159,19 @@ impl Guard {
             router: None,
             sign_ins: sign_in::SignIns::default(),
             fleet: None,
+            drain: Drain::new(),
         }
     }
 
     /// Passes requests for sessions other replicas hold to them.
     pub(crate) fn with_fleet(mut self, fleet: Arc<Fleet>) -> Guard {
         self.fleet = Some(fleet);
+        self
+    }
+
+    /// Follows `drain`: new sessions are refused while it lasts.
+    pub(crate) fn with_drain(mut self, drain: Drain) -> Guard {
+        self.drain = drain;
         self
     }
 
@@ -186,6 +198,16 @@ impl Guard {
         self.in_flight.drain(grace).await;
     }
 
+    /// How many requests are in flight now.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight.count()
+    }
+
+    /// Resolves once no request is in flight.
+    pub(crate) async fn idle(&self) {
+        self.in_flight.idle().await;
+    }
+
     /// The refusals, in order; a request that passes them all is [`Admitted`], or passed to
     /// the fleet replica that holds its session once its token is known good.
     async fn admit(&self, request: Request) -> Result<Admission, Refused> {
@@ -201,6 +223,7 @@ impl Guard {
             return Err(refusals::unsupported_version(id, version));
         }
         let methods = parsed.methods;
+        self.check_draining(&methods, &id)?;
         let session = parts
             .headers
             .get("mcp-session-id")
@@ -293,7 +316,11 @@ impl Guard {
                 Forwarded::Unreachable(error) => error,
             };
             drop(held);
-            tracing::info!(replica = target.0, url = target.1, "fleet replica unreachable: {error}");
+            tracing::info!(
+                replica = target.0,
+                url = target.1,
+                "fleet replica unreachable: {error}"
+            );
             let Some(session) = &session else {
                 fleet.forget(target.0);
                 return *refusals::parked_elsewhere_gone(id, target.0);

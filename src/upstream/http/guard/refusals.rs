@@ -27,6 +27,13 @@ pub(super) const PARSE_ERROR: i64 = -32700;
 const INTERNAL_ERROR: i64 = -32603;
 /// The JSON-RPC code of a rate-limit refusal (the original's).
 const RATE_LIMITED: i64 = -32000;
+/// The JSON-RPC code of a request refused while the proxy cannot take it (as the connection
+/// ceiling's refusal says it).
+const UNAVAILABLE: i64 = -32000;
+/// What a refusal while draining tells the client to wait before trying again: long enough not
+/// to spin, short enough that a load balancer that has noticed the drain sends the retry to
+/// another instance soon.
+const DRAINING_RETRY_AFTER_SECS: u16 = 1;
 
 pub(super) fn rpc_error(
     status: StatusCode,
@@ -158,6 +165,25 @@ pub(super) fn stream_ended(last_event_id: &str) -> Refused {
         .headers_mut()
         .insert(header::ALLOW, HeaderValue::from_static("POST"));
     response
+}
+
+/// A request that would begin a session while the proxy drains: 503 with `Retry-After`, and a
+/// reason a person reading the client's error understands.
+pub(super) fn draining(id: Value, method: &str) -> Refused {
+    let mut response = rpc_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        id,
+        UNAVAILABLE,
+        format!(
+            "this proxy instance is shutting down (draining) and takes no new sessions: \
+             {method} refused; retry, and another instance will answer"
+        ),
+    );
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(DRAINING_RETRY_AFTER_SECS),
+    );
+    Box::new(response)
 }
 
 /// A request over a rate limit: 429 with `Retry-After`, and the limit in the error's data.

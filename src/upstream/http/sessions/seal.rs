@@ -95,7 +95,10 @@ mod tests {
         assert_eq!(sealer.open(&id), Some(42));
         assert_ne!(sealer.seal(42), id, "every id is new");
         assert_eq!(Sealer::new("another key").open(&id), None);
-        assert!(id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        assert!(
+            id.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        );
     }
 
     #[test]
@@ -105,7 +108,12 @@ mod tests {
         let mut changed = id.clone().into_bytes();
         changed[20] = if changed[20] == b'A' { b'B' } else { b'A' };
         assert_eq!(sealer.open(&String::from_utf8(changed).unwrap()), None);
-        for made_up in ["", "0123456789abcdef0123456789abcdef", &"A".repeat(id.len()), "é"] {
+        for made_up in [
+            "",
+            "0123456789abcdef0123456789abcdef",
+            &"A".repeat(id.len()),
+            "é",
+        ] {
             assert_eq!(sealer.open(made_up), None, "{made_up}");
         }
         assert_eq!(sealer.open(&format!("{id}A")), None);

@@ -90,7 +90,10 @@ impl BoundedSessions {
             return;
         }
         if let Err(error) = fleet.store.delete_sessions(&ids).await {
-            tracing::warn!(sessions = ids.len(), "ended sessions' rows not deleted: {error}");
+            tracing::warn!(
+                sessions = ids.len(),
+                "ended sessions' rows not deleted: {error}"
+            );
         }
     }
 
