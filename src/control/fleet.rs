@@ -3,6 +3,16 @@
 //! the client's `initialize` parameters, who owns it, what it asked to hear, and which replica
 //! holds it now). Only the PostgreSQL store keeps them ([`ControlPlane::fleet`](super::ControlPlane::fleet));
 //! the serving side (`upstream::http::fleet`) decides what to do with them.
+//!
+//! Replicas also tell each other what their servers said ([`Notice`]: a list changed, a
+//! resource was updated), through the store (`NOTIFY`), into a bounded [`Inbox`] on each.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+use crate::sync::lock;
 
 /// A replica as the store knows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -68,4 +78,175 @@ pub trait FleetStore: Send + Sync {
     /// Marks sessions as used now (their idle expiry counts from here).
     async fn touch_sessions(&self, ids: &[String]) -> super::Result<()>;
     async fn delete_sessions(&self, ids: &[String]) -> super::Result<()>;
+    /// Tells every replica listening on the store (the sender too) what a server said.
+    async fn announce(&self, notices: &[Notice]) -> super::Result<()>;
+    /// What the replicas announce, from a connection the store keeps listening (the one that
+    /// carries the settings' wake-ups).
+    fn notices(&self) -> Arc<Inbox>;
+}
+
+/// What one replica heard from one of its servers, for the others: they look again at that
+/// server themselves, since a server may tell only the connection through which it changed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notice {
+    /// The replica that heard it.
+    pub from: i64,
+    /// The server, by its configured name.
+    pub server: String,
+    #[serde(flatten)]
+    pub heard: Heard,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "heard", rename_all = "camelCase")]
+pub enum Heard {
+    /// One of its lists (tools, prompts, resources) changed.
+    ListChanged,
+    /// A resource was updated.
+    ResourceUpdated { uri: String },
+}
+
+/// The most a notice may take as text: PostgreSQL's `NOTIFY` payload is under 8,000 bytes.
+pub const NOTICE_BYTES: usize = 7_900;
+
+/// How many notices an inbox holds before it gives them up for one resynchronisation.
+const INBOX_NOTICES: usize = 1_024;
+
+/// Notices from other replicas, waiting to be acted on. Bounded: past [`INBOX_NOTICES`] (a
+/// flood, or a reader that fell behind) they are dropped and the inbox asks for a
+/// resynchronisation instead, as it does when its connection was lost (notices sent meanwhile
+/// are gone), so nothing is missed for good and nothing grows.
+#[derive(Default)]
+pub struct Inbox {
+    state: Mutex<Waiting>,
+    arrived: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct Waiting {
+    notices: VecDeque<Notice>,
+    resync: bool,
+}
+
+/// What an inbox held when it was read.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Mail {
+    pub notices: Vec<Notice>,
+    /// Notices may have been missed: look at everything again.
+    pub resync: bool,
+}
+
+impl Inbox {
+    pub fn new() -> Arc<Inbox> {
+        Arc::default()
+    }
+
+    /// Files a notice (one already waiting is not filed twice).
+    pub fn deliver(&self, notice: Notice) {
+        let mut waiting = lock(&self.state);
+        if waiting.resync || waiting.notices.contains(&notice) {
+            return;
+        }
+        if waiting.notices.len() == INBOX_NOTICES {
+            waiting.notices.clear();
+            waiting.resync = true;
+        } else {
+            waiting.notices.push_back(notice);
+        }
+        drop(waiting);
+        self.arrived.notify_one();
+    }
+
+    /// Notices may have been missed.
+    pub fn resync(&self) {
+        let mut waiting = lock(&self.state);
+        waiting.notices.clear();
+        waiting.resync = true;
+        drop(waiting);
+        self.arrived.notify_one();
+    }
+
+    /// Waits until something is waiting, and takes it all.
+    pub async fn next(&self) -> Mail {
+        loop {
+            let arrived = self.arrived.notified();
+            {
+                let mut waiting = lock(&self.state);
+                if waiting.resync || !waiting.notices.is_empty() {
+                    return Mail {
+                        notices: waiting.notices.drain(..).collect(),
+                        resync: std::mem::take(&mut waiting.resync),
+                    };
+                }
+            }
+            arrived.await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn notice(server: &str) -> Notice {
+        Notice {
+            from: 1,
+            server: server.to_owned(),
+            heard: Heard::ListChanged,
+        }
+    }
+
+    #[test]
+    fn a_notice_reads_as_small_json_and_back() {
+        let updated = Notice {
+            from: 7,
+            server: "files".to_owned(),
+            heard: Heard::ResourceUpdated {
+                uri: "file:///a".to_owned(),
+            },
+        };
+        let text = serde_json::to_string(&updated).unwrap();
+        assert_eq!(
+            text,
+            r#"{"from":7,"server":"files","heard":"resourceUpdated","uri":"file:///a"}"#
+        );
+        assert_eq!(serde_json::from_str::<Notice>(&text).unwrap(), updated);
+        let listed = serde_json::to_string(&notice("files")).unwrap();
+        assert_eq!(
+            listed,
+            r#"{"from":1,"server":"files","heard":"listChanged"}"#
+        );
+    }
+
+    #[tokio::test]
+    async fn the_inbox_coalesces_repeats_and_gives_a_flood_up_for_one_resync() {
+        let inbox = Inbox::new();
+        inbox.deliver(notice("a"));
+        inbox.deliver(notice("a"));
+        inbox.deliver(notice("b"));
+        assert_eq!(
+            inbox.next().await,
+            Mail {
+                notices: vec![notice("a"), notice("b")],
+                resync: false
+            }
+        );
+        for n in 0..=INBOX_NOTICES {
+            inbox.deliver(notice(&n.to_string()));
+        }
+        inbox.deliver(notice("late"));
+        assert_eq!(
+            inbox.next().await,
+            Mail {
+                notices: vec![],
+                resync: true
+            }
+        );
+        let waiting = tokio::spawn({
+            let inbox = inbox.clone();
+            async move { inbox.next().await }
+        });
+        inbox.resync();
+        assert!(waiting.await.unwrap().resync);
+    }
 }

@@ -82,7 +82,7 @@ impl DownstreamHandler {
             match result {
                 Ok(()) => {
                     tracing::info!(server = %this.server, list = %kind, "list changed, re-listed");
-                    this.events.catalog_changed();
+                    this.events.lists_changed(&this.server);
                 }
                 Err(error) => {
                     tracing::warn!(server = %this.server, list = %kind, "re-listing failed: {error}");

@@ -45,6 +45,12 @@ pub use supervisor::spawn;
 pub trait Events: Send + Sync + 'static {
     /// A server's lists or state changed: rebuild the catalog and tell clients.
     fn catalog_changed(&self);
+    /// The server said one of its lists changed, and they were listed again: as
+    /// [`Events::catalog_changed`], and news for other replicas with a connection to it.
+    fn lists_changed(&self, server: &str) {
+        let _ = server;
+        self.catalog_changed();
+    }
     fn progress(&self, server: &str, params: ProgressNotificationParam);
     // Logging is deprecated by SEP-2577; legacy clients and servers use it.
     #[allow(deprecated)]

@@ -428,7 +428,7 @@ async fn follow_changes(
                 )) => match downstream.relist().await {
                     Ok(()) => {
                         tracing::info!("list changed (subscriptions/listen), re-listed");
-                        events.catalog_changed();
+                        events.lists_changed(&downstream.name);
                     }
                     Err(error) => tracing::warn!("re-listing failed: {error}"),
                 },

@@ -19,12 +19,18 @@ use rmcp::service::{InboundStreamOrigin, RequestContext};
 use super::attribution::Attribution;
 use super::session::{ask_client, method_of};
 use super::{Router, core_tasks, parked};
+use crate::control::fleet::Heard;
 use crate::downstream::Events;
 use crate::sync::lock;
 
 impl Events for Router {
     fn catalog_changed(&self) {
         self.rebuild_catalog();
+    }
+
+    fn lists_changed(&self, server: &str) {
+        self.rebuild_catalog();
+        self.peers.announce(server, Heard::ListChanged);
     }
 
     fn progress(&self, server: &str, params: ProgressNotificationParam) {
@@ -69,23 +75,14 @@ impl Events for Router {
         core_tasks::status(self, server, params);
     }
 
-    fn resource_updated(&self, _server: &str, params: ResourceUpdatedNotificationParam) {
-        self.catalog
-            .notify_listeners(vec![ServerNotification::ResourceUpdatedNotification(
-                rmcp::model::Notification::new(params.clone()),
-            )]);
-        for session in self.sessions.live() {
-            if !lock(&session.subscriptions).contains(&params.uri) {
-                continue;
-            }
-            let Some(peer) = session.live_peer().cloned() else {
-                continue;
-            };
-            let params = params.clone();
-            self.tracker.spawn(async move {
-                let _ = peer.notify_resource_updated(params).await;
-            });
-        }
+    fn resource_updated(&self, server: &str, params: ResourceUpdatedNotificationParam) {
+        self.peers.announce(
+            server,
+            Heard::ResourceUpdated {
+                uri: params.uri.clone(),
+            },
+        );
+        self.deliver_resource_updated(params);
     }
 
     fn server_request(
@@ -156,6 +153,28 @@ impl Events for Router {
             let asker = format!("server \"{server}\"");
             ask_client(&session, origin, &asker, request, context.ct).await
         })
+    }
+}
+
+impl Router {
+    /// Tells this replica's listening streams and the sessions subscribed to the resource.
+    pub(super) fn deliver_resource_updated(&self, params: ResourceUpdatedNotificationParam) {
+        self.catalog
+            .notify_listeners(vec![ServerNotification::ResourceUpdatedNotification(
+                rmcp::model::Notification::new(params.clone()),
+            )]);
+        for session in self.sessions.live() {
+            if !lock(&session.subscriptions).contains(&params.uri) {
+                continue;
+            }
+            let Some(peer) = session.live_peer().cloned() else {
+                continue;
+            };
+            let params = params.clone();
+            self.tracker.spawn(async move {
+                let _ = peer.notify_resource_updated(params).await;
+            });
+        }
     }
 }
 

@@ -11,7 +11,7 @@
 //! operator's settings (`settings`), the catalog and its cache (`catalog`), local or App mode
 //! (`source`), client sessions (`session`), progress (`progress`), calls in flight
 //! (`attribution`), roots (`roots`), parked calls (`parked`), core-task owners
-//! (`task_owners`). The work that needs several of them is done above, one file per kind:
+//! (`task_owners`), the other replicas of a fleet (`peers`). The work that needs several of them is done above, one file per kind:
 //! `forward`, `relay` (every `tools/call` to a server), `requests`, `subscriptions`, `events`, `tasks`, `core_tasks`.
 
 use std::collections::HashMap;
@@ -41,6 +41,7 @@ mod fleet;
 mod forward;
 mod observed;
 pub mod parked;
+mod peers;
 mod progress;
 mod relay;
 mod requests;
@@ -62,6 +63,7 @@ use attribution::InFlight;
 use catalog::CatalogState;
 use fleet::Fleet;
 use parked::ParkedCalls;
+use peers::Peers;
 use progress::Progress;
 use roots::Roots;
 use session::Sessions;
@@ -96,6 +98,8 @@ pub struct Router {
     parked: Arc<ParkedCalls>,
     /// Who created each 2025-11-25 task, for its status notifications (`core_tasks`).
     core_task_owners: Owners,
+    /// The other replicas, in a fleet.
+    peers: Peers,
     builtins: Builtins,
     recorder: Recorder,
     tracker: TaskTracker,
@@ -133,6 +137,7 @@ impl Router {
             roots: Arc::new(Roots::new(fleet, tracker.clone())),
             parked: Arc::new(ParkedCalls::new(tracker.clone(), cancel.clone())),
             core_task_owners: Owners::default(),
+            peers: Peers::default(),
             builtins,
             recorder,
             tracker,

@@ -10,6 +10,9 @@ Reads commands on stdin, one per line, and answers each with one JSON line on st
   slow MS        starts demo__sleep for MS ms in the background: {"started": true}
   slow-result    waits for that call: {"ok": true} or {"error": ...}
   tool NAME JSON one call of NAME with the JSON arguments: {"text": ...} or {"error": ...}
+  tools          the tools listed now: {"tools": [...]}
+  await-change N waits until N tools/list_changed notifications arrived in all, then lists:
+                 {"changes": n, "tools": [...]}
   quit
 Exits non-zero on a failure outside a call.
 """
@@ -50,13 +53,39 @@ async def call(session, tool, arguments, **options):
     return result, None
 
 
+class Changes:
+    """Counts the tools/list_changed notifications the session received."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.arrived = asyncio.Condition()
+
+    async def handle(self, message) -> None:
+        if isinstance(message, types.ToolListChangedNotification):
+            async with self.arrived:
+                self.count += 1
+                self.arrived.notify_all()
+
+    async def wait_for(self, count: int) -> int:
+        async with self.arrived:
+            await asyncio.wait_for(self.arrived.wait_for(lambda: self.count >= count), 60)
+            return self.count
+
+
+async def tool_names(session) -> list:
+    return [tool.name for tool in (await session.list_tools()).tools]
+
+
 async def main() -> None:
     url = sys.argv[1]
     slow = None
+    changes = Changes()
     async with contextlib.AsyncExitStack() as stack:
         read, write = await stack.enter_async_context(streamable_http_client(url))
         session = await stack.enter_async_context(
-            ClientSession(read, write, sampling_callback=sampling)
+            ClientSession(
+                read, write, sampling_callback=sampling, message_handler=changes.handle
+            )
         )
         while True:
             line = await asyncio.to_thread(sys.stdin.readline)
@@ -104,6 +133,11 @@ async def main() -> None:
                 name, arguments = line.split(maxsplit=2)[1:]
                 result, error = await call(session, name, json.loads(arguments))
                 say({"text": result.content[0].text} if error is None else {"error": error})
+            elif command == "tools":
+                say({"tools": await tool_names(session)})
+            elif command == "await-change":
+                count = await changes.wait_for(int(args[0]))
+                say({"changes": count, "tools": await tool_names(session)})
             elif command == "quit":
                 break
             else:

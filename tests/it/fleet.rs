@@ -483,3 +483,128 @@ async fn a_modern_clients_parked_call_is_resumed_through_another_replica() {
     let error = mcp_error(second.peer().call_tool_once(retry).await.unwrap_err());
     assert!(error.message.contains("which is gone"), "{error:?}");
 }
+
+/// Python SDK sessions held by every replica (each made through the load balancer, where its
+/// `initialize` landed), with the index of the replica holding each.
+async fn sessions_on_every_replica(fleet: &Fleet) -> Vec<(Driver, usize)> {
+    let mut sessions: Vec<(Driver, usize)> = Vec::new();
+    for _ in 0..12 {
+        let before = opened(&fleet.replicas).await;
+        let mut driver = Driver::start(&fleet.url);
+        driver.ask("start").await;
+        let after = opened(&fleet.replicas).await;
+        let home = (0..after.len())
+            .find(|&index| after[index] > before[index])
+            .expect("a replica counted the session opened");
+        if sessions.iter().all(|(_, known)| *known != home) {
+            sessions.push((driver, home));
+        }
+        if sessions.len() == fleet.replicas.len() {
+            return sessions;
+        }
+    }
+    panic!("the balancer never spread sessions over every replica");
+}
+
+/// How many sessions each replica opened.
+async fn opened(replicas: &[Replica]) -> Vec<f64> {
+    let mut counts = Vec::new();
+    for replica in replicas {
+        counts.push(replica.metric("pluggedin_proxy_sessions_opened", "").await);
+    }
+    counts
+}
+
+fn names(answer: &Value) -> Vec<String> {
+    answer["tools"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{answer}"))
+        .iter()
+        .map(|name| name.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// A server that tells only the session whose call changed its tools (as the SDKs' servers do)
+/// is shared by the replicas: the one that heard tells the others, and every replica's clients
+/// get the list change. A tool switched off through one replica's API vanishes from every
+/// replica's sessions, each told.
+#[tokio::test]
+async fn list_changes_and_a_tool_switched_off_reach_the_sessions_of_every_replica() {
+    let database = pg_cluster::database().await;
+    let shared = Background::start(
+        demo_bin(),
+        &["--http", "0", "--notify-caller-only"],
+        &[],
+        "listening on http://",
+    )
+    .await;
+    let shared_url = listening_url(&shared.log).await;
+    let fleet = fleet_of(
+        &database,
+        json!({
+            "demo": demo(),
+            "shared": {"url": shared_url, "type": "streamable-http"},
+        }),
+    )
+    .await;
+    let mut sessions = sessions_on_every_replica(&fleet).await;
+    for (driver, _) in &mut sessions {
+        let tools = names(&driver.ask("tools").await);
+        assert!(tools.contains(&"shared__echo".to_owned()), "{tools:?}");
+        assert!(!tools.contains(&"shared__test_dynamic_tool_extra".to_owned()));
+    }
+
+    // The session on the first replica changes the shared server's tools.
+    let said = sessions[0]
+        .0
+        .ask("tool shared__test_trigger_tool_change {}")
+        .await;
+    assert_eq!(said["text"], "Added tool test_dynamic_tool_extra", "{said}");
+    for (driver, home) in &mut sessions {
+        let answer = driver.ask("await-change 1").await;
+        let tools = names(&answer);
+        assert!(
+            tools.contains(&"shared__test_dynamic_tool_extra".to_owned()),
+            "replica {home}: {tools:?}"
+        );
+    }
+    // Only the replica whose session made the change heard it from the server.
+    let heard: Vec<bool> = fleet
+        .replicas
+        .iter()
+        .map(|replica| replica.log.text().contains("list changed, re-listed"))
+        .collect();
+    let first = sessions[0].1;
+    assert!(heard[first], "{heard:?}");
+    assert_eq!(heard.iter().filter(|heard| **heard).count(), 1, "{heard:?}");
+
+    // Switched off through the second replica's API: gone everywhere, each session told.
+    let switched = reqwest::Client::new()
+        .post(format!(
+            "{}/api/v1/tools/shared__echo/disable",
+            fleet.replicas[sessions[1].1].base()
+        ))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert!(switched.status().is_success(), "{switched:?}");
+    for (driver, home) in &mut sessions {
+        let tools = names(&driver.ask("await-change 2").await);
+        assert!(
+            !tools.contains(&"shared__echo".to_owned()),
+            "replica {home}: {tools:?}"
+        );
+        assert!(tools.contains(&"demo__echo".to_owned()), "{tools:?}");
+        let refused = driver.ask(r#"tool shared__echo {"message": "off"}"#).await;
+        assert!(
+            refused["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("disabled"),
+            "replica {home}: {refused}"
+        );
+    }
+    drop(sessions);
+    drop(fleet);
+}

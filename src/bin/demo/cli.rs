@@ -49,4 +49,8 @@ pub(crate) struct Cli {
     /// (what it was told, in order).
     #[arg(long)]
     pub(crate) watch_roots: bool,
+    /// Tell only the session whose call changed the tool or prompt list, as the official SDKs'
+    /// servers do, instead of every session.
+    #[arg(long)]
+    pub(crate) notify_caller_only: bool,
 }

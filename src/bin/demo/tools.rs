@@ -97,8 +97,8 @@ impl DemoServer {
                     })
                     .await);
             }
-            "test_dynamic_tool" | "test_trigger_tool_change" => self.dynamic_tool().await,
-            "test_trigger_prompt_change" => self.dynamic_prompt().await,
+            "test_dynamic_tool" | "test_trigger_tool_change" => self.dynamic_tool(context).await,
+            "test_trigger_prompt_change" => self.dynamic_prompt(context).await,
             "test_logging_tool" => self.tool_with_logging(context).await,
             "test_reconnection" => {
                 // Over HTTP its stream is cut (`conformance::drop_stream_mid_call`); it answers
@@ -245,12 +245,18 @@ impl DemoServer {
         }
     }
 
-    async fn dynamic_tool(&self) -> CallToolResult {
+    async fn dynamic_tool(&self, context: &RequestContext<RoleServer>) -> CallToolResult {
         let was_enabled = self
             .shared
             .dynamic_tool_enabled
             .fetch_xor(true, Ordering::Relaxed);
-        self.shared.broadcast_tool_list_changed().await;
+        if self.shared.notify_caller_only {
+            if let Err(error) = context.peer.notify_tool_list_changed().await {
+                debug!(%error, "tools/list_changed not delivered");
+            }
+        } else {
+            self.shared.broadcast_tool_list_changed().await;
+        }
         text_result(if was_enabled {
             format!("Removed tool {DYNAMIC_EXTRA_TOOL}")
         } else {
@@ -258,12 +264,18 @@ impl DemoServer {
         })
     }
 
-    async fn dynamic_prompt(&self) -> CallToolResult {
+    async fn dynamic_prompt(&self, context: &RequestContext<RoleServer>) -> CallToolResult {
         let was_enabled = self
             .shared
             .dynamic_prompt_enabled
             .fetch_xor(true, Ordering::Relaxed);
-        self.shared.broadcast_prompt_list_changed().await;
+        if self.shared.notify_caller_only {
+            if let Err(error) = context.peer.notify_prompt_list_changed().await {
+                debug!(%error, "prompts/list_changed not delivered");
+            }
+        } else {
+            self.shared.broadcast_prompt_list_changed().await;
+        }
         text_result(if was_enabled {
             format!("Removed prompt {DYNAMIC_PROMPT}")
         } else {

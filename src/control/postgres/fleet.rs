@@ -211,3 +211,17 @@ pub(super) async fn delete_sessions(client: &Client, ids: &[String]) -> Result<(
         .await?;
     Ok(())
 }
+
+/// Sends each text as a notification on the fleet's channel (one statement for them all).
+pub(super) async fn announce(client: &Client, texts: &[String]) -> Result<()> {
+    client
+        .execute(
+            &format!(
+                "SELECT pg_notify('{}', text) FROM unnest($1::TEXT[]) AS text",
+                super::listen::FLEET
+            ),
+            &[&texts],
+        )
+        .await?;
+    Ok(())
+}

@@ -1,6 +1,9 @@
-//! The settings listener: one connection of its own, outside the pool, that runs `LISTEN
+//! The listener: one connection of its own, outside the pool, that runs `LISTEN
 //! pluggedin_settings` and turns each notification into a wake-up for the router's settings
-//! task, so a change made through any proxy on the database reaches every other at once.
+//! task, so a change made through any proxy on the database reaches every other at once; and
+//! `LISTEN pluggedin_fleet`, whose notifications are the replicas' [`Notice`]s, filed in the
+//! fleet's [`Inbox`] (which asks for a resynchronisation after every reconnection: what was
+//! announced meanwhile is lost).
 //!
 //! A wake-up is a counter in a `watch` channel: it holds one value whatever arrives, so a flood
 //! of notifications coalesces into one re-read of the settings version, and nothing is kept per
@@ -20,6 +23,12 @@ use tokio_postgres::{AsyncMessage, Client, Config};
 use super::pool::{CONNECT_TIMEOUT, Messages, describe, dial, unavailable};
 use super::tls::Tls;
 use crate::control::Result;
+use crate::control::fleet::{Inbox, Notice};
+
+/// The channel of settings changes (the payload: the new settings version).
+pub(super) const SETTINGS: &str = "pluggedin_settings";
+/// The channel of the replicas' notices (the payload: a [`Notice`] as JSON).
+pub(super) const FLEET: &str = "pluggedin_fleet";
 
 /// The first wait before connecting again: long enough that a server ending sessions on purpose
 /// is not answered by a storm of reconnections, short enough to be back before anyone notices.
@@ -42,15 +51,17 @@ pub(super) struct Listener {
     /// The database as logs name it (never the password).
     shown: Arc<str>,
     wakes: watch::Sender<u64>,
+    inbox: Arc<Inbox>,
 }
 
 impl Listener {
     /// Starts listening on a task of its own; the receiver wakes when the settings may have
-    /// changed. The task ends once every receiver is dropped.
+    /// changed, and notices go to `inbox`. The task ends once every receiver is dropped.
     pub(super) fn start(
         mut config: Config,
         tls: Option<Tls>,
         shown: Arc<str>,
+        inbox: Arc<Inbox>,
     ) -> watch::Receiver<u64> {
         // A Unix socket cannot be cut off silently; keepalive is for TCP.
         if config
@@ -70,6 +81,7 @@ impl Listener {
             tls,
             shown,
             wakes,
+            inbox,
         };
         tokio::spawn(async move {
             tokio::select! {
@@ -95,8 +107,12 @@ impl Listener {
                         tracing::debug!(database, "listening for settings changes");
                     }
                     delay = FIRST_RETRY;
-                    // What was sent while not listening is lost: the settings task re-reads.
+                    // What was sent while not listening is lost: the settings task re-reads,
+                    // and the fleet looks at every server again.
                     self.wake();
+                    if outage {
+                        self.inbox.resync();
+                    }
                     let why = self.follow(&client, messages).await;
                     tracing::warn!(
                         database,
@@ -126,7 +142,8 @@ impl Listener {
         let (client, mut messages) = dial(&self.config, self.tls.as_ref()).await?;
         let failed = |error: tokio_postgres::Error| unavailable(describe(&error));
         let listening = async {
-            let listen = client.batch_execute("LISTEN pluggedin_settings");
+            let statement = format!("LISTEN {SETTINGS}; LISTEN {FLEET}");
+            let listen = client.batch_execute(&statement);
             tokio::pin!(listen);
             // The connection's messages are read while the statement runs, or it never ends.
             loop {
@@ -149,11 +166,17 @@ impl Listener {
         Ok((client, messages))
     }
 
-    /// Wakes the settings task for each notification until the connection ends; why it ended.
-    /// `_client` is held so that the connection stays open.
+    /// Wakes the settings task for each settings notification and files each notice, until the
+    /// connection ends; why it ended. `_client` is held so that the connection stays open.
     async fn follow(&self, _client: &Client, mut messages: Messages) -> String {
         loop {
             match messages.next().await {
+                Some(Ok(AsyncMessage::Notification(note))) if note.channel() == FLEET => {
+                    match serde_json::from_str::<Notice>(note.payload()) {
+                        Ok(notice) => self.inbox.deliver(notice),
+                        Err(error) => tracing::debug!("a fleet notice that does not read: {error}"),
+                    }
+                }
                 Some(Ok(AsyncMessage::Notification(_))) => self.wake(),
                 Some(Ok(_)) => {}
                 Some(Err(error)) => return describe(&error),

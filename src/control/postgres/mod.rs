@@ -51,9 +51,20 @@ pub struct PostgresStore {
     /// The settings listener's wake-ups, once something asked for them (a running proxy; a
     /// management command never does, and opens no listening connection).
     changes: Arc<OnceLock<tokio::sync::watch::Receiver<u64>>>,
+    /// Where the listener files the replicas' notices.
+    inbox: Arc<crate::control::fleet::Inbox>,
 }
 
 impl PostgresStore {
+    /// The listener's wake-ups, the listener started on first use (management commands, which
+    /// never ask, open no listening connection).
+    fn listening(&self) -> &tokio::sync::watch::Receiver<u64> {
+        self.changes.get_or_init(|| {
+            let (config, tls) = self.pool.target();
+            listen::Listener::start(config, tls, self.shown.clone(), self.inbox.clone())
+        })
+    }
+
     /// Connects to the database at `url` (`postgres://user:password@host:port/dbname`) and
     /// migrates it. Fails when it cannot be reached, refuses the login, or was written by a
     /// newer version; errors name the database without the password.
@@ -92,6 +103,7 @@ impl PostgresStore {
             pool: Arc::new(pool),
             shown: shown.into(),
             changes: Arc::default(),
+            inbox: crate::control::fleet::Inbox::new(),
         })
     }
 
@@ -371,11 +383,7 @@ impl ControlPlane for PostgresStore {
     }
 
     fn settings_changes(&self) -> Option<SettingsChanges> {
-        let wakes = self.changes.get_or_init(|| {
-            let (config, tls) = self.pool.target();
-            listen::Listener::start(config, tls, self.shown.clone())
-        });
-        Some(SettingsChanges::new(wakes.clone()))
+        Some(SettingsChanges::new(self.listening().clone()))
     }
 
     async fn set_server_enabled(&self, server: &str, enabled: bool) -> Result<()> {
@@ -441,6 +449,23 @@ mod tests;
 
 #[async_trait::async_trait]
 impl crate::control::fleet::FleetStore for PostgresStore {
+    async fn announce(&self, notices: &[crate::control::fleet::Notice]) -> Result<()> {
+        let texts: Vec<String> = notices
+            .iter()
+            .filter_map(|notice| serde_json::to_string(notice).ok())
+            .filter(|text| text.len() <= crate::control::fleet::NOTICE_BYTES)
+            .collect();
+        if texts.is_empty() {
+            return Ok(());
+        }
+        read!(self, |c| fleet::announce(c, &texts))
+    }
+
+    fn notices(&self) -> Arc<crate::control::fleet::Inbox> {
+        self.listening();
+        self.inbox.clone()
+    }
+
     async fn join(&self, url: &str, version: &str) -> Result<i64> {
         read!(self, |c| fleet::join(c, url, version))
     }

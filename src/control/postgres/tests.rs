@@ -9,6 +9,7 @@ use futures::StreamExt;
 use tokio_postgres::AsyncMessage;
 
 use super::*;
+use crate::control::fleet::FleetStore;
 use crate::control::tests::cluster;
 
 /// A client of the test cluster as its superuser, on `database`.
@@ -24,12 +25,29 @@ async fn admin(database: &str) -> tokio_postgres::Client {
 use cluster::name_of;
 
 #[tokio::test]
-async fn a_database_from_a_newer_version_is_refused_naming_both_versions() {
+async fn a_database_from_a_newer_version_is_used_only_if_it_says_this_one_can() {
     let url = cluster::database().await;
     drop(PostgresStore::connect(&url).await.unwrap());
-    admin(&name_of(&url))
+    let admin = admin(&name_of(&url)).await;
+    // A newer build's migration that this one can still run on (it says so): a rolling
+    // restart, where both versions serve from one schema for a while.
+    admin
+        .batch_execute(&format!(
+            "INSERT INTO pluggedin_schema (version) VALUES (98);
+             UPDATE meta SET value = '{}' WHERE key = 'schema_readable_by'",
+            schema::VERSION
+        ))
         .await
-        .execute("INSERT INTO pluggedin_schema (version) VALUES (99)", &[])
+        .unwrap();
+    let store = PostgresStore::connect(&url).await.unwrap();
+    store.set_tool_enabled("demo__echo", false).await.unwrap();
+    drop(store);
+    // One it cannot: refused.
+    admin
+        .batch_execute(
+            "INSERT INTO pluggedin_schema (version) VALUES (99);
+             UPDATE meta SET value = '99' WHERE key = 'schema_readable_by'",
+        )
         .await
         .unwrap();
     let error = PostgresStore::connect(&url)
@@ -264,8 +282,13 @@ async fn a_listener_whose_connection_is_ended_reconnects_rereads_and_hears_later
         .batch_execute(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
         .await
         .unwrap();
-    // Listening again, the listener asks for a re-read, which finds the change.
+    // Listening again, the listener asks for a re-read, which finds the change, and the
+    // fleet's inbox asks for a resynchronisation: notices sent meanwhile are lost.
     woken(&mut changes).await;
+    let mail = tokio::time::timeout(WAKE_WAIT, two.notices().next())
+        .await
+        .expect("the inbox asks within the wait");
+    assert!(mail.resync, "{mail:?}");
     assert!(
         two.settings()
             .await
@@ -278,6 +301,56 @@ async fn a_listener_whose_connection_is_ended_reconnects_rereads_and_hears_later
     one.set_tool_enabled("demo__add", false).await.unwrap();
     woken(&mut changes).await;
     assert!(two.settings_version().await.unwrap() > before);
+}
+
+#[tokio::test]
+async fn a_notice_announced_through_one_store_reaches_every_listening_store() {
+    use crate::control::fleet::{Heard, Notice};
+    let url = cluster::database().await;
+    let (one, two) = (
+        PostgresStore::connect(&url).await.unwrap(),
+        PostgresStore::connect(&url).await.unwrap(),
+    );
+    let (mine, theirs) = (one.notices(), two.notices());
+    // Both listening: each store's first wake-up says its `LISTEN` took effect.
+    woken(&mut one.settings_changes().unwrap()).await;
+    woken(&mut two.settings_changes().unwrap()).await;
+    let notices = [
+        Notice {
+            from: 1,
+            server: "files".into(),
+            heard: Heard::ListChanged,
+        },
+        Notice {
+            from: 1,
+            server: "files".into(),
+            heard: Heard::ResourceUpdated {
+                uri: "file:///notes.md".into(),
+            },
+        },
+    ];
+    // One too large for a notification is left out, and the rest still go.
+    let huge = Notice {
+        from: 1,
+        server: "files".into(),
+        heard: Heard::ResourceUpdated {
+            uri: format!("file:///{}", "x".repeat(8_000)),
+        },
+    };
+    let mut sent = notices.to_vec();
+    sent.insert(1, huge);
+    one.announce(&sent).await.unwrap();
+    for inbox in [&mine, &theirs] {
+        let mut heard = Vec::new();
+        while heard.len() < notices.len() {
+            let mail = tokio::time::timeout(WAKE_WAIT, inbox.next())
+                .await
+                .expect("notices within the wait");
+            assert!(!mail.resync, "{mail:?}");
+            heard.extend(mail.notices);
+        }
+        assert_eq!(heard, notices);
+    }
 }
 
 #[tokio::test]

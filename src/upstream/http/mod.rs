@@ -330,7 +330,11 @@ pub async fn serve(router: Arc<Router>, options: HttpOptions) -> anyhow::Result<
     let drain_period = options.drain_period;
     let control = router.control_plane().clone();
     let joined = match control.fleet().filter(|_| !stateless) {
-        Some(store) => Some(join_fleet(store, &options, local).await?),
+        Some(store) => {
+            let joined = join_fleet(store.clone(), &options, local).await?;
+            router.join_fleet(joined.0.me, store);
+            Some(joined)
+        }
         None => None,
     };
     let App {

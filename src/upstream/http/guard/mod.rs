@@ -300,8 +300,9 @@ impl Guard {
         // The home, and at most one more replica if the home turns out gone and the store
         // says another took the session.
         for _ in 0..super::fleet::MAX_HOPS {
-            // Counted in flight here too: a draining replica waits for what it passed on.
-            let held = self.in_flight.enter();
+            // Counted in flight here too: a draining replica waits for what it passed on,
+            // but not for a `GET` stream, which lives as long as its session (as here).
+            let held = (parts.method != Method::GET).then(|| self.in_flight.enter());
             let forwarded = super::fleet::forward(
                 &fleet.client,
                 &target.1,
@@ -312,7 +313,7 @@ impl Guard {
             )
             .await;
             let error = match forwarded {
-                Forwarded::Answered(response) => return in_flight::hold(response, Some(held)),
+                Forwarded::Answered(response) => return in_flight::hold(response, held),
                 Forwarded::Unreachable(error) => error,
             };
             drop(held);

@@ -1,0 +1,153 @@
+//! The other replicas of a fleet, as the router meets them: what this replica's servers say
+//! about themselves is announced to the others, and what theirs said is acted on here.
+//!
+//! A server may tell only the connection through which it changed (the official SDKs' servers
+//! notify the session that made the change), so a list change heard by one replica is news for
+//! every other with a connection to the same server. Each looks at that server's lists again
+//! and tells its own clients only if its catalog changed, so the notice is idempotent. A
+//! resource update is passed on to the subscribed sessions of the other replicas only for
+//! servers each replica runs itself (a stdio child, a process it starts): a server reached by
+//! its URL tells every connection subscribed to the resource itself, so a relayed update would
+//! reach those clients twice. Notices are coalesced and sent in one statement per batch,
+//! read from a bounded inbox; a replica that may have missed some (its listening connection
+//! came back, or too many came at once) looks at every server again.
+
+use std::sync::{Arc, OnceLock};
+
+use rmcp::model::ResourceUpdatedNotificationParam;
+
+use super::Router;
+use crate::config::TransportConfig;
+use crate::control::fleet::{FleetStore, Heard, Inbox, Notice};
+
+/// This replica's place in a fleet, once [`Router::join_fleet`] ran.
+#[derive(Default)]
+pub(super) struct Peers {
+    link: OnceLock<Link>,
+}
+
+struct Link {
+    me: i64,
+    /// What this replica's servers said, waiting to be announced.
+    outbox: Arc<Inbox>,
+}
+
+impl Peers {
+    /// Queues a notice for the other replicas (nothing outside a fleet).
+    pub(super) fn announce(&self, server: &str, heard: Heard) {
+        if let Some(link) = self.link.get() {
+            link.outbox.deliver(Notice {
+                from: link.me,
+                server: server.to_owned(),
+                heard,
+            });
+        }
+    }
+}
+
+impl Router {
+    /// Joins the fleet as replica `me`: announces what this replica's servers say through
+    /// `store`, and acts on what the others announce, until shutdown.
+    pub fn join_fleet(&self, me: i64, store: Arc<dyn FleetStore>) {
+        let outbox = Inbox::new();
+        if self
+            .peers
+            .link
+            .set(Link {
+                me,
+                outbox: outbox.clone(),
+            })
+            .is_err()
+        {
+            return;
+        }
+        let Some(router) = self.this.upgrade() else {
+            return;
+        };
+        let inbox = store.notices();
+        let cancel = self.cancel.child_token();
+        let sending = {
+            let cancel = cancel.clone();
+            async move {
+                loop {
+                    let mail = tokio::select! {
+                        () = cancel.cancelled() => return,
+                        mail = outbox.next() => mail,
+                    };
+                    if mail.resync {
+                        tracing::warn!(
+                            "too many server notices to announce at once; the other replicas \
+                             see them on their next resynchronisation"
+                        );
+                    }
+                    if let Err(error) = store.announce(&mail.notices).await {
+                        tracing::debug!("server notices not announced: {error}");
+                    }
+                }
+            }
+        };
+        self.tracker.spawn(sending);
+        self.tracker.spawn(async move {
+            loop {
+                let mail = tokio::select! {
+                    () = cancel.cancelled() => return,
+                    mail = inbox.next() => mail,
+                };
+                router.act_on(me, mail.notices, mail.resync).await;
+            }
+        });
+    }
+
+    /// Acts on the other replicas' notices (this replica's own come back too, and are skipped).
+    async fn act_on(&self, me: i64, notices: Vec<Notice>, resync: bool) {
+        let servers = if resync {
+            tracing::info!("looking at every server again: replicas' notices may have been missed");
+            self.servers()
+        } else {
+            let mut servers = Vec::new();
+            for notice in notices.into_iter().filter(|notice| notice.from != me) {
+                let Ok(server) = self.fleet.server(&notice.server) else {
+                    continue;
+                };
+                match notice.heard {
+                    Heard::ListChanged => {
+                        if !servers
+                            .iter()
+                            .any(|known: &Arc<_>| Arc::ptr_eq(known, &server))
+                        {
+                            servers.push(server);
+                        }
+                    }
+                    Heard::ResourceUpdated { uri } if runs_here(&server.config.transport) => {
+                        self.deliver_resource_updated(ResourceUpdatedNotificationParam::new(uri));
+                    }
+                    Heard::ResourceUpdated { .. } => {}
+                }
+            }
+            servers
+        };
+        let mut changed = false;
+        for server in servers {
+            if server.connection().is_none() {
+                continue;
+            }
+            match server.relist().await {
+                Ok(()) => changed = true,
+                Err(error) => {
+                    tracing::debug!(server = %server.name, "not listed again: {error}");
+                }
+            }
+        }
+        if changed {
+            self.rebuild_catalog();
+        }
+    }
+}
+
+/// Whether each replica runs its own instance of the server.
+fn runs_here(transport: &TransportConfig) -> bool {
+    matches!(
+        transport,
+        TransportConfig::Stdio { .. } | TransportConfig::StartedHttp(_)
+    )
+}
