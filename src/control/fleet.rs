@@ -60,6 +60,8 @@ pub trait FleetStore: Send + Sync {
         draining: bool,
         session_ttl_ms: i64,
     ) -> super::Result<Vec<Replica>>;
+    /// Replica `id`, if it is serving (its heartbeat within [`REPLICA_GONE_MS`]).
+    async fn replica(&self, id: i64) -> super::Result<Option<Replica>>;
     /// Replica `id` leaves: its row deleted, its sessions left homeless for another to adopt.
     async fn leave(&self, id: i64) -> super::Result<()>;
     /// The key that seals session ids, shared by the fleet: `fresh` stored unless one is already.
@@ -75,6 +77,9 @@ pub trait FleetStore: Send + Sync {
         to: i64,
     ) -> super::Result<Option<SessionRecord>>;
     async fn set_session_state(&self, id: &str, state: &str) -> super::Result<()>;
+    /// Binds a session made without a token to the token first used with it (the SHA-256),
+    /// unless it is bound already.
+    async fn bind_session(&self, id: &str, owner: &[u8; 32]) -> super::Result<()>;
     /// Marks sessions as used now (their idle expiry counts from here).
     async fn touch_sessions(&self, ids: &[String]) -> super::Result<()>;
     async fn delete_sessions(&self, ids: &[String]) -> super::Result<()>;

@@ -76,20 +76,22 @@ async fn fleet(database: &str) -> Fleet {
 
 /// Three replicas serving `servers` on `database`, and HAProxy in front of them.
 async fn fleet_of(database: &str, servers: Value) -> Fleet {
+    fleet_with(database, servers, &[]).await
+}
+
+/// [`fleet_of`], each replica started with `args` too.
+async fn fleet_with(database: &str, servers: Value, args: &[&str]) -> Fleet {
     let mut replicas = Vec::new();
     for _ in 0..3 {
         let dir = tempfile::tempdir().unwrap();
-        let (child, log, url) = spawn_http_proxy(
-            &dir,
-            servers.clone(),
-            &[
-                "--database-url",
-                database,
-                "--session-key",
-                "fleet test key",
-            ],
-        )
-        .await;
+        let mut all = vec![
+            "--database-url",
+            database,
+            "--session-key",
+            "fleet test key",
+        ];
+        all.extend_from_slice(args);
+        let (child, log, url) = spawn_http_proxy(&dir, servers.clone(), &all).await;
         log.wait_for("joined the fleet").await;
         replicas.push(Replica {
             child,
@@ -607,4 +609,149 @@ async fn list_changes_and_a_tool_switched_off_reach_the_sessions_of_every_replic
     }
     drop(sessions);
     drop(fleet);
+}
+
+fn initialize_body() -> Value {
+    json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": "raw", "version": "1"}}})
+}
+
+/// A session made by a raw `initialize` at `url` (with `token`, if any): its id.
+async fn raw_session(url: &str, token: Option<&str>) -> String {
+    let mut request = post_mcp(url, None, initialize_body());
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    response.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// The status of a `tools/list` in `session` at `url` with `token`.
+async fn list_status(url: &str, session: &str, token: &str) -> u16 {
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
+    post_mcp(url, Some(session), list)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// A session is its token's on every replica: bound at its first use wherever that lands, kept
+/// when the replica holding it dies or stops and another adopts it; a DELETE through any replica
+/// ends it on all of them.
+#[tokio::test]
+async fn a_sessions_token_and_its_deletion_hold_on_every_replica() {
+    let database = pg_cluster::database().await;
+    let mut fleet = fleet_with(
+        &database,
+        json!({"demo": demo()}),
+        &[
+            "--require-api-auth",
+            "--auth-token",
+            "token-one",
+            "--auth-token",
+            "token-two",
+        ],
+    )
+    .await;
+    let urls: Vec<String> = fleet.replicas.iter().map(|r| r.url.clone()).collect();
+    // Made without a token on the first replica, bound to token-one by its first use, which
+    // lands on the second.
+    let first = raw_session(&urls[0], None).await;
+    assert_eq!(list_status(&urls[1], &first, "token-one").await, 200);
+    // Made with token-two on the third.
+    let second = raw_session(&urls[2], Some("token-two")).await;
+    for url in &urls {
+        assert_eq!(list_status(url, &first, "token-one").await, 200, "{url}");
+        assert_eq!(list_status(url, &first, "token-two").await, 404, "{url}");
+        assert_eq!(list_status(url, &second, "token-two").await, 200, "{url}");
+        assert_eq!(list_status(url, &second, "token-one").await, 404, "{url}");
+    }
+
+    // Deleted through a replica that does not hold it: gone on every replica.
+    let deleted = reqwest::Client::new()
+        .delete(&urls[1])
+        .header("mcp-session-id", &second)
+        .header("mcp-protocol-version", "2025-11-25")
+        .bearer_auth("token-two")
+        .send()
+        .await
+        .unwrap();
+    assert!(deleted.status().is_success(), "{deleted:?}");
+    for url in &urls {
+        assert_eq!(list_status(url, &second, "token-two").await, 404, "{url}");
+    }
+
+    // The first session's home dies: adopted elsewhere, it is still token-one's alone.
+    let pid = fleet.replicas[0].child.id().unwrap();
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let _ = fleet.replicas[0].child.wait().await;
+    assert_eq!(list_status(&urls[1], &first, "token-two").await, 404);
+    assert_eq!(list_status(&urls[1], &first, "token-one").await, 200);
+    assert_eq!(list_status(&urls[2], &first, "token-two").await, 404);
+    assert_eq!(list_status(&urls[2], &first, "token-one").await, 200);
+    assert!(fleet.replicas[1].log.text().contains("adopted"));
+
+    // A replica stopped gracefully hands its sessions over: adopted where they land next.
+    let third = raw_session(&urls[2], Some("token-one")).await;
+    assert_eq!(list_status(&urls[1], &third, "token-one").await, 200);
+    let pid = fleet.replicas[2].child.id().unwrap();
+    let stopped = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    let _ = fleet.replicas[2].child.wait().await;
+    assert!(fleet.replicas[2].log.text().contains("left the fleet"));
+    assert_eq!(list_status(&urls[1], &third, "token-two").await, 404);
+    assert_eq!(list_status(&urls[1], &third, "token-one").await, 200);
+}
+
+/// A session left alone expires on the replica that holds it, and with it on every replica.
+#[tokio::test]
+async fn an_idle_session_expires_on_every_replica() {
+    let database = pg_cluster::database().await;
+    let fleet = fleet_with(&database, json!({"demo": demo()}), &["--session-ttl", "1"]).await;
+    let urls: Vec<String> = fleet.replicas.iter().map(|r| r.url.clone()).collect();
+    let session = raw_session(&urls[0], None).await;
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
+    let status = |url: String| {
+        let list = list.clone();
+        let session = session.clone();
+        async move {
+            post_mcp(&url, Some(&session), list)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(status(urls[2].clone()).await, 200);
+    // Asked only once it has expired where it lives (asking sooner would keep it alive).
+    let log = &fleet.replicas[0].log;
+    tokio::time::timeout(WAIT, async {
+        while !["a hibernated session expired", "session idle past its TTL"]
+            .iter()
+            .any(|line| log.text().contains(line))
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the session expires where it lives");
+    for url in &urls {
+        assert_eq!(status(url.clone()).await, 404, "{url}");
+    }
 }

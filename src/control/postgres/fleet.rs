@@ -102,6 +102,26 @@ pub(super) async fn beat(
         .collect()
 }
 
+pub(super) async fn replica(client: &Client, id: i64) -> Result<Option<Replica>> {
+    let row = client
+        .query_opt(
+            &format!(
+                "SELECT id, url, draining FROM replicas
+                 WHERE id = $1 AND seen_at >= {NOW_MS} - {REPLICA_GONE_MS}"
+            ),
+            &[&id],
+        )
+        .await?;
+    row.map(|row| {
+        Ok(Replica {
+            id: row.try_get(0)?,
+            url: row.try_get(1)?,
+            draining: row.try_get(2)?,
+        })
+    })
+    .transpose()
+}
+
 pub(super) async fn leave(client: &Client, id: i64) -> Result<()> {
     client
         .execute("DELETE FROM replicas WHERE id = $1", &[&id])
@@ -190,6 +210,16 @@ pub(super) async fn set_session_state(client: &Client, id: &str, state: &str) ->
         .execute(
             "UPDATE sessions SET state = $2 WHERE id = $1",
             &[&id, &state],
+        )
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn bind_session(client: &Client, id: &str, owner: &[u8; 32]) -> Result<()> {
+    client
+        .execute(
+            "UPDATE sessions SET owner = $2, anonymous = FALSE WHERE id = $1 AND owner IS NULL",
+            &[&id, &owner.as_slice()],
         )
         .await?;
     Ok(())

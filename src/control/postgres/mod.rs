@@ -461,6 +461,10 @@ impl crate::control::fleet::FleetStore for PostgresStore {
         read!(self, |c| fleet::announce(c, &texts))
     }
 
+    async fn bind_session(&self, id: &str, owner: &[u8; 32]) -> Result<()> {
+        read!(self, |c| fleet::bind_session(c, id, owner))
+    }
+
     fn notices(&self) -> Arc<crate::control::fleet::Inbox> {
         self.listening();
         self.inbox.clone()
@@ -478,6 +482,10 @@ impl crate::control::fleet::FleetStore for PostgresStore {
         session_ttl_ms: i64,
     ) -> Result<Vec<crate::control::fleet::Replica>> {
         read!(self, |c| fleet::beat(c, id, url, draining, session_ttl_ms))
+    }
+
+    async fn replica(&self, id: i64) -> Result<Option<crate::control::fleet::Replica>> {
+        read!(self, |c| fleet::replica(c, id))
     }
 
     async fn leave(&self, id: i64) -> Result<()> {

@@ -79,8 +79,13 @@ pub async fn serve_channel(
     let path = folder.join(format!("{}.sock", std::process::id()));
     // A socket left by a process that had this id before.
     let _ = std::fs::remove_file(&path);
-    let listener = UnixListener::bind(&path)?;
-    restrict(&path, 0o600)?;
+    // Bound under a name of its own and restricted before it takes its real name, so that it
+    // is never seen with the mode `bind` gave it.
+    let binding = folder.join(format!(".{}.sock.new", std::process::id()));
+    let _ = std::fs::remove_file(&binding);
+    let listener = UnixListener::bind(&binding)?;
+    restrict(&binding, 0o600)?;
+    std::fs::rename(&binding, &path)?;
     let app = console_app(
         router,
         files,

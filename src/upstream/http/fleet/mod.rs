@@ -14,6 +14,7 @@
 mod forward;
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -83,11 +84,7 @@ impl Joining {
             .join(&self.url, env!("CARGO_PKG_VERSION"))
             .await?;
         tracing::info!(replica = me, url = %self.url, "joined the fleet on the shared store");
-        let membership = Arc::new(Membership {
-            me,
-            sealer: Sealer::new(&key),
-            store: self.store,
-        });
+        let membership = Arc::new(Membership::new(me, Sealer::new(&key), self.store));
         Ok((
             membership,
             Joined {
@@ -207,6 +204,7 @@ impl Fleet {
                     () = tokio::time::sleep(HEARTBEAT) => {}
                 }
             }
+            fleet.membership.left.store(true, Ordering::Release);
             match fleet.membership.store.leave(fleet.me()).await {
                 Ok(()) => tracing::info!(replica = fleet.me(), "left the fleet"),
                 Err(error) => tracing::warn!("could not leave the fleet cleanly: {error}"),
@@ -234,7 +232,7 @@ impl Fleet {
         {
             return Place::There { replica: home, url };
         }
-        self.locate(id, hops).await
+        self.locate(id, hops, None).await
     }
 
     /// Replica `replica` refused a connection: gone, for this replica, until a heartbeat says
@@ -247,12 +245,14 @@ impl Fleet {
     /// now.
     pub(crate) async fn unreachable(&self, replica: i64, id: &str) -> Place {
         self.forget(replica);
-        self.locate(id, 0).await
+        self.locate(id, 0, Some(replica)).await
     }
 
     /// Asks the store where session `id` lives: passed on to its home if that serves, adopted
-    /// if its home is gone.
-    async fn locate(&self, id: &str, hops: usize) -> Place {
+    /// if its home is gone — it left, its heartbeat stopped, or it is `unreachable`. A home this
+    /// replica has not heard of yet (it joined since the last heartbeat) is looked up first:
+    /// a session is never taken from a replica that serves it.
+    async fn locate(&self, id: &str, hops: usize, unreachable: Option<i64>) -> Place {
         let record = match self.membership.store.session(id).await {
             Ok(Some(record)) => record,
             Ok(None) => return Place::Unknown,
@@ -261,7 +261,20 @@ impl Fleet {
         match record.home {
             Some(home) if home == self.me() => {}
             Some(home) => {
-                if let Some(url) = read(&self.others).get(&home).cloned() {
+                let known = read(&self.others).get(&home).cloned();
+                let url = match known {
+                    Some(url) => Some(url),
+                    None if unreachable == Some(home) => None,
+                    None => match self.membership.store.replica(home).await {
+                        Ok(Some(replica)) => {
+                            write(&self.others).insert(replica.id, replica.url.clone());
+                            Some(replica.url)
+                        }
+                        Ok(None) => None,
+                        Err(error) => return Place::Unavailable(error.to_string()),
+                    },
+                };
+                if let Some(url) = url {
                     if hops >= MAX_HOPS {
                         return Place::Unknown;
                     }

@@ -61,6 +61,7 @@ impl BoundedSessions {
                 }
             }
         };
+        self.keep_owner(&id, token).await;
         if moved {
             self.make_room(false, Some(&id)).await;
         }

@@ -9,7 +9,7 @@
 //! `http::fleet`'s business.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rmcp::model::InitializeRequestParams;
 use rmcp::transport::streamable_http_server::session::SessionId;
@@ -27,6 +27,24 @@ pub(crate) struct Membership {
     pub(crate) me: i64,
     pub(crate) sealer: Sealer,
     pub(crate) store: Arc<dyn FleetStore>,
+    /// Set when this replica leaves the fleet (shutting down after its drain): the sessions
+    /// it still holds are the others' to adopt, so their rows stay when they close here.
+    pub(crate) left: AtomicBool,
+}
+
+impl Membership {
+    pub(crate) fn new(me: i64, sealer: Sealer, store: Arc<dyn FleetStore>) -> Membership {
+        Membership {
+            me,
+            sealer,
+            store,
+            left: AtomicBool::new(false),
+        }
+    }
+
+    fn has_left(&self) -> bool {
+        self.left.load(Ordering::Acquire)
+    }
 }
 
 impl BoundedSessions {
@@ -81,12 +99,27 @@ impl BoundedSessions {
         }
     }
 
-    /// Deletes the rows of sessions that ended here.
+    /// Keeps the token a session made without one was bound to, so that it stays that token's
+    /// on whichever replica adopts it.
+    pub(super) async fn keep_owner(&self, id: &SessionId, owner: &[u8; 32]) {
+        let Some(fleet) = &self.fleet else {
+            return;
+        };
+        if let Err(error) = fleet.store.bind_session(id, owner).await {
+            tracing::warn!(
+                session = %id,
+                "session's token not kept in the store (bound on this replica only): {error}"
+            );
+        }
+    }
+
+    /// Deletes the rows of sessions that ended here (not once this replica left the fleet:
+    /// its sessions close then only to be adopted elsewhere).
     pub(super) async fn forget_rows(&self, ids: Vec<String>) {
         let Some(fleet) = &self.fleet else {
             return;
         };
-        if ids.is_empty() {
+        if ids.is_empty() || fleet.has_left() {
             return;
         }
         if let Err(error) = fleet.store.delete_sessions(&ids).await {
@@ -116,7 +149,7 @@ impl BoundedSessions {
                 })
                 .collect()
         };
-        if used.is_empty() {
+        if used.is_empty() || fleet.has_left() {
             return;
         }
         if let Err(error) = fleet.store.touch_sessions(&used).await {
