@@ -1,0 +1,341 @@
+#!/usr/bin/env bash
+# Builds the Dockerfile and checks the image and the fleet's files where no container registry can
+# be reached: Debian's buildah and podman, base images made locally. Not run by CI: it needs root,
+# the Debian mirror, crates.io, the npm registry and PyPI, and about half an hour on two cores (a
+# release build with whole-program LTO inside the build).
+#
+#   1. Base images: `debian:<suite>-slim` stands in as a debootstrap --variant=minbase of the same
+#      suite (with the slim image's dpkg excludes and apt sources); `rust:<version>-slim-<suite>`
+#      as that plus gcc and libc6-dev and this machine's Rust toolchain of the same version under
+#      /usr/local, as the official image has them. Both are tagged with the official names in the
+#      local store, so the Dockerfile builds unchanged (`--pull=never`).
+#   2. `buildah bud` of the Dockerfile (isolation chroot: no cgroups or user namespaces needed).
+#   3. The image run with podman (runtime runc): the user, the tools, an MCP client's session over
+#      stdio through the entrypoint — initialize, tools/list with a `uvx` and an `npx` server,
+#      calls to both and to the store — then a second container on the same volume reading back
+#      what the first stored, and the volume's files and owner.
+#   4. compose.yaml against the Compose Specification's JSON schema (check-jsonschema's vendored
+#      copy, from PyPI), and as podman-compose reads it; deploy/haproxy.cfg with `haproxy -c`.
+#
+# The fleet itself (PostgreSQL, three replicas, HAProxy) is not started: its images come from a
+# registry. Everything is kept under $PLUGGEDIN_VERIFY_DIR (/var/tmp/pluggedin-verify-image) and
+# in podman's store, and removed at the end unless KEEP=1 (the base images and the layer cache then
+# make a second run take minutes).
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+work=${PLUGGEDIN_VERIFY_DIR:-/var/tmp/pluggedin-verify-image}
+suite=${DEBIAN_SUITE:-trixie}
+mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+keep=${KEEP:-0}
+image=localhost/pluggedin-mcp-proxy:verify
+volume=pluggedin-verify-data
+# Pinned as in scripts/test-deps.sh: a registry release cannot change what is checked.
+time_version=2026.10.19
+everything_version=2026.8.31
+check_jsonschema_version=0.39.0
+podman_compose_version=1.6.0
+
+step() { printf '\n== %s\n' "$*"; }
+fail() {
+  printf 'FAIL: %s\n' "$*" >&2
+  exit 1
+}
+
+[ "$(id -u)" = 0 ] || fail "run as root (debootstrap, buildah and podman need it)"
+for tool in debootstrap buildah podman runc haproxy python3 rustc; do
+  command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] ||
+    fail "$tool is missing (apt-get install debootstrap buildah podman runc haproxy)"
+done
+sysroot=$(rustc --print sysroot)
+rust_version=$(rustc --version | cut -d ' ' -f 2 | cut -d . -f 1,2)
+base=docker.io/library/debian:$suite-slim
+rust_base=docker.io/library/rust:$rust_version-slim-$suite
+
+# This machine's hard limits are below podman's defaults and root may not raise them here (no
+# CAP_SYS_RESOURCE), so every container gets limits it can set.
+limits=(--ulimit nofile=4096:4096 --ulimit nproc=4096:4096)
+# crun refuses hybrid cgroup hierarchies (v1 controllers with a v2 mount), which this machine has.
+run=(podman --runtime runc run --rm "${limits[@]}")
+
+cleanup() {
+  if [ "$keep" = 1 ]; then
+    echo "kept: $work, images $image $base $rust_base, volume $volume (KEEP=1)"
+    return
+  fi
+  podman volume rm -f "$volume" >/dev/null 2>&1 || true
+  podman rmi -f "$image" "$rust_base" "$base" >/dev/null 2>&1 || true
+  buildah rm --all >/dev/null 2>&1 || true
+  podman image prune -f >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+mkdir -p "$work"
+
+step "base image $base: debootstrap --variant=minbase $suite from $mirror"
+if ! podman image exists "$base"; then
+  rootfs=$work/rootfs
+  rm -rf "$rootfs"
+  debootstrap --variant=minbase "$suite" "$rootfs" "$mirror" >"$work/debootstrap.log" 2>&1 ||
+    fail "debootstrap (see $work/debootstrap.log)"
+  # What the official slim image has beside a minimal base: apt sources with updates and security,
+  # and no documentation, manuals or translations from packages installed later.
+  rm -f "$rootfs/etc/apt/sources.list"
+  cat >"$rootfs/etc/apt/sources.list.d/debian.sources" <<EOF
+Types: deb
+URIs: $mirror
+Suites: $suite $suite-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: ${mirror%/debian}/debian-security
+Suites: $suite-security
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+EOF
+  cat >"$rootfs/etc/dpkg/dpkg.cfg.d/docker" <<'EOF'
+path-exclude /usr/share/doc/*
+path-include /usr/share/doc/*/copyright
+path-exclude /usr/share/man/*
+path-exclude /usr/share/groff/*
+path-exclude /usr/share/info/*
+path-exclude /usr/share/lintian/*
+path-exclude /usr/share/locale/*
+path-include /usr/share/locale/locale.alias
+EOF
+  # This machine may reach the registries through a TLS-intercepting proxy whose CA it trusts
+  # (the certificates added in /usr/local/share/ca-certificates): the stand-in base carries them,
+  # so that the build's `ca-certificates` trusts them too. The official base has none.
+  mkdir -p "$rootfs/usr/local/share/ca-certificates"
+  cp /usr/local/share/ca-certificates/*.crt "$rootfs/usr/local/share/ca-certificates/" \
+    2>/dev/null || true
+  rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* \
+    "$rootfs"/usr/share/man/* "$rootfs"/usr/share/info/*
+  tar -C "$rootfs" --numeric-owner -c . |
+    podman import --change 'CMD ["bash"]' \
+      --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+      - "$base" >/dev/null
+  rm -rf "$rootfs"
+fi
+podman image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' "$base"
+
+step "build image $rust_base: $base + gcc, libc6-dev + the Rust toolchain at $sysroot"
+if ! podman image exists "$rust_base"; then
+  container=$(buildah from --pull=never "$base")
+  buildah run --isolation chroot --network host "$container" -- sh -c \
+    'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -qq -y \
+       --no-install-recommends ca-certificates gcc libc6-dev >/dev/null &&
+     rm -rf /var/lib/apt/lists/*'
+  for part in bin lib libexec etc; do
+    buildah copy --quiet "$container" "$sysroot/$part" "/usr/local/rust/$part" >/dev/null
+  done
+  buildah run --isolation chroot "$container" -- sh -c \
+    'mkdir -p /usr/local/cargo/bin && for tool in cargo rustc rustdoc; do
+       ln -s /usr/local/rust/bin/$tool /usr/local/cargo/bin/$tool; done'
+  buildah config --env RUSTUP_HOME=/usr/local/rustup --env CARGO_HOME=/usr/local/cargo \
+    --env PATH=/usr/local/cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    --env RUST_VERSION="$rust_version" "$container"
+  buildah commit --quiet --rm "$container" "$rust_base" >/dev/null
+fi
+podman run --rm "${limits[@]}" --runtime runc "$rust_base" cargo --version
+
+step "buildah bud $repo/Dockerfile → $image"
+started=$(date +%s)
+buildah bud --isolation chroot --network host --pull=never --layers \
+  -t "$image" -f "$repo/Dockerfile" "$repo" >"$work/build.log" 2>&1 ||
+  {
+    tail -40 "$work/build.log"
+    fail "the image did not build (log above)"
+  }
+echo "built in $(($(date +%s) - started)) s; last lines of the build:"
+tail -3 "$work/build.log"
+podman image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' "$image"
+podman image inspect "$image" --format 'entrypoint {{.Config.Entrypoint}} cmd {{.Config.Cmd}}
+user {{.Config.User}} workdir {{.Config.WorkingDir}} volumes {{.Config.Volumes}}
+ports {{.Config.ExposedPorts}} env {{.Config.Env}}'
+
+step "the image's user and tools"
+"${run[@]}" --entrypoint sh "$image" -c \
+  'set -e; id; echo "HOME=$HOME PLUGGEDIN_DATA_DIR=$PLUGGEDIN_DATA_DIR"; ls -ld /data;
+   echo "node $(node --version)"; echo "npm $(npm --version)"; echo "npx $(npx --version)";
+   uv --version; uvx --version; python3 --version; pluggedin-mcp-proxy --version;
+   test -s /etc/ssl/certs/ca-certificates.crt && echo "CA certificates present"' |
+  tee "$work/tools.txt"
+grep -q '^uid=0' "$work/tools.txt" && fail "the image runs as root"
+
+step "an MCP session over stdio: docker run -i IMAGE --config /config/mcp.json"
+mkdir -p "$work/config"
+cat >"$work/config/mcp.json" <<EOF
+{
+  "mcpServers": {
+    "time": { "command": "uvx", "args": ["mcp-server-time@$time_version"] },
+    "everything": { "command": "npx",
+                    "args": ["-y", "@modelcontextprotocol/server-everything@$everything_version"] }
+  }
+}
+EOF
+podman volume rm -f "$volume" >/dev/null 2>&1 || true
+podman volume create "$volume" >/dev/null
+# The first start downloads both servers' packages: the first look waits for them.
+# uv trusts its own roots unless SSL_CERT_FILE names a bundle (the proxy passes that variable on
+# to servers): the system's, which has this machine's added CAs.
+session=("${run[@]}" -i --network host -e SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
+  -v "$work/config:/config:ro" -v "$volume:/data" "$image" --config /config/mcp.json
+  --startup-wait 300)
+python3 - "$work/session.log" "${session[@]}" <<'EOF'
+import json, subprocess, sys, threading, queue
+
+log_path, command = sys.argv[1], sys.argv[2:]
+log = open(log_path, "w")
+proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
+                        text=True)
+lines = queue.Queue()
+threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+
+def send(message):
+    proc.stdin.write(json.dumps(message) + "\n")
+    proc.stdin.flush()
+
+def request(id, method, params):
+    send({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
+    while True:
+        line = lines.get(timeout=600)
+        message = json.loads(line)
+        if message.get("id") == id:
+            if "error" in message:
+                sys.exit(f"FAIL: {method}: {message['error']}")
+            return message["result"]
+
+def text(result):
+    return " ".join(c.get("text", "") for c in result["content"])[:160]
+
+init = request(1, "initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
+                                 "clientInfo": {"name": "verify-image", "version": "1"}})
+print("initialize:", init["protocolVersion"], init["serverInfo"])
+send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+names = [tool["name"] for tool in request(2, "tools/list", {})["tools"]]
+print(f"tools/list: {len(names)} tools;", ", ".join(n for n in names if n.startswith("time__")),
+      "|", len([n for n in names if n.startswith("everything__")]), "everything__ tools |",
+      len([n for n in names if n.startswith("pluggedin_")]), "pluggedin_ tools")
+for expected in ["time__get_current_time", "everything__echo", "pluggedin_clipboard_set"]:
+    if expected not in names:
+        sys.exit(f"FAIL: {expected} not listed")
+calls = [("time__get_current_time", {"timezone": "Europe/Paris"}),
+         ("everything__echo", {"message": "through the image"}),
+         ("pluggedin_clipboard_set", {"name": "verify-image", "value": "kept in the volume"})]
+for id, (name, arguments) in enumerate(calls, start=3):
+    result = request(id, "tools/call", {"name": name, "arguments": arguments})
+    if result.get("isError"):
+        sys.exit(f"FAIL: {name}: {text(result)}")
+    print(f"tools/call {name}:", text(result))
+proc.stdin.close()
+code = proc.wait(timeout=60)
+print("stdin closed; the proxy exited with", code)
+sys.exit(code)
+EOF
+echo "the proxy's stderr (first lines):"
+head -5 "$work/session.log"
+
+step "a second container on the same volume"
+python3 - "$work/session2.log" "${run[@]}" -i -v "$volume:/data" "$image" <<'EOF'
+import json, subprocess, sys
+
+log_path, command = sys.argv[1], sys.argv[2:]
+messages = [
+    {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18",
+     "capabilities": {}, "clientInfo": {"name": "verify-image", "version": "1"}}},
+    {"jsonrpc": "2.0", "method": "notifications/initialized"},
+    {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+     "params": {"name": "pluggedin_clipboard_get", "arguments": {"name": "verify-image"}}},
+]
+# The proxy answers every request before it acts on stdin's end.
+out = subprocess.run(command, input="".join(json.dumps(m) + "\n" for m in messages),
+                     capture_output=True, text=True, timeout=300)
+open(log_path, "w").write(out.stderr)
+answers = {m.get("id"): m for m in map(json.loads, out.stdout.splitlines())}
+result = answers[2]["result"]
+content = " ".join(c.get("text", "") for c in result["content"])
+print("tools/call pluggedin_clipboard_get:", content[:160])
+if "kept in the volume" not in content:
+    sys.exit("FAIL: the value stored by the first container is not read back")
+EOF
+"${run[@]}" -v "$volume:/data" --entrypoint ls "$image" -ln /data
+
+step "Streamable HTTP mode, as compose.yaml starts it, and SIGTERM through tini"
+token=verify-image-token
+container=$(podman --runtime runc run -d "${limits[@]}" --network host \
+  -e PLUGGEDIN_AUTH_TOKEN=$token "$image" \
+  --transport streamable-http --host 127.0.0.1 --port 0 --require-api-auth)
+url=
+for _ in $(seq 100); do
+  url=$(podman logs "$container" 2>&1 | grep -o 'listening on http://[^ ]*' |
+    cut -d ' ' -f 3) || true
+  [ -n "$url" ] && break
+  sleep 0.2
+done
+[ -n "$url" ] || fail "no listening line: $(podman logs "$container" 2>&1 | tail -5)"
+base_url=${url%/mcp}
+echo "listening: $url"
+echo "GET /health without a token: $(curl -s "$base_url/health")"
+echo "GET /health with the token: $(curl -s -H "Authorization: Bearer $token" "$base_url/health" |
+  head -c 200)…"
+echo "GET /health/ready: HTTP $(curl -s -o /dev/null -w '%{http_code}' "$base_url/health/ready")"
+# compose.yaml's health check, in the image's Node, against this port.
+for path in /health /health/ready; do
+  code=0
+  podman exec "$container" node -e "fetch('$base_url$path')
+    .then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))" || code=$?
+  echo "compose's health probe (node's fetch in the image) on $path: exit $code"
+done
+podman stop -t 20 "$container" >/dev/null
+echo "after podman stop (SIGTERM): exit code" \
+  "$(podman inspect "$container" --format '{{.State.ExitCode}}')"
+podman logs "$container" 2>&1 | tail -2
+podman rm "$container" >/dev/null
+
+step "compose.yaml against the Compose Specification's schema" \
+  "(check-jsonschema $check_jsonschema_version)"
+python3 -m venv "$work/venv"
+"$work/venv/bin/pip" install --quiet --disable-pip-version-check \
+  "check-jsonschema==$check_jsonschema_version"
+"$work/venv/bin/check-jsonschema" --builtin-schema vendor.compose-spec "$repo/compose.yaml"
+# The check can fail: a key the specification does not have, in a service and in the replicas'
+# shared anchor (merged into all three), is refused.
+sed -e 's/^    restart: unless-stopped$/&\n    no_such_key: 1/' \
+  -e 's/^  restart: unless-stopped$/&\n  no_such_key: 1/' "$repo/compose.yaml" \
+  >"$work/compose-wrong.yaml"
+if "$work/venv/bin/check-jsonschema" --builtin-schema vendor.compose-spec \
+  "$work/compose-wrong.yaml" >"$work/compose-wrong.txt" 2>&1; then
+  fail "the schema check let an unknown key through"
+fi
+echo "control: a copy with an unknown key is refused:"
+grep -c 'no_such_key' "$work/compose-wrong.txt" | xargs echo "  errors naming it:"
+
+step "compose.yaml as podman-compose $podman_compose_version reads it (interpolated, merged)"
+# Debian's podman-compose (1.0.3) has no `config`; PyPI's has.
+"$work/venv/bin/pip" install --quiet --disable-pip-version-check \
+  "podman-compose==$podman_compose_version"
+(cd "$repo" && POSTGRES_PASSWORD=pw PLUGGEDIN_SESSION_KEY=key PLUGGEDIN_AUTH_TOKEN=token \
+  "$work/venv/bin/podman-compose" -f compose.yaml config) >"$work/compose-config.yaml"
+echo "services:" \
+  "$(sed -n '/^services:/,/^[a-z]/s/^  \([a-z0-9-]*\):$/\1/p' "$work/compose-config.yaml" | xargs)"
+grep -E 'PLUGGEDIN_(DATABASE|REPLICA)_URL' "$work/compose-config.yaml"
+# Without the secrets, it refuses to start rather than run with empty ones.
+if (cd "$repo" && env -u POSTGRES_PASSWORD PLUGGEDIN_SESSION_KEY=key PLUGGEDIN_AUTH_TOKEN=token \
+  "$work/venv/bin/podman-compose" -f compose.yaml config) >/dev/null \
+  2>"$work/compose-unset.txt"; then
+  fail "compose.yaml was read without POSTGRES_PASSWORD"
+fi
+echo "without POSTGRES_PASSWORD: $(tail -1 "$work/compose-unset.txt")"
+
+step "deploy/haproxy.cfg: haproxy -c"
+haproxy -v | head -1
+haproxy -c -f "$repo/deploy/haproxy.cfg"
+# Again with the replicas' names resolving, as on the compose network (a private /etc/hosts in a
+# mount namespace of its own), and warnings fatal.
+printf '127.0.0.1 localhost\n127.0.0.2 proxy-1\n127.0.0.3 proxy-2\n127.0.0.4 proxy-3\n' \
+  >"$work/hosts"
+unshare --mount sh -c \
+  "mount --bind '$work/hosts' /etc/hosts && haproxy -dW -c -f '$repo/deploy/haproxy.cfg'"
+
+step "done: every check passed"
