@@ -50,6 +50,9 @@ sysroot=$(rustc --print sysroot)
 rust_version=$(rustc --version | cut -d ' ' -f 2 | cut -d . -f 1,2)
 base=docker.io/library/debian:$suite-slim
 rust_base=docker.io/library/rust:$rust_version-slim-$suite
+# compose.yaml's other images, stood in for by Debian's packages on the stand-in base.
+pg_image=docker.io/library/postgres:17
+lb_image=docker.io/library/haproxy:3.2
 
 # This machine's hard limits are below podman's defaults and root may not raise them here (no
 # CAP_SYS_RESOURCE), so every container gets limits it can set.
@@ -57,13 +60,26 @@ limits=(--ulimit nofile=4096:4096 --ulimit nproc=4096:4096)
 # crun refuses hybrid cgroup hierarchies (v1 controllers with a v2 mount), which this machine has.
 run=(podman --runtime runc run --rm "${limits[@]}")
 
+# The fleet's containers (named pluggedin-verify-<service>), network and volumes.
+remove_fleet() {
+  for service in haproxy proxy-1 proxy-2 proxy-3 postgres; do
+    podman rm -f -t 0 "pluggedin-verify-$service" >/dev/null 2>&1 || true
+  done
+  podman network rm -f pluggedin-verify >/dev/null 2>&1 || true
+  for data in postgres-data proxy-1-data proxy-2-data proxy-3-data; do
+    podman volume rm -f "pluggedin-verify-$data" >/dev/null 2>&1 || true
+  done
+}
+
 cleanup() {
+  remove_fleet
   if [ "$keep" = 1 ]; then
-    echo "kept: $work, images $image $base $rust_base, volume $volume (KEEP=1)"
+    echo "kept: $work, images $image $base $rust_base $pg_image $lb_image," \
+      "volume $volume (KEEP=1)"
     return
   fi
   podman volume rm -f "$volume" >/dev/null 2>&1 || true
-  podman rmi -f "$image" "$rust_base" "$base" >/dev/null 2>&1 || true
+  podman rmi -f "$image" "$rust_base" "$base" "$pg_image" "$lb_image" >/dev/null 2>&1 || true
   buildah rm --all >/dev/null 2>&1 || true
   podman image prune -f >/dev/null 2>&1 || true
   rm -rf "$work"
@@ -279,18 +295,22 @@ echo "listening: $url"
 echo "GET /health without a token: $(curl -s "$base_url/health")"
 echo "GET /health with the token: $(curl -s -H "Authorization: Bearer $token" "$base_url/health" |
   head -c 200)…"
-echo "GET /health/ready: HTTP $(curl -s -o /dev/null -w '%{http_code}' "$base_url/health/ready")"
+ready=$(curl -s -o /dev/null -w '%{http_code}' "$base_url/health/ready")
+echo "GET /health/ready: HTTP $ready"
+[ "$ready" = 200 ] || fail "/health/ready answered $ready"
 # compose.yaml's health check, in the image's Node, against this port.
 for path in /health /health/ready; do
-  code=0
   podman exec "$container" node -e "fetch('$base_url$path')
-    .then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))" || code=$?
-  echo "compose's health probe (node's fetch in the image) on $path: exit $code"
+    .then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))" ||
+    fail "compose's health probe on $path failed"
+  echo "compose's health probe (node's fetch in the image) on $path: exit 0"
 done
 podman stop -t 20 "$container" >/dev/null
-echo "after podman stop (SIGTERM): exit code" \
-  "$(podman inspect "$container" --format '{{.State.ExitCode}}')"
-podman logs "$container" 2>&1 | tail -2
+code=$(podman inspect "$container" --format '{{.State.ExitCode}}')
+echo "after podman stop (SIGTERM through tini): exit code $code; the proxy's last lines:"
+podman logs "$container" 2>&1 | tail -3 | cut -c 1-200
+[ "$code" = 0 ] || fail "the proxy exited with $code on SIGTERM"
+podman logs "$container" 2>&1 | grep -q 'SIGTERM: draining' || fail "no drain on SIGTERM"
 podman rm "$container" >/dev/null
 
 step "compose.yaml against the Compose Specification's schema" \
@@ -337,5 +357,204 @@ printf '127.0.0.1 localhost\n127.0.0.2 proxy-1\n127.0.0.3 proxy-2\n127.0.0.4 pro
   >"$work/hosts"
 unshare --mount sh -c \
   "mount --bind '$work/hosts' /etc/hosts && haproxy -dW -c -f '$repo/deploy/haproxy.cfg'"
+
+step "the fleet of compose.yaml on podman: PostgreSQL, three replicas of the image, HAProxy"
+# compose.yaml's services as podman-compose merged and interpolated them, each started with
+# `podman run` on a network of their own (its DNS answers the service names), in compose's order:
+# PostgreSQL, once its health check passes the replicas, once theirs pass HAProxy. The health
+# checks are compose's, run with `podman exec`. postgres:17 and haproxy:3.2 are stand-ins of the
+# same names: Debian's PostgreSQL 17 and HAProxy on the stand-in base, with an entrypoint that
+# does what the official postgres image's does with POSTGRES_USER, _PASSWORD and _DB.
+if ! podman image exists "$pg_image"; then
+  cat >"$work/postgres-entrypoint.sh" <<'EOF'
+#!/bin/sh
+set -e
+if [ ! -s "$PGDATA/PG_VERSION" ]; then
+  printf '%s\n' "$POSTGRES_PASSWORD" >/tmp/password
+  initdb --username="$POSTGRES_USER" --pwfile=/tmp/password --auth-local=trust \
+    --auth-host=scram-sha-256 -D "$PGDATA" >/dev/null
+  rm /tmp/password
+  echo "host all all all scram-sha-256" >>"$PGDATA/pg_hba.conf"
+  echo "CREATE DATABASE \"$POSTGRES_DB\"" | postgres --single -D "$PGDATA" postgres >/dev/null
+fi
+exec postgres -D "$PGDATA" -c listen_addresses='*'
+EOF
+  container=$(buildah from --pull=never "$base")
+  buildah run --isolation chroot --network host "$container" -- sh -c \
+    'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -qq -y \
+       --no-install-recommends postgresql-17 >/dev/null && rm -rf /var/lib/apt/lists/* &&
+     install -d -o postgres -g postgres -m 0700 /var/lib/postgresql/data'
+  buildah copy --quiet --chmod 0755 "$container" "$work/postgres-entrypoint.sh" \
+    /usr/local/bin/docker-entrypoint.sh >/dev/null
+  buildah config --user postgres --env PGDATA=/var/lib/postgresql/data \
+    --env PATH=/usr/lib/postgresql/17/bin:/usr/local/bin:/usr/bin:/bin \
+    --entrypoint '["/usr/local/bin/docker-entrypoint.sh"]' --cmd '' "$container"
+  buildah commit --quiet --rm "$container" "$pg_image" >/dev/null
+fi
+if ! podman image exists "$lb_image"; then
+  container=$(buildah from --pull=never "$base")
+  buildah run --isolation chroot --network host "$container" -- sh -c \
+    'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -qq -y \
+       --no-install-recommends haproxy >/dev/null && rm -rf /var/lib/apt/lists/* &&
+     mkdir -p /usr/local/etc/haproxy'
+  buildah config --user haproxy \
+    --cmd '["haproxy", "-W", "-db", "-f", "/usr/local/etc/haproxy/haproxy.cfg"]' "$container"
+  buildah commit --quiet --rm "$container" "$lb_image" >/dev/null
+fi
+echo "stand-ins: $(podman run --rm "${limits[@]}" --runtime runc --entrypoint postgres "$pg_image" \
+  --version), $(podman run --rm "${limits[@]}" --runtime runc "$lb_image" haproxy -v | head -1)"
+
+secret() { head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+token=$(secret)
+(cd "$repo" && POSTGRES_PASSWORD=$(secret) PLUGGEDIN_SESSION_KEY=$(secret) \
+  PLUGGEDIN_AUTH_TOKEN=$token PLUGGEDIN_IMAGE=$image \
+  "$work/venv/bin/podman-compose" -f compose.yaml config) >"$work/compose-fleet.yaml"
+cat >"$work/service.py" <<'EOF'
+"""`run NAME`: starts compose service NAME with podman; `health NAME`: its health check, once."""
+import os, subprocess, sys, yaml
+
+action, name, config_path, repo, network, prefix = sys.argv[1:7]
+extra = sys.argv[7:]
+service = yaml.safe_load(open(config_path))["services"][name]
+if action == "health":
+    test = service["healthcheck"]["test"]
+    assert test[0] == "CMD", test
+    sys.exit(subprocess.run(["podman", "exec", prefix + name, *test[1:]],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode)
+command = ["podman", "--runtime", "runc", "run", "-d", "--name", prefix + name,
+           "--network", network, "--network-alias", name, *extra]
+for key, value in service.get("environment", {}).items():
+    command += ["-e", f"{key}={value}"]
+for volume in service.get("volumes", []):
+    source, rest = volume.split(":", 1)
+    if source.startswith("."):
+        source = os.path.join(repo, source)
+    else:
+        source = prefix + source
+    command += ["-v", f"{source}:{rest}"]
+if "stop_grace_period" in service:
+    command += ["--stop-timeout", service["stop_grace_period"].rstrip("s")]
+command.append(service["image"])
+command += service.get("command", [])
+subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+EOF
+network=pluggedin-verify
+prefix=pluggedin-verify-
+service() {
+  python3 "$work/service.py" "$1" "$2" "$work/compose-fleet.yaml" "$repo" "$network" "$prefix" \
+    "${@:3}"
+}
+# Waits until service $1's health check passes, at most $2 tries a second apart.
+healthy() {
+  for _ in $(seq "$2"); do
+    service health "$1" && return 0
+    sleep 1
+  done
+  podman logs "$prefix$1" 2>&1 | tail -5
+  fail "$1 did not become healthy"
+}
+remove_fleet
+podman network create "$network" >/dev/null
+service run postgres "${limits[@]}"
+healthy postgres 60
+echo "postgres: healthy (pg_isready)"
+for replica in proxy-1 proxy-2 proxy-3; do
+  # As in the stdio session: uv's roots are its own unless SSL_CERT_FILE names the system's.
+  service run "$replica" "${limits[@]}" -e SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
+done
+for replica in proxy-1 proxy-2 proxy-3; do
+  healthy "$replica" 300
+  echo "$replica: healthy (GET /health/ready through the image's node);" \
+    "$(podman logs "$prefix$replica" 2>&1 | grep -o '"joined the fleet[^"]*"' | head -1)"
+done
+service run haproxy "${limits[@]}"
+lb=$(podman inspect "${prefix}haproxy" \
+  --format '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}')
+for _ in $(seq 30); do
+  curl -s -o /dev/null "http://$lb:12006/health/ready" && break
+  sleep 1
+done
+echo "haproxy at $lb:12006 (its port not published: reached on the network's address);" \
+  "GET /health/ready through it: HTTP $(curl -s -o /dev/null -w '%{http_code}' \
+  "http://$lb:12006/health/ready")"
+
+cat >"$work/fleet_client.py" <<'EOF'
+"""A Streamable HTTP client's requests, one POST each: `init` prints a session id; `calls ID N
+LABEL` makes N calls of everything__echo in that session."""
+import json, sys, time, urllib.request
+
+url, token, action = sys.argv[1:4]
+session = sys.argv[4] if len(sys.argv) > 4 else None
+next_id = [1]
+
+def post(method, params, notification=False):
+    message = {"jsonrpc": "2.0", "method": method, "params": params}
+    if not notification:
+        message["id"] = next_id[0]
+        next_id[0] += 1
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}",
+               "Accept": "application/json, text/event-stream",
+               "MCP-Protocol-Version": "2025-06-18"}
+    if session:
+        headers["Mcp-Session-Id"] = session
+    request = urllib.request.Request(url, json.dumps(message).encode(), headers, method="POST")
+    with urllib.request.urlopen(request, timeout=300) as response:
+        sid, body = response.headers.get("mcp-session-id"), response.read().decode()
+        kind = response.headers.get("content-type", "")
+    if notification:
+        return sid, None
+    answers = [json.loads(line[5:]) for line in body.splitlines() if line.startswith("data:")] \
+        if kind.startswith("text/event-stream") else [json.loads(body)]
+    answer = next(a for a in answers if a.get("id") == message["id"])
+    if "error" in answer:
+        sys.exit(f"FAIL: {method}: {answer['error']}")
+    return sid, answer["result"]
+
+if action == "init":
+    session, result = post("initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
+                                          "clientInfo": {"name": "verify-image", "version": "1"}})
+    post("notifications/initialized", {}, notification=True)
+    # Each replica fetches the servers' packages at its first start: wait for them to be listed.
+    deadline = time.monotonic() + 300
+    while True:
+        names = [tool["name"] for tool in post("tools/list", {})[1]["tools"]]
+        if "everything__echo" in names and "time__get_current_time" in names:
+            break
+        if time.monotonic() > deadline:
+            sys.exit(f"FAIL: the servers' tools not listed: {names}")
+        time.sleep(2)
+    print(session)
+    print(f"initialize: {result['serverInfo']}; tools/list: {len(names)} tools", file=sys.stderr)
+else:
+    count, label = int(sys.argv[5]), sys.argv[6]
+    for n in range(count):
+        result = post("tools/call", {"name": "everything__echo",
+                                     "arguments": {"message": f"{label} {n}"}})[1]
+        text = " ".join(c.get("text", "") for c in result["content"])
+        if result.get("isError") or f"{label} {n}" not in text:
+            sys.exit(f"FAIL: tools/call {n}: {text}")
+    print(f"{count} tools/call everything__echo answered ({label})", file=sys.stderr)
+EOF
+url="http://$lb:12006/mcp"
+routed() { podman logs "${prefix}haproxy" 2>&1 | grep -o 'replicas/proxy-[0-9]' | cut -d / -f 2; }
+before=$(routed | wc -l)
+session=$(python3 "$work/fleet_client.py" "$url" "$token" init)
+# The replica the initialize landed on made the session: its home.
+home=$(routed | sed -n "$((before + 1))p")
+python3 "$work/fleet_client.py" "$url" "$token" calls "$session" 6 before
+echo "the session's requests through HAProxy, by replica: $(routed | tail -n +$((before + 1)) |
+  sort | uniq -c | xargs); its home: $home"
+[ "$(routed | tail -n +$((before + 1)) | sort -u | wc -l)" = 3 ] ||
+  fail "HAProxy did not send the session's requests to all three replicas"
+podman stop "$prefix$home" >/dev/null
+echo "podman stop $home (SIGTERM): exit code" \
+  "$(podman inspect "$prefix$home" --format '{{.State.ExitCode}}');" \
+  "$(podman logs "$prefix$home" 2>&1 | grep -o 'SIGTERM: draining[^"]*' | cut -c 1-60)…;" \
+  "$(podman logs "$prefix$home" 2>&1 | grep -o 'drain over ([^)]*)')"
+podman logs "$prefix$home" 2>&1 | grep -q 'SIGTERM: draining' || fail "$home did not drain"
+python3 "$work/fleet_client.py" "$url" "$token" calls "$session" 6 after
+echo "after the home stopped, by replica: $(routed | tail -n 6 | sort | uniq -c | xargs)"
+routed | tail -n 6 | grep -qx "$home" && fail "HAProxy still sent requests to $home"
+podman logs "${prefix}haproxy" 2>&1 | grep -o "Server replicas/$home is DOWN[^.]*" | head -1
 
 step "done: every check passed"
