@@ -377,7 +377,7 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
   echo "host all all all scram-sha-256" >>"$PGDATA/pg_hba.conf"
   echo "CREATE DATABASE \"$POSTGRES_DB\"" | postgres --single -D "$PGDATA" postgres >/dev/null
 fi
-exec postgres -D "$PGDATA" -c listen_addresses='*'
+exec "$@" -c listen_addresses='*'
 EOF
   container=$(buildah from --pull=never "$base")
   buildah run --isolation chroot --network host "$container" -- sh -c \
@@ -388,7 +388,7 @@ EOF
     /usr/local/bin/docker-entrypoint.sh >/dev/null
   buildah config --user postgres --env PGDATA=/var/lib/postgresql/data \
     --env PATH=/usr/lib/postgresql/17/bin:/usr/local/bin:/usr/bin:/bin \
-    --entrypoint '["/usr/local/bin/docker-entrypoint.sh"]' --cmd '' "$container"
+    --entrypoint '["/usr/local/bin/docker-entrypoint.sh"]' --cmd postgres "$container"
   buildah commit --quiet --rm "$container" "$pg_image" >/dev/null
 fi
 if ! podman image exists "$lb_image"; then
@@ -467,7 +467,8 @@ for replica in proxy-1 proxy-2 proxy-3; do
   echo "$replica: healthy (GET /health/ready through the image's node);" \
     "$(podman logs "$prefix$replica" 2>&1 | grep -o '"joined the fleet[^"]*"' | head -1)"
 done
-service run haproxy "${limits[@]}"
+# HAProxy wants twice its maxconn in open files: this machine's hard limit.
+service run haproxy --ulimit "nofile=$(ulimit -Hn):$(ulimit -Hn)" --ulimit nproc=4096:4096
 lb=$(podman inspect "${prefix}haproxy" \
   --format '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}')
 for _ in $(seq 30); do
