@@ -261,7 +261,7 @@ print("stdin closed; the proxy exited with", code)
 sys.exit(code)
 EOF
 echo "the proxy's log: servers connected, and first attempts that failed:"
-grep -o 'downstream{server=[a-z]*}: \(connected\|server not connected\): [^:]*: [^:]*' \
+grep -o 'downstream{server=[a-z]*}: \(connected\|server not connected: [^:]*: [^:]*\)' \
   "$work/session.log" || true
 
 step "a second container on the same volume"
@@ -320,9 +320,10 @@ done
 podman stop -t 20 "$container" >/dev/null
 code=$(podman inspect "$container" --format '{{.State.ExitCode}}')
 echo "after podman stop (SIGTERM through tini): exit code $code; the proxy's last lines:"
-podman logs "$container" 2>&1 | tail -3 | cut -c 1-200
+logs=$(podman logs "$container" 2>&1)
+tail -3 <<<"$logs" | cut -c 1-200
 [ "$code" = 0 ] || fail "the proxy exited with $code on SIGTERM"
-podman logs "$container" 2>&1 | grep -q 'SIGTERM: draining' || fail "no drain on SIGTERM"
+grep -q 'SIGTERM: draining' <<<"$logs" || fail "no drain on SIGTERM"
 podman rm "$container" >/dev/null
 
 step "compose.yaml against the Compose Specification's schema" \
@@ -476,8 +477,9 @@ for replica in proxy-1 proxy-2 proxy-3; do
 done
 for replica in proxy-1 proxy-2 proxy-3; do
   healthy "$replica" 300
+  logs=$(podman logs "$prefix$replica" 2>&1)
   echo "$replica: healthy (GET /health/ready through the image's node);" \
-    "$(podman logs "$prefix$replica" 2>&1 | grep -o '"joined the fleet[^"]*"' | head -1)"
+    "$(grep -o '"joined the fleet[^"]*"' <<<"$logs" | head -1)"
 done
 # HAProxy wants twice its maxconn in open files: this machine's hard limit.
 service run haproxy --ulimit "nofile=$(ulimit -Hn):$(ulimit -Hn)" --ulimit nproc=4096:4096
@@ -549,7 +551,11 @@ else:
     print(f"{count} tools/call everything__echo answered ({label})", file=sys.stderr)
 EOF
 url="http://$lb:12006/mcp"
-routed() { podman logs "${prefix}haproxy" 2>&1 | grep -o 'replicas/proxy-[0-9]' | cut -d / -f 2; }
+routed() {
+  local logs
+  logs=$(podman logs "${prefix}haproxy" 2>&1)
+  grep -o 'replicas/proxy-[0-9]' <<<"$logs" | cut -d / -f 2 || true
+}
 before=$(routed | wc -l)
 session=$(python3 "$work/fleet_client.py" "$url" "$token" init)
 # The replica the initialize landed on made the session: its home.
@@ -560,14 +566,17 @@ echo "the session's requests through HAProxy, by replica: $(routed | tail -n +$(
 [ "$(routed | tail -n +$((before + 1)) | sort -u | wc -l)" = 3 ] ||
   fail "HAProxy did not send the session's requests to all three replicas"
 podman stop "$prefix$home" >/dev/null
+logs=$(podman logs "$prefix$home" 2>&1)
 echo "podman stop $home (SIGTERM): exit code" \
   "$(podman inspect "$prefix$home" --format '{{.State.ExitCode}}');" \
-  "$(podman logs "$prefix$home" 2>&1 | grep -o 'SIGTERM: draining[^"]*' | cut -c 1-60)…;" \
-  "$(podman logs "$prefix$home" 2>&1 | grep -o 'drain over ([^)]*)')"
-podman logs "$prefix$home" 2>&1 | grep -q 'SIGTERM: draining' || fail "$home did not drain"
+  "$(grep -o 'SIGTERM: draining[^"]*' <<<"$logs" | cut -c 1-60)…;" \
+  "$(grep -o 'drain over ([^)]*)' <<<"$logs")"
+grep -q 'SIGTERM: draining' <<<"$logs" || fail "$home did not drain"
 python3 "$work/fleet_client.py" "$url" "$token" calls "$session" 6 after
 echo "after the home stopped, by replica: $(routed | tail -n 6 | sort | uniq -c | xargs)"
-routed | tail -n 6 | grep -qx "$home" && fail "HAProxy still sent requests to $home"
-podman logs "${prefix}haproxy" 2>&1 | grep -o "Server replicas/$home is DOWN[^.]*" | head -1
+last=$(routed | tail -n 6)
+grep -qx "$home" <<<"$last" && fail "HAProxy still sent requests to $home"
+logs=$(podman logs "${prefix}haproxy" 2>&1)
+grep -o "Server replicas/$home is DOWN[^.]*" <<<"$logs" | head -1 || true
 
 step "done: every check passed"
