@@ -362,7 +362,7 @@ fi
 echo "without POSTGRES_PASSWORD: $(tail -1 "$work/compose-unset.txt")"
 
 step "deploy/haproxy.cfg: haproxy -c"
-haproxy -v | head -1
+haproxy -v | sed -n 1p
 haproxy -c -f "$repo/deploy/haproxy.cfg"
 # Again with the replicas' names resolving, as on the compose network (a private /etc/hosts in a
 # mount namespace of its own), and warnings fatal.
