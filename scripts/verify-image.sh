@@ -415,7 +415,7 @@ if ! podman image exists "$lb_image"; then
   buildah commit --quiet --rm "$container" "$lb_image" >/dev/null
 fi
 echo "stand-ins: $(podman run --rm "${limits[@]}" --runtime runc --entrypoint postgres "$pg_image" \
-  --version), $(podman run --rm "${limits[@]}" --runtime runc "$lb_image" haproxy -v | head -1)"
+  --version), $(podman run --rm "${limits[@]}" --runtime runc "$lb_image" haproxy -v | sed -n 1p)"
 
 secret() { head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
 token=$(secret)
@@ -495,7 +495,7 @@ echo "haproxy at $lb:12006 (its port not published: reached on the network's add
 
 cat >"$work/fleet_client.py" <<'EOF'
 """A Streamable HTTP client's requests, one POST each: `init` prints a session id; `calls ID N
-LABEL` makes N calls of everything__echo in that session."""
+LABEL` makes N calls of time__convert_time in that session (its answer names the call)."""
 import json, sys, time, urllib.error, urllib.request
 
 url, token, action = sys.argv[1:4]
@@ -529,31 +529,35 @@ if action == "init":
     session, result = post("initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
                                           "clientInfo": {"name": "verify-image", "version": "1"}})
     post("notifications/initialized", {}, notification=True)
-    # Each replica fetches the servers' packages at its first start: wait for them to be listed.
+    # Each replica fetches the servers' packages at its first start: wait for the `uvx` one.
     deadline = time.monotonic() + 300
     while True:
         names = [tool["name"] for tool in post("tools/list", {})[1]["tools"]]
-        if "everything__echo" in names and "time__get_current_time" in names:
+        if "time__convert_time" in names:
             break
         if time.monotonic() > deadline:
-            sys.exit(f"FAIL: the servers' tools not listed: {names}")
+            sys.exit(f"FAIL: the time server's tools not listed: {names}")
         time.sleep(2)
     print(session)
-    print(f"initialize: {result['serverInfo']}; tools/list: {len(names)} tools", file=sys.stderr)
+    print(f"initialize: {result['serverInfo']}; tools/list: {len(names)} tools,",
+          len([n for n in names if n.startswith("everything__")]), "of the npx server",
+          file=sys.stderr)
 else:
     count, label = int(sys.argv[5]), sys.argv[6]
     for n in range(count):
         try:
-            result = post("tools/call", {"name": "everything__echo",
-                                         "arguments": {"message": f"{label} {n}"}})[1]
+            # The minute carries the call's number: 00:00 + n minutes.
+            result = post("tools/call", {"name": "time__convert_time", "arguments": {
+                "source_timezone": "UTC", "time": f"00:{n:02d}",
+                "target_timezone": "Europe/Paris"}})[1]
         except urllib.error.HTTPError as error:
             # 404: the fleet does not know the session (a client then starts a new one).
             print(f"tools/call {n}: HTTP {error.code}", file=sys.stderr)
             sys.exit(4 if error.code == 404 else 1)
         text = " ".join(c.get("text", "") for c in result["content"])
-        if result.get("isError") or f"{label} {n}" not in text:
+        if result.get("isError") or f"T01:{n:02d}" not in text:
             sys.exit(f"FAIL: tools/call {n}: {text}")
-    print(f"{count} tools/call everything__echo answered ({label})", file=sys.stderr)
+    print(f"{count} tools/call time__convert_time answered ({label})", file=sys.stderr)
 EOF
 url="http://$lb:12006/mcp"
 routed() {
