@@ -521,7 +521,9 @@ def post(method, params, notification=False):
         kind = response.headers.get("content-type", "")
     if notification:
         return sid, None
-    answers = [json.loads(line[5:]) for line in body.splitlines() if line.startswith("data:")] \
+    # An event stream may open with an event without data (a resumption point).
+    answers = [json.loads(line[5:]) for line in body.splitlines()
+               if line.startswith("data:") and line[5:].strip()] \
         if kind.startswith("text/event-stream") else [json.loads(body)]
     answer = next(a for a in answers if a.get("id") == message["id"])
     if "error" in answer:
