@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds the Dockerfile and checks the image and the fleet's files where no container registry can
 # be reached: Debian's buildah and podman, base images made locally. Not run by CI: it needs root,
-# the Debian mirror, crates.io, the npm registry and PyPI, and about half an hour on two cores (a
-# release build with whole-program LTO inside the build).
+# the Debian mirror, crates.io, the npm registry and PyPI, and about 45 minutes on two busy cores
+# the first time (a release build with whole-program LTO inside the build: 36 of them).
 #
 #   1. Base images: `debian:<suite>-slim` stands in as a debootstrap --variant=minbase of the same
 #      suite (with the slim image's dpkg excludes and apt sources); `rust:<version>-slim-<suite>`
@@ -13,14 +13,17 @@
 #   3. The image run with podman (runtime runc): the user, the tools, an MCP client's session over
 #      stdio through the entrypoint — initialize, tools/list with a `uvx` and an `npx` server,
 #      calls to both and to the store — then a second container on the same volume reading back
-#      what the first stored, and the volume's files and owner.
+#      what the first stored, and the volume's files and owner; HTTP mode's /health and
+#      /health/ready, compose's health probe, SIGTERM.
 #   4. compose.yaml against the Compose Specification's JSON schema (check-jsonschema's vendored
 #      copy, from PyPI), and as podman-compose reads it; deploy/haproxy.cfg with `haproxy -c`.
+#   5. The fleet: compose.yaml's services as podman-compose merged them, each started with
+#      `podman run` (postgres:17 and haproxy:3.2 stood in for by Debian's packages on the stand-in
+#      base), sessions through HAProxy, a graceful stop and a kill of a session's home.
 #
-# The fleet itself (PostgreSQL, three replicas, HAProxy) is not started: its images come from a
-# registry. Everything is kept under $PLUGGEDIN_VERIFY_DIR (/var/tmp/pluggedin-verify-image) and
-# in podman's store, and removed at the end unless KEEP=1 (the base images and the layer cache then
-# make a second run take minutes).
+# `docker compose up` itself is not run. Everything is kept under $PLUGGEDIN_VERIFY_DIR
+# (/var/tmp/pluggedin-verify-image) and in podman's store, and removed at the end unless KEEP=1
+# (the base images and the layer cache then make a second run take minutes).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 work=${PLUGGEDIN_VERIFY_DIR:-/var/tmp/pluggedin-verify-image}
