@@ -8,13 +8,15 @@
 //! (`benches/relay.c`, compiled at start-up: one process, `poll(2)`, no parsing), the least one
 //! extra process hop costs; over HTTP, HAProxy in front of the demo server's own HTTP, the least
 //! one HTTP hop costs. HTTP throughput is driven by wrk with `benches/calls.lua`, one wrk thread,
-//! over sessions the suite opens.
+//! over sessions the suite opens. The fleet scenario puts 1, 2 and 3 replicas on one PostgreSQL
+//! database (a cluster of the run's own) behind HAProxy in round robin, beside one proxy alone.
 //!
 //! `cargo bench --bench proxy` runs everything and prints markdown tables for BENCHMARKS.md on
 //! stdout (progress goes to stderr); `-- --quick` runs a few iterations of each scenario only to
 //! keep the suite working (CI). Nothing here is a pass/fail threshold: the targets are printed as
-//! met or not met. A missing wrk or HAProxy fails the HTTP scenario (`scripts/bench-deps.sh`
-//! installs them); the peer is optional unless `--require-peer` is given.
+//! met or not met. A missing wrk or HAProxy fails the HTTP and fleet scenarios, a missing
+//! PostgreSQL the fleet scenario (`scripts/bench-deps.sh` installs them); the peer is optional
+//! unless `--require-peer` is given.
 
 // A benchmark is a command-line report: stdout carries the tables, stderr the progress.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -103,7 +105,7 @@ async fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     // `cargo bench` passes `--bench`; anything else unknown is a mistake worth reporting.
     let quick = args.iter().any(|a| a == "--quick");
-    // `--only=stdio,http` runs some scenarios: stdio, startup, http, catalog, observe.
+    // `--only=stdio,http` runs some scenarios: stdio, startup, http, catalog, observe, fleet.
     let only: Vec<&str> = args
         .iter()
         .filter_map(|a| a.strip_prefix("--only="))
@@ -123,7 +125,8 @@ async fn main() -> Result<()> {
     }) {
         bail!(
             "unknown argument {unknown:?} (usage: cargo bench --bench proxy [-- --quick] \
-             [--only=stdio,startup,http,catalog,observe] [--baseline=PATH] [--require-peer])"
+             [--only=stdio,startup,http,catalog,observe,fleet] [--baseline=PATH] \
+             [--require-peer])"
         );
     }
     let plan = Plan::new(quick);
@@ -135,8 +138,13 @@ async fn main() -> Result<()> {
     } else {
         None
     };
-    let http_tools = if run("http") || run("observe") {
+    let http_tools = if run("http") || run("observe") || run("fleet") {
         Some(HttpTools::find()?)
+    } else {
+        None
+    };
+    let postgres = if run("fleet") {
+        Some(Postgres::find()?)
     } else {
         None
     };
@@ -177,6 +185,10 @@ async fn main() -> Result<()> {
     if run("observe") {
         eprintln!("== 6. what metrics and traces cost");
         observability_overhead(&mut report, plan, work.path(), http_tools.as_ref()).await?;
+    }
+    if let (Some(tools), Some((bin, version))) = (&http_tools, &postgres) {
+        eprintln!("== 7. a fleet: replicas behind HAProxy on one PostgreSQL");
+        fleet(&mut report, plan, work.path(), tools, (bin, version)).await?;
     }
     if peer.is_none() {
         writeln!(
@@ -1014,6 +1026,8 @@ struct Throughput {
     calls_per_second: f64,
     summary: Summary,
     errors: usize,
+    /// Every request sent: answered well or not.
+    requests: usize,
 }
 
 /// `concurrency` sessions, each calling in a loop for `seconds` (or `calls` in total if given).
@@ -1083,6 +1097,7 @@ async fn load(
     let elapsed = start.elapsed().as_secs_f64();
     Ok(Throughput {
         calls_per_second: samples.len() as f64 / elapsed,
+        requests: samples.len() + errors,
         summary: summarize(&mut samples),
         errors,
     })
@@ -1189,15 +1204,16 @@ fn find_program(name: &str, banner: &str, words: usize) -> Result<(PathBuf, Stri
     )
 }
 
-/// Writes HAProxy's configuration for the floor of one HTTP hop: `port` in front of the demo
-/// server's own HTTP on `backend_port`, both on loopback. Returns its path.
-fn haproxy_config(dir: &Path, port: u16, backend_port: u16) -> Result<PathBuf> {
+/// Writes HAProxy's configuration `name`: `port` in front of `backend_ports`, all on loopback,
+/// in round robin (each request to the next backend, nothing pinned). Returns its path. With one
+/// backend, the demo server's own HTTP, it is the floor of one HTTP hop.
+fn haproxy_config(dir: &Path, name: &str, port: u16, backend_ports: &[u16]) -> Result<PathBuf> {
     // `nbthread` is left at its default, one thread per CPU HAProxy may run on: the proxy's HTTP
     // runtime also runs one worker per core, so the floor gets the threads what it is compared
     // with gets. No `log` line: nothing is logged. `maxconn` is above the most connections a run
     // opens on either side (wrk's c plus the setup client's pool); the timeouts are far above any
     // call, so no keep-alive connection is closed during a run.
-    let text = format!(
+    let mut text = format!(
         "global\n\
          \x20   maxconn 1024\n\
          \n\
@@ -1212,12 +1228,15 @@ fn haproxy_config(dir: &Path, port: u16, backend_port: u16) -> Result<PathBuf> {
          \n\
          frontend mcp\n\
          \x20   bind 127.0.0.1:{port}\n\
-         \x20   default_backend demo\n\
+         \x20   default_backend targets\n\
          \n\
-         backend demo\n\
-         \x20   server demo 127.0.0.1:{backend_port}\n"
+         backend targets\n\
+         \x20   balance roundrobin\n"
     );
-    let path = dir.join("haproxy.cfg");
+    for (index, backend_port) in backend_ports.iter().enumerate() {
+        writeln!(text, "    server target{index} 127.0.0.1:{backend_port}")?;
+    }
+    let path = dir.join(format!("{name}.cfg"));
     std::fs::write(&path, text)?;
     Ok(path)
 }
@@ -1233,8 +1252,20 @@ async fn wrk_load(
     seconds: u64,
     dir: &Path,
 ) -> Result<Throughput> {
+    let sessions = open_sessions(client, target, concurrency).await?;
+    let result = run_wrk(tools, target, &sessions, seconds, dir).await;
+    futures::future::join_all(sessions.into_iter().map(HttpSession::close)).await;
+    result
+}
+
+/// `count` sessions on `target`, each warmed with a few calls.
+async fn open_sessions(
+    client: &reqwest::Client,
+    target: &HttpTarget,
+    count: usize,
+) -> Result<Vec<HttpSession>> {
     const WARM_CALLS: usize = 5;
-    let sessions = futures::future::try_join_all((0..concurrency).map(|_| async {
+    futures::future::try_join_all((0..count).map(|_| async {
         let mut session = HttpSession::open(client, &target.url).await?;
         for _ in 0..WARM_CALLS {
             session.call(&target.tool).await?;
@@ -1242,7 +1273,18 @@ async fn wrk_load(
         Ok::<_, anyhow::Error>(session)
     }))
     .await
-    .with_context(|| format!("opening {concurrency} sessions on {}", target.name))?;
+    .with_context(|| format!("opening {count} sessions on {}", target.name))
+}
+
+/// wrk for `seconds` on one connection per session, calling over `sessions`.
+async fn run_wrk(
+    tools: &HttpTools,
+    target: &HttpTarget,
+    sessions: &[HttpSession],
+    seconds: u64,
+    dir: &Path,
+) -> Result<Throughput> {
+    let concurrency = sessions.len();
     // `-` stands for a target that gives no session id (stateless): the script sends none.
     let ids: Vec<&str> = sessions
         .iter()
@@ -1267,7 +1309,6 @@ async fn wrk_load(
         .output()
         .await
         .with_context(|| format!("cannot run {}", tools.wrk.display()))?;
-    futures::future::join_all(sessions.into_iter().map(HttpSession::close)).await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let Some(line) = stdout.lines().find_map(|l| l.strip_prefix("wrk-calls ")) else {
         bail!(
@@ -1295,7 +1336,26 @@ async fn wrk_load(
             p99: field("p99_us")?,
         },
         errors,
+        requests: field("requests")? as usize,
     })
+}
+
+/// The proxy's arguments for the HTTP scenarios: Streamable HTTP on `port`. Rate limits are off
+/// by default; passed anyway, so a changed default cannot turn the load into refusals. The other
+/// limits' defaults are far above the load (10,000 sessions, 1,024 requests in flight per
+/// session, connections up to half the open-file limit).
+fn http_args(port: &str) -> [String; 8] {
+    [
+        "--transport",
+        "streamable-http",
+        "--port",
+        port,
+        "--rate-limit-tools",
+        "0",
+        "--rate-limit-requests",
+        "0",
+    ]
+    .map(str::to_owned)
 }
 
 async fn http(
@@ -1331,7 +1391,7 @@ async fn http(
     haproxy
         .arg("-db")
         .arg("-f")
-        .arg(haproxy_config(dir, port, demo_port)?);
+        .arg(haproxy_config(dir, "haproxy", port, &[demo_port])?);
     targets.push(
         HttpTarget::start(
             "HAProxy → demo server's own HTTP (floor of one HTTP hop)".into(),
@@ -1345,22 +1405,6 @@ async fn http(
     const HAPROXY: usize = 1;
     let port = free_port()?;
     let port_text = port.to_string();
-    // Rate limits are off by default; passed anyway, so a changed default cannot turn the load
-    // into refusals. The other limits' defaults are far above the load (10,000 sessions, 1,024
-    // requests in flight per session, connections up to half the open-file limit).
-    let http_args = |port: &str| -> [String; 8] {
-        [
-            "--transport",
-            "streamable-http",
-            "--port",
-            port,
-            "--rate-limit-tools",
-            "0",
-            "--rate-limit-requests",
-            "0",
-        ]
-        .map(str::to_owned)
-    };
     let args = http_args(&port_text);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let cmd = proxy_command(dir, &config, &args)?;
@@ -2218,6 +2262,649 @@ async fn observability_overhead(
         "\n\"Off\" is the first row; \"vs off\" is paired: the median over the rounds of each \
          round's change against off in that round. Target: each variant's stdio CPU per call at \
          most 5% above off, and its HTTP calls/s at most 5% below."
+    )?;
+    Ok(())
+}
+
+// ===== 7. A fleet: replicas behind HAProxy on one PostgreSQL =====
+
+/// How many replicas the fleet scenario puts behind HAProxy, in turn.
+const FLEET_SIZES: [usize; 3] = [1, 2, 3];
+/// The replicas' `--session-key`: each must open the session ids the others sealed.
+const FLEET_KEY: &str = "benchmark fleet key";
+/// The replicas' log filter: warnings, and the line saying a replica joined its fleet, which the
+/// scenario waits for.
+const REPLICA_LOG: &str = "warn,pluggedin_mcp_proxy::upstream::http::fleet=info";
+
+/// A PostgreSQL cluster of the run's own, the fleet's shared store: `initdb` into a temp dir and
+/// `postgres` on a Unix socket there (no TCP), as the `postgres` user when this process is root
+/// (PostgreSQL refuses root). A keeper shell holds it: when the keeper's stdin closes —
+/// [`Postgres::stop`], or this process ending, however it ends — it stops the postmaster and
+/// removes the dir. The keeper is never killed, which would leave the postmaster running.
+struct Postgres {
+    keeper: Child,
+    dir: PathBuf,
+    bin: PathBuf,
+}
+
+/// The port in the socket's name: nothing listens on TCP, and the socket's dir is the run's own.
+const PG_PORT: &str = "5432";
+
+impl Postgres {
+    /// The directory of `initdb`, `postgres`, `pg_isready`, `createdb` and `psql`: `PG_BIN`, else the
+    /// newest `/usr/lib/postgresql/*/bin` (Debian keeps them off PATH), else PATH; and the
+    /// version `postgres --version` gives.
+    fn find() -> Result<(PathBuf, String)> {
+        let has_all = |dir: &Path| {
+            ["initdb", "postgres", "pg_isready", "createdb", "psql"]
+                .iter()
+                .all(|b| dir.join(b).is_file())
+        };
+        let mut debian: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|entry| entry.path().join("bin"))
+            .collect();
+        debian.sort_by_key(|dir| {
+            let version = dir.parent().and_then(Path::file_name);
+            version.and_then(|name| name.to_str()?.parse::<u32>().ok())
+        });
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let bin = std::env::var_os("PG_BIN")
+            .map(PathBuf::from)
+            .into_iter()
+            .chain(debian.into_iter().rev())
+            .chain(std::env::split_paths(&path))
+            .find(|dir| has_all(dir))
+            .context(
+                "PostgreSQL is missing (initdb, postgres, pg_isready, createdb, psql; looked in PG_BIN, \
+                 /usr/lib/postgresql/*/bin and PATH): the fleet scenario needs it; run \
+                 scripts/bench-deps.sh (as root it installs it; or `apt-get install postgresql`), \
+                 or leave the scenario out with --only=stdio,startup,http,catalog,observe",
+            )?;
+        let output = std::process::Command::new(bin.join("postgres"))
+            .arg("--version")
+            .output()?;
+        let version = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+        Ok((bin, version))
+    }
+
+    async fn start(bin: &Path) -> Result<Postgres> {
+        let root = std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0");
+        let dir = tempfile::Builder::new()
+            .prefix("pluggedin-bench-pg-")
+            .tempdir()?
+            .keep();
+        let started = Self::start_in(bin, &dir, root).await;
+        if started.is_err() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        started
+    }
+
+    async fn start_in(bin: &Path, dir: &Path, root: bool) -> Result<Postgres> {
+        if root {
+            let id = |which: &str| -> Result<u32> {
+                let out = std::process::Command::new("id")
+                    .args([which, "postgres"])
+                    .output()?;
+                String::from_utf8_lossy(&out.stdout).trim().parse().context(
+                    "running as root, PostgreSQL runs as the `postgres` user, and there is none: \
+                     install the Debian package postgresql (scripts/bench-deps.sh)",
+                )
+            };
+            std::os::unix::fs::chown(dir, Some(id("-u")?), Some(id("-g")?))?;
+        }
+        let as_owner = |program: &Path| {
+            let mut command = if root {
+                let mut command = Command::new("setpriv");
+                command
+                    .args([
+                        "--reuid=postgres",
+                        "--regid=postgres",
+                        "--init-groups",
+                        "--",
+                    ])
+                    .arg(program);
+                command
+            } else {
+                Command::new(program)
+            };
+            command.current_dir(dir);
+            command
+        };
+        let initdb = as_owner(&bin.join("initdb"))
+            .arg("-D")
+            .arg(dir.join("data"))
+            .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C"])
+            .args(["--no-sync", "--no-instructions"])
+            .output()
+            .await
+            .context("cannot run initdb")?;
+        if !initdb.status.success() {
+            bail!(
+                "initdb failed: {}{}",
+                String::from_utf8_lossy(&initdb.stdout),
+                String::from_utf8_lossy(&initdb.stderr)
+            );
+        }
+        // $1: the binaries, $2: the dir, $3: this checkout (in the postmaster's command line, so
+        // `scripts/leftovers.sh` finds one that outlived its run), $4: the port.
+        let script = r#"
+            bin=$1 dir=$2 checkout=$3 port=$4
+            "$bin/postgres" -D "$dir/data" -k "$dir" -p "$port" -c listen_addresses= \
+                -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
+                -c max_connections=200 -c "pluggedin.checkout=$checkout" \
+                </dev/null >>"$dir/postgres.log" 2>&1 &
+            postmaster=$!
+            while read -r _; do :; done
+            kill -INT "$postmaster" 2>/dev/null
+            wait "$postmaster"
+            rm -rf "$dir"
+        "#;
+        let mut keeper = as_owner(Path::new("/bin/sh"))
+            .args(["-c", script, "pluggedin-bench-postgres"])
+            .arg(bin)
+            .arg(dir)
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/"))
+            .arg(PG_PORT)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("cannot start PostgreSQL's keeper")?;
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let ready = Command::new(bin.join("pg_isready"))
+                .arg("-q")
+                .arg("-h")
+                .arg(dir)
+                .args(["-p", PG_PORT, "-U", "postgres", "-d", "postgres"])
+                .status()
+                .await?;
+            if ready.success() {
+                break;
+            }
+            if keeper.try_wait()?.is_some() || Instant::now() > deadline {
+                let log = std::fs::read_to_string(dir.join("postgres.log")).unwrap_or_default();
+                drop(keeper.stdin.take());
+                let _ = keeper.wait().await;
+                bail!("PostgreSQL did not start: {log}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(Postgres {
+            keeper,
+            dir: dir.to_owned(),
+            bin: bin.to_owned(),
+        })
+    }
+
+    /// A new, empty database `name`; its `postgres://` URL, as `--database-url` takes it.
+    async fn database(&self, name: &str) -> Result<String> {
+        let output = Command::new(self.bin.join("createdb"))
+            .arg("-h")
+            .arg(&self.dir)
+            .args(["-p", PG_PORT, "-U", "postgres", name])
+            .output()
+            .await
+            .context("cannot run createdb")?;
+        if !output.status.success() {
+            bail!(
+                "createdb {name} failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        Ok(format!(
+            "postgres:///{name}?host={}&port={PG_PORT}&user=postgres",
+            self.dir.display()
+        ))
+    }
+
+    /// The one value `sql` gives on `database`, as text.
+    async fn value(&self, database: &str, sql: &str) -> Result<String> {
+        let output = Command::new(self.bin.join("psql"))
+            .arg("-h")
+            .arg(&self.dir)
+            .args([
+                "-p", PG_PORT, "-U", "postgres", "-d", database, "-XAtc", sql,
+            ])
+            .output()
+            .await
+            .context("cannot run psql")?;
+        if !output.status.success() {
+            bail!("psql {sql:?}: {}", String::from_utf8_lossy(&output.stderr));
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+    }
+
+    /// Closes the keeper's stdin, so it stops the postmaster and removes the dir; waits for it.
+    async fn stop(mut self) {
+        drop(self.keeper.stdin.take());
+        let _ = tokio::time::timeout(Duration::from_secs(30), self.keeper.wait()).await;
+    }
+}
+
+/// One replica of the fleet: the proxy on the shared store, on a port it bound itself.
+struct Replica {
+    child: Child,
+    port: u16,
+}
+
+impl Replica {
+    /// Starts replica `name` on `database` and waits until it has joined the fleet and is ready
+    /// (`GET /health/ready` 200: its demo server connected).
+    async fn start(
+        dir: &Path,
+        config: &Path,
+        database: &str,
+        name: &str,
+        client: &reqwest::Client,
+    ) -> Result<Replica> {
+        let data = tempfile::Builder::new()
+            .prefix("data")
+            .tempdir_in(dir)?
+            .keep();
+        let log = dir.join(format!("{name}.log"));
+        let mut args = http_args("0").to_vec();
+        args.extend(["--database-url", database, "--session-key", FLEET_KEY].map(str::to_owned));
+        let mut child = Command::new(PROXY)
+            .arg("--config")
+            .arg(config)
+            .arg("--data-dir")
+            .arg(data)
+            .args(["--log-level", REPLICA_LOG])
+            .args(&args)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(File::create(&log)?)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("spawn {name}"))?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        // `pluggedin-mcp-proxy listening on http://127.0.0.1:PORT/mcp (…)`, then the line saying
+        // it joined the fleet.
+        let port = loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let port = text
+                .lines()
+                .filter_map(|line| line.split_once("listening on http://127.0.0.1:"))
+                .find_map(|(_, rest)| rest.split('/').next()?.parse::<u16>().ok());
+            if let Some(port) = port.filter(|_| text.contains("joined the fleet")) {
+                break port;
+            }
+            if let Some(status) = child.try_wait()? {
+                bail!("{name} exited before joining the fleet ({status}): {text}");
+            }
+            if Instant::now() > deadline {
+                bail!("{name} did not join the fleet in 60 s: {text}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let ready = format!("http://127.0.0.1:{port}/health/ready");
+        loop {
+            let response = client.get(&ready).send().await?;
+            if response.status().is_success() {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("{name} not ready in 60 s: {}", response.text().await?);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(Replica { child, port })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id().unwrap_or(0)
+    }
+
+    /// Its counter `name` (`pluggedin_proxy_…`) so far.
+    async fn counter(&self, client: &reqwest::Client, name: &str) -> Result<f64> {
+        let page = client
+            .get(format!("http://127.0.0.1:{}/metrics", self.port))
+            .send()
+            .await?
+            .text()
+            .await?;
+        Ok(page
+            .lines()
+            .filter(|line| {
+                let sample = line.split(['{', ' ']).next().unwrap_or_default();
+                sample.strip_suffix("_total").unwrap_or(sample) == name
+            })
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum())
+    }
+}
+
+/// One level of the fleet scenario: wrk's figures, and what the processes spent.
+struct FleetLevel {
+    target: usize,
+    concurrency: usize,
+    result: Throughput,
+    /// The share of requests a replica passed to their session's home (none without a fleet).
+    forwarded: Option<f64>,
+    /// Sessions a replica took over from another it counted gone, from opening the level's
+    /// sessions to the end of wrk's run (none without a fleet).
+    adopted: Option<f64>,
+    /// CPU per request of the proxies (every replica; their demo server children excluded).
+    proxies_cpu_us: f64,
+    /// CPU per request of HAProxy, when it is in front.
+    haproxy_cpu_us: Option<f64>,
+}
+
+/// The processes a fleet-scenario level measures.
+struct FleetParts<'a> {
+    target: &'a HttpTarget,
+    replicas: &'a [Replica],
+    /// The one proxy without a fleet, or HAProxy in front of the replicas.
+    alone: bool,
+}
+
+/// wrk at each concurrency level on `parts.target`, with the CPU time of the proxies and of
+/// HAProxy and the requests the replicas forwarded, read just before and just after wrk runs.
+async fn fleet_levels(
+    tools: &HttpTools,
+    client: &reqwest::Client,
+    parts: FleetParts<'_>,
+    index: usize,
+    plan: Plan,
+    dir: &Path,
+) -> Result<Vec<FleetLevel>> {
+    let proxies: Vec<u32> = if parts.alone {
+        vec![parts.target.pid()]
+    } else {
+        parts.replicas.iter().map(Replica::pid).collect()
+    };
+    let cpu = |pids: &[u32]| -> Result<f64> { pids.iter().map(|&pid| cpu_seconds(pid)).sum() };
+    let counter = async |name: &str| -> Result<f64> {
+        let mut sum = 0.0;
+        for replica in parts.replicas {
+            sum += replica.counter(client, name).await?;
+        }
+        Ok(sum)
+    };
+    const FORWARDED: &str = "pluggedin_proxy_fleet_forwarded";
+    const ADOPTED: &str = "pluggedin_proxy_sessions_adopted";
+    let mut levels = Vec::new();
+    for concurrency in CONCURRENCY {
+        eprintln!("  {} at c={concurrency}", parts.target.name);
+        let adopted_before = counter(ADOPTED).await?;
+        let sessions = open_sessions(client, parts.target, concurrency).await?;
+        let forwarded_before = counter(FORWARDED).await?;
+        let proxies_before = cpu(&proxies)?;
+        let haproxy_before = cpu(&[parts.target.pid()])?;
+        let result = run_wrk(tools, parts.target, &sessions, plan.http_seconds, dir).await;
+        let proxies_after = cpu(&proxies)?;
+        let haproxy_after = cpu(&[parts.target.pid()])?;
+        let forwarded_after = counter(FORWARDED).await?;
+        let adopted = counter(ADOPTED).await? - adopted_before;
+        futures::future::join_all(sessions.into_iter().map(HttpSession::close)).await;
+        let result = result?;
+        let requests = result.requests.max(1) as f64;
+        levels.push(FleetLevel {
+            target: index,
+            concurrency,
+            forwarded: (!parts.alone).then(|| (forwarded_after - forwarded_before) / requests),
+            adopted: (!parts.alone).then_some(adopted),
+            proxies_cpu_us: 1e6 * (proxies_after - proxies_before) / requests,
+            haproxy_cpu_us: (!parts.alone)
+                .then(|| 1e6 * (haproxy_after - haproxy_before) / requests),
+            result,
+        });
+    }
+    Ok(levels)
+}
+
+/// One proxy alone (no database, as in the HTTP scenario), then 1, 2 and 3 replicas on one
+/// PostgreSQL database behind HAProxy in round robin, nothing pinned: a session's requests land
+/// on every replica in turn and those that land off its home are passed there.
+async fn fleet(
+    report: &mut String,
+    plan: Plan,
+    dir: &Path,
+    tools: &HttpTools,
+    (pg_bin, pg_version): (&Path, &str),
+) -> Result<()> {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()?;
+    let config = servers_config(dir, "fleet-demo", 1, 0)?;
+    let mut names = Vec::new();
+    let mut levels = Vec::new();
+
+    let port = free_port()?;
+    let args = http_args(&port.to_string());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    names.push("pluggedin-mcp-proxy alone, no database".to_owned());
+    let alone = HttpTarget::start(
+        names[0].clone(),
+        proxy_command(dir, &config, &args)?,
+        port,
+        log_file(dir, "fleet-alone")?,
+        &client,
+    )
+    .await?;
+    let parts = FleetParts {
+        target: &alone,
+        replicas: &[],
+        alone: true,
+    };
+    let measured = fleet_levels(tools, &client, parts, 0, plan, dir).await;
+    stop(alone.child).await;
+    levels.extend(measured?);
+
+    let postgres = Postgres::start(pg_bin).await?;
+    let mut measured = Ok(());
+    for size in FLEET_SIZES {
+        let name = format!(
+            "HAProxy → {size} {} on PostgreSQL",
+            if size == 1 { "replica" } else { "replicas" }
+        );
+        names.push(name.clone());
+        let target = (names.len() - 1, name);
+        match fleet_of(
+            &postgres,
+            size,
+            target,
+            &config,
+            (tools, &client),
+            plan,
+            dir,
+        )
+        .await
+        {
+            Ok(rows) => levels.extend(rows),
+            Err(error) => {
+                measured = Err(error);
+                break;
+            }
+        }
+    }
+    postgres.stop().await;
+    measured?;
+
+    fleet_report(report, plan, tools, pg_version, &names, &levels)
+}
+
+/// `size` replicas on a database of their own, HAProxy in front, measured as target `index`;
+/// then stopped.
+async fn fleet_of(
+    postgres: &Postgres,
+    size: usize,
+    (index, name): (usize, String),
+    config: &Path,
+    (tools, client): (&HttpTools, &reqwest::Client),
+    plan: Plan,
+    dir: &Path,
+) -> Result<Vec<FleetLevel>> {
+    let name_of_database = format!("fleet{size}");
+    let database = postgres.database(&name_of_database).await?;
+    let mut replicas = Vec::new();
+    for index in 0..size {
+        let replica_name = format!("fleet{size}-replica{index}");
+        replicas.push(Replica::start(dir, config, &database, &replica_name, client).await?);
+    }
+    // A replica learns of the others on its heartbeat (every 2 s): until it has beaten since the
+    // last one joined, a request for that one's sessions would find its home unknown and adopt
+    // the session. Every replica's row refreshed after the last join says each has read the
+    // others since.
+    let beaten =
+        "SELECT count(*) FROM replicas WHERE seen_at > (SELECT max(started_at) FROM replicas)";
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while postgres.value(&name_of_database, beaten).await? != size.to_string() {
+        if Instant::now() > deadline {
+            bail!("the {size} replicas did not all beat within 30 s of the last one joining");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let port = free_port()?;
+    let backends: Vec<u16> = replicas.iter().map(|r| r.port).collect();
+    let mut haproxy = Command::new(&tools.haproxy);
+    haproxy.arg("-db").arg("-f").arg(haproxy_config(
+        dir,
+        &format!("fleet{size}-haproxy"),
+        port,
+        &backends,
+    )?);
+    let log = log_file(dir, &format!("fleet{size}-haproxy"))?;
+    let balancer = HttpTarget::start(name, haproxy, port, log, client).await?;
+    let parts = FleetParts {
+        target: &balancer,
+        replicas: &replicas,
+        alone: false,
+    };
+    let measured = fleet_levels(tools, client, parts, index, plan, dir).await;
+    stop(balancer.child).await;
+    for replica in replicas {
+        stop(replica.child).await;
+    }
+    measured
+}
+
+fn fleet_report(
+    report: &mut String,
+    plan: Plan,
+    tools: &HttpTools,
+    pg_version: &str,
+    names: &[String],
+    levels: &[FleetLevel],
+) -> Result<()> {
+    let level = |target: usize, concurrency: usize| {
+        levels
+            .iter()
+            .find(|l| l.target == target && l.concurrency == concurrency)
+    };
+    let calls = |target: usize, concurrency: usize| {
+        level(target, concurrency).map_or(0.0, |l| l.result.calls_per_second)
+    };
+    let share =
+        |value: Option<f64>| value.map_or("–".to_owned(), |v| format!("{:.0}%", 100.0 * v));
+    writeln!(
+        report,
+        "\n### 7. Fleet: replicas behind HAProxy on one PostgreSQL ({} s per level; c sessions \
+         and c connections, wrk with one thread)\n",
+        plan.http_seconds
+    )?;
+    writeln!(
+        report,
+        "| target | c | calls/s | % of the proxy alone | p50 µs | p99 µs | passed to the home \
+         replica | sessions adopted | CPU µs/call, proxies | CPU µs/call, HAProxy | errors |"
+    )?;
+    writeln!(
+        report,
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    )?;
+    for l in levels {
+        let alone = calls(0, l.concurrency);
+        writeln!(
+            report,
+            "| {} | {} | {:.0} | {} | {:.0} | {:.0} | {} | {} | {:.1} | {} | {} |",
+            names[l.target],
+            l.concurrency,
+            l.result.calls_per_second,
+            share((alone > 0.0).then(|| l.result.calls_per_second / alone)),
+            l.result.summary.p50,
+            l.result.summary.p99,
+            share(l.forwarded),
+            l.adopted.map_or("–".to_owned(), |n| format!("{n:.0}")),
+            l.proxies_cpu_us,
+            l.haproxy_cpu_us
+                .map_or("–".to_owned(), |cpu| format!("{cpu:.1}")),
+            l.result.errors
+        )?;
+    }
+    writeln!(
+        report,
+        "\nLoad: {} as in the HTTP scenario (`-t1`, `benches/calls.lua`, c sessions opened through \
+         the target, 5 warm-up calls each). The proxy alone is the HTTP scenario's proxy (SQLite \
+         store, no fleet). Each fleet is {} (the HTTP scenario's settings) in front of N \
+         replicas (`--database-url`, one database per fleet, `--session-key`), each with its own \
+         demo server over stdio: \
+         `balance roundrobin`, nothing pinned, so each request goes to the next replica and one \
+         landing off its session's home is passed there. \"Passed to the home replica\": the \
+         replicas' `pluggedin_proxy_fleet_forwarded` over the requests of the level (requests still \
+         in flight when wrk stops are passed on but not counted by wrk: a few % more at c=128); \
+         (N − 1) / N is expected. Sessions adopted: `pluggedin_proxy_sessions_adopted` over the \
+         level, 0 expected (no replica is gone; measuring starts once every replica has read the \
+         others, its heartbeat after the last one joined). CPU per call: \
+         utime+stime of the proxies (every replica; demo servers excluded) and of HAProxy over the \
+         level's requests. PostgreSQL: {pg_version}, on a Unix socket.",
+        tools.wrk_version, tools.haproxy_version
+    )?;
+
+    // The cost per call: sequential calls (c=1) take 1 / calls/s each.
+    writeln!(
+        report,
+        "\n#### What the fleet adds per call (c=1: one call at a time, 1 / calls/s each)\n"
+    )?;
+    writeln!(
+        report,
+        "| target | µs per call | added over the proxy alone | added over 1 replica | passed \
+         on | added per passed call |"
+    )?;
+    writeln!(report, "|---|---:|---:|---:|---:|---:|")?;
+    let micros = |target: usize| {
+        let calls = calls(target, 1);
+        if calls > 0.0 { 1e6 / calls } else { 0.0 }
+    };
+    for (target, name) in names.iter().enumerate() {
+        let forwarded = level(target, 1).and_then(|l| l.forwarded);
+        let over_one = micros(target) - micros(1);
+        let per_passed = forwarded
+            .filter(|&share| target > 1 && share > 0.0)
+            .map_or("–".to_owned(), |share| {
+                format!("{:+.1}", over_one / share)
+            });
+        writeln!(
+            report,
+            "| {name} | {:.1} | {:+.1} | {} | {} | {per_passed} |",
+            micros(target),
+            micros(target) - micros(0),
+            if target > 1 {
+                format!("{over_one:+.1}")
+            } else {
+                "–".to_owned()
+            },
+            share(forwarded),
+        )?;
+    }
+    writeln!(
+        report,
+        "\nAdded over 1 replica, divided by the share of calls passed on, is what one forward \
+         hop (replica to replica over HTTP) costs the call that takes it."
+    )?;
+    let errors: usize = levels.iter().map(|l| l.result.errors).sum();
+    writeln!(
+        report,
+        "\nTarget: zero errors, every target and level: {errors} {}.",
+        met(errors == 0)
     )?;
     Ok(())
 }

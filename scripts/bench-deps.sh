@@ -2,7 +2,9 @@
 # Installs what the benchmark suite (`cargo bench --bench proxy`) needs beyond the Rust build:
 #   - wrk, the HTTP load generator, and HAProxy, the floor of one HTTP hop: Debian packages, through
 #     apt-get when missing (as root; otherwise it says what to install and fails). Without them the
-#     suite's HTTP scenario fails.
+#     suite's HTTP and fleet scenarios fail.
+#   - PostgreSQL (initdb, postgres, pg_isready, createdb), the fleet scenario's shared store: the
+#     Debian package postgresql, likewise. The suite runs a cluster of its own in a temp dir.
 #   - the peer proxy it compares against, into .deps/bench-venv (ignored by git): FastMCP from PyPI,
 #     whose `fastmcp run <mcpServers file>` aggregates the same file format. Optional locally: without
 #     it the suite leaves the peer rows out (CI passes --require-peer, so there it must be present).
@@ -22,6 +24,11 @@ missing=()
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 # Debian installs haproxy in /usr/sbin, outside a user's PATH; the suite looks there too.
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+# Debian keeps the server's binaries off PATH, in /usr/lib/postgresql/<version>/bin.
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 &&
+  ! command -v initdb >/dev/null 2>&1; then
+  missing+=(postgresql)
+fi
 if [ "${#missing[@]}" -gt 0 ]; then
   scripts/apt-install.sh "${missing[@]}"
 fi
@@ -32,4 +39,5 @@ if [ "$("$DEPS/bench-venv/bin/fastmcp" --version 2>/dev/null | awk '{print $NF}'
   python3 -m venv --clear "$DEPS/bench-venv"
   "$DEPS/bench-venv/bin/pip" install --quiet --disable-pip-version-check "fastmcp==$FASTMCP_VERSION" >&2
 fi
-echo "benchmark dependencies ready: wrk, haproxy, fastmcp $FASTMCP_VERSION in $DEPS/bench-venv" >&2
+echo "benchmark dependencies ready: wrk, haproxy, postgresql," \
+  "fastmcp $FASTMCP_VERSION in $DEPS/bench-venv" >&2
