@@ -2752,9 +2752,9 @@ async fn fleet_of(
         replicas.push(Replica::start(dir, config, &database, &replica_name, client).await?);
     }
     // A replica learns of the others on its heartbeat (every 2 s): until it has beaten since the
-    // last one joined, a request for that one's sessions would find its home unknown and adopt
-    // the session. Every replica's row refreshed after the last join says each has read the
-    // others since.
+    // last one joined, a request for that one's sessions looks the home up in the store first,
+    // which the measured calls should not include. Every replica's row refreshed after the last
+    // join says each has read the others since.
     let beaten =
         "SELECT count(*) FROM replicas WHERE seen_at > (SELECT max(started_at) FROM replicas)";
     let deadline = Instant::now() + Duration::from_secs(30);
