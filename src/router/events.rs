@@ -76,12 +76,7 @@ impl Events for Router {
     }
 
     fn resource_updated(&self, server: &str, params: ResourceUpdatedNotificationParam) {
-        self.peers.announce(
-            server,
-            Heard::ResourceUpdated {
-                uri: params.uri.clone(),
-            },
-        );
+        self.announce_update(server, &params.uri);
         self.deliver_resource_updated(params);
     }
 

@@ -46,6 +46,24 @@ impl Peers {
 }
 
 impl Router {
+    /// Announces a resource update of `server` to the other replicas if each runs the server
+    /// itself (the only ones they pass such an update on for).
+    pub(super) fn announce_update(&self, server: &str, uri: &str) {
+        if self.peers.link.get().is_none() {
+            return;
+        }
+        if let Ok(downstream) = self.fleet.server(server)
+            && runs_here(&downstream.config.transport)
+        {
+            self.peers.announce(
+                server,
+                Heard::ResourceUpdated {
+                    uri: uri.to_owned(),
+                },
+            );
+        }
+    }
+
     /// Joins the fleet as replica `me`: announces what this replica's servers say through
     /// `store`, and acts on what the others announce, until shutdown.
     pub fn join_fleet(&self, me: i64, store: Arc<dyn FleetStore>) {
@@ -126,19 +144,20 @@ impl Router {
             }
             servers
         };
-        let mut changed = false;
+        // Rebuilt once for them all; clients are told only if the catalog changed.
+        let mut listed = false;
         for server in servers {
             if server.connection().is_none() {
                 continue;
             }
             match server.relist().await {
-                Ok(()) => changed = true,
+                Ok(()) => listed = true,
                 Err(error) => {
                     tracing::debug!(server = %server.name, "not listed again: {error}");
                 }
             }
         }
-        if changed {
+        if listed {
             self.rebuild_catalog();
         }
     }
