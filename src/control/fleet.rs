@@ -117,7 +117,7 @@ pub const NOTICE_BYTES: usize = 7_900;
 /// How many notices an inbox holds before it gives them up for one resynchronisation.
 const INBOX_NOTICES: usize = 1_024;
 
-/// Notices from other replicas, waiting to be acted on. Bounded: past [`INBOX_NOTICES`] (a
+/// Notices from other replicas, waiting to be acted on. Bounded: past `INBOX_NOTICES` (a
 /// flood, or a reader that fell behind) they are dropped and the inbox asks for a
 /// resynchronisation instead, as it does when its connection was lost (notices sent meanwhile
 /// are gone), so nothing is missed for good and nothing grows.
