@@ -94,8 +94,9 @@ impl Router {
                     };
                     if mail.resync {
                         tracing::warn!(
-                            "too many server notices to announce at once; the other replicas \
-                             see them on their next resynchronisation"
+                            "too many server notices to announce at once: some were dropped, \
+                             and the other replicas learn of those changes only when they next \
+                             look at every server"
                         );
                     }
                     if let Err(error) = store.announce(&mail.notices).await {
