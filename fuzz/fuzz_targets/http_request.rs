@@ -80,6 +80,8 @@ fn fixture() -> &'static Fixture {
                     stream_answers: false,
                 },
                 api: None,
+                session_key: None,
+                replica_url: None,
                 drain: Drain::new(),
                 drain_period: Duration::from_secs(15),
             };
