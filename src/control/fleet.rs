@@ -76,13 +76,18 @@ pub trait FleetStore: Send + Sync {
         from: Option<i64>,
         to: i64,
     ) -> super::Result<Option<SessionRecord>>;
-    async fn set_session_state(&self, id: &str, state: &str) -> super::Result<()>;
+    /// Keeps what session `id`'s client asked to hear, if replica `me` is its home.
+    async fn set_session_state(&self, me: i64, id: &str, state: &str) -> super::Result<()>;
     /// Binds a session made without a token to the token first used with it (the SHA-256),
     /// unless it is bound already.
     async fn bind_session(&self, id: &str, owner: &[u8; 32]) -> super::Result<()>;
-    /// Marks sessions as used now (their idle expiry counts from here).
-    async fn touch_sessions(&self, ids: &[String]) -> super::Result<()>;
-    async fn delete_sessions(&self, ids: &[String]) -> super::Result<()>;
+    /// Marks replica `me`'s sessions `ids` as used now (their idle expiry counts from here),
+    /// taking back those left homeless while `me` was counted gone. The ones among `ids` whose
+    /// home is another replica: adopted there while `me` could not be reached, so that the copy
+    /// `me` still holds is stale.
+    async fn touch_sessions(&self, me: i64, ids: &[String]) -> super::Result<Vec<String>>;
+    /// Deletes the rows of sessions `ids` that are replica `me`'s (or homeless).
+    async fn delete_sessions(&self, me: i64, ids: &[String]) -> super::Result<()>;
     /// Tells every replica listening on the store (the sender too) what a server said.
     async fn announce(&self, notices: &[Notice]) -> super::Result<()>;
     /// What the replicas announce, from a connection the store keeps listening (the one that

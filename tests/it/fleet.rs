@@ -755,3 +755,133 @@ async fn an_idle_session_expires_on_every_replica() {
         assert_eq!(status(url.clone()).await, 404, "{url}");
     }
 }
+
+/// A TCP relay in front of one replica, which the test can cut (connections refused, as by a
+/// replica that is gone) and restore on the same port.
+struct Relay {
+    port: u16,
+    target: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Relay {
+    /// Relays connections to `listener` to `target` (`host:port`).
+    fn start(listener: tokio::net::TcpListener, target: &str) -> Relay {
+        let port = listener.local_addr().unwrap().port();
+        let task = tokio::spawn(Relay::serve(listener, target.to_owned()));
+        Relay {
+            port,
+            target: target.to_owned(),
+            task,
+        }
+    }
+
+    /// Passes every connection on to `target` (`host:port`); the connections end with the task.
+    async fn serve(listener: tokio::net::TcpListener, target: String) {
+        let mut connections = tokio::task::JoinSet::new();
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let target = target.clone();
+            connections.spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    }
+
+    /// Connections to the relay's port are refused until [`Relay::restore`].
+    async fn cut(&mut self) {
+        self.task.abort();
+        let _ = (&mut self.task).await;
+    }
+
+    async fn restore(&mut self) {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
+            .await
+            .unwrap_or_else(|error| panic!("the relay's port {} again: {error}", self.port));
+        self.task = tokio::spawn(Relay::serve(listener, self.target.clone()));
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A replica that could not be reached for a moment, while another adopted one of its sessions,
+/// finds out when it is back: it drops its stale copy, and the session's requests that land on
+/// it go to the adopter — one session is never served by two replicas for longer than a sweep.
+#[tokio::test]
+async fn a_replica_cut_off_while_its_session_was_adopted_drops_its_copy_when_back() {
+    let database = pg_cluster::database().await;
+    let servers = json!({"demo": demo()});
+    let common = [
+        "--database-url",
+        &database,
+        "--session-key",
+        "fleet test key",
+    ];
+    // The first replica is reached by the others through a relay the test can cut.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let relay_url = format!("http://{}", listener.local_addr().unwrap());
+    let first_dir = tempfile::tempdir().unwrap();
+    let mut args = common.to_vec();
+    args.extend(["--replica-url", &relay_url]);
+    let (_first, first_log, first_url) = spawn_http_proxy(&first_dir, servers.clone(), &args).await;
+    first_log.wait_for("joined the fleet").await;
+    let first_address = first_url
+        .trim_end_matches("/mcp")
+        .trim_start_matches("http://");
+    let mut relay = Relay::start(listener, first_address);
+    let second_dir = tempfile::tempdir().unwrap();
+    let (_second, second_log, second_url) = spawn_http_proxy(&second_dir, servers, &common).await;
+    second_log.wait_for("joined the fleet").await;
+
+    let session = raw_session(&first_url, None).await;
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
+    let status = |url: &str| {
+        let request = post_mcp(url, Some(&session), list.clone());
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(
+        status(&second_url).await,
+        200,
+        "passed to the first through the relay"
+    );
+
+    // Cut off: the second replica adopts the session.
+    relay.cut().await;
+    assert_eq!(status(&second_url).await, 200);
+    second_log
+        .wait_for("adopted a session whose replica is gone")
+        .await;
+
+    // Back: the first still holds its copy and serves a request sent to it directly, until its
+    // sweep hears from the store that the session lives elsewhere now.
+    relay.restore().await;
+    assert_eq!(status(&first_url).await, 200);
+    first_log
+        .wait_for("session adopted by another replica while this one could not be reached")
+        .await;
+    // From then on, the first passes the session's requests to the second; its row is intact.
+    assert_eq!(status(&first_url).await, 200);
+    assert_eq!(status(&second_url).await, 200);
+    assert!(
+        !first_log
+            .text()
+            .contains("adopted a session whose replica is gone")
+    );
+    let forwarded = reqwest::get(format!("{}/metrics", first_url.trim_end_matches("/mcp")))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        forwarded.lines().any(
+            |line| line.starts_with("pluggedin_proxy_fleet_forwarded") && !line.ends_with(" 0")
+        ),
+        "the first replica passed the request on:\n{forwarded}"
+    );
+}

@@ -205,11 +205,21 @@ pub(super) async fn adopt_session(
         .transpose()
 }
 
-pub(super) async fn set_session_state(client: &Client, id: &str, state: &str) -> Result<()> {
+/// A row is written only by the session's home (or by the last one, while it has none): a
+/// replica that was cut off for a moment while its session was adopted elsewhere must not
+/// change the adopter's row through its stale copy.
+const MINE: &str = "(home = $2 OR home IS NULL)";
+
+pub(super) async fn set_session_state(
+    client: &Client,
+    me: i64,
+    id: &str,
+    state: &str,
+) -> Result<()> {
     client
         .execute(
-            "UPDATE sessions SET state = $2 WHERE id = $1",
-            &[&id, &state],
+            &format!("UPDATE sessions SET state = $3 WHERE id = $1 AND {MINE}"),
+            &[&id, &me, &state],
         )
         .await?;
     Ok(())
@@ -225,19 +235,36 @@ pub(super) async fn bind_session(client: &Client, id: &str, owner: &[u8; 32]) ->
     Ok(())
 }
 
-pub(super) async fn touch_sessions(client: &Client, ids: &[String]) -> Result<()> {
-    client
-        .execute(
-            &format!("UPDATE sessions SET used_at = {NOW_MS} WHERE id = ANY($1)"),
-            &[&ids],
+/// Marks replica `me`'s sessions `ids` as used now (and takes back those left homeless while it
+/// was counted gone); the ones among them whose row names another home: adopted elsewhere.
+pub(super) async fn touch_sessions(
+    client: &Client,
+    me: i64,
+    ids: &[String],
+) -> Result<Vec<String>> {
+    let moved = client
+        .query(
+            &format!(
+                "WITH mine AS (
+                     UPDATE sessions SET used_at = {NOW_MS}, home = $2
+                     WHERE id = ANY($1) AND {MINE} RETURNING id)
+                 SELECT id FROM sessions WHERE id = ANY($1) AND home <> $2"
+            ),
+            &[&ids, &me],
         )
         .await?;
-    Ok(())
+    moved
+        .iter()
+        .map(|row| row.try_get(0).map_err(Into::into))
+        .collect()
 }
 
-pub(super) async fn delete_sessions(client: &Client, ids: &[String]) -> Result<()> {
+pub(super) async fn delete_sessions(client: &Client, me: i64, ids: &[String]) -> Result<()> {
     client
-        .execute("DELETE FROM sessions WHERE id = ANY($1)", &[&ids])
+        .execute(
+            &format!("DELETE FROM sessions WHERE id = ANY($1) AND {MINE}"),
+            &[&ids, &me],
+        )
         .await?;
     Ok(())
 }

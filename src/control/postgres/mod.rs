@@ -513,15 +513,15 @@ impl crate::control::fleet::FleetStore for PostgresStore {
         read!(self, |c| fleet::adopt_session(c, id, from, to))
     }
 
-    async fn set_session_state(&self, id: &str, state: &str) -> Result<()> {
-        read!(self, |c| fleet::set_session_state(c, id, state))
+    async fn set_session_state(&self, me: i64, id: &str, state: &str) -> Result<()> {
+        read!(self, |c| fleet::set_session_state(c, me, id, state))
     }
 
-    async fn touch_sessions(&self, ids: &[String]) -> Result<()> {
-        read!(self, |c| fleet::touch_sessions(c, ids))
+    async fn touch_sessions(&self, me: i64, ids: &[String]) -> Result<Vec<String>> {
+        read!(self, |c| fleet::touch_sessions(c, me, ids))
     }
 
-    async fn delete_sessions(&self, ids: &[String]) -> Result<()> {
-        read!(self, |c| fleet::delete_sessions(c, ids))
+    async fn delete_sessions(&self, me: i64, ids: &[String]) -> Result<()> {
+        read!(self, |c| fleet::delete_sessions(c, me, ids))
     }
 }

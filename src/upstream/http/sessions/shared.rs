@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use rmcp::model::InitializeRequestParams;
-use rmcp::transport::streamable_http_server::session::SessionId;
+use rmcp::transport::streamable_http_server::session::{SessionId, SessionManager};
 
 use super::{BoundedSessions, Entry, Phase};
 use crate::control::fleet::{FleetStore, SessionRecord};
@@ -94,7 +94,7 @@ impl BoundedSessions {
             return;
         };
         let state = serde_json::to_string(&session.interests()).unwrap_or_default();
-        if let Err(error) = fleet.store.set_session_state(id, &state).await {
+        if let Err(error) = fleet.store.set_session_state(fleet.me, id, &state).await {
             tracing::warn!(session = %id, "session interests not kept in the store: {error}");
         }
     }
@@ -122,7 +122,7 @@ impl BoundedSessions {
         if ids.is_empty() || fleet.has_left() {
             return;
         }
-        if let Err(error) = fleet.store.delete_sessions(&ids).await {
+        if let Err(error) = fleet.store.delete_sessions(fleet.me, &ids).await {
             tracing::warn!(
                 sessions = ids.len(),
                 "ended sessions' rows not deleted: {error}"
@@ -131,7 +131,11 @@ impl BoundedSessions {
     }
 
     /// Marks in the store the sessions used since the last sweep (their fleet-wide expiry counts
-    /// from their last use): one statement per sweep, not a write per request.
+    /// from their last use): one statement per sweep, not a write per request. Sessions the
+    /// store says another replica adopted — this one could not be reached for a moment, and a
+    /// request meant for it was served elsewhere — are stale copies here: dropped (their rows
+    /// kept), so that their next requests go to the adopter, and no two replicas serve one
+    /// session for longer than a sweep.
     pub(super) async fn touch_rows(&self) {
         let Some(fleet) = &self.fleet else {
             return;
@@ -152,8 +156,31 @@ impl BoundedSessions {
         if used.is_empty() || fleet.has_left() {
             return;
         }
-        if let Err(error) = fleet.store.touch_sessions(&used).await {
-            tracing::debug!(sessions = used.len(), "session use not recorded: {error}");
+        let moved = match fleet.store.touch_sessions(fleet.me, &used).await {
+            Ok(moved) => moved,
+            Err(error) => {
+                tracing::debug!(sessions = used.len(), "session use not recorded: {error}");
+                return;
+            }
+        };
+        let mut dropped = false;
+        for id in moved {
+            let id = SessionId::from(id);
+            if lock(&self.entries).remove(&id).is_none() {
+                continue;
+            }
+            super::closed(1);
+            tracing::info!(
+                session = %id,
+                "session adopted by another replica while this one could not be reached: \
+                 its copy here dropped"
+            );
+            let _ = self.inner.close_session(&id).await;
+            dropped = true;
+        }
+        if dropped {
+            super::shrink(&mut lock(&self.entries));
+            self.shrink_workers().await;
         }
     }
 
