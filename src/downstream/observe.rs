@@ -8,13 +8,21 @@
 //! It also bounds a server's notifications: a token bucket (a burst of `rate`, refilled at `rate`
 //! per second) lets normal traffic through and drops a flood here, before rmcp gives each message
 //! a task of its own and before anything is queued for clients. Drops are counted and logged.
+//!
+//! And it keeps a slow server's handshake whole. With `protocol: auto`, rmcp probes with
+//! `server/discover` and, when no answer comes within its fixed 10 s, sends `initialize` on the
+//! same transport — but the probe's late answer then arrives first, and rmcp takes it for the
+//! answer to `initialize` and fails the handshake ("conflict initialized response id"). A server
+//! that always needs more than 10 s to start (a big runtime, `npx` fetching a package) would
+//! never connect. The answer to a probe rmcp gave up on is dropped here ([`Probe`]); drop this
+//! when rmcp ignores it itself.
 
 use std::sync::Arc;
 
 use tokio::time::{Duration, Instant};
 
 use rmcp::RoleClient;
-use rmcp::model::{JsonRpcMessage, ServerNotification};
+use rmcp::model::{ClientRequest, JsonRpcMessage, RequestId, ServerNotification};
 use rmcp::service::{RxJsonRpcMessage, TxJsonRpcMessage};
 use rmcp::transport::Transport;
 
@@ -25,6 +33,48 @@ pub(super) struct Observed<T> {
     server: Arc<str>,
     events: Arc<dyn Events>,
     bucket: Bucket,
+    probe: Probe,
+}
+
+/// The handshake's `server/discover` probe while it is unanswered, and the one rmcp gave up on
+/// (it sent `initialize` instead), whose answer must not reach it.
+#[derive(Default)]
+struct Probe {
+    unanswered: Option<RequestId>,
+    abandoned: Option<RequestId>,
+}
+
+impl Probe {
+    fn sent(&mut self, message: &TxJsonRpcMessage<RoleClient>) {
+        let JsonRpcMessage::Request(request) = message else {
+            return;
+        };
+        match &request.request {
+            ClientRequest::DiscoverRequest(_) => self.unanswered = Some(request.id.clone()),
+            ClientRequest::InitializeRequest(_) => self.abandoned = self.unanswered.take(),
+            _ => {}
+        }
+    }
+
+    /// Whether `message` is the late answer to an abandoned probe.
+    fn is_late_answer(&mut self, message: &RxJsonRpcMessage<RoleClient>) -> bool {
+        let id = match message {
+            JsonRpcMessage::Response(response) => &response.id,
+            JsonRpcMessage::Error(error) => match &error.id {
+                Some(id) => id,
+                None => return false,
+            },
+            _ => return false,
+        };
+        if self.unanswered.as_ref() == Some(id) {
+            self.unanswered = None;
+        }
+        if self.abandoned.as_ref() == Some(id) {
+            self.abandoned = None;
+            return true;
+        }
+        false
+    }
 }
 
 impl<T> Observed<T> {
@@ -40,6 +90,7 @@ impl<T> Observed<T> {
             server,
             events,
             bucket: Bucket::new(rate),
+            probe: Probe::default(),
         }
     }
 }
@@ -117,12 +168,21 @@ impl<T: Transport<RoleClient>> Transport<RoleClient> for Observed<T> {
         &mut self,
         item: TxJsonRpcMessage<RoleClient>,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
+        self.probe.sent(&item);
         self.inner.send(item)
     }
 
     async fn receive(&mut self) -> Option<RxJsonRpcMessage<RoleClient>> {
         loop {
             let message = self.inner.receive().await?;
+            if (self.probe.unanswered.is_some() || self.probe.abandoned.is_some())
+                && self.probe.is_late_answer(&message)
+            {
+                tracing::debug!(
+                    "dropped the late answer to a server/discover probe rmcp gave up on"
+                );
+                continue;
+            }
             if let JsonRpcMessage::Notification(notification) = &message {
                 if !self.bucket.admit(&self.server) {
                     continue;

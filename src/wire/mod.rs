@@ -21,7 +21,8 @@
 //! its typed result for every request; drop it if rmcp can send pre-encoded results), and
 //! `downstream::observe` routes a server's progress from the one receive loop (rmcp gives each
 //! notification its own task, so progress could overtake the answer; drop it if rmcp delivers
-//! notifications in order).
+//! notifications in order) and drops the late answer to a `server/discover` probe rmcp gave up
+//! on after its fixed 10 s (rmcp takes it for the answer to the `initialize` it sent next).
 
 pub mod core_tasks;
 pub mod framing;

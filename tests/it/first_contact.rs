@@ -285,6 +285,39 @@ async fn a_call_right_after_a_warm_start_waits_for_its_server() {
     );
 }
 
+/// A server that takes longer to start than rmcp's fixed 10 s `server/discover` probe (a big
+/// runtime, `npx` fetching its package) connects at its first start with `protocol: auto`: the
+/// probe's late answer does not break the `initialize` sent after it.
+#[tokio::test]
+async fn a_server_slower_to_start_than_the_protocol_probe_connects() {
+    let proxy = proxy()
+        .server("slow", demo_with(&["--start-delay-ms", "15000"]))
+        .arg("--startup-wait")
+        .arg("0")
+        .start()
+        .await;
+    let connected = tokio::time::timeout(std::time::Duration::from_secs(120), async {
+        while !proxy.log.text().contains("connected server_info") {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(connected.is_ok(), "never connected:\n{}", proxy.log.text());
+    let log = proxy.log.text();
+    assert!(!log.contains("handshake failed"), "{log}");
+    assert!(
+        log.contains("dropped the late answer to a server/discover probe"),
+        "{log}"
+    );
+    proxy.wait_for_tool("slow__echo").await;
+    assert_eq!(
+        proxy
+            .call_text("slow__echo", json!({"message": "late"}))
+            .await,
+        "Echo: late"
+    );
+}
+
 #[tokio::test]
 async fn a_server_that_never_starts_is_named_in_a_bounded_error() {
     // `sleep` never answers `initialize`: its handshake times out after the server's timeout.
