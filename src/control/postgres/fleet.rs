@@ -284,7 +284,7 @@ pub(super) async fn share_rate_counts(
     let rows = client
         .query(
             &format!(
-                "WITH clock AS (SELECT {NOW_MS} AS now),
+                "WITH clock AS (SELECT {NOW_MS} AS now, $5::BIGINT AS window_ms),
                  counts AS (
                      SELECT d.kind, d.key, least(d.started, clock.now) AS started, d.count
                      FROM unnest($1::SMALLINT[], $2::BYTEA[], $3::BIGINT[], $4::BIGINT[])
@@ -295,17 +295,17 @@ pub(super) async fn share_rate_counts(
                      INSERT INTO rate_windows AS w (kind, key, started, count)
                      SELECT kind, key, started, count FROM counts
                      ON CONFLICT (kind, key) DO UPDATE SET
-                         started = CASE WHEN excluded.started >= w.started + $5
+                         started = CASE WHEN excluded.started >= w.started + $5::BIGINT
                              THEN excluded.started ELSE w.started END,
-                         count = CASE WHEN excluded.started >= w.started + $5
+                         count = CASE WHEN excluded.started >= w.started + $5::BIGINT
                              THEN excluded.count ELSE w.count + excluded.count END
                      RETURNING w.kind, w.key, w.started, w.count
                  ),
                  full_keys AS (
                      SELECT w.kind, w.key, w.started, w.count FROM rate_windows AS w, clock
-                     WHERE w.started > clock.now - $5
-                         AND w.count >= CASE WHEN w.kind = 0 THEN $6 ELSE $7 END
-                     LIMIT $8
+                     WHERE w.started > clock.now - clock.window_ms
+                         AND w.count >= CASE WHEN w.kind = 0 THEN $6::BIGINT ELSE $7::BIGINT END
+                     LIMIT $8::BIGINT
                  )
                  SELECT clock.now, r.sent, r.kind, r.key, r.started, r.count
                  FROM clock LEFT JOIN (
