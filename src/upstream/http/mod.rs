@@ -697,6 +697,7 @@ async fn health(State(state): State<AppState>, headers: axum::http::HeaderMap) -
         .collect();
     let (tool_calls, requests) = state.guard.limits.limits();
     let refused = state.guard.limits.refused_total();
+    let shares = state.guard.limits.shares();
     let connections = state.connections.counts();
     axum::Json(json!({
         "status": "ok",
@@ -720,7 +721,7 @@ async fn health(State(state): State<AppState>, headers: axum::http::HeaderMap) -
             "requestIds": counts.request_ids,
             "rateLimitWindows": state.guard.limits.windows(),
         },
-        "rateLimits": rate_limits_health(tool_calls, requests, refused, state.guard.limits.shares()),
+        "rateLimits": rate_limits_health(tool_calls, requests, refused, shares),
         "servers": servers,
         "controlPlane": match state.router.app() {
             Some(app) => app.status().to_json(),

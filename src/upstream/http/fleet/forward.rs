@@ -2,8 +2,8 @@
 //! path, headers and body as the client sent them (the home checks them all again: `Host`,
 //! `Origin`, the token, the session's owner), plus one header naming each replica it passed
 //! through ([`FORWARDED_BY`]), which bounds the hops, and the client's address sealed with the
-//! fleet's key ([`CLIENT_ADDRESS`]; one the client sent is dropped). The answer streams back as it comes (an
-//! SSE stream stays one). A home that refuses the connection is gone ([`Forwarded::Unreachable`]:
+//! fleet's key ([`CLIENT_ADDRESS`]; one the client sent is dropped). The answer streams back as
+//! it comes (an SSE stream stays one). A home that refuses the connection is gone ([`Forwarded::Unreachable`]:
 //! the request was never sent, so it may be served elsewhere); one that fails after taking the
 //! request ends its calls with an error the client can read, never with silence.
 
