@@ -886,4 +886,65 @@ mod tests {
         assert_eq!(next.counts.len(), 1);
         assert_eq!(next.counts[0].count, 1);
     }
+
+    /// Shares until the store takes the counts (a few tries: one per pooled connection the
+    /// server may have ended).
+    async fn share_until_done(limits: &RateLimits, store: &dyn FleetStore) {
+        for _ in 0..8 {
+            if limits.share(store).await.is_ok() {
+                return;
+            }
+        }
+        panic!("the store does not take the counts");
+    }
+
+    /// Two replicas' limiters on one PostgreSQL database: while it is away, one limits alone and
+    /// keeps what it counted; once it is back, that reaches the other.
+    #[tokio::test]
+    async fn counts_wait_out_a_store_that_is_away_and_reach_the_fleet_when_it_is_back() {
+        use crate::control::postgres::PostgresStore;
+        use crate::control::tests::cluster;
+        let url = cluster::database().await;
+        let name = cluster::name_of(&url);
+        let (mine, theirs) = (
+            PostgresStore::connect(&url).await.unwrap(),
+            PostgresStore::connect(&url).await.unwrap(),
+        );
+        let (here, there) = (RateLimits::new(3, 0), RateLimits::new(3, 0));
+        here.start_sharing();
+        there.start_sharing();
+        let key = Key::Token([5; 32]);
+        here.check(key, Kind::ToolCalls).unwrap();
+        let (admin, connection) = tokio_postgres::connect(
+            &cluster::cluster().settings("postgres"),
+            tokio_postgres::NoTls,
+        )
+        .await
+        .unwrap();
+        tokio::spawn(connection);
+        admin
+            .batch_execute(&format!(
+                "ALTER DATABASE {name} ALLOW_CONNECTIONS false;
+                 SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+            ))
+            .await
+            .unwrap();
+        assert!(here.share(&mine).await.is_err());
+        // Limiting alone meanwhile, the first admission still counted.
+        here.check(key, Kind::ToolCalls).unwrap();
+        here.check(key, Kind::ToolCalls).unwrap();
+        assert!(here.check(key, Kind::ToolCalls).is_err());
+        assert_eq!(here.shares(), Some(Shares { done: 0, failed: 1 }));
+        admin
+            .batch_execute(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
+            .await
+            .unwrap();
+        // The first shares after it may meet pooled connections the server ended (each is
+        // dropped by the pool), and fail as the one above did, losing nothing.
+        share_until_done(&here, &mine).await;
+        // The other replica never saw the token, and refuses it: the three are the fleet's.
+        share_until_done(&there, &theirs).await;
+        assert!(there.check(key, Kind::ToolCalls).is_err());
+        assert_eq!(there.shares().map(|shares| shares.done), Some(1));
+    }
 }
