@@ -148,6 +148,17 @@ pub struct Cli {
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub rate_limit_requests: u32,
 
+    /// Addresses of the load balancers or proxies in front (`CIDR[,CIDR…]`, repeatable): a
+    /// request from one of them is counted by the client address its `X-Forwarded-For` names
+    /// (the right-most one not itself trusted); from any other peer the header is ignored
+    #[arg(
+        long = "trusted-proxies",
+        env = "PLUGGEDIN_TRUSTED_PROXIES",
+        value_name = "CIDR",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<Cidr>,
+
     /// An Origin allowed to call the HTTP endpoint (repeatable, `*` for any; default: loopback
     /// origins only)
     #[arg(long = "allowed-origin")]
@@ -298,6 +309,62 @@ pub struct Cli {
 
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+/// A block of addresses, `ADDRESS/BITS` (a lone address is its own block).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    network: std::net::IpAddr,
+    bits: u8,
+}
+
+impl Cidr {
+    /// Whether `address` is in the block (an IPv4-mapped IPv6 address as its IPv4 address).
+    pub fn contains(&self, address: std::net::IpAddr) -> bool {
+        use std::net::IpAddr;
+        let address = match address {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(address, IpAddr::V4),
+            IpAddr::V4(_) => address,
+        };
+        match (self.network, address) {
+            (IpAddr::V4(network), IpAddr::V4(address)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.bits)).unwrap_or(0);
+                u32::from(network) & mask == u32::from(address) & mask
+            }
+            (IpAddr::V6(network), IpAddr::V6(address)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.bits))
+                    .unwrap_or(0);
+                u128::from(network) & mask == u128::from(address) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::str::FromStr for Cidr {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Cidr, String> {
+        let text = text.trim();
+        let (address, bits) = match text.split_once('/') {
+            Some((address, bits)) => (address, Some(bits)),
+            None => (text, None),
+        };
+        let network: std::net::IpAddr = address
+            .parse()
+            .map_err(|_| format!("\"{text}\" is not an address or ADDRESS/BITS block"))?;
+        let most = if network.is_ipv4() { 32 } else { 128 };
+        let bits = match bits {
+            None => most,
+            Some(bits) => bits
+                .parse::<u8>()
+                .ok()
+                .filter(|bits| *bits <= most)
+                .ok_or_else(|| format!("\"{text}\": the prefix is 0 to {most} bits"))?,
+        };
+        Ok(Cidr { network, bits })
+    }
 }
 
 /// The CORS preset of the HTTP server.

@@ -824,6 +824,7 @@ fn http_options(
             tokens,
             rate_limit_tools: cli.rate_limit_tools,
             rate_limit_requests: cli.rate_limit_requests,
+            trusted_proxies: cli.trusted_proxies.clone(),
             allowed_origins,
             named_origins: cli
                 .allowed_origins

@@ -74,6 +74,7 @@ fn fixture() -> &'static Fixture {
                     tokens: vec![Secret::new("fuzz-token")],
                     rate_limit_tools: 0,
                     rate_limit_requests: 0,
+                    trusted_proxies: Vec::new(),
                     allowed_origins: Some(vec!["http://localhost:*".into()]),
                     named_origins: Vec::new(),
                     max_body_bytes: 64 * 1024,

@@ -5,7 +5,9 @@
 //! the serving side (`upstream::http::fleet`) decides what to do with them.
 //!
 //! Replicas also tell each other what their servers said ([`Notice`]: a list changed, a
-//! resource was updated), through the store (`NOTIFY`), into a bounded [`Inbox`] on each.
+//! resource was updated), through the store (`NOTIFY`), into a bounded [`Inbox`] on each, and
+//! share what their rate limits counted ([`RateCount`]): each adds its own counts once a second
+//! and reads the fleet's totals back, so no request waits on the store.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -88,12 +90,49 @@ pub trait FleetStore: Send + Sync {
     async fn touch_sessions(&self, me: i64, ids: &[String]) -> super::Result<Vec<String>>;
     /// Deletes the rows of sessions `ids` that are replica `me`'s (or homeless).
     async fn delete_sessions(&self, me: i64, ids: &[String]) -> super::Result<()>;
+    /// Adds this replica's rate-limit counts to the fleet's (one statement; windows over by
+    /// `window_ms` start again with the count added) and reads back the totals: each key's
+    /// sent, then up to [`RATE_FULL_MAX`] keys of any replica whose count in a live window
+    /// reached `full_at` (by kind; `i64::MAX` for a limit that is off). Windows over for a while
+    /// are deleted.
+    async fn share_rate_counts(
+        &self,
+        counts: &[RateCount],
+        window_ms: i64,
+        full_at: [i64; 2],
+    ) -> super::Result<SharedRates>;
     /// Tells every replica listening on the store (the sender too) what a server said.
     async fn announce(&self, notices: &[Notice]) -> super::Result<()>;
     /// What the replicas announce, from a connection the store keeps listening (the one that
     /// carries the settings' wake-ups).
     fn notices(&self) -> Arc<Inbox>;
 }
+
+/// One rate-limit window's count: what a replica adds, or the fleet's total.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RateCount {
+    /// What is counted: 0 tool calls, 1 other requests.
+    pub kind: i16,
+    /// Whose budget: a token's SHA-256 or a client address, as bytes (never a token).
+    pub key: Vec<u8>,
+    /// When the window started, in milliseconds by the store's clock.
+    pub started_ms: i64,
+    pub count: i64,
+}
+
+/// The fleet's rate-limit totals, as [`FleetStore::share_rate_counts`] read them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SharedRates {
+    /// The store's clock when it answered, in milliseconds since the epoch.
+    pub now_ms: i64,
+    /// The totals of the keys sent, each after what was added.
+    pub added: Vec<RateCount>,
+    /// Keys whose count reached their limit in a live window, whoever counted them.
+    pub full: Vec<RateCount>,
+}
+
+/// The most keys at their limit one share reads back.
+pub const RATE_FULL_MAX: i64 = 1_000;
 
 /// What one replica heard from one of its servers, for the others: they look again at that
 /// server themselves, since a server may tell only the connection through which it changed.

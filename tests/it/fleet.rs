@@ -81,6 +81,16 @@ async fn fleet_of(database: &str, servers: Value) -> Fleet {
 
 /// [`fleet_of`], each replica started with `args` too.
 async fn fleet_with(database: &str, servers: Value, args: &[&str]) -> Fleet {
+    fleet_behind(database, servers, args, None).await
+}
+
+/// [`fleet_with`], the balancer connecting to the replicas from `source` when given.
+async fn fleet_behind(
+    database: &str,
+    servers: Value,
+    args: &[&str],
+    source: Option<&str>,
+) -> Fleet {
     let mut replicas = Vec::new();
     for _ in 0..3 {
         let dir = tempfile::tempdir().unwrap();
@@ -108,6 +118,9 @@ async fn fleet_with(database: &str, servers: Value, args: &[&str]) -> Fleet {
         haproxy().to_str().unwrap().to_owned(),
         dir.path().to_str().unwrap().to_owned(),
     ];
+    if let Some(source) = source {
+        args.extend(["--source".to_owned(), source.to_owned()]);
+    }
     args.extend(replicas.iter().map(Replica::base));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let balancer = Background::start("python3", &args, &[], "listening on").await;
@@ -883,5 +896,287 @@ async fn a_replica_cut_off_while_its_session_was_adopted_drops_its_copy_when_bac
             |line| line.starts_with("pluggedin_proxy_fleet_forwarded") && !line.ends_with(" 0")
         ),
         "the first replica passed the request on:\n{forwarded}"
+    );
+}
+
+/// A `demo__echo` call in `session` at `url` from `client`, with `token` if any: its status.
+async fn call_status(
+    client: &reqwest::Client,
+    url: &str,
+    session: &str,
+    token: Option<&str>,
+    forwarded_for: Option<&str>,
+) -> u16 {
+    let call = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+        "params": {"name": "demo__echo", "arguments": {"message": "counted"}}});
+    let mut request = client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-11-25")
+        .header("mcp-session-id", session)
+        .json(&call);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(forwarded_for) = forwarded_for {
+        request = request.header("x-forwarded-for", forwarded_for);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let body = response.text().await.unwrap();
+    assert!(matches!(status, 200 | 429), "{status}: {body}");
+    if status == 429 {
+        assert!(body.contains("tool calls per minute"), "{body}");
+    }
+    status
+}
+
+/// A session made by a raw `initialize` at `url` from `client`, with `token` if any: its id.
+async fn session_from(client: &reqwest::Client, url: &str, token: Option<&str>) -> String {
+    let mut request = client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .json(&initialize_body());
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    response.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// A client whose connections come from `address` (any of 127.0.0.0/8 on loopback).
+fn client_at(address: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(address.parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap()
+}
+
+/// The rate limits' part of each replica's `/health` (seen with `token`, if any).
+async fn rate_health(replicas: &[Replica], token: Option<&str>) -> Vec<Value> {
+    let mut all = Vec::new();
+    for replica in replicas {
+        let mut request = reqwest::Client::new().get(format!("{}/health", replica.base()));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let health: Value = request.send().await.unwrap().json().await.unwrap();
+        all.push(health["rateLimits"].clone());
+    }
+    all
+}
+
+/// Waits until each of `replicas` has shared its rate-limit counts with the fleet twice more:
+/// once a share that began after this call has ended, what it counted before is in the store
+/// and what the others had stored is known to it.
+async fn shared_twice(replicas: &[Replica], token: Option<&str>) {
+    let shares = |health: Vec<Value>| -> Vec<u64> {
+        health
+            .iter()
+            .map(|limits| limits["shares"].as_u64().expect("a fleet shares"))
+            .collect()
+    };
+    let before = shares(rate_health(replicas, token).await);
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let now = shares(rate_health(replicas, token).await);
+            if now
+                .iter()
+                .zip(&before)
+                .all(|(now, before)| *now >= before + 2)
+            {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("every replica shares its counts every second");
+}
+
+/// A token's tool-call budget is the fleet's: calls spread over the replicas (each counted once,
+/// where its session lives, though most land elsewhere and are passed there) are refused once
+/// the fleet has admitted the limit, within the bound the README gives; a replica that never
+/// counted the token refuses it once the others' counts reach it; other tokens keep their own.
+#[tokio::test]
+async fn a_tokens_rate_limit_holds_across_the_fleet_and_each_token_has_its_own() {
+    const LIMIT: usize = 6;
+    let database = pg_cluster::database().await;
+    let fleet = fleet_with(
+        &database,
+        json!({"demo": demo()}),
+        &[
+            "--require-api-auth",
+            "--auth-token",
+            "token-one",
+            "--auth-token",
+            "token-two",
+            "--auth-token",
+            "token-three",
+            "--rate-limit-tools",
+            "6",
+        ],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let urls: Vec<String> = fleet.replicas.iter().map(|r| r.url.clone()).collect();
+    let health = rate_health(&fleet.replicas, Some("token-one")).await;
+    for limits in &health {
+        assert_eq!(limits["scope"], "fleet", "{limits}");
+        assert_eq!(limits["toolCallsPerMinute"], LIMIT, "{limits}");
+    }
+
+    // Token one: a session on each replica, every call through the balancer.
+    let mut sessions = Vec::new();
+    for url in &urls {
+        sessions.push(session_from(&client, url, Some("token-one")).await);
+    }
+    let mut admitted = 0;
+    for n in 0.. {
+        let session = &sessions[n % sessions.len()];
+        match call_status(&client, &fleet.url, session, Some("token-one"), None).await {
+            200 => admitted += 1,
+            _ => break,
+        }
+        assert!(
+            admitted <= 3 * LIMIT,
+            "each replica alone admits {LIMIT} at most"
+        );
+    }
+    // Never refused before the limit (a call passed between replicas is counted once), and at
+    // most each replica's own limit over it (README: at most what reaches the fleet in about
+    // two shares, never more than the limit on each replica).
+    assert!(
+        (LIMIT..=3 * LIMIT).contains(&admitted),
+        "{admitted} admitted"
+    );
+    // Once the counts are shared, every replica refuses it, wherever the call lands.
+    shared_twice(&fleet.replicas, Some("token-one")).await;
+    for (url, session) in urls.iter().zip(&sessions) {
+        assert_eq!(
+            call_status(&client, url, session, Some("token-one"), None).await,
+            429,
+            "{url}"
+        );
+    }
+
+    // Token two spends its budget on the first replica alone; the second and third never
+    // counted a call of it, and refuse it once the first's counts are in the store.
+    let two: Vec<String> = {
+        let mut two = Vec::new();
+        for url in &urls {
+            two.push(session_from(&client, url, Some("token-two")).await);
+        }
+        two
+    };
+    for _ in 0..LIMIT {
+        assert_eq!(
+            call_status(&client, &urls[0], &two[0], Some("token-two"), None).await,
+            200
+        );
+    }
+    shared_twice(&fleet.replicas[..1], Some("token-two")).await;
+    shared_twice(&fleet.replicas[1..], Some("token-two")).await;
+    for index in [1, 2] {
+        assert_eq!(
+            call_status(&client, &urls[index], &two[index], Some("token-two"), None).await,
+            429,
+            "replica {index} refuses what the first counted"
+        );
+    }
+    let refused: Vec<u64> = rate_health(&fleet.replicas, Some("token-two"))
+        .await
+        .iter()
+        .map(|limits| limits["refusedToolCalls"].as_u64().unwrap())
+        .collect();
+    assert!(refused[1] >= 1 && refused[2] >= 1, "{refused:?}");
+
+    // Token three has a budget of its own, on every replica.
+    for url in &urls {
+        let session = session_from(&client, url, Some("token-three")).await;
+        assert_eq!(
+            call_status(&client, &fleet.url, &session, Some("token-three"), None).await,
+            200
+        );
+    }
+}
+
+/// Behind a load balancer named by `--trusted-proxies`, clients without a token are counted by
+/// their own addresses (from HAProxy's `X-Forwarded-For`), on every replica — a request passed
+/// between replicas keeps its client's address — and a peer the proxy does not trust cannot name
+/// an address of its choosing.
+#[tokio::test]
+async fn clients_behind_a_trusted_balancer_have_budgets_of_their_own() {
+    const LIMIT: usize = 4;
+    let database = pg_cluster::database().await;
+    // HAProxy reaches the replicas from 127.0.0.4, the only trusted address: replicas pass
+    // requests to each other from 127.0.0.1, which is not.
+    let fleet = fleet_behind(
+        &database,
+        json!({"demo": demo()}),
+        &[
+            "--rate-limit-tools",
+            "4",
+            "--trusted-proxies",
+            "127.0.0.4/32",
+        ],
+        Some("127.0.0.4"),
+    )
+    .await;
+    let urls: Vec<String> = fleet.replicas.iter().map(|r| r.url.clone()).collect();
+    let (two, three) = (client_at("127.0.0.2"), client_at("127.0.0.3"));
+    let first = session_from(&two, &urls[0], None).await;
+    let mut sessions = vec![first.clone()];
+    for url in &urls[1..] {
+        sessions.push(session_from(&two, url, None).await);
+    }
+
+    // 127.0.0.2 through the balancer until the fleet refuses it.
+    let mut admitted = 0;
+    for n in 0.. {
+        match call_status(&two, &fleet.url, &sessions[n % 3], None, None).await {
+            200 => admitted += 1,
+            _ => break,
+        }
+        assert!(
+            admitted <= 3 * LIMIT,
+            "each replica alone admits {LIMIT} at most"
+        );
+    }
+    assert!(
+        (LIMIT..=3 * LIMIT).contains(&admitted),
+        "{admitted} admitted"
+    );
+    shared_twice(&fleet.replicas, None).await;
+    // Refused wherever its calls land: those passed from another replica to the one holding
+    // the session count as 127.0.0.2's too.
+    for _ in 0..3 {
+        assert_eq!(call_status(&two, &fleet.url, &first, None, None).await, 429);
+    }
+
+    // 127.0.0.3, through the same balancer, has its own budget.
+    let session = session_from(&three, &urls[1], None).await;
+    for _ in 0..3 {
+        assert_eq!(
+            call_status(&three, &fleet.url, &session, None, None).await,
+            200
+        );
+    }
+
+    // Straight to a replica, not through the trusted balancer, the header is ignored: 127.0.0.3
+    // naming the spent 127.0.0.2 is still itself, and 127.0.0.2 naming another is still spent.
+    assert_eq!(
+        call_status(&three, &urls[1], &session, None, Some("127.0.0.2")).await,
+        200
+    );
+    assert_eq!(
+        call_status(&two, &urls[0], &first, None, Some("127.0.0.9")).await,
+        429
     );
 }

@@ -784,7 +784,7 @@ async fn a_thousand_calls_with_default_flags_are_never_refused() {
     let health = health_of(&proxy).await;
     assert_eq!(
         health["rateLimits"],
-        json!({"toolCallsPerMinute": 0, "requestsPerMinute": 0,
+        json!({"toolCallsPerMinute": 0, "requestsPerMinute": 0, "scope": "replica",
                "refusedToolCalls": 0, "refusedRequests": 0})
     );
     assert!(
@@ -891,7 +891,7 @@ async fn configured_limits_count_per_token_and_refusals_are_summarised_not_logge
         .unwrap();
     assert_eq!(
         health["rateLimits"],
-        json!({"toolCallsPerMinute": 5, "requestsPerMinute": 0,
+        json!({"toolCallsPerMinute": 5, "requestsPerMinute": 0, "scope": "replica",
                "refusedToolCalls": 200, "refusedRequests": 0})
     );
     // One warning at the first refusal, not 200 lines (on a machine so slow that a minute

@@ -1030,8 +1030,8 @@ pub fn assert_rpc_error(message: &Value, code: i64, text: &str) {
 }
 
 /// The proxy in Streamable HTTP mode on a port it picks, serving `servers` (an `mcpServers` object)
-/// with its config and data in `dir`, rate limits off, plus `args`; returned once it listens, with
-/// its log and its `/mcp` URL.
+/// with its config and data in `dir`, rate limits off unless `args` set them, plus `args`;
+/// returned once it listens, with its log and its `/mcp` URL.
 pub async fn spawn_http_proxy(
     dir: &tempfile::TempDir,
     servers: Value,
@@ -1040,10 +1040,16 @@ pub async fn spawn_http_proxy(
     let _ = rustls::crypto::ring::default_provider().install_default();
     let config = dir.path().join("mcp.json");
     std::fs::write(&config, json!({ "mcpServers": servers }).to_string()).unwrap();
+    // No rate limits unless the test sets them.
+    let limits: &[&str] = if args.iter().any(|arg| arg.starts_with("--rate-limit")) {
+        &[]
+    } else {
+        &["--rate-limit-tools", "0", "--rate-limit-requests", "0"]
+    };
     let mut child = ProxyChild::spawn(
         tokio::process::Command::new(proxy_bin())
             .args(["--transport", "streamable-http", "--port", "0"])
-            .args(["--rate-limit-tools", "0", "--rate-limit-requests", "0"])
+            .args(limits)
             .args(args)
             .arg("--config")
             .arg(&config)

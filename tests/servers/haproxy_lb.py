@@ -1,11 +1,13 @@
 """HAProxy as the tests' load balancer, on a port it binds itself.
 
-Usage: haproxy_lb.py HAPROXY_BINARY DIR BACKEND_URL...
+Usage: haproxy_lb.py HAPROXY_BINARY DIR [--source ADDRESS] BACKEND_URL...
 
 Binds 127.0.0.1:0, prints `listening on http://127.0.0.1:PORT` on stderr, writes DIR/haproxy.cfg
 (round robin over the backends, no session pinning, health checks on `/health`, connection
-failures retried on another backend) with the bound socket passed as `fd@N`, and becomes HAProxy
-(exec: the same process holds the port from bind to exit), in the foreground, logging to stderr.
+failures retried on another backend, the client's address appended to `X-Forwarded-For`; with
+`--source`, connecting to the backends from ADDRESS) with the bound socket passed as `fd@N`, and
+becomes HAProxy (exec: the same process holds the port from bind to exit), in the foreground,
+logging to stderr.
 """
 
 import os
@@ -16,6 +18,10 @@ from urllib.parse import urlparse
 
 def main() -> None:
     haproxy, directory, *backends = sys.argv[1:]
+    source = []
+    if backends[:1] == ["--source"]:
+        source = [f"    source {backends[1]}"]
+        backends = backends[2:]
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", 0))
@@ -46,6 +52,8 @@ def main() -> None:
             "    default_backend replicas",
             "backend replicas",
             "    balance roundrobin",
+            "    option forwardfor",
+            *source,
             "    option httpchk",
             "    http-check send meth GET uri /health ver HTTP/1.1 hdr Host localhost",
             "    http-check expect status 200",

@@ -1,12 +1,15 @@
 //! The fleet's tables: `replicas` (a heartbeat by the database's clock, so replicas' clocks
-//! need not agree) and `sessions` (one small row per shared HTTP session). Single-row
-//! statements outside the write lock: no read-then-write step here needs it, and a heartbeat
-//! must not queue behind a document's ingest.
+//! need not agree), `sessions` (one small row per shared HTTP session) and `rate_windows` (one
+//! row per rate-limit key and kind: the window's start by the database's clock, and the
+//! fleet's count in it). Single statements outside the write lock: no read-then-write step
+//! here needs it, and a heartbeat must not queue behind a document's ingest.
 
 use tokio_postgres::{Client, Row};
 
 use crate::control::Result;
-use crate::control::fleet::{REPLICA_GONE_MS, Replica, SessionRecord};
+use crate::control::fleet::{
+    RATE_FULL_MAX, REPLICA_GONE_MS, RateCount, Replica, SessionRecord, SharedRates,
+};
 
 /// The database's clock, in milliseconds since the epoch.
 const NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::BIGINT";
@@ -281,4 +284,101 @@ pub(super) async fn announce(client: &Client, texts: &[String]) -> Result<()> {
         )
         .await?;
     Ok(())
+}
+
+/// How long a rate window's row outlives its window before it is deleted: a replica whose clock
+/// reading is a little behind may still add to it.
+const RATE_ROW_GRACE_MS: i64 = 10_000;
+
+/// Adds the counts to their windows and reads the totals back, in one statement: a count whose
+/// window started a whole window after the row's starts the row again (the window is the row's:
+/// the same on every replica); keys at their limit come back too, whoever counted them. The
+/// counts go in key order, so two replicas adding the same keys lock their rows in one order.
+/// Then rows over for a while are deleted, those another replica is writing skipped (never
+/// waited for).
+pub(super) async fn share_rate_counts(
+    client: &Client,
+    counts: &[RateCount],
+    window_ms: i64,
+    full_at: [i64; 2],
+) -> Result<SharedRates> {
+    let mut sorted: Vec<&RateCount> = counts.iter().collect();
+    sorted.sort_by(|a, b| (a.kind, &a.key).cmp(&(b.kind, &b.key)));
+    let kinds: Vec<i16> = sorted.iter().map(|count| count.kind).collect();
+    let keys: Vec<&[u8]> = sorted.iter().map(|count| count.key.as_slice()).collect();
+    let starts: Vec<i64> = sorted.iter().map(|count| count.started_ms).collect();
+    let added: Vec<i64> = sorted.iter().map(|count| count.count).collect();
+    let rows = client
+        .query(
+            &format!(
+                "WITH clock AS (SELECT {NOW_MS} AS now, $5::BIGINT AS window_ms),
+                 counts AS (
+                     SELECT d.kind, d.key, least(d.started, clock.now) AS started, d.count
+                     FROM unnest($1::SMALLINT[], $2::BYTEA[], $3::BIGINT[], $4::BIGINT[])
+                         WITH ORDINALITY AS d(kind, key, started, count, n), clock
+                     ORDER BY d.n
+                 ),
+                 added AS (
+                     INSERT INTO rate_windows AS w (kind, key, started, count)
+                     SELECT kind, key, started, count FROM counts
+                     ON CONFLICT (kind, key) DO UPDATE SET
+                         started = CASE WHEN excluded.started >= w.started + $5::BIGINT
+                             THEN excluded.started ELSE w.started END,
+                         count = CASE WHEN excluded.started >= w.started + $5::BIGINT
+                             THEN excluded.count ELSE w.count + excluded.count END
+                     RETURNING w.kind, w.key, w.started, w.count
+                 ),
+                 full_keys AS (
+                     SELECT w.kind, w.key, w.started, w.count FROM rate_windows AS w, clock
+                     WHERE w.started > clock.now - clock.window_ms
+                         AND w.count >= CASE WHEN w.kind = 0 THEN $6::BIGINT ELSE $7::BIGINT END
+                     LIMIT $8::BIGINT
+                 )
+                 SELECT clock.now, r.sent, r.kind, r.key, r.started, r.count
+                 FROM clock LEFT JOIN (
+                     SELECT TRUE AS sent, added.* FROM added
+                     UNION ALL SELECT FALSE, full_keys.* FROM full_keys
+                 ) AS r ON TRUE"
+            ),
+            &[
+                &kinds,
+                &keys,
+                &starts,
+                &added,
+                &window_ms,
+                &full_at[0],
+                &full_at[1],
+                &RATE_FULL_MAX,
+            ],
+        )
+        .await?;
+    let mut shared = SharedRates::default();
+    for row in &rows {
+        shared.now_ms = row.try_get(0)?;
+        let Some(sent) = row.try_get::<_, Option<bool>>(1)? else {
+            continue;
+        };
+        let count = RateCount {
+            kind: row.try_get(2)?,
+            key: row.try_get(3)?,
+            started_ms: row.try_get(4)?,
+            count: row.try_get(5)?,
+        };
+        if sent {
+            shared.added.push(count);
+        } else {
+            shared.full.push(count);
+        }
+    }
+    client
+        .execute(
+            &format!(
+                "DELETE FROM rate_windows WHERE (kind, key) IN (
+                     SELECT kind, key FROM rate_windows WHERE started < {NOW_MS} - $1
+                     LIMIT 10000 FOR UPDATE SKIP LOCKED)"
+            ),
+            &[&(window_ms + RATE_ROW_GRACE_MS)],
+        )
+        .await?;
+    Ok(shared)
 }

@@ -465,6 +465,17 @@ impl crate::control::fleet::FleetStore for PostgresStore {
         read!(self, |c| fleet::bind_session(c, id, owner))
     }
 
+    async fn share_rate_counts(
+        &self,
+        counts: &[crate::control::fleet::RateCount],
+        window_ms: i64,
+        full_at: [i64; 2],
+    ) -> Result<crate::control::fleet::SharedRates> {
+        read!(self, |c| fleet::share_rate_counts(
+            c, counts, window_ms, full_at
+        ))
+    }
+
     fn notices(&self) -> Arc<crate::control::fleet::Inbox> {
         self.listening();
         self.inbox.clone()

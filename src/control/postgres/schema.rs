@@ -211,12 +211,25 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX sessions_by_home ON sessions (home);
     "#,
+    // 3: rate limits shared by a fleet: per key (a token's SHA-256 or a client address, as
+    // bytes) and kind (0 tool calls, 1 other requests), the window's start by the database's
+    // clock and the fleet's count in it. Additive.
+    r#"
+    CREATE TABLE rate_windows (
+        kind    SMALLINT NOT NULL,
+        key     BYTEA NOT NULL,
+        started BIGINT NOT NULL,
+        count   BIGINT NOT NULL,
+        PRIMARY KEY (kind, key)
+    );
+    CREATE INDEX rate_windows_by_start ON rate_windows (started);
+    "#,
 ];
 
 /// For each migration, the oldest schema version whose builds still run on the schema it makes:
 /// an additive migration keeps the previous one's, so a fleet can restart one replica at a time
 /// onto a new version while the others still run the old one on the same database.
-const READABLE_BY: [i64; MIGRATIONS.len()] = [1, 1];
+const READABLE_BY: [i64; MIGRATIONS.len()] = [1, 1, 1];
 
 /// The schema version this build writes.
 pub(super) const VERSION: i64 = MIGRATIONS.len() as i64;

@@ -354,6 +354,86 @@ async fn a_notice_announced_through_one_store_reaches_every_listening_store() {
 }
 
 #[tokio::test]
+async fn rate_counts_add_up_across_stores_in_one_window_each_and_expired_rows_go() {
+    use crate::control::fleet::RateCount;
+    let url = cluster::database().await;
+    let (one, two) = (
+        PostgresStore::connect(&url).await.unwrap(),
+        PostgresStore::connect(&url).await.unwrap(),
+    );
+    let count = |key: &[u8], started_ms: i64, count: i64| RateCount {
+        kind: 0,
+        key: key.to_vec(),
+        started_ms,
+        count,
+    };
+    let limits = [5, i64::MAX];
+    // The first count makes the row; its window starts when that replica's did (never later
+    // than the database's clock).
+    let first = one
+        .share_rate_counts(&[count(b"ta", 1_000, 2)], 60_000, limits)
+        .await
+        .unwrap();
+    assert!(first.now_ms > 1_000_000_000_000, "the database's clock");
+    assert_eq!(first.added, vec![count(b"ta", 1_000, 2)]);
+    assert!(first.full.is_empty(), "{first:?}");
+    // Today's windows: one key from each store, the other adds to the first's row.
+    let now = first.now_ms;
+    let shared = one
+        .share_rate_counts(&[count(b"tb", now - 5_000, 3)], 60_000, limits)
+        .await
+        .unwrap();
+    assert_eq!(shared.added, vec![count(b"tb", now - 5_000, 3)]);
+    let shared = two
+        .share_rate_counts(
+            &[count(b"tb", now - 1_000, 2), count(b"tc", now + 999_999, 1)],
+            60_000,
+            limits,
+        )
+        .await
+        .unwrap();
+    // "tb" is the first's window, with both counts; "tc" starts no later than the clock.
+    assert_eq!(shared.added.len(), 2);
+    assert_eq!(shared.added[0], count(b"tb", now - 5_000, 5));
+    assert!(shared.added[1].started_ms <= shared.now_ms);
+    // "tb" reached the limit of 5 (read before this statement's own counts are in): the next
+    // share of either store names it, with nothing to send.
+    let seen = one.share_rate_counts(&[], 60_000, limits).await.unwrap();
+    assert_eq!(seen.full, vec![count(b"tb", now - 5_000, 5)]);
+    assert!(seen.added.is_empty());
+    // A limit that is off names nothing; another kind does not count against this one.
+    let off = two
+        .share_rate_counts(&[], 60_000, [i64::MAX, 1])
+        .await
+        .unwrap();
+    assert!(off.full.is_empty(), "{off:?}");
+
+    // A count from a window that started a whole window after the row's starts it again.
+    let admin = admin(&name_of(&url)).await;
+    admin
+        .execute(
+            "UPDATE rate_windows SET started = started - 61000 WHERE key = 'tb'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let again = two
+        .share_rate_counts(&[count(b"tb", now, 1)], 60_000, limits)
+        .await
+        .unwrap();
+    assert_eq!(again.added, vec![count(b"tb", now, 1)]);
+    // "ta" (started at 1 000) is long over: deleted by that share.
+    let left: Vec<Vec<u8>> = admin
+        .query("SELECT key FROM rate_windows ORDER BY key", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(left, vec![b"tb".to_vec(), b"tc".to_vec()]);
+}
+
+#[tokio::test]
 async fn a_failed_write_leaves_nothing() {
     let url = cluster::database().await;
     let store = PostgresStore::connect(&url).await.unwrap();

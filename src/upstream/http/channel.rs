@@ -41,6 +41,7 @@ fn console_app(
         tokens: Vec::new(),
         rate_limit_tools: 0,
         rate_limit_requests: 0,
+        trusted_proxies: Vec::new(),
         allowed_origins: None,
         named_origins: Vec::new(),
         max_body_bytes,

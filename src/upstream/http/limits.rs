@@ -8,17 +8,39 @@
 //! never a line per refusal. The windows are bounded: expired ones go at every summary and when
 //! the map is full; at [`MAX_KEYS`] live windows a new key goes unlimited until room frees up, so
 //! a flood of addresses cannot make the limiter refuse everyone else.
+//!
+//! In a fleet (replicas on one PostgreSQL store) a budget is the fleet's, and no request waits
+//! on the store: each replica counts here and, every [`SHARE_EVERY`], adds what it admitted
+//! since to the store's row for each key and reads the fleet's totals back, in one statement
+//! ([`RateLimits::share`]). A request is admitted while the fleet's total at the last share plus
+//! what this replica admitted since is under the limit. A key's window is its row's, so it is
+//! the same on every replica: it starts at the key's first request anywhere, by the database's
+//! clock (a replica's own window until its first share for the key). Every share also reads the
+//! keys that reached their limit, whoever counted them, so a replica that never saw a key
+//! refuses it as soon as the others do. The fleet can overshoot a limit by what reaches it for a
+//! key in about two shares (one to add the counts, one to read them back elsewhere), and never
+//! by more than each replica alone would admit. While the store does not answer, each replica
+//! limits by what it knew and what it counts itself, and shares again when the store is back.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv6Addr};
-use std::sync::Mutex;
+use std::collections::hash_map::Entry;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use tokio_util::sync::CancellationToken;
+
+use crate::control::ControlError;
+use crate::control::fleet::{FleetStore, RateCount, SharedRates};
 use crate::sync::lock;
 
 /// The window of the rate limits.
 pub(crate) const WINDOW: Duration = Duration::from_secs(60);
+/// How often a replica of a fleet shares its counts.
+pub(crate) const SHARE_EVERY: Duration = Duration::from_secs(1);
+/// Keys one share sends at most; the rest wait for the next.
+const SHARE_MAX: usize = 10_000;
 /// Live windows kept at most (about 100 bytes each: 10 MB). Past this many distinct tokens and
 /// addresses within a minute, per-key limits mean little anyway.
 const MAX_KEYS: usize = 100_000;
@@ -48,6 +70,30 @@ impl Key {
         })
     }
 
+    /// The key as the store keeps it: a tag and the hash or the address's bytes.
+    fn bytes(&self) -> Vec<u8> {
+        match self {
+            Key::Token(hash) => [&[b't'][..], hash].concat(),
+            Key::Address(IpAddr::V4(v4)) => [&[b'4'][..], &v4.octets()].concat(),
+            Key::Address(IpAddr::V6(v6)) => [&[b'6'][..], &v6.octets()].concat(),
+        }
+    }
+
+    /// The key [`Key::bytes`] made; `None` for anything else.
+    fn from_bytes(bytes: &[u8]) -> Option<Key> {
+        let (tag, rest) = bytes.split_first()?;
+        match tag {
+            b't' => Some(Key::Token(rest.try_into().ok()?)),
+            b'4' => Some(Key::Address(IpAddr::V4(Ipv4Addr::from(
+                <[u8; 4]>::try_from(rest).ok()?,
+            )))),
+            b'6' => Some(Key::Address(IpAddr::V6(Ipv6Addr::from(
+                <[u8; 16]>::try_from(rest).ok()?,
+            )))),
+            _ => None,
+        }
+    }
+
     /// How the log names the key: a token by the start of its SHA-256 (never the token).
     fn describe(&self) -> String {
         match self {
@@ -70,6 +116,22 @@ pub(crate) enum Kind {
 }
 
 impl Kind {
+    /// As the store keeps it.
+    fn code(self) -> i16 {
+        match self {
+            Kind::ToolCalls => 0,
+            Kind::Requests => 1,
+        }
+    }
+
+    fn from_code(code: i16) -> Option<Kind> {
+        match code {
+            0 => Some(Kind::ToolCalls),
+            1 => Some(Kind::Requests),
+            _ => None,
+        }
+    }
+
     fn noun(self) -> &'static str {
         match self {
             Kind::ToolCalls => "tool calls",
@@ -120,12 +182,101 @@ pub(crate) struct Refused {
 
 struct Window {
     started: Instant,
-    count: u32,
+    /// The fleet's count in this window at the last share, this replica's shared admissions
+    /// included (0 outside a fleet).
+    shared: u32,
+    /// Admitted here and not shared yet (outside a fleet: every admission).
+    pending: u32,
+    /// The window's start by the store's clock, once it is the fleet's row's.
+    origin: Option<i64>,
+    /// Which of this key's windows here it is: a share's answer for an earlier one is not taken
+    /// off a later one.
+    generation: u32,
+    /// In the queue of windows to share.
+    queued: bool,
+}
+
+impl Window {
+    fn new(now: Instant, generation: u32) -> Window {
+        Window {
+            started: now,
+            shared: 0,
+            pending: 0,
+            origin: None,
+            generation,
+            queued: false,
+        }
+    }
+
+    fn used(&self) -> u32 {
+        self.shared.saturating_add(self.pending)
+    }
 }
 
 struct Windows {
     map: HashMap<(Key, Kind), Window>,
     swept: Instant,
+    /// Windows with admissions to share (in a fleet), each at most once while its `queued`
+    /// holds: no longer than the map, and emptied by every share.
+    queue: Vec<(Key, Kind)>,
+}
+
+/// The store's clock as this replica reads it: `ms` (milliseconds since the epoch) at `at`.
+#[derive(Clone, Copy, Debug)]
+struct Clock {
+    at: Instant,
+    ms: i64,
+}
+
+impl Clock {
+    /// The local clock's reading, until the store's is known.
+    fn local() -> Clock {
+        Clock {
+            at: Instant::now(),
+            ms: crate::control::time::now_ms(),
+        }
+    }
+
+    fn ms_of(&self, instant: Instant) -> i64 {
+        let since = |later: Instant, earlier: Instant| {
+            i64::try_from(later.duration_since(earlier).as_millis()).unwrap_or(i64::MAX)
+        };
+        if instant >= self.at {
+            self.ms.saturating_add(since(instant, self.at))
+        } else {
+            self.ms.saturating_sub(since(self.at, instant))
+        }
+    }
+
+    fn instant_of(&self, ms: i64) -> Option<Instant> {
+        let apart = Duration::from_millis(ms.abs_diff(self.ms));
+        if ms >= self.ms {
+            self.at.checked_add(apart)
+        } else {
+            self.at.checked_sub(apart)
+        }
+    }
+}
+
+/// A fleet's side of the limiter.
+struct Sharing {
+    clock: Mutex<Clock>,
+    shares: AtomicU64,
+    failed: AtomicU64,
+}
+
+/// How a fleet's shares went, for `/health`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Shares {
+    pub(crate) done: u64,
+    pub(crate) failed: u64,
+}
+
+/// What one share sent: for each key, its window's generation and the count.
+#[derive(Default)]
+struct Batch {
+    counts: Vec<RateCount>,
+    sent: HashMap<(Key, Kind), (u32, u32)>,
 }
 
 /// The limiter, its counters and its summaries.
@@ -144,6 +295,8 @@ pub(crate) struct RateLimits {
     announced: AtomicBool,
     /// The map was full in this period (logged once).
     full_announced: AtomicBool,
+    /// Set when the limiter shares its counts with a fleet.
+    sharing: OnceLock<Sharing>,
 }
 
 impl RateLimits {
@@ -156,6 +309,7 @@ impl RateLimits {
             windows: Mutex::new(Windows {
                 map: HashMap::new(),
                 swept: now,
+                queue: Vec::new(),
             }),
             refused_tool_calls: AtomicU64::new(0),
             refused_requests: AtomicU64::new(0),
@@ -164,7 +318,21 @@ impl RateLimits {
             period_started: Mutex::new(now),
             announced: AtomicBool::new(false),
             full_announced: AtomicBool::new(false),
+            sharing: OnceLock::new(),
         }
+    }
+
+    /// Whether any limit is on.
+    pub(crate) fn any(&self) -> bool {
+        self.tool_calls > 0 || self.requests > 0
+    }
+
+    /// How the fleet's shares went; `None` outside a fleet.
+    pub(crate) fn shares(&self) -> Option<Shares> {
+        self.sharing.get().map(|sharing| Shares {
+            done: sharing.shares.load(Ordering::Relaxed),
+            failed: sharing.failed.load(Ordering::Relaxed),
+        })
     }
 
     /// The limits per minute (tool calls, other requests); 0 is off.
@@ -195,18 +363,23 @@ impl RateLimits {
             return Ok(());
         }
         let now = Instant::now();
+        let sharing = self.sharing.get().is_some();
         let refusal = {
-            let mut windows = lock(&self.windows);
+            let mut guard = lock(&self.windows);
+            let windows = &mut *guard;
             if let Some(window) = windows.map.get_mut(&(key, kind)) {
                 let elapsed = now.duration_since(window.started);
                 if elapsed >= WINDOW {
-                    *window = Window {
-                        started: now,
-                        count: 0,
-                    };
+                    let queued = window.queued;
+                    *window = Window::new(now, window.generation.wrapping_add(1));
+                    window.queued = queued;
                 }
-                if window.count < limit {
-                    window.count += 1;
+                if window.used() < limit {
+                    window.pending += 1;
+                    if sharing && !window.queued {
+                        window.queued = true;
+                        windows.queue.push((key, kind));
+                    }
                     return Ok(());
                 }
                 Refusal {
@@ -225,7 +398,7 @@ impl RateLimits {
                         .retain(|_, window| now.duration_since(window.started) < WINDOW);
                 }
                 if windows.map.len() >= MAX_KEYS {
-                    drop(windows);
+                    drop(guard);
                     if !self.full_announced.swap(true, Ordering::Relaxed) {
                         tracing::warn!(
                             max = MAX_KEYS,
@@ -235,13 +408,13 @@ impl RateLimits {
                     }
                     return Ok(());
                 }
-                windows.map.insert(
-                    (key, kind),
-                    Window {
-                        started: now,
-                        count: 1,
-                    },
-                );
+                let mut window = Window::new(now, 0);
+                window.pending = 1;
+                window.queued = sharing;
+                windows.map.insert((key, kind), window);
+                if sharing {
+                    windows.queue.push((key, kind));
+                }
                 return Ok(());
             }
         };
@@ -260,6 +433,150 @@ impl RateLimits {
             );
         }
         Err(refusal)
+    }
+
+    /// From now on, counts are shared with a fleet ([`RateLimits::share`]).
+    fn start_sharing(&self) {
+        let _ = self.sharing.set(Sharing {
+            clock: Mutex::new(Clock::local()),
+            shares: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+        });
+    }
+
+    /// Adds what this replica admitted since the last share to the fleet's counts and takes
+    /// the fleet's totals back (see the module's comment). On failure nothing is lost: the
+    /// counts wait for the next share, and decisions go on from what is known.
+    pub(crate) async fn share(&self, store: &dyn FleetStore) -> Result<(), ControlError> {
+        let Some(sharing) = self.sharing.get() else {
+            return Ok(());
+        };
+        let clock = *lock(&sharing.clock);
+        let asked = Instant::now();
+        let batch = self.batch(clock, asked);
+        let full_at = [self.tool_calls, self.requests].map(|limit| {
+            if limit == 0 {
+                i64::MAX
+            } else {
+                i64::from(limit)
+            }
+        });
+        let window_ms = i64::try_from(WINDOW.as_millis()).unwrap_or(i64::MAX);
+        match store
+            .share_rate_counts(&batch.counts, window_ms, full_at)
+            .await
+        {
+            Ok(shared) => {
+                let answered = Instant::now();
+                // The store read its clock about halfway through the round trip.
+                let clock = Clock {
+                    at: asked + answered.duration_since(asked) / 2,
+                    ms: shared.now_ms,
+                };
+                *lock(&sharing.clock) = clock;
+                self.settle(&batch, &shared, clock, answered);
+                sharing.shares.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(error) => {
+                self.requeue(&batch);
+                sharing.failed.fetch_add(1, Ordering::Relaxed);
+                Err(error)
+            }
+        }
+    }
+
+    /// Takes the queued windows with admissions not shared yet (at most [`SHARE_MAX`]).
+    fn batch(&self, clock: Clock, now: Instant) -> Batch {
+        let mut guard = lock(&self.windows);
+        let windows = &mut *guard;
+        let take = windows.queue.len().min(SHARE_MAX);
+        let mut batch = Batch::default();
+        for (key, kind) in windows.queue.drain(..take) {
+            let Some(window) = windows.map.get_mut(&(key, kind)) else {
+                continue;
+            };
+            if !std::mem::take(&mut window.queued)
+                || window.pending == 0
+                || now.duration_since(window.started) >= WINDOW
+            {
+                continue;
+            }
+            batch.counts.push(RateCount {
+                kind: kind.code(),
+                key: key.bytes(),
+                started_ms: window.origin.unwrap_or_else(|| clock.ms_of(window.started)),
+                count: i64::from(window.pending),
+            });
+            batch
+                .sent
+                .insert((key, kind), (window.generation, window.pending));
+        }
+        batch
+    }
+
+    /// A share failed: what it took waits for the next.
+    fn requeue(&self, batch: &Batch) {
+        let mut guard = lock(&self.windows);
+        let windows = &mut *guard;
+        for key in batch.sent.keys() {
+            if let Some(window) = windows.map.get_mut(key)
+                && window.pending > 0
+                && !window.queued
+            {
+                window.queued = true;
+                windows.queue.push(*key);
+            }
+        }
+    }
+
+    /// Takes a share's answer: what was sent is no longer pending, each key's window becomes its
+    /// row's (its start and the fleet's count), and keys at their limit elsewhere are known
+    /// here too (while there is room).
+    fn settle(&self, batch: &Batch, shared: &SharedRates, clock: Clock, now: Instant) {
+        let mut guard = lock(&self.windows);
+        let windows = &mut *guard;
+        let rows = shared.added.iter().map(|row| (row, true));
+        for (row, added) in rows.chain(shared.full.iter().map(|row| (row, false))) {
+            let (Some(key), Some(kind)) = (Key::from_bytes(&row.key), Kind::from_code(row.kind))
+            else {
+                continue;
+            };
+            let sent = if added {
+                batch.sent.get(&(key, kind)).copied()
+            } else {
+                None
+            };
+            let start = clock.instant_of(row.started_ms);
+            let live = start.is_some_and(|start| now.saturating_duration_since(start) < WINDOW);
+            let count = u32::try_from(row.count.max(0)).unwrap_or(u32::MAX);
+            let room = windows.map.len() < MAX_KEYS;
+            let window = match windows.map.entry((key, kind)) {
+                Entry::Occupied(window) => window.into_mut(),
+                Entry::Vacant(vacant) if live && !added && room => {
+                    vacant.insert(Window::new(now, 0))
+                }
+                Entry::Vacant(_) => continue,
+            };
+            if let Some((generation, sent)) = sent
+                && window.generation == generation
+            {
+                window.pending = window.pending.saturating_sub(sent);
+            }
+            if let (true, Some(start)) = (live, start) {
+                if window.origin == Some(row.started_ms) {
+                    window.shared = window.shared.max(count);
+                } else {
+                    window.origin = Some(row.started_ms);
+                    window.started = start.min(now);
+                    window.shared = count;
+                }
+            }
+            if window.pending > 0 && !window.queued {
+                window.queued = true;
+                windows.queue.push((key, kind));
+            }
+        }
     }
 
     /// Ends a period: drops expired windows, logs what was refused in it (one line, only when
@@ -294,10 +611,47 @@ impl RateLimits {
     }
 }
 
+/// Shares `limits`' counts with the fleet on `store` every [`SHARE_EVERY`] until `stop`, then
+/// once more, so that what this replica admitted still counts after it leaves. A store that
+/// does not answer is said once in the log, and again when it answers.
+pub(crate) async fn share_with_fleet(
+    limits: &RateLimits,
+    store: Arc<dyn FleetStore>,
+    stop: CancellationToken,
+) {
+    limits.start_sharing();
+    let mut failing = false;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => break,
+            () = tokio::time::sleep(SHARE_EVERY) => {}
+        }
+        match limits.share(store.as_ref()).await {
+            Ok(()) if std::mem::take(&mut failing) => {
+                tracing::info!(
+                    "rate limits: the store answers again; counts shared with the fleet"
+                );
+            }
+            Ok(()) => {}
+            Err(error) => {
+                if !std::mem::replace(&mut failing, true) {
+                    tracing::warn!(
+                        "rate limits: cannot share counts with the fleet ({error}); each replica \
+                         limits by what it knew and what it counts itself until the store answers"
+                    );
+                }
+            }
+        }
+    }
+    match tokio::time::timeout(Duration::from_secs(2), limits.share(store.as_ref())).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::debug!("rate limits: the last share failed: {error}"),
+        Err(_) => tracing::debug!("rate limits: the last share timed out"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use std::net::Ipv4Addr;
-
     use super::*;
 
     fn address(last: u8) -> Key {
@@ -394,8 +748,8 @@ mod tests {
                 windows.map.insert(
                     (Key::Address(IpAddr::V4(Ipv4Addr::from(n))), Kind::ToolCalls),
                     Window {
-                        started: now,
-                        count: 1,
+                        pending: 1,
+                        ..Window::new(now, 0)
                     },
                 );
             }
@@ -407,5 +761,190 @@ mod tests {
         // A known key still has its budget counted.
         let known = Key::Address(IpAddr::V4(Ipv4Addr::from(5)));
         assert!(limits.check(known, Kind::ToolCalls).is_err());
+    }
+
+    fn row(key: Key, kind: Kind, started_ms: i64, count: i64) -> RateCount {
+        RateCount {
+            kind: kind.code(),
+            key: key.bytes(),
+            started_ms,
+            count,
+        }
+    }
+
+    fn shared(now_ms: i64, added: Vec<RateCount>, full: Vec<RateCount>) -> SharedRates {
+        SharedRates {
+            now_ms,
+            added,
+            full,
+        }
+    }
+
+    #[test]
+    fn keys_go_to_the_store_and_back_as_bytes() {
+        for key in [
+            Key::Token([9; 32]),
+            address(7),
+            Key::address("2001:db8:1:2::5".parse().unwrap()),
+        ] {
+            assert_eq!(Key::from_bytes(&key.bytes()), Some(key));
+        }
+        for bad in [&b""[..], b"x1234", b"4123", b"t12"] {
+            assert_eq!(Key::from_bytes(bad), None);
+        }
+        assert_eq!(Kind::from_code(Kind::Requests.code()), Some(Kind::Requests));
+        assert_eq!(Kind::from_code(7), None);
+    }
+
+    #[test]
+    fn outside_a_fleet_nothing_waits_to_be_shared() {
+        let limits = RateLimits::new(5, 5);
+        limits.check(address(1), Kind::ToolCalls).unwrap();
+        limits.check(address(1), Kind::Requests).unwrap();
+        assert!(lock(&limits.windows).queue.is_empty());
+        assert_eq!(limits.shares(), None);
+    }
+
+    #[test]
+    fn a_share_sends_what_is_pending_and_takes_the_fleets_count_and_window() {
+        let limits = RateLimits::new(5, 0);
+        limits.start_sharing();
+        let clock = Clock::local();
+        let token = Key::Token([1; 32]);
+        limits.check(token, Kind::ToolCalls).unwrap();
+        limits.check(token, Kind::ToolCalls).unwrap();
+        let batch = limits.batch(clock, Instant::now());
+        assert_eq!(batch.counts.len(), 1);
+        assert_eq!(batch.counts[0].count, 2);
+        assert!((batch.counts[0].started_ms - clock.ms).abs() < 1_000);
+        // Admitted while the share is under way: still to share after it.
+        limits.check(token, Kind::ToolCalls).unwrap();
+        // The fleet's row began 10 s earlier and counts 5 with these two.
+        let origin = clock.ms - 10_000;
+        let answer = shared(
+            clock.ms,
+            vec![row(token, Kind::ToolCalls, origin, 5)],
+            vec![],
+        );
+        limits.settle(&batch, &answer, clock, Instant::now());
+        let refusal = limits.check(token, Kind::ToolCalls).unwrap_err();
+        assert!(refusal.retry_after <= WINDOW - Duration::from_secs(10));
+        // The one admitted meanwhile goes with the next share, to the row's window.
+        let next = limits.batch(clock, Instant::now());
+        assert_eq!(next.counts, vec![row(token, Kind::ToolCalls, origin, 1)]);
+        // Nothing left to share.
+        assert!(limits.batch(clock, Instant::now()).counts.is_empty());
+    }
+
+    #[test]
+    fn keys_at_their_limit_elsewhere_are_refused_here() {
+        let limits = RateLimits::new(2, 0);
+        limits.start_sharing();
+        let clock = Clock::local();
+        let (full, over) = (address(8), address(9));
+        let answer = shared(
+            clock.ms,
+            vec![],
+            vec![
+                row(full, Kind::ToolCalls, clock.ms - 1_000, 2),
+                // A window already over is not taken.
+                row(over, Kind::ToolCalls, clock.ms - 61_000, 2),
+            ],
+        );
+        limits.settle(&Batch::default(), &answer, clock, Instant::now());
+        assert!(limits.check(full, Kind::ToolCalls).is_err());
+        assert!(limits.check(over, Kind::ToolCalls).is_ok());
+    }
+
+    #[test]
+    fn a_failed_share_loses_nothing_and_a_new_window_is_not_charged_for_the_old() {
+        let limits = RateLimits::new(10, 0);
+        limits.start_sharing();
+        let clock = Clock::local();
+        let key = address(3);
+        limits.check(key, Kind::ToolCalls).unwrap();
+        let failed = limits.batch(clock, Instant::now());
+        limits.requeue(&failed);
+        limits.check(key, Kind::ToolCalls).unwrap();
+        let batch = limits.batch(clock, Instant::now());
+        assert_eq!(batch.counts.len(), 1);
+        assert_eq!(batch.counts[0].count, 2, "both admissions, once");
+        // The window ends and another begins before the answer comes: the answer's row is
+        // over, and the new window's admission stays to share.
+        for window in lock(&limits.windows).map.values_mut() {
+            window.started = Instant::now() - WINDOW;
+        }
+        limits.check(key, Kind::ToolCalls).unwrap();
+        let started = batch.counts[0].started_ms;
+        let answer = shared(
+            clock.ms,
+            vec![row(key, Kind::ToolCalls, started - 60_000, 2)],
+            vec![],
+        );
+        limits.settle(&batch, &answer, clock, Instant::now());
+        let next = limits.batch(clock, Instant::now());
+        assert_eq!(next.counts.len(), 1);
+        assert_eq!(next.counts[0].count, 1);
+    }
+
+    /// Shares until the store takes the counts (a few tries: one per pooled connection the
+    /// server may have ended).
+    async fn share_until_done(limits: &RateLimits, store: &dyn FleetStore) {
+        for _ in 0..8 {
+            if limits.share(store).await.is_ok() {
+                return;
+            }
+        }
+        panic!("the store does not take the counts");
+    }
+
+    /// Two replicas' limiters on one PostgreSQL database: while it is away, one limits alone and
+    /// keeps what it counted; once it is back, that reaches the other.
+    #[tokio::test]
+    async fn counts_wait_out_a_store_that_is_away_and_reach_the_fleet_when_it_is_back() {
+        use crate::control::postgres::PostgresStore;
+        use crate::control::tests::cluster;
+        let url = cluster::database().await;
+        let name = cluster::name_of(&url);
+        let (mine, theirs) = (
+            PostgresStore::connect(&url).await.unwrap(),
+            PostgresStore::connect(&url).await.unwrap(),
+        );
+        let (here, there) = (RateLimits::new(3, 0), RateLimits::new(3, 0));
+        here.start_sharing();
+        there.start_sharing();
+        let key = Key::Token([5; 32]);
+        here.check(key, Kind::ToolCalls).unwrap();
+        let (admin, connection) = tokio_postgres::connect(
+            &cluster::cluster().settings("postgres"),
+            tokio_postgres::NoTls,
+        )
+        .await
+        .unwrap();
+        tokio::spawn(connection);
+        admin
+            .batch_execute(&format!(
+                "ALTER DATABASE {name} ALLOW_CONNECTIONS false;
+                 SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+            ))
+            .await
+            .unwrap();
+        assert!(here.share(&mine).await.is_err());
+        // Limiting alone meanwhile, the first admission still counted.
+        here.check(key, Kind::ToolCalls).unwrap();
+        here.check(key, Kind::ToolCalls).unwrap();
+        assert!(here.check(key, Kind::ToolCalls).is_err());
+        assert_eq!(here.shares(), Some(Shares { done: 0, failed: 1 }));
+        admin
+            .batch_execute(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
+            .await
+            .unwrap();
+        // The first shares after it may meet pooled connections the server ended (each is
+        // dropped by the pool), and fail as the one above did, losing nothing.
+        share_until_done(&here, &mine).await;
+        // The other replica never saw the token, and refuses it: the three are the fleet's.
+        share_until_done(&there, &theirs).await;
+        assert!(there.check(key, Kind::ToolCalls).is_err());
+        assert_eq!(there.shares().map(|shares| shares.done), Some(1));
     }
 }

@@ -348,6 +348,20 @@ pub async fn serve(router: Arc<Router>, options: HttpOptions) -> anyhow::Result<
     let heartbeat = fleet
         .as_ref()
         .map(|fleet| Fleet::start(fleet, heartbeat_stop.clone(), drain.clone()));
+    // A fleet's rate limits are shared through the store (`limits.rs`).
+    let sharing = match control
+        .fleet()
+        .filter(|_| fleet.is_some() && guard.limits.any())
+    {
+        Some(store) => {
+            let guard = guard.clone();
+            let stop = heartbeat_stop.clone();
+            Some(tokio::spawn(async move {
+                limits::share_with_fleet(&guard.limits, store, stop).await;
+            }))
+        }
+        None => None,
+    };
 
     startup_line(local, &host, stateless, &guard);
     let summaries_stop = CancellationToken::new();
@@ -433,6 +447,9 @@ pub async fn serve(router: Arc<Router>, options: HttpOptions) -> anyhow::Result<
     heartbeat_stop.cancel();
     if let Some(heartbeat) = heartbeat {
         let _ = heartbeat.await;
+    }
+    if let Some(sharing) = sharing {
+        let _ = sharing.await;
     }
     // The last period's refusals reach the log and the store before the process ends.
     summaries_stop.cancel();
@@ -617,6 +634,28 @@ async fn metrics_page(State(state): State<AppState>, headers: axum::http::Header
     })
 }
 
+/// `/health`'s `rateLimits`: the limits, this replica's refusals, and in a fleet (where the
+/// budgets are the fleet's) how its shares of the counts went.
+fn rate_limits_health(
+    tool_calls: u32,
+    requests: u32,
+    refused: limits::Refused,
+    shares: Option<limits::Shares>,
+) -> serde_json::Value {
+    let mut health = json!({
+        "toolCallsPerMinute": tool_calls,
+        "requestsPerMinute": requests,
+        "scope": if shares.is_some() { "fleet" } else { "replica" },
+        "refusedToolCalls": refused.tool_calls,
+        "refusedRequests": refused.requests,
+    });
+    if let Some(shares) = shares {
+        health["shares"] = json!(shares.done);
+        health["failedShares"] = json!(shares.failed);
+    }
+    health
+}
+
 /// `GET /health/ready`: readiness for load balancers (`ready.rs`), under `/health`'s rules: the
 /// same `Host` and `Origin` checks, never rate-limited, no session; the causes' details only for
 /// a request that may see `/health`'s.
@@ -658,6 +697,7 @@ async fn health(State(state): State<AppState>, headers: axum::http::HeaderMap) -
         .collect();
     let (tool_calls, requests) = state.guard.limits.limits();
     let refused = state.guard.limits.refused_total();
+    let shares = state.guard.limits.shares();
     let connections = state.connections.counts();
     axum::Json(json!({
         "status": "ok",
@@ -681,12 +721,7 @@ async fn health(State(state): State<AppState>, headers: axum::http::HeaderMap) -
             "requestIds": counts.request_ids,
             "rateLimitWindows": state.guard.limits.windows(),
         },
-        "rateLimits": {
-            "toolCallsPerMinute": tool_calls,
-            "requestsPerMinute": requests,
-            "refusedToolCalls": refused.tool_calls,
-            "refusedRequests": refused.requests,
-        },
+        "rateLimits": rate_limits_health(tool_calls, requests, refused, shares),
         "servers": servers,
         "controlPlane": match state.router.app() {
             Some(app) => app.status().to_json(),

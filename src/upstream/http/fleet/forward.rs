@@ -1,8 +1,9 @@
 //! Passing a request to the replica that holds its session, and its answer back: the method,
 //! path, headers and body as the client sent them (the home checks them all again: `Host`,
 //! `Origin`, the token, the session's owner), plus one header naming each replica it passed
-//! through ([`FORWARDED_BY`]), which bounds the hops. The answer streams back as it comes (an
-//! SSE stream stays one). A home that refuses the connection is gone ([`Forwarded::Unreachable`]:
+//! through ([`FORWARDED_BY`]), which bounds the hops, and the client's address sealed with the
+//! fleet's key ([`CLIENT_ADDRESS`]; one the client sent is dropped). The answer streams back as
+//! it comes (an SSE stream stays one). A home that refuses the connection is gone ([`Forwarded::Unreachable`]:
 //! the request was never sent, so it may be served elsewhere); one that fails after taking the
 //! request ends its calls with an error the client can read, never with silence.
 
@@ -15,6 +16,9 @@ use serde_json::{Value, json};
 
 /// The header a replica adds when it passes a request on: its id.
 pub(crate) const FORWARDED_BY: &str = "pluggedin-forwarded-by";
+/// The header a replica adds when it passes a request on: the client's address as it resolved
+/// it, sealed (`Sealer::seal_address`), for the rate limits where the request is served.
+pub(crate) const CLIENT_ADDRESS: &str = "pluggedin-client-address";
 
 /// What became of a request passed on.
 pub(crate) enum Forwarded {
@@ -41,13 +45,14 @@ fn hop_by_hop(name: &HeaderName) -> bool {
     )
 }
 
-/// Passes the request (`parts`, `body`) to the replica at `url`, on behalf of replica `me`;
-/// `id` is the first message's id, for an error answer.
+/// Passes the request (`parts`, `body`) to the replica at `url`, on behalf of replica `me`,
+/// for the client at `address` (sealed); `id` is the first message's id, for an error answer.
 pub(crate) async fn forward(
     client: &reqwest::Client,
     url: &str,
     me: i64,
     parts: &Parts,
+    address: &str,
     body: Bytes,
     id: &Value,
 ) -> Forwarded {
@@ -56,13 +61,16 @@ pub(crate) async fn forward(
         .path_and_query()
         .map_or("/mcp", axum::http::uri::PathAndQuery::as_str);
     let target = format!("{}{path}", url.trim_end_matches('/'));
-    let mut headers = HeaderMap::with_capacity(parts.headers.len() + 1);
+    let mut headers = HeaderMap::with_capacity(parts.headers.len() + 2);
     for (name, value) in &parts.headers {
-        if !hop_by_hop(name) {
+        if !hop_by_hop(name) && name != CLIENT_ADDRESS {
             headers.append(name.clone(), value.clone());
         }
     }
     headers.append(FORWARDED_BY, HeaderValue::from(me));
+    if let Ok(address) = HeaderValue::from_str(address) {
+        headers.append(CLIENT_ADDRESS, address);
+    }
     let sent = client
         .request(parts.method.clone(), &target)
         .headers(headers)

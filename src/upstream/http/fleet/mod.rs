@@ -24,7 +24,7 @@ use super::sessions::{BoundedSessions, Membership, Sealer};
 use crate::control::ControlError;
 use crate::control::fleet::FleetStore;
 use crate::sync::{lock, read, write};
-pub(crate) use forward::{FORWARDED_BY, Forwarded, forward};
+pub(crate) use forward::{CLIENT_ADDRESS, FORWARDED_BY, Forwarded, forward};
 
 /// How often a replica says it is alive and reads who else is.
 const HEARTBEAT: Duration = Duration::from_secs(2);
@@ -210,6 +210,16 @@ impl Fleet {
                 Err(error) => tracing::warn!("could not leave the fleet cleanly: {error}"),
             }
         })
+    }
+
+    /// A client's address, sealed for a request passed to another replica.
+    pub(crate) fn seal_address(&self, address: std::net::IpAddr) -> String {
+        self.membership.sealer.seal_address(address)
+    }
+
+    /// The client's address a replica of this fleet sealed; `None` for anything else.
+    pub(crate) fn open_address(&self, sealed: &str) -> Option<std::net::IpAddr> {
+        self.membership.sealer.open_address(sealed)
     }
 
     /// Where another replica is reached, if it serves.

@@ -37,6 +37,7 @@ use refusals::Refused;
 mod answers;
 mod auth;
 mod body;
+mod client;
 mod cors;
 mod delete;
 mod draining;
@@ -67,6 +68,8 @@ pub struct GuardConfig {
     pub rate_limit_tools: u32,
     /// Other requests per minute per token (or client address); 0 is off.
     pub rate_limit_requests: u32,
+    /// Peers whose `X-Forwarded-For` names the client (`--trusted-proxies`).
+    pub trusted_proxies: Vec<crate::cli::Cidr>,
     /// `None`: any origin; `Some(list)`: only these (`scheme://host[:port]`, port `*` for any).
     pub allowed_origins: Option<Vec<String>>,
     /// Origins named by `--allowed-origin` itself (not `*`, not the loopback default): the only
@@ -295,6 +298,8 @@ impl Guard {
             bytes,
             id,
         } = elsewhere;
+        // The client's address goes along, sealed: the home counts its rate limits by it.
+        let client = fleet.seal_address(self.client_address(&parts.headers, &parts.extensions));
         let mut target = (replica, url);
         let mut adopted = false;
         // The home, and at most one more replica if the home turns out gone and the store
@@ -308,6 +313,7 @@ impl Guard {
                 &target.1,
                 fleet.me(),
                 &parts,
+                &client,
                 bytes.clone(),
                 &id,
             )
@@ -425,6 +431,7 @@ pub(super) mod tests {
                 tokens: vec!["secret-token".into()],
                 rate_limit_tools: 2,
                 rate_limit_requests: 0,
+                trusted_proxies: Vec::new(),
                 allowed_origins: origins.map(|o| o.into_iter().map(str::to_owned).collect()),
                 named_origins: Vec::new(),
                 max_body_bytes: 1024,
@@ -442,6 +449,7 @@ pub(super) mod tests {
             tokens: Vec::new(),
             rate_limit_tools: 0,
             rate_limit_requests: 0,
+            trusted_proxies: Vec::new(),
             allowed_origins: None,
             named_origins: Vec::new(),
             max_body_bytes: 1024,

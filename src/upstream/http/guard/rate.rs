@@ -1,15 +1,14 @@
 //! The rate limits at the guard: which requests count (a POST with a message other than a
 //! notification), as what (a tool call or another request), and for whom (the token, or the
-//! client's address without one). The windows and their counts are `limits.rs`'s.
-
-use std::net::Ipv4Addr;
+//! client's address without one, as `client.rs` resolves it). The windows and their counts are
+//! `limits.rs`'s.
 
 use axum::http::Method;
 use axum::http::request::Parts;
 use serde_json::Value;
 
+use super::Guard;
 use super::refusals::{self, Refused};
-use super::{ClientAddr, Guard};
 use crate::upstream::http::limits::{Key, Kind};
 use crate::upstream::http::sessions::TokenHash;
 
@@ -29,10 +28,9 @@ impl Guard {
             return Ok(());
         }
         let tool_call = methods.iter().any(|m| m == "tools/call");
-        let key = match (token, parts.extensions.get::<ClientAddr>()) {
-            (Some(token), _) => Key::Token(*token),
-            (None, Some(addr)) => Key::address(addr.0.ip()),
-            (None, None) => Key::address(Ipv4Addr::UNSPECIFIED.into()),
+        let key = match token {
+            Some(token) => Key::Token(*token),
+            None => Key::address(self.client_address(&parts.headers, &parts.extensions)),
         };
         let kind = if tool_call {
             Kind::ToolCalls
@@ -59,10 +57,9 @@ impl Guard {
         if *method == Method::GET {
             return Ok(());
         }
-        let key = match (self.token_of(headers), extensions.get::<ClientAddr>()) {
-            (Ok(Some(token)), _) => Key::Token(token),
-            (_, Some(addr)) => Key::address(addr.0.ip()),
-            (_, None) => Key::address(Ipv4Addr::UNSPECIFIED.into()),
+        let key = match self.token_of(headers) {
+            Ok(Some(token)) => Key::Token(token),
+            _ => Key::address(self.client_address(headers, extensions)),
         };
         let kind = if path == "/api/v1/tools/call" {
             Kind::ToolCalls

@@ -105,6 +105,7 @@ mod tests {
             tokens: vec![Secret::new("right-token")],
             rate_limit_tools: 0,
             rate_limit_requests: 0,
+            trusted_proxies: Vec::new(),
             allowed_origins: None,
             named_origins: Vec::new(),
             max_body_bytes: 1024,
