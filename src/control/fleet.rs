@@ -88,11 +88,27 @@ pub trait FleetStore: Send + Sync {
     async fn touch_sessions(&self, me: i64, ids: &[String]) -> super::Result<Vec<String>>;
     /// Deletes the rows of sessions `ids` that are replica `me`'s (or homeless).
     async fn delete_sessions(&self, me: i64, ids: &[String]) -> super::Result<()>;
+    /// For each of `servers` (those of fleet scope), in order: this replica runs it if it holds
+    /// its lock, or takes the lock if nobody holds it; otherwise the replica that runs it, if
+    /// it said so and serves. Locks live on a connection of their own and end with it, so a
+    /// replica that dies gives its servers up at once; one that left takes none again.
+    async fn claim_servers(&self, me: i64, servers: &[String]) -> super::Result<Vec<ServerOwner>>;
     /// Tells every replica listening on the store (the sender too) what a server said.
     async fn announce(&self, notices: &[Notice]) -> super::Result<()>;
     /// What the replicas announce, from a connection the store keeps listening (the one that
     /// carries the settings' wake-ups).
     fn notices(&self) -> Arc<Inbox>;
+}
+
+/// Who runs a server of fleet scope, as [`FleetStore::claim_servers`] found it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServerOwner {
+    /// This replica: it holds the server's lock.
+    Me,
+    /// Another replica, which serves.
+    Other(Replica),
+    /// Another replica holds the lock but has not said so yet, or the one named is gone.
+    Unknown,
 }
 
 /// What one replica heard from one of its servers, for the others: they look again at that

@@ -127,6 +127,9 @@ pub(super) async fn leave(client: &Client, id: i64) -> Result<()> {
         .execute("DELETE FROM replicas WHERE id = $1", &[&id])
         .await?;
     client
+        .execute("DELETE FROM server_owners WHERE replica = $1", &[&id])
+        .await?;
+    client
         .execute(
             &format!("UPDATE sessions SET home = NULL, used_at = {NOW_MS} WHERE home = $1"),
             &[&id],
