@@ -1,9 +1,8 @@
 //! What the demo's tools do: `tools/call` dispatch, first to the conformance fixtures, then to
 //! the content fixtures (text, image, audio, embedded resource), the friendly test tools (`echo`,
 //! `add`, `sleep`, `wait_for_file`, `exit`, `pid`, `spawn_sleeper`, `roots`, `http_headers`,
-//! `count`, …),
-//! the runtime tool and prompt toggles, `--hostile`'s and `--extra-tools`' tools. Which tools
-//! exist and their schemas is `catalog.rs`'s business.
+//! `count`, …), the runtime tool and prompt toggles, `--hostile`'s and `--extra-tools`' tools.
+//! Which tools exist and their schemas is `catalog.rs`'s business.
 
 use std::{sync::atomic::Ordering, time::Duration};
 

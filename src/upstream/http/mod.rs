@@ -36,12 +36,12 @@ use axum::routing::{any_service, get};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::Cors;
 use crate::control::{ControlPlane, RateLimited};
-use crate::router::Router;
+use crate::router::{FleetOwner, Router};
 use crate::secret::Secret;
 use crate::upstream::{ProxyHandler, scrape};
 pub use api::ApiFiles;
@@ -685,13 +685,25 @@ async fn health(State(state): State<AppState>, headers: axum::http::HeaderMap) -
         .servers()
         .iter()
         .map(|server| {
-            json!({
+            let mut entry = json!({
                 "name": server.name,
                 "transport": server.config.transport.kind(),
                 "state": server.state().to_string(),
                 // What clients get from it, after the config's filter and the disabled tools.
                 "tools": served.get(server.name.as_str()).copied().unwrap_or(0),
-            })
+            });
+            if server.config.scope == crate::config::Scope::Fleet {
+                entry["scope"] = json!("fleet");
+                // In a fleet, which replica runs it (null while the replicas settle it).
+                entry["owner"] = match state.router.fleet_owner(&server.name) {
+                    Some(FleetOwner::Here { replica }) => json!({"replica": replica, "here": true}),
+                    Some(FleetOwner::There { replica, url }) => {
+                        json!({"replica": replica, "url": url, "here": false})
+                    }
+                    None => Value::Null,
+                };
+            }
+            entry
         })
         .collect();
     let (tool_calls, requests) = state.guard.limits.limits();
