@@ -117,9 +117,10 @@ fn a_servers_scope_is_replica_unless_fleet_is_asked_for_one_the_proxy_runs() {
     assert_eq!(config.servers["shared"].scope, Scope::Fleet);
     assert_eq!(config.servers["started"].scope, Scope::Fleet);
     assert_eq!(config.servers["remote"].scope, Scope::Replica);
-    let error = parse(r#"{"mcpServers": {"r": {"url": "http://127.0.0.1:1/mcp", "scope": "fleet"}}}"#)
-        .unwrap_err()
-        .to_string();
+    let error =
+        parse(r#"{"mcpServers": {"r": {"url": "http://127.0.0.1:1/mcp", "scope": "fleet"}}}"#)
+            .unwrap_err()
+            .to_string();
     assert_eq!(
         error,
         "config test.json: server \"r\": field \"scope\": \"fleet\" is for a server the proxy \

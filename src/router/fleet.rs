@@ -163,7 +163,12 @@ impl Fleet {
 
     /// What server `name` is run as here: as configured, reached through the replica that runs
     /// it (fleet scope, another owner), or nothing yet (fleet scope, owner unknown).
-    fn effective(&self, scoping: &Scoping, name: &str, config: &ServerConfig) -> Option<ServerConfig> {
+    fn effective(
+        &self,
+        scoping: &Scoping,
+        name: &str,
+        config: &ServerConfig,
+    ) -> Option<ServerConfig> {
         if config.scope != Scope::Fleet || config.disabled || !scoping.in_fleet {
             return Some(config.clone());
         }

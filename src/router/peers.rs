@@ -97,8 +97,11 @@ impl Router {
         };
         let inbox = store.notices();
         let cancel = self.cancel.child_token();
-        self.tracker
-            .spawn(router.clone().keep_owners(me, store.clone(), cancel.clone()));
+        self.tracker.spawn(
+            router
+                .clone()
+                .keep_owners(me, store.clone(), cancel.clone()),
+        );
         let sending = {
             let cancel = cancel.clone();
             async move {

@@ -932,7 +932,10 @@ async fn owner_of(fleet: &Fleet, live: &[usize], name: &str) -> usize {
     .await;
     settled.unwrap_or_else(|_| {
         let logs: Vec<String> = live.iter().map(|i| fleet.replicas[*i].log.text()).collect();
-        panic!("the replicas never agreed who runs {name}:\n{}", logs.join("\n---\n"))
+        panic!(
+            "the replicas never agreed who runs {name}:\n{}",
+            logs.join("\n---\n")
+        )
     })
 }
 
@@ -990,14 +993,22 @@ async fn a_server_of_fleet_scope_runs_on_one_replica_and_every_replica_reaches_i
     // One process in the fleet for `demo`; one per replica for `own`.
     for index in 0..3 {
         let counters = servers_with(&fleet, index, "--counter");
-        assert_eq!(counters.len(), usize::from(index == owner), "replica {index}");
+        assert_eq!(
+            counters.len(),
+            usize::from(index == owner),
+            "replica {index}"
+        );
         assert_eq!(servers_with(&fleet, index, "--watch-roots").len(), 1);
     }
     let health = health(&fleet.replicas[(owner + 1) % 3]).await;
     let entry = server_entry(&health, "demo");
     assert_eq!(entry["scope"], "fleet", "{health}");
     assert_eq!(entry["owner"]["here"], false, "{health}");
-    assert_eq!(entry["owner"]["url"], fleet.replicas[owner].base(), "{health}");
+    assert_eq!(
+        entry["owner"]["url"],
+        fleet.replicas[owner].base(),
+        "{health}"
+    );
     assert!(server_entry(&health, "own").get("scope").is_none());
 
     // Counted through each replica in turn: one counter.
@@ -1042,7 +1053,10 @@ async fn a_server_of_fleet_scope_runs_on_one_replica_and_every_replica_reaches_i
 
     // The route is the replicas' own.
     let refused = reqwest::Client::new()
-        .post(format!("{}/fleet/servers/demo/mcp", fleet.replicas[owner].base()))
+        .post(format!(
+            "{}/fleet/servers/demo/mcp",
+            fleet.replicas[owner].base()
+        ))
         .header("accept", "application/json, text/event-stream")
         .json(&initialize_body())
         .send()
@@ -1070,7 +1084,18 @@ async fn a_server_of_fleet_scope_runs_on_one_replica_and_every_replica_reaches_i
             "replica {index}"
         );
     }
-    assert_eq!(call_on(&fleet, live[0], "demo__count").await.as_deref(), Ok("1"));
-    assert_eq!(call_on(&fleet, live[1], "demo__count").await.as_deref(), Ok("2"));
-    assert!(fleet.replicas[heir].log.text().contains("this replica runs the server for the fleet"));
+    assert_eq!(
+        call_on(&fleet, live[0], "demo__count").await.as_deref(),
+        Ok("1")
+    );
+    assert_eq!(
+        call_on(&fleet, live[1], "demo__count").await.as_deref(),
+        Ok("2")
+    );
+    assert!(
+        fleet.replicas[heir]
+            .log
+            .text()
+            .contains("this replica runs the server for the fleet")
+    );
 }

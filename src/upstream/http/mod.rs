@@ -311,7 +311,9 @@ fn fleet_servers(
     let factory = move || Ok(fleet::servers::ServerView::new(router.clone()));
     let service = StreamableHttpService::new(
         factory,
-        Arc::new(rmcp::transport::streamable_http_server::session::local::LocalSessionManager::default()),
+        Arc::new(
+            rmcp::transport::streamable_http_server::session::local::LocalSessionManager::default(),
+        ),
         config,
     );
     let route = format!("{}/{{name}}/mcp", crate::router::FLEET_SERVERS_ROUTE);

@@ -20,8 +20,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::hmac;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CompleteRequestParams, CompleteResult,
-    CustomRequest, CustomResult, DiscoverResult, GetPromptRequestParams, GetPromptResponse,
+    CallToolRequestParams, CallToolResponse, CompleteRequestParams, CompleteResult, CustomRequest,
+    CustomResult, DiscoverResult, GetPromptRequestParams, GetPromptResponse,
     InitializeRequestParams, InitializeResult, ListPromptsResult, ListResourceTemplatesResult,
     ListResourcesResult, ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams,
     ReadResourceResponse, Reference, ServerConfig, SubscribeRequestParams, Tool,
@@ -91,11 +91,11 @@ pub(crate) async fn check(
         .is_some_and(|credential| key.verify(&name, credential.as_bytes()));
     if !passed {
         let body = json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32600,
-            "message": format!(
-                "this route is how the replicas of a fleet reach each other's servers; the \
-                 {FLEET_SERVER_HEADER} header is missing or not made with the fleet's session \
-                 key (clients use /mcp)"
-            )}});
+        "message": format!(
+            "this route is how the replicas of a fleet reach each other's servers; the \
+             {FLEET_SERVER_HEADER} header is missing or not made with the fleet's session \
+             key (clients use /mcp)"
+        )}});
         return (axum::http::StatusCode::FORBIDDEN, axum::Json(body)).into_response();
     }
     request.extensions_mut().insert(ServerName(name.into()));
@@ -261,7 +261,12 @@ impl ServerHandler for ServerView {
         self.router
             .servers()
             .iter()
-            .filter(|server| matches!(self.router.fleet_owner(&server.name), Some(FleetOwner::Here { .. })))
+            .filter(|server| {
+                matches!(
+                    self.router.fleet_owner(&server.name),
+                    Some(FleetOwner::Here { .. })
+                )
+            })
             .find_map(|server| {
                 Self::tools(&catalog, &server.name)
                     .into_iter()
@@ -333,9 +338,7 @@ impl ServerHandler for ServerView {
         let templates = catalog
             .templates
             .iter()
-            .filter(|template| {
-                catalog.resolve_template(&template.uri_template) == Some(&*server)
-            })
+            .filter(|template| catalog.resolve_template(&template.uri_template) == Some(&*server))
             .cloned()
             .collect();
         Ok(ListResourceTemplatesResult::with_all_items(templates))
