@@ -107,7 +107,8 @@ fn a_servers_scope_is_replica_unless_fleet_is_asked_for_one_the_proxy_runs() {
             "plain": {"command": "x"},
             "own": {"command": "x", "scope": "replica"},
             "shared": {"command": "x", "scope": "fleet"},
-            "started": {"command": "x", "url": "http://127.0.0.1:{port}/mcp", "scope": "fleet"},
+            "started": {"command": "x", "args": ["--port", "{port}"],
+                        "url": "http://127.0.0.1:{port}/mcp", "scope": "fleet"},
             "remote": {"url": "http://127.0.0.1:1/mcp", "scope": "replica"}
         }}"#,
     )
