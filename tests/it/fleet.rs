@@ -923,8 +923,11 @@ async fn owner_of(fleet: &Fleet, live: &[usize], name: &str) -> usize {
                     owner = Some(index);
                 }
             }
-            if agreed && ids.windows(2).all(|pair| pair[0] == pair[1]) && owner.is_some() {
-                return owner.unwrap();
+            if let Some(owner) = owner
+                && agreed
+                && ids.windows(2).all(|pair| pair[0] == pair[1])
+            {
+                return owner;
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
