@@ -909,7 +909,17 @@ fn server_entry<'a>(health: &'a Value, name: &str) -> &'a Value {
 /// Waits until the replicas at `live` agree which of them runs server `name` and each has it
 /// connected: that replica's index.
 async fn owner_of(fleet: &Fleet, live: &[usize], name: &str) -> usize {
-    let settled = tokio::time::timeout(WAIT, async {
+    owner_within(fleet, live, name, WAIT).await
+}
+
+/// [`owner_of`], waiting up to `wait`.
+async fn owner_within(
+    fleet: &Fleet,
+    live: &[usize],
+    name: &str,
+    wait: std::time::Duration,
+) -> usize {
+    let settled = tokio::time::timeout(wait, async {
         loop {
             let mut owner = None;
             let mut agreed = true;
@@ -1100,5 +1110,85 @@ async fn a_server_of_fleet_scope_runs_on_one_replica_and_every_replica_reaches_i
             .log
             .text()
             .contains("this replica runs the server for the fleet")
+    );
+
+    // The new owner is stopped (SIGTERM): it drains, leaves the fleet and gives the server up
+    // to the last replica.
+    let last = live.iter().copied().find(|index| *index != heir).unwrap();
+    let pid = fleet.replicas[heir].child.id().unwrap();
+    let stopped = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    let _ = fleet.replicas[heir].child.wait().await;
+    assert!(fleet.replicas[heir].log.text().contains("left the fleet"));
+    assert_eq!(owner_of(&fleet, &[last], "demo").await, last);
+    assert_eq!(servers_with(&fleet, last, "--counter").len(), 1);
+    assert_eq!(
+        call_on(&fleet, last, "demo__count").await.as_deref(),
+        Ok("1")
+    );
+}
+
+/// An owner that stops answering without closing its database connection (frozen here, as a
+/// machine cut off would be) is counted gone by the others after its heartbeat's silence; one
+/// of them ends its connection, which ends its lock, and takes the server over. Back, the old
+/// owner finds its lock gone, stops its copy and reaches the new owner.
+#[tokio::test]
+async fn a_frozen_owner_gives_its_server_up_once_counted_gone() {
+    let database = pg_cluster::database().await;
+    let mut shared = demo_with(&["--counter"]);
+    shared["scope"] = json!("fleet");
+    let fleet = fleet_of(&database, json!({"demo": shared})).await;
+    let owner = owner_of(&fleet, &[0, 1, 2], "demo").await;
+    assert_eq!(
+        call_on(&fleet, owner, "demo__count").await.as_deref(),
+        Ok("1")
+    );
+
+    let pid = fleet.replicas[owner].child.id().unwrap().to_string();
+    let signal = |signal: &str| {
+        let sent = std::process::Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    };
+    signal("-STOP");
+    let live: Vec<usize> = (0..3).filter(|index| *index != owner).collect();
+    // Counted gone after `REPLICA_GONE_MS` (30 s) of silence, then taken over.
+    let heir = owner_within(&fleet, &live, "demo", std::time::Duration::from_secs(90)).await;
+    let text = |index: usize| fleet.replicas[index].log.text();
+    assert!(
+        live.iter()
+            .any(|index| text(*index).contains("its database connection held on")),
+        "{}",
+        text(heir)
+    );
+    assert_eq!(
+        call_on(&fleet, live[0], "demo__count").await.as_deref(),
+        Ok("1")
+    );
+
+    signal("-CONT");
+    let back = tokio::time::timeout(WAIT, async {
+        loop {
+            let health = health(&fleet.replicas[owner]).await;
+            let entry = server_entry(&health, "demo");
+            if entry["owner"]["here"] == false
+                && entry["state"] == "connected"
+                && servers_with(&fleet, owner, "--counter").is_empty()
+            {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(back.is_ok(), "{}", text(owner));
+    assert_eq!(
+        call_on(&fleet, owner, "demo__count").await.as_deref(),
+        Ok("2")
     );
 }

@@ -4,6 +4,12 @@
 //! server up without a word, and the next replica to try takes it. The holder writes itself
 //! into `server_owners` so the others find its address; a row is only a pointer, taken over by
 //! the next holder, and believed only while the replica it names serves.
+//!
+//! A replica whose machine vanished without closing its connection would keep its locks until
+//! the database's keepalives found the connection dead. So once the others count that replica
+//! gone (its heartbeat missing for [`REPLICA_GONE_MS`]), the first to look ends the backend
+//! that still holds the lock — the one the row names by process id, and only while it holds
+//! that very lock, so a new holder that has not written its row yet is never touched.
 
 use std::collections::HashSet;
 
@@ -146,10 +152,12 @@ async fn claim_on(
         // The rows of the servers held here, written only where they name another replica.
         client
             .execute(
-                "INSERT INTO server_owners (server, replica)
-                 SELECT server, $2 FROM unnest($1::TEXT[]) AS server
-                 ON CONFLICT (server) DO UPDATE SET replica = excluded.replica
-                 WHERE server_owners.replica <> excluded.replica",
+                "INSERT INTO server_owners (server, replica, holder)
+                 SELECT server, $2, pg_backend_pid() FROM unnest($1::TEXT[]) AS server
+                 ON CONFLICT (server) DO UPDATE
+                 SET replica = excluded.replica, holder = excluded.holder
+                 WHERE server_owners.replica <> excluded.replica
+                    OR server_owners.holder <> excluded.holder",
                 &[&mine, &me],
             )
             .await?;
@@ -180,6 +188,11 @@ async fn claim_on(
         };
         found.insert(server, replica);
     }
+    for server in servers {
+        if !held.contains(server) && !found.contains_key(server) {
+            end_lost_holder(client, server, me).await;
+        }
+    }
     Ok(servers
         .iter()
         .map(|server| {
@@ -192,4 +205,40 @@ async fn claim_on(
             }
         })
         .collect())
+}
+
+/// Ends the database backend that holds `server`'s lock for a replica counted gone, if the row
+/// names it and it holds that lock still (see the module's comment). The lock is free for the
+/// next try. A refusal (a role that may not end others' backends) is logged and changes
+/// nothing.
+async fn end_lost_holder(client: &Client, server: &str, me: i64) {
+    let key = lock_key(server);
+    let ended = client
+        .query(
+            &format!(
+                "SELECT pg_terminate_backend(o.holder) FROM server_owners o
+                 JOIN pg_locks l ON l.pid = o.holder AND l.locktype = 'advisory' AND l.granted
+                     AND l.objsubid = 1
+                     AND l.classid::BIGINT = (($2::BIGINT >> 32) & 4294967295)
+                     AND l.objid::BIGINT = ($2::BIGINT & 4294967295)
+                 WHERE o.server = $1 AND o.replica <> $3
+                   AND NOT EXISTS (SELECT 1 FROM replicas r WHERE r.id = o.replica
+                                   AND r.seen_at >= {NOW_MS} - {REPLICA_GONE_MS})"
+            ),
+            &[&server, &key, &me],
+        )
+        .await;
+    match ended {
+        Ok(rows) if !rows.is_empty() => tracing::warn!(
+            server = %server,
+            "the replica that ran this server is gone but its database connection held on; \
+             ended that connection, so another replica can take the server over"
+        ),
+        Ok(_) => {}
+        Err(error) => tracing::warn!(
+            server = %server,
+            "could not end the database connection of a gone replica that still holds the \
+             server: {error}"
+        ),
+    }
 }

@@ -212,11 +212,12 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX sessions_by_home ON sessions (home);
     "#,
     // 3: which replica runs each server of fleet scope (the holder of its advisory lock says
-    // so here, for the others to find its address). Additive.
+    // so here, with its backend's process id, for the others to find its address). Additive.
     r#"
     CREATE TABLE server_owners (
         server  TEXT PRIMARY KEY,
-        replica BIGINT NOT NULL
+        replica BIGINT NOT NULL,
+        holder  INTEGER NOT NULL
     );
     "#,
 ];
