@@ -93,6 +93,8 @@ pub trait FleetStore: Send + Sync {
     /// it said so and serves. Locks live on a connection of their own and end with it, so a
     /// replica that dies gives its servers up at once; one that left takes none again.
     async fn claim_servers(&self, me: i64, servers: &[String]) -> super::Result<Vec<ServerOwner>>;
+    /// The servers of fleet scope whose owners serve, by name, each with its owner.
+    async fn server_owners(&self) -> super::Result<Vec<(String, Replica)>>;
     /// Tells every replica listening on the store (the sender too) what a server said.
     async fn announce(&self, notices: &[Notice]) -> super::Result<()>;
     /// What the replicas announce, from a connection the store keeps listening (the one that

@@ -1023,6 +1023,26 @@ async fn a_server_of_fleet_scope_runs_on_one_replica_and_every_replica_reaches_i
         "{health}"
     );
     assert!(server_entry(&health, "own").get("scope").is_none());
+    // `stats` on the shared database names the owner too.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("mcp.json");
+    std::fs::write(&config, r#"{"mcpServers": {}}"#).unwrap();
+    let stats = std::process::Command::new(proxy_bin())
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["--database-url", &database, "stats"])
+        .env_remove("PLUGGEDIN_API_KEY")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&stats.stdout);
+    assert!(stats.status.success(), "{out}");
+    let line = out
+        .lines()
+        .find(|line| line.starts_with("demo "))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(line.ends_with(&fleet.replicas[owner].base()), "{out}");
 
     // Counted through each replica in turn: one counter.
     for (index, expected) in [(0, "1"), (1, "2"), (2, "3")] {

@@ -285,3 +285,29 @@ pub(super) async fn announce(client: &Client, texts: &[String]) -> Result<()> {
         .await?;
     Ok(())
 }
+
+pub(super) async fn server_owners(client: &Client) -> Result<Vec<(String, Replica)>> {
+    let rows = client
+        .query(
+            &format!(
+                "SELECT o.server, r.id, r.url, r.draining FROM server_owners o
+                 JOIN replicas r ON r.id = o.replica
+                 WHERE r.seen_at >= {NOW_MS} - {REPLICA_GONE_MS}
+                 ORDER BY o.server"
+            ),
+            &[],
+        )
+        .await?;
+    rows.iter()
+        .map(|row| {
+            Ok((
+                row.try_get(0)?,
+                Replica {
+                    id: row.try_get(1)?,
+                    url: row.try_get(2)?,
+                    draining: row.try_get(3)?,
+                },
+            ))
+        })
+        .collect()
+}

@@ -497,6 +497,10 @@ impl crate::control::fleet::FleetStore for PostgresStore {
         read!(self, |c| fleet::leave(c, id))
     }
 
+    async fn server_owners(&self) -> Result<Vec<(String, crate::control::fleet::Replica)>> {
+        read!(self, |c| fleet::server_owners(c))
+    }
+
     async fn claim_servers(
         &self,
         me: i64,
