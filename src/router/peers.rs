@@ -145,11 +145,14 @@ impl Router {
         cancel: tokio_util::sync::CancellationToken,
     ) {
         let mut failing = false;
+        // Whether the last answer had servers: one more claim, with none, lets their locks go.
+        let mut had_servers = false;
         loop {
             let servers = self.fleet.fleet_scoped();
-            if !servers.is_empty() {
+            if !servers.is_empty() || had_servers {
                 match store.claim_servers(me, &servers).await {
                     Ok(found) => {
+                        had_servers = !servers.is_empty();
                         if std::mem::take(&mut failing) {
                             tracing::info!("servers of fleet scope: the store answers again");
                         }
