@@ -2,7 +2,8 @@
 //! round robin with no session pinning, driven by the official Python SDK and rmcp through the
 //! load balancer. A session is served wherever its requests land (they are passed to the replica
 //! that holds it), survives the death of that replica (another adopts it), and the fleet keeps
-//! serving downstream tools while PostgreSQL restarts.
+//! serving downstream tools while PostgreSQL restarts. A server of fleet scope runs on one
+//! replica, reached through it by the others, and moves when its owner dies, stops or freezes.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -1211,4 +1212,39 @@ async fn a_frozen_owner_gives_its_server_up_once_counted_gone() {
         call_on(&fleet, owner, "demo__count").await.as_deref(),
         Ok("2")
     );
+}
+
+/// Without a shared database one proxy is its own fleet: a server of fleet scope runs there
+/// as any other, and `/health` names no owner.
+#[tokio::test]
+async fn without_a_shared_database_a_server_of_fleet_scope_runs_as_any_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut shared = demo_with(&["--counter"]);
+    shared["scope"] = json!("fleet");
+    let (child, log, url) = spawn_http_proxy(&dir, json!({"demo": shared}), &[]).await;
+    let replica = Replica {
+        child,
+        log,
+        url,
+        _dir: dir,
+    };
+    let client = TestClient::new()
+        .serve(StreamableHttpClientTransport::from_uri(
+            replica.url.as_str(),
+        ))
+        .await
+        .unwrap();
+    for expected in ["1", "2"] {
+        let result = client
+            .call_tool(CallToolRequestParams::new("demo__count"))
+            .await
+            .unwrap();
+        assert_eq!(text_of(&result), expected);
+    }
+    client.cancel().await.unwrap();
+    let health = health(&replica).await;
+    let entry = server_entry(&health, "demo");
+    assert_eq!(entry["scope"], "fleet", "{health}");
+    assert!(entry["owner"].is_null(), "{health}");
+    assert_eq!(entry["transport"], "stdio", "{health}");
 }
