@@ -460,6 +460,15 @@ async fn start_router(
         .set_ttl(cli.parked_call_ttl.max(Duration::from_millis(1)));
     router.set_startup_wait(cli.startup_wait);
     router.reload_settings().await;
+    // A replica of a fleet (Streamable HTTP, stateful, on a shared store) runs its servers of
+    // fleet scope only once it knows it owns them.
+    if cli.transport == Transport::StreamableHttp
+        && cli.command.is_none()
+        && !cli.stateless
+        && router.control_plane().fleet().is_some()
+    {
+        router.expect_fleet();
+    }
     match &sources.app {
         Some(app) => {
             router.set_app(app.clone());

@@ -219,5 +219,16 @@ async fn stats(since: &str, control: &dyn ControlPlane) -> anyhow::Result<ExitCo
             refused.tool_calls, refused.requests
         );
     }
+    if let Some(fleet) = control.fleet() {
+        let owners = fleet.server_owners().await?;
+        if !owners.is_empty() {
+            println!("\nservers of fleet scope, each run by one replica:\n");
+            let rows: Vec<[String; 3]> = owners
+                .into_iter()
+                .map(|(server, replica)| [server, replica.id.to_string(), replica.url])
+                .collect();
+            print_table(["SERVER", "REPLICA", "URL"], &rows);
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }

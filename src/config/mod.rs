@@ -73,6 +73,20 @@ pub struct ServerConfig {
     pub oauth: OAuthConfig,
     /// The roots the server gets when no client's roots apply (`"roots"`; see the router).
     pub roots: Vec<RootConfig>,
+    /// Which replicas of a fleet run the server (`"scope"`).
+    pub scope: Scope,
+}
+
+/// Which replicas of a fleet run a server the proxy runs itself (a stdio child, a process it
+/// starts). Outside a fleet one process is the whole fleet, and both mean the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Scope {
+    /// Every replica runs its own (`"replica"`, the default): no hop, no single owner.
+    #[default]
+    Replica,
+    /// One replica of the fleet runs it, elected through the store, and the others reach it
+    /// through that one (`"fleet"`): for a server whose state in memory must be shared.
+    Fleet,
 }
 
 /// One configured root: a `file://` URI (written as one, or as an absolute or `~/` path) and an

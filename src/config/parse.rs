@@ -315,7 +315,25 @@ fn parse_server(value: &Value) -> Result<ServerConfig, FieldError> {
         },
         oauth: parse_oauth(server)?,
         roots: parse_roots(server)?,
+        scope: parse_scope(server, has_command)?,
     })
+}
+
+/// `"scope"`: `"replica"` or `"fleet"`; the latter only for a server the proxy runs itself.
+fn parse_scope(server: &Map<String, Value>, has_command: bool) -> Result<Scope, FieldError> {
+    match optional_string(server, "scope")?.as_deref() {
+        None | Some("replica") => Ok(Scope::Replica),
+        Some("fleet") if has_command => Ok(Scope::Fleet),
+        Some("fleet") => Err(field_error(
+            "scope",
+            "\"fleet\" is for a server the proxy runs itself (one with \"command\"); a server \
+             reached by its URL is already one server for every replica: leave \"scope\" out",
+        )),
+        Some(other) => Err(field_error(
+            "scope",
+            format!("unknown scope \"{other}\"; expected \"replica\" or \"fleet\""),
+        )),
+    }
 }
 
 fn parse_stdio(server: &Map<String, Value>) -> Result<TransportConfig, FieldError> {

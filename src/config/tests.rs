@@ -101,6 +101,40 @@ fn a_servers_protocol_defaults_to_auto() {
 }
 
 #[test]
+fn a_servers_scope_is_replica_unless_fleet_is_asked_for_one_the_proxy_runs() {
+    let config = parse(
+        r#"{"mcpServers": {
+            "plain": {"command": "x"},
+            "own": {"command": "x", "scope": "replica"},
+            "shared": {"command": "x", "scope": "fleet"},
+            "started": {"command": "x", "args": ["--port", "{port}"],
+                        "url": "http://127.0.0.1:{port}/mcp", "scope": "fleet"},
+            "remote": {"url": "http://127.0.0.1:1/mcp", "scope": "replica"}
+        }}"#,
+    )
+    .unwrap();
+    assert_eq!(config.servers["plain"].scope, Scope::Replica);
+    assert_eq!(config.servers["own"].scope, Scope::Replica);
+    assert_eq!(config.servers["shared"].scope, Scope::Fleet);
+    assert_eq!(config.servers["started"].scope, Scope::Fleet);
+    assert_eq!(config.servers["remote"].scope, Scope::Replica);
+    let error =
+        parse(r#"{"mcpServers": {"r": {"url": "http://127.0.0.1:1/mcp", "scope": "fleet"}}}"#)
+            .unwrap_err()
+            .to_string();
+    assert_eq!(
+        error,
+        "config test.json: server \"r\": field \"scope\": \"fleet\" is for a server the proxy \
+         runs itself (one with \"command\"); a server reached by its URL is already one server \
+         for every replica: leave \"scope\" out"
+    );
+    let error = parse(r#"{"mcpServers": {"s": {"command": "x", "scope": "everywhere"}}}"#)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("unknown scope \"everywhere\""), "{error}");
+}
+
+#[test]
 fn parses_oauth_settings() {
     let config = parse(
         r#"{"mcpServers": {"remote": {"url": "https://example.com/mcp",

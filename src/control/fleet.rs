@@ -101,6 +101,13 @@ pub trait FleetStore: Send + Sync {
         window_ms: i64,
         full_at: [i64; 2],
     ) -> super::Result<SharedRates>;
+    /// For each of `servers` (those of fleet scope), in order: this replica runs it if it holds
+    /// its lock, or takes the lock if nobody holds it; otherwise the replica that runs it, if
+    /// it said so and serves. Locks live on a connection of their own and end with it, so a
+    /// replica that dies gives its servers up at once; one that left takes none again.
+    async fn claim_servers(&self, me: i64, servers: &[String]) -> super::Result<Vec<ServerOwner>>;
+    /// The servers of fleet scope whose owners serve, by name, each with its owner.
+    async fn server_owners(&self) -> super::Result<Vec<(String, Replica)>>;
     /// Tells every replica listening on the store (the sender too) what a server said.
     async fn announce(&self, notices: &[Notice]) -> super::Result<()>;
     /// What the replicas announce, from a connection the store keeps listening (the one that
@@ -133,6 +140,17 @@ pub struct SharedRates {
 
 /// The most keys at their limit one share reads back.
 pub const RATE_FULL_MAX: i64 = 1_000;
+
+/// Who runs a server of fleet scope, as [`FleetStore::claim_servers`] found it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServerOwner {
+    /// This replica: it holds the server's lock.
+    Me,
+    /// Another replica, which serves.
+    Other(Replica),
+    /// Another replica holds the lock but has not said so yet, or the one named is gone.
+    Unknown,
+}
 
 /// What one replica heard from one of its servers, for the others: they look again at that
 /// server themselves, since a server may tell only the connection through which it changed.

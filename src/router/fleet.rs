@@ -3,6 +3,11 @@
 //! ones and restarts changed ones ([`Fleet::apply`]); what the servers support together is what
 //! the proxy announces ([`Fleet::capabilities`], [`instructions`]). Which servers are visible is
 //! the settings' business (`settings`), the catalog built from their lists `catalog`'s.
+//!
+//! In a fleet, a server of fleet scope (`"scope": "fleet"`) runs on the one replica that owns
+//! it (`owners`): there it is started as configured, and every other replica reaches it through
+//! the owner, as a Streamable HTTP server at the owner's route for it. Until its owner is known
+//! it is configured but not started (starting, as far as calls and first looks can tell).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::error::RouteError;
-use crate::config::Config;
+use crate::config::{Config, Protocol, Scope, ServerConfig, TransportConfig};
 use crate::downstream::{self, Downstream, Events, ServerState};
 use crate::ids::ServerIds;
 use crate::sync::{lock, read, write};
@@ -35,6 +40,47 @@ pub(super) struct Fleet {
     stopped: AtomicBool,
     tracker: TaskTracker,
     cancel: CancellationToken,
+    scoping: Mutex<Scoping>,
+}
+
+/// Where a server of fleet scope runs, as this replica knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FleetOwner {
+    /// This replica runs it.
+    Here { replica: i64 },
+    /// Replica `replica` does, at `url`.
+    There { replica: i64, url: String },
+}
+
+/// Servers of fleet scope: whether this process is in a fleet, who runs each, and what was
+/// applied last (applied again when an owner changes).
+#[derive(Default)]
+struct Scoping {
+    /// In a fleet, or about to join one: servers of fleet scope wait for their owner.
+    in_fleet: bool,
+    owners: HashMap<String, FleetOwner>,
+    /// The header value that lets this replica reach another's route for a server.
+    credential: Option<Credential>,
+    /// Servers configured but not started, waiting for their owner to be known.
+    waiting: std::collections::HashSet<String>,
+    last: Option<Applied>,
+}
+
+/// Makes the value of [`FLEET_SERVER_HEADER`] for a server, by its name.
+pub type Credential = Arc<dyn Fn(&str) -> String + Send + Sync>;
+
+/// The header that carries a replica's credential to another's route for one of its servers.
+pub const FLEET_SERVER_HEADER: &str = "pluggedin-fleet-server";
+
+/// The route under which a replica serves its servers of fleet scope to the others, one
+/// server each, as `{FLEET_SERVERS_ROUTE}/{name}/mcp`.
+pub const FLEET_SERVERS_ROUTE: &str = "/fleet/servers";
+
+#[derive(Clone)]
+struct Applied {
+    config: Config,
+    slugs: HashMap<String, String>,
+    events: Arc<dyn Events>,
 }
 
 impl Fleet {
@@ -47,6 +93,114 @@ impl Fleet {
             stopped: AtomicBool::new(false),
             tracker,
             cancel,
+            scoping: Mutex::default(),
+        }
+    }
+
+    /// This process serves in a fleet: servers of fleet scope wait for an owner from now on
+    /// (called before the first config is applied, so none starts on every replica at once).
+    pub(super) fn expect_fleet(&self) {
+        lock(&self.scoping).in_fleet = true;
+    }
+
+    /// Sets how this replica proves itself to the others' routes for their servers.
+    pub(super) fn set_credential(&self, credential: Credential) {
+        lock(&self.scoping).credential = Some(credential);
+    }
+
+    /// The servers of fleet scope in the config applied last, by name.
+    pub(super) fn fleet_scoped(&self) -> Vec<String> {
+        let scoping = lock(&self.scoping);
+        if !scoping.in_fleet {
+            return Vec::new();
+        }
+        scoping
+            .last
+            .iter()
+            .flat_map(|applied| &applied.config.servers)
+            .filter(|(_, server)| server.scope == Scope::Fleet && !server.disabled)
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
+    /// Where a server of fleet scope runs, if known (`None` for others, and outside a fleet).
+    pub(super) fn owner(&self, name: &str) -> Option<FleetOwner> {
+        lock(&self.scoping).owners.get(name).cloned()
+    }
+
+    /// Records who runs the servers of fleet scope; when that changed for any, the last config
+    /// is applied again, so that servers start here, stop here, or are reached elsewhere. Says
+    /// whether anything changed.
+    pub(super) fn set_owners(&self, owners: HashMap<String, FleetOwner>) -> bool {
+        let applied = {
+            let mut scoping = lock(&self.scoping);
+            if scoping.owners == owners {
+                return false;
+            }
+            for (name, owner) in &owners {
+                if scoping.owners.get(name) != Some(owner) {
+                    match owner {
+                        FleetOwner::Here { .. } => {
+                            tracing::info!(server = %name, "this replica runs it for the fleet");
+                        }
+                        FleetOwner::There { replica, url } => tracing::info!(
+                            server = %name,
+                            replica,
+                            url = %url,
+                            "another replica runs it for the fleet; calls go there"
+                        ),
+                    }
+                }
+            }
+            scoping.owners = owners;
+            scoping.last.clone()
+        };
+        if let Some(applied) = applied {
+            self.apply(&applied.config, &applied.slugs, applied.events);
+        }
+        true
+    }
+
+    /// What server `name` is run as here: as configured, reached through the replica that runs
+    /// it (fleet scope, another owner), or nothing yet (fleet scope, owner unknown).
+    fn effective(
+        &self,
+        scoping: &Scoping,
+        name: &str,
+        config: &ServerConfig,
+    ) -> Option<ServerConfig> {
+        if config.scope != Scope::Fleet || config.disabled || !scoping.in_fleet {
+            return Some(config.clone());
+        }
+        match scoping.owners.get(name)? {
+            FleetOwner::Here { .. } => Some(config.clone()),
+            FleetOwner::There { url, .. } => {
+                let mut url = url::Url::parse(url).ok()?;
+                url.path_segments_mut()
+                    .ok()?
+                    .pop_if_empty()
+                    .extend(FLEET_SERVERS_ROUTE.trim_start_matches('/').split('/'))
+                    .push(name)
+                    .push("mcp");
+                let credential = scoping.credential.as_ref()?;
+                let headers = [(
+                    FLEET_SERVER_HEADER.to_owned(),
+                    crate::secret::Secret::new(credential(name)),
+                )]
+                .into();
+                // The hop is another proxy: a stateful session there, as a legacy client's,
+                // carries the server's questions back on its own streams. The owner applies
+                // the server's own settings (its protocol, roots, OAuth); the replica that
+                // reaches it keeps its filters and timeout.
+                Some(ServerConfig {
+                    transport: TransportConfig::StreamableHttp { url, headers },
+                    protocol: Protocol::Legacy,
+                    origin: crate::config::Origin::LocalFile,
+                    oauth: Default::default(),
+                    roots: Vec::new(),
+                    ..config.clone()
+                })
+            }
         }
     }
 
@@ -68,6 +222,12 @@ impl Fleet {
         let mut started = Vec::new();
         let security = Arc::new(config.security.clone());
         {
+            let mut scoping = lock(&self.scoping);
+            scoping.last = Some(Applied {
+                config: config.clone(),
+                slugs: given_slugs.clone(),
+                events: events.clone(),
+            });
             let mut servers = write(&self.servers);
             if self.is_stopped() {
                 return;
@@ -80,9 +240,19 @@ impl Fleet {
                 }
                 keep
             });
-            for ((name, server_config), slug) in config.servers.iter().zip(slugs) {
+            for ((name, configured), slug) in config.servers.iter().zip(slugs) {
+                let effective = self.effective(&scoping, name, configured);
+                let waits = effective.is_none();
+                let server_config = effective.unwrap_or_else(|| configured.clone());
+                let server_config = &server_config;
+                let waited = if waits {
+                    !scoping.waiting.insert(name.clone())
+                } else {
+                    scoping.waiting.remove(name)
+                };
                 if let Some(existing) = servers.get(name) {
-                    if existing.config == *server_config
+                    if waits == waited
+                        && existing.config == *server_config
                         && existing.slug == slug
                         && existing.security == security
                         && existing.uuid == self.ids.get(name)
@@ -101,8 +271,13 @@ impl Fleet {
                     self.cancel.child_token(),
                 ));
                 servers.insert(name.clone(), downstream.clone());
-                started.push(downstream);
+                if !waits {
+                    started.push(downstream);
+                }
             }
+            scoping
+                .waiting
+                .retain(|name| config.servers.contains_key(name));
         }
         if !started.is_empty() {
             self.first_contact_done.store(false, Ordering::Release);

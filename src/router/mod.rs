@@ -54,6 +54,7 @@ mod task_owners;
 mod tasks;
 
 pub use error::{ParkedError, RouteError};
+pub use fleet::{Credential, FLEET_SERVER_HEADER, FLEET_SERVERS_ROUTE, FleetOwner};
 pub use observed::Operation;
 pub use relay::Relayed;
 pub use session::{Caller, HttpTrace, Interests, Session, method_of};
@@ -174,6 +175,18 @@ impl Router {
 
     fn source(&self) -> &Source {
         self.source.get().unwrap_or(&source::LOCAL)
+    }
+
+    /// This process will serve in a fleet: servers of fleet scope wait for the replica that runs
+    /// them (see [`Router::join_fleet`]) instead of starting here. Called before the first
+    /// config is applied.
+    pub fn expect_fleet(&self) {
+        self.fleet.expect_fleet();
+    }
+
+    /// Where a server of fleet scope runs, once known (`None` for other servers).
+    pub fn fleet_owner(&self, server: &str) -> Option<FleetOwner> {
+        self.fleet.owner(server)
     }
 
     /// Applies a (new) configuration: starts added servers, stops removed ones, restarts changed

@@ -11,14 +11,25 @@
 //! reach those clients twice. Notices are coalesced and sent in one statement per batch,
 //! read from a bounded inbox; a replica that may have missed some (its listening connection
 //! came back, or too many came at once) looks at every server again.
+//!
+//! The replicas also settle who runs each server of fleet scope ([`OWNERS_EVERY`]): each asks
+//! the store, taking the servers nobody runs, and applies what it learns (`fleet`).
 
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use rmcp::model::ResourceUpdatedNotificationParam;
 
 use super::Router;
-use crate::config::TransportConfig;
-use crate::control::fleet::{FleetStore, Heard, Inbox, Notice};
+use super::fleet::{Credential, FleetOwner};
+use crate::config::{Scope, ServerConfig, TransportConfig};
+use crate::control::fleet::{FleetStore, Heard, Inbox, Notice, ServerOwner};
+
+/// How often a replica asks who runs the servers of fleet scope and tries to take those that
+/// nobody runs: a dead owner's servers run again elsewhere within about this long (its locks
+/// end with its connection to the database).
+const OWNERS_EVERY: Duration = Duration::from_secs(2);
 
 /// This replica's place in a fleet, once [`Router::join_fleet`] ran.
 #[derive(Default)]
@@ -53,7 +64,7 @@ impl Router {
             return;
         }
         if let Ok(downstream) = self.fleet.server(server)
-            && runs_here(&downstream.config.transport)
+            && runs_here(&downstream.config)
         {
             self.peers.announce(
                 server,
@@ -65,8 +76,10 @@ impl Router {
     }
 
     /// Joins the fleet as replica `me`: announces what this replica's servers say through
-    /// `store`, and acts on what the others announce, until shutdown.
-    pub fn join_fleet(&self, me: i64, store: Arc<dyn FleetStore>) {
+    /// `store`, acts on what the others announce, and settles who runs the servers of fleet
+    /// scope (reaching the others' with `credential`), until shutdown.
+    pub fn join_fleet(&self, me: i64, store: Arc<dyn FleetStore>, credential: Credential) {
+        self.fleet.set_credential(credential);
         let outbox = Inbox::new();
         if self
             .peers
@@ -84,6 +97,11 @@ impl Router {
         };
         let inbox = store.notices();
         let cancel = self.cancel.child_token();
+        self.tracker.spawn(
+            router
+                .clone()
+                .keep_owners(me, store.clone(), cancel.clone()),
+        );
         let sending = {
             let cancel = cancel.clone();
             async move {
@@ -117,6 +135,60 @@ impl Router {
         });
     }
 
+    /// Every [`OWNERS_EVERY`] until shutdown: asks the store who runs each server of fleet
+    /// scope (taking those nobody runs) and applies the answer. While the store does not answer,
+    /// owners stay as they were.
+    async fn keep_owners(
+        self: Arc<Router>,
+        me: i64,
+        store: Arc<dyn FleetStore>,
+        cancel: tokio_util::sync::CancellationToken,
+    ) {
+        let mut failing = false;
+        // Whether the last answer had servers: one more claim, with none, lets their locks go.
+        let mut had_servers = false;
+        loop {
+            let servers = self.fleet.fleet_scoped();
+            if !servers.is_empty() || had_servers {
+                match store.claim_servers(me, &servers).await {
+                    Ok(found) => {
+                        had_servers = !servers.is_empty();
+                        if std::mem::take(&mut failing) {
+                            tracing::info!("servers of fleet scope: the store answers again");
+                        }
+                        let mut owners = HashMap::new();
+                        for (server, owner) in servers.into_iter().zip(found) {
+                            let owner = match owner {
+                                ServerOwner::Me => FleetOwner::Here { replica: me },
+                                ServerOwner::Other(replica) => FleetOwner::There {
+                                    replica: replica.id,
+                                    url: replica.url,
+                                },
+                                ServerOwner::Unknown => continue,
+                            };
+                            owners.insert(server, owner);
+                        }
+                        if self.fleet.set_owners(owners) {
+                            self.rebuild_catalog();
+                        }
+                    }
+                    Err(error) => {
+                        if !std::mem::replace(&mut failing, true) {
+                            tracing::warn!(
+                                "cannot tell who runs the servers of fleet scope (they stay \
+                                 where they are): {error}"
+                            );
+                        }
+                    }
+                }
+            }
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                () = tokio::time::sleep(OWNERS_EVERY) => {}
+            }
+        }
+    }
+
     /// Acts on the other replicas' notices (this replica's own come back too, and are skipped).
     async fn act_on(&self, me: i64, notices: Vec<Notice>, resync: bool) {
         let servers = if resync {
@@ -137,7 +209,7 @@ impl Router {
                             servers.push(server);
                         }
                     }
-                    Heard::ResourceUpdated { uri } if runs_here(&server.config.transport) => {
+                    Heard::ResourceUpdated { uri } if runs_here(&server.config) => {
                         self.deliver_resource_updated(ResourceUpdatedNotificationParam::new(uri));
                     }
                     Heard::ResourceUpdated { .. } => {}
@@ -164,10 +236,12 @@ impl Router {
     }
 }
 
-/// Whether each replica runs its own instance of the server.
-fn runs_here(transport: &TransportConfig) -> bool {
-    matches!(
-        transport,
-        TransportConfig::Stdio { .. } | TransportConfig::StartedHttp(_)
-    )
+/// Whether each replica runs its own instance of the server (one of fleet scope is reached
+/// through the replica that runs it, which tells its subscribers itself).
+fn runs_here(config: &ServerConfig) -> bool {
+    config.scope == Scope::Replica
+        && matches!(
+            config.transport,
+            TransportConfig::Stdio { .. } | TransportConfig::StartedHttp(_)
+        )
 }

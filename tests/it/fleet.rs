@@ -2,7 +2,8 @@
 //! round robin with no session pinning, driven by the official Python SDK and rmcp through the
 //! load balancer. A session is served wherever its requests land (they are passed to the replica
 //! that holds it), survives the death of that replica (another adopts it), and the fleet keeps
-//! serving downstream tools while PostgreSQL restarts.
+//! serving downstream tools while PostgreSQL restarts. A server of fleet scope runs on one
+//! replica, reached through it by the others, and moves when its owner dies, stops or freezes.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -1179,4 +1180,366 @@ async fn clients_behind_a_trusted_balancer_have_budgets_of_their_own() {
         call_status(&two, &urls[0], &first, None, Some("127.0.0.9")).await,
         429
     );
+}
+
+/// The `/health` of a replica.
+async fn health(replica: &Replica) -> Value {
+    reqwest::get(format!("{}/health", replica.base()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// The entry of server `name` in a `/health`.
+fn server_entry<'a>(health: &'a Value, name: &str) -> &'a Value {
+    health["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|server| server["name"] == name)
+        .unwrap_or_else(|| panic!("{name} in {health}"))
+}
+
+/// Waits until the replicas at `live` agree which of them runs server `name` and each has it
+/// connected: that replica's index.
+async fn owner_of(fleet: &Fleet, live: &[usize], name: &str) -> usize {
+    owner_within(fleet, live, name, WAIT).await
+}
+
+/// [`owner_of`], waiting up to `wait`.
+async fn owner_within(
+    fleet: &Fleet,
+    live: &[usize],
+    name: &str,
+    wait: std::time::Duration,
+) -> usize {
+    let settled = tokio::time::timeout(wait, async {
+        loop {
+            let mut owner = None;
+            let mut agreed = true;
+            let mut ids = Vec::new();
+            for &index in live {
+                let health = health(&fleet.replicas[index]).await;
+                let entry = server_entry(&health, name);
+                ids.push(entry["owner"]["replica"].clone());
+                agreed &= entry["state"] == "connected" && entry["owner"].is_object();
+                if entry["owner"]["here"] == true {
+                    owner = Some(index);
+                }
+            }
+            if let Some(owner) = owner
+                && agreed
+                && ids.windows(2).all(|pair| pair[0] == pair[1])
+            {
+                return owner;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    settled.unwrap_or_else(|_| {
+        let logs: Vec<String> = live.iter().map(|i| fleet.replicas[*i].log.text()).collect();
+        panic!(
+            "the replicas never agreed who runs {name}:\n{}",
+            logs.join("\n---\n")
+        )
+    })
+}
+
+/// The processes below replica `index` whose command line has `marker`.
+fn servers_with(fleet: &Fleet, index: usize, marker: &str) -> Vec<u32> {
+    let pid = fleet.replicas[index].child.id().unwrap();
+    descendants(pid)
+        .into_iter()
+        .filter(|child| {
+            std::fs::read(format!("/proc/{child}/cmdline")).is_ok_and(|cmdline| {
+                cmdline
+                    .split(|byte| *byte == 0)
+                    .any(|arg| arg == marker.as_bytes())
+            })
+        })
+        .collect()
+}
+
+/// `tool` of the demo called with no arguments through an rmcp client of replica `index`: its
+/// text, or the error.
+async fn call_on(fleet: &Fleet, index: usize, tool: &str) -> Result<String, String> {
+    let client = TestClient::new()
+        .serve(StreamableHttpClientTransport::from_uri(
+            fleet.replicas[index].url.as_str(),
+        ))
+        .await
+        .map_err(|error| error.to_string())?;
+    let result = client
+        .call_tool(CallToolRequestParams::new(tool.to_owned()))
+        .await
+        .map_err(|error| error.to_string());
+    let _ = client.cancel().await;
+    let result = result?;
+    if result.is_error == Some(true) {
+        return Err(text_of(&result));
+    }
+    Ok(text_of(&result))
+}
+
+/// A server of fleet scope runs on one replica, and every replica's clients reach its one
+/// process (its state in memory is shared); a server of replica scope runs on each. The owner
+/// killed, another replica takes the server over (its state starts over) and calls work again.
+#[tokio::test]
+async fn a_server_of_fleet_scope_runs_on_one_replica_and_every_replica_reaches_it() {
+    let database = pg_cluster::database().await;
+    let mut shared = demo_with(&["--counter"]);
+    shared["scope"] = json!("fleet");
+    let mut fleet = fleet_of(
+        &database,
+        json!({"demo": shared, "own": demo_with(&["--watch-roots"])}),
+    )
+    .await;
+    let owner = owner_of(&fleet, &[0, 1, 2], "demo").await;
+
+    // One process in the fleet for `demo`; one per replica for `own`.
+    for index in 0..3 {
+        let counters = servers_with(&fleet, index, "--counter");
+        assert_eq!(
+            counters.len(),
+            usize::from(index == owner),
+            "replica {index}"
+        );
+        assert_eq!(servers_with(&fleet, index, "--watch-roots").len(), 1);
+    }
+    let health = health(&fleet.replicas[(owner + 1) % 3]).await;
+    let entry = server_entry(&health, "demo");
+    assert_eq!(entry["scope"], "fleet", "{health}");
+    assert_eq!(entry["owner"]["here"], false, "{health}");
+    assert_eq!(
+        entry["owner"]["url"],
+        fleet.replicas[owner].base(),
+        "{health}"
+    );
+    assert!(server_entry(&health, "own").get("scope").is_none());
+    // `stats` on the shared database names the owner too.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("mcp.json");
+    std::fs::write(&config, r#"{"mcpServers": {}}"#).unwrap();
+    let stats = std::process::Command::new(proxy_bin())
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["--database-url", &database, "stats"])
+        .env_remove("PLUGGEDIN_API_KEY")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&stats.stdout);
+    assert!(stats.status.success(), "{out}");
+    let line = out
+        .lines()
+        .find(|line| line.starts_with("demo "))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(line.ends_with(&fleet.replicas[owner].base()), "{out}");
+
+    // Counted through each replica in turn: one counter.
+    for (index, expected) in [(0, "1"), (1, "2"), (2, "3")] {
+        assert_eq!(
+            call_on(&fleet, index, "demo__count").await.as_deref(),
+            Ok(expected),
+            "through replica {index}"
+        );
+    }
+    let mut pids = Vec::new();
+    let mut own_pids = Vec::new();
+    for index in 0..3 {
+        pids.push(call_on(&fleet, index, "demo__pid").await.unwrap());
+        own_pids.push(call_on(&fleet, index, "own__pid").await.unwrap());
+    }
+    assert!(pids.windows(2).all(|pair| pair[0] == pair[1]), "{pids:?}");
+    own_pids.sort();
+    own_pids.dedup();
+    assert_eq!(own_pids.len(), 3, "{own_pids:?}");
+    // A server's error comes back as it said it.
+    let failed = call_on(&fleet, (owner + 1) % 3, "demo__test_error_handling").await;
+    assert_eq!(
+        failed,
+        Err("This tool intentionally returns an error for testing".to_owned())
+    );
+
+    // Through a replica that does not run it: the server's questions reach the client and its
+    // progress comes back.
+    let mut client = Driver::start(&fleet.replicas[(owner + 2) % 3].url);
+    client.ask("start").await;
+    assert_eq!(
+        client.ask("sampling").await,
+        json!({"text": "LLM response: sampled by the fleet client"})
+    );
+    let progress = client.ask("progress").await;
+    assert!(
+        !progress["progress"].as_array().unwrap().is_empty(),
+        "{progress}"
+    );
+    drop(client);
+
+    // The route is the replicas' own.
+    let refused = reqwest::Client::new()
+        .post(format!(
+            "{}/fleet/servers/demo/mcp",
+            fleet.replicas[owner].base()
+        ))
+        .header("accept", "application/json, text/event-stream")
+        .json(&initialize_body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    let body = refused.text().await.unwrap();
+    assert!(body.contains("pluggedin-fleet-server header"), "{body}");
+
+    // The owner dies: another replica takes the server over, and its state starts over.
+    let pid = fleet.replicas[owner].child.id().unwrap();
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let _ = fleet.replicas[owner].child.wait().await;
+    let live: Vec<usize> = (0..3).filter(|index| *index != owner).collect();
+    let heir = owner_of(&fleet, &live, "demo").await;
+    assert_ne!(heir, owner);
+    for &index in &live {
+        assert_eq!(
+            servers_with(&fleet, index, "--counter").len(),
+            usize::from(index == heir),
+            "replica {index}"
+        );
+    }
+    assert_eq!(
+        call_on(&fleet, live[0], "demo__count").await.as_deref(),
+        Ok("1")
+    );
+    assert_eq!(
+        call_on(&fleet, live[1], "demo__count").await.as_deref(),
+        Ok("2")
+    );
+    assert!(
+        fleet.replicas[heir]
+            .log
+            .text()
+            .contains("this replica runs the server for the fleet")
+    );
+
+    // The new owner is stopped (SIGTERM): it drains, leaves the fleet and gives the server up
+    // to the last replica.
+    let last = live.iter().copied().find(|index| *index != heir).unwrap();
+    let pid = fleet.replicas[heir].child.id().unwrap();
+    let stopped = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    let _ = fleet.replicas[heir].child.wait().await;
+    assert!(fleet.replicas[heir].log.text().contains("left the fleet"));
+    assert_eq!(owner_of(&fleet, &[last], "demo").await, last);
+    assert_eq!(servers_with(&fleet, last, "--counter").len(), 1);
+    assert_eq!(
+        call_on(&fleet, last, "demo__count").await.as_deref(),
+        Ok("1")
+    );
+}
+
+/// An owner that stops answering without closing its database connection (frozen here, as a
+/// machine cut off would be) is counted gone by the others after its heartbeat's silence; one
+/// of them ends its connection, which ends its lock, and takes the server over. Back, the old
+/// owner finds its lock gone, stops its copy and reaches the new owner.
+#[tokio::test]
+async fn a_frozen_owner_gives_its_server_up_once_counted_gone() {
+    let database = pg_cluster::database().await;
+    let mut shared = demo_with(&["--counter"]);
+    shared["scope"] = json!("fleet");
+    let fleet = fleet_of(&database, json!({"demo": shared})).await;
+    let owner = owner_of(&fleet, &[0, 1, 2], "demo").await;
+    assert_eq!(
+        call_on(&fleet, owner, "demo__count").await.as_deref(),
+        Ok("1")
+    );
+
+    let pid = fleet.replicas[owner].child.id().unwrap().to_string();
+    let signal = |signal: &str| {
+        let sent = std::process::Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    };
+    signal("-STOP");
+    let live: Vec<usize> = (0..3).filter(|index| *index != owner).collect();
+    // Counted gone after `REPLICA_GONE_MS` (30 s) of silence, then taken over.
+    let heir = owner_within(&fleet, &live, "demo", std::time::Duration::from_secs(90)).await;
+    let text = |index: usize| fleet.replicas[index].log.text();
+    assert!(
+        live.iter()
+            .any(|index| text(*index).contains("its database connection held on")),
+        "{}",
+        text(heir)
+    );
+    assert_eq!(
+        call_on(&fleet, live[0], "demo__count").await.as_deref(),
+        Ok("1")
+    );
+
+    signal("-CONT");
+    let back = tokio::time::timeout(WAIT, async {
+        loop {
+            let health = health(&fleet.replicas[owner]).await;
+            let entry = server_entry(&health, "demo");
+            if entry["owner"]["here"] == false
+                && entry["state"] == "connected"
+                && servers_with(&fleet, owner, "--counter").is_empty()
+            {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(back.is_ok(), "{}", text(owner));
+    assert_eq!(
+        call_on(&fleet, owner, "demo__count").await.as_deref(),
+        Ok("2")
+    );
+}
+
+/// Without a shared database one proxy is its own fleet: a server of fleet scope runs there
+/// as any other, and `/health` names no owner.
+#[tokio::test]
+async fn without_a_shared_database_a_server_of_fleet_scope_runs_as_any_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut shared = demo_with(&["--counter"]);
+    shared["scope"] = json!("fleet");
+    let (child, log, url) = spawn_http_proxy(&dir, json!({"demo": shared}), &[]).await;
+    let replica = Replica {
+        child,
+        log,
+        url,
+        _dir: dir,
+    };
+    let client = TestClient::new()
+        .serve(StreamableHttpClientTransport::from_uri(
+            replica.url.as_str(),
+        ))
+        .await
+        .unwrap();
+    for expected in ["1", "2"] {
+        let result = client
+            .call_tool(CallToolRequestParams::new("demo__count"))
+            .await
+            .unwrap();
+        assert_eq!(text_of(&result), expected);
+    }
+    client.cancel().await.unwrap();
+    let health = health(&replica).await;
+    let entry = server_entry(&health, "demo");
+    assert_eq!(entry["scope"], "fleet", "{health}");
+    assert!(entry["owner"].is_null(), "{health}");
+    assert_eq!(entry["transport"], "stdio", "{health}");
 }

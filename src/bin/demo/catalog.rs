@@ -155,6 +155,13 @@ pub(crate) fn tools(shared: &Shared) -> Vec<Tool> {
     if shared.hostile {
         tools.extend(hostile::tools());
     }
+    if shared.counter.is_some() {
+        tools.push(Tool::new(
+            "count",
+            "Counts one more and returns the count: state kept in this process's memory",
+            schema_for_empty_input(),
+        ));
+    }
     if shared.watched_roots.is_some() {
         tools.push(Tool::new(
             "roots_seen",

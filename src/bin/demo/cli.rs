@@ -49,6 +49,10 @@ pub(crate) struct Cli {
     /// (what it was told, in order).
     #[arg(long)]
     pub(crate) watch_roots: bool,
+    /// Expose `count`: a counter kept in the process's memory, one more at each call (state
+    /// that only this process has).
+    #[arg(long)]
+    pub(crate) counter: bool,
     /// Tell only the session whose call changed the tool or prompt list, as the official SDKs'
     /// servers do, instead of every session.
     #[arg(long)]

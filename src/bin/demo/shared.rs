@@ -32,6 +32,8 @@ pub(crate) struct Shared {
     pub(crate) hostile: bool,
     /// `--watch-roots`: every `roots/list` answer and `list_changed` received, in order.
     pub(crate) watched_roots: Option<Mutex<Vec<Value>>>,
+    /// `--counter`: what `count` has counted.
+    pub(crate) counter: Option<std::sync::atomic::AtomicU64>,
     /// `--notify-caller-only`: list changes go to the session that made them, not to all.
     pub(crate) notify_caller_only: bool,
     pub(crate) dynamic_tool_enabled: AtomicBool,
@@ -80,6 +82,7 @@ impl Shared {
             extra_tools: cli.extra_tools,
             hostile: cli.hostile,
             watched_roots: cli.watch_roots.then(Mutex::default),
+            counter: cli.counter.then(Default::default),
             notify_caller_only: cli.notify_caller_only,
             dynamic_tool_enabled: AtomicBool::new(false),
             dynamic_prompt_enabled: AtomicBool::new(false),

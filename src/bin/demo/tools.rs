@@ -1,8 +1,8 @@
 //! What the demo's tools do: `tools/call` dispatch, first to the conformance fixtures, then to
 //! the content fixtures (text, image, audio, embedded resource), the friendly test tools (`echo`,
-//! `add`, `sleep`, `wait_for_file`, `exit`, `pid`, `spawn_sleeper`, `roots`, `http_headers`, …),
-//! the runtime tool and prompt toggles, `--hostile`'s and `--extra-tools`' tools. Which tools
-//! exist and their schemas is `catalog.rs`'s business.
+//! `add`, `sleep`, `wait_for_file`, `exit`, `pid`, `spawn_sleeper`, `roots`, `http_headers`,
+//! `count`, …), the runtime tool and prompt toggles, `--hostile`'s and `--extra-tools`' tools.
+//! Which tools exist and their schemas is `catalog.rs`'s business.
 
 use std::{sync::atomic::Ordering, time::Duration};
 
@@ -185,6 +185,9 @@ impl DemoServer {
                 text_result(Value::Object(headers).to_string())
             }
             HOSTILE_TOOL if self.shared.hostile => text_result("rang"),
+            "count" if let Some(counter) = &self.shared.counter => {
+                text_result((counter.fetch_add(1, Ordering::Relaxed) + 1).to_string())
+            }
             "roots_seen" if let Some(seen) = &self.shared.watched_roots => {
                 text_result(Value::Array(lock(seen).clone()).to_string())
             }

@@ -88,6 +88,7 @@ pub(super) fn parse(body: &Value) -> AppServers {
             origin: Origin::App,
             oauth: Default::default(),
             roots: Vec::new(),
+            scope: Default::default(),
         };
         servers.config.servers.insert(name.clone(), config);
         servers.identities.push(AppIdentity {

@@ -130,6 +130,9 @@ pub(super) async fn leave(client: &Client, id: i64) -> Result<()> {
         .execute("DELETE FROM replicas WHERE id = $1", &[&id])
         .await?;
     client
+        .execute("DELETE FROM server_owners WHERE replica = $1", &[&id])
+        .await?;
+    client
         .execute(
             &format!("UPDATE sessions SET home = NULL, used_at = {NOW_MS} WHERE home = $1"),
             &[&id],
@@ -381,4 +384,30 @@ pub(super) async fn share_rate_counts(
         )
         .await?;
     Ok(shared)
+}
+
+pub(super) async fn server_owners(client: &Client) -> Result<Vec<(String, Replica)>> {
+    let rows = client
+        .query(
+            &format!(
+                "SELECT o.server, r.id, r.url, r.draining FROM server_owners o
+                 JOIN replicas r ON r.id = o.replica
+                 WHERE r.seen_at >= {NOW_MS} - {REPLICA_GONE_MS}
+                 ORDER BY o.server"
+            ),
+            &[],
+        )
+        .await?;
+    rows.iter()
+        .map(|row| {
+            Ok((
+                row.try_get(0)?,
+                Replica {
+                    id: row.try_get(1)?,
+                    url: row.try_get(2)?,
+                    draining: row.try_get(3)?,
+                },
+            ))
+        })
+        .collect()
 }

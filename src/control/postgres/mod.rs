@@ -19,6 +19,7 @@ mod fleet;
 mod listen;
 mod memory;
 mod notifications;
+mod owners;
 mod pool;
 mod schema;
 mod settings;
@@ -53,6 +54,8 @@ pub struct PostgresStore {
     changes: Arc<OnceLock<tokio::sync::watch::Receiver<u64>>>,
     /// Where the listener files the replicas' notices.
     inbox: Arc<crate::control::fleet::Inbox>,
+    /// The locks of the servers of fleet scope this replica runs, on a connection of their own.
+    owners: Arc<owners::Owners>,
 }
 
 impl PostgresStore {
@@ -104,6 +107,7 @@ impl PostgresStore {
             shown: shown.into(),
             changes: Arc::default(),
             inbox: crate::control::fleet::Inbox::new(),
+            owners: Arc::default(),
         })
     }
 
@@ -500,7 +504,22 @@ impl crate::control::fleet::FleetStore for PostgresStore {
     }
 
     async fn leave(&self, id: i64) -> Result<()> {
+        self.owners.release().await;
         read!(self, |c| fleet::leave(c, id))
+    }
+
+    async fn server_owners(&self) -> Result<Vec<(String, crate::control::fleet::Replica)>> {
+        read!(self, |c| fleet::server_owners(c))
+    }
+
+    async fn claim_servers(
+        &self,
+        me: i64,
+        servers: &[String],
+    ) -> Result<Vec<crate::control::fleet::ServerOwner>> {
+        let (config, tls) = self.pool.target();
+        self.observed(self.owners.claim(&config, tls.as_ref(), me, servers))
+            .await
     }
 
     async fn session_key(&self, fresh: &str) -> Result<String> {

@@ -224,12 +224,21 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX rate_windows_by_start ON rate_windows (started);
     "#,
+    // 4: which replica runs each server of fleet scope (the holder of its advisory lock says
+    // so here, with its backend's process id, for the others to find its address). Additive.
+    r#"
+    CREATE TABLE server_owners (
+        server  TEXT PRIMARY KEY,
+        replica BIGINT NOT NULL,
+        holder  INTEGER NOT NULL
+    );
+    "#,
 ];
 
 /// For each migration, the oldest schema version whose builds still run on the schema it makes:
 /// an additive migration keeps the previous one's, so a fleet can restart one replica at a time
 /// onto a new version while the others still run the old one on the same database.
-const READABLE_BY: [i64; MIGRATIONS.len()] = [1, 1, 1];
+const READABLE_BY: [i64; MIGRATIONS.len()] = [1, 1, 1, 1];
 
 /// The schema version this build writes.
 pub(super) const VERSION: i64 = MIGRATIONS.len() as i64;

@@ -36,12 +36,12 @@ use axum::routing::{any_service, get};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::Cors;
 use crate::control::{ControlPlane, RateLimited};
-use crate::router::Router;
+use crate::router::{FleetOwner, Router};
 use crate::secret::Secret;
 use crate::upstream::{ProxyHandler, scrape};
 pub use api::ApiFiles;
@@ -172,6 +172,9 @@ impl App {
             BoundedSessions::start(&sessions);
             sessions
         });
+        let servers_key = joined
+            .as_ref()
+            .map(|(_, joined)| joined.servers_key.clone());
         let fleet = match (joined, &sessions) {
             (Some((membership, joined)), Some(sessions)) => {
                 Some(Arc::new(joined.fleet(membership, sessions.clone())))
@@ -270,6 +273,10 @@ impl App {
                 ),
                 None => AxumRouter::new(),
             })
+            .merge(match servers_key {
+                Some(key) => fleet_servers(router.clone(), key, mcp_cancel.clone()),
+                None => AxumRouter::new(),
+            })
             .fallback(no_such_path)
             .with_state(state)
             .layer(axum::middleware::from_fn_with_state(
@@ -284,6 +291,39 @@ impl App {
             fleet,
         }
     }
+}
+
+/// The route through which the other replicas reach the servers of fleet scope this one runs
+/// (`fleet::servers`): sessions of rmcp's own in this process, made only by replicas holding
+/// the fleet's key, so neither the guard (the clients' rules) nor the fleet's shared sessions
+/// are in the way.
+fn fleet_servers(
+    router: Arc<Router>,
+    key: Arc<fleet::servers::ServersKey>,
+    cancel: CancellationToken,
+) -> AxumRouter<AppState> {
+    let config = StreamableHttpServerConfig::default()
+        .with_sse_keep_alive(Some(SSE_KEEP_ALIVE))
+        .with_sse_retry(Some(SSE_RETRY))
+        .with_legacy_session_mode(true)
+        .with_cancellation_token(cancel)
+        .disable_allowed_hosts();
+    let factory = move || Ok(fleet::servers::ServerView::new(router.clone()));
+    let service = StreamableHttpService::new(
+        factory,
+        Arc::new(
+            rmcp::transport::streamable_http_server::session::local::LocalSessionManager::default(),
+        ),
+        config,
+    );
+    let route = format!("{}/{{name}}/mcp", crate::router::FLEET_SERVERS_ROUTE);
+    AxumRouter::new().route(
+        &route,
+        any_service(service).layer(axum::middleware::from_fn_with_state(
+            key,
+            fleet::servers::check,
+        )),
+    )
 }
 
 /// Registers this replica in the fleet of the shared store it runs on.
@@ -332,7 +372,7 @@ pub async fn serve(router: Arc<Router>, options: HttpOptions) -> anyhow::Result<
     let joined = match control.fleet().filter(|_| !stateless) {
         Some(store) => {
             let joined = join_fleet(store.clone(), &options, local).await?;
-            router.join_fleet(joined.0.me, store);
+            router.join_fleet(joined.0.me, store, joined.1.credential());
             Some(joined)
         }
         None => None,
@@ -686,13 +726,25 @@ async fn health(State(state): State<AppState>, headers: axum::http::HeaderMap) -
         .servers()
         .iter()
         .map(|server| {
-            json!({
+            let mut entry = json!({
                 "name": server.name,
                 "transport": server.config.transport.kind(),
                 "state": server.state().to_string(),
                 // What clients get from it, after the config's filter and the disabled tools.
                 "tools": served.get(server.name.as_str()).copied().unwrap_or(0),
-            })
+            });
+            if server.config.scope == crate::config::Scope::Fleet {
+                entry["scope"] = json!("fleet");
+                // In a fleet, which replica runs it (null while the replicas settle it).
+                entry["owner"] = match state.router.fleet_owner(&server.name) {
+                    Some(FleetOwner::Here { replica }) => json!({"replica": replica, "here": true}),
+                    Some(FleetOwner::There { replica, url }) => {
+                        json!({"replica": replica, "url": url, "here": false})
+                    }
+                    None => Value::Null,
+                };
+            }
+            entry
         })
         .collect();
     let (tool_calls, requests) = state.guard.limits.limits();

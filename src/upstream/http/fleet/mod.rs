@@ -12,6 +12,7 @@
 //! or refusing connections — the row says where the session went, or this replica adopts it.
 
 mod forward;
+pub(crate) mod servers;
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -90,6 +91,7 @@ impl Joining {
             Joined {
                 url: self.url,
                 session_ttl: self.session_ttl,
+                servers_key: Arc::new(servers::ServersKey::new(&key)),
             },
         ))
     }
@@ -99,9 +101,17 @@ impl Joining {
 pub(crate) struct Joined {
     url: String,
     session_ttl: Duration,
+    /// Makes and checks the credentials of the route to servers of fleet scope.
+    pub(crate) servers_key: Arc<servers::ServersKey>,
 }
 
 impl Joined {
+    /// How this replica proves itself at the others' routes to their servers of fleet scope.
+    pub(crate) fn credential(&self) -> crate::router::Credential {
+        let key = self.servers_key.clone();
+        Arc::new(move |name: &str| key.credential(name))
+    }
+
     pub(crate) fn fleet(
         self,
         membership: Arc<Membership>,
