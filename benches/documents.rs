@@ -30,7 +30,11 @@ use pluggedin_mcp_proxy::control::{
 };
 
 #[path = "../tests/it/pg_cluster.rs"]
-#[allow(dead_code, unreachable_pub, reason = "the tests' cluster, of which this uses a part")]
+#[allow(
+    dead_code,
+    unreachable_pub,
+    reason = "the tests' cluster, of which this uses a part"
+)]
 mod cluster;
 
 const VOCABULARY: usize = 20_000;
@@ -308,7 +312,12 @@ fn disk_size(dir: &std::path::Path) -> u64 {
 
 fn load() -> String {
     std::fs::read_to_string("/proc/loadavg")
-        .map(|text| text.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .map(|text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
         .unwrap_or_default()
 }
 

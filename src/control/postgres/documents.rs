@@ -474,6 +474,50 @@ impl Needle {
     }
 }
 
+/// Adds the lexemes and positions of a `tsvector`'s text (`'word':3,7 'other':5`) to a
+/// chunk's occurrences, as in the title or not.
+fn read_positions(text: &str, title: bool, occurrences: &mut Occurrences) {
+    let mut chars = text.chars().peekable();
+    while let Some(ch) = chars.next() {
+        if ch != '\'' {
+            continue;
+        }
+        // The lexeme, `''` and `\\` escaping a quote and a backslash.
+        let mut lexeme = String::new();
+        while let Some(ch) = chars.next() {
+            match ch {
+                '\'' if chars.peek() == Some(&'\'') => {
+                    chars.next();
+                    lexeme.push('\'');
+                }
+                '\'' => break,
+                '\\' => lexeme.extend(chars.next()),
+                _ => lexeme.push(ch),
+            }
+        }
+        if chars.peek() != Some(&':') {
+            continue;
+        }
+        chars.next();
+        // Positions: digits, each with its weight's letter unless D, separated by commas.
+        let found = occurrences.entry(lexeme).or_default();
+        let mut position = 0i32;
+        while let Some(&ch) = chars.peek() {
+            if ch == ' ' {
+                break;
+            }
+            chars.next();
+            if let Some(digit) = ch.to_digit(10) {
+                position = position * 10 + digit as i32;
+            } else if ch == ',' {
+                found.push((position, title));
+                position = 0;
+            }
+        }
+        found.push((position, title));
+    }
+}
+
 /// The query's terms as lexemes, with their IDF over the whole index (filters do not change
 /// it, as in FTS5), and the index's chunks and their mean length in words. A word's chunk count
 /// comes from `document_terms`; a phrase's or a prefix's is counted with the GIN index.
@@ -572,49 +616,83 @@ async fn rank(
     }
     values.push(Box::new(candidates(limit)));
     let top = values.len();
-    values.push(Box::new(exact));
-    values.push(Box::new(prefixes));
-    let rows = client
-        .query(
-            &format!(
-                "WITH top AS (
-                     SELECT c.id, c.document, c.words, c.search
-                     FROM document_chunks c
-                     JOIN documents d ON d.pk = c.document,
-                          to_tsquery('english', $1) q
-                     WHERE c.search @@ q{conditions}
-                     ORDER BY ts_rank({WEIGHTS}, c.search, q, 1) DESC, c.id
-                     LIMIT ${top}
-                 )
-                 SELECT top.id, top.document, top.words, u.lexeme, u.positions, u.weights
-                 FROM top
-                 LEFT JOIN LATERAL (
-                     SELECT * FROM unnest(top.search) AS u
-                     WHERE u.lexeme = ANY(${}::text[]) OR u.lexeme ^@ ANY(${}::text[])
-                 ) u ON TRUE",
-                top + 1,
-                top + 2
-            ),
-            &refs(&values),
-        )
-        .await?;
+    let candidates = format!(
+        "WITH top AS (
+             SELECT c.id, c.document, c.words, c.search
+             FROM document_chunks c
+             JOIN documents d ON d.pk = c.document,
+                  to_tsquery('english', $1) q
+             WHERE c.search @@ q{conditions}
+             ORDER BY ts_rank({WEIGHTS}, c.search, q, 1) DESC, c.id
+             LIMIT ${top}
+         )"
+    );
     let mut chunks: HashMap<i64, (i64, i32, Occurrences)> = HashMap::new();
-    for row in &rows {
-        let (id, document, words): (i64, i64, i32) =
-            (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
-        let (_, _, occurrences) = chunks
-            .entry(id)
-            .or_insert_with(|| (document, words, Occurrences::new()));
-        let lexeme: Option<String> = row.try_get(3)?;
-        let positions: Option<Vec<i16>> = row.try_get(4)?;
-        let weights: Option<Vec<String>> = row.try_get(5)?;
-        if let (Some(lexeme), Some(positions), Some(weights)) = (lexeme, positions, weights) {
-            let found = positions
-                .iter()
-                .zip(&weights)
-                .map(|(at, weight)| (i32::from(*at), weight == "A"))
-                .collect();
-            occurrences.insert(lexeme, found);
+    if prefixes.is_empty() {
+        // The query's lexemes alone, from the title (A) and from the text (B): `setweight`
+        // marks them D and `ts_filter` keeps what is marked, cheaper than `unnest` over every
+        // lexeme of every candidate.
+        values.push(Box::new(exact));
+        let rows = client
+            .query(
+                &format!(
+                    "{candidates}
+                     SELECT id, document, words,
+                            ts_filter(setweight(ts_filter(search, '{{a}}'), 'd', ${at}), '{{d}}')
+                                ::text,
+                            ts_filter(setweight(ts_filter(search, '{{b}}'), 'd', ${at}), '{{d}}')
+                                ::text
+                     FROM top",
+                    at = top + 1
+                ),
+                &refs(&values),
+            )
+            .await?;
+        for row in &rows {
+            let mut occurrences = Occurrences::new();
+            read_positions(row.try_get(3)?, true, &mut occurrences);
+            read_positions(row.try_get(4)?, false, &mut occurrences);
+            chunks.insert(
+                row.try_get(0)?,
+                (row.try_get(1)?, row.try_get(2)?, occurrences),
+            );
+        }
+    } else {
+        values.push(Box::new(exact));
+        values.push(Box::new(prefixes));
+        let rows = client
+            .query(
+                &format!(
+                    "{candidates}
+                     SELECT top.id, top.document, top.words, u.lexeme, u.positions, u.weights
+                     FROM top
+                     LEFT JOIN LATERAL (
+                         SELECT * FROM unnest(top.search) AS u
+                         WHERE u.lexeme = ANY(${}::text[]) OR u.lexeme ^@ ANY(${}::text[])
+                     ) u ON TRUE",
+                    top + 1,
+                    top + 2
+                ),
+                &refs(&values),
+            )
+            .await?;
+        for row in &rows {
+            let (id, document, words): (i64, i64, i32) =
+                (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+            let (_, _, occurrences) = chunks
+                .entry(id)
+                .or_insert_with(|| (document, words, Occurrences::new()));
+            let lexeme: Option<String> = row.try_get(3)?;
+            let positions: Option<Vec<i16>> = row.try_get(4)?;
+            let weights: Option<Vec<String>> = row.try_get(5)?;
+            if let (Some(lexeme), Some(positions), Some(weights)) = (lexeme, positions, weights) {
+                let found = positions
+                    .iter()
+                    .zip(&weights)
+                    .map(|(at, weight)| (i32::from(*at), weight == "A"))
+                    .collect();
+                occurrences.insert(lexeme, found);
+            }
         }
     }
     let mut scored: Vec<(i64, i64, f64)> = chunks
@@ -659,26 +737,35 @@ pub(super) async fn search(client: &Client, search: &DocumentSearch) -> Result<V
         }
     };
     ranked.retain(|(_, _, score)| relevance(*score) >= MIN_RELEVANCE);
-    let options = headline_options();
+    // Every hit's document, passage and snippet in one statement, put back in rank order.
+    let chunk_ids: Vec<i64> = ranked.iter().map(|(chunk, _, _)| *chunk).collect();
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {COLUMNS}, passage.body,
+                        ts_headline('english', passage.body, to_tsquery('english', $2), $3), c.id
+                 FROM documents d
+                 JOIN document_chunks c ON c.document = d.pk,
+                      substr(d.content, c.start + 1, c.length) AS passage (body)
+                 WHERE c.id = ANY($1)"
+            ),
+            &[&chunk_ids, &query, &headline_options()],
+        )
+        .await?;
+    let mut found = HashMap::with_capacity(rows.len());
+    for row in &rows {
+        found.insert(row.try_get::<_, i64>(27)?, row);
+    }
     let mut hits = Vec::with_capacity(ranked.len());
     for (chunk, _, score) in ranked {
-        let row = client
-            .query_one(
-                &format!(
-                    "SELECT {COLUMNS}, passage.body,
-                            ts_headline('english', passage.body, to_tsquery('english', $2), $3)
-                     FROM documents d
-                     JOIN document_chunks c ON c.document = d.pk,
-                          substr(d.content, c.start + 1, c.length) AS passage (body)
-                     WHERE c.id = $1"
-                ),
-                &[&chunk, &query, &options],
-            )
-            .await?;
+        // A chunk another write replaced since it was ranked is left out.
+        let Some(row) = found.get(&chunk) else {
+            continue;
+        };
         let passage: String = row.try_get(25)?;
         let snippet: String = row.try_get(26)?;
         hits.push(DocumentHit {
-            document: document_from_row(&row, false)?,
+            document: document_from_row(row, false)?,
             snippet: highlight(&snippet),
             passage,
             relevance: relevance(score),
@@ -837,6 +924,18 @@ pub(super) async fn delete(transaction: &Transaction<'_>, id: &str) -> Result<bo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tsvector_text_reads_as_lexemes_and_positions() {
+        let mut found = Occurrences::new();
+        read_positions("'kite':2,7 'it''s':4A 'back\\\\slash':1", false, &mut found);
+        read_positions("'kite':1A", true, &mut found);
+        read_positions("", true, &mut found);
+        assert_eq!(found["kite"], [(2, false), (7, false), (1, true)]);
+        assert_eq!(found["it's"], [(4, false)]);
+        assert_eq!(found["back\\slash"], [(1, false)]);
+        assert_eq!(found.len(), 3);
+    }
 
     #[test]
     fn queries_quote_words_and_keep_phrases_and_prefixes() {
