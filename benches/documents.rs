@@ -2,7 +2,7 @@
 //! store and on the PostgreSQL store, the same documents and the same queries on each.
 //!
 //! `cargo bench --bench documents` (set `DOCS_BENCH_N` for another corpus size; default
-//! 100,000; `-- --quick` for 2,000 documents and 100 queries a run, only to keep it working).
+//! 100,000; `-- --quick` for 1,000 documents and 50 queries a run, only to keep it working).
 //! The corpus is deterministic: a fixed-seed generator writes ~2 KB documents from a
 //! 20,000-word vocabulary with Zipf-distributed word frequencies, like natural text. Documents go
 //! in through `ControlPlane::create_documents` in batches of 256, one transaction each, as
@@ -327,8 +327,8 @@ async fn main() {
     let count: usize = std::env::var("DOCS_BENCH_N")
         .ok()
         .and_then(|n| n.parse().ok())
-        .unwrap_or(if quick { 2_000 } else { 100_000 });
-    let queries_per_run = if quick { 100 } else { 2_000 };
+        .unwrap_or(if quick { 1_000 } else { 100_000 });
+    let queries_per_run = if quick { 50 } else { 2_000 };
     println!("load average at the start: {}", load());
     let dir = tempfile::tempdir().unwrap();
     let sqlite: Arc<dyn ControlPlane> = Arc::new(

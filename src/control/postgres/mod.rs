@@ -1,7 +1,8 @@
 //! The local control plane on PostgreSQL (`--database-url`), for proxies that share one store
 //! across machines: the same tables, rules and answers as the SQLite store (`local`), in
 //! PostgreSQL's types, full-text search on `tsvector`s with GIN indexes (documents ranked by
-//! BM25 as SQLite's FTS5 ranks them, `ts_headline` snippets). This module and its children, with `local`, are the only places with SQL.
+//! BM25 as SQLite's FTS5 ranks them, `ts_headline` snippets). This module and its children,
+//! with `local`, are the only places with SQL.
 //!
 //! Every write is one transaction that first takes a transaction-scoped advisory lock
 //! (`WRITE_LOCK`): writes are serialized across every proxy on the database, as SQLite's
