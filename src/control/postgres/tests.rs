@@ -732,3 +732,37 @@ async fn bm25_statistics_follow_creates_batches_updates_and_deletes() {
     }
     assert_eq!(statistics(&admin).await[0], (Vec::new(), 0, 0));
 }
+
+#[tokio::test]
+async fn the_migration_to_bm25_counts_the_statistics_of_a_library_already_there() {
+    let place = crate::control::tests::Place::postgres().await;
+    let crate::control::tests::Place::Postgres(url) = &place else {
+        unreachable!()
+    };
+    let admin = admin(&name_of(url)).await;
+    drop(falcon_library(&place).await);
+    let words = "SELECT array_agg(words ORDER BY id) FROM document_chunks";
+    let counted: Vec<i32> = admin.query_one(words, &[]).await.unwrap().get(0);
+    // The library as a build before the statistics left it.
+    admin
+        .batch_execute(
+            "DROP TABLE document_terms, document_index;
+             ALTER TABLE document_chunks DROP COLUMN words;
+             DELETE FROM pluggedin_schema WHERE version = 3;",
+        )
+        .await
+        .unwrap();
+    let store = PostgresStore::connect(url).await.unwrap();
+    let [kept, recounted] = statistics(&admin).await;
+    assert_eq!(kept, recounted);
+    assert_eq!(kept.1, 5);
+    let migrated: Vec<i32> = admin.query_one(words, &[]).await.unwrap().get(0);
+    assert_eq!(
+        migrated, counted,
+        "the words as the documents module counts them"
+    );
+    assert_eq!(
+        ranked(&(Arc::new(store) as Arc<dyn ControlPlane>), "falcon").await[0].0,
+        "Hunting birds"
+    );
+}
