@@ -246,9 +246,12 @@ const MIGRATIONS: &[&str] = &[
 /// For each migration, the oldest schema version whose builds still run on the schema it makes:
 /// an additive migration keeps the previous one's, so a fleet can restart one replica at a time
 /// onto a new version while the others still run the old one on the same database.
-/// Migration 3 is not additive: a build that knows only version 2 would write documents without
-/// counting them in the statistics BM25 ranks with.
-const READABLE_BY: [i64; MIGRATIONS.len()] = [1, 1, 3];
+/// The BM25 statistics' migration is not additive: a build that knows only the ones before it
+/// would write documents without counting them in the statistics BM25 ranks with.
+const READABLE_BY: [i64; MIGRATIONS.len()] = [1, 1, BM25_STATISTICS];
+
+/// The migration that adds the statistics BM25 ranks documents with.
+pub(super) const BM25_STATISTICS: i64 = 3;
 
 /// The schema version this build writes.
 pub(super) const VERSION: i64 = MIGRATIONS.len() as i64;

@@ -745,11 +745,12 @@ async fn the_migration_to_bm25_counts_the_statistics_of_a_library_already_there(
     let counted: Vec<i32> = admin.query_one(words, &[]).await.unwrap().get(0);
     // The library as a build before the statistics left it.
     admin
-        .batch_execute(
+        .batch_execute(&format!(
             "DROP TABLE document_terms, document_index;
              ALTER TABLE document_chunks DROP COLUMN words;
-             DELETE FROM pluggedin_schema WHERE version = 3;",
-        )
+             DELETE FROM pluggedin_schema WHERE version = {};",
+            schema::BM25_STATISTICS
+        ))
         .await
         .unwrap();
     let store = PostgresStore::connect(url).await.unwrap();
