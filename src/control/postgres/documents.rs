@@ -542,7 +542,9 @@ async fn needles(client: &Client, terms: &[Term]) -> Result<(Vec<Needle>, f64, f
         )
         .await?;
     let (mut rows_total, mut words_total) = (0i64, 0i64);
-    let mut lexemes: Vec<(Vec<(String, i32)>, Option<i64>)> = vec![(Vec::new(), None); terms.len()];
+    // Each term's lexemes with their positions, and its chunk count from `document_terms`.
+    type Found = (Vec<(String, i32)>, Option<i64>);
+    let mut lexemes: Vec<Found> = vec![(Vec::new(), None); terms.len()];
     for row in &rows {
         let at: i64 = row.try_get(0)?;
         let lexeme: String = row.try_get(1)?;
