@@ -20,9 +20,45 @@ pub(crate) const MARK_CLOSE: char = '\u{E001}';
 /// Hits scoring below this fraction of the best are left out: FTS5 gives a word found in more
 /// than half of the chunks an IDF of 1e-6, so a passage matched only by such words (`the`, `is`)
 /// scores about a millionth of one matched by the question's real words. Real matches are
-/// within a few orders of magnitude of each other; the threshold sits between. PostgreSQL's
-/// `ts_rank_cd` has no IDF, and the same cut drops only passages far below the best.
+/// within a few orders of magnitude of each other; the threshold sits between. The PostgreSQL
+/// store scores with the same BM25 ([`bm25`]), so the cut works alike there.
 pub(crate) const MIN_RELEVANCE: f64 = 0.001;
+
+/// BM25's parameters as FTS5's `bm25()` has them (k1 and b), and the weight of a match in the
+/// title against one in the text (`bm25(document_chunks_fts, 2.0, 1.0)`): the PostgreSQL store
+/// scores its candidates with the same formula, so both stores rank a library alike.
+pub(crate) const BM25_K1: f64 = 1.2;
+pub(crate) const BM25_B: f64 = 0.75;
+pub(crate) const TITLE_WEIGHT: f64 = 2.0;
+
+/// How many words a text has as FTS5's `unicode61` tokenizer counts them: runs of letters and
+/// digits. A chunk's length for BM25 is the words of its title and its text together.
+pub(crate) fn word_count(text: &str) -> usize {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|word| !word.is_empty())
+        .count()
+}
+
+/// FTS5's BM25 term weight: the inverse document frequency of a term found in `hits` of
+/// `rows` chunks, a millionth when the term is in more than half of them (so it never
+/// subtracts).
+pub(crate) fn bm25_idf(rows: f64, hits: f64) -> f64 {
+    let idf = ((rows - hits + 0.5) / (hits + 0.5)).ln();
+    if idf <= 0.0 { 1e-6 } else { idf }
+}
+
+/// FTS5's BM25 score of one chunk (higher is better; `bm25()` returns it negated): for each
+/// term in the query's order, its IDF and its weighted frequency in the chunk; `length` is the
+/// chunk's words and `average` the mean over every chunk.
+pub(crate) fn bm25(terms: &[(f64, f64)], length: f64, average: f64) -> f64 {
+    let mut score = 0.0;
+    for (idf, frequency) in terms {
+        score += idf
+            * ((frequency * (BM25_K1 + 1.0))
+                / (frequency + BM25_K1 * (1.0 - BM25_B + BM25_B * length / average)));
+    }
+    score
+}
 
 /// An attribution from its stored columns: none without a model name.
 pub(crate) fn model(

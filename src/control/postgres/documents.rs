@@ -1,17 +1,27 @@
 //! The document library: documents, their earlier versions, and a full-text index over chunks of
 //! their text. A chunk is a character range of the content (the chunks of `library::chunks`, as
-//! the SQLite store cuts them) with its own `tsvector`: the title weighted A, the chunk's text B,
-//! so a match in the title counts double (`ts_rank_cd`'s weights below). Chunks also keep each
-//! `tsvector` under PostgreSQL's bound of 1 MB, which a whole 10 MB document would pass. Every
-//! write is one transaction. Search order is `ts_rank_cd`, then chunk id: the same library
-//! answers the same query the same way.
+//! the SQLite store cuts them) with its own `tsvector`: the title weighted A, the chunk's text B.
+//! Chunks also keep each `tsvector` under PostgreSQL's bound of 1 MB, which a whole 10 MB
+//! document would pass. Every write is one transaction.
+//!
+//! Search ranks as the SQLite store's FTS5 does, by BM25 (`library::bm25`): the GIN index finds
+//! the chunks that match (`@@`), `ts_rank` picks the best [`candidates`] of them, and those are
+//! scored in Rust from the positions of the query's lexemes in each chunk, with a title match
+//! counting double. BM25 needs corpus statistics that `tsvector`s do not keep, so the index
+//! keeps them itself: each chunk's length in words (`document_chunks.words`), how many chunks
+//! hold each lexeme (`document_terms`), and the number of chunks and their words in total
+//! (`document_index`). Every write counts what it adds and removes in two statements at its end
+//! ([`count`]), however many documents it wrote. Order is the score, then chunk id: the same
+//! library answers the same query the same way.
+
+use std::collections::{HashMap, HashSet};
 
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, GenericClient, Row, Transaction};
 
 use crate::control::library::{
-    self, MARK_CLOSE, MARK_OPEN, MIN_RELEVANCE, Term, chunks, content_hash, highlight, model,
-    writer,
+    self, MARK_CLOSE, MARK_OPEN, MIN_RELEVANCE, TITLE_WEIGHT, Term, bm25, bm25_idf, chunks,
+    content_hash, highlight, model, word_count, writer,
 };
 use crate::control::time::now_ms;
 use crate::control::{
@@ -20,8 +30,16 @@ use crate::control::{
     UpdateOperation,
 };
 
-/// `ts_rank_cd`'s weights for D, C, B and A: a title match (A) counts double a text match (B).
+/// `ts_rank`'s weights for D, C, B and A: a title match (A) counts double a text match (B).
 const WEIGHTS: &str = "'{0.1, 0.2, 0.5, 1.0}'";
+
+/// How many matching chunks `ts_rank` hands to BM25 for a search of `limit` documents. A query
+/// matching no more chunks than this is ranked exactly as BM25 ranks it; one matching more (a
+/// single common word) is ranked among the chunks `ts_rank` likes best, which BM25's best are
+/// nearly always among (the benchmark measures how often).
+fn candidates(limit: usize) -> i64 {
+    i64::try_from(100 + 20 * limit).unwrap_or(i64::MAX)
+}
 /// How `ts_headline` cuts a snippet: about the words SQLite's `snippet()` shows around the
 /// matches, between the markers `library::highlight` turns into bold.
 fn headline_options() -> String {
@@ -86,20 +104,22 @@ fn document_from_row(row: &Row, with_content: bool) -> Result<Document> {
 /// `"quoted phrases"` stay phrases (`<->`) and a trailing `*` makes a prefix (`:*`), so nothing
 /// in user text becomes an operator. `None` when the text has no words.
 pub(super) fn tsqueries(text: &str) -> Option<(String, String)> {
-    let terms: Vec<String> = library::search_terms(text)
-        .into_iter()
-        .map(|term| match term {
-            Term::Phrase(words) => {
-                let quoted: Vec<String> = words.iter().map(|word| format!("'{word}'")).collect();
-                format!("({})", quoted.join(" <-> "))
-            }
-            Term::Word { word, prefix } => format!("'{word}'{}", if prefix { ":*" } else { "" }),
-        })
-        .collect();
+    let terms: Vec<String> = library::search_terms(text).iter().map(tsquery).collect();
     if terms.is_empty() {
         return None;
     }
     Some((terms.join(" & "), terms.join(" | ")))
+}
+
+/// One term's `to_tsquery` text.
+fn tsquery(term: &Term) -> String {
+    match term {
+        Term::Phrase(words) => {
+            let quoted: Vec<String> = words.iter().map(|word| format!("'{word}'")).collect();
+            format!("({})", quoted.join(" <-> "))
+        }
+        Term::Word { word, prefix } => format!("'{word}'{}", if *prefix { ":*" } else { "" }),
+    }
 }
 
 /// The filter's conditions on `documents d`, with their parameters appended to `values`.
@@ -137,17 +157,19 @@ fn filter_sql(filter: &DocumentFilter, values: &mut Values) -> String {
     sql
 }
 
-/// Adds the chunks of document `pk` to the index, in one statement.
+/// Adds the chunks of document `pk` to the index, in one statement; their ids, for [`count`].
 async fn index(
     transaction: &impl GenericClient,
     pk: i64,
     title: &str,
     content: &str,
-) -> Result<()> {
+) -> Result<Vec<i64>> {
     let spans = chunks(content);
     let mut starts = Vec::with_capacity(spans.len());
     let mut lengths = Vec::with_capacity(spans.len());
+    let mut words = Vec::with_capacity(spans.len());
     let mut bodies = Vec::with_capacity(spans.len());
+    let title_words = word_count(title);
     // The byte offset of each character, and of the end: chunks are in characters (as
     // PostgreSQL's substr counts them), the text to index is sliced in bytes.
     let mut offsets = content
@@ -159,23 +181,84 @@ async fn index(
         let end = start + length;
         let to = offsets.nth(end - next).unwrap_or(content.len());
         next = end + 1;
+        let body = &content[from..to];
         starts.push(i32::try_from(start).unwrap_or(i32::MAX));
         lengths.push(i32::try_from(length).unwrap_or(i32::MAX));
-        bodies.push(&content[from..to]);
+        words.push(i32::try_from(title_words + word_count(body)).unwrap_or(i32::MAX));
+        bodies.push(body);
         from = to;
+    }
+    let rows = transaction
+        .query(
+            "INSERT INTO document_chunks (document, start, length, words, search)
+             SELECT $1, chunk.start, chunk.length, chunk.words,
+                    setweight(to_tsvector('english', $2), 'A')
+                    || setweight(to_tsvector('english', chunk.body), 'B')
+             FROM unnest($3::integer[], $4::integer[], $5::integer[], $6::text[])
+                  AS chunk (start, length, words, body)
+             RETURNING id",
+            &[&pk, &title, &starts, &lengths, &words, &bodies],
+        )
+        .await?;
+    rows.iter().map(|row| Ok(row.try_get(0)?)).collect()
+}
+
+/// Brings the index's statistics up to date with the chunks `added` (already written) and
+/// `removed` (not yet deleted): one upsert of every lexeme's count of chunks, summed over all
+/// of them, and one update of the totals. A lexeme no chunk holds any more is forgotten.
+async fn count(transaction: &impl GenericClient, added: &[i64], removed: &[i64]) -> Result<()> {
+    if added.is_empty() && removed.is_empty() {
+        return Ok(());
+    }
+    let counted = transaction
+        .query(
+            "INSERT INTO document_terms (lexeme, chunks)
+             SELECT lexeme, sum(CASE WHEN c.id = ANY($2) THEN -1 ELSE 1 END)
+             FROM document_chunks c, unnest(tsvector_to_array(c.search)) AS lexeme
+             WHERE c.id = ANY($1) OR c.id = ANY($2)
+             GROUP BY lexeme
+             HAVING sum(CASE WHEN c.id = ANY($2) THEN -1 ELSE 1 END) <> 0
+             ON CONFLICT (lexeme) DO UPDATE SET chunks = document_terms.chunks + excluded.chunks
+             RETURNING lexeme, chunks",
+            &[&added, &removed],
+        )
+        .await?;
+    if !removed.is_empty() {
+        let gone: Vec<String> = counted
+            .iter()
+            .filter(|row| row.try_get::<_, i64>(1).is_ok_and(|chunks| chunks <= 0))
+            .map(|row| row.try_get(0))
+            .collect::<std::result::Result<_, _>>()?;
+        if !gone.is_empty() {
+            transaction
+                .execute(
+                    "DELETE FROM document_terms WHERE lexeme = ANY($1)",
+                    &[&gone],
+                )
+                .await?;
+        }
     }
     transaction
         .execute(
-            "INSERT INTO document_chunks (document, start, length, search)
-             SELECT $1, chunk.start, chunk.length,
-                    setweight(to_tsvector('english', $2), 'A')
-                    || setweight(to_tsvector('english', chunk.body), 'B')
-             FROM unnest($3::integer[], $4::integer[], $5::text[])
-                  AS chunk (start, length, body)",
-            &[&pk, &title, &starts, &lengths, &bodies],
+            "UPDATE document_index SET
+                 chunks = document_index.chunks + change.chunks,
+                 words = document_index.words + change.words
+             FROM (SELECT coalesce(sum(CASE WHEN id = ANY($2) THEN -1 ELSE 1 END), 0) AS chunks,
+                          coalesce(sum(CASE WHEN id = ANY($2) THEN -words ELSE words END), 0)
+                              AS words
+                   FROM document_chunks WHERE id = ANY($1) OR id = ANY($2)) AS change",
+            &[&added, &removed],
         )
         .await?;
     Ok(())
+}
+
+/// The ids of document `pk`'s chunks.
+async fn chunk_ids(transaction: &impl GenericClient, pk: i64) -> Result<Vec<i64>> {
+    let rows = transaction
+        .query("SELECT id FROM document_chunks WHERE document = $1", &[&pk])
+        .await?;
+    rows.iter().map(|row| Ok(row.try_get(0)?)).collect()
 }
 
 async fn find(
@@ -192,7 +275,11 @@ async fn find(
     Ok(Some((pk, document_from_row(&row, with_content)?)))
 }
 
-async fn insert(transaction: &impl GenericClient, new: NewDocument) -> Result<DocumentCreate> {
+/// Adds a document, or finds the one with its content; with the chunks it indexed.
+async fn insert(
+    transaction: &impl GenericClient,
+    new: NewDocument,
+) -> Result<(DocumentCreate, Vec<i64>)> {
     let hash = content_hash(&new.content);
     let existing = transaction
         .query_opt(
@@ -205,7 +292,7 @@ async fn insert(transaction: &impl GenericClient, new: NewDocument) -> Result<Do
         let (_, document) = find(transaction, &id, false)
             .await?
             .ok_or_else(|| ControlError::Invalid(format!("document {id} vanished")))?;
-        return Ok(DocumentCreate::Duplicate(Box::new(document)));
+        return Ok((DocumentCreate::Duplicate(Box::new(document)), Vec::new()));
     }
     let id = uuid::Uuid::new_v4().to_string();
     let now = now_ms();
@@ -250,27 +337,31 @@ async fn insert(transaction: &impl GenericClient, new: NewDocument) -> Result<Do
         )
         .await?
         .try_get(0)?;
-    index(transaction, pk, &new.title, &new.content).await?;
+    let indexed = index(transaction, pk, &new.title, &new.content).await?;
     let (_, document) = find(transaction, &id, false)
         .await?
         .ok_or_else(|| ControlError::Invalid(format!("document {id} vanished")))?;
-    Ok(DocumentCreate::Created(Box::new(document)))
+    Ok((DocumentCreate::Created(Box::new(document)), indexed))
 }
 
 pub(super) async fn create(
     transaction: &Transaction<'_>,
     new: NewDocument,
 ) -> Result<DocumentCreate> {
-    insert(transaction, new).await
+    let (created, indexed) = insert(transaction, new).await?;
+    count(transaction, &indexed, &[]).await?;
+    Ok(created)
 }
 
 /// Adds many documents in one transaction, each in a savepoint of its own: a document that
-/// fails is rolled back whole and the others stay, and the batch costs one commit.
+/// fails is rolled back whole and the others stay, and the batch costs one commit and one count
+/// of the index's statistics. An error here (the count failing) fails the whole batch.
 pub(super) async fn create_many(
     transaction: &mut Transaction<'_>,
     batch: Vec<NewDocument>,
-) -> Vec<Result<DocumentCreate>> {
+) -> Result<Vec<Result<DocumentCreate>>> {
     let mut results = Vec::with_capacity(batch.len());
+    let mut indexed = Vec::new();
     for new in batch {
         let outcome = async {
             let savepoint = transaction.savepoint("document").await?;
@@ -279,9 +370,13 @@ pub(super) async fn create_many(
             Ok(created)
         }
         .await;
-        results.push(outcome);
+        results.push(outcome.map(|(created, chunks)| {
+            indexed.extend(chunks);
+            created
+        }));
     }
-    results
+    count(transaction, &indexed, &[]).await?;
+    Ok(results)
 }
 
 pub(super) async fn list(client: &Client, list: &DocumentList) -> Result<(Vec<Document>, u64)> {
@@ -333,85 +428,346 @@ pub(super) async fn list(client: &Client, list: &DocumentList) -> Result<(Vec<Do
     Ok((documents, total.max(0) as u64))
 }
 
+/// A term of a query as the index holds it: its lexemes with their positions in the term (one,
+/// at 0, for a word; a phrase's keep the gaps of the stop words between them), whether it is a
+/// prefix, and its BM25 IDF.
+struct Needle {
+    lexemes: Vec<(String, i32)>,
+    prefix: bool,
+    idf: f64,
+}
+
+/// Where a chunk holds the query's lexemes: each one's positions, and whether each is in the
+/// title (weight A) rather than the text.
+type Occurrences = HashMap<String, Vec<(i32, bool)>>;
+
+impl Needle {
+    /// The term's frequency in a chunk as FTS5's BM25 counts it: every instance (of the whole
+    /// phrase, words in order in one field) counts its field's weight.
+    fn frequency(&self, chunk: &Occurrences) -> f64 {
+        let weight = |title: bool| if title { TITLE_WEIGHT } else { 1.0 };
+        match self.lexemes.as_slice() {
+            [(prefix, _)] if self.prefix => chunk
+                .iter()
+                .filter(|(lexeme, _)| lexeme.starts_with(prefix.as_str()))
+                .flat_map(|(_, found)| found)
+                .map(|(_, title)| weight(*title))
+                .sum(),
+            [(first, start), rest @ ..] => {
+                let Some(found) = chunk.get(first) else {
+                    return 0.0;
+                };
+                found
+                    .iter()
+                    .filter(|(at, title)| {
+                        rest.iter().all(|(lexeme, offset)| {
+                            chunk.get(lexeme).is_some_and(|others| {
+                                others.contains(&(at + offset - start, *title))
+                            })
+                        })
+                    })
+                    .map(|(_, title)| weight(*title))
+                    .sum()
+            }
+            [] => 0.0,
+        }
+    }
+}
+
+/// Adds the lexemes and positions of a `tsvector`'s text (`'word':3,7 'other':5`) to a
+/// chunk's occurrences, as in the title or not.
+fn read_positions(text: &str, title: bool, occurrences: &mut Occurrences) {
+    let mut chars = text.chars().peekable();
+    while let Some(ch) = chars.next() {
+        if ch != '\'' {
+            continue;
+        }
+        // The lexeme, `''` and `\\` escaping a quote and a backslash.
+        let mut lexeme = String::new();
+        while let Some(ch) = chars.next() {
+            match ch {
+                '\'' if chars.peek() == Some(&'\'') => {
+                    chars.next();
+                    lexeme.push('\'');
+                }
+                '\'' => break,
+                '\\' => lexeme.extend(chars.next()),
+                _ => lexeme.push(ch),
+            }
+        }
+        if chars.peek() != Some(&':') {
+            continue;
+        }
+        chars.next();
+        // Positions: digits, each with its weight's letter unless D, separated by commas.
+        let found = occurrences.entry(lexeme).or_default();
+        let mut position = 0i32;
+        while let Some(&ch) = chars.peek() {
+            if ch == ' ' {
+                break;
+            }
+            chars.next();
+            if let Some(digit) = ch.to_digit(10) {
+                position = position * 10 + digit as i32;
+            } else if ch == ',' {
+                found.push((position, title));
+                position = 0;
+            }
+        }
+        found.push((position, title));
+    }
+}
+
+/// The query's terms as lexemes, with their IDF over the whole index (filters do not change
+/// it, as in FTS5), and the index's chunks and their mean length in words. A word's chunk count
+/// comes from `document_terms`; a phrase's or a prefix's is counted with the GIN index.
+async fn needles(client: &Client, terms: &[Term]) -> Result<(Vec<Needle>, f64, f64)> {
+    let texts: Vec<String> = terms
+        .iter()
+        .map(|term| match term {
+            Term::Phrase(words) => words.join(" "),
+            Term::Word { word, .. } => word.clone(),
+        })
+        .collect();
+    let rows = client
+        .query(
+            "SELECT t.i, u.lexeme, u.positions,
+                    (SELECT dt.chunks FROM document_terms dt WHERE dt.lexeme = u.lexeme),
+                    x.chunks, x.words
+             FROM unnest($1::text[]) WITH ORDINALITY AS t (text, i),
+                  unnest(to_tsvector('english', t.text)) AS u,
+                  document_index x
+             ORDER BY t.i",
+            &[&texts],
+        )
+        .await?;
+    let (mut rows_total, mut words_total) = (0i64, 0i64);
+    // Each term's lexemes with their positions, and its chunk count from `document_terms`.
+    type Found = (Vec<(String, i32)>, Option<i64>);
+    let mut lexemes: Vec<Found> = vec![(Vec::new(), None); terms.len()];
+    for row in &rows {
+        let at: i64 = row.try_get(0)?;
+        let lexeme: String = row.try_get(1)?;
+        let positions: Vec<i16> = row.try_get(2)?;
+        let hits: Option<i64> = row.try_get(3)?;
+        (rows_total, words_total) = (row.try_get(4)?, row.try_get(5)?);
+        let Some((found, chunks)) = usize::try_from(at - 1)
+            .ok()
+            .and_then(|i| lexemes.get_mut(i))
+        else {
+            continue;
+        };
+        found.extend(positions.iter().map(|p| (lexeme.clone(), i32::from(*p))));
+        *chunks = Some(hits.unwrap_or(0));
+    }
+    let mut needles = Vec::with_capacity(terms.len());
+    for (term, (mut found, hits)) in terms.iter().zip(lexemes) {
+        // A term of stop words only is no term, as `to_tsquery` drops it.
+        if found.is_empty() {
+            continue;
+        }
+        found.sort_by_key(|(_, at)| *at);
+        let prefix = matches!(term, Term::Word { prefix: true, .. });
+        let hits = match hits {
+            Some(hits) if found.len() == 1 && !prefix => hits,
+            _ => client
+                .query_one(
+                    "SELECT count(*) FROM document_chunks
+                     WHERE search @@ to_tsquery('english', $1)",
+                    &[&tsquery(term)],
+                )
+                .await?
+                .try_get(0)?,
+        };
+        needles.push(Needle {
+            lexemes: found,
+            prefix,
+            idf: bm25_idf(rows_total as f64, hits as f64),
+        });
+    }
+    let average = if rows_total > 0 {
+        words_total as f64 / rows_total as f64
+    } else {
+        1.0
+    };
+    Ok((needles, rows_total as f64, average))
+}
+
 /// The best chunk of up to `limit` documents for one query, best first: (chunk, document pk,
-/// score).
+/// BM25 score). `ts_rank` chooses the [`candidates`] among the chunks that match; BM25 orders
+/// them, ties by chunk id.
 async fn rank(
     client: &Client,
     query: &str,
+    needles: &[Needle],
+    average: f64,
     filter: &DocumentFilter,
     limit: usize,
-) -> Result<Vec<(i64, i64, f32)>> {
+) -> Result<Vec<(i64, i64, f64)>> {
     let mut values: Values = vec![Box::new(query.to_owned())];
     let conditions = filter_sql(filter, &mut values);
-    values.push(Box::new(i64::try_from(limit).unwrap_or(i64::MAX)));
-    let rows = client
-        .query(
-            &format!(
-                "WITH hits AS (
-                     SELECT c.id, c.document, ts_rank_cd({WEIGHTS}, c.search, q) AS score
-                     FROM document_chunks c
-                     JOIN documents d ON d.pk = c.document,
-                          to_tsquery('english', $1) q
-                     WHERE c.search @@ q{conditions}
-                 ),
-                 best AS (
-                     SELECT DISTINCT ON (document) id, document, score FROM hits
-                     ORDER BY document, score DESC, id
-                 )
-                 SELECT id, document, score FROM best ORDER BY score DESC, id LIMIT ${}",
-                values.len()
-            ),
-            &refs(&values),
-        )
-        .await?;
-    rows.iter()
-        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
-        .collect()
+    let (mut exact, mut prefixes) = (Vec::new(), Vec::new());
+    for needle in needles {
+        for (lexeme, _) in &needle.lexemes {
+            if needle.prefix {
+                prefixes.push(lexeme.clone());
+            } else {
+                exact.push(lexeme.clone());
+            }
+        }
+    }
+    values.push(Box::new(candidates(limit)));
+    let top = values.len();
+    let candidates = format!(
+        "WITH top AS (
+             SELECT c.id, c.document, c.words, c.search
+             FROM document_chunks c
+             JOIN documents d ON d.pk = c.document,
+                  to_tsquery('english', $1) q
+             WHERE c.search @@ q{conditions}
+             ORDER BY ts_rank({WEIGHTS}, c.search, q, 1) DESC, c.id
+             LIMIT ${top}
+         )"
+    );
+    let mut chunks: HashMap<i64, (i64, i32, Occurrences)> = HashMap::new();
+    if prefixes.is_empty() {
+        // The query's lexemes alone, from the title (A) and from the text (B): `setweight`
+        // marks them D and `ts_filter` keeps what is marked, cheaper than `unnest` over every
+        // lexeme of every candidate.
+        values.push(Box::new(exact));
+        let rows = client
+            .query(
+                &format!(
+                    "{candidates}
+                     SELECT id, document, words,
+                            ts_filter(setweight(ts_filter(search, '{{a}}'), 'd', ${at}), '{{d}}')
+                                ::text,
+                            ts_filter(setweight(ts_filter(search, '{{b}}'), 'd', ${at}), '{{d}}')
+                                ::text
+                     FROM top",
+                    at = top + 1
+                ),
+                &refs(&values),
+            )
+            .await?;
+        for row in &rows {
+            let mut occurrences = Occurrences::new();
+            read_positions(row.try_get(3)?, true, &mut occurrences);
+            read_positions(row.try_get(4)?, false, &mut occurrences);
+            chunks.insert(
+                row.try_get(0)?,
+                (row.try_get(1)?, row.try_get(2)?, occurrences),
+            );
+        }
+    } else {
+        values.push(Box::new(exact));
+        values.push(Box::new(prefixes));
+        let rows = client
+            .query(
+                &format!(
+                    "{candidates}
+                     SELECT top.id, top.document, top.words, u.lexeme, u.positions, u.weights
+                     FROM top
+                     LEFT JOIN LATERAL (
+                         SELECT * FROM unnest(top.search) AS u
+                         WHERE u.lexeme = ANY(${}::text[]) OR u.lexeme ^@ ANY(${}::text[])
+                     ) u ON TRUE",
+                    top + 1,
+                    top + 2
+                ),
+                &refs(&values),
+            )
+            .await?;
+        for row in &rows {
+            let (id, document, words): (i64, i64, i32) =
+                (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+            let (_, _, occurrences) = chunks
+                .entry(id)
+                .or_insert_with(|| (document, words, Occurrences::new()));
+            let lexeme: Option<String> = row.try_get(3)?;
+            let positions: Option<Vec<i16>> = row.try_get(4)?;
+            let weights: Option<Vec<String>> = row.try_get(5)?;
+            if let (Some(lexeme), Some(positions), Some(weights)) = (lexeme, positions, weights) {
+                let found = positions
+                    .iter()
+                    .zip(&weights)
+                    .map(|(at, weight)| (i32::from(*at), weight == "A"))
+                    .collect();
+                occurrences.insert(lexeme, found);
+            }
+        }
+    }
+    let mut scored: Vec<(i64, i64, f64)> = chunks
+        .into_iter()
+        .map(|(id, (document, words, occurrences))| {
+            let terms: Vec<(f64, f64)> = needles
+                .iter()
+                .map(|needle| (needle.idf, needle.frequency(&occurrences)))
+                .collect();
+            (id, document, bm25(&terms, f64::from(words), average))
+        })
+        .collect();
+    scored.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)));
+    let mut seen = HashSet::new();
+    scored.retain(|(_, document, _)| seen.insert(*document));
+    scored.truncate(limit);
+    Ok(scored)
 }
 
 pub(super) async fn search(client: &Client, search: &DocumentSearch) -> Result<Vec<DocumentHit>> {
     let Some((all, any)) = tsqueries(&search.query) else {
         return Ok(Vec::new());
     };
+    let (needles, chunks, average) = needles(client, &library::search_terms(&search.query)).await?;
+    if needles.is_empty() || chunks == 0.0 {
+        return Ok(Vec::new());
+    }
     let limit = search.limit.max(1) as usize;
     let mut query = all;
-    let mut ranked = rank(client, &query, &search.filter, limit).await?;
+    let mut ranked = rank(client, &query, &needles, average, &search.filter, limit).await?;
     if ranked.is_empty() && any != query {
         query = any;
-        ranked = rank(client, &query, &search.filter, limit).await?;
+        ranked = rank(client, &query, &needles, average, &search.filter, limit).await?;
     }
     // Higher is better: the best hit has relevance 1.
-    let best = ranked
-        .first()
-        .map_or(0.0, |(_, _, score)| f64::from(*score));
-    let relevance = |score: f32| {
+    let best = ranked.first().map_or(0.0, |(_, _, score)| *score);
+    let relevance = |score: f64| {
         if best > 0.0 {
-            (f64::from(score) / best).clamp(0.0, 1.0)
+            (score / best).clamp(0.0, 1.0)
         } else {
             1.0
         }
     };
     ranked.retain(|(_, _, score)| relevance(*score) >= MIN_RELEVANCE);
-    let options = headline_options();
+    // Every hit's document, passage and snippet in one statement, put back in rank order.
+    let chunk_ids: Vec<i64> = ranked.iter().map(|(chunk, _, _)| *chunk).collect();
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {COLUMNS}, passage.body,
+                        ts_headline('english', passage.body, to_tsquery('english', $2), $3), c.id
+                 FROM documents d
+                 JOIN document_chunks c ON c.document = d.pk,
+                      substr(d.content, c.start + 1, c.length) AS passage (body)
+                 WHERE c.id = ANY($1)"
+            ),
+            &[&chunk_ids, &query, &headline_options()],
+        )
+        .await?;
+    let mut found = HashMap::with_capacity(rows.len());
+    for row in &rows {
+        found.insert(row.try_get::<_, i64>(27)?, row);
+    }
     let mut hits = Vec::with_capacity(ranked.len());
     for (chunk, _, score) in ranked {
-        let row = client
-            .query_one(
-                &format!(
-                    "SELECT {COLUMNS}, passage.body,
-                            ts_headline('english', passage.body, to_tsquery('english', $2), $3)
-                     FROM documents d
-                     JOIN document_chunks c ON c.document = d.pk,
-                          substr(d.content, c.start + 1, c.length) AS passage (body)
-                     WHERE c.id = $1"
-                ),
-                &[&chunk, &query, &options],
-            )
-            .await?;
+        // A chunk another write replaced since it was ranked is left out.
+        let Some(row) = found.get(&chunk) else {
+            continue;
+        };
         let passage: String = row.try_get(25)?;
         let snippet: String = row.try_get(26)?;
         hits.push(DocumentHit {
-            document: document_from_row(&row, false)?,
+            document: document_from_row(row, false)?,
             snippet: highlight(&snippet),
             passage,
             relevance: relevance(score),
@@ -511,9 +867,7 @@ pub(super) async fn update(
             ],
         )
         .await?;
-    transaction
-        .execute("DELETE FROM document_chunks WHERE document = $1", &[&pk])
-        .await?;
+    let unindexed = chunk_ids(transaction, pk).await?;
     let tags = update.tags.unwrap_or(old.tags);
     transaction
         .execute(
@@ -538,7 +892,15 @@ pub(super) async fn update(
             ],
         )
         .await?;
-    index(transaction, pk, &old.title, &content).await?;
+    // The new chunks are counted in and the old ones out before the old ones go.
+    let indexed = index(transaction, pk, &old.title, &content).await?;
+    count(transaction, &indexed, &unindexed).await?;
+    transaction
+        .execute(
+            "DELETE FROM document_chunks WHERE id = ANY($1)",
+            &[&unindexed],
+        )
+        .await?;
     let (_, document) = find(transaction, id, false)
         .await?
         .ok_or_else(|| ControlError::Invalid(format!("document {id} vanished")))?;
@@ -546,16 +908,36 @@ pub(super) async fn update(
 }
 
 pub(super) async fn delete(transaction: &Transaction<'_>, id: &str) -> Result<bool> {
-    // Chunks and versions go with it (`ON DELETE CASCADE`).
-    Ok(transaction
-        .execute("DELETE FROM documents WHERE id = $1", &[&id])
+    let Some(row) = transaction
+        .query_opt("SELECT pk FROM documents WHERE id = $1", &[&id])
         .await?
-        == 1)
+    else {
+        return Ok(false);
+    };
+    let pk: i64 = row.try_get(0)?;
+    count(transaction, &[], &chunk_ids(transaction, pk).await?).await?;
+    // Chunks and versions go with it (`ON DELETE CASCADE`).
+    transaction
+        .execute("DELETE FROM documents WHERE pk = $1", &[&pk])
+        .await?;
+    Ok(true)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tsvector_text_reads_as_lexemes_and_positions() {
+        let mut found = Occurrences::new();
+        read_positions("'kite':2,7 'it''s':4A 'back\\\\slash':1", false, &mut found);
+        read_positions("'kite':1A", true, &mut found);
+        read_positions("", true, &mut found);
+        assert_eq!(found["kite"], [(2, false), (7, false), (1, true)]);
+        assert_eq!(found["it's"], [(4, false)]);
+        assert_eq!(found["back\\slash"], [(1, false)]);
+        assert_eq!(found.len(), 3);
+    }
 
     #[test]
     fn queries_quote_words_and_keep_phrases_and_prefixes() {

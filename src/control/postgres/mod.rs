@@ -1,7 +1,8 @@
 //! The local control plane on PostgreSQL (`--database-url`), for proxies that share one store
 //! across machines: the same tables, rules and answers as the SQLite store (`local`), in
-//! PostgreSQL's types, full-text search on `tsvector`s with GIN indexes (`ts_rank_cd`,
-//! `ts_headline`). This module and its children, with `local`, are the only places with SQL.
+//! PostgreSQL's types, full-text search on `tsvector`s with GIN indexes (documents ranked by
+//! BM25 as SQLite's FTS5 ranks them, `ts_headline` snippets). This module and its children,
+//! with `local`, are the only places with SQL.
 //!
 //! Every write is one transaction that first takes a transaction-scoped advisory lock
 //! (`WRITE_LOCK`): writes are serialized across every proxy on the database, as SQLite's
@@ -288,9 +289,8 @@ impl ControlPlane for PostgresStore {
 
     async fn create_documents(&self, batch: Vec<NewDocument>) -> Vec<Result<DocumentCreate>> {
         let count = batch.len();
-        let written: Result<Vec<Result<DocumentCreate>>> = write_tx!(self, |t| async {
-            Ok::<_, ControlError>(documents::create_many(&mut t, batch).await)
-        });
+        let written: Result<Vec<Result<DocumentCreate>>> =
+            write_tx!(self, |t| documents::create_many(&mut t, batch));
         match written {
             Ok(results) => results,
             Err(error) => (0..count)

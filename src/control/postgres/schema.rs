@@ -233,12 +233,47 @@ const MIGRATIONS: &[&str] = &[
         holder  INTEGER NOT NULL
     );
     "#,
+    // 5: the statistics BM25 ranks documents with, which a `tsvector` does not keep: each
+    // chunk's length in words (its title's and its text's, as FTS5 counts them), how many
+    // chunks hold each lexeme, and the chunks and their words in total. The documents module
+    // keeps them with every write; here they are counted once from what the index holds.
+    r#"
+    ALTER TABLE document_chunks ADD COLUMN words INTEGER NOT NULL DEFAULT 0;
+    UPDATE document_chunks c
+    SET words = (SELECT count(*) FROM regexp_matches(d.title, '[[:alnum:]]+', 'g'))
+              + (SELECT count(*)
+                 FROM regexp_matches(substr(d.content, c.start + 1, c.length),
+                                     '[[:alnum:]]+', 'g'))
+    FROM documents d WHERE d.pk = c.document;
+
+    CREATE TABLE document_terms (
+        lexeme TEXT COLLATE "C" PRIMARY KEY,
+        chunks BIGINT NOT NULL
+    );
+    INSERT INTO document_terms (lexeme, chunks)
+    SELECT lexeme, count(*)
+    FROM document_chunks, unnest(tsvector_to_array(search)) AS lexeme
+    GROUP BY lexeme;
+
+    CREATE TABLE document_index (
+        one    BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (one),
+        chunks BIGINT NOT NULL,
+        words  BIGINT NOT NULL
+    );
+    INSERT INTO document_index (chunks, words)
+    SELECT count(*), coalesce(sum(words), 0) FROM document_chunks;
+    "#,
 ];
 
 /// For each migration, the oldest schema version whose builds still run on the schema it makes:
 /// an additive migration keeps the previous one's, so a fleet can restart one replica at a time
 /// onto a new version while the others still run the old one on the same database.
-const READABLE_BY: [i64; MIGRATIONS.len()] = [1, 1, 1, 1];
+/// The BM25 statistics' migration is not additive: a build that knows only the ones before it
+/// would write documents without counting them in the statistics BM25 ranks with.
+const READABLE_BY: [i64; MIGRATIONS.len()] = [1, 1, 1, 1, BM25_STATISTICS];
+
+/// The migration that adds the statistics BM25 ranks documents with.
+pub(super) const BM25_STATISTICS: i64 = 5;
 
 /// The schema version this build writes.
 pub(super) const VERSION: i64 = MIGRATIONS.len() as i64;

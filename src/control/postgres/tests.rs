@@ -1,6 +1,7 @@
 //! What only the PostgreSQL store does: its schema table, losing and finding the database again,
 //! `NOTIFY` on settings changes and the listener that wakes other stores on them, its write
-//! transaction, and URLs with passwords. The control
+//! transaction, URLs with passwords, and ranking documents as the SQLite store does with the
+//! statistics it keeps for that. The control
 //! plane's contract is tested on both stores in `control::tests`.
 
 use std::time::Duration;
@@ -542,4 +543,307 @@ async fn tls_connections_verify_the_servers_certificate() {
         .to_string();
     assert!(error.contains("store unavailable"), "{error}");
     assert!(error.to_lowercase().contains("certificate"), "{error}");
+}
+
+/// A small library where BM25 and `ts_rank_cd` disagree: `ts_rank_cd` counts every match and
+/// knows no IDF, so it puts the long chunk that says "falcon" three times first, and a word
+/// found everywhere above a rare one; BM25 weighs the short chunk's one match by its length and
+/// the rare word by its rarity.
+const FALCONS: [(&str, &str); 5] = [
+    ("Hunting birds", "A falcon hunts small prey."),
+    ("Gardening", "Tomatoes need sunshine, water, patience."),
+    ("Cooking", "Onions, garlic, basil make sauces richer."),
+    ("Travel", "Trains cross mountains through long tunnels."),
+    ("Field notes", ""),
+];
+
+fn falcon_notes() -> String {
+    format!(
+        "Falcon sightings near river. {}Another falcon circled overhead. A third falcon rested.",
+        "Observers counted herons, egrets, cormorants, kingfishers along muddy banks during \
+         morning walks. "
+            .repeat(6)
+    )
+}
+
+async fn falcon_library(place: &crate::control::tests::Place) -> Arc<dyn ControlPlane> {
+    let store = place.open().await;
+    for (title, content) in FALCONS {
+        let content = if content.is_empty() {
+            falcon_notes()
+        } else {
+            content.to_owned()
+        };
+        let new = crate::control::NewDocument {
+            title: title.into(),
+            content,
+            format: "md".into(),
+            category: "other".into(),
+            source: "ai_generated".into(),
+            visibility: "private".into(),
+            ..crate::control::NewDocument::default()
+        };
+        store.create_document(new).await.unwrap();
+    }
+    store
+}
+
+/// The titles and relevances of a search's hits.
+async fn ranked(store: &Arc<dyn ControlPlane>, query: &str) -> Vec<(String, f64)> {
+    let search = crate::control::DocumentSearch {
+        query: query.into(),
+        filter: crate::control::DocumentFilter::default(),
+        limit: 10,
+    };
+    let hits = store.search_documents(search).await.unwrap();
+    hits.into_iter()
+        .map(|hit| (hit.document.title, hit.relevance))
+        .collect()
+}
+
+#[tokio::test]
+async fn documents_rank_as_on_sqlite_where_ts_rank_cd_would_not() {
+    use crate::control::tests::Place;
+    let sqlite = falcon_library(&Place::sqlite()).await;
+    let place = Place::postgres().await;
+    let postgres = falcon_library(&place).await;
+    let expected: [(&str, &[&str]); 2] = [
+        ("falcon", &["Hunting birds", "Field notes"]),
+        // No document has both words: any will do, the rare one first.
+        (
+            "falcon tomatoes",
+            &["Gardening", "Hunting birds", "Field notes"],
+        ),
+    ];
+    // A prefix and a phrase, alone and with a word no document shares with them.
+    let alike: [(&str, &[&str]); 4] = [
+        ("falc*", &[]),
+        ("\"falcon circled\"", &[]),
+        ("falc* tomatoes", &[]),
+        ("\"falcon circled\" tomatoes", &[]),
+    ];
+    for (query, titles) in expected.into_iter().chain(alike) {
+        let on_sqlite = ranked(&sqlite, query).await;
+        let on_postgres = ranked(&postgres, query).await;
+        let names: Vec<&str> = on_postgres
+            .iter()
+            .map(|(title, _)| title.as_str())
+            .collect();
+        if titles.is_empty() {
+            assert!(!names.is_empty(), "{query}");
+        } else {
+            assert_eq!(names, titles, "{query}");
+        }
+        for ((title, relevance), (same, other)) in on_postgres.iter().zip(&on_sqlite) {
+            assert_eq!(
+                title, same,
+                "{query}: {on_postgres:?} on SQLite {on_sqlite:?}"
+            );
+            assert!(
+                (relevance - other).abs() < 1e-9,
+                "{query}: {on_postgres:?} on SQLite {on_sqlite:?}"
+            );
+        }
+        assert_eq!(on_postgres.len(), on_sqlite.len(), "{query}");
+    }
+    // `ts_rank_cd` alone orders both queries otherwise: the library tells the two apart.
+    let Place::Postgres(url) = &place else {
+        unreachable!()
+    };
+    let admin = admin(&name_of(url)).await;
+    for (query, best) in [
+        ("'falcon'", "Field notes"),
+        ("'falcon' | 'tomato'", "Field notes"),
+    ] {
+        let top: String = admin
+            .query_one(
+                "SELECT d.title FROM document_chunks c JOIN documents d ON d.pk = c.document,
+                        to_tsquery('english', $1) q
+                 WHERE c.search @@ q
+                 ORDER BY ts_rank_cd('{0.1, 0.2, 0.5, 1.0}', c.search, q) DESC, c.id LIMIT 1",
+                &[&query],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(top, best, "{query}");
+    }
+}
+
+/// The index's statistics, and the same counted afresh from its chunks.
+async fn statistics(admin: &tokio_postgres::Client) -> [(Vec<(String, i64)>, i64, i64); 2] {
+    let kept = admin
+        .query(
+            "SELECT lexeme, chunks FROM document_terms ORDER BY lexeme",
+            &[],
+        )
+        .await
+        .unwrap();
+    let counted = admin
+        .query(
+            "SELECT lexeme, count(*) FROM document_chunks,
+                    unnest(tsvector_to_array(search)) AS lexeme
+             GROUP BY lexeme ORDER BY lexeme",
+            &[],
+        )
+        .await
+        .unwrap();
+    let pairs = |rows: Vec<tokio_postgres::Row>| -> Vec<(String, i64)> {
+        rows.iter().map(|row| (row.get(0), row.get(1))).collect()
+    };
+    let totals = admin
+        .query_one("SELECT chunks, words FROM document_index", &[])
+        .await
+        .unwrap();
+    let recount = admin
+        .query_one(
+            "SELECT count(*), coalesce(sum(words), 0)::bigint FROM document_chunks",
+            &[],
+        )
+        .await
+        .unwrap();
+    [
+        (pairs(kept), totals.get(0), totals.get(1)),
+        (pairs(counted), recount.get(0), recount.get(1)),
+    ]
+}
+
+#[tokio::test]
+async fn bm25_statistics_follow_creates_batches_updates_and_deletes() {
+    use crate::control::{DocumentCreate, DocumentUpdate, UpdateOperation};
+    let place = crate::control::tests::Place::postgres().await;
+    let crate::control::tests::Place::Postgres(url) = &place else {
+        unreachable!()
+    };
+    let admin = admin(&name_of(url)).await;
+    let store = falcon_library(&place).await;
+    let [kept, counted] = statistics(&admin).await;
+    assert_eq!(kept, counted);
+    assert_eq!(kept.1, 5, "a chunk each");
+    // The notes' words: its title's two and its text's, as FTS5 counts them.
+    let words: i32 = admin
+        .query_one(
+            "SELECT c.words FROM document_chunks c JOIN documents d ON d.pk = c.document
+             WHERE d.title = 'Field notes'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(words, 86);
+
+    // A batch with a duplicate and a document PostgreSQL refuses (text with a NUL, rolled back
+    // to its savepoint): only the good one counts.
+    let batch = [
+        ("Hunting birds", "A falcon hunts small prey."),
+        ("Kites", "A kite soars"),
+        ("Refused", "an albatross\0 here"),
+    ]
+    .into_iter()
+    .map(|(title, content)| crate::control::NewDocument {
+        title: title.into(),
+        content: content.into(),
+        format: "md".into(),
+        category: "other".into(),
+        source: "ai_generated".into(),
+        visibility: "private".into(),
+        ..crate::control::NewDocument::default()
+    })
+    .collect();
+    let results = store.create_documents(batch).await;
+    assert!(matches!(results[0], Ok(DocumentCreate::Duplicate(_))));
+    let Ok(DocumentCreate::Created(kite)) = &results[1] else {
+        panic!("{:?}", results[1]);
+    };
+    assert!(results[2].is_err());
+    let [kept, counted] = statistics(&admin).await;
+    assert_eq!(kept, counted);
+    assert!(kept.0.contains(&("kite".into(), 1)), "{:?}", kept.0);
+    assert!(!kept.0.iter().any(|(lexeme, _)| lexeme == "albatross"));
+
+    // Replaced text: the old words go out and the new ones in; appended: a second chunk.
+    let update = |operation, content: &str| DocumentUpdate {
+        operation,
+        content: content.into(),
+        tags: None,
+        model: None,
+        change_summary: None,
+        update_reason: None,
+        changes_from_prompt: None,
+    };
+    store
+        .update_document(&kite.id, update(UpdateOperation::Replace, "A kite glides"))
+        .await
+        .unwrap()
+        .unwrap();
+    let [kept, counted] = statistics(&admin).await;
+    assert_eq!(kept, counted);
+    assert!(
+        !kept.0.iter().any(|(lexeme, _)| lexeme == "soar"),
+        "{:?}",
+        kept.0
+    );
+    store
+        .update_document(
+            &kite.id,
+            update(UpdateOperation::Append, &"glide ".repeat(400)),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let [kept, counted] = statistics(&admin).await;
+    assert_eq!(kept, counted);
+    assert_eq!(kept.1, 7, "the kite's text is two chunks now");
+
+    // Deleted: nothing of it stays, and an empty library has no statistics left.
+    assert!(store.delete_document(&kite.id).await.unwrap());
+    let [kept, counted] = statistics(&admin).await;
+    assert_eq!(kept, counted);
+    let listed = store
+        .list_documents(crate::control::DocumentList {
+            limit: 100,
+            ..crate::control::DocumentList::default()
+        })
+        .await
+        .unwrap()
+        .0;
+    for document in listed {
+        assert!(store.delete_document(&document.id).await.unwrap());
+    }
+    assert_eq!(statistics(&admin).await[0], (Vec::new(), 0, 0));
+}
+
+#[tokio::test]
+async fn the_migration_to_bm25_counts_the_statistics_of_a_library_already_there() {
+    let place = crate::control::tests::Place::postgres().await;
+    let crate::control::tests::Place::Postgres(url) = &place else {
+        unreachable!()
+    };
+    let admin = admin(&name_of(url)).await;
+    drop(falcon_library(&place).await);
+    let words = "SELECT array_agg(words ORDER BY id) FROM document_chunks";
+    let counted: Vec<i32> = admin.query_one(words, &[]).await.unwrap().get(0);
+    // The library as a build before the statistics left it.
+    admin
+        .batch_execute(&format!(
+            "DROP TABLE document_terms, document_index;
+             ALTER TABLE document_chunks DROP COLUMN words;
+             DELETE FROM pluggedin_schema WHERE version = {};",
+            schema::BM25_STATISTICS
+        ))
+        .await
+        .unwrap();
+    let store = PostgresStore::connect(url).await.unwrap();
+    let [kept, recounted] = statistics(&admin).await;
+    assert_eq!(kept, recounted);
+    assert_eq!(kept.1, 5);
+    let migrated: Vec<i32> = admin.query_one(words, &[]).await.unwrap().get(0);
+    assert_eq!(
+        migrated, counted,
+        "the words as the documents module counts them"
+    );
+    assert_eq!(
+        ranked(&(Arc::new(store) as Arc<dyn ControlPlane>), "falcon").await[0].0,
+        "Hunting birds"
+    );
 }
