@@ -633,16 +633,7 @@ fn initialize_body() -> Value {
 
 /// A session made by a raw `initialize` at `url` (with `token`, if any): its id.
 async fn raw_session(url: &str, token: Option<&str>) -> String {
-    let mut request = post_mcp(url, None, initialize_body());
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    let response = request.send().await.unwrap();
-    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
-    response.headers()["mcp-session-id"]
-        .to_str()
-        .unwrap()
-        .to_owned()
+    session_from(&reqwest::Client::new(), url, token).await
 }
 
 /// The status of a `tools/list` in `session` at `url` with `token`.
