@@ -1023,6 +1023,88 @@ mod tests {
         assert_eq!(next.counts[0].count, 1);
     }
 
+    #[test]
+    fn a_fair_part_is_what_remains_split_among_the_replicas_rounded_up() {
+        assert_eq!(fair_part(6, 0, 3), 2);
+        assert_eq!(fair_part(6, 4, 3), 1);
+        assert_eq!(fair_part(7, 0, 3), 3);
+        assert_eq!(fair_part(6, 6, 3), 0);
+        assert_eq!(fair_part(6, 9, 3), 0);
+        assert_eq!(fair_part(1, 0, 5), 1, "something remains: at least one");
+        // Outside a fleet, or alone in it, the part is all that remains.
+        assert_eq!(fair_part(60, 15, 1), 45);
+        assert_eq!(fair_part(60, 15, 0), 45);
+    }
+
+    #[test]
+    fn past_its_fair_part_a_replica_asks_for_a_share_and_check_decides_alone() {
+        let limits = RateLimits::new(6, 0);
+        limits.start_sharing(None);
+        limits.set_replicas(3);
+        let key = Key::Token([3; 32]);
+        for _ in 0..2 {
+            assert!(matches!(
+                limits.decide(key, Kind::ToolCalls, 3),
+                Verdict::Admitted
+            ));
+        }
+        assert!(matches!(
+            limits.decide(key, Kind::ToolCalls, 3),
+            Verdict::Share
+        ));
+        // The fleet's count comes back at 5 with these two: one remains, this replica's part.
+        let clock = Clock::local();
+        let batch = limits.batch(clock, Instant::now());
+        let origin = batch.counts[0].started_ms;
+        let answer = shared(clock.ms, vec![row(key, Kind::ToolCalls, origin, 5)], vec![]);
+        limits.settle(&batch, &answer, clock, Instant::now());
+        assert!(matches!(
+            limits.decide(key, Kind::ToolCalls, 3),
+            Verdict::Admitted
+        ));
+        assert!(matches!(
+            limits.decide(key, Kind::ToolCalls, 3),
+            Verdict::Refused(_)
+        ));
+        // Without a store to share with, `admit` decides as `check` does.
+        let other = Key::Token([4; 32]);
+        for _ in 0..6 {
+            limits.check(other, Kind::ToolCalls).unwrap();
+        }
+        assert!(limits.check(other, Kind::ToolCalls).is_err());
+        assert_eq!(limits.shares().map(|shares| shares.replicas), Some(3));
+    }
+
+    /// Requests past the fair part at once wait for one early share, not one each; a replica
+    /// that spends a large budget alone shares about log(limit) times, never once per request.
+    #[tokio::test]
+    async fn requests_past_the_fair_part_wait_for_one_share_together() {
+        use crate::control::postgres::PostgresStore;
+        use crate::control::tests::cluster;
+        let url = cluster::database().await;
+        let store: Arc<dyn FleetStore> = Arc::new(PostgresStore::connect(&url).await.unwrap());
+        let limits = RateLimits::new(60, 0);
+        limits.start_sharing(Some(store));
+        limits.set_replicas(3);
+        let key = Key::Token([6; 32]);
+        for _ in 0..20 {
+            limits.admit(key, Kind::ToolCalls).await.unwrap();
+        }
+        assert_eq!(limits.shares().map(|shares| shares.done), Some(0));
+        let waiting = (0..10).map(|_| limits.admit(key, Kind::ToolCalls));
+        let decided = futures::future::join_all(waiting).await;
+        assert!(decided.iter().all(Result::is_ok), "{decided:?}");
+        assert_eq!(limits.shares().map(|shares| shares.done), Some(1));
+        let mut admitted = 30;
+        while limits.admit(key, Kind::ToolCalls).await.is_ok() {
+            admitted += 1;
+        }
+        // Alone on the store, the replica admits exactly the limit.
+        assert_eq!(admitted, 60);
+        let shares = limits.shares().unwrap().done;
+        assert!(shares <= 12, "{shares} shares for 60 admissions");
+    }
+
     /// Shares until the store takes the counts (a few tries: one per pooled connection the
     /// server may have ended).
     async fn share_until_done(limits: &RateLimits, store: &dyn FleetStore) {
