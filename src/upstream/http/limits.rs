@@ -9,18 +9,27 @@
 //! the map is full; at [`MAX_KEYS`] live windows a new key goes unlimited until room frees up, so
 //! a flood of addresses cannot make the limiter refuse everyone else.
 //!
-//! In a fleet (replicas on one PostgreSQL store) a budget is the fleet's, and no request waits
-//! on the store: each replica counts here and, every [`SHARE_EVERY`], adds what it admitted
-//! since to the store's row for each key and reads the fleet's totals back, in one statement
-//! ([`RateLimits::share`]). A request is admitted while the fleet's total at the last share plus
-//! what this replica admitted since is under the limit. A key's window is its row's, so it is
-//! the same on every replica: it starts at the key's first request anywhere, by the database's
-//! clock (a replica's own window until its first share for the key). Every share also reads the
-//! keys that reached their limit, whoever counted them, so a replica that never saw a key
-//! refuses it as soon as the others do. The fleet can overshoot a limit by what reaches it for a
-//! key in about two shares (one to add the counts, one to read them back elsewhere), and never
-//! by more than each replica alone would admit. While the store does not answer, each replica
-//! limits by what it knew and what it counts itself, and shares again when the store is back.
+//! In a fleet (replicas on one PostgreSQL store) a budget is the fleet's. Each replica counts
+//! here and, every [`SHARE_EVERY`], adds what it admitted since to the store's row for each key
+//! and reads the fleet's totals back, in one statement ([`RateLimits::share`]). A request is
+//! admitted while the fleet's total at the last share plus what this replica admitted since is
+//! under the limit, and, without a share, only while what this replica admitted since is under
+//! its fair part of what remained ([`fair_part`]: `⌈(limit − shared) / r⌉` for the `r` live
+//! replicas its heartbeat sees). A request past that part waits for an early share — one in
+//! flight serves every request that needs one meanwhile — and is decided with the fresh total
+//! ([`RateLimits::admit`]). So the fleet admits at most the limit plus what the other replicas
+//! admitted within their own fair parts since their last share: the replica whose share the store
+//! took last admitted at most what remained then, each other one at most its part since its own
+//! last share, `limit + (r − 1)·⌈limit / r⌉` in a window at worst. A replica spending a budget
+//! alone shares about log(limit) times a window, each share leaving it a part of what remains.
+//! A key's window is its row's, so it is the same on every replica: it starts at the key's first
+//! request anywhere, by the database's clock (a replica's own window until its first share for
+//! the key). Every share also reads the keys that reached their limit, whoever counted them, so a
+//! replica that never saw a key refuses it as soon as the others do. An early share that fails
+//! or does not answer within [`EARLY_WAIT`] leaves the request to the rule without parts, and so
+//! every request until a share succeeds: while the store does not answer, each replica limits by
+//! what it knew and what it counts itself (at worst the limit on each), and shares again when
+//! the store is back. Outside a fleet [`RateLimits::check`] is that rule alone, and nothing waits.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
