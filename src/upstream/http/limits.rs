@@ -27,7 +27,8 @@
 //! the key). Every share also reads the keys that reached their limit, whoever counted them, so a
 //! replica that never saw a key refuses it as soon as the others do. An early share that fails
 //! or does not answer within [`EARLY_WAIT`] leaves the request to the rule without parts, and so
-//! every request until a share succeeds: while the store does not answer, each replica limits by
+//! every request until a share succeeds (as it does a request still past its part after
+//! [`EARLY_WAIT`] of early shares): while the store does not answer, each replica limits by
 //! what it knew and what it counts itself (at worst the limit on each), and shares again when
 //! the store is back. Outside a fleet [`RateLimits::check`] is that rule alone, and nothing waits.
 
@@ -50,11 +51,10 @@ pub(crate) const WINDOW: Duration = Duration::from_secs(60);
 pub(crate) const SHARE_EVERY: Duration = Duration::from_secs(1);
 /// Keys one share sends at most; the rest wait for the next.
 const SHARE_MAX: usize = 10_000;
-/// How long a request past its replica's fair part waits for the store's answer to an early
-/// share before it is decided from what this replica knows.
+/// How long an early share waits for the store's answer, and how long a request past its
+/// replica's fair part goes on asking for early shares; then it is decided from what this
+/// replica knows. A request so waits about twice this at most (its last share in flight).
 const EARLY_WAIT: Duration = Duration::from_millis(500);
-/// Early shares one request waits for at most; then it is decided from what is known.
-const EARLY_ROUNDS: u32 = 32;
 /// Live windows kept at most (about 100 bytes each: 10 MB). Past this many distinct tokens and
 /// addresses within a minute, per-key limits mean little anyway.
 const MAX_KEYS: usize = 100_000;
@@ -279,6 +279,8 @@ struct Sharing {
     failed: AtomicU64,
     /// Where early shares go; `None` when only [`share_with_fleet`]'s shares are made.
     store: Option<Arc<dyn FleetStore>>,
+    /// [`EARLY_WAIT`], but for tests that must not depend on how fast the store answers.
+    early_wait: Duration,
     /// The live replicas of the fleet, this one included, as its heartbeat last saw them.
     replicas: AtomicU32,
     /// Held by the one early share in flight: requests that need one meanwhile wait for it
@@ -414,9 +416,10 @@ impl RateLimits {
         let Some(sharing) = self.sharing.get().filter(|sharing| sharing.store.is_some()) else {
             return self.check(key, kind);
         };
-        let mut rounds = 0;
+        let deadline = tokio::time::Instant::now() + sharing.early_wait;
         let verdict = loop {
-            let replicas = if sharing.failing.load(Ordering::Acquire) || rounds >= EARLY_ROUNDS {
+            let late = tokio::time::Instant::now() >= deadline;
+            let replicas = if sharing.failing.load(Ordering::Acquire) || late {
                 1
             } else {
                 sharing.replicas.load(Ordering::Relaxed).max(1)
@@ -425,8 +428,7 @@ impl RateLimits {
                 Verdict::Share => {}
                 verdict => break verdict,
             }
-            rounds += 1;
-            self.share_early(sharing).await;
+            self.share_early(sharing, deadline).await;
         };
         match verdict {
             Verdict::Admitted | Verdict::Share => Ok(()),
@@ -434,18 +436,24 @@ impl RateLimits {
         }
     }
 
-    /// Waits for an early share: the one in flight if there is one, else a new one.
-    async fn share_early(&self, sharing: &Sharing) {
+    /// Waits for an early share: the one in flight if there is one, else a new one, begun
+    /// before `deadline`.
+    async fn share_early(&self, sharing: &Sharing, deadline: tokio::time::Instant) {
         let Some(store) = &sharing.store else {
             return;
         };
         let seen = sharing.rounds.load(Ordering::Acquire);
-        let _one = sharing.early.lock().await;
+        let Ok(_one) = tokio::time::timeout_at(deadline, sharing.early.lock()).await else {
+            return;
+        };
         if sharing.rounds.load(Ordering::Acquire) != seen {
             // A share ended while this request waited for its turn: its answer is fresh.
             return;
         }
-        if let Err(error) = self.share_within(store.as_ref(), Some(EARLY_WAIT)).await {
+        if let Err(error) = self
+            .share_within(store.as_ref(), Some(sharing.early_wait))
+            .await
+        {
             tracing::debug!("rate limits: an early share failed ({error}); deciding locally");
         }
         sharing.rounds.fetch_add(1, Ordering::Release);
@@ -544,12 +552,13 @@ impl RateLimits {
 
     /// From now on, counts are shared with a fleet ([`RateLimits::share`]); with `store`, a
     /// request past this replica's fair part also shares at once ([`RateLimits::admit`]).
-    fn start_sharing(&self, store: Option<Arc<dyn FleetStore>>) {
+    fn start_sharing(&self, store: Option<Arc<dyn FleetStore>>, early_wait: Duration) {
         let _ = self.sharing.set(Sharing {
             clock: Mutex::new(Clock::local()),
             shares: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             store,
+            early_wait,
             replicas: AtomicU32::new(1),
             early: tokio::sync::Mutex::new(()),
             rounds: AtomicU64::new(0),
@@ -762,7 +771,7 @@ pub(crate) async fn share_with_fleet(
     replicas: impl Fn() -> usize,
     stop: CancellationToken,
 ) {
-    limits.start_sharing(Some(store.clone()));
+    limits.start_sharing(Some(store.clone()), EARLY_WAIT);
     limits.set_replicas(replicas());
     let mut failing = false;
     loop {
@@ -953,7 +962,7 @@ mod tests {
     #[test]
     fn a_share_sends_what_is_pending_and_takes_the_fleets_count_and_window() {
         let limits = RateLimits::new(5, 0);
-        limits.start_sharing(None);
+        limits.start_sharing(None, EARLY_WAIT);
         let clock = Clock::local();
         let token = Key::Token([1; 32]);
         limits.check(token, Kind::ToolCalls).unwrap();
@@ -984,7 +993,7 @@ mod tests {
     #[test]
     fn keys_at_their_limit_elsewhere_are_refused_here() {
         let limits = RateLimits::new(2, 0);
-        limits.start_sharing(None);
+        limits.start_sharing(None, EARLY_WAIT);
         let clock = Clock::local();
         let (full, over) = (address(8), address(9));
         let answer = shared(
@@ -1004,7 +1013,7 @@ mod tests {
     #[test]
     fn a_failed_share_loses_nothing_and_a_new_window_is_not_charged_for_the_old() {
         let limits = RateLimits::new(10, 0);
-        limits.start_sharing(None);
+        limits.start_sharing(None, EARLY_WAIT);
         let clock = Clock::local();
         let key = address(3);
         limits.check(key, Kind::ToolCalls).unwrap();
@@ -1048,7 +1057,7 @@ mod tests {
     #[test]
     fn past_its_fair_part_a_replica_asks_for_a_share_and_check_decides_alone() {
         let limits = RateLimits::new(6, 0);
-        limits.start_sharing(None);
+        limits.start_sharing(None, EARLY_WAIT);
         limits.set_replicas(3);
         let key = Key::Token([3; 32]);
         for _ in 0..2 {
@@ -1093,7 +1102,8 @@ mod tests {
         let url = cluster::database().await;
         let store: Arc<dyn FleetStore> = Arc::new(PostgresStore::connect(&url).await.unwrap());
         let limits = RateLimits::new(60, 0);
-        limits.start_sharing(Some(store));
+        // However slow the store, the requests wait for their shares.
+        limits.start_sharing(Some(store), Duration::from_secs(3_600));
         limits.set_replicas(3);
         let key = Key::Token([6; 32]);
         for _ in 0..20 {
@@ -1138,8 +1148,8 @@ mod tests {
             PostgresStore::connect(&url).await.unwrap(),
         );
         let (here, there) = (RateLimits::new(3, 0), RateLimits::new(3, 0));
-        here.start_sharing(None);
-        there.start_sharing(None);
+        here.start_sharing(None, EARLY_WAIT);
+        there.start_sharing(None, EARLY_WAIT);
         let key = Key::Token([5; 32]);
         here.check(key, Kind::ToolCalls).unwrap();
         let (admin, connection) = tokio_postgres::connect(
