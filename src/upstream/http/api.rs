@@ -116,12 +116,16 @@ async fn protect(State(state): State<ApiState>, request: Request, next: Next) ->
     if let Err((status, message)) = state.guard.check_api(request.method(), request.headers()) {
         return error(status, message);
     }
-    if let Err((message, retry_after)) = state.guard.check_api_rate(
-        request.method(),
-        request.uri().path(),
-        request.headers(),
-        request.extensions(),
-    ) {
+    if let Err((message, retry_after)) = state
+        .guard
+        .check_api_rate(
+            request.method(),
+            request.uri().path(),
+            request.headers(),
+            request.extensions(),
+        )
+        .await
+    {
         let mut refused = error(StatusCode::TOO_MANY_REQUESTS, message);
         refused
             .headers_mut()

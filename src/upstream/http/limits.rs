@@ -9,23 +9,33 @@
 //! the map is full; at [`MAX_KEYS`] live windows a new key goes unlimited until room frees up, so
 //! a flood of addresses cannot make the limiter refuse everyone else.
 //!
-//! In a fleet (replicas on one PostgreSQL store) a budget is the fleet's, and no request waits
-//! on the store: each replica counts here and, every [`SHARE_EVERY`], adds what it admitted
-//! since to the store's row for each key and reads the fleet's totals back, in one statement
-//! ([`RateLimits::share`]). A request is admitted while the fleet's total at the last share plus
-//! what this replica admitted since is under the limit. A key's window is its row's, so it is
-//! the same on every replica: it starts at the key's first request anywhere, by the database's
-//! clock (a replica's own window until its first share for the key). Every share also reads the
-//! keys that reached their limit, whoever counted them, so a replica that never saw a key
-//! refuses it as soon as the others do. The fleet can overshoot a limit by what reaches it for a
-//! key in about two shares (one to add the counts, one to read them back elsewhere), and never
-//! by more than each replica alone would admit. While the store does not answer, each replica
-//! limits by what it knew and what it counts itself, and shares again when the store is back.
+//! In a fleet (replicas on one PostgreSQL store) a budget is the fleet's. Each replica counts
+//! here and, every [`SHARE_EVERY`], adds what it admitted since to the store's row for each key
+//! and reads the fleet's totals back, in one statement ([`RateLimits::share`]). A request is
+//! admitted while the fleet's total at the last share plus what this replica admitted since is
+//! under the limit, and, without a share, only while what this replica admitted since is under
+//! its fair part of what remained ([`fair_part`]: `⌈(limit − shared) / r⌉` for the `r` live
+//! replicas its heartbeat sees). A request past that part waits for an early share — one in
+//! flight serves every request that needs one meanwhile — and is decided with the fresh total
+//! ([`RateLimits::admit`]). So the fleet admits at most the limit plus what the other replicas
+//! admitted within their own fair parts since their last share: the replica whose share the store
+//! took last admitted at most what remained then, each other one at most its part since its own
+//! last share, `limit + (r − 1)·⌈limit / r⌉` in a window at worst. A replica spending a budget
+//! alone shares about log(limit) times a window, each share leaving it a part of what remains.
+//! A key's window is its row's, so it is the same on every replica: it starts at the key's first
+//! request anywhere, by the database's clock (a replica's own window until its first share for
+//! the key). Every share also reads the keys that reached their limit, whoever counted them, so a
+//! replica that never saw a key refuses it as soon as the others do. An early share that fails
+//! or does not answer within [`EARLY_WAIT`] leaves the request to the rule without parts, and so
+//! every request until a share succeeds (as it does a request still past its part after
+//! [`EARLY_WAIT`] of early shares): while the store does not answer, each replica limits by
+//! what it knew and what it counts itself (at worst the limit on each), and shares again when
+//! the store is back. Outside a fleet [`RateLimits::check`] is that rule alone, and nothing waits.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -41,6 +51,10 @@ pub(crate) const WINDOW: Duration = Duration::from_secs(60);
 pub(crate) const SHARE_EVERY: Duration = Duration::from_secs(1);
 /// Keys one share sends at most; the rest wait for the next.
 const SHARE_MAX: usize = 10_000;
+/// How long an early share waits for the store's answer, and how long a request past its
+/// replica's fair part goes on asking for early shares; then it is decided from what this
+/// replica knows. A request so waits about twice this at most (its last share in flight).
+const EARLY_WAIT: Duration = Duration::from_millis(500);
 /// Live windows kept at most (about 100 bytes each: 10 MB). Past this many distinct tokens and
 /// addresses within a minute, per-key limits mean little anyway.
 const MAX_KEYS: usize = 100_000;
@@ -263,6 +277,34 @@ struct Sharing {
     clock: Mutex<Clock>,
     shares: AtomicU64,
     failed: AtomicU64,
+    /// Where early shares go; `None` when only [`share_with_fleet`]'s shares are made.
+    store: Option<Arc<dyn FleetStore>>,
+    /// [`EARLY_WAIT`], but for tests that must not depend on how fast the store answers.
+    early_wait: Duration,
+    /// The live replicas of the fleet, this one included, as its heartbeat last saw them.
+    replicas: AtomicU32,
+    /// Held by the one early share in flight: requests that need one meanwhile wait for it
+    /// and take its answer instead of sharing again.
+    early: tokio::sync::Mutex<()>,
+    /// Early shares ended (answered or not), so a waiter knows whether one ended since it came.
+    rounds: AtomicU64,
+    /// The last share failed or timed out: until one succeeds, nothing waits for the store.
+    failing: AtomicBool,
+}
+
+/// How one request fares against its budget.
+enum Verdict {
+    Admitted,
+    Refused(Refusal),
+    /// Past this replica's fair part of what remains: decided after a share.
+    Share,
+}
+
+/// A replica's fair part of what remains of a budget: what it may admit without a share, of
+/// `limit` when the fleet's count at its last share was `shared` and the fleet has `replicas`
+/// live replicas. At least 1 while anything remains, so a share always lets something through.
+pub(crate) fn fair_part(limit: u32, shared: u32, replicas: u32) -> u32 {
+    (limit.saturating_sub(shared)).div_ceil(replicas.max(1))
 }
 
 /// How a fleet's shares went, for `/health`.
@@ -270,6 +312,8 @@ struct Sharing {
 pub(crate) struct Shares {
     pub(crate) done: u64,
     pub(crate) failed: u64,
+    /// The live replicas the fair parts are counted for.
+    pub(crate) replicas: u32,
 }
 
 /// What one share sent: for each key, its window's generation and the count.
@@ -332,6 +376,7 @@ impl RateLimits {
         self.sharing.get().map(|sharing| Shares {
             done: sharing.shares.load(Ordering::Relaxed),
             failed: sharing.failed.load(Ordering::Relaxed),
+            replicas: sharing.replicas.load(Ordering::Relaxed),
         })
     }
 
@@ -354,17 +399,99 @@ impl RateLimits {
     }
 
     /// Counts one request of `kind` against `key`'s budget; a [`Refusal`] when it is spent.
+    /// Decides from what this replica knows, without waiting: outside a fleet that is all there
+    /// is, and in a fleet it is what [`RateLimits::admit`] falls back to.
     pub(crate) fn check(&self, key: Key, kind: Kind) -> Result<(), Refusal> {
+        match self.decide(key, kind, 1) {
+            Verdict::Admitted | Verdict::Share => Ok(()),
+            Verdict::Refused(refusal) => Err(self.refuse(key, kind, refusal)),
+        }
+    }
+
+    /// [`RateLimits::check`], but in a fleet a request past this replica's fair part of what
+    /// remains of the budget ([`fair_part`]) waits for an early share (one in flight serves
+    /// every request that needs one) and is decided with the fleet's fresh count. A store that
+    /// does not answer within [`EARLY_WAIT`] leaves it to [`RateLimits::check`]'s rule.
+    pub(crate) async fn admit(&self, key: Key, kind: Kind) -> Result<(), Refusal> {
+        let Some(sharing) = self.sharing.get().filter(|sharing| sharing.store.is_some()) else {
+            return self.check(key, kind);
+        };
+        let deadline = tokio::time::Instant::now() + sharing.early_wait;
+        let verdict = loop {
+            let late = tokio::time::Instant::now() >= deadline;
+            let replicas = if sharing.failing.load(Ordering::Acquire) || late {
+                1
+            } else {
+                sharing.replicas.load(Ordering::Relaxed).max(1)
+            };
+            match self.decide(key, kind, replicas) {
+                Verdict::Share => {}
+                verdict => break verdict,
+            }
+            self.share_early(sharing, deadline).await;
+        };
+        match verdict {
+            Verdict::Admitted | Verdict::Share => Ok(()),
+            Verdict::Refused(refusal) => Err(self.refuse(key, kind, refusal)),
+        }
+    }
+
+    /// Waits for an early share: the one in flight if there is one, else a new one, begun
+    /// before `deadline`.
+    async fn share_early(&self, sharing: &Sharing, deadline: tokio::time::Instant) {
+        let Some(store) = &sharing.store else {
+            return;
+        };
+        let seen = sharing.rounds.load(Ordering::Acquire);
+        let Ok(_one) = tokio::time::timeout_at(deadline, sharing.early.lock()).await else {
+            return;
+        };
+        if sharing.rounds.load(Ordering::Acquire) != seen {
+            // A share ended while this request waited for its turn: its answer is fresh.
+            return;
+        }
+        if let Err(error) = self
+            .share_within(store.as_ref(), Some(sharing.early_wait))
+            .await
+        {
+            tracing::debug!("rate limits: an early share failed ({error}); deciding locally");
+        }
+        sharing.rounds.fetch_add(1, Ordering::Release);
+    }
+
+    /// Counts a refusal for `/health` and the summaries, and logs the first of a period.
+    fn refuse(&self, key: Key, kind: Kind, refusal: Refusal) -> Refusal {
+        let (total, period) = match kind {
+            Kind::ToolCalls => (&self.refused_tool_calls, &self.period_tool_calls),
+            Kind::Requests => (&self.refused_requests, &self.period_requests),
+        };
+        total.fetch_add(1, Ordering::Relaxed);
+        period.fetch_add(1, Ordering::Relaxed);
+        if !self.announced.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                "rate limit of {} {} per minute exceeded by {}; further refusals are \
+                 summarised once a minute",
+                refusal.limit,
+                kind.noun(),
+                key.describe()
+            );
+        }
+        refusal
+    }
+
+    /// Decides one request, counting it when admitted. With `replicas` above 1, a key whose
+    /// admissions since the last share reached this replica's fair part is left to a share.
+    fn decide(&self, key: Key, kind: Kind, replicas: u32) -> Verdict {
         let limit = match kind {
             Kind::ToolCalls => self.tool_calls,
             Kind::Requests => self.requests,
         };
         if limit == 0 {
-            return Ok(());
+            return Verdict::Admitted;
         }
         let now = Instant::now();
         let sharing = self.sharing.get().is_some();
-        let refusal = {
+        {
             let mut guard = lock(&self.windows);
             let windows = &mut *guard;
             if let Some(window) = windows.map.get_mut(&(key, kind)) {
@@ -375,19 +502,22 @@ impl RateLimits {
                     window.queued = queued;
                 }
                 if window.used() < limit {
+                    if replicas > 1 && window.pending >= fair_part(limit, window.shared, replicas) {
+                        return Verdict::Share;
+                    }
                     window.pending += 1;
                     if sharing && !window.queued {
                         window.queued = true;
                         windows.queue.push((key, kind));
                     }
-                    return Ok(());
+                    return Verdict::Admitted;
                 }
-                Refusal {
+                Verdict::Refused(Refusal {
                     kind,
                     limit,
                     retry_after: WINDOW.saturating_sub(now.duration_since(window.started)),
                     by_token: matches!(key, Key::Token(_)),
-                }
+                })
             } else {
                 if windows.map.len() >= MAX_KEYS
                     && now.duration_since(windows.swept) >= FULL_SWEEP_EVERY
@@ -406,7 +536,7 @@ impl RateLimits {
                              tokens and addresses pass unlimited until windows expire"
                         );
                     }
-                    return Ok(());
+                    return Verdict::Admitted;
                 }
                 let mut window = Window::new(now, 0);
                 window.pending = 1;
@@ -415,39 +545,50 @@ impl RateLimits {
                 if sharing {
                     windows.queue.push((key, kind));
                 }
-                return Ok(());
+                Verdict::Admitted
             }
-        };
-        let (total, period) = match kind {
-            Kind::ToolCalls => (&self.refused_tool_calls, &self.period_tool_calls),
-            Kind::Requests => (&self.refused_requests, &self.period_requests),
-        };
-        total.fetch_add(1, Ordering::Relaxed);
-        period.fetch_add(1, Ordering::Relaxed);
-        if !self.announced.swap(true, Ordering::Relaxed) {
-            tracing::warn!(
-                "rate limit of {limit} {} per minute exceeded by {}; further refusals are \
-                 summarised once a minute",
-                kind.noun(),
-                key.describe()
-            );
         }
-        Err(refusal)
     }
 
-    /// From now on, counts are shared with a fleet ([`RateLimits::share`]).
-    fn start_sharing(&self) {
+    /// From now on, counts are shared with a fleet ([`RateLimits::share`]); with `store`, a
+    /// request past this replica's fair part also shares at once ([`RateLimits::admit`]).
+    fn start_sharing(&self, store: Option<Arc<dyn FleetStore>>, early_wait: Duration) {
         let _ = self.sharing.set(Sharing {
             clock: Mutex::new(Clock::local()),
             shares: AtomicU64::new(0),
             failed: AtomicU64::new(0),
+            store,
+            early_wait,
+            replicas: AtomicU32::new(1),
+            early: tokio::sync::Mutex::new(()),
+            rounds: AtomicU64::new(0),
+            failing: AtomicBool::new(false),
         });
+    }
+
+    /// The fleet's live replicas, this one included, for the fair parts (at least 1).
+    pub(crate) fn set_replicas(&self, replicas: usize) {
+        if let Some(sharing) = self.sharing.get() {
+            let replicas = u32::try_from(replicas.max(1)).unwrap_or(u32::MAX);
+            sharing.replicas.store(replicas, Ordering::Relaxed);
+        }
     }
 
     /// Adds what this replica admitted since the last share to the fleet's counts and takes
     /// the fleet's totals back (see the module's comment). On failure nothing is lost: the
     /// counts wait for the next share, and decisions go on from what is known.
     pub(crate) async fn share(&self, store: &dyn FleetStore) -> Result<(), ControlError> {
+        self.share_within(store, None).await
+    }
+
+    /// [`RateLimits::share`], given up after `wait` if the store has not answered by then (what
+    /// it took waits for the next share, as after a failure; should the store have added it
+    /// after all, the fleet counts it twice, erring toward refusing).
+    async fn share_within(
+        &self,
+        store: &dyn FleetStore,
+        wait: Option<Duration>,
+    ) -> Result<(), ControlError> {
         let Some(sharing) = self.sharing.get() else {
             return Ok(());
         };
@@ -462,10 +603,18 @@ impl RateLimits {
             }
         });
         let window_ms = i64::try_from(WINDOW.as_millis()).unwrap_or(i64::MAX);
-        match store
-            .share_rate_counts(&batch.counts, window_ms, full_at)
-            .await
-        {
+        let answer = store.share_rate_counts(&batch.counts, window_ms, full_at);
+        let answer = match wait {
+            Some(wait) => match tokio::time::timeout(wait, answer).await {
+                Ok(answer) => answer,
+                Err(_) => Err(ControlError::Store(format!(
+                    "no answer within {} ms",
+                    wait.as_millis()
+                ))),
+            },
+            None => answer.await,
+        };
+        match answer {
             Ok(shared) => {
                 let answered = Instant::now();
                 // The store read its clock about halfway through the round trip.
@@ -476,11 +625,13 @@ impl RateLimits {
                 *lock(&sharing.clock) = clock;
                 self.settle(&batch, &shared, clock, answered);
                 sharing.shares.fetch_add(1, Ordering::Relaxed);
+                sharing.failing.store(false, Ordering::Release);
                 Ok(())
             }
             Err(error) => {
                 self.requeue(&batch);
                 sharing.failed.fetch_add(1, Ordering::Relaxed);
+                sharing.failing.store(true, Ordering::Release);
                 Err(error)
             }
         }
@@ -617,15 +768,18 @@ impl RateLimits {
 pub(crate) async fn share_with_fleet(
     limits: &RateLimits,
     store: Arc<dyn FleetStore>,
+    replicas: impl Fn() -> usize,
     stop: CancellationToken,
 ) {
-    limits.start_sharing();
+    limits.start_sharing(Some(store.clone()), EARLY_WAIT);
+    limits.set_replicas(replicas());
     let mut failing = false;
     loop {
         tokio::select! {
             () = stop.cancelled() => break,
             () = tokio::time::sleep(SHARE_EVERY) => {}
         }
+        limits.set_replicas(replicas());
         match limits.share(store.as_ref()).await {
             Ok(()) if std::mem::take(&mut failing) => {
                 tracing::info!(
@@ -808,7 +962,7 @@ mod tests {
     #[test]
     fn a_share_sends_what_is_pending_and_takes_the_fleets_count_and_window() {
         let limits = RateLimits::new(5, 0);
-        limits.start_sharing();
+        limits.start_sharing(None, EARLY_WAIT);
         let clock = Clock::local();
         let token = Key::Token([1; 32]);
         limits.check(token, Kind::ToolCalls).unwrap();
@@ -839,7 +993,7 @@ mod tests {
     #[test]
     fn keys_at_their_limit_elsewhere_are_refused_here() {
         let limits = RateLimits::new(2, 0);
-        limits.start_sharing();
+        limits.start_sharing(None, EARLY_WAIT);
         let clock = Clock::local();
         let (full, over) = (address(8), address(9));
         let answer = shared(
@@ -859,7 +1013,7 @@ mod tests {
     #[test]
     fn a_failed_share_loses_nothing_and_a_new_window_is_not_charged_for_the_old() {
         let limits = RateLimits::new(10, 0);
-        limits.start_sharing();
+        limits.start_sharing(None, EARLY_WAIT);
         let clock = Clock::local();
         let key = address(3);
         limits.check(key, Kind::ToolCalls).unwrap();
@@ -887,6 +1041,89 @@ mod tests {
         assert_eq!(next.counts[0].count, 1);
     }
 
+    #[test]
+    fn a_fair_part_is_what_remains_split_among_the_replicas_rounded_up() {
+        assert_eq!(fair_part(6, 0, 3), 2);
+        assert_eq!(fair_part(6, 4, 3), 1);
+        assert_eq!(fair_part(7, 0, 3), 3);
+        assert_eq!(fair_part(6, 6, 3), 0);
+        assert_eq!(fair_part(6, 9, 3), 0);
+        assert_eq!(fair_part(1, 0, 5), 1, "something remains: at least one");
+        // Outside a fleet, or alone in it, the part is all that remains.
+        assert_eq!(fair_part(60, 15, 1), 45);
+        assert_eq!(fair_part(60, 15, 0), 45);
+    }
+
+    #[test]
+    fn past_its_fair_part_a_replica_asks_for_a_share_and_check_decides_alone() {
+        let limits = RateLimits::new(6, 0);
+        limits.start_sharing(None, EARLY_WAIT);
+        limits.set_replicas(3);
+        let key = Key::Token([3; 32]);
+        for _ in 0..2 {
+            assert!(matches!(
+                limits.decide(key, Kind::ToolCalls, 3),
+                Verdict::Admitted
+            ));
+        }
+        assert!(matches!(
+            limits.decide(key, Kind::ToolCalls, 3),
+            Verdict::Share
+        ));
+        // The fleet's count comes back at 5 with these two: one remains, this replica's part.
+        let clock = Clock::local();
+        let batch = limits.batch(clock, Instant::now());
+        let origin = batch.counts[0].started_ms;
+        let answer = shared(clock.ms, vec![row(key, Kind::ToolCalls, origin, 5)], vec![]);
+        limits.settle(&batch, &answer, clock, Instant::now());
+        assert!(matches!(
+            limits.decide(key, Kind::ToolCalls, 3),
+            Verdict::Admitted
+        ));
+        assert!(matches!(
+            limits.decide(key, Kind::ToolCalls, 3),
+            Verdict::Refused(_)
+        ));
+        // Without a store to share with, `admit` decides as `check` does.
+        let other = Key::Token([4; 32]);
+        for _ in 0..6 {
+            limits.check(other, Kind::ToolCalls).unwrap();
+        }
+        assert!(limits.check(other, Kind::ToolCalls).is_err());
+        assert_eq!(limits.shares().map(|shares| shares.replicas), Some(3));
+    }
+
+    /// Requests past the fair part at once wait for one early share, not one each; a replica
+    /// that spends a large budget alone shares about log(limit) times, never once per request.
+    #[tokio::test]
+    async fn requests_past_the_fair_part_wait_for_one_share_together() {
+        use crate::control::postgres::PostgresStore;
+        use crate::control::tests::cluster;
+        let url = cluster::database().await;
+        let store: Arc<dyn FleetStore> = Arc::new(PostgresStore::connect(&url).await.unwrap());
+        let limits = RateLimits::new(60, 0);
+        // However slow the store, the requests wait for their shares.
+        limits.start_sharing(Some(store), Duration::from_secs(3_600));
+        limits.set_replicas(3);
+        let key = Key::Token([6; 32]);
+        for _ in 0..20 {
+            limits.admit(key, Kind::ToolCalls).await.unwrap();
+        }
+        assert_eq!(limits.shares().map(|shares| shares.done), Some(0));
+        let waiting = (0..10).map(|_| limits.admit(key, Kind::ToolCalls));
+        let decided = futures::future::join_all(waiting).await;
+        assert!(decided.iter().all(Result::is_ok), "{decided:?}");
+        assert_eq!(limits.shares().map(|shares| shares.done), Some(1));
+        let mut admitted = 30;
+        while limits.admit(key, Kind::ToolCalls).await.is_ok() {
+            admitted += 1;
+        }
+        // Alone on the store, the replica admits exactly the limit.
+        assert_eq!(admitted, 60);
+        let shares = limits.shares().unwrap().done;
+        assert!(shares <= 12, "{shares} shares for 60 admissions");
+    }
+
     /// Shares until the store takes the counts (a few tries: one per pooled connection the
     /// server may have ended).
     async fn share_until_done(limits: &RateLimits, store: &dyn FleetStore) {
@@ -911,8 +1148,8 @@ mod tests {
             PostgresStore::connect(&url).await.unwrap(),
         );
         let (here, there) = (RateLimits::new(3, 0), RateLimits::new(3, 0));
-        here.start_sharing();
-        there.start_sharing();
+        here.start_sharing(None, EARLY_WAIT);
+        there.start_sharing(None, EARLY_WAIT);
         let key = Key::Token([5; 32]);
         here.check(key, Kind::ToolCalls).unwrap();
         let (admin, connection) = tokio_postgres::connect(
@@ -934,7 +1171,14 @@ mod tests {
         here.check(key, Kind::ToolCalls).unwrap();
         here.check(key, Kind::ToolCalls).unwrap();
         assert!(here.check(key, Kind::ToolCalls).is_err());
-        assert_eq!(here.shares(), Some(Shares { done: 0, failed: 1 }));
+        assert_eq!(
+            here.shares(),
+            Some(Shares {
+                done: 0,
+                failed: 1,
+                replicas: 1
+            })
+        );
         admin
             .batch_execute(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
             .await

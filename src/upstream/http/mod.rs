@@ -389,18 +389,17 @@ pub async fn serve(router: Arc<Router>, options: HttpOptions) -> anyhow::Result<
         .as_ref()
         .map(|fleet| Fleet::start(fleet, heartbeat_stop.clone(), drain.clone()));
     // A fleet's rate limits are shared through the store (`limits.rs`).
-    let sharing = match control
-        .fleet()
-        .filter(|_| fleet.is_some() && guard.limits.any())
-    {
-        Some(store) => {
+    let sharing = match (control.fleet(), &fleet) {
+        (Some(store), Some(fleet)) if guard.limits.any() => {
             let guard = guard.clone();
             let stop = heartbeat_stop.clone();
+            let fleet = fleet.clone();
             Some(tokio::spawn(async move {
-                limits::share_with_fleet(&guard.limits, store, stop).await;
+                let replicas = move || fleet.replicas();
+                limits::share_with_fleet(&guard.limits, store, replicas, stop).await;
             }))
         }
-        None => None,
+        _ => None,
     };
 
     startup_line(local, &host, stateless, &guard);
@@ -692,6 +691,7 @@ fn rate_limits_health(
     if let Some(shares) = shares {
         health["shares"] = json!(shares.done);
         health["failedShares"] = json!(shares.failed);
+        health["replicas"] = json!(shares.replicas);
     }
     health
 }

@@ -232,6 +232,12 @@ impl Fleet {
         self.membership.sealer.open_address(sealed)
     }
 
+    /// The replicas serving as this one last saw them, itself included (the rate limits' fair
+    /// parts are counted for as many).
+    pub(crate) fn replicas(&self) -> usize {
+        read(&self.others).len() + 1
+    }
+
     /// Where another replica is reached, if it serves.
     pub(crate) fn url_of(&self, replica: i64) -> Option<String> {
         read(&self.others).get(&replica).cloned()

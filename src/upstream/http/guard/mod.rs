@@ -272,7 +272,8 @@ impl Guard {
         }
         self.check_resumption(&method, &parts.headers, session)?;
         self.check_delete(&method, session)?;
-        self.check_rate(&method, &methods, token.as_ref(), &parts, &id)?;
+        self.check_rate(&method, &methods, token.as_ref(), &parts, &id)
+            .await?;
         self.bind_session(session, token.as_ref(), &id).await?;
         Ok(Admission::Here(Admitted {
             method,

@@ -14,7 +14,7 @@ use crate::upstream::http::sessions::TokenHash;
 
 impl Guard {
     /// 429 with `Retry-After` for a request over its limit.
-    pub(super) fn check_rate(
+    pub(super) async fn check_rate(
         &self,
         method: &Method,
         methods: &[String],
@@ -38,7 +38,8 @@ impl Guard {
             Kind::Requests
         };
         self.limits
-            .check(key, kind)
+            .admit(key, kind)
+            .await
             .map_err(|refusal| refusals::rate_limited(id.clone(), &refusal, tool_call))
     }
 }
@@ -47,7 +48,7 @@ impl Guard {
     /// The rate limits for the console's API: a change or a call (any method but GET) counts,
     /// a tool call as one; for the token, else the client's address. 429's message and
     /// `Retry-After` seconds when over.
-    pub(crate) fn check_api_rate(
+    pub(crate) async fn check_api_rate(
         &self,
         method: &Method,
         path: &str,
@@ -67,7 +68,8 @@ impl Guard {
             Kind::Requests
         };
         self.limits
-            .check(key, kind)
+            .admit(key, kind)
+            .await
             .map_err(|refusal| (refusal.message(), refusal.retry_after_secs()))
     }
 }
