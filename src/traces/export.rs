@@ -90,6 +90,8 @@ impl Sampler {
 /// What the exporter was configured with.
 struct Settings {
     endpoint: String,
+    /// The endpoint read once, not per export.
+    url: reqwest::Url,
     /// Checked at start, so that a bad one is an error that names it, not a failed export.
     headers: reqwest::header::HeaderMap,
     delay: Duration,
@@ -120,8 +122,8 @@ struct Waiting {
 
 impl Waiting {
     /// The export requests, their lengths filled in, each with its number of spans: slices of
-    /// one buffer, not copies.
-    fn requests(mut self, head_len: usize) -> Vec<(Bytes, usize)> {
+    /// one buffer, not copies; and the whole buffer, to take back once they are sent.
+    fn requests(mut self, head_len: usize) -> (Bytes, Vec<(Bytes, usize)>) {
         let mut ends: Vec<usize> = self.batch_starts.iter().skip(1).copied().collect();
         ends.push(self.bytes.len());
         for (&start, &end) in self.batch_starts.iter().zip(&ends) {
@@ -129,7 +131,8 @@ impl Waiting {
         }
         let bytes = Bytes::from(self.bytes);
         let mut left = self.spans;
-        self.batch_starts
+        let requests = self
+            .batch_starts
             .iter()
             .zip(&ends)
             .map(|(&start, &end)| {
@@ -137,7 +140,8 @@ impl Waiting {
                 left -= count;
                 (bytes.slice(start..end), count)
             })
-            .collect()
+            .collect();
+        (bytes, requests)
     }
 }
 
@@ -261,6 +265,7 @@ pub fn init_from_env() -> Result<Option<String>, String> {
     let (flush, flushes) = mpsc::channel(1);
     let settings = Settings {
         endpoint: endpoint.clone(),
+        url,
         headers,
         delay,
     };
@@ -338,6 +343,10 @@ async fn run(
         }
     };
     let mut failures = 0u64;
+    // The buffer the last batch went out from, taken back once its requests let go of it: the
+    // next batch's room, so that a batch costs no large allocation and free (each of which also
+    // has the allocator gather its small free chunks).
+    let mut spare: Option<Vec<u8>> = None;
     loop {
         let flushed = tokio::select! {
             () = tokio::time::sleep(settings.delay) => None,
@@ -345,16 +354,30 @@ async fn run(
             done = flushes.recv() => done,
         };
         // The next batch's room, made before the lock is taken: as much as this one took and a
-        // quarter more, so that a busier next batch need not grow it.
+        // quarter more, so that a busier next batch need not grow it; the last one's buffer
+        // unless a burst left it far larger than that.
         let last = lock(&exporter.buffer).bytes.len();
+        let want = (last + last / 4).max(4096);
+        let bytes = match spare.take() {
+            Some(mut bytes) if bytes.capacity() <= want * 4 => {
+                bytes.reserve(want);
+                bytes
+            }
+            _ => Vec::with_capacity(want),
+        };
         let room = Waiting {
-            bytes: Vec::with_capacity((last + last / 4).max(4096)),
+            bytes,
             ..Waiting::default()
         };
         let waiting = std::mem::replace(&mut *lock(&exporter.buffer), room);
-        for request in waiting.requests(exporter.head.len()) {
+        let (whole, requests) = waiting.requests(exporter.head.len());
+        for request in requests {
             send(&client, &settings, request, &mut failures).await;
         }
+        spare = whole.try_into_mut().ok().map(|mut bytes| {
+            bytes.clear();
+            Vec::from(bytes)
+        });
         if let Some(done) = flushed {
             let _ = done.send(());
         }
@@ -368,7 +391,7 @@ async fn send(
     failures: &mut u64,
 ) {
     let mut request = client
-        .post(&settings.endpoint)
+        .post(settings.url.clone())
         .header("content-type", "application/x-protobuf")
         .body(body);
     request = request.headers(settings.headers.clone());
@@ -452,7 +475,11 @@ mod tests {
             flush: mpsc::channel(1).0,
             dropped: AtomicU64::new(0),
         };
-        let take = || std::mem::take(&mut *lock(&exporter.buffer)).requests(head.len());
+        let take = || {
+            std::mem::take(&mut *lock(&exporter.buffer))
+                .requests(head.len())
+                .1
+        };
         assert!(take().is_empty());
         // A span as a request carries it: field 2, its length, its bytes.
         let each = 2 + span.len();
