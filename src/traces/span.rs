@@ -540,14 +540,18 @@ impl Cached {
         std::ptr::eq(self.first, head.name.0)
             && self.second.as_deref() == head.name.1
             && self.pairs.len() == head.len
-            && self.pairs.iter().zip(head.pairs()).all(|((key, kept), (other, text))| {
-                std::ptr::eq(*key, *other)
-                    && match (kept, text) {
-                        (Kept::Fixed(kept), Text::Fixed(text)) => std::ptr::eq(*kept, *text),
-                        (Kept::Copied(kept), Text::Borrowed(text)) => **kept == **text,
-                        _ => false,
-                    }
-            })
+            && self
+                .pairs
+                .iter()
+                .zip(head.pairs())
+                .all(|((key, kept), (other, text))| {
+                    std::ptr::eq(*key, *other)
+                        && match (kept, text) {
+                            (Kept::Fixed(kept), Text::Fixed(text)) => std::ptr::eq(*kept, *text),
+                            (Kept::Copied(kept), Text::Borrowed(text)) => **kept == **text,
+                            _ => false,
+                        }
+                })
     }
 }
 
