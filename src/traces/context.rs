@@ -10,8 +10,8 @@ pub struct SpanContext {
     pub trace_id: [u8; 16],
     pub span_id: [u8; 8],
     pub sampled: bool,
-    /// The vendors' `tracestate`, passed on as received (at most 512 bytes: [`SpanContext::parse`]);
-    /// shared, as every span of the trace in this process carries it.
+    /// The vendors' `tracestate`, passed on as received (at most 512 bytes:
+    /// [`SpanContext::parse`]); shared, as every span of the trace in this process carries it.
     pub trace_state: Option<Arc<str>>,
 }
 
