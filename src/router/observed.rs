@@ -18,6 +18,8 @@ pub struct Operation {
     pub span: Span,
     method: &'static str,
     started: Instant,
+    /// The caller's protocol version label, when the span already asked for it.
+    version: Option<&'static str>,
 }
 
 impl Router {
@@ -30,6 +32,7 @@ impl Router {
                 span: Span::none(),
                 method,
                 started,
+                version: None,
             };
         }
         let http = caller.http.as_deref();
@@ -51,7 +54,7 @@ impl Router {
         if http.is_some() {
             head.fixed("network.protocol.name", "http");
         }
-        let mut span = Span::server_with(&head, parent);
+        let mut span = Span::server_at(&head, parent, started);
         if span.is_recording() {
             match &caller.request_id {
                 Some(rmcp::model::NumberOrString::Number(id)) => {
@@ -70,6 +73,7 @@ impl Router {
             span,
             method,
             started,
+            version: Some(version),
         }
     }
 
@@ -99,13 +103,8 @@ impl Router {
         error: Option<&dyn std::fmt::Display>,
     ) {
         let elapsed = operation.started.elapsed();
-        metrics::global().server_operation(
-            operation.method,
-            tool,
-            outcome,
-            caller.version_label(),
-            elapsed,
-        );
+        let version = operation.version.unwrap_or_else(|| caller.version_label());
+        metrics::global().server_operation(operation.method, tool, outcome, version, elapsed);
         end_span(&mut operation.span, outcome, error, elapsed);
     }
 }
@@ -143,20 +142,23 @@ impl Router {
         (method, tool): (&'static str, Option<&str>),
         network: Option<&'static str>,
     ) -> ClientOperation<'a> {
+        let started = Instant::now();
         ClientOperation {
-            started: Instant::now(),
-            span: self.client_span(server, (method, tool), network),
+            started,
+            span: self.client_span(server, (method, tool), network, started),
             method,
             server,
         }
     }
 
-    /// A client span for a request to `server` (inside the current span; none outside one).
+    /// A client span for a request to `server` (inside the current span; none outside one),
+    /// started at `started`.
     fn client_span(
         &self,
         server: &str,
         (method, tool): (&'static str, Option<&str>),
         network: Option<&'static str>,
+        started: Instant,
     ) -> Span {
         if !traces::enabled() {
             return Span::none();
@@ -174,7 +176,7 @@ impl Router {
         if let Some(network) = network {
             head.fixed("network.transport", network);
         }
-        Span::child_with(traces::Kind::Client, &head)
+        Span::child_at(traces::Kind::Client, &head, started)
     }
 }
 

@@ -5,7 +5,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hyper::body::Bytes;
 use tokio::sync::{Notify, mpsc, oneshot};
@@ -145,6 +145,42 @@ impl Waiting {
     }
 }
 
+/// The monotonic clock's reading the wall clock is reckoned from ([`anchor_clock`]).
+static BASE: OnceLock<Instant> = OnceLock::new();
+/// The wall clock (Unix nanoseconds) less the monotonic clock's nanoseconds since [`BASE`].
+static WALL_OFFSET: AtomicU64 = AtomicU64::new(0);
+
+/// Ties the wall clock to the monotonic one, so that a span's start can be worked out from the
+/// `Instant` its owner read to time the work for its metrics: one clock read for both. The
+/// exporter ties them again before each batch, so that an adjusted wall clock (NTP) reaches the
+/// spans within a batch's delay.
+pub(super) fn anchor_clock() {
+    let base = *BASE.get_or_init(Instant::now);
+    let since = nanos(Instant::now().saturating_duration_since(base));
+    WALL_OFFSET.store(wall_now().wrapping_sub(since), Ordering::Relaxed);
+}
+
+/// The wall clock's time at `at`, in Unix nanoseconds.
+pub(super) fn wall_at(at: Instant) -> u64 {
+    match BASE.get() {
+        Some(base) => WALL_OFFSET
+            .load(Ordering::Relaxed)
+            .wrapping_add(nanos(at.saturating_duration_since(*base))),
+        None => wall_now(),
+    }
+}
+
+/// The wall clock now, in Unix nanoseconds.
+fn wall_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, nanos)
+}
+
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
+
 static EXPORTER: OnceLock<Exporter> = OnceLock::new();
 
 pub(super) fn exporter() -> Option<&'static Exporter> {
@@ -277,6 +313,7 @@ pub fn init_from_env() -> Result<Option<String>, String> {
         flush,
         dropped: AtomicU64::new(0),
     };
+    anchor_clock();
     if EXPORTER.set(exporter).is_err() {
         return Ok(Some(endpoint));
     }
@@ -353,6 +390,7 @@ async fn run(
             () = exporter.full.notified() => None,
             done = flushes.recv() => done,
         };
+        anchor_clock();
         // The next batch's room, made before the lock is taken: as much as this one took and a
         // quarter more, so that a busier next batch need not grow it; the last one's buffer
         // unless a burst left it far larger than that.

@@ -8,7 +8,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::context::{SpanContext, new_span_id, new_trace_id};
 use super::data::{Kind, Value};
@@ -95,9 +95,11 @@ fn swap_current(slot: &mut Option<SpanContext>) {
 fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| {
-            u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
-        })
+        .map_or(0, nanos)
+}
+
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// The most of an error's description a span keeps (a downstream server writes it).
@@ -148,7 +150,13 @@ impl Span {
 
     /// A server span with the attributes `head` gathers.
     pub fn server_with(head: &Head<'_>, remote: Option<SpanContext>) -> Span {
-        Span::start(Kind::Server, head, remote.as_ref(), true)
+        Span::start(Kind::Server, head, remote.as_ref(), true, None)
+    }
+
+    /// A server span with the attributes `head` gathers, started at `started` (the instant its
+    /// owner read to time the work).
+    pub fn server_at(head: &Head<'_>, remote: Option<SpanContext>, started: Instant) -> Span {
+        Span::start(Kind::Server, head, remote.as_ref(), true, Some(started))
     }
 
     /// A span inside the current one; outside one, none (background work starts no trace).
@@ -158,12 +166,22 @@ impl Span {
 
     /// A span inside the current one with the attributes `head` gathers.
     pub fn child_with(kind: Kind, head: &Head<'_>) -> Span {
+        Span::child_from(kind, head, None)
+    }
+
+    /// A span inside the current one with the attributes `head` gathers, started at `started`
+    /// (the instant its owner read to time the work).
+    pub fn child_at(kind: Kind, head: &Head<'_>, started: Instant) -> Span {
+        Span::child_from(kind, head, Some(started))
+    }
+
+    fn child_from(kind: Kind, head: &Head<'_>, started: Option<Instant>) -> Span {
         CURRENT
             .try_with(|current| {
                 let parent = current.take();
                 let span = parent
                     .as_ref()
-                    .map(|parent| Span::start(kind, head, Some(parent), false));
+                    .map(|parent| Span::start(kind, head, Some(parent), false, started));
                 current.set(parent);
                 span
             })
@@ -177,6 +195,7 @@ impl Span {
         head: &Head<'_>,
         parent: Option<&SpanContext>,
         remote_parent: bool,
+        started: Option<Instant>,
     ) -> Span {
         let Some(exporter) = export::exporter() else {
             return Span::none();
@@ -232,7 +251,7 @@ impl Span {
         recording.parent = parent_id;
         recording.remote_parent = remote_parent && parent_id.is_some();
         recording.kind = kind;
-        recording.start = now();
+        recording.start = started.map_or_else(now, export::wall_at);
         recording.end = None;
         recording.status = None;
         let fields = &mut recording.fields;
@@ -271,10 +290,9 @@ impl Span {
 
     /// Says how long after its start the span ended, as its owner timed the work (one clock
     /// read for both the metrics and the span).
-    pub fn end_after(&mut self, elapsed: std::time::Duration) {
+    pub fn end_after(&mut self, elapsed: Duration) {
         if let Some(recording) = self.recording_mut() {
-            let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
-            recording.end = Some(recording.start.saturating_add(nanos));
+            recording.end = Some(recording.start.saturating_add(nanos(elapsed)));
         }
     }
 
@@ -437,17 +455,25 @@ impl<'a> Head<'a> {
         &self.pairs[..self.len]
     }
 
-    /// A hash of what the head says: fixed text by where it is, the request's by its bytes.
+    /// Whether `text` is the name's target itself (the same bytes in memory, not only equal).
+    fn repeats_name(&self, text: &str) -> bool {
+        self.name.1.is_some_and(|name| std::ptr::eq(name, text))
+    }
+
+    /// A hash of what the head says, cheap to work out: fixed text by its address alone, the
+    /// request's by its bytes, keys not at all (a call site always gives the same keys), and the
+    /// name's target once when an attribute repeats it (the tool's name). [`Cached::is`] checks
+    /// all of it, so a head that hashes as another costs only an encoding.
     fn hash(&self) -> u64 {
         let mut hash = Hash(0);
         hash.fixed(self.name.0);
         if let Some(second) = self.name.1 {
             hash.bytes(second.as_bytes());
         }
-        for (key, value) in self.pairs() {
-            hash.fixed(key);
+        for (_, value) in self.pairs() {
             match value {
                 Text::Fixed(text) => hash.fixed(text),
+                Text::Borrowed(text) if self.repeats_name(text) => hash.word(1),
                 Text::Borrowed(text) => hash.bytes(text.as_bytes()),
             }
         }
@@ -515,6 +541,8 @@ struct Cached {
 enum Kept {
     Fixed(&'static str),
     Copied(Box<str>),
+    /// The name's target, said again (the tool's name): compared once, as the name.
+    Name,
 }
 
 impl Cached {
@@ -522,6 +550,7 @@ impl Cached {
         let pairs = head.pairs().iter().map(|(key, value)| {
             let value = match value {
                 Text::Fixed(text) => Kept::Fixed(text),
+                Text::Borrowed(text) if head.repeats_name(text) => Kept::Name,
                 Text::Borrowed(text) => Kept::Copied((*text).into()),
             };
             (*key, value)
@@ -548,6 +577,7 @@ impl Cached {
                     std::ptr::eq(*key, *other)
                         && match (kept, text) {
                             (Kept::Fixed(kept), Text::Fixed(text)) => std::ptr::eq(*kept, *text),
+                            (Kept::Name, Text::Borrowed(text)) => head.repeats_name(text),
                             (Kept::Copied(kept), Text::Borrowed(text)) => **kept == **text,
                             _ => false,
                         }
@@ -564,10 +594,9 @@ impl Hash {
         self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
     }
 
-    /// Fixed text, by its address and length.
+    /// Fixed text, by its address.
     fn fixed(&mut self, text: &'static str) {
         self.word(text.as_ptr() as usize as u64);
-        self.word(text.len() as u64);
     }
 
     fn bytes(&mut self, bytes: &[u8]) {
