@@ -15,7 +15,11 @@ demo server's echo tool; the demo server traces nothing of its own (`OTEL_SDK_DI
 
 Needs valgrind (`scripts/apt-install.sh valgrind`) and a release build
 (`cargo build --release --bins`). Prints one line per pair of runs, then the medians and the
-change tracing on makes against off.
+change tracing on makes against off: over the whole process, and without SQLite and what it
+calls — the activity log's writes, whose number of transactions per call depends on how fast
+calls come and so varies from run to run under callgrind (see `sqlite_instructions`); the proxy
+runs as it always does, only the count leaves SQLite out. The change without SQLite is against
+the whole call with tracing off (SQLite's share included), as a call costs.
 """
 
 import argparse
@@ -199,8 +203,68 @@ def total_instructions(path):
     raise RuntimeError(f"no totals in {path}")
 
 
+def sqlite_instructions(path, proxy):
+    """The instructions SQLite took, with what it called (the allocator, locks, copies): its
+    functions are those of the proxy's binary with C names (no Rust path; not `main` nor the
+    runtime's `_`-names). SQLite is the C the proxy links; on this path it runs only for the
+    activity log's writes, whose number of transactions per call depends on how fast calls come
+    (entries arriving within a short time share one), so under callgrind on a loaded machine it
+    varies from run to run. Read from the callgrind file itself: each function's own cost, and
+    the cost of each call from SQLite to outside it."""
+    names, objects = {}, {}
+
+    def named(table, text):
+        # `(id) name` defines a compressed name, `(id)` alone uses it.
+        match = re.match(r"\((\d+)\)(?: (.*))?$", text)
+        if not match:
+            return text
+        if match.group(2) is not None:
+            table[match.group(1)] = match.group(2)
+        return table[match.group(1)]
+
+    def is_sqlite(function, binary):
+        return (
+            binary == proxy and function is not None
+            and "::" not in function and "<" not in function
+            and function not in ("main", "(below main)")
+            and not function.startswith(("_", "rust_", "0x"))
+        )
+
+    binary = function = callee_binary = callee = None
+    inside = call = False
+    total = 0
+    with open(path) as out:
+        for line in out:
+            line = line.rstrip("\n")
+            if line.startswith("ob="):
+                binary = named(objects, line[3:])
+            elif line.startswith("fn="):
+                function = named(names, line[3:])
+                inside = is_sqlite(function, binary)
+                callee_binary = None
+            elif line.startswith("cob="):
+                callee_binary = named(objects, line[4:])
+            elif line.startswith("cfn="):
+                callee = named(names, line[4:])
+            elif line.startswith("calls="):
+                call = True
+            elif line[:1].isdigit() or line[:1] in ("+", "-", "*"):
+                cost = int(line.split()[-1])
+                if call:
+                    # A call's line is the callee's whole cost: counted when it leaves SQLite
+                    # (SQLite's own functions are counted by their own lines).
+                    if inside and not is_sqlite(callee, callee_binary or binary):
+                        total += cost
+                    call = False
+                    callee_binary = None
+                elif inside:
+                    total += cost
+    return total
+
+
 def run(args, work, transport, traced, calls, index):
-    """One proxy under callgrind: `args.warmup` calls, then `calls`; its total instructions."""
+    """One proxy under callgrind: `args.warmup` calls, then `calls`; its total instructions and
+    SQLite's share of them."""
     config = os.path.join(work, "servers.json")
     data = tempfile.mkdtemp(prefix="data", dir=work)
     label = f"{transport}-{'on' if traced else 'off'}-{calls}-{index}"
@@ -254,7 +318,7 @@ def run(args, work, transport, traced, calls, index):
             process.kill()
             process.wait()
         log.close()
-    return total_instructions(out)
+    return total_instructions(out), sqlite_instructions(out, args.proxy)
 
 
 def start_sink(work):
@@ -300,34 +364,39 @@ def main():
                 # Off and on side by side in each repeat.
                 for traced in (False, True):
                     before = exports(args.sink)
-                    short = run(args, work, transport, traced, args.short, index)
-                    long = run(args, work, transport, traced, args.long, index)
-                    per_call = (long - short) / (args.long - args.short)
+                    short, short_sqlite = run(args, work, transport, traced, args.short, index)
+                    long, long_sqlite = run(args, work, transport, traced, args.long, index)
+                    calls = args.long - args.short
+                    per_call = (long - short) / calls
+                    sqlite = (long_sqlite - short_sqlite) / calls
                     results.setdefault((transport, traced), []).append(per_call)
+                    results.setdefault((transport, traced, "rest"), []).append(per_call - sqlite)
                     if traced and exports(args.sink) == before:
                         raise RuntimeError("tracing on, but no span reached the sink")
                     print(
                         f"{transport:5} tracing {'on ' if traced else 'off'} pair {index}: "
-                        f"{per_call:,.0f} instructions a call",
+                        f"{per_call:,.0f} instructions a call, {sqlite:,.0f} of them SQLite's",
                         flush=True,
                     )
     finally:
         sink.kill()
         sink.wait()
     print()
-    print("| transport | tracing off, per call | tracing on, per call | change |")
-    print("|---|---:|---:|---:|")
+    print("| transport | count | tracing off, per call | tracing on, per call | change |")
+    print("|---|---|---:|---:|---:|")
     for transport in args.transports.split(","):
-        off = results[(transport, False)]
-        on = results[(transport, True)]
-        changes = [100 * (b - a) / a for a, b in zip(off, on)]
-        print(
-            f"| {transport} | {statistics.median(off):,.0f} | {statistics.median(on):,.0f} "
-            f"| {statistics.median(changes):+.1f}% (pairs: "
-            + ", ".join(f"{change:+.1f}%" for change in changes)
-            + ") |"
-        )
-
+        whole_off = results[(transport, False)]
+        for count, rest in (("whole process", ()), ("without SQLite", ("rest",))):
+            off = results[(transport, False, *rest)]
+            on = results[(transport, True, *rest)]
+            # Against the whole call with tracing off in both rows: what tracing adds to a call.
+            changes = [100 * (b - a) / whole for a, b, whole in zip(off, on, whole_off)]
+            print(
+                f"| {transport} | {count} | {statistics.median(off):,.0f} "
+                f"| {statistics.median(on):,.0f} | {statistics.median(changes):+.1f}% (pairs: "
+                + ", ".join(f"{change:+.1f}%" for change in changes)
+                + ") |"
+            )
 
 if __name__ == "__main__":
     main()
