@@ -723,6 +723,15 @@ mod tests {
         shorter.text("gen_ai.tool.name", &tool);
         assert_ne!(written(&shorter), written(&head));
         assert_eq!(written(&head), fields(&plain));
+        // The tool's name as a copy of the name's target, not the target itself: the same bytes
+        // either way.
+        let copy = tool.clone();
+        let mut copied = Head::new(("tools/call", Some(&tool)));
+        copied.fixed("mcp.method.name", "tools/call");
+        copied.text("gen_ai.tool.name", &copy);
+        assert_eq!(written(&copied), fields(&plain));
+        assert_eq!(written(&copied), fields(&plain));
+        assert_eq!(written(&head), fields(&plain));
     }
 
     #[test]
