@@ -11,13 +11,15 @@ use super::Router;
 use super::error::RouteError;
 use super::session::Caller;
 use crate::metrics::{self, Outcome};
-use crate::traces::{self, Fixed, Span};
+use crate::traces::{self, Head, Span};
 
 /// A request being answered.
 pub struct Operation {
     pub span: Span,
     method: &'static str,
     started: Instant,
+    /// The caller's protocol version label, when the span already asked for it.
+    version: Option<&'static str>,
 }
 
 impl Router {
@@ -30,30 +32,30 @@ impl Router {
                 span: Span::none(),
                 method,
                 started,
+                version: None,
             };
         }
         let http = caller.http.as_deref();
         let parent =
             traces::from_meta(&caller.meta).or_else(|| http.and_then(|http| http.parent.clone()));
-        let mut span = Span::server((method, target), parent);
+        let mut head = Head::new((method, target));
+        head.fixed("mcp.method.name", method);
+        if let Some(target) = target {
+            attribute_target(&mut head, method, target);
+        }
+        let version = caller.version_label();
+        if !version.is_empty() {
+            head.fixed("mcp.protocol.version", version);
+        }
+        let transport = metrics::global().transport();
+        if !transport.is_empty() {
+            head.fixed("network.transport", transport);
+        }
+        if http.is_some() {
+            head.fixed("network.protocol.name", "http");
+        }
+        let mut span = Span::server_at(&head, parent, started);
         if span.is_recording() {
-            let mut fixed = Fixed::new();
-            fixed.push("mcp.method.name", method);
-            if let Some(target) = target {
-                attribute_target(&mut span, &mut fixed, method, target);
-            }
-            let version = caller.version_label();
-            if !version.is_empty() {
-                fixed.push("mcp.protocol.version", version);
-            }
-            let transport = metrics::global().transport();
-            if !transport.is_empty() {
-                fixed.push("network.transport", transport);
-            }
-            if http.is_some() {
-                fixed.push("network.protocol.name", "http");
-            }
-            span.set_fixed(&fixed);
             match &caller.request_id {
                 Some(rmcp::model::NumberOrString::Number(id)) => {
                     span.set("jsonrpc.request.id", itoa::Buffer::new().format(*id));
@@ -71,6 +73,7 @@ impl Router {
             span,
             method,
             started,
+            version: Some(version),
         }
     }
 
@@ -100,13 +103,8 @@ impl Router {
         error: Option<&dyn std::fmt::Display>,
     ) {
         let elapsed = operation.started.elapsed();
-        metrics::global().server_operation(
-            operation.method,
-            tool,
-            outcome,
-            caller.version_label(),
-            elapsed,
-        );
+        let version = operation.version.unwrap_or_else(|| caller.version_label());
+        metrics::global().server_operation(operation.method, tool, outcome, version, elapsed);
         end_span(&mut operation.span, outcome, error, elapsed);
     }
 }
@@ -144,39 +142,41 @@ impl Router {
         (method, tool): (&'static str, Option<&str>),
         network: Option<&'static str>,
     ) -> ClientOperation<'a> {
+        let started = Instant::now();
         ClientOperation {
-            started: Instant::now(),
-            span: self.client_span(server, (method, tool), network),
+            started,
+            span: self.client_span(server, (method, tool), network, started),
             method,
             server,
         }
     }
 
-    /// A client span for a request to `server` (inside the current span; none outside one).
+    /// A client span for a request to `server` (inside the current span; none outside one),
+    /// started at `started`.
     fn client_span(
         &self,
         server: &str,
         (method, tool): (&'static str, Option<&str>),
         network: Option<&'static str>,
+        started: Instant,
     ) -> Span {
-        let mut span = Span::child(traces::Kind::Client, (method, tool));
-        if span.is_recording() {
-            let mut fixed = Fixed::new();
-            fixed.push("mcp.method.name", method);
-            if let Some(tool) = tool {
-                attribute_target(&mut span, &mut fixed, method, tool);
-            }
-            span.set("pluggedin.server", server);
-            let network = network.or_else(|| {
-                let transport = self.fleet.server(server).ok()?.config.transport.kind();
-                Some(if transport == "stdio" { "pipe" } else { "tcp" })
-            });
-            if let Some(network) = network {
-                fixed.push("network.transport", network);
-            }
-            span.set_fixed(&fixed);
+        if !traces::enabled() {
+            return Span::none();
         }
-        span
+        let mut head = Head::new((method, tool));
+        head.fixed("mcp.method.name", method);
+        if let Some(tool) = tool {
+            attribute_target(&mut head, method, tool);
+        }
+        head.text("pluggedin.server", server);
+        let network = network.or_else(|| {
+            let transport = self.fleet.server(server).ok()?.config.transport.kind();
+            Some(if transport == "stdio" { "pipe" } else { "tcp" })
+        });
+        if let Some(network) = network {
+            head.fixed("network.transport", network);
+        }
+        Span::child_at(traces::Kind::Client, &head, started)
     }
 }
 
@@ -193,19 +193,19 @@ pub(super) fn inject(span: &Span, meta: &mut rmcp::model::RequestMetaObject) {
     if let Some(state) = &context.trace_state {
         meta.insert(
             "tracestate".to_owned(),
-            serde_json::Value::String(state.clone()),
+            serde_json::Value::String(state.to_string()),
         );
     }
 }
 
-/// The attribute naming what `method` is about (and the fixed ones that go with it).
-pub(super) fn attribute_target(span: &mut Span, fixed: &mut Fixed, method: &str, target: &str) {
+/// The attributes naming what `method` is about.
+pub(super) fn attribute_target<'a>(head: &mut Head<'a>, method: &str, target: &'a str) {
     match method {
         "tools/call" => {
-            span.set("gen_ai.tool.name", target);
-            fixed.push("gen_ai.operation.name", "execute_tool");
+            head.text("gen_ai.tool.name", target);
+            head.fixed("gen_ai.operation.name", "execute_tool");
         }
-        "prompts/get" => span.set("gen_ai.prompt.name", target),
+        "prompts/get" => head.text("gen_ai.prompt.name", target),
         _ => {}
     }
 }

@@ -556,7 +556,7 @@ impl LaneMeta<'_> {
             line.push(b'"');
             if let Some(state) = &trace.trace_state {
                 line.extend_from_slice(br#","tracestate":"#);
-                serde_json::to_writer(&mut *line, state)?;
+                serde_json::to_writer(&mut *line, &**state)?;
             }
         }
         Ok(())

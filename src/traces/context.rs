@@ -1,6 +1,8 @@
 //! W3C Trace Context: the `traceparent` a span is known by, read and written
 //! (`00-<trace id>-<span id>-<flags>`, lowercase hex), and new ids.
 
+use std::sync::Arc;
+
 /// Where a span sits in its trace, as `traceparent` carries it, with the `tracestate` that
 /// travels beside it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -8,8 +10,9 @@ pub struct SpanContext {
     pub trace_id: [u8; 16],
     pub span_id: [u8; 8],
     pub sampled: bool,
-    /// The vendors' `tracestate`, passed on as received (at most 512 bytes: [`SpanContext::parse`]).
-    pub trace_state: Option<String>,
+    /// The vendors' `tracestate`, passed on as received (at most 512 bytes:
+    /// [`SpanContext::parse`]); shared, as every span of the trace in this process carries it.
+    pub trace_state: Option<Arc<str>>,
 }
 
 /// The most of a `tracestate` passed on (the W3C limit is 32 members of at most 256 bytes).
@@ -41,7 +44,7 @@ impl SpanContext {
             trace_state: trace_state
                 .map(str::trim)
                 .filter(|state| !state.is_empty() && state.len() <= MAX_TRACE_STATE)
-                .map(str::to_owned),
+                .map(Arc::from),
         })
     }
 
@@ -133,39 +136,48 @@ fn hex<const N: usize>(text: &str) -> Option<[u8; N]> {
     Some(bytes)
 }
 
-/// Random bytes for ids (never all zero), from a per-thread generator seeded once from the OS:
-/// ids must be unpredictable enough not to collide, not secret (W3C Trace Context), and a system
-/// call per id would be most of a span's cost.
-fn random<const N: usize>() -> [u8; N] {
+/// A random word, from a per-thread generator seeded from the OS on its first use: ids must be
+/// unpredictable enough not to collide, not secret (W3C Trace Context), and a system call per id
+/// would be most of a span's cost.
+fn random_word() -> u64 {
     thread_local! {
-        static STATE: std::cell::Cell<u64> = std::cell::Cell::new({
+        /// The generator's state; 0 until seeded.
+        static STATE: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    }
+    STATE.with(|state| {
+        let mut current = state.get();
+        if current == 0 {
             let mut seed = [0; 8];
             getrandom::fill(&mut seed).expect("the OS random source answers");
-            u64::from_le_bytes(seed)
-        });
-    }
-    let mut bytes = [0; N];
-    while bytes == [0; N] {
-        for chunk in bytes.chunks_mut(8) {
-            let word = STATE.with(|state| {
-                // wyrand: a 64-bit step and a 128-bit multiply, well distributed.
-                let next = state.get().wrapping_add(0xa076_1d64_78bd_642f);
-                state.set(next);
-                let product = u128::from(next) * u128::from(next ^ 0xe703_7ed1_a0b4_28db);
-                ((product >> 64) as u64) ^ (product as u64)
-            });
-            chunk.copy_from_slice(&word.to_le_bytes()[..chunk.len()]);
+            current = u64::from_le_bytes(seed);
+        }
+        // wyrand: a 64-bit step and a 128-bit multiply, well distributed.
+        let next = current.wrapping_add(0xa076_1d64_78bd_642f);
+        state.set(next);
+        let product = u128::from(next) * u128::from(next ^ 0xe703_7ed1_a0b4_28db);
+        ((product >> 64) as u64) ^ (product as u64)
+    })
+}
+
+/// A word for an id: never zero (W3C Trace Context reserves the all-zero ids).
+fn nonzero_word() -> u64 {
+    loop {
+        let word = random_word();
+        if word != 0 {
+            return word;
         }
     }
-    bytes
 }
 
 pub(super) fn new_trace_id() -> [u8; 16] {
-    random()
+    let mut id = [0; 16];
+    id[..8].copy_from_slice(&random_word().to_le_bytes());
+    id[8..].copy_from_slice(&nonzero_word().to_le_bytes());
+    id
 }
 
 pub(super) fn new_span_id() -> [u8; 8] {
-    random()
+    nonzero_word().to_le_bytes()
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hyper::body::Bytes;
 use tokio::sync::{Notify, mpsc, oneshot};
@@ -90,6 +90,8 @@ impl Sampler {
 /// What the exporter was configured with.
 struct Settings {
     endpoint: String,
+    /// The endpoint read once, not per export.
+    url: reqwest::Url,
     /// Checked at start, so that a bad one is an error that names it, not a failed export.
     headers: reqwest::header::HeaderMap,
     delay: Duration,
@@ -120,8 +122,8 @@ struct Waiting {
 
 impl Waiting {
     /// The export requests, their lengths filled in, each with its number of spans: slices of
-    /// one buffer, not copies.
-    fn requests(mut self, head_len: usize) -> Vec<(Bytes, usize)> {
+    /// one buffer, not copies; and the whole buffer, to take back once they are sent.
+    fn requests(mut self, head_len: usize) -> (Bytes, Vec<(Bytes, usize)>) {
         let mut ends: Vec<usize> = self.batch_starts.iter().skip(1).copied().collect();
         ends.push(self.bytes.len());
         for (&start, &end) in self.batch_starts.iter().zip(&ends) {
@@ -129,7 +131,8 @@ impl Waiting {
         }
         let bytes = Bytes::from(self.bytes);
         let mut left = self.spans;
-        self.batch_starts
+        let requests = self
+            .batch_starts
             .iter()
             .zip(&ends)
             .map(|(&start, &end)| {
@@ -137,8 +140,45 @@ impl Waiting {
                 left -= count;
                 (bytes.slice(start..end), count)
             })
-            .collect()
+            .collect();
+        (bytes, requests)
     }
+}
+
+/// The monotonic clock's reading the wall clock is reckoned from ([`anchor_clock`]).
+static BASE: OnceLock<Instant> = OnceLock::new();
+/// The wall clock (Unix nanoseconds) less the monotonic clock's nanoseconds since [`BASE`].
+static WALL_OFFSET: AtomicU64 = AtomicU64::new(0);
+
+/// Ties the wall clock to the monotonic one, so that a span's start can be worked out from the
+/// `Instant` its owner read to time the work for its metrics: one clock read for both. The
+/// exporter ties them again before each batch, so that an adjusted wall clock (NTP) reaches the
+/// spans within a batch's delay.
+pub(super) fn anchor_clock() {
+    let base = *BASE.get_or_init(Instant::now);
+    let since = nanos(Instant::now().saturating_duration_since(base));
+    WALL_OFFSET.store(wall_now().wrapping_sub(since), Ordering::Relaxed);
+}
+
+/// The wall clock's time at `at`, in Unix nanoseconds.
+pub(super) fn wall_at(at: Instant) -> u64 {
+    match BASE.get() {
+        Some(base) => WALL_OFFSET
+            .load(Ordering::Relaxed)
+            .wrapping_add(nanos(at.saturating_duration_since(*base))),
+        None => wall_now(),
+    }
+}
+
+/// The wall clock now, in Unix nanoseconds.
+fn wall_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, nanos)
+}
+
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
 
 static EXPORTER: OnceLock<Exporter> = OnceLock::new();
@@ -261,6 +301,7 @@ pub fn init_from_env() -> Result<Option<String>, String> {
     let (flush, flushes) = mpsc::channel(1);
     let settings = Settings {
         endpoint: endpoint.clone(),
+        url,
         headers,
         delay,
     };
@@ -272,6 +313,7 @@ pub fn init_from_env() -> Result<Option<String>, String> {
         flush,
         dropped: AtomicU64::new(0),
     };
+    anchor_clock();
     if EXPORTER.set(exporter).is_err() {
         return Ok(Some(endpoint));
     }
@@ -338,23 +380,42 @@ async fn run(
         }
     };
     let mut failures = 0u64;
+    // The buffer the last batch went out from, taken back once its requests let go of it: the
+    // next batch's room, so that a batch costs no large allocation and free (each of which also
+    // has the allocator gather its small free chunks).
+    let mut spare: Option<Vec<u8>> = None;
     loop {
         let flushed = tokio::select! {
             () = tokio::time::sleep(settings.delay) => None,
             () = exporter.full.notified() => None,
             done = flushes.recv() => done,
         };
+        anchor_clock();
         // The next batch's room, made before the lock is taken: as much as this one took and a
-        // quarter more, so that a busier next batch need not grow it.
+        // quarter more, so that a busier next batch need not grow it; the last one's buffer
+        // unless a burst left it far larger than that.
         let last = lock(&exporter.buffer).bytes.len();
+        let want = (last + last / 4).max(4096);
+        let bytes = match spare.take() {
+            Some(mut bytes) if bytes.capacity() <= want * 4 => {
+                bytes.reserve(want);
+                bytes
+            }
+            _ => Vec::with_capacity(want),
+        };
         let room = Waiting {
-            bytes: Vec::with_capacity((last + last / 4).max(4096)),
+            bytes,
             ..Waiting::default()
         };
         let waiting = std::mem::replace(&mut *lock(&exporter.buffer), room);
-        for request in waiting.requests(exporter.head.len()) {
+        let (whole, requests) = waiting.requests(exporter.head.len());
+        for request in requests {
             send(&client, &settings, request, &mut failures).await;
         }
+        spare = whole.try_into_mut().ok().map(|mut bytes| {
+            bytes.clear();
+            Vec::from(bytes)
+        });
         if let Some(done) = flushed {
             let _ = done.send(());
         }
@@ -368,7 +429,7 @@ async fn send(
     failures: &mut u64,
 ) {
     let mut request = client
-        .post(&settings.endpoint)
+        .post(settings.url.clone())
         .header("content-type", "application/x-protobuf")
         .body(body);
     request = request.headers(settings.headers.clone());
@@ -452,7 +513,11 @@ mod tests {
             flush: mpsc::channel(1).0,
             dropped: AtomicU64::new(0),
         };
-        let take = || std::mem::take(&mut *lock(&exporter.buffer)).requests(head.len());
+        let take = || {
+            std::mem::take(&mut *lock(&exporter.buffer))
+                .requests(head.len())
+                .1
+        };
         assert!(take().is_empty());
         // A span as a request carries it: field 2, its length, its bytes.
         let each = 2 + span.len();

@@ -29,14 +29,15 @@ pub(super) fn bytes(out: &mut Vec<u8>, field: u32, value: &[u8]) {
     out.extend_from_slice(value);
 }
 
+/// The key of `Span.flags` (field 16, fixed32): two bytes of varint.
+pub(super) const FLAGS_KEY: [u8; 2] = {
+    let tag = (16 << 3) | FIXED32;
+    [0x80 | (tag & 0x7f), tag >> 7]
+};
+
 /// The one-byte key of a field numbered below 16.
 pub(super) const fn key(field: u8, wire: u8) -> u8 {
     (field << 3) | wire
-}
-
-pub(super) fn fixed32(out: &mut Vec<u8>, field: u32, value: u32) {
-    tag(out, field, FIXED32);
-    out.extend_from_slice(&value.to_le_bytes());
 }
 
 pub(super) fn number(out: &mut Vec<u8>, field: u32, value: u64) {
@@ -311,5 +312,6 @@ mod tests {
         out.clear();
         tag(&mut out, 16, FIXED32);
         assert_eq!(out, [0x85, 0x01]);
+        assert_eq!(out, FLAGS_KEY);
     }
 }

@@ -1,61 +1,105 @@
 //! Spans: started with a parent (a client's context, or the span the task is in), given
 //! attributes, and handed to the exporter when they end (dropped, so that a cancelled request's
-//! span ends too). A sampled span is encoded as it goes — its name when it starts, each attribute
-//! when it is set, the rest when it ends — so that nothing is copied or allocated twice and the
-//! exporter only wraps the bytes. With tracing off a span is nothing: no ids, no clock reads.
+//! span ends too). A sampled span is encoded as it goes — its name and the attributes every
+//! request of its kind to its target shares (its [`Head`]) when it starts, copied from a
+//! per-thread cache of heads already encoded; each other attribute when it is set; the rest when
+//! it ends — so that nothing is copied or allocated twice and the exporter only wraps the bytes.
+//! With tracing off a span is nothing: no ids, no clock reads.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::context::{SpanContext, new_span_id, new_trace_id};
 use super::data::{Kind, Value};
-use super::proto::{FIXED64, LEN, VARINT, key};
+use super::proto::{FIXED64, FLAGS_KEY, LEN, VARINT, key};
 use super::{export, proto};
 
-tokio::task_local! {
-    /// The span a task's work is in, for the spans it starts.
-    static CURRENT: SpanContext;
+thread_local! {
+    /// The span the work being polled on this thread is in, for the spans it starts and the log
+    /// lines it writes: set around each poll of a future run [`within`] a span, as a task-local
+    /// is, but a plain cell, so that entering and leaving cost two moves of a few words.
+    static CURRENT: Cell<Option<SpanContext>> = const { Cell::new(None) };
 }
 
 /// The span the current task's work is in, if any.
 pub fn current() -> Option<SpanContext> {
-    CURRENT.try_with(Clone::clone).ok()
+    CURRENT
+        .try_with(|current| {
+            let context = current.take();
+            current.set(context.clone());
+            context
+        })
+        .ok()
+        .flatten()
 }
 
 /// Runs `work` inside `span`: the spans it starts are its children, and the log lines it writes
 /// carry the span's ids (`telemetry`). Without a span (tracing off), `work` runs as it is.
 pub async fn within<F: Future>(span: &Span, work: F) -> F::Output {
     match &span.0 {
-        Some(inner) => CURRENT.scope(inner.context.clone(), work).await,
+        Some(inner) => entered(inner.context.clone(), work).await,
         None => work.await,
     }
 }
 
-/// Runs `work` inside the span `context` names, as [`within`] does for a span known to be on:
-/// the future is not moved into a wrapper of its own first (a call's is large).
-pub fn entered<F: Future>(
-    context: SpanContext,
-    work: F,
-) -> tokio::task::futures::TaskLocalFuture<SpanContext, F> {
-    CURRENT.scope(context, work)
+/// Runs `work` inside the span `context` names, as [`within`] does for a span known to be on.
+/// A call's future is large: its caller pins it where it is made and passes the pinned
+/// reference, so that nothing large is moved.
+pub async fn entered<F: Future>(context: SpanContext, work: F) -> F::Output {
+    let mut work = std::pin::pin!(work);
+    let mut slot = Some(context);
+    std::future::poll_fn(move |cx| {
+        let _entered = Entered::enter(&mut slot);
+        work.as_mut().poll(cx)
+    })
+    .await
 }
 
 /// Runs `work` inside the span `context` names (none: as it is), as [`within`] does: for work
 /// moved to a task of its own.
 pub async fn in_context<F: Future>(context: Option<SpanContext>, work: F) -> F::Output {
     match context {
-        Some(context) => CURRENT.scope(context, work).await,
+        Some(context) => entered(context, work).await,
         None => work.await,
     }
+}
+
+/// A span made current for one poll: the slot holds the span while its work is not being
+/// polled, and the one it replaced while it is, put back when the poll ends (or unwinds).
+struct Entered<'a> {
+    slot: &'a mut Option<SpanContext>,
+}
+
+impl<'a> Entered<'a> {
+    fn enter(slot: &'a mut Option<SpanContext>) -> Entered<'a> {
+        swap_current(slot);
+        Entered { slot }
+    }
+}
+
+impl Drop for Entered<'_> {
+    fn drop(&mut self) {
+        swap_current(self.slot);
+    }
+}
+
+fn swap_current(slot: &mut Option<SpanContext>) {
+    // After the thread's locals are gone (its exit), nothing is current.
+    let _ = CURRENT.try_with(|current| {
+        let other = current.replace(slot.take());
+        *slot = other;
+    });
 }
 
 fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| {
-            u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
-        })
+        .map_or(0, nanos)
+}
+
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// The most of an error's description a span keeps (a downstream server writes it).
@@ -64,7 +108,7 @@ const MAX_STATUS: usize = 1024;
 const MAX_VALUE: usize = 4096;
 
 /// A span's name: `{first} {second}` (the conventions' `{mcp.method.name} {target}`), or `first`.
-pub type Name<'a> = (&'a str, Option<&'a str>);
+pub type Name<'a> = (&'static str, Option<&'a str>);
 
 /// A span being timed. Ends when dropped; recorded only when sampled. One pointer wide, so that
 /// the requests that carry one are moved as cheaply as without: `None` with tracing off.
@@ -101,21 +145,57 @@ impl Span {
     /// A span answering a request whose sender's context is `remote` (from its `traceparent`),
     /// else a new trace.
     pub fn server(name: Name<'_>, remote: Option<SpanContext>) -> Span {
-        Span::start(Kind::Server, name, remote.as_ref(), true)
+        Span::server_with(&Head::new(name), remote)
+    }
+
+    /// A server span with the attributes `head` gathers.
+    pub fn server_with(head: &Head<'_>, remote: Option<SpanContext>) -> Span {
+        Span::start(Kind::Server, head, remote.as_ref(), true, None)
+    }
+
+    /// A server span with the attributes `head` gathers, started at `started` (the instant its
+    /// owner read to time the work).
+    pub fn server_at(head: &Head<'_>, remote: Option<SpanContext>, started: Instant) -> Span {
+        Span::start(Kind::Server, head, remote.as_ref(), true, Some(started))
     }
 
     /// A span inside the current one; outside one, none (background work starts no trace).
     pub fn child(kind: Kind, name: Name<'_>) -> Span {
+        Span::child_with(kind, &Head::new(name))
+    }
+
+    /// A span inside the current one with the attributes `head` gathers.
+    pub fn child_with(kind: Kind, head: &Head<'_>) -> Span {
+        Span::child_from(kind, head, None)
+    }
+
+    /// A span inside the current one with the attributes `head` gathers, started at `started`
+    /// (the instant its owner read to time the work).
+    pub fn child_at(kind: Kind, head: &Head<'_>, started: Instant) -> Span {
+        Span::child_from(kind, head, Some(started))
+    }
+
+    fn child_from(kind: Kind, head: &Head<'_>, started: Option<Instant>) -> Span {
         CURRENT
-            .try_with(|parent| Span::start(kind, name, Some(parent), false))
+            .try_with(|current| {
+                let parent = current.take();
+                let span = parent
+                    .as_ref()
+                    .map(|parent| Span::start(kind, head, Some(parent), false, started));
+                current.set(parent);
+                span
+            })
+            .ok()
+            .flatten()
             .unwrap_or(Span::none())
     }
 
     fn start(
         kind: Kind,
-        name: Name<'_>,
+        head: &Head<'_>,
         parent: Option<&SpanContext>,
         remote_parent: bool,
+        started: Option<Instant>,
     ) -> Span {
         let Some(exporter) = export::exporter() else {
             return Span::none();
@@ -171,24 +251,12 @@ impl Span {
         recording.parent = parent_id;
         recording.remote_parent = remote_parent && parent_id.is_some();
         recording.kind = kind;
-        recording.start = now();
+        recording.start = started.map_or_else(now, export::wall_at);
         recording.end = None;
         recording.status = None;
         let fields = &mut recording.fields;
         fields.clear();
-        // A client chooses the target (the tool it calls): cut as an attribute is.
-        let (first, second) = (
-            truncated(name.0, MAX_VALUE),
-            name.1.map(|second| truncated(second, MAX_VALUE)),
-        );
-        let len = first.len() + second.map_or(0, |second| second.len() + 1);
-        proto::tag(fields, 5, proto::LEN);
-        proto::varint(fields, len as u64);
-        fields.extend_from_slice(first.as_bytes());
-        if let Some(second) = second {
-            fields.push(b' ');
-            fields.extend_from_slice(second.as_bytes());
-        }
+        head.write(fields);
         Span(Some(inner))
     }
 
@@ -220,45 +288,11 @@ impl Span {
         }
     }
 
-    /// Sets attributes whose keys and values are all fixed text (a method's name, a transport),
-    /// as one group: encoded once per thread, then copied in one piece. Most of a call's
-    /// attributes are such pairs, and a span's are known together.
-    pub fn set_fixed(&mut self, pairs: &Fixed) {
-        let Some(recording) = self.recording_mut() else {
-            return;
-        };
-        let pairs = pairs.pairs();
-        let copied = FIXED.try_with(|fixed| {
-            let mut fixed = fixed.borrow_mut();
-            if let Some((_, bytes)) = fixed.iter().find(|(known, _)| same_pairs(known, pairs)) {
-                recording.fields.extend_from_slice(bytes);
-                return true;
-            }
-            if fixed.len() >= FIXED_GROUPS {
-                return false;
-            }
-            let mut bytes = Vec::new();
-            for (key, value) in pairs {
-                let value = Value::Str(truncated(value, MAX_VALUE));
-                proto::key_value(&mut bytes, 9, key, value);
-            }
-            recording.fields.extend_from_slice(&bytes);
-            fixed.push((pairs.into(), bytes.into_boxed_slice()));
-            true
-        });
-        if copied != Ok(true) {
-            for (key, value) in pairs {
-                self.set(key, *value);
-            }
-        }
-    }
-
     /// Says how long after its start the span ended, as its owner timed the work (one clock
     /// read for both the metrics and the span).
-    pub fn end_after(&mut self, elapsed: std::time::Duration) {
+    pub fn end_after(&mut self, elapsed: Duration) {
         if let Some(recording) = self.recording_mut() {
-            let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
-            recording.end = Some(recording.start.saturating_add(nanos));
+            recording.end = Some(recording.start.saturating_add(nanos(elapsed)));
         }
     }
 
@@ -307,28 +341,33 @@ impl Drop for Span {
         // `Span`: trace_id 1, span_id 2, trace_state 3, parent_span_id 4, name 5 (written),
         // kind 6, start_time_unix_nano 7, end_time_unix_nano 8, attributes 9 (written),
         // status 15, flags 16.
-        // The fixed-size fields in one copy: ids, kind, times.
-        let mut fixed = [0u8; 2 + 16 + 2 + 8 + 2 + 8 + 2 + 9 + 9];
-        let mut at = 0;
-        let mut put = |bytes: &[u8]| {
-            fixed[at..at + bytes.len()].copy_from_slice(bytes);
-            at += bytes.len();
-        };
-        put(&[key(1, LEN), 16]);
-        put(&context.trace_id);
-        put(&[key(2, LEN), 8]);
-        put(&context.span_id);
-        if let Some(parent) = &parent {
-            put(&[key(4, LEN), 8]);
-            put(parent);
-        }
+        // The fixed-size fields in one copy, each at a fixed place (the parent last, as it may
+        // be missing; protobuf fields go in any order): ids, kind, times, flags.
+        let mut tail = [0u8; TAIL + 10];
+        tail[..2].copy_from_slice(&[key(1, LEN), 16]);
+        tail[2..18].copy_from_slice(&context.trace_id);
+        tail[18..20].copy_from_slice(&[key(2, LEN), 8]);
+        tail[20..28].copy_from_slice(&context.span_id);
         #[expect(clippy::cast_possible_truncation, reason = "a kind is 1 to 3")]
-        put(&[key(6, VARINT), kind.number() as u8]);
-        put(&[key(7, FIXED64)]);
-        put(&start.to_le_bytes());
-        put(&[key(8, FIXED64)]);
-        put(&end.unwrap_or_else(now).to_le_bytes());
-        fields.extend_from_slice(&fixed[..at]);
+        tail[28..30].copy_from_slice(&[key(6, VARINT), kind.number() as u8]);
+        tail[30] = key(7, FIXED64);
+        tail[31..39].copy_from_slice(&start.to_le_bytes());
+        tail[39] = key(8, FIXED64);
+        tail[40..48].copy_from_slice(&end.unwrap_or_else(now).to_le_bytes());
+        // The sampled flag, and that whether the parent is remote is known (bit 8) and said
+        // (bit 9).
+        let remote = if *remote_parent { 0x300 } else { 0x100 };
+        tail[48..50].copy_from_slice(&FLAGS_KEY);
+        tail[50..54].copy_from_slice(&(u32::from(context.sampled) | remote).to_le_bytes());
+        let len = match parent {
+            Some(parent) => {
+                tail[54..56].copy_from_slice(&[key(4, LEN), 8]);
+                tail[56..64].copy_from_slice(parent);
+                TAIL + 10
+            }
+            None => TAIL,
+        };
+        fields.extend_from_slice(&tail[..len]);
         if let Some(state) = &context.trace_state {
             proto::bytes(fields, 3, state.as_bytes());
         }
@@ -339,14 +378,13 @@ impl Drop for Span {
                 proto::number(status, 3, 2);
             });
         }
-        // The sampled flag, and that whether the parent is remote is known (bit 8) and said
-        // (bit 9).
-        let remote = if *remote_parent { 0x300 } else { 0x100 };
-        proto::fixed32(fields, 16, u32::from(context.sampled) | remote);
         export::submit(fields);
         give_back(inner);
     }
 }
+
+/// The bytes of a span's fixed-size fields without its parent ([`Span`]'s `drop`).
+const TAIL: usize = 54;
 
 thread_local! {
     /// Ended sampled spans, for the next spans to start on this thread: a span's bytes are
@@ -356,72 +394,235 @@ thread_local! {
     static SPARE: RefCell<Vec<Box<Inner>>> = const { RefCell::new(Vec::new()) };
 }
 
-/// A key and its value, both fixed text.
-type Pair = (&'static str, &'static str);
+/// An attribute's text: fixed (a method's name, a transport), known by where it is, or
+/// borrowed from the request (a tool's name, a server's), known by what it says.
+#[derive(Clone, Copy)]
+enum Text<'a> {
+    Fixed(&'static str),
+    Borrowed(&'a str),
+}
 
-/// Attributes whose keys and values are fixed text, gathered for [`Span::set_fixed`]: at most
-/// [`Fixed::MAX`], on the stack.
-pub struct Fixed {
-    pairs: [Pair; Fixed::MAX],
+impl<'a> Text<'a> {
+    fn get(self) -> &'a str {
+        match self {
+            Text::Fixed(text) => text,
+            Text::Borrowed(text) => text,
+        }
+    }
+}
+
+/// A span's name and the attributes that are the same for every request of its kind to its
+/// target (its method, tool, server, transport), gathered on the stack, at most [`Head::MAX`]:
+/// encoded once per thread and then copied in one piece ([`Span::server_with`],
+/// [`Span::child_with`]). What differs per request (its id, its session) is [`Span::set`].
+pub struct Head<'a> {
+    name: Name<'a>,
+    pairs: [(&'static str, Text<'a>); Head::MAX],
     len: usize,
 }
 
-impl Fixed {
-    pub const MAX: usize = 6;
+impl<'a> Head<'a> {
+    pub const MAX: usize = 8;
 
-    pub const fn new() -> Fixed {
-        Fixed {
-            pairs: [("", ""); Fixed::MAX],
+    pub const fn new(name: Name<'a>) -> Head<'a> {
+        Head {
+            name,
+            pairs: [("", Text::Fixed("")); Head::MAX],
             len: 0,
         }
     }
 
-    /// Adds a pair (past [`Fixed::MAX`], a mistake in the code: left out).
-    pub fn push(&mut self, key: &'static str, value: &'static str) {
-        debug_assert!(
-            self.len < Fixed::MAX,
-            "more fixed attributes than a group holds"
-        );
+    /// Adds an attribute whose value is fixed text.
+    pub fn fixed(&mut self, key: &'static str, value: &'static str) {
+        self.push(key, Text::Fixed(value));
+    }
+
+    /// Adds an attribute whose value is the request's text.
+    pub fn text(&mut self, key: &'static str, value: &'a str) {
+        self.push(key, Text::Borrowed(value));
+    }
+
+    /// Past [`Head::MAX`], a mistake in the code: left out.
+    fn push(&mut self, key: &'static str, value: Text<'a>) {
+        debug_assert!(self.len < Head::MAX, "more attributes than a head holds");
         if let Some(slot) = self.pairs.get_mut(self.len) {
             *slot = (key, value);
             self.len += 1;
         }
     }
 
-    fn pairs(&self) -> &[Pair] {
+    fn pairs(&self) -> &[(&'static str, Text<'a>)] {
         &self.pairs[..self.len]
     }
-}
 
-impl Default for Fixed {
-    fn default() -> Fixed {
-        Fixed::new()
+    /// Whether `text` is the name's target itself (the same bytes in memory, not only equal).
+    fn repeats_name(&self, text: &str) -> bool {
+        self.name.1.is_some_and(|name| std::ptr::eq(name, text))
+    }
+
+    /// A hash of what the head says, cheap to work out: fixed text by its address alone, the
+    /// request's by its bytes, keys not at all (a call site always gives the same keys), and the
+    /// name's target once when an attribute repeats it (the tool's name). [`Cached::is`] checks
+    /// all of it, so a head that hashes as another costs only an encoding.
+    fn hash(&self) -> u64 {
+        let mut hash = Hash(0);
+        hash.fixed(self.name.0);
+        if let Some(second) = self.name.1 {
+            hash.bytes(second.as_bytes());
+        }
+        for (_, value) in self.pairs() {
+            match value {
+                Text::Fixed(text) => hash.fixed(text),
+                Text::Borrowed(text) if self.repeats_name(text) => hash.word(1),
+                Text::Borrowed(text) => hash.bytes(text.as_bytes()),
+            }
+        }
+        hash.0
+    }
+
+    /// The `Span` fields it stands for: the name (5), then each attribute (9).
+    fn encode(&self, fields: &mut Vec<u8>) {
+        // A client chooses the target (the tool it calls): cut as an attribute is.
+        let (first, second) = (
+            truncated(self.name.0, MAX_VALUE),
+            self.name.1.map(|second| truncated(second, MAX_VALUE)),
+        );
+        let len = first.len() + second.map_or(0, |second| second.len() + 1);
+        proto::tag(fields, 5, proto::LEN);
+        proto::varint(fields, len as u64);
+        fields.extend_from_slice(first.as_bytes());
+        if let Some(second) = second {
+            fields.push(b' ');
+            fields.extend_from_slice(second.as_bytes());
+        }
+        for (key, value) in self.pairs() {
+            let value = Value::Str(truncated(value.get(), MAX_VALUE));
+            proto::key_value(fields, 9, key, value);
+        }
+    }
+
+    /// Writes its fields: copied from this thread's cache when the same head was written last
+    /// in its slot, else encoded (and kept there, when short).
+    fn write(&self, fields: &mut Vec<u8>) {
+        let hash = self.hash();
+        let written = HEADS.try_with(|heads| {
+            let mut heads = heads.borrow_mut();
+            let slot = &mut heads[(hash % HEAD_SLOTS as u64) as usize];
+            if let Some(cached) = slot
+                && cached.hash == hash
+                && cached.is(self)
+            {
+                fields.extend_from_slice(&cached.bytes);
+                return;
+            }
+            let at = fields.len();
+            self.encode(fields);
+            let encoded = &fields[at..];
+            if encoded.len() <= MAX_CACHED {
+                *slot = Some(Cached::of(hash, self, encoded));
+            }
+        });
+        if written.is_err() {
+            self.encode(fields);
+        }
     }
 }
 
-/// Whether two groups are the same text at the same places: fixed text is known by where it is,
-/// so that a group is found without reading it.
-fn same_pairs(known: &[Pair], pairs: &[Pair]) -> bool {
-    known.len() == pairs.len()
-        && known
-            .iter()
-            .zip(pairs)
-            .all(|((key, value), (other_key, other_value))| {
-                std::ptr::eq(*key, *other_key) && std::ptr::eq(*value, *other_value)
-            })
+/// A head encoded, with what it said: its own copy of the request's text.
+struct Cached {
+    hash: u64,
+    first: &'static str,
+    second: Option<Box<str>>,
+    pairs: Box<[(&'static str, Kept)]>,
+    bytes: Box<[u8]>,
 }
 
-/// A group of fixed attributes and its encoding.
-type Encoded = (Box<[Pair]>, Box<[u8]>);
+/// A cached head's attribute value.
+enum Kept {
+    Fixed(&'static str),
+    Copied(Box<str>),
+    /// The name's target, said again (the tool's name): compared once, as the name.
+    Name,
+}
+
+impl Cached {
+    fn of(hash: u64, head: &Head<'_>, bytes: &[u8]) -> Cached {
+        let pairs = head.pairs().iter().map(|(key, value)| {
+            let value = match value {
+                Text::Fixed(text) => Kept::Fixed(text),
+                Text::Borrowed(text) if head.repeats_name(text) => Kept::Name,
+                Text::Borrowed(text) => Kept::Copied((*text).into()),
+            };
+            (*key, value)
+        });
+        Cached {
+            hash,
+            first: head.name.0,
+            second: head.name.1.map(Into::into),
+            pairs: pairs.collect(),
+            bytes: bytes.into(),
+        }
+    }
+
+    /// Whether it is `head`: the same fixed text at the same places, the same request text.
+    fn is(&self, head: &Head<'_>) -> bool {
+        std::ptr::eq(self.first, head.name.0)
+            && self.second.as_deref() == head.name.1
+            && self.pairs.len() == head.len
+            && self
+                .pairs
+                .iter()
+                .zip(head.pairs())
+                .all(|((key, kept), (other, text))| {
+                    std::ptr::eq(*key, *other)
+                        && match (kept, text) {
+                            (Kept::Fixed(kept), Text::Fixed(text)) => std::ptr::eq(*kept, *text),
+                            (Kept::Name, Text::Borrowed(text)) => head.repeats_name(text),
+                            (Kept::Copied(kept), Text::Borrowed(text)) => **kept == **text,
+                            _ => false,
+                        }
+                })
+    }
+}
+
+/// A fast hash of words (FxHash's step): the heads a thread writes are few, and a collision
+/// costs only an encoding.
+struct Hash(u64);
+
+impl Hash {
+    fn word(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+
+    /// Fixed text, by its address.
+    fn fixed(&mut self, text: &'static str) {
+        self.word(text.as_ptr() as usize as u64);
+    }
+
+    fn bytes(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            self.word(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
+        }
+        let mut last = [0u8; 8];
+        let rest = chunks.remainder();
+        last[..rest.len()].copy_from_slice(rest);
+        self.word(u64::from_le_bytes(last) ^ ((bytes.len() as u64) << 56));
+    }
+}
+
+/// Slots of the heads cache, per thread: a head goes in the slot its hash names, replacing what
+/// was there. The code makes a few kinds of head, times the tools and servers a thread serves.
+const HEAD_SLOTS: usize = 64;
+/// The longest encoding kept: longer heads (a long tool name) are encoded each time, so that the
+/// cache stays within `HEAD_SLOTS` times about twice this per thread.
+const MAX_CACHED: usize = 512;
 
 thread_local! {
-    /// Groups of fixed attributes already encoded on this thread ([`Span::set_fixed`]).
-    static FIXED: RefCell<Vec<Encoded>> = const { RefCell::new(Vec::new()) };
+    /// The heads cache ([`Head::write`]).
+    static HEADS: RefCell<[Option<Cached>; HEAD_SLOTS]> =
+        const { RefCell::new([const { None }; HEAD_SLOTS]) };
 }
-
-/// The most groups kept per thread: the code makes a few dozen; past that they are encoded
-/// each time.
-const FIXED_GROUPS: usize = 64;
 
 /// The most spans kept per thread, and the largest buffer kept (a span with a long attribute
 /// gives its buffer back to the allocator).
@@ -484,30 +685,53 @@ mod tests {
         span.recording().unwrap().fields.clone()
     }
 
+    /// The name and attributes a span started with `head` got, encoded.
+    fn written(head: &Head<'_>) -> Vec<u8> {
+        let mut fields = Vec::new();
+        head.write(&mut fields);
+        fields
+    }
+
     #[test]
-    fn fixed_pairs_are_encoded_as_any_attribute_is() {
-        let (mut plain, mut fixed) = (recording(), recording());
-        let mut group = Fixed::new();
-        group.push("mcp.method.name", "tools/call");
-        group.push("network.transport", "pipe");
-        for _ in 0..2 {
-            plain.set("mcp.method.name", "tools/call");
-            plain.set("network.transport", "pipe");
-            fixed.set_fixed(&group);
+    fn a_head_is_encoded_as_its_name_and_attributes_set_one_by_one() {
+        let tool = String::from("demo__echo");
+        let mut head = Head::new(("tools/call", Some(&tool)));
+        head.fixed("mcp.method.name", "tools/call");
+        head.text("gen_ai.tool.name", &tool);
+        let mut plain = recording();
+        {
+            let fields = &mut plain.recording_mut().unwrap().fields;
+            proto::tag(fields, 5, proto::LEN);
+            proto::varint(fields, "tools/call demo__echo".len() as u64);
+            fields.extend_from_slice(b"tools/call demo__echo");
         }
-        assert!(!fields(&plain).is_empty());
-        assert_eq!(fields(&plain), fields(&fixed));
-        // A value that shares another's text but not its length is a pair of its own, and a
-        // group that starts like a known one is a group of its own.
-        let mut shorter = Fixed::new();
-        shorter.push("mcp.method.name", &"tools/call"[..5]);
-        fixed.set_fixed(&shorter);
-        plain.set("mcp.method.name", "tools");
-        let mut first = Fixed::new();
-        first.push("mcp.method.name", "tools/call");
-        fixed.set_fixed(&first);
         plain.set("mcp.method.name", "tools/call");
-        assert_eq!(fields(&plain), fields(&fixed));
+        plain.set("gen_ai.tool.name", "demo__echo");
+        // Encoded, then copied from the cache: the same bytes.
+        assert_eq!(written(&head), fields(&plain));
+        assert_eq!(written(&head), fields(&plain));
+        // Another request's text is another head, though the rest is the same; and a value that
+        // shares another's text but not its length is a value of its own.
+        let other = String::from("demo__add");
+        let mut second = Head::new(("tools/call", Some(&other)));
+        second.fixed("mcp.method.name", "tools/call");
+        second.text("gen_ai.tool.name", &other);
+        assert!(String::from_utf8_lossy(&written(&second)).contains("demo__add"));
+        assert_eq!(written(&head), fields(&plain));
+        let mut shorter = Head::new(("tools/call", Some(&tool)));
+        shorter.fixed("mcp.method.name", &"tools/call"[..5]);
+        shorter.text("gen_ai.tool.name", &tool);
+        assert_ne!(written(&shorter), written(&head));
+        assert_eq!(written(&head), fields(&plain));
+        // The tool's name as a copy of the name's target, not the target itself: the same bytes
+        // either way.
+        let copy = tool.clone();
+        let mut copied = Head::new(("tools/call", Some(&tool)));
+        copied.fixed("mcp.method.name", "tools/call");
+        copied.text("gen_ai.tool.name", &copy);
+        assert_eq!(written(&copied), fields(&plain));
+        assert_eq!(written(&copied), fields(&plain));
+        assert_eq!(written(&head), fields(&plain));
     }
 
     #[test]
