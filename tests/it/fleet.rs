@@ -942,6 +942,27 @@ async fn session_from(client: &reqwest::Client, url: &str, token: Option<&str>) 
         .to_owned()
 }
 
+/// How many `demo__echo` calls `client` makes at `url` with `token`, round the `sessions`, before
+/// one is refused; more than `bound` fails the test.
+async fn admitted_until_refused(
+    client: &reqwest::Client,
+    url: &str,
+    sessions: &[String],
+    token: Option<&str>,
+    bound: usize,
+) -> usize {
+    let mut admitted = 0;
+    for n in 0.. {
+        let session = &sessions[n % sessions.len()];
+        if call_status(client, url, session, token, None).await != 200 {
+            break;
+        }
+        admitted += 1;
+        assert!(admitted <= bound, "{admitted} admitted, over {bound}");
+    }
+    admitted
+}
+
 /// A client whose connections come from `address` (any of 127.0.0.0/8 on loopback).
 fn client_at(address: &str) -> reqwest::Client {
     reqwest::Client::builder()
@@ -1053,15 +1074,8 @@ async fn a_tokens_rate_limit_holds_across_the_fleet_and_each_token_has_its_own()
     // README: the fleet admits at most the limit plus, for each other replica, its fair part
     // of what remained at its last share: 6 + 2 × ⌈6 / 3⌉.
     let bound = LIMIT + (urls.len() - 1) * LIMIT.div_ceil(urls.len());
-    let mut admitted = 0;
-    for n in 0.. {
-        let session = &sessions[n % sessions.len()];
-        match call_status(&client, &fleet.url, session, Some("token-one"), None).await {
-            200 => admitted += 1,
-            _ => break,
-        }
-        assert!(admitted <= bound, "{admitted} admitted, over {bound}");
-    }
+    let admitted =
+        admitted_until_refused(&client, &fleet.url, &sessions, Some("token-one"), bound).await;
     // Never refused before the limit (a call passed between replicas is counted once).
     assert!(admitted >= LIMIT, "{admitted} admitted");
     // Once the counts are shared, every replica refuses it, wherever the call lands.
@@ -1146,17 +1160,7 @@ async fn clients_behind_a_trusted_balancer_have_budgets_of_their_own() {
     }
 
     // 127.0.0.2 through the balancer until the fleet refuses it.
-    let mut admitted = 0;
-    for n in 0.. {
-        match call_status(&two, &fleet.url, &sessions[n % 3], None, None).await {
-            200 => admitted += 1,
-            _ => break,
-        }
-        assert!(
-            admitted <= 3 * LIMIT,
-            "each replica alone admits {LIMIT} at most"
-        );
-    }
+    let admitted = admitted_until_refused(&two, &fleet.url, &sessions, None, 3 * LIMIT).await;
     assert!(
         (LIMIT..=3 * LIMIT).contains(&admitted),
         "{admitted} admitted"
