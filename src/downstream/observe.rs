@@ -1,7 +1,8 @@
 //! A transport wrapper that sees each message from a server in the order it arrived. rmcp hands
 //! every notification to its own task, so two progress notifications — or the last one and the
-//! answer — can overtake each other on the way to the client. Progress is routed here instead,
-//! from the single receive loop, before rmcp sees the message (and before the answer it precedes).
+//! answer — can overtake each other on the way to the client. Progress and log messages are
+//! routed here instead, from the single receive loop, before rmcp sees the message (and before
+//! the answer it precedes; log messages do not reach rmcp at all).
 //! This steps around rmcp (see `wire`): if rmcp delivered a server's notifications in order, the
 //! progress routing could move back into the handler.
 //!
@@ -187,10 +188,15 @@ impl<T: Transport<RoleClient>> Transport<RoleClient> for Observed<T> {
                 if !self.bucket.admit(&self.server) {
                     continue;
                 }
-                if let ServerNotification::ProgressNotification(progress) =
-                    &notification.notification
-                {
-                    self.events.progress(&self.server, progress.params.clone());
+                match &notification.notification {
+                    ServerNotification::ProgressNotification(progress) => {
+                        self.events.progress(&self.server, progress.params.clone());
+                    }
+                    ServerNotification::LoggingMessageNotification(log) => {
+                        self.events.log(&self.server, log.params.clone());
+                        continue;
+                    }
+                    _ => {}
                 }
             }
             return Some(message);

@@ -48,26 +48,19 @@ impl Events for Router {
             if !level_passes(params.level, *lock(&session.log_level)) {
                 continue;
             }
-            let Some(peer) = session.live_peer().cloned() else {
+            if session.live_peer().is_none() {
                 continue;
-            };
-            let params = params.clone();
-            self.tracker.spawn(async move {
-                let _ = peer.notify_logging_message(params).await;
-            });
+            }
+            session.queue_log(params.clone(), &self.tracker);
         }
         // Modern callers have no session to broadcast to: a modern server's message goes to the
         // one modern request in flight on it that asked for logs (with several, nothing in the
         // message tells them apart, and it is not guessed).
         if let Some((session, level)) = self.in_flight.log_listener(server)
             && level_passes(params.level, Some(level))
-            && let Some(peer) = session
-                .upgrade()
-                .and_then(|session| session.peer.get().cloned())
+            && let Some(session) = session.upgrade()
         {
-            self.tracker.spawn(async move {
-                let _ = peer.notify_logging_message(params).await;
-            });
+            session.queue_log(params, &self.tracker);
         }
     }
 

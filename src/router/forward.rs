@@ -23,7 +23,7 @@ use super::attribution::{Forwarded, Registered};
 use super::error::{RouteError, service_error};
 use super::parked::{self, Fingerprint};
 use super::progress::Following;
-use super::session::{Caller, ask_client};
+use super::session::{Caller, Pending, ask_client};
 use crate::catalog::{Catalog, Item, ResolveError};
 use crate::downstream::{self, Connection, Downstream};
 use crate::metrics::{self, Outcome};
@@ -347,6 +347,10 @@ impl Router {
                 });
         Tracked {
             progress,
+            logs: caller
+                .session
+                .as_ref()
+                .map(|session| session.logs().clone()),
             _in_flight: in_flight,
         }
     }
@@ -425,17 +429,26 @@ impl Router {
     }
 }
 
+/// How long an answer waits for the log messages before it to reach the client first.
+const LOG_FLUSH_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// A request in flight, followed (see [`Router::track`]).
 pub(super) struct Tracked<'a> {
     progress: Option<Following<'a>>,
+    /// The caller's session's log messages not sent yet.
+    logs: Option<Arc<Pending>>,
     _in_flight: Option<Registered<'a>>,
 }
 
 impl Tracked<'_> {
-    /// The server sent its progress before its answer; so does the client get them.
+    /// The server sent its progress and log messages before its answer; so does the client get
+    /// them (for a while at most).
     pub(super) async fn flush(&self) {
         if let Some(progress) = &self.progress {
             progress.flush().await;
+        }
+        if let Some(logs) = &self.logs {
+            let _ = tokio::time::timeout(LOG_FLUSH_WAIT, logs.flushed()).await;
         }
     }
 }

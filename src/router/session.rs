@@ -1,6 +1,6 @@
 //! Client sessions as the router sees them: a [`Session`] (its peer, log level, resource
-//! subscriptions, kept roots, and the outbox that sends its progress in order), the registry of
-//! sessions to notify ([`Sessions`]), who is asking ([`Caller`]), and asking a client something
+//! subscriptions, kept roots, and the outbox that sends its progress and log messages in
+//! order), the registry of sessions to notify ([`Sessions`]), who is asking ([`Caller`]), and asking a client something
 //! on a server's behalf ([`ask_client`]). Which session a server's request belongs to is
 //! `attribution`'s business; which roots a server gets is `roots`'.
 
@@ -16,7 +16,7 @@ use rmcp::model::{
 };
 // Logging and roots are deprecated by SEP-2577; legacy clients and servers use them.
 #[allow(deprecated)]
-use rmcp::model::{ListRootsResult, LoggingLevel};
+use rmcp::model::{ListRootsResult, LoggingLevel, LoggingMessageNotificationParam};
 use rmcp::service::{OriginatingRequestId, Peer, PeerRequestOptions, RequestContext, ServiceError};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -43,8 +43,11 @@ pub struct Interests {
 #[derive(Default)]
 pub struct Session {
     pub(super) peer: OnceLock<Peer<RoleServer>>,
-    /// Progress for this session, sent one at a time by a task of its own, so it keeps order.
+    /// Progress and log messages for this session, sent one at a time by a task of its own, so
+    /// they keep their order.
     outbox: OnceLock<tokio::sync::mpsc::UnboundedSender<Outgoing>>,
+    /// Log messages on the outbox, not sent yet.
+    logs: Arc<Pending>,
     initialized: AtomicBool,
     #[allow(deprecated)] // see the import
     pub(super) log_level: Mutex<Option<LoggingLevel>>,
@@ -73,8 +76,13 @@ pub(super) struct Pending {
     idle: tokio::sync::Notify,
 }
 
-/// A progress notification on its way to one session, in the order the server sent them.
-type Outgoing = (ProgressNotificationParam, Arc<Pending>);
+/// A notification on its way to one session, in the order its server sent them, counted in its
+/// [`Pending`] until sent.
+enum Outgoing {
+    Progress(ProgressNotificationParam, Arc<Pending>),
+    #[allow(deprecated)] // see the import
+    Log(LoggingMessageNotificationParam, Arc<Pending>),
+}
 
 /// Who is asking: the session, the request id and `_meta` of the client's request, and its
 /// cancellation. The inspector commands call with no session.
@@ -217,13 +225,35 @@ impl Session {
     }
 
     /// Queues a progress notification on the session's outbox, counted in `pending` until it is
-    /// sent. The outbox's task starts with the first notification and ends with the session.
+    /// sent.
     pub(super) fn queue_progress(
         &self,
         params: ProgressNotificationParam,
         pending: &Arc<Pending>,
         tracker: &TaskTracker,
     ) {
+        self.queue(Outgoing::Progress(params, pending.clone()), tracker);
+    }
+
+    /// Queues a log message on the session's outbox, behind the progress and logs its servers
+    /// sent before it, counted in the session's [`Session::logs`] until it is sent.
+    #[allow(deprecated)] // see the import
+    pub(super) fn queue_log(&self, params: LoggingMessageNotificationParam, tracker: &TaskTracker) {
+        self.queue(Outgoing::Log(params, self.logs.clone()), tracker);
+    }
+
+    /// The log messages queued for this session and not sent yet: a call's answer waits for
+    /// them, as its server sent them first.
+    pub(super) fn logs(&self) -> &Arc<Pending> {
+        &self.logs
+    }
+
+    /// The outbox's task starts with the first notification and ends with the session.
+    #[allow(deprecated)] // logging: see the import
+    fn queue(&self, outgoing: Outgoing, tracker: &TaskTracker) {
+        let pending = match &outgoing {
+            Outgoing::Progress(_, pending) | Outgoing::Log(_, pending) => pending.clone(),
+        };
         let Some(peer) = self.peer.get() else {
             return;
         };
@@ -232,15 +262,24 @@ impl Session {
             let peer = peer.clone();
             // Ends when the session (the sender) is gone.
             tracker.spawn(async move {
-                while let Some((params, pending)) = receiver.recv().await {
-                    let _ = peer.notify_progress(params).await;
+                while let Some(outgoing) = receiver.recv().await {
+                    let pending = match outgoing {
+                        Outgoing::Progress(params, pending) => {
+                            let _ = peer.notify_progress(params).await;
+                            pending
+                        }
+                        Outgoing::Log(params, pending) => {
+                            let _ = peer.notify_logging_message(params).await;
+                            pending
+                        }
+                    };
                     pending.done();
                 }
             });
             sender
         });
         pending.count.fetch_add(1, Ordering::AcqRel);
-        if outbox.send((params, pending.clone())).is_err() {
+        if outbox.send(outgoing).is_err() {
             pending.done();
         }
     }

@@ -19,7 +19,7 @@
 //! Two more live beside what they need from the floors above, and say the same of themselves:
 //! `upstream::tool_pages` answers `tools/list` from pages encoded once per catalog (rmcp encodes
 //! its typed result for every request; drop it if rmcp can send pre-encoded results), and
-//! `downstream::observe` routes a server's progress from the one receive loop (rmcp gives each
+//! `downstream::observe` routes a server's progress and logs from the one receive loop (rmcp gives each
 //! notification its own task, so progress could overtake the answer; drop it if rmcp delivers
 //! notifications in order) and drops the late answer to a `server/discover` probe rmcp gave up
 //! on after its fixed 10 s (rmcp takes it for the answer to the `initialize` it sent next).
