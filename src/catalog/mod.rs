@@ -5,6 +5,7 @@
 
 mod app;
 pub use app::AppServerEntry;
+pub mod search;
 mod template;
 
 use std::borrow::Cow;

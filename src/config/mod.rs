@@ -89,6 +89,31 @@ pub enum Scope {
     Fleet,
 }
 
+/// What a session's `tools/list` shows (`--tool-exposure`, and per workspace and per token).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ToolExposure {
+    /// Every tool (`"all"`, the default).
+    #[default]
+    All,
+    /// The pinned tools and the search meta-tools; the rest are found, described and called
+    /// through those (`"search"`).
+    Search,
+}
+
+impl std::str::FromStr for ToolExposure {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<ToolExposure, String> {
+        match value {
+            "all" => Ok(ToolExposure::All),
+            "search" => Ok(ToolExposure::Search),
+            other => Err(format!(
+                "tool exposure \"{other}\" is neither \"all\" nor \"search\""
+            )),
+        }
+    }
+}
+
 /// One configured root: a `file://` URI (written as one, or as an absolute or `~/` path) and an
 /// optional name, as MCP's `roots/list` carries it.
 #[derive(Debug, Clone, PartialEq, Eq)]
