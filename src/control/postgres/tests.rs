@@ -185,6 +185,7 @@ async fn settings_changes_are_notified_at_commit_with_the_new_version() {
     let workspace = Workspace {
         name: "work".into(),
         servers: ["demo".to_owned()].into(),
+        tool_exposure: None,
     };
     store.create_workspace(workspace).await.unwrap();
     for expected in ["1", "2"] {
