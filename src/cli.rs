@@ -561,7 +561,11 @@ pub enum WorkspaceAction {
         name: String,
         /// What sessions' tools/list shows while it is active: `all`, `search`, or `default`
         /// (what the proxy's own --tool-exposure says)
-        #[arg(long = "tool-exposure", value_name = "all|search|default", required = true)]
+        #[arg(
+            long = "tool-exposure",
+            value_name = "all|search|default",
+            required = true
+        )]
         tool_exposure: String,
     },
     /// Make a workspace the active one (`all`: every server)

@@ -181,12 +181,13 @@ async fn workspace(
             name,
             tool_exposure,
         } => {
-            let exposure = match tool_exposure.as_str() {
-                "default" => None,
-                other => Some(other.parse::<ToolExposure>().map_err(|why| {
-                    anyhow::anyhow!("--tool-exposure: {why}, nor \"default\"")
-                })?),
-            };
+            let exposure =
+                match tool_exposure.as_str() {
+                    "default" => None,
+                    other => Some(other.parse::<ToolExposure>().map_err(|why| {
+                        anyhow::anyhow!("--tool-exposure: {why}, nor \"default\"")
+                    })?),
+                };
             if !control.set_workspace_exposure(&name, exposure).await? {
                 bail!("no workspace named \"{name}\" (see `workspace list`)");
             }

@@ -110,7 +110,10 @@ fn parse_hint(value: &Value, field: &str, every: bool) -> Result<ToolHint, Field
         "\"alwaysLoad\", \"searchHint\" and \"description\""
     };
     let Value::Object(entry) = value else {
-        return Err(field_error(field, format!("must be an object of {expected}")));
+        return Err(field_error(
+            field,
+            format!("must be an object of {expected}"),
+        ));
     };
     if let Some(unknown) = entry.keys().find(|key| {
         !matches!(key.as_str(), "alwaysLoad" | "searchHint")
@@ -135,9 +138,10 @@ fn parse_hint(value: &Value, field: &str, every: bool) -> Result<ToolHint, Field
         let field = format!("{field}.{key}");
         match entry.get(key) {
             None | Some(Value::Null) => Ok(None),
-            Some(Value::String(text)) if text.trim().is_empty() => {
-                Err(field_error(&field, "must not be empty; leave it out instead"))
-            }
+            Some(Value::String(text)) if text.trim().is_empty() => Err(field_error(
+                &field,
+                "must not be empty; leave it out instead",
+            )),
             Some(Value::String(text)) if text.chars().count() > max => Err(field_error(
                 &field,
                 format!(

@@ -554,7 +554,11 @@ fn bad_tool_hints_name_the_tool_and_the_field() {
     let long = "x".repeat(MAX_SEARCH_HINT + 1);
     for (hints, field, message) in [
         (r#"[]"#.to_owned(), "toolHints", "must be an object"),
-        (r#"{"echo": true}"#.to_owned(), "toolHints.echo", "must be an object"),
+        (
+            r#"{"echo": true}"#.to_owned(),
+            "toolHints.echo",
+            "must be an object",
+        ),
         (
             r#"{"echo": {"alwaysload": true}}"#.to_owned(),
             "toolHints.echo.alwaysload",
@@ -585,13 +589,22 @@ fn bad_tool_hints_name_the_tool_and_the_field() {
             "toolHints.echo.searchHint",
             "at most 1000 are taken",
         ),
-        (r#"{"": {}}"#.to_owned(), "toolHints", "a tool name is empty"),
+        (
+            r#"{"": {}}"#.to_owned(),
+            "toolHints",
+            "a tool name is empty",
+        ),
     ] {
-        let text = format!(r#"{{"mcpServers": {{"demo": {{"command": "x", "toolHints": {hints}}}}}}}"#);
+        let text =
+            format!(r#"{{"mcpServers": {{"demo": {{"command": "x", "toolHints": {hints}}}}}}}"#);
         let error = parse(&text).unwrap_err();
         assert_eq!(error.server.as_deref(), Some("demo"), "{hints}");
         assert_eq!(error.field.as_deref(), Some(field), "{hints}");
-        assert!(error.message.contains(message), "{hints}: {}", error.message);
+        assert!(
+            error.message.contains(message),
+            "{hints}: {}",
+            error.message
+        );
     }
 }
 
@@ -626,10 +639,7 @@ fn auth_tokens_are_strings_or_objects_with_a_tool_exposure() {
     assert_eq!(exposures.of_authorization("Basic searcher"), None);
     use sha2::Digest;
     let digest: [u8; 32] = sha2::Sha256::digest(b"searcher").into();
-    assert_eq!(
-        exposures.of_token_hash(&digest),
-        Some(ToolExposure::Search)
-    );
+    assert_eq!(exposures.of_token_hash(&digest), Some(ToolExposure::Search));
     // The principal the HTTP transport gives the router's callers.
     let mut headers = axum::http::HeaderMap::new();
     headers.insert(
@@ -657,7 +667,11 @@ fn bad_auth_tokens_name_the_entry_and_the_field() {
             "authTokens[0].exposure",
             "unknown field; expected \"token\" and \"toolExposure\"",
         ),
-        (r#"[{"toolExposure": "all"}]"#, "authTokens[0].token", "must be a non-empty string"),
+        (
+            r#"[{"toolExposure": "all"}]"#,
+            "authTokens[0].token",
+            "must be a non-empty string",
+        ),
         (
             r#"[{"token": "t", "toolExposure": "some"}]"#,
             "authTokens[0].toolExposure",
@@ -673,6 +687,10 @@ fn bad_auth_tokens_name_the_entry_and_the_field() {
         let error = parse(&text).unwrap_err();
         assert_eq!(error.server, None, "{tokens}");
         assert_eq!(error.field.as_deref(), Some(field), "{tokens}");
-        assert!(error.message.contains(message), "{tokens}: {}", error.message);
+        assert!(
+            error.message.contains(message),
+            "{tokens}: {}",
+            error.message
+        );
     }
 }

@@ -133,8 +133,7 @@ pub(super) fn parse_auth_tokens(
                         {
                             return Err((
                                 format!("{field}.toolExposure"),
-                                "the same token is listed earlier with another toolExposure"
-                                    .into(),
+                                "the same token is listed earlier with another toolExposure".into(),
                             ));
                         }
                         exposures.insert(token, exposure);

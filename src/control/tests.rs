@@ -293,7 +293,11 @@ async fn a_workspaces_tool_exposure_is_kept_changed_and_seen_in_the_settings(pla
             .await
             .unwrap()
     );
-    assert!(one.create_workspace(workspace("plain", None)).await.unwrap());
+    assert!(
+        one.create_workspace(workspace("plain", None))
+            .await
+            .unwrap()
+    );
     assert_eq!(
         two.workspaces().await.unwrap(),
         [
@@ -312,11 +316,7 @@ async fn a_workspaces_tool_exposure_is_kept_changed_and_seen_in_the_settings(pla
     assert!(two.settings_version().await.unwrap() > before);
     let active = two.settings().await.unwrap().workspace.unwrap();
     assert_eq!(active.tool_exposure, Some(ToolExposure::All));
-    assert!(
-        one.set_workspace_exposure("focus", None)
-            .await
-            .unwrap()
-    );
+    assert!(one.set_workspace_exposure("focus", None).await.unwrap());
     assert_eq!(two.workspaces().await.unwrap()[0].tool_exposure, None);
     assert!(
         !one.set_workspace_exposure("nope", Some(ToolExposure::Search))

@@ -7,8 +7,8 @@ use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-use crate::control::time::now_ms;
 use crate::config::ToolExposure;
+use crate::control::time::now_ms;
 use crate::control::{CachedServer, Result, Settings, Workspace};
 
 fn bump(connection: &Connection) -> Result<()> {

@@ -430,7 +430,9 @@ impl ControlPlane for PostgresStore {
         name: &str,
         exposure: Option<ToolExposure>,
     ) -> Result<bool> {
-        write_tx!(self, |t| settings::set_workspace_exposure(&t, name, exposure))
+        write_tx!(self, |t| settings::set_workspace_exposure(
+            &t, name, exposure
+        ))
     }
 
     async fn active_workspace(&self) -> Result<Option<String>> {

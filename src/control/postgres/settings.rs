@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use tokio_postgres::{Client, Transaction};
 
-use crate::control::time::now_ms;
 use crate::config::ToolExposure;
+use crate::control::time::now_ms;
 use crate::control::{CachedServer, Result, Settings, Workspace};
 
 /// What [`set_enabled`] turns on or off.
