@@ -385,7 +385,7 @@ async fn a_workspaces_tool_exposure_is_set_by_the_workspace_command_and_reaches_
         focus_row(proxy.cli_ok(&["workspace", "list"]))
             .split_whitespace()
             .collect::<Vec<_>>(),
-        ["focus", "demo", "default"]
+        ["*", "focus", "demo", "default"]
     );
 
     let refused = proxy.cli(&["workspace", "set", "focus", "--tool-exposure", "some"]);
