@@ -115,10 +115,12 @@ fn parse_hint(value: &Value, field: &str, every: bool) -> Result<ToolHint, Field
             format!("must be an object of {expected}"),
         ));
     };
-    if let Some(unknown) = entry.keys().find(|key| {
-        !matches!(key.as_str(), "alwaysLoad" | "searchHint")
-            && !(key.as_str() == "description" && !every)
-    }) {
+    let known = |key: &str| match key {
+        "alwaysLoad" | "searchHint" => true,
+        "description" => !every,
+        _ => false,
+    };
+    if let Some(unknown) = entry.keys().find(|key| !known(key)) {
         return Err(field_error(
             &format!("{field}.{unknown}"),
             format!("unknown field; expected {expected}"),
