@@ -34,7 +34,7 @@ const MARK_READ_ALIAS: &str = "pluggedin_mark_notification_read";
 /// it takes the same arguments and answers with the plain text, as it did then.
 const RAG_ALIAS: &str = "pluggedin_rag_query";
 
-/// The built-in tools, in the original's `tools/list` order, with their default [`HINTS`] in
+/// The built-in tools, in the original's `tools/list` order, with their default search hints in
 /// `_meta` for clients that search tools themselves.
 pub fn tools() -> &'static [Tool] {
     static TOOLS: OnceLock<Vec<Tool>> = OnceLock::new();

@@ -678,7 +678,8 @@ fn bad_auth_tokens_name_the_entry_and_the_field() {
             "tool exposure \"some\" is neither \"all\" nor \"search\"",
         ),
         (
-            r#"["x", {"token": "t", "toolExposure": "all"}, {"token": "t", "toolExposure": "search"}]"#,
+            r#"["x", {"token": "t", "toolExposure": "all"},
+                {"token": "t", "toolExposure": "search"}]"#,
             "authTokens[2].toolExposure",
             "listed earlier with another toolExposure",
         ),
