@@ -551,6 +551,22 @@ pub enum WorkspaceAction {
         /// Comma-separated server names
         #[arg(long, value_delimiter = ',', required = true)]
         servers: Vec<String>,
+        /// What sessions' tools/list shows while it is active: `all` or `search` (default: what
+        /// the proxy's own --tool-exposure says)
+        #[arg(long = "tool-exposure", value_name = "all|search")]
+        tool_exposure: Option<crate::config::ToolExposure>,
+    },
+    /// Change a workspace's settings (applies to running proxies)
+    Set {
+        name: String,
+        /// What sessions' tools/list shows while it is active: `all`, `search`, or `default`
+        /// (what the proxy's own --tool-exposure says)
+        #[arg(
+            long = "tool-exposure",
+            value_name = "all|search|default",
+            required = true
+        )]
+        tool_exposure: String,
     },
     /// Make a workspace the active one (`all`: every server)
     Switch { name: String },
@@ -621,7 +637,7 @@ impl Command {
     }
 
     /// Whether the command works on the configured servers (the others — `docs`, `stats`,
-    /// `workspace list|switch|delete` — need no config file and do not ask for one).
+    /// `workspace list|set|switch|delete` — need no config file and do not ask for one).
     pub fn uses_servers(&self) -> bool {
         !matches!(
             self,
@@ -629,6 +645,7 @@ impl Command {
                 | Command::Stats { .. }
                 | Command::Workspace {
                     action: WorkspaceAction::List
+                        | WorkspaceAction::Set { .. }
                         | WorkspaceAction::Switch { .. }
                         | WorkspaceAction::Delete { .. }
                 }

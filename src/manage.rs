@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 
 use crate::cli::{Command, ServersAction, WorkspaceAction};
-use crate::config::Config;
+use crate::config::{Config, ToolExposure};
 use crate::control::time::{iso, now_ms, parse_window};
 use crate::control::{ControlPlane, Workspace};
 use crate::inspect::print_table;
@@ -132,6 +132,7 @@ async fn workspace(
                 if active.is_none() { "*" } else { "" }.to_owned(),
                 ALL.to_owned(),
                 "(every server)".to_owned(),
+                "default".to_owned(),
             ]];
             for workspace in control.workspaces().await? {
                 let servers: Vec<&str> = workspace.servers.iter().map(String::as_str).collect();
@@ -144,11 +145,19 @@ async fn workspace(
                     .to_owned(),
                     workspace.name.clone(),
                     servers.join(", "),
+                    workspace
+                        .tool_exposure
+                        .map_or("default", ToolExposure::as_str)
+                        .to_owned(),
                 ]);
             }
-            print_table(["", "WORKSPACE", "SERVERS"], &rows);
+            print_table(["", "WORKSPACE", "SERVERS", "TOOL EXPOSURE"], &rows);
         }
-        WorkspaceAction::Create { name, servers } => {
+        WorkspaceAction::Create {
+            name,
+            servers,
+            tool_exposure,
+        } => {
             if name == ALL || name.trim().is_empty() {
                 bail!("\"{name}\" cannot be a workspace name");
             }
@@ -160,12 +169,30 @@ async fn workspace(
                 .create_workspace(Workspace {
                     name: name.clone(),
                     servers,
+                    tool_exposure,
                 })
                 .await?
             {
                 bail!("workspace \"{name}\" already exists");
             }
             println!("workspace {name} created");
+        }
+        WorkspaceAction::Set {
+            name,
+            tool_exposure,
+        } => {
+            let exposure =
+                match tool_exposure.as_str() {
+                    "default" => None,
+                    other => Some(other.parse::<ToolExposure>().map_err(|why| {
+                        anyhow::anyhow!("--tool-exposure: {why}, nor \"default\"")
+                    })?),
+                };
+            if !control.set_workspace_exposure(&name, exposure).await? {
+                bail!("no workspace named \"{name}\" (see `workspace list`)");
+            }
+            let shown = exposure.map_or("default", ToolExposure::as_str);
+            println!("workspace {name}: tool exposure {shown}");
         }
         WorkspaceAction::Switch { name } => {
             let target = (name != ALL).then_some(name.as_str());

@@ -21,7 +21,8 @@ use std::sync::{Arc, OnceLock};
 use rmcp::model::{CallToolResult, ContentBlock, JsonObject, Tool};
 use serde_json::Value;
 
-use crate::catalog::Catalog;
+use crate::catalog::search::SEARCH_HINT;
+use crate::catalog::{ALWAYS_LOAD, Catalog};
 use crate::control::ControlPlane;
 use crate::downstream::Downstream;
 use crate::mail::Mailer;
@@ -33,14 +34,122 @@ const MARK_READ_ALIAS: &str = "pluggedin_mark_notification_read";
 /// it takes the same arguments and answers with the plain text, as it did then.
 const RAG_ALIAS: &str = "pluggedin_rag_query";
 
-/// The built-in tools, in the original's `tools/list` order.
+/// The built-in tools, in the original's `tools/list` order, with their default search hints in
+/// `_meta` for clients that search tools themselves.
 pub fn tools() -> &'static [Tool] {
     static TOOLS: OnceLock<Vec<Tool>> = OnceLock::new();
     TOOLS.get_or_init(|| {
-        serde_json::from_str(include_str!("tools.json"))
-            .expect("tools.json is valid (a unit test parses it)")
+        let mut tools: Vec<Tool> = serde_json::from_str(include_str!("tools.json"))
+            .expect("tools.json is valid (a unit test parses it)");
+        for tool in &mut tools {
+            let Some((_, words)) = HINTS.iter().find(|(name, _)| *name == tool.name) else {
+                continue;
+            };
+            let meta = tool.meta.get_or_insert_with(Default::default);
+            meta.insert(ALWAYS_LOAD.to_owned(), false.into());
+            meta.insert(SEARCH_HINT.to_owned(), (*words).into());
+        }
+        tools
     })
 }
+
+/// The words a person would use for what each built-in tool does, as its `_meta` search hint
+/// (`anthropic/searchHint`); none is loaded up front (`anthropic/alwaysLoad` false): a client
+/// that defers tools finds them when asked for.
+const HINTS: &[(&str, &str)] = &[
+    (
+        "pluggedin_setup",
+        "get started, help, setup instructions, configure the proxy, API key, documentation",
+    ),
+    (
+        "pluggedin_discover_tools",
+        "discover tools, refresh servers, list what the MCP servers offer, find capabilities",
+    ),
+    (
+        "pluggedin_ask_knowledge_base",
+        "ask a question, answer from my documents, knowledge base, RAG, look it up in my notes",
+    ),
+    (
+        "pluggedin_create_document",
+        "save a document, write a note, create a report, store text in my library",
+    ),
+    (
+        "pluggedin_list_documents",
+        "list documents, my files, library contents, recent documents, browse notes",
+    ),
+    (
+        "pluggedin_search_documents",
+        "search documents, find a file, full-text search my library, look for notes about",
+    ),
+    (
+        "pluggedin_get_document",
+        "open a document, read a file by id, show document content, version history",
+    ),
+    (
+        "pluggedin_update_document",
+        "edit a document, append to a note, update a report, change saved text",
+    ),
+    (
+        "pluggedin_send_notification",
+        "notify me, send an alert, email me, remind, tell the user, push a message",
+    ),
+    (
+        "pluggedin_list_notifications",
+        "list notifications, alerts, unread messages, inbox, what happened",
+    ),
+    (
+        "pluggedin_mark_notification_done",
+        "mark notification done, mark as read, acknowledge an alert, dismiss",
+    ),
+    (
+        "pluggedin_delete_notification",
+        "delete a notification, remove an alert, clear a message",
+    ),
+    (
+        "pluggedin_clipboard_set",
+        "copy, save a value for later, set clipboard, remember this text, store a key",
+    ),
+    (
+        "pluggedin_clipboard_get",
+        "paste, read the clipboard, get a saved value, recall what was copied",
+    ),
+    (
+        "pluggedin_clipboard_delete",
+        "clear the clipboard, delete a saved value, remove clipboard entry",
+    ),
+    (
+        "pluggedin_clipboard_list",
+        "list clipboard entries, what is on the clipboard, saved values",
+    ),
+    (
+        "pluggedin_clipboard_push",
+        "push onto a stack, queue a value, append to clipboard, pipeline step",
+    ),
+    (
+        "pluggedin_clipboard_pop",
+        "pop from the stack, take the last value, dequeue, clipboard LIFO",
+    ),
+    (
+        "pluggedin_memory_session_start",
+        "start a memory session, begin remembering, track this conversation",
+    ),
+    (
+        "pluggedin_memory_session_end",
+        "end the memory session, summarize what was learned, stop remembering",
+    ),
+    (
+        "pluggedin_memory_observe",
+        "remember this, record an observation, note a fact, learn a preference",
+    ),
+    (
+        "pluggedin_memory_search",
+        "recall, what do you remember, search memories, past conversations, earlier decisions",
+    ),
+    (
+        "pluggedin_memory_details",
+        "memory details, full memory by id, expand a recalled memory",
+    ),
+];
 
 /// The canonical name of a built-in tool, if `name` is one (or an old alias of one).
 pub fn canonical(name: &str) -> Option<&'static str> {
@@ -261,6 +370,17 @@ mod tests {
         assert_eq!(names[7], "pluggedin_update_document");
         assert_eq!(names[22], "pluggedin_memory_details");
         assert!(tools().iter().all(|tool| tool.annotations.is_some()));
+    }
+
+    #[test]
+    fn every_builtin_tool_has_a_search_hint_and_is_not_always_loaded() {
+        assert_eq!(HINTS.len(), tools().len());
+        for tool in tools() {
+            let meta = tool.meta.as_ref().expect("a built-in tool has _meta");
+            let words = meta[SEARCH_HINT].as_str().unwrap();
+            assert!(!words.is_empty(), "{}", tool.name);
+            assert_eq!(meta[ALWAYS_LOAD], false, "{}", tool.name);
+        }
     }
 
     #[test]

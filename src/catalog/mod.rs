@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use rmcp::model::{Prompt, PromptMessage, Resource, ResourceTemplate, Role, Tool};
 
-use crate::config::{InstructionMessage, InstructionRole, ToolFilter};
+use crate::config::{InstructionMessage, InstructionRole, ToolFilter, ToolHint, ToolHints};
 pub use crate::downstream::ServerLists;
 use crate::names::{self, PrefixMode};
 use crate::security::text::{sanitize_name, sanitize_text};
@@ -61,7 +61,12 @@ pub struct ServerEntry<'a> {
     pub filter: &'a ToolFilter,
     pub lists: &'a ServerLists,
     pub instructions: Option<&'a [InstructionMessage]>,
+    /// The config's `"toolHints"` for the server's tools.
+    pub hints: &'a ToolHints,
 }
+
+/// The `_meta` key of a tool that a client deferring tools loads from the start (`true`).
+pub const ALWAYS_LOAD: &str = "anthropic/alwaysLoad";
 
 /// Where a tool or prompt name leads: the owning server and the name it knows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,6 +185,7 @@ impl Catalog {
                 {
                     *description = clean.into();
                 }
+                apply_hint(&mut exposed, &server.hints.for_tool(&tool.name));
                 self.tools.push(exposed);
                 self.tool_routes.insert(
                     name,
@@ -426,6 +432,28 @@ fn exposed_name(mode: PrefixMode, slug: &str, name: &str, shared: bool) -> Optio
         PrefixMode::Never if shared => None,
         // Unprefixed names keep the 64-character bound too (found by the property tests).
         PrefixMode::Auto | PrefixMode::Never => Some(names::fit(name, 8)),
+    }
+}
+
+/// Adds the config's hints to an exposed tool: `alwaysLoad` and `searchHint` into its `_meta`
+/// (the server's other keys kept, the configured value winning over the server's own), and a
+/// configured description in place of the server's.
+fn apply_hint(tool: &mut Tool, hint: &ToolHint) {
+    if let Some(description) = &hint.description {
+        tool.description = Some(sanitize_text(description).into_owned().into());
+    }
+    if hint.always_load.is_none() && hint.search_hint.is_none() {
+        return;
+    }
+    let meta = tool.meta.get_or_insert_with(Default::default);
+    if let Some(always) = hint.always_load {
+        meta.insert(ALWAYS_LOAD.to_owned(), always.into());
+    }
+    if let Some(words) = &hint.search_hint {
+        meta.insert(
+            search::SEARCH_HINT.to_owned(),
+            sanitize_text(words).into_owned().into(),
+        );
     }
 }
 

@@ -87,6 +87,7 @@ fn exposed_names_are_unique_bounded_clean_and_route_back() {
             })
             .collect();
         let filter = ToolFilter::default();
+        let hints = crate::config::ToolHints::default();
         let entries: Vec<ServerEntry<'_>> = (0..servers)
             .map(|i| ServerEntry {
                 name: &names[i],
@@ -95,6 +96,7 @@ fn exposed_names_are_unique_bounded_clean_and_route_back() {
                 filter: &filter,
                 lists: &lists[i],
                 instructions: None,
+                hints: &hints,
             })
             .collect();
         for mode in [PrefixMode::Always, PrefixMode::Auto, PrefixMode::Never] {

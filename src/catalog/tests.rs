@@ -14,6 +14,7 @@ struct Fixture {
     uuids: Vec<String>,
     lists: Vec<ServerLists>,
     filter: ToolFilter,
+    hints: ToolHints,
 }
 
 impl Fixture {
@@ -33,6 +34,7 @@ impl Fixture {
                 .collect(),
             names,
             filter: ToolFilter::default(),
+            hints: ToolHints::default(),
         }
     }
 
@@ -45,6 +47,7 @@ impl Fixture {
                 filter: &self.filter,
                 lists: &self.lists[i],
                 instructions: None,
+                hints: &self.hints,
             })
             .collect();
         Catalog::build(&entries, mode)
@@ -200,6 +203,7 @@ fn instructions_become_a_prompt() {
         filter: &fixture.filter,
         lists: &fixture.lists[0],
         instructions: Some(&messages),
+        hints: &fixture.hints,
     }];
     let catalog = Catalog::build(&entries, PrefixMode::Always);
     assert_eq!(catalog.prompts[0].name, "my-server__instructions");
@@ -223,4 +227,55 @@ fn pages_follow_cursors() {
     assert_eq!((last, next), (vec![4], None));
     assert!(page(&items, Some("nope"), 2).is_err());
     assert!(page(&items, Some("9"), 2).is_err());
+}
+
+#[test]
+fn configured_hints_merge_into_meta_and_replace_the_description() {
+    let mut fixture = Fixture::new(&[("demo", &["echo", "add", "plain"])]);
+    // The server's own `_meta` on `echo`: a key of its own, and a search hint the config
+    // overrides.
+    let own: serde_json::Map<String, serde_json::Value> = serde_json::from_value(
+        serde_json::json!({"vendor/x": 1, "anthropic/searchHint": "the server's words"}),
+    )
+    .unwrap();
+    fixture.lists[0].tools[0].meta = Some(own.into());
+    fixture.hints = ToolHints {
+        every: ToolHint {
+            always_load: Some(false),
+            search_hint: Some("arithmetic and text".into()),
+            description: None,
+        },
+        tools: [(
+            "echo".to_owned(),
+            ToolHint {
+                always_load: Some(true),
+                search_hint: Some("repeat say back".into()),
+                description: Some("Says the text back.".into()),
+            },
+        )]
+        .into(),
+    };
+    let catalog = fixture.build(PrefixMode::Always);
+    let meta = |index: usize| catalog.tools[index].meta.clone().unwrap().0;
+    let echo = meta(0);
+    assert_eq!(echo["vendor/x"], 1, "the server's other keys are kept");
+    assert_eq!(echo[ALWAYS_LOAD], true);
+    assert_eq!(echo[search::SEARCH_HINT], "repeat say back");
+    assert_eq!(
+        catalog.tools[0].description.as_deref(),
+        Some("Says the text back.")
+    );
+    // `"*"` alone: its fields, and the server's description.
+    let add = meta(1);
+    assert_eq!(add[ALWAYS_LOAD], false);
+    assert_eq!(add[search::SEARCH_HINT], "arithmetic and text");
+    assert_eq!(catalog.tools[1].description.as_deref(), Some("a tool"));
+    // Without hints a tool is as the server listed it.
+    fixture.hints = ToolHints::default();
+    let catalog = fixture.build(PrefixMode::Always);
+    assert_eq!(catalog.tools[2].meta, None);
+    assert_eq!(
+        catalog.tools[0].meta.clone().unwrap().0["anthropic/searchHint"],
+        "the server's words"
+    );
 }

@@ -4,15 +4,18 @@
 //! edits (`watch`) live here too; what to do with a changed server list is the supervisor's job.
 //! `${VAR}` references are resolved here, at load (`vars`); editing the file in place, keeping
 //! what the user wrote, is `jsonc`'s. `started` is the entry with both a command and a URL: a
-//! server the proxy starts and reaches over HTTP on a port it picks.
+//! server the proxy starts and reaches over HTTP on a port it picks. `hints` reads a server's
+//! `"toolHints"`, `tokens` the `"authTokens"` and the tool exposure each may ask for.
 
 pub mod edit;
 mod field;
 mod fields;
+mod hints;
 pub mod jsonc;
 mod oauth;
 mod parse;
 mod started;
+mod tokens;
 pub mod vars;
 mod watch;
 
@@ -37,6 +40,8 @@ pub struct Config {
     pub servers: BTreeMap<String, ServerConfig>,
     /// Bearer tokens the HTTP server accepts with `--require-api-auth` (`"authTokens"`).
     pub auth_tokens: Vec<Secret>,
+    /// The tool exposure the `"authTokens"` written as objects ask for, by digests of the token.
+    pub token_exposures: TokenExposures,
     /// The top-level `smtp` object, as written (e-mail for notifications; see `mail`).
     pub smtp: Option<Value>,
     /// The top-level `security` object (see `security`), with the command line's flags on top.
@@ -49,6 +54,7 @@ impl fmt::Debug for Config {
         f.debug_struct("Config")
             .field("servers", &self.servers)
             .field("auth_tokens", &self.auth_tokens)
+            .field("token_exposures", &self.token_exposures)
             .field("smtp", &self.smtp.as_ref().map(|_| "[redacted]"))
             .field("security", &self.security)
             .finish()
@@ -75,6 +81,9 @@ pub struct ServerConfig {
     pub roots: Vec<RootConfig>,
     /// Which replicas of a fleet run the server (`"scope"`).
     pub scope: Scope,
+    /// What the catalog adds to the server's tools for clients that search tools themselves,
+    /// and better descriptions (`"toolHints"`).
+    pub tool_hints: ToolHints,
 }
 
 /// Which replicas of a fleet run a server the proxy runs itself (a stdio child, a process it
@@ -100,6 +109,22 @@ pub enum ToolExposure {
     Search,
 }
 
+impl ToolExposure {
+    /// The name the flag, the config and the store spell it with.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ToolExposure::All => "all",
+            ToolExposure::Search => "search",
+        }
+    }
+}
+
+impl fmt::Display for ToolExposure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl std::str::FromStr for ToolExposure {
     type Err = String;
 
@@ -123,8 +148,10 @@ pub struct RootConfig {
 }
 
 pub use crate::security::Origin;
+pub use hints::{MAX_DESCRIPTION, MAX_SEARCH_HINT, ToolHint, ToolHints};
 pub use oauth::OAuthConfig;
 pub use started::{PORT_PLACEHOLDER, StartedHttp, check_started_url, is_loopback};
+pub use tokens::TokenExposures;
 
 impl ServerConfig {
     /// Checks the server against the security policy before it is started or dialled (nothing

@@ -12,6 +12,8 @@ use super::field::{
     FieldError, field_error, http_kind, optional_string, parse_process, string_map,
 };
 use super::fields::{parse_instructions, parse_oauth, parse_roots, parse_tool_filter};
+use super::hints::parse_tool_hints;
+use super::tokens::parse_auth_tokens;
 use super::*;
 
 impl Config {
@@ -115,28 +117,8 @@ impl Config {
             ));
         };
         let mut config = Config::default();
-        match root.get("authTokens") {
-            None | Some(Value::Null) => {}
-            Some(Value::Array(tokens)) => {
-                for (index, token) in tokens.iter().enumerate() {
-                    let Value::String(token) = token else {
-                        return Err(error(
-                            None,
-                            Some(&format!("authTokens[{index}]")),
-                            "must be a string".into(),
-                        ));
-                    };
-                    config.auth_tokens.push(Secret::new(token.clone()));
-                }
-            }
-            Some(_) => {
-                return Err(error(
-                    None,
-                    Some("authTokens"),
-                    "must be an array of strings".into(),
-                ));
-            }
-        }
+        (config.auth_tokens, config.token_exposures) = parse_auth_tokens(root.get("authTokens"))
+            .map_err(|(field, message)| error(None, Some(&field), message))?;
         for (name, server) in servers {
             if name.trim().is_empty() {
                 return Err(error(None, Some(key), "a server name is empty".into()));
@@ -316,6 +298,7 @@ fn parse_server(value: &Value) -> Result<ServerConfig, FieldError> {
         oauth: parse_oauth(server)?,
         roots: parse_roots(server)?,
         scope: parse_scope(server, has_command)?,
+        tool_hints: parse_tool_hints(server)?,
     })
 }
 

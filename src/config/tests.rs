@@ -514,3 +514,184 @@ fn a_started_server_from_an_untrusted_entry_passes_the_command_policy_and_names_
     };
     assert_eq!(config.servers["fixed"].check(&local), Ok(()));
 }
+
+#[test]
+fn tool_hints_are_read_per_tool_with_a_default_for_every_tool() {
+    let config = parse(
+        r#"{"mcpServers": {"demo": {"command": "x", "toolHints": {
+            "*": {"alwaysLoad": false, "searchHint": "words for all"},
+            "echo": {"alwaysLoad": true, "description": "  Says it back.  "},
+            "add": {"searchHint": "sum numbers"}
+        }}}}"#,
+    )
+    .unwrap();
+    let hints = &config.servers["demo"].tool_hints;
+    // A tool's own entry wins field by field; what it leaves out comes from "*".
+    assert_eq!(
+        hints.for_tool("echo"),
+        ToolHint {
+            always_load: Some(true),
+            search_hint: Some("words for all".into()),
+            description: Some("Says it back.".into()),
+        }
+    );
+    assert_eq!(
+        hints.for_tool("add"),
+        ToolHint {
+            always_load: Some(false),
+            search_hint: Some("sum numbers".into()),
+            description: None,
+        }
+    );
+    assert_eq!(hints.for_tool("other"), hints.every);
+    let none = parse(r#"{"mcpServers": {"demo": {"command": "x"}}}"#).unwrap();
+    assert!(none.servers["demo"].tool_hints.is_empty());
+    assert!(none.servers["demo"].tool_hints.for_tool("echo").is_empty());
+}
+
+#[test]
+fn bad_tool_hints_name_the_tool_and_the_field() {
+    let long = "x".repeat(MAX_SEARCH_HINT + 1);
+    for (hints, field, message) in [
+        (r#"[]"#.to_owned(), "toolHints", "must be an object"),
+        (
+            r#"{"echo": true}"#.to_owned(),
+            "toolHints.echo",
+            "must be an object",
+        ),
+        (
+            r#"{"echo": {"alwaysload": true}}"#.to_owned(),
+            "toolHints.echo.alwaysload",
+            "unknown field; expected \"alwaysLoad\", \"searchHint\" and \"description\"",
+        ),
+        (
+            r#"{"*": {"description": "for all"}}"#.to_owned(),
+            "toolHints.*.description",
+            "unknown field; expected \"alwaysLoad\" and \"searchHint\" (a description is per tool)",
+        ),
+        (
+            r#"{"echo": {"alwaysLoad": "yes"}}"#.to_owned(),
+            "toolHints.echo.alwaysLoad",
+            "must be true or false",
+        ),
+        (
+            r#"{"echo": {"searchHint": 3}}"#.to_owned(),
+            "toolHints.echo.searchHint",
+            "must be a string",
+        ),
+        (
+            r#"{"echo": {"description": " "}}"#.to_owned(),
+            "toolHints.echo.description",
+            "must not be empty",
+        ),
+        (
+            format!(r#"{{"echo": {{"searchHint": "{long}"}}}}"#),
+            "toolHints.echo.searchHint",
+            "at most 1000 are taken",
+        ),
+        (
+            r#"{"": {}}"#.to_owned(),
+            "toolHints",
+            "a tool name is empty",
+        ),
+    ] {
+        let text =
+            format!(r#"{{"mcpServers": {{"demo": {{"command": "x", "toolHints": {hints}}}}}}}"#);
+        let error = parse(&text).unwrap_err();
+        assert_eq!(error.server.as_deref(), Some("demo"), "{hints}");
+        assert_eq!(error.field.as_deref(), Some(field), "{hints}");
+        assert!(
+            error.message.contains(message),
+            "{hints}: {}",
+            error.message
+        );
+    }
+}
+
+#[test]
+fn auth_tokens_are_strings_or_objects_with_a_tool_exposure() {
+    let config = parse(
+        r#"{"mcpServers": {}, "authTokens": [
+            "plain-token",
+            {"token": " searcher ", "toolExposure": "search"},
+            {"token": "lister", "toolExposure": "all"},
+            {"token": "bare"}
+        ]}"#,
+    )
+    .unwrap();
+    let tokens: Vec<&str> = config.auth_tokens.iter().map(Secret::expose).collect();
+    assert_eq!(tokens, ["plain-token", "searcher", "lister", "bare"]);
+    let exposures = &config.token_exposures;
+    assert_eq!(
+        exposures.of_authorization("Bearer searcher"),
+        Some(ToolExposure::Search)
+    );
+    assert_eq!(
+        exposures.of_authorization("bearer  searcher "),
+        Some(ToolExposure::Search)
+    );
+    assert_eq!(
+        exposures.of_authorization("Bearer lister"),
+        Some(ToolExposure::All)
+    );
+    assert_eq!(exposures.of_authorization("Bearer bare"), None);
+    assert_eq!(exposures.of_authorization("Bearer plain-token"), None);
+    assert_eq!(exposures.of_authorization("Basic searcher"), None);
+    use sha2::Digest;
+    let digest: [u8; 32] = sha2::Sha256::digest(b"searcher").into();
+    assert_eq!(exposures.of_token_hash(&digest), Some(ToolExposure::Search));
+    // The principal the HTTP transport gives the router's callers.
+    let mut headers = axum::http::HeaderMap::new();
+    headers.insert(
+        axum::http::header::AUTHORIZATION,
+        "Bearer searcher".parse().unwrap(),
+    );
+    let principal = crate::upstream::http_principal(&headers);
+    assert_eq!(
+        exposures.of_principal(&principal),
+        Some(ToolExposure::Search)
+    );
+    // Neither the tokens nor their digests are printed.
+    let shown = format!("{config:?}");
+    assert!(!shown.contains("searcher"), "{shown}");
+    assert!(shown.contains("TokenExposures(2 tokens)"), "{shown}");
+}
+
+#[test]
+fn bad_auth_tokens_name_the_entry_and_the_field() {
+    for (tokens, field, message) in [
+        (r#""one""#, "authTokens", "must be an array of tokens"),
+        (r#"[3]"#, "authTokens[0]", "must be a string or a"),
+        (
+            r#"[{"token": "t", "exposure": "search"}]"#,
+            "authTokens[0].exposure",
+            "unknown field; expected \"token\" and \"toolExposure\"",
+        ),
+        (
+            r#"[{"toolExposure": "all"}]"#,
+            "authTokens[0].token",
+            "must be a non-empty string",
+        ),
+        (
+            r#"[{"token": "t", "toolExposure": "some"}]"#,
+            "authTokens[0].toolExposure",
+            "tool exposure \"some\" is neither \"all\" nor \"search\"",
+        ),
+        (
+            r#"["x", {"token": "t", "toolExposure": "all"},
+                {"token": "t", "toolExposure": "search"}]"#,
+            "authTokens[2].toolExposure",
+            "listed earlier with another toolExposure",
+        ),
+    ] {
+        let text = format!(r#"{{"mcpServers": {{}}, "authTokens": {tokens}}}"#);
+        let error = parse(&text).unwrap_err();
+        assert_eq!(error.server, None, "{tokens}");
+        assert_eq!(error.field.as_deref(), Some(field), "{tokens}");
+        assert!(
+            error.message.contains(message),
+            "{tokens}: {}",
+            error.message
+        );
+    }
+}

@@ -17,6 +17,8 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
+use crate::config::ToolExposure;
+
 /// Why a control-plane operation failed. Not-found and conflict outcomes that a tool reports to
 /// its caller are values in the operations' results, not errors.
 #[derive(Debug, thiserror::Error)]
@@ -551,6 +553,23 @@ pub struct Settings {
 pub struct Workspace {
     pub name: String,
     pub servers: BTreeSet<String>,
+    /// What a session's `tools/list` shows while this workspace is active, over the
+    /// `--tool-exposure` flag (a token's own setting wins over both); `None` leaves it to the
+    /// flag.
+    pub tool_exposure: Option<ToolExposure>,
+}
+
+/// A workspace's stored `tool_exposure`; a value this build does not know (written by a newer
+/// one) leaves the choice to the flag, with a warning, rather than failing every settings read.
+pub(crate) fn stored_exposure(workspace: &str, stored: Option<&str>) -> Option<ToolExposure> {
+    let stored = stored?;
+    match stored.parse() {
+        Ok(exposure) => Some(exposure),
+        Err(why) => {
+            tracing::warn!(workspace, "workspace's tool exposure ignored: {why}");
+            None
+        }
+    }
 }
 
 /// Wake-ups from a store that tells running proxies when the settings may have changed (in any
@@ -694,6 +713,13 @@ pub trait ControlPlane: Send + Sync {
     async fn workspaces(&self) -> Result<Vec<Workspace>>;
     async fn create_workspace(&self, workspace: Workspace) -> Result<bool>;
     async fn delete_workspace(&self, name: &str) -> Result<bool>;
+    /// Sets what a session's `tools/list` shows while workspace `name` is active (`None`: what
+    /// the flag says). `false` if there is no such workspace.
+    async fn set_workspace_exposure(
+        &self,
+        name: &str,
+        exposure: Option<ToolExposure>,
+    ) -> Result<bool>;
     /// Makes `name` the active workspace (`None`: every server). `false` if there is no such
     /// workspace.
     async fn switch_workspace(&self, name: Option<&str>) -> Result<bool>;

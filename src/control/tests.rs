@@ -69,6 +69,7 @@ on_both_stores!(
     expired_clipboard_entries_are_invisible,
     memory_search_ranks_by_full_text_relevance,
     settings_changes_bump_the_version_and_reach_another_connection,
+    a_workspaces_tool_exposure_is_kept_changed_and_seen_in_the_settings,
     server_uuids_are_stable_across_openings,
     activity_figures_group_by_server_and_item,
     an_activity_report_cuts_its_range_into_buckets_and_stays_bounded,
@@ -264,6 +265,7 @@ async fn settings_changes_bump_the_version_and_reach_another_connection(place: &
     one.create_workspace(Workspace {
         name: "work".into(),
         servers: ["demo".to_owned()].into(),
+        tool_exposure: None,
     })
     .await
     .unwrap();
@@ -275,6 +277,52 @@ async fn settings_changes_bump_the_version_and_reach_another_connection(place: &
     assert_eq!(settings.workspace.unwrap().name, "work");
     assert!(one.delete_workspace("work").await.unwrap());
     assert_eq!(two.settings().await.unwrap().workspace, None);
+}
+
+async fn a_workspaces_tool_exposure_is_kept_changed_and_seen_in_the_settings(place: &Place) {
+    use crate::config::ToolExposure;
+    let one = place.open().await;
+    let two = place.open().await;
+    let workspace = |name: &str, tool_exposure| Workspace {
+        name: name.into(),
+        servers: ["demo".to_owned()].into(),
+        tool_exposure,
+    };
+    assert!(
+        one.create_workspace(workspace("focus", Some(ToolExposure::Search)))
+            .await
+            .unwrap()
+    );
+    assert!(
+        one.create_workspace(workspace("plain", None))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        two.workspaces().await.unwrap(),
+        [
+            workspace("focus", Some(ToolExposure::Search)),
+            workspace("plain", None)
+        ]
+    );
+    assert!(one.switch_workspace(Some("plain")).await.unwrap());
+    let before = two.settings_version().await.unwrap();
+    // A change to the active workspace's exposure moves the version, as a switch does.
+    assert!(
+        one.set_workspace_exposure("plain", Some(ToolExposure::All))
+            .await
+            .unwrap()
+    );
+    assert!(two.settings_version().await.unwrap() > before);
+    let active = two.settings().await.unwrap().workspace.unwrap();
+    assert_eq!(active.tool_exposure, Some(ToolExposure::All));
+    assert!(one.set_workspace_exposure("focus", None).await.unwrap());
+    assert_eq!(two.workspaces().await.unwrap()[0].tool_exposure, None);
+    assert!(
+        !one.set_workspace_exposure("nope", Some(ToolExposure::Search))
+            .await
+            .unwrap()
+    );
 }
 
 async fn activity_figures_group_by_server_and_item(place: &Place) {

@@ -16,6 +16,7 @@ use super::error::RouteError;
 use super::fleet::Fleet;
 use crate::builtin;
 use crate::catalog::Catalog;
+use crate::config::ToolExposure;
 use crate::control::{ControlPlane, Settings, Workspace};
 use crate::downstream::Downstream;
 use crate::sync::{read, write};
@@ -85,18 +86,21 @@ impl Visibility {
                     .unwrap_or_else(|| Workspace {
                         name: pinned.clone(),
                         servers: Default::default(),
+                        tool_exposure: None,
                     }),
             );
         }
         let changed = *self.settings() != settings;
         if changed {
+            *write(&self.settings) = Arc::new(settings);
+            let settings = self.settings();
             tracing::info!(
                 disabled_servers = settings.disabled_servers.len(),
                 disabled_tools = settings.disabled_tools.len(),
                 workspace = settings.workspace.as_ref().map(|w| w.name.as_str()),
+                tool_exposure = self.active_exposure().map(ToolExposure::as_str),
                 "settings applied"
             );
-            *write(&self.settings) = Arc::new(settings);
         }
         changed
     }
@@ -147,6 +151,16 @@ impl Visibility {
                 Err(error) => tracing::debug!("settings version not read: {error}"),
             }
         }
+    }
+
+    /// What the workspace in force says a session's `tools/list` shows (`None`: no workspace,
+    /// or one that leaves it to the flag). Re-read with the settings, so a change made by
+    /// `workspace set` reaches running proxies as a switch does.
+    pub(super) fn active_exposure(&self) -> Option<ToolExposure> {
+        self.settings()
+            .workspace
+            .as_ref()
+            .and_then(|workspace| workspace.tool_exposure)
     }
 
     /// The servers of `fleet` that are on: not disabled in the config or by the operator, and in

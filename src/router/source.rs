@@ -106,6 +106,7 @@ impl Source {
                     filter,
                     lists,
                     instructions: server.config.instructions.as_deref(),
+                    hints: &server.config.tool_hints,
                 })
                 .collect();
             Catalog::build(&entries, mode)

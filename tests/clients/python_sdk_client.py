@@ -54,11 +54,17 @@ async def main() -> None:
         seen["server"] = init.server_info.name
         seen["protocol"] = init.protocol_version
         for _ in range(200):
-            tools = [tool.name for tool in (await session.list_tools()).tools]
+            listed = (await session.list_tools()).tools
+            tools = [tool.name for tool in listed]
             if "demo__echo" in tools:
                 break
             await asyncio.sleep(0.05)
         seen["tools"] = tools
+        # The tool's `_meta` and description as the SDK reads them (the config's hints, if any).
+        echo_tool = next((tool for tool in listed if tool.name == "demo__echo"), None)
+        if echo_tool is not None:
+            seen["echo_meta"] = echo_tool.meta
+            seen["echo_description"] = echo_tool.description
         echo = await session.call_tool("demo__echo", {"message": "from python"})
         seen["echo"] = echo.content[0].text
         sampled = await session.call_tool("demo__test_sampling", {"prompt": "hi"})

@@ -1,4 +1,5 @@
-//! Third-party clients: the official MCP Python SDK drives the proxy over stdio.
+//! Third-party clients: the official MCP Python SDK drives the proxy over stdio (and reads the
+//! config's tool hints in `_meta`).
 
 use serde_json::{Value, json};
 
@@ -8,7 +9,12 @@ use crate::support::*;
 async fn the_python_sdk_client_lists_calls_samples_and_sees_progress() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("mcp.json");
-    std::fs::write(&config, json!({"mcpServers": {"demo": demo()}}).to_string()).unwrap();
+    let mut server = demo();
+    server["toolHints"] = json!({
+        "*": {"searchHint": "demo toolbox"},
+        "echo": {"alwaysLoad": true, "description": "Says it back."}
+    });
+    std::fs::write(&config, json!({"mcpServers": {"demo": server}}).to_string()).unwrap();
     let script =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/python_sdk_client.py");
     let output = tokio::process::Command::new(venv_python())
@@ -35,6 +41,12 @@ async fn the_python_sdk_client_lists_calls_samples_and_sees_progress() {
         "{seen}"
     );
     assert_eq!(seen["echo"], "Echo: from python");
+    // The config's hints, as the SDK reads the tool: its own entry over "*".
+    assert_eq!(
+        seen["echo_meta"],
+        json!({"anthropic/alwaysLoad": true, "anthropic/searchHint": "demo toolbox"})
+    );
+    assert_eq!(seen["echo_description"], "Says it back.");
     assert!(
         seen["sampling"]
             .as_str()

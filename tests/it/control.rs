@@ -350,6 +350,69 @@ async fn switching_workspace_reaches_a_running_proxy() {
 }
 
 #[tokio::test]
+async fn a_workspaces_tool_exposure_is_set_by_the_workspace_command_and_reaches_a_running_proxy() {
+    let proxy = proxy().server("demo", demo()).start().await;
+    proxy.wait_for_tool("demo__echo").await;
+    proxy.cli_ok(&[
+        "workspace",
+        "create",
+        "focus",
+        "--servers",
+        "demo",
+        "--tool-exposure",
+        "search",
+    ]);
+    let focus_row = |listed: String| {
+        listed
+            .lines()
+            .find(|line| line.contains("focus"))
+            .unwrap_or_else(|| panic!("no focus row in {listed}"))
+            .to_owned()
+    };
+    let listed = proxy.cli_ok(&["workspace", "list"]);
+    assert!(listed.contains("TOOL EXPOSURE"), "{listed}");
+    assert_eq!(
+        focus_row(listed).split_whitespace().collect::<Vec<_>>(),
+        ["focus", "demo", "search"]
+    );
+    proxy.cli_ok(&["workspace", "switch", "focus"]);
+    proxy.log.wait_for("tool_exposure=\"search\"").await;
+    let set = proxy.cli_ok(&["workspace", "set", "focus", "--tool-exposure", "all"]);
+    assert_eq!(set.trim(), "workspace focus: tool exposure all");
+    proxy.log.wait_for("tool_exposure=\"all\"").await;
+    proxy.cli_ok(&["workspace", "set", "focus", "--tool-exposure", "default"]);
+    assert_eq!(
+        focus_row(proxy.cli_ok(&["workspace", "list"]))
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["*", "focus", "demo", "default"]
+    );
+
+    let refused = proxy.cli(&["workspace", "set", "focus", "--tool-exposure", "some"]);
+    assert!(!refused.status.success());
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        message
+            .contains("tool exposure \"some\" is neither \"all\" nor \"search\", nor \"default\""),
+        "{message}"
+    );
+    let refused = proxy.cli(&["workspace", "set", "nope", "--tool-exposure", "all"]);
+    assert!(!refused.status.success());
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(message.contains("no workspace named \"nope\""), "{message}");
+    let refused = proxy.cli(&[
+        "workspace",
+        "create",
+        "bad",
+        "--servers",
+        "demo",
+        "--tool-exposure",
+        "some",
+    ]);
+    assert!(!refused.status.success());
+}
+
+#[tokio::test]
 async fn a_proxy_pinned_to_a_workspace_serves_only_its_servers() {
     let setup = proxy()
         .server("demo", demo())

@@ -89,6 +89,7 @@ pub(super) fn parse(body: &Value) -> AppServers {
             oauth: Default::default(),
             roots: Vec::new(),
             scope: Default::default(),
+            tool_hints: Default::default(),
         };
         servers.config.servers.insert(name.clone(), config);
         servers.identities.push(AppIdentity {

@@ -29,6 +29,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
+use crate::config::ToolExposure;
 use crate::control::{
     Activity, ActivityEntry, ActivityQuery, ActivityReport, ActivityStats, CachedServer,
     ClipboardEntry, ClipboardKey, ClipboardValue, ClipboardWrite, ControlError, ControlPlane,
@@ -456,6 +457,16 @@ impl ControlPlane for LocalStore {
     async fn delete_workspace(&self, name: &str) -> Result<bool> {
         let name = name.to_owned();
         self.write(move |c| settings::delete_workspace(c, &name))
+            .await
+    }
+
+    async fn set_workspace_exposure(
+        &self,
+        name: &str,
+        exposure: Option<ToolExposure>,
+    ) -> Result<bool> {
+        let name = name.to_owned();
+        self.write(move |c| settings::set_workspace_exposure(c, &name, exposure))
             .await
     }
 

@@ -201,6 +201,11 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX rate_limited_by_time ON rate_limited (at);
     "#,
+    // 4: what a session's `tools/list` shows while a workspace is active (`all`, `search`, or
+    // NULL: what the flag says).
+    r#"
+    ALTER TABLE workspaces ADD COLUMN tool_exposure TEXT;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
+use crate::config::ToolExposure;
 use crate::control::time::now_ms;
 use crate::control::{CachedServer, Result, Settings, Workspace};
 
@@ -66,16 +67,21 @@ pub(super) fn set_enabled(
 
 pub(super) fn workspaces(connection: &Connection) -> Result<Vec<Workspace>> {
     let mut statement = connection.prepare(
-        "SELECT w.name, s.server FROM workspaces w
+        "SELECT w.name, w.tool_exposure, s.server FROM workspaces w
          LEFT JOIN workspace_servers s ON s.workspace = w.name ORDER BY w.name, s.server",
     )?;
     let rows = statement.query_map([], |row| {
-        Ok((row.get::<_, String>(0)?, row.get::<_, Option<String>>(1)?))
+        Ok((
+            row.get::<_, String>(0)?,
+            row.get::<_, Option<String>>(1)?,
+            row.get::<_, Option<String>>(2)?,
+        ))
     })?;
     let mut by_name: BTreeMap<String, Workspace> = BTreeMap::new();
     for row in rows {
-        let (name, server) = row?;
+        let (name, exposure, server) = row?;
         let workspace = by_name.entry(name.clone()).or_insert_with(|| Workspace {
+            tool_exposure: crate::control::stored_exposure(&name, exposure.as_deref()),
             name,
             servers: Default::default(),
         });
@@ -89,8 +95,12 @@ pub(super) fn create_workspace(
     workspace: &Workspace,
 ) -> Result<bool> {
     let created = transaction.execute(
-        "INSERT OR IGNORE INTO workspaces (name, created_at) VALUES (?1, ?2)",
-        params![workspace.name, now_ms()],
+        "INSERT OR IGNORE INTO workspaces (name, created_at, tool_exposure) VALUES (?1, ?2, ?3)",
+        params![
+            workspace.name,
+            now_ms(),
+            workspace.tool_exposure.map(ToolExposure::as_str)
+        ],
     )? == 1;
     if created {
         for server in &workspace.servers {
@@ -114,6 +124,21 @@ pub(super) fn delete_workspace(transaction: &Transaction<'_>, name: &str) -> Res
         bump(transaction)?;
     }
     Ok(deleted)
+}
+
+pub(super) fn set_workspace_exposure(
+    transaction: &Transaction<'_>,
+    name: &str,
+    exposure: Option<ToolExposure>,
+) -> Result<bool> {
+    let set = transaction.execute(
+        "UPDATE workspaces SET tool_exposure = ?2 WHERE name = ?1",
+        params![name, exposure.map(ToolExposure::as_str)],
+    )? == 1;
+    if set {
+        bump(transaction)?;
+    }
+    Ok(set)
 }
 
 pub(super) fn switch_workspace(transaction: &Transaction<'_>, name: Option<&str>) -> Result<bool> {

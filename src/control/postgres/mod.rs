@@ -31,6 +31,7 @@ use std::sync::{Arc, OnceLock};
 
 use tokio_postgres::Transaction;
 
+use crate::config::ToolExposure;
 use crate::control::{
     Activity, ActivityEntry, ActivityQuery, ActivityReport, ActivityStats, CachedServer,
     ClipboardEntry, ClipboardKey, ClipboardValue, ClipboardWrite, ControlError, ControlPlane,
@@ -422,6 +423,16 @@ impl ControlPlane for PostgresStore {
 
     async fn switch_workspace(&self, name: Option<&str>) -> Result<bool> {
         write_tx!(self, |t| settings::switch_workspace(&t, name))
+    }
+
+    async fn set_workspace_exposure(
+        &self,
+        name: &str,
+        exposure: Option<ToolExposure>,
+    ) -> Result<bool> {
+        write_tx!(self, |t| settings::set_workspace_exposure(
+            &t, name, exposure
+        ))
     }
 
     async fn active_workspace(&self) -> Result<Option<String>> {

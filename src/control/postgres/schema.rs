@@ -263,6 +263,12 @@ const MIGRATIONS: &[&str] = &[
     INSERT INTO document_index (chunks, words)
     SELECT count(*), coalesce(sum(words), 0) FROM document_chunks;
     "#,
+    // 6: what a session's `tools/list` shows while a workspace is active (`all`, `search`, or
+    // NULL: what the flag says). Additive: a build that knows only the ones before it creates
+    // workspaces without it (NULL) and serves every tool, as it always did.
+    r#"
+    ALTER TABLE workspaces ADD COLUMN tool_exposure TEXT;
+    "#,
 ];
 
 /// For each migration, the oldest schema version whose builds still run on the schema it makes:
@@ -270,7 +276,7 @@ const MIGRATIONS: &[&str] = &[
 /// onto a new version while the others still run the old one on the same database.
 /// The BM25 statistics' migration is not additive: a build that knows only the ones before it
 /// would write documents without counting them in the statistics BM25 ranks with.
-const READABLE_BY: [i64; MIGRATIONS.len()] = [1, 1, 1, 1, BM25_STATISTICS];
+const READABLE_BY: [i64; MIGRATIONS.len()] = [1, 1, 1, 1, BM25_STATISTICS, BM25_STATISTICS];
 
 /// The migration that adds the statistics BM25 ranks documents with.
 pub(super) const BM25_STATISTICS: i64 = 5;

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use tokio_postgres::{Client, Transaction};
 
+use crate::config::ToolExposure;
 use crate::control::time::now_ms;
 use crate::control::{CachedServer, Result, Settings, Workspace};
 
@@ -91,15 +92,17 @@ pub(super) async fn set_enabled(
 pub(super) async fn workspaces(client: &Client) -> Result<Vec<Workspace>> {
     let rows = client
         .query(
-            "SELECT w.name, s.server FROM workspaces w
+            "SELECT w.name, w.tool_exposure, s.server FROM workspaces w
              LEFT JOIN workspace_servers s ON s.workspace = w.name",
             &[],
         )
         .await?;
     let mut by_name: BTreeMap<String, Workspace> = BTreeMap::new();
     for row in rows {
-        let (name, server): (String, Option<String>) = (row.try_get(0)?, row.try_get(1)?);
+        let (name, exposure, server): (String, Option<String>, Option<String>) =
+            (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
         let workspace = by_name.entry(name.clone()).or_insert_with(|| Workspace {
+            tool_exposure: crate::control::stored_exposure(&name, exposure.as_deref()),
             name,
             servers: Default::default(),
         });
@@ -114,8 +117,13 @@ pub(super) async fn create_workspace(
 ) -> Result<bool> {
     let created = transaction
         .execute(
-            "INSERT INTO workspaces (name, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            &[&workspace.name, &now_ms()],
+            "INSERT INTO workspaces (name, created_at, tool_exposure) VALUES ($1, $2, $3)
+             ON CONFLICT DO NOTHING",
+            &[
+                &workspace.name,
+                &now_ms(),
+                &workspace.tool_exposure.map(ToolExposure::as_str),
+            ],
         )
         .await?
         == 1;
@@ -148,6 +156,24 @@ pub(super) async fn delete_workspace(transaction: &Transaction<'_>, name: &str) 
         bump(transaction).await?;
     }
     Ok(deleted)
+}
+
+pub(super) async fn set_workspace_exposure(
+    transaction: &Transaction<'_>,
+    name: &str,
+    exposure: Option<ToolExposure>,
+) -> Result<bool> {
+    let set = transaction
+        .execute(
+            "UPDATE workspaces SET tool_exposure = $2 WHERE name = $1",
+            &[&name, &exposure.map(ToolExposure::as_str)],
+        )
+        .await?
+        == 1;
+    if set {
+        bump(transaction).await?;
+    }
+    Ok(set)
 }
 
 pub(super) async fn switch_workspace(

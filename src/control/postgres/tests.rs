@@ -97,6 +97,39 @@ async fn opening_twice_migrates_once_and_keeps_the_data() {
 }
 
 #[tokio::test]
+async fn a_workspaces_tool_exposure_leaves_the_schema_to_the_builds_before_it() {
+    let url = cluster::database().await;
+    let store = PostgresStore::connect(&url).await.unwrap();
+    let admin = admin(&name_of(&url)).await;
+    let readable_by: String = admin
+        .query_one(
+            "SELECT value FROM meta WHERE key = 'schema_readable_by'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(readable_by, schema::BM25_STATISTICS.to_string());
+    // A workspace as a build before the column writes it: the flag decides for it.
+    admin
+        .batch_execute(
+            "INSERT INTO workspaces (name, created_at) VALUES ('older', 0);
+             INSERT INTO workspace_servers (workspace, server) VALUES ('older', 'demo');",
+        )
+        .await
+        .unwrap();
+    let workspaces = store.workspaces().await.unwrap();
+    assert_eq!(workspaces[0].name, "older");
+    assert_eq!(workspaces[0].tool_exposure, None);
+    // A value this build does not know (a newer build's) is left to the flag, not an error.
+    admin
+        .batch_execute("UPDATE workspaces SET tool_exposure = 'later' WHERE name = 'older'")
+        .await
+        .unwrap();
+    assert_eq!(store.workspaces().await.unwrap()[0].tool_exposure, None);
+}
+
+#[tokio::test]
 async fn calls_say_the_store_is_unavailable_while_the_database_is_down_and_recover_after() {
     let url = cluster::database().await;
     let name = name_of(&url);
@@ -185,6 +218,7 @@ async fn settings_changes_are_notified_at_commit_with_the_new_version() {
     let workspace = Workspace {
         name: "work".into(),
         servers: ["demo".to_owned()].into(),
+        tool_exposure: None,
     };
     store.create_workspace(workspace).await.unwrap();
     for expected in ["1", "2"] {
@@ -823,12 +857,14 @@ async fn the_migration_to_bm25_counts_the_statistics_of_a_library_already_there(
     drop(falcon_library(&place).await);
     let words = "SELECT array_agg(words ORDER BY id) FROM document_chunks";
     let counted: Vec<i32> = admin.query_one(words, &[]).await.unwrap().get(0);
-    // The library as a build before the statistics left it.
+    // The library as a build before the statistics left it (and without what later
+    // migrations add).
     admin
         .batch_execute(&format!(
             "DROP TABLE document_terms, document_index;
              ALTER TABLE document_chunks DROP COLUMN words;
-             DELETE FROM pluggedin_schema WHERE version = {};",
+             ALTER TABLE workspaces DROP COLUMN tool_exposure;
+             DELETE FROM pluggedin_schema WHERE version >= {};",
             schema::BM25_STATISTICS
         ))
         .await

@@ -1269,6 +1269,7 @@ async fn create_workspace(
     let workspace = crate::control::Workspace {
         name: name.to_owned(),
         servers: body.servers.into_iter().collect(),
+        tool_exposure: None,
     };
     match router.control_plane().create_workspace(workspace).await {
         Ok(true) => (StatusCode::CREATED, Json(json!({ "name": name }))).into_response(),

@@ -16,6 +16,7 @@ use reqwest::Method;
 use serde_json::{Map, Value, json};
 
 use super::client::{AppClient, AppError, Call, encode};
+use crate::config::ToolExposure;
 use crate::control::time::{now_ms, parse_iso};
 use crate::control::{
     Activity, ActivityEntry, ActivityQuery, ActivityReport, ActivityStats, CachedServer,
@@ -532,6 +533,14 @@ impl ControlPlane for AppControl {
 
     async fn switch_workspace(&self, name: Option<&str>) -> Result<bool> {
         self.local.switch_workspace(name).await
+    }
+
+    async fn set_workspace_exposure(
+        &self,
+        name: &str,
+        exposure: Option<ToolExposure>,
+    ) -> Result<bool> {
+        self.local.set_workspace_exposure(name, exposure).await
     }
 
     async fn active_workspace(&self) -> Result<Option<String>> {
