@@ -56,5 +56,6 @@ mod routing;
 mod security;
 mod session_layer;
 mod tasks;
+mod tool_exposure;
 mod tool_search;
 mod transports;
