@@ -107,7 +107,8 @@ impl Router {
                 failure(format!("{CALL} calls other tools, not itself"))
             }
             _ => failure(format!(
-                "Invalid arguments for {CALL}: \"arguments\" must be an object"
+                "Invalid arguments for {CALL}: give the tool's \"name\" and its \"arguments\" \
+                 as an object"
             )),
         }
     }
