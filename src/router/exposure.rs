@@ -443,6 +443,8 @@ fn failure(message: impl Into<String>) -> CallToolResult {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     fn call(arguments: Value) -> CallToolRequestParams {
@@ -483,6 +485,36 @@ mod tests {
         let mut task = json!({"name": CALL, "arguments": {"name": "demo__slow"}, "task": {}});
         direct_task_call(task.as_object_mut().unwrap());
         assert_eq!(task, json!({"name": "demo__slow", "task": {}}));
+    }
+
+    #[test]
+    fn search_mode_lists_meta_tools_then_pinned_tools_then_activated_ones_as_activated() {
+        let tool = |name: &str, pinned: bool| {
+            let mut tool = Tool::new(name.to_owned(), "", Arc::new(JsonObject::new()));
+            if pinned {
+                let mut meta = rmcp::model::MetaObject::new();
+                meta.insert(ALWAYS_LOAD.into(), true.into());
+                tool.meta = Some(meta);
+            }
+            tool
+        };
+        let mut catalog = Catalog::default();
+        catalog.tools = vec![
+            tool("a__first", false),
+            tool("a__pinned", true),
+            tool("b__second", false),
+            tool("b__pinned", true),
+        ];
+        let session = Session::default();
+        *lock(&session.activated) =
+            vec!["b__second".into(), "gone__tool".into(), "a__first".into()];
+        let names: Vec<String> = search_mode_tools(&catalog, &session)
+            .into_iter()
+            .map(|tool| tool.name.into_owned())
+            .collect();
+        let mut expected: Vec<&str> = vec![SEARCH, DESCRIBE, CALL, ACTIVATE];
+        expected.extend(["a__pinned", "b__pinned", "b__second", "a__first"]);
+        assert_eq!(names, expected);
     }
 
     #[test]
