@@ -101,7 +101,6 @@ async fn search_mode_over_stdio_finds_describes_calls_and_activates_demo_tools()
         .start_after(Some(" connected "))
         .await;
     assert_search_mode_list(&listed(proxy.peer()).await);
-    search_until(&mut proxy, json!({"query": "x"}), |_| true).await;
 
     // Found by words of their descriptions, best first, with scores.
     let echo = found(proxy.peer(), json!({"query": "echo my message back"})).await;
