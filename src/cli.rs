@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::config::ToolExposure;
 use crate::names::PrefixMode;
 use crate::secret::Secret;
 use crate::telemetry::LogFormat;
@@ -292,6 +293,17 @@ pub struct Cli {
         global = true
     )]
     pub page_size: usize,
+
+    /// What a session's `tools/list` shows: `all` tools, or `search`: the pinned tools
+    /// (`alwaysLoad`) and four meta-tools that search, describe, call and activate the rest
+    #[arg(
+        long,
+        env = "PLUGGEDIN_TOOL_EXPOSURE",
+        value_name = "all|search",
+        default_value = "all",
+        value_parser = clap::value_parser!(ToolExposure)
+    )]
+    pub tool_exposure: ToolExposure,
 
     /// Serve only this workspace's servers (pinned: `workspace switch` does not move this
     /// process); without it, the active workspace is followed live

@@ -459,6 +459,7 @@ async fn start_router(
         .parked()
         .set_ttl(cli.parked_call_ttl.max(Duration::from_millis(1)));
     router.set_startup_wait(cli.startup_wait);
+    router.set_tool_exposure(cli.tool_exposure);
     router.reload_settings().await;
     // A replica of a fleet (Streamable HTTP, stateful, on a shared store) runs its servers of
     // fleet scope only once it knows it owns them.

@@ -13,6 +13,7 @@ mod discover;
 mod documents;
 mod memory;
 mod notify;
+pub mod search_tools;
 mod setup;
 mod validate;
 

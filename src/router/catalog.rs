@@ -15,6 +15,7 @@ use tokio_util::task::TaskTracker;
 
 use super::session::Sessions;
 use crate::builtin;
+use crate::catalog::search::ToolIndex;
 use crate::catalog::{Catalog, Item, ServerLists};
 use crate::control::time::now_ms;
 use crate::control::{CachedServer, ControlPlane};
@@ -36,6 +37,9 @@ pub(super) struct CatalogState {
     /// Set once the store's catalog cache has been read into `cached` (only when needed: it is
     /// off the start-up path).
     stored_lists: tokio::sync::OnceCell<()>,
+    /// The search index of the catalog it was built for (held, so that no later catalog can be
+    /// allocated at its address), built at the first search after a change.
+    index: Mutex<Option<(Arc<Catalog>, Arc<ToolIndex>)>>,
     control: Arc<dyn ControlPlane>,
     tracker: TaskTracker,
 }
@@ -49,6 +53,7 @@ impl CatalogState {
             next_listener: AtomicU64::new(0),
             cached: Mutex::default(),
             stored_lists: tokio::sync::OnceCell::new(),
+            index: Mutex::default(),
             control,
             tracker,
         }
@@ -57,6 +62,20 @@ impl CatalogState {
     /// The catalog clients see now.
     pub(super) fn get(&self) -> Arc<Catalog> {
         read(&self.current).clone()
+    }
+
+    /// The search index of `catalog`'s tools: built once per catalog, by the first search
+    /// that needs it (searches meanwhile wait for it rather than build it twice).
+    pub(super) fn index(&self, catalog: &Arc<Catalog>) -> Arc<ToolIndex> {
+        let mut index = lock(&self.index);
+        if let Some((indexed, built)) = index.as_ref()
+            && Arc::ptr_eq(indexed, catalog)
+        {
+            return built.clone();
+        }
+        let built = Arc::new(ToolIndex::build(&catalog.tools));
+        *index = Some((catalog.clone(), built.clone()));
+        built
     }
 
     /// Held while a rebuild reads the servers' lists and installs what it built.

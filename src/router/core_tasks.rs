@@ -132,6 +132,7 @@ async fn call(
     mut params: Map<String, Value>,
 ) -> Result<Value, ErrorData> {
     let started = Instant::now();
+    super::exposure::direct_task_call(&mut params);
     let Some(name) = params
         .get("name")
         .and_then(Value::as_str)

@@ -12,7 +12,8 @@
 //! (`source`), client sessions (`session`), progress (`progress`), calls in flight
 //! (`attribution`), roots (`roots`), parked calls (`parked`), core-task owners
 //! (`task_owners`), the other replicas of a fleet (`peers`). The work that needs several of them is done above, one file per kind:
-//! `forward`, `relay` (every `tools/call` to a server), `requests`, `subscriptions`, `events`, `tasks`, `core_tasks`.
+//! `forward`, `relay` (every `tools/call` to a server), `requests`, `subscriptions`, `events`, `tasks`, `core_tasks`,
+//! `exposure` (what `tools/list` shows, and the meta-tools of search mode).
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, Weak};
@@ -24,7 +25,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::builtin::Builtins;
 use crate::catalog::{Catalog, page};
-use crate::config::Config;
+use crate::config::{Config, ToolExposure};
 use crate::control::activity::Recorder;
 use crate::control::app::AppMode;
 use crate::control::{ControlPlane, Settings};
@@ -37,6 +38,7 @@ mod catalog;
 mod core_tasks;
 mod error;
 mod events;
+mod exposure;
 mod fleet;
 mod forward;
 mod observed;
@@ -54,10 +56,11 @@ mod task_owners;
 mod tasks;
 
 pub use error::{ParkedError, RouteError};
+pub use exposure::{ALWAYS_LOAD, MAX_ACTIVATED, is_pinned};
 pub use fleet::{Credential, FLEET_SERVER_HEADER, FLEET_SERVERS_ROUTE, FleetOwner};
 pub use observed::Operation;
 pub use relay::Relayed;
-pub use session::{Caller, HttpTrace, Interests, Session, method_of};
+pub use session::{Caller, HTTP_PRINCIPAL_PREFIX, HttpTrace, Interests, Session, method_of};
 pub use settings::SETTINGS_RECHECK;
 
 use attribution::InFlight;
@@ -86,6 +89,9 @@ pub struct Control {
 pub struct Router {
     mode: PrefixMode,
     page_size: usize,
+    /// `--tool-exposure`: what `tools/list` shows where neither a token nor the workspace
+    /// decides (`exposure`).
+    exposure: OnceLock<ToolExposure>,
     fleet: Arc<Fleet>,
     visibility: Visibility,
     catalog: CatalogState,
@@ -128,6 +134,7 @@ impl Router {
         Arc::new_cyclic(|this| Router {
             mode,
             page_size,
+            exposure: OnceLock::new(),
             fleet: fleet.clone(),
             visibility: Visibility::new(plane.clone(), pinned_workspace, settings_recheck),
             catalog: CatalogState::new(plane, tracker.clone()),

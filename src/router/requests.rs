@@ -20,8 +20,9 @@ use super::error::RouteError;
 use super::relay::{self, Relayable, Relayed};
 use super::session::Caller;
 use super::source::{Owner, Source};
-use super::{Router, tasks};
+use super::{Router, exposure, tasks};
 use crate::builtin;
+use crate::builtin::search_tools;
 use crate::catalog::{Catalog, Item, PromptRoute};
 use crate::control::app::AppError;
 use crate::control::time::now_ms;
@@ -54,6 +55,9 @@ impl Router {
         raw: Option<Box<RawValue>>,
     ) -> Result<Relayed, RouteError> {
         let _in_flight = metrics::global().in_flight();
+        // A call through `pluggedin_call_tool` is the direct call from here on: its span,
+        // metrics, route, policy and activity entry are the named tool's.
+        let (params, raw) = exposure::direct_call(params, raw);
         let name = params.name.clone();
         let operation = self.begin(caller, "tools/call", Some(&name));
         let started = Instant::now();
@@ -92,6 +96,26 @@ impl Router {
         raw: Option<Box<RawValue>>,
         started: Instant,
     ) -> (Result<Relayed, RouteError>, bool) {
+        if let Some(name) = search_tools::canonical(&params.name) {
+            if let Some(raw) = &raw {
+                match relay::decode_arguments(raw) {
+                    Ok(arguments) => params.arguments = Some(arguments),
+                    Err(error) => return (Err(error), false),
+                }
+            }
+            let result = self.call_meta_tool(caller, name, params.arguments.as_ref());
+            let error = (result.is_error == Some(true)).then(|| relay::result_text(&result));
+            let tool_error = error.is_some();
+            self.record(
+                ActivityAction::ToolCall,
+                builtin::activity_identity(name),
+                name,
+                started,
+                error,
+            );
+            let answer = Relayed::typed(ServerResult::CallToolResult(result));
+            return (Ok(answer), tool_error);
+        }
         if let Some(name) = builtin::canonical(&params.name)
             && !self.visibility.disables(name)
         {

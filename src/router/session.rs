@@ -27,6 +27,10 @@ use crate::sync::lock;
 /// How long a client may take to answer a server's sampling or elicitation request.
 const CLIENT_REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
 
+/// How the principal of an HTTP request begins: the digest of its bearer token follows
+/// (`upstream::http_principal`).
+pub const HTTP_PRINCIPAL_PREFIX: &str = "http:";
+
 /// What a client asked to hear: its log level and the resources it subscribed to.
 #[allow(deprecated)] // see the import
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -56,6 +60,9 @@ pub struct Session {
     pub(super) roots: Mutex<KeptRoots>,
     /// One `roots/list` to the client at a time; a server asking meanwhile waits for its answer.
     pub(super) asking_roots: tokio::sync::Mutex<()>,
+    /// The tools `pluggedin_activate_tools` added to this session's `tools/list` in search
+    /// mode, by exposed name, in the order they were added (`exposure`).
+    pub(super) activated: Mutex<Vec<String>>,
 }
 
 /// A client's roots as it last answered, and how often it said they changed since the proxy
@@ -176,6 +183,7 @@ impl Session {
         Session {
             log_level: Mutex::new(*lock(&self.log_level)),
             subscriptions: Mutex::new(lock(&self.subscriptions).clone()),
+            activated: Mutex::new(lock(&self.activated).clone()),
             ..Session::default()
         }
     }
@@ -209,6 +217,20 @@ impl Session {
     pub fn resume_from(&self, dormant: &Session) {
         *lock(&self.log_level) = *lock(&dormant.log_level);
         lock(&self.subscriptions).extend(lock(&dormant.subscriptions).iter().cloned());
+        let mut activated = lock(&self.activated);
+        if activated.is_empty() {
+            activated.clone_from(&lock(&dormant.activated));
+        }
+    }
+
+    /// Tells this session's client that its tool list changed (a tool activated for it alone).
+    pub(super) fn notify_tools_changed(&self, tracker: &TaskTracker) {
+        let Some(peer) = self.live_peer().cloned() else {
+            return;
+        };
+        tracker.spawn(async move {
+            let _ = peer.notify_tool_list_changed().await;
+        });
     }
 
     /// Sends a notification the typed model has no variant for to this session's client.
@@ -339,6 +361,14 @@ impl Caller {
             park: None,
             http: None,
         }
+    }
+
+    /// The digest of the caller's bearer token, the principal of an HTTP request; `None` on
+    /// stdio (whose principal is its session) and for callers with no client.
+    pub(super) fn token(&self) -> Option<&str> {
+        self.principal
+            .as_deref()
+            .filter(|principal| principal.starts_with(HTTP_PRINCIPAL_PREFIX))
     }
 
     /// Whether the caller speaks a protocol revision without `initialize` (2026-07-28 on).

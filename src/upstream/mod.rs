@@ -215,7 +215,7 @@ pub(crate) fn http_principal(headers: &axum::http::HeaderMap) -> String {
         .unwrap_or_default();
     let digest = sha2::Sha256::digest(authorization);
     let mut text = String::with_capacity(5 + 2 * digest.len());
-    text.push_str("http:");
+    text.push_str(crate::router::HTTP_PRINCIPAL_PREFIX);
     for byte in digest {
         let _ = write!(text, "{byte:02x}");
     }
@@ -346,7 +346,10 @@ impl ServerHandler for ProxyHandler {
     ) -> Result<ListToolsResult, ErrorData> {
         self.observed(&context, "tools/list", async {
             self.router.await_first_contact().await;
-            let (tools, next) = self.router.list_tools(cursor(request.as_ref()))?;
+            let exposure = self.router.tool_exposure(principal(&context).as_deref());
+            let (tools, next) =
+                self.router
+                    .list_tools_for(&self.session, exposure, cursor(request.as_ref()))?;
             Ok(tools_result(tools, next))
         })
         .await
@@ -379,7 +382,13 @@ impl ServerHandler for ProxyHandler {
     fn get_tool(&self, name: &str) -> Option<Tool> {
         // rmcp checks a call's `Mcp-Param-*` headers against the tool's `x-mcp-header`s.
         let catalog = self.router.catalog();
-        catalog.tools.iter().find(|tool| tool.name == name).cloned()
+        let meta = crate::builtin::search_tools::tools();
+        catalog
+            .tools
+            .iter()
+            .chain(meta)
+            .find(|tool| tool.name == name)
+            .cloned()
     }
 
     async fn get_task(

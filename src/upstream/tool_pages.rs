@@ -21,6 +21,7 @@ use rmcp::model::{ClientNotification, ClientRequest, JsonRpcMessage, RequestId, 
 use rmcp::service::{RxJsonRpcMessage, TxJsonRpcMessage};
 
 use crate::catalog::Catalog;
+use crate::config::ToolExposure;
 use crate::metrics;
 use crate::router::Router;
 use crate::sync::lock;
@@ -52,6 +53,11 @@ impl ToolPages {
     /// hand out (only page starts are cached, so the cache holds at most the catalog once); the
     /// service answers those, with its error where the cursor is invalid.
     pub fn legacy_result(&self, cursor: Option<&str>) -> Option<Arc<[u8]>> {
+        // The pages are the catalog's, what `all` mode lists; a stdio session (no token) in
+        // search mode lists its own tools, answered by the service.
+        if self.router.tool_exposure(None) != ToolExposure::All {
+            return None;
+        }
         let page_size = self.router.page_size();
         let start = match cursor {
             None => 0,

@@ -56,6 +56,7 @@ mod routing;
 mod security;
 mod session_layer;
 mod tasks;
+mod tool_exposure;
 mod tool_hints;
 mod tool_search;
 mod transports;
