@@ -84,13 +84,20 @@ impl CatalogState {
     }
 
     /// Puts the built-in tools and prompt first, replaces the catalog, and tells `sessions` and
-    /// the listening streams what changed.
-    pub(super) fn install(&self, mut catalog: Catalog, builtins: Vec<Tool>, sessions: &Sessions) {
+    /// the listening streams what changed; `exposures_changed`: what decides which tools a
+    /// session lists changed, so its tool list may have changed with the same catalog.
+    pub(super) fn install(
+        &self,
+        mut catalog: Catalog,
+        builtins: Vec<Tool>,
+        sessions: &Sessions,
+        exposures_changed: bool,
+    ) {
         catalog.tools.splice(0..0, builtins);
         catalog.prompts.insert(0, builtin::capabilities::prompt());
         let catalog = Arc::new(catalog);
         let old = std::mem::replace(&mut *write(&self.current), catalog.clone());
-        let tools_changed = old.tools != catalog.tools;
+        let tools_changed = exposures_changed || old.tools != catalog.tools;
         let prompts_changed = old.prompts != catalog.prompts;
         let resources_changed =
             old.resources != catalog.resources || old.templates != catalog.templates;

@@ -24,12 +24,10 @@ use super::Router;
 use super::error::RouteError;
 use super::session::{Caller, Session};
 use crate::builtin::search_tools::{self, ACTIVATE, CALL, DESCRIBE, SEARCH};
-use crate::catalog::{Catalog, page};
+use crate::catalog::{ALWAYS_LOAD, Catalog, page};
 use crate::config::ToolExposure;
-use crate::sync::lock;
+use crate::sync::{lock, read};
 
-/// The `_meta` key whose `true` pins a tool: listed in search mode too.
-pub const ALWAYS_LOAD: &str = "anthropic/alwaysLoad";
 /// The most tools one session may activate; past it, activation is refused, and the session's
 /// `tools/list` stays bounded whatever its client asks.
 pub const MAX_ACTIVATED: usize = 100;
@@ -53,17 +51,14 @@ impl Router {
             .unwrap_or_else(|| self.exposure.get().copied().unwrap_or_default())
     }
 
-    /// The exposure configured for a bearer token (its `authTokens` entry), if any. No token
-    /// carries one yet: the config's token objects are where it will come from.
+    /// The exposure configured for a bearer token (its `authTokens` entry), if any.
     fn token_exposure(&self, token: Option<&str>) -> Option<ToolExposure> {
-        let _ = token;
-        None
+        read(&self.token_exposures).of_principal(token?)
     }
 
-    /// The exposure of the workspace in force (`self.settings().workspace`), if it sets one.
-    /// No workspace carries one yet: the store's workspace rows are where it will come from.
+    /// The exposure of the workspace in force, if it sets one.
     fn workspace_exposure(&self) -> Option<ToolExposure> {
-        None
+        self.visibility.active_exposure()
     }
 
     /// A page of the tools `session` lists under `exposure`: the catalog's in `all` mode; in

@@ -252,7 +252,7 @@ impl Fleet {
                 };
                 if let Some(existing) = servers.get(name) {
                     if waits == waited
-                        && existing.config == *server_config
+                        && runs_alike(&existing.config, server_config)
                         && existing.slug == slug
                         && existing.security == security
                         && existing.uuid == self.ids.get(name)
@@ -472,4 +472,16 @@ pub(super) fn instructions(servers: &[Arc<Downstream>]) -> Option<String> {
     }
     let text = text.trim_end();
     (!text.is_empty()).then(|| text.to_owned())
+}
+
+/// Whether a server configured as `running` is, as configured in `wanted`, still the server it
+/// runs: every setting alike but its tool hints, which only change how the catalog shows its
+/// tools (the router keeps them apart), so editing them restarts nothing.
+fn runs_alike(running: &ServerConfig, wanted: &ServerConfig) -> bool {
+    if running.tool_hints == wanted.tool_hints {
+        return running == wanted;
+    }
+    let mut wanted = wanted.clone();
+    wanted.tool_hints = running.tool_hints.clone();
+    *running == wanted
 }

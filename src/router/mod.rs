@@ -16,7 +16,7 @@
 //! `exposure` (what `tools/list` shows, and the meta-tools of search mode).
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::Duration;
 
 use rmcp::model::{Implementation, Prompt, Resource, ResourceTemplate, ServerConfig, Tool};
@@ -25,13 +25,14 @@ use tokio_util::task::TaskTracker;
 
 use crate::builtin::Builtins;
 use crate::catalog::{Catalog, page};
-use crate::config::{Config, ToolExposure};
+use crate::config::{Config, TokenExposures, ToolExposure, ToolHints};
 use crate::control::activity::Recorder;
 use crate::control::app::AppMode;
 use crate::control::{ControlPlane, Settings};
 use crate::downstream::{Downstream, Events};
 use crate::ids::ServerIds;
 use crate::names::PrefixMode;
+use crate::sync::{lock, read, write};
 
 mod attribution;
 mod catalog;
@@ -56,7 +57,7 @@ mod task_owners;
 mod tasks;
 
 pub use error::{ParkedError, RouteError};
-pub use exposure::{ALWAYS_LOAD, MAX_ACTIVATED, is_pinned};
+pub use exposure::{MAX_ACTIVATED, is_pinned};
 pub use fleet::{Credential, FLEET_SERVER_HEADER, FLEET_SERVERS_ROUTE, FleetOwner};
 pub use observed::Operation;
 pub use relay::Relayed;
@@ -92,6 +93,14 @@ pub struct Router {
     /// `--tool-exposure`: what `tools/list` shows where neither a token nor the workspace
     /// decides (`exposure`).
     exposure: OnceLock<ToolExposure>,
+    /// The exposures the config's `authTokens` entries ask for, replaced with each config.
+    token_exposures: RwLock<TokenExposures>,
+    /// The workspace's and the tokens' exposures the last catalog was installed with: a change
+    /// of either changes sessions' `tools/list` while the catalog may stay the same.
+    exposures_listed: Mutex<Option<(Option<ToolExposure>, TokenExposures)>>,
+    /// Each configured server's tool hints, kept apart from the servers: a change of hints
+    /// rebuilds the catalog and restarts no server.
+    tool_hints: RwLock<HashMap<String, ToolHints>>,
     fleet: Arc<Fleet>,
     visibility: Visibility,
     catalog: CatalogState,
@@ -135,6 +144,9 @@ impl Router {
             mode,
             page_size,
             exposure: OnceLock::new(),
+            token_exposures: RwLock::default(),
+            exposures_listed: Mutex::default(),
+            tool_hints: RwLock::default(),
             fleet: fleet.clone(),
             visibility: Visibility::new(plane.clone(), pinned_workspace, settings_recheck),
             catalog: CatalogState::new(plane, tracker.clone()),
@@ -199,6 +211,7 @@ impl Router {
     /// Applies a (new) configuration: starts added servers, stops removed ones, restarts changed
     /// ones, and leaves the rest alone.
     pub fn apply_config(&self, config: &Config) {
+        self.keep_presentation(config);
         self.fleet.apply(config, &HashMap::new(), self.events());
         self.rebuild_catalog();
     }
@@ -222,8 +235,21 @@ impl Router {
                     .unwrap_or_else(|| identity.uuid.clone()),
             );
         }
-        self.fleet.apply(&app.config(), &slugs, self.events());
+        let config = app.config();
+        self.keep_presentation(&config);
+        self.fleet.apply(&config, &slugs, self.events());
         self.rebuild_catalog();
+    }
+
+    /// What `config` says about how tools are shown rather than how servers run: the tokens'
+    /// exposures and the servers' tool hints.
+    fn keep_presentation(&self, config: &Config) {
+        *write(&self.token_exposures) = config.token_exposures.clone();
+        *write(&self.tool_hints) = config
+            .servers
+            .iter()
+            .map(|(name, server)| (name.clone(), server.tool_hints.clone()))
+            .collect();
     }
 
     /// Rebuilds the catalog from the visible servers' current lists and tells clients what
@@ -234,9 +260,26 @@ impl Router {
         let lists: Vec<_> = servers.iter().map(|server| server.lists()).collect();
         self.catalog.cache(&servers, &lists);
         let settings = self.settings();
-        let catalog = self.source().build(&servers, &lists, &settings, self.mode);
-        self.catalog
-            .install(catalog, self.builtin_tools(), &self.sessions);
+        let catalog = self.source().build(
+            &servers,
+            &lists,
+            &settings,
+            &read(&self.tool_hints),
+            self.mode,
+        );
+        let exposures = (
+            self.visibility.active_exposure(),
+            read(&self.token_exposures).clone(),
+        );
+        let exposures_changed = lock(&self.exposures_listed)
+            .replace(exposures.clone())
+            .is_some_and(|listed| listed != exposures);
+        self.catalog.install(
+            catalog,
+            self.builtin_tools(),
+            &self.sessions,
+            exposures_changed,
+        );
     }
 
     fn events(&self) -> Arc<dyn Events> {

@@ -5,6 +5,7 @@
 //! document library, or the App's resolver), what `resources/list` holds, and whether a first
 //! look waits for the servers. Forwarding to an owner is left to the router.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::error::RouteError;
@@ -12,7 +13,7 @@ use crate::builtin::Builtins;
 use crate::catalog::{
     AppServerEntry, Catalog, InvalidCursor, PromptRoute, ServerEntry, ServerLists, page,
 };
-use crate::config::ToolFilter;
+use crate::config::{ToolFilter, ToolHints};
 use crate::control::Settings;
 use crate::control::app::{AppError, AppMode};
 use crate::downstream::Downstream;
@@ -71,6 +72,7 @@ impl Source {
         servers: &[Arc<Downstream>],
         lists: &[Arc<ServerLists>],
         settings: &Settings,
+        hints: &HashMap<String, ToolHints>,
         mode: PrefixMode,
     ) -> Catalog {
         if let Source::App(app) = self {
@@ -94,6 +96,7 @@ impl Source {
                 .retain(|tool| !settings.disabled_tools.contains(tool.name.as_ref()));
             return catalog;
         }
+        let no_hints = ToolHints::default();
         let build = |filters: &[ToolFilter]| {
             let entries: Vec<ServerEntry<'_>> = servers
                 .iter()
@@ -106,7 +109,7 @@ impl Source {
                     filter,
                     lists,
                     instructions: server.config.instructions.as_deref(),
-                    hints: &server.config.tool_hints,
+                    hints: hints.get(&server.name).unwrap_or(&no_hints),
                 })
                 .collect();
             Catalog::build(&entries, mode)

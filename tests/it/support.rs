@@ -1037,9 +1037,19 @@ pub async fn spawn_http_proxy(
     servers: Value,
     args: &[&str],
 ) -> (ProxyChild, Log, String) {
+    spawn_http_proxy_with_config(dir, json!({ "mcpServers": servers }), args).await
+}
+
+/// [`spawn_http_proxy`] with a whole config file (`mcpServers` and the rest) rather than its
+/// servers alone; the file is `mcp.json` in `dir`, the data dir `dir/data`.
+pub async fn spawn_http_proxy_with_config(
+    dir: &tempfile::TempDir,
+    file: Value,
+    args: &[&str],
+) -> (ProxyChild, Log, String) {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let config = dir.path().join("mcp.json");
-    std::fs::write(&config, json!({ "mcpServers": servers }).to_string()).unwrap();
+    std::fs::write(&config, file.to_string()).unwrap();
     // No rate limits unless the test sets them.
     let limits: &[&str] = if args.iter().any(|arg| arg.starts_with("--rate-limit")) {
         &[]

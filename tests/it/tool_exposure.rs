@@ -697,3 +697,86 @@ async fn the_python_sdk_client_uses_search_mode_over_http() {
     .await;
     assert_python_saw(&python_sees(&["http", &url]).await);
 }
+
+/// A bearer token's `toolExposure` (the config's `authTokens`) decides its sessions' lists over
+/// the flag; the active workspace's exposure decides for every other session, and a change of
+/// it is announced with `list_changed` though the catalog stayed the same.
+#[tokio::test]
+async fn a_tokens_and_the_workspaces_exposure_decide_a_sessions_list_and_changes_are_announced() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = json!({
+        "mcpServers": {"demo": demo()},
+        "authTokens": ["plain", {"token": "searcher", "toolExposure": "search"}],
+    });
+    let (_child, log, url) =
+        spawn_http_proxy_with_config(&dir, file, &["--require-api-auth"]).await;
+    log.wait_for(" connected ").await;
+    let connect = |token: &'static str| {
+        let url = url.clone();
+        async move {
+            let client = TestClient::new();
+            let events = client.subscribe();
+            let config =
+                rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig::with_uri(
+                    url.as_str(),
+                )
+                .auth_header(token);
+            let service = client
+                .serve(StreamableHttpClientTransport::from_config(config))
+                .await
+                .unwrap();
+            (service, events)
+        }
+    };
+    let (searcher, _searcher_events) = connect("searcher").await;
+    let (plain, mut plain_events) = connect("plain").await;
+    let all_mode = |tools: &[Tool]| tools.iter().any(|tool| tool.name == "demo__echo");
+    assert_search_mode_list(&listed(searcher.peer()).await);
+    let plain_tools = listed(plain.peer()).await;
+    assert!(all_mode(&plain_tools), "{plain_tools:?}");
+
+    let cli = |args: &[&str]| {
+        let output = std::process::Command::new(proxy_bin())
+            .arg("--config")
+            .arg(dir.path().join("mcp.json"))
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args(args)
+            .env_remove("PLUGGEDIN_API_KEY")
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    // A workspace of every server, so that only the exposure changes what a session lists.
+    cli(&[
+        "workspace",
+        "create",
+        "focus",
+        "--servers",
+        "demo",
+        "--tool-exposure",
+        "search",
+    ]);
+    cli(&["workspace", "switch", "focus"]);
+    next(&mut plain_events, |event| {
+        matches!(event, Event::ToolsChanged).then_some(())
+    })
+    .await;
+    assert_search_mode_list(&listed(plain.peer()).await);
+
+    cli(&["workspace", "set", "focus", "--tool-exposure", "all"]);
+    next(&mut plain_events, |event| {
+        matches!(event, Event::ToolsChanged).then_some(())
+    })
+    .await;
+    let plain_tools = listed(plain.peer()).await;
+    assert!(all_mode(&plain_tools), "{plain_tools:?}");
+    // The token's own exposure still wins over the workspace's.
+    assert_search_mode_list(&listed(searcher.peer()).await);
+    let _ = searcher.cancel().await;
+    let _ = plain.cancel().await;
+}

@@ -1,6 +1,7 @@
 //! The config's `"toolHints"` as a client sees them: in `tools/list`, each tool's `_meta` holds
 //! the hints clients that search tools themselves read, and a configured description replaces
-//! the server's; an edit of the file changes them for the running proxy.
+//! the server's; an edit of the file changes them for the running proxy without restarting the
+//! server.
 
 use rmcp::model::Tool;
 use serde_json::{Value, json};
@@ -8,7 +9,8 @@ use serde_json::{Value, json};
 use crate::support::*;
 
 fn demo_with_hints(hints: Value) -> Value {
-    let mut server = demo();
+    // The counter tells whether an edit restarted the server: it counts in memory.
+    let mut server = demo_with(&["--counter"]);
     server["toolHints"] = hints;
     server
 }
@@ -75,6 +77,7 @@ async fn configured_hints_reach_the_clients_tool_list_and_follow_edits_of_the_co
             .await,
         "Echo: hi"
     );
+    assert_eq!(proxy.call_text("demo__count", json!({})).await, "1");
 
     while proxy.events.try_recv().is_ok() {}
     proxy.rewrite_config(json!({"demo": demo_with_hints(json!({
@@ -97,6 +100,8 @@ async fn configured_hints_reach_the_clients_tool_list_and_follow_edits_of_the_co
         meta(&tools, "demo__add").is_empty(),
         "the \"*\" hint is gone"
     );
+    // The same process still counts: hints changed how its tools are shown, nothing else.
+    assert_eq!(proxy.call_text("demo__count", json!({})).await, "2");
 }
 
 #[tokio::test]
