@@ -49,6 +49,17 @@ for tool in debootstrap buildah podman runc haproxy python3 rustc; do
   command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] ||
     fail "$tool is missing (apt-get install debootstrap buildah podman runc haproxy)"
 done
+# The fleet's containers find each other by service name, as on a compose network: the network
+# backend needs its DNS plugin (Debian installs neither by default).
+case $(podman info --format '{{.Host.NetworkBackend}}') in
+  netavark)
+    [ -x /usr/lib/podman/aardvark-dns ] || command -v aardvark-dns >/dev/null ||
+      fail "aardvark-dns is missing (apt-get install aardvark-dns)" ;;
+  *)
+    [ -x /usr/lib/cni/dnsname ] || [ -x /usr/libexec/cni/dnsname ] ||
+      fail "the CNI dnsname plugin is missing" \
+        "(apt-get install golang-github-containernetworking-plugin-dnsname)" ;;
+esac
 sysroot=$(rustc --print sysroot)
 rust_version=$(rustc --version | cut -d ' ' -f 2 | cut -d . -f 1,2)
 base=docker.io/library/debian:$suite-slim
