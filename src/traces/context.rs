@@ -96,30 +96,25 @@ impl SpanContext {
     }
 }
 
-/// A byte repeated in every byte of a 16-byte word.
-const ONES: u128 = u128::MAX / 0xff;
-
-/// Lowercase hex of `bytes` into `out` (twice as long; `bytes` a multiple of 8 long), a word at
-/// a time ([`hex_word`]).
+/// Lowercase hex of `bytes` into `out` (twice as long): a pair of digits per byte from a table.
 fn hex_into(out: &mut [u8], bytes: &[u8]) {
-    for (digits, word) in out.chunks_exact_mut(16).zip(bytes.chunks_exact(8)) {
-        digits.copy_from_slice(&hex_word(word.try_into().expect("8 bytes")));
+    const PAIRS: [[u8; 2]; 256] = {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut pairs = [[0; 2]; 256];
+        let mut byte = 0;
+        while byte < 256 {
+            pairs[byte] = [DIGITS[byte >> 4], DIGITS[byte & 0xf]];
+            byte += 1;
+        }
+        pairs
+    };
+    for (pair, byte) in out.chunks_exact_mut(2).zip(bytes) {
+        pair.copy_from_slice(&PAIRS[usize::from(*byte)]);
     }
 }
 
-/// The sixteen lowercase hex digits of eight bytes, all at once: each half-byte spread to a
-/// byte of its own (the first byte's high half the word's highest byte), then made a digit —
-/// `'0'` added, and `'a' - '0' - 10` more where it is 10 or more — with no carry between bytes.
-fn hex_word(bytes: [u8; 8]) -> [u8; 16] {
-    let mut word = u128::from(u64::from_be_bytes(bytes));
-    word = (word | (word << 32)) & 0x0000_0000_ffff_ffff_0000_0000_ffff_ffff;
-    word = (word | (word << 16)) & 0x0000_ffff_0000_ffff_0000_ffff_0000_ffff;
-    word = (word | (word << 8)) & 0x00ff_00ff_00ff_00ff_00ff_00ff_00ff_00ff;
-    word = (word | (word << 4)) & (ONES * 0x0f);
-    // 1 in each byte that holds 10 or more: 6 added carries it into the byte's fifth bit.
-    let letters = ((word + ONES * 6) >> 4) & ONES;
-    (word + ONES * u128::from(b'0') + letters * u128::from(b'a' - b'0' - 10)).to_be_bytes()
-}
+/// A byte repeated in every byte of a 16-byte word.
+const ONES: u128 = u128::MAX / 0xff;
 
 /// The eight bytes sixteen lowercase hex digits stand for, all at once; `None` for any other
 /// character. Each character is checked against both ranges by adding or subtracting in every
@@ -270,12 +265,13 @@ mod tests {
     }
 
     #[test]
-    fn hex_a_word_at_a_time_is_hex_a_byte_at_a_time() {
+    fn hex_read_a_word_at_a_time_is_hex_read_a_byte_at_a_time() {
         let mut words: Vec<[u8; 8]> = (0..=255u8).map(|byte| [byte; 8]).collect();
         words.extend((0..2000).map(|_| random_word().to_le_bytes()));
         words.push(*b"\x01\x23\x45\x67\x89\xab\xcd\xef");
         for word in words {
-            let digits = hex_word(word);
+            let mut digits = [0; 16];
+            hex_into(&mut digits, &word);
             assert_eq!(digits, plain_hex(&word).as_bytes());
             assert_eq!(unhex_word(digits), Some(word));
         }

@@ -199,18 +199,16 @@ pub fn dropped() -> u64 {
         .map_or(0, |exporter| exporter.dropped.load(Ordering::Relaxed))
 }
 
-/// Queues an ended span, its encoded `Span` fields in two parts (`fields`, then `tail`): copied
-/// once each, into the batch.
-pub(super) fn submit(fields: &[u8], tail: &[u8]) {
+/// Queues an ended span, `fields` its encoded `Span` fields.
+pub(super) fn submit(fields: &[u8]) {
     if let Some(exporter) = EXPORTER.get() {
-        queue(exporter, fields, tail);
+        queue(exporter, fields);
     }
 }
 
-fn queue(exporter: &Exporter, fields: &[u8], tail: &[u8]) {
-    let len = fields.len() + tail.len();
+fn queue(exporter: &Exporter, fields: &[u8]) {
     let mut waiting = lock(&exporter.buffer);
-    if waiting.spans >= QUEUE || waiting.bytes.len() + len > QUEUE_BYTES {
+    if waiting.spans >= QUEUE || waiting.bytes.len() + fields.len() > QUEUE_BYTES {
         exporter.dropped.fetch_add(1, Ordering::Relaxed);
         return;
     }
@@ -220,9 +218,8 @@ fn queue(exporter: &Exporter, fields: &[u8], tail: &[u8]) {
         waiting.bytes.extend_from_slice(&exporter.head);
     }
     proto::tag(&mut waiting.bytes, 2, proto::LEN);
-    proto::varint(&mut waiting.bytes, len as u64);
+    proto::varint(&mut waiting.bytes, fields.len() as u64);
     waiting.bytes.extend_from_slice(fields);
-    waiting.bytes.extend_from_slice(tail);
     waiting.spans += 1;
     if waiting.spans.is_multiple_of(BATCH) {
         exporter.full.notify_one();
@@ -526,7 +523,7 @@ mod tests {
         let each = 2 + span.len();
         for spans in [BATCH * 2 + 3, BATCH * 2] {
             for _ in 0..spans {
-                queue(&exporter, &span[..1], &span[1..]);
+                queue(&exporter, &span);
             }
             let requests: Vec<_> = take()
                 .into_iter()

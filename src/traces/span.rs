@@ -85,9 +85,11 @@ impl Drop for Entered<'_> {
 }
 
 fn swap_current(slot: &mut Option<SpanContext>) {
-    // After the thread's locals are gone (its exit), nothing is current. One swap of the two
-    // places: no value is taken out and dropped in between.
-    let _ = CURRENT.try_with(|current| current.swap(Cell::from_mut(slot)));
+    // After the thread's locals are gone (its exit), nothing is current.
+    let _ = CURRENT.try_with(|current| {
+        let other = current.replace(slot.take());
+        *slot = other;
+    });
 }
 
 fn now() -> u64 {
@@ -340,8 +342,7 @@ impl Drop for Span {
         // kind 6, start_time_unix_nano 7, end_time_unix_nano 8, attributes 9 (written),
         // status 15, flags 16.
         // The fixed-size fields in one copy, each at a fixed place (the parent last, as it may
-        // be missing; protobuf fields go in any order): ids, kind, times, flags; written after
-        // the rest straight into the exporter's buffer.
+        // be missing; protobuf fields go in any order): ids, kind, times, flags.
         let mut tail = [0u8; TAIL + 10];
         tail[..2].copy_from_slice(&[key(1, LEN), 16]);
         tail[2..18].copy_from_slice(&context.trace_id);
@@ -366,6 +367,7 @@ impl Drop for Span {
             }
             None => TAIL,
         };
+        fields.extend_from_slice(&tail[..len]);
         if let Some(state) = &context.trace_state {
             proto::bytes(fields, 3, state.as_bytes());
         }
@@ -376,7 +378,7 @@ impl Drop for Span {
                 proto::number(status, 3, 2);
             });
         }
-        export::submit(fields, &tail[..len]);
+        export::submit(fields);
         give_back(inner);
     }
 }
@@ -392,112 +394,90 @@ thread_local! {
     static SPARE: RefCell<Vec<Box<Inner>>> = const { RefCell::new(Vec::new()) };
 }
 
+/// An attribute's text: fixed (a method's name, a transport), known by where it is, or
+/// borrowed from the request (a tool's name, a server's), known by what it says.
+#[derive(Clone, Copy)]
+enum Text<'a> {
+    Fixed(&'static str),
+    Borrowed(&'a str),
+}
+
+impl<'a> Text<'a> {
+    fn get(self) -> &'a str {
+        match self {
+            Text::Fixed(text) => text,
+            Text::Borrowed(text) => text,
+        }
+    }
+}
+
 /// A span's name and the attributes that are the same for every request of its kind to its
 /// target (its method, tool, server, transport), gathered on the stack, at most [`Head::MAX`]:
 /// encoded once per thread and then copied in one piece ([`Span::server_with`],
 /// [`Span::child_with`]). What differs per request (its id, its session) is [`Span::set`].
-/// Each attribute's value is fixed text (a method's name, a transport), known by where it is,
-/// or borrowed from the request (a tool's name, a server's), known by what it says.
-///
-/// As it is gathered, the head is hashed and written down as words that say what it is
-/// (`identity`), so that finding it in the cache is one hash check and one comparison of words,
-/// plus one of the request's text: fixed text (the name's first part, each key, each fixed
-/// value) by its address and length, the request's text by a mark and its length, its bytes
-/// compared apart — the name's target once, though an attribute repeats it (the tool's name).
 pub struct Head<'a> {
     name: Name<'a>,
-    keys: [&'static str; Head::MAX],
-    values: [&'a str; Head::MAX],
+    pairs: [(&'static str, Text<'a>); Head::MAX],
     len: usize,
-    /// Bit `i` set: `values[i]` is the request's text other than the name's target (compared
-    /// by its bytes).
-    others: u8,
-    identity: [usize; IDENTITY],
-    /// What it says, hashed cheaply: fixed text by its address alone, the request's by its
-    /// bytes, keys not at all (a call site always gives the same keys). [`Cached::is`] checks
-    /// all of it, so a head that hashes as another costs only an encoding.
-    hash: Hash,
 }
 
-/// Words of a head's identity: the name's first part, then four per attribute.
-const IDENTITY: usize = 2 + 4 * Head::MAX;
-/// Marks in place of an address in a head's identity: the value is the name's target, or other
-/// text from the request. Neither is an address text can have (it would end past the last byte
-/// of memory).
-const REPEATS_NAME: usize = usize::MAX;
-const REQUEST_TEXT: usize = usize::MAX - 1;
-
 impl<'a> Head<'a> {
-    /// As many as the fullest head has: a server span's method, tool, operation, protocol
-    /// version, transport and protocol name.
-    pub const MAX: usize = 6;
+    pub const MAX: usize = 8;
 
-    pub fn new(name: Name<'a>) -> Head<'a> {
-        let mut hash = Hash(0);
-        hash.fixed(name.0);
-        if let Some(second) = name.1 {
-            hash.bytes(second.as_bytes());
-        }
-        let mut identity = [0; IDENTITY];
-        identity[0] = name.0.as_ptr() as usize;
-        identity[1] = name.0.len();
+    pub const fn new(name: Name<'a>) -> Head<'a> {
         Head {
             name,
-            keys: [""; Head::MAX],
-            values: [""; Head::MAX],
+            pairs: [("", Text::Fixed("")); Head::MAX],
             len: 0,
-            others: 0,
-            identity,
-            hash,
         }
     }
 
     /// Adds an attribute whose value is fixed text.
     pub fn fixed(&mut self, key: &'static str, value: &'static str) {
-        self.hash.fixed(value);
-        self.push(key, value, value.as_ptr() as usize);
+        self.push(key, Text::Fixed(value));
     }
 
     /// Adds an attribute whose value is the request's text.
     pub fn text(&mut self, key: &'static str, value: &'a str) {
-        let mark = if self.repeats_name(value) {
-            self.hash.word(1);
-            REPEATS_NAME
-        } else {
-            self.hash.bytes(value.as_bytes());
-            self.others |= 1 << self.len.min(7);
-            REQUEST_TEXT
-        };
-        self.push(key, value, mark);
+        self.push(key, Text::Borrowed(value));
     }
 
     /// Past [`Head::MAX`], a mistake in the code: left out.
-    fn push(&mut self, key: &'static str, value: &'a str, at: usize) {
+    fn push(&mut self, key: &'static str, value: Text<'a>) {
         debug_assert!(self.len < Head::MAX, "more attributes than a head holds");
-        if self.len < Head::MAX {
-            self.keys[self.len] = key;
-            self.values[self.len] = value;
-            let words = &mut self.identity[2 + 4 * self.len..][..4];
-            words.copy_from_slice(&[key.as_ptr() as usize, key.len(), at, value.len()]);
+        if let Some(slot) = self.pairs.get_mut(self.len) {
+            *slot = (key, value);
             self.len += 1;
         }
     }
 
-    /// The words of its identity in use.
-    fn identity(&self) -> &[usize] {
-        &self.identity[..2 + 4 * self.len]
-    }
-
-    /// The request's texts other than the name's target, in order.
-    fn others(&self) -> impl Iterator<Item = &'a str> + '_ {
-        (0..self.len)
-            .filter(|index| self.others & (1 << index) != 0)
-            .map(|index| self.values[index])
+    fn pairs(&self) -> &[(&'static str, Text<'a>)] {
+        &self.pairs[..self.len]
     }
 
     /// Whether `text` is the name's target itself (the same bytes in memory, not only equal).
     fn repeats_name(&self, text: &str) -> bool {
         self.name.1.is_some_and(|name| std::ptr::eq(name, text))
+    }
+
+    /// A hash of what the head says, cheap to work out: fixed text by its address alone, the
+    /// request's by its bytes, keys not at all (a call site always gives the same keys), and the
+    /// name's target once when an attribute repeats it (the tool's name). [`Cached::is`] checks
+    /// all of it, so a head that hashes as another costs only an encoding.
+    fn hash(&self) -> u64 {
+        let mut hash = Hash(0);
+        hash.fixed(self.name.0);
+        if let Some(second) = self.name.1 {
+            hash.bytes(second.as_bytes());
+        }
+        for (_, value) in self.pairs() {
+            match value {
+                Text::Fixed(text) => hash.fixed(text),
+                Text::Borrowed(text) if self.repeats_name(text) => hash.word(1),
+                Text::Borrowed(text) => hash.bytes(text.as_bytes()),
+            }
+        }
+        hash.0
     }
 
     /// The `Span` fields it stands for: the name (5), then each attribute (9).
@@ -515,8 +495,8 @@ impl<'a> Head<'a> {
             fields.push(b' ');
             fields.extend_from_slice(second.as_bytes());
         }
-        for (key, value) in self.keys[..self.len].iter().zip(&self.values) {
-            let value = Value::Str(truncated(value, MAX_VALUE));
+        for (key, value) in self.pairs() {
+            let value = Value::Str(truncated(value.get(), MAX_VALUE));
             proto::key_value(fields, 9, key, value);
         }
     }
@@ -524,7 +504,7 @@ impl<'a> Head<'a> {
     /// Writes its fields: copied from this thread's cache when the same head was written last
     /// in its slot, else encoded (and kept there, when short).
     fn write(&self, fields: &mut Vec<u8>) {
-        let hash = self.hash.0;
+        let hash = self.hash();
         let written = HEADS.try_with(|heads| {
             let mut heads = heads.borrow_mut();
             let slot = &mut heads[(hash % HEAD_SLOTS as u64) as usize];
@@ -548,35 +528,60 @@ impl<'a> Head<'a> {
     }
 }
 
-/// A head encoded, with what it said: its identity, and its own copy of the request's text.
+/// A head encoded, with what it said: its own copy of the request's text.
 struct Cached {
     hash: u64,
-    identity: Box<[usize]>,
+    first: &'static str,
     second: Option<Box<str>>,
-    others: Box<[Box<str>]>,
+    pairs: Box<[(&'static str, Kept)]>,
     bytes: Box<[u8]>,
+}
+
+/// A cached head's attribute value.
+enum Kept {
+    Fixed(&'static str),
+    Copied(Box<str>),
+    /// The name's target, said again (the tool's name): compared once, as the name.
+    Name,
 }
 
 impl Cached {
     fn of(hash: u64, head: &Head<'_>, bytes: &[u8]) -> Cached {
+        let pairs = head.pairs().iter().map(|(key, value)| {
+            let value = match value {
+                Text::Fixed(text) => Kept::Fixed(text),
+                Text::Borrowed(text) if head.repeats_name(text) => Kept::Name,
+                Text::Borrowed(text) => Kept::Copied((*text).into()),
+            };
+            (*key, value)
+        });
         Cached {
             hash,
-            identity: head.identity().into(),
+            first: head.name.0,
             second: head.name.1.map(Into::into),
-            others: head.others().map(Into::into).collect(),
+            pairs: pairs.collect(),
             bytes: bytes.into(),
         }
     }
 
     /// Whether it is `head`: the same fixed text at the same places, the same request text.
     fn is(&self, head: &Head<'_>) -> bool {
-        *self.identity == *head.identity()
+        std::ptr::eq(self.first, head.name.0)
             && self.second.as_deref() == head.name.1
+            && self.pairs.len() == head.len
             && self
-                .others
+                .pairs
                 .iter()
-                .zip(head.others())
-                .all(|(kept, text)| **kept == *text)
+                .zip(head.pairs())
+                .all(|((key, kept), (other, text))| {
+                    std::ptr::eq(*key, *other)
+                        && match (kept, text) {
+                            (Kept::Fixed(kept), Text::Fixed(text)) => std::ptr::eq(*kept, *text),
+                            (Kept::Name, Text::Borrowed(text)) => head.repeats_name(text),
+                            (Kept::Copied(kept), Text::Borrowed(text)) => **kept == **text,
+                            _ => false,
+                        }
+                })
     }
 }
 
@@ -727,45 +732,6 @@ mod tests {
         assert_eq!(written(&copied), fields(&plain));
         assert_eq!(written(&copied), fields(&plain));
         assert_eq!(written(&head), fields(&plain));
-    }
-
-    /// A client span's head, as the router gathers one.
-    fn client_head(tool: &str, server: &str) -> Vec<u8> {
-        let mut head = Head::new(("tools/call", Some(tool)));
-        head.fixed("mcp.method.name", "tools/call");
-        head.text("gen_ai.tool.name", tool);
-        head.text("pluggedin.server", server);
-        head.fixed("network.transport", "pipe");
-        written(&head)
-    }
-
-    fn contains(bytes: &[u8], part: &[u8]) -> bool {
-        bytes.windows(part.len()).any(|window| window == part)
-    }
-
-    #[test]
-    fn heads_that_differ_in_any_part_are_written_apart() {
-        let tool = String::from("echo");
-        let demo = client_head(&tool, &String::from("demo"));
-        assert!(contains(&demo, b"demo"));
-        // Another server's name of the same length, then the first again (from the cache).
-        let other = client_head(&tool, &String::from("othr"));
-        assert!(contains(&other, b"othr") && !contains(&other, b"demo"));
-        assert_eq!(client_head(&tool, &String::from("demo")), demo);
-        // Fixed text and the same text from the request are written the same, each time.
-        let pipe = String::from("pipe");
-        let mut fixed = Head::new(("tools/call", None));
-        fixed.fixed("network.transport", "pipe");
-        let mut borrowed = Head::new(("tools/call", None));
-        borrowed.text("network.transport", &pipe);
-        for _ in 0..2 {
-            assert_eq!(written(&fixed), written(&borrowed));
-        }
-        // The same value under another key is another attribute.
-        let mut other_key = Head::new(("tools/call", None));
-        other_key.fixed("network.protocol.name", "pipe");
-        assert!(contains(&written(&other_key), b"network.protocol.name"));
-        assert!(!contains(&written(&fixed), b"network.protocol.name"));
     }
 
     #[test]
