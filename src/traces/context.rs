@@ -33,7 +33,7 @@ impl SpanContext {
         }
         let trace_id: [u8; 16] = hex(trace_id)?;
         let span_id: [u8; 8] = hex(span_id)?;
-        let [flags]: [u8; 1] = hex(flags)?;
+        let flags = hex_byte(flags)?;
         if trace_id == [0; 16] || span_id == [0; 8] {
             return None;
         }
@@ -113,6 +113,35 @@ fn hex_into(out: &mut [u8], bytes: &[u8]) {
     }
 }
 
+/// A byte repeated in every byte of a 16-byte word.
+const ONES: u128 = u128::MAX / 0xff;
+
+/// The eight bytes sixteen lowercase hex digits stand for, all at once; `None` for any other
+/// character. Each character is checked against both ranges by adding or subtracting in every
+/// byte at once (every byte below 0x80 first, so that nothing carries between them), then its
+/// value taken (its low half, 9 more for a letter) and the halves packed back into bytes.
+fn unhex_word(text: [u8; 16]) -> Option<[u8; 8]> {
+    let chars = u128::from_be_bytes(text);
+    let high = ONES * 0x80;
+    if chars & high != 0 {
+        return None;
+    }
+    // The high bit of each byte: the character is at least `low`, or at most `top`.
+    let at_least = |low: u8| (chars + ONES * u128::from(0x80 - low)) & high;
+    let at_most = |top: u8| (ONES * u128::from(0x80 + top) - chars) & high;
+    let letters = at_least(b'a') & at_most(b'f');
+    if (at_least(b'0') & at_most(b'9')) | letters != high {
+        return None;
+    }
+    let mut word = (chars & (ONES * 0x0f)) + (letters >> 7) * 9;
+    word = (word | (word >> 4)) & 0x00ff_00ff_00ff_00ff_00ff_00ff_00ff_00ff;
+    word = (word | (word >> 8)) & 0x0000_ffff_0000_ffff_0000_ffff_0000_ffff;
+    word = (word | (word >> 16)) & 0x0000_0000_ffff_ffff_0000_0000_ffff_ffff;
+    #[expect(clippy::cast_possible_truncation, reason = "each half holds 32 bits")]
+    let packed = (((word >> 64) as u64) << 32) | (word as u64);
+    Some(packed.to_be_bytes())
+}
+
 /// Lowercase hex of `bytes` at the end of `text`, as the ids are written.
 fn push_hex(text: &mut String, bytes: &[u8]) {
     let mut out = [0u8; 32];
@@ -121,19 +150,25 @@ fn push_hex(text: &mut String, bytes: &[u8]) {
     text.push_str(std::str::from_utf8(out).expect("hex is ASCII"));
 }
 
+/// The bytes `text` stands for in lowercase hex (`N` a multiple of 8); `None` for anything else.
 fn hex<const N: usize>(text: &str) -> Option<[u8; N]> {
-    if text.len() != N * 2
-        || !text
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    {
+    let text = text.as_bytes();
+    if text.len() != N * 2 {
         return None;
     }
     let mut bytes = [0; N];
-    for (index, byte) in bytes.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&text[index * 2..index * 2 + 2], 16).ok()?;
+    for (out, digits) in bytes.chunks_exact_mut(8).zip(text.chunks_exact(16)) {
+        out.copy_from_slice(&unhex_word(digits.try_into().expect("16 digits"))?);
     }
     Some(bytes)
+}
+
+/// The byte two lowercase hex digits stand for (the flags); `None` for anything else.
+fn hex_byte(text: &str) -> Option<u8> {
+    let [high, low] = text.as_bytes().try_into().ok()?;
+    let mut padded = *b"0000000000000000";
+    padded[14..].copy_from_slice(&[high, low]);
+    Some(unhex_word(padded)?[7])
 }
 
 /// A random word, from a per-thread generator seeded from the OS on its first use: ids must be
@@ -207,5 +242,50 @@ mod tests {
         let child = context.child();
         assert_eq!(child.trace_id, context.trace_id);
         assert_ne!(child.span_id, context.span_id);
+    }
+
+    /// Hex as one byte at a time writes and reads it.
+    fn plain_hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+    }
+
+    fn plain_unhex(text: &[u8]) -> Option<[u8; 8]> {
+        let text = std::str::from_utf8(text).ok()?;
+        if !text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return None;
+        }
+        let mut bytes = [0; 8];
+        for (index, byte) in bytes.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&text[index * 2..index * 2 + 2], 16).ok()?;
+        }
+        Some(bytes)
+    }
+
+    #[test]
+    fn hex_read_a_word_at_a_time_is_hex_read_a_byte_at_a_time() {
+        let mut words: Vec<[u8; 8]> = (0..=255u8).map(|byte| [byte; 8]).collect();
+        words.extend((0..2000).map(|_| random_word().to_le_bytes()));
+        words.push(*b"\x01\x23\x45\x67\x89\xab\xcd\xef");
+        for word in words {
+            let mut digits = [0; 16];
+            hex_into(&mut digits, &word);
+            assert_eq!(digits, plain_hex(&word).as_bytes());
+            assert_eq!(unhex_word(digits), Some(word));
+        }
+        // Every byte at every place, among digits that are valid: read as one at a time does.
+        for place in 0..16 {
+            for byte in 0..=255u8 {
+                let mut text = *b"0123456789abcdef";
+                text[place] = byte;
+                assert_eq!(unhex_word(text), plain_unhex(&text), "{text:?}");
+            }
+        }
+        assert_eq!(hex_byte("7f"), Some(0x7f));
+        for bad in ["7F", "7", "7f0", "g0", ""] {
+            assert_eq!(hex_byte(bad), None, "{bad}");
+        }
     }
 }
