@@ -579,10 +579,12 @@ else:
           file=sys.stderr)
 EOF
 url="http://$lb:12006/mcp"
+# The replica each request went to, in order: the request lines of HAProxy's log (`backend/server`
+# then the timers), not its health checks' lines, which name a server too.
 routed() {
   local logs
   logs=$(podman logs "${prefix}haproxy" 2>&1)
-  grep -o 'replicas/proxy-[0-9]' <<<"$logs" | cut -d / -f 2 || true
+  grep -oE 'replicas/proxy-[0-9]+ -?[0-9]+/' <<<"$logs" | cut -d ' ' -f 1 | cut -d / -f 2 || true
 }
 # A new session: $session, and $home, the replica its initialize landed on, which made it.
 start_session() {
