@@ -212,7 +212,7 @@ async fn call(
         Ok(_) => None,
         Err(error) => Some(error.message.to_string()),
     };
-    router.record_tool_call(&route.server, &route.original, started, error);
+    router.record_tool_call(caller, &route.server, &route.original, started, error);
     outcome
 }
 

@@ -107,6 +107,7 @@ impl Router {
             let error = (result.is_error == Some(true)).then(|| relay::result_text(&result));
             let tool_error = error.is_some();
             self.record(
+                caller,
                 ActivityAction::ToolCall,
                 builtin::activity_identity(name),
                 name,
@@ -138,6 +139,7 @@ impl Router {
             let error = (result.is_error == Some(true)).then(|| relay::result_text(&result));
             let tool_error = error.is_some();
             self.record(
+                caller,
                 ActivityAction::ToolCall,
                 builtin::activity_identity(name),
                 name,
@@ -195,12 +197,12 @@ impl Router {
         };
         let (name, uuid) = self.fleet.identity(&route.server);
         self.record_call(
+            caller,
             ActivityAction::ToolCall,
             (&name, &uuid),
             &route.original,
             started,
-            error,
-            tool_error,
+            (error, tool_error),
         );
         (outcome, tool_error)
     }
@@ -291,6 +293,7 @@ impl Router {
         if params.name == builtin::capabilities::NAME {
             let result = builtin::capabilities::get(&self.builtin_tools());
             self.record(
+                caller,
                 ActivityAction::PromptGet,
                 builtin::capabilities::ACTIVITY_IDENTITY,
                 builtin::capabilities::NAME,
@@ -324,6 +327,7 @@ impl Router {
                 result.description = Some(format!("Custom instructions for the {server} server"));
                 let (_, uuid) = self.fleet.identity(&server);
                 self.record(
+                    caller,
                     ActivityAction::PromptGet,
                     ("Custom Instructions", &uuid),
                     &params.name,
@@ -344,6 +348,7 @@ impl Router {
                     });
                 let (name, uuid) = self.fleet.identity(&route.server);
                 self.record(
+                    caller,
                     ActivityAction::PromptGet,
                     (&name, &uuid),
                     &route.original,
@@ -404,6 +409,7 @@ impl Router {
                     Err(error) => Err(RouteError::Library(error.to_string())),
                 };
                 self.record(
+                    caller,
                     ActivityAction::ResourceRead,
                     ("Document System", "pluggedin_documents"),
                     &params.uri,
@@ -431,6 +437,7 @@ impl Router {
             .and_then(|relayed| relayed.for_caller(&server, Relayable::ReadResource, raw_caller));
         let (name, uuid) = self.fleet.identity(&server);
         self.record(
+            caller,
             ActivityAction::ResourceRead,
             (&name, &uuid),
             &uri,
@@ -466,6 +473,7 @@ impl Router {
             Err(error) => (Err(error), ("unknown".to_owned(), "unknown".to_owned())),
         };
         self.record(
+            caller,
             action,
             (&identity.0, &identity.1),
             item,
@@ -583,6 +591,7 @@ impl Router {
     /// Records a tool call that did not go through [`Router::call_tool`] (`core_tasks`).
     pub(super) fn record_tool_call(
         &self,
+        caller: &Caller,
         server: &str,
         tool: &str,
         started: Instant,
@@ -590,6 +599,7 @@ impl Router {
     ) {
         let (name, uuid) = self.fleet.identity(server);
         self.record(
+            caller,
             ActivityAction::ToolCall,
             (&name, &uuid),
             tool,
@@ -601,26 +611,32 @@ impl Router {
     /// Hands one finished request to the activity recorder.
     fn record(
         &self,
+        caller: &Caller,
         action: ActivityAction,
         identity: (&str, &str),
         item: &str,
         started: Instant,
         error: Option<String>,
     ) {
-        self.record_call(action, identity, item, started, error, false);
+        self.record_call(caller, action, identity, item, started, (error, false));
     }
 
-    /// [`Router::record`], saying whether `error` is a tool's own error result (`isError`) rather
-    /// than a failed request.
+    /// [`Router::record`], saying whether the error is a tool's own error result (`isError`)
+    /// rather than a failed request.
     fn record_call(
         &self,
+        caller: &Caller,
         action: ActivityAction,
         (server_name, server_uuid): (&str, &str),
         item: &str,
         started: Instant,
-        error: Option<String>,
-        tool_error: bool,
+        (error, tool_error): (Option<String>, bool),
     ) {
+        // Another replica's request for a server of fleet scope: that replica, which its client
+        // called, records it (once for the fleet, with the whole call's duration and outcome).
+        if caller.serves_replica() {
+            return;
+        }
         self.recorder.record(Activity {
             at: now_ms(),
             action,

@@ -63,6 +63,20 @@ pub struct Session {
     /// The tools `pluggedin_activate_tools` added to this session's `tools/list` in search
     /// mode, by exposed name, in the order they were added (`exposure`).
     pub(super) activated: Mutex<Vec<String>>,
+    /// The session serves another replica of the fleet, which reaches a server of fleet scope
+    /// through this one: the activity is that replica's to record.
+    serves_replica: bool,
+}
+
+impl Session {
+    /// A session through which the other replicas of a fleet reach the servers of fleet scope
+    /// this replica runs.
+    pub fn serving_replicas() -> Session {
+        Session {
+            serves_replica: true,
+            ..Session::default()
+        }
+    }
 }
 
 /// A client's roots as it last answered, and how often it said they changed since the proxy
@@ -365,6 +379,14 @@ impl Caller {
 
     /// The digest of the caller's bearer token, the principal of an HTTP request; `None` on
     /// stdio (whose principal is its session) and for callers with no client.
+    /// Whether the request comes from another replica of the fleet for a server of fleet scope
+    /// (see [`Session::serving_replicas`]).
+    pub(super) fn serves_replica(&self) -> bool {
+        self.session
+            .as_ref()
+            .is_some_and(|session| session.serves_replica)
+    }
+
     pub(super) fn token(&self) -> Option<&str> {
         self.principal
             .as_deref()

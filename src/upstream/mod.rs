@@ -46,7 +46,17 @@ pub struct ProxyHandler {
 impl ProxyHandler {
     /// A handler for a new client session.
     pub fn new(router: Arc<Router>) -> ProxyHandler {
-        let session = Arc::new(Session::default());
+        ProxyHandler::with_session(router, Session::default())
+    }
+
+    /// The handler through which the other replicas of a fleet reach this one's servers of
+    /// fleet scope: their calls are recorded in the activity log by the replica called.
+    pub(crate) fn serving_replicas(router: Arc<Router>) -> ProxyHandler {
+        ProxyHandler::with_session(router, Session::serving_replicas())
+    }
+
+    fn with_session(router: Arc<Router>, session: Session) -> ProxyHandler {
+        let session = Arc::new(session);
         router.register_session(&session);
         let id = format!("session:{}", uuid::Uuid::new_v4().simple()).into();
         ProxyHandler {

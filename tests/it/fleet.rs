@@ -1295,6 +1295,23 @@ async fn call_on(fleet: &Fleet, index: usize, tool: &str) -> Result<String, Stri
     Ok(text_of(&result))
 }
 
+/// How many times the fleet's activity log has `server`'s `item`.
+async fn activity_rows(database: &str, server: &str, item: &str) -> i64 {
+    let config: tokio_postgres::Config = database.parse().unwrap();
+    let (client, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
+    let connection = tokio::spawn(connection);
+    let row = client
+        .query_one(
+            "SELECT count(*) FROM activity WHERE server_name = $1 AND item = $2",
+            &[&server, &item],
+        )
+        .await
+        .unwrap();
+    drop(client);
+    let _ = connection.await;
+    row.get(0)
+}
+
 /// A server of fleet scope runs on one replica, and every replica's clients reach its one
 /// process (its state in memory is shared); a server of replica scope runs on each. The owner
 /// killed, another replica takes the server over (its state starts over) and calls work again.
@@ -1375,6 +1392,16 @@ async fn a_server_of_fleet_scope_runs_on_one_replica_and_every_replica_reaches_i
         failed,
         Err("This tool intentionally returns an error for testing".to_owned())
     );
+
+    // Every call is in the fleet's activity log once, recorded by the replica its client
+    // called (the owner, reached by another replica, records nothing of it). Each replica
+    // records in order: once the calls of `own`, made after the others, are all in, so are
+    // the others.
+    while activity_rows(&database, "own", "pid").await < 3 {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(activity_rows(&database, "demo", "count").await, 3);
+    assert_eq!(activity_rows(&database, "demo", "pid").await, 3);
 
     // Through a replica that does not run it: the server's questions reach the client and its
     // progress comes back.

@@ -112,7 +112,7 @@ pub(crate) struct ServerView {
 impl ServerView {
     pub(crate) fn new(router: Arc<Router>) -> ServerView {
         ServerView {
-            inner: ProxyHandler::new(router.clone()),
+            inner: ProxyHandler::serving_replicas(router.clone()),
             router,
         }
     }
