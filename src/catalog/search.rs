@@ -2,14 +2,32 @@
 //! person's words ranked against every tool's name, title, description and parameters, the same
 //! answer for the same catalog and query.
 //!
-//! The index is built once per catalog: catalogs are immutable snapshots.
+//! The ranking is BM25F: a tool is one document of several fields (its server, the words of its
+//! name, title, description, search hint, parameter names and parameter descriptions), each with
+//! a weight and a length normalisation of its own ([`FIELDS`]). A term's weighted, normalised
+//! counts over the fields are added up before BM25's saturation, so a word in a tool's name
+//! counts more than the same word in its description, and ten mentions in a long description do
+//! not outweigh one in the name. Words are lower-cased, split at `_ - .` and case changes, and
+//! lightly stemmed (plural and verb endings); stop words are dropped. A query word also looks for
+//! a few related words ([`RELATED`], hand-written), at a fraction of its weight. A query that
+//! names a tool exactly puts that tool first. Every figure of a score can be read back with
+//! [`ToolIndex::explain`].
+//!
+//! The index is built once per catalog: catalogs are immutable snapshots. Each term's postings
+//! hold the tools that have it and its saturated BM25F weight in each, computed at build time, so
+//! a search only adds up posting weights in a reusable array of scores and selects the best.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use rmcp::model::Tool;
 
 /// The `_meta` key of a tool's search hint: words a client's tool search (and ours) should match.
 pub const SEARCH_HINT: &str = "anthropic/searchHint";
+
+/// Between a server's slug and its tool's name in a qualified name (`names::SEPARATOR`).
+const SEPARATOR: &str = "__";
 
 /// One tool found, by its index in the tools the index was built from.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -18,75 +36,594 @@ pub struct Hit {
     pub score: f32,
 }
 
+/// A part of a tool that a search matches, each with its own weight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Field {
+    /// The server's slug, the part of a qualified name before `__`, in words.
+    Server,
+    /// The tool's own name (after the server's `__`), in words.
+    Name,
+    Title,
+    Description,
+    /// `_meta["anthropic/searchHint"]`.
+    Hint,
+    /// The names of the input schema's properties, in words.
+    Parameter,
+    /// The descriptions of the input schema's properties.
+    ParameterDescription,
+}
+
+/// The number of fields.
+const FIELD_COUNT: usize = 7;
+
+impl Field {
+    const ALL: [Field; FIELD_COUNT] = [
+        Field::Server,
+        Field::Name,
+        Field::Title,
+        Field::Description,
+        Field::Hint,
+        Field::Parameter,
+        Field::ParameterDescription,
+    ];
+
+    /// How the field is called in an explanation.
+    pub fn label(self) -> &'static str {
+        match self {
+            Field::Server => "server",
+            Field::Name => "name",
+            Field::Title => "title",
+            Field::Description => "description",
+            Field::Hint => "search hint",
+            Field::Parameter => "parameter name",
+            Field::ParameterDescription => "parameter description",
+        }
+    }
+
+    /// Whether the field holds identifiers (`listMergeRequests`), split at case changes, rather
+    /// than prose, where a capital inside a word is part of a name (`GitHub`, `JavaScript`).
+    fn is_identifier(self) -> bool {
+        matches!(self, Field::Server | Field::Name | Field::Parameter)
+    }
+
+    fn bit(self) -> u8 {
+        1 << self as u8
+    }
+}
+
+/// A field's part in BM25F: how much one occurrence counts (`weight`) and how much the field's
+/// length relative to its average damps that (`b`, 0 none, 1 fully).
+#[derive(Debug, Clone, Copy)]
+pub struct FieldRule {
+    pub field: Field,
+    pub weight: f32,
+    pub b: f32,
+}
+
+/// The fields' rules, in [`Field`]'s order. The name is the strongest evidence of what a tool
+/// does, a title or hint is written for exactly this, the description is long and says much
+/// besides, and parameters say what a tool takes rather than what it does. A server's words are
+/// shared by all its tools: they decide between servers when the query names one (Jira, Slack),
+/// and are not normalised by length.
+pub const FIELDS: [FieldRule; FIELD_COUNT] = [
+    FieldRule {
+        field: Field::Server,
+        weight: 2.0,
+        b: 0.0,
+    },
+    FieldRule {
+        field: Field::Name,
+        weight: 3.0,
+        b: 0.5,
+    },
+    FieldRule {
+        field: Field::Title,
+        weight: 2.0,
+        b: 0.5,
+    },
+    FieldRule {
+        field: Field::Description,
+        weight: 1.0,
+        b: 0.75,
+    },
+    FieldRule {
+        field: Field::Hint,
+        weight: 2.0,
+        b: 0.5,
+    },
+    FieldRule {
+        field: Field::Parameter,
+        weight: 0.5,
+        b: 0.5,
+    },
+    FieldRule {
+        field: Field::ParameterDescription,
+        weight: 0.3,
+        b: 0.75,
+    },
+];
+
+/// The shortest part of a compound word that is split (`worklog` → `work`, `log`).
+const MIN_PART: usize = 3;
+
+/// BM25's saturation: how fast more occurrences stop adding.
+pub const K1: f32 = 1.2;
+
+/// What a related word counts for, against the query's own word.
+pub const RELATED_WEIGHT: f32 = 0.4;
+
+/// What a tool gains when the query covers every word of its name: times the square of the
+/// share of the name's words the query has (related words at their weight).
+pub const NAME_COVERAGE: f32 = 0.0;
+
+/// The ranking's parameters together, so that a benchmark can try others.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Tuning {
+    pub(crate) fields: [FieldRule; FIELD_COUNT],
+    pub(crate) k1: f32,
+    pub(crate) related: f32,
+    pub(crate) coverage: f32,
+}
+
+/// The parameters [`ToolIndex::build`] ranks with.
+pub(crate) const TUNING: Tuning = Tuning {
+    fields: FIELDS,
+    k1: K1,
+    related: RELATED_WEIGHT,
+    coverage: NAME_COVERAGE,
+};
+
+/// Added to the score of a tool whose exact name the query holds: more than any sum of word
+/// scores reaches, so that tool comes first.
+pub const EXACT_NAME_BOOST: f32 = 1000.0;
+
+/// One term's postings, as a range of the index's posting arrays.
+#[derive(Debug, Clone, Copy, Default)]
+struct Postings {
+    start: u32,
+    end: u32,
+    /// BM25's inverse document frequency of the term in this catalog.
+    idf: f32,
+}
+
 /// An index of tools, searched by [`ToolIndex::search`].
 #[derive(Debug, Default)]
 pub struct ToolIndex {
-    /// Term → the tools that contain it, with the term's count in each.
-    postings: HashMap<String, Vec<(usize, u32)>>,
-    lengths: Vec<u32>,
+    /// Term → its id, an index into `postings`.
+    terms: HashMap<String, u32>,
+    postings: Vec<Postings>,
+    /// The postings of every term, one after the other, each term's in tool order: the tool,
+    /// the term's saturated BM25F weight in it, and the fields it occurs in (bits of [`Field`]).
+    posting_tools: Vec<u32>,
+    posting_weights: Vec<f32>,
+    posting_fields: Vec<u8>,
+    /// For each posting in a tool's name: the share of the name's distinct terms it is.
+    posting_name_shares: Vec<f32>,
+    coverage: f32,
+    /// Lower-cased qualified name, and bare name (after `__`), → the tools of that name.
+    names: HashMap<String, Vec<u32>>,
+    tools: usize,
+    /// The query's weight of a related word.
+    related: f32,
+}
+
+/// Why a tool scored what it did for a query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Explanation {
+    /// The tool's score, as [`ToolIndex::search`] gives it.
+    pub score: f32,
+    /// Whether the query holds the tool's exact name ([`EXACT_NAME_BOOST`] is in the score).
+    pub exact_name: bool,
+    /// Every query term the tool has, in the query's order.
+    pub terms: Vec<TermMatch>,
+}
+
+/// One term of a query that a tool has.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TermMatch {
+    /// The term (stemmed) as the index holds it.
+    pub term: String,
+    /// The query's word it comes from: the term itself, or a word it is related to.
+    pub from: String,
+    /// The query's weight of the term: 1, or [`RELATED_WEIGHT`] for a related word.
+    pub weight: f32,
+    /// The tool's fields that hold the term.
+    pub fields: Vec<Field>,
+    /// What the term adds to the score.
+    pub score: f32,
+}
+
+/// A search's scratch space, kept per thread: a score per tool and the tools touched.
+#[derive(Default)]
+struct Scratch {
+    scores: Vec<f32>,
+    touched: Vec<u32>,
+    covered: Vec<f32>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// One term of a query: its id, the query's weight of it, and the word it comes from.
+struct QueryTerm {
+    id: u32,
+    weight: f32,
+    from: String,
 }
 
 impl ToolIndex {
     /// Indexes `tools`; a [`Hit`]'s `tool` is an index into this slice.
     pub fn build(tools: &[Tool]) -> ToolIndex {
-        let mut index = ToolIndex::default();
+        ToolIndex::build_tuned(tools, &TUNING)
+    }
+
+    pub(crate) fn build_tuned(tools: &[Tool], tuning: &Tuning) -> ToolIndex {
+        let mut index = ToolIndex {
+            tools: tools.len(),
+            related: tuning.related,
+            coverage: tuning.coverage,
+            ..ToolIndex::default()
+        };
+        // Each tool's (term, field) occurrences, every field's total length, and the long
+        // words of names, which may be compounds.
+        let mut occurrences: Vec<Vec<(u32, Field)>> = Vec::with_capacity(tools.len());
+        let mut lengths: Vec<[u32; FIELD_COUNT]> = Vec::with_capacity(tools.len());
+        let mut totals = [0f64; FIELD_COUNT];
+        let mut compounds: Vec<(usize, String)> = Vec::new();
         for (position, tool) in tools.iter().enumerate() {
-            let mut counts: HashMap<String, u32> = HashMap::new();
-            let mut length = 0;
-            for term in tool_text(tool).iter().flat_map(|text| terms(text)) {
-                *counts.entry(term).or_default() += 1;
-                length += 1;
+            let mut tool_terms = Vec::new();
+            let mut tool_lengths = [0u32; FIELD_COUNT];
+            for_each_text(tool, |field, text| {
+                for word in words(text, field.is_identifier()) {
+                    let Some(term) = term_of(&word) else {
+                        continue;
+                    };
+                    let id = index.term_id(term);
+                    tool_terms.push((id, field));
+                    tool_lengths[field as usize] += 1;
+                    if field == Field::Name && word.len() >= 2 * MIN_PART && word.is_ascii() {
+                        compounds.push((position, word));
+                    }
+                }
+            });
+            for (total, length) in totals.iter_mut().zip(tool_lengths) {
+                *total += f64::from(length);
             }
-            for (term, count) in counts {
-                index
-                    .postings
-                    .entry(term)
-                    .or_default()
-                    .push((position, count));
+            occurrences.push(tool_terms);
+            lengths.push(tool_lengths);
+            index.add_names(tool, position);
+        }
+        // A name's word made of two words the catalog has elsewhere (`worklog`, `heapsnapshot`)
+        // has its parts in the name too, as extra occurrences that do not lengthen it.
+        for (position, word) in compounds {
+            if let Some((head, tail)) = index.split_compound(&word) {
+                occurrences[position].push((head, Field::Name));
+                occurrences[position].push((tail, Field::Name));
             }
-            index.lengths.push(length);
+        }
+        // Each term once per tool for its document frequency.
+        let mut frequencies: Vec<u32> = vec![0; index.terms.len()];
+        for tool_terms in &mut occurrences {
+            tool_terms.sort_unstable();
+            let mut previous = None;
+            for &(id, _) in tool_terms.iter() {
+                if previous != Some(id) {
+                    frequencies[id as usize] += 1;
+                    previous = Some(id);
+                }
+            }
+        }
+        frequencies.resize(index.terms.len(), 0);
+        let count = tools.len().max(1) as f64;
+        let averages = totals.map(|total| (total / count).max(1.0) as f32);
+
+        // Each term's postings start where the previous term's end.
+        let mut next = 0u32;
+        index.postings = frequencies
+            .iter()
+            .map(|&frequency| {
+                let n = tools.len() as f32;
+                let df = frequency as f32;
+                let postings = Postings {
+                    start: next,
+                    end: next,
+                    idf: (1.0 + (n - df + 0.5) / (df + 0.5)).ln(),
+                };
+                next += frequency;
+                postings
+            })
+            .collect();
+        let size = next as usize;
+        index.posting_tools = vec![0; size];
+        index.posting_weights = vec![0.0; size];
+        index.posting_fields = vec![0; size];
+        index.posting_name_shares = vec![0.0; size];
+        for (tool, (tool_terms, tool_lengths)) in occurrences.iter().zip(&lengths).enumerate() {
+            let name_terms = {
+                let mut names: Vec<u32> = tool_terms
+                    .iter()
+                    .filter(|(_, field)| *field == Field::Name)
+                    .map(|(id, _)| *id)
+                    .collect();
+                names.dedup();
+                names.len().max(1) as f32
+            };
+            // The tool's terms are sorted: each run is one term, its fields in order.
+            let mut at = 0;
+            while at < tool_terms.len() {
+                let id = tool_terms[at].0;
+                let mut frequency = 0f32;
+                let mut fields = 0u8;
+                while at < tool_terms.len() && tool_terms[at].0 == id {
+                    let field = tool_terms[at].1;
+                    let rule = tuning.fields[field as usize];
+                    let length = tool_lengths[field as usize] as f32;
+                    let norm = 1.0 - rule.b + rule.b * length / averages[field as usize];
+                    frequency += rule.weight / norm;
+                    fields |= field.bit();
+                    at += 1;
+                }
+                let postings = &mut index.postings[id as usize];
+                let slot = postings.end as usize;
+                postings.end += 1;
+                index.posting_tools[slot] = tool as u32;
+                index.posting_weights[slot] = frequency / (tuning.k1 + frequency);
+                index.posting_fields[slot] = fields;
+                if fields & Field::Name.bit() != 0 {
+                    index.posting_name_shares[slot] = 1.0 / name_terms;
+                }
+            }
         }
         index
+    }
+
+    /// The id of `term`, new if the index has not seen it.
+    fn term_id(&mut self, term: String) -> u32 {
+        let next = self.terms.len() as u32;
+        *self.terms.entry(term).or_insert(next)
+    }
+
+    /// The two terms `word` is made of, if it is two words the index has, each at least
+    /// [`MIN_PART`] letters and neither a stop word, the longest head first.
+    fn split_compound(&self, word: &str) -> Option<(u32, u32)> {
+        (MIN_PART..=word.len() - MIN_PART).rev().find_map(|at| {
+            let (head, tail) = word.split_at(at);
+            let head = self.terms.get(&term_of(head)?)?;
+            let tail = self.terms.get(&term_of(tail)?)?;
+            Some((*head, *tail))
+        })
+    }
+
+    fn add_names(&mut self, tool: &Tool, position: usize) {
+        let full = tool.name.to_lowercase();
+        let bare = full
+            .split_once(SEPARATOR)
+            .map(|(_, bare)| bare.to_owned())
+            .filter(|bare| !bare.is_empty());
+        for name in std::iter::once(full).chain(bare) {
+            let tools = self.names.entry(name).or_default();
+            if tools.last() != Some(&(position as u32)) {
+                tools.push(position as u32);
+            }
+        }
+    }
+
+    /// The number of tools indexed.
+    pub fn len(&self) -> usize {
+        self.tools
+    }
+
+    /// Whether no tool is indexed.
+    pub fn is_empty(&self) -> bool {
+        self.tools == 0
     }
 
     /// The `limit` best tools for `query` among those `keep` accepts, best first; ties in
     /// the tools' order.
     pub fn search(&self, query: &str, limit: usize, keep: impl Fn(usize) -> bool) -> Vec<Hit> {
-        let mut scores: HashMap<usize, f32> = HashMap::new();
-        let tools = self.lengths.len() as f32;
-        for term in terms(query) {
-            let Some(postings) = self.postings.get(&term) else {
-                continue;
-            };
-            let idf =
-                (1.0 + (tools - postings.len() as f32 + 0.5) / (postings.len() as f32 + 0.5)).ln();
-            for &(tool, count) in postings {
-                *scores.entry(tool).or_default() += idf * count as f32 / (count as f32 + 1.0);
+        if limit == 0 || self.tools == 0 {
+            return Vec::new();
+        }
+        let terms = self.query_terms(query);
+        let exact = self.exact_names(query);
+        // A `keep` that searches again finds this thread's scratch in use: it gets its own.
+        SCRATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut scratch) => self.rank(&terms, &exact, limit, &keep, &mut scratch),
+            Err(_) => self.rank(&terms, &exact, limit, &keep, &mut Scratch::default()),
+        })
+    }
+
+    fn rank(
+        &self,
+        terms: &[QueryTerm],
+        exact: &[u32],
+        limit: usize,
+        keep: &impl Fn(usize) -> bool,
+        scratch: &mut Scratch,
+    ) -> Vec<Hit> {
+        let Scratch {
+            scores,
+            touched,
+            covered,
+        } = scratch;
+        if scores.len() < self.tools {
+            scores.resize(self.tools, 0.0);
+            covered.resize(self.tools, 0.0);
+        }
+        // Every addition is positive, so a score of zero means "not touched yet".
+        for term in terms {
+            let postings = self.postings[term.id as usize];
+            let factor = term.weight * postings.idf;
+            let range = postings.start as usize..postings.end as usize;
+            for ((&tool, &weight), &share) in self.posting_tools[range.clone()]
+                .iter()
+                .zip(&self.posting_weights[range.clone()])
+                .zip(&self.posting_name_shares[range])
+            {
+                let score = &mut scores[tool as usize];
+                if *score == 0.0 {
+                    touched.push(tool);
+                }
+                *score += factor * weight;
+                covered[tool as usize] += term.weight * share;
             }
         }
-        let mut hits: Vec<Hit> = scores
-            .into_iter()
-            .filter(|&(tool, _)| keep(tool))
-            .map(|(tool, score)| Hit { tool, score })
-            .collect();
-        hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.tool.cmp(&b.tool)));
-        hits.truncate(limit);
+        for &tool in exact {
+            let score = &mut scores[tool as usize];
+            if *score == 0.0 {
+                touched.push(tool);
+            }
+            *score += EXACT_NAME_BOOST;
+        }
+        let mut hits: Vec<Hit> = Vec::new();
+        for &tool in touched.iter() {
+            let cover = std::mem::take(&mut covered[tool as usize]);
+            let score = std::mem::take(&mut scores[tool as usize]) + self.coverage * cover * cover;
+            if keep(tool as usize) {
+                hits.push(Hit {
+                    tool: tool as usize,
+                    score,
+                });
+            }
+        }
+        touched.clear();
+        let order = |a: &Hit, b: &Hit| b.score.total_cmp(&a.score).then(a.tool.cmp(&b.tool));
+        if hits.len() > limit {
+            hits.select_nth_unstable_by(limit - 1, order);
+            hits.truncate(limit);
+        }
+        hits.sort_unstable_by(order);
         hits
+    }
+
+    /// Why `tool` scores what it does for `query`: the same figures [`ToolIndex::search`] adds.
+    pub fn explain(&self, query: &str, tool: usize) -> Explanation {
+        let mut explanation = Explanation {
+            score: 0.0,
+            exact_name: self.exact_names(query).contains(&(tool as u32)),
+            terms: Vec::new(),
+        };
+        let names: HashMap<u32, &str> = self
+            .terms
+            .iter()
+            .map(|(term, &id)| (id, term.as_str()))
+            .collect();
+        for term in self.query_terms(query) {
+            let postings = self.postings[term.id as usize];
+            let range = postings.start as usize..postings.end as usize;
+            let Ok(at) = self.posting_tools[range.clone()].binary_search(&(tool as u32)) else {
+                continue;
+            };
+            let slot = range.start + at;
+            let score = term.weight * postings.idf * self.posting_weights[slot];
+            explanation.score += score;
+            let fields = self.posting_fields[slot];
+            explanation.terms.push(TermMatch {
+                term: names.get(&term.id).copied().unwrap_or_default().to_owned(),
+                from: term.from,
+                weight: term.weight,
+                fields: Field::ALL
+                    .into_iter()
+                    .filter(|field| fields & field.bit() != 0)
+                    .collect(),
+                score,
+            });
+        }
+        if explanation.exact_name {
+            explanation.score += EXACT_NAME_BOOST;
+        }
+        explanation
+    }
+
+    /// The query's terms the index has, each once: the query's own words at weight 1 (stop
+    /// words left out), then the words related to them at [`RELATED_WEIGHT`] (a stop word may
+    /// have some: "who" looks for users). A word both in the query and related to one of its
+    /// words counts as the query's.
+    fn query_terms(&self, query: &str) -> Vec<QueryTerm> {
+        let stems: Vec<String> = words(query, false).map(|word| stem(&word)).collect();
+        let mut terms: Vec<QueryTerm> = Vec::new();
+        let mut add = |term: &str, weight: f32, from: &str| {
+            let Some(&id) = self.terms.get(term) else {
+                return;
+            };
+            if !terms.iter().any(|known| known.id == id) {
+                terms.push(QueryTerm {
+                    id,
+                    weight,
+                    from: from.to_owned(),
+                });
+            }
+        };
+        for term in &stems {
+            if !STOP_WORDS.contains(&term.as_str()) {
+                add(term, 1.0, term);
+            }
+        }
+        for term in &stems {
+            for related in related(term) {
+                add(related, self.related, term);
+            }
+        }
+        terms
+    }
+
+    /// The tools whose exact name the query holds, case aside: a word of the query (split at
+    /// white space, quotes and sentence punctuation trimmed) that is a tool's qualified name,
+    /// or its bare name (after `__`) when that is an identifier (`take_screenshot`, not
+    /// `search`), or a whole query that is a bare name.
+    fn exact_names(&self, query: &str) -> Vec<u32> {
+        let mut found: Vec<u32> = Vec::new();
+        let whole = query.trim();
+        let candidates = query
+            .split_whitespace()
+            .map(|word| {
+                word.trim_matches(|ch: char| !(ch.is_alphanumeric() || ch == '_' || ch == '-'))
+            })
+            .filter(|word| {
+                word.contains(SEPARATOR)
+                    || word.contains(['_', '-', '.'])
+                    || word.chars().skip(1).any(char::is_uppercase)
+            })
+            .chain((!whole.contains(char::is_whitespace)).then_some(whole));
+        for word in candidates {
+            if word.is_empty() {
+                continue;
+            }
+            if let Some(tools) = self.names.get(&word.to_lowercase()) {
+                for &tool in tools {
+                    if !found.contains(&tool) {
+                        found.push(tool);
+                    }
+                }
+            }
+        }
+        found
     }
 }
 
-/// The texts of a tool that a search matches.
-fn tool_text(tool: &Tool) -> Vec<String> {
-    let mut texts = vec![tool.name.to_string()];
-    texts.extend(tool.title.clone());
-    texts.extend(tool.description.as_deref().map(str::to_owned));
+/// Calls `each` with every text of `tool` that a search matches, with its field.
+fn for_each_text(tool: &Tool, mut each: impl FnMut(Field, &str)) {
+    match tool.name.split_once(SEPARATOR) {
+        Some((server, name)) => {
+            each(Field::Server, server);
+            each(Field::Name, name);
+        }
+        None => each(Field::Name, &tool.name),
+    }
+    if let Some(title) = &tool.title {
+        each(Field::Title, title);
+    }
+    if let Some(description) = &tool.description {
+        each(Field::Description, description);
+    }
     if let Some(hint) = tool
         .meta
         .as_ref()
         .and_then(|meta| meta.get(SEARCH_HINT))
         .and_then(|hint| hint.as_str())
     {
-        texts.push(hint.to_owned());
+        each(Field::Hint, hint);
     }
     if let Some(properties) = tool
         .input_schema
@@ -94,38 +631,459 @@ fn tool_text(tool: &Tool) -> Vec<String> {
         .and_then(|properties| properties.as_object())
     {
         for (name, property) in properties {
-            texts.push(name.clone());
+            each(Field::Parameter, name);
             if let Some(description) = property.get("description").and_then(|d| d.as_str()) {
-                texts.push(description.to_owned());
+                each(Field::ParameterDescription, description);
             }
         }
     }
-    texts
 }
 
-/// Lower-case words of `text`, split at anything not alphanumeric and at case changes.
-fn terms(text: &str) -> impl Iterator<Item = String> + '_ {
+/// The lower-case words of `text`, split at anything not alphanumeric (so at `_ - .` and
+/// spaces). With `split_case`, also between a lower-case letter or digit and an upper-case one
+/// (`camelCase`), and before the last capital of a run followed by a lower-case word (`URLPath`
+/// → `url`, `path`; but `APIs` → `apis`).
+fn words(text: &str, split_case: bool) -> impl Iterator<Item = String> {
+    let chars: Vec<char> = text.chars().collect();
     let mut words = Vec::new();
     let mut word = String::new();
-    let mut previous_lower = false;
-    for character in text.chars() {
-        if !character.is_alphanumeric() {
-            previous_lower = false;
+    for (at, &ch) in chars.iter().enumerate() {
+        if !ch.is_alphanumeric() {
             if !word.is_empty() {
                 words.push(std::mem::take(&mut word));
             }
             continue;
         }
-        if character.is_uppercase() && previous_lower && !word.is_empty() {
-            words.push(std::mem::take(&mut word));
+        if split_case && !word.is_empty() && ch.is_uppercase() {
+            let before = chars[at - 1];
+            let after = |n: usize| chars.get(at + n).copied();
+            let lower_word_follows = after(1).is_some_and(char::is_lowercase)
+                && !(after(1) == Some('s') && !after(2).is_some_and(char::is_lowercase));
+            if before.is_lowercase()
+                || before.is_ascii_digit()
+                || before.is_uppercase() && lower_word_follows
+            {
+                words.push(std::mem::take(&mut word));
+            }
         }
-        previous_lower = character.is_lowercase();
-        word.extend(character.to_lowercase());
+        word.extend(ch.to_lowercase());
     }
     if !word.is_empty() {
         words.push(word);
     }
     words.into_iter()
+}
+
+/// The index's term for a lower-case word: none for a stop word, else its stem.
+fn term_of(word: &str) -> Option<String> {
+    if STOP_WORDS.contains(&word) {
+        return None;
+    }
+    Some(stem(word))
+}
+
+/// Words too common to tell tools apart, in queries and in tools alike.
+const STOP_WORDS: &[&str] = &[
+    "a", "about", "all", "also", "am", "an", "and", "any", "are", "as", "at", "be", "been", "but",
+    "by", "can", "could", "did", "do", "does", "e", "for", "from", "g", "had", "has", "have",
+    "he", "her", "here", "his", "how", "i", "if", "in", "into", "is", "it", "its", "just", "let",
+    "me", "my", "of", "on", "or", "our", "please", "s", "she", "should", "so", "some", "than",
+    "that", "the", "their", "them", "then", "there", "these", "they", "this", "those", "to", "up",
+    "us", "was", "we", "were", "what", "when", "where", "which", "while", "who", "why", "will",
+    "with", "would", "you", "your",
+];
+
+/// A light stemmer: a plural or verb ending off, then a final `e`, so that `entries`/`entry`,
+/// `creates`/`created`/`creating`/`create` and `running`/`run` meet. A step that would leave
+/// fewer than three letters is not taken; words that are not ASCII are kept as they are.
+fn stem(word: &str) -> String {
+    if !word.is_ascii() {
+        return word.to_owned();
+    }
+    let long = |base: &str| base.len() >= 3;
+    let mut base = word.to_owned();
+    if let Some(root) = word.strip_suffix("ies").filter(|root| long(root)) {
+        base = format!("{root}y");
+    } else if let Some(root) = word.strip_suffix("ied").filter(|root| long(root)) {
+        base = format!("{root}y");
+    } else if word.ends_with("sses")
+        || ["xes", "ches", "shes", "zes"]
+            .iter()
+            .any(|suffix| word.ends_with(suffix))
+    {
+        base.truncate(word.len() - 2);
+    } else if word.ends_with('s') && !["ss", "us", "is"].iter().any(|end| word.ends_with(end)) {
+        if long(&word[..word.len() - 1]) {
+            base.truncate(word.len() - 1);
+        }
+    } else if let Some(root) = word
+        .strip_suffix("ing")
+        .or_else(|| word.strip_suffix("ed"))
+        .filter(|root| long(root))
+    {
+        base = undoubled(root).to_owned();
+    }
+    if base.ends_with('e') && long(&base[..base.len() - 1]) && !base.ends_with("ee") {
+        base.pop();
+    }
+    base
+}
+
+/// `runn` → `run`, `stopp` → `stop`: a verb's doubled last consonant before `-ing`/`-ed`, but
+/// not where a word ends so (`call`, `pass`, `add`).
+fn undoubled(base: &str) -> &str {
+    let bytes = base.as_bytes();
+    let n = bytes.len();
+    if n >= 4
+        && bytes[n - 1] == bytes[n - 2]
+        && !matches!(bytes[n - 1], b'a' | b'e' | b'i' | b'o' | b'u' | b'l' | b's' | b'z' | b'f')
+    {
+        &base[..n - 1]
+    } else {
+        base
+    }
+}
+
+/// Words and the words they are related to: a query's word also looks for these at
+/// [`RELATED_WEIGHT`]. General vocabulary of tools and of the people asking for them (a verb's
+/// near-synonyms, a thing's other names, the tool word for a person's word), never a catalog's
+/// own names; stemmed when the table is first used.
+const RELATED: &[(&str, &[&str])] = &[
+    // Acting on things.
+    ("add", &["create", "insert", "new", "append", "sum"]),
+    ("append", &["add", "insert"]),
+    ("create", &["add", "new", "make"]),
+    ("make", &["create", "new", "generate"]),
+    ("new", &["create", "add"]),
+    ("insert", &["add", "create", "write"]),
+    ("open", &["create", "read", "navigate", "launch"]),
+    ("write", &["create", "save", "set", "update", "edit"]),
+    ("put", &["write", "set", "insert", "upload"]),
+    ("save", &["write", "store", "export", "download"]),
+    ("store", &["save", "write"]),
+    ("remember", &["memory", "store", "save", "observation"]),
+    ("forget", &["delete", "remove", "memory"]),
+    ("remove", &["delete", "drop", "erase", "clear"]),
+    ("delete", &["remove", "drop", "erase"]),
+    ("drop", &["delete", "remove"]),
+    ("erase", &["delete", "remove", "clear"]),
+    ("clear", &["delete", "remove", "reset"]),
+    ("update", &["edit", "modify", "change", "set"]),
+    ("change", &["update", "edit", "modify", "set", "diff"]),
+    ("edit", &["update", "modify", "change", "replace"]),
+    ("modify", &["update", "edit", "change"]),
+    ("set", &["update", "configure", "change"]),
+    ("replace", &["edit", "update", "substitute"]),
+    ("swap", &["replace"]),
+    ("rename", &["move", "name"]),
+    ("move", &["rename", "drag", "transfer"]),
+    ("copy", &["duplicate", "clone"]),
+    ("duplicate", &["copy", "clone"]),
+    ("clone", &["copy", "fork"]),
+    ("fork", &["clone", "copy"]),
+    // Reading and finding.
+    ("get", &["read", "fetch", "retrieve"]),
+    ("read", &["get", "view", "open", "fetch"]),
+    ("show", &["get", "read", "view", "list", "display", "describe"]),
+    ("see", &["get", "read", "view", "show", "list"]),
+    ("view", &["get", "read", "show"]),
+    ("display", &["show", "get"]),
+    ("fetch", &["get", "download", "retrieve", "read"]),
+    ("retrieve", &["get", "fetch", "read"]),
+    ("download", &["fetch", "get", "save", "export"]),
+    ("upload", &["put", "attach", "import"]),
+    ("find", &["search", "lookup", "query", "locate", "get"]),
+    ("search", &["find", "query", "lookup"]),
+    ("look", &["search", "find", "view", "get"]),
+    ("lookup", &["search", "find", "get"]),
+    ("locate", &["find", "search"]),
+    ("check", &["get", "status", "validate", "verify", "inspect"]),
+    ("verify", &["validate", "check"]),
+    ("validate", &["check", "verify", "lint"]),
+    ("inspect", &["get", "describe", "check"]),
+    ("describe", &["schema", "info", "detail", "structure"]),
+    ("explain", &["describe", "analyze"]),
+    ("why", &["reason", "explain", "analyze", "debug", "cause"]),
+    ("who", &["user", "member", "author", "people"]),
+    ("when", &["date", "time"]),
+    ("many", &["count", "number", "total"]),
+    ("count", &["number", "total"]),
+    ("number", &["count", "total"]),
+    ("total", &["count", "sum"]),
+    ("sum", &["add", "total"]),
+    ("plus", &["add", "sum"]),
+    ("calculate", &["compute", "sum", "evaluate"]),
+    // Running and stopping.
+    ("run", &["execute", "start", "launch", "call", "trigger"]),
+    ("execute", &["run", "call", "invoke"]),
+    ("start", &["run", "launch", "begin", "create"]),
+    ("launch", &["start", "run", "open"]),
+    ("trigger", &["run", "start"]),
+    ("restart", &["rerun", "retry", "start"]),
+    ("retry", &["rerun", "restart"]),
+    ("rerun", &["retry", "run"]),
+    ("stop", &["kill", "terminate", "cancel", "end", "abort"]),
+    ("cancel", &["stop", "abort", "terminate", "kill"]),
+    ("kill", &["stop", "terminate", "force"]),
+    ("terminate", &["kill", "stop"]),
+    ("abort", &["cancel", "stop"]),
+    ("end", &["stop", "close", "terminate"]),
+    ("quit", &["close", "exit", "stop"]),
+    ("close", &["end", "stop", "state"]),
+    ("wait", &["poll", "status"]),
+    // Pages and browsers.
+    ("go", &["navigate", "visit", "open"]),
+    ("visit", &["navigate", "open", "go"]),
+    ("navigate", &["go", "open", "visit"]),
+    ("click", &["press", "select"]),
+    ("press", &["click", "key", "type"]),
+    ("hit", &["press", "click", "key"]),
+    ("type", &["fill", "enter", "input"]),
+    ("fill", &["type", "enter", "input", "form"]),
+    ("enter", &["type", "fill", "input", "press", "key"]),
+    ("choose", &["select", "pick", "option"]),
+    ("pick", &["select", "choose"]),
+    ("mouse", &["hover", "click", "drag"]),
+    ("drag", &["drop", "move"]),
+    ("screenshot", &["capture", "image", "snapshot"]),
+    ("image", &["screenshot", "picture", "photo", "snapshot"]),
+    ("picture", &["image", "screenshot", "photo"]),
+    ("photo", &["image", "picture"]),
+    ("capture", &["screenshot", "snapshot", "record"]),
+    ("snapshot", &["screenshot", "capture"]),
+    ("popup", &["dialog", "alert", "modal"]),
+    ("dialog", &["popup", "alert", "modal", "confirm"]),
+    ("modal", &["dialog", "popup"]),
+    ("alert", &["dialog", "popup", "notification"]),
+    ("accept", &["confirm", "approve", "dialog"]),
+    ("confirm", &["accept", "approve"]),
+    ("dismiss", &["close", "reject", "cancel"]),
+    ("website", &["site", "page", "web", "url"]),
+    ("site", &["website", "page", "web"]),
+    ("page", &["tab", "site"]),
+    ("tab", &["page", "window"]),
+    ("url", &["link", "address", "page"]),
+    ("link", &["url", "address"]),
+    ("address", &["url", "location", "link"]),
+    ("crawl", &["scrape", "spider"]),
+    ("scrape", &["crawl", "extract", "fetch"]),
+    ("extract", &["parse", "scrape", "get"]),
+    ("parse", &["extract", "convert"]),
+    ("convert", &["transform", "export", "parse"]),
+    ("export", &["download", "save", "convert"]),
+    ("import", &["load", "upload"]),
+    ("load", &["import", "open", "read"]),
+    ("web", &["internet", "online", "search"]),
+    ("internet", &["web", "online"]),
+    ("online", &["web", "internet"]),
+    ("news", &["search", "web", "recent"]),
+    ("console", &["log", "output"]),
+    ("print", &["output", "log", "stdout", "console"]),
+    ("output", &["log", "result", "print", "stdout"]),
+    ("log", &["history", "output", "record", "console"]),
+    ("trace", &["profile", "performance", "record"]),
+    ("performance", &["trace", "speed", "profile"]),
+    ("slow", &["performance", "throttle", "speed"]),
+    ("leak", &["heap", "memory"]),
+    ("memory", &["heap", "ram"]),
+    ("heap", &["memory"]),
+    // Files, folders and documents.
+    ("folder", &["directory", "dir"]),
+    ("directory", &["folder", "dir"]),
+    ("file", &["document", "doc"]),
+    ("document", &["file", "doc"]),
+    ("doc", &["document", "documentation", "docs"]),
+    ("docs", &["documentation", "doc"]),
+    ("documentation", &["doc", "docs", "guide", "manual", "reference"]),
+    ("content", &["text", "body"]),
+    ("text", &["content", "string"]),
+    ("size", &["big", "space", "bytes", "length"]),
+    ("big", &["size", "large"]),
+    ("large", &["size", "big"]),
+    ("space", &["size", "disk"]),
+    ("spreadsheet", &["excel", "workbook", "sheet", "xlsx"]),
+    ("workbook", &["spreadsheet", "excel", "xlsx"]),
+    ("excel", &["spreadsheet", "workbook", "xlsx"]),
+    ("sheet", &["spreadsheet", "worksheet", "tab"]),
+    ("cell", &["range", "cells"]),
+    ("row", &["record", "entry", "line", "item"]),
+    ("column", &["field"]),
+    ("field", &["column", "property", "attribute", "schema"]),
+    ("structure", &["schema", "outline", "tree", "layout"]),
+    ("schema", &["structure", "field", "column"]),
+    ("outline", &["structure", "heading"]),
+    ("heading", &["title", "header"]),
+    ("header", &["heading"]),
+    ("title", &["heading", "name"]),
+    ("chart", &["graph", "plot", "diagram"]),
+    ("graph", &["chart", "plot"]),
+    ("highlight", &["format", "color", "style", "mark"]),
+    ("color", &["colour", "format", "style"]),
+    ("colour", &["color", "format", "style"]),
+    ("red", &["color"]),
+    ("style", &["format", "css"]),
+    ("css", &["style"]),
+    ("sort", &["order"]),
+    ("order", &["sort"]),
+    ("word", &["docx", "document"]),
+    ("docx", &["word", "document"]),
+    ("pdf", &["document"]),
+    ("password", &["protect", "secret", "credential"]),
+    ("protect", &["password", "lock", "secure"]),
+    // Code, forges and trackers.
+    ("repository", &["repo", "project"]),
+    ("repo", &["repository", "project"]),
+    ("project", &["repository", "repo", "workspace"]),
+    ("issue", &["ticket", "bug", "problem"]),
+    ("ticket", &["issue", "bug", "task"]),
+    ("bug", &["issue", "ticket", "error", "defect"]),
+    ("problem", &["issue", "error"]),
+    ("error", &["exception", "issue", "failure", "bug", "fail"]),
+    ("fail", &["error", "failure", "failed"]),
+    ("crash", &["error", "exception"]),
+    ("pr", &["pull", "request", "merge"]),
+    ("mr", &["merge", "request"]),
+    ("comment", &["note", "reply", "discussion", "remark"]),
+    ("reply", &["comment", "respond", "answer", "thread"]),
+    ("answer", &["reply", "respond"]),
+    ("note", &["comment", "observation", "memo"]),
+    ("approve", &["accept", "review", "approval"]),
+    ("reject", &["decline", "deny", "dismiss"]),
+    ("history", &["log", "changelog", "revision", "version"]),
+    ("version", &["revision", "history", "release"]),
+    ("commit", &["change", "revision"]),
+    ("diff", &["compare", "change", "difference"]),
+    ("compare", &["diff", "difference"]),
+    ("difference", &["diff", "compare"]),
+    ("stage", &["add", "staged", "index"]),
+    ("revert", &["undo", "rollback", "reset"]),
+    ("undo", &["revert", "reset"]),
+    ("rollback", &["revert", "undo"]),
+    ("deploy", &["release", "publish", "ship"]),
+    ("release", &["deploy", "version", "publish"]),
+    ("pipeline", &["workflow", "build", "job", "ci"]),
+    ("workflow", &["pipeline", "job"]),
+    ("build", &["pipeline", "job", "compile"]),
+    ("job", &["pipeline", "build", "task"]),
+    ("test", &["spec", "check"]),
+    ("flaky", &["flake", "intermittent", "unstable"]),
+    ("tag", &["label"]),
+    ("label", &["tag"]),
+    ("assign", &["assignee", "owner"]),
+    ("blame", &["annotate", "author"]),
+    ("author", &["owner", "creator", "user"]),
+    // People, messages and accounts.
+    ("user", &["member", "person", "account", "people", "profile"]),
+    ("person", &["user", "member", "people", "contact"]),
+    ("people", &["user", "member", "person"]),
+    ("member", &["user", "people"]),
+    ("account", &["user", "profile", "login"]),
+    ("profile", &["user", "account"]),
+    ("login", &["auth", "sign", "account", "user"]),
+    ("team", &["group", "member", "organization"]),
+    ("organization", &["org", "team", "company"]),
+    ("org", &["organization"]),
+    ("message", &["post", "chat", "send", "text"]),
+    ("send", &["post", "message", "publish", "notify"]),
+    ("post", &["send", "message", "publish"]),
+    ("tell", &["message", "send", "comment", "notify"]),
+    ("say", &["message", "post", "comment"]),
+    ("said", &["message", "post", "comment"]),
+    ("chat", &["message", "channel"]),
+    ("channel", &["chat", "room"]),
+    ("email", &["mail", "address"]),
+    ("mail", &["email"]),
+    ("notify", &["notification", "alert", "message"]),
+    ("watch", &["monitor", "subscribe", "follow", "alert"]),
+    ("monitor", &["watch", "track"]),
+    ("follow", &["watch", "subscribe"]),
+    ("subscribe", &["watch", "follow"]),
+    ("permission", &["access", "allowed", "restriction", "role"]),
+    ("permit", &["allow", "permission", "access"]),
+    ("allowed", &["permission", "access", "permit"]),
+    ("access", &["permission", "allow"]),
+    ("secret", &["password", "key", "credential", "token"]),
+    ("key", &["secret", "token", "credential"]),
+    ("token", &["key", "secret"]),
+    ("config", &["configuration", "setting", "option"]),
+    ("configuration", &["config", "setting"]),
+    ("setting", &["config", "configuration", "option", "preference"]),
+    ("option", &["setting", "config"]),
+    ("env", &["environment", "variable"]),
+    ("environment", &["env", "variable"]),
+    // Time and place.
+    ("time", &["clock", "date", "hour", "zone"]),
+    ("clock", &["time"]),
+    ("now", &["current", "time"]),
+    ("today", &["date", "current", "recent"]),
+    ("date", &["time", "day"]),
+    ("recent", &["latest", "last", "new"]),
+    ("latest", &["recent", "last", "newest", "current"]),
+    ("last", &["latest", "recent", "previous"]),
+    ("previous", &["last", "prior"]),
+    ("current", &["now", "active"]),
+    ("place", &["location", "business", "nearby"]),
+    ("near", &["nearby", "location", "local"]),
+    ("nearby", &["near", "local"]),
+    ("location", &["place", "address", "coordinate"]),
+    ("coordinate", &["geocode", "latitude", "longitude", "location"]),
+    ("drive", &["direction", "route", "distance", "travel"]),
+    ("travel", &["direction", "route", "distance"]),
+    ("direction", &["route", "travel"]),
+    ("route", &["direction", "path"]),
+    ("distance", &["travel", "direction"]),
+    ("far", &["distance"]),
+    // Data and money.
+    ("database", &["db", "sql"]),
+    ("db", &["database"]),
+    ("query", &["sql", "search", "select"]),
+    ("select", &["query", "sql", "choose"]),
+    ("sql", &["query", "database"]),
+    ("collection", &["table"]),
+    ("table", &["collection", "sheet"]),
+    ("record", &["row", "entry", "capture"]),
+    ("payment", &["pay", "charge", "invoice", "checkout"]),
+    ("checkout", &["payment", "pay"]),
+    ("invoice", &["bill", "payment"]),
+    ("customer", &["client", "user"]),
+    ("subscription", &["plan", "recurring"]),
+    ("plan", &["subscription", "price"]),
+    ("price", &["cost", "plan"]),
+    ("discount", &["coupon", "promo"]),
+    ("coupon", &["discount", "promo"]),
+    ("paper", &["article", "publication"]),
+    ("article", &["paper", "post"]),
+    ("citation", &["cite", "bibtex", "reference"]),
+    ("bibtex", &["citation"]),
+    ("cite", &["citation"]),
+    ("summary", &["summarize", "overview", "abstract"]),
+    ("summarize", &["summary"]),
+    ("abstract", &["summary"]),
+    ("repeat", &["echo"]),
+    ("echo", &["repeat"]),
+    ("process", &["program", "task", "pid"]),
+    ("program", &["process", "application"]),
+    ("terminal", &["shell", "session", "console", "process"]),
+    ("shell", &["terminal", "command"]),
+    ("command", &["shell", "terminal", "execute"]),
+];
+
+/// The stemmed words related to a stemmed `term` ([`RELATED`]).
+fn related(term: &str) -> impl Iterator<Item = &'static str> + '_ {
+    static TABLE: OnceLock<HashMap<String, Vec<String>>> = OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        let mut table: HashMap<String, Vec<String>> = HashMap::new();
+        for (word, others) in RELATED {
+            let entry = table.entry(stem(word)).or_default();
+            for other in others.iter().map(|other| stem(other)) {
+                if !entry.contains(&other) {
+                    entry.push(other);
+                }
+            }
+        }
+        table
+    });
+    table.get(term).into_iter().flatten().map(String::as_str)
 }
 
 #[cfg(test)]
