@@ -54,7 +54,7 @@ pub enum Field {
 }
 
 /// The number of fields.
-const FIELD_COUNT: usize = 7;
+pub const FIELD_COUNT: usize = 7;
 
 impl Field {
     const ALL: [Field; FIELD_COUNT] = [
@@ -108,7 +108,7 @@ pub struct FieldRule {
 pub const FIELDS: [FieldRule; FIELD_COUNT] = [
     FieldRule {
         field: Field::Server,
-        weight: 2.0,
+        weight: 3.0,
         b: 0.0,
     },
     FieldRule {
@@ -138,7 +138,7 @@ pub const FIELDS: [FieldRule; FIELD_COUNT] = [
     },
     FieldRule {
         field: Field::ParameterDescription,
-        weight: 0.3,
+        weight: 0.1,
         b: 0.75,
     },
 ];
@@ -147,14 +147,14 @@ pub const FIELDS: [FieldRule; FIELD_COUNT] = [
 const MIN_PART: usize = 3;
 
 /// BM25's saturation: how fast more occurrences stop adding.
-pub const K1: f32 = 1.2;
+pub const K1: f32 = 2.0;
 
 /// What a related word counts for, against the query's own word.
-pub const RELATED_WEIGHT: f32 = 0.4;
+pub const RELATED_WEIGHT: f32 = 0.6;
 
 /// What a tool gains when the query covers every word of its name: times the square of the
 /// share of the name's words the query has (related words at their weight).
-pub const NAME_COVERAGE: f32 = 0.0;
+pub const NAME_COVERAGE: f32 = 2.0;
 
 /// The ranking's parameters together, so that a benchmark can try others.
 #[derive(Debug, Clone, Copy)]
@@ -223,7 +223,8 @@ pub struct Explanation {
 pub struct TermMatch {
     /// The term (stemmed) as the index holds it.
     pub term: String,
-    /// The query's word it comes from: the term itself, or a word it is related to.
+    /// The query's word it comes from: the word the term is the stem of, or a word it is
+    /// related to.
     pub from: String,
     /// The query's weight of the term: 1, or [`RELATED_WEIGHT`] for a related word.
     pub weight: f32,
@@ -271,21 +272,23 @@ impl ToolIndex {
         let mut lengths: Vec<[u32; FIELD_COUNT]> = Vec::with_capacity(tools.len());
         let mut totals = [0f64; FIELD_COUNT];
         let mut compounds: Vec<(usize, String)> = Vec::new();
+        let mut term = String::new();
         for (position, tool) in tools.iter().enumerate() {
             let mut tool_terms = Vec::new();
             let mut tool_lengths = [0u32; FIELD_COUNT];
             for_each_text(tool, |field, text| {
-                for word in words(text, field.is_identifier()) {
-                    let Some(term) = term_of(&word) else {
-                        continue;
-                    };
-                    let id = index.term_id(term);
+                each_word(text, field.is_identifier(), |word| {
+                    if is_stop_word(word) {
+                        return;
+                    }
+                    stem_into(word, &mut term);
+                    let id = index.term_id(&term);
                     tool_terms.push((id, field));
                     tool_lengths[field as usize] += 1;
                     if field == Field::Name && word.len() >= 2 * MIN_PART && word.is_ascii() {
-                        compounds.push((position, word));
+                        compounds.push((position, word.to_owned()));
                     }
-                }
+                });
             });
             for (total, length) in totals.iter_mut().zip(tool_lengths) {
                 *total += f64::from(length);
@@ -379,9 +382,13 @@ impl ToolIndex {
     }
 
     /// The id of `term`, new if the index has not seen it.
-    fn term_id(&mut self, term: String) -> u32 {
-        let next = self.terms.len() as u32;
-        *self.terms.entry(term).or_insert(next)
+    fn term_id(&mut self, term: &str) -> u32 {
+        if let Some(&id) = self.terms.get(term) {
+            return id;
+        }
+        let id = self.terms.len() as u32;
+        self.terms.insert(term.to_owned(), id);
+        id
     }
 
     /// The two terms `word` is made of, if it is two words the index has, each at least
@@ -541,7 +548,13 @@ impl ToolIndex {
     /// have some: "who" looks for users). A word both in the query and related to one of its
     /// words counts as the query's.
     fn query_terms(&self, query: &str) -> Vec<QueryTerm> {
-        let stems: Vec<String> = words(query, false).map(|word| stem(&word)).collect();
+        let words: Vec<(String, String)> = words(query, false)
+            .into_iter()
+            .map(|word| {
+                let stem = stem(&word);
+                (word, stem)
+            })
+            .collect();
         let mut terms: Vec<QueryTerm> = Vec::new();
         let mut add = |term: &str, weight: f32, from: &str| {
             let Some(&id) = self.terms.get(term) else {
@@ -555,14 +568,14 @@ impl ToolIndex {
                 });
             }
         };
-        for term in &stems {
-            if !STOP_WORDS.contains(&term.as_str()) {
-                add(term, 1.0, term);
+        for (word, stem) in &words {
+            if !is_stop_word(word) {
+                add(stem, 1.0, word);
             }
         }
-        for term in &stems {
-            for related in related(term) {
-                add(related, self.related, term);
+        for (word, stem) in &words {
+            for related in related(stem) {
+                add(related, self.related, word);
             }
         }
         terms
@@ -639,50 +652,63 @@ fn for_each_text(tool: &Tool, mut each: impl FnMut(Field, &str)) {
     }
 }
 
-/// The lower-case words of `text`, split at anything not alphanumeric (so at `_ - .` and
-/// spaces). With `split_case`, also between a lower-case letter or digit and an upper-case one
-/// (`camelCase`), and before the last capital of a run followed by a lower-case word (`URLPath`
-/// → `url`, `path`; but `APIs` → `apis`).
-fn words(text: &str, split_case: bool) -> impl Iterator<Item = String> {
-    let chars: Vec<char> = text.chars().collect();
-    let mut words = Vec::new();
+/// Calls `each` with the lower-case words of `text`, split at anything not alphanumeric (so at
+/// `_ - .` and spaces). With `split_case`, also between a lower-case letter or digit and an
+/// upper-case one (`camelCase`), and before the last capital of a run followed by a lower-case
+/// word (`URLPath` → `url`, `path`; but `APIs` → `apis`).
+fn each_word(text: &str, split_case: bool, mut each: impl FnMut(&str)) {
     let mut word = String::new();
-    for (at, &ch) in chars.iter().enumerate() {
+    let mut previous = ' ';
+    for (at, ch) in text.char_indices() {
         if !ch.is_alphanumeric() {
             if !word.is_empty() {
-                words.push(std::mem::take(&mut word));
+                each(&word);
+                word.clear();
             }
             continue;
         }
-        if split_case && !word.is_empty() && ch.is_uppercase() {
-            let before = chars[at - 1];
-            let after = |n: usize| chars.get(at + n).copied();
-            let lower_word_follows = after(1).is_some_and(char::is_lowercase)
-                && !(after(1) == Some('s') && !after(2).is_some_and(char::is_lowercase));
-            if before.is_lowercase()
-                || before.is_ascii_digit()
-                || before.is_uppercase() && lower_word_follows
+        if split_case && ch.is_uppercase() && !word.is_empty() {
+            let mut rest = text[at + ch.len_utf8()..].chars();
+            let (one, two) = (rest.next(), rest.next());
+            let lower_word_follows = one.is_some_and(char::is_lowercase)
+                && !(one == Some('s') && !two.is_some_and(char::is_lowercase));
+            if previous.is_lowercase()
+                || previous.is_ascii_digit()
+                || previous.is_uppercase() && lower_word_follows
             {
-                words.push(std::mem::take(&mut word));
+                each(&word);
+                word.clear();
             }
         }
-        word.extend(ch.to_lowercase());
+        previous = ch;
+        if ch.is_ascii() {
+            word.push(ch.to_ascii_lowercase());
+        } else {
+            word.extend(ch.to_lowercase());
+        }
     }
     if !word.is_empty() {
-        words.push(word);
+        each(&word);
     }
-    words.into_iter()
+}
+
+/// The lower-case words of `text` (see [`each_word`]).
+fn words(text: &str, split_case: bool) -> Vec<String> {
+    let mut words = Vec::new();
+    each_word(text, split_case, |word| words.push(word.to_owned()));
+    words
 }
 
 /// The index's term for a lower-case word: none for a stop word, else its stem.
 fn term_of(word: &str) -> Option<String> {
-    if STOP_WORDS.contains(&word) {
-        return None;
-    }
-    Some(stem(word))
+    (!is_stop_word(word)).then(|| stem(word))
 }
 
-/// Words too common to tell tools apart, in queries and in tools alike.
+fn is_stop_word(word: &str) -> bool {
+    STOP_WORDS.binary_search(&word).is_ok()
+}
+
+/// Words too common to tell tools apart, in queries and in tools alike; sorted.
 const STOP_WORDS: &[&str] = &[
     "a", "about", "all", "also", "am", "an", "and", "any", "are", "as", "at", "be", "been", "but",
     "by", "can", "could", "did", "do", "does", "e", "for", "from", "g", "had", "has", "have",
@@ -693,40 +719,51 @@ const STOP_WORDS: &[&str] = &[
     "with", "would", "you", "your",
 ];
 
+/// The stem of a lower-case word (see [`stem_into`]).
+fn stem(word: &str) -> String {
+    let mut stem = String::new();
+    stem_into(word, &mut stem);
+    stem
+}
+
 /// A light stemmer: a plural or verb ending off, then a final `e`, so that `entries`/`entry`,
 /// `creates`/`created`/`creating`/`create` and `running`/`run` meet. A step that would leave
 /// fewer than three letters is not taken; words that are not ASCII are kept as they are.
-fn stem(word: &str) -> String {
+/// Writes the stem into `stem`.
+fn stem_into(word: &str, stem: &mut String) {
+    stem.clear();
+    stem.push_str(word);
     if !word.is_ascii() {
-        return word.to_owned();
+        return;
     }
-    let long = |base: &str| base.len() >= 3;
-    let mut base = word.to_owned();
-    if let Some(root) = word.strip_suffix("ies").filter(|root| long(root)) {
-        base = format!("{root}y");
-    } else if let Some(root) = word.strip_suffix("ied").filter(|root| long(root)) {
-        base = format!("{root}y");
+    let long = |length: usize| length >= 3;
+    if let Some(root) = word
+        .strip_suffix("ies")
+        .or_else(|| word.strip_suffix("ied"))
+        .filter(|root| long(root.len()))
+    {
+        stem.truncate(root.len());
+        stem.push('y');
     } else if word.ends_with("sses")
         || ["xes", "ches", "shes", "zes"]
             .iter()
             .any(|suffix| word.ends_with(suffix))
     {
-        base.truncate(word.len() - 2);
+        stem.truncate(word.len() - 2);
     } else if word.ends_with('s') && !["ss", "us", "is"].iter().any(|end| word.ends_with(end)) {
-        if long(&word[..word.len() - 1]) {
-            base.truncate(word.len() - 1);
+        if long(word.len() - 1) {
+            stem.truncate(word.len() - 1);
         }
     } else if let Some(root) = word
         .strip_suffix("ing")
         .or_else(|| word.strip_suffix("ed"))
-        .filter(|root| long(root))
+        .filter(|root| long(root.len()))
     {
-        base = undoubled(root).to_owned();
+        stem.truncate(undoubled(root).len());
     }
-    if base.ends_with('e') && long(&base[..base.len() - 1]) && !base.ends_with("ee") {
-        base.pop();
+    if stem.ends_with('e') && long(stem.len() - 1) && !stem.ends_with("ee") {
+        stem.pop();
     }
-    base
 }
 
 /// `runn` → `run`, `stopp` → `stop`: a verb's doubled last consonant before `-ing`/`-ed`, but
@@ -761,6 +798,8 @@ const RELATED: &[(&str, &[&str])] = &[
     ("put", &["write", "set", "insert", "upload"]),
     ("save", &["write", "store", "export", "download"]),
     ("store", &["save", "write"]),
+    ("keep", &["store", "save"]),
+    ("prefer", &["preference", "setting"]),
     ("remember", &["memory", "store", "save", "observation"]),
     ("forget", &["delete", "remove", "memory"]),
     ("remove", &["delete", "drop", "erase", "clear"]),
@@ -831,6 +870,8 @@ const RELATED: &[(&str, &[&str])] = &[
     ("quit", &["close", "exit", "stop"]),
     ("close", &["end", "stop", "state"]),
     ("wait", &["poll", "status"]),
+    ("continue", &["next", "resume", "more"]),
+    ("rest", &["remaining", "more", "continue"]),
     // Pages and browsers.
     ("go", &["navigate", "visit", "open"]),
     ("visit", &["navigate", "open", "go"]),
@@ -863,7 +904,8 @@ const RELATED: &[(&str, &[&str])] = &[
     ("page", &["tab", "site"]),
     ("tab", &["page", "window"]),
     ("url", &["link", "address", "page"]),
-    ("link", &["url", "address"]),
+    ("link", &["url", "address", "relation"]),
+    ("relation", &["link", "relationship", "connection"]),
     ("address", &["url", "location", "link"]),
     ("crawl", &["scrape", "spider"]),
     ("scrape", &["crawl", "extract", "fetch"]),
@@ -884,6 +926,8 @@ const RELATED: &[(&str, &[&str])] = &[
     ("trace", &["profile", "performance", "record"]),
     ("performance", &["trace", "speed", "profile"]),
     ("slow", &["performance", "throttle", "speed"]),
+    ("simulate", &["emulate", "mock"]),
+    ("emulate", &["simulate"]),
     ("leak", &["heap", "memory"]),
     ("memory", &["heap", "ram"]),
     ("heap", &["memory"]),
@@ -1015,6 +1059,7 @@ const RELATED: &[(&str, &[&str])] = &[
     ("time", &["clock", "date", "hour", "zone"]),
     ("clock", &["time"]),
     ("now", &["current", "time"]),
+    ("moment", &["now", "current"]),
     ("today", &["date", "current", "recent"]),
     ("date", &["time", "day"]),
     ("recent", &["latest", "last", "new"]),
