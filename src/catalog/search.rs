@@ -8,10 +8,12 @@
 //! counts over the fields are added up before BM25's saturation, so a word in a tool's name
 //! counts more than the same word in its description, and ten mentions in a long description do
 //! not outweigh one in the name. Words are lower-cased, split at `_ - .` and case changes, and
-//! lightly stemmed (plural and verb endings); stop words are dropped. A query word also looks for
-//! a few related words ([`RELATED`], hand-written), at a fraction of its weight. A query that
-//! names a tool exactly puts that tool first. Every figure of a score can be read back with
-//! [`ToolIndex::explain`].
+//! lightly stemmed (plural and verb endings); stop words are dropped; a word of a name made of
+//! two words the catalog has (`worklog`) counts as both too. A query word also looks for a few
+//! related words (a hand-written table of general vocabulary), at a fraction of its weight
+//! ([`RELATED_WEIGHT`]). A tool gains for the share of its name's words the query covers
+//! ([`NAME_COVERAGE`]), and a query that names a tool exactly puts that tool first
+//! ([`EXACT_NAME_BOOST`]). Every figure of a score can be read back with [`ToolIndex::explain`].
 //!
 //! The index is built once per catalog: catalogs are immutable snapshots. Each term's postings
 //! hold the tools that have it and its saturated BM25F weight in each, computed at build time, so
@@ -214,6 +216,9 @@ pub struct Explanation {
     pub score: f32,
     /// Whether the query holds the tool's exact name ([`EXACT_NAME_BOOST`] is in the score).
     pub exact_name: bool,
+    /// What the tool gains for the share of its name's words the query has
+    /// ([`NAME_COVERAGE`]), in the score.
+    pub name_coverage: f32,
     /// Every query term the tool has, in the query's order.
     pub terms: Vec<TermMatch>,
 }
@@ -277,6 +282,10 @@ impl ToolIndex {
             let mut tool_terms = Vec::new();
             let mut tool_lengths = [0u32; FIELD_COUNT];
             for_each_text(tool, |field, text| {
+                // A field that counts for nothing is left out: every posting adds to a score.
+                if tuning.fields[field as usize].weight <= 0.0 {
+                    return;
+                }
                 each_word(text, field.is_identifier(), |word| {
                     if is_stop_word(word) {
                         return;
@@ -509,8 +518,10 @@ impl ToolIndex {
         let mut explanation = Explanation {
             score: 0.0,
             exact_name: self.exact_names(query).contains(&(tool as u32)),
+            name_coverage: 0.0,
             terms: Vec::new(),
         };
+        let mut covered = 0.0;
         let names: HashMap<u32, &str> = self
             .terms
             .iter()
@@ -525,6 +536,7 @@ impl ToolIndex {
             let slot = range.start + at;
             let score = term.weight * postings.idf * self.posting_weights[slot];
             explanation.score += score;
+            covered += term.weight * self.posting_name_shares[slot];
             let fields = self.posting_fields[slot];
             explanation.terms.push(TermMatch {
                 term: names.get(&term.id).copied().unwrap_or_default().to_owned(),
@@ -540,6 +552,8 @@ impl ToolIndex {
         if explanation.exact_name {
             explanation.score += EXACT_NAME_BOOST;
         }
+        explanation.name_coverage = self.coverage * covered * covered;
+        explanation.score += explanation.name_coverage;
         explanation
     }
 
@@ -711,12 +725,12 @@ fn is_stop_word(word: &str) -> bool {
 /// Words too common to tell tools apart, in queries and in tools alike; sorted.
 const STOP_WORDS: &[&str] = &[
     "a", "about", "all", "also", "am", "an", "and", "any", "are", "as", "at", "be", "been", "but",
-    "by", "can", "could", "did", "do", "does", "e", "for", "from", "g", "had", "has", "have",
-    "he", "her", "here", "his", "how", "i", "if", "in", "into", "is", "it", "its", "just", "let",
-    "me", "my", "of", "on", "or", "our", "please", "s", "she", "should", "so", "some", "than",
-    "that", "the", "their", "them", "then", "there", "these", "they", "this", "those", "to", "up",
-    "us", "was", "we", "were", "what", "when", "where", "which", "while", "who", "why", "will",
-    "with", "would", "you", "your",
+    "by", "can", "could", "did", "do", "does", "e", "for", "from", "g", "had", "has", "have", "he",
+    "her", "here", "his", "how", "i", "if", "in", "into", "is", "it", "its", "just", "let", "me",
+    "my", "of", "on", "or", "our", "please", "s", "she", "should", "so", "some", "than", "that",
+    "the", "their", "them", "then", "there", "these", "they", "this", "those", "to", "up", "us",
+    "was", "we", "were", "what", "when", "where", "which", "while", "who", "why", "will", "with",
+    "would", "you", "your",
 ];
 
 /// The stem of a lower-case word (see [`stem_into`]).
@@ -773,7 +787,10 @@ fn undoubled(base: &str) -> &str {
     let n = bytes.len();
     if n >= 4
         && bytes[n - 1] == bytes[n - 2]
-        && !matches!(bytes[n - 1], b'a' | b'e' | b'i' | b'o' | b'u' | b'l' | b's' | b'z' | b'f')
+        && !matches!(
+            bytes[n - 1],
+            b'a' | b'e' | b'i' | b'o' | b'u' | b'l' | b's' | b'z' | b'f'
+        )
     {
         &base[..n - 1]
     } else {
@@ -823,7 +840,10 @@ const RELATED: &[(&str, &[&str])] = &[
     // Reading and finding.
     ("get", &["read", "fetch", "retrieve"]),
     ("read", &["get", "view", "open", "fetch"]),
-    ("show", &["get", "read", "view", "list", "display", "describe"]),
+    (
+        "show",
+        &["get", "read", "view", "list", "display", "describe"],
+    ),
     ("see", &["get", "read", "view", "show", "list"]),
     ("view", &["get", "read", "show"]),
     ("display", &["show", "get"]),
@@ -938,7 +958,10 @@ const RELATED: &[(&str, &[&str])] = &[
     ("document", &["file", "doc"]),
     ("doc", &["document", "documentation", "docs"]),
     ("docs", &["documentation", "doc"]),
-    ("documentation", &["doc", "docs", "guide", "manual", "reference"]),
+    (
+        "documentation",
+        &["doc", "docs", "guide", "manual", "reference"],
+    ),
     ("content", &["text", "body"]),
     ("text", &["content", "string"]),
     ("size", &["big", "space", "bytes", "length"]),
@@ -1017,7 +1040,10 @@ const RELATED: &[(&str, &[&str])] = &[
     ("blame", &["annotate", "author"]),
     ("author", &["owner", "creator", "user"]),
     // People, messages and accounts.
-    ("user", &["member", "person", "account", "people", "profile"]),
+    (
+        "user",
+        &["member", "person", "account", "people", "profile"],
+    ),
     ("person", &["user", "member", "people", "contact"]),
     ("people", &["user", "member", "person"]),
     ("member", &["user", "people"]),
@@ -1051,7 +1077,10 @@ const RELATED: &[(&str, &[&str])] = &[
     ("token", &["key", "secret"]),
     ("config", &["configuration", "setting", "option"]),
     ("configuration", &["config", "setting"]),
-    ("setting", &["config", "configuration", "option", "preference"]),
+    (
+        "setting",
+        &["config", "configuration", "option", "preference"],
+    ),
     ("option", &["setting", "config"]),
     ("env", &["environment", "variable"]),
     ("environment", &["env", "variable"]),
@@ -1071,7 +1100,10 @@ const RELATED: &[(&str, &[&str])] = &[
     ("near", &["nearby", "location", "local"]),
     ("nearby", &["near", "local"]),
     ("location", &["place", "address", "coordinate"]),
-    ("coordinate", &["geocode", "latitude", "longitude", "location"]),
+    (
+        "coordinate",
+        &["geocode", "latitude", "longitude", "location"],
+    ),
     ("drive", &["direction", "route", "distance", "travel"]),
     ("travel", &["direction", "route", "distance"]),
     ("direction", &["route", "travel"]),
@@ -1143,6 +1175,32 @@ mod tests {
         )
     }
 
+    /// A tool with parameters: (name, description) pairs.
+    fn tool_with(name: &str, description: &str, parameters: &[(&str, &str)]) -> Tool {
+        let properties: serde_json::Map<String, serde_json::Value> = parameters
+            .iter()
+            .map(|(name, description)| {
+                (
+                    (*name).to_owned(),
+                    serde_json::json!({"type": "string", "description": description}),
+                )
+            })
+            .collect();
+        let schema = serde_json::json!({"type": "object", "properties": properties});
+        let serde_json::Value::Object(schema) = schema else {
+            unreachable!("a JSON object literal")
+        };
+        Tool::new(
+            name.to_owned(),
+            description.to_owned(),
+            std::sync::Arc::new(schema),
+        )
+    }
+
+    fn first(index: &ToolIndex, query: &str) -> Option<usize> {
+        index.search(query, 5, |_| true).first().map(|hit| hit.tool)
+    }
+
     #[test]
     fn the_tool_whose_words_the_query_uses_comes_first() {
         let tools = [
@@ -1157,5 +1215,261 @@ mod tests {
                 .search("what time is it", 5, |tool| tool != 1)
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn a_query_naming_a_tool_exactly_puts_it_first() {
+        let tools = [
+            tool(
+                "web__search",
+                "Search the web for pages about anything: search, search.",
+            ),
+            tool("files__search_files", "Search files by name"),
+            tool("files__read_file", "Read a file"),
+        ];
+        let index = ToolIndex::build(&tools);
+        // The qualified name, and the bare name when it is an identifier.
+        assert_eq!(
+            first(&index, "search with files__read_file please"),
+            Some(2)
+        );
+        assert_eq!(first(&index, "use `read_file` to search the web"), Some(2));
+        let explanation = index.explain("use `read_file` to search the web", 2);
+        assert!(explanation.exact_name);
+        assert!(explanation.score >= EXACT_NAME_BOOST);
+        // A bare name that is an ordinary word is a word like any other inside a sentence...
+        let hits = index.search("search files for the report", 5, |_| true);
+        assert_eq!(hits.first().map(|hit| hit.tool), Some(1));
+        assert!(hits.iter().all(|hit| hit.score < EXACT_NAME_BOOST));
+        // ...and a name when it is the whole query.
+        assert!(index.explain("search", 0).exact_name);
+    }
+
+    #[test]
+    fn a_word_counts_most_in_the_name_then_the_description_then_a_parameter() {
+        let tools = [
+            tool_with("a__archive", "Keeps things.", &[("id", "What to keep")]),
+            tool_with("b__keep", "Stores things.", &[("id", "What to store")]),
+            tool_with("c__store", "Archives things.", &[("id", "What to store")]),
+            tool_with(
+                "d__store",
+                "Stores things.",
+                &[("id", "The archive to use")],
+            ),
+        ];
+        let index = ToolIndex::build(&tools);
+        let order: Vec<usize> = index
+            .search("archive", 5, |_| true)
+            .iter()
+            .map(|hit| hit.tool)
+            .collect();
+        assert_eq!(order, [0, 2, 3]);
+        let fields = |tool| index.explain("archive", tool).terms[0].fields.clone();
+        assert_eq!(fields(0), [Field::Name]);
+        assert_eq!(fields(2), [Field::Description]);
+        assert_eq!(fields(3), [Field::ParameterDescription]);
+        // The server's words are a field of their own.
+        let tools = [
+            tool("jira__create_issue", "Create an issue"),
+            tool("github__create_issue", "Create an issue"),
+        ];
+        let index = ToolIndex::build(&tools);
+        assert_eq!(first(&index, "create an issue in GitHub"), Some(1));
+        assert_eq!(index.explain("github", 1).terms[0].fields, [Field::Server]);
+    }
+
+    #[test]
+    fn the_search_hint_and_title_are_matched() {
+        let mut hinted = tool("x__run", "Runs it.");
+        let mut meta = serde_json::Map::new();
+        meta.insert(
+            SEARCH_HINT.to_owned(),
+            serde_json::json!("deploy release ship"),
+        );
+        hinted.meta = Some(meta.into());
+        let mut titled = tool("y__run", "Runs it.");
+        titled.title = Some("Rollback".to_owned());
+        let index = ToolIndex::build(&[tool("z__run", "Runs it."), hinted, titled]);
+        assert_eq!(first(&index, "ship it"), Some(1));
+        assert_eq!(index.explain("ship", 1).terms[0].fields, [Field::Hint]);
+        assert_eq!(first(&index, "rollback"), Some(2));
+        assert_eq!(index.explain("rollback", 2).terms[0].fields, [Field::Title]);
+    }
+
+    #[test]
+    fn the_same_query_ranks_the_same_and_ties_keep_the_tools_order() {
+        let tools: Vec<Tool> = (0..20)
+            .map(|n| tool(&format!("s{}__get_page", n % 7), "Gets a page"))
+            .chain([tool("t__list_pages", "Lists pages")])
+            .collect();
+        let index = ToolIndex::build(&tools);
+        let hits = index.search("get the page", 10, |_| true);
+        assert_eq!(hits.len(), 10);
+        let order: Vec<usize> = hits.iter().map(|hit| hit.tool).collect();
+        assert_eq!(
+            order,
+            (0..10).collect::<Vec<_>>(),
+            "equal scores in the tools' order"
+        );
+        for _ in 0..3 {
+            assert_eq!(index.search("get the page", 10, |_| true), hits);
+            assert_eq!(
+                ToolIndex::build(&tools).search("get the page", 10, |_| true),
+                hits
+            );
+        }
+        for hit in &hits {
+            assert_eq!(index.explain("get the page", hit.tool).score, hit.score);
+        }
+    }
+
+    #[test]
+    fn keep_decides_which_tools_can_be_found_and_limit_counts_only_those() {
+        let tools: Vec<Tool> = (0..10)
+            .map(|n| tool(&format!("s__take_screenshot_{n}"), "Takes a screenshot"))
+            .collect();
+        let index = ToolIndex::build(&tools);
+        let hits = index.search("screenshot", 3, |tool| tool % 2 == 1);
+        assert_eq!(
+            hits.iter().map(|hit| hit.tool).collect::<Vec<_>>(),
+            [1, 3, 5]
+        );
+        assert!(
+            index
+                .search("s__take_screenshot_4", 5, |tool| tool != 4)
+                .iter()
+                .all(|hit| hit.tool != 4 && hit.score < EXACT_NAME_BOOST)
+        );
+        assert!(index.search("screenshot", 0, |_| true).is_empty());
+        // A `keep` that searches the same index again gets an answer, not a panic.
+        let nested = index.search("screenshot", 2, |tool| {
+            !index.search("screenshot", 1, |_| true).is_empty() && tool > 7
+        });
+        assert_eq!(
+            nested.iter().map(|hit| hit.tool).collect::<Vec<_>>(),
+            [8, 9]
+        );
+    }
+
+    #[test]
+    fn plural_and_verb_endings_meet_their_word() {
+        for (word, same) in [
+            ("entries", "entry"),
+            ("creates", "create"),
+            ("created", "create"),
+            ("creating", "create"),
+            ("running", "run"),
+            ("stopped", "stop"),
+            ("branches", "branch"),
+            ("files", "file"),
+            ("copied", "copy"),
+            ("added", "add"),
+            ("processes", "process"),
+        ] {
+            assert_eq!(stem(word), stem(same), "{word} and {same}");
+        }
+        for (word, other) in [("status", "statu"), ("analysis", "analysi"), ("bus", "bu")] {
+            assert_ne!(stem(word), stem(other), "{word} is kept whole");
+        }
+        let index = ToolIndex::build(&[
+            tool("git__create_branch", "Create a new branch"),
+            tool("git__list_tags", "List tags"),
+        ]);
+        assert_eq!(first(&index, "creating branches"), Some(0));
+    }
+
+    #[test]
+    fn names_split_into_words_and_prose_keeps_product_names_whole() {
+        assert_eq!(
+            words("listMergeRequests get_URLPath APIs", true),
+            ["list", "merge", "requests", "get", "url", "path", "apis"]
+        );
+        assert_eq!(
+            words("Search GitHub's API", false),
+            ["search", "github", "s", "api"]
+        );
+        let index = ToolIndex::build(&[
+            tool("gl__listMergeRequests", "Lists them"),
+            tool("gh__search_code", "Search code on GitHub"),
+            tool("git__log", "Shows the log of a git repository"),
+        ]);
+        assert_eq!(first(&index, "merge requests"), Some(0));
+        assert_eq!(first(&index, "github code"), Some(1));
+        assert!(index.search("hub", 5, |_| true).is_empty());
+    }
+
+    #[test]
+    fn related_words_are_found_at_a_lower_weight_and_explained() {
+        let index = ToolIndex::build(&[
+            tool("fs__delete_file", "Deletes a file"),
+            tool("fs__remove_file", "Removes a file"),
+            tool("fs__read_file", "Reads a file"),
+        ]);
+        let hits = index.search("remove the file", 5, |_| true);
+        assert_eq!(
+            hits.iter().map(|hit| hit.tool).collect::<Vec<_>>()[..2],
+            [1, 0],
+            "the query's own word before a related one"
+        );
+        let explanation = index.explain("remove the file", 0);
+        let delete = explanation
+            .terms
+            .iter()
+            .find(|term| term.term == "delet")
+            .expect("delete is related to remove");
+        assert_eq!(delete.from, "remove");
+        assert_eq!(delete.weight, RELATED_WEIGHT);
+        // A stop word can have related words: "who" asks for people.
+        let index = ToolIndex::build(&[
+            tool("chat__list_users", "Lists the workspace's users"),
+            tool("chat__list_channels", "Lists the workspace's channels"),
+        ]);
+        assert_eq!(first(&index, "who is in the workspace"), Some(0));
+    }
+
+    #[test]
+    fn a_compound_word_in_a_name_is_found_by_its_parts() {
+        let index = ToolIndex::build(&[
+            tool("jira__add_worklog", "Adds time spent"),
+            tool("jira__get_log", "Gets the log of work done"),
+            tool("jira__add_comment", "Adds a comment"),
+        ]);
+        let explanation = index.explain("log work", 0);
+        assert!(
+            explanation
+                .terms
+                .iter()
+                .all(|term| term.fields == [Field::Name])
+        );
+        assert_eq!(explanation.terms.len(), 2);
+    }
+
+    #[test]
+    fn a_name_covered_whole_gains_over_a_name_covered_in_part() {
+        let index = ToolIndex::build(&[
+            tool("a__issue_create_comment", "Does it"),
+            tool("b__issue_create", "Does it"),
+        ]);
+        assert_eq!(first(&index, "create issue"), Some(1));
+        let whole = index.explain("create issue", 1);
+        let part = index.explain("create issue", 0);
+        assert!(whole.name_coverage > part.name_coverage);
+    }
+
+    #[test]
+    fn an_empty_index_or_query_finds_nothing() {
+        assert!(
+            ToolIndex::build(&[])
+                .search("anything", 5, |_| true)
+                .is_empty()
+        );
+        let index = ToolIndex::build(&[tool("a__b", "c")]);
+        assert!(index.search("", 5, |_| true).is_empty());
+        assert!(index.search("the of and", 5, |_| true).is_empty());
+    }
+
+    #[test]
+    fn the_stop_words_are_sorted_for_their_binary_search() {
+        assert!(STOP_WORDS.windows(2).all(|pair| pair[0] < pair[1]));
     }
 }
