@@ -278,6 +278,7 @@ impl ToolIndex {
         let mut totals = [0f64; FIELD_COUNT];
         let mut compounds: Vec<(usize, String)> = Vec::new();
         let mut term = String::new();
+        let mut known: HashMap<String, Option<u32>> = HashMap::new();
         for (position, tool) in tools.iter().enumerate() {
             let mut tool_terms = Vec::new();
             let mut tool_lengths = [0u32; FIELD_COUNT];
@@ -287,11 +288,21 @@ impl ToolIndex {
                     return;
                 }
                 each_word(text, field.is_identifier(), |word| {
-                    if is_stop_word(word) {
+                    // Catalogs repeat their words: each is stemmed and looked up once.
+                    let id = match known.get(word) {
+                        Some(&id) => id,
+                        None => {
+                            let id = (!is_stop_word(word)).then(|| {
+                                stem_into(word, &mut term);
+                                index.term_id(&term)
+                            });
+                            known.insert(word.to_owned(), id);
+                            id
+                        }
+                    };
+                    let Some(id) = id else {
                         return;
-                    }
-                    stem_into(word, &mut term);
-                    let id = index.term_id(&term);
+                    };
                     tool_terms.push((id, field));
                     tool_lengths[field as usize] += 1;
                     if field == Field::Name && word.len() >= 2 * MIN_PART && word.is_ascii() {
@@ -684,8 +695,9 @@ fn each_word(text: &str, split_case: bool, mut each: impl FnMut(&str)) {
         if split_case && ch.is_uppercase() && !word.is_empty() {
             let mut rest = text[at + ch.len_utf8()..].chars();
             let (one, two) = (rest.next(), rest.next());
+            // A lower-case `s` alone is a plural (`APIs`), not the start of a word.
             let lower_word_follows = one.is_some_and(char::is_lowercase)
-                && !(one == Some('s') && !two.is_some_and(char::is_lowercase));
+                && (one != Some('s') || two.is_some_and(char::is_lowercase));
             if previous.is_lowercase()
                 || previous.is_ascii_digit()
                 || previous.is_uppercase() && lower_word_follows
