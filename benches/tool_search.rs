@@ -161,16 +161,22 @@ fn main() {
     build_times.sort();
     let rounds = if options.quick { 1 } else { 20 };
     let mut times = Vec::with_capacity(rounds * tasks.len());
+    // Each task's best time over the rounds: what the search costs with the machine's other
+    // work (a preempted search waits out another process's time slice) left out.
+    let mut best = vec![Duration::MAX; tasks.len()];
     let mut found = 0usize;
     for _ in 0..rounds {
-        for task in &tasks {
+        for (task, best) in tasks.iter().zip(&mut best) {
             let start = Instant::now();
             let hits = synthetic_index.search(&task.task, SEARCH_LIMIT, |_| true);
-            times.push(start.elapsed());
+            let elapsed = start.elapsed();
+            times.push(elapsed);
+            *best = (*best).min(elapsed);
             found += hits.len();
         }
     }
     times.sort();
+    best.sort();
     println!("| figure | value |");
     println!("|---|---|");
     println!(
@@ -183,6 +189,11 @@ fn main() {
         millis(percentile(&times, 50.0)),
         millis(percentile(&times, 99.0)),
         millis(*times.last().unwrap()),
+    );
+    println!(
+        "| each task's best of {rounds} rounds | median {}, slowest task {} |",
+        millis(best[best.len() / 2]),
+        millis(*best.last().unwrap()),
     );
     println!(
         "| tools returned per search (mean) | {:.1} |\n",
@@ -388,8 +399,8 @@ fn tokens(real: &Catalog, synthetic: &Catalog, options: &Options) {
         .map(|file| std::fs::metadata(file).unwrap().len())
         .collect();
     println!("Tokenizer: {}.\n", counted["tokenizer"].as_str().unwrap());
-    println!("| mode | tools listed | bytes | tokens | fewer than all, real catalog |");
-    println!("|---|---:|---:|---:|---:|");
+    println!("| mode | tools listed | bytes | tokens |");
+    println!("|---|---:|---:|---:|");
     let search_tools = meta_tools.as_array().map_or(0, Vec::len);
     let rows = [
         ("all, real catalog", real.tools.len()),
@@ -397,13 +408,16 @@ fn tokens(real: &Catalog, synthetic: &Catalog, options: &Options) {
         ("search (the meta-tools only)", search_tools),
     ];
     for (at, (label, tools)) in rows.into_iter().enumerate() {
-        let fewer = 100.0 * (1.0 - counts[at] as f64 / counts[0] as f64);
-        println!(
-            "| {label} | {tools} | {} | {} | {fewer:.1}% |",
-            bytes[at], counts[at]
-        );
+        println!("| {label} | {tools} | {} | {} |", bytes[at], counts[at]);
     }
-    println!();
+    let fewer = |all: u64| 100.0 * (1.0 - counts[2] as f64 / all as f64);
+    println!(
+        "\nSearch mode lists {:.1}% fewer tokens than all at {} tools, {:.2}% fewer at {}.\n",
+        fewer(counts[0]),
+        real.tools.len(),
+        fewer(counts[1]),
+        synthetic.tools.len(),
+    );
 }
 
 fn percentile(sorted: &[Duration], percent: f64) -> Duration {
