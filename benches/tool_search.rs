@@ -307,14 +307,22 @@ fn print_tune_misses(index: &ToolIndex, names: &[&str], tasks: &[Task]) {
                 .iter()
                 .map(|term| {
                     let fields: Vec<&str> = term.fields.iter().map(|field| field.label()).collect();
-                    format!("{}({}) {:.2}", term.term, fields.join("+"), term.score)
+                    // A related word shows the query's word it stands for.
+                    let from = if term.from.starts_with(&term.term) {
+                        String::new()
+                    } else {
+                        format!("←{}", term.from)
+                    };
+                    let fields = fields.join("+");
+                    format!("{}{from}({fields}) {:.2}", term.term, term.score)
                 })
                 .collect();
             println!(
-                "  {} {:.3}: {}",
+                "  {} {:.3}: {}; name coverage {:.2}",
                 names[tool],
                 explanation.score,
-                terms.join(", ")
+                terms.join(", "),
+                explanation.name_coverage,
             );
         }
     }
