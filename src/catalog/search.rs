@@ -503,18 +503,19 @@ impl ToolIndex {
             }
             *score += EXACT_NAME_BOOST;
         }
-        let mut hits: Vec<Hit> = Vec::new();
-        for &tool in touched.iter() {
-            let cover = std::mem::take(&mut covered[tool as usize]);
-            let score = std::mem::take(&mut scores[tool as usize]) + self.coverage * cover * cover;
-            if keep(tool as usize) {
-                hits.push(Hit {
+        // The scratch is left clean before `keep` runs, whatever `keep` does.
+        let mut hits: Vec<Hit> = touched
+            .drain(..)
+            .map(|tool| {
+                let cover = std::mem::take(&mut covered[tool as usize]);
+                let score = std::mem::take(&mut scores[tool as usize]);
+                Hit {
                     tool: tool as usize,
-                    score,
-                });
-            }
-        }
-        touched.clear();
+                    score: score + self.coverage * cover * cover,
+                }
+            })
+            .collect();
+        hits.retain(|hit| keep(hit.tool));
         let order = |a: &Hit, b: &Hit| b.score.total_cmp(&a.score).then(a.tool.cmp(&b.tool));
         if hits.len() > limit {
             hits.select_nth_unstable_by(limit - 1, order);
