@@ -19,7 +19,7 @@
 //! counted by `benches/tool_search/tokens.js` (gpt-tokenizer's o200k_base, offline), installed
 //! by `scripts/bench-deps.sh`; without it the token rows say so, unless `--require-tokenizer`
 //! makes that an error (CI).
-#![allow(clippy::print_stdout, clippy::unwrap_used)]
+#![allow(clippy::print_stdout, clippy::print_stderr, clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
