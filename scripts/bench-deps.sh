@@ -8,6 +8,10 @@
 #   - the peer proxy it compares against, into .deps/bench-venv (ignored by git): FastMCP from PyPI,
 #     whose `fastmcp run <mcpServers file>` aggregates the same file format. Optional locally: without
 #     it the suite leaves the peer rows out (CI passes --require-peer, so there it must be present).
+#   - the tokenizer the tool-search benchmark counts `tools/list` tokens with
+#     (benches/tool_search/tokens.js), into .deps/tool-search: gpt-tokenizer from npm, which embeds
+#     its vocabularies and so counts offline. Without it that benchmark leaves the token rows out
+#     (CI passes --require-tokenizer).
 # On a machine with systemd, installing haproxy also starts the package's own haproxy service (its
 # default configuration listens nowhere); the suite runs an instance of its own from its work dir.
 # Idempotent: a second run with everything present does nothing.
@@ -39,5 +43,14 @@ if [ "$("$DEPS/bench-venv/bin/fastmcp" --version 2>/dev/null | awk '{print $NF}'
   python3 -m venv --clear "$DEPS/bench-venv"
   "$DEPS/bench-venv/bin/pip" install --quiet --disable-pip-version-check "fastmcp==$FASTMCP_VERSION" >&2
 fi
+# Pinned so a registry release cannot change the token counts.
+GPT_TOKENIZER_VERSION="4.0.0"
+if ! grep -qs "\"version\": \"$GPT_TOKENIZER_VERSION\"" \
+  "$DEPS/tool-search/node_modules/gpt-tokenizer/package.json"; then
+  echo "installing gpt-tokenizer@$GPT_TOKENIZER_VERSION" >&2
+  npm install --silent --no-audit --no-fund --save-exact --prefix "$DEPS/tool-search" \
+    "gpt-tokenizer@$GPT_TOKENIZER_VERSION" >&2
+fi
 echo "benchmark dependencies ready: wrk, haproxy, postgresql," \
-  "fastmcp $FASTMCP_VERSION in $DEPS/bench-venv" >&2
+  "fastmcp $FASTMCP_VERSION in $DEPS/bench-venv," \
+  "gpt-tokenizer $GPT_TOKENIZER_VERSION in $DEPS/tool-search" >&2
