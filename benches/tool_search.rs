@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use pluggedin_mcp_proxy::catalog::search::ToolIndex;
 use pluggedin_mcp_proxy::catalog::{Catalog, ServerEntry, ServerLists};
-use pluggedin_mcp_proxy::config::ToolFilter;
+use pluggedin_mcp_proxy::config::{ToolFilter, ToolHints};
 use pluggedin_mcp_proxy::names::PrefixMode;
 
 #[path = "tool_search/data.rs"]
@@ -219,6 +219,7 @@ fn catalog_of(tools: &[data::Tool]) -> Catalog {
         servers[slot].1.tools.push(parsed);
     }
     let filter = ToolFilter::default();
+    let hints = ToolHints::default();
     let uuids: Vec<String> = (0..servers.len())
         .map(|n| format!("00000000-0000-4000-8000-{n:012}"))
         .collect();
@@ -232,6 +233,7 @@ fn catalog_of(tools: &[data::Tool]) -> Catalog {
             filter: &filter,
             lists,
             instructions: None,
+            hints: &hints,
         })
         .collect();
     Catalog::build(&entries, PrefixMode::Always)
