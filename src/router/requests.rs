@@ -11,7 +11,7 @@ use std::time::Instant;
 use serde_json::value::RawValue;
 
 use rmcp::model::{
-    CallToolRequestParams, ClientRequest, CompleteRequestParams, CompleteResult,
+    CallToolRequestParams, CallToolResult, ClientRequest, CompleteRequestParams, CompleteResult,
     GetPromptRequestParams, GetPromptResult, ReadResourceRequestParams, Reference, Request,
     ServerResult, Tool,
 };
@@ -88,6 +88,29 @@ impl Router {
         outcome
     }
 
+    /// The answer of a tool the proxy runs itself (a built-in or a meta-tool), recorded, and
+    /// whether it is the tool's own error.
+    fn answer_builtin(
+        &self,
+        caller: &Caller,
+        name: &str,
+        started: Instant,
+        result: CallToolResult,
+    ) -> (Result<Relayed, RouteError>, bool) {
+        let error = (result.is_error == Some(true)).then(|| relay::result_text(&result));
+        let tool_error = error.is_some();
+        self.record(
+            caller,
+            ActivityAction::ToolCall,
+            builtin::activity_identity(name),
+            name,
+            started,
+            error,
+        );
+        let answer = Relayed::typed(ServerResult::CallToolResult(result));
+        (Ok(answer), tool_error)
+    }
+
     /// A `tools/call` routed, recorded, and said whether the tool answered with its own error.
     async fn call_tool_routed(
         &self,
@@ -97,34 +120,17 @@ impl Router {
         started: Instant,
     ) -> (Result<Relayed, RouteError>, bool) {
         if let Some(name) = search_tools::canonical(&params.name) {
-            if let Some(raw) = &raw {
-                match relay::decode_arguments(raw) {
-                    Ok(arguments) => params.arguments = Some(arguments),
-                    Err(error) => return (Err(error), false),
-                }
+            if let Err(error) = decode_raw(&mut params, raw.as_deref()) {
+                return (Err(error), false);
             }
             let result = self.call_meta_tool(caller, name, params.arguments.as_ref());
-            let error = (result.is_error == Some(true)).then(|| relay::result_text(&result));
-            let tool_error = error.is_some();
-            self.record(
-                caller,
-                ActivityAction::ToolCall,
-                builtin::activity_identity(name),
-                name,
-                started,
-                error,
-            );
-            let answer = Relayed::typed(ServerResult::CallToolResult(result));
-            return (Ok(answer), tool_error);
+            return self.answer_builtin(caller, name, started, result);
         }
         if let Some(name) = builtin::canonical(&params.name)
             && !self.visibility.disables(name)
         {
-            if let Some(raw) = &raw {
-                match relay::decode_arguments(raw) {
-                    Ok(arguments) => params.arguments = Some(arguments),
-                    Err(error) => return (Err(error), false),
-                }
+            if let Err(error) = decode_raw(&mut params, raw.as_deref()) {
+                return (Err(error), false);
             }
             // Boxed: a call to a server does not carry a built-in's future in its own.
             let mut span =
@@ -136,18 +142,7 @@ impl Router {
             if result.is_error == Some(true) {
                 span.fail("tool_error", "the built-in tool answered with an error");
             }
-            let error = (result.is_error == Some(true)).then(|| relay::result_text(&result));
-            let tool_error = error.is_some();
-            self.record(
-                caller,
-                ActivityAction::ToolCall,
-                builtin::activity_identity(name),
-                name,
-                started,
-                error,
-            );
-            let answer = Relayed::typed(ServerResult::CallToolResult(result));
-            return (Ok(answer), tool_error);
+            return self.answer_builtin(caller, name, started, result);
         }
         let name = params.name.clone();
         // A tool that is off (disabled, its server disabled or outside the workspace, filtered)
@@ -709,4 +704,16 @@ fn typed(relayed: Relayed) -> ServerResult {
         Relayed::Typed(result) => *result,
         Relayed::Raw(_) => unreachable!("a typed caller is answered typed"),
     }
+}
+
+/// A fast entry's arguments as written (`raw`), decoded into `params` for a tool the proxy runs
+/// itself.
+fn decode_raw(
+    params: &mut CallToolRequestParams,
+    raw: Option<&RawValue>,
+) -> Result<(), RouteError> {
+    if let Some(raw) = raw {
+        params.arguments = Some(relay::decode_arguments(raw)?);
+    }
+    Ok(())
 }
