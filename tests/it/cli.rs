@@ -10,15 +10,7 @@ fn run(args: &[&str], config: &serde_json::Value) -> (Output, tempfile::TempDir)
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("mcp.json");
     std::fs::write(&path, config.to_string()).unwrap();
-    let output = std::process::Command::new(proxy_bin())
-        .arg("--config")
-        .arg(&path)
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .args(args)
-        .env_remove("PLUGGEDIN_API_KEY")
-        .output()
-        .unwrap();
+    let output = run_cli(&path, &dir.path().join("data"), args);
     (output, dir)
 }
 

@@ -600,15 +600,7 @@ impl Proxy {
 
     /// Runs the proxy binary with a (management) command on this proxy's config and data dir.
     pub fn cli(&self, args: &[&str]) -> std::process::Output {
-        std::process::Command::new(proxy_bin())
-            .arg("--config")
-            .arg(&self.config_path)
-            .arg("--data-dir")
-            .arg(self.data_dir())
-            .args(args)
-            .env_remove("PLUGGEDIN_API_KEY")
-            .output()
-            .unwrap()
+        run_cli(&self.config_path, &self.data_dir(), args)
     }
 
     /// Like [`Proxy::cli`], for a command that must succeed; returns its stdout.
@@ -1194,4 +1186,22 @@ impl RawStdio {
         self.send(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
             .await;
     }
+}
+
+/// The proxy's command line run once with `config` and `data_dir` (a management command), in
+/// local mode whatever the environment says.
+pub fn run_cli(
+    config: &std::path::Path,
+    data_dir: &std::path::Path,
+    args: &[&str],
+) -> std::process::Output {
+    std::process::Command::new(proxy_bin())
+        .arg("--config")
+        .arg(config)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .env_remove("PLUGGEDIN_API_KEY")
+        .output()
+        .unwrap()
 }

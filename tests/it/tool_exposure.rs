@@ -736,15 +736,7 @@ async fn a_tokens_and_the_workspaces_exposure_decide_a_sessions_list_and_changes
     assert!(all_mode(&plain_tools), "{plain_tools:?}");
 
     let cli = |args: &[&str]| {
-        let output = std::process::Command::new(proxy_bin())
-            .arg("--config")
-            .arg(dir.path().join("mcp.json"))
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .args(args)
-            .env_remove("PLUGGEDIN_API_KEY")
-            .output()
-            .unwrap();
+        let output = run_cli(&dir.path().join("mcp.json"), &dir.path().join("data"), args);
         assert!(
             output.status.success(),
             "{args:?}: {}",
