@@ -66,10 +66,7 @@ impl Catalog {
                 }
                 _ => name.clone(),
             };
-            let route = Route {
-                server: server.name.to_owned(),
-                original: original.clone(),
-            };
+            let route = Route::kept(server.name.to_owned(), original.clone());
             catalog
                 .server_tools
                 .entry(server.name.to_owned())

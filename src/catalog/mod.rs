@@ -10,6 +10,7 @@ mod template;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use rmcp::model::{Prompt, PromptMessage, Resource, ResourceTemplate, Role, Tool};
 
@@ -17,6 +18,7 @@ use crate::config::{InstructionMessage, InstructionRole, ToolFilter, ToolHint, T
 pub use crate::downstream::ServerLists;
 use crate::names::{self, PrefixMode};
 use crate::security::text::{sanitize_name, sanitize_text};
+use crate::traces;
 
 /// Something a client asks for by name: a tool or prompt (by the name the client sends) or a
 /// resource (by URI).
@@ -73,6 +75,63 @@ pub const ALWAYS_LOAD: &str = "anthropic/alwaysLoad";
 pub struct Route {
     pub server: String,
     pub original: String,
+    /// The heads of the spans of calls to a tool, when tracing is on.
+    pub heads: RouteHeads,
+}
+
+impl Route {
+    fn new(server: String, original: String) -> Route {
+        Route {
+            server,
+            original,
+            heads: RouteHeads::default(),
+        }
+    }
+
+    /// A route the catalog keeps for a tool's name: its copies share heads for the spans of
+    /// calls to it.
+    fn kept(server: String, original: String) -> Route {
+        Route {
+            heads: RouteHeads::new(),
+            ..Route::new(server, original)
+        }
+    }
+}
+
+/// The span heads the calls to one tool begin with ([`traces::KeptHead`]): the proxy's server
+/// span's and its client span's to the tool's server. Shared by a route's copies; none with
+/// tracing off. A cache, not part of where a name leads: routes are equal whatever they hold.
+#[derive(Clone, Default)]
+pub struct RouteHeads(Option<Arc<[traces::KeptHead; 2]>>);
+
+impl RouteHeads {
+    fn new() -> RouteHeads {
+        RouteHeads(traces::enabled().then(Default::default))
+    }
+
+    /// The server span's, for a call by the tool's name in the catalog.
+    pub fn server(&self) -> Option<&traces::KeptHead> {
+        self.0.as_deref().map(|[server, _]| server)
+    }
+
+    /// The client span's, for the call sent to the tool's server.
+    pub fn client(&self) -> Option<&traces::KeptHead> {
+        self.0.as_deref().map(|[_, client]| client)
+    }
+}
+
+impl PartialEq for RouteHeads {
+    fn eq(&self, _: &RouteHeads) -> bool {
+        true
+    }
+}
+
+impl Eq for RouteHeads {}
+
+impl std::fmt::Debug for RouteHeads {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("RouteHeads")
+    }
 }
 
 /// Where a prompt name leads.
@@ -189,10 +248,7 @@ impl Catalog {
                 self.tools.push(exposed);
                 self.tool_routes.insert(
                     name,
-                    Route {
-                        server: server.name.to_owned(),
-                        original: tool.name.to_string(),
-                    },
+                    Route::kept(server.name.to_owned(), tool.name.to_string()),
                 );
             }
         }
@@ -242,10 +298,10 @@ impl Catalog {
                 self.prompts.push(exposed);
                 self.prompt_routes.insert(
                     name,
-                    PromptRoute::Downstream(Route {
-                        server: server.name.to_owned(),
-                        original: prompt.name.clone(),
-                    }),
+                    PromptRoute::Downstream(Route::new(
+                        server.name.to_owned(),
+                        prompt.name.clone(),
+                    )),
                 );
             }
         }
@@ -357,6 +413,11 @@ impl Catalog {
     }
 
     /// The owner of a tool name as a client sends it.
+    /// The route the catalog keeps for a tool's exact name, if any (no prefixed forms).
+    pub fn tool_route(&self, name: &str) -> Option<&Route> {
+        self.tool_routes.get(name)
+    }
+
     pub fn resolve_tool(&self, name: &str) -> Result<Route, ResolveError> {
         if let Some(route) = self.tool_routes.get(name) {
             return Ok(route.clone());
@@ -511,10 +572,7 @@ fn resolve_prefixed(
                 .get(server)
                 .is_some_and(|names| names.contains(original))
         {
-            return Ok(Route {
-                server: server.clone(),
-                original: original.to_owned(),
-            });
+            return Ok(Route::new(server.clone(), original.to_owned()));
         }
     }
     Err(ResolveError::Unknown {

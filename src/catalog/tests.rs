@@ -68,10 +68,7 @@ fn always_prefixes_every_tool_and_routes_back() {
     );
     assert_eq!(
         catalog.resolve_tool("demo__echo").unwrap(),
-        Route {
-            server: "demo".into(),
-            original: "echo".into()
-        }
+        Route::new("demo".into(), "echo".into())
     );
     // The UUID prefix is accepted on calls too.
     let by_uuid = format!("{}__now", fixture.uuids[0]);
@@ -182,10 +179,7 @@ fn resources_route_by_uri_then_template() {
     assert_eq!(catalog.resolve_resource("test://unknown"), None);
     assert_eq!(
         catalog.resolve_prompt("b__greet").unwrap(),
-        PromptRoute::Downstream(Route {
-            server: "b".into(),
-            original: "greet".into()
-        })
+        PromptRoute::Downstream(Route::new("b".into(), "greet".into()))
     );
 }
 

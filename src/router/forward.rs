@@ -238,7 +238,7 @@ impl Router {
             ClientRequest::CallToolRequest(call) => Some(call.params.name.clone()),
             _ => None,
         };
-        let operation = self.begin_client(server, (method, tool.as_deref()), None);
+        let operation = self.begin_client(server, (method, tool.as_deref()), None, None);
         let result = self
             .forward_once_unmeasured(server, request, caller, &operation.span)
             .await

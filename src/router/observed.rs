@@ -11,7 +11,7 @@ use super::Router;
 use super::error::RouteError;
 use super::session::Caller;
 use crate::metrics::{self, Outcome};
-use crate::traces::{self, Head, Span};
+use crate::traces::{self, Head, KeptHead, Shape, Span};
 
 /// A request being answered.
 pub struct Operation {
@@ -26,6 +26,19 @@ impl Router {
     /// Begins `method` (`target`: the tool or prompt it names) for `caller`: a server span whose
     /// parent is the client's context (`params._meta`, else the HTTP `traceparent` header).
     pub fn begin(&self, caller: &Caller, method: &'static str, target: Option<&str>) -> Operation {
+        self.begin_kept(caller, method, target, None)
+    }
+
+    /// Begins `method` as [`Router::begin`] does, its span's head the one `kept` keeps when it
+    /// has the caller's shape (the tool's route: `target` is then the name the route is kept
+    /// for).
+    pub(super) fn begin_kept(
+        &self,
+        caller: &Caller,
+        method: &'static str,
+        target: Option<&str>,
+        kept: Option<&KeptHead>,
+    ) -> Operation {
         let started = Instant::now();
         if !traces::enabled() {
             return Operation {
@@ -38,23 +51,15 @@ impl Router {
         let http = caller.http.as_deref();
         let parent =
             traces::from_meta(&caller.meta).or_else(|| http.and_then(|http| http.parent.clone()));
-        let mut head = Head::new((method, target));
-        head.fixed("mcp.method.name", method);
-        if let Some(target) = target {
-            attribute_target(&mut head, method, target);
-        }
         let version = caller.version_label();
-        if !version.is_empty() {
-            head.fixed("mcp.protocol.version", version);
-        }
         let transport = metrics::global().transport();
-        if !transport.is_empty() {
-            head.fixed("network.transport", transport);
-        }
-        if http.is_some() {
-            head.fixed("network.protocol.name", "http");
-        }
-        let mut span = Span::server_at(&head, parent, started);
+        let over_http = if http.is_some() { "http" } else { "" };
+        let gather = || server_head(method, target, version, transport, over_http);
+        let kept = kept.and_then(|kept| kept.get(Shape([version, transport, over_http]), gather));
+        let mut span = match kept {
+            Some(head) => Span::server_kept(head, parent, started),
+            None => Span::server_at(&gather(), parent, started),
+        };
         if span.is_recording() {
             match &caller.request_id {
                 Some(rmcp::model::NumberOrString::Number(id)) => {
@@ -135,17 +140,19 @@ impl ClientOperation<'_> {
 
 impl Router {
     /// Begins a request to `server` (`tool`: the server's own name for a called tool; `network`:
-    /// its `network.transport` when the caller knows it, else looked up).
+    /// its `network.transport` when the caller knows it, else looked up; `kept`: the head its
+    /// route keeps, for a called tool).
     pub(super) fn begin_client<'a>(
         &self,
         server: &'a str,
         (method, tool): (&'static str, Option<&str>),
         network: Option<&'static str>,
+        kept: Option<&KeptHead>,
     ) -> ClientOperation<'a> {
         let started = Instant::now();
         ClientOperation {
             started,
-            span: self.client_span(server, (method, tool), network, started),
+            span: self.client_span(server, (method, tool), (network, kept), started),
             method,
             server,
         }
@@ -157,27 +164,60 @@ impl Router {
         &self,
         server: &str,
         (method, tool): (&'static str, Option<&str>),
-        network: Option<&'static str>,
+        (network, kept): (Option<&'static str>, Option<&KeptHead>),
         started: Instant,
     ) -> Span {
         if !traces::enabled() {
             return Span::none();
         }
-        let mut head = Head::new((method, tool));
-        head.fixed("mcp.method.name", method);
-        if let Some(tool) = tool {
-            attribute_target(&mut head, method, tool);
-        }
-        head.text("pluggedin.server", server);
         let network = network.or_else(|| {
             let transport = self.fleet.server(server).ok()?.config.transport.kind();
             Some(if transport == "stdio" { "pipe" } else { "tcp" })
         });
-        if let Some(network) = network {
-            head.fixed("network.transport", network);
+        let gather = || {
+            let mut head = Head::new((method, tool));
+            head.fixed("mcp.method.name", method);
+            if let Some(tool) = tool {
+                attribute_target(&mut head, method, tool);
+            }
+            head.text("pluggedin.server", server);
+            if let Some(network) = network {
+                head.fixed("network.transport", network);
+            }
+            head
+        };
+        let shape = Shape([network.unwrap_or(""), "", ""]);
+        match kept.and_then(|kept| kept.get(shape, gather)) {
+            Some(head) => Span::child_kept(traces::Kind::Client, head, started),
+            None => Span::child_at(traces::Kind::Client, &gather(), started),
         }
-        Span::child_at(traces::Kind::Client, &head, started)
     }
+}
+
+/// The head of a server span: its name and the attributes every request of its kind to its
+/// target shares.
+fn server_head<'a>(
+    method: &'static str,
+    target: Option<&'a str>,
+    version: &'static str,
+    transport: &'static str,
+    over_http: &'static str,
+) -> Head<'a> {
+    let mut head = Head::new((method, target));
+    head.fixed("mcp.method.name", method);
+    if let Some(target) = target {
+        attribute_target(&mut head, method, target);
+    }
+    if !version.is_empty() {
+        head.fixed("mcp.protocol.version", version);
+    }
+    if !transport.is_empty() {
+        head.fixed("network.transport", transport);
+    }
+    if !over_http.is_empty() {
+        head.fixed("network.protocol.name", over_http);
+    }
+    head
 }
 
 /// Puts a client span's context into a downstream request's `_meta` (`traceparent`, and the

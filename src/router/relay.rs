@@ -27,7 +27,7 @@ use super::forward::{forwarded_meta, log_level_for};
 use super::session::Caller;
 use crate::downstream::{ChildLane, Connection};
 use crate::metrics::Outcome;
-use crate::traces::SpanContext;
+use crate::traces::{KeptHead, SpanContext};
 use crate::wire::lane::{Answer, LaneError};
 
 const METHOD: &str = "tools/call";
@@ -216,11 +216,12 @@ struct LaneParams<'a> {
 impl Router {
     /// Sends a call to the server that owns it: on the lane where the call can take it, else
     /// through `forward`. `raw`: the arguments as the client wrote them, in place of
-    /// `params.arguments` (`params.name` is the server's own name for the tool).
+    /// `params.arguments` (`params.name` is the server's own name for the tool); `head`: the
+    /// head its route keeps for the call's client span.
     pub(super) async fn relay_tool_call(
         &self,
         server: &str,
-        params: &CallToolRequestParams,
+        (params, head): (&CallToolRequestParams, Option<&KeptHead>),
         raw: Option<&RawValue>,
         caller: &Caller,
     ) -> Result<Relayed, RouteError> {
@@ -247,7 +248,7 @@ impl Router {
                     &connection,
                     (lane, Relayable::CallTool, downstream.config.timeout),
                     (|| LaneParams { name, arguments }, extra),
-                    (caller, Some(name)),
+                    (caller, Some(name), head),
                 )
                 .await?;
             // A modern server asking the legacy caller for input: the proxy asks and sends the
@@ -311,7 +312,7 @@ impl Router {
                     &connection,
                     (lane, kind, downstream.config.timeout),
                     (|| LaneRequestParams(&request), extra),
-                    (caller, None),
+                    (caller, None, None),
                 )
                 .await?;
             if let Some(first) = asks_for_input(&connection, &result) {
@@ -335,10 +336,10 @@ impl Router {
         connection: &Connection,
         lane: (&Arc<ChildLane>, Relayable, std::time::Duration),
         (params, mut extra): (impl FnOnce() -> P, RequestMetaObject),
-        (caller, tool): (&Caller, Option<&str>),
+        (caller, tool, head): (&Caller, Option<&str>, Option<&KeptHead>),
     ) -> Result<Box<RawValue>, RouteError> {
         // A lane is a child's: a pipe.
-        let operation = self.begin_client(server, (lane.1.method(), tool), Some("pipe"));
+        let operation = self.begin_client(server, (lane.1.method(), tool), Some("pipe"), head);
         let trace = operation.span.context();
         // The client span's context goes in place of the client's own (looked for first: most
         // requests carry none, and a removal costs more than a look).

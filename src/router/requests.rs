@@ -23,7 +23,7 @@ use super::source::{Owner, Source};
 use super::{Router, exposure, tasks};
 use crate::builtin;
 use crate::builtin::search_tools;
-use crate::catalog::{Catalog, Item, PromptRoute};
+use crate::catalog::{Catalog, Item, PromptRoute, Route};
 use crate::control::app::AppError;
 use crate::control::time::now_ms;
 use crate::control::{Activity, ActivityAction};
@@ -59,16 +59,23 @@ impl Router {
         // metrics, route, policy and activity entry are the named tool's.
         let (params, raw) = exposure::direct_call(params, raw);
         let name = params.name.clone();
-        let operation = self.begin(caller, "tools/call", Some(&name));
+        // With tracing on, the route the catalog keeps for the name is taken first: the call's
+        // spans begin with the heads it keeps.
+        let route = traces::enabled()
+            .then(|| self.catalog().tool_route(&name).cloned())
+            .flatten();
+        let head = route.as_ref().and_then(|route| route.heads.server());
+        let operation = self.begin_kept(caller, "tools/call", Some(&name), head);
         let started = Instant::now();
         // Without a span the call is awaited where it is made; with one it is pinned where it is
         // made and the span's wrapper holds a reference to it: a call's future is large, and
         // moving it into the wrapper would copy it.
         let (outcome, tool_error) = if let Some(context) = operation.span.context() {
-            let routed = std::pin::pin!(self.call_tool_routed(caller, params, raw, started));
-            traces::entered(context.clone(), routed).await
+            let routed = self.call_tool_routed(caller, (params, route), raw, started);
+            traces::entered(context.clone(), std::pin::pin!(routed)).await
         } else {
-            self.call_tool_routed(caller, params, raw, started).await
+            self.call_tool_routed(caller, (params, route), raw, started)
+                .await
         };
         let metric = match &outcome {
             Ok(_) if tool_error => Outcome::ToolError,
@@ -111,11 +118,12 @@ impl Router {
         (Ok(answer), tool_error)
     }
 
-    /// A `tools/call` routed, recorded, and said whether the tool answered with its own error.
+    /// A `tools/call` routed (`route`: the catalog's for its name, when already taken),
+    /// recorded, and said whether the tool answered with its own error.
     async fn call_tool_routed(
         &self,
         caller: &Caller,
-        mut params: CallToolRequestParams,
+        (mut params, route): (CallToolRequestParams, Option<Route>),
         raw: Option<Box<RawValue>>,
         started: Instant,
     ) -> (Result<Relayed, RouteError>, bool) {
@@ -147,15 +155,19 @@ impl Router {
         let name = params.name.clone();
         // A tool that is off (disabled, its server disabled or outside the workspace, filtered)
         // says so instead of "unknown"; one whose server is starting is waited for.
-        let route = self
-            .resolve_waiting(caller, Item::Tool(&name), |catalog| {
-                catalog.resolve_tool(&name).map_err(|error| {
-                    self.visibility
-                        .not_served(&name, &self.fleet)
-                        .unwrap_or(error.into())
+        let route = match route {
+            Some(route) => Ok(route),
+            None => {
+                self.resolve_waiting(caller, Item::Tool(&name), |catalog| {
+                    catalog.resolve_tool(&name).map_err(|error| {
+                        self.visibility
+                            .not_served(&name, &self.fleet)
+                            .unwrap_or(error.into())
+                    })
                 })
-            })
-            .await;
+                .await
+            }
+        };
         let route = match route {
             Ok(route) => route,
             Err(error) => return (Err(error), false),
@@ -164,8 +176,9 @@ impl Router {
         params.meta = None;
         let before = self.fleet.server(&route.server).ok();
         let raw = raw.as_deref();
+        let head = route.heads.client();
         let mut outcome = self
-            .relay_tool_call(&route.server, &params, raw, caller)
+            .relay_tool_call(&route.server, (&params, head), raw, caller)
             .await;
         if let Err(error) = &outcome
             && self
@@ -173,7 +186,7 @@ impl Router {
                 .await
         {
             outcome = self
-                .relay_tool_call(&route.server, &params, raw, caller)
+                .relay_tool_call(&route.server, (&params, head), raw, caller)
                 .await;
         }
         let raw_caller = raw.is_some();

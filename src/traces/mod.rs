@@ -23,7 +23,7 @@ mod span;
 pub use context::SpanContext;
 pub use data::{Kind, Value};
 pub use export::{Sampler, dropped, enabled, init_from_env, shutdown};
-pub use span::{Head, Name, Span, current, entered, in_context, within};
+pub use span::{Encoded, Head, KeptHead, Name, Shape, Span, current, entered, in_context, within};
 
 /// The context a request's `_meta` carries (`traceparent`, `tracestate`), if valid.
 pub fn from_meta(meta: &serde_json::Map<String, serde_json::Value>) -> Option<SpanContext> {

@@ -8,6 +8,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::context::{SpanContext, new_span_id, new_trace_id};
@@ -110,6 +111,53 @@ const MAX_VALUE: usize = 4096;
 /// A span's name: `{first} {second}` (the conventions' `{mcp.method.name} {target}`), or `first`.
 pub type Name<'a> = (&'static str, Option<&'a str>);
 
+/// What a span begins with: a head gathered for it, looked up in the per-thread cache, or one
+/// its owner keeps encoded ([`KeptHead`]).
+#[derive(Clone, Copy)]
+enum Start<'h, 'a> {
+    Gathered(&'h Head<'a>),
+    Kept(&'h [u8]),
+}
+
+/// A span's head encoded once and kept by the owner of what it names (a catalog's route to a
+/// tool), so that the spans of its requests copy it in without the per-thread cache's hash and
+/// comparison. It keeps the head of the first [`Shape`] it is asked for; a request of another
+/// shape (another protocol version, say) gathers its head as usual.
+#[derive(Default)]
+pub struct KeptHead(OnceLock<(Shape, Box<[u8]>)>);
+
+/// The fixed text a kept head was gathered with besides what its owner names (the caller's
+/// protocol version, the transport), compared by where it is: equal only when it is the same
+/// text (or both are empty).
+#[derive(Clone, Copy)]
+pub struct Shape(pub [&'static str; 3]);
+
+impl Shape {
+    fn is(&self, other: &Shape) -> bool {
+        self.0
+            .iter()
+            .zip(&other.0)
+            .all(|(one, other)| std::ptr::eq(*one, *other) || one.is_empty() && other.is_empty())
+    }
+}
+
+/// A kept head's encoding, for [`Span::server_kept`] and [`Span::child_kept`].
+#[derive(Clone, Copy)]
+pub struct Encoded<'k>(&'k [u8]);
+
+impl KeptHead {
+    /// The head `gather` makes, encoded the first time and kept; `None` when what is kept has
+    /// another shape.
+    pub fn get<'a>(&self, shape: Shape, gather: impl FnOnce() -> Head<'a>) -> Option<Encoded<'_>> {
+        let (kept, bytes) = self.0.get_or_init(|| {
+            let mut bytes = Vec::new();
+            gather().encode(&mut bytes);
+            (shape, bytes.into())
+        });
+        kept.is(&shape).then_some(Encoded(bytes))
+    }
+}
+
 /// A span being timed. Ends when dropped; recorded only when sampled. One pointer wide, so that
 /// the requests that carry one are moved as cheaply as without: `None` with tracing off.
 pub struct Span(Option<Box<Inner>>);
@@ -150,12 +198,25 @@ impl Span {
 
     /// A server span with the attributes `head` gathers.
     pub fn server_with(head: &Head<'_>, remote: Option<SpanContext>) -> Span {
-        Span::start(Kind::Server, head, remote.as_ref(), true, None)
+        Span::start(
+            Kind::Server,
+            Start::Gathered(head),
+            remote.as_ref(),
+            true,
+            None,
+        )
     }
 
     /// A server span with the attributes `head` gathers, started at `started` (the instant its
     /// owner read to time the work).
     pub fn server_at(head: &Head<'_>, remote: Option<SpanContext>, started: Instant) -> Span {
+        let head = Start::Gathered(head);
+        Span::start(Kind::Server, head, remote.as_ref(), true, Some(started))
+    }
+
+    /// A server span that begins with a head its owner keeps encoded, started at `started`.
+    pub fn server_kept(head: Encoded<'_>, remote: Option<SpanContext>, started: Instant) -> Span {
+        let head = Start::Kept(head.0);
         Span::start(Kind::Server, head, remote.as_ref(), true, Some(started))
     }
 
@@ -166,16 +227,22 @@ impl Span {
 
     /// A span inside the current one with the attributes `head` gathers.
     pub fn child_with(kind: Kind, head: &Head<'_>) -> Span {
-        Span::child_from(kind, head, None)
+        Span::child_from(kind, Start::Gathered(head), None)
     }
 
     /// A span inside the current one with the attributes `head` gathers, started at `started`
     /// (the instant its owner read to time the work).
     pub fn child_at(kind: Kind, head: &Head<'_>, started: Instant) -> Span {
-        Span::child_from(kind, head, Some(started))
+        Span::child_from(kind, Start::Gathered(head), Some(started))
     }
 
-    fn child_from(kind: Kind, head: &Head<'_>, started: Option<Instant>) -> Span {
+    /// A span inside the current one that begins with a head its owner keeps encoded, started
+    /// at `started`.
+    pub fn child_kept(kind: Kind, head: Encoded<'_>, started: Instant) -> Span {
+        Span::child_from(kind, Start::Kept(head.0), Some(started))
+    }
+
+    fn child_from(kind: Kind, head: Start<'_, '_>, started: Option<Instant>) -> Span {
         CURRENT
             .try_with(|current| {
                 let parent = current.take();
@@ -192,7 +259,7 @@ impl Span {
 
     fn start(
         kind: Kind,
-        head: &Head<'_>,
+        head: Start<'_, '_>,
         parent: Option<&SpanContext>,
         remote_parent: bool,
         started: Option<Instant>,
@@ -256,7 +323,10 @@ impl Span {
         recording.status = None;
         let fields = &mut recording.fields;
         fields.clear();
-        head.write(fields);
+        match head {
+            Start::Gathered(head) => head.write(fields),
+            Start::Kept(bytes) => fields.extend_from_slice(bytes),
+        }
         Span(Some(inner))
     }
 
@@ -690,6 +760,47 @@ mod tests {
         let mut fields = Vec::new();
         head.write(&mut fields);
         fields
+    }
+
+    #[test]
+    fn a_kept_head_is_the_gathered_heads_encoding_for_its_first_shape_only() {
+        let tool = String::from("demo__echo");
+        let version: &'static str = "2025-06-18";
+        let gather = |version: &'static str| {
+            let mut head = Head::new(("tools/call", Some(tool.as_str())));
+            head.fixed("mcp.method.name", "tools/call");
+            head.text("gen_ai.tool.name", &tool);
+            head.fixed("mcp.protocol.version", version);
+            head
+        };
+        let kept = KeptHead::default();
+        let shape = Shape([version, "stdio", ""]);
+        let first = kept
+            .get(shape, || gather(version))
+            .expect("the first shape is kept");
+        assert_eq!(first.0, written(&gather(version)));
+        // Asked again with the same shape: what is kept, without gathering.
+        let again = kept.get(shape, || unreachable!("kept, not gathered again"));
+        assert_eq!(again.expect("the same shape").0, first.0);
+        // An empty text is the same shape wherever it is.
+        let empty = String::new();
+        let elsewhere: &'static str = empty.leak();
+        assert!(
+            kept.get(Shape([version, "stdio", elsewhere]), || gather(version))
+                .is_some()
+        );
+        // Another version is another shape: its head is gathered by the caller.
+        let other: &'static str = "2025-03-26";
+        assert!(
+            kept.get(Shape([other, "stdio", ""]), || gather(other))
+                .is_none()
+        );
+        // The same text at another place is not known to be the same: not given.
+        let copy: &'static str = String::from(version).leak();
+        assert!(
+            kept.get(Shape([copy, "stdio", ""]), || gather(copy))
+                .is_none()
+        );
     }
 
     #[test]
