@@ -71,8 +71,9 @@ impl Router {
         // made and the span's wrapper holds a reference to it: a call's future is large, and
         // moving it into the wrapper would copy it.
         let (outcome, tool_error) = if let Some(context) = operation.span.context() {
-            let routed = self.call_tool_routed(caller, (params, route), raw, started);
-            traces::entered(context.clone(), std::pin::pin!(routed)).await
+            let routed =
+                std::pin::pin!(self.call_tool_routed(caller, (params, route), raw, started));
+            traces::entered(context.clone(), routed).await
         } else {
             self.call_tool_routed(caller, (params, route), raw, started)
                 .await
