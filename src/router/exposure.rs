@@ -15,6 +15,7 @@
 //! changes).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
 
 use rmcp::model::{CallToolRequestParams, CallToolResult, ContentBlock, JsonObject, Tool};
 use serde_json::value::RawValue;
@@ -244,6 +245,7 @@ impl Router {
             }
         }
         if !added.is_empty() {
+            session.interests_changed.store(true, Ordering::Relaxed);
             session.notify_tools_changed(&self.tracker);
         }
         let mut text = Vec::new();

@@ -40,6 +40,9 @@ pub struct Interests {
     pub log_level: Option<LoggingLevel>,
     #[serde(default)]
     pub subscriptions: Vec<String>,
+    /// The tools `pluggedin_activate_tools` added to its `tools/list`, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub activated: Vec<String>,
 }
 
 /// One client session as the router sees it: where to send notifications and server-to-client
@@ -63,6 +66,9 @@ pub struct Session {
     /// The tools `pluggedin_activate_tools` added to this session's `tools/list` in search
     /// mode, by exposed name, in the order they were added (`exposure`).
     pub(super) activated: Mutex<Vec<String>>,
+    /// Set when what the client asked to hear changed through a tool (an activation), for the
+    /// layer that keeps it (a fleet's session row) to take.
+    pub(super) interests_changed: AtomicBool,
     /// The session serves another replica of the fleet, which reaches a server of fleet scope
     /// through this one: the activity is that replica's to record.
     serves_replica: bool,
@@ -210,7 +216,13 @@ impl Session {
         Interests {
             log_level: *lock(&self.log_level),
             subscriptions,
+            activated: lock(&self.activated).clone(),
         }
+    }
+
+    /// Whether what the client asked to hear changed through a tool since last asked.
+    pub fn take_interests_changed(&self) -> bool {
+        self.interests_changed.swap(false, Ordering::Relaxed)
     }
 
     /// A dormant session that asked to hear `interests` (one taken over from another process).
@@ -218,6 +230,11 @@ impl Session {
         Session {
             log_level: Mutex::new(interests.log_level),
             subscriptions: Mutex::new(interests.subscriptions.into_iter().collect()),
+            activated: Mutex::new(
+                (interests.activated.into_iter())
+                    .take(super::exposure::MAX_ACTIVATED)
+                    .collect(),
+            ),
             ..Session::default()
         }
     }

@@ -370,11 +370,12 @@ impl ServerHandler for ProxyHandler {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        match self
-            .router
-            .call_tool(&self.caller(&context), request)
-            .await?
-        {
+        let outcome = self.router.call_tool(&self.caller(&context), request).await;
+        // A tool activated for the session: kept where a replica adopting it reads it.
+        if self.session.take_interests_changed() {
+            self.keep_interests(&context).await;
+        }
+        match outcome? {
             ServerResult::CallToolResult(mut result) => {
                 // A legacy server's result has no `resultType`; a modern client requires one (rmcp
                 // strips it again for legacy clients).

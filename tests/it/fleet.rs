@@ -723,6 +723,104 @@ async fn a_sessions_token_and_its_deletion_hold_on_every_replica() {
     assert_eq!(list_status(&urls[1], &third, "token-one").await, 200);
 }
 
+/// The answer to `body` (a request with id 2) in `session` at `url`, from a JSON body or an
+/// SSE stream.
+async fn answer_at(url: &str, session: &str, body: Value) -> Value {
+    let response = post_mcp(url, Some(session), body).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let sse = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream");
+    if !sse {
+        return response.json().await.unwrap();
+    }
+    let mut messages = sse_messages(response);
+    loop {
+        let message = tokio::time::timeout(WAIT, messages.recv())
+            .await
+            .expect("an answer within the wait")
+            .expect("the stream ends with its answer");
+        if message["id"] == 2 {
+            return message;
+        }
+    }
+}
+
+/// The tool names of a `tools/list` in `session` at `url`.
+async fn listed_at(url: &str, session: &str) -> Vec<String> {
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
+    let answer = answer_at(url, session, list).await;
+    let tools = answer["result"]["tools"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{answer}"));
+    tools
+        .iter()
+        .map(|tool| tool["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// In search mode, the tools a session activated stay in its list when its replica dies and
+/// another adopts it.
+#[tokio::test]
+async fn a_sessions_activated_tools_stay_listed_when_another_replica_adopts_it() {
+    let database = pg_cluster::database().await;
+    let mut fleet = fleet_with(
+        &database,
+        json!({"demo": demo()}),
+        &["--tool-exposure", "search"],
+    )
+    .await;
+    let urls: Vec<String> = fleet.replicas.iter().map(|r| r.url.clone()).collect();
+    let session = raw_session(&urls[0], None).await;
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    let sent = post_mcp(&urls[0], Some(&session), initialized)
+        .send()
+        .await
+        .unwrap();
+    assert!(sent.status().is_success(), "{sent:?}");
+    assert!(
+        !listed_at(&urls[0], &session)
+            .await
+            .contains(&"demo__echo".to_owned())
+    );
+
+    // Activated once the demo server's tools are in the catalog (its start is not awaited).
+    let activate = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+        "name": "pluggedin_activate_tools", "arguments": {"names": ["demo__echo", "demo__add"]}}});
+    let answer = tokio::time::timeout(WAIT, async {
+        loop {
+            let answer = answer_at(&urls[0], &session, activate.clone()).await;
+            if answer["result"]["isError"] != true {
+                return answer;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the demo server's tools within the wait");
+    let activated = &answer["result"]["structuredContent"]["activated"];
+    assert_eq!(activated, &json!(["demo__echo", "demo__add"]), "{answer}");
+    let listed = listed_at(&urls[0], &session).await;
+    let tail = &listed[listed.len() - 2..];
+    assert_eq!(tail, ["demo__echo", "demo__add"], "{listed:?}");
+
+    // The session's home dies; the replica it lands on next adopts it, activations and all.
+    let pid = fleet.replicas[0].child.id().unwrap();
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let _ = fleet.replicas[0].child.wait().await;
+    let adopted = listed_at(&urls[1], &session).await;
+    assert!(fleet.replicas[1].log.text().contains("adopted"));
+    assert_eq!(
+        adopted, listed,
+        "the adopting replica lists what the home did"
+    );
+}
+
 /// A session left alone expires on the replica that holds it, and with it on every replica.
 #[tokio::test]
 async fn an_idle_session_expires_on_every_replica() {

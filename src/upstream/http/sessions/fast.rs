@@ -379,10 +379,17 @@ impl BoundedSessions {
         let waiter = Waiter::new(fast.clone(), calls.clone(), 0, self.busy(&id));
         let busy = self.busy(&id);
         let router = router.clone();
+        let fleet = self.fleet.clone();
         // A task of its own: a client that goes away does not cancel its call.
         tokio::spawn(async move {
             let _busy = busy;
             let outcome = job.run(&router, &caller).await;
+            // A tool activated for the session: kept where a replica adopting it reads it.
+            if let (Some(fleet), Some(session)) = (&fleet, &caller.session)
+                && session.take_interests_changed()
+            {
+                super::shared::keep_interests(fleet, &id, session).await;
+            }
             let cancelled = caller.ct.is_cancelled();
             requests.end_fast(&fast.id, cancelled);
             let answer =

@@ -90,12 +90,8 @@ impl BoundedSessions {
     /// Keeps what session `id`'s client asked to hear (after `logging/setLevel` or a
     /// subscription), so that a replica adopting it hears the same.
     pub(crate) async fn keep_interests(&self, id: &str, session: &Session) {
-        let Some(fleet) = &self.fleet else {
-            return;
-        };
-        let state = serde_json::to_string(&session.interests()).unwrap_or_default();
-        if let Err(error) = fleet.store.set_session_state(fleet.me, id, &state).await {
-            tracing::warn!(session = %id, "session interests not kept in the store: {error}");
+        if let Some(fleet) = &self.fleet {
+            keep_interests(fleet, id, session).await;
         }
     }
 
@@ -217,5 +213,14 @@ impl BoundedSessions {
     /// again downstream, where this replica's connections are.
     pub(super) fn take_adopted(entry: &mut Entry) -> bool {
         std::mem::take(&mut entry.adopted)
+    }
+}
+
+/// Keeps what session `id`'s client asked to hear in its row, where a replica adopting it reads
+/// it.
+pub(super) async fn keep_interests(fleet: &Membership, id: &str, session: &Session) {
+    let state = serde_json::to_string(&session.interests()).unwrap_or_default();
+    if let Err(error) = fleet.store.set_session_state(fleet.me, id, &state).await {
+        tracing::warn!(session = %id, "session interests not kept in the store: {error}");
     }
 }
