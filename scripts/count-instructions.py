@@ -12,6 +12,12 @@ demo server's echo tool; the demo server traces nothing of its own (`OTEL_SDK_DI
     scripts/count-instructions.py                      # stdio and HTTP, off and on, 3 pairs each
     scripts/count-instructions.py --transports stdio --repeat 1
     scripts/count-instructions.py --proxy PATH         # another build of the proxy
+    scripts/count-instructions.py --cpu 20             # CPU time instead, stdio, 20 pairs
+
+`--cpu` runs the proxy at full speed, without callgrind, and reads the CPU time of its every
+thread (`/proc/<pid>/task/*/schedstat`) over 20,000 calls after 2,000 warm-up, tracing off and on
+in alternating order: what the instructions leave out (the kernel's share, caches), with the
+noise a shared machine adds to each run, which many pairs' median narrows.
 
 Needs valgrind (`scripts/apt-install.sh valgrind`) and a release build
 (`cargo build --release --bins`). Prints one line per pair of runs, then the medians and the
@@ -321,6 +327,65 @@ def run(args, work, transport, traced, calls, index):
     return total_instructions(out), sqlite_instructions(out, args.proxy)
 
 
+def cpu_nanos(pid):
+    """The CPU time every thread of process `pid` has run, in nanoseconds (schedstat)."""
+    total = 0
+    for thread in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{thread}/schedstat") as schedstat:
+            total += int(schedstat.read().split()[0])
+    return total
+
+
+def cpu_run(args, work, traced):
+    """One proxy at full speed over stdio: its CPU (every thread) per call, in microseconds,
+    over `args.cpu_calls` calls after 2,000 warm-up calls."""
+    config = os.path.join(work, "servers.json")
+    data = tempfile.mkdtemp(prefix="data", dir=work)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("OTEL_")}
+    if traced:
+        env.update(OTEL_EXPORTER_OTLP_ENDPOINT=args.sink, OTEL_TRACES_SAMPLER="always_on")
+    process = subprocess.Popen(
+        [args.proxy, "--config", config, "--data-dir", data, "--log-level", "warn"],
+        env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+    )
+    try:
+        client = Stdio(process)
+        tool = ready(client)
+        for _ in range(2000):
+            call(client, tool)
+        before = cpu_nanos(process.pid)
+        for _ in range(args.cpu_calls):
+            call(client, tool)
+        spent = cpu_nanos(process.pid) - before
+        client.close()
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    return spent / args.cpu_calls / 1000
+
+
+def cpu_pairs(args, work):
+    """`args.cpu` pairs of stdio runs at full speed, tracing off and on, in alternating order:
+    the median CPU per call of each and the median of each pair's change."""
+    off, on = [], []
+    for index in range(args.cpu):
+        order = (False, True) if index % 2 == 0 else (True, False)
+        for traced in order:
+            (on if traced else off).append(cpu_run(args, work, traced))
+        print(f"stdio CPU pair {index}: off {off[-1]:.2f} µs a call, on {on[-1]:.2f}", flush=True)
+    changes = [100 * (b - a) / a for a, b in zip(off, on)]
+    print()
+    print("| transport | count | tracing off, per call | tracing on, per call | change |")
+    print("|---|---|---:|---:|---:|")
+    print(
+        f"| stdio | CPU, µs | {statistics.median(off):.2f} | {statistics.median(on):.2f} "
+        f"| {statistics.median(changes):+.1f}% (pairs from {min(changes):+.1f}% "
+        f"to {max(changes):+.1f}%) |"
+    )
+
+
 def start_sink(work):
     process = subprocess.Popen(
         [sys.executable, "-c", SINK], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL
@@ -347,6 +412,11 @@ def main():
     parser.add_argument("--warmup", type=int, default=100, help="calls before either")
     parser.add_argument("--repeat", type=int, default=3, help="pairs of runs per variant")
     parser.add_argument("--work", help="where the runs' files go (default: a temporary dir)")
+    parser.add_argument(
+        "--cpu", type=int, metavar="PAIRS",
+        help="instead: CPU time at full speed over stdio, no callgrind, PAIRS pairs of runs",
+    )
+    parser.add_argument("--cpu-calls", type=int, default=20000, help="calls a CPU run counts")
     args = parser.parse_args()
     args.proxy = os.path.abspath(args.proxy)
     demo = args.demo or os.path.join(os.path.dirname(args.proxy), "pluggedin-demo-server")
@@ -356,6 +426,14 @@ def main():
     with open(os.path.join(work, "servers.json"), "w") as config:
         json.dump({"mcpServers": {"demo": server}}, config)
     sink, args.sink = start_sink(work)
+    if args.cpu:
+        print(f"proxy {args.proxy}; {args.cpu} pairs of {args.cpu_calls} calls at full speed")
+        try:
+            cpu_pairs(args, work)
+        finally:
+            sink.kill()
+            sink.wait()
+        return
     print(f"proxy {args.proxy}; {args.long} - {args.short} calls a pair; files in {work}")
     results = {}
     try:
