@@ -428,15 +428,13 @@ def main():
     sink, args.sink = start_sink(work)
     if args.cpu:
         print(f"proxy {args.proxy}; {args.cpu} pairs of {args.cpu_calls} calls at full speed")
-        try:
-            cpu_pairs(args, work)
-        finally:
-            sink.kill()
-            sink.wait()
-        return
-    print(f"proxy {args.proxy}; {args.long} - {args.short} calls a pair; files in {work}")
+    else:
+        print(f"proxy {args.proxy}; {args.long} - {args.short} calls a pair; files in {work}")
     results = {}
     try:
+        if args.cpu:
+            cpu_pairs(args, work)
+            return
         for transport in args.transports.split(","):
             for index in range(args.repeat):
                 # Off and on side by side in each repeat.

@@ -27,6 +27,17 @@ struct Replica {
 }
 
 impl Replica {
+    /// Sends it `signal` (`-9`, `-TERM`) and waits until it has exited.
+    async fn signal(&mut self, signal: &str) {
+        let pid = self.child.id().unwrap();
+        let sent = std::process::Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let _ = self.child.wait().await;
+    }
+
     /// Its base URL (`http://127.0.0.1:PORT`).
     fn base(&self) -> String {
         self.url.trim_end_matches("/mcp").to_owned()
@@ -267,13 +278,7 @@ async fn a_session_is_served_through_every_replica_and_outlives_the_one_holding_
     })
     .await
     .expect("the slow call reaches the home");
-    let pid = holder.child.id().unwrap();
-    let killed = std::process::Command::new("kill")
-        .args(["-9", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let _ = fleet.replicas[home].child.wait().await;
+    fleet.replicas[home].signal("-9").await;
     let slow = client.ask("slow-result").await;
     assert!(slow["error"].is_string(), "{slow}");
 
@@ -487,15 +492,7 @@ async fn a_modern_clients_parked_call_is_resumed_through_another_replica() {
     let mut retry = params;
     retry.request_state = input.request_state;
     retry.input_responses = Some(InputResponses::new());
-    let pid = fleet.replicas[0].child.id().unwrap();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-9", &pid.to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let _ = fleet.replicas[0].child.wait().await;
+    fleet.replicas[0].signal("-9").await;
     let error = mcp_error(second.peer().call_tool_once(retry).await.unwrap_err());
     assert!(error.message.contains("which is gone"), "{error:?}");
 }
@@ -695,13 +692,7 @@ async fn a_sessions_token_and_its_deletion_hold_on_every_replica() {
     }
 
     // The first session's home dies: adopted elsewhere, it is still token-one's alone.
-    let pid = fleet.replicas[0].child.id().unwrap();
-    let killed = std::process::Command::new("kill")
-        .args(["-9", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let _ = fleet.replicas[0].child.wait().await;
+    fleet.replicas[0].signal("-9").await;
     assert_eq!(list_status(&urls[1], &first, "token-two").await, 404);
     assert_eq!(list_status(&urls[1], &first, "token-one").await, 200);
     assert_eq!(list_status(&urls[2], &first, "token-two").await, 404);
@@ -711,13 +702,7 @@ async fn a_sessions_token_and_its_deletion_hold_on_every_replica() {
     // A replica stopped gracefully hands its sessions over: adopted where they land next.
     let third = raw_session(&urls[2], Some("token-one")).await;
     assert_eq!(list_status(&urls[1], &third, "token-one").await, 200);
-    let pid = fleet.replicas[2].child.id().unwrap();
-    let stopped = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(stopped.success());
-    let _ = fleet.replicas[2].child.wait().await;
+    fleet.replicas[2].signal("-TERM").await;
     assert!(fleet.replicas[2].log.text().contains("left the fleet"));
     assert_eq!(list_status(&urls[1], &third, "token-two").await, 404);
     assert_eq!(list_status(&urls[1], &third, "token-one").await, 200);
@@ -806,13 +791,7 @@ async fn a_sessions_activated_tools_stay_listed_when_another_replica_adopts_it()
     assert_eq!(tail, ["demo__echo", "demo__add"], "{listed:?}");
 
     // The session's home dies; the replica it lands on next adopts it, activations and all.
-    let pid = fleet.replicas[0].child.id().unwrap();
-    let killed = std::process::Command::new("kill")
-        .args(["-9", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let _ = fleet.replicas[0].child.wait().await;
+    fleet.replicas[0].signal("-9").await;
     let adopted = listed_at(&urls[1], &session).await;
     assert!(fleet.replicas[1].log.text().contains("adopted"));
     assert_eq!(
@@ -1532,13 +1511,7 @@ async fn a_server_of_fleet_scope_runs_on_one_replica_and_every_replica_reaches_i
     assert!(body.contains("pluggedin-fleet-server header"), "{body}");
 
     // The owner dies: another replica takes the server over, and its state starts over.
-    let pid = fleet.replicas[owner].child.id().unwrap();
-    let killed = std::process::Command::new("kill")
-        .args(["-9", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let _ = fleet.replicas[owner].child.wait().await;
+    fleet.replicas[owner].signal("-9").await;
     let live: Vec<usize> = (0..3).filter(|index| *index != owner).collect();
     let heir = owner_of(&fleet, &live, "demo").await;
     assert_ne!(heir, owner);
@@ -1567,13 +1540,7 @@ async fn a_server_of_fleet_scope_runs_on_one_replica_and_every_replica_reaches_i
     // The new owner is stopped (SIGTERM): it drains, leaves the fleet and gives the server up
     // to the last replica.
     let last = live.iter().copied().find(|index| *index != heir).unwrap();
-    let pid = fleet.replicas[heir].child.id().unwrap();
-    let stopped = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(stopped.success());
-    let _ = fleet.replicas[heir].child.wait().await;
+    fleet.replicas[heir].signal("-TERM").await;
     assert!(fleet.replicas[heir].log.text().contains("left the fleet"));
     assert_eq!(owner_of(&fleet, &[last], "demo").await, last);
     assert_eq!(servers_with(&fleet, last, "--counter").len(), 1);
