@@ -412,12 +412,12 @@ impl Catalog {
         counts
     }
 
-    /// The owner of a tool name as a client sends it.
     /// The route the catalog keeps for a tool's exact name, if any (no prefixed forms).
     pub fn tool_route(&self, name: &str) -> Option<&Route> {
         self.tool_routes.get(name)
     }
 
+    /// The owner of a tool name as a client sends it.
     pub fn resolve_tool(&self, name: &str) -> Result<Route, ResolveError> {
         if let Some(route) = self.tool_routes.get(name) {
             return Ok(route.clone());
