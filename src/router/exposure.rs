@@ -23,15 +23,12 @@ use serde_json::{Map, Value, json};
 
 use super::Router;
 use super::error::RouteError;
-use super::session::{Caller, Session};
+use super::session::{Caller, MAX_ACTIVATED, Session};
 use crate::builtin::search_tools::{self, ACTIVATE, CALL, DESCRIBE, SEARCH};
 use crate::catalog::{ALWAYS_LOAD, Catalog, page};
 use crate::config::ToolExposure;
 use crate::sync::{lock, read};
 
-/// The most tools one session may activate; past it, activation is refused, and the session's
-/// `tools/list` stays bounded whatever its client asks.
-pub const MAX_ACTIVATED: usize = 100;
 /// The longest one-line description a search result carries, in characters.
 const LINE: usize = 200;
 

@@ -57,11 +57,13 @@ mod task_owners;
 mod tasks;
 
 pub use error::{ParkedError, RouteError};
-pub use exposure::{MAX_ACTIVATED, is_pinned};
+pub use exposure::is_pinned;
 pub use fleet::{Credential, FLEET_SERVER_HEADER, FLEET_SERVERS_ROUTE, FleetOwner};
 pub use observed::Operation;
 pub use relay::Relayed;
-pub use session::{Caller, HTTP_PRINCIPAL_PREFIX, HttpTrace, Interests, Session, method_of};
+pub use session::{
+    Caller, HTTP_PRINCIPAL_PREFIX, HttpTrace, Interests, MAX_ACTIVATED, Session, method_of,
+};
 pub use settings::SETTINGS_RECHECK;
 
 use attribution::InFlight;

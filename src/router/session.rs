@@ -31,6 +31,10 @@ const CLIENT_REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
 /// (`upstream::http_principal`).
 pub const HTTP_PRINCIPAL_PREFIX: &str = "http:";
 
+/// The most tools one session may activate; past it, activation is refused, and the session's
+/// `tools/list` stays bounded whatever its client asks (or a session's row in the store says).
+pub const MAX_ACTIVATED: usize = 100;
+
 /// What a client asked to hear: its log level and the resources it subscribed to.
 #[allow(deprecated)] // see the import
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -232,7 +236,7 @@ impl Session {
             subscriptions: Mutex::new(interests.subscriptions.into_iter().collect()),
             activated: Mutex::new(
                 (interests.activated.into_iter())
-                    .take(super::exposure::MAX_ACTIVATED)
+                    .take(MAX_ACTIVATED)
                     .collect(),
             ),
             ..Session::default()
