@@ -17,7 +17,9 @@ demo server's echo tool; the demo server traces nothing of its own (`OTEL_SDK_DI
 `--cpu` runs the proxy at full speed, without callgrind, and reads the CPU time of its every
 thread (`/proc/<pid>/task/*/schedstat`) over 20,000 calls after 2,000 warm-up, tracing off and on
 in alternating order: what the instructions leave out (the kernel's share, caches), with the
-noise a shared machine adds to each run, which many pairs' median narrows.
+noise a shared machine adds to each run, which many pairs' median narrows. `--pin` (needs
+`taskset` and two cores) keeps the proxy and its server on one core and the client and the sink
+on the other, which narrows the spread of the pairs further.
 
 Needs valgrind (`scripts/apt-install.sh valgrind`) and a release build
 (`cargo build --release --bins`). Prints one line per pair of runs, then the medians and the
@@ -344,8 +346,9 @@ def cpu_run(args, work, traced):
     env = {key: value for key, value in os.environ.items() if not key.startswith("OTEL_")}
     if traced:
         env.update(OTEL_EXPORTER_OTLP_ENDPOINT=args.sink, OTEL_TRACES_SAMPLER="always_on")
+    pin = ["taskset", "-c", "1"] if args.pin else []
     process = subprocess.Popen(
-        [args.proxy, "--config", config, "--data-dir", data, "--log-level", "warn"],
+        [*pin, args.proxy, "--config", config, "--data-dir", data, "--log-level", "warn"],
         env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
     )
     try:
@@ -417,7 +420,15 @@ def main():
         help="instead: CPU time at full speed over stdio, no callgrind, PAIRS pairs of runs",
     )
     parser.add_argument("--cpu-calls", type=int, default=20000, help="calls a CPU run counts")
+    parser.add_argument(
+        "--pin", action="store_true",
+        help="with --cpu: the proxy and its server on the second core (taskset), this script "
+        "and the sink on the first, so that neither moves the other's threads",
+    )
     args = parser.parse_args()
+    if args.pin:
+        # Before the sink starts: it inherits the first core.
+        os.sched_setaffinity(0, {0})
     args.proxy = os.path.abspath(args.proxy)
     demo = args.demo or os.path.join(os.path.dirname(args.proxy), "pluggedin-demo-server")
     work = args.work or tempfile.mkdtemp(prefix="count-instructions-")
